@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// A bounded multi-producer, single-consumer queue of FlowIDs: one per backend. A full queue
+// refuses the event (the bus counts the drop); nothing blocks a plugin.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <stop_token>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+
+namespace prometheus {
+class Gauge;
+}
+
+namespace flowd {
+
+class EventQueue {
+ public:
+  explicit EventQueue(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
+
+  // False when the queue is full or closed: the caller counts the drop.
+  bool push(const FlowID& f);
+  // Moves up to `max` events into `out` (cleared first). Waits while empty. Returns false once
+  // the queue is closed and drained, or `stop` is requested.
+  bool pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop);
+  // No more pushes; the consumer drains what is left, then pop_batch returns false.
+  void close();
+  std::size_t size() const;
+  bool closed() const;
+  std::size_t capacity() const { return capacity_; }
+  // Kept equal to size() after every push and pop (flowd_bus_queue_depth).
+  void set_depth_gauge(prometheus::Gauge* g) { depth_ = g; }
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<FlowID> items_;
+  bool closed_ = false;
+  prometheus::Gauge* depth_ = nullptr;
+};
+
+}  // namespace flowd

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// FlowID: the one value type that travels from plugins over the bus to backends.
+// Plain data, cheap to copy (no heap allocation), safe to hand between threads by value.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flowd {
+
+enum class FlowState : std::uint8_t { kStart, kEnd, kOngoing };
+enum class Protocol : std::uint8_t { kTcp, kUdp };
+
+std::string_view to_string(FlowState s);
+std::string_view to_string(Protocol p);
+// Case-insensitive, as flowd-go; nullopt for anything else.
+std::optional<FlowState> parse_flow_state(std::string_view s);
+std::optional<Protocol> parse_protocol(std::string_view s);
+
+// An IPv4 or IPv6 address in network byte order. IPv4 uses the first 4 bytes.
+struct IpAddress {
+  int family = 0;  // AF_INET or AF_INET6; 0 = unset
+  std::array<std::uint8_t, 16> bytes{};
+
+  static std::optional<IpAddress> parse(std::string_view text);
+  static IpAddress v4(std::uint32_t host_order);
+  std::string to_string() const;
+  bool is_v4() const;
+  bool is_v6() const;
+  bool operator==(const IpAddress&) const = default;
+};
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+// Experiment ids are 9 bits and activity ids 6 bits in the flow label (spec §4).
+inline constexpr unsigned kMaxExperiment = 511;
+inline constexpr unsigned kMaxActivity = 63;
+
+struct FlowID {
+  FlowState state = FlowState::kStart;
+  Protocol protocol = Protocol::kTcp;
+  IpAddress src;
+  IpAddress dst;
+  std::uint16_t src_port = 0;
+  std::uint16_t dst_port = 0;
+  std::uint16_t experiment = 0;
+  std::uint16_t activity = 0;
+  std::optional<TimePoint> start_time;
+  std::optional<TimePoint> end_time;
+  // Name of the plugin that produced the event; points into the static component table.
+  const char* plugin = "";
+
+  int family() const { return dst.family; }
+};
+
+// The identity of a flow, independent of its state: what backends key their per-flow state on.
+struct FlowKey {
+  Protocol protocol = Protocol::kTcp;
+  IpAddress src;
+  IpAddress dst;
+  std::uint16_t src_port = 0;
+  std::uint16_t dst_port = 0;
+
+  static FlowKey of(const FlowID& f) { return {f.protocol, f.src, f.dst, f.src_port, f.dst_port}; }
+  bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+  std::size_t operator()(const FlowKey& k) const noexcept;
+};
+
+// RFC 3339 UTC with microseconds and "+00:00", as the Python original prints it.
+std::string format_time_iso(TimePoint t);
+
+}  // namespace flowd

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The one list of Debian 12 packages flowd needs. The Dockerfile sources this file too, and
+# tests/unit/packaging_test checks both agree.
+#   scripts/packages.sh build    -> packages to build flowd
+#   scripts/packages.sh runtime  -> shared libraries flowd links at run time
+#   scripts/packages.sh test     -> tools the test suite drives (exporters, decoders, promtool, ...)
+#   scripts/packages.sh install [build|runtime|test ...]   -> apt-get install them (default: build test)
+
+FLOWD_BUILD_PACKAGES="cmake make g++ clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
+libmnl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libinih-dev libsystemd-dev \
+nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libpcap-dev \
+libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev"
+
+FLOWD_RUNTIME_PACKAGES="libbpf1 libelf1 zlib1g libmnl0 libspdlog1.10 libfmt9 \
+libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libinih1 libinireader0 libsystemd0 \
+libcurl4 libpcap0.8 iproute2 ca-certificates"
+
+FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd tshark tcpdump iperf3 softflowd \
+nfdump pmacct netcat-openbsd iputils-ping procps"
+
+flowd_packages() {
+  local kind
+  for kind in "$@"; do
+    case "$kind" in
+      build) echo "$FLOWD_BUILD_PACKAGES" ;;
+      runtime) echo "$FLOWD_RUNTIME_PACKAGES" ;;
+      test) echo "$FLOWD_TEST_PACKAGES" ;;
+      *) echo "unknown package set: $kind" >&2; return 2 ;;
+    esac
+  done
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -euo pipefail
+  cmd=${1:-install}
+  shift || true
+  case "$cmd" in
+    build|runtime|test) flowd_packages "$cmd" "$@" | tr -s ' \n' '\n' | sed '/^$/d' ;;
+    install)
+      sets=("$@"); [[ ${#sets[@]} -gt 0 ]] || sets=(build test)
+      pkgs=$(flowd_packages "${sets[@]}")
+      export DEBIAN_FRONTEND=noninteractive
+      # tshark asks whether non-root users may capture; answer before installing.
+      echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+      missing=()
+      for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+      if [[ ${#missing[@]} -gt 0 ]]; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+      fi ;;
+    *) echo "usage: $0 [install [build|runtime|test ...]|build|runtime|test]" >&2; exit 2 ;;
+  esac
+fi

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/prometheus/prometheus_backend.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <unordered_map>
+
+#include "core/endpoint.hpp"
+#include "core/log.hpp"
+
+namespace flowd::prometheus_backend {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"listen", KeyType::kEndpoint, "127.0.0.1:9000",
+     "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)"},
+    {"max_active_flows", KeyType::kInt, "100000",
+     "flows tracked for flowd_active_flows; beyond this new flows are counted in "
+     "flowd_active_flows_overflow_total",
+     {}, 1, 100000000},
+};
+
+class PrometheusBackend final : public Backend {
+ public:
+  PrometheusBackend(const Section& cfg, Context& ctx)
+      : ctx_(ctx),
+        listen_(cfg.get("listen")),
+        max_flows_(static_cast<std::size_t>(cfg.get_int("max_active_flows"))),
+        log_(get_logger("backend.prometheus")),
+        active_(prometheus::BuildGauge()
+                    .Name("flowd_active_flows")
+                    .Help("Flows started and not yet ended, by experiment and activity (registry names)")
+                    .Register(ctx.metrics)),
+        overflow_(prometheus::BuildCounter()
+                      .Name("flowd_active_flows_overflow_total")
+                      .Help("Flow starts not tracked in flowd_active_flows because max_active_flows was reached")
+                      .Register(ctx.metrics)
+                      .Add({})) {}
+
+  void start() override {
+    auto ep = parse_endpoint(listen_, 9000);
+    if (!ep) throw std::runtime_error("[backend.prometheus] listen: cannot parse " + listen_);
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(ep->to_string(), 2);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("cannot listen on " + ep->to_string() + " for /metrics: " + e.what());
+    }
+    exposer_->RegisterCollectable(std::shared_ptr<prometheus::Registry>(&ctx_.metrics, [](auto*) {}));
+    log_->info("serving metrics on http://{}/metrics", ep->to_string());
+  }
+
+  void handle(const FlowID& flow) override {
+    FlowKey key = FlowKey::of(flow);
+    if (flow.state == FlowState::kStart) {
+      if (flows_.contains(key)) return;
+      if (flows_.size() >= max_flows_) {
+        overflow_.Increment();
+        return;
+      }
+      auto reg = ctx_.registry.get();
+      auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
+                             {"activity", reg->activity_name(flow.experiment, flow.activity)}});
+      g.Increment();
+      flows_.emplace(key, &g);
+    } else if (flow.state == FlowState::kEnd) {
+      auto it = flows_.find(key);
+      if (it == flows_.end()) return;
+      it->second->Decrement();
+      flows_.erase(it);
+    }
+  }
+
+  void stop() override {
+    exposer_.reset();
+    // Flows we no longer track must not stay counted (a reload may start a fresh instance).
+    for (auto& [key, g] : flows_) g->Decrement();
+    flows_.clear();
+  }
+
+ private:
+  Context& ctx_;
+  std::string listen_;
+  std::size_t max_flows_;
+  std::shared_ptr<spdlog::logger> log_;
+  prometheus::Family<prometheus::Gauge>& active_;
+  prometheus::Counter& overflow_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash> flows_;
+};
+
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
+  return std::make_unique<PrometheusBackend>(cfg, ctx);
+}
+
+}  // namespace
+
+const BackendInfo& backend_info() {
+  static const BackendInfo info{"prometheus", "Prometheus /metrics endpoint", kKeys, create};
+  return info;
+}
+
+}  // namespace flowd::prometheus_backend

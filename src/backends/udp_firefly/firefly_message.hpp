@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+// The firefly datagram: an RFC 5424 syslog header and the Scitags JSON, byte for byte as the
+// Python original writes it (key order, ", " and ": " separators), so existing collectors parse it.
+#pragma once
+
+#include <string>
+
+#include "flowd/flow_id.hpp"
+
+namespace flowd::udp_firefly {
+
+struct FireflyFields {
+  std::string hostname;     // syslog HOSTNAME
+  std::string application;  // context.application
+  bool syslog_header = true;
+  TimePoint now;
+  TimePoint start_time;        // always present: the schema requires it
+  std::string src_override;    // replaces flow-id.src-ip when non-empty
+};
+
+std::string build_firefly(const FlowID& flow, const FireflyFields& f);
+
+}  // namespace flowd::udp_firefly

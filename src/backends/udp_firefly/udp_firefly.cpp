@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/udp_firefly/udp_firefly.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+
+#include "backends/udp_firefly/firefly_message.hpp"
+#include "core/endpoint.hpp"
+#include "core/log.hpp"
+
+namespace flowd::udp_firefly {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"port", KeyType::kInt, "10514", "destination UDP port of fireflies", "UDP_FIREFLY_PORT", 1, 65535},
+    {"collector", KeyType::kEndpoint, "",
+     "a copy of every firefly also goes here: host or host:port (port defaults to `port`)", "UDP_FIREFLY_DST"},
+    {"ip4_src", KeyType::kIPv4, "", "written as src-ip of IPv4 fireflies (e.g. the public address behind NAT)",
+     "UDP_FIREFLY_IP4_SRC"},
+    {"ip6_src", KeyType::kIPv6, "", "written as src-ip of IPv6 fireflies", "UDP_FIREFLY_IP6_SRC"},
+    {"syslog_header", KeyType::kBool, "yes", "prefix the RFC 5424 header (<134>1 TIME HOST flowd - firefly-json -)"},
+    {"max_tracked_flows", KeyType::kInt, "100000",
+     "start times remembered for end fireflies; beyond this the oldest are forgotten", {}, 1, 100000000},
+};
+
+struct Destination {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+};
+
+class UdpFirefly final : public Backend {
+ public:
+  UdpFirefly(const Section& cfg, Context& ctx)
+      : port_(static_cast<std::uint16_t>(cfg.get_int("port"))),
+        collector_text_(cfg.get("collector")),
+        ip4_src_(cfg.get("ip4_src")),
+        ip6_src_(cfg.get("ip6_src")),
+        syslog_header_(cfg.get_bool("syslog_header")),
+        max_tracked_(static_cast<std::size_t>(cfg.get_int("max_tracked_flows"))),
+        hostname_(ctx.hostname),
+        log_(get_logger("backend.udp_firefly")) {
+    auto& sent = prometheus::BuildCounter()
+                     .Name("flowd_fireflies_sent_total")
+                     .Help("Fireflies sent, by destination (the flow's peer or the collector)")
+                     .Register(ctx.metrics);
+    sent_flow_ = &sent.Add({{"destination", "flow"}});
+    sent_collector_ = &sent.Add({{"destination", "collector"}});
+    auto& errors = prometheus::BuildCounter()
+                       .Name("flowd_firefly_send_errors_total")
+                       .Help("Fireflies that could not be sent, by destination")
+                       .Register(ctx.metrics);
+    errors_flow_ = &errors.Add({{"destination", "flow"}});
+    errors_collector_ = &errors.Add({{"destination", "collector"}});
+  }
+
+  ~UdpFirefly() override {
+    if (fd4_ >= 0) ::close(fd4_);
+    if (fd6_ >= 0) ::close(fd6_);
+  }
+
+  void start() override {
+    fd4_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd4_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_INET)");
+    fd6_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd6_ < 0) log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors", std::strerror(errno));
+    if (!collector_text_.empty()) {
+      auto ep = parse_endpoint(collector_text_, port_);
+      if (!ep) throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " + collector_text_);
+      collector_ep_ = *ep;
+      resolve_collector();
+    }
+    log_->info("sending fireflies to each flow's destination port {}{}", port_,
+               collector_text_.empty() ? "" : ", copies to " + collector_ep_.to_string());
+  }
+
+  void handle(const FlowID& flow) override {
+    FireflyFields f;
+    f.hostname = hostname_;
+    f.application = "flowd-cpp v" FLOWD_VERSION;
+    f.syslog_header = syslog_header_;
+    f.now = Clock::now();
+    f.start_time = remember_start(flow, f.now);
+    f.src_override = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_;
+    std::string msg = build_firefly(flow, f);
+
+    Destination d;
+    if (flow.family() == AF_INET6) {
+      auto* s6 = reinterpret_cast<sockaddr_in6*>(&d.addr);
+      s6->sin6_family = AF_INET6;
+      s6->sin6_port = htons(port_);
+      std::memcpy(&s6->sin6_addr, flow.dst.bytes.data(), 16);
+      d.len = sizeof(sockaddr_in6);
+    } else {
+      auto* s4 = reinterpret_cast<sockaddr_in*>(&d.addr);
+      s4->sin_family = AF_INET;
+      s4->sin_port = htons(port_);
+      std::memcpy(&s4->sin_addr, flow.dst.bytes.data(), 4);
+      d.len = sizeof(sockaddr_in);
+    }
+    send(msg, d, *sent_flow_, *errors_flow_);
+    if (!collector_text_.empty()) {
+      if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
+        resolve_collector();
+      if (collector_)
+        send(msg, *collector_, *sent_collector_, *errors_collector_);
+      else
+        errors_collector_->Increment();
+    }
+    log_->debug("firefly {} {}:{} -> {}:{}", to_string(flow.state), flow.src.to_string(), flow.src_port,
+                flow.dst.to_string(), flow.dst_port);
+  }
+
+ private:
+  // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
+  // time the plugin gave, else the event's own time.
+  TimePoint remember_start(const FlowID& flow, TimePoint now) {
+    FlowKey key = FlowKey::of(flow);
+    if (flow.state == FlowState::kStart) {
+      TimePoint t = flow.start_time.value_or(now);
+      auto [it, fresh] = starts_.insert_or_assign(key, Tracked{t, ++seq_});
+      order_.emplace_back(key, it->second.seq);
+      while (starts_.size() > max_tracked_ && !order_.empty()) {
+        auto& [k, s] = order_.front();
+        if (auto old = starts_.find(k); old != starts_.end() && old->second.seq == s) starts_.erase(old);
+        order_.pop_front();
+      }
+      // Stale order entries (flows already ended) are trimmed lazily.
+      if (order_.size() > 2 * max_tracked_ + 1024) compact_order();
+      return t;
+    }
+    auto it = starts_.find(key);
+    TimePoint t = flow.start_time ? *flow.start_time
+                                  : (it != starts_.end() ? it->second.at : flow.end_time.value_or(now));
+    if (flow.state == FlowState::kEnd && it != starts_.end()) starts_.erase(it);
+    return t;
+  }
+
+  void compact_order() {
+    std::deque<std::pair<FlowKey, std::uint64_t>> kept;
+    for (auto& e : order_)
+      if (auto it = starts_.find(e.first); it != starts_.end() && it->second.seq == e.second) kept.push_back(e);
+    order_.swap(kept);
+  }
+
+  void resolve_collector() {
+    last_resolve_ = std::chrono::steady_clock::now();
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(collector_ep_.port);
+    int rc = ::getaddrinfo(collector_ep_.host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0 || !res) {
+      log_->warn("cannot resolve collector {}: {}; will retry", collector_ep_.host, ::gai_strerror(rc));
+      return;
+    }
+    Destination d;
+    std::memcpy(&d.addr, res->ai_addr, res->ai_addrlen);
+    d.len = res->ai_addrlen;
+    ::freeaddrinfo(res);
+    collector_ = d;
+  }
+
+  void send(const std::string& msg, const Destination& d, prometheus::Counter& ok, prometheus::Counter& err) {
+    int fd = d.addr.ss_family == AF_INET6 ? fd6_ : fd4_;
+    if (fd < 0) {
+      err.Increment();
+      return;
+    }
+    ssize_t n;
+    do {
+      n = ::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<const sockaddr*>(&d.addr), d.len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      err.Increment();
+      std::uint64_t held = 0;
+      if (limiter_.allow(held))
+        log_->warn("sending a firefly failed: {}{}", std::strerror(errno),
+                   held ? fmt::format(" ({} more send errors not logged)", held) : "");
+      return;
+    }
+    ok.Increment();
+  }
+
+  struct Tracked {
+    TimePoint at;
+    std::uint64_t seq;
+  };
+
+  std::uint16_t port_;
+  std::string collector_text_;
+  Endpoint collector_ep_;
+  std::optional<Destination> collector_;
+  std::chrono::steady_clock::time_point last_resolve_{};
+  std::string ip4_src_, ip6_src_;
+  bool syslog_header_;
+  std::size_t max_tracked_;
+  std::string hostname_;
+  std::shared_ptr<spdlog::logger> log_;
+  int fd4_ = -1, fd6_ = -1;
+  std::unordered_map<FlowKey, Tracked, FlowKeyHash> starts_;
+  std::deque<std::pair<FlowKey, std::uint64_t>> order_;
+  std::uint64_t seq_ = 0;
+  prometheus::Counter *sent_flow_, *sent_collector_, *errors_flow_, *errors_collector_;
+  LogLimiter limiter_;
+};
+
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<UdpFirefly>(cfg, ctx); }
+
+}  // namespace
+
+const BackendInfo& backend_info() {
+  static const BackendInfo info{"udp_firefly", "UDP fireflies (syslog + JSON) to each flow's peer and a collector",
+                                kKeys, create};
+  return info;
+}
+
+}  // namespace flowd::udp_firefly

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// The component table. Adding a plugin or backend means adding one line here.
+#include "core/components.hpp"
+
+#include <array>
+
+#include "backends/prometheus/prometheus_backend.hpp"
+#include "backends/udp_firefly/udp_firefly.hpp"
+#include "plugins/np_api/np_api.hpp"
+
+namespace flowd {
+namespace {
+
+constexpr KeySpec kCoreKeys[] = {
+    {"plugins", KeyType::kList, "", "plugins to run (np_api); several may run at once", "PLUGIN"},
+    {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus)", "BACKEND"},
+    {"flow_map_api", KeyType::kString, "",
+     "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
+    {"flow_map_timeout", KeyType::kInt, "5", "seconds to wait for an http(s) registry", {}, 1, 300},
+    {"work_dir", KeyType::kPath, "/var/cache/flowd", "cache directory (last good registry copy)", "WORK_DIR"},
+    {"log_level", KeyType::kChoice, "info", "trace, debug, info, warn or error", {}, 0, 0,
+     "trace,debug,info,warn,error"},
+    {"queue_size", KeyType::kInt, "8192", "events buffered per backend; beyond this events are dropped and counted",
+     {}, 1, 10000000},
+    {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
+};
+
+const std::array<PluginInfo, 1>& plugins() {
+  static const std::array<PluginInfo, 1> table{
+      np_api::plugin_info(),
+  };
+  return table;
+}
+
+const std::array<BackendInfo, 2>& backends() {
+  static const std::array<BackendInfo, 2> table{
+      udp_firefly::backend_info(),
+      prometheus_backend::backend_info(),
+  };
+  return table;
+}
+
+struct Alias {
+  std::string_view alias, name;
+};
+constexpr Alias kBackendAliases[] = {{"udp-firefly", "udp_firefly"}, {"ebpf_el8", "ebpf"}, {"ebpf_el9", "ebpf"}};
+
+constexpr PendingLegacyKey kPending[] = {
+    {"NETSTAT_EXPERIMENT", "plugin netstat"},
+    {"NETSTAT_ACTIVITY", "plugin netstat"},
+    {"NETSTAT_INTERNAL_NETWORKS", "plugin netstat"},
+    {"NETSTAT_TIMEOUT", "plugin netstat"},
+    {"NETLINK_EXPERIMENT", "plugin netlink"},
+    {"NETLINK_ACTIVITY", "plugin netlink"},
+    {"NETLINK_INTERNAL_NETWORKS", "plugin netlink"},
+    {"NETLINK_TIMEOUT", "plugin netlink"},
+    {"FIREFLY_LISTENER_HOST", "plugin firefly"},
+    {"FIREFLY_LISTENER_PORT", "plugin firefly"},
+    {"NETWORK_INTERFACE", "backend ebpf"},
+    {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
+    {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
+    {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
+};
+
+}  // namespace
+
+std::span<const KeySpec> core_keys() { return kCoreKeys; }
+std::span<const PluginInfo> plugin_table() { return plugins(); }
+std::span<const BackendInfo> backend_table() { return backends(); }
+std::span<const PendingLegacyKey> pending_legacy_keys() { return kPending; }
+
+const PluginInfo* find_plugin(std::string_view name) {
+  for (const auto& p : plugins())
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const BackendInfo* find_backend(std::string_view name) {
+  for (const auto& a : kBackendAliases)
+    if (a.alias == name) name = a.name;
+  for (const auto& b : backends())
+    if (b.name == name) return &b;
+  return nullptr;
+}
+
+}  // namespace flowd

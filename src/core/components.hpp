@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one explicit table of plugins and backends (no static self-registration).
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "flowd/component.hpp"
+
+namespace flowd {
+
+std::span<const KeySpec> core_keys();
+std::span<const PluginInfo> plugin_table();
+std::span<const BackendInfo> backend_table();
+// Accept canonical names and the original README's aliases (udp-firefly, ebpf_el8, ebpf_el9).
+const PluginInfo* find_plugin(std::string_view name);
+const BackendInfo* find_backend(std::string_view name);
+
+// Legacy (Python flowd.cfg) keys of components that this build does not have yet: accepted with
+// a warning instead of failing a working legacy file.
+struct PendingLegacyKey {
+  std::string_view legacy;
+  std::string_view component;
+};
+std::span<const PendingLegacyKey> pending_legacy_keys();
+
+}  // namespace flowd

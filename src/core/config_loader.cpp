@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+// Validation: raw strings -> typed, checked Sections. Everything is validated before anything is
+// constructed, so a bad file (at start or on reload) changes nothing.
+#include "core/config_loader.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "core/components.hpp"
+#include "core/endpoint.hpp"
+#include "flowd/flow_id.hpp"
+
+namespace flowd {
+namespace {
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+bool parse_long(std::string_view v, long& out) {
+  std::string t = trim(v);
+  if (t.empty()) return false;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+  return ec == std::errc() && p == t.data() + t.size();
+}
+
+// Checks one value against its spec; returns the normalised value or throws.
+std::string check_value(const std::string& path, const std::string& section, const KeySpec& k,
+                        const std::string& value) {
+  auto bad = [&]() {
+    return ConfigError(fmt::format("{}: [{}] {}: expected {}, got \"{}\"", path, section, k.name,
+                                   describe_type(k), value));
+  };
+  std::string v = trim(value);
+  switch (k.type) {
+    case KeyType::kString: return v;
+    case KeyType::kInt: {
+      long n = 0;
+      if (!parse_long(v, n) || n < k.min || n > k.max) throw bad();
+      return std::to_string(n);
+    }
+    case KeyType::kBool: {
+      bool b = false;
+      if (!parse_bool(v, b)) throw bad();
+      return b ? "yes" : "no";
+    }
+    case KeyType::kList: {
+      auto items = split_list(v);
+      std::string out;
+      for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+      return out;
+    }
+    case KeyType::kPath:
+      if (v.empty()) throw bad();
+      return v;
+    case KeyType::kEndpoint:
+      if (v.empty()) return v;
+      if (!parse_endpoint(v, 1)) throw bad();
+      return v;
+    case KeyType::kMode: {
+      unsigned long m = 0;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), m, 8);
+      if (v.empty() || ec != std::errc() || p != v.data() + v.size() || m > 07777) throw bad();
+      return fmt::format("{:04o}", m);
+    }
+    case KeyType::kIPv4:
+    case KeyType::kIPv6: {
+      if (v.empty()) return v;
+      auto a = IpAddress::parse(v);
+      if (!a || a->is_v4() != (k.type == KeyType::kIPv4)) throw bad();
+      return a->to_string();
+    }
+    case KeyType::kChoice:
+      for (const auto& c : split_list(k.choices))
+        if (c == v) return v;
+      throw bad();
+  }
+  throw bad();
+}
+
+std::vector<std::string> key_names(std::span<const KeySpec> keys) {
+  std::vector<std::string> out;
+  for (const auto& k : keys) out.emplace_back(k.name);
+  return out;
+}
+
+Section build_section(const std::string& path, const std::string& name, std::span<const KeySpec> keys,
+                      const RawSection* raw) {
+  std::map<std::string, std::string> values;
+  std::map<std::string, bool> set;
+  for (const auto& k : keys) values[std::string(k.name)] = std::string(k.default_value);
+  if (raw) {
+    for (const auto& [key, value] : raw->entries) {
+      auto it = std::find_if(keys.begin(), keys.end(), [&](const KeySpec& k) { return k.name == key; });
+      if (it == keys.end()) {
+        std::string hint = closest_match(key, key_names(keys));
+        throw ConfigError(fmt::format("{}: [{}] unknown key '{}'{}", path, name, key,
+                                      hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      }
+      std::string k(key);
+      if (set[k]) {
+        // inih reports an indented continuation line as the same key again.
+        if (it->type != KeyType::kList)
+          throw ConfigError(fmt::format("{}: [{}] {} is set more than once", path, name, key));
+        values[k] += ", " + value;
+      } else {
+        values[k] = value;
+      }
+      set[k] = true;
+    }
+  }
+  for (const auto& k : keys) {
+    std::string ks(k.name);
+    if (set[ks] || !values[ks].empty()) values[ks] = check_value(path, name, k, values[ks]);
+  }
+  return Section(name, keys, std::move(values), std::move(set));
+}
+
+}  // namespace
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (const auto& c : candidates) {
+    std::size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+Config validate_config(const RawConfig& raw) {
+  Config c;
+  c.path = raw.path;
+  c.legacy = raw.legacy;
+  c.warnings = raw.warnings;
+  if (raw.legacy) c.ini_equivalent = to_ini(raw);
+  const std::string& path = raw.path;
+
+  std::vector<std::string> plugin_names, backend_names;
+  for (const auto& p : plugin_table()) plugin_names.emplace_back(p.name);
+  for (const auto& b : backend_table()) backend_names.emplace_back(b.name);
+
+  // Resolve every section header first, so a typo is reported even in an unused section.
+  const RawSection* core_raw = nullptr;
+  std::map<const PluginInfo*, const RawSection*> plugin_raw;
+  std::map<const BackendInfo*, const RawSection*> backend_raw;
+  for (const auto& s : raw.sections) {
+    auto unknown = [&](std::string_view kind, std::string_view comp, const std::vector<std::string>& names) {
+      std::string hint = closest_match(comp, names);
+      return ConfigError(fmt::format("{}: [{}] unknown {} '{}'{}; available: {}", path, s.name, kind, comp,
+                                     hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                                     fmt::join(names, ", ")));
+    };
+    if (s.name == "flowd") {
+      core_raw = &s;
+    } else if (s.name.rfind("plugin.", 0) == 0) {
+      auto* info = find_plugin(s.name.substr(7));
+      if (!info) throw unknown("plugin", s.name.substr(7), plugin_names);
+      plugin_raw[info] = &s;
+    } else if (s.name.rfind("backend.", 0) == 0) {
+      auto* info = find_backend(s.name.substr(8));
+      if (!info) throw unknown("backend", s.name.substr(8), backend_names);
+      backend_raw[info] = &s;
+    } else {
+      throw ConfigError(fmt::format(
+          "{}: unknown section [{}]; expected [flowd], [plugin.NAME] or [backend.NAME]", path, s.name));
+    }
+  }
+  c.core = build_section(path, "flowd", core_keys(), core_raw);
+
+  auto plugins = c.core.get_list("plugins");
+  if (plugins.empty())
+    throw ConfigError(fmt::format("{}: [flowd] plugins: expected at least one of {} (legacy PLUGIN)", path,
+                                  fmt::join(plugin_names, ", ")));
+  for (const auto& name : plugins) {
+    auto* info = find_plugin(name);
+    if (!info) {
+      std::string hint = closest_match(name, plugin_names);
+      throw ConfigError(fmt::format("{}: [flowd] plugins: unknown plugin '{}'{}; available: {}", path, name,
+                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                                    fmt::join(plugin_names, ", ")));
+    }
+    for (const auto& p : c.plugins)
+      if (p.info == info) throw ConfigError(fmt::format("{}: [flowd] plugins: '{}' listed twice", path, name));
+    auto it = plugin_raw.find(info);
+    c.plugins.push_back({info, build_section(path, "plugin." + std::string(info->name), info->keys,
+                                             it == plugin_raw.end() ? nullptr : it->second)});
+  }
+  auto backends = c.core.get_list("backends");
+  if (backends.empty())
+    throw ConfigError(fmt::format("{}: [flowd] backends: expected at least one of {} (legacy BACKEND)", path,
+                                  fmt::join(backend_names, ", ")));
+  for (const auto& name : backends) {
+    auto* info = find_backend(name);
+    if (!info) {
+      std::string hint = closest_match(name, backend_names);
+      throw ConfigError(fmt::format("{}: [flowd] backends: unknown backend '{}'{}; available: {}", path, name,
+                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                                    fmt::join(backend_names, ", ")));
+    }
+    for (const auto& b : c.backends)
+      if (b.info == info) throw ConfigError(fmt::format("{}: [flowd] backends: '{}' listed twice", path, name));
+    auto it = backend_raw.find(info);
+    c.backends.push_back({info, build_section(path, "backend." + std::string(info->name), info->keys,
+                                              it == backend_raw.end() ? nullptr : it->second)});
+  }
+  // A configured but unlisted component is probably a mistake; still check its keys.
+  for (const auto& [info, s] : plugin_raw) {
+    build_section(path, s->name, info->keys, s);
+    if (std::none_of(c.plugins.begin(), c.plugins.end(), [&](auto& p) { return p.info == info; }))
+      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] plugins", path,
+                                       s->name, info->name));
+  }
+  for (const auto& [info, s] : backend_raw) {
+    build_section(path, s->name, info->keys, s);
+    if (std::none_of(c.backends.begin(), c.backends.end(), [&](auto& b) { return b.info == info; }))
+      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] backends", path,
+                                       s->name, info->name));
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) { return validate_config(read_config_file(path)); }
+
+std::string to_ini(const RawConfig& raw) {
+  std::string out = fmt::format("; converted from {}\n", raw.path);
+  for (const auto& s : raw.sections) {
+    if (s.entries.empty()) continue;
+    out += fmt::format("\n[{}]\n", s.name);
+    for (const auto& [k, v] : s.entries) out += fmt::format("{} = {}\n", k, v);
+  }
+  return out;
+}
+
+std::string print_config(const Config& c) {
+  std::string out = fmt::format("; effective configuration of {}{}\n", c.path, c.legacy ? " (legacy)" : "");
+  auto section = [&out](const Section& s) {
+    out += fmt::format("\n[{}]\n", s.name());
+    for (const auto& k : s.keys()) {
+      std::string v = s.get(k.name);
+      out += fmt::format("{} = {}{}\n", k.name, v, s.is_set(k.name) ? "" : "    ; default");
+    }
+  };
+  section(c.core);
+  for (const auto& p : c.plugins) section(p.section);
+  for (const auto& b : c.backends) section(b.section);
+  return out;
+}
+
+}  // namespace flowd

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading, validating and printing configuration files (INI and legacy Python flowd.cfg).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "flowd/component.hpp"
+#include "flowd/config.hpp"
+
+namespace flowd {
+
+// A file as read: sections of key/value strings, nothing validated yet.
+struct RawSection {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> entries;
+};
+
+struct RawConfig {
+  std::string path;
+  bool legacy = false;
+  std::vector<RawSection> sections;
+  std::vector<std::string> warnings;
+
+  RawSection& section(std::string_view name);
+};
+
+struct PluginConfig {
+  const PluginInfo* info;
+  Section section;
+};
+struct BackendConfig {
+  const BackendInfo* info;
+  Section section;
+};
+
+struct Config {
+  std::string path;
+  bool legacy = false;
+  Section core;
+  std::vector<PluginConfig> plugins;
+  std::vector<BackendConfig> backends;
+  std::vector<std::string> warnings;
+  std::string ini_equivalent;  // legacy files only: the same configuration as INI
+};
+
+// A file with no [section] header and UPPER_CASE assignments is a Python flowd.cfg.
+bool looks_legacy(std::string_view text);
+RawConfig parse_ini(std::string_view text, const std::string& path);
+RawConfig parse_legacy(std::string_view text, const std::string& path);
+RawConfig parse_config_text(std::string_view text, const std::string& path);
+RawConfig read_config_file(const std::string& path);
+
+Config validate_config(const RawConfig& raw);
+Config load_config(const std::string& path);
+
+// The INI form of a raw config (what --convert-config prints).
+std::string to_ini(const RawConfig& raw);
+// Effective configuration, defaults filled in (what --print-config prints).
+std::string print_config(const Config& c);
+
+// "did you mean" helper: the closest candidate within a small edit distance, or "".
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace flowd

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervisor: starts components, then waits on signals, worker failures and the watchdog.
+#pragma once
+
+#include <string>
+
+namespace flowd {
+
+struct DaemonOptions {
+  std::string config_path;
+  bool debug = false;
+};
+
+// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
+int run_daemon(const DaemonOptions& opts);
+
+}  // namespace flowd

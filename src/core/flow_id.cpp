@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "flowd/flow_id.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <ctime>
+
+namespace flowd {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+std::string_view to_string(FlowState s) {
+  switch (s) {
+    case FlowState::kStart: return "start";
+    case FlowState::kEnd: return "end";
+    case FlowState::kOngoing: return "ongoing";
+  }
+  return "?";
+}
+
+std::string_view to_string(Protocol p) { return p == Protocol::kTcp ? "tcp" : "udp"; }
+
+std::optional<FlowState> parse_flow_state(std::string_view s) {
+  if (iequals(s, "start")) return FlowState::kStart;
+  if (iequals(s, "end")) return FlowState::kEnd;
+  if (iequals(s, "ongoing")) return FlowState::kOngoing;
+  return std::nullopt;
+}
+
+std::optional<Protocol> parse_protocol(std::string_view s) {
+  if (iequals(s, "tcp")) return Protocol::kTcp;
+  if (iequals(s, "udp")) return Protocol::kUdp;
+  return std::nullopt;
+}
+
+std::optional<IpAddress> IpAddress::parse(std::string_view text) {
+  // inet_pton needs a terminated string; addresses are short, so anything longer is invalid.
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof(buf)) return std::nullopt;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  IpAddress a;
+  if (text.find(':') == std::string_view::npos) {
+    if (inet_pton(AF_INET, buf, a.bytes.data()) != 1) return std::nullopt;
+    a.family = AF_INET;
+  } else {
+    if (inet_pton(AF_INET6, buf, a.bytes.data()) != 1) return std::nullopt;
+    a.family = AF_INET6;
+  }
+  return a;
+}
+
+IpAddress IpAddress::v4(std::uint32_t host_order) {
+  IpAddress a;
+  a.family = AF_INET;
+  std::uint32_t n = htonl(host_order);
+  std::memcpy(a.bytes.data(), &n, 4);
+  return a;
+}
+
+std::string IpAddress::to_string() const {
+  char buf[INET6_ADDRSTRLEN];
+  if (family != AF_INET && family != AF_INET6) return "";
+  if (!inet_ntop(family, bytes.data(), buf, sizeof(buf))) return "";
+  return buf;
+}
+
+bool IpAddress::is_v4() const { return family == AF_INET; }
+bool IpAddress::is_v6() const { return family == AF_INET6; }
+
+std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
+  // FNV-1a over the fields that identify the flow.
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  };
+  mix(&k.protocol, sizeof k.protocol);
+  mix(k.src.bytes.data(), k.src.bytes.size());
+  mix(k.dst.bytes.data(), k.dst.bytes.size());
+  mix(&k.src_port, sizeof k.src_port);
+  mix(&k.dst_port, sizeof k.dst_port);
+  return static_cast<std::size_t>(h);
+}
+
+std::string format_time_iso(TimePoint t) {
+  using namespace std::chrono;
+  auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  long frac = static_cast<long>(us % 1000000);
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+}  // namespace flowd

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/config_loader.hpp"
+#include "core/daemon.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
+  app.set_version_flag("--version", std::string("flowd-cpp ") + FLOWD_VERSION);
+  std::string config_path = "/etc/flowd/flowd.cfg";
+  std::string convert;
+  bool debug = false, foreground = false, check = false, print = false;
+  app.add_option("-c,--config", config_path, "configuration file (INI or legacy Python flowd.cfg)")
+      ->capture_default_str();
+  app.add_flag("-d,--debug", debug, "log at debug level (one line per flow event)");
+  app.add_flag("-f,--fg", foreground, "accepted for compatibility; flowd always runs in the foreground");
+  app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
+  app.add_flag("--print-config", print, "print the effective configuration, defaults filled in, and exit");
+  app.add_option("--convert-config", convert, "print the INI equivalent of a legacy flowd.cfg and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+
+  try {
+    if (!convert.empty()) {
+      auto raw = flowd::read_config_file(convert);
+      if (!raw.legacy) std::cerr << convert << " is already an INI file; printing it as read\n";
+      flowd::validate_config(raw);
+      for (const auto& w : raw.warnings) std::cerr << "warning: " << w << "\n";
+      std::cout << flowd::to_ini(raw);
+      return 0;
+    }
+    if (check || print) {
+      auto c = flowd::load_config(config_path);
+      for (const auto& w : c.warnings) std::cerr << "warning: " << w << "\n";
+      if (print) std::cout << flowd::print_config(c);
+      if (check) std::cerr << config_path << ": configuration is valid\n";
+      return 0;
+    }
+  } catch (const flowd::ConfigError& e) {
+    std::cerr << "flowd: " << e.what() << "\n";
+    return 2;
+  }
+  return flowd::run_daemon({config_path, debug});
+}

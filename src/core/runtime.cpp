@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/runtime.hpp"
+
+#include <fmt/format.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "core/log.hpp"
+
+namespace flowd {
+namespace {
+
+std::string system_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "-";
+  return buf[0] ? buf : "-";
+}
+
+}  // namespace
+
+Runtime::Runtime(prometheus::Registry& metrics, RegistryHandle& registry)
+    : metrics_(metrics),
+      ctx_{registry, metrics, system_hostname(), ""},
+      bus_(metrics),
+      failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+Runtime::~Runtime() {
+  stop_all();
+  ::close(failure_fd_);
+}
+
+void Runtime::report_failure(const std::string& who, const std::string& why) {
+  {
+    std::lock_guard lock(failure_mu_);
+    if (failure_.empty()) failure_ = who + ": " + why;
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(failure_fd_, &one, sizeof one);
+}
+
+std::string Runtime::failure() const {
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
+void Runtime::stop_plugin(RunningPlugin& p) {
+  p.thread.request_stop();
+  if (p.thread.joinable()) p.thread.join();
+  p.impl->stop();
+  get_logger("core")->info("stopped plugin {}", p.info->name);
+}
+
+void Runtime::stop_backend(RunningBackend& b) {
+  b.queue->close();
+  if (b.thread.joinable()) b.thread.join();
+  b.impl->stop();
+  get_logger("core")->info("stopped backend {}", b.info->name);
+}
+
+void Runtime::publish_subscribers() {
+  std::vector<Bus::Subscriber> subs;
+  for (auto& b : backends_) subs.push_back({std::string(b.info->name), b.queue});
+  bus_.set_subscribers(std::move(subs));
+}
+
+void Runtime::apply(const Config& c) {
+  auto log = get_logger("core");
+  std::string fingerprint =
+      fmt::format("{}|{}|{}", c.core.get("hostname"), c.core.get("work_dir"), c.core.get("queue_size"));
+  bool core_changed = fingerprint != core_fingerprint_;
+  auto queue_size = static_cast<std::size_t>(c.core.get_int("queue_size"));
+
+  // Plugins first, so nothing is published to a backend that is going away.
+  std::vector<RunningPlugin> kept_plugins;
+  for (auto& p : plugins_) {
+    bool keep = !core_changed && std::any_of(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& pc) {
+      return pc.info == p.info && pc.section == p.section;
+    });
+    if (keep)
+      kept_plugins.push_back(std::move(p));
+    else
+      stop_plugin(p);
+  }
+  plugins_ = std::move(kept_plugins);
+
+  std::vector<RunningBackend> kept_backends, gone_backends;
+  for (auto& b : backends_) {
+    bool keep = !core_changed && std::any_of(c.backends.begin(), c.backends.end(), [&](const BackendConfig& bc) {
+      return bc.info == b.info && bc.section == b.section;
+    });
+    (keep ? kept_backends : gone_backends).push_back(std::move(b));
+  }
+  backends_ = std::move(kept_backends);
+  publish_subscribers();
+  for (auto& b : gone_backends) stop_backend(b);
+  gone_backends.clear();
+
+  if (core_changed) {
+    ctx_.hostname = c.core.get("hostname").empty() ? system_hostname() : c.core.get("hostname");
+    ctx_.work_dir = c.core.get("work_dir");
+  }
+
+  for (const auto& bc : c.backends) {
+    if (std::any_of(backends_.begin(), backends_.end(), [&](auto& b) { return b.info == bc.info; })) continue;
+    RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_), nullptr, {}};
+    b.impl->start();
+    b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);
+    std::string who = "backend." + std::string(bc.info->name);
+    b.thread = std::jthread([this, impl = b.impl.get(), q = b.queue, who](std::stop_token st) {
+      try {
+        impl->run(st, *q);
+      } catch (const std::exception& e) {
+        report_failure(who, e.what());
+        return;
+      }
+      if (!q->closed() && !st.stop_requested()) report_failure(who, "worker returned unexpectedly");
+    });
+    backends_.push_back(std::move(b));
+    log->info("started backend {}", bc.info->name);
+  }
+  publish_subscribers();
+
+  for (const auto& pc : c.plugins) {
+    if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; })) continue;
+    RunningPlugin p{pc.info, pc.section, pc.info->create(pc.section, ctx_, pc.info->name.data()), {}};
+    p.impl->start();
+    std::string who = "plugin." + std::string(pc.info->name);
+    p.thread = std::jthread([this, impl = p.impl.get(), who](std::stop_token st) {
+      try {
+        impl->run(st, bus_);
+      } catch (const std::exception& e) {
+        report_failure(who, e.what());
+        return;
+      }
+      if (!st.stop_requested()) report_failure(who, "worker returned unexpectedly");
+    });
+    plugins_.push_back(std::move(p));
+    log->info("started plugin {}", pc.info->name);
+  }
+  core_fingerprint_ = fingerprint;
+}
+
+void Runtime::stop_all() {
+  for (auto& p : plugins_) stop_plugin(p);
+  plugins_.clear();
+  // Backends drain what the plugins already published.
+  bus_.set_subscribers({});
+  for (auto& b : backends_) stop_backend(b);
+  backends_.clear();
+}
+
+std::string Runtime::summary() const {
+  std::vector<std::string_view> p, b;
+  for (auto& x : plugins_) p.push_back(x.info->name);
+  for (auto& x : backends_) b.push_back(x.info->name);
+  return fmt::format("plugins={} backends={} events={} dropped={}", fmt::join(p, ","), fmt::join(b, ","),
+                     bus_.published(), bus_.dropped());
+}
+
+}  // namespace flowd

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// The running set of plugins and backends, and how a new configuration replaces it.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bus.hpp"
+#include "core/config_loader.hpp"
+#include "flowd/component.hpp"
+
+namespace flowd {
+
+class Runtime {
+ public:
+  Runtime(prometheus::Registry& metrics, RegistryHandle& registry);
+  ~Runtime();
+
+  // Brings the running components in line with `c`: unchanged ones keep running, changed ones are
+  // restarted, others stopped or started. Throws if a component fails to start.
+  void apply(const Config& c);
+  // Stops plugins, then drains and stops backends.
+  void stop_all();
+
+  // Readable when a worker thread died; failure() says which and why.
+  int failure_fd() const { return failure_fd_; }
+  std::string failure() const;
+  std::string summary() const;
+
+ private:
+  struct RunningPlugin {
+    const PluginInfo* info;
+    Section section;
+    std::unique_ptr<Plugin> impl;
+    std::jthread thread;
+  };
+  struct RunningBackend {
+    const BackendInfo* info;
+    Section section;
+    std::size_t queue_size;
+    std::unique_ptr<Backend> impl;
+    std::shared_ptr<EventQueue> queue;
+    std::jthread thread;
+  };
+
+  void report_failure(const std::string& who, const std::string& why);
+  void stop_plugin(RunningPlugin& p);
+  void stop_backend(RunningBackend& b);
+  void publish_subscribers();
+
+  prometheus::Registry& metrics_;
+  Context ctx_;
+  Bus bus_;
+  std::vector<RunningPlugin> plugins_;
+  std::vector<RunningBackend> backends_;
+  int failure_fd_;
+  mutable std::mutex failure_mu_;
+  std::string failure_;
+  std::string core_fingerprint_;
+};
+
+}  // namespace flowd
