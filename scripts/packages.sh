@@ -12,9 +12,8 @@ libmnl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libinih-dev libsystemd-de
 nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libpcap-dev \
 libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev"
 
-FLOWD_RUNTIME_PACKAGES="libbpf1 libelf1 zlib1g libmnl0 libspdlog1.10 libfmt9 \
-libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libinih1 libinireader0 libsystemd0 \
-libcurl4 libpcap0.8 iproute2 ca-certificates"
+FLOWD_RUNTIME_PACKAGES="libspdlog1.10 libfmt9 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
+libcivetweb1 libinih1 libsystemd0 libcurl4 ca-certificates"
 
 FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd tshark tcpdump iperf3 softflowd \
 nfdump pmacct netcat-openbsd iputils-ping procps"

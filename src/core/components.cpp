@@ -20,7 +20,7 @@ constexpr KeySpec kCoreKeys[] = {
     {"work_dir", KeyType::kPath, "/var/cache/flowd", "cache directory (last good registry copy)", "WORK_DIR"},
     {"log_level", KeyType::kChoice, "info", "trace, debug, info, warn or error", {}, 0, 0,
      "trace,debug,info,warn,error"},
-    {"queue_size", KeyType::kInt, "8192", "events buffered per backend; beyond this events are dropped and counted",
+    {"queue_size", KeyType::kInt, "65536", "events buffered per backend; beyond this events are dropped and counted",
      {}, 1, 10000000},
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };

@@ -104,7 +104,7 @@ Section build_section(const std::string& path, const std::string& name, std::spa
   for (const auto& k : keys) values[std::string(k.name)] = std::string(k.default_value);
   if (raw) {
     for (const auto& [key, value] : raw->entries) {
-      auto it = std::find_if(keys.begin(), keys.end(), [&](const KeySpec& k) { return k.name == key; });
+      auto it = std::find_if(keys.begin(), keys.end(), [&key = key](const KeySpec& k) { return k.name == key; });
       if (it == keys.end()) {
         std::string hint = closest_match(key, key_names(keys));
         throw ConfigError(fmt::format("{}: [{}] unknown key '{}'{}", path, name, key,
@@ -223,13 +223,13 @@ Config validate_config(const RawConfig& raw) {
   // A configured but unlisted component is probably a mistake; still check its keys.
   for (const auto& [info, s] : plugin_raw) {
     build_section(path, s->name, info->keys, s);
-    if (std::none_of(c.plugins.begin(), c.plugins.end(), [&](auto& p) { return p.info == info; }))
+    if (std::none_of(c.plugins.begin(), c.plugins.end(), [info = info](auto& p) { return p.info == info; }))
       c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] plugins", path,
                                        s->name, info->name));
   }
   for (const auto& [info, s] : backend_raw) {
     build_section(path, s->name, info->keys, s);
-    if (std::none_of(c.backends.begin(), c.backends.end(), [&](auto& b) { return b.info == info; }))
+    if (std::none_of(c.backends.begin(), c.backends.end(), [info = info](auto& b) { return b.info == info; }))
       c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] backends", path,
                                        s->name, info->name));
   }
@@ -254,7 +254,15 @@ std::string print_config(const Config& c) {
     out += fmt::format("\n[{}]\n", s.name());
     for (const auto& k : s.keys()) {
       std::string v = s.get(k.name);
-      out += fmt::format("{} = {}{}\n", k.name, v, s.is_set(k.name) ? "" : "    ; default");
+      std::string line = fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
+      // inih reads at most 198 characters a line: long lists go on continuation lines.
+      if (line.size() > 198 && k.type == KeyType::kList) {
+        line = fmt::format("{} =", k.name);
+        for (const auto& item : split_list(v)) line += fmt::format("\n    {}", item);
+      } else if (line.size() > 198) {
+        line = fmt::format("{}={}", k.name, v);
+      }
+      out += line + "\n";
     }
   };
   section(c.core);

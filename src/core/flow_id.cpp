@@ -104,10 +104,26 @@ std::string format_time_iso(TimePoint t) {
     frac += 1000000;
     --secs;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  // Fireflies are stamped several times a second: reuse the formatted date and time of day.
+  thread_local std::optional<std::time_t> cached_secs;
+  thread_local char cached[32];
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    fmt::format_to_n(cached, sizeof cached, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached[19] = '\0';
+    cached_secs = secs;
+  }
+  char out[40];
+  std::memcpy(out, cached, 19);
+  out[19] = '.';
+  for (int i = 25; i >= 20; --i) {
+    out[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  std::memcpy(out + 26, "+00:00", 6);
+  return std::string(out, 32);
 }
 
 }  // namespace flowd

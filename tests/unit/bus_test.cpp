@@ -1,1 +1,346 @@
+// SPDX-License-Identifier: Apache-2.0
+// The bounded per-backend EventQueue and the fan-out Bus with its self-metrics.
 #include <gtest/gtest.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <future>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bus.hpp"
+#include "flowd/event_queue.hpp"
+
+namespace flowd {
+namespace {
+
+FlowID make_flow(std::uint16_t src_port, FlowState state = FlowState::kStart,
+                 const char* plugin = "np_api") {
+  FlowID f;
+  f.state = state;
+  f.src = *IpAddress::parse("192.0.2.1");
+  f.dst = *IpAddress::parse("192.0.2.2");
+  f.src_port = src_port;
+  f.dst_port = 443;
+  f.plugin = plugin;
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventQueue.
+
+TEST(EventQueue, BoundedPushFailsWhenFull) {
+  EventQueue q(3);
+  EXPECT_EQ(q.capacity(), 3u);
+  EXPECT_TRUE(q.push(make_flow(1)));
+  EXPECT_TRUE(q.push(make_flow(2)));
+  EXPECT_TRUE(q.push(make_flow(3)));
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_FALSE(q.push(make_flow(4)));
+  EXPECT_EQ(q.size(), 3u);
+
+  std::vector<FlowID> out;
+  ASSERT_TRUE(q.pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].src_port, 1);  // in order
+  EXPECT_EQ(out[1].src_port, 2);
+  EXPECT_EQ(out[2].src_port, 3);
+  EXPECT_EQ(q.size(), 0u);
+  EXPECT_TRUE(q.push(make_flow(5)));  // room again
+}
+
+TEST(EventQueue, ZeroCapacityMeansOne) {
+  EventQueue q(0);
+  EXPECT_EQ(q.capacity(), 1u);
+  EXPECT_TRUE(q.push(make_flow(1)));
+  EXPECT_FALSE(q.push(make_flow(2)));
+}
+
+TEST(EventQueue, PopBatchTakesAtMostMax) {
+  EventQueue q(10);
+  for (std::uint16_t p = 1; p <= 5; ++p) ASSERT_TRUE(q.push(make_flow(p)));
+  std::vector<FlowID> out{make_flow(999)};  // cleared first
+  ASSERT_TRUE(q.pop_batch(out, 2, {}));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].src_port, 1);
+  EXPECT_EQ(out[1].src_port, 2);
+  EXPECT_EQ(q.size(), 3u);
+  ASSERT_TRUE(q.pop_batch(out, 2, {}));
+  EXPECT_EQ(out[0].src_port, 3);
+  ASSERT_TRUE(q.pop_batch(out, 2, {}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].src_port, 5);
+}
+
+TEST(EventQueue, CloseThenDrain) {
+  EventQueue q(10);
+  ASSERT_TRUE(q.push(make_flow(1)));
+  ASSERT_TRUE(q.push(make_flow(2)));
+  EXPECT_FALSE(q.closed());
+  q.close();
+  EXPECT_TRUE(q.closed());
+  EXPECT_FALSE(q.push(make_flow(3)));  // no pushes after close
+  EXPECT_EQ(q.size(), 2u);
+
+  std::vector<FlowID> out;
+  ASSERT_TRUE(q.pop_batch(out, 1, {}));
+  EXPECT_EQ(out.at(0).src_port, 1);
+  ASSERT_TRUE(q.pop_batch(out, 1, {}));
+  EXPECT_EQ(out.at(0).src_port, 2);
+  EXPECT_FALSE(q.pop_batch(out, 1, {}));  // closed and drained
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(q.pop_batch(out, 1, {}));  // and stays so
+}
+
+TEST(EventQueue, StopTokenWakesAWaitingPop) {
+  EventQueue q(10);
+  std::promise<bool> result;
+  std::jthread consumer([&](std::stop_token st) {
+    std::vector<FlowID> out;
+    result.set_value(q.pop_batch(out, 10, st));
+  });
+  auto fut = result.get_future();
+  consumer.request_stop();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(fut.get());
+  EXPECT_FALSE(q.closed());
+}
+
+TEST(EventQueue, StopTokenAlreadyRequested) {
+  EventQueue q(10);
+  std::stop_source src;
+  src.request_stop();
+  std::vector<FlowID> out;
+  EXPECT_FALSE(q.pop_batch(out, 10, src.get_token()));
+}
+
+TEST(EventQueue, PushWakesAWaitingPop) {
+  EventQueue q(10);
+  std::promise<std::vector<FlowID>> result;
+  std::jthread consumer([&](std::stop_token st) {
+    std::vector<FlowID> out;
+    if (!q.pop_batch(out, 10, st)) out.clear();
+    result.set_value(out);
+  });
+  auto fut = result.get_future();
+  ASSERT_TRUE(q.push(make_flow(42)));
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto got = fut.get();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].src_port, 42);
+}
+
+TEST(EventQueue, CloseWakesAWaitingPop) {
+  EventQueue q(10);
+  std::promise<bool> result;
+  std::jthread consumer([&](std::stop_token st) {
+    std::vector<FlowID> out;
+    result.set_value(q.pop_batch(out, 10, st));
+  });
+  auto fut = result.get_future();
+  q.close();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(fut.get());
+}
+
+TEST(EventQueue, DepthGaugeFollowsSize) {
+  prometheus::Registry reg;
+  auto& fam = prometheus::BuildGauge().Name("depth").Help("h").Register(reg);
+  auto& g = fam.Add({});
+  EventQueue q(10);
+  q.set_depth_gauge(&g);
+  q.push(make_flow(1));
+  q.push(make_flow(2));
+  q.push(make_flow(3));
+  EXPECT_EQ(g.Value(), 3.0);
+  std::vector<FlowID> out;
+  q.pop_batch(out, 2, {});
+  EXPECT_EQ(g.Value(), 1.0);
+  q.pop_batch(out, 2, {});
+  EXPECT_EQ(g.Value(), 0.0);
+}
+
+TEST(EventQueue, ManyProducersOneConsumer) {
+  constexpr int kProducers = 4;
+  constexpr int kEach = 2000;
+  EventQueue q(kProducers * kEach);
+  std::vector<std::jthread> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&q, p] {
+      for (int i = 0; i < kEach; ++i)
+        EXPECT_TRUE(q.push(make_flow(static_cast<std::uint16_t>(p * kEach + i))));
+    });
+  std::vector<int> seen(kProducers * kEach, 0);
+  std::size_t got = 0;
+  std::vector<FlowID> out;
+  while (got < seen.size() && q.pop_batch(out, 256, {})) {
+    for (const auto& f : out) ++seen.at(f.src_port);
+    got += out.size();
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(got, seen.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << i;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bus.
+
+// The value of a counter or gauge series in `reg`, or nullopt if there is no such series.
+std::optional<double> metric_value(prometheus::Registry& reg, const std::string& name,
+                                   const std::map<std::string, std::string>& labels) {
+  for (const auto& fam : reg.Collect()) {
+    if (fam.name != name) continue;
+    for (const auto& m : fam.metric) {
+      std::map<std::string, std::string> have;
+      for (const auto& l : m.label) have[l.name] = l.value;
+      if (have != labels) continue;
+      return fam.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto a = bus.make_queue("udp_firefly", 8);
+  auto b = bus.make_queue("prometheus", 8);
+  auto c = bus.make_queue("slow", 1);
+  bus.set_subscribers({{"udp_firefly", a}, {"prometheus", b}, {"slow", c}});
+
+  // Series exist (at 0) as soon as the queues do.
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "slow"}}), 0.0);
+
+  bus.publish(make_flow(1, FlowState::kStart));
+  bus.publish(make_flow(2, FlowState::kEnd));
+  bus.publish(make_flow(3, FlowState::kStart));
+
+  EXPECT_EQ(a->size(), 3u);
+  EXPECT_EQ(b->size(), 3u);
+  EXPECT_EQ(c->size(), 1u);
+  EXPECT_EQ(bus.published(), 3u);
+  EXPECT_EQ(bus.dropped(), 2u);
+
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "slow"}}), 2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "udp_firefly"}}), 0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "prometheus"}}), 0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "udp_firefly"}}), 3.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "slow"}}), 1.0);
+
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
+      2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "end"}}),
+            1.0);
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "ongoing"}}),
+      0.0);
+
+  // Every queue got the same events, in order.
+  for (const auto& q : {a, b}) {
+    std::vector<FlowID> out;
+    ASSERT_TRUE(q->pop_batch(out, 10, {}));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].src_port, 1);
+    EXPECT_EQ(out[1].src_port, 2);
+    EXPECT_EQ(out[1].state, FlowState::kEnd);
+    EXPECT_EQ(out[2].src_port, 3);
+  }
+  std::vector<FlowID> out;
+  ASSERT_TRUE(c->pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].src_port, 1);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "slow"}}), 0.0);
+}
+
+TEST(Bus, CountsEventsPerPlugin) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto q = bus.make_queue("udp_firefly", 100);
+  bus.set_subscribers({{"udp_firefly", q}});
+  static const char kOther[] = "netflow";
+  bus.publish(make_flow(1, FlowState::kStart, "np_api"));
+  bus.publish(make_flow(2, FlowState::kOngoing, kOther));
+  bus.publish(make_flow(3, FlowState::kOngoing, kOther));
+  bus.publish(make_flow(4, FlowState::kEnd, "np_api"));
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
+      1.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "end"}}),
+            1.0);
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"state", "ongoing"}}),
+      2.0);
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"state", "start"}}),
+      0.0);
+  EXPECT_EQ(q->size(), 4u);
+  EXPECT_EQ(bus.dropped(), 0u);
+}
+
+TEST(Bus, NoSubscribersStillCounts) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  bus.publish(make_flow(1));
+  EXPECT_EQ(bus.published(), 1u);
+  EXPECT_EQ(bus.dropped(), 0u);
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
+      1.0);
+}
+
+TEST(Bus, AClosedQueueCountsAsADrop) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto q = bus.make_queue("udp_firefly", 100);
+  bus.set_subscribers({{"udp_firefly", q}});
+  q->close();
+  bus.publish(make_flow(1));
+  EXPECT_EQ(bus.dropped(), 1u);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "udp_firefly"}}), 1.0);
+}
+
+TEST(Bus, SetSubscribersReplacesTheSet) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto old_q = bus.make_queue("udp_firefly", 100);
+  auto new_q = bus.make_queue("udp_firefly", 100);
+  bus.set_subscribers({{"udp_firefly", old_q}});
+  bus.publish(make_flow(1));
+  bus.set_subscribers({{"udp_firefly", new_q}});
+  bus.publish(make_flow(2));
+  EXPECT_EQ(old_q->size(), 1u);
+  EXPECT_EQ(new_q->size(), 1u);
+}
+
+TEST(Bus, ConcurrentPublishers) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  constexpr int kThreads = 4;
+  constexpr int kEach = 1000;
+  auto big = bus.make_queue("big", kThreads * kEach);
+  auto small = bus.make_queue("small", 10);
+  bus.set_subscribers({{"big", big}, {"small", small}});
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&bus] {
+        for (int i = 0; i < kEach; ++i) bus.publish(make_flow(static_cast<std::uint16_t>(i)));
+      });
+  }
+  EXPECT_EQ(bus.published(), static_cast<std::uint64_t>(kThreads * kEach));
+  EXPECT_EQ(big->size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(small->size(), 10u);
+  EXPECT_EQ(bus.dropped(), static_cast<std::uint64_t>(kThreads * kEach - 10));
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "small"}}),
+            static_cast<double>(kThreads * kEach - 10));
+  EXPECT_EQ(
+      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
+      static_cast<double>(kThreads * kEach));
+}
+
+}  // namespace
+}  // namespace flowd

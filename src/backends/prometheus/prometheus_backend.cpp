@@ -48,7 +48,9 @@ class PrometheusBackend final : public Backend {
     } catch (const std::exception& e) {
       throw std::runtime_error("cannot listen on " + ep->to_string() + " for /metrics: " + e.what());
     }
-    exposer_->RegisterCollectable(std::shared_ptr<prometheus::Registry>(&ctx_.metrics, [](auto*) {}));
+    // The Exposer keeps only a weak_ptr: the alias must live as long as the Exposer does.
+    registry_alias_ = std::shared_ptr<prometheus::Registry>(&ctx_.metrics, [](auto*) {});
+    exposer_->RegisterCollectable(registry_alias_);
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
   }
 
@@ -87,6 +89,7 @@ class PrometheusBackend final : public Backend {
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Family<prometheus::Gauge>& active_;
   prometheus::Counter& overflow_;
+  std::shared_ptr<prometheus::Registry> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash> flows_;
 };

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pipe write -> firefly arrival, with the real daemon: latency (median, p99) at a paced rate, the
+// drop count, and flowd's peak RSS. Usage:
+//   flowd_pipe_bench [--rate LINES_PER_S] [--lines N] [--flowd PATH] [--batch LINES_PER_WRITE]
+// --rate 0 writes as fast as the pipe takes it (the throughput run).
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string scrape(int port) {
+  std::string body;
+  CURL* h = curl_easy_init();
+  auto url = fmt::format("http://127.0.0.1:{}/metrics", port);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(
+      h, CURLOPT_WRITEFUNCTION, +[](char* p, std::size_t s, std::size_t n, void* u) {
+        static_cast<std::string*>(u)->append(p, s * n);
+        return s * n;
+      });
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  curl_easy_perform(h);
+  curl_easy_cleanup(h);
+  return body;
+}
+
+double metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+long peak_rss_kib(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double rate = 10000;
+  long lines = 100000;
+  int batch = 1;
+  std::string flowd = FLOWD_BINARY;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--rate") rate = std::stod(argv[i + 1]);
+    else if (a == "--lines") lines = std::stol(argv[i + 1]);
+    else if (a == "--flowd") flowd = argv[i + 1];
+    else if (a == "--batch") batch = std::stoi(argv[i + 1]);
+  }
+
+  char tmpl[] = "/tmp/flowd-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  int rx = socket(AF_INET, SOCK_DGRAM, 0);
+  int big = 64 << 20;
+  setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) == 0 ||
+      setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(rx, reinterpret_cast<sockaddr*>(&a), &len);
+  int udp_port = ntohs(a.sin_port);
+  int prom_port = 20000 + (getpid() % 20000);
+
+  std::string cfg = fmt::format(
+      "[flowd]\nplugins = np_api\nbackends = udp_firefly, prometheus\nwork_dir = {0}/cache\nlog_level = warn\n"
+      "[plugin.np_api]\npath = {0}/np\n[backend.udp_firefly]\nport = {1}\n[backend.prometheus]\n"
+      "listen = 127.0.0.1:{2}\n",
+      dir, udp_port, prom_port);
+  std::ofstream(dir + "/flowd.cfg") << cfg;
+  std::string cfg_path = dir + "/flowd.cfg", log_path = dir + "/log";
+  std::vector<char*> args{flowd.data(), const_cast<char*>("-c"), cfg_path.data(), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT, 0644);
+  pid_t pid;
+  if (posix_spawn(&pid, flowd.c_str(), &fa, nullptr, args.data(), environ) != 0) return 1;
+  std::string np = dir + "/np";
+  struct stat st {};
+  for (int i = 0; i < 500 && stat(np.c_str(), &st) != 0; ++i) usleep(10000);  // startup only
+  usleep(200000);
+
+  // The line number travels in the source port and the destination port (16 bits each).
+  std::vector<std::int64_t> sent(static_cast<std::size_t>(lines)), recv_at(static_cast<std::size_t>(lines), 0);
+  std::atomic<long> received{0};
+  std::thread reader([&] {
+    char buf[2048];
+    while (received.load() < lines) {
+      pollfd p{rx, POLLIN, 0};
+      if (poll(&p, 1, 3000) <= 0) break;
+      ssize_t n = recv(rx, buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      std::int64_t t = now_ns();
+      std::string_view m(buf, static_cast<std::size_t>(n));
+      auto sp = m.find("\"src-port\": "), dp = m.find("\"dst-port\": ");
+      if (sp == std::string_view::npos || dp == std::string_view::npos) continue;
+      long idx = std::atol(buf + sp + 12) * 65536 + std::atol(buf + dp + 12) - 1;
+      if (idx >= 0 && idx < lines && recv_at[static_cast<std::size_t>(idx)] == 0) {
+        recv_at[static_cast<std::size_t>(idx)] = t;
+        received.fetch_add(1);
+      }
+    }
+  });
+
+  int fd = open(np.c_str(), O_WRONLY);
+  auto start = now_ns();
+  std::string chunk;
+  for (long i = 0; i < lines;) {
+    if (rate > 0) {
+      // Sleep to an absolute deadline: a spinning writer would steal a core from flowd.
+      auto due = start + static_cast<std::int64_t>(static_cast<double>(i) * 1e9 / rate);
+      if (now_ns() < due) {
+        timespec ts{static_cast<time_t>(due / 1000000000), static_cast<long>(due % 1000000000)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      }
+    }
+    chunk.clear();
+    long first = i;
+    for (int b = 0; b < batch && i < lines; ++b, ++i)
+      chunk += fmt::format("start tcp 127.0.0.1 {} 127.0.0.1 {} 2 9\n", i / 65536, i % 65536 + 1);
+    auto t = now_ns();
+    for (long k = first; k < i; ++k) sent[static_cast<std::size_t>(k)] = t;
+    if (write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) return 1;
+  }
+  auto wrote = now_ns();
+  reader.join();
+  std::int64_t last = 0;
+  std::vector<double> lat;
+  for (long i = 0; i < lines; ++i)
+    if (recv_at[static_cast<std::size_t>(i)]) {
+      lat.push_back(static_cast<double>(recv_at[static_cast<std::size_t>(i)] - sent[static_cast<std::size_t>(i)]) / 1e6);
+      last = std::max(last, recv_at[static_cast<std::size_t>(i)]);
+    }
+  std::sort(lat.begin(), lat.end());
+  auto q = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))]; };
+  std::string m = scrape(prom_port);
+  double dropped = metric(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}");
+  double sent_ok = metric(m, "flowd_fireflies_sent_total{destination=\"flow\"}");
+  long rss = peak_rss_kib(pid);
+  kill(pid, SIGTERM);
+  int status;
+  waitpid(pid, &status, 0);
+  close(fd);
+  double secs = static_cast<double>(last - start) / 1e9;
+  fmt::print("rate={} lines={} batch={} received={} dropped={} sent={} write_s={:.3f} throughput={:.0f}/s "
+             "median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} peak_rss_kib={}\n",
+             rate, lines, batch, received.load(), dropped, sent_ok, static_cast<double>(wrote - start) / 1e9,
+             static_cast<double>(received.load()) / secs, q(0.5), q(0.99), lat.empty() ? 0 : lat.back(), rss);
+  std::string rm = "rm -rf " + dir;
+  return std::system(rm.c_str()) == 0 && received.load() == lines ? 0 : 3;
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds the libFuzzer targets (tests/fuzz) in build-fuzz if needed and runs each for a bounded time.
+#   scripts/run-fuzzers.sh [SECONDS_PER_TARGET]      (default 60)
+# Every target runs on a copy of its committed seed corpus in a temporary directory, so the corpus in
+# the repository stays small. Crash inputs and the logs of failing targets are kept in
+# build-fuzz/fuzz-results/<target>/. Exits 1 if any target found a crash, leak, timeout or OOM.
+# Environment: FLOWD_FUZZ_TARGETS="a b" runs a subset; FLOWD_FUZZ_TIMEOUT is the per-input timeout (s).
+set -euo pipefail
+
+SECONDS_PER_TARGET=${1:-60}
+if ! [[ $SECONDS_PER_TARGET =~ ^[0-9]+$ ]] || ((SECONDS_PER_TARGET == 0)); then
+  echo "usage: $0 [SECONDS_PER_TARGET]  (a positive integer, default 60)" >&2
+  exit 2
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build-fuzz
+CORPORA=$ROOT/tests/fuzz/corpus
+RESULTS=$BUILD/fuzz-results
+TARGETS=(${FLOWD_FUZZ_TARGETS:-pipe_line_fuzz legacy_config_fuzz ini_config_fuzz registry_json_fuzz})
+PER_INPUT_TIMEOUT=${FLOWD_FUZZ_TIMEOUT:-25}
+
+max_len() {
+  case $1 in
+    registry_json_fuzz) echo 65536 ;;
+    *) echo 8192 ;;
+  esac
+}
+
+# --- build ---------------------------------------------------------------------------------------
+if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+  echo "== configuring $BUILD"
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DFLOWD_FUZZ=ON -DFLOWD_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD.configure.log" 2>&1 || {
+    cat "$BUILD.configure.log" >&2
+    exit 2
+  }
+  rm -f "$BUILD.configure.log"
+fi
+echo "== building ${TARGETS[*]}"
+cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}" >/dev/null || {
+  echo "build failed; rerun: cmake --build $BUILD --target ${TARGETS[*]}" >&2
+  exit 2
+}
+
+# --- run -----------------------------------------------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/flowd-fuzz.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:symbolize=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+  bin=$BUILD/tests/fuzz/$t
+  [[ -x $bin ]] || { echo "missing $bin" >&2; exit 2; }
+  work=$TMP/$t
+  mkdir -p "$work/corpus" "$RESULTS/$t"
+  [[ -d $CORPORA/$t ]] && cp -r "$CORPORA/$t/." "$work/corpus/"
+  log=$work/fuzz.log
+  echo "== $t: ${SECONDS_PER_TARGET}s, seeds: $(find "$work/corpus" -type f | wc -l)"
+  rc=0
+  "$bin" "$work/corpus" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" \
+    -rss_limit_mb=2048 -timeout="$PER_INPUT_TIMEOUT" -print_final_stats=1 \
+    -artifact_prefix="$RESULTS/$t/" >"$log" 2>&1 || rc=$?
+
+  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  [[ -n $execs ]] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | tr -dc '0-9')
+  corpus_n=$(find "$work/corpus" -type f | wc -l)
+
+  if ((rc == 0)); then
+    result=ok
+  else
+    failed=1
+    if grep -q 'libFuzzer: out-of-memory' "$log"; then kind=oom
+    elif grep -q 'libFuzzer: timeout' "$log"; then kind=timeout
+    elif grep -q 'LeakSanitizer' "$log"; then kind=leak
+    elif grep -q 'runtime error:' "$log"; then kind=ubsan
+    elif grep -q 'ERROR: AddressSanitizer' "$log"; then kind=asan
+    elif grep -q 'uncaught exception\|terminate called' "$log"; then kind=exception
+    else kind=crash
+    fi
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    cp "$log" "$RESULTS/$t/fuzz.log"
+    result="FAIL($kind, exit $rc) input=${artifact:-?} log=$RESULTS/$t/fuzz.log"
+    echo "---- $t: last lines of the log"
+    grep -v '^#[0-9]' "$log" | tail -40 | sed 's/^/  /'
+  fi
+  summary+=("$(printf '%-20s execs=%-10s exec/s=%-7s cov=%-6s corpus=%-6s %s' \
+    "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "$corpus_n" "$result")")
+done
+
+echo "== summary (${SECONDS_PER_TARGET}s per target)"
+printf '%s\n' "${summary[@]}"
+exit "$failed"

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// A running flowd with np_api, udp_firefly and prometheus on private ports, for one test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "harness.hpp"
+
+namespace flowd::test {
+
+class Daemon {
+ public:
+  Daemon() : rx4(false), rx6(true, rx4.port()), prom_port(free_tcp_port()) {}
+
+  std::string pipe() const { return dir.file("flowd.np"); }
+  std::string metrics_url() const { return "http://127.0.0.1:" + std::to_string(prom_port) + "/metrics"; }
+
+  // The default INI configuration, with `extra` appended (extra sections or keys).
+  std::string config(const std::string& udp_extra = "", const std::string& core_extra = "") const {
+    return "[flowd]\nplugins = np_api\nbackends = udp_firefly, prometheus\nwork_dir = " + dir.file("cache") +
+           "\n" + core_extra + "\n[plugin.np_api]\npath = " + pipe() + "\n\n[backend.udp_firefly]\nport = " +
+           std::to_string(rx4.port()) + "\n" + udp_extra + "\n[backend.prometheus]\nlisten = 127.0.0.1:" +
+           std::to_string(prom_port) + "\n";
+  }
+
+  // Writes the config and starts flowd; returns once READY=1 arrived (or fails the test).
+  void start(const std::string& config_text, const std::string& name = "flowd.cfg") {
+    dir.write(name, config_text);
+    config_path = dir.file(name);
+    notify = std::make_unique<NotifySocket>(dir.file("notify"));
+    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", config_path}, dir.file("flowd.log"),
+                                          notify->path());
+    auto ready = notify->wait_for("READY=1");
+    ASSERT_TRUE(ready) << "flowd did not report READY=1; log:\n" << proc->log();
+    ready_message = *ready;
+  }
+
+  int stop() {
+    proc->signal(SIGTERM);
+    auto rc = proc->wait(5s);
+    EXPECT_TRUE(rc) << "flowd did not exit within 5 s of SIGTERM";
+    return rc.value_or(-1);
+  }
+
+  std::string scrape() const { return http_get(metrics_url()).value_or(""); }
+
+  TempDir dir;
+  UdpReceiver rx4;
+  UdpReceiver rx6;
+  int prom_port;
+  std::string config_path;
+  std::string ready_message;
+  std::unique_ptr<NotifySocket> notify;
+  std::unique_ptr<FlowdProcess> proc;
+};
+
+}  // namespace flowd::test

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+// End to end: a line written into the real FIFO becomes a real UDP firefly and a real metric.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "daemon_fixture.hpp"
+
+namespace flowd::test {
+namespace {
+
+struct Firefly {
+  std::string timestamp, host;
+  nlohmann::json body;
+};
+
+Firefly parse_firefly(const std::string& datagram) {
+  static const std::regex header(
+      R"(^<134>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (\S+) flowd - firefly-json - )");
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(datagram, m, header)) << datagram;
+  Firefly f;
+  if (m.empty()) return f;
+  f.timestamp = m[1];
+  f.host = m[2];
+  f.body = nlohmann::json::parse(datagram.substr(static_cast<std::size_t>(m.length(0))));
+  return f;
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+TEST(FireflyEndToEnd, StartLineBecomesIPv4Firefly) {
+  Daemon d;
+  d.start(d.config());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n");
+  auto msg = d.rx4.receive();
+  ASSERT_TRUE(msg) << d.proc->log();
+  auto f = parse_firefly(*msg);
+  EXPECT_EQ(f.host, hostname());
+  const auto& j = f.body;
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["flow-lifecycle"]["state"], "start");
+  EXPECT_EQ(j["flow-lifecycle"]["current-time"], f.timestamp);
+  EXPECT_TRUE(j["flow-lifecycle"]["start-time"].is_string());
+  EXPECT_FALSE(j["flow-lifecycle"].contains("end-time"));
+  EXPECT_EQ(j["flow-id"]["afi"], "ipv4");
+  EXPECT_EQ(j["flow-id"]["src-ip"], "127.0.0.1");
+  EXPECT_EQ(j["flow-id"]["dst-ip"], "127.0.0.1");
+  EXPECT_EQ(j["flow-id"]["protocol"], "tcp");
+  EXPECT_EQ(j["flow-id"]["src-port"], 2345);
+  EXPECT_EQ(j["flow-id"]["dst-port"], 5777);
+  EXPECT_EQ(j["context"]["experiment-id"], 2);
+  EXPECT_EQ(j["context"]["activity-id"], 9);
+  EXPECT_EQ(j["context"]["application"], std::string("flowd-cpp v") + FLOWD_VERSION);
+  // Key order as the Python original emits it.
+  EXPECT_LT(msg->find("\"version\""), msg->find("\"flow-lifecycle\""));
+  EXPECT_LT(msg->find("\"flow-lifecycle\""), msg->find("\"flow-id\""));
+  EXPECT_LT(msg->find("\"flow-id\""), msg->find("\"context\""));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(FireflyEndToEnd, IPv6FireflyAndEndCarriesStartTime) {
+  Daemon d;
+  d.start(d.config());
+  write_pipe(d.pipe(), "start udp ::1 40000 ::1 5001 cms Cache\n");
+  auto start = d.rx6.receive();
+  ASSERT_TRUE(start) << d.proc->log();
+  write_pipe(d.pipe(), "END UDP ::1 40000 ::1 5001 3 3\n");
+  auto end = d.rx6.receive();
+  ASSERT_TRUE(end) << d.proc->log();
+  auto s = parse_firefly(*start).body;
+  auto e = parse_firefly(*end).body;
+  EXPECT_EQ(s["flow-id"]["afi"], "ipv6");
+  EXPECT_EQ(s["flow-id"]["src-ip"], "::1");
+  EXPECT_EQ(s["flow-id"]["protocol"], "udp");
+  EXPECT_EQ(s["context"]["experiment-id"], 3);
+  EXPECT_EQ(s["context"]["activity-id"], 3);
+  EXPECT_EQ(e["flow-lifecycle"]["state"], "end");
+  // Unlike the Python original (null), the end firefly repeats the flow's real start time.
+  EXPECT_EQ(e["flow-lifecycle"]["start-time"], s["flow-lifecycle"]["start-time"]);
+  EXPECT_TRUE(e["flow-lifecycle"]["end-time"].is_string());
+  EXPECT_FALSE(d.rx4.receive(200ms)) << "an IPv6 flow's firefly must not go to the IPv4 address";
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(FireflyEndToEnd, CollectorGetsACopyAndSourceOverride) {
+  Daemon d;
+  UdpReceiver collector;
+  d.start(d.config("collector = 127.0.0.1:" + std::to_string(collector.port()) + "\nip4_src = 192.0.2.7\n"));
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1111 127.0.0.1 2222 atlas Debug\n");
+  auto peer = d.rx4.receive();
+  auto copy = collector.receive();
+  ASSERT_TRUE(peer && copy) << d.proc->log();
+  EXPECT_EQ(*peer, *copy);
+  EXPECT_EQ(parse_firefly(*peer).body["flow-id"]["src-ip"], "192.0.2.7");
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
+  Daemon d;
+  d.start(d.config());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\nstart tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\n"
+                       "end tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\nnot a flow\n");
+  ASSERT_EQ(d.rx4.receive_many(3).size(), 3u) << d.proc->log();
+  std::string m = d.scrape();
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(metric_value(m, "flowd_build_info{commit=\"" FLOWD_COMMIT "\",version=\"" FLOWD_VERSION "\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"np_api\",state=\"start\"}"), 2);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"np_api\",state=\"end\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_np_api_lines_total"), 4);
+  EXPECT_EQ(metric_value(m, "flowd_np_api_rejected_lines_total{reason=\"fields\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 3);
+  EXPECT_EQ(metric_value(m, "flowd_firefly_send_errors_total{destination=\"flow\"}"), 0);
+  EXPECT_EQ(metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}"), 0);
+  EXPECT_TRUE(metric_value(m, "flowd_bus_queue_depth{backend=\"prometheus\"}"));
+  std::string out;
+  EXPECT_EQ(run_shell("promtool check metrics", m, out), 0) << out;
+  EXPECT_EQ(out.find("problem"), std::string::npos) << out;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(FireflyEndToEnd, RegistryFromHttpUrlIsUsedAndCached) {
+  TempDir www;
+  www.write("api.json", read_file(fixtures_dir() + "/registry/api.json"));
+  int port = free_tcp_port();
+  std::string cmd = "cd " + www.path() + " && exec python3 -m http.server " + std::to_string(port) +
+                    " --bind 127.0.0.1 >/dev/null 2>&1";
+  FILE* server = popen(("sh -c '" + cmd + "' & echo $!").c_str(), "r");
+  char pidbuf[32] = {};
+  ASSERT_TRUE(fgets(pidbuf, sizeof pidbuf, server));
+  pclose(server);
+  pid_t pid = std::atoi(pidbuf);
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/api.json";
+  for (int i = 0; i < 100 && !http_get(url); ++i) usleep(50000);  // the server needs a moment to bind
+  Daemon d;
+  d.start(d.config("", "flow_map_api = " + url + "\n"));
+  kill(pid, SIGTERM);
+  EXPECT_NE(d.proc->log().find("from " + url), std::string::npos) << d.proc->log();
+  EXPECT_EQ(read_file(d.dir.file("cache/api.json")), read_file(fixtures_dir() + "/registry/api.json"));
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 belleii perfSONAR\n");
+  auto f = d.rx4.receive();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(parse_firefly(*f).body["context"]["experiment-id"], 6);
+  EXPECT_EQ(parse_firefly(*f).body["context"]["activity-id"], 2);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace flowd::test

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+extern char** environ;
+
+namespace flowd::test {
+
+namespace {
+[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
+}  // namespace
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "flowd-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) fail("mkdtemp");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void TempDir::write(const std::string& name, const std::string& content) const {
+  std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+UdpReceiver::UdpReceiver(bool ipv6, int port) {
+  fd_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) fail("socket");
+  // Root may exceed net.core.rmem_max; bursts of thousands of fireflies need it.
+  int big = 64 << 20;
+  big_buffer_ = setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) == 0;
+  if (!big_buffer_) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (ipv6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    a->sin6_port = htons(static_cast<std::uint16_t>(port));
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons(static_cast<std::uint16_t>(port));
+    len = sizeof *a;
+  }
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) fail("bind");
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+UdpReceiver::~UdpReceiver() { close(fd_); }
+
+std::optional<std::string> UdpReceiver::receive(std::chrono::milliseconds timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+  std::string buf(65536, '\0');
+  ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+  if (n < 0) return std::nullopt;
+  buf.resize(static_cast<std::size_t>(n));
+  return buf;
+}
+
+std::vector<std::string> UdpReceiver::receive_many(std::size_t count, std::chrono::milliseconds idle) {
+  std::vector<std::string> out;
+  while (out.size() < count) {
+    auto m = receive(idle);
+    if (!m) break;
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+NotifySocket::NotifySocket(const std::string& path) : path_(path) {
+  fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) fail("socket(AF_UNIX)");
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  unlink(path.c_str());
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail("bind " + path);
+}
+
+NotifySocket::~NotifySocket() {
+  close(fd_);
+  unlink(path_.c_str());
+}
+
+std::optional<std::string> NotifySocket::wait_for(const std::string& needle, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) continue;
+    std::string msg(buf, static_cast<std::size_t>(n));
+    if (msg.find(needle) != std::string::npos) return msg;
+  }
+}
+
+FlowdProcess::FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
+                           const std::string& notify_socket)
+    : log_path_(log_path) {
+  std::vector<std::string> argv_s{flowd_binary()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "NOTIFY_SOCKET=", 14) != 0 && std::strncmp(*e, "JOURNAL_STREAM=", 15) != 0)
+      env_s.emplace_back(*e);
+  if (!notify_socket.empty()) env_s.push_back("NOTIFY_SOCKET=" + notify_socket);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    errno = rc;
+    fail("posix_spawn " + argv_s[0]);
+  }
+}
+
+FlowdProcess::~FlowdProcess() {
+  if (!status_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    int st;
+    waitpid(pid_, &st, 0);
+  }
+}
+
+void FlowdProcess::signal(int sig) const { kill(pid_, sig); }
+
+std::optional<int> FlowdProcess::wait(std::chrono::milliseconds timeout) {
+  if (status_) return status_;
+  // A pidfd becomes readable when the process exits: no polling loop.
+  int pfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pfd < 0) fail("pidfd_open");
+  pollfd p{pfd, POLLIN, 0};
+  int n = poll(&p, 1, static_cast<int>(timeout.count()));
+  close(pfd);
+  if (n <= 0) return std::nullopt;
+  int st = 0;
+  if (waitpid(pid_, &st, 0) != pid_) fail("waitpid");
+  status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return status_;
+}
+
+bool FlowdProcess::running() {
+  if (status_) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+std::string FlowdProcess::log() const { return read_file(log_path_); }
+
+int run_shell(const std::string& cmd, const std::string& input, std::string& out) {
+  TempDir d;
+  d.write("in", input);
+  std::string full = cmd + " < " + d.file("in") + " > " + d.file("out") + " 2>&1";
+  int st = std::system(full.c_str());
+  out = read_file(d.file("out"));
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int run_flowd(const std::vector<std::string>& args, std::string& out, std::string& err) {
+  TempDir d;
+  std::string cmd = flowd_binary();
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > " + d.file("out") + " 2> " + d.file("err") + " < /dev/null";
+  int st = std::system(cmd.c_str());
+  out = read_file(d.file("out"));
+  err = read_file(d.file("err"));
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+std::string flowd_binary() { return FLOWD_BINARY; }
+std::string fixtures_dir() { return FLOWD_FIXTURES; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int free_tcp_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+namespace {
+std::size_t collect(char* p, std::size_t s, std::size_t n, void* u) {
+  static_cast<std::string*>(u)->append(p, s * n);
+  return s * n;
+}
+}  // namespace
+
+std::optional<std::string> http_get(const std::string& url) {
+  CURL* h = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK || status != 200) return std::nullopt;
+  return body;
+}
+
+void write_pipe(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fail("open " + path);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      fail("write " + path);
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  close(fd);
+}
+
+std::optional<double> metric_value(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
+}  // namespace flowd::test

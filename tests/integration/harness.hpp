@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test harness: runs the real flowd binary with a temporary configuration and talks to it through
+// its real pipe, real UDP sockets, a real HTTP scrape and a NOTIFY_SOCKET like systemd's.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flowd::test {
+
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  void write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+// A UDP socket bound to an ephemeral port on loopback (IPv4 or IPv6).
+class UdpReceiver {
+ public:
+  explicit UdpReceiver(bool ipv6 = false, int port = 0);
+  ~UdpReceiver();
+  int port() const { return port_; }
+  // False when the kernel capped the receive buffer (not root): large bursts may be lost here.
+  bool big_buffer() const { return big_buffer_; }
+  // Next datagram, or nullopt after `timeout`.
+  std::optional<std::string> receive(std::chrono::milliseconds timeout = 3s);
+  // Collects datagrams until `count` arrived or nothing arrived for `idle`.
+  std::vector<std::string> receive_many(std::size_t count, std::chrono::milliseconds idle = 2s);
+
+ private:
+  int fd_;
+  int port_;
+  bool big_buffer_ = false;
+};
+
+// The NOTIFY_SOCKET end: receives what flowd passes to sd_notify().
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path);
+  ~NotifySocket();
+  const std::string& path() const { return path_; }
+  // Waits for a message containing `needle`; returns the message.
+  std::optional<std::string> wait_for(const std::string& needle, std::chrono::milliseconds timeout = 10s);
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class FlowdProcess {
+ public:
+  // Starts flowd with `args` (after the binary), stderr to `log_path`, NOTIFY_SOCKET set if given.
+  FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
+               const std::string& notify_socket = "");
+  ~FlowdProcess();
+  pid_t pid() const { return pid_; }
+  void signal(int sig) const;
+  // Waits for exit; returns the exit code (128+signal if killed) or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout = 10s);
+  bool running();
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  std::optional<int> status_;
+};
+
+// Runs flowd to completion (for --check-config and friends). Returns exit code; output in `out`.
+int run_flowd(const std::vector<std::string>& args, std::string& out, std::string& err);
+
+std::string flowd_binary();
+std::string fixtures_dir();
+std::string read_file(const std::string& path);
+// A TCP port that was free a moment ago on 127.0.0.1.
+int free_tcp_port();
+// HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).
+std::optional<std::string> http_get(const std::string& url);
+// Runs a shell command with `input` on stdin; returns exit status, output in `out`.
+int run_shell(const std::string& cmd, const std::string& input, std::string& out);
+// Writes `data` to the FIFO at `path` with one write() per chunk.
+void write_pipe(const std::string& path, const std::string& data);
+// The value of one sample ("name{labels}") in a Prometheus text exposition, or nullopt.
+std::optional<double> metric_value(const std::string& exposition, const std::string& series);
+
+}  // namespace flowd::test

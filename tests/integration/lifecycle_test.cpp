@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+// Start, readiness, reload, stop and failure paths of the real daemon.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon_fixture.hpp"
+
+namespace flowd::test {
+namespace {
+
+bool is_fifo(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+TEST(Lifecycle, ReadyStatusThenSigtermExitsZeroAndRemovesPipe) {
+  Daemon d;
+  d.start(d.config());
+  EXPECT_NE(d.ready_message.find("STATUS=plugins=np_api backends=udp_firefly,prometheus"), std::string::npos)
+      << d.ready_message;
+  EXPECT_TRUE(is_fifo(d.pipe()));
+  struct stat st {};
+  ASSERT_EQ(::stat(d.pipe().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  auto t0 = std::chrono::steady_clock::now();
+  d.proc->signal(SIGTERM);
+  EXPECT_TRUE(d.notify->wait_for("STOPPING=1"));
+  auto rc = d.proc->wait(5s);
+  ASSERT_TRUE(rc) << "no exit within 5 s";
+  EXPECT_EQ(*rc, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_FALSE(is_fifo(d.pipe())) << "the FIFO must be removed at exit";
+}
+
+TEST(Lifecycle, SigintAlsoStopsCleanly) {
+  Daemon d;
+  d.start(d.config());
+  d.proc->signal(SIGINT);
+  EXPECT_EQ(d.proc->wait(5s), 0);
+}
+
+TEST(Lifecycle, SighupAppliesAGoodConfig) {
+  Daemon d;
+  d.start(d.config());
+  UdpReceiver other;
+  std::string next = d.config();
+  next.replace(next.find("port = " + std::to_string(d.rx4.port())), 7 + std::to_string(d.rx4.port()).size(),
+               "port = " + std::to_string(other.port()));
+  d.dir.write("flowd.cfg", next);
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(other.receive()) << d.proc->log();
+  EXPECT_FALSE(d.rx4.receive(300ms));
+  EXPECT_NE(d.proc->log().find("reloaded"), std::string::npos);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Lifecycle, SighupWithABrokenConfigKeepsTheOldOne) {
+  Daemon d;
+  d.start(d.config());
+  d.dir.write("flowd.cfg", d.config("port = many\n"));
+  d.proc->signal(SIGHUP);
+  auto status = d.notify->wait_for("STATUS=reload failed");
+  ASSERT_TRUE(status) << d.proc->log();
+  EXPECT_NE(status->find("[backend.udp_firefly]"), std::string::npos) << *status;
+  EXPECT_TRUE(d.proc->running());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << "the old configuration must keep working";
+  EXPECT_NE(d.proc->log().find("reload refused"), std::string::npos);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Lifecycle, Sigusr1ReloadsLikeTheOriginalUnitExpects) {
+  Daemon d;
+  d.start(d.config());
+  d.proc->signal(SIGUSR1);
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+  EXPECT_TRUE(d.proc->running());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(d.rx4.receive());
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Lifecycle, LegacyConfigStartsTheSamePipeline) {
+  Daemon d;
+  std::string legacy =
+      "# Python flowd 1.1.7 style\n"
+      "PLUGIN='np_api'\n"
+      "BACKEND='udp_firefly,prometheus'\n"
+      "FLOW_MAP_API=''\n"
+      "NP_API_FILE='" + d.pipe() + "'\n"
+      "UDP_FIREFLY_PORT=" + std::to_string(d.rx4.port()) + "\n"
+      "PROMETHEUS_SRV_PORT=" + std::to_string(d.prom_port) + "\n"
+      "WORK_DIR='" + d.dir.file("cache") + "'\n"
+      "#NETSTAT_EXPERIMENT='atlas'\n"
+      "NETSTAT_INTERNAL_NETWORKS=('192.168.0.0/16', )\n"
+      "IP_DISCOVERY_ENABLED = False\n"
+      "UDP_FIREFLY_IP4_SRC=''   # unset\n";
+  d.start(legacy, "flowd-legacy.cfg");
+  EXPECT_NE(d.proc->log().find("legacy Python flowd.cfg"), std::string::npos) << d.proc->log();
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_TRUE(metric_value(d.scrape(), "flowd_np_api_lines_total"));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Lifecycle, PathThatIsNotAFifoFailsWithExit1) {
+  Daemon d;
+  d.dir.write("flowd.np", "a regular file\n");
+  d.dir.write("flowd.cfg", d.config());
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
+  EXPECT_EQ(p.wait(5s), 1);
+  EXPECT_NE(p.log().find("is not a named pipe"), std::string::npos) << p.log();
+  EXPECT_EQ(read_file(d.pipe()), "a regular file\n") << "flowd must not touch a file it did not create";
+}
+
+TEST(Lifecycle, MetricsPortInUseFailsWithExit1) {
+  Daemon d;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(d.prom_port));
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  listen(fd, 1);
+  d.dir.write("flowd.cfg", d.config());
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
+  EXPECT_EQ(p.wait(10s), 1);
+  EXPECT_NE(p.log().find("cannot start"), std::string::npos) << p.log();
+  EXPECT_FALSE(is_fifo(d.pipe())) << "a failed start must clean up the pipe it made";
+  close(fd);
+}
+
+TEST(Lifecycle, ConfigErrorExits2NamingFileSectionAndKey) {
+  Daemon d;
+  d.dir.write("flowd.cfg", d.config("prot = 10514\n"));
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
+  EXPECT_EQ(p.wait(5s), 2);
+  std::string log = p.log();
+  EXPECT_NE(log.find(d.dir.file("flowd.cfg")), std::string::npos) << log;
+  EXPECT_NE(log.find("[backend.udp_firefly]"), std::string::npos) << log;
+  EXPECT_NE(log.find("'prot'"), std::string::npos) << log;
+  EXPECT_NE(log.find("did you mean 'port'"), std::string::npos) << log;
+}
+
+TEST(Cli, CheckPrintAndConvertConfig) {
+  Daemon d;
+  d.dir.write("good.cfg", d.config());
+  d.dir.write("bad.cfg", "[flowd]\nplugins = np_apj\n");
+  d.dir.write("legacy.cfg", "PLUGIN='np_api'\nBACKEND='udp_firefly'\nFLOW_MAP_API='https://www.scitags.org/api.json'\n");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("good.cfg")}, out, err), 0) << err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("bad.cfg")}, out, err), 2);
+  EXPECT_NE(err.find("did you mean 'np_api'"), std::string::npos) << err;
+  EXPECT_EQ(run_flowd({"--print-config", "-c", d.dir.file("good.cfg")}, out, err), 0) << err;
+  EXPECT_NE(out.find("queue_size = 65536"), std::string::npos) << out;
+  EXPECT_NE(out.find("partial_timeout_ms = 1000"), std::string::npos) << out;
+  // The printed configuration is itself a valid configuration.
+  d.dir.write("printed.cfg", out);
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("printed.cfg")}, out, err), 0) << err;
+  EXPECT_EQ(run_flowd({"--convert-config", d.dir.file("legacy.cfg")}, out, err), 0) << err;
+  EXPECT_NE(out.find("[flowd]\nplugins = np_api\nbackends = udp_firefly\nflow_map_api = https://www.scitags.org/api.json"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(run_flowd({"--version"}, out, err), 0);
+  EXPECT_EQ(out, std::string("flowd-cpp ") + FLOWD_VERSION + "\n");
+  EXPECT_EQ(run_flowd({"--no-such-flag"}, out, err), 2);
+  EXPECT_EQ(run_flowd({"-c", d.dir.file("missing.cfg")}, out, err), 2);
+  EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace flowd::test
