@@ -70,6 +70,7 @@ for t in "${TARGETS[@]}"; do
   eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | tr -dc '0-9')
   corpus_n=$(find "$work/corpus" -type f | wc -l)
+  [[ ${eps:-0} != 0 ]] || eps=-  # libFuzzer reports 0 when it stopped within the first second
 
   if ((rc == 0)); then
     result=ok

@@ -45,6 +45,23 @@ std::string check_value(const std::string& path, const std::string& section, con
                                    describe_type(k), value));
   };
   std::string v = trim(value);
+  // Values must survive being printed as INI (--print-config, --convert-config) and read back.
+  for (char c : v) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f)
+      throw ConfigError(fmt::format("{}: [{}] {}: control character 0x{:02x} in the value", path, section,
+                                    k.name, u));
+  }
+  if (v.find(" ;") != std::string::npos || v.find("\t;") != std::string::npos)
+    throw ConfigError(fmt::format("{}: [{}] {}: ' ;' would start a comment in an INI file", path, section, k.name));
+  const std::size_t room = 197 - k.name.size();
+  if (k.type == KeyType::kList) {
+    for (const auto& item : split_list(v))
+      if (item.size() + 4 > 198)
+        throw ConfigError(fmt::format("{}: [{}] {}: item longer than 194 characters", path, section, k.name));
+  } else if (v.size() > room) {
+    throw ConfigError(fmt::format("{}: [{}] {}: longer than {} characters", path, section, k.name, room));
+  }
   switch (k.type) {
     case KeyType::kString: return v;
     case KeyType::kInt: {
@@ -268,6 +285,22 @@ std::string print_config(const Config& c) {
   section(c.core);
   for (const auto& p : c.plugins) section(p.section);
   for (const auto& b : c.backends) section(b.section);
+  return out;
+}
+
+std::string config_reference_markdown() {
+  std::string out;
+  auto table = [&out](const std::string& section, std::string_view what, std::span<const KeySpec> keys) {
+    out += fmt::format("#### `[{}]`{}\n\n| key | legacy name | default | accepts | meaning |\n|---|---|---|---|---|\n",
+                       section, what.empty() ? "" : fmt::format(" — {}", what));
+    for (const auto& k : keys)
+      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.name, k.legacy.empty() ? "" : fmt::format("`{}`", k.legacy),
+                         k.default_value.empty() ? "" : fmt::format("`{}`", k.default_value), describe_type(k), k.help);
+    out += "\n";
+  };
+  table("flowd", "the daemon", core_keys());
+  for (const auto& p : plugin_table()) table("plugin." + std::string(p.name), p.description, p.keys);
+  for (const auto& b : backend_table()) table("backend." + std::string(b.name), b.description, b.keys);
   return out;
 }
 

@@ -61,6 +61,9 @@ std::string to_ini(const RawConfig& raw);
 // Effective configuration, defaults filled in (what --print-config prints).
 std::string print_config(const Config& c);
 
+// Markdown tables of every key of every component (what the README's reference section holds).
+std::string config_reference_markdown();
+
 // "did you mean" helper: the closest candidate within a small edit distance, or "".
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 

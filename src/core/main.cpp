@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
   app.add_flag("--print-config", print, "print the effective configuration, defaults filled in, and exit");
   app.add_option("--convert-config", convert, "print the INI equivalent of a legacy flowd.cfg and exit");
+  bool reference = false;
+  app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (reference) {
+    std::cout << flowd::config_reference_markdown();
+    return 0;
+  }
   try {
     if (!convert.empty()) {
       auto raw = flowd::read_config_file(convert);

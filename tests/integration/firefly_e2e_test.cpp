@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "daemon_fixture.hpp"
 
@@ -120,6 +121,14 @@ TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
   EXPECT_EQ(metric_value(m, "flowd_firefly_send_errors_total{destination=\"flow\"}"), 0);
   EXPECT_EQ(metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}"), 0);
   EXPECT_TRUE(metric_value(m, "flowd_bus_queue_depth{backend=\"prometheus\"}"));
+  // The README documents every flowd_* metric family.
+  std::string readme = read_file(std::string(FLOWD_SOURCE_DIR) + "/README.md");
+  std::istringstream lines(m);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE flowd_", 0) != 0) continue;
+    std::string name = line.substr(7, line.find(' ', 7) - 7);
+    EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << name << " is missing from README.md";
+  }
   std::string out;
   EXPECT_EQ(run_shell("promtool check metrics", m, out), 0) << out;
   EXPECT_EQ(out.find("problem"), std::string::npos) << out;

@@ -174,5 +174,22 @@ TEST(Cli, CheckPrintAndConvertConfig) {
   EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
 }
 
+TEST(Cli, ReadmeHoldsTheConfigReference) {
+  std::string out, err;
+  ASSERT_EQ(run_flowd({"--config-reference"}, out, err), 0);
+  std::string readme = read_file(std::string(FLOWD_SOURCE_DIR) + "/README.md");
+  auto b = readme.find("<!-- config-reference:begin -->\n");
+  auto e = readme.find("<!-- config-reference:end -->");
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  b += std::string("<!-- config-reference:begin -->\n").size();
+  // Regenerate with: flowd --config-reference, pasted between the markers.
+  auto rstrip = [](std::string t) {
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+  };
+  EXPECT_EQ(rstrip(readme.substr(b, e - b)), rstrip(out));
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -16,7 +16,8 @@ namespace {
 
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kEndpoint, "127.0.0.1:9000",
-     "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)"},
+     "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
+     "PROMETHEUS_SRV_PORT"},
     {"max_active_flows", KeyType::kInt, "100000",
      "flows tracked for flowd_active_flows; beyond this new flows are counted in "
      "flowd_active_flows_overflow_total",

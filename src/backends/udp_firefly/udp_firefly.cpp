@@ -27,7 +27,7 @@ constexpr KeySpec kKeys[] = {
     {"ip4_src", KeyType::kIPv4, "", "written as src-ip of IPv4 fireflies (e.g. the public address behind NAT)",
      "UDP_FIREFLY_IP4_SRC"},
     {"ip6_src", KeyType::kIPv6, "", "written as src-ip of IPv6 fireflies", "UDP_FIREFLY_IP6_SRC"},
-    {"syslog_header", KeyType::kBool, "yes", "prefix the RFC 5424 header (<134>1 TIME HOST flowd - firefly-json -)"},
+    {"syslog_header", KeyType::kBool, "yes", "prefix the RFC 5424 syslog header (PRI 134, UTC time, host name, flowd, firefly-json)"},
     {"max_tracked_flows", KeyType::kInt, "100000",
      "start times remembered for end fireflies; beyond this the oldest are forgotten", {}, 1, 100000000},
 };
