@@ -4,8 +4,7 @@
 namespace flowd {
 
 Bus::Bus(prometheus::Registry& metrics)
-    : metrics_(metrics),
-      events_(prometheus::BuildCounter()
+    : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
                   .Help("Flow events published by plugins, by plugin and state")
                   .Register(metrics)),

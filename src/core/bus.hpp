@@ -38,7 +38,6 @@ class Bus final : public Publisher {
   };
   prometheus::Counter& events_counter(const char* plugin, FlowState state);
 
-  prometheus::Registry& metrics_;
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;

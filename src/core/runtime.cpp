@@ -22,8 +22,7 @@ std::string system_hostname() {
 }  // namespace
 
 Runtime::Runtime(prometheus::Registry& metrics, RegistryHandle& registry)
-    : metrics_(metrics),
-      ctx_{registry, metrics, system_hostname(), ""},
+    : ctx_{registry, metrics, system_hostname(), ""},
       bus_(metrics),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");

@@ -53,7 +53,6 @@ class Runtime {
   void stop_backend(RunningBackend& b);
   void publish_subscribers();
 
-  prometheus::Registry& metrics_;
   Context ctx_;
   Bus bus_;
   std::vector<RunningPlugin> plugins_;

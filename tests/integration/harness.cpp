@@ -127,7 +127,7 @@ std::optional<std::string> NotifySocket::wait_for(const std::string& needle, std
 }
 
 FlowdProcess::FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-                           const std::string& notify_socket)
+                           const std::string& notify_socket, const std::vector<std::string>& extra_env)
     : log_path_(log_path) {
   std::vector<std::string> argv_s{flowd_binary()};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -139,6 +139,7 @@ FlowdProcess::FlowdProcess(const std::vector<std::string>& args, const std::stri
     if (std::strncmp(*e, "NOTIFY_SOCKET=", 14) != 0 && std::strncmp(*e, "JOURNAL_STREAM=", 15) != 0)
       env_s.emplace_back(*e);
   if (!notify_socket.empty()) env_s.push_back("NOTIFY_SOCKET=" + notify_socket);
+  env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -63,7 +63,7 @@ class FlowdProcess {
  public:
   // Starts flowd with `args` (after the binary), stderr to `log_path`, NOTIFY_SOCKET set if given.
   FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-               const std::string& notify_socket = "");
+               const std::string& notify_socket = "", const std::vector<std::string>& extra_env = {});
   ~FlowdProcess();
   pid_t pid() const { return pid_; }
   void signal(int sig) const;

@@ -43,9 +43,20 @@ TEST(Lifecycle, SigintAlsoStopsCleanly) {
   EXPECT_EQ(d.proc->wait(5s), 0);
 }
 
+TEST(Lifecycle, WatchdogIsPettedWhenSystemdAsksForIt) {
+  Daemon d;
+  d.start(d.config(), "flowd.cfg", {"WATCHDOG_USEC=200000"});
+  EXPECT_NE(d.proc->log().find("systemd watchdog every 100 ms"), std::string::npos) << d.proc->log();
+  EXPECT_TRUE(d.notify->wait_for("WATCHDOG=1", 2s));
+  EXPECT_TRUE(d.notify->wait_for("WATCHDOG=1", 2s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Lifecycle, SighupAppliesAGoodConfig) {
   Daemon d;
   d.start(d.config());
+  struct stat before {};
+  ASSERT_EQ(::stat(d.pipe().c_str(), &before), 0);
   UdpReceiver other;
   std::string next = d.config();
   next.replace(next.find("port = " + std::to_string(d.rx4.port())), 7 + std::to_string(d.rx4.port()).size(),
@@ -57,6 +68,9 @@ TEST(Lifecycle, SighupAppliesAGoodConfig) {
   EXPECT_TRUE(other.receive()) << d.proc->log();
   EXPECT_FALSE(d.rx4.receive(300ms));
   EXPECT_NE(d.proc->log().find("reloaded"), std::string::npos);
+  struct stat after {};
+  ASSERT_EQ(::stat(d.pipe().c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino) << "np_api did not change: its pipe must not be re-created";
   EXPECT_EQ(d.stop(), 0);
 }
 
