@@ -2,7 +2,11 @@
 // Pipe write -> firefly arrival, with the real daemon: latency (median, p99) at a paced rate, the
 // drop count, and flowd's peak RSS. Usage:
 //   flowd_pipe_bench [--rate LINES_PER_S] [--lines N] [--flowd PATH] [--batch LINES_PER_WRITE]
+//                    [--no-firefly] [--raw-udp]
 // --rate 0 writes as fast as the pipe takes it (the throughput run).
+// --no-firefly runs np_api -> prometheus only: the ingest rate, read from flowd_flow_events_total.
+// --raw-udp measures, instead of flowd, a plain sendto() loop of firefly-sized datagrams to the same
+//   kind of receiver: the kernel's loopback ceiling on this machine, for the ratio.
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -78,7 +82,13 @@ int main(int argc, char** argv) {
   long lines = 100000;
   int batch = 1;
   std::string flowd = FLOWD_BINARY;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool firefly = true, raw_udp = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--no-firefly") firefly = false;
+    if (a == "--raw-udp") raw_udp = true;
+  }
+  for (int i = 1; i + 1 < argc; i += 1) {
     std::string a = argv[i];
     if (a == "--rate") rate = std::stod(argv[i + 1]);
     else if (a == "--lines") lines = std::stol(argv[i + 1]);
@@ -101,11 +111,33 @@ int main(int argc, char** argv) {
   int udp_port = ntohs(a.sin_port);
   int prom_port = 20000 + (getpid() % 20000);
 
+  if (raw_udp) {
+    std::atomic<long> got{0};
+    std::thread r([&] {
+      char buf[2048];
+      while (got.load() < lines) {
+        pollfd p{rx, POLLIN, 0};
+        if (poll(&p, 1, 2000) <= 0) break;
+        if (recv(rx, buf, sizeof buf, 0) > 0) got.fetch_add(1);
+      }
+    });
+    int tx = socket(AF_INET, SOCK_DGRAM, 0);
+    std::string msg(380, 'x');
+    auto t0 = now_ns();
+    for (long i = 0; i < lines; ++i)
+      sendto(tx, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    auto t1 = now_ns();
+    r.join();
+    fmt::print("raw-udp lines={} received={} send_rate={:.0f}/s\n", lines, got.load(),
+               static_cast<double>(lines) / (static_cast<double>(t1 - t0) / 1e9));
+    return 0;
+  }
+
   std::string cfg = fmt::format(
-      "[flowd]\nplugins = np_api\nbackends = udp_firefly, prometheus\nwork_dir = {0}/cache\nlog_level = warn\n"
+      "[flowd]\nplugins = np_api\nbackends = {3}prometheus\nwork_dir = {0}/cache\nlog_level = warn\n"
       "[plugin.np_api]\npath = {0}/np\n[backend.udp_firefly]\nport = {1}\n[backend.prometheus]\n"
       "listen = 127.0.0.1:{2}\n",
-      dir, udp_port, prom_port);
+      dir, udp_port, prom_port, firefly ? "udp_firefly, " : "");
   std::ofstream(dir + "/flowd.cfg") << cfg;
   std::string cfg_path = dir + "/flowd.cfg", log_path = dir + "/log";
   std::vector<char*> args{flowd.data(), const_cast<char*>("-c"), cfg_path.data(), nullptr};
@@ -123,6 +155,7 @@ int main(int argc, char** argv) {
   std::vector<std::int64_t> sent(static_cast<std::size_t>(lines)), recv_at(static_cast<std::size_t>(lines), 0);
   std::atomic<long> received{0};
   std::thread reader([&] {
+    if (!firefly) return;
     char buf[2048];
     while (received.load() < lines) {
       pollfd p{rx, POLLIN, 0};
@@ -163,6 +196,25 @@ int main(int argc, char** argv) {
   }
   auto wrote = now_ns();
   reader.join();
+  if (!firefly) {
+    // Ingest only: wait until flowd counted every line as an event (a scrape is the only signal).
+    double events = 0;
+    std::int64_t done_at = 0;
+    for (int i = 0; i < 3000; ++i) {
+      events = metric(scrape(prom_port), "flowd_flow_events_total{plugin=\"np_api\",state=\"start\"}");
+      done_at = now_ns();
+      if (events >= static_cast<double>(lines)) break;
+      usleep(1000);
+    }
+    long rss = peak_rss_kib(pid);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    fmt::print("no-firefly rate={} lines={} events={} ingest={:.0f}/s (write {:.3f} s) peak_rss_kib={}\n", rate,
+               lines, events, events / (static_cast<double>(done_at - start) / 1e9),
+               static_cast<double>(wrote - start) / 1e9, rss);
+    return events >= static_cast<double>(lines) ? 0 : 3;
+  }
   std::int64_t last = 0;
   std::vector<double> lat;
   for (long i = 0; i < lines; ++i)

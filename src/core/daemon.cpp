@@ -95,9 +95,6 @@ int run_daemon(const DaemonOptions& opts) {
     runtime.stop_all();
     return 1;
   }
-  log->info("ready: {}", runtime.summary());
-  sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
-
   int tfd = -1;
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
@@ -110,6 +107,9 @@ int run_daemon(const DaemonOptions& opts) {
     timerfd_settime(tfd, 0, &its, nullptr);
     log->info("systemd watchdog every {} ms", half / 1000);
   }
+
+  log->info("ready: {}", runtime.summary());
+  sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
 
   int exit_code = 0;
   bool running = true;

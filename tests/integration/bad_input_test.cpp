@@ -138,6 +138,48 @@ TEST(BadInput, PartialLineIsDiscardedAfterTheTimeout) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+TEST(BadInput, RejectedLinesAreLoggedRateLimited) {
+  Daemon d;
+  d.start(d.config());
+  std::string flood;
+  for (int i = 0; i < 1000; ++i) flood += "garbage line " + std::to_string(i) + "\n";
+  write_pipe(d.pipe(), flood + good_line(6001));
+  ASSERT_TRUE(d.rx4.receive()) << "the good line after the flood must still be delivered";
+  auto count = [](const std::string& log, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(d.proc->log(), "rejected line (fields"), 10u) << "a burst of 10, then quiet";
+  EXPECT_EQ(rejected(d.scrape(), "fields"), 1000) << "every rejected line is counted";
+  usleep(1100000);  // the limiter lets one line through per second after the burst
+  write_pipe(d.pipe(), "one more bad line\n");
+  // The log file is the only signal that the line was handled: re-read it briefly.
+  std::string log = d.proc->log();
+  for (int i = 0; i < 100 && log.find("(990 more rejected lines not logged)") == std::string::npos; ++i) {
+    usleep(20000);
+    log = d.proc->log();
+  }
+  EXPECT_NE(log.find("(990 more rejected lines not logged)"), std::string::npos) << log.substr(log.size() - 600);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(BadInput, SendErrorsAreCountedNotFatal) {
+  Daemon d;
+  d.start(d.config());
+  // The kernel refuses a broadcast without SO_BROADCAST (EACCES) before anything leaves the host.
+  write_pipe(d.pipe(), "start udp 127.0.0.1 1 255.255.255.255 2 2 9\n" + good_line(7001));
+  auto f = d.rx4.receive();
+  ASSERT_TRUE(f) << d.proc->log();
+  EXPECT_EQ(src_ports({*f}), std::set<int>{7001});
+  std::string m = d.scrape();
+  EXPECT_EQ(metric_value(m, "flowd_firefly_send_errors_total{destination=\"flow\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 1);
+  EXPECT_NE(d.proc->log().find("sending a firefly failed: Permission denied"), std::string::npos) << d.proc->log();
+  EXPECT_TRUE(d.proc->running());
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(BadInput, TenConcurrentWritersLoseNothing) {
   Daemon d;
   d.start(d.config());

@@ -2,6 +2,7 @@
 // privileged: when stderr is the journal stream, flowd logs through the journal's native protocol
 // with a FLOWD_COMPONENT field. The test plays journald on /run/systemd/journal/socket.
 #include <gtest/gtest.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -75,6 +76,21 @@ TEST(Journal, NativeProtocolWithComponentField) {
   EXPECT_TRUE(ready) << entries.size() << " journal entries, none the INFO 'ready' line of component core";
   EXPECT_TRUE(np_api) << "no entry from plugin.np_api";
   EXPECT_EQ(p.log(), "") << "with the journal as stderr, nothing is written to stderr";
+}
+
+TEST(PipeOwnership, GroupIsApplied) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileged: chown to another group needs root";
+  struct group* g = getgrnam("daemon");
+  if (!g) GTEST_SKIP() << "no group 'daemon' on this host";
+  Daemon d;
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("[plugin.np_api]\n") + 16, 0, "group = daemon\nmode = 0660\n");
+  d.start(cfg);
+  struct stat st {};
+  ASSERT_EQ(::stat(d.pipe().c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, g->gr_gid);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(d.stop(), 0);
 }
 
 }  // namespace

@@ -36,6 +36,17 @@ TEST(Lifecycle, ReadyStatusThenSigtermExitsZeroAndRemovesPipe) {
   EXPECT_FALSE(is_fifo(d.pipe())) << "the FIFO must be removed at exit";
 }
 
+TEST(Lifecycle, PipeModeIsConfigurable) {
+  Daemon d;
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("[plugin.np_api]\n") + 16, 0, "mode = 0620\n");
+  d.start(cfg);
+  struct stat st {};
+  ASSERT_EQ(::stat(d.pipe().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0620u);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Lifecycle, SigintAlsoStopsCleanly) {
   Daemon d;
   d.start(d.config());
