@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 500 && stat(np.c_str(), &st) != 0; ++i) usleep(10000);  // startup only
   usleep(200000);
 
-  // The line number travels in the source port and the destination port (16 bits each).
+  // The line number travels in the ports: src = i / 65535, dst = i % 65535 + 1 (never 0 or 65536).
   std::vector<std::int64_t> sent(static_cast<std::size_t>(lines)), recv_at(static_cast<std::size_t>(lines), 0);
   std::atomic<long> received{0};
   std::thread reader([&] {
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
       std::string_view m(buf, static_cast<std::size_t>(n));
       auto sp = m.find("\"src-port\": "), dp = m.find("\"dst-port\": ");
       if (sp == std::string_view::npos || dp == std::string_view::npos) continue;
-      long idx = std::atol(buf + sp + 12) * 65536 + std::atol(buf + dp + 12) - 1;
+      long idx = std::atol(buf + sp + 12) * 65535 + std::atol(buf + dp + 12) - 1;
       if (idx >= 0 && idx < lines && recv_at[static_cast<std::size_t>(idx)] == 0) {
         recv_at[static_cast<std::size_t>(idx)] = t;
         received.fetch_add(1);
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
     chunk.clear();
     long first = i;
     for (int b = 0; b < batch && i < lines; ++b, ++i)
-      chunk += fmt::format("start tcp 127.0.0.1 {} 127.0.0.1 {} 2 9\n", i / 65536, i % 65536 + 1);
+      chunk += fmt::format("start tcp 127.0.0.1 {} 127.0.0.1 {} 2 9\n", i / 65535, i % 65535 + 1);
     auto t = now_ns();
     for (long k = first; k < i; ++k) sent[static_cast<std::size_t>(k)] = t;
     if (write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) return 1;
