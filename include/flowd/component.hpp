@@ -24,6 +24,7 @@ class logger;
 namespace flowd {
 
 class EventQueue;
+class MetricsHub;
 
 // Where plugins put events. Thread-safe; never blocks (a full backend queue drops and counts).
 class Publisher {
@@ -36,6 +37,7 @@ class Publisher {
 struct Context {
   RegistryHandle& registry;
   prometheus::Registry& metrics;
+  MetricsHub& hub;  // for collectors that read their values at scrape time
   std::string hostname;
   std::string work_dir;
 };

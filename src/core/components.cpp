@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
 #include "plugins/np_api/np_api.hpp"
@@ -13,7 +14,7 @@ namespace {
 
 constexpr KeySpec kCoreKeys[] = {
     {"plugins", KeyType::kList, "", "plugins to run (np_api); several may run at once", "PLUGIN"},
-    {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus)", "BACKEND"},
+    {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
     {"flow_map_timeout", KeyType::kInt, "5", "seconds to wait for an http(s) registry", {}, 1, 300},
@@ -32,10 +33,11 @@ const std::array<PluginInfo, 1>& plugins() {
   return table;
 }
 
-const std::array<BackendInfo, 2>& backends() {
-  static const std::array<BackendInfo, 2> table{
+const std::array<BackendInfo, 3>& backends() {
+  static const std::array<BackendInfo, 3> table{
       udp_firefly::backend_info(),
       prometheus_backend::backend_info(),
+      ebpf::backend_info(),
   };
   return table;
 }
@@ -56,7 +58,6 @@ constexpr PendingLegacyKey kPending[] = {
     {"NETLINK_TIMEOUT", "plugin netlink"},
     {"FIREFLY_LISTENER_HOST", "plugin firefly"},
     {"FIREFLY_LISTENER_PORT", "plugin firefly"},
-    {"NETWORK_INTERFACE", "backend ebpf"},
     {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
     {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
     {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},

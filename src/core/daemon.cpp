@@ -14,6 +14,7 @@
 
 #include "core/config_loader.hpp"
 #include "core/log.hpp"
+#include "core/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "core/runtime.hpp"
 
@@ -85,10 +86,17 @@ int run_daemon(const DaemonOptions& opts) {
       .Register(metrics)
       .Add({{"version", FLOWD_VERSION}, {"commit", FLOWD_COMMIT}})
       .Set(1);
+  MetricsHub hub(metrics);
   RegistryHandle registry(fetch_registry(config));
-  Runtime runtime(metrics, registry);
+  Runtime runtime(metrics, hub, registry);
   try {
     runtime.apply(config);
+  } catch (const ConfigError& e) {
+    // A value only a component can check (a registry name, an interface): still a config error.
+    log->error("{}", e.what());
+    sd_notifyf(0, "STATUS=configuration error: %s", e.what());
+    runtime.stop_all();
+    return 2;
   } catch (const std::exception& e) {
     log->error("cannot start: {}", e.what());
     sd_notifyf(0, "STATUS=failed to start: %s", e.what());

@@ -7,6 +7,7 @@
 
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
+#include "core/label_cli.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
@@ -22,6 +23,11 @@ int main(int argc, char** argv) {
   app.add_flag("--print-config", print, "print the effective configuration, defaults filled in, and exit");
   app.add_option("--convert-config", convert, "print the INI equivalent of a legacy flowd.cfg and exit");
   bool reference = false;
+  std::vector<std::string> label_args;
+  auto* label = app.add_subcommand("label", "encode or decode a Scitags IPv6 flow label")
+                    ->footer("  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
+                             "  flowd label decode LABEL                 (decimal or 0x hex)");
+  label->add_option("args", label_args, "encode EXP ACT | decode LABEL")->required()->expected(2, 3);
   app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
   try {
     app.parse(argc, argv);
@@ -32,6 +38,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (*label) return flowd::label_command(label_args);
   if (reference) {
     std::cout << flowd::config_reference_markdown();
     return 0;

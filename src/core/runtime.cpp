@@ -21,8 +21,8 @@ std::string system_hostname() {
 
 }  // namespace
 
-Runtime::Runtime(prometheus::Registry& metrics, RegistryHandle& registry)
-    : ctx_{registry, metrics, system_hostname(), ""},
+Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
+    : ctx_{registry, metrics, hub, system_hostname(), ""},
       bus_(metrics),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");

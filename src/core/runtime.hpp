@@ -12,13 +12,14 @@
 
 #include "core/bus.hpp"
 #include "core/config_loader.hpp"
+#include "core/metrics_hub.hpp"
 #include "flowd/component.hpp"
 
 namespace flowd {
 
 class Runtime {
  public:
-  Runtime(prometheus::Registry& metrics, RegistryHandle& registry);
+  Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry);
   ~Runtime();
 
   // Brings the running components in line with `c`: unchanged ones keep running, changed ones are

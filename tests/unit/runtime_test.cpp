@@ -86,12 +86,13 @@ class RuntimeTest : public ::testing::Test {
     plugins_created = plugins_stopped = backends_created = events_handled = 0;
   }
   prometheus::Registry metrics;
+  MetricsHub hub{metrics};
   std::string error;
   RegistryHandle registry{ScitagsRegistry::parse(registry_snapshot_json(), error)};
 };
 
 TEST_F(RuntimeTest, AWorkerThatThrowsIsReportedThroughTheFailureFd) {
-  Runtime rt(metrics, registry);
+  Runtime rt(metrics, hub, registry);
   rt.apply(config("a", /*fail=*/true));
   ASSERT_TRUE(readable(rt.failure_fd(), 5000));
   EXPECT_EQ(rt.failure(), "plugin.test: the test plugin gave up");
@@ -99,7 +100,7 @@ TEST_F(RuntimeTest, AWorkerThatThrowsIsReportedThroughTheFailureFd) {
 
 TEST_F(RuntimeTest, EventsReachTheBackendAndAHealthyRuntimeReportsNothing) {
   {
-    Runtime rt(metrics, registry);
+    Runtime rt(metrics, hub, registry);
     rt.apply(config("a"));
     EXPECT_FALSE(readable(rt.failure_fd(), 100));
     rt.stop_all();
@@ -109,7 +110,7 @@ TEST_F(RuntimeTest, EventsReachTheBackendAndAHealthyRuntimeReportsNothing) {
 }
 
 TEST_F(RuntimeTest, ReloadKeepsUnchangedComponentsAndRestartsChangedOnes) {
-  Runtime rt(metrics, registry);
+  Runtime rt(metrics, hub, registry);
   rt.apply(config("a"));
   rt.apply(config("a"));
   EXPECT_EQ(plugins_created, 1) << "an unchanged plugin keeps running";

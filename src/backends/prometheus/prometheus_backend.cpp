@@ -10,6 +10,7 @@
 
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
+#include "core/metrics_hub.hpp"
 
 namespace flowd::prometheus_backend {
 namespace {
@@ -50,7 +51,7 @@ class PrometheusBackend final : public Backend {
       throw std::runtime_error("cannot listen on " + ep->to_string() + " for /metrics: " + e.what());
     }
     // The Exposer keeps only a weak_ptr: the alias must live as long as the Exposer does.
-    registry_alias_ = std::shared_ptr<prometheus::Registry>(&ctx_.metrics, [](auto*) {});
+    registry_alias_ = std::shared_ptr<MetricsHub>(&ctx_.hub, [](auto*) {});
     exposer_->RegisterCollectable(registry_alias_);
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
   }
@@ -90,7 +91,7 @@ class PrometheusBackend final : public Backend {
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Family<prometheus::Gauge>& active_;
   prometheus::Counter& overflow_;
-  std::shared_ptr<prometheus::Registry> registry_alias_;
+  std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash> flows_;
 };

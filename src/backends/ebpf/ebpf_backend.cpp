@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/ebpf/ebpf_backend.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+
+#include "backends/ebpf/tc_attachment.hpp"
+#include "core/log.hpp"
+#include "core/metrics_hub.hpp"
+#include "flowd/scitags_label.hpp"
+#include "flowd_marker.h"
+#include "flowd_marker.skel.h"
+
+namespace flowd::ebpf {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"interfaces", KeyType::kList, "",
+     "interfaces whose egress is marked; empty: every interface with a global IPv6 address", "NETWORK_INTERFACE"},
+    {"max_flows", KeyType::kInt, "100000", "size of the flow map (LRU: the least recently used flow goes first)", {},
+     1, 10000000},
+    {"match_all", KeyType::kBool, "no",
+     "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
+    {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
+    {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
+};
+
+// libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
+// the error message when loading fails.
+std::mutex libbpf_mu;
+std::string libbpf_tail;
+
+int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[4096];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  std::string line(buf, static_cast<std::size_t>(std::max(0, std::min(n, static_cast<int>(sizeof buf) - 1))));
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  {
+    std::lock_guard lock(libbpf_mu);
+    libbpf_tail += line + "\n";
+    if (libbpf_tail.size() > 2000) libbpf_tail.erase(0, libbpf_tail.size() - 2000);
+  }
+  auto log = get_logger("bpf");
+  if (level == LIBBPF_WARN)
+    log->warn("{}", line);
+  else
+    log->debug("{}", line);
+  return 0;
+}
+
+// The capabilities a tc BPF program needs (kernel a17b53c4): CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.
+std::string missing_capabilities() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) return {};
+  auto has = [&](int cap) { return (data[cap / 32].effective >> (cap % 32)) & 1u; };
+  std::string missing;
+  if (!has(CAP_BPF) && !has(CAP_SYS_ADMIN)) missing += "CAP_BPF ";
+  if (!has(CAP_NET_ADMIN)) missing += "CAP_NET_ADMIN ";
+  if (!missing.empty()) missing.pop_back();
+  return missing;
+}
+
+class MarkerStats : public prometheus::Collectable {
+ public:
+  explicit MarkerStats(int map_fd) : fd_(map_fd), ncpu_(libbpf_num_possible_cpus()) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    static constexpr struct {
+      __u32 index;
+      const char* name;
+      const char* help;
+    } kStats[] = {
+        {FLOWD_STAT_SEEN, "flowd_marker_packets_seen_total", "Packets the BPF marker ran on (egress)"},
+        {FLOWD_STAT_MARKED, "flowd_marker_packets_marked_total", "Packets whose IPv6 flow label the marker wrote"},
+        {FLOWD_STAT_PARSE_FAIL, "flowd_marker_parse_failures_total",
+         "IPv6 packets whose headers the marker could not walk to the ports"},
+    };
+    std::vector<prometheus::MetricFamily> out;
+    std::vector<__u64> values(static_cast<std::size_t>(std::max(ncpu_, 1)));
+    for (const auto& s : kStats) {
+      __u32 key = s.index;
+      double sum = 0;
+      if (bpf_map_lookup_elem(fd_, &key, values.data()) == 0)
+        for (auto v : values) sum += static_cast<double>(v);
+      prometheus::MetricFamily f;
+      f.name = s.name;
+      f.help = s.help;
+      f.type = prometheus::MetricType::Counter;
+      prometheus::ClientMetric m;
+      m.counter.value = sum;
+      f.metric.push_back(m);
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+ private:
+  int fd_;
+  int ncpu_;
+};
+
+class EbpfBackend final : public Backend {
+ public:
+  EbpfBackend(const Section& cfg, Context& ctx)
+      : ctx_(ctx),
+        interfaces_(cfg.get_list("interfaces")),
+        max_flows_(static_cast<std::uint32_t>(cfg.get_int("max_flows"))),
+        match_all_(cfg.get_bool("match_all")),
+        log_(get_logger("backend.ebpf")),
+        update_errors_(prometheus::BuildCounter()
+                           .Name("flowd_marker_map_update_errors_total")
+                           .Help("Flow map updates or deletions the kernel refused")
+                           .Register(ctx.metrics)
+                           .Add({})),
+        flows_(prometheus::BuildGauge()
+                   .Name("flowd_marker_flows")
+                   .Help("Flows in the marker's map (put there by flowd, not yet ended)")
+                   .Register(ctx.metrics)
+                   .Add({})) {
+    if (match_all_) {
+      auto reg = ctx.registry.get();
+      auto exp = reg->experiment_id(cfg.get("experiment"));
+      auto act = exp ? reg->activity_id(*exp, cfg.get("activity")) : std::nullopt;
+      if (!exp || !act)
+        throw ConfigError("[backend.ebpf] match_all = yes needs experiment (0..511 or a name) and activity "
+                          "(0..63 or a name of that experiment); got '" + cfg.get("experiment") + "' / '" +
+                          cfg.get("activity") + "'");
+      match_all_label_ = make_label(*exp, *act, 0);
+    }
+  }
+
+  ~EbpfBackend() override { release(); }
+
+  void start() override {
+    if (auto missing = missing_capabilities(); !missing.empty())
+      throw std::runtime_error("the ebpf backend needs CAP_BPF and CAP_NET_ADMIN; this process lacks " + missing +
+                               " (run flowd as root or grant them, e.g. AmbientCapabilities=)");
+    libbpf_set_print(on_libbpf_print);
+    {
+      std::lock_guard lock(libbpf_mu);
+      libbpf_tail.clear();
+    }
+    skel_ = flowd_marker__open();
+    if (!skel_) throw std::runtime_error(std::string("cannot open the BPF marker: ") + std::strerror(errno));
+    bpf_map__set_max_entries(skel_->maps.flowd_flow_labels, max_flows_);
+    skel_->rodata->cfg_match_all = match_all_ ? 1 : 0;
+    skel_->rodata->cfg_match_all_label = match_all_label_;
+    if (int rc = flowd_marker__load(skel_); rc != 0) {
+      std::string tail;
+      {
+        std::lock_guard lock(libbpf_mu);
+        tail = libbpf_tail;
+      }
+      release();
+      throw std::runtime_error(std::string("the kernel refused the BPF marker (") + std::strerror(-rc) + "):\n" + tail);
+    }
+    map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
+    auto names = interfaces_.empty() ? interfaces_with_global_ipv6() : interfaces_;
+    if (names.empty()) {
+      release();
+      throw std::runtime_error("[backend.ebpf] no interface has a global IPv6 address; set interfaces");
+    }
+    try {
+      for (const auto& n : names)
+        attachments_.push_back(std::make_unique<TcAttachment>(n, bpf_program__fd(skel_->progs.flowd_mark)));
+    } catch (...) {
+      release();
+      throw;
+    }
+    stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats));
+    ctx_.hub.add(stats_.get());
+    log_->info("marking {} on {} (map of {} flows)",
+               match_all_ ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
+                          : std::string("IPv6 TCP/UDP flows from start to end"),
+               fmt::join(names, ", "), max_flows_);
+  }
+
+  void handle(const FlowID& flow) override {
+    if (match_all_ || flow.state == FlowState::kOngoing) return;
+    if (!flow.dst.is_v6()) {
+      log_->debug("not marking {} flow to {}: the flow label is IPv6 only", to_string(flow.protocol),
+                  flow.dst.to_string());
+      return;
+    }
+    flowd_flow_key key;
+    std::memset(&key, 0, sizeof key);  // padding included: the kernel hashes every byte
+    std::memcpy(key.daddr, flow.dst.bytes.data(), 16);
+    key.sport = htons(flow.src_port);
+    key.dport = htons(flow.dst_port);
+    key.proto = flow.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+    if (flow.state == FlowState::kStart) {
+      std::uint32_t label = make_label(flow.experiment, flow.activity, random_label_entropy());
+      std::uint32_t existing = 0;
+      // A repeated start of the same flow keeps its entropy bits: one flow, one label.
+      if (bpf_map_lookup_elem(map_fd_, &key, &existing) == 0 &&
+          (existing & kLabelSemanticMask) == (label & kLabelSemanticMask))
+        return;
+      if (bpf_map_update_elem(map_fd_, &key, &label, BPF_ANY) != 0) {
+        refused("update", errno, flow);
+        return;
+      }
+      flows_.Increment();
+      log_->debug("marking {} [{}]:{} -> [{}]:{} with 0x{:05x}", to_string(flow.protocol), flow.src.to_string(),
+                  flow.src_port, flow.dst.to_string(), flow.dst_port, label);
+    } else if (flow.state == FlowState::kEnd) {
+      if (bpf_map_delete_elem(map_fd_, &key) == 0) {
+        flows_.Decrement();
+      } else if (errno != ENOENT) {
+        refused("delete", errno, flow);
+      }
+    }
+  }
+
+  void stop() override { release(); }
+
+ private:
+  void refused(const char* what, int err, const FlowID& flow) {
+    update_errors_.Increment();
+    std::uint64_t held = 0;
+    if (limiter_.allow(held))
+      log_->warn("flow map {} refused for [{}]:{}: {}{}", what, flow.dst.to_string(), flow.dst_port, std::strerror(err),
+                 held ? fmt::format(" ({} more not logged)", held) : "");
+  }
+
+  void release() {
+    if (stats_) ctx_.hub.remove(stats_.get());
+    stats_.reset();
+    attachments_.clear();
+    if (skel_) flowd_marker__destroy(skel_);
+    skel_ = nullptr;
+    map_fd_ = -1;
+    flows_.Set(0);
+  }
+
+  Context& ctx_;
+  std::vector<std::string> interfaces_;
+  std::uint32_t max_flows_;
+  bool match_all_;
+  std::uint32_t match_all_label_ = 0;
+  std::shared_ptr<spdlog::logger> log_;
+  prometheus::Counter& update_errors_;
+  prometheus::Gauge& flows_;
+  flowd_marker* skel_ = nullptr;
+  int map_fd_ = -1;
+  std::vector<std::unique_ptr<TcAttachment>> attachments_;
+  std::unique_ptr<MarkerStats> stats_;
+  LogLimiter limiter_;
+};
+
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<EbpfBackend>(cfg, ctx); }
+
+}  // namespace
+
+const BackendInfo& backend_info() {
+  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program", kKeys, create};
+  return info;
+}
+
+}  // namespace flowd::ebpf
