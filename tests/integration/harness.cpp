@@ -127,9 +127,11 @@ std::optional<std::string> NotifySocket::wait_for(const std::string& needle, std
 }
 
 FlowdProcess::FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-                           const std::string& notify_socket, const std::vector<std::string>& extra_env)
+                           const std::string& notify_socket, const std::vector<std::string>& extra_env,
+                           const std::vector<std::string>& prefix)
     : log_path_(log_path) {
-  std::vector<std::string> argv_s{flowd_binary()};
+  std::vector<std::string> argv_s = prefix;
+  argv_s.push_back(flowd_binary());
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -193,6 +195,38 @@ bool FlowdProcess::running() {
 }
 
 std::string FlowdProcess::log() const { return read_file(log_path_); }
+
+NetnsPair::NetnsPair() {
+  static int serial = 0;
+  int n = ++serial;
+  std::string tag = std::to_string(getpid() % 100000) + "x" + std::to_string(n);
+  a = "flowdt" + tag + "a";
+  b = "flowdt" + tag + "b";
+  veth_a = "vfa" + tag;
+  veth_b = "vfb" + tag;
+  std::string net = "fd00:f10d:" + std::to_string(n) + "::";
+  addr_a = net + "1";
+  addr_b = net + "2";
+  std::string out;
+  std::string cmd = "set -e; ip netns add " + a + "; ip netns add " + b + "; ip link add " + veth_a +
+                    " type veth peer name " + veth_b + "; ip link set " + veth_a + " netns " + a +
+                    "; ip link set " + veth_b + " netns " + b + "; ip -n " + a + " addr add " + addr_a +
+                    "/64 dev " + veth_a + " nodad; ip -n " + b + " addr add " + addr_b + "/64 dev " + veth_b +
+                    " nodad; for ns in " + a + " " + b + "; do ip -n $ns link set lo up; done; ip -n " + a +
+                    " link set " + veth_a + " up; ip -n " + b + " link set " + veth_b + " up";
+  if (run_shell(cmd, "", out) != 0) throw std::runtime_error("cannot create network namespaces: " + out);
+}
+
+NetnsPair::~NetnsPair() {
+  std::string out;
+  run_shell("ip netns del " + a + "; ip netns del " + b, "", out);
+}
+
+int NetnsPair::exec(const std::string& ns, const std::string& cmd, std::string& out) const {
+  std::string quoted;
+  for (char c : cmd) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return run_shell("ip netns exec " + ns + " sh -c '" + quoted + "'", "", out);
+}
 
 int run_shell(const std::string& cmd, const std::string& input, std::string& out) {
   TempDir d;

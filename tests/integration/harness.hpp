@@ -63,7 +63,8 @@ class FlowdProcess {
  public:
   // Starts flowd with `args` (after the binary), stderr to `log_path`, NOTIFY_SOCKET set if given.
   FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-               const std::string& notify_socket = "", const std::vector<std::string>& extra_env = {});
+               const std::string& notify_socket = "", const std::vector<std::string>& extra_env = {},
+               const std::vector<std::string>& prefix = {});
   ~FlowdProcess();
   pid_t pid() const { return pid_; }
   void signal(int sig) const;
@@ -76,6 +77,19 @@ class FlowdProcess {
   pid_t pid_ = -1;
   std::string log_path_;
   std::optional<int> status_;
+};
+
+// Two network namespaces joined by a veth pair with ULA addresses (fd00:f10d:N::1 and ::2), named
+// after the test process so parallel runs do not collide; deleted on destruction.
+class NetnsPair {
+ public:
+  NetnsPair();
+  ~NetnsPair();
+  std::string a, b;              // namespace names
+  std::string veth_a, veth_b;    // interface names inside a and b
+  std::string addr_a, addr_b;    // IPv6 addresses (no prefix length)
+  // Runs `cmd` inside namespace `ns` with sh -c; returns the exit status, output in `out`.
+  int exec(const std::string& ns, const std::string& cmd, std::string& out) const;
 };
 
 // Runs flowd to completion (for --check-config and friends). Returns exit code; output in `out`.

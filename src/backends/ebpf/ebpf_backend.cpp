@@ -52,7 +52,8 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
     if (libbpf_tail.size() > 2000) libbpf_tail.erase(0, libbpf_tail.size() - 2000);
   }
   auto log = get_logger("bpf");
-  if (level == LIBBPF_WARN)
+  // An existing clsact qdisc is expected (EEXIST is handled); the kernel's note about it is not news.
+  if (level == LIBBPF_WARN && line.find("Exclusivity flag on") == std::string::npos)
     log->warn("{}", line);
   else
     log->debug("{}", line);

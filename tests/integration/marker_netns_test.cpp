@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: Apache-2.0
+// privileged: the real flowd with np_api + ebpf in one network namespace, real TCP (iperf3) and UDP
+// traffic to a second one, and tcpdump there reading the flow labels off the wire.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "daemon_fixture.hpp"
+#include "flowd/scitags_label.hpp"
+
+namespace flowd::test {
+namespace {
+
+struct Packet {
+  std::string proto;
+  int sport = 0, dport = 0;
+  std::uint32_t label = 0;
+  unsigned tclass = 0;
+  std::string payload;
+};
+
+class MarkerNetns : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root for network namespaces and BPF";
+    net = std::make_unique<NetnsPair>();
+  }
+
+  std::string config(const std::string& ebpf_extra = "") const {
+    return "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " + dir.file("cache") +
+           "\n[plugin.np_api]\npath = " + dir.file("np") + "\n[backend.ebpf]\ninterfaces = " + net->veth_a + "\n" +
+           ebpf_extra + "[backend.prometheus]\nlisten = 127.0.0.1:9977\n";
+  }
+
+  std::unique_ptr<FlowdProcess> start_flowd(const std::string& cfg, const std::vector<std::string>& prefix = {}) {
+    dir.write("flowd.cfg", cfg);
+    notify.reset();  // the old socket's destructor would unlink the new one's path
+    notify = std::make_unique<NotifySocket>(dir.file("notify"));
+    std::vector<std::string> wrap{"/usr/sbin/ip", "netns", "exec", net->a};
+    wrap.insert(wrap.end(), prefix.begin(), prefix.end());
+    return std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", dir.file("flowd.cfg")},
+                                          dir.file("flowd.log"), notify->path(), std::vector<std::string>{}, wrap);
+  }
+
+  double metric(const std::string& series) const {
+    std::string out;
+    net->exec(net->a, "curl -s http://127.0.0.1:9977/metrics", out);
+    return metric_value(out, series).value_or(-1);
+  }
+
+  // flowd applies pipe lines asynchronously; its gauge of map entries says when it is done.
+  bool wait_for_flows(double n) const {
+    for (int i = 0; i < 200; ++i) {
+      if (metric("flowd_marker_flows") == n) return true;
+      usleep(10000);
+    }
+    return false;
+  }
+
+  int filters() const {
+    std::string out;
+    net->exec(net->a, "tc filter show dev " + net->veth_a + " egress", out);
+    int n = 0;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) n += line.find("flowd_mark") != std::string::npos;
+    return n;
+  }
+
+  void start_capture() {
+    std::string out;
+    run_shell("ip netns exec " + net->b + " tcpdump --immediate-mode -i " + net->veth_b + " -U -w " + dir.file("cap.pcap") +
+                  " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
+              "", out);
+    tcpdump_pid = std::stoi(out);
+    for (int i = 0; i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
+      usleep(10000);
+  }
+
+  std::vector<Packet> stop_capture() {
+    usleep(200000);  // let the last packets reach the capture
+    kill(tcpdump_pid, SIGINT);
+    std::string out;
+    run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done", "", out);
+    run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'ipv6.src == " + net->addr_a +
+                  " && !icmpv6' -T fields -E 'separator=;' -e tcp.srcport -e tcp.dstport -e udp.srcport -e "
+                  "udp.dstport -e ipv6.flow -e ipv6.tclass -e data.data 2>/dev/null",
+              "", out);
+    std::vector<Packet> pkts;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      std::vector<std::string> f;
+      std::stringstream ls(line);
+      for (std::string x; std::getline(ls, x, ';');) f.push_back(x);
+      if (f.size() < 6) continue;  // tshark's own notes on stderr
+      f.resize(7);
+      if (f[4].empty() || f[5].empty()) continue;
+      Packet p;
+      p.proto = f[0].empty() ? "udp" : "tcp";
+      p.sport = std::atoi((f[0].empty() ? f[2] : f[0]).c_str());
+      p.dport = std::atoi((f[0].empty() ? f[3] : f[1]).c_str());
+      p.label = static_cast<std::uint32_t>(std::stoul(f[4], nullptr, 16));
+      p.tclass = static_cast<unsigned>(std::stoul(f[5], nullptr, 16));
+      p.payload = f[6];
+      pkts.push_back(p);
+    }
+    return pkts;
+  }
+
+  void send_udp(int sport, int dport, const std::string& payload, int count, int tclass = 0) const {
+    std::string out;
+    std::string py = "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+                     "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                     "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_TCLASS," +
+                     std::to_string(tclass) + ")\ns.bind((\"" + net->addr_a + "\"," + std::to_string(sport) +
+                     "))\nfor i in range(" + std::to_string(count) + "): s.sendto(b\"" + payload + "\",(\"" +
+                     net->addr_b + "\"," + std::to_string(dport) + "))\n";
+    dir.write("send.py", py);
+    ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("send.py"), out), 0) << out;
+  }
+
+  TempDir dir;
+  std::unique_ptr<NetnsPair> net;
+  std::unique_ptr<NotifySocket> notify;
+  int tcpdump_pid = 0;
+};
+
+TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  start_capture();
+  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " 40010 " + net->addr_b + " 5201 atlas Debug\n" +
+                                 "start udp " + net->addr_a + " 40020 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(2)) << flowd->log();
+
+  std::string out;
+  ASSERT_EQ(net->exec(net->b, "iperf3 -s -1 -D -p 5201", out), 0) << out;
+  int rc = 1;
+  for (int i = 0; i < 50 && rc != 0; ++i) {  // until the daemonised server listens
+    rc = net->exec(net->a, "iperf3 -6 -c " + net->addr_b + " -p 5201 --cport 40010 -n 256K", out);
+    if (rc != 0) usleep(50000);
+  }
+  ASSERT_EQ(rc, 0) << out;
+  send_udp(40020, 5300, "before", 5, 0xB9);  // DSCP 46 and ECN 01 must survive
+  send_udp(40021, 5300, "other", 5);
+  write_pipe(dir.file("np"), "end udp " + net->addr_a + " 40020 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  send_udp(40020, 5300, "after", 5);
+  auto pkts = stop_capture();
+
+  const std::uint32_t tcp_tag = make_label(2, 9, 0), udp_tag = make_label(3, 4, 0);
+  std::set<std::uint32_t> tcp_labels, udp_labels;
+  int tcp_data = 0, udp_before = 0, udp_other = 0, udp_after = 0;
+  for (const auto& p : pkts) {
+    if (p.proto == "tcp" && p.sport == 40010 && p.dport == 5201) {
+      ++tcp_data;
+      EXPECT_EQ(p.label & kLabelSemanticMask, tcp_tag) << "TCP packet with label 0x" << std::hex << p.label;
+      tcp_labels.insert(p.label);
+    } else if (p.proto == "udp" && p.sport == 40020 && p.payload == "6265666f7265") {  // "before"
+      ++udp_before;
+      EXPECT_EQ(p.label & kLabelSemanticMask, udp_tag) << std::hex << p.label;
+      EXPECT_EQ(p.tclass, 0xB9u) << "traffic class and ECN must be preserved";
+      udp_labels.insert(p.label);
+    } else if (p.proto == "udp" && p.sport == 40021) {
+      ++udp_other;
+      EXPECT_NE(p.label & kLabelSemanticMask, udp_tag) << "another flow must not be marked";
+    } else if (p.proto == "udp" && p.sport == 40020 && p.payload == "6166746572") {  // "after"
+      ++udp_after;
+      EXPECT_NE(p.label & kLabelSemanticMask, udp_tag) << "no mark after end: 0x" << std::hex << p.label;
+    }
+  }
+  EXPECT_GE(tcp_data, 5) << "iperf3's data connection should have been captured";
+  EXPECT_EQ(tcp_labels.size(), 1u) << "one flow, one label (the same entropy bits throughout)";
+  EXPECT_EQ(udp_before, 5);
+  EXPECT_EQ(udp_labels.size(), 1u);
+  EXPECT_EQ(udp_other, 5);
+  EXPECT_EQ(udp_after, 5);
+  EXPECT_GE(metric("flowd_marker_packets_marked_total"), tcp_data + 5);
+  EXPECT_EQ(metric("flowd_marker_map_update_errors_total"), 0);
+
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
+  EXPECT_EQ(filters(), 0) << "nothing flowd attached may remain after SIGTERM";
+  net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
+  EXPECT_EQ(out.find("clsact"), std::string::npos) << "the clsact qdisc flowd created is removed: " << out;
+}
+
+TEST_F(MarkerNetns, AStaleFilterFromAKilledFlowdIsReplaced) {
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+  EXPECT_EQ(filters(), 1) << "a killed flowd leaves its filter behind";
+  auto second = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(), 1) << "exactly one flowd filter after the restart";
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  std::string out;
+  net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
+  EXPECT_NE(out.find("clsact"), std::string::npos)
+      << "the clsact qdisc existed before this flowd started, so it stays: " << out;
+}
+
+TEST_F(MarkerNetns, MatchAllTagsEveryIPv6Flow) {
+  auto flowd = start_flowd(config("match_all = yes\nexperiment = atlas\nactivity = perfSONAR\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  start_capture();
+  send_udp(40100, 5300, "one", 4);
+  send_udp(40101, 5300, "two", 4);
+  auto pkts = stop_capture();
+  std::map<int, std::set<std::uint32_t>> labels;
+  for (const auto& p : pkts) {
+    if (p.proto != "udp") continue;
+    EXPECT_EQ(p.label & kLabelSemanticMask, make_label(2, 2, 0)) << std::hex << p.label;
+    labels[p.sport].insert(p.label);
+  }
+  ASSERT_EQ(labels.size(), 2u);
+  EXPECT_EQ(labels[40100].size(), 1u) << "one label per flow";
+  EXPECT_EQ(labels[40101].size(), 1u);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+TEST_F(MarkerNetns, WithoutCapabilitiesFlowdExits1NamingThem) {
+  auto flowd = start_flowd(config(), {"/usr/bin/setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin", "--"});
+  EXPECT_EQ(flowd->wait(5s), 1);
+  EXPECT_NE(flowd->log().find("lacks CAP_BPF CAP_NET_ADMIN"), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 0);
+}
+
+TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "interfaces = nosuchif0");
+  auto flowd = start_flowd(cfg);
+  EXPECT_EQ(flowd->wait(5s), 1);
+  EXPECT_NE(flowd->log().find("no interface named 'nosuchif0'"), std::string::npos) << flowd->log();
+}
+
+}  // namespace
+}  // namespace flowd::test
