@@ -54,7 +54,7 @@ for r in $(seq "$rounds"); do
   marked_pkts=$(ip netns exec ${ns}a bpftool map dump name flowd_stats -j 2>/dev/null | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
-print(sum(v["value"] for e in d if e["key"]==1 for v in e["values"]))' 2>/dev/null || echo "?")
+print(sum(v["value"] for e in d if e["formatted"]["key"]==1 for v in e["formatted"]["values"]))' 2>/dev/null || echo "?")
   stop_flowd
   echo "$r $plain $marked $(python3 -c "print('%.3f' % ($marked/$plain))") (packets marked: $marked_pkts)"
 done
