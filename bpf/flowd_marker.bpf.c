@@ -69,25 +69,28 @@ static __always_inline __u32 flow_hash(const struct flowd_flow_key *k)
 	return h;
 }
 
-SEC("tc")
-int flowd_mark(struct __sk_buff *skb)
+enum flowd_parse {
+	FLOWD_PARSE_OK,    /* key filled in */
+	FLOWD_PARSE_SKIP,  /* not IPv6 TCP/UDP (or a later fragment): pass untouched */
+	FLOWD_PARSE_FAIL,  /* IPv6, but its headers cannot be walked to the ports */
+	FLOWD_PARSE_SHORT, /* IPv6, but the headers go past the linear part of the buffer */
+};
+
+/* Fills `key` and the offset of the IPv6 header. Every access is checked against data_end. */
+static __always_inline int parse(struct __sk_buff *skb, struct flowd_flow_key *key, __u32 *ip6_off)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6;
-	struct flowd_flow_key key;
 	__u32 off = sizeof(*eth);
 	__u16 proto;
 	__u8 nexthdr;
 	__be16 *ports;
-	__be32 *word;
-	__u32 label;
 	int i;
 
-	count(FLOWD_STAT_SEEN);
 	if ((void *)(eth + 1) > data_end)
-		return TC_ACT_OK;
+		return FLOWD_PARSE_SKIP;
 	proto = eth->h_proto;
 
 	/* Up to two VLAN tags: 802.1Q, or 802.1ad outer + 802.1Q inner. */
@@ -98,18 +101,17 @@ int flowd_mark(struct __sk_buff *skb)
 			break;
 		vh = data + off;
 		if ((void *)(vh + 1) > data_end)
-			return TC_ACT_OK;
+			return FLOWD_PARSE_SKIP;
 		proto = vh->proto;
 		off += sizeof(*vh);
 	}
 	if (proto != bpf_htons(ETH_P_IPV6))
-		return TC_ACT_OK;
+		return FLOWD_PARSE_SKIP;
 
+	*ip6_off = off;
 	ip6 = data + off;
-	if ((void *)(ip6 + 1) > data_end) {
-		count(FLOWD_STAT_PARSE_FAIL);
-		return TC_ACT_OK;
-	}
+	if ((void *)(ip6 + 1) > data_end)
+		return FLOWD_PARSE_SHORT;
 	nexthdr = ip6->nexthdr;
 	off += sizeof(*ip6);
 
@@ -120,48 +122,67 @@ int flowd_mark(struct __sk_buff *skb)
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS) {
 			struct ipv6_opt_hdr *h = data + off;
 
-			if ((void *)(h + 1) > data_end) {
-				count(FLOWD_STAT_PARSE_FAIL);
-				return TC_ACT_OK;
-			}
+			if ((void *)(h + 1) > data_end)
+				return FLOWD_PARSE_SHORT;
 			nexthdr = h->nexthdr;
 			off += ((__u32)h->hdrlen + 1) * 8; /* RFC 8200 §4.3: length in 8-octet units, minus one */
 		} else if (nexthdr == IPPROTO_FRAGMENT) {
 			struct flowd_frag_hdr *fh = data + off;
 
-			if ((void *)(fh + 1) > data_end) {
-				count(FLOWD_STAT_PARSE_FAIL);
-				return TC_ACT_OK;
-			}
+			if ((void *)(fh + 1) > data_end)
+				return FLOWD_PARSE_SHORT;
 			/* Only the first fragment carries the ports (RFC 8200 §4.5). */
 			if (fh->frag_off & bpf_htons(0xFFF8))
-				return TC_ACT_OK;
+				return FLOWD_PARSE_SKIP;
 			nexthdr = fh->nexthdr;
 			off += sizeof(*fh);
 		} else {
-			return TC_ACT_OK; /* ICMPv6, ESP, no next header...: not a flow we tag */
+			return FLOWD_PARSE_SKIP; /* ICMPv6, ESP, no next header...: not a flow we tag */
 		}
-		if (off > FLOWD_MAX_HEADER_BYTES) {
-			count(FLOWD_STAT_PARSE_FAIL);
-			return TC_ACT_OK;
-		}
+		if (off > FLOWD_MAX_HEADER_BYTES)
+			return FLOWD_PARSE_FAIL;
 	}
-	if (nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP) {
-		count(FLOWD_STAT_PARSE_FAIL);
-		return TC_ACT_OK;
-	}
+	if (nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP)
+		return FLOWD_PARSE_FAIL;
 	/* TCP and UDP both start with source port, destination port. */
 	ports = data + off;
-	if ((void *)(ports + 2) > data_end) {
+	if ((void *)(ports + 2) > data_end)
+		return FLOWD_PARSE_SHORT;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memcpy(key->daddr, &ip6->daddr, sizeof(key->daddr));
+	key->sport = ports[0];
+	key->dport = ports[1];
+	key->proto = nexthdr;
+	return FLOWD_PARSE_OK;
+}
+
+SEC("tc")
+int flowd_mark(struct __sk_buff *skb)
+{
+	struct flowd_flow_key key;
+	struct ipv6hdr *ip6;
+	void *data, *data_end;
+	__u32 ip6_off = 0;
+	__be32 *word;
+	__u32 label;
+	int rc;
+
+	count(FLOWD_STAT_SEEN);
+	rc = parse(skb, &key, &ip6_off);
+	if (rc == FLOWD_PARSE_SHORT && skb->len > skb->data_end - skb->data) {
+		/* Headers beyond the linear part (paged skbs): pull in what we walk, once. */
+		__u32 want = skb->len < FLOWD_MAX_HEADER_BYTES + 64 ? skb->len : FLOWD_MAX_HEADER_BYTES + 64;
+
+		if (bpf_skb_pull_data(skb, want) == 0)
+			rc = parse(skb, &key, &ip6_off);
+	}
+	if (rc == FLOWD_PARSE_SHORT || rc == FLOWD_PARSE_FAIL) {
 		count(FLOWD_STAT_PARSE_FAIL);
 		return TC_ACT_OK;
 	}
-
-	__builtin_memset(&key, 0, sizeof(key));
-	__builtin_memcpy(key.daddr, &ip6->daddr, sizeof(key.daddr));
-	key.sport = ports[0];
-	key.dport = ports[1];
-	key.proto = nexthdr;
+	if (rc != FLOWD_PARSE_OK)
+		return TC_ACT_OK;
 
 	if (cfg_match_all) {
 		label = cfg_match_all_label | (flow_hash(&key) & FLOWD_LABEL_ENTROPY_MASK);
@@ -172,6 +193,15 @@ int flowd_mark(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		label = *v;
 	}
+
+	/* Packet pointers are re-read: a pull above invalidates the old ones. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (ip6_off > sizeof(struct ethhdr) + 2 * sizeof(struct flowd_vlan_hdr))
+		return TC_ACT_OK;
+	ip6 = data + ip6_off;
+	if ((void *)(ip6 + 1) > data_end)
+		return TC_ACT_OK;
 
 	/* Version (4 bits) and traffic class (8 bits, DSCP + ECN) keep their values. */
 	word = (__be32 *)ip6;

@@ -78,6 +78,25 @@ TEST(Journal, NativeProtocolWithComponentField) {
   EXPECT_EQ(p.log(), "") << "with the journal as stderr, nothing is written to stderr";
 }
 
+TEST(Unprivileged, FlowdWithoutEbpfRunsAsNobody) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to switch to user nobody";
+  Daemon d;
+  chmod(d.dir.path().c_str(), 0777);  // nobody creates the pipe here
+  d.dir.write("flowd.cfg", d.config());
+  NotifySocket notify(d.dir.file("notify"));
+  chmod(notify.path().c_str(), 0666);  // sd_notify() from nobody must be allowed to send
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"), notify.path(), {},
+                 {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"});
+  ASSERT_TRUE(notify.wait_for("READY=1")) << p.log();
+  struct stat st {};
+  ASSERT_EQ(stat(d.pipe().c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u) << "flowd ran as nobody";
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << p.log();
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(5s), 0);
+}
+
 TEST(PipeOwnership, GroupIsApplied) {
   if (geteuid() != 0) GTEST_SKIP() << "privileged: chown to another group needs root";
   struct group* g = getgrnam("daemon");

@@ -233,6 +233,19 @@ TEST_F(MarkerNetns, WithoutCapabilitiesFlowdExits1NamingThem) {
   EXPECT_EQ(filters(), 0);
 }
 
+TEST_F(MarkerNetns, WithoutInterfacesEveryInterfaceWithAGlobalIPv6AddressIsMarked) {
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_NE(flowd->log().find("marker attached to " + net->veth_a + " egress"), std::string::npos) << flowd->log();
+  EXPECT_EQ(flowd->log().find("marker attached to lo"), std::string::npos) << "loopback is never marked";
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+}
+
 TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {
   std::string cfg = config();
   cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "interfaces = nosuchif0");
