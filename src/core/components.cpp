@@ -7,13 +7,14 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
+#include "plugins/netflow/netflow_plugin.hpp"
 #include "plugins/np_api/np_api.hpp"
 
 namespace flowd {
 namespace {
 
 constexpr KeySpec kCoreKeys[] = {
-    {"plugins", KeyType::kList, "", "plugins to run (np_api); several may run at once", "PLUGIN"},
+    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow); several may run at once", "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
@@ -26,9 +27,10 @@ constexpr KeySpec kCoreKeys[] = {
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };
 
-const std::array<PluginInfo, 1>& plugins() {
-  static const std::array<PluginInfo, 1> table{
+const std::array<PluginInfo, 2>& plugins() {
+  static const std::array<PluginInfo, 2> table{
       np_api::plugin_info(),
+      netflow::plugin_info(),
   };
   return table;
 }

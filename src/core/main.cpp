@@ -7,6 +7,7 @@
 
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
+#include "core/decode_cli.hpp"
 #include "core/label_cli.hpp"
 
 int main(int argc, char** argv) {
@@ -28,6 +29,11 @@ int main(int argc, char** argv) {
                     ->footer("  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
                              "  flowd label decode LABEL                 (decimal or 0x hex)");
   label->add_option("args", label_args, "encode EXP ACT | decode LABEL")->required()->expected(2, 3);
+  std::vector<std::string> decode_args;
+  auto* decode = app.add_subcommand("decode", "decode NetFlow/IPFIX exports offline, one JSON line per record");
+  bool decode_hex = false;
+  decode->add_flag("--hex", decode_hex, "input is hex payloads, one per line (else a pcap or pcapng file)");
+  decode->add_option("file", decode_args, "capture file, or - for standard input")->required();
   app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
   try {
     app.parse(argc, argv);
@@ -39,6 +45,10 @@ int main(int argc, char** argv) {
   }
 
   if (*label) return flowd::label_command(label_args);
+  if (*decode) {
+    if (decode_hex) decode_args.insert(decode_args.begin(), "--hex");
+    return flowd::decode_command(decode_args);
+  }
   if (reference) {
     std::cout << flowd::config_reference_markdown();
     return 0;

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: Apache-2.0
+// Decoder: version dispatch, template store, held data (data before its template), sequence
+// tracking, and the value decoding shared by v1/v5 (netflow_v5.cpp), v9 (netflow_v9.cpp) and IPFIX
+// (ipfix.cpp).
+#include "collector/decoder.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include <sys/socket.h>  // AF_INET6 (the constant only)
+
+#include "collector/decoder_state.hpp"
+
+namespace flowd::collector {
+
+std::string_view to_string(DecodeError e) {
+  switch (e) {
+    case DecodeError::kTooShort:
+      return "too_short";
+    case DecodeError::kBadVersion:
+      return "bad_version";
+    case DecodeError::kBadLength:
+      return "bad_length";
+    case DecodeError::kBadSetLength:
+      return "bad_set_length";
+    case DecodeError::kBadTemplate:
+      return "bad_template";
+    case DecodeError::kBadRecord:
+      return "bad_record";
+    case DecodeError::kTemplateLimit:
+      return "template_limit";
+    case DecodeError::kPendingOverflow:
+      return "pending_overflow";
+    case DecodeError::kWithdrawalIgnored:
+      return "withdrawal_ignored";
+  }
+  return "unknown";
+}
+
+// ---- values
+// --------------------------------------------------------------------------------------
+
+TimePoint from_millis(std::int64_t ms) {
+  return TimePoint{std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds{ms})};
+}
+
+namespace {
+
+constexpr std::int64_t kNtpToUnix = 2208988800;  // seconds from 1900-01-01 to 1970-01-01
+
+TimePoint from_ntp(std::uint64_t v, bool micro) {
+  std::int64_t secs = static_cast<std::int64_t>(v >> 32) - kNtpToUnix;
+  std::uint64_t frac = v & 0xFFFFFFFFu;
+  if (micro) frac &= ~std::uint64_t{0x7FF};  // RFC 7011 §6.1.9: the low 11 bits are ignored
+  auto ns = static_cast<std::int64_t>((frac * 1000000000ull) >> 32);
+  return TimePoint{std::chrono::duration_cast<Clock::duration>(std::chrono::seconds{secs} +
+                                                               std::chrono::nanoseconds{ns})};
+}
+
+FieldValue octets(const std::uint8_t* p, std::size_t n) {
+  FieldValue v;
+  v.kind = ValueKind::kOctets;
+  v.bytes.assign(reinterpret_cast<const char*>(p), n);
+  return v;
+}
+
+}  // namespace
+
+FieldValue decode_value(IeType type, const std::uint8_t* p, std::size_t n) {
+  FieldValue v;
+  switch (type) {
+    case IeType::kUnsigned:
+      if (n < 1 || n > 8) return octets(p, n);
+      v.kind = ValueKind::kUnsigned;
+      v.u = getn(p, n);
+      return v;
+    case IeType::kSigned: {
+      if (n < 1 || n > 8) return octets(p, n);
+      std::uint64_t raw = getn(p, n);
+      if (n < 8 && (p[0] & 0x80)) raw |= ~std::uint64_t{0} << (8 * n);  // sign-extend
+      v.kind = ValueKind::kSigned;
+      v.i = static_cast<std::int64_t>(raw);
+      return v;
+    }
+    case IeType::kFloat32:
+    case IeType::kFloat64:
+      if (n == 4) {
+        v.kind = ValueKind::kFloat;
+        v.f = std::bit_cast<float>(get32(p));
+      } else if (n == 8 && type == IeType::kFloat64) {
+        v.kind = ValueKind::kFloat;
+        v.f = std::bit_cast<double>(getn(p, 8));
+      } else {
+        return octets(p, n);
+      }
+      return v;
+    case IeType::kBoolean:
+      if (n != 1) return octets(p, n);
+      v.kind = ValueKind::kBool;
+      v.u = p[0] == 1 ? 1 : 0;  // RFC 7011 §6.1.5: 1 = true, 2 = false
+      return v;
+    case IeType::kMac:
+      if (n != 6) return octets(p, n);
+      v = octets(p, n);
+      v.kind = ValueKind::kMac;
+      return v;
+    case IeType::kString: {
+      // NetFlow v9 exporters pad fixed-size strings with NULs (IF_NAME); drop the padding.
+      std::size_t len = n;
+      while (len > 0 && p[len - 1] == 0) --len;
+      v = octets(p, len);
+      v.kind = ValueKind::kString;
+      return v;
+    }
+    case IeType::kIpv4:
+      if (n != 4) return octets(p, n);
+      v.kind = ValueKind::kIpv4;
+      v.ip = IpAddress::v4(get32(p));
+      return v;
+    case IeType::kIpv6:
+      if (n != 16) return octets(p, n);
+      v.kind = ValueKind::kIpv6;
+      v.ip.family = AF_INET6;
+      std::memcpy(v.ip.bytes.data(), p, 16);
+      return v;
+    case IeType::kDateTimeSeconds:
+      if (n < 1 || n > 8) return octets(p, n);
+      v.kind = ValueKind::kDateTime;
+      v.u = getn(p, n);
+      v.time = TimePoint{std::chrono::duration_cast<Clock::duration>(
+          std::chrono::seconds{static_cast<std::int64_t>(v.u)})};
+      return v;
+    case IeType::kDateTimeMilliseconds:
+      if (n < 1 || n > 8) return octets(p, n);
+      v.kind = ValueKind::kDateTime;
+      v.u = getn(p, n);
+      v.time = from_millis(static_cast<std::int64_t>(v.u));
+      return v;
+    case IeType::kDateTimeMicroseconds:
+    case IeType::kDateTimeNanoseconds:
+      if (n != 8) return octets(p, n);
+      v.kind = ValueKind::kDateTime;
+      v.u = getn(p, 8);
+      v.time = from_ntp(v.u, type == IeType::kDateTimeMicroseconds);
+      return v;
+    case IeType::kOctetArray:
+      break;
+  }
+  return octets(p, n);
+}
+
+namespace {
+
+bool has_field(const FlowRecord& rec, std::uint16_t id) {
+  return rec.find(id) != nullptr;
+}
+
+void add_time_field(FlowRecord& rec, std::uint16_t id, std::int64_t ms) {
+  Field f;
+  f.id = id;
+  f.value.kind = ValueKind::kDateTime;
+  f.value.u = static_cast<std::uint64_t>(ms);
+  f.value.time = from_millis(ms);
+  rec.fields.push_back(std::move(f));
+}
+
+}  // namespace
+
+void add_times_from_uptime(FlowRecord& rec, std::int64_t export_ms, std::uint32_t sys_uptime) {
+  const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
+  for (auto [rel, abs] : pairs) {
+    const Field* f = rec.find(rel);
+    if (!f || f->value.kind != ValueKind::kUnsigned || has_field(rec, abs)) continue;
+    auto x = static_cast<std::uint32_t>(f->value.u);
+    add_time_field(
+        rec, abs,
+        export_ms - static_cast<std::int64_t>(static_cast<std::uint32_t>(sys_uptime - x)));
+  }
+}
+
+void add_times_from_init(FlowRecord& rec, std::uint64_t init_ms) {
+  const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
+  for (auto [rel, abs] : pairs) {
+    const Field* f = rec.find(rel);
+    if (!f || f->value.kind != ValueKind::kUnsigned || has_field(rec, abs)) continue;
+    add_time_field(rec, abs, static_cast<std::int64_t>(init_ms + f->value.u));
+  }
+}
+
+ExporterKey exporter_key(const Exporter& from, bool with_port) {
+  ExporterKey k;
+  k.family = from.address.family;
+  k.addr = from.address.bytes;
+  k.port = with_port ? from.port : 0;
+  return k;
+}
+
+bool Template::same_layout(const Template& o) const {
+  if (fields.size() != o.fields.size() || scope_count != o.scope_count || options != o.options)
+    return false;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].pen != o.fields[i].pen || fields[i].id != o.fields[i].id ||
+        fields[i].length != o.fields[i].length)
+      return false;
+  }
+  return true;
+}
+
+// ---- templates
+// -----------------------------------------------------------------------------------
+
+const Template* Decoder::State::find_template(const TemplateKey& key, TimePoint now) {
+  auto it = templates.find(key);
+  if (it == templates.end()) return nullptr;
+  if (limits.udp && now - it->second.seen > limits.template_timeout) {
+    erase_template(key);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+bool Decoder::State::store_template(const TemplateKey& key, Template t, TimePoint now,
+                                    DecodeResult& result) {
+  t.seen = now;
+  auto it = templates.find(key);
+  if (it != templates.end()) {
+    it->second = std::move(t);  // a redefinition replaces (RFC 3954, RFC 7011 §8.1)
+    return true;
+  }
+  std::size_t& n = template_counts[key.exporter];
+  if (n >= limits.max_templates_per_exporter) {
+    result.errors.push_back(DecodeError::kTemplateLimit);
+    return false;
+  }
+  ++n;
+  templates.emplace(key, std::move(t));
+  return true;
+}
+
+void Decoder::State::erase_template(const TemplateKey& key) {
+  if (templates.erase(key) == 0) return;
+  auto it = template_counts.find(key.exporter);
+  if (it != template_counts.end() && --it->second == 0) template_counts.erase(it);
+}
+
+// ---- held data
+// -----------------------------------------------------------------------------------
+
+void Decoder::State::hold(PendingSet p, DecodeResult& result) {
+  const std::size_t size = p.body.size();
+  if (limits.max_pending_records == 0 || size > limits.max_pending_bytes) {
+    result.errors.push_back(DecodeError::kPendingOverflow);
+    return;
+  }
+  // Make room by dropping the oldest held sets: newer data is more likely to meet its template.
+  while (!pending.empty() && (pending.size() >= limits.max_pending_records ||
+                              pending_bytes + size > limits.max_pending_bytes)) {
+    pending_bytes -= pending.front().body.size();
+    pending.pop_front();
+    result.errors.push_back(DecodeError::kPendingOverflow);
+  }
+  pending_bytes += size;
+  pending.push_back(std::move(p));
+  ++result.pending;
+}
+
+void Decoder::State::release(const TemplateKey& key, std::vector<FlowRecord>& out,
+                             DecodeResult& result, TimePoint now) {
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (!(it->key == key)) {
+      ++it;
+      continue;
+    }
+    PendingSet p = std::move(*it);
+    pending_bytes -= p.body.size();
+    it = pending.erase(it);
+    const Template* t = find_template(key, now);
+    if (!t) break;
+    // Decode into a scratch vector: a held set that turns out to be malformed adds nothing.
+    std::vector<FlowRecord> recs;
+    std::size_t n = 0;
+    if (decode_data_set(*t, key.id, p.body, p.ctx, recs, n)) {
+      result.records += recs.size();
+      for (auto& r : recs) out.push_back(std::move(r));
+    } else {
+      result.errors.push_back(DecodeError::kBadRecord);
+    }
+  }
+}
+
+std::size_t Decoder::State::drop_old_pending(TimePoint now) {
+  std::size_t dropped = 0;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (now - it->ctx.received > limits.max_pending_age) {
+      pending_bytes -= it->body.size();
+      it = pending.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  return dropped;
+}
+
+// ---- sequence numbers
+// ----------------------------------------------------------------------------
+
+void Decoder::State::check_sequence(const TemplateKey& seq_key, std::uint32_t seq,
+                                    std::optional<std::uint32_t> next, DecodeResult& result) {
+  SequenceState& s = sequences[seq_key];
+  if (s.expected) {
+    const std::uint32_t diff = seq - *s.expected;  // mod 2^32
+    // A forward gap is loss; a backward jump (diff >= 2^31) is an exporter restart or reordering.
+    if (diff != 0 && diff < 0x80000000u) result.sequence_lost += diff;
+  }
+  s.expected = next;
+}
+
+// ---- data records
+// --------------------------------------------------------------------------------
+
+bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_id, Bytes body,
+                                     const MessageContext& ctx, std::vector<FlowRecord>& out,
+                                     std::size_t& count) {
+  count = 0;
+  if (t.min_record == 0) return false;
+  std::size_t off = 0;
+  const std::size_t size = body.size();
+  const bool ipfix = ctx.version == 10;
+  // Trailing bytes shorter than the minimum record are padding.
+  while (size - off >= t.min_record) {
+    FlowRecord rec;
+    rec.exporter = ctx.from;
+    rec.received = ctx.received;
+    rec.version = ctx.version;
+    rec.domain = ctx.domain;
+    rec.template_id = template_id;
+    rec.options = t.options;
+    rec.fields.reserve(t.fields.size() + 2);
+    for (const FieldSpec& fs : t.fields) {
+      std::size_t len = fs.length;
+      if (ipfix && fs.length == kVariableLength) {
+        if (off >= size) return false;
+        len = body[off++];
+        if (len == 255) {
+          if (size - off < 2) return false;
+          len = get16(&body[off]);
+          off += 2;
+        }
+      }
+      if (size - off < len) return false;
+      Field f;
+      f.pen = fs.pen;
+      f.id = fs.id;
+      f.value = decode_value(fs.type, body.data() + off, len);
+      off += len;
+      rec.fields.push_back(std::move(f));
+    }
+    if (ctx.version == 9) {
+      add_times_from_uptime(rec, std::int64_t{ctx.unix_secs} * 1000, ctx.sys_uptime);
+    } else if (ipfix) {
+      TemplateKey sk{exporter_key(ctx.from, true), 10, ctx.domain, 0};
+      if (t.options) {
+        if (const Field* f = rec.find(160); f && f->value.kind == ValueKind::kDateTime)
+          system_init_ms[sk] = f->value.u;
+      } else if (auto it = system_init_ms.find(sk); it != system_init_ms.end()) {
+        add_times_from_init(rec, it->second);
+      }
+    }
+    out.push_back(std::move(rec));
+    ++count;
+  }
+  return true;
+}
+
+// ---- Decoder
+// -------------------------------------------------------------------------------------
+
+Decoder::Decoder(DecoderLimits limits) : state_(std::make_unique<State>()) {
+  state_->limits = limits;
+}
+Decoder::~Decoder() = default;
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+
+DecodeResult Decoder::decode(std::span<const std::uint8_t> packet, const Exporter& from,
+                             TimePoint now, std::vector<FlowRecord>& out) {
+  DecodeResult result;
+  for (std::size_t n = state_->drop_old_pending(now); n > 0; --n)
+    result.errors.push_back(DecodeError::kPendingOverflow);
+  if (packet.size() < 2) {
+    result.errors.push_back(DecodeError::kTooShort);
+    return result;
+  }
+  result.version = get16(packet.data());
+  switch (result.version) {
+    case 1:
+    case 5:
+      state_->decode_v1v5(packet, from, now, out, result);
+      break;
+    case 9:
+      state_->decode_v9(packet, from, now, out, result);
+      break;
+    case 10:
+      state_->decode_ipfix(packet, from, now, out, result);
+      break;
+    default:
+      result.errors.push_back(DecodeError::kBadVersion);
+      break;
+  }
+  return result;
+}
+
+std::size_t Decoder::expire(TimePoint now) {
+  State& s = *state_;
+  if (s.limits.udp) {
+    for (auto it = s.templates.begin(); it != s.templates.end();) {
+      if (now - it->second.seen > s.limits.template_timeout) {
+        auto c = s.template_counts.find(it->first.exporter);
+        if (c != s.template_counts.end() && --c->second == 0) s.template_counts.erase(c);
+        it = s.templates.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return s.drop_old_pending(now);
+}
+
+std::size_t Decoder::template_count() const {
+  return state_->templates.size();
+}
+std::size_t Decoder::pending_count() const {
+  return state_->pending.size();
+}
+
+void Decoder::forget(const Exporter& from) {
+  State& s = *state_;
+  const ExporterKey with_port = exporter_key(from, true);
+  const ExporterKey without = exporter_key(from, false);
+  auto mine = [&](const ExporterKey& k) { return k == with_port || k == without; };
+  for (auto it = s.templates.begin(); it != s.templates.end();)
+    it = mine(it->first.exporter) ? s.templates.erase(it) : std::next(it);
+  s.template_counts.erase(with_port);
+  s.template_counts.erase(without);
+  for (auto it = s.sequences.begin(); it != s.sequences.end();)
+    it = mine(it->first.exporter) ? s.sequences.erase(it) : std::next(it);
+  for (auto it = s.system_init_ms.begin(); it != s.system_init_ms.end();)
+    it = mine(it->first.exporter) ? s.system_init_ms.erase(it) : std::next(it);
+  for (auto it = s.pending.begin(); it != s.pending.end();) {
+    if (it->ctx.from == from) {
+      s.pending_bytes -= it->body.size();
+      it = s.pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace flowd::collector

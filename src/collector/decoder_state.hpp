@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal state and helpers shared by the NetFlow v1/v5, v9 and IPFIX decoders (not a public
+// header).
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "collector/decoder.hpp"
+#include "collector/ie_names.hpp"
+
+namespace flowd::collector {
+
+using Bytes = std::span<const std::uint8_t>;
+
+inline std::uint16_t get16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t get32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
+}
+inline std::uint64_t getn(const std::uint8_t* p, std::size_t n) {  // n <= 8, big-endian
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Who a template/sequence belongs to. v9 keys by exporter address only (port 0), as RFC 3954 asks;
+// IPFIX by address and port (RFC 7011 §8.4: the Transport Session).
+struct ExporterKey {
+  int family = 0;
+  std::array<std::uint8_t, 16> addr{};
+  std::uint16_t port = 0;
+  auto operator<=>(const ExporterKey&) const = default;
+};
+
+struct TemplateKey {
+  ExporterKey exporter;
+  std::uint8_t version = 0;
+  std::uint32_t domain = 0;
+  std::uint16_t id = 0;  // 0 in sequence keys
+  auto operator<=>(const TemplateKey&) const = default;
+};
+
+inline constexpr std::uint16_t kVariableLength = 65535;
+
+struct FieldSpec {
+  std::uint32_t pen = 0;
+  std::uint16_t id = 0;
+  std::uint16_t length = 0;  // kVariableLength = IPFIX variable-length encoding
+  IeType type = IeType::kOctetArray;
+};
+
+struct Template {
+  std::vector<FieldSpec> fields;
+  std::uint16_t scope_count = 0;
+  bool options = false;
+  std::size_t min_record = 0;  // fixed lengths + 1 byte per variable-length field
+  TimePoint seen{};
+  bool same_layout(const Template& o) const;
+};
+
+// What a data set needs from its message to be decoded, possibly later (held data).
+struct MessageContext {
+  int version = 0;
+  Exporter from;
+  TimePoint received{};
+  std::uint32_t domain = 0;
+  std::uint32_t sys_uptime = 0;  // v9
+  std::uint32_t unix_secs = 0;   // v9 unix_secs / IPFIX export_time
+};
+
+struct PendingSet {
+  TemplateKey key;
+  MessageContext ctx;
+  std::vector<std::uint8_t> body;  // the set's records, without the 4-byte set header
+};
+
+struct SequenceState {
+  std::optional<std::uint32_t> expected;
+};
+
+struct Decoder::State {
+  DecoderLimits limits;
+  std::map<TemplateKey, Template> templates;
+  std::map<ExporterKey, std::size_t> template_counts;
+  std::deque<PendingSet> pending;
+  std::size_t pending_bytes = 0;
+  std::map<TemplateKey, SequenceState> sequences;       // id = 0
+  std::map<TemplateKey, std::uint64_t> system_init_ms;  // IPFIX systemInitTimeMilliseconds, id = 0
+
+  // --- shared helpers (decoder.cpp) ---
+  const Template* find_template(const TemplateKey& key, TimePoint now);
+  // Stores a template; false (and kTemplateLimit) if the exporter has too many.
+  bool store_template(const TemplateKey& key, Template t, TimePoint now, DecodeResult& result);
+  void erase_template(const TemplateKey& key);
+  void hold(PendingSet p, DecodeResult& result);
+  // Decodes and appends every held set waiting for `key` (whose template is now known).
+  void release(const TemplateKey& key, std::vector<FlowRecord>& out, DecodeResult& result,
+               TimePoint now);
+  std::size_t drop_old_pending(TimePoint now);
+  void check_sequence(const TemplateKey& seq_key, std::uint32_t seq,
+                      std::optional<std::uint32_t> next, DecodeResult& result);
+  // Decodes the records of one data set; false on a record that does not fit (kBadRecord).
+  // `count` receives the number of records decoded.
+  bool decode_data_set(const Template& t, std::uint16_t template_id, Bytes body,
+                       const MessageContext& ctx, std::vector<FlowRecord>& out, std::size_t& count);
+
+  // --- per version ---
+  void decode_v1v5(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+                   DecodeResult& result);
+  void decode_v9(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+                 DecodeResult& result);
+  void decode_ipfix(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+                    DecodeResult& result);
+};
+
+ExporterKey exporter_key(const Exporter& from, bool with_port);
+// Decodes one value of `length` bytes as `type` (reduced-size encodings widened; otherwise octets).
+FieldValue decode_value(IeType type, const std::uint8_t* p, std::size_t length);
+TimePoint from_millis(std::int64_t ms);
+// Adds kDateTime flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime
+// (22/21) when the record has those but not 152/153. NetFlow: absolute = export_ms - ((sys_uptime -
+// X) mod 2^32).
+void add_times_from_uptime(FlowRecord& rec, std::int64_t export_ms, std::uint32_t sys_uptime);
+// IPFIX: absolute = systemInitTimeMilliseconds + X.
+void add_times_from_init(FlowRecord& rec, std::uint64_t init_ms);
+
+}  // namespace flowd::collector

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/decode_cli.hpp"
+
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "collector/decoder.hpp"
+#include "collector/pcap_reader.hpp"
+#include "collector/record_json.hpp"
+
+namespace flowd {
+namespace {
+
+using collector::Decoder;
+using collector::DecodeError;
+
+struct Totals {
+  std::size_t payloads = 0, records = 0;
+  std::array<std::size_t, collector::kDecodeErrorCount> errors{};
+};
+
+void decode_one(Decoder& d, std::span<const std::uint8_t> bytes, const collector::Exporter& from, TimePoint t,
+                Totals& totals) {
+  std::vector<collector::FlowRecord> out;
+  auto r = d.decode(bytes, from, t, out);
+  ++totals.payloads;
+  for (auto e : r.errors) ++totals.errors[static_cast<std::size_t>(e)];
+  for (const auto& rec : out) {
+    std::cout << collector::to_json(rec).dump() << '\n';
+    ++totals.records;
+  }
+}
+
+bool parse_hex_line(const std::string& line, std::vector<std::uint8_t>& out) {
+  out.clear();
+  int hi = -1;
+  for (char c : line) {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == ':') continue;
+    int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+            : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                        : -1;
+    if (v < 0) return false;
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out.push_back(static_cast<std::uint8_t>(hi << 4 | v));
+      hi = -1;
+    }
+  }
+  return hi < 0;
+}
+
+}  // namespace
+
+int decode_command(const std::vector<std::string>& args) {
+  bool hex = false;
+  std::vector<std::string> paths;
+  for (const auto& a : args) {
+    if (a == "--hex")
+      hex = true;
+    else
+      paths.push_back(a);
+  }
+  std::string path = paths.size() == 1 ? paths[0] : std::string();
+  if (path.empty()) {
+    std::fprintf(stderr, "usage: flowd decode [--hex] FILE|-   (a pcap/pcapng of exports, or hex payloads one per line)\n");
+    return 2;
+  }
+  Decoder udp;
+  collector::DecoderLimits tcp_limits;
+  tcp_limits.udp = false;
+  Decoder tcp(tcp_limits);
+  Totals totals;
+  std::size_t skipped = 0;
+  try {
+    if (hex) {
+      std::ifstream file;
+      if (path != "-") {
+        file.open(path);
+        if (!file) throw std::runtime_error(path + ": cannot open");
+      }
+      std::istream& in = path == "-" ? std::cin : file;
+      collector::Exporter nobody;
+      nobody.address = *IpAddress::parse("0.0.0.0");
+      std::string line;
+      std::vector<std::uint8_t> bytes;
+      std::size_t n = 0;
+      while (std::getline(in, line)) {
+        ++n;
+        if (line.empty() || line[0] == '#') continue;
+        if (!parse_hex_line(line, bytes)) {
+          std::fprintf(stderr, "%s:%zu: not hex; skipped\n", path.c_str(), n);
+          ++skipped;
+          continue;
+        }
+        decode_one(udp, bytes, nobody, Clock::now(), totals);
+      }
+    } else {
+      if (path == "-") path = "/dev/stdin";
+      collector::read_capture(
+          path,
+          [&](const collector::CapturedPayload& p) {
+            decode_one(p.tcp ? tcp : udp, p.bytes, p.exporter, p.time, totals);
+          },
+          skipped);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flowd decode: %s\n", e.what());
+    return 1;
+  }
+  std::cout.flush();
+  std::fprintf(stderr, "flowd decode: %zu payloads, %zu records", totals.payloads, totals.records);
+  if (skipped) std::fprintf(stderr, ", %zu frames/lines skipped", skipped);
+  std::fprintf(stderr, "\n");
+  for (std::size_t i = 0; i < totals.errors.size(); ++i)
+    if (totals.errors[i])
+      std::fprintf(stderr, "  %zu x %s\n", totals.errors[i],
+                   std::string(collector::to_string(static_cast<DecodeError>(i))).c_str());
+  std::size_t held = udp.pending_count() + tcp.pending_count();
+  if (held) std::fprintf(stderr, "  %zu records held for a template that never arrived\n", held);
+  return 0;
+}
+
+}  // namespace flowd

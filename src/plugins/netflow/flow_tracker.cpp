@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/netflow/flow_tracker.hpp"
+
+#include "flowd/scitags_label.hpp"
+
+namespace flowd::netflow {
+namespace {
+
+// IANA information element ids used here (RFC 7012 registry).
+constexpr std::uint16_t kProtocol = 4, kSrcPort = 7, kSrcV4 = 8, kDstPort = 11, kDstV4 = 12, kSrcV6 = 27,
+                        kDstV6 = 28, kFlowLabel = 31, kFlowEndReason = 136;
+
+std::optional<std::uint64_t> unsigned_of(const collector::FlowRecord& r, std::uint16_t id) {
+  const auto* f = r.find(id);
+  if (!f || f->value.kind != collector::ValueKind::kUnsigned) return std::nullopt;
+  return f->value.u;
+}
+
+}  // namespace
+
+std::optional<FlowID> flow_of(const collector::FlowRecord& r) {
+  auto proto = unsigned_of(r, kProtocol);
+  if (!proto || (*proto != 6 && *proto != 17)) return std::nullopt;
+  const auto* src = r.find(kSrcV6);
+  const auto* dst = r.find(kDstV6);
+  if (!src || !dst) {
+    src = r.find(kSrcV4);
+    dst = r.find(kDstV4);
+  }
+  auto sport = unsigned_of(r, kSrcPort), dport = unsigned_of(r, kDstPort);
+  if (!src || !dst || !sport || !dport || src->value.ip.family == 0 || src->value.ip.family != dst->value.ip.family)
+    return std::nullopt;
+  FlowID f;
+  f.protocol = *proto == 6 ? Protocol::kTcp : Protocol::kUdp;
+  f.src = src->value.ip;
+  f.dst = dst->value.ip;
+  f.src_port = static_cast<std::uint16_t>(*sport);
+  f.dst_port = static_cast<std::uint16_t>(*dport);
+  return f;
+}
+
+std::optional<std::pair<unsigned, unsigned>> tag_of(const collector::FlowRecord& r) {
+  auto label = unsigned_of(r, kFlowLabel);
+  if (!label || (*label & kLabelSemanticMask) == 0) return std::nullopt;
+  auto t = decode_label(static_cast<std::uint32_t>(*label & FLOWD_LABEL_MASK));
+  return std::make_pair(t.experiment, t.activity);
+}
+
+bool FlowTracker::observe(const collector::FlowRecord& r, TimePoint now, std::vector<FlowID>& out) {
+  if (r.options) return false;
+  auto flow = flow_of(r);
+  if (!flow) return false;
+  auto tag = tag_of(r);
+  if (!tag) {
+    if (const auto* rule = match_rule(rules_, *flow)) tag = std::make_pair(rule->experiment, rule->activity);
+  }
+  if (!tag) return false;
+  flow->experiment = static_cast<std::uint16_t>(tag->first);
+  flow->activity = static_cast<std::uint16_t>(tag->second);
+  FlowKey key = FlowKey::of(*flow);
+  auto it = flows_.find(key);
+  if (it == flows_.end()) {
+    if (flows_.size() >= max_flows_) {
+      ++overflow_;
+      return true;
+    }
+    FlowID start = *flow;
+    start.state = FlowState::kStart;
+    start.start_time = now;
+    it = flows_.emplace(key, Tracked{start, now}).first;
+    out.push_back(start);
+  }
+  it->second.last_seen = now;
+  // flowEndReason: 1 idle timeout, 3 end of flow detected, 4 forced end, 5 lack of resources end the
+  // flow; 2 (active timeout) is a long flow's periodic report.
+  if (auto reason = unsigned_of(r, kFlowEndReason); reason && *reason != 2) {
+    FlowID end = it->second.start;
+    end.state = FlowState::kEnd;
+    end.end_time = now;
+    out.push_back(end);
+    flows_.erase(it);
+  }
+  return true;
+}
+
+void FlowTracker::expire(TimePoint now, std::vector<FlowID>& out) {
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    if (now - it->second.last_seen >= idle_) {
+      FlowID end = it->second.start;
+      end.state = FlowState::kEnd;
+      end.end_time = now;
+      out.push_back(end);
+      it = flows_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace flowd::netflow

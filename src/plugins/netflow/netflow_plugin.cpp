@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/netflow/netflow_plugin.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <array>
+#include <cstring>
+#include <map>
+
+#include "collector/decoder.hpp"
+#include "collector/record_json.hpp"
+#include "core/endpoint.hpp"
+#include "core/log.hpp"
+#include "flowd/stop_fd.hpp"
+#include "plugins/netflow/flow_tracker.hpp"
+
+namespace flowd::netflow {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"listen", KeyType::kList, "0.0.0.0:2055, 0.0.0.0:4739", "UDP addresses taking NetFlow v1/v5/v9 and IPFIX"},
+    {"tcp_listen", KeyType::kList, "0.0.0.0:4739", "TCP addresses taking IPFIX over TCP; empty: none"},
+    {"template_timeout", KeyType::kInt, "1800", "seconds a UDP template lives without a refresh", {}, 10, 86400},
+    {"idle_timeout", KeyType::kInt, "60", "seconds without a record after which a flow ends", {}, 1, 86400},
+    {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
+     10000000},
+    {"rules", KeyType::kList, "",
+     "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma separated"},
+    {"dump", KeyType::kString, "", "write every decoded record as a JSON line to this file (.gz: gzip)"},
+    {"rcvbuf", KeyType::kInt, "8388608", "UDP receive buffer in bytes (SO_RCVBUF)", {}, 65536, 1073741824},
+};
+
+struct Socket {
+  int fd = -1;
+  bool tcp_listener = false;
+  bool tcp_session = false;
+  collector::Exporter peer;
+  std::vector<std::uint8_t> buffer;  // TCP: bytes not yet a whole message
+  std::unique_ptr<collector::Decoder> decoder;  // TCP sessions: templates live per session
+};
+
+class NetflowPlugin final : public Plugin {
+ public:
+  NetflowPlugin(const Section& cfg, Context& ctx, const char* name)
+      : ctx_(ctx),
+        name_(name),
+        listen_(cfg.get_list("listen")),
+        tcp_listen_(cfg.get_list("tcp_listen")),
+        idle_(cfg.get_int("idle_timeout")),
+        dump_path_(cfg.get("dump")),
+        rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
+        log_(get_logger("plugin.netflow")) {
+    limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
+    udp_decoder_ = collector::Decoder(limits_);
+    std::vector<FlowRule> rules;
+    auto reg = ctx.registry.get();
+    for (const auto& text : cfg.get_list("rules")) {
+      std::string error;
+      auto r = parse_rule(text, *reg, error);
+      if (!r) throw ConfigError("[plugin.netflow] rules: '" + text + "': " + error);
+      rules.push_back(*r);
+    }
+    tracker_.emplace(std::move(rules), idle_, static_cast<std::size_t>(cfg.get_int("max_flows")));
+    auto& m = ctx.metrics;
+    packets_ = &prometheus::BuildCounter().Name("flowd_netflow_packets_total")
+                    .Help("Export packets (UDP datagrams, TCP messages) received, by version").Register(m);
+    records_ = &prometheus::BuildCounter().Name("flowd_netflow_records_total")
+                    .Help("Flow records decoded, by version").Register(m);
+    errors_ = &prometheus::BuildCounter().Name("flowd_netflow_decode_errors_total")
+                   .Help("Problems found while decoding exports, by version and reason").Register(m);
+    lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
+                 .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
+    templates_ = &prometheus::BuildGauge().Name("flowd_netflow_templates")
+                      .Help("Templates known (UDP exporters and TCP sessions)").Register(m).Add({});
+    pending_ = &prometheus::BuildGauge().Name("flowd_netflow_pending_records")
+                    .Help("Data records held while their template is missing").Register(m).Add({});
+  }
+
+  ~NetflowPlugin() override { close_all(); }
+
+  void start() override {
+    for (const auto& l : listen_) open_socket(l, false);
+    for (const auto& l : tcp_listen_) open_socket(l, true);
+    if (!dump_path_.empty()) {
+      dump_ = gzopen(dump_path_.c_str(), dump_path_.ends_with(".gz") ? "wb" : "wbT");
+      if (!dump_) throw std::runtime_error("[plugin.netflow] dump: cannot open " + dump_path_);
+    }
+  }
+
+  void run(std::stop_token stop, Publisher& out) override {
+    StopFd stopfd(stop);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    // Idle flows and template lifetimes are checked a few times per idle_timeout.
+    itimerspec its{};
+    auto tick = std::max<long>(1, idle_.count() / 4);
+    its.it_interval.tv_sec = its.it_value.tv_sec = tick;
+    timerfd_settime(timer, 0, &its, nullptr);
+    auto add = [&](int fd) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    };
+    add(stopfd.fd());
+    add(timer);
+    for (auto& [fd, s] : sockets_) add(fd);
+    std::vector<FlowID> events;
+    std::array<epoll_event, 32> ready;
+    while (!stop.stop_requested()) {
+      int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+      for (int i = 0; i < n; ++i) {
+        int fd = ready[static_cast<std::size_t>(i)].data.fd;
+        if (fd == stopfd.fd()) break;
+        events.clear();
+        if (fd == timer) {
+          std::uint64_t ticks;
+          [[maybe_unused]] auto r = read(timer, &ticks, sizeof ticks);
+          auto now = Clock::now();
+          udp_decoder_.expire(now);
+          tracker_->expire(now, events);
+        } else {
+          auto it = sockets_.find(fd);
+          if (it == sockets_.end()) continue;
+          if (it->second.tcp_listener) {
+            accept_session(it->second, add);
+          } else if (it->second.tcp_session) {
+            if (!read_session(it->second, events)) {
+              epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+              ::close(fd);
+              sockets_.erase(it);
+            }
+          } else {
+            read_datagrams(it->second, events);
+          }
+        }
+        for (auto& e : events) {
+          e.plugin = name_;
+          out.publish(e);
+        }
+        update_gauges();
+      }
+    }
+    ::close(timer);
+    ::close(ep);
+  }
+
+  void stop() override { close_all(); }
+
+ private:
+  void open_socket(const std::string& text, bool tcp) {
+    auto ep = parse_endpoint(text, tcp ? 4739 : 2055);
+    if (!ep) throw ConfigError("[plugin.netflow] " + std::string(tcp ? "tcp_listen" : "listen") + ": cannot parse " + text);
+    addrinfo hints{};
+    hints.ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    if (int rc = getaddrinfo(ep->host.c_str(), std::to_string(ep->port).c_str(), &hints, &res); rc != 0)
+      throw std::runtime_error("[plugin.netflow] cannot resolve " + text + ": " + gai_strerror(rc));
+    int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!tcp && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_, sizeof rcvbuf_) != 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, sizeof rcvbuf_);
+    if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || (tcp && ::listen(fd, 64) != 0)) {
+      int err = errno;
+      freeaddrinfo(res);
+      if (fd >= 0) ::close(fd);
+      throw std::system_error(err, std::generic_category(),
+                              std::string("[plugin.netflow] cannot listen on ") + (tcp ? "TCP " : "UDP ") + text);
+    }
+    freeaddrinfo(res);
+    Socket s;
+    s.fd = fd;
+    s.tcp_listener = tcp;
+    sockets_.emplace(fd, std::move(s));
+    log_->info("collecting {} on {}", tcp ? "IPFIX over TCP" : "NetFlow/IPFIX over UDP", ep->to_string());
+  }
+
+  static collector::Exporter exporter_of(const sockaddr_storage& ss) {
+    collector::Exporter e;
+    if (ss.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+      e.address.family = AF_INET6;
+      std::memcpy(e.address.bytes.data(), &a->sin6_addr, 16);
+      e.port = ntohs(a->sin6_port);
+      if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+        e.address = IpAddress{};
+        e.address.family = AF_INET;
+        std::memcpy(e.address.bytes.data(), reinterpret_cast<const std::uint8_t*>(&a->sin6_addr) + 12, 4);
+      }
+    } else {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      e.address.family = AF_INET;
+      std::memcpy(e.address.bytes.data(), &a->sin_addr, 4);
+      e.port = ntohs(a->sin_port);
+    }
+    return e;
+  }
+
+  void read_datagrams(Socket& s, std::vector<FlowID>& events) {
+    constexpr unsigned kBatch = 32;
+    static thread_local std::vector<std::array<std::uint8_t, 65536>> bufs(kBatch);
+    std::array<mmsghdr, kBatch> msgs{};
+    std::array<iovec, kBatch> iov{};
+    std::array<sockaddr_storage, kBatch> from{};
+    while (true) {
+      for (unsigned i = 0; i < kBatch; ++i) {
+        iov[i] = {bufs[i].data(), bufs[i].size()};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      }
+      int n = recvmmsg(s.fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0) return;
+      auto now = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        auto k = static_cast<std::size_t>(i);
+        handle_payload(udp_decoder_, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len),
+                       exporter_of(from[k]), now, events);
+      }
+      if (static_cast<unsigned>(n) < kBatch) return;
+    }
+  }
+
+  template <class Add>
+  void accept_session(Socket& listener, Add&& add) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(listener.fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    Socket s;
+    s.fd = fd;
+    s.tcp_session = true;
+    s.peer = exporter_of(ss);
+    collector::DecoderLimits l = limits_;
+    l.udp = false;
+    s.decoder = std::make_unique<collector::Decoder>(l);
+    log_->info("IPFIX session from {}", s.peer.to_string());
+    sockets_.emplace(fd, std::move(s));
+    add(fd);
+  }
+
+  // False when the session ended (peer closed, error, or a message length < 16: RFC 7011 §10.4).
+  bool read_session(Socket& s, std::vector<FlowID>& events) {
+    std::array<std::uint8_t, 65536> buf;
+    while (true) {
+      ssize_t n = ::recv(s.fd, buf.data(), buf.size(), 0);
+      if (n == 0) {
+        log_->info("IPFIX session from {} closed", s.peer.to_string());
+        return false;
+      }
+      if (n < 0) return errno == EAGAIN || errno == EINTR;
+      s.buffer.insert(s.buffer.end(), buf.begin(), buf.begin() + n);
+      while (s.buffer.size() >= 16) {
+        std::size_t len = static_cast<std::size_t>(s.buffer[2] << 8 | s.buffer[3]);
+        if (len < 16 || s.buffer[0] != 0 || s.buffer[1] != 10) {
+          count_error(10, collector::DecodeError::kBadLength);
+          log_->warn("IPFIX session from {}: message length {} < 16 or not IPFIX; closing it", s.peer.to_string(), len);
+          return false;
+        }
+        if (s.buffer.size() < len) break;
+        handle_payload(*s.decoder, std::span<const std::uint8_t>(s.buffer.data(), len), s.peer, Clock::now(), events);
+        s.buffer.erase(s.buffer.begin(), s.buffer.begin() + static_cast<std::ptrdiff_t>(len));
+      }
+    }
+  }
+
+  void handle_payload(collector::Decoder& d, std::span<const std::uint8_t> bytes, const collector::Exporter& from,
+                      TimePoint now, std::vector<FlowID>& events) {
+    records_buf_.clear();
+    auto r = d.decode(bytes, from, now, records_buf_);
+    std::string version = r.version ? std::to_string(r.version) : "unknown";
+    packets_->Add({{"version", version}}).Increment();
+    if (r.records) records_->Add({{"version", version}}).Increment(static_cast<double>(r.records));
+    if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
+    for (auto e : r.errors) {
+      count_error(r.version, e);
+      std::uint64_t held = 0;
+      if (limiter_.allow(held))
+        log_->warn("export from {} (v{}, {} bytes): {}{}", from.to_string(), r.version, bytes.size(),
+                   collector::to_string(e), held ? fmt::format(" ({} more not logged)", held) : "");
+    }
+    for (const auto& rec : records_buf_) {
+      if (dump_) {
+        std::string line = collector::to_json(rec).dump() + "\n";
+        gzwrite(dump_, line.data(), static_cast<unsigned>(line.size()));
+      }
+      tracker_->observe(rec, now, events);
+    }
+  }
+
+  void count_error(int version, collector::DecodeError e) {
+    errors_->Add({{"version", version ? std::to_string(version) : "unknown"}, {"reason", std::string(collector::to_string(e))}})
+        .Increment();
+  }
+
+  void update_gauges() {
+    std::size_t t = udp_decoder_.template_count(), p = udp_decoder_.pending_count();
+    for (auto& [fd, s] : sockets_)
+      if (s.decoder) {
+        t += s.decoder->template_count();
+        p += s.decoder->pending_count();
+      }
+    templates_->Set(static_cast<double>(t));
+    pending_->Set(static_cast<double>(p));
+  }
+
+  void close_all() {
+    for (auto& [fd, s] : sockets_) ::close(fd);
+    sockets_.clear();
+    if (dump_) gzclose(dump_);
+    dump_ = nullptr;
+  }
+
+  Context& ctx_;
+  const char* name_;
+  std::vector<std::string> listen_, tcp_listen_;
+  std::chrono::seconds idle_;
+  std::string dump_path_;
+  int rcvbuf_;
+  std::shared_ptr<spdlog::logger> log_;
+  collector::DecoderLimits limits_;
+  collector::Decoder udp_decoder_;
+  std::optional<FlowTracker> tracker_;
+  std::map<int, Socket> sockets_;
+  std::vector<collector::FlowRecord> records_buf_;
+  gzFile dump_ = nullptr;
+  prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
+  prometheus::Counter* lost_;
+  prometheus::Gauge *templates_, *pending_;
+  LogLimiter limiter_;
+};
+
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
+  return std::make_unique<NetflowPlugin>(cfg, ctx, name);
+}
+
+}  // namespace
+
+const PluginInfo& plugin_info() {
+  static const PluginInfo info{"netflow", "NetFlow v1/v5/v9 and IPFIX collector (UDP, IPFIX over TCP)", kKeys, create};
+  return info;
+}
+
+}  // namespace flowd::netflow

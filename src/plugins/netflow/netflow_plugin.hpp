@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+// netflow: a NetFlow v1/v5/v9 and IPFIX collector (UDP; IPFIX also over TCP) whose tagged flows feed
+// the bus like any other plugin's.
+#pragma once
+
+#include "flowd/component.hpp"
+
+namespace flowd::netflow {
+const PluginInfo& plugin_info();
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target: the NetFlow v1/v5/v9 + IPFIX decoder. The Decoder persists across inputs
+// (templates and held data from earlier inputs meet later ones, as on a real socket); the first
+// input byte picks the exporter (so inputs can share or not share template state) and UDP or TCP
+// limits, the rest is the datagram. Every record must also survive JSON rendering.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "collector/decoder.hpp"
+#include "collector/record_json.hpp"
+
+namespace fc = flowd::collector;
+
+namespace {
+
+fc::DecoderLimits limits(bool udp) {
+  fc::DecoderLimits l;
+  l.udp = udp;
+  l.max_templates_per_exporter = 64;  // keep memory bounded across millions of inputs
+  l.max_pending_records = 64;
+  l.max_pending_bytes = 1 << 16;
+  l.template_timeout = std::chrono::seconds{30};
+  l.max_pending_age = std::chrono::seconds{10};
+  return l;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static fc::Decoder udp_decoder(limits(true));
+  static fc::Decoder tcp_decoder(limits(false));
+  static std::uint64_t calls = 0;
+  static flowd::TimePoint now = flowd::TimePoint{std::chrono::seconds{1795356761}};
+
+  if (size < 1) return 0;
+  const std::uint8_t selector = data[0];
+  fc::Exporter from{flowd::IpAddress::v4(0xC0000200u | (selector & 3u)),
+                    static_cast<std::uint16_t>(2055 + ((selector >> 2) & 1))};
+  fc::Decoder& dec = (selector & 0x80) ? tcp_decoder : udp_decoder;
+
+  std::vector<fc::FlowRecord> out;
+  const auto result = dec.decode(std::span(data + 1, size - 1), from, now, out);
+  if (result.records != out.size()) __builtin_trap();
+  for (const auto& r : out) (void)fc::to_json(r).dump();
+
+  ++calls;
+  now += std::chrono::seconds{1};
+  if (calls % 64 == 0) dec.expire(now);
+  if (calls % 4096 == 0) tcp_decoder.forget(from);
+  return 0;
+}
