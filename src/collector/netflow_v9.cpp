@@ -72,6 +72,18 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
   const ExporterKey ek = exporter_key(from, false);
   check_sequence(TemplateKey{ek, 9, ctx.domain, 0}, get32(h + 12), get32(h + 12) + 1, result);
 
+  // A template (or options template) that parsed: checked, stored, and any data held for it released.
+  auto commit = [&](std::uint16_t tid, Template t) {
+    if (!finish_template(t)) {
+      result.errors.push_back(DecodeError::kBadTemplate);
+      return;
+    }
+    const TemplateKey key{ek, 9, ctx.domain, tid};
+    if (store_template(key, std::move(t), now, result)) {
+      ++result.templates;
+      release(key, out, result, now);
+    }
+  };
   std::size_t off = kHeader;
   while (pkt.size() - off >= 4) {
     const std::uint16_t set_id = get16(h + off);
@@ -100,15 +112,7 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
         for (std::size_t i = 0; i < n; ++i)
           t.fields.push_back(v9_field(get16(body + p + 4 + 4 * i), get16(body + p + 6 + 4 * i)));
         p += 4 + std::size_t{n} * 4;
-        if (!finish_template(t)) {
-          result.errors.push_back(DecodeError::kBadTemplate);
-          continue;
-        }
-        const TemplateKey key{ek, 9, ctx.domain, tid};
-        if (store_template(key, std::move(t), now, result)) {
-          ++result.templates;
-          release(key, out, result, now);
-        }
+        commit(tid, std::move(t));
       }
     } else if (set_id == 1) {  // options templates
       std::size_t p = 0;
@@ -132,15 +136,7 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
         for (std::size_t i = 0; i < option_len / 4u; ++i)
           t.fields.push_back(v9_field(get16(f + 4 * i), get16(f + 4 * i + 2)));
         p += 6 + std::size_t{scope_len} + option_len;
-        if (!finish_template(t)) {
-          result.errors.push_back(DecodeError::kBadTemplate);
-          continue;
-        }
-        const TemplateKey key{ek, 9, ctx.domain, tid};
-        if (store_template(key, std::move(t), now, result)) {
-          ++result.templates;
-          release(key, out, result, now);
-        }
+        commit(tid, std::move(t));
       }
     } else if (set_id >= 256) {  // data
       const TemplateKey key{ek, 9, ctx.domain, set_id};

@@ -258,8 +258,11 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-int free_tcp_port() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int free_tcp_port() { return free_port(SOCK_STREAM); }
+int free_udp_port() { return free_port(SOCK_DGRAM); }
+
+int free_port(int type) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -100,6 +100,8 @@ std::string fixtures_dir();
 std::string read_file(const std::string& path);
 // A TCP port that was free a moment ago on 127.0.0.1.
 int free_tcp_port();
+int free_udp_port();
+int free_port(int socket_type);
 // HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).
 std::optional<std::string> http_get(const std::string& url);
 // Runs a shell command with `input` on stdin; returns exit status, output in `out`.

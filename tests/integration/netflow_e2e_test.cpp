@@ -28,18 +28,6 @@ void send_udp(int port, const std::string& payload) {
   close(fd);
 }
 
-int free_udp_port() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Fireflies go to a flow's destination: the fixture's documentation addresses become ::1 first.
 std::string to_loopback(std::string payload) {
   std::array<std::uint8_t, 16> from1{}, from2{}, lo{};
