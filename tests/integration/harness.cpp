@@ -231,7 +231,7 @@ int NetnsPair::exec(const std::string& ns, const std::string& cmd, std::string& 
 int run_shell(const std::string& cmd, const std::string& input, std::string& out) {
   TempDir d;
   d.write("in", input);
-  std::string full = cmd + " < " + d.file("in") + " > " + d.file("out") + " 2>&1";
+  std::string full = "( " + cmd + " ) < " + d.file("in") + " > " + d.file("out") + " 2>&1";
   int st = std::system(full.c_str());
   out = read_file(d.file("out"));
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
