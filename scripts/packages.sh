@@ -40,13 +40,18 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
       sets=("$@"); [[ ${#sets[@]} -gt 0 ]] || sets=(build test)
       pkgs=$(flowd_packages "${sets[@]}")
       export DEBIAN_FRONTEND=noninteractive
-      # tshark asks whether non-root users may capture; answer before installing.
-      echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+      as_root=()
+      if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "installing packages needs root (or sudo)" >&2; exit 1; }
+        as_root=(sudo DEBIAN_FRONTEND=noninteractive)
+      fi
       missing=()
       for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
       if [[ ${#missing[@]} -gt 0 ]]; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # tshark asks whether non-root users may capture; answer before installing.
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | "${as_root[@]}" debconf-set-selections
+        "${as_root[@]}" apt-get update -qq
+        "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
       fi ;;
     *) echo "usage: $0 [install [build|runtime|test ...]|build|runtime|test]" >&2; exit 2 ;;
   esac

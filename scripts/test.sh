@@ -2,16 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # The test command of the README: installs what the build and the tests need (Debian packages),
 # builds with warnings as errors, and runs the whole suite (unit, integration and, as root,
-# privileged tests). Usage: sudo ./scripts/test.sh [BUILD_DIR] [extra cmake -D options...]
+# privileged tests). Usage, as root: ./scripts/test.sh [BUILD_DIR] [extra cmake -D options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
-if [ "$(id -u)" -eq 0 ]; then
-  bash scripts/packages.sh install build test
-else
-  echo "not root: skipping package installation; privileged tests will skip" >&2
-fi
+bash scripts/packages.sh install build test  # uses sudo when not root
+[ "$(id -u)" -eq 0 ] || echo "not root: privileged tests will skip" >&2
 cmake -S . -B "$build" -DFLOWD_WERROR=ON "$@"
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 300
