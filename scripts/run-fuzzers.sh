@@ -66,10 +66,11 @@ for t in "${TARGETS[@]}"; do
     -rss_limit_mb=2048 -timeout="$PER_INPUT_TIMEOUT" -print_final_stats=1 \
     -artifact_prefix="$RESULTS/$t/" >"$log" 2>&1 || rc=$?
 
-  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
-  [[ -n $execs ]] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
-  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1)
-  cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | tr -dc '0-9')
+  # A target that crashed early prints no statistics: none of these lookups may end the script.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1 || true)
+  [[ -n $execs ]] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1 || true)
+  cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | tr -dc '0-9' || true)
   corpus_n=$(find "$work/corpus" -type f | wc -l)
   [[ ${eps:-0} != 0 ]] || eps=-  # libFuzzer reports 0 when it stopped within the first second
 
@@ -85,7 +86,7 @@ for t in "${TARGETS[@]}"; do
     elif grep -q 'uncaught exception\|terminate called' "$log"; then kind=exception
     else kind=crash
     fi
-    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1 || true)
     cp "$log" "$RESULTS/$t/fuzz.log"
     result="FAIL($kind, exit $rc) input=${artifact:-?} log=$RESULTS/$t/fuzz.log"
     echo "---- $t: last lines of the log"

@@ -41,7 +41,17 @@ std::string_view to_string(DecodeError e) {
 // ---- values
 // --------------------------------------------------------------------------------------
 
+// Clock::duration counts nanoseconds in 64 bits (about ±292 years): exported times beyond ±2^33
+// seconds (year 2242) are clamped rather than overflowing.
+constexpr std::int64_t kMaxSeconds = std::int64_t{1} << 33;
+
+TimePoint from_seconds(std::int64_t s) {
+  s = std::clamp(s, -kMaxSeconds, kMaxSeconds);
+  return TimePoint{std::chrono::duration_cast<Clock::duration>(std::chrono::seconds{s})};
+}
+
 TimePoint from_millis(std::int64_t ms) {
+  ms = std::clamp(ms, -kMaxSeconds * 1000, kMaxSeconds * 1000);
   return TimePoint{std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds{ms})};
 }
 
@@ -128,14 +138,15 @@ FieldValue decode_value(IeType type, const std::uint8_t* p, std::size_t n) {
       if (n < 1 || n > 8) return octets(p, n);
       v.kind = ValueKind::kDateTime;
       v.u = getn(p, n);
-      v.time = TimePoint{std::chrono::duration_cast<Clock::duration>(
-          std::chrono::seconds{static_cast<std::int64_t>(v.u)})};
+      v.time = from_seconds(v.u > static_cast<std::uint64_t>(kMaxSeconds) ? kMaxSeconds
+                                                                           : static_cast<std::int64_t>(v.u));
       return v;
     case IeType::kDateTimeMilliseconds:
       if (n < 1 || n > 8) return octets(p, n);
       v.kind = ValueKind::kDateTime;
       v.u = getn(p, n);
-      v.time = from_millis(static_cast<std::int64_t>(v.u));
+      v.time = from_millis(v.u > static_cast<std::uint64_t>(kMaxSeconds * 1000) ? kMaxSeconds * 1000
+                                                                                 : static_cast<std::int64_t>(v.u));
       return v;
     case IeType::kDateTimeMicroseconds:
     case IeType::kDateTimeNanoseconds:

@@ -795,3 +795,26 @@ TEST(CollectorNames, IeNames) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(IpfixDecoder, ExtremeTimesAreClampedNotOverflowed) {
+  // Template 401: flowStartSeconds/8, flowStartMilliseconds/8 with all-ones values (found by the fuzzer:
+  // milliseconds * 10^6 overflowed a signed 64-bit nanosecond count).
+  Writer t;
+  t.u16(401).u16(2).u16(150).u16(8).u16(152).u16(8);
+  Writer d;
+  d.u32(0xFFFFFFFF).u32(0xFFFFFFFF).u32(0xFFFFFFFF).u32(0xFFFFFFFF);
+  fc::Decoder dec;
+  std::vector<fc::FlowRecord> out;
+  auto r = dec.decode(ipfix(0, 41, {{2, t.b}, {401, d.b}}), kExporter, kNow, out);
+  ASSERT_EQ(r.records, 1u);
+  const auto* s = out[0].find(150);
+  const auto* ms = out[0].find(152);
+  ASSERT_TRUE(s && ms);
+  EXPECT_EQ(s->value.kind, fc::ValueKind::kDateTime);
+  EXPECT_GT(s->value.time, kNow);
+  EXPECT_GT(ms->value.time, kNow);
+}
+
+}  // namespace

@@ -52,8 +52,7 @@ struct Socket {
 class NetflowPlugin final : public Plugin {
  public:
   NetflowPlugin(const Section& cfg, Context& ctx, const char* name)
-      : ctx_(ctx),
-        name_(name),
+      : name_(name),
         listen_(cfg.get_list("listen")),
         tcp_listen_(cfg.get_list("tcp_listen")),
         idle_(cfg.get_int("idle_timeout")),
@@ -327,7 +326,6 @@ class NetflowPlugin final : public Plugin {
     dump_ = nullptr;
   }
 
-  Context& ctx_;
   const char* name_;
   std::vector<std::string> listen_, tcp_listen_;
   std::chrono::seconds idle_;
