@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // NetFlow v1 and v5 (Cisco fixed formats): each 48-byte record mapped to IANA IPFIX elements, plus
 // absolute flowStartMilliseconds/flowEndMilliseconds computed from the header.
+#include <span>
+
 #include "collector/decoder_state.hpp"
 
 namespace flowd::collector {
@@ -8,11 +10,47 @@ namespace {
 
 constexpr std::size_t kRecordSize = 48;
 
-void add(FlowRecord& rec, std::uint16_t id, IeType type, const std::uint8_t* p, std::size_t n) {
-  Field f;
-  f.id = id;
-  f.value = decode_value(type, p, n);
-  rec.fields.push_back(std::move(f));
+// Where each IANA element sits in a record (Cisco's v1/v5 layouts; spec/netflow.md §B).
+struct FixedField {
+  std::uint16_t id;
+  IeType type;
+  std::uint8_t offset, length;
+};
+constexpr FixedField kCommonFields[] = {
+    {8, IeType::kIpv4, 0, 4},        // sourceIPv4Address
+    {12, IeType::kIpv4, 4, 4},       // destinationIPv4Address
+    {15, IeType::kIpv4, 8, 4},       // ipNextHopIPv4Address
+    {10, IeType::kUnsigned, 12, 2},  // ingressInterface
+    {14, IeType::kUnsigned, 14, 2},  // egressInterface
+    {2, IeType::kUnsigned, 16, 4},   // packetDeltaCount
+    {1, IeType::kUnsigned, 20, 4},   // octetDeltaCount
+    {22, IeType::kUnsigned, 24, 4},  // flowStartSysUpTime
+    {21, IeType::kUnsigned, 28, 4},  // flowEndSysUpTime
+    {7, IeType::kUnsigned, 32, 2},   // sourceTransportPort
+    {11, IeType::kUnsigned, 34, 2},  // destinationTransportPort
+};
+constexpr FixedField kV5Fields[] = {
+    {6, IeType::kUnsigned, 37, 1},   // tcpControlBits
+    {4, IeType::kUnsigned, 38, 1},   // protocolIdentifier
+    {5, IeType::kUnsigned, 39, 1},   // ipClassOfService
+    {16, IeType::kUnsigned, 40, 2},  // bgpSourceAsNumber
+    {17, IeType::kUnsigned, 42, 2},  // bgpDestinationAsNumber
+    {9, IeType::kUnsigned, 44, 1},   // sourceIPv4PrefixLength
+    {13, IeType::kUnsigned, 45, 1},  // destinationIPv4PrefixLength
+};
+constexpr FixedField kV1Fields[] = {
+    {4, IeType::kUnsigned, 38, 1},  // protocolIdentifier
+    {5, IeType::kUnsigned, 39, 1},  // ipClassOfService
+    {6, IeType::kUnsigned, 40, 1},  // tcpControlBits
+};
+
+void add(FlowRecord& rec, std::span<const FixedField> layout, const std::uint8_t* record) {
+  for (const auto& l : layout) {
+    Field f;
+    f.id = l.id;
+    f.value = decode_value(l.type, record + l.offset, l.length);
+    rec.fields.push_back(std::move(f));
+  }
 }
 
 void add_unsigned(FlowRecord& rec, std::uint16_t id, std::uint64_t v) {
@@ -61,33 +99,11 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     rec.version = result.version;
     rec.domain = domain;
     rec.fields.reserve(v5 ? 20 : 16);
-    add(rec, 8, IeType::kIpv4, r + 0, 4);
-    add(rec, 12, IeType::kIpv4, r + 4, 4);
-    add(rec, 15, IeType::kIpv4, r + 8, 4);
-    add(rec, 10, IeType::kUnsigned, r + 12, 2);
-    add(rec, 14, IeType::kUnsigned, r + 14, 2);
-    add(rec, 2, IeType::kUnsigned, r + 16, 4);
-    add(rec, 1, IeType::kUnsigned, r + 20, 4);
-    add(rec, 22, IeType::kUnsigned, r + 24, 4);
-    add(rec, 21, IeType::kUnsigned, r + 28, 4);
-    add(rec, 7, IeType::kUnsigned, r + 32, 2);
-    add(rec, 11, IeType::kUnsigned, r + 34, 2);
-    if (v5) {
-      add(rec, 6, IeType::kUnsigned, r + 37, 1);
-      add(rec, 4, IeType::kUnsigned, r + 38, 1);
-      add(rec, 5, IeType::kUnsigned, r + 39, 1);
-      add(rec, 16, IeType::kUnsigned, r + 40, 2);
-      add(rec, 17, IeType::kUnsigned, r + 42, 2);
-      add(rec, 9, IeType::kUnsigned, r + 44, 1);
-      add(rec, 13, IeType::kUnsigned, r + 45, 1);
-      if (sampling != 0) {
-        add_unsigned(rec, 34, sampling & 0x3FFF);  // samplingInterval
-        add_unsigned(rec, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
-      }
-    } else {
-      add(rec, 4, IeType::kUnsigned, r + 38, 1);
-      add(rec, 5, IeType::kUnsigned, r + 39, 1);
-      add(rec, 6, IeType::kUnsigned, r + 40, 1);
+    add(rec, kCommonFields, r);
+    add(rec, v5 ? std::span<const FixedField>(kV5Fields) : std::span<const FixedField>(kV1Fields), r);
+    if (v5 && sampling != 0) {
+      add_unsigned(rec, 34, sampling & 0x3FFF);  // samplingInterval
+      add_unsigned(rec, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
     }
     add_times_from_uptime(rec, export_ms, sys_uptime);
     out.push_back(std::move(rec));
