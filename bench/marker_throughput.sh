@@ -8,7 +8,9 @@ rounds=${2:-3}
 secs=${3:-5}
 ns=flowdtp$$
 dir=$(mktemp -d)
-cleanup() { kill "$(cat "$dir/pid" 2>/dev/null)" 2>/dev/null || true; ip netns del ${ns}a 2>/dev/null || true;
+cleanup() { kill "$(cat "$dir/pid" 2>/dev/null)" 2>/dev/null || true
+            kill "$(cat "$dir/iperf.pid" 2>/dev/null)" 2>/dev/null || true  # iperf3 -D outlives its netns
+            ip netns del ${ns}a 2>/dev/null || true;
             ip netns del ${ns}b 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 ip netns add ${ns}a; ip netns add ${ns}b
