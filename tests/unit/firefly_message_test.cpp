@@ -3,6 +3,8 @@
 #include "backends/udp_firefly/firefly_message.hpp"
 
 #include <gtest/gtest.h>
+
+#include "test_files.hpp"
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -17,13 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using flowd::test::read_text_file;
 
 // "2026-11-22T14:21:48.514425+00:00" -> a time point (UTC, microseconds).
 TimePoint parse_iso_time(const std::string& s) {

@@ -2,6 +2,8 @@
 // Python flowd.cfg files: looks_legacy, parse_legacy, to_ini, and validation of the result.
 #include <gtest/gtest.h>
 
+#include "test_files.hpp"
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,13 +16,7 @@ namespace {
 
 constexpr const char* kPath = "/etc/flowd/flowd.cfg";
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using flowd::test::read_text_file;
 
 void expect_contains(const std::string& haystack, std::string_view needle) {
   EXPECT_NE(haystack.find(needle), std::string::npos) << "'" << needle << "' not in: " << haystack;

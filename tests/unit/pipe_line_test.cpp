@@ -3,6 +3,8 @@
 #include "plugins/np_api/pipe_line.hpp"
 
 #include <gtest/gtest.h>
+
+#include "test_files.hpp"
 #include <sys/socket.h>
 
 #include <fstream>
@@ -21,13 +23,7 @@ using namespace std::chrono_literals;
 
 const TimePoint kNow = TimePoint{} + 1'700'000'000s + 123456us;
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using flowd::test::read_text_file;
 
 const ScitagsRegistry& fixture_registry() {
   static const std::shared_ptr<const ScitagsRegistry> reg = [] {

@@ -2,6 +2,8 @@
 // The Scitags registry: parsing and lookups (ScitagsRegistry) and where it comes from
 // (load_registry).
 #include <gtest/gtest.h>
+
+#include "test_files.hpp"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,13 +24,7 @@ namespace fs = std::filesystem;
 
 const std::string kFixture = FLOWD_FIXTURES "/registry/api.json";
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using flowd::test::read_text_file;
 
 void write_text_file(const fs::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
