@@ -68,134 +68,128 @@ TimePoint from_ntp(std::uint64_t v, bool micro) {
                                                                std::chrono::nanoseconds{ns})};
 }
 
-FieldValue octets(const std::uint8_t* p, std::size_t n) {
-  FieldValue v;
-  v.kind = ValueKind::kOctets;
+void set_octets(FieldValue& v, ValueKind kind, const std::uint8_t* p, std::size_t n) {
+  v.kind = kind;
   v.bytes.assign(reinterpret_cast<const char*>(p), n);
-  return v;
 }
 
 }  // namespace
 
-FieldValue decode_value(IeType type, const std::uint8_t* p, std::size_t n) {
-  FieldValue v;
+// Fills `v` in place: records are decoded field by field into storage that already exists, which
+// keeps the per-record cost at a few stores (docs/benchmarks.md, decode-only figures).
+void decode_value(IeType type, const std::uint8_t* p, std::size_t n, FieldValue& v) {
   switch (type) {
     case IeType::kUnsigned:
-      if (n < 1 || n > 8) return octets(p, n);
+      if (n < 1 || n > 8) break;
       v.kind = ValueKind::kUnsigned;
       v.u = getn(p, n);
-      return v;
+      return;
     case IeType::kSigned: {
-      if (n < 1 || n > 8) return octets(p, n);
+      if (n < 1 || n > 8) break;
       std::uint64_t raw = getn(p, n);
       if (n < 8 && (p[0] & 0x80)) raw |= ~std::uint64_t{0} << (8 * n);  // sign-extend
       v.kind = ValueKind::kSigned;
       v.i = static_cast<std::int64_t>(raw);
-      return v;
+      return;
     }
     case IeType::kFloat32:
     case IeType::kFloat64:
       if (n == 4) {
         v.kind = ValueKind::kFloat;
         v.f = std::bit_cast<float>(get32(p));
-      } else if (n == 8 && type == IeType::kFloat64) {
+        return;
+      }
+      if (n == 8 && type == IeType::kFloat64) {
         v.kind = ValueKind::kFloat;
         v.f = std::bit_cast<double>(getn(p, 8));
-      } else {
-        return octets(p, n);
+        return;
       }
-      return v;
+      break;
     case IeType::kBoolean:
-      if (n != 1) return octets(p, n);
+      if (n != 1) break;
       v.kind = ValueKind::kBool;
       v.u = p[0] == 1 ? 1 : 0;  // RFC 7011 §6.1.5: 1 = true, 2 = false
-      return v;
+      return;
     case IeType::kMac:
-      if (n != 6) return octets(p, n);
-      v = octets(p, n);
-      v.kind = ValueKind::kMac;
-      return v;
+      if (n != 6) break;
+      set_octets(v, ValueKind::kMac, p, n);
+      return;
     case IeType::kString: {
       // NetFlow v9 exporters pad fixed-size strings with NULs (IF_NAME); drop the padding.
       std::size_t len = n;
       while (len > 0 && p[len - 1] == 0) --len;
-      v = octets(p, len);
-      v.kind = ValueKind::kString;
-      return v;
+      set_octets(v, ValueKind::kString, p, len);
+      return;
     }
     case IeType::kIpv4:
-      if (n != 4) return octets(p, n);
+      if (n != 4) break;
       v.kind = ValueKind::kIpv4;
       v.ip = IpAddress::v4(get32(p));
-      return v;
+      return;
     case IeType::kIpv6:
-      if (n != 16) return octets(p, n);
+      if (n != 16) break;
       v.kind = ValueKind::kIpv6;
       v.ip.family = AF_INET6;
       std::memcpy(v.ip.bytes.data(), p, 16);
-      return v;
+      return;
     case IeType::kDateTimeSeconds:
-      if (n < 1 || n > 8) return octets(p, n);
+      if (n < 1 || n > 8) break;
       v.kind = ValueKind::kDateTime;
       v.u = getn(p, n);
       v.time = from_seconds(v.u > static_cast<std::uint64_t>(kMaxSeconds) ? kMaxSeconds
                                                                            : static_cast<std::int64_t>(v.u));
-      return v;
+      return;
     case IeType::kDateTimeMilliseconds:
-      if (n < 1 || n > 8) return octets(p, n);
+      if (n < 1 || n > 8) break;
       v.kind = ValueKind::kDateTime;
       v.u = getn(p, n);
       v.time = from_millis(v.u > static_cast<std::uint64_t>(kMaxSeconds * 1000) ? kMaxSeconds * 1000
                                                                                  : static_cast<std::int64_t>(v.u));
-      return v;
+      return;
     case IeType::kDateTimeMicroseconds:
     case IeType::kDateTimeNanoseconds:
-      if (n != 8) return octets(p, n);
+      if (n != 8) break;
       v.kind = ValueKind::kDateTime;
       v.u = getn(p, 8);
       v.time = from_ntp(v.u, type == IeType::kDateTimeMicroseconds);
-      return v;
+      return;
     case IeType::kOctetArray:
       break;
   }
-  return octets(p, n);
+  set_octets(v, ValueKind::kOctets, p, n);
 }
 
 namespace {
 
-bool has_field(const FlowRecord& rec, std::uint16_t id) {
-  return rec.find(id) != nullptr;
-}
-
-void add_time_field(FlowRecord& rec, std::uint16_t id, std::int64_t ms) {
-  Field f;
+void add_time_field(FieldWriter& w, std::uint16_t id, std::int64_t ms) {
+  Field& f = w.next();
+  f.pen = 0;
   f.id = id;
   f.value.kind = ValueKind::kDateTime;
   f.value.u = static_cast<std::uint64_t>(ms);
   f.value.time = from_millis(ms);
-  rec.fields.push_back(std::move(f));
 }
 
 }  // namespace
 
-void add_times_from_uptime(FlowRecord& rec, std::int64_t export_ms, std::uint32_t sys_uptime) {
+void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t sys_uptime) {
   const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
   for (auto [rel, abs] : pairs) {
-    const Field* f = rec.find(rel);
-    if (!f || f->value.kind != ValueKind::kUnsigned || has_field(rec, abs)) continue;
+    const Field* f = w.find(rel);
+    if (!f || f->value.kind != ValueKind::kUnsigned || w.find(abs)) continue;
     auto x = static_cast<std::uint32_t>(f->value.u);
     add_time_field(
-        rec, abs,
+        w, abs,
         export_ms - static_cast<std::int64_t>(static_cast<std::uint32_t>(sys_uptime - x)));
   }
 }
 
-void add_times_from_init(FlowRecord& rec, std::uint64_t init_ms) {
+void add_times_from_init(FieldWriter& w, std::uint64_t init_ms) {
   const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
   for (auto [rel, abs] : pairs) {
-    const Field* f = rec.find(rel);
-    if (!f || f->value.kind != ValueKind::kUnsigned || has_field(rec, abs)) continue;
-    add_time_field(rec, abs, static_cast<std::int64_t>(init_ms + f->value.u));
+    const Field* f = w.find(rel);
+    if (!f || f->value.kind != ValueKind::kUnsigned || w.find(abs)) continue;
+    add_time_field(w, abs, static_cast<std::int64_t>(init_ms + f->value.u));
   }
 }
 
@@ -276,7 +270,7 @@ void Decoder::State::hold(PendingSet p, DecodeResult& result) {
   ++result.pending;
 }
 
-void Decoder::State::release(const TemplateKey& key, std::vector<FlowRecord>& out,
+void Decoder::State::release(const TemplateKey& key, RecordBatch& out,
                              DecodeResult& result, TimePoint now) {
   for (auto it = pending.begin(); it != pending.end();) {
     if (!(it->key == key)) {
@@ -288,13 +282,13 @@ void Decoder::State::release(const TemplateKey& key, std::vector<FlowRecord>& ou
     it = pending.erase(it);
     const Template* t = find_template(key, now);
     if (!t) break;
-    // Decode into a scratch vector: a held set that turns out to be malformed adds nothing.
-    std::vector<FlowRecord> recs;
+    // A held set that turns out to be malformed adds nothing.
+    const std::size_t mark = out.size();
     std::size_t n = 0;
-    if (decode_data_set(*t, key.id, p.body, p.ctx, recs, n)) {
-      result.records += recs.size();
-      for (auto& r : recs) out.push_back(std::move(r));
+    if (decode_data_set(*t, key.id, p.body, p.ctx, out, n)) {
+      result.records += n;
     } else {
+      out.truncate(mark);
       result.errors.push_back(DecodeError::kBadRecord);
     }
   }
@@ -332,54 +326,58 @@ void Decoder::State::check_sequence(const TemplateKey& seq_key, std::uint32_t se
 // --------------------------------------------------------------------------------
 
 bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_id, Bytes body,
-                                     const MessageContext& ctx, std::vector<FlowRecord>& out,
+                                     const MessageContext& ctx, RecordBatch& out,
                                      std::size_t& count) {
   count = 0;
   if (t.min_record == 0) return false;
   std::size_t off = 0;
   const std::size_t size = body.size();
   const bool ipfix = ctx.version == 10;
+  // systemInitTimeMilliseconds of this exporter and domain, looked up once per set.
+  auto init_key = [&] { return TemplateKey{exporter_key(ctx.from, true), 10, ctx.domain, 0}; };
+  std::optional<std::uint64_t> init_ms;
+  if (ipfix && !t.options && !system_init_ms.empty())
+    if (auto it = system_init_ms.find(init_key()); it != system_init_ms.end()) init_ms = it->second;
   // Trailing bytes shorter than the minimum record are padding.
   while (size - off >= t.min_record) {
-    FlowRecord rec;
+    const std::size_t mark = out.size();
+    FlowRecord& rec = out.next();
     rec.exporter = ctx.from;
     rec.received = ctx.received;
     rec.version = ctx.version;
     rec.domain = ctx.domain;
     rec.template_id = template_id;
     rec.options = t.options;
-    rec.fields.reserve(t.fields.size() + 2);
+    FieldWriter w(rec);
     for (const FieldSpec& fs : t.fields) {
       std::size_t len = fs.length;
       if (ipfix && fs.length == kVariableLength) {
-        if (off >= size) return false;
+        if (off >= size) return out.truncate(mark), false;
         len = body[off++];
         if (len == 255) {
-          if (size - off < 2) return false;
+          if (size - off < 2) return out.truncate(mark), false;
           len = get16(&body[off]);
           off += 2;
         }
       }
-      if (size - off < len) return false;
-      Field f;
+      if (size - off < len) return out.truncate(mark), false;
+      Field& f = w.next();
       f.pen = fs.pen;
       f.id = fs.id;
-      f.value = decode_value(fs.type, body.data() + off, len);
+      decode_value(fs.type, body.data() + off, len, f.value);
       off += len;
-      rec.fields.push_back(std::move(f));
     }
     if (ctx.version == 9) {
-      add_times_from_uptime(rec, std::int64_t{ctx.unix_secs} * 1000, ctx.sys_uptime);
+      add_times_from_uptime(w, std::int64_t{ctx.unix_secs} * 1000, ctx.sys_uptime);
     } else if (ipfix) {
-      TemplateKey sk{exporter_key(ctx.from, true), 10, ctx.domain, 0};
       if (t.options) {
-        if (const Field* f = rec.find(160); f && f->value.kind == ValueKind::kDateTime)
-          system_init_ms[sk] = f->value.u;
-      } else if (auto it = system_init_ms.find(sk); it != system_init_ms.end()) {
-        add_times_from_init(rec, it->second);
+        if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime)
+          system_init_ms[init_key()] = f->value.u;
+      } else if (init_ms) {
+        add_times_from_init(w, *init_ms);
       }
     }
-    out.push_back(std::move(rec));
+    w.finish();
     ++count;
   }
   return true;
@@ -396,7 +394,7 @@ Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
 DecodeResult Decoder::decode(std::span<const std::uint8_t> packet, const Exporter& from,
-                             TimePoint now, std::vector<FlowRecord>& out) {
+                             TimePoint now, RecordBatch& out) {
   DecodeResult result;
   for (std::size_t n = state_->drop_old_pending(now); n > 0; --n)
     result.errors.push_back(DecodeError::kPendingOverflow);

@@ -57,7 +57,7 @@ class Decoder {
 
   // Decodes one datagram (or, for TCP, one IPFIX message) from `from`, appending records to `out`.
   DecodeResult decode(std::span<const std::uint8_t> packet, const Exporter& from, TimePoint now,
-                      std::vector<FlowRecord>& out);
+                      RecordBatch& out);
   // Drops expired templates and too-old pending records; returns how many records were dropped.
   std::size_t expire(TimePoint now);
   std::size_t template_count() const;

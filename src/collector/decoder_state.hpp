@@ -103,7 +103,7 @@ struct Decoder::State {
   void erase_template(const TemplateKey& key);
   void hold(PendingSet p, DecodeResult& result);
   // Decodes and appends every held set waiting for `key` (whose template is now known).
-  void release(const TemplateKey& key, std::vector<FlowRecord>& out, DecodeResult& result,
+  void release(const TemplateKey& key, RecordBatch& out, DecodeResult& result,
                TimePoint now);
   std::size_t drop_old_pending(TimePoint now);
   void check_sequence(const TemplateKey& seq_key, std::uint32_t seq,
@@ -111,26 +111,26 @@ struct Decoder::State {
   // Decodes the records of one data set; false on a record that does not fit (kBadRecord).
   // `count` receives the number of records decoded.
   bool decode_data_set(const Template& t, std::uint16_t template_id, Bytes body,
-                       const MessageContext& ctx, std::vector<FlowRecord>& out, std::size_t& count);
+                       const MessageContext& ctx, RecordBatch& out, std::size_t& count);
 
   // --- per version ---
-  void decode_v1v5(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+  void decode_v1v5(Bytes packet, const Exporter& from, TimePoint now, RecordBatch& out,
                    DecodeResult& result);
-  void decode_v9(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+  void decode_v9(Bytes packet, const Exporter& from, TimePoint now, RecordBatch& out,
                  DecodeResult& result);
-  void decode_ipfix(Bytes packet, const Exporter& from, TimePoint now, std::vector<FlowRecord>& out,
+  void decode_ipfix(Bytes packet, const Exporter& from, TimePoint now, RecordBatch& out,
                     DecodeResult& result);
 };
 
 ExporterKey exporter_key(const Exporter& from, bool with_port);
 // Decodes one value of `length` bytes as `type` (reduced-size encodings widened; otherwise octets).
-FieldValue decode_value(IeType type, const std::uint8_t* p, std::size_t length);
+void decode_value(IeType type, const std::uint8_t* p, std::size_t length, FieldValue& out);
 TimePoint from_millis(std::int64_t ms);
 // Adds kDateTime flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime
 // (22/21) when the record has those but not 152/153. NetFlow: absolute = export_ms - ((sys_uptime -
 // X) mod 2^32).
-void add_times_from_uptime(FlowRecord& rec, std::int64_t export_ms, std::uint32_t sys_uptime);
+void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t sys_uptime);
 // IPFIX: absolute = systemInitTimeMilliseconds + X.
-void add_times_from_init(FlowRecord& rec, std::uint64_t init_ms);
+void add_times_from_init(FieldWriter& w, std::uint64_t init_ms);
 
 }  // namespace flowd::collector

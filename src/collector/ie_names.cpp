@@ -484,7 +484,21 @@ constexpr IeInfo kIana[] = {
     {491, "bgpDestinationLargeCommunityList", IeType::kOctetArray},
 };
 
+// Direct index by id: templates are parsed on every refresh (softflowd resends them in each packet),
+// so this lookup is on the decode path.
+constexpr std::size_t kIndexSize = 512;
+const std::array<const IeInfo*, kIndexSize>& iana_index() {
+  static const auto index = [] {
+    std::array<const IeInfo*, kIndexSize> a{};
+    for (const auto& e : kIana)
+      if (e.id < kIndexSize) a[e.id] = &e;
+    return a;
+  }();
+  return index;
+}
+
 const IeInfo* find_iana(std::uint16_t id) {
+  if (id < kIndexSize) return iana_index()[id];
   const auto* it = std::lower_bound(std::begin(kIana), std::end(kIana), id,
                                     [](const IeInfo& e, std::uint16_t v) { return e.id < v; });
   if (it == std::end(kIana) || it->id != id) return nullptr;

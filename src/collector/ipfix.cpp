@@ -50,7 +50,7 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
 }  // namespace
 
 void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now,
-                                  std::vector<FlowRecord>& out, DecodeResult& result) {
+                                  RecordBatch& out, DecodeResult& result) {
   if (pkt.size() < kHeader) {
     result.errors.push_back(DecodeError::kTooShort);
     return;
@@ -72,7 +72,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
   auto key_of = [&](std::uint16_t id) { return TemplateKey{ek, 10, ctx.domain, id}; };
 
   std::vector<TemplateOp> ops;      // scratch: template definitions and withdrawals, in order
-  std::vector<FlowRecord> records;  // scratch: decoded records
+  const std::size_t mark = out.size();  // records decoded into `out` are taken back on failure
   std::vector<PendingSet> held;     // scratch: data sets waiting for their template
   std::vector<DecodeError> notes;   // non-fatal problems
   std::size_t data_records = 0;
@@ -94,7 +94,10 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
     }
     return find_template(key_of(id), now);
   };
-  auto fail = [&](DecodeError e) { result.errors.push_back(e); };
+  auto fail = [&](DecodeError e) {
+    out.truncate(mark);
+    result.errors.push_back(e);
+  };
 
   std::size_t off = kHeader;
   while (length - off > 0) {
@@ -153,7 +156,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
         continue;
       }
       std::size_t n = 0;
-      if (!decode_data_set(*t, set_id, Bytes(body, body_len), ctx, records, n))
+      if (!decode_data_set(*t, set_id, Bytes(body, body_len), ctx, out, n))
         return fail(DecodeError::kBadRecord);
       data_records += n;
     }
@@ -167,8 +170,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
                                       sequence + static_cast<std::uint32_t>(data_records))
                                 : std::nullopt,
                  result);
-  result.records += records.size();
-  for (auto& r : records) out.push_back(std::move(r));
+  result.records += out.size() - mark;
   for (auto& p : held) hold(std::move(p), result);
   for (auto& op : ops) {
     if (auto* d = std::get_if<Define>(&op)) {

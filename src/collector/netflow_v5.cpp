@@ -44,27 +44,27 @@ constexpr FixedField kV1Fields[] = {
     {6, IeType::kUnsigned, 40, 1},  // tcpControlBits
 };
 
-void add(FlowRecord& rec, std::span<const FixedField> layout, const std::uint8_t* record) {
+void add(FieldWriter& w, std::span<const FixedField> layout, const std::uint8_t* record) {
   for (const auto& l : layout) {
-    Field f;
+    Field& f = w.next();
+    f.pen = 0;
     f.id = l.id;
-    f.value = decode_value(l.type, record + l.offset, l.length);
-    rec.fields.push_back(std::move(f));
+    decode_value(l.type, record + l.offset, l.length, f.value);
   }
 }
 
-void add_unsigned(FlowRecord& rec, std::uint16_t id, std::uint64_t v) {
-  Field f;
+void add_unsigned(FieldWriter& w, std::uint16_t id, std::uint64_t v) {
+  Field& f = w.next();
+  f.pen = 0;
   f.id = id;
   f.value.kind = ValueKind::kUnsigned;
   f.value.u = v;
-  rec.fields.push_back(std::move(f));
 }
 
 }  // namespace
 
 void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
-                                 std::vector<FlowRecord>& out, DecodeResult& result) {
+                                 RecordBatch& out, DecodeResult& result) {
   const bool v5 = result.version == 5;
   const std::size_t header = v5 ? 24 : 16;
   if (pkt.size() < header) {
@@ -93,20 +93,22 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
 
   for (std::size_t i = 0; i < count; ++i) {
     const std::uint8_t* r = h + header + i * kRecordSize;
-    FlowRecord rec;
+    FlowRecord& rec = out.next();
     rec.exporter = from;
     rec.received = now;
     rec.version = result.version;
     rec.domain = domain;
-    rec.fields.reserve(v5 ? 20 : 16);
-    add(rec, kCommonFields, r);
-    add(rec, v5 ? std::span<const FixedField>(kV5Fields) : std::span<const FixedField>(kV1Fields), r);
+    rec.template_id = 0;
+    rec.options = false;
+    FieldWriter w(rec);
+    add(w, kCommonFields, r);
+    add(w, v5 ? std::span<const FixedField>(kV5Fields) : std::span<const FixedField>(kV1Fields), r);
     if (v5 && sampling != 0) {
-      add_unsigned(rec, 34, sampling & 0x3FFF);  // samplingInterval
-      add_unsigned(rec, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
+      add_unsigned(w, 34, sampling & 0x3FFF);  // samplingInterval
+      add_unsigned(w, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
     }
-    add_times_from_uptime(rec, export_ms, sys_uptime);
-    out.push_back(std::move(rec));
+    add_times_from_uptime(w, export_ms, sys_uptime);
+    w.finish();
     ++result.records;
   }
 }

@@ -56,7 +56,7 @@ bool finish_template(Template& t) {
 }  // namespace
 
 void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
-                               std::vector<FlowRecord>& out, DecodeResult& result) {
+                               RecordBatch& out, DecodeResult& result) {
   if (pkt.size() < kHeader) {
     result.errors.push_back(DecodeError::kTooShort);
     return;

@@ -24,7 +24,7 @@ struct Totals {
 
 void decode_one(Decoder& d, std::span<const std::uint8_t> bytes, const collector::Exporter& from, TimePoint t,
                 Totals& totals) {
-  std::vector<collector::FlowRecord> out;
+  collector::RecordBatch out;
   auto r = d.decode(bytes, from, t, out);
   ++totals.payloads;
   for (auto e : r.errors) ++totals.errors[static_cast<std::size_t>(e)];

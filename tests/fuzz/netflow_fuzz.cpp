@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     static_cast<std::uint16_t>(2055 + ((selector >> 2) & 1))};
   fc::Decoder& dec = (selector & 0x80) ? tcp_decoder : udp_decoder;
 
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   const auto result = dec.decode(std::span(data + 1, size - 1), from, now, out);
   if (result.records != out.size()) __builtin_trap();
   for (const auto& r : out) (void)fc::to_json(r).dump();

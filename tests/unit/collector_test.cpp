@@ -136,7 +136,7 @@ std::int64_t hex_of(const nlohmann::json& j) {
 }
 
 struct CaseOutput {
-  std::vector<fc::FlowRecord> records;
+  fc::RecordBatch records;
   std::size_t data_records = 0;
   std::uint64_t sequence_lost = 0;
   std::vector<fc::DecodeError> errors;
@@ -359,7 +359,7 @@ TEST(NetflowFixtureDetail, TimesAndOptions) {
 
 struct Outcome {
   fc::DecodeResult result;
-  std::vector<fc::FlowRecord> records;
+  fc::RecordBatch records;
 };
 
 const fc::Exporter kExporter{IpAddress::v4(0xC0000201), 2055};
@@ -523,7 +523,7 @@ TEST(CollectorMalformed, WithdrawalsHonouredOverTcp) {
 
 TEST(CollectorMalformed, AllPayloadsPcapNoCrash) {
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   const auto grams = read_pcap_udp(kFixtures + "/malformed/all-payloads.pcap");
   EXPECT_EQ(grams.size(), 17u);
   for (const auto& g : grams) {
@@ -582,7 +582,7 @@ std::vector<std::uint8_t> data300(int n) {
 
 TEST(IpfixDecoder, DataBeforeTemplateHeldThenReleased) {
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   auto r1 = dec.decode(ipfix(0, 1, {{300, data300(2)}}), kExporter, kNow, out);
   EXPECT_EQ(r1.records, 0u);
   EXPECT_EQ(r1.pending, 1u);
@@ -613,7 +613,7 @@ TEST(IpfixDecoder, TemplateExpiry) {
   fc::DecoderLimits l;
   l.template_timeout = std::chrono::seconds{100};
   fc::Decoder dec(l);
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   dec.decode(ipfix(0, 1, {{2, tmpl300()}}), kExporter, kNow, out);
   EXPECT_EQ(dec.template_count(), 1u);
   dec.expire(kNow + std::chrono::seconds{50});
@@ -639,7 +639,7 @@ TEST(IpfixDecoder, PendingOverflowCounted) {
   fc::DecoderLimits l;
   l.max_pending_records = 2;
   fc::Decoder dec(l);
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   dec.decode(ipfix(0, 1, {{300, data300(1)}}), kExporter, kNow, out);
   dec.decode(ipfix(1, 1, {{301, data300(1)}}), kExporter, kNow, out);
   auto r = dec.decode(ipfix(2, 1, {{302, data300(1)}}), kExporter, kNow, out);
@@ -655,7 +655,7 @@ TEST(IpfixDecoder, PendingOverflowCounted) {
 
 TEST(IpfixDecoder, SequenceGapIsLossRestartIsNot) {
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   dec.decode(ipfix(0, 1, {{2, tmpl300()}, {300, data300(3)}}), kExporter, kNow, out);
   EXPECT_EQ(dec.decode(ipfix(3, 1, {{300, data300(2)}}), kExporter, kNow, out).sequence_lost, 0u);
   EXPECT_EQ(dec.decode(ipfix(9, 1, {{300, data300(1)}}), kExporter, kNow, out).sequence_lost, 4u);
@@ -675,7 +675,7 @@ TEST(NetflowDecoder, V5SequenceAndV9Sequence) {
     return p;
   };
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   EXPECT_EQ(dec.decode(with_seq(100), kExporter, kNow, out).sequence_lost, 0u);
   EXPECT_EQ(dec.decode(with_seq(102), kExporter, kNow, out).sequence_lost, 0u);
   EXPECT_EQ(dec.decode(with_seq(110), kExporter, kNow, out).sequence_lost, 6u);
@@ -693,7 +693,7 @@ TEST(NetflowDecoder, V9RedefinitionReplacesAndVendorIds) {
     return w.b;
   };
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   // Template 256: 8/4, 40000/2 (vendor id, not PEN).
   Writer t1;
   t1.u16(0).u16(16).u16(256).u16(2).u16(8).u16(4).u16(40000).u16(2);
@@ -742,7 +742,7 @@ TEST(IpfixDecoder, ReducedSizeAndTypes) {
   d.u8(2).u8(0).u8(0).u8(0).u8(0).u8(1);
   d.u32(1795356761u + 2208988800u).u32(0x80000000u);
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   auto r = dec.decode(ipfix(0, 1, {{2, t.b}, {400, d.b}}), kExporter, kNow, out);
   ASSERT_EQ(r.records, 1u);
   const auto& rec = out[0];
@@ -770,7 +770,7 @@ TEST(IpfixDecoder, RepeatedElementBecomesArray) {
   Writer d;
   d.u32(0xC0000201).u32(0xC0000202);
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   dec.decode(ipfix(0, 1, {{2, t.b}, {401, d.b}}), kExporter, kNow, out);
   ASSERT_EQ(out.size(), 1u);
   const auto j = fc::to_json(out[0]);
@@ -806,7 +806,7 @@ TEST(IpfixDecoder, ExtremeTimesAreClampedNotOverflowed) {
   Writer d;
   d.u32(0xFFFFFFFF).u32(0xFFFFFFFF).u32(0xFFFFFFFF).u32(0xFFFFFFFF);
   fc::Decoder dec;
-  std::vector<fc::FlowRecord> out;
+  fc::RecordBatch out;
   auto r = dec.decode(ipfix(0, 41, {{2, t.b}, {401, d.b}}), kExporter, kNow, out);
   ASSERT_EQ(r.records, 1u);
   const auto* s = out[0].find(150);

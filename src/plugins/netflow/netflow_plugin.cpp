@@ -336,7 +336,7 @@ class NetflowPlugin final : public Plugin {
   collector::Decoder udp_decoder_;
   std::optional<FlowTracker> tracker_;
   std::map<int, Socket> sockets_;
-  std::vector<collector::FlowRecord> records_buf_;
+  collector::RecordBatch records_buf_;
   gzFile dump_ = nullptr;
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
   prometheus::Counter* lost_;
