@@ -311,15 +311,80 @@ std::size_t Decoder::State::drop_old_pending(TimePoint now) {
 // ---- sequence numbers
 // ----------------------------------------------------------------------------
 
-void Decoder::State::check_sequence(const TemplateKey& seq_key, std::uint32_t seq,
-                                    std::optional<std::uint32_t> next, DecodeResult& result) {
-  SequenceState& s = sequences[seq_key];
-  if (s.expected) {
-    const std::uint32_t diff = seq - *s.expected;  // mod 2^32
+DomainState& Decoder::State::domain(const Exporter& from, int version, std::uint32_t id, TimePoint now) {
+  DomainState& d =
+      domains[TemplateKey{exporter_key(from, version == 10), static_cast<std::uint8_t>(version), id, 0}];
+  if (now > d.seen) d.seen = now;
+  return d;
+}
+
+void Decoder::State::check_sequence(DomainState& d, std::uint32_t seq, std::optional<std::uint32_t> next,
+                                    DecodeResult& result) {
+  if (d.expected) {
+    const std::uint32_t diff = seq - *d.expected;  // mod 2^32
     // A forward gap is loss; a backward jump (diff >= 2^31) is an exporter restart or reordering.
     if (diff != 0 && diff < 0x80000000u) result.sequence_lost += diff;
   }
-  s.expected = next;
+  d.expected = next;
+}
+
+// ---- sampling
+// ------------------------------------------------------------------------------------
+
+namespace {
+
+std::optional<std::uint64_t> unsigned_field(const FieldWriter& w, std::uint16_t id) {
+  const Field* f = w.find(id);
+  if (!f || f->value.kind != ValueKind::kUnsigned) return std::nullopt;
+  return f->value.u;
+}
+
+}  // namespace
+
+void Decoder::State::learn_sampling(const FieldWriter& w, const MessageContext& ctx) {
+  std::uint64_t rate = 0;
+  if (auto interval = unsigned_field(w, 305); interval && *interval > 0) {
+    // RFC 5477 systematic count-based sampling: `interval` packets taken out of interval + space.
+    rate = (*interval + unsigned_field(w, 306).value_or(0)) / *interval;
+  } else if (auto n = unsigned_field(w, 34); n && *n > 0) {
+    rate = *n;
+  } else if (auto r = unsigned_field(w, 50); r && *r > 0) {
+    rate = *r;
+  }
+  if (rate == 0) return;
+  DomainState& d = domain(ctx.from, ctx.version, ctx.domain, ctx.received);
+  if (auto id = unsigned_field(w, 302)) {
+    d.rates[*id] = rate;
+  } else if (auto sid = unsigned_field(w, 48)) {
+    d.rates[*sid] = rate;
+  } else {
+    d.default_rate = rate;
+  }
+}
+
+std::uint64_t Decoder::State::sampling_rate(const FieldWriter& w, const MessageContext& ctx) {
+  if (auto n = unsigned_field(w, 34); n && *n > 0) return *n;
+  auto it = domains.find(
+      TemplateKey{exporter_key(ctx.from, ctx.version == 10), static_cast<std::uint8_t>(ctx.version), ctx.domain, 0});
+  if (it == domains.end()) return 0;
+  const DomainState& d = it->second;
+  auto id = unsigned_field(w, 302);
+  if (!id) id = unsigned_field(w, 48);
+  if (id) {
+    auto r = d.rates.find(*id);
+    return r != d.rates.end() ? r->second : 0;
+  }
+  return d.default_rate.value_or(0);
+}
+
+void scale_counters(FieldWriter& w, std::uint64_t rate) {
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    Field& f = w[i];
+    if (f.pen != 0 && f.pen != kReversePen) continue;
+    // octetDeltaCount, packetDeltaCount, octetTotalCount, packetTotalCount
+    if ((f.id == 1 || f.id == 2 || f.id == 85 || f.id == 86) && f.value.kind == ValueKind::kUnsigned)
+      f.value.u *= rate;
+  }
 }
 
 // ---- data records
@@ -333,11 +398,8 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
   std::size_t off = 0;
   const std::size_t size = body.size();
   const bool ipfix = ctx.version == 10;
-  // systemInitTimeMilliseconds of this exporter and domain, looked up once per set.
-  auto init_key = [&] { return TemplateKey{exporter_key(ctx.from, true), 10, ctx.domain, 0}; };
-  std::optional<std::uint64_t> init_ms;
-  if (ipfix && !t.options && !system_init_ms.empty())
-    if (auto it = system_init_ms.find(init_key()); it != system_init_ms.end()) init_ms = it->second;
+  // The domain's state (systemInitTimeMilliseconds), looked up once per set.
+  DomainState& dom = domain(ctx.from, ctx.version, ctx.domain, ctx.received);
   // Trailing bytes shorter than the minimum record are padding.
   while (size - off >= t.min_record) {
     const std::size_t mark = out.size();
@@ -372,9 +434,16 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     } else if (ipfix) {
       if (t.options) {
         if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime)
-          system_init_ms[init_key()] = f->value.u;
-      } else if (init_ms) {
-        add_times_from_init(w, *init_ms);
+          dom.system_init_ms = f->value.u;
+      } else if (dom.system_init_ms) {
+        add_times_from_init(w, *dom.system_init_ms);
+      }
+    }
+    if (limits.apply_sampling) {
+      if (t.options) {
+        learn_sampling(w, ctx);
+      } else if (std::uint64_t rate = sampling_rate(w, ctx); rate > 1) {
+        scale_counters(w, rate);
       }
     }
     w.finish();
@@ -434,6 +503,11 @@ std::size_t Decoder::expire(TimePoint now) {
       }
     }
   }
+  if (s.limits.udp) {
+    // Sequence, sampling and init-time state of exporters gone silent: exporters that restart with a
+    // new source port would otherwise grow this map for as long as the collector runs.
+    std::erase_if(s.domains, [&](const auto& kv) { return now - kv.second.seen > s.limits.template_timeout; });
+  }
   return s.drop_old_pending(now);
 }
 
@@ -442,6 +516,9 @@ std::size_t Decoder::template_count() const {
 }
 std::size_t Decoder::pending_count() const {
   return state_->pending.size();
+}
+std::size_t Decoder::exporter_state_count() const {
+  return state_->domains.size();
 }
 
 void Decoder::forget(const Exporter& from) {
@@ -453,10 +530,8 @@ void Decoder::forget(const Exporter& from) {
     it = mine(it->first.exporter) ? s.templates.erase(it) : std::next(it);
   s.template_counts.erase(with_port);
   s.template_counts.erase(without);
-  for (auto it = s.sequences.begin(); it != s.sequences.end();)
-    it = mine(it->first.exporter) ? s.sequences.erase(it) : std::next(it);
-  for (auto it = s.system_init_ms.begin(); it != s.system_init_ms.end();)
-    it = mine(it->first.exporter) ? s.system_init_ms.erase(it) : std::next(it);
+  for (auto it = s.domains.begin(); it != s.domains.end();)
+    it = mine(it->first.exporter) ? s.domains.erase(it) : std::next(it);
   for (auto it = s.pending.begin(); it != s.pending.end();) {
     if (it->ctx.from == from) {
       s.pending_bytes -= it->body.size();

@@ -37,6 +37,9 @@ struct DecoderLimits {
   std::size_t max_pending_bytes = 4 << 20;
   std::chrono::seconds max_pending_age{60};
   bool udp = true;  // false: a TCP session (withdrawals honoured, no expiry)
+  // Multiply packet and octet counters of sampled records by their sampling rate (v5 header, v9 and
+  // IPFIX sampling options matched by sampler/selector id, or a record's own samplingInterval).
+  bool apply_sampling = false;
 };
 
 struct DecodeResult {
@@ -62,6 +65,8 @@ class Decoder {
   std::size_t expire(TimePoint now);
   std::size_t template_count() const;
   std::size_t pending_count() const;
+  // Exporter domains with sequence, sampling or init-time state (expires with templates over UDP).
+  std::size_t exporter_state_count() const;
   // Forgets everything learnt from one exporter (a closed TCP session).
   void forget(const Exporter& from);
 

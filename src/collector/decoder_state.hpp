@@ -83,8 +83,13 @@ struct PendingSet {
   std::vector<std::uint8_t> body;  // the set's records, without the 4-byte set header
 };
 
-struct SequenceState {
-  std::optional<std::uint32_t> expected;
+// What is known of one exporter's observation domain (v9 source id, v5 engine) besides templates.
+struct DomainState {
+  TimePoint seen{};                             // last packet; UDP state expires like templates
+  std::optional<std::uint32_t> expected;        // next sequence number
+  std::optional<std::uint64_t> system_init_ms;  // IPFIX systemInitTimeMilliseconds (options data)
+  std::optional<std::uint64_t> default_rate;    // sampling options that name no sampler
+  std::map<std::uint64_t, std::uint64_t> rates; // sampler or selector id -> 1-in-N
 };
 
 struct Decoder::State {
@@ -93,8 +98,7 @@ struct Decoder::State {
   std::map<ExporterKey, std::size_t> template_counts;
   std::deque<PendingSet> pending;
   std::size_t pending_bytes = 0;
-  std::map<TemplateKey, SequenceState> sequences;       // id = 0
-  std::map<TemplateKey, std::uint64_t> system_init_ms;  // IPFIX systemInitTimeMilliseconds, id = 0
+  std::map<TemplateKey, DomainState> domains;  // id = 0; see domain_key()
 
   // --- shared helpers (decoder.cpp) ---
   const Template* find_template(const TemplateKey& key, TimePoint now);
@@ -106,8 +110,14 @@ struct Decoder::State {
   void release(const TemplateKey& key, RecordBatch& out, DecodeResult& result,
                TimePoint now);
   std::size_t drop_old_pending(TimePoint now);
-  void check_sequence(const TemplateKey& seq_key, std::uint32_t seq,
-                      std::optional<std::uint32_t> next, DecodeResult& result);
+  DomainState& domain(const Exporter& from, int version, std::uint32_t domain, TimePoint now);
+  void check_sequence(DomainState& d, std::uint32_t seq, std::optional<std::uint32_t> next,
+                      DecodeResult& result);
+  // Remembers the sampling rate an options record announces (v9 34/50, IPFIX 305+306, 34, 50).
+  void learn_sampling(const FieldWriter& w, const MessageContext& ctx);
+  // The rate that applies to a data record: its own samplingInterval, else its sampler/selector
+  // id's, else the domain's; 0 if unknown.
+  std::uint64_t sampling_rate(const FieldWriter& w, const MessageContext& ctx);
   // Decodes the records of one data set; false on a record that does not fit (kBadRecord).
   // `count` receives the number of records decoded.
   bool decode_data_set(const Template& t, std::uint16_t template_id, Bytes body,
@@ -123,6 +133,8 @@ struct Decoder::State {
 };
 
 ExporterKey exporter_key(const Exporter& from, bool with_port);
+// Multiplies the packet and octet counters (delta, total, and their RFC 5103 reverses) by `rate`.
+void scale_counters(FieldWriter& w, std::uint64_t rate);
 // Decodes one value of `length` bytes as `type` (reduced-size encodings widened; otherwise octets).
 void decode_value(IeType type, const std::uint8_t* p, std::size_t length, FieldValue& out);
 TimePoint from_millis(std::int64_t ms);

@@ -110,6 +110,8 @@ class FieldWriter {
     return nullptr;
   }
   void finish() { rec_.fields.resize(n_); }
+  std::size_t size() const { return n_; }
+  Field& operator[](std::size_t i) { return rec_.fields[i]; }
 
  private:
   FlowRecord& rec_;

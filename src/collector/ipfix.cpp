@@ -165,7 +165,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
 
   // ---- the message is well formed: commit ----
   for (DecodeError e : notes) result.errors.push_back(e);
-  check_sequence(TemplateKey{ek, 10, ctx.domain, 0}, sequence,
+  check_sequence(domain(from, 10, ctx.domain, now), sequence,
                  sequence_known ? std::optional<std::uint32_t>(
                                       sequence + static_cast<std::uint32_t>(data_records))
                                 : std::nullopt,

@@ -87,8 +87,7 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
   if (v5) {
     domain = (std::uint32_t{h[20]} << 8) | h[21];
     sampling = get16(h + 22);
-    TemplateKey sk{exporter_key(from, false), 5, domain, 0};
-    check_sequence(sk, get32(h + 16), get32(h + 16) + count, result);
+    check_sequence(this->domain(from, 5, domain, now), get32(h + 16), get32(h + 16) + count, result);
   }
 
   for (std::size_t i = 0; i < count; ++i) {
@@ -106,6 +105,7 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     if (v5 && sampling != 0) {
       add_unsigned(w, 34, sampling & 0x3FFF);  // samplingInterval
       add_unsigned(w, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
+      if (limits.apply_sampling && (sampling & 0x3FFF) > 1) scale_counters(w, sampling & 0x3FFF);
     }
     add_times_from_uptime(w, export_ms, sys_uptime);
     w.finish();

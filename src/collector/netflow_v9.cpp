@@ -70,7 +70,7 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
   ctx.unix_secs = get32(h + 8);
   ctx.domain = get32(h + 16);
   const ExporterKey ek = exporter_key(from, false);
-  check_sequence(TemplateKey{ek, 9, ctx.domain, 0}, get32(h + 12), get32(h + 12) + 1, result);
+  check_sequence(domain(from, 9, ctx.domain, now), get32(h + 12), get32(h + 12) + 1, result);
 
   // A template (or options template) that parsed: checked, stored, and any data held for it released.
   auto commit = [&](std::uint16_t tid, Template t) {

@@ -57,21 +57,25 @@ bool parse_hex_line(const std::string& line, std::vector<std::uint8_t>& out) {
 }  // namespace
 
 int decode_command(const std::vector<std::string>& args) {
-  bool hex = false;
+  bool hex = false, sampling = false;
   std::vector<std::string> paths;
   for (const auto& a : args) {
     if (a == "--hex")
       hex = true;
+    else if (a == "--apply-sampling")
+      sampling = true;
     else
       paths.push_back(a);
   }
   std::string path = paths.size() == 1 ? paths[0] : std::string();
   if (path.empty()) {
-    std::fprintf(stderr, "usage: flowd decode [--hex] FILE|-   (a pcap/pcapng of exports, or hex payloads one per line)\n");
+    std::fprintf(stderr, "usage: flowd decode [--hex] [--apply-sampling] FILE|-   (a pcap/pcapng of exports, or hex payloads one per line)\n");
     return 2;
   }
-  Decoder udp;
-  collector::DecoderLimits tcp_limits;
+  collector::DecoderLimits udp_limits;
+  udp_limits.apply_sampling = sampling;
+  Decoder udp(udp_limits);
+  collector::DecoderLimits tcp_limits = udp_limits;
   tcp_limits.udp = false;
   Decoder tcp(tcp_limits);
   Totals totals;

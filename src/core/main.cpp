@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   auto* decode = app.add_subcommand("decode", "decode NetFlow/IPFIX exports offline, one JSON line per record");
   bool decode_hex = false;
   decode->add_flag("--hex", decode_hex, "input is hex payloads, one per line (else a pcap or pcapng file)");
+  bool decode_sampling = false;
+  decode->add_flag("--apply-sampling", decode_sampling,
+                   "multiply packet and octet counters by the exporter's sampling rate (as apply_sampling = yes)");
   decode->add_option("file", decode_args, "capture file, or - for standard input")->required();
   app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
   try {
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   if (*label) return flowd::label_command(label_args);
   if (*decode) {
     if (decode_hex) decode_args.insert(decode_args.begin(), "--hex");
+    if (decode_sampling) decode_args.insert(decode_args.begin(), "--apply-sampling");
     return flowd::decode_command(decode_args);
   }
   if (reference) {

@@ -106,6 +106,108 @@ TEST(NetflowEndToEnd, MalformedExportsAreCountedAndTheDaemonStaysUp) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
+void send_from_exporters(int port, const std::string& payload, int n) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+}
+
+double wait_metric(Daemon& d, const std::string& series, double want) {
+  double v = 0;
+  for (int i = 0; i < 300 && v < want; ++i) {
+    std::string m = d.scrape();
+    v = metric_value(m, series).value_or(0);
+    if (v < want) usleep(10000);
+  }
+  return v;
+}
+
+TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
+  // Two SO_REUSEPORT receive threads; 64 exporters each send one IPFIX message whose template and data
+  // travel together: every record must be decoded by whichever worker the kernel picked for it.
+  Daemon d;
+  int nf_port = free_udp_port();
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+         "\ntcp_listen =\nworkers = 2\ndump = " + d.dir.file("records.json") + "\n";
+  d.start(cfg);
+  std::string out, err;
+  ASSERT_EQ(run_shell("ss -Huan 'sport = :" + std::to_string(nf_port) + "' | wc -l", "", out), 0);
+  EXPECT_EQ(std::stoi(out), 2) << "one socket per worker";
+  send_from_exporters(nf_port, to_loopback(fixture("malformed/ipfix-flowlabel-scitags.bin")), 64);
+  EXPECT_EQ(wait_metric(d, "flowd_netflow_records_total{version=\"10\"}", 192), 192) << d.scrape();
+  std::string m = d.scrape();
+  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 64);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_templates"), 64);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
+  // The same three flows from every exporter: three starts, not 192.
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}"), 3);
+  EXPECT_EQ(d.stop(), 0);
+  std::string dump = read_file(d.dir.file("records.json"));
+  EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 192);
+}
+
+TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
+  // softflowd -s 2 (sampling options, then data) replayed into the daemon with apply_sampling = yes:
+  // the dump holds the same records as `flowd decode --apply-sampling` of the capture.
+  Daemon d;
+  int nf_port = free_udp_port();
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+         "\ntcp_listen =\napply_sampling = yes\ndump = " + d.dir.file("records.json") + "\n";
+  d.start(cfg);
+  const std::string pcap = fixtures_dir() + "/netflow/softflowd-v9-sampling2.pcap";
+  std::string hex, err;
+  ASSERT_EQ(run_shell("tshark -r " + pcap + " -T fields -e udp.payload 2>/dev/null", "", hex), 0);
+  std::istringstream lines(hex);
+  int sock = socket(AF_INET, SOCK_DGRAM, 0);  // one exporter, as in the capture
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(nf_port));
+  int packets = 0;
+  for (std::string h; std::getline(lines, h);) {
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2) bytes.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
+    sendto(sock, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ++packets;
+  }
+  close(sock);
+  ASSERT_GT(packets, 0);
+  std::string want;
+  ASSERT_EQ(run_flowd({"decode", "--apply-sampling", pcap}, want, err), 0) << err;
+  std::size_t records = static_cast<std::size_t>(std::count(want.begin(), want.end(), '\n'));
+  EXPECT_EQ(wait_metric(d, "flowd_netflow_records_total{version=\"9\"}", static_cast<double>(records)),
+            static_cast<double>(records));
+  EXPECT_EQ(d.stop(), 0);
+  // Compare the counters record by record (times of receipt and exporter ports differ).
+  auto counters = [](const std::string& text) {
+    std::multiset<std::pair<long, long>> s;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      auto f = nlohmann::json::parse(line)["fields"];
+      if (f.contains("packetDeltaCount")) s.emplace(f["packetDeltaCount"].get<long>(), f["octetDeltaCount"].get<long>());
+    }
+    return s;
+  };
+  auto got = counters(read_file(d.dir.file("records.json")));
+  EXPECT_EQ(got, counters(want));
+  std::string raw;
+  ASSERT_EQ(run_flowd({"decode", pcap}, raw, err), 0);
+  EXPECT_NE(got, counters(raw)) << "sampling was applied";
+}
+
 TEST(FlowdDecode, StoredCapturesDecodeToTheRecordsNfdumpSaw) {
   for (const char* c : {"softflowd-v5", "softflowd-v9", "softflowd-ipfix", "pmacctd-nfprobe-v10", "fprobe-v5"}) {
     std::string out, err;

@@ -818,3 +818,86 @@ TEST(IpfixDecoder, ExtremeTimesAreClampedNotOverflowed) {
 }
 
 }  // namespace
+
+// ---- apply_sampling ------------------------------------------------------------------------------
+
+TEST(CollectorSampling, SoftflowdV9OptionsScaleLaterRecords) {
+  // softflowd -s 2 announces samplingInterval 2 in an options record (scope: interface) before its
+  // data; with apply_sampling every data record's packets and octets are doubled, otherwise untouched.
+  auto run = [](bool apply) {
+    fc::DecoderLimits l;
+    l.apply_sampling = apply;
+    fc::Decoder dec(l);
+    fc::RecordBatch out;
+    for (auto& d : read_pcap_udp(kFixtures + "/netflow/softflowd-v9-sampling2.pcap")) dec.decode(d.payload, d.from, kNow, out);
+    std::vector<std::pair<std::int64_t, std::int64_t>> counters;
+    bool options_seen = false;
+    for (const auto& r : out) {
+      if (r.options) {
+        options_seen = true;
+        EXPECT_EQ(uint_of(r, 34), 2);
+        continue;
+      }
+      if (options_seen) counters.emplace_back(uint_of(r, 2), uint_of(r, 1));
+    }
+    return counters;
+  };
+  auto raw = run(false), scaled = run(true);
+  ASSERT_EQ(raw.size(), scaled.size());
+  ASSERT_FALSE(raw.empty());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    EXPECT_EQ(scaled[i].first, raw[i].first * 2);
+    EXPECT_EQ(scaled[i].second, raw[i].second * 2);
+  }
+}
+
+TEST(CollectorSampling, IpfixSelectorsMatchedById) {
+  // Options template 400: scope selectorId(302)/4, samplingPacketInterval(305)/4,
+  // samplingPacketSpace(306)/4. Selector 7 takes 1 of 10 (1 + 9), selector 8 one of 100.
+  auto opt_tmpl = Writer{}.u16(400).u16(3).u16(1).u16(302).u16(4).u16(305).u16(4).u16(306).u16(4).b;
+  auto opt_data = Writer{}.u32(7).u32(1).u32(9).u32(8).u32(1).u32(99).b;
+  // Data template 401: selectorId/4, packetDeltaCount/4, octetDeltaCount/8.
+  auto tmpl = Writer{}.u16(401).u16(3).u16(302).u16(4).u16(2).u16(4).u16(1).u16(8).b;
+  auto data = Writer{}.u32(7).u32(3).u32(0).u32(300).u32(8).u32(2).u32(0).u32(200).u32(9).u32(5).u32(0).u32(50).b;
+  fc::DecoderLimits l;
+  l.apply_sampling = true;
+  fc::Decoder dec(l);
+  fc::RecordBatch out;
+  auto r = dec.decode(ipfix(0, 1, {{3, opt_tmpl}, {400, opt_data}, {2, tmpl}, {401, data}}), kExporter, kNow, out);
+  EXPECT_TRUE(r.errors.empty());
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(uint_of(out[2], 2), 30);    // selector 7: 3 packets x 10
+  EXPECT_EQ(uint_of(out[2], 1), 3000);
+  EXPECT_EQ(uint_of(out[3], 2), 200);   // selector 8: x 100
+  EXPECT_EQ(uint_of(out[4], 2), 5);     // selector 9 unknown: as exported
+}
+
+TEST(CollectorSampling, V5HeaderInterval) {
+  auto v5 = read_bytes(kFixtures + "/malformed/v5-valid-2-records.bin");
+  fc::RecordBatch plain, scaled;
+  fc::Decoder{}.decode(v5, kExporter, kNow, plain);
+  v5[22] = 0x40;  // mode 1, interval 100
+  v5[23] = 100;
+  fc::DecoderLimits l;
+  l.apply_sampling = true;
+  fc::Decoder(l).decode(v5, kExporter, kNow, scaled);
+  ASSERT_EQ(plain.size(), 2u);
+  ASSERT_EQ(scaled.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(uint_of(scaled[i], 2), uint_of(plain[i], 2) * 100);
+    EXPECT_EQ(uint_of(scaled[i], 1), uint_of(plain[i], 1) * 100);
+    EXPECT_EQ(uint_of(scaled[i], 34), 100);
+  }
+}
+
+TEST(CollectorMemory, DomainStateOfSilentExportersExpires) {
+  // Exporters that restart with a new source port leave sequence state behind; it must expire.
+  fc::Decoder dec;
+  fc::RecordBatch out;
+  for (std::uint16_t port = 1; port <= 500; ++port)
+    dec.decode(ipfix(0, 1, {{2, tmpl300()}, {300, data300(1)}}), fc::Exporter{kExporter.address, port}, kNow, out);
+  EXPECT_EQ(dec.template_count(), 500u);
+  dec.expire(kNow + std::chrono::seconds(1801));
+  EXPECT_EQ(dec.template_count(), 0u);
+  EXPECT_EQ(dec.exporter_state_count(), 0u);
+}

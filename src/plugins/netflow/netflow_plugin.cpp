@@ -14,6 +14,9 @@
 #include <zlib.h>
 
 #include <array>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <map>
 
@@ -38,6 +41,13 @@ constexpr KeySpec kKeys[] = {
      "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma separated"},
     {"dump", KeyType::kString, "", "write every decoded record as a JSON line to this file (.gz: gzip)"},
     {"rcvbuf", KeyType::kInt, "8388608", "UDP receive buffer in bytes (SO_RCVBUF)", {}, 65536, 1073741824},
+    {"workers", KeyType::kInt, "1",
+     "UDP receive threads; each has its own SO_REUSEPORT socket per listen address and its own templates "
+     "(the kernel keeps an exporter on one socket)", {}, 1, 64},
+    {"apply_sampling", KeyType::kBool, "no",
+     "multiply packet and octet counters by the exporter's sampling rate (v5 header, v9/IPFIX sampling options)"},
+    {"max_templates", KeyType::kInt, "4096", "templates kept per exporter; more are refused and counted", {}, 1,
+     65535},
 };
 
 struct Socket {
@@ -47,6 +57,17 @@ struct Socket {
   collector::Exporter peer;
   std::vector<std::uint8_t> buffer;  // TCP: bytes not yet a whole message
   std::unique_ptr<collector::Decoder> decoder;  // TCP sessions: templates live per session
+};
+
+// One UDP receive thread: its own sockets (SO_REUSEPORT siblings of the other workers') and its own
+// templates, since the kernel hashes an exporter's datagrams to one socket. Worker 0 also serves
+// IPFIX over TCP and the idle-flow timer, on the plugin's own thread.
+struct Worker {
+  std::vector<int> udp_fds;
+  collector::Decoder decoder;
+  collector::RecordBatch records;
+  std::vector<FlowID> events;
+  std::atomic<std::size_t> templates{0}, pending{0};
 };
 
 class NetflowPlugin final : public Plugin {
@@ -60,7 +81,13 @@ class NetflowPlugin final : public Plugin {
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
         log_(get_logger("plugin.netflow")) {
     limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
-    udp_decoder_ = collector::Decoder(limits_);
+    limits_.apply_sampling = cfg.get_bool("apply_sampling");
+    limits_.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
+    const auto workers = static_cast<std::size_t>(cfg.get_int("workers"));
+    for (std::size_t i = 0; i < workers; ++i) {
+      workers_.push_back(std::make_unique<Worker>());
+      workers_.back()->decoder = collector::Decoder(limits_);
+    }
     std::vector<FlowRule> rules;
     auto reg = ctx.registry.get();
     for (const auto& text : cfg.get_list("rules")) {
@@ -88,8 +115,9 @@ class NetflowPlugin final : public Plugin {
   ~NetflowPlugin() override { close_all(); }
 
   void start() override {
-    for (const auto& l : listen_) open_socket(l, false);
-    for (const auto& l : tcp_listen_) open_socket(l, true);
+    for (const auto& l : listen_)
+      for (auto& w : workers_) w->udp_fds.push_back(open_socket(l, false, workers_.size() > 1));
+    for (const auto& l : tcp_listen_) open_socket(l, true, false);
     if (!dump_path_.empty()) {
       dump_ = gzopen(dump_path_.c_str(), dump_path_.ends_with(".gz") ? "wb" : "wbT");
       if (!dump_) throw std::runtime_error("[plugin.netflow] dump: cannot open " + dump_path_);
@@ -97,6 +125,23 @@ class NetflowPlugin final : public Plugin {
   }
 
   void run(std::stop_token stop, Publisher& out) override {
+    std::vector<std::jthread> extra;
+    for (std::size_t i = 1; i < workers_.size(); ++i)
+      extra.emplace_back([this, i, &out, stop] {
+        try {
+          run_worker(stop, *workers_[i], out, false);
+        } catch (const std::exception& e) {
+          log_->error("receive worker {} stopped: {}", i, e.what());
+        }
+      });
+    run_worker(stop, *workers_[0], out, true);
+    // `extra` joins here: every worker sees the same stop token.
+  }
+
+  void stop() override { close_all(); }
+
+ private:
+  void run_worker(std::stop_token stop, Worker& w, Publisher& out, bool main) {
     StopFd stopfd(stop);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -113,8 +158,9 @@ class NetflowPlugin final : public Plugin {
     };
     add(stopfd.fd());
     add(timer);
-    for (auto& [fd, s] : sockets_) add(fd);
-    std::vector<FlowID> events;
+    for (int fd : w.udp_fds) add(fd);
+    if (main)
+      for (auto& [fd, s] : sockets_) add(fd);
     std::array<epoll_event, 32> ready;
     while (!stop.stop_requested()) {
       int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), -1);
@@ -123,32 +169,40 @@ class NetflowPlugin final : public Plugin {
       for (int i = 0; i < n; ++i) {
         int fd = ready[static_cast<std::size_t>(i)].data.fd;
         if (fd == stopfd.fd()) break;
-        events.clear();
+        w.events.clear();
         if (fd == timer) {
           std::uint64_t ticks;
           [[maybe_unused]] auto r = read(timer, &ticks, sizeof ticks);
           auto now = Clock::now();
-          udp_decoder_.expire(now);
-          tracker_->expire(now, events);
-        } else {
-          auto it = sockets_.find(fd);
-          if (it == sockets_.end()) continue;
+          w.decoder.expire(now);
+          if (main) {
+            std::lock_guard lock(tracker_mu_);
+            tracker_->expire(now, w.events);
+          }
+        } else if (auto it = sockets_.find(fd); main && it != sockets_.end()) {
           if (it->second.tcp_listener) {
             accept_session(it->second, add);
-          } else if (it->second.tcp_session) {
-            if (!read_session(it->second, events)) {
-              epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
-              ::close(fd);
-              sockets_.erase(it);
-            }
-          } else {
-            read_datagrams(it->second, events);
+          } else if (!read_session(w, it->second)) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+            ::close(fd);
+            sockets_.erase(it);
           }
+        } else {
+          read_datagrams(w, fd);
         }
-        for (auto& e : events) {
+        for (auto& e : w.events) {
           e.plugin = name_;
           out.publish(e);
         }
+        std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count();
+        if (main)  // TCP sessions belong to worker 0
+          for (auto& [sfd, s] : sockets_)
+            if (s.decoder) {
+              t += s.decoder->template_count();
+              p += s.decoder->pending_count();
+            }
+        w.templates.store(t, std::memory_order_relaxed);
+        w.pending.store(p, std::memory_order_relaxed);
         update_gauges();
       }
     }
@@ -156,10 +210,9 @@ class NetflowPlugin final : public Plugin {
     ::close(ep);
   }
 
-  void stop() override { close_all(); }
 
- private:
-  void open_socket(const std::string& text, bool tcp) {
+  // Returns the UDP socket; TCP listeners are kept in sockets_ (served by worker 0).
+  int open_socket(const std::string& text, bool tcp, bool reuseport) {
     auto ep = parse_endpoint(text, tcp ? 4739 : 2055);
     if (!ep) throw ConfigError("[plugin.netflow] " + std::string(tcp ? "tcp_listen" : "listen") + ": cannot parse " + text);
     addrinfo hints{};
@@ -171,6 +224,7 @@ class NetflowPlugin final : public Plugin {
     int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (!tcp && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_, sizeof rcvbuf_) != 0)
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, sizeof rcvbuf_);
     if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || (tcp && ::listen(fd, 64) != 0)) {
@@ -181,11 +235,18 @@ class NetflowPlugin final : public Plugin {
                               std::string("[plugin.netflow] cannot listen on ") + (tcp ? "TCP " : "UDP ") + text);
     }
     freeaddrinfo(res);
-    Socket s;
-    s.fd = fd;
-    s.tcp_listener = tcp;
-    sockets_.emplace(fd, std::move(s));
-    log_->info("collecting {} on {}", tcp ? "IPFIX over TCP" : "NetFlow/IPFIX over UDP", ep->to_string());
+    if (tcp) {
+      Socket s;
+      s.fd = fd;
+      s.tcp_listener = true;
+      sockets_.emplace(fd, std::move(s));
+    } else {
+      udp_fds_.push_back(fd);
+    }
+    if (tcp || udp_fds_.size() % workers_.size() == 1 || workers_.size() == 1)
+      log_->info("collecting {} on {}{}", tcp ? "IPFIX over TCP" : "NetFlow/IPFIX over UDP", ep->to_string(),
+                 tcp || workers_.size() == 1 ? "" : fmt::format(" ({} workers)", workers_.size()));
+    return fd;
   }
 
   static collector::Exporter exporter_of(const sockaddr_storage& ss) {
@@ -209,9 +270,9 @@ class NetflowPlugin final : public Plugin {
     return e;
   }
 
-  void read_datagrams(Socket& s, std::vector<FlowID>& events) {
+  void read_datagrams(Worker& w, int fd) {
     constexpr unsigned kBatch = 32;
-    static thread_local std::vector<std::array<std::uint8_t, 65536>> bufs(kBatch);
+    thread_local std::vector<std::array<std::uint8_t, 65536>> bufs(kBatch);
     std::array<mmsghdr, kBatch> msgs{};
     std::array<iovec, kBatch> iov{};
     std::array<sockaddr_storage, kBatch> from{};
@@ -224,13 +285,13 @@ class NetflowPlugin final : public Plugin {
         msgs[i].msg_hdr.msg_name = &from[i];
         msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
       }
-      int n = recvmmsg(s.fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      int n = recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) return;
       auto now = Clock::now();
       for (int i = 0; i < n; ++i) {
         auto k = static_cast<std::size_t>(i);
-        handle_payload(udp_decoder_, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len),
-                       exporter_of(from[k]), now, events);
+        handle_payload(w, w.decoder, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len),
+                       exporter_of(from[k]), now);
       }
       if (static_cast<unsigned>(n) < kBatch) return;
     }
@@ -255,7 +316,7 @@ class NetflowPlugin final : public Plugin {
   }
 
   // False when the session ended (peer closed, error, or a message length < 16: RFC 7011 §10.4).
-  bool read_session(Socket& s, std::vector<FlowID>& events) {
+  bool read_session(Worker& w, Socket& s) {
     std::array<std::uint8_t, 65536> buf;
     while (true) {
       ssize_t n = ::recv(s.fd, buf.data(), buf.size(), 0);
@@ -273,16 +334,16 @@ class NetflowPlugin final : public Plugin {
           return false;
         }
         if (s.buffer.size() < len) break;
-        handle_payload(*s.decoder, std::span<const std::uint8_t>(s.buffer.data(), len), s.peer, Clock::now(), events);
+        handle_payload(w, *s.decoder, std::span<const std::uint8_t>(s.buffer.data(), len), s.peer, Clock::now());
         s.buffer.erase(s.buffer.begin(), s.buffer.begin() + static_cast<std::ptrdiff_t>(len));
       }
     }
   }
 
-  void handle_payload(collector::Decoder& d, std::span<const std::uint8_t> bytes, const collector::Exporter& from,
-                      TimePoint now, std::vector<FlowID>& events) {
-    records_buf_.clear();
-    auto r = d.decode(bytes, from, now, records_buf_);
+  void handle_payload(Worker& w, collector::Decoder& d, std::span<const std::uint8_t> bytes,
+                      const collector::Exporter& from, TimePoint now) {
+    w.records.clear();
+    auto r = d.decode(bytes, from, now, w.records);
     std::string version = r.version ? std::to_string(r.version) : "unknown";
     packets_->Add({{"version", version}}).Increment();
     if (r.records) records_->Add({{"version", version}}).Increment(static_cast<double>(r.records));
@@ -290,17 +351,20 @@ class NetflowPlugin final : public Plugin {
     for (auto e : r.errors) {
       count_error(r.version, e);
       std::uint64_t held = 0;
+      std::unique_lock lock(log_mu_);
       if (limiter_.allow(held))
         log_->warn("export from {} (v{}, {} bytes): {}{}", from.to_string(), r.version, bytes.size(),
                    collector::to_string(e), held ? fmt::format(" ({} more not logged)", held) : "");
     }
-    for (const auto& rec : records_buf_) {
-      if (dump_) {
-        std::string line = collector::to_json(rec).dump() + "\n";
-        gzwrite(dump_, line.data(), static_cast<unsigned>(line.size()));
-      }
-      tracker_->observe(rec, now, events);
+    if (w.records.empty()) return;
+    if (dump_) {
+      std::string lines;
+      for (const auto& rec : w.records) lines += collector::to_json(rec).dump() + "\n";
+      std::lock_guard lock(dump_mu_);
+      gzwrite(dump_, lines.data(), static_cast<unsigned>(lines.size()));
     }
+    std::lock_guard lock(tracker_mu_);
+    for (const auto& rec : w.records) tracker_->observe(rec, now, w.events);
   }
 
   void count_error(int version, collector::DecodeError e) {
@@ -309,12 +373,11 @@ class NetflowPlugin final : public Plugin {
   }
 
   void update_gauges() {
-    std::size_t t = udp_decoder_.template_count(), p = udp_decoder_.pending_count();
-    for (auto& [fd, s] : sockets_)
-      if (s.decoder) {
-        t += s.decoder->template_count();
-        p += s.decoder->pending_count();
-      }
+    std::size_t t = 0, p = 0;
+    for (const auto& w : workers_) {
+      t += w->templates.load(std::memory_order_relaxed);
+      p += w->pending.load(std::memory_order_relaxed);
+    }
     templates_->Set(static_cast<double>(t));
     pending_->Set(static_cast<double>(p));
   }
@@ -322,6 +385,9 @@ class NetflowPlugin final : public Plugin {
   void close_all() {
     for (auto& [fd, s] : sockets_) ::close(fd);
     sockets_.clear();
+    for (int fd : udp_fds_) ::close(fd);
+    udp_fds_.clear();
+    for (auto& w : workers_) w->udp_fds.clear();
     if (dump_) gzclose(dump_);
     dump_ = nullptr;
   }
@@ -333,10 +399,12 @@ class NetflowPlugin final : public Plugin {
   int rcvbuf_;
   std::shared_ptr<spdlog::logger> log_;
   collector::DecoderLimits limits_;
-  collector::Decoder udp_decoder_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<int> udp_fds_;  // every worker's UDP sockets, for closing
+  std::mutex tracker_mu_;     // flows are shared: two exporters may report the same one
   std::optional<FlowTracker> tracker_;
-  std::map<int, Socket> sockets_;
-  collector::RecordBatch records_buf_;
+  std::map<int, Socket> sockets_;  // TCP listeners and sessions (worker 0 only)
+  std::mutex dump_mu_, log_mu_;
   gzFile dump_ = nullptr;
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
   prometheus::Counter* lost_;
