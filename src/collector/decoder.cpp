@@ -184,14 +184,6 @@ void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t
   }
 }
 
-void add_times_from_init(FieldWriter& w, std::uint64_t init_ms) {
-  const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
-  for (auto [rel, abs] : pairs) {
-    const Field* f = w.find(rel);
-    if (!f || f->value.kind != ValueKind::kUnsigned || w.find(abs)) continue;
-    add_time_field(w, abs, static_cast<std::int64_t>(init_ms + f->value.u));
-  }
-}
 
 ExporterKey exporter_key(const Exporter& from, bool with_port) {
   ExporterKey k;
@@ -411,6 +403,10 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     rec.template_id = template_id;
     rec.options = t.options;
     FieldWriter w(rec);
+    // Where flowStart/EndSysUpTime (22/21) are, and whether absolute 152/153 came too: the absolute
+    // times are derived from the former unless the exporter sent the latter.
+    int start_up = -1, end_up = -1;
+    bool start_abs = false, end_abs = false;
     for (const FieldSpec& fs : t.fields) {
       std::size_t len = fs.length;
       if (ipfix && fs.length == kVariableLength) {
@@ -426,18 +422,36 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       Field& f = w.next();
       f.pen = fs.pen;
       f.id = fs.id;
+      if (fs.pen == 0) {
+        const int idx = static_cast<int>(w.size()) - 1;
+        switch (fs.id) {
+          case 22: start_up = start_up < 0 ? idx : start_up; break;
+          case 21: end_up = end_up < 0 ? idx : end_up; break;
+          case 152: start_abs = true; break;
+          case 153: end_abs = true; break;
+          default: break;
+        }
+      }
       decode_value(fs.type, body.data() + off, len, f.value);
       off += len;
     }
-    if (ctx.version == 9) {
-      add_times_from_uptime(w, std::int64_t{ctx.unix_secs} * 1000, ctx.sys_uptime);
-    } else if (ipfix) {
-      if (t.options) {
-        if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime)
-          dom.system_init_ms = f->value.u;
-      } else if (dom.system_init_ms) {
-        add_times_from_init(w, *dom.system_init_ms);
-      }
+    if (ipfix && t.options) {
+      if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime) dom.system_init_ms = f->value.u;
+    } else if (ctx.version == 9 || (ipfix && dom.system_init_ms)) {
+      // v9: absolute = export time - (sysUptime - X) mod 2^32; IPFIX: systemInitTimeMilliseconds + X.
+      auto absolute = [&](std::uint64_t x) {
+        if (ipfix) return static_cast<std::int64_t>(*dom.system_init_ms + x);
+        return std::int64_t{ctx.unix_secs} * 1000 -
+               static_cast<std::int64_t>(static_cast<std::uint32_t>(ctx.sys_uptime - static_cast<std::uint32_t>(x)));
+      };
+      // Indices first: adding a field may move the vector.
+      const Field* s_up = start_up >= 0 && !start_abs ? &w[static_cast<std::size_t>(start_up)] : nullptr;
+      std::optional<std::uint64_t> sx, ex;
+      if (s_up && s_up->value.kind == ValueKind::kUnsigned) sx = s_up->value.u;
+      const Field* e_up = end_up >= 0 && !end_abs ? &w[static_cast<std::size_t>(end_up)] : nullptr;
+      if (e_up && e_up->value.kind == ValueKind::kUnsigned) ex = e_up->value.u;
+      if (sx) add_time_field(w, 152, absolute(*sx));
+      if (ex) add_time_field(w, 153, absolute(*ex));
     }
     if (limits.apply_sampling) {
       if (t.options) {

@@ -142,7 +142,5 @@ TimePoint from_millis(std::int64_t ms);
 // (22/21) when the record has those but not 152/153. NetFlow: absolute = export_ms - ((sys_uptime -
 // X) mod 2^32).
 void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t sys_uptime);
-// IPFIX: absolute = systemInitTimeMilliseconds + X.
-void add_times_from_init(FieldWriter& w, std::uint64_t init_ms);
 
 }  // namespace flowd::collector

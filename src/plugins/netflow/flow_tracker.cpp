@@ -19,23 +19,39 @@ std::optional<std::uint64_t> unsigned_of(const collector::FlowRecord& r, std::ui
 }  // namespace
 
 std::optional<FlowID> flow_of(const collector::FlowRecord& r) {
-  auto proto = unsigned_of(r, kProtocol);
-  if (!proto || (*proto != 6 && *proto != 17)) return std::nullopt;
-  const auto* src = r.find(kSrcV6);
-  const auto* dst = r.find(kDstV6);
-  if (!src || !dst) {
-    src = r.find(kSrcV4);
-    dst = r.find(kDstV4);
+  // One pass over the fields: this runs for every record a collector receives.
+  const collector::Field *proto = nullptr, *sport = nullptr, *dport = nullptr, *src4 = nullptr, *dst4 = nullptr,
+                         *src6 = nullptr, *dst6 = nullptr;
+  for (const auto& f : r.fields) {
+    if (f.pen != 0) continue;
+    switch (f.id) {
+      case kProtocol: proto = proto ? proto : &f; break;
+      case kSrcPort: sport = sport ? sport : &f; break;
+      case kDstPort: dport = dport ? dport : &f; break;
+      case kSrcV4: src4 = src4 ? src4 : &f; break;
+      case kDstV4: dst4 = dst4 ? dst4 : &f; break;
+      case kSrcV6: src6 = src6 ? src6 : &f; break;
+      case kDstV6: dst6 = dst6 ? dst6 : &f; break;
+      default: break;
+    }
   }
-  auto sport = unsigned_of(r, kSrcPort), dport = unsigned_of(r, kDstPort);
-  if (!src || !dst || !sport || !dport || src->value.ip.family == 0 || src->value.ip.family != dst->value.ip.family)
+  auto is_unsigned = [](const collector::Field* f) { return f && f->value.kind == collector::ValueKind::kUnsigned; };
+  if (!is_unsigned(proto) || (proto->value.u != 6 && proto->value.u != 17)) return std::nullopt;
+  const auto* src = src6;
+  const auto* dst = dst6;
+  if (!src || !dst) {
+    src = src4;
+    dst = dst4;
+  }
+  if (!src || !dst || !is_unsigned(sport) || !is_unsigned(dport) || src->value.ip.family == 0 ||
+      src->value.ip.family != dst->value.ip.family)
     return std::nullopt;
   FlowID f;
-  f.protocol = *proto == 6 ? Protocol::kTcp : Protocol::kUdp;
+  f.protocol = proto->value.u == 6 ? Protocol::kTcp : Protocol::kUdp;
   f.src = src->value.ip;
   f.dst = dst->value.ip;
-  f.src_port = static_cast<std::uint16_t>(*sport);
-  f.dst_port = static_cast<std::uint16_t>(*dport);
+  f.src_port = static_cast<std::uint16_t>(sport->value.u);
+  f.dst_port = static_cast<std::uint16_t>(dport->value.u);
   return f;
 }
 
@@ -48,9 +64,10 @@ std::optional<std::pair<unsigned, unsigned>> tag_of(const collector::FlowRecord&
 
 bool FlowTracker::observe(const collector::FlowRecord& r, TimePoint now, std::vector<FlowID>& out) {
   if (r.options) return false;
+  auto tag = tag_of(r);
+  if (!tag && rules_.empty()) return false;  // untagged and no rules: most records of a busy router
   auto flow = flow_of(r);
   if (!flow) return false;
-  auto tag = tag_of(r);
   if (!tag) {
     if (const auto* rule = match_rule(rules_, *flow)) tag = std::make_pair(rule->experiment, rule->activity);
   }
