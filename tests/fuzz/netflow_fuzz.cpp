@@ -2,7 +2,8 @@
 // libFuzzer target: the NetFlow v1/v5/v9 + IPFIX decoder. The Decoder persists across inputs
 // (templates and held data from earlier inputs meet later ones, as on a real socket); the first
 // input byte picks the exporter (so inputs can share or not share template state) and UDP or TCP
-// limits, the rest is the datagram. Every record must also survive JSON rendering.
+// limits, the rest is the datagram. Every record must also survive JSON rendering. Records are decoded
+// into one reused RecordBatch, as in the plugin, and the UDP decoder applies sampling.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +20,7 @@ namespace {
 fc::DecoderLimits limits(bool udp) {
   fc::DecoderLimits l;
   l.udp = udp;
+  l.apply_sampling = udp;  // one decoder scales counters, the other does not
   l.max_templates_per_exporter = 64;  // keep memory bounded across millions of inputs
   l.max_pending_records = 64;
   l.max_pending_bytes = 1 << 16;
@@ -41,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     static_cast<std::uint16_t>(2055 + ((selector >> 2) & 1))};
   fc::Decoder& dec = (selector & 0x80) ? tcp_decoder : udp_decoder;
 
-  fc::RecordBatch out;
+  static fc::RecordBatch out;  // reused, as the plugin does: stale fields must never leak
+  out.clear();
   const auto result = dec.decode(std::span(data + 1, size - 1), from, now, out);
   if (result.records != out.size()) __builtin_trap();
   for (const auto& r : out) (void)fc::to_json(r).dump();
