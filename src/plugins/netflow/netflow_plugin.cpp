@@ -104,6 +104,11 @@ class NetflowPlugin final : public Plugin {
                     .Help("Flow records decoded, by version").Register(m);
     errors_ = &prometheus::BuildCounter().Name("flowd_netflow_decode_errors_total")
                    .Help("Problems found while decoding exports, by version and reason").Register(m);
+    // One series per version from the start; looked up by index per datagram, not by label.
+    for (std::size_t i = 0; i < kVersions.size(); ++i) {
+      packet_counters_[i] = &packets_->Add({{"version", std::string(kVersions[i])}});
+      record_counters_[i] = &records_->Add({{"version", std::string(kVersions[i])}});
+    }
     lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
                  .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
     templates_ = &prometheus::BuildGauge().Name("flowd_netflow_templates")
@@ -344,9 +349,9 @@ class NetflowPlugin final : public Plugin {
                       const collector::Exporter& from, TimePoint now) {
     w.records.clear();
     auto r = d.decode(bytes, from, now, w.records);
-    std::string version = r.version ? std::to_string(r.version) : "unknown";
-    packets_->Add({{"version", version}}).Increment();
-    if (r.records) records_->Add({{"version", version}}).Increment(static_cast<double>(r.records));
+    const std::size_t v = version_slot(r.version);
+    packet_counters_[v]->Increment();
+    if (r.records) record_counters_[v]->Increment(static_cast<double>(r.records));
     if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
     for (auto e : r.errors) {
       count_error(r.version, e);
@@ -406,7 +411,18 @@ class NetflowPlugin final : public Plugin {
   std::map<int, Socket> sockets_;  // TCP listeners and sessions (worker 0 only)
   std::mutex dump_mu_, log_mu_;
   gzFile dump_ = nullptr;
+  static constexpr std::array<std::string_view, 5> kVersions{"1", "5", "9", "10", "unknown"};
+  static std::size_t version_slot(int v) {
+    switch (v) {
+      case 1: return 0;
+      case 5: return 1;
+      case 9: return 2;
+      case 10: return 3;
+      default: return 4;
+    }
+  }
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
+  std::array<prometheus::Counter*, kVersions.size()> packet_counters_{}, record_counters_{};
   prometheus::Counter* lost_;
   prometheus::Gauge *templates_, *pending_;
   LogLimiter limiter_;
