@@ -6,6 +6,7 @@
 # flowd_netflow_records_total; nfcapd: the flows nfdump reads back from the file nfcapd wrote).
 # Both get a 4 MiB socket buffer (net.core.rmem_max here; nfcapd -B cannot exceed it).
 #   bench/netflow_e2e.sh [BUILD_DIR] [PCAP] [SECONDS_PER_TRIAL]
+# Environment: FLOWD_WORKERS (flowd's `workers`, default 1), EXPORTERS (replay sockets, default 1).
 # Rates double from 20k packets/s until loss, then bisect 4 steps. Loopback only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,7 +56,7 @@ CFG
     PIDS+=("$pid")
     for _ in $(seq 100); do curl -s "127.0.0.1:$mport/metrics" >/dev/null && break; sleep 0.05; done
     local out
-    out=$("$REPLAY" "$PCAP" "$port" "$rate" "$packets")
+    out=$("$REPLAY" "$PCAP" "$port" "$rate" "$packets" "${EXPORTERS:-1}")
     sleep 1
     local got
     got=$(metric "$mport" 'flowd_netflow_records_total{version="10"}')
@@ -70,7 +71,7 @@ CFG
     PIDS+=("$pid")
     sleep 0.5
     local out
-    out=$("$REPLAY" "$PCAP" "$port" "$rate" "$packets")
+    out=$("$REPLAY" "$PCAP" "$port" "$rate" "$packets" "${EXPORTERS:-1}")
     sleep 1
     kill -TERM "$pid"
     wait "$pid" || true
@@ -101,8 +102,7 @@ search() {
   echo "$good"
 }
 
-echo "capture: $PCAP, ${SECS}s per trial; $(nproc) cores, $(uname -r)"
+echo "capture: $PCAP, ${SECS}s per trial, ${EXPORTERS:-1} exporter(s), flowd workers ${FLOWD_WORKERS:-1}; $(nproc) cores, $(uname -r)"
 f=$(search flowd)
 n=$(search nfcapd)
-rpp=$("$REPLAY" "$PCAP" 9 1000000 1 | sed -E 's/.* records=([0-9]+) .*/\1/')
 echo "flowd loss-free: $f packets/s; nfcapd loss-free: $n packets/s; ratio flowd/nfcapd: $(python3 -c "print(round($f/max($n,1),2))")"

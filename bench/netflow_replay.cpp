@@ -2,14 +2,16 @@
 // Replays the export payloads of a capture to a collector over UDP at a paced rate with sendmmsg,
 // cycling through the capture, and prints how many records (and data records) it sent, as counted
 // by flowd's own decoder on the same payloads. Used by bench/netflow_e2e.sh against flowd and nfcapd.
-//   flowd_netflow_replay PCAP PORT PACKETS_PER_S PACKETS
-// Sends to 127.0.0.1 only, from one socket (one exporter).
+//   flowd_netflow_replay PCAP PORT PACKETS_PER_S PACKETS [EXPORTERS]
+// Sends to 127.0.0.1 only, from EXPORTERS sockets (default 1) in turn, batch by batch: several
+// exporters let SO_REUSEPORT spread them over a collector's receive threads.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -29,8 +31,8 @@ std::int64_t now_ns() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s PCAP PORT PACKETS_PER_S PACKETS\n", argv[0]);
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: %s PCAP PORT PACKETS_PER_S PACKETS [EXPORTERS]\n", argv[0]);
     return 2;
   }
   using namespace flowd::collector;
@@ -58,16 +60,21 @@ int main(int argc, char** argv) {
   const int port = std::atoi(argv[2]);
   const double rate = std::atof(argv[3]);
   const long total = std::atol(argv[4]);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int sndbuf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  const int exporters = argc == 6 ? std::max(1, std::atoi(argv[5])) : 1;
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-    std::perror("connect");
-    return 1;
+  std::vector<int> fds;
+  for (int i = 0; i < exporters; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int sndbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      std::perror("connect");
+      return 1;
+    }
+    fds.push_back(fd);
   }
   constexpr int kBatch = 16;
   std::vector<mmsghdr> msgs(kBatch);
@@ -84,6 +91,7 @@ int main(int argc, char** argv) {
       msgs[static_cast<std::size_t>(i)].msg_hdr.msg_iov = &iov[static_cast<std::size_t>(i)];
       msgs[static_cast<std::size_t>(i)].msg_hdr.msg_iovlen = 1;
     }
+    int fd = fds[static_cast<std::size_t>(sent / kBatch) % fds.size()];
     int done = sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), 0);
     if (done <= 0) continue;  // loopback full: retry (the sender never drops on its side)
     for (int i = 0; i < done; ++i) {
@@ -103,6 +111,6 @@ int main(int argc, char** argv) {
   const double secs = static_cast<double>(now_ns() - start) / 1e9;
   std::printf("packets=%ld records=%zu data_records=%zu seconds=%.3f achieved_pps=%.0f\n", sent, sent_records,
               sent_data, secs, static_cast<double>(sent) / secs);
-  close(fd);
+  for (int fd : fds) close(fd);
   return 0;
 }
