@@ -381,3 +381,21 @@ TEST(ToIni, EmptySectionsAreLeftOut) {
 
 }  // namespace
 }  // namespace flowd
+
+namespace flowd {
+namespace {
+
+TEST(ParseLegacy, FireflyListenerKeys) {
+  RawConfig raw = parse_legacy(
+      "PLUGIN='firefly'\nBACKEND='udp_firefly'\nFLOW_MAP_API=''\nFIREFLY_LISTENER_HOST='::'\n"
+      "FIREFLY_LISTENER_PORT=10600\nUDP_FIREFLY_DST='collector.example.org'\n",
+      "flowd.cfg");
+  EXPECT_TRUE(raw.warnings.empty()) << raw.warnings.front();
+  Config c = validate_config(raw);
+  ASSERT_EQ(c.plugins.size(), 1u);
+  EXPECT_EQ(c.plugins[0].section.get("host"), "::");
+  EXPECT_EQ(c.plugins[0].section.get_int("port"), 10600);
+}
+
+}  // namespace
+}  // namespace flowd

@@ -47,4 +47,11 @@ std::string build_firefly(const FlowID& flow, const FireflyFields& f) {
   return fmt::to_string(out);
 }
 
+std::string build_relayed_firefly(std::string_view json, const FireflyFields& f) {
+  std::string out;
+  if (f.syslog_header) out = fmt::format("<134>1 {} {} flowd - firefly-json - ", format_time_iso(f.now), f.hostname);
+  out.append(json);
+  return out;
+}
+
 }  // namespace flowd::udp_firefly

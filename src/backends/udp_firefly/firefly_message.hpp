@@ -19,5 +19,7 @@ struct FireflyFields {
 };
 
 std::string build_firefly(const FlowID& flow, const FireflyFields& f);
+// A relayed firefly: our syslog header (if f.syslog_header) and the JSON exactly as it was received.
+std::string build_relayed_firefly(std::string_view json, const FireflyFields& f);
 
 }  // namespace flowd::udp_firefly

@@ -92,6 +92,10 @@ class UdpFirefly final : public Backend {
   }
 
   void handle(const FlowID& flow) override {
+    if (flow.firefly_json) {
+      relay(flow);
+      return;
+    }
     FireflyFields f;
     f.hostname = hostname_;
     f.application = "flowd-cpp v" FLOWD_VERSION;
@@ -118,20 +122,35 @@ class UdpFirefly final : public Backend {
     }
     std::size_t index = pending_msgs_.size() - 1;
     pending_.push_back({index, d, false});
-    if (!collector_text_.empty()) {
-      if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
-        resolve_collector();
-      if (collector_)
-        pending_.push_back({index, *collector_, true});
-      else
-        errors_collector_->Increment();
-    }
+    if (!collector_text_.empty()) to_collector(index);
     if (pending_msgs_.size() >= kBatch) flush();
   }
 
   void stop() override { flush(); }
 
  private:
+  void to_collector(std::size_t index) {
+    if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
+      resolve_collector();
+    if (collector_)
+      pending_.push_back({index, *collector_, true});
+    else
+      errors_collector_->Increment();
+  }
+
+  // A firefly received by the firefly plugin goes to the collector only, its fields unchanged: the
+  // flow's destination had it from the sender already, and may be this very host (a loop).
+  void relay(const FlowID& flow) {
+    if (collector_text_.empty()) return;
+    FireflyFields f;
+    f.hostname = hostname_;
+    f.syslog_header = syslog_header_;
+    f.now = Clock::now();
+    pending_msgs_.emplace_back(build_relayed_firefly(*flow.firefly_json, f));
+    to_collector(pending_msgs_.size() - 1);
+    if (pending_msgs_.size() >= kBatch) flush();
+  }
+
   // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
   // time the plugin gave, else the event's own time.
   TimePoint remember_start(const FlowID& flow, TimePoint now) {
