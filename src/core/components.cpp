@@ -60,7 +60,6 @@ constexpr PendingLegacyKey kPending[] = {
     {"NETLINK_ACTIVITY", "plugin netlink"},
     {"NETLINK_INTERNAL_NETWORKS", "plugin netlink"},
     {"NETLINK_TIMEOUT", "plugin netlink"},
-    {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
     {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
     {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
 };

@@ -164,7 +164,8 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/flowd/np"}}));
   // UDP_FIREFLY_IP4_SRC='' means unset and is left out.
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"collector", "collector.example.org"},
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"ip_discovery", "no"},
+                                                             {"collector", "collector.example.org"},
                                                              {"ip6_src", "2001:db8::1"},
                                                              {"port", "10515"}}));
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9100"}}));
@@ -172,18 +173,18 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
   // Keys of components this build lacks: one warning each, nothing else.
   for (std::string_view key :
        {"NETSTAT_EXPERIMENT", "NETSTAT_ACTIVITY", "NETSTAT_INTERNAL_NETWORKS",
-        "IP_DISCOVERY_ENABLED", "UDP_FIREFLY_NETLINK"}) {
+        "UDP_FIREFLY_NETLINK"}) {
     EXPECT_TRUE(any_warning_contains(raw, std::string(key) + " is for")) << key << "\n"
                                                                          << all_warnings(raw);
   }
-  EXPECT_EQ(raw.warnings.size(), 5u) << all_warnings(raw);
+  EXPECT_EQ(raw.warnings.size(), 4u) << all_warnings(raw);
   EXPECT_TRUE(any_warning_contains(raw, "plugin netstat, which this build does not include"));
 }
 
 TEST(ParseLegacy, SiteConfigValidates) {
   Config c = validate_config(parse_legacy(kSiteConfig, kPath));
   EXPECT_TRUE(c.legacy);
-  EXPECT_EQ(c.warnings.size(), 5u);
+  EXPECT_EQ(c.warnings.size(), 4u);
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("path"), "/run/flowd/np");
   ASSERT_EQ(c.backends.size(), 2u);
