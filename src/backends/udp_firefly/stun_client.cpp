@@ -170,8 +170,10 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
       std::array<std::uint8_t, 1500> buf;
       ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
       if (n < 0) {
+        // E.g. ECONNREFUSED (ICMP port unreachable): the server is not up (yet); the attempt runs
+        // out its timeout before the next one.
         out.error = fmt::format("from {}: {}", ep->to_string(), std::strerror(errno));
-        break;
+        continue;
       }
       auto a = parse_stun_response(
           std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)), id);
