@@ -1,13 +1,46 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: the firefly listener's datagram parser (syslog header, UTF-8, JSON, fields).
+// libFuzzer target: the firefly listener's datagram parser (syslog header, UTF-8, JSON, fields),
+// and its JSON scanner against nlohmann::json: both must accept exactly the same documents.
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "plugins/firefly/firefly_parser.hpp"
+#include "plugins/firefly/json_scan.hpp"
+
+namespace {
+
+struct Ignore {
+  void null() {}
+  void boolean(bool) {}
+  void number(const flowd::firefly::JsonNumber&) {}
+  void string(std::string_view, bool) {}
+  void start_object() {}
+  void key(std::string_view, bool) {}
+  void end_object() {}
+  void start_array() {}
+  void end_array() {}
+};
+
+void differential(std::string_view in) {
+  if (!flowd::firefly::is_utf8(in) || in.starts_with("\xEF\xBB\xBF"))
+    return;  // nlohmann skips a BOM
+  std::size_t nesting = 0;
+  for (char c : in) nesting += c == '[' || c == '{';
+  if (nesting >= flowd::firefly::JsonScanner<Ignore>::kMaxDepth)
+    return;  // our depth limit, not theirs
+  Ignore h;
+  bool ours = flowd::firefly::JsonScanner<Ignore>(in, h).parse();
+  bool theirs = nlohmann::json::accept(in.begin(), in.end());
+  if (ours != theirs) __builtin_trap();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  differential(in);
   auto r = flowd::firefly::parse_firefly(in, 8192);
   if (r.ok) {
     const flowd::FlowID& f = r.flow;

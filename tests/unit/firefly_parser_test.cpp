@@ -10,6 +10,7 @@
 #include <map>
 
 #include "backends/udp_firefly/firefly_message.hpp"
+#include "plugins/firefly/json_scan.hpp"
 #include "test_files.hpp"
 
 namespace flowd::firefly {
@@ -282,6 +283,43 @@ TEST(FireflyParser, NullAndEmptyTimesMeanUnknown) {
     ASSERT_TRUE(r.ok) << t << ": " << r.detail;
     EXPECT_FALSE(r.flow.start_time) << t;
   }
+}
+
+}  // namespace
+}  // namespace flowd::firefly
+
+namespace flowd::firefly {
+namespace {
+
+TEST(FireflyParser, EscapesInKeysAndValues) {
+  std::string d =
+      R"({"flow-lifecycle": {"st\u0061te": "\u0073tart"}, "flow-id": {"src-ip": "10.0.0.1", "dst-ip": "10.0.0.2",)"
+      R"( "protocol": "t\u0063p", "src-port": 1, "dst-port": 2, "x": "\ud83d\ude00\n\"\\\/"}, "context": )"
+      R"({"experiment-id": 2, "activity-id": 9, "application": "caf\u00e9"}})";
+  auto r = parse_firefly(d);
+  ASSERT_TRUE(r.ok) << r.detail;
+  EXPECT_EQ(r.flow.state, FlowState::kStart);
+  EXPECT_EQ(r.flow.protocol, Protocol::kTcp);
+  EXPECT_EQ(json_unescape(R"(\ud83d\ude00 caf\u00e9 \n\"\\\/)"),
+            "\xf0\x9f\x98\x80 caf\xc3\xa9 \n\"\\/");
+}
+
+TEST(FireflyParser, StrictJson) {
+  for (const char* bad : {R"({"a": 01})", R"({"a": 1.})", R"({"a": .5})", R"({"a": -})",
+                          R"({"a": +1})", R"({"a": "\x"})", R"({"a": "\ud800"})",
+                          R"({"a": "\udc00x"})", R"({"a": tru})", R"({"a": 1,})", R"({,})",
+                          R"({"a" 1})", "{\"a\": \"\t\"}", R"({"a": [1,]})", R"({"a": NaN})"}) {
+    auto r = parse_firefly(bad);
+    EXPECT_FALSE(r.ok) << bad;
+    EXPECT_TRUE(r.reason == RejectReason::kJson || r.reason == RejectReason::kTruncated)
+        << bad << " " << r.detail;
+  }
+  std::string deep = "{\"a\": " + std::string(100, '[') + std::string(100, ']') + "}";
+  EXPECT_EQ(parse_firefly(deep).reason, RejectReason::kJson);
+  auto big =
+      parse_firefly(std::string(kGood).replace(std::string(kGood).find("\"src-port\": 1"), 13,
+                                               "\"src-port\": 123456789012345678901234567890"));
+  EXPECT_EQ(big.reason, RejectReason::kRange) << big.detail;
 }
 
 }  // namespace

@@ -353,7 +353,7 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
                   "flow_map_api = https://www.scitags.org/api.json\n");
   expect_contains(ini, "\n[plugin.np_api]\npath = /run/flowd/np\n");
   expect_contains(ini,
-                  "\n[backend.udp_firefly]\ncollector = collector.example.org\n"
+                  "\n[backend.udp_firefly]\nip_discovery = no\ncollector = collector.example.org\n"
                   "ip6_src = 2001:db8::1\nport = 10515\n");
   expect_contains(ini, "\n[backend.prometheus]\nlisten = 0.0.0.0:9100\n");
   EXPECT_FALSE(looks_legacy(ini));

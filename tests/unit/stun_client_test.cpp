@@ -10,6 +10,8 @@
 
 #include "backends/udp_firefly/ip_discovery.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace flowd::udp_firefly {
 namespace {
 
@@ -91,6 +93,26 @@ TEST(IpDiscovery, PrivateRangesAndMapping) {
 TEST(IpDiscovery, LocalAddressTowardsLoopback) {
   EXPECT_EQ(local_address_towards("127.0.0.1"), IpAddress::parse("127.0.0.1"));
   EXPECT_FALSE(local_address_towards("not an address"));
+}
+
+}  // namespace
+}  // namespace flowd::udp_firefly
+
+namespace flowd::udp_firefly {
+namespace {
+
+TEST(IpDiscovery, StaticMappingNeedsNoStun) {
+  IpDiscoveryOptions o;
+  o.public_ip4 = "192.0.2.7";
+  o.probe4 = "127.0.0.1";  // so the internal address is known on any host
+  o.probe6 = "::1";
+  o.public_ip6 = "2001:db8::7";
+  auto m = discover_addresses(o, *spdlog::default_logger());
+  EXPECT_EQ(m.internal4, IpAddress::parse("127.0.0.1"));
+  EXPECT_EQ(m.public_for(*IpAddress::parse("127.0.0.1")), IpAddress::parse("192.0.2.7"));
+  if (m.internal6) {
+    EXPECT_EQ(m.public_for(*m.internal6), IpAddress::parse("2001:db8::7"));
+  }
 }
 
 }  // namespace

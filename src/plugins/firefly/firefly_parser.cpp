@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/firefly/firefly_parser.hpp"
 
+#include "plugins/firefly/json_scan.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
+#include <cstring>
 
 namespace flowd::firefly {
 namespace {
-
-using nlohmann::json;
 
 ParseResult reject(RejectReason r, std::string detail) {
   ParseResult res;
@@ -84,86 +84,278 @@ std::optional<std::string_view> strip_header(std::string_view s, std::string& de
   return s.substr(pos);
 }
 
-const json* member(const json& obj, const char* key) {
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
+// One JSON value as the scanner reported it; only what the fields below need is kept.
+struct Value {
+  enum Kind : std::uint8_t {
+    kAbsent,
+    kNull,
+    kBool,
+    kNumber,
+    kString,
+    kObject,
+    kArray
+  } kind = kAbsent;
+  JsonNumber number;
+  std::string_view text;  // kString: the value (into the datagram, or into `decoded`)
+  std::string decoded;    // a string that had escapes
+  const char* type_name() const {
+    static constexpr const char* kNames[] = {"absent", "null",   "boolean", "number",
+                                             "string", "object", "array"};
+    return kNames[kind];
+  }
+};
+
+// Field slots, by section ("flow-lifecycle", "flow-id", "context") and key.
+enum Slot : std::uint8_t {
+  kState,
+  kStartTime,
+  kEndTime,
+  kProtocol,
+  kSrcIp,
+  kDstIp,
+  kSrcPort,
+  kDstPort,
+  kExperiment,
+  kActivity,
+  kSlotCount
+};
+enum SectionId : std::uint8_t { kLifecycle, kFlowId, kContext, kSectionCount, kOther = 255 };
+constexpr std::string_view kSectionNames[] = {"flow-lifecycle", "flow-id", "context"};
+constexpr std::string_view kSlotNames[] = {"state",         "start-time", "end-time", "protocol",
+                                           "src-ip",        "dst-ip",     "src-port", "dst-port",
+                                           "experiment-id", "activity-id"};
+constexpr SectionId kSlotSection[] = {kLifecycle, kLifecycle, kLifecycle, kFlowId,  kFlowId,
+                                      kFlowId,    kFlowId,    kFlowId,    kContext, kContext};
+
+// Scanner handler: keeps the fields the listener reads; everything else (usage, netlink,
+// application, ...) is checked for syntax and skipped. Duplicate keys: the last one wins.
+struct FieldCollector {
+  Value sections[kSectionCount];
+  Value slots[kSlotCount];
+  Value::Kind root = Value::kAbsent;
+  std::size_t depth = 0;
+  SectionId section = kOther;  // the section object we are in at depth 2
+  std::string_view last_key;   // the last key at depth 1 or 2
+  std::string key_buf;         // its decoded text, when it had escapes
+
+  Value* target() {
+    if (depth == 1) {
+      for (std::size_t i = 0; i < kSectionCount; ++i)
+        if (last_key == kSectionNames[i]) return &sections[i];
+    } else if (depth == 2 && section != kOther) {
+      for (std::size_t i = 0; i < kSlotCount; ++i)
+        if (kSlotSection[i] == section && last_key == kSlotNames[i]) return &slots[i];
+    }
+    return nullptr;
+  }
+  Value* set(Value::Kind k) {
+    if (depth == 0) root = k;
+    Value* v = target();
+    if (v) {
+      v->kind = k;
+      v->text = {};
+    }
+    return v;
+  }
+  void null() { set(Value::kNull); }
+  void boolean(bool) { set(Value::kBool); }
+  void number(const JsonNumber& n) {
+    if (Value* v = set(Value::kNumber)) v->number = n;
+  }
+  void string(std::string_view raw, bool escaped) {
+    if (Value* v = set(Value::kString)) {
+      if (escaped) {
+        v->decoded = json_unescape(raw);
+        v->text = v->decoded;
+      } else {
+        v->text = raw;
+      }
+    }
+  }
+  void start_object() {
+    set(Value::kObject);
+    if (depth == 1) {
+      section = kOther;
+      for (std::size_t i = 0; i < kSectionCount; ++i)
+        if (last_key == kSectionNames[i]) section = static_cast<SectionId>(i);
+    }
+    ++depth;
+  }
+  void end_object() {
+    --depth;
+    if (depth == 1) section = kOther;
+  }
+  void start_array() {
+    set(Value::kArray);
+    ++depth;
+    last_key = {};  // array elements have no key
+  }
+  void end_array() {
+    --depth;
+    last_key = {};
+  }
+  void key(std::string_view raw, bool escaped) {
+    if (depth > 2) return;
+    if (escaped) {
+      key_buf = json_unescape(raw);
+      last_key = key_buf;
+    } else {
+      last_key = raw;
+    }
+  }
+};
 
 struct Extractor {
+  const FieldCollector& c;
   std::optional<ParseResult> failure;
 
   void fail(RejectReason r, std::string detail) {
     if (!failure) failure = reject(r, std::move(detail));
   }
 
-  const json* object(const json& parent, const char* key) {
-    const json* v = member(parent, key);
-    if (!v)
-      fail(RejectReason::kMissing, fmt::format("no \"{}\" object", key));
-    else if (!v->is_object())
-      fail(RejectReason::kType, fmt::format("\"{}\" is a {}, not an object", key, v->type_name()));
-    else
-      return v;
-    return nullptr;
+  void section(SectionId id) {
+    const Value& v = c.sections[id];
+    if (v.kind == Value::kAbsent)
+      fail(RejectReason::kMissing, fmt::format("no \"{}\" object", kSectionNames[id]));
+    else if (v.kind != Value::kObject)
+      fail(RejectReason::kType,
+           fmt::format("\"{}\" is a {}, not an object", kSectionNames[id], v.type_name()));
   }
 
-  std::string_view string(const json& parent, const char* key) {
-    const json* v = member(parent, key);
-    if (!v)
-      fail(RejectReason::kMissing, fmt::format("no \"{}\"", key));
-    else if (!v->is_string())
-      fail(RejectReason::kType, fmt::format("\"{}\" is a {}, not a string", key, v->type_name()));
+  std::string_view string(Slot s) {
+    const Value& v = c.slots[s];
+    if (v.kind == Value::kAbsent)
+      fail(RejectReason::kMissing, fmt::format("no \"{}\"", kSlotNames[s]));
+    else if (v.kind != Value::kString)
+      fail(RejectReason::kType,
+           fmt::format("\"{}\" is a {}, not a string", kSlotNames[s], v.type_name()));
     else
-      return v->get_ref<const std::string&>();
+      return v.text;
     return {};
   }
 
-  std::uint16_t number(const json& parent, const char* key) {
-    const json* v = member(parent, key);
-    if (!v) {
-      fail(RejectReason::kMissing, fmt::format("no \"{}\"", key));
-    } else if (!v->is_number_integer()) {
-      fail(RejectReason::kType, fmt::format("\"{}\" is a {}, not an integer", key, v->type_name()));
-    } else if (v->is_number_unsigned() && v->get<std::uint64_t>() <= 65535) {
-      return static_cast<std::uint16_t>(v->get<std::uint64_t>());
+  std::uint16_t number(Slot s) {
+    const Value& v = c.slots[s];
+    const JsonNumber& n = v.number;
+    if (v.kind == Value::kAbsent) {
+      fail(RejectReason::kMissing, fmt::format("no \"{}\"", kSlotNames[s]));
+    } else if (v.kind != Value::kNumber || !n.integer) {
+      fail(RejectReason::kType,
+           fmt::format("\"{}\" is a {}{}, not an integer", kSlotNames[s], v.type_name(),
+                       v.kind == Value::kNumber ? " with a fraction or exponent" : ""));
+    } else if (!n.overflow && (!n.negative || n.magnitude == 0) && n.magnitude <= 65535) {
+      return static_cast<std::uint16_t>(n.magnitude);
     } else {
-      fail(RejectReason::kRange, fmt::format("\"{}\" = {} is not 0..65535", key, v->dump()));
+      fail(RejectReason::kRange,
+           fmt::format(
+               "\"{}\" = {}{} is not 0..65535", kSlotNames[s], n.negative ? "-" : "",
+               n.overflow ? std::string("(more than 64 bits)") : std::to_string(n.magnitude)));
     }
     return 0;
   }
 
-  IpAddress address(const json& parent, const char* key) {
-    auto text = string(parent, key);
+  IpAddress address(Slot s) {
+    auto text = string(s);
     if (failure) return {};
     auto a = IpAddress::parse(text);
     if (!a)
       fail(RejectReason::kValue,
-           fmt::format("\"{}\" '{}' is not an IP address", key, excerpt(text)));
+           fmt::format("\"{}\" '{}' is not an IP address", kSlotNames[s], excerpt(text)));
     return a.value_or(IpAddress{});
   }
 
   // Absent, null and "" mean "not known" (Python end fireflies carry "start-time": null, flowd-go
   // ones ""), as does Go's zero time.
-  std::optional<TimePoint> time(const json& parent, const char* key) {
-    const json* v = member(parent, key);
-    if (!v || v->is_null()) return std::nullopt;
-    if (!v->is_string()) {
-      fail(RejectReason::kType, fmt::format("\"{}\" is a {}, not a string", key, v->type_name()));
+  std::optional<TimePoint> time(Slot s) {
+    const Value& v = c.slots[s];
+    if (v.kind == Value::kAbsent || v.kind == Value::kNull) return std::nullopt;
+    if (v.kind != Value::kString) {
+      fail(RejectReason::kType,
+           fmt::format("\"{}\" is a {}, not a string", kSlotNames[s], v.type_name()));
       return std::nullopt;
     }
-    const auto& s = v->get_ref<const std::string&>();
-    if (s.empty() || s.starts_with("0001-01-01T00:00:00")) return std::nullopt;
+    std::string_view str = v.text;
+    if (str.empty() || str.starts_with("0001-01-01T00:00:00")) return std::nullopt;
     bool out_of_range = false;
-    auto t = parse_rfc3339(s, &out_of_range);
+    auto t = parse_rfc3339(str, &out_of_range);
     if (!t)
       fail(out_of_range ? RejectReason::kRange : RejectReason::kValue,
-           fmt::format("\"{}\" '{}' is not an RFC 3339 date-time{}", key, excerpt(s),
+           fmt::format("\"{}\" '{}' is not an RFC 3339 date-time{}", kSlotNames[s], excerpt(str),
                        out_of_range ? " between 1970 and 2200" : ""));
     return t;
   }
 };
 
 }  // namespace
+
+std::string json_unescape(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  auto put = [&](unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | cp >> 6);
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | cp >> 12);
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | cp >> 18);
+      out += static_cast<char>(0x80 | (cp >> 12 & 0x3F));
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  };
+  auto hex4 = [&](std::size_t at) {
+    unsigned v = 0;
+    for (std::size_t k = at; k < at + 4 && k < raw.size(); ++k) {
+      char c = raw[k];
+      v = v << 4 | static_cast<unsigned>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+  };
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\' || i + 1 >= raw.size()) {
+      out += raw[i];
+      continue;
+    }
+    char e = raw[++i];
+    switch (e) {
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        unsigned cp = hex4(i + 1);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < raw.size() && raw[i + 1] == '\\') {
+          unsigned lo = hex4(i + 3);
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+        put(cp);
+        break;
+      }
+      default:
+        out += e;
+        break;  // " \ /
+    }
+  }
+  return out;
+}
 
 std::string_view to_string(RejectReason r) {
   switch (r) {
@@ -195,6 +387,14 @@ bool is_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
+    // ASCII, 8 bytes at a time: fireflies are all ASCII in practice.
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (w & 0x8080808080808080ULL) break;
+      p += 8;
+    }
+    if (p >= end) break;
     unsigned c = *p;
     if (c < 0x80) {
       ++p;
@@ -303,37 +503,41 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
                   fmt::format("'{}' is neither a syslog header nor a JSON object", excerpt(s)));
   }
 
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    // The lexer reports the byte it stopped at: at the end of the input, the JSON was cut short.
-    if (e.byte >= text.size())
+  FieldCollector c;
+  JsonScanner<FieldCollector> scanner(text, c);
+  if (!scanner.parse()) {
+    // The scanner stops at the byte it could not take: at the end of the input, the JSON was cut
+    // short.
+    if (scanner.error_position() >= text.size())
       return reject(RejectReason::kTruncated,
                     fmt::format("the JSON ends after {} bytes, incomplete", text.size()));
-    return reject(RejectReason::kJson, fmt::format("malformed JSON at byte {}", e.byte));
+    return reject(RejectReason::kJson,
+                  fmt::format("malformed JSON at byte {}", scanner.error_position()));
+  }
+  if (c.root != Value::kObject) {
+    Value r;
+    r.kind = c.root;
+    return reject(RejectReason::kType,
+                  fmt::format("the JSON is a {}, not an object", r.type_name()));
   }
   // Key order and spacing do not matter here; only what Python's listener reads does (spec §3).
-  if (!j.is_object())
-    return reject(RejectReason::kType,
-                  fmt::format("the JSON is a {}, not an object", j.type_name()));
-  Extractor x;
+  Extractor x{c, std::nullopt};
   ParseResult res;
   FlowID& f = res.flow;
-  const json* life = x.object(j, "flow-lifecycle");
-  const json* id = life ? x.object(j, "flow-id") : nullptr;
-  const json* ctx = id ? x.object(j, "context") : nullptr;
+  x.section(kLifecycle);
+  x.section(kFlowId);
+  x.section(kContext);
   if (x.failure) return std::move(*x.failure);
-  auto state_text = x.string(*life, "state");
-  auto proto_text = x.string(*id, "protocol");
-  f.src = x.address(*id, "src-ip");
-  f.dst = x.address(*id, "dst-ip");
-  f.src_port = x.number(*id, "src-port");
-  f.dst_port = x.number(*id, "dst-port");
-  f.experiment = x.number(*ctx, "experiment-id");
-  f.activity = x.number(*ctx, "activity-id");
-  auto start = x.time(*life, "start-time");
-  auto end = x.time(*life, "end-time");
+  auto state_text = x.string(kState);
+  auto proto_text = x.string(kProtocol);
+  f.src = x.address(kSrcIp);
+  f.dst = x.address(kDstIp);
+  f.src_port = x.number(kSrcPort);
+  f.dst_port = x.number(kDstPort);
+  f.experiment = x.number(kExperiment);
+  f.activity = x.number(kActivity);
+  auto start = x.time(kStartTime);
+  auto end = x.time(kEndTime);
   if (x.failure) return std::move(*x.failure);
   auto state = parse_flow_state(state_text);
   if (!state)
