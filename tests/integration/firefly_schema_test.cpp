@@ -29,6 +29,15 @@ TEST(FireflySchema, EveryFireflyWeSendIsValid) {
   ASSERT_EQ(got6.size(), 3u) << d.proc->log();
   got.insert(got.end(), got6.begin(), got6.end());
   EXPECT_EQ(firefly_schema_errors(got), "");
+  // And the published Scitags schema (as flowd-go ships it), which wants ports 1..65535.
+  std::vector<std::string> nonzero_ports;
+  for (const auto& g : got)
+    if (g.find("-port\": 0,") == std::string::npos && g.find("-port\": 0}") == std::string::npos)
+      nonzero_ports.push_back(g);
+  EXPECT_EQ(nonzero_ports.size(), got.size() - 2);
+  EXPECT_EQ(firefly_schema_errors(nonzero_ports,
+                                  fixtures_dir() + "/firefly/flowd-go-firefly-schema-v1.0.0.json"),
+            "");
   EXPECT_EQ(d.stop(), 0);
 }
 

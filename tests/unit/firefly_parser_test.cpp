@@ -77,6 +77,17 @@ bool not_a_firefly(const std::string& name) {
   return name.ends_with(".json") || name.ends_with(".cfg") || name == "flowd-py-input-lines.txt";
 }
 
+// flowd-go's API takes its Go-JSON FlowID ({"State": 2, "Src": {"IP", "Port"}, ...}); sent as a
+// firefly it is refused, naming what is missing, rather than misread.
+TEST(FireflyParser, FlowdGoApiFlowIdsAreNotFireflies) {
+  for (const char* name : {"flowd-go-api-start.json", "flowd-go-api-end.json"}) {
+    auto r = parse_firefly(read_text_file(std::string(FLOWD_FIXTURES) + "/firefly/" + name));
+    EXPECT_FALSE(r.ok) << name;
+    EXPECT_EQ(r.reason, RejectReason::kMissing) << name;
+    EXPECT_EQ(r.detail, "no \"flow-lifecycle\" object") << name;
+  }
+}
+
 void expect_flow(const FlowID& f, const Expected& e, const std::string& what) {
   SCOPED_TRACE(what);
   EXPECT_EQ(f.state, e.state);
