@@ -4,6 +4,7 @@
 //       firefly -> prometheus, flowd pinned to CPU 0 (all its threads): N fireflies are queued in
 //       its socket buffer while it is stopped (SIGSTOP), then it drains them (SIGCONT -> the event
 //       counter reaching N): fireflies received and turned into events per second on one core.
+//       --no-pin leaves flowd on every CPU (the listener thread still runs on one at a time).
 //   flowd_firefly_bench --relay [--rate PER_S] [--count N] [--flowd PATH]
 //       firefly -> udp_firefly with `collector`: latency from sendto() of a firefly to recv() of
 //       its relayed copy (median, p99, max), paced to absolute deadlines.
@@ -108,7 +109,7 @@ void pin(int cpu) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool ingest = false, relay = false;
+  bool ingest = false, relay = false, pin_flowd = true;
   long count = 0, rate = 10000;
   std::string flowd = FLOWD_BINARY;
   for (int i = 1; i < argc; ++i) {
@@ -117,6 +118,8 @@ int main(int argc, char** argv) {
       ingest = true;
     else if (a == "--relay")
       relay = true;
+    else if (a == "--no-pin")
+      pin_flowd = false;
     else if (a == "--count" && i + 1 < argc)
       count = std::atol(argv[++i]);
     else if (a == "--rate" && i + 1 < argc)
@@ -124,7 +127,7 @@ int main(int argc, char** argv) {
     else if (a == "--flowd" && i + 1 < argc)
       flowd = argv[++i];
     else {
-      fmt::print(stderr, "usage: {} --ingest|--relay [--count N] [--rate PER_S] [--flowd PATH]\n",
+      fmt::print(stderr, "usage: {} --ingest|--relay [--count N] [--rate PER_S] [--no-pin] [--flowd PATH]\n",
                  argv[0]);
       return 2;
     }
@@ -160,10 +163,10 @@ int main(int argc, char** argv) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT, 0644);
-  if (ingest) pin(0);  // inherited by flowd: every flowd thread shares CPU 0
+  if (ingest && pin_flowd) pin(0);  // inherited by flowd: every flowd thread shares CPU 0
   pid_t pid;
   if (posix_spawn(&pid, flowd.c_str(), &fa, nullptr, args.data(), environ) != 0) return 1;
-  if (ingest) pin(1);
+  if (ingest && pin_flowd) pin(1);
   for (int i = 0; i < 500 && scrape(prom_port).empty(); ++i) usleep(10000);  // start-up only
 
   std::vector<std::string> msgs(static_cast<std::size_t>(count));
