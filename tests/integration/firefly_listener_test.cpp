@@ -130,9 +130,24 @@ TEST(FireflyListener, FixturesFromOtherSendersAreRelayedWithTheirFields) {
     sent.push_back(read_file(fixtures_dir() + "/firefly/" + f));
     (sent.size() % 2 ? s4 : s6).send(port, sent.back());
   }
-  auto got = collector.receive_many(3);
-  ASSERT_EQ(got.size(), 3u) << d.proc->log();
-  for (std::size_t i = 0; i < 3; ++i) {
+  // XRootD style: "-" timestamp, compact JSON, usage and netlink sections, an ongoing flowd-go one.
+  sent.push_back(
+      read_file(std::string(FLOWD_SOURCE_DIR) + "/tests/fuzz/corpus/firefly_fuzz/xrootd.firefly"));
+  s4.send(port, sent.back());
+  sent.push_back(
+      R"(<134>1  host flowd-go - firefly-json - {"version":1,"flow-lifecycle":{"state":"ongoing","current-time":)"
+      R"("2025-02-06T13:21:31.893064962+01:00","start-time":"2025-02-06T13:21:30.893064962+01:00"},"flow-id":)"
+      R"({"afi":"ipv4","src-ip":"192.0.2.1","dst-ip":"192.0.2.2","protocol":"tcp","src-port":2345,"dst-port":)"
+      R"(5777},"context":{"experiment-id":2,"activity-id":9,"application":"flowd-go-v2.4.2"},"netlink":)"
+      R"({"tcpInfo":{"rtt":120}},"usage":{"received":1,"sent":2}})");
+  s4.send(port, sent.back());
+  auto got = collector.receive_many(sent.size());
+  ASSERT_EQ(got.size(), sent.size()) << d.proc->log();
+  std::string m = d.scrape();
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"start\"}"), 2);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"end\"}"), 2);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"ongoing\"}"), 1);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
     // Another sender's application, times and formatting survive the relay.
     EXPECT_EQ(nlohmann::json::parse(json_part(got[i])), nlohmann::json::parse(json_part(sent[i])));
     EXPECT_TRUE(got[i].starts_with("<134>1 ")) << got[i];
