@@ -50,7 +50,8 @@ std::string build_firefly(const FlowID& flow, const FireflyFields& f) {
 
 std::string build_relayed_firefly(std::string_view json, const FireflyFields& f) {
   std::string out;
-  if (f.syslog_header) out = fmt::format("<134>1 {} {} flowd - firefly-json - ", format_time_iso(f.now), f.hostname);
+  if (f.syslog_header)
+    out = fmt::format("<134>1 {} {} flowd - firefly-json - ", format_time_iso(f.now), f.hostname);
   out.append(json);
   return out;
 }

@@ -129,7 +129,8 @@ class UdpFirefly final : public Backend {
       if (auto p = mapping_.public_for(flow.src)) f.src_override = p->to_string();
       if (auto p = mapping_.public_for(flow.dst)) f.dst_override = p->to_string();
     }
-    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; !fixed.empty()) f.src_override = fixed;
+    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; !fixed.empty())
+      f.src_override = fixed;
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
     if (log_->should_log(spdlog::level::debug)) log_->debug("firefly {}", msg);
 
