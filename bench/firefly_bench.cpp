@@ -4,6 +4,8 @@
 //       firefly -> prometheus, flowd pinned to CPU 0 (all its threads): N fireflies are queued in
 //       its socket buffer while it is stopped (SIGSTOP), then it drains them (SIGCONT -> the event
 //       counter reaching N): fireflies received and turned into events per second on one core.
+//       Also prints the rate per CPU-second of flowd (all threads) and of its busiest thread (the
+//       listener), read from /proc/PID/task/*/stat, which other load on the machine does not skew.
 //       --no-pin leaves flowd on every CPU (the listener thread still runs on one at a time).
 //   flowd_firefly_bench --relay [--rate PER_S] [--count N] [--flowd PATH]
 //       firefly -> udp_firefly with `collector`: latency from sendto() of a firefly to recv() of
@@ -26,7 +28,10 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,6 +104,30 @@ std::string firefly(long i) {
       i / 65535, i % 65535 + 1);
 }
 
+// CPU time (user + system, seconds) of each thread of `pid`, by thread id.
+std::map<int, double> thread_cpu(pid_t pid) {
+  std::map<int, double> out;
+  std::string dir = fmt::format("/proc/{}/task", pid);
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path() / "stat");
+    std::string line;
+    std::getline(in, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    out[std::stoi(e.path().filename().string())] =
+        (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return out;
+}
+
 void pin(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -127,8 +156,10 @@ int main(int argc, char** argv) {
     else if (a == "--flowd" && i + 1 < argc)
       flowd = argv[++i];
     else {
-      fmt::print(stderr, "usage: {} --ingest|--relay [--count N] [--rate PER_S] [--no-pin] [--flowd PATH]\n",
-                 argv[0]);
+      fmt::print(
+          stderr,
+          "usage: {} --ingest|--relay [--count N] [--rate PER_S] [--no-pin] [--flowd PATH]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -197,6 +228,7 @@ int main(int argc, char** argv) {
         if (s > 0) done += static_cast<unsigned>(s);
       }
     }
+    auto cpu_before = thread_cpu(pid);
     auto t0 = now_ns();
     kill(pid, SIGCONT);
     double events = 0, read = 0, last = -1;
@@ -211,10 +243,21 @@ int main(int argc, char** argv) {
       usleep(20000);
     }
     double secs = static_cast<double>(t_done - t0) / 1e9;
+    // CPU seconds flowd's threads spent meanwhile (including serving the bench's scrapes): a rate
+    // per CPU-second does not depend on what else the machine runs.
+    auto cpu_after = thread_cpu(pid);
+    double total_cpu = 0, busiest = 0;
+    for (const auto& [tid, t] : cpu_after) {
+      double used = t - (cpu_before.contains(tid) ? cpu_before[tid] : 0.0);
+      total_cpu += used;
+      busiest = std::max(busiest, used);
+    }
     fmt::print(
         "ingest sent={} read_by_listener={} events={} lost_in_socket={} drain_time={:.3f}s "
-        "events_per_s={:.0f}\n",
-        count, read, events, static_cast<double>(count) - read, secs, events / secs);
+        "events_per_s={:.0f} flowd_cpu={:.2f}s events_per_cpu_s={:.0f} busiest_thread_cpu={:.2f}s "
+        "events_per_busiest_thread_cpu_s={:.0f}\n",
+        count, read, events, static_cast<double>(count) - read, secs, events / secs, total_cpu,
+        events / total_cpu, busiest, events / busiest);
   } else {
     std::vector<std::int64_t> sent(msgs.size()), got(msgs.size(), 0);
     std::atomic<long> received{0};
