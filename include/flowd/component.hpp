@@ -60,6 +60,9 @@ class Backend {
   // Default: handle events until the queue is closed and drained.
   virtual void run(std::stop_token stop, EventQueue& in);
   virtual void stop() {}
+  // On reload, for a backend kept because its configuration did not change (main thread, while
+  // run() goes on): a chance to refresh what it learnt from the environment at start().
+  virtual void reloaded() {}
 };
 
 struct PluginInfo {

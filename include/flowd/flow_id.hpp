@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // FlowID: the one value type that travels from plugins over the bus to backends.
-// Plain data, cheap to copy (no heap allocation), safe to hand between threads by value.
+// Plain data, cheap to copy (no heap allocation but the shared, immutable relayed JSON), safe to
+// hand between threads by value.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +57,9 @@ struct FlowID {
   std::optional<TimePoint> end_time;
   // Name of the plugin that produced the event; points into the static component table.
   const char* plugin = "";
+  // Set by the firefly plugin: the received firefly's JSON as it came, so that udp_firefly relays
+  // the sender's fields (application, usage, netlink, ...) unchanged instead of rebuilding them.
+  std::shared_ptr<const std::string> firefly_json;
 
   int family() const { return dst.family; }
 };

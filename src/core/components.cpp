@@ -7,6 +7,7 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
+#include "plugins/firefly/firefly_plugin.hpp"
 #include "plugins/netflow/netflow_plugin.hpp"
 #include "plugins/np_api/np_api.hpp"
 
@@ -14,7 +15,7 @@ namespace flowd {
 namespace {
 
 constexpr KeySpec kCoreKeys[] = {
-    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow); several may run at once", "PLUGIN"},
+    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, firefly); several may run at once", "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
@@ -27,10 +28,11 @@ constexpr KeySpec kCoreKeys[] = {
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };
 
-const std::array<PluginInfo, 2>& plugins() {
-  static const std::array<PluginInfo, 2> table{
+const std::array<PluginInfo, 3>& plugins() {
+  static const std::array<PluginInfo, 3> table{
       np_api::plugin_info(),
       netflow::plugin_info(),
+      firefly::plugin_info(),
   };
   return table;
 }
@@ -58,9 +60,6 @@ constexpr PendingLegacyKey kPending[] = {
     {"NETLINK_ACTIVITY", "plugin netlink"},
     {"NETLINK_INTERNAL_NETWORKS", "plugin netlink"},
     {"NETLINK_TIMEOUT", "plugin netlink"},
-    {"FIREFLY_LISTENER_HOST", "plugin firefly"},
-    {"FIREFLY_LISTENER_PORT", "plugin firefly"},
-    {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
     {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
     {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
 };

@@ -95,6 +95,7 @@ void Runtime::apply(const Config& c) {
     (keep ? kept_backends : gone_backends).push_back(std::move(b));
   }
   backends_ = std::move(kept_backends);
+  for (auto& b : backends_) b.impl->reloaded();
   publish_subscribers();
   for (auto& b : gone_backends) stop_backend(b);
   gone_backends.clear();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "daemon_fixture.hpp"
+#include "firefly_schema.hpp"
 
 namespace flowd::test {
 namespace {
@@ -27,6 +28,7 @@ Firefly parse_firefly(const std::string& datagram) {
   f.timestamp = m[1];
   f.host = m[2];
   f.body = nlohmann::json::parse(datagram.substr(static_cast<std::size_t>(m.length(0))));
+  EXPECT_EQ(firefly_schema_errors({datagram}), "") << "docs/firefly.schema.json";
   return f;
 }
 

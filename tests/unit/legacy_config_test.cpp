@@ -164,7 +164,8 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/flowd/np"}}));
   // UDP_FIREFLY_IP4_SRC='' means unset and is left out.
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"collector", "collector.example.org"},
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"ip_discovery", "no"},
+                                                             {"collector", "collector.example.org"},
                                                              {"ip6_src", "2001:db8::1"},
                                                              {"port", "10515"}}));
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9100"}}));
@@ -172,18 +173,18 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
   // Keys of components this build lacks: one warning each, nothing else.
   for (std::string_view key :
        {"NETSTAT_EXPERIMENT", "NETSTAT_ACTIVITY", "NETSTAT_INTERNAL_NETWORKS",
-        "IP_DISCOVERY_ENABLED", "UDP_FIREFLY_NETLINK"}) {
+        "UDP_FIREFLY_NETLINK"}) {
     EXPECT_TRUE(any_warning_contains(raw, std::string(key) + " is for")) << key << "\n"
                                                                          << all_warnings(raw);
   }
-  EXPECT_EQ(raw.warnings.size(), 5u) << all_warnings(raw);
+  EXPECT_EQ(raw.warnings.size(), 4u) << all_warnings(raw);
   EXPECT_TRUE(any_warning_contains(raw, "plugin netstat, which this build does not include"));
 }
 
 TEST(ParseLegacy, SiteConfigValidates) {
   Config c = validate_config(parse_legacy(kSiteConfig, kPath));
   EXPECT_TRUE(c.legacy);
-  EXPECT_EQ(c.warnings.size(), 5u);
+  EXPECT_EQ(c.warnings.size(), 4u);
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("path"), "/run/flowd/np");
   ASSERT_EQ(c.backends.size(), 2u);
@@ -352,7 +353,7 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
                   "flow_map_api = https://www.scitags.org/api.json\n");
   expect_contains(ini, "\n[plugin.np_api]\npath = /run/flowd/np\n");
   expect_contains(ini,
-                  "\n[backend.udp_firefly]\ncollector = collector.example.org\n"
+                  "\n[backend.udp_firefly]\nip_discovery = no\ncollector = collector.example.org\n"
                   "ip6_src = 2001:db8::1\nport = 10515\n");
   expect_contains(ini, "\n[backend.prometheus]\nlisten = 0.0.0.0:9100\n");
   EXPECT_FALSE(looks_legacy(ini));
@@ -377,6 +378,24 @@ TEST(ToIni, EmptySectionsAreLeftOut) {
   raw.section("plugin.np_api");
   std::string ini = to_ini(raw);
   EXPECT_EQ(ini, "; converted from x.cfg\n\n[flowd]\nplugins = np_api\n");
+}
+
+}  // namespace
+}  // namespace flowd
+
+namespace flowd {
+namespace {
+
+TEST(ParseLegacy, FireflyListenerKeys) {
+  RawConfig raw = parse_legacy(
+      "PLUGIN='firefly'\nBACKEND='udp_firefly'\nFLOW_MAP_API=''\nFIREFLY_LISTENER_HOST='::'\n"
+      "FIREFLY_LISTENER_PORT=10600\nUDP_FIREFLY_DST='collector.example.org'\n",
+      "flowd.cfg");
+  EXPECT_TRUE(raw.warnings.empty()) << raw.warnings.front();
+  Config c = validate_config(raw);
+  ASSERT_EQ(c.plugins.size(), 1u);
+  EXPECT_EQ(c.plugins[0].section.get("host"), "::");
+  EXPECT_EQ(c.plugins[0].section.get_int("port"), 10600);
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ constexpr KeySpec kTestKeys[] = {
     {"fail", KeyType::kBool, "no", "throw from run()"},
 };
 
-std::atomic<int> plugins_created{0}, plugins_stopped{0}, backends_created{0}, events_handled{0};
+std::atomic<int> plugins_created{0}, plugins_stopped{0}, backends_created{0}, events_handled{0},
+    backends_reloaded{0};
 
 class TestPlugin : public Plugin {
  public:
@@ -46,6 +47,7 @@ class TestBackend : public Backend {
  public:
   TestBackend() { ++backends_created; }
   void handle(const FlowID&) override { ++events_handled; }
+  void reloaded() override { ++backends_reloaded; }
 };
 
 const PluginInfo kPlugin{"test", "test plugin", kTestKeys,
@@ -70,7 +72,8 @@ Config config(const std::string& setting, bool fail = false) {
                                       {"work_dir", KeyType::kString, "/nonexistent", ""},
                                       {"queue_size", KeyType::kInt, "16", "", {}, 1, 100}};
   c.core = section(kCore, {});
-  c.plugins.push_back({&kPlugin, section(kTestKeys, {{"setting", setting}, {"fail", fail ? "yes" : "no"}})});
+  c.plugins.push_back(
+      {&kPlugin, section(kTestKeys, {{"setting", setting}, {"fail", fail ? "yes" : "no"}})});
   c.backends.push_back({&kBackend, section(kTestKeys, {})});
   return c;
 }
@@ -83,7 +86,7 @@ bool readable(int fd, int ms) {
 class RuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    plugins_created = plugins_stopped = backends_created = events_handled = 0;
+    plugins_created = plugins_stopped = backends_created = events_handled = backends_reloaded = 0;
   }
   prometheus::Registry metrics;
   MetricsHub hub{metrics};
@@ -119,6 +122,8 @@ TEST_F(RuntimeTest, ReloadKeepsUnchangedComponentsAndRestartsChangedOnes) {
   EXPECT_EQ(plugins_created, 2) << "a changed plugin is restarted";
   EXPECT_EQ(plugins_stopped, 1);
   EXPECT_EQ(backends_created, 1) << "the unchanged backend keeps its queue";
+  EXPECT_EQ(backends_reloaded, 2)
+      << "a kept backend is told about each reload (udp_firefly re-discovers its IPs)";
   EXPECT_NE(rt.summary().find("plugins=test backends=test"), std::string::npos) << rt.summary();
 }
 

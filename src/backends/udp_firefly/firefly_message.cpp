@@ -40,11 +40,20 @@ std::string build_firefly(const FlowID& flow, const FireflyFields& f) {
                  R"("src-port": {}, "dst-port": {}}}, "context": {{"experiment-id": {}, "activity-id": {}, )"
                  R"("application": )",
                  flow.family() == AF_INET6 ? "ipv6" : "ipv4",
-                 f.src_override.empty() ? flow.src.to_string() : f.src_override, flow.dst.to_string(),
+                 f.src_override.empty() ? flow.src.to_string() : f.src_override,
+                 f.dst_override.empty() ? flow.dst.to_string() : f.dst_override,
                  to_string(flow.protocol), flow.src_port, flow.dst_port, flow.experiment, flow.activity);
   append_json_string(out, f.application);
   fmt::format_to(it, "}}}}");
   return fmt::to_string(out);
+}
+
+std::string build_relayed_firefly(std::string_view json, const FireflyFields& f) {
+  std::string out;
+  if (f.syslog_header)
+    out = fmt::format("<134>1 {} {} flowd - firefly-json - ", format_time_iso(f.now), f.hostname);
+  out.append(json);
+  return out;
 }
 
 }  // namespace flowd::udp_firefly

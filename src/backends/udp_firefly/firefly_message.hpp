@@ -16,8 +16,11 @@ struct FireflyFields {
   TimePoint now;
   TimePoint start_time;        // always present: the schema requires it
   std::string src_override;    // replaces flow-id.src-ip when non-empty
+  std::string dst_override;    // replaces flow-id.dst-ip when non-empty (public-IP discovery)
 };
 
 std::string build_firefly(const FlowID& flow, const FireflyFields& f);
+// A relayed firefly: our syslog header (if f.syslog_header) and the JSON exactly as it was received.
+std::string build_relayed_firefly(std::string_view json, const FireflyFields& f);
 
 }  // namespace flowd::udp_firefly

@@ -10,9 +10,11 @@
 
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <unordered_map>
 
 #include "backends/udp_firefly/firefly_message.hpp"
+#include "backends/udp_firefly/ip_discovery.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
 #include "flowd/event_queue.hpp"
@@ -30,6 +32,15 @@ constexpr KeySpec kKeys[] = {
     {"syslog_header", KeyType::kBool, "yes", "prefix the RFC 5424 syslog header (PRI 134, UTC time, host name, flowd, firefly-json)"},
     {"max_tracked_flows", KeyType::kInt, "100000",
      "start times remembered for end fireflies; beyond this the oldest are forgotten", {}, 1, 100000000},
+    {"ip_discovery", KeyType::kBool, "no",
+     "replace this host's internal address in fireflies by its public one (static mapping or STUN); "
+     "discovered at start and on reload", "IP_DISCOVERY_ENABLED"},
+    {"stun_servers", KeyType::kList, "stun.l.google.com:19302, stun.services.mozilla.org:3478",
+     "STUN servers (host[:port], default port 3478) asked in order for the public address"},
+    {"public_ip4", KeyType::kIPv4, "", "static public IPv4 address for ip_discovery (no STUN for IPv4)"},
+    {"public_ip6", KeyType::kIPv6, "", "static public IPv6 address for ip_discovery (no STUN for IPv6)"},
+    {"stun_timeout_ms", KeyType::kInt, "2000", "wait for each STUN answer", {}, 10, 60000},
+    {"stun_attempts", KeyType::kInt, "3", "STUN requests per server before trying the next", {}, 1, 10},
 };
 
 struct Destination {
@@ -48,6 +59,12 @@ class UdpFirefly final : public Backend {
         max_tracked_(static_cast<std::size_t>(cfg.get_int("max_tracked_flows"))),
         hostname_(ctx.hostname),
         log_(get_logger("backend.udp_firefly")) {
+    ip_discovery_ = cfg.get_bool("ip_discovery");
+    discovery_.stun_servers = cfg.get_list("stun_servers");
+    discovery_.public_ip4 = cfg.get("public_ip4");
+    discovery_.public_ip6 = cfg.get("public_ip6");
+    discovery_.timeout = std::chrono::milliseconds(cfg.get_int("stun_timeout_ms"));
+    discovery_.attempts = static_cast<int>(cfg.get_int("stun_attempts"));
     auto& sent = prometheus::BuildCounter()
                      .Name("flowd_fireflies_sent_total")
                      .Help("Fireflies sent, by destination (the flow's peer or the collector)")
@@ -80,6 +97,11 @@ class UdpFirefly final : public Backend {
     }
     log_->info("sending fireflies to each flow's destination port {}{}", port_,
                collector_text_.empty() ? "" : ", copies to " + collector_ep_.to_string());
+    if (ip_discovery_) discover();
+  }
+
+  void reloaded() override {
+    if (ip_discovery_) discover();
   }
 
   // One sendmmsg() per family per batch: the kernel's per-datagram cost stays, the syscalls go.
@@ -92,13 +114,23 @@ class UdpFirefly final : public Backend {
   }
 
   void handle(const FlowID& flow) override {
+    if (flow.firefly_json) {
+      relay(flow);
+      return;
+    }
     FireflyFields f;
     f.hostname = hostname_;
     f.application = "flowd-cpp v" FLOWD_VERSION;
     f.syslog_header = syslog_header_;
     f.now = Clock::now();
     f.start_time = remember_start(flow, f.now);
-    f.src_override = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_;
+    if (ip_discovery_) {
+      std::lock_guard lock(mapping_mu_);
+      if (auto p = mapping_.public_for(flow.src)) f.src_override = p->to_string();
+      if (auto p = mapping_.public_for(flow.dst)) f.dst_override = p->to_string();
+    }
+    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; !fixed.empty())
+      f.src_override = fixed;
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
     if (log_->should_log(spdlog::level::debug)) log_->debug("firefly {}", msg);
 
@@ -118,20 +150,42 @@ class UdpFirefly final : public Backend {
     }
     std::size_t index = pending_msgs_.size() - 1;
     pending_.push_back({index, d, false});
-    if (!collector_text_.empty()) {
-      if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
-        resolve_collector();
-      if (collector_)
-        pending_.push_back({index, *collector_, true});
-      else
-        errors_collector_->Increment();
-    }
+    if (!collector_text_.empty()) to_collector(index);
     if (pending_msgs_.size() >= kBatch) flush();
   }
 
   void stop() override { flush(); }
 
  private:
+  // Blocks for the STUN round trips; fireflies meanwhile use the previous mapping.
+  void discover() {
+    AddressMapping m = discover_addresses(discovery_, *log_);
+    std::lock_guard lock(mapping_mu_);
+    mapping_ = m;
+  }
+
+  void to_collector(std::size_t index) {
+    if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
+      resolve_collector();
+    if (collector_)
+      pending_.push_back({index, *collector_, true});
+    else
+      errors_collector_->Increment();
+  }
+
+  // A firefly received by the firefly plugin goes to the collector only, its fields unchanged: the
+  // flow's destination had it from the sender already, and may be this very host (a loop).
+  void relay(const FlowID& flow) {
+    if (collector_text_.empty()) return;
+    FireflyFields f;
+    f.hostname = hostname_;
+    f.syslog_header = syslog_header_;
+    f.now = Clock::now();
+    pending_msgs_.emplace_back(build_relayed_firefly(*flow.firefly_json, f));
+    to_collector(pending_msgs_.size() - 1);
+    if (pending_msgs_.size() >= kBatch) flush();
+  }
+
   // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
   // time the plugin gave, else the event's own time.
   TimePoint remember_start(const FlowID& flow, TimePoint now) {
@@ -257,6 +311,10 @@ class UdpFirefly final : public Backend {
   std::uint64_t seq_ = 0;
   prometheus::Counter *sent_flow_, *sent_collector_, *errors_flow_, *errors_collector_;
   LogLimiter limiter_;
+  bool ip_discovery_ = false;
+  IpDiscoveryOptions discovery_;
+  std::mutex mapping_mu_;
+  AddressMapping mapping_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<UdpFirefly>(cfg, ctx); }
