@@ -172,7 +172,7 @@ TEST(BadInput, SendErrorsAreCountedNotFatal) {
   auto f = d.rx4.receive();
   ASSERT_TRUE(f) << d.proc->log();
   EXPECT_EQ(src_ports({*f}), std::set<int>{7001});
-  std::string m = d.scrape();
+  std::string m = d.scrape_until("flowd_fireflies_sent_total{destination=\"flow\"}", 1);
   EXPECT_EQ(metric_value(m, "flowd_firefly_send_errors_total{destination=\"flow\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 1);
   EXPECT_NE(d.proc->log().find("sending a firefly failed: Permission denied"), std::string::npos) << d.proc->log();

@@ -2,6 +2,9 @@
 // A running flowd with np_api, udp_firefly and prometheus on private ports, for one test.
 #pragma once
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -47,6 +50,17 @@ class Daemon {
   }
 
   std::string scrape() const { return http_get(metrics_url()).value_or(""); }
+  // Scrapes until `series` reaches `want` (counters are updated just after the work they count, so a
+  // test that saw the work may scrape a moment too early) or `timeout` passes; returns the last scrape.
+  std::string scrape_until(const std::string& series, double want, std::chrono::milliseconds timeout = 5s) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string m = scrape();
+    while (metric_value(m, series).value_or(0) < want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+      m = scrape();
+    }
+    return m;
+  }
 
   TempDir dir;
   UdpReceiver rx4;

@@ -121,15 +121,6 @@ void send_from_exporters(int port, const std::string& payload, int n) {
   for (int fd : fds) close(fd);
 }
 
-double wait_metric(Daemon& d, const std::string& series, double want) {
-  double v = 0;
-  for (int i = 0; i < 300 && v < want; ++i) {
-    std::string m = d.scrape();
-    v = metric_value(m, series).value_or(0);
-    if (v < want) usleep(10000);
-  }
-  return v;
-}
 
 TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   // Two SO_REUSEPORT receive threads; 64 exporters each send one IPFIX message whose template and data
@@ -145,8 +136,8 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   ASSERT_EQ(run_shell("ss -Huan 'sport = :" + std::to_string(nf_port) + "' | wc -l", "", out), 0);
   EXPECT_EQ(std::stoi(out), 2) << "one socket per worker";
   send_from_exporters(nf_port, to_loopback(fixture("malformed/ipfix-flowlabel-scitags.bin")), 64);
-  EXPECT_EQ(wait_metric(d, "flowd_netflow_records_total{version=\"10\"}", 192), 192) << d.scrape();
-  std::string m = d.scrape();
+  std::string m = d.scrape_until("flowd_netflow_records_total{version=\"10\"}", 192);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 192) << m;
   EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 64);
   EXPECT_EQ(metric_value(m, "flowd_netflow_templates"), 64);
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
@@ -188,7 +179,8 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
   std::string want;
   ASSERT_EQ(run_flowd({"decode", "--apply-sampling", pcap}, want, err), 0) << err;
   std::size_t records = static_cast<std::size_t>(std::count(want.begin(), want.end(), '\n'));
-  EXPECT_EQ(wait_metric(d, "flowd_netflow_records_total{version=\"9\"}", static_cast<double>(records)),
+  EXPECT_EQ(metric_value(d.scrape_until("flowd_netflow_records_total{version=\"9\"}", static_cast<double>(records)),
+                         "flowd_netflow_records_total{version=\"9\"}"),
             static_cast<double>(records));
   EXPECT_EQ(d.stop(), 0);
   // Compare the counters record by record (times of receipt and exporter ports differ).
