@@ -142,6 +142,8 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   EXPECT_EQ(metric_value(m, "flowd_netflow_templates"), 64);
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
   // The same three flows from every exporter: three starts, not 192.
+  // Events are published after their datagram batch is decoded (and counted).
+  m = d.scrape_until("flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}", 3);
   EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}"), 3);
   EXPECT_EQ(d.stop(), 0);
   std::string dump = read_file(d.dir.file("records.json"));

@@ -24,6 +24,7 @@
 #include "collector/record_json.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
+#include "core/metrics_hub.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 
@@ -70,6 +71,36 @@ struct Worker {
   std::atomic<std::size_t> templates{0}, pending{0};
 };
 
+// flowd_netflow_templates and flowd_netflow_pending_records, summed over the workers when scraped:
+// each worker publishes its own counts, and a sum taken by one worker could be stale by the time
+// another's is newer.
+class NetflowGauges final : public prometheus::Collectable {
+ public:
+  explicit NetflowGauges(const std::vector<std::unique_ptr<Worker>>& workers) : workers_(workers) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    double t = 0, p = 0;
+    for (const auto& w : workers_) {
+      t += static_cast<double>(w->templates.load(std::memory_order_relaxed));
+      p += static_cast<double>(w->pending.load(std::memory_order_relaxed));
+    }
+    return {family("flowd_netflow_templates", "Templates known (UDP exporters and TCP sessions)", t),
+            family("flowd_netflow_pending_records", "Data sets held while their template is missing", p)};
+  }
+
+ private:
+  static prometheus::MetricFamily family(const char* name, const char* help, double v) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric m;
+    m.gauge.value = v;
+    f.metric.push_back(m);
+    return f;
+  }
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+};
+
 class NetflowPlugin final : public Plugin {
  public:
   NetflowPlugin(const Section& cfg, Context& ctx, const char* name)
@@ -79,7 +110,8 @@ class NetflowPlugin final : public Plugin {
         idle_(cfg.get_int("idle_timeout")),
         dump_path_(cfg.get("dump")),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
-        log_(get_logger("plugin.netflow")) {
+        log_(get_logger("plugin.netflow")),
+        hub_(ctx.hub) {
     limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
     limits_.apply_sampling = cfg.get_bool("apply_sampling");
     limits_.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
@@ -111,13 +143,13 @@ class NetflowPlugin final : public Plugin {
     }
     lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
                  .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
-    templates_ = &prometheus::BuildGauge().Name("flowd_netflow_templates")
-                      .Help("Templates known (UDP exporters and TCP sessions)").Register(m).Add({});
-    pending_ = &prometheus::BuildGauge().Name("flowd_netflow_pending_records")
-                    .Help("Data records held while their template is missing").Register(m).Add({});
+    hub_.add(&gauges_);
   }
 
-  ~NetflowPlugin() override { close_all(); }
+  ~NetflowPlugin() override {
+    hub_.remove(&gauges_);
+    close_all();
+  }
 
   void start() override {
     for (const auto& l : listen_)
@@ -199,16 +231,7 @@ class NetflowPlugin final : public Plugin {
           e.plugin = name_;
           out.publish(e);
         }
-        std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count();
-        if (main)  // TCP sessions belong to worker 0
-          for (auto& [sfd, s] : sockets_)
-            if (s.decoder) {
-              t += s.decoder->template_count();
-              p += s.decoder->pending_count();
-            }
-        w.templates.store(t, std::memory_order_relaxed);
-        w.pending.store(p, std::memory_order_relaxed);
-        update_gauges();
+        publish_counts(w);
       }
     }
     ::close(timer);
@@ -349,6 +372,7 @@ class NetflowPlugin final : public Plugin {
                       const collector::Exporter& from, TimePoint now) {
     w.records.clear();
     auto r = d.decode(bytes, from, now, w.records);
+    publish_counts(w);  // before the counters: whoever sees the records counted sees their templates
     const std::size_t v = version_slot(r.version);
     packet_counters_[v]->Increment();
     if (r.records) record_counters_[v]->Increment(static_cast<double>(r.records));
@@ -377,14 +401,17 @@ class NetflowPlugin final : public Plugin {
         .Increment();
   }
 
-  void update_gauges() {
-    std::size_t t = 0, p = 0;
-    for (const auto& w : workers_) {
-      t += w->templates.load(std::memory_order_relaxed);
-      p += w->pending.load(std::memory_order_relaxed);
-    }
-    templates_->Set(static_cast<double>(t));
-    pending_->Set(static_cast<double>(p));
+  // What the scrape-time gauges read. TCP sessions belong to worker 0.
+  void publish_counts(Worker& w) {
+    std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count();
+    if (&w == workers_.front().get())
+      for (auto& [fd, s] : sockets_)
+        if (s.decoder) {
+          t += s.decoder->template_count();
+          p += s.decoder->pending_count();
+        }
+    w.templates.store(t, std::memory_order_relaxed);
+    w.pending.store(p, std::memory_order_relaxed);
   }
 
   void close_all() {
@@ -405,6 +432,8 @@ class NetflowPlugin final : public Plugin {
   std::shared_ptr<spdlog::logger> log_;
   collector::DecoderLimits limits_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  MetricsHub& hub_;
+  NetflowGauges gauges_{workers_};
   std::vector<int> udp_fds_;  // every worker's UDP sockets, for closing
   std::mutex tracker_mu_;     // flows are shared: two exporters may report the same one
   std::optional<FlowTracker> tracker_;
@@ -424,7 +453,6 @@ class NetflowPlugin final : public Plugin {
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
   std::array<prometheus::Counter*, kVersions.size()> packet_counters_{}, record_counters_{};
   prometheus::Counter* lost_;
-  prometheus::Gauge *templates_, *pending_;
   LogLimiter limiter_;
 };
 
