@@ -7,14 +7,17 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
+#include "plugins/iperf/iperf_plugin.hpp"
 #include "plugins/netflow/netflow_plugin.hpp"
+#include "plugins/netlink/netlink_plugin.hpp"
+#include "plugins/netstat/netstat_plugin.hpp"
 #include "plugins/np_api/np_api.hpp"
 
 namespace flowd {
 namespace {
 
 constexpr KeySpec kCoreKeys[] = {
-    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow); several may run at once", "PLUGIN"},
+    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, netlink, netstat, iperf); several may run at once", "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
@@ -27,10 +30,13 @@ constexpr KeySpec kCoreKeys[] = {
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };
 
-const std::array<PluginInfo, 2>& plugins() {
-  static const std::array<PluginInfo, 2> table{
+const std::array<PluginInfo, 5>& plugins() {
+  static const std::array<PluginInfo, 5> table{
       np_api::plugin_info(),
       netflow::plugin_info(),
+      netlink_plugin::plugin_info(),
+      netstat::plugin_info(),
+      iperf::plugin_info(),
   };
   return table;
 }
@@ -50,14 +56,6 @@ struct Alias {
 constexpr Alias kBackendAliases[] = {{"udp-firefly", "udp_firefly"}, {"ebpf_el8", "ebpf"}, {"ebpf_el9", "ebpf"}};
 
 constexpr PendingLegacyKey kPending[] = {
-    {"NETSTAT_EXPERIMENT", "plugin netstat"},
-    {"NETSTAT_ACTIVITY", "plugin netstat"},
-    {"NETSTAT_INTERNAL_NETWORKS", "plugin netstat"},
-    {"NETSTAT_TIMEOUT", "plugin netstat"},
-    {"NETLINK_EXPERIMENT", "plugin netlink"},
-    {"NETLINK_ACTIVITY", "plugin netlink"},
-    {"NETLINK_INTERNAL_NETWORKS", "plugin netlink"},
-    {"NETLINK_TIMEOUT", "plugin netlink"},
     {"FIREFLY_LISTENER_HOST", "plugin firefly"},
     {"FIREFLY_LISTENER_PORT", "plugin firefly"},
     {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
