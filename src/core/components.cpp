@@ -59,8 +59,6 @@ constexpr PendingLegacyKey kPending[] = {
     {"FIREFLY_LISTENER_HOST", "plugin firefly"},
     {"FIREFLY_LISTENER_PORT", "plugin firefly"},
     {"IP_DISCOVERY_ENABLED", "public-IP discovery of backend udp_firefly"},
-    {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
-    {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
 };
 
 }  // namespace

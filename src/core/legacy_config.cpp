@@ -203,6 +203,8 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
   std::optional<std::string> prometheus_port;
   for (auto& [key, value] : assignments) {
     if (value.kind == PyValue::kNone) continue;
+    // The original reads this undocumented spelling too.
+    if (key == "UDP_FIREFLY_WITH_NETLINK") key = "UDP_FIREFLY_NETLINK";
     std::string ini_value = value.to_ini();
     if (key == "PROMETHEUS_SRV_PORT") {
       prometheus_port = ini_value;

@@ -154,6 +154,58 @@ bool SockDiag::dump(const DumpRequest& req, const SockVisitor& visit, std::strin
   return true;
 }
 
+bool SockDiag::lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
+                      std::uint16_t remote_port, SockEntry& entry, TcpDetails& details) {
+  if (local.family != remote.family) return false;
+  if (lookup_family(local.family, local, local_port, remote, remote_port, entry, details)) return true;
+  // An IPv4 connection may live on a dual-stack IPv6 socket, under its mapped address.
+  return local.is_v4() && lookup_family(AF_INET6, local, local_port, remote, remote_port, entry, details);
+}
+
+bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
+                             std::uint16_t remote_port, SockEntry& entry, TcpDetails& details) {
+  char out[256];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(out);
+  nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = ++seq_;
+  auto* r = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+  r->sdiag_family = static_cast<std::uint8_t>(family);
+  r->sdiag_protocol = IPPROTO_TCP;
+  r->idiag_states = ~0u;
+  r->idiag_ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) | (1 << (INET_DIAG_MEMINFO - 1)) |
+                 (1 << (INET_DIAG_SKMEMINFO - 1));
+  r->id.idiag_sport = htons(local_port);
+  r->id.idiag_dport = htons(remote_port);
+  r->id.idiag_cookie[0] = r->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  auto put = [&](__be32* words, const IpAddress& a) {
+    auto* b = reinterpret_cast<std::uint8_t*>(words);
+    if (family == AF_INET6 && a.is_v4()) {
+      b[10] = b[11] = 0xff;
+      std::memcpy(b + 12, a.bytes.data(), 4);
+    } else {
+      std::memcpy(b, a.bytes.data(), a.is_v4() ? 4 : 16);
+    }
+  };
+  put(r->id.idiag_src, local);
+  put(r->id.idiag_dst, remote);
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return false;
+  std::string why;
+  while (true) {
+    ssize_t n = mnl_socket_recvfrom(nl_, buf_.data(), buf_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    auto left = static_cast<int>(n);
+    const auto* msg = reinterpret_cast<const nlmsghdr*>(buf_.data());
+    for (; mnl_nlmsg_ok(msg, left); msg = mnl_nlmsg_next(msg, &left)) {
+      if (msg->nlmsg_seq != seq_) continue;  // a late answer to an earlier request
+      if (msg->nlmsg_type == NLMSG_ERROR) return false;  // ENOENT: no such socket
+      if (msg->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+        return parse_diag_message(msg, static_cast<std::size_t>(left), entry, &details, why);
+    }
+  }
+}
+
 bool SockDiag::dump_family(int family, const DumpRequest& req, const SockVisitor& visit, std::string& error) {
   char out[256];
   nlmsghdr* nlh = mnl_nlmsg_put_header(out);

@@ -83,11 +83,16 @@ class SockDiag {
   // One pass over every TCP socket of the namespace. False and `error` set on a netlink failure
   // (the sockets visited so far were visited).
   bool dump(const DumpRequest& req, const SockVisitor& visit, std::string& error);
+  // The one socket with this 4-tuple (local end first), with details. False when there is none.
+  bool lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote, std::uint16_t remote_port,
+              SockEntry& entry, TcpDetails& details);
   // Sockets visited by the last dump and messages that could not be parsed (skipped).
   std::size_t last_count() const { return count_; }
   std::size_t malformed() const { return malformed_; }
 
  private:
+  bool lookup_family(int family, const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
+                     std::uint16_t remote_port, SockEntry& entry, TcpDetails& details);
   bool dump_family(int family, const DumpRequest& req, const SockVisitor& visit, std::string& error);
   mnl_socket* nl_ = nullptr;
   unsigned port_id_ = 0;

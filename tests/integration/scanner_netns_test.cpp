@@ -242,6 +242,68 @@ TEST_F(ScannerNetns, NetlinkStartEndFilteringAdoptionAndTcpDetails) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
+  Fds fds;
+  int server;
+  {
+    NetnsScope in_b(net->b);
+    server = fds.add(tcp_listen("::", 5000));
+    ASSERT_GE(server, 0);
+  }
+  std::string cfg = config("netlink", "experiment = 2\nactivity = 9\nignore_private = no\ninterval = 1\n");
+  cfg.replace(cfg.find("collector = 127.0.0.1\n"), 22, "collector = 127.0.0.1\nnetlink = yes\nongoing_interval = 1\n");
+  start_flowd(cfg);
+  int port = 0, c;
+  {
+    NetnsScope in_a(net->a);
+    c = fds.add(tcp_connect(net->addr_b, 5000, &port));
+    ASSERT_GE(c, 0);
+  }
+  int peer = fds.add(::accept(server, nullptr, nullptr));
+  ASSERT_GE(peer, 0);
+  std::vector<nlohmann::json> got;
+  auto collect = [&](std::size_t n) {
+    for (const auto& d : rx->receive_many(n, 2500ms)) {
+      auto j = nlohmann::json::parse(d.substr(d.find('{')), nullptr, false);
+      if (!j.is_discarded() && j["flow-id"]["src-port"] == port) got.push_back(j);
+    }
+  };
+  collect(1);
+  ASSERT_FALSE(got.empty()) << proc->log();
+  auto start = got[0];
+  EXPECT_EQ(start["flow-lifecycle"]["state"], "start");
+  ASSERT_TRUE(start.contains("netlink")) << start.dump();
+  auto ss = ss_info(port);
+  EXPECT_EQ(start["netlink"]["src_port"], port);
+  EXPECT_EQ(start["netlink"]["dst"], net->addr_b);
+  EXPECT_EQ(start["netlink"]["tcp_info"]["state"], "established");
+  EXPECT_EQ(start["netlink"]["tcp_info"]["snd_mss"], std::stoi(ss["mss"]));
+  EXPECT_EQ(start["netlink"]["tcp_info"]["snd_cwnd"], std::stoi(ss["cwnd"]));
+  EXPECT_FALSE(start["netlink"]["cong_algo"].get<std::string>().empty());
+
+  // Data moves: ongoing fireflies carry the new byte counts, at about one per second.
+  const char data[5000] = {};
+  ASSERT_EQ(::send(c, data, sizeof data, 0), static_cast<ssize_t>(sizeof data));
+  char sink[sizeof data];
+  ASSERT_EQ(::recv(peer, sink, sizeof sink, MSG_WAITALL), static_cast<ssize_t>(sizeof sink));
+  got.clear();
+  collect(2);
+  ASSERT_GE(got.size(), 2u) << proc->log();
+  for (const auto& j : got) EXPECT_EQ(j["flow-lifecycle"]["state"], "ongoing");
+  EXPECT_EQ(got.back()["netlink"]["tcp_info"]["bytes_acked"], sizeof data + 1);
+  EXPECT_EQ(got.back()["flow-lifecycle"]["start-time"], start["flow-lifecycle"]["start-time"]);
+
+  ::close(c);
+  fds.fds.erase(std::find(fds.fds.begin(), fds.fds.end(), c));
+  got.clear();
+  for (int i = 0; i < 5 && (got.empty() || got.back()["flow-lifecycle"]["state"] != "end"); ++i) collect(1);
+  ASSERT_FALSE(got.empty());
+  auto end = got.back();
+  EXPECT_EQ(end["flow-lifecycle"]["state"], "end") << end.dump();
+  ASSERT_TRUE(end.contains("netlink"));
+  EXPECT_EQ(end["netlink"]["tcp_info"]["bytes_acked"], sizeof data + 1);
+}
+
 TEST_F(ScannerNetns, ReportExistingAndPrivateDestinations) {
   Fds fds;
   int c0_port = 0;

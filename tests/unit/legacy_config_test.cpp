@@ -160,7 +160,8 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/flowd/np"}}));
   // UDP_FIREFLY_IP4_SRC='' means unset and is left out.
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"collector", "collector.example.org"},
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"},
+                                                             {"collector", "collector.example.org"},
                                                              {"ip6_src", "2001:db8::1"},
                                                              {"port", "10515"}}));
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9100"}}));
@@ -169,18 +170,18 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
                                                          {"internal_networks", "192.168.0.0/16"}}));
 
   // Keys of components this build lacks: one warning each, nothing else.
-  for (std::string_view key : {"IP_DISCOVERY_ENABLED", "UDP_FIREFLY_NETLINK"}) {
+  for (std::string_view key : {"IP_DISCOVERY_ENABLED"}) {
     EXPECT_TRUE(any_warning_contains(raw, std::string(key) + " is for")) << key << "\n"
                                                                          << all_warnings(raw);
   }
-  EXPECT_EQ(raw.warnings.size(), 2u) << all_warnings(raw);
+  EXPECT_EQ(raw.warnings.size(), 1u) << all_warnings(raw);
 }
 
 TEST(ParseLegacy, SiteConfigValidates) {
   Config c = validate_config(parse_legacy(kSiteConfig, kPath));
   EXPECT_TRUE(c.legacy);
   // The NETSTAT_* keys of a file running np_api: kept, with a note that netstat does not run.
-  EXPECT_EQ(c.warnings.size(), 3u);
+  EXPECT_EQ(c.warnings.size(), 2u);
   EXPECT_NE(c.warnings.back().find("'netstat' is not in [flowd] plugins"), std::string::npos) << c.warnings.back();
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("path"), "/run/flowd/np");
@@ -246,8 +247,15 @@ TEST(ParseLegacy, ValueSyntax) {
             (Entries{{"plugins", "np_api"},
                      {"backends", "udp_firefly, prometheus"},
                      {"flow_map_api", "https://example.org/api.json#frag"}}));
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"port", "10514"}}));
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"port", "10514"}, {"netlink", "no"}}));
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/it's"}}));
+}
+
+TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
+  RawConfig raw = parse_legacy("PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath);
+  EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
+  EXPECT_EQ(entries_of(raw, "plugin.netlink"), (Entries{{"experiment", "cms"}}));
 }
 
 TEST(ParseLegacy, MultiLineLists) {
@@ -350,8 +358,10 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
                   "flow_map_api = https://www.scitags.org/api.json\n");
   expect_contains(ini, "\n[plugin.np_api]\npath = /run/flowd/np\n");
   expect_contains(ini,
-                  "\n[backend.udp_firefly]\ncollector = collector.example.org\n"
+                  "\n[backend.udp_firefly]\nnetlink = yes\ncollector = collector.example.org\n"
                   "ip6_src = 2001:db8::1\nport = 10515\n");
+  expect_contains(ini, "\n[plugin.netstat]\nexperiment = atlas\nactivity = default\n"
+                       "internal_networks = 192.168.0.0/16\n");
   expect_contains(ini, "\n[backend.prometheus]\nlisten = 0.0.0.0:9100\n");
   EXPECT_FALSE(looks_legacy(ini));
 

@@ -43,7 +43,9 @@ std::string build_firefly(const FlowID& flow, const FireflyFields& f) {
                  f.src_override.empty() ? flow.src.to_string() : f.src_override, flow.dst.to_string(),
                  to_string(flow.protocol), flow.src_port, flow.dst_port, flow.experiment, flow.activity);
   append_json_string(out, f.application);
-  fmt::format_to(it, "}}}}");
+  fmt::format_to(it, "}}");
+  if (!f.netlink.empty()) fmt::format_to(it, R"(, "netlink": {})", f.netlink);
+  fmt::format_to(it, "}}");
   return fmt::to_string(out);
 }
 

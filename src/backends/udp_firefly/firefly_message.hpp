@@ -16,6 +16,7 @@ struct FireflyFields {
   TimePoint now;
   TimePoint start_time;        // always present: the schema requires it
   std::string src_override;    // replaces flow-id.src-ip when non-empty
+  std::string netlink;         // a JSON object added as "netlink" when non-empty (tcp_enrichment.hpp)
 };
 
 std::string build_firefly(const FlowID& flow, const FireflyFields& f);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "backends/udp_firefly/firefly_message.hpp"
+#include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
 #include "flowd/event_queue.hpp"
@@ -30,6 +31,11 @@ constexpr KeySpec kKeys[] = {
     {"syslog_header", KeyType::kBool, "yes", "prefix the RFC 5424 syslog header (PRI 134, UTC time, host name, flowd, firefly-json)"},
     {"max_tracked_flows", KeyType::kInt, "100000",
      "start times remembered for end fireflies; beyond this the oldest are forgotten", {}, 1, 100000000},
+    {"netlink", KeyType::kBool, "no", "add a netlink section (the socket's tcp_info) to fireflies of TCP flows on this host",
+     "UDP_FIREFLY_NETLINK"},
+    {"ongoing_interval", KeyType::kInt, "0",
+     "with netlink = yes: seconds between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none", {},
+     0, 86400},
 };
 
 struct Destination {
@@ -48,6 +54,10 @@ class UdpFirefly final : public Backend {
         max_tracked_(static_cast<std::size_t>(cfg.get_int("max_tracked_flows"))),
         hostname_(ctx.hostname),
         log_(get_logger("backend.udp_firefly")) {
+    if (cfg.get_bool("netlink"))
+      enrich_.emplace(std::chrono::seconds(cfg.get_int("ongoing_interval")), max_tracked_);
+    else if (cfg.get_int("ongoing_interval") > 0)
+      throw ConfigError("[backend.udp_firefly] ongoing_interval: needs netlink = yes");
     auto& sent = prometheus::BuildCounter()
                      .Name("flowd_fireflies_sent_total")
                      .Help("Fireflies sent, by destination (the flow's peer or the collector)")
@@ -68,6 +78,7 @@ class UdpFirefly final : public Backend {
   }
 
   void start() override {
+    if (enrich_) enrich_->open();
     fd4_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd4_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_INET)");
     fd6_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -85,6 +96,7 @@ class UdpFirefly final : public Backend {
   // One sendmmsg() per family per batch: the kernel's per-datagram cost stays, the syscalls go.
   void run(std::stop_token stop, EventQueue& in) override {
     std::vector<FlowID> batch;
+    if (enrich_ && enrich_->ongoing_interval().count() > 0) return run_with_ongoing(stop, in);
     while (in.pop_batch(batch, kBatch, stop)) {
       for (const auto& f : batch) handle(f);
       flush();
@@ -99,6 +111,7 @@ class UdpFirefly final : public Backend {
     f.now = Clock::now();
     f.start_time = remember_start(flow, f.now);
     f.src_override = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_;
+    if (enrich_) f.netlink = enrich_->on_event(flow);
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
     if (log_->should_log(spdlog::level::debug)) log_->debug("firefly {}", msg);
 
@@ -132,6 +145,22 @@ class UdpFirefly final : public Backend {
   void stop() override { flush(); }
 
  private:
+  // As run(), and every ongoing_interval one sock_diag dump turns into ongoing fireflies.
+  void run_with_ongoing(std::stop_token stop, EventQueue& in) {
+    std::vector<FlowID> batch;
+    auto next = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
+    while (in.pop_batch_until(batch, kBatch, stop, next)) {
+      for (const auto& f : batch) handle(f);
+      if (std::chrono::steady_clock::now() >= next) {
+        batch.clear();
+        enrich_->ongoing_events(batch);
+        for (const auto& f : batch) handle(f);
+        next = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
+      }
+      flush();
+    }
+  }
+
   // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
   // time the plugin gave, else the event's own time.
   TimePoint remember_start(const FlowID& flow, TimePoint now) {
@@ -252,6 +281,7 @@ class UdpFirefly final : public Backend {
   std::string hostname_;
   std::shared_ptr<spdlog::logger> log_;
   int fd4_ = -1, fd6_ = -1;
+  std::optional<TcpEnrichment> enrich_;
   std::unordered_map<FlowKey, Tracked, FlowKeyHash> starts_;
   std::deque<std::pair<FlowKey, std::uint64_t>> order_;
   std::uint64_t seq_ = 0;
