@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "flowd/flow_id.hpp"
@@ -40,25 +39,34 @@ class ConnectionTracker {
   void observe(const Connection& c, TimePoint now, std::vector<FlowID>& out);
   void finish(TimePoint now, std::vector<FlowID>& out);
 
-  std::size_t tracked() const { return conns_.size(); }
+  std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
   bool first_scan_done() const { return scans_ > 0; }
 
  private:
   enum class Status : std::uint8_t { kPending, kStarted, kEnded, kIgnored, kAdopted };
+  enum class Slot : std::uint8_t { kEmpty, kUsed, kDeleted };
+  // One open-addressing slot: every poll looks up every connection of the host, so the table is flat
+  // (one cache miss per lookup) instead of node-based.
   struct Tracked {
-    std::uint32_t generation;
-    Status status;
+    FlowKey key;
+    std::uint32_t generation = 0;
+    Status status = Status::kPending;
+    Slot slot = Slot::kEmpty;
     Tag tag;
   };
-  FlowID event(const FlowKey& key, const Tracked& t, FlowState state, TimePoint now) const;
+  FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
+  // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
+  Tracked& find_or_insert(const FlowKey& key, bool& fresh);
+  void rehash(std::size_t capacity);
 
   ConnectionFilter filter_;
   bool report_existing_;
   Tagger tagger_;
   std::uint32_t scans_ = 0;
   std::size_t started_ = 0;
-  std::unordered_map<FlowKey, Tracked, FlowKeyHash> conns_;
+  std::vector<Tracked> slots_ = std::vector<Tracked>(64);
+  std::size_t used_ = 0, deleted_ = 0;
 };
 
 }  // namespace flowd::netlink

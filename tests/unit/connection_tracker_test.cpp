@@ -144,6 +144,36 @@ TEST(ConnectionTracker, TaggerDecidesAndMayRetry) {
   EXPECT_EQ(calls, 4) << "only the connection the tagger could not decide is asked again";
 }
 
+TEST(ConnectionTracker, ManyConnectionsComeAndGo) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  auto make = [](int i) {
+    Connection c = conn("2001:db8::1", static_cast<std::uint16_t>(1024 + i % 60000), "2001:db8::2",
+                        static_cast<std::uint16_t>(443 + i / 60000));
+    return c;
+  };
+  std::vector<Connection> all;
+  for (int i = 0; i < 20000; ++i) all.push_back(make(i));
+  EXPECT_EQ(scan(t, all).size(), 20000u);
+  EXPECT_TRUE(scan(t, all).empty()) << "a second scan of the same connections reports nothing";
+  EXPECT_EQ(t.tracked(), 20000u);
+  // Every other one goes, the rest stay; then new ones come (reusing freed slots).
+  std::vector<Connection> half;
+  for (int i = 0; i < 20000; i += 2) half.push_back(all[static_cast<std::size_t>(i)]);
+  auto ev = scan(t, half);
+  EXPECT_EQ(ev.size(), 10000u);
+  for (const auto& e : ev) EXPECT_EQ(e.state, FlowState::kEnd);
+  for (int i = 20000; i < 25000; ++i) half.push_back(make(i));
+  ev = scan(t, half);
+  EXPECT_EQ(ev.size(), 5000u);
+  for (const auto& e : ev) EXPECT_EQ(e.state, FlowState::kStart);
+  EXPECT_EQ(t.tracked(), 15000u);
+  EXPECT_EQ(t.started(), 15000u);
+  EXPECT_EQ(scan(t, {}).size(), 15000u);
+  EXPECT_EQ(t.tracked(), 0u);
+  EXPECT_EQ(scan(t, {all[0]}).size(), 1u) << "the table shrank and still works";
+}
+
 TEST(ConnectionFilter, PrivateMatchesPython) {
   for (const char* a : {"10.1.2.3", "127.0.0.1", "172.16.0.1", "192.168.0.1", "169.254.1.1", "198.18.0.1",
                         "198.19.255.1", "::1", "fd00::1", "fe80::1", "2001:db8::1"})
