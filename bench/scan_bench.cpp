@@ -2,9 +2,12 @@
 // Cost of one connection scan at 1k, 10k and 100k established TCP connections (needs root):
 //   flowd_scan_bench [--sizes 1000,10000,100000] [--rounds N]
 // A helper part opens the connections between two network namespaces it creates (client ends in
-// namespace A, accepted ends in B; RLIMIT_NOFILE raised), then in A, side by side on the same sockets:
-//   - flowd's netlink scan: one sock_diag dump (SockDiag) + the ConnectionTracker pass, steady state;
-//   - the same dump with tcp_info/cong/meminfo (what the per-flow metrics and ongoing fireflies use);
+// namespace A, accepted ends in B; RLIMIT_NOFILE raised), then in A, side by side on the same
+// sockets:
+//   - flowd's netlink scan: one sock_diag dump (SockDiag) + the ConnectionTracker pass, steady
+//   state;
+//   - the same dump with tcp_info/cong/meminfo (what the per-flow metrics and ongoing fireflies
+//   use);
 //   - flowd's netstat scan: /proc/net/tcp{,6} parsed + the tracker;
 //   - `ss -tin` (output to /dev/null), a fresh process per poll;
 //   - psutil.net_connections(kind="tcp") (Debian python3-psutil), timed inside one Python process.
@@ -21,12 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/format.h>
 #include <string>
 #include <vector>
 
@@ -41,11 +44,14 @@ using flowd::netlink::Connection;
 
 std::string ns_a, ns_b;
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+int sh(const std::string& cmd) {
+  return std::system(cmd.c_str());
+}
 
 void die(const std::string& what) {
   std::fprintf(stderr, "scan_bench: %s: %s\n", what.c_str(), std::strerror(errno));
-  if (!ns_a.empty()) sh("ip netns del " + ns_a + " 2>/dev/null; ip netns del " + ns_b + " 2>/dev/null");
+  if (!ns_a.empty())
+    sh("ip netns del " + ns_a + " 2>/dev/null; ip netns del " + ns_b + " 2>/dev/null");
   std::exit(1);
 }
 
@@ -66,9 +72,11 @@ struct Sample {
 
 Sample median(std::vector<Sample> v) {
   auto mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + mid, v.end(), [](auto& a, auto& b) { return a.wall_ms < b.wall_ms; });
+  std::nth_element(v.begin(), v.begin() + mid, v.end(),
+                   [](auto& a, auto& b) { return a.wall_ms < b.wall_ms; });
   Sample w = v[mid];
-  std::nth_element(v.begin(), v.begin() + mid, v.end(), [](auto& a, auto& b) { return a.cpu_ms < b.cpu_ms; });
+  std::nth_element(v.begin(), v.begin() + mid, v.end(),
+                   [](auto& a, auto& b) { return a.cpu_ms < b.cpu_ms; });
   w.cpu_ms = v[mid].cpu_ms;
   return w;
 }
@@ -112,7 +120,8 @@ Sample run_child(const std::vector<std::string>& args, std::string* output = nul
   if (output) {
     ::close(pipefd[1]);
     char buf[4096];
-    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;)
+      text.append(buf, static_cast<std::size_t>(n));
     ::close(pipefd[0]);
     *output = text;
   }
@@ -141,7 +150,8 @@ void open_connections(std::size_t n, std::size_t first, const std::vector<int>& 
       fds.push_back(c);
     }
     for (std::size_t i = 0; i < batch; ++i) {
-      int s = ::accept4(listeners[(first + done + i) % listeners.size()], nullptr, nullptr, SOCK_CLOEXEC);
+      int s = ::accept4(listeners[(first + done + i) % listeners.size()], nullptr, nullptr,
+                        SOCK_CLOEXEC);
       if (s < 0) die("accept");
       fds.push_back(s);
     }
@@ -230,7 +240,10 @@ int main(int argc, char** argv) {
     } else if (a == "--rounds" && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--sizes 1000,10000,100000] [--rounds N] [--netlink-only] [--shared-table]\n", argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--sizes 1000,10000,100000] [--rounds N] [--netlink-only] [--shared-table]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -248,26 +261,29 @@ int main(int argc, char** argv) {
   ns_a = "flowdsb" + tag + "a";
   ns_b = "flowdsb" + tag + "b";
   std::string va = "vsb" + tag + "a", vb = "vsb" + tag + "b";
-  // Each namespace gets its own established-hash table (net.ipv4.tcp_child_ehash_entries, read when a
-  // namespace is created; put back at once), so A's table holds A's sockets only, as a host's would.
-  // With the shared table every dump also walks B's sockets (and any other namespace's).
+  // Each namespace gets its own established-hash table (net.ipv4.tcp_child_ehash_entries, read when
+  // a namespace is created; put back at once), so A's table holds A's sockets only, as a host's
+  // would. With the shared table every dump also walks B's sockets (and any other namespace's).
   std::string old_ehash;
   if (FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_child_ehash_entries", "r")) {
     char buf[32] = {};
-    if (std::fgets(buf, sizeof buf, f)) old_ehash = std::string(buf).substr(0, std::strcspn(buf, "\n"));
+    if (std::fgets(buf, sizeof buf, f))
+      old_ehash = std::string(buf).substr(0, std::strcspn(buf, "\n"));
     std::fclose(f);
   }
   bool own_table = !old_ehash.empty() && !shared_table;
-  if (own_table && sh("sysctl -qw net.ipv4.tcp_child_ehash_entries=" + std::to_string(std::max<std::size_t>(max_n, 1024) * 2)) != 0)
+  if (own_table && sh("sysctl -qw net.ipv4.tcp_child_ehash_entries=" +
+                      std::to_string(std::max<std::size_t>(max_n, 1024) * 2)) != 0)
     die("sysctl tcp_child_ehash_entries");
   int created = sh("ip netns add " + ns_a + " && ip netns add " + ns_b);
   if (own_table) sh("sysctl -qw net.ipv4.tcp_child_ehash_entries=" + old_ehash);
   if (created != 0) die("ip netns add");
-  if (sh("set -e; ip link add " + va + " type veth peer name " +
-         vb + "; ip link set " + va + " netns " + ns_a + "; ip link set " + vb + " netns " + ns_b + "; ip -n " + ns_a +
-         " addr add 198.18.0.1/24 dev " + va + "; ip -n " + ns_b + " addr add 198.18.0.2/24 dev " + vb +
-         "; for n in " + ns_a + " " + ns_b + "; do ip -n $n link set lo up; done; ip -n " + ns_a + " link set " + va +
-         " up; ip -n " + ns_b + " link set " + vb + " up; ip netns exec " + ns_a +
+  if (sh("set -e; ip link add " + va + " type veth peer name " + vb + "; ip link set " + va +
+         " netns " + ns_a + "; ip link set " + vb + " netns " + ns_b + "; ip -n " + ns_a +
+         " addr add 198.18.0.1/24 dev " + va + "; ip -n " + ns_b + " addr add 198.18.0.2/24 dev " +
+         vb + "; for n in " + ns_a + " " + ns_b + "; do ip -n $n link set lo up; done; ip -n " +
+         ns_a + " link set " + va + " up; ip -n " + ns_b + " link set " + vb +
+         " up; ip netns exec " + ns_a +
          " sysctl -qw net.ipv4.ip_local_port_range='1024 65535'; ip netns exec " + ns_b +
          " sysctl -qw net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535") != 0)
     die("namespace set-up");
@@ -280,26 +296,32 @@ int main(int argc, char** argv) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(7000 + p));
     inet_pton(AF_INET, "198.18.0.2", &a.sin_addr);
-    if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 65535) != 0) die("listen");
+    if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 65535) != 0)
+      die("listen");
     listeners.push_back(l);
   }
   Helpers helpers;
   helpers.per_helper = std::max<std::size_t>(1000, (rl.rlim_cur - 64) / 2);
-  std::printf("| connections | flowd netlink scan | netlink dump with tcp_info | flowd netstat scan | `ss -tin` | psutil "
-              "`net_connections` | ss ÷ netlink | tracker memory |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| connections | flowd netlink scan | netlink dump with tcp_info | flowd netstat scan | `ss "
+      "-tin` | psutil "
+      "`net_connections` | ss ÷ netlink | tracker memory |\n|---|---|---|---|---|---|---|---|\n");
   std::sort(sizes.begin(), sizes.end());
   for (std::size_t n : sizes) {
     auto t_open = Clock::now();
     helpers.grow_to(n, listeners);
     std::fprintf(stderr, "%zu connections open (%.1f s, %zu helper processes)\n", n,
-                 std::chrono::duration<double>(Clock::now() - t_open).count(), helpers.procs.size());
+                 std::chrono::duration<double>(Clock::now() - t_open).count(),
+                 helpers.procs.size());
     enter(ns_a);
     int r = rounds ? rounds : (n >= 100000 ? 7 : 15);
     flowd::netlink::SockDiag diag;
     std::string error;
     flowd::netlink::ConnectionFilter filter;
     filter.ignore_private = false;
-    auto tagger = [](const Connection&, bool&) { return std::optional<flowd::netlink::Tag>(flowd::netlink::Tag{2, 9}); };
+    auto tagger = [](const Connection&, bool&) {
+      return std::optional<flowd::netlink::Tag>(flowd::netlink::Tag{2, 9});
+    };
 
     // The tracker's heap per connection, and the steady-state scan (every connection known).
     std::vector<flowd::FlowID> events;
@@ -330,7 +352,8 @@ int main(int argc, char** argv) {
     netlink_scan();
     struct mallinfo2 m1 = mallinfo2();
     // Small blocks (uordblks) and mmap()ed ones (hblkhd: the tracker's table once it is large).
-    double per_flow = (static_cast<double>(m1.uordblks + m1.hblkhd) - static_cast<double>(m0.uordblks + m0.hblkhd)) /
+    double per_flow = (static_cast<double>(m1.uordblks + m1.hblkhd) -
+                       static_cast<double>(m0.uordblks + m0.hblkhd)) /
                       static_cast<double>(tracker.tracked());
     if (seen < n) die(fmt::format("netlink scan saw {} of {} connections", seen, n));
     Sample nl = measure_inproc(r, netlink_scan);
@@ -342,8 +365,10 @@ int main(int argc, char** argv) {
       auto nothing = [](const flowd::netlink::SockEntry&, const flowd::netlink::TcpDetails*) {};
       Sample s4 = measure_inproc(r, [&] { diag.dump(v4, nothing, error); });
       Sample s6 = measure_inproc(r, [&] { diag.dump(v6, nothing, error); });
-      std::printf("| %zu | %.2f ms (%.2f ms CPU); IPv4 dump only %.2f ms, IPv6 dump only %.2f ms | | | | | | %.0f B/flow |\n",
-                  n, nl.wall_ms, nl.cpu_ms, s4.wall_ms, s6.wall_ms, per_flow);
+      std::printf(
+          "| %zu | %.2f ms (%.2f ms CPU); IPv4 dump only %.2f ms, IPv6 dump only %.2f ms | | | | | "
+          "| %.0f B/flow |\n",
+          n, nl.wall_ms, nl.cpu_ms, s4.wall_ms, s6.wall_ms, per_flow);
       continue;
     }
 
@@ -352,8 +377,12 @@ int main(int argc, char** argv) {
     std::size_t with_info = 0;
     Sample nl_full = measure_inproc(r, [&] {
       with_info = 0;
-      diag.dump(full, [&](const flowd::netlink::SockEntry&, const flowd::netlink::TcpDetails* d) { with_info += d != nullptr; },
-                error);
+      diag.dump(
+          full,
+          [&](const flowd::netlink::SockEntry&, const flowd::netlink::TcpDetails* d) {
+            with_info += d != nullptr;
+          },
+          error);
     });
     if (with_info < n) die("dump with details missed connections");
 
@@ -373,7 +402,8 @@ int main(int argc, char** argv) {
             header = false;
             continue;
           }
-          if (flowd::netstat::parse_proc_net_tcp_line(std::string_view(line, static_cast<std::size_t>(len) - 1), c) ==
+          if (flowd::netstat::parse_proc_net_tcp_line(
+                  std::string_view(line, static_cast<std::size_t>(len) - 1), c) ==
               flowd::netstat::ProcLineError::kNone)
             tracker2.observe(c, now, events);
         }
@@ -395,10 +425,12 @@ int main(int argc, char** argv) {
     std::size_t py_n = 0;
     std::sscanf(py_out.c_str(), "%lf %lf %zu", &py_wall, &py_cpu, &py_n);
 
-    auto cell = [](const Sample& s) { return fmt::format("{:.2f} ms ({:.2f} ms CPU)", s.wall_ms, s.cpu_ms); };
-    std::printf("| %zu | %s | %s | %s | %s | %.1f ms (%.1f ms CPU) | %.1f× | %.0f B/flow |\n", n, cell(nl).c_str(),
-                cell(nl_full).c_str(), cell(ns).c_str(), cell(ss).c_str(), py_wall, py_cpu, ss.wall_ms / nl.wall_ms,
-                per_flow);
+    auto cell = [](const Sample& s) {
+      return fmt::format("{:.2f} ms ({:.2f} ms CPU)", s.wall_ms, s.cpu_ms);
+    };
+    std::printf("| %zu | %s | %s | %s | %s | %.1f ms (%.1f ms CPU) | %.1f× | %.0f B/flow |\n", n,
+                cell(nl).c_str(), cell(nl_full).c_str(), cell(ns).c_str(), cell(ss).c_str(),
+                py_wall, py_cpu, ss.wall_ms / nl.wall_ms, per_flow);
     std::fflush(stdout);
   }
   for (int fd : listeners) ::close(fd);

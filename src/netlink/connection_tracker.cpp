@@ -7,10 +7,11 @@ namespace flowd::netlink {
 
 ConnectionTracker::Tracked& ConnectionTracker::find_or_insert(const FlowKey& key, bool& fresh) {
   // Keep live + deleted slots under 3/4 of the table so probes stay short.
-  if ((used_ + deleted_ + 1) * 4 > slots_.size() * 3) rehash(used_ * 4 > slots_.size() ? slots_.size() * 2 : slots_.size());
+  if ((used_ + deleted_ + 1) * 4 > slots_.size() * 3)
+    rehash(used_ * 4 > slots_.size() ? slots_.size() * 2 : slots_.size());
   std::size_t mask = slots_.size() - 1;
   Tracked* reuse = nullptr;
-  for (std::size_t i = FlowKeyHash{}(key) & mask;; i = (i + 1) & mask) {
+  for (std::size_t i = FlowKeyHash{}(key)&mask;; i = (i + 1) & mask) {
     Tracked& t = slots_[i];
     if (t.slot == Slot::kEmpty) {
       Tracked& dest = reuse ? *reuse : t;
@@ -68,7 +69,8 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
       t.status = Status::kIgnored;
       return;
     }
-    // Connections older than flowd: their start was long ago, so the original keeps quiet about them.
+    // Connections older than flowd: their start was long ago, so the original keeps quiet about
+    // them.
     if (scans_ == 0 && !report_existing_) {
       t.status = Status::kAdopted;
       return;
@@ -116,7 +118,8 @@ void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
     ++deleted_;
   }
   // A table that grew for a burst shrinks back once the connections are gone.
-  if (slots_.size() > 64 && used_ * 8 < slots_.size()) rehash(std::max<std::size_t>(64, slots_.size() / 4));
+  if (slots_.size() > 64 && used_ * 8 < slots_.size())
+    rehash(std::max<std::size_t>(64, slots_.size() / 4));
 }
 
 }  // namespace flowd::netlink

@@ -27,7 +27,8 @@ struct Tag {
 };
 
 // Chooses the tag of a connection that is starting; nullopt: the connection is not reported, unless
-// the tagger sets `retry` (it cannot decide yet, e.g. the socket has no owner yet): asked again next scan.
+// the tagger sets `retry` (it cannot decide yet, e.g. the socket has no owner yet): asked again
+// next scan.
 using Tagger = std::function<std::optional<Tag>(const Connection&, bool& retry)>;
 
 class ConnectionTracker {
@@ -46,8 +47,8 @@ class ConnectionTracker {
  private:
   enum class Status : std::uint8_t { kPending, kStarted, kEnded, kIgnored, kAdopted };
   enum class Slot : std::uint8_t { kEmpty, kUsed, kDeleted };
-  // One open-addressing slot: every poll looks up every connection of the host, so the table is flat
-  // (one cache miss per lookup) instead of node-based.
+  // One open-addressing slot: every poll looks up every connection of the host, so the table is
+  // flat (one cache miss per lookup) instead of node-based.
   struct Tracked {
     FlowKey key;
     std::uint32_t generation = 0;

@@ -41,10 +41,9 @@ IpAddress address_of(int family, const __be32* words) {
 }  // namespace
 
 const char* tcp_state_name(std::uint8_t state) {
-  static constexpr const char* kNames[] = {"unknown",  "established", "syn-sent",   "syn-recv",
-                                           "fin-wait-1", "fin-wait-2", "time-wait", "close",
-                                           "close-wait", "last-ack",  "listen",     "closing",
-                                           "new-syn-recv"};
+  static constexpr const char* kNames[] = {
+      "unknown", "established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2",  "time-wait",
+      "close",   "close-wait",  "last-ack", "listen",   "closing",    "new-syn-recv"};
   return state < std::size(kNames) ? kNames[state] : "unknown";
 }
 
@@ -63,7 +62,8 @@ bool is_closing_state(std::uint8_t state) {
   }
 }
 
-bool parse_diag_message(const nlmsghdr* nlh, std::size_t len, SockEntry& e, TcpDetails* d, std::string& error) {
+bool parse_diag_message(const nlmsghdr* nlh, std::size_t len, SockEntry& e, TcpDetails* d,
+                        std::string& error) {
   if (len < sizeof(nlmsghdr) || nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > len) {
     error = "truncated netlink message";
     return false;
@@ -133,7 +133,8 @@ bool parse_diag_message(const nlmsghdr* nlh, std::size_t len, SockEntry& e, TcpD
 
 SockDiag::SockDiag() : buf_(kBufferSize) {
   nl_ = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
-  if (!nl_) throw std::system_error(errno, std::generic_category(), "netlink socket (NETLINK_SOCK_DIAG)");
+  if (!nl_)
+    throw std::system_error(errno, std::generic_category(), "netlink socket (NETLINK_SOCK_DIAG)");
   if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) {
     int err = errno;
     mnl_socket_close(nl_);
@@ -160,24 +161,28 @@ bool SockDiag::dump(const DumpRequest& req, const SockVisitor& visit, std::strin
 bool SockDiag::lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
                       std::uint16_t remote_port, SockEntry& entry, TcpDetails& details) {
   if (local.family != remote.family) return false;
-  if (lookup_family(local.family, local, local_port, remote, remote_port, entry, details)) return true;
+  if (lookup_family(local.family, local, local_port, remote, remote_port, entry, details))
+    return true;
   // An IPv4 connection may live on a dual-stack IPv6 socket, under its mapped address.
-  return local.is_v4() && lookup_family(AF_INET6, local, local_port, remote, remote_port, entry, details);
+  return local.is_v4() &&
+         lookup_family(AF_INET6, local, local_port, remote, remote_port, entry, details);
 }
 
-bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
-                             std::uint16_t remote_port, SockEntry& entry, TcpDetails& details) {
+bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t local_port,
+                             const IpAddress& remote, std::uint16_t remote_port, SockEntry& entry,
+                             TcpDetails& details) {
   char out[256];
   nlmsghdr* nlh = mnl_nlmsg_put_header(out);
   nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
   nlh->nlmsg_flags = NLM_F_REQUEST;
   nlh->nlmsg_seq = ++seq_;
-  auto* r = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+  auto* r =
+      static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
   r->sdiag_family = static_cast<std::uint8_t>(family);
   r->sdiag_protocol = IPPROTO_TCP;
   r->idiag_states = ~0u;
-  r->idiag_ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) | (1 << (INET_DIAG_MEMINFO - 1)) |
-                 (1 << (INET_DIAG_SKMEMINFO - 1));
+  r->idiag_ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) |
+                 (1 << (INET_DIAG_MEMINFO - 1)) | (1 << (INET_DIAG_SKMEMINFO - 1));
   r->id.idiag_sport = htons(local_port);
   r->id.idiag_dport = htons(remote_port);
   r->id.idiag_cookie[0] = r->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
@@ -201,7 +206,7 @@ bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t l
     auto left = static_cast<int>(n);
     const auto* msg = reinterpret_cast<const nlmsghdr*>(buf_.data());
     for (; mnl_nlmsg_ok(msg, left); msg = mnl_nlmsg_next(msg, &left)) {
-      if (msg->nlmsg_seq != seq_) continue;  // a late answer to an earlier request
+      if (msg->nlmsg_seq != seq_) continue;              // a late answer to an earlier request
       if (msg->nlmsg_type == NLMSG_ERROR) return false;  // ENOENT: no such socket
       if (msg->nlmsg_type == SOCK_DIAG_BY_FAMILY)
         return parse_diag_message(msg, static_cast<std::size_t>(left), entry, &details, why);
@@ -209,15 +214,16 @@ bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t l
   }
 }
 
-bool SockDiag::dump_family(int family, const DumpRequest& req, const SockVisitor& visit, std::string& error) {
+bool SockDiag::dump_family(int family, const DumpRequest& req, const SockVisitor& visit,
+                           std::string& error) {
   char out[256];
   nlmsghdr* nlh = mnl_nlmsg_put_header(out);
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   nlh->nlmsg_seq = ++seq_;
   std::uint8_t ext = 0;
   if (req.details)
-    ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) | (1 << (INET_DIAG_MEMINFO - 1)) |
-          (1 << (INET_DIAG_SKMEMINFO - 1));
+    ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) |
+          (1 << (INET_DIAG_MEMINFO - 1)) | (1 << (INET_DIAG_SKMEMINFO - 1));
   if (family == AF_UNSPEC) {
     nlh->nlmsg_type = TCPDIAG_GETSOCK;
     auto* r = static_cast<inet_diag_req*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req)));
@@ -226,7 +232,8 @@ bool SockDiag::dump_family(int family, const DumpRequest& req, const SockVisitor
     r->idiag_states = req.states;
   } else {
     nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    auto* r = static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
+    auto* r =
+        static_cast<inet_diag_req_v2*>(mnl_nlmsg_put_extra_header(nlh, sizeof(inet_diag_req_v2)));
     r->sdiag_family = static_cast<std::uint8_t>(family);
     r->sdiag_protocol = IPPROTO_TCP;
     r->idiag_states = req.states;
@@ -258,7 +265,8 @@ bool SockDiag::dump_family(int family, const DumpRequest& req, const SockVisitor
         error = std::string("sock_diag: ") + std::strerror(-err->error);
         return false;
       } else if (msg->nlmsg_type == SOCK_DIAG_BY_FAMILY || msg->nlmsg_type == TCPDIAG_GETSOCK) {
-        if (parse_diag_message(msg, static_cast<std::size_t>(left), entry, req.details ? &details : nullptr, why)) {
+        if (parse_diag_message(msg, static_cast<std::size_t>(left), entry,
+                               req.details ? &details : nullptr, why)) {
           ++count_;
           visit(entry, req.details && (details.info_len || details.has_skmem) ? &details : nullptr);
         } else {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // TCP sockets of this network namespace through sock_diag (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY
-// over libmnl): one dump of IPv4 and IPv6 per call, optionally with tcp_info, congestion control and
-// memory counters. Shared by the netlink/iperf plugins, the per-flow Prometheus metrics and firefly
-// enrichment. One SockDiag per thread: it owns a netlink socket and a receive buffer, no locking.
+// over libmnl): one dump of IPv4 and IPv6 per call, optionally with tcp_info, congestion control
+// and memory counters. Shared by the netlink/iperf plugins, the per-flow Prometheus metrics and
+// firefly enrichment. One SockDiag per thread: it owns a netlink socket and a receive buffer, no
+// locking.
 #pragma once
 
 #include <linux/tcp.h>
@@ -51,9 +52,9 @@ struct SockEntry {
 
 // Extensions (only for full sockets: TIME_WAIT and request sockets have none).
 struct TcpDetails {
-  tcp_info info{};              // zero beyond the length the kernel sent
-  std::uint32_t info_len = 0;   // 0: no INET_DIAG_INFO
-  char congestion[16] = {};     // INET_DIAG_CONG, NUL-terminated
+  tcp_info info{};                // zero beyond the length the kernel sent
+  std::uint32_t info_len = 0;     // 0: no INET_DIAG_INFO
+  char congestion[16] = {};       // INET_DIAG_CONG, NUL-terminated
   std::uint32_t meminfo[4] = {};  // INET_DIAG_MEMINFO: rmem, wmem, fmem, tmem
   std::uint32_t skmem[9] = {};    // INET_DIAG_SKMEMINFO (SK_MEMINFO_*), as `ss -m` shows
   bool has_meminfo = false, has_skmem = false;
@@ -65,7 +66,8 @@ struct DumpRequest {
   bool ipv4 = true, ipv6 = true;
 };
 
-// Called once per socket; `details` is null without DumpRequest::details or for sockets without them.
+// Called once per socket; `details` is null without DumpRequest::details or for sockets without
+// them.
 using SockVisitor = std::function<void(const SockEntry&, const TcpDetails* details)>;
 
 // Parses one SOCK_DIAG_BY_FAMILY answer message (header included, `len` bytes available).
@@ -84,16 +86,18 @@ class SockDiag {
   // (the sockets visited so far were visited).
   bool dump(const DumpRequest& req, const SockVisitor& visit, std::string& error);
   // The one socket with this 4-tuple (local end first), with details. False when there is none.
-  bool lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote, std::uint16_t remote_port,
-              SockEntry& entry, TcpDetails& details);
+  bool lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
+              std::uint16_t remote_port, SockEntry& entry, TcpDetails& details);
   // Sockets visited by the last dump and messages that could not be parsed (skipped).
   std::size_t last_count() const { return count_; }
   std::size_t malformed() const { return malformed_; }
 
  private:
-  bool lookup_family(int family, const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
-                     std::uint16_t remote_port, SockEntry& entry, TcpDetails& details);
-  bool dump_family(int family, const DumpRequest& req, const SockVisitor& visit, std::string& error);
+  bool lookup_family(int family, const IpAddress& local, std::uint16_t local_port,
+                     const IpAddress& remote, std::uint16_t remote_port, SockEntry& entry,
+                     TcpDetails& details);
+  bool dump_family(int family, const DumpRequest& req, const SockVisitor& visit,
+                   std::string& error);
   mnl_socket* nl_ = nullptr;
   unsigned port_id_ = 0;
   unsigned seq_ = 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The per-flow `flow_tcp_*` series of the Python original (whose names follow `ss -tinm` keys), read
-// from tcp_info instead of ss output. Times are in milliseconds and rates in bits per second, as ss
-// prints them; names with bytes/segs/retrans are counters (`_total`), the rest gauges.
+// The per-flow `flow_tcp_*` series of the Python original (whose names follow `ss -tinm` keys),
+// read from tcp_info instead of ss output. Times are in milliseconds and rates in bits per second,
+// as ss prints them; names with bytes/segs/retrans are counters (`_total`), the rest gauges.
 #pragma once
 
 #include <optional>

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     flowd::netlink::TcpDetails d;
     std::string error;
     if (size - 1 >= sizeof(nlmsghdr)) {
-      bool ok = flowd::netlink::parse_diag_message(reinterpret_cast<const nlmsghdr*>(buf.data()), size - 1, e, &d, error);
+      bool ok = flowd::netlink::parse_diag_message(reinterpret_cast<const nlmsghdr*>(buf.data()),
+                                                   size - 1, e, &d, error);
       if (ok && d.info_len > sizeof(tcp_info)) __builtin_trap();
       if (!ok && error.empty()) __builtin_trap();
     }
@@ -34,7 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto nl = text.find('\n');
     auto line = text.substr(0, nl);
     auto err = flowd::netstat::parse_proc_net_tcp_line(line, c);
-    if (err == flowd::netstat::ProcLineError::kNone && (c.state == 0 || c.state > 12)) __builtin_trap();
+    if (err == flowd::netstat::ProcLineError::kNone && (c.state == 0 || c.state > 12))
+      __builtin_trap();
     if (flowd::netstat::to_string(err).empty()) __builtin_trap();
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
   }

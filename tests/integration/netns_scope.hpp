@@ -23,7 +23,8 @@ class NetnsScope {
     int fd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
     if (home_ < 0 || fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
       if (fd >= 0) ::close(fd);
-      throw std::runtime_error("cannot enter network namespace " + ns + ": " + std::strerror(errno));
+      throw std::runtime_error("cannot enter network namespace " + ns + ": " +
+                               std::strerror(errno));
     }
     ::close(fd);
   }

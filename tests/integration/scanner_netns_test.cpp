@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// privileged: the connection scanners (netlink, netstat, iperf) on real TCP connections in a network
-// namespace the test creates; events observed as fireflies, TCP details compared with `ss -tin`, the
-// per-flow flow_tcp_* series scraped and checked with promtool.
+// privileged: the connection scanners (netlink, netstat, iperf) on real TCP connections in a
+// network namespace the test creates; events observed as fireflies, TCP details compared with `ss
+// -tin`, the per-flow flow_tcp_* series scraped and checked with promtool.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <set>
@@ -60,10 +60,11 @@ class ScannerNetns : public ::testing::Test {
     std::string out;
     // IPv4 beside the pair's ULA; 198.19/16 and fd00:f10e::/64 play the "internal" networks.
     const std::string a = "ip -n " + net->a + " addr add ", b = "ip -n " + net->b + " addr add ";
-    ASSERT_EQ(run_shell("set -e; " + a + "198.18.0.1/24 dev " + net->veth_a + "; " + b + "198.18.0.2/24 dev " +
-                            net->veth_b + "; " + a + "198.19.0.1/24 dev " + net->veth_a + "; " + b +
-                            "198.19.0.2/24 dev " + net->veth_b + "; " + a + "fd00:f10e::1/64 dev " + net->veth_a +
-                            " nodad; " + b + "fd00:f10e::2/64 dev " + net->veth_b + " nodad",
+    ASSERT_EQ(run_shell("set -e; " + a + "198.18.0.1/24 dev " + net->veth_a + "; " + b +
+                            "198.18.0.2/24 dev " + net->veth_b + "; " + a + "198.19.0.1/24 dev " +
+                            net->veth_a + "; " + b + "198.19.0.2/24 dev " + net->veth_b + "; " + a +
+                            "fd00:f10e::1/64 dev " + net->veth_a + " nodad; " + b +
+                            "fd00:f10e::2/64 dev " + net->veth_b + " nodad",
                         "", out),
               0)
         << out;
@@ -79,24 +80,30 @@ class ScannerNetns : public ::testing::Test {
     }
   }
 
-  std::string config(const std::string& plugin, const std::string& keys, const std::string& prom_extra = "") const {
-    return "[flowd]\nplugins = " + plugin + "\nbackends = udp_firefly, prometheus\nwork_dir = " + dir.file("cache") +
-           "\n[plugin." + plugin + "]\n" + keys + "\n[backend.udp_firefly]\nport = " + std::to_string(rx->port()) +
+  std::string config(const std::string& plugin, const std::string& keys,
+                     const std::string& prom_extra = "") const {
+    return "[flowd]\nplugins = " + plugin +
+           "\nbackends = udp_firefly, prometheus\nwork_dir = " + dir.file("cache") + "\n[plugin." +
+           plugin + "]\n" + keys + "\n[backend.udp_firefly]\nport = " + std::to_string(rx->port()) +
            "\ncollector = 127.0.0.1\n[backend.prometheus]\nlisten = 127.0.0.1:9977\n" + prom_extra;
   }
 
-  // Starts flowd inside namespace a and waits until its first scan is done (later connections are new).
+  // Starts flowd inside namespace a and waits until its first scan is done (later connections are
+  // new).
   void start_flowd(const std::string& cfg) {
     proc.reset();
     dir.write("flowd.cfg", cfg);
     ::unlink(dir.file("flowd.log").c_str());
     notify.reset();
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
-    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", dir.file("flowd.cfg")}, dir.file("flowd.log"),
-                                          notify->path(), std::vector<std::string>{},
-                                          std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", net->a});
+    proc = std::make_unique<FlowdProcess>(
+        std::vector<std::string>{"-c", dir.file("flowd.cfg")}, dir.file("flowd.log"),
+        notify->path(), std::vector<std::string>{},
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", net->a});
     ASSERT_TRUE(notify->wait_for("READY=1")) << proc->log();
-    for (int i = 0; i < 300 && proc->log().find("scanning TCP connections") == std::string::npos; ++i) usleep(10000);
+    for (int i = 0; i < 300 && proc->log().find("scanning TCP connections") == std::string::npos;
+         ++i)
+      usleep(10000);
     ASSERT_NE(proc->log().find("scanning TCP connections"), std::string::npos) << proc->log();
   }
 
@@ -116,11 +123,13 @@ class ScannerNetns : public ::testing::Test {
   // One `ss -tinH` line pair for the socket with local port `port` in namespace a, as key -> value.
   std::map<std::string, std::string> ss_info(int port) const {
     std::string out;
-    net->exec(net->a, "ss -tinH state established '( sport = :" + std::to_string(port) + " )'", out);
+    net->exec(net->a, "ss -tinH state established '( sport = :" + std::to_string(port) + " )'",
+              out);
     std::map<std::string, std::string> kv;
     std::istringstream in(out);
     for (std::string tok; in >> tok;)
-      if (auto c = tok.find(':'); c != std::string::npos && c > 0 && tok.find('[') == std::string::npos)
+      if (auto c = tok.find(':');
+          c != std::string::npos && c > 0 && tok.find('[') == std::string::npos)
         kv[tok.substr(0, c)] = tok.substr(c + 1);
     return kv;
   }
@@ -199,15 +208,18 @@ TEST_F(ScannerNetns, NetlinkStartEndFilteringAdoptionAndTcpDetails) {
   EXPECT_FALSE(by_port.contains(c0_port) || by_port.contains(c3_port) || by_port.contains(c4_port));
 
   // tcp_info in the per-flow series equals what ss reads for the same socket.
-  std::string series_labels = "{src=\"198.18.0.1\",dst=\"198.18.0.2\",exp=\"atlas\",act=\"Debug\",flow=\"" +
-                              std::to_string(c1_port) + ":5000\"}";
+  std::string series_labels =
+      "{src=\"198.18.0.1\",dst=\"198.18.0.2\",exp=\"atlas\",act=\"Debug\",flow=\"" +
+      std::to_string(c1_port) + ":5000\"}";
   std::string m = scrape();
   auto ss = ss_info(c1_port);
   ASSERT_TRUE(ss.contains("mss")) << "ss output unexpected";
   EXPECT_EQ(metric_value(m, "flow_tcp_mss" + series_labels), std::stod(ss["mss"])) << m;
   EXPECT_EQ(metric_value(m, "flow_tcp_cwnd" + series_labels), std::stod(ss["cwnd"]));
-  EXPECT_EQ(metric_value(m, "flow_tcp_bytes_acked_total" + series_labels), std::stod(ss["bytes_acked"]));
-  EXPECT_EQ(metric_value(m, "flow_tcp_bytes_sent_total" + series_labels), std::stod(ss["bytes_sent"]));
+  EXPECT_EQ(metric_value(m, "flow_tcp_bytes_acked_total" + series_labels),
+            std::stod(ss["bytes_acked"]));
+  EXPECT_EQ(metric_value(m, "flow_tcp_bytes_sent_total" + series_labels),
+            std::stod(ss["bytes_sent"]));
   EXPECT_EQ(metric_value(m, "flow_tcp_segs_out_total" + series_labels), std::stod(ss["segs_out"]));
   EXPECT_EQ(metric_value(m, "flow_tcp_rto" + series_labels), std::stod(ss["rto"]));
   EXPECT_EQ(metric_value(m, "flow_tcp_bytes_acked_total" + series_labels), sizeof data + 1);
@@ -228,7 +240,8 @@ TEST_F(ScannerNetns, NetlinkStartEndFilteringAdoptionAndTcpDetails) {
   EXPECT_EQ(ended[0].src_port, c1_port);
   EXPECT_EQ(ended[0].exp, 2);
   m = scrape();
-  EXPECT_EQ(m.find("flow=\"" + std::to_string(c1_port) + ":5000\""), std::string::npos) << "series removed at end";
+  EXPECT_EQ(m.find("flow=\"" + std::to_string(c1_port) + ":5000\""), std::string::npos)
+      << "series removed at end";
   EXPECT_NE(m.find("flow=\"" + std::to_string(c2_port) + ":5000\""), std::string::npos);
 
   ::shutdown(c2, SHUT_RDWR);
@@ -250,8 +263,10 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
     server = fds.add(tcp_listen("::", 5000));
     ASSERT_GE(server, 0);
   }
-  std::string cfg = config("netlink", "experiment = 2\nactivity = 9\nignore_private = no\ninterval = 1\n");
-  cfg.replace(cfg.find("collector = 127.0.0.1\n"), 22, "collector = 127.0.0.1\nnetlink = yes\nongoing_interval = 1\n");
+  std::string cfg =
+      config("netlink", "experiment = 2\nactivity = 9\nignore_private = no\ninterval = 1\n");
+  cfg.replace(cfg.find("collector = 127.0.0.1\n"), 22,
+              "collector = 127.0.0.1\nnetlink = yes\nongoing_interval = 1\n");
   start_flowd(cfg);
   int port = 0, c;
   {
@@ -296,7 +311,8 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
   ::close(c);
   fds.fds.erase(std::find(fds.fds.begin(), fds.fds.end(), c));
   got.clear();
-  for (int i = 0; i < 5 && (got.empty() || got.back()["flow-lifecycle"]["state"] != "end"); ++i) collect(1);
+  for (int i = 0; i < 5 && (got.empty() || got.back()["flow-lifecycle"]["state"] != "end"); ++i)
+    collect(1);
   ASSERT_FALSE(got.empty());
   auto end = got.back();
   EXPECT_EQ(end["flow-lifecycle"]["state"], "end") << end.dump();
@@ -315,7 +331,8 @@ TEST_F(ScannerNetns, ReportExistingAndPrivateDestinations) {
     NetnsScope in_a(net->a);
     ASSERT_GE(fds.add(tcp_connect(net->addr_b, 5000, &c0_port)), 0);
   }
-  start_flowd(config("netlink", "experiment = 3\nactivity = 3\nreport_existing = yes\nignore_private = no\n"));
+  start_flowd(config("netlink",
+                     "experiment = 3\nactivity = 3\nreport_existing = yes\nignore_private = no\n"));
   auto ev = events(1);
   ASSERT_EQ(ev.size(), 1u) << proc->log();
   EXPECT_EQ(ev[0].state, "start");
@@ -337,8 +354,9 @@ TEST_F(ScannerNetns, NetstatFromProcNetTcp) {
     ASSERT_GE(fds.add(tcp_listen("0.0.0.0", 5000)), 0);
     ASSERT_GE(fds.add(tcp_listen("::", 5000)), 0);
   }
-  start_flowd(config("netstat", "experiment = atlas\nactivity = Debug\ninternal_networks = 198.19.0.0/16\n"
-                                "ignore_private = no\ninterval = 1\n"));
+  start_flowd(config("netstat",
+                     "experiment = atlas\nactivity = Debug\ninternal_networks = 198.19.0.0/16\n"
+                     "ignore_private = no\ninterval = 1\n"));
   int v4_port = 0, v6_port = 0, internal_port = 0, c4, c6;
   {
     NetnsScope in_a(net->a);
@@ -367,8 +385,8 @@ TEST_F(ScannerNetns, NetstatFromProcNetTcp) {
 TEST_F(ScannerNetns, IperfConnectionsGetAPairFromFlowIds) {
   Fds fds;
   std::string out;
-  ASSERT_EQ(run_shell("ip netns exec " + net->b + " iperf3 -s -1 -p 5201 > " + dir.file("iperf-s.log") +
-                          " 2>&1 & echo $!",
+  ASSERT_EQ(run_shell("ip netns exec " + net->b + " iperf3 -s -1 -p 5201 > " +
+                          dir.file("iperf-s.log") + " 2>&1 & echo $!",
                       "", out),
             0);
   iperf_pid = std::stoi(out);
@@ -376,7 +394,8 @@ TEST_F(ScannerNetns, IperfConnectionsGetAPairFromFlowIds) {
     NetnsScope in_b(net->b);
     ASSERT_GE(fds.add(tcp_listen("::", 5000)), 0);
   }
-  start_flowd(config("iperf", "flow_ids = 2:9, 3:3, cms:Cache\nignore_private = no\ninterval = 1\n"));
+  start_flowd(
+      config("iperf", "flow_ids = 2:9, 3:3, cms:Cache\nignore_private = no\ninterval = 1\n"));
   int other_port = 0;
   {
     NetnsScope in_a(net->a);

@@ -66,7 +66,8 @@ TEST(ConnectionTracker, ExistingConnectionsAreAdoptedSilently) {
 
 TEST(ConnectionTracker, ReportExistingStartsThemAtTheFirstScan) {
   ConnectionTracker t(no_private(), true, fixed(3, 3));
-  auto ev = scan(t, {conn("::1", 1, "2001:db8::1", 2), conn("::1", 3, "2001:db8::1", 4, kTcpSynSent)});
+  auto ev =
+      scan(t, {conn("::1", 1, "2001:db8::1", 2), conn("::1", 3, "2001:db8::1", 4, kTcpSynSent)});
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].src_port, 1);
   EXPECT_EQ(ev[0].family(), AF_INET6);
@@ -175,8 +176,8 @@ TEST(ConnectionTracker, ManyConnectionsComeAndGo) {
 }
 
 TEST(ConnectionFilter, PrivateMatchesPython) {
-  for (const char* a : {"10.1.2.3", "127.0.0.1", "172.16.0.1", "192.168.0.1", "169.254.1.1", "198.18.0.1",
-                        "198.19.255.1", "::1", "fd00::1", "fe80::1", "2001:db8::1"})
+  for (const char* a : {"10.1.2.3", "127.0.0.1", "172.16.0.1", "192.168.0.1", "169.254.1.1",
+                        "198.18.0.1", "198.19.255.1", "::1", "fd00::1", "fe80::1", "2001:db8::1"})
     EXPECT_TRUE(is_private_address(*IpAddress::parse(a))) << a;
   for (const char* a : {"8.8.8.8", "172.32.0.1", "198.20.0.1", "2001:4860::1", "100.64.0.1"})
     EXPECT_FALSE(is_private_address(*IpAddress::parse(a))) << a;
@@ -195,7 +196,8 @@ TEST(ConnectionFilter, Prefixes) {
   ASSERT_TRUE(odd);
   EXPECT_TRUE(odd->contains(*IpAddress::parse("fd7f::1")));
   EXPECT_FALSE(odd->contains(*IpAddress::parse("fd80::1")));
-  for (const char* bad : {"", "/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "nonsense/8"})
+  for (const char* bad :
+       {"", "/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "nonsense/8"})
     EXPECT_FALSE(parse_prefix(bad)) << bad;
 }
 

@@ -12,9 +12,10 @@ namespace {
 
 TEST(ProcNetTcp, Ipv4Line) {
   netlink::Connection c;
-  ASSERT_EQ(parse_proc_net_tcp_line("   1: 0100007F:A8F2 0200A8C0:01BB 01 00000000:00000000 00:00000000 00000000  "
-                                    "1000        0 123456 1 0000000000000000 20 4 30 10 -1",
-                                    c),
+  ASSERT_EQ(parse_proc_net_tcp_line(
+                "   1: 0100007F:A8F2 0200A8C0:01BB 01 00000000:00000000 00:00000000 00000000  "
+                "1000        0 123456 1 0000000000000000 20 4 30 10 -1",
+                c),
             ProcLineError::kNone);
   EXPECT_EQ(c.local.to_string(), "127.0.0.1");
   EXPECT_EQ(c.local_port, 0xA8F2);
@@ -26,18 +27,20 @@ TEST(ProcNetTcp, Ipv4Line) {
 
 TEST(ProcNetTcp, Ipv6AndMappedLines) {
   netlink::Connection c;
-  ASSERT_EQ(parse_proc_net_tcp_line("   0: 000000FD000000000000000001000000:1F90 000000FD000000000000000002000000:D431 "
-                                    "06 00000000:00000000 03:00000DC5 00000000     0        0 0 3 0000000000000000",
-                                    c),
+  ASSERT_EQ(parse_proc_net_tcp_line(
+                "   0: 000000FD000000000000000001000000:1F90 000000FD000000000000000002000000:D431 "
+                "06 00000000:00000000 03:00000DC5 00000000     0        0 0 3 0000000000000000",
+                c),
             ProcLineError::kNone);
   EXPECT_EQ(c.local.to_string(), "fd00::1");
   EXPECT_EQ(c.remote.to_string(), "fd00::2");
   EXPECT_EQ(c.local_port, 8080);
   EXPECT_EQ(c.state, netlink::kTcpTimeWait);
   EXPECT_EQ(c.inode, 0u);
-  ASSERT_EQ(parse_proc_net_tcp_line("   2: 0000000000000000FFFF00000100007F:0050 0000000000000000FFFF00000200007F:C000 "
-                                    "01 00000000:00000000 00:00000000 00000000     0        0 99 1",
-                                    c),
+  ASSERT_EQ(parse_proc_net_tcp_line(
+                "   2: 0000000000000000FFFF00000100007F:0050 0000000000000000FFFF00000200007F:C000 "
+                "01 00000000:00000000 00:00000000 00000000     0        0 99 1",
+                c),
             ProcLineError::kNone);
   EXPECT_EQ(c.local.family, AF_INET);
   EXPECT_EQ(c.remote.to_string(), "127.0.0.2");
@@ -49,7 +52,8 @@ TEST(ProcNetTcp, BadLinesAreRejectedWithAReason) {
     const char* line;
     ProcLineError reason;
   } cases[] = {
-      {"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      {"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+       "inode",
        ProcLineError::kFields},
       {"", ProcLineError::kFields},
       {"   1: 0100007F:A8F2", ProcLineError::kFields},

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// sock_diag against real loopback connections (no root needed), and the message parser on bad bytes.
+// sock_diag against real loopback connections (no root needed), and the message parser on bad
+// bytes.
 #include "netlink/sock_diag.hpp"
 
 #include <arpa/inet.h>
@@ -88,7 +89,8 @@ TEST_P(SockDiagLoopback, SeesTheConnectionWithTheKernelsTcpInfo) {
   const char payload[] = "hello sock_diag";
   ASSERT_EQ(::send(p.client, payload, sizeof payload, 0), static_cast<ssize_t>(sizeof payload));
   char buf[64];
-  ASSERT_EQ(::recv(p.server, buf, sizeof payload, MSG_WAITALL), static_cast<ssize_t>(sizeof payload));
+  ASSERT_EQ(::recv(p.server, buf, sizeof payload, MSG_WAITALL),
+            static_cast<ssize_t>(sizeof payload));
 
   SockDiag diag;
   DumpRequest req;
@@ -113,7 +115,8 @@ TEST_P(SockDiagLoopback, SeesTheConnectionWithTheKernelsTcpInfo) {
   EXPECT_EQ(f.details.info.tcpi_snd_mss, own.tcpi_snd_mss);
   EXPECT_EQ(f.details.info.tcpi_snd_cwnd, own.tcpi_snd_cwnd);
   EXPECT_EQ(f.details.info.tcpi_bytes_acked, own.tcpi_bytes_acked);
-  EXPECT_EQ(f.details.info.tcpi_bytes_acked, sizeof payload + 1) << "the SYN counts as one byte acked";
+  EXPECT_EQ(f.details.info.tcpi_bytes_acked, sizeof payload + 1)
+      << "the SYN counts as one byte acked";
   char cong[16] = {};
   len = sizeof cong;
   ASSERT_EQ(::getsockopt(p.client, IPPROTO_TCP, TCP_CONGESTION, cong, &len), 0);
@@ -163,7 +166,8 @@ std::vector<std::uint8_t> message(std::size_t attr_payload, std::uint16_t attr_l
   msg->id.idiag_src[3] = htonl(0xc0000201);
   auto* attr = reinterpret_cast<nlattr*>(b.data() + NLMSG_LENGTH(sizeof(inet_diag_msg)));
   attr->nla_type = INET_DIAG_INFO;
-  attr->nla_len = attr_len_override ? attr_len_override : static_cast<std::uint16_t>(NLA_HDRLEN + attr_payload);
+  attr->nla_len =
+      attr_len_override ? attr_len_override : static_cast<std::uint16_t>(NLA_HDRLEN + attr_payload);
   return b;
 }
 
@@ -172,7 +176,8 @@ TEST(ParseDiagMessage, MappedAddressesAndOversizedTcpInfo) {
   SockEntry e;
   TcpDetails d;
   std::string error;
-  ASSERT_TRUE(parse_diag_message(reinterpret_cast<nlmsghdr*>(b.data()), b.size(), e, &d, error)) << error;
+  ASSERT_TRUE(parse_diag_message(reinterpret_cast<nlmsghdr*>(b.data()), b.size(), e, &d, error))
+      << error;
   EXPECT_EQ(e.local.to_string(), "192.0.2.1");
   EXPECT_EQ(e.local_port, 1094);
   EXPECT_EQ(d.info_len, sizeof(tcp_info));

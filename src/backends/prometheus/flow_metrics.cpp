@@ -18,7 +18,8 @@ void FlowMetrics::start(const FlowID& flow, std::string experiment, std::string 
     overflow_.Increment();
     return;
   }
-  flows_.emplace(key, Labels{flow.src.to_string(), flow.dst.to_string(), std::move(experiment), std::move(activity),
+  flows_.emplace(key, Labels{flow.src.to_string(), flow.dst.to_string(), std::move(experiment),
+                             std::move(activity),
                              std::to_string(flow.src_port) + ":" + std::to_string(flow.dst_port)});
 }
 
@@ -45,7 +46,8 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   for (std::size_t i = 0; i < specs.size(); ++i) {
     fams[i].name = specs[i].name;
     fams[i].help = specs[i].help;
-    fams[i].type = specs[i].counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+    fams[i].type =
+        specs[i].counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
   }
   auto& info = fams.back();
   info.name = "flow_tcp_ca_info";
@@ -71,8 +73,10 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
       [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
         if (!d) return;
         // The plugin may have reported the flow from either end.
-        auto it = flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
-        if (it == flows.end()) it = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
+        auto it =
+            flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
+        if (it == flows.end())
+          it = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
         if (it == flows.end()) return;
         auto labels = labels_of(it->second);
         for (std::size_t i = 0; i < specs.size(); ++i) {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-flow `flow_tcp_*{src,dst,exp,act,flow}` series for every active flow, whatever plugin reported
-// it. At each scrape one sock_diag dump supplies tcp_info for all of them, so a series exists exactly
-// while its flow is active and its socket is on this host (ended flows vanish at once).
-// Thread-safe: events arrive on the backend's thread, scrapes on the exposer's threads.
+// Per-flow `flow_tcp_*{src,dst,exp,act,flow}` series for every active flow, whatever plugin
+// reported it. At each scrape one sock_diag dump supplies tcp_info for all of them, so a series
+// exists exactly while its flow is active and its socket is on this host (ended flows vanish at
+// once). Thread-safe: events arrive on the backend's thread, scrapes on the exposer's threads.
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -23,7 +23,8 @@ namespace flowd::prometheus_backend {
 
 class FlowMetrics : public prometheus::Collectable {
  public:
-  FlowMetrics(std::size_t max_series, prometheus::Counter& overflow) : max_(max_series), overflow_(overflow) {}
+  FlowMetrics(std::size_t max_series, prometheus::Counter& overflow)
+      : max_(max_series), overflow_(overflow) {}
   // A TCP flow starts (with its registry names) or ends.
   void start(const FlowID& flow, std::string experiment, std::string activity);
   void end(const FlowID& flow);

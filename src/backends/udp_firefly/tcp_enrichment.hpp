@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// `netlink = yes` (legacy UDP_FIREFLY_NETLINK): TCP details from sock_diag in start, end and ongoing
-// fireflies, as the Python original's netlink section. A start looks its socket up by 4-tuple (either
-// end may be local); an end uses a fresh lookup while the socket lingers, else the last values seen;
-// with `ongoing_interval`, one dump refreshes every tracked flow and yields its `ongoing` event.
-// Single-threaded: the udp_firefly backend's thread.
+// `netlink = yes` (legacy UDP_FIREFLY_NETLINK): TCP details from sock_diag in start, end and
+// ongoing fireflies, as the Python original's netlink section. A start looks its socket up by
+// 4-tuple (either end may be local); an end uses a fresh lookup while the socket lingers, else the
+// last values seen; with `ongoing_interval`, one dump refreshes every tracked flow and yields its
+// `ongoing` event. Single-threaded: the udp_firefly backend's thread.
 #pragma once
 
 #include <chrono>
@@ -18,7 +18,8 @@
 namespace flowd::udp_firefly {
 
 // The "netlink" JSON object: the socket and its tcp_info, with the original's field names and units
-// (rto, ato, rttvar, rcv_rtt in milliseconds; rto null while 3 s, snd_ssthresh null while infinite).
+// (rto, ato, rttvar, rcv_rtt in milliseconds; rto null while 3 s, snd_ssthresh null while
+// infinite).
 std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails& d);
 
 class TcpEnrichment {

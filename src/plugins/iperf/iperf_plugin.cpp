@@ -15,12 +15,16 @@ namespace {
 constexpr KeySpec kKeys[] = {
     {"flow_ids", KeyType::kList, "2:9, 2:19, 3:3, 3:4, 4:3, 4:4, 5:10, 5:14",
      "EXPERIMENT:ACTIVITY pairs (ids or names); each connection gets one, kept for its end"},
-    {"process", KeyType::kString, "iperf3", "report the connections of processes with this name (comm)"},
+    {"process", KeyType::kString, "iperf3",
+     "report the connections of processes with this name (comm)"},
     {"ports", KeyType::kString, "",
-     "instead of process ownership: connections with a local or remote port in this range (e.g. 5201-5299), "
+     "instead of process ownership: connections with a local or remote port in this range (e.g. "
+     "5201-5299), "
      "pairs taken round-robin (the original iperf_rr)"},
-    {"internal_networks", KeyType::kList, "", "connections to these networks (CIDR) are not reported"},
-    {"ignore_private", KeyType::kBool, "yes", "do not report connections to private addresses (RFC 1918, ULA, ...)"},
+    {"internal_networks", KeyType::kList, "",
+     "connections to these networks (CIDR) are not reported"},
+    {"ignore_private", KeyType::kBool, "yes",
+     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
     {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
     {"interval", KeyType::kInt, "2", "seconds between two scans", {}, 1, 3600},
     {"proc_dir", KeyType::kPath, "/proc", "where processes are looked up"},
@@ -42,20 +46,26 @@ class IperfPlugin final : public scanner::ScannerPlugin {
     auto reg = ctx.registry.get();
     for (const auto& text : cfg.get_list("flow_ids")) {
       auto colon = text.find(':');
-      auto e = colon == std::string::npos ? std::nullopt : reg->experiment_id(text.substr(0, colon));
+      auto e =
+          colon == std::string::npos ? std::nullopt : reg->experiment_id(text.substr(0, colon));
       auto a = e ? reg->activity_id(*e, text.substr(colon + 1)) : std::nullopt;
-      if (!a) throw ConfigError("[plugin.iperf] flow_ids: '" + text + "': expected EXPERIMENT:ACTIVITY (ids or names)");
+      if (!a)
+        throw ConfigError("[plugin.iperf] flow_ids: '" + text +
+                          "': expected EXPERIMENT:ACTIVITY (ids or names)");
       ids_.push_back({static_cast<std::uint16_t>(*e), static_cast<std::uint16_t>(*a)});
     }
-    if (ids_.empty()) throw ConfigError("[plugin.iperf] flow_ids: at least one EXPERIMENT:ACTIVITY pair is needed");
+    if (ids_.empty())
+      throw ConfigError("[plugin.iperf] flow_ids: at least one EXPERIMENT:ACTIVITY pair is needed");
     std::string ports = cfg.get("ports");
     if (!ports.empty()) {
       auto dash = ports.find('-');
       unsigned lo = 0, hi = 0;
-      bool ok = dash == std::string::npos ? parse_port(ports, lo) && parse_port(ports, hi)
-                                          : parse_port(std::string_view(ports).substr(0, dash), lo) &&
-                                                parse_port(std::string_view(ports).substr(dash + 1), hi);
-      if (!ok || lo > hi) throw ConfigError("[plugin.iperf] ports: expected PORT or FIRST-LAST, got '" + ports + "'");
+      bool ok = dash == std::string::npos
+                    ? parse_port(ports, lo) && parse_port(ports, hi)
+                    : parse_port(std::string_view(ports).substr(0, dash), lo) &&
+                          parse_port(std::string_view(ports).substr(dash + 1), hi);
+      if (!ok || lo > hi)
+        throw ConfigError("[plugin.iperf] ports: expected PORT or FIRST-LAST, got '" + ports + "'");
       port_range_ = {lo, hi};
     }
   }
@@ -99,8 +109,9 @@ std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* nam
 }  // namespace
 
 const PluginInfo& plugin_info() {
-  static const PluginInfo info{"iperf", "connections of iperf3 processes (or a port range), tagged from flow_ids",
-                               kKeys, create};
+  static const PluginInfo info{
+      "iperf", "connections of iperf3 processes (or a port range), tagged from flow_ids", kKeys,
+      create};
   return info;
 }
 

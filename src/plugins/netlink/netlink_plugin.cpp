@@ -8,15 +8,18 @@ namespace flowd::netlink_plugin {
 namespace {
 
 constexpr KeySpec kKeys[] = {
-    {"experiment", KeyType::kString, "", "experiment (id or registry name) of every reported connection",
-     "NETLINK_EXPERIMENT"},
-    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection", "NETLINK_ACTIVITY"},
+    {"experiment", KeyType::kString, "",
+     "experiment (id or registry name) of every reported connection", "NETLINK_EXPERIMENT"},
+    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
+     "NETLINK_ACTIVITY"},
     {"rules", KeyType::kList, "",
-     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment only these "
+     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
+     "only these "
      "connections are reported"},
-    {"internal_networks", KeyType::kList, "", "connections to these networks (CIDR) are not reported",
-     "NETLINK_INTERNAL_NETWORKS"},
-    {"ignore_private", KeyType::kBool, "yes", "do not report connections to private addresses (RFC 1918, ULA, ...)"},
+    {"internal_networks", KeyType::kList, "",
+     "connections to these networks (CIDR) are not reported", "NETLINK_INTERNAL_NETWORKS"},
+    {"ignore_private", KeyType::kBool, "yes",
+     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
     {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
     {"interval", KeyType::kInt, "2", "seconds between two scans", "NETLINK_TIMEOUT", 1, 3600},
 };
@@ -46,8 +49,9 @@ std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* nam
 }  // namespace
 
 const PluginInfo& plugin_info() {
-  static const PluginInfo info{"netlink", "TCP connections from sock_diag (netlink) dumps: start and end events",
-                               kKeys, create};
+  static const PluginInfo info{
+      "netlink", "TCP connections from sock_diag (netlink) dumps: start and end events", kKeys,
+      create};
   return info;
 }
 

@@ -17,15 +17,18 @@ namespace flowd::netstat {
 namespace {
 
 constexpr KeySpec kKeys[] = {
-    {"experiment", KeyType::kString, "", "experiment (id or registry name) of every reported connection",
-     "NETSTAT_EXPERIMENT"},
-    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection", "NETSTAT_ACTIVITY"},
+    {"experiment", KeyType::kString, "",
+     "experiment (id or registry name) of every reported connection", "NETSTAT_EXPERIMENT"},
+    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
+     "NETSTAT_ACTIVITY"},
     {"rules", KeyType::kList, "",
-     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment only these "
+     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
+     "only these "
      "connections are reported"},
-    {"internal_networks", KeyType::kList, "", "connections to these networks (CIDR) are not reported",
-     "NETSTAT_INTERNAL_NETWORKS"},
-    {"ignore_private", KeyType::kBool, "yes", "do not report connections to private addresses (RFC 1918, ULA, ...)"},
+    {"internal_networks", KeyType::kList, "",
+     "connections to these networks (CIDR) are not reported", "NETSTAT_INTERNAL_NETWORKS"},
+    {"ignore_private", KeyType::kBool, "yes",
+     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
     {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
     {"interval", KeyType::kInt, "2", "seconds between two scans", "NETSTAT_TIMEOUT", 1, 3600},
     {"proc_dir", KeyType::kPath, "/proc/net", "where tcp and tcp6 are read from"},
@@ -37,27 +40,32 @@ class NetstatPlugin final : public scanner::ScannerPlugin {
       : ScannerPlugin(name, ctx, scanner::scanner_options(cfg, "plugin.netstat"),
                       scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.netstat")),
         dir_(cfg.get("proc_dir")) {
-    auto& bad = prometheus::BuildCounter().Name("flowd_netstat_bad_lines_total")
-                    .Help("Lines of /proc/net/tcp{,6} that could not be parsed, by reason").Register(ctx.metrics);
+    auto& bad = prometheus::BuildCounter()
+                    .Name("flowd_netstat_bad_lines_total")
+                    .Help("Lines of /proc/net/tcp{,6} that could not be parsed, by reason")
+                    .Register(ctx.metrics);
     for (std::size_t i = 1; i < kProcLineErrorCount; ++i)
       bad_[i] = &bad.Add({{"reason", std::string(to_string(static_cast<ProcLineError>(i)))}});
   }
 
   void start() override {
     if (::access((dir_ + "/tcp").c_str(), R_OK) != 0)
-      throw std::runtime_error("[plugin.netstat] cannot read " + dir_ + "/tcp: " + std::strerror(errno));
+      throw std::runtime_error("[plugin.netstat] cannot read " + dir_ +
+                               "/tcp: " + std::strerror(errno));
   }
 
  protected:
   bool scan(const scanner::ConnectionVisitor& visit, std::string& error) override {
     if (!read_file(dir_ + "/tcp", visit, error)) return false;
     // Hosts without IPv6 have no tcp6: that is no error.
-    if (::access((dir_ + "/tcp6").c_str(), F_OK) == 0) return read_file(dir_ + "/tcp6", visit, error);
+    if (::access((dir_ + "/tcp6").c_str(), F_OK) == 0)
+      return read_file(dir_ + "/tcp6", visit, error);
     return true;
   }
 
  private:
-  bool read_file(const std::string& path, const scanner::ConnectionVisitor& visit, std::string& error) {
+  bool read_file(const std::string& path, const scanner::ConnectionVisitor& visit,
+                 std::string& error) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       error = path + ": " + std::strerror(errno);
@@ -119,8 +127,9 @@ std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* nam
 }  // namespace
 
 const PluginInfo& plugin_info() {
-  static const PluginInfo info{"netstat", "TCP connections from /proc/net/tcp and tcp6: start and end events", kKeys,
-                               create};
+  static const PluginInfo info{"netstat",
+                               "TCP connections from /proc/net/tcp and tcp6: start and end events",
+                               kKeys, create};
   return info;
 }
 

@@ -65,12 +65,18 @@ bool parse_endpoint(std::string_view s, IpAddress& addr, std::uint16_t& port, Pr
 
 std::string_view to_string(ProcLineError e) {
   switch (e) {
-    case ProcLineError::kNone: return "none";
-    case ProcLineError::kFields: return "fields";
-    case ProcLineError::kAddress: return "address";
-    case ProcLineError::kPort: return "port";
-    case ProcLineError::kState: return "state";
-    case ProcLineError::kInode: return "inode";
+    case ProcLineError::kNone:
+      return "none";
+    case ProcLineError::kFields:
+      return "fields";
+    case ProcLineError::kAddress:
+      return "address";
+    case ProcLineError::kPort:
+      return "port";
+    case ProcLineError::kState:
+      return "state";
+    case ProcLineError::kInode:
+      return "inode";
   }
   return "unknown";
 }
@@ -86,7 +92,8 @@ ProcLineError parse_proc_net_tcp_line(std::string_view line, netlink::Connection
   if (!parse_endpoint(f[1], out.local, out.local_port, err)) return err;
   if (!parse_endpoint(f[2], out.remote, out.remote_port, err)) return err;
   unsigned state = 0;
-  if (f[3].size() != 2 || !parse_hex(f[3], state) || state == 0 || state > 12) return ProcLineError::kState;
+  if (f[3].size() != 2 || !parse_hex(f[3], state) || state == 0 || state > 12)
+    return ProcLineError::kState;
   out.state = static_cast<std::uint8_t>(state);
   auto [p, ec] = std::from_chars(f[9].data(), f[9].data() + f[9].size(), out.inode);
   if (ec != std::errc() || p != f[9].data() + f[9].size()) return ProcLineError::kInode;

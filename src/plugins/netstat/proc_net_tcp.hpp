@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One line of /proc/net/tcp or /proc/net/tcp6 (net/ipv4/tcp_ipv4.c get_tcp4_sock, tcp_ipv6.c):
-//   "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode ..."
+//   "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout
+//   inode ..."
 // Addresses are the kernel's 32-bit words printed in host byte order (%08X each), ports %04X.
 #pragma once
 

@@ -23,7 +23,8 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
   o.report_existing = cfg.get_bool("report_existing");
   for (const auto& text : cfg.get_list("internal_networks")) {
     auto p = netlink::parse_prefix(text);
-    if (!p) throw ConfigError("[" + section + "] internal_networks: cannot parse network '" + text + "'");
+    if (!p)
+      throw ConfigError("[" + section + "] internal_networks: cannot parse network '" + text + "'");
     o.filter.internal.push_back(*p);
   }
   return o;
@@ -31,8 +32,8 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
 
 namespace {
 
-std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::string& exp, const std::string& act,
-                                        std::string& error) {
+std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::string& exp,
+                                        const std::string& act, std::string& error) {
   auto e = reg.experiment_id(exp);
   if (!e) {
     error = "unknown experiment '" + exp + "'";
@@ -49,7 +50,8 @@ std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::s
 
 }  // namespace
 
-netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg, const std::string& section) {
+netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+                                 const std::string& section) {
   std::optional<netlink::Tag> fallback;
   std::string error;
   if (!cfg.get("experiment").empty()) {
@@ -67,16 +69,20 @@ netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
     while (in >> word) act += (act.empty() ? "" : " ") + word;
     unsigned port = 0;
     auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (exp.empty() || act.empty() || ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535)
-      throw ConfigError("[" + section + "] rules: '" + text + "': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'");
+    if (exp.empty() || act.empty() || ec != std::errc() ||
+        p != port_text.data() + port_text.size() || port == 0 || port > 65535)
+      throw ConfigError("[" + section + "] rules: '" + text +
+                        "': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'");
     auto tag = resolve_tag(reg, exp, act, error);
     if (!tag) throw ConfigError("[" + section + "] rules: '" + text + "': " + error);
     by_port[static_cast<std::uint16_t>(port)] = *tag;
   }
   if (!fallback && by_port.empty())
-    throw ConfigError("[" + section + "] experiment: required (the tag of every connection), unless rules are given");
-  return [fallback, by_port = std::move(by_port)](const netlink::Connection& c, bool&) -> std::optional<netlink::Tag> {
+    throw ConfigError(
+        "[" + section +
+        "] experiment: required (the tag of every connection), unless rules are given");
+  return [fallback, by_port = std::move(by_port)](const netlink::Connection& c,
+                                                  bool&) -> std::optional<netlink::Tag> {
     if (auto it = by_port.find(c.local_port); it != by_port.end()) return it->second;
     return fallback;
   };
@@ -100,23 +106,39 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
       error);
 }
 
-ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, netlink::Tagger tagger)
+ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,
+                             netlink::Tagger tagger)
     : log_(get_logger(std::string("plugin.") + name)),
       name_(name),
       options_(options),
       tracker_(std::move(options.filter), options.report_existing, std::move(tagger)) {
   auto& m = ctx.metrics;
   prometheus::Labels l{{"plugin", name}};
-  scans_ = &prometheus::BuildCounter().Name("flowd_scans_total")
-                .Help("Connection scans done by the scanner plugins (netlink, netstat, iperf)").Register(m).Add(l);
-  errors_ = &prometheus::BuildCounter().Name("flowd_scan_errors_total")
-                 .Help("Connection scans that failed (netlink or /proc errors)").Register(m).Add(l);
-  connections_ = &prometheus::BuildGauge().Name("flowd_scan_connections")
-                      .Help("TCP connections seen by the last scan").Register(m).Add(l);
-  duration_ = &prometheus::BuildGauge().Name("flowd_scan_duration_seconds")
-                   .Help("Wall time of the last connection scan").Register(m).Add(l);
-  tracked_ = &prometheus::BuildGauge().Name("flowd_scan_tracked_connections")
-                  .Help("Connections the scanner remembers between scans").Register(m).Add(l);
+  scans_ = &prometheus::BuildCounter()
+                .Name("flowd_scans_total")
+                .Help("Connection scans done by the scanner plugins (netlink, netstat, iperf)")
+                .Register(m)
+                .Add(l);
+  errors_ = &prometheus::BuildCounter()
+                 .Name("flowd_scan_errors_total")
+                 .Help("Connection scans that failed (netlink or /proc errors)")
+                 .Register(m)
+                 .Add(l);
+  connections_ = &prometheus::BuildGauge()
+                      .Name("flowd_scan_connections")
+                      .Help("TCP connections seen by the last scan")
+                      .Register(m)
+                      .Add(l);
+  duration_ = &prometheus::BuildGauge()
+                   .Name("flowd_scan_duration_seconds")
+                   .Help("Wall time of the last connection scan")
+                   .Register(m)
+                   .Add(l);
+  tracked_ = &prometheus::BuildGauge()
+                  .Name("flowd_scan_tracked_connections")
+                  .Help("Connections the scanner remembers between scans")
+                  .Register(m)
+                  .Add(l);
 }
 
 void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
@@ -137,8 +159,9 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   scan_once(out);
-  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}", options_.interval.count(),
-             tracker_.tracked(), options_.report_existing ? " (reported)" : " (not reported)");
+  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}",
+             options_.interval.count(), tracker_.tracked(),
+             options_.report_existing ? " (reported)" : " (not reported)");
   while (!stop.stop_requested()) {
     epoll_event ev{};
     int n = epoll_wait(ep, &ev, 1, -1);
@@ -185,8 +208,8 @@ void ScannerPlugin::scan_once(Publisher& out) {
   for (auto& e : events_) {
     e.plugin = name_;
     if (log_->should_log(spdlog::level::debug))
-      log_->debug("{} tcp {}:{} -> {}:{} exp {} act {}", to_string(e.state), e.src.to_string(), e.src_port,
-                  e.dst.to_string(), e.dst_port, e.experiment, e.activity);
+      log_->debug("{} tcp {}:{} -> {}:{} exp {} act {}", to_string(e.state), e.src.to_string(),
+                  e.src_port, e.dst.to_string(), e.dst_port, e.experiment, e.activity);
     out.publish(e);
   }
   connections_->Set(static_cast<double>(seen));

@@ -35,7 +35,8 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section);
 // Parses `experiment`/`activity` (ids or registry names) and `rules` ('PORT EXPERIMENT ACTIVITY',
 // a local port's tag); returns the tagger. Throws ConfigError when neither a default tag nor rules
 // are configured, or a name is unknown.
-netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg, const std::string& section);
+netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+                                 const std::string& section);
 
 // Lists the non-listening TCP sockets of the namespace with one sock_diag dump.
 bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error);
