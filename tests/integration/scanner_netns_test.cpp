@@ -320,6 +320,32 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
   EXPECT_EQ(end["netlink"]["tcp_info"]["bytes_acked"], sizeof data + 1);
 }
 
+TEST_F(ScannerNetns, PerFlowSeriesAreCappedOrOff) {
+  Fds fds;
+  {
+    NetnsScope in_b(net->b);
+    ASSERT_GE(fds.add(tcp_listen("::", 5000)), 0);
+  }
+  const std::string keys = "experiment = 2\nactivity = 9\nignore_private = no\ninterval = 1\n";
+  start_flowd(config("netlink", keys, "max_flow_series = 1\n"));
+  {
+    NetnsScope in_a(net->a);
+    for (int i = 0; i < 3; ++i) ASSERT_GE(fds.add(tcp_connect(net->addr_b, 5000)), 0);
+  }
+  ASSERT_EQ(events(3).size(), 3u) << proc->log();
+  std::string m = scrape();
+  std::size_t series = 0;
+  for (std::size_t p = 0; (p = m.find("\nflow_tcp_mss{", p)) != std::string::npos; ++p) ++series;
+  EXPECT_EQ(series, 1u) << m;
+  EXPECT_EQ(metric_value(m, "flowd_flow_series_overflow_total"), 2);
+
+  start_flowd(config("netlink", keys + "report_existing = yes\n", "flow_metrics = no\n"));
+  ASSERT_EQ(events(3).size(), 3u) << proc->log();
+  m = scrape();
+  EXPECT_EQ(m.find("\nflow_tcp_"), std::string::npos) << m;
+  EXPECT_EQ(metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\"}"), 3) << m;
+}
+
 TEST_F(ScannerNetns, ReportExistingAndPrivateDestinations) {
   Fds fds;
   int c0_port = 0;
