@@ -234,6 +234,16 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
     raw.warnings.push_back(fmt::format("{}: unknown key {} ignored{}", path, key,
                                        hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
   }
+  // The original's iperf plugin read NETSTAT_INTERNAL_NETWORKS: a legacy file running iperf keeps that.
+  std::optional<std::string> netstat_internal;
+  for (const auto& sec : raw.sections)
+    if (sec.name == "plugin.netstat")
+      for (const auto& [nk, nv] : sec.entries)
+        if (nk == "internal_networks") netstat_internal = nv;
+  for (const auto& [k, v] : raw.section("flowd").entries)
+    if (k == "plugins" && netstat_internal)
+      for (const auto& p : split_list(v))
+        if (p == "iperf") raw.section("plugin.iperf").entries.emplace_back("internal_networks", *netstat_internal);
   // The original's exporter listened on every address, port 9000 unless PROMETHEUS_SRV_PORT said so.
   bool has_prometheus = false;
   for (const auto& [k, v] : raw.section("flowd").entries)

@@ -251,6 +251,14 @@ TEST(ParseLegacy, ValueSyntax) {
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/it's"}}));
 }
 
+TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
+  RawConfig raw = parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath);
+  EXPECT_EQ(entries_of(raw, "plugin.iperf"), (Entries{{"internal_networks", "10.0.0.0/8"}}));
+  Config c = validate_config(raw);
+  ASSERT_EQ(c.plugins.size(), 1u);
+  EXPECT_EQ(c.plugins[0].section.get_list("internal_networks"), std::vector<std::string>{"10.0.0.0/8"});
+}
+
 TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
   RawConfig raw = parse_legacy("PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath);
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
