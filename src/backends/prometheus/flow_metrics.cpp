@@ -58,7 +58,8 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   try {
     if (!diag_) diag_.emplace();
   } catch (const std::exception& e) {
-    get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
+    std::uint64_t held = 0;
+    if (limiter_.allow(held)) get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
     return {};
   }
   netlink::DumpRequest req;
@@ -95,7 +96,10 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
         flows.erase(it);  // one socket per flow (the first found)
       },
       error);
-  if (!ok) get_logger("backend.prometheus")->warn("per-flow metrics: {}", error);
+  std::uint64_t held = 0;
+  if (!ok && limiter_.allow(held))
+    get_logger("backend.prometheus")->warn("per-flow metrics: {}{}", error,
+                                           held ? fmt::format(" ({} more not logged)", held) : "");
   std::erase_if(fams, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
   return fams;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/log.hpp"
 #include "flowd/flow_id.hpp"
 #include "netlink/sock_diag.hpp"
 
@@ -41,6 +42,7 @@ class FlowMetrics : public prometheus::Collectable {
   std::unordered_map<FlowKey, Labels, FlowKeyHash> flows_;
   mutable std::mutex scrape_mu_;  // one dump at a time
   mutable std::optional<netlink::SockDiag> diag_;
+  mutable LogLimiter limiter_;  // a failing netlink socket would otherwise log on every scrape
 };
 
 }  // namespace flowd::prometheus_backend
