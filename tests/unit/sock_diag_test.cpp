@@ -150,6 +150,50 @@ TEST(SockDiag, ClosingConnectionShowsAClosingState) {
   EXPECT_TRUE(is_closing_state(state));
 }
 
+TEST(SockDiag, LookupFindsBothEndsAndMappedIpv4OnDualStackSockets) {
+  // A dual-stack IPv6 listener accepting an IPv4 client: the accepted socket is AF_INET6 with
+  // IPv4-mapped addresses; flowd reports and finds it as IPv4.
+  int listener = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int zero = 0;
+  ::setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  std::uint16_t port = Pair::port_of(listener);
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(server, 0);
+  std::uint16_t client_port = Pair::port_of(client);
+  auto lo = *IpAddress::parse("127.0.0.1");
+
+  SockDiag diag;
+  SockEntry e;
+  TcpDetails d;
+  // The server's end lives on the AF_INET6 socket.
+  ASSERT_TRUE(diag.lookup(lo, port, lo, client_port, e, d));
+  EXPECT_EQ(e.local.to_string(), "127.0.0.1");
+  EXPECT_EQ(e.local_port, port);
+  EXPECT_EQ(e.remote_port, client_port);
+  EXPECT_GT(d.info_len, 0u);
+  // The client's end is a plain AF_INET socket.
+  ASSERT_TRUE(diag.lookup(lo, client_port, lo, port, e, d));
+  EXPECT_EQ(e.local_port, client_port);
+  EXPECT_FALSE(diag.lookup(lo, client_port, lo, static_cast<std::uint16_t>(port + 1), e, d));
+
+  DumpRequest no_listeners;
+  no_listeners.states = ~(1u << kTcpListen);
+  auto found = find(diag, no_listeners, port);
+  ASSERT_EQ(found.size(), 1u) << "only the accepted socket, not the listener";
+  EXPECT_EQ(found[0].entry.remote.family, AF_INET);
+  for (int fd : {listener, client, server}) ::close(fd);
+}
+
 // A message as the kernel would send it, built by hand.
 std::vector<std::uint8_t> message(std::size_t attr_payload, std::uint16_t attr_len_override = 0) {
   std::size_t len = NLMSG_LENGTH(sizeof(inet_diag_msg)) + NLA_HDRLEN + attr_payload;
