@@ -3,6 +3,7 @@
 // refuses the event (the bus counts the drop); nothing blocks a plugin.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -27,6 +28,9 @@ class EventQueue {
   // Moves up to `max` events into `out` (cleared first). Waits while empty. Returns false once
   // the queue is closed and drained, or `stop` is requested.
   bool pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop);
+  // As pop_batch, but also returns true (with `out` possibly empty) once `deadline` has passed.
+  bool pop_batch_until(std::vector<FlowID>& out, std::size_t max, std::stop_token stop,
+                       std::chrono::steady_clock::time_point deadline);
   // No more pushes; the consumer drains what is left, then pop_batch returns false.
   void close();
   std::size_t size() const;

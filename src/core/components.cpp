@@ -8,14 +8,17 @@
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
 #include "plugins/firefly/firefly_plugin.hpp"
+#include "plugins/iperf/iperf_plugin.hpp"
 #include "plugins/netflow/netflow_plugin.hpp"
+#include "plugins/netlink/netlink_plugin.hpp"
+#include "plugins/netstat/netstat_plugin.hpp"
 #include "plugins/np_api/np_api.hpp"
 
 namespace flowd {
 namespace {
 
 constexpr KeySpec kCoreKeys[] = {
-    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, firefly); several may run at once", "PLUGIN"},
+    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, firefly, netlink, netstat, iperf); several may run at once", "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
@@ -28,11 +31,14 @@ constexpr KeySpec kCoreKeys[] = {
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };
 
-const std::array<PluginInfo, 3>& plugins() {
-  static const std::array<PluginInfo, 3> table{
+const std::array<PluginInfo, 6>& plugins() {
+  static const std::array<PluginInfo, 6> table{
       np_api::plugin_info(),
       netflow::plugin_info(),
       firefly::plugin_info(),
+      netlink_plugin::plugin_info(),
+      netstat::plugin_info(),
+      iperf::plugin_info(),
   };
   return table;
 }
@@ -51,25 +57,11 @@ struct Alias {
 };
 constexpr Alias kBackendAliases[] = {{"udp-firefly", "udp_firefly"}, {"ebpf_el8", "ebpf"}, {"ebpf_el9", "ebpf"}};
 
-constexpr PendingLegacyKey kPending[] = {
-    {"NETSTAT_EXPERIMENT", "plugin netstat"},
-    {"NETSTAT_ACTIVITY", "plugin netstat"},
-    {"NETSTAT_INTERNAL_NETWORKS", "plugin netstat"},
-    {"NETSTAT_TIMEOUT", "plugin netstat"},
-    {"NETLINK_EXPERIMENT", "plugin netlink"},
-    {"NETLINK_ACTIVITY", "plugin netlink"},
-    {"NETLINK_INTERNAL_NETWORKS", "plugin netlink"},
-    {"NETLINK_TIMEOUT", "plugin netlink"},
-    {"UDP_FIREFLY_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
-    {"UDP_FIREFLY_WITH_NETLINK", "TCP details in fireflies (backend udp_firefly)"},
-};
-
 }  // namespace
 
 std::span<const KeySpec> core_keys() { return kCoreKeys; }
 std::span<const PluginInfo> plugin_table() { return plugins(); }
 std::span<const BackendInfo> backend_table() { return backends(); }
-std::span<const PendingLegacyKey> pending_legacy_keys() { return kPending; }
 
 const PluginInfo* find_plugin(std::string_view name) {
   for (const auto& p : plugins())

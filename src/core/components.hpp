@@ -16,12 +16,4 @@ std::span<const BackendInfo> backend_table();
 const PluginInfo* find_plugin(std::string_view name);
 const BackendInfo* find_backend(std::string_view name);
 
-// Legacy (Python flowd.cfg) keys of components that this build does not have yet: accepted with
-// a warning instead of failing a working legacy file.
-struct PendingLegacyKey {
-  std::string_view legacy;
-  std::string_view component;
-};
-std::span<const PendingLegacyKey> pending_legacy_keys();
-
 }  // namespace flowd

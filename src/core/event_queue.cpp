@@ -31,6 +31,20 @@ bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_
   return true;
 }
 
+bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std::stop_token stop,
+                                 std::chrono::steady_clock::time_point deadline) {
+  out.clear();
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, stop, deadline, [&] { return !items_.empty() || closed_; });
+  if (items_.empty()) return !closed_ && !stop.stop_requested();
+  while (!items_.empty() && out.size() < max) {
+    out.push_back(items_.front());
+    items_.pop_front();
+  }
+  if (depth_) depth_->Set(static_cast<double>(items_.size()));
+  return true;
+}
+
 void EventQueue::close() {
   {
     std::lock_guard lock(mu_);

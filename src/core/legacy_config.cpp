@@ -188,7 +188,6 @@ std::vector<std::string> all_legacy_names() {
   for (const auto& b : backend_table())
     for (const auto& k : b.keys)
       if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  for (const auto& p : pending_legacy_keys()) names.emplace_back(p.legacy);
   return names;
 }
 
@@ -203,6 +202,8 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
   std::optional<std::string> prometheus_port;
   for (auto& [key, value] : assignments) {
     if (value.kind == PyValue::kNone) continue;
+    // The original reads this undocumented spelling too.
+    if (key == "UDP_FIREFLY_WITH_NETLINK") key = "UDP_FIREFLY_NETLINK";
     std::string ini_value = value.to_ini();
     if (key == "PROMETHEUS_SRV_PORT") {
       prometheus_port = ini_value;
@@ -219,19 +220,20 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
       raw.section(t->section).entries.emplace_back(std::string(t->key->name), ini_value);
       continue;
     }
-    bool pending = false;
-    for (const auto& p : pending_legacy_keys()) {
-      if (p.legacy == key) {
-        raw.warnings.push_back(fmt::format("{}: {} is for {}, which this build does not include; ignored",
-                                           path, key, p.component));
-        pending = true;
-      }
-    }
-    if (pending) continue;
     std::string hint = closest_match(key, all_legacy_names());
     raw.warnings.push_back(fmt::format("{}: unknown key {} ignored{}", path, key,
                                        hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
   }
+  // The original's iperf plugin read NETSTAT_INTERNAL_NETWORKS: a legacy file running iperf keeps that.
+  std::optional<std::string> netstat_internal;
+  for (const auto& sec : raw.sections)
+    if (sec.name == "plugin.netstat")
+      for (const auto& [nk, nv] : sec.entries)
+        if (nk == "internal_networks") netstat_internal = nv;
+  for (const auto& [k, v] : raw.section("flowd").entries)
+    if (k == "plugins" && netstat_internal)
+      for (const auto& p : split_list(v))
+        if (p == "iperf") raw.section("plugin.iperf").entries.emplace_back("internal_networks", *netstat_internal);
   // The original's exporter listened on every address, port 9000 unless PROMETHEUS_SRV_PORT said so.
   bool has_prometheus = false;
   for (const auto& [k, v] : raw.section("flowd").entries)

@@ -146,6 +146,24 @@ TEST(EventQueue, CloseWakesAWaitingPop) {
   EXPECT_FALSE(fut.get());
 }
 
+TEST(EventQueue, PopBatchUntilReturnsAtTheDeadline) {
+  EventQueue q(8);
+  std::vector<FlowID> out;
+  std::stop_source src;
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(q.pop_batch_until(out, 4, src.get_token(), t0 + std::chrono::milliseconds(50)));
+  EXPECT_TRUE(out.empty());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50));
+  ASSERT_TRUE(q.push(make_flow(1)));
+  EXPECT_TRUE(q.pop_batch_until(out, 4, src.get_token(), std::chrono::steady_clock::now() + std::chrono::hours(1)));
+  EXPECT_EQ(out.size(), 1u);
+  src.request_stop();
+  EXPECT_FALSE(q.pop_batch_until(out, 4, src.get_token(), std::chrono::steady_clock::now() + std::chrono::hours(1)));
+  std::stop_source fresh;
+  q.close();
+  EXPECT_FALSE(q.pop_batch_until(out, 4, fresh.get_token(), std::chrono::steady_clock::now()));
+}
+
 TEST(EventQueue, DepthGaugeFollowsSize) {
   prometheus::Registry reg;
   auto& fam = prometheus::BuildGauge().Name("depth").Help("h").Register(reg);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The firefly datagram, compared byte for byte with what the Python original sent.
 #include "backends/udp_firefly/firefly_message.hpp"
+#include "backends/udp_firefly/tcp_enrichment.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -309,6 +311,70 @@ TEST(FireflyMessage, ApplicationIsEscaped) {
   f.application = "a \"quoted\" \\ name\n";
   json d = body_of(build_firefly(flow, f));
   EXPECT_EQ(d["context"]["application"], "a \"quoted\" \\ name\n");
+}
+
+}  // namespace
+}  // namespace flowd::udp_firefly
+
+namespace flowd::udp_firefly {
+namespace {
+
+// The netlink section (tcp_enrichment.hpp): valid JSON, the original's field names and units.
+TEST(FireflyNetlink, SectionIsValidJsonWithTheOriginalsUnits) {
+  netlink::SockEntry e;
+  e.local = *IpAddress::parse("fd00::1");
+  e.remote = *IpAddress::parse("fd00::2");
+  e.local_port = 40000;
+  e.remote_port = 5000;
+  e.inode = 77;
+  netlink::TcpDetails d;
+  d.info_len = sizeof(tcp_info);
+  d.info.tcpi_state = netlink::kTcpEstablished;
+  d.info.tcpi_rto = 3000000;  // the initial RTO: null, as the original
+  d.info.tcpi_ato = 40000;
+  d.info.tcpi_rttvar = 1500;
+  d.info.tcpi_rtt = 250;
+  d.info.tcpi_snd_ssthresh = 0x7fffffff;
+  d.info.tcpi_snd_mss = 1428;
+  d.info.tcpi_options = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK;
+  d.info.tcpi_bytes_acked = 12345;
+  std::strcpy(d.congestion, "bbr");
+  d.has_meminfo = true;
+  d.meminfo[1] = 9;
+  auto j = json::parse(netlink_json(e, d));
+  EXPECT_EQ(j["src"], "fd00::1");
+  EXPECT_EQ(j["dst_port"], 5000);
+  EXPECT_EQ(j["inode"], 77);
+  EXPECT_EQ(j["cong_algo"], "bbr");
+  EXPECT_EQ(j["meminfo"]["w"], 9);
+  auto t = j["tcp_info"];
+  EXPECT_EQ(t["state"], "established");
+  EXPECT_TRUE(t["rto"].is_null());
+  EXPECT_TRUE(t["snd_ssthresh"].is_null());
+  EXPECT_DOUBLE_EQ(t["ato"].get<double>(), 40.0);
+  EXPECT_DOUBLE_EQ(t["rttvar"].get<double>(), 1.5);
+  EXPECT_EQ(t["rtt"], 250);
+  EXPECT_EQ(t["snd_mss"], 1428);
+  EXPECT_EQ(t["bytes_acked"], 12345);
+  EXPECT_EQ(t["opts"], json::array({"ts", "sack"}));
+  // Without tcp_info (a TIME-WAIT socket) the section has the socket only.
+  netlink::TcpDetails none;
+  EXPECT_FALSE(json::parse(netlink_json(e, none)).contains("tcp_info"));
+}
+
+TEST(FireflyNetlink, SectionIsTheLastKeyOfTheFirefly) {
+  FlowID flow;
+  flow.src = *IpAddress::parse("192.0.2.1");
+  flow.dst = *IpAddress::parse("192.0.2.2");
+  FireflyFields f;
+  f.hostname = "h";
+  f.application = "a";
+  f.netlink = R"({"src": "192.0.2.1"})";
+  std::string msg = build_firefly(flow, f);
+  EXPECT_NE(msg.find(R"("application": "a"}, "netlink": {"src": "192.0.2.1"}})"), std::string::npos) << msg;
+  EXPECT_EQ(json::parse(msg.substr(msg.find('{')))["netlink"]["src"], "192.0.2.1");
+  f.netlink.clear();
+  EXPECT_FALSE(json::parse(build_firefly(flow, f).substr(msg.find('{'))).contains("netlink"));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <unordered_map>
 
+#include "backends/prometheus/flow_metrics.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
@@ -23,6 +24,11 @@ constexpr KeySpec kKeys[] = {
      "flows tracked for flowd_active_flows; beyond this new flows are counted in "
      "flowd_active_flows_overflow_total",
      {}, 1, 100000000},
+    {"flow_metrics", KeyType::kBool, "yes",
+     "per-flow flow_tcp_* series (tcp_info from netlink) for every active TCP flow whose socket is on this host"},
+    {"max_flow_series", KeyType::kInt, "10000",
+     "flows with per-flow series at once; beyond this they are counted in flowd_flow_series_overflow_total", {}, 1,
+     10000000},
 };
 
 class PrometheusBackend final : public Backend {
@@ -40,7 +46,16 @@ class PrometheusBackend final : public Backend {
                       .Name("flowd_active_flows_overflow_total")
                       .Help("Flow starts not tracked in flowd_active_flows because max_active_flows was reached")
                       .Register(ctx.metrics)
-                      .Add({})) {}
+                      .Add({})) {
+    if (cfg.get_bool("flow_metrics"))
+      flow_metrics_ = std::make_unique<FlowMetrics>(
+          static_cast<std::size_t>(cfg.get_int("max_flow_series")),
+          prometheus::BuildCounter()
+              .Name("flowd_flow_series_overflow_total")
+              .Help("Flow starts without per-flow flow_tcp_* series because max_flow_series was reached")
+              .Register(ctx.metrics)
+              .Add({}));
+  }
 
   void start() override {
     auto ep = parse_endpoint(listen_, 9000);
@@ -53,23 +68,28 @@ class PrometheusBackend final : public Backend {
     // The Exposer keeps only a weak_ptr: the alias must live as long as the Exposer does.
     registry_alias_ = std::shared_ptr<MetricsHub>(&ctx_.hub, [](auto*) {});
     exposer_->RegisterCollectable(registry_alias_);
+    if (flow_metrics_) ctx_.hub.add(flow_metrics_.get());
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
   }
 
   void handle(const FlowID& flow) override {
     FlowKey key = FlowKey::of(flow);
     if (flow.state == FlowState::kStart) {
+      auto reg = ctx_.registry.get();
+      if (flow_metrics_)
+        flow_metrics_->start(flow, reg->experiment_name(flow.experiment),
+                             reg->activity_name(flow.experiment, flow.activity));
       if (flows_.contains(key)) return;
       if (flows_.size() >= max_flows_) {
         overflow_.Increment();
         return;
       }
-      auto reg = ctx_.registry.get();
       auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
                              {"activity", reg->activity_name(flow.experiment, flow.activity)}});
       g.Increment();
       flows_.emplace(key, &g);
     } else if (flow.state == FlowState::kEnd) {
+      if (flow_metrics_) flow_metrics_->end(flow);
       auto it = flows_.find(key);
       if (it == flows_.end()) return;
       it->second->Decrement();
@@ -79,6 +99,7 @@ class PrometheusBackend final : public Backend {
 
   void stop() override {
     exposer_.reset();
+    if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
     for (auto& [key, g] : flows_) g->Decrement();
     flows_.clear();
@@ -94,6 +115,7 @@ class PrometheusBackend final : public Backend {
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash> flows_;
+  std::unique_ptr<FlowMetrics> flow_metrics_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {

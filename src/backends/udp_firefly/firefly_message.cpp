@@ -44,7 +44,9 @@ std::string build_firefly(const FlowID& flow, const FireflyFields& f) {
                  f.dst_override.empty() ? flow.dst.to_string() : f.dst_override,
                  to_string(flow.protocol), flow.src_port, flow.dst_port, flow.experiment, flow.activity);
   append_json_string(out, f.application);
-  fmt::format_to(it, "}}}}");
+  fmt::format_to(it, "}}");
+  if (!f.netlink.empty()) fmt::format_to(it, R"(, "netlink": {})", f.netlink);
+  fmt::format_to(it, "}}");
   return fmt::to_string(out);
 }
 

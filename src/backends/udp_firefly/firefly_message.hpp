@@ -17,6 +17,7 @@ struct FireflyFields {
   TimePoint start_time;        // always present: the schema requires it
   std::string src_override;    // replaces flow-id.src-ip when non-empty
   std::string dst_override;    // replaces flow-id.dst-ip when non-empty (public-IP discovery)
+  std::string netlink;         // a JSON object added as "netlink" when non-empty (tcp_enrichment.hpp)
 };
 
 std::string build_firefly(const FlowID& flow, const FireflyFields& f);

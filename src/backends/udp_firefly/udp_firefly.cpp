@@ -15,6 +15,7 @@
 
 #include "backends/udp_firefly/firefly_message.hpp"
 #include "backends/udp_firefly/ip_discovery.hpp"
+#include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
 #include "flowd/event_queue.hpp"
@@ -41,6 +42,11 @@ constexpr KeySpec kKeys[] = {
     {"public_ip6", KeyType::kIPv6, "", "static public IPv6 address for ip_discovery (no STUN for IPv6)"},
     {"stun_timeout_ms", KeyType::kInt, "2000", "wait for each STUN answer", {}, 10, 60000},
     {"stun_attempts", KeyType::kInt, "3", "STUN requests per server before trying the next", {}, 1, 10},
+    {"netlink", KeyType::kBool, "no", "add a netlink section (the socket's tcp_info) to fireflies of TCP flows on this host",
+     "UDP_FIREFLY_NETLINK"},
+    {"ongoing_interval", KeyType::kInt, "0",
+     "with netlink = yes: seconds between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none", {},
+     0, 86400},
 };
 
 struct Destination {
@@ -65,6 +71,10 @@ class UdpFirefly final : public Backend {
     discovery_.public_ip6 = cfg.get("public_ip6");
     discovery_.timeout = std::chrono::milliseconds(cfg.get_int("stun_timeout_ms"));
     discovery_.attempts = static_cast<int>(cfg.get_int("stun_attempts"));
+    if (cfg.get_bool("netlink"))
+      enrich_.emplace(std::chrono::seconds(cfg.get_int("ongoing_interval")), max_tracked_);
+    else if (cfg.get_int("ongoing_interval") > 0)
+      throw ConfigError("[backend.udp_firefly] ongoing_interval: needs netlink = yes");
     auto& sent = prometheus::BuildCounter()
                      .Name("flowd_fireflies_sent_total")
                      .Help("Fireflies sent, by destination (the flow's peer or the collector)")
@@ -85,6 +95,7 @@ class UdpFirefly final : public Backend {
   }
 
   void start() override {
+    if (enrich_) enrich_->open();
     fd4_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd4_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_INET)");
     fd6_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -107,6 +118,7 @@ class UdpFirefly final : public Backend {
   // One sendmmsg() per family per batch: the kernel's per-datagram cost stays, the syscalls go.
   void run(std::stop_token stop, EventQueue& in) override {
     std::vector<FlowID> batch;
+    if (enrich_ && enrich_->ongoing_interval().count() > 0) return run_with_ongoing(stop, in);
     while (in.pop_batch(batch, kBatch, stop)) {
       for (const auto& f : batch) handle(f);
       flush();
@@ -131,6 +143,7 @@ class UdpFirefly final : public Backend {
     }
     if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; !fixed.empty())
       f.src_override = fixed;
+    if (enrich_) f.netlink = enrich_->on_event(flow);
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
     if (log_->should_log(spdlog::level::debug)) log_->debug("firefly {}", msg);
 
@@ -184,6 +197,22 @@ class UdpFirefly final : public Backend {
     pending_msgs_.emplace_back(build_relayed_firefly(*flow.firefly_json, f));
     to_collector(pending_msgs_.size() - 1);
     if (pending_msgs_.size() >= kBatch) flush();
+  }
+
+  // As run(), and every ongoing_interval one sock_diag dump turns into ongoing fireflies.
+  void run_with_ongoing(std::stop_token stop, EventQueue& in) {
+    std::vector<FlowID> batch;
+    auto next = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
+    while (in.pop_batch_until(batch, kBatch, stop, next)) {
+      for (const auto& f : batch) handle(f);
+      if (std::chrono::steady_clock::now() >= next) {
+        batch.clear();
+        enrich_->ongoing_events(batch);
+        for (const auto& f : batch) handle(f);
+        next = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
+      }
+      flush();
+    }
   }
 
   // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
@@ -306,6 +335,7 @@ class UdpFirefly final : public Backend {
   std::string hostname_;
   std::shared_ptr<spdlog::logger> log_;
   int fd4_ = -1, fd6_ = -1;
+  std::optional<TcpEnrichment> enrich_;
   std::unordered_map<FlowKey, Tracked, FlowKeyHash> starts_;
   std::deque<std::pair<FlowKey, std::uint64_t>> order_;
   std::uint64_t seq_ = 0;

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/prometheus/flow_metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/metric_family.h>
+
+#include "core/log.hpp"
+#include "netlink/tcp_metrics.hpp"
+
+namespace flowd::prometheus_backend {
+
+void FlowMetrics::start(const FlowID& flow, std::string experiment, std::string activity) {
+  if (flow.protocol != Protocol::kTcp) return;
+  std::lock_guard lock(mu_);
+  FlowKey key = FlowKey::of(flow);
+  if (flows_.contains(key)) return;
+  if (flows_.size() >= max_) {
+    overflow_.Increment();
+    return;
+  }
+  flows_.emplace(key, Labels{flow.src.to_string(), flow.dst.to_string(), std::move(experiment),
+                             std::move(activity),
+                             std::to_string(flow.src_port) + ":" + std::to_string(flow.dst_port)});
+}
+
+void FlowMetrics::end(const FlowID& flow) {
+  std::lock_guard lock(mu_);
+  flows_.erase(FlowKey::of(flow));
+}
+
+std::size_t FlowMetrics::size() const {
+  std::lock_guard lock(mu_);
+  return flows_.size();
+}
+
+std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
+  std::lock_guard scrape(scrape_mu_);
+  std::unordered_map<FlowKey, Labels, FlowKeyHash> flows;
+  {
+    std::lock_guard lock(mu_);
+    if (flows_.empty()) return {};
+    flows = flows_;
+  }
+  auto specs = netlink::tcp_metric_specs();
+  std::vector<prometheus::MetricFamily> fams(specs.size() + 1);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    fams[i].name = specs[i].name;
+    fams[i].help = specs[i].help;
+    fams[i].type =
+        specs[i].counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+  }
+  auto& info = fams.back();
+  info.name = "flow_tcp_ca_info";
+  info.help = "TCP options and congestion control of the flow, as ss prints them (value always 1)";
+  info.type = prometheus::MetricType::Gauge;
+
+  std::string error;
+  try {
+    if (!diag_) diag_.emplace();
+  } catch (const std::exception& e) {
+    std::uint64_t held = 0;
+    if (limiter_.allow(held)) get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
+    return {};
+  }
+  netlink::DumpRequest req;
+  req.details = true;
+  req.states = ~(1u << netlink::kTcpListen);
+  auto labels_of = [](const Labels& l) {
+    return std::vector<prometheus::ClientMetric::Label>{
+        {"src", l.src}, {"dst", l.dst}, {"exp", l.exp}, {"act", l.act}, {"flow", l.flow}};
+  };
+  bool ok = diag_->dump(
+      req,
+      [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
+        if (!d) return;
+        // The plugin may have reported the flow from either end.
+        auto it =
+            flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
+        if (it == flows.end())
+          it = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
+        if (it == flows.end()) return;
+        auto labels = labels_of(it->second);
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+          auto v = specs[i].value(*d);
+          if (!v) continue;
+          prometheus::ClientMetric m;
+          m.label = labels;
+          (specs[i].counter ? m.counter.value : m.gauge.value) = *v;
+          fams[i].metric.push_back(std::move(m));
+        }
+        prometheus::ClientMetric m;
+        m.label = labels;
+        m.label.push_back({"opts", netlink::tcp_options_text(*d)});
+        m.gauge.value = 1;
+        info.metric.push_back(std::move(m));
+        flows.erase(it);  // one socket per flow (the first found)
+      },
+      error);
+  std::uint64_t held = 0;
+  if (!ok && limiter_.allow(held))
+    get_logger("backend.prometheus")->warn("per-flow metrics: {}{}", error,
+                                           held ? fmt::format(" ({} more not logged)", held) : "");
+  std::erase_if(fams, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
+  return fams;
+}
+
+}  // namespace flowd::prometheus_backend

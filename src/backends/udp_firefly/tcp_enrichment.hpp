@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+// `netlink = yes` (legacy UDP_FIREFLY_NETLINK): TCP details from sock_diag in start, end and
+// ongoing fireflies, as the Python original's netlink section. A start looks its socket up by
+// 4-tuple (either end may be local); an end uses a fresh lookup while the socket lingers, else the
+// last values seen; with `ongoing_interval`, one dump refreshes every tracked flow and yields its
+// `ongoing` event. Single-threaded: the udp_firefly backend's thread.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+#include "netlink/sock_diag.hpp"
+
+namespace flowd::udp_firefly {
+
+// The "netlink" JSON object: the socket and its tcp_info, with the original's field names and units
+// (rto, ato, rttvar, rcv_rtt in milliseconds; rto null while 3 s, snd_ssthresh null while
+// infinite).
+std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails& d);
+
+class TcpEnrichment {
+ public:
+  TcpEnrichment(std::chrono::seconds ongoing_interval, std::size_t max_flows)
+      : ongoing_(ongoing_interval), max_flows_(max_flows) {}
+  // Opens the netlink socket (before READY=1, so a failure stops the start).
+  void open() { diag_.emplace(); }
+  // The netlink object for this event's firefly, or "" when the socket is unknown.
+  std::string on_event(const FlowID& flow);
+  std::chrono::seconds ongoing_interval() const { return ongoing_; }
+  // One dump: fresh details for every tracked flow whose socket is here, and its ongoing event.
+  void ongoing_events(std::vector<FlowID>& out);
+  std::size_t tracked() const { return flows_.size(); }
+
+ private:
+  struct Tracked {
+    FlowID start;
+    std::string json;  // last netlink object seen; "" before the socket was found
+  };
+  std::string lookup(const FlowID& flow);
+
+  std::chrono::seconds ongoing_;
+  std::size_t max_flows_;
+  std::optional<netlink::SockDiag> diag_;
+  std::unordered_map<FlowKey, Tracked, FlowKeyHash> flows_;
+};
+
+}  // namespace flowd::udp_firefly

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+// Which connections the scanners (netlink, netstat, iperf) report: destinations inside the
+// configured internal networks, or private ones while ignore_private is on, are not.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+
+namespace flowd::netlink {
+
+struct Prefix {
+  IpAddress address;
+  unsigned length = 0;
+  bool contains(const IpAddress& a) const;
+};
+
+// "192.168.0.0/16", "fd00::/8" or a bare address (a host prefix). nullopt when malformed.
+std::optional<Prefix> parse_prefix(const std::string& text);
+
+// Python's ipaddress.is_private (the test the original scanners use): RFC 1918, loopback,
+// link-local, documentation and benchmarking ranges, ULA, and the like.
+bool is_private_address(const IpAddress& a);
+
+struct ConnectionFilter {
+  std::vector<Prefix> internal;
+  bool ignore_private = true;
+  // True when a connection to `remote` is to be reported.
+  bool accepts(const IpAddress& remote) const;
+};
+
+}  // namespace flowd::netlink

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "netlink/connection_tracker.hpp"
+
+#include "netlink/sock_diag.hpp"
+
+namespace flowd::netlink {
+
+ConnectionTracker::Tracked& ConnectionTracker::find_or_insert(const FlowKey& key, bool& fresh) {
+  // Keep live + deleted slots under 3/4 of the table so probes stay short.
+  if ((used_ + deleted_ + 1) * 4 > slots_.size() * 3)
+    rehash(used_ * 4 > slots_.size() ? slots_.size() * 2 : slots_.size());
+  std::size_t mask = slots_.size() - 1;
+  Tracked* reuse = nullptr;
+  for (std::size_t i = FlowKeyHash{}(key)&mask;; i = (i + 1) & mask) {
+    Tracked& t = slots_[i];
+    if (t.slot == Slot::kEmpty) {
+      Tracked& dest = reuse ? *reuse : t;
+      if (reuse) --deleted_;
+      dest = Tracked{key, 0, Status::kPending, Slot::kUsed, {}};
+      ++used_;
+      fresh = true;
+      return dest;
+    }
+    if (t.slot == Slot::kDeleted) {
+      if (!reuse) reuse = &t;
+    } else if (t.key == key) {
+      fresh = false;
+      return t;
+    }
+  }
+}
+
+void ConnectionTracker::rehash(std::size_t capacity) {
+  std::vector<Tracked> old(capacity);
+  old.swap(slots_);
+  used_ = deleted_ = 0;
+  for (auto& t : old) {
+    if (t.slot != Slot::kUsed) continue;
+    bool fresh;
+    Tracked& n = find_or_insert(t.key, fresh);
+    n = t;
+  }
+}
+
+FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now) const {
+  const FlowKey& key = t.key;
+  FlowID f;
+  f.state = state;
+  f.protocol = Protocol::kTcp;
+  f.src = key.src;
+  f.dst = key.dst;
+  f.src_port = key.src_port;
+  f.dst_port = key.dst_port;
+  f.experiment = t.tag.experiment;
+  f.activity = t.tag.activity;
+  (state == FlowState::kEnd ? f.end_time : f.start_time) = now;
+  return f;
+}
+
+void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<FlowID>& out) {
+  if (c.state == kTcpListen || c.remote_port == 0) return;
+  FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+  std::uint32_t gen = scans_ + 1;
+  bool fresh = false;
+  Tracked& t = find_or_insert(key, fresh);
+  t.generation = gen;
+  if (fresh) {
+    if (!filter_.accepts(c.remote)) {
+      t.status = Status::kIgnored;
+      return;
+    }
+    // Connections older than flowd: their start was long ago, so the original keeps quiet about
+    // them.
+    if (scans_ == 0 && !report_existing_) {
+      t.status = Status::kAdopted;
+      return;
+    }
+  }
+  switch (t.status) {
+    case Status::kPending:
+      if (c.state == kTcpEstablished) {
+        bool retry = false;
+        auto tag = tagger_(c, retry);
+        if (!tag) {
+          if (!retry) t.status = Status::kIgnored;
+          return;
+        }
+        t.tag = *tag;
+        t.status = Status::kStarted;
+        ++started_;
+        out.push_back(event(t, FlowState::kStart, now));
+      } else if (is_closing_state(c.state)) {
+        t.status = Status::kIgnored;  // closed before we saw it established: nothing to report
+      }
+      break;
+    case Status::kStarted:
+      if (is_closing_state(c.state)) {
+        t.status = Status::kEnded;
+        --started_;
+        out.push_back(event(t, FlowState::kEnd, now));
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
+  std::uint32_t gen = ++scans_;
+  for (auto& t : slots_) {
+    if (t.slot != Slot::kUsed || t.generation == gen) continue;
+    if (t.status == Status::kStarted) {
+      --started_;
+      out.push_back(event(t, FlowState::kEnd, now));
+    }
+    t.slot = Slot::kDeleted;
+    --used_;
+    ++deleted_;
+  }
+  // A table that grew for a burst shrinks back once the connections are gone.
+  if (slots_.size() > 64 && used_ * 8 < slots_.size())
+    rehash(std::max<std::size_t>(64, slots_.size() / 4));
+}
+
+}  // namespace flowd::netlink

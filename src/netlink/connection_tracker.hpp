@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// The scanners' state machine (the Python netstat/netlink plugins, without their bugs): each scan
+// lists the TCP connections of the host; a connection reaching ESTABLISHED is a `start`, one that
+// enters a closing state or disappears is an `end`. Connections present at the first scan are
+// adopted silently unless report_existing is set. Single-threaded (the plugin's thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+#include "netlink/connection_filter.hpp"
+
+namespace flowd::netlink {
+
+struct Connection {
+  IpAddress local, remote;
+  std::uint16_t local_port = 0, remote_port = 0;
+  std::uint8_t state = 0;  // TcpState
+  std::uint32_t inode = 0;
+};
+
+struct Tag {
+  std::uint16_t experiment = 0, activity = 0;
+};
+
+// Chooses the tag of a connection that is starting; nullopt: the connection is not reported, unless
+// the tagger sets `retry` (it cannot decide yet, e.g. the socket has no owner yet): asked again
+// next scan.
+using Tagger = std::function<std::optional<Tag>(const Connection&, bool& retry)>;
+
+class ConnectionTracker {
+ public:
+  ConnectionTracker(ConnectionFilter filter, bool report_existing, Tagger tagger)
+      : filter_(std::move(filter)), report_existing_(report_existing), tagger_(std::move(tagger)) {}
+
+  // One scan: call observe() for every connection, then finish() for the events.
+  void observe(const Connection& c, TimePoint now, std::vector<FlowID>& out);
+  void finish(TimePoint now, std::vector<FlowID>& out);
+
+  std::size_t tracked() const { return used_; }
+  std::size_t started() const { return started_; }
+  bool first_scan_done() const { return scans_ > 0; }
+
+ private:
+  enum class Status : std::uint8_t { kPending, kStarted, kEnded, kIgnored, kAdopted };
+  enum class Slot : std::uint8_t { kEmpty, kUsed, kDeleted };
+  // One open-addressing slot: every poll looks up every connection of the host, so the table is
+  // flat (one cache miss per lookup) instead of node-based.
+  struct Tracked {
+    FlowKey key;
+    std::uint32_t generation = 0;
+    Status status = Status::kPending;
+    Slot slot = Slot::kEmpty;
+    Tag tag;
+  };
+  FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
+  // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
+  Tracked& find_or_insert(const FlowKey& key, bool& fresh);
+  void rehash(std::size_t capacity);
+
+  ConnectionFilter filter_;
+  bool report_existing_;
+  Tagger tagger_;
+  std::uint32_t scans_ = 0;
+  std::size_t started_ = 0;
+  std::vector<Tracked> slots_ = std::vector<Tracked>(64);
+  std::size_t used_ = 0, deleted_ = 0;
+};
+
+}  // namespace flowd::netlink

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/netlink/netlink_plugin.hpp"
+
+#include "netlink/sock_diag.hpp"
+#include "plugins/scanner/scanner_plugin.hpp"
+
+namespace flowd::netlink_plugin {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"experiment", KeyType::kString, "",
+     "experiment (id or registry name) of every reported connection", "NETLINK_EXPERIMENT"},
+    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
+     "NETLINK_ACTIVITY"},
+    {"rules", KeyType::kList, "",
+     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
+     "only these "
+     "connections are reported"},
+    {"internal_networks", KeyType::kList, "",
+     "connections to these networks (CIDR) are not reported", "NETLINK_INTERNAL_NETWORKS"},
+    {"ignore_private", KeyType::kBool, "yes",
+     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
+    {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
+    {"interval", KeyType::kInt, "2", "seconds between two scans", "NETLINK_TIMEOUT", 1, 3600},
+};
+
+class NetlinkPlugin final : public scanner::ScannerPlugin {
+ public:
+  NetlinkPlugin(const Section& cfg, Context& ctx, const char* name)
+      : ScannerPlugin(name, ctx, scanner::scanner_options(cfg, "plugin.netlink"),
+                      scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.netlink")) {}
+
+  // The netlink socket is opened here so that a failure is reported before READY=1.
+  void start() override { diag_.emplace(); }
+
+ protected:
+  bool scan(const scanner::ConnectionVisitor& visit, std::string& error) override {
+    return scanner::scan_sock_diag(*diag_, visit, error);
+  }
+
+ private:
+  std::optional<netlink::SockDiag> diag_;
+};
+
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
+  return std::make_unique<NetlinkPlugin>(cfg, ctx, name);
+}
+
+}  // namespace
+
+const PluginInfo& plugin_info() {
+  static const PluginInfo info{
+      "netlink", "TCP connections from sock_diag (netlink) dumps: start and end events", kKeys,
+      create};
+  return info;
+}
+
+}  // namespace flowd::netlink_plugin

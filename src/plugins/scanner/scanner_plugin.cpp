@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/scanner/scanner_plugin.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <sstream>
+
+#include "core/log.hpp"
+#include "flowd/stop_fd.hpp"
+
+namespace flowd::scanner {
+
+ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
+  ScannerOptions o;
+  o.interval = std::chrono::milliseconds(cfg.get_int("interval") * 1000);
+  o.filter.ignore_private = cfg.get_bool("ignore_private");
+  o.report_existing = cfg.get_bool("report_existing");
+  for (const auto& text : cfg.get_list("internal_networks")) {
+    auto p = netlink::parse_prefix(text);
+    if (!p)
+      throw ConfigError("[" + section + "] internal_networks: cannot parse network '" + text + "'");
+    o.filter.internal.push_back(*p);
+  }
+  return o;
+}
+
+namespace {
+
+std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::string& exp,
+                                        const std::string& act, std::string& error) {
+  auto e = reg.experiment_id(exp);
+  if (!e) {
+    error = "unknown experiment '" + exp + "'";
+    return std::nullopt;
+  }
+  // The original treats an empty activity as 0.
+  auto a = act.empty() ? std::optional<unsigned>(0) : reg.activity_id(*e, act);
+  if (!a) {
+    error = "unknown activity '" + act + "' of experiment '" + exp + "'";
+    return std::nullopt;
+  }
+  return netlink::Tag{static_cast<std::uint16_t>(*e), static_cast<std::uint16_t>(*a)};
+}
+
+}  // namespace
+
+netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+                                 const std::string& section) {
+  std::optional<netlink::Tag> fallback;
+  std::string error;
+  if (!cfg.get("experiment").empty()) {
+    fallback = resolve_tag(reg, cfg.get("experiment"), cfg.get("activity"), error);
+    if (!fallback) throw ConfigError("[" + section + "] experiment/activity: " + error);
+  } else if (!cfg.get("activity").empty()) {
+    throw ConfigError("[" + section + "] activity: needs experiment");
+  }
+  std::map<std::uint16_t, netlink::Tag> by_port;
+  for (const auto& text : cfg.get_list("rules")) {
+    std::istringstream in(text);
+    std::string port_text, exp, act, word;
+    in >> port_text >> exp;
+    // Activity names may contain spaces ("Data Challenge").
+    while (in >> word) act += (act.empty() ? "" : " ") + word;
+    unsigned port = 0;
+    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (exp.empty() || act.empty() || ec != std::errc() ||
+        p != port_text.data() + port_text.size() || port == 0 || port > 65535)
+      throw ConfigError("[" + section + "] rules: '" + text +
+                        "': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'");
+    auto tag = resolve_tag(reg, exp, act, error);
+    if (!tag) throw ConfigError("[" + section + "] rules: '" + text + "': " + error);
+    by_port[static_cast<std::uint16_t>(port)] = *tag;
+  }
+  if (!fallback && by_port.empty())
+    throw ConfigError(
+        "[" + section +
+        "] experiment: required (the tag of every connection), unless rules are given");
+  return [fallback, by_port = std::move(by_port)](const netlink::Connection& c,
+                                                  bool&) -> std::optional<netlink::Tag> {
+    if (auto it = by_port.find(c.local_port); it != by_port.end()) return it->second;
+    return fallback;
+  };
+}
+
+bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error) {
+  netlink::DumpRequest req;
+  req.states = ~(1u << netlink::kTcpListen);
+  netlink::Connection c;
+  return diag.dump(
+      req,
+      [&](const netlink::SockEntry& e, const netlink::TcpDetails*) {
+        c.local = e.local;
+        c.remote = e.remote;
+        c.local_port = e.local_port;
+        c.remote_port = e.remote_port;
+        c.state = e.state;
+        c.inode = e.inode;
+        visit(c);
+      },
+      error);
+}
+
+ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,
+                             netlink::Tagger tagger)
+    : log_(get_logger(std::string("plugin.") + name)),
+      name_(name),
+      options_(options),
+      tracker_(std::move(options.filter), options.report_existing, std::move(tagger)) {
+  auto& m = ctx.metrics;
+  prometheus::Labels l{{"plugin", name}};
+  scans_ = &prometheus::BuildCounter()
+                .Name("flowd_scans_total")
+                .Help("Connection scans done by the scanner plugins (netlink, netstat, iperf)")
+                .Register(m)
+                .Add(l);
+  errors_ = &prometheus::BuildCounter()
+                 .Name("flowd_scan_errors_total")
+                 .Help("Connection scans that failed (netlink or /proc errors)")
+                 .Register(m)
+                 .Add(l);
+  connections_ = &prometheus::BuildGauge()
+                      .Name("flowd_scan_connections")
+                      .Help("TCP connections seen by the last scan")
+                      .Register(m)
+                      .Add(l);
+  duration_ = &prometheus::BuildGauge()
+                   .Name("flowd_scan_duration_seconds")
+                   .Help("Wall time of the last connection scan")
+                   .Register(m)
+                   .Add(l);
+  tracked_ = &prometheus::BuildGauge()
+                  .Name("flowd_scan_tracked_connections")
+                  .Help("Connections the scanner remembers between scans")
+                  .Register(m)
+                  .Add(l);
+}
+
+void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
+  StopFd stopfd(stop);
+  int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (timer < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+  itimerspec its{};
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(options_.interval);
+  its.it_interval.tv_sec = secs.count();
+  its.it_interval.tv_nsec = static_cast<long>((options_.interval - secs).count() * 1000000);
+  its.it_value = its.it_interval;
+  timerfd_settime(timer, 0, &its, nullptr);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  for (int fd : {stopfd.fd(), timer}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  scan_once(out);
+  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}",
+             options_.interval.count(), tracker_.tracked(),
+             options_.report_existing ? " (reported)" : " (not reported)");
+  while (!stop.stop_requested()) {
+    epoll_event ev{};
+    int n = epoll_wait(ep, &ev, 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(ep);
+      ::close(timer);
+      throw std::system_error(err, std::generic_category(), "epoll_wait");
+    }
+    if (n == 0 || ev.data.fd != timer) continue;
+    std::uint64_t ticks;
+    [[maybe_unused]] auto r = ::read(timer, &ticks, sizeof ticks);
+    scan_once(out);
+  }
+  ::close(ep);
+  ::close(timer);
+}
+
+void ScannerPlugin::scan_once(Publisher& out) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto now = Clock::now();
+  events_.clear();
+  std::size_t seen = 0;
+  std::string error;
+  bool ok = scan(
+      [&](const netlink::Connection& c) {
+        ++seen;
+        tracker_.observe(c, now, events_);
+      },
+      error);
+  scans_->Increment();
+  if (!ok) {
+    // A failed scan must not look like every connection vanished: no finish(), no end events.
+    errors_->Increment();
+    log_->warn("connection scan failed: {}", error);
+    for (auto& e : events_) {
+      e.plugin = name_;
+      out.publish(e);
+    }
+    return;
+  }
+  tracker_.finish(now, events_);
+  for (auto& e : events_) {
+    e.plugin = name_;
+    if (log_->should_log(spdlog::level::debug))
+      log_->debug("{} tcp {}:{} -> {}:{} exp {} act {}", to_string(e.state), e.src.to_string(),
+                  e.src_port, e.dst.to_string(), e.dst_port, e.experiment, e.activity);
+    out.publish(e);
+  }
+  connections_->Set(static_cast<double>(seen));
+  tracked_->Set(static_cast<double>(tracker_.tracked()));
+  duration_->Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace flowd::scanner

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the connection scanners (netlink, netstat, iperf) share: every `interval` one scan of the
+// host's TCP connections (timerfd, first scan at start), fed through a ConnectionTracker whose
+// events are published. A subclass only says how to list connections and how to tag them.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "flowd/component.hpp"
+#include "netlink/connection_tracker.hpp"
+#include "netlink/sock_diag.hpp"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+}  // namespace prometheus
+
+namespace flowd::scanner {
+
+using ConnectionVisitor = std::function<void(const netlink::Connection&)>;
+
+struct ScannerOptions {
+  std::chrono::milliseconds interval{2000};
+  netlink::ConnectionFilter filter;
+  bool report_existing = false;
+};
+
+// Reads the keys every scanner has (interval, internal_networks, ignore_private, report_existing);
+// throws ConfigError naming `section` for a bad prefix.
+ScannerOptions scanner_options(const Section& cfg, const std::string& section);
+
+// Parses `experiment`/`activity` (ids or registry names) and `rules` ('PORT EXPERIMENT ACTIVITY',
+// a local port's tag); returns the tagger. Throws ConfigError when neither a default tag nor rules
+// are configured, or a name is unknown.
+netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+                                 const std::string& section);
+
+// Lists the non-listening TCP sockets of the namespace with one sock_diag dump.
+bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error);
+
+class ScannerPlugin : public Plugin {
+ public:
+  ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, netlink::Tagger tagger);
+  void run(std::stop_token stop, Publisher& out) override;
+
+ protected:
+  // Visits every TCP connection of the host once. False (and `error`) when the scan failed.
+  virtual bool scan(const ConnectionVisitor& visit, std::string& error) = 0;
+  std::shared_ptr<spdlog::logger> log_;
+
+ private:
+  void scan_once(Publisher& out);
+  const char* name_;
+  ScannerOptions options_;
+  netlink::ConnectionTracker tracker_;
+  std::vector<FlowID> events_;
+  prometheus::Counter *scans_, *errors_;
+  prometheus::Gauge *connections_, *duration_, *tracked_;
+};
+
+}  // namespace flowd::scanner

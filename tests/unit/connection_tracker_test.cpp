@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// The scanners' state machine and filters, on hand-made scans.
+#include "netlink/connection_tracker.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "netlink/connection_filter.hpp"
+#include "netlink/sock_diag.hpp"
+
+namespace flowd::netlink {
+namespace {
+
+Connection conn(const char* local, std::uint16_t lport, const char* remote, std::uint16_t rport,
+                std::uint8_t state = kTcpEstablished) {
+  Connection c;
+  c.local = *IpAddress::parse(local);
+  c.remote = *IpAddress::parse(remote);
+  c.local_port = lport;
+  c.remote_port = rport;
+  c.state = state;
+  c.inode = 1;
+  return c;
+}
+
+Tagger fixed(std::uint16_t e, std::uint16_t a) {
+  return [=](const Connection&, bool&) { return std::optional<Tag>(Tag{e, a}); };
+}
+
+ConnectionFilter no_private() {
+  ConnectionFilter f;
+  f.ignore_private = false;
+  return f;
+}
+
+// Runs one scan and returns its events.
+std::vector<FlowID> scan(ConnectionTracker& t, const std::vector<Connection>& conns) {
+  std::vector<FlowID> out;
+  auto now = Clock::now();
+  for (const auto& c : conns) t.observe(c, now, out);
+  t.finish(now, out);
+  return out;
+}
+
+TEST(ConnectionTracker, ExistingConnectionsAreAdoptedSilently) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  auto old = conn("192.0.2.1", 40000, "203.0.113.5", 443);
+  EXPECT_TRUE(scan(t, {old}).empty());
+  auto fresh = conn("192.0.2.1", 40001, "203.0.113.5", 443);
+  auto ev = scan(t, {old, fresh});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kStart);
+  EXPECT_EQ(ev[0].src_port, 40001);
+  EXPECT_EQ(ev[0].dst.to_string(), "203.0.113.5");
+  EXPECT_EQ(ev[0].experiment, 2);
+  EXPECT_EQ(ev[0].activity, 9);
+  EXPECT_TRUE(ev[0].start_time);
+  // The adopted one vanishing ends nothing; the started one vanishing is an end.
+  ev = scan(t, {});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[0].src_port, 40001);
+  EXPECT_TRUE(ev[0].end_time);
+  EXPECT_EQ(t.tracked(), 0u);
+}
+
+TEST(ConnectionTracker, ReportExistingStartsThemAtTheFirstScan) {
+  ConnectionTracker t(no_private(), true, fixed(3, 3));
+  auto ev =
+      scan(t, {conn("::1", 1, "2001:db8::1", 2), conn("::1", 3, "2001:db8::1", 4, kTcpSynSent)});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].src_port, 1);
+  EXPECT_EQ(ev[0].family(), AF_INET6);
+}
+
+TEST(ConnectionTracker, StartsWhenEstablishedEndsWhenClosing) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  auto c = conn("10.0.0.1", 5000, "10.0.0.2", 6000, kTcpSynSent);
+  EXPECT_TRUE(scan(t, {c}).empty());
+  c.state = kTcpEstablished;
+  ASSERT_EQ(scan(t, {c}).size(), 1u);
+  EXPECT_TRUE(scan(t, {c}).empty()) << "a start is reported once";
+  c.state = kTcpFinWait1;
+  auto ev = scan(t, {c});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  c.state = kTcpTimeWait;
+  EXPECT_TRUE(scan(t, {c}).empty()) << "an end is reported once";
+  EXPECT_TRUE(scan(t, {}).empty()) << "no second end when the closed connection disappears";
+  EXPECT_EQ(t.started(), 0u);
+}
+
+TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  auto c = conn("10.0.0.1", 5000, "10.0.0.2", 6000, kTcpSynSent);
+  scan(t, {c});
+  c.state = kTcpClose;
+  EXPECT_TRUE(scan(t, {c}).empty());
+  c.state = kTcpEstablished;
+  EXPECT_TRUE(scan(t, {c}).empty());
+}
+
+TEST(ConnectionTracker, ListenersAreIgnored) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  EXPECT_TRUE(scan(t, {conn("0.0.0.0", 80, "0.0.0.0", 0, kTcpListen)}).empty());
+  EXPECT_EQ(t.tracked(), 0u);
+}
+
+TEST(ConnectionTracker, FiltersInternalAndPrivateDestinations) {
+  ConnectionFilter f;
+  f.ignore_private = true;
+  f.internal.push_back(*parse_prefix("192.0.2.0/24"));  // public for this test's purposes
+  ConnectionTracker t(f, false, fixed(2, 9));
+  scan(t, {});
+  auto ev = scan(t, {conn("1.2.3.4", 1, "192.168.1.1", 80), conn("1.2.3.4", 2, "fd00::1", 80),
+                     conn("1.2.3.4", 3, "192.0.2.7", 80), conn("1.2.3.4", 4, "8.8.8.8", 80),
+                     conn("2001:4860::1", 5, "2001:4860::2", 80)});
+  ASSERT_EQ(ev.size(), 2u);
+  std::set<int> ports{ev[0].src_port, ev[1].src_port};
+  EXPECT_EQ(ports, (std::set<int>{4, 5}));
+}
+
+TEST(ConnectionTracker, TaggerDecidesAndMayRetry) {
+  int calls = 0;
+  Tagger by_port = [&](const Connection& c, bool& retry) -> std::optional<Tag> {
+    ++calls;
+    if (c.local_port == 1094) return Tag{3, 3};
+    retry = c.inode == 0;
+    return std::nullopt;
+  };
+  ConnectionTracker t(no_private(), false, by_port);
+  scan(t, {});
+  auto cms = conn("1.2.3.4", 1094, "5.6.7.8", 5555);
+  auto other = conn("1.2.3.4", 8080, "5.6.7.8", 5556);
+  auto unowned = conn("1.2.3.4", 8081, "5.6.7.8", 5557);
+  unowned.inode = 0;
+  auto ev = scan(t, {cms, other, unowned});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].experiment, 3);
+  EXPECT_EQ(calls, 3);
+  scan(t, {cms, other, unowned});
+  EXPECT_EQ(calls, 4) << "only the connection the tagger could not decide is asked again";
+}
+
+TEST(ConnectionTracker, ManyConnectionsComeAndGo) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  auto make = [](int i) {
+    Connection c = conn("2001:db8::1", static_cast<std::uint16_t>(1024 + i % 60000), "2001:db8::2",
+                        static_cast<std::uint16_t>(443 + i / 60000));
+    return c;
+  };
+  std::vector<Connection> all;
+  for (int i = 0; i < 20000; ++i) all.push_back(make(i));
+  EXPECT_EQ(scan(t, all).size(), 20000u);
+  EXPECT_TRUE(scan(t, all).empty()) << "a second scan of the same connections reports nothing";
+  EXPECT_EQ(t.tracked(), 20000u);
+  // Every other one goes, the rest stay; then new ones come (reusing freed slots).
+  std::vector<Connection> half;
+  for (int i = 0; i < 20000; i += 2) half.push_back(all[static_cast<std::size_t>(i)]);
+  auto ev = scan(t, half);
+  EXPECT_EQ(ev.size(), 10000u);
+  for (const auto& e : ev) EXPECT_EQ(e.state, FlowState::kEnd);
+  for (int i = 20000; i < 25000; ++i) half.push_back(make(i));
+  ev = scan(t, half);
+  EXPECT_EQ(ev.size(), 5000u);
+  for (const auto& e : ev) EXPECT_EQ(e.state, FlowState::kStart);
+  EXPECT_EQ(t.tracked(), 15000u);
+  EXPECT_EQ(t.started(), 15000u);
+  EXPECT_EQ(scan(t, {}).size(), 15000u);
+  EXPECT_EQ(t.tracked(), 0u);
+  EXPECT_EQ(scan(t, {all[0]}).size(), 1u) << "the table shrank and still works";
+}
+
+TEST(ConnectionFilter, PrivateMatchesPython) {
+  for (const char* a : {"10.1.2.3", "127.0.0.1", "172.16.0.1", "192.168.0.1", "169.254.1.1",
+                        "198.18.0.1", "198.19.255.1", "::1", "fd00::1", "fe80::1", "2001:db8::1"})
+    EXPECT_TRUE(is_private_address(*IpAddress::parse(a))) << a;
+  for (const char* a : {"8.8.8.8", "172.32.0.1", "198.20.0.1", "2001:4860::1", "100.64.0.1"})
+    EXPECT_FALSE(is_private_address(*IpAddress::parse(a))) << a;
+}
+
+TEST(ConnectionFilter, Prefixes) {
+  auto p = parse_prefix("192.168.0.0/16");
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->contains(*IpAddress::parse("192.168.200.1")));
+  EXPECT_FALSE(p->contains(*IpAddress::parse("192.169.0.1")));
+  EXPECT_FALSE(p->contains(*IpAddress::parse("::ffff:192.168.0.1")));
+  auto host = parse_prefix("fd00::7");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->length, 128u);
+  auto odd = parse_prefix("fd00::/9");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(odd->contains(*IpAddress::parse("fd7f::1")));
+  EXPECT_FALSE(odd->contains(*IpAddress::parse("fd80::1")));
+  for (const char* bad :
+       {"", "/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "nonsense/8"})
+    EXPECT_FALSE(parse_prefix(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace flowd::netlink
