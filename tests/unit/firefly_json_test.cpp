@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The firefly parser's JSON layer (simdjson): truncated vs malformed, numbers simdjson cannot hold,
-// depth, duplicate keys and parsing in place from a padded buffer.
+// depth and duplicate keys.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -115,21 +115,6 @@ TEST(FireflyJson, DuplicateKeysLastOneWins) {
   EXPECT_EQ(r.flow.experiment, 2);
   d.insert(d.size() - 1, R"(, "context": [])");
   EXPECT_EQ(parse_firefly(d).reason, RejectReason::kType);
-}
-
-// The listener parses in place from its recvmmsg buffers; the result must be the same as with a
-// copy, whatever stale bytes the padding holds.
-TEST(FireflyJson, PaddedInPlace) {
-  std::vector<std::string> inputs{kFirefly, kFirefly.substr(0, 40), R"({"a": 1)",
-                                  with(kFirefly, "src-port", "99999999999999999999999")};
-  for (const auto& in : inputs) {
-    std::string buf = in + std::string(kJsonPadding, '9');
-    auto padded = parse_firefly(std::string_view(buf.data(), in.size()), 65507, true);
-    auto copied = parse_firefly(in);
-    EXPECT_EQ(padded.ok, copied.ok) << in;
-    EXPECT_EQ(padded.reason, copied.reason) << in;
-    EXPECT_EQ(padded.detail, copied.detail) << in;
-  }
 }
 
 }  // namespace

@@ -162,9 +162,9 @@ JsonParser::JsonParser() {
     throw std::bad_alloc();
 }
 
-JsonResult JsonParser::parse(std::string_view text, bool padded) {
+JsonResult JsonParser::parse(std::string_view text) {
   JsonResult r;
-  auto doc = parser_.parse(text.data(), text.size(), !padded);
+  auto doc = parser_.parse(text.data(), text.size(), true);
   simdjson::error_code err = doc.error();
   std::string_view parsed = text;
   // simdjson refuses valid JSON numbers it cannot hold; JSON's grammar and Python take them, and an

@@ -38,9 +38,9 @@ struct JsonResult {
 class JsonParser {
  public:
   JsonParser();
-  // `padded`: text is followed by at least SIMDJSON_PADDING readable bytes, so simdjson reads it in
-  // place instead of copying it into its own padded buffer.
-  JsonResult parse(std::string_view text, bool padded = false);
+  // simdjson copies the text into its own padded buffer (SIMDJSON_PADDING readable bytes past the
+  // end); parsing in place from padded recvmmsg buffers measured no faster for ~500-byte fireflies.
+  JsonResult parse(std::string_view text);
 
  private:
   simdjson::dom::parser parser_;

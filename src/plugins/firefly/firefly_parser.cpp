@@ -9,7 +9,6 @@
 #include <cstring>
 
 namespace flowd::firefly {
-static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
 namespace {
 
 ParseResult reject(RejectReason r, std::string detail) {
@@ -104,8 +103,8 @@ constexpr std::string_view kSectionNames[] = {"flow-lifecycle", "flow-id", "cont
 constexpr std::string_view kSlotNames[] = {"state",         "start-time", "end-time", "protocol",
                                            "src-ip",        "dst-ip",     "src-port", "dst-port",
                                            "experiment-id", "activity-id"};
-constexpr SectionId kSlotSection[] = {kLifecycle, kLifecycle, kLifecycle, kFlowId,  kFlowId,
-                                      kFlowId,    kFlowId,    kFlowId,    kContext, kContext};
+// Each section's slots are contiguous: [kFirstSlot[section], kFirstSlot[section + 1]).
+constexpr std::size_t kFirstSlot[] = {kState, kProtocol, kExperiment, kSlotCount};
 
 // One field of the document, or its absence.
 struct Value {
@@ -150,8 +149,11 @@ struct Fields {
       simdjson::dom::object section;
       if (!sections[i].present || sections[i].element.get(section) != simdjson::SUCCESS) continue;
       for (auto [key, value] : section)
-        for (std::size_t k = 0; k < kSlotCount; ++k)
-          if (kSlotSection[k] == i && key == kSlotNames[k]) slots[k] = {true, value};
+        for (std::size_t k = kFirstSlot[i]; k < kFirstSlot[i + 1]; ++k)
+          if (key == kSlotNames[k]) {
+            slots[k] = {true, value};
+            break;
+          }
     }
   }
 };
@@ -366,7 +368,7 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s, bool* out_of_range) {
   return TimePoint(duration_cast<Clock::duration>(seconds(secs) + nanoseconds(nanos)));
 }
 
-ParseResult parse_firefly(std::string_view datagram, std::size_t max_size, bool padded) {
+ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
   if (datagram.size() > max_size)
     return reject(RejectReason::kOversized,
                   fmt::format("{} bytes, more than {}", datagram.size(), max_size));
@@ -393,7 +395,7 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size, bool 
 
   // One parser per thread: simdjson keeps its buffers from one firefly to the next.
   thread_local JsonParser json_parser;
-  JsonResult doc = json_parser.parse(text, padded);
+  JsonResult doc = json_parser.parse(text);
   if (doc.outcome == JsonOutcome::kTruncated)
     return reject(RejectReason::kTruncated, std::move(doc.detail));
   if (doc.outcome != JsonOutcome::kOk) return reject(RejectReason::kJson, std::move(doc.detail));

@@ -38,15 +38,8 @@ struct ParseResult {
   std::string_view json;  // the JSON object inside the datagram (valid when ok)
 };
 
-// Readable bytes a `padded` datagram has after its end (simdjson::SIMDJSON_PADDING, checked where
-// simdjson is included).
-inline constexpr std::size_t kJsonPadding = 64;
-
 // Everything a firefly may carry is read; its JSON text is not copied (see ParseResult::json).
-// `padded`: the datagram is followed by kJsonPadding readable bytes, so the JSON is parsed in place
-// instead of copied into the parser's own padded buffer.
-ParseResult parse_firefly(std::string_view datagram, std::size_t max_size = 65507,
-                          bool padded = false);
+ParseResult parse_firefly(std::string_view datagram, std::size_t max_size = 65507);
 
 // RFC 3339 date-time ("2021-09-07T22:22:21.998225+00:00", "...Z", up to 9 fraction digits).
 // nullopt when it does not parse; `out_of_range` is set for dates TimePoint cannot hold.
