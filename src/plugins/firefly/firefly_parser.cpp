@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/firefly/firefly_parser.hpp"
 
-#include "plugins/firefly/json_scan.hpp"
+#include "plugins/firefly/firefly_json.hpp"
 
 #include <fmt/format.h>
 
@@ -84,27 +84,6 @@ std::optional<std::string_view> strip_header(std::string_view s, std::string& de
   return s.substr(pos);
 }
 
-// One JSON value as the scanner reported it; only what the fields below need is kept.
-struct Value {
-  enum Kind : std::uint8_t {
-    kAbsent,
-    kNull,
-    kBool,
-    kNumber,
-    kString,
-    kObject,
-    kArray
-  } kind = kAbsent;
-  JsonNumber number;
-  std::string_view text;  // kString: the value (into the datagram, or into `decoded`)
-  std::string decoded;    // a string that had escapes
-  const char* type_name() const {
-    static constexpr const char* kNames[] = {"absent", "null",   "boolean", "number",
-                                             "string", "object", "array"};
-    return kNames[kind];
-  }
-};
-
 // Field slots, by section ("flow-lifecycle", "flow-id", "context") and key.
 enum Slot : std::uint8_t {
   kState,
@@ -119,94 +98,69 @@ enum Slot : std::uint8_t {
   kActivity,
   kSlotCount
 };
-enum SectionId : std::uint8_t { kLifecycle, kFlowId, kContext, kSectionCount, kOther = 255 };
+enum SectionId : std::uint8_t { kLifecycle, kFlowId, kContext, kSectionCount };
 constexpr std::string_view kSectionNames[] = {"flow-lifecycle", "flow-id", "context"};
 constexpr std::string_view kSlotNames[] = {"state",         "start-time", "end-time", "protocol",
                                            "src-ip",        "dst-ip",     "src-port", "dst-port",
                                            "experiment-id", "activity-id"};
-constexpr SectionId kSlotSection[] = {kLifecycle, kLifecycle, kLifecycle, kFlowId,  kFlowId,
-                                      kFlowId,    kFlowId,    kFlowId,    kContext, kContext};
+// Each section's slots are contiguous: [kFirstSlot[section], kFirstSlot[section + 1]).
+constexpr std::size_t kFirstSlot[] = {kState, kProtocol, kExperiment, kSlotCount};
 
-// Scanner handler: keeps the fields the listener reads; everything else (usage, netlink,
-// application, ...) is checked for syntax and skipped. Duplicate keys: the last one wins.
-struct FieldCollector {
+// One field of the document, or its absence.
+struct Value {
+  bool present = false;
+  simdjson::dom::element element;
+  simdjson::dom::element_type type() const { return element.type(); }
+  const char* type_name() const {
+    using T = simdjson::dom::element_type;
+    if (!present) return "absent";
+    switch (type()) {
+      case T::ARRAY:
+        return "array";
+      case T::OBJECT:
+        return "object";
+      case T::INT64:
+      case T::UINT64:
+      case T::DOUBLE:
+        return "number";
+      case T::STRING:
+        return "string";
+      case T::BOOL:
+        return "boolean";
+      case T::NULL_VALUE:
+        return "null";
+    }
+    return "value";
+  }
+};
+
+// The fields the listener reads, one pass over the keys; everything else (usage, netlink,
+// application, ...) was validated by simdjson and is skipped. Duplicate keys: the last one wins,
+// as in Python's json.loads.
+struct Fields {
   Value sections[kSectionCount];
   Value slots[kSlotCount];
-  Value::Kind root = Value::kAbsent;
-  std::size_t depth = 0;
-  SectionId section = kOther;  // the section object we are in at depth 2
-  std::string_view last_key;   // the last key at depth 1 or 2
-  std::string key_buf;         // its decoded text, when it had escapes
 
-  Value* target() {
-    if (depth == 1) {
+  explicit Fields(simdjson::dom::object root) {
+    for (auto [key, value] : root)
       for (std::size_t i = 0; i < kSectionCount; ++i)
-        if (last_key == kSectionNames[i]) return &sections[i];
-    } else if (depth == 2 && section != kOther) {
-      for (std::size_t i = 0; i < kSlotCount; ++i)
-        if (kSlotSection[i] == section && last_key == kSlotNames[i]) return &slots[i];
-    }
-    return nullptr;
-  }
-  Value* set(Value::Kind k) {
-    if (depth == 0) root = k;
-    Value* v = target();
-    if (v) {
-      v->kind = k;
-      v->text = {};
-    }
-    return v;
-  }
-  void null() { set(Value::kNull); }
-  void boolean(bool) { set(Value::kBool); }
-  void number(const JsonNumber& n) {
-    if (Value* v = set(Value::kNumber)) v->number = n;
-  }
-  void string(std::string_view raw, bool escaped) {
-    if (Value* v = set(Value::kString)) {
-      if (escaped) {
-        v->decoded = json_unescape(raw);
-        v->text = v->decoded;
-      } else {
-        v->text = raw;
-      }
-    }
-  }
-  void start_object() {
-    set(Value::kObject);
-    if (depth == 1) {
-      section = kOther;
-      for (std::size_t i = 0; i < kSectionCount; ++i)
-        if (last_key == kSectionNames[i]) section = static_cast<SectionId>(i);
-    }
-    ++depth;
-  }
-  void end_object() {
-    --depth;
-    if (depth == 1) section = kOther;
-  }
-  void start_array() {
-    set(Value::kArray);
-    ++depth;
-    last_key = {};  // array elements have no key
-  }
-  void end_array() {
-    --depth;
-    last_key = {};
-  }
-  void key(std::string_view raw, bool escaped) {
-    if (depth > 2) return;
-    if (escaped) {
-      key_buf = json_unescape(raw);
-      last_key = key_buf;
-    } else {
-      last_key = raw;
+        if (key == kSectionNames[i]) sections[i] = {true, value};
+    for (std::size_t i = 0; i < kSectionCount; ++i) {
+      simdjson::dom::object section;
+      if (!sections[i].present || sections[i].element.get(section) != simdjson::SUCCESS) continue;
+      for (auto [key, value] : section)
+        for (std::size_t k = kFirstSlot[i]; k < kFirstSlot[i + 1]; ++k)
+          if (key == kSlotNames[k]) {
+            slots[k] = {true, value};
+            break;
+          }
     }
   }
 };
 
 struct Extractor {
-  const FieldCollector& c;
+  const Fields& c;
+  bool wide_numbers;  // the parser replaced numbers beyond 64 bits by kWideUnsigned/kWideNegative
   std::optional<ParseResult> failure;
 
   void fail(RejectReason r, std::string detail) {
@@ -215,42 +169,47 @@ struct Extractor {
 
   void section(SectionId id) {
     const Value& v = c.sections[id];
-    if (v.kind == Value::kAbsent)
+    if (!v.present)
       fail(RejectReason::kMissing, fmt::format("no \"{}\" object", kSectionNames[id]));
-    else if (v.kind != Value::kObject)
+    else if (!v.element.is_object())
       fail(RejectReason::kType,
            fmt::format("\"{}\" is a {}, not an object", kSectionNames[id], v.type_name()));
   }
 
   std::string_view string(Slot s) {
     const Value& v = c.slots[s];
-    if (v.kind == Value::kAbsent)
+    if (!v.present)
       fail(RejectReason::kMissing, fmt::format("no \"{}\"", kSlotNames[s]));
-    else if (v.kind != Value::kString)
+    else if (!v.element.is_string())
       fail(RejectReason::kType,
            fmt::format("\"{}\" is a {}, not a string", kSlotNames[s], v.type_name()));
     else
-      return v.text;
+      return v.element.get_string().value_unsafe();
     return {};
   }
 
   std::uint16_t number(Slot s) {
+    using T = simdjson::dom::element_type;
     const Value& v = c.slots[s];
-    const JsonNumber& n = v.number;
-    if (v.kind == Value::kAbsent) {
+    if (!v.present) {
       fail(RejectReason::kMissing, fmt::format("no \"{}\"", kSlotNames[s]));
-    } else if (v.kind != Value::kNumber || !n.integer) {
+      return 0;
+    }
+    std::string text;
+    if (v.type() == T::INT64) {
+      std::int64_t n = v.element.get_int64().value_unsafe();
+      if (n >= 0 && n <= 65535) return static_cast<std::uint16_t>(n);
+      text = wide_numbers && n == kWideNegative ? "-(more than 64 bits)" : std::to_string(n);
+    } else if (v.type() == T::UINT64) {  // beyond INT64_MAX
+      std::uint64_t n = v.element.get_uint64().value_unsafe();
+      text = wide_numbers && n == kWideUnsigned ? "(more than 64 bits)" : std::to_string(n);
+    } else {
       fail(RejectReason::kType,
            fmt::format("\"{}\" is a {}{}, not an integer", kSlotNames[s], v.type_name(),
-                       v.kind == Value::kNumber ? " with a fraction or exponent" : ""));
-    } else if (!n.overflow && (!n.negative || n.magnitude == 0) && n.magnitude <= 65535) {
-      return static_cast<std::uint16_t>(n.magnitude);
-    } else {
-      fail(RejectReason::kRange,
-           fmt::format(
-               "\"{}\" = {}{} is not 0..65535", kSlotNames[s], n.negative ? "-" : "",
-               n.overflow ? std::string("(more than 64 bits)") : std::to_string(n.magnitude)));
+                       v.type() == T::DOUBLE ? " with a fraction or exponent" : ""));
+      return 0;
     }
+    fail(RejectReason::kRange, fmt::format("\"{}\" = {} is not 0..65535", kSlotNames[s], text));
     return 0;
   }
 
@@ -268,13 +227,13 @@ struct Extractor {
   // ones ""), as does Go's zero time.
   std::optional<TimePoint> time(Slot s) {
     const Value& v = c.slots[s];
-    if (v.kind == Value::kAbsent || v.kind == Value::kNull) return std::nullopt;
-    if (v.kind != Value::kString) {
+    if (!v.present || v.element.is_null()) return std::nullopt;
+    if (!v.element.is_string()) {
       fail(RejectReason::kType,
            fmt::format("\"{}\" is a {}, not a string", kSlotNames[s], v.type_name()));
       return std::nullopt;
     }
-    std::string_view str = v.text;
+    std::string_view str = v.element.get_string().value_unsafe();
     if (str.empty() || str.starts_with("0001-01-01T00:00:00")) return std::nullopt;
     bool out_of_range = false;
     auto t = parse_rfc3339(str, &out_of_range);
@@ -287,75 +246,6 @@ struct Extractor {
 };
 
 }  // namespace
-
-std::string json_unescape(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  auto put = [&](unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | cp >> 6);
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | cp >> 12);
-      out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | cp >> 18);
-      out += static_cast<char>(0x80 | (cp >> 12 & 0x3F));
-      out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  };
-  auto hex4 = [&](std::size_t at) {
-    unsigned v = 0;
-    for (std::size_t k = at; k < at + 4 && k < raw.size(); ++k) {
-      char c = raw[k];
-      v = v << 4 | static_cast<unsigned>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
-  };
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '\\' || i + 1 >= raw.size()) {
-      out += raw[i];
-      continue;
-    }
-    char e = raw[++i];
-    switch (e) {
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'u': {
-        unsigned cp = hex4(i + 1);
-        i += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < raw.size() && raw[i + 1] == '\\') {
-          unsigned lo = hex4(i + 3);
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
-        put(cp);
-        break;
-      }
-      default:
-        out += e;
-        break;  // " \ /
-    }
-  }
-  return out;
-}
 
 std::string_view to_string(RejectReason r) {
   switch (r) {
@@ -503,25 +393,19 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
                   fmt::format("'{}' is neither a syslog header nor a JSON object", excerpt(s)));
   }
 
-  FieldCollector c;
-  JsonScanner<FieldCollector> scanner(text, c);
-  if (!scanner.parse()) {
-    // The scanner stops at the byte it could not take: at the end of the input, the JSON was cut
-    // short.
-    if (scanner.error_position() >= text.size())
-      return reject(RejectReason::kTruncated,
-                    fmt::format("the JSON ends after {} bytes, incomplete", text.size()));
-    return reject(RejectReason::kJson,
-                  fmt::format("malformed JSON at byte {}", scanner.error_position()));
-  }
-  if (c.root != Value::kObject) {
-    Value r;
-    r.kind = c.root;
-    return reject(RejectReason::kType,
-                  fmt::format("the JSON is a {}, not an object", r.type_name()));
-  }
+  // One parser per thread: simdjson keeps its buffers from one firefly to the next.
+  thread_local JsonParser json_parser;
+  JsonResult doc = json_parser.parse(text);
+  if (doc.outcome == JsonOutcome::kTruncated)
+    return reject(RejectReason::kTruncated, std::move(doc.detail));
+  if (doc.outcome != JsonOutcome::kOk) return reject(RejectReason::kJson, std::move(doc.detail));
+  simdjson::dom::object root;
+  if (doc.root.get(root) != simdjson::SUCCESS)
+    return reject(RejectReason::kType, fmt::format("the JSON is a {}, not an object",
+                                                   Value{true, doc.root}.type_name()));
+  Fields c(root);
   // Key order and spacing do not matter here; only what Python's listener reads does (spec §3).
-  Extractor x{c, std::nullopt};
+  Extractor x{c, doc.wide_numbers, std::nullopt};
   ParseResult res;
   FlowID& f = res.flow;
   x.section(kLifecycle);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fireflies as real senders write them: an optional 7-token RFC 5424 header ("<134>1 TS HOST APP
 // PROCID firefly-json SD ", TS being "-", empty (flowd-go) or RFC 3339) followed by the Scitags
-// JSON, or the bare JSON. Pure functions: no I/O, no logging; fuzzed by
-// tests/fuzz/firefly_fuzz.cpp.
+// JSON, or the bare JSON, parsed by simdjson (firefly_json.hpp). Pure functions: no I/O, no
+// logging; fuzzed by tests/fuzz/firefly_fuzz.cpp.
 #pragma once
 
 #include <cstddef>
