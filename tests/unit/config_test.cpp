@@ -238,9 +238,9 @@ TEST(ConfigErrors, UnknownComponentsInLists) {
   expect_contains(e, "did you mean 'prometheus'?");
   expect_contains(e, "available: udp_firefly, prometheus");
 
-  // The original's plugin 'firefly' is not in this build.
-  e = config_error("[flowd]\nplugins = firefly\n");
-  expect_contains(e, "unknown plugin 'firefly'");
+  e = config_error("[flowd]\nplugins = netlnk\n");
+  expect_contains(e, "unknown plugin 'netlnk'");
+  expect_contains(e, "did you mean 'netlink'?");
 }
 
 TEST(ConfigErrors, ComponentListedTwice) {

@@ -36,12 +36,6 @@ Entries entries_of(const RawConfig& raw, std::string_view name) {
   return s ? s->entries : Entries{};
 }
 
-bool any_warning_contains(const RawConfig& raw, std::string_view needle) {
-  for (const auto& w : raw.warnings)
-    if (w.find(needle) != std::string::npos) return true;
-  return false;
-}
-
 std::string all_warnings(const RawConfig& raw) {
   std::string out;
   for (const auto& w : raw.warnings) out += w + "\n";
