@@ -64,6 +64,7 @@ struct Template {
   bool options = false;
   std::size_t min_record = 0;  // fixed lengths + 1 byte per variable-length field
   TimePoint seen{};
+  std::vector<std::uint8_t> raw;  // IPFIX: the template record as received (resends are compared)
   bool same_layout(const Template& o) const;
 };
 

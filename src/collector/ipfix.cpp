@@ -3,6 +3,7 @@
 // elements, variable-length fields, options templates and withdrawals. A malformed message is
 // discarded whole (RFC 7011 §9.1): templates, withdrawals, records and held sets are collected in
 // scratch lists and committed only when the whole message parsed.
+#include <cstring>
 #include <variant>
 
 #include "collector/decoder_state.hpp"
@@ -19,7 +20,10 @@ struct Define {
 struct Withdraw {
   std::uint16_t id;  // 2 = all data templates, 3 = all options templates
 };
-using TemplateOp = std::variant<Define, Withdraw>;
+struct Refresh {
+  std::uint16_t id;  // the same bytes as the stored template: only its lifetime restarts
+};
+using TemplateOp = std::variant<Define, Withdraw, Refresh>;
 
 // Parses one template record at body[p..]; returns false if it does not fit its set.
 bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p, std::uint16_t n,
@@ -83,6 +87,8 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
     for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
       if (const auto* d = std::get_if<Define>(&*it)) {
         if (d->id == id) return &d->t;
+      } else if (const auto* r = std::get_if<Refresh>(&*it)) {
+        if (r->id == id) return find_template(key_of(id), now);
       } else {
         const auto& w = std::get<Withdraw>(*it);
         if (w.id == id) return nullptr;
@@ -94,6 +100,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
     }
     return find_template(key_of(id), now);
   };
+  bool withdrawn = false;  // a withdrawal in this message: no template shortcut (Refresh) after it
   auto fail = [&](DecodeError e) {
     out.truncate(mark);
     result.errors.push_back(e);
@@ -127,12 +134,30 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
             notes.push_back(DecodeError::kWithdrawalIgnored);
           } else if (tid == 2 || tid == 3 || tid >= 256) {
             ops.push_back(Withdraw{tid});
+            withdrawn = true;
           } else {
             return fail(DecodeError::kBadTemplate);
           }
           continue;
         }
         if (tid < 256) return fail(DecodeError::kBadTemplate);
+        // Exporters resend every template in every message (softflowd does): when the bytes equal
+        // the stored template's, parsing them again would give the same template.
+        auto redefined_here = [&] {
+          for (const auto& op : ops)
+            if (const auto* d = std::get_if<Define>(&op); d && d->id == tid) return true;
+          return false;
+        };
+        if (!withdrawn && !redefined_here()) {
+          if (const Template* known = find_template(key_of(tid), now);
+              known && !known->raw.empty() && known->raw.size() <= body_len - p &&
+              std::memcmp(known->raw.data(), body + p, known->raw.size()) == 0) {
+            p += known->raw.size();
+            ops.push_back(Refresh{tid});
+            continue;
+          }
+        }
+        const std::size_t record_start = p;
         p += 4;
         Template t;
         t.options = options;
@@ -143,6 +168,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
           if (t.scope_count == 0 || t.scope_count > n) return fail(DecodeError::kBadTemplate);
         }
         if (!parse_fields(body, body_len, p, n, t)) return fail(DecodeError::kBadTemplate);
+        t.raw.assign(body + record_start, body + p);
         ops.push_back(Define{tid, std::move(t)});
       }
     } else if (set_id >= 256) {
@@ -178,6 +204,11 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
       if (store_template(key, std::move(d->t), now, result)) {
         ++result.templates;
         release(key, out, result, now);
+      }
+    } else if (const auto* r = std::get_if<Refresh>(&op)) {
+      if (auto it = templates.find(key_of(r->id)); it != templates.end()) {
+        it->second.seen = now;
+        ++result.templates;
       }
     } else {
       const auto& w = std::get<Withdraw>(op);

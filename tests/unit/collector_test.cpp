@@ -901,3 +901,30 @@ TEST(CollectorMemory, DomainStateOfSilentExportersExpires) {
   EXPECT_EQ(dec.template_count(), 0u);
   EXPECT_EQ(dec.exporter_state_count(), 0u);
 }
+
+TEST(IpfixDecoder, ResentTemplateRefreshesAndRedefinitionWins) {
+  // The same template bytes in every message only restart its lifetime; different bytes replace it,
+  // also when the old bytes come back later in the same message (the last definition wins).
+  fc::Decoder dec;
+  fc::RecordBatch out;
+  for (int i = 0; i < 3; ++i) {
+    auto r = dec.decode(ipfix(static_cast<std::uint32_t>(i), 1, {{2, tmpl300()}, {300, data300(1)}}), kExporter,
+                        kNow + std::chrono::seconds(1000 * i), out);
+    EXPECT_EQ(r.templates, 1u);
+    EXPECT_TRUE(r.errors.empty());
+  }
+  // 2000 s after the first definition but 1000 s after the last resend: still alive.
+  dec.expire(kNow + std::chrono::seconds(3000));
+  EXPECT_EQ(dec.template_count(), 1u);
+  // 300 redefined with octetDeltaCount/8 instead of packetDeltaCount/4, then the old bytes again.
+  auto other = Writer{}.u16(300).u16(3).u16(8).u16(4).u16(12).u16(4).u16(1).u16(8).b;
+  out.clear();
+  dec.decode(ipfix(3, 1, {{2, other}, {2, tmpl300()}, {300, data300(1)}}), kExporter, kNow + std::chrono::seconds(3000),
+             out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(uint_of(out[0], 2), 1);  // decoded with tmpl300 (packetDeltaCount)
+  out.clear();
+  dec.decode(ipfix(4, 1, {{300, data300(1)}}), kExporter, kNow + std::chrono::seconds(3001), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(uint_of(out[0], 2), 1) << "the stored template is the last one defined";
+}
