@@ -188,6 +188,37 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   EXPECT_EQ(out.find("clsact"), std::string::npos) << "the clsact qdisc flowd created is removed: " << out;
 }
 
+TEST_F(MarkerNetns, FireflyIdsWiderThanTheLabelAreNotMarked) {
+  // Fireflies from other sites may carry experiment ids above 511: masking them into the label's 9 bits
+  // would mark the flow with another experiment, so such a start is counted and skipped.
+  std::string cfg = config();
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, firefly");
+  cfg += "[plugin.firefly]\nhost = 127.0.0.1\nport = 10599\n";
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  auto firefly = [&](int exp, int act, int sport) {
+    return "{\"version\": 1, \"flow-lifecycle\": {\"state\": \"start\"}, \"flow-id\": {\"afi\": \"ipv6\", "
+           "\"src-ip\": \"" + net->addr_a + "\", \"dst-ip\": \"" + net->addr_b + "\", \"protocol\": \"tcp\", "
+           "\"src-port\": " + std::to_string(sport) + ", \"dst-port\": 5201}, \"context\": {\"experiment-id\": " +
+           std::to_string(exp) + ", \"activity-id\": " + std::to_string(act) + "}}";
+  };
+  dir.write("ff.py", "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                     "for a in sys.argv[1:]: s.sendto(open(a,'rb').read(),('127.0.0.1',10599))\n");
+  dir.write("wide.json", firefly(3333, 9, 40100));
+  dir.write("fits.json", firefly(2, 9, 40101));
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("ff.py") + " " + dir.file("wide.json") + " " + dir.file("fits.json"),
+                      out),
+            0)
+      << out;
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_unlabelable_flows_total"), 1) << flowd->log();
+  EXPECT_NE(flowd->log().find("experiment 3333 / activity 9 do not fit the flow label"), std::string::npos)
+      << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s).value_or(-1), 0);
+}
+
 TEST_F(MarkerNetns, AStaleFilterFromAKilledFlowdIsReplaced) {
   auto first = start_flowd(config());
   ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();

@@ -124,6 +124,11 @@ class EbpfBackend final : public Backend {
                            .Help("Flow map updates or deletions the kernel refused")
                            .Register(ctx.metrics)
                            .Add({})),
+        unlabelable_(prometheus::BuildCounter()
+                         .Name("flowd_marker_unlabelable_flows_total")
+                         .Help("Flow starts not marked: experiment > 511 or activity > 63 do not fit the flow label")
+                         .Register(ctx.metrics)
+                         .Add({})),
         flows_(prometheus::BuildGauge()
                    .Name("flowd_marker_flows")
                    .Help("Flows in the marker's map (put there by flowd, not yet ended)")
@@ -201,6 +206,18 @@ class EbpfBackend final : public Backend {
     key.dport = htons(flow.dst_port);
     key.proto = flow.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
     if (flow.state == FlowState::kStart) {
+      // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them would
+      // mark the flow with somebody else's experiment.
+      if (flow.experiment > 511 || flow.activity > 63) {
+        unlabelable_.Increment();
+        std::uint64_t held = 0;
+        if (limiter_.allow(held))
+          log_->warn("not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the flow label (0..511 / "
+                     "0..63){}",
+                     flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port, flow.experiment,
+                     flow.activity, held ? fmt::format(" ({} more not logged)", held) : "");
+        return;
+      }
       std::uint32_t label = make_label(flow.experiment, flow.activity, random_label_entropy());
       std::uint32_t existing = 0;
       // A repeated start of the same flow keeps its entropy bits: one flow, one label.
@@ -251,6 +268,7 @@ class EbpfBackend final : public Backend {
   std::uint32_t match_all_label_ = 0;
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Counter& update_errors_;
+  prometheus::Counter& unlabelable_;
   prometheus::Gauge& flows_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
