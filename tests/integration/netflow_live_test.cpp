@@ -4,6 +4,7 @@
 // the same exporter and version.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -119,11 +120,16 @@ TEST_F(NetflowLive, PmacctdNfprobeIpfix) {
                              "proto, tos, tcpflags\nplugins: nfprobe\nnfprobe_receiver: 127.0.0.1:" +
                              std::to_string(udp_port) + "\nnfprobe_version: 10\n");
   std::string out;
-  ASSERT_EQ(run_shell("timeout 30 pmacctd -f " + d.dir.file("pm.conf"), "", out), 0) << out;
+  // pmacctd 1.7.7 reading a pcap sometimes exits 1 at the end of the file when the machine is busy,
+  // after its nfprobe plugin exported everything (seen under ctest -j2 with CPU hogs). What flowd
+  // received is what this test checks, so the exit code is only reported.
+  int rc = run_shell("timeout 30 pmacctd -f " + d.dir.file("pm.conf") + " 2>&1", "", out);
+  if (rc != 0) std::cerr << "note: pmacctd exited " << rc << "\n" << out;
   auto want = expected("pmacctd-nfprobe-v10.pcap");
   double n = 0;
   for (auto& [k, v] : want) n += v;
-  EXPECT_GE(wait_records("10", n), n) << d.proc->log() << read_file(d.dir.file("pm.log"));
+  EXPECT_GE(wait_records("10", n), n) << d.proc->log() << "pmacctd exit " << rc << ", its log:\n"
+                                      << read_file(d.dir.file("pm.log"));
   EXPECT_EQ(d.stop(), 0);
   EXPECT_EQ(flows_in(read_file(d.dir.file("dump.json"))), want);
 }
