@@ -452,5 +452,43 @@ TEST_F(ScannerNetns, IperfConnectionsGetAPairFromFlowIds) {
   }
 }
 
+TEST_F(ScannerNetns, IperfPortRangeTakesPairsRoundRobin) {
+  // The original's iperf_rr: any connection to or from a port in `ports` is reported, whatever process
+  // owns it, and the flow_ids pairs are handed out in turn; an end repeats its start's pair.
+  Fds fds;
+  {
+    NetnsScope in_b(net->b);
+    for (int port : {5300, 5301, 5000}) ASSERT_GE(fds.add(tcp_listen("::", port)), 0);
+  }
+  start_flowd(config("iperf", "flow_ids = 2:9, 3:3\nports = 5300-5301\nignore_private = no\ninterval = 1\n"));
+  int p1 = 0, p2 = 0, outside = 0, c1, c2;
+  {
+    NetnsScope in_a(net->a);
+    c1 = fds.add(tcp_connect(net->addr_b, 5300, &p1));
+    c2 = fds.add(tcp_connect(net->addr_b, 5301, &p2));
+    fds.add(tcp_connect(net->addr_b, 5000, &outside));
+  }
+  auto started = events(2);
+  ASSERT_EQ(started.size(), 2u) << proc->log();
+  std::map<int, std::pair<int, int>> pair_of;
+  for (const auto& e : started) {
+    EXPECT_EQ(e.state, "start");
+    pair_of[e.src_port] = {e.exp, e.act};
+  }
+  EXPECT_EQ(pair_of.size(), 2u);
+  EXPECT_TRUE(pair_of.contains(p1) && pair_of.contains(p2)) << "port 5000 is outside the range";
+  std::set<std::pair<int, int>> pairs;
+  for (const auto& [port, p] : pair_of) pairs.insert(p);
+  EXPECT_EQ(pairs, (std::set<std::pair<int, int>>{{2, 9}, {3, 3}})) << "one of each, in turn";
+  ::shutdown(c1, SHUT_RDWR);
+  ::shutdown(c2, SHUT_RDWR);
+  auto ended = events(2);
+  ASSERT_EQ(ended.size(), 2u) << proc->log();
+  for (const auto& e : ended) {
+    EXPECT_EQ(e.state, "end");
+    EXPECT_EQ(std::make_pair(e.exp, e.act), pair_of[e.src_port]);
+  }
+}
+
 }  // namespace
 }  // namespace flowd::test
