@@ -29,6 +29,16 @@ max_len() {
   esac
 }
 
+# netflow_fuzz keeps its decoders (templates, held data, exporter state) across inputs by design, so
+# nearly every input ends with more mallocs than frees and libFuzzer's per-input leak check ran LSan's
+# heap scan each time: 90 % of the time, ~200 inputs/s instead of ~3000. Leaks in the decoder are still
+# caught by the unit tests under ASan with detect_leaks=1 (.ci/run), and RSS stays bounded (rss_limit).
+extra_flags() {
+  case $1 in
+    netflow_fuzz) echo -detect_leaks=0 ;;
+  esac
+}
+
 # --- build ---------------------------------------------------------------------------------------
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
   echo "== configuring $BUILD"
@@ -62,7 +72,8 @@ for t in "${TARGETS[@]}"; do
   log=$work/fuzz.log
   echo "== $t: ${SECONDS_PER_TARGET}s, seeds: $(find "$work/corpus" -type f | wc -l)"
   rc=0
-  "$bin" "$work/corpus" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" \
+  # shellcheck disable=SC2046  # extra_flags prints zero or more whole flags
+  "$bin" "$work/corpus" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" $(extra_flags "$t") \
     -rss_limit_mb=2048 -timeout="$PER_INPUT_TIMEOUT" -print_final_stats=1 \
     -artifact_prefix="$RESULTS/$t/" >"$log" 2>&1 || rc=$?
 
