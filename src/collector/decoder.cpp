@@ -11,6 +11,7 @@
 #include <sys/socket.h>  // AF_INET6 (the constant only)
 
 #include "collector/decoder_state.hpp"
+#include "collector/relative_time.hpp"
 
 namespace flowd::collector {
 
@@ -34,6 +35,10 @@ std::string_view to_string(DecodeError e) {
       return "pending_overflow";
     case DecodeError::kWithdrawalIgnored:
       return "withdrawal_ignored";
+    case DecodeError::kWithdrawnTemplate:
+      return "withdrawn_template";
+    case DecodeError::kNoTemplate:
+      return "no_template";
   }
   return "unknown";
 }
@@ -63,7 +68,10 @@ TimePoint from_ntp(std::uint64_t v, bool micro) {
   std::int64_t secs = static_cast<std::int64_t>(v >> 32) - kNtpToUnix;
   std::uint64_t frac = v & 0xFFFFFFFFu;
   if (micro) frac &= ~std::uint64_t{0x7FF};  // RFC 7011 §6.1.9: the low 11 bits are ignored
-  auto ns = static_cast<std::int64_t>((frac * 1000000000ull) >> 32);
+  // Rounded to the nearest nanosecond (microsecond for dateTimeMicroseconds, whose 21 fraction bits
+  // cannot hold more), so that printing with 9 (6) truncated digits shows the exported value.
+  auto ns = static_cast<std::int64_t>((frac * 1000000000ull + (1ull << 31)) >> 32);
+  if (micro) ns = (ns + 500) / 1000 * 1000;
   return TimePoint{std::chrono::duration_cast<Clock::duration>(std::chrono::seconds{secs} +
                                                                std::chrono::nanoseconds{ns})};
 }
@@ -135,6 +143,7 @@ void decode_value(IeType type, const std::uint8_t* p, std::size_t n, FieldValue&
     case IeType::kDateTimeSeconds:
       if (n < 1 || n > 8) break;
       v.kind = ValueKind::kDateTime;
+      v.precision = TimePrecision::kSeconds;
       v.u = getn(p, n);
       v.time = from_seconds(v.u > static_cast<std::uint64_t>(kMaxSeconds) ? kMaxSeconds
                                                                            : static_cast<std::int64_t>(v.u));
@@ -142,6 +151,7 @@ void decode_value(IeType type, const std::uint8_t* p, std::size_t n, FieldValue&
     case IeType::kDateTimeMilliseconds:
       if (n < 1 || n > 8) break;
       v.kind = ValueKind::kDateTime;
+      v.precision = TimePrecision::kMilliseconds;
       v.u = getn(p, n);
       v.time = from_millis(v.u > static_cast<std::uint64_t>(kMaxSeconds * 1000) ? kMaxSeconds * 1000
                                                                                  : static_cast<std::int64_t>(v.u));
@@ -150,6 +160,7 @@ void decode_value(IeType type, const std::uint8_t* p, std::size_t n, FieldValue&
     case IeType::kDateTimeNanoseconds:
       if (n != 8) break;
       v.kind = ValueKind::kDateTime;
+      v.precision = type == IeType::kDateTimeMicroseconds ? TimePrecision::kMicroseconds : TimePrecision::kNanoseconds;
       v.u = getn(p, 8);
       v.time = from_ntp(v.u, type == IeType::kDateTimeMicroseconds);
       return;
@@ -161,29 +172,60 @@ void decode_value(IeType type, const std::uint8_t* p, std::size_t n, FieldValue&
 
 namespace {
 
-void add_time_field(FieldWriter& w, std::uint16_t id, std::int64_t ms) {
+// A time flowd derived (not exported): `raw` keeps the value's own unit so the record stays exact.
+void add_time_field(FieldWriter& w, std::uint16_t id, TimePoint t, TimePrecision precision, std::uint64_t raw) {
   Field& f = w.next();
   f.pen = 0;
   f.id = id;
   f.value.kind = ValueKind::kDateTime;
-  f.value.u = static_cast<std::uint64_t>(ms);
-  f.value.time = from_millis(ms);
+  f.value.precision = precision;
+  f.value.u = raw;
+  f.value.time = t;
 }
 
 }  // namespace
 
-void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t sys_uptime) {
-  const std::pair<std::uint16_t, std::uint16_t> pairs[] = {{22, 152}, {21, 153}};
-  for (auto [rel, abs] : pairs) {
-    const Field* f = w.find(rel);
-    if (!f || f->value.kind != ValueKind::kUnsigned || w.find(abs)) continue;
-    auto x = static_cast<std::uint32_t>(f->value.u);
-    add_time_field(
-        w, abs,
-        export_ms - static_cast<std::int64_t>(static_cast<std::uint32_t>(sys_uptime - x)));
+void derive_absolute_times(FieldWriter& w, const TimeBase& base) {
+  // flowStartSysUpTime/flowEndSysUpTime -> flowStartMilliseconds/flowEndMilliseconds;
+  // flowStartDeltaMicroseconds/flowEndDeltaMicroseconds -> flowStartMicroseconds/flowEndMicroseconds.
+  // An element the exporter sent itself is never overwritten.
+  struct Rule {
+    std::uint16_t relative, absolute;
+  };
+  static constexpr Rule kRules[] = {{22, 152}, {21, 153}, {158, 154}, {159, 155}};
+  const Field* found[4] = {};
+  bool has_absolute[4] = {};
+  const std::size_t n = w.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Field& f = w[i];
+    if (f.pen != 0) continue;
+    for (std::size_t r = 0; r < 4; ++r) {
+      if (f.id == kRules[r].relative && !found[r]) found[r] = &f;
+      if (f.id == kRules[r].absolute) has_absolute[r] = true;
+    }
+  }
+  // Values first: adding a field may move the vector the pointers point into.
+  std::optional<std::uint64_t> value[4];
+  for (std::size_t r = 0; r < 4; ++r)
+    if (found[r] && !has_absolute[r] && found[r]->value.kind == ValueKind::kUnsigned) value[r] = found[r]->value.u;
+  for (std::size_t r = 0; r < 2; ++r) {
+    if (!value[r] || !base.uptime_ms) continue;
+    const std::int64_t ms = uptime_to_unix_ms(base.export_ms, *base.uptime_ms, *value[r]);
+    add_time_field(w, kRules[r].absolute, from_millis(ms), TimePrecision::kMilliseconds, static_cast<std::uint64_t>(ms));
+  }
+  for (std::size_t r = 2; r < 4; ++r) {
+    if (!value[r] || !base.export_secs) continue;
+    const TimePoint t = from_delta_microseconds(*base.export_secs, static_cast<std::uint32_t>(*value[r]));
+    add_time_field(w, kRules[r].absolute, t, TimePrecision::kMicroseconds,
+                   static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count()));
   }
 }
 
+bool has_relative_times(const std::vector<FieldSpec>& fields) {
+  return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
+    return f.pen == 0 && (f.id == 21 || f.id == 22 || f.id == 158 || f.id == 159);
+  });
+}
 
 ExporterKey exporter_key(const Exporter& from, bool with_port) {
   ExporterKey k;
@@ -403,10 +445,6 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     rec.template_id = template_id;
     rec.options = t.options;
     FieldWriter w(rec);
-    // Where flowStart/EndSysUpTime (22/21) are, and whether absolute 152/153 came too: the absolute
-    // times are derived from the former unless the exporter sent the latter.
-    int start_up = -1, end_up = -1;
-    bool start_abs = false, end_abs = false;
     for (const FieldSpec& fs : t.fields) {
       std::size_t len = fs.length;
       if (ipfix && fs.length == kVariableLength) {
@@ -422,36 +460,22 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       Field& f = w.next();
       f.pen = fs.pen;
       f.id = fs.id;
-      if (fs.pen == 0) {
-        const int idx = static_cast<int>(w.size()) - 1;
-        switch (fs.id) {
-          case 22: start_up = start_up < 0 ? idx : start_up; break;
-          case 21: end_up = end_up < 0 ? idx : end_up; break;
-          case 152: start_abs = true; break;
-          case 153: end_abs = true; break;
-          default: break;
-        }
-      }
       decode_value(fs.type, body.data() + off, len, f.value);
       off += len;
     }
     if (ipfix && t.options) {
       if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime) dom.system_init_ms = f->value.u;
-    } else if (ctx.version == 9 || (ipfix && dom.system_init_ms)) {
-      // v9: absolute = export time - (sysUptime - X) mod 2^32; IPFIX: systemInitTimeMilliseconds + X.
-      auto absolute = [&](std::uint64_t x) {
-        if (ipfix) return static_cast<std::int64_t>(*dom.system_init_ms + x);
-        return std::int64_t{ctx.unix_secs} * 1000 -
-               static_cast<std::int64_t>(static_cast<std::uint32_t>(ctx.sys_uptime - static_cast<std::uint32_t>(x)));
-      };
-      // Indices first: adding a field may move the vector.
-      const Field* s_up = start_up >= 0 && !start_abs ? &w[static_cast<std::size_t>(start_up)] : nullptr;
-      std::optional<std::uint64_t> sx, ex;
-      if (s_up && s_up->value.kind == ValueKind::kUnsigned) sx = s_up->value.u;
-      const Field* e_up = end_up >= 0 && !end_abs ? &w[static_cast<std::size_t>(end_up)] : nullptr;
-      if (e_up && e_up->value.kind == ValueKind::kUnsigned) ex = e_up->value.u;
-      if (sx) add_time_field(w, 152, absolute(*sx));
-      if (ex) add_time_field(w, 153, absolute(*ex));
+    } else if (t.relative_times) {
+      TimeBase base;
+      base.export_ms = std::int64_t{ctx.unix_secs} * 1000;
+      if (ipfix) {
+        base.export_secs = ctx.unix_secs;
+        if (dom.system_init_ms)
+          base.uptime_ms = uptime_at_export(base.export_ms, static_cast<std::int64_t>(*dom.system_init_ms));
+      } else {
+        base.uptime_ms = ctx.sys_uptime;
+      }
+      derive_absolute_times(w, base);
     }
     if (limits.apply_sampling) {
       if (t.options) {

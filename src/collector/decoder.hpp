@@ -26,8 +26,10 @@ enum class DecodeError : std::uint8_t {
   kTemplateLimit,     // too many templates for one exporter
   kPendingOverflow,   // data held for a missing template was dropped (count, bytes or age bound)
   kWithdrawalIgnored, // IPFIX template withdrawal over UDP (RFC 7011 §8): ignored
+  kWithdrawnTemplate, // IPFIX data set for a template withdrawn earlier (TCP): dropped
+  kNoTemplate,        // IPFIX-over-TCP data set with no template before it in the stream: dropped
 };
-inline constexpr std::size_t kDecodeErrorCount = 9;
+inline constexpr std::size_t kDecodeErrorCount = 11;
 std::string_view to_string(DecodeError e);
 
 struct DecoderLimits {

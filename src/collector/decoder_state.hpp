@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -65,6 +66,7 @@ struct Template {
   std::size_t min_record = 0;  // fixed lengths + 1 byte per variable-length field
   TimePoint seen{};
   std::vector<std::uint8_t> raw;  // IPFIX: the template record as received (resends are compared)
+  bool relative_times = false;    // has 21/22/158/159 (see derive_absolute_times)
   bool same_layout(const Template& o) const;
 };
 
@@ -91,6 +93,10 @@ struct DomainState {
   std::optional<std::uint64_t> system_init_ms;  // IPFIX systemInitTimeMilliseconds (options data)
   std::optional<std::uint64_t> default_rate;    // sampling options that name no sampler
   std::map<std::uint64_t, std::uint64_t> rates; // sampler or selector id -> 1-in-N
+  // IPFIX over TCP: template ids withdrawn and not defined again, so that data for them is counted as
+  // withdrawn_template rather than no_template. Only a label: bounded, and forgotten past the bound.
+  std::set<std::uint16_t> withdrawn;
+  static constexpr std::size_t kMaxWithdrawn = 1024;
 };
 
 struct Decoder::State {
@@ -139,9 +145,17 @@ void scale_counters(FieldWriter& w, std::uint64_t rate);
 // Decodes one value of `length` bytes as `type` (reduced-size encodings widened; otherwise octets).
 void decode_value(IeType type, const std::uint8_t* p, std::size_t length, FieldValue& out);
 TimePoint from_millis(std::int64_t ms);
-// Adds kDateTime flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime
-// (22/21) when the record has those but not 152/153. NetFlow: absolute = export_ms - ((sys_uptime -
-// X) mod 2^32).
-void add_times_from_uptime(FieldWriter& w, std::int64_t export_ms, std::uint32_t sys_uptime);
+// What relative times in a record are relative to (relative_time.hpp).
+struct TimeBase {
+  std::int64_t export_ms = 0;                // the export time, ms since the Unix epoch
+  std::optional<std::uint32_t> uptime_ms;    // the exporter's uptime at export (v5/v9 header; IPFIX from 160)
+  std::optional<std::int64_t> export_secs;   // IPFIX export time (seconds) for the delta-microsecond elements
+};
+// Adds the absolute times the record's relative ones stand for, unless it has them already:
+// flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime (22/21), and
+// flowStartMicroseconds/flowEndMicroseconds (154/155) from flowStart/EndDeltaMicroseconds (158/159).
+void derive_absolute_times(FieldWriter& w, const TimeBase& base);
+// Whether a template has an element derive_absolute_times() works from (saves a scan per record).
+bool has_relative_times(const std::vector<FieldSpec>& fields);
 
 }  // namespace flowd::collector

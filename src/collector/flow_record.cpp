@@ -97,7 +97,7 @@ nlohmann::json to_json(const FieldValue& v) {
     case ValueKind::kString:
       return valid_utf8(v.bytes);
     case ValueKind::kDateTime:
-      return format_time_iso(v.time);
+      return format_time(v.time, v.precision);
     case ValueKind::kOctets:
       return hex(v.bytes);
   }

@@ -40,6 +40,7 @@ struct FieldValue {
   double f = 0;
   IpAddress ip;
   TimePoint time{};
+  TimePrecision precision = TimePrecision::kMilliseconds;  // kDateTime: the element's own resolution
   std::string bytes;  // kString, kOctets and kMac (6 bytes)
 };
 

@@ -48,6 +48,7 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
     t.min_record += f.length == kVariableLength ? 1 : f.length;
     t.fields.push_back(f);
   }
+  t.relative_times = has_relative_times(t.fields);
   return t.min_record > 0;
 }
 
@@ -82,23 +83,38 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
   std::size_t data_records = 0;
   bool sequence_known = true;
 
-  // The template for `id` as this message sees it: the latest scratch op, else the committed store.
-  auto lookup = [&](std::uint16_t id) -> const Template* {
+  // The template for `id` at this point of the message, in wire order: the latest scratch op, else
+  // the committed store. A withdrawal (of the id, or of all templates of its kind) after the latest
+  // definition makes it kWithdrawn: data for it is dropped, never held for a later definition.
+  enum class Seen { kFound, kMissing, kWithdrawn };
+  const Template* found = nullptr;
+  auto lookup = [&](std::uint16_t id) -> Seen {
+    unsigned withdrawn_kinds = 0;  // bit 0: all data templates, bit 1: all options templates
+    auto judge = [&](const Template* t) {
+      if (!t) return Seen::kMissing;
+      if (withdrawn_kinds & (t->options ? 2u : 1u)) return Seen::kWithdrawn;
+      found = t;
+      return Seen::kFound;
+    };
     for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
       if (const auto* d = std::get_if<Define>(&*it)) {
-        if (d->id == id) return &d->t;
+        if (d->id == id) return judge(&d->t);
       } else if (const auto* r = std::get_if<Refresh>(&*it)) {
-        if (r->id == id) return find_template(key_of(id), now);
+        if (r->id == id) return judge(find_template(key_of(id), now));
       } else {
         const auto& w = std::get<Withdraw>(*it);
-        if (w.id == id) return nullptr;
-        if (w.id == 2 || w.id == 3) {
-          const Template* c = find_template(key_of(id), now);
-          if (c && c->options == (w.id == 3)) return nullptr;
-        }
+        if (w.id == id) return Seen::kWithdrawn;
+        if (w.id == 2) withdrawn_kinds |= 1u;
+        if (w.id == 3) withdrawn_kinds |= 2u;
       }
     }
-    return find_template(key_of(id), now);
+    const Template* committed = find_template(key_of(id), now);
+    if (!committed && !limits.udp) {
+      // Withdrawn in an earlier message of this session?
+      auto d = domains.find(TemplateKey{ek, 10, ctx.domain, 0});
+      if (d != domains.end() && d->second.withdrawn.count(id)) return Seen::kWithdrawn;
+    }
+    return judge(committed);
   };
   bool withdrawn = false;  // a withdrawal in this message: no template shortcut (Refresh) after it
   auto fail = [&](DecodeError e) {
@@ -172,17 +188,28 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
         ops.push_back(Define{tid, std::move(t)});
       }
     } else if (set_id >= 256) {
-      const Template* t = lookup(set_id);
-      if (!t) {
-        if (body_len > 0) {
-          held.push_back(
-              PendingSet{key_of(set_id), ctx, std::vector<std::uint8_t>(body, body + body_len)});
-          sequence_known = false;  // its record count is unknown until the template arrives
+      const Seen seen = lookup(set_id);
+      if (seen == Seen::kWithdrawn) {
+        // RFC 7011 §8.1: after a withdrawal the id means nothing until it is defined again.
+        if (body_len > 0) notes.push_back(DecodeError::kWithdrawnTemplate);
+        continue;
+      }
+      if (seen == Seen::kMissing) {
+        if (body_len == 0) continue;
+        if (!limits.udp) {
+          // TCP is ordered and reliable, and RFC 7011 §8 has the Template sent before the Data
+          // Sets that use it: data the stream gave no template for belongs to a definition this
+          // collector never saw (or one withdrawn earlier), so it is dropped rather than held for a
+          // later definition that may reuse the id with another layout.
+          notes.push_back(DecodeError::kNoTemplate);
+          continue;
         }
+        held.push_back(PendingSet{key_of(set_id), ctx, std::vector<std::uint8_t>(body, body + body_len)});
+        sequence_known = false;  // its record count is unknown until the template arrives
         continue;
       }
       std::size_t n = 0;
-      if (!decode_data_set(*t, set_id, Bytes(body, body_len), ctx, out, n))
+      if (!decode_data_set(*found, set_id, Bytes(body, body_len), ctx, out, n))
         return fail(DecodeError::kBadRecord);
       data_records += n;
     }
@@ -198,9 +225,14 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
                  result);
   result.records += out.size() - mark;
   for (auto& p : held) hold(std::move(p), result);
+  std::set<std::uint16_t>* withdrawn_ids = limits.udp ? nullptr : &domain(from, 10, ctx.domain, now).withdrawn;
+  auto remember_withdrawn = [&](std::uint16_t id) {
+    if (withdrawn_ids && withdrawn_ids->size() < DomainState::kMaxWithdrawn) withdrawn_ids->insert(id);
+  };
   for (auto& op : ops) {
     if (auto* d = std::get_if<Define>(&op)) {
       const TemplateKey key = key_of(d->id);
+      if (withdrawn_ids) withdrawn_ids->erase(d->id);
       if (store_template(key, std::move(d->t), now, result)) {
         ++result.templates;
         release(key, out, result, now);
@@ -214,6 +246,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
       const auto& w = std::get<Withdraw>(op);
       if (w.id >= 256) {
         erase_template(key_of(w.id));
+        remember_withdrawn(w.id);
         continue;
       }
       const bool options = w.id == 3;
@@ -221,7 +254,10 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
       for (const auto& [k, t] : templates)
         if (k.exporter == ek && k.version == 10 && k.domain == ctx.domain && t.options == options)
           doomed.push_back(k);
-      for (const auto& k : doomed) erase_template(k);
+      for (const auto& k : doomed) {
+        erase_template(k);
+        remember_withdrawn(k.id);
+      }
     }
   }
 }

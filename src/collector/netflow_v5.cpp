@@ -107,7 +107,10 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
       add_unsigned(w, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
       if (limits.apply_sampling && (sampling & 0x3FFF) > 1) scale_counters(w, sampling & 0x3FFF);
     }
-    add_times_from_uptime(w, export_ms, sys_uptime);
+    TimeBase base;
+    base.export_ms = export_ms;
+    base.uptime_ms = sys_uptime;
+    derive_absolute_times(w, base);
     w.finish();
     ++result.records;
   }

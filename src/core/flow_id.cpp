@@ -103,35 +103,50 @@ std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   return static_cast<std::size_t>(h ^ (h >> 32));
 }
 
-std::string format_time_iso(TimePoint t) {
+std::string format_time(TimePoint t, TimePrecision precision) {
   using namespace std::chrono;
-  auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  long frac = static_cast<long>(us % 1000000);
+  // Years 0000..9999 only: RFC 3339 has four year digits.
+  constexpr std::int64_t kMinSecs = -62167219200, kMaxSecs = 253402300799;
+  const auto ns_total = duration_cast<nanoseconds>(t.time_since_epoch()).count();
+  std::int64_t secs = ns_total / 1'000'000'000;
+  std::int64_t frac = ns_total % 1'000'000'000;
   if (frac < 0) {
-    frac += 1000000;
+    frac += 1'000'000'000;
     --secs;
   }
+  if (secs < kMinSecs) secs = kMinSecs, frac = 0;
+  if (secs > kMaxSecs) secs = kMaxSecs, frac = 999'999'999;
   // Fireflies are stamped several times a second: reuse the formatted date and time of day.
-  thread_local std::optional<std::time_t> cached_secs;
+  thread_local std::optional<std::int64_t> cached_secs;
   thread_local char cached[32];
   if (secs != cached_secs) {
+    const auto tt = static_cast<std::time_t>(secs);
     std::tm tm{};
-    gmtime_r(&secs, &tm);
+    gmtime_r(&tt, &tm);
     fmt::format_to_n(cached, sizeof cached, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached[19] = '\0';
     cached_secs = secs;
   }
+  const int digits = static_cast<int>(precision);
   char out[40];
   std::memcpy(out, cached, 19);
-  out[19] = '.';
-  for (int i = 25; i >= 20; --i) {
-    out[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
+  std::size_t n = 19;
+  if (digits > 0) {
+    out[n++] = '.';
+    for (int i = digits; i < 9; ++i) frac /= 10;  // truncate to `digits`
+    for (int i = digits - 1; i >= 0; --i) {
+      out[n + static_cast<std::size_t>(i)] = static_cast<char>('0' + frac % 10);
+      frac /= 10;
+    }
+    n += static_cast<std::size_t>(digits);
   }
-  std::memcpy(out + 26, "+00:00", 6);
-  return std::string(out, 32);
+  std::memcpy(out + n, "+00:00", 6);
+  return std::string(out, n + 6);
+}
+
+std::string format_time_iso(TimePoint t) {
+  return format_time(t, TimePrecision::kMicroseconds);
 }
 
 }  // namespace flowd
