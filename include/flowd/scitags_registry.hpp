@@ -30,6 +30,11 @@ class ScitagsRegistry {
   std::string experiment_name(unsigned id) const;
   std::string activity_name(unsigned experiment, unsigned id) const;
 
+  // Whether `activity` is registered for `experiment` (what makes an observed flow label a tag).
+  bool registered(unsigned experiment, unsigned activity) const;
+  // Every registered (experiment, activity) pair.
+  std::size_t pair_count() const;
+
   std::size_t experiment_count() const { return by_id_.size(); }
   const std::string& modified() const { return modified_; }
   const std::string& source() const { return source_; }

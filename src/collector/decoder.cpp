@@ -221,6 +221,12 @@ void derive_absolute_times(FieldWriter& w, const TimeBase& base) {
   }
 }
 
+bool has_sampling_fields(const std::vector<FieldSpec>& fields) {
+  return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
+    return f.pen == 0 && (f.id == 34 || f.id == 48 || f.id == 302);
+  });
+}
+
 bool has_relative_times(const std::vector<FieldSpec>& fields) {
   return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
     return f.pen == 0 && (f.id == 21 || f.id == 22 || f.id == 158 || f.id == 159);
@@ -477,12 +483,17 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       }
       derive_absolute_times(w, base);
     }
-    if (limits.apply_sampling) {
-      if (t.options) {
-        learn_sampling(w, ctx);
-      } else if (std::uint64_t rate = sampling_rate(w, ctx); rate > 1) {
-        scale_counters(w, rate);
-      }
+    // The rate is always known to the record (observed-traffic volume scales by it); the counters
+    // themselves are scaled only with apply_sampling.
+    if (t.options) {
+      learn_sampling(w, ctx);
+      rec.sampling_rate = 0;
+      rec.counters_scaled = false;
+    } else {
+      const std::uint64_t rate = t.sampling_fields ? sampling_rate(w, ctx) : dom.default_rate.value_or(0);
+      rec.sampling_rate = rate;
+      rec.counters_scaled = limits.apply_sampling && rate > 1;
+      if (rec.counters_scaled) scale_counters(w, rate);
     }
     w.finish();
     ++count;

@@ -67,6 +67,7 @@ struct Template {
   TimePoint seen{};
   std::vector<std::uint8_t> raw;  // IPFIX: the template record as received (resends are compared)
   bool relative_times = false;    // has 21/22/158/159 (see derive_absolute_times)
+  bool sampling_fields = false;   // has 34/48/302 (see has_sampling_fields)
   bool same_layout(const Template& o) const;
 };
 
@@ -157,5 +158,8 @@ struct TimeBase {
 void derive_absolute_times(FieldWriter& w, const TimeBase& base);
 // Whether a template has an element derive_absolute_times() works from (saves a scan per record).
 bool has_relative_times(const std::vector<FieldSpec>& fields);
+// Whether a template has samplingInterval, samplerId or selectorId (34/48/302): only then does the
+// sampling rate need a look at the record itself.
+bool has_sampling_fields(const std::vector<FieldSpec>& fields);
 
 }  // namespace flowd::collector

@@ -57,6 +57,10 @@ struct FlowRecord {
   std::uint32_t domain = 0;     // v9 source id, IPFIX observation domain, v5 engine type<<8|id
   std::uint16_t template_id = 0;  // 0 for v1/v5
   bool options = false;         // an options record (sampling, interface names...)
+  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether its
+  // packet/octet counters were already multiplied by it (apply_sampling).
+  std::uint64_t sampling_rate = 0;
+  bool counters_scaled = false;
   std::vector<Field> fields;
 
   const Field* find(std::uint16_t id, std::uint32_t pen = 0) const;

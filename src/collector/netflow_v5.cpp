@@ -102,10 +102,12 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     FieldWriter w(rec);
     add(w, kCommonFields, r);
     add(w, v5 ? std::span<const FixedField>(kV5Fields) : std::span<const FixedField>(kV1Fields), r);
+    rec.sampling_rate = v5 ? sampling & 0x3FFF : 0;
+    rec.counters_scaled = limits.apply_sampling && rec.sampling_rate > 1;
     if (v5 && sampling != 0) {
       add_unsigned(w, 34, sampling & 0x3FFF);  // samplingInterval
       add_unsigned(w, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
-      if (limits.apply_sampling && (sampling & 0x3FFF) > 1) scale_counters(w, sampling & 0x3FFF);
+      if (rec.counters_scaled) scale_counters(w, rec.sampling_rate);
     }
     TimeBase base;
     base.export_ms = export_ms;

@@ -108,6 +108,17 @@ std::optional<unsigned> ScitagsRegistry::activity_id(unsigned experiment, std::s
   return it->second;
 }
 
+bool ScitagsRegistry::registered(unsigned experiment, unsigned activity) const {
+  auto e = by_id_.find(experiment);
+  return e != by_id_.end() && e->second.activity_names.count(activity) > 0;
+}
+
+std::size_t ScitagsRegistry::pair_count() const {
+  std::size_t n = 0;
+  for (const auto& [id, e] : by_id_) n += e.activity_names.size();
+  return n;
+}
+
 std::string ScitagsRegistry::experiment_name(unsigned id) const {
   auto it = by_id_.find(id);
   return it == by_id_.end() ? std::to_string(id) : it->second.name;

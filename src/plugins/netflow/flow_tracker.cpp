@@ -55,58 +55,96 @@ std::optional<FlowID> flow_of(const collector::FlowRecord& r) {
   return f;
 }
 
-std::optional<std::pair<unsigned, unsigned>> tag_of(const collector::FlowRecord& r) {
+std::optional<std::uint32_t> label_of(const collector::FlowRecord& r) {
   auto label = unsigned_of(r, kFlowLabel);
-  if (!label || (*label & kLabelSemanticMask) == 0) return std::nullopt;
-  auto t = decode_label(static_cast<std::uint32_t>(*label & FLOWD_LABEL_MASK));
-  return std::make_pair(t.experiment, t.activity);
+  if (!label) return std::nullopt;
+  return static_cast<std::uint32_t>(*label & FLOWD_LABEL_MASK);
 }
 
-bool FlowTracker::observe(const collector::FlowRecord& r, TimePoint now, std::vector<FlowID>& out) {
-  if (r.options) return false;
-  auto tag = tag_of(r);
-  if (!tag && rules_.empty()) return false;  // untagged and no rules: most records of a busy router
+void FlowTracker::end(Tracked& t, TimePoint now, std::vector<FlowID>& out) {
+  if (!t.reported) return;
+  FlowID e = t.start;
+  e.state = FlowState::kEnd;
+  e.end_time = now;
+  out.push_back(e);
+  t.reported = false;
+}
+
+Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
+                                 const std::shared_ptr<const ScitagsRegistry>& registry, std::vector<FlowID>& out) {
+  Observation obs;
+  if (r.options) return obs;
+  const auto label = label_of(r);
+  if (!label && rules_.empty()) return obs;  // no label and no rules: most records of a busy router
   auto flow = flow_of(r);
-  if (!flow) return false;
-  if (!tag) {
-    if (const auto* rule = match_rule(rules_, *flow)) tag = std::make_pair(rule->experiment, rule->activity);
+  if (label) {
+    IpAddress src, dst;
+    if (flow) src = flow->src, dst = flow->dst;
+    obs.label = policy_.classify(*label, src, dst, registry);
   }
-  if (!tag) return false;
-  flow->experiment = static_cast<std::uint16_t>(tag->first);
-  flow->activity = static_cast<std::uint16_t>(tag->second);
-  FlowKey key = FlowKey::of(*flow);
+  if (!flow) {
+    // No 5-tuple (ICMP, fragments): nothing to track, so no stability check and no events.
+    if (obs.label == LabelResult::kTag) obs.tag = decode_label(*label);
+    return obs;
+  }
+  const FlowKey key = FlowKey::of(*flow);
   auto it = flows_.find(key);
+  const bool remember = (label && *label != 0) || obs.label == LabelResult::kTag;
+  if (it != flows_.end() && label) {
+    Tracked& t = it->second;
+    if (!t.labelled) {
+      t.labelled = true;
+      t.label = *label;
+    } else if (t.unstable || t.label != *label) {
+      // One flow, two labels: a kernel re-hash, a random label, or a forged one. Whatever it was, it
+      // is not a tag the flow's sender set; an earlier start is ended.
+      t.unstable = true;
+      end(t, now, out);
+      obs.label = LabelResult::kUnstable;
+    }
+  }
+  std::optional<LabelTag> tag;
+  if (obs.label == LabelResult::kTag) tag = decode_label(*label);
+  if (!tag && !(it != flows_.end() && it->second.unstable)) {
+    if (const auto* rule = match_rule(rules_, *flow)) tag = LabelTag{rule->experiment, rule->activity};
+  }
+  obs.tag = tag;
   if (it == flows_.end()) {
+    if (!remember && !tag) return obs;
     if (flows_.size() >= max_flows_) {
       ++overflow_;
-      return true;
+      return obs;
     }
+    Tracked t;
+    t.last_seen = now;
+    if (label) t.labelled = true, t.label = *label;
+    it = flows_.emplace(key, t).first;
+  }
+  Tracked& t = it->second;
+  t.last_seen = now;
+  if (tag && !t.reported && !t.unstable) {
     FlowID start = *flow;
     start.state = FlowState::kStart;
+    start.experiment = static_cast<std::uint16_t>(tag->experiment);
+    start.activity = static_cast<std::uint16_t>(tag->activity);
     start.start_time = now;
-    it = flows_.emplace(key, Tracked{start, now}).first;
+    t.start = start;
+    t.reported = true;
     out.push_back(start);
   }
-  it->second.last_seen = now;
   // flowEndReason: 1 idle timeout, 3 end of flow detected, 4 forced end, 5 lack of resources end the
   // flow; 2 (active timeout) is a long flow's periodic report.
   if (auto reason = unsigned_of(r, kFlowEndReason); reason && *reason != 2) {
-    FlowID end = it->second.start;
-    end.state = FlowState::kEnd;
-    end.end_time = now;
-    out.push_back(end);
+    end(t, now, out);
     flows_.erase(it);
   }
-  return true;
+  return obs;
 }
 
 void FlowTracker::expire(TimePoint now, std::vector<FlowID>& out) {
   for (auto it = flows_.begin(); it != flows_.end();) {
     if (now - it->second.last_seen >= idle_) {
-      FlowID end = it->second.start;
-      end.state = FlowState::kEnd;
-      end.end_time = now;
-      out.push_back(end);
+      end(it->second, now, out);
       it = flows_.erase(it);
     } else {
       ++it;

@@ -27,6 +27,7 @@
 #include "core/metrics_hub.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
+#include "plugins/netflow/observed_metrics.hpp"
 
 namespace flowd::netflow {
 namespace {
@@ -49,7 +50,24 @@ constexpr KeySpec kKeys[] = {
      "multiply packet and octet counters by the exporter's sampling rate (v5 header, v9/IPFIX sampling options)"},
     {"max_templates", KeyType::kInt, "4096", "templates kept per exporter; more are refused and counted", {}, 1,
      65535},
+    {"label_trust", KeyType::kChoice, "registered",
+     "when a flowLabelIPv6 is a Scitags tag: registered (its experiment/activity pair is in the registry), any "
+     "(non-zero Scitags bits; labs only), off (never; only rules tag)", {}, 0, 0, "registered,any,off"},
+    {"label_networks", KeyType::kList, "",
+     "CIDR list (the site's storage networks): a label is a tag only on flows with an end inside; empty: any"},
+    {"allow", KeyType::kList, "",
+     "CIDR list of exporters taken (UDP sources, TCP peers); others are dropped and counted; empty: all"},
 };
+
+std::vector<netlink::Prefix> prefixes(const Section& cfg, const char* key) {
+  std::vector<netlink::Prefix> out;
+  for (const auto& text : cfg.get_list(key)) {
+    auto p = netlink::parse_prefix(text);
+    if (!p) throw ConfigError("[" + cfg.name() + "] " + key + ": '" + text + "' is not an address or CIDR prefix");
+    out.push_back(*p);
+  }
+  return out;
+}
 
 struct Socket {
   int fd = -1;
@@ -68,6 +86,7 @@ struct Worker {
   collector::Decoder decoder;
   collector::RecordBatch records;
   std::vector<FlowID> events;
+  VolumeBatch volume;
   std::atomic<std::size_t> templates{0}, pending{0};
 };
 
@@ -111,7 +130,10 @@ class NetflowPlugin final : public Plugin {
         dump_path_(cfg.get("dump")),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
         log_(get_logger("plugin.netflow")),
-        hub_(ctx.hub) {
+        hub_(ctx.hub),
+        registry_(ctx.registry),
+        allow_(prefixes(cfg, "allow")),
+        observed_(ctx.metrics) {
     limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
     limits_.apply_sampling = cfg.get_bool("apply_sampling");
     limits_.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
@@ -128,7 +150,9 @@ class NetflowPlugin final : public Plugin {
       if (!r) throw ConfigError("[plugin.netflow] rules: '" + text + "': " + error);
       rules.push_back(*r);
     }
-    tracker_.emplace(std::move(rules), idle_, static_cast<std::size_t>(cfg.get_int("max_flows")));
+    tracker_.emplace(std::move(rules),
+                     LabelPolicy(*parse_label_trust(cfg.get("label_trust")), prefixes(cfg, "label_networks")), idle_,
+                     static_cast<std::size_t>(cfg.get_int("max_flows")));
     auto& m = ctx.metrics;
     packets_ = &prometheus::BuildCounter().Name("flowd_netflow_packets_total")
                     .Help("Export packets (UDP datagrams, TCP messages) received, by version").Register(m);
@@ -141,6 +165,14 @@ class NetflowPlugin final : public Plugin {
       packet_counters_[i] = &packets_->Add({{"version", std::string(kVersions[i])}});
       record_counters_[i] = &records_->Add({{"version", std::string(kVersions[i])}});
     }
+    refused_ = &prometheus::BuildCounter().Name("flowd_netflow_refused_total")
+                    .Help("Datagrams and TCP sessions from exporters outside `allow`, dropped unread, by transport")
+                    .Register(m);
+    refused_udp_ = &refused_->Add({{"transport", "udp"}});
+    refused_tcp_ = &refused_->Add({{"transport", "tcp"}});
+    overflow_ = &prometheus::BuildCounter().Name("flowd_netflow_flows_overflow_total")
+                     .Help("Flows not tracked because max_flows flows were tracked already (their events are lost)")
+                     .Register(m).Add({});
     lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
                  .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
     hub_.add(&gauges_);
@@ -318,8 +350,13 @@ class NetflowPlugin final : public Plugin {
       auto now = Clock::now();
       for (int i = 0; i < n; ++i) {
         auto k = static_cast<std::size_t>(i);
-        handle_payload(w, w.decoder, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len),
-                       exporter_of(from[k]), now);
+        const collector::Exporter exporter = exporter_of(from[k]);
+        if (!allowed(exporter.address)) {
+          refused_udp_->Increment();
+          log_refused("datagram", exporter);
+          continue;
+        }
+        handle_payload(w, w.decoder, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len), exporter, now);
       }
       if (static_cast<unsigned>(n) < kBatch) return;
     }
@@ -335,6 +372,12 @@ class NetflowPlugin final : public Plugin {
     s.fd = fd;
     s.tcp_session = true;
     s.peer = exporter_of(ss);
+    if (!allowed(s.peer.address)) {
+      refused_tcp_->Increment();
+      log_refused("IPFIX session", s.peer);
+      ::close(fd);
+      return;
+    }
     collector::DecoderLimits l = limits_;
     l.udp = false;
     s.decoder = std::make_unique<collector::Decoder>(l);
@@ -392,12 +435,68 @@ class NetflowPlugin final : public Plugin {
       std::lock_guard lock(dump_mu_);
       gzwrite(dump_, lines.data(), static_cast<unsigned>(lines.size()));
     }
-    std::lock_guard lock(tracker_mu_);
-    for (const auto& rec : w.records) tracker_->observe(rec, now, w.events);
+    const auto registry = registry_.get();
+    w.volume.clear();
+    std::array<double, kLabelResultCount> labels{};
+    std::size_t overflow_before, overflow_after;
+    {
+      std::lock_guard lock(tracker_mu_);
+      overflow_before = tracker_->overflow();
+      for (const auto& rec : w.records) {
+        const Observation o = tracker_->observe(rec, now, registry, w.events);
+        if (o.label) ++labels[static_cast<std::size_t>(*o.label)];
+        if (!rec.options) add_volume(w.volume, rec, o);
+      }
+      overflow_after = tracker_->overflow();
+    }
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] > 0) observed_.count_label(static_cast<LabelResult>(i), labels[i]);
+    observed_.add(w.volume.items(), registry);
+    if (overflow_after > overflow_before) {
+      overflow_->Increment(static_cast<double>(overflow_after - overflow_before));
+      std::uint64_t held = 0;
+      std::unique_lock lock(log_mu_);
+      if (overflow_limiter_.allow(held))
+        log_->warn("max_flows flows are tracked: {} more flows from {} not tracked, their events lost{}",
+                   overflow_after - overflow_before, from.to_string(),
+                   held ? fmt::format(" ({} more warnings not logged)", held) : "");
+    }
+  }
+
+  // Octets and packets of one record, scaled by its sampling rate unless the decoder did already.
+  static void add_volume(VolumeBatch& batch, const collector::FlowRecord& rec, const Observation& o) {
+    double bytes = 0, packets = 0;
+    for (const auto& f : rec.fields) {
+      if (f.pen != 0 || f.value.kind != collector::ValueKind::kUnsigned) continue;
+      if (f.id == 1 || f.id == 85) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);  // octetDelta/Total
+      if (f.id == 2 || f.id == 86) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
+    }
+    if (bytes == 0 && packets == 0) return;
+    if (!rec.counters_scaled && rec.sampling_rate > 1) {
+      bytes *= static_cast<double>(rec.sampling_rate);
+      packets *= static_cast<double>(rec.sampling_rate);
+    }
+    batch.add(rec.version == 10 ? ObservedSource::kIpfix : ObservedSource::kNetflow, o.tag, bytes, packets);
+  }
+
+  bool allowed(const IpAddress& a) const {
+    if (allow_.empty()) return true;
+    for (const auto& p : allow_)
+      if (p.contains(a)) return true;
+    return false;
+  }
+
+  void log_refused(const char* what, const collector::Exporter& from) {
+    std::uint64_t held = 0;
+    std::unique_lock lock(log_mu_);
+    if (refused_limiter_.allow(held))
+      log_->warn("{} from {} refused: not in allow{}", what, from.to_string(),
+                 held ? fmt::format(" ({} more not logged)", held) : "");
   }
 
   void count_error(int version, collector::DecodeError e) {
-    errors_->Add({{"version", version ? std::to_string(version) : "unknown"}, {"reason", std::string(collector::to_string(e))}})
+    // The version label comes from a closed set: the first bytes of junk never mint a series.
+    errors_->Add({{"version", std::string(kVersions[version_slot(version)])}, {"reason", std::string(collector::to_string(e))}})
         .Increment();
   }
 
@@ -433,6 +532,9 @@ class NetflowPlugin final : public Plugin {
   collector::DecoderLimits limits_;
   std::vector<std::unique_ptr<Worker>> workers_;
   MetricsHub& hub_;
+  RegistryHandle& registry_;
+  std::vector<netlink::Prefix> allow_;
+  ObservedMetrics observed_;
   NetflowGauges gauges_{workers_};
   std::vector<int> udp_fds_;  // every worker's UDP sockets, for closing
   std::mutex tracker_mu_;     // flows are shared: two exporters may report the same one
@@ -453,7 +555,9 @@ class NetflowPlugin final : public Plugin {
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
   std::array<prometheus::Counter*, kVersions.size()> packet_counters_{}, record_counters_{};
   prometheus::Counter* lost_;
-  LogLimiter limiter_;
+  prometheus::Family<prometheus::Counter>* refused_;
+  prometheus::Counter *refused_udp_, *refused_tcp_, *overflow_;
+  LogLimiter limiter_, refused_limiter_, overflow_limiter_;
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
