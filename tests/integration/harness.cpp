@@ -261,6 +261,43 @@ std::string read_file(const std::string& path) {
 int free_tcp_port() { return free_port(SOCK_STREAM); }
 int free_udp_port() { return free_port(SOCK_DGRAM); }
 
+std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protocol) {
+  const std::string f = read_file(pcap);
+  std::vector<std::string> out;
+  auto u8 = [&](std::size_t o) { return static_cast<std::uint8_t>(f[o]); };
+  auto le32 = [&](std::size_t o) {
+    return std::uint32_t{u8(o)} | std::uint32_t{u8(o + 1)} << 8 | std::uint32_t{u8(o + 2)} << 16 |
+           std::uint32_t{u8(o + 3)} << 24;
+  };
+  if (f.size() < 24 || le32(0) != 0xa1b2c3d4 || le32(20) != 1)
+    throw std::runtime_error(pcap + ": not a little-endian Ethernet pcap");
+  for (std::size_t off = 24; f.size() - off >= 16;) {
+    const std::size_t caplen = le32(off + 8);
+    const std::size_t frame = off + 16;
+    off = frame + caplen;
+    if (off > f.size() || caplen < 14 + 20 + 8 || u8(frame + 12) != 0x08 || u8(frame + 13) != 0x00) continue;
+    const std::size_t ip = frame + 14;
+    const std::size_t ihl = (u8(ip) & 0x0F) * 4u;
+    const std::size_t total = std::size_t{u8(ip + 2)} << 8 | u8(ip + 3);
+    if (u8(ip + 9) != ip_protocol) continue;
+    const std::size_t l4 = ip + ihl;
+    const std::size_t data = ip_protocol == 6 ? l4 + (u8(l4 + 12) >> 4) * 4u : l4 + 8;
+    const std::size_t end = ip + total;
+    if (data < end && end <= off) out.emplace_back(f.substr(data, end - data));
+  }
+  return out;
+}
+
+void send_udp_payloads(int port, const std::vector<std::string>& payloads) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  for (const auto& p : payloads) sendto(fd, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  close(fd);
+}
+
 int free_port(int type) {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   sockaddr_in a{};

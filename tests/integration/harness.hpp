@@ -100,6 +100,11 @@ std::string fixtures_dir();
 std::string read_file(const std::string& path);
 // A TCP port that was free a moment ago on 127.0.0.1.
 int free_tcp_port();
+// The UDP (ip_protocol 17) or TCP (6) payloads of a little-endian classic pcap of Ethernet/IPv4 frames,
+// in capture order, one per datagram or segment (test fixtures made by the fixtures' scripts).
+std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protocol);
+// Sends each payload as one UDP datagram to 127.0.0.1:port, in order.
+void send_udp_payloads(int port, const std::vector<std::string>& payloads);
 int free_udp_port();
 int free_port(int socket_type);
 // HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).

@@ -17,36 +17,6 @@
 namespace flowd::test {
 namespace {
 
-// The TCP payloads of a classic pcap of Ethernet/IPv4 frames, in capture order, one per segment.
-std::vector<std::string> tcp_payloads(const std::string& pcap) {
-  const std::string f = read_file(pcap);
-  std::vector<std::string> out;
-  auto u8 = [&](std::size_t o) { return static_cast<std::uint8_t>(f[o]); };
-  auto le32 = [&](std::size_t o) {
-    return std::uint32_t{u8(o)} | std::uint32_t{u8(o + 1)} << 8 | std::uint32_t{u8(o + 2)} << 16 |
-           std::uint32_t{u8(o + 3)} << 24;
-  };
-  if (f.size() < 24 || le32(0) != 0xa1b2c3d4 || le32(20) != 1) {
-    ADD_FAILURE() << pcap << ": not a little-endian Ethernet pcap";
-    return out;
-  }
-  for (std::size_t off = 24; f.size() - off >= 16;) {
-    const std::size_t caplen = le32(off + 8);
-    const std::size_t frame = off + 16;
-    off = frame + caplen;
-    if (off > f.size() || caplen < 14 + 20 + 20 || u8(frame + 12) != 0x08 || u8(frame + 13) != 0x00) continue;
-    const std::size_t ip = frame + 14;
-    const std::size_t ihl = (u8(ip) & 0x0F) * 4u;
-    const std::size_t total = std::size_t{u8(ip + 2)} << 8 | u8(ip + 3);
-    if (u8(ip + 9) != 6) continue;
-    const std::size_t tcp = ip + ihl;
-    const std::size_t data = tcp + (u8(tcp + 12) >> 4) * 4u;
-    const std::size_t end = ip + total;
-    if (data < end && end <= off) out.emplace_back(f.substr(data, end - data));
-  }
-  return out;
-}
-
 int connect_tcp(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -90,7 +60,7 @@ TEST(NetflowTcpCases, DefineThenWithdrawOverRealTcpSessions) {
   std::map<int, std::string> variant_of_port;  // each variant is its own session (own source port)
   std::size_t messages = 0;
   for (const auto& [file, want] : variants) {
-    const auto segments = tcp_payloads(fixtures_dir() + "/cases/ipfix-tcp-define-then-withdraw/" + file);
+    const auto segments = capture_payloads(fixtures_dir() + "/cases/ipfix-tcp-define-then-withdraw/" + file, 6);
     ASSERT_FALSE(segments.empty()) << file;
     int fd = connect_tcp(tcp_port);
     ASSERT_GE(fd, 0) << d.proc->log();
