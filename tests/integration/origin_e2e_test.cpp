@@ -26,11 +26,12 @@ void send_udp(int port, const std::string& payload) {
   close(fd);
 }
 
-// The flow label of an experiment/activity, from `flowd label encode` ("65572 (0x10024)").
+// The flow label of an experiment/activity, from `flowd label encode` ("label 65572 (0x10024): ...").
 std::uint32_t label_of(const std::string& experiment, const std::string& activity) {
   std::string out, err;
   EXPECT_EQ(run_flowd({"label", "encode", experiment, activity}, out, err), 0) << err;
-  return static_cast<std::uint32_t>(std::stoul(out));
+  EXPECT_EQ(out.rfind("label ", 0), 0u) << out;
+  return static_cast<std::uint32_t>(std::stoul(out.substr(6)));
 }
 
 nlohmann::json body(const std::string& datagram) { return nlohmann::json::parse(datagram.substr(datagram.find('{'))); }
