@@ -6,7 +6,8 @@ namespace flowd {
 Bus::Bus(prometheus::Registry& metrics)
     : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
-                  .Help("Flow events published by plugins, by plugin, origin (local, remote, observed) and state")
+                  .Help("Flow events published by plugins, by plugin, origin (local, remote, "
+                        "observed) and state")
                   .Register(metrics)),
       dropped_(prometheus::BuildCounter()
                    .Name("flowd_bus_dropped_events_total")
@@ -24,8 +25,9 @@ prometheus::Counter& Bus::events_counter(const char* plugin, FlowOrigin origin, 
     if (c.plugin == plugin && c.origin == origin) return *c.by_state[static_cast<int>(state)];
   EventCounters c{plugin, origin, {}};
   for (FlowState s : {FlowState::kStart, FlowState::kEnd, FlowState::kOngoing})
-    c.by_state[static_cast<int>(s)] = &events_.Add(
-        {{"plugin", plugin}, {"origin", std::string(to_string(origin))}, {"state", std::string(to_string(s))}});
+    c.by_state[static_cast<int>(s)] = &events_.Add({{"plugin", plugin},
+                                                    {"origin", std::string(to_string(origin))},
+                                                    {"state", std::string(to_string(s))}});
   counters_.push_back(c);
   return *c.by_state[static_cast<int>(state)];
 }

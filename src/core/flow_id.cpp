@@ -34,9 +34,12 @@ std::string_view to_string(Protocol p) { return p == Protocol::kTcp ? "tcp" : "u
 
 std::string_view to_string(FlowOrigin o) {
   switch (o) {
-    case FlowOrigin::kLocal: return "local";
-    case FlowOrigin::kRemote: return "remote";
-    case FlowOrigin::kObserved: return "observed";
+    case FlowOrigin::kLocal:
+      return "local";
+    case FlowOrigin::kRemote:
+      return "remote";
+    case FlowOrigin::kObserved:
+      return "observed";
   }
   return "?";
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// A hand-made IPFIX message (RFC 7011): one template and one data set of TCP/UDP flows with the IPv6
-// flow label (element 31), as a router exporting Scitags-marked traffic sends it. All flows of one
-// message are of one address family.
+// A hand-made IPFIX message (RFC 7011): one template and one data set of TCP/UDP flows with the
+// IPv6 flow label (element 31), as a router exporting Scitags-marked traffic sends it. All flows of
+// one message are of one address family.
 #pragma once
 
 #include <arpa/inet.h>
@@ -19,7 +19,8 @@ struct ExportedFlow {
   std::uint32_t flow_label = 0;
 };
 
-inline std::string ipfix_export(const std::vector<ExportedFlow>& flows, std::uint32_t sequence = 0) {
+inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
+                                std::uint32_t sequence = 0) {
   auto put16 = [](std::string& s, std::uint16_t v) {
     s.push_back(static_cast<char>(v >> 8));
     s.push_back(static_cast<char>(v & 0xff));
@@ -32,8 +33,12 @@ inline std::string ipfix_export(const std::vector<ExportedFlow>& flows, std::uin
   const std::uint16_t addr_len = v6 ? 16 : 4;
   // sourceIPv{4,6}Address, destinationIPv{4,6}Address, ports, protocolIdentifier, flowLabelIPv6.
   const std::vector<std::pair<std::uint16_t, std::uint16_t>> fields = {
-      {static_cast<std::uint16_t>(v6 ? 27 : 8), addr_len}, {static_cast<std::uint16_t>(v6 ? 28 : 12), addr_len},
-      {7, 2}, {11, 2}, {4, 1}, {31, 4}};
+      {static_cast<std::uint16_t>(v6 ? 27 : 8), addr_len},
+      {static_cast<std::uint16_t>(v6 ? 28 : 12), addr_len},
+      {7, 2},
+      {11, 2},
+      {4, 1},
+      {31, 4}};
   const std::uint16_t template_id = 256;
   std::string tmpl;
   put16(tmpl, 2);  // template set

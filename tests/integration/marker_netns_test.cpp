@@ -208,18 +208,22 @@ TEST_F(MarkerNetns, FlowsNotSeenOnThisHostNeitherMarkNorUnmark) {
   // could forge either. Neither may mark this host's packets, nor remove a mark np_api asked for.
   std::string cfg = config();
   cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, firefly, netflow");
-  cfg += "[plugin.firefly]\nhost = 127.0.0.1\nport = 10599\n[plugin.netflow]\nlisten = 127.0.0.1:10598\n"
-         "tcp_listen =\n";
+  cfg +=
+      "[plugin.firefly]\nhost = 127.0.0.1\nport = 10599\n[plugin.netflow]\nlisten = "
+      "127.0.0.1:10598\n"
+      "tcp_listen =\n";
   auto flowd = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
   auto firefly = [&](const char* state, int sport) {
     return std::string("{\"version\": 1, \"flow-lifecycle\": {\"state\": \"") + state +
-           "\"}, \"flow-id\": {\"afi\": \"ipv6\", \"src-ip\": \"" + net->addr_a + "\", \"dst-ip\": \"" + net->addr_b +
+           "\"}, \"flow-id\": {\"afi\": \"ipv6\", \"src-ip\": \"" + net->addr_a +
+           "\", \"dst-ip\": \"" + net->addr_b +
            "\", \"protocol\": \"udp\", \"src-port\": " + std::to_string(sport) +
            ", \"dst-port\": 5300}, \"context\": {\"experiment-id\": 3, \"activity-id\": 4}}";
   };
   auto ignored = [&](const char* origin, double n) {
-    const std::string series = std::string("flowd_marker_ignored_events_total{origin=\"") + origin + "\"}";
+    const std::string series =
+        std::string("flowd_marker_ignored_events_total{origin=\"") + origin + "\"}";
     for (int i = 0; i < 200 && metric(series) < n; ++i) usleep(10000);
     return metric(series);
   };
@@ -231,7 +235,8 @@ TEST_F(MarkerNetns, FlowsNotSeenOnThisHostNeitherMarkNorUnmark) {
   EXPECT_EQ(ignored("observed", 1), 1) << flowd->log();
   EXPECT_EQ(metric("flowd_marker_flows"), 0) << "nothing entered the flow map";
   // np_api marks a flow; a forged end of that flow must leave the mark.
-  write_pipe(dir.file("np"), "start udp " + net->addr_a + " 40031 " + net->addr_b + " 5300 cms 4\n");
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40031 " + net->addr_b + " 5300 cms 4\n");
   ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
   send_in_netns(net->a, 10599, firefly("end", 40031));
   EXPECT_EQ(ignored("remote", 2), 2) << flowd->log();

@@ -47,7 +47,8 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheColle
   Daemon d;
   UdpReceiver collector(true);
   int nf_port = free_udp_port();
-  std::string cfg = d.config("collector = [::1]:" + std::to_string(collector.port()) + "\nforward_observed = yes\n");
+  std::string cfg = d.config("collector = [::1]:" + std::to_string(collector.port()) +
+                             "\nforward_observed = yes\n");
   cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\nidle_timeout = 1\ndump = " + d.dir.file("records.json") + "\n";
@@ -68,11 +69,15 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheColle
   auto ends = collector.receive_many(3, 5s);
   ASSERT_EQ(ends.size(), 3u) << d.proc->log();
   for (const auto& f : ends) EXPECT_NE(f.find("\"state\": \"end\""), std::string::npos) << f;
-  EXPECT_FALSE(d.rx6.receive(10ms)) << "an observed flow's firefly never goes to the flow's address";
+  EXPECT_FALSE(d.rx6.receive(10ms))
+      << "an observed flow's firefly never goes to the flow's address";
   std::string m = d.scrape();
   EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   EXPECT_EQ(d.stop(), 0);
   std::string dump = read_file(d.dir.file("records.json"));
   EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 3) << dump;
@@ -146,8 +151,12 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
   // The same three flows from every exporter: three starts, not 192.
   // Events are published after their datagram batch is decoded (and counted).
-  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
+  m = d.scrape_until(
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   EXPECT_EQ(d.stop(), 0);
   std::string dump = read_file(d.dir.file("records.json"));
   EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 192);

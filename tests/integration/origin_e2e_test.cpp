@@ -26,7 +26,8 @@ void send_udp(int port, const std::string& payload) {
   close(fd);
 }
 
-// The flow label of an experiment/activity, from `flowd label encode` ("label 65572 (0x10024): ...").
+// The flow label of an experiment/activity, from `flowd label encode` ("label 65572 (0x10024):
+// ...").
 std::uint32_t label_of(const std::string& experiment, const std::string& activity) {
   std::string out, err;
   EXPECT_EQ(run_flowd({"label", "encode", experiment, activity}, out, err), 0) << err;
@@ -34,14 +35,18 @@ std::uint32_t label_of(const std::string& experiment, const std::string& activit
   return static_cast<std::uint32_t>(std::stoul(out.substr(6)));
 }
 
-nlohmann::json body(const std::string& datagram) { return nlohmann::json::parse(datagram.substr(datagram.find('{'))); }
+nlohmann::json body(const std::string& datagram) {
+  return nlohmann::json::parse(datagram.substr(datagram.find('{')));
+}
 
 class OriginEndToEnd : public ::testing::Test {
  protected:
   OriginEndToEnd() : src(false, d.rx4.port(), "127.0.0.2"), dst(false, d.rx4.port(), "127.0.0.3") {}
 
-  std::string config(const std::string& plugins, const std::string& udp_extra, const std::string& sections) const {
-    std::string cfg = d.config("collector = 127.0.0.1:" + std::to_string(collector.port()) + "\n" + udp_extra);
+  std::string config(const std::string& plugins, const std::string& udp_extra,
+                     const std::string& sections) const {
+    std::string cfg =
+        d.config("collector = 127.0.0.1:" + std::to_string(collector.port()) + "\n" + udp_extra);
     cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, " + plugins);
     return cfg + sections;
   }
@@ -80,7 +85,8 @@ TEST_P(ObservedEndToEnd, ExportedFlowsNeverGoToTheirAddresses) {
   const std::uint32_t label = label_of("atlas", "Debug");
   send_udp(nf_port, ipfix_export({{"127.0.0.2", "127.0.0.3", 40000, 5201, 17, label},
                                   {"127.0.0.3", "127.0.0.2", 5201, 40000, 17, label | 0x3}}));
-  const std::string events = "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"";
+  const std::string events =
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"";
   std::string m = d.scrape_until(events + "start\"}", 2);
   ASSERT_EQ(metric_value(m, events + "start\"}"), 2) << d.proc->log();
   m = d.scrape_until(events + "end\"}", 2);  // idle_timeout
@@ -92,7 +98,8 @@ TEST_P(ObservedEndToEnd, ExportedFlowsNeverGoToTheirAddresses) {
     for (const auto& g : got) {
       auto j = body(g);
       // As the router exported them: flowd puts none of its own addresses into an observed flow.
-      EXPECT_TRUE(j["flow-id"]["src-ip"] == "127.0.0.2" || j["flow-id"]["src-ip"] == "127.0.0.3") << g;
+      EXPECT_TRUE(j["flow-id"]["src-ip"] == "127.0.0.2" || j["flow-id"]["src-ip"] == "127.0.0.3")
+          << g;
       EXPECT_EQ(j["context"]["experiment-id"], 2);
       EXPECT_EQ(j["context"]["activity-id"], 9);
     }
@@ -101,12 +108,20 @@ TEST_P(ObservedEndToEnd, ExportedFlowsNeverGoToTheirAddresses) {
   }
   expect_nothing_at_the_flows_addresses();
   m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_fireflies_suppressed_total{origin=\"observed\",reason=\"flow_address\"}"), 4);
-  EXPECT_EQ(metric_value(m, "flowd_fireflies_suppressed_total{origin=\"observed\",reason=\"forward_observed\"}"),
-            forward ? 0 : 4);
+  EXPECT_EQ(metric_value(
+                m, "flowd_fireflies_suppressed_total{origin=\"observed\",reason=\"flow_address\"}"),
+            4);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_fireflies_suppressed_total{origin=\"observed\",reason=\"forward_observed\"}"),
+      forward ? 0 : 4);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 0);
-  EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"collector\"}"), forward ? 4 : 0);
-  EXPECT_EQ(metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\",origin=\"observed\"}"), 0);
+  EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"collector\"}"),
+            forward ? 4 : 0);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\",origin=\"observed\"}"),
+      0);
   expect_local_flow_reaches_its_peer();
   EXPECT_EQ(d.stop(), 0);
 }
@@ -116,13 +131,18 @@ INSTANTIATE_TEST_SUITE_P(ForwardObserved, ObservedEndToEnd, ::testing::Bool(),
 
 TEST_F(OriginEndToEnd, ReceivedFirefliesAreRelayedToTheCollectorOnly) {
   int listen_port = free_udp_port();
-  d.start(config("firefly", "", "\n[plugin.firefly]\nhost = 127.0.0.1\nport = " + std::to_string(listen_port) + "\n"));
+  d.start(
+      config("firefly", "",
+             "\n[plugin.firefly]\nhost = 127.0.0.1\nport = " + std::to_string(listen_port) + "\n"));
   auto firefly = [](const char* state) {
-    return std::string("<134>1 - other.example flowd - firefly-json - {\"version\": 1, \"flow-lifecycle\": "
-                       "{\"state\": \"") +
+    return std::string(
+               "<134>1 - other.example flowd - firefly-json - {\"version\": 1, \"flow-lifecycle\": "
+               "{\"state\": \"") +
            state +
-           "\"}, \"flow-id\": {\"afi\": \"ipv4\", \"src-ip\": \"127.0.0.2\", \"dst-ip\": \"127.0.0.3\", "
-           "\"protocol\": \"udp\", \"src-port\": 40000, \"dst-port\": 5201}, \"context\": {\"experiment-id\": 2, "
+           "\"}, \"flow-id\": {\"afi\": \"ipv4\", \"src-ip\": \"127.0.0.2\", \"dst-ip\": "
+           "\"127.0.0.3\", "
+           "\"protocol\": \"udp\", \"src-port\": 40000, \"dst-port\": 5201}, \"context\": "
+           "{\"experiment-id\": 2, "
            "\"activity-id\": 9, \"application\": \"elsewhere\"}}";
   };
   send_udp(listen_port, firefly("start"));
@@ -133,8 +153,12 @@ TEST_F(OriginEndToEnd, ReceivedFirefliesAreRelayedToTheCollectorOnly) {
   EXPECT_EQ(body(got[1]), body(firefly("end")));
   expect_nothing_at_the_flows_addresses();
   std::string m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"remote\",plugin=\"firefly\",state=\"start\"}"), 1);
-  EXPECT_EQ(metric_value(m, "flowd_fireflies_suppressed_total{origin=\"remote\",reason=\"flow_address\"}"), 2);
+  EXPECT_EQ(metric_value(
+                m, "flowd_flow_events_total{origin=\"remote\",plugin=\"firefly\",state=\"start\"}"),
+            1);
+  EXPECT_EQ(metric_value(
+                m, "flowd_fireflies_suppressed_total{origin=\"remote\",reason=\"flow_address\"}"),
+            2);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 0);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"collector\"}"), 2);
   expect_local_flow_reaches_its_peer();
@@ -143,9 +167,10 @@ TEST_F(OriginEndToEnd, ReceivedFirefliesAreRelayedToTheCollectorOnly) {
 
 TEST(OriginConfig, ForwardObservedIsAKeyThatNeedsACollector) {
   TempDir dir;
-  const std::string head = "[flowd]\nplugins = netflow\nbackends = udp_firefly\nwork_dir = " + dir.file("cache") +
-                           "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(free_udp_port()) +
-                           "\ntcp_listen =\n[backend.udp_firefly]\n";
+  const std::string head =
+      "[flowd]\nplugins = netflow\nbackends = udp_firefly\nwork_dir = " + dir.file("cache") +
+      "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(free_udp_port()) +
+      "\ntcp_listen =\n[backend.udp_firefly]\n";
   dir.write("a.cfg", head + "collector = 127.0.0.1\nforward_observed = yes\n");
   dir.write("b.cfg", head + "forward_observed = yes\n");
   std::string out, err;

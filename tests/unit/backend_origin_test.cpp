@@ -33,7 +33,8 @@ using test::metric_value;
 // A UDP socket bound to ip:port (port 0: any) on loopback.
 class UdpSink {
  public:
-  explicit UdpSink(const char* ip, int port = 0) : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+  explicit UdpSink(const char* ip, int port = 0)
+      : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -76,8 +77,8 @@ struct Env {
   }
 };
 
-FlowID flow(FlowOrigin origin, const char* src, std::uint16_t sport, const char* dst, std::uint16_t dport,
-            FlowState state = FlowState::kStart) {
+FlowID flow(FlowOrigin origin, const char* src, std::uint16_t sport, const char* dst,
+            std::uint16_t dport, FlowState state = FlowState::kStart) {
   FlowID f;
   f.origin = origin;
   f.state = state;
@@ -100,10 +101,11 @@ class UdpFireflyOrigin : public ::testing::Test {
   UdpFireflyOrigin() : src("127.0.0.2"), dst("127.0.0.3", src.port()), collector("127.0.0.1") {}
 
   std::unique_ptr<Backend> start(bool forward_observed, bool with_collector = true) {
-    auto b = env.create(udp_firefly::backend_info(),
-                        {{"port", std::to_string(src.port())},
-                         {"collector", with_collector ? "127.0.0.1:" + std::to_string(collector.port()) : ""},
-                         {"forward_observed", forward_observed ? "yes" : "no"}});
+    auto b = env.create(
+        udp_firefly::backend_info(),
+        {{"port", std::to_string(src.port())},
+         {"collector", with_collector ? "127.0.0.1:" + std::to_string(collector.port()) : ""},
+         {"forward_observed", forward_observed ? "yes" : "no"}});
     b->start();
     return b;
   }
@@ -180,7 +182,8 @@ TEST_F(UdpFireflyOrigin, ForwardedObservedFlowsGoToTheCollectorOnlyAsExported) {
   auto copy = collector.receive();
   ASSERT_TRUE(copy);
   // ip4_src names this host: it must not replace the source a router exported.
-  EXPECT_NE(copy->find(R"("src-ip": "127.0.0.2", "dst-ip": "127.0.0.3")"), std::string::npos) << *copy;
+  EXPECT_NE(copy->find(R"("src-ip": "127.0.0.2", "dst-ip": "127.0.0.3")"), std::string::npos)
+      << *copy;
   EXPECT_FALSE(dst.receive(200ms));
   EXPECT_FALSE(src.receive(10ms));
   EXPECT_EQ(suppressed("observed", "flow_address"), 1);
@@ -233,13 +236,14 @@ TEST_F(UdpFireflyOrigin, NoNetlinkStateForObservedFlows) {
   q.push(flow(FlowOrigin::kObserved, "127.0.0.1", observed_port, "127.0.0.1", server_port));
   std::jthread worker([&](std::stop_token st) { b->run(st, q); });
   std::map<std::pair<std::string, std::uint16_t>, std::string> got;  // (state, src port) -> firefly
-  for (auto end = std::chrono::steady_clock::now() + 1800ms; std::chrono::steady_clock::now() < end;) {
+  for (auto end = std::chrono::steady_clock::now() + 1800ms;
+       std::chrono::steady_clock::now() < end;) {
     auto m = collector.receive(100ms);
     if (!m) continue;
     std::string state = m->find(R"("state": "ongoing")") != std::string::npos ? "ongoing" : "start";
-    std::uint16_t sport = m->find("\"src-port\": " + std::to_string(local_port)) != std::string::npos
-                              ? local_port
-                              : observed_port;
+    std::uint16_t sport =
+        m->find("\"src-port\": " + std::to_string(local_port)) != std::string::npos ? local_port
+                                                                                    : observed_port;
     got[{state, sport}] = *m;
   }
   q.close();
@@ -254,7 +258,8 @@ TEST_F(UdpFireflyOrigin, NoNetlinkStateForObservedFlows) {
   EXPECT_NE(got[Key("start", local_port)].find(R"("netlink": {)"), std::string::npos);
   EXPECT_EQ(got[Key("start", observed_port)].find("netlink"), std::string::npos);
   EXPECT_TRUE(got.contains(Key("ongoing", local_port))) << "the local flow's ongoing firefly";
-  EXPECT_FALSE(got.contains(Key("ongoing", observed_port))) << "no ongoing timer for an observed flow";
+  EXPECT_FALSE(got.contains(Key("ongoing", observed_port)))
+      << "no ongoing timer for an observed flow";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +277,8 @@ TEST(EbpfOrigin, OnlyLocalFlowsReachTheFlowMap) {
   EXPECT_EQ(errors(), 0) << "remote and observed events never touch the map";
   EXPECT_EQ(env.value("flowd_marker_ignored_events_total", {{"origin", "remote"}}), 2);
   EXPECT_EQ(env.value("flowd_marker_ignored_events_total", {{"origin", "observed"}}), 2);
-  EXPECT_FALSE(metric_value(env.metrics, "flowd_marker_ignored_events_total", {{"origin", "local"}}));
+  EXPECT_FALSE(
+      metric_value(env.metrics, "flowd_marker_ignored_events_total", {{"origin", "local"}}));
   b->handle(flow(FlowOrigin::kLocal, "fd00::1", 40000, "fd00::2", 5201));
   EXPECT_EQ(errors(), 1) << "a local start goes to the map (absent here)";
 }
@@ -284,7 +290,8 @@ TEST(PrometheusOrigin, ActiveFlowsPerOriginAndAForgedEndEndsOnlyItsOwn) {
   Env env;
   auto b = env.create(prometheus_backend::backend_info(), {{"max_active_flows", "1"}});
   auto active = [&](const char* origin) {
-    return env.value("flowd_active_flows", {{"experiment", "atlas"}, {"activity", "Debug"}, {"origin", origin}});
+    return env.value("flowd_active_flows",
+                     {{"experiment", "atlas"}, {"activity", "Debug"}, {"origin", origin}});
   };
   for (auto o : {FlowOrigin::kLocal, FlowOrigin::kRemote, FlowOrigin::kObserved})
     b->handle(flow(o, "192.0.2.1", 40000, "192.0.2.2", 5201));

@@ -237,14 +237,15 @@ TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
   EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "udp_firefly"}}), 3.0);
   EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "slow"}}), 1.0);
 
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
-      2.0);
-  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
             1.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "ongoing"}}),
-      0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "ongoing"}}),
+            0.0);
 
   // Every queue got the same events, in order.
   for (const auto& q : {a, b}) {
@@ -273,17 +274,18 @@ TEST(Bus, CountsEventsPerPlugin) {
   bus.publish(make_flow(2, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
   bus.publish(make_flow(3, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
   bus.publish(make_flow(4, FlowState::kEnd, "np_api"));
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
-      1.0);
-  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
             1.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "ongoing"}}),
-      2.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "start"}}),
-      0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
+            1.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "ongoing"}}),
+            2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "start"}}),
+            0.0);
   EXPECT_EQ(q->size(), 4u);
   EXPECT_EQ(bus.dropped(), 0u);
 }
@@ -294,9 +296,9 @@ TEST(Bus, NoSubscribersStillCounts) {
   bus.publish(make_flow(1));
   EXPECT_EQ(bus.published(), 1u);
   EXPECT_EQ(bus.dropped(), 0u);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
-      1.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            1.0);
 }
 
 TEST(Bus, AClosedQueueCountsAsADrop) {
@@ -344,9 +346,9 @@ TEST(Bus, ConcurrentPublishers) {
   EXPECT_EQ(bus.dropped(), static_cast<std::uint64_t>(kThreads * kEach - 10));
   EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "small"}}),
             static_cast<double>(kThreads * kEach - 10));
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
-      static_cast<double>(kThreads * kEach));
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            static_cast<double>(kThreads * kEach));
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ TEST(FlowOrigin, NpApiLinesAreLocal) {
   std::string error;
   auto reg = ScitagsRegistry::parse(registry_snapshot_json(), error);
   ASSERT_TRUE(reg) << error;
-  auto r = np_api::parse_pipe_line("start tcp 192.0.2.1 1 192.0.2.2 2 atlas Debug", *reg, Clock::now());
+  auto r =
+      np_api::parse_pipe_line("start tcp 192.0.2.1 1 192.0.2.2 2 atlas Debug", *reg, Clock::now());
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.flow.origin, FlowOrigin::kLocal);
   r = np_api::parse_pipe_line("end udp ::1 1 ::2 2 2 9", *reg, Clock::now());
@@ -98,8 +99,12 @@ collector::Field address(std::uint16_t id, const char* ip) {
 TEST(FlowOrigin, ExportedFlowsAreObserved) {
   collector::FlowRecord r;
   r.version = 10;
-  r.fields = {field(4, 6),       field(7, 40000), field(11, 5201), address(27, "2001:db8::1"),
-              address(28, "2001:db8::2"), field(31, 0x10024)};  // atlas/Debug in flowLabelIPv6
+  r.fields = {field(4, 6),
+              field(7, 40000),
+              field(11, 5201),
+              address(27, "2001:db8::1"),
+              address(28, "2001:db8::2"),
+              field(31, 0x10024)};  // atlas/Debug in flowLabelIPv6
   netflow::FlowTracker t({}, std::chrono::seconds(60), 10);
   std::vector<FlowID> out;
   auto now = Clock::now();

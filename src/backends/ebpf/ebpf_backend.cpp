@@ -116,10 +116,11 @@ class MarkerStats : public prometheus::Collectable {
 // flowd_marker_ignored_events_total{origin}: the events the marker does not act on because of their
 // origin. Local events are never ignored, so there is no local series.
 std::array<prometheus::Counter*, kFlowOrigins> ignored_counters(Context& ctx) {
-  auto& fam = prometheus::BuildCounter()
-                  .Name("flowd_marker_ignored_events_total")
-                  .Help("Flow events the marker ignored because they were not seen on this host, by origin")
-                  .Register(ctx.metrics);
+  auto& fam =
+      prometheus::BuildCounter()
+          .Name("flowd_marker_ignored_events_total")
+          .Help("Flow events the marker ignored because they were not seen on this host, by origin")
+          .Register(ctx.metrics);
   std::array<prometheus::Counter*, kFlowOrigins> out{};
   for (FlowOrigin o : {FlowOrigin::kRemote, FlowOrigin::kObserved})
     out[static_cast<std::size_t>(o)] = &fam.Add({{"origin", std::string(to_string(o))}});
@@ -141,7 +142,8 @@ class EbpfBackend final : public Backend {
                            .Add({})),
         unlabelable_(prometheus::BuildCounter()
                          .Name("flowd_marker_unlabelable_flows_total")
-                         .Help("Flow starts not marked: experiment > 511 or activity > 63 do not fit the flow label")
+                         .Help("Flow starts not marked: experiment > 511 or activity > 63 do not "
+                               "fit the flow label")
                          .Register(ctx.metrics)
                          .Add({})),
         ignored_(ignored_counters(ctx)),
@@ -213,7 +215,8 @@ class EbpfBackend final : public Backend {
     // about a 5-tuple: acting on it would let anybody who can send a UDP datagram mark this host's
     // traffic (a forged start) or unmark it (a forged end of a flow np_api marked).
     if (!marks(flow.origin)) {
-      if (auto o = static_cast<std::size_t>(flow.origin); o < kFlowOrigins && ignored_[o]) ignored_[o]->Increment();
+      if (auto o = static_cast<std::size_t>(flow.origin); o < kFlowOrigins && ignored_[o])
+        ignored_[o]->Increment();
       return;
     }
     if (match_all_ || flow.state == FlowState::kOngoing) return;

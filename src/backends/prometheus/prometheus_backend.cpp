@@ -17,6 +17,8 @@
 namespace flowd::prometheus_backend {
 namespace {
 
+// A table, one key per entry: kept as written.
+// clang-format off
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kEndpoint, "127.0.0.1:9000",
      "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
@@ -32,6 +34,7 @@ constexpr KeySpec kKeys[] = {
      "flows with per-flow series at once; beyond this they are counted in flowd_flow_series_overflow_total", {}, 1,
      10000000},
 };
+// clang-format on
 
 class PrometheusBackend final : public Backend {
  public:
@@ -42,15 +45,18 @@ class PrometheusBackend final : public Backend {
         log_(get_logger("backend.prometheus")),
         active_(prometheus::BuildGauge()
                     .Name("flowd_active_flows")
-                    .Help("Flows started and not yet ended, by experiment and activity (registry names) and origin")
+                    .Help("Flows started and not yet ended, by experiment and activity (registry "
+                          "names) and origin")
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
-                      .Help("Flow starts not tracked in flowd_active_flows because max_active_flows was reached, "
+                      .Help("Flow starts not tracked in flowd_active_flows because "
+                            "max_active_flows was reached, "
                             "by origin")
                       .Register(ctx.metrics)) {
     for (std::size_t o = 0; o < kFlowOrigins; ++o)
-      overflow_by_origin_[o] = &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
+      overflow_by_origin_[o] =
+          &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
     if (cfg.get_bool("flow_metrics"))
       flow_metrics_ = std::make_unique<FlowMetrics>(
           static_cast<std::size_t>(cfg.get_int("max_flow_series")),
@@ -82,8 +88,8 @@ class PrometheusBackend final : public Backend {
     auto o = static_cast<std::size_t>(flow.origin);
     if (o >= kFlowOrigins) return;
     auto& flows = flows_[o];
-    // flow_tcp_* read this host's sockets: only this host's own flows may name one (a forged firefly
-    // could otherwise take the series budget, or end the series of a local flow).
+    // flow_tcp_* read this host's sockets: only this host's own flows may name one (a forged
+    // firefly could otherwise take the series budget, or end the series of a local flow).
     const bool series = flow_metrics_ && flow.origin == FlowOrigin::kLocal;
     FlowKey key = FlowKey::of(flow);
     if (flow.state == FlowState::kStart) {
@@ -130,7 +136,8 @@ class PrometheusBackend final : public Backend {
   std::array<prometheus::Counter*, kFlowOrigins> overflow_by_origin_{};
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::array<std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash>, kFlowOrigins> flows_;  // by origin
+  std::array<std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash>, kFlowOrigins>
+      flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
 };
 

@@ -5,9 +5,12 @@ namespace flowd::udp_firefly {
 
 std::string_view to_string(SuppressReason r) {
   switch (r) {
-    case SuppressReason::kFlowAddress: return "flow_address";
-    case SuppressReason::kForwardObserved: return "forward_observed";
-    case SuppressReason::kNoCollector: return "no_collector";
+    case SuppressReason::kFlowAddress:
+      return "flow_address";
+    case SuppressReason::kForwardObserved:
+      return "forward_observed";
+    case SuppressReason::kNoCollector:
+      return "no_collector";
   }
   return "?";
 }

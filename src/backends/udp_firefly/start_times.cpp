@@ -11,15 +11,17 @@ TimePoint StartTimes::on_event(const FlowID& flow, TimePoint now) {
     order_.emplace_back(key, it->second.seq);
     while (starts_.size() > max_ && !order_.empty()) {
       auto& [k, s] = order_.front();
-      if (auto old = starts_.find(k); old != starts_.end() && old->second.seq == s) starts_.erase(old);
+      if (auto old = starts_.find(k); old != starts_.end() && old->second.seq == s)
+        starts_.erase(old);
       order_.pop_front();
     }
     if (order_.size() > 2 * max_ + 1024) compact_order();
     return t;
   }
   auto it = starts_.find(key);
-  TimePoint t = flow.start_time ? *flow.start_time
-                                : (it != starts_.end() ? it->second.at : flow.end_time.value_or(now));
+  TimePoint t = flow.start_time
+                    ? *flow.start_time
+                    : (it != starts_.end() ? it->second.at : flow.end_time.value_or(now));
   if (flow.state == FlowState::kEnd && it != starts_.end()) starts_.erase(it);
   return t;
 }

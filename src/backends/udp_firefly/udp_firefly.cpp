@@ -24,6 +24,8 @@
 namespace flowd::udp_firefly {
 namespace {
 
+// A table, one key per entry: kept as written.
+// clang-format off
 constexpr KeySpec kKeys[] = {
     {"port", KeyType::kInt, "10514", "destination UDP port of fireflies", "UDP_FIREFLY_PORT", 1, 65535},
     {"collector", KeyType::kEndpoint, "",
@@ -52,6 +54,7 @@ constexpr KeySpec kKeys[] = {
      "send fireflies of observed flows (netflow: seen by a router) to `collector`; they never go to the flow's "
      "addresses"},
 };
+// clang-format on
 
 struct Destination {
   sockaddr_storage addr{};
@@ -69,13 +72,15 @@ class UdpFirefly final : public Backend {
         max_tracked_(static_cast<std::size_t>(cfg.get_int("max_tracked_flows"))),
         hostname_(ctx.hostname),
         log_(get_logger("backend.udp_firefly")),
-        // One table per origin: observed flows forwarded to the collector cannot evict a local flow's
-        // start, nor end it by sharing its 5-tuple.
+        // One table per origin: observed flows forwarded to the collector cannot evict a local
+        // flow's start, nor end it by sharing its 5-tuple.
         starts_{StartTimes(max_tracked_), StartTimes(max_tracked_), StartTimes(max_tracked_)} {
     route_.collector = !collector_text_.empty();
     route_.forward_observed = cfg.get_bool("forward_observed");
     if (route_.forward_observed && !route_.collector)
-      throw ConfigError("[backend.udp_firefly] forward_observed: needs collector (observed flows go nowhere else)");
+      throw ConfigError(
+          "[backend.udp_firefly] forward_observed: needs collector (observed flows go nowhere "
+          "else)");
     ip_discovery_ = cfg.get_bool("ip_discovery");
     discovery_.stun_servers = cfg.get_list("stun_servers");
     discovery_.public_ip4 = cfg.get("public_ip4");
@@ -98,17 +103,20 @@ class UdpFirefly final : public Backend {
                        .Register(ctx.metrics);
     errors_flow_ = &errors.Add({{"destination", "flow"}});
     errors_collector_ = &errors.Add({{"destination", "collector"}});
-    auto& suppressed = prometheus::BuildCounter()
-                           .Name("flowd_fireflies_suppressed_total")
-                           .Help("Fireflies not sent because of the flow's origin, by origin and reason: "
-                                 "flow_address, forward_observed, no_collector")
-                           .Register(ctx.metrics);
+    auto& suppressed =
+        prometheus::BuildCounter()
+            .Name("flowd_fireflies_suppressed_total")
+            .Help(
+                "Fireflies not sent because of the flow's origin, by origin and reason: "
+                "flow_address, forward_observed, no_collector")
+            .Register(ctx.metrics);
     // Every combination that can happen exists from the start, at 0: the set is closed.
     for (FlowOrigin o : {FlowOrigin::kRemote, FlowOrigin::kObserved})
-      for (auto r : {SuppressReason::kFlowAddress, SuppressReason::kForwardObserved, SuppressReason::kNoCollector})
+      for (auto r : {SuppressReason::kFlowAddress, SuppressReason::kForwardObserved,
+                     SuppressReason::kNoCollector})
         if (o == FlowOrigin::kObserved || r != SuppressReason::kForwardObserved)
-          suppressed_[static_cast<std::size_t>(o)][static_cast<std::size_t>(r)] =
-              &suppressed.Add({{"origin", std::string(to_string(o))}, {"reason", std::string(to_string(r))}});
+          suppressed_[static_cast<std::size_t>(o)][static_cast<std::size_t>(r)] = &suppressed.Add(
+              {{"origin", std::string(to_string(o))}, {"reason", std::string(to_string(r))}});
   }
 
   ~UdpFirefly() override {
@@ -170,7 +178,8 @@ class UdpFirefly final : public Backend {
       if (auto p = mapping_.public_for(flow.src)) f.src_override = p->to_string();
       if (auto p = mapping_.public_for(flow.dst)) f.dst_override = p->to_string();
     }
-    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; local && !fixed.empty())
+    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_;
+        local && !fixed.empty())
       f.src_override = fixed;
     if (local && enrich_) f.netlink = enrich_->on_event(flow);
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
