@@ -184,7 +184,9 @@ int main(int argc, char** argv) {
     double events = 0;
     std::int64_t done_at = 0;
     for (int i = 0; i < 3000; ++i) {
-      events = metric(scrape(prom_port), "flowd_flow_events_total{plugin=\"np_api\",state=\"start\"}");
+      events =
+          metric(scrape(prom_port),
+                 "flowd_flow_events_total{origin=\"local\",plugin=\"np_api\",state=\"start\"}");
       done_at = now_ns();
       if (events >= static_cast<double>(lines)) break;
       usleep(1000);

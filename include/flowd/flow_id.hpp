@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,8 +19,17 @@ namespace flowd {
 enum class FlowState : std::uint8_t { kStart, kEnd, kOngoing };
 enum class Protocol : std::uint8_t { kTcp, kUdp };
 
+// Where a flow was learnt, which decides what flowd may do with it (spec: "Flows observed on the
+// network"). kLocal: this host's own connections (np_api, netlink, netstat, iperf) — fireflies go
+// to the flow's peer, the marker marks it. kRemote: another host's report (firefly) — relayed to
+// the collector only. kObserved: traffic a router or probe saw (netflow) — its addresses came from
+// an export anybody can spoof, so nothing is ever sent to them and nothing is marked.
+enum class FlowOrigin : std::uint8_t { kLocal, kRemote, kObserved };
+inline constexpr std::size_t kFlowOrigins = 3;
+
 std::string_view to_string(FlowState s);
 std::string_view to_string(Protocol p);
+std::string_view to_string(FlowOrigin o);
 // Case-insensitive, as flowd-go; nullopt for anything else.
 std::optional<FlowState> parse_flow_state(std::string_view s);
 std::optional<Protocol> parse_protocol(std::string_view s);
@@ -57,6 +67,10 @@ struct FlowID {
   std::optional<TimePoint> end_time;
   // Name of the plugin that produced the event; points into the static component table.
   const char* plugin = "";
+  // Every plugin sets this where it makes its FlowIDs. The default is the most restrictive origin
+  // on purpose: a FlowID that forgot where it came from is never sent to its addresses, never sent
+  // to the collector (unless forward_observed) and never marked. Forgetting kLocal fails safe.
+  FlowOrigin origin = FlowOrigin::kObserved;
   // Set by the firefly plugin: the received firefly's JSON as it came, so that udp_firefly relays
   // the sender's fields (application, usage, netlink, ...) unchanged instead of rebuilding them.
   std::shared_ptr<const std::string> firefly_json;

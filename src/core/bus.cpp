@@ -6,7 +6,8 @@ namespace flowd {
 Bus::Bus(prometheus::Registry& metrics)
     : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
-                  .Help("Flow events published by plugins, by plugin and state")
+                  .Help("Flow events published by plugins, by plugin, origin (local, remote, "
+                        "observed) and state")
                   .Register(metrics)),
       dropped_(prometheus::BuildCounter()
                    .Name("flowd_bus_dropped_events_total")
@@ -18,19 +19,21 @@ Bus::Bus(prometheus::Registry& metrics)
                  .Register(metrics)),
       subs_(std::make_shared<const std::vector<Sub>>()) {}
 
-prometheus::Counter& Bus::events_counter(const char* plugin, FlowState state) {
+prometheus::Counter& Bus::events_counter(const char* plugin, FlowOrigin origin, FlowState state) {
   std::lock_guard lock(counters_mu_);
   for (auto& c : counters_)
-    if (c.plugin == plugin) return *c.by_state[static_cast<int>(state)];
-  EventCounters c{plugin, {}};
+    if (c.plugin == plugin && c.origin == origin) return *c.by_state[static_cast<int>(state)];
+  EventCounters c{plugin, origin, {}};
   for (FlowState s : {FlowState::kStart, FlowState::kEnd, FlowState::kOngoing})
-    c.by_state[static_cast<int>(s)] = &events_.Add({{"plugin", plugin}, {"state", std::string(to_string(s))}});
+    c.by_state[static_cast<int>(s)] = &events_.Add({{"plugin", plugin},
+                                                    {"origin", std::string(to_string(origin))},
+                                                    {"state", std::string(to_string(s))}});
   counters_.push_back(c);
   return *c.by_state[static_cast<int>(state)];
 }
 
 void Bus::publish(const FlowID& flow) {
-  events_counter(flow.plugin, flow.state).Increment();
+  events_counter(flow.plugin, flow.origin, flow.state).Increment();
   published_.fetch_add(1, std::memory_order_relaxed);
   auto subs = subs_.load();
   for (const auto& s : *subs) {

@@ -36,15 +36,17 @@ class Bus final : public Publisher {
     std::shared_ptr<EventQueue> queue;
     prometheus::Counter* dropped;
   };
-  prometheus::Counter& events_counter(const char* plugin, FlowState state);
+  prometheus::Counter& events_counter(const char* plugin, FlowOrigin origin, FlowState state);
 
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
-  // Per (plugin, state) counters, looked up by the plugin name pointer (names are static).
+  // Per (plugin, origin, state) counters, looked up by the plugin name pointer (names are static).
+  // Each plugin has one origin, so the origin label adds no series, only the means to sum by it.
   struct EventCounters {
     const char* plugin;
+    FlowOrigin origin;
     prometheus::Counter* by_state[3];
   };
   std::mutex counters_mu_;

@@ -32,6 +32,18 @@ std::string_view to_string(FlowState s) {
 
 std::string_view to_string(Protocol p) { return p == Protocol::kTcp ? "tcp" : "udp"; }
 
+std::string_view to_string(FlowOrigin o) {
+  switch (o) {
+    case FlowOrigin::kLocal:
+      return "local";
+    case FlowOrigin::kRemote:
+      return "remote";
+    case FlowOrigin::kObserved:
+      return "observed";
+  }
+  return "?";
+}
+
 std::optional<FlowState> parse_flow_state(std::string_view s) {
   if (iequals(s, "start")) return FlowState::kStart;
   if (iequals(s, "end")) return FlowState::kEnd;

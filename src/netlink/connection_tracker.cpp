@@ -45,6 +45,7 @@ void ConnectionTracker::rehash(std::size_t capacity) {
 FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now) const {
   const FlowKey& key = t.key;
   FlowID f;
+  f.origin = FlowOrigin::kLocal;  // a socket of this host (netlink, netstat, iperf)
   f.state = state;
   f.protocol = Protocol::kTcp;
   f.src = key.src;

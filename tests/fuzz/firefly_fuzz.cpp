@@ -55,6 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r.ok) {
     const flowd::FlowID& f = r.flow;
     if (f.src.family == 0 || f.dst.family == 0) __builtin_trap();
+    // Whatever the datagram says, it stays another host's claim: never sent to, never marked.
+    if (f.origin != flowd::FlowOrigin::kRemote) __builtin_trap();
     // The JSON kept for relaying lies inside the datagram and is an object.
     if (r.json.empty() || r.json.front() != '{' || r.json.back() != '}') __builtin_trap();
     if (r.json.data() < in.data() || r.json.data() + r.json.size() > in.data() + in.size())

@@ -33,6 +33,7 @@ void check(const flowd::np_api::LineResult& r) {
   if (f.activity > flowd::kMaxActivity) __builtin_trap();
   if (f.src.family != f.dst.family) __builtin_trap();
   if (f.src.family == 0) __builtin_trap();
+  if (f.origin != flowd::FlowOrigin::kLocal) __builtin_trap();  // a pipe line is this host's flow
 }
 
 void on_line(std::string_view line, bool overflowed) {

@@ -114,9 +114,15 @@ TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
   std::string m = d.scrape();
   ASSERT_FALSE(m.empty());
   EXPECT_EQ(metric_value(m, "flowd_build_info{commit=\"" FLOWD_COMMIT "\",version=\"" FLOWD_VERSION "\"}"), 1);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"np_api\",state=\"start\"}"), 2);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"np_api\",state=\"end\"}"), 1);
-  EXPECT_EQ(metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\"}"), 1);
+  EXPECT_EQ(metric_value(
+                m, "flowd_flow_events_total{origin=\"local\",plugin=\"np_api\",state=\"start\"}"),
+            2);
+  EXPECT_EQ(
+      metric_value(m, "flowd_flow_events_total{origin=\"local\",plugin=\"np_api\",state=\"end\"}"),
+      1);
+  EXPECT_EQ(metric_value(
+                m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\",origin=\"local\"}"),
+            1);
   EXPECT_EQ(metric_value(m, "flowd_np_api_lines_total"), 4);
   EXPECT_EQ(metric_value(m, "flowd_np_api_rejected_lines_total{reason=\"fields\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 3);

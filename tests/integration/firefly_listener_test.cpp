@@ -145,9 +145,16 @@ TEST(FireflyListener, FixturesFromOtherSendersAreRelayedWithTheirFields) {
   auto got = collector.receive_many(sent.size());
   ASSERT_EQ(got.size(), sent.size()) << d.proc->log();
   std::string m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"start\"}"), 2);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"end\"}"), 2);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"firefly\",state=\"ongoing\"}"), 1);
+  EXPECT_EQ(metric_value(
+                m, "flowd_flow_events_total{origin=\"remote\",plugin=\"firefly\",state=\"start\"}"),
+            2);
+  EXPECT_EQ(metric_value(
+                m, "flowd_flow_events_total{origin=\"remote\",plugin=\"firefly\",state=\"end\"}"),
+            2);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"remote\",plugin=\"firefly\",state=\"ongoing\"}"),
+      1);
   for (std::size_t i = 0; i < sent.size(); ++i) {
     // Another sender's application, times and formatting survive the relay.
     EXPECT_EQ(nlohmann::json::parse(json_part(got[i])), nlohmann::json::parse(json_part(sent[i])));

@@ -47,7 +47,7 @@ void TempDir::write(const std::string& name, const std::string& content) const {
   out << content;
 }
 
-UdpReceiver::UdpReceiver(bool ipv6, int port) {
+UdpReceiver::UdpReceiver(bool ipv6, int port, const std::string& address) {
   fd_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) fail("socket");
   // Root may exceed net.core.rmem_max; bursts of thousands of fireflies need it.
@@ -60,12 +60,16 @@ UdpReceiver::UdpReceiver(bool ipv6, int port) {
     auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
     a->sin6_family = AF_INET6;
     a->sin6_addr = in6addr_loopback;
+    if (!address.empty() && inet_pton(AF_INET6, address.c_str(), &a->sin6_addr) != 1)
+      fail("address " + address);
     a->sin6_port = htons(static_cast<std::uint16_t>(port));
     len = sizeof *a;
   } else {
     auto* a = reinterpret_cast<sockaddr_in*>(&ss);
     a->sin_family = AF_INET;
     a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!address.empty() && inet_pton(AF_INET, address.c_str(), &a->sin_addr) != 1)
+      fail("address " + address);
     a->sin_port = htons(static_cast<std::uint16_t>(port));
     len = sizeof *a;
   }

@@ -26,10 +26,11 @@ class TempDir {
   std::string path_;
 };
 
-// A UDP socket bound to an ephemeral port on loopback (IPv4 or IPv6).
+// A UDP socket bound to an ephemeral port on loopback (IPv4 or IPv6), or on `address` (e.g.
+// 127.0.0.3: another loopback address, to stand for a flow's peer).
 class UdpReceiver {
  public:
-  explicit UdpReceiver(bool ipv6 = false, int port = 0);
+  explicit UdpReceiver(bool ipv6 = false, int port = 0, const std::string& address = "");
   ~UdpReceiver();
   int port() const { return port_; }
   // False when the kernel capped the receive buffer (not root): large bursts may be lost here.

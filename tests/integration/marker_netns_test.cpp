@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // privileged: the real flowd with np_api + ebpf in one network namespace, real TCP (iperf3) and UDP
-// traffic to a second one, and tcpdump there reading the flow labels off the wire.
+// traffic to a second one, and tcpdump there reading the flow labels off the wire. Fireflies and
+// exports sent to flowd there must neither mark nor unmark.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 
 #include "daemon_fixture.hpp"
 #include "flowd/scitags_label.hpp"
+#include "ipfix_export.hpp"
+#include "netns_scope.hpp"
 
 namespace flowd::test {
 namespace {
@@ -188,33 +191,76 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   EXPECT_EQ(out.find("clsact"), std::string::npos) << "the clsact qdisc flowd created is removed: " << out;
 }
 
-TEST_F(MarkerNetns, FireflyIdsWiderThanTheLabelAreNotMarked) {
-  // Fireflies from other sites may carry experiment ids above 511: masking them into the label's 9 bits
-  // would mark the flow with another experiment, so such a start is counted and skipped.
+// Sends `payload` to 127.0.0.1:port inside namespace `ns` (where flowd's listeners are).
+void send_in_netns(const std::string& ns, int port, const std::string& payload) {
+  NetnsScope in(ns);
+  sockaddr_storage ss;
+  socklen_t len = make_sockaddr("127.0.0.1", port, ss);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&ss), len),
+            static_cast<ssize_t>(payload.size()));
+  ::close(fd);
+}
+
+TEST_F(MarkerNetns, FlowsNotSeenOnThisHostNeitherMarkNorUnmark) {
+  // A firefly is another host's claim and an export a router's: anybody who can send a UDP datagram
+  // could forge either. Neither may mark this host's packets, nor remove a mark np_api asked for.
   std::string cfg = config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, firefly");
-  cfg += "[plugin.firefly]\nhost = 127.0.0.1\nport = 10599\n";
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, firefly, netflow");
+  cfg +=
+      "[plugin.firefly]\nhost = 127.0.0.1\nport = 10599\n[plugin.netflow]\nlisten = "
+      "127.0.0.1:10598\n"
+      "tcp_listen =\n";
   auto flowd = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
-  auto firefly = [&](int exp, int act, int sport) {
-    return "{\"version\": 1, \"flow-lifecycle\": {\"state\": \"start\"}, \"flow-id\": {\"afi\": \"ipv6\", "
-           "\"src-ip\": \"" + net->addr_a + "\", \"dst-ip\": \"" + net->addr_b + "\", \"protocol\": \"tcp\", "
-           "\"src-port\": " + std::to_string(sport) + ", \"dst-port\": 5201}, \"context\": {\"experiment-id\": " +
-           std::to_string(exp) + ", \"activity-id\": " + std::to_string(act) + "}}";
+  auto firefly = [&](const char* state, int sport) {
+    return std::string("{\"version\": 1, \"flow-lifecycle\": {\"state\": \"") + state +
+           "\"}, \"flow-id\": {\"afi\": \"ipv6\", \"src-ip\": \"" + net->addr_a +
+           "\", \"dst-ip\": \"" + net->addr_b +
+           "\", \"protocol\": \"udp\", \"src-port\": " + std::to_string(sport) +
+           ", \"dst-port\": 5300}, \"context\": {\"experiment-id\": 3, \"activity-id\": 4}}";
   };
-  dir.write("ff.py", "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                     "for a in sys.argv[1:]: s.sendto(open(a,'rb').read(),('127.0.0.1',10599))\n");
-  dir.write("wide.json", firefly(3333, 9, 40100));
-  dir.write("fits.json", firefly(2, 9, 40101));
-  std::string out;
-  ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("ff.py") + " " + dir.file("wide.json") + " " + dir.file("fits.json"),
-                      out),
-            0)
-      << out;
+  auto ignored = [&](const char* origin, double n) {
+    const std::string series =
+        std::string("flowd_marker_ignored_events_total{origin=\"") + origin + "\"}";
+    for (int i = 0; i < 200 && metric(series) < n; ++i) usleep(10000);
+    return metric(series);
+  };
+  // A forged start of a flow nobody on this host announced, by firefly and by export.
+  send_in_netns(net->a, 10599, firefly("start", 40030));
+  EXPECT_EQ(ignored("remote", 1), 1) << flowd->log();
+  send_in_netns(net->a, 10598,
+                ipfix_export({{net->addr_a, net->addr_b, 40032, 5300, 17, make_label(3, 4, 0)}}));
+  EXPECT_EQ(ignored("observed", 1), 1) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 0) << "nothing entered the flow map";
+  // np_api marks a flow; a forged end of that flow must leave the mark.
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40031 " + net->addr_b + " 5300 cms 4\n");
   ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
-  EXPECT_EQ(metric("flowd_marker_unlabelable_flows_total"), 1) << flowd->log();
-  EXPECT_NE(flowd->log().find("experiment 3333 / activity 9 do not fit the flow label"), std::string::npos)
-      << flowd->log();
+  send_in_netns(net->a, 10599, firefly("end", 40031));
+  EXPECT_EQ(ignored("remote", 2), 2) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 1) << "the forged end removed np_api's mark";
+
+  start_capture();
+  send_udp(40030, 5300, "forged", 5);
+  send_udp(40031, 5300, "legit", 5);
+  send_udp(40032, 5300, "observed", 5);
+  auto pkts = stop_capture();
+  const std::uint32_t tag = make_label(3, 4, 0);
+  std::map<int, int> marked, seen;
+  for (const auto& p : pkts) {
+    if (p.proto != "udp" || p.dport != 5300) continue;
+    ++seen[p.sport];
+    marked[p.sport] += (p.label & kLabelSemanticMask) == tag;
+  }
+  EXPECT_EQ(seen[40030], 5);
+  EXPECT_EQ(marked[40030], 0) << "a forged firefly start marked the flow";
+  EXPECT_EQ(seen[40032], 5);
+  EXPECT_EQ(marked[40032], 0) << "an exported flow was marked";
+  EXPECT_EQ(seen[40031], 5);
+  EXPECT_EQ(marked[40031], 5) << "np_api's flow lost its mark";
+  EXPECT_EQ(metric("flowd_marker_map_update_errors_total"), 0);
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s).value_or(-1), 0);
 }

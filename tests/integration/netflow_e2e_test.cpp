@@ -28,7 +28,8 @@ void send_udp(int port, const std::string& payload) {
   close(fd);
 }
 
-// Fireflies go to a flow's destination: the fixture's documentation addresses become ::1 first.
+// The fixture's documentation addresses become ::1, where the test listens on the firefly port:
+// observed flows must not reach it.
 std::string to_loopback(std::string payload) {
   std::array<std::uint8_t, 16> from1{}, from2{}, lo{};
   inet_pton(AF_INET6, "2001:db8::1", from1.data());
@@ -42,16 +43,18 @@ std::string to_loopback(std::string payload) {
   return payload;
 }
 
-TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFireflies) {
+TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheCollector) {
   Daemon d;
+  UdpReceiver collector(true);
   int nf_port = free_udp_port();
-  std::string cfg = d.config();
+  std::string cfg = d.config("collector = [::1]:" + std::to_string(collector.port()) +
+                             "\nforward_observed = yes\n");
   cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\nidle_timeout = 1\ndump = " + d.dir.file("records.json") + "\n";
   d.start(cfg);
   send_udp(nf_port, to_loopback(fixture("malformed/ipfix-flowlabel-scitags.bin")));
-  auto got = d.rx6.receive_many(3);
+  auto got = collector.receive_many(3);
   ASSERT_EQ(got.size(), 3u) << d.proc->log();
   std::set<std::tuple<int, int, int, int>> seen;  // sport, dport, exp, act
   for (const auto& f : got) {
@@ -63,13 +66,18 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFireflies) {
   }
   EXPECT_EQ(seen, (std::set<std::tuple<int, int, int, int>>{{40011, 5202, 2, 9}, {40012, 5202, 2, 9}, {5202, 40011, 3, 4}}));
   // No further record: each flow ends after idle_timeout.
-  auto ends = d.rx6.receive_many(3, 5s);
+  auto ends = collector.receive_many(3, 5s);
   ASSERT_EQ(ends.size(), 3u) << d.proc->log();
   for (const auto& f : ends) EXPECT_NE(f.find("\"state\": \"end\""), std::string::npos) << f;
+  EXPECT_FALSE(d.rx6.receive(10ms))
+      << "an observed flow's firefly never goes to the flow's address";
   std::string m = d.scrape();
   EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}"), 3);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   EXPECT_EQ(d.stop(), 0);
   std::string dump = read_file(d.dir.file("records.json"));
   EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 3) << dump;
@@ -143,8 +151,12 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
   // The same three flows from every exporter: three starts, not 192.
   // Events are published after their datagram batch is decoded (and counted).
-  m = d.scrape_until("flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}", 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}"), 3);
+  m = d.scrape_until(
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   EXPECT_EQ(d.stop(), 0);
   std::string dump = read_file(d.dir.file("records.json"));
   EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 192);

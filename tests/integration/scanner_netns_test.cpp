@@ -343,7 +343,10 @@ TEST_F(ScannerNetns, PerFlowSeriesAreCappedOrOff) {
   ASSERT_EQ(events(3).size(), 3u) << proc->log();
   m = scrape();
   EXPECT_EQ(m.find("\nflow_tcp_"), std::string::npos) << m;
-  EXPECT_EQ(metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\"}"), 3) << m;
+  EXPECT_EQ(metric_value(
+                m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\",origin=\"local\"}"),
+            3)
+      << m;
 }
 
 TEST_F(ScannerNetns, ReportExistingAndPrivateDestinations) {

@@ -13,13 +13,15 @@
 
 #include "core/bus.hpp"
 #include "flowd/event_queue.hpp"
+#include "registry_metrics.hpp"
 
 namespace flowd {
 namespace {
 
 FlowID make_flow(std::uint16_t src_port, FlowState state = FlowState::kStart,
-                 const char* plugin = "np_api") {
+                 const char* plugin = "np_api", FlowOrigin origin = FlowOrigin::kLocal) {
   FlowID f;
+  f.origin = origin;
   f.state = state;
   f.src = *IpAddress::parse("192.0.2.1");
   f.dst = *IpAddress::parse("192.0.2.2");
@@ -206,20 +208,7 @@ TEST(EventQueue, ManyProducersOneConsumer) {
 // ---------------------------------------------------------------------------------------------
 // Bus.
 
-// The value of a counter or gauge series in `reg`, or nullopt if there is no such series.
-std::optional<double> metric_value(prometheus::Registry& reg, const std::string& name,
-                                   const std::map<std::string, std::string>& labels) {
-  for (const auto& fam : reg.Collect()) {
-    if (fam.name != name) continue;
-    for (const auto& m : fam.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& l : m.label) have[l.name] = l.value;
-      if (have != labels) continue;
-      return fam.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
-    }
-  }
-  return std::nullopt;
-}
+using test::metric_value;
 
 TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
   prometheus::Registry reg;
@@ -248,14 +237,15 @@ TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
   EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "udp_firefly"}}), 3.0);
   EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "slow"}}), 1.0);
 
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
-      2.0);
-  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "end"}}),
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
             1.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "ongoing"}}),
-      0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "ongoing"}}),
+            0.0);
 
   // Every queue got the same events, in order.
   for (const auto& q : {a, b}) {
@@ -281,20 +271,21 @@ TEST(Bus, CountsEventsPerPlugin) {
   bus.set_subscribers({{"udp_firefly", q}});
   static const char kOther[] = "netflow";
   bus.publish(make_flow(1, FlowState::kStart, "np_api"));
-  bus.publish(make_flow(2, FlowState::kOngoing, kOther));
-  bus.publish(make_flow(3, FlowState::kOngoing, kOther));
+  bus.publish(make_flow(2, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
+  bus.publish(make_flow(3, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
   bus.publish(make_flow(4, FlowState::kEnd, "np_api"));
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
-      1.0);
-  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "end"}}),
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
             1.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"state", "ongoing"}}),
-      2.0);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "netflow"}, {"state", "start"}}),
-      0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
+            1.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "ongoing"}}),
+            2.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "netflow"}, {"origin", "observed"}, {"state", "start"}}),
+            0.0);
   EXPECT_EQ(q->size(), 4u);
   EXPECT_EQ(bus.dropped(), 0u);
 }
@@ -305,9 +296,9 @@ TEST(Bus, NoSubscribersStillCounts) {
   bus.publish(make_flow(1));
   EXPECT_EQ(bus.published(), 1u);
   EXPECT_EQ(bus.dropped(), 0u);
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
-      1.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            1.0);
 }
 
 TEST(Bus, AClosedQueueCountsAsADrop) {
@@ -355,9 +346,9 @@ TEST(Bus, ConcurrentPublishers) {
   EXPECT_EQ(bus.dropped(), static_cast<std::uint64_t>(kThreads * kEach - 10));
   EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "small"}}),
             static_cast<double>(kThreads * kEach - 10));
-  EXPECT_EQ(
-      metric_value(reg, "flowd_flow_events_total", {{"plugin", "np_api"}, {"state", "start"}}),
-      static_cast<double>(kThreads * kEach));
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            static_cast<double>(kThreads * kEach));
 }
 
 }  // namespace

@@ -11,10 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
 
+#include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
@@ -111,6 +113,20 @@ class MarkerStats : public prometheus::Collectable {
   int ncpu_;
 };
 
+// flowd_marker_ignored_events_total{origin}: the events the marker does not act on because of their
+// origin. Local events are never ignored, so there is no local series.
+std::array<prometheus::Counter*, kFlowOrigins> ignored_counters(Context& ctx) {
+  auto& fam =
+      prometheus::BuildCounter()
+          .Name("flowd_marker_ignored_events_total")
+          .Help("Flow events the marker ignored because they were not seen on this host, by origin")
+          .Register(ctx.metrics);
+  std::array<prometheus::Counter*, kFlowOrigins> out{};
+  for (FlowOrigin o : {FlowOrigin::kRemote, FlowOrigin::kObserved})
+    out[static_cast<std::size_t>(o)] = &fam.Add({{"origin", std::string(to_string(o))}});
+  return out;
+}
+
 class EbpfBackend final : public Backend {
  public:
   EbpfBackend(const Section& cfg, Context& ctx)
@@ -126,9 +142,11 @@ class EbpfBackend final : public Backend {
                            .Add({})),
         unlabelable_(prometheus::BuildCounter()
                          .Name("flowd_marker_unlabelable_flows_total")
-                         .Help("Flow starts not marked: experiment > 511 or activity > 63 do not fit the flow label")
+                         .Help("Flow starts not marked: experiment > 511 or activity > 63 do not "
+                               "fit the flow label")
                          .Register(ctx.metrics)
                          .Add({})),
+        ignored_(ignored_counters(ctx)),
         flows_(prometheus::BuildGauge()
                    .Name("flowd_marker_flows")
                    .Help("Flows in the marker's map (put there by flowd, not yet ended)")
@@ -193,6 +211,14 @@ class EbpfBackend final : public Backend {
   }
 
   void handle(const FlowID& flow) override {
+    // Only this host's own connections are marked. A remote firefly or a router's export is a claim
+    // about a 5-tuple: acting on it would let anybody who can send a UDP datagram mark this host's
+    // traffic (a forged start) or unmark it (a forged end of a flow np_api marked).
+    if (!marks(flow.origin)) {
+      if (auto o = static_cast<std::size_t>(flow.origin); o < kFlowOrigins && ignored_[o])
+        ignored_[o]->Increment();
+      return;
+    }
     if (match_all_ || flow.state == FlowState::kOngoing) return;
     if (!flow.dst.is_v6()) {
       log_->debug("not marking {} flow to {}: the flow label is IPv6 only", to_string(flow.protocol),
@@ -269,6 +295,7 @@ class EbpfBackend final : public Backend {
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Counter& update_errors_;
   prometheus::Counter& unlabelable_;
+  std::array<prometheus::Counter*, kFlowOrigins> ignored_;  // by origin; null for local
   prometheus::Gauge& flows_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;

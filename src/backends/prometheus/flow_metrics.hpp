@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-flow `flow_tcp_*{src,dst,exp,act,flow}` series for every active flow, whatever plugin
-// reported it. At each scrape one sock_diag dump supplies tcp_info for all of them, so a series
-// exists exactly while its flow is active and its socket is on this host (ended flows vanish at
-// once). Thread-safe: events arrive on the backend's thread, scrapes on the exposer's threads.
+// Per-flow `flow_tcp_*{src,dst,exp,act,flow}` series for every active local flow (whatever local
+// plugin reported it; the backend passes no remote or observed flow). At each scrape one sock_diag
+// dump supplies tcp_info for all of them, so a series exists exactly while its flow is active and
+// its socket is on this host (ended flows vanish at once). Thread-safe: events arrive on the
+// backend's thread, scrapes on the exposer's threads.
 #pragma once
 
 #include <prometheus/collectable.h>

@@ -6,6 +6,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
@@ -16,20 +17,24 @@
 namespace flowd::prometheus_backend {
 namespace {
 
+// A table, one key per entry: kept as written.
+// clang-format off
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kEndpoint, "127.0.0.1:9000",
      "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
      "PROMETHEUS_SRV_PORT"},
     {"max_active_flows", KeyType::kInt, "100000",
-     "flows tracked for flowd_active_flows; beyond this new flows are counted in "
+     "flows tracked for flowd_active_flows, per origin; beyond this new flows are counted in "
      "flowd_active_flows_overflow_total",
      {}, 1, 100000000},
     {"flow_metrics", KeyType::kBool, "yes",
-     "per-flow flow_tcp_* series (tcp_info from netlink) for every active TCP flow whose socket is on this host"},
+     "per-flow flow_tcp_* series (tcp_info from netlink) for every active local TCP flow whose socket is on this "
+     "host"},
     {"max_flow_series", KeyType::kInt, "10000",
      "flows with per-flow series at once; beyond this they are counted in flowd_flow_series_overflow_total", {}, 1,
      10000000},
 };
+// clang-format on
 
 class PrometheusBackend final : public Backend {
  public:
@@ -40,13 +45,18 @@ class PrometheusBackend final : public Backend {
         log_(get_logger("backend.prometheus")),
         active_(prometheus::BuildGauge()
                     .Name("flowd_active_flows")
-                    .Help("Flows started and not yet ended, by experiment and activity (registry names)")
+                    .Help("Flows started and not yet ended, by experiment and activity (registry "
+                          "names) and origin")
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
-                      .Help("Flow starts not tracked in flowd_active_flows because max_active_flows was reached")
-                      .Register(ctx.metrics)
-                      .Add({})) {
+                      .Help("Flow starts not tracked in flowd_active_flows because "
+                            "max_active_flows was reached, "
+                            "by origin")
+                      .Register(ctx.metrics)) {
+    for (std::size_t o = 0; o < kFlowOrigins; ++o)
+      overflow_by_origin_[o] =
+          &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
     if (cfg.get_bool("flow_metrics"))
       flow_metrics_ = std::make_unique<FlowMetrics>(
           static_cast<std::size_t>(cfg.get_int("max_flow_series")),
@@ -72,28 +82,37 @@ class PrometheusBackend final : public Backend {
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
   }
 
+  // Every event counts, whatever its origin; each origin has its own table and budget, so observed
+  // flows (a spoofable export) can neither crowd local ones out nor end them by sharing a 5-tuple.
   void handle(const FlowID& flow) override {
+    auto o = static_cast<std::size_t>(flow.origin);
+    if (o >= kFlowOrigins) return;
+    auto& flows = flows_[o];
+    // flow_tcp_* read this host's sockets: only this host's own flows may name one (a forged
+    // firefly could otherwise take the series budget, or end the series of a local flow).
+    const bool series = flow_metrics_ && flow.origin == FlowOrigin::kLocal;
     FlowKey key = FlowKey::of(flow);
     if (flow.state == FlowState::kStart) {
       auto reg = ctx_.registry.get();
-      if (flow_metrics_)
+      if (series)
         flow_metrics_->start(flow, reg->experiment_name(flow.experiment),
                              reg->activity_name(flow.experiment, flow.activity));
-      if (flows_.contains(key)) return;
-      if (flows_.size() >= max_flows_) {
-        overflow_.Increment();
+      if (flows.contains(key)) return;
+      if (flows.size() >= max_flows_) {
+        overflow_by_origin_[o]->Increment();
         return;
       }
       auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
-                             {"activity", reg->activity_name(flow.experiment, flow.activity)}});
+                             {"activity", reg->activity_name(flow.experiment, flow.activity)},
+                             {"origin", std::string(to_string(flow.origin))}});
       g.Increment();
-      flows_.emplace(key, &g);
+      flows.emplace(key, &g);
     } else if (flow.state == FlowState::kEnd) {
-      if (flow_metrics_) flow_metrics_->end(flow);
-      auto it = flows_.find(key);
-      if (it == flows_.end()) return;
+      if (series) flow_metrics_->end(flow);
+      auto it = flows.find(key);
+      if (it == flows.end()) return;
       it->second->Decrement();
-      flows_.erase(it);
+      flows.erase(it);
     }
   }
 
@@ -101,8 +120,10 @@ class PrometheusBackend final : public Backend {
     exposer_.reset();
     if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
-    for (auto& [key, g] : flows_) g->Decrement();
-    flows_.clear();
+    for (auto& flows : flows_) {
+      for (auto& [key, g] : flows) g->Decrement();
+      flows.clear();
+    }
   }
 
  private:
@@ -111,10 +132,12 @@ class PrometheusBackend final : public Backend {
   std::size_t max_flows_;
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Family<prometheus::Gauge>& active_;
-  prometheus::Counter& overflow_;
+  prometheus::Family<prometheus::Counter>& overflow_;
+  std::array<prometheus::Counter*, kFlowOrigins> overflow_by_origin_{};
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash> flows_;
+  std::array<std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash>, kFlowOrigins>
+      flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
 };
 

@@ -8,13 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <unordered_map>
 
 #include "backends/udp_firefly/firefly_message.hpp"
+#include "backends/udp_firefly/firefly_route.hpp"
 #include "backends/udp_firefly/ip_discovery.hpp"
+#include "backends/udp_firefly/start_times.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
@@ -23,6 +24,8 @@
 namespace flowd::udp_firefly {
 namespace {
 
+// A table, one key per entry: kept as written.
+// clang-format off
 constexpr KeySpec kKeys[] = {
     {"port", KeyType::kInt, "10514", "destination UDP port of fireflies", "UDP_FIREFLY_PORT", 1, 65535},
     {"collector", KeyType::kEndpoint, "",
@@ -47,7 +50,11 @@ constexpr KeySpec kKeys[] = {
     {"ongoing_interval", KeyType::kInt, "0",
      "with netlink = yes: seconds between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none", {},
      0, 86400},
+    {"forward_observed", KeyType::kBool, "no",
+     "send fireflies of observed flows (netflow: seen by a router) to `collector`; they never go to the flow's "
+     "addresses"},
 };
+// clang-format on
 
 struct Destination {
   sockaddr_storage addr{};
@@ -64,7 +71,16 @@ class UdpFirefly final : public Backend {
         syslog_header_(cfg.get_bool("syslog_header")),
         max_tracked_(static_cast<std::size_t>(cfg.get_int("max_tracked_flows"))),
         hostname_(ctx.hostname),
-        log_(get_logger("backend.udp_firefly")) {
+        log_(get_logger("backend.udp_firefly")),
+        // One table per origin: observed flows forwarded to the collector cannot evict a local
+        // flow's start, nor end it by sharing its 5-tuple.
+        starts_{StartTimes(max_tracked_), StartTimes(max_tracked_), StartTimes(max_tracked_)} {
+    route_.collector = !collector_text_.empty();
+    route_.forward_observed = cfg.get_bool("forward_observed");
+    if (route_.forward_observed && !route_.collector)
+      throw ConfigError(
+          "[backend.udp_firefly] forward_observed: needs collector (observed flows go nowhere "
+          "else)");
     ip_discovery_ = cfg.get_bool("ip_discovery");
     discovery_.stun_servers = cfg.get_list("stun_servers");
     discovery_.public_ip4 = cfg.get("public_ip4");
@@ -87,6 +103,20 @@ class UdpFirefly final : public Backend {
                        .Register(ctx.metrics);
     errors_flow_ = &errors.Add({{"destination", "flow"}});
     errors_collector_ = &errors.Add({{"destination", "collector"}});
+    auto& suppressed =
+        prometheus::BuildCounter()
+            .Name("flowd_fireflies_suppressed_total")
+            .Help(
+                "Fireflies not sent because of the flow's origin, by origin and reason: "
+                "flow_address, forward_observed, no_collector")
+            .Register(ctx.metrics);
+    // Every combination that can happen exists from the start, at 0: the set is closed.
+    for (FlowOrigin o : {FlowOrigin::kRemote, FlowOrigin::kObserved})
+      for (auto r : {SuppressReason::kFlowAddress, SuppressReason::kForwardObserved,
+                     SuppressReason::kNoCollector})
+        if (o == FlowOrigin::kObserved || r != SuppressReason::kForwardObserved)
+          suppressed_[static_cast<std::size_t>(o)][static_cast<std::size_t>(r)] = &suppressed.Add(
+              {{"origin", std::string(to_string(o))}, {"reason", std::string(to_string(r))}});
   }
 
   ~UdpFirefly() override {
@@ -126,27 +156,51 @@ class UdpFirefly final : public Backend {
   }
 
   void handle(const FlowID& flow) override {
-    if (flow.firefly_json) {
+    FireflyRoute route = route_firefly(flow.origin, route_);
+    count_withheld(flow.origin, route);
+    // Nothing to send, nothing to remember: no start time, no netlink lookup, no ongoing timer.
+    if (!route.sends()) return;
+    if (flow.origin == FlowOrigin::kRemote && flow.firefly_json) {
       relay(flow);
       return;
     }
+    const bool local = flow.origin == FlowOrigin::kLocal;
     FireflyFields f;
     f.hostname = hostname_;
     f.application = "flowd-cpp v" FLOWD_VERSION;
     f.syslog_header = syslog_header_;
     f.now = Clock::now();
-    f.start_time = remember_start(flow, f.now);
-    if (ip_discovery_) {
+    f.start_time = starts_[static_cast<std::size_t>(flow.origin)].on_event(flow, f.now);
+    // This host's addresses and sockets are only in its own flows: an observed flow keeps the
+    // addresses the router exported, and gets no tcp_info (nor ongoing fireflies) from this host.
+    if (local && ip_discovery_) {
       std::lock_guard lock(mapping_mu_);
       if (auto p = mapping_.public_for(flow.src)) f.src_override = p->to_string();
       if (auto p = mapping_.public_for(flow.dst)) f.dst_override = p->to_string();
     }
-    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_; !fixed.empty())
+    if (const auto& fixed = flow.family() == AF_INET6 ? ip6_src_ : ip4_src_;
+        local && !fixed.empty())
       f.src_override = fixed;
-    if (enrich_) f.netlink = enrich_->on_event(flow);
+    if (local && enrich_) f.netlink = enrich_->on_event(flow);
     auto& msg = pending_msgs_.emplace_back(build_firefly(flow, f));
     if (log_->should_log(spdlog::level::debug)) log_->debug("firefly {}", msg);
+    std::size_t index = pending_msgs_.size() - 1;
+    if (route.to_flow) to_flow(flow, index);
+    if (route.to_collector) to_collector(index);
+    if (pending_msgs_.size() >= kBatch) flush();
+  }
 
+  void stop() override { flush(); }
+
+ private:
+  void count_withheld(FlowOrigin origin, const FireflyRoute& route) {
+    auto o = static_cast<std::size_t>(origin);
+    for (auto reason : {route.flow_withheld, route.collector_withheld})
+      if (reason && o < kFlowOrigins)
+        if (auto* c = suppressed_[o][static_cast<std::size_t>(*reason)]) c->Increment();
+  }
+
+  void to_flow(const FlowID& flow, std::size_t index) {
     Destination d;
     if (flow.family() == AF_INET6) {
       auto* s6 = reinterpret_cast<sockaddr_in6*>(&d.addr);
@@ -161,15 +215,9 @@ class UdpFirefly final : public Backend {
       std::memcpy(&s4->sin_addr, flow.dst.bytes.data(), 4);
       d.len = sizeof(sockaddr_in);
     }
-    std::size_t index = pending_msgs_.size() - 1;
     pending_.push_back({index, d, false});
-    if (!collector_text_.empty()) to_collector(index);
-    if (pending_msgs_.size() >= kBatch) flush();
   }
 
-  void stop() override { flush(); }
-
- private:
   // Blocks for the STUN round trips; fireflies meanwhile use the previous mapping.
   void discover() {
     AddressMapping m = discover_addresses(discovery_, *log_);
@@ -186,10 +234,9 @@ class UdpFirefly final : public Backend {
       errors_collector_->Increment();
   }
 
-  // A firefly received by the firefly plugin goes to the collector only, its fields unchanged: the
-  // flow's destination had it from the sender already, and may be this very host (a loop).
+  // A firefly received by the firefly plugin goes to the collector only (route_firefly), its fields
+  // unchanged.
   void relay(const FlowID& flow) {
-    if (collector_text_.empty()) return;
     FireflyFields f;
     f.hostname = hostname_;
     f.syslog_header = syslog_header_;
@@ -213,37 +260,6 @@ class UdpFirefly final : public Backend {
       }
       flush();
     }
-  }
-
-  // The schema requires start-time in every firefly: we use the start we saw for this flow, else the
-  // time the plugin gave, else the event's own time.
-  TimePoint remember_start(const FlowID& flow, TimePoint now) {
-    FlowKey key = FlowKey::of(flow);
-    if (flow.state == FlowState::kStart) {
-      TimePoint t = flow.start_time.value_or(now);
-      auto [it, fresh] = starts_.insert_or_assign(key, Tracked{t, ++seq_});
-      order_.emplace_back(key, it->second.seq);
-      while (starts_.size() > max_tracked_ && !order_.empty()) {
-        auto& [k, s] = order_.front();
-        if (auto old = starts_.find(k); old != starts_.end() && old->second.seq == s) starts_.erase(old);
-        order_.pop_front();
-      }
-      // Stale order entries (flows already ended) are trimmed lazily.
-      if (order_.size() > 2 * max_tracked_ + 1024) compact_order();
-      return t;
-    }
-    auto it = starts_.find(key);
-    TimePoint t = flow.start_time ? *flow.start_time
-                                  : (it != starts_.end() ? it->second.at : flow.end_time.value_or(now));
-    if (flow.state == FlowState::kEnd && it != starts_.end()) starts_.erase(it);
-    return t;
-  }
-
-  void compact_order() {
-    std::deque<std::pair<FlowKey, std::uint64_t>> kept;
-    for (auto& e : order_)
-      if (auto it = starts_.find(e.first); it != starts_.end() && it->second.seq == e.second) kept.push_back(e);
-    order_.swap(kept);
   }
 
   void resolve_collector() {
@@ -319,11 +335,6 @@ class UdpFirefly final : public Backend {
   std::vector<std::string> pending_msgs_;
   std::vector<Pending> pending_;
 
-  struct Tracked {
-    TimePoint at;
-    std::uint64_t seq;
-  };
-
   std::uint16_t port_;
   std::string collector_text_;
   Endpoint collector_ep_;
@@ -336,10 +347,11 @@ class UdpFirefly final : public Backend {
   std::shared_ptr<spdlog::logger> log_;
   int fd4_ = -1, fd6_ = -1;
   std::optional<TcpEnrichment> enrich_;
-  std::unordered_map<FlowKey, Tracked, FlowKeyHash> starts_;
-  std::deque<std::pair<FlowKey, std::uint64_t>> order_;
-  std::uint64_t seq_ = 0;
+  std::array<StartTimes, kFlowOrigins> starts_;  // by origin
+  RouteOptions route_;
   prometheus::Counter *sent_flow_, *sent_collector_, *errors_flow_, *errors_collector_;
+  // By origin and reason; null for combinations that cannot happen.
+  std::array<std::array<prometheus::Counter*, kSuppressReasons>, kFlowOrigins> suppressed_{};
   LogLimiter limiter_;
   bool ip_discovery_ = false;
   IpDiscoveryOptions discovery_;

@@ -408,6 +408,7 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
   Extractor x{c, doc.wide_numbers, std::nullopt};
   ParseResult res;
   FlowID& f = res.flow;
+  f.origin = FlowOrigin::kRemote;  // another host's claim: relayed, never acted on here
   x.section(kLifecycle);
   x.section(kFlowId);
   x.section(kContext);

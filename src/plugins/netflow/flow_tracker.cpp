@@ -47,6 +47,7 @@ std::optional<FlowID> flow_of(const collector::FlowRecord& r) {
       src->value.ip.family != dst->value.ip.family)
     return std::nullopt;
   FlowID f;
+  f.origin = FlowOrigin::kObserved;  // addresses read from an export: evidence, never a destination
   f.protocol = proto->value.u == 6 ? Protocol::kTcp : Protocol::kUdp;
   f.src = src->value.ip;
   f.dst = dst->value.ip;

@@ -81,6 +81,7 @@ LineResult parse_pipe_line(std::string_view line, const ScitagsRegistry& registr
                               n > 8 ? std::string("more than 8") : std::to_string(n)));
   LineResult res;
   FlowID& flow = res.flow;
+  flow.origin = FlowOrigin::kLocal;  // a transfer service on this host reports its own connection
   auto state = parse_flow_state(f[0]);
   if (!state) return reject(RejectReason::kState, fmt::format("state '{}' is not start, end or ongoing", f[0]));
   auto prot = parse_protocol(f[1]);
