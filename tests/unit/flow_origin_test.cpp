@@ -105,10 +105,10 @@ TEST(FlowOrigin, ExportedFlowsAreObserved) {
               address(27, "2001:db8::1"),
               address(28, "2001:db8::2"),
               field(31, 0x10024)};  // atlas/Debug in flowLabelIPv6
-  netflow::FlowTracker t({}, std::chrono::seconds(60), 10);
+  netflow::FlowTracker t({}, netflow::LabelPolicy(netflow::LabelTrust::kAny, {}), std::chrono::seconds(60), 10);
   std::vector<FlowID> out;
   auto now = Clock::now();
-  ASSERT_TRUE(t.observe(r, now, out));
+  ASSERT_TRUE(t.observe(r, now, nullptr, out).tag);
   t.expire(now + std::chrono::seconds(61), out);
   ASSERT_EQ(out.size(), 2u);
   for (const auto& f : out) EXPECT_EQ(f.origin, FlowOrigin::kObserved) << to_string(f.state);
