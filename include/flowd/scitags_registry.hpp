@@ -29,6 +29,8 @@ class ScitagsRegistry {
   // Names for metric labels; the number as text when unregistered.
   std::string experiment_name(unsigned id) const;
   std::string activity_name(unsigned experiment, unsigned id) const;
+  // Whether the registry lists this experiment with this activity.
+  bool is_registered(unsigned experiment, unsigned activity) const;
 
   std::size_t experiment_count() const { return by_id_.size(); }
   const std::string& modified() const { return modified_; }
