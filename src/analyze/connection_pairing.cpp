@@ -129,7 +129,10 @@ void ConnectionPairer::merge(Entry& e, const HalfFlow& flow, TimePoint arrival) 
     c.reverse_packets += flow.packets;
   }
   auto see = [&](Direction& d) {
-    if (!d.seen || flow.start < d.first_start) d.first_start = flow.start;
+    if (!d.seen || flow.start < d.first_start) {
+      d.first_start = flow.start;
+      d.flow_timed = flow.time_source != TimeSource::kReceived;
+    }
     d.seen = true;
   };
   see(e.dir[f]);
@@ -190,11 +193,13 @@ void ConnectionPairer::close(std::uint32_t slot) {
   const bool both = e.dir[0].seen && e.dir[1].seen;
   c.pairing = !both ? Pairing::kUnpaired : e.any_biflow ? Pairing::kBiflow : Pairing::kMatched;
   // Orientation: the counters run a -> b. The initiator is the biflow's forward side, else the
-  // side that started first, else the side talking to the lower port (a server's).
+  // side that started first (by the records' own times: an arrival time says nothing about who
+  // started), else the side talking to the lower port (a server's).
   bool swap = false;
+  const bool timed = e.dir[0].flow_timed && e.dir[1].flow_timed;
   if (e.dir[0].biflow_forward != e.dir[1].biflow_forward)
     swap = e.dir[1].biflow_forward;
-  else if (both && e.dir[1].first_start != e.dir[0].first_start)
+  else if (both && timed && e.dir[1].first_start != e.dir[0].first_start)
     swap = e.dir[1].first_start < e.dir[0].first_start;
   else if (both)
     swap = e.a.port < e.b.port;

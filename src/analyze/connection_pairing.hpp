@@ -26,7 +26,8 @@ enum class Pairing : std::uint8_t {
 std::string_view to_string(Pairing p);
 
 // One connection, oriented: `source` is the initiator as far as the records tell (the biflow's
-// forward direction, else the direction that started first, else the one towards the lower port).
+// forward direction, else the direction that started first by the records' own times, else the one
+// towards the lower port).
 struct Connection {
   std::uint8_t protocol = 0;
   IpAddress source;
@@ -99,6 +100,7 @@ class ConnectionPairer {
   struct Direction {
     bool seen = false;
     bool biflow_forward = false;  // a biflow record said this direction is its forward one
+    bool flow_timed = false;      // first_start comes from flow or observation elements
     TimePoint first_start{};
   };
   struct Entry {

@@ -170,6 +170,20 @@ TEST(AnalyzePairing, SameStartPutsTheLowerPortOnTheServerSide) {
   EXPECT_EQ(got.out[0].octets, 20u);
 }
 
+TEST(AnalyzePairing, ArrivalTimesDoNotDecideTheInitiator) {
+  Collected got;
+  ConnectionPairer p({}, got.sink());
+  // The server's record has real flow times; the client's only its arrival, later.
+  p.add(uni("192.0.2.2", 7000, "192.0.2.1", 40001, 164, kT0, kT0), kT0 + 1s);
+  HalfFlow client = uni("192.0.2.1", 40001, "192.0.2.2", 7000, 285, kT0 + 1s, kT0 + 1s);
+  client.time_source = TimeSource::kReceived;
+  p.add(client, kT0 + 1s);
+  p.flush();
+  ASSERT_EQ(got.out.size(), 1u);
+  EXPECT_EQ(got.out[0].source_port, 40001);
+  EXPECT_EQ(got.out[0].octets, 285u);
+}
+
 TEST(AnalyzePairing, SameDirectionRecordsMerge) {
   Collected got;
   ConnectionPairer p({}, got.sink());
