@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <iterator>
 
 #include "flowd/scitags_label.hpp"
 
@@ -56,41 +57,84 @@ ConnectionNames ConnectionNamer::names(const Connection& c) {
   return n;
 }
 
-nlohmann::ordered_json connection_json(const Connection& c, const ConnectionNames& n) {
-  using nlohmann::ordered_json;
-  auto or_null = [](const std::optional<std::string>& s) -> ordered_json {
-    return s ? ordered_json(*s) : ordered_json(nullptr);
-  };
-  ordered_json j;
-  j["start"] = format_time_iso(c.start);
-  j["end"] = format_time_iso(c.end);
-  j["duration"] = std::chrono::duration<double>(c.end - c.start).count();
-  j["time_source"] = to_string(c.time_source);
-  j["protocol"] = c.protocol;
-  j["protocol_name"] = n.protocol;
-  j["source_address"] = c.source.to_string();
-  j["source_port"] = c.source_port;
-  j["destination_address"] = c.destination.to_string();
-  j["destination_port"] = c.destination_port;
-  if (n.resolved) {
-    j["source_name"] = or_null(n.source_name);
-    j["destination_name"] = or_null(n.destination_name);
+static void append_json_string(std::string_view v, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char ch : v) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += ch;
+    }
   }
-  j["service"] = n.service.name.empty() ? ordered_json(nullptr) : ordered_json(n.service.name);
-  j["service_port"] = n.service.has_port ? ordered_json(n.service.port) : ordered_json(nullptr);
-  j["octets"] = c.octets;
-  j["packets"] = c.packets;
-  j["reverse_octets"] = c.reverse_octets;
-  j["reverse_packets"] = c.reverse_packets;
-  j["pairing"] = to_string(c.pairing);
-  j["records"] = c.records;
-  j["evicted"] = c.evicted;
-  j["flow_label"] = n.tagged ? ordered_json(c.flow_label) : ordered_json(nullptr);
-  j["experiment_id"] = n.tagged ? ordered_json(n.experiment) : ordered_json(nullptr);
-  j["activity_id"] = n.tagged ? ordered_json(n.activity) : ordered_json(nullptr);
-  j["experiment"] = or_null(n.experiment_name);
-  j["activity"] = or_null(n.activity_name);
-  return j;
+  out += '"';
+}
+
+void append_connection_json(const Connection& c, const ConnectionNames& n, std::string& out) {
+  auto key = [&](std::string_view k) {
+    out += out.back() == '{' ? "\"" : ",\"";
+    out += k;
+    out += "\":";
+  };
+  auto str = [&](std::string_view k, std::string_view v) {
+    key(k);
+    append_json_string(v, out);
+  };
+  auto opt_str = [&](std::string_view k, const std::optional<std::string>& v) {
+    key(k);
+    if (v)
+      append_json_string(*v, out);
+    else
+      out += "null";
+  };
+  auto num = [&](std::string_view k, auto v) {
+    key(k);
+    fmt::format_to(std::back_inserter(out), "{}", v);
+  };
+  auto opt_num = [&](std::string_view k, bool present, auto v) {
+    key(k);
+    if (present)
+      fmt::format_to(std::back_inserter(out), "{}", v);
+    else
+      out += "null";
+  };
+  out += '{';
+  str("start", format_time_iso(c.start));
+  str("end", format_time_iso(c.end));
+  num("duration", std::chrono::duration<double>(c.end - c.start).count());
+  str("time_source", to_string(c.time_source));
+  num("protocol", unsigned{c.protocol});
+  str("protocol_name", n.protocol);
+  str("source_address", c.source.to_string());
+  num("source_port", c.source_port);
+  str("destination_address", c.destination.to_string());
+  num("destination_port", c.destination_port);
+  if (n.resolved) {
+    opt_str("source_name", n.source_name);
+    opt_str("destination_name", n.destination_name);
+  }
+  opt_str("service", n.service.name.empty() ? std::nullopt : std::optional<std::string>(n.service.name));
+  opt_num("service_port", n.service.has_port, n.service.port);
+  num("octets", c.octets);
+  num("packets", c.packets);
+  num("reverse_octets", c.reverse_octets);
+  num("reverse_packets", c.reverse_packets);
+  str("pairing", to_string(c.pairing));
+  num("records", c.records);
+  key("evicted");
+  out += c.evicted ? "true" : "false";
+  opt_num("flow_label", n.tagged, c.flow_label);
+  opt_num("experiment_id", n.tagged, n.experiment);
+  opt_num("activity_id", n.tagged, n.activity);
+  opt_str("experiment", n.experiment_name);
+  opt_str("activity", n.activity_name);
+  out += '}';
 }
 
 const std::vector<std::string>& table_header() {
@@ -143,7 +187,7 @@ void ConnectionWriter::write(const std::vector<Connection>& chunk) {
   std::string out;
   if (json_) {
     for (const Connection& c : chunk) {
-      out += connection_json(c, namer_.names(c)).dump();
+      append_connection_json(c, namer_.names(c), out);
       out += '\n';
     }
     std::fwrite(out.data(), 1, out.size(), out_);
@@ -160,10 +204,10 @@ void ConnectionWriter::write(const std::vector<Connection>& chunk) {
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) {
       const bool last = i + 1 == cells.size();
-      if (kRightAligned[i])
-        out += fmt::format("{:>{}}", cells[i], widths_[i]);
-      else
-        out += last ? cells[i] : fmt::format("{:<{}}", cells[i], widths_[i]);
+      const std::size_t pad = widths_[i] - std::min(widths_[i], cells[i].size());
+      if (kRightAligned[i]) out.append(pad, ' ');
+      out += cells[i];
+      if (!kRightAligned[i] && !last) out.append(pad, ' ');
       out += last ? "\n" : "  ";
     }
   };

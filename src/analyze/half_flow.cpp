@@ -2,7 +2,7 @@
 #include "analyze/half_flow.hpp"
 
 #include <algorithm>
-#include <unordered_map>
+#include <vector>
 
 #include "collector/flow_record.hpp"
 
@@ -86,15 +86,18 @@ std::string_view to_string(TimeSource s) {
 ElementType element_type(Element e) { return kElements[idx(e)].type; }
 
 std::optional<Element> element_by_name(std::string_view name) {
-  // Called for every member of every dump line: a hash lookup, not a scan of the table.
-  static const auto* by_name = [] {
-    auto* m = new std::unordered_map<std::string_view, Element>;
-    for (const auto& info : kElements) m->emplace(info.name, info.element);
-    return m;
+  // Called for every member of every dump line, most of them elements analyze does not read: the
+  // length picks a handful of candidates (no hashing of the name).
+  static constexpr std::size_t kMaxName = 32;
+  static const auto* by_length = [] {
+    auto* t = new std::array<std::vector<const ElementInfo*>, kMaxName + 1>;
+    for (const auto& info : kElements) (*t)[info.name.size()].push_back(&info);
+    return t;
   }();
-  auto it = by_name->find(name);
-  if (it == by_name->end()) return std::nullopt;
-  return it->second;
+  if (name.size() > kMaxName) return std::nullopt;
+  for (const ElementInfo* info : (*by_length)[name.size()])
+    if (info->name == name) return info->element;
+  return std::nullopt;
 }
 
 std::optional<Element> element_by_id(std::uint32_t pen, std::uint16_t id) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "analyze/connection_pairing.hpp"
 
@@ -27,9 +28,11 @@ const char* port_protocol(std::uint8_t protocol) {
 const std::string* ServiceNames::port_name(std::uint16_t port, std::uint8_t protocol) {
   const char* proto = port_protocol(protocol);
   if (!proto) return nullptr;
+  if (!loaded_) load();
   const std::uint32_t key = std::uint32_t{protocol} << 16 | port;
   auto it = ports_.find(key);
   if (it == ports_.end()) {
+    if (enumerated_) return nullptr;  // the whole database is in ports_
     std::optional<std::string> name;
     servent entry{}, *found = nullptr;
     std::array<char, 4096> buf{};
@@ -39,6 +42,29 @@ const std::string* ServiceNames::port_name(std::uint16_t port, std::uint8_t prot
     it = ports_.emplace(key, std::move(name)).first;
   }
   return it->second ? &*it->second : nullptr;
+}
+
+void ServiceNames::load() {
+  // getservbyport_r parses /etc/services on every call (most of the run time on a dump full of
+  // ephemeral ports): read the database once, in its order, so the first entry of a port wins as it
+  // does for getservbyport. A source that cannot be enumerated leaves ports_ empty, and each port is
+  // then asked for (and cached) instead.
+  loaded_ = true;
+  static constexpr std::pair<const char*, std::uint8_t> kProtocols[] = {
+      {"tcp", 6}, {"udp", 17}, {"dccp", 33}, {"sctp", 132}};
+  setservent(0);
+  servent entry{}, *found = nullptr;
+  std::array<char, 4096> buf{};
+  while (getservent_r(&entry, buf.data(), buf.size(), &found) == 0 && found) {
+    if (!found->s_name || !found->s_proto) continue;
+    for (auto [name, number] : kProtocols) {
+      if (std::strcmp(found->s_proto, name) != 0) continue;
+      const std::uint32_t key = std::uint32_t{number} << 16 | ntohs(static_cast<std::uint16_t>(found->s_port));
+      ports_.try_emplace(key, found->s_name);
+    }
+  }
+  endservent();
+  enumerated_ = !ports_.empty();
 }
 
 const std::string& ServiceNames::protocol_name(std::uint8_t protocol) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Service and protocol names from the system's databases (services(5) through getservbyport_r,
-// protocols(5) through getprotobynumber_r), cached: glibc reads /etc/services on every call.
+// Service and protocol names from the system's databases (services(5), read once with
+// getservent_r, or through getservbyport_r when it cannot be enumerated; protocols(5) through
+// getprotobynumber_r), cached: glibc reads /etc/services on every getservbyport_r call.
 // Not thread-safe: one per output thread.
 #pragma once
 
@@ -32,7 +33,10 @@ class ServiceNames {
   Service service(const Connection& c);
 
  private:
-  std::unordered_map<std::uint32_t, std::optional<std::string>> ports_;
+  void load();
+
+  bool loaded_ = false, enumerated_ = false;
+  std::unordered_map<std::uint32_t, std::optional<std::string>> ports_;  // (protocol << 16 | port)
   std::unordered_map<std::uint8_t, std::string> protocols_;
 };
 

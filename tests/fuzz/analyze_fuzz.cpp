@@ -2,7 +2,8 @@
 // libFuzzer target: `flowd analyze`'s dump-line reader and pairing. The input is a dump (lines of
 // JSON); the first byte picks the pairing window and open-entry cap (tiny caps make evictions
 // common) and whether lines are parsed in place (padded) or copied. Every flow goes through the
-// pairer, every connection out of it through the JSON form; invariants are checked with traps.
+// pairer, every connection out of it through the JSON form (which must parse); invariants are checked
+// with traps.
 #include <simdjson.h>
 
 #include <chrono>
@@ -10,6 +11,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "analyze/connection_format.hpp"
 #include "analyze/connection_pairing.hpp"
@@ -28,13 +31,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.max_open = 1 + ((selector >> 3) & 3);
   const bool padded = selector & 0x20;
   std::uint64_t emitted = 0, records_out = 0;
+  std::string rendered;
   fa::ConnectionPairer pairer(options, [&](fa::Connection&& c) {
     if (c.end < c.start || c.records == 0) __builtin_trap();
     ++emitted;
     records_out += c.records;
     fa::ConnectionNames names;
     names.tagged = c.flow_label != 0;
-    (void)fa::connection_json(c, names).dump();
+    rendered.clear();
+    fa::append_connection_json(c, names, rendered);
+    if (!nlohmann::json::accept(rendered)) __builtin_trap();
   });
 
   std::string copy;

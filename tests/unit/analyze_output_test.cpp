@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -134,8 +135,10 @@ TEST(AnalyzeFormat, JsonHasTheDocumentedKeysAndParsesBack) {
   Connection c = conn(40011, 5202, 205000, kT0, "2001:db8::1", "2001:db8::2");
   c.flow_label = make_label(2, 9, 0x3);  // atlas / Debug
   c.time_source = TimeSource::kReceived;
-  auto j = connection_json(c, namer.names(c));
-  auto back = nlohmann::json::parse(j.dump());
+  std::string text;
+  append_connection_json(c, namer.names(c), text);
+  auto j = nlohmann::ordered_json::parse(text);
+  auto back = nlohmann::json::parse(text);
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
   EXPECT_EQ(keys, (std::vector<std::string>{
@@ -157,16 +160,33 @@ TEST(AnalyzeFormat, JsonHasTheDocumentedKeysAndParsesBack) {
   EXPECT_EQ(back["activity"], "Debug");
 
   // A label whose pair the registry does not list: ids, but no names.
+  auto json_of = [&](const Connection& x, const ConnectionNames& names) {
+    std::string t;
+    append_connection_json(x, names, t);
+    return nlohmann::json::parse(t);
+  };
   c.flow_label = make_label(500, 60, 0);
-  back = connection_json(c, namer.names(c));
+  back = json_of(c, namer.names(c));
   EXPECT_EQ(back["experiment_id"], 500);
   EXPECT_TRUE(back["experiment"].is_null());
   // No label: all null.
   c.flow_label = 0;
-  back = connection_json(c, namer.names(c));
+  back = json_of(c, namer.names(c));
   EXPECT_TRUE(back["flow_label"].is_null());
   EXPECT_TRUE(back["experiment_id"].is_null());
   EXPECT_FALSE(back.contains("source_name")) << "names only with --resolve";
+}
+
+TEST(AnalyzeFormat, JsonStringsAreEscaped) {
+  ConnectionNames n;
+  n.resolved = true;
+  n.source_name = std::string("odd\"name\\with\x01control");
+  n.protocol = "tcp";
+  std::string text;
+  append_connection_json(conn(1, 2, 3, kT0), n, text);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["source_name"], "odd\"name\\with\x01control");
+  EXPECT_TRUE(j["destination_name"].is_null());
 }
 
 TEST(AnalyzeFormat, TableCells) {
@@ -233,7 +253,9 @@ TEST(AnalyzeFormat, ResolvedNamesInJsonAndTable) {
   Connection c = conn(40001, 7000, 5, kT0, "127.0.0.1", "127.0.0.1");
   auto n = namer.names(c);
   ASSERT_TRUE(n.source_name);
-  auto j = connection_json(c, n);
+  std::string text;
+  append_connection_json(c, n, text);
+  auto j = nlohmann::json::parse(text);
   EXPECT_EQ(j["source_name"], "localhost");
   EXPECT_EQ(j["destination_name"], "localhost");
   EXPECT_EQ(table_cells(c, n)[4], "localhost (127.0.0.1:40001)");
