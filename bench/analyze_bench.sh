@@ -23,10 +23,12 @@ echo "   $n lines, $(du -m "$TMP/dump.json" | cut -f1) MiB plain, $(du -m "$TMP/
 run() {
   local name=$1
   shift
-  /usr/bin/time -f '%e %M' -o "$TMP/time" "$FLOWD" analyze "$@" >/dev/null 2>"$TMP/err"
-  read -r secs kib <"$TMP/time"
-  printf '%-34s %7.2f s  %9.0f records/s  peak RSS %6.0f MiB\n' "$name" "$secs" \
-    "$(echo "$n / $secs" | bc -l)" "$(echo "$kib / 1024" | bc -l)"
+  /usr/bin/time -f '%e %U %S %M' -o "$TMP/time" "$FLOWD" analyze "$@" >/dev/null 2>"$TMP/err"
+  read -r secs user sys kib <"$TMP/time"
+  # Records per wall second, and per CPU second (the machine is shared: wall time includes waiting).
+  printf '%-34s %6.2f s wall %6.2f s CPU  %8.0f records/s  %8.0f records/CPU-s  peak RSS %5.0f MiB\n' "$name" \
+    "$secs" "$(echo "$user + $sys" | bc -l)" "$(echo "$n / $secs" | bc -l)" \
+    "$(echo "$n / ($user + $sys)" | bc -l)" "$(echo "$kib / 1024" | bc -l)"
   grep '^flowd analyze:' "$TMP/err" | sed 's/^/    /'
 }
 run "table, --sort start" "$TMP/dump.json"

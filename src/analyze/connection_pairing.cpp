@@ -35,6 +35,19 @@ std::size_t ConnectionPairer::KeyHash::operator()(const Key& k) const noexcept {
   return static_cast<std::size_t>(h);
 }
 
+ConnectionPairer::Key ConnectionPairer::key_of(std::uint8_t protocol, const Endpoint& x, const Endpoint& y) {
+  auto less = [](const Endpoint& p, const Endpoint& q) {
+    if (p.address.family != q.address.family) return p.address.family < q.address.family;
+    if (int c = std::memcmp(p.address.bytes.data(), q.address.bytes.data(), 16); c != 0) return c < 0;
+    return p.port < q.port;
+  };
+  Key key;
+  key.protocol = protocol;
+  key.low = less(x, y) ? x : y;
+  key.high = less(x, y) ? y : x;
+  return key;
+}
+
 ConnectionPairer::ConnectionPairer(PairingOptions options, Sink sink)
     : options_(options), sink_(std::move(sink)) {
   if (options_.max_open == 0) options_.max_open = 1;
@@ -46,16 +59,7 @@ void ConnectionPairer::add(const HalfFlow& flow, TimePoint arrival) {
     now_ = arrival;
     expire(now_);
   }
-  const Endpoint src{flow.source, flow.source_port}, dst{flow.destination, flow.destination_port};
-  auto less = [](const Endpoint& x, const Endpoint& y) {
-    if (x.address.family != y.address.family) return x.address.family < y.address.family;
-    if (int c = std::memcmp(x.address.bytes.data(), y.address.bytes.data(), 16); c != 0) return c < 0;
-    return x.port < y.port;
-  };
-  Key key;
-  key.protocol = flow.protocol;
-  key.low = less(src, dst) ? src : dst;
-  key.high = less(src, dst) ? dst : src;
+  const Key key = key_of(flow.protocol, {flow.source, flow.source_port}, {flow.destination, flow.destination_port});
   if (auto it = index_.find(key); it != index_.end()) {
     Entry& e = slots_[it->second];
     if (flow.start <= e.c.end + options_.window && flow.end + options_.window >= e.c.start) {
@@ -96,10 +100,11 @@ std::uint32_t ConnectionPairer::open(const Key& key, const HalfFlow& flow, TimeP
   e = Entry{};
   e.generation = generation;
   e.live = true;
-  e.key = key;
-  e.a = {flow.source, flow.source_port};
-  e.b = {flow.destination, flow.destination_port};
   e.c.protocol = flow.protocol;
+  e.c.source = flow.source;  // a: the first record's source, until close() orients the connection
+  e.c.source_port = flow.source_port;
+  e.c.destination = flow.destination;
+  e.c.destination_port = flow.destination_port;
   e.c.start = flow.start;
   e.c.end = flow.end;
   e.c.time_source = flow.time_source;
@@ -114,7 +119,7 @@ std::uint32_t ConnectionPairer::open(const Key& key, const HalfFlow& flow, TimeP
 }
 
 void ConnectionPairer::merge(Entry& e, const HalfFlow& flow, TimePoint arrival) {
-  const bool forward = flow.source == e.a.address && flow.source_port == e.a.port;
+  const bool forward = flow.source == e.c.source && flow.source_port == e.c.source_port;
   const int f = forward ? 0 : 1;
   Connection& c = e.c;
   if (forward) {
@@ -185,11 +190,12 @@ void ConnectionPairer::evict_one() {
 
 void ConnectionPairer::close(std::uint32_t slot) {
   Entry& e = slots_[slot];
-  index_.erase(e.key);
+  Connection c = e.c;
+  const Endpoint a{c.source, c.source_port}, b{c.destination, c.destination_port};
+  index_.erase(key_of(c.protocol, a, b));
   e.live = false;
   free_.push_back(slot);
 
-  Connection c = e.c;
   const bool both = e.dir[0].seen && e.dir[1].seen;
   c.pairing = !both ? Pairing::kUnpaired : e.any_biflow ? Pairing::kBiflow : Pairing::kMatched;
   // Orientation: the counters run a -> b. The initiator is the biflow's forward side, else the
@@ -202,9 +208,9 @@ void ConnectionPairer::close(std::uint32_t slot) {
   else if (both && timed && e.dir[1].first_start != e.dir[0].first_start)
     swap = e.dir[1].first_start < e.dir[0].first_start;
   else if (both)
-    swap = e.a.port < e.b.port;
-  const Endpoint& src = swap ? e.b : e.a;
-  const Endpoint& dst = swap ? e.a : e.b;
+    swap = a.port < b.port;
+  const Endpoint& src = swap ? b : a;
+  const Endpoint& dst = swap ? a : b;
   c.source = src.address;
   c.source_port = src.port;
   c.destination = dst.address;

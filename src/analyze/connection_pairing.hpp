@@ -104,9 +104,9 @@ class ConnectionPairer {
     TimePoint first_start{};
   };
   struct Entry {
-    Key key;
-    Endpoint a, b;  // a: the first record's source
-    Connection c;   // counters oriented a -> b until emitted
+    // Oriented a -> b until emitted, a being the first record's source (c.source): the key and
+    // both endpoints are not stored twice, an open entry is most of analyze's memory.
+    Connection c;
     Direction dir[2];  // a->b, b->a
     bool any_biflow = false;
     TimePoint last_arrival{};
@@ -120,6 +120,7 @@ class ConnectionPairer {
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
 
+  static Key key_of(std::uint8_t protocol, const Endpoint& x, const Endpoint& y);
   void expire(TimePoint now);
   void evict_one();
   void close(std::uint32_t slot);
