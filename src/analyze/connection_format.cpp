@@ -13,8 +13,8 @@ namespace flowd::analyze {
 namespace {
 
 // Columns printed right-aligned (numbers).
-constexpr bool kRightAligned[] = {false, true, false, false, false, false,
-                                  true,  true, true,  true,  false, false, false};
+constexpr bool kRightAligned[] = {false, true, false, false, false, false, true,
+                                  true,  true, true,  false, false, false};
 
 std::string endpoint(const IpAddress& a, std::uint16_t port, bool has_port) {
   std::string s = a.to_string();
@@ -22,7 +22,9 @@ std::string endpoint(const IpAddress& a, std::uint16_t port, bool has_port) {
   return a.is_v6() ? fmt::format("[{}]:{}", s, port) : fmt::format("{}:{}", s, port);
 }
 
-bool has_ports(const ConnectionNames& n) { return n.service.has_port; }
+bool has_ports(const ConnectionNames& n) {
+  return n.service.has_port;
+}
 
 }  // namespace
 
@@ -119,7 +121,8 @@ void append_connection_json(const Connection& c, const ConnectionNames& n, std::
     opt_str("source_name", n.source_name);
     opt_str("destination_name", n.destination_name);
   }
-  opt_str("service", n.service.name.empty() ? std::nullopt : std::optional<std::string>(n.service.name));
+  opt_str("service",
+          n.service.name.empty() ? std::nullopt : std::optional<std::string>(n.service.name));
   opt_num("service_port", n.service.has_port, n.service.port);
   num("octets", c.octets);
   num("packets", c.packets);
@@ -139,8 +142,8 @@ void append_connection_json(const Connection& c, const ConnectionNames& n, std::
 
 const std::vector<std::string>& table_header() {
   static const std::vector<std::string> kHeader = {
-      "START (UTC)", "DURATION", "PROTO", "SERVICE", "SOURCE",  "DESTINATION", "BYTES>",
-      "BYTES<",      "PKTS>",    "PKTS<", "PAIRING", "TIME",    "TAG"};
+      "START (UTC)", "DURATION", "PROTO", "SERVICE", "SOURCE", "DESTINATION", "BYTES>",
+      "BYTES<",      "PKTS>",    "PKTS<", "PAIRING", "TIME",   "TAG"};
   return kHeader;
 }
 
@@ -161,8 +164,8 @@ std::vector<std::string> table_cells(const Connection& c, const ConnectionNames&
     return name ? fmt::format("{} ({})", *name, e) : e;
   };
   std::string service = !n.service.name.empty() ? n.service.name
-                        : n.service.has_port     ? fmt::format("{}/{}", n.service.port, n.protocol)
-                                                 : n.protocol;
+                        : n.service.has_port    ? fmt::format("{}/{}", n.service.port, n.protocol)
+                                                : n.protocol;
   std::string tag = "-";
   if (n.tagged)
     tag = n.experiment_name ? fmt::format("{}/{}", *n.experiment_name, *n.activity_name)
@@ -199,7 +202,8 @@ void ConnectionWriter::write(const std::vector<Connection>& chunk) {
     for (const auto& h : table_header()) widths_.push_back(h.size());
   for (const Connection& c : chunk) {
     rows.push_back(table_cells(c, namer_.names(c)));
-    for (std::size_t i = 0; i < widths_.size(); ++i) widths_[i] = std::max(widths_[i], rows.back()[i].size());
+    for (std::size_t i = 0; i < widths_.size(); ++i)
+      widths_[i] = std::max(widths_[i], rows.back()[i].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) {

@@ -5,7 +5,8 @@
 //  - kStart: held in a heap by start; when full, the earliest is written. The output is exactly in
 //    start order when no connection closes later than `capacity` others that started after it;
 //    otherwise the late ones are written where they come and counted (`late`).
-//  - kBytes: the `capacity` largest (octets both ways) are kept and written largest first at the end;
+//  - kBytes: the `capacity` largest (octets both ways) are kept and written largest first at the
+//  end;
 //    smaller ones are dropped and counted (`dropped`): a "top N".
 //  - kNone: written in closing order, in chunks, holding nothing.
 #pragma once

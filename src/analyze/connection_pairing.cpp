@@ -18,9 +18,12 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t x) {
 
 std::string_view to_string(Pairing p) {
   switch (p) {
-    case Pairing::kBiflow: return "biflow";
-    case Pairing::kMatched: return "matched";
-    case Pairing::kUnpaired: return "unpaired";
+    case Pairing::kBiflow:
+      return "biflow";
+    case Pairing::kMatched:
+      return "matched";
+    case Pairing::kUnpaired:
+      return "unpaired";
   }
   return "?";
 }
@@ -35,10 +38,12 @@ std::size_t ConnectionPairer::KeyHash::operator()(const Key& k) const noexcept {
   return static_cast<std::size_t>(h);
 }
 
-ConnectionPairer::Key ConnectionPairer::key_of(std::uint8_t protocol, const Endpoint& x, const Endpoint& y) {
+ConnectionPairer::Key ConnectionPairer::key_of(std::uint8_t protocol, const Endpoint& x,
+                                               const Endpoint& y) {
   auto less = [](const Endpoint& p, const Endpoint& q) {
     if (p.address.family != q.address.family) return p.address.family < q.address.family;
-    if (int c = std::memcmp(p.address.bytes.data(), q.address.bytes.data(), 16); c != 0) return c < 0;
+    if (int c = std::memcmp(p.address.bytes.data(), q.address.bytes.data(), 16); c != 0)
+      return c < 0;
     return p.port < q.port;
   };
   Key key;
@@ -59,7 +64,8 @@ void ConnectionPairer::add(const HalfFlow& flow, TimePoint arrival) {
     now_ = arrival;
     expire(now_);
   }
-  const Key key = key_of(flow.protocol, {flow.source, flow.source_port}, {flow.destination, flow.destination_port});
+  const Key key = key_of(flow.protocol, {flow.source, flow.source_port},
+                         {flow.destination, flow.destination_port});
   if (auto it = index_.find(key); it != index_.end()) {
     Entry& e = slots_[it->second];
     if (flow.start <= e.c.end + options_.window && flow.end + options_.window >= e.c.start) {
@@ -221,9 +227,15 @@ void ConnectionPairer::close(std::uint32_t slot) {
   }
   ++counters_.connections;
   switch (c.pairing) {
-    case Pairing::kBiflow: ++counters_.biflow; break;
-    case Pairing::kMatched: ++counters_.matched; break;
-    case Pairing::kUnpaired: ++counters_.unpaired; break;
+    case Pairing::kBiflow:
+      ++counters_.biflow;
+      break;
+    case Pairing::kMatched:
+      ++counters_.matched;
+      break;
+    case Pairing::kUnpaired:
+      ++counters_.unpaired;
+      break;
   }
   sink_(std::move(c));
 }

@@ -38,8 +38,8 @@ struct Connection {
   std::uint64_t packets = 0;
   std::uint64_t reverse_octets = 0;  // destination -> source
   std::uint64_t reverse_packets = 0;
-  TimePoint start{};  // earliest start of its records
-  TimePoint end{};    // latest end
+  TimePoint start{};                           // earliest start of its records
+  TimePoint end{};                             // latest end
   TimeSource time_source = TimeSource::kFlow;  // the worst of its records'
   Pairing pairing = Pairing::kUnpaired;
   bool evicted = false;          // emitted early because max_open entries were open

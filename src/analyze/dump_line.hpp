@@ -3,9 +3,10 @@
 //   {"time": RFC 3339, "exporter": "ip:port", "version": N, "domain": N, "template": N,
 //    "options": bool, "fields": {IANA element name: value}}
 // read into a HalfFlow. Only "fields", "options" and "time" are used; in "fields" only the elements
-// of half_flow.hpp, unknown members are ignored, a repeated element (an array) counts with its first
-// value. Times may have 0-9 fraction digits and "Z" or an offset. Parsed with simdjson's DOM parser,
-// one reused per DumpLineParser. Pure: no I/O, no logging; fuzzed by tests/fuzz/analyze_fuzz.cpp.
+// of half_flow.hpp, unknown members are ignored, a repeated element (an array) counts with its
+// first value. Times may have 0-9 fraction digits and "Z" or an offset. Parsed with simdjson's DOM
+// parser, one reused per DumpLineParser. Pure: no I/O, no logging; fuzzed by
+// tests/fuzz/analyze_fuzz.cpp.
 #pragma once
 
 #include <simdjson.h>
@@ -54,7 +55,8 @@ class DumpLineParser {
  public:
   DumpLineParser();
   // Parses one line (without its newline). `padded`: simdjson::SIMDJSON_PADDING bytes past its end
-  // may be read, so it is parsed in place; else it is copied. The result is valid until the next call.
+  // may be read, so it is parsed in place; else it is copied. The result is valid until the next
+  // call.
   const ParsedLine& parse(std::string_view line, bool padded = false);
 
  private:

@@ -14,7 +14,9 @@ namespace {
 
 constexpr std::size_t kChunk = 256 * 1024;
 
-gzFile gz(void* f) { return static_cast<gzFile>(f); }
+gzFile gz(void* f) {
+  return static_cast<gzFile>(f);
+}
 
 }  // namespace
 
@@ -26,7 +28,8 @@ DumpReader::DumpReader(const std::string& path, std::size_t max_line) : max_line
   } else {
     file_ = gzopen(path.c_str(), "rb");
   }
-  if (!file_) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno ? errno : ENOMEM));
+  if (!file_)
+    throw std::runtime_error(path + ": cannot open: " + std::strerror(errno ? errno : ENOMEM));
   gzbuffer(gz(file_), kChunk);
   buf_.resize(max_line_ + kChunk + simdjson::SIMDJSON_PADDING);
 }

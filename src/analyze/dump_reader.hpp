@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Reads a dump file line by line in bounded memory: plain text or gzip (zlib tells them apart;
 // concatenated gzip members are read one after the other). Each line is returned in place, followed
-// in memory by simdjson::SIMDJSON_PADDING readable bytes, so DumpLineParser parses it without a copy.
+// in memory by simdjson::SIMDJSON_PADDING readable bytes, so DumpLineParser parses it without a
+// copy.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +15,10 @@
 namespace flowd::analyze {
 
 struct DumpLine {
-  std::string_view text;     // without the newline; valid until the next call
-  std::uint64_t number = 0;  // 1-based line number
-  bool too_long = false;     // longer than the limit: `text` is empty and the line was skipped
-  bool unterminated = false; // the file's last line had no newline (a cut-off file, often)
+  std::string_view text;      // without the newline; valid until the next call
+  std::uint64_t number = 0;   // 1-based line number
+  bool too_long = false;      // longer than the limit: `text` is empty and the line was skipped
+  bool unterminated = false;  // the file's last line had no newline (a cut-off file, often)
 };
 
 class DumpReader {

@@ -32,10 +32,14 @@ constexpr ElementInfo kElements[] = {
     {Element::kPacketDeltaCount, "packetDeltaCount", 0, 2, ElementType::kUnsigned},
     {Element::kOctetTotalCount, "octetTotalCount", 0, 85, ElementType::kUnsigned},
     {Element::kPacketTotalCount, "packetTotalCount", 0, 86, ElementType::kUnsigned},
-    {Element::kReverseOctetDeltaCount, "reverseOctetDeltaCount", kReversePen, 1, ElementType::kUnsigned},
-    {Element::kReversePacketDeltaCount, "reversePacketDeltaCount", kReversePen, 2, ElementType::kUnsigned},
-    {Element::kReverseOctetTotalCount, "reverseOctetTotalCount", kReversePen, 85, ElementType::kUnsigned},
-    {Element::kReversePacketTotalCount, "reversePacketTotalCount", kReversePen, 86, ElementType::kUnsigned},
+    {Element::kReverseOctetDeltaCount, "reverseOctetDeltaCount", kReversePen, 1,
+     ElementType::kUnsigned},
+    {Element::kReversePacketDeltaCount, "reversePacketDeltaCount", kReversePen, 2,
+     ElementType::kUnsigned},
+    {Element::kReverseOctetTotalCount, "reverseOctetTotalCount", kReversePen, 85,
+     ElementType::kUnsigned},
+    {Element::kReversePacketTotalCount, "reversePacketTotalCount", kReversePen, 86,
+     ElementType::kUnsigned},
     {Element::kFlowStartSeconds, "flowStartSeconds", 0, 150, ElementType::kTime},
     {Element::kFlowStartMilliseconds, "flowStartMilliseconds", 0, 152, ElementType::kTime},
     {Element::kFlowStartMicroseconds, "flowStartMicroseconds", 0, 154, ElementType::kTime},
@@ -45,11 +49,15 @@ constexpr ElementInfo kElements[] = {
     {Element::kFlowEndMicroseconds, "flowEndMicroseconds", 0, 155, ElementType::kTime},
     {Element::kFlowEndNanoseconds, "flowEndNanoseconds", 0, 157, ElementType::kTime},
     {Element::kObservationTimeSeconds, "observationTimeSeconds", 0, 322, ElementType::kTime},
-    {Element::kObservationTimeMilliseconds, "observationTimeMilliseconds", 0, 323, ElementType::kTime},
-    {Element::kObservationTimeMicroseconds, "observationTimeMicroseconds", 0, 324, ElementType::kTime},
-    {Element::kObservationTimeNanoseconds, "observationTimeNanoseconds", 0, 325, ElementType::kTime},
+    {Element::kObservationTimeMilliseconds, "observationTimeMilliseconds", 0, 323,
+     ElementType::kTime},
+    {Element::kObservationTimeMicroseconds, "observationTimeMicroseconds", 0, 324,
+     ElementType::kTime},
+    {Element::kObservationTimeNanoseconds, "observationTimeNanoseconds", 0, 325,
+     ElementType::kTime},
     {Element::kFlowLabelIPv6, "flowLabelIPv6", 0, 31, ElementType::kUnsigned},
-    {Element::kReverseFlowLabelIPv6, "reverseFlowLabelIPv6", kReversePen, 31, ElementType::kUnsigned},
+    {Element::kReverseFlowLabelIPv6, "reverseFlowLabelIPv6", kReversePen, 31,
+     ElementType::kUnsigned},
 };
 static_assert(std::size(kElements) == kElementCount);
 constexpr bool table_in_enum_order() {
@@ -59,7 +67,9 @@ constexpr bool table_in_enum_order() {
 }
 static_assert(table_in_enum_order());
 
-constexpr std::size_t idx(Element e) { return static_cast<std::size_t>(e); }
+constexpr std::size_t idx(Element e) {
+  return static_cast<std::size_t>(e);
+}
 
 // Finest precision first: when an exporter sends several, they describe the same instant.
 constexpr Element kStarts[] = {Element::kFlowStartNanoseconds, Element::kFlowStartMicroseconds,
@@ -74,16 +84,23 @@ constexpr Element kObservations[] = {
 
 std::string_view to_string(TimeSource s) {
   switch (s) {
-    case TimeSource::kFlow: return "flow";
-    case TimeSource::kFlowStart: return "flow_start";
-    case TimeSource::kFlowEnd: return "flow_end";
-    case TimeSource::kObservation: return "observation";
-    case TimeSource::kReceived: return "received";
+    case TimeSource::kFlow:
+      return "flow";
+    case TimeSource::kFlowStart:
+      return "flow_start";
+    case TimeSource::kFlowEnd:
+      return "flow_end";
+    case TimeSource::kObservation:
+      return "observation";
+    case TimeSource::kReceived:
+      return "received";
   }
   return "?";
 }
 
-ElementType element_type(Element e) { return kElements[idx(e)].type; }
+ElementType element_type(Element e) {
+  return kElements[idx(e)].type;
+}
 
 std::optional<Element> element_by_name(std::string_view name) {
   // Called for every member of every dump line, most of them elements analyze does not read: the
@@ -136,7 +153,8 @@ BuildResult HalfFlowBuilder::build(std::optional<TimePoint> received, HalfFlow& 
     src = pick_address(Element::kSourceIPv6Address);
     dst = pick_address(Element::kDestinationIPv6Address);
   }
-  if (!src || !dst || src->family == 0 || src->family != dst->family) return BuildResult::kNoAddresses;
+  if (!src || !dst || src->family == 0 || src->family != dst->family)
+    return BuildResult::kNoAddresses;
   out.source = *src;
   out.destination = *dst;
 

@@ -42,7 +42,8 @@ std::optional<std::string> lookup(const IpAddress& a) {
     return std::nullopt;
   }
   char host[NI_MAXHOST];
-  if (getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NAMEREQD) != 0)
+  if (getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                  NI_NAMEREQD) != 0)
     return std::nullopt;
   return std::string(host);
 }
@@ -144,9 +145,8 @@ std::optional<std::string> ReverseDns::name(const IpAddress& address) {
   auto it = shared_->cache.find(key);
   if (it == shared_->cache.end()) return std::nullopt;  // the cache was full
   const auto deadline = it->second.deadline;
-  const bool finished = shared_->done.wait_until(lock, deadline, [&] {
-    return shared_->cache[key].state == Shared::State::kDone;
-  });
+  const bool finished = shared_->done.wait_until(
+      lock, deadline, [&] { return shared_->cache[key].state == Shared::State::kDone; });
   if (!finished) {
     ++shared_->counters.timeouts;
     return std::nullopt;

@@ -15,11 +15,16 @@ namespace {
 
 const char* port_protocol(std::uint8_t protocol) {
   switch (protocol) {
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 33: return "dccp";
-    case 132: return "sctp";
-    default: return nullptr;
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 33:
+      return "dccp";
+    case 132:
+      return "sctp";
+    default:
+      return nullptr;
   }
 }
 
@@ -47,8 +52,8 @@ const std::string* ServiceNames::port_name(std::uint16_t port, std::uint8_t prot
 void ServiceNames::load() {
   // getservbyport_r parses /etc/services on every call (most of the run time on a dump full of
   // ephemeral ports): read the database once, in its order, so the first entry of a port wins as it
-  // does for getservbyport. A source that cannot be enumerated leaves ports_ empty, and each port is
-  // then asked for (and cached) instead.
+  // does for getservbyport. A source that cannot be enumerated leaves ports_ empty, and each port
+  // is then asked for (and cached) instead.
   loaded_ = true;
   static constexpr std::pair<const char*, std::uint8_t> kProtocols[] = {
       {"tcp", 6}, {"udp", 17}, {"dccp", 33}, {"sctp", 132}};
@@ -59,7 +64,8 @@ void ServiceNames::load() {
     if (!found->s_name || !found->s_proto) continue;
     for (auto [name, number] : kProtocols) {
       if (std::strcmp(found->s_proto, name) != 0) continue;
-      const std::uint32_t key = std::uint32_t{number} << 16 | ntohs(static_cast<std::uint16_t>(found->s_port));
+      const std::uint32_t key =
+          std::uint32_t{number} << 16 | ntohs(static_cast<std::uint16_t>(found->s_port));
       ports_.try_emplace(key, found->s_name);
     }
   }

@@ -57,7 +57,11 @@ InputKind input_kind(const std::string& path) {
   if (!in.read(reinterpret_cast<char*>(m), 4)) return InputKind::kDump;
   const std::uint32_t be = std::uint32_t{m[0]} << 24 | m[1] << 16 | m[2] << 8 | m[3];
   switch (be) {
-    case 0xa1b2c3d4: case 0xd4c3b2a1: case 0xa1b23c4d: case 0x4d3cb2a1: case 0x0a0d0d0a:
+    case 0xa1b2c3d4:
+    case 0xd4c3b2a1:
+    case 0xa1b23c4d:
+    case 0x4d3cb2a1:
+    case 0x0a0d0d0a:
       return InputKind::kCapture;
     default:
       return InputKind::kDump;
@@ -90,7 +94,8 @@ void analyze_dump(const std::string& path, analyze::ConnectionPairer& pairer, St
   while (reader.next(line)) {
     ++stats.lines;
     if (line.too_long) {
-      report(LineError::kTooLong, line.number, fmt::format("more than {} bytes", analyze::kMaxLineBytes), false);
+      report(LineError::kTooLong, line.number,
+             fmt::format("more than {} bytes", analyze::kMaxLineBytes), false);
       continue;
     }
     const analyze::ParsedLine& r = parser.parse(line.text, /*padded=*/true);
@@ -99,10 +104,18 @@ void analyze_dump(const std::string& path, analyze::ConnectionPairer& pairer, St
         count_time(r.flow, stats);
         pairer.add(r.flow, r.received.value_or(r.flow.end));
         break;
-      case analyze::LineOutcome::kOptions: ++stats.options; break;
-      case analyze::LineOutcome::kNoAddresses: ++stats.no_addresses; break;
-      case analyze::LineOutcome::kBlank: ++stats.blank; break;
-      case analyze::LineOutcome::kMalformed: report(r.error, line.number, r.detail, line.unterminated); break;
+      case analyze::LineOutcome::kOptions:
+        ++stats.options;
+        break;
+      case analyze::LineOutcome::kNoAddresses:
+        ++stats.no_addresses;
+        break;
+      case analyze::LineOutcome::kBlank:
+        ++stats.blank;
+        break;
+      case analyze::LineOutcome::kMalformed:
+        report(r.error, line.number, r.detail, line.unterminated);
+        break;
     }
   }
   if (!reader.error().empty()) {
@@ -112,8 +125,8 @@ void analyze_dump(const std::string& path, analyze::ConnectionPairer& pairer, St
   }
 }
 
-void analyze_capture(const std::string& path, bool apply_sampling, analyze::ConnectionPairer& pairer,
-                     Stats& stats) {
+void analyze_capture(const std::string& path, bool apply_sampling,
+                     analyze::ConnectionPairer& pairer, Stats& stats) {
   collector::DecoderLimits udp_limits;
   udp_limits.apply_sampling = apply_sampling;
   collector::Decoder udp(udp_limits);
@@ -137,9 +150,13 @@ void analyze_capture(const std::string& path, bool apply_sampling, analyze::Conn
               count_time(flow, stats);
               pairer.add(flow, rec.received);
               break;
-            case analyze::BuildResult::kOptions: ++stats.options; break;
+            case analyze::BuildResult::kOptions:
+              ++stats.options;
+              break;
             case analyze::BuildResult::kNoAddresses:
-            case analyze::BuildResult::kNoTime: ++stats.no_addresses; break;
+            case analyze::BuildResult::kNoTime:
+              ++stats.no_addresses;
+              break;
           }
         }
       },
@@ -160,8 +177,9 @@ std::shared_ptr<const ScitagsRegistry> load_names(const std::string& path) {
   return reg;
 }
 
-void print_summary(const Stats& s, const analyze::PairingCounters& p, const analyze::OrderCounters& o,
-                   analyze::SortKey sort, const analyze::ReverseDns* dns) {
+void print_summary(const Stats& s, const analyze::PairingCounters& p,
+                   const analyze::OrderCounters& o, analyze::SortKey sort,
+                   const analyze::ReverseDns* dns) {
   std::string line = fmt::format(
       "flowd analyze: records {}, connections {} (paired {}: matched {}, biflow {}; unpaired {}; "
       "evicted early {}), skipped {} (options {}, no_addresses {}), malformed lines {}",
@@ -172,7 +190,8 @@ void print_summary(const Stats& s, const analyze::PairingCounters& p, const anal
     std::string by;
     for (std::size_t i = 0; i < s.malformed.size(); ++i)
       if (s.malformed[i])
-        by += fmt::format("{}{} {}", by.empty() ? "" : ", ", to_string(static_cast<LineError>(i)), s.malformed[i]);
+        by += fmt::format("{}{} {}", by.empty() ? "" : ", ", to_string(static_cast<LineError>(i)),
+                          s.malformed[i]);
     std::fprintf(stderr, "  malformed lines by reason: %s (of %llu lines)\n", by.c_str(),
                  static_cast<unsigned long long>(s.lines));
   }
@@ -180,37 +199,51 @@ void print_summary(const Stats& s, const analyze::PairingCounters& p, const anal
     std::string errors;
     for (std::size_t i = 0; i < s.decode_errors.size(); ++i)
       if (s.decode_errors[i])
-        errors += fmt::format(", {} {}", collector::to_string(static_cast<collector::DecodeError>(i)),
-                              s.decode_errors[i]);
-    std::fprintf(stderr, "  captures: %llu export payloads, %llu frames not UDP/TCP%s%s\n",
-                 static_cast<unsigned long long>(s.payloads), static_cast<unsigned long long>(s.frames_skipped),
-                 errors.c_str(),
-                 s.held_for_template
-                     ? fmt::format(", {} records held for a template that never came", s.held_for_template).c_str()
-                     : "");
+        errors +=
+            fmt::format(", {} {}", collector::to_string(static_cast<collector::DecodeError>(i)),
+                        s.decode_errors[i]);
+    std::fprintf(
+        stderr, "  captures: %llu export payloads, %llu frames not UDP/TCP%s%s\n",
+        static_cast<unsigned long long>(s.payloads),
+        static_cast<unsigned long long>(s.frames_skipped), errors.c_str(),
+        s.held_for_template
+            ? fmt::format(", {} records held for a template that never came", s.held_for_template)
+                  .c_str()
+            : "");
   }
   if (s.time_fallback)
-    std::fprintf(stderr, "  %llu records had no flow or observation time: timed by their arrival (time_source received)\n",
+    std::fprintf(stderr,
+                 "  %llu records had no flow or observation time: timed by their arrival "
+                 "(time_source received)\n",
                  static_cast<unsigned long long>(s.time_fallback));
   if (p.split)
-    std::fprintf(stderr, "  %llu connections were split: the same 5-tuple came back after the window\n",
+    std::fprintf(stderr,
+                 "  %llu connections were split: the same 5-tuple came back after the window\n",
                  static_cast<unsigned long long>(p.split));
   if (p.evicted)
-    std::fprintf(stderr, "  %llu connections were closed early because --max-open entries were open: their other "
-                         "direction, if it came later, is a connection of its own\n",
-                 static_cast<unsigned long long>(p.evicted));
+    std::fprintf(
+        stderr,
+        "  %llu connections were closed early because --max-open entries were open: their other "
+        "direction, if it came later, is a connection of its own\n",
+        static_cast<unsigned long long>(p.evicted));
   if (sort == analyze::SortKey::kStart && o.late)
-    std::fprintf(stderr, "  %llu connections are out of start order: more than --buffer connections closed "
-                         "after them (raise --buffer)\n",
+    std::fprintf(stderr,
+                 "  %llu connections are out of start order: more than --buffer connections closed "
+                 "after them (raise --buffer)\n",
                  static_cast<unsigned long long>(o.late));
   if (sort == analyze::SortKey::kBytes && o.dropped)
-    std::fprintf(stderr, "  --sort bytes kept the %llu largest connections; %llu smaller ones were not printed "
-                         "(raise --buffer)\n",
-                 static_cast<unsigned long long>(o.written), static_cast<unsigned long long>(o.dropped));
+    std::fprintf(
+        stderr,
+        "  --sort bytes kept the %llu largest connections; %llu smaller ones were not printed "
+        "(raise --buffer)\n",
+        static_cast<unsigned long long>(o.written), static_cast<unsigned long long>(o.dropped));
   if (dns) {
     auto d = dns->counters();
-    std::fprintf(stderr, "  reverse DNS: %zu lookups, %zu names, %zu timeouts%s\n", d.lookups, d.names, d.timeouts,
-                 d.not_asked ? fmt::format(", {} addresses not looked up (cache full)", d.not_asked).c_str() : "");
+    std::fprintf(stderr, "  reverse DNS: %zu lookups, %zu names, %zu timeouts%s\n", d.lookups,
+                 d.names, d.timeouts,
+                 d.not_asked
+                     ? fmt::format(", {} addresses not looked up (cache full)", d.not_asked).c_str()
+                     : "");
   }
 }
 
@@ -225,7 +258,8 @@ int analyze_command(const AnalyzeOptions& o) {
   else if (o.sort == "none")
     sort = analyze::SortKey::kNone;
   else {
-    std::fprintf(stderr, "flowd analyze: --sort must be start, bytes or none, not '%s'\n", o.sort.c_str());
+    std::fprintf(stderr, "flowd analyze: --sort must be start, bytes or none, not '%s'\n",
+                 o.sort.c_str());
     return 2;
   }
   if (!(o.window_seconds >= 0) || o.window_seconds > 86400 * 365) {
@@ -252,9 +286,11 @@ int analyze_command(const AnalyzeOptions& o) {
   }
   analyze::ConnectionNamer namer(registry, dns.get());
   analyze::ConnectionWriter writer(stdout, o.json, namer);
-  analyze::ConnectionOrder order(sort, o.buffer, [&](std::vector<analyze::Connection>& chunk) { writer.write(chunk); });
+  analyze::ConnectionOrder order(
+      sort, o.buffer, [&](std::vector<analyze::Connection>& chunk) { writer.write(chunk); });
   analyze::PairingOptions po;
-  po.window = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(o.window_seconds));
+  po.window = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(o.window_seconds));
   po.max_open = o.max_open;
   analyze::ConnectionPairer pairer(po, [&](analyze::Connection&& c) { order.add(std::move(c)); });
 

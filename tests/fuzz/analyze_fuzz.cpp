@@ -2,8 +2,8 @@
 // libFuzzer target: `flowd analyze`'s dump-line reader and pairing. The input is a dump (lines of
 // JSON); the first byte picks the pairing window and open-entry cap (tiny caps make evictions
 // common) and whether lines are parsed in place (padded) or copied. Every flow goes through the
-// pairer, every connection out of it through the JSON form (which must parse); invariants are checked
-// with traps.
+// pairer, every connection out of it through the JSON form (which must parse); invariants are
+// checked with traps.
 #include <simdjson.h>
 
 #include <chrono>

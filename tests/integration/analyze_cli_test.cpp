@@ -19,7 +19,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string capture(const std::string& name) { return fixtures_dir() + "/netflow/" + name + ".pcap"; }
+std::string capture(const std::string& name) {
+  return fixtures_dir() + "/netflow/" + name + ".pcap";
+}
 
 std::vector<json> json_lines(const std::string& text) {
   std::vector<json> v;
@@ -39,7 +41,8 @@ std::vector<json> analyze_json(const std::vector<std::string>& args, std::string
 }
 
 // The connection between two endpoints, whichever side the output calls the source.
-const json* find(const std::vector<json>& conns, const std::string& a, int aport, const std::string& b, int bport) {
+const json* find(const std::vector<json>& conns, const std::string& a, int aport,
+                 const std::string& b, int bport) {
   for (const auto& c : conns) {
     if (c["source_address"] == a && c["source_port"] == aport && c["destination_address"] == b &&
         c["destination_port"] == bport)
@@ -51,13 +54,15 @@ const json* find(const std::vector<json>& conns, const std::string& a, int aport
   return nullptr;
 }
 
-// Direction-free form of a connection: {protocol, endpoints sorted} -> bytes/packets each endpoint sent.
+// Direction-free form of a connection: {protocol, endpoints sorted} -> bytes/packets each endpoint
+// sent.
 using Side = std::tuple<std::string, int, std::uint64_t, std::uint64_t>;
 std::set<std::tuple<int, Side, Side>> unordered_pairs(const std::vector<json>& conns) {
   std::set<std::tuple<int, Side, Side>> s;
   for (const auto& c : conns) {
     Side src{c["source_address"], c["source_port"], c["octets"], c["packets"]};
-    Side dst{c["destination_address"], c["destination_port"], c["reverse_octets"], c["reverse_packets"]};
+    Side dst{c["destination_address"], c["destination_port"], c["reverse_octets"],
+             c["reverse_packets"]};
     if (dst < src) std::swap(src, dst);
     s.emplace(c["protocol"].get<int>(), src, dst);
   }
@@ -69,9 +74,11 @@ TEST(FlowdAnalyze, IpfixCaptureGivesTheKnownTraffic) {
   auto conns = analyze_json({capture("softflowd-ipfix")}, &err);
   // 30 records: 12 two-way conversations and 3 one-way multicast (MLD, ND) flows.
   ASSERT_EQ(conns.size(), 15u) << err;
-  EXPECT_NE(err.find("records 30, connections 15 (paired 12: matched 12, biflow 0; unpaired 3;"), std::string::npos)
+  EXPECT_NE(err.find("records 30, connections 15 (paired 12: matched 12, biflow 0; unpaired 3;"),
+            std::string::npos)
       << err;
-  EXPECT_NE(err.find("skipped 1 (options 1, no_addresses 0), malformed lines 0"), std::string::npos) << err;
+  EXPECT_NE(err.find("skipped 1 (options 1, no_addresses 0), malformed lines 0"), std::string::npos)
+      << err;
 
   // iperf3 -n 1M over IPv4: one connection, ~1 MB from the client, only ACKs back.
   const json* v4 = find(conns, "192.0.2.1", 40010, "192.0.2.2", 5201);
@@ -100,14 +107,16 @@ TEST(FlowdAnalyze, IpfixCaptureGivesTheKnownTraffic) {
     EXPECT_GT((*c)["reverse_packets"].get<int>(), 0);
   }
   // The refused connections: one SYN, one RST back.
-  for (auto [a, ap, b] : {std::tuple{"192.0.2.1", 40003, "192.0.2.2"}, std::tuple{"2001:db8::1", 40004, "2001:db8::2"}}) {
+  for (auto [a, ap, b] : {std::tuple{"192.0.2.1", 40003, "192.0.2.2"},
+                          std::tuple{"2001:db8::1", 40004, "2001:db8::2"}}) {
     const json* c = find(conns, a, ap, b, 7999);
     ASSERT_NE(c, nullptr) << ap;
     EXPECT_EQ((*c)["packets"], 1);
     EXPECT_EQ((*c)["reverse_packets"], 1);
   }
   // The UDP echoes: 3 datagrams each way.
-  for (auto [a, ap, b] : {std::tuple{"192.0.2.1", 40005, "192.0.2.2"}, std::tuple{"2001:db8::1", 40006, "2001:db8::2"}}) {
+  for (auto [a, ap, b] : {std::tuple{"192.0.2.1", 40005, "192.0.2.2"},
+                          std::tuple{"2001:db8::1", 40006, "2001:db8::2"}}) {
     const json* c = nullptr;
     for (const auto& x : conns)
       if (x["protocol"] == 17 && x["source_address"] == a && x["source_port"] == ap) c = &x;
@@ -141,15 +150,16 @@ TEST(FlowdAnalyze, BiflowCaptureGivesTheSamePairsAsUnidirectional) {
 
 TEST(FlowdAnalyze, EveryExporterPairsTheSameConversations) {
   // v1/v5 carry IPv4 only: 6 conversations; the others 15 (pmacctd has no options record).
-  for (const auto& [name, count] : std::map<std::string, std::size_t>{{"softflowd-v1", 6},
-                                                                      {"softflowd-v5", 6},
-                                                                      {"fprobe-v5", 6},
-                                                                      {"pmacctd-nfprobe-v5", 6},
-                                                                      {"softflowd-v9", 15},
-                                                                      {"pmacctd-nfprobe-v9", 15},
-                                                                      {"pmacctd-nfprobe-v10", 15},
-                                                                      {"softflowd-ipfix-milli", 15},
-                                                                      {"softflowd-ipfix-tcp", 15}}) {
+  for (const auto& [name, count] :
+       std::map<std::string, std::size_t>{{"softflowd-v1", 6},
+                                          {"softflowd-v5", 6},
+                                          {"fprobe-v5", 6},
+                                          {"pmacctd-nfprobe-v5", 6},
+                                          {"softflowd-v9", 15},
+                                          {"pmacctd-nfprobe-v9", 15},
+                                          {"pmacctd-nfprobe-v10", 15},
+                                          {"softflowd-ipfix-milli", 15},
+                                          {"softflowd-ipfix-tcp", 15}}) {
     auto conns = analyze_json({capture(name)});
     EXPECT_EQ(conns.size(), count) << name;
     const json* v4 = find(conns, "192.0.2.1", 40010, "192.0.2.2", 5201);
@@ -165,7 +175,8 @@ TEST(FlowdAnalyze, DumpFromDecodeGivesWhatTheCaptureGives) {
   ASSERT_EQ(run_flowd({"decode", capture("softflowd-ipfix")}, dump, err), 0) << err;
   d.write("dump.json", dump);
   std::string ignored;
-  ASSERT_EQ(run_shell("gzip -c " + d.file("dump.json") + " > " + d.file("dump.json.gz"), "", ignored), 0);
+  ASSERT_EQ(
+      run_shell("gzip -c " + d.file("dump.json") + " > " + d.file("dump.json.gz"), "", ignored), 0);
   std::string from_capture, from_dump, from_gzip;
   ASSERT_EQ(run_flowd({"analyze", "--json", capture("softflowd-ipfix")}, from_capture, err), 0);
   ASSERT_EQ(run_flowd({"analyze", "--json", d.file("dump.json")}, from_dump, err), 0) << err;
@@ -175,7 +186,10 @@ TEST(FlowdAnalyze, DumpFromDecodeGivesWhatTheCaptureGives) {
   EXPECT_EQ(from_gzip, from_capture);
   // Standard input too.
   std::string from_stdin;
-  ASSERT_EQ(run_shell(flowd_binary() + " analyze --json - < " + d.file("dump.json.gz") + " 2>/dev/null", "", from_stdin), 0);
+  ASSERT_EQ(
+      run_shell(flowd_binary() + " analyze --json - < " + d.file("dump.json.gz") + " 2>/dev/null",
+                "", from_stdin),
+      0);
   EXPECT_EQ(from_stdin, from_capture);
 }
 
@@ -191,8 +205,11 @@ TEST(FlowdAnalyze, TableForAPerson) {
   bool saw_iperf = false;
   while (std::getline(in, line)) {
     ++rows;
-    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(line[bytes_end - 1]))) << "right-aligned bytes: " << line;
-    if (line.find("192.0.2.1:40010") != std::string::npos && line.find("1086685") != std::string::npos) saw_iperf = true;
+    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(line[bytes_end - 1])))
+        << "right-aligned bytes: " << line;
+    if (line.find("192.0.2.1:40010") != std::string::npos &&
+        line.find("1086685") != std::string::npos)
+      saw_iperf = true;
   }
   EXPECT_EQ(rows, 15);
   EXPECT_TRUE(saw_iperf) << out;
@@ -201,7 +218,9 @@ TEST(FlowdAnalyze, TableForAPerson) {
 TEST(FlowdAnalyze, SortBytesIsLargestFirst) {
   auto conns = analyze_json({"--sort", "bytes", capture("softflowd-ipfix")});
   ASSERT_EQ(conns.size(), 15u);
-  auto total = [](const json& c) { return c["octets"].get<std::uint64_t>() + c["reverse_octets"].get<std::uint64_t>(); };
+  auto total = [](const json& c) {
+    return c["octets"].get<std::uint64_t>() + c["reverse_octets"].get<std::uint64_t>();
+  };
   for (std::size_t i = 1; i < conns.size(); ++i) EXPECT_GE(total(conns[i - 1]), total(conns[i]));
   EXPECT_EQ(conns[0]["source_port"], 40010);
   // A buffer of 3: the top 3, and the rest counted.
@@ -209,7 +228,9 @@ TEST(FlowdAnalyze, SortBytesIsLargestFirst) {
   auto top = analyze_json({"--sort", "bytes", "--buffer", "3", capture("softflowd-ipfix")}, &err);
   ASSERT_EQ(top.size(), 3u);
   EXPECT_EQ(top[0], conns[0]);
-  EXPECT_NE(err.find("kept the 3 largest connections; 12 smaller ones were not printed"), std::string::npos) << err;
+  EXPECT_NE(err.find("kept the 3 largest connections; 12 smaller ones were not printed"),
+            std::string::npos)
+      << err;
 }
 
 const std::string kTime = R"("time":"2026-11-22T14:12:41.000000+00:00")";
@@ -218,19 +239,32 @@ TEST(FlowdAnalyze, RecordsWithoutTimesAndMalformedLines) {
   TempDir d;
   std::string dump;
   // 1: no flowStart/flowEnd: the receive time is used, and said.
-  dump += "{" + kTime + R"(,"options":false,"fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2",)"
-          R"("sourceTransportPort":40001,"destinationTransportPort":7000,"protocolIdentifier":6,"octetDeltaCount":285,"packetDeltaCount":5}})" "\n";
+  dump +=
+      "{" + kTime +
+      R"(,"options":false,"fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2",)"
+      R"("sourceTransportPort":40001,"destinationTransportPort":7000,"protocolIdentifier":6,"octetDeltaCount":285,"packetDeltaCount":5}})"
+      "\n";
   // 2: its reverse, with times.
-  dump += "{" + kTime + R"(,"options":false,"fields":{"sourceIPv4Address":"192.0.2.2","destinationIPv4Address":"192.0.2.1",)"
-          R"("sourceTransportPort":7000,"destinationTransportPort":40001,"protocolIdentifier":6,"octetDeltaCount":164,)"
-          R"("flowStartMilliseconds":"2026-11-22T14:12:39.873Z","flowEndMilliseconds":"2026-11-22T14:12:39.874+00:00"}})" "\n";
-  dump += "{" + kTime + R"(,"options":true,"fields":{"samplingInterval":1}})" "\n";   // 3: options
-  dump += "{" + kTime + R"(,"options":false,"fields":{"octetDeltaCount":1}})" "\n";  // 4: no addresses
-  dump += "this is not json\n";                                                       // 5
-  dump += "{" + kTime + R"(,"fields":{"sourceIPv4Address":1,"destinationIPv4Address":"192.0.2.2"}})" "\n";  // 6: type
-  dump += R"({"fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2"}})" "\n";   // 7: no time
-  dump += "\n";                                                                       // 8: blank
-  dump += "{" + kTime + R"(,"fields":{"sourceIPv4Address":"192.0.2.9")";             // 9: cut off
+  dump +=
+      "{" + kTime +
+      R"(,"options":false,"fields":{"sourceIPv4Address":"192.0.2.2","destinationIPv4Address":"192.0.2.1",)"
+      R"("sourceTransportPort":7000,"destinationTransportPort":40001,"protocolIdentifier":6,"octetDeltaCount":164,)"
+      R"("flowStartMilliseconds":"2026-11-22T14:12:39.873Z","flowEndMilliseconds":"2026-11-22T14:12:39.874+00:00"}})"
+      "\n";
+  dump += "{" + kTime +
+          R"(,"options":true,"fields":{"samplingInterval":1}})"
+          "\n";  // 3: options
+  dump += "{" + kTime +
+          R"(,"options":false,"fields":{"octetDeltaCount":1}})"
+          "\n";                  // 4: no addresses
+  dump += "this is not json\n";  // 5
+  dump += "{" + kTime +
+          R"(,"fields":{"sourceIPv4Address":1,"destinationIPv4Address":"192.0.2.2"}})"
+          "\n";  // 6: type
+  dump += R"({"fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2"}})"
+          "\n";                                                           // 7: no time
+  dump += "\n";                                                           // 8: blank
+  dump += "{" + kTime + R"(,"fields":{"sourceIPv4Address":"192.0.2.9")";  // 9: cut off
   d.write("dump.json", dump);
   std::string err;
   auto conns = analyze_json({d.file("dump.json")}, &err);
@@ -241,11 +275,13 @@ TEST(FlowdAnalyze, RecordsWithoutTimesAndMalformedLines) {
   EXPECT_EQ(conns[0]["source_port"], 40001);
   EXPECT_EQ(conns[0]["octets"], 285);
   EXPECT_EQ(conns[0]["reverse_octets"], 164);
-  EXPECT_NE(err.find("skipped 2 (options 1, no_addresses 1), malformed lines 4"), std::string::npos) << err;
+  EXPECT_NE(err.find("skipped 2 (options 1, no_addresses 1), malformed lines 4"), std::string::npos)
+      << err;
   EXPECT_NE(err.find("json 2, missing 1, type 1"), std::string::npos) << err;
   EXPECT_NE(err.find(d.file("dump.json") + ":5: malformed line (json)"), std::string::npos) << err;
   EXPECT_NE(err.find(d.file("dump.json") + ":6: malformed line (type)"), std::string::npos) << err;
-  EXPECT_NE(err.find(d.file("dump.json") + ":7: malformed line (missing)"), std::string::npos) << err;
+  EXPECT_NE(err.find(d.file("dump.json") + ":7: malformed line (missing)"), std::string::npos)
+      << err;
   EXPECT_NE(err.find(":9: malformed line (json)"), std::string::npos) << err;
   EXPECT_NE(err.find("no newline"), std::string::npos) << err;
   EXPECT_NE(err.find("timed by their arrival"), std::string::npos) << err;
@@ -258,7 +294,8 @@ TEST(FlowdAnalyze, MalformedLineMessagesAreRateLimited) {
   d.write("bad.json", dump);
   std::string out, err;
   ASSERT_EQ(run_flowd({"analyze", d.file("bad.json")}, out, err), 0) << err;
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 5 + 1 + 2) << err;  // 5 lines, "further", summary
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 5 + 1 + 2)
+      << err;  // 5 lines, "further", summary
   EXPECT_NE(err.find("further malformed lines (json) are only counted"), std::string::npos) << err;
   EXPECT_NE(err.find("malformed lines 1000"), std::string::npos) << err;
 }
@@ -271,7 +308,8 @@ TEST(FlowdAnalyze, TruncatedGzipAnalyzesWhatCameBeforeAndFails) {
   for (int i = 0; i < 400; ++i) many += dump;
   d.write("dump.json", many);
   std::string ignored;
-  ASSERT_EQ(run_shell("gzip -c " + d.file("dump.json") + " > " + d.file("full.gz"), "", ignored), 0);
+  ASSERT_EQ(run_shell("gzip -c " + d.file("dump.json") + " > " + d.file("full.gz"), "", ignored),
+            0);
   const auto size = std::filesystem::file_size(d.file("full.gz"));
   std::filesystem::copy_file(d.file("full.gz"), d.file("cut.gz"));
   std::filesystem::resize_file(d.file("cut.gz"), size / 2);
@@ -282,10 +320,13 @@ TEST(FlowdAnalyze, TruncatedGzipAnalyzesWhatCameBeforeAndFails) {
 
 TEST(FlowdAnalyze, WindowEvictionIsCounted) {
   TempDir d;
-  auto line = [](const std::string& t, const std::string& src, int sport, const std::string& dst, int dport) {
-    return R"({"time":")" + t + R"(","fields":{"sourceIPv4Address":")" + src + R"(","destinationIPv4Address":")" + dst +
-           R"(","sourceTransportPort":)" + std::to_string(sport) + R"(,"destinationTransportPort":)" +
-           std::to_string(dport) + R"(,"protocolIdentifier":6,"octetDeltaCount":100}})" "\n";
+  auto line = [](const std::string& t, const std::string& src, int sport, const std::string& dst,
+                 int dport) {
+    return R"({"time":")" + t + R"(","fields":{"sourceIPv4Address":")" + src +
+           R"(","destinationIPv4Address":")" + dst + R"(","sourceTransportPort":)" +
+           std::to_string(sport) + R"(,"destinationTransportPort":)" + std::to_string(dport) +
+           R"(,"protocolIdentifier":6,"octetDeltaCount":100}})"
+           "\n";
   };
   d.write("dump.json", line("2026-11-22T14:00:00Z", "192.0.2.1", 40001, "192.0.2.2", 7000) +
                            line("2026-11-22T14:01:40Z", "192.0.2.3", 1, "192.0.2.4", 2) +
@@ -303,9 +344,12 @@ TEST(FlowdAnalyze, WindowEvictionIsCounted) {
 
 TEST(FlowdAnalyze, ResolveNamesLoopback) {
   TempDir d;
-  d.write("dump.json", "{" + kTime +
-                           R"(,"fields":{"sourceIPv4Address":"127.0.0.1","destinationIPv4Address":"127.0.0.1",)"
-                           R"("sourceTransportPort":40001,"destinationTransportPort":7000,"protocolIdentifier":6}})" "\n");
+  d.write(
+      "dump.json",
+      "{" + kTime +
+          R"(,"fields":{"sourceIPv4Address":"127.0.0.1","destinationIPv4Address":"127.0.0.1",)"
+          R"("sourceTransportPort":40001,"destinationTransportPort":7000,"protocolIdentifier":6}})"
+          "\n");
   std::string err;
   auto conns = analyze_json({"--resolve", d.file("dump.json")}, &err);
   ASSERT_EQ(conns.size(), 1u);
@@ -321,9 +365,12 @@ TEST(FlowdAnalyze, ResolveNamesLoopback) {
 TEST(FlowdAnalyze, ScitagsLabelIsNamed) {
   TempDir d;
   // 65572 = 0x10024: atlas (2) / Debug (9), as in the malformed/ipfix-flowlabel-scitags fixture.
-  d.write("dump.json", "{" + kTime +
-                           R"(,"fields":{"sourceIPv6Address":"2001:db8::1","destinationIPv6Address":"2001:db8::2",)"
-                           R"("flowLabelIPv6":65572,"protocolIdentifier":6}})" "\n");
+  d.write(
+      "dump.json",
+      "{" + kTime +
+          R"(,"fields":{"sourceIPv6Address":"2001:db8::1","destinationIPv6Address":"2001:db8::2",)"
+          R"("flowLabelIPv6":65572,"protocolIdentifier":6}})"
+          "\n");
   auto conns = analyze_json({d.file("dump.json")});
   ASSERT_EQ(conns.size(), 1u);
   EXPECT_EQ(conns[0]["flow_label"], 65572);

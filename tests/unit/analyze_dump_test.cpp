@@ -29,7 +29,9 @@ const std::string kLine =
     R"("sourceTransportPort":40010,"tcpControlBits":27},"options":false,"template":1024,)"
     R"("time":"2026-11-22T14:12:41.000000+00:00","version":10})";
 
-TimePoint at(std::string_view rfc3339) { return *firefly::parse_rfc3339(rfc3339); }
+TimePoint at(std::string_view rfc3339) {
+  return *firefly::parse_rfc3339(rfc3339);
+}
 
 class TempDir {
  public:
@@ -51,7 +53,8 @@ void write_plain(const std::string& path, const std::string& text) {
 void write_gzip(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())),
+            static_cast<int>(text.size()));
   gzclose(f);
 }
 
@@ -83,11 +86,14 @@ TEST(AnalyzeDumpLine, ReadsADecodeLine) {
 
 TEST(AnalyzeDumpLine, TimesWithAnyFractionAndZone) {
   DumpLineParser p;
-  for (std::string t : {"2026-11-22T14:12:40Z", "2026-11-22T14:12:40.5Z", "2026-11-22T14:12:40.500+00:00",
-                        "2026-11-22T14:12:40.500000Z", "2026-11-22T14:12:40.500000000+00:00"}) {
-    std::string line = R"({"time":")" + t +
-                       R"(","fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2",)"
-                       R"("flowStartSeconds":")" + t + R"("}})";
+  for (std::string t :
+       {"2026-11-22T14:12:40Z", "2026-11-22T14:12:40.5Z", "2026-11-22T14:12:40.500+00:00",
+        "2026-11-22T14:12:40.500000Z", "2026-11-22T14:12:40.500000000+00:00"}) {
+    std::string line =
+        R"({"time":")" + t +
+        R"(","fields":{"sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2",)"
+        R"("flowStartSeconds":")" +
+        t + R"("}})";
     const ParsedLine& r = p.parse(line);
     ASSERT_EQ(r.outcome, LineOutcome::kFlow) << t << ": " << r.detail;
     EXPECT_EQ(r.flow.start, at(t));
@@ -108,10 +114,14 @@ TEST(AnalyzeDumpLine, WithoutFlowTimesTheReceiveTimeIsUsed) {
 
 TEST(AnalyzeDumpLine, OptionsAndAddresslessRecordsAreSkipped) {
   DumpLineParser p;
-  EXPECT_EQ(p.parse(R"({"time":"2026-11-22T14:12:41Z","options":true,"fields":{"samplingInterval":2}})").outcome,
-            LineOutcome::kOptions);
-  EXPECT_EQ(p.parse(R"({"time":"2026-11-22T14:12:41Z","options":false,"fields":{"octetDeltaCount":2}})").outcome,
-            LineOutcome::kNoAddresses);
+  EXPECT_EQ(
+      p.parse(R"({"time":"2026-11-22T14:12:41Z","options":true,"fields":{"samplingInterval":2}})")
+          .outcome,
+      LineOutcome::kOptions);
+  EXPECT_EQ(
+      p.parse(R"({"time":"2026-11-22T14:12:41Z","options":false,"fields":{"octetDeltaCount":2}})")
+          .outcome,
+      LineOutcome::kNoAddresses);
   EXPECT_EQ(p.parse("").outcome, LineOutcome::kBlank);
   EXPECT_EQ(p.parse("  \r").outcome, LineOutcome::kBlank);
 }
@@ -143,7 +153,8 @@ TEST_P(AnalyzeDumpLineMalformed, IsCountedByReason) {
   EXPECT_EQ(p.parse(kLine).outcome, LineOutcome::kFlow);
 }
 
-const std::string kAddrs = R"("sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2")";
+const std::string kAddrs =
+    R"("sourceIPv4Address":"192.0.2.1","destinationIPv4Address":"192.0.2.2")";
 
 INSTANTIATE_TEST_SUITE_P(
     Reasons, AnalyzeDumpLineMalformed,
@@ -157,21 +168,38 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":[]})", LineError::kType},
         BadLine{R"({"time":5,"fields":{)" + kAddrs + "}}", LineError::kType},
         BadLine{R"({"time":"yesterday","fields":{)" + kAddrs + "}}", LineError::kValue},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","options":"no","fields":{)" + kAddrs + "}}", LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":17,"destinationIPv4Address":"192.0.2.2"}})",
+        BadLine{R"({"time":"2026-11-22T14:12:41Z","options":"no","fields":{)" + kAddrs + "}}",
                 LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":"2001:db8::1","destinationIPv4Address":"192.0.2.2"}})",
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":17,"destinationIPv4Address":"192.0.2.2"}})",
+            LineError::kType},
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":"2001:db8::1","destinationIPv4Address":"192.0.2.2"}})",
+            LineError::kValue},
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":"192.0.2.300","destinationIPv4Address":"192.0.2.2"}})",
+            LineError::kValue},
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":-1}})",
+            LineError::kType},
+        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs +
+                    R"(,"octetDeltaCount":"12"}})",
+                LineError::kType},
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":1.5}})",
+            LineError::kType},
+        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs +
+                    R"(,"sourceTransportPort":70000}})",
                 LineError::kValue},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{"sourceIPv4Address":"192.0.2.300","destinationIPv4Address":"192.0.2.2"}})",
+        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs +
+                    R"(,"flowStartMilliseconds":12}})",
+                LineError::kType},
+        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs +
+                    R"(,"flowStartMilliseconds":"2026-13-01T00:00:00Z"}})",
                 LineError::kValue},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":-1}})", LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":"12"}})", LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":1.5}})", LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"sourceTransportPort":70000}})", LineError::kValue},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"flowStartMilliseconds":12}})", LineError::kType},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"flowStartMilliseconds":"2026-13-01T00:00:00Z"}})",
-                LineError::kValue},
-        BadLine{R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":[]}})", LineError::kType},
+        BadLine{
+            R"({"time":"2026-11-22T14:12:41Z","fields":{)" + kAddrs + R"(,"octetDeltaCount":[]}})",
+            LineError::kType},
         BadLine{std::string(kMaxLineBytes + 1, ' ') + "x", LineError::kTooLong}));
 
 TEST(AnalyzeDumpReader, PlainAndGzipGiveTheSameLines) {
@@ -213,7 +241,8 @@ TEST(AnalyzeDumpReader, TruncatedGzipIsReportedAfterTheLinesBeforeIt) {
 
 TEST(AnalyzeDumpReader, OverlongLineIsSkippedWithoutBeingKept) {
   TempDir d;
-  write_plain(d.file("long.json"), "a\n" + std::string(5000, 'x') + "\nb\n" + std::string(3000, 'y'));
+  write_plain(d.file("long.json"),
+              "a\n" + std::string(5000, 'x') + "\nb\n" + std::string(3000, 'y'));
   DumpReader r(d.file("long.json"), 1000);
   std::vector<std::string> texts;
   auto lines = read_all(r, &texts);

@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 
 const TimePoint kT0 = TimePoint{std::chrono::seconds{1795356761}};
 
-IpAddress ip(std::string_view s) { return *IpAddress::parse(s); }
+IpAddress ip(std::string_view s) {
+  return *IpAddress::parse(s);
+}
 
 Connection conn(std::uint16_t sport, std::uint16_t dport, std::uint64_t octets, TimePoint start,
                 std::string_view src = "192.0.2.1", std::string_view dst = "192.0.2.2") {
@@ -65,7 +67,8 @@ bool services_has(std::string_view name) {
 }
 
 TEST(AnalyzeOrder, StartOrderWhenEverythingFits) {
-  auto out = run(SortKey::kStart, 100, {conn(3, 80, 1, kT0 + 3s), conn(1, 80, 1, kT0 + 1s), conn(2, 80, 1, kT0 + 2s)});
+  auto out = run(SortKey::kStart, 100,
+                 {conn(3, 80, 1, kT0 + 3s), conn(1, 80, 1, kT0 + 1s), conn(2, 80, 1, kT0 + 2s)});
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].source_port, 1);
   EXPECT_EQ(out[1].source_port, 2);
@@ -88,8 +91,8 @@ TEST(AnalyzeOrder, SmallBufferWritesEarlyAndCountsLateOnes) {
 TEST(AnalyzeOrder, BytesKeepsTheLargestFirst) {
   OrderCounters n;
   auto out = run(SortKey::kBytes, 3,
-                 {conn(1, 80, 10, kT0), conn(2, 80, 500, kT0), conn(3, 80, 30, kT0), conn(4, 80, 7000, kT0),
-                  conn(5, 80, 1, kT0)},
+                 {conn(1, 80, 10, kT0), conn(2, 80, 500, kT0), conn(3, 80, 30, kT0),
+                  conn(4, 80, 7000, kT0), conn(5, 80, 1, kT0)},
                  &n);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].source_port, 4);
@@ -141,11 +144,30 @@ TEST(AnalyzeFormat, JsonHasTheDocumentedKeysAndParsesBack) {
   auto back = nlohmann::json::parse(text);
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{
-                      "start", "end", "duration", "time_source", "protocol", "protocol_name", "source_address",
-                      "source_port", "destination_address", "destination_port", "service", "service_port", "octets",
-                      "packets", "reverse_octets", "reverse_packets", "pairing", "records", "evicted", "flow_label",
-                      "experiment_id", "activity_id", "experiment", "activity"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"start",
+                                            "end",
+                                            "duration",
+                                            "time_source",
+                                            "protocol",
+                                            "protocol_name",
+                                            "source_address",
+                                            "source_port",
+                                            "destination_address",
+                                            "destination_port",
+                                            "service",
+                                            "service_port",
+                                            "octets",
+                                            "packets",
+                                            "reverse_octets",
+                                            "reverse_packets",
+                                            "pairing",
+                                            "records",
+                                            "evicted",
+                                            "flow_label",
+                                            "experiment_id",
+                                            "activity_id",
+                                            "experiment",
+                                            "activity"}));
   EXPECT_EQ(firefly::parse_rfc3339(back["start"].get<std::string>()), kT0);
   EXPECT_EQ(firefly::parse_rfc3339(back["end"].get<std::string>()), kT0 + 1500ms);
   EXPECT_DOUBLE_EQ(back["duration"].get<double>(), 1.5);
@@ -209,7 +231,8 @@ TEST(AnalyzeFormat, WriterAlignsColumns) {
   std::FILE* mem = open_memstream(&buf, &len);
   ASSERT_NE(mem, nullptr);
   ConnectionWriter w(mem, false, namer);
-  w.write({conn(40001, 7000, 5, kT0), conn(40002, 7001, 123456789, kT0, "2001:db8::1", "2001:db8::2")});
+  w.write(
+      {conn(40001, 7000, 5, kT0), conn(40002, 7001, 123456789, kT0, "2001:db8::1", "2001:db8::2")});
   std::fclose(mem);
   std::string text(buf, len);
   std::free(buf);

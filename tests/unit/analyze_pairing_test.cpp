@@ -16,7 +16,9 @@ using namespace std::chrono_literals;
 
 const TimePoint kT0 = TimePoint{std::chrono::seconds{1795356761}};
 
-IpAddress ip(std::string_view s) { return *IpAddress::parse(s); }
+IpAddress ip(std::string_view s) {
+  return *IpAddress::parse(s);
+}
 
 HalfFlow uni(std::string_view src, std::uint16_t sport, std::string_view dst, std::uint16_t dport,
              std::uint64_t octets, TimePoint start, TimePoint end, std::uint8_t proto = 6) {
