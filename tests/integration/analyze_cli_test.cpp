@@ -2,7 +2,11 @@
 // `flowd analyze` run as the real binary: on the stored export captures (whose source traffic the
 // fixtures' README lists), on dumps made by `flowd decode` (plain and gzip), and on hand-made dumps
 // with missing times, malformed lines and a truncated gzip.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +16,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "daemon_fixture.hpp"
 #include "harness.hpp"
 
 namespace flowd::test {
@@ -191,6 +196,48 @@ TEST(FlowdAnalyze, DumpFromDecodeGivesWhatTheCaptureGives) {
                 "", from_stdin),
       0);
   EXPECT_EQ(from_stdin, from_capture);
+}
+
+TEST(FlowdAnalyze, TheNetflowPluginsGzipDumpGivesWhatTheCaptureGives) {
+  // The real collector: softflowd's IPFIX exports sent to the daemon, which writes `dump = *.gz`.
+  Daemon d;
+  const int nf_port = free_udp_port();
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+         "\ntcp_listen =\ndump = " + d.dir.file("records.json.gz") + "\n";
+  d.start(cfg);
+  std::string hex;
+  ASSERT_EQ(
+      run_shell("tshark -r " + capture("softflowd-ipfix") + " -T fields -e udp.payload 2>/dev/null",
+                "", hex),
+      0);
+  const int sock = socket(AF_INET, SOCK_DGRAM, 0);  // one exporter, as in the capture
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(nf_port));
+  std::istringstream lines(hex);
+  for (std::string h; std::getline(lines, h);) {
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+      bytes.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
+    sendto(sock, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  close(sock);
+  const std::string series = "flowd_netflow_records_total{version=\"10\"}";
+  EXPECT_EQ(metric_value(d.scrape_until(series, 31), series), 31);  // 30 flows + 1 options record
+  ASSERT_EQ(d.stop(), 0);
+  std::string err;
+  auto from_dump = analyze_json({d.dir.file("records.json.gz")}, &err);
+  EXPECT_NE(err.find("records 30, connections 15"), std::string::npos) << err;
+  // Times of receipt differ from the capture's, flow times and counters do not.
+  EXPECT_EQ(unordered_pairs(from_dump),
+            unordered_pairs(analyze_json({capture("softflowd-ipfix")})));
+  const json* v4 = find(from_dump, "192.0.2.1", 40010, "192.0.2.2", 5201);
+  ASSERT_NE(v4, nullptr);
+  EXPECT_EQ((*v4)["source_port"], 40010);
+  EXPECT_EQ((*v4)["time_source"], "flow");
 }
 
 TEST(FlowdAnalyze, TableForAPerson) {
