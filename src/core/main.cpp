@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "core/analyze_cli.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
 #include "core/decode_cli.hpp"
@@ -37,6 +38,27 @@ int main(int argc, char** argv) {
   decode->add_flag("--apply-sampling", decode_sampling,
                    "multiply packet and octet counters by the exporter's sampling rate (as apply_sampling = yes)");
   decode->add_option("file", decode_args, "capture file, or - for standard input")->required();
+  flowd::AnalyzeOptions analyze_opts;
+  auto* analyze = app.add_subcommand("analyze", "one line per connection from flow dumps and export captures")
+                      ->footer("  FILE: a JSON dump (flowd decode, netflow dump =), plain or gzip, or - for standard input;\n"
+                               "        or a pcap/pcapng capture of NetFlow/IPFIX exports. See the README.");
+  analyze->add_option("files", analyze_opts.files, "dump files and captures")->required();
+  analyze->add_flag("--json", analyze_opts.json, "one JSON object per connection (keys in the README)");
+  analyze->add_option("--sort", analyze_opts.sort, "start (default), bytes (largest first) or none (closing order)")
+      ->capture_default_str();
+  analyze->add_option("--window", analyze_opts.window_seconds,
+                      "seconds within which records of one connection are paired, and after which an idle one is closed")
+      ->capture_default_str();
+  analyze->add_option("--max-open", analyze_opts.max_open, "open connections at most; beyond, the oldest is closed early")
+      ->capture_default_str();
+  analyze->add_option("--buffer", analyze_opts.buffer, "connections held for --sort (memory bound)")->capture_default_str();
+  analyze->add_flag("--resolve", analyze_opts.resolve, "add reverse-DNS names (cached; off by default)");
+  analyze->add_option("--resolve-timeout", analyze_opts.resolve_timeout_ms, "milliseconds to wait for one name")
+      ->capture_default_str();
+  analyze->add_flag("--apply-sampling", analyze_opts.apply_sampling,
+                    "captures: multiply counters by the exporter's sampling rate");
+  analyze->add_option("--registry", analyze_opts.registry,
+                      "Scitags registry (api.json) for experiment/activity names; default: the built-in snapshot");
   app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
   try {
     app.parse(argc, argv);
@@ -53,6 +75,7 @@ int main(int argc, char** argv) {
     if (decode_sampling) decode_args.insert(decode_args.begin(), "--apply-sampling");
     return flowd::decode_command(decode_args);
   }
+  if (*analyze) return flowd::analyze_command(analyze_opts);
   if (reference) {
     std::cout << flowd::config_reference_markdown();
     return 0;
