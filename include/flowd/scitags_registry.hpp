@@ -29,9 +29,6 @@ class ScitagsRegistry {
   // Names for metric labels; the number as text when unregistered.
   std::string experiment_name(unsigned id) const;
   std::string activity_name(unsigned experiment, unsigned id) const;
-  // Whether the registry lists this experiment with this activity.
-  bool is_registered(unsigned experiment, unsigned activity) const;
-
   // Whether `activity` is registered for `experiment` (what makes an observed flow label a tag).
   bool registered(unsigned experiment, unsigned activity) const;
   // Every registered (experiment, activity) pair.

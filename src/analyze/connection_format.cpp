@@ -51,7 +51,7 @@ ConnectionNames ConnectionNamer::names(const Connection& c) {
     n.tagged = true;
     n.experiment = tag.experiment;
     n.activity = tag.activity;
-    if (registry_ && registry_->is_registered(tag.experiment, tag.activity)) {
+    if (registry_ && registry_->registered(tag.experiment, tag.activity)) {
       n.experiment_name = registry_->experiment_name(tag.experiment);
       n.activity_name = registry_->activity_name(tag.experiment, tag.activity);
     }

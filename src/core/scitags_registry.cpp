@@ -131,9 +131,5 @@ std::string ScitagsRegistry::activity_name(unsigned experiment, unsigned id) con
   return it == e->second.activity_names.end() ? std::to_string(id) : it->second;
 }
 
-bool ScitagsRegistry::is_registered(unsigned experiment, unsigned activity) const {
-  auto e = by_id_.find(experiment);
-  return e != by_id_.end() && e->second.activity_names.contains(activity);
-}
 
 }  // namespace flowd
