@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Decode-only cost of the sFlow v5 decoder on one core: the datagrams of the pmacctd sfprobe captures
-// in tests/fixtures/sflow (7 flow samples of up to 128 header bytes per datagram), and synthetic
-// datagrams of many samples, decoded again and again by one SflowDecoder into a reused RecordBatch,
-// as a receive thread would. Reports flow samples/s (items_per_second) and datagrams/s.
+// Decode-only cost of the sFlow v5 decoder on one core: the datagrams of the pmacctd sfprobe
+// captures in tests/fixtures/sflow (7 flow samples of up to 128 header bytes per datagram), and
+// synthetic datagrams of many samples, decoded again and again by one SflowDecoder into a reused
+// RecordBatch, as a receive thread would. Reports flow samples/s (items_per_second) and
+// datagrams/s.
 //   flowd_sflow_decode_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -42,15 +43,21 @@ void run(benchmark::State& state, const std::vector<Datagram>& datagrams, bool a
   }
   if (errors) state.SkipWithError("decode errors");
   state.SetItemsProcessed(static_cast<std::int64_t>(samples));
-  state.counters["datagrams_per_second"] = benchmark::Counter(static_cast<double>(packets), benchmark::Counter::kIsRate);
-  state.counters["samples_per_datagram"] = packets ? static_cast<double>(samples) / static_cast<double>(packets) : 0;
+  state.counters["datagrams_per_second"] =
+      benchmark::Counter(static_cast<double>(packets), benchmark::Counter::kIsRate);
+  state.counters["samples_per_datagram"] =
+      packets ? static_cast<double>(samples) / static_cast<double>(packets) : 0;
 }
 
 void decode_capture(benchmark::State& state, const std::string& name) {
   std::vector<Datagram> datagrams;
   std::size_t skipped = 0;
-  fc::read_capture(std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/" + name,
-                   [&](const fc::CapturedPayload& p) { datagrams.push_back({p.bytes, p.exporter}); }, skipped);
+  fc::read_capture(
+      std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/" + name,
+      [&](const fc::CapturedPayload& p) {
+        datagrams.push_back({p.bytes, p.exporter});
+      },
+      skipped);
   run(state, datagrams, state.range(0) != 0);
 }
 
@@ -63,14 +70,17 @@ void decode_synthetic(benchmark::State& state) {
   const auto frame = sb::ethernet(0x86DD, sb::ipv6(0, rest, 0x12345, 0x20), {0x81000000u | 42});
   std::vector<std::uint8_t> dgram = sb::words({5, 1, 0xC0000201, 0, 1, 1000, n});
   for (std::uint32_t i = 0; i < n; ++i)
-    sb::append(dgram, sb::flow_sample(i + 1, 1000, (i + 1) * 1000, 3, 7, {sb::extended_switch(), sb::sampled_header(frame, 1518)}));
+    sb::append(dgram, sb::flow_sample(i + 1, 1000, (i + 1) * 1000, 3, 7,
+                                      {sb::extended_switch(), sb::sampled_header(frame, 1518)}));
   run(state, {Datagram{dgram, fc::Exporter{flowd::IpAddress::v4(0x7F000001), 6343}}}, false);
 }
 
 }  // namespace
 
 BENCHMARK_CAPTURE(decode_capture, pmacctd_rate1, std::string("pmacctd-sfprobe-rate1.pcap"))->Arg(0);
-BENCHMARK_CAPTURE(decode_capture, pmacctd_rate4, std::string("pmacctd-sfprobe-rate4.pcap"))->Arg(0)->Arg(1);
+BENCHMARK_CAPTURE(decode_capture, pmacctd_rate4, std::string("pmacctd-sfprobe-rate4.pcap"))
+    ->Arg(0)
+    ->Arg(1);
 BENCHMARK(decode_synthetic)->Arg(7)->Arg(64);
 
 BENCHMARK_MAIN();

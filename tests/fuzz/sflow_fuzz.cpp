@@ -39,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t selector = data[0];
   const std::span<const std::uint8_t> rest(data + 1, size - 1);
   if (selector & 0x80) {
-    static constexpr std::uint32_t kProtocols[] = {fc::kHeaderEthernet, fc::kHeaderIpv4, fc::kHeaderIpv6, 7};
+    static constexpr std::uint32_t kProtocols[] = {fc::kHeaderEthernet, fc::kHeaderIpv4,
+                                                   fc::kHeaderIpv6, 7};
     const auto h = fc::parse_packet_header(kProtocols[selector & 3], rest);
     if (h.vlan_count > 2 || (h.has_ports && !h.has_protocol)) __builtin_trap();
     return 0;
