@@ -313,8 +313,13 @@ void read_sampled_header(Cursor r, FlowSampleFields& s, Errors& errors) {
   s.frame_length = frame_length;
   s.stripped = stripped;
   s.header_length = length;
-  s.pkt = parse_packet_header(protocol, std::span(r.p, length));
-  if (s.pkt.status == HeaderStatus::kUnsupported) count(errors, SflowError::kUnknownHeaderProtocol);
+  const PacketHeader parsed = parse_packet_header(protocol, std::span(r.p, length));
+  if (parsed.status == HeaderStatus::kUnsupported) {
+    // Kept (frame length, header protocol); a sampled_ipv4/_ipv6/_ethernet may still describe it.
+    count(errors, SflowError::kUnknownHeaderProtocol);
+    return;
+  }
+  s.pkt = parsed;  // the header is the most complete description, whatever came before it
 }
 
 // sampled_ethernet: length, src_mac, dst_mac (opaque[6], padded to 8), type.

@@ -246,11 +246,14 @@ TEST(Sflow, SampledIpv4Ipv6AndEthernetRecords) {
 TEST(Sflow, SampledHeaderWinsOverSampledIp) {
   const auto v4 =
       sb::tagged(sb::data_format(0, 3), sb::words({1500, 17, 0x0A000001, 0x0A000002, 1, 2, 0, 0}));
-  auto o = decode(
-      sb::datagram(1, {sb::flow_sample(1, 1, 1, 1, 2, {sb::sampled_header(tcp_frame(), 90), v4})}));
-  ASSERT_EQ(o.out.size(), 1u);
-  EXPECT_EQ(ip(o.out[0], 27), "2001:db8::1");
-  EXPECT_EQ(ip(o.out[0], 8), "-");
+  for (bool header_first : {true, false}) {
+    const auto h = sb::sampled_header(tcp_frame(), 90);
+    auto o = decode(sb::datagram(1, {header_first ? sb::flow_sample(1, 1, 1, 1, 2, {h, v4})
+                                                  : sb::flow_sample(1, 1, 1, 1, 2, {v4, h})}));
+    ASSERT_EQ(o.out.size(), 1u);
+    EXPECT_EQ(ip(o.out[0], 27), "2001:db8::1");
+    EXPECT_EQ(ip(o.out[0], 8), "-");
+  }
 }
 
 TEST(Sflow, RawIpHeaderProtocols) {
@@ -522,6 +525,15 @@ TEST(SflowMalformed, UnknownHeaderProtocolKeepsTheSample) {
   EXPECT_EQ(su(o.out[0], fc::SflowElement::kHeaderProtocol), 7);
   EXPECT_EQ(u(o.out[0], 1), 64);
   EXPECT_EQ(u(o.out[0], 4), -1);
+  // A sampled_ipv4 before it still gives the addresses.
+  const auto v4 =
+      sb::tagged(sb::data_format(0, 3), sb::words({1500, 17, 0xC0000201, 0xC0000202, 1, 2, 0, 0}));
+  o = decode(sb::datagram(
+      1, {sb::flow_sample(1, 1, 1, 1, 2, {v4, sb::sampled_header(sb::Bytes(40, 0xFF), 64, 7)})}));
+  expect_errors(o.result, {{E::kUnknownHeaderProtocol, 1}});
+  ASSERT_EQ(o.out.size(), 1u);
+  EXPECT_EQ(ip(o.out[0], 8), "192.0.2.1");
+  EXPECT_EQ(u(o.out[0], 1), 64);  // the frame length still comes from the header record
 }
 
 TEST(SflowMalformed, ErrorNamesAreDistinct) {
