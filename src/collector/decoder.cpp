@@ -446,6 +446,7 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     FlowRecord& rec = out.next();
     rec.exporter = ctx.from;
     rec.received = ctx.received;
+    rec.protocol = ExportProtocol::kNetflow;  // the slot may have held an sFlow record
     rec.version = ctx.version;
     rec.domain = ctx.domain;
     rec.template_id = template_id;

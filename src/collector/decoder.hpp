@@ -78,7 +78,8 @@ class Decoder {
 };
 
 // IANA IPFIX name of an information element ("sourceIPv4Address"), RFC 5103 reverse names for PEN
-// 29305 ("reverseOctetDeltaCount"), "id<N>" / "e<PEN>id<N>" for unknown ones.
+// 29305 ("reverseOctetDeltaCount"), flowd's sFlow names for PEN 4300 ("sflowSamplePool"),
+// "id<N>" / "e<PEN>id<N>" for unknown ones.
 std::string ie_name(std::uint32_t pen, std::uint16_t id);
 
 }  // namespace flowd::collector

@@ -118,13 +118,16 @@ nlohmann::json to_json(const FlowRecord& r) {
       it->push_back(std::move(value));
     }
   }
-  return {{"time", format_time_iso(r.received)},
-          {"exporter", r.exporter.to_string()},
-          {"version", r.version},
-          {"domain", r.domain},
-          {"template", r.template_id},
-          {"options", r.options},
-          {"fields", std::move(fields)}};
+  nlohmann::json j = {{"time", format_time_iso(r.received)},
+                      {"exporter", r.exporter.to_string()},
+                      {"version", r.version},
+                      {"domain", r.domain},
+                      {"template", r.template_id},
+                      {"options", r.options},
+                      {"fields", std::move(fields)}};
+  // Only sFlow records say so: NetFlow/IPFIX lines stay as they were before sFlow existed.
+  if (r.protocol == ExportProtocol::kSflow) j["protocol"] = "sflow";
+  return j;
 }
 
 }  // namespace flowd::collector

@@ -50,11 +50,19 @@ struct Field {
   FieldValue value;
 };
 
+// Which export protocol a record came from: sFlow v5 and NetFlow v5 both say "version 5".
+enum class ExportProtocol : std::uint8_t {
+  kNetflow,  // NetFlow v1/v5/v9 and IPFIX (version 1, 5, 9, 10)
+  kSflow,    // sFlow v5: one record per flow sample (collector/sflow.hpp)
+};
+
 struct FlowRecord {
   Exporter exporter;
   TimePoint received{};
-  int version = 0;              // 1, 5, 9 or 10
-  std::uint32_t domain = 0;     // v9 source id, IPFIX observation domain, v5 engine type<<8|id
+  ExportProtocol protocol = ExportProtocol::kNetflow;
+  int version = 0;              // 1, 5, 9 or 10; 5 for sFlow
+  std::uint32_t domain = 0;     // v9 source id, IPFIX observation domain, v5 engine type<<8|id,
+                                // sFlow sub_agent_id
   std::uint16_t template_id = 0;  // 0 for v1/v5
   bool options = false;         // an options record (sampling, interface names...)
   // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether its

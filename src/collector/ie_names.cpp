@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // IANA "IP Flow Information Export (IPFIX) Entities" information elements 1-491 (ids the registry
 // leaves unassigned or reserved are absent: 65-69, 97, 105-127, 416, 419), with their abstract data
-// types, and the RFC 5103 reverse names (PEN 29305). Structured types (basicList,
-// subTemplateList...) decode as octets.
+// types, the RFC 5103 reverse names (PEN 29305) and flowd's sFlow elements under InMon's PEN 4300.
+// Structured types (basicList, subTemplateList...) decode as octets.
 #include "collector/ie_names.hpp"
 
 #include <algorithm>
@@ -505,6 +505,28 @@ const IeInfo* find_iana(std::uint16_t id) {
   return it;
 }
 
+// flowd's InMon (PEN 4300) elements for the sFlow v5 values that have no IANA element, indexed by
+// id (collector/sflow.hpp, SflowElement).
+constexpr std::string_view kSflowNames[] = {
+    {},
+    "sflowAgentAddress",
+    "sflowSubAgentId",
+    "sflowDatagramSequenceNumber",
+    "sflowUptime",
+    "sflowSampleSequenceNumber",
+    "sflowSourceIdType",
+    "sflowSourceIdIndex",
+    "sflowSamplePool",
+    "sflowDrops",
+    "sflowInputFormat",
+    "sflowInputValue",
+    "sflowOutputFormat",
+    "sflowOutputValue",
+    "sflowHeaderProtocol",
+    "sflowStripped",
+    "sflowHeaderLength",
+};
+
 }  // namespace
 
 std::string_view iana_ie_name(std::uint16_t id) {
@@ -529,6 +551,8 @@ std::string ie_name(std::uint32_t pen, std::uint16_t id) {
       return name;
     }
   }
+  if (pen == kInmonPen && id < std::size(kSflowNames) && !kSflowNames[id].empty())
+    return std::string(kSflowNames[id]);
   std::string name;
   if (pen != 0) name = "e" + std::to_string(pen);
   name += "id" + std::to_string(id);

@@ -27,6 +27,8 @@ enum class IeType : std::uint8_t {
 
 // RFC 5103: reverse information elements are the forward ones under this PEN.
 inline constexpr std::uint32_t kReversePen = 29305;
+// InMon Corp.: flowd names its sFlow-only elements under this PEN (collector/sflow.hpp).
+inline constexpr std::uint32_t kInmonPen = 4300;
 
 // Abstract data type of (pen, id): IANA (pen 0) and RFC 5103 reverse elements; kOctetArray
 // otherwise.

@@ -95,6 +95,7 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     FlowRecord& rec = out.next();
     rec.exporter = from;
     rec.received = now;
+    rec.protocol = ExportProtocol::kNetflow;  // the slot may have held an sFlow record
     rec.version = result.version;
     rec.domain = domain;
     rec.template_id = 0;

@@ -10,24 +10,47 @@
 #include "collector/decoder.hpp"
 #include "collector/pcap_reader.hpp"
 #include "collector/record_json.hpp"
+#include "collector/sflow.hpp"
 
 namespace flowd {
 namespace {
 
 using collector::Decoder;
 using collector::DecodeError;
+using collector::SflowDecoder;
+using collector::SflowError;
 
 struct Totals {
   std::size_t payloads = 0, records = 0;
   std::array<std::size_t, collector::kDecodeErrorCount> errors{};
+  std::size_t sflow_datagrams = 0, sflow_counter_samples = 0, sflow_extended_records = 0;
+  std::uint64_t sflow_lost = 0;
+  std::array<std::size_t, collector::kSflowErrorCount> sflow_errors{};
 };
 
-void decode_one(Decoder& d, std::span<const std::uint8_t> bytes, const collector::Exporter& from, TimePoint t,
-                Totals& totals) {
+// NetFlow/IPFIX and sFlow share the capture: a payload whose first 32-bit word is 5 is sFlow v5
+// (NetFlow and IPFIX put a 16-bit version first, so their first word is never 5).
+struct Decoders {
+  Decoder& udp;
+  Decoder& tcp;
+  SflowDecoder& sflow;
+};
+
+void decode_one(Decoders& d, bool tcp, std::span<const std::uint8_t> bytes, const collector::Exporter& from,
+                TimePoint t, Totals& totals) {
   collector::RecordBatch out;
-  auto r = d.decode(bytes, from, t, out);
   ++totals.payloads;
-  for (auto e : r.errors) ++totals.errors[static_cast<std::size_t>(e)];
+  if (!tcp && collector::looks_like_sflow(bytes)) {
+    auto r = d.sflow.decode(bytes, from, t, out);
+    ++totals.sflow_datagrams;
+    totals.sflow_counter_samples += r.counter_samples;
+    totals.sflow_extended_records += r.extended_records;
+    totals.sflow_lost += r.sequence_lost;
+    for (std::size_t i = 0; i < r.errors.size(); ++i) totals.sflow_errors[i] += r.errors[i];
+  } else {
+    auto r = (tcp ? d.tcp : d.udp).decode(bytes, from, t, out);
+    for (auto e : r.errors) ++totals.errors[static_cast<std::size_t>(e)];
+  }
   for (const auto& rec : out) {
     std::cout << collector::to_json(rec).dump() << '\n';
     ++totals.records;
@@ -69,7 +92,7 @@ int decode_command(const std::vector<std::string>& args) {
   }
   std::string path = paths.size() == 1 ? paths[0] : std::string();
   if (path.empty()) {
-    std::fprintf(stderr, "usage: flowd decode [--hex] [--apply-sampling] FILE|-   (a pcap/pcapng of exports, or hex payloads one per line)\n");
+    std::fprintf(stderr, "usage: flowd decode [--hex] [--apply-sampling] FILE|-   (a pcap/pcapng of NetFlow/IPFIX/sFlow exports, or hex payloads one per line)\n");
     return 2;
   }
   collector::DecoderLimits udp_limits;
@@ -78,6 +101,10 @@ int decode_command(const std::vector<std::string>& args) {
   collector::DecoderLimits tcp_limits = udp_limits;
   tcp_limits.udp = false;
   Decoder tcp(tcp_limits);
+  collector::SflowLimits sflow_limits;
+  sflow_limits.apply_sampling = sampling;
+  SflowDecoder sflow(sflow_limits);
+  Decoders decoders{udp, tcp, sflow};
   Totals totals;
   std::size_t skipped = 0;
   try {
@@ -101,14 +128,14 @@ int decode_command(const std::vector<std::string>& args) {
           ++skipped;
           continue;
         }
-        decode_one(udp, bytes, nobody, Clock::now(), totals);
+        decode_one(decoders, false, bytes, nobody, Clock::now(), totals);
       }
     } else {
       if (path == "-") path = "/dev/stdin";
       collector::read_capture(
           path,
           [&](const collector::CapturedPayload& p) {
-            decode_one(p.tcp ? tcp : udp, p.bytes, p.exporter, p.time, totals);
+            decode_one(decoders, p.tcp, p.bytes, p.exporter, p.time, totals);
           },
           skipped);
     }
@@ -124,6 +151,16 @@ int decode_command(const std::vector<std::string>& args) {
     if (totals.errors[i])
       std::fprintf(stderr, "  %zu x %s\n", totals.errors[i],
                    std::string(collector::to_string(static_cast<DecodeError>(i))).c_str());
+  if (totals.sflow_datagrams) {
+    std::fprintf(stderr, "  sflow: %zu datagrams, %zu counter samples and %zu extended records skipped",
+                 totals.sflow_datagrams, totals.sflow_counter_samples, totals.sflow_extended_records);
+    if (totals.sflow_lost) std::fprintf(stderr, ", %llu datagrams lost", static_cast<unsigned long long>(totals.sflow_lost));
+    std::fprintf(stderr, "\n");
+  }
+  for (std::size_t i = 0; i < totals.sflow_errors.size(); ++i)
+    if (totals.sflow_errors[i])
+      std::fprintf(stderr, "  %zu x sflow %s\n", totals.sflow_errors[i],
+                   std::string(collector::to_string(static_cast<SflowError>(i))).c_str());
   std::size_t held = udp.pending_count() + tcp.pending_count();
   if (held) std::fprintf(stderr, "  %zu records held for a template that never arrived\n", held);
   return 0;

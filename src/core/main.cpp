@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
                              "  flowd label decode LABEL                 (decimal or 0x hex)");
   label->add_option("args", label_args, "encode EXP ACT | decode LABEL")->required()->expected(2, 3);
   std::vector<std::string> decode_args;
-  auto* decode = app.add_subcommand("decode", "decode NetFlow/IPFIX exports offline, one JSON line per record");
+  auto* decode = app.add_subcommand("decode", "decode NetFlow/IPFIX and sFlow exports offline, one JSON line per record");
   bool decode_hex = false;
   decode->add_flag("--hex", decode_hex, "input is hex payloads, one per line (else a pcap or pcapng file)");
   bool decode_sampling = false;
