@@ -513,6 +513,8 @@ void SflowDecoder::State::decode_flow_sample(Cursor r, bool expanded, const Data
   rec.domain = d.sub_agent;
   rec.template_id = 0;
   rec.options = false;
+  rec.sampling_rate = s.rate;
+  rec.counters_scaled = limits.apply_sampling && s.rate > 1;
   FieldWriter w(rec);
   write_record(d, s, limits.apply_sampling, w);
   w.finish();

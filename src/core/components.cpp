@@ -31,10 +31,11 @@ constexpr KeySpec kCoreKeys[] = {
     {"hostname", KeyType::kString, "", "HOSTNAME in firefly headers; empty = the system host name"},
 };
 
-const std::array<PluginInfo, 6>& plugins() {
-  static const std::array<PluginInfo, 6> table{
+const std::array<PluginInfo, 7>& plugins() {
+  static const std::array<PluginInfo, 7> table{
       np_api::plugin_info(),
       netflow::plugin_info(),
+      netflow::sflow_plugin_info(),
       firefly::plugin_info(),
       netlink_plugin::plugin_info(),
       netstat::plugin_info(),

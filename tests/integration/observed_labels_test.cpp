@@ -38,13 +38,13 @@ class ObservedLabels : public ::testing::Test {
 TEST_F(ObservedLabels, OnlyLabelsThatSpellARegisteredPairAreTags) {
   std::string m = start("");
   ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords) << d.proc->log();
-  m = d.scrape_until("flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}", 3);
+  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
   // The generator's seed gives exactly three such labels: (1, 4), (1, 3) and (5, 13).
   EXPECT_EQ(labels(m, "tag"), 3);
   EXPECT_EQ(labels(m, "unregistered") + labels(m, "none"), kRecords - 3);
   EXPECT_EQ(labels(m, "outside"), 0);
   EXPECT_EQ(labels(m, "unstable"), 0);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}"), 3);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
   // Volume: the untagged series holds all but the three, and nothing is lost.
   EXPECT_EQ(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
             (kRecords - 3) * kOctetsPerRecord);
@@ -64,7 +64,7 @@ TEST_F(ObservedLabels, LabelNetworksTheFlowsDoNotTouchLeaveNoTag) {
   ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords) << d.proc->log();
   EXPECT_EQ(labels(m, "tag"), 0);
   EXPECT_EQ(labels(m, "outside"), 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{plugin=\"netflow\",state=\"start\"}").value_or(0), 0);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}").value_or(0), 0);
   EXPECT_EQ(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
             kRecords * kOctetsPerRecord);
   EXPECT_EQ(d.stop(), 0);

@@ -21,6 +21,7 @@
 #include <map>
 
 #include "collector/decoder.hpp"
+#include "collector/sflow.hpp"
 #include "collector/record_json.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
@@ -59,6 +60,31 @@ constexpr KeySpec kKeys[] = {
      "CIDR list of exporters taken (UDP sources, TCP peers); others are dropped and counted; empty: all"},
 };
 
+// sflow: the same receive, tracking and trust keys; no TCP and no templates.
+constexpr KeySpec kSflowKeys[] = {
+    {"listen", KeyType::kList, "0.0.0.0:6343", "UDP addresses taking sFlow v5"},
+    {"idle_timeout", KeyType::kInt, "60", "seconds without a sample after which a flow ends", {}, 1, 86400},
+    {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
+     10000000},
+    {"rules", KeyType::kList, "",
+     "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma separated"},
+    {"dump", KeyType::kString, "", "write every decoded sample as a JSON line to this file (.gz: gzip)"},
+    {"rcvbuf", KeyType::kInt, "8388608", "UDP receive buffer in bytes (SO_RCVBUF)", {}, 65536, 1073741824},
+    {"workers", KeyType::kInt, "1",
+     "UDP receive threads; each has its own SO_REUSEPORT socket per listen address (the kernel keeps an agent "
+     "on one socket)", {}, 1, 64},
+    {"apply_sampling", KeyType::kBool, "no",
+     "multiply each sample's packet and octet counts by its sampling rate in dumps (metrics always scale)"},
+    {"label_trust", KeyType::kChoice, "registered",
+     "when a sampled packet's IPv6 flow label is a Scitags tag: registered, any (labs only), off", {}, 0, 0,
+     "registered,any,off"},
+    {"label_networks", KeyType::kList, "",
+     "CIDR list (the site's storage networks): a label is a tag only on flows with an end inside; empty: any"},
+    {"allow", KeyType::kList, "", "CIDR list of sFlow agents taken (UDP sources); others are dropped and counted"},
+};
+
+enum class Wire : std::uint8_t { kNetflow, kSflow };
+
 std::vector<netlink::Prefix> prefixes(const Section& cfg, const char* key) {
   std::vector<netlink::Prefix> out;
   for (const auto& text : cfg.get_list(key)) {
@@ -84,6 +110,7 @@ struct Socket {
 struct Worker {
   std::vector<int> udp_fds;
   collector::Decoder decoder;
+  collector::SflowDecoder sflow;  // the sflow plugin's
   collector::RecordBatch records;
   std::vector<FlowID> events;
   VolumeBatch volume;
@@ -122,64 +149,89 @@ class NetflowGauges final : public prometheus::Collectable {
 
 class NetflowPlugin final : public Plugin {
  public:
-  NetflowPlugin(const Section& cfg, Context& ctx, const char* name)
-      : name_(name),
+  NetflowPlugin(const Section& cfg, Context& ctx, const char* name, Wire wire)
+      : wire_(wire),
+        prefix_(wire == Wire::kSflow ? "flowd_sflow_" : "flowd_netflow_"),
+        name_(name),
         listen_(cfg.get_list("listen")),
-        tcp_listen_(cfg.get_list("tcp_listen")),
+        tcp_listen_(wire == Wire::kSflow ? std::vector<std::string>{} : cfg.get_list("tcp_listen")),
         idle_(cfg.get_int("idle_timeout")),
         dump_path_(cfg.get("dump")),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
-        log_(get_logger("plugin.netflow")),
+        log_(get_logger(wire == Wire::kSflow ? "plugin.sflow" : "plugin.netflow")),
         hub_(ctx.hub),
         registry_(ctx.registry),
         allow_(prefixes(cfg, "allow")),
         observed_(ctx.metrics) {
-    limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
     limits_.apply_sampling = cfg.get_bool("apply_sampling");
-    limits_.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
+    collector::SflowLimits sflow_limits;
+    sflow_limits.apply_sampling = limits_.apply_sampling;
+    if (wire_ == Wire::kNetflow) {
+      limits_.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
+      limits_.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
+    }
     const auto workers = static_cast<std::size_t>(cfg.get_int("workers"));
     for (std::size_t i = 0; i < workers; ++i) {
       workers_.push_back(std::make_unique<Worker>());
       workers_.back()->decoder = collector::Decoder(limits_);
+      workers_.back()->sflow = collector::SflowDecoder(sflow_limits);
     }
     std::vector<FlowRule> rules;
     auto reg = ctx.registry.get();
     for (const auto& text : cfg.get_list("rules")) {
       std::string error;
       auto r = parse_rule(text, *reg, error);
-      if (!r) throw ConfigError("[plugin.netflow] rules: '" + text + "': " + error);
+      if (!r) throw ConfigError("[" + cfg.name() + "] rules: '" + text + "': " + error);
       rules.push_back(*r);
     }
     tracker_.emplace(std::move(rules),
                      LabelPolicy(*parse_label_trust(cfg.get("label_trust")), prefixes(cfg, "label_networks")), idle_,
                      static_cast<std::size_t>(cfg.get_int("max_flows")));
     auto& m = ctx.metrics;
-    packets_ = &prometheus::BuildCounter().Name("flowd_netflow_packets_total")
-                    .Help("Export packets (UDP datagrams, TCP messages) received, by version").Register(m);
-    records_ = &prometheus::BuildCounter().Name("flowd_netflow_records_total")
-                    .Help("Flow records decoded, by version").Register(m);
-    errors_ = &prometheus::BuildCounter().Name("flowd_netflow_decode_errors_total")
-                   .Help("Problems found while decoding exports, by version and reason").Register(m);
-    // One series per version from the start; looked up by index per datagram, not by label.
-    for (std::size_t i = 0; i < kVersions.size(); ++i) {
-      packet_counters_[i] = &packets_->Add({{"version", std::string(kVersions[i])}});
-      record_counters_[i] = &records_->Add({{"version", std::string(kVersions[i])}});
+    if (wire_ == Wire::kNetflow) {
+      packets_ = &prometheus::BuildCounter().Name("flowd_netflow_packets_total")
+                      .Help("Export packets (UDP datagrams, TCP messages) received, by version").Register(m);
+      records_ = &prometheus::BuildCounter().Name("flowd_netflow_records_total")
+                      .Help("Flow records decoded, by version").Register(m);
+      errors_ = &prometheus::BuildCounter().Name("flowd_netflow_decode_errors_total")
+                     .Help("Problems found while decoding exports, by version and reason").Register(m);
+      // One series per version from the start; looked up by index per datagram, not by label.
+      for (std::size_t i = 0; i < kVersions.size(); ++i) {
+        packet_counters_[i] = &packets_->Add({{"version", std::string(kVersions[i])}});
+        record_counters_[i] = &records_->Add({{"version", std::string(kVersions[i])}});
+      }
+      lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
+                   .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
+      hub_.add(&gauges_);
+    } else {
+      packet_counters_[0] = &prometheus::BuildCounter().Name("flowd_sflow_datagrams_total")
+                                 .Help("sFlow datagrams received").Register(m).Add({});
+      record_counters_[0] = &prometheus::BuildCounter().Name("flowd_sflow_samples_total")
+                                 .Help("sFlow flow samples decoded").Register(m).Add({});
+      auto& errors = prometheus::BuildCounter().Name("flowd_sflow_decode_errors_total")
+                         .Help("Problems found while decoding sFlow datagrams, by reason").Register(m);
+      for (std::size_t i = 0; i < collector::kSflowErrorCount; ++i)
+        sflow_errors_[i] = &errors.Add({{"reason", std::string(collector::to_string(static_cast<collector::SflowError>(i)))}});
+      lost_ = &prometheus::BuildCounter().Name("flowd_sflow_sequence_lost_total")
+                   .Help("Datagrams missing according to the agents' sequence numbers").Register(m).Add({});
+      sflow_counter_samples_ = &prometheus::BuildCounter().Name("flowd_sflow_counter_samples_total")
+                                    .Help("sFlow counter samples received (skipped)").Register(m).Add({});
+      sflow_extended_ = &prometheus::BuildCounter().Name("flowd_sflow_extended_records_total")
+                             .Help("sFlow extended flow records received (skipped)").Register(m).Add({});
     }
-    refused_ = &prometheus::BuildCounter().Name("flowd_netflow_refused_total")
+    refused_ = &prometheus::BuildCounter().Name(prefix_ + "refused_total")
                     .Help("Datagrams and TCP sessions from exporters outside `allow`, dropped unread, by transport")
                     .Register(m);
     refused_udp_ = &refused_->Add({{"transport", "udp"}});
-    refused_tcp_ = &refused_->Add({{"transport", "tcp"}});
-    overflow_ = &prometheus::BuildCounter().Name("flowd_netflow_flows_overflow_total")
+    refused_tcp_ = wire_ == Wire::kNetflow ? &refused_->Add({{"transport", "tcp"}}) : nullptr;
+    overflow_ = &prometheus::BuildCounter().Name(prefix_ + "flows_overflow_total")
                      .Help("Flows not tracked because max_flows flows were tracked already (their events are lost)")
                      .Register(m).Add({});
-    lost_ = &prometheus::BuildCounter().Name("flowd_netflow_sequence_lost_total")
-                 .Help("Records or packets missing according to the exporters' sequence numbers").Register(m).Add({});
-    hub_.add(&gauges_);
   }
 
+
   ~NetflowPlugin() override {
-    hub_.remove(&gauges_);
+    if (wire_ == Wire::kNetflow) hub_.remove(&gauges_);
     close_all();
   }
 
@@ -189,7 +241,7 @@ class NetflowPlugin final : public Plugin {
     for (const auto& l : tcp_listen_) open_socket(l, true, false);
     if (!dump_path_.empty()) {
       dump_ = gzopen(dump_path_.c_str(), dump_path_.ends_with(".gz") ? "wb" : "wbT");
-      if (!dump_) throw std::runtime_error("[plugin.netflow] dump: cannot open " + dump_path_);
+      if (!dump_) throw std::runtime_error("[plugin." + std::string(name_) + "] dump: cannot open " + dump_path_);
     }
   }
 
@@ -273,14 +325,14 @@ class NetflowPlugin final : public Plugin {
 
   // Returns the UDP socket; TCP listeners are kept in sockets_ (served by worker 0).
   int open_socket(const std::string& text, bool tcp, bool reuseport) {
-    auto ep = parse_endpoint(text, tcp ? 4739 : 2055);
-    if (!ep) throw ConfigError("[plugin.netflow] " + std::string(tcp ? "tcp_listen" : "listen") + ": cannot parse " + text);
+    auto ep = parse_endpoint(text, tcp ? 4739 : wire_ == Wire::kSflow ? 6343 : 2055);
+    if (!ep) throw ConfigError("[plugin." + std::string(name_) + "] " + std::string(tcp ? "tcp_listen" : "listen") + ": cannot parse " + text);
     addrinfo hints{};
     hints.ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     if (int rc = getaddrinfo(ep->host.c_str(), std::to_string(ep->port).c_str(), &hints, &res); rc != 0)
-      throw std::runtime_error("[plugin.netflow] cannot resolve " + text + ": " + gai_strerror(rc));
+      throw std::runtime_error("[plugin." + std::string(name_) + "] cannot resolve " + text + ": " + gai_strerror(rc));
     int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -292,7 +344,7 @@ class NetflowPlugin final : public Plugin {
       freeaddrinfo(res);
       if (fd >= 0) ::close(fd);
       throw std::system_error(err, std::generic_category(),
-                              std::string("[plugin.netflow] cannot listen on ") + (tcp ? "TCP " : "UDP ") + text);
+                              "[plugin." + std::string(name_) + "] cannot listen on " + (tcp ? "TCP " : "UDP ") + text);
     }
     freeaddrinfo(res);
     if (tcp) {
@@ -304,7 +356,7 @@ class NetflowPlugin final : public Plugin {
       udp_fds_.push_back(fd);
     }
     if (tcp || udp_fds_.size() % workers_.size() == 1 || workers_.size() == 1)
-      log_->info("collecting {} on {}{}", tcp ? "IPFIX over TCP" : "NetFlow/IPFIX over UDP", ep->to_string(),
+      log_->info("collecting {} on {}{}", tcp ? "IPFIX over TCP" : wire_ == Wire::kSflow ? "sFlow v5" : "NetFlow/IPFIX over UDP", ep->to_string(),
                  tcp || workers_.size() == 1 ? "" : fmt::format(" ({} workers)", workers_.size()));
     return fd;
   }
@@ -356,7 +408,11 @@ class NetflowPlugin final : public Plugin {
           log_refused("datagram", exporter);
           continue;
         }
-        handle_payload(w, w.decoder, std::span<const std::uint8_t>(bufs[k].data(), msgs[k].msg_len), exporter, now);
+        const std::span<const std::uint8_t> payload(bufs[k].data(), msgs[k].msg_len);
+        if (wire_ == Wire::kSflow)
+          handle_sflow(w, payload, exporter, now);
+        else
+          handle_payload(w, w.decoder, payload, exporter, now);
       }
       if (static_cast<unsigned>(n) < kBatch) return;
     }
@@ -428,6 +484,32 @@ class NetflowPlugin final : public Plugin {
         log_->warn("export from {} (v{}, {} bytes): {}{}", from.to_string(), r.version, bytes.size(),
                    collector::to_string(e), held ? fmt::format(" ({} more not logged)", held) : "");
     }
+    observe_records(w, from, now);
+  }
+
+  void handle_sflow(Worker& w, std::span<const std::uint8_t> bytes, const collector::Exporter& from, TimePoint now) {
+    w.records.clear();
+    auto r = w.sflow.decode(bytes, from, now, w.records);
+    packet_counters_[0]->Increment();
+    if (r.records) record_counters_[0]->Increment(static_cast<double>(r.records));
+    if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
+    if (r.counter_samples) sflow_counter_samples_->Increment(static_cast<double>(r.counter_samples));
+    if (r.extended_records) sflow_extended_->Increment(static_cast<double>(r.extended_records));
+    for (std::size_t i = 0; i < r.errors.size(); ++i) {
+      if (r.errors[i] == 0) continue;
+      sflow_errors_[i]->Increment(r.errors[i]);
+      std::uint64_t held = 0;
+      std::unique_lock lock(log_mu_);
+      if (limiter_.allow(held))
+        log_->warn("sFlow datagram from {} ({} bytes): {}{}", from.to_string(), bytes.size(),
+                   collector::to_string(static_cast<collector::SflowError>(i)),
+                   held ? fmt::format(" ({} more not logged)", held) : "");
+    }
+    observe_records(w, from, now);
+  }
+
+  // Dump, flow tracking, labels and volume of the records just decoded into w.records.
+  void observe_records(Worker& w, const collector::Exporter& from, TimePoint now) {
     if (w.records.empty()) return;
     if (dump_) {
       std::string lines;
@@ -476,7 +558,10 @@ class NetflowPlugin final : public Plugin {
       bytes *= static_cast<double>(rec.sampling_rate);
       packets *= static_cast<double>(rec.sampling_rate);
     }
-    batch.add(rec.version == 10 ? ObservedSource::kIpfix : ObservedSource::kNetflow, o.tag, bytes, packets);
+    const ObservedSource source = rec.protocol == collector::ExportProtocol::kSflow ? ObservedSource::kSflow
+                                  : rec.version == 10                                ? ObservedSource::kIpfix
+                                                                                      : ObservedSource::kNetflow;
+    batch.add(source, o.tag, bytes, packets);
   }
 
   bool allowed(const IpAddress& a) const {
@@ -523,6 +608,8 @@ class NetflowPlugin final : public Plugin {
     dump_ = nullptr;
   }
 
+  Wire wire_;
+  std::string prefix_;  // of the plugin's own metric names
   const char* name_;
   std::vector<std::string> listen_, tcp_listen_;
   std::chrono::seconds idle_;
@@ -555,19 +642,30 @@ class NetflowPlugin final : public Plugin {
   prometheus::Family<prometheus::Counter>*packets_, *records_, *errors_;
   std::array<prometheus::Counter*, kVersions.size()> packet_counters_{}, record_counters_{};
   prometheus::Counter* lost_;
+  std::array<prometheus::Counter*, collector::kSflowErrorCount> sflow_errors_{};
+  prometheus::Counter *sflow_counter_samples_ = nullptr, *sflow_extended_ = nullptr;
   prometheus::Family<prometheus::Counter>* refused_;
   prometheus::Counter *refused_udp_, *refused_tcp_, *overflow_;
   LogLimiter limiter_, refused_limiter_, overflow_limiter_;
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
-  return std::make_unique<NetflowPlugin>(cfg, ctx, name);
+  return std::make_unique<NetflowPlugin>(cfg, ctx, name, Wire::kNetflow);
+}
+std::unique_ptr<Plugin> create_sflow(const Section& cfg, Context& ctx, const char* name) {
+  return std::make_unique<NetflowPlugin>(cfg, ctx, name, Wire::kSflow);
 }
 
 }  // namespace
 
 const PluginInfo& plugin_info() {
   static const PluginInfo info{"netflow", "NetFlow v1/v5/v9 and IPFIX collector (UDP, IPFIX over TCP)", kKeys, create};
+  return info;
+}
+
+const PluginInfo& sflow_plugin_info() {
+  static const PluginInfo info{"sflow", "sFlow v5 collector: sampled packet headers (5-tuple, IPv6 flow label)",
+                               kSflowKeys, create_sflow};
   return info;
 }
 

@@ -7,4 +7,7 @@
 
 namespace flowd::netflow {
 const PluginInfo& plugin_info();
+// sflow: an sFlow v5 collector sharing the netflow plugin's receive path, flow tracking, label trust
+// and observed-traffic metrics.
+const PluginInfo& sflow_plugin_info();
 }
