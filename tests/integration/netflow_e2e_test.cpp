@@ -18,15 +18,7 @@ namespace {
 
 std::string fixture(const std::string& rel) { return read_file(fixtures_dir() + "/" + rel); }
 
-void send_udp(int port, const std::string& payload) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  close(fd);
-}
+void send_udp(int port, const std::string& payload) { send_udp_payloads(port, {payload}); }
 
 // The fixture's documentation addresses become ::1, where the test listens on the firefly port:
 // observed flows must not reach it.

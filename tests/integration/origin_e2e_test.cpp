@@ -16,15 +16,7 @@
 namespace flowd::test {
 namespace {
 
-void send_udp(int port, const std::string& payload) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  close(fd);
-}
+void send_udp(int port, const std::string& payload) { send_udp_payloads(port, {payload}); }
 
 // The flow label of an experiment/activity, from `flowd label encode` ("label 65572 (0x10024):
 // ...").

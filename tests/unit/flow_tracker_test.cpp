@@ -158,21 +158,21 @@ TEST_F(Tracker, ALabelThatChangesStopsCountingAsATag) {
   EXPECT_EQ(events.size(), 2u);
 }
 
-TEST_F(Tracker, ARandomLabelFirstMakesALaterRegisteredOneUnstable) {
-  see(record("2001:db8::1", "2001:db8::2", kUnregistered));
-  auto o = see(record("2001:db8::1", "2001:db8::2", kAtlasDebug));
-  EXPECT_EQ(o.label, LabelResult::kUnstable);
+TEST_F(Tracker, UntaggedFlowsAreNotRemembered) {
+  // A router's untagged IPv6 traffic (random labels) must not fill max_flows: only tags are tracked.
+  for (int i = 0; i < 10; ++i) see(record(("2001:db8::" + std::to_string(i + 10)).c_str(), "2001:db8::2", kUnregistered));
+  EXPECT_EQ(tracker.size(), 0u);
   EXPECT_TRUE(events.empty());
 }
 
-TEST_F(Tracker, IdleFlowsEndAndUnreportedOnesAreForgotten) {
+TEST_F(Tracker, IdleFlowsEnd) {
   see(record("2001:db8::1", "2001:db8::2", kAtlasDebug));
   see(record("2001:db8::3", "2001:db8::4", kUnregistered));
-  EXPECT_EQ(tracker.size(), 2u);
+  EXPECT_EQ(tracker.size(), 1u);
   tracker.expire(kT0 + std::chrono::seconds(59), events);
   EXPECT_EQ(events.size(), 1u);
   tracker.expire(kT0 + std::chrono::seconds(61), events);
-  ASSERT_EQ(events.size(), 2u);  // only the reported flow owes an end
+  ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].state, FlowState::kEnd);
   EXPECT_EQ(tracker.size(), 0u);
 }

@@ -88,9 +88,13 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
     if (obs.label == LabelResult::kTag) obs.tag = decode_label(*label);
     return obs;
   }
+  // Only tagged flows are remembered: a flow whose label changes after it was tagged stops counting
+  // as tagged. Remembering every labelled flow would let a router's untagged IPv6 traffic (nearly all
+  // of it, with random labels) fill max_flows and crowd out the tagged flows.
+  if (obs.label != LabelResult::kTag && flows_.empty() && rules_.empty()) return obs;
   const FlowKey key = FlowKey::of(*flow);
   auto it = flows_.find(key);
-  const bool remember = (label && *label != 0) || obs.label == LabelResult::kTag;
+  const bool remember = obs.label == LabelResult::kTag;
   if (it != flows_.end() && label) {
     Tracked& t = it->second;
     if (!t.labelled) {

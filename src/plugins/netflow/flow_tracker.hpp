@@ -42,7 +42,7 @@ class FlowTracker {
   // Ends flows not seen for idle_timeout.
   void expire(TimePoint now, std::vector<FlowID>& out);
   std::size_t size() const { return flows_.size(); }
-  // Flows (tagged, or labelled and remembered for the stability check) that did not fit max_flows.
+  // Tagged flows that did not fit max_flows (their events are lost).
   std::size_t overflow() const { return overflow_; }
 
  private:
