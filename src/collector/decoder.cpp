@@ -185,51 +185,59 @@ void add_time_field(FieldWriter& w, std::uint16_t id, TimePoint t, TimePrecision
 
 }  // namespace
 
-void derive_absolute_times(FieldWriter& w, const TimeBase& base) {
-  // flowStartSysUpTime/flowEndSysUpTime -> flowStartMilliseconds/flowEndMilliseconds;
-  // flowStartDeltaMicroseconds/flowEndDeltaMicroseconds -> flowStartMicroseconds/flowEndMicroseconds.
-  // An element the exporter sent itself is never overwritten.
-  struct Rule {
-    std::uint16_t relative, absolute;
-  };
-  static constexpr Rule kRules[] = {{22, 152}, {21, 153}, {158, 154}, {159, 155}};
-  const Field* found[4] = {};
-  bool has_absolute[4] = {};
-  const std::size_t n = w.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const Field& f = w[i];
+namespace {
+
+// flowStartSysUpTime/flowEndSysUpTime -> flowStartMilliseconds/flowEndMilliseconds;
+// flowStartDeltaMicroseconds/flowEndDeltaMicroseconds -> flowStartMicroseconds/flowEndMicroseconds.
+struct TimeRule {
+  std::uint16_t relative, absolute;
+};
+constexpr TimeRule kTimeRules[RelativeTimes::kRules] = {{22, 152}, {21, 153}, {158, 154}, {159, 155}};
+
+}  // namespace
+
+RelativeTimes relative_times_of(const std::vector<FieldSpec>& fields) {
+  RelativeTimes rt;
+  for (std::size_t i = 0; i < fields.size() && i < 0x7FFF; ++i) {
+    const FieldSpec& f = fields[i];
     if (f.pen != 0) continue;
-    for (std::size_t r = 0; r < 4; ++r) {
-      if (f.id == kRules[r].relative && !found[r]) found[r] = &f;
-      if (f.id == kRules[r].absolute) has_absolute[r] = true;
+    for (std::size_t r = 0; r < RelativeTimes::kRules; ++r) {
+      if (f.id == kTimeRules[r].relative && rt.relative[r] < 0) rt.relative[r] = static_cast<std::int16_t>(i);
+      if (f.id == kTimeRules[r].absolute) rt.absolute[r] = true;
     }
   }
-  // Values first: adding a field may move the vector the pointers point into.
-  std::optional<std::uint64_t> value[4];
-  for (std::size_t r = 0; r < 4; ++r)
-    if (found[r] && !has_absolute[r] && found[r]->value.kind == ValueKind::kUnsigned) value[r] = found[r]->value.u;
+  // An element the exporter sent itself is never derived (nor overwritten).
+  for (std::size_t r = 0; r < RelativeTimes::kRules; ++r)
+    if (rt.absolute[r]) rt.relative[r] = -1;
+  return rt;
+}
+
+void derive_absolute_times(FieldWriter& w, const TimeBase& base, const RelativeTimes& where) {
+  // Values first: adding a field may move the vector the fields live in.
+  std::optional<std::uint64_t> value[RelativeTimes::kRules];
+  for (std::size_t r = 0; r < RelativeTimes::kRules; ++r) {
+    if (where.relative[r] < 0) continue;
+    const Field& f = w[static_cast<std::size_t>(where.relative[r])];
+    if (f.value.kind == ValueKind::kUnsigned) value[r] = f.value.u;
+  }
   for (std::size_t r = 0; r < 2; ++r) {
     if (!value[r] || !base.uptime_ms) continue;
     const std::int64_t ms = uptime_to_unix_ms(base.export_ms, *base.uptime_ms, *value[r]);
-    add_time_field(w, kRules[r].absolute, from_millis(ms), TimePrecision::kMilliseconds, static_cast<std::uint64_t>(ms));
+    add_time_field(w, kTimeRules[r].absolute, from_millis(ms), TimePrecision::kMilliseconds,
+                   static_cast<std::uint64_t>(ms));
   }
-  for (std::size_t r = 2; r < 4; ++r) {
+  for (std::size_t r = 2; r < RelativeTimes::kRules; ++r) {
     if (!value[r] || !base.export_secs) continue;
     const TimePoint t = from_delta_microseconds(*base.export_secs, static_cast<std::uint32_t>(*value[r]));
-    add_time_field(w, kRules[r].absolute, t, TimePrecision::kMicroseconds,
-                   static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count()));
+    add_time_field(w, kTimeRules[r].absolute, t, TimePrecision::kMicroseconds,
+                   static_cast<std::uint64_t>(
+                       std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count()));
   }
 }
 
 bool has_sampling_fields(const std::vector<FieldSpec>& fields) {
   return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
     return f.pen == 0 && (f.id == 34 || f.id == 48 || f.id == 302);
-  });
-}
-
-bool has_relative_times(const std::vector<FieldSpec>& fields) {
-  return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
-    return f.pen == 0 && (f.id == 21 || f.id == 22 || f.id == 158 || f.id == 159);
   });
 }
 
@@ -472,7 +480,7 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     }
     if (ipfix && t.options) {
       if (const Field* f = w.find(160); f && f->value.kind == ValueKind::kDateTime) dom.system_init_ms = f->value.u;
-    } else if (t.relative_times) {
+    } else if (t.relative_times.any()) {
       TimeBase base;
       base.export_ms = std::int64_t{ctx.unix_secs} * 1000;
       if (ipfix) {
@@ -482,7 +490,7 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       } else {
         base.uptime_ms = ctx.sys_uptime;
       }
-      derive_absolute_times(w, base);
+      derive_absolute_times(w, base, t.relative_times);
     }
     // The rate is always known to the record (observed-traffic volume scales by it); the counters
     // themselves are scaled only with apply_sampling.

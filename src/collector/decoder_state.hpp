@@ -59,6 +59,15 @@ struct FieldSpec {
   IeType type = IeType::kOctetArray;
 };
 
+// Where a template's relative times are: field positions of 22, 21, 158, 159 (-1: absent, or the
+// absolute element 152/153/154/155 is there too, so nothing is derived).
+struct RelativeTimes {
+  static constexpr std::size_t kRules = 4;
+  std::array<std::int16_t, kRules> relative{-1, -1, -1, -1};
+  std::array<bool, kRules> absolute{};
+  bool any() const { return relative[0] >= 0 || relative[1] >= 0 || relative[2] >= 0 || relative[3] >= 0; }
+};
+
 struct Template {
   std::vector<FieldSpec> fields;
   std::uint16_t scope_count = 0;
@@ -66,7 +75,7 @@ struct Template {
   std::size_t min_record = 0;  // fixed lengths + 1 byte per variable-length field
   TimePoint seen{};
   std::vector<std::uint8_t> raw;  // IPFIX: the template record as received (resends are compared)
-  bool relative_times = false;    // has 21/22/158/159 (see derive_absolute_times)
+  RelativeTimes relative_times;   // where 22/21/158/159 are (see derive_absolute_times)
   bool sampling_fields = false;   // has 34/48/302 (see has_sampling_fields)
   bool same_layout(const Template& o) const;
 };
@@ -152,12 +161,12 @@ struct TimeBase {
   std::optional<std::uint32_t> uptime_ms;    // the exporter's uptime at export (v5/v9 header; IPFIX from 160)
   std::optional<std::int64_t> export_secs;   // IPFIX export time (seconds) for the delta-microsecond elements
 };
-// Adds the absolute times the record's relative ones stand for, unless it has them already:
-// flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime (22/21), and
-// flowStartMicroseconds/flowEndMicroseconds (154/155) from flowStart/EndDeltaMicroseconds (158/159).
-void derive_absolute_times(FieldWriter& w, const TimeBase& base);
-// Whether a template has an element derive_absolute_times() works from (saves a scan per record).
-bool has_relative_times(const std::vector<FieldSpec>& fields);
+// Adds the absolute times the record's relative ones stand for, at the field positions `where` found
+// once per template: flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime
+// (22/21), and flowStartMicroseconds/flowEndMicroseconds (154/155) from flowStart/EndDeltaMicroseconds
+// (158/159), unless the record has them already.
+void derive_absolute_times(FieldWriter& w, const TimeBase& base, const RelativeTimes& where);
+RelativeTimes relative_times_of(const std::vector<FieldSpec>& fields);
 // Whether a template has samplingInterval, samplerId or selectorId (34/48/302): only then does the
 // sampling rate need a look at the record itself.
 bool has_sampling_fields(const std::vector<FieldSpec>& fields);

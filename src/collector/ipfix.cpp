@@ -48,7 +48,7 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
     t.min_record += f.length == kVariableLength ? 1 : f.length;
     t.fields.push_back(f);
   }
-  t.relative_times = has_relative_times(t.fields);
+  t.relative_times = relative_times_of(t.fields);
   t.sampling_fields = has_sampling_fields(t.fields);
   return t.min_record > 0;
 }

@@ -44,6 +44,14 @@ constexpr FixedField kV1Fields[] = {
     {6, IeType::kUnsigned, 40, 1},  // tcpControlBits
 };
 
+// flowStartSysUpTime and flowEndSysUpTime are the 8th and 9th of kCommonFields.
+const RelativeTimes kV1V5Times = [] {
+  RelativeTimes rt;
+  rt.relative[0] = 7;
+  rt.relative[1] = 8;
+  return rt;
+}();
+
 void add(FieldWriter& w, std::span<const FixedField> layout, const std::uint8_t* record) {
   for (const auto& l : layout) {
     Field& f = w.next();
@@ -113,7 +121,7 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     TimeBase base;
     base.export_ms = export_ms;
     base.uptime_ms = sys_uptime;
-    derive_absolute_times(w, base);
+    derive_absolute_times(w, base, kV1V5Times);
     w.finish();
     ++result.records;
   }

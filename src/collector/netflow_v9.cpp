@@ -50,7 +50,7 @@ FieldSpec scope_field(std::uint16_t type, std::uint16_t length) {
 bool finish_template(Template& t) {
   t.min_record = 0;
   for (const auto& f : t.fields) t.min_record += f.length;
-  t.relative_times = has_relative_times(t.fields);
+  t.relative_times = relative_times_of(t.fields);
   t.sampling_fields = has_sampling_fields(t.fields);
   return t.min_record > 0;  // all-zero-length templates would never advance
 }

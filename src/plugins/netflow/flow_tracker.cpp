@@ -77,21 +77,22 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
   if (r.options) return obs;
   const auto label = label_of(r);
   if (!label && rules_.empty()) return obs;  // no label and no rules: most records of a busy router
-  auto flow = flow_of(r);
+  std::optional<FlowID> flow;
   if (label) {
     IpAddress src, dst;
-    if (flow) src = flow->src, dst = flow->dst;
+    if (policy_.needs_addresses() && (flow = flow_of(r))) src = flow->src, dst = flow->dst;
     obs.label = policy_.classify(*label, src, dst, registry);
-  }
-  if (!flow) {
-    // No 5-tuple (ICMP, fragments): nothing to track, so no stability check and no events.
-    if (obs.label == LabelResult::kTag) obs.tag = decode_label(*label);
-    return obs;
   }
   // Only tagged flows are remembered: a flow whose label changes after it was tagged stops counting
   // as tagged. Remembering every labelled flow would let a router's untagged IPv6 traffic (nearly all
   // of it, with random labels) fill max_flows and crowd out the tagged flows.
   if (obs.label != LabelResult::kTag && flows_.empty() && rules_.empty()) return obs;
+  if (!flow) flow = flow_of(r);
+  if (!flow) {
+    // No 5-tuple (ICMP, fragments): nothing to track, so no stability check and no events.
+    if (obs.label == LabelResult::kTag) obs.tag = decode_label(*label);
+    return obs;
+  }
   const FlowKey key = FlowKey::of(*flow);
   auto it = flows_.find(key);
   const bool remember = obs.label == LabelResult::kTag;

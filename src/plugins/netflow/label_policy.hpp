@@ -48,6 +48,8 @@ class LabelPolicy {
   LabelResult classify(std::uint32_t label, const IpAddress& src, const IpAddress& dst,
                        const std::shared_ptr<const ScitagsRegistry>& registry);
   LabelTrust trust() const { return trust_; }
+  // Whether classify() looks at the addresses (label_networks is set).
+  bool needs_addresses() const { return !networks_.empty(); }
 
  private:
   bool inside(const IpAddress& a) const;
