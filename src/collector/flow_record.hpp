@@ -35,12 +35,13 @@ enum class ValueKind : std::uint8_t {
 
 struct FieldValue {
   ValueKind kind = ValueKind::kOctets;
+  // kDateTime: the element's own resolution (next to `kind`: it fits in its padding).
+  TimePrecision precision = TimePrecision::kMilliseconds;
   std::uint64_t u = 0;
   std::int64_t i = 0;
   double f = 0;
   IpAddress ip;
   TimePoint time{};
-  TimePrecision precision = TimePrecision::kMilliseconds;  // kDateTime: the element's own resolution
   std::string bytes;  // kString, kOctets and kMac (6 bytes)
 };
 
