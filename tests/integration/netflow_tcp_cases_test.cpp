@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// fixtures/cases/ipfix-tcp-define-then-withdraw over real TCP sessions to the daemon: every variant's
-// stream is written to the netflow plugin's `tcp_listen` socket, and the dump holds exactly the records
-// of its expected.md (templates follow the wire order; withdrawn data never meets a later definition).
+// fixtures/cases/ipfix-tcp-define-then-withdraw over real TCP sessions to the daemon: every
+// variant's stream is written to the netflow plugin's `tcp_listen` socket, and the dump holds
+// exactly the records of its expected.md (templates follow the wire order; withdrawn data never
+// meets a later definition).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -60,7 +61,8 @@ TEST(NetflowTcpCases, DefineThenWithdrawOverRealTcpSessions) {
   std::map<int, std::string> variant_of_port;  // each variant is its own session (own source port)
   std::size_t messages = 0;
   for (const auto& [file, want] : variants) {
-    const auto segments = capture_payloads(fixtures_dir() + "/cases/ipfix-tcp-define-then-withdraw/" + file, 6);
+    const auto segments =
+        capture_payloads(fixtures_dir() + "/cases/ipfix-tcp-define-then-withdraw/" + file, 6);
     ASSERT_FALSE(segments.empty()) << file;
     int fd = connect_tcp(tcp_port);
     ASSERT_GE(fd, 0) << d.proc->log();
@@ -75,9 +77,14 @@ TEST(NetflowTcpCases, DefineThenWithdrawOverRealTcpSessions) {
   // Every message was decoded (10 in all) before the dump is read.
   d.scrape_until("flowd_netflow_packets_total{version=\"10\"}", static_cast<double>(messages));
   std::string m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), static_cast<double>(messages)) << m;
+  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"),
+            static_cast<double>(messages))
+      << m;
   // input, v1, v2, v3, v5, v6 and v8 each drop one data set for a withdrawn template.
-  EXPECT_EQ(metric_value(m, "flowd_netflow_decode_errors_total{reason=\"withdrawn_template\",version=\"10\"}"), 7)
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_netflow_decode_errors_total{reason=\"withdrawn_template\",version=\"10\"}"),
+      7)
       << m;
   EXPECT_EQ(d.stop(), 0);
 

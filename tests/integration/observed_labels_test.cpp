@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// fixtures/observed/random-labels-ipfix.pcap (2,400 records of untagged IPv6 traffic whose flow labels
-// are random, as Linux picks them) replayed to the daemon's netflow plugin: only the 3 records whose
-// random label happens to spell a registered pair are tags (the floor the README explains), none with
-// label_networks elsewhere, every label counted by result, and the traffic measured per experiment.
-// These runs configure no udp_firefly (its traffic to observed flows is tested in a namespace of the
-// test's own, observed_netns_test.cpp): on the host, nothing may be sent towards 2001:db8::/32.
+// fixtures/observed/random-labels-ipfix.pcap (2,400 records of untagged IPv6 traffic whose flow
+// labels are random, as Linux picks them) replayed to the daemon's netflow plugin: only the 3
+// records whose random label happens to spell a registered pair are tags (the floor the README
+// explains), none with label_networks elsewhere, every label counted by result, and the traffic
+// measured per experiment. These runs configure no udp_firefly (its traffic to observed flows is
+// tested in a namespace of the test's own, observed_netns_test.cpp): on the host, nothing may be
+// sent towards 2001:db8::/32.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -23,37 +24,52 @@ class ObservedLabels : public ::testing::Test {
     std::string cfg = d.config();
     cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
     cfg.replace(cfg.find("backends = udp_firefly, prometheus"), 34, "backends = prometheus");
-    cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) + "\ntcp_listen =\n" + netflow_extra;
+    cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) + "\ntcp_listen =\n" +
+           netflow_extra;
     d.start(cfg);
-    send_udp_payloads(port, capture_payloads(fixtures_dir() + "/observed/random-labels-ipfix.pcap", 17));
-    if (!wait_for_records) return d.scrape_until("flowd_netflow_refused_total{transport=\"udp\"}", 101);
+    send_udp_payloads(port,
+                      capture_payloads(fixtures_dir() + "/observed/random-labels-ipfix.pcap", 17));
+    if (!wait_for_records)
+      return d.scrape_until("flowd_netflow_refused_total{transport=\"udp\"}", 101);
     return d.scrape_until("flowd_netflow_records_total{version=\"10\"}", kRecords);
   }
   double labels(const std::string& m, const char* result) {
-    return metric_value(m, std::string("flowd_observed_labels_total{result=\"") + result + "\"}").value_or(-1);
+    return metric_value(m, std::string("flowd_observed_labels_total{result=\"") + result + "\"}")
+        .value_or(-1);
   }
   Daemon d;
 };
 
 TEST_F(ObservedLabels, OnlyLabelsThatSpellARegisteredPairAreTags) {
   std::string m = start("");
-  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords) << d.proc->log();
-  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
+  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
+      << d.proc->log();
+  m = d.scrape_until(
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
   // The generator's seed gives exactly three such labels: (1, 4), (1, 3) and (5, 13).
   EXPECT_EQ(labels(m, "tag"), 3);
   EXPECT_EQ(labels(m, "unregistered") + labels(m, "none"), kRecords - 3);
   EXPECT_EQ(labels(m, "outside"), 0);
   EXPECT_EQ(labels(m, "unstable"), 0);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   // Volume: the untagged series holds all but the three, and nothing is lost.
-  EXPECT_EQ(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
-            (kRecords - 3) * kOctetsPerRecord);
-  EXPECT_EQ(metric_value(m, "flowd_observed_packets_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
-            (kRecords - 3) * kPacketsPerRecord);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
+      (kRecords - 3) * kOctetsPerRecord);
+  EXPECT_EQ(
+      metric_value(
+          m,
+          "flowd_observed_packets_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
+      (kRecords - 3) * kPacketsPerRecord);
   double tagged = 0;
   std::istringstream lines(m);
   for (std::string line; std::getline(lines, line);)
-    if (line.starts_with("flowd_observed_bytes_total{") && line.find("experiment=\"none\"") == std::string::npos)
+    if (line.starts_with("flowd_observed_bytes_total{") &&
+        line.find("experiment=\"none\"") == std::string::npos)
       tagged += std::stod(line.substr(line.rfind(' ') + 1));
   EXPECT_EQ(tagged, 3 * kOctetsPerRecord) << m;
   EXPECT_EQ(d.stop(), 0);
@@ -61,12 +77,19 @@ TEST_F(ObservedLabels, OnlyLabelsThatSpellARegisteredPairAreTags) {
 
 TEST_F(ObservedLabels, LabelNetworksTheFlowsDoNotTouchLeaveNoTag) {
   std::string m = start("label_networks = fd00:ffff::/32, 198.18.0.0/15\n");
-  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords) << d.proc->log();
+  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
+      << d.proc->log();
   EXPECT_EQ(labels(m, "tag"), 0);
   EXPECT_EQ(labels(m, "outside"), 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}").value_or(0), 0);
-  EXPECT_EQ(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
-            kRecords * kOctetsPerRecord);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}")
+          .value_or(0),
+      0);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"ipfix\"}"),
+      kRecords * kOctetsPerRecord);
   EXPECT_EQ(d.stop(), 0);
 }
 

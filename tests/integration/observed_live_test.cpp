@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // privileged: real IPv6 TCP traffic between two namespaces of the test's own, with the kernel's
 // automatic flow labels, sampled live by pmacctd's sfprobe (sFlow carries each packet's own header)
-// into a collecting flowd (sflow plugin, udp_firefly to a collector with forward_observed = yes). One
-// flow is marked by a second flowd's own ebpf marker on the sending side. Only that flow, and any
-// other whose kernel-chosen label happens to spell a registered pair (computed here from the captured
-// labels), become tags; the marked one with its experiment/activity and its bytes; and not one
-// datagram goes from flowd towards the flows' addresses (captured on the other end of the veth).
+// into a collecting flowd (sflow plugin, udp_firefly to a collector with forward_observed = yes).
+// One flow is marked by a second flowd's own ebpf marker on the sending side. Only that flow, and
+// any other whose kernel-chosen label happens to spell a registered pair (computed here from the
+// captured labels), become tags; the marked one with its experiment/activity and its bytes; and not
+// one datagram goes from flowd towards the flows' addresses (captured on the other end of the
+// veth).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -27,7 +28,8 @@ std::set<std::pair<unsigned, unsigned>> registered_pairs() {
   auto j = nlohmann::json::parse(read_file(fixtures_dir() + "/registry/api.json"));
   std::set<std::pair<unsigned, unsigned>> pairs;
   for (const auto& e : j["experiments"])
-    for (const auto& a : e["activities"]) pairs.insert({e["expId"].get<unsigned>(), a["activityId"].get<unsigned>()});
+    for (const auto& a : e["activities"])
+      pairs.insert({e["expId"].get<unsigned>(), a["activityId"].get<unsigned>()});
   return pairs;
 }
 
@@ -38,9 +40,10 @@ struct Flowd {
   void start(const std::string& ns, const std::string& cfg) {
     dir.write("flowd.cfg", cfg);
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
-    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", dir.file("flowd.cfg")}, dir.file("flowd.log"),
-                                          notify->path(), std::vector<std::string>{},
-                                          std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", ns});
+    proc = std::make_unique<FlowdProcess>(
+        std::vector<std::string>{"-c", dir.file("flowd.cfg")}, dir.file("flowd.log"),
+        notify->path(), std::vector<std::string>{},
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", ns});
     ASSERT_TRUE(notify->wait_for("READY=1")) << proc->log();
   }
   int stop() {
@@ -59,11 +62,12 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   const int sflow_port = 26343, marker_prom = 9981, collector_prom = 9982;
 
   // Everything that leaves a through the veth is captured in b.
-  run_shell("ip netns exec " + net.b + " tcpdump --immediate-mode -i " + net.veth_b + " -U -w " + dir.file("cap.pcap") +
-                " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
+  run_shell("ip netns exec " + net.b + " tcpdump --immediate-mode -i " + net.veth_b + " -U -w " +
+                dir.file("cap.pcap") + " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
             "", out);
   const int tcpdump_pid = std::stoi(out);
-  for (int i = 0; i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
+  for (int i = 0;
+       i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
     usleep(10000);
 
   std::unique_ptr<UdpReceiver> collector;
@@ -72,28 +76,37 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
     collector = std::make_unique<UdpReceiver>(false, 0, "127.0.0.1");
   }
   Flowd marker, observer;
-  marker.start(net.a, "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " + marker.dir.file("cache") +
-                          "\n[plugin.np_api]\npath = " + marker.dir.file("np") + "\n[backend.ebpf]\ninterfaces = " +
-                          net.veth_a + "\n[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(marker_prom) + "\n");
-  observer.start(net.a, "[flowd]\nplugins = sflow\nbackends = udp_firefly, prometheus\nwork_dir = " +
-                            observer.dir.file("cache") + "\n[plugin.sflow]\nlisten = 127.0.0.1:" +
-                            std::to_string(sflow_port) + "\nidle_timeout = 30\n[backend.udp_firefly]\ncollector = 127.0.0.1:" +
-                            std::to_string(collector->port()) + "\nforward_observed = yes\n[backend.prometheus]\nlisten = "
-                            "127.0.0.1:" + std::to_string(collector_prom) + "\n");
+  marker.start(net.a,
+               "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " +
+                   marker.dir.file("cache") + "\n[plugin.np_api]\npath = " + marker.dir.file("np") +
+                   "\n[backend.ebpf]\ninterfaces = " + net.veth_a +
+                   "\n[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(marker_prom) +
+                   "\n");
+  observer.start(net.a,
+                 "[flowd]\nplugins = sflow\nbackends = udp_firefly, prometheus\nwork_dir = " +
+                     observer.dir.file("cache") +
+                     "\n[plugin.sflow]\nlisten = 127.0.0.1:" + std::to_string(sflow_port) +
+                     "\nidle_timeout = 30\n[backend.udp_firefly]\ncollector = 127.0.0.1:" +
+                     std::to_string(collector->port()) +
+                     "\nforward_observed = yes\n[backend.prometheus]\nlisten = "
+                     "127.0.0.1:" +
+                     std::to_string(collector_prom) + "\n");
   if (HasFatalFailure()) return;
 
   // pmacctd samples every packet on a's side of the veth (after the marker's tc egress program).
-  dir.write("pmacctd.conf", "daemonize: false\npcap_interface: " + net.veth_a +
-                                "\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:" + std::to_string(sflow_port) +
-                                "\nsfprobe_agentip: 127.0.0.1\nsampling_rate: 1\n");
-  run_shell("ip netns exec " + net.a + " pmacctd -f " + dir.file("pmacctd.conf") + " > " + dir.file("pmacctd.log") +
-                " 2>&1 & echo $!",
+  dir.write("pmacctd.conf",
+            "daemonize: false\npcap_interface: " + net.veth_a +
+                "\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:" + std::to_string(sflow_port) +
+                "\nsfprobe_agentip: 127.0.0.1\nsampling_rate: 1\n");
+  run_shell("ip netns exec " + net.a + " pmacctd -f " + dir.file("pmacctd.conf") + " > " +
+                dir.file("pmacctd.log") + " 2>&1 & echo $!",
             "", out);
   const int pmacctd_pid = std::stoi(out);
   usleep(1500000);  // pmacctd opens its capture
 
   // The marked flow: np_api line first, so every packet of it carries the tag.
-  write_pipe(marker.dir.file("np"), "start tcp " + net.addr_a + " 40100 " + net.addr_b + " 5201 atlas Debug\n");
+  write_pipe(marker.dir.file("np"),
+             "start tcp " + net.addr_a + " 40100 " + net.addr_b + " 5201 atlas Debug\n");
   for (int i = 0; i < 200; ++i) {
     net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(marker_prom) + "/metrics", out);
     if (metric_value(out, "flowd_marker_flows") == 1) break;
@@ -101,11 +114,16 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   }
   ASSERT_EQ(net.exec(net.b, "iperf3 -s -1 -D -p 5201 && iperf3 -s -1 -D -p 5202", out), 0) << out;
   usleep(300000);
-  ASSERT_EQ(net.exec(net.a, "iperf3 -6 -c " + net.addr_b + " -p 5201 --cport 40100 -n 128K", out), 0) << out;
-  ASSERT_EQ(net.exec(net.a, "iperf3 -6 -c " + net.addr_b + " -p 5202 --cport 40200 -n 128K", out), 0) << out;
+  ASSERT_EQ(net.exec(net.a, "iperf3 -6 -c " + net.addr_b + " -p 5201 --cport 40100 -n 128K", out),
+            0)
+      << out;
+  ASSERT_EQ(net.exec(net.a, "iperf3 -6 -c " + net.addr_b + " -p 5202 --cport 40200 -n 128K", out),
+            0)
+      << out;
   usleep(2000000);  // sfprobe's last datagrams
   kill(pmacctd_pid, SIGINT);
-  run_shell("while kill -0 " + std::to_string(pmacctd_pid) + " 2>/dev/null; do sleep 0.05; done", "", out);
+  run_shell("while kill -0 " + std::to_string(pmacctd_pid) + " 2>/dev/null; do sleep 0.05; done",
+            "", out);
 
   std::string m;
   net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(collector_prom) + "/metrics", m);
@@ -116,11 +134,13 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   EXPECT_EQ(marker.stop(), 0);
   usleep(300000);
   kill(tcpdump_pid, SIGINT);
-  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done", "", out);
+  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
+            "", out);
 
   // The labels each direction of each TCP connection carried on the wire.
   run_shell("tshark -r " + dir.file("cap.pcap") +
-                " -Y tcp -T fields -E separator=';' -e ipv6.src -e ipv6.dst -e tcp.srcport -e tcp.dstport -e ipv6.flow "
+                " -Y tcp -T fields -E separator=';' -e ipv6.src -e ipv6.dst -e tcp.srcport -e "
+                "tcp.dstport -e ipv6.flow "
                 "2>/dev/null",
             "", out);
   std::map<Tuple, std::set<std::uint32_t>> labels;
@@ -130,7 +150,8 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
     std::stringstream ls(line);
     for (std::string x; std::getline(ls, x, ';');) f.push_back(x);
     if (f.size() != 5) continue;
-    labels[{f[0], f[1], std::stoi(f[2]), std::stoi(f[3])}].insert(static_cast<std::uint32_t>(std::stoul(f[4], nullptr, 16)));
+    labels[{f[0], f[1], std::stoi(f[2]), std::stoi(f[3])}].insert(
+        static_cast<std::uint32_t>(std::stoul(f[4], nullptr, 16)));
   }
   ASSERT_GE(labels.size(), 6u) << out;  // 2 data + 2 control connections, both ways
   const auto pairs = registered_pairs();
@@ -147,7 +168,8 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   for (const auto& f : fireflies) {
     auto j = nlohmann::json::parse(f.substr(f.find('{')));
     if (j["flow-lifecycle"]["state"] != "start") continue;
-    const std::pair<int, int> ports{j["flow-id"]["src-port"].get<int>(), j["flow-id"]["dst-port"].get<int>()};
+    const std::pair<int, int> ports{j["flow-id"]["src-port"].get<int>(),
+                                    j["flow-id"]["dst-port"].get<int>()};
     started.insert(ports);
     if (ports == std::pair<int, int>{40100, 5201}) {
       EXPECT_EQ(j["context"]["experiment-id"], 2);
@@ -155,16 +177,24 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
     }
   }
   EXPECT_EQ(started, want) << observer.proc->log();
-  // Each iperf3 run moves 128 KiB; pmacctd may miss a few packets of a burst, so the bound is lower.
-  EXPECT_GT(metric_value(m, "flowd_observed_bytes_total{activity=\"Debug\",experiment=\"atlas\",source=\"sflow\"}").value_or(0),
-            100000)
+  // Each iperf3 run moves 128 KiB; pmacctd may miss a few packets of a burst, so the bound is
+  // lower.
+  EXPECT_GT(
+      metric_value(
+          m, "flowd_observed_bytes_total{activity=\"Debug\",experiment=\"atlas\",source=\"sflow\"}")
+          .value_or(0),
+      100000)
       << m;
-  EXPECT_GT(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}").value_or(0),
-            100000)
+  EXPECT_GT(
+      metric_value(
+          m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}")
+          .value_or(0),
+      100000)
       << m;
   // Nothing but the iperf3 connections went from a to b: no datagram towards a flow's address.
-  run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'udp && ipv6.src == " + net.addr_a + "' 2>/dev/null | wc -l", "",
-            out);
+  run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'udp && ipv6.src == " + net.addr_a +
+                "' 2>/dev/null | wc -l",
+            "", out);
   EXPECT_EQ(std::stoi(out), 0);
 }
 

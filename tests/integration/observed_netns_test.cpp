@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// privileged: fixtures/observed/random-labels-ipfix.pcap replayed to the real flowd (netflow plugin,
-// udp_firefly with a collector and forward_observed = yes, prometheus) inside a network namespace of
-// the test's own, whose only way out is a veth to a second namespace routing 2001:db8::/32 and
-// 192.0.2.0/24. tcpdump there proves that not one datagram went towards an address read from the
-// export, while the collector got the fireflies of the three flows whose labels happen to be tags.
+// privileged: fixtures/observed/random-labels-ipfix.pcap replayed to the real flowd (netflow
+// plugin, udp_firefly with a collector and forward_observed = yes, prometheus) inside a network
+// namespace of the test's own, whose only way out is a veth to a second namespace routing
+// 2001:db8::/32 and 192.0.2.0/24. tcpdump there proves that not one datagram went towards an
+// address read from the export, while the collector got the fireflies of the three flows whose
+// labels happen to be tags.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -22,20 +23,22 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
   TempDir dir;
   std::string out;
   // Every flow and exporter address of the fixture leaves namespace a through the veth.
-  ASSERT_EQ(net.exec(net.a, "ip -6 route add 2001:db8::/32 via " + net.addr_b +
-                                " && ip addr add 198.18.0.1/24 dev " + net.veth_a +
-                                " && ip route add 192.0.2.0/24 via 198.18.0.2",
+  ASSERT_EQ(net.exec(net.a,
+                     "ip -6 route add 2001:db8::/32 via " + net.addr_b +
+                         " && ip addr add 198.18.0.1/24 dev " + net.veth_a +
+                         " && ip route add 192.0.2.0/24 via 198.18.0.2",
                      out),
             0)
       << out;
   ASSERT_EQ(net.exec(net.b, "ip addr add 198.18.0.2/24 dev " + net.veth_b, out), 0) << out;
   // tcpdump in b: anything towards the documentation prefixes.
   run_shell("ip netns exec " + net.b + " tcpdump --immediate-mode -i " + net.veth_b + " -U -w " +
-                dir.file("cap.pcap") + " 'ip6 net 2001:db8::/32 or net 192.0.2.0/24' > " + dir.file("tcpdump.log") +
-                " 2>&1 & echo $!",
+                dir.file("cap.pcap") + " 'ip6 net 2001:db8::/32 or net 192.0.2.0/24' > " +
+                dir.file("tcpdump.log") + " 2>&1 & echo $!",
             "", out);
   const int tcpdump_pid = std::stoi(out);
-  for (int i = 0; i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
+  for (int i = 0;
+       i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
     usleep(10000);
 
   std::unique_ptr<UdpReceiver> collector;
@@ -44,18 +47,21 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
     collector = std::make_unique<UdpReceiver>(false, 0, "127.0.0.1");
   }
   const int nf_port = 20555, prom_port = 9978;
-  dir.write("flowd.cfg", "[flowd]\nplugins = netflow\nbackends = udp_firefly, prometheus\nwork_dir = " +
-                             dir.file("cache") + "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
-                             "\ntcp_listen =\n[backend.udp_firefly]\ncollector = 127.0.0.1:" +
-                             std::to_string(collector->port()) + "\nforward_observed = yes\n" +
-                             "[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(prom_port) + "\n");
+  dir.write("flowd.cfg",
+            "[flowd]\nplugins = netflow\nbackends = udp_firefly, prometheus\nwork_dir = " +
+                dir.file("cache") +
+                "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+                "\ntcp_listen =\n[backend.udp_firefly]\ncollector = 127.0.0.1:" +
+                std::to_string(collector->port()) + "\nforward_observed = yes\n" +
+                "[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(prom_port) + "\n");
   NotifySocket notify(dir.file("notify"));
   FlowdProcess proc({"-c", dir.file("flowd.cfg")}, dir.file("flowd.log"), notify.path(), {},
                     {"/usr/sbin/ip", "netns", "exec", net.a});
   ASSERT_TRUE(notify.wait_for("READY=1")) << proc.log();
   {
     NetnsScope in(net.a);
-    send_udp_payloads(nf_port, capture_payloads(fixtures_dir() + "/observed/random-labels-ipfix.pcap", 17));
+    send_udp_payloads(nf_port,
+                      capture_payloads(fixtures_dir() + "/observed/random-labels-ipfix.pcap", 17));
   }
   auto got = collector->receive_many(3);
   std::string m;
@@ -78,17 +84,20 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
 
   // A positive control: one datagram from a towards 2001:db8::99 is seen by the capture, so the
   // capture would have seen flowd's.
-  ASSERT_EQ(net.exec(net.a,
-                     "python3 -c \"import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
-                     "s.sendto(b\\\"control\\\", (\\\"2001:db8::99\\\", 9))\"",
-                     out),
-            0)
+  ASSERT_EQ(
+      net.exec(net.a,
+               "python3 -c \"import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+               "s.sendto(b\\\"control\\\", (\\\"2001:db8::99\\\", 9))\"",
+               out),
+      0)
       << out;
   usleep(300000);
   kill(tcpdump_pid, SIGINT);
-  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done", "", out);
+  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
+            "", out);
   run_shell("tcpdump -nr " + dir.file("cap.pcap") + " 2>/dev/null", "", out);
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "expected only the control datagram:\n" << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "expected only the control datagram:\n"
+                                                         << out;
   EXPECT_NE(out.find("2001:db8::99.9"), std::string::npos) << out;
 }
 

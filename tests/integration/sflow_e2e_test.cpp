@@ -12,7 +12,8 @@
 namespace flowd::test {
 namespace {
 
-const std::string kCapture = std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/pmacctd-sfprobe-rate4.pcap";
+const std::string kCapture =
+    std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/pmacctd-sfprobe-rate4.pcap";
 
 class SflowEndToEnd : public ::testing::Test {
  protected:
@@ -20,7 +21,8 @@ class SflowEndToEnd : public ::testing::Test {
     port = free_udp_port();
     std::string cfg = d.config();
     cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, sflow");
-    // Observed flows are never sent anywhere but a collector; none is configured, so no firefly at all.
+    // Observed flows are never sent anywhere but a collector; none is configured, so no firefly at
+    // all.
     cfg.replace(cfg.find("backends = udp_firefly, prometheus"), 34, "backends = prometheus");
     cfg += "\n[plugin.sflow]\nlisten = 127.0.0.1:" + std::to_string(port) + "\n" + extra;
     d.start(cfg);
@@ -53,8 +55,10 @@ TEST_F(SflowEndToEnd, SfprobeSamplesBecomeLabelsAndVolume) {
   // Frame lengths x sampling rate, all untagged (the figures flowd decode gives for the capture).
   EXPECT_EQ(sum(m, "flowd_observed_bytes_total{", "source=\"sflow\""), 1485568);
   EXPECT_EQ(sum(m, "flowd_observed_packets_total{", "source=\"sflow\""), 389 * 4);
-  EXPECT_EQ(metric_value(m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}"),
-            1485568);
+  EXPECT_EQ(
+      metric_value(
+          m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}"),
+      1485568);
   EXPECT_EQ(d.stop(), 0);
   const std::string dump = read_file(d.dir.file("samples.json"));
   EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), 389);
@@ -65,9 +69,9 @@ TEST_F(SflowEndToEnd, MalformedDatagramsAreCountedAndTheDaemonStaysUp) {
   start("");
   auto good = capture_payloads(kCapture, 17).front();
   std::vector<std::string> bad = {
-      std::string("\0\0\0\5", 4),                // too short
+      std::string("\0\0\0\5", 4),                   // too short
       std::string("\0\0\0\6", 4) + good.substr(4),  // version 6
-      good.substr(0, good.size() / 2),             // a sample cut in half
+      good.substr(0, good.size() / 2),              // a sample cut in half
   };
   std::string lying = good;
   lying[27] = 100;  // the number of samples (28th byte of an IPv4-agent header) lies
@@ -77,7 +81,8 @@ TEST_F(SflowEndToEnd, MalformedDatagramsAreCountedAndTheDaemonStaysUp) {
   EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 4);
   EXPECT_GE(sum(m, "flowd_sflow_decode_errors_total{"), 4) << m;
   EXPECT_EQ(metric_value(m, "flowd_sflow_decode_errors_total{reason=\"bad_version\"}"), 1);
-  EXPECT_NE(d.proc->log().find("sFlow datagram from 127.0.0.1"), std::string::npos) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("sFlow datagram from 127.0.0.1"), std::string::npos)
+      << d.proc->log();
   // Still serving.
   send_udp_payloads(port, {good});
   m = d.scrape_until("flowd_sflow_datagrams_total", 5);

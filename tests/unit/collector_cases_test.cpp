@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The conditions of public bug reports of other collectors (fixtures/cases/<case>/expected.md), each
-// decoded as `flowd decode` and the netflow plugin decode it: the right value is the assertion.
+// The conditions of public bug reports of other collectors (fixtures/cases/<case>/expected.md),
+// each decoded as `flowd decode` and the netflow plugin decode it: the right value is the
+// assertion.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -25,8 +26,8 @@ struct Decoded {
   std::map<std::string, std::size_t> errors;
 };
 
-// Decodes a capture as `flowd decode` does: one decoder for UDP payloads, one (withdrawals honoured,
-// nothing held) for TCP streams split into IPFIX messages.
+// Decodes a capture as `flowd decode` does: one decoder for UDP payloads, one (withdrawals
+// honoured, nothing held) for TCP streams split into IPFIX messages.
 Decoded decode_capture(const std::string& path) {
   fc::DecoderLimits udp_limits;
   fc::Decoder udp(udp_limits);
@@ -73,7 +74,8 @@ TEST_P(DefineThenWithdraw, RecordsFollowTheWireOrder) {
 
 INSTANTIATE_TEST_SUITE_P(
     Variants, DefineThenWithdraw,
-    ::testing::Values(WithdrawVariant{"input.pcap", 1}, WithdrawVariant{"variant-v1-separate-messages.pcap", 0},
+    ::testing::Values(WithdrawVariant{"input.pcap", 1},
+                      WithdrawVariant{"variant-v1-separate-messages.pcap", 0},
                       WithdrawVariant{"variant-v2-separate-sets-same-msg.pcap", 0},
                       WithdrawVariant{"variant-v3-same-set.pcap", 0},
                       WithdrawVariant{"variant-v4-withdraw-then-define-same-set.pcap", 1},
@@ -102,9 +104,10 @@ TEST(DefineThenWithdraw, OnlyTheRedefinedRecordWithItsOwnLayout) {
 }
 
 TEST(DefineThenWithdraw, HeldDataNeverMeetsALaterGeneration) {
-  // v6: T | W | D | [T' = addresses swapped, 1/8][D']: D has no template when it arrives and must not
-  // be decoded with T' (it would come out as 192.0.2.2 -> 192.0.2.1 with an octet count of 5).
-  Decoded d = decode_capture(kCases + "ipfix-tcp-define-then-withdraw/variant-v6-held-then-redefined.pcap");
+  // v6: T | W | D | [T' = addresses swapped, 1/8][D']: D has no template when it arrives and must
+  // not be decoded with T' (it would come out as 192.0.2.2 -> 192.0.2.1 with an octet count of 5).
+  Decoded d =
+      decode_capture(kCases + "ipfix-tcp-define-then-withdraw/variant-v6-held-then-redefined.pcap");
   ASSERT_EQ(d.records.size(), 1u);
   EXPECT_EQ(field(d.records[0], "octetDeltaCount"), "77");
   EXPECT_EQ(d.errors["withdrawn_template"], 1u);
@@ -113,8 +116,9 @@ TEST(DefineThenWithdraw, HeldDataNeverMeetsALaterGeneration) {
 TEST(DefineThenWithdraw, TcpDataWithoutATemplateIsDroppedNotHeld) {
   // A data set first in a TCP stream: RFC 7011 §8 has the template sent before it, so there is no
   // later definition it could be meant for.
-  std::vector<std::uint8_t> m = {0, 10, 0, 36, 0x6b, 0x02, 0xf8, 0x59, 0, 0, 0, 0, 0, 0, 0, 15,
-                                 1, 0, 0, 20, 192, 0, 2, 1, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 5};
+  std::vector<std::uint8_t> m = {0,   10, 0, 36, 0x6b, 0x02, 0xf8, 0x59, 0,   0, 0, 0,
+                                 0,   0,  0, 15, 1,    0,    0,    20,   192, 0, 2, 1,
+                                 192, 0,  2, 2,  0,    0,    0,    0,    0,   0, 0, 5};
   fc::DecoderLimits tcp;
   tcp.udp = false;
   fc::Decoder dec(tcp);
@@ -129,11 +133,13 @@ TEST(DefineThenWithdraw, TcpDataWithoutATemplateIsDroppedNotHeld) {
   EXPECT_EQ(r.errors[0], fc::DecodeError::kNoTemplate);
 }
 
-// The same orderings over UDP, where RFC 7011 §8 forbids withdrawals: they are ignored (and counted),
-// and data before its template is held for the first definition that follows it in wire order.
+// The same orderings over UDP, where RFC 7011 §8 forbids withdrawals: they are ignored (and
+// counted), and data before its template is held for the first definition that follows it in wire
+// order.
 TEST(DefineThenWithdraw, UdpIgnoresWithdrawalsAndHoldsOnlyForTheNextDefinition) {
   auto msg = [](std::vector<std::uint8_t> sets) {
-    static constexpr std::uint8_t kHeader[16] = {0, 10, 0, 0, 0x6b, 0x02, 0xf8, 0x59, 0, 0, 0, 0, 0, 0, 0, 15};
+    static constexpr std::uint8_t kHeader[16] = {0, 10, 0, 0, 0x6b, 0x02, 0xf8, 0x59,
+                                                 0, 0,  0, 0, 0,    0,    0,    15};
     std::vector<std::uint8_t> m(sizeof kHeader + sets.size());
     std::copy(std::begin(kHeader), std::end(kHeader), m.begin());
     std::copy(sets.begin(), sets.end(), m.begin() + sizeof kHeader);
@@ -142,10 +148,13 @@ TEST(DefineThenWithdraw, UdpIgnoresWithdrawalsAndHoldsOnlyForTheNextDefinition) 
     return m;
   };
   // T = 8/4, 12/4, 2/8 ; T' = 12/4, 8/4, 1/8 ; W = withdraw 256
-  const std::vector<std::uint8_t> t = {0, 2, 0, 20, 1, 0, 0, 3, 0, 8, 0, 4, 0, 12, 0, 4, 0, 2, 0, 8};
-  const std::vector<std::uint8_t> t2 = {0, 2, 0, 20, 1, 0, 0, 3, 0, 12, 0, 4, 0, 8, 0, 4, 0, 1, 0, 8};
+  const std::vector<std::uint8_t> t = {0, 2, 0, 20, 1, 0, 0, 3, 0, 8,
+                                       0, 4, 0, 12, 0, 4, 0, 2, 0, 8};
+  const std::vector<std::uint8_t> t2 = {0, 2, 0, 20, 1, 0, 0, 3, 0, 12,
+                                        0, 4, 0, 8,  0, 4, 0, 1, 0, 8};
   const std::vector<std::uint8_t> w = {0, 2, 0, 8, 1, 0, 0, 0};
-  const std::vector<std::uint8_t> data = {1, 0, 0, 20, 192, 0, 2, 1, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 5};
+  const std::vector<std::uint8_t> data = {1, 0, 0, 20, 192, 0, 2, 1, 192, 0,
+                                          2, 2, 0, 0,  0,   0, 0, 0, 0,   5};
   fc::Exporter from;
   from.address = *flowd::IpAddress::parse("192.0.2.10");
   from.port = 50002;
@@ -181,9 +190,12 @@ TEST(UptimeTimes, SignedDifferencesFromTheHeaderUptime) {
   };
   const Want want[] = {
       {"192.0.2.1", "2026-11-22T14:12:33.904+00:00", "2026-11-22T14:12:39.000+00:00"},  // rollover
-      {"192.0.2.3", "2026-11-22T14:12:40.900+00:00", "2026-11-22T14:12:41.160+00:00"},  // LAST after uptime
-      {"192.0.2.5", "2026-11-22T14:12:40.000+00:00", "2026-11-22T14:12:40.500+00:00"},  // 8-byte 22/21
-      {"192.0.2.7", "2026-11-22T14:12:39.515+00:00", "2026-11-22T14:12:40.765+00:00"},  // IPFIX + 160
+      {"192.0.2.3", "2026-11-22T14:12:40.900+00:00",
+       "2026-11-22T14:12:41.160+00:00"},  // LAST after uptime
+      {"192.0.2.5", "2026-11-22T14:12:40.000+00:00",
+       "2026-11-22T14:12:40.500+00:00"},  // 8-byte 22/21
+      {"192.0.2.7", "2026-11-22T14:12:39.515+00:00",
+       "2026-11-22T14:12:40.765+00:00"},  // IPFIX + 160
       {"192.0.2.9", "2026-11-22T14:12:40.900+00:00", "2026-11-22T14:12:41.160+00:00"},  // v5
   };
   for (std::size_t i = 0; i < 5; ++i) {
@@ -198,15 +210,17 @@ TEST(UptimeTimes, SignedDifferencesFromTheHeaderUptime) {
 }
 
 TEST(UptimeTimes, OneFunctionForEveryRelativeElement) {
-  constexpr std::int64_t kExport = 1795356761000;  // 14:12:41.000Z
+  constexpr std::int64_t kExport = 1795356761000;                                // 14:12:41.000Z
   EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 3000, 3160), kExport + 160);          // after the header
   EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 3000, 0xFFFFF000u), kExport - 7096);  // wrapped uptime
   EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 0xFFFFFF00u, 0xFFFFFE00u), kExport - 256);
   EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 0x10, 0xFFFFFFF0u), kExport - 0x20);  // across the wrap
-  EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 3000, 0x1'0000'0BB8ull), kExport);   // 8-byte: low 32 bits
+  EXPECT_EQ(fc::uptime_to_unix_ms(kExport, 3000, 0x1'0000'0BB8ull),
+            kExport);  // 8-byte: low 32 bits
   // IPFIX: uptime at export from systemInitTimeMilliseconds gives init + X without a wrap.
   const std::int64_t init = 1795356700000;
-  EXPECT_EQ(fc::uptime_to_unix_ms(kExport, fc::uptime_at_export(kExport, init), 59515), init + 59515);
+  EXPECT_EQ(fc::uptime_to_unix_ms(kExport, fc::uptime_at_export(kExport, init), 59515),
+            init + 59515);
   // flowStart/EndDeltaMicroseconds: before the export time.
   EXPECT_EQ(fc::from_delta_microseconds(1795356761, 1'500'001).time_since_epoch(),
             std::chrono::microseconds{kExport * 1000 - 1'500'001});
@@ -214,9 +228,10 @@ TEST(UptimeTimes, OneFunctionForEveryRelativeElement) {
 
 TEST(UptimeTimes, DeltaMicrosecondsBecomeAbsoluteMicroseconds) {
   // IPFIX template 8/4, 12/4, 158/4, 159/4: start 1.5 s and end 250 µs before the export time.
-  std::vector<std::uint8_t> m = {0, 10, 0, 0, 0x6b, 0x02, 0xf8, 0x59, 0, 0, 0, 0, 0, 0, 0, 3,
-                                 0, 2, 0, 24, 1, 2, 0, 4, 0, 8, 0, 4, 0, 12, 0, 4, 0, 158, 0, 4, 0, 159, 0, 4,
-                                 1, 2, 0, 20, 192, 0, 2, 1, 192, 0, 2, 2, 0, 0x16, 0xe3, 0x60, 0, 0, 0, 250};
+  std::vector<std::uint8_t> m = {
+      0, 10, 0, 0,  0x6b, 0x02, 0xf8, 0x59, 0,   0,  0, 0, 0, 0,    0,    3,    0, 2,   0, 24,
+      1, 2,  0, 4,  0,    8,    0,    4,    0,   12, 0, 4, 0, 158,  0,    4,    0, 159, 0, 4,
+      1, 2,  0, 20, 192,  0,    2,    1,    192, 0,  2, 2, 0, 0x16, 0xe3, 0x60, 0, 0,   0, 250};
   m[3] = static_cast<std::uint8_t>(m.size());
   fc::Exporter from;
   from.address = *flowd::IpAddress::parse("192.0.2.10");
@@ -247,16 +262,20 @@ TEST(TimePrecision, EachEncodingPrintsItsOwnDigits) {
   const TimePoint t = TimePoint{std::chrono::nanoseconds{1795356759123456789}};
   EXPECT_EQ(flowd::format_time(t, TimePrecision::kSeconds), "2026-11-22T14:12:39+00:00");
   EXPECT_EQ(flowd::format_time(t, TimePrecision::kMilliseconds), "2026-11-22T14:12:39.123+00:00");
-  EXPECT_EQ(flowd::format_time(t, TimePrecision::kMicroseconds), "2026-11-22T14:12:39.123456+00:00");
-  EXPECT_EQ(flowd::format_time(t, TimePrecision::kNanoseconds), "2026-11-22T14:12:39.123456789+00:00");
+  EXPECT_EQ(flowd::format_time(t, TimePrecision::kMicroseconds),
+            "2026-11-22T14:12:39.123456+00:00");
+  EXPECT_EQ(flowd::format_time(t, TimePrecision::kNanoseconds),
+            "2026-11-22T14:12:39.123456789+00:00");
   // Before 1970: the fraction still counts forward from the second.
-  EXPECT_EQ(flowd::format_time(TimePoint{std::chrono::milliseconds{-1}}, TimePrecision::kMilliseconds),
-            "1969-12-31T23:59:59.999+00:00");
+  EXPECT_EQ(
+      flowd::format_time(TimePoint{std::chrono::milliseconds{-1}}, TimePrecision::kMilliseconds),
+      "1969-12-31T23:59:59.999+00:00");
 }
 
 TEST(TimePrecision, MicrosecondEncodingRoundsToTheNearestMicrosecond) {
-  // dateTimeMicroseconds: NTP with the low 11 fraction bits ignored (RFC 7011 §6.1.9); a fraction of
-  // 0x20000000 is exactly .125 s, and 0x1FFFF800 (just below) is .124999999... -> .125000 after rounding.
+  // dateTimeMicroseconds: NTP with the low 11 fraction bits ignored (RFC 7011 §6.1.9); a fraction
+  // of 0x20000000 is exactly .125 s, and 0x1FFFF800 (just below) is .124999999... -> .125000 after
+  // rounding.
   fc::FieldValue v;
   const std::uint8_t exact[8] = {0xee, 0xad, 0x76, 0xd7, 0x20, 0x00, 0x00, 0x00};
   fc::decode_value(fc::IeType::kDateTimeMicroseconds, exact, 8, v);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Observed flows (netflow/sflow plugins): when a flow label is a tag (LabelPolicy), and the tracker's
-// start/end events, label stability, rules, idle expiry and max_flows overflow.
+// Observed flows (netflow/sflow plugins): when a flow label is a tag (LabelPolicy), and the
+// tracker's start/end events, label stability, rules, idle expiry and max_flows overflow.
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
@@ -84,21 +84,26 @@ TEST(LabelPolicy, AnyAndOff) {
 TEST(LabelPolicy, LabelNetworks) {
   auto reg = shipped_registry();
   LabelPolicy p(LabelTrust::kRegistered, {*netlink::parse_prefix("fd00:1::/32")});
-  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("2001:db8::1"), *IpAddress::parse("fd00:1::9"), reg),
+  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("2001:db8::1"),
+                       *IpAddress::parse("fd00:1::9"), reg),
             LabelResult::kTag);
-  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("fd00:1::9"), *IpAddress::parse("2001:db8::1"), reg),
+  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("fd00:1::9"),
+                       *IpAddress::parse("2001:db8::1"), reg),
             LabelResult::kTag);
-  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("2001:db8::1"), *IpAddress::parse("2001:db8::2"), reg),
+  EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("2001:db8::1"),
+                       *IpAddress::parse("2001:db8::2"), reg),
             LabelResult::kOutside);
   // Unregistered is said first: the network does not make a random label more credible.
-  EXPECT_EQ(p.classify(kUnregistered, *IpAddress::parse("2001:db8::1"), *IpAddress::parse("2001:db8::2"), reg),
+  EXPECT_EQ(p.classify(kUnregistered, *IpAddress::parse("2001:db8::1"),
+                       *IpAddress::parse("2001:db8::2"), reg),
             LabelResult::kUnregistered);
 }
 
 TEST(LabelPolicy, ARegistryReloadIsSeen) {
   std::string error;
   auto small = ScitagsRegistry::parse(
-      R"({"experiments":[{"expName":"x","expId":7,"activities":[{"activityName":"a","activityId":3}]}]})", error);
+      R"({"experiments":[{"expName":"x","expId":7,"activities":[{"activityName":"a","activityId":3}]}]})",
+      error);
   ASSERT_TRUE(small) << error;
   auto reg = shipped_registry();
   LabelPolicy p(LabelTrust::kRegistered, {});
@@ -113,7 +118,9 @@ class Tracker : public ::testing::Test {
   std::shared_ptr<const ScitagsRegistry> reg = shipped_registry();
   FlowTracker tracker{{}, LabelPolicy(LabelTrust::kRegistered, {}), std::chrono::seconds(60), 100};
   std::vector<FlowID> events;
-  Observation see(const collector::FlowRecord& r, TimePoint t = kT0) { return tracker.observe(r, t, reg, events); }
+  Observation see(const collector::FlowRecord& r, TimePoint t = kT0) {
+    return tracker.observe(r, t, reg, events);
+  }
 };
 
 TEST_F(Tracker, RandomLabelsMakeNoEvents) {
@@ -146,7 +153,8 @@ TEST_F(Tracker, ARegisteredLabelStartsAndEndReasonEnds) {
 TEST_F(Tracker, ALabelThatChangesStopsCountingAsATag) {
   see(record("2001:db8::1", "2001:db8::2", kAtlasDebug));
   ASSERT_EQ(events.size(), 1u);
-  // Same pair, other entropy bits: the label is not the one the flow had, so it is not the sender's tag.
+  // Same pair, other entropy bits: the label is not the one the flow had, so it is not the sender's
+  // tag.
   auto o = see(record("2001:db8::1", "2001:db8::2", kAtlasDebugOtherEntropy));
   EXPECT_EQ(o.label, LabelResult::kUnstable);
   EXPECT_FALSE(o.tag);
@@ -159,8 +167,10 @@ TEST_F(Tracker, ALabelThatChangesStopsCountingAsATag) {
 }
 
 TEST_F(Tracker, UntaggedFlowsAreNotRemembered) {
-  // A router's untagged IPv6 traffic (random labels) must not fill max_flows: only tags are tracked.
-  for (int i = 0; i < 10; ++i) see(record(("2001:db8::" + std::to_string(i + 10)).c_str(), "2001:db8::2", kUnregistered));
+  // A router's untagged IPv6 traffic (random labels) must not fill max_flows: only tags are
+  // tracked.
+  for (int i = 0; i < 10; ++i)
+    see(record(("2001:db8::" + std::to_string(i + 10)).c_str(), "2001:db8::2", kUnregistered));
   EXPECT_EQ(tracker.size(), 0u);
   EXPECT_TRUE(events.empty());
 }

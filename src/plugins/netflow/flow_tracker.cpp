@@ -7,8 +7,8 @@ namespace flowd::netflow {
 namespace {
 
 // IANA information element ids used here (RFC 7012 registry).
-constexpr std::uint16_t kProtocol = 4, kSrcPort = 7, kSrcV4 = 8, kDstPort = 11, kDstV4 = 12, kSrcV6 = 27,
-                        kDstV6 = 28, kFlowLabel = 31, kFlowEndReason = 136;
+constexpr std::uint16_t kProtocol = 4, kSrcPort = 7, kSrcV4 = 8, kDstPort = 11, kDstV4 = 12,
+                        kSrcV6 = 27, kDstV6 = 28, kFlowLabel = 31, kFlowEndReason = 136;
 
 std::optional<std::uint64_t> unsigned_of(const collector::FlowRecord& r, std::uint16_t id) {
   const auto* f = r.find(id);
@@ -20,22 +20,39 @@ std::optional<std::uint64_t> unsigned_of(const collector::FlowRecord& r, std::ui
 
 std::optional<FlowID> flow_of(const collector::FlowRecord& r) {
   // One pass over the fields: this runs for every record a collector receives.
-  const collector::Field *proto = nullptr, *sport = nullptr, *dport = nullptr, *src4 = nullptr, *dst4 = nullptr,
-                         *src6 = nullptr, *dst6 = nullptr;
+  const collector::Field *proto = nullptr, *sport = nullptr, *dport = nullptr, *src4 = nullptr,
+                         *dst4 = nullptr, *src6 = nullptr, *dst6 = nullptr;
   for (const auto& f : r.fields) {
     if (f.pen != 0) continue;
     switch (f.id) {
-      case kProtocol: proto = proto ? proto : &f; break;
-      case kSrcPort: sport = sport ? sport : &f; break;
-      case kDstPort: dport = dport ? dport : &f; break;
-      case kSrcV4: src4 = src4 ? src4 : &f; break;
-      case kDstV4: dst4 = dst4 ? dst4 : &f; break;
-      case kSrcV6: src6 = src6 ? src6 : &f; break;
-      case kDstV6: dst6 = dst6 ? dst6 : &f; break;
-      default: break;
+      case kProtocol:
+        proto = proto ? proto : &f;
+        break;
+      case kSrcPort:
+        sport = sport ? sport : &f;
+        break;
+      case kDstPort:
+        dport = dport ? dport : &f;
+        break;
+      case kSrcV4:
+        src4 = src4 ? src4 : &f;
+        break;
+      case kDstV4:
+        dst4 = dst4 ? dst4 : &f;
+        break;
+      case kSrcV6:
+        src6 = src6 ? src6 : &f;
+        break;
+      case kDstV6:
+        dst6 = dst6 ? dst6 : &f;
+        break;
+      default:
+        break;
     }
   }
-  auto is_unsigned = [](const collector::Field* f) { return f && f->value.kind == collector::ValueKind::kUnsigned; };
+  auto is_unsigned = [](const collector::Field* f) {
+    return f && f->value.kind == collector::ValueKind::kUnsigned;
+  };
   if (!is_unsigned(proto) || (proto->value.u != 6 && proto->value.u != 17)) return std::nullopt;
   const auto* src = src6;
   const auto* dst = dst6;
@@ -72,7 +89,8 @@ void FlowTracker::end(Tracked& t, TimePoint now, std::vector<FlowID>& out) {
 }
 
 Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
-                                 const std::shared_ptr<const ScitagsRegistry>& registry, std::vector<FlowID>& out) {
+                                 const std::shared_ptr<const ScitagsRegistry>& registry,
+                                 std::vector<FlowID>& out) {
   Observation obs;
   if (r.options) return obs;
   const auto label = label_of(r);
@@ -84,8 +102,8 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
     obs.label = policy_.classify(*label, src, dst, registry);
   }
   // Only tagged flows are remembered: a flow whose label changes after it was tagged stops counting
-  // as tagged. Remembering every labelled flow would let a router's untagged IPv6 traffic (nearly all
-  // of it, with random labels) fill max_flows and crowd out the tagged flows.
+  // as tagged. Remembering every labelled flow would let a router's untagged IPv6 traffic (nearly
+  // all of it, with random labels) fill max_flows and crowd out the tagged flows.
   if (obs.label != LabelResult::kTag && flows_.empty() && rules_.empty()) return obs;
   if (!flow) flow = flow_of(r);
   if (!flow) {
@@ -102,8 +120,8 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
       t.labelled = true;
       t.label = *label;
     } else if (t.unstable || t.label != *label) {
-      // One flow, two labels: a kernel re-hash, a random label, or a forged one. Whatever it was, it
-      // is not a tag the flow's sender set; an earlier start is ended.
+      // One flow, two labels: a kernel re-hash, a random label, or a forged one. Whatever it was,
+      // it is not a tag the flow's sender set; an earlier start is ended.
       t.unstable = true;
       end(t, now, out);
       obs.label = LabelResult::kUnstable;
@@ -112,7 +130,8 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
   std::optional<LabelTag> tag;
   if (obs.label == LabelResult::kTag) tag = decode_label(*label);
   if (!tag && !(it != flows_.end() && it->second.unstable)) {
-    if (const auto* rule = match_rule(rules_, *flow)) tag = LabelTag{rule->experiment, rule->activity};
+    if (const auto* rule = match_rule(rules_, *flow))
+      tag = LabelTag{rule->experiment, rule->activity};
   }
   obs.tag = tag;
   if (it == flows_.end()) {
@@ -138,8 +157,8 @@ Observation FlowTracker::observe(const collector::FlowRecord& r, TimePoint now,
     t.reported = true;
     out.push_back(start);
   }
-  // flowEndReason: 1 idle timeout, 3 end of flow detected, 4 forced end, 5 lack of resources end the
-  // flow; 2 (active timeout) is a long flow's periodic report.
+  // flowEndReason: 1 idle timeout, 3 end of flow detected, 4 forced end, 5 lack of resources end
+  // the flow; 2 (active timeout) is a long flow's periodic report.
   if (auto reason = unsigned_of(r, kFlowEndReason); reason && *reason != 2) {
     end(t, now, out);
     flows_.erase(it);

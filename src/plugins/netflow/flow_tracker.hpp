@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Turns exported flow records (NetFlow/IPFIX, sFlow samples) into observed flow events. A flow is
 // reported when it carries a tag: a flow label that LabelPolicy accepts and that stays the same for
-// the flow, or else a matching `rules` entry. Its first tagged record is `start`; a flowEndReason that
-// says the flow is over, no record for `idle_timeout`, or a label that changes, is `end`.
-// Pure and single-threaded.
+// the flow, or else a matching `rules` entry. Its first tagged record is `start`; a flowEndReason
+// that says the flow is over, no record for `idle_timeout`, or a label that changes, is `end`. Pure
+// and single-threaded.
 #pragma once
 
 #include <chrono>
@@ -27,18 +27,22 @@ std::optional<std::uint32_t> label_of(const collector::FlowRecord& r);
 // What one record was, for the observed-traffic metrics.
 struct Observation {
   std::optional<LabelResult> label;  // set when the record carried a flow label
-  std::optional<LabelTag> tag;       // the tag its traffic counts under (label or rule); none: untagged
+  std::optional<LabelTag> tag;  // the tag its traffic counts under (label or rule); none: untagged
 };
 
 class FlowTracker {
  public:
   FlowTracker(std::vector<FlowRule> rules, LabelPolicy policy, std::chrono::seconds idle_timeout,
               std::size_t max_flows)
-      : rules_(std::move(rules)), policy_(std::move(policy)), idle_(idle_timeout), max_flows_(max_flows) {}
+      : rules_(std::move(rules)),
+        policy_(std::move(policy)),
+        idle_(idle_timeout),
+        max_flows_(max_flows) {}
 
   // Appends the events this record causes to `out`.
   Observation observe(const collector::FlowRecord& r, TimePoint now,
-                      const std::shared_ptr<const ScitagsRegistry>& registry, std::vector<FlowID>& out);
+                      const std::shared_ptr<const ScitagsRegistry>& registry,
+                      std::vector<FlowID>& out);
   // Ends flows not seen for idle_timeout.
   void expire(TimePoint now, std::vector<FlowID>& out);
   std::size_t size() const { return flows_.size(); }
@@ -47,7 +51,7 @@ class FlowTracker {
 
  private:
   struct Tracked {
-    FlowID start;         // the start event, once reported
+    FlowID start;  // the start event, once reported
     TimePoint last_seen;
     std::uint32_t label = 0;
     bool labelled = false;  // `label` is the label its first labelled record carried

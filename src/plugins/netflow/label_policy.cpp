@@ -14,11 +14,16 @@ std::optional<LabelTrust> parse_label_trust(std::string_view text) {
 
 std::string_view to_string(LabelResult r) {
   switch (r) {
-    case LabelResult::kTag: return "tag";
-    case LabelResult::kUnregistered: return "unregistered";
-    case LabelResult::kOutside: return "outside";
-    case LabelResult::kUnstable: return "unstable";
-    case LabelResult::kNone: return "none";
+    case LabelResult::kTag:
+      return "tag";
+    case LabelResult::kUnregistered:
+      return "unregistered";
+    case LabelResult::kOutside:
+      return "outside";
+    case LabelResult::kUnstable:
+      return "unstable";
+    case LabelResult::kNone:
+      return "none";
   }
   return "none";
 }

@@ -3,9 +3,10 @@
 // packet header) counts as a Scitags tag (spec/README.md, "Flows observed on the network").
 //
 // Linux puts a pseudo-random label on IPv6 traffic by default (net.ipv6.auto_flowlabels) and the
-// Scitags layout has no check bits, so a label is evidence, not an instruction: it is a tag only when
-// its experiment/activity pair is registered (label_trust = registered), the flow touches one of the
-// site's `label_networks` when those are set, and it stays the same for the flow (FlowTracker).
+// Scitags layout has no check bits, so a label is evidence, not an instruction: it is a tag only
+// when its experiment/activity pair is registered (label_trust = registered), the flow touches one
+// of the site's `label_networks` when those are set, and it stays the same for the flow
+// (FlowTracker).
 #pragma once
 
 #include <bitset>
@@ -27,7 +28,8 @@ enum class LabelTrust : std::uint8_t {
 };
 std::optional<LabelTrust> parse_label_trust(std::string_view text);
 
-// What a label seen in an export turned out to be: the `result` label of flowd_observed_labels_total.
+// What a label seen in an export turned out to be: the `result` label of
+// flowd_observed_labels_total.
 enum class LabelResult : std::uint8_t {
   kTag,           // counts as a Scitags tag
   kUnregistered,  // its pair is not in the registry

@@ -10,9 +10,12 @@ constexpr std::uint16_t kNone = 0xFFFF, kOther = 0xFFFE;
 
 std::string_view to_string(ObservedSource s) {
   switch (s) {
-    case ObservedSource::kNetflow: return "netflow";
-    case ObservedSource::kIpfix: return "ipfix";
-    case ObservedSource::kSflow: return "sflow";
+    case ObservedSource::kNetflow:
+      return "netflow";
+    case ObservedSource::kIpfix:
+      return "ipfix";
+    case ObservedSource::kSflow:
+      return "sflow";
   }
   return "netflow";
 }
@@ -20,27 +23,33 @@ std::string_view to_string(ObservedSource s) {
 ObservedMetrics::ObservedMetrics(prometheus::Registry& registry)
     : bytes_(prometheus::BuildCounter()
                  .Name("flowd_observed_bytes_total")
-                 .Help("Bytes of observed traffic (exports and sFlow samples, scaled by the sampling rate), by "
+                 .Help("Bytes of observed traffic (exports and sFlow samples, scaled by the "
+                       "sampling rate), by "
                        "Scitags experiment and activity; experiment=\"none\" is untagged traffic")
                  .Register(registry)),
       packets_(prometheus::BuildCounter()
                    .Name("flowd_observed_packets_total")
-                   .Help("Packets of observed traffic (scaled by the sampling rate), by Scitags experiment and "
+                   .Help("Packets of observed traffic (scaled by the sampling rate), by Scitags "
+                         "experiment and "
                          "activity; experiment=\"none\" is untagged traffic")
                    .Register(registry)) {
-  auto& family = prometheus::BuildCounter()
-                     .Name("flowd_observed_labels_total")
-                     .Help("IPv6 flow labels seen in exports and sFlow samples, by what they turned out to be "
-                           "(tag, unregistered, outside label_networks, unstable, none)")
-                     .Register(registry);
+  auto& family =
+      prometheus::BuildCounter()
+          .Name("flowd_observed_labels_total")
+          .Help(
+              "IPv6 flow labels seen in exports and sFlow samples, by what they turned out to be "
+              "(tag, unregistered, outside label_networks, unstable, none)")
+          .Register(registry);
   for (std::size_t i = 0; i < kLabelResultCount; ++i)
     labels_[i] = &family.Add({{"result", std::string(to_string(static_cast<LabelResult>(i)))}});
 }
 
-ObservedMetrics::Pair& ObservedMetrics::series(ObservedSource source, const std::optional<LabelTag>& tag,
+ObservedMetrics::Pair& ObservedMetrics::series(ObservedSource source,
+                                               const std::optional<LabelTag>& tag,
                                                const ScitagsRegistry* registry) {
   std::uint16_t e = kNone, a = kNone;
-  if (tag) e = static_cast<std::uint16_t>(tag->experiment), a = static_cast<std::uint16_t>(tag->activity);
+  if (tag)
+    e = static_cast<std::uint16_t>(tag->experiment), a = static_cast<std::uint16_t>(tag->activity);
   auto key = std::make_tuple(static_cast<std::uint8_t>(source), e, a);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
@@ -52,9 +61,11 @@ ObservedMetrics::Pair& ObservedMetrics::series(ObservedSource source, const std:
     }
     ++tag_series_;
     exp = registry ? registry->experiment_name(tag->experiment) : std::to_string(tag->experiment);
-    act = registry ? registry->activity_name(tag->experiment, tag->activity) : std::to_string(tag->activity);
+    act = registry ? registry->activity_name(tag->experiment, tag->activity)
+                   : std::to_string(tag->activity);
   }
-  const prometheus::Labels labels{{"experiment", exp}, {"activity", act}, {"source", std::string(to_string(source))}};
+  const prometheus::Labels labels{
+      {"experiment", exp}, {"activity", act}, {"source", std::string(to_string(source))}};
   return cache_.emplace(key, Pair{&bytes_.Add(labels), &packets_.Add(labels)}).first->second;
 }
 
@@ -62,11 +73,13 @@ ObservedMetrics::Pair& ObservedMetrics::series_other(ObservedSource source) {
   auto key = std::make_tuple(static_cast<std::uint8_t>(source), kOther, kOther);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
-  const prometheus::Labels labels{{"experiment", "other"}, {"activity", "other"}, {"source", std::string(to_string(source))}};
+  const prometheus::Labels labels{
+      {"experiment", "other"}, {"activity", "other"}, {"source", std::string(to_string(source))}};
   return cache_.emplace(key, Pair{&bytes_.Add(labels), &packets_.Add(labels)}).first->second;
 }
 
-void ObservedMetrics::add(const std::vector<Volume>& batch, const std::shared_ptr<const ScitagsRegistry>& registry) {
+void ObservedMetrics::add(const std::vector<Volume>& batch,
+                          const std::shared_ptr<const ScitagsRegistry>& registry) {
   std::lock_guard lock(mu_);
   for (const auto& v : batch) {
     Pair& p = series(v.source, v.tag, registry.get());
@@ -75,10 +88,12 @@ void ObservedMetrics::add(const std::vector<Volume>& batch, const std::shared_pt
   }
 }
 
-void VolumeBatch::add(ObservedSource source, const std::optional<LabelTag>& tag, double bytes, double packets) {
+void VolumeBatch::add(ObservedSource source, const std::optional<LabelTag>& tag, double bytes,
+                      double packets) {
   for (auto& v : items_) {
-    const bool same_tag = v.tag.has_value() == tag.has_value() &&
-                          (!tag || (v.tag->experiment == tag->experiment && v.tag->activity == tag->activity));
+    const bool same_tag =
+        v.tag.has_value() == tag.has_value() &&
+        (!tag || (v.tag->experiment == tag->experiment && v.tag->activity == tag->activity));
     if (v.source == source && same_tag) {
       v.bytes += bytes;
       v.packets += packets;

@@ -45,15 +45,19 @@ class ObservedMetrics {
     std::optional<LabelTag> tag;
     double bytes = 0, packets = 0;
   };
-  void add(const std::vector<Volume>& batch, const std::shared_ptr<const ScitagsRegistry>& registry);
-  void count_label(LabelResult r, double n = 1) { labels_[static_cast<std::size_t>(r)]->Increment(n); }
+  void add(const std::vector<Volume>& batch,
+           const std::shared_ptr<const ScitagsRegistry>& registry);
+  void count_label(LabelResult r, double n = 1) {
+    labels_[static_cast<std::size_t>(r)]->Increment(n);
+  }
 
  private:
   struct Pair {
     prometheus::Counter* bytes;
     prometheus::Counter* packets;
   };
-  Pair& series(ObservedSource source, const std::optional<LabelTag>& tag, const ScitagsRegistry* registry);
+  Pair& series(ObservedSource source, const std::optional<LabelTag>& tag,
+               const ScitagsRegistry* registry);
   Pair& series_other(ObservedSource source);
 
   prometheus::Family<prometheus::Counter>& bytes_;
