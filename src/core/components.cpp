@@ -18,7 +18,7 @@ namespace flowd {
 namespace {
 
 constexpr KeySpec kCoreKeys[] = {
-    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, firefly, netlink, netstat, iperf); several may run at once", "PLUGIN"},
+    {"plugins", KeyType::kList, "", "plugins to run (np_api, netflow, sflow, firefly, netlink, netstat, iperf); several may run at once", "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},

@@ -102,5 +102,23 @@ TEST_F(ObservedLabels, ExportersOutsideAllowAreRefused) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+TEST_F(ObservedLabels, AReloadEndsTheFlowsAndKeepsTheDump) {
+  std::string m = start("dump = " + d.dir.file("dump.json") + "\n");
+  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
+  ASSERT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
+  // A changed netflow section replaces the plugin: its three started flows end, and the dump it
+  // wrote stays (appended to, not truncated).
+  std::string cfg = read_file(d.config_path);
+  cfg += "idle_timeout = 30\n";
+  d.dir.write("flowd.cfg", cfg);
+  d.proc->signal(SIGHUP);
+  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}", 3);
+  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}"), 3)
+      << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+  const std::string dump = read_file(d.dir.file("dump.json"));
+  EXPECT_EQ(std::count(dump.begin(), dump.end(), '\n'), kRecords);
+}
+
 }  // namespace
 }  // namespace flowd::test

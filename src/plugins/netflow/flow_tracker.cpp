@@ -177,4 +177,9 @@ void FlowTracker::expire(TimePoint now, std::vector<FlowID>& out) {
   }
 }
 
+void FlowTracker::end_all(TimePoint now, std::vector<FlowID>& out) {
+  for (auto& [key, t] : flows_) end(t, now, out);
+  flows_.clear();
+}
+
 }  // namespace flowd::netflow

@@ -45,6 +45,8 @@ class FlowTracker {
                       std::vector<FlowID>& out);
   // Ends flows not seen for idle_timeout.
   void expire(TimePoint now, std::vector<FlowID>& out);
+  // Ends every flow (the plugin stops): each reported one gets its end event.
+  void end_all(TimePoint now, std::vector<FlowID>& out);
   std::size_t size() const { return flows_.size(); }
   // Tagged flows that did not fit max_flows (their events are lost).
   std::size_t overflow() const { return overflow_; }

@@ -240,7 +240,9 @@ class NetflowPlugin final : public Plugin {
       for (auto& w : workers_) w->udp_fds.push_back(open_socket(l, false, workers_.size() > 1));
     for (const auto& l : tcp_listen_) open_socket(l, true, false);
     if (!dump_path_.empty()) {
-      dump_ = gzopen(dump_path_.c_str(), dump_path_.ends_with(".gz") ? "wb" : "wbT");
+      // Appended to: a reload, a restart or a crash must not wipe what earlier runs wrote (a gzip file
+      // then holds several members, which gzip, zcat and `flowd analyze` read as one stream).
+      dump_ = gzopen(dump_path_.c_str(), dump_path_.ends_with(".gz") ? "ab" : "abT");
       if (!dump_) throw std::runtime_error("[plugin." + std::string(name_) + "] dump: cannot open " + dump_path_);
     }
   }
@@ -256,7 +258,18 @@ class NetflowPlugin final : public Plugin {
         }
       });
     run_worker(stop, *workers_[0], out, true);
-    // `extra` joins here: every worker sees the same stop token.
+    for (auto& t : extra) t.join();
+    // Flows reported as started get their end now: a stop or a reload that replaces this plugin would
+    // otherwise leave them active in every backend for ever.
+    std::vector<FlowID> ends;
+    {
+      std::lock_guard lock(tracker_mu_);
+      tracker_->end_all(Clock::now(), ends);
+    }
+    for (auto& e : ends) {
+      e.plugin = name_;
+      out.publish(e);
+    }
   }
 
   void stop() override { close_all(); }
@@ -299,6 +312,11 @@ class NetflowPlugin final : public Plugin {
           if (main) {
             std::lock_guard lock(tracker_mu_);
             tracker_->expire(now, w.events);
+          }
+          if (main && dump_) {
+            // Records reach the disk within a tick, for `tail -f` and so that a crash loses little.
+            std::lock_guard lock(dump_mu_);
+            gzflush(dump_, Z_SYNC_FLUSH);
           }
         } else if (auto it = sockets_.find(fd); main && it != sockets_.end()) {
           if (it->second.tcp_listener) {
