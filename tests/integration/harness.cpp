@@ -265,6 +265,25 @@ std::string read_file(const std::string& path) {
 int free_tcp_port() { return free_port(SOCK_STREAM); }
 int free_udp_port() { return free_port(SOCK_DGRAM); }
 
+Tcpdump::Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter, const std::string& pcap) {
+  const std::string log = pcap + ".log";
+  std::string out;
+  run_shell("ip netns exec " + ns + " tcpdump --immediate-mode -i " + iface + " -U -w " + pcap + " '" + filter +
+                "' > " + log + " 2>&1 & echo $!",
+            "", out);
+  pid_ = std::stoi(out);
+  for (int i = 0; i < 300 && read_file(log).find("listening on") == std::string::npos; ++i) usleep(10000);
+}
+
+void Tcpdump::stop() {
+  if (pid_ < 0) return;
+  usleep(200000);  // let the last packets reach the capture
+  kill(pid_, SIGINT);
+  std::string out;
+  run_shell("while kill -0 " + std::to_string(pid_) + " 2>/dev/null; do sleep 0.05; done", "", out);
+  pid_ = -1;
+}
+
 std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protocol) {
   const std::string f = read_file(pcap);
   std::vector<std::string> out;

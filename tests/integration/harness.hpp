@@ -93,6 +93,20 @@ class NetnsPair {
   int exec(const std::string& ns, const std::string& cmd, std::string& out) const;
 };
 
+// tcpdump on `iface` inside namespace `ns`, writing `pcap` (filter: a pcap-filter expression), started
+// and listening when the constructor returns; stop() (or the destructor) ends it and waits for it.
+class Tcpdump {
+ public:
+  Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter, const std::string& pcap);
+  ~Tcpdump() { stop(); }
+  Tcpdump(const Tcpdump&) = delete;
+  Tcpdump& operator=(const Tcpdump&) = delete;
+  void stop();
+
+ private:
+  int pid_ = -1;
+};
+
 // Runs flowd to completion (for --check-config and friends). Returns exit code; output in `out`.
 int run_flowd(const std::vector<std::string>& args, std::string& out, std::string& err);
 

@@ -62,13 +62,7 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   const int sflow_port = 26343, marker_prom = 9981, collector_prom = 9982;
 
   // Everything that leaves a through the veth is captured in b.
-  run_shell("ip netns exec " + net.b + " tcpdump --immediate-mode -i " + net.veth_b + " -U -w " +
-                dir.file("cap.pcap") + " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
-            "", out);
-  const int tcpdump_pid = std::stoi(out);
-  for (int i = 0;
-       i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
-    usleep(10000);
+  Tcpdump capture(net.b, net.veth_b, "ip6", dir.file("cap.pcap"));
 
   std::unique_ptr<UdpReceiver> collector;
   {
@@ -133,9 +127,7 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   EXPECT_EQ(observer.stop(), 0);
   EXPECT_EQ(marker.stop(), 0);
   usleep(300000);
-  kill(tcpdump_pid, SIGINT);
-  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
-            "", out);
+  capture.stop();
 
   // The labels each direction of each TCP connection carried on the wire.
   run_shell("tshark -r " + dir.file("cap.pcap") +

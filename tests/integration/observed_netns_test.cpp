@@ -32,14 +32,8 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
       << out;
   ASSERT_EQ(net.exec(net.b, "ip addr add 198.18.0.2/24 dev " + net.veth_b, out), 0) << out;
   // tcpdump in b: anything towards the documentation prefixes.
-  run_shell("ip netns exec " + net.b + " tcpdump --immediate-mode -i " + net.veth_b + " -U -w " +
-                dir.file("cap.pcap") + " 'ip6 net 2001:db8::/32 or net 192.0.2.0/24' > " +
-                dir.file("tcpdump.log") + " 2>&1 & echo $!",
-            "", out);
-  const int tcpdump_pid = std::stoi(out);
-  for (int i = 0;
-       i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
-    usleep(10000);
+  Tcpdump capture(net.b, net.veth_b, "ip6 net 2001:db8::/32 or net 192.0.2.0/24",
+                  dir.file("cap.pcap"));
 
   std::unique_ptr<UdpReceiver> collector;
   {
@@ -92,9 +86,7 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
       0)
       << out;
   usleep(300000);
-  kill(tcpdump_pid, SIGINT);
-  run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
-            "", out);
+  capture.stop();
   run_shell("tcpdump -nr " + dir.file("cap.pcap") + " 2>/dev/null", "", out);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "expected only the control datagram:\n"
                                                          << out;
