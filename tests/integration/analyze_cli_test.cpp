@@ -202,8 +202,7 @@ TEST(FlowdAnalyze, TheNetflowPluginsGzipDumpGivesWhatTheCaptureGives) {
   // The real collector: softflowd's IPFIX exports sent to the daemon, which writes `dump = *.gz`.
   Daemon d;
   const int nf_port = free_udp_port();
-  std::string cfg = d.config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\ndump = " + d.dir.file("records.json.gz") + "\n";
   d.start(cfg);

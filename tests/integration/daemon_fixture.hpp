@@ -29,6 +29,13 @@ class Daemon {
            std::to_string(prom_port) + "\n";
   }
 
+  // config() with `plugins` run beside np_api ("netflow", "np_api, sflow"...); sections are appended by the caller.
+  std::string config_with_plugins(const std::string& plugins) const {
+    std::string cfg = config();
+    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, " + plugins);
+    return cfg;
+  }
+
   // Writes the config and starts flowd; returns once READY=1 arrived (or fails the test).
   void start(const std::string& config_text, const std::string& name = "flowd.cfg",
              const std::vector<std::string>& env = {}) {

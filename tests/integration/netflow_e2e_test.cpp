@@ -79,8 +79,7 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheColle
 TEST(NetflowEndToEnd, MalformedExportsAreCountedAndTheDaemonStaysUp) {
   Daemon d;
   int nf_port = free_udp_port();
-  std::string cfg = d.config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) + "\ntcp_listen =\n";
   d.start(cfg);
   for (const char* f : {"v5-truncated-header.bin", "v5-count-exceeds-payload.bin", "v9-flowset-length-zero.bin",
@@ -127,8 +126,7 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   // travel together: every record must be decoded by whichever worker the kernel picked for it.
   Daemon d;
   int nf_port = free_udp_port();
-  std::string cfg = d.config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\nworkers = 2\ndump = " + d.dir.file("records.json") + "\n";
   d.start(cfg);
@@ -159,8 +157,7 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
   // the dump holds the same records as `flowd decode --apply-sampling` of the capture.
   Daemon d;
   int nf_port = free_udp_port();
-  std::string cfg = d.config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\napply_sampling = yes\ndump = " + d.dir.file("records.json") + "\n";
   d.start(cfg);

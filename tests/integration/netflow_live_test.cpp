@@ -44,8 +44,7 @@ class NetflowLive : public ::testing::Test {
       GTEST_SKIP() << "softflowd or pmacctd missing (Debian packages softflowd, pmacct)";
     udp_port = free_udp_port();
     tcp_port = free_tcp_port();
-    std::string cfg = d.config();
-    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+    std::string cfg = d.config_with_plugins("netflow");
     cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(udp_port) + "\ntcp_listen = 127.0.0.1:" +
            std::to_string(tcp_port) + "\ndump = " + d.dir.file("dump.json") + "\n";
     d.start(cfg);

@@ -52,8 +52,7 @@ TEST(NetflowTcpCases, DefineThenWithdrawOverRealTcpSessions) {
   };
   Daemon d;
   const int tcp_port = free_tcp_port();
-  std::string cfg = d.config();
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+  std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten =\ntcp_listen = 127.0.0.1:" + std::to_string(tcp_port) +
          "\ndump = " + d.dir.file("dump.json") + "\n";
   d.start(cfg);

@@ -21,8 +21,7 @@ class ObservedLabels : public ::testing::Test {
  protected:
   std::string start(const std::string& netflow_extra, bool wait_for_records = true) {
     const int port = free_udp_port();
-    std::string cfg = d.config();
-    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+    std::string cfg = d.config_with_plugins("netflow");
     cfg.replace(cfg.find("backends = udp_firefly, prometheus"), 34, "backends = prometheus");
     cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) + "\ntcp_listen =\n" +
            netflow_extra;

@@ -19,8 +19,7 @@ class SflowEndToEnd : public ::testing::Test {
  protected:
   void start(const std::string& extra) {
     port = free_udp_port();
-    std::string cfg = d.config();
-    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, sflow");
+    std::string cfg = d.config_with_plugins("sflow");
     // Observed flows are never sent anywhere but a collector; none is configured, so no firefly at
     // all.
     cfg.replace(cfg.find("backends = udp_firefly, prometheus"), 34, "backends = prometheus");
