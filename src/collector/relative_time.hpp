@@ -26,15 +26,18 @@ constexpr std::int64_t uptime_to_unix_ms(std::int64_t export_unix_ms,
                                          std::uint32_t uptime_at_export_ms, std::uint64_t x_ms) {
   const auto diff =
       static_cast<std::int32_t>(uptime_at_export_ms - static_cast<std::uint32_t>(x_ms));
-  return export_unix_ms - diff;
+  return export_unix_ms -
+         diff;  // |diff| < 2^31 and export_unix_ms comes from a 32-bit header field
 }
 
 // IPFIX: the exporter's uptime at export, from systemInitTimeMilliseconds (160, options data), so
 // that 22/21 go through uptime_to_unix_ms too. Without a wrap this gives exactly init + X.
+// Only the low 32 bits count, so the difference is taken modulo 2^64: a forged init time
+// (any 64-bit value on the wire) cannot overflow a signed subtraction.
 constexpr std::uint32_t uptime_at_export(std::int64_t export_unix_ms,
                                          std::int64_t system_init_unix_ms) {
-  return static_cast<std::uint32_t>(
-      static_cast<std::uint64_t>(export_unix_ms - system_init_unix_ms));
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(export_unix_ms) -
+                                    static_cast<std::uint64_t>(system_init_unix_ms));
 }
 
 // IPFIX flowStartDeltaMicroseconds/flowEndDeltaMicroseconds (158/159, RFC 5102): microseconds

@@ -3,6 +3,8 @@
 // each decoded as `flowd decode` and the netflow plugin decode it: the right value is the
 // assertion.
 #include <gtest/gtest.h>
+#include <cstdlib>
+#include <limits>
 
 #include <map>
 #include <string>
@@ -221,6 +223,13 @@ TEST(UptimeTimes, OneFunctionForEveryRelativeElement) {
   const std::int64_t init = 1795356700000;
   EXPECT_EQ(fc::uptime_to_unix_ms(kExport, fc::uptime_at_export(kExport, init), 59515),
             init + 59515);
+  // A forged systemInitTimeMilliseconds (any 64-bit value; the fuzzer found 0x8000_0000_…) only
+  // changes the low 32 bits of the uptime: no signed overflow, the answer stays within ±24.8 days.
+  for (const std::int64_t forged : {std::numeric_limits<std::int64_t>::min(),
+                                    std::numeric_limits<std::int64_t>::max(), std::int64_t{-1}}) {
+    const std::int64_t t = fc::uptime_to_unix_ms(kExport, fc::uptime_at_export(kExport, forged), 0);
+    EXPECT_LE(std::llabs(t - kExport), std::int64_t{1} << 31) << forged;
+  }
   // flowStart/EndDeltaMicroseconds: before the export time.
   EXPECT_EQ(fc::from_delta_microseconds(1795356761, 1'500'001).time_since_epoch(),
             std::chrono::microseconds{kExport * 1000 - 1'500'001});
