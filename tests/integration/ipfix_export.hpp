@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A hand-made IPFIX message (RFC 7011): one template and one data set of TCP/UDP flows with the
-// IPv6 flow label (element 31), as a router exporting Scitags-marked traffic sends it. All flows of
-// one message are of one address family.
+// IPv6 flow label (element 31) and optionally the octet/packet deltas, as a router exporting
+// Scitags-marked traffic sends it. All flows of one message are of one address family.
 #pragma once
 
 #include <arpa/inet.h>
@@ -17,6 +17,8 @@ struct ExportedFlow {
   std::uint16_t src_port = 0, dst_port = 0;
   std::uint8_t protocol = 17;  // 6 TCP, 17 UDP
   std::uint32_t flow_label = 0;
+  // octetDeltaCount / packetDeltaCount (1/2): exported only when some flow of the message has them.
+  std::uint64_t octets = 0, packets = 0;
 };
 
 inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
@@ -32,13 +34,19 @@ inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
   const bool v6 = !flows.empty() && flows.front().src.find(':') != std::string::npos;
   const std::uint16_t addr_len = v6 ? 16 : 4;
   // sourceIPv{4,6}Address, destinationIPv{4,6}Address, ports, protocolIdentifier, flowLabelIPv6.
-  const std::vector<std::pair<std::uint16_t, std::uint16_t>> fields = {
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> fields = {
       {static_cast<std::uint16_t>(v6 ? 27 : 8), addr_len},
       {static_cast<std::uint16_t>(v6 ? 28 : 12), addr_len},
       {7, 2},
       {11, 2},
       {4, 1},
       {31, 4}};
+  bool counters = false;
+  for (const auto& f : flows) counters = counters || f.octets != 0 || f.packets != 0;
+  if (counters) {
+    fields.push_back({1, 8});
+    fields.push_back({2, 8});
+  }
   const std::uint16_t template_id = 256;
   std::string tmpl;
   put16(tmpl, 2);  // template set
@@ -60,6 +68,12 @@ inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
     put16(records, f.dst_port);
     records.push_back(static_cast<char>(f.protocol));
     put32(records, f.flow_label);
+    if (counters) {
+      for (std::uint64_t v : {f.octets, f.packets}) {
+        put32(records, static_cast<std::uint32_t>(v >> 32));
+        put32(records, static_cast<std::uint32_t>(v & 0xffffffff));
+      }
+    }
   }
   std::string data;
   put16(data, template_id);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // privileged: real IPv6 TCP traffic between two namespaces of the test's own, with the kernel's
-// automatic flow labels, sampled live by pmacctd's sfprobe (sFlow carries each packet's own header)
-// into a collecting flowd (sflow plugin, udp_firefly to a collector with forward_observed = yes).
-// One flow is marked by a second flowd's own ebpf marker on the sending side. Only that flow, and
-// any other whose kernel-chosen label happens to spell a registered pair (computed here from the
-// captured labels), become tags; the marked one with its experiment/activity and its bytes; and not
-// one datagram goes from flowd towards the flows' addresses (captured on the other end of the
+// automatic flow labels, exported live two ways: sampled by pmacctd's sfprobe (sFlow carries each
+// packet's own header) into one collecting flowd (sflow plugin), and as IPFIX with each packet's
+// own label in element 31 (label_exporter.hpp, as nProbe and Cisco FNF export it) into another
+// (netflow plugin). Both send fireflies to a collector with forward_observed = yes. One flow is
+// marked by a third flowd's own ebpf marker on the sending side. In each collector only that flow,
+// and any other whose kernel-chosen label happens to spell a registered pair (computed here from
+// the captured labels), become tags; the marked one with its experiment/activity and its bytes; and
+// not one datagram goes from flowd towards the flows' addresses (captured on the other end of the
 // veth).
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 
 #include "daemon_fixture.hpp"
 #include "flowd/scitags_label.hpp"
+#include "label_exporter.hpp"
 #include "netns_scope.hpp"
 
 namespace flowd::test {
@@ -52,42 +55,49 @@ struct Flowd {
   }
 };
 
-TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAccidents) {
+TEST(ObservedLive, SfprobeAndIpfixOfRealTrafficTagOnlyTheMarkedFlowAndRegisteredAccidents) {
   if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root for network namespaces and BPF";
   std::string out;
   if (run_shell("command -v pmacctd && command -v iperf3 && command -v tshark", "", out) != 0)
     GTEST_SKIP() << "pmacctd, iperf3 or tshark missing (Debian packages pmacct, iperf3, tshark)";
   NetnsPair net;
   TempDir dir;
-  const int sflow_port = 26343, marker_prom = 9981, collector_prom = 9982;
+  const int sflow_port = 26343, ipfix_port = 24739, marker_prom = 9981;
+  const int prom[2] = {9982, 9983};  // sflow observer, ipfix observer
 
   // Everything that leaves a through the veth is captured in b.
   Tcpdump capture(net.b, net.veth_b, "ip6", dir.file("cap.pcap"));
 
-  std::unique_ptr<UdpReceiver> collector;
+  std::unique_ptr<UdpReceiver> collector[2];
   {
     NetnsScope in(net.a);
-    collector = std::make_unique<UdpReceiver>(false, 0, "127.0.0.1");
+    for (auto& c : collector) c = std::make_unique<UdpReceiver>(false, 0, "127.0.0.1");
   }
-  Flowd marker, observer;
+  Flowd marker, observer[2];
   marker.start(net.a,
                "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " +
                    marker.dir.file("cache") + "\n[plugin.np_api]\npath = " + marker.dir.file("np") +
                    "\n[backend.ebpf]\ninterfaces = " + net.veth_a +
                    "\n[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(marker_prom) +
                    "\n");
-  observer.start(net.a,
-                 "[flowd]\nplugins = sflow\nbackends = udp_firefly, prometheus\nwork_dir = " +
-                     observer.dir.file("cache") +
-                     "\n[plugin.sflow]\nlisten = 127.0.0.1:" + std::to_string(sflow_port) +
-                     "\nidle_timeout = 30\n[backend.udp_firefly]\ncollector = 127.0.0.1:" +
-                     std::to_string(collector->port()) +
-                     "\nforward_observed = yes\n[backend.prometheus]\nlisten = "
-                     "127.0.0.1:" +
-                     std::to_string(collector_prom) + "\n");
+  const std::string plugin[2] = {"sflow", "netflow"};
+  const std::string listen[2] = {"listen = 127.0.0.1:" + std::to_string(sflow_port),
+                                 "tcp_listen =\nlisten = 127.0.0.1:" + std::to_string(ipfix_port)};
+  for (int i = 0; i < 2; ++i)
+    observer[i].start(net.a, "[flowd]\nplugins = " + plugin[i] +
+                                 "\nbackends = udp_firefly, prometheus\nwork_dir = " +
+                                 observer[i].dir.file("cache") + "\n[plugin." + plugin[i] + "]\n" +
+                                 listen[i] +
+                                 "\nidle_timeout = 30\n[backend.udp_firefly]\ncollector = "
+                                 "127.0.0.1:" +
+                                 std::to_string(collector[i]->port()) +
+                                 "\nforward_observed = yes\n[backend.prometheus]\nlisten = "
+                                 "127.0.0.1:" +
+                                 std::to_string(prom[i]) + "\n");
   if (HasFatalFailure()) return;
 
-  // pmacctd samples every packet on a's side of the veth (after the marker's tc egress program).
+  // pmacctd samples every packet on a's side of the veth (after the marker's tc egress program);
+  // the IPFIX exporter reads the same packets.
   dir.write("pmacctd.conf",
             "daemonize: false\npcap_interface: " + net.veth_a +
                 "\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:" + std::to_string(sflow_port) +
@@ -96,6 +106,7 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
                 dir.file("pmacctd.log") + " 2>&1 & echo $!",
             "", out);
   const int pmacctd_pid = std::stoi(out);
+  LabelExporter ipfix(net.a, net.veth_a, ipfix_port);
   usleep(1500000);  // pmacctd opens its capture
 
   // The marked flow: np_api line first, so every packet of it carries the tag.
@@ -118,13 +129,20 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   kill(pmacctd_pid, SIGINT);
   run_shell("while kill -0 " + std::to_string(pmacctd_pid) + " 2>/dev/null; do sleep 0.05; done",
             "", out);
+  EXPECT_GT(ipfix.stop(), 6u);
+  usleep(300000);
 
-  std::string m;
-  net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(collector_prom) + "/metrics", m);
-  const double samples = metric_value(m, "flowd_sflow_samples_total").value_or(0);
-  EXPECT_GT(samples, 100) << read_file(dir.file("pmacctd.log")) << observer.proc->log();
-  auto fireflies = collector->receive_many(64, 2s);
-  EXPECT_EQ(observer.stop(), 0);
+  std::string m[2];
+  std::vector<std::string> fireflies[2];
+  for (int i = 0; i < 2; ++i) {
+    net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(prom[i]) + "/metrics", m[i]);
+    fireflies[i] = collector[i]->receive_many(64, 2s);
+  }
+  EXPECT_GT(metric_value(m[0], "flowd_sflow_samples_total").value_or(0), 100)
+      << read_file(dir.file("pmacctd.log")) << observer[0].proc->log();
+  EXPECT_GT(metric_value(m[1], "flowd_netflow_records_total{version=\"10\"}").value_or(0), 6)
+      << observer[1].proc->log();
+  for (auto& o : observer) EXPECT_EQ(o.stop(), 0);
   EXPECT_EQ(marker.stop(), 0);
   usleep(300000);
   capture.stop();
@@ -156,33 +174,36 @@ TEST(ObservedLive, SfprobeOfRealTrafficTagsOnlyTheMarkedFlowAndRegisteredAcciden
   }
   ASSERT_TRUE(want.count({40100, 5201})) << "the marked flow carries atlas/Debug on the wire";
 
-  std::set<std::pair<int, int>> started;
-  for (const auto& f : fireflies) {
-    auto j = nlohmann::json::parse(f.substr(f.find('{')));
-    if (j["flow-lifecycle"]["state"] != "start") continue;
-    const std::pair<int, int> ports{j["flow-id"]["src-port"].get<int>(),
-                                    j["flow-id"]["dst-port"].get<int>()};
-    started.insert(ports);
-    if (ports == std::pair<int, int>{40100, 5201}) {
-      EXPECT_EQ(j["context"]["experiment-id"], 2);
-      EXPECT_EQ(j["context"]["activity-id"], 9);
+  const char* source[2] = {"sflow", "ipfix"};
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(source[i]);
+    std::set<std::pair<int, int>> started;
+    for (const auto& f : fireflies[i]) {
+      auto j = nlohmann::json::parse(f.substr(f.find('{')));
+      if (j["flow-lifecycle"]["state"] != "start") continue;
+      const std::pair<int, int> ports{j["flow-id"]["src-port"].get<int>(),
+                                      j["flow-id"]["dst-port"].get<int>()};
+      started.insert(ports);
+      if (ports == std::pair<int, int>{40100, 5201}) {
+        EXPECT_EQ(j["context"]["experiment-id"], 2);
+        EXPECT_EQ(j["context"]["activity-id"], 9);
+      }
     }
+    EXPECT_EQ(started, want) << observer[i].proc->log();
+    // Each iperf3 run moves 128 KiB; pmacctd may miss a few packets of a burst, so the bound is
+    // lower.
+    const std::string series =
+        std::string("flowd_observed_bytes_total{activity=\"%\",experiment=\"%\",source=\"") +
+        source[i] + "\"}";
+    auto with = [&](const std::string& exp, const std::string& act) {
+      std::string s = series;
+      s.replace(s.find('%'), 1, act);
+      s.replace(s.find('%'), 1, exp);
+      return s;
+    };
+    EXPECT_GT(metric_value(m[i], with("atlas", "Debug")).value_or(0), 100000) << m[i];
+    EXPECT_GT(metric_value(m[i], with("none", "none")).value_or(0), 100000) << m[i];
   }
-  EXPECT_EQ(started, want) << observer.proc->log();
-  // Each iperf3 run moves 128 KiB; pmacctd may miss a few packets of a burst, so the bound is
-  // lower.
-  EXPECT_GT(
-      metric_value(
-          m, "flowd_observed_bytes_total{activity=\"Debug\",experiment=\"atlas\",source=\"sflow\"}")
-          .value_or(0),
-      100000)
-      << m;
-  EXPECT_GT(
-      metric_value(
-          m, "flowd_observed_bytes_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}")
-          .value_or(0),
-      100000)
-      << m;
   // Nothing but the iperf3 connections went from a to b: no datagram towards a flow's address.
   run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'udp && ipv6.src == " + net.addr_a +
                 "' 2>/dev/null | wc -l",
