@@ -12,6 +12,7 @@
 
 #include <ctime>
 
+#include "core/build_info.hpp"
 #include "core/config_loader.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
@@ -32,22 +33,26 @@ void log_warnings(const Config& c) {
   auto log = get_logger("core");
   for (const auto& w : c.warnings) log->warn("{}", w);
   if (c.legacy)
-    log->warn("{} is a legacy Python flowd.cfg; it works, but consider this INI equivalent "
-              "(flowd --convert-config {}):\n{}",
-              c.path, c.path, c.ini_equivalent);
+    log->warn(
+        "{} is a legacy Python flowd.cfg; it works, but consider this INI equivalent "
+        "(flowd --convert-config {}):\n{}",
+        c.path, c.path, c.ini_equivalent);
 }
 
 std::uint64_t monotonic_usec() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c) {
-  auto load = load_registry(c.core.get("flow_map_api"), c.core.get("work_dir"), c.core.get_int("flow_map_timeout"));
+  auto load = load_registry(c.core.get("flow_map_api"), c.core.get("work_dir"),
+                            c.core.get_int("flow_map_timeout"));
   auto log = get_logger("core");
   if (!load.warning.empty()) log->warn("{}", load.warning);
-  log->info("registry: {} experiments from {}", load.registry->experiment_count(), load.registry->source());
+  log->info("registry: {} experiments from {}", load.registry->experiment_count(),
+            load.registry->source());
   return load.registry;
 }
 
@@ -84,7 +89,7 @@ int run_daemon(const DaemonOptions& opts) {
       .Name("flowd_build_info")
       .Help("Always 1; labels say which flowd build is running")
       .Register(metrics)
-      .Add({{"version", FLOWD_VERSION}, {"commit", FLOWD_COMMIT}})
+      .Add({{"version", FLOWD_VERSION}, {"commit", kBuildCommit}})
       .Set(1);
   MetricsHub hub(metrics);
   RegistryHandle registry(fetch_registry(config));
@@ -131,7 +136,8 @@ int run_daemon(const DaemonOptions& opts) {
       break;
     }
     if (fds[1].revents) {
-      log->error("worker failed: {}; exiting so that the service manager restarts flowd", runtime.failure());
+      log->error("worker failed: {}; exiting so that the service manager restarts flowd",
+                 runtime.failure());
       sd_notifyf(0, "STATUS=worker failed: %s", runtime.failure().c_str());
       exit_code = 1;
       break;
@@ -149,14 +155,17 @@ int run_daemon(const DaemonOptions& opts) {
           running = false;
           break;
         }
-        log->info("received {}, reloading {}", si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGUSR1", opts.config_path);
-        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonic_usec()));
+        log->info("received {}, reloading {}", si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGUSR1",
+                  opts.config_path);
+        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                   static_cast<unsigned long long>(monotonic_usec()));
         Config next;
         try {
           next = load_config(opts.config_path);
         } catch (const ConfigError& e) {
           log->error("reload refused, still running the previous configuration: {}", e.what());
-          sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(), runtime.summary().c_str());
+          sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(),
+                     runtime.summary().c_str());
           continue;
         }
         set_log_level(level_of(next, opts.debug));
@@ -168,11 +177,14 @@ int run_daemon(const DaemonOptions& opts) {
           log->info("reloaded: {}", runtime.summary());
           sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
         } catch (const std::exception& e) {
-          log->error("reload failed while starting components ({}); going back to the previous configuration",
-                     e.what());
+          log->error(
+              "reload failed while starting components ({}); going back to the previous "
+              "configuration",
+              e.what());
           try {
             runtime.apply(config);
-            sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(), runtime.summary().c_str());
+            sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(),
+                       runtime.summary().c_str());
           } catch (const std::exception& e2) {
             log->error("the previous configuration does not start again either: {}", e2.what());
             exit_code = 1;

@@ -95,7 +95,8 @@ TEST(FireflyEndToEnd, IPv6FireflyAndEndCarriesStartTime) {
 TEST(FireflyEndToEnd, CollectorGetsACopyAndSourceOverride) {
   Daemon d;
   UdpReceiver collector;
-  d.start(d.config("collector = 127.0.0.1:" + std::to_string(collector.port()) + "\nip4_src = 192.0.2.7\n"));
+  d.start(d.config("collector = 127.0.0.1:" + std::to_string(collector.port()) +
+                   "\nip4_src = 192.0.2.7\n"));
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1111 127.0.0.1 2222 atlas Debug\n");
   auto peer = d.rx4.receive();
   auto copy = collector.receive();
@@ -108,12 +109,23 @@ TEST(FireflyEndToEnd, CollectorGetsACopyAndSourceOverride) {
 TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
   Daemon d;
   d.start(d.config());
-  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\nstart tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\n"
-                       "end tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\nnot a flow\n");
+  write_pipe(
+      d.pipe(),
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\nstart tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\n"
+      "end tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\nnot a flow\n");
   ASSERT_EQ(d.rx4.receive_many(3).size(), 3u) << d.proc->log();
   std::string m = d.scrape();
   ASSERT_FALSE(m.empty());
-  EXPECT_EQ(metric_value(m, "flowd_build_info{commit=\"" FLOWD_COMMIT "\",version=\"" FLOWD_VERSION "\"}"), 1);
+  // The commit is written at build time, so it is the work tree's HEAD when flowd was built.
+  std::string commit;
+  if (run_shell("git -C " FLOWD_SOURCE_DIR " rev-parse --short=12 HEAD 2>/dev/null", "", commit) !=
+      0)
+    commit = "unknown";
+  while (!commit.empty() && commit.back() == '\n') commit.pop_back();
+  EXPECT_EQ(
+      metric_value(m, "flowd_build_info{commit=\"" + commit + "\",version=\"" FLOWD_VERSION "\"}"),
+      1)
+      << commit;
   EXPECT_EQ(metric_value(
                 m, "flowd_flow_events_total{origin=\"local\",plugin=\"np_api\",state=\"start\"}"),
             2);
@@ -135,7 +147,8 @@ TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind("# TYPE flowd_", 0) != 0) continue;
     std::string name = line.substr(7, line.find(' ', 7) - 7);
-    EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << name << " is missing from README.md";
+    EXPECT_NE(readme.find("`" + name + "`"), std::string::npos)
+        << name << " is missing from README.md";
   }
   std::string out;
   EXPECT_EQ(run_shell("promtool check metrics", m, out), 0) << out;
@@ -155,12 +168,14 @@ TEST(FireflyEndToEnd, RegistryFromHttpUrlIsUsedAndCached) {
   pclose(server);
   pid_t pid = std::atoi(pidbuf);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/api.json";
-  for (int i = 0; i < 100 && !http_get(url); ++i) usleep(50000);  // the server needs a moment to bind
+  for (int i = 0; i < 100 && !http_get(url); ++i)
+    usleep(50000);  // the server needs a moment to bind
   Daemon d;
   d.start(d.config("", "flow_map_api = " + url + "\n"));
   kill(pid, SIGTERM);
   EXPECT_NE(d.proc->log().find("from " + url), std::string::npos) << d.proc->log();
-  EXPECT_EQ(read_file(d.dir.file("cache/api.json")), read_file(fixtures_dir() + "/registry/api.json"));
+  EXPECT_EQ(read_file(d.dir.file("cache/api.json")),
+            read_file(fixtures_dir() + "/registry/api.json"));
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 belleii perfSONAR\n");
   auto f = d.rx4.receive();
   ASSERT_TRUE(f);
