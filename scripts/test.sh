@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The test command of the README: installs what the build and the tests need (Debian packages),
-# builds with warnings as errors, and runs the whole suite (unit, integration and, as root,
-# privileged tests). Usage, as root: ./scripts/test.sh [BUILD_DIR] [extra cmake -D options...]
+# builds with warnings as errors (FLOWD_WERROR is on by default in a git checkout), and runs the
+# whole suite (unit, integration and, as root, privileged tests). It configures BUILD_DIR with the
+# same options as the README's start command, so an existing build is reused, not recompiled.
+# Usage, as root: ./scripts/test.sh [BUILD_DIR] [extra cmake -D options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
 bash scripts/packages.sh install build test  # uses sudo when not root
 [ "$(id -u)" -eq 0 ] || echo "not root: privileged tests will skip" >&2
-cmake -S . -B "$build" -DFLOWD_WERROR=ON "$@"
+cmake -S . -B "$build" "$@"
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 300
