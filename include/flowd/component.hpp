@@ -24,6 +24,7 @@ class logger;
 namespace flowd {
 
 class EventQueue;
+class HeartbeatBoard;
 class MetricsHub;
 
 // Where plugins put events. Thread-safe; never blocks (a full backend queue drops and counts).
@@ -40,14 +41,22 @@ struct Context {
   MetricsHub& hub;  // for collectors that read their values at scrape time
   std::string hostname;
   std::string work_dir;
+  // Where a component registers the threads it starts itself (beside the one the core gives it), so
+  // the watchdog sees them; null in unit tests.
+  HeartbeatBoard* heartbeats = nullptr;
+  // Requested when the daemon stops: network work done during start() or reloaded() (STUN, lookups)
+  // gives up early instead of delaying the stop.
+  std::stop_token stopping{};
 };
 
 class Plugin {
  public:
   virtual ~Plugin() = default;
   virtual void start() {}
-  // Blocks until `stop` is requested (wake-ups through a file descriptor, never by sleeping).
-  // Throwing ends the daemon with exit code 1.
+  // Blocks until `stop` is requested (wake-ups through a file descriptor, never by sleeping); each
+  // blocking wait for work sits in a WaitingScope (flowd/heartbeat.hpp), so that the watchdog can
+  // tell waiting from stuck. Throwing ends the daemon with exit code 1; so must the failure of any
+  // thread the plugin starts itself.
   virtual void run(std::stop_token stop, Publisher& out) = 0;
   virtual void stop() {}
 };
@@ -60,8 +69,10 @@ class Backend {
   // Default: handle events until the queue is closed and drained.
   virtual void run(std::stop_token stop, EventQueue& in);
   virtual void stop() {}
-  // On reload, for a backend kept because its configuration did not change (main thread, while
-  // run() goes on): a chance to refresh what it learnt from the environment at start().
+  // On reload, for a backend kept because its configuration did not change (on the core's reload
+  // thread, while run() goes on): a chance to refresh what it learnt from the environment at
+  // start(). Network work here must be bounded in time and give up when Context::stopping is
+  // requested.
   virtual void reloaded() {}
 };
 

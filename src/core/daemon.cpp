@@ -1,16 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/daemon.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <ctime>
+#include <memory>
+#include <system_error>
+#include <thread>
 
 #include "core/build_info.hpp"
 #include "core/config_loader.hpp"
@@ -46,15 +54,75 @@ std::uint64_t monotonic_usec() {
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
 
-std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c) {
+std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c, std::stop_token stop = {}) {
   auto load = load_registry(c.core.get("flow_map_api"), c.core.get("work_dir"),
-                            c.core.get_int("flow_map_timeout"));
+                            c.core.get_int("flow_map_timeout"), stop);
   auto log = get_logger("core");
   if (!load.warning.empty()) log->warn("{}", load.warning);
   log->info("registry: {} experiments from {}", load.registry->experiment_count(),
             load.registry->source());
   return load.registry;
 }
+
+// The slow half of a reload, on a thread of its own: the registry download (up to flow_map_timeout)
+// and Runtime::apply, whose components may do network work in start()/reloaded() (STUN: up to
+// stun_timeout_ms x stun_attempts per server and family). Meanwhile the signal loop keeps answering
+// SIGTERM and sending WATCHDOG=1; a stop cuts the network work short (Runtime::stopping).
+struct Reload {
+  enum class Outcome { kApplied, kRolledBack, kFatal, kAbandoned };
+
+  Reload() : done_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (done_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  }
+  ~Reload() {
+    if (thread.joinable()) thread.join();
+    ::close(done_fd);
+  }
+  Reload(const Reload&) = delete;
+  Reload& operator=(const Reload&) = delete;
+
+  // On the reload thread. `previous` is applied again when `next` does not start.
+  void run(const Config& previous, Runtime& runtime, RegistryHandle& registry) {
+    auto log = get_logger("core");
+    const auto stop = runtime.stopping();
+    try {
+      auto reg = fetch_registry(next, stop);
+      if (stop.stop_requested()) {
+        outcome = Outcome::kAbandoned;
+      } else {
+        registry.set(std::move(reg));
+        try {
+          runtime.apply(next);
+          outcome = Outcome::kApplied;
+        } catch (const std::exception& e) {
+          error = e.what();
+          log->error(
+              "reload failed while starting components ({}); going back to the previous "
+              "configuration",
+              e.what());
+          try {
+            runtime.apply(previous);
+            outcome = Outcome::kRolledBack;
+          } catch (const std::exception& e2) {
+            log->error("the previous configuration does not start again either: {}", e2.what());
+            outcome = Outcome::kFatal;
+          }
+        }
+      }
+    } catch (const std::exception& e) {
+      log->error("reload failed: {}", e.what());
+      outcome = Outcome::kFatal;
+    }
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(done_fd, &one, sizeof one);
+  }
+
+  Config next;
+  Outcome outcome = Outcome::kAbandoned;
+  std::string error;  // kRolledBack: why `next` did not start
+  int done_fd;
+  std::jthread thread;
+};
 
 }  // namespace
 
@@ -110,8 +178,20 @@ int run_daemon(const DaemonOptions& opts) {
   }
   int tfd = -1;
   std::uint64_t watchdog_usec = 0;
+  // A worker busy outside its wait for work for longer than this is stuck: WATCHDOG=1 is withheld,
+  // so that systemd restarts flowd. Half the watchdog period, but never less than 5 s, which no
+  // healthy worker spends on one batch.
+  std::chrono::microseconds stall_limit{0};
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
     tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (tfd < 0) {
+      log->error("cannot arm the systemd watchdog: timerfd_create: {}", std::strerror(errno));
+      sd_notifyf(0, "STATUS=failed to start: timerfd_create: %s", std::strerror(errno));
+      runtime.stop_all();
+      return 1;
+    }
+    stall_limit = std::max<std::chrono::microseconds>(std::chrono::microseconds(watchdog_usec / 2),
+                                                      std::chrono::seconds(5));
     itimerspec its{};
     std::uint64_t half = watchdog_usec / 2;
     its.it_interval.tv_sec = static_cast<time_t>(half / 1000000);
@@ -126,9 +206,54 @@ int run_daemon(const DaemonOptions& opts) {
 
   int exit_code = 0;
   bool running = true;
+  std::unique_ptr<Reload> reload;  // the reload in progress, if any
+  bool reload_again = false;       // a reload signal came during one: another follows it
+  bool stalled = false;            // WATCHDOG=1 is being withheld
+  auto start_reload = [&] {
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               static_cast<unsigned long long>(monotonic_usec()));
+    Config next;
+    try {
+      next = load_config(opts.config_path);
+    } catch (const ConfigError& e) {
+      log->error("reload refused, still running the previous configuration: {}", e.what());
+      sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(), runtime.summary().c_str());
+      return;
+    }
+    set_log_level(level_of(next, opts.debug));
+    log_warnings(next);
+    reload = std::make_unique<Reload>();
+    reload->next = std::move(next);
+    reload->thread = std::jthread([&runtime, &registry, r = reload.get(), previous = config] {
+      r->run(previous, runtime, registry);
+    });
+  };
+  auto finish_reload = [&] {
+    reload->thread.join();
+    switch (reload->outcome) {
+      case Reload::Outcome::kApplied:
+        config = std::move(reload->next);
+        log->info("reloaded: {}", runtime.summary());
+        sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
+        break;
+      case Reload::Outcome::kRolledBack:
+        sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", reload->error.c_str(),
+                   runtime.summary().c_str());
+        break;
+      case Reload::Outcome::kFatal:
+      case Reload::Outcome::kAbandoned:
+        exit_code = 1;
+        running = false;
+        break;
+    }
+    reload.reset();
+  };
   while (running) {
-    pollfd fds[3] = {{sfd, POLLIN, 0}, {runtime.failure_fd(), POLLIN, 0}, {tfd, POLLIN, 0}};
-    int n = poll(fds, tfd >= 0 ? 3 : 2, -1);
+    pollfd fds[4] = {{sfd, POLLIN, 0},
+                     {runtime.failure_fd(), POLLIN, 0},
+                     {tfd, POLLIN, 0},
+                     {reload ? reload->done_fd : -1, POLLIN, 0}};  // poll() skips negative fds
+    int n = poll(fds, 4, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       log->error("poll: {}", std::strerror(errno));
@@ -145,11 +270,33 @@ int run_daemon(const DaemonOptions& opts) {
     if (tfd >= 0 && fds[2].revents) {
       std::uint64_t ticks;
       [[maybe_unused]] auto r = read(tfd, &ticks, sizeof ticks);
-      sd_notify(0, "WATCHDOG=1");
+      // Only while every worker makes progress: a stuck one must not be hidden behind a live main
+      // thread.
+      auto stuck = runtime.stalled(stall_limit);
+      if (stuck.empty()) {
+        if (stalled) log->info("every worker makes progress again; sending WATCHDOG=1 again");
+        sd_notify(0, "WATCHDOG=1");
+        stalled = false;
+      } else if (!stalled) {
+        stalled = true;
+        log->error(
+            "worker stalled: {} busy outside its wait for work; WATCHDOG=1 withheld, so that the "
+            "service manager restarts flowd",
+            fmt::join(stuck, ", "));
+        sd_notifyf(0, "STATUS=worker stalled: %s",
+                   fmt::format("{}", fmt::join(stuck, ", ")).c_str());
+      }
+    }
+    if (reload && fds[3].revents) {
+      finish_reload();
+      if (running && reload_again) {
+        reload_again = false;
+        start_reload();
+      }
     }
     if (fds[0].revents) {
       signalfd_siginfo si{};
-      while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      while (running && read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
           log->info("received {}, stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
           running = false;
@@ -157,45 +304,19 @@ int run_daemon(const DaemonOptions& opts) {
         }
         log->info("received {}, reloading {}", si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGUSR1",
                   opts.config_path);
-        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-                   static_cast<unsigned long long>(monotonic_usec()));
-        Config next;
-        try {
-          next = load_config(opts.config_path);
-        } catch (const ConfigError& e) {
-          log->error("reload refused, still running the previous configuration: {}", e.what());
-          sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(),
-                     runtime.summary().c_str());
+        if (reload) {
+          log->info("a reload is in progress; another follows it");
+          reload_again = true;
           continue;
         }
-        set_log_level(level_of(next, opts.debug));
-        log_warnings(next);
-        registry.set(fetch_registry(next));
-        try {
-          runtime.apply(next);
-          config = std::move(next);
-          log->info("reloaded: {}", runtime.summary());
-          sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
-        } catch (const std::exception& e) {
-          log->error(
-              "reload failed while starting components ({}); going back to the previous "
-              "configuration",
-              e.what());
-          try {
-            runtime.apply(config);
-            sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(),
-                       runtime.summary().c_str());
-          } catch (const std::exception& e2) {
-            log->error("the previous configuration does not start again either: {}", e2.what());
-            exit_code = 1;
-            running = false;
-            break;
-          }
-        }
+        start_reload();
       }
     }
   }
   sd_notify(0, "STOPPING=1");
+  // A reload in progress gives up its network work and ends before the components stop.
+  runtime.request_stop();
+  reload.reset();
   runtime.stop_all();
   if (tfd >= 0) close(tfd);
   close(sfd);

@@ -4,6 +4,7 @@
 #include <prometheus/gauge.h>
 
 #include "flowd/component.hpp"
+#include "flowd/heartbeat.hpp"
 
 namespace flowd {
 
@@ -21,7 +22,10 @@ bool EventQueue::push(const FlowID& f) {
 bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop) {
   out.clear();
   std::unique_lock lock(mu_);
-  cv_.wait(lock, stop, [&] { return !items_.empty() || closed_; });
+  {
+    WaitingScope waiting;
+    cv_.wait(lock, stop, [&] { return !items_.empty() || closed_; });
+  }
   if (items_.empty()) return false;
   while (!items_.empty() && out.size() < max) {
     out.push_back(items_.front());
@@ -35,7 +39,10 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
                                  std::chrono::steady_clock::time_point deadline) {
   out.clear();
   std::unique_lock lock(mu_);
-  cv_.wait_until(lock, stop, deadline, [&] { return !items_.empty() || closed_; });
+  {
+    WaitingScope waiting;
+    cv_.wait_until(lock, stop, deadline, [&] { return !items_.empty() || closed_; });
+  }
   if (items_.empty()) return !closed_ && !stop.stop_requested();
   while (!items_.empty() && out.size() < max) {
     out.push_back(items_.front());

@@ -29,7 +29,13 @@ std::size_t on_curl_data(char* ptr, std::size_t size, std::size_t n, void* user)
   return size * n;
 }
 
-bool fetch_url(const std::string& url, long timeout, std::string& body, std::string& error) {
+// libcurl calls this about once a second even while nothing arrives; non-zero aborts the transfer.
+int on_curl_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::stop_token*>(user)->stop_requested() ? 1 : 0;
+}
+
+bool fetch_url(const std::string& url, long timeout, std::stop_token stop, std::string& body,
+               std::string& error) {
   static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!curl_ready) {
     error = "libcurl failed to initialise";
@@ -51,12 +57,19 @@ bool fetch_url(const std::string& url, long timeout, std::string& body, std::str
   curl_easy_setopt(h, CURLOPT_USERAGENT, "flowd-cpp/" FLOWD_VERSION);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_curl_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_curl_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &stop);
   CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(h);
   if (d.too_big) {
     error = "larger than 4 MiB";
+    return false;
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    error = "abandoned: flowd is stopping";
     return false;
   }
   if (rc != CURLE_OK) {
@@ -112,14 +125,15 @@ std::shared_ptr<const ScitagsRegistry> parse_with_source(const std::string& body
 
 }  // namespace
 
-RegistryLoad load_registry(std::string_view source_view, const std::string& work_dir, long timeout) {
+RegistryLoad load_registry(std::string_view source_view, const std::string& work_dir, long timeout,
+                           std::stop_token stop) {
   RegistryLoad out;
   std::string source(source_view);
   std::string error, body;
   if (!source.empty()) {
     bool is_url = source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0;
     std::string path = source.rfind("file://", 0) == 0 ? source.substr(7) : source;
-    bool ok = is_url ? fetch_url(source, timeout, body, error) : read_file(path, body, error);
+    bool ok = is_url ? fetch_url(source, timeout, stop, body, error) : read_file(path, body, error);
     if (ok) {
       if (auto reg = parse_with_source(body, source, error)) {
         if (is_url) write_cache(work_dir, body);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,9 @@ struct RegistryLoad {
 // The registry JSON compiled into the binary (a copy of scitags.org/api.json).
 std::string_view registry_snapshot_json();
 
-RegistryLoad load_registry(std::string_view source, const std::string& work_dir, long timeout_seconds);
+// An http(s) download takes at most `timeout_seconds` and gives up within about a second of `stop`
+// being requested (then the fallbacks apply as for any failed download).
+RegistryLoad load_registry(std::string_view source, const std::string& work_dir,
+                           long timeout_seconds, std::stop_token stop = {});
 
 }  // namespace flowd

@@ -22,7 +22,7 @@ std::string system_hostname() {
 }  // namespace
 
 Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
-    : ctx_{registry, metrics, hub, system_hostname(), ""},
+    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token()},
       bus_(metrics),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -107,19 +107,29 @@ void Runtime::apply(const Config& c) {
 
   for (const auto& bc : c.backends) {
     if (std::any_of(backends_.begin(), backends_.end(), [&](auto& b) { return b.info == bc.info; })) continue;
-    RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_), nullptr, {}};
+    RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_),
+                     nullptr, nullptr,    {}};
     b.impl->start();
     b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);
     std::string who = "backend." + std::string(bc.info->name);
-    b.thread = std::jthread([this, impl = b.impl.get(), q = b.queue, who](std::stop_token st) {
-      try {
-        impl->run(st, *q);
-      } catch (const std::exception& e) {
-        report_failure(who, e.what());
-        return;
-      }
-      if (!q->closed() && !st.stop_requested()) report_failure(who, "worker returned unexpectedly");
-    });
+    b.heartbeat = heartbeats_.add(who);
+    b.thread = std::jthread(
+        [this, impl = b.impl.get(), q = b.queue, who, hb = b.heartbeat](std::stop_token st) {
+          bind_thread_heartbeat(hb.get());
+          // A thread that ended is not stuck: its end, if unexpected, is reported below.
+          struct Ended {
+            Heartbeat& hb;
+            ~Ended() { hb.enter_wait(); }
+          } ended{*hb};
+          try {
+            impl->run(st, *q);
+          } catch (const std::exception& e) {
+            report_failure(who, e.what());
+            return;
+          }
+          if (!q->closed() && !st.stop_requested())
+            report_failure(who, "worker returned unexpectedly");
+        });
     backends_.push_back(std::move(b));
     log->info("started backend {}", bc.info->name);
   }
@@ -127,10 +137,17 @@ void Runtime::apply(const Config& c) {
 
   for (const auto& pc : c.plugins) {
     if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; })) continue;
-    RunningPlugin p{pc.info, pc.section, pc.info->create(pc.section, ctx_, pc.info->name.data()), {}};
+    RunningPlugin p{
+        pc.info, pc.section, pc.info->create(pc.section, ctx_, pc.info->name.data()), nullptr, {}};
     p.impl->start();
     std::string who = "plugin." + std::string(pc.info->name);
-    p.thread = std::jthread([this, impl = p.impl.get(), who](std::stop_token st) {
+    p.heartbeat = heartbeats_.add(who);
+    p.thread = std::jthread([this, impl = p.impl.get(), who, hb = p.heartbeat](std::stop_token st) {
+      bind_thread_heartbeat(hb.get());
+      struct Ended {
+        Heartbeat& hb;
+        ~Ended() { hb.enter_wait(); }
+      } ended{*hb};
       try {
         impl->run(st, bus_);
       } catch (const std::exception& e) {

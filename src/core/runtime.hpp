@@ -14,6 +14,7 @@
 #include "core/config_loader.hpp"
 #include "core/metrics_hub.hpp"
 #include "flowd/component.hpp"
+#include "flowd/heartbeat.hpp"
 
 namespace flowd {
 
@@ -23,7 +24,9 @@ class Runtime {
   ~Runtime();
 
   // Brings the running components in line with `c`: unchanged ones keep running, changed ones are
-  // restarted, others stopped or started. Throws if a component fails to start.
+  // restarted, others stopped or started. Throws if a component fails to start. May take as long as
+  // the components' start()/reloaded() network work (STUN): the daemon calls it off its signal loop
+  // on reload. Not to be called concurrently with itself, stop_all() or summary().
   void apply(const Config& c);
   // Stops plugins, then drains and stops backends.
   void stop_all();
@@ -33,11 +36,22 @@ class Runtime {
   std::string failure() const;
   std::string summary() const;
 
+  // Worker threads (component threads and the threads they start) busy outside their wait for work
+  // for longer than `limit`, as "who (N s)"; empty when all make progress. Thread-safe.
+  std::vector<std::string> stalled(std::chrono::steady_clock::duration limit) const {
+    return heartbeats_.stalled(limit);
+  }
+  // The daemon is stopping: components' network work in start()/reloaded() gives up
+  // (Context::stopping). Thread-safe; cannot be undone.
+  void request_stop() { stopping_.request_stop(); }
+  std::stop_token stopping() const { return stopping_.get_token(); }
+
  private:
   struct RunningPlugin {
     const PluginInfo* info;
     Section section;
     std::unique_ptr<Plugin> impl;
+    std::shared_ptr<Heartbeat> heartbeat;
     std::jthread thread;
   };
   struct RunningBackend {
@@ -46,6 +60,7 @@ class Runtime {
     std::size_t queue_size;
     std::unique_ptr<Backend> impl;
     std::shared_ptr<EventQueue> queue;
+    std::shared_ptr<Heartbeat> heartbeat;
     std::jthread thread;
   };
 
@@ -54,6 +69,8 @@ class Runtime {
   void stop_backend(RunningBackend& b);
   void publish_subscribers();
 
+  HeartbeatBoard heartbeats_;
+  std::stop_source stopping_;
   Context ctx_;
   Bus bus_;
   std::vector<RunningPlugin> plugins_;

@@ -163,22 +163,23 @@ class StunNat : public ::testing::Test {
     return out;
   }
 
-  void start_flowd(const std::string& stun_server) {
+  void start_flowd(const std::string& stun_server, const std::vector<std::string>& env = {}) {
     std::string cfg =
         "[flowd]\nplugins = np_api\nbackends = udp_firefly\nwork_dir = " + dir_.file("cache") +
         "\n[plugin.np_api]\npath = " + dir_.file("np") +
         "\n[backend.udp_firefly]\nip_discovery = yes\nstun_servers = " + stun_server +
         "\nstun_timeout_ms = 300\nstun_attempts = 10\n";
     dir_.write("flowd.cfg", cfg);
+    cfg_ = cfg;
     notify_ = std::make_unique<NotifySocket>(dir_.file("notify"));
     flowd_ = std::make_unique<FlowdProcess>(
         std::vector<std::string>{"-c", dir_.file("flowd.cfg")}, dir_.file("flowd.log"),
-        notify_->path(), std::vector<std::string>{},
-        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", f_});
+        notify_->path(), env, std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", f_});
     ASSERT_TRUE(notify_->wait_for("READY=1", 20s)) << flowd_->log();
   }
 
   TempDir dir_;
+  std::string cfg_;  // what start_flowd() wrote
   std::string tag_, f_, n_, s_, vns_;
   bool created_ = false;
   std::unique_ptr<Turnserver> turn_;
@@ -229,6 +230,31 @@ TEST_F(StunNat, WithoutAnAnswerFirefliesGoOutUnchanged) {
   EXPECT_TRUE(flowd_->running());
   flowd_->signal(SIGTERM);
   EXPECT_EQ(flowd_->wait(5s), 0);
+}
+
+// Seen failing before the fix: discovery ran on the signal loop during SIGHUP, so no WATCHDOG=1
+// came for servers x attempts x timeout and SIGTERM waited as long.
+TEST_F(StunNat, ASilentStunServerOnReloadBlocksNeitherTheWatchdogNorAStop) {
+  start_flowd("198.19.2.2:3479", {"WATCHDOG_USEC=400000"});  // nobody answers there
+  ASSERT_TRUE(notify_->wait_for("WATCHDOG=1", 2s)) << flowd_->log();
+  // 5 attempts of 3 s: 15 s of asking a silent server, for a restarted udp_firefly's start().
+  std::string cfg = cfg_;
+  cfg.replace(cfg.find("stun_timeout_ms = 300\nstun_attempts = 10"), 40,
+              "stun_timeout_ms = 3000\nstun_attempts = 5");
+  dir_.write("flowd.cfg", cfg);
+  flowd_->signal(SIGHUP);
+  ASSERT_TRUE(notify_->wait_for("RELOADING=1", 5s));
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(notify_->wait_for("WATCHDOG=1", 1s))
+        << "no WATCHDOG=1 during STUN discovery; log:\n"
+        << flowd_->log();
+  const auto t0 = std::chrono::steady_clock::now();
+  flowd_->signal(SIGTERM);
+  auto rc = flowd_->wait(2s);
+  ASSERT_TRUE(rc) << "SIGTERM during STUN discovery did not stop flowd within 2 s; log:\n"
+                  << flowd_->log();
+  EXPECT_EQ(*rc, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ bool in_prefix(const IpAddress& a, const char* prefix, unsigned len) {
 
 std::optional<IpAddress> discover_public(int family, const std::optional<IpAddress>& internal,
                                          const std::string& fixed, const IpDiscoveryOptions& o,
-                                         spdlog::logger& log) {
+                                         spdlog::logger& log, std::stop_token stop) {
   const char* name = family == AF_INET6 ? "IPv6" : "IPv4";
   if (!fixed.empty()) {
     auto a = IpAddress::parse(fixed);
@@ -42,7 +42,8 @@ std::optional<IpAddress> discover_public(int family, const std::optional<IpAddre
     return internal;
   }
   for (const auto& server : o.stun_servers) {
-    auto answer = stun_query(server, family, o.timeout, o.attempts);
+    if (stop.stop_requested()) return std::nullopt;
+    auto answer = stun_query(server, family, o.timeout, o.attempts, stop);
     if (answer.address && answer.address->family == family) {
       log.info("IP discovery: STUN server {} sees {} as {}{}", server, internal->to_string(),
                answer.address->to_string(), answer.xor_mapped ? "" : " (MAPPED-ADDRESS)");
@@ -113,12 +114,13 @@ bool is_private(const IpAddress& a) {
   return in_prefix(a, "fc00::", 7) || in_prefix(a, "fe80::", 10) || in_prefix(a, "::1", 128);
 }
 
-AddressMapping discover_addresses(const IpDiscoveryOptions& o, spdlog::logger& log) {
+AddressMapping discover_addresses(const IpDiscoveryOptions& o, spdlog::logger& log,
+                                  std::stop_token stop) {
   AddressMapping m;
   m.internal4 = local_address_towards(o.probe4);
   m.internal6 = local_address_towards(o.probe6);
-  m.public4 = discover_public(AF_INET, m.internal4, o.public_ip4, o, log);
-  m.public6 = discover_public(AF_INET6, m.internal6, o.public_ip6, o, log);
+  m.public4 = discover_public(AF_INET, m.internal4, o.public_ip4, o, log, stop);
+  m.public6 = discover_public(AF_INET6, m.internal6, o.public_ip6, o, log, stop);
   return m;
 }
 

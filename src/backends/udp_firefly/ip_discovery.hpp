@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ std::optional<IpAddress> local_address_towards(const std::string& probe);
 // RFC 1918, 100.64/10, 198.18/15, link-local, loopback, ULA: what a NAT may hide.
 bool is_private(const IpAddress& a);
 // Never throws: what cannot be found is logged and left out (fireflies then go out unchanged).
-AddressMapping discover_addresses(const IpDiscoveryOptions& o, spdlog::logger& log);
+// Takes up to timeout x attempts per STUN server and family; returns within one poll of `stop`
+// being requested, with what it found by then.
+AddressMapping discover_addresses(const IpDiscoveryOptions& o, spdlog::logger& log,
+                                  std::stop_token stop = {});
 
 }  // namespace flowd::udp_firefly

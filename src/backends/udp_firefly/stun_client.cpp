@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/endpoint.hpp"
+#include "flowd/stop_fd.hpp"
 
 namespace flowd::udp_firefly {
 namespace {
@@ -122,7 +123,7 @@ StunAnswer parse_stun_response(std::span<const std::uint8_t> m, const StunTransa
 }
 
 StunAnswer stun_query(const std::string& server, int family, std::chrono::milliseconds timeout,
-                      int attempts) {
+                      int attempts, std::stop_token stop) {
   StunAnswer out;
   auto ep = parse_endpoint(server, kStunDefaultPort);
   if (!ep) {
@@ -155,7 +156,8 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
   auto request = stun_binding_request(id);
   out.error = fmt::format("no answer from {} after {} attempts of {} ms", ep->to_string(), attempts,
                           timeout.count());
-  for (int attempt = 0; attempt < attempts; ++attempt) {
+  StopFd stopfd(stop);
+  for (int attempt = 0; attempt < attempts && !stop.stop_requested(); ++attempt) {
     if (::send(fd, request.data(), request.size(), 0) < 0) {
       out.error = fmt::format("sending to {}: {}", ep->to_string(), std::strerror(errno));
       continue;  // e.g. ECONNREFUSED from an earlier ICMP error: try again
@@ -165,8 +167,12 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      pollfd p[2] = {{fd, POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
+      if (::poll(p, 2, static_cast<int>(left.count())) <= 0) break;
+      if (p[1].revents) {
+        out.error = "abandoned: flowd is stopping";
+        break;
+      }
       std::array<std::uint8_t, 1500> buf;
       ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
       if (n < 0) {

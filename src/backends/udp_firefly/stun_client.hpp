@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 
 #include "flowd/flow_id.hpp"
@@ -30,8 +31,9 @@ std::array<std::uint8_t, 20> stun_binding_request(const StunTransactionId& id);
 StunAnswer parse_stun_response(std::span<const std::uint8_t> message, const StunTransactionId& id);
 
 // Sends Binding requests to `server` ("host", "host:port", "[v6]:port") over `family` (AF_INET or
-// AF_INET6): `attempts` tries, each waiting up to `timeout` for the answer.
+// AF_INET6): `attempts` tries, each waiting up to `timeout` for the answer. Returns at once,
+// without an address, when `stop` is requested.
 StunAnswer stun_query(const std::string& server, int family, std::chrono::milliseconds timeout,
-                      int attempts);
+                      int attempts, std::stop_token stop = {});
 
 }  // namespace flowd::udp_firefly

@@ -82,6 +82,7 @@ class UdpFirefly final : public Backend {
           "[backend.udp_firefly] forward_observed: needs collector (observed flows go nowhere "
           "else)");
     ip_discovery_ = cfg.get_bool("ip_discovery");
+    stopping_ = ctx.stopping;
     discovery_.stun_servers = cfg.get_list("stun_servers");
     discovery_.public_ip4 = cfg.get("public_ip4");
     discovery_.public_ip6 = cfg.get("public_ip6");
@@ -218,9 +219,10 @@ class UdpFirefly final : public Backend {
     pending_.push_back({index, d, false});
   }
 
-  // Blocks for the STUN round trips; fireflies meanwhile use the previous mapping.
+  // Blocks for the STUN round trips (on the daemon's reload thread, not its signal loop; cut short
+  // when the daemon stops); fireflies meanwhile use the previous mapping.
   void discover() {
-    AddressMapping m = discover_addresses(discovery_, *log_);
+    AddressMapping m = discover_addresses(discovery_, *log_, stopping_);
     std::lock_guard lock(mapping_mu_);
     mapping_ = m;
   }
@@ -355,6 +357,7 @@ class UdpFirefly final : public Backend {
   LogLimiter limiter_;
   bool ip_discovery_ = false;
   IpDiscoveryOptions discovery_;
+  std::stop_token stopping_;  // the daemon's: STUN gives up when it stops
   std::mutex mapping_mu_;
   AddressMapping mapping_;
 };

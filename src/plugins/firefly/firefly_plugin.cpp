@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/firefly/firefly_parser.hpp"
 #include "plugins/netflow/flow_rules.hpp"
@@ -159,7 +160,11 @@ class FireflyPlugin final : public Plugin {
     std::array<pollfd, 2> fds{{{fd_, POLLIN, 0}, {stopfd.fd(), POLLIN, 0}}};
     buffers_.assign(kBatch, std::vector<char>(max_size_ + 1));
     while (!stop.stop_requested()) {
-      int n = ::poll(fds.data(), fds.size(), -1);
+      int n;
+      {
+        WaitingScope waiting;
+        n = ::poll(fds.data(), fds.size(), -1);
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::system_error(errno, std::generic_category(), "poll");
       if (fds[1].revents) break;

@@ -21,11 +21,12 @@
 #include <map>
 
 #include "collector/decoder.hpp"
-#include "collector/sflow.hpp"
 #include "collector/record_json.hpp"
+#include "collector/sflow.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/netflow/observed_metrics.hpp"
@@ -161,6 +162,7 @@ class NetflowPlugin final : public Plugin {
         log_(get_logger(wire == Wire::kSflow ? "plugin.sflow" : "plugin.netflow")),
         hub_(ctx.hub),
         registry_(ctx.registry),
+        heartbeats_(ctx.heartbeats),
         allow_(prefixes(cfg, "allow")),
         observed_(ctx.metrics) {
     limits_.apply_sampling = cfg.get_bool("apply_sampling");
@@ -229,7 +231,6 @@ class NetflowPlugin final : public Plugin {
                      .Register(m).Add({});
   }
 
-
   ~NetflowPlugin() override {
     if (wire_ == Wire::kNetflow) hub_.remove(&gauges_);
     close_all();
@@ -247,17 +248,45 @@ class NetflowPlugin final : public Plugin {
     }
   }
 
+  // Worker 0 runs here; workers 1..n-1 on threads of their own. When any worker fails, it closes
+  // its sockets (a dead SO_REUSEPORT socket that stays bound keeps receiving the exporters the
+  // kernel hashes to it, and nobody reads them), every other worker stops, and run() throws: the
+  // plugin fails as a whole, like a plugin without workers, and the supervisor sees it at once.
   void run(std::stop_token stop, Publisher& out) override {
-    std::vector<std::jthread> extra;
-    for (std::size_t i = 1; i < workers_.size(); ++i)
-      extra.emplace_back([this, i, &out, stop] {
-        try {
-          run_worker(stop, *workers_[i], out, false);
-        } catch (const std::exception& e) {
-          log_->error("receive worker {} stopped: {}", i, e.what());
+    std::stop_source workers_stop;
+    std::stop_callback forward(stop, [&] { workers_stop.request_stop(); });
+    std::mutex failure_mu;
+    std::string failure;
+    auto guarded = [&](std::size_t i) {
+      try {
+        run_worker(workers_stop.get_token(), *workers_[i], out, i == 0);
+      } catch (const std::exception& e) {
+        close_worker_sockets(*workers_[i], i == 0);
+        log_->error("receive worker {} failed: {}; its sockets are closed and the plugin stops", i,
+                    e.what());
+        {
+          std::lock_guard lock(failure_mu);
+          if (failure.empty()) failure = fmt::format("receive worker {}: {}", i, e.what());
         }
+        workers_stop.request_stop();
+      }
+    };
+    std::vector<std::jthread> extra;
+    // Declared after `extra`, so destroyed before it: whatever leaves this scope (a thread that
+    // could not be created), the workers are told to stop before their threads are joined.
+    struct StopWorkers {
+      std::stop_source& s;
+      ~StopWorkers() { s.request_stop(); }
+    } stop_workers{workers_stop};
+    for (std::size_t i = 1; i < workers_.size(); ++i)
+      extra.emplace_back([&, i] {
+        auto hb =
+            heartbeats_ ? heartbeats_->add(fmt::format("plugin.{} worker {}", name_, i)) : nullptr;
+        bind_thread_heartbeat(hb.get());
+        guarded(i);
+        if (hb) hb->enter_wait();  // ended: not stuck
       });
-    run_worker(stop, *workers_[0], out, true);
+    guarded(0);
     for (auto& t : extra) t.join();
     // Flows reported as started get their end now: a stop or a reload that replaces this plugin would
     // otherwise leave them active in every backend for ever.
@@ -270,25 +299,48 @@ class NetflowPlugin final : public Plugin {
       e.plugin = name_;
       out.publish(e);
     }
+    if (!failure.empty()) throw std::runtime_error(failure);
   }
 
   void stop() override { close_all(); }
 
  private:
+  // Closes what a worker read from: UDP sockets, and for worker 0 the TCP listeners and sessions.
+  // Only the worker's own thread calls it (or stop() once every worker is joined).
+  void close_worker_sockets(Worker& w, bool main) {
+    for (int fd : w.udp_fds) ::close(fd);
+    w.udp_fds.clear();
+    if (!main) return;
+    for (auto& [fd, s] : sockets_) ::close(fd);
+    sockets_.clear();
+  }
+
   void run_worker(std::stop_token stop, Worker& w, Publisher& out, bool main) {
     StopFd stopfd(stop);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    // Closed on every way out, a throw included.
+    struct OwnedFd {
+      int fd;
+      ~OwnedFd() {
+        if (fd >= 0) ::close(fd);
+      }
+    };
+    OwnedFd epoll_fd{epoll_create1(EPOLL_CLOEXEC)};
+    if (epoll_fd.fd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    OwnedFd timer_fd{timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)};
+    if (timer_fd.fd < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    const int ep = epoll_fd.fd, timer = timer_fd.fd;
     // Idle flows and template lifetimes are checked a few times per idle_timeout.
     itimerspec its{};
     auto tick = std::max<long>(1, idle_.count() / 4);
     its.it_interval.tv_sec = its.it_value.tv_sec = tick;
-    timerfd_settime(timer, 0, &its, nullptr);
+    if (timerfd_settime(timer, 0, &its, nullptr) != 0)
+      throw std::system_error(errno, std::generic_category(), "timerfd_settime");
     auto add = [&](int fd) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
-      epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl");
     };
     add(stopfd.fd());
     add(timer);
@@ -297,7 +349,11 @@ class NetflowPlugin final : public Plugin {
       for (auto& [fd, s] : sockets_) add(fd);
     std::array<epoll_event, 32> ready;
     while (!stop.stop_requested()) {
-      int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), -1);
+      int n;
+      {
+        WaitingScope waiting;
+        n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), -1);
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
       for (int i = 0; i < n; ++i) {
@@ -336,8 +392,6 @@ class NetflowPlugin final : public Plugin {
         publish_counts(w);
       }
     }
-    ::close(timer);
-    ::close(ep);
   }
 
 
@@ -371,9 +425,9 @@ class NetflowPlugin final : public Plugin {
       s.tcp_listener = true;
       sockets_.emplace(fd, std::move(s));
     } else {
-      udp_fds_.push_back(fd);
+      ++udp_opened_;
     }
-    if (tcp || udp_fds_.size() % workers_.size() == 1 || workers_.size() == 1)
+    if (tcp || udp_opened_ % workers_.size() == 1 || workers_.size() == 1)
       log_->info("collecting {} on {}{}", tcp ? "IPFIX over TCP" : wire_ == Wire::kSflow ? "sFlow v5" : "NetFlow/IPFIX over UDP", ep->to_string(),
                  tcp || workers_.size() == 1 ? "" : fmt::format(" ({} workers)", workers_.size()));
     return fd;
@@ -406,7 +460,9 @@ class NetflowPlugin final : public Plugin {
     std::array<mmsghdr, kBatch> msgs{};
     std::array<iovec, kBatch> iov{};
     std::array<sockaddr_storage, kBatch> from{};
-    while (true) {
+    // Bounded, so that a flood cannot keep the worker from its stop request, its timer or its other
+    // sockets (the epoll wait is level-triggered: what is left is read next round).
+    for (int round = 0; round < 64; ++round) {
       for (unsigned i = 0; i < kBatch; ++i) {
         iov[i] = {bufs[i].data(), bufs[i].size()};
         msgs[i] = {};
@@ -617,11 +673,7 @@ class NetflowPlugin final : public Plugin {
   }
 
   void close_all() {
-    for (auto& [fd, s] : sockets_) ::close(fd);
-    sockets_.clear();
-    for (int fd : udp_fds_) ::close(fd);
-    udp_fds_.clear();
-    for (auto& w : workers_) w->udp_fds.clear();
+    for (auto& w : workers_) close_worker_sockets(*w, &w == &workers_.front());
     if (dump_) gzclose(dump_);
     dump_ = nullptr;
   }
@@ -638,10 +690,11 @@ class NetflowPlugin final : public Plugin {
   std::vector<std::unique_ptr<Worker>> workers_;
   MetricsHub& hub_;
   RegistryHandle& registry_;
+  HeartbeatBoard* heartbeats_;  // for the workers' threads; null in unit tests
   std::vector<netlink::Prefix> allow_;
   ObservedMetrics observed_;
   NetflowGauges gauges_{workers_};
-  std::vector<int> udp_fds_;  // every worker's UDP sockets, for closing
+  std::size_t udp_opened_ = 0;  // UDP sockets opened by start(), all workers together
   std::mutex tracker_mu_;     // flows are shared: two exporters may report the same one
   std::optional<FlowTracker> tracker_;
   std::map<int, Socket> sockets_;  // TCP listeners and sessions (worker 0 only)

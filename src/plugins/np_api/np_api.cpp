@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "core/log.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
@@ -115,7 +116,11 @@ class NpApi final : public Plugin {
         timeout = static_cast<int>(std::max<long long>(left, 0));
       }
       pollfd fds[2] = {{fd_, POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
-      int n = ::poll(fds, 2, timeout);
+      int n;
+      {
+        WaitingScope waiting;
+        n = ::poll(fds, 2, timeout);
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         throw std::system_error(errno, std::generic_category(), "poll on " + path_);

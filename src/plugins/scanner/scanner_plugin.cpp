@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/log.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::scanner {
@@ -152,6 +153,11 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   its.it_value = its.it_interval;
   timerfd_settime(timer, 0, &its, nullptr);
   int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) {
+    int err = errno;
+    ::close(timer);
+    throw std::system_error(err, std::generic_category(), "epoll_create1");
+  }
   for (int fd : {stopfd.fd(), timer}) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -164,7 +170,11 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
              options_.report_existing ? " (reported)" : " (not reported)");
   while (!stop.stop_requested()) {
     epoll_event ev{};
-    int n = epoll_wait(ep, &ev, 1, -1);
+    int n;
+    {
+      WaitingScope waiting;
+      n = epoll_wait(ep, &ev, 1, -1);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+// Faults the supervisor must see (issue 12, reliability): a netflow receive worker that dies, a
+// reload whose registry download hangs, a worker stuck in a blocking write.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "daemon_fixture.hpp"
+#include "ipfix_export.hpp"
+
+namespace flowd::test {
+namespace {
+
+// Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
+void send_from_exporters(int port, const std::string& payload, int n) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+}
+
+// One IPFIX message (template and one record) that the netflow plugin decodes on its own.
+std::string one_record_export() {
+  return ipfix_export({{"192.0.2.1", "192.0.2.2", 1234, 80, 6, 0, 1500, 1}});
+}
+
+std::string netflow_section(int port, int workers, const std::string& extra = "") {
+  return "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) +
+         "\ntcp_listen =\nworkers = " + std::to_string(workers) + "\n" + extra;
+}
+
+// The descriptor numbers of `pid`'s UDP sockets bound to 127.0.0.1:port, in opening order (which is
+// worker order: start() opens worker 0's socket of an address first).
+std::vector<int> udp_socket_fds(pid_t pid, int port) {
+  char hex[16];
+  std::snprintf(hex, sizeof hex, ":%04X ", port);
+  std::set<std::string> inodes;
+  std::ifstream udp("/proc/" + std::to_string(pid) + "/net/udp");
+  for (std::string line; std::getline(udp, line);) {
+    std::istringstream in(line);
+    std::string sl, local, remote, st, queues, tr, retr, uid, timeout, inode;
+    in >> sl >> local >> remote >> st >> queues >> tr >> retr >> uid >> timeout >> inode;
+    if ((local + " ").find(hex) != std::string::npos) inodes.insert(inode);
+  }
+  std::vector<int> fds;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (target.starts_with("socket:[") && inodes.count(target.substr(8, target.size() - 9)))
+      fds.push_back(std::stoi(e.path().filename().string()));
+  }
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+// The epoll descriptor of `pid` that watches descriptor `watched`, or -1.
+int epoll_watching(pid_t pid, int watched) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(e.path(), ec).string() != "anon_inode:[eventpoll]") continue;
+    std::ifstream info(dir + "/fdinfo/" + e.path().filename().string());
+    for (std::string line; std::getline(info, line);) {
+      std::istringstream in(line);
+      std::string key;
+      int fd = -1;
+      if (in >> key >> fd && key == "tfd:" && fd == watched)
+        return std::stoi(e.path().filename().string());
+    }
+  }
+  return -1;
+}
+
+// A TCP socket that listens and never accepts: the kernel completes connections into its backlog,
+// so an HTTP client sends its request and waits for an answer that never comes.
+class SilentHttpServer {
+ public:
+  SilentHttpServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        listen(fd_, 16) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      ADD_FAILURE() << "cannot listen on 127.0.0.1";
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentHttpServer() { close(fd_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api.json"; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// WATCHDOG=1 keeps arriving (at most `gap` apart) for `span`.
+::testing::AssertionResult petted_throughout(NotifySocket& n, std::chrono::milliseconds span,
+                                             std::chrono::milliseconds gap) {
+  const auto until = std::chrono::steady_clock::now() + span;
+  int pets = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    if (!n.wait_for("WATCHDOG=1", gap))
+      return ::testing::AssertionFailure()
+             << "no WATCHDOG=1 for " << gap.count() << " ms after " << pets;
+    ++pets;
+  }
+  return ::testing::AssertionSuccess() << pets << " WATCHDOG=1";
+}
+
+// Seen failing before the fix: flowd stayed up with one log line ("receive worker 1 stopped") and
+// worker 1's socket bound, so the kernel went on hashing about half the exporters to it, unread.
+TEST(Reliability, ADeadNetflowWorkerFailsThePluginSoThatTheServiceManagerRestartsFlowd) {
+  std::string out;
+  if (run_shell("command -v gdb", "", out) != 0)
+    GTEST_SKIP() << "needs gdb to close a worker's epoll descriptor";
+  Daemon d;
+  const int nf_port = free_udp_port();
+  const std::string cfg = d.config_with_plugins("netflow") + netflow_section(nf_port, 2);
+  d.start(cfg);
+  auto sockets = udp_socket_fds(d.proc->pid(), nf_port);
+  ASSERT_EQ(sockets.size(), 2u) << "one SO_REUSEPORT socket per worker";
+  // The workers' threads start right after READY=1; their epoll sets are made by then or very soon.
+  int ep = -1;
+  for (int i = 0; i < 100 && ep < 0; ++i, usleep(20000))
+    ep = epoll_watching(d.proc->pid(), sockets[1]);
+  ASSERT_GE(ep, 0) << "no epoll descriptor watches worker 1's socket " << sockets[1];
+
+  // The fault the issue found: worker 1's epoll descriptor closed under it (its next epoll_wait
+  // fails).
+  ASSERT_EQ(run_shell("gdb -q -nx -batch -p " + std::to_string(d.proc->pid()) +
+                          " -ex 'call (int)close(" + std::to_string(ep) + ")' 2>&1",
+                      "", out),
+            0)
+      << out;
+  auto rc = d.proc->wait(10s);
+  ASSERT_TRUE(rc) << "flowd stayed up with a dead receive worker; log:\n" << d.proc->log();
+  EXPECT_EQ(*rc, 1);
+  const std::string log = d.proc->log();
+  EXPECT_NE(log.find("receive worker 1 failed"), std::string::npos) << log;
+  EXPECT_NE(log.find("its sockets are closed"), std::string::npos) << log;
+  EXPECT_NE(log.find("worker failed: plugin.netflow: receive worker 1"), std::string::npos) << log;
+
+  // What systemd's Restart=on-failure does next: a new flowd counts every new exporter.
+  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.config_path},
+                                          d.dir.file("flowd2.log"), d.notify->path());
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+  send_from_exporters(nf_port, one_record_export(), 200);
+  std::string m = d.scrape_until("flowd_netflow_records_total{version=\"10\"}", 200);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 200) << m;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Seen failing before the fix: the download ran on the signal loop, so no WATCHDOG=1 came while it
+// hung and SIGTERM waited for flow_map_timeout.
+TEST(Reliability, AHangingRegistryDownloadOnReloadBlocksNeitherTheWatchdogNorAStop) {
+  Daemon d;
+  SilentHttpServer http;
+  d.start(d.config(), "flowd.cfg", {"WATCHDOG_USEC=400000"});
+  ASSERT_TRUE(d.notify->wait_for("WATCHDOG=1", 2s));
+
+  // A download that hangs for its whole flow_map_timeout, then falls back: the reload completes.
+  d.dir.write("flowd.cfg",
+              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 2\n"));
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("RELOADING=1", 5s));
+  EXPECT_TRUE(petted_throughout(*d.notify, 1500ms, 1000ms)) << d.proc->log();
+  ASSERT_TRUE(d.notify->wait_for("READY=1", 5s)) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("reloaded"), std::string::npos) << d.proc->log();
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << "the pipeline runs after the reload";
+
+  // One that would hang for 40 s: the supervisor keeps petting, and SIGTERM ends it at once.
+  d.dir.write("flowd.cfg",
+              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 40\n"));
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("RELOADING=1", 5s));
+  EXPECT_TRUE(petted_throughout(*d.notify, 2s, 1000ms)) << d.proc->log();
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc->signal(SIGTERM);
+  auto rc = d.proc->wait(2s);
+  ASSERT_TRUE(rc) << "SIGTERM during a hanging reload did not stop flowd within 2 s; log:\n"
+                  << d.proc->log();
+  EXPECT_EQ(*rc, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+// Seen failing before the fix: WATCHDOG=1 went on while the receive worker was stuck in write().
+TEST(Reliability, AWorkerStuckInABlockingWriteStopsTheWatchdogUntilItMovesAgain) {
+  Daemon d;
+  const int nf_port = free_udp_port();
+  // The dump goes to a FIFO whose reader never reads: once the pipe is full, the worker blocks in
+  // write() for real.
+  const std::string fifo = d.dir.file("dump.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  d.start(d.config_with_plugins("netflow") + netflow_section(nf_port, 1, "dump = " + fifo + "\n"),
+          "flowd.cfg", {"WATCHDOG_USEC=1000000"});
+  // An idle worker waits without waking up, and that is healthy: longer than the 5 s stall limit.
+  EXPECT_TRUE(petted_throughout(*d.notify, 6s, 1500ms)) << d.proc->log();
+
+  // About 300 bytes of JSON per record: 2000 records fill the 64 KiB pipe many times over.
+  for (int i = 0; i < 20; ++i) send_from_exporters(nf_port, one_record_export(), 100);
+  // The stall limit is 5 s here (half of WATCHDOG_USEC, at least 5 s); the pings stop after it.
+  bool withheld = false;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (!withheld && std::chrono::steady_clock::now() < deadline)
+    withheld = !d.notify->wait_for("WATCHDOG=1", 2500ms);
+  EXPECT_TRUE(withheld) << "WATCHDOG=1 went on while the netflow worker was stuck; log:\n"
+                        << d.proc->log();
+  EXPECT_NE(d.proc->log().find("worker stalled: plugin.netflow"), std::string::npos)
+      << d.proc->log();
+
+  // The reader goes away: the write fails (EPIPE), the worker moves on, the watchdog is petted
+  // again.
+  close(reader);
+  EXPECT_TRUE(d.notify->wait_for("WATCHDOG=1", 5s)) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("every worker makes progress again"), std::string::npos)
+      << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace flowd::test
