@@ -6,9 +6,9 @@
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "core/registry_loader.hpp"
+#include "firefly/firefly_parser.hpp"
 #include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
@@ -105,7 +105,8 @@ TEST(FlowOrigin, ExportedFlowsAreObserved) {
               address(27, "2001:db8::1"),
               address(28, "2001:db8::2"),
               field(31, 0x10024)};  // atlas/Debug in flowLabelIPv6
-  netflow::FlowTracker t({}, netflow::LabelPolicy(netflow::LabelTrust::kAny, {}), std::chrono::seconds(60), 10);
+  netflow::FlowTracker t({}, netflow::LabelPolicy(netflow::LabelTrust::kAny, {}),
+                         std::chrono::seconds(60), 10);
   std::vector<FlowID> out;
   auto now = Clock::now();
   ASSERT_TRUE(t.observe(r, now, nullptr, out).tag);

@@ -12,16 +12,21 @@
 #include <cstring>
 #include <mutex>
 
-#include "backends/udp_firefly/firefly_message.hpp"
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "backends/udp_firefly/ip_discovery.hpp"
 #include "backends/udp_firefly/start_times.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
+#include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
 
 namespace flowd::udp_firefly {
+
+using firefly::build_firefly;
+using firefly::build_relayed_firefly;
+using firefly::FireflyFields;
+
 namespace {
 
 // A table, one key per entry: kept as written.
@@ -129,10 +134,14 @@ class UdpFirefly final : public Backend {
     fd4_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd4_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_INET)");
     fd6_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd6_ < 0) log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors", std::strerror(errno));
+    if (fd6_ < 0)
+      log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors",
+                 std::strerror(errno));
     if (!collector_text_.empty()) {
       auto ep = parse_endpoint(collector_text_, port_);
-      if (!ep) throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " + collector_text_);
+      if (!ep)
+        throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " +
+                                 collector_text_);
       collector_ep_ = *ep;
       resolve_collector();
     }
@@ -271,7 +280,8 @@ class UdpFirefly final : public Backend {
     std::string port = std::to_string(collector_ep_.port);
     int rc = ::getaddrinfo(collector_ep_.host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0 || !res) {
-      log_->warn("cannot resolve collector {}: {}; will retry", collector_ep_.host, ::gai_strerror(rc));
+      log_->warn("cannot resolve collector {}: {}; will retry", collector_ep_.host,
+                 ::gai_strerror(rc));
       return;
     }
     Destination d;
@@ -305,7 +315,9 @@ class UdpFirefly final : public Backend {
       }
       std::size_t done = 0;
       while (done < hdrs.size()) {
-        int n = fd < 0 ? -1 : ::sendmmsg(fd, hdrs.data() + done, static_cast<unsigned>(hdrs.size() - done), 0);
+        int n = fd < 0 ? -1
+                       : ::sendmmsg(fd, hdrs.data() + done,
+                                    static_cast<unsigned>(hdrs.size() - done), 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           // The datagram at `done` failed; count it and go on with the rest.
@@ -318,7 +330,8 @@ class UdpFirefly final : public Backend {
           ++done;
           continue;
         }
-        for (int k = 0; k < n; ++k) (which[done + k]->collector ? sent_collector_ : sent_flow_)->Increment();
+        for (int k = 0; k < n; ++k)
+          (which[done + k]->collector ? sent_collector_ : sent_flow_)->Increment();
         done += static_cast<std::size_t>(n);
       }
     }
@@ -359,12 +372,15 @@ class UdpFirefly final : public Backend {
   AddressMapping mapping_;
 };
 
-std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<UdpFirefly>(cfg, ctx); }
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
+  return std::make_unique<UdpFirefly>(cfg, ctx);
+}
 
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"udp_firefly", "UDP fireflies (syslog + JSON) to each flow's peer and a collector",
+  static const BackendInfo info{"udp_firefly",
+                                "UDP fireflies (syslog + JSON) to each flow's peer and a collector",
                                 kKeys, create};
   return info;
 }

@@ -15,8 +15,8 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "firefly/firefly_parser.hpp"
 #include "flowd/stop_fd.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
 #include "plugins/netflow/flow_rules.hpp"
 
 namespace flowd::firefly {
