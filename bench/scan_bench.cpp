@@ -33,9 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
 #include "plugins/netstat/proc_net_tcp.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace {
 

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The scanners' state machine and filters, on hand-made scans.
-#include "netlink/connection_tracker.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include "netlink/connection_filter.hpp"
 #include "netlink/sock_diag.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
 namespace flowd::netlink {
 namespace {

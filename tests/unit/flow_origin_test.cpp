@@ -7,10 +7,10 @@
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "core/registry_loader.hpp"
 #include "firefly/firefly_parser.hpp"
-#include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/np_api/pipe_line.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace flowd {
 namespace {

@@ -4,8 +4,8 @@
 #include <prometheus/counter.h>
 #include <prometheus/metric_family.h>
 
+#include "backends/prometheus/tcp_metrics.hpp"
 #include "core/log.hpp"
-#include "netlink/tcp_metrics.hpp"
 
 namespace flowd::prometheus_backend {
 
@@ -59,7 +59,8 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
     if (!diag_) diag_.emplace();
   } catch (const std::exception& e) {
     std::uint64_t held = 0;
-    if (limiter_.allow(held)) get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
+    if (limiter_.allow(held))
+      get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
     return {};
   }
   netlink::DumpRequest req;
@@ -98,8 +99,9 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
       error);
   std::uint64_t held = 0;
   if (!ok && limiter_.allow(held))
-    get_logger("backend.prometheus")->warn("per-flow metrics: {}{}", error,
-                                           held ? fmt::format(" ({} more not logged)", held) : "");
+    get_logger("backend.prometheus")
+        ->warn("per-flow metrics: {}{}", error,
+               held ? fmt::format(" ({} more not logged)", held) : "");
   std::erase_if(fams, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
   return fams;
 }

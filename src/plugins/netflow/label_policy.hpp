@@ -17,7 +17,7 @@
 
 #include "flowd/flow_id.hpp"
 #include "flowd/scitags_registry.hpp"
-#include "netlink/connection_filter.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
 namespace flowd::netflow {
 

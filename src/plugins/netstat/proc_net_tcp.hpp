@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "netlink/connection_tracker.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace flowd::netstat {
 

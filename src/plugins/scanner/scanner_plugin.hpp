@@ -10,8 +10,8 @@
 #include <string>
 
 #include "flowd/component.hpp"
-#include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace prometheus {
 class Counter;

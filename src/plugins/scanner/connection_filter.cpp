@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "netlink/connection_filter.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
 #include <sys/socket.h>
 

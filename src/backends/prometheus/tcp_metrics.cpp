@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "netlink/tcp_metrics.hpp"
+#include "backends/prometheus/tcp_metrics.hpp"
 
 #include <cstddef>
 #include <string>

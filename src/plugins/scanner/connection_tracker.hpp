@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "flowd/flow_id.hpp"
-#include "netlink/connection_filter.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
 namespace flowd::netlink {
 
