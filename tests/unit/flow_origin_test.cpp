@@ -56,12 +56,12 @@ TEST(FlowOrigin, ReceivedFirefliesAreRemote) {
 
 TEST(FlowOrigin, ScannedConnectionsAreLocal) {
   // netlink, netstat and iperf all report through the ConnectionTracker.
-  netlink::ConnectionFilter filter;
+  scanner::ConnectionFilter filter;
   filter.ignore_private = false;
-  netlink::ConnectionTracker t(filter, true, [](const netlink::Connection&, bool&) {
-    return std::optional<netlink::Tag>(netlink::Tag{2, 9});
+  scanner::ConnectionTracker t(filter, true, [](const scanner::Connection&, bool&) {
+    return std::optional<scanner::Tag>(scanner::Tag{2, 9});
   });
-  netlink::Connection c;
+  scanner::Connection c;
   c.local = *IpAddress::parse("192.0.2.1");
   c.remote = *IpAddress::parse("192.0.2.2");
   c.local_port = 40000;

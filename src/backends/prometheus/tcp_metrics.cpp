@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <string>
 
-namespace flowd::netlink {
+namespace flowd::prometheus_backend {
+
+using netlink::TcpDetails;
 namespace {
 
 // Whether the kernel's tcp_info reached `field` (older kernels send a shorter struct).
@@ -136,4 +138,4 @@ std::string tcp_options_text(const TcpDetails& d) {
   return out;
 }
 
-}  // namespace flowd::netlink
+}  // namespace flowd::prometheus_backend

@@ -85,10 +85,10 @@ constexpr KeySpec kSflowKeys[] = {
 
 enum class Wire : std::uint8_t { kNetflow, kSflow };
 
-std::vector<netlink::Prefix> prefixes(const Section& cfg, const char* key) {
-  std::vector<netlink::Prefix> out;
+std::vector<net::Prefix> prefixes(const Section& cfg, const char* key) {
+  std::vector<net::Prefix> out;
   for (const auto& text : cfg.get_list(key)) {
-    auto p = netlink::parse_prefix(text);
+    auto p = net::parse_prefix(text);
     if (!p) throw ConfigError("[" + cfg.name() + "] " + key + ": '" + text + "' is not an address or CIDR prefix");
     out.push_back(*p);
   }
@@ -638,7 +638,7 @@ class NetflowPlugin final : public Plugin {
   std::vector<std::unique_ptr<Worker>> workers_;
   MetricsHub& hub_;
   RegistryHandle& registry_;
-  std::vector<netlink::Prefix> allow_;
+  std::vector<net::Prefix> allow_;
   ObservedMetrics observed_;
   NetflowGauges gauges_{workers_};
   std::vector<int> udp_fds_;  // every worker's UDP sockets, for closing
