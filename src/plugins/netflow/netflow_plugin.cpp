@@ -36,8 +36,10 @@ namespace {
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kList, "0.0.0.0:2055, 0.0.0.0:4739", "UDP addresses taking NetFlow v1/v5/v9 and IPFIX"},
     {"tcp_listen", KeyType::kList, "0.0.0.0:4739", "TCP addresses taking IPFIX over TCP; empty: none"},
-    {"template_timeout", KeyType::kInt, "1800", "seconds a UDP template lives without a refresh", {}, 10, 86400},
-    {"idle_timeout", KeyType::kInt, "60", "seconds without a record after which a flow ends", {}, 1, 86400},
+    {.name = "template_timeout", .type = KeyType::kDuration, .default_value = "1800",
+     .help = "how long a UDP template lives without a refresh", .min = 10 * 1000, .max = 86400 * 1000},
+    {.name = "idle_timeout", .type = KeyType::kDuration, .default_value = "60",
+     .help = "time without a record after which a flow ends", .min = 1000, .max = 86400 * 1000},
     {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
      10000000},
     {"rules", KeyType::kList, "",
@@ -63,7 +65,8 @@ constexpr KeySpec kKeys[] = {
 // sflow: the same receive, tracking and trust keys; no TCP and no templates.
 constexpr KeySpec kSflowKeys[] = {
     {"listen", KeyType::kList, "0.0.0.0:6343", "UDP addresses taking sFlow v5"},
-    {"idle_timeout", KeyType::kInt, "60", "seconds without a sample after which a flow ends", {}, 1, 86400},
+    {.name = "idle_timeout", .type = KeyType::kDuration, .default_value = "60",
+     .help = "time without a sample after which a flow ends", .min = 1000, .max = 86400 * 1000},
     {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
      10000000},
     {"rules", KeyType::kList, "",

@@ -37,7 +37,17 @@ constexpr std::array<KeySpec, 4> scan_keys(std::string_view legacy_internal_netw
       {"ignore_private", KeyType::kBool, "yes",
        "do not report connections to private addresses (RFC 1918, ULA, ...)"},
       {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
-      {"interval", KeyType::kInt, "2", "seconds between two scans", legacy_interval, 1, 3600},
+      // Sub-second scans are allowed: the timer is a timerfd armed in milliseconds
+      // (scanner_plugin.cpp).
+      {.name = "interval",
+       .type = KeyType::kDuration,
+       .default_value = "2",
+       .help = "time between two scans",
+       .legacy = legacy_interval,
+       .min = 100,
+       .max = 3600 * 1000,
+       .unit = DurationUnit::kSeconds,
+       .resolution = DurationUnit::kMilliseconds},
   }};
 }
 

@@ -18,7 +18,7 @@ namespace flowd::scanner {
 
 ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
   ScannerOptions o;
-  o.interval = std::chrono::milliseconds(cfg.get_int("interval") * 1000);
+  o.interval = cfg.get_duration("interval");
   o.filter.ignore_private = cfg.get_bool("ignore_private");
   o.report_existing = cfg.get_bool("report_existing");
   for (const auto& text : cfg.get_list("internal_networks")) {
