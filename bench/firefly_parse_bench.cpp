@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "plugins/firefly/firefly_parser.hpp"
+#include "firefly/firefly_parser.hpp"
 
 namespace {
 

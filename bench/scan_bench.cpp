@@ -33,14 +33,14 @@
 #include <string>
 #include <vector>
 
-#include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
 #include "plugins/netstat/proc_net_tcp.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using flowd::netlink::Connection;
+using flowd::scanner::Connection;
 
 std::string ns_a, ns_b;
 
@@ -317,17 +317,17 @@ int main(int argc, char** argv) {
     int r = rounds ? rounds : (n >= 100000 ? 7 : 15);
     flowd::netlink::SockDiag diag;
     std::string error;
-    flowd::netlink::ConnectionFilter filter;
+    flowd::scanner::ConnectionFilter filter;
     filter.ignore_private = false;
     auto tagger = [](const Connection&, bool&) {
-      return std::optional<flowd::netlink::Tag>(flowd::netlink::Tag{2, 9});
+      return std::optional<flowd::scanner::Tag>(flowd::scanner::Tag{2, 9});
     };
 
     // The tracker's heap per connection, and the steady-state scan (every connection known).
     std::vector<flowd::FlowID> events;
     events.reserve(2 * n + 16);  // the first scan's start events are not the tracker's memory
     struct mallinfo2 m0 = mallinfo2();
-    flowd::netlink::ConnectionTracker tracker(filter, true, tagger);
+    flowd::scanner::ConnectionTracker tracker(filter, true, tagger);
     std::size_t seen = 0;
     auto netlink_scan = [&] {
       events.clear();
@@ -386,7 +386,7 @@ int main(int argc, char** argv) {
     });
     if (with_info < n) die("dump with details missed connections");
 
-    flowd::netlink::ConnectionTracker tracker2(filter, true, tagger);
+    flowd::scanner::ConnectionTracker tracker2(filter, true, tagger);
     auto netstat_scan = [&] {
       events.clear();
       auto now = flowd::Clock::now();

@@ -94,15 +94,4 @@ struct FlowKeyHash {
   std::size_t operator()(const FlowKey& k) const noexcept;
 };
 
-// How many fractional digits a time carries: a NetFlow/IPFIX dateTimeSeconds, -Milliseconds,
-// -Microseconds or -Nanoseconds value (RFC 7011 §6.1.7-6.1.10), or a time flowd made itself.
-enum class TimePrecision : std::uint8_t { kSeconds = 0, kMilliseconds = 3, kMicroseconds = 6, kNanoseconds = 9 };
-
-// The one formatter of every timestamp flowd writes: RFC 3339 UTC, "+00:00", with exactly as many
-// fractional digits as `precision` (none for seconds), truncated, not rounded (a time is never printed
-// later than it was). Years 0000-9999; times outside are clamped to those.
-std::string format_time(TimePoint t, TimePrecision precision);
-// format_time(t, kMicroseconds): fireflies carry microseconds, as the Python original prints them.
-std::string format_time_iso(TimePoint t);
-
 }  // namespace flowd

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <iterator>
 
+#include "flowd/rfc3339.hpp"
 #include "flowd/scitags_label.hpp"
 
 namespace flowd::analyze {

@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "plugins/firefly/firefly_parser.hpp"
+#include "flowd/rfc3339.hpp"
 
 namespace flowd::analyze {
 namespace {
@@ -111,7 +111,7 @@ const ParsedLine& DumpLineParser::parse(std::string_view line, bool padded) {
     if (member.get_string().get(text))
       return malformed(LineError::kType,
                        fmt::format("\"time\" is {}, not a string", type_name(member.type())));
-    auto t = firefly::parse_rfc3339(text);
+    auto t = parse_rfc3339(text);
     if (!t)
       return malformed(LineError::kValue,
                        fmt::format("\"time\" '{}' is not an RFC 3339 time", text.substr(0, 40)));
@@ -168,7 +168,7 @@ const ParsedLine& DumpLineParser::parse(std::string_view line, bool padded) {
         if (v.get_string().get(text))
           return malformed(LineError::kType, fmt::format("\"{}\" is {}, not a time string", kv.key,
                                                          type_name(v.type())));
-        auto t = firefly::parse_rfc3339(text);
+        auto t = parse_rfc3339(text);
         if (!t)
           return malformed(LineError::kValue, fmt::format("\"{}\" '{}' is not an RFC 3339 time",
                                                           kv.key, text.substr(0, 40)));

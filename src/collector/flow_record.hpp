@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// What the NetFlow/IPFIX decoders produce: one FlowRecord per data record, fields named by IANA IPFIX
-// information element (NetFlow v1/v5/v9 fields are mapped to the same elements). Pure data.
+// What the NetFlow/IPFIX decoders produce: one FlowRecord per data record, fields named by IANA
+// IPFIX information element (NetFlow v1/v5/v9 fields are mapped to the same elements). Pure data.
 #pragma once
 
 #include <array>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flowd/flow_id.hpp"
+#include "flowd/rfc3339.hpp"
 
 namespace flowd::collector {
 
@@ -29,8 +30,8 @@ enum class ValueKind : std::uint8_t {
   kIpv6,
   kMac,
   kString,
-  kOctets,     // anything else: raw bytes
-  kDateTime,   // absolute time (any of the dateTime* encodings), as a TimePoint
+  kOctets,    // anything else: raw bytes
+  kDateTime,  // absolute time (any of the dateTime* encodings), as a TimePoint
 };
 
 struct FieldValue {
@@ -61,13 +62,13 @@ struct FlowRecord {
   Exporter exporter;
   TimePoint received{};
   ExportProtocol protocol = ExportProtocol::kNetflow;
-  int version = 0;              // 1, 5, 9 or 10; 5 for sFlow
-  std::uint32_t domain = 0;     // v9 source id, IPFIX observation domain, v5 engine type<<8|id,
-                                // sFlow sub_agent_id
+  int version = 0;                // 1, 5, 9 or 10; 5 for sFlow
+  std::uint32_t domain = 0;       // v9 source id, IPFIX observation domain, v5 engine type<<8|id,
+                                  // sFlow sub_agent_id
   std::uint16_t template_id = 0;  // 0 for v1/v5
-  bool options = false;         // an options record (sampling, interface names...)
-  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether its
-  // packet/octet counters were already multiplied by it (apply_sampling).
+  bool options = false;           // an options record (sampling, interface names...)
+  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether
+  // its packet/octet counters were already multiplied by it (apply_sampling).
   std::uint64_t sampling_rate = 0;
   bool counters_scaled = false;
   std::vector<Field> fields;
@@ -107,8 +108,8 @@ class RecordBatch {
   std::size_t size_ = 0;
 };
 
-// Writes the fields of a record whose storage may be reused: existing Field objects are overwritten,
-// new ones appended, and finish() drops the leftovers of a longer earlier record.
+// Writes the fields of a record whose storage may be reused: existing Field objects are
+// overwritten, new ones appended, and finish() drops the leftovers of a longer earlier record.
 class FieldWriter {
  public:
   explicit FieldWriter(FlowRecord& rec) : rec_(rec) {}

@@ -49,21 +49,25 @@ std::string check_value(const std::string& path, const std::string& section, con
   for (char c : v) {
     auto u = static_cast<unsigned char>(c);
     if ((u < 0x20 && c != '\t') || u == 0x7f)
-      throw ConfigError(fmt::format("{}: [{}] {}: control character 0x{:02x} in the value", path, section,
-                                    k.name, u));
+      throw ConfigError(fmt::format("{}: [{}] {}: control character 0x{:02x} in the value", path,
+                                    section, k.name, u));
   }
   if (v.find(" ;") != std::string::npos || v.find("\t;") != std::string::npos)
-    throw ConfigError(fmt::format("{}: [{}] {}: ' ;' would start a comment in an INI file", path, section, k.name));
+    throw ConfigError(fmt::format("{}: [{}] {}: ' ;' would start a comment in an INI file", path,
+                                  section, k.name));
   const std::size_t room = 197 - k.name.size();
   if (k.type == KeyType::kList) {
     for (const auto& item : split_list(v))
       if (item.size() + 4 > 198)
-        throw ConfigError(fmt::format("{}: [{}] {}: item longer than 194 characters", path, section, k.name));
+        throw ConfigError(
+            fmt::format("{}: [{}] {}: item longer than 194 characters", path, section, k.name));
   } else if (v.size() > room) {
-    throw ConfigError(fmt::format("{}: [{}] {}: longer than {} characters", path, section, k.name, room));
+    throw ConfigError(
+        fmt::format("{}: [{}] {}: longer than {} characters", path, section, k.name, room));
   }
   switch (k.type) {
-    case KeyType::kString: return v;
+    case KeyType::kString:
+      return v;
     case KeyType::kInt: {
       long n = 0;
       if (!parse_long(v, n) || n < k.min || n > k.max) throw bad();
@@ -100,6 +104,20 @@ std::string check_value(const std::string& path, const std::string& section, con
       if (!a || a->is_v4() != (k.type == KeyType::kIPv4)) throw bad();
       return a->to_string();
     }
+    case KeyType::kDuration: {
+      std::string why;
+      auto d = parse_duration(v, k.unit, &why);
+      if (d && k.resolution == DurationUnit::kSeconds && d->count() % 1000 != 0)
+        why = "not a whole number of seconds";
+      else if (d && (d->count() < k.min || d->count() > k.max))
+        why = "out of range";
+      else if (d)
+        return v;
+      throw ConfigError(fmt::format(
+          "{}: [{}] {}: expected {}, got \"{}\" ({}); a duration is a number with ms, s, "
+          "m or h, such as 500ms, 2s, 5m or 1h",
+          path, section, k.name, describe_type(k), value, why));
+    }
     case KeyType::kChoice:
       for (const auto& c : split_list(k.choices))
         if (c == v) return v;
@@ -114,18 +132,20 @@ std::vector<std::string> key_names(std::span<const KeySpec> keys) {
   return out;
 }
 
-Section build_section(const std::string& path, const std::string& name, std::span<const KeySpec> keys,
-                      const RawSection* raw) {
+Section build_section(const std::string& path, const std::string& name,
+                      std::span<const KeySpec> keys, const RawSection* raw) {
   std::map<std::string, std::string> values;
   std::map<std::string, bool> set;
   for (const auto& k : keys) values[std::string(k.name)] = std::string(k.default_value);
   if (raw) {
     for (const auto& [key, value] : raw->entries) {
-      auto it = std::find_if(keys.begin(), keys.end(), [&key = key](const KeySpec& k) { return k.name == key; });
+      auto it = std::find_if(keys.begin(), keys.end(),
+                             [&key = key](const KeySpec& k) { return k.name == key; });
       if (it == keys.end()) {
         std::string hint = closest_match(key, key_names(keys));
-        throw ConfigError(fmt::format("{}: [{}] unknown key '{}'{}", path, name, key,
-                                      hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+        throw ConfigError(
+            fmt::format("{}: [{}] unknown key '{}'{}", path, name, key,
+                        hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
       }
       std::string k(key);
       if (set[k]) {
@@ -178,11 +198,12 @@ Config validate_config(const RawConfig& raw) {
   std::map<const PluginInfo*, const RawSection*> plugin_raw;
   std::map<const BackendInfo*, const RawSection*> backend_raw;
   for (const auto& s : raw.sections) {
-    auto unknown = [&](std::string_view kind, std::string_view comp, const std::vector<std::string>& names) {
+    auto unknown = [&](std::string_view kind, std::string_view comp,
+                       const std::vector<std::string>& names) {
       std::string hint = closest_match(comp, names);
-      return ConfigError(fmt::format("{}: [{}] unknown {} '{}'{}; available: {}", path, s.name, kind, comp,
-                                     hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
-                                     fmt::join(names, ", ")));
+      return ConfigError(fmt::format(
+          "{}: [{}] unknown {} '{}'{}; available: {}", path, s.name, kind, comp,
+          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), fmt::join(names, ", ")));
     };
     if (s.name == "flowd") {
       core_raw = &s;
@@ -195,65 +216,77 @@ Config validate_config(const RawConfig& raw) {
       if (!info) throw unknown("backend", s.name.substr(8), backend_names);
       backend_raw[info] = &s;
     } else {
-      throw ConfigError(fmt::format(
-          "{}: unknown section [{}]; expected [flowd], [plugin.NAME] or [backend.NAME]", path, s.name));
+      throw ConfigError(
+          fmt::format("{}: unknown section [{}]; expected [flowd], [plugin.NAME] or [backend.NAME]",
+                      path, s.name));
     }
   }
   c.core = build_section(path, "flowd", core_keys(), core_raw);
 
   auto plugins = c.core.get_list("plugins");
   if (plugins.empty())
-    throw ConfigError(fmt::format("{}: [flowd] plugins: expected at least one of {} (legacy PLUGIN)", path,
-                                  fmt::join(plugin_names, ", ")));
+    throw ConfigError(
+        fmt::format("{}: [flowd] plugins: expected at least one of {} (legacy PLUGIN)", path,
+                    fmt::join(plugin_names, ", ")));
   for (const auto& name : plugins) {
     auto* info = find_plugin(name);
     if (!info) {
       std::string hint = closest_match(name, plugin_names);
-      throw ConfigError(fmt::format("{}: [flowd] plugins: unknown plugin '{}'{}; available: {}", path, name,
+      throw ConfigError(fmt::format("{}: [flowd] plugins: unknown plugin '{}'{}; available: {}",
+                                    path, name,
                                     hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
                                     fmt::join(plugin_names, ", ")));
     }
     for (const auto& p : c.plugins)
-      if (p.info == info) throw ConfigError(fmt::format("{}: [flowd] plugins: '{}' listed twice", path, name));
+      if (p.info == info)
+        throw ConfigError(fmt::format("{}: [flowd] plugins: '{}' listed twice", path, name));
     auto it = plugin_raw.find(info);
     c.plugins.push_back({info, build_section(path, "plugin." + std::string(info->name), info->keys,
                                              it == plugin_raw.end() ? nullptr : it->second)});
   }
   auto backends = c.core.get_list("backends");
   if (backends.empty())
-    throw ConfigError(fmt::format("{}: [flowd] backends: expected at least one of {} (legacy BACKEND)", path,
-                                  fmt::join(backend_names, ", ")));
+    throw ConfigError(
+        fmt::format("{}: [flowd] backends: expected at least one of {} (legacy BACKEND)", path,
+                    fmt::join(backend_names, ", ")));
   for (const auto& name : backends) {
     auto* info = find_backend(name);
     if (!info) {
       std::string hint = closest_match(name, backend_names);
-      throw ConfigError(fmt::format("{}: [flowd] backends: unknown backend '{}'{}; available: {}", path, name,
+      throw ConfigError(fmt::format("{}: [flowd] backends: unknown backend '{}'{}; available: {}",
+                                    path, name,
                                     hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
                                     fmt::join(backend_names, ", ")));
     }
     for (const auto& b : c.backends)
-      if (b.info == info) throw ConfigError(fmt::format("{}: [flowd] backends: '{}' listed twice", path, name));
+      if (b.info == info)
+        throw ConfigError(fmt::format("{}: [flowd] backends: '{}' listed twice", path, name));
     auto it = backend_raw.find(info);
-    c.backends.push_back({info, build_section(path, "backend." + std::string(info->name), info->keys,
-                                              it == backend_raw.end() ? nullptr : it->second)});
+    c.backends.push_back(
+        {info, build_section(path, "backend." + std::string(info->name), info->keys,
+                             it == backend_raw.end() ? nullptr : it->second)});
   }
   // A configured but unlisted component is probably a mistake; still check its keys.
   for (const auto& [info, s] : plugin_raw) {
     build_section(path, s->name, info->keys, s);
-    if (std::none_of(c.plugins.begin(), c.plugins.end(), [info = info](auto& p) { return p.info == info; }))
-      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] plugins", path,
-                                       s->name, info->name));
+    if (std::none_of(c.plugins.begin(), c.plugins.end(),
+                     [info = info](auto& p) { return p.info == info; }))
+      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] plugins",
+                                       path, s->name, info->name));
   }
   for (const auto& [info, s] : backend_raw) {
     build_section(path, s->name, info->keys, s);
-    if (std::none_of(c.backends.begin(), c.backends.end(), [info = info](auto& b) { return b.info == info; }))
-      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] backends", path,
-                                       s->name, info->name));
+    if (std::none_of(c.backends.begin(), c.backends.end(),
+                     [info = info](auto& b) { return b.info == info; }))
+      c.warnings.push_back(fmt::format("{}: [{}] is configured but '{}' is not in [flowd] backends",
+                                       path, s->name, info->name));
   }
   return c;
 }
 
-Config load_config(const std::string& path) { return validate_config(read_config_file(path)); }
+Config load_config(const std::string& path) {
+  return validate_config(read_config_file(path));
+}
 
 std::string to_ini(const RawConfig& raw) {
   std::string out = fmt::format("; converted from {}\n", raw.path);
@@ -266,12 +299,14 @@ std::string to_ini(const RawConfig& raw) {
 }
 
 std::string print_config(const Config& c) {
-  std::string out = fmt::format("; effective configuration of {}{}\n", c.path, c.legacy ? " (legacy)" : "");
+  std::string out =
+      fmt::format("; effective configuration of {}{}\n", c.path, c.legacy ? " (legacy)" : "");
   auto section = [&out](const Section& s) {
     out += fmt::format("\n[{}]\n", s.name());
     for (const auto& k : s.keys()) {
       std::string v = s.get(k.name);
-      std::string line = fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
+      std::string line =
+          fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
       // inih reads at most 198 characters a line: long lists go on continuation lines.
       if (line.size() > 198 && k.type == KeyType::kList) {
         line = fmt::format("{} =", k.name);
@@ -290,17 +325,24 @@ std::string print_config(const Config& c) {
 
 std::string config_reference_markdown() {
   std::string out;
-  auto table = [&out](const std::string& section, std::string_view what, std::span<const KeySpec> keys) {
-    out += fmt::format("#### `[{}]`{}\n\n| key | legacy name | default | accepts | meaning |\n|---|---|---|---|---|\n",
-                       section, what.empty() ? "" : fmt::format(" — {}", what));
+  auto table = [&out](const std::string& section, std::string_view what,
+                      std::span<const KeySpec> keys) {
+    out += fmt::format(
+        "#### `[{}]`{}\n\n| key | legacy name | default | accepts | meaning "
+        "|\n|---|---|---|---|---|\n",
+        section, what.empty() ? "" : fmt::format(" — {}", what));
     for (const auto& k : keys)
-      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.name, k.legacy.empty() ? "" : fmt::format("`{}`", k.legacy),
-                         k.default_value.empty() ? "" : fmt::format("`{}`", k.default_value), describe_type(k), k.help);
+      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.name,
+                         k.legacy.empty() ? "" : fmt::format("`{}`", k.legacy),
+                         k.default_value.empty() ? "" : fmt::format("`{}`", k.default_value),
+                         describe_type(k), k.help);
     out += "\n";
   };
   table("flowd", "the daemon", core_keys());
-  for (const auto& p : plugin_table()) table("plugin." + std::string(p.name), p.description, p.keys);
-  for (const auto& b : backend_table()) table("backend." + std::string(b.name), b.description, b.keys);
+  for (const auto& p : plugin_table())
+    table("plugin." + std::string(p.name), p.description, p.keys);
+  for (const auto& b : backend_table())
+    table("backend." + std::string(b.name), b.description, b.keys);
   return out;
 }
 

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "plugins/firefly/firefly_json.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
+#include "firefly/firefly_json.hpp"
+#include "firefly/firefly_parser.hpp"
 
 namespace {
 

@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  flowd::netlink::Connection c;
+  flowd::scanner::Connection c;
   while (!text.empty()) {
     auto nl = text.find('\n');
     auto line = text.substr(0, nl);

@@ -20,7 +20,8 @@ bool is_fifo(const std::string& p) {
 TEST(Lifecycle, ReadyStatusThenSigtermExitsZeroAndRemovesPipe) {
   Daemon d;
   d.start(d.config());
-  EXPECT_NE(d.ready_message.find("STATUS=plugins=np_api backends=udp_firefly,prometheus"), std::string::npos)
+  EXPECT_NE(d.ready_message.find("STATUS=plugins=np_api backends=udp_firefly,prometheus"),
+            std::string::npos)
       << d.ready_message;
   EXPECT_TRUE(is_fifo(d.pipe()));
   struct stat st {};
@@ -57,7 +58,8 @@ TEST(Lifecycle, SigintAlsoStopsCleanly) {
 TEST(Lifecycle, WatchdogIsPettedWhenSystemdAsksForIt) {
   Daemon d;
   d.start(d.config(), "flowd.cfg", {"WATCHDOG_USEC=200000"});
-  EXPECT_NE(d.proc->log().find("systemd watchdog every 100 ms"), std::string::npos) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("systemd watchdog every 100 ms"), std::string::npos)
+      << d.proc->log();
   EXPECT_TRUE(d.notify->wait_for("WATCHDOG=1", 2s));
   EXPECT_TRUE(d.notify->wait_for("WATCHDOG=1", 2s));
   EXPECT_EQ(d.stop(), 0);
@@ -70,8 +72,8 @@ TEST(Lifecycle, SighupAppliesAGoodConfig) {
   ASSERT_EQ(::stat(d.pipe().c_str(), &before), 0);
   UdpReceiver other;
   std::string next = d.config();
-  next.replace(next.find("port = " + std::to_string(d.rx4.port())), 7 + std::to_string(d.rx4.port()).size(),
-               "port = " + std::to_string(other.port()));
+  next.replace(next.find("port = " + std::to_string(d.rx4.port())),
+               7 + std::to_string(d.rx4.port()).size(), "port = " + std::to_string(other.port()));
   d.dir.write("flowd.cfg", next);
   d.proc->signal(SIGHUP);
   ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
@@ -81,7 +83,8 @@ TEST(Lifecycle, SighupAppliesAGoodConfig) {
   EXPECT_NE(d.proc->log().find("reloaded"), std::string::npos);
   struct stat after {};
   ASSERT_EQ(::stat(d.pipe().c_str(), &after), 0);
-  EXPECT_EQ(before.st_ino, after.st_ino) << "np_api did not change: its pipe must not be re-created";
+  EXPECT_EQ(before.st_ino, after.st_ino)
+      << "np_api did not change: its pipe must not be re-created";
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -97,6 +100,20 @@ TEST(Lifecycle, SighupWithABrokenConfigKeepsTheOldOne) {
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
   EXPECT_TRUE(d.rx4.receive()) << "the old configuration must keep working";
   EXPECT_NE(d.proc->log().find("reload refused"), std::string::npos);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Lifecycle, SighupWithABadDurationKeepsTheOldOne) {
+  Daemon d;
+  d.start(d.config());
+  d.dir.write("flowd.cfg", d.config("stun_timeout_ms = 5 parsecs\n"));
+  d.proc->signal(SIGHUP);
+  auto status = d.notify->wait_for("STATUS=reload failed");
+  ASSERT_TRUE(status) << d.proc->log();
+  EXPECT_NE(status->find("stun_timeout_ms"), std::string::npos) << *status;
+  EXPECT_TRUE(d.proc->running());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << "the old configuration must keep working";
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -118,10 +135,18 @@ TEST(Lifecycle, LegacyConfigStartsTheSamePipeline) {
       "PLUGIN='np_api'\n"
       "BACKEND='udp_firefly,prometheus'\n"
       "FLOW_MAP_API=''\n"
-      "NP_API_FILE='" + d.pipe() + "'\n"
-      "UDP_FIREFLY_PORT=" + std::to_string(d.rx4.port()) + "\n"
-      "PROMETHEUS_SRV_PORT=" + std::to_string(d.prom_port) + "\n"
-      "WORK_DIR='" + d.dir.file("cache") + "'\n"
+      "NP_API_FILE='" +
+      d.pipe() +
+      "'\n"
+      "UDP_FIREFLY_PORT=" +
+      std::to_string(d.rx4.port()) +
+      "\n"
+      "PROMETHEUS_SRV_PORT=" +
+      std::to_string(d.prom_port) +
+      "\n"
+      "WORK_DIR='" +
+      d.dir.file("cache") +
+      "'\n"
       "#NETSTAT_EXPERIMENT='atlas'\n"
       "NETSTAT_INTERNAL_NETWORKS=('192.168.0.0/16', )\n"
       "IP_DISCOVERY_ENABLED = False\n"
@@ -141,7 +166,8 @@ TEST(Lifecycle, PathThatIsNotAFifoFailsWithExit1) {
   FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
   EXPECT_EQ(p.wait(5s), 1);
   EXPECT_NE(p.log().find("is not a named pipe"), std::string::npos) << p.log();
-  EXPECT_EQ(read_file(d.pipe()), "a regular file\n") << "flowd must not touch a file it did not create";
+  EXPECT_EQ(read_file(d.pipe()), "a regular file\n")
+      << "flowd must not touch a file it did not create";
 }
 
 TEST(Lifecycle, MetricsPortInUseFailsWithExit1) {
@@ -177,11 +203,24 @@ TEST(Cli, CheckPrintAndConvertConfig) {
   Daemon d;
   d.dir.write("good.cfg", d.config());
   d.dir.write("bad.cfg", "[flowd]\nplugins = np_apj\n");
-  d.dir.write("legacy.cfg", "PLUGIN='np_api'\nBACKEND='udp_firefly'\nFLOW_MAP_API='https://www.scitags.org/api.json'\n");
+  d.dir.write(
+      "legacy.cfg",
+      "PLUGIN='np_api'\nBACKEND='udp_firefly'\nFLOW_MAP_API='https://www.scitags.org/api.json'\n");
   std::string out, err;
   EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("good.cfg")}, out, err), 0) << err;
   EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("bad.cfg")}, out, err), 2);
   EXPECT_NE(err.find("did you mean 'np_api'"), std::string::npos) << err;
+  // Durations: units are accepted, a bad one is refused naming the key, the value and the forms.
+  d.dir.write("units.cfg", d.config("stun_timeout_ms = 1.5s\n"));
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("units.cfg")}, out, err), 0) << err;
+  for (const char* bad : {"5 parsecs", "-1s", "0.5.5s", "99999999999999999999h", "70s"}) {
+    d.dir.write("bad_duration.cfg", d.config(std::string("stun_timeout_ms = ") + bad + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("bad_duration.cfg")}, out, err), 2)
+        << bad;
+    EXPECT_NE(err.find("[backend.udp_firefly] stun_timeout_ms"), std::string::npos) << err;
+    EXPECT_NE(err.find(std::string("got \"") + bad + "\""), std::string::npos) << err;
+    EXPECT_NE(err.find("such as 500ms, 2s, 5m or 1h"), std::string::npos) << err;
+  }
   EXPECT_EQ(run_flowd({"--print-config", "-c", d.dir.file("good.cfg")}, out, err), 0) << err;
   EXPECT_NE(out.find("queue_size = 65536"), std::string::npos) << out;
   EXPECT_NE(out.find("partial_timeout_ms = 1000"), std::string::npos) << out;
@@ -189,7 +228,8 @@ TEST(Cli, CheckPrintAndConvertConfig) {
   d.dir.write("printed.cfg", out);
   EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("printed.cfg")}, out, err), 0) << err;
   EXPECT_EQ(run_flowd({"--convert-config", d.dir.file("legacy.cfg")}, out, err), 0) << err;
-  EXPECT_NE(out.find("[flowd]\nplugins = np_api\nbackends = udp_firefly\nflow_map_api = https://www.scitags.org/api.json"),
+  EXPECT_NE(out.find("[flowd]\nplugins = np_api\nbackends = udp_firefly\nflow_map_api = "
+                     "https://www.scitags.org/api.json"),
             std::string::npos)
       << out;
   EXPECT_EQ(run_flowd({"--version"}, out, err), 0);

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "harness.hpp"
 #include "netns_scope.hpp"
@@ -376,6 +377,21 @@ TEST_F(ScannerNetns, ReportExistingAndPrivateDestinations) {
   EXPECT_GE(*seen, 1) << "the connection was seen, and filtered";
 }
 
+// A sub-second interval is accepted and honoured: the scanner's timerfd is armed in milliseconds.
+TEST_F(ScannerNetns, SubSecondIntervalScansSeveralTimesASecond) {
+  start_flowd(
+      config("netlink", "experiment = 2\nactivity = 9\nignore_private = no\ninterval = 200ms\n"));
+  auto scans = [this] {
+    return metric_value(scrape(), "flowd_scans_total{plugin=\"netlink\"}").value_or(-100);
+  };
+  const double before = scans();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const double after = scans();
+  // About 7 scans in 1.5 s; at the 2 s default there would be at most one.
+  EXPECT_GE(after - before, 4) << proc->log();
+  EXPECT_LE(after - before, 10) << proc->log();
+}
+
 TEST_F(ScannerNetns, NetstatFromProcNetTcp) {
   Fds fds;
   {
@@ -456,14 +472,16 @@ TEST_F(ScannerNetns, IperfConnectionsGetAPairFromFlowIds) {
 }
 
 TEST_F(ScannerNetns, IperfPortRangeTakesPairsRoundRobin) {
-  // The original's iperf_rr: any connection to or from a port in `ports` is reported, whatever process
-  // owns it, and the flow_ids pairs are handed out in turn; an end repeats its start's pair.
+  // The original's iperf_rr: any connection to or from a port in `ports` is reported, whatever
+  // process owns it, and the flow_ids pairs are handed out in turn; an end repeats its start's
+  // pair.
   Fds fds;
   {
     NetnsScope in_b(net->b);
     for (int port : {5300, 5301, 5000}) ASSERT_GE(fds.add(tcp_listen("::", port)), 0);
   }
-  start_flowd(config("iperf", "flow_ids = 2:9, 3:3\nports = 5300-5301\nignore_private = no\ninterval = 1\n"));
+  start_flowd(config(
+      "iperf", "flow_ids = 2:9, 3:3\nports = 5300-5301\nignore_private = no\ninterval = 1\n"));
   int p1 = 0, p2 = 0, outside = 0, c1, c2;
   {
     NetnsScope in_a(net->a);

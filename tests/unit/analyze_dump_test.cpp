@@ -12,7 +12,7 @@
 
 #include "analyze/dump_line.hpp"
 #include "analyze/dump_reader.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
+#include "flowd/rfc3339.hpp"
 
 namespace flowd::analyze {
 namespace {
@@ -30,7 +30,7 @@ const std::string kLine =
     R"("time":"2026-11-22T14:12:41.000000+00:00","version":10})";
 
 TimePoint at(std::string_view rfc3339) {
-  return *firefly::parse_rfc3339(rfc3339);
+  return *parse_rfc3339(rfc3339);
 }
 
 class TempDir {

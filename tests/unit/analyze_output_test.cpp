@@ -13,8 +13,8 @@
 #include "analyze/reverse_dns.hpp"
 #include "analyze/service_names.hpp"
 #include "core/registry_loader.hpp"
+#include "flowd/rfc3339.hpp"
 #include "flowd/scitags_label.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
 
 namespace flowd::analyze {
 namespace {
@@ -168,8 +168,8 @@ TEST(AnalyzeFormat, JsonHasTheDocumentedKeysAndParsesBack) {
                                             "activity_id",
                                             "experiment",
                                             "activity"}));
-  EXPECT_EQ(firefly::parse_rfc3339(back["start"].get<std::string>()), kT0);
-  EXPECT_EQ(firefly::parse_rfc3339(back["end"].get<std::string>()), kT0 + 1500ms);
+  EXPECT_EQ(parse_rfc3339(back["start"].get<std::string>()), kT0);
+  EXPECT_EQ(parse_rfc3339(back["end"].get<std::string>()), kT0 + 1500ms);
   EXPECT_DOUBLE_EQ(back["duration"].get<double>(), 1.5);
   EXPECT_EQ(back["time_source"], "received");
   EXPECT_EQ(back["source_address"], "2001:db8::1");

@@ -497,3 +497,133 @@ TEST(ConfigHelpers, SplitListAndTrim) {
 
 }  // namespace
 }  // namespace flowd
+
+namespace flowd {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(Durations, ParseUnitsAndPlainNumbers) {
+  using U = DurationUnit;
+  EXPECT_EQ(parse_duration("500ms", U::kSeconds), milliseconds(500));
+  EXPECT_EQ(parse_duration("2s", U::kSeconds), milliseconds(2000));
+  EXPECT_EQ(parse_duration("5m", U::kSeconds), milliseconds(300000));
+  EXPECT_EQ(parse_duration("1h", U::kSeconds), milliseconds(3600000));
+  EXPECT_EQ(parse_duration(" 1.5s ", U::kSeconds), milliseconds(1500));
+  EXPECT_EQ(parse_duration("0.25h", U::kSeconds), milliseconds(900000));
+  EXPECT_EQ(parse_duration(".5s", U::kSeconds), milliseconds(500));
+  EXPECT_EQ(parse_duration("2 s", U::kSeconds), milliseconds(2000));
+  EXPECT_EQ(parse_duration("0", U::kSeconds), milliseconds(0));
+  // A plain number keeps the key's own unit.
+  EXPECT_EQ(parse_duration("2", U::kSeconds), milliseconds(2000));
+  EXPECT_EQ(parse_duration("0.5", U::kSeconds), milliseconds(500));
+  EXPECT_EQ(parse_duration("2000", U::kMilliseconds), milliseconds(2000));
+  EXPECT_EQ(parse_duration("2s", U::kMilliseconds), milliseconds(2000));
+  // The longest span: a year (and a day).
+  EXPECT_EQ(parse_duration("8784h", U::kSeconds), milliseconds(8784LL * 3600 * 1000));
+}
+
+TEST(Durations, RefuseWhatIsNotADuration) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"5 parsecs", "unknown unit 'parsecs'"},
+      {"-1s", "not a non-negative number"},
+      {"+1s", "not a non-negative number"},
+      {"0.5.5s", "unknown unit '.5s'"},
+      {"", "not a non-negative number"},
+      {"s", "not a non-negative number"},
+      {"1.s", "no digits after '.'"},
+      {"2S", "unknown unit 'S'"},
+      {"1e3ms", "unknown unit 'e3ms'"},
+      {"0.0001s", "not a whole number of milliseconds"},
+      {"1.5ms", "not a whole number of milliseconds"},
+      {"1.0000000001s", "more than 9 decimals"},
+      {"8785h", "more than a year"},
+      {"99999999999999999999999", "more than a year"},
+      {"99999999999999999999999ms", "more than a year"},
+  };
+  for (auto [text, why] : bad) {
+    std::string reason;
+    EXPECT_FALSE(parse_duration(text, DurationUnit::kSeconds, &reason)) << text;
+    EXPECT_EQ(reason, why) << text;
+  }
+}
+
+TEST(Durations, Format) {
+  EXPECT_EQ(format_duration(milliseconds(100)), "100ms");
+  EXPECT_EQ(format_duration(milliseconds(1500)), "1500ms");
+  EXPECT_EQ(format_duration(milliseconds(2000)), "2s");
+  EXPECT_EQ(format_duration(milliseconds(90000)), "90s");
+  EXPECT_EQ(format_duration(milliseconds(300000)), "5m");
+  EXPECT_EQ(format_duration(milliseconds(86400000)), "24h");
+  EXPECT_EQ(format_duration(milliseconds(0)), "0s");
+}
+
+// Every duration key of every table: a value with a unit is read in the key's own unit, a plain
+// number means what it always meant.
+TEST(Durations, KeysReadInTheirOwnUnit) {
+  Config c = load(
+      "[flowd]\nplugins = np_api, netlink, netflow\nbackends = udp_firefly\nflow_map_timeout = 1m\n"
+      "[plugin.np_api]\npartial_timeout_ms = 2s\n"
+      "[plugin.netlink]\nexperiment = 1\ninterval = 500ms\n"
+      "[plugin.netflow]\ntemplate_timeout = 30m\nidle_timeout = 90\n"
+      "[backend.udp_firefly]\nstun_timeout_ms = 1.5s\nongoing_interval = 1m\n");
+  EXPECT_EQ(c.core.get_int("flow_map_timeout"), 60);
+  EXPECT_EQ(c.plugins[0].section.get_int("partial_timeout_ms"), 2000);
+  EXPECT_EQ(c.plugins[1].section.get_duration("interval"), milliseconds(500));
+  EXPECT_EQ(c.plugins[2].section.get_int("template_timeout"), 1800);
+  EXPECT_EQ(c.plugins[2].section.get_int("idle_timeout"), 90);
+  EXPECT_EQ(c.backends[0].section.get_int("stun_timeout_ms"), 1500);
+  EXPECT_EQ(c.backends[0].section.get_int("ongoing_interval"), 60);
+  // Defaults are plain numbers in the key's unit.
+  Config d = load("[flowd]\nplugins = netstat, iperf\n[plugin.netstat]\nexperiment = 1\n");
+  EXPECT_EQ(d.plugins[0].section.get_duration("interval"), milliseconds(2000));
+  EXPECT_EQ(d.plugins[1].section.get_duration("interval"), milliseconds(2000));
+  EXPECT_EQ(d.core.get_int("flow_map_timeout"), 5);
+}
+
+TEST(Durations, RangeAndResolutionChecks) {
+  struct Case {
+    const char* section;
+    const char* line;
+    const char* why;
+  };
+  const Case cases[] = {
+      {"plugin.netlink", "interval = 99ms", "out of range"},
+      {"plugin.netlink", "interval = 0", "out of range"},
+      {"plugin.netlink", "interval = 61m", "out of range"},
+      {"plugin.netlink", "interval = 5 parsecs", "unknown unit 'parsecs'"},
+      {"plugin.netlink", "interval = -1s", "not a non-negative number"},
+      {"plugin.netlink", "interval = 0.5.5s", "unknown unit '.5s'"},
+      {"plugin.netlink", "interval = 99999999999999999999h", "more than a year"},
+      {"flowd", "flow_map_timeout = 1500ms", "not a whole number of seconds"},
+      {"flowd", "flow_map_timeout = 0.5", "not a whole number of seconds"},
+      {"flowd", "flow_map_timeout = 6m", "out of range"},
+      {"plugin.netflow", "idle_timeout = 999ms", "not a whole number of seconds"},
+      {"backend.udp_firefly", "stun_timeout_ms = 9ms", "out of range"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.line);
+    std::string text = "[flowd]\nplugins = netlink, netflow\n[plugin.netlink]\nexperiment = 1\n";
+    text += std::string("[") + c.section + "]\n" + c.line + "\n";
+    auto e = config_error(text);
+    expect_contains(e, kPath);
+    expect_contains(e, std::string("[") + c.section + "] " +
+                           std::string(c.line).substr(0, std::string(c.line).find(' ')));
+    expect_contains(e, std::string("got \"") +
+                           (std::string(c.line).substr(std::string(c.line).find('=') + 2)) + "\"");
+    expect_contains(e, std::string("(") + c.why + ")");
+    expect_contains(e, "such as 500ms, 2s, 5m or 1h");
+  }
+  EXPECT_EQ(
+      config_error(
+          "[flowd]\nplugins = netlink\n[plugin.netlink]\nexperiment = 1\ninterval = 5 parsecs\n"),
+      std::string(kPath) +
+          ": [plugin.netlink] interval: expected a duration 100ms..1h; a plain number is seconds, "
+          "got "
+          "\"5 parsecs\" (unknown unit 'parsecs'); a duration is a number with ms, s, m or h, such "
+          "as "
+          "500ms, 2s, 5m or 1h");
+}
+
+}  // namespace
+}  // namespace flowd

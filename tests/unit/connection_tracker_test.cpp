@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // The scanners' state machine and filters, on hand-made scans.
-#include "netlink/connection_tracker.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include "netlink/connection_filter.hpp"
 #include "netlink/sock_diag.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
-namespace flowd::netlink {
+namespace flowd::scanner {
 namespace {
+
+using namespace netlink;  // the TCP states (kTcpEstablished, ...)
 
 Connection conn(const char* local, std::uint16_t lport, const char* remote, std::uint16_t rport,
                 std::uint8_t state = kTcpEstablished) {
@@ -112,7 +114,7 @@ TEST(ConnectionTracker, ListenersAreIgnored) {
 TEST(ConnectionTracker, FiltersInternalAndPrivateDestinations) {
   ConnectionFilter f;
   f.ignore_private = true;
-  f.internal.push_back(*parse_prefix("192.0.2.0/24"));  // public for this test's purposes
+  f.internal.push_back(*net::parse_prefix("192.0.2.0/24"));  // public for this test's purposes
   ConnectionTracker t(f, false, fixed(2, 9));
   scan(t, {});
   auto ev = scan(t, {conn("1.2.3.4", 1, "192.168.1.1", 80), conn("1.2.3.4", 2, "fd00::1", 80),
@@ -184,22 +186,22 @@ TEST(ConnectionFilter, PrivateMatchesPython) {
 }
 
 TEST(ConnectionFilter, Prefixes) {
-  auto p = parse_prefix("192.168.0.0/16");
+  auto p = net::parse_prefix("192.168.0.0/16");
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->contains(*IpAddress::parse("192.168.200.1")));
   EXPECT_FALSE(p->contains(*IpAddress::parse("192.169.0.1")));
   EXPECT_FALSE(p->contains(*IpAddress::parse("::ffff:192.168.0.1")));
-  auto host = parse_prefix("fd00::7");
+  auto host = net::parse_prefix("fd00::7");
   ASSERT_TRUE(host);
   EXPECT_EQ(host->length, 128u);
-  auto odd = parse_prefix("fd00::/9");
+  auto odd = net::parse_prefix("fd00::/9");
   ASSERT_TRUE(odd);
   EXPECT_TRUE(odd->contains(*IpAddress::parse("fd7f::1")));
   EXPECT_FALSE(odd->contains(*IpAddress::parse("fd80::1")));
   for (const char* bad :
        {"", "/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "nonsense/8"})
-    EXPECT_FALSE(parse_prefix(bad)) << bad;
+    EXPECT_FALSE(net::parse_prefix(bad)) << bad;
 }
 
 }  // namespace
-}  // namespace flowd::netlink
+}  // namespace flowd::scanner

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "plugins/firefly/firefly_json.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
+#include "firefly/firefly_json.hpp"
+#include "firefly/firefly_parser.hpp"
 
 namespace flowd::firefly {
 namespace {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The firefly datagram, compared byte for byte with what the Python original sent.
-#include "backends/udp_firefly/firefly_message.hpp"
+#include "firefly/firefly_message.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 
 #include <gtest/gtest.h>
 
-#include "test_files.hpp"
 #include <sys/socket.h>
+#include "test_files.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -16,7 +16,7 @@
 #include <sstream>
 #include <string>
 
-namespace flowd::udp_firefly {
+namespace flowd::firefly {
 namespace {
 
 using json = nlohmann::json;
@@ -314,10 +314,14 @@ TEST(FireflyMessage, ApplicationIsEscaped) {
 }
 
 }  // namespace
-}  // namespace flowd::udp_firefly
+}  // namespace flowd::firefly
 
 namespace flowd::udp_firefly {
 namespace {
+
+using firefly::build_firefly;
+using firefly::FireflyFields;
+using json = nlohmann::json;
 
 // The netlink section (tcp_enrichment.hpp): valid JSON, the original's field names and units.
 TEST(FireflyNetlink, SectionIsValidJsonWithTheOriginalsUnits) {
@@ -371,7 +375,8 @@ TEST(FireflyNetlink, SectionIsTheLastKeyOfTheFirefly) {
   f.application = "a";
   f.netlink = R"({"src": "192.0.2.1"})";
   std::string msg = build_firefly(flow, f);
-  EXPECT_NE(msg.find(R"("application": "a"}, "netlink": {"src": "192.0.2.1"}})"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(R"("application": "a"}, "netlink": {"src": "192.0.2.1"}})"), std::string::npos)
+      << msg;
   EXPECT_EQ(json::parse(msg.substr(msg.find('{')))["netlink"]["src"], "192.0.2.1");
   f.netlink.clear();
   EXPECT_FALSE(json::parse(build_firefly(flow, f).substr(msg.find('{'))).contains("netlink"));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // FlowID vocabulary: addresses, states, protocols, time format and the flow key hash.
 #include "flowd/flow_id.hpp"
+#include "flowd/rfc3339.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

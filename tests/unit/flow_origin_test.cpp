@@ -6,11 +6,11 @@
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "core/registry_loader.hpp"
-#include "netlink/connection_tracker.hpp"
+#include "firefly/firefly_parser.hpp"
 #include "netlink/sock_diag.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/np_api/pipe_line.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace flowd {
 namespace {
@@ -56,12 +56,12 @@ TEST(FlowOrigin, ReceivedFirefliesAreRemote) {
 
 TEST(FlowOrigin, ScannedConnectionsAreLocal) {
   // netlink, netstat and iperf all report through the ConnectionTracker.
-  netlink::ConnectionFilter filter;
+  scanner::ConnectionFilter filter;
   filter.ignore_private = false;
-  netlink::ConnectionTracker t(filter, true, [](const netlink::Connection&, bool&) {
-    return std::optional<netlink::Tag>(netlink::Tag{2, 9});
+  scanner::ConnectionTracker t(filter, true, [](const scanner::Connection&, bool&) {
+    return std::optional<scanner::Tag>(scanner::Tag{2, 9});
   });
-  netlink::Connection c;
+  scanner::Connection c;
   c.local = *IpAddress::parse("192.0.2.1");
   c.remote = *IpAddress::parse("192.0.2.2");
   c.local_port = 40000;
@@ -105,7 +105,8 @@ TEST(FlowOrigin, ExportedFlowsAreObserved) {
               address(27, "2001:db8::1"),
               address(28, "2001:db8::2"),
               field(31, 0x10024)};  // atlas/Debug in flowLabelIPv6
-  netflow::FlowTracker t({}, netflow::LabelPolicy(netflow::LabelTrust::kAny, {}), std::chrono::seconds(60), 10);
+  netflow::FlowTracker t({}, netflow::LabelPolicy(netflow::LabelTrust::kAny, {}),
+                         std::chrono::seconds(60), 10);
   std::vector<FlowID> out;
   auto now = Clock::now();
   ASSERT_TRUE(t.observe(r, now, nullptr, out).tag);

@@ -83,7 +83,7 @@ TEST(LabelPolicy, AnyAndOff) {
 
 TEST(LabelPolicy, LabelNetworks) {
   auto reg = shipped_registry();
-  LabelPolicy p(LabelTrust::kRegistered, {*netlink::parse_prefix("fd00:1::/32")});
+  LabelPolicy p(LabelTrust::kRegistered, {*net::parse_prefix("fd00:1::/32")});
   EXPECT_EQ(p.classify(kAtlasDebug, *IpAddress::parse("2001:db8::1"),
                        *IpAddress::parse("fd00:1::9"), reg),
             LabelResult::kTag);

@@ -161,8 +161,8 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
                                                              {"port", "10515"}}));
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9100"}}));
   EXPECT_EQ(entries_of(raw, "plugin.netstat"), (Entries{{"experiment", "atlas"},
-                                                         {"activity", "default"},
-                                                         {"internal_networks", "192.168.0.0/16"}}));
+                                                        {"activity", "default"},
+                                                        {"internal_networks", "192.168.0.0/16"}}));
 
   // Every legacy key maps to a component of this build: no warning at all.
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
@@ -173,7 +173,8 @@ TEST(ParseLegacy, SiteConfigValidates) {
   EXPECT_TRUE(c.legacy);
   // The NETSTAT_* keys of a file running np_api: kept, with a note that netstat does not run.
   EXPECT_EQ(c.warnings.size(), 1u);
-  EXPECT_NE(c.warnings.back().find("'netstat' is not in [flowd] plugins"), std::string::npos) << c.warnings.back();
+  EXPECT_NE(c.warnings.back().find("'netstat' is not in [flowd] plugins"), std::string::npos)
+      << c.warnings.back();
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("path"), "/run/flowd/np");
   ASSERT_EQ(c.backends.size(), 2u);
@@ -238,20 +239,24 @@ TEST(ParseLegacy, ValueSyntax) {
             (Entries{{"plugins", "np_api"},
                      {"backends", "udp_firefly, prometheus"},
                      {"flow_map_api", "https://example.org/api.json#frag"}}));
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"port", "10514"}, {"netlink", "no"}}));
+  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"),
+            (Entries{{"port", "10514"}, {"netlink", "no"}}));
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/run/it's"}}));
 }
 
 TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
-  RawConfig raw = parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath);
+  RawConfig raw =
+      parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath);
   EXPECT_EQ(entries_of(raw, "plugin.iperf"), (Entries{{"internal_networks", "10.0.0.0/8"}}));
   Config c = validate_config(raw);
   ASSERT_EQ(c.plugins.size(), 1u);
-  EXPECT_EQ(c.plugins[0].section.get_list("internal_networks"), std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(c.plugins[0].section.get_list("internal_networks"),
+            std::vector<std::string>{"10.0.0.0/8"});
 }
 
 TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
-  RawConfig raw = parse_legacy("PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath);
+  RawConfig raw = parse_legacy(
+      "PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath);
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
   EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
   EXPECT_EQ(entries_of(raw, "plugin.netlink"), (Entries{{"experiment", "cms"}}));
@@ -277,7 +282,8 @@ TEST(ParseLegacy, MultiLineLists) {
             (Entries{{"plugins", "np_api"},
                      {"backends", "udp_firefly, prometheus"},
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
-  EXPECT_EQ(entries_of(raw, "plugin.netstat"), (Entries{{"internal_networks", "192.168.0.0/16, 10.0.0.0/8"}}));
+  EXPECT_EQ(entries_of(raw, "plugin.netstat"),
+            (Entries{{"internal_networks", "192.168.0.0/16, 10.0.0.0/8"}}));
   Config c = validate_config(raw);
   EXPECT_EQ(c.backends.size(), 2u);
 }
@@ -357,10 +363,12 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
                   "flow_map_api = https://www.scitags.org/api.json\n");
   expect_contains(ini, "\n[plugin.np_api]\npath = /run/flowd/np\n");
   expect_contains(ini,
-                  "\n[backend.udp_firefly]\nip_discovery = no\nnetlink = yes\ncollector = collector.example.org\n"
+                  "\n[backend.udp_firefly]\nip_discovery = no\nnetlink = yes\ncollector = "
+                  "collector.example.org\n"
                   "ip6_src = 2001:db8::1\nport = 10515\n");
-  expect_contains(ini, "\n[plugin.netstat]\nexperiment = atlas\nactivity = default\n"
-                       "internal_networks = 192.168.0.0/16\n");
+  expect_contains(ini,
+                  "\n[plugin.netstat]\nexperiment = atlas\nactivity = default\n"
+                  "internal_networks = 192.168.0.0/16\n");
   expect_contains(ini, "\n[backend.prometheus]\nlisten = 0.0.0.0:9100\n");
   EXPECT_FALSE(looks_legacy(ini));
 
@@ -402,6 +410,23 @@ TEST(ParseLegacy, FireflyListenerKeys) {
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("host"), "::");
   EXPECT_EQ(c.plugins[0].section.get_int("port"), 10600);
+}
+
+}  // namespace
+}  // namespace flowd
+
+namespace flowd {
+namespace {
+
+// Legacy values are plain numbers: NETLINK_TIMEOUT = 5 is still five seconds between scans.
+TEST(ParseLegacy, TimeoutsKeepTheirSeconds) {
+  Config c =
+      validate_config(parse_legacy("PLUGIN='netlink,netstat'\nNETLINK_EXPERIMENT=1\nNETSTAT_"
+                                   "EXPERIMENT=1\nNETLINK_TIMEOUT=5\nNETSTAT_TIMEOUT=1\n",
+                                   "/etc/flowd/flowd.cfg"));
+  ASSERT_EQ(c.plugins.size(), 2u);
+  EXPECT_EQ(c.plugins[0].section.get_duration("interval"), std::chrono::seconds(5));
+  EXPECT_EQ(c.plugins[1].section.get_duration("interval"), std::chrono::seconds(1));
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace flowd::netstat {
 namespace {
 
 TEST(ProcNetTcp, Ipv4Line) {
-  netlink::Connection c;
+  scanner::Connection c;
   ASSERT_EQ(parse_proc_net_tcp_line(
                 "   1: 0100007F:A8F2 0200A8C0:01BB 01 00000000:00000000 00:00000000 00000000  "
                 "1000        0 123456 1 0000000000000000 20 4 30 10 -1",
@@ -26,7 +26,7 @@ TEST(ProcNetTcp, Ipv4Line) {
 }
 
 TEST(ProcNetTcp, Ipv6AndMappedLines) {
-  netlink::Connection c;
+  scanner::Connection c;
   ASSERT_EQ(parse_proc_net_tcp_line(
                 "   0: 000000FD000000000000000001000000:1F90 000000FD000000000000000002000000:D431 "
                 "06 00000000:00000000 03:00000DC5 00000000     0        0 0 3 0000000000000000",
@@ -47,7 +47,7 @@ TEST(ProcNetTcp, Ipv6AndMappedLines) {
 }
 
 TEST(ProcNetTcp, BadLinesAreRejectedWithAReason) {
-  netlink::Connection c;
+  scanner::Connection c;
   struct Case {
     const char* line;
     ProcLineError reason;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 namespace flowd::netlink {
@@ -241,6 +242,28 @@ TEST(ParseDiagMessage, RejectsTruncatedInput) {
   b = message(8);
   reinterpret_cast<inet_diag_msg*>(b.data() + NLMSG_HDRLEN)->idiag_family = 99;
   EXPECT_FALSE(parse_diag_message(reinterpret_cast<nlmsghdr*>(b.data()), b.size(), e, &d, error));
+}
+
+// Prometheus' per-flow series and udp_firefly's ongoing fireflies find a socket's flow however the
+// plugin named its ends.
+TEST(FindSocketFlow, EitherDirectionOrNone) {
+  SockEntry e;
+  e.local = *IpAddress::parse("2001:db8::1");
+  e.remote = *IpAddress::parse("2001:db8::2");
+  e.local_port = 40000;
+  e.remote_port = 443;
+  std::unordered_map<FlowKey, int, FlowKeyHash> flows;
+  EXPECT_EQ(find_socket_flow(flows, e), flows.end());
+  flows[{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port}] =
+      2;  // reported from the peer
+  ASSERT_NE(find_socket_flow(flows, e), flows.end());
+  EXPECT_EQ(find_socket_flow(flows, e)->second, 2);
+  flows[{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port}] =
+      1;  // and from here: ours first
+  EXPECT_EQ(find_socket_flow(flows, e)->second, 1);
+  flows.clear();
+  flows[{Protocol::kUdp, e.local, e.remote, e.local_port, e.remote_port}] = 3;  // another protocol
+  EXPECT_EQ(find_socket_flow(flows, e), flows.end());
 }
 
 }  // namespace

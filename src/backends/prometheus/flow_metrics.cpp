@@ -4,8 +4,8 @@
 #include <prometheus/counter.h>
 #include <prometheus/metric_family.h>
 
+#include "backends/prometheus/tcp_metrics.hpp"
 #include "core/log.hpp"
-#include "netlink/tcp_metrics.hpp"
 
 namespace flowd::prometheus_backend {
 
@@ -41,7 +41,7 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
     if (flows_.empty()) return {};
     flows = flows_;
   }
-  auto specs = netlink::tcp_metric_specs();
+  auto specs = prometheus_backend::tcp_metric_specs();
   std::vector<prometheus::MetricFamily> fams(specs.size() + 1);
   for (std::size_t i = 0; i < specs.size(); ++i) {
     fams[i].name = specs[i].name;
@@ -59,7 +59,8 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
     if (!diag_) diag_.emplace();
   } catch (const std::exception& e) {
     std::uint64_t held = 0;
-    if (limiter_.allow(held)) get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
+    if (limiter_.allow(held))
+      get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
     return {};
   }
   netlink::DumpRequest req;
@@ -73,11 +74,7 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
       req,
       [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
         if (!d) return;
-        // The plugin may have reported the flow from either end.
-        auto it =
-            flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
-        if (it == flows.end())
-          it = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
+        auto it = netlink::find_socket_flow(flows, e);
         if (it == flows.end()) return;
         auto labels = labels_of(it->second);
         for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -90,7 +87,7 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
         }
         prometheus::ClientMetric m;
         m.label = labels;
-        m.label.push_back({"opts", netlink::tcp_options_text(*d)});
+        m.label.push_back({"opts", prometheus_backend::tcp_options_text(*d)});
         m.gauge.value = 1;
         info.metric.push_back(std::move(m));
         flows.erase(it);  // one socket per flow (the first found)
@@ -98,8 +95,9 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
       error);
   std::uint64_t held = 0;
   if (!ok && limiter_.allow(held))
-    get_logger("backend.prometheus")->warn("per-flow metrics: {}{}", error,
-                                           held ? fmt::format(" ({} more not logged)", held) : "");
+    get_logger("backend.prometheus")
+        ->warn("per-flow metrics: {}{}", error,
+               held ? fmt::format(" ({} more not logged)", held) : "");
   std::erase_if(fams, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
   return fams;
 }

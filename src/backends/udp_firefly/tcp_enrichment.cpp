@@ -105,10 +105,7 @@ void TcpEnrichment::ongoing_events(std::vector<FlowID>& out) {
       req,
       [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
         if (!d) return;
-        auto it =
-            flows_.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
-        if (it == flows_.end())
-          it = flows_.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
+        auto it = netlink::find_socket_flow(flows_, e);
         if (it == flows_.end() || !emitted.emplace(it->first, true).second) return;
         it->second.json = netlink_json(e, *d);
         FlowID f = it->second.start;

@@ -12,16 +12,21 @@
 #include <cstring>
 #include <mutex>
 
-#include "backends/udp_firefly/firefly_message.hpp"
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "backends/udp_firefly/ip_discovery.hpp"
 #include "backends/udp_firefly/start_times.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "core/endpoint.hpp"
 #include "core/log.hpp"
+#include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
 
 namespace flowd::udp_firefly {
+
+using firefly::build_firefly;
+using firefly::build_relayed_firefly;
+using firefly::FireflyFields;
+
 namespace {
 
 // A table, one key per entry: kept as written.
@@ -43,13 +48,14 @@ constexpr KeySpec kKeys[] = {
      "STUN servers (host[:port], default port 3478) asked in order for the public address"},
     {"public_ip4", KeyType::kIPv4, "", "static public IPv4 address for ip_discovery (no STUN for IPv4)"},
     {"public_ip6", KeyType::kIPv6, "", "static public IPv6 address for ip_discovery (no STUN for IPv6)"},
-    {"stun_timeout_ms", KeyType::kInt, "2000", "wait for each STUN answer", {}, 10, 60000},
+    {.name = "stun_timeout_ms", .type = KeyType::kDuration, .default_value = "2000", .help = "wait for each STUN answer",
+     .min = 10, .max = 60000, .unit = DurationUnit::kMilliseconds, .resolution = DurationUnit::kMilliseconds},
     {"stun_attempts", KeyType::kInt, "3", "STUN requests per server before trying the next", {}, 1, 10},
     {"netlink", KeyType::kBool, "no", "add a netlink section (the socket's tcp_info) to fireflies of TCP flows on this host",
      "UDP_FIREFLY_NETLINK"},
-    {"ongoing_interval", KeyType::kInt, "0",
-     "with netlink = yes: seconds between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none", {},
-     0, 86400},
+    {.name = "ongoing_interval", .type = KeyType::kDuration, .default_value = "0",
+     .help = "with netlink = yes: time between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none",
+     .min = 0, .max = 86400 * 1000},
     {"forward_observed", KeyType::kBool, "no",
      "send fireflies of observed flows (netflow: seen by a router) to `collector`; they never go to the flow's "
      "addresses"},
@@ -130,10 +136,14 @@ class UdpFirefly final : public Backend {
     fd4_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd4_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_INET)");
     fd6_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd6_ < 0) log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors", std::strerror(errno));
+    if (fd6_ < 0)
+      log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors",
+                 std::strerror(errno));
     if (!collector_text_.empty()) {
       auto ep = parse_endpoint(collector_text_, port_);
-      if (!ep) throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " + collector_text_);
+      if (!ep)
+        throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " +
+                                 collector_text_);
       collector_ep_ = *ep;
       resolve_collector();
     }
@@ -273,7 +283,8 @@ class UdpFirefly final : public Backend {
     std::string port = std::to_string(collector_ep_.port);
     int rc = ::getaddrinfo(collector_ep_.host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0 || !res) {
-      log_->warn("cannot resolve collector {}: {}; will retry", collector_ep_.host, ::gai_strerror(rc));
+      log_->warn("cannot resolve collector {}: {}; will retry", collector_ep_.host,
+                 ::gai_strerror(rc));
       return;
     }
     Destination d;
@@ -307,7 +318,9 @@ class UdpFirefly final : public Backend {
       }
       std::size_t done = 0;
       while (done < hdrs.size()) {
-        int n = fd < 0 ? -1 : ::sendmmsg(fd, hdrs.data() + done, static_cast<unsigned>(hdrs.size() - done), 0);
+        int n = fd < 0 ? -1
+                       : ::sendmmsg(fd, hdrs.data() + done,
+                                    static_cast<unsigned>(hdrs.size() - done), 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           // The datagram at `done` failed; count it and go on with the rest.
@@ -320,7 +333,8 @@ class UdpFirefly final : public Backend {
           ++done;
           continue;
         }
-        for (int k = 0; k < n; ++k) (which[done + k]->collector ? sent_collector_ : sent_flow_)->Increment();
+        for (int k = 0; k < n; ++k)
+          (which[done + k]->collector ? sent_collector_ : sent_flow_)->Increment();
         done += static_cast<std::size_t>(n);
       }
     }
@@ -362,12 +376,15 @@ class UdpFirefly final : public Backend {
   AddressMapping mapping_;
 };
 
-std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<UdpFirefly>(cfg, ctx); }
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
+  return std::make_unique<UdpFirefly>(cfg, ctx);
+}
 
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"udp_firefly", "UDP fireflies (syslog + JSON) to each flow's peer and a collector",
+  static const BackendInfo info{"udp_firefly",
+                                "UDP fireflies (syslog + JSON) to each flow's peer and a collector",
                                 kKeys, create};
   return info;
 }

@@ -15,9 +15,9 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "firefly/firefly_parser.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
-#include "plugins/firefly/firefly_parser.hpp"
 #include "plugins/netflow/flow_rules.hpp"
 
 namespace flowd::firefly {

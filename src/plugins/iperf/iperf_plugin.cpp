@@ -7,12 +7,13 @@
 
 #include "netlink/sock_diag.hpp"
 #include "plugins/iperf/socket_owners.hpp"
+#include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
 namespace flowd::iperf {
 namespace {
 
-constexpr KeySpec kKeys[] = {
+constexpr std::array<KeySpec, 3> kOwnKeys = {{
     {"flow_ids", KeyType::kList, "2:9, 2:19, 3:3, 3:4, 4:3, 4:4, 5:10, 5:14",
      "EXPERIMENT:ACTIVITY pairs (ids or names); each connection gets one, kept for its end"},
     {"process", KeyType::kString, "iperf3",
@@ -21,14 +22,11 @@ constexpr KeySpec kKeys[] = {
      "instead of process ownership: connections with a local or remote port in this range (e.g. "
      "5201-5299), "
      "pairs taken round-robin (the original iperf_rr)"},
-    {"internal_networks", KeyType::kList, "",
-     "connections to these networks (CIDR) are not reported"},
-    {"ignore_private", KeyType::kBool, "yes",
-     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
-    {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
-    {"interval", KeyType::kInt, "2", "seconds between two scans", {}, 1, 3600},
+}};
+constexpr std::array<KeySpec, 1> kProcDir = {{
     {"proc_dir", KeyType::kPath, "/proc", "where processes are looked up"},
-};
+}};
+constexpr auto kKeys = scanner::join(kOwnKeys, scanner::scan_keys({}, {}), kProcDir);
 
 bool parse_port(std::string_view s, unsigned& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -39,7 +37,7 @@ class IperfPlugin final : public scanner::ScannerPlugin {
  public:
   IperfPlugin(const Section& cfg, Context& ctx, const char* name)
       : ScannerPlugin(name, ctx, scanner::scanner_options(cfg, "plugin.iperf"),
-                      [this](const netlink::Connection& c, bool& retry) { return tag(c, retry); }),
+                      [this](const scanner::Connection& c, bool& retry) { return tag(c, retry); }),
         process_(cfg.get("process")),
         proc_dir_(cfg.get("proc_dir")),
         rng_(std::random_device{}()) {
@@ -79,7 +77,7 @@ class IperfPlugin final : public scanner::ScannerPlugin {
   }
 
  private:
-  std::optional<netlink::Tag> tag(const netlink::Connection& c, bool& retry) {
+  std::optional<scanner::Tag> tag(const scanner::Connection& c, bool& retry) {
     if (port_range_) {
       auto in = [&](unsigned p) { return p >= port_range_->first && p <= port_range_->second; };
       if (!in(c.local_port) && !in(c.remote_port)) return std::nullopt;
@@ -94,7 +92,7 @@ class IperfPlugin final : public scanner::ScannerPlugin {
   }
 
   std::string process_, proc_dir_;
-  std::vector<netlink::Tag> ids_;
+  std::vector<scanner::Tag> ids_;
   std::optional<std::pair<unsigned, unsigned>> port_range_;
   std::size_t next_ = 0;
   std::unordered_set<std::uint32_t> owned_;

@@ -17,7 +17,7 @@
 
 #include "flowd/flow_id.hpp"
 #include "flowd/scitags_registry.hpp"
-#include "netlink/connection_filter.hpp"
+#include "common/net/prefix.hpp"
 
 namespace flowd::netflow {
 
@@ -42,7 +42,7 @@ std::string_view to_string(LabelResult r);
 
 class LabelPolicy {
  public:
-  LabelPolicy(LabelTrust trust, std::vector<netlink::Prefix> networks)
+  LabelPolicy(LabelTrust trust, std::vector<net::Prefix> networks)
       : trust_(trust), networks_(std::move(networks)) {}
 
   // Classifies `label` on a flow between `src` and `dst` (stability is the tracker's part). The
@@ -56,7 +56,7 @@ class LabelPolicy {
  private:
   bool inside(const IpAddress& a) const;
   LabelTrust trust_;
-  std::vector<netlink::Prefix> networks_;
+  std::vector<net::Prefix> networks_;
   // Registered pairs as a 512 x 64 bitmap (4 KiB): one bit test per label on the hot path.
   // Held, so that a new registry can never reuse the address of the one the bitmap was built from.
   std::shared_ptr<const ScitagsRegistry> cached_for_;

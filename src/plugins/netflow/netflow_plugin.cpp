@@ -37,8 +37,10 @@ namespace {
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kList, "0.0.0.0:2055, 0.0.0.0:4739", "UDP addresses taking NetFlow v1/v5/v9 and IPFIX"},
     {"tcp_listen", KeyType::kList, "0.0.0.0:4739", "TCP addresses taking IPFIX over TCP; empty: none"},
-    {"template_timeout", KeyType::kInt, "1800", "seconds a UDP template lives without a refresh", {}, 10, 86400},
-    {"idle_timeout", KeyType::kInt, "60", "seconds without a record after which a flow ends", {}, 1, 86400},
+    {.name = "template_timeout", .type = KeyType::kDuration, .default_value = "1800",
+     .help = "how long a UDP template lives without a refresh", .min = 10 * 1000, .max = 86400 * 1000},
+    {.name = "idle_timeout", .type = KeyType::kDuration, .default_value = "60",
+     .help = "time without a record after which a flow ends", .min = 1000, .max = 86400 * 1000},
     {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
      10000000},
     {"rules", KeyType::kList, "",
@@ -64,7 +66,8 @@ constexpr KeySpec kKeys[] = {
 // sflow: the same receive, tracking and trust keys; no TCP and no templates.
 constexpr KeySpec kSflowKeys[] = {
     {"listen", KeyType::kList, "0.0.0.0:6343", "UDP addresses taking sFlow v5"},
-    {"idle_timeout", KeyType::kInt, "60", "seconds without a sample after which a flow ends", {}, 1, 86400},
+    {.name = "idle_timeout", .type = KeyType::kDuration, .default_value = "60",
+     .help = "time without a sample after which a flow ends", .min = 1000, .max = 86400 * 1000},
     {"max_flows", KeyType::kInt, "100000", "flows tracked at once; beyond this new ones are not reported", {}, 1,
      10000000},
     {"rules", KeyType::kList, "",
@@ -86,10 +89,10 @@ constexpr KeySpec kSflowKeys[] = {
 
 enum class Wire : std::uint8_t { kNetflow, kSflow };
 
-std::vector<netlink::Prefix> prefixes(const Section& cfg, const char* key) {
-  std::vector<netlink::Prefix> out;
+std::vector<net::Prefix> prefixes(const Section& cfg, const char* key) {
+  std::vector<net::Prefix> out;
   for (const auto& text : cfg.get_list(key)) {
-    auto p = netlink::parse_prefix(text);
+    auto p = net::parse_prefix(text);
     if (!p) throw ConfigError("[" + cfg.name() + "] " + key + ": '" + text + "' is not an address or CIDR prefix");
     out.push_back(*p);
   }
@@ -691,7 +694,7 @@ class NetflowPlugin final : public Plugin {
   MetricsHub& hub_;
   RegistryHandle& registry_;
   HeartbeatBoard* heartbeats_;  // for the workers' threads; null in unit tests
-  std::vector<netlink::Prefix> allow_;
+  std::vector<net::Prefix> allow_;
   ObservedMetrics observed_;
   NetflowGauges gauges_{workers_};
   std::size_t udp_opened_ = 0;  // UDP sockets opened by start(), all workers together

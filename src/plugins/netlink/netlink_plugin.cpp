@@ -2,27 +2,15 @@
 #include "plugins/netlink/netlink_plugin.hpp"
 
 #include "netlink/sock_diag.hpp"
+#include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
 namespace flowd::netlink_plugin {
 namespace {
 
-constexpr KeySpec kKeys[] = {
-    {"experiment", KeyType::kString, "",
-     "experiment (id or registry name) of every reported connection", "NETLINK_EXPERIMENT"},
-    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
-     "NETLINK_ACTIVITY"},
-    {"rules", KeyType::kList, "",
-     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
-     "only these "
-     "connections are reported"},
-    {"internal_networks", KeyType::kList, "",
-     "connections to these networks (CIDR) are not reported", "NETLINK_INTERNAL_NETWORKS"},
-    {"ignore_private", KeyType::kBool, "yes",
-     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
-    {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
-    {"interval", KeyType::kInt, "2", "seconds between two scans", "NETLINK_TIMEOUT", 1, 3600},
-};
+constexpr auto kKeys =
+    scanner::join(scanner::tag_keys("NETLINK_EXPERIMENT", "NETLINK_ACTIVITY"),
+                  scanner::scan_keys("NETLINK_INTERNAL_NETWORKS", "NETLINK_TIMEOUT"));
 
 class NetlinkPlugin final : public scanner::ScannerPlugin {
  public:

@@ -11,28 +11,18 @@
 
 #include "core/log.hpp"
 #include "plugins/netstat/proc_net_tcp.hpp"
+#include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
 namespace flowd::netstat {
 namespace {
 
-constexpr KeySpec kKeys[] = {
-    {"experiment", KeyType::kString, "",
-     "experiment (id or registry name) of every reported connection", "NETSTAT_EXPERIMENT"},
-    {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
-     "NETSTAT_ACTIVITY"},
-    {"rules", KeyType::kList, "",
-     "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
-     "only these "
-     "connections are reported"},
-    {"internal_networks", KeyType::kList, "",
-     "connections to these networks (CIDR) are not reported", "NETSTAT_INTERNAL_NETWORKS"},
-    {"ignore_private", KeyType::kBool, "yes",
-     "do not report connections to private addresses (RFC 1918, ULA, ...)"},
-    {"report_existing", KeyType::kBool, "no", "report connections that exist when flowd starts"},
-    {"interval", KeyType::kInt, "2", "seconds between two scans", "NETSTAT_TIMEOUT", 1, 3600},
+constexpr std::array<KeySpec, 1> kOwnKeys = {{
     {"proc_dir", KeyType::kPath, "/proc/net", "where tcp and tcp6 are read from"},
-};
+}};
+constexpr auto kKeys =
+    scanner::join(scanner::tag_keys("NETSTAT_EXPERIMENT", "NETSTAT_ACTIVITY"),
+                  scanner::scan_keys("NETSTAT_INTERNAL_NETWORKS", "NETSTAT_TIMEOUT"), kOwnKeys);
 
 class NetstatPlugin final : public scanner::ScannerPlugin {
  public:
@@ -74,7 +64,7 @@ class NetstatPlugin final : public scanner::ScannerPlugin {
     std::string pending;
     std::array<char, 65536> buf;
     bool header = true;
-    netlink::Connection c;
+    scanner::Connection c;
     while (true) {
       ssize_t n = ::read(fd, buf.data(), buf.size());
       if (n < 0 && errno == EINTR) continue;
@@ -101,7 +91,7 @@ class NetstatPlugin final : public scanner::ScannerPlugin {
     return true;
   }
 
-  void line_(const std::string& path, std::string_view line, netlink::Connection& c,
+  void line_(const std::string& path, std::string_view line, scanner::Connection& c,
              const scanner::ConnectionVisitor& visit) {
     auto err = parse_proc_net_tcp_line(line, c);
     if (err == ProcLineError::kNone) {

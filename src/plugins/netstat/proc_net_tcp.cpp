@@ -81,14 +81,14 @@ std::string_view to_string(ProcLineError e) {
   return "unknown";
 }
 
-ProcLineError parse_proc_net_tcp_line(std::string_view line, netlink::Connection& out) {
+ProcLineError parse_proc_net_tcp_line(std::string_view line, scanner::Connection& out) {
   std::size_t pos = 0;
   std::string_view f[10];
   for (auto& field : f) field = next_field(line, pos);
   // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
   if (f[9].empty() || f[0].empty() || f[0].back() != ':') return ProcLineError::kFields;
   ProcLineError err = ProcLineError::kNone;
-  out = netlink::Connection{};
+  out = scanner::Connection{};
   if (!parse_endpoint(f[1], out.local, out.local_port, err)) return err;
   if (!parse_endpoint(f[2], out.remote, out.remote_port, err)) return err;
   unsigned state = 0;

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "netlink/connection_tracker.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace flowd::netstat {
 
@@ -18,6 +18,6 @@ std::string_view to_string(ProcLineError e);
 
 // Parses one line (without its newline). The header line is an error (kFields or kAddress): the
 // caller skips the first line of each file.
-ProcLineError parse_proc_net_tcp_line(std::string_view line, netlink::Connection& out);
+ProcLineError parse_proc_net_tcp_line(std::string_view line, scanner::Connection& out);
 
 }  // namespace flowd::netstat

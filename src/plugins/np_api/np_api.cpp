@@ -27,10 +27,21 @@ constexpr KeySpec kKeys[] = {
      "NP_API_FILE"},
     {"mode", KeyType::kMode, "0666", "permissions of the pipe when flowd creates it"},
     {"group", KeyType::kString, "", "group owning the pipe (name or number); empty: flowd's group"},
-    {"max_line_length", KeyType::kInt, "4096", "longer lines are rejected (reason too_long)", {}, 64,
+    {"max_line_length",
+     KeyType::kInt,
+     "4096",
+     "longer lines are rejected (reason too_long)",
+     {},
+     64,
      65536},
-    {"partial_timeout_ms", KeyType::kInt, "1000",
-     "a line without its newline for this long is discarded (reason truncated)", {}, 10, 600000},
+    {.name = "partial_timeout_ms",
+     .type = KeyType::kDuration,
+     .default_value = "1000",
+     .help = "a line without its newline for this long is discarded (reason truncated)",
+     .min = 10,
+     .max = 600000,
+     .unit = DurationUnit::kMilliseconds,
+     .resolution = DurationUnit::kMilliseconds},
 };
 
 class NpApi final : public Plugin {
@@ -54,7 +65,8 @@ class NpApi final : public Plugin {
                          .Help("Lines from the np_api named pipe that were rejected, by reason")
                          .Register(ctx.metrics);
     for (std::size_t i = 0; i < kRejectReasonCount; ++i)
-      rejected_[i] = &rejected.Add({{"reason", std::string(to_string(static_cast<RejectReason>(i)))}});
+      rejected_[i] =
+          &rejected.Add({{"reason", std::string(to_string(static_cast<RejectReason>(i)))}});
   }
 
   ~NpApi() override { close_fd(); }
@@ -64,7 +76,8 @@ class NpApi final : public Plugin {
     struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0) {
       if (!S_ISFIFO(st.st_mode))
-        throw std::runtime_error(path_ + " exists and is not a named pipe; remove it or set [plugin.np_api] path");
+        throw std::runtime_error(
+            path_ + " exists and is not a named pipe; remove it or set [plugin.np_api] path");
       log_->info("reusing the existing named pipe {}", path_);
     } else {
       auto parent = fs::path(path_).parent_path();
@@ -161,7 +174,8 @@ class NpApi final : public Plugin {
     close_fd();
     // Remove the pipe only if it is still the one we opened (not one a new instance made).
     struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == dev_ && st.st_ino == ino_) {
+    if (::lstat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == dev_ &&
+        st.st_ino == ino_) {
       ::unlink(path_.c_str());
       log_->info("removed named pipe {}", path_);
     }
@@ -173,8 +187,8 @@ class NpApi final : public Plugin {
     fd_ = -1;
   }
 
-  void handle_line(std::string_view line, bool overflowed, const ScitagsRegistry& registry, TimePoint now,
-                   Publisher& out) {
+  void handle_line(std::string_view line, bool overflowed, const ScitagsRegistry& registry,
+                   TimePoint now, Publisher& out) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
       line.remove_suffix(1);
     if (line.empty() && !overflowed) return;
@@ -194,7 +208,8 @@ class NpApi final : public Plugin {
     }
     // A partial line left by a writer that went away, then a whole line from the next writer.
     if (auto at = find_embedded_line(line, registry); at != std::string_view::npos) {
-      count_reject(overflowed ? RejectReason::kTooLong : RejectReason::kTruncated, line.substr(0, at),
+      count_reject(overflowed ? RejectReason::kTooLong : RejectReason::kTruncated,
+                   line.substr(0, at),
                    overflowed ? res.detail : "partial line joined to the next one");
       lines_->Increment();
       auto good = parse_pipe_line(line.substr(at), registry, now);
@@ -244,8 +259,9 @@ std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* nam
 }  // namespace
 
 const PluginInfo& plugin_info() {
-  static const PluginInfo info{"np_api", "named pipe: one 'state prot src sport dst dport exp act' line per flow",
-                               kKeys, create};
+  static const PluginInfo info{
+      "np_api", "named pipe: one 'state prot src sport dst dport exp act' line per flow", kKeys,
+      create};
   return info;
 }
 

@@ -19,11 +19,11 @@ namespace flowd::scanner {
 
 ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
   ScannerOptions o;
-  o.interval = std::chrono::milliseconds(cfg.get_int("interval") * 1000);
+  o.interval = cfg.get_duration("interval");
   o.filter.ignore_private = cfg.get_bool("ignore_private");
   o.report_existing = cfg.get_bool("report_existing");
   for (const auto& text : cfg.get_list("internal_networks")) {
-    auto p = netlink::parse_prefix(text);
+    auto p = net::parse_prefix(text);
     if (!p)
       throw ConfigError("[" + section + "] internal_networks: cannot parse network '" + text + "'");
     o.filter.internal.push_back(*p);
@@ -33,7 +33,7 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
 
 namespace {
 
-std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::string& exp,
+std::optional<scanner::Tag> resolve_tag(const ScitagsRegistry& reg, const std::string& exp,
                                         const std::string& act, std::string& error) {
   auto e = reg.experiment_id(exp);
   if (!e) {
@@ -46,14 +46,14 @@ std::optional<netlink::Tag> resolve_tag(const ScitagsRegistry& reg, const std::s
     error = "unknown activity '" + act + "' of experiment '" + exp + "'";
     return std::nullopt;
   }
-  return netlink::Tag{static_cast<std::uint16_t>(*e), static_cast<std::uint16_t>(*a)};
+  return scanner::Tag{static_cast<std::uint16_t>(*e), static_cast<std::uint16_t>(*a)};
 }
 
 }  // namespace
 
-netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
                                  const std::string& section) {
-  std::optional<netlink::Tag> fallback;
+  std::optional<scanner::Tag> fallback;
   std::string error;
   if (!cfg.get("experiment").empty()) {
     fallback = resolve_tag(reg, cfg.get("experiment"), cfg.get("activity"), error);
@@ -61,7 +61,7 @@ netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
   } else if (!cfg.get("activity").empty()) {
     throw ConfigError("[" + section + "] activity: needs experiment");
   }
-  std::map<std::uint16_t, netlink::Tag> by_port;
+  std::map<std::uint16_t, scanner::Tag> by_port;
   for (const auto& text : cfg.get_list("rules")) {
     std::istringstream in(text);
     std::string port_text, exp, act, word;
@@ -82,8 +82,8 @@ netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
     throw ConfigError(
         "[" + section +
         "] experiment: required (the tag of every connection), unless rules are given");
-  return [fallback, by_port = std::move(by_port)](const netlink::Connection& c,
-                                                  bool&) -> std::optional<netlink::Tag> {
+  return [fallback, by_port = std::move(by_port)](const scanner::Connection& c,
+                                                  bool&) -> std::optional<scanner::Tag> {
     if (auto it = by_port.find(c.local_port); it != by_port.end()) return it->second;
     return fallback;
   };
@@ -92,7 +92,7 @@ netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
 bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error) {
   netlink::DumpRequest req;
   req.states = ~(1u << netlink::kTcpListen);
-  netlink::Connection c;
+  scanner::Connection c;
   return diag.dump(
       req,
       [&](const netlink::SockEntry& e, const netlink::TcpDetails*) {
@@ -108,7 +108,7 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
 }
 
 ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,
-                             netlink::Tagger tagger)
+                             scanner::Tagger tagger)
     : log_(get_logger(std::string("plugin.") + name)),
       name_(name),
       options_(options),
@@ -198,7 +198,7 @@ void ScannerPlugin::scan_once(Publisher& out) {
   std::size_t seen = 0;
   std::string error;
   bool ok = scan(
-      [&](const netlink::Connection& c) {
+      [&](const scanner::Connection& c) {
         ++seen;
         tracker_.observe(c, now, events_);
       },

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "flowd/component.hpp"
-#include "netlink/connection_tracker.hpp"
 #include "netlink/sock_diag.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 namespace prometheus {
 class Counter;
@@ -20,11 +20,11 @@ class Gauge;
 
 namespace flowd::scanner {
 
-using ConnectionVisitor = std::function<void(const netlink::Connection&)>;
+using ConnectionVisitor = std::function<void(const scanner::Connection&)>;
 
 struct ScannerOptions {
   std::chrono::milliseconds interval{2000};
-  netlink::ConnectionFilter filter;
+  scanner::ConnectionFilter filter;
   bool report_existing = false;
 };
 
@@ -35,7 +35,7 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section);
 // Parses `experiment`/`activity` (ids or registry names) and `rules` ('PORT EXPERIMENT ACTIVITY',
 // a local port's tag); returns the tagger. Throws ConfigError when neither a default tag nor rules
 // are configured, or a name is unknown.
-netlink::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
                                  const std::string& section);
 
 // Lists the non-listening TCP sockets of the namespace with one sock_diag dump.
@@ -43,7 +43,7 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
 
 class ScannerPlugin : public Plugin {
  public:
-  ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, netlink::Tagger tagger);
+  ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, scanner::Tagger tagger);
   void run(std::stop_token stop, Publisher& out) override;
 
  protected:
@@ -55,7 +55,7 @@ class ScannerPlugin : public Plugin {
   void scan_once(Publisher& out);
   const char* name_;
   ScannerOptions options_;
-  netlink::ConnectionTracker tracker_;
+  scanner::ConnectionTracker tracker_;
   std::vector<FlowID> events_;
   prometheus::Counter *scans_, *errors_;
   prometheus::Gauge *connections_, *duration_, *tracked_;

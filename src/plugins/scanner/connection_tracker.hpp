@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "flowd/flow_id.hpp"
-#include "netlink/connection_filter.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 
-namespace flowd::netlink {
+namespace flowd::scanner {
 
 struct Connection {
   IpAddress local, remote;
@@ -70,4 +70,4 @@ class ConnectionTracker {
   std::size_t used_ = 0, deleted_ = 0;
 };
 
-}  // namespace flowd::netlink
+}  // namespace flowd::scanner

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "plugins/firefly/firefly_parser.hpp"
+#include "firefly/firefly_parser.hpp"
 
-#include "plugins/firefly/firefly_json.hpp"
+#include "firefly/firefly_json.hpp"
+#include "firefly/firefly_message.hpp"
 
 #include <fmt/format.h>
 
@@ -55,7 +56,8 @@ bool valid_pri_version(std::string_view t) {
 }
 
 // Splits off the 7 header tokens (single spaces, as the Python original does) and returns the rest.
-std::optional<std::string_view> strip_header(std::string_view s, std::string& detail) {
+std::optional<std::string_view> strip_header(std::string_view s, SyslogHeader& header,
+                                             std::string& detail) {
   std::string_view tok[7];
   std::size_t pos = 0;
   for (auto& t : tok) {
@@ -72,15 +74,18 @@ std::optional<std::string_view> strip_header(std::string_view s, std::string& de
     detail = fmt::format("syslog PRI/VERSION '{}' is not <0..191>N", excerpt(tok[0]));
     return std::nullopt;
   }
-  if (!tok[1].empty() && tok[1] != "-" && !parse_rfc3339(tok[1])) {
+  if (!tok[1].empty() && tok[1] != "-" && !(header.timestamp = parse_rfc3339(tok[1]))) {
     detail =
         fmt::format("syslog TIMESTAMP '{}' is neither '-', empty nor RFC 3339", excerpt(tok[1]));
     return std::nullopt;
   }
-  if (tok[5] != "firefly-json") {
-    detail = fmt::format("syslog MSGID '{}' is not firefly-json", excerpt(tok[5]));
+  if (tok[5] != kSyslogMsgId) {
+    detail = fmt::format("syslog MSGID '{}' is not {}", excerpt(tok[5]), kSyslogMsgId);
     return std::nullopt;
   }
+  header.present = true;
+  header.hostname = tok[2];
+  header.app_name = tok[3];
   return s.substr(pos);
 }
 
@@ -313,61 +318,6 @@ bool is_utf8(std::string_view s) {
   return true;
 }
 
-std::optional<TimePoint> parse_rfc3339(std::string_view s, bool* out_of_range) {
-  if (out_of_range) *out_of_range = false;
-  // YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM)
-  if (s.size() < 20) return std::nullopt;
-  auto num = [&](std::size_t at, std::size_t len, int& out) {
-    if (!digits(s.substr(at, len), len, len)) return false;
-    out = 0;
-    for (std::size_t i = 0; i < len; ++i) out = out * 10 + (s[at + i] - '0');
-    return true;
-  };
-  int y, mo, d, h, mi, sec;
-  if (!num(0, 4, y) || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, h) || s[13] != ':' ||
-      !num(14, 2, mi) || s[16] != ':' || !num(17, 2, sec))
-    return std::nullopt;
-  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
-      mi > 59 || sec > 60)
-    return std::nullopt;
-  std::size_t i = 19;
-  std::int64_t nanos = 0;
-  if (s[i] == '.') {
-    std::size_t b = ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    std::size_t n = i - b;
-    if (n == 0 || n > 9) return std::nullopt;
-    for (std::size_t k = 0; k < 9; ++k) nanos = nanos * 10 + (k < n ? s[b + k] - '0' : 0);
-  }
-  int offset_min = 0;
-  auto zone = s.substr(i);
-  if (zone == "Z" || zone == "z") {
-  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
-    int oh, om;
-    if (!num(i + 1, 2, oh) || !num(i + 4, 2, om) || oh > 23 || om > 59) return std::nullopt;
-    offset_min = (zone[0] == '-' ? -1 : 1) * (oh * 60 + om);
-  } else {
-    return std::nullopt;
-  }
-  if (y < 1970 || y > 2200) {
-    if (out_of_range) *out_of_range = true;
-    return std::nullopt;
-  }
-  // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-  int yy = mo <= 2 ? y - 1 : y;
-  int era = yy / 400;
-  int yoe = yy - era * 400;
-  int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-  std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-  using namespace std::chrono;
-  return TimePoint(duration_cast<Clock::duration>(seconds(secs) + nanoseconds(nanos)));
-}
-
 ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
   if (datagram.size() > max_size)
     return reject(RejectReason::kOversized,
@@ -375,12 +325,13 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
   if (!is_utf8(datagram)) return reject(RejectReason::kNotUtf8, "bytes that are not UTF-8");
   std::string_view s = trim(datagram);
   std::string_view text;
+  SyslogHeader header;
   if (s.empty()) return reject(RejectReason::kHeader, "empty datagram");
   if (s.front() == '{') {
     text = s;
   } else if (s.front() == '<') {
     std::string detail;
-    auto rest = strip_header(s, detail);
+    auto rest = strip_header(s, header, detail);
     if (!rest) return reject(RejectReason::kHeader, std::move(detail));
     text = *rest;
     if (text.empty()) return reject(RejectReason::kTruncated, "nothing after the syslog header");
@@ -439,7 +390,45 @@ ParseResult parse_firefly(std::string_view datagram, std::size_t max_size) {
   if (f.state == FlowState::kEnd) f.end_time = end;
   res.ok = true;
   res.json = text;
+  res.header = header;
   return res;
+}
+
+std::optional<FireflyExtras> read_extras(std::string_view json) {
+  thread_local JsonParser json_parser;
+  JsonResult doc = json_parser.parse(json);
+  simdjson::dom::object root;
+  if (doc.outcome != JsonOutcome::kOk || doc.root.get(root) != simdjson::SUCCESS)
+    return std::nullopt;
+  FireflyExtras out;
+  // Absent members are fine; present ones of another type are not (NO_SUCH_FIELD vs
+  // INCORRECT_TYPE).
+  auto string_at = [](simdjson::simdjson_result<simdjson::dom::element> e, const char* key,
+                      std::string& to) {
+    std::string_view v;
+    auto err = e[key].get(v);
+    if (err == simdjson::SUCCESS) to = v;
+    return err == simdjson::SUCCESS || err == simdjson::NO_SUCH_FIELD;
+  };
+  std::int64_t version = 0;
+  auto err = root["version"].get(version);
+  if (err == simdjson::SUCCESS)
+    out.version = version;
+  else if (err != simdjson::NO_SUCH_FIELD)
+    return std::nullopt;
+  std::string now;
+  if (!string_at(root["flow-lifecycle"], "current-time", now) ||
+      !string_at(root["flow-id"], "afi", out.afi) ||
+      !string_at(root["context"], "application", out.application))
+    return std::nullopt;
+  if (!now.empty() && !(out.current_time = parse_rfc3339(now))) return std::nullopt;
+  simdjson::dom::object netlink;
+  err = root["netlink"].get(netlink);
+  if (err == simdjson::SUCCESS)
+    out.netlink = simdjson::minify(netlink);
+  else if (err != simdjson::NO_SUCH_FIELD)
+    return std::nullopt;
+  return out;
 }
 
 }  // namespace flowd::firefly

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "netlink/tcp_metrics.hpp"
+#include "backends/prometheus/tcp_metrics.hpp"
 
 #include <cstddef>
 #include <string>
 
-namespace flowd::netlink {
+namespace flowd::prometheus_backend {
+
+using netlink::TcpDetails;
 namespace {
 
 // Whether the kernel's tcp_info reached `field` (older kernels send a shorter struct).
@@ -136,4 +138,4 @@ std::string tcp_options_text(const TcpDetails& d) {
   return out;
 }
 
-}  // namespace flowd::netlink
+}  // namespace flowd::prometheus_backend

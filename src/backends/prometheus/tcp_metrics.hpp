@@ -10,19 +10,19 @@
 
 #include "netlink/sock_diag.hpp"
 
-namespace flowd::netlink {
+namespace flowd::prometheus_backend {
 
 struct TcpMetricSpec {
   const char* name;  // full series name, e.g. "flow_tcp_rtt"
   const char* help;
   bool counter;
   // nullopt when the kernel did not send the field (older kernel) or ss would not print it.
-  std::optional<double> (*value)(const TcpDetails& d);
+  std::optional<double> (*value)(const netlink::TcpDetails& d);
 };
 
 std::span<const TcpMetricSpec> tcp_metric_specs();
 
 // The words ss prints without a value: "ts sack ecn bbr wscale:7,7".
-std::string tcp_options_text(const TcpDetails& d);
+std::string tcp_options_text(const netlink::TcpDetails& d);
 
-}  // namespace flowd::netlink
+}  // namespace flowd::prometheus_backend

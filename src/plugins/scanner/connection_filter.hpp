@@ -7,28 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "common/net/prefix.hpp"
 #include "flowd/flow_id.hpp"
 
-namespace flowd::netlink {
-
-struct Prefix {
-  IpAddress address;
-  unsigned length = 0;
-  bool contains(const IpAddress& a) const;
-};
-
-// "192.168.0.0/16", "fd00::/8" or a bare address (a host prefix). nullopt when malformed.
-std::optional<Prefix> parse_prefix(const std::string& text);
+namespace flowd::scanner {
 
 // Python's ipaddress.is_private (the test the original scanners use): RFC 1918, loopback,
 // link-local, documentation and benchmarking ranges, ULA, and the like.
 bool is_private_address(const IpAddress& a);
 
 struct ConnectionFilter {
-  std::vector<Prefix> internal;
+  std::vector<net::Prefix> internal;
   bool ignore_private = true;
   // True when a connection to `remote` is to be reported.
   bool accepts(const IpAddress& remote) const;
 };
 
-}  // namespace flowd::netlink
+}  // namespace flowd::scanner

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "flowd/flow_id.hpp"
+#include "flowd/rfc3339.hpp"
 
 namespace flowd::firefly {
 
@@ -30,20 +31,39 @@ enum class RejectReason : std::uint8_t {
 inline constexpr std::size_t kRejectReasonCount = 10;
 std::string_view to_string(RejectReason r);
 
+// The syslog header as received (RFC 5424 §6.2): views into the datagram, all empty for a bare
+// JSON firefly.
+struct SyslogHeader {
+  bool present = false;
+  std::optional<TimePoint> timestamp;  // nullopt for "-" and the empty TIMESTAMP flowd-go writes
+  std::string_view hostname;
+  std::string_view app_name;
+};
+
 struct ParseResult {
   bool ok = false;
   FlowID flow;
   RejectReason reason = RejectReason::kJson;
   std::string detail;     // what was wrong, for the log line
   std::string_view json;  // the JSON object inside the datagram (valid when ok)
+  SyslogHeader header;    // valid when ok
 };
 
 // Everything a firefly may carry is read; its JSON text is not copied (see ParseResult::json).
 ParseResult parse_firefly(std::string_view datagram, std::size_t max_size = 65507);
 
-// RFC 3339 date-time ("2021-09-07T22:22:21.998225+00:00", "...Z", up to 9 fraction digits).
-// nullopt when it does not parse; `out_of_range` is set for dates TimePoint cannot hold.
-std::optional<TimePoint> parse_rfc3339(std::string_view s, bool* out_of_range = nullptr);
+// The fields a firefly carries that parse_firefly does not need for its FlowID (the listener relays
+// the JSON unchanged), for tests and tools: what firefly_message.hpp writes can be read back whole.
+struct FireflyExtras {
+  std::optional<std::int64_t> version;    // "version"
+  std::optional<TimePoint> current_time;  // flow-lifecycle."current-time"
+  std::string afi;                        // flow-id."afi" ("ipv4", "ipv6"); "" when absent
+  std::string application;                // context."application"; "" when absent
+  std::string netlink;                    // the "netlink" object, minified; "" when absent
+};
+// Reads them from a ParseResult's `json`. nullopt when it is not a JSON object, a field has another
+// JSON type than the one above, or a time is not RFC 3339.
+std::optional<FireflyExtras> read_extras(std::string_view json);
 
 bool is_utf8(std::string_view s);
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "netlink/connection_tracker.hpp"
+#include "plugins/scanner/connection_tracker.hpp"
 
 #include "netlink/sock_diag.hpp"
 
-namespace flowd::netlink {
+namespace flowd::scanner {
 
 ConnectionTracker::Tracked& ConnectionTracker::find_or_insert(const FlowKey& key, bool& fresh) {
   // Keep live + deleted slots under 3/4 of the table so probes stay short.
@@ -59,7 +59,7 @@ FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now
 }
 
 void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<FlowID>& out) {
-  if (c.state == kTcpListen || c.remote_port == 0) return;
+  if (c.state == netlink::kTcpListen || c.remote_port == 0) return;
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
   std::uint32_t gen = scans_ + 1;
   bool fresh = false;
@@ -79,7 +79,7 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   }
   switch (t.status) {
     case Status::kPending:
-      if (c.state == kTcpEstablished) {
+      if (c.state == netlink::kTcpEstablished) {
         bool retry = false;
         auto tag = tagger_(c, retry);
         if (!tag) {
@@ -90,12 +90,12 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
         t.status = Status::kStarted;
         ++started_;
         out.push_back(event(t, FlowState::kStart, now));
-      } else if (is_closing_state(c.state)) {
+      } else if (netlink::is_closing_state(c.state)) {
         t.status = Status::kIgnored;  // closed before we saw it established: nothing to report
       }
       break;
     case Status::kStarted:
-      if (is_closing_state(c.state)) {
+      if (netlink::is_closing_state(c.state)) {
         t.status = Status::kEnded;
         --started_;
         out.push_back(event(t, FlowState::kEnd, now));
@@ -123,4 +123,4 @@ void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
     rehash(std::max<std::size_t>(64, slots_.size() / 4));
 }
 
-}  // namespace flowd::netlink
+}  // namespace flowd::scanner

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "plugins/firefly/firefly_json.hpp"
+#include "firefly/firefly_json.hpp"
 
 #include <fmt/format.h>
 
