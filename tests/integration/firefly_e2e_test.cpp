@@ -114,7 +114,17 @@ TEST(FireflyEndToEnd, MetricsScrapePassesPromtool) {
       "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\nstart tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\n"
       "end tcp 127.0.0.1 2346 127.0.0.1 5777 2 9\nnot a flow\n");
   ASSERT_EQ(d.rx4.receive_many(3).size(), 3u) << d.proc->log();
-  std::string m = d.scrape();
+  // udp_firefly counts a batch after sendmmsg() returns and the prometheus backend drains its own
+  // queue, so both may trail the datagrams by a moment: scrape until they caught up (at most 2 s).
+  std::string m;
+  for (int i = 0; i < 200; ++i) {
+    m = d.scrape();
+    if (metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}") == 3 &&
+        metric_value(m, "flowd_np_api_lines_total") == 4 &&
+        metric_value(m, "flowd_active_flows{activity=\"Debug\",experiment=\"atlas\",origin=\"local\"}") == 1)
+      break;
+    usleep(10000);
+  }
   ASSERT_FALSE(m.empty());
   // The commit is written at build time, so it is the work tree's HEAD when flowd was built.
   std::string commit;
