@@ -4,6 +4,7 @@
 #include <prometheus/gauge.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "flowd/component.hpp"
 #include "flowd/heartbeat.hpp"
@@ -44,7 +45,7 @@ bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_
   }
   if (items_.empty()) return false;
   while (!items_.empty() && out.size() < max) {
-    out.push_back(items_.front());
+    out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));
@@ -64,7 +65,7 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
   }
   if (items_.empty()) return !closed_ && !stop.stop_requested();
   while (!items_.empty() && out.size() < max) {
-    out.push_back(items_.front());
+    out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));
