@@ -27,11 +27,16 @@ class EventQueue;
 class HeartbeatBoard;
 class MetricsHub;
 
-// Where plugins put events. Thread-safe; never blocks (a full backend queue drops and counts).
+// Where plugins put events: one handle per plugin, made by the core, which names the events after
+// the plugin (FlowID::plugin) and counts them. Thread-safe; never blocks (a full backend queue
+// drops and counts).
 class Publisher {
  public:
   virtual ~Publisher() = default;
-  virtual void publish(const FlowID& flow) = 0;
+  // Hand over what one read produced in one call: each backend queue is then locked and its
+  // backend woken once per batch instead of once per event.
+  virtual void publish(std::span<const FlowID> flows) = 0;
+  void publish(const FlowID& flow) { publish(std::span<const FlowID>(&flow, 1)); }
 };
 
 // What the core lends to every component. Outlives all components.

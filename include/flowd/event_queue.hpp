@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <stop_token>
 #include <vector>
 
@@ -25,6 +26,10 @@ class EventQueue {
 
   // False when the queue is full or closed: the caller counts the drop.
   bool push(const FlowID& f);
+  // Appends as many of `flows` as fit, in order, and wakes the consumer once: the first N are
+  // queued, the rest refused (the caller counts them). Each queued copy gets `plugin` as its
+  // FlowID::plugin unless that is null. Returns N (0 when closed).
+  std::size_t push_batch(std::span<const FlowID> flows, const char* plugin = nullptr);
   // Moves up to `max` events into `out` (cleared first). Waits while empty. Returns false once
   // the queue is closed and drained, or `stop` is requested.
   bool pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop);
@@ -45,6 +50,9 @@ class EventQueue {
   std::condition_variable_any cv_;
   std::deque<FlowID> items_;
   bool closed_ = false;
+  // The consumer sleeps in a wait: only then does a push pay for a notification (which takes the
+  // condition variable's own lock even when nobody waits).
+  bool consumer_waiting_ = false;
   prometheus::Gauge* depth_ = nullptr;
 };
 

@@ -65,7 +65,8 @@ struct FlowID {
   std::uint16_t activity = 0;
   std::optional<TimePoint> start_time;
   std::optional<TimePoint> end_time;
-  // Name of the plugin that produced the event; points into the static component table.
+  // Name of the plugin that produced the event; points into the static component table. Set on the
+  // way into each backend queue by the plugin's publisher handle: plugins leave it alone.
   const char* plugin = "";
   // Every plugin sets this where it makes its FlowIDs. The default is the most restrictive origin
   // on purpose: a FlowID that forgot where it came from is never sent to its addresses, never sent

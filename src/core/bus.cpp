@@ -3,6 +3,51 @@
 
 namespace flowd {
 
+// One per plugin, so that counting an event needs no lookup under a lock: the plugin's counters
+// are resolved once per (origin, state) on first use. A series appears only once an event has it
+// (each plugin has one origin, so the origin label adds no series, only the means to sum by it).
+class Bus::PluginPublisher final : public Publisher {
+ public:
+  PluginPublisher(Bus& bus, const char* plugin) : bus_(bus), plugin_(plugin) {}
+
+  using Publisher::publish;
+  void publish(std::span<const FlowID> flows) override {
+    if (flows.empty()) return;
+    std::array<std::uint64_t, kSlots> counts{};
+    for (const auto& f : flows) ++counts[slot(f.origin, f.state)];
+    for (std::size_t i = 0; i < kSlots; ++i)
+      if (counts[i]) counter(i).Increment(static_cast<double>(counts[i]));
+    bus_.deliver(flows, plugin_);
+  }
+
+ private:
+  static constexpr std::size_t kStates = 3;
+  static constexpr std::size_t kSlots = kFlowOrigins * kStates;
+  static std::size_t slot(FlowOrigin o, FlowState s) {
+    return static_cast<std::size_t>(o) * kStates + static_cast<std::size_t>(s);
+  }
+
+  prometheus::Counter& counter(std::size_t i) {
+    auto* c = counters_[i].load(std::memory_order_acquire);
+    if (c) return *c;
+    // An origin's first event makes its three state series, as they always appeared together.
+    // Two threads of one plugin (netflow workers) may both get here: Family::Add is thread-safe
+    // and returns the same counter for the same labels, so either store is right.
+    auto origin = static_cast<FlowOrigin>(i / kStates);
+    for (FlowState s : {FlowState::kStart, FlowState::kEnd, FlowState::kOngoing})
+      counters_[slot(origin, s)].store(
+          &bus_.events_.Add({{"plugin", plugin_},
+                             {"origin", std::string(to_string(origin))},
+                             {"state", std::string(to_string(s))}}),
+          std::memory_order_release);
+    return *counters_[i].load(std::memory_order_acquire);
+  }
+
+  Bus& bus_;
+  const char* plugin_;
+  std::array<std::atomic<prometheus::Counter*>, kSlots> counters_{};
+};
+
 Bus::Bus(prometheus::Registry& metrics)
     : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
@@ -19,27 +64,18 @@ Bus::Bus(prometheus::Registry& metrics)
                  .Register(metrics)),
       subs_(std::make_shared<const std::vector<Sub>>()) {}
 
-prometheus::Counter& Bus::events_counter(const char* plugin, FlowOrigin origin, FlowState state) {
-  std::lock_guard lock(counters_mu_);
-  for (auto& c : counters_)
-    if (c.plugin == plugin && c.origin == origin) return *c.by_state[static_cast<int>(state)];
-  EventCounters c{plugin, origin, {}};
-  for (FlowState s : {FlowState::kStart, FlowState::kEnd, FlowState::kOngoing})
-    c.by_state[static_cast<int>(s)] = &events_.Add({{"plugin", plugin},
-                                                    {"origin", std::string(to_string(origin))},
-                                                    {"state", std::string(to_string(s))}});
-  counters_.push_back(c);
-  return *c.by_state[static_cast<int>(state)];
+std::unique_ptr<Publisher> Bus::publisher(const char* plugin) {
+  return std::make_unique<PluginPublisher>(*this, plugin);
 }
 
-void Bus::publish(const FlowID& flow) {
-  events_counter(flow.plugin, flow.origin, flow.state).Increment();
-  published_.fetch_add(1, std::memory_order_relaxed);
+void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
+  published_.fetch_add(flows.size(), std::memory_order_relaxed);
   auto subs = subs_.load();
   for (const auto& s : *subs) {
-    if (!s.queue->push(flow)) {
-      s.dropped->Increment();
-      dropped_total_.fetch_add(1, std::memory_order_relaxed);
+    std::size_t refused = flows.size() - s.queue->push_batch(flows, plugin);
+    if (refused) {
+      s.dropped->Increment(static_cast<double>(refused));
+      dropped_total_.fetch_add(refused, std::memory_order_relaxed);
     }
   }
 }

@@ -6,8 +6,10 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,7 @@
 
 namespace flowd {
 
-class Bus final : public Publisher {
+class Bus {
  public:
   struct Subscriber {
     std::string backend;
@@ -24,7 +26,9 @@ class Bus final : public Publisher {
   };
 
   explicit Bus(prometheus::Registry& metrics);
-  void publish(const FlowID& flow) override;
+  // The handle one plugin publishes through: it names the events after `plugin` (a static name)
+  // and counts them in flowd_flow_events_total{plugin,origin,state}. Must not outlive the bus.
+  std::unique_ptr<Publisher> publisher(const char* plugin);
   // Swapped atomically: publishers never wait for a reload.
   void set_subscribers(std::vector<Subscriber> subs);
   std::shared_ptr<EventQueue> make_queue(const std::string& backend, std::size_t capacity);
@@ -32,25 +36,19 @@ class Bus final : public Publisher {
   std::uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
 
  private:
+  class PluginPublisher;
   struct Sub {
     std::shared_ptr<EventQueue> queue;
     prometheus::Counter* dropped;
   };
-  prometheus::Counter& events_counter(const char* plugin, FlowOrigin origin, FlowState state);
+  // Copies `flows` into every backend queue, named after `plugin`; counts what a full queue
+  // refused.
+  void deliver(std::span<const FlowID> flows, const char* plugin);
 
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
-  // Per (plugin, origin, state) counters, looked up by the plugin name pointer (names are static).
-  // Each plugin has one origin, so the origin label adds no series, only the means to sum by it.
-  struct EventCounters {
-    const char* plugin;
-    FlowOrigin origin;
-    prometheus::Counter* by_state[3];
-  };
-  std::mutex counters_mu_;
-  std::vector<EventCounters> counters_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};
 };

@@ -3,32 +3,49 @@
 
 #include <prometheus/gauge.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "flowd/component.hpp"
 #include "flowd/heartbeat.hpp"
 
 namespace flowd {
 
 bool EventQueue::push(const FlowID& f) {
+  return push_batch(std::span<const FlowID>(&f, 1)) == 1;
+}
+
+std::size_t EventQueue::push_batch(std::span<const FlowID> flows, const char* plugin) {
+  std::size_t taken = 0;
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(f);
-    if (depth_) depth_->Set(static_cast<double>(items_.size()));
+    if (closed_) return 0;
+    taken = std::min(flows.size(), capacity_ - items_.size());
+    for (std::size_t i = 0; i < taken; ++i) {
+      items_.push_back(flows[i]);
+      if (plugin) items_.back().plugin = plugin;
+    }
+    if (taken && depth_) depth_->Set(static_cast<double>(items_.size()));
+    wake = taken && consumer_waiting_;
   }
-  cv_.notify_one();
-  return true;
+  if (wake) cv_.notify_one();
+  return taken;
 }
 
 bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop) {
   out.clear();
   std::unique_lock lock(mu_);
   {
+    // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
+    consumer_waiting_ = true;
     cv_.wait(lock, stop, [&] { return !items_.empty() || closed_; });
+    consumer_waiting_ = false;
   }
   if (items_.empty()) return false;
   while (!items_.empty() && out.size() < max) {
-    out.push_back(items_.front());
+    out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));
@@ -40,12 +57,15 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
   out.clear();
   std::unique_lock lock(mu_);
   {
+    // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
+    consumer_waiting_ = true;
     cv_.wait_until(lock, stop, deadline, [&] { return !items_.empty() || closed_; });
+    consumer_waiting_ = false;
   }
   if (items_.empty()) return !closed_ && !stop.stop_requested();
   while (!items_.empty() && out.size() < max) {
-    out.push_back(items_.front());
+    out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));

@@ -137,25 +137,30 @@ void Runtime::apply(const Config& c) {
 
   for (const auto& pc : c.plugins) {
     if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; })) continue;
-    RunningPlugin p{
-        pc.info, pc.section, pc.info->create(pc.section, ctx_, pc.info->name.data()), nullptr, {}};
+    RunningPlugin p{pc.info,
+                    pc.section,
+                    pc.info->create(pc.section, ctx_, pc.info->name.data()),
+                    bus_.publisher(pc.info->name.data()),
+                    nullptr,
+                    {}};
     p.impl->start();
     std::string who = "plugin." + std::string(pc.info->name);
     p.heartbeat = heartbeats_.add(who);
-    p.thread = std::jthread([this, impl = p.impl.get(), who, hb = p.heartbeat](std::stop_token st) {
-      bind_thread_heartbeat(hb.get());
-      struct Ended {
-        Heartbeat& hb;
-        ~Ended() { hb.enter_wait(); }
-      } ended{*hb};
-      try {
-        impl->run(st, bus_);
-      } catch (const std::exception& e) {
-        report_failure(who, e.what());
-        return;
-      }
-      if (!st.stop_requested()) report_failure(who, "worker returned unexpectedly");
-    });
+    p.thread = std::jthread(
+        [this, impl = p.impl.get(), out = p.out.get(), who, hb = p.heartbeat](std::stop_token st) {
+          bind_thread_heartbeat(hb.get());
+          struct Ended {
+            Heartbeat& hb;
+            ~Ended() { hb.enter_wait(); }
+          } ended{*hb};
+          try {
+            impl->run(st, *out);
+          } catch (const std::exception& e) {
+            report_failure(who, e.what());
+            return;
+          }
+          if (!st.stop_requested()) report_failure(who, "worker returned unexpectedly");
+        });
     plugins_.push_back(std::move(p));
     log->info("started plugin {}", pc.info->name);
   }

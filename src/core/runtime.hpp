@@ -51,6 +51,7 @@ class Runtime {
     const PluginInfo* info;
     Section section;
     std::unique_ptr<Plugin> impl;
+    std::unique_ptr<Publisher> out;  // declared before the thread, which uses it until joined
     std::shared_ptr<Heartbeat> heartbeat;
     std::jthread thread;
   };

@@ -4,9 +4,11 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
 #include <future>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -213,6 +215,7 @@ using test::metric_value;
 TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
   prometheus::Registry reg;
   Bus bus(reg);
+  auto np = bus.publisher("np_api");
   auto a = bus.make_queue("udp_firefly", 8);
   auto b = bus.make_queue("prometheus", 8);
   auto c = bus.make_queue("slow", 1);
@@ -221,9 +224,9 @@ TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
   // Series exist (at 0) as soon as the queues do.
   EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "slow"}}), 0.0);
 
-  bus.publish(make_flow(1, FlowState::kStart));
-  bus.publish(make_flow(2, FlowState::kEnd));
-  bus.publish(make_flow(3, FlowState::kStart));
+  np->publish(make_flow(1, FlowState::kStart));
+  np->publish(make_flow(2, FlowState::kEnd));
+  np->publish(make_flow(3, FlowState::kStart));
 
   EXPECT_EQ(a->size(), 3u);
   EXPECT_EQ(b->size(), 3u);
@@ -267,13 +270,15 @@ TEST(Bus, FansOutToEveryQueueAndCountsDrops) {
 TEST(Bus, CountsEventsPerPlugin) {
   prometheus::Registry reg;
   Bus bus(reg);
+  auto np = bus.publisher("np_api");
   auto q = bus.make_queue("udp_firefly", 100);
   bus.set_subscribers({{"udp_firefly", q}});
   static const char kOther[] = "netflow";
-  bus.publish(make_flow(1, FlowState::kStart, "np_api"));
-  bus.publish(make_flow(2, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
-  bus.publish(make_flow(3, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
-  bus.publish(make_flow(4, FlowState::kEnd, "np_api"));
+  auto nf = bus.publisher(kOther);
+  np->publish(make_flow(1, FlowState::kStart, "np_api"));
+  nf->publish(make_flow(2, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
+  nf->publish(make_flow(3, FlowState::kOngoing, kOther, FlowOrigin::kObserved));
+  np->publish(make_flow(4, FlowState::kEnd, "np_api"));
   EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
                          {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
             1.0);
@@ -293,7 +298,8 @@ TEST(Bus, CountsEventsPerPlugin) {
 TEST(Bus, NoSubscribersStillCounts) {
   prometheus::Registry reg;
   Bus bus(reg);
-  bus.publish(make_flow(1));
+  auto np = bus.publisher("np_api");
+  np->publish(make_flow(1));
   EXPECT_EQ(bus.published(), 1u);
   EXPECT_EQ(bus.dropped(), 0u);
   EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
@@ -304,10 +310,11 @@ TEST(Bus, NoSubscribersStillCounts) {
 TEST(Bus, AClosedQueueCountsAsADrop) {
   prometheus::Registry reg;
   Bus bus(reg);
+  auto np = bus.publisher("np_api");
   auto q = bus.make_queue("udp_firefly", 100);
   bus.set_subscribers({{"udp_firefly", q}});
   q->close();
-  bus.publish(make_flow(1));
+  np->publish(make_flow(1));
   EXPECT_EQ(bus.dropped(), 1u);
   EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "udp_firefly"}}), 1.0);
 }
@@ -315,12 +322,13 @@ TEST(Bus, AClosedQueueCountsAsADrop) {
 TEST(Bus, SetSubscribersReplacesTheSet) {
   prometheus::Registry reg;
   Bus bus(reg);
+  auto np = bus.publisher("np_api");
   auto old_q = bus.make_queue("udp_firefly", 100);
   auto new_q = bus.make_queue("udp_firefly", 100);
   bus.set_subscribers({{"udp_firefly", old_q}});
-  bus.publish(make_flow(1));
+  np->publish(make_flow(1));
   bus.set_subscribers({{"udp_firefly", new_q}});
-  bus.publish(make_flow(2));
+  np->publish(make_flow(2));
   EXPECT_EQ(old_q->size(), 1u);
   EXPECT_EQ(new_q->size(), 1u);
 }
@@ -328,6 +336,7 @@ TEST(Bus, SetSubscribersReplacesTheSet) {
 TEST(Bus, ConcurrentPublishers) {
   prometheus::Registry reg;
   Bus bus(reg);
+  auto np = bus.publisher("np_api");
   constexpr int kThreads = 4;
   constexpr int kEach = 1000;
   auto big = bus.make_queue("big", kThreads * kEach);
@@ -336,8 +345,8 @@ TEST(Bus, ConcurrentPublishers) {
   {
     std::vector<std::jthread> threads;
     for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&bus] {
-        for (int i = 0; i < kEach; ++i) bus.publish(make_flow(static_cast<std::uint16_t>(i)));
+      threads.emplace_back([&np] {
+        for (int i = 0; i < kEach; ++i) np->publish(make_flow(static_cast<std::uint16_t>(i)));
       });
   }
   EXPECT_EQ(bus.published(), static_cast<std::uint64_t>(kThreads * kEach));
@@ -349,6 +358,107 @@ TEST(Bus, ConcurrentPublishers) {
   EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
                          {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
             static_cast<double>(kThreads * kEach));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches.
+
+TEST(EventQueue, PushBatchTakesWhatFitsInOrder) {
+  EventQueue q(4);
+  ASSERT_TRUE(q.push(make_flow(1)));
+  std::vector<FlowID> batch{make_flow(2), make_flow(3), make_flow(4), make_flow(5), make_flow(6)};
+  EXPECT_EQ(q.push_batch(batch), 3u);  // room for three: 2, 3, 4; 5 and 6 refused
+  EXPECT_EQ(q.push_batch(batch), 0u);  // full
+  std::vector<FlowID> out;
+  ASSERT_TRUE(q.pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 4u);
+  for (std::size_t i = 0; i < out.size(); ++i)
+    EXPECT_EQ(out[i].src_port, static_cast<std::uint16_t>(i + 1));
+  q.close();
+  EXPECT_EQ(q.push_batch(batch), 0u);  // closed
+}
+
+TEST(EventQueue, PushBatchNamesTheCopies) {
+  EventQueue q(4);
+  std::vector<FlowID> batch{make_flow(1, FlowState::kStart, ""),
+                            make_flow(2, FlowState::kStart, "")};
+  static const char kName[] = "firefly";
+  EXPECT_EQ(q.push_batch(batch, kName), 2u);
+  EXPECT_STREQ(batch[0].plugin, "");  // the caller's events are untouched
+  std::vector<FlowID> out;
+  ASSERT_TRUE(q.pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].plugin, kName);
+  EXPECT_EQ(out[1].plugin, kName);
+}
+
+TEST(EventQueue, PushBatchWakesAWaitingConsumer) {
+  EventQueue q(100);
+  auto got = std::async(std::launch::async, [&] {
+    std::vector<FlowID> out;
+    std::size_t n = 0;
+    while (n < 30 && q.pop_batch(out, 100, {})) n += out.size();
+    return n;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it wait
+  std::vector<FlowID> batch(10, make_flow(1));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(q.push_batch(batch), 10u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(got.get(), 30u);
+}
+
+TEST(Bus, ABatchIntoAFullQueueDropsThePartThatDoesNotFitAndCountsIt) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto big = bus.make_queue("udp_firefly", 100);
+  auto small = bus.make_queue("slow", 5);
+  bus.set_subscribers({{"udp_firefly", big}, {"slow", small}});
+  auto np = bus.publisher("np_api");
+  ASSERT_TRUE(small->push(make_flow(0)));  // one already waiting: room for four
+  std::vector<FlowID> batch;
+  for (std::uint16_t p = 1; p <= 7; ++p)
+    batch.push_back(make_flow(p, p % 2 ? FlowState::kStart : FlowState::kEnd, ""));
+  np->publish(batch);
+
+  EXPECT_EQ(bus.published(), 7u);
+  EXPECT_EQ(big->size(), 7u);
+  EXPECT_EQ(small->size(), 5u);
+  EXPECT_EQ(bus.dropped(), 3u);  // 7 in = 4 delivered + 3 dropped for "slow"
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "slow"}}), 3.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_dropped_events_total", {{"backend", "udp_firefly"}}), 0.0);
+  EXPECT_EQ(metric_value(reg, "flowd_bus_queue_depth", {{"backend", "slow"}}), 5.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "start"}}),
+            4.0);
+  EXPECT_EQ(metric_value(reg, "flowd_flow_events_total",
+                         {{"plugin", "np_api"}, {"origin", "local"}, {"state", "end"}}),
+            3.0);
+
+  // The ones delivered are the first of the batch, named after the publisher's plugin.
+  std::vector<FlowID> out;
+  ASSERT_TRUE(small->pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 5u);
+  for (std::size_t i = 1; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].src_port, static_cast<std::uint16_t>(i));
+    EXPECT_STREQ(out[i].plugin, "np_api");
+  }
+  ASSERT_TRUE(big->pop_batch(out, 10, {}));
+  ASSERT_EQ(out.size(), 7u);
+  EXPECT_EQ(out[6].src_port, 7);
+}
+
+TEST(Bus, AnEmptyBatchCountsNothing) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto q = bus.make_queue("udp_firefly", 1);
+  bus.set_subscribers({{"udp_firefly", q}});
+  bus.publisher("np_api")->publish(std::span<const FlowID>{});
+  EXPECT_EQ(bus.published(), 0u);
+  EXPECT_EQ(bus.dropped(), 0u);
+  EXPECT_EQ(q->size(), 0u);
 }
 
 }  // namespace

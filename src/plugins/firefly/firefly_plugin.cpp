@@ -193,20 +193,23 @@ class FireflyPlugin final : public Plugin {
       }
       int n = recvmmsg(fd_, msgs.data(), kBatch, MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (n <= 0) return;
+      // The whole recvmmsg() batch goes to the bus in one hand-over.
+      flows_.clear();
       received_->Increment(n);
       for (int i = 0; i < n; ++i) {
         auto k = static_cast<std::size_t>(i);
         std::size_t len = msgs[k].msg_len;
         bool truncated = (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > max_size_;
         handle(std::string_view(buffers_[k].data(), std::min(len, buffers_[k].size())), len,
-               truncated, from[k], out);
+               truncated, from[k]);
       }
+      out.publish(flows_);
       if (static_cast<unsigned>(n) < kBatch) return;
     }
   }
 
   void handle(std::string_view data, std::size_t real_len, bool too_big,
-              const sockaddr_storage& from, Publisher& out) {
+              const sockaddr_storage& from) {
     std::uint16_t port = 0;
     IpAddress sender = sender_of(from, port);
     if (!allowed(sender)) {
@@ -223,9 +226,8 @@ class FireflyPlugin final : public Plugin {
       reject(r.reason, sender, port, real_len, r.detail);
       return;
     }
-    r.flow.plugin = name_;
     r.flow.firefly_json = std::make_shared<const std::string>(r.json);
-    out.publish(r.flow);
+    flows_.push_back(std::move(r.flow));
   }
 
   bool allowed(const IpAddress& a) const {
@@ -251,6 +253,7 @@ class FireflyPlugin final : public Plugin {
   }
 
   const char* name_;
+  std::vector<FlowID> flows_;  // what one receive batch produced, for the bus
   std::string host_;
   std::uint16_t port_;
   std::size_t max_size_;

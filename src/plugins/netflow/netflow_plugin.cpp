@@ -298,10 +298,7 @@ class NetflowPlugin final : public Plugin {
       std::lock_guard lock(tracker_mu_);
       tracker_->end_all(Clock::now(), ends);
     }
-    for (auto& e : ends) {
-      e.plugin = name_;
-      out.publish(e);
-    }
+    out.publish(ends);
     if (!failure.empty()) throw std::runtime_error(failure);
   }
 
@@ -388,10 +385,7 @@ class NetflowPlugin final : public Plugin {
         } else {
           read_datagrams(w, fd);
         }
-        for (auto& e : w.events) {
-          e.plugin = name_;
-          out.publish(e);
-        }
+        out.publish(w.events);
         publish_counts(w);
       }
     }

@@ -158,10 +158,13 @@ class NpApi final : public Plugin {
           throw std::system_error(errno, std::generic_category(), "read " + path_);
         }
         if (got == 0) break;
+        flows_.clear();
         lines.feed(std::string_view(buf.data(), static_cast<std::size_t>(got)),
                    [&](std::string_view line, bool overflowed) {
-                     handle_line(line, overflowed, *registry, now, out);
+                     handle_line(line, overflowed, *registry, now);
                    });
+        // All the lines of one read() go to the bus in one hand-over.
+        out.publish(flows_);
         if (static_cast<std::size_t>(got) < buf.size()) break;
       }
       // The timeout counts from the last byte received, so a slow writer is not cut off.
@@ -188,7 +191,7 @@ class NpApi final : public Plugin {
   }
 
   void handle_line(std::string_view line, bool overflowed, const ScitagsRegistry& registry,
-                   TimePoint now, Publisher& out) {
+                   TimePoint now) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
       line.remove_suffix(1);
     if (line.empty() && !overflowed) return;
@@ -200,9 +203,8 @@ class NpApi final : public Plugin {
     } else {
       res = parse_pipe_line(line, registry, now);
       if (res.ok) {
-        res.flow.plugin = name_;
         log_->debug("{}", line);
-        out.publish(res.flow);
+        flows_.push_back(std::move(res.flow));
         return;
       }
     }
@@ -213,8 +215,7 @@ class NpApi final : public Plugin {
                    overflowed ? res.detail : "partial line joined to the next one");
       lines_->Increment();
       auto good = parse_pipe_line(line.substr(at), registry, now);
-      good.flow.plugin = name_;
-      out.publish(good.flow);
+      flows_.push_back(std::move(good.flow));
       return;
     }
     count_reject(res.reason, line, res.detail);
@@ -237,6 +238,7 @@ class NpApi final : public Plugin {
 
   Context& ctx_;
   const char* name_;
+  std::vector<FlowID> flows_;  // what one read() produced, for the bus
   std::string path_;
   mode_t mode_;
   std::string group_;

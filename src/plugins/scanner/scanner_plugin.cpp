@@ -208,20 +208,15 @@ void ScannerPlugin::scan_once(Publisher& out) {
     // A failed scan must not look like every connection vanished: no finish(), no end events.
     errors_->Increment();
     log_->warn("connection scan failed: {}", error);
-    for (auto& e : events_) {
-      e.plugin = name_;
-      out.publish(e);
-    }
+    out.publish(events_);
     return;
   }
   tracker_.finish(now, events_);
-  for (auto& e : events_) {
-    e.plugin = name_;
-    if (log_->should_log(spdlog::level::debug))
+  if (log_->should_log(spdlog::level::debug))
+    for (const auto& e : events_)
       log_->debug("{} tcp {}:{} -> {}:{} exp {} act {}", to_string(e.state), e.src.to_string(),
                   e.src_port, e.dst.to_string(), e.dst_port, e.experiment, e.activity);
-    out.publish(e);
-  }
+  out.publish(events_);
   connections_->Set(static_cast<double>(seen));
   tracked_->Set(static_cast<double>(tracker_.tracked()));
   duration_->Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
