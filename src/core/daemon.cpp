@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -26,6 +27,7 @@
 #include "core/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "core/runtime.hpp"
+#include "flowd/stop_fd.hpp"
 
 namespace flowd {
 namespace {
@@ -53,6 +55,54 @@ std::uint64_t monotonic_usec() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u +
          static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
 }
+
+// Start-up does network work before the signal loop runs: the registry download (up to
+// flow_map_timeout) and the components' start() (STUN). Meanwhile this thread reads the signalfd,
+// so that SIGTERM/SIGINT cut that work short (a stop of the unit must not wait for a timeout) and a
+// SIGHUP/SIGUSR1 is remembered for the loop, not lost.
+class StartupSignals {
+ public:
+  explicit StartupSignals(int sfd)
+      : thread_([this, sfd](std::stop_token own) { watch(sfd, own); }) {}
+  ~StartupSignals() { done(); }
+  StartupSignals(const StartupSignals&) = delete;
+  StartupSignals& operator=(const StartupSignals&) = delete;
+  std::stop_token stopping() const { return stop_.get_token(); }
+  // Ends the watch; afterwards stop_requested() and reload_requested() are final.
+  void done() {
+    if (!thread_.joinable()) return;
+    thread_.request_stop();
+    thread_.join();
+  }
+  bool stop_requested() const { return stop_.stop_requested(); }
+  bool reload_requested() const { return reload_; }
+
+ private:
+  void watch(int sfd, const std::stop_token& own) {
+    StopFd wake(own);
+    while (!own.stop_requested() && !stop_.stop_requested()) {
+      pollfd fds[2] = {{sfd, POLLIN, 0}, {wake.fd(), POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      signalfd_siginfo si{};
+      while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+          get_logger("core")->info("received {} while starting, stopping",
+                                   si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+          stop_.request_stop();
+          return;
+        }
+        get_logger("core")->info("received a reload signal while starting; it follows the start");
+        reload_ = true;
+      }
+    }
+  }
+  std::stop_source stop_;
+  std::atomic<bool> reload_{false};
+  std::jthread thread_;  // last: started after the members it uses exist
+};
 
 std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c, std::stop_token stop = {}) {
   auto load = load_registry(c.core.get("flow_map_api"), c.core.get("work_dir"),
@@ -160,10 +210,12 @@ int run_daemon(const DaemonOptions& opts) {
       .Add({{"version", FLOWD_VERSION}, {"commit", kBuildCommit}})
       .Set(1);
   MetricsHub hub(metrics);
-  RegistryHandle registry(fetch_registry(config));
+  StartupSignals startup(sfd);
+  RegistryHandle registry(fetch_registry(config, startup.stopping()));
   Runtime runtime(metrics, hub, registry);
+  std::stop_callback stop_components(startup.stopping(), [&runtime] { runtime.request_stop(); });
   try {
-    runtime.apply(config);
+    if (!startup.stop_requested()) runtime.apply(config);
   } catch (const ConfigError& e) {
     // A value only a component can check (a registry name, an interface): still a config error.
     log->error("{}", e.what());
@@ -171,6 +223,11 @@ int run_daemon(const DaemonOptions& opts) {
     runtime.stop_all();
     return 2;
   } catch (const std::exception& e) {
+    if (startup.stop_requested()) {  // the start was cut short on purpose
+      log->info("stopped while starting ({})", e.what());
+      runtime.stop_all();
+      return 0;
+    }
     log->error("cannot start: {}", e.what());
     sd_notifyf(0, "STATUS=failed to start: %s", e.what());
     runtime.stop_all();
@@ -201,6 +258,13 @@ int run_daemon(const DaemonOptions& opts) {
     log->info("systemd watchdog every {} ms", half / 1000);
   }
 
+  startup.done();
+  if (startup.stop_requested()) {
+    sd_notify(0, "STOPPING=1");
+    runtime.stop_all();
+    log->info("stopped before it was ready");
+    return 0;
+  }
   log->info("ready: {}", runtime.summary());
   sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
 
@@ -248,6 +312,7 @@ int run_daemon(const DaemonOptions& opts) {
     }
     reload.reset();
   };
+  if (startup.reload_requested()) start_reload();
   while (running) {
     pollfd fds[4] = {{sfd, POLLIN, 0},
                      {runtime.failure_fd(), POLLIN, 0},

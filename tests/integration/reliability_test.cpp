@@ -202,6 +202,45 @@ TEST(Reliability, AHangingRegistryDownloadOnReloadBlocksNeitherTheWatchdogNorASt
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
+// Seen failing before the fix (a new user's try): the start-up download ran before the signal loop,
+// so SIGTERM waited the whole flow_map_timeout (29 s of 30), and flowd even sent READY=1 first.
+TEST(Reliability, SigtermDuringTheStartUpRegistryDownloadStopsAtOnce) {
+  Daemon d;
+  SilentHttpServer http;
+  d.dir.write("flowd.cfg",
+              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 40\n"));
+  d.notify = std::make_unique<NotifySocket>(d.dir.file("notify"));
+  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.dir.file("flowd.cfg")},
+                                          d.dir.file("flowd.log"), d.notify->path());
+  usleep(700000);  // flowd is waiting for the registry
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc->signal(SIGTERM);
+  auto rc = d.proc->wait(2s);
+  ASSERT_TRUE(rc) << "SIGTERM during the start-up download did not stop flowd within 2 s; log:\n"
+                  << d.proc->log();
+  EXPECT_EQ(*rc, 0) << d.proc->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_FALSE(d.notify->wait_for("READY=1", 100ms)) << "a stopped start is never ready";
+  EXPECT_NE(d.proc->log().find("received SIGTERM while starting"), std::string::npos)
+      << d.proc->log();
+}
+
+// A reload signal during the start-up download is not lost: the reload follows READY=1.
+TEST(Reliability, ASighupDuringTheStartUpDownloadReloadsOnceReady) {
+  Daemon d;
+  SilentHttpServer http;
+  d.dir.write("flowd.cfg",
+              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 2\n"));
+  d.notify = std::make_unique<NotifySocket>(d.dir.file("notify"));
+  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.dir.file("flowd.cfg")},
+                                          d.dir.file("flowd.log"), d.notify->path());
+  usleep(500000);
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("READY=1", 5s)) << d.proc->log();
+  EXPECT_TRUE(d.notify->wait_for("RELOADING=1", 5s)) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // Seen failing before the fix: WATCHDOG=1 went on while the receive worker was stuck in write().
 TEST(Reliability, AWorkerStuckInABlockingWriteStopsTheWatchdogUntilItMovesAgain) {
   Daemon d;
