@@ -47,6 +47,10 @@ TEST_F(SflowEndToEnd, SfprobeSamplesBecomeLabelsAndVolume) {
   EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 60) << d.proc->log();
   EXPECT_EQ(metric_value(m, "flowd_sflow_samples_total"), 389);
   EXPECT_EQ(metric_value(m, "flowd_sflow_extended_records_total"), 389);
+  // The collectors' series lint clean too (a name with "counter" in it did not).
+  std::string lint;
+  EXPECT_EQ(run_shell("promtool check metrics", m, lint), 0) << lint;
+  EXPECT_EQ(lint.find("problem"), std::string::npos) << lint;
   // 74 IPv6 samples carry a label; the kernel's random labels spell no registered pair here.
   EXPECT_EQ(sum(m, "flowd_observed_labels_total{"), 74);
   EXPECT_EQ(metric_value(m, "flowd_observed_labels_total{result=\"tag\"}"), 0);

@@ -219,8 +219,11 @@ class NetflowPlugin final : public Plugin {
         sflow_errors_[i] = &errors.Add({{"reason", std::string(collector::to_string(static_cast<collector::SflowError>(i)))}});
       lost_ = &prometheus::BuildCounter().Name("flowd_sflow_sequence_lost_total")
                    .Help("Datagrams missing according to the agents' sequence numbers").Register(m).Add({});
-      sflow_counter_samples_ = &prometheus::BuildCounter().Name("flowd_sflow_counter_samples_total")
-                                    .Help("sFlow counter samples received (skipped)").Register(m).Add({});
+      sflow_counter_samples_ = &prometheus::BuildCounter()
+                                    .Name("flowd_sflow_counters_samples_total")
+                                    .Help("sFlow counter samples received (skipped)")
+                                    .Register(m)
+                                    .Add({});
       sflow_extended_ = &prometheus::BuildCounter().Name("flowd_sflow_extended_records_total")
                              .Help("sFlow extended flow records received (skipped)").Register(m).Add({});
     }
