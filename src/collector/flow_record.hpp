@@ -57,6 +57,61 @@ enum class ExportProtocol : std::uint8_t {
   kSflow,    // sFlow v5: one record per flow sample (collector/sflow.hpp)
 };
 
+// Where the elements that the observed-flow path reads from every record sit in FlowRecord::fields:
+// the 5-tuple, the flow label, flowEndReason and the counters. A decoder finds them once per
+// template (or knows them, for fixed layouts), so that a collector reads them by index instead of
+// scanning every field of every record for each of them.
+struct KeyFields {
+  enum Slot : std::uint8_t {
+    kProtocol,
+    kSrcPort,
+    kDstPort,
+    kSrcV4,
+    kDstV4,
+    kSrcV6,
+    kDstV6,
+    kFlowLabel,
+    kFlowEndReason,
+    kOctetDelta,
+    kOctetTotal,
+    kPacketDelta,
+    kPacketTotal,
+    kSlots
+  };
+  // The IANA element of each slot (enterprise 0).
+  static constexpr std::array<std::uint16_t, kSlots> kIds{4,  7,   11, 8,  12, 27, 28,
+                                                          31, 136, 1,  85, 2,  86};
+  static constexpr std::int16_t kAbsent = -1;
+
+  std::array<std::int16_t, kSlots> at{kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent,
+                                      kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent};
+  // False: the positions are not known (a record built by hand, or a layout that repeats one of
+  // these elements, where "the first one" and "the first non-zero one" could differ): scan.
+  bool known = false;
+
+  // Positions of a layout given as its (enterprise, id) pairs in field order.
+  template <typename Range, typename PenOf, typename IdOf>
+  static KeyFields of(const Range& fields, PenOf pen_of, IdOf id_of) {
+    KeyFields k;
+    k.known = true;
+    std::size_t pos = 0;
+    for (const auto& f : fields) k.note(pen_of(f), id_of(f), pos++);
+    return k;
+  }
+  // Records that element (pen, id) is field number `pos` (fields noted in order).
+  void note(std::uint32_t pen, std::uint16_t id, std::size_t pos) {
+    if (pen != 0) return;
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      if (kIds[s] != id) continue;
+      if (at[s] != kAbsent || pos > 0x7FFF)
+        known = false;
+      else
+        at[s] = static_cast<std::int16_t>(pos);
+      return;
+    }
+  }
+};
+
 struct FlowRecord {
   Exporter exporter;
   TimePoint received{};
@@ -71,8 +126,23 @@ struct FlowRecord {
   std::uint64_t sampling_rate = 0;
   bool counters_scaled = false;
   std::vector<Field> fields;
+  // Set by the decoders; whoever adds or removes fields of a decoded record resets it.
+  KeyFields keys;
 
   const Field* find(std::uint16_t id, std::uint32_t pen = 0) const;
+  // The field of a key slot: by its noted position, else (positions unknown, or the field there is
+  // not that element) by the same scan as find().
+  const Field* key(KeyFields::Slot s) const {
+    if (keys.known) {
+      const std::int16_t pos = keys.at[s];
+      if (pos == KeyFields::kAbsent) return nullptr;
+      if (static_cast<std::size_t>(pos) < fields.size()) {
+        const Field& f = fields[static_cast<std::size_t>(pos)];
+        if (f.id == KeyFields::kIds[s] && f.pen == 0) return &f;
+      }
+    }
+    return find(KeyFields::kIds[s]);
+  }
 };
 
 // The records of one or more decode calls. clear() keeps every record and field allocated, and the
