@@ -98,18 +98,26 @@ struct KeyFields {
     for (const auto& f : fields) k.note(pen_of(f), id_of(f), pos++);
     return k;
   }
-  // Records that element (pen, id) is field number `pos` (fields noted in order).
+  // Records that element (pen, id) is field number `pos` (fields noted in order). Cheap: v9
+  // exporters resend (and the decoder parses) every template in every packet.
   void note(std::uint32_t pen, std::uint16_t id, std::size_t pos) {
-    if (pen != 0) return;
-    for (std::size_t s = 0; s < kSlots; ++s) {
-      if (kIds[s] != id) continue;
-      if (at[s] != kAbsent || pos > 0x7FFF)
-        known = false;
-      else
-        at[s] = static_cast<std::int16_t>(pos);
-      return;
-    }
+    if (pen != 0 || id >= kSlotOf.size()) return;
+    const std::uint8_t s = kSlotOf[id];
+    if (s == kSlots) return;
+    if (at[s] != kAbsent || pos > 0x7FFF)
+      known = false;
+    else
+      at[s] = static_cast<std::int16_t>(pos);
   }
+
+ private:
+  // The slot of each element id up to the largest in kIds (kSlots: none).
+  static constexpr std::array<std::uint8_t, 137> kSlotOf = [] {
+    std::array<std::uint8_t, 137> t{};
+    t.fill(kSlots);
+    for (std::size_t s = 0; s < kSlots; ++s) t[kIds[s]] = static_cast<std::uint8_t>(s);
+    return t;
+  }();
 };
 
 struct FlowRecord {
