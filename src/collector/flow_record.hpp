@@ -81,12 +81,16 @@ struct KeyFields {
   // The IANA element of each slot (enterprise 0).
   static constexpr std::array<std::uint16_t, kSlots> kIds{4,  7,   11, 8,  12, 27, 28,
                                                           31, 136, 1,  85, 2,  86};
-  static constexpr std::int16_t kAbsent = -1;
+  static constexpr std::int8_t kAbsent = -1;
+  // Positions past this are not noted (the record is scanned): one byte each keeps FlowRecord
+  // small, and a decoder writes one per record.
+  static constexpr std::size_t kMaxPosition = 127;
 
-  std::array<std::int16_t, kSlots> at{kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent,
-                                      kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent};
-  // False: the positions are not known (a record built by hand, or a layout that repeats one of
-  // these elements, where "the first one" and "the first non-zero one" could differ): scan.
+  std::array<std::int8_t, kSlots> at{kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent,
+                                     kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent};
+  // False: the positions are not known (a record built by hand, a layout that repeats one of these
+  // elements, where "the first one" and "the first non-zero one" could differ, or one with more
+  // than kMaxPosition fields before one of them): scan.
   bool known = false;
 
   // Positions of a layout given as its (enterprise, id) pairs in field order.
@@ -104,10 +108,10 @@ struct KeyFields {
     if (pen != 0 || id >= kSlotOf.size()) return;
     const std::uint8_t s = kSlotOf[id];
     if (s == kSlots) return;
-    if (at[s] != kAbsent || pos > 0x7FFF)
+    if (at[s] != kAbsent || pos > kMaxPosition)
       known = false;
     else
-      at[s] = static_cast<std::int16_t>(pos);
+      at[s] = static_cast<std::int8_t>(pos);
   }
 
  private:
@@ -129,20 +133,21 @@ struct FlowRecord {
                                 // sFlow sub_agent_id
   std::uint16_t template_id = 0;  // 0 for v1/v5
   bool options = false;         // an options record (sampling, interface names...)
-  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether its
-  // packet/octet counters were already multiplied by it (apply_sampling).
-  std::uint64_t sampling_rate = 0;
+  // Whether the packet/octet counters were already multiplied by sampling_rate (apply_sampling).
   bool counters_scaled = false;
-  std::vector<Field> fields;
-  // Set by the decoders; whoever adds or removes fields of a decoded record resets it.
+  // Set by the decoders; whoever adds or removes fields of a decoded record resets it. Here, in the
+  // padding before sampling_rate, so that it makes each record 8 bytes larger, not 32.
   KeyFields keys;
+  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1).
+  std::uint64_t sampling_rate = 0;
+  std::vector<Field> fields;
 
   const Field* find(std::uint16_t id, std::uint32_t pen = 0) const;
   // The field of a key slot: by its noted position, else (positions unknown, or the field there is
   // not that element) by the same scan as find().
   const Field* key(KeyFields::Slot s) const {
     if (keys.known) {
-      const std::int16_t pos = keys.at[s];
+      const std::int8_t pos = keys.at[s];
       if (pos == KeyFields::kAbsent) return nullptr;
       if (static_cast<std::size_t>(pos) < fields.size()) {
         const Field& f = fields[static_cast<std::size_t>(pos)];

@@ -220,7 +220,7 @@ constexpr std::uint16_t kDataLinkFrameSize = 312;
 
 // Notes that the field just written is the key slot `s` (FlowRecord::keys).
 void mark(KeyFields& k, KeyFields::Slot s, const FieldWriter& w) {
-  k.at[s] = static_cast<std::int16_t>(w.size() - 1);
+  k.at[s] = static_cast<std::int8_t>(w.size() - 1);  // at most ~35 fields per sample
 }
 
 void write_record(const DatagramFields& d, const FlowSampleFields& s, bool apply_sampling,
