@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Replays the export payloads of a capture to a collector over UDP at a paced rate with sendmmsg,
 // cycling through the capture, and prints how many records (and data records) it sent, as counted
-// by flowd's own decoder on the same payloads. Used by bench/netflow_e2e.sh against flowd and nfcapd.
+// by flowd's own decoders on the same payloads (NetFlow/IPFIX records, sFlow flow samples). Used by
+// bench/netflow_e2e.sh against flowd and nfcapd, and by bench/sflow_e2e.sh against sfacctd.
 //   flowd_netflow_replay PCAP PORT PACKETS_PER_S PACKETS [EXPORTERS]
 // Sends to 127.0.0.1 only, from EXPORTERS sockets (default 1) in turn, batch by batch: several
 // exporters let SO_REUSEPORT spread them over a collector's receive threads.
@@ -19,6 +20,7 @@
 
 #include "collector/decoder.hpp"
 #include "collector/pcap_reader.hpp"
+#include "collector/sflow.hpp"
 
 namespace {
 
@@ -43,16 +45,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no UDP payloads in %s\n", argv[1]);
     return 1;
   }
-  // Records per payload, as a collector that has seen the whole capture before decodes them.
+  // Records per payload, as a collector that has seen the whole capture before decodes them. An
+  // sFlow datagram's records are its flow samples (counter samples are not records).
   std::vector<std::size_t> records(payloads.size()), data(payloads.size());
   {
     Decoder d;
+    SflowDecoder sflow;
     RecordBatch out;
     auto now = flowd::Clock::now();
-    for (const auto& p : payloads) d.decode(p.bytes, p.exporter, now, out);
+    for (const auto& p : payloads)
+      if (!looks_like_sflow(p.bytes)) d.decode(p.bytes, p.exporter, now, out);
     for (std::size_t i = 0; i < payloads.size(); ++i) {
       out.clear();
-      d.decode(payloads[i].bytes, payloads[i].exporter, now, out);
+      if (looks_like_sflow(payloads[i].bytes))
+        sflow.decode(payloads[i].bytes, payloads[i].exporter, now, out);
+      else
+        d.decode(payloads[i].bytes, payloads[i].exporter, now, out);
       records[i] = out.size();
       for (const auto& r : out) data[i] += r.options ? 0 : 1;
     }

@@ -235,6 +235,11 @@ void derive_absolute_times(FieldWriter& w, const TimeBase& base, const RelativeT
   }
 }
 
+KeyFields key_fields_of(const std::vector<FieldSpec>& fields) {
+  return KeyFields::of(
+      fields, [](const FieldSpec& f) { return f.pen; }, [](const FieldSpec& f) { return f.id; });
+}
+
 bool has_sampling_fields(const std::vector<FieldSpec>& fields) {
   return std::any_of(fields.begin(), fields.end(), [](const FieldSpec& f) {
     return f.pen == 0 && (f.id == 34 || f.id == 48 || f.id == 302);
@@ -459,6 +464,7 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
     rec.domain = ctx.domain;
     rec.template_id = template_id;
     rec.options = t.options;
+    rec.keys = t.keys;  // data fields are written in template order, derived times after them
     FieldWriter w(rec);
     for (const FieldSpec& fs : t.fields) {
       std::size_t len = fs.length;

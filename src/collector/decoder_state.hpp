@@ -76,6 +76,7 @@ struct Template {
   TimePoint seen{};
   std::vector<std::uint8_t> raw;  // IPFIX: the template record as received (resends are compared)
   RelativeTimes relative_times;   // where 22/21/158/159 are (see derive_absolute_times)
+  KeyFields keys;                 // where the 5-tuple, label and counters are (FlowRecord::keys)
   bool sampling_fields = false;   // has 34/48/302 (see has_sampling_fields)
   bool same_layout(const Template& o) const;
 };
@@ -167,6 +168,7 @@ struct TimeBase {
 // (158/159), unless the record has them already.
 void derive_absolute_times(FieldWriter& w, const TimeBase& base, const RelativeTimes& where);
 RelativeTimes relative_times_of(const std::vector<FieldSpec>& fields);
+KeyFields key_fields_of(const std::vector<FieldSpec>& fields);
 // Whether a template has samplingInterval, samplerId or selectorId (34/48/302): only then does the
 // sampling rate need a look at the record itself.
 bool has_sampling_fields(const std::vector<FieldSpec>& fields);

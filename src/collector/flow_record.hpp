@@ -58,6 +58,73 @@ enum class ExportProtocol : std::uint8_t {
   kSflow,    // sFlow v5: one record per flow sample (collector/sflow.hpp)
 };
 
+// Where the elements that the observed-flow path reads from every record sit in FlowRecord::fields:
+// the 5-tuple, the flow label, flowEndReason and the counters. A decoder finds them once per
+// template (or knows them, for fixed layouts), so that a collector reads them by index instead of
+// scanning every field of every record for each of them.
+struct KeyFields {
+  enum Slot : std::uint8_t {
+    kProtocol,
+    kSrcPort,
+    kDstPort,
+    kSrcV4,
+    kDstV4,
+    kSrcV6,
+    kDstV6,
+    kFlowLabel,
+    kFlowEndReason,
+    kOctetDelta,
+    kOctetTotal,
+    kPacketDelta,
+    kPacketTotal,
+    kSlots
+  };
+  // The IANA element of each slot (enterprise 0).
+  static constexpr std::array<std::uint16_t, kSlots> kIds{4,  7,   11, 8,  12, 27, 28,
+                                                          31, 136, 1,  85, 2,  86};
+  static constexpr std::int8_t kAbsent = -1;
+  // Positions past this are not noted (the record is scanned): one byte each keeps FlowRecord
+  // small, and a decoder writes one per record.
+  static constexpr std::size_t kMaxPosition = 127;
+
+  std::array<std::int8_t, kSlots> at{kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent,
+                                     kAbsent, kAbsent, kAbsent, kAbsent, kAbsent, kAbsent};
+  // False: the positions are not known (a record built by hand, a layout that repeats one of these
+  // elements, where "the first one" and "the first non-zero one" could differ, or one with more
+  // than kMaxPosition fields before one of them): scan.
+  bool known = false;
+
+  // Positions of a layout given as its (enterprise, id) pairs in field order.
+  template <typename Range, typename PenOf, typename IdOf>
+  static KeyFields of(const Range& fields, PenOf pen_of, IdOf id_of) {
+    KeyFields k;
+    k.known = true;
+    std::size_t pos = 0;
+    for (const auto& f : fields) k.note(pen_of(f), id_of(f), pos++);
+    return k;
+  }
+  // Records that element (pen, id) is field number `pos` (fields noted in order). Cheap: v9
+  // exporters resend (and the decoder parses) every template in every packet.
+  void note(std::uint32_t pen, std::uint16_t id, std::size_t pos) {
+    if (pen != 0 || id >= kSlotOf.size()) return;
+    const std::uint8_t s = kSlotOf[id];
+    if (s == kSlots) return;
+    if (at[s] != kAbsent || pos > kMaxPosition)
+      known = false;
+    else
+      at[s] = static_cast<std::int8_t>(pos);
+  }
+
+ private:
+  // The slot of each element id up to the largest in kIds (kSlots: none).
+  static constexpr std::array<std::uint8_t, 137> kSlotOf = [] {
+    std::array<std::uint8_t, 137> t{};
+    t.fill(kSlots);
+    for (std::size_t s = 0; s < kSlots; ++s) t[kIds[s]] = static_cast<std::uint8_t>(s);
+    return t;
+  }();
+};
+
 struct FlowRecord {
   Exporter exporter;
   TimePoint received{};
@@ -66,14 +133,30 @@ struct FlowRecord {
   std::uint32_t domain = 0;       // v9 source id, IPFIX observation domain, v5 engine type<<8|id,
                                   // sFlow sub_agent_id
   std::uint16_t template_id = 0;  // 0 for v1/v5
-  bool options = false;           // an options record (sampling, interface names...)
-  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1), and whether
-  // its packet/octet counters were already multiplied by it (apply_sampling).
-  std::uint64_t sampling_rate = 0;
+  bool options = false;         // an options record (sampling, interface names...)
+  // Whether the packet/octet counters were already multiplied by sampling_rate (apply_sampling).
   bool counters_scaled = false;
+  // Set by the decoders; whoever adds or removes fields of a decoded record resets it. Here, in the
+  // padding before sampling_rate, so that it makes each record 8 bytes larger, not 32.
+  KeyFields keys;
+  // The 1-in-N sampling rate that applies to this data record (0: none known, i.e. 1).
+  std::uint64_t sampling_rate = 0;
   std::vector<Field> fields;
 
   const Field* find(std::uint16_t id, std::uint32_t pen = 0) const;
+  // The field of a key slot: by its noted position, else (positions unknown, or the field there is
+  // not that element) by the same scan as find().
+  const Field* key(KeyFields::Slot s) const {
+    if (keys.known) {
+      const std::int8_t pos = keys.at[s];
+      if (pos == KeyFields::kAbsent) return nullptr;
+      if (static_cast<std::size_t>(pos) < fields.size()) {
+        const Field& f = fields[static_cast<std::size_t>(pos)];
+        if (f.id == KeyFields::kIds[s] && f.pen == 0) return &f;
+      }
+    }
+    return find(KeyFields::kIds[s]);
+  }
 };
 
 // The records of one or more decode calls. clear() keeps every record and field allocated, and the

@@ -49,6 +49,7 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
     t.fields.push_back(f);
   }
   t.relative_times = relative_times_of(t.fields);
+  t.keys = key_fields_of(t.fields);
   t.sampling_fields = has_sampling_fields(t.fields);
   return t.min_record > 0;
 }

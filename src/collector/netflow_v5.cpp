@@ -52,6 +52,16 @@ const RelativeTimes kV1V5Times = [] {
   return rt;
 }();
 
+// Where the key elements are: kCommonFields, then the version's own fields.
+KeyFields fixed_keys(std::span<const FixedField> own) {
+  std::vector<FixedField> all(std::begin(kCommonFields), std::end(kCommonFields));
+  all.insert(all.end(), own.begin(), own.end());
+  return KeyFields::of(
+      all, [](const FixedField&) { return 0u; }, [](const FixedField& f) { return f.id; });
+}
+const KeyFields kV1Keys = fixed_keys(kV1Fields);
+const KeyFields kV5Keys = fixed_keys(kV5Fields);
+
 void add(FieldWriter& w, std::span<const FixedField> layout, const std::uint8_t* record) {
   for (const auto& l : layout) {
     Field& f = w.next();
@@ -108,6 +118,7 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     rec.domain = domain;
     rec.template_id = 0;
     rec.options = false;
+    rec.keys = v5 ? kV5Keys : kV1Keys;
     FieldWriter w(rec);
     add(w, kCommonFields, r);
     add(w, v5 ? std::span<const FixedField>(kV5Fields) : std::span<const FixedField>(kV1Fields), r);

@@ -51,6 +51,7 @@ bool finish_template(Template& t) {
   t.min_record = 0;
   for (const auto& f : t.fields) t.min_record += f.length;
   t.relative_times = relative_times_of(t.fields);
+  t.keys = key_fields_of(t.fields);
   t.sampling_fields = has_sampling_fields(t.fields);
   return t.min_record > 0;  // all-zero-length templates would never advance
 }

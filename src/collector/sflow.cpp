@@ -218,8 +218,16 @@ constexpr std::uint16_t kDot1qCustomerVlanId = 245;
 constexpr std::uint16_t kEthernetType = 256;
 constexpr std::uint16_t kDataLinkFrameSize = 312;
 
+// Notes that the field just written is the key slot `s` (FlowRecord::keys).
+void mark(KeyFields& k, KeyFields::Slot s, const FieldWriter& w) {
+  k.at[s] = static_cast<std::int8_t>(w.size() - 1);  // at most ~35 fields per sample
+}
+
 void write_record(const DatagramFields& d, const FlowSampleFields& s, bool apply_sampling,
-                  FieldWriter& w) {
+                  FieldWriter& w, KeyFields& k) {
+  // Every element is written at most once, in an order that depends only on what the sample has.
+  k = KeyFields{};
+  k.known = true;
   if (d.agent_family != 0)
     put_ip(w, kInmonPen, static_cast<std::uint16_t>(SflowElement::kAgentAddress), d.agent_family,
            d.agent);
@@ -252,7 +260,11 @@ void write_record(const DatagramFields& d, const FlowSampleFields& s, bool apply
     has_octets = false;
   const std::uint64_t scale = apply_sampling && s.rate > 1 ? s.rate : 1;
   put_unsigned(w, 0, kPacketDeltaCount, scale);
-  if (has_octets) put_unsigned(w, 0, kOctetDeltaCount, octets * scale);
+  mark(k, KeyFields::kPacketDelta, w);
+  if (has_octets) {
+    put_unsigned(w, 0, kOctetDeltaCount, octets * scale);
+    mark(k, KeyFields::kOctetDelta, w);
+  }
   if (s.has_header) {
     put_sflow(w, SflowElement::kHeaderProtocol, s.header_protocol);
     put_unsigned(w, 0, kDataLinkFrameSize, s.frame_length);
@@ -269,20 +281,30 @@ void write_record(const DatagramFields& d, const FlowSampleFields& s, bool apply
   }
   if (p.ip_version == 4) {
     put_ip(w, 0, kSourceIPv4Address, AF_INET, p.src_ip.data());
+    mark(k, KeyFields::kSrcV4, w);
     put_ip(w, 0, kDestinationIPv4Address, AF_INET, p.dst_ip.data());
+    mark(k, KeyFields::kDstV4, w);
   } else if (p.ip_version == 6) {
     put_ip(w, 0, kSourceIPv6Address, AF_INET6, p.src_ip.data());
+    mark(k, KeyFields::kSrcV6, w);
     put_ip(w, 0, kDestinationIPv6Address, AF_INET6, p.dst_ip.data());
+    mark(k, KeyFields::kDstV6, w);
     put_unsigned(w, 0, kFlowLabelIPv6, p.flow_label);
+    mark(k, KeyFields::kFlowLabel, w);
   }
   if (p.ip_version != 0) {
     put_unsigned(w, 0, kIpClassOfService, p.tos);
     put_unsigned(w, 0, kIpTotalLength, p.ip_total_length);
   }
-  if (p.has_protocol) put_unsigned(w, 0, kProtocolIdentifier, p.protocol);
+  if (p.has_protocol) {
+    put_unsigned(w, 0, kProtocolIdentifier, p.protocol);
+    mark(k, KeyFields::kProtocol, w);
+  }
   if (p.has_ports) {
     put_unsigned(w, 0, kSourceTransportPort, p.src_port);
+    mark(k, KeyFields::kSrcPort, w);
     put_unsigned(w, 0, kDestinationTransportPort, p.dst_port);
+    mark(k, KeyFields::kDstPort, w);
   }
   if (p.has_tcp_flags) put_unsigned(w, 0, kTcpControlBits, p.tcp_flags);
   if (p.has_icmp)
@@ -516,7 +538,7 @@ void SflowDecoder::State::decode_flow_sample(Cursor r, bool expanded, const Data
   rec.sampling_rate = s.rate;
   rec.counters_scaled = limits.apply_sampling && s.rate > 1;
   FieldWriter w(rec);
-  write_record(d, s, limits.apply_sampling, w);
+  write_record(d, s, limits.apply_sampling, w, rec.keys);
   w.finish();
   ++result.records;
 }

@@ -166,6 +166,31 @@ TEST_F(Tracker, ALabelThatChangesStopsCountingAsATag) {
   EXPECT_EQ(events.size(), 2u);
 }
 
+// The check that settles untagged records without a table lookup must still see a tracked flow
+// whose label turns into one that is not a tag, and must forget a flow that ended.
+TEST_F(Tracker, AnUnregisteredLabelOnATrackedFlowIsUnstable) {
+  see(record("2001:db8::1", "2001:db8::2", kAtlasDebug));
+  see(record("2001:db8::3", "2001:db8::4", kAtlasDebug));
+  ASSERT_EQ(events.size(), 2u);
+  auto o = see(record("2001:db8::5", "2001:db8::6", kUnregistered));  // same ports, other flow
+  EXPECT_EQ(o.label, LabelResult::kUnregistered);
+  EXPECT_EQ(events.size(), 2u);
+  o = see(record("2001:db8::1", "2001:db8::2", kUnregistered));
+  EXPECT_EQ(o.label, LabelResult::kUnstable);
+  EXPECT_FALSE(o.tag);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].state, FlowState::kEnd);
+  see(record("2001:db8::3", "2001:db8::4", kAtlasDebug, 3));  // ends
+  see(record("2001:db8::1", "2001:db8::2", kAtlasDebug, 3));  // ends (no second end event)
+  EXPECT_EQ(tracker.size(), 0u);
+  EXPECT_EQ(events.size(), 4u);
+  o = see(record("2001:db8::1", "2001:db8::2", kUnregistered));  // forgotten: a new flow
+  EXPECT_EQ(o.label, LabelResult::kUnregistered);
+  o = see(record("2001:db8::1", "2001:db8::2", kAtlasDebug));
+  EXPECT_EQ(o.label, LabelResult::kTag);
+  EXPECT_EQ(events.size(), 5u);
+}
+
 TEST_F(Tracker, UntaggedFlowsAreNotRemembered) {
   // A router's untagged IPv6 traffic (random labels) must not fill max_flows: only tags are
   // tracked.

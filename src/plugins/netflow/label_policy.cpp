@@ -34,23 +34,24 @@ bool LabelPolicy::inside(const IpAddress& a) const {
   return false;
 }
 
+void LabelPolicy::cache(const std::shared_ptr<const ScitagsRegistry>& registry) {
+  // The registry handle hands out a new object on every reload; the old one is never mutated.
+  registered_.reset();
+  experiments_.reset();
+  for (unsigned e = 0; e <= kMaxExperiment; ++e)
+    for (unsigned a = 0; a <= kMaxActivity; ++a)
+      if (registry && registry->registered(e, a)) {
+        const std::uint32_t label = make_label(e, a, 0);
+        registered_.set(bit_of(label));
+        experiments_.set((label >> 9) & 0x1FFu);
+      }
+  cached_for_ = registry;
+}
+
 LabelResult LabelPolicy::classify(std::uint32_t label, const IpAddress& src, const IpAddress& dst,
                                   const std::shared_ptr<const ScitagsRegistry>& registry) {
-  if (trust_ == LabelTrust::kOff || (label & kLabelSemanticMask) == 0) return LabelResult::kNone;
-  const LabelTag t = decode_label(label & FLOWD_LABEL_MASK);
-  if (trust_ == LabelTrust::kRegistered) {
-    if (cached_for_ != registry) {
-      // The registry handle hands out a new object on every reload; the old one is never mutated.
-      registered_.reset();
-      for (unsigned e = 0; e <= kMaxExperiment; ++e)
-        for (unsigned a = 0; a <= kMaxActivity; ++a)
-          if (registry && registry->registered(e, a)) registered_.set(e * (kMaxActivity + 1) + a);
-      cached_for_ = registry;
-    }
-    if (t.experiment > kMaxExperiment || t.activity > kMaxActivity ||
-        !registered_.test(t.experiment * (kMaxActivity + 1) + t.activity))
-      return LabelResult::kUnregistered;
-  }
+  const LabelResult r = classify(label, registry);
+  if (r != LabelResult::kTag) return r;
   if (!networks_.empty() && !inside(src) && !inside(dst)) return LabelResult::kOutside;
   return LabelResult::kTag;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "flowd/flow_id.hpp"
+#include "flowd/scitags_label.hpp"
 #include "flowd/scitags_registry.hpp"
 #include "common/net/prefix.hpp"
 
@@ -49,18 +50,39 @@ class LabelPolicy {
   // registry is read through a snapshot rebuilt only when the handle's registry changes (reload).
   LabelResult classify(std::uint32_t label, const IpAddress& src, const IpAddress& dst,
                        const std::shared_ptr<const ScitagsRegistry>& registry);
+  // classify() for a policy without label_networks (needs_addresses() is false), inline: it runs
+  // for every labelled record.
+  LabelResult classify(std::uint32_t label,
+                       const std::shared_ptr<const ScitagsRegistry>& registry) {
+    if (trust_ == LabelTrust::kOff || (label & kLabelSemanticMask) == 0) return LabelResult::kNone;
+    if (trust_ == LabelTrust::kRegistered) {
+      if (cached_for_ != registry) cache(registry);
+      if (!experiments_.test((label >> 9) & 0x1FFu) || !registered_.test(bit_of(label)))
+        return LabelResult::kUnregistered;
+    }
+    return LabelResult::kTag;
+  }
   LabelTrust trust() const { return trust_; }
   // Whether classify() looks at the addresses (label_networks is set).
   bool needs_addresses() const { return !networks_.empty(); }
 
  private:
   bool inside(const IpAddress& a) const;
+  void cache(const std::shared_ptr<const ScitagsRegistry>& registry);
   LabelTrust trust_;
   std::vector<net::Prefix> networks_;
+  // The bitmap's bit for a label: its experiment bits as they are on the wire (bit-reversed, see
+  // flowd_label.h) and its activity bits, so that a label is tested without decoding it.
+  static std::size_t bit_of(std::uint32_t label) {
+    return ((label >> 9) & 0x1FFu) << 6 | ((label >> 2) & 0x3Fu);
+  }
   // Registered pairs as a 512 x 64 bitmap (4 KiB): one bit test per label on the hot path.
   // Held, so that a new registry can never reuse the address of the one the bitmap was built from.
   std::shared_ptr<const ScitagsRegistry> cached_for_;
   std::bitset<(kMaxExperiment + 1) * (kMaxActivity + 1)> registered_;
+  // The experiments (wire bits, as bit_of) with a registered pair: one 64-byte line that settles
+  // most random labels without touching the 4 KiB bitmap, which the records evict from the cache.
+  std::bitset<kMaxExperiment + 1> experiments_;
 };
 
 }  // namespace flowd::netflow

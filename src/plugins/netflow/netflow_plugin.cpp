@@ -598,16 +598,17 @@ class NetflowPlugin final : public Plugin {
     {
       std::lock_guard lock(tracker_mu_);
       overflow_before = tracker_->overflow();
+      Observation o;
       for (const auto& rec : w.records) {
-        const Observation o = tracker_->observe(rec, now, registry, w.events);
+        tracker_->observe(rec, now, registry, w.events, o);
         if (o.label) ++labels[static_cast<std::size_t>(*o.label)];
-        if (!rec.options) add_volume(w.volume, rec, o);
+        if (!rec.options) w.volume.add(rec, o.tag);
       }
       overflow_after = tracker_->overflow();
     }
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] > 0) observed_.count_label(static_cast<LabelResult>(i), labels[i]);
-    observed_.add(w.volume.items(), registry);
+    observed_.add(w.volume, registry);
     if (overflow_after > overflow_before) {
       overflow_->Increment(static_cast<double>(overflow_after - overflow_before));
       std::uint64_t held = 0;
@@ -617,25 +618,6 @@ class NetflowPlugin final : public Plugin {
                    overflow_after - overflow_before, from.to_string(),
                    held ? fmt::format(" ({} more warnings not logged)", held) : "");
     }
-  }
-
-  // Octets and packets of one record, scaled by its sampling rate unless the decoder did already.
-  static void add_volume(VolumeBatch& batch, const collector::FlowRecord& rec, const Observation& o) {
-    double bytes = 0, packets = 0;
-    for (const auto& f : rec.fields) {
-      if (f.pen != 0 || f.value.kind != collector::ValueKind::kUnsigned) continue;
-      if (f.id == 1 || f.id == 85) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);  // octetDelta/Total
-      if (f.id == 2 || f.id == 86) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
-    }
-    if (bytes == 0 && packets == 0) return;
-    if (!rec.counters_scaled && rec.sampling_rate > 1) {
-      bytes *= static_cast<double>(rec.sampling_rate);
-      packets *= static_cast<double>(rec.sampling_rate);
-    }
-    const ObservedSource source = rec.protocol == collector::ExportProtocol::kSflow ? ObservedSource::kSflow
-                                  : rec.version == 10                                ? ObservedSource::kIpfix
-                                                                                      : ObservedSource::kNetflow;
-    batch.add(source, o.tag, bytes, packets);
   }
 
   bool allowed(const IpAddress& a) const {

@@ -81,26 +81,47 @@ ObservedMetrics::Pair& ObservedMetrics::series_other(ObservedSource source) {
 void ObservedMetrics::add(const std::vector<Volume>& batch,
                           const std::shared_ptr<const ScitagsRegistry>& registry) {
   std::lock_guard lock(mu_);
-  for (const auto& v : batch) {
-    Pair& p = series(v.source, v.tag, registry.get());
-    if (v.bytes > 0) p.bytes->Increment(v.bytes);
-    if (v.packets > 0) p.packets->Increment(v.packets);
-  }
+  for (const auto& v : batch) add_locked(v, registry.get());
 }
 
-void VolumeBatch::add(ObservedSource source, const std::optional<LabelTag>& tag, double bytes,
-                      double packets) {
-  for (auto& v : items_) {
-    const bool same_tag =
-        v.tag.has_value() == tag.has_value() &&
-        (!tag || (v.tag->experiment == tag->experiment && v.tag->activity == tag->activity));
-    if (v.source == source && same_tag) {
+void ObservedMetrics::add_locked(const Volume& v, const ScitagsRegistry* registry) {
+  Pair& p = series(v.source, v.tag, registry);
+  if (v.bytes > 0) p.bytes->Increment(v.bytes);
+  if (v.packets > 0) p.packets->Increment(v.packets);
+}
+
+void ObservedMetrics::add(const VolumeBatch& batch,
+                          const std::shared_ptr<const ScitagsRegistry>& registry) {
+  std::lock_guard lock(mu_);
+  batch.for_each([&](const Volume& v) { add_locked(v, registry.get()); });
+}
+
+void VolumeBatch::add_tagged(ObservedSource source, LabelTag tag, double bytes, double packets) {
+  for (auto& v : tagged_) {
+    if (v.source == source && v.tag->experiment == tag.experiment &&
+        v.tag->activity == tag.activity) {
       v.bytes += bytes;
       v.packets += packets;
       return;
     }
   }
-  items_.push_back({source, tag, bytes, packets});
+  tagged_.push_back({source, tag, bytes, packets});
+}
+
+std::vector<ObservedMetrics::Volume> VolumeBatch::items() const {
+  std::vector<ObservedMetrics::Volume> all;
+  for_each([&](const ObservedMetrics::Volume& v) { all.push_back(v); });
+  return all;
+}
+
+void VolumeBatch::scan(const collector::FlowRecord& rec, double& bytes, double& packets) {
+  bytes = 0;
+  packets = 0;
+  for (const auto& f : rec.fields) {
+    if (f.pen != 0 || f.value.kind != collector::ValueKind::kUnsigned) continue;
+    if (f.id == 1 || f.id == 85) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);
+    if (f.id == 2 || f.id == 86) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
+  }
 }
 
 }  // namespace flowd::netflow

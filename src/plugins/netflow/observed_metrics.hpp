@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collector/flow_record.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd/scitags_registry.hpp"
 #include "plugins/netflow/label_policy.hpp"
@@ -32,6 +33,8 @@ namespace flowd::netflow {
 enum class ObservedSource : std::uint8_t { kNetflow, kIpfix, kSflow };
 inline constexpr std::size_t kObservedSourceCount = 3;
 std::string_view to_string(ObservedSource s);
+
+class VolumeBatch;
 
 class ObservedMetrics {
  public:
@@ -47,6 +50,7 @@ class ObservedMetrics {
   };
   void add(const std::vector<Volume>& batch,
            const std::shared_ptr<const ScitagsRegistry>& registry);
+  void add(const VolumeBatch& batch, const std::shared_ptr<const ScitagsRegistry>& registry);
   void count_label(LabelResult r, double n = 1) {
     labels_[static_cast<std::size_t>(r)]->Increment(n);
   }
@@ -59,6 +63,7 @@ class ObservedMetrics {
   Pair& series(ObservedSource source, const std::optional<LabelTag>& tag,
                const ScitagsRegistry* registry);
   Pair& series_other(ObservedSource source);
+  void add_locked(const Volume& v, const ScitagsRegistry* registry);
 
   prometheus::Family<prometheus::Counter>& bytes_;
   prometheus::Family<prometheus::Counter>& packets_;
@@ -72,12 +77,78 @@ class ObservedMetrics {
 // Sums a batch's traffic per (source, tag) before ObservedMetrics::add takes its lock once.
 class VolumeBatch {
  public:
-  void add(ObservedSource source, const std::optional<LabelTag>& tag, double bytes, double packets);
-  const std::vector<ObservedMetrics::Volume>& items() const { return items_; }
-  void clear() { items_.clear(); }
+  void add(ObservedSource source, const std::optional<LabelTag>& tag, double bytes,
+           double packets) {
+    if (!tag) {
+      // Untagged: nearly all traffic, one sum per source.
+      auto& n = none_[static_cast<std::size_t>(source)];
+      n.bytes += bytes;
+      n.packets += packets;
+      n.seen = true;
+      return;
+    }
+    add_tagged(source, *tag, bytes, packets);
+  }
+  // A data record's octets and packets (octetDelta/TotalCount, packetDelta/TotalCount), scaled by
+  // its sampling rate unless the decoder did; nothing when it has neither. Inline: it runs for
+  // every record.
+  [[gnu::always_inline]] void add(const collector::FlowRecord& rec,
+                                  const std::optional<LabelTag>& tag) {
+    using collector::KeyFields;
+    double bytes, packets;
+    if (rec.keys.known) {
+      // No repeated counter element (KeyFields): the first non-zero of the two is what scan()
+      // finds.
+      bytes = first_nonzero(rec.key(KeyFields::kOctetDelta), rec.key(KeyFields::kOctetTotal));
+      packets = first_nonzero(rec.key(KeyFields::kPacketDelta), rec.key(KeyFields::kPacketTotal));
+    } else {
+      scan(rec, bytes, packets);
+    }
+    if (bytes == 0 && packets == 0) return;
+    if (!rec.counters_scaled && rec.sampling_rate > 1) {
+      bytes *= static_cast<double>(rec.sampling_rate);
+      packets *= static_cast<double>(rec.sampling_rate);
+    }
+    const ObservedSource source = rec.protocol == collector::ExportProtocol::kSflow
+                                      ? ObservedSource::kSflow
+                                  : rec.version == 10 ? ObservedSource::kIpfix
+                                                      : ObservedSource::kNetflow;
+    add(source, tag, bytes, packets);
+  }
+  // The sums: tagged ones in the order they were first seen, then the untagged one of each source.
+  template <typename F>
+  void for_each(F f) const {
+    for (const auto& v : tagged_) f(v);
+    for (std::size_t s = 0; s < none_.size(); ++s)
+      if (none_[s].seen)
+        f(ObservedMetrics::Volume{static_cast<ObservedSource>(s), std::nullopt, none_[s].bytes,
+                                  none_[s].packets});
+  }
+  std::vector<ObservedMetrics::Volume> items() const;
+  void clear() {
+    tagged_.clear();
+    none_ = {};
+  }
 
  private:
-  std::vector<ObservedMetrics::Volume> items_;  // a handful of entries: a linear scan beats a map
+  struct Sum {
+    double bytes = 0, packets = 0;
+    bool seen = false;
+  };
+  void add_tagged(ObservedSource source, LabelTag tag, double bytes, double packets);
+  // The first non-zero unsigned value of two elements, in field order (either may be absent).
+  static double first_nonzero(const collector::Field* a, const collector::Field* b) {
+    if (a && b && b < a) std::swap(a, b);
+    if (a && a->value.kind == collector::ValueKind::kUnsigned && a->value.u > 0)
+      return static_cast<double>(a->value.u);
+    if (b && b->value.kind == collector::ValueKind::kUnsigned && b->value.u > 0)
+      return static_cast<double>(b->value.u);
+    return 0;
+  }
+  // The counters of a record whose key positions are not known: the first non-zero of each pair.
+  static void scan(const collector::FlowRecord& rec, double& bytes, double& packets);
+  std::vector<ObservedMetrics::Volume> tagged_;  // a handful of entries: a linear scan beats a map
+  std::array<Sum, kObservedSourceCount> none_{};
 };
 
 }  // namespace flowd::netflow
