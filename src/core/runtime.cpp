@@ -69,17 +69,18 @@ void Runtime::publish_subscribers() {
 
 void Runtime::apply(const Config& c) {
   auto log = get_logger("core");
-  std::string fingerprint =
-      fmt::format("{}|{}|{}", c.core.get("hostname"), c.core.get("work_dir"), c.core.get("queue_size"));
+  std::string fingerprint = fmt::format("{}|{}|{}", c.core.get("hostname"), c.core.get("work_dir"),
+                                        c.core.get("queue_size"));
   bool core_changed = fingerprint != core_fingerprint_;
   auto queue_size = static_cast<std::size_t>(c.core.get_int("queue_size"));
 
   // Plugins first, so nothing is published to a backend that is going away.
   std::vector<RunningPlugin> kept_plugins;
   for (auto& p : plugins_) {
-    bool keep = !core_changed && std::any_of(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& pc) {
-      return pc.info == p.info && pc.section == p.section;
-    });
+    bool keep = !core_changed &&
+                std::any_of(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& pc) {
+                  return pc.info == p.info && pc.section == p.section;
+                });
     if (keep)
       kept_plugins.push_back(std::move(p));
     else
@@ -89,9 +90,10 @@ void Runtime::apply(const Config& c) {
 
   std::vector<RunningBackend> kept_backends, gone_backends;
   for (auto& b : backends_) {
-    bool keep = !core_changed && std::any_of(c.backends.begin(), c.backends.end(), [&](const BackendConfig& bc) {
-      return bc.info == b.info && bc.section == b.section;
-    });
+    bool keep = !core_changed &&
+                std::any_of(c.backends.begin(), c.backends.end(), [&](const BackendConfig& bc) {
+                  return bc.info == b.info && bc.section == b.section;
+                });
     (keep ? kept_backends : gone_backends).push_back(std::move(b));
   }
   backends_ = std::move(kept_backends);
@@ -106,37 +108,26 @@ void Runtime::apply(const Config& c) {
   }
 
   for (const auto& bc : c.backends) {
-    if (std::any_of(backends_.begin(), backends_.end(), [&](auto& b) { return b.info == bc.info; })) continue;
+    if (std::any_of(backends_.begin(), backends_.end(), [&](auto& b) { return b.info == bc.info; }))
+      continue;
     RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_),
                      nullptr, nullptr,    {}};
     b.impl->start();
     b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);
     std::string who = "backend." + std::string(bc.info->name);
     b.heartbeat = heartbeats_.add(who);
-    b.thread = std::jthread(
-        [this, impl = b.impl.get(), q = b.queue, who, hb = b.heartbeat](std::stop_token st) {
-          bind_thread_heartbeat(hb.get());
-          // A thread that ended is not stuck: its end, if unexpected, is reported below.
-          struct Ended {
-            Heartbeat& hb;
-            ~Ended() { hb.enter_wait(); }
-          } ended{*hb};
-          try {
-            impl->run(st, *q);
-          } catch (const std::exception& e) {
-            report_failure(who, e.what());
-            return;
-          }
-          if (!q->closed() && !st.stop_requested())
-            report_failure(who, "worker returned unexpectedly");
-        });
+    b.thread = supervised(who, b.heartbeat, [impl = b.impl.get(), q = b.queue](std::stop_token st) {
+      impl->run(st, *q);
+      return q->closed();  // a closed queue is a normal end
+    });
     backends_.push_back(std::move(b));
     log->info("started backend {}", bc.info->name);
   }
   publish_subscribers();
 
   for (const auto& pc : c.plugins) {
-    if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; })) continue;
+    if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; }))
+      continue;
     RunningPlugin p{pc.info,
                     pc.section,
                     pc.info->create(pc.section, ctx_, pc.info->name.data()),
@@ -146,20 +137,10 @@ void Runtime::apply(const Config& c) {
     p.impl->start();
     std::string who = "plugin." + std::string(pc.info->name);
     p.heartbeat = heartbeats_.add(who);
-    p.thread = std::jthread(
-        [this, impl = p.impl.get(), out = p.out.get(), who, hb = p.heartbeat](std::stop_token st) {
-          bind_thread_heartbeat(hb.get());
-          struct Ended {
-            Heartbeat& hb;
-            ~Ended() { hb.enter_wait(); }
-          } ended{*hb};
-          try {
-            impl->run(st, *out);
-          } catch (const std::exception& e) {
-            report_failure(who, e.what());
-            return;
-          }
-          if (!st.stop_requested()) report_failure(who, "worker returned unexpectedly");
+    p.thread =
+        supervised(who, p.heartbeat, [impl = p.impl.get(), out = p.out.get()](std::stop_token st) {
+          impl->run(st, *out);
+          return false;
         });
     plugins_.push_back(std::move(p));
     log->info("started plugin {}", pc.info->name);
@@ -180,8 +161,8 @@ std::string Runtime::summary() const {
   std::vector<std::string_view> p, b;
   for (auto& x : plugins_) p.push_back(x.info->name);
   for (auto& x : backends_) b.push_back(x.info->name);
-  return fmt::format("plugins={} backends={} events={} dropped={}", fmt::join(p, ","), fmt::join(b, ","),
-                     bus_.published(), bus_.dropped());
+  return fmt::format("plugins={} backends={} events={} dropped={}", fmt::join(p, ","),
+                     fmt::join(b, ","), bus_.published(), bus_.dropped());
 }
 
 }  // namespace flowd

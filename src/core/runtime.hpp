@@ -66,6 +66,28 @@ class Runtime {
   };
 
   void report_failure(const std::string& who, const std::string& why);
+  // A component's thread: runs `body(stop)` with `hb` bound to it and reports to the supervisor an
+  // exception, or a return that was neither asked for (stop) nor normal (body returned true).
+  template <typename Body>
+  std::jthread supervised(std::string who, std::shared_ptr<Heartbeat> hb, Body body) {
+    return std::jthread([this, who = std::move(who), hb = std::move(hb),
+                         body = std::move(body)](std::stop_token st) {
+      bind_thread_heartbeat(hb.get());
+      // A thread that ended is not stuck: its end, if unexpected, is reported below.
+      struct Ended {
+        Heartbeat& hb;
+        ~Ended() { hb.enter_wait(); }
+      } ended{*hb};
+      bool normal_end = false;
+      try {
+        normal_end = body(st);
+      } catch (const std::exception& e) {
+        report_failure(who, e.what());
+        return;
+      }
+      if (!normal_end && !st.stop_requested()) report_failure(who, "worker returned unexpectedly");
+    });
+  }
   void stop_plugin(RunningPlugin& p);
   void stop_backend(RunningBackend& b);
   void publish_subscribers();

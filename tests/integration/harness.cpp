@@ -28,7 +28,9 @@ extern char** environ;
 namespace flowd::test {
 
 namespace {
-[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
 }  // namespace
 
 TempDir::TempDir() {
@@ -75,10 +77,13 @@ UdpReceiver::UdpReceiver(bool ipv6, int port, const std::string& address) {
   }
   if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) fail("bind");
   getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  port_ = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                     : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
-UdpReceiver::~UdpReceiver() { close(fd_); }
+UdpReceiver::~UdpReceiver() {
+  close(fd_);
+}
 
 std::optional<std::string> UdpReceiver::receive(std::chrono::milliseconds timeout) {
   pollfd p{fd_, POLLIN, 0};
@@ -90,7 +95,8 @@ std::optional<std::string> UdpReceiver::receive(std::chrono::milliseconds timeou
   return buf;
 }
 
-std::vector<std::string> UdpReceiver::receive_many(std::size_t count, std::chrono::milliseconds idle) {
+std::vector<std::string> UdpReceiver::receive_many(std::size_t count,
+                                                   std::chrono::milliseconds idle) {
   std::vector<std::string> out;
   while (out.size() < count) {
     auto m = receive(idle);
@@ -115,10 +121,12 @@ NotifySocket::~NotifySocket() {
   unlink(path_.c_str());
 }
 
-std::optional<std::string> NotifySocket::wait_for(const std::string& needle, std::chrono::milliseconds timeout) {
+std::optional<std::string> NotifySocket::wait_for(const std::string& needle,
+                                                  std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
     pollfd p{fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
@@ -131,7 +139,8 @@ std::optional<std::string> NotifySocket::wait_for(const std::string& needle, std
 }
 
 FlowdProcess::FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-                           const std::string& notify_socket, const std::vector<std::string>& extra_env,
+                           const std::string& notify_socket,
+                           const std::vector<std::string>& extra_env,
                            const std::vector<std::string>& prefix)
     : log_path_(log_path) {
   std::vector<std::string> argv_s = prefix;
@@ -170,7 +179,9 @@ FlowdProcess::~FlowdProcess() {
   }
 }
 
-void FlowdProcess::signal(int sig) const { kill(pid_, sig); }
+void FlowdProcess::signal(int sig) const {
+  kill(pid_, sig);
+}
 
 std::optional<int> FlowdProcess::wait(std::chrono::milliseconds timeout) {
   if (status_) return status_;
@@ -198,7 +209,9 @@ bool FlowdProcess::running() {
   return true;
 }
 
-std::string FlowdProcess::log() const { return read_file(log_path_); }
+std::string FlowdProcess::log() const {
+  return read_file(log_path_);
+}
 
 NetnsPair::NetnsPair() {
   static int serial = 0;
@@ -212,13 +225,15 @@ NetnsPair::NetnsPair() {
   addr_a = net + "1";
   addr_b = net + "2";
   std::string out;
-  std::string cmd = "set -e; ip netns add " + a + "; ip netns add " + b + "; ip link add " + veth_a +
-                    " type veth peer name " + veth_b + "; ip link set " + veth_a + " netns " + a +
-                    "; ip link set " + veth_b + " netns " + b + "; ip -n " + a + " addr add " + addr_a +
-                    "/64 dev " + veth_a + " nodad; ip -n " + b + " addr add " + addr_b + "/64 dev " + veth_b +
-                    " nodad; for ns in " + a + " " + b + "; do ip -n $ns link set lo up; done; ip -n " + a +
-                    " link set " + veth_a + " up; ip -n " + b + " link set " + veth_b + " up";
-  if (run_shell(cmd, "", out) != 0) throw std::runtime_error("cannot create network namespaces: " + out);
+  std::string cmd = "set -e; ip netns add " + a + "; ip netns add " + b + "; ip link add " +
+                    veth_a + " type veth peer name " + veth_b + "; ip link set " + veth_a +
+                    " netns " + a + "; ip link set " + veth_b + " netns " + b + "; ip -n " + a +
+                    " addr add " + addr_a + "/64 dev " + veth_a + " nodad; ip -n " + b +
+                    " addr add " + addr_b + "/64 dev " + veth_b + " nodad; for ns in " + a + " " +
+                    b + "; do ip -n $ns link set lo up; done; ip -n " + a + " link set " + veth_a +
+                    " up; ip -n " + b + " link set " + veth_b + " up";
+  if (run_shell(cmd, "", out) != 0)
+    throw std::runtime_error("cannot create network namespaces: " + out);
 }
 
 NetnsPair::~NetnsPair() {
@@ -252,8 +267,12 @@ int run_flowd(const std::vector<std::string>& args, std::string& out, std::strin
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-std::string flowd_binary() { return FLOWD_BINARY; }
-std::string fixtures_dir() { return FLOWD_FIXTURES; }
+std::string flowd_binary() {
+  return FLOWD_BINARY;
+}
+std::string fixtures_dir() {
+  return FLOWD_FIXTURES;
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -262,17 +281,23 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-int free_tcp_port() { return free_port(SOCK_STREAM); }
-int free_udp_port() { return free_port(SOCK_DGRAM); }
+int free_tcp_port() {
+  return free_port(SOCK_STREAM);
+}
+int free_udp_port() {
+  return free_port(SOCK_DGRAM);
+}
 
-Tcpdump::Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter, const std::string& pcap) {
+Tcpdump::Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter,
+                 const std::string& pcap) {
   const std::string log = pcap + ".log";
   std::string out;
-  run_shell("ip netns exec " + ns + " tcpdump --immediate-mode -i " + iface + " -U -w " + pcap + " '" + filter +
-                "' > " + log + " 2>&1 & echo $!",
+  run_shell("ip netns exec " + ns + " tcpdump --immediate-mode -i " + iface + " -U -w " + pcap +
+                " '" + filter + "' > " + log + " 2>&1 & echo $!",
             "", out);
   pid_ = std::stoi(out);
-  for (int i = 0; i < 300 && read_file(log).find("listening on") == std::string::npos; ++i) usleep(10000);
+  for (int i = 0; i < 300 && read_file(log).find("listening on") == std::string::npos; ++i)
+    usleep(10000);
 }
 
 void Tcpdump::stop() {
@@ -298,7 +323,8 @@ std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protoc
     const std::size_t caplen = le32(off + 8);
     const std::size_t frame = off + 16;
     off = frame + caplen;
-    if (off > f.size() || caplen < 14 + 20 + 8 || u8(frame + 12) != 0x08 || u8(frame + 13) != 0x00) continue;
+    if (off > f.size() || caplen < 14 + 20 + 8 || u8(frame + 12) != 0x08 || u8(frame + 13) != 0x00)
+      continue;
     const std::size_t ip = frame + 14;
     const std::size_t ihl = (u8(ip) & 0x0F) * 4u;
     const std::size_t total = std::size_t{u8(ip + 2)} << 8 | u8(ip + 3);
@@ -311,13 +337,28 @@ std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protoc
   return out;
 }
 
+void send_from_exporters(int port, const std::string& payload, int n) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+}
+
 void send_udp_payloads(int port, const std::vector<std::string>& payloads) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<std::uint16_t>(port));
-  for (const auto& p : payloads) sendto(fd, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  for (const auto& p : payloads)
+    sendto(fd, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
   close(fd);
 }
 

@@ -53,7 +53,8 @@ class NotifySocket {
   ~NotifySocket();
   const std::string& path() const { return path_; }
   // Waits for a message containing `needle`; returns the message.
-  std::optional<std::string> wait_for(const std::string& needle, std::chrono::milliseconds timeout = 10s);
+  std::optional<std::string> wait_for(const std::string& needle,
+                                      std::chrono::milliseconds timeout = 10s);
 
  private:
   int fd_;
@@ -64,7 +65,8 @@ class FlowdProcess {
  public:
   // Starts flowd with `args` (after the binary), stderr to `log_path`, NOTIFY_SOCKET set if given.
   FlowdProcess(const std::vector<std::string>& args, const std::string& log_path,
-               const std::string& notify_socket = "", const std::vector<std::string>& extra_env = {},
+               const std::string& notify_socket = "",
+               const std::vector<std::string>& extra_env = {},
                const std::vector<std::string>& prefix = {});
   ~FlowdProcess();
   pid_t pid() const { return pid_; }
@@ -86,18 +88,20 @@ class NetnsPair {
  public:
   NetnsPair();
   ~NetnsPair();
-  std::string a, b;              // namespace names
-  std::string veth_a, veth_b;    // interface names inside a and b
-  std::string addr_a, addr_b;    // IPv6 addresses (no prefix length)
+  std::string a, b;            // namespace names
+  std::string veth_a, veth_b;  // interface names inside a and b
+  std::string addr_a, addr_b;  // IPv6 addresses (no prefix length)
   // Runs `cmd` inside namespace `ns` with sh -c; returns the exit status, output in `out`.
   int exec(const std::string& ns, const std::string& cmd, std::string& out) const;
 };
 
-// tcpdump on `iface` inside namespace `ns`, writing `pcap` (filter: a pcap-filter expression), started
-// and listening when the constructor returns; stop() (or the destructor) ends it and waits for it.
+// tcpdump on `iface` inside namespace `ns`, writing `pcap` (filter: a pcap-filter expression),
+// started and listening when the constructor returns; stop() (or the destructor) ends it and waits
+// for it.
 class Tcpdump {
  public:
-  Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter, const std::string& pcap);
+  Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter,
+          const std::string& pcap);
   ~Tcpdump() { stop(); }
   Tcpdump(const Tcpdump&) = delete;
   Tcpdump& operator=(const Tcpdump&) = delete;
@@ -115,11 +119,14 @@ std::string fixtures_dir();
 std::string read_file(const std::string& path);
 // A TCP port that was free a moment ago on 127.0.0.1.
 int free_tcp_port();
-// The UDP (ip_protocol 17) or TCP (6) payloads of a little-endian classic pcap of Ethernet/IPv4 frames,
-// in capture order, one per datagram or segment (test fixtures made by the fixtures' scripts).
+// The UDP (ip_protocol 17) or TCP (6) payloads of a little-endian classic pcap of Ethernet/IPv4
+// frames, in capture order, one per datagram or segment (test fixtures made by the fixtures'
+// scripts).
 std::vector<std::string> capture_payloads(const std::string& pcap, int ip_protocol);
 // Sends each payload as one UDP datagram to 127.0.0.1:port, in order.
 void send_udp_payloads(int port, const std::vector<std::string>& payloads);
+// Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
+void send_from_exporters(int port, const std::string& payload, int n);
 int free_udp_port();
 int free_port(int socket_type);
 // HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).

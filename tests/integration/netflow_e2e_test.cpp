@@ -16,9 +16,13 @@
 namespace flowd::test {
 namespace {
 
-std::string fixture(const std::string& rel) { return read_file(fixtures_dir() + "/" + rel); }
+std::string fixture(const std::string& rel) {
+  return read_file(fixtures_dir() + "/" + rel);
+}
 
-void send_udp(int port, const std::string& payload) { send_udp_payloads(port, {payload}); }
+void send_udp(int port, const std::string& payload) {
+  send_udp_payloads(port, {payload});
+}
 
 // The fixture's documentation addresses become ::1, where the test listens on the firefly port:
 // observed flows must not reach it.
@@ -53,10 +57,12 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheColle
     auto j = nlohmann::json::parse(f.substr(f.find('{')));
     EXPECT_EQ(j["flow-lifecycle"]["state"], "start");
     EXPECT_EQ(j["flow-id"]["dst-ip"], "::1");
-    seen.insert(std::make_tuple(j["flow-id"]["src-port"].get<int>(), j["flow-id"]["dst-port"].get<int>(),
-                                j["context"]["experiment-id"].get<int>(), j["context"]["activity-id"].get<int>()));
+    seen.insert(std::make_tuple(
+        j["flow-id"]["src-port"].get<int>(), j["flow-id"]["dst-port"].get<int>(),
+        j["context"]["experiment-id"].get<int>(), j["context"]["activity-id"].get<int>()));
   }
-  EXPECT_EQ(seen, (std::set<std::tuple<int, int, int, int>>{{40011, 5202, 2, 9}, {40012, 5202, 2, 9}, {5202, 40011, 3, 4}}));
+  EXPECT_EQ(seen, (std::set<std::tuple<int, int, int, int>>{
+                      {40011, 5202, 2, 9}, {40012, 5202, 2, 9}, {5202, 40011, 3, 4}}));
   // No further record: each flow ends after idle_timeout.
   auto ends = collector.receive_many(3, 5s);
   ASSERT_EQ(ends.size(), 3u) << d.proc->log();
@@ -82,13 +88,15 @@ TEST(NetflowEndToEnd, MalformedExportsAreCountedAndTheDaemonStaysUp) {
   std::string cfg = d.config_with_plugins("netflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) + "\ntcp_listen =\n";
   d.start(cfg);
-  for (const char* f : {"v5-truncated-header.bin", "v5-count-exceeds-payload.bin", "v9-flowset-length-zero.bin",
-                        "v9-template-field-count-65535.bin", "ipfix-set-length-beyond-message.bin",
-                        "ipfix-message-length-lt-16.bin", "ipfix-message-length-exceeds-datagram.bin",
-                        "ipfix-varlen-255-overrun.bin", "ipfix-withdrawal-all.bin"})
+  for (const char* f :
+       {"v5-truncated-header.bin", "v5-count-exceeds-payload.bin", "v9-flowset-length-zero.bin",
+        "v9-template-field-count-65535.bin", "ipfix-set-length-beyond-message.bin",
+        "ipfix-message-length-lt-16.bin", "ipfix-message-length-exceeds-datagram.bin",
+        "ipfix-varlen-255-overrun.bin", "ipfix-withdrawal-all.bin"})
     send_udp(nf_port, fixture(std::string("malformed/") + f));
   send_udp(nf_port, std::string("\x00\x07 garbage", 10));
-  // The exporter port of a datagram is not known to the test; the errors counter tells when all arrived.
+  // The exporter port of a datagram is not known to the test; the errors counter tells when all
+  // arrived.
   double errors = 0;
   for (int i = 0; i < 200 && errors < 9; ++i) {
     usleep(10000);
@@ -96,7 +104,8 @@ TEST(NetflowEndToEnd, MalformedExportsAreCountedAndTheDaemonStaysUp) {
     errors = 0;
     std::istringstream in(m);
     for (std::string line; std::getline(in, line);)
-      if (line.rfind("flowd_netflow_decode_errors_total{", 0) == 0) errors += std::stod(line.substr(line.rfind(' ')));
+      if (line.rfind("flowd_netflow_decode_errors_total{", 0) == 0)
+        errors += std::stod(line.substr(line.rfind(' ')));
   }
   EXPECT_GE(errors, 9) << d.scrape();
   EXPECT_TRUE(d.proc->running());
@@ -105,25 +114,10 @@ TEST(NetflowEndToEnd, MalformedExportsAreCountedAndTheDaemonStaysUp) {
   EXPECT_EQ(d.stop(), 0);
 }
 
-// Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
-void send_from_exporters(int port, const std::string& payload, int n) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  std::vector<int> fds;
-  for (int i = 0; i < n; ++i) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    fds.push_back(fd);
-  }
-  for (int fd : fds) close(fd);
-}
-
-
 TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
-  // Two SO_REUSEPORT receive threads; 64 exporters each send one IPFIX message whose template and data
-  // travel together: every record must be decoded by whichever worker the kernel picked for it.
+  // Two SO_REUSEPORT receive threads; 64 exporters each send one IPFIX message whose template and
+  // data travel together: every record must be decoded by whichever worker the kernel picked for
+  // it.
   Daemon d;
   int nf_port = free_udp_port();
   std::string cfg = d.config_with_plugins("netflow");
@@ -153,8 +147,8 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
 }
 
 TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
-  // softflowd -s 2 (sampling options, then data) replayed into the daemon with apply_sampling = yes:
-  // the dump holds the same records as `flowd decode --apply-sampling` of the capture.
+  // softflowd -s 2 (sampling options, then data) replayed into the daemon with apply_sampling =
+  // yes: the dump holds the same records as `flowd decode --apply-sampling` of the capture.
   Daemon d;
   int nf_port = free_udp_port();
   std::string cfg = d.config_with_plugins("netflow");
@@ -173,7 +167,8 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
   int packets = 0;
   for (std::string h; std::getline(lines, h);) {
     std::string bytes;
-    for (std::size_t i = 0; i + 1 < h.size(); i += 2) bytes.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+      bytes.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
     sendto(sock, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
     ++packets;
   }
@@ -182,7 +177,8 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
   std::string want;
   ASSERT_EQ(run_flowd({"decode", "--apply-sampling", pcap}, want, err), 0) << err;
   std::size_t records = static_cast<std::size_t>(std::count(want.begin(), want.end(), '\n'));
-  EXPECT_EQ(metric_value(d.scrape_until("flowd_netflow_records_total{version=\"9\"}", static_cast<double>(records)),
+  EXPECT_EQ(metric_value(d.scrape_until("flowd_netflow_records_total{version=\"9\"}",
+                                        static_cast<double>(records)),
                          "flowd_netflow_records_total{version=\"9\"}"),
             static_cast<double>(records));
   EXPECT_EQ(d.stop(), 0);
@@ -192,7 +188,8 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
       auto f = nlohmann::json::parse(line)["fields"];
-      if (f.contains("packetDeltaCount")) s.emplace(f["packetDeltaCount"].get<long>(), f["octetDeltaCount"].get<long>());
+      if (f.contains("packetDeltaCount"))
+        s.emplace(f["packetDeltaCount"].get<long>(), f["octetDeltaCount"].get<long>());
     }
     return s;
   };
@@ -204,9 +201,11 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
 }
 
 TEST(FlowdDecode, StoredCapturesDecodeToTheRecordsNfdumpSaw) {
-  for (const char* c : {"softflowd-v5", "softflowd-v9", "softflowd-ipfix", "pmacctd-nfprobe-v10", "fprobe-v5"}) {
+  for (const char* c :
+       {"softflowd-v5", "softflowd-v9", "softflowd-ipfix", "pmacctd-nfprobe-v10", "fprobe-v5"}) {
     std::string out, err;
-    ASSERT_EQ(run_flowd({"decode", fixtures_dir() + "/netflow/" + c + ".pcap"}, out, err), 0) << err;
+    ASSERT_EQ(run_flowd({"decode", fixtures_dir() + "/netflow/" + c + ".pcap"}, out, err), 0)
+        << err;
     std::size_t records = 0;
     std::istringstream in(out);
     for (std::string line; std::getline(in, line);) {

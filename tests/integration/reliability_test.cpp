@@ -20,21 +20,6 @@
 namespace flowd::test {
 namespace {
 
-// Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
-void send_from_exporters(int port, const std::string& payload, int n) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  std::vector<int> fds;
-  for (int i = 0; i < n; ++i) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    fds.push_back(fd);
-  }
-  for (int fd : fds) close(fd);
-}
-
 // One IPFIX message (template and one record) that the netflow plugin decodes on its own.
 std::string one_record_export() {
   return ipfix_export({{"192.0.2.1", "192.0.2.2", 1234, 80, 6, 0, 1500, 1}});
@@ -110,6 +95,16 @@ class SilentHttpServer {
   int fd_ = -1;
   int port_ = 0;
 };
+
+// Starts flowd with its registry at `http` (never answers) and flow_map_timeout `timeout_s`;
+// returns at once, while flowd is still downloading (no READY=1 yet).
+void start_downloading(Daemon& d, const SilentHttpServer& http, int timeout_s) {
+  d.dir.write("flowd.cfg", d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = " +
+                                            std::to_string(timeout_s) + "\n"));
+  d.notify = std::make_unique<NotifySocket>(d.dir.file("notify"));
+  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.dir.file("flowd.cfg")},
+                                          d.dir.file("flowd.log"), d.notify->path());
+}
 
 // WATCHDOG=1 keeps arriving (at most `gap` apart) for `span`.
 ::testing::AssertionResult petted_throughout(NotifySocket& n, std::chrono::milliseconds span,
@@ -207,11 +202,7 @@ TEST(Reliability, AHangingRegistryDownloadOnReloadBlocksNeitherTheWatchdogNorASt
 TEST(Reliability, SigtermDuringTheStartUpRegistryDownloadStopsAtOnce) {
   Daemon d;
   SilentHttpServer http;
-  d.dir.write("flowd.cfg",
-              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 40\n"));
-  d.notify = std::make_unique<NotifySocket>(d.dir.file("notify"));
-  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.dir.file("flowd.cfg")},
-                                          d.dir.file("flowd.log"), d.notify->path());
+  start_downloading(d, http, 40);
   usleep(700000);  // flowd is waiting for the registry
   const auto t0 = std::chrono::steady_clock::now();
   d.proc->signal(SIGTERM);
@@ -229,11 +220,7 @@ TEST(Reliability, SigtermDuringTheStartUpRegistryDownloadStopsAtOnce) {
 TEST(Reliability, ASighupDuringTheStartUpDownloadReloadsOnceReady) {
   Daemon d;
   SilentHttpServer http;
-  d.dir.write("flowd.cfg",
-              d.config("", "flow_map_api = " + http.url() + "\nflow_map_timeout = 2\n"));
-  d.notify = std::make_unique<NotifySocket>(d.dir.file("notify"));
-  d.proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", d.dir.file("flowd.cfg")},
-                                          d.dir.file("flowd.log"), d.notify->path());
+  start_downloading(d, http, 2);
   usleep(500000);
   d.proc->signal(SIGHUP);
   ASSERT_TRUE(d.notify->wait_for("READY=1", 5s)) << d.proc->log();
