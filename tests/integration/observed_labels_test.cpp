@@ -8,6 +8,8 @@
 // sent towards 2001:db8::/32.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <sstream>
 
 #include "daemon_fixture.hpp"
@@ -30,7 +32,20 @@ class ObservedLabels : public ::testing::Test {
                       capture_payloads(fixtures_dir() + "/observed/random-labels-ipfix.pcap", 17));
     if (!wait_for_records)
       return d.scrape_until("flowd_netflow_refused_total{transport=\"udp\"}", 101);
-    return d.scrape_until("flowd_netflow_records_total{version=\"10\"}", kRecords);
+    d.scrape_until("flowd_netflow_records_total{version=\"10\"}", kRecords);
+    // Labels and volume are counted after the records: wait until every record's bytes are in.
+    std::string m;
+    for (int i = 0; i < 500; ++i) {
+      m = d.scrape();
+      double bytes = 0;
+      std::istringstream lines(m);
+      for (std::string line; std::getline(lines, line);)
+        if (line.starts_with("flowd_observed_bytes_total{"))
+          bytes += std::stod(line.substr(line.rfind(' ') + 1));
+      if (bytes >= kRecords * kOctetsPerRecord) break;
+      usleep(10000);
+    }
+    return m;
   }
   double labels(const std::string& m, const char* result) {
     return metric_value(m, std::string("flowd_observed_labels_total{result=\"") + result + "\"}")
@@ -103,16 +118,23 @@ TEST_F(ObservedLabels, ExportersOutsideAllowAreRefused) {
 
 TEST_F(ObservedLabels, AReloadEndsTheFlowsAndKeepsTheDump) {
   std::string m = start("dump = " + d.dir.file("dump.json") + "\n");
-  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
-  ASSERT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"), 3);
+  m = d.scrape_until(
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
+  ASSERT_EQ(
+      metric_value(
+          m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
+      3);
   // A changed netflow section replaces the plugin: its three started flows end, and the dump it
   // wrote stays (appended to, not truncated).
   std::string cfg = read_file(d.config_path);
   cfg += "idle_timeout = 30\n";
   d.dir.write("flowd.cfg", cfg);
   d.proc->signal(SIGHUP);
-  m = d.scrape_until("flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}", 3);
-  EXPECT_EQ(metric_value(m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}"), 3)
+  m = d.scrape_until(
+      "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}", 3);
+  EXPECT_EQ(metric_value(
+                m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"end\"}"),
+            3)
       << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
   const std::string dump = read_file(d.dir.file("dump.json"));

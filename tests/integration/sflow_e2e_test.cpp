@@ -43,7 +43,11 @@ TEST_F(SflowEndToEnd, SfprobeSamplesBecomeLabelsAndVolume) {
   const auto datagrams = capture_payloads(kCapture, 17);
   ASSERT_EQ(datagrams.size(), 60u);
   send_udp_payloads(port, datagrams);
-  std::string m = d.scrape_until("flowd_sflow_samples_total", 389);
+  d.scrape_until("flowd_sflow_samples_total", 389);
+  // The label and volume series are updated after the sample counters: wait for the last of them.
+  std::string m = d.scrape_until(
+      "flowd_observed_packets_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}",
+      389 * 4);
   EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 60) << d.proc->log();
   EXPECT_EQ(metric_value(m, "flowd_sflow_samples_total"), 389);
   EXPECT_EQ(metric_value(m, "flowd_sflow_extended_records_total"), 389);
