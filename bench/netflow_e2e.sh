@@ -23,8 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_tcp() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/e2e_lib.sh
+source "$ROOT/bench/e2e_lib.sh"
 
 metric() { curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" '$1==n {print $2}'; }
 
@@ -36,21 +36,7 @@ trial() {
   if [[ $who == flowd ]]; then
     local mport
     mport=$(free_tcp)
-    cat >"$WORK/flowd.cfg" <<CFG
-[flowd]
-plugins = netflow
-backends = prometheus
-flow_map_api =
-work_dir = $WORK/cache
-log_level = warn
-[plugin.netflow]
-listen = 127.0.0.1:$port
-tcp_listen =
-rcvbuf = 4194304
-workers = ${FLOWD_WORKERS:-1}
-[backend.prometheus]
-listen = 127.0.0.1:$mport
-CFG
+    collector_config "$WORK/flowd.cfg" "$WORK" netflow "$port" "$mport" "tcp_listen ="
     "$FLOWD" -c "$WORK/flowd.cfg" >"$WORK/flowd.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")

@@ -30,8 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_tcp() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/e2e_lib.sh
+source "$ROOT/bench/e2e_lib.sh"
 
 metric_sum() { curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" 'index($1, n) == 1 {s += $2} END {printf "%.0f\n", s}'; }
 
@@ -59,20 +59,7 @@ trial() {
   if [[ $who == flowd ]]; then
     local mport
     mport=$(free_tcp)
-    cat >"$WORK/flowd.cfg" <<CFG
-[flowd]
-plugins = sflow
-backends = prometheus
-flow_map_api =
-work_dir = $WORK/cache
-log_level = warn
-[plugin.sflow]
-listen = 127.0.0.1:$port
-rcvbuf = 4194304
-workers = ${FLOWD_WORKERS:-1}
-[backend.prometheus]
-listen = 127.0.0.1:$mport
-CFG
+    collector_config "$WORK/flowd.cfg" "$WORK" sflow "$port" "$mport"
     "$FLOWD" -c "$WORK/flowd.cfg" >"$WORK/flowd.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
