@@ -553,9 +553,14 @@ std::string ie_name(std::uint32_t pen, std::uint16_t id) {
   }
   if (pen == kInmonPen && id < std::size(kSflowNames) && !kSflowNames[id].empty())
     return std::string(kSflowNames[id]);
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on `"id" + std::to_string(id)` at -O3.
   std::string name;
-  if (pen != 0) name = "e" + std::to_string(pen);
-  name += "id" + std::to_string(id);
+  if (pen != 0) {
+    name += 'e';
+    name += std::to_string(pen);
+  }
+  name += "id";
+  name += std::to_string(id);
   return name;
 }
 
