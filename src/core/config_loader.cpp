@@ -10,7 +10,7 @@
 #include <set>
 
 #include "core/components.hpp"
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 #include "flowd/flow_id.hpp"
 
 namespace flowd {
@@ -89,7 +89,7 @@ std::string check_value(const std::string& path, const std::string& section, con
       return v;
     case KeyType::kEndpoint:
       if (v.empty()) return v;
-      if (!parse_endpoint(v, 1)) throw bad();
+      if (!net::parse_endpoint(v, 1)) throw bad();
       return v;
     case KeyType::kMode: {
       unsigned long m = 0;

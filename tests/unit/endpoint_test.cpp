@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // host[:port] as written in config files.
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace flowd {
+namespace flowd::net {
 namespace {
 
 struct Good {
@@ -84,4 +84,4 @@ TEST(ParseEndpoint, BareHostNeedsADefaultPort) {
 }
 
 }  // namespace
-}  // namespace flowd
+}  // namespace flowd::net

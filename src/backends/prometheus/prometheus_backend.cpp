@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
 
@@ -68,7 +68,7 @@ class PrometheusBackend final : public Backend {
   }
 
   void start() override {
-    auto ep = parse_endpoint(listen_, 9000);
+    auto ep = net::parse_endpoint(listen_, 9000);
     if (!ep) throw std::runtime_error("[backend.prometheus] listen: cannot parse " + listen_);
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(ep->to_string(), 2);

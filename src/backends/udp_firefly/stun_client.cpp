@@ -10,7 +10,7 @@
 #include <cstring>
 #include <random>
 
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::udp_firefly {
@@ -125,7 +125,7 @@ StunAnswer parse_stun_response(std::span<const std::uint8_t> m, const StunTransa
 StunAnswer stun_query(const std::string& server, int family, std::chrono::milliseconds timeout,
                       int attempts, std::stop_token stop) {
   StunAnswer out;
-  auto ep = parse_endpoint(server, kStunDefaultPort);
+  auto ep = net::parse_endpoint(server, kStunDefaultPort);
   if (!ep) {
     out.error = "cannot parse '" + server + "' as host[:port]";
     return out;

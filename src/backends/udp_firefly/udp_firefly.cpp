@@ -16,7 +16,7 @@
 #include "backends/udp_firefly/ip_discovery.hpp"
 #include "backends/udp_firefly/start_times.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 #include "core/log.hpp"
 #include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
@@ -140,7 +140,7 @@ class UdpFirefly final : public Backend {
       log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors",
                  std::strerror(errno));
     if (!collector_text_.empty()) {
-      auto ep = parse_endpoint(collector_text_, port_);
+      auto ep = net::parse_endpoint(collector_text_, port_);
       if (!ep)
         throw std::runtime_error("[backend.udp_firefly] collector: cannot parse " +
                                  collector_text_);
@@ -353,7 +353,7 @@ class UdpFirefly final : public Backend {
 
   std::uint16_t port_;
   std::string collector_text_;
-  Endpoint collector_ep_;
+  net::Endpoint collector_ep_;
   std::optional<Destination> collector_;
   std::chrono::steady_clock::time_point last_resolve_{};
   std::string ip4_src_, ip6_src_;

@@ -23,7 +23,7 @@
 #include "collector/decoder.hpp"
 #include "collector/record_json.hpp"
 #include "collector/sflow.hpp"
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
 #include "flowd/heartbeat.hpp"
@@ -397,7 +397,7 @@ class NetflowPlugin final : public Plugin {
 
   // Returns the UDP socket; TCP listeners are kept in sockets_ (served by worker 0).
   int open_socket(const std::string& text, bool tcp, bool reuseport) {
-    auto ep = parse_endpoint(text, tcp ? 4739 : wire_ == Wire::kSflow ? 6343 : 2055);
+    auto ep = net::parse_endpoint(text, tcp ? 4739 : wire_ == Wire::kSflow ? 6343 : 2055);
     if (!ep) throw ConfigError("[plugin." + std::string(name_) + "] " + std::string(tcp ? "tcp_listen" : "listen") + ": cannot parse " + text);
     addrinfo hints{};
     hints.ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM;

@@ -46,9 +46,8 @@ constexpr KeySpec kKeys[] = {
 
 class NpApi final : public Plugin {
  public:
-  NpApi(const Section& cfg, Context& ctx, const char* name)
+  NpApi(const Section& cfg, Context& ctx)
       : ctx_(ctx),
-        name_(name),
         path_(cfg.get("path")),
         mode_(static_cast<mode_t>(std::stoul(cfg.get("mode"), nullptr, 8))),
         group_(cfg.get("group")),
@@ -237,7 +236,6 @@ class NpApi final : public Plugin {
   }
 
   Context& ctx_;
-  const char* name_;
   std::vector<FlowID> flows_;  // what one read() produced, for the bus
   std::string path_;
   mode_t mode_;
@@ -254,8 +252,8 @@ class NpApi final : public Plugin {
   LogLimiter limiter_;
 };
 
-std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
-  return std::make_unique<NpApi>(cfg, ctx, name);
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
+  return std::make_unique<NpApi>(cfg, ctx);
 }
 
 }  // namespace

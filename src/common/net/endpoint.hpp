@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace flowd {
+namespace flowd::net {
 
 struct Endpoint {
   std::string host;  // without brackets
@@ -17,4 +17,4 @@ struct Endpoint {
 
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::uint16_t default_port);
 
-}  // namespace flowd
+}  // namespace flowd::net

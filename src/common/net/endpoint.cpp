@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "core/endpoint.hpp"
+#include "common/net/endpoint.hpp"
 
 #include <cctype>
 #include <charconv>
 
-namespace flowd {
+namespace flowd::net {
 namespace {
 
 std::optional<std::uint16_t> parse_port(std::string_view s) {
@@ -60,4 +60,4 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::uint16_t defa
   return e;
 }
 
-}  // namespace flowd
+}  // namespace flowd::net
