@@ -121,16 +121,26 @@ LineResult parse_pipe_line(std::string_view line, const ScitagsRegistry& registr
 }
 
 std::size_t find_embedded_line(std::string_view line, const ScitagsRegistry& registry) {
+  // A valid line has exactly 8 fields, so an embedded one is the last 8 fields of `line`, its first
+  // field being the tail of the 8th field from the end: that field must end in a keyword. At most
+  // three candidates, each parsed once, so the cost is linear in the line's length whatever it holds
+  // (scanning every keyword-looking offset was quadratic on lines of repeated words).
+  std::size_t end = line.size(), field_begin = 0, field_end = 0;
+  for (int fields = 0; fields < 8; ++fields) {
+    while (end > 0 && is_space(line[end - 1])) --end;
+    if (end == 0) return std::string_view::npos;
+    field_end = end;
+    while (end > 0 && !is_space(line[end - 1])) --end;
+    field_begin = end;
+  }
   auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
-  for (std::size_t i = 1; i < line.size(); ++i) {
-    char c = lower(line[i]);
-    if (c != 's' && c != 'e' && c != 'o') continue;
-    for (std::string_view kw : {"start", "end", "ongoing"}) {
-      if (line.size() - i <= kw.size()) continue;
-      bool match = is_space(line[i + kw.size()]);
-      for (std::size_t k = 0; match && k < kw.size(); ++k) match = lower(line[i + k]) == kw[k];
-      if (match && parse_pipe_line(line.substr(i), registry, TimePoint{}).ok) return i;
-    }
+  for (std::string_view kw : {"ongoing", "start", "end"}) {
+    if (field_end - field_begin < kw.size()) continue;
+    std::size_t at = field_end - kw.size();
+    if (at == 0) continue;  // the line itself, which the caller already tried
+    bool match = true;
+    for (std::size_t k = 0; match && k < kw.size(); ++k) match = lower(line[at + k]) == kw[k];
+    if (match && parse_pipe_line(line.substr(at), registry, TimePoint{}).ok) return at;
   }
   return std::string_view::npos;
 }
