@@ -26,6 +26,7 @@ namespace flowd {
 class EventQueue;
 class HeartbeatBoard;
 class MetricsHub;
+class ReloadShelf;
 
 // Where plugins put events: one handle per plugin, made by the core, which names the events after
 // the plugin (FlowID::plugin) and counts them. Thread-safe; never blocks (a full backend queue
@@ -52,6 +53,9 @@ struct Context {
   // Requested when the daemon stops: network work done during start() or reloaded() (STUN, lookups)
   // gives up early instead of delaying the stop.
   std::stop_token stopping{};
+  // Resources handed from a component stopped by a reload to its successor (flowd/reload_shelf.hpp);
+  // null in unit tests, where a component cleans up at stop() as if the daemon were stopping.
+  ReloadShelf* shelf = nullptr;
 };
 
 class Plugin {

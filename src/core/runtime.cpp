@@ -22,7 +22,7 @@ std::string system_hostname() {
 }  // namespace
 
 Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
-    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token()},
+    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(), &shelf_},
       bus_(metrics),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -146,11 +146,14 @@ void Runtime::apply(const Config& c) {
     log->info("started plugin {}", pc.info->name);
   }
   core_fingerprint_ = fingerprint;
+  // What a stopped component left for a successor that this configuration does not have.
+  shelf_.clear();
 }
 
 void Runtime::stop_all() {
   for (auto& p : plugins_) stop_plugin(p);
   plugins_.clear();
+  shelf_.clear();  // no successor comes: the pipe np_api kept is removed now
   // Backends drain what the plugins already published.
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);

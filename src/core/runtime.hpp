@@ -14,6 +14,7 @@
 #include "core/config_loader.hpp"
 #include "core/metrics_hub.hpp"
 #include "flowd/component.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "flowd/heartbeat.hpp"
 
 namespace flowd {
@@ -94,6 +95,7 @@ class Runtime {
 
   HeartbeatBoard heartbeats_;
   std::stop_source stopping_;
+  ReloadShelf shelf_;
   Context ctx_;
   Bus bus_;
   std::vector<RunningPlugin> plugins_;

@@ -165,7 +165,7 @@ TEST(Lifecycle, PathThatIsNotAFifoFailsWithExit1) {
   d.dir.write("flowd.cfg", d.config());
   FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
   EXPECT_EQ(p.wait(5s), 1);
-  EXPECT_NE(p.log().find("is not a named pipe"), std::string::npos) << p.log();
+  EXPECT_NE(p.log().find("is a regular file, not a named pipe"), std::string::npos) << p.log();
   EXPECT_EQ(read_file(d.pipe()), "a regular file\n")
       << "flowd must not touch a file it did not create";
 }

@@ -2,7 +2,6 @@
 #include "plugins/np_api/np_api.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
@@ -11,12 +10,14 @@
 
 #include <array>
 #include <cstring>
-#include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "core/log.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
+#include "flowd/reload_shelf.hpp"
+#include "plugins/np_api/named_pipe.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
 namespace flowd::np_api {
@@ -44,13 +45,21 @@ constexpr KeySpec kKeys[] = {
      .resolution = DurationUnit::kMilliseconds},
 };
 
+gid_t group_of(const Section& cfg) {
+  try {
+    return resolve_group(cfg.get("group"));
+  } catch (const std::exception& e) {
+    throw ConfigError("[plugin.np_api] group: " + std::string(e.what()));
+  }
+}
+
 class NpApi final : public Plugin {
  public:
   NpApi(const Section& cfg, Context& ctx)
       : ctx_(ctx),
         path_(cfg.get("path")),
         mode_(static_cast<mode_t>(std::stoul(cfg.get("mode"), nullptr, 8))),
-        group_(cfg.get("group")),
+        group_(cfg.get("group").empty() ? std::nullopt : std::optional<gid_t>(group_of(cfg))),
         max_line_(static_cast<std::size_t>(cfg.get_int("max_line_length"))),
         partial_timeout_(cfg.get_int("partial_timeout_ms")),
         log_(get_logger("plugin.np_api")) {
@@ -68,57 +77,38 @@ class NpApi final : public Plugin {
           &rejected.Add({{"reason", std::string(to_string(static_cast<RejectReason>(i)))}});
   }
 
-  ~NpApi() override { close_fd(); }
-
   void start() override {
-    namespace fs = std::filesystem;
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-      if (!S_ISFIFO(st.st_mode))
-        throw std::runtime_error(
-            path_ + " exists and is not a named pipe; remove it or set [plugin.np_api] path");
-      log_->info("reusing the existing named pipe {}", path_);
-    } else {
-      auto parent = fs::path(path_).parent_path();
-      std::error_code ec;
-      if (!parent.empty() && !fs::exists(parent, ec)) fs::create_directories(parent, ec);
-      // The mode must not be narrowed by our umask: writers run as other users.
-      mode_t old = ::umask(0);
-      int rc = ::mkfifo(path_.c_str(), mode_);
-      int err = errno;
-      ::umask(old);
-      if (rc != 0) throw std::system_error(err, std::generic_category(), "mkfifo " + path_);
-      created_ = true;
+    PipeSpec spec{path_, mode_, group_};
+    if (ctx_.shelf) {
+      // A reload restarted np_api: the previous instance left its pipe open (flowd/reload_shelf.hpp).
+      if (auto item = ctx_.shelf->take(shelf_key())) {
+        auto* parked = dynamic_cast<ParkedPipe*>(item.get());
+        if (parked && path_names(path_, parked->dev, parked->ino)) {
+          fd_ = std::move(parked->fd);
+          dev_ = parked->dev;
+          ino_ = parked->ino;
+          carried_partial_ = std::move(parked->partial);
+          parked->path.clear();  // ours now: its destructor must not remove the pipe
+          apply_mode_and_group(fd_.get(), spec, *log_);
+          log_->info("listening on named pipe {} (mode {:04o}), kept open across the reload", path_, mode_);
+          return;
+        }
+      }  // a parked pipe no longer at the path is closed here
     }
-    if (::chmod(path_.c_str(), mode_) != 0)
-      log_->warn("cannot set mode {:04o} on {}: {}", mode_, path_, std::strerror(errno));
-    if (!group_.empty()) {
-      gid_t gid = 0;
-      if (struct group* g = ::getgrnam(group_.c_str())) {
-        gid = g->gr_gid;
-      } else if (group_.find_first_not_of("0123456789") == std::string::npos) {
-        gid = static_cast<gid_t>(std::stoul(group_));
-      } else {
-        throw std::runtime_error("[plugin.np_api] group: no group named '" + group_ + "'");
-      }
-      if (::chown(path_.c_str(), static_cast<uid_t>(-1), gid) != 0)
-        throw std::system_error(errno, std::generic_category(), "chown " + path_);
-    }
-    // O_RDWR: we are a writer too, so the pipe never reports EOF and writers never get ENXIO/EPIPE.
-    fd_ = ::open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + path_);
-    if (::fstat(fd_, &st) == 0) {
-      dev_ = st.st_dev;
-      ino_ = st.st_ino;
-    }
+    auto pipe = open_named_pipe(spec, *log_);
+    fd_ = std::move(pipe.fd);
+    dev_ = pipe.dev;
+    ino_ = pipe.ino;
     log_->info("listening on named pipe {} (mode {:04o})", path_, mode_);
   }
 
   void run(std::stop_token stop, Publisher& out) override {
     StopFd stopfd(stop);
     LineAssembler lines(max_line_);
-    std::array<char, 65536> buf;
-    std::chrono::steady_clock::time_point partial_since{};
+    lines.feed(carried_partial_, [](std::string_view, bool) {});  // no newline in it: it stays partial
+    carried_partial_.clear();
+    std::chrono::steady_clock::time_point partial_since =
+        lines.has_partial() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     while (!stop.stop_requested()) {
       int timeout = -1;
       if (lines.has_partial()) {
@@ -127,7 +117,7 @@ class NpApi final : public Plugin {
                         .count();
         timeout = static_cast<int>(std::max<long long>(left, 0));
       }
-      pollfd fds[2] = {{fd_, POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
+      pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
       int n;
       {
         WaitingScope waiting;
@@ -147,46 +137,83 @@ class NpApi final : public Plugin {
         }
         continue;
       }
-      auto registry = ctx_.registry.get();
-      auto now = Clock::now();
-      while (true) {
-        ssize_t got = ::read(fd_, buf.data(), buf.size());
-        if (got < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN) break;
-          throw std::system_error(errno, std::generic_category(), "read " + path_);
-        }
-        if (got == 0) break;
-        flows_.clear();
-        lines.feed(std::string_view(buf.data(), static_cast<std::size_t>(got)),
-                   [&](std::string_view line, bool overflowed) {
-                     handle_line(line, overflowed, *registry, now);
-                   });
-        // All the lines of one read() go to the bus in one hand-over.
-        out.publish(flows_);
-        if (static_cast<std::size_t>(got) < buf.size()) break;
-      }
+      read_available(lines, out, kReadBufferBytes);
       // The timeout counts from the last byte received, so a slow writer is not cut off.
       partial_since = lines.has_partial() ? std::chrono::steady_clock::now()
                                           : std::chrono::steady_clock::time_point{};
     }
+    // Lines already in the pipe were written before the stop: read them rather than throw them away
+    // (issue 13). Bounded, because flowd holding the pipe open means a busy writer never runs dry.
+    int capacity = ::fcntl(fd_.get(), F_GETPIPE_SZ);
+    std::size_t drained = read_available(lines, out, 2 * static_cast<std::size_t>(std::max(capacity, 65536)));
+    if (drained) log_->info("read {} byte(s) left in {} at stop", drained, path_);
+    if (lines.overflowed()) {
+      lines.drop_partial();
+      lines_->Increment();
+      count_reject(RejectReason::kTooLong, "", "partial line at stop");
+    }
+    carried_partial_ = lines.take_partial();  // for the successor, if a reload brings one
   }
 
   void stop() override {
-    close_fd();
-    // Remove the pipe only if it is still the one we opened (not one a new instance made).
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == dev_ &&
-        st.st_ino == ino_) {
-      ::unlink(path_.c_str());
-      log_->info("removed named pipe {}", path_);
-    }
+    if (!fd_) return;
+    auto parked = std::make_unique<ParkedPipe>(std::move(fd_), path_, dev_, ino_, std::move(carried_partial_), log_);
+    // The runtime destroys what no successor takes (the daemon stops, or np_api left the configuration);
+    // without a shelf (unit tests) it is destroyed, i.e. removed, right here.
+    if (ctx_.shelf) ctx_.shelf->put(shelf_key(), std::move(parked));
   }
 
  private:
-  void close_fd() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+  static constexpr std::size_t kReadBufferBytes = 65536;
+
+  // The pipe between an instance stopped by a reload and its successor. Destroyed untaken, it closes
+  // the pipe and removes it if the path still names it (not one a new instance made).
+  struct ParkedPipe final : ShelfItem {
+    ParkedPipe(UniqueFd f, std::string p, dev_t d, ino_t i, std::string partial_line,
+               std::shared_ptr<spdlog::logger> l)
+        : fd(std::move(f)), path(std::move(p)), dev(d), ino(i), partial(std::move(partial_line)), log(std::move(l)) {}
+    ~ParkedPipe() override {
+      if (path.empty()) return;
+      if (!partial.empty())
+        log->warn("{}: dropped a partial line of {} byte(s) without its newline at stop", path, partial.size());
+      fd.reset();
+      if (path_names(path, dev, ino)) {
+        ::unlink(path.c_str());
+        log->info("removed named pipe {}", path);
+      }
+    }
+    UniqueFd fd;
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+    std::string partial;
+    std::shared_ptr<spdlog::logger> log;
+  };
+
+  std::string shelf_key() const { return "np_api:" + path_; }
+
+  // Reads until the pipe is empty or `limit` bytes were read; returns the bytes read.
+  std::size_t read_available(LineAssembler& lines, Publisher& out, std::size_t limit) {
+    auto registry = ctx_.registry.get();
+    auto now = Clock::now();
+    std::size_t total = 0;
+    while (total < limit) {
+      ssize_t got = ::read(fd_.get(), buf_.data(), buf_.size());
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        throw std::system_error(errno, std::generic_category(), "read " + path_);
+      }
+      if (got == 0) break;
+      total += static_cast<std::size_t>(got);
+      flows_.clear();
+      lines.feed(std::string_view(buf_.data(), static_cast<std::size_t>(got)),
+                 [&](std::string_view line, bool overflowed) { handle_line(line, overflowed, *registry, now); });
+      // All the lines of one read() go to the bus in one hand-over.
+      out.publish(flows_);
+      if (static_cast<std::size_t>(got) < buf_.size()) break;
+    }
+    return total;
   }
 
   void handle_line(std::string_view line, bool overflowed, const ScitagsRegistry& registry,
@@ -239,12 +266,13 @@ class NpApi final : public Plugin {
   std::vector<FlowID> flows_;  // what one read() produced, for the bus
   std::string path_;
   mode_t mode_;
-  std::string group_;
+  std::optional<gid_t> group_;
   std::size_t max_line_;
   std::chrono::milliseconds partial_timeout_;
   std::shared_ptr<spdlog::logger> log_;
-  int fd_ = -1;
-  bool created_ = false;
+  UniqueFd fd_;
+  std::string carried_partial_;  // a line without its newline yet, from the previous instance or for the next
+  std::array<char, kReadBufferBytes> buf_{};
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   prometheus::Counter* lines_;

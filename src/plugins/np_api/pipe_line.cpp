@@ -120,6 +120,15 @@ LineResult parse_pipe_line(std::string_view line, const ScitagsRegistry& registr
   return res;
 }
 
+bool has_pipe_line_syntax(std::string_view line) {
+  for (char c : line) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && !is_space(c)) || u >= 0x7f) return false;
+  }
+  std::array<std::string_view, 9> f;
+  return split_fields(line, f) == 8 && parse_flow_state(f[0]).has_value();
+}
+
 std::size_t find_embedded_line(std::string_view line, const ScitagsRegistry& registry) {
   // A valid line has exactly 8 fields, so an embedded one is the last 8 fields of `line`, its first
   // field being the tail of the 8th field from the end: that field must end in a keyword. At most
