@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/registry_loader.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 #include <fmt/format.h>
 
@@ -8,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "common/unique_fd.hpp"
 
 namespace flowd {
 namespace {
@@ -104,14 +110,22 @@ void write_cache(const std::string& work_dir, const std::string& body) {
   if (work_dir.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
-  std::string tmp = work_dir + "/api.json.tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out << body;
-    if (!out.flush()) return;
+  // A fresh file of our own (mkstemp: O_CREAT|O_EXCL, mode 0600), renamed over api.json: a link or a
+  // file another user put at api.json.tmp or api.json is never opened or written through (issue 13).
+  std::string tmp = work_dir + "/api.json.XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd) return;
+  std::size_t off = 0;
+  bool ok = true;
+  while (ok && off < body.size()) {
+    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<std::size_t>(n);
   }
-  std::rename(tmp.c_str(), (work_dir + "/api.json").c_str());
+  ok = ok && ::fchmod(fd.get(), 0644) == 0 && ::fsync(fd.get()) == 0;
+  fd.reset();
+  if (!ok || std::rename(tmp.c_str(), (work_dir + "/api.json").c_str()) != 0) ::unlink(tmp.c_str());
 }
 
 std::shared_ptr<const ScitagsRegistry> parse_with_source(const std::string& body, const std::string& source,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // End to end: a line written into the real FIFO becomes a real UDP firefly and a real metric.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -182,11 +183,20 @@ TEST(FireflyEndToEnd, RegistryFromHttpUrlIsUsedAndCached) {
   for (int i = 0; i < 100 && !http_get(url); ++i)
     usleep(50000);  // the server needs a moment to bind
   Daemon d;
+  // Links another user could have left in the cache: the cache is never written through them.
+  ASSERT_EQ(mkdir(d.dir.file("cache").c_str(), 0755), 0);
+  d.dir.write("victim", "not flowd's\n");
+  ASSERT_EQ(symlink(d.dir.file("victim").c_str(), d.dir.file("cache/api.json.tmp").c_str()), 0);
+  ASSERT_EQ(symlink(d.dir.file("victim").c_str(), d.dir.file("cache/api.json").c_str()), 0);
   d.start(d.config("", "flow_map_api = " + url + "\n"));
   kill(pid, SIGTERM);
   EXPECT_NE(d.proc->log().find("from " + url), std::string::npos) << d.proc->log();
   EXPECT_EQ(read_file(d.dir.file("cache/api.json")),
             read_file(fixtures_dir() + "/registry/api.json"));
+  EXPECT_EQ(read_file(d.dir.file("victim")), "not flowd's\n");
+  struct stat st {};
+  ASSERT_EQ(lstat(d.dir.file("cache/api.json").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode)) << "api.json replaced by a file of flowd's own, not written through the link";
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 belleii perfSONAR\n");
   auto f = d.rx4.receive();
   ASSERT_TRUE(f);
