@@ -87,6 +87,12 @@ std::shared_ptr<EventQueue> Bus::make_queue(const std::string& backend, std::siz
   return q;
 }
 
+void Bus::count_dropped(const std::string& backend, std::uint64_t n) {
+  if (n == 0) return;
+  dropped_.Add({{"backend", backend}}).Increment(static_cast<double>(n));
+  dropped_total_.fetch_add(n, std::memory_order_relaxed);
+}
+
 void Bus::set_subscribers(std::vector<Subscriber> subs) {
   auto v = std::make_shared<std::vector<Sub>>();
   for (auto& s : subs) v->push_back(Sub{s.queue, &dropped_.Add({{"backend", s.backend}})});

@@ -32,6 +32,8 @@ class Bus {
   // Swapped atomically: publishers never wait for a reload.
   void set_subscribers(std::vector<Subscriber> subs);
   std::shared_ptr<EventQueue> make_queue(const std::string& backend, std::size_t capacity);
+  // Counts `n` events as dropped for `backend`: events left in a queue no backend will read.
+  void count_dropped(const std::string& backend, std::uint64_t n);
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
   std::uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
 

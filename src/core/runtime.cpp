@@ -64,6 +64,7 @@ void Runtime::stop_backend(RunningBackend& b) {
 void Runtime::publish_subscribers() {
   std::vector<Bus::Subscriber> subs;
   for (auto& b : backends_) subs.push_back({std::string(b.info->name), b.queue});
+  for (auto& [name, q] : successor_queues_) subs.push_back({name, q});
   bus_.set_subscribers(std::move(subs));
 }
 
@@ -97,6 +98,12 @@ void Runtime::apply(const Config& c) {
     (keep ? kept_backends : gone_backends).push_back(std::move(b));
   }
   backends_ = std::move(kept_backends);
+  for (auto& b : gone_backends) {
+    std::string name(b.info->name);
+    bool replaced = std::any_of(c.backends.begin(), c.backends.end(),
+                                [&](const BackendConfig& bc) { return bc.info == b.info; });
+    if (replaced && !successor_queues_.contains(name)) successor_queues_[name] = bus_.make_queue(name, queue_size);
+  }
   for (auto& b : backends_) b.impl->reloaded();
   publish_subscribers();
   for (auto& b : gone_backends) stop_backend(b);
@@ -113,7 +120,12 @@ void Runtime::apply(const Config& c) {
     RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_),
                      nullptr, nullptr,    {}};
     b.impl->start();
-    b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);
+    if (auto it = successor_queues_.find(std::string(bc.info->name)); it != successor_queues_.end()) {
+      b.queue = std::move(it->second);  // holds what was published while the previous instance stopped
+      successor_queues_.erase(it);
+    } else {
+      b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);
+    }
     std::string who = "backend." + std::string(bc.info->name);
     b.heartbeat = heartbeats_.add(who);
     b.thread = supervised(who, b.heartbeat, [impl = b.impl.get(), q = b.queue](std::stop_token st) {
@@ -158,6 +170,9 @@ void Runtime::stop_all() {
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
+  // A reload that failed left queues whose backend never started: nobody reads them.
+  for (auto& [name, q] : successor_queues_) bus_.count_dropped(name, q->size());
+  successor_queues_.clear();
 }
 
 std::string Runtime::summary() const {

@@ -4,6 +4,7 @@
 
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -100,6 +101,10 @@ class Runtime {
   Bus bus_;
   std::vector<RunningPlugin> plugins_;
   std::vector<RunningBackend> backends_;
+  // Queues of backends being replaced by a reload, made before the old instance stops and subscribed
+  // at once, so that what plugins publish meanwhile waits for the successor (bounded; a full queue
+  // drops and counts) instead of reaching no queue at all. Empty outside apply() unless it failed.
+  std::map<std::string, std::shared_ptr<EventQueue>> successor_queues_;
   int failure_fd_;
   mutable std::mutex failure_mu_;
   std::string failure_;
