@@ -3,6 +3,7 @@
 // traffic to a second one, and tcpdump there reading the flow labels off the wire. Fireflies and
 // exports sent to flowd there must neither mark nor unmark.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <map>
@@ -279,8 +280,115 @@ TEST_F(MarkerNetns, AStaleFilterFromAKilledFlowdIsReplaced) {
   EXPECT_EQ(filters(), 0);
   std::string out;
   net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
-  EXPECT_NE(out.find("clsact"), std::string::npos)
-      << "the clsact qdisc existed before this flowd started, so it stays: " << out;
+  EXPECT_EQ(out.find("clsact"), std::string::npos)
+      << "the clsact the killed flowd created goes with the clean stop of the next one: " << out;
+}
+
+TEST_F(MarkerNetns, AClsactOtherFiltersUseStaysAfterAKilledFlowdsIsCleanedUp) {
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+  std::string out;
+  // Somebody else's filter on the same clsact, on the other side.
+  ASSERT_EQ(net->exec(net->a, "tc filter add dev " + net->veth_a + " ingress prio 7 protocol ipv6 u32 match u32 0 0 "
+                          "flowid 1:1", out), 0) << out;
+  auto second = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
+  EXPECT_NE(out.find("clsact"), std::string::npos) << "another filter uses the clsact, so it stays: " << out;
+  net->exec(net->a, "tc filter show dev " + net->veth_a + " ingress", out);
+  EXPECT_NE(out.find("u32"), std::string::npos) << out;
+  EXPECT_NE(second->log().find("other filters use it"), std::string::npos) << second->log();
+}
+
+// flowd_marker_flows counted starts and ends (22,052 with max_flows = 1000); it counts the map.
+TEST_F(MarkerNetns, TheFlowsGaugeCountsTheMapNotTheStarts) {
+  auto flowd = start_flowd(config("max_flows = 8\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  std::string lines;
+  for (int i = 0; i < 30; ++i)
+    lines += "start udp " + net->addr_a + " " + std::to_string(41000 + i) + " " + net->addr_b + " 5300 cms 4\n";
+  write_pipe(dir.file("np"), lines);
+  ASSERT_TRUE(wait_for_flows(8)) << "an LRU map of 8 holds 8 flows; the gauge says " << metric("flowd_marker_flows");
+  usleep(200000);
+  EXPECT_EQ(metric("flowd_marker_flows"), 8);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+// The semantic labels (experiment, activity) of the UDP packets from `sport` in a capture.
+std::set<std::uint32_t> udp_tags(const std::vector<Packet>& pkts, int sport) {
+  std::set<std::uint32_t> out;
+  for (const auto& p : pkts)
+    if (p.proto == "udp" && p.sport == sport) out.insert(p.label & kLabelSemanticMask);
+  return out;
+}
+
+// A reload that restarted the marker (queue_size changed: every component restarts) turned a live
+// flow's label back to the kernel's random one; one that changed max_flows made a new map.
+TEST_F(MarkerNetns, AReloadThatRestartsTheMarkerKeepsLiveFlowsMarked) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  write_pipe(dir.file("np"), "start udp " + net->addr_a + " 40030 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  const std::uint32_t tag = make_label(3, 4, 0);
+  int reloads = 0;
+  for (const std::string& cfg : {config() + "[flowd]\nqueue_size = 4000\n", config("max_flows = 5000\n")}) {
+    dir.write("flowd.cfg", cfg);
+    flowd->signal(SIGHUP);
+    ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+    for (int i = 0; i < 200 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+    ++reloads;
+    EXPECT_EQ(metric("flowd_marker_flows"), 1) << "after reload " << reloads << "\n" << flowd->log();
+    start_capture();
+    send_udp(40030, 5300, "live", 3);
+    auto pkts = stop_capture();
+    EXPECT_EQ(udp_tags(pkts, 40030), std::set<std::uint32_t>{tag}) << "after reload " << reloads;
+  }
+  EXPECT_NE(flowd->log().find("kept the flow map of the previous marker: 1 flow(s)"), std::string::npos)
+      << flowd->log();
+  EXPECT_NE(flowd->log().find("copied 1 flow(s)"), std::string::npos) << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+// With the map pinned in a BPF file system, a restart keeps marking the flows marked before.
+TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
+  std::string bpffs = dir.file("bpffs");
+  ASSERT_EQ(::mkdir(bpffs.c_str(), 0700), 0);
+  std::string out;
+  ASSERT_EQ(run_shell("mount -t bpf bpf " + bpffs, "", out), 0) << out;
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      std::string o;
+      run_shell("umount " + path, "", o);
+    }
+  } unmount{bpffs};
+  const std::string cfg = config("pin_path = " + bpffs + "/flowd/flow_labels\n");
+  auto first = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"), "start udp " + net->addr_a + " 40040 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << first->log();
+  first->signal(SIGTERM);
+  ASSERT_EQ(first->wait(5s), 0);
+  EXPECT_EQ(first->log().find("cannot pin"), std::string::npos) << first->log();
+
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_NE(second->log().find("kept the flow map of the previous marker: 1 flow(s)"), std::string::npos)
+      << second->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 1);
+  start_capture();
+  send_udp(40040, 5300, "again", 3);
+  auto pkts = stop_capture();
+  EXPECT_EQ(udp_tags(pkts, 40040), std::set<std::uint32_t>{make_label(3, 4, 0)});
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
 }
 
 TEST_F(MarkerNetns, MatchAllTagsEveryIPv6Flow) {

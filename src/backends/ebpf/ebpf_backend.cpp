@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
@@ -16,10 +17,12 @@
 #include <cstring>
 #include <mutex>
 
+#include "backends/ebpf/flow_map.hpp"
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd_marker.h"
 #include "flowd_marker.skel.h"
@@ -36,6 +39,9 @@ constexpr KeySpec kKeys[] = {
      "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
     {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
     {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
+    {"pin_path", KeyType::kPath, "/sys/fs/bpf/flowd/flow_labels",
+     "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps marking the flows it "
+     "marked; empty: not pinned (flows are still kept across reloads)"},
 };
 
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
@@ -77,7 +83,7 @@ std::string missing_capabilities() {
 
 class MarkerStats : public prometheus::Collectable {
  public:
-  explicit MarkerStats(int map_fd) : fd_(map_fd), ncpu_(libbpf_num_possible_cpus()) {}
+  MarkerStats(int stats_fd, int flows_fd) : fd_(stats_fd), flows_fd_(flows_fd), ncpu_(libbpf_num_possible_cpus()) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     static constexpr struct {
       __u32 index;
@@ -105,11 +111,22 @@ class MarkerStats : public prometheus::Collectable {
       f.metric.push_back(m);
       out.push_back(std::move(f));
     }
+    // Counted in the map at scrape time: the kernel's LRU evicts without telling user space, so
+    // counting starts and ends overstated it (22,052 flows in a map of 1,000).
+    prometheus::MetricFamily flows;
+    flows.name = "flowd_marker_flows";
+    flows.help = "Flows in the marker's map (marked and not yet ended or evicted), counted at scrape time";
+    flows.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric m;
+    m.gauge.value = static_cast<double>(count_entries(flows_fd_));
+    flows.metric.push_back(m);
+    out.push_back(std::move(flows));
     return out;
   }
 
  private:
   int fd_;
+  int flows_fd_;
   int ncpu_;
 };
 
@@ -147,11 +164,7 @@ class EbpfBackend final : public Backend {
                          .Register(ctx.metrics)
                          .Add({})),
         ignored_(ignored_counters(ctx)),
-        flows_(prometheus::BuildGauge()
-                   .Name("flowd_marker_flows")
-                   .Help("Flows in the marker's map (put there by flowd, not yet ended)")
-                   .Register(ctx.metrics)
-                   .Add({})) {
+        pin_path_(cfg.get("pin_path")) {
     if (match_all_) {
       auto reg = ctx.registry.get();
       auto exp = reg->experiment_id(cfg.get("experiment"));
@@ -180,6 +193,13 @@ class EbpfBackend final : public Backend {
     bpf_map__set_max_entries(skel_->maps.flowd_flow_labels, max_flows_);
     skel_->rodata->cfg_match_all = match_all_ ? 1 : 0;
     skel_->rodata->cfg_match_all_label = match_all_label_;
+    // The flows marked before: the map of the instance a reload stopped, or the pinned one a previous
+    // flowd left. The same map is used again when it has the same shape; otherwise (max_flows changed)
+    // its entries are copied into the new one after load.
+    UniqueFd previous = previous_map();
+    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
+    const bool reuse = previous && map_shape(previous.get()) == want &&
+                       bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
     if (int rc = flowd_marker__load(skel_); rc != 0) {
       std::string tail;
       {
@@ -190,6 +210,21 @@ class EbpfBackend final : public Backend {
       throw std::runtime_error(std::string("the kernel refused the BPF marker (") + std::strerror(-rc) + "):\n" + tail);
     }
     map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
+    if (reuse) {
+      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked", count_entries(map_fd_));
+    } else if (previous) {
+      auto shape = map_shape(previous.get());
+      if (shape.key_size == want.key_size && shape.value_size == want.value_size)
+        log_->info("copied {} flow(s) from the previous marker's map of {} into the new one of {}",
+                   copy_entries(previous.get(), map_fd_, want.key_size, want.value_size), shape.max_entries,
+                   max_flows_);
+    }
+    previous.reset();
+    if (!pin_path_.empty()) {
+      if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
+        log_->warn("cannot pin the flow map at {}: {}; marked flows are kept across reloads, not restarts",
+                   pin_path_, err);
+    }
     auto names = interfaces_.empty() ? interfaces_with_global_ipv6() : interfaces_;
     if (names.empty()) {
       release();
@@ -202,7 +237,7 @@ class EbpfBackend final : public Backend {
       release();
       throw;
     }
-    stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats));
+    stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
     log_->info("marking {} on {} (map of {} flows)",
                match_all_ ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
@@ -254,21 +289,38 @@ class EbpfBackend final : public Backend {
         refused("update", errno, flow);
         return;
       }
-      flows_.Increment();
       log_->debug("marking {} [{}]:{} -> [{}]:{} with 0x{:05x}", to_string(flow.protocol), flow.src.to_string(),
                   flow.src_port, flow.dst.to_string(), flow.dst_port, label);
     } else if (flow.state == FlowState::kEnd) {
-      if (bpf_map_delete_elem(map_fd_, &key) == 0) {
-        flows_.Decrement();
-      } else if (errno != ENOENT) {
-        refused("delete", errno, flow);
-      }
+      if (bpf_map_delete_elem(map_fd_, &key) != 0 && errno != ENOENT) refused("delete", errno, flow);
     }
   }
 
-  void stop() override { release(); }
+  void stop() override {
+    // For the instance a reload starts next (flowd/reload_shelf.hpp): the map stays alive while the
+    // shelf holds a descriptor of it, pinned or not.
+    if (ctx_.shelf && map_fd_ >= 0) {
+      UniqueFd dup(::fcntl(map_fd_, F_DUPFD_CLOEXEC, 0));
+      if (dup) ctx_.shelf->put(kShelfKey, std::make_unique<ParkedMap>(std::move(dup)));
+    }
+    release();
+  }
 
  private:
+  static constexpr const char* kShelfKey = "ebpf:flow_map";
+  struct ParkedMap final : ShelfItem {
+    explicit ParkedMap(UniqueFd f) : fd(std::move(f)) {}
+    UniqueFd fd;
+  };
+
+  UniqueFd previous_map() {
+    if (ctx_.shelf)
+      if (auto item = ctx_.shelf->take(kShelfKey))
+        if (auto* parked = dynamic_cast<ParkedMap*>(item.get())) return std::move(parked->fd);
+    if (pin_path_.empty()) return {};
+    return open_pinned_map(pin_path_);
+  }
+
   void refused(const char* what, int err, const FlowID& flow) {
     update_errors_.Increment();
     std::uint64_t held = 0;
@@ -284,7 +336,6 @@ class EbpfBackend final : public Backend {
     if (skel_) flowd_marker__destroy(skel_);
     skel_ = nullptr;
     map_fd_ = -1;
-    flows_.Set(0);
   }
 
   Context& ctx_;
@@ -296,7 +347,7 @@ class EbpfBackend final : public Backend {
   prometheus::Counter& update_errors_;
   prometheus::Counter& unlabelable_;
   std::array<prometheus::Counter*, kFlowOrigins> ignored_;  // by origin; null for local
-  prometheus::Gauge& flows_;
+  std::string pin_path_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;

@@ -3,16 +3,59 @@
 
 #include <bpf/libbpf.h>
 #include <ifaddrs.h>
+#include <libmnl/libmnl.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "core/log.hpp"
 
 namespace flowd::ebpf {
+namespace {
+
+// Filters on one side of the interface's clsact qdisc (RTM_GETTFILTER dump, as `tc filter show dev X
+// egress` does); -1 when the kernel could not be asked.
+int filters_on(int ifindex, unsigned side) {
+  mnl_socket* nl = mnl_socket_open(NETLINK_ROUTE);
+  if (!nl) return -1;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETTFILTER;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = 1;
+  auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  tcm->tcm_family = AF_UNSPEC;
+  tcm->tcm_ifindex = ifindex;
+  tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, side);
+  int count = 0;
+  bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 && mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
+  while (ok) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    int rc = mnl_cb_run(
+        buf.data(), static_cast<std::size_t>(n), 1, mnl_socket_get_portid(nl),
+        [](const nlmsghdr*, void* data) {
+          ++*static_cast<int*>(data);
+          return MNL_CB_OK;
+        },
+        &count);
+    if (rc == MNL_CB_STOP) break;
+    if (rc < 0) ok = false;
+  }
+  mnl_socket_close(nl);
+  return ok ? count : -1;
+}
+
+}  // namespace
 
 TcAttachment::TcAttachment(const std::string& interface, int prog_fd) : interface_(interface) {
   ifindex_ = static_cast<int>(if_nametoindex(interface.c_str()));
@@ -23,6 +66,11 @@ TcAttachment::TcAttachment(const std::string& interface, int prog_fd) : interfac
     created_qdisc_ = true;
   } else if (rc != -EEXIST) {
     throw std::runtime_error("cannot create the clsact qdisc on " + interface + ": " + std::strerror(-rc));
+  } else {
+    // flowd's own filter already there: a flowd that was killed left it, and most likely the clsact
+    // it created for it. That one goes at stop too, if nothing else uses it by then.
+    LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
+    replaced_stale_ = bpf_tc_query(&hook, &query) == 0;
   }
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kFilterHandle,
               .priority = kFilterPriority);
@@ -36,7 +84,10 @@ TcAttachment::TcAttachment(const std::string& interface, int prog_fd) : interfac
   }
   get_logger("backend.ebpf")
       ->info("marker attached to {} egress (filter handle 0x{:x} prio 0x{:x}{})", interface, kFilterHandle,
-             kFilterPriority, created_qdisc_ ? ", clsact created" : ", existing clsact");
+             kFilterPriority,
+             created_qdisc_    ? ", clsact created"
+             : replaced_stale_ ? ", replacing the filter of a flowd that did not stop cleanly"
+                               : ", existing clsact");
 }
 
 TcAttachment::~TcAttachment() {
@@ -46,12 +97,21 @@ TcAttachment::~TcAttachment() {
   int rc = bpf_tc_detach(&hook, &opts);
   if (rc != 0 && rc != -ENOENT && rc != -ENODEV)
     log->warn("cannot detach the marker from {}: {}", interface_, std::strerror(-rc));
-  if (created_qdisc_) {
-    // Only a clsact qdisc that flowd created goes away with it.
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
+  // Only a clsact qdisc that flowd created (this process, or a killed one whose filter it replaced)
+  // goes away with it, and only when no other filter sits on it: removing the qdisc removes them all.
+  bool removed = false;
+  if (created_qdisc_ || replaced_stale_) {
+    int others = -1, ingress = filters_on(ifindex_, TC_H_MIN_INGRESS), egress = filters_on(ifindex_, TC_H_MIN_EGRESS);
+    if (ingress >= 0 && egress >= 0) others = ingress + egress;
+    if (others == 0) {
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      removed = bpf_tc_hook_destroy(&hook) == 0;
+    } else {
+      log->info("leaving the clsact qdisc on {}: {}", interface_,
+                others < 0 ? "its filters could not be listed" : "other filters use it");
+    }
   }
-  log->info("marker detached from {}", interface_);
+  log->info("marker detached from {}{}", interface_, removed ? ", clsact removed" : "");
 }
 
 std::vector<std::string> interfaces_with_global_ipv6() {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One interface's clsact egress hook with flowd's filter on it. Only the filter flowd attached is
-// removed at stop, and the clsact qdisc only if flowd created it.
+// removed at stop, and the clsact qdisc only if flowd created it (this process, or a killed flowd whose
+// filter it replaced) and no other filter uses it.
 #pragma once
 
 #include <string>
@@ -26,6 +27,7 @@ class TcAttachment {
   std::string interface_;
   int ifindex_;
   bool created_qdisc_ = false;
+  bool replaced_stale_ = false;  // a killed flowd's filter was there at start
 };
 
 // Interfaces with an IPv6 address that is neither loopback nor link-local.

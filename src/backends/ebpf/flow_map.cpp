@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/ebpf/flow_map.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+namespace flowd::ebpf {
+
+MapShape map_shape(int map_fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0) return {};
+  return {info.type, info.key_size, info.value_size, info.max_entries};
+}
+
+std::uint64_t count_entries(int map_fd) {
+  MapShape shape = map_shape(map_fd);
+  if (shape.key_size == 0) return 0;
+  std::vector<unsigned char> key(shape.key_size), next(shape.key_size);
+  std::uint64_t n = 0;
+  const void* prev = nullptr;  // null: the first key
+  // Bounded by max_entries (+1 for a key deleted while walking, which restarts at the first key).
+  while (n <= shape.max_entries && bpf_map_get_next_key(map_fd, prev, next.data()) == 0) {
+    ++n;
+    key.swap(next);
+    prev = key.data();
+  }
+  return n;
+}
+
+std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size) {
+  std::vector<unsigned char> key(key_size), next(key_size), value(value_size);
+  std::uint64_t copied = 0;
+  const void* prev = nullptr;
+  MapShape from = map_shape(from_fd);
+  for (std::uint64_t seen = 0; seen <= from.max_entries && bpf_map_get_next_key(from_fd, prev, next.data()) == 0;
+       ++seen) {
+    key.swap(next);
+    prev = key.data();
+    if (bpf_map_lookup_elem(from_fd, key.data(), value.data()) != 0) continue;  // gone meanwhile
+    if (bpf_map_update_elem(to_fd, key.data(), value.data(), BPF_NOEXIST) == 0) ++copied;
+    else if (errno != EEXIST) break;
+  }
+  return copied;
+}
+
+UniqueFd open_pinned_map(const std::string& path) {
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  if (fd && map_shape(fd.get()).key_size == 0) fd.reset();  // pinned, but not a map
+  return fd;
+}
+
+std::string pin_map(int map_fd, const std::string& path) {
+  namespace fs = std::filesystem;
+  auto dir = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  struct statfs sfs {};
+  if (::statfs(dir.empty() ? "." : dir.c_str(), &sfs) != 0) return dir.string() + ": " + std::strerror(errno);
+  if (sfs.f_type != BPF_FS_MAGIC)
+    return dir.string() + " is not in a BPF file system (mount -t bpf bpf " + dir.parent_path().string() + ")";
+  ::unlink(path.c_str());  // a pin is replaced, not added to
+  if (bpf_obj_pin(map_fd, path.c_str()) != 0) return path + ": " + std::strerror(errno);
+  return {};
+}
+
+}  // namespace flowd::ebpf
