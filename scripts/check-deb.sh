@@ -11,7 +11,7 @@ cmake --build "$build" -j"$(nproc)"
 (cd "$build" && cpack -G DEB >/dev/null)
 deb=$(ls "$build"/flowd_*.deb | head -n1)
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/sbin/flowd ./etc/flowd/flowd.cfg ./lib/systemd/system/flowd.service ./lib/systemd/system/flowd@.service; do
+for f in ./usr/sbin/flowd ./etc/flowd/flowd.cfg ./lib/systemd/system/flowd.service ./lib/systemd/system/flowd@.service ./lib/systemd/system/flowd-marker@.service; do
   grep -q " $f\$" <<<"$contents" || { echo "$deb lacks $f"; echo "$contents"; exit 1; }
 done
 dpkg-deb -f "$deb" Depends | grep -q libspdlog || { echo "$deb: Depends lacks the shared libraries"; exit 1; }

@@ -15,7 +15,7 @@ libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev"
 FLOWD_RUNTIME_PACKAGES="libspdlog1.10 libfmt9 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
 libcivetweb1 libinih1 libsystemd0 libcurl4 libbpf1 libelf1 zlib1g libpcap0.8 libmnl0 libsimdjson14 ca-certificates"
 
-FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd tshark tcpdump iperf3 softflowd \
+FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd libseccomp-dev tshark tcpdump iperf3 softflowd \
 nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb"
 
 flowd_packages() {

@@ -182,7 +182,8 @@ class EbpfBackend final : public Backend {
   void start() override {
     if (auto missing = missing_capabilities(); !missing.empty())
       throw std::runtime_error("the ebpf backend needs CAP_BPF and CAP_NET_ADMIN; this process lacks " + missing +
-                               " (run flowd as root or grant them, e.g. AmbientCapabilities=)");
+                               " (run flowd as root or grant them; under systemd, run this configuration with flowd-marker@NAME.service or "
+                               "flowd.service: flowd@.service drops them)");
     libbpf_set_print(on_libbpf_print);
     {
       std::lock_guard lock(libbpf_mu);
