@@ -38,8 +38,14 @@ std::uint16_t SocketAddress::port() const {
 std::string SocketAddress::to_string() const {
   IpAddress a = address();
   if (a.family == 0) return "(no address)";
-  if (a.family == AF_INET6) return "[" + a.to_string() + "]:" + std::to_string(port());
-  return a.to_string() + ":" + std::to_string(port());
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on operator+ chains of temporaries at -O3.
+  std::string out;
+  if (a.family == AF_INET6) out += '[';
+  out += a.to_string();
+  if (a.family == AF_INET6) out += ']';
+  out += ':';
+  out += std::to_string(port());
+  return out;
 }
 
 SocketAddress SocketAddress::of(const IpAddress& address, std::uint16_t port) {
