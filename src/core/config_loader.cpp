@@ -9,7 +9,7 @@
 #include <charconv>
 #include <set>
 
-#include "core/components.hpp"
+#include "app/components.hpp"
 #include "common/net/endpoint.hpp"
 #include "flowd/flow_id.hpp"
 

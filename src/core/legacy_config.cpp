@@ -7,7 +7,7 @@
 #include <cctype>
 #include <optional>
 
-#include "core/components.hpp"
+#include "app/components.hpp"
 #include "core/config_loader.hpp"
 
 namespace flowd {

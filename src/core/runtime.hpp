@@ -12,7 +12,7 @@
 
 #include "core/bus.hpp"
 #include "core/config_loader.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/component.hpp"
 #include "flowd/heartbeat.hpp"
 

@@ -18,8 +18,8 @@
 
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
-#include "core/log.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/log.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd_marker.h"
 #include "flowd_marker.skel.h"

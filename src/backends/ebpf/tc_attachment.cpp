@@ -10,7 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd::ebpf {
 

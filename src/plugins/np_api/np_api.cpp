@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/np_api/pipe_line.hpp"

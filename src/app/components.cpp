@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The component table. Adding a plugin or backend means adding one line here.
-#include "core/components.hpp"
+#include "app/components.hpp"
 
 #include <array>
 

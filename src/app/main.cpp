@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <iostream>
 
-#include "core/analyze_cli.hpp"
+#include "app/analyze_cli.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
-#include "core/decode_cli.hpp"
-#include "core/label_cli.hpp"
+#include "app/decode_cli.hpp"
+#include "app/label_cli.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
