@@ -91,9 +91,8 @@ IpAddress sender_of(const sockaddr_storage& ss, std::uint16_t& port) {
 
 class FireflyPlugin final : public Plugin {
  public:
-  FireflyPlugin(const Section& cfg, Context& ctx, const char* name)
-      : name_(name),
-        host_(cfg.get("host")),
+  FireflyPlugin(const Section& cfg, Context& ctx)
+      : host_(cfg.get("host")),
         port_(static_cast<std::uint16_t>(cfg.get_int("port"))),
         max_size_(static_cast<std::size_t>(cfg.get_int("max_size"))),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
@@ -252,7 +251,6 @@ class FireflyPlugin final : public Plugin {
     fd_ = -1;
   }
 
-  const char* name_;
   std::vector<FlowID> flows_;  // what one receive batch produced, for the bus
   std::string host_;
   std::uint16_t port_;
@@ -267,8 +265,8 @@ class FireflyPlugin final : public Plugin {
   LogLimiter limiter_;
 };
 
-std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
-  return std::make_unique<FireflyPlugin>(cfg, ctx, name);
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
+  return std::make_unique<FireflyPlugin>(cfg, ctx);
 }
 
 }  // namespace
