@@ -38,8 +38,14 @@ std::uint16_t SocketAddress::port() const {
 std::string SocketAddress::to_string() const {
   IpAddress a = address();
   if (a.family == 0) return "(no address)";
-  if (a.family == AF_INET6) return "[" + a.to_string() + "]:" + std::to_string(port());
-  return a.to_string() + ":" + std::to_string(port());
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on `"[" + a.to_string()` at -O3 (Release).
+  std::string text;
+  if (a.family == AF_INET6) text += '[';
+  text += a.to_string();
+  if (a.family == AF_INET6) text += ']';
+  text += ':';
+  text += std::to_string(port());
+  return text;
 }
 
 SocketAddress SocketAddress::of(const IpAddress& address, std::uint16_t port) {
