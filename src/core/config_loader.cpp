@@ -9,7 +9,6 @@
 #include <charconv>
 #include <set>
 
-#include "core/components.hpp"
 #include "common/net/endpoint.hpp"
 #include "flowd/flow_id.hpp"
 
@@ -181,7 +180,7 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
   return best;
 }
 
-Config validate_config(const RawConfig& raw) {
+Config validate_config(const RawConfig& raw, const ComponentTable& components) {
   Config c;
   c.path = raw.path;
   c.legacy = raw.legacy;
@@ -190,8 +189,8 @@ Config validate_config(const RawConfig& raw) {
   const std::string& path = raw.path;
 
   std::vector<std::string> plugin_names, backend_names;
-  for (const auto& p : plugin_table()) plugin_names.emplace_back(p.name);
-  for (const auto& b : backend_table()) backend_names.emplace_back(b.name);
+  for (const auto& p : components.plugins) plugin_names.emplace_back(p.name);
+  for (const auto& b : components.backends) backend_names.emplace_back(b.name);
 
   // Resolve every section header first, so a typo is reported even in an unused section.
   const RawSection* core_raw = nullptr;
@@ -208,11 +207,11 @@ Config validate_config(const RawConfig& raw) {
     if (s.name == "flowd") {
       core_raw = &s;
     } else if (s.name.rfind("plugin.", 0) == 0) {
-      auto* info = find_plugin(s.name.substr(7));
+      auto* info = components.find_plugin(s.name.substr(7));
       if (!info) throw unknown("plugin", s.name.substr(7), plugin_names);
       plugin_raw[info] = &s;
     } else if (s.name.rfind("backend.", 0) == 0) {
-      auto* info = find_backend(s.name.substr(8));
+      auto* info = components.find_backend(s.name.substr(8));
       if (!info) throw unknown("backend", s.name.substr(8), backend_names);
       backend_raw[info] = &s;
     } else {
@@ -229,7 +228,7 @@ Config validate_config(const RawConfig& raw) {
         fmt::format("{}: [flowd] plugins: expected at least one of {} (legacy PLUGIN)", path,
                     fmt::join(plugin_names, ", ")));
   for (const auto& name : plugins) {
-    auto* info = find_plugin(name);
+    auto* info = components.find_plugin(name);
     if (!info) {
       std::string hint = closest_match(name, plugin_names);
       throw ConfigError(fmt::format("{}: [flowd] plugins: unknown plugin '{}'{}; available: {}",
@@ -250,7 +249,7 @@ Config validate_config(const RawConfig& raw) {
         fmt::format("{}: [flowd] backends: expected at least one of {} (legacy BACKEND)", path,
                     fmt::join(backend_names, ", ")));
   for (const auto& name : backends) {
-    auto* info = find_backend(name);
+    auto* info = components.find_backend(name);
     if (!info) {
       std::string hint = closest_match(name, backend_names);
       throw ConfigError(fmt::format("{}: [flowd] backends: unknown backend '{}'{}; available: {}",
@@ -284,8 +283,8 @@ Config validate_config(const RawConfig& raw) {
   return c;
 }
 
-Config load_config(const std::string& path) {
-  return validate_config(read_config_file(path));
+Config load_config(const std::string& path, const ComponentTable& components) {
+  return validate_config(read_config_file(path, components), components);
 }
 
 std::string to_ini(const RawConfig& raw) {
@@ -323,7 +322,7 @@ std::string print_config(const Config& c) {
   return out;
 }
 
-std::string config_reference_markdown() {
+std::string config_reference_markdown(const ComponentTable& components) {
   std::string out;
   auto table = [&out](const std::string& section, std::string_view what,
                       std::span<const KeySpec> keys) {
@@ -339,9 +338,9 @@ std::string config_reference_markdown() {
     out += "\n";
   };
   table("flowd", "the daemon", core_keys());
-  for (const auto& p : plugin_table())
+  for (const auto& p : components.plugins)
     table("plugin." + std::string(p.name), p.description, p.keys);
-  for (const auto& b : backend_table())
+  for (const auto& b : components.backends)
     table("backend." + std::string(b.name), b.description, b.keys);
   return out;
 }

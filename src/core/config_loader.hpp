@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/component_table.hpp"
 #include "flowd/component.hpp"
 #include "flowd/config.hpp"
 
@@ -46,15 +47,20 @@ struct Config {
   std::string ini_equivalent;  // legacy files only: the same configuration as INI
 };
 
+// Every function that needs to know which components exist takes the table from the composition
+// root (app/components.hpp: component_table()); the daemon layer names no plugin itself.
+
 // A file with no [section] header and UPPER_CASE assignments is a Python flowd.cfg.
 bool looks_legacy(std::string_view text);
 RawConfig parse_ini(std::string_view text, const std::string& path);
-RawConfig parse_legacy(std::string_view text, const std::string& path);
-RawConfig parse_config_text(std::string_view text, const std::string& path);
-RawConfig read_config_file(const std::string& path);
+// Legacy keys are mapped to INI sections through the components' KeySpec legacy names.
+RawConfig parse_legacy(std::string_view text, const std::string& path, const ComponentTable& components);
+RawConfig parse_config_text(std::string_view text, const std::string& path,
+                            const ComponentTable& components);
+RawConfig read_config_file(const std::string& path, const ComponentTable& components);
 
-Config validate_config(const RawConfig& raw);
-Config load_config(const std::string& path);
+Config validate_config(const RawConfig& raw, const ComponentTable& components);
+Config load_config(const std::string& path, const ComponentTable& components);
 
 // The INI form of a raw config (what --convert-config prints).
 std::string to_ini(const RawConfig& raw);
@@ -62,7 +68,7 @@ std::string to_ini(const RawConfig& raw);
 std::string print_config(const Config& c);
 
 // Markdown tables of every key of every component (what the README's reference section holds).
-std::string config_reference_markdown();
+std::string config_reference_markdown(const ComponentTable& components);
 
 // "did you mean" helper: the closest candidate within a small edit distance, or "".
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);

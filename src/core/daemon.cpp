@@ -23,8 +23,8 @@
 
 #include "core/build_info.hpp"
 #include "core/config_loader.hpp"
-#include "core/log.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/log.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "core/runtime.hpp"
 #include "flowd/stop_fd.hpp"
@@ -176,12 +176,12 @@ struct Reload {
 
 }  // namespace
 
-int run_daemon(const DaemonOptions& opts) {
+int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   setup_logging(opts.debug ? spdlog::level::debug : spdlog::level::info);
   auto log = get_logger("core");
   Config config;
   try {
-    config = load_config(opts.config_path);
+    config = load_config(opts.config_path, components);
   } catch (const ConfigError& e) {
     log->error("{}", e.what());
     return 2;
@@ -278,7 +278,7 @@ int run_daemon(const DaemonOptions& opts) {
                static_cast<unsigned long long>(monotonic_usec()));
     Config next;
     try {
-      next = load_config(opts.config_path);
+      next = load_config(opts.config_path, components);
     } catch (const ConfigError& e) {
       log->error("reload refused, still running the previous configuration: {}", e.what());
       sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", e.what(), runtime.summary().c_str());

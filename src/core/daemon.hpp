@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "core/component_table.hpp"
+
 namespace flowd {
 
 struct DaemonOptions {
@@ -11,7 +13,8 @@ struct DaemonOptions {
   bool debug = false;
 };
 
-// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
-int run_daemon(const DaemonOptions& opts);
+// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. `components` (from the
+// composition root) must outlive the call; the configuration is read against it at start and reload.
+int run_daemon(const DaemonOptions& opts, const ComponentTable& components);
 
 }  // namespace flowd

@@ -86,12 +86,13 @@ bool looks_legacy(std::string_view text) {
   return assignment;
 }
 
-RawConfig parse_config_text(std::string_view text, const std::string& path) {
-  if (looks_legacy(text)) return parse_legacy(text, path);
+RawConfig parse_config_text(std::string_view text, const std::string& path,
+                            const ComponentTable& components) {
+  if (looks_legacy(text)) return parse_legacy(text, path, components);
   return parse_ini(text, path);
 }
 
-RawConfig read_config_file(const std::string& path) {
+RawConfig read_config_file(const std::string& path, const ComponentTable& components) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open the configuration file", path));
   std::ostringstream ss;
@@ -99,7 +100,7 @@ RawConfig read_config_file(const std::string& path) {
   std::string text = ss.str();
   constexpr std::size_t kMaxConfig = 1 << 20;
   if (text.size() > kMaxConfig) throw ConfigError(fmt::format("{}: larger than 1 MiB", path));
-  return parse_config_text(text, path);
+  return parse_config_text(text, path, components);
 }
 
 }  // namespace flowd

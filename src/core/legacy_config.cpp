@@ -7,7 +7,6 @@
 #include <cctype>
 #include <optional>
 
-#include "core/components.hpp"
 #include "core/config_loader.hpp"
 
 namespace flowd {
@@ -166,26 +165,26 @@ struct Target {
   const KeySpec* key;
 };
 
-std::optional<Target> find_legacy_target(std::string_view legacy) {
+std::optional<Target> find_legacy_target(std::string_view legacy, const ComponentTable& components) {
   for (const auto& k : core_keys())
     if (k.legacy == legacy) return Target{"flowd", &k};
-  for (const auto& p : plugin_table())
+  for (const auto& p : components.plugins)
     for (const auto& k : p.keys)
       if (k.legacy == legacy) return Target{"plugin." + std::string(p.name), &k};
-  for (const auto& b : backend_table())
+  for (const auto& b : components.backends)
     for (const auto& k : b.keys)
       if (k.legacy == legacy) return Target{"backend." + std::string(b.name), &k};
   return std::nullopt;
 }
 
-std::vector<std::string> all_legacy_names() {
+std::vector<std::string> all_legacy_names(const ComponentTable& components) {
   std::vector<std::string> names{"PROMETHEUS_SRV_PORT", "PROMETHEUS_SS_PATH"};
   for (const auto& k : core_keys())
     if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  for (const auto& p : plugin_table())
+  for (const auto& p : components.plugins)
     for (const auto& k : p.keys)
       if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  for (const auto& b : backend_table())
+  for (const auto& b : components.backends)
     for (const auto& k : b.keys)
       if (!k.legacy.empty()) names.emplace_back(k.legacy);
   return names;
@@ -193,7 +192,8 @@ std::vector<std::string> all_legacy_names() {
 
 }  // namespace
 
-RawConfig parse_legacy(std::string_view text, const std::string& path) {
+RawConfig parse_legacy(std::string_view text, const std::string& path,
+                       const ComponentTable& components) {
   RawConfig raw;
   raw.path = path;
   raw.legacy = true;
@@ -214,13 +214,13 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
           "{}: PROMETHEUS_SS_PATH is ignored: flowd reads TCP details from netlink, not ss", path));
       continue;
     }
-    if (auto t = find_legacy_target(key)) {
+    if (auto t = find_legacy_target(key, components)) {
       // The original shipped empty strings for "unset" (UDP_FIREFLY_IP4_SRC='').
       if (value.kind == PyValue::kStr && ini_value.empty()) continue;
       raw.section(t->section).entries.emplace_back(std::string(t->key->name), ini_value);
       continue;
     }
-    std::string hint = closest_match(key, all_legacy_names());
+    std::string hint = closest_match(key, all_legacy_names(components));
     raw.warnings.push_back(fmt::format("{}: unknown key {} ignored{}", path, key,
                                        hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
   }
@@ -239,7 +239,7 @@ RawConfig parse_legacy(std::string_view text, const std::string& path) {
   for (const auto& [k, v] : raw.section("flowd").entries)
     if (k == "backends")
       for (const auto& b : split_list(v))
-        if (auto* info = find_backend(b); info && info->name == "prometheus") has_prometheus = true;
+        if (auto* info = components.find_backend(b); info && info->name == "prometheus") has_prometheus = true;
   if (has_prometheus || prometheus_port)
     raw.section("backend.prometheus")
         .entries.emplace_back("listen", "0.0.0.0:" + prometheus_port.value_or("9000"));

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <system_error>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd {
 namespace {

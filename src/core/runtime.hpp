@@ -13,7 +13,7 @@
 
 #include "core/bus.hpp"
 #include "core/config_loader.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/component.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "flowd/heartbeat.hpp"

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "app/components.hpp"
 #include "core/config_loader.hpp"
 #include "flowd/config.hpp"
 
@@ -14,15 +15,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   std::string printed;
   try {
-    flowd::RawConfig raw = flowd::parse_config_text(text, "fuzz.ini");
-    flowd::Config c = flowd::validate_config(raw);
+    flowd::RawConfig raw = flowd::parse_config_text(text, "fuzz.ini", flowd::component_table());
+    flowd::Config c = flowd::validate_config(raw, flowd::component_table());
     printed = flowd::print_config(c);
   } catch (const flowd::ConfigError&) {
     return 0;
   }
   // The round trip must not throw at all: a ConfigError here escapes as a crash too.
-  flowd::RawConfig raw2 = flowd::parse_config_text(printed, "fuzz-printed.ini");
-  flowd::Config c2 = flowd::validate_config(raw2);
+  flowd::RawConfig raw2 = flowd::parse_config_text(printed, "fuzz-printed.ini", flowd::component_table());
+  flowd::Config c2 = flowd::validate_config(raw2, flowd::component_table());
   (void)flowd::print_config(c2);
   return 0;
 }

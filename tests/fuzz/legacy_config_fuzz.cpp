@@ -5,14 +5,15 @@
 #include <cstdint>
 #include <string_view>
 
+#include "app/components.hpp"
 #include "core/config_loader.hpp"
 #include "flowd/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
-    flowd::RawConfig raw = flowd::parse_legacy(text, "fuzz.cfg");
-    flowd::Config c = flowd::validate_config(raw);
+    flowd::RawConfig raw = flowd::parse_legacy(text, "fuzz.cfg", flowd::component_table());
+    flowd::Config c = flowd::validate_config(raw, flowd::component_table());
     (void)c;
   } catch (const flowd::ConfigError&) {
   }

@@ -18,7 +18,7 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"

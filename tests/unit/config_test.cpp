@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "app/components.hpp"
 #include "core/config_loader.hpp"
 #include "flowd/config.hpp"
 
@@ -15,7 +16,7 @@ namespace {
 constexpr const char* kPath = "/etc/flowd/test.ini";
 
 Config load(std::string_view text) {
-  return validate_config(parse_ini(text, kPath));
+  return validate_config(parse_ini(text, kPath), component_table());
 }
 
 // The message of the ConfigError that loading `text` throws; fails the test if nothing is thrown.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/components.hpp"
 #include "core/config_loader.hpp"
 
 namespace flowd {
@@ -96,9 +97,9 @@ TEST(LooksLegacy, Detection) {
 }
 
 TEST(LooksLegacy, ParseConfigTextDispatches) {
-  RawConfig legacy = parse_config_text(kSiteConfig, kPath);
+  RawConfig legacy = parse_config_text(kSiteConfig, kPath, component_table());
   EXPECT_TRUE(legacy.legacy);
-  RawConfig ini = parse_config_text("[flowd]\nplugins = np_api\n", kPath);
+  RawConfig ini = parse_config_text("[flowd]\nplugins = np_api\n", kPath, component_table());
   EXPECT_FALSE(ini.legacy);
 }
 
@@ -107,7 +108,7 @@ TEST(LooksLegacy, ParseConfigTextDispatches) {
 
 TEST(ParseLegacy, FixtureConfigOfThePythonRun) {
   std::string path = FLOWD_FIXTURES "/firefly/flowd-py-test.cfg";
-  RawConfig raw = parse_legacy(read_text_file(path), path);
+  RawConfig raw = parse_legacy(read_text_file(path), path, component_table());
   EXPECT_TRUE(raw.legacy);
   EXPECT_EQ(raw.path, path);
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
@@ -117,7 +118,7 @@ TEST(ParseLegacy, FixtureConfigOfThePythonRun) {
                      {"flow_map_api", "http://127.0.0.1:8765/api.json"}}));
   EXPECT_EQ(find_section(raw, "backend.prometheus"), nullptr);
 
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   EXPECT_TRUE(c.legacy);
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].info->name, "np_api");
@@ -129,13 +130,13 @@ TEST(ParseLegacy, FixtureConfigOfThePythonRun) {
 }
 
 TEST(ParseLegacy, ShippedFileSelectsNetstat) {
-  RawConfig raw = parse_legacy(kShippedOriginal, kPath);
+  RawConfig raw = parse_legacy(kShippedOriginal, kPath, component_table());
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);  // everything else is commented out
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "netstat"},
                      {"backends", "udp_firefly"},
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].info->name, "netstat");
   // As in the original, the experiment is checked when the plugin is created (it is unset here).
@@ -146,7 +147,7 @@ TEST(ParseLegacy, ShippedFileSelectsNetstat) {
 // A full site file.
 
 TEST(ParseLegacy, SiteConfigMapsEveryKey) {
-  RawConfig raw = parse_legacy(kSiteConfig, kPath);
+  RawConfig raw = parse_legacy(kSiteConfig, kPath, component_table());
   EXPECT_TRUE(raw.legacy);
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "np_api"},
@@ -169,7 +170,7 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
 }
 
 TEST(ParseLegacy, SiteConfigValidates) {
-  Config c = validate_config(parse_legacy(kSiteConfig, kPath));
+  Config c = validate_config(parse_legacy(kSiteConfig, kPath, component_table()), component_table());
   EXPECT_TRUE(c.legacy);
   // The NETSTAT_* keys of a file running np_api: kept, with a note that netstat does not run.
   EXPECT_EQ(c.warnings.size(), 1u);
@@ -191,19 +192,19 @@ TEST(ParseLegacy, SiteConfigValidates) {
 }
 
 TEST(ParseLegacy, PrometheusDefaultsToPort9000OnEveryAddress) {
-  RawConfig raw = parse_legacy("PLUGIN='np_api'\nBACKEND='prometheus, udp-firefly'\n", kPath);
+  RawConfig raw = parse_legacy("PLUGIN='np_api'\nBACKEND='prometheus, udp-firefly'\n", kPath, component_table());
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9000"}}));
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.backends.size(), 2u);
   EXPECT_EQ(c.backends[0].section.get("listen"), "0.0.0.0:9000");
   EXPECT_EQ(c.backends[1].info->name, "udp_firefly");
   // Without prometheus there is no [backend.prometheus].
-  RawConfig plain = parse_legacy("PLUGIN='np_api'\nBACKEND='udp_firefly'\n", kPath);
+  RawConfig plain = parse_legacy("PLUGIN='np_api'\nBACKEND='udp_firefly'\n", kPath, component_table());
   EXPECT_EQ(find_section(plain, "backend.prometheus"), nullptr);
 }
 
 TEST(ParseLegacy, PrometheusSsPathIsIgnoredWithAWarning) {
-  RawConfig raw = parse_legacy("PLUGIN='np_api'\nPROMETHEUS_SS_PATH='/usr/sbin/ss'\n", kPath);
+  RawConfig raw = parse_legacy("PLUGIN='np_api'\nPROMETHEUS_SS_PATH='/usr/sbin/ss'\n", kPath, component_table());
   ASSERT_EQ(raw.warnings.size(), 1u);
   expect_contains(raw.warnings[0], "PROMETHEUS_SS_PATH is ignored");
 }
@@ -212,10 +213,10 @@ TEST(ParseLegacy, SettingsOnlyConstantsAreAccepted) {
   RawConfig raw = parse_legacy(
       "PLUGIN='np_api'\nNP_API_FILE='/tmp/np'\nUDP_FIREFLY_PORT=1234\nWORK_DIR='/tmp/flowd'\n"
       "NETSTAT_TIMEOUT=2\nNETLINK_TIMEOUT=2\n",
-      kPath);
+      kPath, component_table());
   EXPECT_EQ(entries_of(raw, "plugin.np_api"), (Entries{{"path", "/tmp/np"}}));
   EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"port", "1234"}}));
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   EXPECT_EQ(c.core.get("work_dir"), "/tmp/flowd");
   EXPECT_EQ(c.backends.at(0).section.get_int("port"), 1234);
   EXPECT_EQ(entries_of(raw, "plugin.netstat"), (Entries{{"interval", "2"}}));
@@ -234,7 +235,7 @@ TEST(ParseLegacy, ValueSyntax) {
       "UDP_FIREFLY_DST = None\n"
       "UDP_FIREFLY_NETLINK = False\n"
       "\tNP_API_FILE='/run/it\\'s'\n",
-      kPath);
+      kPath, component_table());
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "np_api"},
                      {"backends", "udp_firefly, prometheus"},
@@ -246,9 +247,9 @@ TEST(ParseLegacy, ValueSyntax) {
 
 TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
   RawConfig raw =
-      parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath);
+      parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath, component_table());
   EXPECT_EQ(entries_of(raw, "plugin.iperf"), (Entries{{"internal_networks", "10.0.0.0/8"}}));
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get_list("internal_networks"),
             std::vector<std::string>{"10.0.0.0/8"});
@@ -256,7 +257,7 @@ TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
 
 TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
   RawConfig raw = parse_legacy(
-      "PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath);
+      "PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath, component_table());
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
   EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
   EXPECT_EQ(entries_of(raw, "plugin.netlink"), (Entries{{"experiment", "cms"}}));
@@ -277,27 +278,27 @@ TEST(ParseLegacy, MultiLineLists) {
       "]\n"
       "FLOW_MAP_API = \\\n"
       "    'https://www.scitags.org/api.json'\n",
-      kPath);
+      kPath, component_table());
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "np_api"},
                      {"backends", "udp_firefly, prometheus"},
                      {"flow_map_api", "https://www.scitags.org/api.json"}}));
   EXPECT_EQ(entries_of(raw, "plugin.netstat"),
             (Entries{{"internal_networks", "192.168.0.0/16, 10.0.0.0/8"}}));
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   EXPECT_EQ(c.backends.size(), 2u);
 }
 
 TEST(ParseLegacy, TupleWithOneItem) {
-  RawConfig raw = parse_legacy("PLUGIN=('np_api', )\nBACKEND=('udp_firefly',)\n", kPath);
+  RawConfig raw = parse_legacy("PLUGIN=('np_api', )\nBACKEND=('udp_firefly',)\n", kPath, component_table());
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "np_api"}, {"backends", "udp_firefly"}}));
-  EXPECT_NO_THROW(validate_config(raw));
+  EXPECT_NO_THROW(validate_config(raw, component_table()));
 }
 
 TEST(ParseLegacy, UnknownKeyWarnsWithSuggestion) {
   RawConfig raw =
-      parse_legacy("PLUGIN='np_api'\nUDP_FIREFLY_PROT=10514\nCOMPLETELY_UNRELATED=1\n", kPath);
+      parse_legacy("PLUGIN='np_api'\nUDP_FIREFLY_PROT=10514\nCOMPLETELY_UNRELATED=1\n", kPath, component_table());
   ASSERT_EQ(raw.warnings.size(), 2u) << all_warnings(raw);
   expect_contains(raw.warnings[0], kPath);
   expect_contains(raw.warnings[0], "unknown key UDP_FIREFLY_PROT ignored");
@@ -305,14 +306,14 @@ TEST(ParseLegacy, UnknownKeyWarnsWithSuggestion) {
   expect_contains(raw.warnings[1], "unknown key COMPLETELY_UNRELATED ignored");
   EXPECT_EQ(raw.warnings[1].find("did you mean"), std::string::npos) << raw.warnings[1];
   // Warnings carry through validation.
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   EXPECT_EQ(c.warnings, raw.warnings);
 }
 
 // The ConfigError message for `text`; fails the test if parsing succeeds.
 std::string legacy_error(std::string_view text) {
   try {
-    parse_legacy(text, kPath);
+    parse_legacy(text, kPath, component_table());
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -355,7 +356,7 @@ TEST(ParseLegacy, SyntaxErrorsCarryTheLineNumber) {
 // to_ini.
 
 TEST(ToIni, ConvertedFileIsEquivalent) {
-  RawConfig raw = parse_legacy(kSiteConfig, kPath);
+  RawConfig raw = parse_legacy(kSiteConfig, kPath, component_table());
   std::string ini = to_ini(raw);
   EXPECT_EQ(ini.rfind(std::string("; converted from ") + kPath + "\n", 0), 0u) << ini;
   expect_contains(ini,
@@ -372,8 +373,8 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
   expect_contains(ini, "\n[backend.prometheus]\nlisten = 0.0.0.0:9100\n");
   EXPECT_FALSE(looks_legacy(ini));
 
-  Config from_legacy = validate_config(raw);
-  Config from_ini = validate_config(parse_ini(ini, kPath));
+  Config from_legacy = validate_config(raw, component_table());
+  Config from_ini = validate_config(parse_ini(ini, kPath), component_table());
   EXPECT_EQ(from_legacy.core, from_ini.core);
   ASSERT_EQ(from_legacy.plugins.size(), from_ini.plugins.size());
   EXPECT_EQ(from_legacy.plugins[0].section, from_ini.plugins[0].section);
@@ -404,9 +405,9 @@ TEST(ParseLegacy, FireflyListenerKeys) {
   RawConfig raw = parse_legacy(
       "PLUGIN='firefly'\nBACKEND='udp_firefly'\nFLOW_MAP_API=''\nFIREFLY_LISTENER_HOST='::'\n"
       "FIREFLY_LISTENER_PORT=10600\nUDP_FIREFLY_DST='collector.example.org'\n",
-      "flowd.cfg");
+      "flowd.cfg", component_table());
   EXPECT_TRUE(raw.warnings.empty()) << raw.warnings.front();
-  Config c = validate_config(raw);
+  Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.plugins.size(), 1u);
   EXPECT_EQ(c.plugins[0].section.get("host"), "::");
   EXPECT_EQ(c.plugins[0].section.get_int("port"), 10600);
@@ -423,7 +424,7 @@ TEST(ParseLegacy, TimeoutsKeepTheirSeconds) {
   Config c =
       validate_config(parse_legacy("PLUGIN='netlink,netstat'\nNETLINK_EXPERIMENT=1\nNETSTAT_"
                                    "EXPERIMENT=1\nNETLINK_TIMEOUT=5\nNETSTAT_TIMEOUT=1\n",
-                                   "/etc/flowd/flowd.cfg"));
+                                   "/etc/flowd/flowd.cfg", component_table()), component_table());
   ASSERT_EQ(c.plugins.size(), 2u);
   EXPECT_EQ(c.plugins[0].section.get_duration("interval"), std::chrono::seconds(5));
   EXPECT_EQ(c.plugins[1].section.get_duration("interval"), std::chrono::seconds(1));

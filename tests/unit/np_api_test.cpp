@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "core/metrics_hub.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "flowd/component.hpp"
 #include "flowd/reload_shelf.hpp"

@@ -19,7 +19,7 @@
 #include "collector/pcap_reader.hpp"
 #include "collector/record_json.hpp"
 #include "collector/sflow.hpp"
-#include "core/decode_cli.hpp"
+#include "app/decode_cli.hpp"
 
 namespace fc = flowd::collector;
 

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd::ebpf {
 namespace {

@@ -5,7 +5,7 @@
 #include <prometheus/metric_family.h>
 
 #include "backends/prometheus/tcp_metrics.hpp"
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd::prometheus_backend {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "flowd/flow_id.hpp"
 #include "netlink/sock_diag.hpp"
 

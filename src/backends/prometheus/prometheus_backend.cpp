@@ -11,8 +11,8 @@
 
 #include "backends/prometheus/flow_metrics.hpp"
 #include "common/net/endpoint.hpp"
-#include "core/log.hpp"
-#include "core/metrics_hub.hpp"
+#include "flowd/log.hpp"
+#include "flowd/metrics_hub.hpp"
 
 namespace flowd::prometheus_backend {
 namespace {

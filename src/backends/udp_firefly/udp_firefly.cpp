@@ -17,7 +17,7 @@
 #include "backends/udp_firefly/start_times.hpp"
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "common/net/endpoint.hpp"
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
 

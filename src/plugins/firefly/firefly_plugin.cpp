@@ -14,7 +14,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "firefly/firefly_parser.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"

@@ -9,7 +9,7 @@
 #include <array>
 #include <cstring>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "plugins/netstat/proc_net_tcp.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"

@@ -13,7 +13,7 @@
 #include <optional>
 #include <system_error>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 #include "flowd/reload_shelf.hpp"

@@ -11,7 +11,7 @@
 #include <charconv>
 #include <sstream>
 
-#include "core/log.hpp"
+#include "flowd/log.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/stop_fd.hpp"
 

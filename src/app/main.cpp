@@ -5,13 +5,15 @@
 #include <cstdio>
 #include <iostream>
 
-#include "core/analyze_cli.hpp"
+#include "app/analyze_cli.hpp"
+#include "app/components.hpp"
+#include "app/decode_cli.hpp"
+#include "app/label_cli.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
-#include "core/decode_cli.hpp"
-#include "core/label_cli.hpp"
 
 int main(int argc, char** argv) {
+  const flowd::ComponentTable& components = flowd::component_table();
   CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
   app.set_version_flag("--version", std::string("flowd-cpp ") + FLOWD_VERSION);
   std::string config_path = "/etc/flowd/flowd.cfg";
@@ -77,20 +79,20 @@ int main(int argc, char** argv) {
   }
   if (*analyze) return flowd::analyze_command(analyze_opts);
   if (reference) {
-    std::cout << flowd::config_reference_markdown();
+    std::cout << flowd::config_reference_markdown(components);
     return 0;
   }
   try {
     if (!convert.empty()) {
-      auto raw = flowd::read_config_file(convert);
+      auto raw = flowd::read_config_file(convert, components);
       if (!raw.legacy) std::cerr << convert << " is already an INI file; printing it as read\n";
-      flowd::validate_config(raw);
+      flowd::validate_config(raw, components);
       for (const auto& w : raw.warnings) std::cerr << "warning: " << w << "\n";
       std::cout << flowd::to_ini(raw);
       return 0;
     }
     if (check || print) {
-      auto c = flowd::load_config(config_path);
+      auto c = flowd::load_config(config_path, components);
       for (const auto& w : c.warnings) std::cerr << "warning: " << w << "\n";
       if (print) std::cout << flowd::print_config(c);
       if (check) std::cerr << config_path << ": configuration is valid\n";
@@ -100,5 +102,5 @@ int main(int argc, char** argv) {
     std::cerr << "flowd: " << e.what() << "\n";
     return 2;
   }
-  return flowd::run_daemon({config_path, debug});
+  return flowd::run_daemon({config_path, debug}, components);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "core/label_cli.hpp"
+#include "app/label_cli.hpp"
 
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "core/metrics_hub.hpp"
+#include "flowd/metrics_hub.hpp"
 
 #include <algorithm>
 

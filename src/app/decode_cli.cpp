@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "core/decode_cli.hpp"
+#include "app/decode_cli.hpp"
 
 #include <array>
 #include <cctype>

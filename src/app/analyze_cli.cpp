@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "core/analyze_cli.hpp"
+#include "app/analyze_cli.hpp"
 
 #include <fmt/format.h>
 
