@@ -19,14 +19,16 @@ std::shared_ptr<const ScitagsRegistry> registry() {
   return r;
 }
 
-Section section(std::span<const KeySpec> keys, const std::string& name, std::map<std::string, std::string> v) {
+Section section(std::span<const KeySpec> keys, const std::string& name,
+                std::map<std::string, std::string> v) {
   for (const auto& k : keys)
     if (!v.contains(std::string(k.name))) v[std::string(k.name)] = std::string(k.default_value);
   return Section(name, keys, v, {});
 }
 
 NetflowConfig netflow(std::map<std::string, std::string> v) {
-  return NetflowConfig::from(section(netflow_keys(), "plugin.netflow", std::move(v)), Wire::kNetflow, *registry());
+  return NetflowConfig::from(section(netflow_keys(), "plugin.netflow", std::move(v)),
+                             Wire::kNetflow, *registry());
 }
 
 // The ConfigError's message, or "" when none was thrown.
@@ -86,17 +88,21 @@ TEST(NetflowConfig, BadValuesNameSectionAndKey) {
             "[plugin.netflow] allow: '192.0.2.0/33' is not an address or CIDR prefix");
   EXPECT_EQ(error_of({{"label_networks", "fd00::/8, nonsense"}}),
             "[plugin.netflow] label_networks: 'nonsense' is not an address or CIDR prefix");
-  EXPECT_EQ(error_of({{"listen", "127.0.0.1:99999"}}), "[plugin.netflow] listen: cannot parse 127.0.0.1:99999");
+  EXPECT_EQ(error_of({{"listen", "127.0.0.1:99999"}}),
+            "[plugin.netflow] listen: cannot parse 127.0.0.1:99999");
   EXPECT_EQ(error_of({{"tcp_listen", "[::1"}}), "[plugin.netflow] tcp_listen: cannot parse [::1");
-  EXPECT_NE(error_of({{"rules", "192.0.2.0/24 cms"}}).find("[plugin.netflow] rules: '192.0.2.0/24 cms'"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of({{"rules", "192.0.2.0/24 cms"}}).find("[plugin.netflow] rules: '192.0.2.0/24 cms'"),
+      std::string::npos);
   EXPECT_NE(error_of({{"rules", "192.0.2.0/40 cms 4"}}).find("bad prefix"), std::string::npos);
   EXPECT_NE(error_of({{"rules", "192.0.2.0/24:70000 cms 4"}}).find("bad port"), std::string::npos);
-  EXPECT_NE(error_of({{"rules", "192.0.2.0/24 nosuchexperiment 4"}}).find("unknown experiment"), std::string::npos);
+  EXPECT_NE(error_of({{"rules", "192.0.2.0/24 nosuchexperiment 4"}}).find("unknown experiment"),
+            std::string::npos);
 }
 
 TEST(NetflowConfig, SflowHasNoTcpAndItsOwnPort) {
-  auto c = NetflowConfig::from(section(sflow_keys(), "plugin.sflow", {}), Wire::kSflow, *registry());
+  auto c =
+      NetflowConfig::from(section(sflow_keys(), "plugin.sflow", {}), Wire::kSflow, *registry());
   ASSERT_EQ(c.listen.size(), 1u);
   EXPECT_EQ(c.listen[0].port, 6343);
   EXPECT_TRUE(c.tcp_listen.empty());
