@@ -43,9 +43,8 @@ constexpr KeySpec kKeys[] = {
 
 class FireflyPlugin final : public Plugin {
  public:
-  FireflyPlugin(const Section& cfg, Context& ctx, const char* name)
-      : name_(name),
-        host_(cfg.get("host")),
+  FireflyPlugin(const Section& cfg, Context& ctx)
+      : host_(cfg.get("host")),
         port_(static_cast<std::uint16_t>(cfg.get_int("port"))),
         max_size_(static_cast<std::size_t>(cfg.get_int("max_size"))),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
@@ -154,7 +153,6 @@ class FireflyPlugin final : public Plugin {
 
   void close_fd() { socket_.close(); }
 
-  const char* name_;
   std::vector<FlowID> flows_;  // what one receive batch produced, for the bus
   std::string host_;
   std::uint16_t port_;
@@ -169,8 +167,8 @@ class FireflyPlugin final : public Plugin {
   LogLimiter limiter_;
 };
 
-std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
-  return std::make_unique<FireflyPlugin>(cfg, ctx, name);
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
+  return std::make_unique<FireflyPlugin>(cfg, ctx);
 }
 
 }  // namespace
