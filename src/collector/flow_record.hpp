@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "collector/ie_ids.hpp"
 #include "flowd/flow_id.hpp"
 #include "flowd/rfc3339.hpp"
 
@@ -80,8 +81,12 @@ struct KeyFields {
     kSlots
   };
   // The IANA element of each slot (enterprise 0).
-  static constexpr std::array<std::uint16_t, kSlots> kIds{4,  7,   11, 8,  12, 27, 28,
-                                                          31, 136, 1,  85, 2,  86};
+  static constexpr std::array<std::uint16_t, kSlots> kIds{
+      ie::kProtocolIdentifier, ie::kSourceTransportPort, ie::kDestinationTransportPort,
+      ie::kSourceIPv4Address,  ie::kDestinationIPv4Address, ie::kSourceIPv6Address,
+      ie::kDestinationIPv6Address, ie::kFlowLabelIPv6,    ie::kFlowEndReason,
+      ie::kOctetDeltaCount,    ie::kOctetTotalCount,      ie::kPacketDeltaCount,
+      ie::kPacketTotalCount};
   static constexpr std::int8_t kAbsent = -1;
   // Positions past this are not noted (the record is scanned): one byte each keeps FlowRecord
   // small, and a decoder writes one per record.

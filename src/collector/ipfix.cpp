@@ -48,9 +48,7 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
     t.min_record += f.length == kVariableLength ? 1 : f.length;
     t.fields.push_back(f);
   }
-  t.relative_times = relative_times_of(t.fields);
-  t.keys = key_fields_of(t.fields);
-  t.sampling_fields = has_sampling_fields(t.fields);
+  index_layout(t);
   return t.min_record > 0;
 }
 
@@ -102,7 +100,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
       if (const auto* d = std::get_if<Define>(&*it)) {
         if (d->id == id) return judge(&d->t);
       } else if (const auto* r = std::get_if<Refresh>(&*it)) {
-        if (r->id == id) return judge(find_template(key_of(id), now));
+        if (r->id == id) return judge(templates.find(key_of(id), now));
       } else {
         const auto& w = std::get<Withdraw>(*it);
         if (w.id == id) return Seen::kWithdrawn;
@@ -110,7 +108,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
         if (w.id == 3) withdrawn_kinds |= 2u;
       }
     }
-    const Template* committed = find_template(key_of(id), now);
+    const Template* committed = templates.find(key_of(id), now);
     if (!committed && !limits.udp) {
       // Withdrawn in an earlier message of this session?
       auto d = domains.find(TemplateKey{ek, 10, ctx.domain, 0});
@@ -167,7 +165,7 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
           return false;
         };
         if (!withdrawn && !redefined_here()) {
-          if (const Template* known = find_template(key_of(tid), now);
+          if (const Template* known = templates.find(key_of(tid), now);
               known && !known->raw.empty() && known->raw.size() <= body_len - p &&
               std::memcmp(known->raw.data(), body + p, known->raw.size()) == 0) {
             p += known->raw.size();
@@ -235,31 +233,18 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
     if (auto* d = std::get_if<Define>(&op)) {
       const TemplateKey key = key_of(d->id);
       if (withdrawn_ids) withdrawn_ids->erase(d->id);
-      if (store_template(key, std::move(d->t), now, result)) {
-        ++result.templates;
-        release(key, out, result, now);
-      }
+      commit_template(key, std::move(d->t), now, out, result);
     } else if (const auto* r = std::get_if<Refresh>(&op)) {
-      if (auto it = templates.find(key_of(r->id)); it != templates.end()) {
-        it->second.seen = now;
-        ++result.templates;
-      }
+      if (templates.refresh(key_of(r->id), now)) ++result.templates;
     } else {
       const auto& w = std::get<Withdraw>(op);
       if (w.id >= 256) {
-        erase_template(key_of(w.id));
+        templates.erase(key_of(w.id));
         remember_withdrawn(w.id);
         continue;
       }
       const bool options = w.id == 3;
-      std::vector<TemplateKey> doomed;
-      for (const auto& [k, t] : templates)
-        if (k.exporter == ek && k.version == 10 && k.domain == ctx.domain && t.options == options)
-          doomed.push_back(k);
-      for (const auto& k : doomed) {
-        erase_template(k);
-        remember_withdrawn(k.id);
-      }
+      for (const auto& k : templates.erase_kind(ek, 10, ctx.domain, options)) remember_withdrawn(k.id);
     }
   }
 }

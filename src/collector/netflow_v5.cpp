@@ -4,6 +4,7 @@
 #include <span>
 
 #include "collector/decoder_state.hpp"
+#include "collector/ie_ids.hpp"
 
 namespace flowd::collector {
 namespace {
@@ -17,31 +18,31 @@ struct FixedField {
   std::uint8_t offset, length;
 };
 constexpr FixedField kCommonFields[] = {
-    {8, IeType::kIpv4, 0, 4},        // sourceIPv4Address
-    {12, IeType::kIpv4, 4, 4},       // destinationIPv4Address
-    {15, IeType::kIpv4, 8, 4},       // ipNextHopIPv4Address
-    {10, IeType::kUnsigned, 12, 2},  // ingressInterface
-    {14, IeType::kUnsigned, 14, 2},  // egressInterface
-    {2, IeType::kUnsigned, 16, 4},   // packetDeltaCount
-    {1, IeType::kUnsigned, 20, 4},   // octetDeltaCount
-    {22, IeType::kUnsigned, 24, 4},  // flowStartSysUpTime
-    {21, IeType::kUnsigned, 28, 4},  // flowEndSysUpTime
-    {7, IeType::kUnsigned, 32, 2},   // sourceTransportPort
-    {11, IeType::kUnsigned, 34, 2},  // destinationTransportPort
+    {ie::kSourceIPv4Address, IeType::kIpv4, 0, 4},
+    {ie::kDestinationIPv4Address, IeType::kIpv4, 4, 4},
+    {ie::kIpNextHopIPv4Address, IeType::kIpv4, 8, 4},
+    {ie::kIngressInterface, IeType::kUnsigned, 12, 2},
+    {ie::kEgressInterface, IeType::kUnsigned, 14, 2},
+    {ie::kPacketDeltaCount, IeType::kUnsigned, 16, 4},
+    {ie::kOctetDeltaCount, IeType::kUnsigned, 20, 4},
+    {ie::kFlowStartSysUpTime, IeType::kUnsigned, 24, 4},
+    {ie::kFlowEndSysUpTime, IeType::kUnsigned, 28, 4},
+    {ie::kSourceTransportPort, IeType::kUnsigned, 32, 2},
+    {ie::kDestinationTransportPort, IeType::kUnsigned, 34, 2},
 };
 constexpr FixedField kV5Fields[] = {
-    {6, IeType::kUnsigned, 37, 1},   // tcpControlBits
-    {4, IeType::kUnsigned, 38, 1},   // protocolIdentifier
-    {5, IeType::kUnsigned, 39, 1},   // ipClassOfService
-    {16, IeType::kUnsigned, 40, 2},  // bgpSourceAsNumber
-    {17, IeType::kUnsigned, 42, 2},  // bgpDestinationAsNumber
-    {9, IeType::kUnsigned, 44, 1},   // sourceIPv4PrefixLength
-    {13, IeType::kUnsigned, 45, 1},  // destinationIPv4PrefixLength
+    {ie::kTcpControlBits, IeType::kUnsigned, 37, 1},
+    {ie::kProtocolIdentifier, IeType::kUnsigned, 38, 1},
+    {ie::kIpClassOfService, IeType::kUnsigned, 39, 1},
+    {ie::kBgpSourceAsNumber, IeType::kUnsigned, 40, 2},
+    {ie::kBgpDestinationAsNumber, IeType::kUnsigned, 42, 2},
+    {ie::kSourceIPv4PrefixLength, IeType::kUnsigned, 44, 1},
+    {ie::kDestinationIPv4PrefixLength, IeType::kUnsigned, 45, 1},
 };
 constexpr FixedField kV1Fields[] = {
-    {4, IeType::kUnsigned, 38, 1},  // protocolIdentifier
-    {5, IeType::kUnsigned, 39, 1},  // ipClassOfService
-    {6, IeType::kUnsigned, 40, 1},  // tcpControlBits
+    {ie::kProtocolIdentifier, IeType::kUnsigned, 38, 1},
+    {ie::kIpClassOfService, IeType::kUnsigned, 39, 1},
+    {ie::kTcpControlBits, IeType::kUnsigned, 40, 1},
 };
 
 // flowStartSysUpTime and flowEndSysUpTime are the 8th and 9th of kCommonFields.
@@ -125,8 +126,8 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
     rec.sampling_rate = v5 ? sampling & 0x3FFF : 0;
     rec.counters_scaled = limits.apply_sampling && rec.sampling_rate > 1;
     if (v5 && sampling != 0) {
-      add_unsigned(w, 34, sampling & 0x3FFF);  // samplingInterval
-      add_unsigned(w, 35, sampling >> 14);     // samplingAlgorithm (the v5 mode bits)
+      add_unsigned(w, ie::kSamplingInterval, sampling & 0x3FFF);
+      add_unsigned(w, ie::kSamplingAlgorithm, sampling >> 14);  // the v5 mode bits
       if (rec.counters_scaled) scale_counters(w, rec.sampling_rate);
     }
     TimeBase base;

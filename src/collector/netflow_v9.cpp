@@ -2,6 +2,7 @@
 // NetFlow v9 (RFC 3954): templates and options templates keyed by (exporter address, source_id,
 // id), parsed strictly by flowset lengths (the header count is unreliable and ignored).
 #include "collector/decoder_state.hpp"
+#include "collector/ie_ids.hpp"
 
 namespace flowd::collector {
 namespace {
@@ -27,16 +28,16 @@ FieldSpec scope_field(std::uint16_t type, std::uint16_t length) {
   std::uint16_t id;
   switch (type) {
     case 1:
-      id = 144;
+      id = ie::kExportingProcessId;
       break;
     case 2:
-      id = 10;
+      id = ie::kIngressInterface;
       break;
     case 3:
-      id = 141;
+      id = ie::kLineCardId;
       break;
     case 5:
-      id = 145;
+      id = ie::kTemplateId;
       break;
     default:
       id = static_cast<std::uint16_t>(type | 0x8000);
@@ -50,9 +51,7 @@ FieldSpec scope_field(std::uint16_t type, std::uint16_t length) {
 bool finish_template(Template& t) {
   t.min_record = 0;
   for (const auto& f : t.fields) t.min_record += f.length;
-  t.relative_times = relative_times_of(t.fields);
-  t.keys = key_fields_of(t.fields);
-  t.sampling_fields = has_sampling_fields(t.fields);
+  index_layout(t);
   return t.min_record > 0;  // all-zero-length templates would never advance
 }
 
@@ -81,11 +80,7 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
       result.errors.push_back(DecodeError::kBadTemplate);
       return;
     }
-    const TemplateKey key{ek, 9, ctx.domain, tid};
-    if (store_template(key, std::move(t), now, result)) {
-      ++result.templates;
-      release(key, out, result, now);
-    }
+    commit_template(TemplateKey{ek, 9, ctx.domain, tid}, std::move(t), now, out, result);
   };
   std::size_t off = kHeader;
   while (pkt.size() - off >= 4) {
@@ -143,7 +138,7 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
       }
     } else if (set_id >= 256) {  // data
       const TemplateKey key{ek, 9, ctx.domain, set_id};
-      const Template* t = find_template(key, now);
+      const Template* t = templates.find(key, now);
       if (!t) {
         if (body_len > 0)
           hold(PendingSet{key, ctx, std::vector<std::uint8_t>(body, body + body_len)}, result);

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "collector/ipfix_stream_framer.hpp"
+
 namespace flowd::collector {
 namespace {
 
@@ -33,7 +35,7 @@ void read_capture(const std::string& path, const std::function<void(const Captur
   pcap_t* p = pcap_open_offline(path.c_str(), err);
   if (!p) throw std::runtime_error(path + ": " + err);
   int link = pcap_datalink(p);
-  std::map<StreamKey, std::vector<std::uint8_t>> streams;  // TCP bytes not yet a whole message
+  std::map<StreamKey, IpfixStreamFramer> streams;  // per TCP stream: bytes not yet a whole message
   pcap_pkthdr* h = nullptr;
   const u_char* data = nullptr;
   int rc;
@@ -111,21 +113,18 @@ void read_capture(const std::string& path, const std::function<void(const Captur
       }
       out.exporter.port = be16(data + l4);
       out.tcp = true;
-      auto& buf = streams[StreamKey{out.exporter, dst, be16(data + l4 + 2)}];
-      buf.insert(buf.end(), data + l4 + doff, data + len);
-      // IPFIX over TCP: a message is its 16-byte header's length field long (RFC 7011 §10.4).
-      while (buf.size() >= 16) {
-        std::size_t mlen = be16(buf.data() + 2);
-        if (mlen < 16) {  // not IPFIX, or a broken stream: hand over what we have and resynchronise
-          out.bytes.assign(buf.begin(), buf.end());
-          buf.clear();
-          on_payload(out);
-          break;
-        }
-        if (buf.size() < mlen) break;
-        out.bytes.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mlen));
-        buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mlen));
+      auto& framer = streams[StreamKey{out.exporter, dst, be16(data + l4 + 2)}];
+      auto deliver = [&](std::span<const std::uint8_t> message) {
+        out.bytes.assign(message.begin(), message.end());
         on_payload(out);
+      };
+      // IPFIX over TCP: messages back to back, each as long as its header says (RFC 7011 §10.4).
+      if (framer.feed(std::span<const std::uint8_t>(data + l4 + doff, len - l4 - doff), deliver) ==
+          IpfixStreamFramer::Status::kOutOfSync) {
+        // Not IPFIX, or a broken stream: hand over what we have (the decoder says what is wrong with
+        // it) and take the next segment as the start of a message.
+        deliver(framer.unframed());
+        framer.reset();
       }
     } else {
       ++skipped;

@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>  // AF_INET, AF_INET6 (the constants only)
 
+#include "collector/ie_ids.hpp"
 #include "collector/packet_header.hpp"
 
 namespace flowd::collector {
@@ -192,31 +193,7 @@ void put_interface(FieldWriter& w, std::uint16_t iana_id, SflowElement format_id
   }
 }
 
-// IANA IPFIX element ids used below.
-constexpr std::uint16_t kOctetDeltaCount = 1;
-constexpr std::uint16_t kPacketDeltaCount = 2;
-constexpr std::uint16_t kProtocolIdentifier = 4;
-constexpr std::uint16_t kIpClassOfService = 5;
-constexpr std::uint16_t kTcpControlBits = 6;
-constexpr std::uint16_t kSourceTransportPort = 7;
-constexpr std::uint16_t kSourceIPv4Address = 8;
-constexpr std::uint16_t kIngressInterface = 10;
-constexpr std::uint16_t kDestinationTransportPort = 11;
-constexpr std::uint16_t kDestinationIPv4Address = 12;
-constexpr std::uint16_t kEgressInterface = 14;
-constexpr std::uint16_t kSourceIPv6Address = 27;
-constexpr std::uint16_t kDestinationIPv6Address = 28;
-constexpr std::uint16_t kFlowLabelIPv6 = 31;
-constexpr std::uint16_t kIcmpTypeCodeIPv4 = 32;
-constexpr std::uint16_t kSamplingInterval = 34;
-constexpr std::uint16_t kSourceMacAddress = 56;
-constexpr std::uint16_t kVlanId = 58;
-constexpr std::uint16_t kDestinationMacAddress = 80;
-constexpr std::uint16_t kIcmpTypeCodeIPv6 = 139;
-constexpr std::uint16_t kIpTotalLength = 224;
-constexpr std::uint16_t kDot1qCustomerVlanId = 245;
-constexpr std::uint16_t kEthernetType = 256;
-constexpr std::uint16_t kDataLinkFrameSize = 312;
+using namespace ie;  // the IANA element ids (ie_ids.hpp)
 
 // Notes that the field just written is the key slot `s` (FlowRecord::keys).
 void mark(KeyFields& k, KeyFields::Slot s, const FieldWriter& w) {

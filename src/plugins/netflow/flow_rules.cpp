@@ -6,16 +6,6 @@
 
 namespace flowd::netflow {
 
-bool prefix_contains(const IpAddress& prefix, unsigned length, const IpAddress& a) {
-  if (prefix.family != a.family) return false;
-  unsigned full = length / 8, rest = length % 8;
-  for (unsigned i = 0; i < full; ++i)
-    if (prefix.bytes[i] != a.bytes[i]) return false;
-  if (rest == 0) return true;
-  auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
-  return (prefix.bytes[full] & mask) == (a.bytes[full] & mask);
-}
-
 std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg, std::string& error) {
   std::istringstream in(text);
   std::string where, exp, act, extra;
@@ -29,16 +19,14 @@ std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistr
     error = "prefix '" + where + "' needs a /length";
     return std::nullopt;
   }
-  auto addr = IpAddress::parse(where.substr(0, slash));
   std::string len_port = where.substr(slash + 1);
   std::string len_text = len_port, port_text;
   if (auto colon = len_port.find(':'); colon != std::string::npos) {
     len_text = len_port.substr(0, colon);
     port_text = len_port.substr(colon + 1);
   }
-  unsigned len = 0;
-  auto [p, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
-  if (!addr || ec != std::errc() || p != len_text.data() + len_text.size() || len > (addr->is_v4() ? 32u : 128u)) {
+  auto prefix = net::parse_prefix(where.substr(0, slash) + "/" + len_text);
+  if (!prefix) {
     error = "bad prefix '" + where + "'";
     return std::nullopt;
   }
@@ -57,8 +45,7 @@ std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistr
     error = "unknown experiment/activity '" + exp + " " + act + "'";
     return std::nullopt;
   }
-  r.prefix = *addr;
-  r.length = len;
+  r.prefix = *prefix;
   r.experiment = *e;
   r.activity = *a;
   return r;
@@ -66,8 +53,8 @@ std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistr
 
 const FlowRule* match_rule(const std::vector<FlowRule>& rules, const FlowID& flow) {
   for (const auto& r : rules) {
-    bool src = prefix_contains(r.prefix, r.length, flow.src) && (!r.port || *r.port == flow.src_port);
-    bool dst = prefix_contains(r.prefix, r.length, flow.dst) && (!r.port || *r.port == flow.dst_port);
+    bool src = r.prefix.contains(flow.src) && (!r.port || *r.port == flow.src_port);
+    bool dst = r.prefix.contains(flow.dst) && (!r.port || *r.port == flow.dst_port);
     if (src || dst) return &r;
   }
   return nullptr;

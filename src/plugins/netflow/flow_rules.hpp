@@ -6,19 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "common/net/prefix.hpp"
 #include "flowd/flow_id.hpp"
 #include "flowd/scitags_registry.hpp"
 
 namespace flowd::netflow {
 
 struct FlowRule {
-  IpAddress prefix;
-  unsigned length = 0;
+  net::Prefix prefix;
   std::optional<std::uint16_t> port;
   unsigned experiment = 0, activity = 0;
 };
 
-bool prefix_contains(const IpAddress& prefix, unsigned length, const IpAddress& a);
 // Parses one rule; nullopt and `error` set when it is malformed or names are unknown.
 std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg, std::string& error);
 // The first rule matching either end of the flow (address in prefix, and port on that end if given).

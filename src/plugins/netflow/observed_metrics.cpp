@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/netflow/observed_metrics.hpp"
 
+#include "collector/ie_ids.hpp"
+
 namespace flowd::netflow {
 namespace {
 
@@ -119,8 +121,8 @@ void VolumeBatch::scan(const collector::FlowRecord& rec, double& bytes, double& 
   packets = 0;
   for (const auto& f : rec.fields) {
     if (f.pen != 0 || f.value.kind != collector::ValueKind::kUnsigned) continue;
-    if (f.id == 1 || f.id == 85) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);
-    if (f.id == 2 || f.id == 86) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
+    if (f.id == collector::ie::kOctetDeltaCount || f.id == collector::ie::kOctetTotalCount) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);
+    if (f.id == collector::ie::kPacketDeltaCount || f.id == collector::ie::kPacketTotalCount) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
   }
 }
 

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// The template store, and the data held while its template is missing (RFC 7011 §8: a Collecting
+// Process may hold data until the template arrives; bounded in count, bytes and age).
+#include "collector/template_store.hpp"
+
+#include "collector/decoder_state.hpp"
+
+namespace flowd::collector {
+
+bool Template::same_layout(const Template& o) const {
+  if (fields.size() != o.fields.size() || scope_count != o.scope_count || options != o.options)
+    return false;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].pen != o.fields[i].pen || fields[i].id != o.fields[i].id ||
+        fields[i].length != o.fields[i].length)
+      return false;
+  }
+  return true;
+}
+
+void index_layout(Template& t) {
+  t.relative_times = relative_times_of(t.fields);
+  t.keys = key_fields_of(t.fields);
+  t.sampling_fields = has_sampling_fields(t.fields);
+}
+
+// ---- templates
+// -----------------------------------------------------------------------------------
+
+const Template* TemplateStore::find(const TemplateKey& key, TimePoint now) {
+  auto it = templates_.find(key);
+  if (it == templates_.end()) return nullptr;
+  if (udp_ && now - it->second.seen > timeout_) {
+    erase(key);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+bool TemplateStore::refresh(const TemplateKey& key, TimePoint now) {
+  auto it = templates_.find(key);
+  if (it == templates_.end()) return false;
+  it->second.seen = now;
+  return true;
+}
+
+bool TemplateStore::store(const TemplateKey& key, Template t, TimePoint now, DecodeResult& result) {
+  t.seen = now;
+  auto it = templates_.find(key);
+  if (it != templates_.end()) {
+    it->second = std::move(t);  // a redefinition replaces (RFC 3954, RFC 7011 §8.1)
+    return true;
+  }
+  std::size_t& n = counts_[key.exporter];
+  if (n >= max_per_exporter_) {
+    result.errors.push_back(DecodeError::kTemplateLimit);
+    return false;
+  }
+  ++n;
+  templates_.emplace(key, std::move(t));
+  return true;
+}
+
+void TemplateStore::erase(const TemplateKey& key) {
+  if (templates_.erase(key) == 0) return;
+  auto it = counts_.find(key.exporter);
+  if (it != counts_.end() && --it->second == 0) counts_.erase(it);
+}
+
+std::vector<TemplateKey> TemplateStore::erase_kind(const ExporterKey& exporter,
+                                                   std::uint8_t version, std::uint32_t domain,
+                                                   bool options) {
+  std::vector<TemplateKey> doomed;
+  for (const auto& [k, t] : templates_)
+    if (k.exporter == exporter && k.version == version && k.domain == domain &&
+        t.options == options)
+      doomed.push_back(k);
+  for (const auto& k : doomed) erase(k);
+  return doomed;
+}
+
+void TemplateStore::expire(TimePoint now) {
+  if (!udp_) return;
+  for (auto it = templates_.begin(); it != templates_.end();) {
+    if (now - it->second.seen > timeout_) {
+      auto c = counts_.find(it->first.exporter);
+      if (c != counts_.end() && --c->second == 0) counts_.erase(c);
+      it = templates_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void TemplateStore::forget(const ExporterKey& with_port, const ExporterKey& without_port) {
+  auto mine = [&](const ExporterKey& k) { return k == with_port || k == without_port; };
+  for (auto it = templates_.begin(); it != templates_.end();)
+    it = mine(it->first.exporter) ? templates_.erase(it) : std::next(it);
+  counts_.erase(with_port);
+  counts_.erase(without_port);
+}
+
+bool Decoder::State::commit_template(const TemplateKey& key, Template t, TimePoint now,
+                                     RecordBatch& out, DecodeResult& result) {
+  if (!templates.store(key, std::move(t), now, result)) return false;
+  ++result.templates;
+  release(key, out, result, now);
+  return true;
+}
+
+// ---- held data
+// -----------------------------------------------------------------------------------
+
+void Decoder::State::hold(PendingSet p, DecodeResult& result) {
+  const std::size_t size = p.body.size();
+  if (limits.max_pending_records == 0 || size > limits.max_pending_bytes) {
+    result.errors.push_back(DecodeError::kPendingOverflow);
+    return;
+  }
+  // Make room by dropping the oldest held sets: newer data is more likely to meet its template.
+  while (!pending.empty() && (pending.size() >= limits.max_pending_records ||
+                              pending_bytes + size > limits.max_pending_bytes)) {
+    pending_bytes -= pending.front().body.size();
+    pending.pop_front();
+    result.errors.push_back(DecodeError::kPendingOverflow);
+  }
+  pending_bytes += size;
+  pending.push_back(std::move(p));
+  ++result.pending;
+}
+
+void Decoder::State::release(const TemplateKey& key, RecordBatch& out, DecodeResult& result,
+                             TimePoint now) {
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (!(it->key == key)) {
+      ++it;
+      continue;
+    }
+    PendingSet p = std::move(*it);
+    pending_bytes -= p.body.size();
+    it = pending.erase(it);
+    const Template* t = templates.find(key, now);
+    if (!t) break;
+    // A held set that turns out to be malformed adds nothing.
+    const std::size_t mark = out.size();
+    std::size_t n = 0;
+    if (decode_data_set(*t, key.id, p.body, p.ctx, out, n)) {
+      result.records += n;
+    } else {
+      out.truncate(mark);
+      result.errors.push_back(DecodeError::kBadRecord);
+    }
+  }
+}
+
+std::size_t Decoder::State::drop_old_pending(TimePoint now) {
+  std::size_t dropped = 0;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (now - it->ctx.received > limits.max_pending_age) {
+      pending_bytes -= it->body.size();
+      it = pending.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  return dropped;
+}
+
+}  // namespace flowd::collector

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// The receive-side metrics of one netflow or sflow plugin instance: packets, records, decode
+// errors, sequence losses, refused exporters and tracker overflow (flowd_netflow_* or
+// flowd_sflow_*), plus the template and held-data gauges summed over the receive workers at scrape
+// time. Every label comes from a closed set: the version label is one of 1, 5, 9, 10, unknown,
+// whatever the first bytes of a datagram say. Counters are thread-safe (prometheus-cpp).
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+#include "collector/decoder.hpp"
+#include "collector/sflow.hpp"
+#include "plugins/netflow/netflow_config.hpp"
+
+namespace flowd::netflow {
+
+class ReceiveMetrics {
+ public:
+  ReceiveMetrics(prometheus::Registry& registry, Wire wire);
+
+  // One NetFlow/IPFIX export packet (UDP datagram or TCP message) decoded.
+  void count_export(const collector::DecodeResult& r);
+  // One sFlow datagram decoded.
+  void count_sflow(const collector::SflowResult& r);
+  // A problem found outside the decoder (an IPFIX stream out of sync).
+  void count_error(int version, collector::DecodeError e);
+  void count_refused_udp() { refused_udp_->Increment(); }
+  void count_refused_tcp() { refused_tcp_->Increment(); }
+  void count_overflow(std::size_t flows) { overflow_->Increment(static_cast<double>(flows)); }
+
+ private:
+  static constexpr std::array<std::string_view, 5> kVersions{"1", "5", "9", "10", "unknown"};
+  static std::size_t version_slot(int version);
+
+  prometheus::Family<prometheus::Counter>* errors_ = nullptr;  // netflow: {version, reason}
+  // One series per version from the start; looked up by index per packet, not by label.
+  std::array<prometheus::Counter*, kVersions.size()> packets_{}, records_{};
+  prometheus::Counter* lost_ = nullptr;
+  std::array<prometheus::Counter*, collector::kSflowErrorCount> sflow_errors_{};
+  prometheus::Counter *sflow_counter_samples_ = nullptr, *sflow_extended_ = nullptr;
+  prometheus::Counter *refused_udp_ = nullptr, *refused_tcp_ = nullptr, *overflow_ = nullptr;
+};
+
+// What one receive worker holds right now, published by the worker and read by scrapes.
+struct DecoderCounts {
+  std::atomic<std::size_t> templates{0}, pending{0};
+};
+
+// flowd_netflow_templates and flowd_netflow_pending_records, summed over the workers when scraped:
+// each worker publishes its own counts, and a sum taken by one worker could be stale by the time
+// another's is newer. The counts must outlive the collector's registration in the MetricsHub.
+class DecoderGauges final : public prometheus::Collectable {
+ public:
+  explicit DecoderGauges(std::vector<const DecoderCounts*> counts) : counts_(std::move(counts)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  std::vector<const DecoderCounts*> counts_;
+};
+
+}  // namespace flowd::netflow

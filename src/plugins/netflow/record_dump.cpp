@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/netflow/record_dump.hpp"
+
+#include <stdexcept>
+
+#include "collector/record_json.hpp"
+
+namespace flowd::netflow {
+
+void RecordDump::open(const std::string& path, const std::string& owner) {
+  close();
+  gzFile f = gzopen(path.c_str(), path.ends_with(".gz") ? "ab" : "abT");
+  if (!f) throw std::runtime_error(owner + "dump: cannot open " + path);
+  std::lock_guard lock(mu_);
+  file_ = f;
+}
+
+void RecordDump::write(const collector::RecordBatch& records) {
+  std::string lines;
+  for (const auto& rec : records) lines += collector::to_json(rec).dump() + "\n";
+  std::lock_guard lock(mu_);
+  if (file_) gzwrite(file_, lines.data(), static_cast<unsigned>(lines.size()));
+}
+
+void RecordDump::flush() {
+  std::lock_guard lock(mu_);
+  if (file_) gzflush(file_, Z_SYNC_FLUSH);
+}
+
+void RecordDump::close() {
+  std::lock_guard lock(mu_);
+  if (file_) gzclose(file_);
+  file_ = nullptr;
+}
+
+}  // namespace flowd::netflow

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `dump` key: every decoded record as a JSON line (collector/record_json.hpp), appended to a
+// file, gzip-compressed when its name ends in .gz. Thread-safe: the receive workers share one.
+#pragma once
+
+#include <zlib.h>
+
+#include <mutex>
+#include <string>
+
+#include "collector/flow_record.hpp"
+
+namespace flowd::netflow {
+
+class RecordDump {
+ public:
+  RecordDump() = default;
+  ~RecordDump() { close(); }
+  RecordDump(const RecordDump&) = delete;
+  RecordDump& operator=(const RecordDump&) = delete;
+
+  // Opens `path` for appending: a reload, a restart or a crash must not wipe what earlier runs
+  // wrote (a gzip file then holds several members, which gzip, zcat and `flowd analyze` read as one
+  // stream). Throws std::runtime_error("<owner>dump: cannot open <path>").
+  void open(const std::string& path, const std::string& owner);
+  bool is_open() const { return file_ != nullptr; }
+  void write(const collector::RecordBatch& records);
+  // Pushes what is buffered to the file, so that `tail -f` sees it and a crash loses little.
+  void flush();
+  void close();
+
+ private:
+  std::mutex mu_;
+  gzFile file_ = nullptr;
+};
+
+}  // namespace flowd::netflow
