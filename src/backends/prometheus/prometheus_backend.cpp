@@ -7,9 +7,9 @@
 #include <prometheus/registry.h>
 
 #include <array>
-#include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
+#include "common/flow_table.hpp"
 #include "common/net/endpoint.hpp"
 #include "core/log.hpp"
 #include "core/metrics_hub.hpp"
@@ -24,14 +24,15 @@ constexpr KeySpec kKeys[] = {
      "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
      "PROMETHEUS_SRV_PORT"},
     {"max_active_flows", KeyType::kInt, "100000",
-     "flows tracked for flowd_active_flows, per origin; beyond this new flows are counted in "
-     "flowd_active_flows_overflow_total",
+     "flows tracked for flowd_active_flows, per origin; beyond this the oldest tracked flow is "
+     "forgotten for the new one, counted in flowd_active_flows_overflow_total",
      {}, 1, 100000000},
     {"flow_metrics", KeyType::kBool, "yes",
      "per-flow flow_tcp_* series (tcp_info from netlink) for every active local TCP flow whose socket is on this "
      "host"},
     {"max_flow_series", KeyType::kInt, "10000",
-     "flows with per-flow series at once; beyond this they are counted in flowd_flow_series_overflow_total", {}, 1,
+     "flows with per-flow series at once; beyond this the oldest flow's series give way to the new one's, "
+     "counted in flowd_flow_series_overflow_total", {}, 1,
      10000000},
 };
 // clang-format on
@@ -50,10 +51,10 @@ class PrometheusBackend final : public Backend {
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
-                      .Help("Flow starts not tracked in flowd_active_flows because "
-                            "max_active_flows was reached, "
-                            "by origin")
-                      .Register(ctx.metrics)) {
+                      .Help("Flows forgotten by flowd_active_flows (the oldest, for a new "
+                            "one) because max_active_flows was reached, by origin")
+                      .Register(ctx.metrics)),
+        flows_{Flows(max_flows_), Flows(max_flows_), Flows(max_flows_)} {
     for (std::size_t o = 0; o < kFlowOrigins; ++o)
       overflow_by_origin_[o] =
           &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
@@ -62,7 +63,8 @@ class PrometheusBackend final : public Backend {
           static_cast<std::size_t>(cfg.get_int("max_flow_series")),
           prometheus::BuildCounter()
               .Name("flowd_flow_series_overflow_total")
-              .Help("Flow starts without per-flow flow_tcp_* series because max_flow_series was reached")
+              .Help("Flows whose per-flow flow_tcp_* series were dropped (the oldest, for a new "
+                    "one) because max_flow_series was reached")
               .Register(ctx.metrics)
               .Add({}));
   }
@@ -98,21 +100,18 @@ class PrometheusBackend final : public Backend {
         flow_metrics_->start(flow, reg->experiment_name(flow.experiment),
                              reg->activity_name(flow.experiment, flow.activity));
       if (flows.contains(key)) return;
-      if (flows.size() >= max_flows_) {
-        overflow_by_origin_[o]->Increment();
-        return;
-      }
       auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
                              {"activity", reg->activity_name(flow.experiment, flow.activity)},
                              {"origin", std::string(to_string(flow.origin))}});
+      // A full table forgets its oldest flow, which no longer counts as active.
+      flows.emplace(key, &g, [&](const FlowKey&, prometheus::Gauge* old) {
+        old->Decrement();
+        overflow_by_origin_[o]->Increment();
+      });
       g.Increment();
-      flows.emplace(key, &g);
     } else if (flow.state == FlowState::kEnd) {
       if (series) flow_metrics_->end(flow);
-      auto it = flows.find(key);
-      if (it == flows.end()) return;
-      it->second->Decrement();
-      flows.erase(it);
+      if (auto g = flows.extract(key)) (*g)->Decrement();
     }
   }
 
@@ -121,7 +120,7 @@ class PrometheusBackend final : public Backend {
     if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
     for (auto& flows : flows_) {
-      for (auto& [key, g] : flows) g->Decrement();
+      flows.for_each([](const FlowKey&, prometheus::Gauge* g) { g->Decrement(); });
       flows.clear();
     }
   }
@@ -136,8 +135,8 @@ class PrometheusBackend final : public Backend {
   std::array<prometheus::Counter*, kFlowOrigins> overflow_by_origin_{};
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::array<std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash>, kFlowOrigins>
-      flows_;  // by origin
+  using Flows = FlowTable<FlowKey, prometheus::Gauge*, FlowKeyHash>;
+  std::array<Flows, kFlowOrigins> flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
 };
 
