@@ -100,10 +100,12 @@ TEST(FlowSeriesTable, NewFlowTakesTheOldestFlowsPlace) {
   prometheus::Registry reg;
   auto& overflow = prometheus::BuildCounter().Name("overflow_total").Register(reg).Add({});
   prometheus_backend::FlowMetrics m(2, overflow);
-  for (std::uint16_t p = 1; p <= 3; ++p) m.start(tcp_flow(p), "atlas", "Debug");
+  auto names = std::make_shared<prometheus_backend::FlowNames>(
+      prometheus_backend::FlowNames{"atlas", "Debug"});
+  for (std::uint16_t p = 1; p <= 3; ++p) m.start(tcp_flow(p), names);
   EXPECT_EQ(m.size(), 2u);
   EXPECT_EQ(overflow.Value(), 1);
-  m.start(tcp_flow(3), "atlas", "Debug");  // already there
+  m.start(tcp_flow(3), names);  // already there
   EXPECT_EQ(overflow.Value(), 1);
   m.end(tcp_flow(1));  // evicted already: nothing to end
   EXPECT_EQ(m.size(), 2u);
@@ -111,7 +113,7 @@ TEST(FlowSeriesTable, NewFlowTakesTheOldestFlowsPlace) {
   EXPECT_EQ(m.size(), 1u);
   FlowID udp = tcp_flow(9);
   udp.protocol = Protocol::kUdp;
-  m.start(udp, "atlas", "Debug");  // TCP only
+  m.start(udp, names);  // TCP only
   EXPECT_EQ(m.size(), 1u);
 }
 

@@ -9,15 +9,13 @@
 
 namespace flowd::prometheus_backend {
 
-void FlowMetrics::start(const FlowID& flow, std::string experiment, std::string activity) {
+void FlowMetrics::start(const FlowID& flow, std::shared_ptr<const FlowNames> names) {
   if (flow.protocol != Protocol::kTcp) return;
   std::lock_guard lock(mu_);
   FlowKey key = FlowKey::of(flow);
   if (flows_.contains(key)) return;
   const auto evicted = flows_.overflow();
-  flows_.emplace(key, Labels{flow.src.to_string(), flow.dst.to_string(), std::move(experiment),
-                             std::move(activity),
-                             std::to_string(flow.src_port) + ":" + std::to_string(flow.dst_port)});
+  flows_.emplace(key, Labels{key, std::move(names)});
   if (flows_.overflow() != evicted) overflow_.Increment();
 }
 
@@ -66,7 +64,11 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   req.states = ~(1u << netlink::kTcpListen);
   auto labels_of = [](const Labels& l) {
     return std::vector<prometheus::ClientMetric::Label>{
-        {"src", l.src}, {"dst", l.dst}, {"exp", l.exp}, {"act", l.act}, {"flow", l.flow}};
+        {"src", l.key.src.to_string()},
+        {"dst", l.key.dst.to_string()},
+        {"exp", l.names->experiment},
+        {"act", l.names->activity},
+        {"flow", std::to_string(l.key.src_port) + ":" + std::to_string(l.key.dst_port)}};
   };
   bool ok = diag_->dump(
       req,

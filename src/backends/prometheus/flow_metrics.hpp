@@ -10,6 +10,7 @@
 
 #include <prometheus/collectable.h>
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -25,19 +26,26 @@ class Counter;
 
 namespace flowd::prometheus_backend {
 
+// A flow's experiment and activity as registry names, shared by every flow with the same pair.
+struct FlowNames {
+  std::string experiment, activity;
+};
+
 class FlowMetrics : public prometheus::Collectable {
  public:
   FlowMetrics(std::size_t max_series, prometheus::Counter& overflow)
       : flows_(max_series), overflow_(overflow) {}
-  // A TCP flow starts (with its registry names) or ends.
-  void start(const FlowID& flow, std::string experiment, std::string activity);
+  // A TCP flow starts (with its registry names) or ends. The label texts are made at scrape time,
+  // not per event.
+  void start(const FlowID& flow, std::shared_ptr<const FlowNames> names);
   void end(const FlowID& flow);
   std::vector<prometheus::MetricFamily> Collect() const override;
   std::size_t size() const;
 
  private:
   struct Labels {
-    std::string src, dst, exp, act, flow;
+    FlowKey key;
+    std::shared_ptr<const FlowNames> names;
     bool scraped = false;  // in one scrape's copy: its series are out (one socket per flow)
   };
   using Flows = FlowTable<FlowKey, Labels, FlowKeyHash>;

@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
 #include "common/flow_table.hpp"
@@ -95,20 +96,18 @@ class PrometheusBackend final : public Backend {
     const bool series = flow_metrics_ && flow.origin == FlowOrigin::kLocal;
     FlowKey key = FlowKey::of(flow);
     if (flow.state == FlowState::kStart) {
-      auto reg = ctx_.registry.get();
-      if (series)
-        flow_metrics_->start(flow, reg->experiment_name(flow.experiment),
-                             reg->activity_name(flow.experiment, flow.activity));
-      if (flows.contains(key)) return;
-      auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
-                             {"activity", reg->activity_name(flow.experiment, flow.activity)},
-                             {"origin", std::string(to_string(flow.origin))}});
+      const PairSeries& pair = pair_series(flow);
+      if (series) flow_metrics_->start(flow, pair.names);
       // A full table forgets its oldest flow, which no longer counts as active.
-      flows.emplace(key, &g, [&](const FlowKey&, prometheus::Gauge* old) {
-        old->Decrement();
-        overflow_by_origin_[o]->Increment();
-      });
-      g.Increment();
+      const bool fresh =
+          flows
+              .emplace(key, pair.gauge,
+                       [&](const FlowKey&, prometheus::Gauge* old) {
+                         old->Decrement();
+                         overflow_by_origin_[o]->Increment();
+                       })
+              .second;
+      if (fresh) pair.gauge->Increment();
     } else if (flow.state == FlowState::kEnd) {
       if (series) flow_metrics_->end(flow);
       if (auto g = flows.extract(key)) (*g)->Decrement();
@@ -116,6 +115,7 @@ class PrometheusBackend final : public Backend {
   }
 
   void stop() override {
+    pairs_.clear();
     exposer_.reset();
     if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
@@ -126,6 +126,37 @@ class PrometheusBackend final : public Backend {
   }
 
  private:
+  // What a start needs per (origin, experiment, activity): the gauge and the registry names,
+  // looked up once per pair rather than per event (a label map, a hash and a lock in the family,
+  // and two name strings). Valid for one registry: a reload (other names) starts afresh.
+  struct PairSeries {
+    prometheus::Gauge* gauge = nullptr;
+    std::shared_ptr<const FlowNames> names;
+  };
+  const PairSeries& pair_series(const FlowID& flow) {
+    auto reg = ctx_.registry.get();
+    if (reg != pairs_registry_) {
+      pairs_.clear();
+      pairs_registry_ = reg;
+    }
+    // Bounded like the gauge family itself (one entry per series it holds); a guard all the same.
+    if (pairs_.size() >= kMaxPairs) pairs_.clear();
+    const std::uint64_t id = std::uint64_t{static_cast<std::uint8_t>(flow.origin)} << 32 |
+                             std::uint64_t{flow.experiment} << 16 | flow.activity;
+    auto [it, fresh] = pairs_.try_emplace(id);
+    if (fresh) {
+      auto names = std::make_shared<FlowNames>(
+          FlowNames{reg->experiment_name(flow.experiment),
+                    reg->activity_name(flow.experiment, flow.activity)});
+      it->second.gauge = &active_.Add({{"experiment", names->experiment},
+                                       {"activity", names->activity},
+                                       {"origin", std::string(to_string(flow.origin))}});
+      it->second.names = std::move(names);
+    }
+    return it->second;
+  }
+  static constexpr std::size_t kMaxPairs = 65536;
+
   Context& ctx_;
   std::string listen_;
   std::size_t max_flows_;
@@ -138,6 +169,8 @@ class PrometheusBackend final : public Backend {
   using Flows = FlowTable<FlowKey, prometheus::Gauge*, FlowKeyHash>;
   std::array<Flows, kFlowOrigins> flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
+  std::shared_ptr<const ScitagsRegistry> pairs_registry_;
+  std::unordered_map<std::uint64_t, PairSeries> pairs_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
