@@ -3,8 +3,8 @@
 
 #include "flowd/rfc3339.hpp"
 
-#include <fmt/format.h>
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <charconv>
@@ -33,9 +33,10 @@ void append_json_string(std::string& out, std::string_view s) {
 // The one place the syslog header is written (RFC 5424 §6: PRI VERSION SP TIMESTAMP SP HOSTNAME SP
 // APP-NAME SP PROCID SP MSGID SP STRUCTURED-DATA SP), "-" for the absent PROCID and SD.
 void append_syslog_header(std::string& out, std::string_view now, std::string_view hostname) {
-  for (std::string_view part : {kSyslogPriVersion, std::string_view(" "), now, std::string_view(" "),
-                                hostname, std::string_view(" "), kSyslogAppName,
-                                std::string_view(" - "), kSyslogMsgId, std::string_view(" - ")})
+  for (std::string_view part :
+       {kSyslogPriVersion, std::string_view(" "), now, std::string_view(" "), hostname,
+        std::string_view(" "), kSyslogAppName, std::string_view(" - "), kSyslogMsgId,
+        std::string_view(" - ")})
     out.append(part);
 }
 

@@ -74,11 +74,12 @@ class UdpFirefly final : public Backend {
                 "fresh lookup) and origin")
             .Register(ctx.metrics);
     for (std::size_t o = 0; o < kFlowOrigins; ++o)
-      start_overflow_[o].counter = &overflow.Add(
-          {{"table", "start_time"}, {"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
+      start_overflow_[o].counter =
+          &overflow.Add({{"table", "start_time"},
+                         {"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
     if (enrich_)
-      netlink_overflow_.counter =
-          &overflow.Add({{"table", "netlink"}, {"origin", std::string(to_string(FlowOrigin::kLocal))}});
+      netlink_overflow_.counter = &overflow.Add(
+          {{"table", "netlink"}, {"origin", std::string(to_string(FlowOrigin::kLocal))}});
   }
 
   void start() override {

@@ -44,7 +44,9 @@ ConfigError key_error(const Section& cfg, std::string_view key, std::string_view
 
 }  // namespace
 
-std::span<const KeySpec> config_keys() { return kKeys; }
+std::span<const KeySpec> config_keys() {
+  return kKeys;
+}
 
 UdpFireflyConfig UdpFireflyConfig::from(const Section& cfg) {
   UdpFireflyConfig c;
