@@ -26,6 +26,10 @@ enum class TimePrecision : std::uint8_t {
 // fractional digits as `precision` (none for seconds), truncated, not rounded (a time is never
 // printed later than it was). Years 0000-9999; times outside are clamped to those.
 std::string format_time(TimePoint t, TimePrecision precision);
+// The same into `out` (at least kFormattedTimeMax bytes, not terminated): its length. For writers
+// that format many times a second into a buffer of their own (fireflies).
+inline constexpr std::size_t kFormattedTimeMax = 40;
+std::size_t format_time_to(char* out, TimePoint t, TimePrecision precision);
 // format_time(t, kMicroseconds): fireflies carry microseconds, as the Python original prints them.
 std::string format_time_iso(TimePoint t);
 

@@ -31,8 +31,12 @@ struct FireflyFields {
 // One datagram for `flow`: "<134>1 NOW HOSTNAME flowd - firefly-json - " (when f.syslog_header)
 // and the JSON; times in microseconds (format_time_iso), an "end-time" only for end events.
 std::string build_firefly(const FlowID& flow, const FireflyFields& f);
+// The same, appended to `out` (a buffer reused from firefly to firefly: no allocation once it has
+// grown).
+void append_firefly(std::string& out, const FlowID& flow, const FireflyFields& f);
 // A relayed firefly: our syslog header (if f.syslog_header) and the JSON exactly as it was
 // received.
 std::string build_relayed_firefly(std::string_view json, const FireflyFields& f);
+void append_relayed_firefly(std::string& out, std::string_view json, const FireflyFields& f);
 
 }  // namespace flowd::firefly

@@ -105,15 +105,15 @@ class SockDiag {
   std::size_t count_ = 0, malformed_ = 0;
 };
 
-// The entry of `flows` (a map keyed by FlowKey) for the TCP socket `e`, looked up in the socket's
-// own direction (local -> remote) and then reversed, because a plugin may have reported the flow
-// from either end (np_api names src and dst as its caller did); flows.end() when neither is there.
+// The value in `flows` (a FlowTable keyed by FlowKey) for the TCP socket `e`, looked up in the
+// socket's own direction (local -> remote) and then reversed, because a plugin may have reported
+// the flow from either end (np_api names src and dst as its caller did); nullptr when neither is
+// there.
 template <class FlowMap>
-auto find_socket_flow(FlowMap& flows, const SockEntry& e) {
-  auto it = flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
-  if (it == flows.end())
-    it = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
-  return it;
+auto* find_socket_flow(FlowMap& flows, const SockEntry& e) {
+  auto* v = flows.find(FlowKey{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port});
+  if (!v) v = flows.find(FlowKey{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port});
+  return v;
 }
 
 }  // namespace flowd::netlink

@@ -20,6 +20,11 @@ bool all_digits(std::string_view s) {
 }  // namespace
 
 std::string format_time(TimePoint t, TimePrecision precision) {
+  char out[kFormattedTimeMax];
+  return std::string(out, format_time_to(out, t, precision));
+}
+
+std::size_t format_time_to(char* out, TimePoint t, TimePrecision precision) {
   using namespace std::chrono;
   // Years 0000..9999 only: RFC 3339 has four year digits.
   constexpr std::int64_t kMinSecs = -62167219200, kMaxSecs = 253402300799;
@@ -46,7 +51,6 @@ std::string format_time(TimePoint t, TimePrecision precision) {
     cached_secs = secs;
   }
   const int digits = static_cast<int>(precision);
-  char out[40];
   std::memcpy(out, cached, 19);
   std::size_t n = 19;
   if (digits > 0) {
@@ -59,7 +63,7 @@ std::string format_time(TimePoint t, TimePrecision precision) {
     n += static_cast<std::size_t>(digits);
   }
   std::memcpy(out + n, "+00:00", 6);
-  return std::string(out, n + 6);
+  return n + 6;
 }
 
 std::string format_time_iso(TimePoint t) {

@@ -3,6 +3,8 @@
 // bytes.
 #include "netlink/sock_diag.hpp"
 
+#include "common/flow_table.hpp"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/inet_diag.h>
@@ -252,18 +254,19 @@ TEST(FindSocketFlow, EitherDirectionOrNone) {
   e.remote = *IpAddress::parse("2001:db8::2");
   e.local_port = 40000;
   e.remote_port = 443;
-  std::unordered_map<FlowKey, int, FlowKeyHash> flows;
-  EXPECT_EQ(find_socket_flow(flows, e), flows.end());
-  flows[{Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port}] =
-      2;  // reported from the peer
-  ASSERT_NE(find_socket_flow(flows, e), flows.end());
-  EXPECT_EQ(find_socket_flow(flows, e)->second, 2);
-  flows[{Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port}] =
-      1;  // and from here: ours first
-  EXPECT_EQ(find_socket_flow(flows, e)->second, 1);
+  FlowTable<FlowKey, int, FlowKeyHash> flows(4);
+  EXPECT_EQ(find_socket_flow(flows, e), nullptr);
+  flows.emplace({Protocol::kTcp, e.remote, e.local, e.remote_port, e.local_port},
+                2);  // reported from the peer
+  ASSERT_NE(find_socket_flow(flows, e), nullptr);
+  EXPECT_EQ(*find_socket_flow(flows, e), 2);
+  flows.emplace({Protocol::kTcp, e.local, e.remote, e.local_port, e.remote_port},
+                1);  // and from here: ours first
+  EXPECT_EQ(*find_socket_flow(flows, e), 1);
   flows.clear();
-  flows[{Protocol::kUdp, e.local, e.remote, e.local_port, e.remote_port}] = 3;  // another protocol
-  EXPECT_EQ(find_socket_flow(flows, e), flows.end());
+  flows.emplace({Protocol::kUdp, e.local, e.remote, e.local_port, e.remote_port},
+                3);  // another protocol
+  EXPECT_EQ(find_socket_flow(flows, e), nullptr);
 }
 
 }  // namespace

@@ -9,18 +9,14 @@
 
 namespace flowd::prometheus_backend {
 
-void FlowMetrics::start(const FlowID& flow, std::string experiment, std::string activity) {
+void FlowMetrics::start(const FlowID& flow, std::shared_ptr<const FlowNames> names) {
   if (flow.protocol != Protocol::kTcp) return;
   std::lock_guard lock(mu_);
   FlowKey key = FlowKey::of(flow);
   if (flows_.contains(key)) return;
-  if (flows_.size() >= max_) {
-    overflow_.Increment();
-    return;
-  }
-  flows_.emplace(key, Labels{flow.src.to_string(), flow.dst.to_string(), std::move(experiment),
-                             std::move(activity),
-                             std::to_string(flow.src_port) + ":" + std::to_string(flow.dst_port)});
+  const auto evicted = flows_.overflow();
+  flows_.emplace(key, Labels{key, std::move(names)});
+  if (flows_.overflow() != evicted) overflow_.Increment();
 }
 
 void FlowMetrics::end(const FlowID& flow) {
@@ -35,7 +31,7 @@ std::size_t FlowMetrics::size() const {
 
 std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   std::lock_guard scrape(scrape_mu_);
-  std::unordered_map<FlowKey, Labels, FlowKeyHash> flows;
+  std::optional<Flows> flows;
   {
     std::lock_guard lock(mu_);
     if (flows_.empty()) return {};
@@ -68,15 +64,20 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   req.states = ~(1u << netlink::kTcpListen);
   auto labels_of = [](const Labels& l) {
     return std::vector<prometheus::ClientMetric::Label>{
-        {"src", l.src}, {"dst", l.dst}, {"exp", l.exp}, {"act", l.act}, {"flow", l.flow}};
+        {"src", l.key.src.to_string()},
+        {"dst", l.key.dst.to_string()},
+        {"exp", l.names->experiment},
+        {"act", l.names->activity},
+        {"flow", std::to_string(l.key.src_port) + ":" + std::to_string(l.key.dst_port)}};
   };
   bool ok = diag_->dump(
       req,
       [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
         if (!d) return;
-        auto it = netlink::find_socket_flow(flows, e);
-        if (it == flows.end()) return;
-        auto labels = labels_of(it->second);
+        Labels* flow = netlink::find_socket_flow(*flows, e);
+        if (!flow || flow->scraped) return;
+        flow->scraped = true;  // one socket per flow (the first found)
+        auto labels = labels_of(*flow);
         for (std::size_t i = 0; i < specs.size(); ++i) {
           auto v = specs[i].value(*d);
           if (!v) continue;
@@ -90,7 +91,6 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
         m.label.push_back({"opts", prometheus_backend::tcp_options_text(*d)});
         m.gauge.value = 1;
         info.metric.push_back(std::move(m));
-        flows.erase(it);  // one socket per flow (the first found)
       },
       error);
   std::uint64_t held = 0;

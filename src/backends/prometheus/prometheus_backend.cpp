@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
+#include "common/flow_table.hpp"
 #include "common/net/endpoint.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
@@ -24,14 +25,15 @@ constexpr KeySpec kKeys[] = {
      "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
      "PROMETHEUS_SRV_PORT"},
     {"max_active_flows", KeyType::kInt, "100000",
-     "flows tracked for flowd_active_flows, per origin; beyond this new flows are counted in "
-     "flowd_active_flows_overflow_total",
+     "flows tracked for flowd_active_flows, per origin; beyond this the oldest tracked flow is "
+     "forgotten for the new one, counted in flowd_active_flows_overflow_total",
      {}, 1, 100000000},
     {"flow_metrics", KeyType::kBool, "yes",
      "per-flow flow_tcp_* series (tcp_info from netlink) for every active local TCP flow whose socket is on this "
      "host"},
     {"max_flow_series", KeyType::kInt, "10000",
-     "flows with per-flow series at once; beyond this they are counted in flowd_flow_series_overflow_total", {}, 1,
+     "flows with per-flow series at once; beyond this the oldest flow's series give way to the new one's, "
+     "counted in flowd_flow_series_overflow_total", {}, 1,
      10000000},
 };
 // clang-format on
@@ -50,10 +52,10 @@ class PrometheusBackend final : public Backend {
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
-                      .Help("Flow starts not tracked in flowd_active_flows because "
-                            "max_active_flows was reached, "
-                            "by origin")
-                      .Register(ctx.metrics)) {
+                      .Help("Flows forgotten by flowd_active_flows (the oldest, for a new "
+                            "one) because max_active_flows was reached, by origin")
+                      .Register(ctx.metrics)),
+        flows_{Flows(max_flows_), Flows(max_flows_), Flows(max_flows_)} {
     for (std::size_t o = 0; o < kFlowOrigins; ++o)
       overflow_by_origin_[o] =
           &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
@@ -62,7 +64,8 @@ class PrometheusBackend final : public Backend {
           static_cast<std::size_t>(cfg.get_int("max_flow_series")),
           prometheus::BuildCounter()
               .Name("flowd_flow_series_overflow_total")
-              .Help("Flow starts without per-flow flow_tcp_* series because max_flow_series was reached")
+              .Help("Flows whose per-flow flow_tcp_* series were dropped (the oldest, for a new "
+                    "one) because max_flow_series was reached")
               .Register(ctx.metrics)
               .Add({}));
   }
@@ -93,40 +96,67 @@ class PrometheusBackend final : public Backend {
     const bool series = flow_metrics_ && flow.origin == FlowOrigin::kLocal;
     FlowKey key = FlowKey::of(flow);
     if (flow.state == FlowState::kStart) {
-      auto reg = ctx_.registry.get();
-      if (series)
-        flow_metrics_->start(flow, reg->experiment_name(flow.experiment),
-                             reg->activity_name(flow.experiment, flow.activity));
-      if (flows.contains(key)) return;
-      if (flows.size() >= max_flows_) {
-        overflow_by_origin_[o]->Increment();
-        return;
-      }
-      auto& g = active_.Add({{"experiment", reg->experiment_name(flow.experiment)},
-                             {"activity", reg->activity_name(flow.experiment, flow.activity)},
-                             {"origin", std::string(to_string(flow.origin))}});
-      g.Increment();
-      flows.emplace(key, &g);
+      const PairSeries& pair = pair_series(flow);
+      if (series) flow_metrics_->start(flow, pair.names);
+      // A full table forgets its oldest flow, which no longer counts as active.
+      const bool fresh =
+          flows
+              .emplace(key, pair.gauge,
+                       [&](const FlowKey&, prometheus::Gauge* old) {
+                         old->Decrement();
+                         overflow_by_origin_[o]->Increment();
+                       })
+              .second;
+      if (fresh) pair.gauge->Increment();
     } else if (flow.state == FlowState::kEnd) {
       if (series) flow_metrics_->end(flow);
-      auto it = flows.find(key);
-      if (it == flows.end()) return;
-      it->second->Decrement();
-      flows.erase(it);
+      if (auto g = flows.extract(key)) (*g)->Decrement();
     }
   }
 
   void stop() override {
+    pairs_.clear();
     exposer_.reset();
     if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
     for (auto& flows : flows_) {
-      for (auto& [key, g] : flows) g->Decrement();
+      flows.for_each([](const FlowKey&, prometheus::Gauge* g) { g->Decrement(); });
       flows.clear();
     }
   }
 
  private:
+  // What a start needs per (origin, experiment, activity): the gauge and the registry names,
+  // looked up once per pair rather than per event (a label map, a hash and a lock in the family,
+  // and two name strings). Valid for one registry: a reload (other names) starts afresh.
+  struct PairSeries {
+    prometheus::Gauge* gauge = nullptr;
+    std::shared_ptr<const FlowNames> names;
+  };
+  const PairSeries& pair_series(const FlowID& flow) {
+    auto reg = ctx_.registry.get();
+    if (reg != pairs_registry_) {
+      pairs_.clear();
+      pairs_registry_ = reg;
+    }
+    // Bounded like the gauge family itself (one entry per series it holds); a guard all the same.
+    if (pairs_.size() >= kMaxPairs) pairs_.clear();
+    const std::uint64_t id = std::uint64_t{static_cast<std::uint8_t>(flow.origin)} << 32 |
+                             std::uint64_t{flow.experiment} << 16 | flow.activity;
+    auto [it, fresh] = pairs_.try_emplace(id);
+    if (fresh) {
+      auto names = std::make_shared<FlowNames>(
+          FlowNames{reg->experiment_name(flow.experiment),
+                    reg->activity_name(flow.experiment, flow.activity)});
+      it->second.gauge = &active_.Add({{"experiment", names->experiment},
+                                       {"activity", names->activity},
+                                       {"origin", std::string(to_string(flow.origin))}});
+      it->second.names = std::move(names);
+    }
+    return it->second;
+  }
+  static constexpr std::size_t kMaxPairs = 65536;
+
   Context& ctx_;
   std::string listen_;
   std::size_t max_flows_;
@@ -136,9 +166,11 @@ class PrometheusBackend final : public Backend {
   std::array<prometheus::Counter*, kFlowOrigins> overflow_by_origin_{};
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::array<std::unordered_map<FlowKey, prometheus::Gauge*, FlowKeyHash>, kFlowOrigins>
-      flows_;  // by origin
+  using Flows = FlowTable<FlowKey, prometheus::Gauge*, FlowKeyHash>;
+  std::array<Flows, kFlowOrigins> flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
+  std::shared_ptr<const ScitagsRegistry> pairs_registry_;
+  std::unordered_map<std::uint64_t, PairSeries> pairs_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {

@@ -9,6 +9,8 @@
 #include <cstring>
 
 #include "backends/udp_firefly/stun_client.hpp"
+#include "common/net/socket_address.hpp"
+#include "common/unique_fd.hpp"
 
 namespace flowd::udp_firefly {
 namespace {
@@ -69,40 +71,16 @@ std::optional<IpAddress> AddressMapping::public_for(const IpAddress& a) const {
 std::optional<IpAddress> local_address_towards(const std::string& probe) {
   auto p = IpAddress::parse(probe);
   if (!p) return std::nullopt;
-  int fd = ::socket(p->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (p->is_v6()) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(1);
-    std::memcpy(&s6->sin6_addr, p->bytes.data(), 16);
-    len = sizeof(sockaddr_in6);
-  } else {
-    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(1);
-    std::memcpy(&s4->sin_addr, p->bytes.data(), 4);
-    len = sizeof(sockaddr_in);
-  }
+  UniqueFd fd(::socket(p->family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return std::nullopt;
   // connect() on UDP sends nothing: it only picks the route and the source address.
-  std::optional<IpAddress> out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
-    sockaddr_storage local{};
-    socklen_t llen = sizeof local;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-      IpAddress a;
-      a.family = local.ss_family;
-      if (local.ss_family == AF_INET6)
-        std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, 16);
-      else
-        std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in*>(&local)->sin_addr, 4);
-      out = a;
-    }
-  }
-  ::close(fd);
-  return out;
+  const auto to = net::SocketAddress::of(*p, 1);
+  if (::connect(fd.get(), to.get(), to.length) != 0) return std::nullopt;
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &length) != 0)
+    return std::nullopt;
+  return net::SocketAddress::of(local, length).address();
 }
 
 bool is_private(const IpAddress& a) {

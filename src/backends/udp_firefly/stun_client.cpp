@@ -2,7 +2,6 @@
 #include "backends/udp_firefly/stun_client.hpp"
 
 #include <fmt/format.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 #include <random>
 
 #include "common/net/endpoint.hpp"
+#include "common/net/socket_address.hpp"
+#include "common/unique_fd.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::udp_firefly {
@@ -130,26 +131,19 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
     out.error = "cannot parse '" + server + "' as host[:port]";
     return out;
   }
-  addrinfo hints{};
-  hints.ai_family = family;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(ep->host.c_str(), std::to_string(ep->port).c_str(), &hints, &res);
-      rc != 0 || !res) {
-    out.error = fmt::format("cannot resolve {} for {}: {}", ep->host,
-                            family == AF_INET6 ? "IPv6" : "IPv4", gai_strerror(rc));
+  net::SocketAddress to;
+  try {
+    to = net::resolve(ep->host, ep->port, {.family = family}).front();
+  } catch (const std::runtime_error& e) {
+    out.error = fmt::format("{} for {}", e.what(), family == AF_INET6 ? "IPv6" : "IPv4");
     return out;
   }
-  int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  UniqueFd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   // Connected: the kernel drops datagrams from anyone but the server.
-  if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+  if (!fd || ::connect(fd.get(), to.get(), to.length) != 0) {
     out.error = fmt::format("cannot reach {}: {}", ep->to_string(), std::strerror(errno));
-    freeaddrinfo(res);
-    if (fd >= 0) ::close(fd);
     return out;
   }
-  freeaddrinfo(res);
   std::random_device rd;
   StunTransactionId id;
   for (auto& b : id) b = static_cast<std::uint8_t>(rd());
@@ -158,7 +152,7 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
                           timeout.count());
   StopFd stopfd(stop);
   for (int attempt = 0; attempt < attempts && !stop.stop_requested(); ++attempt) {
-    if (::send(fd, request.data(), request.size(), 0) < 0) {
+    if (::send(fd.get(), request.data(), request.size(), 0) < 0) {
       out.error = fmt::format("sending to {}: {}", ep->to_string(), std::strerror(errno));
       continue;  // e.g. ECONNREFUSED from an earlier ICMP error: try again
     }
@@ -167,14 +161,14 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      pollfd p[2] = {{fd, POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
+      pollfd p[2] = {{fd.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
       if (::poll(p, 2, static_cast<int>(left.count())) <= 0) break;
       if (p[1].revents) {
         out.error = "abandoned: flowd is stopping";
         break;
       }
       std::array<std::uint8_t, 1500> buf;
-      ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
       if (n < 0) {
         // E.g. ECONNREFUSED (ICMP port unreachable): the server is not up (yet); the attempt runs
         // out its timeout before the next one.
@@ -184,7 +178,6 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
       auto a = parse_stun_response(
           std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)), id);
       if (a.address || a.error.starts_with("Binding error")) {
-        ::close(fd);
         if (!a.address) a.error = ep->to_string() + ": " + a.error;
         return a;
       }
@@ -192,7 +185,6 @@ StunAnswer stun_query(const std::string& server, int family, std::chrono::millis
           fmt::format("from {}: {}", ep->to_string(), a.error);  // stray datagram: keep waiting
     }
   }
-  ::close(fd);
   return out;
 }
 

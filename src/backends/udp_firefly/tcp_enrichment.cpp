@@ -73,22 +73,17 @@ std::string TcpEnrichment::on_event(const FlowID& flow) {
   switch (flow.state) {
     case FlowState::kStart: {
       std::string json = lookup(flow);
-      if (flows_.size() < max_flows_ || flows_.contains(key))
-        flows_.insert_or_assign(key, Tracked{flow, json});
+      *flows_.emplace(key, Tracked{}).first = Tracked{flow, json};
       return json;
     }
     case FlowState::kEnd: {
       std::string json = lookup(flow);
-      auto it = flows_.find(key);
-      if (it != flows_.end()) {
-        if (json.empty()) json = it->second.json;
-        flows_.erase(it);
-      }
+      if (auto seen = flows_.extract(key); seen && json.empty()) json = std::move(seen->json);
       return json;
     }
     case FlowState::kOngoing: {
-      auto it = flows_.find(key);
-      return it == flows_.end() ? std::string() : it->second.json;
+      const Tracked* t = flows_.find(key);
+      return t ? t->json : std::string();
     }
   }
   return {};
@@ -105,10 +100,10 @@ void TcpEnrichment::ongoing_events(std::vector<FlowID>& out) {
       req,
       [&](const netlink::SockEntry& e, const netlink::TcpDetails* d) {
         if (!d) return;
-        auto it = netlink::find_socket_flow(flows_, e);
-        if (it == flows_.end() || !emitted.emplace(it->first, true).second) return;
-        it->second.json = netlink_json(e, *d);
-        FlowID f = it->second.start;
+        Tracked* t = netlink::find_socket_flow(flows_, e);
+        if (!t || !emitted.emplace(FlowKey::of(t->start), true).second) return;
+        t->json = netlink_json(e, *d);
+        FlowID f = t->start;
         f.state = FlowState::kOngoing;
         out.push_back(f);
       },

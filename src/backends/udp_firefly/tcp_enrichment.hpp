@@ -3,15 +3,17 @@
 // ongoing fireflies, as the Python original's netlink section. A start looks its socket up by
 // 4-tuple (either end may be local); an end uses a fresh lookup while the socket lingers, else the
 // last values seen; with `ongoing_interval`, one dump refreshes every tracked flow and yields its
-// `ongoing` event. Single-threaded: the udp_firefly backend's thread.
+// `ongoing` event. Bounded (FlowTable, max_tracked_flows): beyond it the oldest-inserted flow is
+// forgotten (no more ongoing fireflies, and its end carries only a fresh lookup), counted in
+// overflow(). Single-threaded: the udp_firefly backend's thread.
 #pragma once
 
 #include <chrono>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "common/flow_table.hpp"
 #include "flowd/flow_id.hpp"
 #include "netlink/sock_diag.hpp"
 
@@ -25,7 +27,7 @@ std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails&
 class TcpEnrichment {
  public:
   TcpEnrichment(std::chrono::seconds ongoing_interval, std::size_t max_flows)
-      : ongoing_(ongoing_interval), max_flows_(max_flows) {}
+      : ongoing_(ongoing_interval), flows_(max_flows) {}
   // Opens the netlink socket (before READY=1, so a failure stops the start).
   void open() { diag_.emplace(); }
   // The netlink object for this event's firefly, or "" when the socket is unknown.
@@ -34,6 +36,8 @@ class TcpEnrichment {
   // One dump: fresh details for every tracked flow whose socket is here, and its ongoing event.
   void ongoing_events(std::vector<FlowID>& out);
   std::size_t tracked() const { return flows_.size(); }
+  // Flows forgotten to make room (the table was full).
+  std::uint64_t overflow() const { return flows_.overflow(); }
 
  private:
   struct Tracked {
@@ -43,9 +47,8 @@ class TcpEnrichment {
   std::string lookup(const FlowID& flow);
 
   std::chrono::seconds ongoing_;
-  std::size_t max_flows_;
   std::optional<netlink::SockDiag> diag_;
-  std::unordered_map<FlowKey, Tracked, FlowKeyHash> flows_;
+  FlowTable<FlowKey, Tracked, FlowKeyHash> flows_;
 };
 
 }  // namespace flowd::udp_firefly

@@ -80,80 +80,67 @@ Observation FlowTracker::observe_all(const collector::FlowRecord& r, TimePoint n
   if (!remember && rules_.empty() && !tracked_.may_contain(tuple.src_port(), tuple.dst_port()))
     return obs;
   const FlowKey key = tuple.key();
-  auto it = flows_.find(key);
-  if (it != flows_.end() && label) {
-    Tracked& t = it->second;
-    if (!t.labelled) {
-      t.labelled = true;
-      t.label = *label;
-    } else if (t.unstable || t.label != *label) {
+  Tracked* t = flows_.find(key);
+  if (t && label) {
+    if (!t->labelled) {
+      t->labelled = true;
+      t->label = *label;
+    } else if (t->unstable || t->label != *label) {
       // One flow, two labels: a kernel re-hash, a random label, or a forged one. Whatever it was,
       // it is not a tag the flow's sender set; an earlier start is ended.
-      t.unstable = true;
-      end(t, now, out);
+      t->unstable = true;
+      end(*t, now, out);
       obs.label = LabelResult::kUnstable;
     }
   }
   std::optional<LabelTag> tag;
   if (obs.label == LabelResult::kTag) tag = decode_label(*label);
-  if (!tag && !rules_.empty() && !(it != flows_.end() && it->second.unstable)) {
+  if (!tag && !rules_.empty() && !(t && t->unstable)) {
     if (const auto* rule = match_rule(rules_, flow_id_of(key)))
       tag = LabelTag{rule->experiment, rule->activity};
   }
   obs.tag = tag;
-  if (it == flows_.end()) {
+  if (!t) {
     if (!remember && !tag) return obs;
-    if (flows_.size() >= max_flows_) {
-      ++overflow_;
-      return obs;
-    }
-    Tracked t;
-    t.last_seen = now;
-    if (label) t.labelled = true, t.label = *label;
-    it = flows_.emplace(key, t).first;
+    Tracked fresh;
+    if (label) fresh.labelled = true, fresh.label = *label;
+    t = flows_.emplace_or_refuse(key, fresh).first;
+    if (!t) return obs;  // full: counted in overflow()
     tracked_.insert(key);
   }
-  Tracked& t = it->second;
-  t.last_seen = now;
-  if (tag && !t.reported && !t.unstable) {
+  t->last_seen = now;
+  if (tag && !t->reported && !t->unstable) {
     FlowID start = flow_id_of(key);
     start.state = FlowState::kStart;
     start.experiment = static_cast<std::uint16_t>(tag->experiment);
     start.activity = static_cast<std::uint16_t>(tag->activity);
     start.start_time = now;
-    t.start = start;
-    t.reported = true;
+    t->start = start;
+    t->reported = true;
     out.push_back(start);
   }
   // flowEndReason: 1 idle timeout, 3 end of flow detected, 4 forced end, 5 lack of resources end
   // the flow; 2 (active timeout) is a long flow's periodic report.
   if (const auto* reason = unsigned_key(r, KeyFields::kFlowEndReason);
       reason && reason->value.u != 2) {
-    end(t, now, out);
-    erase(it);
+    end(*t, now, out);
+    flows_.erase(key);
+    tracked_.erase(key);
   }
   return obs;
 }
 
-void FlowTracker::erase(Flows::iterator it) {
-  tracked_.erase(it->first);
-  flows_.erase(it);
-}
-
 void FlowTracker::expire(TimePoint now, std::vector<FlowID>& out) {
-  for (auto it = flows_.begin(); it != flows_.end();) {
-    if (now - it->second.last_seen >= idle_) {
-      end(it->second, now, out);
-      tracked_.erase(it->first);
-      it = flows_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  flows_.erase_if([&](const FlowKey& key, Tracked& t) {
+    if (now - t.last_seen < idle_) return false;
+    end(t, now, out);
+    tracked_.erase(key);
+    return true;
+  });
 }
 
 void FlowTracker::end_all(TimePoint now, std::vector<FlowID>& out) {
-  for (auto& [key, t] : flows_) end(t, now, out);
+  flows_.for_each([&](const FlowKey&, Tracked& t) { end(t, now, out); });
   flows_.clear();
   tracked_.clear();
 }

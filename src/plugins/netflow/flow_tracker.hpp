@@ -11,10 +11,10 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "collector/flow_record.hpp"
+#include "common/flow_table.hpp"
 #include "flowd/scitags_label.hpp"
 #include "plugins/netflow/flow_rules.hpp"
 #include "plugins/netflow/label_policy.hpp"
@@ -79,7 +79,7 @@ class FlowTracker {
       : rules_(std::move(rules)),
         policy_(std::move(policy)),
         idle_(idle_timeout),
-        max_flows_(max_flows) {}
+        flows_(max_flows) {}
 
   // Appends the events this record causes to `out`.
   Observation observe(const collector::FlowRecord& r, TimePoint now,
@@ -131,7 +131,7 @@ class FlowTracker {
   void end_all(TimePoint now, std::vector<FlowID>& out);
   std::size_t size() const { return flows_.size(); }
   // Tagged flows that did not fit max_flows (their events are lost).
-  std::size_t overflow() const { return overflow_; }
+  std::uint64_t overflow() const { return flows_.overflow(); }
 
  private:
   struct Tracked {
@@ -142,7 +142,11 @@ class FlowTracker {
     bool reported = false;  // a start was published (an end is owed)
     bool unstable = false;  // its label changed: never a tag again until it expires
   };
-  using Flows = std::unordered_map<FlowKey, Tracked, FlowKeyHash>;
+  // Bounded by max_flows. The one FlowTable owner that refuses rather than evicts: its flows
+  // expire after idle_timeout, so a lost end cannot fill it for good, and evicting a live flow
+  // would publish an end that the flow's next record contradicts with a new start (a start/end
+  // pair per record while more tagged flows are live than fit). Refused flows are counted.
+  using Flows = FlowTable<FlowKey, Tracked, FlowKeyHash>;
 
   // Counts the tracked flows per bucket of a hash of their two ports, so that a record whose flow
   // is not tracked (nearly every record: only tagged flows are) usually needs neither the rest of
@@ -182,13 +186,10 @@ class FlowTracker {
                           const std::shared_ptr<const ScitagsRegistry>& registry,
                           std::vector<FlowID>& out);
   void end(Tracked& t, TimePoint now, std::vector<FlowID>& out);
-  void erase(Flows::iterator it);
 
   std::vector<FlowRule> rules_;
   LabelPolicy policy_;
   std::chrono::seconds idle_;
-  std::size_t max_flows_;
-  std::size_t overflow_ = 0;
   Flows flows_;
   PortFilter tracked_;  // the ports of flows_
 };

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: Apache-2.0
+// FlowTable<Key, Value>: the one bounded per-flow table of flowd (start times and netlink state in
+// udp_firefly, the prometheus backend's active flows and per-flow series, the netflow plugin's
+// tracked flows).
+//
+// Bounded: at most `capacity` entries, ever. Memory is at most capacity * kBytesPerEntry plus the
+// heap memory the values own (strings); the entry array grows on demand up to capacity (never
+// beyond) and is not given back until the table is destroyed.
+//
+// Overflow policy: a new key in a full table evicts the OLDEST-INSERTED entry (emplace). Why
+// insertion order and not LRU: an entry is written at a flow's start and read at its end, so
+// recency of use is nearly insertion order anyway; LRU would turn every lookup into a write (a
+// relink), on the per-event hot path, and let a flow's events keep a dead entry alive. Why evict
+// rather than refuse: the tables without an idle timeout only lose entries when an end event
+// arrives, so a start whose end is lost (a reporter restarted, a queue dropped it) stays forever;
+// refusing would turn a few such leaks into a table that refuses every new flow for good, whereas
+// evicting the oldest heals by itself and keeps the newest flows, the ones still likely to end
+// here. An owner that must not lose an entry it already holds (the netflow tracker: it has an idle
+// timeout, and evicting a live flow would publish an end that its next record contradicts) uses
+// emplace_or_refuse instead and says why where it does.
+//
+// Every eviction or refusal is counted in overflow(); the owner exports it as a
+// flowd_*_overflow_total counter.
+//
+// Lookup, insertion, erasure and eviction are O(1) on average: an open-addressing index (linear
+// probing, load factor <= 1/2, backward-shift erasure, no tombstones) of 8-byte slots into a dense
+// entry array, threaded by a doubly linked list in insertion order. No allocation per insertion
+// once the arrays have grown. A pointer returned by find or emplace stays valid until the next
+// insertion. Not thread-safe: each owner says which thread uses it (or locks).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+namespace flowd {
+
+template <class Key, class Value, class Hash = std::hash<Key>, class Equal = std::equal_to<Key>>
+class FlowTable {
+  static constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
+
+  struct Node {
+    Key key{};
+    Value value{};
+    std::uint32_t tag = 0;  // the key's mixed hash: its home slot, and a cheap first comparison
+    std::uint32_t prev = kNil, next = kNil;  // insertion order while live; `next` chains the free
+  };
+  struct Slot {
+    std::uint32_t node = kNil;  // index into nodes_; kNil = empty
+    std::uint32_t tag = 0;
+  };
+
+ public:
+  // Upper bound of the table's own memory per entry, in bytes: one node, and the index at its
+  // worst load (1/4 full just after it doubled, so four slots per entry).
+  static constexpr std::size_t kBytesPerEntry = sizeof(Node) + 4 * sizeof(Slot);
+
+  // capacity: 1 .. 2^31 entries (std::invalid_argument outside).
+  explicit FlowTable(std::size_t capacity) : capacity_(capacity) {
+    if (capacity == 0 || capacity > (std::size_t{1} << 31))
+      throw std::invalid_argument("FlowTable capacity must be 1 .. 2^31");
+  }
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  bool full() const { return size_ >= capacity_; }
+  std::size_t capacity() const { return capacity_; }
+  // The most memory this table itself can take (see kBytesPerEntry), in bytes.
+  std::size_t max_bytes() const { return capacity_ * kBytesPerEntry; }
+  // Entries evicted (emplace) or refused (emplace_or_refuse) because the table was full.
+  std::uint64_t overflow() const { return overflow_; }
+
+  Value* find(const Key& key) {
+    std::uint32_t n = lookup(key, tag_of(key));
+    return n == kNil ? nullptr : &nodes_[n].value;
+  }
+  const Value* find(const Key& key) const {
+    std::uint32_t n = lookup(key, tag_of(key));
+    return n == kNil ? nullptr : &nodes_[n].value;
+  }
+  bool contains(const Key& key) const { return find(key) != nullptr; }
+
+  // The value of `key`, inserted as `value` if absent: {value, true if inserted}. A new key in a
+  // full table first evicts the oldest-inserted entry: on_evict(const Key&, Value&) sees it just
+  // before it goes (an owner that must undo something, e.g. a gauge, does it there).
+  template <class OnEvict>
+  std::pair<Value*, bool> emplace(const Key& key, Value value, OnEvict&& on_evict) {
+    const std::uint32_t tag = tag_of(key);
+    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&nodes_[n].value, false};
+    if (full()) {
+      ++overflow_;
+      Node& old = nodes_[head_];
+      on_evict(static_cast<const Key&>(old.key), old.value);
+      remove(head_);
+    }
+    return {&nodes_[insert(key, tag, std::move(value))].value, true};
+  }
+  std::pair<Value*, bool> emplace(const Key& key, Value value) {
+    return emplace(key, std::move(value), [](const Key&, Value&) {});
+  }
+
+  // As emplace, but a new key in a full table is refused (counted): {nullptr, false}.
+  std::pair<Value*, bool> emplace_or_refuse(const Key& key, Value value) {
+    const std::uint32_t tag = tag_of(key);
+    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&nodes_[n].value, false};
+    if (full()) {
+      ++overflow_;
+      return {nullptr, false};
+    }
+    return {&nodes_[insert(key, tag, std::move(value))].value, true};
+  }
+
+  // Removes `key`: true if it was there.
+  bool erase(const Key& key) {
+    std::uint32_t n = lookup(key, tag_of(key));
+    if (n == kNil) return false;
+    remove(n);
+    return true;
+  }
+  // Removes `key` and returns its value (one lookup where find + erase take two).
+  std::optional<Value> extract(const Key& key) {
+    std::uint32_t n = lookup(key, tag_of(key));
+    if (n == kNil) return std::nullopt;
+    std::optional<Value> v(std::move(nodes_[n].value));
+    remove(n);
+    return v;
+  }
+
+  // f(const Key&, Value&) for every entry, oldest first. f must not insert or erase.
+  template <class F>
+  void for_each(F&& f) {
+    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next)
+      f(static_cast<const Key&>(nodes_[n].key), nodes_[n].value);
+  }
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next) f(nodes_[n].key, nodes_[n].value);
+  }
+  // Removes every entry for which pred(const Key&, Value&) is true, oldest first; returns how many.
+  template <class Pred>
+  std::size_t erase_if(Pred&& pred) {
+    std::size_t erased = 0;
+    for (std::uint32_t n = head_; n != kNil;) {
+      std::uint32_t next = nodes_[n].next;
+      if (pred(static_cast<const Key&>(nodes_[n].key), nodes_[n].value)) {
+        remove(n);
+        ++erased;
+      }
+      n = next;
+    }
+    return erased;
+  }
+
+  // Removes every entry (the overflow count stays); keeps the arrays for reuse.
+  void clear() {
+    for (auto& s : index_) s = Slot{};
+    nodes_.clear();
+    free_ = head_ = tail_ = kNil;
+    size_ = 0;
+  }
+
+ private:
+  // Fibonacci hashing on top of the key's hash: the top bits pick the slot, so a Hash with weak
+  // low bits (std::hash of an integer is the identity) still spreads.
+  static std::uint32_t tag_of(const Key& key) {
+    return static_cast<std::uint32_t>(
+        (static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ULL) >> 32);
+  }
+  std::size_t home(std::uint32_t tag) const { return tag >> shift_; }
+  std::size_t mask() const { return index_.size() - 1; }
+
+  std::uint32_t lookup(const Key& key, std::uint32_t tag) const {
+    if (size_ == 0) return kNil;
+    for (std::size_t i = home(tag);; i = (i + 1) & mask()) {
+      const Slot& s = index_[i];
+      if (s.node == kNil) return kNil;
+      if (s.tag == tag && Equal{}(nodes_[s.node].key, key)) return s.node;
+    }
+  }
+
+  std::uint32_t insert(const Key& key, std::uint32_t tag, Value&& value) {
+    if ((size_ + 1) * 2 > index_.size()) grow_index();
+    std::uint32_t n;
+    if (free_ != kNil) {
+      n = free_;
+      free_ = nodes_[n].next;
+    } else {
+      if (nodes_.size() == nodes_.capacity())
+        nodes_.reserve(std::min(capacity_, std::max<std::size_t>(16, nodes_.size() * 2)));
+      n = static_cast<std::uint32_t>(nodes_.size());
+      nodes_.emplace_back();
+    }
+    Node& node = nodes_[n];
+    node.key = key;
+    node.value = std::move(value);
+    node.tag = tag;
+    node.prev = tail_;
+    node.next = kNil;
+    (tail_ == kNil ? head_ : nodes_[tail_].next) = n;
+    tail_ = n;
+    place(n, tag);
+    ++size_;
+    return n;
+  }
+
+  void place(std::uint32_t n, std::uint32_t tag) {
+    std::size_t i = home(tag);
+    while (index_[i].node != kNil) i = (i + 1) & mask();
+    index_[i] = Slot{n, tag};
+  }
+
+  // Unlinks node n, frees its slot (backward shift: the probe chains stay gap-free without
+  // tombstones) and puts it on the free list, its value reset so that what it owned is released.
+  void remove(std::uint32_t n) {
+    Node& node = nodes_[n];
+    std::size_t i = home(node.tag);
+    while (index_[i].node != n) i = (i + 1) & mask();
+    for (std::size_t j = (i + 1) & mask(); index_[j].node != kNil; j = (j + 1) & mask()) {
+      const std::size_t k = home(index_[j].tag);
+      // The entry at j may move back to i unless its home lies cyclically in (i, j].
+      const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+      if (stays) continue;
+      index_[i] = index_[j];
+      i = j;
+    }
+    index_[i] = Slot{};
+    (node.prev == kNil ? head_ : nodes_[node.prev].next) = node.next;
+    (node.next == kNil ? tail_ : nodes_[node.next].prev) = node.prev;
+    node.value = Value{};
+    node.prev = kNil;
+    node.next = free_;
+    free_ = n;
+    --size_;
+  }
+
+  void grow_index() {
+    std::size_t slots = std::max<std::size_t>(16, index_.size() * 2);
+    index_.assign(slots, Slot{});
+    shift_ = 32;
+    for (std::size_t s = slots; s > 1; s >>= 1) --shift_;
+    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next) place(n, nodes_[n].tag);
+  }
+
+  std::size_t capacity_;
+  std::size_t size_ = 0;
+  std::uint64_t overflow_ = 0;
+  std::vector<Node> nodes_;
+  std::vector<Slot> index_;
+  unsigned shift_ = 32;  // 32 - log2(index_.size())
+  std::uint32_t head_ = kNil, tail_ = kNil, free_ = kNil;
+};
+
+}  // namespace flowd

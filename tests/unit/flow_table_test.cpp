@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// FlowTable (src/common/flow_table.hpp): lookup, insertion order, eviction of the oldest-inserted
+// entry, refusal, the overflow count, and a randomized comparison with std::unordered_map plus an
+// insertion-order model, so that the backward-shift erasure is exercised on long probe chains.
+#include "common/flow_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace flowd {
+namespace {
+
+using Table = FlowTable<int, std::string>;
+
+std::vector<int> keys_in_order(Table& t) {
+  std::vector<int> out;
+  t.for_each([&](const int& k, std::string&) { out.push_back(k); });
+  return out;
+}
+
+TEST(FlowTable, FindInsertEraseExtract) {
+  Table t(8);
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.find(1), nullptr);
+  auto [v, fresh] = t.emplace(1, "one");
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(fresh);
+  EXPECT_EQ(*v, "one");
+  auto [again, fresh2] = t.emplace(1, "uno");
+  EXPECT_FALSE(fresh2);
+  EXPECT_EQ(*again, "one") << "an existing key keeps its value";
+  EXPECT_TRUE(t.contains(1));
+  EXPECT_EQ(t.size(), 1u);
+  t.emplace(2, "two");
+  EXPECT_EQ(t.extract(2), std::optional<std::string>("two"));
+  EXPECT_EQ(t.extract(2), std::nullopt);
+  EXPECT_TRUE(t.erase(1));
+  EXPECT_FALSE(t.erase(1));
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.overflow(), 0u);
+}
+
+TEST(FlowTable, FullTableEvictsTheOldestInserted) {
+  Table t(3);
+  for (int k : {10, 20, 30}) t.emplace(k, std::to_string(k));
+  EXPECT_TRUE(t.full());
+  // Looking a key up does not make it younger: insertion order, not LRU.
+  EXPECT_NE(t.find(10), nullptr);
+  std::vector<std::pair<int, std::string>> evicted;
+  auto on_evict = [&](const int& k, std::string& v) { evicted.emplace_back(k, v); };
+  t.emplace(40, "40", on_evict);
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_EQ(evicted[0], std::make_pair(10, std::string("10")));
+  EXPECT_EQ(t.find(10), nullptr);
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.overflow(), 1u);
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{20, 30, 40}));
+  // An existing key is no overflow.
+  t.emplace(30, "x", on_evict);
+  EXPECT_EQ(t.overflow(), 1u);
+  // A freed place is taken without evicting.
+  t.erase(30);
+  t.emplace(50, "50", on_evict);
+  EXPECT_EQ(t.overflow(), 1u);
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{20, 40, 50}));
+  t.emplace(60, "60", on_evict);
+  EXPECT_EQ(evicted.back().first, 20);
+  EXPECT_EQ(t.overflow(), 2u);
+}
+
+TEST(FlowTable, RefusalKeepsWhatIsThere) {
+  Table t(2);
+  EXPECT_TRUE(t.emplace_or_refuse(1, "a").second);
+  EXPECT_TRUE(t.emplace_or_refuse(2, "b").second);
+  auto [v, fresh] = t.emplace_or_refuse(3, "c");
+  EXPECT_EQ(v, nullptr);
+  EXPECT_FALSE(fresh);
+  EXPECT_EQ(t.overflow(), 1u);
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{1, 2}));
+  // An existing key is found, full or not.
+  ASSERT_NE(t.emplace_or_refuse(2, "z").first, nullptr);
+  EXPECT_EQ(*t.emplace_or_refuse(2, "z").first, "b");
+  EXPECT_EQ(t.overflow(), 1u);
+}
+
+TEST(FlowTable, EraseIfAndClear) {
+  Table t(100);
+  for (int k = 0; k < 50; ++k) t.emplace(k, std::to_string(k));
+  std::vector<int> seen;
+  EXPECT_EQ(t.erase_if([&](const int& k, std::string&) {
+    seen.push_back(k);
+    return k % 2 == 0;
+  }),
+            25u);
+  EXPECT_EQ(seen.size(), 50u);
+  EXPECT_EQ(seen.front(), 0) << "oldest first";
+  EXPECT_EQ(t.size(), 25u);
+  for (int k = 0; k < 50; ++k) EXPECT_EQ(t.contains(k), k % 2 == 1) << k;
+  t.clear();
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.find(1), nullptr);
+  t.emplace(7, "7");
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{7}));
+}
+
+TEST(FlowTable, CapacityIsCheckedAndMemoryBounded) {
+  EXPECT_THROW(Table(0), std::invalid_argument);
+  Table t(1000);
+  EXPECT_EQ(t.capacity(), 1000u);
+  EXPECT_EQ(t.max_bytes(), 1000u * Table::kBytesPerEntry);
+  EXPECT_GE(Table::kBytesPerEntry, sizeof(int) + sizeof(std::string));
+}
+
+// Keys that all share a home slot (a constant hash) make one long probe chain: every erasure has
+// to shift the chain back, and every lookup walks it.
+struct SameHash {
+  std::size_t operator()(int) const { return 42; }
+};
+
+TEST(FlowTable, CollidingKeysStayFindableThroughErasures) {
+  FlowTable<int, int, SameHash> t(64);
+  for (int k = 0; k < 40; ++k) t.emplace(k, k);
+  for (int k = 0; k < 40; k += 3) EXPECT_TRUE(t.erase(k));
+  for (int k = 0; k < 40; ++k) {
+    const int* v = t.find(k);
+    if (k % 3 == 0) {
+      EXPECT_EQ(v, nullptr) << k;
+    } else {
+      ASSERT_NE(v, nullptr) << k;
+      EXPECT_EQ(*v, k);
+    }
+  }
+}
+
+// A random mix of operations against a model: an unordered_map for the contents and a deque for
+// the insertion order (what eviction takes first).
+TEST(FlowTable, MatchesAModelUnderRandomOperations) {
+  constexpr std::size_t kCapacity = 257;
+  FlowTable<int, int> t(kCapacity);
+  std::unordered_map<int, int> model;
+  std::deque<int> order;
+  std::uint64_t evictions = 0;
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> key(0, 600), op(0, 9);
+  auto erase_from_order = [&](int k) { std::erase(order, k); };
+  for (int i = 0; i < 50000; ++i) {
+    const int k = key(rng);
+    const int o = op(rng);
+    if (o < 5) {
+      int evicted = -1;
+      auto [v, fresh] = t.emplace(k, i, [&](const int& ek, int&) { evicted = ek; });
+      ASSERT_NE(v, nullptr);
+      EXPECT_EQ(fresh, !model.contains(k));
+      if (fresh) {
+        if (model.size() == kCapacity) {
+          ASSERT_EQ(evicted, order.front()) << "step " << i;
+          model.erase(order.front());
+          order.pop_front();
+          ++evictions;
+        }
+        model[k] = i;
+        order.push_back(k);
+      } else {
+        EXPECT_EQ(*v, model[k]);
+        EXPECT_EQ(evicted, -1);
+      }
+    } else if (o < 8) {
+      EXPECT_EQ(t.erase(k), model.erase(k) == 1) << "step " << i;
+      erase_from_order(k);
+    } else {
+      const int* v = t.find(k);
+      ASSERT_EQ(v != nullptr, model.contains(k)) << "step " << i;
+      if (v) {
+        EXPECT_EQ(*v, model[k]);
+      }
+    }
+    ASSERT_EQ(t.size(), model.size());
+  }
+  EXPECT_EQ(t.overflow(), evictions);
+  EXPECT_GT(evictions, 0u);
+  std::vector<int> got;
+  t.for_each([&](const int& k, int&) { got.push_back(k); });
+  EXPECT_EQ(got, std::vector<int>(order.begin(), order.end()));
+}
+
+}  // namespace
+}  // namespace flowd

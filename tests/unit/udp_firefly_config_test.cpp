@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// UdpFireflyConfig::from: the [backend.udp_firefly] section as typed values, and the semantic
+// checks the key table cannot make, each a ConfigError naming the section and the key.
+#include "backends/udp_firefly/udp_firefly_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace flowd::udp_firefly {
+namespace {
+
+Section section(std::map<std::string, std::string> v) {
+  for (const auto& k : config_keys())
+    if (!v.contains(std::string(k.name))) v[std::string(k.name)] = std::string(k.default_value);
+  return Section("backend.udp_firefly", config_keys(), v, {});
+}
+
+std::string error_of(std::map<std::string, std::string> v) {
+  try {
+    UdpFireflyConfig::from(section(std::move(v)));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(UdpFireflyConfig, DefaultsAsTyped) {
+  auto c = UdpFireflyConfig::from(section({}));
+  EXPECT_EQ(c.port, 10514);
+  EXPECT_FALSE(c.collector);
+  EXPECT_TRUE(c.syslog_header);
+  EXPECT_EQ(c.max_tracked_flows, 100000u);
+  EXPECT_FALSE(c.ip_discovery);
+  EXPECT_EQ(c.discovery.timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(c.discovery.attempts, 3);
+  EXPECT_EQ(c.discovery.stun_servers.size(), 2u);
+  EXPECT_FALSE(c.netlink);
+  EXPECT_EQ(c.ongoing_interval, std::chrono::seconds(0));
+  EXPECT_FALSE(c.forward_observed);
+}
+
+TEST(UdpFireflyConfig, CollectorPortDefaultsToPort) {
+  auto c = UdpFireflyConfig::from(section({{"port", "2000"}, {"collector", "collector.example"}}));
+  ASSERT_TRUE(c.collector);
+  EXPECT_EQ(c.collector->host, "collector.example");
+  EXPECT_EQ(c.collector->port, 2000);
+  c = UdpFireflyConfig::from(
+      section({{"collector", "[2001:db8::1]:9000"}, {"forward_observed", "yes"}}));
+  ASSERT_TRUE(c.collector);
+  EXPECT_EQ(c.collector->port, 9000);
+  EXPECT_TRUE(c.forward_observed);
+}
+
+TEST(UdpFireflyConfig, KeysThatNeedEachOther) {
+  EXPECT_EQ(error_of({{"forward_observed", "yes"}}),
+            "[backend.udp_firefly] forward_observed: needs collector (observed flows go nowhere "
+            "else)");
+  EXPECT_EQ(error_of({{"ongoing_interval", "5"}}),
+            "[backend.udp_firefly] ongoing_interval: needs netlink = yes");
+  EXPECT_EQ(error_of({{"ongoing_interval", "5"}, {"netlink", "yes"}}), "");
+}
+
+TEST(UdpFireflyConfig, AnUnparsableCollectorIsAConfigError) {
+  const std::string e = error_of({{"collector", "[2001:db8::1"}});
+  EXPECT_EQ(e.rfind("[backend.udp_firefly] collector: ", 0), 0u) << e;
+}
+
+}  // namespace
+}  // namespace flowd::udp_firefly
