@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-packet cost of the flowd_mark tc program (bpf/flowd_marker.bpf.c), measured in the kernel with
-// BPF_PROG_TEST_RUN: repeat = 1,000,000 runs of one packet, opts.duration = average ns per run.
-// Each case is measured over several rounds; the median and the minimum are printed. Needs root.
+// Per-packet cost of the flowd_mark tc program (bpf/flowd_marker.bpf.c), measured in the kernel
+// with BPF_PROG_TEST_RUN: repeat = 1,000,000 runs of one packet, opts.duration = average ns per
+// run. Each case is measured over several rounds; the median and the minimum are printed. Needs
+// root.
 //
 //   flowd_marker_bench [rounds]
 #include <arpa/inet.h>
@@ -173,8 +174,8 @@ bool marked(const Marker& m, const Bytes& pkt) {
 
 int measure(const char* name, const Marker& m, const Bytes& pkt, bool expect_marked, int rounds) {
   if (marked(m, pkt) != expect_marked) {
-    std::fprintf(stderr, "%s: the packet was %s, expected %s\n", name, expect_marked ? "not marked" : "marked",
-                 expect_marked ? "marked" : "untouched");
+    std::fprintf(stderr, "%s: the packet was %s, expected %s\n", name,
+                 expect_marked ? "not marked" : "marked", expect_marked ? "marked" : "untouched");
     return 1;
   }
   std::vector<long> ns;
@@ -184,8 +185,8 @@ int measure(const char* name, const Marker& m, const Bytes& pkt, bool expect_mar
     ns.push_back(d);
   }
   std::sort(ns.begin(), ns.end());
-  std::printf("%-52s %4ld ns/packet (median of %d x %u runs; min %ld)\n", name, ns[ns.size() / 2], rounds, kRepeat,
-              ns.front());
+  std::printf("%-52s %4ld ns/packet (median of %d x %u runs; min %ld)\n", name, ns[ns.size() / 2],
+              rounds, kRepeat, ns.front());
   std::fflush(stdout);
   return 0;
 }
@@ -195,7 +196,8 @@ int measure(const char* name, const Marker& m, const Bytes& pkt, bool expect_mar
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
   if (geteuid() != 0) {
-    std::fprintf(stderr, "flowd_marker_bench: needs root (CAP_BPF) to load and run the BPF program\n");
+    std::fprintf(stderr,
+                 "flowd_marker_bench: needs root (CAP_BPF) to load and run the BPF program\n");
     return 77;
   }
   int cpus = libbpf_num_possible_cpus();
@@ -208,7 +210,8 @@ int main(int argc, char** argv) {
     if (!small.load(false) || !small.fill(9)) return 1;
     std::printf("map mode, %u entries in the flow map:\n", small.entries());
     failed |= measure("  match IPv6/TCP", small, ipv6_tcp(40000, 2811), true, rounds);
-    failed |= measure("  no match IPv6/TCP (other port)", small, ipv6_tcp(40000, 2812), false, rounds);
+    failed |=
+        measure("  no match IPv6/TCP (other port)", small, ipv6_tcp(40000, 2812), false, rounds);
     failed |= measure("  IPv4/TCP", small, ipv4_tcp(), false, rounds);
   }
   {
@@ -216,7 +219,8 @@ int main(int argc, char** argv) {
     if (!big.load(false) || !big.fill(kBigMap - 1)) return 1;
     std::printf("map mode, %u entries in the flow map (max %u):\n", big.entries(), kBigMap);
     failed |= measure("  match IPv6/TCP", big, ipv6_tcp(40000, 2811), true, rounds);
-    failed |= measure("  no match IPv6/TCP (other port)", big, ipv6_tcp(40000, 2812), false, rounds);
+    failed |=
+        measure("  no match IPv6/TCP (other port)", big, ipv6_tcp(40000, 2812), false, rounds);
     failed |= measure("  IPv4/TCP", big, ipv4_tcp(), false, rounds);
   }
   {

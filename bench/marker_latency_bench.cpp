@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pipe write -> flow present in the marker's BPF map, with the real daemon. Run as root:
 //   flowd_marker_latency_bench [--flows N] [--flowd PATH]
-// It makes a network namespace with a veth pair (fd00:f10e::/64), runs flowd with np_api + ebpf there,
-// finds flowd's map by name, and for each flow writes one start line and spins on the map lookup.
+// It makes a network namespace with a veth pair (fd00:f10e::/64), runs flowd with np_api + ebpf
+// there, finds flowd's map by name, and for each flow writes one start line and spins on the map
+// lookup.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -39,13 +40,16 @@ int find_map(const char* name) {
     if (fd < 0) continue;
     bpf_map_info info{};
     __u32 len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(info.name, name) == 0) return fd;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(info.name, name) == 0)
+      return fd;
     close(fd);
   }
   return -1;
 }
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+int sh(const std::string& cmd) {
+  return std::system(cmd.c_str());
+}
 
 }  // namespace
 
@@ -61,10 +65,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string ns = fmt::format("flowdlat{}", getpid());
-  sh(fmt::format("ip netns add {0} && ip -n {0} link add vl0 type veth peer name vl1 && "
-                 "ip -n {0} addr add fd00:f10e::1/64 dev vl0 nodad && ip -n {0} link set vl0 up && "
-                 "ip -n {0} link set vl1 up",
-                 ns));
+  sh(fmt::format(
+      "ip netns add {0} && ip -n {0} link add vl0 type veth peer name vl1 && "
+      "ip -n {0} addr add fd00:f10e::1/64 dev vl0 nodad && ip -n {0} link set vl0 up && "
+      "ip -n {0} link set vl1 up",
+      ns));
   char tmpl[] = "/tmp/flowd-mlat-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::ofstream(dir + "/flowd.cfg") << fmt::format(
@@ -118,7 +123,8 @@ int main(int argc, char** argv) {
     usleep(500);  // paced: one flow every ~0.5 ms, the latency of an idle daemon
   }
   std::sort(lat.begin(), lat.end());
-  fmt::print("flows={} pipe->map median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}\n", flows, lat[lat.size() / 2],
+  fmt::print("flows={} pipe->map median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}\n", flows,
+             lat[lat.size() / 2],
              lat[static_cast<std::size_t>(0.99 * static_cast<double>(lat.size() - 1))], lat.back());
   kill(pid, SIGTERM);
   int st;

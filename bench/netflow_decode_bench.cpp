@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Decode-only cost of the NetFlow/IPFIX decoders on the real exporter captures in shared/fixtures:
-// every data packet of a capture is decoded again and again by one Decoder (one core) whose templates
-// were learnt from the same capture first. Reports records/s (items_per_second) and packets/s.
+// every data packet of a capture is decoded again and again by one Decoder (one core) whose
+// templates were learnt from the same capture first. Reports records/s (items_per_second) and
+// packets/s.
 //   flowd_netflow_decode_bench [--benchmark_filter=...] [FIXTURES_DIR]
 #include <benchmark/benchmark.h>
 
@@ -27,9 +28,9 @@ struct Capture {
 Capture load(const std::string& name) {
   Capture c;
   std::size_t skipped = 0;
-  flowd::collector::read_capture(g_fixtures + "/netflow/" + name,
-                                 [&](const flowd::collector::CapturedPayload& p) { c.payloads.push_back(p); },
-                                 skipped);
+  flowd::collector::read_capture(
+      g_fixtures + "/netflow/" + name,
+      [&](const flowd::collector::CapturedPayload& p) { c.payloads.push_back(p); }, skipped);
   return c;
 }
 
@@ -52,13 +53,16 @@ void decode_capture(benchmark::State& state, const std::string& name) {
     }
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(records));
-  state.counters["packets_per_second"] = benchmark::Counter(static_cast<double>(packets), benchmark::Counter::kIsRate);
-  state.counters["records_per_packet"] = packets ? static_cast<double>(records) / static_cast<double>(packets) : 0;
+  state.counters["packets_per_second"] =
+      benchmark::Counter(static_cast<double>(packets), benchmark::Counter::kIsRate);
+  state.counters["records_per_packet"] =
+      packets ? static_cast<double>(records) / static_cast<double>(packets) : 0;
 }
 
 // Decode plus what the netflow plugin does with each record before the bus: the 5-tuple, label
 // validation against the registry (label_trust = registered), the stability check in the flow table
-// and the per-tag volume sums. Compared with decode_capture in the same run (issue 11: at most 5 %).
+// and the per-tag volume sums. Compared with decode_capture in the same run (issue 11: at most 5
+// %).
 void decode_and_validate(benchmark::State& state, const std::string& name) {
   using namespace flowd::collector;
   Capture c = load(name);
@@ -66,8 +70,9 @@ void decode_and_validate(benchmark::State& state, const std::string& name) {
   RecordBatch out;
   std::string error;
   auto registry = flowd::ScitagsRegistry::parse(flowd::registry_snapshot_json(), error);
-  flowd::netflow::FlowTracker tracker({}, flowd::netflow::LabelPolicy(flowd::netflow::LabelTrust::kRegistered, {}),
-                                      std::chrono::seconds(60), 100000);
+  flowd::netflow::FlowTracker tracker(
+      {}, flowd::netflow::LabelPolicy(flowd::netflow::LabelTrust::kRegistered, {}),
+      std::chrono::seconds(60), 100000);
   flowd::netflow::VolumeBatch volume;
   std::vector<flowd::FlowID> events;
   auto now = flowd::Clock::now();
@@ -105,12 +110,15 @@ BENCHMARK_CAPTURE(decode_capture, v5_pmacctd, std::string("pmacctd-nfprobe-v5.pc
 BENCHMARK_CAPTURE(decode_capture, v9_softflowd, std::string("softflowd-v9.pcap"));
 BENCHMARK_CAPTURE(decode_capture, v9_pmacctd, std::string("pmacctd-nfprobe-v9.pcap"));
 BENCHMARK_CAPTURE(decode_capture, ipfix_softflowd, std::string("softflowd-ipfix.pcap"));
-BENCHMARK_CAPTURE(decode_capture, ipfix_softflowd_biflow, std::string("softflowd-ipfix-biflow-ether.pcap"));
+BENCHMARK_CAPTURE(decode_capture, ipfix_softflowd_biflow,
+                  std::string("softflowd-ipfix-biflow-ether.pcap"));
 BENCHMARK_CAPTURE(decode_capture, ipfix_pmacctd, std::string("pmacctd-nfprobe-v10.pcap"));
 // 2,400 IPv6 records with random flow labels (shared/fixtures/observed): every record has a label.
-BENCHMARK_CAPTURE(decode_capture, ipfix_random_labels, std::string("../observed/random-labels-ipfix.pcap"));
+BENCHMARK_CAPTURE(decode_capture, ipfix_random_labels,
+                  std::string("../observed/random-labels-ipfix.pcap"));
 BENCHMARK_CAPTURE(decode_and_validate, ipfix_softflowd, std::string("softflowd-ipfix.pcap"));
-BENCHMARK_CAPTURE(decode_and_validate, ipfix_random_labels, std::string("../observed/random-labels-ipfix.pcap"));
+BENCHMARK_CAPTURE(decode_and_validate, ipfix_random_labels,
+                  std::string("../observed/random-labels-ipfix.pcap"));
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);

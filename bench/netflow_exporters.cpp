@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Many exporters at once: opens N UDP sockets on 127.0.0.1 (N distinct exporters, one source port each)
-// and has every one send each UDP export payload of a capture (templates included) to PORT, paced at
-// RATE datagrams/s, ROUNDS times. bench/netflow_memory.sh reads flowd's memory around it.
+// Many exporters at once: opens N UDP sockets on 127.0.0.1 (N distinct exporters, one source port
+// each) and has every one send each UDP export payload of a capture (templates included) to PORT,
+// paced at RATE datagrams/s, ROUNDS times. bench/netflow_memory.sh reads flowd's memory around it.
 //   flowd_netflow_exporters PCAP PORT EXPORTERS ROUNDS RATE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,7 +24,11 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::uint8_t>> payloads;
   std::size_t skipped = 0;
   flowd::collector::read_capture(
-      argv[1], [&](const flowd::collector::CapturedPayload& p) { if (!p.tcp) payloads.push_back(p.bytes); }, skipped);
+      argv[1],
+      [&](const flowd::collector::CapturedPayload& p) {
+        if (!p.tcp) payloads.push_back(p.bytes);
+      },
+      skipped);
   const int port = std::atoi(argv[2]);
   const long exporters = std::atol(argv[3]), rounds = std::atol(argv[4]);
   const double rate = std::atof(argv[5]);
@@ -56,13 +60,17 @@ int main(int argc, char** argv) {
         timespec now{};
         clock_gettime(CLOCK_MONOTONIC, &now);
         const double due = static_cast<double>(sent) / rate;
-        const double el = static_cast<double>(now.tv_sec - start.tv_sec) + static_cast<double>(now.tv_nsec - start.tv_nsec) / 1e9;
+        const double el = static_cast<double>(now.tv_sec - start.tv_sec) +
+                          static_cast<double>(now.tv_nsec - start.tv_nsec) / 1e9;
         if (due > el) {
-          timespec ts{static_cast<time_t>(due - el), static_cast<long>((due - el - static_cast<double>(static_cast<long>(due - el))) * 1e9)};
+          timespec ts{static_cast<time_t>(due - el),
+                      static_cast<long>(
+                          (due - el - static_cast<double>(static_cast<long>(due - el))) * 1e9)};
           nanosleep(&ts, nullptr);
         }
       }
   for (int fd : fds) close(fd);
-  std::printf("exporters=%ld payloads_per_exporter=%zu rounds=%ld datagrams=%ld\n", exporters, payloads.size(), rounds, sent);
+  std::printf("exporters=%ld payloads_per_exporter=%zu rounds=%ld datagrams=%ld\n", exporters,
+              payloads.size(), rounds, sent);
   return 0;
 }

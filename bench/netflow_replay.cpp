@@ -40,7 +40,12 @@ int main(int argc, char** argv) {
   using namespace flowd::collector;
   std::vector<CapturedPayload> payloads;
   std::size_t skipped = 0;
-  read_capture(argv[1], [&](const CapturedPayload& p) { if (!p.tcp) payloads.push_back(p); }, skipped);
+  read_capture(
+      argv[1],
+      [&](const CapturedPayload& p) {
+        if (!p.tcp) payloads.push_back(p);
+      },
+      skipped);
   if (payloads.empty()) {
     std::fprintf(stderr, "no UDP payloads in %s\n", argv[1]);
     return 1;
@@ -94,7 +99,8 @@ int main(int argc, char** argv) {
     int n = static_cast<int>(std::min<long>(kBatch, total - sent));
     for (int i = 0; i < n; ++i) {
       const auto& p = payloads[(next + static_cast<std::size_t>(i)) % payloads.size()];
-      iov[static_cast<std::size_t>(i)] = {const_cast<std::uint8_t*>(p.bytes.data()), p.bytes.size()};
+      iov[static_cast<std::size_t>(i)] = {const_cast<std::uint8_t*>(p.bytes.data()),
+                                          p.bytes.size()};
       msgs[static_cast<std::size_t>(i)] = {};
       msgs[static_cast<std::size_t>(i)].msg_hdr.msg_iov = &iov[static_cast<std::size_t>(i)];
       msgs[static_cast<std::size_t>(i)].msg_hdr.msg_iovlen = 1;
@@ -117,8 +123,8 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = static_cast<double>(now_ns() - start) / 1e9;
-  std::printf("packets=%ld records=%zu data_records=%zu seconds=%.3f achieved_pps=%.0f\n", sent, sent_records,
-              sent_data, secs, static_cast<double>(sent) / secs);
+  std::printf("packets=%ld records=%zu data_records=%zu seconds=%.3f achieved_pps=%.0f\n", sent,
+              sent_records, sent_data, secs, static_cast<double>(sent) / secs);
   for (int fd : fds) close(fd);
   return 0;
 }

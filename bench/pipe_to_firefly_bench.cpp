@@ -5,7 +5,8 @@
 //                    [--no-firefly] [--raw-udp]
 // --rate 0 writes as fast as the pipe takes it (the throughput run).
 // --no-firefly runs np_api -> prometheus only: the ingest rate, read from flowd_flow_events_total.
-// --raw-udp measures, instead of flowd, a plain sendto() loop of firefly-sized datagrams to the same
+// --raw-udp measures, instead of flowd, a plain sendto() loop of firefly-sized datagrams to the
+// same
 //   kind of receiver: the kernel's loopback ceiling on this machine, for the ratio.
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -73,10 +74,14 @@ int main(int argc, char** argv) {
   }
   for (int i = 1; i + 1 < argc; i += 1) {
     std::string a = argv[i];
-    if (a == "--rate") rate = std::stod(argv[i + 1]);
-    else if (a == "--lines") lines = std::stol(argv[i + 1]);
-    else if (a == "--flowd") flowd = argv[i + 1];
-    else if (a == "--batch") batch = std::stoi(argv[i + 1]);
+    if (a == "--rate")
+      rate = std::stod(argv[i + 1]);
+    else if (a == "--lines")
+      lines = std::stol(argv[i + 1]);
+    else if (a == "--flowd")
+      flowd = argv[i + 1];
+    else if (a == "--batch")
+      batch = std::stoi(argv[i + 1]);
   }
 
   char tmpl[] = "/tmp/flowd-bench-XXXXXX";
@@ -117,7 +122,8 @@ int main(int argc, char** argv) {
   }
 
   std::string cfg = fmt::format(
-      "[flowd]\nplugins = np_api\nbackends = {3}prometheus\nwork_dir = {0}/cache\nlog_level = warn\n"
+      "[flowd]\nplugins = np_api\nbackends = {3}prometheus\nwork_dir = {0}/cache\nlog_level = "
+      "warn\n"
       "[plugin.np_api]\npath = {0}/np\n[backend.udp_firefly]\nport = {1}\n[backend.prometheus]\n"
       "listen = 127.0.0.1:{2}\n",
       dir, udp_port, prom_port, firefly ? "udp_firefly, " : "");
@@ -135,7 +141,8 @@ int main(int argc, char** argv) {
   usleep(200000);
 
   // The line number travels in the ports: src = i / 65535, dst = i % 65535 + 1 (never 0 or 65536).
-  std::vector<std::int64_t> sent(static_cast<std::size_t>(lines)), recv_at(static_cast<std::size_t>(lines), 0);
+  std::vector<std::int64_t> sent(static_cast<std::size_t>(lines)),
+      recv_at(static_cast<std::size_t>(lines), 0);
   std::atomic<long> received{0};
   std::thread reader([&] {
     if (!firefly) return;
@@ -195,20 +202,26 @@ int main(int argc, char** argv) {
     kill(pid, SIGTERM);
     int st;
     waitpid(pid, &st, 0);
-    fmt::print("no-firefly rate={} lines={} events={} ingest={:.0f}/s (write {:.3f} s) peak_rss_kib={}\n", rate,
-               lines, events, events / (static_cast<double>(done_at - start) / 1e9),
-               static_cast<double>(wrote - start) / 1e9, rss);
+    fmt::print(
+        "no-firefly rate={} lines={} events={} ingest={:.0f}/s (write {:.3f} s) peak_rss_kib={}\n",
+        rate, lines, events, events / (static_cast<double>(done_at - start) / 1e9),
+        static_cast<double>(wrote - start) / 1e9, rss);
     return events >= static_cast<double>(lines) ? 0 : 3;
   }
   std::int64_t last = 0;
   std::vector<double> lat;
   for (long i = 0; i < lines; ++i)
     if (recv_at[static_cast<std::size_t>(i)]) {
-      lat.push_back(static_cast<double>(recv_at[static_cast<std::size_t>(i)] - sent[static_cast<std::size_t>(i)]) / 1e6);
+      lat.push_back(static_cast<double>(recv_at[static_cast<std::size_t>(i)] -
+                                        sent[static_cast<std::size_t>(i)]) /
+                    1e6);
       last = std::max(last, recv_at[static_cast<std::size_t>(i)]);
     }
   std::sort(lat.begin(), lat.end());
-  auto q = [&](double p) { return lat.empty() ? 0.0 : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))]; };
+  auto q = [&](double p) {
+    return lat.empty() ? 0.0
+                       : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))];
+  };
   std::string m = scrape(prom_port);
   double dropped = metric(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}");
   double sent_ok = metric(m, "flowd_fireflies_sent_total{destination=\"flow\"}");
@@ -218,10 +231,12 @@ int main(int argc, char** argv) {
   waitpid(pid, &status, 0);
   close(fd);
   double secs = static_cast<double>(last - start) / 1e9;
-  fmt::print("rate={} lines={} batch={} received={} dropped={} sent={} write_s={:.3f} throughput={:.0f}/s "
-             "median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} peak_rss_kib={}\n",
-             rate, lines, batch, received.load(), dropped, sent_ok, static_cast<double>(wrote - start) / 1e9,
-             static_cast<double>(received.load()) / secs, q(0.5), q(0.99), lat.empty() ? 0 : lat.back(), rss);
+  fmt::print(
+      "rate={} lines={} batch={} received={} dropped={} sent={} write_s={:.3f} throughput={:.0f}/s "
+      "median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} peak_rss_kib={}\n",
+      rate, lines, batch, received.load(), dropped, sent_ok,
+      static_cast<double>(wrote - start) / 1e9, static_cast<double>(received.load()) / secs, q(0.5),
+      q(0.99), lat.empty() ? 0 : lat.back(), rss);
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 && received.load() == lines ? 0 : 3;
 }

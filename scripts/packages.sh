@@ -16,7 +16,7 @@ FLOWD_RUNTIME_PACKAGES="libspdlog1.10 libfmt9 libprometheus-cpp-pull1.0 libprome
 libcivetweb1 libinih1 libsystemd0 libcurl4 libbpf1 libelf1 zlib1g libpcap0.8 libmnl0 libsimdjson14 ca-certificates"
 
 FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd libseccomp-dev tshark tcpdump iperf3 softflowd \
-nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb"
+nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb clang-format"
 
 flowd_packages() {
   local kind

@@ -53,8 +53,9 @@ struct Context {
   // Requested when the daemon stops: network work done during start() or reloaded() (STUN, lookups)
   // gives up early instead of delaying the stop.
   std::stop_token stopping{};
-  // Resources handed from a component stopped by a reload to its successor (flowd/reload_shelf.hpp);
-  // null in unit tests, where a component cleans up at stop() as if the daemon were stopping.
+  // Resources handed from a component stopped by a reload to its successor
+  // (flowd/reload_shelf.hpp); null in unit tests, where a component cleans up at stop() as if the
+  // daemon were stopping.
   ReloadShelf* shelf = nullptr;
 };
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// spdlog set-up: the journal (with FLOWD_COMPONENT=) when stderr is the journal stream, else stderr.
+// spdlog set-up: the journal (with FLOWD_COMPONENT=) when stderr is the journal stream, else
+// stderr.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -21,7 +22,8 @@ bool parse_log_level(const std::string& s, spdlog::level::level_enum& out);
 // one per `interval`; what was held back is reported with the next line let through.
 class LogLimiter {
  public:
-  explicit LogLimiter(unsigned burst = 10, std::chrono::milliseconds interval = std::chrono::seconds(1))
+  explicit LogLimiter(unsigned burst = 10,
+                      std::chrono::milliseconds interval = std::chrono::seconds(1))
       : burst_(burst), interval_(interval) {}
   // True if a line may be logged now; `suppressed` gets the count held back since the last one.
   bool allow(std::uint64_t& suppressed);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// ReloadShelf: where a component that is stopped by a reload leaves a resource for the instance that
-// replaces it — np_api leaves its named pipe open, so that writers never find the path missing (an
-// `echo … > path` in the gap would create a regular file) and the bytes already in the pipe are read
-// by the successor instead of being lost (issue 13).
+// ReloadShelf: where a component that is stopped by a reload leaves a resource for the instance
+// that replaces it — np_api leaves its named pipe open, so that writers never find the path missing
+// (an `echo … > path` in the gap would create a regular file) and the bytes already in the pipe are
+// read by the successor instead of being lost (issue 13).
 //
 // Lifecycle: stop() of the old instance puts an item; start() of the new one takes it by key. The
-// runtime destroys whatever nobody took once a configuration has been applied (the component left the
-// configuration, or its key changed) and when the daemon stops, so an item's destructor is its
+// runtime destroys whatever nobody took once a configuration has been applied (the component left
+// the configuration, or its key changed) and when the daemon stops, so an item's destructor is its
 // clean-up (close the descriptor, remove the pipe). Called on the core's threads only (start/stop);
 // internally locked all the same.
 #pragma once

@@ -15,8 +15,8 @@
 namespace flowd {
 namespace {
 
-using collector::Decoder;
 using collector::DecodeError;
+using collector::Decoder;
 using collector::SflowDecoder;
 using collector::SflowError;
 
@@ -36,8 +36,8 @@ struct Decoders {
   SflowDecoder& sflow;
 };
 
-void decode_one(Decoders& d, bool tcp, std::span<const std::uint8_t> bytes, const collector::Exporter& from,
-                TimePoint t, Totals& totals) {
+void decode_one(Decoders& d, bool tcp, std::span<const std::uint8_t> bytes,
+                const collector::Exporter& from, TimePoint t, Totals& totals) {
   collector::RecordBatch out;
   ++totals.payloads;
   if (!tcp && collector::looks_like_sflow(bytes)) {
@@ -92,7 +92,9 @@ int decode_command(const std::vector<std::string>& args) {
   }
   std::string path = paths.size() == 1 ? paths[0] : std::string();
   if (path.empty()) {
-    std::fprintf(stderr, "usage: flowd decode [--hex] [--apply-sampling] FILE|-   (a pcap/pcapng of NetFlow/IPFIX/sFlow exports, or hex payloads one per line)\n");
+    std::fprintf(stderr,
+                 "usage: flowd decode [--hex] [--apply-sampling] FILE|-   (a pcap/pcapng of "
+                 "NetFlow/IPFIX/sFlow exports, or hex payloads one per line)\n");
     return 2;
   }
   collector::DecoderLimits udp_limits;
@@ -152,9 +154,12 @@ int decode_command(const std::vector<std::string>& args) {
       std::fprintf(stderr, "  %zu x %s\n", totals.errors[i],
                    std::string(collector::to_string(static_cast<DecodeError>(i))).c_str());
   if (totals.sflow_datagrams) {
-    std::fprintf(stderr, "  sflow: %zu datagrams, %zu counter samples and %zu extended records skipped",
-                 totals.sflow_datagrams, totals.sflow_counter_samples, totals.sflow_extended_records);
-    if (totals.sflow_lost) std::fprintf(stderr, ", %llu datagrams lost", static_cast<unsigned long long>(totals.sflow_lost));
+    std::fprintf(
+        stderr, "  sflow: %zu datagrams, %zu counter samples and %zu extended records skipped",
+        totals.sflow_datagrams, totals.sflow_counter_samples, totals.sflow_extended_records);
+    if (totals.sflow_lost)
+      std::fprintf(stderr, ", %llu datagrams lost",
+                   static_cast<unsigned long long>(totals.sflow_lost));
     std::fprintf(stderr, "\n");
   }
   for (std::size_t i = 0; i < totals.sflow_errors.size(); ++i)

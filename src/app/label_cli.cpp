@@ -31,13 +31,16 @@ int label_command(const std::vector<std::string>& args) {
     auto exp = reg->experiment_id(args[1]);
     auto act = exp ? reg->activity_id(*exp, args[2]) : std::nullopt;
     if (!exp || !act) {
-      std::fprintf(stderr, "flowd label encode: experiment 0..511 and activity 0..63 (numbers or names)\n");
+      std::fprintf(stderr,
+                   "flowd label encode: experiment 0..511 and activity 0..63 (numbers or names)\n");
       return 2;
     }
     std::uint32_t label = make_label(*exp, *act, 0);
-    fmt::print("label {} (0x{:05x}): experiment {} ({}), activity {} ({}); entropy bits 0x{:05x} are chosen per flow\n",
-               label, label, *exp, reg->experiment_name(*exp), *act, reg->activity_name(*exp, *act),
-               kLabelEntropyMask);
+    fmt::print(
+        "label {} (0x{:05x}): experiment {} ({}), activity {} ({}); entropy bits 0x{:05x} are "
+        "chosen per flow\n",
+        label, label, *exp, reg->experiment_name(*exp), *act, reg->activity_name(*exp, *act),
+        kLabelEntropyMask);
     return 0;
   }
   if (args.size() == 2 && args[0] == "decode") {
@@ -48,12 +51,13 @@ int label_command(const std::vector<std::string>& args) {
     }
     auto label = static_cast<std::uint32_t>(*v);
     auto tag = decode_label(label);
-    fmt::print("label {} (0x{:05x}): experiment {} ({}), activity {} ({}), entropy 0x{:05x}\n", label, label,
-               tag.experiment, reg->experiment_name(tag.experiment), tag.activity,
+    fmt::print("label {} (0x{:05x}): experiment {} ({}), activity {} ({}), entropy 0x{:05x}\n",
+               label, label, tag.experiment, reg->experiment_name(tag.experiment), tag.activity,
                reg->activity_name(tag.experiment, tag.activity), label & kLabelEntropyMask);
     return 0;
   }
-  std::fprintf(stderr, "usage: flowd label encode EXPERIMENT ACTIVITY | flowd label decode LABEL\n");
+  std::fprintf(stderr,
+               "usage: flowd label encode EXPERIMENT ACTIVITY | flowd label decode LABEL\n");
   return 2;
 }
 

@@ -8,4 +8,4 @@
 namespace flowd {
 // Returns the exit code; output on stdout, errors on stderr.
 int label_command(const std::vector<std::string>& args);
-}
+}  // namespace flowd

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -22,46 +22,71 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "configuration file (INI or legacy Python flowd.cfg)")
       ->capture_default_str();
   app.add_flag("-d,--debug", debug, "log at debug level (one line per flow event)");
-  app.add_flag("-f,--fg", foreground, "accepted for compatibility; flowd always runs in the foreground");
+  app.add_flag("-f,--fg", foreground,
+               "accepted for compatibility; flowd always runs in the foreground");
   app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
-  app.add_flag("--print-config", print, "print the effective configuration, defaults filled in, and exit");
-  app.add_option("--convert-config", convert, "print the INI equivalent of a legacy flowd.cfg and exit");
+  app.add_flag("--print-config", print,
+               "print the effective configuration, defaults filled in, and exit");
+  app.add_option("--convert-config", convert,
+                 "print the INI equivalent of a legacy flowd.cfg and exit");
   bool reference = false;
   std::vector<std::string> label_args;
   auto* label = app.add_subcommand("label", "encode or decode a Scitags IPv6 flow label")
-                    ->footer("  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
-                             "  flowd label decode LABEL                 (decimal or 0x hex)");
-  label->add_option("args", label_args, "encode EXP ACT | decode LABEL")->required()->expected(2, 3);
+                    ->footer(
+                        "  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
+                        "  flowd label decode LABEL                 (decimal or 0x hex)");
+  label->add_option("args", label_args, "encode EXP ACT | decode LABEL")
+      ->required()
+      ->expected(2, 3);
   std::vector<std::string> decode_args;
-  auto* decode = app.add_subcommand("decode", "decode NetFlow/IPFIX and sFlow exports offline, one JSON line per record");
+  auto* decode = app.add_subcommand(
+      "decode", "decode NetFlow/IPFIX and sFlow exports offline, one JSON line per record");
   bool decode_hex = false;
-  decode->add_flag("--hex", decode_hex, "input is hex payloads, one per line (else a pcap or pcapng file)");
+  decode->add_flag("--hex", decode_hex,
+                   "input is hex payloads, one per line (else a pcap or pcapng file)");
   bool decode_sampling = false;
   decode->add_flag("--apply-sampling", decode_sampling,
-                   "multiply packet and octet counters by the exporter's sampling rate (as apply_sampling = yes)");
+                   "multiply packet and octet counters by the exporter's sampling rate (as "
+                   "apply_sampling = yes)");
   decode->add_option("file", decode_args, "capture file, or - for standard input")->required();
   flowd::AnalyzeOptions analyze_opts;
-  auto* analyze = app.add_subcommand("analyze", "one line per connection from flow dumps and export captures")
-                      ->footer("  FILE: a JSON dump (flowd decode, netflow dump =), plain or gzip, or - for standard input;\n"
-                               "        or a pcap/pcapng capture of NetFlow/IPFIX exports. See the README.");
+  auto* analyze =
+      app.add_subcommand("analyze", "one line per connection from flow dumps and export captures")
+          ->footer(
+              "  FILE: a JSON dump (flowd decode, netflow dump =), plain or gzip, or - for "
+              "standard input;\n"
+              "        or a pcap/pcapng capture of NetFlow/IPFIX exports. See the README.");
   analyze->add_option("files", analyze_opts.files, "dump files and captures")->required();
-  analyze->add_flag("--json", analyze_opts.json, "one JSON object per connection (keys in the README)");
-  analyze->add_option("--sort", analyze_opts.sort, "start (default), bytes (largest first) or none (closing order)")
+  analyze->add_flag("--json", analyze_opts.json,
+                    "one JSON object per connection (keys in the README)");
+  analyze
+      ->add_option("--sort", analyze_opts.sort,
+                   "start (default), bytes (largest first) or none (closing order)")
       ->capture_default_str();
-  analyze->add_option("--window", analyze_opts.window_seconds,
-                      "seconds within which records of one connection are paired, and after which an idle one is closed")
+  analyze
+      ->add_option("--window", analyze_opts.window_seconds,
+                   "seconds within which records of one connection are paired, and after which an "
+                   "idle one is closed")
       ->capture_default_str();
-  analyze->add_option("--max-open", analyze_opts.max_open, "open connections at most; beyond, the oldest is closed early")
+  analyze
+      ->add_option("--max-open", analyze_opts.max_open,
+                   "open connections at most; beyond, the oldest is closed early")
       ->capture_default_str();
-  analyze->add_option("--buffer", analyze_opts.buffer, "connections held for --sort (memory bound)")->capture_default_str();
-  analyze->add_flag("--resolve", analyze_opts.resolve, "add reverse-DNS names (cached; off by default)");
-  analyze->add_option("--resolve-timeout", analyze_opts.resolve_timeout_ms, "milliseconds to wait for one name")
+  analyze->add_option("--buffer", analyze_opts.buffer, "connections held for --sort (memory bound)")
+      ->capture_default_str();
+  analyze->add_flag("--resolve", analyze_opts.resolve,
+                    "add reverse-DNS names (cached; off by default)");
+  analyze
+      ->add_option("--resolve-timeout", analyze_opts.resolve_timeout_ms,
+                   "milliseconds to wait for one name")
       ->capture_default_str();
   analyze->add_flag("--apply-sampling", analyze_opts.apply_sampling,
                     "captures: multiply counters by the exporter's sampling rate");
-  analyze->add_option("--registry", analyze_opts.registry,
-                      "Scitags registry (api.json) for experiment/activity names; default: the built-in snapshot");
-  app.add_flag("--config-reference", reference, "print every configuration key as Markdown tables and exit");
+  analyze->add_option(
+      "--registry", analyze_opts.registry,
+      "Scitags registry (api.json) for experiment/activity names; default: the built-in snapshot");
+  app.add_flag("--config-reference", reference,
+               "print every configuration key as Markdown tables and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Decoder: the facade (version dispatch, expiry, counts), sequence tracking and the data-record loop
-// shared by v9 (netflow_v9.cpp) and IPFIX (ipfix.cpp). Value decoding is values.hpp, derived times
-// values.cpp, templates and held data template_store.cpp, sampling sampling.cpp.
+// Decoder: the facade (version dispatch, expiry, counts), sequence tracking and the data-record
+// loop shared by v9 (netflow_v9.cpp) and IPFIX (ipfix.cpp). Value decoding is values.hpp, derived
+// times values.cpp, templates and held data template_store.cpp, sampling sampling.cpp.
 #include "collector/decoder.hpp"
 
 #include <algorithm>
@@ -60,15 +60,16 @@ ExporterKey exporter_key(const Exporter& from, bool with_port) {
 // ---- sequence numbers
 // ----------------------------------------------------------------------------
 
-DomainState& Decoder::State::domain(const Exporter& from, int version, std::uint32_t id, TimePoint now) {
-  DomainState& d =
-      domains[TemplateKey{exporter_key(from, version == 10), static_cast<std::uint8_t>(version), id, 0}];
+DomainState& Decoder::State::domain(const Exporter& from, int version, std::uint32_t id,
+                                    TimePoint now) {
+  DomainState& d = domains[TemplateKey{exporter_key(from, version == 10),
+                                       static_cast<std::uint8_t>(version), id, 0}];
   if (now > d.seen) d.seen = now;
   return d;
 }
 
-void Decoder::State::check_sequence(DomainState& d, std::uint32_t seq, std::optional<std::uint32_t> next,
-                                    DecodeResult& result) {
+void Decoder::State::check_sequence(DomainState& d, std::uint32_t seq,
+                                    std::optional<std::uint32_t> next, DecodeResult& result) {
   if (d.expected) {
     const std::uint32_t diff = seq - *d.expected;  // mod 2^32
     // A forward gap is loss; a backward jump (diff >= 2^31) is an exporter restart or reordering.
@@ -122,14 +123,17 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       off += len;
     }
     if (ipfix && t.options) {
-      if (const Field* f = w.find(ie::kSystemInitTimeMilliseconds); f && f->value.kind == ValueKind::kDateTime) dom.system_init_ms = f->value.u;
+      if (const Field* f = w.find(ie::kSystemInitTimeMilliseconds);
+          f && f->value.kind == ValueKind::kDateTime)
+        dom.system_init_ms = f->value.u;
     } else if (t.relative_times.any()) {
       TimeBase base;
       base.export_ms = std::int64_t{ctx.unix_secs} * 1000;
       if (ipfix) {
         base.export_secs = ctx.unix_secs;
         if (dom.system_init_ms)
-          base.uptime_ms = uptime_at_export(base.export_ms, static_cast<std::int64_t>(*dom.system_init_ms));
+          base.uptime_ms =
+              uptime_at_export(base.export_ms, static_cast<std::int64_t>(*dom.system_init_ms));
       } else {
         base.uptime_ms = ctx.sys_uptime;
       }
@@ -142,7 +146,8 @@ bool Decoder::State::decode_data_set(const Template& t, std::uint16_t template_i
       rec.sampling_rate = 0;
       rec.counters_scaled = false;
     } else {
-      const std::uint64_t rate = t.sampling_fields ? sampling_rate(w, ctx) : dom.default_rate.value_or(0);
+      const std::uint64_t rate =
+          t.sampling_fields ? sampling_rate(w, ctx) : dom.default_rate.value_or(0);
       rec.sampling_rate = rate;
       rec.counters_scaled = limits.apply_sampling && rate > 1;
       if (rec.counters_scaled) scale_counters(w, rate);
@@ -196,9 +201,10 @@ std::size_t Decoder::expire(TimePoint now) {
   State& s = *state_;
   s.templates.expire(now);
   if (s.limits.udp) {
-    // Sequence, sampling and init-time state of exporters gone silent: exporters that restart with a
-    // new source port would otherwise grow this map for as long as the collector runs.
-    std::erase_if(s.domains, [&](const auto& kv) { return now - kv.second.seen > s.limits.template_timeout; });
+    // Sequence, sampling and init-time state of exporters gone silent: exporters that restart with
+    // a new source port would otherwise grow this map for as long as the collector runs.
+    std::erase_if(s.domains,
+                  [&](const auto& kv) { return now - kv.second.seen > s.limits.template_timeout; });
   }
   return s.drop_old_pending(now);
 }

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The stateful NetFlow/IPFIX decoder: pure (no sockets, no logging), so it can be fuzzed and used
-// both by the `netflow` plugin and by `flowd decode`. Not thread-safe: one Decoder per receive thread.
+// both by the `netflow` plugin and by `flowd decode`. Not thread-safe: one Decoder per receive
+// thread.
 #pragma once
 
 #include <array>
-#include <memory>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -17,17 +18,17 @@ namespace flowd::collector {
 
 // Why (part of) a packet was not decoded. Each has a counter in the plugin.
 enum class DecodeError : std::uint8_t {
-  kTooShort,          // shorter than the version's header
-  kBadVersion,        // not 1, 5, 9 or 10
-  kBadLength,         // header length/count does not fit the datagram (v1/v5 count, IPFIX length)
-  kBadSetLength,      // a (flow)set length < 4 or beyond the message
-  kBadTemplate,       // a template whose field count or lengths do not fit its set, or record length 0
-  kBadRecord,         // a data record that cannot be decoded (variable length past the set end...)
-  kTemplateLimit,     // too many templates for one exporter
-  kPendingOverflow,   // data held for a missing template was dropped (count, bytes or age bound)
-  kWithdrawalIgnored, // IPFIX template withdrawal over UDP (RFC 7011 §8): ignored
-  kWithdrawnTemplate, // IPFIX data set for a template withdrawn earlier (TCP): dropped
-  kNoTemplate,        // IPFIX-over-TCP data set with no template before it in the stream: dropped
+  kTooShort,       // shorter than the version's header
+  kBadVersion,     // not 1, 5, 9 or 10
+  kBadLength,      // header length/count does not fit the datagram (v1/v5 count, IPFIX length)
+  kBadSetLength,   // a (flow)set length < 4 or beyond the message
+  kBadTemplate,    // a template whose field count or lengths do not fit its set, or record length 0
+  kBadRecord,      // a data record that cannot be decoded (variable length past the set end...)
+  kTemplateLimit,  // too many templates for one exporter
+  kPendingOverflow,    // data held for a missing template was dropped (count, bytes or age bound)
+  kWithdrawalIgnored,  // IPFIX template withdrawal over UDP (RFC 7011 §8): ignored
+  kWithdrawnTemplate,  // IPFIX data set for a template withdrawn earlier (TCP): dropped
+  kNoTemplate,         // IPFIX-over-TCP data set with no template before it in the stream: dropped
 };
 inline constexpr std::size_t kDecodeErrorCount = 11;
 std::string_view to_string(DecodeError e);
@@ -35,7 +36,7 @@ std::string_view to_string(DecodeError e);
 struct DecoderLimits {
   std::chrono::seconds template_timeout{1800};  // UDP template lifetime
   std::size_t max_templates_per_exporter = 4096;
-  std::size_t max_pending_records = 10000;       // data held while its template is missing, per decoder
+  std::size_t max_pending_records = 10000;  // data held while its template is missing, per decoder
   std::size_t max_pending_bytes = 4 << 20;
   std::chrono::seconds max_pending_age{60};
   bool udp = true;  // false: a TCP session (withdrawals honoured, no expiry)
@@ -46,11 +47,11 @@ struct DecoderLimits {
 
 struct DecodeResult {
   int version = 0;
-  std::size_t records = 0;           // appended to `out`, including held records released now
-  std::size_t templates = 0;         // template records accepted
-  std::size_t pending = 0;           // data records held for a missing template
-  std::uint64_t sequence_lost = 0;   // records/packets missing according to sequence numbers
-  std::vector<DecodeError> errors;   // one entry per problem found
+  std::size_t records = 0;          // appended to `out`, including held records released now
+  std::size_t templates = 0;        // template records accepted
+  std::size_t pending = 0;          // data records held for a missing template
+  std::uint64_t sequence_lost = 0;  // records/packets missing according to sequence numbers
+  std::vector<DecodeError> errors;  // one entry per problem found
 };
 
 class Decoder {

@@ -38,13 +38,14 @@ struct PendingSet {
 
 // What is known of one exporter's observation domain (v9 source id, v5 engine) besides templates.
 struct DomainState {
-  TimePoint seen{};                             // last packet; UDP state expires like templates
-  std::optional<std::uint32_t> expected;        // next sequence number
-  std::optional<std::uint64_t> system_init_ms;  // IPFIX systemInitTimeMilliseconds (options data)
-  std::optional<std::uint64_t> default_rate;    // sampling options that name no sampler
-  std::map<std::uint64_t, std::uint64_t> rates; // sampler or selector id -> 1-in-N
-  // IPFIX over TCP: template ids withdrawn and not defined again, so that data for them is counted as
-  // withdrawn_template rather than no_template. Only a label: bounded, and forgotten past the bound.
+  TimePoint seen{};                              // last packet; UDP state expires like templates
+  std::optional<std::uint32_t> expected;         // next sequence number
+  std::optional<std::uint64_t> system_init_ms;   // IPFIX systemInitTimeMilliseconds (options data)
+  std::optional<std::uint64_t> default_rate;     // sampling options that name no sampler
+  std::map<std::uint64_t, std::uint64_t> rates;  // sampler or selector id -> 1-in-N
+  // IPFIX over TCP: template ids withdrawn and not defined again, so that data for them is counted
+  // as withdrawn_template rather than no_template. Only a label: bounded, and forgotten past the
+  // bound.
   std::set<std::uint16_t> withdrawn;
   static constexpr std::size_t kMaxWithdrawn = 1024;
 };
@@ -59,11 +60,11 @@ struct Decoder::State {
   // --- templates and held data (template_store.cpp) ---
   // A template that parsed (v9 or IPFIX): stored (counted in result.templates), and every data set
   // held for it decoded into `out`; false (and kTemplateLimit) if the exporter has too many.
-  bool commit_template(const TemplateKey& key, Template t, TimePoint now, RecordBatch& out, DecodeResult& result);
+  bool commit_template(const TemplateKey& key, Template t, TimePoint now, RecordBatch& out,
+                       DecodeResult& result);
   void hold(PendingSet p, DecodeResult& result);
   // Decodes and appends every held set waiting for `key` (whose template is now known).
-  void release(const TemplateKey& key, RecordBatch& out, DecodeResult& result,
-               TimePoint now);
+  void release(const TemplateKey& key, RecordBatch& out, DecodeResult& result, TimePoint now);
   std::size_t drop_old_pending(TimePoint now);
   // --- sequence numbers and data records (decoder.cpp) ---
   DomainState& domain(const Exporter& from, int version, std::uint32_t domain, TimePoint now);
@@ -90,18 +91,21 @@ struct Decoder::State {
 };
 
 ExporterKey exporter_key(const Exporter& from, bool with_port);
-// Multiplies the packet and octet counters (sampling.cpp) (delta, total, and their RFC 5103 reverses) by `rate`.
+// Multiplies the packet and octet counters (sampling.cpp) (delta, total, and their RFC 5103
+// reverses) by `rate`.
 void scale_counters(FieldWriter& w, std::uint64_t rate);
 // What relative times in a record are relative to (relative_time.hpp).
 struct TimeBase {
-  std::int64_t export_ms = 0;                // the export time, ms since the Unix epoch
-  std::optional<std::uint32_t> uptime_ms;    // the exporter's uptime at export (v5/v9 header; IPFIX from 160)
-  std::optional<std::int64_t> export_secs;   // IPFIX export time (seconds) for the delta-microsecond elements
+  std::int64_t export_ms = 0;  // the export time, ms since the Unix epoch
+  std::optional<std::uint32_t>
+      uptime_ms;  // the exporter's uptime at export (v5/v9 header; IPFIX from 160)
+  std::optional<std::int64_t>
+      export_secs;  // IPFIX export time (seconds) for the delta-microsecond elements
 };
-// Adds the absolute times the record's relative ones stand for, at the field positions `where` found
-// once per template: flowStartMilliseconds/flowEndMilliseconds (152/153) from flowStart/EndSysUpTime
-// (22/21), and flowStartMicroseconds/flowEndMicroseconds (154/155) from flowStart/EndDeltaMicroseconds
-// (158/159), unless the record has them already.
+// Adds the absolute times the record's relative ones stand for, at the field positions `where`
+// found once per template: flowStartMilliseconds/flowEndMilliseconds (152/153) from
+// flowStart/EndSysUpTime (22/21), and flowStartMicroseconds/flowEndMicroseconds (154/155) from
+// flowStart/EndDeltaMicroseconds (158/159), unless the record has them already.
 void derive_absolute_times(FieldWriter& w, const TimeBase& base, const RelativeTimes& where);
 
 }  // namespace flowd::collector

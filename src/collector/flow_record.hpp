@@ -82,10 +82,10 @@ struct KeyFields {
   };
   // The IANA element of each slot (enterprise 0).
   static constexpr std::array<std::uint16_t, kSlots> kIds{
-      ie::kProtocolIdentifier, ie::kSourceTransportPort, ie::kDestinationTransportPort,
-      ie::kSourceIPv4Address,  ie::kDestinationIPv4Address, ie::kSourceIPv6Address,
-      ie::kDestinationIPv6Address, ie::kFlowLabelIPv6,    ie::kFlowEndReason,
-      ie::kOctetDeltaCount,    ie::kOctetTotalCount,      ie::kPacketDeltaCount,
+      ie::kProtocolIdentifier,     ie::kSourceTransportPort,    ie::kDestinationTransportPort,
+      ie::kSourceIPv4Address,      ie::kDestinationIPv4Address, ie::kSourceIPv6Address,
+      ie::kDestinationIPv6Address, ie::kFlowLabelIPv6,          ie::kFlowEndReason,
+      ie::kOctetDeltaCount,        ie::kOctetTotalCount,        ie::kPacketDeltaCount,
       ie::kPacketTotalCount};
   static constexpr std::int8_t kAbsent = -1;
   // Positions past this are not noted (the record is scanned): one byte each keeps FlowRecord
@@ -138,7 +138,7 @@ struct FlowRecord {
   std::uint32_t domain = 0;       // v9 source id, IPFIX observation domain, v5 engine type<<8|id,
                                   // sFlow sub_agent_id
   std::uint16_t template_id = 0;  // 0 for v1/v5
-  bool options = false;         // an options record (sampling, interface names...)
+  bool options = false;           // an options record (sampling, interface names...)
   // Whether the packet/octet counters were already multiplied by sampling_rate (apply_sampling).
   bool counters_scaled = false;
   // Set by the decoders; whoever adds or removes fields of a decoded record resets it. Here, in the

@@ -484,8 +484,8 @@ constexpr IeInfo kIana[] = {
     {491, "bgpDestinationLargeCommunityList", IeType::kOctetArray},
 };
 
-// Direct index by id: templates are parsed on every refresh (softflowd resends them in each packet),
-// so this lookup is on the decode path.
+// Direct index by id: templates are parsed on every refresh (softflowd resends them in each
+// packet), so this lookup is on the decode path.
 constexpr std::size_t kIndexSize = 512;
 const std::array<const IeInfo*, kIndexSize>& iana_index() {
   static const auto index = [] {

@@ -54,8 +54,8 @@ bool parse_fields(const std::uint8_t* body, std::size_t body_len, std::size_t& p
 
 }  // namespace
 
-void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now,
-                                  RecordBatch& out, DecodeResult& result) {
+void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now, RecordBatch& out,
+                                  DecodeResult& result) {
   if (pkt.size() < kHeader) {
     result.errors.push_back(DecodeError::kTooShort);
     return;
@@ -76,10 +76,10 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
   const ExporterKey ek = exporter_key(from, true);
   auto key_of = [&](std::uint16_t id) { return TemplateKey{ek, 10, ctx.domain, id}; };
 
-  std::vector<TemplateOp> ops;      // scratch: template definitions and withdrawals, in order
+  std::vector<TemplateOp> ops;          // scratch: template definitions and withdrawals, in order
   const std::size_t mark = out.size();  // records decoded into `out` are taken back on failure
-  std::vector<PendingSet> held;     // scratch: data sets waiting for their template
-  std::vector<DecodeError> notes;   // non-fatal problems
+  std::vector<PendingSet> held;         // scratch: data sets waiting for their template
+  std::vector<DecodeError> notes;       // non-fatal problems
   std::size_t data_records = 0;
   bool sequence_known = true;
 
@@ -204,7 +204,8 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
           notes.push_back(DecodeError::kNoTemplate);
           continue;
         }
-        held.push_back(PendingSet{key_of(set_id), ctx, std::vector<std::uint8_t>(body, body + body_len)});
+        held.push_back(
+            PendingSet{key_of(set_id), ctx, std::vector<std::uint8_t>(body, body + body_len)});
         sequence_known = false;  // its record count is unknown until the template arrives
         continue;
       }
@@ -225,9 +226,11 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
                  result);
   result.records += out.size() - mark;
   for (auto& p : held) hold(std::move(p), result);
-  std::set<std::uint16_t>* withdrawn_ids = limits.udp ? nullptr : &domain(from, 10, ctx.domain, now).withdrawn;
+  std::set<std::uint16_t>* withdrawn_ids =
+      limits.udp ? nullptr : &domain(from, 10, ctx.domain, now).withdrawn;
   auto remember_withdrawn = [&](std::uint16_t id) {
-    if (withdrawn_ids && withdrawn_ids->size() < DomainState::kMaxWithdrawn) withdrawn_ids->insert(id);
+    if (withdrawn_ids && withdrawn_ids->size() < DomainState::kMaxWithdrawn)
+      withdrawn_ids->insert(id);
   };
   for (auto& op : ops) {
     if (auto* d = std::get_if<Define>(&op)) {
@@ -244,7 +247,8 @@ void Decoder::State::decode_ipfix(Bytes pkt, const Exporter& from, TimePoint now
         continue;
       }
       const bool options = w.id == 3;
-      for (const auto& k : templates.erase_kind(ek, 10, ctx.domain, options)) remember_withdrawn(k.id);
+      for (const auto& k : templates.erase_kind(ek, 10, ctx.domain, options))
+        remember_withdrawn(k.id);
     }
   }
 }

@@ -82,8 +82,8 @@ void add_unsigned(FieldWriter& w, std::uint16_t id, std::uint64_t v) {
 
 }  // namespace
 
-void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
-                                 RecordBatch& out, DecodeResult& result) {
+void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now, RecordBatch& out,
+                                 DecodeResult& result) {
   const bool v5 = result.version == 5;
   const std::size_t header = v5 ? 24 : 16;
   if (pkt.size() < header) {
@@ -106,7 +106,8 @@ void Decoder::State::decode_v1v5(Bytes pkt, const Exporter& from, TimePoint now,
   if (v5) {
     domain = (std::uint32_t{h[20]} << 8) | h[21];
     sampling = get16(h + 22);
-    check_sequence(this->domain(from, 5, domain, now), get32(h + 16), get32(h + 16) + count, result);
+    check_sequence(this->domain(from, 5, domain, now), get32(h + 16), get32(h + 16) + count,
+                   result);
   }
 
   for (std::size_t i = 0; i < count; ++i) {

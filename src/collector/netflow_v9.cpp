@@ -57,8 +57,8 @@ bool finish_template(Template& t) {
 
 }  // namespace
 
-void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
-                               RecordBatch& out, DecodeResult& result) {
+void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now, RecordBatch& out,
+                               DecodeResult& result) {
   if (pkt.size() < kHeader) {
     result.errors.push_back(DecodeError::kTooShort);
     return;
@@ -74,7 +74,8 @@ void Decoder::State::decode_v9(Bytes pkt, const Exporter& from, TimePoint now,
   const ExporterKey ek = exporter_key(from, false);
   check_sequence(domain(from, 9, ctx.domain, now), get32(h + 12), get32(h + 12) + 1, result);
 
-  // A template (or options template) that parsed: checked, stored, and any data held for it released.
+  // A template (or options template) that parsed: checked, stored, and any data held for it
+  // released.
   auto commit = [&](std::uint16_t tid, Template t) {
     if (!finish_template(t)) {
       result.errors.push_back(DecodeError::kBadTemplate);

@@ -15,7 +15,9 @@
 namespace flowd::collector {
 namespace {
 
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+std::uint16_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
 
 struct StreamKey {
   Exporter from;
@@ -23,13 +25,15 @@ struct StreamKey {
   std::uint16_t to_port;
   bool operator<(const StreamKey& o) const {
     return std::tie(from.address.family, from.address.bytes, from.port, to.bytes, to_port) <
-           std::tie(o.from.address.family, o.from.address.bytes, o.from.port, o.to.bytes, o.to_port);
+           std::tie(o.from.address.family, o.from.address.bytes, o.from.port, o.to.bytes,
+                    o.to_port);
   }
 };
 
 }  // namespace
 
-void read_capture(const std::string& path, const std::function<void(const CapturedPayload&)>& on_payload,
+void read_capture(const std::string& path,
+                  const std::function<void(const CapturedPayload&)>& on_payload,
                   std::size_t& skipped) {
   char err[PCAP_ERRBUF_SIZE] = {};
   pcap_t* p = pcap_open_offline(path.c_str(), err);
@@ -75,7 +79,8 @@ void read_capture(const std::string& path, const std::function<void(const Captur
         throw std::runtime_error(path + ": unsupported link type " + std::to_string(link));
     }
     CapturedPayload out;
-    out.time = TimePoint(std::chrono::seconds(h->ts.tv_sec) + std::chrono::microseconds(h->ts.tv_usec));
+    out.time =
+        TimePoint(std::chrono::seconds(h->ts.tv_sec) + std::chrono::microseconds(h->ts.tv_usec));
     IpAddress dst;
     std::uint8_t proto = 0;
     std::size_t l4 = 0;
@@ -88,7 +93,8 @@ void read_capture(const std::string& path, const std::function<void(const Captur
       dst.family = AF_INET;
       std::memcpy(dst.bytes.data(), ip + 16, 4);
       std::size_t total = be16(ip + 2);
-      if (ihl < 20 || (be16(ip + 6) & 0x1fff) != 0) proto = 0;  // options-less check, later fragments
+      if (ihl < 20 || (be16(ip + 6) & 0x1fff) != 0)
+        proto = 0;  // options-less check, later fragments
       len = std::min(len, off + total);
       l4 = off + ihl;
     } else if (ethertype == 0x86dd && len >= off + 40) {
@@ -121,8 +127,8 @@ void read_capture(const std::string& path, const std::function<void(const Captur
       // IPFIX over TCP: messages back to back, each as long as its header says (RFC 7011 §10.4).
       if (framer.feed(std::span<const std::uint8_t>(data + l4 + doff, len - l4 - doff), deliver) ==
           IpfixStreamFramer::Status::kOutOfSync) {
-        // Not IPFIX, or a broken stream: hand over what we have (the decoder says what is wrong with
-        // it) and take the next segment as the start of a message.
+        // Not IPFIX, or a broken stream: hand over what we have (the decoder says what is wrong
+        // with it) and take the next segment as the start of a message.
         deliver(framer.unframed());
         framer.reset();
       }

@@ -19,9 +19,10 @@ struct CapturedPayload {
   std::vector<std::uint8_t> bytes;
 };
 
-// Calls `on_payload` for each payload in capture order. Throws std::runtime_error if the file cannot
-// be read; frames that are not IPv4/IPv6 UDP/TCP are skipped and counted in `skipped`.
-void read_capture(const std::string& path, const std::function<void(const CapturedPayload&)>& on_payload,
+// Calls `on_payload` for each payload in capture order. Throws std::runtime_error if the file
+// cannot be read; frames that are not IPv4/IPv6 UDP/TCP are skipped and counted in `skipped`.
+void read_capture(const std::string& path,
+                  const std::function<void(const CapturedPayload&)>& on_payload,
                   std::size_t& skipped);
 
 }  // namespace flowd::collector

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // UniqueFd: sole owner of a file descriptor, closed on destruction, on reset() and when moved over.
-// Every socket, epoll, timerfd, eventfd and netlink descriptor flowd opens lives in one, so an early
-// return or an exception cannot leak it (structure review §3.5).
+// Every socket, epoll, timerfd, eventfd and netlink descriptor flowd opens lives in one, so an
+// early return or an exception cannot leak it (structure review §3.5).
 #pragma once
 
 #include <unistd.h>

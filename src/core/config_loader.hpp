@@ -54,7 +54,8 @@ struct Config {
 bool looks_legacy(std::string_view text);
 RawConfig parse_ini(std::string_view text, const std::string& path);
 // Legacy keys are mapped to INI sections through the components' KeySpec legacy names.
-RawConfig parse_legacy(std::string_view text, const std::string& path, const ComponentTable& components);
+RawConfig parse_legacy(std::string_view text, const std::string& path,
+                       const ComponentTable& components);
 RawConfig parse_config_text(std::string_view text, const std::string& path,
                             const ComponentTable& components);
 RawConfig read_config_file(const std::string& path, const ComponentTable& components);

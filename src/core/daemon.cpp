@@ -23,10 +23,10 @@
 
 #include "core/build_info.hpp"
 #include "core/config_loader.hpp"
-#include "flowd/log.hpp"
-#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "core/runtime.hpp"
+#include "flowd/log.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd {

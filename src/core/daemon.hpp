@@ -14,7 +14,8 @@ struct DaemonOptions {
 };
 
 // Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration. `components` (from the
-// composition root) must outlive the call; the configuration is read against it at start and reload.
+// composition root) must outlive the call; the configuration is read against it at start and
+// reload.
 int run_daemon(const DaemonOptions& opts, const ComponentTable& components);
 
 }  // namespace flowd

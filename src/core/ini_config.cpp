@@ -41,8 +41,8 @@ RawConfig parse_ini(std::string_view text, const std::string& path) {
     if (i == text.size() || text[i] == '\n') {
       if (i - start > kMaxLine)
         throw ConfigError(fmt::format(
-            "{}:{}: line is longer than {} characters; continue long lists on indented lines",
-            path, line_no, kMaxLine));
+            "{}:{}: line is longer than {} characters; continue long lists on indented lines", path,
+            line_no, kMaxLine));
       if (i < text.size() && text.substr(start, i - start).find('\0') != std::string_view::npos)
         throw ConfigError(fmt::format("{}:{}: NUL byte in the file", path, line_no));
       ++line_no;
@@ -55,13 +55,14 @@ RawConfig parse_ini(std::string_view text, const std::string& path) {
   IniState st{&raw};
   int rc = ini_parse_string(copy.c_str(), on_ini_entry, &st);
   if (rc > 0)
-    throw ConfigError(fmt::format("{}:{}: expected '[section]', 'key = value' or a comment", path, rc));
+    throw ConfigError(
+        fmt::format("{}:{}: expected '[section]', 'key = value' or a comment", path, rc));
   if (rc < 0) throw ConfigError(fmt::format("{}: cannot parse (inih error {})", path, rc));
   // Keys before any [section] belong to nothing we know.
   for (const auto& s : raw.sections)
     if (s.name.empty())
-      throw ConfigError(fmt::format("{}: key '{}' appears before any [section]", path,
-                                    s.entries.front().first));
+      throw ConfigError(
+          fmt::format("{}: key '{}' appears before any [section]", path, s.entries.front().first));
   return raw;
 }
 
@@ -78,8 +79,8 @@ bool looks_legacy(std::string_view text) {
     std::string key = trim(std::string_view(t).substr(0, eq));
     bool upper = !key.empty();
     for (char c : key)
-      if (!(std::isupper(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-            c == '_'))
+      if (!(std::isupper(static_cast<unsigned char>(c)) ||
+            std::isdigit(static_cast<unsigned char>(c)) || c == '_'))
         upper = false;
     if (upper) assignment = true;
   }

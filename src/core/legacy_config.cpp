@@ -43,8 +43,7 @@ class LegacyParser {
       PyValue v = value(false);
       skip_blank(false);
       if (!eof() && s_[pos_] == '#') skip_comment();
-      if (!eof() && s_[pos_] != '\n')
-        fail(fmt::format("{}: unexpected text after the value", key));
+      if (!eof() && s_[pos_] != '\n') fail(fmt::format("{}: unexpected text after the value", key));
       out.emplace_back(std::move(key), std::move(v));
       key_.clear();
     }
@@ -54,7 +53,8 @@ class LegacyParser {
  private:
   bool eof() const { return pos_ >= s_.size(); }
   [[noreturn]] void fail(const std::string& what) const {
-    throw ConfigError(fmt::format("{}:{}: {} (legacy Python flowd.cfg syntax)", path_, line(), what));
+    throw ConfigError(
+        fmt::format("{}:{}: {} (legacy Python flowd.cfg syntax)", path_, line(), what));
   }
   std::size_t line() const {
     std::size_t n = 1;
@@ -80,8 +80,10 @@ class LegacyParser {
   }
   std::string identifier() {
     std::size_t b = pos_;
-    if (eof() || !(std::isalpha(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) return {};
-    while (!eof() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) ++pos_;
+    if (eof() || !(std::isalpha(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_'))
+      return {};
+    while (!eof() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_'))
+      ++pos_;
     return std::string(s_.substr(b, pos_ - b));
   }
   PyValue value(bool in_list) {
@@ -93,7 +95,8 @@ class LegacyParser {
       v.text = string_literal(c);
     } else if (std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+') {
       std::size_t b = pos_++;
-      while (!eof() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) ++pos_;
+      while (!eof() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_'))
+        ++pos_;
       std::string digits;
       for (char d : s_.substr(b, pos_ - b))
         if (d != '_' && d != '+') digits += d;
@@ -143,9 +146,15 @@ class LegacyParser {
       if (c == '\\' && !eof()) {
         char e = s_[pos_++];
         switch (e) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          default: out += e; break;
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          default:
+            out += e;
+            break;
         }
         continue;
       }
@@ -165,7 +174,8 @@ struct Target {
   const KeySpec* key;
 };
 
-std::optional<Target> find_legacy_target(std::string_view legacy, const ComponentTable& components) {
+std::optional<Target> find_legacy_target(std::string_view legacy,
+                                         const ComponentTable& components) {
   for (const auto& k : core_keys())
     if (k.legacy == legacy) return Target{"flowd", &k};
   for (const auto& p : components.plugins)
@@ -221,10 +231,12 @@ RawConfig parse_legacy(std::string_view text, const std::string& path,
       continue;
     }
     std::string hint = closest_match(key, all_legacy_names(components));
-    raw.warnings.push_back(fmt::format("{}: unknown key {} ignored{}", path, key,
-                                       hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
+    raw.warnings.push_back(
+        fmt::format("{}: unknown key {} ignored{}", path, key,
+                    hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
   }
-  // The original's iperf plugin read NETSTAT_INTERNAL_NETWORKS: a legacy file running iperf keeps that.
+  // The original's iperf plugin read NETSTAT_INTERNAL_NETWORKS: a legacy file running iperf keeps
+  // that.
   std::optional<std::string> netstat_internal;
   for (const auto& sec : raw.sections)
     if (sec.name == "plugin.netstat")
@@ -233,13 +245,16 @@ RawConfig parse_legacy(std::string_view text, const std::string& path,
   for (const auto& [k, v] : raw.section("flowd").entries)
     if (k == "plugins" && netstat_internal)
       for (const auto& p : split_list(v))
-        if (p == "iperf") raw.section("plugin.iperf").entries.emplace_back("internal_networks", *netstat_internal);
-  // The original's exporter listened on every address, port 9000 unless PROMETHEUS_SRV_PORT said so.
+        if (p == "iperf")
+          raw.section("plugin.iperf").entries.emplace_back("internal_networks", *netstat_internal);
+  // The original's exporter listened on every address, port 9000 unless PROMETHEUS_SRV_PORT said
+  // so.
   bool has_prometheus = false;
   for (const auto& [k, v] : raw.section("flowd").entries)
     if (k == "backends")
       for (const auto& b : split_list(v))
-        if (auto* info = components.find_backend(b); info && info->name == "prometheus") has_prometheus = true;
+        if (auto* info = components.find_backend(b); info && info->name == "prometheus")
+          has_prometheus = true;
   if (has_prometheus || prometheus_port)
     raw.section("backend.prometheus")
         .entries.emplace_back("listen", "0.0.0.0:" + prometheus_port.value_or("9000"));

@@ -110,8 +110,9 @@ void write_cache(const std::string& work_dir, const std::string& body) {
   if (work_dir.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(work_dir, ec);
-  // A fresh file of our own (mkstemp: O_CREAT|O_EXCL, mode 0600), renamed over api.json: a link or a
-  // file another user put at api.json.tmp or api.json is never opened or written through (issue 13).
+  // A fresh file of our own (mkstemp: O_CREAT|O_EXCL, mode 0600), renamed over api.json: a link or
+  // a file another user put at api.json.tmp or api.json is never opened or written through (issue
+  // 13).
   std::string tmp = work_dir + "/api.json.XXXXXX";
   UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd) return;
@@ -128,7 +129,8 @@ void write_cache(const std::string& work_dir, const std::string& body) {
   if (!ok || std::rename(tmp.c_str(), (work_dir + "/api.json").c_str()) != 0) ::unlink(tmp.c_str());
 }
 
-std::shared_ptr<const ScitagsRegistry> parse_with_source(const std::string& body, const std::string& source,
+std::shared_ptr<const ScitagsRegistry> parse_with_source(const std::string& body,
+                                                         const std::string& source,
                                                          std::string& error) {
   auto reg = ScitagsRegistry::parse(body, error);
   if (!reg) return nullptr;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Where the registry comes from: flow_map_api (http(s) URL or file) -> cached copy -> built-in snapshot.
+// Where the registry comes from: flow_map_api (http(s) URL or file) -> cached copy -> built-in
+// snapshot.
 #pragma once
 
 #include <memory>

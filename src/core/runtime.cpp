@@ -22,7 +22,8 @@ std::string system_hostname() {
 }  // namespace
 
 Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
-    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(), &shelf_},
+    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(),
+           &shelf_},
       bus_(metrics),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -102,7 +103,8 @@ void Runtime::apply(const Config& c) {
     std::string name(b.info->name);
     bool replaced = std::any_of(c.backends.begin(), c.backends.end(),
                                 [&](const BackendConfig& bc) { return bc.info == b.info; });
-    if (replaced && !successor_queues_.contains(name)) successor_queues_[name] = bus_.make_queue(name, queue_size);
+    if (replaced && !successor_queues_.contains(name))
+      successor_queues_[name] = bus_.make_queue(name, queue_size);
   }
   for (auto& b : backends_) b.impl->reloaded();
   publish_subscribers();
@@ -120,8 +122,10 @@ void Runtime::apply(const Config& c) {
     RunningBackend b{bc.info, bc.section, queue_size, bc.info->create(bc.section, ctx_),
                      nullptr, nullptr,    {}};
     b.impl->start();
-    if (auto it = successor_queues_.find(std::string(bc.info->name)); it != successor_queues_.end()) {
-      b.queue = std::move(it->second);  // holds what was published while the previous instance stopped
+    if (auto it = successor_queues_.find(std::string(bc.info->name));
+        it != successor_queues_.end()) {
+      b.queue =
+          std::move(it->second);  // holds what was published while the previous instance stopped
       successor_queues_.erase(it);
     } else {
       b.queue = bus_.make_queue(std::string(bc.info->name), queue_size);

@@ -13,10 +13,10 @@
 
 #include "core/bus.hpp"
 #include "core/config_loader.hpp"
-#include "flowd/metrics_hub.hpp"
 #include "flowd/component.hpp"
-#include "flowd/reload_shelf.hpp"
 #include "flowd/heartbeat.hpp"
+#include "flowd/metrics_hub.hpp"
+#include "flowd/reload_shelf.hpp"
 
 namespace flowd {
 
@@ -101,9 +101,10 @@ class Runtime {
   Bus bus_;
   std::vector<RunningPlugin> plugins_;
   std::vector<RunningBackend> backends_;
-  // Queues of backends being replaced by a reload, made before the old instance stops and subscribed
-  // at once, so that what plugins publish meanwhile waits for the successor (bounded; a full queue
-  // drops and counts) instead of reaching no queue at all. Empty outside apply() unless it failed.
+  // Queues of backends being replaced by a reload, made before the old instance stops and
+  // subscribed at once, so that what plugins publish meanwhile waits for the successor (bounded; a
+  // full queue drops and counts) instead of reaching no queue at all. Empty outside apply() unless
+  // it failed.
   std::map<std::string, std::shared_ptr<EventQueue>> successor_queues_;
   int failure_fd_;
   mutable std::mutex failure_mu_;

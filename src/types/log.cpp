@@ -20,15 +20,26 @@ class JournalSink : public spdlog::sinks::base_sink<std::mutex> {
     int prio = LOG_INFO;
     switch (msg.level) {
       case spdlog::level::trace:
-      case spdlog::level::debug: prio = LOG_DEBUG; break;
-      case spdlog::level::info: prio = LOG_INFO; break;
-      case spdlog::level::warn: prio = LOG_WARNING; break;
-      case spdlog::level::err: prio = LOG_ERR; break;
-      case spdlog::level::critical: prio = LOG_CRIT; break;
-      default: break;
+      case spdlog::level::debug:
+        prio = LOG_DEBUG;
+        break;
+      case spdlog::level::info:
+        prio = LOG_INFO;
+        break;
+      case spdlog::level::warn:
+        prio = LOG_WARNING;
+        break;
+      case spdlog::level::err:
+        prio = LOG_ERR;
+        break;
+      case spdlog::level::critical:
+        prio = LOG_CRIT;
+        break;
+      default:
+        break;
     }
-    sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.payload.size()), msg.payload.data(), "PRIORITY=%d",
-                    prio, "SYSLOG_IDENTIFIER=flowd", "FLOWD_COMPONENT=%.*s",
+    sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.payload.size()), msg.payload.data(),
+                    "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=flowd", "FLOWD_COMPONENT=%.*s",
                     static_cast<int>(msg.logger_name.size()), msg.logger_name.data(), nullptr);
   }
   void flush_() override {}
@@ -70,7 +81,9 @@ void setup_logging(spdlog::level::level_enum level) {
   spdlog::flush_on(spdlog::level::trace);
 }
 
-void set_log_level(spdlog::level::level_enum level) { spdlog::set_level(level); }
+void set_log_level(spdlog::level::level_enum level) {
+  spdlog::set_level(level);
+}
 
 std::shared_ptr<spdlog::logger> get_logger(const std::string& component) {
   std::lock_guard lock(logger_mutex());

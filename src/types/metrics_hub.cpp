@@ -20,7 +20,8 @@ std::vector<prometheus::MetricFamily> MetricsHub::Collect() const {
   std::lock_guard lock(mu_);
   for (const auto* c : extra_) {
     auto more = c->Collect();
-    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
   }
   return out;
 }

@@ -24,7 +24,8 @@ bool is_number(std::string_view s) {
 
 }  // namespace
 
-std::shared_ptr<const ScitagsRegistry> ScitagsRegistry::parse(std::string_view json, std::string& error) {
+std::shared_ptr<const ScitagsRegistry> ScitagsRegistry::parse(std::string_view json,
+                                                              std::string& error) {
   // No exceptions for bad input: parse into `discarded` and check every type by hand.
   auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
   if (doc.is_discarded()) {
@@ -36,7 +37,8 @@ std::shared_ptr<const ScitagsRegistry> ScitagsRegistry::parse(std::string_view j
     return nullptr;
   }
   auto reg = std::make_shared<ScitagsRegistry>();
-  if (auto m = doc.find("modified"); m != doc.end() && m->is_string()) reg->modified_ = m->get<std::string>();
+  if (auto m = doc.find("modified"); m != doc.end() && m->is_string())
+    reg->modified_ = m->get<std::string>();
   std::size_t index = 0;
   for (const auto& e : doc["experiments"]) {
     auto where = fmt::format("experiments[{}]", index++);
@@ -73,8 +75,9 @@ std::shared_ptr<const ScitagsRegistry> ScitagsRegistry::parse(std::string_view j
         auto aid = a.find("activityId");
         if (an == a.end() || !an->is_string() || aid == a.end() || !aid->is_number_unsigned() ||
             aid->get<std::uint64_t>() > kMaxActivity) {
-          error = fmt::format("{}: needs a string \"activityName\" and an integer \"activityId\" 0..{}", awhere,
-                              kMaxActivity);
+          error =
+              fmt::format("{}: needs a string \"activityName\" and an integer \"activityId\" 0..{}",
+                          awhere, kMaxActivity);
           return nullptr;
         }
         auto act = static_cast<unsigned>(aid->get<std::uint64_t>());
@@ -99,7 +102,8 @@ std::optional<unsigned> ScitagsRegistry::experiment_id(std::string_view s) const
   return it->second;
 }
 
-std::optional<unsigned> ScitagsRegistry::activity_id(unsigned experiment, std::string_view s) const {
+std::optional<unsigned> ScitagsRegistry::activity_id(unsigned experiment,
+                                                     std::string_view s) const {
   if (is_number(s)) return as_number(s, kMaxActivity);
   auto e = by_id_.find(experiment);
   if (e == by_id_.end()) return std::nullopt;
@@ -130,6 +134,5 @@ std::string ScitagsRegistry::activity_name(unsigned experiment, unsigned id) con
   auto it = e->second.activity_names.find(id);
   return it == e->second.activity_names.end() ? std::to_string(id) : it->second;
 }
-
 
 }  // namespace flowd

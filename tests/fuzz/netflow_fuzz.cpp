@@ -2,8 +2,8 @@
 // libFuzzer target: the NetFlow v1/v5/v9 + IPFIX decoder. The Decoder persists across inputs
 // (templates and held data from earlier inputs meet later ones, as on a real socket); the first
 // input byte picks the exporter (so inputs can share or not share template state) and UDP or TCP
-// limits, the rest is the datagram. Every record must also survive JSON rendering. Records are decoded
-// into one reused RecordBatch, as in the plugin, and the UDP decoder applies sampling.
+// limits, the rest is the datagram. Every record must also survive JSON rendering. Records are
+// decoded into one reused RecordBatch, as in the plugin, and the UDP decoder applies sampling.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +20,7 @@ namespace {
 fc::DecoderLimits limits(bool udp) {
   fc::DecoderLimits l;
   l.udp = udp;
-  l.apply_sampling = udp;  // one decoder scales counters, the other does not
+  l.apply_sampling = udp;             // one decoder scales counters, the other does not
   l.max_templates_per_exporter = 64;  // keep memory bounded across millions of inputs
   l.max_pending_records = 64;
   l.max_pending_bytes = 1 << 16;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: the named-pipe line protocol (LineAssembler -> parse_pipe_line / find_embedded_line).
+// libFuzzer target: the named-pipe line protocol (LineAssembler -> parse_pipe_line /
+// find_embedded_line).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

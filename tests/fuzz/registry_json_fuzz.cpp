@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   static constexpr std::string_view kNames[] = {
-      "default", "atlas", "cms", "ATLAS", "Data Challenge", "perfSONAR", "0", "1", "2", "63", "64",
-      "511", "512", "-1", "4294967296", "", " ", "x"};
+      "default", "atlas", "cms", "ATLAS", "Data Challenge", "perfSONAR", "0", "1", "2", "63",
+      "64",      "511",   "512", "-1",    "4294967296",     "",          " ", "x"};
   for (auto name : kNames) {
     if (auto e = reg->experiment_id(name)) {
       if (*e > flowd::kMaxExperiment) __builtin_trap();

@@ -27,26 +27,28 @@ std::set<int> src_ports(const std::vector<std::string>& fireflies) {
 }
 
 double rejected(const std::string& metrics, const std::string& reason) {
-  return metric_value(metrics, "flowd_np_api_rejected_lines_total{reason=\"" + reason + "\"}").value_or(-1);
+  return metric_value(metrics, "flowd_np_api_rejected_lines_total{reason=\"" + reason + "\"}")
+      .value_or(-1);
 }
 
 TEST(BadInput, MalformedLinesAreCountedByReasonAndGoodOnesDelivered) {
   Daemon d;
   d.start(d.config());
-  std::string lines = good_line(1001) +
-                      "start tcp 127.0.0.1 2345 127.0.0.1 5777 2\n"          // fields
-                      "begin tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n"        // state
-                      "start sctp 127.0.0.1 2345 127.0.0.1 5777 2 9\n"       // protocol
-                      "start tcp 127.0.0.1 2345 10.0.0.999 5777 2 9\n"       // address
-                      "start tcp 127.0.0.1 2345 ::1 5777 2 9\n"              // family
-                      "start tcp 127.0.0.1 x 127.0.0.1 5777 2 9\n"           // port
-                      "start tcp 127.0.0.1 2345 127.0.0.1 65536 2 9\n"       // port
-                      "start tcp 127.0.0.1 2345 127.0.0.1 5777 512 9\n"      // experiment
-                      "start tcp 127.0.0.1 2345 127.0.0.1 5777 nosuchexp 9\n"  // experiment
-                      "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 64\n"       // activity
-                      "start tcp 127.0.0.1 2345 127.0.0.1 5777 atlas Nope\n"  // activity
-                      "start\ttcp  127.0.0.1 1002\t127.0.0.1   5777 2 9\r\n" +  // any whitespace: good
-                      good_line(1003);
+  std::string lines =
+      good_line(1001) +
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 2\n"             // fields
+      "begin tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n"           // state
+      "start sctp 127.0.0.1 2345 127.0.0.1 5777 2 9\n"          // protocol
+      "start tcp 127.0.0.1 2345 10.0.0.999 5777 2 9\n"          // address
+      "start tcp 127.0.0.1 2345 ::1 5777 2 9\n"                 // family
+      "start tcp 127.0.0.1 x 127.0.0.1 5777 2 9\n"              // port
+      "start tcp 127.0.0.1 2345 127.0.0.1 65536 2 9\n"          // port
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 512 9\n"         // experiment
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 nosuchexp 9\n"   // experiment
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 64\n"          // activity
+      "start tcp 127.0.0.1 2345 127.0.0.1 5777 atlas Nope\n"    // activity
+      "start\ttcp  127.0.0.1 1002\t127.0.0.1   5777 2 9\r\n" +  // any whitespace: good
+      good_line(1003);
   write_pipe(d.pipe(), lines);
   auto got = d.rx4.receive_many(3);
   EXPECT_EQ(src_ports(got), (std::set<int>{1001, 1002, 1003})) << d.proc->log();
@@ -156,11 +158,13 @@ TEST(BadInput, RejectedLinesAreLoggedRateLimited) {
   write_pipe(d.pipe(), "one more bad line\n");
   // The log file is the only signal that the line was handled: re-read it briefly.
   std::string log = d.proc->log();
-  for (int i = 0; i < 100 && log.find("(990 more rejected lines not logged)") == std::string::npos; ++i) {
+  for (int i = 0; i < 100 && log.find("(990 more rejected lines not logged)") == std::string::npos;
+       ++i) {
     usleep(20000);
     log = d.proc->log();
   }
-  EXPECT_NE(log.find("(990 more rejected lines not logged)"), std::string::npos) << log.substr(log.size() - 600);
+  EXPECT_NE(log.find("(990 more rejected lines not logged)"), std::string::npos)
+      << log.substr(log.size() - 600);
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -175,7 +179,8 @@ TEST(BadInput, SendErrorsAreCountedNotFatal) {
   std::string m = d.scrape_until("flowd_fireflies_sent_total{destination=\"flow\"}", 1);
   EXPECT_EQ(metric_value(m, "flowd_firefly_send_errors_total{destination=\"flow\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"flow\"}"), 1);
-  EXPECT_NE(d.proc->log().find("sending a firefly failed: Permission denied"), std::string::npos) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("sending a firefly failed: Permission denied"), std::string::npos)
+      << d.proc->log();
   EXPECT_TRUE(d.proc->running());
   EXPECT_EQ(d.stop(), 0);
 }
@@ -207,7 +212,8 @@ TEST(BadInput, TenConcurrentWritersLoseNothing) {
   if (d.rx4.big_buffer())
     EXPECT_EQ(src_ports(got).size(), static_cast<std::size_t>(kWriters * kLines));
   else
-    GTEST_LOG_(WARNING) << "receive buffer capped (not root): only " << got.size() << " datagrams checked";
+    GTEST_LOG_(WARNING) << "receive buffer capped (not root): only " << got.size()
+                        << " datagrams checked";
   EXPECT_EQ(metric_value(m, "flowd_np_api_lines_total"), kWriters * kLines);
   EXPECT_EQ(metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}"), 0);
   EXPECT_EQ(d.stop(), 0);

@@ -19,17 +19,20 @@ class Daemon {
   Daemon() : rx4(false), rx6(true, rx4.port()), prom_port(free_tcp_port()) {}
 
   std::string pipe() const { return dir.file("flowd.np"); }
-  std::string metrics_url() const { return "http://127.0.0.1:" + std::to_string(prom_port) + "/metrics"; }
+  std::string metrics_url() const {
+    return "http://127.0.0.1:" + std::to_string(prom_port) + "/metrics";
+  }
 
   // The default INI configuration, with `extra` appended (extra sections or keys).
   std::string config(const std::string& udp_extra = "", const std::string& core_extra = "") const {
-    return "[flowd]\nplugins = np_api\nbackends = udp_firefly, prometheus\nwork_dir = " + dir.file("cache") +
-           "\n" + core_extra + "\n[plugin.np_api]\npath = " + pipe() + "\n\n[backend.udp_firefly]\nport = " +
-           std::to_string(rx4.port()) + "\n" + udp_extra + "\n[backend.prometheus]\nlisten = 127.0.0.1:" +
-           std::to_string(prom_port) + "\n";
+    return "[flowd]\nplugins = np_api\nbackends = udp_firefly, prometheus\nwork_dir = " +
+           dir.file("cache") + "\n" + core_extra + "\n[plugin.np_api]\npath = " + pipe() +
+           "\n\n[backend.udp_firefly]\nport = " + std::to_string(rx4.port()) + "\n" + udp_extra +
+           "\n[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(prom_port) + "\n";
   }
 
-  // config() with `plugins` run beside np_api ("netflow", "np_api, sflow"...); sections are appended by the caller.
+  // config() with `plugins` run beside np_api ("netflow", "np_api, sflow"...); sections are
+  // appended by the caller.
   std::string config_with_plugins(const std::string& plugins) const {
     std::string cfg = config();
     cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, " + plugins);
@@ -42,8 +45,8 @@ class Daemon {
     dir.write(name, config_text);
     config_path = dir.file(name);
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
-    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", config_path}, dir.file("flowd.log"),
-                                          notify->path(), env);
+    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", config_path},
+                                          dir.file("flowd.log"), notify->path(), env);
     auto ready = notify->wait_for("READY=1");
     ASSERT_TRUE(ready) << "flowd did not report READY=1; log:\n" << proc->log();
     ready_message = *ready;
@@ -57,12 +60,15 @@ class Daemon {
   }
 
   std::string scrape() const { return http_get(metrics_url()).value_or(""); }
-  // Scrapes until `series` reaches `want` (counters are updated just after the work they count, so a
-  // test that saw the work may scrape a moment too early) or `timeout` passes; returns the last scrape.
-  std::string scrape_until(const std::string& series, double want, std::chrono::milliseconds timeout = 5s) const {
+  // Scrapes until `series` reaches `want` (counters are updated just after the work they count, so
+  // a test that saw the work may scrape a moment too early) or `timeout` passes; returns the last
+  // scrape.
+  std::string scrape_until(const std::string& series, double want,
+                           std::chrono::milliseconds timeout = 5s) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::string m = scrape();
-    while (metric_value(m, series).value_or(0) < want && std::chrono::steady_clock::now() < deadline) {
+    while (metric_value(m, series).value_or(0) < want &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(10ms);
       m = scrape();
     }

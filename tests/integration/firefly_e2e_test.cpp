@@ -196,7 +196,8 @@ TEST(FireflyEndToEnd, RegistryFromHttpUrlIsUsedAndCached) {
   EXPECT_EQ(read_file(d.dir.file("victim")), "not flowd's\n");
   struct stat st {};
   ASSERT_EQ(lstat(d.dir.file("cache/api.json").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISREG(st.st_mode)) << "api.json replaced by a file of flowd's own, not written through the link";
+  EXPECT_TRUE(S_ISREG(st.st_mode))
+      << "api.json replaced by a file of flowd's own, not written through the link";
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 belleii perfSONAR\n");
   auto f = d.rx4.receive();
   ASSERT_TRUE(f);

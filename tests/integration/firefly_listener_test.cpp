@@ -84,7 +84,9 @@ std::string wait_received(const Daemon& d, double count, double rejected = 0) {
   std::string m;
   for (int i = 0; i < 200; ++i) {
     m = d.scrape();
-    if (metric_value(m, "flowd_firefly_received_total").value_or(0) >= count && sum_rejected(m) >= rejected) break;
+    if (metric_value(m, "flowd_firefly_received_total").value_or(0) >= count &&
+        sum_rejected(m) >= rejected)
+      break;
     usleep(50000);
   }
   return m;

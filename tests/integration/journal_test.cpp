@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // privileged: when stderr is the journal stream, flowd logs through the journal's native protocol
 // with a FLOWD_COMPONENT field. The test plays journald on /run/systemd/journal/socket.
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,8 +11,8 @@
 
 #include <atomic>
 #include <filesystem>
-#include <thread>
 #include <fstream>
+#include <thread>
 
 #include "daemon_fixture.hpp"
 
@@ -51,7 +51,8 @@ TEST(Journal, NativeProtocolWithComponentField) {
   std::ofstream(log).flush();
   struct stat st {};
   ASSERT_EQ(stat(log.c_str(), &st), 0);
-  std::string stream = "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  std::string stream =
+      "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   d.dir.write("flowd.cfg", d.config());
   NotifySocket notify(d.dir.file("notify"));
   FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, log, notify.path(), {stream});
@@ -68,12 +69,14 @@ TEST(Journal, NativeProtocolWithComponentField) {
   bool ready = false, np_api = false;
   for (const auto& e : entries) {
     EXPECT_NE(e.find("SYSLOG_IDENTIFIER=flowd\n"), std::string::npos) << e;
-    if (e.find("FLOWD_COMPONENT=core\n") != std::string::npos && e.find("MESSAGE=ready: ") != std::string::npos &&
+    if (e.find("FLOWD_COMPONENT=core\n") != std::string::npos &&
+        e.find("MESSAGE=ready: ") != std::string::npos &&
         e.find("PRIORITY=6\n") != std::string::npos)
       ready = true;
     if (e.find("FLOWD_COMPONENT=plugin.np_api\n") != std::string::npos) np_api = true;
   }
-  EXPECT_TRUE(ready) << entries.size() << " journal entries, none the INFO 'ready' line of component core";
+  EXPECT_TRUE(ready) << entries.size()
+                     << " journal entries, none the INFO 'ready' line of component core";
   EXPECT_TRUE(np_api) << "no entry from plugin.np_api";
   EXPECT_EQ(p.log(), "") << "with the journal as stderr, nothing is written to stderr";
 }

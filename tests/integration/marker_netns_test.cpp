@@ -34,19 +34,22 @@ class MarkerNetns : public ::testing::Test {
   }
 
   std::string config(const std::string& ebpf_extra = "") const {
-    return "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " + dir.file("cache") +
-           "\n[plugin.np_api]\npath = " + dir.file("np") + "\n[backend.ebpf]\ninterfaces = " + net->veth_a + "\n" +
-           ebpf_extra + "[backend.prometheus]\nlisten = 127.0.0.1:9977\n";
+    return "[flowd]\nplugins = np_api\nbackends = ebpf, prometheus\nwork_dir = " +
+           dir.file("cache") + "\n[plugin.np_api]\npath = " + dir.file("np") +
+           "\n[backend.ebpf]\ninterfaces = " + net->veth_a + "\n" + ebpf_extra +
+           "[backend.prometheus]\nlisten = 127.0.0.1:9977\n";
   }
 
-  std::unique_ptr<FlowdProcess> start_flowd(const std::string& cfg, const std::vector<std::string>& prefix = {}) {
+  std::unique_ptr<FlowdProcess> start_flowd(const std::string& cfg,
+                                            const std::vector<std::string>& prefix = {}) {
     dir.write("flowd.cfg", cfg);
     notify.reset();  // the old socket's destructor would unlink the new one's path
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
     std::vector<std::string> wrap{"/usr/sbin/ip", "netns", "exec", net->a};
     wrap.insert(wrap.end(), prefix.begin(), prefix.end());
     return std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", dir.file("flowd.cfg")},
-                                          dir.file("flowd.log"), notify->path(), std::vector<std::string>{}, wrap);
+                                          dir.file("flowd.log"), notify->path(),
+                                          std::vector<std::string>{}, wrap);
   }
 
   double metric(const std::string& series) const {
@@ -69,17 +72,21 @@ class MarkerNetns : public ::testing::Test {
     net->exec(net->a, "tc filter show dev " + net->veth_a + " egress", out);
     int n = 0;
     std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) n += line.find("flowd_mark") != std::string::npos;
+    for (std::string line; std::getline(in, line);)
+      n += line.find("flowd_mark") != std::string::npos;
     return n;
   }
 
   void start_capture() {
     std::string out;
-    run_shell("ip netns exec " + net->b + " tcpdump --immediate-mode -i " + net->veth_b + " -U -w " + dir.file("cap.pcap") +
-                  " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
+    run_shell("ip netns exec " + net->b + " tcpdump --immediate-mode -i " + net->veth_b +
+                  " -U -w " + dir.file("cap.pcap") + " ip6 > " + dir.file("tcpdump.log") +
+                  " 2>&1 & echo $!",
               "", out);
     tcpdump_pid = std::stoi(out);
-    for (int i = 0; i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos; ++i)
+    for (int i = 0;
+         i < 300 && read_file(dir.file("tcpdump.log")).find("listening on") == std::string::npos;
+         ++i)
       usleep(10000);
   }
 
@@ -87,9 +94,11 @@ class MarkerNetns : public ::testing::Test {
     usleep(200000);  // let the last packets reach the capture
     kill(tcpdump_pid, SIGINT);
     std::string out;
-    run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done", "", out);
+    run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
+              "", out);
     run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'ipv6.src == " + net->addr_a +
-                  " && !icmpv6' -T fields -E 'separator=;' -e tcp.srcport -e tcp.dstport -e udp.srcport -e "
+                  " && !icmpv6' -T fields -E 'separator=;' -e tcp.srcport -e tcp.dstport -e "
+                  "udp.srcport -e "
                   "udp.dstport -e ipv6.flow -e ipv6.tclass -e data.data 2>/dev/null",
               "", out);
     std::vector<Packet> pkts;
@@ -115,12 +124,13 @@ class MarkerNetns : public ::testing::Test {
 
   void send_udp(int sport, int dport, const std::string& payload, int count, int tclass = 0) const {
     std::string out;
-    std::string py = "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
-                     "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                     "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_TCLASS," +
-                     std::to_string(tclass) + ")\ns.bind((\"" + net->addr_a + "\"," + std::to_string(sport) +
-                     "))\nfor i in range(" + std::to_string(count) + "): s.sendto(b\"" + payload + "\",(\"" +
-                     net->addr_b + "\"," + std::to_string(dport) + "))\n";
+    std::string py =
+        "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+        "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_TCLASS," +
+        std::to_string(tclass) + ")\ns.bind((\"" + net->addr_a + "\"," + std::to_string(sport) +
+        "))\nfor i in range(" + std::to_string(count) + "): s.sendto(b\"" + payload + "\",(\"" +
+        net->addr_b + "\"," + std::to_string(dport) + "))\n";
     dir.write("send.py", py);
     ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("send.py"), out), 0) << out;
   }
@@ -136,8 +146,9 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
   EXPECT_EQ(filters(), 1);
   start_capture();
-  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " 40010 " + net->addr_b + " 5201 atlas Debug\n" +
-                                 "start udp " + net->addr_a + " 40020 " + net->addr_b + " 5300 cms 4\n");
+  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " 40010 " + net->addr_b +
+                                 " 5201 atlas Debug\n" + "start udp " + net->addr_a + " 40020 " +
+                                 net->addr_b + " 5300 cms 4\n");
   ASSERT_TRUE(wait_for_flows(2)) << flowd->log();
 
   std::string out;
@@ -161,7 +172,8 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   for (const auto& p : pkts) {
     if (p.proto == "tcp" && p.sport == 40010 && p.dport == 5201) {
       ++tcp_data;
-      EXPECT_EQ(p.label & kLabelSemanticMask, tcp_tag) << "TCP packet with label 0x" << std::hex << p.label;
+      EXPECT_EQ(p.label & kLabelSemanticMask, tcp_tag)
+          << "TCP packet with label 0x" << std::hex << p.label;
       tcp_labels.insert(p.label);
     } else if (p.proto == "udp" && p.sport == 40020 && p.payload == "6265666f7265") {  // "before"
       ++udp_before;
@@ -173,7 +185,8 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
       EXPECT_NE(p.label & kLabelSemanticMask, udp_tag) << "another flow must not be marked";
     } else if (p.proto == "udp" && p.sport == 40020 && p.payload == "6166746572") {  // "after"
       ++udp_after;
-      EXPECT_NE(p.label & kLabelSemanticMask, udp_tag) << "no mark after end: 0x" << std::hex << p.label;
+      EXPECT_NE(p.label & kLabelSemanticMask, udp_tag)
+          << "no mark after end: 0x" << std::hex << p.label;
     }
   }
   EXPECT_GE(tcp_data, 5) << "iperf3's data connection should have been captured";
@@ -189,7 +202,8 @@ TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
   EXPECT_EQ(filters(), 0) << "nothing flowd attached may remain after SIGTERM";
   net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
-  EXPECT_EQ(out.find("clsact"), std::string::npos) << "the clsact qdisc flowd created is removed: " << out;
+  EXPECT_EQ(out.find("clsact"), std::string::npos)
+      << "the clsact qdisc flowd created is removed: " << out;
 }
 
 // Sends `payload` to 127.0.0.1:port inside namespace `ns` (where flowd's listeners are).
@@ -291,15 +305,21 @@ TEST_F(MarkerNetns, AClsactOtherFiltersUseStaysAfterAKilledFlowdsIsCleanedUp) {
   first->wait(5s);
   std::string out;
   // Somebody else's filter on the same clsact, on the other side.
-  ASSERT_EQ(net->exec(net->a, "tc filter add dev " + net->veth_a + " ingress prio 7 protocol ipv6 u32 match u32 0 0 "
-                          "flowid 1:1", out), 0) << out;
+  ASSERT_EQ(net->exec(net->a,
+                      "tc filter add dev " + net->veth_a +
+                          " ingress prio 7 protocol ipv6 u32 match u32 0 0 "
+                          "flowid 1:1",
+                      out),
+            0)
+      << out;
   auto second = start_flowd(config());
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(5s), 0);
   EXPECT_EQ(filters(), 0);
   net->exec(net->a, "tc qdisc show dev " + net->veth_a, out);
-  EXPECT_NE(out.find("clsact"), std::string::npos) << "another filter uses the clsact, so it stays: " << out;
+  EXPECT_NE(out.find("clsact"), std::string::npos)
+      << "another filter uses the clsact, so it stays: " << out;
   net->exec(net->a, "tc filter show dev " + net->veth_a + " ingress", out);
   EXPECT_NE(out.find("u32"), std::string::npos) << out;
   EXPECT_NE(second->log().find("other filters use it"), std::string::npos) << second->log();
@@ -311,9 +331,11 @@ TEST_F(MarkerNetns, TheFlowsGaugeCountsTheMapNotTheStarts) {
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
   std::string lines;
   for (int i = 0; i < 30; ++i)
-    lines += "start udp " + net->addr_a + " " + std::to_string(41000 + i) + " " + net->addr_b + " 5300 cms 4\n";
+    lines += "start udp " + net->addr_a + " " + std::to_string(41000 + i) + " " + net->addr_b +
+             " 5300 cms 4\n";
   write_pipe(dir.file("np"), lines);
-  ASSERT_TRUE(wait_for_flows(8)) << "an LRU map of 8 holds 8 flows; the gauge says " << metric("flowd_marker_flows");
+  ASSERT_TRUE(wait_for_flows(8)) << "an LRU map of 8 holds 8 flows; the gauge says "
+                                 << metric("flowd_marker_flows");
   usleep(200000);
   EXPECT_EQ(metric("flowd_marker_flows"), 8);
   flowd->signal(SIGTERM);
@@ -333,23 +355,28 @@ std::set<std::uint32_t> udp_tags(const std::vector<Packet>& pkts, int sport) {
 TEST_F(MarkerNetns, AReloadThatRestartsTheMarkerKeepsLiveFlowsMarked) {
   auto flowd = start_flowd(config());
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
-  write_pipe(dir.file("np"), "start udp " + net->addr_a + " 40030 " + net->addr_b + " 5300 cms 4\n");
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40030 " + net->addr_b + " 5300 cms 4\n");
   ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
   const std::uint32_t tag = make_label(3, 4, 0);
   int reloads = 0;
-  for (const std::string& cfg : {config() + "[flowd]\nqueue_size = 4000\n", config("max_flows = 5000\n")}) {
+  for (const std::string& cfg :
+       {config() + "[flowd]\nqueue_size = 4000\n", config("max_flows = 5000\n")}) {
     dir.write("flowd.cfg", cfg);
     flowd->signal(SIGHUP);
     ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
-    for (int i = 0; i < 200 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+    for (int i = 0; i < 200 && flowd->log().find("reloaded") == std::string::npos; ++i)
+      usleep(10000);
     ++reloads;
-    EXPECT_EQ(metric("flowd_marker_flows"), 1) << "after reload " << reloads << "\n" << flowd->log();
+    EXPECT_EQ(metric("flowd_marker_flows"), 1) << "after reload " << reloads << "\n"
+                                               << flowd->log();
     start_capture();
     send_udp(40030, 5300, "live", 3);
     auto pkts = stop_capture();
     EXPECT_EQ(udp_tags(pkts, 40030), std::set<std::uint32_t>{tag}) << "after reload " << reloads;
   }
-  EXPECT_NE(flowd->log().find("kept the flow map of the previous marker: 1 flow(s)"), std::string::npos)
+  EXPECT_NE(flowd->log().find("kept the flow map of the previous marker: 1 flow(s)"),
+            std::string::npos)
       << flowd->log();
   EXPECT_NE(flowd->log().find("copied 1 flow(s)"), std::string::npos) << flowd->log();
   flowd->signal(SIGTERM);
@@ -372,7 +399,8 @@ TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
   const std::string cfg = config("pin_path = " + bpffs + "/flowd/flow_labels\n");
   auto first = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
-  write_pipe(dir.file("np"), "start udp " + net->addr_a + " 40040 " + net->addr_b + " 5300 cms 4\n");
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40040 " + net->addr_b + " 5300 cms 4\n");
   ASSERT_TRUE(wait_for_flows(1)) << first->log();
   first->signal(SIGTERM);
   ASSERT_EQ(first->wait(5s), 0);
@@ -380,7 +408,8 @@ TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
 
   auto second = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
-  EXPECT_NE(second->log().find("kept the flow map of the previous marker: 1 flow(s)"), std::string::npos)
+  EXPECT_NE(second->log().find("kept the flow map of the previous marker: 1 flow(s)"),
+            std::string::npos)
       << second->log();
   EXPECT_EQ(metric("flowd_marker_flows"), 1);
   start_capture();
@@ -412,7 +441,8 @@ TEST_F(MarkerNetns, MatchAllTagsEveryIPv6Flow) {
 }
 
 TEST_F(MarkerNetns, WithoutCapabilitiesFlowdExits1NamingThem) {
-  auto flowd = start_flowd(config(), {"/usr/bin/setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin", "--"});
+  auto flowd = start_flowd(
+      config(), {"/usr/bin/setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin", "--"});
   EXPECT_EQ(flowd->wait(5s), 1);
   EXPECT_NE(flowd->log().find("lacks CAP_BPF CAP_NET_ADMIN"), std::string::npos) << flowd->log();
   EXPECT_EQ(filters(), 0);
@@ -423,8 +453,10 @@ TEST_F(MarkerNetns, WithoutInterfacesEveryInterfaceWithAGlobalIPv6AddressIsMarke
   cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "");
   auto flowd = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
-  EXPECT_NE(flowd->log().find("marker attached to " + net->veth_a + " egress"), std::string::npos) << flowd->log();
-  EXPECT_EQ(flowd->log().find("marker attached to lo"), std::string::npos) << "loopback is never marked";
+  EXPECT_NE(flowd->log().find("marker attached to " + net->veth_a + " egress"), std::string::npos)
+      << flowd->log();
+  EXPECT_EQ(flowd->log().find("marker attached to lo"), std::string::npos)
+      << "loopback is never marked";
   EXPECT_EQ(filters(), 1);
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// privileged: runs the real flowd_mark tc program (bpf/flowd_marker.bpf.c) through BPF_PROG_TEST_RUN
-// on hand-built packets, katran-style: a table of fixtures {packet, map entries, expected label or
-// "unchanged", expected stat deltas}. Every output packet is compared byte for byte with its input:
-// only the 20 flow-label bits of the IPv6 header may differ.
+// privileged: runs the real flowd_mark tc program (bpf/flowd_marker.bpf.c) through
+// BPF_PROG_TEST_RUN on hand-built packets, katran-style: a table of fixtures {packet, map entries,
+// expected label or "unchanged", expected stat deltas}. Every output packet is compared byte for
+// byte with its input: only the 20 flow-label bits of the IPv6 header may differ.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -85,8 +85,8 @@ class Packet {
     be16(tci);
     return be16(next_type);
   }
-  Packet& ipv6(std::uint8_t next, std::uint8_t tclass = 0, std::uint32_t flow_label = 0, const Addr6& dst = kDst,
-               const Addr6& src = kSrc) {
+  Packet& ipv6(std::uint8_t next, std::uint8_t tclass = 0, std::uint32_t flow_label = 0,
+               const Addr6& dst = kDst, const Addr6& src = kSrc) {
     if (ip6_ == kNoIpv6) ip6_ = b_.size();
     ip6_len_.push_back(b_.size());
     be32((6u << 28) | (std::uint32_t{tclass} << 20) | (flow_label & 0xFFFFFu));
@@ -129,8 +129,8 @@ class Packet {
   Packet& tcp(std::uint16_t sport, std::uint16_t dport) {
     be16(sport);
     be16(dport);
-    be32(0x01020304);  // seq
-    be32(0x05060708);  // ack
+    be32(0x01020304);     // seq
+    be32(0x05060708);     // ack
     put({5 << 4, 0x18});  // data offset 5, PSH|ACK
     be16(65535);          // window
     be16(0);              // checksum (not checked by the program)
@@ -149,7 +149,8 @@ class Packet {
     be16(0x1234);
     return be16(1);
   }
-  Packet& ipv4(std::uint8_t proto, const char* src = "192.0.2.1", const char* dst = "198.51.100.2") {
+  Packet& ipv4(std::uint8_t proto, const char* src = "192.0.2.1",
+               const char* dst = "198.51.100.2") {
     ip4_len_.push_back(b_.size());
     put({0x45, 0xB8});  // version 4, IHL 5, DSCP EF
     be16(0);            // total length, set by build()
@@ -183,7 +184,9 @@ class Packet {
     if (cut_ < b.size()) b.resize(cut_);
     return {b, ip6_ < b.size() ? ip6_ : kNoIpv6};
   }
-  operator Built() const { return build(); }  // NOLINT: lets fixtures list a Packet where a Built goes
+  operator Built() const {
+    return build();
+  }  // NOLINT: lets fixtures list a Packet where a Built goes
 
  private:
   Packet& put(std::initializer_list<std::uint8_t> bytes) {
@@ -194,7 +197,9 @@ class Packet {
     b_.insert(b_.end(), a.begin(), a.end());
     return *this;
   }
-  Packet& be16(std::uint16_t v) { return put({static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)}); }
+  Packet& be16(std::uint16_t v) {
+    return put({static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)});
+  }
   Packet& be32(std::uint32_t v) {
     be16(static_cast<std::uint16_t>(v >> 16));
     return be16(static_cast<std::uint16_t>(v));
@@ -221,21 +226,24 @@ std::string hex(std::uint32_t v) {
 }
 
 // Every byte equal, except the 20 flow-label bits of the IPv6 header at `ip6` (if any).
-::testing::AssertionResult only_label_may_differ(const Bytes& in, const Bytes& out, std::size_t ip6) {
+::testing::AssertionResult only_label_may_differ(const Bytes& in, const Bytes& out,
+                                                 std::size_t ip6) {
   if (in.size() != out.size())
-    return ::testing::AssertionFailure() << "output is " << out.size() << " bytes, input " << in.size();
+    return ::testing::AssertionFailure()
+           << "output is " << out.size() << " bytes, input " << in.size();
   std::ostringstream bad;
   for (std::size_t i = 0; i < in.size(); i++) {
     if (in[i] == out[i]) continue;
-    bool label_bits = ip6 != kNoIpv6 && ((i == ip6 + 1 && ((in[i] ^ out[i]) & 0xF0) == 0) || i == ip6 + 2 ||
-                                         i == ip6 + 3);
+    bool label_bits = ip6 != kNoIpv6 && ((i == ip6 + 1 && ((in[i] ^ out[i]) & 0xF0) == 0) ||
+                                         i == ip6 + 2 || i == ip6 + 3);
     if (!label_bits) {
       char s[48];
       std::snprintf(s, sizeof s, " [%zu] 0x%02x->0x%02x", i, in[i], out[i]);
       bad << s;
     }
   }
-  if (!bad.str().empty()) return ::testing::AssertionFailure() << "bytes outside the flow label changed:" << bad.str();
+  if (!bad.str().empty())
+    return ::testing::AssertionFailure() << "bytes outside the flow label changed:" << bad.str();
   return ::testing::AssertionSuccess();
 }
 
@@ -255,7 +263,8 @@ struct Stats {
 };
 
 std::ostream& operator<<(std::ostream& os, const Stats& s) {
-  return os << "{seen " << s.seen << ", marked " << s.marked << ", parse_fail " << s.parse_fail << "}";
+  return os << "{seen " << s.seen << ", marked " << s.marked << ", parse_fail " << s.parse_fail
+            << "}";
 }
 
 std::string libbpf_log;
@@ -290,7 +299,8 @@ class LoadedMarker {
     key.sport = htons(e.sport);
     key.dport = htons(e.dport);
     key.proto = e.proto;
-    return bpf_map__update_elem(skel_->maps.flowd_flow_labels, &key, sizeof key, &e.label, sizeof e.label, BPF_ANY);
+    return bpf_map__update_elem(skel_->maps.flowd_flow_labels, &key, sizeof key, &e.label,
+                                sizeof e.label, BPF_ANY);
   }
 
   Stats stats() const {
@@ -298,8 +308,8 @@ class LoadedMarker {
     std::vector<std::uint64_t> v(static_cast<std::size_t>(cpus > 0 ? cpus : 1));
     auto sum = [&](std::uint32_t which) {
       std::uint64_t total = 0;
-      if (bpf_map__lookup_elem(skel_->maps.flowd_stats, &which, sizeof which, v.data(), v.size() * sizeof v[0], 0) ==
-          0)
+      if (bpf_map__lookup_elem(skel_->maps.flowd_stats, &which, sizeof which, v.data(),
+                               v.size() * sizeof v[0], 0) == 0)
         for (auto x : v) total += x;
       return total;
     };
@@ -354,9 +364,12 @@ struct Case {
   bool kernel_may_refuse = false;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.description; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.description;
+}
 
-// A GridFTP-like TCP flow and an XRootD-like UDP flow; labels use every one of the 20 bits' nibbles.
+// A GridFTP-like TCP flow and an XRootD-like UDP flow; labels use every one of the 20 bits'
+// nibbles.
 const std::uint32_t kTcpLabel = flowd_make_label(200, 7, 0xC0103);
 const std::uint32_t kUdpLabel = flowd_make_label(37, 42, 0x40002);
 const Entry kTcpFlow{kDst, 40000, 2811, kTcp, kTcpLabel};
@@ -380,45 +393,62 @@ Packet dest_opts_chain(int n) {
 std::vector<Case> map_cases() {
   const Packet tcp_hdrs = Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kTcp);
   return {
-      {"ipv6_tcp_match", "IPv6/TCP on a flow in the map (TC 0xB9: DSCP EF + ECT(1), old label 0x12345)",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811).payload(32), kFlows, Expect::kLabel,
-       kTcpLabel, kMarked},
+      {"ipv6_tcp_match",
+       "IPv6/TCP on a flow in the map (TC 0xB9: DSCP EF + ECT(1), old label 0x12345)",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811).payload(32), kFlows,
+       Expect::kLabel, kTcpLabel, kMarked},
       {"ipv6_tcp_match_old_label_all_ones", "an old label of 0xfffff is replaced, not OR-ed",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0xFFFFF).tcp(40000, 2811).payload(32), kFlows, Expect::kLabel,
-       kTcpLabel, kMarked},
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0xFFFFF).tcp(40000, 2811).payload(32), kFlows,
+       Expect::kLabel, kTcpLabel, kMarked},
       {"ipv6_udp_match", "IPv6/UDP on a flow in the map",
-       Packet().eth(kEthIpv6).ipv6(kUdp, 0x00, 0).udp(50000, 1094).payload(64), kFlows, Expect::kLabel, kUdpLabel,
-       kMarked},
+       Packet().eth(kEthIpv6).ipv6(kUdp, 0x00, 0).udp(50000, 1094).payload(64), kFlows,
+       Expect::kLabel, kUdpLabel, kMarked},
       {"ecn_ce_preserved", "ECN CE with DSCP EF (TC 0xBB) survives the write",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xBB, 0).tcp(40000, 2811).payload(16), kFlows, Expect::kLabel, kTcpLabel,
-       kMarked},
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xBB, 0).tcp(40000, 2811).payload(16), kFlows,
+       Expect::kLabel, kTcpLabel, kMarked},
       {"ecn_ce_only_preserved", "ECN CE alone (TC 0x03) survives the write",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0x03, 0).tcp(40000, 2811), kFlows, Expect::kLabel, kTcpLabel, kMarked},
-      {"other_source_address_matches", "the key has no source address: another source still matches",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0x20, 0, kDst, kOtherSrc).tcp(40000, 2811), kFlows, Expect::kLabel,
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0x03, 0).tcp(40000, 2811), kFlows, Expect::kLabel,
        kTcpLabel, kMarked},
-      {"map_value_wider_than_20_bits", "a map value of 0xffffffff writes 0xfffff and leaves TC/version alone",
+      {"other_source_address_matches",
+       "the key has no source address: another source still matches",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0x20, 0, kDst, kOtherSrc).tcp(40000, 2811), kFlows,
+       Expect::kLabel, kTcpLabel, kMarked},
+      {"map_value_wider_than_20_bits",
+       "a map value of 0xffffffff writes 0xfffff and leaves TC/version alone",
        Packet().eth(kEthIpv6).ipv6(kTcp, 0x00, 0).tcp(40000, 2811),
-       {{kDst, 40000, 2811, kTcp, 0xFFFFFFFFu}}, Expect::kLabel, 0xFFFFF, kMarked},
+       {{kDst, 40000, 2811, kTcp, 0xFFFFFFFFu}},
+       Expect::kLabel,
+       0xFFFFF,
+       kMarked},
       {"no_match_other_dport", "destination port differs -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2812).payload(8), kFlows, Expect::kUnchanged, 0,
-       kPassed},
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2812).payload(8), kFlows,
+       Expect::kUnchanged, 0, kPassed},
       {"no_match_other_sport", "source port differs -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40001, 2811).payload(8), kFlows, Expect::kUnchanged, 0,
-       kPassed},
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40001, 2811).payload(8), kFlows,
+       Expect::kUnchanged, 0, kPassed},
       {"no_match_swapped_ports", "the reverse direction (ports swapped) -> unchanged",
        Packet().eth(kEthIpv6).ipv6(kTcp).tcp(2811, 40000), kFlows, Expect::kUnchanged, 0, kPassed},
       {"no_match_other_dst", "destination address differs -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345, kOtherDst).tcp(40000, 2811).payload(8), kFlows,
-       Expect::kUnchanged, 0, kPassed},
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345, kOtherDst).tcp(40000, 2811).payload(8),
+       kFlows, Expect::kUnchanged, 0, kPassed},
       {"no_match_other_proto", "UDP on the TCP flow's address and ports -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kUdp, 0xB9, 0x12345).udp(40000, 2811).payload(8), kFlows, Expect::kUnchanged, 0,
+       Packet().eth(kEthIpv6).ipv6(kUdp, 0xB9, 0x12345).udp(40000, 2811).payload(8), kFlows,
+       Expect::kUnchanged, 0, kPassed},
+      {"no_match_empty_map",
+       "the TCP flow with an empty map -> unchanged",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811),
+       {},
+       Expect::kUnchanged,
+       0,
        kPassed},
-      {"no_match_empty_map", "the TCP flow with an empty map -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811), {}, Expect::kUnchanged, 0, kPassed},
       {"vlan_8021q", "one 802.1Q tag",
-       Packet().eth(kEth8021Q).vlan(100, kEthIpv6).ipv6(kTcp, 0xB9, 0x54321).tcp(40000, 2811).payload(8), kFlows,
-       Expect::kLabel, kTcpLabel, kMarked},
+       Packet()
+           .eth(kEth8021Q)
+           .vlan(100, kEthIpv6)
+           .ipv6(kTcp, 0xB9, 0x54321)
+           .tcp(40000, 2811)
+           .payload(8),
+       kFlows, Expect::kLabel, kTcpLabel, kMarked},
       {"vlan_qinq_88a8_8100", "802.1ad outer tag then 802.1Q inner tag",
        Packet()
            .eth(kEth8021AD)
@@ -428,7 +458,8 @@ std::vector<Case> map_cases() {
            .udp(50000, 1094)
            .payload(8),
        kFlows, Expect::kLabel, kUdpLabel, kMarked},
-      {"vlan_three_tags_not_parsed", "a third tag is beyond what the program walks -> unchanged, no parse failure",
+      {"vlan_three_tags_not_parsed",
+       "a third tag is beyond what the program walks -> unchanged, no parse failure",
        Packet()
            .eth(kEth8021AD)
            .vlan(10, kEth8021Q)
@@ -437,9 +468,11 @@ std::vector<Case> map_cases() {
            .ipv6(kTcp)
            .tcp(40000, 2811),
        kFlows, Expect::kUnchanged, 0, kPassed},
-      {"vlan_tag_truncated", "802.1Q tag cut after the TCI -> unchanged (not yet IPv6: no parse failure)",
+      {"vlan_tag_truncated",
+       "802.1Q tag cut after the TCI -> unchanged (not yet IPv6: no parse failure)",
        Packet().eth(kEth8021Q).raw({0x00, 0x64}), kFlows, Expect::kUnchanged, 0, kPassed},
-      {"ext_hbh_routing_dstopts_tcp", "hop-by-hop, routing (24 bytes), destination options, then TCP",
+      {"ext_hbh_routing_dstopts_tcp",
+       "hop-by-hop, routing (24 bytes), destination options, then TCP",
        Packet()
            .eth(kEthIpv6)
            .ipv6(kHopByHop, 0xB9, 0x0F0F0)
@@ -453,65 +486,102 @@ std::vector<Case> map_cases() {
        dest_opts_chain(8), kFlows, Expect::kLabel, kTcpLabel, kMarked},
       {"ext_nine_headers_tcp", "9 destination-options headers then TCP -> unchanged, parse failure",
        dest_opts_chain(9), kFlows, Expect::kUnchanged, 0, kParseFail},
-      {"ext_long_within_512", "one 448-byte destination-options header (ports at byte 502) -> marked",
-       Packet().eth(kEthIpv6).ipv6(kDestOpts).ext(kDestOpts, kTcp, 55).tcp(40000, 2811), kFlows, Expect::kLabel,
-       kTcpLabel, kMarked},
-      {"ext_long_past_512", "one 488-byte destination-options header (ports at byte 542) -> parse failure",
+      {"ext_long_within_512",
+       "one 448-byte destination-options header (ports at byte 502) -> marked",
+       Packet().eth(kEthIpv6).ipv6(kDestOpts).ext(kDestOpts, kTcp, 55).tcp(40000, 2811), kFlows,
+       Expect::kLabel, kTcpLabel, kMarked},
+      {"ext_long_past_512",
+       "one 488-byte destination-options header (ports at byte 542) -> parse failure",
        Packet().eth(kEthIpv6).ipv6(kDestOpts).ext(kDestOpts, kTcp, 60).tcp(40000, 2811), kFlows,
        Expect::kUnchanged, 0, kParseFail},
       {"frag_first_udp", "first fragment (offset 0, M=1) carrying the UDP header -> marked",
-       Packet().eth(kEthIpv6).ipv6(kFragment, 0xB9, 0x00001).frag(kUdp, 0, true).udp(50000, 1094).payload(64),
+       Packet()
+           .eth(kEthIpv6)
+           .ipv6(kFragment, 0xB9, 0x00001)
+           .frag(kUdp, 0, true)
+           .udp(50000, 1094)
+           .payload(64),
        kFlows, Expect::kLabel, kUdpLabel, kMarked},
       {"frag_first_after_hbh_tcp", "hop-by-hop, first fragment, then TCP -> marked",
-       Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kFragment).frag(kTcp, 0, true).tcp(40000, 2811),
+       Packet()
+           .eth(kEthIpv6)
+           .ipv6(kHopByHop)
+           .ext(kHopByHop, kFragment)
+           .frag(kTcp, 0, true)
+           .tcp(40000, 2811),
        kFlows, Expect::kLabel, kTcpLabel, kMarked},
-      {"frag_non_first", "non-first fragment (offset 1480) whose payload looks like the UDP flow's ports -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kFragment, 0xB9, 0x00001).frag(kUdp, 185, false).udp(50000, 1094).payload(32),
+      {"frag_non_first",
+       "non-first fragment (offset 1480) whose payload looks like the UDP flow's ports -> "
+       "unchanged",
+       Packet()
+           .eth(kEthIpv6)
+           .ipv6(kFragment, 0xB9, 0x00001)
+           .frag(kUdp, 185, false)
+           .udp(50000, 1094)
+           .payload(32),
        kFlows, Expect::kUnchanged, 0, kPassed},
-      {"frag_non_first_offset_8", "non-first fragment with the smallest offset (8 bytes) -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kTcp, 1, true).tcp(40000, 2811), kFlows, Expect::kUnchanged, 0,
-       kPassed},
+      {"frag_non_first_offset_8",
+       "non-first fragment with the smallest offset (8 bytes) -> unchanged",
+       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kTcp, 1, true).tcp(40000, 2811), kFlows,
+       Expect::kUnchanged, 0, kPassed},
       {"truncated_ethernet_only", "only an Ethernet header saying IPv6 -> parse failure",
        Packet().eth(kEthIpv6), kFlows, Expect::kUnchanged, 0, kParseFail, true},
       {"truncated_ipv6_header", "IPv6 header cut at 39 of 40 bytes -> parse failure",
-       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(40000, 2811).cut(14 + 39), kFlows, Expect::kUnchanged, 0, kParseFail,
-       true},
-      {"truncated_vlan_then_nothing", "Ethernet + 802.1Q tag saying IPv6, then nothing -> parse failure",
+       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(40000, 2811).cut(14 + 39), kFlows, Expect::kUnchanged,
+       0, kParseFail, true},
+      {"truncated_vlan_then_nothing",
+       "Ethernet + 802.1Q tag saying IPv6, then nothing -> parse failure",
        Packet().eth(kEth8021Q).vlan(100, kEthIpv6), kFlows, Expect::kUnchanged, 0, kParseFail},
-      {"truncated_vlan_ipv6_header", "802.1Q tag, IPv6 header cut at 39 of 40 bytes -> parse failure",
+      {"truncated_vlan_ipv6_header",
+       "802.1Q tag, IPv6 header cut at 39 of 40 bytes -> parse failure",
        Packet().eth(kEth8021Q).vlan(100, kEthIpv6).ipv6(kTcp).tcp(40000, 2811).cut(18 + 39), kFlows,
        Expect::kUnchanged, 0, kParseFail},
-      {"truncated_qinq_ipv6_header", "802.1ad + 802.1Q tags, IPv6 header cut at 8 bytes -> parse failure",
-       Packet().eth(kEth8021AD).vlan(1, kEth8021Q).vlan(2, kEthIpv6).ipv6(kUdp).udp(50000, 1094).cut(22 + 8),
+      {"truncated_qinq_ipv6_header",
+       "802.1ad + 802.1Q tags, IPv6 header cut at 8 bytes -> parse failure",
+       Packet()
+           .eth(kEth8021AD)
+           .vlan(1, kEth8021Q)
+           .vlan(2, kEthIpv6)
+           .ipv6(kUdp)
+           .udp(50000, 1094)
+           .cut(22 + 8),
        kFlows, Expect::kUnchanged, 0, kParseFail},
       {"truncated_ipv6_no_l4", "complete IPv6 header saying TCP, no TCP bytes -> parse failure",
-       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(40000, 2811).cut(14 + 40), kFlows, Expect::kUnchanged, 0, kParseFail},
+       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(40000, 2811).cut(14 + 40), kFlows, Expect::kUnchanged,
+       0, kParseFail},
       {"truncated_ext_header", "hop-by-hop header cut to 1 byte -> parse failure",
-       Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kTcp).cut(14 + 40 + 1), kFlows, Expect::kUnchanged, 0,
-       kParseFail},
+       Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kTcp).cut(14 + 40 + 1), kFlows,
+       Expect::kUnchanged, 0, kParseFail},
       {"truncated_frag_header", "fragment header cut to 7 bytes -> parse failure",
-       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 0, true).udp(50000, 1094).cut(14 + 40 + 7), kFlows,
-       Expect::kUnchanged, 0, kParseFail},
+       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 0, true).udp(50000, 1094).cut(14 + 40 + 7),
+       kFlows, Expect::kUnchanged, 0, kParseFail},
       {"truncated_ports_after_ext", "TCP cut to 3 bytes after a hop-by-hop header -> parse failure",
-       Packet(tcp_hdrs).tcp(40000, 2811).cut(tcp_hdrs.size() + 3), kFlows, Expect::kUnchanged, 0, kParseFail},
-      {"truncated_ports_only_after_ext", "TCP cut to its 4 port bytes after a hop-by-hop header -> still marked",
-       Packet(tcp_hdrs).tcp(40000, 2811).cut(tcp_hdrs.size() + 4), kFlows, Expect::kLabel, kTcpLabel, kMarked},
-      {"ext_length_past_end", "hop-by-hop header claiming 40 bytes in a packet that ends after 16 -> parse failure",
-       Packet().eth(kEthIpv6).ipv6(kHopByHop).raw({kTcp, 4, 1, 2, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}), kFlows,
-       Expect::kUnchanged, 0, kParseFail},
+       Packet(tcp_hdrs).tcp(40000, 2811).cut(tcp_hdrs.size() + 3), kFlows, Expect::kUnchanged, 0,
+       kParseFail},
+      {"truncated_ports_only_after_ext",
+       "TCP cut to its 4 port bytes after a hop-by-hop header -> still marked",
+       Packet(tcp_hdrs).tcp(40000, 2811).cut(tcp_hdrs.size() + 4), kFlows, Expect::kLabel,
+       kTcpLabel, kMarked},
+      {"ext_length_past_end",
+       "hop-by-hop header claiming 40 bytes in a packet that ends after 16 -> parse failure",
+       Packet().eth(kEthIpv6).ipv6(kHopByHop).raw(
+           {kTcp, 4, 1, 2, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}),
+       kFlows, Expect::kUnchanged, 0, kParseFail},
       {"ipv4_tcp", "IPv4/TCP -> unchanged (the flow label is IPv6 only)",
-       Packet().eth(kEthIpv4).ipv4(kTcp).tcp(40000, 2811).payload(16), kFlows, Expect::kUnchanged, 0, kPassed},
+       Packet().eth(kEthIpv4).ipv4(kTcp).tcp(40000, 2811).payload(16), kFlows, Expect::kUnchanged,
+       0, kPassed},
       {"ipv4_udp_vlan", "IPv4/UDP behind an 802.1Q tag -> unchanged",
-       Packet().eth(kEth8021Q).vlan(5, kEthIpv4).ipv4(kUdp).udp(50000, 1094), kFlows, Expect::kUnchanged, 0,
-       kPassed},
-      {"arp", "ARP -> unchanged",
-       Packet().eth(kEthArp).raw({0, 1, 8, 0, 6, 4, 0, 1}).payload(20), kFlows, Expect::kUnchanged, 0, kPassed},
+       Packet().eth(kEth8021Q).vlan(5, kEthIpv4).ipv4(kUdp).udp(50000, 1094), kFlows,
+       Expect::kUnchanged, 0, kPassed},
+      {"arp", "ARP -> unchanged", Packet().eth(kEthArp).raw({0, 1, 8, 0, 6, 4, 0, 1}).payload(20),
+       kFlows, Expect::kUnchanged, 0, kPassed},
       {"icmpv6", "ICMPv6 echo request -> unchanged, no parse failure",
-       Packet().eth(kEthIpv6).ipv6(kIcmpv6, 0xB9, 0x12345).icmpv6_echo().payload(16), kFlows, Expect::kUnchanged, 0,
-       kPassed},
-      {"icmpv6_after_hbh", "hop-by-hop then ICMPv6 (an MLD report's shape) -> unchanged, no parse failure",
-       Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kIcmpv6).icmpv6_echo(), kFlows, Expect::kUnchanged, 0,
-       kPassed},
+       Packet().eth(kEthIpv6).ipv6(kIcmpv6, 0xB9, 0x12345).icmpv6_echo().payload(16), kFlows,
+       Expect::kUnchanged, 0, kPassed},
+      {"icmpv6_after_hbh",
+       "hop-by-hop then ICMPv6 (an MLD report's shape) -> unchanged, no parse failure",
+       Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kIcmpv6).icmpv6_echo(), kFlows,
+       Expect::kUnchanged, 0, kPassed},
       {"no_next_header", "IPv6 with next header 59 -> unchanged, no parse failure",
        Packet().eth(kEthIpv6).ipv6(kNoNext).payload(8), kFlows, Expect::kUnchanged, 0, kPassed},
   };
@@ -520,19 +590,39 @@ std::vector<Case> map_cases() {
 std::vector<Case> match_all_cases() {
   const std::vector<Entry> other_label{{kDst, 40000, 2811, kTcp, flowd_make_label(1, 1, 0)}};
   return {
-      {"ipv6_tcp", "IPv6/TCP, empty map",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811).payload(32), {}, Expect::kMatchAll, 0,
+      {"ipv6_tcp",
+       "IPv6/TCP, empty map",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0x12345).tcp(40000, 2811).payload(32),
+       {},
+       Expect::kMatchAll,
+       0,
        kMarked},
-      {"ipv6_udp", "IPv6/UDP, empty map", Packet().eth(kEthIpv6).ipv6(kUdp, 0x00, 0).udp(1234, 53).payload(8), {},
-       Expect::kMatchAll, 0, kMarked},
+      {"ipv6_udp",
+       "IPv6/UDP, empty map",
+       Packet().eth(kEthIpv6).ipv6(kUdp, 0x00, 0).udp(1234, 53).payload(8),
+       {},
+       Expect::kMatchAll,
+       0,
+       kMarked},
       {"map_ignored", "the map's label for this flow is not used in match-all mode",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0).tcp(40000, 2811), other_label, Expect::kMatchAll, 0, kMarked},
-      {"ecn_ce_preserved", "TC 0xBB (EF + CE) survives the write",
-       Packet().eth(kEthIpv6).ipv6(kTcp, 0xBB, 0xFFFFF).tcp(1, 2), {}, Expect::kMatchAll, 0, kMarked},
-      {"vlan_qinq", "802.1ad + 802.1Q then IPv6/TCP",
-       Packet().eth(kEth8021AD).vlan(1, kEth8021Q).vlan(2, kEthIpv6).ipv6(kTcp).tcp(5000, 6000), {},
-       Expect::kMatchAll, 0, kMarked},
-      {"ext_headers", "hop-by-hop, routing, destination options then UDP",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0).tcp(40000, 2811), other_label, Expect::kMatchAll,
+       0, kMarked},
+      {"ecn_ce_preserved",
+       "TC 0xBB (EF + CE) survives the write",
+       Packet().eth(kEthIpv6).ipv6(kTcp, 0xBB, 0xFFFFF).tcp(1, 2),
+       {},
+       Expect::kMatchAll,
+       0,
+       kMarked},
+      {"vlan_qinq",
+       "802.1ad + 802.1Q then IPv6/TCP",
+       Packet().eth(kEth8021AD).vlan(1, kEth8021Q).vlan(2, kEthIpv6).ipv6(kTcp).tcp(5000, 6000),
+       {},
+       Expect::kMatchAll,
+       0,
+       kMarked},
+      {"ext_headers",
+       "hop-by-hop, routing, destination options then UDP",
        Packet()
            .eth(kEthIpv6)
            .ipv6(kHopByHop)
@@ -540,28 +630,74 @@ std::vector<Case> match_all_cases() {
            .ext(kRouting, kDestOpts)
            .ext(kDestOpts, kUdp)
            .udp(7, 9),
-       {}, Expect::kMatchAll, 0, kMarked},
-      {"frag_first", "first fragment with UDP",
-       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 0, true).udp(50000, 1094).payload(32), {},
-       Expect::kMatchAll, 0, kMarked},
-      {"frag_non_first", "non-first fragment -> unchanged",
-       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 185, false).payload(32), {}, Expect::kUnchanged, 0,
+       {},
+       Expect::kMatchAll,
+       0,
+       kMarked},
+      {"frag_first",
+       "first fragment with UDP",
+       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 0, true).udp(50000, 1094).payload(32),
+       {},
+       Expect::kMatchAll,
+       0,
+       kMarked},
+      {"frag_non_first",
+       "non-first fragment -> unchanged",
+       Packet().eth(kEthIpv6).ipv6(kFragment).frag(kUdp, 185, false).payload(32),
+       {},
+       Expect::kUnchanged,
+       0,
        kPassed},
-      {"ipv4_tcp", "IPv4/TCP -> unchanged", Packet().eth(kEthIpv4).ipv4(kTcp).tcp(40000, 2811).payload(8), {},
-       Expect::kUnchanged, 0, kPassed},
-      {"ipv4_udp", "IPv4/UDP -> unchanged", Packet().eth(kEthIpv4).ipv4(kUdp).udp(50000, 1094).payload(8), {},
-       Expect::kUnchanged, 0, kPassed},
-      {"icmpv6", "ICMPv6 -> unchanged", Packet().eth(kEthIpv6).ipv6(kIcmpv6).icmpv6_echo(), {}, Expect::kUnchanged,
-       0, kPassed},
-      {"truncated_ipv6_header", "IPv6 header cut -> unchanged, parse failure",
-       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(14 + 20), {}, Expect::kUnchanged, 0, kParseFail, true},
-      {"truncated_vlan_ipv6_header", "802.1Q tag, IPv6 header cut -> unchanged, parse failure",
-       Packet().eth(kEth8021Q).vlan(3, kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(18 + 20), {}, Expect::kUnchanged, 0,
+      {"ipv4_tcp",
+       "IPv4/TCP -> unchanged",
+       Packet().eth(kEthIpv4).ipv4(kTcp).tcp(40000, 2811).payload(8),
+       {},
+       Expect::kUnchanged,
+       0,
+       kPassed},
+      {"ipv4_udp",
+       "IPv4/UDP -> unchanged",
+       Packet().eth(kEthIpv4).ipv4(kUdp).udp(50000, 1094).payload(8),
+       {},
+       Expect::kUnchanged,
+       0,
+       kPassed},
+      {"icmpv6",
+       "ICMPv6 -> unchanged",
+       Packet().eth(kEthIpv6).ipv6(kIcmpv6).icmpv6_echo(),
+       {},
+       Expect::kUnchanged,
+       0,
+       kPassed},
+      {"truncated_ipv6_header",
+       "IPv6 header cut -> unchanged, parse failure",
+       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(14 + 20),
+       {},
+       Expect::kUnchanged,
+       0,
+       kParseFail,
+       true},
+      {"truncated_vlan_ipv6_header",
+       "802.1Q tag, IPv6 header cut -> unchanged, parse failure",
+       Packet().eth(kEth8021Q).vlan(3, kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(18 + 20),
+       {},
+       Expect::kUnchanged,
+       0,
        kParseFail},
-      {"truncated_ports", "TCP cut to 2 bytes -> unchanged, parse failure",
-       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(14 + 40 + 2), {}, Expect::kUnchanged, 0, kParseFail},
-      {"ext_nine_headers", "9 destination-options headers -> unchanged, parse failure", dest_opts_chain(9), {},
-       Expect::kUnchanged, 0, kParseFail},
+      {"truncated_ports",
+       "TCP cut to 2 bytes -> unchanged, parse failure",
+       Packet().eth(kEthIpv6).ipv6(kTcp).tcp(1, 2).cut(14 + 40 + 2),
+       {},
+       Expect::kUnchanged,
+       0,
+       kParseFail},
+      {"ext_nine_headers",
+       "9 destination-options headers -> unchanged, parse failure",
+       dest_opts_chain(9),
+       {},
+       Expect::kUnchanged,
+       0,
+       kParseFail},
   };
 }
 
@@ -574,7 +710,8 @@ class MarkerFixture : public ::testing::Test {
     marker_ = std::make_unique<LoadedMarker>();
     int rc = marker_->load(match_all, match_all_label);
     if (rc == -EPERM) GTEST_SKIP() << kPrivileged << " (bpf() said EPERM)";
-    ASSERT_EQ(rc, 0) << "the kernel refused flowd_mark: " << std::strerror(-rc) << "\n" << libbpf_log;
+    ASSERT_EQ(rc, 0) << "the kernel refused flowd_mark: " << std::strerror(-rc) << "\n"
+                     << libbpf_log;
   }
 
   // Runs `in` once; checks TC_ACT_OK, the size and that nothing outside the label changed.
@@ -591,13 +728,16 @@ class MarkerFixture : public ::testing::Test {
   }
 
   void check(const Case& c) {
-    for (const auto& e : c.entries) ASSERT_EQ(marker_->insert(e), 0) << "map update: " << std::strerror(errno);
+    for (const auto& e : c.entries)
+      ASSERT_EQ(marker_->insert(e), 0) << "map update: " << std::strerror(errno);
     Stats before = marker_->stats();
     if (c.kernel_may_refuse) {
       auto probe = marker_->run(c.packet.bytes);
       if (probe.err == -EINVAL)
-        GTEST_SKIP() << "this kernel's BPF_PROG_TEST_RUN refuses an IPv6 frame with fewer than 40 bytes after "
-                        "the Ethernet header (EINVAL before the program runs); the VLAN-tagged fixture covers "
+        GTEST_SKIP() << "this kernel's BPF_PROG_TEST_RUN refuses an IPv6 frame with fewer than 40 "
+                        "bytes after "
+                        "the Ethernet header (EINVAL before the program runs); the VLAN-tagged "
+                        "fixture covers "
                         "the same branch";
       before = marker_->stats();
     }
@@ -605,13 +745,15 @@ class MarkerFixture : public ::testing::Test {
     if (IsSkipped()) return;
     ASSERT_EQ(r.err, 0);
     Stats after = marker_->stats();
-    EXPECT_EQ((Stats{after.seen - before.seen, after.marked - before.marked, after.parse_fail - before.parse_fail}),
+    EXPECT_EQ((Stats{after.seen - before.seen, after.marked - before.marked,
+                     after.parse_fail - before.parse_fail}),
               c.delta);
     ASSERT_EQ(r.out.size(), c.packet.bytes.size());
     switch (c.expect) {
       case Expect::kUnchanged:
-        EXPECT_TRUE(r.out == c.packet.bytes) << "the packet was modified; its flow label is now "
-                                             << (c.packet.ip6 == kNoIpv6 ? "n/a" : hex(label_at(r.out, c.packet.ip6)));
+        EXPECT_TRUE(r.out == c.packet.bytes)
+            << "the packet was modified; its flow label is now "
+            << (c.packet.ip6 == kNoIpv6 ? "n/a" : hex(label_at(r.out, c.packet.ip6)));
         break;
       case Expect::kLabel:
         ASSERT_NE(c.packet.ip6, kNoIpv6);
@@ -642,13 +784,20 @@ class MarkerMatchAllTable : public MarkerFixture, public ::testing::WithParamInt
   void SetUp() override { load(true, kMatchAllLabel); }
 };
 
-TEST_P(MarkerProgTable, Fixture) { check(GetParam()); }
-TEST_P(MarkerMatchAllTable, Fixture) { check(GetParam()); }
+TEST_P(MarkerProgTable, Fixture) {
+  check(GetParam());
+}
+TEST_P(MarkerMatchAllTable, Fixture) {
+  check(GetParam());
+}
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.name;
+}
 
 INSTANTIATE_TEST_SUITE_P(Marker, MarkerProgTable, ::testing::ValuesIn(map_cases()), case_name);
-INSTANTIATE_TEST_SUITE_P(Marker, MarkerMatchAllTable, ::testing::ValuesIn(match_all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Marker, MarkerMatchAllTable, ::testing::ValuesIn(match_all_cases()),
+                         case_name);
 
 // Only bytes 1-3 of the IPv6 header may change, and of byte 1 only its low nibble: across extreme
 // traffic classes, old labels and map values (including bits above the 20-bit label).
@@ -661,9 +810,11 @@ TEST_F(MarkerProgBytes, OnlyBytes1To3OfIpv6HeaderChange) {
   std::uint16_t sport = 30000;
   for (std::uint8_t tclass : {0x00, 0x0F, 0xF0, 0xFF, 0xB9}) {
     for (std::uint32_t old_label : {0x00000u, 0xFFFFFu, 0xA5A5Au}) {
-      for (std::uint32_t value : {0x00000000u, 0x000FFFFFu, 0xFFFFFFFFu, 0xFFF00000u, 0x0005A5A5u}) {
+      for (std::uint32_t value :
+           {0x00000000u, 0x000FFFFFu, 0xFFFFFFFFu, 0xFFF00000u, 0x0005A5A5u}) {
         ++sport;
-        SCOPED_TRACE("tc " + hex(tclass) + " old label " + hex(old_label) + " map value " + hex(value));
+        SCOPED_TRACE("tc " + hex(tclass) + " old label " + hex(old_label) + " map value " +
+                     hex(value));
         ASSERT_EQ(marker_->insert({kDst, sport, 443, kTcp, value}), 0);
         Built in = Packet().eth(kEthIpv6).ipv6(kTcp, tclass, old_label).tcp(sport, 443).payload(8);
         auto r = run(in);
@@ -675,7 +826,8 @@ TEST_F(MarkerProgBytes, OnlyBytes1To3OfIpv6HeaderChange) {
             EXPECT_EQ(r.out[i], in.bytes[i]) << "byte " << i;
           }
         }
-        EXPECT_EQ(r.out[ip6 + 1] & 0xF0, in.bytes[ip6 + 1] & 0xF0) << "traffic class low nibble changed";
+        EXPECT_EQ(r.out[ip6 + 1] & 0xF0, in.bytes[ip6 + 1] & 0xF0)
+            << "traffic class low nibble changed";
         EXPECT_EQ(r.out[ip6] >> 4, 6) << "version changed";
         EXPECT_EQ(hex(label_at(r.out, ip6)), hex(value & 0xFFFFF));
       }
@@ -699,16 +851,24 @@ class MarkerMatchAll : public MarkerFixture {
 
 // One flow, one label: the entropy bits depend only on (dst, sport, dport, proto).
 TEST_F(MarkerMatchAll, SameFlowSameLabel) {
-  const std::uint32_t first = label_of(Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0).tcp(40000, 2811).payload(8));
+  const std::uint32_t first =
+      label_of(Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0).tcp(40000, 2811).payload(8));
   if (IsSkipped()) return;
   EXPECT_EQ(hex(first & kLabelSemanticMask), hex(kMatchAllLabel));
   const std::vector<Built> same_flow{
       Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0).tcp(40000, 2811).payload(8),
-      Packet().eth(kEthIpv6).ipv6(kTcp, 0x00, 0xFFFFF).tcp(40000, 2811).payload(100),   // other TC, old label, size
-      Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0, kDst, kOtherSrc).tcp(40000, 2811),     // other source address
-      Packet().eth(kEth8021Q).vlan(7, kEthIpv6).ipv6(kTcp).tcp(40000, 2811),             // behind a tag
-      Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kTcp).tcp(40000, 2811),      // behind an ext header
-      Packet().eth(kEthIpv6).ipv6(kFragment).frag(kTcp, 0, true).tcp(40000, 2811),       // first fragment
+      Packet()
+          .eth(kEthIpv6)
+          .ipv6(kTcp, 0x00, 0xFFFFF)
+          .tcp(40000, 2811)
+          .payload(100),  // other TC, old label, size
+      Packet().eth(kEthIpv6).ipv6(kTcp, 0xB9, 0, kDst, kOtherSrc).tcp(40000, 2811),  // other source
+                                                                                     // address
+      Packet().eth(kEth8021Q).vlan(7, kEthIpv6).ipv6(kTcp).tcp(40000, 2811),         // behind a tag
+      Packet().eth(kEthIpv6).ipv6(kHopByHop).ext(kHopByHop, kTcp).tcp(40000, 2811),  // behind an
+                                                                                     // ext header
+      Packet().eth(kEthIpv6).ipv6(kFragment).frag(kTcp, 0, true).tcp(40000, 2811),   // first
+                                                                                     // fragment
   };
   for (std::size_t i = 0; i < same_flow.size(); i++) {
     for (int repeat = 0; repeat < 3; repeat++)
@@ -725,16 +885,21 @@ TEST_F(MarkerMatchAll, DifferentFlowsDifferInEntropy) {
   if (IsSkipped()) return;
   std::set<std::uint32_t> by_sport, by_dport, by_dst;
   for (std::uint16_t i = 1; i <= 8; i++) {
-    by_sport.insert(label_of(tcp(kDst, static_cast<std::uint16_t>(40000 + i), 2811)) & kLabelEntropyMask);
-    by_dport.insert(label_of(tcp(kDst, 40000, static_cast<std::uint16_t>(2811 + i))) & kLabelEntropyMask);
+    by_sport.insert(label_of(tcp(kDst, static_cast<std::uint16_t>(40000 + i), 2811)) &
+                    kLabelEntropyMask);
+    by_dport.insert(label_of(tcp(kDst, 40000, static_cast<std::uint16_t>(2811 + i))) &
+                    kLabelEntropyMask);
     Addr6 dst = kDst;
     dst[15] = static_cast<std::uint8_t>(dst[15] + i);
     by_dst.insert(label_of(tcp(dst, 40000, 2811)) & kLabelEntropyMask);
   }
   const std::uint32_t e = base & kLabelEntropyMask;
-  EXPECT_TRUE(by_sport.size() > 1 || !by_sport.contains(e)) << "8 source ports all got entropy " << hex(e);
-  EXPECT_TRUE(by_dport.size() > 1 || !by_dport.contains(e)) << "8 destination ports all got entropy " << hex(e);
-  EXPECT_TRUE(by_dst.size() > 1 || !by_dst.contains(e)) << "8 destinations all got entropy " << hex(e);
+  EXPECT_TRUE(by_sport.size() > 1 || !by_sport.contains(e))
+      << "8 source ports all got entropy " << hex(e);
+  EXPECT_TRUE(by_dport.size() > 1 || !by_dport.contains(e))
+      << "8 destination ports all got entropy " << hex(e);
+  EXPECT_TRUE(by_dst.size() > 1 || !by_dst.contains(e))
+      << "8 destinations all got entropy " << hex(e);
   const std::uint32_t udp = label_of(Packet().eth(kEthIpv6).ipv6(kUdp).udp(40000, 2811).build());
   EXPECT_EQ(hex(udp & kLabelSemanticMask), hex(kMatchAllLabel));
 }

@@ -34,7 +34,8 @@ TEST(NamedPipe, ASymbolicLinkAtThePathIsRefusedAndItsTargetUntouched) {
   EXPECT_EQ(p.wait(5s), 1);
   EXPECT_NE(p.log().find("is a symbolic link, not a named pipe"), std::string::npos) << p.log();
   EXPECT_NE(p.log().find("rm " + d.pipe()), std::string::npos) << "the message says what to remove";
-  EXPECT_EQ(p.log().find("root's file"), std::string::npos) << "the target's content is never logged";
+  EXPECT_EQ(p.log().find("root's file"), std::string::npos)
+      << "the target's content is never logged";
   struct stat st {};
   ASSERT_EQ(::stat(d.dir.file("secret").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "mode of the link's target changed";
@@ -69,7 +70,8 @@ TEST(NamedPipe, ItsOwnPipeIsReusedWithTheConfiguredMode) {
   EXPECT_EQ(d.stop(), 0);
 }
 
-// A writer's `echo … > PIPE` while no pipe was there made a regular file, and every later start failed.
+// A writer's `echo … > PIPE` while no pipe was there made a regular file, and every later start
+// failed.
 TEST(NamedPipe, AWritersLeftoverFileIsMovedAsideAndAPipeMade) {
   Daemon d;
   d.dir.write("flowd.np", start_line(1) + "\n" + start_line(2));
@@ -121,7 +123,8 @@ TEST(NamedPipe, AReloadThatRestartsNpApiKeepsThePipeAndEveryLine) {
       } else if (!S_ISFIFO(st.st_mode)) {
         ++not_fifo;
       } else {
-        // What `echo … > PIPE` does, minus O_CREAT (so a missing pipe is seen, not replaced by a file).
+        // What `echo … > PIPE` does, minus O_CREAT (so a missing pipe is seen, not replaced by a
+        // file).
         int fd = ::open(d.pipe().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
           ++missing;
@@ -149,7 +152,8 @@ TEST(NamedPipe, AReloadThatRestartsNpApiKeepsThePipeAndEveryLine) {
   EXPECT_EQ(missing.load(), 0) << "the pipe was missing while np_api restarted";
   EXPECT_EQ(not_fifo.load(), 0);
   auto m = d.scrape_until("flowd_np_api_lines_total", written.load());
-  EXPECT_EQ(metric_value(m, "flowd_np_api_lines_total").value_or(-1), written.load()) << d.proc->log();
+  EXPECT_EQ(metric_value(m, "flowd_np_api_lines_total").value_or(-1), written.load())
+      << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
   struct stat st {};
   EXPECT_NE(::lstat(d.pipe().c_str(), &st), 0) << "the pipe is removed when flowd stops";

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Real exporters (softflowd, pmacctd) read the stored source traffic and export it to the running
-// flowd; what flowd decodes (its dump) must equal what `flowd decode` makes of the stored capture of
-// the same exporter and version.
+// flowd; what flowd decodes (its dump) must equal what `flowd decode` makes of the stored capture
+// of the same exporter and version.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -17,7 +17,8 @@ namespace {
 
 using FlowTuple = std::tuple<std::string, std::string, long, long, long, long, long>;
 
-// The multiset of (src, dst, sport, dport, proto, packets, octets) of the data records in JSON lines.
+// The multiset of (src, dst, sport, dport, proto, packets, octets) of the data records in JSON
+// lines.
 std::map<FlowTuple, int> flows_in(const std::string& json_lines) {
   std::map<FlowTuple, int> out;
   std::istringstream in(json_lines);
@@ -26,12 +27,17 @@ std::map<FlowTuple, int> flows_in(const std::string& json_lines) {
     if (j["options"].get<bool>()) continue;
     const auto& f = j["fields"];
     auto addr = [&](const char* v4, const char* v6) {
-      return f.contains(v4) ? f[v4].get<std::string>() : f.contains(v6) ? f[v6].get<std::string>() : std::string();
+      return f.contains(v4)   ? f[v4].get<std::string>()
+             : f.contains(v6) ? f[v6].get<std::string>()
+                              : std::string();
     };
-    auto num = [&](const char* k) { return f.contains(k) && f[k].is_number() ? f[k].get<long>() : -1L; };
-    out[{addr("sourceIPv4Address", "sourceIPv6Address"), addr("destinationIPv4Address", "destinationIPv6Address"),
-         num("sourceTransportPort"), num("destinationTransportPort"), num("protocolIdentifier"),
-         num("packetDeltaCount"), num("octetDeltaCount")}]++;
+    auto num = [&](const char* k) {
+      return f.contains(k) && f[k].is_number() ? f[k].get<long>() : -1L;
+    };
+    out[{addr("sourceIPv4Address", "sourceIPv6Address"),
+         addr("destinationIPv4Address", "destinationIPv6Address"), num("sourceTransportPort"),
+         num("destinationTransportPort"), num("protocolIdentifier"), num("packetDeltaCount"),
+         num("octetDeltaCount")}]++;
   }
   return out;
 }
@@ -45,8 +51,9 @@ class NetflowLive : public ::testing::Test {
     udp_port = free_udp_port();
     tcp_port = free_tcp_port();
     std::string cfg = d.config_with_plugins("netflow");
-    cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(udp_port) + "\ntcp_listen = 127.0.0.1:" +
-           std::to_string(tcp_port) + "\ndump = " + d.dir.file("dump.json") + "\n";
+    cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(udp_port) +
+           "\ntcp_listen = 127.0.0.1:" + std::to_string(tcp_port) +
+           "\ndump = " + d.dir.file("dump.json") + "\n";
     d.start(cfg);
   }
 
@@ -54,7 +61,8 @@ class NetflowLive : public ::testing::Test {
   double wait_records(const std::string& version, double at_least) {
     double got = 0;
     for (int i = 0; i < 500 && got < at_least; ++i) {
-      got = metric_value(d.scrape(), "flowd_netflow_records_total{version=\"" + version + "\"}").value_or(0);
+      got = metric_value(d.scrape(), "flowd_netflow_records_total{version=\"" + version + "\"}")
+                .value_or(0);
       if (got < at_least) usleep(10000);
     }
     return got;
@@ -70,8 +78,8 @@ class NetflowLive : public ::testing::Test {
 
   void softflowd(const std::string& args) {
     std::string out;
-    ASSERT_EQ(run_shell("timeout 30 softflowd -d -a -r " + src_pcap() + " -c none -p " + d.dir.file("sf.pid") +
-                            " " + args,
+    ASSERT_EQ(run_shell("timeout 30 softflowd -d -a -r " + src_pcap() + " -c none -p " +
+                            d.dir.file("sf.pid") + " " + args,
                         "", out),
               0)
         << out;
@@ -87,8 +95,9 @@ TEST_F(NetflowLive, SoftflowdV5V9AndIpfixOverUdpAndTcp) {
   };
   std::map<FlowTuple, int> want, have;
   double records = 0;
-  for (const Case& c : {Case{"-v 5", "softflowd-v5.pcap", "5"}, Case{"-v 9", "softflowd-v9.pcap", "9"},
-                        Case{"-v 10", "softflowd-ipfix.pcap", "10"}}) {
+  for (const Case& c :
+       {Case{"-v 5", "softflowd-v5.pcap", "5"}, Case{"-v 9", "softflowd-v9.pcap", "9"},
+        Case{"-v 10", "softflowd-ipfix.pcap", "10"}}) {
     softflowd("-n 127.0.0.1:" + std::to_string(udp_port) + " " + c.args);
     auto e = expected(c.capture);
     double n = 0;
@@ -98,7 +107,8 @@ TEST_F(NetflowLive, SoftflowdV5V9AndIpfixOverUdpAndTcp) {
     for (auto& [k, v] : e) want[k] += v;
   }
   // IPFIX over TCP: one session, templates of its own.
-  double before = metric_value(d.scrape(), "flowd_netflow_records_total{version=\"10\"}").value_or(0);
+  double before =
+      metric_value(d.scrape(), "flowd_netflow_records_total{version=\"10\"}").value_or(0);
   softflowd("-n 127.0.0.1:" + std::to_string(tcp_port) + " -v 10 -P tcp");
   std::string out, err;
   auto e = expected("softflowd-ipfix.pcap");
@@ -113,11 +123,12 @@ TEST_F(NetflowLive, SoftflowdV5V9AndIpfixOverUdpAndTcp) {
 }
 
 TEST_F(NetflowLive, PmacctdNfprobeIpfix) {
-  d.dir.write("pm.conf", "daemonize: false\npidfile: " + d.dir.file("pm.pid") + "\nlogfile: " + d.dir.file("pm.log") +
-                             "\npcap_savefile: " + src_pcap() +
-                             "\npcap_savefile_wait: false\naggregate: src_host, dst_host, src_port, dst_port, "
-                             "proto, tos, tcpflags\nplugins: nfprobe\nnfprobe_receiver: 127.0.0.1:" +
-                             std::to_string(udp_port) + "\nnfprobe_version: 10\n");
+  d.dir.write("pm.conf",
+              "daemonize: false\npidfile: " + d.dir.file("pm.pid") +
+                  "\nlogfile: " + d.dir.file("pm.log") + "\npcap_savefile: " + src_pcap() +
+                  "\npcap_savefile_wait: false\naggregate: src_host, dst_host, src_port, dst_port, "
+                  "proto, tos, tcpflags\nplugins: nfprobe\nnfprobe_receiver: 127.0.0.1:" +
+                  std::to_string(udp_port) + "\nnfprobe_version: 10\n");
   std::string out;
   // pmacctd 1.7.7 reading a pcap sometimes exits 1 at the end of the file when the machine is busy,
   // after its nfprobe plugin exported everything (seen under ctest -j2 with CPU hogs). What flowd

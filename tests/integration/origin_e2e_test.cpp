@@ -16,7 +16,9 @@
 namespace flowd::test {
 namespace {
 
-void send_udp(int port, const std::string& payload) { send_udp_payloads(port, {payload}); }
+void send_udp(int port, const std::string& payload) {
+  send_udp_payloads(port, {payload});
+}
 
 // The flow label of an experiment/activity, from `flowd label encode` ("label 65572 (0x10024):
 // ...").

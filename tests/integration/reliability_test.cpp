@@ -9,13 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "daemon_fixture.hpp"
 #include "ipfix_export.hpp"
@@ -268,7 +268,8 @@ TEST(Reliability, AWorkerStuckInABlockingWriteStopsTheWatchdogUntilItMovesAgain)
 }
 
 // Sum of a counter's series whose labels contain `labels` (e.g. plugin="np_api").
-double sum_series(const std::string& exposition, const std::string& name, const std::string& labels) {
+double sum_series(const std::string& exposition, const std::string& name,
+                  const std::string& labels) {
   std::istringstream in(exposition);
   std::string line;
   double sum = 0;
@@ -292,8 +293,10 @@ TEST(Reliability, AReloadThatReplacesBackendsUnderLoadLosesNoEventUncounted) {
     for (int i = 0; !done && i < 20000; ++i) {
       std::string burst;
       for (int k = 0; k < 10; ++k)
-        burst += "start tcp 127.0.0.1 " + std::to_string(1024 + (i * 10 + k) % 60000) + " 127.0.0.1 5777 2 9\n";
-      if (::write(fd, burst.data(), burst.size()) == static_cast<ssize_t>(burst.size())) written += 10;
+        burst += "start tcp 127.0.0.1 " + std::to_string(1024 + (i * 10 + k) % 60000) +
+                 " 127.0.0.1 5777 2 9\n";
+      if (::write(fd, burst.data(), burst.size()) == static_cast<ssize_t>(burst.size()))
+        written += 10;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));  // about 2,000 lines/s
     }
     ::close(fd);
@@ -309,13 +312,16 @@ TEST(Reliability, AReloadThatReplacesBackendsUnderLoadLosesNoEventUncounted) {
   ASSERT_NE(d.proc->log().find("reloaded"), std::string::npos) << d.proc->log();
   ASSERT_NE(d.proc->log().find("stopped backend udp_firefly"), std::string::npos) << d.proc->log();
 
-  auto fireflies = d.rx4.receive_many(static_cast<std::size_t>(written.load()), std::chrono::milliseconds(1500));
+  auto fireflies =
+      d.rx4.receive_many(static_cast<std::size_t>(written.load()), std::chrono::milliseconds(1500));
   std::string m = d.scrape_until("flowd_np_api_lines_total", written.load());
   double events = sum_series(m, "flowd_flow_events_total", "plugin=\"np_api\"");
-  double dropped = metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}").value_or(0);
+  double dropped =
+      metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}").value_or(0);
   EXPECT_EQ(events, written.load()) << "every line became an event";
   EXPECT_EQ(static_cast<double>(fireflies.size()) + dropped, events)
-      << fireflies.size() << " fireflies + " << dropped << " dropped != " << events << " events\n" << d.proc->log();
+      << fireflies.size() << " fireflies + " << dropped << " dropped != " << events << " events\n"
+      << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // seccomp_exec --unit FILE -- COMMAND [ARGS...]
-// Runs COMMAND under the system-call filter and the capability bounding set a systemd unit file asks
-// for (SystemCallFilter=, CapabilityBoundingSet=), as systemd would apply them, so that a test can check
-// flowd starts and works under its units' restrictions on a machine where systemd is not PID 1 and
-// systemd-run is unavailable. Groups (@system-service ...) are expanded by `systemd-analyze
-// syscall-filter`, i.e. by the systemd installed here. A call outside the filter kills the process with
-// SIGSYS, systemd's default when SystemCallErrorNumber= is not set.
+// Runs COMMAND under the system-call filter and the capability bounding set a systemd unit file
+// asks for (SystemCallFilter=, CapabilityBoundingSet=), as systemd would apply them, so that a test
+// can check flowd starts and works under its units' restrictions on a machine where systemd is not
+// PID 1 and systemd-run is unavailable. Groups (@system-service ...) are expanded by
+// `systemd-analyze syscall-filter`, i.e. by the systemd installed here. A call outside the filter
+// kills the process with SIGSYS, systemd's default when SystemCallErrorNumber= is not set.
 #include <linux/capability.h>
 #include <seccomp.h>
 #include <sys/prctl.h>
@@ -36,8 +36,8 @@ std::vector<std::string> words(const std::string& s) {
   return out;
 }
 
-// Every group systemd knows, as listed by one `systemd-analyze syscall-filter` (entries are system calls
-// or nested groups).
+// Every group systemd knows, as listed by one `systemd-analyze syscall-filter` (entries are system
+// calls or nested groups).
 std::map<std::string, std::vector<std::string>> load_groups() {
   FILE* p = ::popen("systemd-analyze syscall-filter --no-pager 2>/dev/null", "r");
   if (!p) die("cannot run systemd-analyze");
@@ -73,10 +73,18 @@ void expand(const std::map<std::string, std::vector<std::string>>& groups, const
 
 int cap_number(const std::string& name) {
   static const std::map<std::string, int> kCaps = {
-      {"CAP_CHOWN", CAP_CHOWN},         {"CAP_FOWNER", CAP_FOWNER},       {"CAP_NET_ADMIN", CAP_NET_ADMIN},
-      {"CAP_BPF", CAP_BPF},             {"CAP_PERFMON", CAP_PERFMON},     {"CAP_SYS_RESOURCE", CAP_SYS_RESOURCE},
-      {"CAP_SYS_ADMIN", CAP_SYS_ADMIN}, {"CAP_NET_RAW", CAP_NET_RAW},     {"CAP_DAC_OVERRIDE", CAP_DAC_OVERRIDE},
-      {"CAP_SETUID", CAP_SETUID},       {"CAP_SETGID", CAP_SETGID},       {"CAP_NET_BIND_SERVICE", CAP_NET_BIND_SERVICE},
+      {"CAP_CHOWN", CAP_CHOWN},
+      {"CAP_FOWNER", CAP_FOWNER},
+      {"CAP_NET_ADMIN", CAP_NET_ADMIN},
+      {"CAP_BPF", CAP_BPF},
+      {"CAP_PERFMON", CAP_PERFMON},
+      {"CAP_SYS_RESOURCE", CAP_SYS_RESOURCE},
+      {"CAP_SYS_ADMIN", CAP_SYS_ADMIN},
+      {"CAP_NET_RAW", CAP_NET_RAW},
+      {"CAP_DAC_OVERRIDE", CAP_DAC_OVERRIDE},
+      {"CAP_SETUID", CAP_SETUID},
+      {"CAP_SETGID", CAP_SETGID},
+      {"CAP_NET_BIND_SERVICE", CAP_NET_BIND_SERVICE},
   };
   auto it = kCaps.find(name);
   if (it == kCaps.end()) die("unknown capability " + name);
@@ -120,10 +128,13 @@ int main(int argc, char** argv) {
 
   if (have_caps) {
     for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
-      if (!keep_caps.count(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) die("PR_CAPBSET_DROP failed");
+      if (!keep_caps.count(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+        die("PR_CAPBSET_DROP failed");
   }
-  // SECCOMP_EXEC_TRAP=1: SIGSYS instead of a kill, so that strace names the refused call (debugging).
-  scmp_filter_ctx ctx = seccomp_init(std::getenv("SECCOMP_EXEC_TRAP") ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
+  // SECCOMP_EXEC_TRAP=1: SIGSYS instead of a kill, so that strace names the refused call
+  // (debugging).
+  scmp_filter_ctx ctx =
+      seccomp_init(std::getenv("SECCOMP_EXEC_TRAP") ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
   if (!ctx) die("seccomp_init failed");
   int added = 0;
   for (const auto& name : allow) {
@@ -132,7 +143,8 @@ int main(int argc, char** argv) {
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) == 0) ++added;
   }
   // NoNewPrivileges=yes is in every flowd unit, and seccomp without CAP_SYS_ADMIN requires it.
-  if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0 || seccomp_load(ctx) != 0) die("seccomp_load failed");
+  if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0 || seccomp_load(ctx) != 0)
+    die("seccomp_load failed");
   seccomp_release(ctx);
   ::execv(argv[4], argv + 4);
   die(std::string("execv ") + argv[4] + ": " + std::strerror(errno));

@@ -18,10 +18,10 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
-#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "registry_metrics.hpp"
 
 namespace flowd {

@@ -159,10 +159,12 @@ TEST(EventQueue, PopBatchUntilReturnsAtTheDeadline) {
   EXPECT_TRUE(out.empty());
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50));
   ASSERT_TRUE(q.push(make_flow(1)));
-  EXPECT_TRUE(q.pop_batch_until(out, 4, src.get_token(), std::chrono::steady_clock::now() + std::chrono::hours(1)));
+  EXPECT_TRUE(q.pop_batch_until(out, 4, src.get_token(),
+                                std::chrono::steady_clock::now() + std::chrono::hours(1)));
   EXPECT_EQ(out.size(), 1u);
   src.request_stop();
-  EXPECT_FALSE(q.pop_batch_until(out, 4, src.get_token(), std::chrono::steady_clock::now() + std::chrono::hours(1)));
+  EXPECT_FALSE(q.pop_batch_until(out, 4, src.get_token(),
+                                 std::chrono::steady_clock::now() + std::chrono::hours(1)));
   std::stop_source fresh;
   q.close();
   EXPECT_FALSE(q.pop_batch_until(out, 4, fresh.get_token(), std::chrono::steady_clock::now()));

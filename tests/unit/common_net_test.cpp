@@ -16,7 +16,9 @@
 namespace flowd {
 namespace {
 
-bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1;
+}
 
 TEST(UniqueFd, ClosesOnDestructionResetAndMoveAssignment) {
   int raw = ::eventfd(0, EFD_CLOEXEC);
@@ -94,7 +96,8 @@ TEST(SocketAddress, ResolvesLiteralsAndTheWildcardAndNamesTheFailure) {
     (void)net::resolve("not an address", 1, {.numeric_host = true});
     FAIL() << "no throw";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot resolve not an address:1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot resolve not an address:1"), std::string::npos)
+        << e.what();
   }
 }
 

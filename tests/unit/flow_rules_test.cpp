@@ -80,7 +80,8 @@ TEST_F(Rules, PrefixContainsOnBitBoundaries) {
   EXPECT_FALSE((net::Prefix{p, 25}).contains(*IpAddress::parse("192.0.2.127")));
   EXPECT_TRUE((net::Prefix{p, 0}).contains(*IpAddress::parse("198.51.100.1")));
   EXPECT_TRUE((net::Prefix{p, 32}).contains(p));
-  EXPECT_FALSE((net::Prefix{p, 0}).contains(*IpAddress::parse("::1"))) << "another family never matches";
+  EXPECT_FALSE((net::Prefix{p, 0}).contains(*IpAddress::parse("::1")))
+      << "another family never matches";
   const auto p6 = *IpAddress::parse("2001:db8::");
   EXPECT_TRUE((net::Prefix{p6, 33}).contains(*IpAddress::parse("2001:db8:7fff::1")));
   EXPECT_FALSE((net::Prefix{p6, 33}).contains(*IpAddress::parse("2001:db8:8000::1")));

@@ -170,7 +170,8 @@ TEST(ParseLegacy, SiteConfigMapsEveryKey) {
 }
 
 TEST(ParseLegacy, SiteConfigValidates) {
-  Config c = validate_config(parse_legacy(kSiteConfig, kPath, component_table()), component_table());
+  Config c =
+      validate_config(parse_legacy(kSiteConfig, kPath, component_table()), component_table());
   EXPECT_TRUE(c.legacy);
   // The NETSTAT_* keys of a file running np_api: kept, with a note that netstat does not run.
   EXPECT_EQ(c.warnings.size(), 1u);
@@ -192,19 +193,22 @@ TEST(ParseLegacy, SiteConfigValidates) {
 }
 
 TEST(ParseLegacy, PrometheusDefaultsToPort9000OnEveryAddress) {
-  RawConfig raw = parse_legacy("PLUGIN='np_api'\nBACKEND='prometheus, udp-firefly'\n", kPath, component_table());
+  RawConfig raw = parse_legacy("PLUGIN='np_api'\nBACKEND='prometheus, udp-firefly'\n", kPath,
+                               component_table());
   EXPECT_EQ(entries_of(raw, "backend.prometheus"), (Entries{{"listen", "0.0.0.0:9000"}}));
   Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.backends.size(), 2u);
   EXPECT_EQ(c.backends[0].section.get("listen"), "0.0.0.0:9000");
   EXPECT_EQ(c.backends[1].info->name, "udp_firefly");
   // Without prometheus there is no [backend.prometheus].
-  RawConfig plain = parse_legacy("PLUGIN='np_api'\nBACKEND='udp_firefly'\n", kPath, component_table());
+  RawConfig plain =
+      parse_legacy("PLUGIN='np_api'\nBACKEND='udp_firefly'\n", kPath, component_table());
   EXPECT_EQ(find_section(plain, "backend.prometheus"), nullptr);
 }
 
 TEST(ParseLegacy, PrometheusSsPathIsIgnoredWithAWarning) {
-  RawConfig raw = parse_legacy("PLUGIN='np_api'\nPROMETHEUS_SS_PATH='/usr/sbin/ss'\n", kPath, component_table());
+  RawConfig raw = parse_legacy("PLUGIN='np_api'\nPROMETHEUS_SS_PATH='/usr/sbin/ss'\n", kPath,
+                               component_table());
   ASSERT_EQ(raw.warnings.size(), 1u);
   expect_contains(raw.warnings[0], "PROMETHEUS_SS_PATH is ignored");
 }
@@ -246,8 +250,8 @@ TEST(ParseLegacy, ValueSyntax) {
 }
 
 TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
-  RawConfig raw =
-      parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n", kPath, component_table());
+  RawConfig raw = parse_legacy("PLUGIN='iperf'\nNETSTAT_INTERNAL_NETWORKS=('10.0.0.0/8', )\n",
+                               kPath, component_table());
   EXPECT_EQ(entries_of(raw, "plugin.iperf"), (Entries{{"internal_networks", "10.0.0.0/8"}}));
   Config c = validate_config(raw, component_table());
   ASSERT_EQ(c.plugins.size(), 1u);
@@ -256,8 +260,9 @@ TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
 }
 
 TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
-  RawConfig raw = parse_legacy(
-      "PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n", kPath, component_table());
+  RawConfig raw =
+      parse_legacy("PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n",
+                   kPath, component_table());
   EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
   EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
   EXPECT_EQ(entries_of(raw, "plugin.netlink"), (Entries{{"experiment", "cms"}}));
@@ -290,15 +295,16 @@ TEST(ParseLegacy, MultiLineLists) {
 }
 
 TEST(ParseLegacy, TupleWithOneItem) {
-  RawConfig raw = parse_legacy("PLUGIN=('np_api', )\nBACKEND=('udp_firefly',)\n", kPath, component_table());
+  RawConfig raw =
+      parse_legacy("PLUGIN=('np_api', )\nBACKEND=('udp_firefly',)\n", kPath, component_table());
   EXPECT_EQ(entries_of(raw, "flowd"),
             (Entries{{"plugins", "np_api"}, {"backends", "udp_firefly"}}));
   EXPECT_NO_THROW(validate_config(raw, component_table()));
 }
 
 TEST(ParseLegacy, UnknownKeyWarnsWithSuggestion) {
-  RawConfig raw =
-      parse_legacy("PLUGIN='np_api'\nUDP_FIREFLY_PROT=10514\nCOMPLETELY_UNRELATED=1\n", kPath, component_table());
+  RawConfig raw = parse_legacy("PLUGIN='np_api'\nUDP_FIREFLY_PROT=10514\nCOMPLETELY_UNRELATED=1\n",
+                               kPath, component_table());
   ASSERT_EQ(raw.warnings.size(), 2u) << all_warnings(raw);
   expect_contains(raw.warnings[0], kPath);
   expect_contains(raw.warnings[0], "unknown key UDP_FIREFLY_PROT ignored");
@@ -421,10 +427,10 @@ namespace {
 
 // Legacy values are plain numbers: NETLINK_TIMEOUT = 5 is still five seconds between scans.
 TEST(ParseLegacy, TimeoutsKeepTheirSeconds) {
-  Config c =
-      validate_config(parse_legacy("PLUGIN='netlink,netstat'\nNETLINK_EXPERIMENT=1\nNETSTAT_"
-                                   "EXPERIMENT=1\nNETLINK_TIMEOUT=5\nNETSTAT_TIMEOUT=1\n",
-                                   "/etc/flowd/flowd.cfg", component_table()), component_table());
+  Config c = validate_config(parse_legacy("PLUGIN='netlink,netstat'\nNETLINK_EXPERIMENT=1\nNETSTAT_"
+                                          "EXPERIMENT=1\nNETLINK_TIMEOUT=5\nNETSTAT_TIMEOUT=1\n",
+                                          "/etc/flowd/flowd.cfg", component_table()),
+                             component_table());
   ASSERT_EQ(c.plugins.size(), 2u);
   EXPECT_EQ(c.plugins[0].section.get_duration("interval"), std::chrono::seconds(5));
   EXPECT_EQ(c.plugins[1].section.get_duration("interval"), std::chrono::seconds(1));

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "flowd/component.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "plugins/np_api/np_api.hpp"
 
@@ -66,7 +66,8 @@ struct Env {
 
 std::string lines(int from, int n) {
   std::string s;
-  for (int i = from; i < from + n; ++i) s += "start tcp 127.0.0.1 " + std::to_string(i) + " 127.0.0.1 5777 2 9\n";
+  for (int i = from; i < from + n; ++i)
+    s += "start tcp 127.0.0.1 " + std::to_string(i) + " 127.0.0.1 5777 2 9\n";
   return s;
 }
 

@@ -19,9 +19,9 @@
 #include "backends/udp_firefly/udp_firefly.hpp"
 #include "common/net/socket_address.hpp"
 #include "common/unique_fd.hpp"
-#include "flowd/metrics_hub.hpp"
 #include "core/registry_loader.hpp"
 #include "flowd/component.hpp"
+#include "flowd/metrics_hub.hpp"
 #include "flowd/rfc3339.hpp"
 #include "registry_metrics.hpp"
 

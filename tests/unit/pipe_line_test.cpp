@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "test_files.hpp"
 #include <sys/socket.h>
+#include "test_files.hpp"
 
 #include <chrono>
 #include <fstream>
@@ -416,7 +416,8 @@ TEST(FindEmbeddedLine, NothingToFind) {
 }
 
 // Issue 13: twenty 65 KB lines of repeated words cost 4.6 s when every keyword-looking offset was
-// parsed again. The search is now linear: a 64 KiB worst case takes well under the old per-line cost.
+// parsed again. The search is now linear: a 64 KiB worst case takes well under the old per-line
+// cost.
 TEST(FindEmbeddedLine, LinearOnLinesOfRepeatedKeywords) {
   const auto& reg = fixture_registry();
   for (std::string_view word : {"start ", "startstart", "end end ", "ongoing tcp "}) {
@@ -424,7 +425,8 @@ TEST(FindEmbeddedLine, LinearOnLinesOfRepeatedKeywords) {
     while (line.size() < 65536) line += word;
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 20; ++i) EXPECT_EQ(find_embedded_line(line, reg), std::string_view::npos);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
     // 20 quadratic searches took seconds; 20 linear ones take about a millisecond (ASan included).
     EXPECT_LT(ms.count(), 500) << "word '" << word << "'";
   }

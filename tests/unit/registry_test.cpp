@@ -3,10 +3,10 @@
 // (load_registry).
 #include <gtest/gtest.h>
 
-#include "test_files.hpp"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "test_files.hpp"
 
 #include <cstdlib>
 #include <filesystem>

@@ -16,10 +16,10 @@
 #include <tuple>
 #include <vector>
 
+#include "app/decode_cli.hpp"
 #include "collector/pcap_reader.hpp"
 #include "collector/record_json.hpp"
 #include "collector/sflow.hpp"
-#include "app/decode_cli.hpp"
 
 namespace fc = flowd::collector;
 

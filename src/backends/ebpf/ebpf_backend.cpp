@@ -32,15 +32,22 @@ namespace {
 
 constexpr KeySpec kKeys[] = {
     {"interfaces", KeyType::kList, "",
-     "interfaces whose egress is marked; empty: every interface with a global IPv6 address", "NETWORK_INTERFACE"},
-    {"max_flows", KeyType::kInt, "100000", "size of the flow map (LRU: the least recently used flow goes first)", {},
-     1, 10000000},
+     "interfaces whose egress is marked; empty: every interface with a global IPv6 address",
+     "NETWORK_INTERFACE"},
+    {"max_flows",
+     KeyType::kInt,
+     "100000",
+     "size of the flow map (LRU: the least recently used flow goes first)",
+     {},
+     1,
+     10000000},
     {"match_all", KeyType::kBool, "no",
      "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
     {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
     {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
     {"pin_path", KeyType::kPath, "/sys/fs/bpf/flowd/flow_labels",
-     "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps marking the flows it "
+     "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps marking "
+     "the flows it "
      "marked; empty: not pinned (flows are still kept across reloads)"},
 };
 
@@ -52,7 +59,8 @@ std::string libbpf_tail;
 int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   char buf[4096];
   int n = std::vsnprintf(buf, sizeof buf, fmt, args);
-  std::string line(buf, static_cast<std::size_t>(std::max(0, std::min(n, static_cast<int>(sizeof buf) - 1))));
+  std::string line(
+      buf, static_cast<std::size_t>(std::max(0, std::min(n, static_cast<int>(sizeof buf) - 1))));
   while (!line.empty() && line.back() == '\n') line.pop_back();
   {
     std::lock_guard lock(libbpf_mu);
@@ -60,7 +68,8 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
     if (libbpf_tail.size() > 2000) libbpf_tail.erase(0, libbpf_tail.size() - 2000);
   }
   auto log = get_logger("bpf");
-  // An existing clsact qdisc is expected (EEXIST is handled); the kernel's note about it is not news.
+  // An existing clsact qdisc is expected (EEXIST is handled); the kernel's note about it is not
+  // news.
   if (level == LIBBPF_WARN && line.find("Exclusivity flag on") == std::string::npos)
     log->warn("{}", line);
   else
@@ -68,7 +77,8 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
   return 0;
 }
 
-// The capabilities a tc BPF program needs (kernel a17b53c4): CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.
+// The capabilities a tc BPF program needs (kernel a17b53c4): CAP_BPF (or CAP_SYS_ADMIN) and
+// CAP_NET_ADMIN.
 std::string missing_capabilities() {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
@@ -83,15 +93,18 @@ std::string missing_capabilities() {
 
 class MarkerStats : public prometheus::Collectable {
  public:
-  MarkerStats(int stats_fd, int flows_fd) : fd_(stats_fd), flows_fd_(flows_fd), ncpu_(libbpf_num_possible_cpus()) {}
+  MarkerStats(int stats_fd, int flows_fd)
+      : fd_(stats_fd), flows_fd_(flows_fd), ncpu_(libbpf_num_possible_cpus()) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     static constexpr struct {
       __u32 index;
       const char* name;
       const char* help;
     } kStats[] = {
-        {FLOWD_STAT_SEEN, "flowd_marker_packets_seen_total", "Packets the BPF marker ran on (egress)"},
-        {FLOWD_STAT_MARKED, "flowd_marker_packets_marked_total", "Packets whose IPv6 flow label the marker wrote"},
+        {FLOWD_STAT_SEEN, "flowd_marker_packets_seen_total",
+         "Packets the BPF marker ran on (egress)"},
+        {FLOWD_STAT_MARKED, "flowd_marker_packets_marked_total",
+         "Packets whose IPv6 flow label the marker wrote"},
         {FLOWD_STAT_PARSE_FAIL, "flowd_marker_parse_failures_total",
          "IPv6 packets whose headers the marker could not walk to the ports"},
     };
@@ -115,7 +128,8 @@ class MarkerStats : public prometheus::Collectable {
     // counting starts and ends overstated it (22,052 flows in a map of 1,000).
     prometheus::MetricFamily flows;
     flows.name = "flowd_marker_flows";
-    flows.help = "Flows in the marker's map (marked and not yet ended or evicted), counted at scrape time";
+    flows.help =
+        "Flows in the marker's map (marked and not yet ended or evicted), counted at scrape time";
     flows.type = prometheus::MetricType::Gauge;
     prometheus::ClientMetric m;
     m.gauge.value = static_cast<double>(count_entries(flows_fd_));
@@ -170,9 +184,10 @@ class EbpfBackend final : public Backend {
       auto exp = reg->experiment_id(cfg.get("experiment"));
       auto act = exp ? reg->activity_id(*exp, cfg.get("activity")) : std::nullopt;
       if (!exp || !act)
-        throw ConfigError("[backend.ebpf] match_all = yes needs experiment (0..511 or a name) and activity "
-                          "(0..63 or a name of that experiment); got '" + cfg.get("experiment") + "' / '" +
-                          cfg.get("activity") + "'");
+        throw ConfigError(
+            "[backend.ebpf] match_all = yes needs experiment (0..511 or a name) and activity "
+            "(0..63 or a name of that experiment); got '" +
+            cfg.get("experiment") + "' / '" + cfg.get("activity") + "'");
       match_all_label_ = make_label(*exp, *act, 0);
     }
   }
@@ -181,22 +196,25 @@ class EbpfBackend final : public Backend {
 
   void start() override {
     if (auto missing = missing_capabilities(); !missing.empty())
-      throw std::runtime_error("the ebpf backend needs CAP_BPF and CAP_NET_ADMIN; this process lacks " + missing +
-                               " (run flowd as root or grant them; under systemd, run this configuration with flowd-marker@NAME.service or "
-                               "flowd.service: flowd@.service drops them)");
+      throw std::runtime_error(
+          "the ebpf backend needs CAP_BPF and CAP_NET_ADMIN; this process lacks " + missing +
+          " (run flowd as root or grant them; under systemd, run this configuration with "
+          "flowd-marker@NAME.service or "
+          "flowd.service: flowd@.service drops them)");
     libbpf_set_print(on_libbpf_print);
     {
       std::lock_guard lock(libbpf_mu);
       libbpf_tail.clear();
     }
     skel_ = flowd_marker__open();
-    if (!skel_) throw std::runtime_error(std::string("cannot open the BPF marker: ") + std::strerror(errno));
+    if (!skel_)
+      throw std::runtime_error(std::string("cannot open the BPF marker: ") + std::strerror(errno));
     bpf_map__set_max_entries(skel_->maps.flowd_flow_labels, max_flows_);
     skel_->rodata->cfg_match_all = match_all_ ? 1 : 0;
     skel_->rodata->cfg_match_all_label = match_all_label_;
-    // The flows marked before: the map of the instance a reload stopped, or the pinned one a previous
-    // flowd left. The same map is used again when it has the same shape; otherwise (max_flows changed)
-    // its entries are copied into the new one after load.
+    // The flows marked before: the map of the instance a reload stopped, or the pinned one a
+    // previous flowd left. The same map is used again when it has the same shape; otherwise
+    // (max_flows changed) its entries are copied into the new one after load.
     UniqueFd previous = previous_map();
     const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
     const bool reuse = previous && map_shape(previous.get()) == want &&
@@ -208,32 +226,37 @@ class EbpfBackend final : public Backend {
         tail = libbpf_tail;
       }
       release();
-      throw std::runtime_error(std::string("the kernel refused the BPF marker (") + std::strerror(-rc) + "):\n" + tail);
+      throw std::runtime_error(std::string("the kernel refused the BPF marker (") +
+                               std::strerror(-rc) + "):\n" + tail);
     }
     map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
     if (reuse) {
-      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked", count_entries(map_fd_));
+      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked",
+                 count_entries(map_fd_));
     } else if (previous) {
       auto shape = map_shape(previous.get());
       if (shape.key_size == want.key_size && shape.value_size == want.value_size)
         log_->info("copied {} flow(s) from the previous marker's map of {} into the new one of {}",
-                   copy_entries(previous.get(), map_fd_, want.key_size, want.value_size), shape.max_entries,
-                   max_flows_);
+                   copy_entries(previous.get(), map_fd_, want.key_size, want.value_size),
+                   shape.max_entries, max_flows_);
     }
     previous.reset();
     if (!pin_path_.empty()) {
       if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
-        log_->warn("cannot pin the flow map at {}: {}; marked flows are kept across reloads, not restarts",
-                   pin_path_, err);
+        log_->warn(
+            "cannot pin the flow map at {}: {}; marked flows are kept across reloads, not restarts",
+            pin_path_, err);
     }
     auto names = interfaces_.empty() ? interfaces_with_global_ipv6() : interfaces_;
     if (names.empty()) {
       release();
-      throw std::runtime_error("[backend.ebpf] no interface has a global IPv6 address; set interfaces");
+      throw std::runtime_error(
+          "[backend.ebpf] no interface has a global IPv6 address; set interfaces");
     }
     try {
       for (const auto& n : names)
-        attachments_.push_back(std::make_unique<TcAttachment>(n, bpf_program__fd(skel_->progs.flowd_mark)));
+        attachments_.push_back(
+            std::make_unique<TcAttachment>(n, bpf_program__fd(skel_->progs.flowd_mark)));
     } catch (...) {
       release();
       throw;
@@ -241,8 +264,9 @@ class EbpfBackend final : public Backend {
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
     log_->info("marking {} on {} (map of {} flows)",
-               match_all_ ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
-                          : std::string("IPv6 TCP/UDP flows from start to end"),
+               match_all_
+                   ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
+                   : std::string("IPv6 TCP/UDP flows from start to end"),
                fmt::join(names, ", "), max_flows_);
   }
 
@@ -257,8 +281,8 @@ class EbpfBackend final : public Backend {
     }
     if (match_all_ || flow.state == FlowState::kOngoing) return;
     if (!flow.dst.is_v6()) {
-      log_->debug("not marking {} flow to {}: the flow label is IPv6 only", to_string(flow.protocol),
-                  flow.dst.to_string());
+      log_->debug("not marking {} flow to {}: the flow label is IPv6 only",
+                  to_string(flow.protocol), flow.dst.to_string());
       return;
     }
     flowd_flow_key key;
@@ -268,16 +292,19 @@ class EbpfBackend final : public Backend {
     key.dport = htons(flow.dst_port);
     key.proto = flow.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
     if (flow.state == FlowState::kStart) {
-      // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them would
-      // mark the flow with somebody else's experiment.
+      // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them
+      // would mark the flow with somebody else's experiment.
       if (flow.experiment > 511 || flow.activity > 63) {
         unlabelable_.Increment();
         std::uint64_t held = 0;
         if (limiter_.allow(held))
-          log_->warn("not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the flow label (0..511 / "
-                     "0..63){}",
-                     flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port, flow.experiment,
-                     flow.activity, held ? fmt::format(" ({} more not logged)", held) : "");
+          log_->warn(
+              "not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the flow "
+              "label (0..511 / "
+              "0..63){}",
+              flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port,
+              flow.experiment, flow.activity,
+              held ? fmt::format(" ({} more not logged)", held) : "");
         return;
       }
       std::uint32_t label = make_label(flow.experiment, flow.activity, random_label_entropy());
@@ -290,10 +317,11 @@ class EbpfBackend final : public Backend {
         refused("update", errno, flow);
         return;
       }
-      log_->debug("marking {} [{}]:{} -> [{}]:{} with 0x{:05x}", to_string(flow.protocol), flow.src.to_string(),
-                  flow.src_port, flow.dst.to_string(), flow.dst_port, label);
+      log_->debug("marking {} [{}]:{} -> [{}]:{} with 0x{:05x}", to_string(flow.protocol),
+                  flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port, label);
     } else if (flow.state == FlowState::kEnd) {
-      if (bpf_map_delete_elem(map_fd_, &key) != 0 && errno != ENOENT) refused("delete", errno, flow);
+      if (bpf_map_delete_elem(map_fd_, &key) != 0 && errno != ENOENT)
+        refused("delete", errno, flow);
     }
   }
 
@@ -326,8 +354,8 @@ class EbpfBackend final : public Backend {
     update_errors_.Increment();
     std::uint64_t held = 0;
     if (limiter_.allow(held))
-      log_->warn("flow map {} refused for [{}]:{}: {}{}", what, flow.dst.to_string(), flow.dst_port, std::strerror(err),
-                 held ? fmt::format(" ({} more not logged)", held) : "");
+      log_->warn("flow map {} refused for [{}]:{}: {}{}", what, flow.dst.to_string(), flow.dst_port,
+                 std::strerror(err), held ? fmt::format(" ({} more not logged)", held) : "");
   }
 
   void release() {
@@ -356,12 +384,15 @@ class EbpfBackend final : public Backend {
   LogLimiter limiter_;
 };
 
-std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) { return std::make_unique<EbpfBackend>(cfg, ctx); }
+std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
+  return std::make_unique<EbpfBackend>(cfg, ctx);
+}
 
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program", kKeys, create};
+  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program", kKeys,
+                                create};
   return info;
 }
 

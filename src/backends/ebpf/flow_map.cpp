@@ -35,18 +35,21 @@ std::uint64_t count_entries(int map_fd) {
   return n;
 }
 
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size) {
+std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size,
+                           std::uint32_t value_size) {
   std::vector<unsigned char> key(key_size), next(key_size), value(value_size);
   std::uint64_t copied = 0;
   const void* prev = nullptr;
   MapShape from = map_shape(from_fd);
-  for (std::uint64_t seen = 0; seen <= from.max_entries && bpf_map_get_next_key(from_fd, prev, next.data()) == 0;
-       ++seen) {
+  for (std::uint64_t seen = 0;
+       seen <= from.max_entries && bpf_map_get_next_key(from_fd, prev, next.data()) == 0; ++seen) {
     key.swap(next);
     prev = key.data();
     if (bpf_map_lookup_elem(from_fd, key.data(), value.data()) != 0) continue;  // gone meanwhile
-    if (bpf_map_update_elem(to_fd, key.data(), value.data(), BPF_NOEXIST) == 0) ++copied;
-    else if (errno != EEXIST) break;
+    if (bpf_map_update_elem(to_fd, key.data(), value.data(), BPF_NOEXIST) == 0)
+      ++copied;
+    else if (errno != EEXIST)
+      break;
   }
   return copied;
 }
@@ -63,9 +66,11 @@ std::string pin_map(int map_fd, const std::string& path) {
   std::error_code ec;
   if (!dir.empty()) fs::create_directories(dir, ec);
   struct statfs sfs {};
-  if (::statfs(dir.empty() ? "." : dir.c_str(), &sfs) != 0) return dir.string() + ": " + std::strerror(errno);
+  if (::statfs(dir.empty() ? "." : dir.c_str(), &sfs) != 0)
+    return dir.string() + ": " + std::strerror(errno);
   if (sfs.f_type != BPF_FS_MAGIC)
-    return dir.string() + " is not in a BPF file system (mount -t bpf bpf " + dir.parent_path().string() + ")";
+    return dir.string() + " is not in a BPF file system (mount -t bpf bpf " +
+           dir.parent_path().string() + ")";
   ::unlink(path.c_str());  // a pin is replaced, not added to
   if (bpf_obj_pin(map_fd, path.c_str()) != 0) return path + ": " + std::strerror(errno);
   return {};

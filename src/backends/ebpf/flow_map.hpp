@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The marker's flow map (flowd_flow_labels, BPF_MAP_TYPE_LRU_HASH) seen from user space: counting its
-// entries, carrying them from one instance of the map to the next, and pinning it in a BPF file system
-// so that a restarted flowd keeps marking the flows it marked before (issue 13).
+// The marker's flow map (flowd_flow_labels, BPF_MAP_TYPE_LRU_HASH) seen from user space: counting
+// its entries, carrying them from one instance of the map to the next, and pinning it in a BPF file
+// system so that a restarted flowd keeps marking the flows it marked before (issue 13).
 #pragma once
 
 #include <cstdint>
@@ -24,19 +24,21 @@ struct MapShape {
 MapShape map_shape(int map_fd);
 
 // Entries in the map, walked with BPF_MAP_GET_NEXT_KEY (one system call per entry; at the default
-// 100,000 entries a few tens of milliseconds). The kernel's LRU evicts without telling user space, so
-// counting is the only exact figure.
+// 100,000 entries a few tens of milliseconds). The kernel's LRU evicts without telling user space,
+// so counting is the only exact figure.
 std::uint64_t count_entries(int map_fd);
 
 // Copies every entry of `from` into `to` (same key and value sizes); stops when `to` refuses one
 // (full). Returns the entries copied.
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size);
+std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size,
+                           std::uint32_t value_size);
 
 // The map pinned at `path`, or an empty UniqueFd when nothing is pinned there (or it is not a map).
 UniqueFd open_pinned_map(const std::string& path);
 
-// Pins `map_fd` at `path`, replacing what is pinned there and creating the parent directory. Returns
-// an empty string, or why it failed (for example: the directory is not in a BPF file system).
+// Pins `map_fd` at `path`, replacing what is pinned there and creating the parent directory.
+// Returns an empty string, or why it failed (for example: the directory is not in a BPF file
+// system).
 std::string pin_map(int map_fd, const std::string& path);
 
 }  // namespace flowd::ebpf

@@ -19,8 +19,8 @@
 namespace flowd::ebpf {
 namespace {
 
-// Filters on one side of the interface's clsact qdisc (RTM_GETTFILTER dump, as `tc filter show dev X
-// egress` does); -1 when the kernel could not be asked.
+// Filters on one side of the interface's clsact qdisc (RTM_GETTFILTER dump, as `tc filter show dev
+// X egress` does); -1 when the kernel could not be asked.
 int filters_on(int ifindex, unsigned side) {
   mnl_socket* nl = mnl_socket_open(NETLINK_ROUTE);
   if (!nl) return -1;
@@ -34,7 +34,8 @@ int filters_on(int ifindex, unsigned side) {
   tcm->tcm_ifindex = ifindex;
   tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, side);
   int count = 0;
-  bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 && mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
+  bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 &&
+            mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
   while (ok) {
     ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
     if (n <= 0) {
@@ -59,32 +60,35 @@ int filters_on(int ifindex, unsigned side) {
 
 TcAttachment::TcAttachment(const std::string& interface, int prog_fd) : interface_(interface) {
   ifindex_ = static_cast<int>(if_nametoindex(interface.c_str()));
-  if (ifindex_ == 0) throw std::runtime_error("[backend.ebpf] interfaces: no interface named '" + interface + "'");
+  if (ifindex_ == 0)
+    throw std::runtime_error("[backend.ebpf] interfaces: no interface named '" + interface + "'");
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
   int rc = bpf_tc_hook_create(&hook);
   if (rc == 0) {
     created_qdisc_ = true;
   } else if (rc != -EEXIST) {
-    throw std::runtime_error("cannot create the clsact qdisc on " + interface + ": " + std::strerror(-rc));
+    throw std::runtime_error("cannot create the clsact qdisc on " + interface + ": " +
+                             std::strerror(-rc));
   } else {
     // flowd's own filter already there: a flowd that was killed left it, and most likely the clsact
     // it created for it. That one goes at stop too, if nothing else uses it by then.
     LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
     replaced_stale_ = bpf_tc_query(&hook, &query) == 0;
   }
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kFilterHandle,
-              .priority = kFilterPriority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
+              .handle = kFilterHandle, .priority = kFilterPriority);
   rc = bpf_tc_attach(&hook, &opts);
   if (rc != 0) {
     if (created_qdisc_) {
       hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
       bpf_tc_hook_destroy(&hook);
     }
-    throw std::runtime_error("cannot attach the marker to " + interface + " egress: " + std::strerror(-rc));
+    throw std::runtime_error("cannot attach the marker to " + interface +
+                             " egress: " + std::strerror(-rc));
   }
   get_logger("backend.ebpf")
-      ->info("marker attached to {} egress (filter handle 0x{:x} prio 0x{:x}{})", interface, kFilterHandle,
-             kFilterPriority,
+      ->info("marker attached to {} egress (filter handle 0x{:x} prio 0x{:x}{})", interface,
+             kFilterHandle, kFilterPriority,
              created_qdisc_    ? ", clsact created"
              : replaced_stale_ ? ", replacing the filter of a flowd that did not stop cleanly"
                                : ", existing clsact");
@@ -98,10 +102,12 @@ TcAttachment::~TcAttachment() {
   if (rc != 0 && rc != -ENOENT && rc != -ENODEV)
     log->warn("cannot detach the marker from {}: {}", interface_, std::strerror(-rc));
   // Only a clsact qdisc that flowd created (this process, or a killed one whose filter it replaced)
-  // goes away with it, and only when no other filter sits on it: removing the qdisc removes them all.
+  // goes away with it, and only when no other filter sits on it: removing the qdisc removes them
+  // all.
   bool removed = false;
   if (created_qdisc_ || replaced_stale_) {
-    int others = -1, ingress = filters_on(ifindex_, TC_H_MIN_INGRESS), egress = filters_on(ifindex_, TC_H_MIN_EGRESS);
+    int others = -1, ingress = filters_on(ifindex_, TC_H_MIN_INGRESS),
+        egress = filters_on(ifindex_, TC_H_MIN_EGRESS);
     if (ingress >= 0 && egress >= 0) others = ingress + egress;
     if (others == 0) {
       hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
@@ -119,7 +125,8 @@ std::vector<std::string> interfaces_with_global_ipv6() {
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* a = list; a; a = a->ifa_next) {
-    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET6 || (a->ifa_flags & IFF_LOOPBACK)) continue;
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET6 || (a->ifa_flags & IFF_LOOPBACK))
+      continue;
     const auto* s6 = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
     if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr)) continue;
     if (std::find(out.begin(), out.end(), a->ifa_name) == out.end()) out.emplace_back(a->ifa_name);

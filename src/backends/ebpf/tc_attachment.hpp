@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One interface's clsact egress hook with flowd's filter on it. Only the filter flowd attached is
-// removed at stop, and the clsact qdisc only if flowd created it (this process, or a killed flowd whose
-// filter it replaced) and no other filter uses it.
+// removed at stop, and the clsact qdisc only if flowd created it (this process, or a killed flowd
+// whose filter it replaced) and no other filter uses it.
 #pragma once
 
 #include <string>

@@ -16,8 +16,8 @@
 #include <string>
 
 #include "common/flow_table.hpp"
-#include "flowd/log.hpp"
 #include "flowd/flow_id.hpp"
+#include "flowd/log.hpp"
 #include "netlink/sock_diag.hpp"
 
 namespace prometheus {

@@ -76,7 +76,8 @@ class PrometheusBackend final : public Backend {
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(ep->to_string(), 2);
     } catch (const std::exception& e) {
-      throw std::runtime_error("cannot listen on " + ep->to_string() + " for /metrics: " + e.what());
+      throw std::runtime_error("cannot listen on " + ep->to_string() +
+                               " for /metrics: " + e.what());
     }
     // The Exposer keeps only a weak_ptr: the alias must live as long as the Exposer does.
     registry_alias_ = std::shared_ptr<MetricsHub>(&ctx_.hub, [](auto*) {});
@@ -99,14 +100,13 @@ class PrometheusBackend final : public Backend {
       const PairSeries& pair = pair_series(flow);
       if (series) flow_metrics_->start(flow, pair.names);
       // A full table forgets its oldest flow, which no longer counts as active.
-      const bool fresh =
-          flows
-              .emplace(key, pair.gauge,
-                       [&](const FlowKey&, prometheus::Gauge* old) {
-                         old->Decrement();
-                         overflow_by_origin_[o]->Increment();
-                       })
-              .second;
+      const bool fresh = flows
+                             .emplace(key, pair.gauge,
+                                      [&](const FlowKey&, prometheus::Gauge* old) {
+                                        old->Decrement();
+                                        overflow_by_origin_[o]->Increment();
+                                      })
+                             .second;
       if (fresh) pair.gauge->Increment();
     } else if (flow.state == FlowState::kEnd) {
       if (series) flow_metrics_->end(flow);

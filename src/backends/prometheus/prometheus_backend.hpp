@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// prometheus: serves /metrics (flowd_* self-metrics of every component, active flows by experiment).
+// prometheus: serves /metrics (flowd_* self-metrics of every component, active flows by
+// experiment).
 #pragma once
 
 #include "flowd/component.hpp"

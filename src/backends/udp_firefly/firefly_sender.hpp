@@ -20,8 +20,8 @@
 #include "common/net/endpoint.hpp"
 #include "common/net/socket_address.hpp"
 #include "common/unique_fd.hpp"
-#include "flowd/log.hpp"
 #include "flowd/flow_id.hpp"
+#include "flowd/log.hpp"
 
 namespace prometheus {
 class Counter;

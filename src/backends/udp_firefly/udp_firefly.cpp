@@ -19,9 +19,9 @@
 #include "backends/udp_firefly/tcp_enrichment.hpp"
 #include "backends/udp_firefly/udp_firefly_config.hpp"
 #include "common/net/endpoint.hpp"
-#include "flowd/log.hpp"
 #include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd::udp_firefly {
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// udp_firefly: one UDP "firefly" per flow event to the flow's destination (and a copy to a collector).
+// udp_firefly: one UDP "firefly" per flow event to the flow's destination (and a copy to a
+// collector).
 #pragma once
 
 #include "flowd/component.hpp"

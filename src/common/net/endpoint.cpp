@@ -10,15 +10,16 @@ namespace {
 std::optional<std::uint16_t> parse_port(std::string_view s) {
   unsigned v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) return std::nullopt;
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535)
+    return std::nullopt;
   return static_cast<std::uint16_t>(v);
 }
 
 bool valid_host(std::string_view h) {
   if (h.empty() || h.size() > 253) return false;
   for (char c : h)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_' ||
-          c == '%'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+          c == '_' || c == '%'))
       return false;
   return true;
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// host[:port] as written in config files: "127.0.0.1:9000", "[::1]:9000", "::1", "collector.example".
+// host[:port] as written in config files: "127.0.0.1:9000", "[::1]:9000", "::1",
+// "collector.example".
 #pragma once
 
 #include <cstdint>

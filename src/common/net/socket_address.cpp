@@ -30,15 +30,18 @@ IpAddress SocketAddress::address() const {
 }
 
 std::uint16_t SocketAddress::port() const {
-  if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
-  if (storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  if (storage.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  if (storage.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
   return 0;
 }
 
 std::string SocketAddress::to_string() const {
   IpAddress a = address();
   if (a.family == 0) return "(no address)";
-  // Appended piece by piece: GCC 12's -Wrestrict misfires on operator+ chains of temporaries at -O3.
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on operator+ chains of temporaries at
+  // -O3.
   std::string out;
   if (a.family == AF_INET6) out += '[';
   out += a.to_string();
@@ -73,16 +76,21 @@ SocketAddress SocketAddress::of(const sockaddr_storage& ss, socklen_t length) {
   return s;
 }
 
-std::vector<SocketAddress> resolve(const std::string& host, std::uint16_t port, const ResolveOptions& options) {
+std::vector<SocketAddress> resolve(const std::string& host, std::uint16_t port,
+                                   const ResolveOptions& options) {
   addrinfo hints{};
   hints.ai_family = options.family;
   hints.ai_socktype = options.socktype;
-  hints.ai_flags = AI_NUMERICSERV | (options.passive ? AI_PASSIVE : 0) | (options.numeric_host ? AI_NUMERICHOST : 0);
+  hints.ai_flags = AI_NUMERICSERV | (options.passive ? AI_PASSIVE : 0) |
+                   (options.numeric_host ? AI_NUMERICHOST : 0);
   addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
-  const std::string where =
-      (host.find(':') != std::string::npos ? "[" + host + "]" : host.empty() ? "*" : host) + ":" + service;
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res); rc != 0)
+  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]"
+                             : host.empty()                      ? "*"
+                                                                 : host) +
+                            ":" + service;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+      rc != 0)
     throw std::runtime_error("cannot resolve " + where + ": " + ::gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(res, ::freeaddrinfo);
   std::vector<SocketAddress> out;

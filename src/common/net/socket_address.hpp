@@ -13,7 +13,8 @@
 
 namespace flowd::net {
 
-// A sockaddr_in or sockaddr_in6 with its length, as bind(), connect(), sendto() and recvfrom() use it.
+// A sockaddr_in or sockaddr_in6 with its length, as bind(), connect(), sendto() and recvfrom() use
+// it.
 struct SocketAddress {
   sockaddr_storage storage{};
   socklen_t length = 0;
@@ -22,9 +23,10 @@ struct SocketAddress {
   sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
   int family() const { return storage.ss_family; }
   // The address; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 §2.5.5.2, what a dual-stack
-  // "::" socket reports for IPv4 peers) comes back as IPv4. An unset or non-IP family gives family 0.
+  // "::" socket reports for IPv4 peers) comes back as IPv4. An unset or non-IP family gives family
+  // 0.
   IpAddress address() const;
-  std::uint16_t port() const;  // host order; 0 for a non-IP family
+  std::uint16_t port() const;     // host order; 0 for a non-IP family
   std::string to_string() const;  // "192.0.2.1:2055", "[2001:db8::1]:2055"
 
   static SocketAddress of(const IpAddress& address, std::uint16_t port);
@@ -39,8 +41,9 @@ struct ResolveOptions {
   int family = 0;             // AF_UNSPEC, AF_INET or AF_INET6
 };
 
-// getaddrinfo(3) on host and port. Throws std::runtime_error("cannot resolve <host:port>: <reason>")
-// when the name does not resolve; the result is never empty.
-std::vector<SocketAddress> resolve(const std::string& host, std::uint16_t port, const ResolveOptions& options = {});
+// getaddrinfo(3) on host and port. Throws std::runtime_error("cannot resolve <host:port>:
+// <reason>") when the name does not resolve; the result is never empty.
+std::vector<SocketAddress> resolve(const std::string& host, std::uint16_t port,
+                                   const ResolveOptions& options = {});
 
 }  // namespace flowd::net

@@ -10,9 +10,9 @@
 
 #include "common/net/prefix.hpp"
 #include "common/net/udp_listener.hpp"
-#include "flowd/log.hpp"
 #include "firefly/firefly_parser.hpp"
 #include "flowd/heartbeat.hpp"
+#include "flowd/log.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::firefly {
@@ -105,7 +105,8 @@ class FireflyPlugin final : public Plugin {
     for (int round = 0; round < 64; ++round) {
       // The whole recvmmsg() batch goes to the bus in one hand-over.
       flows_.clear();
-      const std::size_t n = batch_->receive(socket_.fd(), [&](const net::Datagram& d) { handle(d); });
+      const std::size_t n =
+          batch_->receive(socket_.fd(), [&](const net::Datagram& d) { handle(d); });
       if (n == 0) return;
       received_->Increment(static_cast<double>(n));
       out.publish(flows_);
@@ -121,11 +122,13 @@ class FireflyPlugin final : public Plugin {
       return;
     }
     if (d.truncated()) {
-      reject(RejectReason::kOversized, sender, port, d.length, fmt::format("more than {} bytes", max_size_));
+      reject(RejectReason::kOversized, sender, port, d.length,
+             fmt::format("more than {} bytes", max_size_));
       return;
     }
-    auto r = parse_firefly(std::string_view(reinterpret_cast<const char*>(d.payload.data()), d.payload.size()),
-                           max_size_);
+    auto r = parse_firefly(
+        std::string_view(reinterpret_cast<const char*>(d.payload.data()), d.payload.size()),
+        max_size_);
     if (!r.ok) {
       reject(r.reason, sender, port, d.length, r.detail);
       return;

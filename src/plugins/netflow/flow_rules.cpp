@@ -6,7 +6,8 @@
 
 namespace flowd::netflow {
 
-std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg, std::string& error) {
+std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg,
+                                   std::string& error) {
   std::istringstream in(text);
   std::string where, exp, act, extra;
   if (!(in >> where >> exp >> act) || (in >> extra)) {

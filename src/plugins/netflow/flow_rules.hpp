@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tags for exported flows that carry no Scitags flow label: `PREFIX[:PORT] EXPERIMENT ACTIVITY` rules.
+// Tags for exported flows that carry no Scitags flow label: `PREFIX[:PORT] EXPERIMENT ACTIVITY`
+// rules.
 #pragma once
 
 #include <optional>
@@ -19,8 +20,10 @@ struct FlowRule {
 };
 
 // Parses one rule; nullopt and `error` set when it is malformed or names are unknown.
-std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg, std::string& error);
-// The first rule matching either end of the flow (address in prefix, and port on that end if given).
+std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistry& reg,
+                                   std::string& error);
+// The first rule matching either end of the flow (address in prefix, and port on that end if
+// given).
 const FlowRule* match_rule(const std::vector<FlowRule>& rules, const FlowID& flow);
 
 }  // namespace flowd::netflow

@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/net/prefix.hpp"
 #include "flowd/flow_id.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd/scitags_registry.hpp"
-#include "common/net/prefix.hpp"
 
 namespace flowd::netflow {
 

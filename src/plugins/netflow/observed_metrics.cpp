@@ -121,8 +121,10 @@ void VolumeBatch::scan(const collector::FlowRecord& rec, double& bytes, double& 
   packets = 0;
   for (const auto& f : rec.fields) {
     if (f.pen != 0 || f.value.kind != collector::ValueKind::kUnsigned) continue;
-    if (f.id == collector::ie::kOctetDeltaCount || f.id == collector::ie::kOctetTotalCount) bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);
-    if (f.id == collector::ie::kPacketDeltaCount || f.id == collector::ie::kPacketTotalCount) packets = packets > 0 ? packets : static_cast<double>(f.value.u);
+    if (f.id == collector::ie::kOctetDeltaCount || f.id == collector::ie::kOctetTotalCount)
+      bytes = bytes > 0 ? bytes : static_cast<double>(f.value.u);
+    if (f.id == collector::ie::kPacketDeltaCount || f.id == collector::ie::kPacketTotalCount)
+      packets = packets > 0 ? packets : static_cast<double>(f.value.u);
   }
 }
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The named pipe (FIFO) np_api reads, opened so that a local user who can write its directory cannot
-// turn flowd against another file (issue 13): nothing is done by path that could follow a symbolic
-// link; the pipe is opened with O_NOFOLLOW, proven with fstat() to be a FIFO flowd's user owns, and
-// its mode and group are set on the descriptor.
+// The named pipe (FIFO) np_api reads, opened so that a local user who can write its directory
+// cannot turn flowd against another file (issue 13): nothing is done by path that could follow a
+// symbolic link; the pipe is opened with O_NOFOLLOW, proven with fstat() to be a FIFO flowd's user
+// owns, and its mode and group are set on the descriptor.
 #pragma once
 
 #include <sys/types.h>
@@ -34,9 +34,11 @@ struct OpenPipe {
 // Opens spec.path for reading, creating the FIFO (and its directory) when the path does not exist.
 // What it finds at the path:
 //   - a FIFO flowd's effective user owns: reused;
-//   - a FIFO another user owns: refused (another user could read or fill it; flowd says what to remove);
+//   - a FIFO another user owns: refused (another user could read or fill it; flowd says what to
+//   remove);
 //   - a symbolic link, a directory, a device or a socket: refused;
-//   - a regular file: a writer's `echo … > path` while no pipe was there leaves one. When it is provably
+//   - a regular file: a writer's `echo … > path` while no pipe was there leaves one. When it is
+//   provably
 //     such a leftover (one link, at most 1 MiB, nothing but np_api lines) it is moved to
 //     `<path>.leftover` and a new pipe made, with a warning naming the number of lines it held;
 //     anything else is refused.
@@ -48,10 +50,12 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log);
 // std::system_error when the group cannot be set; a mode that cannot be set is logged.
 void apply_mode_and_group(int fd, const PipeSpec& spec, spdlog::logger& log);
 
-// True when `path` is still the pipe (dev, ino) — lstat(), so a link put in its place is not followed.
+// True when `path` is still the pipe (dev, ino) — lstat(), so a link put in its place is not
+// followed.
 bool path_names(const std::string& path, dev_t dev, ino_t ino);
 
-// The group named by `text` (a name or a number). Throws std::runtime_error when no such group exists.
+// The group named by `text` (a name or a number). Throws std::runtime_error when no such group
+// exists.
 gid_t resolve_group(const std::string& text);
 
 }  // namespace flowd::np_api

@@ -13,10 +13,10 @@
 #include <optional>
 #include <system_error>
 
-#include "flowd/log.hpp"
 #include "flowd/heartbeat.hpp"
-#include "flowd/stop_fd.hpp"
+#include "flowd/log.hpp"
 #include "flowd/reload_shelf.hpp"
+#include "flowd/stop_fd.hpp"
 #include "plugins/np_api/named_pipe.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
@@ -80,7 +80,8 @@ class NpApi final : public Plugin {
   void start() override {
     PipeSpec spec{path_, mode_, group_};
     if (ctx_.shelf) {
-      // A reload restarted np_api: the previous instance left its pipe open (flowd/reload_shelf.hpp).
+      // A reload restarted np_api: the previous instance left its pipe open
+      // (flowd/reload_shelf.hpp).
       if (auto item = ctx_.shelf->take(shelf_key())) {
         auto* parked = dynamic_cast<ParkedPipe*>(item.get());
         if (parked && path_names(path_, parked->dev, parked->ino)) {
@@ -90,7 +91,8 @@ class NpApi final : public Plugin {
           carried_partial_ = std::move(parked->partial);
           parked->path.clear();  // ours now: its destructor must not remove the pipe
           apply_mode_and_group(fd_.get(), spec, *log_);
-          log_->info("listening on named pipe {} (mode {:04o}), kept open across the reload", path_, mode_);
+          log_->info("listening on named pipe {} (mode {:04o}), kept open across the reload", path_,
+                     mode_);
           return;
         }
       }  // a parked pipe no longer at the path is closed here
@@ -105,10 +107,12 @@ class NpApi final : public Plugin {
   void run(std::stop_token stop, Publisher& out) override {
     StopFd stopfd(stop);
     LineAssembler lines(max_line_);
-    lines.feed(carried_partial_, [](std::string_view, bool) {});  // no newline in it: it stays partial
+    lines.feed(carried_partial_,
+               [](std::string_view, bool) {});  // no newline in it: it stays partial
     carried_partial_.clear();
     std::chrono::steady_clock::time_point partial_since =
-        lines.has_partial() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+        lines.has_partial() ? std::chrono::steady_clock::now()
+                            : std::chrono::steady_clock::time_point{};
     while (!stop.stop_requested()) {
       int timeout = -1;
       if (lines.has_partial()) {
@@ -145,7 +149,8 @@ class NpApi final : public Plugin {
     // Lines already in the pipe were written before the stop: read them rather than throw them away
     // (issue 13). Bounded, because flowd holding the pipe open means a busy writer never runs dry.
     int capacity = ::fcntl(fd_.get(), F_GETPIPE_SZ);
-    std::size_t drained = read_available(lines, out, 2 * static_cast<std::size_t>(std::max(capacity, 65536)));
+    std::size_t drained =
+        read_available(lines, out, 2 * static_cast<std::size_t>(std::max(capacity, 65536)));
     if (drained) log_->info("read {} byte(s) left in {} at stop", drained, path_);
     if (lines.overflowed()) {
       lines.drop_partial();
@@ -157,25 +162,32 @@ class NpApi final : public Plugin {
 
   void stop() override {
     if (!fd_) return;
-    auto parked = std::make_unique<ParkedPipe>(std::move(fd_), path_, dev_, ino_, std::move(carried_partial_), log_);
-    // The runtime destroys what no successor takes (the daemon stops, or np_api left the configuration);
-    // without a shelf (unit tests) it is destroyed, i.e. removed, right here.
+    auto parked = std::make_unique<ParkedPipe>(std::move(fd_), path_, dev_, ino_,
+                                               std::move(carried_partial_), log_);
+    // The runtime destroys what no successor takes (the daemon stops, or np_api left the
+    // configuration); without a shelf (unit tests) it is destroyed, i.e. removed, right here.
     if (ctx_.shelf) ctx_.shelf->put(shelf_key(), std::move(parked));
   }
 
  private:
   static constexpr std::size_t kReadBufferBytes = 65536;
 
-  // The pipe between an instance stopped by a reload and its successor. Destroyed untaken, it closes
-  // the pipe and removes it if the path still names it (not one a new instance made).
+  // The pipe between an instance stopped by a reload and its successor. Destroyed untaken, it
+  // closes the pipe and removes it if the path still names it (not one a new instance made).
   struct ParkedPipe final : ShelfItem {
     ParkedPipe(UniqueFd f, std::string p, dev_t d, ino_t i, std::string partial_line,
                std::shared_ptr<spdlog::logger> l)
-        : fd(std::move(f)), path(std::move(p)), dev(d), ino(i), partial(std::move(partial_line)), log(std::move(l)) {}
+        : fd(std::move(f)),
+          path(std::move(p)),
+          dev(d),
+          ino(i),
+          partial(std::move(partial_line)),
+          log(std::move(l)) {}
     ~ParkedPipe() override {
       if (path.empty()) return;
       if (!partial.empty())
-        log->warn("{}: dropped a partial line of {} byte(s) without its newline at stop", path, partial.size());
+        log->warn("{}: dropped a partial line of {} byte(s) without its newline at stop", path,
+                  partial.size());
       fd.reset();
       if (path_names(path, dev, ino)) {
         ::unlink(path.c_str());
@@ -208,7 +220,9 @@ class NpApi final : public Plugin {
       total += static_cast<std::size_t>(got);
       flows_.clear();
       lines.feed(std::string_view(buf_.data(), static_cast<std::size_t>(got)),
-                 [&](std::string_view line, bool overflowed) { handle_line(line, overflowed, *registry, now); });
+                 [&](std::string_view line, bool overflowed) {
+                   handle_line(line, overflowed, *registry, now);
+                 });
       // All the lines of one read() go to the bus in one hand-over.
       out.publish(flows_);
       if (static_cast<std::size_t>(got) < buf_.size()) break;
@@ -271,7 +285,8 @@ class NpApi final : public Plugin {
   std::chrono::milliseconds partial_timeout_;
   std::shared_ptr<spdlog::logger> log_;
   UniqueFd fd_;
-  std::string carried_partial_;  // a line without its newline yet, from the previous instance or for the next
+  std::string carried_partial_;  // a line without its newline yet, from the previous instance or
+                                 // for the next
   std::array<char, kReadBufferBytes> buf_{};
   dev_t dev_ = 0;
   ino_t ino_ = 0;

@@ -40,8 +40,9 @@ struct LineResult {
 // `now` stamps start_time (start) or end_time (end).
 LineResult parse_pipe_line(std::string_view line, const ScitagsRegistry& registry, TimePoint now);
 
-// True when `line` has the np_api line's shape (printable ASCII, 8 fields, the first a state), whether
-// or not its names are registered: how a file of lines a writer left at the pipe's path is recognised.
+// True when `line` has the np_api line's shape (printable ASCII, 8 fields, the first a state),
+// whether or not its names are registered: how a file of lines a writer left at the pipe's path is
+// recognised.
 bool has_pipe_line_syntax(std::string_view line);
 
 // A line that failed may be the tail of a partial line from a writer that went away, glued to a
@@ -69,7 +70,8 @@ class LineAssembler {
   }
   bool has_partial() const { return !buf_.empty() || overflowed_; }
   bool overflowed() const { return overflowed_; }
-  // Hands the partial line over (to the instance that replaces this one at a reload) and forgets it.
+  // Hands the partial line over (to the instance that replaces this one at a reload) and forgets
+  // it.
   std::string take_partial() {
     overflowed_ = false;
     return std::exchange(buf_, {});

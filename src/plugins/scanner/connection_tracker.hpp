@@ -48,11 +48,11 @@ class ConnectionTracker {
   enum class Status : std::uint8_t { kPending, kStarted, kEnded, kIgnored, kAdopted };
   enum class Slot : std::uint8_t { kEmpty, kUsed, kDeleted };
   // One open-addressing slot: every poll looks up every connection of the host, so the table is
-  // flat (one cache miss per lookup) instead of node-based. Not a FlowTable (common/flow_table.hpp),
-  // deliberately: this table mirrors the kernel's socket list, which bounds it, and each finish()
-  // drops what the last scan did not list. No overflow policy fits a mirror: evicting an entry would
-  // make the next scan take a known connection for a new one (a second start), and refusing one
-  // would lose its end.
+  // flat (one cache miss per lookup) instead of node-based. Not a FlowTable
+  // (common/flow_table.hpp), deliberately: this table mirrors the kernel's socket list, which
+  // bounds it, and each finish() drops what the last scan did not list. No overflow policy fits a
+  // mirror: evicting an entry would make the next scan take a known connection for a new one (a
+  // second start), and refusing one would lose its end.
   struct Tracked {
     FlowKey key;
     std::uint32_t generation = 0;

@@ -11,8 +11,8 @@
 #include <charconv>
 #include <sstream>
 
-#include "flowd/log.hpp"
 #include "flowd/heartbeat.hpp"
+#include "flowd/log.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::scanner {
