@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace flowd {
 
@@ -37,5 +38,20 @@ class LogLimiter {
   std::chrono::steady_clock::time_point last_refill_{};
   std::uint64_t held_ = 0;
 };
+
+// Logs one warning about bad input through `limiter`: nothing while the limiter holds lines back,
+// else the message, with " (N more not logged)" when N lines were held back since the last one.
+// The one way a component reports input it refuses (the per-reason count is ReasonCounters').
+template <typename... Args>
+void limited_warn(spdlog::logger& log, LogLimiter& limiter, fmt::format_string<Args...> format,
+                  Args&&... args) {
+  std::uint64_t held = 0;
+  if (!limiter.allow(held)) return;
+  if (held == 0) {
+    log.warn(format, std::forward<Args>(args)...);
+    return;
+  }
+  log.warn("{} ({} more not logged)", fmt::format(format, std::forward<Args>(args)...), held);
+}
 
 }  // namespace flowd

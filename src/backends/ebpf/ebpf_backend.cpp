@@ -296,15 +296,11 @@ class EbpfBackend final : public Backend {
       // would mark the flow with somebody else's experiment.
       if (flow.experiment > 511 || flow.activity > 63) {
         unlabelable_.Increment();
-        std::uint64_t held = 0;
-        if (limiter_.allow(held))
-          log_->warn(
-              "not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the flow "
-              "label (0..511 / "
-              "0..63){}",
-              flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port,
-              flow.experiment, flow.activity,
-              held ? fmt::format(" ({} more not logged)", held) : "");
+        limited_warn(*log_, limiter_,
+                     "not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the "
+                     "flow label (0..511 / 0..63)",
+                     flow.src.to_string(), flow.src_port, flow.dst.to_string(), flow.dst_port,
+                     flow.experiment, flow.activity);
         return;
       }
       std::uint32_t label = make_label(flow.experiment, flow.activity, random_label_entropy());
@@ -352,10 +348,8 @@ class EbpfBackend final : public Backend {
 
   void refused(const char* what, int err, const FlowID& flow) {
     update_errors_.Increment();
-    std::uint64_t held = 0;
-    if (limiter_.allow(held))
-      log_->warn("flow map {} refused for [{}]:{}: {}{}", what, flow.dst.to_string(), flow.dst_port,
-                 std::strerror(err), held ? fmt::format(" ({} more not logged)", held) : "");
+    limited_warn(*log_, limiter_, "flow map {} refused for [{}]:{}: {}", what, flow.dst.to_string(),
+                 flow.dst_port, std::strerror(err));
   }
 
   void release() {

@@ -54,9 +54,7 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
   try {
     if (!diag_) diag_.emplace();
   } catch (const std::exception& e) {
-    std::uint64_t held = 0;
-    if (limiter_.allow(held))
-      get_logger("backend.prometheus")->warn("per-flow metrics: {}", e.what());
+    limited_warn(*get_logger("backend.prometheus"), limiter_, "per-flow metrics: {}", e.what());
     return {};
   }
   netlink::DumpRequest req;
@@ -93,11 +91,7 @@ std::vector<prometheus::MetricFamily> FlowMetrics::Collect() const {
         info.metric.push_back(std::move(m));
       },
       error);
-  std::uint64_t held = 0;
-  if (!ok && limiter_.allow(held))
-    get_logger("backend.prometheus")
-        ->warn("per-flow metrics: {}{}", error,
-               held ? fmt::format(" ({} more not logged)", held) : "");
+  if (!ok) limited_warn(*get_logger("backend.prometheus"), limiter_, "per-flow metrics: {}", error);
   std::erase_if(fams, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
   return fams;
 }

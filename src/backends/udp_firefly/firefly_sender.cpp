@@ -98,10 +98,7 @@ void FireflySender::send_family(int family) {
       // The datagram at `done` failed; count it and go on with the rest.
       const int err = fd < 0 ? EAFNOSUPPORT : errno;
       (which_[done]->collector ? counters_.errors_collector : counters_.errors_flow)->Increment();
-      std::uint64_t held = 0;
-      if (limiter_.allow(held))
-        log_->warn("sending a firefly failed: {}{}", std::strerror(err),
-                   held ? fmt::format(" ({} more send errors not logged)", held) : "");
+      limited_warn(*log_, limiter_, "sending a firefly failed: {}", std::strerror(err));
       ++done;
       continue;
     }

@@ -13,6 +13,7 @@
 #include "firefly/firefly_parser.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reason_counters.hpp"
 #include "flowd/stop_fd.hpp"
 
 namespace flowd::firefly {
@@ -48,7 +49,9 @@ class FireflyPlugin final : public Plugin {
         port_(static_cast<std::uint16_t>(cfg.get_int("port"))),
         max_size_(static_cast<std::size_t>(cfg.get_int("max_size"))),
         rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
-        log_(get_logger("plugin.firefly")) {
+        log_(get_logger("plugin.firefly")),
+        rejected_(ctx.metrics, "flowd_firefly_rejected_total",
+                  "Datagrams the firefly listener dropped, by reason") {
     for (const auto& text : cfg.get_list("allow")) {
       auto n = net::parse_prefix(text);
       if (!n)
@@ -61,13 +64,6 @@ class FireflyPlugin final : public Plugin {
                      .Help("Datagrams received by the firefly listener, accepted or not")
                      .Register(ctx.metrics)
                      .Add({});
-    auto& rejected = prometheus::BuildCounter()
-                         .Name("flowd_firefly_rejected_total")
-                         .Help("Datagrams the firefly listener dropped, by reason")
-                         .Register(ctx.metrics);
-    for (std::size_t i = 0; i < kRejectReasonCount; ++i)
-      rejected_[i] =
-          &rejected.Add({{"reason", std::string(to_string(static_cast<RejectReason>(i)))}});
   }
 
   ~FireflyPlugin() override { close_fd(); }
@@ -146,12 +142,9 @@ class FireflyPlugin final : public Plugin {
 
   void reject(RejectReason reason, const IpAddress& sender, std::uint16_t port, std::size_t len,
               const std::string& detail) {
-    rejected_[static_cast<std::size_t>(reason)]->Increment();
-    std::uint64_t held = 0;
-    if (limiter_.allow(held))
-      log_->warn("firefly from {} port {} ({} bytes) dropped: {}: {}{}", sender.to_string(), port,
-                 len, to_string(reason), detail,
-                 held ? fmt::format(" ({} more not logged)", held) : "");
+    rejected_.add(reason);
+    limited_warn(*log_, limiter_, "firefly from {} port {} ({} bytes) dropped: {}: {}",
+                 sender.to_string(), port, len, to_string(reason), detail);
   }
 
   void close_fd() { socket_.close(); }
@@ -166,7 +159,7 @@ class FireflyPlugin final : public Plugin {
   net::UdpListener socket_;
   std::optional<net::DatagramBatch> batch_;  // allocated once, on the receive thread
   prometheus::Counter* received_;
-  std::array<prometheus::Counter*, kRejectReasonCount> rejected_{};
+  ReasonCounters<RejectReason, kRejectReasonCount> rejected_;
   LogLimiter limiter_;
 };
 

@@ -99,10 +99,8 @@ class NetstatPlugin final : public scanner::ScannerPlugin {
       return;
     }
     bad_[static_cast<std::size_t>(err)]->Increment();
-    std::uint64_t held = 0;
-    if (limiter_.allow(held))
-      log_->warn("{}: cannot parse line ({}): '{}'{}", path, to_string(err), line.substr(0, 200),
-                 held ? fmt::format(" ({} more not logged)", held) : "");
+    limited_warn(*log_, limiter_, "{}: cannot parse line ({}): '{}'", path, to_string(err),
+                 line.substr(0, 200));
   }
 
   std::string dir_;

@@ -15,6 +15,7 @@
 
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reason_counters.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/np_api/named_pipe.hpp"
@@ -62,19 +63,14 @@ class NpApi final : public Plugin {
         group_(cfg.get("group").empty() ? std::nullopt : std::optional<gid_t>(group_of(cfg))),
         max_line_(static_cast<std::size_t>(cfg.get_int("max_line_length"))),
         partial_timeout_(cfg.get_int("partial_timeout_ms")),
-        log_(get_logger("plugin.np_api")) {
+        log_(get_logger("plugin.np_api")),
+        rejected_(ctx.metrics, "flowd_np_api_rejected_lines_total",
+                  "Lines from the np_api named pipe that were rejected, by reason") {
     auto& lines = prometheus::BuildCounter()
                       .Name("flowd_np_api_lines_total")
                       .Help("Lines read from the np_api named pipe, accepted or not")
                       .Register(ctx.metrics);
     lines_ = &lines.Add({});
-    auto& rejected = prometheus::BuildCounter()
-                         .Name("flowd_np_api_rejected_lines_total")
-                         .Help("Lines from the np_api named pipe that were rejected, by reason")
-                         .Register(ctx.metrics);
-    for (std::size_t i = 0; i < kRejectReasonCount; ++i)
-      rejected_[i] =
-          &rejected.Add({{"reason", std::string(to_string(static_cast<RejectReason>(i)))}});
   }
 
   void start() override {
@@ -262,9 +258,9 @@ class NpApi final : public Plugin {
   }
 
   void count_reject(RejectReason reason, std::string_view line, const std::string& detail) {
-    rejected_[static_cast<std::size_t>(reason)]->Increment();
+    rejected_.add(reason);
     std::uint64_t held = 0;
-    if (!limiter_.allow(held)) return;
+    if (!limiter_.allow(held)) return;  // the escaping below is done only for a line that is logged
     constexpr std::size_t kShow = 120;
     std::string shown;
     for (char c : line.substr(0, kShow)) {
@@ -284,6 +280,7 @@ class NpApi final : public Plugin {
   std::size_t max_line_;
   std::chrono::milliseconds partial_timeout_;
   std::shared_ptr<spdlog::logger> log_;
+  ReasonCounters<RejectReason, kRejectReasonCount> rejected_;
   UniqueFd fd_;
   std::string carried_partial_;  // a line without its newline yet, from the previous instance or
                                  // for the next
@@ -291,7 +288,6 @@ class NpApi final : public Plugin {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   prometheus::Counter* lines_;
-  std::array<prometheus::Counter*, kRejectReasonCount> rejected_{};
   LogLimiter limiter_;
 };
 
