@@ -9,6 +9,7 @@
 #include "app/components.hpp"
 #include "app/decode_cli.hpp"
 #include "app/label_cli.hpp"
+#include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
 
@@ -120,7 +121,12 @@ int main(int argc, char** argv) {
       auto c = flowd::load_config(config_path, components);
       for (const auto& w : c.warnings) std::cerr << "warning: " << w << "\n";
       if (print) std::cout << flowd::print_config(c);
-      if (check) std::cerr << config_path << ": configuration is valid\n";
+      if (check) {
+        std::string names = flowd::check_components(c);
+        std::cerr << config_path
+                  << ": configuration is valid (components built; registry names from " << names
+                  << ")\n";
+      }
       return 0;
     }
   } catch (const flowd::ConfigError& e) {

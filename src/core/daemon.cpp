@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "core/build_info.hpp"
+#include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/registry_loader.hpp"
 #include "core/runtime.hpp"
@@ -119,7 +120,7 @@ std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c, std::stop
 // stun_timeout_ms x stun_attempts per server and family). Meanwhile the signal loop keeps answering
 // SIGTERM and sending WATCHDOG=1; a stop cuts the network work short (Runtime::stopping).
 struct Reload {
-  enum class Outcome { kApplied, kRolledBack, kFatal, kAbandoned };
+  enum class Outcome { kApplied, kRefused, kRolledBack, kFatal, kAbandoned };
 
   Reload() : done_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (done_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -139,6 +140,12 @@ struct Reload {
       auto reg = fetch_registry(next, stop);
       if (stop.stop_requested()) {
         outcome = Outcome::kAbandoned;
+      } else if (std::string why; !components_accept(next, reg, why)) {
+        // Refused before anything stops: a value only a component checks (a rule's experiment, an
+        // allow list) must not cost the running components their state (templates, flows, marks).
+        error = why;
+        log->error("reload refused, still running the previous configuration: {}", why);
+        outcome = Outcome::kRefused;
       } else {
         registry.set(std::move(reg));
         try {
@@ -169,7 +176,21 @@ struct Reload {
 
   Config next;
   Outcome outcome = Outcome::kAbandoned;
-  std::string error;  // kRolledBack: why `next` did not start
+  std::string error;  // kRefused, kRolledBack: why `next` was not applied
+
+ private:
+  static bool components_accept(const Config& c, std::shared_ptr<const ScitagsRegistry> reg,
+                                std::string& why) {
+    try {
+      check_components(c, std::move(reg));
+      return true;
+    } catch (const ConfigError& e) {
+      why = e.what();
+      return false;
+    }
+  }
+
+ public:
   int done_fd;
   std::jthread thread;
 };
@@ -300,6 +321,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
         log->info("reloaded: {}", runtime.summary());
         sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
         break;
+      case Reload::Outcome::kRefused:
       case Reload::Outcome::kRolledBack:
         sd_notifyf(0, "READY=1\nSTATUS=reload failed (%s); %s", reload->error.c_str(),
                    runtime.summary().c_str());

@@ -103,6 +103,29 @@ TEST(Lifecycle, SighupWithABrokenConfigKeepsTheOldOne) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A value only a component checks (a rule naming no experiment): the reload is refused before any
+// component stops, so the collector keeps its templates, flows and sessions.
+TEST(Lifecycle, SighupWithAValueOnlyAComponentChecksStopsNothing) {
+  Daemon d;
+  int nf_port = free_udp_port();
+  std::string cfg = d.config_with_plugins("netflow") +
+                    "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+                    "\ntcp_listen =\n";
+  d.start(cfg);
+  d.dir.write("flowd.cfg", cfg + "rules = 192.0.2.0/24 nosuchexperiment 4\n");
+  d.proc->signal(SIGHUP);
+  auto status = d.notify->wait_for("STATUS=reload failed");
+  ASSERT_TRUE(status) << d.proc->log();
+  EXPECT_NE(status->find("[plugin.netflow] rules"), std::string::npos) << *status;
+  std::string log = d.proc->log();
+  EXPECT_NE(log.find("reload refused"), std::string::npos) << log;
+  EXPECT_EQ(log.find("stopped plugin netflow"), std::string::npos) << log;
+  EXPECT_EQ(log.find("going back to the previous"), std::string::npos) << log;
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+  EXPECT_TRUE(d.rx4.receive()) << "the old configuration must keep working";
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Lifecycle, SighupWithABadDurationKeepsTheOldOne) {
   Daemon d;
   d.start(d.config());
@@ -221,6 +244,25 @@ TEST(Cli, CheckPrintAndConvertConfig) {
     EXPECT_NE(err.find(std::string("got \"") + bad + "\""), std::string::npos) << err;
     EXPECT_NE(err.find("such as 500ms, 2s, 5m or 1h"), std::string::npos) << err;
   }
+  // Values only a component checks are checked too: each component is built, not started.
+  const std::pair<std::string, std::string> component_errors[] = {
+      {"[plugin.firefly]\nallow = banana\n", "[plugin.firefly] allow"},
+      {"[plugin.netflow]\nlisten = :99999\n", "[plugin.netflow] listen"},
+      {"[plugin.netflow]\nrules = 192.0.2.0/33 cms 4\n", "[plugin.netflow] rules"},
+      {"[plugin.netflow]\nrules = 192.0.2.0/24 nosuch 4\n", "unknown experiment"},
+      {"[plugin.netflow]\nallow = 127.0.0.0/33\n", "[plugin.netflow] allow"}};
+  for (const auto& [section, expected] : component_errors) {
+    std::string cfg = d.config_with_plugins("firefly, netflow") + section;
+    d.dir.write("component.cfg", cfg);
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("component.cfg")}, out, err), 2)
+        << section;
+    EXPECT_NE(err.find(expected), std::string::npos) << section << ": " << err;
+  }
+  d.dir.write("np.cfg", d.config("", "") + "[plugin.np_api]\ngroup = nosuchgroup\n");
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("np.cfg")}, out, err), 2) << err;
+  EXPECT_NE(err.find("[plugin.np_api] group"), std::string::npos) << err;
+  struct stat st {};
+  EXPECT_NE(::lstat(d.pipe().c_str(), &st), 0) << "a check creates no pipe";
   EXPECT_EQ(run_flowd({"--print-config", "-c", d.dir.file("good.cfg")}, out, err), 0) << err;
   EXPECT_NE(out.find("queue_size = 65536"), std::string::npos) << out;
   EXPECT_NE(out.find("partial_timeout_ms = 1000"), std::string::npos) << out;
