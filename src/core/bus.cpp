@@ -75,7 +75,11 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
     std::size_t refused = flows.size() - s.queue->push_batch(flows, plugin);
     if (refused) {
       s.dropped->Increment(static_cast<double>(refused));
-      dropped_total_.fetch_add(refused, std::memory_order_relaxed);
+      auto total = dropped_total_.fetch_add(refused, std::memory_order_relaxed) + refused;
+      limited_warn(*get_logger("core"), drop_limiter_,
+                   "backend {}'s queue is full: {} event(s) from {} dropped ({} dropped in all "
+                   "since start; flowd_bus_dropped_events_total; [flowd] queue_size)",
+                   s.backend, refused, plugin, total);
     }
   }
 }
@@ -95,7 +99,8 @@ void Bus::count_dropped(const std::string& backend, std::uint64_t n) {
 
 void Bus::set_subscribers(std::vector<Subscriber> subs) {
   auto v = std::make_shared<std::vector<Sub>>();
-  for (auto& s : subs) v->push_back(Sub{s.queue, &dropped_.Add({{"backend", s.backend}})});
+  for (auto& s : subs)
+    v->push_back(Sub{s.queue, &dropped_.Add({{"backend", s.backend}}), s.backend});
   subs_.store(std::move(v));
 }
 

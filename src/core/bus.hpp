@@ -15,6 +15,7 @@
 
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
+#include "flowd/log.hpp"
 
 namespace flowd {
 
@@ -42,6 +43,7 @@ class Bus {
   struct Sub {
     std::shared_ptr<EventQueue> queue;
     prometheus::Counter* dropped;
+    std::string backend;
   };
   // Copies `flows` into every backend queue, named after `plugin`; counts what a full queue
   // refused.
@@ -53,6 +55,8 @@ class Bus {
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};
+  // A full queue is said in the log too, not only in the counter: one line per 10 s at most.
+  LogLimiter drop_limiter_{1, std::chrono::seconds(10)};
 };
 
 }  // namespace flowd

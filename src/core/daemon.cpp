@@ -407,7 +407,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   runtime.stop_all();
   if (tfd >= 0) close(tfd);
   close(sfd);
-  log->info("stopped");
+  log->info("stopped: {}", runtime.event_totals());
   return exit_code;
 }
 

@@ -179,6 +179,10 @@ void Runtime::stop_all() {
   successor_queues_.clear();
 }
 
+std::string Runtime::event_totals() const {
+  return fmt::format("events={} dropped={}", bus_.published(), bus_.dropped());
+}
+
 std::string Runtime::summary() const {
   std::vector<std::string_view> p, b;
   for (auto& x : plugins_) p.push_back(x.info->name);

@@ -37,6 +37,8 @@ class Runtime {
   int failure_fd() const { return failure_fd_; }
   std::string failure() const;
   std::string summary() const;
+  // "events=N dropped=M": published by plugins and dropped at full queues since start.
+  std::string event_totals() const;
 
   // Worker threads (component threads and the threads they start) busy outside their wait for work
   // for longer than `limit`, as "who (N s)"; empty when all make progress. Thread-safe.

@@ -325,5 +325,26 @@ TEST(Reliability, AReloadThatReplacesBackendsUnderLoadLosesNoEventUncounted) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Events dropped at a full queue are said in the log (rate-limited) and totalled at stop, not only
+// counted in a metric that is gone once flowd stops.
+TEST(Reliability, DropsAtAFullQueueAreLoggedAndTotalledAtStop) {
+  Daemon d;
+  d.start(d.config("", "queue_size = 16\n"));
+  std::string burst;
+  for (int i = 0; i < 20000; ++i)
+    burst += "start tcp 127.0.0.1 " + std::to_string(1024 + i % 60000) + " 127.0.0.1 5777 2 9\n";
+  write_pipe(d.pipe(), burst);
+  std::string m = d.scrape_until("flowd_np_api_lines_total", 20000);
+  double dropped =
+      metric_value(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}").value_or(0);
+  ASSERT_GT(dropped, 0) << "a 16-event queue must overflow under 20,000 events";
+  EXPECT_EQ(d.stop(), 0);
+  std::string log = d.proc->log();
+  EXPECT_NE(log.find("backend udp_firefly's queue is full"), std::string::npos) << log;
+  auto lines = std::count_if(log.begin(), log.end(), [](char c) { return c == '\n'; });
+  EXPECT_LT(lines, 60) << "the drop warning must be rate-limited\n" << log;
+  EXPECT_NE(log.find("stopped: events=20000 dropped="), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace flowd::test
