@@ -159,5 +159,59 @@ TEST(NamedPipe, AReloadThatRestartsNpApiKeepsThePipeAndEveryLine) {
   EXPECT_NE(::lstat(d.pipe().c_str(), &st), 0) << "the pipe is removed when flowd stops";
 }
 
+// A second flowd on the same pipe took half the lines and removed the pipe when it stopped.
+TEST(NamedPipe, ASecondFlowdOnThePipeIsRefusedAndTheFirstKeepsIt) {
+  Daemon d;
+  d.start(d.config());
+  Daemon other;  // its own ports, the first one's pipe
+  std::string cfg = other.config();
+  cfg.replace(cfg.find(other.pipe()), other.pipe().size(), d.pipe());
+  other.dir.write("flowd.cfg", cfg);
+  FlowdProcess p({"-c", other.dir.file("flowd.cfg")}, other.dir.file("log"));
+  EXPECT_EQ(p.wait(5s), 1);
+  EXPECT_NE(p.log().find("is read by another process"), std::string::npos) << p.log();
+  struct stat st {};
+  ASSERT_EQ(::lstat(d.pipe().c_str(), &st), 0) << "the refused flowd removed the first one's pipe";
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  write_pipe(d.pipe(), start_line(2100));
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// `rm PIPE` while flowd ran: writers then made a regular file nobody read, silently.
+TEST(NamedPipe, APipeRemovedWhileFlowdRunsIsMadeAgain) {
+  Daemon d;
+  d.start(d.config());
+  struct stat before {};
+  ASSERT_EQ(::lstat(d.pipe().c_str(), &before), 0);
+  ASSERT_EQ(::unlink(d.pipe().c_str()), 0);
+  struct stat st {};
+  bool again = false;
+  for (int i = 0; i < 200 && !again; ++i) {
+    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+    if (!again) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(again) << d.proc->log();
+  EXPECT_NE(st.st_ino, before.st_ino);
+  EXPECT_EQ(st.st_mode & 07777, 0666u);
+  write_pipe(d.pipe(), start_line(2200));
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("was removed or replaced while flowd ran; made a new one"),
+            std::string::npos)
+      << d.proc->log();
+  // Renamed away: the same.
+  ASSERT_EQ(::rename(d.pipe().c_str(), (d.pipe() + ".old").c_str()), 0);
+  again = false;
+  for (int i = 0; i < 200 && !again; ++i) {
+    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+    if (!again) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(again) << d.proc->log();
+  write_pipe(d.pipe(), start_line(2201));
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_NE(::lstat(d.pipe().c_str(), &st), 0) << "removed at stop";
+}
+
 }  // namespace
 }  // namespace flowd::test

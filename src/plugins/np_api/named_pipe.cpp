@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,7 +36,8 @@ std::string kind_of(mode_t m) {
   return "not a named pipe";
 }
 
-std::string remove_hint(const std::string& path) {
+std::string remove_hint(const std::string& path, mode_t kind = S_IFREG) {
+  if (S_ISDIR(kind)) return "; remove it (rmdir " + path + ") or set [plugin.np_api] path";
   return "; remove it (rm " + path + ") or set [plugin.np_api] path";
 }
 
@@ -98,8 +101,47 @@ bool path_names(const std::string& path, dev_t dev, ino_t ino) {
 void apply_mode_and_group(int fd, const PipeSpec& spec, spdlog::logger& log) {
   if (::fchmod(fd, spec.mode) != 0)
     log.warn("cannot set mode {:04o} on {}: {}", spec.mode, spec.path, std::strerror(errno));
-  if (spec.group && ::fchown(fd, static_cast<uid_t>(-1), *spec.group) != 0)
+  if (spec.group && ::fchown(fd, static_cast<uid_t>(-1), *spec.group) != 0) {
+    if (errno == EPERM)
+      throw std::runtime_error(
+          "cannot give " + spec.path + " the group " + std::to_string(*spec.group) +
+          " of [plugin.np_api] group: flowd's user (uid " + std::to_string(::geteuid()) +
+          ") is not a member of it and lacks CAP_CHOWN");
     fail_errno("chown " + spec.path);
+  }
+}
+
+PipeDirWatch::PipeDirWatch(const std::string& path, spdlog::logger& log)
+    : name_(std::filesystem::path(path).filename().string()) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  fd_ = UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (fd_ && ::inotify_add_watch(fd_.get(), dir.c_str(),
+                                 IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE |
+                                     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) >= 0)
+    return;
+  log.warn(
+      "cannot watch {} for the pipe's removal ({}): a pipe deleted while flowd runs is not made "
+      "again until the next start",
+      dir, std::strerror(errno));
+  fd_.reset();
+}
+
+bool PipeDirWatch::concerns_pipe() {
+  alignas(inotify_event) char buf[4096];
+  bool concerns = false;
+  for (;;) {
+    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+    if (n <= 0) break;  // EAGAIN: all read
+    for (ssize_t at = 0; at < n;) {
+      auto* ev = reinterpret_cast<const inotify_event*>(buf + at);
+      if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW)) ||
+          (ev->len > 0 && name_ == ev->name))
+        concerns = true;
+      at += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  return concerns;
 }
 
 OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
@@ -119,7 +161,13 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
           "writer's leftover (one link, at most 1 MiB, only np_api lines)" +
           remove_hint(path));
     const std::string aside = path + ".leftover";
-    if (::rename(path.c_str(), aside.c_str()) != 0) fail_errno("rename " + path + " to " + aside);
+    if (::rename(path.c_str(), aside.c_str()) != 0) {
+      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
+        throw std::runtime_error("cannot move the leftover file " + path + " aside: " + aside +
+                                 " is a directory; remove it (rmdir " + aside +
+                                 ") or the file (rm " + path + ")");
+      fail_errno("rename " + path + " to " + aside);
+    }
     log.warn(
         "{} was a regular file holding {} line(s) written while no flowd read the pipe (a writer's "
         "`echo … > {}`); moved it to {} (the lines are not replayed) and made a new pipe",
@@ -128,7 +176,7 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
     out.created = true;
   } else if (!S_ISFIFO(st.st_mode)) {
     throw std::runtime_error(path + " exists and is " + kind_of(st.st_mode) + ", not a named pipe" +
-                             remove_hint(path));
+                             remove_hint(path, st.st_mode));
   } else if (st.st_uid != ::geteuid()) {
     throw std::runtime_error(path + " is a named pipe owned by uid " + std::to_string(st.st_uid) +
                              ", not by flowd's user (uid " + std::to_string(::geteuid()) +
@@ -150,7 +198,23 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
                              " while flowd opened it" + remove_hint(path));
   out.dev = st.st_dev;
   out.ino = st.st_ino;
-  apply_mode_and_group(out.fd.get(), spec, log);
+  // One reader per pipe: a second flowd on the same path would take half the lines and remove the
+  // pipe when it stops. The lock goes with the descriptor (handed over across reloads, released
+  // when the process dies, even by kill -9).
+  if (::flock(out.fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      throw std::runtime_error(path +
+                               " is read by another process (another flowd?) that holds its lock; "
+                               "stop it or give this one another [plugin.np_api] path");
+    fail_errno("flock " + path);
+  }
+  try {
+    apply_mode_and_group(out.fd.get(), spec, log);
+  } catch (...) {
+    // Do not leave a pipe behind that this failed start made (with the mode it was asked for).
+    if (out.created && path_names(path, out.dev, out.ino)) ::unlink(path.c_str());
+    throw;
+  }
   if (!out.created) log.info("reusing the existing named pipe {}", path);
   return out;
 }

@@ -33,15 +33,14 @@ struct OpenPipe {
 
 // Opens spec.path for reading, creating the FIFO (and its directory) when the path does not exist.
 // What it finds at the path:
-//   - a FIFO flowd's effective user owns: reused;
-//   - a FIFO another user owns: refused (another user could read or fill it; flowd says what to
-//   remove);
+//   - a FIFO flowd's effective user owns: reused (its mode and group set as configured);
+//   - a FIFO another user owns: refused (another user could read or fill it);
 //   - a symbolic link, a directory, a device or a socket: refused;
 //   - a regular file: a writer's `echo … > path` while no pipe was there leaves one. When it is
-//   provably
-//     such a leftover (one link, at most 1 MiB, nothing but np_api lines) it is moved to
+//     provably such a leftover (one link, at most 1 MiB, nothing but np_api lines) it is moved to
 //     `<path>.leftover` and a new pipe made, with a warning naming the number of lines it held;
 //     anything else is refused.
+// The pipe is then locked (flock, LOCK_EX): a pipe another process holds locked is refused.
 // Throws std::runtime_error (the message says exactly what to remove or change) or
 // std::system_error (errno of the failing call, naming it and the path).
 OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log);
@@ -53,6 +52,22 @@ void apply_mode_and_group(int fd, const PipeSpec& spec, spdlog::logger& log);
 // True when `path` is still the pipe (dev, ino) — lstat(), so a link put in its place is not
 // followed.
 bool path_names(const std::string& path, dev_t dev, ino_t ino);
+
+// Watches the pipe's directory (inotify) for its name being removed, renamed or replaced, so that
+// np_api can make the pipe again when it is deleted while flowd runs (a writer's `echo … > PATH`
+// would otherwise create a regular file nobody reads). fd() is -1 when inotify is unavailable (no
+// watch left: fs.inotify.max_user_watches), which is logged; the pipe then works without it.
+class PipeDirWatch {
+ public:
+  PipeDirWatch(const std::string& path, spdlog::logger& log);
+  int fd() const { return fd_.get(); }
+  // Reads the pending events; true when one named the pipe or the directory itself went away.
+  bool concerns_pipe();
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+};
 
 // The group named by `text` (a name or a number). Throws std::runtime_error when no such group
 // exists.

@@ -102,6 +102,7 @@ class NpApi final : public Plugin {
 
   void run(std::stop_token stop, Publisher& out) override {
     StopFd stopfd(stop);
+    PipeDirWatch watch(path_, *log_);
     LineAssembler lines(max_line_);
     lines.feed(carried_partial_,
                [](std::string_view, bool) {});  // no newline in it: it stays partial
@@ -117,17 +118,23 @@ class NpApi final : public Plugin {
                         .count();
         timeout = static_cast<int>(std::max<long long>(left, 0));
       }
-      pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}};
+      pollfd fds[3] = {{fd_.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}, {watch.fd(), POLLIN, 0}};
       int n;
       {
         WaitingScope waiting;
-        n = ::poll(fds, 2, timeout);
+        n = ::poll(fds, watch.fd() >= 0 ? 3 : 2, timeout);
       }
       if (n < 0) {
         if (errno == EINTR) continue;
         throw std::system_error(errno, std::generic_category(), "poll on " + path_);
       }
       if (fds[1].revents) break;
+      if (watch.fd() >= 0 && fds[2].revents && watch.concerns_pipe() &&
+          !path_names(path_, dev_, ino_)) {
+        read_available(lines, out, kReadBufferBytes);
+        make_pipe_again();
+        if (fds[0].revents == 0) continue;
+      }
       if (n == 0) {
         bool overflowed = lines.overflowed();
         if (lines.drop_partial()) {
@@ -199,6 +206,24 @@ class NpApi final : public Plugin {
   };
 
   std::string shelf_key() const { return "np_api:" + path_; }
+
+  // The pipe was removed, renamed or replaced while flowd ran: writers can no longer reach the one
+  // flowd holds. Make a new one; if something else now sits at the path, keep reading the old one
+  // and try again at the next change in the directory.
+  void make_pipe_again() {
+    try {
+      auto pipe = open_named_pipe(PipeSpec{path_, mode_, group_}, *log_);
+      fd_ = std::move(pipe.fd);
+      dev_ = pipe.dev;
+      ino_ = pipe.ino;
+      log_->warn("named pipe {} was removed or replaced while flowd ran; made a new one", path_);
+    } catch (const std::exception& e) {
+      limited_warn(*log_, pipe_limiter_,
+                   "named pipe {} was removed or replaced while flowd ran and cannot be made "
+                   "again: {}; writers cannot reach flowd until it can",
+                   path_, e.what());
+    }
+  }
 
   // Reads until the pipe is empty or `limit` bytes were read; returns the bytes read.
   std::size_t read_available(LineAssembler& lines, Publisher& out, std::size_t limit) {
@@ -289,6 +314,7 @@ class NpApi final : public Plugin {
   ino_t ino_ = 0;
   prometheus::Counter* lines_;
   LogLimiter limiter_;
+  LogLimiter pipe_limiter_;
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
