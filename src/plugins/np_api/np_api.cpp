@@ -27,7 +27,8 @@ namespace {
 constexpr KeySpec kKeys[] = {
     {"path", KeyType::kPath, "/var/run/flowd", "the named pipe (FIFO) transfer services write to",
      "NP_API_FILE"},
-    {"mode", KeyType::kMode, "0666", "permissions of the pipe when flowd creates it"},
+    {"mode", KeyType::kMode, "0666",
+     "permissions set on the pipe, whether flowd made it or found its own pipe there"},
     {"group", KeyType::kString, "", "group owning the pipe (name or number); empty: flowd's group"},
     {"max_line_length",
      KeyType::kInt,
