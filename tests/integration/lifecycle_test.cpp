@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include "daemon_fixture.hpp"
 
 namespace flowd::test {
@@ -86,6 +88,25 @@ TEST(Lifecycle, SighupAppliesAGoodConfig) {
   EXPECT_EQ(before.st_ino, after.st_ino)
       << "np_api did not change: its pipe must not be re-created";
   EXPECT_EQ(d.stop(), 0);
+}
+
+// The metrics listener (civetweb) saw its stop flag only every 2 s: each stop, and each reload that
+// restarted the prometheus backend, held every backend's queue that long.
+TEST(Lifecycle, StopAndAReloadThatRestartsPrometheusTakeWellUnderASecond) {
+  Daemon d;
+  d.start(d.config());
+  EXPECT_NE(d.scrape().find("flowd_build_info"), std::string::npos);
+  auto t0 = std::chrono::steady_clock::now();
+  d.dir.write("flowd.cfg", d.config() + "max_flow_series = 999\n");
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+  auto reload = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(d.proc->log().find("stopped backend prometheus"), std::string::npos) << d.proc->log();
+  EXPECT_LT(reload, std::chrono::milliseconds(700)) << d.proc->log();
+  EXPECT_NE(d.scrape().find("flowd_build_info"), std::string::npos);
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(700)) << d.proc->log();
 }
 
 TEST(Lifecycle, SighupWithABrokenConfigKeepsTheOldOne) {

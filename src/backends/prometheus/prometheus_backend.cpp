@@ -6,12 +6,19 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <unordered_map>
 
 #include "backends/prometheus/flow_metrics.hpp"
 #include "common/flow_table.hpp"
 #include "common/net/endpoint.hpp"
+#include "common/net/socket_address.hpp"
+#include "common/unique_fd.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 
@@ -83,6 +90,7 @@ class PrometheusBackend final : public Backend {
     registry_alias_ = std::shared_ptr<MetricsHub>(&ctx_.hub, [](auto*) {});
     exposer_->RegisterCollectable(registry_alias_);
     if (flow_metrics_) ctx_.hub.add(flow_metrics_.get());
+    listen_host_ = ep->host;
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
   }
 
@@ -114,9 +122,41 @@ class PrometheusBackend final : public Backend {
     }
   }
 
+  // civetweb's listener polls its sockets in 2-second quanta and sees the stop flag only between
+  // two polls, so destroying the Exposer took up to 2 s: every stop, and every reload that restarts
+  // this backend, held the other backends' queues that long. Connections made while it is being
+  // destroyed end the poll at once. Bounded: at most 100 attempts, 10 ms apart.
+  void stop_exposer() {
+    if (!exposer_) return;
+    std::vector<net::SocketAddress> targets;
+    std::string host = listen_host_;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    try {
+      for (int port : exposer_->GetListeningPorts())
+        for (auto& a : net::resolve(host, static_cast<std::uint16_t>(port),
+                                    {.socktype = SOCK_STREAM, .numeric_host = true}))
+          targets.push_back(a);
+    } catch (const std::exception&) {
+      // Not a literal address: the stop just takes civetweb's own time.
+    }
+    std::atomic<bool> stopped{false};
+    std::jthread waker([&] {
+      for (int i = 0; i < 100 && !stopped.load(); ++i) {
+        for (const auto& t : targets) {
+          UniqueFd s(::socket(t.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+          if (s) (void)::connect(s.get(), t.get(), t.length);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    exposer_.reset();
+    stopped = true;
+  }
+
   void stop() override {
     pairs_.clear();
-    exposer_.reset();
+    stop_exposer();
     if (flow_metrics_) ctx_.hub.remove(flow_metrics_.get());
     // Flows we no longer track must not stay counted (a reload may start a fresh instance).
     for (auto& flows : flows_) {
@@ -166,6 +206,7 @@ class PrometheusBackend final : public Backend {
   std::array<prometheus::Counter*, kFlowOrigins> overflow_by_origin_{};
   std::shared_ptr<MetricsHub> registry_alias_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string listen_host_;  // as configured, to reach the listener at stop
   using Flows = FlowTable<FlowKey, prometheus::Gauge*, FlowKeyHash>;
   std::array<Flows, kFlowOrigins> flows_;  // by origin
   std::unique_ptr<FlowMetrics> flow_metrics_;
