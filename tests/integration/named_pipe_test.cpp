@@ -213,5 +213,28 @@ TEST(NamedPipe, APipeRemovedWhileFlowdRunsIsMadeAgain) {
   EXPECT_NE(::lstat(d.pipe().c_str(), &st), 0) << "removed at stop";
 }
 
+// A directory of the path that another user replaced by a link to a directory of root's: flowd made
+// its 0666 pipe there.
+TEST(NamedPipe, ADirectoryLinkAnotherUserMadeIsNotFollowed) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to make a link owned by another user";
+  Daemon d;
+  ASSERT_EQ(::mkdir(d.dir.file("rootdir").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(d.dir.file("rootdir").c_str(), d.dir.file("sub").c_str()), 0);
+  ASSERT_EQ(::lchown(d.dir.file("sub").c_str(), 65534, 65534), 0);
+  std::string cfg = d.config();
+  cfg.replace(cfg.find(d.pipe()), d.pipe().size(), d.dir.file("sub/flowd.np"));
+  d.dir.write("flowd.cfg", cfg);
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
+  EXPECT_EQ(p.wait(5s), 1);
+  EXPECT_NE(p.log().find("is a symbolic link owned by uid 65534"), std::string::npos) << p.log();
+  struct stat st {};
+  EXPECT_NE(::lstat(d.dir.file("rootdir/flowd.np").c_str(), &st), 0) << "a pipe was made there";
+  // The same link made by root is followed (as /var/run -> /run is).
+  ASSERT_EQ(::lchown(d.dir.file("sub").c_str(), 0, 0), 0);
+  d.start(cfg);
+  EXPECT_EQ(::lstat(d.dir.file("rootdir/flowd.np").c_str(), &st), 0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

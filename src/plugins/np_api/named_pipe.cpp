@@ -73,6 +73,27 @@ long leftover_lines(const std::string& path) {
   return lines;
 }
 
+// The pipe's directories may be reached through symbolic links (/var/run -> /run), but only
+// through links root or flowd's user made: a link another user put in a directory they can write
+// (/tmp/pub/sub -> /root/dir) would have flowd make its pipe, 0666 and in the configured group,
+// where that user chose. The kernel's fs.protected_symlinks covers sticky directories only.
+void refuse_foreign_links(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path so_far;
+  for (const auto& part : fs::path(path).parent_path()) {
+    so_far /= part;
+    struct stat st {};
+    if (::lstat(so_far.c_str(), &st) != 0) return;  // the rest does not exist yet: flowd makes it
+    if (S_ISLNK(st.st_mode) && st.st_uid != 0 && st.st_uid != ::geteuid())
+      throw std::runtime_error("the directory " + so_far.string() +
+                               " of the pipe's path is a symbolic link owned by uid " +
+                               std::to_string(st.st_uid) +
+                               ", not by root or flowd's user: flowd does not follow it; remove it "
+                               "(rm " +
+                               so_far.string() + ") or set [plugin.np_api] path");
+  }
+}
+
 void make_fifo(const std::string& path) {
   namespace fs = std::filesystem;
   auto parent = fs::path(path).parent_path();
@@ -146,6 +167,7 @@ bool PipeDirWatch::concerns_pipe() {
 
 OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
   const std::string& path = spec.path;
+  refuse_foreign_links(path);
   OpenPipe out;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
