@@ -236,5 +236,36 @@ TEST(NamedPipe, ADirectoryLinkAnotherUserMadeIsNotFollowed) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A user who can write the directory moved a link over the pipe; a reload that restarted np_api
+// then ended flowd ("the previous configuration does not start again either").
+TEST(NamedPipe, ALinkMovedOverThePipeCostsNeitherAReloadNorTheProcess) {
+  Daemon d;
+  d.dir.write("secret", "root's file\n");
+  d.start(d.config());
+  ASSERT_EQ(::symlink(d.dir.file("secret").c_str(), d.dir.file("evil").c_str()), 0);
+  ASSERT_EQ(::rename(d.dir.file("evil").c_str(), d.pipe().c_str()), 0);
+  std::string cfg = d.config();
+  cfg.replace(cfg.find("[plugin.np_api]\n") + 16, 0, "max_line_length = 4000\n");
+  d.dir.write("flowd.cfg", cfg);
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+  EXPECT_TRUE(d.proc->running()) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("still reading the pipe flowd had open"), std::string::npos)
+      << d.proc->log();
+  EXPECT_EQ(read_file(d.dir.file("secret")), "root's file\n");
+  // The link goes: the pipe is made again and lines flow.
+  ASSERT_EQ(::unlink(d.pipe().c_str()), 0);
+  struct stat st {};
+  bool again = false;
+  for (int i = 0; i < 200 && !again; ++i) {
+    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+    if (!again) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(again) << d.proc->log();
+  write_pipe(d.pipe(), start_line(2300));
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

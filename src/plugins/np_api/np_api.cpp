@@ -76,10 +76,11 @@ class NpApi final : public Plugin {
 
   void start() override {
     PipeSpec spec{path_, mode_, group_};
+    std::unique_ptr<ShelfItem> item;
     if (ctx_.shelf) {
       // A reload restarted np_api: the previous instance left its pipe open
       // (flowd/reload_shelf.hpp).
-      if (auto item = ctx_.shelf->take(shelf_key())) {
+      if ((item = ctx_.shelf->take(shelf_key()))) {
         auto* parked = dynamic_cast<ParkedPipe*>(item.get());
         if (parked && path_names(path_, parked->dev, parked->ino)) {
           fd_ = std::move(parked->fd);
@@ -92,9 +93,26 @@ class NpApi final : public Plugin {
                      mode_);
           return;
         }
-      }  // a parked pipe no longer at the path is closed here
+      }
     }
-    auto pipe = open_named_pipe(spec, *log_);
+    OpenPipe pipe;
+    try {
+      pipe = open_named_pipe(spec, *log_);
+    } catch (const std::exception& e) {
+      // The pipe was taken from its path (a user who can write the directory renamed it and put
+      // something else there): a reload must not end flowd over it. Keep reading the pipe still
+      // open; the directory watch makes a new one once the path is free.
+      auto* parked = dynamic_cast<ParkedPipe*>(item.get());
+      if (!parked || !parked->fd) throw;
+      fd_ = std::move(parked->fd);
+      dev_ = parked->dev;
+      ino_ = parked->ino;
+      carried_partial_ = std::move(parked->partial);
+      parked->path.clear();
+      log_->error("{}; still reading the pipe flowd had open, which writers can no longer reach",
+                  e.what());
+      return;
+    }  // a parked pipe no longer at the path is closed here
     fd_ = std::move(pipe.fd);
     dev_ = pipe.dev;
     ino_ = pipe.ino;
