@@ -75,6 +75,8 @@ class NpApi final : public Plugin {
   }
 
   void start() override {
+    // Watching from before the pipe is opened: no change at the path can fall between the two.
+    watch_.emplace(path_, *log_);
     PipeSpec spec{path_, mode_, group_};
     std::unique_ptr<ShelfItem> item;
     if (ctx_.shelf) {
@@ -121,7 +123,9 @@ class NpApi final : public Plugin {
 
   void run(std::stop_token stop, Publisher& out) override {
     StopFd stopfd(stop);
-    PipeDirWatch watch(path_, *log_);
+    if (!watch_) watch_.emplace(path_, *log_);
+    PipeDirWatch& watch = *watch_;
+    if (!path_names(path_, dev_, ino_)) make_pipe_again();  // start() kept a pipe off its path
     LineAssembler lines(max_line_);
     lines.feed(carried_partial_,
                [](std::string_view, bool) {});  // no newline in it: it stays partial
@@ -334,6 +338,7 @@ class NpApi final : public Plugin {
   prometheus::Counter* lines_;
   LogLimiter limiter_;
   LogLimiter pipe_limiter_;
+  std::optional<PipeDirWatch> watch_;  // made in start(), read in run()
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
