@@ -21,6 +21,7 @@
 #include <system_error>
 #include <thread>
 
+#include "common/unique_fd.hpp"
 #include "core/build_info.hpp"
 #include "core/config_check.hpp"
 #include "core/config_loader.hpp"
@@ -122,12 +123,11 @@ std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c, std::stop
 struct Reload {
   enum class Outcome { kApplied, kRefused, kRolledBack, kFatal, kAbandoned };
 
-  Reload() : done_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  Reload() : done(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), done_fd(done.get()) {
     if (done_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
   ~Reload() {
     if (thread.joinable()) thread.join();
-    ::close(done_fd);
   }
   Reload(const Reload&) = delete;
   Reload& operator=(const Reload&) = delete;
@@ -191,6 +191,7 @@ struct Reload {
   }
 
  public:
+  UniqueFd done;
   int done_fd;
   std::jthread thread;
 };
@@ -217,7 +218,8 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, s);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  UniqueFd signals(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  const int sfd = signals.get();
   if (sfd < 0) {
     log->error("signalfd: {}", std::strerror(errno));
     return 1;
@@ -254,6 +256,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     runtime.stop_all();
     return 1;
   }
+  UniqueFd watchdog_timer;
   int tfd = -1;
   std::uint64_t watchdog_usec = 0;
   // A worker busy outside its wait for work for longer than this is stuck: WATCHDOG=1 is withheld,
@@ -261,7 +264,8 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   // healthy worker spends on one batch.
   std::chrono::microseconds stall_limit{0};
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
-    tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    watchdog_timer = UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    tfd = watchdog_timer.get();
     if (tfd < 0) {
       log->error("cannot arm the systemd watchdog: timerfd_create: {}", std::strerror(errno));
       sd_notifyf(0, "STATUS=failed to start: timerfd_create: %s", std::strerror(errno));
@@ -405,8 +409,6 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   runtime.request_stop();
   reload.reset();
   runtime.stop_all();
-  if (tfd >= 0) close(tfd);
-  close(sfd);
   log->info("stopped: {}", runtime.event_totals());
   return exit_code;
 }
