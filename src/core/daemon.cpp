@@ -30,6 +30,7 @@
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 #include "flowd/stop_fd.hpp"
+#include "flowd/thread_name.hpp"
 
 namespace flowd {
 namespace {
@@ -314,6 +315,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     reload = std::make_unique<Reload>();
     reload->next = std::move(next);
     reload->thread = std::jthread([&runtime, &registry, r = reload.get(), previous = config] {
+      set_thread_name("core.reload");
       r->run(previous, runtime, registry);
     });
   };

@@ -17,6 +17,7 @@
 #include "flowd/heartbeat.hpp"
 #include "flowd/metrics_hub.hpp"
 #include "flowd/reload_shelf.hpp"
+#include "flowd/thread_name.hpp"
 
 namespace flowd {
 
@@ -76,6 +77,7 @@ class Runtime {
   std::jthread supervised(std::string who, std::shared_ptr<Heartbeat> hb, Body body) {
     return std::jthread([this, who = std::move(who), hb = std::move(hb),
                          body = std::move(body)](std::stop_token st) {
+      set_thread_name(who);
       bind_thread_heartbeat(hb.get());
       // A thread that ended is not stuck: its end, if unexpected, is reported below.
       struct Ended {

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <set>
 
 #include "daemon_fixture.hpp"
 
@@ -107,6 +109,22 @@ TEST(Lifecycle, StopAndAReloadThatRestartsPrometheusTakeWellUnderASecond) {
   t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(d.stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(700)) << d.proc->log();
+}
+
+// Every component thread carries its component's name (top -H, ps -L, gdb).
+TEST(Lifecycle, ComponentThreadsAreNamedAfterTheirComponent) {
+  Daemon d;
+  d.start(d.config());
+  std::set<std::string> names;
+  std::string task = "/proc/" + std::to_string(d.proc->pid()) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(task)) {
+    std::string comm = read_file(e.path().string() + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    names.insert(comm);
+  }
+  for (const char* want : {"flowd", "np_api", "udp_firefly", "prometheus"})
+    EXPECT_TRUE(names.contains(want)) << want;
+  EXPECT_EQ(d.stop(), 0);
 }
 
 TEST(Lifecycle, SighupWithABrokenConfigKeepsTheOldOne) {

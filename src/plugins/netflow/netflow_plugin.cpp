@@ -20,6 +20,7 @@
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 #include "flowd/stop_fd.hpp"
+#include "flowd/thread_name.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/netflow/netflow_config.hpp"
 #include "plugins/netflow/netflow_metrics.hpp"
@@ -130,8 +131,9 @@ class NetflowPlugin final : public Plugin {
     } stop_workers{workers_stop};
     for (std::size_t i = 1; i < workers_.size(); ++i)
       extra.emplace_back([&, i] {
-        auto hb =
-            heartbeats_ ? heartbeats_->add(fmt::format("plugin.{} worker {}", name_, i)) : nullptr;
+        const std::string who = fmt::format("plugin.{} worker {}", name_, i);
+        set_thread_name(who);
+        auto hb = heartbeats_ ? heartbeats_->add(who) : nullptr;
         bind_thread_heartbeat(hb.get());
         guarded(i);
         if (hb) hb->enter_wait();  // ended: not stuck
