@@ -215,6 +215,9 @@ std::size_t Decoder::template_count() const {
 std::size_t Decoder::pending_count() const {
   return state_->pending.size();
 }
+std::size_t Decoder::pending_bytes() const {
+  return state_->pending_bytes;
+}
 std::size_t Decoder::exporter_state_count() const {
   return state_->domains.size();
 }

@@ -4,6 +4,7 @@
 #include "collector/template_store.hpp"
 
 #include "collector/decoder_state.hpp"
+#include "collector/template_budget.hpp"
 
 namespace flowd::collector {
 
@@ -27,6 +28,52 @@ void index_layout(Template& t) {
 // ---- templates
 // -----------------------------------------------------------------------------------
 
+TemplateStore::TemplateStore(const DecoderLimits& limits)
+    : udp_(limits.udp),
+      timeout_(limits.template_timeout),
+      max_per_exporter_(limits.max_templates_per_exporter),
+      budget_(limits.budget
+                  ? limits.budget
+                  : std::make_shared<TemplateBudget>(TemplateBounds{
+                        limits.max_template_bytes_per_exporter, limits.max_template_bytes})),
+      owner_(budget_->join()) {}
+
+TemplateStore::~TemplateStore() {
+  leave_budget();
+}
+
+TemplateStore::TemplateStore(TemplateStore&& o) noexcept
+    : udp_(o.udp_),
+      timeout_(o.timeout_),
+      max_per_exporter_(o.max_per_exporter_),
+      budget_(std::move(o.budget_)),
+      owner_(o.owner_),
+      templates_(std::move(o.templates_)),
+      counts_(std::move(o.counts_)) {
+  o.templates_.clear();
+  o.counts_.clear();
+}
+
+TemplateStore& TemplateStore::operator=(TemplateStore&& o) noexcept {
+  if (this == &o) return *this;
+  leave_budget();
+  udp_ = o.udp_;
+  timeout_ = o.timeout_;
+  max_per_exporter_ = o.max_per_exporter_;
+  budget_ = std::move(o.budget_);
+  owner_ = o.owner_;
+  templates_ = std::move(o.templates_);
+  counts_ = std::move(o.counts_);
+  o.templates_.clear();
+  o.counts_.clear();
+  return *this;
+}
+
+void TemplateStore::leave_budget() {
+  if (budget_) budget_->leave(owner_);
+  budget_.reset();
+}
+
 const Template* TemplateStore::find(const TemplateKey& key, TimePoint now) {
   auto it = templates_.find(key);
   if (it == templates_.end()) return nullptr;
@@ -41,30 +88,46 @@ bool TemplateStore::refresh(const TemplateKey& key, TimePoint now) {
   auto it = templates_.find(key);
   if (it == templates_.end()) return false;
   it->second.seen = now;
+  budget_->touch(owner_, key);
   return true;
 }
 
 bool TemplateStore::store(const TemplateKey& key, Template t, TimePoint now, DecodeResult& result) {
   t.seen = now;
+  const bool known = templates_.contains(key);
+  if (auto c = counts_.find(key.exporter);
+      !known && (c == counts_.end() ? 0 : c->second) >= max_per_exporter_) {
+    ++result.templates_refused[static_cast<std::size_t>(TemplateRefusal::kMaxTemplates)];
+    result.errors.push_back(DecodeError::kTemplateLimit);
+    return false;
+  }
+  std::vector<TemplateKey> evicted;
+  const bool fits = budget_->charge(owner_, key, template_bytes(t), result, evicted);
+  for (const auto& k : evicted) drop(k);
+  if (!fits) {
+    drop(key);  // a refused redefinition: the old layout is stale (the budget released it)
+    result.errors.push_back(DecodeError::kTemplateLimit);
+    return false;
+  }
   auto it = templates_.find(key);
   if (it != templates_.end()) {
     it->second = std::move(t);  // a redefinition replaces (RFC 3954, RFC 7011 §8.1)
     return true;
   }
-  std::size_t& n = counts_[key.exporter];
-  if (n >= max_per_exporter_) {
-    result.errors.push_back(DecodeError::kTemplateLimit);
-    return false;
-  }
-  ++n;
+  ++counts_[key.exporter];
   templates_.emplace(key, std::move(t));
   return true;
 }
 
-void TemplateStore::erase(const TemplateKey& key) {
+void TemplateStore::drop(const TemplateKey& key) {
   if (templates_.erase(key) == 0) return;
   auto it = counts_.find(key.exporter);
   if (it != counts_.end() && --it->second == 0) counts_.erase(it);
+}
+
+void TemplateStore::erase(const TemplateKey& key) {
+  budget_->release(owner_, key);
+  drop(key);
 }
 
 std::vector<TemplateKey> TemplateStore::erase_kind(const ExporterKey& exporter,
@@ -80,9 +143,11 @@ std::vector<TemplateKey> TemplateStore::erase_kind(const ExporterKey& exporter,
 }
 
 void TemplateStore::expire(TimePoint now) {
+  for (const auto& k : budget_->take_evicted(owner_)) drop(k);
   if (!udp_) return;
   for (auto it = templates_.begin(); it != templates_.end();) {
     if (now - it->second.seen > timeout_) {
+      budget_->release(owner_, it->first);
       auto c = counts_.find(it->first.exporter);
       if (c != counts_.end() && --c->second == 0) counts_.erase(c);
       it = templates_.erase(it);
@@ -94,8 +159,14 @@ void TemplateStore::expire(TimePoint now) {
 
 void TemplateStore::forget(const ExporterKey& with_port, const ExporterKey& without_port) {
   auto mine = [&](const ExporterKey& k) { return k == with_port || k == without_port; };
-  for (auto it = templates_.begin(); it != templates_.end();)
-    it = mine(it->first.exporter) ? templates_.erase(it) : std::next(it);
+  for (auto it = templates_.begin(); it != templates_.end();) {
+    if (mine(it->first.exporter)) {
+      budget_->release(owner_, it->first);
+      it = templates_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   counts_.erase(with_port);
   counts_.erase(without_port);
 }
