@@ -232,8 +232,7 @@ void Decoder::forget(const Exporter& from) {
     it = mine(it->first.exporter) ? s.domains.erase(it) : std::next(it);
   for (auto it = s.pending.begin(); it != s.pending.end();) {
     if (it->ctx.from == from) {
-      s.pending_bytes -= it->body.size();
-      it = s.pending.erase(it);
+      it = s.drop_pending(it);
     } else {
       ++it;
     }

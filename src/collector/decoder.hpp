@@ -63,6 +63,9 @@ struct DecoderLimits {
   std::shared_ptr<TemplateBudget> budget;
   std::size_t max_pending_records = 10000;  // data held while its template is missing, per decoder
   std::size_t max_pending_bytes = 4 << 20;
+  // Of which one exporter address (every port) may hold this much: its own oldest sets make room
+  // first, so that one sender cannot push every other exporter's held data out.
+  std::size_t max_pending_bytes_per_exporter = 1 << 20;
   std::chrono::seconds max_pending_age{60};
   bool udp = true;  // false: a TCP session (withdrawals honoured, no expiry)
   // Multiply packet and octet counters of sampled records by their sampling rate (v5 header, v9 and

@@ -3,6 +3,8 @@
 // Process may hold data until the template arrives; bounded in count, bytes and age).
 #include "collector/template_store.hpp"
 
+#include <algorithm>
+
 #include "collector/decoder_state.hpp"
 #include "collector/template_budget.hpp"
 
@@ -182,20 +184,52 @@ bool Decoder::State::commit_template(const TemplateKey& key, Template t, TimePoi
 // ---- held data
 // -----------------------------------------------------------------------------------
 
+namespace {
+ExporterKey address_of(const ExporterKey& k) {
+  ExporterKey a = k;
+  a.port = 0;
+  return a;
+}
+}  // namespace
+
+std::deque<PendingSet>::iterator Decoder::State::drop_pending(std::deque<PendingSet>::iterator it,
+                                                              PendingSet* take) {
+  const std::size_t size = it->body.size();
+  pending_bytes -= size;
+  if (auto a = pending_by_address.find(address_of(it->key.exporter));
+      a != pending_by_address.end() && (a->second -= size) == 0)
+    pending_by_address.erase(a);
+  if (take) *take = std::move(*it);
+  return pending.erase(it);
+}
+
 void Decoder::State::hold(PendingSet p, DecodeResult& result) {
   const std::size_t size = p.body.size();
-  if (limits.max_pending_records == 0 || size > limits.max_pending_bytes) {
+  if (limits.max_pending_records == 0 || size > limits.max_pending_bytes ||
+      size > limits.max_pending_bytes_per_exporter) {
     result.errors.push_back(DecodeError::kPendingOverflow);
     return;
   }
-  // Make room by dropping the oldest held sets: newer data is more likely to meet its template.
+  // Make room by dropping the oldest held sets, first the same exporter address's (one sender
+  // cannot push the others' out), then anyone's: newer data is more likely to meet its template.
+  const ExporterKey address = address_of(p.key.exporter);
+  for (auto a = pending_by_address.find(address);
+       a != pending_by_address.end() && a->second + size > limits.max_pending_bytes_per_exporter;
+       a = pending_by_address.find(address)) {
+    auto oldest = std::find_if(pending.begin(), pending.end(), [&](const PendingSet& q) {
+      return address_of(q.key.exporter) == address;
+    });
+    if (oldest == pending.end()) break;  // cannot happen: the map counts what the deque holds
+    drop_pending(oldest);
+    result.errors.push_back(DecodeError::kPendingOverflow);
+  }
   while (!pending.empty() && (pending.size() >= limits.max_pending_records ||
                               pending_bytes + size > limits.max_pending_bytes)) {
-    pending_bytes -= pending.front().body.size();
-    pending.pop_front();
+    drop_pending(pending.begin());
     result.errors.push_back(DecodeError::kPendingOverflow);
   }
   pending_bytes += size;
+  pending_by_address[address] += size;
   pending.push_back(std::move(p));
   ++result.pending;
 }
@@ -207,9 +241,8 @@ void Decoder::State::release(const TemplateKey& key, RecordBatch& out, DecodeRes
       ++it;
       continue;
     }
-    PendingSet p = std::move(*it);
-    pending_bytes -= p.body.size();
-    it = pending.erase(it);
+    PendingSet p;
+    it = drop_pending(it, &p);
     const Template* t = templates.find(key, now);
     if (!t) break;
     // A held set that turns out to be malformed adds nothing.
@@ -228,8 +261,7 @@ std::size_t Decoder::State::drop_old_pending(TimePoint now) {
   std::size_t dropped = 0;
   for (auto it = pending.begin(); it != pending.end();) {
     if (now - it->ctx.received > limits.max_pending_age) {
-      pending_bytes -= it->body.size();
-      it = pending.erase(it);
+      it = drop_pending(it);
       ++dropped;
     } else {
       ++it;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The template byte bounds (template_budget.cpp, template_store.cpp): per exporter address across
 // its ports and the stores that share a budget, in total, the eviction order, refusals and the
-// counts they leave in the DecodeResult.
+// counts they leave in the DecodeResult; and the held-data bound per exporter address.
 #include "collector/template_budget.hpp"
 
 #include <sys/socket.h>
@@ -243,6 +243,41 @@ TEST(TemplateBudget, DecodersSharingABudgetStayWithinItOverTheWire) {
   auto r =
       other.decode(ipfix(1, 1, {{300, data300(1)}}), fc::Exporter{address(9), 2055}, kNow, out);
   EXPECT_EQ(r.records, 1u);
+}
+
+TEST(HeldDataBound, OneAddressMakesRoomFromItsOwnOldestSetsFirst) {
+  // Each held set is 12 bytes (one data300 record); an address may hold two, the decoder ten.
+  fc::DecoderLimits l;
+  l.max_pending_bytes_per_exporter = 24;
+  l.max_pending_bytes = 120;
+  fc::Decoder dec(l);
+  fc::RecordBatch out;
+  dec.decode(ipfix(0, 1, {{300, data300(1)}}), fc::Exporter{address(9), 2055}, kNow, out);
+  std::size_t overflows = 0;
+  for (std::uint16_t port = 3000; port < 3010; ++port) {
+    auto r =
+        dec.decode(ipfix(0, 1, {{300, data300(1)}}), fc::Exporter{address(1), port}, kNow, out);
+    EXPECT_EQ(r.pending, 1u);
+    for (auto e : r.errors) overflows += e == fc::DecodeError::kPendingOverflow;
+  }
+  EXPECT_EQ(overflows, 8u);  // address 1's eight oldest sets, never address 9's
+  EXPECT_EQ(dec.pending_count(), 3u);
+  EXPECT_EQ(dec.pending_bytes(), 36u);
+  // Address 9's set is still there for its template; address 1's last two for theirs.
+  auto r9 = dec.decode(ipfix(1, 1, {{2, tmpl300()}}), fc::Exporter{address(9), 2055}, kNow, out);
+  EXPECT_EQ(r9.records, 1u);
+  auto r1 = dec.decode(ipfix(1, 1, {{2, tmpl300()}}), fc::Exporter{address(1), 3009}, kNow, out);
+  EXPECT_EQ(r1.records, 1u);
+  EXPECT_EQ(dec.pending_count(), 1u);
+  EXPECT_EQ(dec.pending_bytes(), 12u);
+  // A set larger than an address may hold is refused outright.
+  auto big =
+      dec.decode(ipfix(0, 1, {{300, data300(3)}}), fc::Exporter{address(2), 2055}, kNow, out);
+  EXPECT_EQ(big.pending, 0u);
+  EXPECT_TRUE(has_error(big, fc::DecodeError::kPendingOverflow));
+  // Aged out, the bytes are released too.
+  EXPECT_EQ(dec.expire(kNow + std::chrono::seconds(61)), 1u);
+  EXPECT_EQ(dec.pending_bytes(), 0u);
 }
 
 }  // namespace
