@@ -215,6 +215,9 @@ std::size_t Decoder::template_count() const {
 std::size_t Decoder::pending_count() const {
   return state_->pending.size();
 }
+std::size_t Decoder::pending_bytes() const {
+  return state_->pending_bytes;
+}
 std::size_t Decoder::exporter_state_count() const {
   return state_->domains.size();
 }
@@ -229,8 +232,7 @@ void Decoder::forget(const Exporter& from) {
     it = mine(it->first.exporter) ? s.domains.erase(it) : std::next(it);
   for (auto it = s.pending.begin(); it != s.pending.end();) {
     if (it->ctx.from == from) {
-      s.pending_bytes -= it->body.size();
-      it = s.pending.erase(it);
+      it = s.drop_pending(it);
     } else {
       ++it;
     }

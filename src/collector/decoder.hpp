@@ -24,7 +24,7 @@ enum class DecodeError : std::uint8_t {
   kBadSetLength,   // a (flow)set length < 4 or beyond the message
   kBadTemplate,    // a template whose field count or lengths do not fit its set, or record length 0
   kBadRecord,      // a data record that cannot be decoded (variable length past the set end...)
-  kTemplateLimit,  // too many templates for one exporter
+  kTemplateLimit,  // a template refused: too many for one exporter, or larger than its byte bound
   kPendingOverflow,    // data held for a missing template was dropped (count, bytes or age bound)
   kWithdrawalIgnored,  // IPFIX template withdrawal over UDP (RFC 7011 §8): ignored
   kWithdrawnTemplate,  // IPFIX data set for a template withdrawn earlier (TCP): dropped
@@ -33,11 +33,39 @@ enum class DecodeError : std::uint8_t {
 inline constexpr std::size_t kDecodeErrorCount = 11;
 std::string_view to_string(DecodeError e);
 
+class TemplateBudget;  // template_budget.hpp
+
+// Why the byte bounds of a TemplateBudget evicted a template to make room for another (counted in
+// flowd_netflow_templates_evicted_total{reason}).
+enum class TemplateEviction : std::uint8_t {
+  kExporterBytes,  // its exporter address was at max_template_bytes_per_exporter
+  kTotalBytes,     // all exporters together were at max_template_bytes
+};
+inline constexpr std::size_t kTemplateEvictionCount = 2;
+// Why a template was not stored (flowd_netflow_templates_refused_total{reason}).
+enum class TemplateRefusal : std::uint8_t {
+  kTooLarge,      // larger on its own than max_template_bytes_per_exporter
+  kMaxTemplates,  // its exporter (address and port) held max_templates templates
+};
+inline constexpr std::size_t kTemplateRefusalCount = 2;
+std::string_view to_string(TemplateEviction e);  // "exporter_bytes", "total_bytes"
+std::string_view to_string(TemplateRefusal r);   // "too_large", "max_templates"
+
 struct DecoderLimits {
-  std::chrono::seconds template_timeout{1800};  // UDP template lifetime
-  std::size_t max_templates_per_exporter = 4096;
+  std::chrono::seconds template_timeout{1800};    // UDP template lifetime
+  std::size_t max_templates_per_exporter = 4096;  // per exporter address and port (v9: address)
+  // Bytes the templates may hold (template_budget.hpp says what is counted): per exporter address,
+  // every port and TCP session of it together, and in total. The oldest are evicted to make room.
+  std::size_t max_template_bytes_per_exporter = 4 << 20;
+  std::size_t max_template_bytes = 64 << 20;
+  // The budget those bounds live in, shared by every decoder of one collector (receive workers and
+  // TCP sessions) so that they hold across all of them; null: the decoder makes its own.
+  std::shared_ptr<TemplateBudget> budget;
   std::size_t max_pending_records = 10000;  // data held while its template is missing, per decoder
   std::size_t max_pending_bytes = 4 << 20;
+  // Of which one exporter address (every port) may hold this much: its own oldest sets make room
+  // first, so that one sender cannot push every other exporter's held data out.
+  std::size_t max_pending_bytes_per_exporter = 1 << 20;
   std::chrono::seconds max_pending_age{60};
   bool udp = true;  // false: a TCP session (withdrawals honoured, no expiry)
   // Multiply packet and octet counters of sampled records by their sampling rate (v5 header, v9 and
@@ -52,6 +80,12 @@ struct DecodeResult {
   std::size_t pending = 0;          // data records held for a missing template
   std::uint64_t sequence_lost = 0;  // records/packets missing according to sequence numbers
   std::vector<DecodeError> errors;  // one entry per problem found
+  // Templates evicted by the byte bounds to make room for this packet's (of any exporter sharing
+  // the budget), and templates of this packet refused, by reason; `evicted_from` is the exporter
+  // address of the last one evicted (for the log).
+  std::array<std::uint32_t, kTemplateEvictionCount> templates_evicted{};
+  std::array<std::uint32_t, kTemplateRefusalCount> templates_refused{};
+  IpAddress evicted_from;
 };
 
 class Decoder {
@@ -64,10 +98,12 @@ class Decoder {
   // Decodes one datagram (or, for TCP, one IPFIX message) from `from`, appending records to `out`.
   DecodeResult decode(std::span<const std::uint8_t> packet, const Exporter& from, TimePoint now,
                       RecordBatch& out);
-  // Drops expired templates and too-old pending records; returns how many records were dropped.
+  // Drops expired templates and too-old pending records, and erases the templates another decoder
+  // sharing the budget evicted; returns how many records were dropped.
   std::size_t expire(TimePoint now);
   std::size_t template_count() const;
   std::size_t pending_count() const;
+  std::size_t pending_bytes() const;  // bytes of the data sets held (their bodies)
   // Exporter domains with sequence, sampling or init-time state (expires with templates over UDP).
   std::size_t exporter_state_count() const;
   // Forgets everything learnt from one exporter (a closed TCP session).

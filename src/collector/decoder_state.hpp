@@ -55,6 +55,8 @@ struct Decoder::State {
   TemplateStore templates;
   std::deque<PendingSet> pending;
   std::size_t pending_bytes = 0;
+  std::map<ExporterKey, std::size_t>
+      pending_by_address;                      // port 0; bytes, for the per-address bound
   std::map<TemplateKey, DomainState> domains;  // id = 0; see domain_key()
 
   // --- templates and held data (template_store.cpp) ---
@@ -63,6 +65,10 @@ struct Decoder::State {
   bool commit_template(const TemplateKey& key, Template t, TimePoint now, RecordBatch& out,
                        DecodeResult& result);
   void hold(PendingSet p, DecodeResult& result);
+  // Erases one held set (moved into `take` if given), keeping pending_bytes and
+  // pending_by_address; returns the next.
+  std::deque<PendingSet>::iterator drop_pending(std::deque<PendingSet>::iterator it,
+                                                PendingSet* take = nullptr);
   // Decodes and appends every held set waiting for `key` (whose template is now known).
   void release(const TemplateKey& key, RecordBatch& out, DecodeResult& result, TimePoint now);
   std::size_t drop_old_pending(TimePoint now);

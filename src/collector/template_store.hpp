@@ -7,6 +7,7 @@
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "collector/decoder.hpp"
@@ -74,40 +75,53 @@ KeyFields key_fields_of(const std::vector<FieldSpec>& fields);
 // sampling rate need a look at the record itself (sampling.cpp).
 bool has_sampling_fields(const std::vector<FieldSpec>& fields);
 
-// The templates of one decoder, at most max_templates_per_exporter per exporter (more are refused
-// with kTemplateLimit). Over UDP a template lives template_timeout past its last definition or
-// refresh (RFC 7011 §8.4); over TCP until withdrawn or the session ends (limits.udp = false).
+// The templates of one decoder, at most max_templates_per_exporter per exporter key and within the
+// byte bounds of the TemplateBudget it shares with the collector's other decoders (the oldest are
+// evicted to make room; template_budget.hpp). More, or one too large, are refused with
+// kTemplateLimit. Over UDP a template lives template_timeout past its last definition or refresh
+// (RFC 7011 §8.4); over TCP until withdrawn or the session ends (limits.udp = false).
 class TemplateStore {
  public:
-  explicit TemplateStore(const DecoderLimits& limits = {})
-      : udp_(limits.udp),
-        timeout_(limits.template_timeout),
-        max_per_exporter_(limits.max_templates_per_exporter) {}
+  explicit TemplateStore(const DecoderLimits& limits = {});
+  ~TemplateStore();
+  TemplateStore(TemplateStore&& o) noexcept;
+  TemplateStore& operator=(TemplateStore&& o) noexcept;
 
   // The template under `key`; nullptr when there is none or (UDP) when it outlived its lifetime,
   // which erases it.
   const Template* find(const TemplateKey& key, TimePoint now);
-  // Restarts the lifetime of the template under `key` (a resend with unchanged bytes); false when
-  // there is none.
+  // Restarts the lifetime of the template under `key` (a resend with unchanged bytes) and makes it
+  // the most recently used in the budget; false when there is none.
   bool refresh(const TemplateKey& key, TimePoint now);
-  // Stores or replaces (a redefinition, RFC 3954 §5.2, RFC 7011 §8.1) the template under `key`;
-  // false, with kTemplateLimit in `result`, when the exporter holds its maximum already.
+  // Stores or replaces (a redefinition, RFC 3954 §5.2, RFC 7011 §8.1) the template under `key`,
+  // evicting the oldest templates the byte bounds require; false, with kTemplateLimit in `result`
+  // (and the refusal counted there), when the exporter holds its maximum count already or the
+  // template alone exceeds max_template_bytes_per_exporter (a redefinition refused so erases the
+  // old definition: its layout is stale). Evictions are counted in `result`.
   bool store(const TemplateKey& key, Template t, TimePoint now, DecodeResult& result);
   void erase(const TemplateKey& key);
   // Erases every data (options = false) or options template of one exporter's domain and version
   // (an IPFIX "withdraw all", RFC 7011 §8.1) and returns their keys.
   std::vector<TemplateKey> erase_kind(const ExporterKey& exporter, std::uint8_t version,
                                       std::uint32_t domain, bool options);
-  // UDP: erases the templates that outlived their lifetime. Nothing over TCP.
+  // UDP: erases the templates that outlived their lifetime. Both: erases those another store's
+  // charge evicted from the shared budget.
   void expire(TimePoint now);
   // Erases every template of an exporter, under either key (v9: address; IPFIX: address and port).
   void forget(const ExporterKey& with_port, const ExporterKey& without_port);
   std::size_t size() const { return templates_.size(); }
+  const TemplateBudget& budget() const { return *budget_; }
 
  private:
+  // Erases locally what the budget no longer charges (evicted); no release.
+  void drop(const TemplateKey& key);
+  void leave_budget();
+
   bool udp_;
   std::chrono::seconds timeout_;
   std::size_t max_per_exporter_;
+  std::shared_ptr<TemplateBudget> budget_;  // null only when moved from
+  std::uint64_t owner_ = 0;                 // TemplateBudget::Owner
   std::map<TemplateKey, Template> templates_;
   std::map<ExporterKey, std::size_t> counts_;  // templates per exporter key, for the bound
 };

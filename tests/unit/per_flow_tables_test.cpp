@@ -141,6 +141,42 @@ TEST(ActiveFlowsTable, TheOldestFlowStopsCountingAsActive) {
   b->stop();
 }
 
+// Remote fireflies may claim any experiment and activity of 0..65535: the unregistered pairs get
+// series of their own up to a cap, then share experiment="other" (issue 13: labels from the wire).
+TEST(ActiveFlowsTable, UnregisteredPairsAreCappedWithAnOtherBucket) {
+  Env env;
+  auto b = env.create(prometheus_backend::backend_info(), {{"flow_metrics", "no"}});
+  std::uint16_t port = 1;
+  for (std::uint16_t e = 1000; e < 1100; ++e)
+    for (std::uint16_t a = 0; a < 10; ++a) {
+      FlowID f = tcp_flow(port++, FlowState::kStart, FlowOrigin::kRemote);
+      f.experiment = e;
+      f.activity = a;
+      b->handle(f);
+    }
+  b->handle(tcp_flow(port++, FlowState::kStart, FlowOrigin::kRemote));  // registered: atlas/Debug
+  std::size_t series = 0;
+  double flows = 0;
+  for (const auto& fam : env.metrics.Collect())
+    if (fam.name == "flowd_active_flows")
+      for (const auto& m : fam.metric) {
+        ++series;
+        flows += m.gauge.value;
+      }
+  EXPECT_EQ(series, 256u + 2u);  // 256 unregistered pairs, other, atlas/Debug
+  EXPECT_EQ(flows, 1001);
+  EXPECT_EQ(env.value("flowd_active_flows",
+                      {{"experiment", "other"}, {"activity", "other"}, {"origin", "remote"}}),
+            1000 - 256);
+  EXPECT_EQ(env.value("flowd_active_flows",
+                      {{"experiment", "1000"}, {"activity", "0"}, {"origin", "remote"}}),
+            1);
+  EXPECT_EQ(env.value("flowd_active_flows",
+                      {{"experiment", "atlas"}, {"activity", "Debug"}, {"origin", "remote"}}),
+            1);
+  b->stop();
+}
+
 // A UDP socket on 127.0.0.1, any port.
 struct Sink {
   UniqueFd fd{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "backends/prometheus/flow_metrics.hpp"
 #include "common/flow_table.hpp"
@@ -55,7 +56,8 @@ class PrometheusBackend final : public Backend {
         active_(prometheus::BuildGauge()
                     .Name("flowd_active_flows")
                     .Help("Flows started and not yet ended, by experiment and activity (registry "
-                          "names) and origin")
+                          "names; numbers for up to 256 unregistered pairs, then other) and "
+                          "origin")
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
@@ -185,9 +187,17 @@ class PrometheusBackend final : public Backend {
                              std::uint64_t{flow.experiment} << 16 | flow.activity;
     auto [it, fresh] = pairs_.try_emplace(id);
     if (fresh) {
+      // Registered pairs have a series of their own (the registry bounds them). Unregistered ones
+      // (a remote firefly may claim any pair of 0..65535, label_trust = any any of 512 x 64) are
+      // named by their numbers up to kMaxUnregisteredPairs distinct pairs, then share "other".
+      const std::uint32_t pair = std::uint32_t{flow.experiment} << 16 | flow.activity;
+      const bool own =
+          reg->registered(flow.experiment, flow.activity) || unregistered_.contains(pair) ||
+          (unregistered_.size() < kMaxUnregisteredPairs && unregistered_.insert(pair).second);
       auto names = std::make_shared<FlowNames>(
-          FlowNames{reg->experiment_name(flow.experiment),
-                    reg->activity_name(flow.experiment, flow.activity)});
+          own ? FlowNames{reg->experiment_name(flow.experiment),
+                          reg->activity_name(flow.experiment, flow.activity)}
+              : FlowNames{"other", "other"});
       it->second.gauge = &active_.Add({{"experiment", names->experiment},
                                        {"activity", names->activity},
                                        {"origin", std::string(to_string(flow.origin))}});
@@ -196,6 +206,7 @@ class PrometheusBackend final : public Backend {
     return it->second;
   }
   static constexpr std::size_t kMaxPairs = 65536;
+  static constexpr std::size_t kMaxUnregisteredPairs = 256;
 
   Context& ctx_;
   std::string listen_;
@@ -212,6 +223,9 @@ class PrometheusBackend final : public Backend {
   std::unique_ptr<FlowMetrics> flow_metrics_;
   std::shared_ptr<const ScitagsRegistry> pairs_registry_;
   std::unordered_map<std::uint64_t, PairSeries> pairs_;
+  // The unregistered pairs that have series of their own in flowd_active_flows (the family keeps
+  // a series once made, at 0 when its flows end): never more than kMaxUnregisteredPairs.
+  std::unordered_set<std::uint32_t> unregistered_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {

@@ -55,10 +55,27 @@ constexpr KeySpec kKeys[] = {
     {"max_templates",
      KeyType::kInt,
      "4096",
-     "templates kept per exporter; more are refused and counted",
+     "templates kept per exporter address and port; more are refused and counted",
      {},
      1,
      65535},
+    {"max_template_bytes_per_exporter",
+     KeyType::kInt,
+     "4194304",
+     "bytes the templates of one exporter address may hold, all its ports and TCP sessions "
+     "together (fields x 12 bytes + the raw record + about 400 bytes each); the least recently "
+     "defined or refreshed are evicted to make room, a larger template is refused; both counted",
+     {},
+     65536,
+     1073741824},
+    {"max_template_bytes",
+     KeyType::kInt,
+     "67108864",
+     "bytes the templates of all exporters may hold together (at least "
+     "max_template_bytes_per_exporter); the least recently defined or refreshed are evicted",
+     {},
+     65536,
+     17179869184},
     {"label_trust",
      KeyType::kChoice,
      "registered",
@@ -180,6 +197,14 @@ NetflowConfig NetflowConfig::from(const Section& cfg, Wire wire, const ScitagsRe
   if (wire == Wire::kNetflow) {
     c.limits.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
     c.limits.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
+    c.limits.max_template_bytes_per_exporter =
+        static_cast<std::size_t>(cfg.get_int("max_template_bytes_per_exporter"));
+    c.limits.max_template_bytes = static_cast<std::size_t>(cfg.get_int("max_template_bytes"));
+    if (c.limits.max_template_bytes < c.limits.max_template_bytes_per_exporter)
+      throw ConfigError("[" + cfg.name() +
+                        "] max_template_bytes: " + std::to_string(c.limits.max_template_bytes) +
+                        " is less than max_template_bytes_per_exporter (" +
+                        std::to_string(c.limits.max_template_bytes_per_exporter) + ")");
   }
   for (const auto& text : cfg.get_list("rules")) {
     std::string error;

@@ -36,7 +36,7 @@ struct NetflowConfig {
   int rcvbuf = 0;    // bytes
   std::size_t workers = 1;
   std::size_t max_flows = 0;
-  collector::DecoderLimits limits;      // template_timeout, max_templates, apply_sampling
+  collector::DecoderLimits limits;      // template timeout, count and byte bounds, apply_sampling
   collector::SflowLimits sflow_limits;  // apply_sampling
   std::vector<FlowRule> rules;
   LabelTrust label_trust = LabelTrust::kRegistered;

@@ -24,6 +24,26 @@ ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
       packets_[i] = &packets.Add({{"version", std::string(kVersions[i])}});
       records_[i] = &records.Add({{"version", std::string(kVersions[i])}});
     }
+    auto& evicted = prometheus::BuildCounter()
+                        .Name("flowd_netflow_templates_evicted_total")
+                        .Help(
+                            "Templates evicted to make room for newer ones, by the bound that was "
+                            "reached (max_template_bytes_per_exporter, max_template_bytes)")
+                        .Register(m);
+    for (std::size_t i = 0; i < collector::kTemplateEvictionCount; ++i)
+      evicted_[i] = &evicted.Add({{"reason", std::string(collector::to_string(
+                                                 static_cast<collector::TemplateEviction>(i)))}});
+    auto& refused_templates =
+        prometheus::BuildCounter()
+            .Name("flowd_netflow_templates_refused_total")
+            .Help(
+                "Templates not stored: larger than max_template_bytes_per_exporter (too_large) "
+                "or beyond max_templates for their exporter (max_templates)")
+            .Register(m);
+    for (std::size_t i = 0; i < collector::kTemplateRefusalCount; ++i)
+      template_refused_[i] = &refused_templates.Add(
+          {{"reason",
+            std::string(collector::to_string(static_cast<collector::TemplateRefusal>(i)))}});
     lost_ = &prometheus::BuildCounter()
                  .Name("flowd_netflow_sequence_lost_total")
                  .Help("Records or packets missing according to the exporters' sequence numbers")
@@ -101,6 +121,10 @@ void ReceiveMetrics::count_export(const collector::DecodeResult& r) {
   if (r.records) records_[v]->Increment(static_cast<double>(r.records));
   if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
   for (auto e : r.errors) count_error(r.version, e);
+  for (std::size_t i = 0; i < r.templates_evicted.size(); ++i)
+    if (r.templates_evicted[i]) evicted_[i]->Increment(r.templates_evicted[i]);
+  for (std::size_t i = 0; i < r.templates_refused.size(); ++i)
+    if (r.templates_refused[i]) template_refused_[i]->Increment(r.templates_refused[i]);
 }
 
 void ReceiveMetrics::count_sflow(const collector::SflowResult& r) {
@@ -136,14 +160,21 @@ prometheus::MetricFamily gauge(const char* name, const char* help, double v) {
 }  // namespace
 
 std::vector<prometheus::MetricFamily> DecoderGauges::Collect() const {
-  double t = 0, p = 0;
+  double t = 0, p = 0, pb = 0;
   for (const auto* c : counts_) {
     t += static_cast<double>(c->templates.load(std::memory_order_relaxed));
     p += static_cast<double>(c->pending.load(std::memory_order_relaxed));
+    pb += static_cast<double>(c->pending_bytes.load(std::memory_order_relaxed));
   }
   return {
       gauge("flowd_netflow_templates", "Templates known (UDP exporters and TCP sessions)", t),
-      gauge("flowd_netflow_pending_records", "Data sets held while their template is missing", p)};
+      gauge("flowd_netflow_template_bytes",
+            "Bytes the templates hold, as bounded by max_template_bytes (fields, raw records, "
+            "bookkeeping)",
+            static_cast<double>(budget_->bytes())),
+      gauge("flowd_netflow_pending_records", "Data sets held while their template is missing", p),
+      gauge("flowd_netflow_pending_bytes",
+            "Bytes of the data sets held while their template is missing", pb)};
 }
 
 }  // namespace flowd::netflow

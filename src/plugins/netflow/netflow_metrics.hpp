@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The receive-side metrics of one netflow or sflow plugin instance: packets, records, decode
-// errors, sequence losses, refused exporters and tracker overflow (flowd_netflow_* or
-// flowd_sflow_*), plus the template and held-data gauges summed over the receive workers at scrape
-// time. Every label comes from a closed set: the version label is one of 1, 5, 9, 10, unknown,
-// whatever the first bytes of a datagram say. Counters are thread-safe (prometheus-cpp).
+// errors, sequence losses, refused exporters, templates evicted and refused, and tracker overflow
+// (flowd_netflow_* or flowd_sflow_*), plus the template and held-data gauges summed over the
+// receive workers at scrape time. Every label comes from a closed set (docs/metrics-labels.md):
+// the version label is one of 1, 5, 9, 10, unknown, whatever the first bytes of a datagram say.
+// Counters are thread-safe (prometheus-cpp).
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -14,11 +15,13 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <string_view>
 #include <vector>
 
 #include "collector/decoder.hpp"
 #include "collector/sflow.hpp"
+#include "collector/template_budget.hpp"
 #include "plugins/netflow/netflow_config.hpp"
 
 namespace flowd::netflow {
@@ -48,23 +51,31 @@ class ReceiveMetrics {
   std::array<prometheus::Counter*, collector::kSflowErrorCount> sflow_errors_{};
   prometheus::Counter *sflow_counter_samples_ = nullptr, *sflow_extended_ = nullptr;
   prometheus::Counter *refused_udp_ = nullptr, *refused_tcp_ = nullptr, *overflow_ = nullptr;
+  // netflow: templates evicted and refused by the byte and count bounds, by reason
+  std::array<prometheus::Counter*, collector::kTemplateEvictionCount> evicted_{};
+  std::array<prometheus::Counter*, collector::kTemplateRefusalCount> template_refused_{};
 };
 
 // What one receive worker holds right now, published by the worker and read by scrapes.
 struct DecoderCounts {
-  std::atomic<std::size_t> templates{0}, pending{0};
+  std::atomic<std::size_t> templates{0}, pending{0}, pending_bytes{0};
 };
 
-// flowd_netflow_templates and flowd_netflow_pending_records, summed over the workers when scraped:
-// each worker publishes its own counts, and a sum taken by one worker could be stale by the time
-// another's is newer. The counts must outlive the collector's registration in the MetricsHub.
+// flowd_netflow_templates, flowd_netflow_pending_records and flowd_netflow_pending_bytes, summed
+// over the workers when scraped: each worker publishes its own counts, and a sum taken by one
+// worker could be stale by the time another's is newer; flowd_netflow_template_bytes, read from
+// the budget every decoder shares. The counts must outlive the collector's registration in the
+// MetricsHub.
 class DecoderGauges final : public prometheus::Collectable {
  public:
-  explicit DecoderGauges(std::vector<const DecoderCounts*> counts) : counts_(std::move(counts)) {}
+  DecoderGauges(std::vector<const DecoderCounts*> counts,
+                std::shared_ptr<const collector::TemplateBudget> budget)
+      : counts_(std::move(counts)), budget_(std::move(budget)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<const DecoderCounts*> counts_;
+  std::shared_ptr<const collector::TemplateBudget> budget_;
 };
 
 }  // namespace flowd::netflow

@@ -14,6 +14,7 @@
 
 #include "collector/decoder.hpp"
 #include "collector/sflow.hpp"
+#include "collector/template_budget.hpp"
 #include "common/net/endpoint.hpp"
 #include "common/net/udp_listener.hpp"
 #include "flowd/heartbeat.hpp"
@@ -51,6 +52,7 @@ class NetflowPlugin final : public Plugin {
  public:
   NetflowPlugin(NetflowConfig cfg, Context& ctx, const char* name)
       : cfg_(std::move(cfg)),
+        limits_(shared_budget(cfg_.limits)),
         name_(name),
         owner_("[" + cfg_.section + "] "),
         log_(get_logger(cfg_.wire == Wire::kSflow ? "plugin.sflow" : "plugin.netflow")),
@@ -64,12 +66,12 @@ class NetflowPlugin final : public Plugin {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {
       workers_.push_back(std::make_unique<Worker>());
-      workers_.back()->decoder = collector::Decoder(cfg_.limits);
+      workers_.back()->decoder = collector::Decoder(limits_);
       workers_.back()->sflow = collector::SflowDecoder(cfg_.sflow_limits);
       counts.push_back(&workers_.back()->counts);
     }
     if (cfg_.wire == Wire::kNetflow) {
-      gauges_.emplace(std::move(counts));
+      gauges_.emplace(std::move(counts), limits_.budget);
       hub_.add(&*gauges_);
     }
   }
@@ -177,6 +179,8 @@ class NetflowPlugin final : public Plugin {
       const auto now = Clock::now();
       w.decoder.expire(now);
       if (main) {
+        // TCP sessions: templates another decoder's charge evicted are erased here too.
+        for (auto& [fd, s] : sessions_) s.decoder().expire(now);
         {
           std::lock_guard lock(tracker_mu_);
           tracker_.expire(now, w.events);
@@ -230,7 +234,7 @@ class NetflowPlugin final : public Plugin {
   }
 
   void accept_session(int listener, WorkerLoop& loop) {
-    auto s = TcpSession::accept(listener, cfg_.limits);
+    auto s = TcpSession::accept(listener, limits_);
     if (!s) return;
     if (!allowed(s->peer().address)) {
       metrics_.count_refused_tcp();
@@ -275,7 +279,39 @@ class NetflowPlugin final : public Plugin {
                    bytes.size(), collector::to_string(e),
                    held ? fmt::format(" ({} more not logged)", held) : "");
     }
+    log_template_bounds(r, from);
     observe_records(w, from, now);
+  }
+
+  // Evictions and refusals by the template bounds, rate-limited, naming the exporters.
+  void log_template_bounds(const collector::DecodeResult& r, const collector::Exporter& from) {
+    using collector::TemplateEviction, collector::TemplateRefusal;
+    const auto evicted = [&](TemplateEviction e) {
+      return r.templates_evicted[static_cast<std::size_t>(e)];
+    };
+    const auto refused = [&](TemplateRefusal e) {
+      return r.templates_refused[static_cast<std::size_t>(e)];
+    };
+    const std::uint32_t by_exporter = evicted(TemplateEviction::kExporterBytes),
+                        by_total = evicted(TemplateEviction::kTotalBytes),
+                        too_large = refused(TemplateRefusal::kTooLarge);
+    if (by_exporter + by_total + too_large == 0) return;
+    std::uint64_t held = 0;
+    if (!template_limiter_.allow(held)) return;
+    const std::string more = held ? fmt::format(" ({} more not logged)", held) : "";
+    if (too_large)
+      log_->warn(
+          "export from {}: {} template(s) refused, each larger than "
+          "max_template_bytes_per_exporter = {} bytes{}",
+          from.to_string(), too_large, limits_.max_template_bytes_per_exporter, more);
+    if (by_exporter + by_total)
+      log_->warn(
+          "export from {}: {} template(s) evicted to make room ({} of {} over "
+          "max_template_bytes_per_exporter = {}, {} over max_template_bytes = {}; the last "
+          "from {}){}",
+          from.to_string(), by_exporter + by_total, by_exporter, from.address.to_string(),
+          limits_.max_template_bytes_per_exporter, by_total, limits_.max_template_bytes,
+          r.evicted_from.to_string(), more);
   }
 
   void handle_sflow(Worker& w, std::span<const std::uint8_t> bytes, const collector::Exporter& from,
@@ -343,14 +379,17 @@ class NetflowPlugin final : public Plugin {
 
   // What the scrape-time gauges read. TCP sessions belong to worker 0.
   void publish_counts(Worker& w) {
-    std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count();
+    std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count(),
+                pb = w.decoder.pending_bytes();
     if (&w == workers_.front().get())
       for (const auto& [fd, s] : sessions_) {
         t += s.decoder().template_count();
         p += s.decoder().pending_count();
+        pb += s.decoder().pending_bytes();
       }
     w.counts.templates.store(t, std::memory_order_relaxed);
     w.counts.pending.store(p, std::memory_order_relaxed);
+    w.counts.pending_bytes.store(pb, std::memory_order_relaxed);
   }
 
   void close_all() {
@@ -361,7 +400,16 @@ class NetflowPlugin final : public Plugin {
   static constexpr std::size_t kBatch = 32;           // datagrams per recvmmsg
   static constexpr std::size_t kMaxDatagram = 65536;  // any UDP payload fits
 
+  // cfg_.limits with the template budget every decoder of this plugin shares (its workers' and its
+  // TCP sessions'), so that the byte bounds hold across all of them.
+  static collector::DecoderLimits shared_budget(collector::DecoderLimits l) {
+    l.budget = std::make_shared<collector::TemplateBudget>(
+        collector::TemplateBounds{l.max_template_bytes_per_exporter, l.max_template_bytes});
+    return l;
+  }
+
   const NetflowConfig cfg_;
+  const collector::DecoderLimits limits_;
   const char* name_;
   const std::string owner_;  // "[plugin.netflow] ", before error messages
   std::shared_ptr<spdlog::logger> log_;
@@ -377,7 +425,7 @@ class NetflowPlugin final : public Plugin {
   std::map<int, UniqueFd> tcp_listeners_;  // worker 0 only
   std::map<int, TcpSession> sessions_;     // worker 0 only, by descriptor
   RecordDump dump_;
-  LogLimiter limiter_, refused_limiter_, overflow_limiter_;  // thread-safe
+  LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_;  // thread-safe
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
