@@ -22,7 +22,10 @@ constexpr std::size_t kMaxHooks = 1024;
 }  // namespace
 
 std::string marker_record_path(const std::string& work_dir) {
-  return work_dir.empty() ? std::string() : work_dir + "/ebpf_marker.json";
+  if (work_dir.empty()) return {};
+  struct stat ns {};
+  if (::stat("/proc/self/ns/net", &ns) != 0) return work_dir + "/ebpf_marker.json";
+  return work_dir + "/ebpf_marker." + std::to_string(ns.st_ino) + ".json";
 }
 
 std::optional<MarkerRecord> read_marker_record(const std::string& path, std::string& error) {

@@ -32,7 +32,7 @@ struct MarkerRecord {
   std::vector<RecordedHook> hooks;
 };
 
-// "<work_dir>/ebpf_marker.json"; empty when work_dir is empty (no record is kept).
+// "<work_dir>/ebpf_marker.<netns inode>.json"; empty when work_dir is empty (no record is kept).
 std::string marker_record_path(const std::string& work_dir);
 
 // The record at `path`; nullopt when there is none, or `error` says why it was not used (a link,
