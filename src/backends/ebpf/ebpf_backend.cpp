@@ -413,9 +413,12 @@ class EbpfBackend final : public Backend {
     // The flows marked before: the map of the instance a reload stopped, or the pinned one a
     // previous flowd left. The same map is used again when it has the same shape; otherwise
     // (max_flows changed) its entries are copied into the new one after load.
-    UniqueFd previous = shelved && shelved->map ? std::move(shelved->map)
-                        : pin_path_.empty()     ? UniqueFd()
-                                                : open_pinned_map(pin_path_);
+    // The predecessor's stays on its shelf item (a copy of the descriptor is taken), so a failed
+    // start hands it back whole.
+    UniqueFd previous = shelved && shelved->map
+                            ? UniqueFd(::fcntl(shelved->map.get(), F_DUPFD_CLOEXEC, 0))
+                        : pin_path_.empty() ? UniqueFd()
+                                            : open_pinned_map(pin_path_);
     const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
     const bool reuse = previous && map_shape(previous.get()) == want &&
                        bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
