@@ -174,6 +174,9 @@ void Runtime::stop_all() {
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
+  // And what the backends left at their stop (the marker's filters, if its stop was not told the
+  // daemon stops): cleaned up now, not when the Runtime is destroyed.
+  shelf_.clear();
   // A reload that failed left queues whose backend never started: nobody reads them.
   for (auto& [name, q] : successor_queues_) bus_.count_dropped(name, q->size());
   successor_queues_.clear();

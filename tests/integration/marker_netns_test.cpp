@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -52,6 +53,62 @@ class MarkerNetns : public ::testing::Test {
                                           std::vector<std::string>{}, wrap);
   }
 
+  // A second flowd beside the first, with its own files (configuration, pipe, work_dir, log,
+  // notify socket) and prometheus port: only the marker's settings are shared.
+  std::unique_ptr<FlowdProcess> start_second(std::string cfg) {
+    auto swap = [&](const std::string& from, const std::string& to) {
+      auto at = cfg.find(from);
+      if (at != std::string::npos) cfg.replace(at, from.size(), to);
+    };
+    swap(dir.file("cache"), dir.file("cache2"));
+    swap(dir.file("np"), dir.file("np2"));
+    swap("127.0.0.1:9977", "127.0.0.1:9978");
+    dir.write("flowd2.cfg", cfg);
+    notify2 = std::make_unique<NotifySocket>(dir.file("notify2"));
+    return std::make_unique<FlowdProcess>(
+        std::vector<std::string>{"-c", dir.file("flowd2.cfg")}, dir.file("flowd2.log"),
+        notify2->path(), std::vector<std::string>{},
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", net->a});
+  }
+
+  // A second interface in namespace a (one end of a veth pair; deleted with the namespace).
+  std::string add_interface() const {
+    std::string name = "fdm" + net->veth_a.substr(3), peer = "fdp" + net->veth_a.substr(3), out;
+    EXPECT_EQ(net->exec(net->a,
+                        "ip link add " + name + " type veth peer name " + peer +
+                            " && ip link set " + name + " up && ip link set " + peer + " up",
+                        out),
+              0)
+        << out;
+    return name;
+  }
+
+  // Marker records (ebpf_marker.<netns>.json) in the work_dir.
+  int records() const {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
+      n += e.path().filename().string().rfind("ebpf_marker.", 0) == 0;
+    return n;
+  }
+
+  bool has_clsact(const std::string& dev) const {
+    std::string out;
+    net->exec(net->a, "tc qdisc show dev " + dev, out);
+    return out.find("clsact") != std::string::npos;
+  }
+
+  // The packets of UDP flow `sport` -> 5300 in a capture, and how many carry `tag`.
+  static std::pair<int, int> tagged(const std::vector<Packet>& pkts, int sport, std::uint32_t tag) {
+    int seen = 0, marked = 0;
+    for (const auto& p : pkts)
+      if (p.proto == "udp" && p.sport == sport) {
+        ++seen;
+        marked += (p.label & kLabelSemanticMask) == tag;
+      }
+    return {seen, marked};
+  }
+
   double metric(const std::string& series) const {
     std::string out;
     net->exec(net->a, "curl -s http://127.0.0.1:9977/metrics", out);
@@ -67,9 +124,9 @@ class MarkerNetns : public ::testing::Test {
     return false;
   }
 
-  int filters() const {
+  int filters(const std::string& dev = "") const {
     std::string out;
-    net->exec(net->a, "tc filter show dev " + net->veth_a + " egress", out);
+    net->exec(net->a, "tc filter show dev " + (dev.empty() ? net->veth_a : dev) + " egress", out);
     int n = 0;
     std::istringstream in(out);
     for (std::string line; std::getline(in, line);)
@@ -137,7 +194,7 @@ class MarkerNetns : public ::testing::Test {
 
   TempDir dir;
   std::unique_ptr<NetnsPair> net;
-  std::unique_ptr<NotifySocket> notify;
+  std::unique_ptr<NotifySocket> notify, notify2;
   int tcpdump_pid = 0;
 };
 
@@ -418,6 +475,201 @@ TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
   EXPECT_EQ(udp_tags(pkts, 40040), std::set<std::uint32_t>{make_label(3, 4, 0)});
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(5s), 0);
+}
+
+// A BPF file system mounted in the test's directory for the test's lifetime.
+struct Bpffs {
+  explicit Bpffs(const std::string& dir) : path(dir) {
+    std::string out;
+    ok = ::mkdir(path.c_str(), 0700) == 0 && run_shell("mount -t bpf bpf " + path, "", out) == 0;
+  }
+  ~Bpffs() {
+    std::string out;
+    if (ok) run_shell("umount " + path, "", out);
+  }
+  std::string path;
+  bool ok = false;
+};
+
+// A second flowd on the same interface took the live first one's hook ("replacing the filter of a
+// flowd that did not stop cleanly"), and its stop removed the clsact: the first one's flows went
+// out unmarked with nothing logged. The marker lock tells a live flowd from a dead one.
+TEST_F(MarkerNetns, ASecondFlowdOnTheSameInterfaceIsRefusedWhileTheFirstLives) {
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40050 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << first->log();
+
+  auto second = start_second(config());
+  EXPECT_EQ(second->wait(10s), 1) << second->log();
+  EXPECT_NE(second->log().find("another flowd (pid " + std::to_string(first->pid()) +
+                               ") is marking " + net->veth_a),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(second->log().find("replacing the filter"), std::string::npos) << second->log();
+  second.reset();
+
+  EXPECT_TRUE(first->running());
+  EXPECT_EQ(filters(), 1);
+  EXPECT_TRUE(has_clsact(net->veth_a));
+  start_capture();
+  send_udp(40050, 5300, "still", 5);
+  auto pkts = stop_capture();
+  EXPECT_EQ(tagged(pkts, 40050, make_label(3, 4, 0)), std::make_pair(5, 5))
+      << "the first flowd's flow lost its mark";
+  first->signal(SIGTERM);
+  EXPECT_EQ(first->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a));
+}
+
+// Nor may a second flowd share the first one's pinned map (on another interface): its starts and
+// ends would change the first one's marks.
+TEST_F(MarkerNetns, ASecondFlowdDoesNotShareALiveFlowdsPinnedMap) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string pin = "pin_path = " + bpffs.path + "/flowd/flow_labels\n";
+  auto first = start_flowd(config(pin));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  const std::string dummy = add_interface();
+  std::string cfg = config(pin);
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + dummy);
+  auto second = start_second(cfg);
+  EXPECT_EQ(second->wait(10s), 1) << second->log();
+  EXPECT_NE(second->log().find("another flowd (pid " + std::to_string(first->pid()) +
+                               ") uses the flow map pinned at " + bpffs.path),
+            std::string::npos)
+      << second->log();
+  second.reset();
+  EXPECT_EQ(filters(dummy), 0);
+  first->signal(SIGTERM);
+  EXPECT_EQ(first->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+}
+
+// After kill -9, a restart marking another interface left the dead flowd's filter (and clsact) on
+// the old one, still marking. The marker record in work_dir says what it attached.
+TEST_F(MarkerNetns, ARestartAfterKill9RemovesTheDeadFlowdsFilterFromInterfacesNoLongerMarked) {
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+  ASSERT_EQ(filters(), 1);
+  const std::string dummy = add_interface();
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + dummy);
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(), 0) << "the killed flowd's filter still marks " << net->veth_a;
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "the clsact the killed flowd created stays";
+  EXPECT_NE(second->log().find("which did not stop cleanly, left on " + net->veth_a +
+                               " (no longer configured): clsact removed"),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(filters(dummy), 1);
+  EXPECT_EQ(records(), 1);
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+  EXPECT_EQ(filters(dummy), 0);
+  EXPECT_FALSE(has_clsact(dummy));
+  EXPECT_EQ(records(), 0) << "a clean stop removes the record";
+}
+
+// A clsact the admin created before flowd ("existing clsact") was removed at the clean stop that
+// followed a kill -9 and a restart: the restarted flowd took it for the killed one's.
+TEST_F(MarkerNetns, TheAdminsClsactSurvivesAKill9AndARestart) {
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "tc qdisc add dev " + net->veth_a + " clsact", out), 0) << out;
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  EXPECT_NE(first->log().find("existing clsact"), std::string::npos) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+  auto second = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(), 1);
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  EXPECT_TRUE(has_clsact(net->veth_a)) << "flowd removed the admin's clsact\n" << second->log();
+}
+
+// A reload to a smaller max_flows logged "copied 753 flow(s) into the new one of 500" while 378
+// were left, and the loss was not counted. At most the new capacity is copied, and what is present
+// and what was dropped are exact.
+TEST_F(MarkerNetns, ShrinkingMaxFlowsCopiesWhatFitsAndCountsTheRest) {
+  auto flowd = start_flowd(config("max_flows = 1000\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  std::string lines;
+  for (int i = 0; i < 753; ++i)
+    lines += "start udp " + net->addr_a + " " + std::to_string(42000 + i) + " " + net->addr_b +
+             " 5300 cms 4\n";
+  write_pipe(dir.file("np"), lines);
+  ASSERT_TRUE(wait_for_flows(753)) << metric("flowd_marker_flows");
+  dir.write("flowd.cfg", config("max_flows = 500\n"));
+  flowd->signal(SIGHUP);
+  for (int i = 0; i < 500 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+  ASSERT_NE(flowd->log().find("reloaded"), std::string::npos) << flowd->log();
+  const double present = metric("flowd_marker_flows");
+  const double dropped = metric("flowd_marker_flows_dropped_total{reason=\"resize\"}");
+  EXPECT_LE(present, 500);
+  EXPECT_GE(present, 400) << "an LRU map of 500 filled from one CPU holds nearly 500";
+  EXPECT_EQ(present + dropped, 753);
+  const auto p = static_cast<long>(present), d = static_cast<long>(dropped);
+  EXPECT_NE(flowd->log().find("copied " + std::to_string(p) +
+                              " flow(s) from the previous marker's map of 1000 into the new one "
+                              "of 500; dropped " +
+                              std::to_string(d) + " of the 753"),
+            std::string::npos)
+      << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+// A reload that restarts the marker detached the old filter first and attached the new one only
+// after the other backends stopped: 1-2 s of packets with the kernel's label. The successor now
+// replaces the program in the same filter.
+TEST_F(MarkerNetns, AReloadThatRestartsTheMarkerLeavesNoUnmarkedPacket) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40060 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  start_capture();
+  // One datagram every 2 ms for 3 s, in the background, while flowd reloads.
+  std::string out;
+  dir.write("stream.py",
+            "import socket,time\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+            "s.bind((\"" +
+                net->addr_a +
+                "\",40060))\nfor i in range(1500):\n"
+                "  s.sendto(b\"x\",(\"" +
+                net->addr_b + "\",5300))\n  time.sleep(0.002)\n");
+  ASSERT_EQ(
+      net->exec(net->a, "python3 " + dir.file("stream.py") + " > /dev/null 2>&1 & echo $!", out),
+      0);
+  const int sender = std::stoi(out);
+  usleep(500000);
+  dir.write("flowd.cfg", config() + "[flowd]\nqueue_size = 4000\n");
+  flowd->signal(SIGHUP);
+  for (int i = 0; i < 500 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+  ASSERT_NE(flowd->log().find("reloaded"), std::string::npos) << flowd->log();
+  run_shell("while kill -0 " + std::to_string(sender) + " 2>/dev/null; do sleep 0.05; done", "",
+            out);
+  auto pkts = stop_capture();
+  auto [seen, marked] = tagged(pkts, 40060, make_label(3, 4, 0));
+  EXPECT_GE(seen, 1000);
+  EXPECT_EQ(marked, seen) << seen - marked << " packet(s) went out unmarked during the reload";
+  EXPECT_NE(flowd->log().find("marker replaced in place on " + net->veth_a), std::string::npos)
+      << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a));
 }
 
 TEST_F(MarkerNetns, MatchAllTagsEveryIPv6Flow) {

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -12,16 +13,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdarg>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <optional>
 
 #include "backends/ebpf/flow_map.hpp"
 #include "backends/ebpf/mark_policy.hpp"
+#include "backends/ebpf/marker_lock.hpp"
+#include "backends/ebpf/marker_record.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
+#include "flowd/reason_counters.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd_marker.h"
@@ -158,6 +165,30 @@ std::array<prometheus::Counter*, kFlowOrigins> ignored_counters(Context& ctx) {
   return out;
 }
 
+// Why flows left the marker's map other than by their end or the kernel's LRU eviction (a closed
+// set: flowd_marker_flows_dropped_total{reason}).
+enum class DropReason { kResize };
+constexpr std::size_t kDropReasons = 1;
+std::string_view to_string(DropReason) {
+  return "resize";
+}
+
+// What a marker stopped by a reload leaves for its successor (flowd/reload_shelf.hpp): the flow
+// map, the filters still attached with the old program (the successor replaces the program in
+// place, so the hook never goes unmarked), the locks and the record. Destroyed unclaimed (the
+// reload dropped the marker, or the daemon stops), it detaches the filters and removes the record
+// as a clean stop does.
+struct ShelvedMarker final : ShelfItem {
+  UniqueFd map;
+  std::vector<MarkerLock> locks;  // destroyed last: the filters go before the locks do
+  std::vector<std::unique_ptr<TcAttachment>> hooks;
+  std::string record_path;
+  ~ShelvedMarker() override {
+    hooks.clear();
+    remove_marker_record(record_path);
+  }
+};
+
 class EbpfBackend final : public Backend {
  public:
   EbpfBackend(const Section& cfg, Context& ctx)
@@ -178,6 +209,9 @@ class EbpfBackend final : public Backend {
                          .Register(ctx.metrics)
                          .Add({})),
         ignored_(ignored_counters(ctx)),
+        dropped_(ctx.metrics, "flowd_marker_flows_dropped_total",
+                 "Marked flows the marker dropped from its map other than at their end, by reason "
+                 "(resize: a reload made the map smaller than the flows it held)"),
         pin_path_(cfg.get("pin_path")) {
     if (match_all_) {
       auto reg = ctx.registry.get();
@@ -201,73 +235,25 @@ class EbpfBackend final : public Backend {
           " (run flowd as root or grant them; under systemd, run this configuration with "
           "flowd-marker@NAME.service or "
           "flowd.service: flowd@.service drops them)");
-    libbpf_set_print(on_libbpf_print);
-    {
-      std::lock_guard lock(libbpf_mu);
-      libbpf_tail.clear();
-    }
-    skel_ = flowd_marker__open();
-    if (!skel_)
-      throw std::runtime_error(std::string("cannot open the BPF marker: ") + std::strerror(errno));
-    bpf_map__set_max_entries(skel_->maps.flowd_flow_labels, max_flows_);
-    skel_->rodata->cfg_match_all = match_all_ ? 1 : 0;
-    skel_->rodata->cfg_match_all_label = match_all_label_;
-    // The flows marked before: the map of the instance a reload stopped, or the pinned one a
-    // previous flowd left. The same map is used again when it has the same shape; otherwise
-    // (max_flows changed) its entries are copied into the new one after load.
-    UniqueFd previous = previous_map();
-    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
-    const bool reuse = previous && map_shape(previous.get()) == want &&
-                       bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
-    if (int rc = flowd_marker__load(skel_); rc != 0) {
-      std::string tail;
-      {
-        std::lock_guard lock(libbpf_mu);
-        tail = libbpf_tail;
-      }
-      release();
-      throw std::runtime_error(std::string("the kernel refused the BPF marker (") +
-                               std::strerror(-rc) + "):\n" + tail);
-    }
-    map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
-    if (reuse) {
-      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked",
-                 count_entries(map_fd_));
-    } else if (previous) {
-      auto shape = map_shape(previous.get());
-      if (shape.key_size == want.key_size && shape.value_size == want.value_size)
-        log_->info("copied {} flow(s) from the previous marker's map of {} into the new one of {}",
-                   copy_entries(previous.get(), map_fd_, want.key_size, want.value_size),
-                   shape.max_entries, max_flows_);
-    }
-    previous.reset();
-    if (!pin_path_.empty()) {
-      if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
-        log_->warn(
-            "cannot pin the flow map at {}: {}; marked flows are kept across reloads, not restarts",
-            pin_path_, err);
-    }
     auto names = interfaces_.empty() ? interfaces_with_global_ipv6() : interfaces_;
-    if (names.empty()) {
-      release();
+    if (names.empty())
       throw std::runtime_error(
           "[backend.ebpf] no interface has a global IPv6 address; set interfaces");
-    }
+    std::unique_ptr<ShelvedMarker> shelved;
+    if (ctx_.shelf)
+      if (auto item = ctx_.shelf->take(kShelfKey))
+        if (auto* parked = dynamic_cast<ShelvedMarker*>(item.get())) {
+          static_cast<void>(item.release());
+          shelved.reset(parked);
+        }
     try {
-      for (const auto& n : names)
-        attachments_.push_back(
-            std::make_unique<TcAttachment>(n, bpf_program__fd(skel_->progs.flowd_mark)));
+      start_on(names, shelved);
     } catch (...) {
       release();
+      // What the predecessor left goes back, for the configuration a failed reload returns to.
+      if (shelved && ctx_.shelf) ctx_.shelf->put(kShelfKey, std::move(shelved));
       throw;
     }
-    stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
-    ctx_.hub.add(stats_.get());
-    log_->info("marking {} on {} (map of {} flows)",
-               match_all_
-                   ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
-                   : std::string("IPv6 TCP/UDP flows from start to end"),
-               fmt::join(names, ", "), max_flows_);
   }
 
   void handle(const FlowID& flow) override {
@@ -322,28 +308,214 @@ class EbpfBackend final : public Backend {
   }
 
   void stop() override {
-    // For the instance a reload starts next (flowd/reload_shelf.hpp): the map stays alive while the
-    // shelf holds a descriptor of it, pinned or not.
-    if (ctx_.shelf && map_fd_ >= 0) {
-      UniqueFd dup(::fcntl(map_fd_, F_DUPFD_CLOEXEC, 0));
-      if (dup) ctx_.shelf->put(kShelfKey, std::make_unique<ParkedMap>(std::move(dup)));
+    // A reload's stop: the filters stay attached with this program (and its map) until the
+    // successor replaces the program in place; what nobody takes is cleaned up by the shelf. The
+    // daemon's own stop (or a unit test, without a shelf) cleans up now.
+    if (ctx_.shelf && !ctx_.stopping.stop_requested() && map_fd_ >= 0) {
+      auto item = std::make_unique<ShelvedMarker>();
+      item->map = UniqueFd(::fcntl(map_fd_, F_DUPFD_CLOEXEC, 0));
+      item->locks = std::move(locks_);
+      item->hooks = std::move(attachments_);
+      item->record_path = std::exchange(record_path_, std::string());
+      locks_.clear();
+      attachments_.clear();
+      ctx_.shelf->put(kShelfKey, std::move(item));
     }
     release();
   }
 
  private:
-  static constexpr const char* kShelfKey = "ebpf:flow_map";
-  struct ParkedMap final : ShelfItem {
-    explicit ParkedMap(UniqueFd f) : fd(std::move(f)) {}
-    UniqueFd fd;
-  };
+  static constexpr const char* kShelfKey = "ebpf:marker";
 
-  UniqueFd previous_map() {
-    if (ctx_.shelf)
-      if (auto item = ctx_.shelf->take(kShelfKey))
-        if (auto* parked = dynamic_cast<ParkedMap*>(item.get())) return std::move(parked->fd);
-    if (pin_path_.empty()) return {};
-    return open_pinned_map(pin_path_);
+  // The lock for `what` ("if:NAME", "pin:PATH"): reused from the predecessor, or taken; a live
+  // flowd holding it is a start failure naming it.
+  void lock(const std::string& what, ShelvedMarker* shelved, const std::string& refusal) {
+    if (shelved)
+      for (auto it = shelved->locks.begin(); it != shelved->locks.end(); ++it)
+        if (it->what() == what) {
+          locks_.push_back(std::move(*it));
+          shelved->locks.erase(it);
+          return;
+        }
+    pid_t holder = 0;
+    std::string error;
+    MarkerLock l = MarkerLock::acquire(what, holder, error);
+    if (!l.held())
+      throw std::runtime_error(fmt::format(
+          "[backend.ebpf] another flowd ({}) {} (its marker lock, the abstract socket @{}, is {}); "
+          "stop it first, or give this one other settings",
+          holder > 0 ? "pid " + std::to_string(holder) : std::string("pid unknown"), refusal,
+          MarkerLock::socket_name(what), error));
+    locks_.push_back(std::move(l));
+  }
+
+  // The filters a killed flowd left on interfaces this configuration does not mark: removed, with
+  // the clsact if that flowd created it and nothing else uses it. Returns, per configured
+  // interface, whether the record says the clsact there was flowd's.
+  std::map<std::string, bool> clean_up_after_killed(const std::vector<std::string>& names,
+                                                    const ShelvedMarker* shelved) {
+    std::map<std::string, bool> created;
+    if (record_path_candidate_.empty()) {
+      log_->info(
+          "work_dir is empty: no marker record is kept, so a restart after kill -9 cannot tell "
+          "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
+      return created;
+    }
+    std::string error;
+    auto rec = read_marker_record(record_path_candidate_, error);
+    if (!error.empty())
+      log_->warn("ignoring the marker record {}: {}", record_path_candidate_, error);
+    if (!rec) return created;
+    for (const auto& h : rec->hooks) {
+      if (std::find(names.begin(), names.end(), h.interface) != names.end()) {
+        created[h.interface] = h.created_clsact;
+        continue;
+      }
+      if (shelved && std::any_of(shelved->hooks.begin(), shelved->hooks.end(),
+                                 [&](const auto& a) { return a->interface() == h.interface; }))
+        continue;  // the predecessor's in this process: it goes when the shelf item does
+      pid_t holder = 0;
+      std::string lock_error;
+      MarkerLock probe = MarkerLock::acquire("if:" + h.interface, holder, lock_error);
+      if (!probe.held()) {
+        log_->warn("leaving the marker on {} (in the record of flowd pid {}): {} (pid {})",
+                   h.interface, rec->pid, lock_error, holder);
+        continue;
+      }
+      log_->warn(
+          "removed the marker filter that flowd pid {}, which did not stop cleanly, left on {} "
+          "(no longer configured): {}",
+          rec->pid, h.interface, remove_marker_hook(h.interface, h.ifindex, h.created_clsact));
+    }
+    return created;
+  }
+
+  void start_on(const std::vector<std::string>& names, std::unique_ptr<ShelvedMarker>& shelved) {
+    // A live flowd marking the same interface, or using the same pinned map, is refused before
+    // anything is touched: taking over its hook or map would stop its marking, silently.
+    for (const auto& n : names) lock("if:" + n, shelved.get(), "is marking " + n);
+    if (!pin_path_.empty())
+      lock("pin:" + pin_path_, shelved.get(), "uses the flow map pinned at " + pin_path_);
+    record_path_candidate_ = marker_record_path(ctx_.work_dir);
+    auto recorded_created = clean_up_after_killed(names, shelved.get());
+
+    libbpf_set_print(on_libbpf_print);
+    {
+      std::lock_guard lock(libbpf_mu);
+      libbpf_tail.clear();
+    }
+    skel_ = flowd_marker__open();
+    if (!skel_)
+      throw std::runtime_error(std::string("cannot open the BPF marker: ") + std::strerror(errno));
+    bpf_map__set_max_entries(skel_->maps.flowd_flow_labels, max_flows_);
+    skel_->rodata->cfg_match_all = match_all_ ? 1 : 0;
+    skel_->rodata->cfg_match_all_label = match_all_label_;
+    // The flows marked before: the map of the instance a reload stopped, or the pinned one a
+    // previous flowd left. The same map is used again when it has the same shape; otherwise
+    // (max_flows changed) its entries are copied into the new one after load.
+    // The predecessor's stays on its shelf item (a copy of the descriptor is taken), so a failed
+    // start hands it back whole.
+    UniqueFd previous = shelved && shelved->map
+                            ? UniqueFd(::fcntl(shelved->map.get(), F_DUPFD_CLOEXEC, 0))
+                        : pin_path_.empty() ? UniqueFd()
+                                            : open_pinned_map(pin_path_);
+    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
+    const bool reuse = previous && map_shape(previous.get()) == want &&
+                       bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
+    if (int rc = flowd_marker__load(skel_); rc != 0) {
+      std::string tail;
+      {
+        std::lock_guard lock(libbpf_mu);
+        tail = libbpf_tail;
+      }
+      throw std::runtime_error(std::string("the kernel refused the BPF marker (") +
+                               std::strerror(-rc) + "):\n" + tail);
+    }
+    map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
+    if (reuse) {
+      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked",
+                 count_entries(map_fd_));
+    } else if (previous) {
+      carry_over(previous.get(), want);
+    }
+    previous.reset();
+    if (!pin_path_.empty()) {
+      if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
+        log_->warn(
+            "cannot pin the flow map at {}: {}; marked flows are kept across reloads, not restarts",
+            pin_path_, err);
+    }
+    const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    for (const auto& n : names) {
+      std::unique_ptr<TcAttachment> kept;
+      if (shelved)
+        for (auto it = shelved->hooks.begin(); it != shelved->hooks.end(); ++it)
+          if ((*it)->interface() == n &&
+              (*it)->ifindex() == static_cast<int>(if_nametoindex(n.c_str()))) {
+            kept = std::move(*it);
+            shelved->hooks.erase(it);
+            break;
+          }
+      if (kept) {
+        kept->replace(prog_fd);  // the predecessor's filter, in place: no unmarked gap
+        attachments_.push_back(std::move(kept));
+      } else {
+        auto r = recorded_created.find(n);
+        attachments_.push_back(std::make_unique<TcAttachment>(
+            n, prog_fd,
+            r == recorded_created.end() ? std::nullopt : std::optional<bool>(r->second)));
+      }
+    }
+    write_record();
+    if (shelved) {
+      // What the predecessor marked and this configuration does not: detached now.
+      shelved->record_path.clear();
+      shelved.reset();
+    }
+    stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
+    ctx_.hub.add(stats_.get());
+    log_->info("marking {} on {} (map of {} flows)",
+               match_all_
+                   ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
+                   : std::string("IPv6 TCP/UDP flows from start to end"),
+               fmt::join(names, ", "), max_flows_);
+  }
+
+  // Copies the previous map's flows into the new one of another size: at most its capacity;
+  // what does not fit is logged and counted as dropped.
+  void carry_over(int previous_fd, const MapShape& want) {
+    auto shape = map_shape(previous_fd);
+    if (shape.key_size != want.key_size || shape.value_size != want.value_size) return;
+    const std::uint64_t had = count_entries(previous_fd);
+    copy_entries(previous_fd, map_fd_, want.key_size, want.value_size, max_flows_);
+    // Counted, not summed from the updates: the LRU map may still have evicted some.
+    const std::uint64_t present = count_entries(map_fd_);
+    const std::uint64_t dropped = had > present ? had - present : 0;
+    dropped_.add(DropReason::kResize, static_cast<double>(dropped));
+    if (dropped == 0)
+      log_->info("copied {} flow(s) from the previous marker's map of {} into the new one of {}",
+                 present, shape.max_entries, max_flows_);
+    else
+      log_->warn(
+          "copied {} flow(s) from the previous marker's map of {} into the new one of {}; "
+          "dropped {} of the {} it held (in the map's key order: the map keeps no time of use), "
+          "counted in flowd_marker_flows_dropped_total{{reason=\"resize\"}}",
+          present, shape.max_entries, max_flows_, dropped, had);
+  }
+
+  // The record of what this instance attached (marker_record.hpp), for a restart after kill -9.
+  void write_record() {
+    if (record_path_candidate_.empty()) return;
+    MarkerRecord rec{::getpid(), {}};
+    for (const auto& a : attachments_)
+      rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
+    if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
+      record_path_ = record_path_candidate_;
+    else
+      log_->warn(
+          "cannot write the marker record: {}; a restart after kill -9 will not know which "
+          "clsact flowd created",
+          err);
   }
 
   void refused(const char* what, int err, const FlowID& flow) {
@@ -356,6 +528,8 @@ class EbpfBackend final : public Backend {
     if (stats_) ctx_.hub.remove(stats_.get());
     stats_.reset();
     attachments_.clear();
+    remove_marker_record(std::exchange(record_path_, std::string()));  // a clean stop
+    locks_.clear();
     if (skel_) flowd_marker__destroy(skel_);
     skel_ = nullptr;
     map_fd_ = -1;
@@ -370,7 +544,11 @@ class EbpfBackend final : public Backend {
   prometheus::Counter& update_errors_;
   prometheus::Counter& unlabelable_;
   std::array<prometheus::Counter*, kFlowOrigins> ignored_;  // by origin; null for local
+  ReasonCounters<DropReason, kDropReasons> dropped_;
   std::string pin_path_;
+  std::string record_path_candidate_;  // where the record goes (empty: work_dir empty)
+  std::string record_path_;            // the record this instance wrote (removed at a clean stop)
+  std::vector<MarkerLock> locks_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;

@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -35,14 +36,24 @@ std::uint64_t count_entries(int map_fd) {
   return n;
 }
 
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size,
-                           std::uint32_t value_size) {
+std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
+                           std::uint64_t limit) {
   std::vector<unsigned char> key(key_size), next(key_size), value(value_size);
   std::uint64_t copied = 0;
   const void* prev = nullptr;
   MapShape from = map_shape(from_fd);
-  for (std::uint64_t seen = 0;
-       seen <= from.max_entries && bpf_map_get_next_key(from_fd, prev, next.data()) == 0; ++seen) {
+  // Pinned to the CPU the thread is on; the old affinity is restored afterwards.
+  cpu_set_t old_set, one;
+  bool pinned = false;
+  if (int cpu = ::sched_getcpu();
+      cpu >= 0 && ::sched_getaffinity(0, sizeof old_set, &old_set) == 0) {
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned = ::sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  for (std::uint64_t seen = 0; copied < limit && seen <= from.max_entries &&
+                               bpf_map_get_next_key(from_fd, prev, next.data()) == 0;
+       ++seen) {
     key.swap(next);
     prev = key.data();
     if (bpf_map_lookup_elem(from_fd, key.data(), value.data()) != 0) continue;  // gone meanwhile
@@ -51,6 +62,7 @@ std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size,
     else if (errno != EEXIST)
       break;
   }
+  if (pinned) ::sched_setaffinity(0, sizeof old_set, &old_set);
   return copied;
 }
 

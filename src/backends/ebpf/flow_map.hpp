@@ -28,10 +28,15 @@ MapShape map_shape(int map_fd);
 // so counting is the only exact figure.
 std::uint64_t count_entries(int map_fd);
 
-// Copies every entry of `from` into `to` (same key and value sizes); stops when `to` refuses one
-// (full). Returns the entries copied.
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size,
-                           std::uint32_t value_size);
+// Copies entries of `from` into `to` (same key and value sizes), at most `limit` of them (the new
+// map's capacity: an LRU map takes more, evicting what it took before, so copying more would lose
+// entries at random and overstate the copy). The value is the label alone, with no time of use, so
+// the order is the map's key order (hash buckets: arbitrary, not recency). The copy runs pinned to
+// one CPU: an LRU map hands out its free entries in per-CPU batches, and a thread that migrates
+// strands them, making the map evict before it is full. Returns the updates the kernel accepted;
+// what is present afterwards is count_entries(to).
+std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
+                           std::uint64_t limit);
 
 // The map pinned at `path`, or an empty UniqueFd when nothing is pinned there (or it is not a map).
 UniqueFd open_pinned_map(const std::string& path);

@@ -58,66 +58,103 @@ int filters_on(int ifindex, unsigned side) {
 
 }  // namespace
 
-TcAttachment::TcAttachment(const std::string& interface, int prog_fd) : interface_(interface) {
+namespace {
+
+// Detaches flowd's filter from `ifindex` and, when `remove_clsact`, the clsact qdisc too if no
+// other filter sits on it (removing the qdisc removes them all). Returns the note for the log.
+std::string detach_hook(const std::string& interface, int ifindex, bool remove_clsact) {
+  auto log = get_logger("backend.ebpf");
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kFilterHandle, .priority = kFilterPriority);
+  int rc = bpf_tc_detach(&hook, &opts);
+  if (rc != 0 && rc != -ENOENT && rc != -ENODEV)
+    log->warn("cannot detach the marker from {}: {}", interface, std::strerror(-rc));
+  if (!remove_clsact) return {};
+  int others = -1, ingress = filters_on(ifindex, TC_H_MIN_INGRESS),
+      egress = filters_on(ifindex, TC_H_MIN_EGRESS);
+  if (ingress >= 0 && egress >= 0) others = ingress + egress;
+  if (others == 0) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    return bpf_tc_hook_destroy(&hook) == 0 ? "clsact removed" : "";
+  }
+  log->info("leaving the clsact qdisc on {}: {}", interface,
+            others < 0 ? "its filters could not be listed" : "other filters use it");
+  return "clsact kept: other filters use it";
+}
+
+}  // namespace
+
+TcAttachment::TcAttachment(const std::string& interface, int prog_fd,
+                           std::optional<bool> recorded_created)
+    : interface_(interface) {
   ifindex_ = static_cast<int>(if_nametoindex(interface.c_str()));
   if (ifindex_ == 0)
     throw std::runtime_error("[backend.ebpf] interfaces: no interface named '" + interface + "'");
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
   int rc = bpf_tc_hook_create(&hook);
+  bool replaced_stale = false;  // a killed flowd's filter was there at start
   if (rc == 0) {
     created_qdisc_ = true;
   } else if (rc != -EEXIST) {
     throw std::runtime_error("cannot create the clsact qdisc on " + interface + ": " +
                              std::strerror(-rc));
   } else {
-    // flowd's own filter already there: a flowd that was killed left it, and most likely the clsact
-    // it created for it. That one goes at stop too, if nothing else uses it by then.
+    // flowd's own filter already there: a flowd that was killed left it (a live one holds the
+    // interface's MarkerLock, so this one would not have come this far). Whether that flowd created
+    // the clsact is in its record; without one the clsact is taken for the admin's and kept.
     LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
-    replaced_stale_ = bpf_tc_query(&hook, &query) == 0;
+    replaced_stale = bpf_tc_query(&hook, &query) == 0;
+    created_qdisc_ = replaced_stale && recorded_created.value_or(false);
   }
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
               .handle = kFilterHandle, .priority = kFilterPriority);
   rc = bpf_tc_attach(&hook, &opts);
   if (rc != 0) {
-    if (created_qdisc_) {
+    if (created_qdisc_ && !replaced_stale) {
       hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
       bpf_tc_hook_destroy(&hook);
     }
     throw std::runtime_error("cannot attach the marker to " + interface +
                              " egress: " + std::strerror(-rc));
   }
+  std::string how = created_qdisc_ && !replaced_stale ? ", clsact created" : ", existing clsact";
+  if (replaced_stale)
+    how = std::string(", replacing the filter of a flowd that did not stop cleanly (") +
+          (created_qdisc_                 ? "its clsact goes at stop"
+           : recorded_created.has_value() ? "the clsact was there before it: kept at stop"
+                                          : "no record of who created the clsact: kept at stop") +
+          ")";
   get_logger("backend.ebpf")
       ->info("marker attached to {} egress (filter handle 0x{:x} prio 0x{:x}{})", interface,
-             kFilterHandle, kFilterPriority,
-             created_qdisc_    ? ", clsact created"
-             : replaced_stale_ ? ", replacing the filter of a flowd that did not stop cleanly"
-                               : ", existing clsact");
+             kFilterHandle, kFilterPriority, how);
+}
+
+void TcAttachment::replace(int prog_fd) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
+              .handle = kFilterHandle, .priority = kFilterPriority);
+  if (int rc = bpf_tc_attach(&hook, &opts); rc != 0)
+    throw std::runtime_error("cannot replace the marker on " + interface_ +
+                             " egress: " + std::strerror(-rc));
+  get_logger("backend.ebpf")
+      ->info("marker replaced in place on {} egress (filter handle 0x{:x} prio 0x{:x})", interface_,
+             kFilterHandle, kFilterPriority);
 }
 
 TcAttachment::~TcAttachment() {
-  auto log = get_logger("backend.ebpf");
-  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kFilterHandle, .priority = kFilterPriority);
-  int rc = bpf_tc_detach(&hook, &opts);
-  if (rc != 0 && rc != -ENOENT && rc != -ENODEV)
-    log->warn("cannot detach the marker from {}: {}", interface_, std::strerror(-rc));
-  // Only a clsact qdisc that flowd created (this process, or a killed one whose filter it replaced)
-  // goes away with it, and only when no other filter sits on it: removing the qdisc removes them
-  // all.
-  bool removed = false;
-  if (created_qdisc_ || replaced_stale_) {
-    int others = -1, ingress = filters_on(ifindex_, TC_H_MIN_INGRESS),
-        egress = filters_on(ifindex_, TC_H_MIN_EGRESS);
-    if (ingress >= 0 && egress >= 0) others = ingress + egress;
-    if (others == 0) {
-      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      removed = bpf_tc_hook_destroy(&hook) == 0;
-    } else {
-      log->info("leaving the clsact qdisc on {}: {}", interface_,
-                others < 0 ? "its filters could not be listed" : "other filters use it");
-    }
-  }
-  log->info("marker detached from {}{}", interface_, removed ? ", clsact removed" : "");
+  std::string note = detach_hook(interface_, ifindex_, created_qdisc_);
+  get_logger("backend.ebpf")
+      ->info("marker detached from {}{}", interface_,
+             note == "clsact removed" ? ", clsact removed" : "");
+}
+
+std::string remove_marker_hook(const std::string& interface, int ifindex, bool created_clsact) {
+  if (ifindex <= 0 || static_cast<int>(if_nametoindex(interface.c_str())) != ifindex)
+    return "interface gone";
+  std::string note = detach_hook(interface, ifindex, created_clsact);
+  if (note.empty())
+    note = created_clsact ? "clsact not removed" : "clsact kept: flowd did not create it";
+  return note;
 }
 
 std::vector<std::string> interfaces_with_global_ipv6() {

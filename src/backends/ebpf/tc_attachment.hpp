@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // One interface's clsact egress hook with flowd's filter on it. Only the filter flowd attached is
-// removed at stop, and the clsact qdisc only if flowd created it (this process, or a killed flowd
-// whose filter it replaced) and no other filter uses it.
+// removed at stop, and the clsact qdisc only if flowd created it (this process, or — as the marker
+// record in work_dir says — the killed flowd whose filter it replaced) and no other filter uses it.
+// A clsact flowd found without a record that it created it (the admin's) is never removed.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,19 +18,36 @@ inline constexpr unsigned kFilterPriority = 0xF10D;
 
 class TcAttachment {
  public:
-  TcAttachment(const std::string& interface, int prog_fd);  // throws std::runtime_error
-  ~TcAttachment();
+  // Attaches `prog_fd` to the interface's egress, creating the clsact qdisc if there is none.
+  // `recorded_created`: what the marker record of a flowd that did not stop cleanly says about this
+  // interface (did it create the clsact?); nullopt when there is no record of it. Throws
+  // std::runtime_error.
+  TcAttachment(const std::string& interface, int prog_fd,
+               std::optional<bool> recorded_created = std::nullopt);
+  ~TcAttachment();  // detaches; removes the clsact if flowd created it and nothing else uses it
   TcAttachment(const TcAttachment&) = delete;
   TcAttachment& operator=(const TcAttachment&) = delete;
+
+  // Puts `prog_fd` in place of the attached program in the same filter (tc filter replace, same
+  // handle and priority): the kernel swaps them at once, so no packet passes unmarked in between
+  // (a reload's hand-over). Throws std::runtime_error; the old program stays attached then.
+  void replace(int prog_fd);
+
   const std::string& interface() const { return interface_; }
+  int ifindex() const { return ifindex_; }
   bool created_qdisc() const { return created_qdisc_; }
 
  private:
   std::string interface_;
   int ifindex_;
   bool created_qdisc_ = false;
-  bool replaced_stale_ = false;  // a killed flowd's filter was there at start
 };
+
+// Removes flowd's filter from `interface` (when it still has index `ifindex`: a re-created
+// interface has none) and the clsact with it when `created_clsact` and no other filter uses it:
+// what a flowd killed with -9 left on an interface no longer configured. Returns a note for the log
+// ("clsact removed", "clsact kept: ...", "interface gone").
+std::string remove_marker_hook(const std::string& interface, int ifindex, bool created_clsact);
 
 // Interfaces with an IPv6 address that is neither loopback nor link-local.
 std::vector<std::string> interfaces_with_global_ipv6();

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/ebpf/marker_record.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/unique_fd.hpp"
+
+namespace flowd::ebpf {
+namespace {
+
+constexpr off_t kMaxRecordBytes = 64 * 1024;
+constexpr std::size_t kMaxHooks = 1024;
+
+}  // namespace
+
+std::string marker_record_path(const std::string& work_dir) {
+  if (work_dir.empty()) return {};
+  struct stat ns {};
+  if (::stat("/proc/self/ns/net", &ns) != 0) return work_dir + "/ebpf_marker.json";
+  return work_dir + "/ebpf_marker." + std::to_string(ns.st_ino) + ".json";
+}
+
+std::optional<MarkerRecord> read_marker_record(const std::string& path, std::string& error) {
+  error.clear();
+  if (path.empty()) return std::nullopt;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno != ENOENT) error = std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      st.st_size > kMaxRecordBytes) {
+    error = "not a regular file of this user of at most 64 KiB";
+    return std::nullopt;
+  }
+  std::string body(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t off = 0;
+  while (off < body.size()) {
+    ssize_t n = ::read(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  body.resize(off);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("hooks") || !j["hooks"].is_array() ||
+      j["hooks"].size() > kMaxHooks) {
+    error = "not a marker record";
+    return std::nullopt;
+  }
+  MarkerRecord rec;
+  if (auto p = j.find("pid"); p != j.end() && p->is_number_integer()) rec.pid = p->get<pid_t>();
+  for (const auto& h : j["hooks"]) {
+    if (!h.is_object() || !h.contains("interface") || !h["interface"].is_string() ||
+        !h.contains("ifindex") || !h["ifindex"].is_number_integer() ||
+        !h.contains("created_clsact") || !h["created_clsact"].is_boolean()) {
+      error = "not a marker record";
+      return std::nullopt;
+    }
+    RecordedHook hook{h["interface"].get<std::string>(), h["ifindex"].get<int>(),
+                      h["created_clsact"].get<bool>()};
+    if (hook.interface.empty() || hook.interface.size() >= IFNAMSIZ) {
+      error = "not a marker record (interface name)";
+      return std::nullopt;
+    }
+    rec.hooks.push_back(std::move(hook));
+  }
+  return rec;
+}
+
+std::string write_marker_record(const std::string& path, const MarkerRecord& record) {
+  namespace fs = std::filesystem;
+  nlohmann::json hooks = nlohmann::json::array();
+  for (const auto& h : record.hooks)
+    hooks.push_back(
+        {{"interface", h.interface}, {"ifindex", h.ifindex}, {"created_clsact", h.created_clsact}});
+  const std::string body =
+      nlohmann::json{{"pid", record.pid}, {"hooks", std::move(hooks)}}.dump() + "\n";
+  auto dir = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  // A fresh file of our own (O_CREAT|O_EXCL, 0600) renamed over the record: a link or another
+  // user's file at the path is replaced, never written through.
+  std::string tmp = path + ".XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd) return tmp + ": " + std::strerror(errno);
+  std::size_t off = 0;
+  bool ok = true;
+  while (ok && off < body.size()) {
+    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<std::size_t>(n);
+  }
+  int err = ok ? 0 : errno;
+  if (ok && ::fsync(fd.get()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  fd.reset();
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (ok) return {};
+  ::unlink(tmp.c_str());
+  return path + ": " + std::strerror(err);
+}
+
+void remove_marker_record(const std::string& path) {
+  if (!path.empty()) ::unlink(path.c_str());
+}
+
+}  // namespace flowd::ebpf
