@@ -23,6 +23,9 @@
 
 namespace flowd::netflow {
 
+enum class TcpRefusal : std::uint8_t;  // tcp_sessions.hpp
+enum class TcpClosure : std::uint8_t;
+
 class ReceiveMetrics {
  public:
   ReceiveMetrics(prometheus::Registry& registry, Wire wire);
@@ -36,6 +39,9 @@ class ReceiveMetrics {
   void count_refused_udp() { refused_udp_->Increment(); }
   void count_refused_tcp() { refused_tcp_->Increment(); }
   void count_overflow(std::size_t flows) { overflow_->Increment(static_cast<double>(flows)); }
+  // IPFIX-over-TCP connections closed at once or not accepted, and sessions ended (netflow only).
+  void count_tcp_refused(TcpRefusal r);
+  void count_tcp_closed(TcpClosure c);
 
  private:
   static constexpr std::array<std::string_view, 5> kVersions{"1", "5", "9", "10", "unknown"};
@@ -48,16 +54,19 @@ class ReceiveMetrics {
   std::array<prometheus::Counter*, collector::kSflowErrorCount> sflow_errors_{};
   prometheus::Counter *sflow_counter_samples_ = nullptr, *sflow_extended_ = nullptr;
   prometheus::Counter *refused_udp_ = nullptr, *refused_tcp_ = nullptr, *overflow_ = nullptr;
+  std::array<prometheus::Counter*, 4> tcp_refused_{}, tcp_closed_{};  // by TcpRefusal, TcpClosure
 };
 
 // What one receive worker holds right now, published by the worker and read by scrapes.
 struct DecoderCounts {
   std::atomic<std::size_t> templates{0}, pending{0};
+  std::atomic<std::size_t> tcp_sessions{0};  // worker 0 only
 };
 
-// flowd_netflow_templates and flowd_netflow_pending_records, summed over the workers when scraped:
-// each worker publishes its own counts, and a sum taken by one worker could be stale by the time
-// another's is newer. The counts must outlive the collector's registration in the MetricsHub.
+// flowd_netflow_templates, flowd_netflow_pending_records and flowd_netflow_tcp_sessions, summed
+// over the workers when scraped: each worker publishes its own counts, and a sum taken by one
+// worker could be stale by the time another's is newer. The counts must outlive the collector's
+// registration in the MetricsHub.
 class DecoderGauges final : public prometheus::Collectable {
  public:
   explicit DecoderGauges(std::vector<const DecoderCounts*> counts) : counts_(std::move(counts)) {}
