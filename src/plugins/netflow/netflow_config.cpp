@@ -9,6 +9,28 @@ constexpr KeySpec kKeys[] = {
      "UDP addresses taking NetFlow v1/v5/v9 and IPFIX"},
     {"tcp_listen", KeyType::kList, "0.0.0.0:4739",
      "TCP addresses taking IPFIX over TCP; empty: none"},
+    {"max_tcp_sessions",
+     KeyType::kInt,
+     "256",
+     "IPFIX-over-TCP sessions open at once; a connection beyond this is closed at once and "
+     "counted (the open sessions are kept)",
+     {},
+     1,
+     65536},
+    {"max_tcp_sessions_per_exporter",
+     KeyType::kInt,
+     "16",
+     "IPFIX-over-TCP sessions open at once from one exporter address; beyond this as above",
+     {},
+     1,
+     65536},
+    {.name = "tcp_idle_timeout",
+     .type = KeyType::kDuration,
+     .default_value = "300",
+     .help = "an IPFIX-over-TCP session that sends nothing for this long is closed and counted "
+             "(RFC 7011 §10.4; exporters resend templates); 0: never",
+     .min = 0,
+     .max = 86400 * 1000},
     {.name = "template_timeout",
      .type = KeyType::kDuration,
      .default_value = "1800",
@@ -186,7 +208,13 @@ NetflowConfig NetflowConfig::from(const Section& cfg, Wire wire, const ScitagsRe
   c.wire = wire;
   c.section = cfg.name();
   c.listen = endpoints(cfg, "listen", wire == Wire::kSflow ? 6343 : 2055);
-  if (wire == Wire::kNetflow) c.tcp_listen = endpoints(cfg, "tcp_listen", 4739);
+  if (wire == Wire::kNetflow) {
+    c.tcp_listen = endpoints(cfg, "tcp_listen", 4739);
+    c.max_tcp_sessions = static_cast<std::size_t>(cfg.get_int("max_tcp_sessions"));
+    c.max_tcp_sessions_per_exporter =
+        static_cast<std::size_t>(cfg.get_int("max_tcp_sessions_per_exporter"));
+    c.tcp_idle_timeout = std::chrono::seconds(cfg.get_int("tcp_idle_timeout"));
+  }
   c.idle_timeout = std::chrono::seconds(cfg.get_int("idle_timeout"));
   c.dump = cfg.get("dump");
   c.rcvbuf = static_cast<int>(cfg.get_int("rcvbuf"));

@@ -31,6 +31,9 @@ struct NetflowConfig {
   std::string section;                    // "plugin.netflow", for messages
   std::vector<net::Endpoint> listen;      // UDP
   std::vector<net::Endpoint> tcp_listen;  // IPFIX over TCP (netflow only)
+  std::size_t max_tcp_sessions = 256;
+  std::size_t max_tcp_sessions_per_exporter = 16;  // per peer address
+  std::chrono::seconds tcp_idle_timeout{300};      // 0: never
   std::chrono::seconds idle_timeout{60};
   std::string dump;  // path; empty: no dump
   int rcvbuf = 0;    // bytes

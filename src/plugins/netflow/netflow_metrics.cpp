@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "plugins/netflow/tcp_sessions.hpp"
+
 namespace flowd::netflow {
 
 ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
@@ -44,6 +46,25 @@ ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
       template_refused_[i] = &refused_templates.Add(
           {{"reason",
             std::string(collector::to_string(static_cast<collector::TemplateRefusal>(i)))}});
+    static_assert(kTcpRefusalCount == std::tuple_size_v<decltype(tcp_refused_)>);
+    static_assert(kTcpClosureCount == std::tuple_size_v<decltype(tcp_closed_)>);
+    auto& refused = prometheus::BuildCounter()
+                        .Name("flowd_netflow_tcp_sessions_refused_total")
+                        .Help(
+                            "IPFIX-over-TCP connections closed at once or left waiting, by reason: "
+                            "max_sessions, per_exporter, emfile (out of descriptors), enomem")
+                        .Register(m);
+    for (std::size_t i = 0; i < kTcpRefusalCount; ++i)
+      tcp_refused_[i] =
+          &refused.Add({{"reason", std::string(to_string(static_cast<TcpRefusal>(i)))}});
+    auto& closed =
+        prometheus::BuildCounter()
+            .Name("flowd_netflow_tcp_sessions_closed_total")
+            .Help("IPFIX-over-TCP sessions ended, by reason: peer, error, out_of_sync, idle")
+            .Register(m);
+    for (std::size_t i = 0; i < kTcpClosureCount; ++i)
+      tcp_closed_[i] =
+          &closed.Add({{"reason", std::string(to_string(static_cast<TcpClosure>(i)))}});
     lost_ = &prometheus::BuildCounter()
                  .Name("flowd_netflow_sequence_lost_total")
                  .Help("Records or packets missing according to the exporters' sequence numbers")
@@ -137,6 +158,14 @@ void ReceiveMetrics::count_sflow(const collector::SflowResult& r) {
     if (r.errors[i]) sflow_errors_[i]->Increment(r.errors[i]);
 }
 
+void ReceiveMetrics::count_tcp_refused(TcpRefusal r) {
+  if (auto* c = tcp_refused_[static_cast<std::size_t>(r)]) c->Increment();
+}
+
+void ReceiveMetrics::count_tcp_closed(TcpClosure c) {
+  if (auto* counter = tcp_closed_[static_cast<std::size_t>(c)]) counter->Increment();
+}
+
 void ReceiveMetrics::count_error(int version, collector::DecodeError e) {
   errors_
       ->Add({{"version", std::string(kVersions[version_slot(version)])},
@@ -160,11 +189,12 @@ prometheus::MetricFamily gauge(const char* name, const char* help, double v) {
 }  // namespace
 
 std::vector<prometheus::MetricFamily> DecoderGauges::Collect() const {
-  double t = 0, p = 0, pb = 0;
+  double t = 0, p = 0, pb = 0, s = 0;
   for (const auto* c : counts_) {
     t += static_cast<double>(c->templates.load(std::memory_order_relaxed));
     p += static_cast<double>(c->pending.load(std::memory_order_relaxed));
     pb += static_cast<double>(c->pending_bytes.load(std::memory_order_relaxed));
+    s += static_cast<double>(c->tcp_sessions.load(std::memory_order_relaxed));
   }
   return {
       gauge("flowd_netflow_templates", "Templates known (UDP exporters and TCP sessions)", t),
@@ -174,7 +204,8 @@ std::vector<prometheus::MetricFamily> DecoderGauges::Collect() const {
             static_cast<double>(budget_->bytes())),
       gauge("flowd_netflow_pending_records", "Data sets held while their template is missing", p),
       gauge("flowd_netflow_pending_bytes",
-            "Bytes of the data sets held while their template is missing", pb)};
+            "Bytes of the data sets held while their template is missing", pb),
+      gauge("flowd_netflow_tcp_sessions", "IPFIX-over-TCP sessions open", s)};
 }
 
 }  // namespace flowd::netflow

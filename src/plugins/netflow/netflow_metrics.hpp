@@ -26,6 +26,9 @@
 
 namespace flowd::netflow {
 
+enum class TcpRefusal : std::uint8_t;  // tcp_sessions.hpp
+enum class TcpClosure : std::uint8_t;
+
 class ReceiveMetrics {
  public:
   ReceiveMetrics(prometheus::Registry& registry, Wire wire);
@@ -39,6 +42,9 @@ class ReceiveMetrics {
   void count_refused_udp() { refused_udp_->Increment(); }
   void count_refused_tcp() { refused_tcp_->Increment(); }
   void count_overflow(std::size_t flows) { overflow_->Increment(static_cast<double>(flows)); }
+  // IPFIX-over-TCP connections closed at once or not accepted, and sessions ended (netflow only).
+  void count_tcp_refused(TcpRefusal r);
+  void count_tcp_closed(TcpClosure c);
 
  private:
   static constexpr std::array<std::string_view, 5> kVersions{"1", "5", "9", "10", "unknown"};
@@ -54,18 +60,20 @@ class ReceiveMetrics {
   // netflow: templates evicted and refused by the byte and count bounds, by reason
   std::array<prometheus::Counter*, collector::kTemplateEvictionCount> evicted_{};
   std::array<prometheus::Counter*, collector::kTemplateRefusalCount> template_refused_{};
+  std::array<prometheus::Counter*, 4> tcp_refused_{}, tcp_closed_{};  // by TcpRefusal, TcpClosure
 };
 
 // What one receive worker holds right now, published by the worker and read by scrapes.
 struct DecoderCounts {
   std::atomic<std::size_t> templates{0}, pending{0}, pending_bytes{0};
+  std::atomic<std::size_t> tcp_sessions{0};  // worker 0 only
 };
 
-// flowd_netflow_templates, flowd_netflow_pending_records and flowd_netflow_pending_bytes, summed
-// over the workers when scraped: each worker publishes its own counts, and a sum taken by one
-// worker could be stale by the time another's is newer; flowd_netflow_template_bytes, read from
-// the budget every decoder shares. The counts must outlive the collector's registration in the
-// MetricsHub.
+// flowd_netflow_templates, flowd_netflow_pending_records, flowd_netflow_pending_bytes and
+// flowd_netflow_tcp_sessions, summed over the workers when scraped: each worker publishes its own
+// counts, and a sum taken by one worker could be stale by the time another's is newer;
+// flowd_netflow_template_bytes, read from the budget every decoder shares. The counts must outlive
+// the collector's registration in the MetricsHub.
 class DecoderGauges final : public prometheus::Collectable {
  public:
   DecoderGauges(std::vector<const DecoderCounts*> counts,

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The netflow and sflow plugins: receive workers that read UDP (and, on worker 0, IPFIX over TCP),
 // decode, track flows and publish their events. The pieces live beside this file: the typed config
-// (netflow_config), the metrics (netflow_metrics), the TCP sessions (tcp_session), the workers'
-// wait (worker_loop) and the dump (record_dump); the UDP listener is src/common/net/udp_listener.
+// (netflow_config), the metrics (netflow_metrics), the TCP sessions (tcp_session, and their caps,
+// idle timeout and accept back-off: tcp_sessions), the workers' wait (worker_loop) and the dump
+// (record_dump); the UDP listener is src/common/net/udp_listener.
 #include "plugins/netflow/netflow_plugin.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
-#include <map>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -28,6 +30,7 @@
 #include "plugins/netflow/observed_metrics.hpp"
 #include "plugins/netflow/record_dump.hpp"
 #include "plugins/netflow/tcp_session.hpp"
+#include "plugins/netflow/tcp_sessions.hpp"
 #include "plugins/netflow/worker_loop.hpp"
 
 namespace flowd::netflow {
@@ -62,7 +65,11 @@ class NetflowPlugin final : public Plugin {
         observed_(ctx.metrics),
         metrics_(ctx.metrics, cfg_.wire),
         tracker_(cfg_.rules, LabelPolicy(cfg_.label_trust, cfg_.label_networks), cfg_.idle_timeout,
-                 cfg_.max_flows) {
+                 cfg_.max_flows),
+        tcp_(TcpSessionLimits{.max_sessions = cfg_.max_tcp_sessions,
+                              .max_per_exporter = cfg_.max_tcp_sessions_per_exporter,
+                              .idle_timeout = cfg_.tcp_idle_timeout},
+             limits_) {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {
       workers_.push_back(std::make_unique<Worker>());
@@ -93,10 +100,12 @@ class NetflowPlugin final : public Plugin {
                  shared ? fmt::format(" ({} workers)", workers_.size()) : "");
     }
     for (const auto& ep : cfg_.tcp_listen) {
-      UniqueFd fd = open_tcp_listener(ep, owner_);
-      const int raw = fd.get();
-      tcp_listeners_.emplace(raw, std::move(fd));
-      log_->info("collecting IPFIX over TCP on {}", ep.to_string());
+      tcp_.add_listener(open_tcp_listener(ep, owner_));
+      log_->info("collecting IPFIX over TCP on {} (at most {} sessions, {} per exporter{})",
+                 ep.to_string(), cfg_.max_tcp_sessions, cfg_.max_tcp_sessions_per_exporter,
+                 cfg_.tcp_idle_timeout.count()
+                     ? fmt::format(", closed after {} s idle", cfg_.tcp_idle_timeout.count())
+                     : "");
     }
     if (!cfg_.dump.empty()) dump_.open(cfg_.dump, owner_);
   }
@@ -161,18 +170,20 @@ class NetflowPlugin final : public Plugin {
   void close_worker_sockets(Worker& w, bool main) {
     w.udp.clear();
     if (!main) return;
-    tcp_listeners_.clear();
-    sessions_.clear();
+    tcp_.clear();
+    w.counts.tcp_sessions.store(0, std::memory_order_relaxed);
   }
 
   void run_worker(std::stop_token stop, Worker& w, Publisher& out, bool main) {
     StopFd stopfd(stop);
-    // Idle flows and template lifetimes are checked a few times per idle_timeout.
-    WorkerLoop loop(stopfd.fd(),
-                    std::chrono::seconds(std::max<long>(1, cfg_.idle_timeout.count() / 4)));
+    // Idle flows and template lifetimes are checked a few times per idle_timeout, and on worker 0
+    // idle TCP sessions a few times per tcp_idle_timeout.
+    long tick = cfg_.idle_timeout.count();
+    if (main && !tcp_.empty() && cfg_.tcp_idle_timeout.count() > 0)
+      tick = std::min<long>(tick, cfg_.tcp_idle_timeout.count());
+    WorkerLoop loop(stopfd.fd(), std::chrono::seconds(std::max<long>(1, tick / 4)));
     for (const auto& l : w.udp) loop.add(l.fd());
-    if (main)
-      for (const auto& [fd, l] : tcp_listeners_) loop.add(fd);
+    if (main) tcp_.watch(loop);
     if (!w.datagrams) w.datagrams.emplace(kBatch, kMaxDatagram);
     auto on_tick = [&] {
       w.events.clear();
@@ -180,13 +191,19 @@ class NetflowPlugin final : public Plugin {
       w.decoder.expire(now);
       if (main) {
         // TCP sessions: templates another decoder's charge evicted are erased here too.
-        for (auto& [fd, s] : sessions_) s.decoder().expire(now);
+        for (auto& [fd, s] : tcp_.sessions()) s.decoder().expire(now);
         {
           std::lock_guard lock(tracker_mu_);
           tracker_.expire(now, w.events);
         }
         // Records reach the disk within a tick, for `tail -f` and so that a crash loses little.
         if (dump_.is_open()) dump_.flush();
+        for (const auto& peer : tcp_.close_idle(std::chrono::steady_clock::now(), loop)) {
+          metrics_.count_tcp_closed(TcpClosure::kIdle);
+          limited_warn(*log_, tcp_limiter_,
+                       "IPFIX session from {} sent nothing for {} s; closed it", peer.to_string(),
+                       cfg_.tcp_idle_timeout.count());
+        }
       }
       out.publish(w.events);
       publish_counts(w);
@@ -195,13 +212,12 @@ class NetflowPlugin final : public Plugin {
       w.events.clear();
       if (!main) {
         read_datagrams(w, fd);
-      } else if (tcp_listeners_.contains(fd)) {
+      } else if (tcp_.is_listener(fd)) {
         accept_session(fd, loop);
-      } else if (auto it = sessions_.find(fd); it != sessions_.end()) {
-        if (!read_session(w, it->second)) {
-          loop.remove(fd);
-          sessions_.erase(it);
-        }
+      } else if (tcp_.is_backoff_timer(fd)) {
+        tcp_.resume(loop);
+      } else if (TcpSession* s = tcp_.find(fd)) {
+        if (!read_session(w, *s)) tcp_.close(fd, loop);
       } else {
         read_datagrams(w, fd);
       }
@@ -234,17 +250,37 @@ class NetflowPlugin final : public Plugin {
   }
 
   void accept_session(int listener, WorkerLoop& loop) {
-    auto s = TcpSession::accept(listener, limits_);
-    if (!s) return;
-    if (!allowed(s->peer().address)) {
-      metrics_.count_refused_tcp();
-      log_refused("IPFIX session", s->peer());
-      return;
+    using Outcome = TcpSessions::Accepted::Outcome;
+    const auto r = tcp_.accept(listener, loop, [this](const IpAddress& a) { return allowed(a); });
+    switch (r.outcome) {
+      case Outcome::kNone:
+        return;
+      case Outcome::kSession:
+        log_->info("IPFIX session from {}", r.session->peer().to_string());
+        return;
+      case Outcome::kNotAllowed:
+        metrics_.count_refused_tcp();
+        log_refused("IPFIX session", *r.peer);
+        return;
+      case Outcome::kRefused:
+        metrics_.count_tcp_refused(r.refusal);
+        limited_warn(*log_, tcp_limiter_, "IPFIX session from {} refused: {}", r.peer->to_string(),
+                     r.refusal == TcpRefusal::kMaxSessions
+                         ? fmt::format("max_tcp_sessions ({}) are open", cfg_.max_tcp_sessions)
+                     : r.refusal == TcpRefusal::kPerExporter
+                         ? fmt::format("max_tcp_sessions_per_exporter ({}) are open from it",
+                                       cfg_.max_tcp_sessions_per_exporter)
+                         : std::string("flowd is nearly out of file descriptors (raise "
+                                       "LimitNOFILE or lower max_tcp_sessions)"));
+        return;
+      case Outcome::kBackoff:
+        metrics_.count_tcp_refused(r.refusal);
+        limited_warn(*log_, tcp_limiter_,
+                     "accepting IPFIX sessions failed: {}; not accepting for {} ms (raise "
+                     "LimitNOFILE or lower max_tcp_sessions)",
+                     std::strerror(r.error), r.backoff.count());
+        return;
     }
-    log_->info("IPFIX session from {}", s->peer().to_string());
-    const int fd = s->fd();
-    sessions_.emplace(fd, std::move(*s));
-    loop.add(fd);
   }
 
   // False when the session ended (peer closed, error, or a stream out of sync: RFC 7011 §10.4).
@@ -252,11 +288,16 @@ class NetflowPlugin final : public Plugin {
     const auto state = s.read([&](std::span<const std::uint8_t> message) {
       handle_payload(w, s.decoder(), message, s.peer(), Clock::now());
     });
-    if (state == TcpSession::State::kClosed) {
-      log_->info("IPFIX session from {} closed", s.peer().to_string());
+    if (state == TcpSession::State::kClosed || state == TcpSession::State::kFailed) {
+      metrics_.count_tcp_closed(state == TcpSession::State::kClosed ? TcpClosure::kPeer
+                                                                    : TcpClosure::kError);
+      log_->info(
+          "IPFIX session from {} closed{}", s.peer().to_string(),
+          state == TcpSession::State::kFailed ? fmt::format(": {}", std::strerror(s.error())) : "");
       return false;
     }
     if (state == TcpSession::State::kOutOfSync) {
+      metrics_.count_tcp_closed(TcpClosure::kOutOfSync);
       metrics_.count_error(10, collector::DecodeError::kBadLength);
       log_->warn("IPFIX session from {}: message length {} < 16 or not IPFIX; closing it",
                  s.peer().to_string(), s.bad_length());
@@ -381,12 +422,14 @@ class NetflowPlugin final : public Plugin {
   void publish_counts(Worker& w) {
     std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count(),
                 pb = w.decoder.pending_bytes();
-    if (&w == workers_.front().get())
-      for (const auto& [fd, s] : sessions_) {
+    if (&w == workers_.front().get()) {
+      for (const auto& [fd, s] : tcp_.sessions()) {
         t += s.decoder().template_count();
         p += s.decoder().pending_count();
         pb += s.decoder().pending_bytes();
       }
+      w.counts.tcp_sessions.store(tcp_.size(), std::memory_order_relaxed);
+    }
     w.counts.templates.store(t, std::memory_order_relaxed);
     w.counts.pending.store(p, std::memory_order_relaxed);
     w.counts.pending_bytes.store(pb, std::memory_order_relaxed);
@@ -422,10 +465,10 @@ class NetflowPlugin final : public Plugin {
   std::optional<DecoderGauges> gauges_;  // netflow only
   std::mutex tracker_mu_;                // flows are shared: two exporters may report the same one
   FlowTracker tracker_;
-  std::map<int, UniqueFd> tcp_listeners_;  // worker 0 only
-  std::map<int, TcpSession> sessions_;     // worker 0 only, by descriptor
+  TcpSessions tcp_;  // worker 0 only
   RecordDump dump_;
-  LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_;  // thread-safe
+  LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_,
+      tcp_limiter_;  // thread-safe
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {

@@ -21,7 +21,9 @@ class RecordDump {
 
   // Opens `path` for appending: a reload, a restart or a crash must not wipe what earlier runs
   // wrote (a gzip file then holds several members, which gzip, zcat and `flowd analyze` read as one
-  // stream). Throws std::runtime_error("<owner>dump: cannot open <path>").
+  // stream). Created 0640; never through a symbolic link, and only a regular file of flowd's own
+  // user with one link (common/owned_file.hpp: a FIFO, a link or another user's file is refused).
+  // Throws std::runtime_error("<owner>dump: <path> ...: what to do").
   void open(const std::string& path, const std::string& owner);
   bool is_open() const { return file_ != nullptr; }
   void write(const collector::RecordBatch& records);

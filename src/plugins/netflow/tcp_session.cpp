@@ -29,14 +29,6 @@ UniqueFd open_tcp_listener(const net::Endpoint& endpoint, const std::string& own
   return fd;
 }
 
-std::optional<TcpSession> TcpSession::accept(int listener, const collector::DecoderLimits& limits) {
-  net::SocketAddress from;
-  from.length = sizeof from.storage;
-  UniqueFd fd(::accept4(listener, from.get(), &from.length, SOCK_CLOEXEC | SOCK_NONBLOCK));
-  if (!fd) return std::nullopt;
-  return TcpSession(std::move(fd), collector::Exporter{from.address(), from.port()}, limits);
-}
-
 TcpSession::TcpSession(UniqueFd fd, collector::Exporter peer,
                        const collector::DecoderLimits& limits)
     : fd_(std::move(fd)), peer_(peer) {

@@ -8,9 +8,9 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 
@@ -29,8 +29,8 @@ UniqueFd open_tcp_listener(const net::Endpoint& endpoint, const std::string& own
 
 class TcpSession {
  public:
-  // Accepts one waiting connection on `listener` (nullopt when none is waiting or accept fails).
-  static std::optional<TcpSession> accept(int listener, const collector::DecoderLimits& limits);
+  // Wraps an accepted, non-blocking connection from `peer`.
+  TcpSession(UniqueFd fd, collector::Exporter peer, const collector::DecoderLimits& limits);
 
   int fd() const { return fd_.get(); }
   const collector::Exporter& peer() const { return peer_; }
@@ -39,7 +39,8 @@ class TcpSession {
 
   enum class State : std::uint8_t {
     kOpen,       // read until EAGAIN; wait for more
-    kClosed,     // the peer closed, or the connection failed
+    kClosed,     // the peer closed (end of stream)
+    kFailed,     // recv() failed (ECONNRESET, ETIMEDOUT...)
     kOutOfSync,  // a header that is not IPFIX or a length < 16: the stream cannot be framed
   };
 
@@ -51,7 +52,12 @@ class TcpSession {
     while (true) {
       const ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
       if (n == 0) return State::kClosed;
-      if (n < 0) return errno == EAGAIN || errno == EINTR ? State::kOpen : State::kClosed;
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return State::kOpen;
+      if (n < 0) {
+        error_ = errno;
+        return State::kFailed;
+      }
+      last_active_ = std::chrono::steady_clock::now();
       if (framer_.feed(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)),
                        on_message) == collector::IpfixStreamFramer::Status::kOutOfSync)
         return State::kOutOfSync;
@@ -59,14 +65,18 @@ class TcpSession {
   }
   // After kOutOfSync: the Length field of the header that broke the framing.
   std::size_t bad_length() const;
+  // After kFailed: the errno of recv().
+  int error() const { return error_; }
+  // When the peer last sent bytes (or connected): what the idle timeout measures.
+  std::chrono::steady_clock::time_point last_active() const { return last_active_; }
 
  private:
-  TcpSession(UniqueFd fd, collector::Exporter peer, const collector::DecoderLimits& limits);
-
   UniqueFd fd_;
   collector::Exporter peer_;
   collector::IpfixStreamFramer framer_;
   std::unique_ptr<collector::Decoder> decoder_;  // stays put while sessions move in their map
+  std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
+  int error_ = 0;
 };
 
 }  // namespace flowd::netflow

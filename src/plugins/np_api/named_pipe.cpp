@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "common/owned_file.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
 namespace flowd::np_api {
@@ -25,15 +26,6 @@ constexpr off_t kMaxLeftoverBytes = 1 << 20;
 
 [[noreturn]] void fail_errno(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
-}
-
-std::string kind_of(mode_t m) {
-  if (S_ISLNK(m)) return "a symbolic link";
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
-  if (S_ISSOCK(m)) return "a socket";
-  if (S_ISREG(m)) return "a regular file";
-  return "not a named pipe";
 }
 
 std::string remove_hint(const std::string& path, mode_t kind = S_IFREG) {
@@ -197,8 +189,8 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
     make_fifo(path);
     out.created = true;
   } else if (!S_ISFIFO(st.st_mode)) {
-    throw std::runtime_error(path + " exists and is " + kind_of(st.st_mode) + ", not a named pipe" +
-                             remove_hint(path, st.st_mode));
+    throw std::runtime_error(path + " exists and is " + describe_file_type(st.st_mode) +
+                             ", not a named pipe" + remove_hint(path, st.st_mode));
   } else if (st.st_uid != ::geteuid()) {
     throw std::runtime_error(path + " is a named pipe owned by uid " + std::to_string(st.st_uid) +
                              ", not by flowd's user (uid " + std::to_string(::geteuid()) +
@@ -215,9 +207,10 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
   }
   if (::fstat(out.fd.get(), &st) != 0) fail_errno("fstat " + path);
   if (!S_ISFIFO(st.st_mode) || st.st_uid != ::geteuid())
-    throw std::runtime_error(path + " was replaced by " +
-                             (S_ISFIFO(st.st_mode) ? "another user's pipe" : kind_of(st.st_mode)) +
-                             " while flowd opened it" + remove_hint(path));
+    throw std::runtime_error(
+        path + " was replaced by " +
+        (S_ISFIFO(st.st_mode) ? "another user's pipe" : describe_file_type(st.st_mode)) +
+        " while flowd opened it" + remove_hint(path));
   out.dev = st.st_dev;
   out.ino = st.st_ino;
   // One reader per pipe: a second flowd on the same path would take half the lines and remove the

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "common/owned_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace flowd {
+
+std::string describe_file_type(mode_t m) {
+  if (S_ISLNK(m)) return "a symbolic link";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a named pipe";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISREG(m)) return "a regular file";
+  return "not a regular file";
+}
+
+UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_t mode) {
+  const std::string hint = "; remove it or choose another path";
+  // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader (or, with one, hand
+  // flowd a pipe); it is refused below either way. It is cleared again for the regular file.
+  // O_TRUNC waits for the checks: another user's file is refused whole, not emptied first.
+  const bool truncate = (extra_flags & O_TRUNC) != 0;
+  UniqueFd fd(::open(path.c_str(),
+                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                         (extra_flags & ~O_TRUNC),
+                     mode));
+  if (!fd) {
+    const int e = errno;
+    struct stat st {};
+    const bool found = ::lstat(path.c_str(), &st) == 0;
+    if (e == ELOOP || (found && !S_ISREG(st.st_mode)))
+      throw std::runtime_error(path + " is " +
+                               (found ? describe_file_type(st.st_mode) : "a symbolic link") +
+                               ", not a regular file: flowd does not write through it" + hint);
+    throw std::system_error(e, std::generic_category(), "open " + path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0)
+    throw std::system_error(errno, std::generic_category(), "fstat " + path);
+  if (!S_ISREG(st.st_mode))
+    throw std::runtime_error(path + " is " + describe_file_type(st.st_mode) +
+                             ", not a regular file: flowd does not write into it" + hint);
+  if (st.st_uid != ::geteuid())
+    throw std::runtime_error(path + " is owned by uid " + std::to_string(st.st_uid) +
+                             ", not by flowd's user (uid " + std::to_string(::geteuid()) +
+                             "): flowd does not write into another user's file; remove it, chown "
+                             "it to flowd's user, or choose another path");
+  if (st.st_nlink != 1)
+    throw std::runtime_error(path + " has " + std::to_string(st.st_nlink) +
+                             " hard links: flowd writes only to a file with one name" + hint);
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+    throw std::system_error(errno, std::generic_category(), "fcntl " + path);
+  if (truncate && ::ftruncate(fd.get(), 0) != 0)
+    throw std::system_error(errno, std::generic_category(), "ftruncate " + path);
+  return fd;
+}
+
+}  // namespace flowd

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// Opening a file flowd writes by path (a dump, ...) so that a local user who can write its
+// directory cannot turn flowd against another file (issue 13): a symbolic link at the path is never
+// followed, and what was opened is proven with fstat() to be a regular file of flowd's own user
+// with one link before a byte is written. A FIFO is refused too: a dump into a pipe nobody reads
+// would block the writer or lose records without a word.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/unique_fd.hpp"
+
+namespace flowd {
+
+// What kind of file mode `m` describes, for messages: "a symbolic link", "a named pipe", ...
+std::string describe_file_type(mode_t m);
+
+// Opens `path` write-only with O_CREAT | O_NOFOLLOW | O_CLOEXEC and `extra_flags` (O_APPEND or
+// O_TRUNC), creating it with `mode` (less the umask). Refuses, with a std::runtime_error naming the
+// path, what is there and what to do about it: a symbolic link, a FIFO (never blocks: opened with
+// O_NONBLOCK), a directory, a device or socket, a file owned by another user than flowd's effective
+// one, a file with more than one hard link. Other failures of open() or fstat() throw
+// std::system_error naming the call and the path. The descriptor returned is blocking.
+UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_t mode);
+
+}  // namespace flowd
