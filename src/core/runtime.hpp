@@ -75,9 +75,9 @@ class Runtime {
   // exception, or a return that was neither asked for (stop) nor normal (body returned true).
   template <typename Body>
   std::jthread supervised(std::string who, std::shared_ptr<Heartbeat> hb, Body body) {
-    return std::jthread([this, who = std::move(who), hb = std::move(hb),
-                         body = std::move(body)](std::stop_token st) {
-      set_thread_name(who);
+    const std::string name = thread_name_for(who);
+    std::jthread t([this, who = std::move(who), hb = std::move(hb),
+                    body = std::move(body)](std::stop_token st) {
       bind_thread_heartbeat(hb.get());
       // A thread that ended is not stuck: its end, if unexpected, is reported below.
       struct Ended {
@@ -93,6 +93,9 @@ class Runtime {
       }
       if (!normal_end && !st.stop_requested()) report_failure(who, "worker returned unexpectedly");
     });
+    // Named from here, before start-up goes on to READY=1, not from inside the thread.
+    ::pthread_setname_np(t.native_handle(), name.c_str());
+    return t;
   }
   void stop_plugin(RunningPlugin& p);
   void stop_backend(RunningBackend& b);
