@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <system_error>
 
@@ -61,6 +63,33 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
   if (truncate && ::ftruncate(fd.get(), 0) != 0)
     throw std::system_error(errno, std::generic_category(), "ftruncate " + path);
   return fd;
+}
+
+std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode) {
+  auto dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  std::string tmp = path + ".XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd) return tmp + ": " + std::strerror(errno);
+  std::size_t off = 0;
+  int err = 0;
+  while (off < body.size()) {
+    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (!err && ::fchmod(fd.get(), mode) != 0) err = errno;
+  if (!err && ::fsync(fd.get()) != 0) err = errno;
+  fd.reset();
+  if (!err && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (!err) return {};
+  ::unlink(tmp.c_str());
+  return path + ": " + std::strerror(err);
 }
 
 }  // namespace flowd

@@ -25,4 +25,11 @@ std::string describe_file_type(mode_t m);
 // std::system_error naming the call and the path. The descriptor returned is blocking.
 UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_t mode);
 
+// Replaces the file at `path` with `body`: written to a fresh file of flowd's own beside it
+// (mkostemp: O_CREAT | O_EXCL), given `mode`, fsync()ed and renamed over `path`, so a link or
+// another user's file at the path (or at a temporary name) is replaced, never written through, and
+// a reader sees the old content or the new, never part. Creates the directory if missing. Returns
+// "" on success, else "PATH: reason" (the temporary file is removed).
+std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
+
 }  // namespace flowd

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/owned_file.hpp"
 #include "common/unique_fd.hpp"
 
 namespace flowd {
@@ -108,25 +109,10 @@ bool read_file(const std::string& path, std::string& body, std::string& error) {
 
 void write_cache(const std::string& work_dir, const std::string& body) {
   if (work_dir.empty()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(work_dir, ec);
-  // A fresh file of our own (mkstemp: O_CREAT|O_EXCL, mode 0600), renamed over api.json: a link or
-  // a file another user put at api.json.tmp or api.json is never opened or written through (issue
-  // 13).
-  std::string tmp = work_dir + "/api.json.XXXXXX";
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd) return;
-  std::size_t off = 0;
-  bool ok = true;
-  while (ok && off < body.size()) {
-    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<std::size_t>(n);
-  }
-  ok = ok && ::fchmod(fd.get(), 0644) == 0 && ::fsync(fd.get()) == 0;
-  fd.reset();
-  if (!ok || std::rename(tmp.c_str(), (work_dir + "/api.json").c_str()) != 0) ::unlink(tmp.c_str());
+  // A fresh file of our own (mkstemp: O_CREAT|O_EXCL), renamed over api.json: a link or a file
+  // another user put at api.json is never opened or written through (issue 13). A cache that cannot
+  // be written costs only the fallback at the next start.
+  replace_file_atomically(work_dir + "/api.json", body, 0644);
 }
 
 std::shared_ptr<const ScitagsRegistry> parse_with_source(const std::string& body,

@@ -24,6 +24,16 @@ std::string start_line(int port) {
   return "start tcp 127.0.0.1 " + std::to_string(port) + " 127.0.0.1 5777 2 9\n";
 }
 
+// Waits up to 2 s for a named pipe at `path` (flowd makes it again after a removal); `st` is its
+// lstat().
+bool wait_for_fifo(const std::string& path, struct stat& st) {
+  for (int i = 0; i < 200; ++i) {
+    if (::lstat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 TEST(NamedPipe, ASymbolicLinkAtThePathIsRefusedAndItsTargetUntouched) {
   Daemon d;
   d.dir.write("secret", "root's file\n");
@@ -186,12 +196,7 @@ TEST(NamedPipe, APipeRemovedWhileFlowdRunsIsMadeAgain) {
   ASSERT_EQ(::lstat(d.pipe().c_str(), &before), 0);
   ASSERT_EQ(::unlink(d.pipe().c_str()), 0);
   struct stat st {};
-  bool again = false;
-  for (int i = 0; i < 200 && !again; ++i) {
-    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-    if (!again) std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_TRUE(again) << d.proc->log();
+  ASSERT_TRUE(wait_for_fifo(d.pipe(), st)) << d.proc->log();
   EXPECT_NE(st.st_ino, before.st_ino);
   EXPECT_EQ(st.st_mode & 07777, 0666u);
   write_pipe(d.pipe(), start_line(2200));
@@ -201,12 +206,7 @@ TEST(NamedPipe, APipeRemovedWhileFlowdRunsIsMadeAgain) {
       << d.proc->log();
   // Renamed away: the same.
   ASSERT_EQ(::rename(d.pipe().c_str(), (d.pipe() + ".old").c_str()), 0);
-  again = false;
-  for (int i = 0; i < 200 && !again; ++i) {
-    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-    if (!again) std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_TRUE(again) << d.proc->log();
+  ASSERT_TRUE(wait_for_fifo(d.pipe(), st)) << d.proc->log();
   write_pipe(d.pipe(), start_line(2201));
   EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
@@ -256,12 +256,7 @@ TEST(NamedPipe, ALinkMovedOverThePipeCostsNeitherAReloadNorTheProcess) {
   // The link goes: the pipe is made again and lines flow.
   ASSERT_EQ(::unlink(d.pipe().c_str()), 0);
   struct stat st {};
-  bool again = false;
-  for (int i = 0; i < 200 && !again; ++i) {
-    again = ::lstat(d.pipe().c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-    if (!again) std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_TRUE(again) << d.proc->log();
+  ASSERT_TRUE(wait_for_fifo(d.pipe(), st)) << d.proc->log();
   write_pipe(d.pipe(), start_line(2300));
   EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
   EXPECT_EQ(d.stop(), 0);

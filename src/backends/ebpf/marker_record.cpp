@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/owned_file.hpp"
 #include "common/unique_fd.hpp"
 
 namespace flowd::ebpf {
@@ -85,35 +86,9 @@ std::string write_marker_record(const std::string& path, const MarkerRecord& rec
         {{"interface", h.interface}, {"ifindex", h.ifindex}, {"created_clsact", h.created_clsact}});
   const std::string body =
       nlohmann::json{{"pid", record.pid}, {"hooks", std::move(hooks)}}.dump() + "\n";
-  auto dir = fs::path(path).parent_path();
-  std::error_code ec;
-  if (!dir.empty()) fs::create_directories(dir, ec);
-  // A fresh file of our own (O_CREAT|O_EXCL, 0600) renamed over the record: a link or another
-  // user's file at the path is replaced, never written through.
-  std::string tmp = path + ".XXXXXX";
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd) return tmp + ": " + std::strerror(errno);
-  std::size_t off = 0;
-  bool ok = true;
-  while (ok && off < body.size()) {
-    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<std::size_t>(n);
-  }
-  int err = ok ? 0 : errno;
-  if (ok && ::fsync(fd.get()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  fd.reset();
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (ok) return {};
-  ::unlink(tmp.c_str());
-  return path + ": " + std::strerror(err);
+  // A fresh file of our own renamed over the record: a link or another user's file at the path is
+  // replaced, never written through.
+  return replace_file_atomically(path, body, 0600);
 }
 
 void remove_marker_record(const std::string& path) {
