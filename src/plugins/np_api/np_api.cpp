@@ -19,51 +19,21 @@
 #include "flowd/reload_shelf.hpp"
 #include "flowd/stop_fd.hpp"
 #include "plugins/np_api/named_pipe.hpp"
+#include "plugins/np_api/np_api_config.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
 namespace flowd::np_api {
 namespace {
 
-constexpr KeySpec kKeys[] = {
-    {"path", KeyType::kPath, "/var/run/flowd", "the named pipe (FIFO) transfer services write to",
-     "NP_API_FILE"},
-    {"mode", KeyType::kMode, "0666",
-     "permissions set on the pipe, whether flowd made it or found its own pipe there"},
-    {"group", KeyType::kString, "", "group owning the pipe (name or number); empty: flowd's group"},
-    {"max_line_length",
-     KeyType::kInt,
-     "4096",
-     "longer lines are rejected (reason too_long)",
-     {},
-     64,
-     65536},
-    {.name = "partial_timeout_ms",
-     .type = KeyType::kDuration,
-     .default_value = "1000",
-     .help = "a line without its newline for this long is discarded (reason truncated)",
-     .min = 10,
-     .max = 600000,
-     .unit = DurationUnit::kMilliseconds,
-     .resolution = DurationUnit::kMilliseconds},
-};
-
-gid_t group_of(const Section& cfg) {
-  try {
-    return resolve_group(cfg.get("group"));
-  } catch (const std::exception& e) {
-    throw ConfigError("[plugin.np_api] group: " + std::string(e.what()));
-  }
-}
-
 class NpApi final : public Plugin {
  public:
-  NpApi(const Section& cfg, Context& ctx)
+  NpApi(const NpApiConfig& cfg, Context& ctx)
       : ctx_(ctx),
-        path_(cfg.get("path")),
-        mode_(static_cast<mode_t>(std::stoul(cfg.get("mode"), nullptr, 8))),
-        group_(cfg.get("group").empty() ? std::nullopt : std::optional<gid_t>(group_of(cfg))),
-        max_line_(static_cast<std::size_t>(cfg.get_int("max_line_length"))),
-        partial_timeout_(cfg.get_int("partial_timeout_ms")),
+        path_(cfg.path),
+        mode_(cfg.mode),
+        group_(cfg.group),
+        max_line_(cfg.max_line_length),
+        partial_timeout_(cfg.partial_timeout),
         log_(get_logger("plugin.np_api")),
         rejected_(ctx.metrics, "flowd_np_api_rejected_lines_total",
                   "Lines from the np_api named pipe that were rejected, by reason") {
@@ -342,15 +312,15 @@ class NpApi final : public Plugin {
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
-  return std::make_unique<NpApi>(cfg, ctx);
+  return std::make_unique<NpApi>(NpApiConfig::from(cfg), ctx);
 }
 
 }  // namespace
 
 const PluginInfo& plugin_info() {
   static const PluginInfo info{
-      "np_api", "named pipe: one 'state prot src sport dst dport exp act' line per flow", kKeys,
-      create};
+      "np_api", "named pipe: one 'state prot src sport dst dport exp act' line per flow",
+      config_keys(), create};
   return info;
 }
 
