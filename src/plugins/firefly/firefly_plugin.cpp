@@ -15,50 +15,22 @@
 #include "flowd/log.hpp"
 #include "flowd/reason_counters.hpp"
 #include "flowd/stop_fd.hpp"
+#include "plugins/firefly/firefly_listener_config.hpp"
 
 namespace flowd::firefly {
 namespace {
 
-constexpr KeySpec kKeys[] = {
-    {"host", KeyType::kString, "0.0.0.0", "address to listen on; `::` takes IPv4 and IPv6",
-     "FIREFLY_LISTENER_HOST"},
-    {"port", KeyType::kInt, "10514", "UDP port to listen on", "FIREFLY_LISTENER_PORT", 1, 65535},
-    {"allow", KeyType::kList, "",
-     "networks (CIDR, or single addresses) allowed to send fireflies; empty: any (others: reason "
-     "not_allowed)"},
-    {"max_size",
-     KeyType::kInt,
-     "16384",
-     "larger datagrams are rejected (reason oversized)",
-     {},
-     512,
-     65507},
-    {"rcvbuf",
-     KeyType::kInt,
-     "8388608",
-     "UDP receive buffer in bytes (SO_RCVBUF)",
-     {},
-     65536,
-     1073741824},
-};
-
 class FireflyPlugin final : public Plugin {
  public:
-  FireflyPlugin(const Section& cfg, Context& ctx)
-      : host_(cfg.get("host")),
-        port_(static_cast<std::uint16_t>(cfg.get_int("port"))),
-        max_size_(static_cast<std::size_t>(cfg.get_int("max_size"))),
-        rcvbuf_(static_cast<int>(cfg.get_int("rcvbuf"))),
+  FireflyPlugin(FireflyListenerConfig cfg, Context& ctx)
+      : host_(std::move(cfg.host)),
+        port_(cfg.port),
+        max_size_(cfg.max_size),
+        rcvbuf_(cfg.rcvbuf),
+        allow_(std::move(cfg.allow)),
         log_(get_logger("plugin.firefly")),
         rejected_(ctx.metrics, "flowd_firefly_rejected_total",
                   "Datagrams the firefly listener dropped, by reason") {
-    for (const auto& text : cfg.get_list("allow")) {
-      auto n = net::parse_prefix(text);
-      if (!n)
-        throw ConfigError("[plugin.firefly] allow: '" + text +
-                          "' is not an address or CIDR network");
-      allow_.push_back(*n);
-    }
     received_ = &prometheus::BuildCounter()
                      .Name("flowd_firefly_received_total")
                      .Help("Datagrams received by the firefly listener, accepted or not")
@@ -164,7 +136,7 @@ class FireflyPlugin final : public Plugin {
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {
-  return std::make_unique<FireflyPlugin>(cfg, ctx);
+  return std::make_unique<FireflyPlugin>(FireflyListenerConfig::from(cfg), ctx);
 }
 
 }  // namespace
@@ -173,7 +145,7 @@ const PluginInfo& plugin_info() {
   static const PluginInfo info{
       "firefly",
       "UDP firefly listener (Python flowd, flowd-go, XRootD); relays with udp_firefly's collector",
-      kKeys, create};
+      config_keys(), create};
   return info;
 }
 
