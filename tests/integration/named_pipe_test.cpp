@@ -94,6 +94,15 @@ TEST(NamedPipe, AWritersLeftoverFileIsMovedAsideAndAPipeMade) {
   write_pipe(d.pipe(), start_line(2001));
   EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
+  // A second leftover does not overwrite the first.
+  d.dir.write("flowd.np", start_line(3));
+  FlowdProcess again({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log2"));
+  struct stat pipe_st {};
+  ASSERT_TRUE(wait_for_fifo(d.pipe(), pipe_st)) << again.log();
+  EXPECT_EQ(read_file(d.pipe() + ".leftover"), start_line(1) + "\n" + start_line(2));
+  EXPECT_EQ(read_file(d.pipe() + ".leftover.1"), start_line(3));
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(5s), 0) << again.log();
 
   // An empty file (`: > PIPE`, `touch PIPE`) is a leftover too; anything else is refused.
   Daemon e;
@@ -258,6 +267,22 @@ TEST(NamedPipe, ALinkMovedOverThePipeCostsNeitherAReloadNorTheProcess) {
   struct stat st {};
   ASSERT_TRUE(wait_for_fifo(d.pipe(), st)) << d.proc->log();
   write_pipe(d.pipe(), start_line(2300));
+  EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// The pipe's directory did not exist at start: flowd made it, and must still watch it.
+TEST(NamedPipe, APipeInADirectoryFlowdMadeIsMadeAgainWhenRemoved) {
+  Daemon d;
+  std::string cfg = d.config();
+  const std::string path = d.dir.file("run/sub/flowd.np");
+  cfg.replace(cfg.find(d.pipe()), d.pipe().size(), path);
+  d.start(cfg);
+  EXPECT_EQ(d.proc->log().find("cannot watch"), std::string::npos) << d.proc->log();
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  struct stat st {};
+  ASSERT_TRUE(wait_for_fifo(path, st)) << d.proc->log();
+  write_pipe(path, start_line(2400));
   EXPECT_TRUE(d.rx4.receive()) << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
 }

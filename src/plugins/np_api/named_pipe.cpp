@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -174,17 +175,19 @@ OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
           " is a regular file, not a named pipe, and not one flowd can prove is a "
           "writer's leftover (one link, at most 1 MiB, only np_api lines)" +
           remove_hint(path));
-    const std::string aside = path + ".leftover";
-    if (::rename(path.c_str(), aside.c_str()) != 0) {
-      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
-        throw std::runtime_error("cannot move the leftover file " + path + " aside: " + aside +
-                                 " is a directory; remove it (rmdir " + aside +
-                                 ") or the file (rm " + path + ")");
-      fail_errno("rename " + path + " to " + aside);
+    // Never over an earlier leftover: PATH.leftover, then PATH.leftover.1 … .99 (RENAME_NOREPLACE).
+    std::string aside;
+    for (int n = 0; n < 100; ++n) {
+      aside = path + ".leftover" + (n ? "." + std::to_string(n) : std::string());
+      if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, aside.c_str(), RENAME_NOREPLACE) == 0)
+        break;
+      if (errno != EEXIST || n == 99)
+        fail_errno("rename " + path + " to " + aside + " (remove old leftovers: rm " + path +
+                   ".leftover*)");
     }
     log.warn(
-        "{} was a regular file holding {} line(s) written while no flowd read the pipe (a writer's "
-        "`echo … > {}`); moved it to {} (the lines are not replayed) and made a new pipe",
+        "{} was a regular file holding {} line(s) written while no pipe was at the path (a "
+        "writer's `echo … > {}`); moved it to {} (the lines are not replayed) and made a new pipe",
         path, lines, path, aside);
     make_fifo(path);
     out.created = true;

@@ -45,8 +45,6 @@ class NpApi final : public Plugin {
   }
 
   void start() override {
-    // Watching from before the pipe is opened: no change at the path can fall between the two.
-    watch_.emplace(path_, *log_);
     PipeSpec spec{path_, mode_, group_};
     std::unique_ptr<ShelfItem> item;
     if (ctx_.shelf) {
