@@ -10,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "daemon_fixture.hpp"
 
@@ -124,6 +126,28 @@ TEST(Lifecycle, ComponentThreadsAreNamedAfterTheirComponent) {
   }
   for (const char* want : {"flowd", "np_api", "udp_firefly", "prometheus"})
     EXPECT_TRUE(names.contains(want)) << want;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Two idle connections to the metrics port kept every scrape out (2 server threads, 30 s timeout).
+TEST(Lifecycle, IdleConnectionsToTheMetricsPortDoNotBlockScrapes) {
+  Daemon d;
+  d.start(d.config());
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(d.prom_port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(d.scrape().find("flowd_build_info"), std::string::npos) << d.proc->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  for (int fd : idle) ::close(fd);
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -83,7 +83,11 @@ class PrometheusBackend final : public Backend {
     auto ep = net::parse_endpoint(listen_, 9000);
     if (!ep) throw std::runtime_error("[backend.prometheus] listen: cannot parse " + listen_);
     try {
-      exposer_ = std::make_unique<prometheus::Exposer>(ep->to_string(), 2);
+      // civetweb serves one connection per thread and held an idle one for 30 s: with 2 threads,
+      // two idle connections kept every scrape out. 8 threads, and an idle connection closed
+      // after 5 s (a scrape sends its request at once).
+      exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+          "listening_ports", ep->to_string(), "num_threads", "8", "request_timeout_ms", "5000"});
     } catch (const std::exception& e) {
       throw std::runtime_error("cannot listen on " + ep->to_string() +
                                " for /metrics: " + e.what());
