@@ -509,6 +509,20 @@ TEST_F(MarkerNetns, ASecondFlowdOnTheSameInterfaceIsRefusedWhileTheFirstLives) {
       << second->log();
   EXPECT_EQ(second->log().find("replacing the filter"), std::string::npos) << second->log();
   second.reset();
+  // Nor under another of the interface's names (an altname): the lock names the interface's index.
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "ip link property add dev " + net->veth_a + " altname flowdalt", out),
+            0)
+      << out;
+  std::string alt = config();
+  alt.replace(alt.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = flowdalt");
+  auto third = start_second(alt);
+  EXPECT_EQ(third->wait(10s), 1) << third->log();
+  EXPECT_NE(third->log().find("another flowd (pid " + std::to_string(first->pid()) + ")"),
+            std::string::npos)
+      << third->log();
+  third.reset();
 
   EXPECT_TRUE(first->running());
   EXPECT_EQ(filters(), 1);
@@ -543,6 +557,13 @@ TEST_F(MarkerNetns, ASecondFlowdDoesNotShareALiveFlowdsPinnedMap) {
             std::string::npos)
       << second->log();
   second.reset();
+  // Nor with the path spelled another way.
+  std::string respelled = cfg;
+  respelled.replace(respelled.find("/flowd/flow_labels"), 18, "/flowd/./flow_labels");
+  auto third = start_second(respelled);
+  EXPECT_EQ(third->wait(10s), 1) << third->log();
+  EXPECT_NE(third->log().find("uses the flow map pinned at"), std::string::npos) << third->log();
+  third.reset();
   EXPECT_EQ(filters(dummy), 0);
   first->signal(SIGTERM);
   EXPECT_EQ(first->wait(5s), 0);

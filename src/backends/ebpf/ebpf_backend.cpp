@@ -17,6 +17,7 @@
 #include <array>
 #include <cstdarg>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,22 @@
 
 namespace flowd::ebpf {
 namespace {
+
+// Lock keys name what is marked, not how the configuration spells it: an interface by its index (an
+// altname or a renamed link is the same interface), a pinned map by its directory's canonical path
+// (`/a/./b` and a symlinked directory are the same file).
+std::string interface_lock_key(const std::string& name) {
+  unsigned index = ::if_nametoindex(name.c_str());
+  return index ? "if:#" + std::to_string(index) : "if:" + name;
+}
+
+std::string pin_lock_key(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(path);
+  fs::path dir = fs::weakly_canonical(p.parent_path(), ec);
+  return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
+}
 
 constexpr KeySpec kKeys[] = {
     {"interfaces", KeyType::kList, "",
@@ -376,7 +393,7 @@ class EbpfBackend final : public Backend {
         continue;  // the predecessor's in this process: it goes when the shelf item does
       pid_t holder = 0;
       std::string lock_error;
-      MarkerLock probe = MarkerLock::acquire("if:" + h.interface, holder, lock_error);
+      MarkerLock probe = MarkerLock::acquire(interface_lock_key(h.interface), holder, lock_error);
       if (!probe.held()) {
         log_->warn("leaving the marker on {} (in the record of flowd pid {}): {} (pid {})",
                    h.interface, rec->pid, lock_error, holder);
@@ -393,9 +410,9 @@ class EbpfBackend final : public Backend {
   void start_on(const std::vector<std::string>& names, std::unique_ptr<ShelvedMarker>& shelved) {
     // A live flowd marking the same interface, or using the same pinned map, is refused before
     // anything is touched: taking over its hook or map would stop its marking, silently.
-    for (const auto& n : names) lock("if:" + n, shelved.get(), "is marking " + n);
+    for (const auto& n : names) lock(interface_lock_key(n), shelved.get(), "is marking " + n);
     if (!pin_path_.empty())
-      lock("pin:" + pin_path_, shelved.get(), "uses the flow map pinned at " + pin_path_);
+      lock(pin_lock_key(pin_path_), shelved.get(), "uses the flow map pinned at " + pin_path_);
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
     auto recorded_created = clean_up_after_killed(names, shelved.get());
 
