@@ -62,8 +62,19 @@ ExporterKey exporter_key(const Exporter& from, bool with_port) {
 
 DomainState& Decoder::State::domain(const Exporter& from, int version, std::uint32_t id,
                                     TimePoint now) {
-  DomainState& d = domains[TemplateKey{exporter_key(from, version == 10),
-                                       static_cast<std::uint8_t>(version), id, 0}];
+  const TemplateKey key{exporter_key(from, version == 10), static_cast<std::uint8_t>(version), id,
+                        0};
+  auto it = domains.find(key);
+  if (it == domains.end()) {
+    if (domains.size() >= kMaxDomains) {
+      ++domains_untracked;
+      untracked = DomainState{};
+      untracked.seen = now;
+      return untracked;
+    }
+    it = domains.emplace(key, DomainState{}).first;
+  }
+  DomainState& d = it->second;
   if (now > d.seen) d.seen = now;
   return d;
 }

@@ -43,6 +43,7 @@ struct DomainState {
   std::optional<std::uint64_t> system_init_ms;   // IPFIX systemInitTimeMilliseconds (options data)
   std::optional<std::uint64_t> default_rate;     // sampling options that name no sampler
   std::map<std::uint64_t, std::uint64_t> rates;  // sampler or selector id -> 1-in-N
+  static constexpr std::size_t kMaxRates = 256;  // a new id beyond: not learnt
   // IPFIX over TCP: template ids withdrawn and not defined again, so that data for them is counted
   // as withdrawn_template rather than no_template. Only a label: bounded, and forgotten past the
   // bound.
@@ -58,6 +59,12 @@ struct Decoder::State {
   std::map<ExporterKey, std::size_t>
       pending_by_address;                      // port 0; bytes, for the per-address bound
   std::map<TemplateKey, DomainState> domains;  // id = 0; see domain_key()
+  // Observation domains are named by the exporter (any 32-bit id in any datagram) and expire only
+  // with template_timeout: past this many, a new one gets `untracked` (fresh each time: no sequence
+  // or sampling state kept), so junk ids cannot grow the table. Real exporters have a handful.
+  static constexpr std::size_t kMaxDomains = 1024;
+  DomainState untracked;
+  std::uint64_t domains_untracked = 0;  // datagrams of domains past the bound
 
   // --- templates and held data (template_store.cpp) ---
   // A template that parsed (v9 or IPFIX): stored (counted in result.templates), and every data set

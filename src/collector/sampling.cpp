@@ -36,10 +36,17 @@ void Decoder::State::learn_sampling(const FieldWriter& w, const MessageContext& 
   }
   if (rate == 0) return;
   DomainState& d = domain(ctx.from, ctx.version, ctx.domain, ctx.received);
+  auto learn = [&](std::uint64_t id) {
+    // Bounded: an options flood naming ever new samplers must not grow the table.
+    if (auto it = d.rates.find(id); it != d.rates.end())
+      it->second = rate;
+    else if (d.rates.size() < DomainState::kMaxRates)
+      d.rates.emplace(id, rate);
+  };
   if (auto id = unsigned_field(w, ie::kSelectorId)) {
-    d.rates[*id] = rate;
+    learn(*id);
   } else if (auto sid = unsigned_field(w, ie::kSamplerId)) {
-    d.rates[*sid] = rate;
+    learn(*sid);
   } else {
     d.default_rate = rate;
   }

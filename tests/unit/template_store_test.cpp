@@ -109,6 +109,17 @@ TEST(IpfixDecoder, ResentTemplateRefreshesAndRedefinitionWins) {
   EXPECT_EQ(uint_of(out[0], 2), 1) << "the stored template is the last one defined";
 }
 
+TEST(CollectorMemory, ObservationDomainsNamedByTheWireAreBounded) {
+  // Any 32-bit domain id in any 16-byte header made a table entry that lived for template_timeout:
+  // 300,000 headers took 65 MB. Past the bound a new domain is decoded without kept state.
+  fc::Decoder dec;
+  fc::RecordBatch out;
+  for (std::uint32_t domain = 0; domain < 5000; ++domain)
+    dec.decode(ipfix(0, domain, {}), kExporter, kNow, out);
+  EXPECT_LE(dec.exporter_state_count(), 1024u);
+  EXPECT_GE(dec.exporter_state_count(), 1000u) << "real domains are still tracked up to the bound";
+}
+
 TEST(CollectorMemory, DomainStateOfSilentExportersExpires) {
   // Exporters that restart with a new source port leave sequence state behind; it must expire.
   fc::Decoder dec;
