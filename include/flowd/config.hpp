@@ -47,6 +47,8 @@ struct KeySpec {
   // whole number of it: a component that counts in seconds is never handed "1500ms").
   DurationUnit unit = DurationUnit::kSeconds;
   DurationUnit resolution = DurationUnit::kSeconds;
+  // kPath only: an empty value is a setting ("not pinned", "no cache"), not a mistake.
+  bool empty_allowed = false;
 };
 
 // What a key accepts, in words, for error messages and the README.

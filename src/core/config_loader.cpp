@@ -84,7 +84,7 @@ std::string check_value(const std::string& path, const std::string& section, con
       return out;
     }
     case KeyType::kPath:
-      if (v.empty()) throw bad();
+      if (v.empty() && !k.empty_allowed) throw bad();
       return v;
     case KeyType::kEndpoint:
       if (v.empty()) return v;

@@ -126,7 +126,7 @@ std::string describe_type(const KeySpec& k) {
     case KeyType::kList:
       return "a comma-separated list";
     case KeyType::kPath:
-      return "a file system path";
+      return k.empty_allowed ? "a file system path, or empty" : "a file system path";
     case KeyType::kEndpoint:
       return "host[:port] (IPv6 as [addr]:port)";
     case KeyType::kMode:

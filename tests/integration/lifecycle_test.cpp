@@ -307,6 +307,13 @@ TEST(Cli, CheckPrintAndConvertConfig) {
     EXPECT_NE(err.find(std::string("got \"") + bad + "\""), std::string::npos) << err;
     EXPECT_NE(err.find("such as 500ms, 2s, 5m or 1h"), std::string::npos) << err;
   }
+  // Keys whose help says "empty: …" accept an empty value; other paths do not.
+  d.dir.write("empty.cfg",
+              "[flowd]\nplugins = np_api\nbackends = ebpf\nwork_dir =\n[plugin.np_api]\npath = " +
+                  d.pipe() + "\n[backend.ebpf]\ninterfaces = lo\npin_path =\n");
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("empty.cfg")}, out, err), 0) << err;
+  d.dir.write("empty_pipe.cfg", "[flowd]\nplugins = np_api\n[plugin.np_api]\npath =\n");
+  EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("empty_pipe.cfg")}, out, err), 2) << err;
   // Values only a component checks are checked too: each component is built, not started.
   const std::pair<std::string, std::string> component_errors[] = {
       {"[plugin.firefly]\nallow = banana\n", "[plugin.firefly] allow"},

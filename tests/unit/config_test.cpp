@@ -278,7 +278,7 @@ TEST(ConfigErrors, BadValuesSayWhatWasExpected) {
       {"flowd", "queue_size = 12abc", "[flowd] queue_size"},
       {"flowd", "flow_map_timeout = 99999999999999999999999", "[flowd] flow_map_timeout"},
       {"flowd", "log_level = verbose", "[flowd] log_level"},
-      {"flowd", "work_dir =", "[flowd] work_dir"},
+      {"plugin.netstat", "proc_dir =", "[plugin.netstat] proc_dir"},
       {"plugin.np_api", "mode = 0999", "[plugin.np_api] mode"},
       {"plugin.np_api", "mode = 17777", "[plugin.np_api] mode"},
       {"plugin.np_api", "mode = rw-rw-rw-", "[plugin.np_api] mode"},

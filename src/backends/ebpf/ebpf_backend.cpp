@@ -69,10 +69,12 @@ constexpr KeySpec kKeys[] = {
      "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
     {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
     {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
-    {"pin_path", KeyType::kPath, "/sys/fs/bpf/flowd/flow_labels",
-     "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps marking "
-     "the flows it "
-     "marked; empty: not pinned (flows are still kept across reloads)"},
+    {.name = "pin_path",
+     .type = KeyType::kPath,
+     .default_value = "/sys/fs/bpf/flowd/flow_labels",
+     .help = "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps "
+             "marking the flows it marked; empty: not pinned (flows are still kept across reloads)",
+     .empty_allowed = true},
 };
 
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
