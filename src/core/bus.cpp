@@ -8,11 +8,15 @@ namespace flowd {
 // (each plugin has one origin, so the origin label adds no series, only the means to sum by it).
 class Bus::PluginPublisher final : public Publisher {
  public:
-  PluginPublisher(Bus& bus, const char* plugin) : bus_(bus), plugin_(plugin) {}
+  PluginPublisher(Bus& bus, const char* plugin)
+      : bus_(bus), plugin_(plugin), log_(get_logger("flow")) {}
 
   using Publisher::publish;
   void publish(std::span<const FlowID> flows) override {
     if (flows.empty()) return;
+    // `flowd -d` promises one line per flow event: written here, once, whatever the plugin.
+    if (log_->should_log(spdlog::level::debug))
+      for (const auto& f : flows) log_event(f);
     std::array<std::uint64_t, kSlots> counts{};
     for (const auto& f : flows) ++counts[slot(f.origin, f.state)];
     for (std::size_t i = 0; i < kSlots; ++i)
@@ -43,8 +47,20 @@ class Bus::PluginPublisher final : public Publisher {
     return *counters_[i].load(std::memory_order_acquire);
   }
 
+  static std::string endpoint(const IpAddress& a, std::uint16_t port) {
+    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port)
+                     : fmt::format("{}:{}", a.to_string(), port);
+  }
+
+  void log_event(const FlowID& f) const {
+    log_->debug("{} {} {} {} -> {} exp {} act {} ({})", plugin_, to_string(f.state),
+                to_string(f.protocol), endpoint(f.src, f.src_port), endpoint(f.dst, f.dst_port),
+                f.experiment, f.activity, to_string(f.origin));
+  }
+
   Bus& bus_;
   const char* plugin_;
+  std::shared_ptr<spdlog::logger> log_;
   std::array<std::atomic<prometheus::Counter*>, kSlots> counters_{};
 };
 

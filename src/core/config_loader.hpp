@@ -56,6 +56,14 @@ RawConfig parse_ini(std::string_view text, const std::string& path);
 // Legacy keys are mapped to INI sections through the components' KeySpec legacy names.
 RawConfig parse_legacy(std::string_view text, const std::string& path,
                        const ComponentTable& components);
+// One key of the Python flowd.cfg and what it becomes; the README's legacy table is checked
+// against this list (tests/unit/legacy_config_test.cpp).
+struct LegacyKey {
+  std::string name;    // NETSTAT_EXPERIMENT
+  std::string target;  // "[plugin.netstat] experiment"; empty: accepted and ignored
+  std::string why;     // ignored keys: the reason the warning gives
+};
+std::vector<LegacyKey> legacy_keys(const ComponentTable& components);
 RawConfig parse_config_text(std::string_view text, const std::string& path,
                             const ComponentTable& components);
 RawConfig read_config_file(const std::string& path, const ComponentTable& components);

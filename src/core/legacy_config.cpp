@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Python flowd.cfg files. The original exec()s them as Python; we read the subset its users write
-// (KEY = 'str' | "str" | int | True/False/None | (..)/[..] lists, # comments) and map every key to
-// its INI section and name through the components' key tables.
+// (KEY = 'str' | "str" | int | True/False/None | (..)/[..] lists, # comments; a list of tuples,
+// `[(2, 9), (3, 3)]` as the original README's IPERF_FLOW_ID, becomes `2:9, 3:3`) and map every key
+// to its INI section and name through the components' key tables.
 #include <fmt/format.h>
 
 #include <cctype>
 #include <optional>
+#include <span>
 
 #include "core/config_loader.hpp"
 
@@ -40,7 +42,7 @@ class LegacyParser {
       ++pos_;
       skip_blank(false);
       key_ = key;
-      PyValue v = value(false);
+      PyValue v = value(0);
       skip_blank(false);
       if (!eof() && s_[pos_] == '#') skip_comment();
       if (!eof() && s_[pos_] != '\n') fail(fmt::format("{}: unexpected text after the value", key));
@@ -86,7 +88,8 @@ class LegacyParser {
       ++pos_;
     return std::string(s_.substr(b, pos_ - b));
   }
-  PyValue value(bool in_list) {
+  // depth 0: a key's value; 1: a list item; 2: an item of a tuple inside a list.
+  PyValue value(int depth) {
     if (eof()) fail(fmt::format("{}: missing value", key_));
     char c = s_[pos_];
     PyValue v;
@@ -103,7 +106,7 @@ class LegacyParser {
       if (digits.empty() || digits == "-") fail(fmt::format("{}: bad number", key_));
       v.kind = PyValue::kInt;
       v.text = digits;
-    } else if ((c == '(' || c == '[') && !in_list) {
+    } else if ((c == '(' || c == '[') && depth < 2) {
       char close = c == '(' ? ')' : ']';
       ++pos_;
       v.kind = PyValue::kList;
@@ -114,8 +117,15 @@ class LegacyParser {
           ++pos_;
           break;
         }
-        PyValue item = value(true);
-        if (item.kind != PyValue::kNone) v.items.push_back(item.text);
+        PyValue item = value(depth + 1);
+        if (item.kind == PyValue::kList) {
+          // A pair such as (2, 9) is the EXPERIMENT:ACTIVITY form of flowd's lists.
+          std::string joined;
+          for (const auto& i : item.items) joined += (joined.empty() ? "" : ":") + i;
+          if (!joined.empty()) v.items.push_back(joined);
+        } else if (item.kind != PyValue::kNone) {
+          v.items.push_back(item.text);
+        }
         skip_blank(true);
         if (!eof() && s_[pos_] == ',') {
           ++pos_;
@@ -187,20 +197,46 @@ std::optional<Target> find_legacy_target(std::string_view legacy,
   return std::nullopt;
 }
 
-std::vector<std::string> all_legacy_names(const ComponentTable& components) {
-  std::vector<std::string> names{"PROMETHEUS_SRV_PORT", "PROMETHEUS_SS_PATH"};
-  for (const auto& k : core_keys())
-    if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  for (const auto& p : components.plugins)
-    for (const auto& k : p.keys)
-      if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  for (const auto& b : components.backends)
-    for (const auto& k : b.keys)
-      if (!k.legacy.empty()) names.emplace_back(k.legacy);
-  return names;
+// Keys the original read that flowd accepts and ignores, with the reason the warning gives.
+struct IgnoredKey {
+  std::string_view name, why;
+};
+constexpr IgnoredKey kIgnoredKeys[] = {
+    {"PROMETHEUS_SS_PATH", "flowd reads TCP details from netlink, not ss"},
+    // The original copied the FlowID's own `netlink` field into the firefly: only its netlink
+    // plugin filled it, np_api flows sent null. flowd's flows carry no such field, and turning
+    // this into [backend.udp_firefly] netlink = yes would start kernel look-ups the file never
+    // asked for (that is UDP_FIREFLY_NETLINK).
+    {"UDP_FIREFLY_WITH_NETLINK",
+     "it copied the flow's own netlink data, which flowd's flows do not carry; kernel look-ups "
+     "are UDP_FIREFLY_NETLINK"},
+};
+
+// The original's unpackaged iperf_rr plugin: source ports 5201-5299, these pairs round-robin.
+constexpr std::string_view kIperfRrPorts = "5201-5299";
+constexpr std::string_view kIperfRrFlowIds = "2:19, 2:19, 3:3, 3:3, 4:3, 4:3, 5:10, 5:10";
+
+const std::string* find_entry(const RawSection& s, std::string_view key) {
+  for (const auto& [k, v] : s.entries)
+    if (k == key) return &v;
+  return nullptr;
 }
 
 }  // namespace
+
+std::vector<LegacyKey> legacy_keys(const ComponentTable& components) {
+  std::vector<LegacyKey> out;
+  auto add = [&](std::string_view section, std::span<const KeySpec> keys) {
+    for (const auto& k : keys)
+      if (!k.legacy.empty())
+        out.push_back({std::string(k.legacy), fmt::format("[{}] {}", section, k.name), ""});
+  };
+  add("flowd", core_keys());
+  for (const auto& p : components.plugins) add("plugin." + std::string(p.name), p.keys);
+  for (const auto& b : components.backends) add("backend." + std::string(b.name), b.keys);
+  for (const auto& i : kIgnoredKeys) out.push_back({std::string(i.name), "", std::string(i.why)});
+  return out;
+}
 
 RawConfig parse_legacy(std::string_view text, const std::string& path,
                        const ComponentTable& components) {
@@ -212,28 +248,58 @@ RawConfig parse_legacy(std::string_view text, const std::string& path,
   std::optional<std::string> prometheus_port;
   for (auto& [key, value] : assignments) {
     if (value.kind == PyValue::kNone) continue;
-    // The original reads this undocumented spelling too.
-    if (key == "UDP_FIREFLY_WITH_NETLINK") key = "UDP_FIREFLY_NETLINK";
     std::string ini_value = value.to_ini();
     if (key == "PROMETHEUS_SRV_PORT") {
       prometheus_port = ini_value;
       continue;
     }
-    if (key == "PROMETHEUS_SS_PATH") {
-      raw.warnings.push_back(fmt::format(
-          "{}: PROMETHEUS_SS_PATH is ignored: flowd reads TCP details from netlink, not ss", path));
-      continue;
-    }
+    bool ignored = false;
+    for (const auto& i : kIgnoredKeys)
+      if (key == i.name) {
+        raw.warnings.push_back(fmt::format("{}: {} is ignored: {}", path, key, i.why));
+        ignored = true;
+      }
+    if (ignored) continue;
     if (auto t = find_legacy_target(key, components)) {
       // The original shipped empty strings for "unset" (UDP_FIREFLY_IP4_SRC='').
       if (value.kind == PyValue::kStr && ini_value.empty()) continue;
       raw.section(t->section).entries.emplace_back(std::string(t->key->name), ini_value);
       continue;
     }
-    std::string hint = closest_match(key, all_legacy_names(components));
+    std::vector<std::string> names;
+    for (const auto& k : legacy_keys(components)) names.push_back(k.name);
+    std::string hint = closest_match(key, names);
     raw.warnings.push_back(
         fmt::format("{}: unknown key {} ignored{}", path, key,
                     hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
+  }
+  // PLUGIN='iperf_rr' (the original's round-robin variant) is the iperf plugin's port mode.
+  bool iperf_rr = false;
+  for (auto& [k, v] : raw.section("flowd").entries) {
+    if (k != "plugins") continue;
+    std::vector<std::string> names = split_list(v);
+    bool has_iperf = false;
+    for (auto& p : names) {
+      has_iperf |= p == "iperf";
+      if (p == "iperf_rr") {
+        p = "iperf";
+        iperf_rr = true;
+      }
+    }
+    if (iperf_rr && has_iperf)
+      throw ConfigError(fmt::format(
+          "{}: PLUGIN names both iperf and iperf_rr: flowd has one [plugin.iperf] (iperf_rr is "
+          "its `ports` mode)",
+          path));
+    std::string joined;
+    for (const auto& p : names) joined += (joined.empty() ? "" : ", ") + p;
+    v = joined;
+  }
+  if (iperf_rr) {
+    RawSection& iperf = raw.section("plugin.iperf");
+    if (!find_entry(iperf, "ports")) iperf.entries.emplace_back("ports", kIperfRrPorts);
+    // IPERF_FLOW_ID, when given, replaces iperf_rr's own list.
+    if (!find_entry(iperf, "flow_ids")) iperf.entries.emplace_back("flow_ids", kIperfRrFlowIds);
   }
   // The original's iperf plugin read NETSTAT_INTERNAL_NETWORKS: a legacy file running iperf keeps
   // that.

@@ -40,15 +40,16 @@ class Daemon {
   }
 
   // Writes the config and starts flowd; returns once READY=1 arrived (or fails the test).
-  // `prefix` runs before the binary (e.g. prlimit --nofile=64:64 --).
+  // `prefix` runs before the binary (e.g. prlimit --nofile=64:64 --); `args` follow `-c FILE`.
   void start(const std::string& config_text, const std::string& name = "flowd.cfg",
-             const std::vector<std::string>& env = {},
-             const std::vector<std::string>& prefix = {}) {
+             const std::vector<std::string>& env = {}, const std::vector<std::string>& prefix = {},
+             const std::vector<std::string>& args = {}) {
     dir.write(name, config_text);
     config_path = dir.file(name);
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
-    proc = std::make_unique<FlowdProcess>(std::vector<std::string>{"-c", config_path},
-                                          dir.file("flowd.log"), notify->path(), env, prefix);
+    std::vector<std::string> argv{"-c", config_path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc = std::make_unique<FlowdProcess>(argv, dir.file("flowd.log"), notify->path(), env, prefix);
     auto ready = notify->wait_for("READY=1");
     ASSERT_TRUE(ready) << "flowd did not report READY=1; log:\n" << proc->log();
     ready_message = *ready;

@@ -165,6 +165,37 @@ TEST(FireflyListener, FixturesFromOtherSendersAreRelayedWithTheirFields) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// `flowd -d` promises one log line per flow event, naming the plugin, the state, the 5-tuple and
+// the experiment/activity: the firefly plugin's events too.
+TEST(FireflyListener, DebugLogsOneLinePerEvent) {
+  Daemon d;
+  UdpReceiver collector;
+  int port = free_udp_port();
+  d.start(relay_config(d, port, collector.port()), "flowd.cfg", {}, {}, {"-d"});
+  Sender s4;
+  s4.send(
+      port,
+      R"(<134>1  host flowd-go - firefly-json - {"version":1,"flow-lifecycle":{"state":"ongoing",)"
+      R"("current-time":"2025-02-06T13:21:31.893064962+01:00"},"flow-id":{"afi":"ipv4","src-ip":)"
+      R"("192.0.2.1","dst-ip":"192.0.2.2","protocol":"tcp","src-port":2345,"dst-port":5777},)"
+      R"("context":{"experiment-id":2,"activity-id":9,"application":"flowd-go-v2.4.2"}})");
+  ASSERT_EQ(collector.receive_many(1).size(), 1u) << d.proc->log();
+  const std::string line =
+      "firefly ongoing tcp 192.0.2.1:2345 -> 192.0.2.2:5777 exp 2 act 9 (remote)";
+  std::string log = d.proc->log();
+  for (int i = 0; i < 500 && log.find(line) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+    log = d.proc->log();
+  }
+  EXPECT_NE(log.find(line), std::string::npos) << log;
+  std::size_t lines = 0;
+  for (auto at = log.find("-> 192.0.2.2:5777"); at != std::string::npos;
+       at = log.find("-> 192.0.2.2:5777", at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(FireflyListener, SendersOutsideAllowAreCountedAndDropped) {
   Daemon d;
   UdpReceiver collector;

@@ -351,6 +351,34 @@ TEST(Cli, CheckPrintAndConvertConfig) {
   EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
 }
 
+// The original's shipped etc/flowd.cfg (netstat with no experiment) is refused by the check as
+// by the start, naming the key.
+TEST(Cli, CheckConfigRefusesTheOriginalsShippedFile) {
+  TempDir dir;
+  dir.write("flowd.cfg",
+            "# flowd configuration\n\nPLUGIN='netstat'\nBACKEND='udp_firefly'\n"
+            "FLOW_MAP_API='https://www.scitags.org/api.json'\n\n"
+            "#NETSTAT_EXPERIMENT='<exp>'\n#NETSTAT_ACTIVITY='<act>'\n");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("flowd.cfg")}, out, err), 2) << out;
+  EXPECT_NE(err.find("[plugin.netstat] experiment"), std::string::npos) << err;
+}
+
+// IPERF_FLOW_ID (a list of tuples) and PLUGIN='iperf_rr' convert to the iperf plugin's keys.
+TEST(Cli, ConvertConfigTakesIperfRrAndIperfFlowId) {
+  TempDir dir;
+  dir.write("flowd.cfg",
+            "PLUGIN='iperf_rr'\nBACKEND='udp_firefly'\nIPERF_FLOW_ID = [(2, 9), (3, 3)]\n");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--convert-config", dir.file("flowd.cfg")}, out, err), 0) << err;
+  EXPECT_NE(out.find("[flowd]\nplugins = iperf\nbackends = udp_firefly\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[plugin.iperf]\nflow_ids = 2:9, 3:3\nports = 5201-5299\n"), std::string::npos)
+      << out;
+  dir.write("check.cfg", "WORK_DIR='" + dir.file("") + "'\n" + read_file(dir.file("flowd.cfg")));
+  EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("check.cfg")}, out, err), 0) << err;
+}
+
 TEST(Cli, ReadmeHoldsTheConfigReference) {
   std::string out, err;
   ASSERT_EQ(run_flowd({"--config-reference"}, out, err), 0);

@@ -5,6 +5,8 @@
 #include "test_files.hpp"
 
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -80,6 +82,16 @@ NP_API_FILE='/run/flowd/np'
 UDP_FIREFLY_PORT=10515
 PROMETHEUS_SRV_PORT=9100
 )";
+
+// The ConfigError message of parse_legacy(`text`), or "" if it parses.
+std::string legacy_error_text(std::string_view text) {
+  try {
+    parse_legacy(text, kPath, component_table());
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return {};
+}
 
 // ---------------------------------------------------------------------------------------------
 // Detection.
@@ -259,13 +271,65 @@ TEST(ParseLegacy, IperfReadsTheNetstatInternalNetworks) {
             std::vector<std::string>{"10.0.0.0/8"});
 }
 
-TEST(ParseLegacy, UndocumentedNetlinkSpellingIsAnAlias) {
+// UDP_FIREFLY_NETLINK asked the original for kernel look-ups (flowd: netlink = yes); the
+// undocumented UDP_FIREFLY_WITH_NETLINK only copied the flow's own netlink data, which flowd's
+// flows do not carry: it must not turn look-ups on.
+TEST(ParseLegacy, WithNetlinkIsIgnoredAndStartsNoLookups) {
   RawConfig raw =
       parse_legacy("PLUGIN='netlink'\nUDP_FIREFLY_WITH_NETLINK=True\nNETLINK_EXPERIMENT='cms'\n",
                    kPath, component_table());
-  EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
-  EXPECT_EQ(entries_of(raw, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
+  ASSERT_EQ(raw.warnings.size(), 1u) << all_warnings(raw);
+  expect_contains(raw.warnings[0], "UDP_FIREFLY_WITH_NETLINK is ignored");
+  expect_contains(raw.warnings[0], "flow's own netlink data");
+  EXPECT_EQ(find_section(raw, "backend.udp_firefly"), nullptr);
   EXPECT_EQ(entries_of(raw, "plugin.netlink"), (Entries{{"experiment", "cms"}}));
+  Config c = validate_config(raw, component_table());
+  ASSERT_EQ(c.backends.size(), 1u);
+  EXPECT_FALSE(c.backends[0].section.get_bool("netlink"));
+  // The documented key keeps its meaning.
+  RawConfig lookups =
+      parse_legacy("PLUGIN='np_api'\nUDP_FIREFLY_NETLINK=True\n", kPath, component_table());
+  EXPECT_EQ(entries_of(lookups, "backend.udp_firefly"), (Entries{{"netlink", "yes"}}));
+}
+
+// The original README's IPERF_FLOW_ID: a list of (experiment, activity) tuples.
+TEST(ParseLegacy, IperfFlowIdListOfTuples) {
+  RawConfig raw =
+      parse_legacy("PLUGIN='iperf'\nIPERF_FLOW_ID = [(2, 9), (3, 3)]\n", kPath, component_table());
+  EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
+  EXPECT_EQ(entries_of(raw, "plugin.iperf"), (Entries{{"flow_ids", "2:9, 3:3"}}));
+  Config c = validate_config(raw, component_table());
+  ASSERT_EQ(c.plugins.size(), 1u);
+  EXPECT_EQ(c.plugins[0].section.get_list("flow_ids"), (std::vector<std::string>{"2:9", "3:3"}));
+  // Tuples of names, over several lines, with trailing commas.
+  RawConfig names = parse_legacy(
+      "PLUGIN='iperf'\nIPERF_FLOW_ID = (\n  ('atlas', 'default'),\n  ('cms', 'cache',),\n)\n",
+      kPath, component_table());
+  EXPECT_EQ(entries_of(names, "plugin.iperf"), (Entries{{"flow_ids", "atlas:default, cms:cache"}}));
+  // Deeper nesting is not Python a flowd.cfg needs.
+  expect_contains(legacy_error_text("PLUGIN='iperf'\nIPERF_FLOW_ID = [((2, 9),)]\n"),
+                  "IPERF_FLOW_ID: expected a quoted string");
+}
+
+// The original's iperf_rr: ports 5201-5299, its own pairs round-robin.
+TEST(ParseLegacy, IperfRrIsTheIperfPortMode) {
+  RawConfig raw =
+      parse_legacy("PLUGIN='iperf_rr'\nBACKEND='udp_firefly'\n", kPath, component_table());
+  EXPECT_TRUE(raw.warnings.empty()) << all_warnings(raw);
+  EXPECT_EQ(entries_of(raw, "flowd"), (Entries{{"plugins", "iperf"}, {"backends", "udp_firefly"}}));
+  EXPECT_EQ(entries_of(raw, "plugin.iperf"),
+            (Entries{{"ports", "5201-5299"},
+                     {"flow_ids", "2:19, 2:19, 3:3, 3:3, 4:3, 4:3, 5:10, 5:10"}}));
+  Config c = validate_config(raw, component_table());
+  ASSERT_EQ(c.plugins.size(), 1u);
+  EXPECT_EQ(c.plugins[0].info->name, "iperf");
+  expect_contains(c.ini_equivalent, "[plugin.iperf]\nports = 5201-5299\n");
+  // IPERF_FLOW_ID replaces the built-in pairs.
+  RawConfig own =
+      parse_legacy("PLUGIN='iperf_rr'\nIPERF_FLOW_ID=[(2, 9)]\n", kPath, component_table());
+  EXPECT_EQ(entries_of(own, "plugin.iperf"),
+            (Entries{{"flow_ids", "2:9"}, {"ports", "5201-5299"}}));
+  expect_contains(legacy_error_text("PLUGIN='iperf, iperf_rr'\n"), "both iperf and iperf_rr");
 }
 
 TEST(ParseLegacy, MultiLineLists) {
@@ -390,6 +454,38 @@ TEST(ToIni, ConvertedFileIsEquivalent) {
     EXPECT_EQ(from_legacy.backends[i].section, from_ini.backends[i].section);
   }
   EXPECT_EQ(from_legacy.ini_equivalent, ini);
+}
+
+// The README's legacy table names every key the code knows, and says what each becomes.
+TEST(LegacyKeys, ReadmeTableMatchesTheCode) {
+  std::string readme = read_text_file(FLOWD_SOURCE_DIR "/README.md");
+  const std::string begin = "<!-- legacy-keys:begin -->\n", end = "<!-- legacy-keys:end -->";
+  auto b = readme.find(begin), e = readme.find(end);
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  std::map<std::string, std::string> rows;  // key -> its whole row
+  std::istringstream table(readme.substr(b + begin.size(), e - b - begin.size()));
+  for (std::string line; std::getline(table, line);) {
+    if (!line.starts_with("| `")) continue;
+    auto close = line.find('`', 3);
+    ASSERT_NE(close, std::string::npos) << line;
+    EXPECT_TRUE(rows.emplace(line.substr(3, close - 3), line).second) << "twice: " << line;
+  }
+  std::set<std::string> in_code;
+  for (const auto& k : legacy_keys(component_table())) {
+    in_code.insert(k.name);
+    auto row = rows.find(k.name);
+    if (row == rows.end()) {
+      ADD_FAILURE() << k.name << " is missing from the README's legacy table";
+      continue;
+    }
+    if (k.target.empty())
+      expect_contains(row->second, "ignored");
+    else
+      expect_contains(row->second, "`" + k.target + "`");
+  }
+  for (const auto& [name, row] : rows)
+    EXPECT_TRUE(in_code.contains(name)) << name << " is in the README but not in the code";
 }
 
 TEST(ToIni, EmptySectionsAreLeftOut) {

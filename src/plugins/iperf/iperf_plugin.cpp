@@ -15,7 +15,8 @@ namespace {
 
 constexpr std::array<KeySpec, 3> kOwnKeys = {{
     {"flow_ids", KeyType::kList, "2:9, 2:19, 3:3, 3:4, 4:3, 4:4, 5:10, 5:14",
-     "EXPERIMENT:ACTIVITY pairs (ids or names); each connection gets one, kept for its end"},
+     "EXPERIMENT:ACTIVITY pairs (ids or names); each connection gets one, kept for its end",
+     "IPERF_FLOW_ID"},
     {"process", KeyType::kString, "iperf3",
      "report the connections of processes with this name (comm)"},
     {"ports", KeyType::kString, "",

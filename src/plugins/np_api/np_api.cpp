@@ -255,7 +255,6 @@ class NpApi final : public Plugin {
     } else {
       res = parse_pipe_line(line, registry, now);
       if (res.ok) {
-        log_->debug("{}", line);
         flows_.push_back(std::move(res.flow));
         return;
       }

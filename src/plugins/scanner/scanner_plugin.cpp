@@ -212,10 +212,6 @@ void ScannerPlugin::scan_once(Publisher& out) {
     return;
   }
   tracker_.finish(now, events_);
-  if (log_->should_log(spdlog::level::debug))
-    for (const auto& e : events_)
-      log_->debug("{} tcp {}:{} -> {}:{} exp {} act {}", to_string(e.state), e.src.to_string(),
-                  e.src_port, e.dst.to_string(), e.dst_port, e.experiment, e.activity);
   out.publish(events_);
   connections_->Set(static_cast<double>(seen));
   tracked_->Set(static_cast<double>(tracker_.tracked()));
