@@ -95,9 +95,10 @@ void expect_round_trip(const Case& c) {
   EXPECT_EQ(x->current_time, now);
   EXPECT_EQ(x->afi, f.src.is_v6() ? "ipv6" : "ipv4");
   EXPECT_EQ(x->application, ff.application);
-  EXPECT_EQ(x->netlink, c.optional_parts
-                            ? R"({"inode":77,"cong_algo":"bbr","rtt":0.125,"meminfo":{"w":9},"tcp_info":null})"
-                            : "");
+  EXPECT_EQ(x->netlink,
+            c.optional_parts
+                ? R"({"inode":77,"cong_algo":"bbr","rtt":0.125,"meminfo":{"w":9},"tcp_info":null})"
+                : "");
   EXPECT_EQ(x->usage, ff.usage);
 
   // A relay keeps the JSON byte for byte and writes a header of its own.

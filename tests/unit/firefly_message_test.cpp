@@ -410,8 +410,10 @@ TEST(FireflyUsage, WrittenAtTopLevelBeforeNetlink) {
   f.usage = firefly::FireflyUsage{17, 18446744073709551615u};
   f.netlink = R"({"rtt": 0.25})";
   std::string msg = build_firefly(flow, f);
-  EXPECT_NE(msg.find(R"("application": "a"}, "usage": {"received": 17, "sent": 18446744073709551615}, "netlink": {"rtt": 0.25}})"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find(
+          R"("application": "a"}, "usage": {"received": 17, "sent": 18446744073709551615}, "netlink": {"rtt": 0.25}})"),
+      std::string::npos)
       << msg;
   auto j = json::parse(msg.substr(msg.find('{')));
   EXPECT_EQ(j["usage"]["received"], 17);

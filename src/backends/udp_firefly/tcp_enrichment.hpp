@@ -29,7 +29,8 @@ std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails&
 // The firefly's "usage" from this host's socket, nullopt without tcp_info: received =
 // tcpi_bytes_received; sent = tcpi_bytes_acked, not tcpi_bytes_sent, because bytes_sent counts
 // every transmission including retransmits (and data still in flight), so on a lossy path it
-// overstates what was transferred; bytes acked is what the peer got, once.
+// overstates what was transferred; bytes acked is what the peer got, once. Both are sequence-number
+// counts: the SYN and FIN count one byte each.
 std::optional<firefly::FireflyUsage> usage_of(const netlink::TcpDetails& d);
 
 // What an event's firefly gets from the socket: both empty when the socket is unknown.
