@@ -59,7 +59,7 @@ void append_address(std::string& out, const IpAddress& a, const std::string& ove
   }  // another family: "" (as IpAddress::to_string)
 }
 
-void append_number(std::string& out, unsigned long v) {
+void append_number(std::string& out, std::uint64_t v) {
   char buf[24];
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
 }
@@ -108,6 +108,13 @@ void append_firefly(std::string& out, const FlowID& flow, const FireflyFields& f
   out.append(R"(, "application": )");
   append_json_string(out, f.application);
   out.push_back('}');
+  if (f.usage) {
+    out.append(R"(, "usage": {"received": )");
+    append_number(out, f.usage->received);
+    out.append(R"(, "sent": )");
+    append_number(out, f.usage->sent);
+    out.push_back('}');
+  }
   if (!f.netlink.empty()) {
     out.append(R"(, "netlink": )");
     out.append(f.netlink);

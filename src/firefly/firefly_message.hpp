@@ -4,6 +4,8 @@
 // reader is firefly_parser.hpp; tests/unit/firefly_codec_test.cpp reads back what this writes.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,16 @@ inline constexpr std::string_view kSyslogPriVersion = "<134>1";
 inline constexpr std::string_view kSyslogAppName = "flowd";
 inline constexpr std::string_view kSyslogMsgId = "firefly-json";
 
+// The top-level "usage" object: bytes this host's end of the flow received and sent. The Scitags
+// collector computes throughput, and which side is the bulk sender, from it; XRootD sends it
+// (spec/flowd.md §4, xrootd#2322/#2359) and the published schema
+// (fixtures/firefly/flowd-go-firefly-schema-v1.0.0.json) places it beside "context", integers.
+struct FireflyUsage {
+  std::uint64_t received = 0;  // bytes
+  std::uint64_t sent = 0;      // bytes
+  bool operator==(const FireflyUsage&) const = default;
+};
+
 struct FireflyFields {
   std::string hostname;     // syslog HOSTNAME
   std::string application;  // context.application
@@ -26,6 +38,7 @@ struct FireflyFields {
   std::string src_override;  // replaces flow-id.src-ip when non-empty
   std::string dst_override;  // replaces flow-id.dst-ip when non-empty (public-IP discovery)
   std::string netlink;       // a JSON object added as "netlink" when non-empty (tcp_enrichment.hpp)
+  std::optional<FireflyUsage> usage;  // "usage", after "context", when set (tcp_enrichment.hpp)
 };
 
 // One datagram for `flow`: "<134>1 NOW HOSTNAME flowd - firefly-json - " (when f.syslog_header)

@@ -428,6 +428,17 @@ std::optional<FireflyExtras> read_extras(std::string_view json) {
     out.netlink = simdjson::minify(netlink);
   else if (err != simdjson::NO_SUCH_FIELD)
     return std::nullopt;
+  simdjson::dom::object usage;
+  err = root["usage"].get(usage);
+  if (err == simdjson::SUCCESS) {
+    FireflyUsage u;
+    if (usage["received"].get(u.received) != simdjson::SUCCESS ||
+        usage["sent"].get(u.sent) != simdjson::SUCCESS)
+      return std::nullopt;
+    out.usage = u;
+  } else if (err != simdjson::NO_SUCH_FIELD) {
+    return std::nullopt;
+  }
   return out;
 }
 

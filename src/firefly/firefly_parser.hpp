@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "firefly/firefly_message.hpp"
 #include "flowd/flow_id.hpp"
 #include "flowd/rfc3339.hpp"
 
@@ -60,9 +61,10 @@ struct FireflyExtras {
   std::string afi;                        // flow-id."afi" ("ipv4", "ipv6"); "" when absent
   std::string application;                // context."application"; "" when absent
   std::string netlink;                    // the "netlink" object, minified; "" when absent
+  std::optional<FireflyUsage> usage;      // "usage" (both members, non-negative integers)
 };
 // Reads them from a ParseResult's `json`. nullopt when it is not a JSON object, a field has another
-// JSON type than the one above, or a time is not RFC 3339.
+// JSON type than the one above, a time is not RFC 3339, or "usage" lacks "received" or "sent".
 std::optional<FireflyExtras> read_extras(std::string_view json);
 
 bool is_utf8(std::string_view s);

@@ -48,6 +48,26 @@ TEST(FireflySchema, TheValidatorCatchesWhatTheSchemaForbids) {
   auto good = d.rx4.receive();
   ASSERT_TRUE(good);
   EXPECT_EQ(firefly_schema_errors({*good}), "");
+  // With netlink = yes a firefly also carries usage and netlink (tcp_enrichment.hpp).
+  std::string tcp = *good;
+  tcp.insert(tcp.rfind('}'),
+             R"(, "usage": {"received": 0, "sent": 5001}, "netlink": {"src": "::1", )"
+             R"("dst": "::1", "src_port": 1, "dst_port": 2, "cong_algo": "cubic", )"
+             R"("rtt": 0.05, "tcp_info": {"rtt": 50}})");
+  EXPECT_EQ(firefly_schema_errors({tcp}), "");
+  EXPECT_EQ(
+      firefly_schema_errors({tcp}, fixtures_dir() + "/firefly/flowd-go-firefly-schema-v1.0.0.json"),
+      "");
+  for (auto [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"\"sent\": 5001", "\"sent\": 5001.5"},
+                                                        {"\"received\": 0, ", ""},
+                                                        {"\"sent\": 5001", "\"sent\": -1"},
+                                                        {"\"rtt\": 0.05", "\"rtt\": \"0.05\""},
+                                                        {"\"rtt\": 0.05, ", ""}}) {
+    std::string bad = tcp;
+    bad.replace(bad.find(from), from.size(), to);
+    EXPECT_NE(firefly_schema_errors({bad}), "") << bad;
+  }
   for (auto [from, to] : std::vector<std::pair<std::string, std::string>>{
            {"\"afi\": \"ipv4\"", "\"afi\": \"ipv6\""},
            {"\"src-port\": 2345", "\"src-port\": 70000"},

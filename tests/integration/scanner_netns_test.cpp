@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "firefly_schema.hpp"
 #include "harness.hpp"
 #include "netns_scope.hpp"
 
@@ -278,10 +279,14 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
   int peer = fds.add(::accept(server, nullptr, nullptr));
   ASSERT_GE(peer, 0);
   std::vector<nlohmann::json> got;
+  std::vector<std::string> datagrams;  // every firefly of this flow, for the schemas
   auto collect = [&](std::size_t n) {
     for (const auto& d : rx->receive_many(n, 2500ms)) {
       auto j = nlohmann::json::parse(d.substr(d.find('{')), nullptr, false);
-      if (!j.is_discarded() && j["flow-id"]["src-port"] == port) got.push_back(j);
+      if (!j.is_discarded() && j["flow-id"]["src-port"] == port) {
+        got.push_back(j);
+        datagrams.push_back(d);
+      }
     }
   };
   collect(1);
@@ -296,6 +301,7 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
   EXPECT_EQ(start["netlink"]["tcp_info"]["snd_mss"], std::stoi(ss["mss"]));
   EXPECT_EQ(start["netlink"]["tcp_info"]["snd_cwnd"], std::stoi(ss["cwnd"]));
   EXPECT_FALSE(start["netlink"]["cong_algo"].get<std::string>().empty());
+  EXPECT_TRUE(start.contains("usage")) << start.dump();
 
   // Data moves: ongoing fireflies carry the new byte counts, at about one per second.
   const char data[5000] = {};
@@ -319,6 +325,29 @@ TEST_F(ScannerNetns, FirefliesCarryNetlinkAndOngoingUpdates) {
   EXPECT_EQ(end["flow-lifecycle"]["state"], "end") << end.dump();
   ASSERT_TRUE(end.contains("netlink"));
   EXPECT_EQ(end["netlink"]["tcp_info"]["bytes_acked"], sizeof data + 1);
+  // What the Scitags collector reads (as XRootD sends it): usage from this host's socket (the
+  // client, which sent the data) and netlink.rtt in milliseconds. bytes_acked counts the SYN (and
+  // the FIN once acked) as one byte each, hence "close to".
+  ASSERT_TRUE(end.contains("usage")) << end.dump();
+  const auto sent = end["usage"]["sent"].get<std::uint64_t>();
+  EXPECT_GE(sent, sizeof data);
+  EXPECT_LE(sent, sizeof data + 2);
+  EXPECT_LE(end["usage"]["received"].get<std::uint64_t>(), 1u);  // at most the peer's FIN
+  ASSERT_TRUE(end["netlink"].contains("rtt")) << end.dump();
+  ASSERT_TRUE(end["netlink"]["rtt"].is_number());
+  const double rtt_ms = end["netlink"]["rtt"].get<double>();
+  EXPECT_GT(rtt_ms, 0.0);
+  // The same round trip as tcp_info's, in µs: ms, not µs (a veth pair is far under 1 s).
+  EXPECT_DOUBLE_EQ(rtt_ms, end["netlink"]["tcp_info"]["rtt"].get<double>() / 1000.0);
+  EXPECT_LT(rtt_ms, 1000.0);
+  for (const auto& j : got) EXPECT_TRUE(j.contains("usage")) << j.dump();
+  // Every firefly of this flow (start, ongoing, end, with netlink and usage) is valid against our
+  // schema and the published Scitags v1 schema (as flowd-go ships it).
+  ASSERT_GE(datagrams.size(), 4u);
+  EXPECT_EQ(firefly_schema_errors(datagrams), "");
+  EXPECT_EQ(firefly_schema_errors(datagrams,
+                                  fixtures_dir() + "/firefly/flowd-go-firefly-schema-v1.0.0.json"),
+            "");
 }
 
 TEST_F(ScannerNetns, PerFlowSeriesAreCappedOrOff) {

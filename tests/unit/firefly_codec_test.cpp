@@ -56,7 +56,9 @@ void expect_round_trip(const Case& c) {
     if (c.state == FlowState::kEnd) f.end_time = end;
     ff.src_override = f.src.is_v4() ? "203.0.113.1" : "2001:db8:ffff::1";
     ff.dst_override = f.dst.is_v4() ? "203.0.113.2" : "2001:db8:ffff::2";
-    ff.netlink = R"({"inode": 77, "cong_algo": "bbr", "meminfo": {"w": 9}, "tcp_info": null})";
+    ff.netlink =
+        R"({"inode": 77, "cong_algo": "bbr", "rtt": 0.125, "meminfo": {"w": 9}, "tcp_info": null})";
+    ff.usage = FireflyUsage{12345, 18446744073709551615u};
   }
 
   const std::string datagram = build_firefly(f, ff);
@@ -93,9 +95,11 @@ void expect_round_trip(const Case& c) {
   EXPECT_EQ(x->current_time, now);
   EXPECT_EQ(x->afi, f.src.is_v6() ? "ipv6" : "ipv4");
   EXPECT_EQ(x->application, ff.application);
-  EXPECT_EQ(x->netlink, c.optional_parts
-                            ? R"({"inode":77,"cong_algo":"bbr","meminfo":{"w":9},"tcp_info":null})"
-                            : "");
+  EXPECT_EQ(x->netlink,
+            c.optional_parts
+                ? R"({"inode":77,"cong_algo":"bbr","rtt":0.125,"meminfo":{"w":9},"tcp_info":null})"
+                : "");
+  EXPECT_EQ(x->usage, ff.usage);
 
   // A relay keeps the JSON byte for byte and writes a header of its own.
   FireflyFields relay = ff;
@@ -140,11 +144,17 @@ TEST(FireflyCodec, ExtrasRefuseWrongTypes) {
   EXPECT_FALSE(read_extras(R"({"flow-lifecycle": {"current-time": "yesterday"}})"));
   EXPECT_FALSE(read_extras(R"({"context": {"application": 5}})"));
   EXPECT_FALSE(read_extras(R"({"netlink": []})"));
+  EXPECT_FALSE(read_extras(R"({"usage": [1, 2]})"));
+  EXPECT_FALSE(read_extras(R"({"usage": {"received": 1}})"));
+  EXPECT_FALSE(read_extras(R"({"usage": {"received": -1, "sent": 2}})"));
+  EXPECT_FALSE(read_extras(R"({"usage": {"received": 1, "sent": 2.5}})"));
+  EXPECT_EQ(read_extras(R"({"usage": {"received": 1, "sent": 2}})")->usage, (FireflyUsage{1, 2}));
   auto empty = read_extras("{}");
   ASSERT_TRUE(empty);
   EXPECT_FALSE(empty->version);
   EXPECT_FALSE(empty->current_time);
   EXPECT_EQ(empty->netlink, "");
+  EXPECT_FALSE(empty->usage);
 }
 
 }  // namespace

@@ -366,6 +366,62 @@ TEST(FireflyNetlink, SectionIsValidJsonWithTheOriginalsUnits) {
   EXPECT_FALSE(json::parse(netlink_json(e, none)).contains("tcp_info"));
 }
 
+// netlink.rtt in milliseconds, as XRootD sends it and the Scitags collector reads it; tcp_info.rtt
+// stays in microseconds (the original's detail).
+TEST(FireflyNetlink, TopLevelRttIsInMilliseconds) {
+  netlink::SockEntry e;
+  netlink::TcpDetails d;
+  d.info_len = sizeof(tcp_info);
+  d.info.tcpi_rtt = 12345;  // µs
+  auto j = json::parse(netlink_json(e, d));
+  ASSERT_TRUE(j.contains("rtt")) << j.dump();
+  EXPECT_TRUE(j["rtt"].is_number_float());
+  EXPECT_DOUBLE_EQ(j["rtt"].get<double>(), 12.345);
+  EXPECT_EQ(j["tcp_info"]["rtt"], 12345);
+  d.info.tcpi_rtt = 7;
+  EXPECT_DOUBLE_EQ(json::parse(netlink_json(e, d))["rtt"].get<double>(), 0.007);
+  netlink::TcpDetails none;  // no tcp_info, no rtt
+  EXPECT_FALSE(json::parse(netlink_json(e, none)).contains("rtt"));
+}
+
+// usage: received from tcpi_bytes_received, sent from tcpi_bytes_acked (not bytes_sent, which
+// counts retransmissions).
+TEST(FireflyUsage, FromTcpInfoBytesReceivedAndAcked) {
+  netlink::TcpDetails d;
+  EXPECT_FALSE(usage_of(d));  // no tcp_info
+  d.info_len = sizeof(tcp_info);
+  d.info.tcpi_bytes_received = 1000;
+  d.info.tcpi_bytes_acked = 5'000'000'001;
+  d.info.tcpi_bytes_sent = 6'000'000'000;
+  auto u = usage_of(d);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->received, 1000u);
+  EXPECT_EQ(u->sent, 5'000'000'001u);
+}
+
+TEST(FireflyUsage, WrittenAtTopLevelBeforeNetlink) {
+  FlowID flow;
+  flow.src = *IpAddress::parse("192.0.2.1");
+  flow.dst = *IpAddress::parse("192.0.2.2");
+  flow.state = FlowState::kEnd;
+  FireflyFields f;
+  f.hostname = "h";
+  f.application = "a";
+  f.usage = firefly::FireflyUsage{17, 18446744073709551615u};
+  f.netlink = R"({"rtt": 0.25})";
+  std::string msg = build_firefly(flow, f);
+  EXPECT_NE(
+      msg.find(
+          R"("application": "a"}, "usage": {"received": 17, "sent": 18446744073709551615}, "netlink": {"rtt": 0.25}})"),
+      std::string::npos)
+      << msg;
+  auto j = json::parse(msg.substr(msg.find('{')));
+  EXPECT_EQ(j["usage"]["received"], 17);
+  EXPECT_DOUBLE_EQ(j["netlink"]["rtt"].get<double>(), 0.25);
+  f.usage.reset();
+  EXPECT_FALSE(json::parse(build_firefly(flow, f).substr(msg.find('{'))).contains("usage"));
+}
+
 TEST(FireflyNetlink, SectionIsTheLastKeyOfTheFirefly) {
   FlowID flow;
   flow.src = *IpAddress::parse("192.0.2.1");

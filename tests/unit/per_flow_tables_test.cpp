@@ -84,7 +84,7 @@ TEST(StartTimesTable, ForgetsTheOldestStartAndCountsIt) {
 TEST(TcpEnrichmentTable, ForgetsTheOldestFlowAndCountsIt) {
   udp_firefly::TcpEnrichment e(0s, 2);
   e.open();  // sock_diag needs no privilege; these flows have no socket, so no netlink object
-  for (std::uint16_t p = 1; p <= 3; ++p) EXPECT_EQ(e.on_event(tcp_flow(p)), "");
+  for (std::uint16_t p = 1; p <= 3; ++p) EXPECT_EQ(e.on_event(tcp_flow(p)).netlink, "");
   EXPECT_EQ(e.tracked(), 2u);
   EXPECT_EQ(e.overflow(), 1u);
   e.on_event(tcp_flow(2, FlowState::kEnd));

@@ -22,6 +22,7 @@ std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails&
   if (d.info_len) {
     const tcp_info& i = d.info;
     auto ms = [](std::uint32_t us) { return fmt::format("{:.3f}", us / 1000.0); };
+    fmt::format_to(it, R"(, "rtt": {})", ms(i.tcpi_rtt));
     std::string opts;
     auto opt = [&](unsigned bit, const char* name) {
       if (i.tcpi_options & bit) opts += fmt::format("{}\"{}\"", opts.empty() ? "" : ", ", name);
@@ -55,7 +56,12 @@ std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails&
   return fmt::to_string(out);
 }
 
-std::string TcpEnrichment::lookup(const FlowID& flow) {
+std::optional<firefly::FireflyUsage> usage_of(const netlink::TcpDetails& d) {
+  if (!d.info_len) return std::nullopt;
+  return firefly::FireflyUsage{d.info.tcpi_bytes_received, d.info.tcpi_bytes_acked};
+}
+
+TcpReport TcpEnrichment::lookup(const FlowID& flow) {
   netlink::SockEntry e;
   netlink::TcpDetails d;
   // The reporting plugin may name either end first. A TIME-WAIT socket has no tcp_info left: then
@@ -63,27 +69,27 @@ std::string TcpEnrichment::lookup(const FlowID& flow) {
   if ((diag_->lookup(flow.src, flow.src_port, flow.dst, flow.dst_port, e, d) ||
        diag_->lookup(flow.dst, flow.dst_port, flow.src, flow.src_port, e, d)) &&
       d.info_len)
-    return netlink_json(e, d);
+    return {netlink_json(e, d), usage_of(d)};
   return {};
 }
 
-std::string TcpEnrichment::on_event(const FlowID& flow) {
+TcpReport TcpEnrichment::on_event(const FlowID& flow) {
   if (flow.protocol != Protocol::kTcp || !diag_) return {};
   FlowKey key = FlowKey::of(flow);
   switch (flow.state) {
     case FlowState::kStart: {
-      std::string json = lookup(flow);
-      *flows_.emplace(key, Tracked{}).first = Tracked{flow, json};
-      return json;
+      TcpReport now = lookup(flow);
+      *flows_.emplace(key, Tracked{}).first = Tracked{flow, now};
+      return now;
     }
     case FlowState::kEnd: {
-      std::string json = lookup(flow);
-      if (auto seen = flows_.extract(key); seen && json.empty()) json = std::move(seen->json);
-      return json;
+      TcpReport now = lookup(flow);
+      if (auto seen = flows_.extract(key); seen && now.netlink.empty()) now = std::move(seen->last);
+      return now;
     }
     case FlowState::kOngoing: {
       const Tracked* t = flows_.find(key);
-      return t ? t->json : std::string();
+      return t ? t->last : TcpReport{};
     }
   }
   return {};
@@ -102,7 +108,7 @@ void TcpEnrichment::ongoing_events(std::vector<FlowID>& out) {
         if (!d) return;
         Tracked* t = netlink::find_socket_flow(flows_, e);
         if (!t || !emitted.emplace(FlowKey::of(t->start), true).second) return;
-        t->json = netlink_json(e, *d);
+        t->last = {netlink_json(e, *d), usage_of(*d)};
         FlowID f = t->start;
         f.state = FlowState::kOngoing;
         out.push_back(f);

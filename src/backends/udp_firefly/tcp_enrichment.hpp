@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/flow_table.hpp"
+#include "firefly/firefly_message.hpp"
 #include "flowd/flow_id.hpp"
 #include "netlink/sock_diag.hpp"
 
@@ -21,8 +22,22 @@ namespace flowd::udp_firefly {
 
 // The "netlink" JSON object: the socket and its tcp_info, with the original's field names and units
 // (rto, ato, rttvar, rcv_rtt in milliseconds; rto null while 3 s, snd_ssthresh null while
-// infinite).
+// infinite; tcp_info.rtt in microseconds as the original). With tcp_info it also has a top-level
+// "rtt": the smoothed round-trip time in milliseconds with microsecond decimals, where XRootD puts
+// it and the Scitags collector reads it (spec/flowd.md §4: xrootd fireflies carry netlink{rtt}).
 std::string netlink_json(const netlink::SockEntry& e, const netlink::TcpDetails& d);
+// The firefly's "usage" from this host's socket, nullopt without tcp_info: received =
+// tcpi_bytes_received; sent = tcpi_bytes_acked, not tcpi_bytes_sent, because bytes_sent counts
+// every transmission including retransmits (and data still in flight), so on a lossy path it
+// overstates what was transferred; bytes acked is what the peer got, once. Both are sequence-number
+// counts: the SYN and FIN count one byte each.
+std::optional<firefly::FireflyUsage> usage_of(const netlink::TcpDetails& d);
+
+// What an event's firefly gets from the socket: both empty when the socket is unknown.
+struct TcpReport {
+  std::string netlink;                         // the "netlink" object, "" when unknown
+  std::optional<firefly::FireflyUsage> usage;  // "usage", when tcp_info was read
+};
 
 class TcpEnrichment {
  public:
@@ -30,8 +45,8 @@ class TcpEnrichment {
       : ongoing_(ongoing_interval), flows_(max_flows) {}
   // Opens the netlink socket (before READY=1, so a failure stops the start).
   void open() { diag_.emplace(); }
-  // The netlink object for this event's firefly, or "" when the socket is unknown.
-  std::string on_event(const FlowID& flow);
+  // The netlink object and usage for this event's firefly (empty when the socket is unknown).
+  TcpReport on_event(const FlowID& flow);
   std::chrono::seconds ongoing_interval() const { return ongoing_; }
   // One dump: fresh details for every tracked flow whose socket is here, and its ongoing event.
   void ongoing_events(std::vector<FlowID>& out);
@@ -42,9 +57,9 @@ class TcpEnrichment {
  private:
   struct Tracked {
     FlowID start;
-    std::string json;  // last netlink object seen; "" before the socket was found
+    TcpReport last;  // last details seen; empty before the socket was found
   };
-  std::string lookup(const FlowID& flow);
+  TcpReport lookup(const FlowID& flow);
 
   std::chrono::seconds ongoing_;
   std::optional<netlink::SockDiag> diag_;

@@ -124,6 +124,7 @@ class UdpFirefly final : public Backend {
     f.src_override.clear();
     f.dst_override.clear();
     f.netlink.clear();
+    f.usage.reset();
     // This host's addresses and sockets are only in its own flows: an observed flow keeps the
     // addresses the router exported, and gets no tcp_info (nor ongoing fireflies) from this host.
     if (local && cfg_.ip_discovery) {
@@ -135,7 +136,9 @@ class UdpFirefly final : public Backend {
         local && !fixed.empty())
       f.src_override = fixed;
     if (local && enrich_) {
-      f.netlink = enrich_->on_event(flow);
+      TcpReport tcp = enrich_->on_event(flow);
+      f.netlink = std::move(tcp.netlink);
+      f.usage = tcp.usage;
       netlink_overflow_.export_from(enrich_->overflow());
     }
     std::string& msg = sender_.next_message();

@@ -27,7 +27,9 @@ constexpr KeySpec kKeys[] = {
     {.name = "stun_timeout_ms", .type = KeyType::kDuration, .default_value = "2000", .help = "wait for each STUN answer",
      .min = 10, .max = 60000, .unit = DurationUnit::kMilliseconds, .resolution = DurationUnit::kMilliseconds},
     {"stun_attempts", KeyType::kInt, "3", "STUN requests per server before trying the next", {}, 1, 10},
-    {"netlink", KeyType::kBool, "no", "add a netlink section (the socket's tcp_info) to fireflies of TCP flows on this host",
+    {"netlink", KeyType::kBool, "no",
+     "add a netlink section (the socket's tcp_info, and `rtt` in ms) and `usage` (bytes received and sent) to "
+     "fireflies of TCP flows on this host",
      "UDP_FIREFLY_NETLINK"},
     {.name = "ongoing_interval", .type = KeyType::kDuration, .default_value = "0",
      .help = "with netlink = yes: time between `ongoing` fireflies with fresh tcp_info while a flow lives; 0 = none",
