@@ -46,13 +46,15 @@ void append_address(std::string& out, const IpAddress& a, const std::string& ove
   if (!override.empty()) {
     out.append(override);
   } else if (a.is_v4()) {
-    char buf[16];
-    char* p = buf;
+    // Digit by digit into the string (a to_chars loop into a stack buffer drew a false
+    // -Wstringop-overflow from GCC 12 at -O3).
     for (std::size_t i = 0; i < 4; ++i) {
-      if (i) *p++ = '.';
-      p = std::to_chars(p, buf + sizeof buf, a.bytes[i]).ptr;
+      if (i) out.push_back('.');
+      const unsigned b = a.bytes[i];
+      if (b >= 100) out.push_back(static_cast<char>('0' + b / 100));
+      if (b >= 10) out.push_back(static_cast<char>('0' + b / 10 % 10));
+      out.push_back(static_cast<char>('0' + b % 10));
     }
-    out.append(buf, p);
   } else if (a.is_v6()) {
     char buf[INET6_ADDRSTRLEN];
     if (::inet_ntop(AF_INET6, a.bytes.data(), buf, sizeof buf)) out.append(buf);
