@@ -39,19 +39,28 @@ class LogLimiter {
   std::uint64_t held_ = 0;
 };
 
-// Logs one warning about bad input through `limiter`: nothing while the limiter holds lines back,
-// else the message, with " (N more not logged)" when N lines were held back since the last one.
-// The one way a component reports input it refuses (the per-reason count is ReasonCounters').
+// Logs one line at `level` through `limiter`: nothing while the limiter holds lines back, else the
+// message, with " (N more not logged)" when N lines were held back since the last one. For what a
+// peer can repeat at will (bad input, connections opened and closed).
 template <typename... Args>
-void limited_warn(spdlog::logger& log, LogLimiter& limiter, fmt::format_string<Args...> format,
-                  Args&&... args) {
+void limited_log(spdlog::logger& log, LogLimiter& limiter, spdlog::level::level_enum level,
+                 fmt::format_string<Args...> format, Args&&... args) {
+  if (!log.should_log(level)) return;
   std::uint64_t held = 0;
   if (!limiter.allow(held)) return;
   if (held == 0) {
-    log.warn(format, std::forward<Args>(args)...);
+    log.log(level, format, std::forward<Args>(args)...);
     return;
   }
-  log.warn("{} ({} more not logged)", fmt::format(format, std::forward<Args>(args)...), held);
+  log.log(level, "{} ({} more not logged)", fmt::format(format, std::forward<Args>(args)...), held);
+}
+
+// limited_log at warn: the one way a component reports input it refuses (the per-reason count is
+// ReasonCounters').
+template <typename... Args>
+void limited_warn(spdlog::logger& log, LogLimiter& limiter, fmt::format_string<Args...> format,
+                  Args&&... args) {
+  limited_log(log, limiter, spdlog::level::warn, format, std::forward<Args>(args)...);
 }
 
 }  // namespace flowd

@@ -171,6 +171,28 @@ TEST(NetflowTcpLimits, IdleSessionIsClosedAfterTcpIdleTimeout) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A peer opening and closing sessions in a loop wrote two info lines per connection (678 cycles in
+// 5 s: 1,356 lines). Session opens and closes are rate-limited like bad input.
+TEST(NetflowTcpLimits, SessionChurnDoesNotFloodTheLog) {
+  Daemon d;
+  const int port = free_tcp_port();
+  d.start(netflow_tcp_config(d, port, ""));
+  for (int i = 0; i < 300; ++i) {
+    int fd = connect_from(port);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  d.scrape_until(kClosed + "{reason=\"peer\"}", 300);
+  EXPECT_EQ(d.stop(), 0);
+  std::string log = d.proc->log();
+  std::size_t lines = 0;
+  for (std::size_t at = log.find("IPFIX session from"); at != std::string::npos;
+       at = log.find("IPFIX session from", at + 1))
+    ++lines;
+  EXPECT_GT(lines, 0u) << log;
+  EXPECT_LT(lines, 60u) << log;
+}
+
 // Under RLIMIT_NOFILE 64, with the default caps (256 sessions, 16 per exporter: more than the
 // descriptors), 150 connections from 10 exporter addresses: flowd keeps a reserve of descriptors
 // (refusals counted as emfile), keeps answering /metrics at once, does not spin, and takes sessions

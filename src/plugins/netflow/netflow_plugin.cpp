@@ -256,7 +256,8 @@ class NetflowPlugin final : public Plugin {
       case Outcome::kNone:
         return;
       case Outcome::kSession:
-        log_->info("IPFIX session from {}", r.session->peer().to_string());
+        limited_log(*log_, session_limiter_, spdlog::level::info, "IPFIX session from {}",
+                    r.session->peer().to_string());
         return;
       case Outcome::kNotAllowed:
         metrics_.count_refused_tcp();
@@ -291,16 +292,18 @@ class NetflowPlugin final : public Plugin {
     if (state == TcpSession::State::kClosed || state == TcpSession::State::kFailed) {
       metrics_.count_tcp_closed(state == TcpSession::State::kClosed ? TcpClosure::kPeer
                                                                     : TcpClosure::kError);
-      log_->info(
-          "IPFIX session from {} closed{}", s.peer().to_string(),
+      limited_log(
+          *log_, session_limiter_, spdlog::level::info, "IPFIX session from {} closed{}",
+          s.peer().to_string(),
           state == TcpSession::State::kFailed ? fmt::format(": {}", std::strerror(s.error())) : "");
       return false;
     }
     if (state == TcpSession::State::kOutOfSync) {
       metrics_.count_tcp_closed(TcpClosure::kOutOfSync);
       metrics_.count_error(10, collector::DecodeError::kBadLength);
-      log_->warn("IPFIX session from {}: message length {} < 16 or not IPFIX; closing it",
-                 s.peer().to_string(), s.bad_length());
+      limited_warn(*log_, session_limiter_,
+                   "IPFIX session from {}: message length {} < 16 or not IPFIX; closing it",
+                   s.peer().to_string(), s.bad_length());
       return false;
     }
     return true;
@@ -467,8 +470,8 @@ class NetflowPlugin final : public Plugin {
   FlowTracker tracker_;
   TcpSessions tcp_;  // worker 0 only
   RecordDump dump_;
-  LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_,
-      tcp_limiter_;  // thread-safe
+  LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_, tcp_limiter_,
+      session_limiter_;  // thread-safe
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
