@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 
+#include "backends/ebpf/ebpf_config.hpp"
 #include "backends/ebpf/flow_map.hpp"
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
@@ -54,29 +55,6 @@ std::string pin_lock_key(const std::string& path) {
   return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
 }
 
-constexpr KeySpec kKeys[] = {
-    {"interfaces", KeyType::kList, "",
-     "interfaces whose egress is marked; empty: every interface with a global IPv6 address",
-     "NETWORK_INTERFACE"},
-    {"max_flows",
-     KeyType::kInt,
-     "100000",
-     "size of the flow map (LRU: the least recently used flow goes first)",
-     {},
-     1,
-     10000000},
-    {"match_all", KeyType::kBool, "no",
-     "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
-    {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
-    {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
-    {.name = "pin_path",
-     .type = KeyType::kPath,
-     .default_value = "/sys/fs/bpf/flowd/flow_labels",
-     .help = "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps "
-             "marking the flows it marked; empty: not pinned (flows are still kept across reloads)",
-     .empty_allowed = true},
-};
-
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
 // the error message when loading fails.
 std::mutex libbpf_mu;
@@ -94,9 +72,12 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
     if (libbpf_tail.size() > 2000) libbpf_tail.erase(0, libbpf_tail.size() - 2000);
   }
   auto log = get_logger("bpf");
-  // An existing clsact qdisc is expected (EEXIST is handled); the kernel's note about it is not
-  // news.
-  if (level == LIBBPF_WARN && line.find("Exclusivity flag on") == std::string::npos)
+  // Expected answers are not news: an existing clsact qdisc (EEXIST is handled), and no filter of
+  // ours on a hook (tc_attachment asks whether a stale one is there before it attaches, and the
+  // kernel's extack for "none" is "Cannot find specified filter chain").
+  const bool expected = line.find("Exclusivity flag on") != std::string::npos ||
+                        line.find("Cannot find specified filter chain") != std::string::npos;
+  if (level == LIBBPF_WARN && !expected)
     log->warn("{}", line);
   else
     log->debug("{}", line);
@@ -210,11 +191,12 @@ struct ShelvedMarker final : ShelfItem {
 
 class EbpfBackend final : public Backend {
  public:
-  EbpfBackend(const Section& cfg, Context& ctx)
+  EbpfBackend(const EbpfConfig& cfg, Context& ctx)
       : ctx_(ctx),
-        interfaces_(cfg.get_list("interfaces")),
-        max_flows_(static_cast<std::uint32_t>(cfg.get_int("max_flows"))),
-        match_all_(cfg.get_bool("match_all")),
+        interfaces_(cfg.interfaces),
+        max_flows_(cfg.max_flows),
+        match_all_(cfg.match_all),
+        match_all_label_(cfg.match_all_label),
         log_(get_logger("backend.ebpf")),
         update_errors_(prometheus::BuildCounter()
                            .Name("flowd_marker_map_update_errors_total")
@@ -231,19 +213,7 @@ class EbpfBackend final : public Backend {
         dropped_(ctx.metrics, "flowd_marker_flows_dropped_total",
                  "Marked flows the marker dropped from its map other than at their end, by reason "
                  "(resize: a reload made the map smaller than the flows it held)"),
-        pin_path_(cfg.get("pin_path")) {
-    if (match_all_) {
-      auto reg = ctx.registry.get();
-      auto exp = reg->experiment_id(cfg.get("experiment"));
-      auto act = exp ? reg->activity_id(*exp, cfg.get("activity")) : std::nullopt;
-      if (!exp || !act)
-        throw ConfigError(
-            "[backend.ebpf] match_all = yes needs experiment (0..511 or a name) and activity "
-            "(0..63 or a name of that experiment); got '" +
-            cfg.get("experiment") + "' / '" + cfg.get("activity") + "'");
-      match_all_label_ = make_label(*exp, *act, 0);
-    }
-  }
+        pin_path_(cfg.pin_path) {}
 
   ~EbpfBackend() override { release(); }
 
@@ -576,14 +546,14 @@ class EbpfBackend final : public Backend {
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
-  return std::make_unique<EbpfBackend>(cfg, ctx);
+  return std::make_unique<EbpfBackend>(EbpfConfig::from(cfg, *ctx.registry.get()), ctx);
 }
 
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program", kKeys,
-                                create};
+  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program",
+                                config_keys(), create};
   return info;
 }
 

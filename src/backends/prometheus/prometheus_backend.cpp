@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "backends/prometheus/flow_metrics.hpp"
+#include "backends/prometheus/prometheus_config.hpp"
 #include "common/flow_table.hpp"
 #include "common/net/endpoint.hpp"
 #include "common/net/socket_address.hpp"
@@ -26,38 +27,18 @@
 namespace flowd::prometheus_backend {
 namespace {
 
-// A table, one key per entry: kept as written.
-// clang-format off
-constexpr KeySpec kKeys[] = {
-    {"listen", KeyType::kEndpoint, "127.0.0.1:9000",
-     "address:port of the /metrics endpoint (legacy PROMETHEUS_SRV_PORT=N means 0.0.0.0:N)",
-     "PROMETHEUS_SRV_PORT"},
-    {"max_active_flows", KeyType::kInt, "100000",
-     "flows tracked for flowd_active_flows, per origin; beyond this the oldest tracked flow is "
-     "forgotten for the new one, counted in flowd_active_flows_overflow_total",
-     {}, 1, 100000000},
-    {"flow_metrics", KeyType::kBool, "yes",
-     "per-flow flow_tcp_* series (tcp_info from netlink) for every active local TCP flow whose socket is on this "
-     "host"},
-    {"max_flow_series", KeyType::kInt, "10000",
-     "flows with per-flow series at once; beyond this the oldest flow's series give way to the new one's, "
-     "counted in flowd_flow_series_overflow_total", {}, 1,
-     10000000},
-};
-// clang-format on
-
 class PrometheusBackend final : public Backend {
  public:
-  PrometheusBackend(const Section& cfg, Context& ctx)
+  PrometheusBackend(const PrometheusConfig& cfg, Context& ctx)
       : ctx_(ctx),
-        listen_(cfg.get("listen")),
-        max_flows_(static_cast<std::size_t>(cfg.get_int("max_active_flows"))),
+        listen_(cfg.listen),
+        max_flows_(cfg.max_active_flows),
         log_(get_logger("backend.prometheus")),
         active_(prometheus::BuildGauge()
                     .Name("flowd_active_flows")
                     .Help("Flows started and not yet ended, by experiment and activity (registry "
-                          "names; numbers for up to 256 unregistered pairs, then other) and "
-                          "origin")
+                          "names; numbers for up to 256 unregistered pairs per origin, then other) "
+                          "and origin")
                     .Register(ctx.metrics)),
         overflow_(prometheus::BuildCounter()
                       .Name("flowd_active_flows_overflow_total")
@@ -68,9 +49,9 @@ class PrometheusBackend final : public Backend {
     for (std::size_t o = 0; o < kFlowOrigins; ++o)
       overflow_by_origin_[o] =
           &overflow_.Add({{"origin", std::string(to_string(static_cast<FlowOrigin>(o)))}});
-    if (cfg.get_bool("flow_metrics"))
+    if (cfg.flow_metrics)
       flow_metrics_ = std::make_unique<FlowMetrics>(
-          static_cast<std::size_t>(cfg.get_int("max_flow_series")),
+          cfg.max_flow_series,
           prometheus::BuildCounter()
               .Name("flowd_flow_series_overflow_total")
               .Help("Flows whose per-flow flow_tcp_* series were dropped (the oldest, for a new "
@@ -80,8 +61,7 @@ class PrometheusBackend final : public Backend {
   }
 
   void start() override {
-    auto ep = net::parse_endpoint(listen_, 9000);
-    if (!ep) throw std::runtime_error("[backend.prometheus] listen: cannot parse " + listen_);
+    const net::Endpoint* ep = &listen_;
     try {
       // civetweb serves one connection per thread and held an idle one for 30 s: with 2 threads,
       // two idle connections kept every scrape out. 8 threads, and an idle connection closed
@@ -193,11 +173,14 @@ class PrometheusBackend final : public Backend {
     if (fresh) {
       // Registered pairs have a series of their own (the registry bounds them). Unregistered ones
       // (a remote firefly may claim any pair of 0..65535, label_trust = any any of 512 x 64) are
-      // named by their numbers up to kMaxUnregisteredPairs distinct pairs, then share "other".
+      // named by their numbers up to kMaxUnregisteredPairs distinct pairs per origin, then share
+      // "other": a budget per origin, so forged fireflies or an export cannot use up the one the
+      // host's own flows name their pairs from.
       const std::uint32_t pair = std::uint32_t{flow.experiment} << 16 | flow.activity;
+      auto& unregistered = unregistered_[static_cast<std::size_t>(flow.origin)];
       const bool own =
-          reg->registered(flow.experiment, flow.activity) || unregistered_.contains(pair) ||
-          (unregistered_.size() < kMaxUnregisteredPairs && unregistered_.insert(pair).second);
+          reg->registered(flow.experiment, flow.activity) || unregistered.contains(pair) ||
+          (unregistered.size() < kMaxUnregisteredPairs && unregistered.insert(pair).second);
       auto names = std::make_shared<FlowNames>(
           own ? FlowNames{reg->experiment_name(flow.experiment),
                           reg->activity_name(flow.experiment, flow.activity)}
@@ -213,7 +196,7 @@ class PrometheusBackend final : public Backend {
   static constexpr std::size_t kMaxUnregisteredPairs = 256;
 
   Context& ctx_;
-  std::string listen_;
+  net::Endpoint listen_;
   std::size_t max_flows_;
   std::shared_ptr<spdlog::logger> log_;
   prometheus::Family<prometheus::Gauge>& active_;
@@ -227,19 +210,21 @@ class PrometheusBackend final : public Backend {
   std::unique_ptr<FlowMetrics> flow_metrics_;
   std::shared_ptr<const ScitagsRegistry> pairs_registry_;
   std::unordered_map<std::uint64_t, PairSeries> pairs_;
-  // The unregistered pairs that have series of their own in flowd_active_flows (the family keeps
-  // a series once made, at 0 when its flows end): never more than kMaxUnregisteredPairs.
-  std::unordered_set<std::uint32_t> unregistered_;
+  // By origin, the unregistered pairs that have series of their own in flowd_active_flows (the
+  // family keeps a series once made, at 0 when its flows end, as Prometheus expects of a gauge
+  // that comes back): never more than kMaxUnregisteredPairs each.
+  std::array<std::unordered_set<std::uint32_t>, kFlowOrigins> unregistered_;
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
-  return std::make_unique<PrometheusBackend>(cfg, ctx);
+  return std::make_unique<PrometheusBackend>(PrometheusConfig::from(cfg), ctx);
 }
 
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"prometheus", "Prometheus /metrics endpoint", kKeys, create};
+  static const BackendInfo info{"prometheus", "Prometheus /metrics endpoint", config_keys(),
+                                create};
   return info;
 }
 

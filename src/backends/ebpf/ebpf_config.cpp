@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/ebpf/ebpf_config.hpp"
+
+#include <net/if.h>
+
+#include "flowd/scitags_label.hpp"
+
+namespace flowd::ebpf {
+namespace {
+
+constexpr KeySpec kKeys[] = {
+    {"interfaces", KeyType::kList, "",
+     "interfaces whose egress is marked; empty: every interface with a global IPv6 address",
+     "NETWORK_INTERFACE"},
+    {"max_flows",
+     KeyType::kInt,
+     "100000",
+     "size of the flow map (LRU: the least recently used flow goes first)",
+     {},
+     1,
+     10000000},
+    {"match_all", KeyType::kBool, "no",
+     "tag every outgoing IPv6 TCP/UDP packet with experiment/activity (perfSONAR hosts)"},
+    {"experiment", KeyType::kString, "", "match_all: experiment, 0..511 or a registry name"},
+    {"activity", KeyType::kString, "", "match_all: activity, 0..63 or a registry name"},
+    {.name = "pin_path",
+     .type = KeyType::kPath,
+     .default_value = "/sys/fs/bpf/flowd/flow_labels",
+     .help = "where the flow map is pinned (a BPF file system), so that a restarted flowd keeps "
+             "marking the flows it marked; empty: not pinned (flows are still kept across reloads)",
+     .empty_allowed = true},
+};
+
+// What the kernel accepts as a name (dev_valid_name): 1..IFNAMSIZ-1 bytes, no '/', ':' is allowed
+// (aliases), no white space.
+bool valid_interface_name(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+  for (unsigned char ch : name)
+    if (ch == '/' || ch <= ' ' || ch == 0x7f) return false;
+  return true;
+}
+
+}  // namespace
+
+std::span<const KeySpec> config_keys() {
+  return kKeys;
+}
+
+EbpfConfig EbpfConfig::from(const Section& cfg, const ScitagsRegistry& registry) {
+  EbpfConfig c;
+  c.interfaces = cfg.get_list("interfaces");
+  for (const auto& name : c.interfaces)
+    if (!valid_interface_name(name))
+      throw ConfigError("[backend.ebpf] interfaces: '" + name +
+                        "' cannot be an interface name (1 to 15 bytes, no '/' or white space)");
+  c.max_flows = static_cast<std::uint32_t>(cfg.get_int("max_flows"));
+  c.match_all = cfg.get_bool("match_all");
+  c.pin_path = cfg.get("pin_path");
+  if (c.match_all) {
+    auto exp = registry.experiment_id(cfg.get("experiment"));
+    auto act = exp ? registry.activity_id(*exp, cfg.get("activity")) : std::nullopt;
+    if (!exp || !act)
+      throw ConfigError(
+          "[backend.ebpf] match_all = yes needs experiment (0..511 or a name) and activity "
+          "(0..63 or a name of that experiment); got '" +
+          cfg.get("experiment") + "' / '" + cfg.get("activity") + "'");
+    c.match_all_label = make_label(*exp, *act, 0);
+  }
+  return c;
+}
+
+}  // namespace flowd::ebpf
