@@ -103,21 +103,35 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
 std::shared_ptr<EventQueue> Bus::make_queue(const std::string& backend, std::size_t capacity) {
   auto q = std::make_shared<EventQueue>(capacity);
   q->set_depth_gauge(&depth_.Add({{"backend", backend}}));
-  dropped_.Add({{"backend", backend}});
+  dropped_series(backend);
   return q;
 }
 
 void Bus::count_dropped(const std::string& backend, std::uint64_t n) {
   if (n == 0) return;
-  dropped_.Add({{"backend", backend}}).Increment(static_cast<double>(n));
+  dropped_series(backend).Increment(static_cast<double>(n));
   dropped_total_.fetch_add(n, std::memory_order_relaxed);
 }
 
 void Bus::set_subscribers(std::vector<Subscriber> subs) {
   auto v = std::make_shared<std::vector<Sub>>();
-  for (auto& s : subs)
-    v->push_back(Sub{s.queue, &dropped_.Add({{"backend", s.backend}}), s.backend});
+  for (auto& s : subs) v->push_back(Sub{s.queue, &dropped_series(s.backend), s.backend});
   subs_.store(std::move(v));
+}
+
+prometheus::Counter& Bus::dropped_series(const std::string& backend) {
+  std::lock_guard lock(series_mu_);
+  auto& c = dropped_series_[backend];
+  if (!c) c = &dropped_.Add({{"backend", backend}});
+  return *c;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Bus::dropped_by_backend() const {
+  std::lock_guard lock(series_mu_);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const auto& [name, c] : dropped_series_)
+    out.emplace_back(name, static_cast<std::uint64_t>(c->Value()));
+  return out;
 }
 
 }  // namespace flowd

@@ -8,9 +8,12 @@
 
 #include <array>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flowd/component.hpp"
@@ -36,7 +39,11 @@ class Bus {
   // Counts `n` events as dropped for `backend`: events left in a queue no backend will read.
   void count_dropped(const std::string& backend, std::uint64_t n);
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
+  // Event copies dropped, all backends together (an event two full queues refused counts twice).
   std::uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+  // The same by backend, every backend that ever had a queue, in name order: "udp_firefly 12,
+  // prometheus 0" for the stop line, so that a count is never read as events lost twice.
+  std::vector<std::pair<std::string, std::uint64_t>> dropped_by_backend() const;
 
  private:
   class PluginPublisher;
@@ -55,6 +62,11 @@ class Bus {
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};
+  // The flowd_bus_dropped_events_total series of every backend (control plane only: queues are
+  // made, and subscribers set, by the supervisor).
+  mutable std::mutex series_mu_;
+  std::map<std::string, prometheus::Counter*> dropped_series_;
+  prometheus::Counter& dropped_series(const std::string& backend);
   // A full queue is said in the log too, not only in the counter: one line per 10 s at most.
   LogLimiter drop_limiter_{1, std::chrono::seconds(10)};
 };

@@ -183,7 +183,11 @@ void Runtime::stop_all() {
 }
 
 std::string Runtime::event_totals() const {
-  return fmt::format("events={} dropped={}", bus_.published(), bus_.dropped());
+  // By backend: one event refused by two full queues is two drops, not two lost events.
+  std::string by;
+  for (const auto& [name, n] : bus_.dropped_by_backend())
+    by += fmt::format("{}{} {}", by.empty() ? "" : ", ", name, n);
+  return fmt::format("events={} dropped={} ({})", bus_.published(), bus_.dropped(), by);
 }
 
 std::string Runtime::summary() const {

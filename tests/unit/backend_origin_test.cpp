@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "backend_env.hpp"
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
@@ -60,22 +61,7 @@ class UdpSink {
   int port_ = 0;
 };
 
-// What the core lends a backend, with the registry compiled into flowd.
-struct Env {
-  RegistryHandle registry{load_registry("", "/nonexistent", 1).registry};
-  prometheus::Registry metrics;
-  MetricsHub hub{metrics};
-  Context ctx{registry, metrics, hub, "host.example", "/nonexistent"};
-
-  std::unique_ptr<Backend> create(const BackendInfo& info, std::map<std::string, std::string> v) {
-    for (const auto& k : info.keys)
-      if (!v.contains(std::string(k.name))) v[std::string(k.name)] = std::string(k.default_value);
-    return info.create(Section("backend." + std::string(info.name), info.keys, v, {}), ctx);
-  }
-  double value(const std::string& name, const std::map<std::string, std::string>& labels) {
-    return metric_value(metrics, name, labels).value_or(-1);
-  }
-};
+using Env = test::BackendEnv;
 
 FlowID flow(FlowOrigin origin, const char* src, std::uint16_t sport, const char* dst,
             std::uint16_t dport, FlowState state = FlowState::kStart) {

@@ -62,8 +62,13 @@ TEST_F(Rules, RefusesMalformedRulesWithAReason) {
   for (const char* bad : {"192.0.2.0/33 cms 4", "2001:db8::/129 cms 4", "192.0.2.0/x cms 4",
                           "192.0.2.300/24 cms 4", "192.0.2.0/24x cms 4", "/24 cms 4"}) {
     EXPECT_FALSE(parse(bad)) << bad;
-    EXPECT_NE(error.find("bad prefix"), std::string::npos) << bad << ": " << error;
+    EXPECT_NE(error.find("is not an address or CIDR network"), std::string::npos)
+        << bad << ": " << error;
   }
+  // A host address where a network was meant: refused with the network it would have meant.
+  EXPECT_FALSE(parse("192.0.2.77/24 cms 4"));
+  EXPECT_NE(error.find("has host bits set (the network is 192.0.2.0/24)"), std::string::npos)
+      << error;
   for (const char* bad : {"192.0.2.0/24:65536 cms 4", "192.0.2.0/24:80x cms 4"}) {
     EXPECT_FALSE(parse(bad)) << bad;
     EXPECT_NE(error.find("bad port"), std::string::npos) << bad << ": " << error;

@@ -7,25 +7,13 @@
 #include "core/registry_loader.hpp"
 #include "flowd/scitags_label.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
+#include "record_fields.hpp"
 
 namespace flowd::netflow {
 namespace {
 
-collector::Field unsigned_field(std::uint16_t id, std::uint64_t v) {
-  collector::Field f;
-  f.id = id;
-  f.value.kind = collector::ValueKind::kUnsigned;
-  f.value.u = v;
-  return f;
-}
-
-collector::Field address_field(std::uint16_t id, const char* text) {
-  collector::Field f;
-  f.id = id;
-  f.value.ip = *IpAddress::parse(text);
-  f.value.kind = f.value.ip.is_v6() ? collector::ValueKind::kIpv6 : collector::ValueKind::kIpv4;
-  return f;
-}
+using test::address_field;
+using test::unsigned_field;
 
 const std::uint32_t kAtlasDebug = make_label(2, 9, 0x5);
 const TimePoint kT0 = TimePoint{std::chrono::seconds{1795356761}};

@@ -9,6 +9,7 @@
 #include "flowd/scitags_label.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/netflow/observed_metrics.hpp"
+#include "record_fields.hpp"
 
 namespace flowd::netflow {
 namespace {
@@ -20,21 +21,8 @@ std::shared_ptr<const ScitagsRegistry> shipped_registry() {
   return r;
 }
 
-collector::Field unsigned_field(std::uint16_t id, std::uint64_t v) {
-  collector::Field f;
-  f.id = id;
-  f.value.kind = collector::ValueKind::kUnsigned;
-  f.value.u = v;
-  return f;
-}
-
-collector::Field address_field(std::uint16_t id, const char* text) {
-  collector::Field f;
-  f.id = id;
-  f.value.ip = *IpAddress::parse(text);
-  f.value.kind = f.value.ip.is_v6() ? collector::ValueKind::kIpv6 : collector::ValueKind::kIpv4;
-  return f;
-}
+using test::address_field;
+using test::unsigned_field;
 
 // An IPFIX-like record of a TCP flow src:40000 -> dst:5201, with a flow label when given.
 collector::FlowRecord record(const char* src, const char* dst, std::optional<std::uint32_t> label,

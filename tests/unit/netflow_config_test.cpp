@@ -85,16 +85,23 @@ TEST(NetflowConfig, ValuesAreParsed) {
 
 TEST(NetflowConfig, BadValuesNameSectionAndKey) {
   EXPECT_EQ(error_of({{"allow", "192.0.2.0/33"}}),
-            "[plugin.netflow] allow: '192.0.2.0/33' is not an address or CIDR prefix");
+            "[plugin.netflow] allow: '192.0.2.0/33' is not an address or CIDR network");
   EXPECT_EQ(error_of({{"label_networks", "fd00::/8, nonsense"}}),
-            "[plugin.netflow] label_networks: 'nonsense' is not an address or CIDR prefix");
+            "[plugin.netflow] label_networks: 'nonsense' is not an address or CIDR network");
+  EXPECT_EQ(error_of({{"label_networks", "2001:db8:1:2::5/48"}}),
+            "[plugin.netflow] label_networks: '2001:db8:1:2::5/48' has host bits set (the network "
+            "is 2001:db8:1::/48)");
+  EXPECT_EQ(
+      error_of({{"allow", "198.51.100.1/0"}}),
+      "[plugin.netflow] allow: '198.51.100.1/0' has host bits set (the network is 0.0.0.0/0)");
   EXPECT_EQ(error_of({{"listen", "127.0.0.1:99999"}}),
             "[plugin.netflow] listen: cannot parse 127.0.0.1:99999");
   EXPECT_EQ(error_of({{"tcp_listen", "[::1"}}), "[plugin.netflow] tcp_listen: cannot parse [::1");
   EXPECT_NE(
       error_of({{"rules", "192.0.2.0/24 cms"}}).find("[plugin.netflow] rules: '192.0.2.0/24 cms'"),
       std::string::npos);
-  EXPECT_NE(error_of({{"rules", "192.0.2.0/40 cms 4"}}).find("bad prefix"), std::string::npos);
+  EXPECT_NE(error_of({{"rules", "192.0.2.0/40 cms 4"}}).find("is not an address or CIDR network"),
+            std::string::npos);
   EXPECT_NE(error_of({{"rules", "192.0.2.0/24:70000 cms 4"}}).find("bad port"), std::string::npos);
   EXPECT_NE(error_of({{"rules", "192.0.2.0/24 nosuchexperiment 4"}}).find("unknown experiment"),
             std::string::npos);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backend_env.hpp"
 #include "backends/prometheus/flow_metrics.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/start_times.hpp"
@@ -49,22 +50,7 @@ FlowID tcp_flow(std::uint16_t sport, FlowState state = FlowState::kStart,
   return f;
 }
 
-// What the core lends a backend, with the registry compiled into flowd.
-struct Env {
-  RegistryHandle registry{load_registry("", "/nonexistent", 1).registry};
-  prometheus::Registry metrics;
-  MetricsHub hub{metrics};
-  Context ctx{registry, metrics, hub, "host.example", "/nonexistent"};
-
-  std::unique_ptr<Backend> create(const BackendInfo& info, std::map<std::string, std::string> v) {
-    for (const auto& k : info.keys)
-      if (!v.contains(std::string(k.name))) v[std::string(k.name)] = std::string(k.default_value);
-    return info.create(Section("backend." + std::string(info.name), info.keys, v, {}), ctx);
-  }
-  double value(const std::string& name, const std::map<std::string, std::string>& labels) {
-    return metric_value(metrics, name, labels).value_or(-1);
-  }
-};
+using Env = test::BackendEnv;
 
 TEST(StartTimesTable, ForgetsTheOldestStartAndCountsIt) {
   udp_firefly::StartTimes t(2);
@@ -170,6 +156,15 @@ TEST(ActiveFlowsTable, UnregisteredPairsAreCappedWithAnOtherBucket) {
             1000 - 256);
   EXPECT_EQ(env.value("flowd_active_flows",
                       {{"experiment", "1000"}, {"activity", "0"}, {"origin", "remote"}}),
+            1);
+  // The remote claims used up the remote budget only: a local flow's unregistered pair is still
+  // named by its numbers.
+  FlowID local = tcp_flow(port++, FlowState::kStart, FlowOrigin::kLocal);
+  local.experiment = 2000;
+  local.activity = 1;
+  b->handle(local);
+  EXPECT_EQ(env.value("flowd_active_flows",
+                      {{"experiment", "2000"}, {"activity", "1"}, {"origin", "local"}}),
             1);
   EXPECT_EQ(env.value("flowd_active_flows",
                       {{"experiment", "atlas"}, {"activity", "Debug"}, {"origin", "remote"}}),

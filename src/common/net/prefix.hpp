@@ -21,4 +21,11 @@ struct Prefix {
 // length exceeds the family's width (RFC 4632 §3.1 notation; RFC 4291 §2.3 for IPv6).
 std::optional<Prefix> parse_prefix(const std::string& text);
 
+// A network as a configuration names it: parse_prefix, and also refused when the address has bits
+// set beyond the length ("10.1.2.3/8": a host address where a network was meant, which a reader
+// takes for a /32 and flowd would take for 10.0.0.0/8). On refusal `why` says what is wrong, for a
+// ConfigError: "is not an address or CIDR network" or "has host bits set (the network is
+// 10.0.0.0/8)".
+std::optional<Prefix> parse_network(const std::string& text, std::string& why);
+
 }  // namespace flowd::net

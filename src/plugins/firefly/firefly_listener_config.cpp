@@ -40,9 +40,9 @@ FireflyListenerConfig FireflyListenerConfig::from(const Section& cfg) {
   c.max_size = static_cast<std::size_t>(cfg.get_int("max_size"));
   c.rcvbuf = static_cast<int>(cfg.get_int("rcvbuf"));
   for (const auto& text : cfg.get_list("allow")) {
-    auto n = net::parse_prefix(text);
-    if (!n)
-      throw ConfigError("[plugin.firefly] allow: '" + text + "' is not an address or CIDR network");
+    std::string why;
+    auto n = net::parse_network(text, why);
+    if (!n) throw ConfigError("[plugin.firefly] allow: '" + text + "' " + why);
     c.allow.push_back(*n);
   }
   return c;

@@ -26,9 +26,10 @@ std::optional<FlowRule> parse_rule(const std::string& text, const ScitagsRegistr
     len_text = len_port.substr(0, colon);
     port_text = len_port.substr(colon + 1);
   }
-  auto prefix = net::parse_prefix(where.substr(0, slash) + "/" + len_text);
+  std::string why;
+  auto prefix = net::parse_network(where.substr(0, slash) + "/" + len_text, why);
   if (!prefix) {
-    error = "bad prefix '" + where + "'";
+    error = "prefix '" + where + "' " + why;
     return std::nullopt;
   }
   if (!port_text.empty()) {

@@ -4,6 +4,24 @@
 namespace flowd::netflow {
 namespace {
 
+// The rows netflow and sflow share word for word (each table keeps its own order, the README's).
+constexpr KeySpec kMaxFlowsKey = {
+    "max_flows", KeyType::kInt,
+    "100000",    "flows tracked at once; beyond this new ones are not reported",
+    {},          1,
+    10000000};
+constexpr KeySpec kRulesKey = {
+    "rules", KeyType::kList, "",
+    "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma "
+    "separated"};
+constexpr KeySpec kRcvbufKey = {
+    "rcvbuf", KeyType::kInt, "8388608", "UDP receive buffer in bytes (SO_RCVBUF)",
+    {},       65536,         1073741824};
+constexpr KeySpec kLabelNetworksKey = {
+    "label_networks", KeyType::kList, "",
+    "CIDR list (the site's storage networks): a label is a tag only on flows with an end inside; "
+    "empty: any"};
+
 constexpr KeySpec kKeys[] = {
     {"listen", KeyType::kList, "0.0.0.0:2055, 0.0.0.0:4739",
      "UDP addresses taking NetFlow v1/v5/v9 and IPFIX"},
@@ -43,25 +61,11 @@ constexpr KeySpec kKeys[] = {
      .help = "time without a record after which a flow ends",
      .min = 1000,
      .max = 86400 * 1000},
-    {"max_flows",
-     KeyType::kInt,
-     "100000",
-     "flows tracked at once; beyond this new ones are not reported",
-     {},
-     1,
-     10000000},
-    {"rules", KeyType::kList, "",
-     "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma "
-     "separated"},
+    kMaxFlowsKey,
+    kRulesKey,
     {"dump", KeyType::kString, "",
      "write every decoded record as a JSON line to this file (.gz: gzip)"},
-    {"rcvbuf",
-     KeyType::kInt,
-     "8388608",
-     "UDP receive buffer in bytes (SO_RCVBUF)",
-     {},
-     65536,
-     1073741824},
+    kRcvbufKey,
     {"workers",
      KeyType::kInt,
      "1",
@@ -108,9 +112,7 @@ constexpr KeySpec kKeys[] = {
      0,
      0,
      "registered,any,off"},
-    {"label_networks", KeyType::kList, "",
-     "CIDR list (the site's storage networks): a label is a tag only on flows with an end inside; "
-     "empty: any"},
+    kLabelNetworksKey,
     {"allow", KeyType::kList, "",
      "CIDR list of exporters taken (UDP sources, TCP peers); others are dropped and counted; "
      "empty: all"},
@@ -125,25 +127,11 @@ constexpr KeySpec kSflowKeys[] = {
      .help = "time without a sample after which a flow ends",
      .min = 1000,
      .max = 86400 * 1000},
-    {"max_flows",
-     KeyType::kInt,
-     "100000",
-     "flows tracked at once; beyond this new ones are not reported",
-     {},
-     1,
-     10000000},
-    {"rules", KeyType::kList, "",
-     "tags for flows without a Scitags flow label: 'PREFIX[:PORT] EXPERIMENT ACTIVITY', comma "
-     "separated"},
+    kMaxFlowsKey,
+    kRulesKey,
     {"dump", KeyType::kString, "",
      "write every decoded sample as a JSON line to this file (.gz: gzip)"},
-    {"rcvbuf",
-     KeyType::kInt,
-     "8388608",
-     "UDP receive buffer in bytes (SO_RCVBUF)",
-     {},
-     65536,
-     1073741824},
+    kRcvbufKey,
     {"workers",
      KeyType::kInt,
      "1",
@@ -164,9 +152,7 @@ constexpr KeySpec kSflowKeys[] = {
      0,
      0,
      "registered,any,off"},
-    {"label_networks", KeyType::kList, "",
-     "CIDR list (the site's storage networks): a label is a tag only on flows with an end inside; "
-     "empty: any"},
+    kLabelNetworksKey,
     {"allow", KeyType::kList, "",
      "CIDR list of sFlow agents taken (UDP sources); others are dropped and counted"},
 };
@@ -174,10 +160,9 @@ constexpr KeySpec kSflowKeys[] = {
 std::vector<net::Prefix> prefixes(const Section& cfg, const char* key) {
   std::vector<net::Prefix> out;
   for (const auto& text : cfg.get_list(key)) {
-    auto p = net::parse_prefix(text);
-    if (!p)
-      throw ConfigError("[" + cfg.name() + "] " + key + ": '" + text +
-                        "' is not an address or CIDR prefix");
+    std::string why;
+    auto p = net::parse_network(text, why);
+    if (!p) throw ConfigError("[" + cfg.name() + "] " + key + ": '" + text + "' " + why);
     out.push_back(*p);
   }
   return out;

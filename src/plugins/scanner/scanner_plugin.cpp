@@ -23,9 +23,9 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section) {
   o.filter.ignore_private = cfg.get_bool("ignore_private");
   o.report_existing = cfg.get_bool("report_existing");
   for (const auto& text : cfg.get_list("internal_networks")) {
-    auto p = net::parse_prefix(text);
-    if (!p)
-      throw ConfigError("[" + section + "] internal_networks: cannot parse network '" + text + "'");
+    std::string why;
+    auto p = net::parse_network(text, why);
+    if (!p) throw ConfigError("[" + section + "] internal_networks: '" + text + "' " + why);
     o.filter.internal.push_back(*p);
   }
   return o;
