@@ -61,8 +61,9 @@ TEST(PrometheusConfig, ValuesParsed) {
 // needs one, and before the typed config this failed only when the backend started.
 TEST(PrometheusConfig, AnEmptyListenIsRefusedBeforeStart) {
   using namespace prometheus_backend;
-  auto e = error_of(
-      [] { PrometheusConfig::from(section("backend.prometheus", config_keys(), {{"listen", ""}})); });
+  auto e = error_of([] {
+    PrometheusConfig::from(section("backend.prometheus", config_keys(), {{"listen", ""}}));
+  });
   EXPECT_NE(e.find("[backend.prometheus] listen:"), std::string::npos) << e;
 }
 
@@ -121,8 +122,8 @@ TEST_F(EbpfConfigTest, IperfDefaultsAndPortMode) {
   EXPECT_EQ(d.flow_ids[0].activity, 9);
   EXPECT_EQ(d.process, "iperf3");
   EXPECT_FALSE(d.ports);
-  auto rr = iperf::IperfConfig::from(sec({{"flow_ids", "atlas:Debug"}, {"ports", "5201-5299"}}),
-                                     *reg_);
+  auto rr =
+      iperf::IperfConfig::from(sec({{"flow_ids", "atlas:Debug"}, {"ports", "5201-5299"}}), *reg_);
   ASSERT_EQ(rr.flow_ids.size(), 1u);
   EXPECT_EQ(rr.flow_ids[0].experiment, 2);
   ASSERT_TRUE(rr.ports);

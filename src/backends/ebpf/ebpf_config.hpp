@@ -17,10 +17,11 @@ namespace flowd::ebpf {
 std::span<const KeySpec> config_keys();
 
 struct EbpfConfig {
-  std::vector<std::string> interfaces;  // egress marked; empty: every one with a global IPv6 address
-  std::uint32_t max_flows = 100000;     // entries of the LRU flow map
-  bool match_all = false;               // mark every IPv6 TCP/UDP packet with match_all_label
-  std::uint32_t match_all_label = 0;    // the 20-bit label (entropy 0), when match_all
+  std::vector<std::string>
+      interfaces;                     // egress marked; empty: every one with a global IPv6 address
+  std::uint32_t max_flows = 100000;   // entries of the LRU flow map
+  bool match_all = false;             // mark every IPv6 TCP/UDP packet with match_all_label
+  std::uint32_t match_all_label = 0;  // the 20-bit label (entropy 0), when match_all
   std::string pin_path = "/sys/fs/bpf/flowd/flow_labels";  // empty: the map is not pinned
 
   // Throws ConfigError("[backend.ebpf] <key>: <why>"): match_all without an experiment and activity
