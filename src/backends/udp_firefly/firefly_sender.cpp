@@ -108,8 +108,8 @@ void FireflySender::send_family(int family) {
       const int err = fd < 0 ? EAFNOSUPPORT : errno;
       const Pending& p = *which_[done];
       count_error(p);
-      limited_warn(*log_, limiter_, "sending a firefly to {} failed: {}", p.to.to_string(),
-                   std::strerror(err));
+      limited_warn(*log_, limiter_, "sending a firefly failed: {} (to {})", std::strerror(err),
+                   p.to.to_string());
       // The collector's address may be stale (a DNS change): look it up again soon.
       if (p.collector != kToFlow) resolver_.request(p.collector);
       ++done;
