@@ -17,18 +17,24 @@ namespace flowd {
 
 enum class KeyType {
   kString,
-  kInt,       // integer within [min, max]
-  kBool,      // yes/no, true/false, on/off, 1/0
-  kList,      // comma separated; empty items dropped
-  kPath,      // non-empty file system path
-  kEndpoint,  // host:port, [v6]:port or a bare host (then the component's default port applies)
-  kMode,      // octal file mode such as 0666
-  kChoice,    // one of `choices` (comma separated in the spec)
-  kIPv4,      // an IPv4 address
-  kIPv6,      // an IPv6 address
-  kDuration,  // a time span: a plain number of `unit`s, or a number with ms, s, m or h
-              // (parse_duration)
+  kInt,           // integer within [min, max]
+  kBool,          // yes/no, true/false, on/off, 1/0
+  kList,          // comma separated; empty items dropped
+  kPath,          // non-empty file system path
+  kEndpoint,      // host:port, [v6]:port or a bare host (then the component's default port applies)
+  kMode,          // octal file mode such as 0666
+  kChoice,        // one of `choices` (comma separated in the spec)
+  kIPv4,          // an IPv4 address
+  kIPv6,          // an IPv6 address
+  kDuration,      // a time span: a plain number of `unit`s, or a number with ms, s, m or h
+                  // (parse_duration)
+  kEndpointList,  // a kList whose items are each a kEndpoint
 };
+
+// kList and kEndpointList: comma separated, continuation lines allowed, read with get_list().
+constexpr bool is_list(KeyType t) {
+  return t == KeyType::kList || t == KeyType::kEndpointList;
+}
 
 // What a plain number means for a kDuration key (each key keeps the unit it had before units were
 // accepted), and the finest step its component honours.

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,15 +48,49 @@ class ScitagsRegistry {
   std::string source_;
 };
 
-// Thread-safe holder of the current registry; readers take a snapshot per use.
+// Thread-safe holder of the current registry; readers take a snapshot per use. It also keeps when
+// the registry in use was last known current (its age: flowd_registry_age_seconds): the one place
+// the daemon owns for "registry source and age" (the source is get()->source()).
 class RegistryHandle {
  public:
-  explicit RegistryHandle(std::shared_ptr<const ScitagsRegistry> r) : current_(std::move(r)) {}
+  using Clock = std::chrono::system_clock;
+  explicit RegistryHandle(std::shared_ptr<const ScitagsRegistry> r,
+                          Clock::time_point current_at = Clock::now())
+      : current_(std::move(r)) {
+    confirm(current_at);
+  }
   std::shared_ptr<const ScitagsRegistry> get() const { return current_.load(); }
-  void set(std::shared_ptr<const ScitagsRegistry> r) { current_.store(std::move(r)); }
+  // `current_at`: when its content was fetched from (or confirmed by) its source.
+  void set(std::shared_ptr<const ScitagsRegistry> r, Clock::time_point current_at = Clock::now()) {
+    current_.store(std::move(r));
+    confirm(current_at);
+  }
+  // Replaces `expected` by `r` only if `expected` is still the registry in use (a background
+  // refresh must not undo what a reload installed meanwhile). True if replaced.
+  bool replace(const std::shared_ptr<const ScitagsRegistry>& expected,
+               std::shared_ptr<const ScitagsRegistry> r, Clock::time_point current_at) {
+    auto e = expected;
+    if (!current_.compare_exchange_strong(e, std::move(r))) return false;
+    confirm(current_at);
+    return true;
+  }
+  // The source said the registry in use is still current (HTTP 304, the same bytes).
+  void confirm(Clock::time_point at) {
+    current_at_ms_.store(
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count());
+  }
+  Clock::time_point current_at() const {
+    return Clock::time_point(std::chrono::milliseconds(current_at_ms_.load()));
+  }
+  // Seconds since current_at() (never negative).
+  double age_seconds(Clock::time_point now = Clock::now()) const {
+    const auto d = std::chrono::duration<double>(now - current_at()).count();
+    return d < 0 ? 0 : d;
+  }
 
  private:
   std::atomic<std::shared_ptr<const ScitagsRegistry>> current_;
+  std::atomic<std::int64_t> current_at_ms_{0};
 };
 
 }  // namespace flowd

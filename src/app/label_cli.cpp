@@ -12,6 +12,7 @@ namespace flowd {
 namespace {
 
 std::optional<unsigned long> parse_number(const std::string& s) {
+  if (s.empty() || s[0] == '-' || s[0] == '+' || s[0] == ' ') return std::nullopt;
   try {
     std::size_t used = 0;
     unsigned long v = std::stoul(s, &used, 0);  // 0x... accepted
@@ -22,43 +23,69 @@ std::optional<unsigned long> parse_number(const std::string& s) {
   }
 }
 
+LabelOutput usage_error(std::string text) {
+  return {2, "", std::move(text)};
+}
+
 }  // namespace
 
-int label_command(const std::vector<std::string>& args) {
+LabelOutput run_label_command(const std::vector<std::string>& args) {
   std::string err;
   auto reg = ScitagsRegistry::parse(registry_snapshot_json(), err);
   if (args.size() == 3 && args[0] == "encode") {
     auto exp = reg->experiment_id(args[1]);
     auto act = exp ? reg->activity_id(*exp, args[2]) : std::nullopt;
-    if (!exp || !act) {
-      std::fprintf(stderr,
-                   "flowd label encode: experiment 0..511 and activity 0..63 (numbers or names)\n");
-      return 2;
-    }
+    if (!exp || !act)
+      return usage_error(
+          "flowd label encode: experiment 0..511 and activity 0..63 (numbers or names)\n");
     std::uint32_t label = make_label(*exp, *act, 0);
-    fmt::print(
-        "label {} (0x{:05x}): experiment {} ({}), activity {} ({}); entropy bits 0x{:05x} are "
-        "chosen per flow\n",
-        label, label, *exp, reg->experiment_name(*exp), *act, reg->activity_name(*exp, *act),
-        kLabelEntropyMask);
-    return 0;
+    return {0,
+            fmt::format("label {} (0x{:05x}): experiment {} ({}), activity {} ({}); entropy bits "
+                        "0x{:05x} are chosen per flow; scitag {}\n",
+                        label, label, *exp, reg->experiment_name(*exp), *act,
+                        reg->activity_name(*exp, *act), kLabelEntropyMask, make_scitag(*exp, *act)),
+            ""};
   }
   if (args.size() == 2 && args[0] == "decode") {
     auto v = parse_number(args[1]);
-    if (!v || *v > FLOWD_LABEL_MASK) {
-      std::fprintf(stderr, "flowd label decode: a 20-bit flow label, decimal or 0x hex\n");
-      return 2;
-    }
+    if (!v || *v > FLOWD_LABEL_MASK)
+      return usage_error("flowd label decode: a 20-bit flow label, decimal or 0x hex\n");
     auto label = static_cast<std::uint32_t>(*v);
     auto tag = decode_label(label);
-    fmt::print("label {} (0x{:05x}): experiment {} ({}), activity {} ({}), entropy 0x{:05x}\n",
-               label, label, tag.experiment, reg->experiment_name(tag.experiment), tag.activity,
-               reg->activity_name(tag.experiment, tag.activity), label & kLabelEntropyMask);
-    return 0;
+    return {0,
+            fmt::format("label {} (0x{:05x}): experiment {} ({}), activity {} ({}), entropy "
+                        "0x{:05x}; scitag {}\n",
+                        label, label, tag.experiment, reg->experiment_name(tag.experiment),
+                        tag.activity, reg->activity_name(tag.experiment, tag.activity),
+                        label & kLabelEntropyMask, make_scitag(tag.experiment, tag.activity)),
+            ""};
   }
-  std::fprintf(stderr,
-               "usage: flowd label encode EXPERIMENT ACTIVITY | flowd label decode LABEL\n");
-  return 2;
+  if (args.size() == 2 && args[0] == "scitag") {
+    auto v = parse_number(args[1]);
+    auto tag = v ? decode_scitag(*v) : std::nullopt;
+    if (!tag)
+      return usage_error(
+          fmt::format("flowd label scitag: experiment << 6 | activity, 0..{}, decimal or 0x hex\n",
+                      kScitagMax));
+    std::uint32_t label = make_label(tag->experiment, tag->activity, 0);
+    return {0,
+            fmt::format("scitag {}: experiment {} ({}), activity {} ({}); label {} (0x{:05x}) "
+                        "with entropy bits 0x{:05x} chosen per flow\n",
+                        *v, tag->experiment, reg->experiment_name(tag->experiment), tag->activity,
+                        reg->activity_name(tag->experiment, tag->activity), label, label,
+                        kLabelEntropyMask),
+            ""};
+  }
+  return usage_error(
+      "usage: flowd label encode EXPERIMENT ACTIVITY | flowd label decode LABEL | flowd label "
+      "scitag SCITAG\n");
+}
+
+int label_command(const std::vector<std::string>& args) {
+  LabelOutput r = run_label_command(args);
+  std::fputs(r.out.c_str(), stdout);
+  std::fputs(r.err.c_str(), stderr);
+  return r.code;
 }
 
 }  // namespace flowd

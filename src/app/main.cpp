@@ -32,11 +32,14 @@ int main(int argc, char** argv) {
                  "print the INI equivalent of a legacy flowd.cfg and exit");
   bool reference = false;
   std::vector<std::string> label_args;
-  auto* label = app.add_subcommand("label", "encode or decode a Scitags IPv6 flow label")
-                    ->footer(
-                        "  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
-                        "  flowd label decode LABEL                 (decimal or 0x hex)");
-  label->add_option("args", label_args, "encode EXP ACT | decode LABEL")
+  auto* label =
+      app.add_subcommand("label", "encode or decode a Scitags IPv6 flow label or scitag integer")
+          ->footer(
+              "  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
+              "  flowd label decode LABEL                 (decimal or 0x hex)\n"
+              "  flowd label scitag SCITAG                (experiment << 6 | activity, as FTS,\n"
+              "                                            gfal and XRootD take it)");
+  label->add_option("args", label_args, "encode EXP ACT | decode LABEL | scitag SCITAG")
       ->required()
       ->expected(2, 3);
   std::vector<std::string> decode_args;

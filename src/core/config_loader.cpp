@@ -55,7 +55,7 @@ std::string check_value(const std::string& path, const std::string& section, con
     throw ConfigError(fmt::format("{}: [{}] {}: ' ;' would start a comment in an INI file", path,
                                   section, k.name));
   const std::size_t room = 197 - k.name.size();
-  if (k.type == KeyType::kList) {
+  if (is_list(k.type)) {
     for (const auto& item : split_list(v))
       if (item.size() + 4 > 198)
         throw ConfigError(
@@ -90,6 +90,15 @@ std::string check_value(const std::string& path, const std::string& section, con
       if (v.empty()) return v;
       if (!net::parse_endpoint(v, 1)) throw bad();
       return v;
+    case KeyType::kEndpointList: {
+      auto items = split_list(v);
+      std::string out;
+      for (const auto& i : items) {
+        if (!net::parse_endpoint(i, 1)) throw bad();
+        out += (out.empty() ? "" : ", ") + i;
+      }
+      return out;
+    }
     case KeyType::kMode: {
       unsigned long m = 0;
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), m, 8);
@@ -149,7 +158,7 @@ Section build_section(const std::string& path, const std::string& name,
       std::string k(key);
       if (set[k]) {
         // inih reports an indented continuation line as the same key again.
-        if (it->type != KeyType::kList)
+        if (!is_list(it->type))
           throw ConfigError(fmt::format("{}: [{}] {} is set more than once", path, name, key));
         values[k] += ", " + value;
       } else {
@@ -307,7 +316,7 @@ std::string print_config(const Config& c) {
       std::string line =
           fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
       // inih reads at most 198 characters a line: long lists go on continuation lines.
-      if (line.size() > 198 && k.type == KeyType::kList) {
+      if (line.size() > 198 && is_list(k.type)) {
         line = fmt::format("{} =", k.name);
         for (const auto& item : split_list(v)) line += fmt::format("\n    {}", item);
       } else if (line.size() > 198) {

@@ -26,6 +26,7 @@
 #include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/registry_loader.hpp"
+#include "core/registry_refresh.hpp"
 #include "core/runtime.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
@@ -107,14 +108,14 @@ class StartupSignals {
   std::jthread thread_;  // last: started after the members it uses exist
 };
 
-std::shared_ptr<const ScitagsRegistry> fetch_registry(const Config& c, std::stop_token stop = {}) {
+RegistryLoad load_configured_registry(const Config& c, std::stop_token stop = {}) {
   auto load = load_registry(c.core.get("flow_map_api"), c.core.get("work_dir"),
                             c.core.get_int("flow_map_timeout"), stop);
   auto log = get_logger("core");
   if (!load.warning.empty()) log->warn("{}", load.warning);
   log->info("registry: {} experiments from {}", load.registry->experiment_count(),
             load.registry->source());
-  return load.registry;
+  return load;
 }
 
 // The slow half of a reload, on a thread of its own: the registry download (up to flow_map_timeout)
@@ -138,7 +139,8 @@ struct Reload {
     auto log = get_logger("core");
     const auto stop = runtime.stopping();
     try {
-      auto reg = fetch_registry(next, stop);
+      auto load = load_configured_registry(next, stop);
+      auto& reg = load.registry;
       if (stop.stop_requested()) {
         outcome = Outcome::kAbandoned;
       } else if (std::string why; !components_accept(next, reg, why)) {
@@ -148,7 +150,7 @@ struct Reload {
         log->error("reload refused, still running the previous configuration: {}", why);
         outcome = Outcome::kRefused;
       } else {
-        registry.set(std::move(reg));
+        registry.set(std::move(reg), load.current_at);
         try {
           runtime.apply(next);
           outcome = Outcome::kApplied;
@@ -235,8 +237,11 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
       .Set(1);
   MetricsHub hub(metrics);
   StartupSignals startup(sfd);
-  RegistryHandle registry(fetch_registry(config, startup.stopping()));
+  auto first = load_configured_registry(config, startup.stopping());
+  RegistryHandle registry(std::move(first.registry), first.current_at);
   Runtime runtime(metrics, hub, registry);
+  // Declared after the runtime: it stops (and ends a download in progress) before the components.
+  RegistryRefresh refresh(registry, metrics, hub);
   std::stop_callback stop_components(startup.stopping(), [&runtime] { runtime.request_stop(); });
   try {
     if (!startup.stop_requested()) runtime.apply(config);
@@ -291,6 +296,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     log->info("stopped before it was ready");
     return 0;
   }
+  refresh.configure(config);
   log->info("ready: {}", runtime.summary());
   sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
 
@@ -324,6 +330,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     switch (reload->outcome) {
       case Reload::Outcome::kApplied:
         config = std::move(reload->next);
+        refresh.configure(config);
         log->info("reloaded: {}", runtime.summary());
         sd_notifyf(0, "READY=1\nSTATUS=%s", runtime.summary().c_str());
         break;
@@ -409,6 +416,7 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   sd_notify(0, "STOPPING=1");
   // A reload in progress gives up its network work and ends before the components stop.
   runtime.request_stop();
+  refresh.stop();
   reload.reset();
   runtime.stop_all();
   log->info("stopped: {}", runtime.event_totals());

@@ -129,6 +129,8 @@ std::string describe_type(const KeySpec& k) {
       return k.empty_allowed ? "a file system path, or empty" : "a file system path";
     case KeyType::kEndpoint:
       return "host[:port] (IPv6 as [addr]:port)";
+    case KeyType::kEndpointList:
+      return "a comma-separated list of host[:port] (IPv6 as [addr]:port)";
     case KeyType::kMode:
       return "an octal file mode such as 0666";
     case KeyType::kChoice:

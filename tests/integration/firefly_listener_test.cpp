@@ -26,15 +26,21 @@ const char* kReasons[] = {"oversized", "truncated", "not_utf8", "header", "json"
 
 // flowd with np_api and the firefly listener on `listen_port`; udp_firefly sends the flows'
 // fireflies to that same port (so to our own listener) and copies everything to `collector`.
-std::string relay_config(const Daemon& d, int listen_port, int collector_port,
+// `collectors`: udp_firefly's collector list as written.
+std::string relay_config(const Daemon& d, int listen_port, const std::string& collectors,
                          const std::string& firefly_extra = "") {
   return "[flowd]\nplugins = np_api, firefly\nbackends = udp_firefly, prometheus\nwork_dir = " +
          d.dir.file("cache") + "\n\n[plugin.np_api]\npath = " + d.pipe() +
          "\n\n[plugin.firefly]\nhost = ::\nport = " + std::to_string(listen_port) +
          "\nrcvbuf = 67108864\n" + firefly_extra +
          "\n[backend.udp_firefly]\nport = " + std::to_string(listen_port) +
-         "\ncollector = 127.0.0.1:" + std::to_string(collector_port) +
+         "\ncollector = " + collectors +
          "\n\n[backend.prometheus]\nlisten = 127.0.0.1:" + std::to_string(d.prom_port) + "\n";
+}
+
+std::string relay_config(const Daemon& d, int listen_port, int collector_port,
+                         const std::string& firefly_extra = "") {
+  return relay_config(d, listen_port, "127.0.0.1:" + std::to_string(collector_port), firefly_extra);
 }
 
 std::string json_part(const std::string& datagram) {
@@ -117,6 +123,40 @@ TEST(FireflyListener, OurFirefliesComeBackUnchangedIPv4AndIPv6) {
   EXPECT_EQ(metric_value(m, "flowd_firefly_received_total"), 2);
   EXPECT_EQ(sum_rejected(m), 0);
   EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"collector\"}"), 4);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Issue 14: `collector = A, B` (a global and a regional collector). Each gets every firefly: this
+// host's own (np_api's flow, to the peer and both collectors) and every relayed one (the firefly
+// plugin -> udp_firefly), and each is counted under its own name.
+TEST(FireflyListener, TwoCollectorsEachGetEveryFireflyAndEveryRelayedOne) {
+  Daemon d;
+  UdpReceiver global, regional(false, 0, "127.0.0.2");
+  int port = free_udp_port();
+  const std::string a = "127.0.0.1:" + std::to_string(global.port());
+  const std::string b = "127.0.0.2:" + std::to_string(regional.port());
+  d.start(relay_config(d, port, a + ", " + b));
+  // Our own flow: a copy to each collector; the peer is our listener, which relays it to each.
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 2345 127.0.0.1 5777 2 9\n");
+  // Another host's firefly, straight to the listener: relayed to each.
+  Sender s4;
+  const std::string other = read_file(fixtures_dir() + "/firefly/flowd-go-sample.firefly");
+  s4.send(port, other);
+  for (auto* c : {&global, &regional}) {
+    auto got = c->receive_many(3);
+    ASSERT_EQ(got.size(), 3u) << d.proc->log();
+    std::map<std::string, int> bodies;
+    for (const auto& g : got) ++bodies[json_part(g)];
+    EXPECT_EQ(bodies.size(), 2u);
+    EXPECT_EQ(bodies[json_part(other)], 1) << "the other host's firefly, relayed once";
+    EXPECT_FALSE(c->receive(300ms)) << "nothing more";
+  }
+  std::string m = d.scrape_until("flowd_fireflies_sent_total{destination=\"collector\"}", 6);
+  EXPECT_EQ(metric_value(m, "flowd_fireflies_sent_total{destination=\"collector\"}"), 6);
+  EXPECT_EQ(metric_value(m, "flowd_collector_fireflies_sent_total{collector=\"" + a + "\"}"), 3);
+  EXPECT_EQ(metric_value(m, "flowd_collector_fireflies_sent_total{collector=\"" + b + "\"}"), 3);
+  EXPECT_EQ(metric_value(m, "flowd_collector_send_errors_total{collector=\"" + b + "\"}"), 0);
+  EXPECT_EQ(metric_value(m, "flowd_collector_resolve_failures_total{collector=\"" + b + "\"}"), 0);
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "app/components.hpp"
+#include "backends/udp_firefly/udp_firefly_config.hpp"
 #include "core/config_loader.hpp"
 
 namespace flowd {
@@ -196,6 +197,10 @@ TEST(ParseLegacy, SiteConfigValidates) {
   const Section& uf = c.backends[0].section;
   EXPECT_EQ(uf.get_int("port"), 10515);
   EXPECT_EQ(uf.get("collector"), "collector.example.org");
+  // The legacy single host is a list of one collector, on the legacy port (issue 14).
+  const auto typed = udp_firefly::UdpFireflyConfig::from(uf);
+  ASSERT_EQ(typed.collectors.size(), 1u);
+  EXPECT_EQ(typed.collectors[0].to_string(), "collector.example.org:10515");
   EXPECT_EQ(uf.get("ip4_src"), "");
   EXPECT_FALSE(uf.is_set("ip4_src"));
   EXPECT_EQ(uf.get("ip6_src"), "2001:db8::1");

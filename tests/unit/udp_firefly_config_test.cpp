@@ -29,7 +29,8 @@ std::string error_of(std::map<std::string, std::string> v) {
 TEST(UdpFireflyConfig, DefaultsAsTyped) {
   auto c = UdpFireflyConfig::from(section({}));
   EXPECT_EQ(c.port, 10514);
-  EXPECT_FALSE(c.collector);
+  EXPECT_TRUE(c.collectors.empty());
+  EXPECT_EQ(c.collector_resolve_interval, std::chrono::minutes(5));
   EXPECT_TRUE(c.syslog_header);
   EXPECT_EQ(c.max_tracked_flows, 100000u);
   EXPECT_FALSE(c.ip_discovery);
@@ -43,14 +44,34 @@ TEST(UdpFireflyConfig, DefaultsAsTyped) {
 
 TEST(UdpFireflyConfig, CollectorPortDefaultsToPort) {
   auto c = UdpFireflyConfig::from(section({{"port", "2000"}, {"collector", "collector.example"}}));
-  ASSERT_TRUE(c.collector);
-  EXPECT_EQ(c.collector->host, "collector.example");
-  EXPECT_EQ(c.collector->port, 2000);
+  ASSERT_EQ(c.collectors.size(), 1u);
+  EXPECT_EQ(c.collectors[0].host, "collector.example");
+  EXPECT_EQ(c.collectors[0].port, 2000);
   c = UdpFireflyConfig::from(
       section({{"collector", "[2001:db8::1]:9000"}, {"forward_observed", "yes"}}));
-  ASSERT_TRUE(c.collector);
-  EXPECT_EQ(c.collector->port, 9000);
+  ASSERT_EQ(c.collectors.size(), 1u);
+  EXPECT_EQ(c.collectors[0].port, 9000);
   EXPECT_TRUE(c.forward_observed);
+}
+
+// The perfSONAR deployments relay to a global and a regional collector (issue 14).
+TEST(UdpFireflyConfig, SeveralCollectorsInOrder) {
+  auto c = UdpFireflyConfig::from(section({{"collector", "a.example.org, b.example.org:10515"},
+                                           {"collector_resolve_interval", "30s"}}));
+  ASSERT_EQ(c.collectors.size(), 2u);
+  EXPECT_EQ(c.collectors[0].to_string(), "a.example.org:10514");
+  EXPECT_EQ(c.collectors[1].to_string(), "b.example.org:10515");
+  EXPECT_EQ(c.collector_resolve_interval, std::chrono::seconds(30));
+}
+
+TEST(UdpFireflyConfig, CollectorsAreDistinctAndFew) {
+  // The same collector twice (the default port written out or not) would get every firefly twice.
+  EXPECT_EQ(error_of({{"collector", "a.example.org, a.example.org:10514"}}),
+            "[backend.udp_firefly] collector: 'a.example.org:10514' is listed twice");
+  std::string nine;
+  for (int i = 0; i < 9; ++i) nine += "c" + std::to_string(i) + ".example, ";
+  EXPECT_EQ(error_of({{"collector", nine}}),
+            "[backend.udp_firefly] collector: at most 8 collectors, got 9");
 }
 
 TEST(UdpFireflyConfig, KeysThatNeedEachOther) {

@@ -9,17 +9,20 @@
 
 namespace flowd::udp_firefly {
 
-FireflySender::FireflySender(std::uint16_t port, std::optional<net::Endpoint> collector,
-                             SendCounters counters, std::shared_ptr<spdlog::logger> log)
+FireflySender::FireflySender(std::uint16_t port, std::vector<net::Endpoint> collectors,
+                             std::chrono::milliseconds resolve_interval, SendCounters counters,
+                             std::shared_ptr<spdlog::logger> log)
     : port_(port),
-      collector_ep_(std::move(collector)),
-      counters_(counters),
+      counters_(std::move(counters)),
+      resolver_(collectors, resolve_interval, counters_.resolve_failures, log),
+      collectors_(collectors.size()),
       log_(std::move(log)),
       messages_(kBatch) {
-  pending_.reserve(2 * kBatch);
-  hdrs_.reserve(2 * kBatch);
-  iovs_.reserve(2 * kBatch);
-  which_.reserve(2 * kBatch);
+  const std::size_t per_message = 1 + collectors.size();
+  pending_.reserve(per_message * kBatch);
+  hdrs_.reserve(per_message * kBatch);
+  iovs_.reserve(per_message * kBatch);
+  which_.reserve(per_message * kBatch);
 }
 
 void FireflySender::open() {
@@ -29,10 +32,12 @@ void FireflySender::open() {
   if (!fd6_)
     log_->warn("no IPv6 socket ({}): IPv6 fireflies will count as send errors",
                std::strerror(errno));
-  if (collector_ep_) resolve_collector();
+  resolver_.resolve_all_now();
 }
 
 std::string& FireflySender::next_message() {
+  // A new batch picks up what the resolver found meanwhile (one atomic load when nothing changed).
+  if (used_ == 0) resolver_.changed(generation_, collectors_);
   std::string& m = messages_[used_];
   m.clear();
   return m;
@@ -40,25 +45,29 @@ std::string& FireflySender::next_message() {
 
 void FireflySender::queue(const FlowID* to_peer, bool to_collector) {
   const auto msg = static_cast<std::uint32_t>(used_++);
-  if (to_peer) pending_.push_back({msg, false, net::SocketAddress::of(to_peer->dst, port_)});
-  if (to_collector) {
-    if (!collector_ && std::chrono::steady_clock::now() - last_resolve_ > std::chrono::seconds(30))
-      resolve_collector();
-    if (collector_)
-      pending_.push_back({msg, true, *collector_});
-    else
-      counters_.errors_collector->Increment();
-  }
+  if (to_peer) pending_.push_back({msg, kToFlow, net::SocketAddress::of(to_peer->dst, port_)});
+  if (to_collector)
+    for (std::size_t i = 0; i < collectors_.size(); ++i) {
+      const auto c = static_cast<std::uint16_t>(i);
+      if (collectors_[i]) {
+        pending_.push_back({msg, c, *collectors_[i]});
+      } else {
+        // Not looked up successfully yet: counted as an error, and the resolver asked again.
+        count_error({msg, c, {}});
+        resolver_.request(i);
+      }
+    }
   if (used_ == kBatch) flush();
 }
 
-void FireflySender::resolve_collector() {
-  last_resolve_ = std::chrono::steady_clock::now();
-  try {
-    collector_ = net::resolve(collector_ep_->host, collector_ep_->port).front();
-  } catch (const std::runtime_error& e) {
-    log_->warn("collector: {}; will retry", e.what());
+void FireflySender::count_error(const Pending& p) {
+  if (p.collector == kToFlow) {
+    counters_.errors_flow->Increment();
+    return;
   }
+  counters_.errors_collector->Increment();
+  if (p.collector < counters_.errors_per_collector.size())
+    counters_.errors_per_collector[p.collector]->Increment();
 }
 
 void FireflySender::flush() {
@@ -97,13 +106,23 @@ void FireflySender::send_family(int family) {
     if (n <= 0) {
       // The datagram at `done` failed; count it and go on with the rest.
       const int err = fd < 0 ? EAFNOSUPPORT : errno;
-      (which_[done]->collector ? counters_.errors_collector : counters_.errors_flow)->Increment();
-      limited_warn(*log_, limiter_, "sending a firefly failed: {}", std::strerror(err));
+      const Pending& p = *which_[done];
+      count_error(p);
+      limited_warn(*log_, limiter_, "sending a firefly failed: {} (to {})", std::strerror(err),
+                   p.to.to_string());
+      // The collector's address may be stale (a DNS change): look it up again soon.
+      if (p.collector != kToFlow) resolver_.request(p.collector);
       ++done;
       continue;
     }
     std::size_t to_collector = 0;
-    for (int k = 0; k < n; ++k) to_collector += which_[done + k]->collector;
+    for (int k = 0; k < n; ++k) {
+      const Pending& p = *which_[done + static_cast<std::size_t>(k)];
+      if (p.collector == kToFlow) continue;
+      ++to_collector;
+      if (p.collector < counters_.sent_per_collector.size())
+        counters_.sent_per_collector[p.collector]->Increment();
+    }
     if (to_collector) counters_.sent_collector->Increment(static_cast<double>(to_collector));
     if (const auto to_flow = static_cast<std::size_t>(n) - to_collector)
       counters_.sent_flow->Increment(static_cast<double>(to_flow));

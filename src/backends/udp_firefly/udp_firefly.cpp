@@ -21,6 +21,7 @@
 #include "common/net/endpoint.hpp"
 #include "firefly/firefly_message.hpp"
 #include "flowd/event_queue.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
 
 namespace flowd::udp_firefly {
@@ -36,13 +37,15 @@ class UdpFirefly final : public Backend {
   UdpFirefly(UdpFireflyConfig cfg, Context& ctx)
       : cfg_(std::move(cfg)),
         log_(get_logger("backend.udp_firefly")),
-        sender_(cfg_.port, cfg_.collector, send_counters(ctx.metrics), log_),
+        sender_(cfg_.port, cfg_.collectors, cfg_.collector_resolve_interval,
+                send_counters(ctx.metrics, cfg_.collectors), log_),
+        heartbeats_(ctx.heartbeats),
         // One table per origin: observed flows forwarded to the collector cannot evict a local
         // flow's start, nor end it by sharing its 5-tuple.
         starts_{StartTimes(cfg_.max_tracked_flows), StartTimes(cfg_.max_tracked_flows),
                 StartTimes(cfg_.max_tracked_flows)},
         stopping_(ctx.stopping) {
-    route_.collector = cfg_.collector.has_value();
+    route_.collector = !cfg_.collectors.empty();
     route_.forward_observed = cfg_.forward_observed;
     if (cfg_.netlink) enrich_.emplace(cfg_.ongoing_interval, cfg_.max_tracked_flows);
     // Fields that are the same in every firefly, set once.
@@ -86,8 +89,12 @@ class UdpFirefly final : public Backend {
   void start() override {
     if (enrich_) enrich_->open();
     sender_.open();
-    log_->info("sending fireflies to each flow's destination port {}{}", cfg_.port,
-               cfg_.collector ? ", copies to " + cfg_.collector->to_string() : "");
+    std::string copies;
+    for (const auto& c : cfg_.collectors) {
+      copies += copies.empty() ? ", copies to " : ", ";
+      copies += c.to_string();
+    }
+    log_->info("sending fireflies to each flow's destination port {}{}", cfg_.port, copies);
     if (cfg_.ip_discovery) discover();
   }
 
@@ -98,6 +105,12 @@ class UdpFirefly final : public Backend {
   // The batch of events becomes a batch of datagrams: one sendmmsg() per family per batch (the
   // kernel's per-datagram cost stays, the syscalls go).
   void run(std::stop_token stop, EventQueue& in) override {
+    // The collectors' lookups run beside this thread for as long as it runs.
+    sender_.start_resolver(heartbeats_);
+    struct ResolverStop {
+      FireflySender& s;
+      ~ResolverStop() { s.stop_resolver(); }
+    } resolver_stop{sender_};
     std::vector<FlowID> batch;
     if (enrich_ && enrich_->ongoing_interval().count() > 0) return run_with_ongoing(stop, in);
     while (in.pop_batch(batch, FireflySender::kBatch, stop)) {
@@ -161,17 +174,50 @@ class UdpFirefly final : public Backend {
     }
   };
 
-  static SendCounters send_counters(prometheus::Registry& metrics) {
+  static SendCounters send_counters(prometheus::Registry& metrics,
+                                    const std::vector<net::Endpoint>& collectors) {
     auto& sent = prometheus::BuildCounter()
                      .Name("flowd_fireflies_sent_total")
-                     .Help("Fireflies sent, by destination (the flow's peer or the collector)")
+                     .Help(
+                         "Fireflies sent, by destination (the flow's peer, or the collectors: one "
+                         "per collector)")
                      .Register(metrics);
     auto& errors = prometheus::BuildCounter()
                        .Name("flowd_firefly_send_errors_total")
                        .Help("Fireflies that could not be sent, by destination")
                        .Register(metrics);
-    return {&sent.Add({{"destination", "flow"}}), &sent.Add({{"destination", "collector"}}),
-            &errors.Add({{"destination", "flow"}}), &errors.Add({{"destination", "collector"}})};
+    SendCounters c{&sent.Add({{"destination", "flow"}}),
+                   &sent.Add({{"destination", "collector"}}),
+                   &errors.Add({{"destination", "flow"}}),
+                   &errors.Add({{"destination", "collector"}}),
+                   {},
+                   {},
+                   {}};
+    if (collectors.empty()) return c;
+    // Labelled by the configured collector (host:port): a closed set of at most kMaxCollectors.
+    auto& per_sent = prometheus::BuildCounter()
+                         .Name("flowd_collector_fireflies_sent_total")
+                         .Help("Fireflies sent to each configured collector")
+                         .Register(metrics);
+    auto& per_errors = prometheus::BuildCounter()
+                           .Name("flowd_collector_send_errors_total")
+                           .Help(
+                               "Fireflies that could not be sent to a configured collector (the "
+                               "kernel refused them, or its name never resolved yet)")
+                           .Register(metrics);
+    auto& per_resolve = prometheus::BuildCounter()
+                            .Name("flowd_collector_resolve_failures_total")
+                            .Help(
+                                "Failed lookups of a configured collector's name (the last address "
+                                "found stays in use)")
+                            .Register(metrics);
+    for (const auto& ep : collectors) {
+      const prometheus::Labels l{{"collector", ep.to_string()}};
+      c.sent_per_collector.push_back(&per_sent.Add(l));
+      c.errors_per_collector.push_back(&per_errors.Add(l));
+      c.resolve_failures.push_back(&per_resolve.Add(l));
+    }
+    return c;
   }
 
   void count_withheld(FlowOrigin origin, const FireflyRoute& route) {
@@ -218,6 +264,7 @@ class UdpFirefly final : public Backend {
   UdpFireflyConfig cfg_;
   std::shared_ptr<spdlog::logger> log_;
   FireflySender sender_;
+  HeartbeatBoard* heartbeats_;           // for the resolver thread; null in unit tests
   FireflyFields fields_, relay_fields_;  // reused: their strings keep their capacity
   std::optional<TcpEnrichment> enrich_;
   std::array<StartTimes, kFlowOrigins> starts_;  // by origin

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "backends/udp_firefly/udp_firefly_config.hpp"
 
+#include <fmt/format.h>
+
 namespace flowd::udp_firefly {
 namespace {
 
@@ -8,8 +10,13 @@ namespace {
 // clang-format off
 constexpr KeySpec kKeys[] = {
     {"port", KeyType::kInt, "10514", "destination UDP port of fireflies", "UDP_FIREFLY_PORT", 1, 65535},
-    {"collector", KeyType::kEndpoint, "",
-     "a copy of every firefly also goes here: host or host:port (port defaults to `port`)", "UDP_FIREFLY_DST"},
+    {"collector", KeyType::kEndpointList, "",
+     "a copy of every firefly also goes to each of these (at most 8); a port defaults to `port`",
+     "UDP_FIREFLY_DST"},
+    {.name = "collector_resolve_interval", .type = KeyType::kDuration, .default_value = "5m",
+     .help = "look the collectors' names up again this often (and soon after a send error), so that a DNS "
+             "change reaches flowd without a restart",
+     .min = 1000, .max = 86400 * 1000},
     {"ip4_src", KeyType::kIPv4, "", "written as src-ip of IPv4 fireflies (e.g. the public address behind NAT)",
      "UDP_FIREFLY_IP4_SRC"},
     {"ip6_src", KeyType::kIPv6, "", "written as src-ip of IPv6 fireflies", "UDP_FIREFLY_IP6_SRC"},
@@ -53,10 +60,20 @@ std::span<const KeySpec> config_keys() {
 UdpFireflyConfig UdpFireflyConfig::from(const Section& cfg) {
   UdpFireflyConfig c;
   c.port = static_cast<std::uint16_t>(cfg.get_int("port"));
-  if (const std::string text = cfg.get("collector"); !text.empty()) {
-    c.collector = net::parse_endpoint(text, c.port);
-    if (!c.collector) throw key_error(cfg, "collector", "cannot parse '" + text + "'");
+  for (const std::string& text : cfg.get_list("collector")) {
+    auto ep = net::parse_endpoint(text, c.port);
+    if (!ep) throw key_error(cfg, "collector", "cannot parse '" + text + "'");
+    for (const auto& other : c.collectors)
+      if (other.to_string() == ep->to_string())
+        throw key_error(cfg, "collector", fmt::format("'{}' is listed twice", ep->to_string()));
+    c.collectors.push_back(std::move(*ep));
   }
+  // Each collector is a label value of the per-collector metrics: the set stays small.
+  if (c.collectors.size() > kMaxCollectors)
+    throw key_error(
+        cfg, "collector",
+        fmt::format("at most {} collectors, got {}", kMaxCollectors, c.collectors.size()));
+  c.collector_resolve_interval = cfg.get_duration("collector_resolve_interval");
   c.ip4_src = cfg.get("ip4_src");
   c.ip6_src = cfg.get("ip6_src");
   c.syslog_header = cfg.get_bool("syslog_header");
@@ -72,7 +89,7 @@ UdpFireflyConfig UdpFireflyConfig::from(const Section& cfg) {
   if (c.ongoing_interval.count() > 0 && !c.netlink)
     throw key_error(cfg, "ongoing_interval", "needs netlink = yes");
   c.forward_observed = cfg.get_bool("forward_observed");
-  if (c.forward_observed && !c.collector)
+  if (c.forward_observed && c.collectors.empty())
     throw key_error(cfg, "forward_observed", "needs collector (observed flows go nowhere else)");
   return c;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backends/udp_firefly/ip_discovery.hpp"
 #include "common/net/endpoint.hpp"
@@ -20,10 +21,15 @@ namespace flowd::udp_firefly {
 // The key table (names, types, defaults, ranges, legacy names), for BackendInfo.
 std::span<const KeySpec> config_keys();
 
+// The most collectors one backend sends to (each is a metric label value).
+inline constexpr std::size_t kMaxCollectors = 8;
+
 struct UdpFireflyConfig {
-  std::uint16_t port = 10514;              // destination UDP port at the flow's peer
-  std::optional<net::Endpoint> collector;  // a copy of every firefly (its port defaults to `port`)
-  std::string ip4_src, ip6_src;            // written as src-ip of local flows' fireflies; "" = none
+  std::uint16_t port = 10514;  // destination UDP port at the flow's peer
+  // Each gets a copy of every firefly (a port defaults to `port`); at most kMaxCollectors.
+  std::vector<net::Endpoint> collectors;
+  std::chrono::milliseconds collector_resolve_interval{std::chrono::minutes(5)};
+  std::string ip4_src, ip6_src;  // written as src-ip of local flows' fireflies; "" = none
   bool syslog_header = true;
   std::size_t max_tracked_flows = 100000;  // each per-flow table's capacity (start times, netlink)
   bool ip_discovery = false;
