@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,12 +39,15 @@ class ScitagsRegistry {
   const std::string& modified() const { return modified_; }
   const std::string& source() const { return source_; }
   void set_source(std::string s) { source_ = std::move(s); }
+  // When this registry was parsed, i.e. loaded by flowd (GET /v1/status: the registry's age).
+  std::chrono::system_clock::time_point loaded_at() const { return loaded_at_; }
 
  private:
   std::map<std::string, unsigned, std::less<>> by_name_;
   std::map<unsigned, Experiment> by_id_;
   std::string modified_;
   std::string source_;
+  std::chrono::system_clock::time_point loaded_at_ = std::chrono::system_clock::now();
 };
 
 // Thread-safe holder of the current registry; readers take a snapshot per use.

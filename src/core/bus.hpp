@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/status_board.hpp"
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/log.hpp"
@@ -26,7 +27,8 @@ class Bus {
     std::shared_ptr<EventQueue> queue;
   };
 
-  explicit Bus(prometheus::Registry& metrics);
+  // `status`, if given, sees every batch published (the active flows of GET /v1/flows).
+  explicit Bus(prometheus::Registry& metrics, StatusBoard* status = nullptr);
   // The handle one plugin publishes through: it names the events after `plugin` (a static name)
   // and counts them in flowd_flow_events_total{plugin,origin,state}. Must not outlive the bus.
   std::unique_ptr<Publisher> publisher(const char* plugin);
@@ -37,6 +39,8 @@ class Bus {
   void count_dropped(const std::string& backend, std::uint64_t n);
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
   std::uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+  // Events dropped at `backend`'s full queue since start.
+  std::uint64_t dropped_for(const std::string& backend) const;
 
  private:
   class PluginPublisher;
@@ -52,6 +56,7 @@ class Bus {
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;
+  StatusBoard* status_;
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};
