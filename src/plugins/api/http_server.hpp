@@ -70,6 +70,7 @@ class HttpServer {
   struct Listener {
     UniqueFd fd;
     std::string name;
+    bool tcp = false;  // accepted connections get TCP_NODELAY
   };
 
   void accept_ready(Listener& l, std::stop_token& stop);
