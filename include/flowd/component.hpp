@@ -23,6 +23,7 @@ class logger;
 
 namespace flowd {
 
+class DaemonStatus;
 class EventQueue;
 class HeartbeatBoard;
 class MetricsHub;
@@ -57,6 +58,9 @@ struct Context {
   // (flowd/reload_shelf.hpp); null in unit tests, where a component cleans up at stop() as if the
   // daemon were stopping.
   ReloadShelf* shelf = nullptr;
+  // The daemon's read-only view of itself (flowd/daemon_status.hpp), for the api plugin; the marker
+  // reports to it. Null in unit tests.
+  DaemonStatus* status = nullptr;
 };
 
 class Plugin {

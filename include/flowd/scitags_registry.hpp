@@ -40,6 +40,7 @@ class ScitagsRegistry {
   const std::string& modified() const { return modified_; }
   const std::string& source() const { return source_; }
   void set_source(std::string s) { source_ = std::move(s); }
+  // When this registry was parsed, i.e. loaded by flowd (GET /v1/status: the registry's age).
 
  private:
   std::map<std::string, unsigned, std::less<>> by_name_;

@@ -8,6 +8,7 @@
 #include "backends/ebpf/ebpf_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
+#include "plugins/api/api_plugin.hpp"
 #include "plugins/firefly/firefly_plugin.hpp"
 #include "plugins/iperf/iperf_plugin.hpp"
 #include "plugins/netflow/netflow_plugin.hpp"
@@ -24,10 +25,10 @@ constexpr ComponentAlias kBackendAliases[] = {
 }  // namespace
 
 const ComponentTable& component_table() {
-  static const std::array<PluginInfo, 7> plugins{
-      np_api::plugin_info(),  netflow::plugin_info(),        netflow::sflow_plugin_info(),
-      firefly::plugin_info(), netlink_plugin::plugin_info(), netstat::plugin_info(),
-      iperf::plugin_info(),
+  static const std::array<PluginInfo, 8> plugins{
+      np_api::plugin_info(),        api::plugin_info(),     netflow::plugin_info(),
+      netflow::sflow_plugin_info(), firefly::plugin_info(), netlink_plugin::plugin_info(),
+      netstat::plugin_info(),       iperf::plugin_info(),
   };
   static const std::array<BackendInfo, 3> backends{
       udp_firefly::backend_info(),

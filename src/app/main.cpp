@@ -9,6 +9,7 @@
 #include "app/components.hpp"
 #include "app/decode_cli.hpp"
 #include "app/label_cli.hpp"
+#include "app/status_cli.hpp"
 #include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
@@ -89,6 +90,25 @@ int main(int argc, char** argv) {
   analyze->add_option(
       "--registry", analyze_opts.registry,
       "Scitags registry (api.json) for experiment/activity names; default: the built-in snapshot");
+  flowd::StatusOptions status_opts;
+  auto add_api_options = [&](CLI::App* sub) {
+    sub->add_option("-c,--config", config_path,
+                    "configuration file whose [plugin.api] says where flowd listens");
+    sub->add_flag("--json", status_opts.json, "print the API's JSON as it came");
+    sub->add_option("--socket", status_opts.socket,
+                    "the API's unix socket (default: [plugin.api] socket of -c's file)");
+    sub->add_option("--address", status_opts.address,
+                    "the API's TCP address host[:port] (default: from -c's file)");
+  };
+  auto* status = app.add_subcommand(
+      "status", "what the running flowd runs and does (its api plugin's GET /v1/status)");
+  add_api_options(status);
+  auto* flows = app.add_subcommand(
+      "flows", "the active flows of the running flowd, as a table (GET /v1/flows)");
+  add_api_options(flows);
+  flows->add_option("--limit", status_opts.limit, "show at most this many flows")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   app.add_flag("--config-reference", reference,
                "print every configuration key as Markdown tables and exit");
   try {
@@ -107,6 +127,11 @@ int main(int argc, char** argv) {
     return flowd::decode_command(decode_args);
   }
   if (*analyze) return flowd::analyze_command(analyze_opts);
+  if (*status || *flows) {
+    status_opts.config_path = config_path;
+    return *status ? flowd::status_command(status_opts, components)
+                   : flowd::flows_command(status_opts, components);
+  }
   if (reference) {
     std::cout << flowd::config_reference_markdown(components);
     return 0;

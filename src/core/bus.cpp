@@ -64,7 +64,7 @@ class Bus::PluginPublisher final : public Publisher {
   std::array<std::atomic<prometheus::Counter*>, kSlots> counters_{};
 };
 
-Bus::Bus(prometheus::Registry& metrics)
+Bus::Bus(prometheus::Registry& metrics, StatusBoard* status)
     : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
                   .Help("Flow events published by plugins, by plugin, origin (local, remote, "
@@ -78,6 +78,7 @@ Bus::Bus(prometheus::Registry& metrics)
                  .Name("flowd_bus_queue_depth")
                  .Help("Events waiting in a backend's queue")
                  .Register(metrics)),
+      status_(status),
       subs_(std::make_shared<const std::vector<Sub>>()) {}
 
 std::unique_ptr<Publisher> Bus::publisher(const char* plugin) {
@@ -86,6 +87,7 @@ std::unique_ptr<Publisher> Bus::publisher(const char* plugin) {
 
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
   published_.fetch_add(flows.size(), std::memory_order_relaxed);
+  if (status_) status_->record(flows, plugin);
   auto subs = subs_.load();
   for (const auto& s : *subs) {
     std::size_t refused = flows.size() - s.queue->push_batch(flows, plugin);
@@ -111,6 +113,11 @@ void Bus::count_dropped(const std::string& backend, std::uint64_t n) {
   if (n == 0) return;
   dropped_series(backend).Increment(static_cast<double>(n));
   dropped_total_.fetch_add(n, std::memory_order_relaxed);
+}
+
+std::uint64_t Bus::dropped_for(const std::string& backend) const {
+  // Family::Add returns the existing series (the family is not changed for a known label set).
+  return static_cast<std::uint64_t>(dropped_.Add({{"backend", backend}}).Value());
 }
 
 void Bus::set_subscribers(std::vector<Subscriber> subs) {

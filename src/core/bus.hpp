@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/status_board.hpp"
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/log.hpp"
@@ -29,7 +30,8 @@ class Bus {
     std::shared_ptr<EventQueue> queue;
   };
 
-  explicit Bus(prometheus::Registry& metrics);
+  // `status`, if given, sees every batch published (the active flows of GET /v1/flows).
+  explicit Bus(prometheus::Registry& metrics, StatusBoard* status = nullptr);
   // The handle one plugin publishes through: it names the events after `plugin` (a static name)
   // and counts them in flowd_flow_events_total{plugin,origin,state}. Must not outlive the bus.
   std::unique_ptr<Publisher> publisher(const char* plugin);
@@ -44,6 +46,8 @@ class Bus {
   // The same by backend, every backend that ever had a queue, in name order: "udp_firefly 12,
   // prometheus 0" for the stop line, so that a count is never read as events lost twice.
   std::vector<std::pair<std::string, std::uint64_t>> dropped_by_backend() const;
+  // Events dropped at `backend`'s full queue since start.
+  std::uint64_t dropped_for(const std::string& backend) const;
 
  private:
   class PluginPublisher;
@@ -59,6 +63,7 @@ class Bus {
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;
+  StatusBoard* status_;
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};

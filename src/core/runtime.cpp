@@ -22,11 +22,14 @@ std::string system_hostname() {
 }  // namespace
 
 Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
-    : ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(),
-           &shelf_},
-      bus_(metrics),
+    : status_(registry),
+      ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(),
+           &shelf_,  &status_},
+      bus_(metrics, &status_),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  status_.set_bus_counts({[this] { return bus_.published(); }, [this] { return bus_.dropped(); },
+                          [this](const std::string& b) { return bus_.dropped_for(b); }});
 }
 
 Runtime::~Runtime() {
@@ -67,6 +70,10 @@ void Runtime::publish_subscribers() {
   for (auto& b : backends_) subs.push_back({std::string(b.info->name), b.queue});
   for (auto& [name, q] : successor_queues_) subs.push_back({name, q});
   bus_.set_subscribers(std::move(subs));
+  std::vector<StatusBoard::ComponentRow> rows;
+  for (auto& p : plugins_) rows.push_back({"plugin", std::string(p.info->name), nullptr});
+  for (auto& b : backends_) rows.push_back({"backend", std::string(b.info->name), b.queue});
+  status_.set_components(std::move(rows));
 }
 
 void Runtime::apply(const Config& c) {
@@ -161,6 +168,7 @@ void Runtime::apply(const Config& c) {
     plugins_.push_back(std::move(p));
     log->info("started plugin {}", pc.info->name);
   }
+  publish_subscribers();  // the status lists the plugins just started too
   core_fingerprint_ = fingerprint;
   // What a stopped component left for a successor that this configuration does not have.
   shelf_.clear();
@@ -174,6 +182,7 @@ void Runtime::stop_all() {
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
+  status_.set_components({});
   // And what the backends left at their stop (the marker's filters, if its stop was not told the
   // daemon stops): cleaned up now, not when the Runtime is destroyed.
   shelf_.clear();

@@ -13,6 +13,7 @@
 
 #include "core/bus.hpp"
 #include "core/config_loader.hpp"
+#include "core/status_board.hpp"
 #include "flowd/component.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/metrics_hub.hpp"
@@ -102,6 +103,7 @@ class Runtime {
   void publish_subscribers();
 
   HeartbeatBoard heartbeats_;
+  StatusBoard status_;  // before ctx_ and bus_, which point to it
   std::stop_source stopping_;
   ReloadShelf shelf_;
   Context ctx_;

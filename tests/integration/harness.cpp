@@ -396,6 +396,31 @@ std::optional<std::string> http_get(const std::string& url) {
   return body;
 }
 
+HttpResult http_request(const std::string& method, const std::string& url, const std::string& body,
+                        const std::string& unix_socket, long timeout_ms) {
+  HttpResult r;
+  CURL* h = curl_easy_init();
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (!unix_socket.empty()) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, unix_socket.c_str());
+  curl_slist* headers = nullptr;
+  if (method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  }
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
+  CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK) r.curl_error = curl_easy_strerror(rc);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(h);
+  return r;
+}
+
 void write_pipe(const std::string& path, const std::string& data) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) fail("open " + path);

@@ -131,6 +131,16 @@ int free_udp_port();
 int free_port(int socket_type);
 // HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).
 std::optional<std::string> http_get(const std::string& url);
+// One HTTP request via libcurl, over TCP or (unix_socket non-empty) a unix socket as
+// `curl --unix-socket` does. status is 0 when nothing answered (curl_error says why).
+struct HttpResult {
+  long status = 0;
+  std::string body;
+  std::string curl_error;
+};
+HttpResult http_request(const std::string& method, const std::string& url,
+                        const std::string& body = "", const std::string& unix_socket = "",
+                        long timeout_ms = 5000);
 // Runs a shell command with `input` on stdin; returns exit status, output in `out`.
 int run_shell(const std::string& cmd, const std::string& input, std::string& out);
 // Writes `data` to the FIFO at `path` with one write() per chunk.

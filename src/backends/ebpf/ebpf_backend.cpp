@@ -28,6 +28,7 @@
 #include "backends/ebpf/marker_lock.hpp"
 #include "backends/ebpf/marker_record.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
+#include "flowd/daemon_status.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 #include "flowd/reason_counters.hpp"
@@ -178,6 +179,44 @@ std::string_view to_string(DropReason) {
 // place, so the hook never goes unmarked), the locks and the record. Destroyed unclaimed (the
 // reload dropped the marker, or the daemon stops), it detaches the filters and removes the record
 // as a clean stop does.
+// The marker's map key of a flow: destination address, both ports, protocol (flowd_marker.h).
+flowd_flow_key map_key_of(const FlowKey& flow) {
+  flowd_flow_key key;
+  std::memset(&key, 0, sizeof key);  // padding included: the kernel hashes every byte
+  std::memcpy(key.daddr, flow.dst.bytes.data(), 16);
+  key.sport = htons(flow.src_port);
+  key.dport = htons(flow.dst_port);
+  key.proto = flow.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+  return key;
+}
+
+// What the marker lends GET /v1/status and GET /v1/flows (flowd/daemon_status.hpp): the interfaces
+// it attached to at start, and lookups in its map through a descriptor of its own, so that it stays
+// valid whatever the backend does.
+class Probe final : public MarkerProbe {
+ public:
+  Probe(int map_fd, std::vector<MarkerInterface> interfaces, bool match_all)
+      : map_(::fcntl(map_fd, F_DUPFD_CLOEXEC, 0)),
+        interfaces_(std::move(interfaces)),
+        match_all_(match_all) {}
+  std::vector<MarkerInterface> interfaces() const override { return interfaces_; }
+  bool holds(const FlowKey& flow) const override {
+    if (!flow.dst.is_v6()) return false;
+    if (match_all_) return true;
+    auto key = map_key_of(flow);
+    std::uint32_t label = 0;
+    return map_ && bpf_map_lookup_elem(map_.get(), &key, &label) == 0;
+  }
+  std::size_t entries() const override {
+    return map_ ? static_cast<std::size_t>(count_entries(map_.get())) : 0;
+  }
+
+ private:
+  UniqueFd map_;
+  std::vector<MarkerInterface> interfaces_;
+  bool match_all_;
+};
+
 struct ShelvedMarker final : ShelfItem {
   UniqueFd map;
   std::vector<MarkerLock> locks;  // destroyed last: the filters go before the locks do
@@ -260,12 +299,7 @@ class EbpfBackend final : public Backend {
                   to_string(flow.protocol), flow.dst.to_string());
       return;
     }
-    flowd_flow_key key;
-    std::memset(&key, 0, sizeof key);  // padding included: the kernel hashes every byte
-    std::memcpy(key.daddr, flow.dst.bytes.data(), 16);
-    key.sport = htons(flow.src_port);
-    key.dport = htons(flow.dst_port);
-    key.proto = flow.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+    flowd_flow_key key = map_key_of(FlowKey::of(flow));
     if (flow.state == FlowState::kStart) {
       // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them
       // would mark the flow with somebody else's experiment.
@@ -463,6 +497,12 @@ class EbpfBackend final : public Backend {
     }
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
+    if (ctx_.status) {
+      std::vector<MarkerInterface> ifs;
+      for (const auto& a : attachments_) ifs.push_back({a->interface(), true});
+      probe_ = std::make_shared<Probe>(map_fd_, std::move(ifs), match_all_);
+      ctx_.status->set_marker(probe_);
+    }
     log_->info("marking {} on {} (map of {} flows)",
                match_all_
                    ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
@@ -514,6 +554,8 @@ class EbpfBackend final : public Backend {
   }
 
   void release() {
+    if (probe_ && ctx_.status) ctx_.status->clear_marker(probe_.get());
+    probe_.reset();
     if (stats_) ctx_.hub.remove(stats_.get());
     stats_.reset();
     attachments_.clear();
@@ -542,6 +584,7 @@ class EbpfBackend final : public Backend {
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
   std::unique_ptr<MarkerStats> stats_;
+  std::shared_ptr<const Probe> probe_;  // lent to the daemon's status while marking
   LogLimiter limiter_;
 };
 

@@ -2,7 +2,6 @@
 #include "plugins/np_api/named_pipe.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
@@ -17,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "common/local_path.hpp"
 #include "common/owned_file.hpp"
 #include "plugins/np_api/pipe_line.hpp"
 
@@ -66,27 +66,6 @@ long leftover_lines(const std::string& path) {
   return lines;
 }
 
-// The pipe's directories may be reached through symbolic links (/var/run -> /run), but only
-// through links root or flowd's user made: a link another user put in a directory they can write
-// (/tmp/pub/sub -> /root/dir) would have flowd make its pipe, 0666 and in the configured group,
-// where that user chose. The kernel's fs.protected_symlinks covers sticky directories only.
-void refuse_foreign_links(const std::string& path) {
-  namespace fs = std::filesystem;
-  fs::path so_far;
-  for (const auto& part : fs::path(path).parent_path()) {
-    so_far /= part;
-    struct stat st {};
-    if (::lstat(so_far.c_str(), &st) != 0) return;  // the rest does not exist yet: flowd makes it
-    if (S_ISLNK(st.st_mode) && st.st_uid != 0 && st.st_uid != ::geteuid())
-      throw std::runtime_error("the directory " + so_far.string() +
-                               " of the pipe's path is a symbolic link owned by uid " +
-                               std::to_string(st.st_uid) +
-                               ", not by root or flowd's user: flowd does not follow it; remove it "
-                               "(rm " +
-                               so_far.string() + ") or set [plugin.np_api] path");
-  }
-}
-
 void make_fifo(const std::string& path) {
   namespace fs = std::filesystem;
   auto parent = fs::path(path).parent_path();
@@ -97,14 +76,6 @@ void make_fifo(const std::string& path) {
 }
 
 }  // namespace
-
-gid_t resolve_group(const std::string& text) {
-  if (struct group* g = ::getgrnam(text.c_str())) return g->gr_gid;
-  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
-      text.size() < 10)
-    return static_cast<gid_t>(std::stoul(text));
-  throw std::runtime_error("no group named '" + text + "'");
-}
 
 bool path_names(const std::string& path, dev_t dev, ino_t ino) {
   struct stat st {};
@@ -160,7 +131,7 @@ bool PipeDirWatch::concerns_pipe() {
 
 OpenPipe open_named_pipe(const PipeSpec& spec, spdlog::logger& log) {
   const std::string& path = spec.path;
-  refuse_foreign_links(path);
+  refuse_foreign_links(path, "[plugin.np_api] path");
   OpenPipe out;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {

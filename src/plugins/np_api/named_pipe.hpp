@@ -69,8 +69,4 @@ class PipeDirWatch {
   std::string name_;
 };
 
-// The group named by `text` (a name or a number). Throws std::runtime_error when no such group
-// exists.
-gid_t resolve_group(const std::string& text);
-
 }  // namespace flowd::np_api

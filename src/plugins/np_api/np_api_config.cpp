@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-#include "plugins/np_api/named_pipe.hpp"
+#include "common/local_path.hpp"
 
 namespace flowd::np_api {
 namespace {

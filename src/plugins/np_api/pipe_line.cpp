@@ -3,9 +3,9 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cctype>
-#include <charconv>
+
+#include "common/flow_fields.hpp"
 
 namespace flowd::np_api {
 namespace {
@@ -28,20 +28,24 @@ std::size_t split_fields(std::string_view line, std::array<std::string_view, 9>&
   return n;
 }
 
-bool parse_port(std::string_view s, std::uint16_t& out) {
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > 65535) return false;
-  out = static_cast<std::uint16_t>(v);
-  return true;
-}
-
-// Names with spaces ("Data Challenge") cannot be one whitespace-separated field; accept '_' for '
-// '.
-std::string underscores_to_spaces(std::string_view s) {
-  std::string out(s);
-  std::replace(out.begin(), out.end(), '_', ' ');
-  return out;
+RejectReason reason_of(FlowFieldError e) {
+  switch (e) {
+    case FlowFieldError::kState:
+      return RejectReason::kState;
+    case FlowFieldError::kProtocol:
+      return RejectReason::kProtocol;
+    case FlowFieldError::kAddress:
+      return RejectReason::kAddress;
+    case FlowFieldError::kFamily:
+      return RejectReason::kFamily;
+    case FlowFieldError::kPort:
+      return RejectReason::kPort;
+    case FlowFieldError::kExperiment:
+      return RejectReason::kExperiment;
+    case FlowFieldError::kActivity:
+      return RejectReason::kActivity;
+  }
+  return RejectReason::kFields;
 }
 
 LineResult reject(RejectReason r, std::string detail) {
@@ -94,51 +98,10 @@ LineResult parse_pipe_line(std::string_view line, const ScitagsRegistry& registr
         RejectReason::kFields,
         fmt::format("{} fields, expected 8: state prot src_ip src_port dst_ip dst_port exp act",
                     n > 8 ? std::string("more than 8") : std::to_string(n)));
+  auto fields = parse_flow_fields({f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]}, registry, now);
+  if (!fields.flow) return reject(reason_of(fields.error), std::move(fields.detail));
   LineResult res;
-  FlowID& flow = res.flow;
-  flow.origin = FlowOrigin::kLocal;  // a transfer service on this host reports its own connection
-  auto state = parse_flow_state(f[0]);
-  if (!state)
-    return reject(RejectReason::kState,
-                  fmt::format("state '{}' is not start, end or ongoing", f[0]));
-  auto prot = parse_protocol(f[1]);
-  if (!prot)
-    return reject(RejectReason::kProtocol, fmt::format("protocol '{}' is not tcp or udp", f[1]));
-  auto src = IpAddress::parse(f[2]);
-  if (!src)
-    return reject(RejectReason::kAddress, fmt::format("source '{}' is not an IP address", f[2]));
-  auto dst = IpAddress::parse(f[4]);
-  if (!dst)
-    return reject(RejectReason::kAddress,
-                  fmt::format("destination '{}' is not an IP address", f[4]));
-  if (src->family != dst->family)
-    return reject(
-        RejectReason::kFamily,
-        fmt::format("source {} and destination {} are of different families", f[2], f[4]));
-  if (!parse_port(f[3], flow.src_port))
-    return reject(RejectReason::kPort, fmt::format("source port '{}' is not 0..65535", f[3]));
-  if (!parse_port(f[5], flow.dst_port))
-    return reject(RejectReason::kPort, fmt::format("destination port '{}' is not 0..65535", f[5]));
-  auto exp = registry.experiment_id(f[6]);
-  if (!exp) exp = registry.experiment_id(underscores_to_spaces(f[6]));
-  if (!exp)
-    return reject(RejectReason::kExperiment,
-                  fmt::format("experiment '{}' is neither 0..{} nor a registered name", f[6],
-                              kMaxExperiment));
-  auto act = registry.activity_id(*exp, f[7]);
-  if (!act) act = registry.activity_id(*exp, underscores_to_spaces(f[7]));
-  if (!act)
-    return reject(RejectReason::kActivity,
-                  fmt::format("activity '{}' is neither 0..{} nor an activity of experiment {}",
-                              f[7], kMaxActivity, *exp));
-  flow.state = *state;
-  flow.protocol = *prot;
-  flow.src = *src;
-  flow.dst = *dst;
-  flow.experiment = static_cast<std::uint16_t>(*exp);
-  flow.activity = static_cast<std::uint16_t>(*act);
-  if (flow.state == FlowState::kStart) flow.start_time = now;
-  if (flow.state == FlowState::kEnd) flow.end_time = now;
+  res.flow = std::move(*fields.flow);
   res.ok = true;
   return res;
 }

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the running daemon tells about itself, read-only, for the api plugin's GET /v1/status and
+// GET /v1/flows (and so `flowd status` / `flowd flows`). The core (src/core/status_board.cpp)
+// implements DaemonStatus and lends it to components through Context::status; the marker (the
+// ebpf backend) lends the core a MarkerProbe. Every call is thread-safe and never blocks on a
+// component's work: HTTP threads call them while plugins publish and reloads run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+
+namespace flowd {
+
+// One flow the daemon saw start (or go on) and not yet end, from any plugin.
+struct ActiveFlow {
+  FlowKey key;
+  FlowOrigin origin = FlowOrigin::kObserved;
+  std::uint16_t experiment = 0;
+  std::uint16_t activity = 0;
+  const char* plugin = "";     // static name of the plugin that reported it
+  TimePoint start;             // the flow's start time, or when flowd first heard of it
+  std::optional<bool> marked;  // whether the marker's map holds it; nullopt: no marker runs
+};
+
+// A running plugin or backend. Backends have a queue: depth now, capacity, events dropped at it
+// because it was full (since flowd started).
+struct ComponentStatus {
+  std::string kind;  // "plugin" or "backend"
+  std::string name;
+  std::size_t queue_depth = 0;
+  std::size_t queue_capacity = 0;
+  std::uint64_t dropped = 0;
+};
+
+// One interface the marker was configured for (or chose), and whether its egress filter is
+// attached.
+struct MarkerInterface {
+  std::string name;
+  bool attached = false;
+};
+
+struct DaemonStatusReport {
+  std::string version;  // flowd's version and commit
+  TimePoint started;    // when the daemon started
+  std::vector<ComponentStatus> components;
+  std::uint64_t events_published = 0;  // by every plugin since start
+  std::uint64_t events_dropped = 0;    // at full backend queues since start
+  std::string registry_source;         // URL, file, "cache ..." or "built-in snapshot ..."
+  std::string registry_modified;       // the registry's own "modified" field
+  TimePoint registry_loaded;  // when the registry in use was last fetched or confirmed (HTTP 304)
+  std::size_t registry_experiments = 0;
+  bool marker_running = false;
+  std::vector<MarkerInterface> marker_interfaces;
+  std::size_t marker_map_entries = 0;
+  std::size_t active_flows = 0;  // in the table GET /v1/flows lists
+  std::size_t active_flows_capacity = 0;
+  std::uint64_t active_flows_overflow = 0;  // the oldest evicted to make room, since start
+};
+
+// What the marker lends the daemon's status while it runs. Must stay valid (it owns what it reads,
+// e.g. a duplicate of the map's descriptor) after the backend that made it stopped.
+class MarkerProbe {
+ public:
+  virtual ~MarkerProbe() = default;
+  virtual std::vector<MarkerInterface> interfaces() const = 0;
+  // Whether the marker's map has an entry for this flow (what marks its packets).
+  virtual bool holds(const FlowKey& key) const = 0;
+  virtual std::size_t entries() const = 0;
+};
+
+class DaemonStatus {
+ public:
+  virtual ~DaemonStatus() = default;
+  virtual DaemonStatusReport report() const = 0;
+  // At most `max` flows, oldest first.
+  virtual std::vector<ActiveFlow> active_flows(std::size_t max) const = 0;
+  // How many there are (cheaper than report(), which asks the marker to count its map).
+  virtual std::size_t active_flow_count() const = 0;
+  // The marker says it runs (probe) or stopped (nullptr: only clears `probe` if it is the one set,
+  // so that a successor that started first is not cleared by its predecessor's stop).
+  virtual void set_marker(std::shared_ptr<const MarkerProbe> probe) = 0;
+  virtual void clear_marker(const MarkerProbe* probe) = 0;
+};
+
+}  // namespace flowd

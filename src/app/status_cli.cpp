@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/status_cli.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/net/endpoint.hpp"
+#include "common/unique_fd.hpp"
+#include "flowd/flow_id.hpp"
+
+namespace flowd {
+namespace {
+
+constexpr std::uint16_t kDefaultApiPort = 8787;
+constexpr const char* kDefaultSocket = "/run/flowd.sock";
+
+struct Target {
+  std::string socket;  // unix socket, or
+  net::Endpoint tcp;   // host:port
+  std::string describe() const {
+    return socket.empty() ? "http://" + tcp.to_string() : "the unix socket " + socket;
+  }
+};
+
+// Where the API listens: the options, else [plugin.api] of the configuration (its socket first).
+std::optional<Target> find_target(const StatusOptions& opts, const ComponentTable& components,
+                                  std::string& error) {
+  Target t;
+  if (!opts.socket.empty()) {
+    t.socket = opts.socket;
+    return t;
+  }
+  if (!opts.address.empty()) {
+    auto ep = net::parse_endpoint(opts.address, kDefaultApiPort);
+    if (!ep) {
+      error = "--address: '" + opts.address + "' is not host[:port]";
+      return std::nullopt;
+    }
+    t.tcp = *ep;
+    return t;
+  }
+  Config c;
+  try {
+    c = load_config(opts.config_path, components);
+  } catch (const ConfigError& e) {
+    error = e.what();
+    return std::nullopt;
+  }
+  for (const auto& p : c.plugins) {
+    if (p.info->name != "api") continue;
+    if (!p.section.get("socket").empty()) {
+      t.socket = p.section.get("socket");
+      return t;
+    }
+    if (auto ep = net::parse_endpoint(p.section.get("listen"), kDefaultApiPort)) {
+      if (ep->host == "0.0.0.0") ep->host = "127.0.0.1";
+      if (ep->host == "::") ep->host = "::1";
+      t.tcp = *ep;
+      return t;
+    }
+  }
+  error = fmt::format(
+      "{} has no [plugin.api] section: flowd's HTTP API is not enabled there (add [plugin.api], "
+      "or give --socket PATH or --address HOST:PORT; the default socket is {})",
+      c.path, kDefaultSocket);
+  return std::nullopt;
+}
+
+// Connects once by hand, for the reason httplib does not give (no socket, refused, denied).
+std::string why_unreachable(const Target& t) {
+  if (!t.socket.empty()) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (t.socket.size() >= sizeof a.sun_path) return "the path is too long for a unix socket";
+    std::memcpy(a.sun_path, t.socket.c_str(), t.socket.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return "";
+    return std::strerror(errno);
+  }
+  return "";
+}
+
+std::optional<nlohmann::json> get(const Target& t, const std::string& path, std::string& error) {
+  std::unique_ptr<httplib::Client> cli;
+  if (!t.socket.empty()) {
+    cli = std::make_unique<httplib::Client>(t.socket);
+    cli->set_address_family(AF_UNIX);
+  } else {
+    cli = std::make_unique<httplib::Client>(t.tcp.host, t.tcp.port);
+  }
+  cli->set_connection_timeout(std::chrono::seconds(2));
+  cli->set_read_timeout(std::chrono::seconds(10));
+  auto res = cli->Get(path);
+  if (!res) {
+    auto why = why_unreachable(t);
+    if (res.error() == httplib::Error::Connection)
+      error = fmt::format("flowd is not running: nothing answers on {}{}", t.describe(),
+                          why.empty() ? "" : " (" + why + ")");
+    else
+      error = fmt::format("flowd did not answer on {}: {}", t.describe(),
+                          httplib::to_string(res.error()));
+    return std::nullopt;
+  }
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status != 200 || body.is_discarded()) {
+    error = fmt::format("{} answered {} {}", t.describe(), res->status,
+                        body.is_object() && body.contains("error") ? body["error"].dump()
+                                                                   : res->body.substr(0, 200));
+    return std::nullopt;
+  }
+  return body;
+}
+
+std::string duration(std::int64_t s) {
+  if (s < 0) s = 0;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m {}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h {}m", s / 3600, (s % 3600) / 60);
+  return fmt::format("{}d {}h", s / 86400, (s % 86400) / 3600);
+}
+
+template <class T>
+T value(const nlohmann::json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return fallback;
+  }
+}
+
+void print_status(const nlohmann::json& s) {
+  using nlohmann::json;
+  std::cout << fmt::format(
+      "flowd {} running since {} (up {})\n", value<std::string>(s, "version", "?"),
+      value<std::string>(s, "started", "?"), duration(value<std::int64_t>(s, "uptime_seconds", 0)));
+  std::vector<std::string> plugins;
+  std::vector<const json*> backends;
+  const json components = value<json>(s, "components", json::array());
+  for (const auto& c : components)
+    if (value<std::string>(c, "kind", "") == "plugin")
+      plugins.push_back(value<std::string>(c, "name", "?"));
+    else
+      backends.push_back(&c);
+  std::cout << fmt::format("plugins:    {}\n",
+                           plugins.empty() ? "none" : fmt::format("{}", fmt::join(plugins, ", ")));
+  std::cout << "backends:   " << (backends.empty() ? "none\n" : "\n");
+  for (const auto* b : backends)
+    std::cout << fmt::format(
+        "  {:<14} queue {:>6} / {:<8} dropped {}\n", value<std::string>(*b, "name", "?"),
+        value<std::uint64_t>(*b, "queue_depth", 0), value<std::uint64_t>(*b, "queue_capacity", 0),
+        value<std::uint64_t>(*b, "dropped", 0));
+  auto ev = value<json>(s, "events", json::object());
+  std::cout << fmt::format("events:     {} published, {} dropped at full queues\n",
+                           value<std::uint64_t>(ev, "published", 0),
+                           value<std::uint64_t>(ev, "dropped", 0));
+  auto af = value<json>(s, "active_flows", json::object());
+  std::cout << fmt::format(
+      "flows:      {} active (table of {}, {} evicted)\n", value<std::uint64_t>(af, "count", 0),
+      value<std::uint64_t>(af, "capacity", 0), value<std::uint64_t>(af, "overflow", 0));
+  auto reg = value<json>(s, "registry", json::object());
+  // The source names the registry's own modification time already.
+  std::cout << fmt::format("registry:   {} experiments from {}, loaded {} ago\n",
+                           value<std::uint64_t>(reg, "experiments", 0),
+                           value<std::string>(reg, "source", "?"),
+                           duration(value<std::int64_t>(reg, "age_seconds", 0)));
+  auto marker = value<json>(s, "marker", json::object());
+  if (!value<bool>(marker, "running", false)) {
+    std::cout << "marker:     not running\n";
+  } else {
+    std::cout << fmt::format("marker:     {} flow(s) in its map\n",
+                             value<std::uint64_t>(marker, "map_entries", 0));
+    for (const auto& i : value<json>(marker, "interfaces", json::array()))
+      std::cout << fmt::format("  {:<14} {}\n", value<std::string>(i, "name", "?"),
+                               value<bool>(i, "attached", false) ? "attached" : "NOT attached");
+  }
+}
+
+std::string endpoint_text(const std::string& ip, unsigned port) {
+  return ip.find(':') != std::string::npos ? fmt::format("[{}]:{}", ip, port)
+                                           : fmt::format("{}:{}", ip, port);
+}
+
+void print_flows(const nlohmann::json& body) {
+  using nlohmann::json;
+  auto flows = value<json>(body, "flows", json::array());
+  std::cout << fmt::format("{:<9} {:<8} {:<5} {:<42} {:<42} {:<36} {:<25} {}\n", "ORIGIN", "PLUGIN",
+                           "PROTO", "SOURCE", "DESTINATION", "TAG (EXP/ACT)", "START", "MARKED");
+  for (const auto& f : flows) {
+    auto tag = fmt::format("{}/{} ({}/{})", value<std::string>(f, "experiment_name", "?"),
+                           value<std::string>(f, "activity_name", "?"),
+                           value<unsigned>(f, "experiment", 0), value<unsigned>(f, "activity", 0));
+    auto marked = f.contains("marked") && f["marked"].is_boolean()
+                      ? (f["marked"].get<bool>() ? "yes" : "no")
+                      : "-";
+    std::cout << fmt::format(
+        "{:<9} {:<8} {:<5} {:<42} {:<42} {:<36} {:<25} {}\n", value<std::string>(f, "origin", "?"),
+        value<std::string>(f, "plugin", "?"), value<std::string>(f, "protocol", "?"),
+        endpoint_text(value<std::string>(f, "src_ip", "?"), value<unsigned>(f, "src_port", 0)),
+        endpoint_text(value<std::string>(f, "dst_ip", "?"), value<unsigned>(f, "dst_port", 0)), tag,
+        value<std::string>(f, "start", "?"), marked);
+  }
+  auto count = value<std::uint64_t>(body, "count", 0),
+       total = value<std::uint64_t>(body, "total", 0);
+  if (total > count)
+    std::cout << fmt::format("({} of {} active flows shown; --limit N for more)\n", count, total);
+  else
+    std::cout << fmt::format("({} active flow{})\n", total, total == 1 ? "" : "s");
+}
+
+int fetch_and_print(const StatusOptions& opts, const ComponentTable& components,
+                    const std::string& path, void (*print)(const nlohmann::json&)) {
+  std::string error;
+  auto target = find_target(opts, components, error);
+  if (!target) {
+    std::cerr << "flowd: " << error << "\n";
+    return 2;
+  }
+  auto body = get(*target, path, error);
+  if (!body) {
+    std::cerr << "flowd: " << error << "\n";
+    return 1;
+  }
+  if (opts.json)
+    std::cout << body->dump(2) << "\n";
+  else
+    print(*body);
+  return 0;
+}
+
+}  // namespace
+
+int status_command(const StatusOptions& opts, const ComponentTable& components) {
+  return fetch_and_print(opts, components, "/v1/status", print_status);
+}
+
+int flows_command(const StatusOptions& opts, const ComponentTable& components) {
+  return fetch_and_print(opts, components, fmt::format("/v1/flows?limit={}", opts.limit),
+                         print_flows);
+}
+
+}  // namespace flowd

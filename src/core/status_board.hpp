@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// The core's side of flowd/daemon_status.hpp: the table of active flows the bus fills, the
+// components the runtime runs, the registry in use, the marker's probe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/flow_table.hpp"
+#include "flowd/daemon_status.hpp"
+#include "flowd/event_queue.hpp"
+#include "flowd/scitags_registry.hpp"
+
+namespace flowd {
+
+class StatusBoard final : public DaemonStatus {
+ public:
+  // At most this many active flows are remembered; a new one then evicts the oldest (counted).
+  static constexpr std::size_t kActiveFlowCapacity = 65536;
+
+  struct ComponentRow {
+    std::string kind;
+    std::string name;
+    std::shared_ptr<const EventQueue> queue;  // backends
+  };
+  // The bus's totals, read at report time: published, dropped, dropped for one backend.
+  struct BusCounts {
+    std::function<std::uint64_t()> published;
+    std::function<std::uint64_t()> dropped;
+    std::function<std::uint64_t(const std::string&)> dropped_for;
+  };
+
+  explicit StatusBoard(RegistryHandle& registry);
+
+  // The bus, for every batch a plugin publishes (any thread): a start or ongoing event enters the
+  // flow (its first start time kept), an end removes it.
+  void record(std::span<const FlowID> flows, const char* plugin);
+  // The runtime, after each change of what runs (main or reload thread).
+  void set_components(std::vector<ComponentRow> rows);
+  void set_bus_counts(BusCounts counts);
+
+  DaemonStatusReport report() const override;
+  std::vector<ActiveFlow> active_flows(std::size_t max) const override;
+  std::size_t active_flow_count() const override;
+  void set_marker(std::shared_ptr<const MarkerProbe> probe) override;
+  void clear_marker(const MarkerProbe* probe) override;
+
+ private:
+  struct Key {
+    FlowKey flow;
+    FlowOrigin origin = FlowOrigin::kObserved;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      return FlowKeyHash{}(k.flow) * 3 + static_cast<std::size_t>(k.origin);
+    }
+  };
+  struct Entry {
+    std::uint16_t experiment = 0;
+    std::uint16_t activity = 0;
+    const char* plugin = "";
+    TimePoint start;
+  };
+
+  std::shared_ptr<const MarkerProbe> marker() const;
+
+  RegistryHandle& registry_;
+  const TimePoint started_;
+  mutable std::mutex flows_mu_;
+  FlowTable<Key, Entry, KeyHash> flows_{kActiveFlowCapacity};
+  mutable std::mutex mu_;  // components_, bus_, marker_
+  std::vector<ComponentRow> components_;
+  BusCounts bus_;
+  std::shared_ptr<const MarkerProbe> marker_;
+};
+
+}  // namespace flowd

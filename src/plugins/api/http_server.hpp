@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// The HTTP server of the api plugin: cpp-httplib parses requests and writes responses (its
+// Server holds the routes), while connections are accepted and served here, so that every bound
+// is flowd's: a fixed pool of worker threads and a bounded queue of accepted connections (a full
+// queue stops accepting; connections wait in the kernel's backlog), a timeout per read or write, a
+// deadline for a whole request from its first byte and a cap on the bytes one request may send (a
+// client that trickles its request, or never finishes it, holds one worker for at most
+// request_timeout), keep-alive limits, and a stop that ends every connection at once (each wait
+// polls the stop's eventfd too).
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace flowd {
+class HeartbeatBoard;
+}
+
+namespace flowd::api {
+
+struct ServerLimits {
+  std::size_t threads = 8;
+  std::size_t queue = 64;
+  std::size_t max_body = 262144;
+  std::chrono::milliseconds timeout{5000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds keep_alive_timeout{5000};
+  std::size_t keep_alive_max = 100;
+};
+
+// Routes are registered on routes() (httplib's Get/Post/...), listening sockets given with
+// add_listener(), then serve() runs until the stop token is triggered.
+class HttpServer {
+ public:
+  HttpServer(const ServerLimits& limits, spdlog::logger& log);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  httplib::Server& routes() { return router_; }
+  // A listening, non-blocking socket (listeners.hpp).
+  void add_listener(UniqueFd fd, std::string name);
+
+  // On the calling thread: accepts on every listener; `threads` workers (registered on `board`
+  // when given, as "<who> worker N") serve. Returns once `stop` is triggered and every worker has
+  // ended its connection. Throws std::system_error when poll() fails.
+  void serve(std::stop_token stop, HeartbeatBoard* board, const std::string& who);
+
+ private:
+  // httplib's Server, for its request parsing and routing (process_request is protected).
+  class Router : public httplib::Server {
+   public:
+    using httplib::Server::process_request;
+  };
+  struct Listener {
+    UniqueFd fd;
+    std::string name;
+    bool tcp = false;  // accepted connections get TCP_NODELAY
+  };
+
+  void accept_ready(Listener& l, std::stop_token& stop);
+  void worker(std::stop_token stop);
+  void serve_connection(int fd, int stop_fd);
+
+  ServerLimits limits_;
+  spdlog::logger& log_;
+  Router router_;
+  std::vector<Listener> listeners_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<int> pending_;   // accepted, not yet served; at most limits_.queue
+  std::uint64_t closed_ = 0;  // connections the workers closed (the acceptor's EMFILE wait)
+  int stop_fd_ = -1;          // serve()'s StopFd, for the workers' waits
+};
+
+}  // namespace flowd::api

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+// The api plugin against the real daemon (issue 14 §2): POST /v1/flows over the unix socket and
+// over loopback, good and bad bodies, GET /v1/flows and /v1/status, 100 concurrent clients, slow
+// clients that never finish their request, and `flowd status` / `flowd flows`.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_fixture.hpp"
+#include "harness.hpp"
+
+namespace flowd::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// A flowd with np_api and the api plugin on a unix socket in the test's directory.
+struct ApiDaemon : Daemon {
+  std::string socket() const { return dir.file("api.sock"); }
+  std::string config_api(const std::string& api_keys = "") const {
+    std::string cfg = config();
+    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, api");
+    return cfg + "\n[plugin.api]\nsocket = " + socket() + "\n" + api_keys;
+  }
+  HttpResult post(const std::string& body, const std::string& path = "/v1/flows") const {
+    return http_request("POST", "http://flowd" + path, body, socket());
+  }
+  HttpResult get(const std::string& path) const {
+    return http_request("GET", "http://flowd" + path, "", socket());
+  }
+};
+
+std::string flow_json(const std::string& state, int src_port, const std::string& tag) {
+  return R"({"state": ")" + state + R"(", "protocol": "tcp", "src_ip": "127.0.0.1", "src_port": )" +
+         std::to_string(src_port) + R"(, "dst_ip": "127.0.0.1", "dst_port": 5777, )" + tag + "}";
+}
+
+json parse(const HttpResult& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r.status << " " << r.body << r.curl_error;
+  return j;
+}
+
+// A raw connection to a unix socket, for clients curl would not make (slow, never finishing).
+int connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Waits until the peer closes `fd` (read returns 0 or an error); how long it took, or nullopt.
+std::optional<std::chrono::milliseconds> wait_closed(int fd, std::chrono::milliseconds timeout) {
+  auto t0 = std::chrono::steady_clock::now();
+  char buf[4096];
+  while (std::chrono::steady_clock::now() - t0 < timeout) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0 && ::recv(fd, buf, sizeof buf, 0) <= 0)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - t0);
+  }
+  return std::nullopt;
+}
+
+TEST(Api, AFlowPostedOnTheUnixSocketBecomesAFireflyAndIsListed) {
+  ApiDaemon d;
+  d.start(d.config_api("mode = 0660\n"));
+  struct stat st {};
+  ASSERT_EQ(::lstat(d.socket().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+
+  auto r = d.post(flow_json("start", 2345, R"("experiment": "atlas", "activity": 9)"));
+  ASSERT_EQ(r.status, 200) << r.body << r.curl_error << d.proc->log();
+  EXPECT_EQ(parse(r)["accepted"], 1);
+  auto msg = d.rx4.receive();
+  ASSERT_TRUE(msg) << d.proc->log();
+  auto firefly = json::parse(msg->substr(msg->find('{')));
+  EXPECT_EQ(firefly["flow-lifecycle"]["state"], "start");
+  EXPECT_EQ(firefly["flow-id"]["src-port"], 2345);
+  EXPECT_EQ(firefly["context"]["experiment-id"], 2);
+  EXPECT_EQ(firefly["context"]["activity-id"], 9);
+
+  auto flows = parse(d.get("/v1/flows"));
+  ASSERT_EQ(flows["flows"].size(), 1u) << flows.dump();
+  const auto& f = flows["flows"][0];
+  EXPECT_EQ(f["origin"], "local");
+  EXPECT_EQ(f["plugin"], "api");
+  EXPECT_EQ(f["src_port"], 2345);
+  EXPECT_EQ(f["experiment"], 2);
+  EXPECT_EQ(f["experiment_name"], "atlas");
+  EXPECT_EQ(f["scitag"], 2 << 6 | 9);
+  EXPECT_TRUE(f["marked"].is_null()) << "no marker runs here";
+  EXPECT_TRUE(f["start"].is_string());
+
+  // A flow from the pipe is listed beside it, and an end removes a flow.
+  write_pipe(d.pipe(), "start udp 127.0.0.1 3456 127.0.0.1 5777 2 9\n");
+  ASSERT_TRUE(d.rx4.receive());
+  EXPECT_EQ(parse(d.get("/v1/flows"))["total"], 2);
+  r = d.post(flow_json("end", 2345, R"("experiment": 2, "activity": 9)"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(d.rx4.receive());
+  flows = parse(d.get("/v1/flows"));
+  ASSERT_EQ(flows["flows"].size(), 1u) << flows.dump();
+  EXPECT_EQ(flows["flows"][0]["plugin"], "np_api");
+
+  auto m = d.scrape_until("flowd_api_flows_total", 2);
+  EXPECT_EQ(metric_value(m, "flowd_api_flows_total"), 2);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_requests_total{code="2xx",endpoint="flows_post"})"), 2);
+  EXPECT_GE(
+      metric_value(m, R"(flowd_api_requests_total{code="2xx",endpoint="flows_get"})").value_or(0),
+      3);
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_NE(::lstat(d.socket().c_str(), &st), 0) << "the socket is removed at stop";
+}
+
+TEST(Api, TheScitagIntegerIsExperimentAndActivity) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  // 144 = 2 << 6 | 16: atlas / Production Output, as FTS --scitag 144 says it.
+  auto r = d.post("[" + flow_json("start", 2001, R"("scitag": 144)") + "]");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto msg = d.rx4.receive();
+  ASSERT_TRUE(msg) << d.proc->log();
+  auto firefly = json::parse(msg->substr(msg->find('{')));
+  EXPECT_EQ(firefly["context"]["experiment-id"], 2);
+  EXPECT_EQ(firefly["context"]["activity-id"], 16);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Api, BadBodiesAreRefusedWithTheirReasonAndCounted) {
+  ApiDaemon d;
+  d.start(d.config_api("max_body = 1024\nmax_flows = 2\n"));
+  struct Case {
+    std::string body;
+    long status;
+    std::string reason;
+  } cases[] = {
+      {"start tcp 127.0.0.1 1 127.0.0.1 2 2 9", 400, "json"},
+      {"{\"state\": \"start\"", 400, "json"},
+      {"[" + flow_json("start", 1, R"("scitag": 1)") + "," +
+           flow_json("start", 2, R"("scitag": 1)") + "," + flow_json("start", 3, R"("scitag": 1)") +
+           "]",
+       413, "too_many"},
+      {"[" + std::string(2000, ' ') + "]", 413, "too_large"},
+  };
+  for (const auto& c : cases) {
+    auto r = d.post(c.body);
+    EXPECT_EQ(r.status, c.status) << c.body.substr(0, 80) << " -> " << r.body;
+    EXPECT_EQ(parse(r)["reason"], c.reason) << r.body;
+  }
+  // Flows refused one by one: the good one of the body is still published.
+  auto r = d.post("[" + flow_json("start", 4000, R"("experiment": 2, "activity": 9)") + "," +
+                  flow_json("start", 70000, R"("experiment": 2, "activity": 9)") + "]");
+  EXPECT_EQ(r.status, 422) << r.body;
+  auto j = parse(r);
+  EXPECT_EQ(j["accepted"], 1);
+  ASSERT_EQ(j["rejected"].size(), 1u);
+  EXPECT_EQ(j["rejected"][0]["index"], 1);
+  EXPECT_EQ(j["rejected"][0]["reason"], "port");
+  EXPECT_TRUE(d.rx4.receive()) << "the good flow of a partly bad body goes out";
+  r = d.post(flow_json("start", 4001, R"("experiment": "nosuch", "activity": 9)"));
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(parse(r)["rejected"][0]["reason"], "experiment");
+  // The same bad port on the pipe is refused for the same reason, in np_api's own counter.
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 70000 127.0.0.1 5777 2 9\n");
+  EXPECT_EQ(d.get("/v1/nothing").status, 404);
+  auto del = http_request("DELETE", "http://flowd/v1/flows", "", d.socket()).status;
+  EXPECT_TRUE(del == 400 || del == 404 || del == 405) << del;
+
+  auto m = d.scrape_until(R"(flowd_np_api_rejected_lines_total{reason="port"})", 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_np_api_rejected_lines_total{reason="port"})"), 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="port"})"), 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="json"})"), 2);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="too_many"})"), 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="too_large"})"), 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="experiment"})"), 1);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="scitag"})"), 0);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_requests_total{code="4xx",endpoint="flows_post"})"), 6);
+  EXPECT_EQ(metric_value(m, R"(flowd_api_requests_total{code="4xx",endpoint="other"})"), 2);
+  EXPECT_TRUE(d.proc->running()) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Api, LoopbackAddressWorksAndOthersNeedPublic) {
+  ApiDaemon d;
+  int port = free_tcp_port();
+  std::string cfg = d.config_api("listen = 127.0.0.1:" + std::to_string(port) + "\n");
+  cfg.replace(cfg.find("socket = "), std::string("socket = " + d.socket()).size(), "socket =");
+  d.start(cfg);
+  auto url = "http://127.0.0.1:" + std::to_string(port);
+  auto r = http_request("POST", url + "/v1/flows",
+                        flow_json("start", 2500, R"("experiment": 2, "activity": 9)"));
+  ASSERT_EQ(r.status, 200) << r.body << r.curl_error << d.proc->log();
+  EXPECT_TRUE(d.rx4.receive());
+  EXPECT_EQ(http_request("GET", url + "/v1/status").status, 200);
+  struct stat st {};
+  EXPECT_NE(::lstat(d.socket().c_str(), &st), 0) << "socket = (empty) makes no unix socket";
+  EXPECT_EQ(d.stop(), 0);
+
+  // Not loopback: refused unless public = yes.
+  ApiDaemon e;
+  e.dir.write("pub.cfg", e.config_api("listen = 0.0.0.0:" + std::to_string(port) + "\n"));
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", e.dir.file("pub.cfg")}, out, err), 2);
+  EXPECT_NE(err.find("is not a loopback address"), std::string::npos) << err;
+  e.dir.write("pub2.cfg",
+              e.config_api("listen = 0.0.0.0:" + std::to_string(port) + "\npublic = yes\n"));
+  EXPECT_EQ(run_flowd({"--check-config", "-c", e.dir.file("pub2.cfg")}, out, err), 0) << err;
+}
+
+TEST(Api, AHundredConcurrentClientsAreAllServed) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  constexpr int kClients = 100;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] {
+      auto r = d.post(flow_json("start", 10000 + i, R"("scitag": 137)"));
+      if (r.status == 200) ++ok;
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients) << d.proc->log();
+  auto got = d.rx4.receive_many(kClients);
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(kClients));
+  auto flows = parse(d.get("/v1/flows?limit=1000"));
+  EXPECT_EQ(flows["total"], kClients);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Api, SlowClientsThatNeverFinishDoNotStopOthers) {
+  ApiDaemon d;
+  d.start(d.config_api("threads = 2\nrequest_timeout = 1500ms\ntimeout = 1s\n"));
+  // One client sends half a request and then nothing; another trickles a byte every 200 ms: each
+  // holds one of the two workers, but only until request_timeout.
+  int stalled = connect_unix(d.socket());
+  ASSERT_GE(stalled, 0);
+  std::string head = "POST /v1/flows HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{";
+  ASSERT_GT(::send(stalled, head.data(), head.size(), MSG_NOSIGNAL), 0);
+  int trickle = connect_unix(d.socket());
+  ASSERT_GE(trickle, 0);
+  std::atomic<bool> trickling{true};
+  std::thread trickler([&] {
+    const std::string req = "GET /v1/status HTTP/1.1\r\nX-Slow: " + std::string(200, 'a');
+    for (char c : req) {
+      if (!trickling || ::send(trickle, &c, 1, MSG_NOSIGNAL) <= 0) return;
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  std::this_thread::sleep_for(200ms);
+  // Others are served meanwhile: at worst after the slow ones' deadline freed a worker.
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    auto r = d.post(flow_json("start", 20000 + i, R"("scitag": 137)"));
+    EXPECT_EQ(r.status, 200) << r.curl_error;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+  // flowd closes both slow connections at request_timeout (1.5 s), not later.
+  auto closed = wait_closed(stalled, 5s);
+  ASSERT_TRUE(closed) << "flowd kept a request that never finishes open";
+  auto closed2 = wait_closed(trickle, 5s);
+  ASSERT_TRUE(closed2) << "flowd kept a trickling request open past request_timeout";
+  trickling = false;
+  trickler.join();
+  ::close(stalled);
+  ::close(trickle);
+  EXPECT_EQ(d.rx4.receive_many(5).size(), 5u);
+  EXPECT_EQ(d.get("/v1/status").status, 200);
+  EXPECT_EQ(d.stop(), 0) << "a stop ends the connections it serves at once";
+}
+
+TEST(Api, AStaleSocketOfAKilledFlowdIsReplacedAndALiveOneRefused) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  d.proc->signal(SIGKILL);
+  d.proc->wait(5s);
+  struct stat st {};
+  ASSERT_EQ(::lstat(d.socket().c_str(), &st), 0) << "kill -9 leaves the socket";
+  d.notify.reset();         // the old one's destructor would remove the new one's path
+  d.start(d.config_api());  // the stale socket is replaced
+  EXPECT_EQ(d.get("/v1/status").status, 200);
+  // A second flowd with the same socket path is refused, the first keeps serving.
+  std::string cfg2 = d.config_api();
+  cfg2.replace(cfg2.find(d.pipe()), d.pipe().size(), d.dir.file("other.np"));
+  const std::string prom = "listen = 127.0.0.1:" + std::to_string(d.prom_port);
+  cfg2.replace(cfg2.find(prom), prom.size(),
+               "listen = 127.0.0.1:" + std::to_string(free_tcp_port()));
+  d.dir.write("second.cfg", cfg2);
+  FlowdProcess second({"-c", d.dir.file("second.cfg")}, d.dir.file("second.log"));
+  EXPECT_EQ(second.wait(10s), 1);
+  EXPECT_NE(second.log().find("listens on " + d.socket()), std::string::npos) << second.log();
+  EXPECT_EQ(d.get("/v1/status").status, 200);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Api, AFileAtTheSocketPathIsRefusedAndKept) {
+  ApiDaemon d;
+  d.dir.write("api.sock", "not a socket\n");
+  d.dir.write("flowd.cfg", d.config_api());
+  FlowdProcess p({"-c", d.dir.file("flowd.cfg")}, d.dir.file("log"));
+  EXPECT_EQ(p.wait(10s), 1);
+  EXPECT_NE(p.log().find("is a regular file"), std::string::npos) << p.log();
+  EXPECT_EQ(read_file(d.socket()), "not a socket\n");
+}
+
+TEST(Api, StatusAndFlowsCommands) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  ASSERT_EQ(d.post(flow_json("start", 2600, R"("experiment": "atlas", "activity": 9)")).status,
+            200);
+  ASSERT_TRUE(d.rx4.receive());
+
+  std::string out, err;
+  ASSERT_EQ(run_flowd({"status", "-c", d.config_path}, out, err), 0) << err;
+  EXPECT_NE(out.find("running since"), std::string::npos) << out;
+  EXPECT_NE(out.find("np_api, api"), std::string::npos) << out;
+  EXPECT_NE(out.find("udp_firefly"), std::string::npos) << out;
+  EXPECT_NE(out.find("registry:"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 active"), std::string::npos) << out;
+  EXPECT_NE(out.find("marker:     not running"), std::string::npos) << out;
+
+  ASSERT_EQ(run_flowd({"status", "--json", "-c", d.config_path}, out, err), 0) << err;
+  auto s = json::parse(out);
+  EXPECT_EQ(s["active_flows"]["count"], 1);
+  EXPECT_EQ(s["registry"]["experiments"].get<int>() > 0, true);
+  EXPECT_GE(s["registry"]["age_seconds"].get<int>(), 0);
+  bool queue_seen = false;
+  for (const auto& c : s["components"])
+    if (c["name"] == "udp_firefly") {
+      queue_seen = true;
+      EXPECT_EQ(c["kind"], "backend");
+      EXPECT_EQ(c["queue_capacity"], 65536);
+      EXPECT_EQ(c["dropped"], 0);
+    }
+  EXPECT_TRUE(queue_seen) << s.dump();
+
+  ASSERT_EQ(run_flowd({"flows", "-c", d.config_path}, out, err), 0) << err;
+  EXPECT_NE(out.find("ORIGIN"), std::string::npos) << out;
+  EXPECT_NE(out.find("127.0.0.1:2600"), std::string::npos) << out;
+  EXPECT_NE(out.find("atlas/"), std::string::npos) << out;
+  EXPECT_NE(out.find("(1 active flow)"), std::string::npos) << out;
+  EXPECT_EQ(d.stop(), 0);
+
+  // Not running: a clear message and exit 1.
+  EXPECT_EQ(run_flowd({"status", "-c", d.config_path}, out, err), 1);
+  EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;
+  EXPECT_NE(err.find(d.socket()), std::string::npos) << err;
+  EXPECT_EQ(run_flowd({"flows", "--socket", d.dir.file("none.sock")}, out, err), 1);
+  EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;
+  EXPECT_EQ(
+      run_flowd({"status", "--address", "127.0.0.1:" + std::to_string(free_tcp_port())}, out, err),
+      1);
+  EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace flowd::test
