@@ -161,7 +161,8 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   std::string m = scrape();
   double lost = counter(m, "flowd_kernel_events_lost_total");
   EXPECT_GE(lost, kHeld - 64) << m;
-  EXPECT_EQ(counter(m, "flowd_kernel_resyncs_total"), 1) << m;
+  double resyncs = counter(m, "flowd_kernel_resyncs_total");
+  EXPECT_GE(resyncs, 1) << m;
   int started_once = 0;
   for (int p : ports) started_once += opened.starts[p] == 1;
   EXPECT_EQ(started_once, kHeld) << proc->log();
@@ -179,7 +180,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
   m = scrape();
   EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 64) << m;
-  EXPECT_EQ(counter(m, "flowd_kernel_resyncs_total"), 2) << m;
+  EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), resyncs + 1) << m;
 
   // Events flow again afterwards (IPv6 this time: the record's addresses as the socket's).
   {

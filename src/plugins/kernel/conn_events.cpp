@@ -8,10 +8,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "flowd/log.hpp"
 #include "flowd_conn.skel.h"
 
 namespace flowd::kernel {
@@ -42,6 +46,30 @@ std::string why(const char* step, int err) {
   return reason;
 }
 
+// libbpf's own messages while loading ("Couldn't load trivial BPF program...", the verifier's log)
+// go to the debug log instead of stderr: the one line the plugin logs says why. Components start
+// one after the other on the main thread, so the previous callback (the ebpf backend's) is put
+// back before anyone else loads.
+int libbpf_to_debug(enum libbpf_print_level, const char* fmt, va_list args) {
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  std::string_view line(buf, static_cast<std::size_t>(std::clamp(n, 0, int{sizeof buf} - 1)));
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  get_logger("bpf")->debug("{}", line);
+  return 0;
+}
+
+class QuietLibbpf {
+ public:
+  QuietLibbpf() : previous_(libbpf_set_print(libbpf_to_debug)) {}
+  ~QuietLibbpf() { libbpf_set_print(previous_); }
+  QuietLibbpf(const QuietLibbpf&) = delete;
+  QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+
+ private:
+  libbpf_print_fn_t previous_;
+};
+
 }  // namespace
 
 std::uint32_t own_netns_inode() {
@@ -52,6 +80,7 @@ std::uint32_t own_netns_inode() {
 
 ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler)
     : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+  QuietLibbpf quiet;
   skel_ = flowd_conn__open();
   if (!skel_) throw LoadError(why("opening the BPF object", errno));
   skel_->rodata->cfg_netns = netns;
