@@ -11,6 +11,7 @@
 #include "plugins/api/api_plugin.hpp"
 #include "plugins/firefly/firefly_plugin.hpp"
 #include "plugins/iperf/iperf_plugin.hpp"
+#include "plugins/kernel/kernel_plugin.hpp"
 #include "plugins/netflow/netflow_plugin.hpp"
 #include "plugins/netlink/netlink_plugin.hpp"
 #include "plugins/netstat/netstat_plugin.hpp"
@@ -25,10 +26,10 @@ constexpr ComponentAlias kBackendAliases[] = {
 }  // namespace
 
 const ComponentTable& component_table() {
-  static const std::array<PluginInfo, 8> plugins{
+  static const std::array<PluginInfo, 10> plugins{
       np_api::plugin_info(),        api::plugin_info(),     netflow::plugin_info(),
       netflow::sflow_plugin_info(), firefly::plugin_info(), netlink_plugin::plugin_info(),
-      netstat::plugin_info(),       iperf::plugin_info(),
+      kernel::plugin_info(),        netstat::plugin_info(), iperf::plugin_info(),
   };
   static const std::array<BackendInfo, 3> backends{
       udp_firefly::backend_info(),

@@ -7,9 +7,8 @@ namespace {
 
 constexpr KeySpec kCoreKeys[] = {
     {"plugins", KeyType::kList, "",
-     "plugins to run (np_api, api, netflow, sflow, firefly, netlink, netstat, iperf); several may "
-     "run "
-     "at once",
+     "plugins to run (np_api, api, netflow, sflow, firefly, netlink, kernel, netstat, iperf); "
+     "several may run at once",
      "PLUGIN"},
     {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)",
      "BACKEND"},

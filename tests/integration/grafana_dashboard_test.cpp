@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// docs/grafana/flowd.json: every PromQL expression is valid (promtool check rules), and every metric
-// it names is one flowd exports, read from a real scrape of a flowd with every plugin and backend
-// on (privileged: the ebpf backend and the scanners run in a network namespace of the test's own).
+// docs/grafana/flowd.json: every PromQL expression is valid (promtool check rules), and every
+// metric it names is one flowd exports, read from a real scrape of a flowd with every plugin and
+// backend on (privileged: the ebpf backend and the scanners run in a network namespace of the
+// test's own).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,8 +103,7 @@ TEST(GrafanaDashboard, EveryMetricItNamesIsOneFlowdExports) {
   const std::string cfg =
       "[flowd]\nplugins = np_api, netflow, sflow, firefly, netlink, netstat, iperf\n"
       "backends = udp_firefly, prometheus, ebpf\nwork_dir = " +
-      dir.file("cache") +
-      "\n[plugin.np_api]\npath = " + dir.file("np") +
+      dir.file("cache") + "\n[plugin.np_api]\npath = " + dir.file("np") +
       "\n[plugin.netflow]\nlisten = 127.0.0.1:2055\ntcp_listen = 127.0.0.1:4739\n"
       "[plugin.sflow]\nlisten = 127.0.0.1:6343\n"
       "[plugin.firefly]\nhost = 127.0.0.1\n"

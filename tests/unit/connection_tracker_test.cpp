@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <map>
+
 #include "netlink/sock_diag.hpp"
 #include "plugins/scanner/connection_filter.hpp"
 
@@ -91,6 +93,65 @@ TEST(ConnectionTracker, StartsWhenEstablishedEndsWhenClosing) {
   EXPECT_TRUE(scan(t, {c}).empty()) << "an end is reported once";
   EXPECT_TRUE(scan(t, {}).empty()) << "no second end when the closed connection disappears";
   EXPECT_EQ(t.started(), 0u);
+}
+
+TEST(ConnectionTracker, EventsStartAndEndWithTheirOwnTimes) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  auto old = conn("192.0.2.1", 40000, "203.0.113.5", 443);
+  scan(t, {old});  // adopted
+  std::vector<FlowID> out;
+  auto when = Clock::now() - std::chrono::seconds(3);
+  auto c = conn("192.0.2.1", 40001, "203.0.113.5", 443);
+  t.established(c, when, out);
+  t.established(c, when, out);
+  ASSERT_EQ(out.size(), 1u) << "one start per connection";
+  EXPECT_EQ(out[0].state, FlowState::kStart);
+  EXPECT_EQ(out[0].start_time, when);
+  EXPECT_EQ(out[0].origin, FlowOrigin::kLocal);
+  // An event for a connection the adoption scan listed proves it newer than flowd: started.
+  t.established(old, when, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].src_port, 40000);
+  out.clear();
+  t.closed(c, when + std::chrono::milliseconds(20), out);
+  t.closed(c, when + std::chrono::milliseconds(30), out);
+  ASSERT_EQ(out.size(), 1u) << "one end per connection";
+  EXPECT_EQ(out[0].state, FlowState::kEnd);
+  EXPECT_EQ(out[0].end_time, when + std::chrono::milliseconds(20));
+  EXPECT_EQ(out[0].experiment, 2);
+  EXPECT_EQ(t.tracked(), 1u) << "the closed connection is forgotten";
+  // Filtered connections give nothing, and are forgotten at their close.
+  ConnectionTracker p(ConnectionFilter{}, false, fixed(2, 9));
+  scan(p, {});
+  out.clear();
+  auto priv = conn("10.0.0.1", 1, "10.0.0.2", 2);
+  p.established(priv, when, out);
+  p.closed(priv, when, out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(p.tracked(), 0u);
+}
+
+TEST(ConnectionTracker, AResyncScanRepairsLostEvents) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  std::vector<FlowID> out;
+  auto a = conn("192.0.2.1", 1, "203.0.113.5", 443), b = conn("192.0.2.1", 2, "203.0.113.5", 443),
+       c = conn("192.0.2.1", 3, "203.0.113.5", 443);
+  t.established(a, Clock::now(), out);
+  t.established(b, Clock::now(), out);
+  ASSERT_EQ(out.size(), 2u);
+  // Lost: a's end and c's start. The resync dump lists b and c.
+  auto ev = scan(t, {b, c});
+  ASSERT_EQ(ev.size(), 2u);
+  std::map<std::uint16_t, FlowState> by_port{{ev[0].src_port, ev[0].state},
+                                             {ev[1].src_port, ev[1].state}};
+  EXPECT_EQ(by_port[1], FlowState::kEnd);
+  EXPECT_EQ(by_port[3], FlowState::kStart);
+  // A late (stale) start of c after the resync is not a second start.
+  out.clear();
+  t.established(c, Clock::now(), out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(t.started(), 2u);
 }
 
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {

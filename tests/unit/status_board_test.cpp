@@ -90,8 +90,9 @@ TEST(StatusBoard, RegistrySourceAndLoadTime) {
   StatusBoard board(registry);
   auto r = board.report();
   EXPECT_EQ(r.registry_source, reg->source());
-  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(r.registry_loaded - fetched).count(),
-            0);
+  EXPECT_EQ(
+      std::chrono::duration_cast<std::chrono::milliseconds>(r.registry_loaded - fetched).count(),
+      0);
   EXPECT_GT(r.registry_experiments, 0u);
   const auto confirmed = Clock::now();
   registry.confirm(confirmed);

@@ -80,16 +80,7 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   switch (t.status) {
     case Status::kPending:
       if (c.state == netlink::kTcpEstablished) {
-        bool retry = false;
-        auto tag = tagger_(c, retry);
-        if (!tag) {
-          if (!retry) t.status = Status::kIgnored;
-          return;
-        }
-        t.tag = *tag;
-        t.status = Status::kStarted;
-        ++started_;
-        out.push_back(event(t, FlowState::kStart, now));
+        start(t, c, now, out);
       } else if (netlink::is_closing_state(c.state)) {
         t.status = Status::kIgnored;  // closed before we saw it established: nothing to report
       }
@@ -104,6 +95,51 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
     default:
       break;
   }
+}
+
+void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
+                              std::vector<FlowID>& out) {
+  bool retry = false;
+  auto tag = tagger_(c, retry);
+  if (!tag) {
+    if (!retry) t.status = Status::kIgnored;
+    return;
+  }
+  t.tag = *tag;
+  t.status = Status::kStarted;
+  ++started_;
+  out.push_back(event(t, FlowState::kStart, now));
+}
+
+void ConnectionTracker::established(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
+  if (c.remote_port == 0) return;
+  FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+  bool fresh = false;
+  Tracked& t = find_or_insert(key, fresh);
+  // The generation of the last scan, not of the next: a resync scan that no longer lists the
+  // connection (its end event was lost) ends it in finish().
+  t.generation = scans_;
+  if (fresh || t.status == Status::kEnded) {
+    t.status = Status::kPending;
+    if (!filter_.accepts(c.remote)) {
+      t.status = Status::kIgnored;
+      return;
+    }
+  }
+  if (t.status == Status::kPending || t.status == Status::kAdopted) start(t, c, when, out);
+}
+
+void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
+  FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+  bool fresh = false;
+  Tracked& t = find_or_insert(key, fresh);
+  if (t.status == Status::kStarted) {
+    --started_;
+    out.push_back(event(t, FlowState::kEnd, when));
+  }
+  t.slot = Slot::kDeleted;
+  --used_;
+  ++deleted_;
 }
 
 void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {

@@ -40,6 +40,15 @@ class ConnectionTracker {
   void observe(const Connection& c, TimePoint now, std::vector<FlowID>& out);
   void finish(TimePoint now, std::vector<FlowID>& out);
 
+  // Event-driven use (the kernel plugin), between scans: the kernel says `c` reached ESTABLISHED
+  // at `when`. A new connection is filtered and tagged (a `start`); one a scan adopted or saw
+  // before it was established is started too (the event proves it is newer than flowd); one
+  // already started (a resync scan saw it first) gives nothing.
+  void established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
+  // The kernel says `c` left ESTABLISHED at `when`: its `end` if it was started; forgotten either
+  // way (the kernel sends nothing more about the socket).
+  void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
+
   std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
   bool first_scan_done() const { return scans_ > 0; }
@@ -64,6 +73,7 @@ class ConnectionTracker {
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
   Tracked& find_or_insert(const FlowKey& key, bool& fresh);
   void rehash(std::size_t capacity);
+  void start(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
 
   ConnectionFilter filter_;
   bool report_existing_;

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/kernel/conn_events.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "flowd/log.hpp"
+#include "flowd_conn.skel.h"
+
+namespace flowd::kernel {
+namespace {
+
+// A tracing program needs CAP_BPF and CAP_PERFMON (Linux 5.8), or CAP_SYS_ADMIN.
+std::string missing_capabilities() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) return {};
+  auto has = [&](int cap) { return (data[cap / 32].effective >> (cap % 32)) & 1u; };
+  if (has(CAP_SYS_ADMIN)) return {};
+  std::string missing;
+  if (!has(CAP_BPF)) missing += "CAP_BPF and ";
+  if (!has(CAP_PERFMON)) missing += "CAP_PERFMON and ";
+  if (!missing.empty()) missing.resize(missing.size() - 5);
+  return missing;
+}
+
+std::string why(const char* step, int err) {
+  std::string reason = std::string(step) + ": " + std::strerror(err);
+  if (auto caps = missing_capabilities(); !caps.empty())
+    return reason + " (flowd lacks " + caps + ", or CAP_SYS_ADMIN)";
+  struct stat st;
+  if (::stat("/sys/kernel/btf/vmlinux", &st) != 0)
+    return reason + " (the kernel has no BTF: /sys/kernel/btf/vmlinux is missing, " +
+           "CONFIG_DEBUG_INFO_BTF)";
+  return reason;
+}
+
+// libbpf's own messages while loading ("Couldn't load trivial BPF program...", the verifier's log)
+// go to the debug log instead of stderr: the one line the plugin logs says why. Components start
+// one after the other on the main thread, so the previous callback (the ebpf backend's) is put
+// back before anyone else loads.
+int libbpf_to_debug(enum libbpf_print_level, const char* fmt, va_list args) {
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  std::string_view line(buf, static_cast<std::size_t>(std::clamp(n, 0, int{sizeof buf} - 1)));
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  get_logger("bpf")->debug("{}", line);
+  return 0;
+}
+
+class QuietLibbpf {
+ public:
+  QuietLibbpf() : previous_(libbpf_set_print(libbpf_to_debug)) {}
+  ~QuietLibbpf() { libbpf_set_print(previous_); }
+  QuietLibbpf(const QuietLibbpf&) = delete;
+  QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+
+ private:
+  libbpf_print_fn_t previous_;
+};
+
+}  // namespace
+
+std::uint32_t own_netns_inode() {
+  struct stat st;
+  if (::stat("/proc/thread-self/ns/net", &st) != 0) return 0;
+  return static_cast<std::uint32_t>(st.st_ino);
+}
+
+ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler)
+    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+  QuietLibbpf quiet;
+  skel_ = flowd_conn__open();
+  if (!skel_) throw LoadError(why("opening the BPF object", errno));
+  skel_->rodata->cfg_netns = netns;
+  int err = bpf_map__set_max_entries(skel_->maps.flowd_conn_events, ring_bytes);
+  if (err == 0) err = flowd_conn__load(skel_);
+  if (err != 0) {
+    flowd_conn__destroy(skel_);
+    throw LoadError(why("loading the BPF program", -err));
+  }
+  err = flowd_conn__attach(skel_);
+  if (err != 0) {
+    flowd_conn__destroy(skel_);
+    throw LoadError(why("attaching to sock:inet_sock_set_state", -err));
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.flowd_conn_events), &ConnEvents::on_record, this,
+                           nullptr);
+  if (!ring_) {
+    err = errno;
+    flowd_conn__destroy(skel_);
+    throw LoadError(why("opening the ring buffer", err));
+  }
+}
+
+ConnEvents::~ConnEvents() {
+  ring_buffer__free(ring_);
+  flowd_conn__destroy(skel_);
+}
+
+int ConnEvents::fd() const {
+  return ring_buffer__epoll_fd(ring_);
+}
+
+int ConnEvents::consume() {
+  return ring_buffer__consume(ring_);
+}
+
+int ConnEvents::on_record(void* self, void* data, std::size_t size) {
+  if (size < sizeof(flowd_conn_event)) return 0;
+  flowd_conn_event e;
+  std::memcpy(&e, data, sizeof e);
+  static_cast<ConnEvents*>(self)->handler_(e);
+  return 0;
+}
+
+std::uint64_t ConnEvents::lost() const {
+  std::vector<__u64> values(static_cast<std::size_t>(ncpu_));
+  __u32 key = FLOWD_CONN_STAT_LOST;
+  std::uint64_t sum = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flowd_conn_stats), &key, values.data()) == 0)
+    for (auto v : values) sum += v;
+  return sum;
+}
+
+}  // namespace flowd::kernel

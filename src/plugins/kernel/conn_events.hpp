@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// The BPF side of the kernel plugin (bpf/flowd_conn.bpf.c): loads and attaches the program on the
+// sock:inet_sock_set_state tracepoint, reads its ring buffer and its counters. No sockets, no
+// tracking: the plugin turns the records into events.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "flowd_conn.h"
+
+struct flowd_conn;
+struct ring_buffer;
+
+namespace flowd::kernel {
+
+// Why the program could not be loaded, in words for the log ("missing CAP_BPF ...").
+class LoadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ConnEvents {
+ public:
+  using Handler = std::function<void(const flowd_conn_event&)>;
+
+  // Opens, loads and attaches the program: a ring buffer of `ring_bytes` (a power of two, a whole
+  // number of pages), events of the network namespace with inode `netns` only (0: all). Records go
+  // to `handler` from consume(). Throws LoadError saying why (capabilities, BTF, the kernel's
+  // errno).
+  ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler);
+  ~ConnEvents();
+  ConnEvents(const ConnEvents&) = delete;
+  ConnEvents& operator=(const ConnEvents&) = delete;
+
+  // Readable (epoll) when records wait in the ring buffer.
+  int fd() const;
+  // Hands every waiting record to the handler; the number handed, or -errno.
+  int consume();
+  // Records the full ring buffer refused since load (summed over CPUs).
+  std::uint64_t lost() const;
+
+ private:
+  static int on_record(void* self, void* data, std::size_t size);
+  flowd_conn* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  Handler handler_;
+  int ncpu_ = 1;
+};
+
+// The inode number of the calling thread's network namespace (/proc/thread-self/ns/net); 0 when
+// it cannot be read.
+std::uint32_t own_netns_inode();
+
+}  // namespace flowd::kernel

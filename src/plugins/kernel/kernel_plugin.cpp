@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kernel plugin: the scanners' tagging (fixed tag, per-local-port rules, internal_networks,
+// ignore_private) on connection events the kernel sends as they happen (conn_events.hpp), instead
+// of a dump every `interval`. One sock_diag dump adopts what exists at start, and another repairs
+// the tracker whenever the ring buffer was full (records lost).
+#include "plugins/kernel/kernel_plugin.hpp"
+
+#include <arpa/inet.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "common/unique_fd.hpp"
+#include "flowd/heartbeat.hpp"
+#include "flowd/log.hpp"
+#include "flowd/stop_fd.hpp"
+#include "netlink/sock_diag.hpp"
+#include "plugins/kernel/boot_clock.hpp"
+#include "plugins/kernel/conn_events.hpp"
+#include "plugins/scanner/scanner_keys.hpp"
+#include "plugins/scanner/scanner_plugin.hpp"
+
+namespace flowd::kernel {
+namespace {
+
+constexpr std::array<KeySpec, 1> kRingKeys = {{
+    {.name = "ring_buffer_size",
+     .type = KeyType::kInt,
+     .default_value = "1048576",
+     .help = "bytes of the BPF ring buffer that carries connection events to flowd (a power of "
+             "two, at least 4096; 64 bytes an event); when it is full, events are counted lost and "
+             "a sock_diag dump repairs what they said",
+     .min = 4096,
+     .max = 1 << 30},
+}};
+
+constexpr auto kKeys =
+    scanner::join(scanner::tag_keys({}, {}), scanner::scan_keys({}, {}), kRingKeys);
+
+// Where BPF cannot be loaded: the netlink plugin's polling, under this plugin's name.
+class PollingFallback final : public scanner::ScannerPlugin {
+ public:
+  PollingFallback(const char* name, Context& ctx, scanner::ScannerOptions options,
+                  scanner::Tagger tagger)
+      : ScannerPlugin(name, ctx, std::move(options), std::move(tagger)) {}
+  void start() override { diag_.emplace(); }
+
+ protected:
+  bool scan(const scanner::ConnectionVisitor& visit, std::string& error) override {
+    return scanner::scan_sock_diag(*diag_, visit, error);
+  }
+
+ private:
+  std::optional<netlink::SockDiag> diag_;
+};
+
+// The record's addresses as the scanners see them: IPv4-mapped IPv6 as IPv4 (sock_diag.cpp).
+IpAddress address_of(const __u8 (&bytes)[16], int family) {
+  IpAddress a;
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == AF_INET6 && std::memcmp(bytes, kMapped, sizeof kMapped) == 0) {
+    a.family = AF_INET;
+    std::memcpy(a.bytes.data(), bytes + 12, 4);
+  } else {
+    a.family = family;
+    std::memcpy(a.bytes.data(), bytes, family == AF_INET ? 4 : 16);
+  }
+  return a;
+}
+
+class KernelPlugin final : public Plugin {
+ public:
+  KernelPlugin(const Section& cfg, Context& ctx, const char* name)
+      : name_(name),
+        ctx_(ctx),
+        log_(get_logger(std::string("plugin.") + name)),
+        options_(scanner::scanner_options(cfg, "plugin.kernel")),
+        tagger_(scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.kernel")),
+        ring_bytes_(static_cast<std::uint32_t>(cfg.get_int("ring_buffer_size"))),
+        tracker_(options_.filter, options_.report_existing, tagger_) {
+    if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
+      throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
+                        " is not a power of two");
+    auto& m = ctx.metrics;
+    events_total_ = &prometheus::BuildCounter()
+                         .Name("flowd_kernel_events_total")
+                         .Help("TCP state changes the kernel plugin read from its ring buffer")
+                         .Register(m)
+                         .Add({});
+    lost_total_ = &prometheus::BuildCounter()
+                       .Name("flowd_kernel_events_lost_total")
+                       .Help("TCP state changes the full ring buffer could not take")
+                       .Register(m)
+                       .Add({});
+    resyncs_total_ = &prometheus::BuildCounter()
+                          .Name("flowd_kernel_resyncs_total")
+                          .Help("sock_diag dumps the kernel plugin made to repair lost events")
+                          .Register(m)
+                          .Add({});
+    tracked_ = &prometheus::BuildGauge()
+                    .Name("flowd_kernel_tracked_connections")
+                    .Help("Connections the kernel plugin follows (started, adopted or ignored)")
+                    .Register(m)
+                    .Add({});
+  }
+
+  void start() override {
+    diag_.emplace();  // the adoption and resync dumps; a failure is reported before READY=1
+    try {
+      bpf_.emplace(ring_bytes_, own_netns_inode(),
+                   [this](const flowd_conn_event& e) { on_event(e); });
+    } catch (const LoadError& e) {
+      log_->warn(
+          "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
+          "instead, as the netlink plugin",
+          e.what(), options_.interval.count());
+      fallback_ = std::make_unique<PollingFallback>(name_, ctx_, options_, tagger_);
+      fallback_->start();
+    }
+  }
+
+  void run(std::stop_token stop, Publisher& out) override {
+    if (fallback_) return fallback_->run(stop, out);
+    StopFd stopfd(stop);
+    UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    for (int fd : {stopfd.fd(), bpf_->fd()}) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+    // The program is attached since start(): a connection established from then on has its
+    // event in the ring, so this dump misses nothing. What it lists is adopted (or, with
+    // report_existing, started); an event for an adopted connection starts it (it is newer).
+    resync(out, false);
+    log_->info(
+        "following TCP state changes in the kernel (ring buffer {} bytes); {} connections adopted "
+        "at start{}",
+        ring_bytes_, tracker_.tracked(),
+        options_.report_existing ? " (reported)" : " (not reported)");
+    drain(out);
+    while (!stop.stop_requested()) {
+      epoll_event ev{};
+      int n;
+      {
+        WaitingScope waiting;
+        n = epoll_wait(ep.get(), &ev, 1, -1);
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+      if (n == 1 && ev.data.fd == bpf_->fd()) drain(out);
+    }
+  }
+
+  void stop() override {
+    if (fallback_) fallback_->stop();
+    bpf_.reset();
+  }
+
+ private:
+  // Reads what waits in the ring, publishes it, and resyncs if the ring refused records meanwhile.
+  void drain(Publisher& out) {
+    events_.clear();
+    clock_.refresh();
+    int n = bpf_->consume();
+    if (n < 0) throw std::system_error(-n, std::generic_category(), "ring_buffer__consume");
+    events_total_->Increment(n);
+    out.publish(events_);
+    std::uint64_t lost = bpf_->lost();
+    if (lost != lost_) {
+      lost_total_->Increment(static_cast<double>(lost - lost_));
+      limited_warn(*log_, lost_limiter_,
+                   "the ring buffer was full: {} TCP state changes lost; resyncing with a "
+                   "sock_diag dump (a larger ring_buffer_size avoids it)",
+                   lost - lost_);
+      lost_ = lost;
+      resync(out, true);
+    }
+    tracked_->Set(static_cast<double>(tracker_.tracked()));
+  }
+
+  void on_event(const flowd_conn_event& e) {
+    scanner::Connection c;
+    c.local = address_of(e.local_addr, e.family);
+    c.remote = address_of(e.remote_addr, e.family);
+    c.local_port = e.local_port;
+    c.remote_port = e.remote_port;
+    c.state = e.newstate;
+    if (e.kind == FLOWD_CONN_START)
+      tracker_.established(c, clock_.wall(e.ts_boot_ns), events_);
+    else if (e.kind == FLOWD_CONN_END)
+      tracker_.closed(c, clock_.wall(e.ts_boot_ns), events_);
+  }
+
+  // One sock_diag dump through the tracker: starts what it lists established and does not know,
+  // ends what it knows started and the dump no longer lists (or lists closing). Events of a
+  // connection opened and closed entirely within the lost records cannot be recovered.
+  void resync(Publisher& out, bool count) {
+    if (count) resyncs_total_->Increment();
+    events_.clear();
+    auto now = Clock::now();
+    std::string error;
+    bool ok = scanner::scan_sock_diag(
+        *diag_, [&](const scanner::Connection& c) { tracker_.observe(c, now, events_); }, error);
+    if (!ok) {
+      // Not a reason to end every connection: what the dump found is kept, the rest waits for
+      // the next loss or its own event.
+      log_->warn("sock_diag dump failed: {}", error);
+      out.publish(events_);
+      return;
+    }
+    tracker_.finish(now, events_);
+    out.publish(events_);
+  }
+
+  const char* name_;
+  Context& ctx_;
+  std::shared_ptr<spdlog::logger> log_;
+  scanner::ScannerOptions options_;
+  scanner::Tagger tagger_;
+  std::uint32_t ring_bytes_;
+  scanner::ConnectionTracker tracker_;
+  std::optional<netlink::SockDiag> diag_;
+  std::optional<ConnEvents> bpf_;
+  std::unique_ptr<PollingFallback> fallback_;
+  BootClock clock_;
+  std::vector<FlowID> events_;
+  std::uint64_t lost_ = 0;
+  LogLimiter lost_limiter_;
+  prometheus::Counter *events_total_, *lost_total_, *resyncs_total_;
+  prometheus::Gauge* tracked_;
+};
+
+std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
+  return std::make_unique<KernelPlugin>(cfg, ctx, name);
+}
+
+}  // namespace
+
+const PluginInfo& plugin_info() {
+  static const PluginInfo info{
+      "kernel",
+      "TCP connections as the kernel changes their state (BPF tracepoint, ring buffer): start and "
+      "end events with the kernel's time; polls like netlink where BPF cannot load",
+      kKeys, create};
+  return info;
+}
+
+}  // namespace flowd::kernel
