@@ -94,9 +94,10 @@ print(u.getsockname()[1], t.getsockname()[1])')
 sed -e 's#^flow_map_api = .*#flow_map_api =#' -e "s#^port = 10514#port = $firefly_port#" \
   -e "s#^listen = 127.0.0.1:9000#listen = 127.0.0.1:$metrics_port#" \
   "$root/etc/flowd/flowd.cfg" >"$root/etc/flowd/check.cfg"
-grep -q "^port = $firefly_port" "$root/etc/flowd/check.cfg" &&
-  grep -q "^listen = 127.0.0.1:$metrics_port" "$root/etc/flowd/check.cfg" ||
-  { echo "the image's flowd.cfg no longer has the firefly port or metrics listen line"; exit 1; }
+if ! grep -q "^port = $firefly_port" "$root/etc/flowd/check.cfg" ||
+  ! grep -q "^listen = 127.0.0.1:$metrics_port" "$root/etc/flowd/check.cfg"; then
+  echo "the image's flowd.cfg no longer has the firefly port or metrics listen line"; exit 1
+fi
 pipe=$(sed -n 's#^path = ##p' "$root/etc/flowd/check.cfg")
 [[ $pipe == /* ]] || { echo "no pipe path in the image's flowd.cfg"; exit 1; }
 
