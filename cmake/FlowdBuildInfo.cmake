@@ -4,6 +4,10 @@
 # Variables: SOURCE_DIR (the git work tree), OUT (the generated .cpp).
 execute_process(COMMAND git rev-parse --short=12 HEAD WORKING_DIRECTORY ${SOURCE_DIR}
                 OUTPUT_VARIABLE FLOWD_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(NOT FLOWD_COMMIT AND DEFINED ENV{FLOWD_COMMIT})
+  # A tree without .git (the container image's build context) is told its commit by the caller.
+  set(FLOWD_COMMIT $ENV{FLOWD_COMMIT})
+endif()
 if(NOT FLOWD_COMMIT)
   set(FLOWD_COMMIT unknown)
 endif()

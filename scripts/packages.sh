@@ -5,18 +5,23 @@
 #   scripts/packages.sh build    -> packages to build flowd
 #   scripts/packages.sh runtime  -> shared libraries flowd links at run time
 #   scripts/packages.sh test     -> tools the test suite drives (exporters, decoders, promtool, ...)
-#   scripts/packages.sh install [build|runtime|test ...]   -> apt-get install them (default: build test)
+#   scripts/packages.sh image    -> what scripts/check-image.sh needs to build and check the container image
+#   scripts/packages.sh install [build|runtime|test|image ...]   -> apt-get install them (default: build test)
 
 FLOWD_BUILD_PACKAGES="cmake make g++ clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
 libmnl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libinih-dev libsystemd-dev \
 nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libpcap-dev libsimdjson-dev libcpp-httplib-dev \
-libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev"
+libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev ccache"
 
 FLOWD_RUNTIME_PACKAGES="libspdlog1.10 libfmt9 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
 libcivetweb1 libcpp-httplib0.11 libinih1 libsystemd0 libcurl4 libbpf1 libelf1 zlib1g libpcap0.8 libmnl0 libsimdjson14 ca-certificates"
 
 FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd libseccomp-dev tshark tcpdump iperf3 softflowd \
 nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb clang-format"
+
+# podman builds the image (chroot isolation: no container runtime is started); debootstrap makes the
+# base image where no image registry is reachable; python3 listens for the firefly.
+FLOWD_IMAGE_PACKAGES="podman debootstrap debian-archive-keyring python3 util-linux coreutils tar"
 
 flowd_packages() {
   local kind
@@ -25,6 +30,7 @@ flowd_packages() {
       build) echo "$FLOWD_BUILD_PACKAGES" ;;
       runtime) echo "$FLOWD_RUNTIME_PACKAGES" ;;
       test) echo "$FLOWD_TEST_PACKAGES" ;;
+      image) echo "$FLOWD_IMAGE_PACKAGES" ;;
       *) echo "unknown package set: $kind" >&2; return 2 ;;
     esac
   done
@@ -35,7 +41,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   cmd=${1:-install}
   shift || true
   case "$cmd" in
-    build|runtime|test) flowd_packages "$cmd" "$@" | tr -s ' \n' '\n' | sed '/^$/d' ;;
+    build|runtime|test|image) flowd_packages "$cmd" "$@" | tr -s ' \n' '\n' | sed '/^$/d' ;;
     install)
       sets=("$@"); [[ ${#sets[@]} -gt 0 ]] || sets=(build test)
       pkgs=$(flowd_packages "${sets[@]}")
@@ -53,6 +59,6 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         "${as_root[@]}" apt-get update -qq
         "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
       fi ;;
-    *) echo "usage: $0 [install [build|runtime|test ...]|build|runtime|test]" >&2; exit 2 ;;
+    *) echo "usage: $0 [install [build|runtime|test|image ...]|build|runtime|test|image]" >&2; exit 2 ;;
   esac
 fi

@@ -14,7 +14,7 @@ if grep -nE 'apt-get install[^\n]*[a-z]' "$src/Dockerfile" | grep -v packages.sh
 fi
 # One apt-cache call for the whole archive (one per package took minutes on a busy machine).
 known=" $(apt-cache pkgnames | tr '\n' ' ') "
-for kind in build runtime test; do
+for kind in build runtime test image; do
   for p in $(bash "$src/scripts/packages.sh" "$kind"); do
     if [[ "$known" != *" $p "* ]]; then echo "$kind package '$p' is unknown to apt"; fail=1; fi
   done
