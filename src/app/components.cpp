@@ -26,7 +26,7 @@ constexpr ComponentAlias kBackendAliases[] = {
 }  // namespace
 
 const ComponentTable& component_table() {
-  static const std::array<PluginInfo, 10> plugins{
+  static const std::array<PluginInfo, 9> plugins{
       np_api::plugin_info(),        api::plugin_info(),     netflow::plugin_info(),
       netflow::sflow_plugin_info(), firefly::plugin_info(), netlink_plugin::plugin_info(),
       kernel::plugin_info(),        netstat::plugin_info(), iperf::plugin_info(),
