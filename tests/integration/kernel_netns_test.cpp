@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -132,6 +134,29 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// Stops flowd and returns once every one of its threads is stopped: kill() returns before the
+// signal has reached them, and a reader thread still running would drain the ring.
+void stop_all_threads(FlowdProcess& p) {
+  p.signal(SIGSTOP);
+  const std::string tasks = "/proc/" + std::to_string(p.pid()) + "/task";
+  for (int i = 0; i < 500; ++i) {
+    bool all = true;
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream in(t.path() / "stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
+        all = false;
+        break;
+      }
+    }
+    if (all) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ADD_FAILURE() << "flowd's threads did not all stop";
+}
+
 // The ring is made to overflow deterministically: flowd is stopped (SIGSTOP) while connections
 // open, so the 4 KiB ring (64 records) fills and the kernel refuses the rest. What is guaranteed
 // after the resync: every connection open at the resync has exactly one start, and every started
@@ -145,7 +170,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
               "following TCP state changes");
   constexpr int kHeld = 300;
   std::vector<int> clients, ports;
-  proc->signal(SIGSTOP);
+  stop_all_threads(*proc);
   {
     NetnsScope in_a(net->a);
     for (int i = 0; i < kHeld; ++i) {
@@ -170,7 +195,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_NE(proc->log().find("resyncing with a sock_diag dump"), std::string::npos);
 
   // The ends overflow too.
-  proc->signal(SIGSTOP);
+  stop_all_threads(*proc);
   for (int fd : clients) ::close(fd);
   proc->signal(SIGCONT);
   auto closed = tally(events(kHeld), 2, 9);
