@@ -29,7 +29,8 @@ constexpr KeySpec kKeys[] = {
     {"threads",
      KeyType::kInt,
      "8",
-     "connections served at once, per listener; a slow client holds one for at most "
+     "connections served at once, the unix socket and listen together; a slow client holds one for "
+     "at most "
      "request_timeout",
      {},
      1,
@@ -37,7 +38,7 @@ constexpr KeySpec kKeys[] = {
     {"queue",
      KeyType::kInt,
      "64",
-     "accepted connections waiting for a thread, per listener; beyond it connections wait in the "
+     "accepted connections waiting for a thread (all listeners); beyond it connections wait in the "
      "kernel's backlog",
      {},
      1,
@@ -68,7 +69,7 @@ constexpr KeySpec kKeys[] = {
      .type = KeyType::kDuration,
      .default_value = "10s",
      .help = "a request not received whole this long after its first byte ends the connection "
-             "(408)",
+             "(closed, or 400 when its body was cut short)",
      .min = 100,
      .max = 300 * kSecond,
      .unit = DurationUnit::kSeconds,

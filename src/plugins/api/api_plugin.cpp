@@ -133,19 +133,28 @@ class ApiPlugin final : public Plugin {
     });
     // What httplib answers itself (404, 405, 400, 413: a body over max_body) gets a JSON body
     // too; a handler's own answer is left alone.
-    r.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                    httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 413 && endpoint_of(req) == Endpoint::kFlowsPost) {
-        rejected_.add(Reject::kTooLarge);
-        send_error(
-            res, 413, to_string(Reject::kTooLarge),
-            fmt::format("the body is larger than {} bytes ([plugin.api] max_body)", cfg_.max_body));
-      } else {
-        send_error(res, res.status, "http", error_text(req, res.status));
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+    r.set_error_handler(httplib::Server::HandlerWithResponse(
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          if (res.status == 413 && endpoint_of(req) == Endpoint::kFlowsPost) {
+            rejected_.add(Reject::kTooLarge);
+            // httplib (Debian's compiled 0.11) caps a body sent as a form at 8192 bytes whatever
+            // max_body says, and curl -d sends one as a form unless told otherwise: say which
+            // limit.
+            if (req.get_header_value("Content-Type") == "application/x-www-form-urlencoded")
+              send_error(res, 413, to_string(Reject::kTooLarge),
+                         "a body sent as application/x-www-form-urlencoded (curl -d's default) is "
+                         "limited to 8192 bytes by the HTTP library; send it with Content-Type: "
+                         "application/json (up to [plugin.api] max_body)");
+            else
+              send_error(res, 413, to_string(Reject::kTooLarge),
+                         fmt::format("the body is larger than {} bytes ([plugin.api] max_body)",
+                                     cfg_.max_body));
+          } else {
+            send_error(res, res.status, "http", error_text(req, res.status));
+          }
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     r.set_exception_handler(
         [this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
           std::string what = "unknown error";
