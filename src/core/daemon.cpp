@@ -244,6 +244,10 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   RegistryRefresh refresh(registry, metrics, hub);
   std::stop_callback stop_components(startup.stopping(), [&runtime] { runtime.request_stop(); });
   try {
+    // Every component is built once without starting (as --check-config and a reload do), so
+    // that a value only a component can check stops flowd before anything started: no socket
+    // bound, no pipe made, no filter attached for a moment.
+    if (!startup.stop_requested()) check_components(config, registry.get());
     if (!startup.stop_requested()) runtime.apply(config);
   } catch (const ConfigError& e) {
     // A value only a component can check (a registry name, an interface): still a config error.

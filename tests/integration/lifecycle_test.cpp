@@ -285,6 +285,20 @@ TEST(Lifecycle, ConfigErrorExits2NamingFileSectionAndKey) {
   EXPECT_NE(log.find("did you mean 'port'"), std::string::npos) << log;
 }
 
+// A value only a component can check (here: netstat without a tag) stops flowd before anything
+// starts: before, the backends and np_api were started (metrics served, pipe made) and stopped
+// again.
+TEST(Cli, AComponentsConfigErrorStopsFlowdBeforeAnythingStarts) {
+  Daemon d;
+  d.dir.write("flowd.cfg", d.config_with_plugins("netstat"));
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"-c", d.dir.file("flowd.cfg")}, out, err), 2) << err;
+  EXPECT_NE(err.find("[plugin.netstat] experiment: required"), std::string::npos) << err;
+  EXPECT_EQ(err.find("serving metrics"), std::string::npos) << err;
+  EXPECT_EQ(err.find("started"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(d.pipe())) << "the pipe was made";
+}
+
 TEST(Cli, CheckPrintAndConvertConfig) {
   Daemon d;
   d.dir.write("good.cfg", d.config());
