@@ -37,6 +37,8 @@ extern char** environ;
 
 namespace {
 
+using flowd::bench::latencies;
+using flowd::bench::Latencies;
 using flowd::bench::now_ns;
 using flowd::bench::scrape;
 
@@ -184,20 +186,9 @@ int main(int argc, char** argv) {
   const auto posted = now_ns();
   reader.join();
 
-  std::int64_t last = 0;
-  std::vector<double> lat;
-  for (long i = 0; i < flows; ++i)
-    if (recv_at[static_cast<std::size_t>(i)]) {
-      lat.push_back(static_cast<double>(recv_at[static_cast<std::size_t>(i)] -
-                                        sent[static_cast<std::size_t>(i)]) /
-                    1e6);
-      last = std::max(last, recv_at[static_cast<std::size_t>(i)]);
-    }
-  std::sort(lat.begin(), lat.end());
-  auto q = [&](double p) {
-    return lat.empty() ? 0.0
-                       : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))];
-  };
+  const Latencies lat = latencies(sent, recv_at);
+  const std::int64_t last = lat.last;
+  auto q = [&](double p) { return lat.quantile(p); };
   std::string m = scrape(prom_port);
   double dropped = metric(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}");
   long rss = peak_rss_kib(pid);
@@ -211,7 +202,7 @@ int main(int argc, char** argv) {
       "peak_rss_kib={}\n",
       tcp ? "tcp" : "unix", rate, flows, clients, batch, received.load(), failed.load(), dropped,
       static_cast<double>(posted - start) / 1e9, static_cast<double>(received.load()) / secs,
-      q(0.5), q(0.99), lat.empty() ? 0 : lat.back(), rss);
+      q(0.5), q(0.99), lat.max(), rss);
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 && received.load() == flows ? 0 : 3;
 }

@@ -6,8 +6,10 @@
 #include <fmt/format.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace flowd::bench {
 
@@ -32,6 +34,29 @@ inline std::string scrape(int port) {
   curl_easy_perform(h);
   curl_easy_cleanup(h);
   return body;
+}
+
+// Send-to-arrival latencies of the items that arrived (recv_at[i] != 0), in ms, sorted; `last` is
+// the latest arrival (ns, now_ns clock). Shared by the pipe and API benches.
+struct Latencies {
+  std::vector<double> ms;
+  std::int64_t last = 0;
+  double quantile(double p) const {
+    return ms.empty() ? 0.0 : ms[static_cast<std::size_t>(p * static_cast<double>(ms.size() - 1))];
+  }
+  double max() const { return ms.empty() ? 0.0 : ms.back(); }
+};
+
+inline Latencies latencies(const std::vector<std::int64_t>& sent,
+                           const std::vector<std::int64_t>& recv_at) {
+  Latencies l;
+  for (std::size_t i = 0; i < recv_at.size() && i < sent.size(); ++i)
+    if (recv_at[i]) {
+      l.ms.push_back(static_cast<double>(recv_at[i] - sent[i]) / 1e6);
+      l.last = std::max(l.last, recv_at[i]);
+    }
+  std::sort(l.ms.begin(), l.ms.end());
+  return l;
 }
 
 }  // namespace flowd::bench

@@ -40,6 +40,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+using flowd::bench::latencies;
+using flowd::bench::Latencies;
 using flowd::bench::now_ns;
 using flowd::bench::scrape;
 
@@ -208,20 +210,9 @@ int main(int argc, char** argv) {
         static_cast<double>(wrote - start) / 1e9, rss);
     return events >= static_cast<double>(lines) ? 0 : 3;
   }
-  std::int64_t last = 0;
-  std::vector<double> lat;
-  for (long i = 0; i < lines; ++i)
-    if (recv_at[static_cast<std::size_t>(i)]) {
-      lat.push_back(static_cast<double>(recv_at[static_cast<std::size_t>(i)] -
-                                        sent[static_cast<std::size_t>(i)]) /
-                    1e6);
-      last = std::max(last, recv_at[static_cast<std::size_t>(i)]);
-    }
-  std::sort(lat.begin(), lat.end());
-  auto q = [&](double p) {
-    return lat.empty() ? 0.0
-                       : lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))];
-  };
+  const Latencies lat = latencies(sent, recv_at);
+  const std::int64_t last = lat.last;
+  auto q = [&](double p) { return lat.quantile(p); };
   std::string m = scrape(prom_port);
   double dropped = metric(m, "flowd_bus_dropped_events_total{backend=\"udp_firefly\"}");
   double sent_ok = metric(m, "flowd_fireflies_sent_total{destination=\"flow\"}");
@@ -236,7 +227,7 @@ int main(int argc, char** argv) {
       "median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} peak_rss_kib={}\n",
       rate, lines, batch, received.load(), dropped, sent_ok,
       static_cast<double>(wrote - start) / 1e9, static_cast<double>(received.load()) / secs, q(0.5),
-      q(0.99), lat.empty() ? 0 : lat.back(), rss);
+      q(0.99), lat.max(), rss);
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 && received.load() == lines ? 0 : 3;
 }
