@@ -33,7 +33,9 @@ enum class DecodeError : std::uint8_t {
 inline constexpr std::size_t kDecodeErrorCount = 11;
 std::string_view to_string(DecodeError e);
 
-class TemplateBudget;  // template_budget.hpp
+class TemplateBudget;    // template_budget.hpp
+struct DecoderSnapshot;  // decoder_snapshot.hpp
+struct RestoreResult;
 
 // Why the byte bounds of a TemplateBudget evicted a template to make room for another (counted in
 // flowd_netflow_templates_evicted_total{reason}).
@@ -108,6 +110,13 @@ class Decoder {
   std::size_t exporter_state_count() const;
   // Forgets everything learnt from one exporter (a closed TCP session).
   void forget(const Exporter& from);
+  // The templates and per-domain sampling/init-time state learnt so far (decoder_snapshot.hpp), to
+  // be kept across a restart. UDP decoders only: a TCP session's state ends with it.
+  DecoderSnapshot snapshot() const;
+  // Takes back what snapshot() gave (possibly from another process, read from a file: every entry
+  // is checked as the wire's would be). A template keeps the lifetime it had left at `now`; one
+  // older than template_timeout, or one the bounds refuse, is left out and counted.
+  RestoreResult restore(const DecoderSnapshot& saved, TimePoint now);
 
  private:
   struct State;

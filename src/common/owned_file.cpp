@@ -13,6 +13,36 @@
 
 namespace flowd {
 
+std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
+                                                   std::string& error) {
+  error.clear();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    if (errno != ENOENT) error = std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    error = "not a regular file of this user of at most " + std::to_string(max_bytes) + " bytes";
+    return std::nullopt;
+  }
+  std::string body(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t off = 0;
+  while (off < body.size()) {
+    const ssize_t n = ::read(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = std::strerror(errno);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  body.resize(off);
+  return body;
+}
+
 std::string describe_file_type(mode_t m) {
   if (S_ISLNK(m)) return "a symbolic link";
   if (S_ISDIR(m)) return "a directory";

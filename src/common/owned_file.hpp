@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <optional>
 #include <string>
 
 #include "common/unique_fd.hpp"
@@ -30,6 +32,13 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
 // another user's file at the path (or at a temporary name) is replaced, never written through, and
 // a reader sees the old content or the new, never part. Creates the directory if missing. Returns
 // "" on success, else "PATH: reason" (the temporary file is removed).
+// Reads the whole file at `path` that flowd wrote itself (a cache, a record): nullopt with `error`
+// empty when there is none; nullopt with `error` ("not a regular file of this user of at most N
+// bytes", or strerror) when what is there is a link, another user's file, not a regular file or
+// larger than `max_bytes`. Never follows a link, never blocks on a FIFO.
+std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
+                                                   std::string& error);
+
 std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
 
 }  // namespace flowd

@@ -46,6 +46,7 @@ class Daemon {
              const std::vector<std::string>& args = {}) {
     dir.write(name, config_text);
     config_path = dir.file(name);
+    notify.reset();  // a restart: the old socket's destructor would unlink the new one's path
     notify = std::make_unique<NotifySocket>(dir.file("notify"));
     std::vector<std::string> argv{"-c", config_path};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -21,8 +21,12 @@ struct ExportedFlow {
   std::uint64_t octets = 0, packets = 0;
 };
 
-inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
-                                std::uint32_t sequence = 0) {
+// Which sets a message carries: exporters send the template with the data, or on its own and then
+// data alone until the next refresh.
+enum class IpfixSets { kTemplateAndData, kTemplateOnly, kDataOnly };
+
+inline std::string ipfix_export(const std::vector<ExportedFlow>& flows, std::uint32_t sequence = 0,
+                                IpfixSets sets = IpfixSets::kTemplateAndData) {
   auto put16 = [](std::string& s, std::uint16_t v) {
     s.push_back(static_cast<char>(v >> 8));
     s.push_back(static_cast<char>(v & 0xff));
@@ -79,6 +83,8 @@ inline std::string ipfix_export(const std::vector<ExportedFlow>& flows,
   put16(data, template_id);
   put16(data, static_cast<std::uint16_t>(4 + records.size()));
   data += records;
+  if (sets == IpfixSets::kTemplateOnly) data.clear();
+  if (sets == IpfixSets::kDataOnly) tmpl.clear();
   std::string msg;
   put16(msg, 10);
   put16(msg, static_cast<std::uint16_t>(16 + tmpl.size() + data.size()));

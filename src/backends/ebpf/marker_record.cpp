@@ -17,7 +17,7 @@
 namespace flowd::ebpf {
 namespace {
 
-constexpr off_t kMaxRecordBytes = 64 * 1024;
+constexpr std::size_t kMaxRecordBytes = 64 * 1024;
 constexpr std::size_t kMaxHooks = 1024;
 
 }  // namespace
@@ -32,27 +32,9 @@ std::string marker_record_path(const std::string& work_dir) {
 std::optional<MarkerRecord> read_marker_record(const std::string& path, std::string& error) {
   error.clear();
   if (path.empty()) return std::nullopt;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) {
-    if (errno != ENOENT) error = std::strerror(errno);
-    return std::nullopt;
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-      st.st_size > kMaxRecordBytes) {
-    error = "not a regular file of this user of at most 64 KiB";
-    return std::nullopt;
-  }
-  std::string body(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t off = 0;
-  while (off < body.size()) {
-    ssize_t n = ::read(fd.get(), body.data() + off, body.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  body.resize(off);
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  const auto body = read_owned_regular_file(path, kMaxRecordBytes, error);
+  if (!body) return std::nullopt;
+  auto j = nlohmann::json::parse(*body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("hooks") || !j["hooks"].is_array() ||
       j["hooks"].size() > kMaxHooks) {
     error = "not a marker record";

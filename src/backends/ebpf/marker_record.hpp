@@ -9,7 +9,7 @@
 // CacheDirectory) and exists whether or not the map is pinned.
 //
 // File: <work_dir>/ebpf_marker.json, mode 0600, written atomically (mkostemp + fsync + rename),
-// read with O_NOFOLLOW and only when it is a regular file of this user of at most 64 KiB:
+// read with O_NOFOLLOW and only when it is a regular file of this user of at most 65,536 bytes:
 //   {"pid": 1234, "hooks": [{"interface": "eth0", "ifindex": 2, "created_clsact": true}]}
 #pragma once
 

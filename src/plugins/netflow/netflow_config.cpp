@@ -55,6 +55,14 @@ constexpr KeySpec kKeys[] = {
      .help = "how long a UDP template lives without a refresh",
      .min = 10 * 1000,
      .max = 86400 * 1000},
+    {.name = "template_save_interval",
+     .type = KeyType::kDuration,
+     .default_value = "300",
+     .help = "UDP templates and sampling options are saved to <work_dir>/templates.<section>.json "
+             "this often and on stop, and taken back at start with the lifetime they had left; "
+             "0: on stop only. Nothing is kept when work_dir is empty",
+     .min = 0,
+     .max = 86400 * 1000},
     {.name = "idle_timeout",
      .type = KeyType::kDuration,
      .default_value = "60",
@@ -209,6 +217,7 @@ NetflowConfig NetflowConfig::from(const Section& cfg, Wire wire, const ScitagsRe
   c.sflow_limits.apply_sampling = c.limits.apply_sampling;
   if (wire == Wire::kNetflow) {
     c.limits.template_timeout = std::chrono::seconds(cfg.get_int("template_timeout"));
+    c.template_save_interval = std::chrono::seconds(cfg.get_int("template_save_interval"));
     c.limits.max_templates_per_exporter = static_cast<std::size_t>(cfg.get_int("max_templates"));
     c.limits.max_template_bytes_per_exporter =
         static_cast<std::size_t>(cfg.get_int("max_template_bytes_per_exporter"));

@@ -35,8 +35,9 @@ struct NetflowConfig {
   std::size_t max_tcp_sessions_per_exporter = 16;  // per peer address
   std::chrono::seconds tcp_idle_timeout{300};      // 0: never
   std::chrono::seconds idle_timeout{60};
-  std::string dump;  // path; empty: no dump
-  int rcvbuf = 0;    // bytes
+  std::chrono::seconds template_save_interval{300};  // netflow only; 0: on stop only
+  std::string dump;                                  // path; empty: no dump
+  int rcvbuf = 0;                                    // bytes
   std::size_t workers = 1;
   std::size_t max_flows = 0;
   collector::DecoderLimits limits;      // template timeout, count and byte bounds, apply_sampling

@@ -31,6 +31,8 @@
 #include "plugins/netflow/record_dump.hpp"
 #include "plugins/netflow/tcp_session.hpp"
 #include "plugins/netflow/tcp_sessions.hpp"
+#include "plugins/netflow/template_file.hpp"
+#include "plugins/netflow/template_keeper.hpp"
 #include "plugins/netflow/worker_loop.hpp"
 
 namespace flowd::netflow {
@@ -69,7 +71,10 @@ class NetflowPlugin final : public Plugin {
         tcp_(TcpSessionLimits{.max_sessions = cfg_.max_tcp_sessions,
                               .max_per_exporter = cfg_.max_tcp_sessions_per_exporter,
                               .idle_timeout = cfg_.tcp_idle_timeout},
-             limits_) {
+             limits_),
+        templates_(cfg_.wire == Wire::kNetflow ? template_file_path(ctx.work_dir, cfg_.section)
+                                               : std::string(),
+                   cfg_.template_save_interval, cfg_.workers, log_) {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {
       workers_.push_back(std::make_unique<Worker>());
@@ -108,6 +113,9 @@ class NetflowPlugin final : public Plugin {
                      : "");
     }
     if (!cfg_.dump.empty()) dump_.open(cfg_.dump, owner_);
+    std::vector<collector::Decoder*> decoders;
+    for (auto& w : workers_) decoders.push_back(&w->decoder);
+    templates_.restore(decoders, Clock::now());
   }
 
   // Worker 0 runs here; workers 1..n-1 on threads of their own. When any worker fails, it closes
@@ -121,7 +129,7 @@ class NetflowPlugin final : public Plugin {
     std::string failure;
     auto guarded = [&](std::size_t i) {
       try {
-        run_worker(workers_stop.get_token(), *workers_[i], out, i == 0);
+        run_worker(workers_stop.get_token(), *workers_[i], out, i);
       } catch (const std::exception& e) {
         close_worker_sockets(*workers_[i], i == 0);
         log_->error("receive worker {} failed: {}; its sockets are closed and the plugin stops", i,
@@ -151,6 +159,7 @@ class NetflowPlugin final : public Plugin {
       });
     guarded(0);
     for (auto& t : extra) t.join();
+    templates_.write();
     // Flows reported as started get their end now: a stop or a reload that replaces this plugin
     // would otherwise leave them active in every backend for ever.
     std::vector<FlowID> ends;
@@ -174,7 +183,8 @@ class NetflowPlugin final : public Plugin {
     w.counts.tcp_sessions.store(0, std::memory_order_relaxed);
   }
 
-  void run_worker(std::stop_token stop, Worker& w, Publisher& out, bool main) {
+  void run_worker(std::stop_token stop, Worker& w, Publisher& out, std::size_t index) {
+    const bool main = index == 0;
     StopFd stopfd(stop);
     // Idle flows and template lifetimes are checked a few times per idle_timeout, and on worker 0
     // idle TCP sessions a few times per tcp_idle_timeout.
@@ -189,6 +199,7 @@ class NetflowPlugin final : public Plugin {
       w.events.clear();
       const auto now = Clock::now();
       w.decoder.expire(now);
+      templates_.tick(index, w.decoder, now);
       if (main) {
         // TCP sessions: templates another decoder's charge evicted are erased here too.
         for (auto& [fd, s] : tcp_.sessions()) s.decoder().expire(now);
@@ -226,6 +237,7 @@ class NetflowPlugin final : public Plugin {
     };
     while (!stop.stop_requested() && loop.run_once(on_tick, on_ready)) {
     }
+    templates_.last_snapshot(index, w.decoder);
   }
 
   void read_datagrams(Worker& w, int fd) {
@@ -470,6 +482,7 @@ class NetflowPlugin final : public Plugin {
   FlowTracker tracker_;
   TcpSessions tcp_;  // worker 0 only
   RecordDump dump_;
+  TemplateKeeper templates_;  // netflow only (an empty path otherwise)
   LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_, tcp_limiter_,
       session_limiter_;  // thread-safe
 };

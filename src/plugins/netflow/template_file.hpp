@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+// The netflow plugin's template file: what its UDP decoders learnt (templates, sampling options,
+// init times: collector/decoder_snapshot.hpp) kept in work_dir, so that a restart does not drop
+// every exporter's data until its next template (issue 16 §3).
+//
+// File: <work_dir>/templates.<plugin section>.json, mode 0600, replaced atomically (a fresh file
+// fsync()ed and renamed over it), written on stop and every template_save_interval. JSON:
+//   {"format": "flowd-templates", "version": 1, "written_ms": <ms since the epoch>,
+//    "templates": [{"exporter": "192.0.2.1", "port": 4739, "ipfix_version": 10, "domain": 0,
+//                   "id": 256, "options": false, "scope_count": 0, "seen_ms": <ms>,
+//                   "fields": [[pen, id, length], ...]}, ...],
+//    "domains": [{"exporter": ..., "port": ..., "ipfix_version": ..., "domain": ..., "seen_ms": ...,
+//                 "system_init_ms": <ms>, "default_rate": N, "rates": [[sampler id, N], ...]}]}
+// ("ipfix_version" is the export's version number, 9 or 10; "port" is 0 for v9, keyed by address).
+// Read only when it is a regular file of flowd's own user (never through a link) of at most
+// kMaxTemplateFileBytes; anything else, or JSON not of this shape, is an error the caller logs
+// and ignores.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "collector/decoder_snapshot.hpp"
+
+namespace flowd::netflow {
+
+inline constexpr std::size_t kMaxTemplateFileBytes = 256u << 20;
+
+// "<work_dir>/templates.<section>.json"; empty when work_dir is empty (nothing is kept).
+std::string template_file_path(const std::string& work_dir, const std::string& section);
+
+// The snapshot in the file at `path`: nullopt with `error` empty when there is no file, nullopt with
+// `error` saying what is wrong when it is not a template file flowd wrote.
+std::optional<collector::DecoderSnapshot> read_template_file(const std::string& path,
+                                                             std::string& error);
+
+// Replaces the file at `path` with `snapshot`; "" on success, else "PATH: reason".
+std::string write_template_file(const std::string& path,
+                                const collector::DecoderSnapshot& snapshot);
+
+}  // namespace flowd::netflow

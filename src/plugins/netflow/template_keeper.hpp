@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// When the netflow plugin's UDP decoders save what they learnt to the template file and take it
+// back (template_file.hpp, issue 16 §3): at start, before any worker runs; every
+// template_save_interval on each worker's own tick (a decoder is only ever touched by its thread);
+// and once more when every worker has stopped.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "collector/decoder.hpp"
+#include "collector/decoder_snapshot.hpp"
+#include "flowd/log.hpp"
+
+namespace flowd::netflow {
+
+class TemplateKeeper {
+ public:
+  // `path` empty: nothing is saved or taken back. `interval` 0: saved on stop only.
+  TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
+                 std::shared_ptr<spdlog::logger> log);
+
+  bool enabled() const { return !path_.empty(); }
+  // Gives every decoder (one per receive worker: the kernel may hash an exporter to any of them
+  // after a restart) what the file holds; a missing file is quiet, a bad one a warning. Call before
+  // the workers run.
+  void restore(std::span<collector::Decoder* const> decoders, TimePoint now);
+  // Worker `worker`'s timer: takes its decoder's snapshot when a save is due; worker 0 then writes
+  // the file with every worker's latest snapshot.
+  void tick(std::size_t worker, const collector::Decoder& decoder, TimePoint now);
+  // Worker `worker` has stopped: its last snapshot.
+  void last_snapshot(std::size_t worker, const collector::Decoder& decoder);
+  // Writes the file from every worker's latest snapshot (on stop, once all workers are joined).
+  void write();
+
+ private:
+  const std::string path_;
+  const std::chrono::seconds interval_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mu_;
+  std::vector<collector::DecoderSnapshot> latest_;  // per worker
+  std::vector<TimePoint> next_;                     // per worker, its own thread only
+  LogLimiter limiter_;
+};
+
+}  // namespace flowd::netflow

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+// Templates survive a restart (issue 16 §3): the real daemon learns an IPFIX template over UDP, is
+// stopped (or killed after a periodic save) and started again, and the exporter's next data, sent
+// without the template, decodes at once. Without work_dir the same data waits for a template.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "daemon_fixture.hpp"
+#include "ipfix_export.hpp"
+
+namespace flowd::test {
+namespace {
+
+// An exporter: one UDP socket with one source port for the whole test, since IPFIX templates belong
+// to the exporter's address and port (RFC 7011 §8.4).
+class Exporter {
+ public:
+  Exporter() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  ~Exporter() { ::close(fd_); }
+  void send(int port, const std::string& msg) const {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(msg.size()));
+  }
+
+ private:
+  int fd_;
+};
+
+const std::vector<ExportedFlow> kFlows = {
+    {"198.18.0.1", "198.18.0.2", 40001, 443, 6, 0, 1000, 10},
+    {"198.18.0.1", "198.18.0.3", 40002, 443, 6, 0, 2000, 20},
+    {"198.18.0.4", "198.18.0.2", 40003, 443, 6, 0, 3000, 30}};
+
+const std::string kRecords = "flowd_netflow_records_total{version=\"10\"}";
+
+std::string netflow_config(const Daemon& d, int port, const std::string& extra = "") {
+  return d.config_with_plugins("netflow") + "\n[plugin.netflow]\nlisten = 127.0.0.1:" +
+         std::to_string(port) + "\ntcp_listen =\n" + extra;
+}
+
+std::string template_file(const Daemon& d) {
+  return d.dir.file("cache") + "/templates.plugin.netflow.json";
+}
+
+// Sends the template alone and waits until flowd holds it.
+void teach_template(Daemon& d, const Exporter& exporter, int port) {
+  exporter.send(port, ipfix_export(kFlows, 0, IpfixSets::kTemplateOnly));
+  const auto m = d.scrape_until("flowd_netflow_templates", 1);
+  ASSERT_EQ(metric_value(m, "flowd_netflow_templates"), 1) << m << d.proc->log();
+  ASSERT_EQ(metric_value(m, kRecords).value_or(0), 0);
+}
+
+TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) {
+  Daemon d;
+  Exporter exporter;
+  const int port = free_udp_port();
+  const std::string cfg = netflow_config(d, port);
+  d.start(cfg);
+  teach_template(d, exporter, port);
+  EXPECT_EQ(d.stop(), 0);
+  const std::string saved = read_file(template_file(d));
+  EXPECT_NE(saved.find("\"format\":\"flowd-templates\""), std::string::npos) << saved;
+
+  d.start(cfg);
+  EXPECT_NE(d.proc->log().find("took back 1 template(s)"), std::string::npos) << d.proc->log();
+  exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
+  auto m = d.scrape_until(kRecords, 3);
+  EXPECT_EQ(metric_value(m, kRecords), 3) << m << d.proc->log();
+  EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
+  EXPECT_EQ(d.stop(), 0);
+
+  // The control: without work_dir nothing is kept, and the same data waits for its template.
+  std::string no_cache = cfg;
+  no_cache.replace(no_cache.find("work_dir = "), 11, "work_dir = \n#");
+  d.start(no_cache);
+  exporter.send(port, ipfix_export(kFlows, 2, IpfixSets::kDataOnly));
+  m = d.scrape_until("flowd_netflow_pending_records", 1);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 1) << m;
+  EXPECT_EQ(metric_value(m, kRecords).value_or(0), 0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(TemplateRestart, APeriodicSaveOutlivesKillNine) {
+  Daemon d;
+  Exporter exporter;
+  const int port = free_udp_port();
+  // idle_timeout 4 s: the workers' timer ticks every second, so the save is due within 1-2 s.
+  const std::string cfg = netflow_config(d, port, "idle_timeout = 4\ntemplate_save_interval = 1s\n");
+  d.start(cfg);
+  teach_template(d, exporter, port);
+  bool saved = false;
+  for (int i = 0; i < 100 && !saved; ++i) {
+    std::this_thread::sleep_for(50ms);
+    saved = read_file(template_file(d)).find("\"id\":256") != std::string::npos;
+  }
+  ASSERT_TRUE(saved) << "no periodic save within 5 s; log:\n" << d.proc->log();
+  d.proc->signal(SIGKILL);
+  EXPECT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+
+  d.start(cfg);
+  exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
+  const auto m = d.scrape_until(kRecords, 3);
+  EXPECT_EQ(metric_value(m, kRecords), 3) << m << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(TemplateRestart, ACorruptOrForeignFileIsLoggedAndIgnored) {
+  for (const std::string& body : {std::string("\x7f" "ELF garbage\n"),
+                                 std::string(R"({"format": "flowd-templates", "version": 7})")}) {
+    Daemon d;
+    const int port = free_udp_port();
+    std::filesystem::create_directories(d.dir.file("cache"));
+    d.dir.write("cache/templates.plugin.netflow.json", body);
+    d.start(netflow_config(d, port));
+    EXPECT_NE(d.proc->log().find("not a flowd template file"), std::string::npos) << d.proc->log();
+    EXPECT_TRUE(d.proc->running());
+    Exporter exporter;
+    exporter.send(port, ipfix_export(kFlows));
+    EXPECT_EQ(metric_value(d.scrape_until(kRecords, 3), kRecords), 3);
+    EXPECT_EQ(d.stop(), 0);
+    // Replaced by a good file on stop.
+    EXPECT_NE(read_file(template_file(d)).find("\"id\":256"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace flowd::test

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: Apache-2.0
+// Templates that survive a restart (issue 16 §3): a decoder's snapshot, written to the template
+// file and read back into a new decoder, decodes the data of real captures (their template sets cut
+// out) exactly as the decoder that saw the templates; a file that is not ours is refused whole; an
+// entry the wire could not have carried, or one past its lifetime, is left out.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "collector/decoder_snapshot.hpp"
+#include "collector_test_support.hpp"
+#include "plugins/netflow/template_file.hpp"
+
+using namespace collector_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// `payload` without its template and options template sets (v9 set ids 0 and 1, IPFIX 2 and 3):
+// what an exporter sends between two template refreshes.
+std::vector<std::uint8_t> without_templates(const std::vector<std::uint8_t>& payload) {
+  const std::uint16_t version = be16(payload.data());
+  const std::size_t header = version == 9 ? 20 : 16;
+  std::vector<std::uint8_t> out(payload.begin(), payload.begin() + header);
+  std::size_t p = header;
+  const std::size_t end = version == 10 ? be16(payload.data() + 2) : payload.size();
+  while (end - p >= 4) {
+    const std::uint16_t id = be16(payload.data() + p);
+    const std::size_t len = be16(payload.data() + p + 2);
+    if (len < 4 || len > end - p) break;
+    const bool template_set = version == 9 ? id <= 1 : (id == 2 || id == 3);
+    if (!template_set) out.insert(out.end(), payload.begin() + p, payload.begin() + p + len);
+    p += len;
+  }
+  if (version == 10) {
+    out[2] = static_cast<std::uint8_t>(out.size() >> 8);
+    out[3] = static_cast<std::uint8_t>(out.size() & 0xff);
+  }
+  return out;
+}
+
+bool has_template_set(const std::vector<std::uint8_t>& payload) {
+  return without_templates(payload).size() != payload.size();
+}
+
+std::vector<nlohmann::json> as_json(const fc::RecordBatch& records) {
+  std::vector<nlohmann::json> out;
+  for (const auto& r : records) out.push_back(fc::to_json(r));
+  return out;
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/flowd-templates-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+class TemplateSnapshot : public ::testing::TestWithParam<const char*> {};
+
+// The capture's first datagram with a template set goes to decoder A; A's snapshot makes the round
+// trip through the file into decoder B (another "process"). Every later datagram, its template sets
+// cut out, decodes in B to exactly A's records; a decoder without the snapshot decodes none.
+TEST_P(TemplateSnapshot, AFileRoundTripDecodesTheDataWithoutTheNextTemplate) {
+  auto datagrams = read_pcap_udp(kFixtures + "/netflow/" + GetParam() + ".pcap");
+  ASSERT_GE(datagrams.size(), 2u);
+  std::size_t first = 0;
+  while (first < datagrams.size() && !has_template_set(datagrams[first].payload)) ++first;
+  ASSERT_LT(first + 1, datagrams.size()) << "no template set before the last datagram";
+
+  // Counters scaled by the sampling rate: the options data that announced it must come back too.
+  fc::DecoderLimits limits;
+  limits.apply_sampling = true;
+  fc::Decoder a(limits), c(limits);
+  fc::RecordBatch ignored;
+  for (std::size_t i = 0; i <= first; ++i) a.decode(datagrams[i].payload, datagrams[i].from, kNow, ignored);
+  ASSERT_GT(a.template_count(), 0u);
+
+  TempDir dir;
+  const std::string path = flowd::netflow::template_file_path(dir.path, "plugin.netflow");
+  ASSERT_EQ(flowd::netflow::write_template_file(path, a.snapshot()), "");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string error;
+  const auto saved = flowd::netflow::read_template_file(path, error);
+  ASSERT_TRUE(saved) << error;
+  EXPECT_EQ(saved->templates.size(), a.template_count());
+
+  fc::Decoder b(limits);
+  const auto r = b.restore(*saved, kNow + std::chrono::seconds(60));
+  EXPECT_EQ(r.templates, a.template_count());
+  EXPECT_EQ(r.expired + r.invalid, 0u);
+  EXPECT_EQ(b.template_count(), a.template_count());
+
+  std::size_t compared = 0;
+  for (std::size_t i = first + 1; i < datagrams.size(); ++i) {
+    const auto data = without_templates(datagrams[i].payload);
+    fc::RecordBatch from_a, from_b, from_c;
+    a.decode(data, datagrams[i].from, kNow + std::chrono::seconds(60), from_a);
+    b.decode(data, datagrams[i].from, kNow + std::chrono::seconds(60), from_b);
+    c.decode(data, datagrams[i].from, kNow + std::chrono::seconds(60), from_c);
+    EXPECT_EQ(as_json(from_b), as_json(from_a)) << "datagram " << i;
+    EXPECT_TRUE(from_c.empty()) << "datagram " << i << " decoded without its template";
+    compared += from_a.size();
+  }
+  EXPECT_GT(compared, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Captures, TemplateSnapshot,
+                         ::testing::Values("softflowd-ipfix", "softflowd-ipfix-milli",
+                                           "softflowd-ipfix-biflow-ether", "pmacctd-nfprobe-v9",
+                                           "pmacctd-nfprobe-v10"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+fc::SavedTemplate ipfix_template(std::uint16_t id) {
+  fc::SavedTemplate t;
+  t.owner.exporter = *flowd::IpAddress::parse("192.0.2.7");
+  t.owner.port = 4739;
+  t.owner.version = 10;
+  t.id = id;
+  t.fields = {{0, 8, 4}, {0, 12, 4}, {0, 2, 8}};
+  t.seen = kNow;
+  return t;
+}
+
+TEST(TemplateRestore, KeepsTheLifetimeLeftAndLeavesOutTheExpired) {
+  fc::DecoderLimits limits;
+  limits.template_timeout = std::chrono::seconds(100);
+  fc::Decoder d(limits);
+  fc::DecoderSnapshot s;
+  s.templates.push_back(ipfix_template(256));
+  s.templates.push_back(ipfix_template(257));
+  s.templates.back().seen = kNow - std::chrono::seconds(150);  // past its lifetime
+  s.templates.push_back(ipfix_template(258));
+  s.templates.back().seen = kNow + std::chrono::hours(1);  // the clock went back: counts as now
+  const auto r = d.restore(s, kNow);
+  EXPECT_EQ(r.templates, 2u);
+  EXPECT_EQ(r.expired, 1u);
+  EXPECT_EQ(d.template_count(), 2u);
+  // 256 has 100 s from kNow, not more: expired 101 s later.
+  d.expire(kNow + std::chrono::seconds(99));
+  EXPECT_EQ(d.template_count(), 2u);
+  d.expire(kNow + std::chrono::seconds(101));
+  EXPECT_EQ(d.template_count(), 0u);
+}
+
+TEST(TemplateRestore, LeavesOutWhatTheWireCouldNotCarry) {
+  fc::Decoder d;
+  fc::DecoderSnapshot s;
+  auto bad = [&](auto change) {
+    auto t = ipfix_template(256);
+    change(t);
+    s.templates.push_back(t);
+  };
+  bad([](auto& t) { t.id = 255; });                       // a set id, not a template id
+  bad([](auto& t) { t.fields.clear(); });                 // no fields
+  bad([](auto& t) { t.fields = {{0, 8, 0}}; });           // records of 0 bytes
+  bad([](auto& t) { t.owner.version = 5; });              // v5 has no templates
+  bad([](auto& t) { t.owner.version = 9; });              // v9 keys by address: port must be 0
+  bad([](auto& t) { t.options = true; });                 // options without a scope
+  bad([](auto& t) { t.scope_count = 1; });                // a scope in a data template
+  bad([](auto& t) { t.fields[0].id = 0x8008; });          // the enterprise bit is not an id
+  bad([](auto& t) { t.owner.exporter = flowd::IpAddress{}; });  // no address family
+  bad([](auto& t) {
+    t.owner.version = 9;
+    t.owner.port = 0;
+    t.fields[0].pen = 9;  // v9 has no enterprise numbers
+  });
+  const auto r = d.restore(s, kNow);
+  EXPECT_EQ(r.templates, 0u);
+  EXPECT_EQ(r.invalid, s.templates.size());
+  EXPECT_EQ(d.template_count(), 0u);
+}
+
+TEST(TemplateRestore, TakesBackSamplingRatesAndKeepsTheirBound) {
+  fc::DecoderSnapshot s;
+  fc::SavedDomain dom;
+  dom.owner.exporter = *flowd::IpAddress::parse("2001:db8::1");
+  dom.owner.version = 9;
+  dom.seen = kNow;
+  dom.default_rate = 100;
+  for (std::uint64_t i = 0; i < 1000; ++i) dom.rates.emplace_back(i, 10 + i);
+  s.domains.push_back(dom);
+  fc::Decoder d;
+  const auto r = d.restore(s, kNow);
+  EXPECT_EQ(r.domains, 1u);
+  const auto back = d.snapshot();
+  ASSERT_EQ(back.domains.size(), 1u);
+  EXPECT_EQ(back.domains[0].default_rate, std::optional<std::uint64_t>(100));
+  EXPECT_EQ(back.domains[0].rates.size(), 256u);  // DomainState::kMaxRates
+}
+
+TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
+  TempDir dir;
+  const std::string path = dir.path + "/templates.plugin.netflow.json";
+  std::string error;
+  EXPECT_FALSE(flowd::netflow::read_template_file(path, error));
+  EXPECT_EQ(error, "") << "no file is not an error";
+
+  auto with = [&](const std::string& body) {
+    std::ofstream(path, std::ios::trunc) << body;
+    error.clear();
+    return flowd::netflow::read_template_file(path, error);
+  };
+  EXPECT_FALSE(with("{\"format\": \"flowd-templates\", \"version\": 1, \"templ"));
+  EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
+  EXPECT_FALSE(with(R"({"hooks": []})"));
+  EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
+  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 2, "templates": [], "domains": []})"));
+  EXPECT_NE(error.find("version"), std::string::npos) << error;
+  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 1, "templates": [{"exporter": "192.0.2.1", "port": 1, "ipfix_version": 10, "domain": 0, "id": 256, "options": false, "scope_count": 0, "seen_ms": 1, "fields": [[0, 8, 70000]]}], "domains": []})"));
+  EXPECT_NE(error.find("template 1 is malformed"), std::string::npos) << error;
+  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": [{"exporter": "banana", "port": 1, "ipfix_version": 10, "domain": 0, "seen_ms": 1}]})"));
+  EXPECT_NE(error.find("domain 1 is malformed"), std::string::npos) << error;
+  EXPECT_TRUE(with(R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": []})"))
+      << error;
+
+  // A link is never followed, whatever it points at.
+  const std::string target = dir.path + "/real.json";
+  fs::rename(path, target);
+  fs::create_symlink(target, path);
+  EXPECT_FALSE(flowd::netflow::read_template_file(path, error));
+  EXPECT_NE(error, "");
+}
+
+}  // namespace
