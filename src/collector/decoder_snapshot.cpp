@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Taking a decoder's learnt state out (snapshot) and back in (restore), for templates that survive a
-// restart (issue 16 §3). A restored template is rebuilt the way the v9 and IPFIX parsers build one,
-// so that a file cannot give the decoder anything the wire could not.
+// Taking a decoder's learnt state out (snapshot) and back in (restore), for templates that survive
+// a restart (issue 16 §3). A restored template is rebuilt the way the v9 and IPFIX parsers build
+// one, so that a file cannot give the decoder anything the wire could not.
 #include "collector/decoder_snapshot.hpp"
 
 #include <sys/socket.h>

@@ -51,7 +51,7 @@ struct SavedDomain {
   SavedOwner owner;
   TimePoint seen{};
   std::optional<std::uint64_t> system_init_ms;
-  std::optional<std::uint64_t> default_rate;                    // 1-in-N for every sampler
+  std::optional<std::uint64_t> default_rate;                   // 1-in-N for every sampler
   std::vector<std::pair<std::uint64_t, std::uint64_t>> rates;  // sampler/selector id -> 1-in-N
 };
 
@@ -65,7 +65,7 @@ struct RestoreResult {
   std::size_t templates = 0;  // stored, with the lifetime they had left
   std::size_t domains = 0;    // sampling/init-time state taken back
   std::size_t expired = 0;    // older than template_timeout: left out
-  std::size_t invalid = 0;    // not a template the wire could have carried, or refused by the bounds
+  std::size_t invalid = 0;  // not a template the wire could have carried, or refused by the bounds
 };
 
 // Keeps, of templates and domains saved by several decoders (one per receive worker), the most

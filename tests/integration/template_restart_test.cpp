@@ -40,16 +40,16 @@ class Exporter {
   int fd_;
 };
 
-const std::vector<ExportedFlow> kFlows = {
-    {"198.18.0.1", "198.18.0.2", 40001, 443, 6, 0, 1000, 10},
-    {"198.18.0.1", "198.18.0.3", 40002, 443, 6, 0, 2000, 20},
-    {"198.18.0.4", "198.18.0.2", 40003, 443, 6, 0, 3000, 30}};
+const std::vector<ExportedFlow> kFlows = {{"198.18.0.1", "198.18.0.2", 40001, 443, 6, 0, 1000, 10},
+                                          {"198.18.0.1", "198.18.0.3", 40002, 443, 6, 0, 2000, 20},
+                                          {"198.18.0.4", "198.18.0.2", 40003, 443, 6, 0, 3000, 30}};
 
 const std::string kRecords = "flowd_netflow_records_total{version=\"10\"}";
 
 std::string netflow_config(const Daemon& d, int port, const std::string& extra = "") {
-  return d.config_with_plugins("netflow") + "\n[plugin.netflow]\nlisten = 127.0.0.1:" +
-         std::to_string(port) + "\ntcp_listen =\n" + extra;
+  return d.config_with_plugins("netflow") +
+         "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) + "\ntcp_listen =\n" +
+         extra;
 }
 
 std::string template_file(const Daemon& d) {
@@ -81,6 +81,8 @@ TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) 
   auto m = d.scrape_until(kRecords, 3);
   EXPECT_EQ(metric_value(m, kRecords), 3) << m << d.proc->log();
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"restored\"}"), 1);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"refused\"}"), 0);
   EXPECT_EQ(d.stop(), 0);
 
   // The control: without work_dir nothing is kept, and the same data waits for its template.
@@ -99,7 +101,8 @@ TEST(TemplateRestart, APeriodicSaveOutlivesKillNine) {
   Exporter exporter;
   const int port = free_udp_port();
   // idle_timeout 4 s: the workers' timer ticks every second, so the save is due within 1-2 s.
-  const std::string cfg = netflow_config(d, port, "idle_timeout = 4\ntemplate_save_interval = 1s\n");
+  const std::string cfg =
+      netflow_config(d, port, "idle_timeout = 4\ntemplate_save_interval = 1s\n");
   d.start(cfg);
   teach_template(d, exporter, port);
   bool saved = false;
@@ -119,8 +122,9 @@ TEST(TemplateRestart, APeriodicSaveOutlivesKillNine) {
 }
 
 TEST(TemplateRestart, ACorruptOrForeignFileIsLoggedAndIgnored) {
-  for (const std::string& body : {std::string("\x7f" "ELF garbage\n"),
-                                 std::string(R"({"format": "flowd-templates", "version": 7})")}) {
+  for (const std::string& body : {std::string("\x7f"
+                                              "ELF garbage\n"),
+                                  std::string(R"({"format": "flowd-templates", "version": 7})")}) {
     Daemon d;
     const int port = free_udp_port();
     std::filesystem::create_directories(d.dir.file("cache"));
@@ -130,7 +134,9 @@ TEST(TemplateRestart, ACorruptOrForeignFileIsLoggedAndIgnored) {
     EXPECT_TRUE(d.proc->running());
     Exporter exporter;
     exporter.send(port, ipfix_export(kFlows));
-    EXPECT_EQ(metric_value(d.scrape_until(kRecords, 3), kRecords), 3);
+    const auto m = d.scrape_until(kRecords, 3);
+    EXPECT_EQ(metric_value(m, kRecords), 3);
+    EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"refused\"}"), 1);
     EXPECT_EQ(d.stop(), 0);
     // Replaced by a good file on stop.
     EXPECT_NE(read_file(template_file(d)).find("\"id\":256"), std::string::npos);

@@ -79,7 +79,8 @@ TEST_P(TemplateSnapshot, AFileRoundTripDecodesTheDataWithoutTheNextTemplate) {
   limits.apply_sampling = true;
   fc::Decoder a(limits), c(limits);
   fc::RecordBatch ignored;
-  for (std::size_t i = 0; i <= first; ++i) a.decode(datagrams[i].payload, datagrams[i].from, kNow, ignored);
+  for (std::size_t i = 0; i <= first; ++i)
+    a.decode(datagrams[i].payload, datagrams[i].from, kNow, ignored);
   ASSERT_GT(a.template_count(), 0u);
 
   TempDir dir;
@@ -164,14 +165,14 @@ TEST(TemplateRestore, LeavesOutWhatTheWireCouldNotCarry) {
     change(t);
     s.templates.push_back(t);
   };
-  bad([](auto& t) { t.id = 255; });                       // a set id, not a template id
-  bad([](auto& t) { t.fields.clear(); });                 // no fields
-  bad([](auto& t) { t.fields = {{0, 8, 0}}; });           // records of 0 bytes
-  bad([](auto& t) { t.owner.version = 5; });              // v5 has no templates
-  bad([](auto& t) { t.owner.version = 9; });              // v9 keys by address: port must be 0
-  bad([](auto& t) { t.options = true; });                 // options without a scope
-  bad([](auto& t) { t.scope_count = 1; });                // a scope in a data template
-  bad([](auto& t) { t.fields[0].id = 0x8008; });          // the enterprise bit is not an id
+  bad([](auto& t) { t.id = 255; });               // a set id, not a template id
+  bad([](auto& t) { t.fields.clear(); });         // no fields
+  bad([](auto& t) { t.fields = {{0, 8, 0}}; });   // records of 0 bytes
+  bad([](auto& t) { t.owner.version = 5; });      // v5 has no templates
+  bad([](auto& t) { t.owner.version = 9; });      // v9 keys by address: port must be 0
+  bad([](auto& t) { t.options = true; });         // options without a scope
+  bad([](auto& t) { t.scope_count = 1; });        // a scope in a data template
+  bad([](auto& t) { t.fields[0].id = 0x8008; });  // the enterprise bit is not an id
   bad([](auto& t) { t.owner.exporter = flowd::IpAddress{}; });  // no address family
   bad([](auto& t) {
     t.owner.version = 9;
@@ -218,13 +219,17 @@ TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
   EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
   EXPECT_FALSE(with(R"({"hooks": []})"));
   EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
-  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 2, "templates": [], "domains": []})"));
+  EXPECT_FALSE(
+      with(R"({"format": "flowd-templates", "version": 2, "templates": [], "domains": []})"));
   EXPECT_NE(error.find("version"), std::string::npos) << error;
-  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 1, "templates": [{"exporter": "192.0.2.1", "port": 1, "ipfix_version": 10, "domain": 0, "id": 256, "options": false, "scope_count": 0, "seen_ms": 1, "fields": [[0, 8, 70000]]}], "domains": []})"));
+  EXPECT_FALSE(with(
+      R"({"format": "flowd-templates", "version": 1, "templates": [{"exporter": "192.0.2.1", "port": 1, "ipfix_version": 10, "domain": 0, "id": 256, "options": false, "scope_count": 0, "seen_ms": 1, "fields": [[0, 8, 70000]]}], "domains": []})"));
   EXPECT_NE(error.find("template 1 is malformed"), std::string::npos) << error;
-  EXPECT_FALSE(with(R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": [{"exporter": "banana", "port": 1, "ipfix_version": 10, "domain": 0, "seen_ms": 1}]})"));
+  EXPECT_FALSE(with(
+      R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": [{"exporter": "banana", "port": 1, "ipfix_version": 10, "domain": 0, "seen_ms": 1}]})"));
   EXPECT_NE(error.find("domain 1 is malformed"), std::string::npos) << error;
-  EXPECT_TRUE(with(R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": []})"))
+  EXPECT_TRUE(
+      with(R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": []})"))
       << error;
 
   // A link is never followed, whatever it points at.

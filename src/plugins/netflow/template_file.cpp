@@ -131,26 +131,33 @@ std::optional<collector::DecoderSnapshot> read_template_file(const std::string& 
                                                              std::string& error) {
   const auto body = read_owned_regular_file(path, kMaxTemplateFileBytes, error);
   if (!body) return std::nullopt;
-  const auto j = json::parse(*body, nullptr, false);
+  return parse_template_file(*body, error);
+}
+
+std::optional<collector::DecoderSnapshot> parse_template_file(std::string_view body,
+                                                              std::string& error) {
+  error.clear();
+  const auto j = json::parse(body, nullptr, false);
   const auto not_ours = [&](std::string why) {
     error = "not a flowd template file (" + std::move(why) + ")";
     return std::nullopt;
   };
   if (j.is_discarded()) return not_ours("not JSON");
-  if (!j.is_object() || j.value("format", "") != kFormat) return not_ours("no \"format\": \"flowd-templates\"");
+  if (!j.is_object() || j.value("format", "") != kFormat)
+    return not_ours("no \"format\": \"flowd-templates\"");
   if (!j.contains("version") || !j["version"].is_number_integer() ||
       j["version"].get<int>() != kVersion)
     return not_ours("a version other than 1");
   const auto templates = j.find("templates");
   const auto domains = j.find("domains");
-  if (templates == j.end() || !templates->is_array() || domains == j.end() ||
-      !domains->is_array())
+  if (templates == j.end() || !templates->is_array() || domains == j.end() || !domains->is_array())
     return not_ours("no \"templates\" and \"domains\" arrays");
   collector::DecoderSnapshot s;
   s.templates.reserve(templates->size());
   for (const auto& t : *templates) {
     auto one = template_of(t);
-    if (!one) return not_ours("template " + std::to_string(s.templates.size() + 1) + " is malformed");
+    if (!one)
+      return not_ours("template " + std::to_string(s.templates.size() + 1) + " is malformed");
     s.templates.push_back(std::move(*one));
   }
   for (const auto& d : *domains) {

@@ -9,7 +9,8 @@
 //    "templates": [{"exporter": "192.0.2.1", "port": 4739, "ipfix_version": 10, "domain": 0,
 //                   "id": 256, "options": false, "scope_count": 0, "seen_ms": <ms>,
 //                   "fields": [[pen, id, length], ...]}, ...],
-//    "domains": [{"exporter": ..., "port": ..., "ipfix_version": ..., "domain": ..., "seen_ms": ...,
+//    "domains": [{"exporter": ..., "port": ..., "ipfix_version": ..., "domain": ..., "seen_ms":
+//    ...,
 //                 "system_init_ms": <ms>, "default_rate": N, "rates": [[sampler id, N], ...]}]}
 // ("ipfix_version" is the export's version number, 9 or 10; "port" is 0 for v9, keyed by address).
 // Read only when it is a regular file of flowd's own user (never through a link) of at most
@@ -20,6 +21,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "collector/decoder_snapshot.hpp"
 
@@ -30,10 +32,16 @@ inline constexpr std::size_t kMaxTemplateFileBytes = 256u << 20;
 // "<work_dir>/templates.<section>.json"; empty when work_dir is empty (nothing is kept).
 std::string template_file_path(const std::string& work_dir, const std::string& section);
 
-// The snapshot in the file at `path`: nullopt with `error` empty when there is no file, nullopt with
-// `error` saying what is wrong when it is not a template file flowd wrote.
+// The snapshot in the file at `path`: nullopt with `error` empty when there is no file, nullopt
+// with `error` saying what is wrong when it is not a template file flowd wrote.
 std::optional<collector::DecoderSnapshot> read_template_file(const std::string& path,
                                                              std::string& error);
+
+// The snapshot a template file's text holds; nullopt with `error` ("not a flowd template file
+// (...)") when it is not one. Each entry is only checked for its JSON shape here: Decoder::restore
+// checks that the wire could have carried it.
+std::optional<collector::DecoderSnapshot> parse_template_file(std::string_view body,
+                                                              std::string& error);
 
 // Replaces the file at `path` with `snapshot`; "" on success, else "PATH: reason".
 std::string write_template_file(const std::string& path,

@@ -12,6 +12,11 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <array>
+
 #include "collector/decoder.hpp"
 #include "collector/decoder_snapshot.hpp"
 #include "flowd/log.hpp"
@@ -20,9 +25,10 @@ namespace flowd::netflow {
 
 class TemplateKeeper {
  public:
-  // `path` empty: nothing is saved or taken back. `interval` 0: saved on stop only.
+  // `path` empty: nothing is saved or taken back. `interval` 0: saved on stop only. `metrics`
+  // (null: none) gets flowd_netflow_template_file_total{event}.
   TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                 std::shared_ptr<spdlog::logger> log);
+                 std::shared_ptr<spdlog::logger> log, prometheus::Registry* metrics);
 
   bool enabled() const { return !path_.empty(); }
   // Gives every decoder (one per receive worker: the kernel may hash an exporter to any of them
@@ -45,6 +51,20 @@ class TemplateKeeper {
   std::vector<collector::DecoderSnapshot> latest_;  // per worker
   std::vector<TimePoint> next_;                     // per worker, its own thread only
   LogLimiter limiter_;
+  // What happened to the file and its entries: a closed set.
+  enum Event : std::size_t {
+    kSaved,
+    kSaveFailed,
+    kRefused,  // the file was there but unreadable or not a flowd template file
+    kRestored,
+    kExpired,
+    kInvalid,
+    kEventCount
+  };
+  void count(Event e, double n = 1) {
+    if (events_[e]) events_[e]->Increment(n);
+  }
+  std::array<prometheus::Counter*, kEventCount> events_{};
 };
 
 }  // namespace flowd::netflow

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target: the netflow plugin's template file (parse_template_file), what Decoder::restore
+// makes of it, and a data set decoded with the templates it gave back. A file flowd did not write
+// must never crash the collector, give it a template the wire could not define, or grow it past
+// its bounds.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "collector/decoder.hpp"
+#include "collector/decoder_snapshot.hpp"
+#include "plugins/netflow/template_file.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  std::string error;
+  const auto saved = flowd::netflow::parse_template_file(body, error);
+  if (!saved) {
+    if (error.empty()) __builtin_trap();  // a refusal must say why
+    return 0;
+  }
+  flowd::collector::DecoderLimits limits;
+  limits.max_templates_per_exporter = 64;
+  limits.max_template_bytes_per_exporter = 64 << 10;
+  limits.max_template_bytes = 256 << 10;
+  limits.apply_sampling = true;
+  flowd::collector::Decoder decoder(limits);
+  const auto now = flowd::TimePoint{std::chrono::seconds(1'800'000'000)};
+  const auto r = decoder.restore(*saved, now);
+  // Every entry is accounted for once.
+  if (r.templates + r.domains + r.expired + r.invalid !=
+      saved->templates.size() + saved->domains.size())
+    __builtin_trap();
+  if (decoder.template_count() > saved->templates.size()) __builtin_trap();
+  // What was taken back goes out and in again unchanged in number.
+  flowd::collector::Decoder again(limits);
+  const auto back = decoder.snapshot();
+  const auto r2 = again.restore(back, now);
+  if (r2.invalid != 0 || r2.expired != 0 || again.template_count() != decoder.template_count()) __builtin_trap();
+  // An IPFIX message from 192.0.2.1:4739, domain 0: a data set for template 256 (8 bytes).
+  static const std::uint8_t kData[] = {0, 10, 0, 28, 0x6b, 0x49, 0xd2, 0, 0, 0, 0, 1, 0, 0, 0, 0,
+                                       1, 0, 0, 12, 192, 0, 2, 1, 198, 51, 100, 7};
+  flowd::collector::RecordBatch out;
+  const flowd::collector::Exporter from{*flowd::IpAddress::parse("192.0.2.1"), 4739};
+  decoder.decode(kData, from, now, out);
+  return 0;
+}
