@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
     if (cmd == "down" || cmd == "up") {
       int id = 0;
       in >> id;
-      e = cmd == "down" ? rd_kafka_mock_broker_set_down(mc, id) : rd_kafka_mock_broker_set_up(mc, id);
+      e = cmd == "down" ? rd_kafka_mock_broker_set_down(mc, id)
+                        : rd_kafka_mock_broker_set_up(mc, id);
     } else if (cmd == "topic") {
       std::string name;
       int parts = 1;

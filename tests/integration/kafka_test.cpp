@@ -180,9 +180,9 @@ TEST(Kafka, BrokerDownStallsNoOtherBackend) {
 TEST(Kafka, CheckConfigRefusesWhatLibrdkafkaRefuses) {
   TempDir dir;
   auto check = [&](const std::string& keys, std::string& err) {
-    dir.write("f.cfg", "[flowd]\nplugins = np_api\nbackends = kafka\nwork_dir = " +
-                           dir.file("cache") + "\n[plugin.np_api]\npath = " + dir.file("np") +
-                           "\n[backend.kafka]\n" + keys);
+    dir.write("f.cfg",
+              "[flowd]\nplugins = np_api\nbackends = kafka\nwork_dir = " + dir.file("cache") +
+                  "\n[plugin.np_api]\npath = " + dir.file("np") + "\n[backend.kafka]\n" + keys);
     std::string out;
     return run_flowd({"--check-config", "-c", dir.file("f.cfg")}, out, err);
   };

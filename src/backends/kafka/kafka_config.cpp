@@ -78,7 +78,8 @@ KafkaConfig KafkaConfig::from(const Section& cfg) {
     if (auto why = topic_name_problem(cfg.get(key)); !why.empty())
       throw key_error(cfg, key, "'" + cfg.get(key) + "': " + why);
   if (c.records && c.records_topic == c.topic)
-    throw key_error(cfg, "records_topic", "must differ from topic (events and records are two kinds)");
+    throw key_error(cfg, "records_topic",
+                    "must differ from topic (events and records are two kinds)");
   c.flush_timeout = cfg.get_duration("flush_timeout");
 
   const std::string compression = cfg.get("compression");
@@ -92,8 +93,13 @@ KafkaConfig KafkaConfig::from(const Section& cfg) {
       {"batch.size", cfg.get("batch_size")},
       {"queue.buffering.max.messages", cfg.get("queue_buffering_max_messages")},
   };
-  const char* named_key[] = {"brokers",   "client_id",  "acks", "compression",
-                             "linger_ms", "batch_size", "queue_buffering_max_messages"};
+  const char* named_key[] = {"brokers",
+                             "client_id",
+                             "acks",
+                             "compression",
+                             "linger_ms",
+                             "batch_size",
+                             "queue_buffering_max_messages"};
   for (const auto& [prop, value] : named) c.properties.emplace_back(prop, value);
   for (const auto& [prop, value] : cfg.with_prefix("librdkafka.")) {
     for (std::size_t i = 0; i < std::size(named); ++i)

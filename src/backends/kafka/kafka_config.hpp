@@ -30,7 +30,8 @@ struct KafkaConfig {
   std::vector<std::pair<std::string, std::string>> properties;
 
   // Throws ConfigError("[backend.kafka] KEY: why") for no brokers, a topic name Kafka refuses, a
-  // `librdkafka.` property that repeats a named key, or a property librdkafka refuses (its message).
+  // `librdkafka.` property that repeats a named key, or a property librdkafka refuses (its
+  // message).
   static KafkaConfig from(const Section& cfg);
 };
 

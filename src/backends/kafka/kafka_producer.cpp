@@ -63,8 +63,7 @@ void Producer::open() {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   for (const auto& [prop, value] : cfg_.properties)
-    if (rd_kafka_conf_set(conf, prop.c_str(), value.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, prop.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error("[backend.kafka] librdkafka refuses " + prop + ": " + err);
     }
@@ -155,8 +154,7 @@ void Producer::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaqu
   if (rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
     self->log_->error("Kafka producer: fatal error: {}", reason);
   else
-    limited_warn(*self->log_, self->error_limiter_, "Kafka: {} ({})", reason,
-                 rd_kafka_err2name(e));
+    limited_warn(*self->log_, self->error_limiter_, "Kafka: {} ({})", reason, rd_kafka_err2name(e));
 }
 
 void Producer::on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
