@@ -3,13 +3,15 @@
 // publishes to librdkafka's mock cluster over TCP on loopback, kcat reads back as an independent
 // consumer. Events arrive complete and in per-flow order; a broker outage loses nothing that was
 // acknowledged and counts what was dropped; a topic that does not exist is said clearly; a broker
-// that is down stalls no other backend.
+// that is down stalls no other backend; with records = yes every record the collector plugins
+// decode reaches the records topic (§1, records).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -202,6 +204,75 @@ TEST(Kafka, CheckConfigRefusesWhatLibrdkafkaRefuses) {
   EXPECT_NE(err.find("[backend.kafka] topic"), std::string::npos) << err;
   EXPECT_NE(check("brokers = a:1\nlibrdkafka.linger.ms = 3\n", err), 0);
   EXPECT_NE(err.find("set it with the key 'linger_ms' instead"), std::string::npos) << err;
+}
+
+// `records = yes`: a real capture replayed into the netflow and sflow plugins; kcat reads every
+// decoded record back, as `flowd decode` prints it (sampling applied as the plugin applies it),
+// keyed by the exporter's address.
+std::multiset<std::pair<long, long>> counters(const std::vector<json>& records) {
+  std::multiset<std::pair<long, long>> s;
+  for (const auto& r : records) {
+    const auto& f = r["fields"];
+    if (f.contains("packetDeltaCount") && f.contains("octetDeltaCount"))
+      s.emplace(f["packetDeltaCount"].get<long>(), f["octetDeltaCount"].get<long>());
+  }
+  return s;
+}
+
+std::vector<json> decode_lines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
+  if (!have_kcat()) GTEST_SKIP() << "kcat is not installed (scripts/packages.sh test)";
+  KafkaCluster cluster({"--topic", "flowd.events:2", "--topic", "flowd.records:3"});
+  KafkaDaemon d;
+  const int nf_port = free_udp_port(), sf_port = free_udp_port();
+  std::string cfg = d.config_kafka(cluster.bootstrap(), "records = yes\n");
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow, sflow");
+  cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
+         "\ntcp_listen =\napply_sampling = yes\n[plugin.sflow]\nlisten = 127.0.0.1:" +
+         std::to_string(sf_port) + "\n";
+  d.start(cfg);
+  const std::string nf_pcap = fixtures_dir() + "/netflow/softflowd-v9-sampling2.pcap";
+  const std::string sf_pcap =
+      std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/pmacctd-sfprobe-rate4.pcap";
+  std::string nf_want, sf_want, err;
+  ASSERT_EQ(run_flowd({"decode", "--apply-sampling", nf_pcap}, nf_want, err), 0) << err;
+  ASSERT_EQ(run_flowd({"decode", sf_pcap}, sf_want, err), 0) << err;
+  const auto nf_records = decode_lines(nf_want), sf_records = decode_lines(sf_want);
+  ASSERT_FALSE(nf_records.empty());
+  ASSERT_FALSE(sf_records.empty());
+  send_udp_payloads(nf_port, capture_payloads(nf_pcap, 17));
+  send_udp_payloads(sf_port, capture_payloads(sf_pcap, 17));
+  const double total = static_cast<double>(nf_records.size() + sf_records.size());
+  const std::string delivered = series("delivered", "flowd.records");
+  std::string m = d.scrape_until(delivered, total, 15s);
+  EXPECT_EQ(metric_value(m, delivered), total) << d.proc->log();
+  EXPECT_EQ(metric_value(m, series("dropped", "flowd.records")), 0);
+
+  std::vector<json> nf_got, sf_got;
+  for (const auto& msg : cluster.consume("flowd.records")) {
+    json r = json::parse(msg["payload"].get<std::string>());
+    EXPECT_EQ(msg["key"], "127.0.0.1") << "keyed by the exporter's address";
+    EXPECT_EQ(r["exporter"].get<std::string>().rfind("127.0.0.1:", 0), 0u) << r;
+    for (const char* k : {"time", "version", "domain", "template", "options", "fields"})
+      EXPECT_TRUE(r.contains(k)) << k << " missing in " << r;
+    (r.value("protocol", "") == "sflow" ? sf_got : nf_got).push_back(std::move(r));
+  }
+  ASSERT_EQ(nf_got.size(), nf_records.size());
+  ASSERT_EQ(sf_got.size(), sf_records.size());
+  // The same records (times of receipt and exporter ports differ), sampling applied as asked.
+  EXPECT_EQ(counters(nf_got), counters(nf_records));
+  std::multiset<std::string> want_fields, got_fields;
+  for (const auto& r : sf_records) want_fields.insert(r["fields"].dump());
+  for (const auto& r : sf_got) got_fields.insert(r["fields"].dump());
+  EXPECT_EQ(got_fields, want_fields);
+  EXPECT_EQ(d.stop(), 0);
 }
 
 }  // namespace
