@@ -10,14 +10,14 @@
 
 FLOWD_BUILD_PACKAGES="cmake make g++ clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev \
 libmnl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libinih-dev libsystemd-dev \
-nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libpcap-dev libsimdjson-dev libcpp-httplib-dev \
+nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libpcap-dev libsimdjson-dev libcpp-httplib-dev librdkafka-dev \
 libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev ccache"
 
 FLOWD_RUNTIME_PACKAGES="libspdlog1.10 libfmt9 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
-libcivetweb1 libcpp-httplib0.11 libinih1 libsystemd0 libcurl4 libbpf1 libelf1 zlib1g libpcap0.8 libmnl0 libsimdjson14 ca-certificates"
+libcivetweb1 libcpp-httplib0.11 libinih1 libsystemd0 libcurl4 libbpf1 libelf1 zlib1g libpcap0.8 libmnl0 libsimdjson14 librdkafka1 ca-certificates"
 
 FLOWD_TEST_PACKAGES="prometheus curl python3 iproute2 systemd libseccomp-dev tshark tcpdump iperf3 softflowd \
-nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb clang-format"
+nfdump pmacct netcat-openbsd iputils-ping procps util-linux coturn python3-jsonschema nftables python3-psutil gdb clang-format kcat"
 
 # podman builds the image (chroot isolation: no container runtime is started); debootstrap makes the
 # base image where no image registry is reachable; python3 listens for the firefly.

@@ -27,6 +27,7 @@ class DaemonStatus;
 class EventQueue;
 class HeartbeatBoard;
 class MetricsHub;
+class RecordTap;
 class ReloadShelf;
 
 // Where plugins put events: one handle per plugin, made by the core, which names the events after
@@ -61,6 +62,9 @@ struct Context {
   // The daemon's read-only view of itself (flowd/daemon_status.hpp), for the api plugin; the marker
   // reports to it. Null in unit tests.
   DaemonStatus* status = nullptr;
+  // Where collector plugins hand decoded records to a backend that publishes them (the kafka
+  // backend's `records = yes`; flowd/record_sink.hpp). Null in unit tests and --check-config.
+  RecordTap* records = nullptr;
 };
 
 class Plugin {

@@ -55,6 +55,11 @@ struct KeySpec {
   DurationUnit resolution = DurationUnit::kSeconds;
   // kPath only: an empty value is a setting ("not pinned", "no cache"), not a mistake.
   bool empty_allowed = false;
+  // kString only: `name` ends in '.' and stands for every key that starts with it (the rest of the
+  // key is another library's own property name, e.g. `librdkafka.security.protocol`); such keys
+  // have no default, are kept as written and are read with Section::with_prefix(). The component
+  // checks them (the library says what it refuses).
+  bool prefix = false;
 };
 
 // What a key accepts, in words, for error messages and the README.
@@ -83,6 +88,9 @@ class Section {
   std::chrono::milliseconds get_duration(std::string_view key) const;
   bool get_bool(std::string_view key) const;
   std::vector<std::string> get_list(std::string_view key) const;
+  // The keys the file set under a prefix key (KeySpec::prefix), the prefix cut off, in key order:
+  // `librdkafka.` -> {"security.protocol": "SASL_SSL", ...}.
+  std::map<std::string, std::string> with_prefix(std::string_view prefix) const;
   // True when the config file set the key (as opposed to the default applying).
   bool is_set(std::string_view key) const;
   const std::map<std::string, std::string>& values() const { return values_; }

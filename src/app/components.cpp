@@ -6,6 +6,7 @@
 #include <array>
 
 #include "backends/ebpf/ebpf_backend.hpp"
+#include "backends/kafka/kafka_backend.hpp"
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "backends/udp_firefly/udp_firefly.hpp"
 #include "plugins/api/api_plugin.hpp"
@@ -31,10 +32,11 @@ const ComponentTable& component_table() {
       netflow::sflow_plugin_info(), firefly::plugin_info(), netlink_plugin::plugin_info(),
       kernel::plugin_info(),        netstat::plugin_info(), iperf::plugin_info(),
   };
-  static const std::array<BackendInfo, 3> backends{
+  static const std::array<BackendInfo, 4> backends{
       udp_firefly::backend_info(),
       prometheus_backend::backend_info(),
       ebpf::backend_info(),
+      kafka::backend_info(),
   };
   static const ComponentTable table{plugins, backends, kBackendAliases};
   return table;

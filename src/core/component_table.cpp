@@ -10,8 +10,8 @@ constexpr KeySpec kCoreKeys[] = {
      "plugins to run (np_api, api, netflow, sflow, firefly, netlink, kernel, netstat, iperf); "
      "several may run at once",
      "PLUGIN"},
-    {"backends", KeyType::kList, "udp_firefly", "backends to run (udp_firefly, prometheus, ebpf)",
-     "BACKEND"},
+    {"backends", KeyType::kList, "udp_firefly",
+     "backends to run (udp_firefly, prometheus, ebpf, kafka)", "BACKEND"},
     {"flow_map_api", KeyType::kString, "",
      "Scitags registry: http(s) URL or file; empty = the built-in snapshot", "FLOW_MAP_API"},
     {.name = "flow_map_timeout",

@@ -149,6 +149,11 @@ Section build_section(const std::string& path, const std::string& name,
     for (const auto& [key, value] : raw->entries) {
       auto it = std::find_if(keys.begin(), keys.end(),
                              [&key = key](const KeySpec& k) { return k.name == key; });
+      // A prefix key (KeySpec::prefix) takes every longer key that starts with it.
+      if (it == keys.end() || it->prefix)
+        it = std::find_if(keys.begin(), keys.end(), [&key = key](const KeySpec& k) {
+          return k.prefix && key.size() > k.name.size() && key.starts_with(k.name);
+        });
       if (it == keys.end()) {
         std::string hint = closest_match(key, key_names(keys));
         throw ConfigError(
@@ -169,6 +174,16 @@ Section build_section(const std::string& path, const std::string& name,
   }
   for (const auto& k : keys) {
     std::string ks(k.name);
+    if (k.prefix) {
+      values.erase(ks);  // only the keys under it have values
+      for (auto& [key, value] : values)
+        if (key.size() > ks.size() && key.starts_with(ks)) {
+          KeySpec named = k;
+          named.name = key;
+          value = check_value(path, name, named, value);
+        }
+      continue;
+    }
     if (set[ks] || !values[ks].empty()) values[ks] = check_value(path, name, k, values[ks]);
   }
   return Section(name, keys, std::move(values), std::move(set));
@@ -312,6 +327,11 @@ std::string print_config(const Config& c) {
   auto section = [&out](const Section& s) {
     out += fmt::format("\n[{}]\n", s.name());
     for (const auto& k : s.keys()) {
+      if (k.prefix) {
+        for (const auto& [rest, v] : s.with_prefix(k.name))
+          out += fmt::format("{}{} = {}\n", k.name, rest, v);
+        continue;
+      }
       std::string v = s.get(k.name);
       std::string line =
           fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
@@ -340,7 +360,7 @@ std::string config_reference_markdown(const ComponentTable& components) {
         "|\n|---|---|---|---|---|\n",
         section, what.empty() ? "" : fmt::format(" — {}", what));
     for (const auto& k : keys)
-      out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.name,
+      out += fmt::format("| `{}{}` | {} | {} | {} | {} |\n", k.name, k.prefix ? "*" : "",
                          k.legacy.empty() ? "" : fmt::format("`{}`", k.legacy),
                          k.default_value.empty() ? "" : fmt::format("`{}`", k.default_value),
                          describe_type(k), k.help);

@@ -23,8 +23,8 @@ std::string system_hostname() {
 
 Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle& registry)
     : status_(registry),
-      ctx_{registry, metrics, hub, system_hostname(), "", &heartbeats_, stopping_.get_token(),
-           &shelf_,  &status_},
+      ctx_{registry, metrics,  hub,      system_hostname(), "", &heartbeats_, stopping_.get_token(),
+           &shelf_,  &status_, &records_},
       bus_(metrics, &status_),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");

@@ -17,6 +17,7 @@
 #include "flowd/component.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/metrics_hub.hpp"
+#include "flowd/record_sink.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "flowd/thread_name.hpp"
 
@@ -106,6 +107,7 @@ class Runtime {
   StatusBoard status_;  // before ctx_ and bus_, which point to it
   std::stop_source stopping_;
   ReloadShelf shelf_;
+  RecordTap records_;  // before ctx_, which points to it
   Context ctx_;
   Bus bus_;
   std::vector<RunningPlugin> plugins_;

@@ -196,6 +196,15 @@ std::vector<std::string> Section::get_list(std::string_view key) const {
   return split_list(get(key));
 }
 
+std::map<std::string, std::string> Section::with_prefix(std::string_view prefix) const {
+  if (!spec(prefix).prefix)
+    throw std::logic_error(fmt::format("[{}] {} is not a prefix key", name_, prefix));
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : values_)
+    if (k.size() > prefix.size() && k.starts_with(prefix)) out.emplace(k.substr(prefix.size()), v);
+  return out;
+}
+
 bool Section::is_set(std::string_view key) const {
   auto it = explicit_.find(std::string(key));
   return it != explicit_.end() && it->second;

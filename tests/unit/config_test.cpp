@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -624,6 +625,37 @@ TEST(Durations, RangeAndResolutionChecks) {
           "\"5 parsecs\" (unknown unit 'parsecs'); a duration is a number with ms, s, m or h, such "
           "as "
           "500ms, 2s, 5m or 1h");
+}
+
+// A prefix key (KeySpec::prefix: the kafka backend's `librdkafka.`) takes every longer key under
+// it, keeps it as written, prints it back, and leaves other unknown keys refused.
+TEST(Config, PrefixKeysPassLibraryPropertiesThrough) {
+  Config c = load(
+      "[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\nbrokers = k1:9092, k2:9092\n"
+      "librdkafka.security.protocol = SASL_SSL\nlibrdkafka.sasl.mechanism = PLAIN\n");
+  const BackendConfig* k = find_backend_config(c, "kafka");
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->section.with_prefix("librdkafka."),
+            (std::map<std::string, std::string>{{"sasl.mechanism", "PLAIN"},
+                                                {"security.protocol", "SASL_SSL"}}));
+  const std::string printed = print_config(c);
+  expect_contains(printed, "librdkafka.security.protocol = SASL_SSL\n");
+  expect_contains(printed, "librdkafka.sasl.mechanism = PLAIN\n");
+  EXPECT_EQ(printed.find("librdkafka. ="), std::string::npos) << printed;
+  // The printed configuration reads back to the same section.
+  Config again = validate_config(parse_ini(printed, kPath), component_table());
+  EXPECT_EQ(find_backend_config(again, "kafka")->section, k->section);
+  // Only keys longer than the prefix; other unknown keys are still refused.
+  expect_contains(config_error("[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\n"
+                               "brokers = k:1\nlibrdkafka. = x\n"),
+                  "unknown key 'librdkafka.'");
+  expect_contains(config_error("[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\n"
+                               "brokers = k:1\nlibrdkafk.acks = 1\n"),
+                  "unknown key 'librdkafk.acks'");
+  expect_contains(
+      config_error("[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\n"
+                   "brokers = k:1\nlibrdkafka.client.id = a\nlibrdkafka.client.id = b\n"),
+      "librdkafka.client.id is set more than once");
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "collector/decoder.hpp"
+#include "collector/record_json.hpp"
 #include "collector/sflow.hpp"
 #include "collector/template_budget.hpp"
 #include "common/net/endpoint.hpp"
@@ -22,6 +23,7 @@
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
+#include "flowd/record_sink.hpp"
 #include "flowd/stop_fd.hpp"
 #include "flowd/thread_name.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
@@ -49,6 +51,10 @@ struct Worker {
   std::vector<FlowID> events;
   VolumeBatch volume;
   DecoderCounts counts;
+  // The records of one batch as JSON for a record sink (flowd/record_sink.hpp), reused.
+  std::string record_json, record_key;
+  std::vector<std::size_t> record_ends;
+  std::vector<RecordMessage> record_messages;
   // recvmmsg buffers, allocated on the worker's first read (32 x 64 KiB).
   std::optional<net::DatagramBatch> datagrams;
 };
@@ -63,6 +69,7 @@ class NetflowPlugin final : public Plugin {
         log_(get_logger(cfg_.wire == Wire::kSflow ? "plugin.sflow" : "plugin.netflow")),
         hub_(ctx.hub),
         registry_(ctx.registry),
+        records_(ctx.records),
         heartbeats_(ctx.heartbeats),
         observed_(ctx.metrics),
         metrics_(ctx.metrics, cfg_.wire),
@@ -387,10 +394,34 @@ class NetflowPlugin final : public Plugin {
     observe_records(w, from, now);
   }
 
+  // Every record just decoded, as `flowd decode` writes it, to the backend that publishes records
+  // (the kafka backend's records = yes), keyed by the exporter's address. One JSON buffer for the
+  // batch: the views into it are taken once it no longer grows.
+  static void offer_records(Worker& w, RecordSink& sink) {
+    w.record_json.clear();
+    w.record_ends.clear();
+    for (const auto& rec : w.records) {
+      w.record_json += collector::to_json(rec).dump();
+      w.record_ends.push_back(w.record_json.size());
+    }
+    // Every record of one batch comes from one exporter.
+    w.record_key = w.records[0].exporter.address.to_string();
+    w.record_messages.clear();
+    std::size_t begin = 0;
+    for (std::size_t end : w.record_ends) {
+      w.record_messages.push_back(
+          {w.record_key, std::string_view(w.record_json).substr(begin, end - begin)});
+      begin = end;
+    }
+    sink.offer(w.record_messages);
+  }
+
   // Dump, flow tracking, labels and volume of the records just decoded into w.records.
   void observe_records(Worker& w, const collector::Exporter& from, TimePoint now) {
     if (w.records.empty()) return;
     if (dump_.is_open()) dump_.write(w.records);
+    if (records_)
+      if (auto sink = records_->sink()) offer_records(w, *sink);
     const auto registry = registry_.get();
     w.volume.clear();
     std::array<double, kLabelResultCount> labels{};
@@ -475,6 +506,7 @@ class NetflowPlugin final : public Plugin {
   std::vector<std::unique_ptr<Worker>> workers_;
   MetricsHub& hub_;
   RegistryHandle& registry_;
+  RecordTap* records_;          // null in unit tests and --check-config
   HeartbeatBoard* heartbeats_;  // for the workers' threads; null in unit tests
   ObservedMetrics observed_;
   ReceiveMetrics metrics_;

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "backends/kafka/kafka_config.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+
+namespace flowd::kafka {
+namespace {
+
+// A table, one key per entry: kept as written.
+// clang-format off
+constexpr KeySpec kKeys[] = {
+    {"brokers", KeyType::kList, "",
+     "Kafka bootstrap servers, host:port (required; librdkafka's bootstrap.servers)"},
+    {"topic", KeyType::kString, "flowd.events", "topic of the flow events (one JSON object per message, keyed by the flow's 5-tuple)"},
+    {"client_id", KeyType::kString, "flowd", "client.id the brokers see"},
+    {"acks", KeyType::kChoice, "all", "acknowledgements a message needs: all (every in-sync replica), 1 (the leader), 0 (none)",
+     {}, 0, 0, "all, 1, 0"},
+    {"compression", KeyType::kChoice, "lz4", "compression of message batches", {}, 0, 0,
+     "none, lz4, zstd, snappy, gzip"},
+    {.name = "linger_ms", .type = KeyType::kDuration, .default_value = "5ms",
+     .help = "wait this long to fill a batch before sending it (librdkafka's linger.ms)",
+     .min = 0, .max = 900000, .unit = DurationUnit::kMilliseconds, .resolution = DurationUnit::kMilliseconds},
+    {"batch_size", KeyType::kInt, "1000000", "largest batch of messages sent to a partition at once, in bytes",
+     {}, 1, 2147483647},
+    {"queue_buffering_max_messages", KeyType::kInt, "100000",
+     "messages held for sending (also while the brokers are down or slow); beyond this a message is dropped and "
+     "counted (result=\"dropped\"), never waited for", {}, 1, 2147483647},
+    {.name = "flush_timeout", .type = KeyType::kDuration, .default_value = "5s",
+     .help = "at stop, wait at most this long for the messages still queued to be delivered; the rest are counted "
+             "as failed",
+     .min = 0, .max = 600000, .unit = DurationUnit::kSeconds, .resolution = DurationUnit::kMilliseconds},
+    {"records", KeyType::kBool, "no",
+     "the netflow and sflow plugins also publish every decoded record (the `flowd decode` JSON) to records_topic, "
+     "keyed by exporter"},
+    {"records_topic", KeyType::kString, "flowd.records", "topic of the decoded records (with records = yes)"},
+    {.name = "librdkafka.", .type = KeyType::kString, .default_value = "",
+     .help = "any other librdkafka property, by its own name (librdkafka.security.protocol = SASL_SSL, "
+             "librdkafka.sasl.mechanism, librdkafka.ssl.ca.location, ...); a property librdkafka refuses "
+             "stops the configuration with librdkafka's message",
+     .prefix = true},
+};
+// clang-format on
+
+ConfigError key_error(const Section& cfg, std::string_view key, std::string_view why) {
+  return ConfigError("[" + cfg.name() + "] " + std::string(key) + ": " + std::string(why));
+}
+
+}  // namespace
+
+std::span<const KeySpec> config_keys() {
+  return kKeys;
+}
+
+std::string topic_name_problem(std::string_view topic) {
+  if (topic.empty()) return "empty";
+  if (topic.size() > 249) return "longer than 249 characters";
+  if (topic == "." || topic == "..") return "'.' and '..' are not topic names";
+  for (char c : topic)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return "a Kafka topic name has only letters, digits, '.', '_' and '-'";
+  return {};
+}
+
+KafkaConfig KafkaConfig::from(const Section& cfg) {
+  KafkaConfig c;
+  std::string brokers;
+  for (const auto& b : cfg.get_list("brokers")) brokers += (brokers.empty() ? "" : ",") + b;
+  if (brokers.empty())
+    throw key_error(cfg, "brokers", "required: the Kafka bootstrap servers, host:port[, ...]");
+  c.brokers = brokers;
+  c.topic = cfg.get("topic");
+  c.records = cfg.get_bool("records");
+  c.records_topic = cfg.get("records_topic");
+  for (const char* key : {"topic", "records_topic"})
+    if (auto why = topic_name_problem(cfg.get(key)); !why.empty())
+      throw key_error(cfg, key, "'" + cfg.get(key) + "': " + why);
+  if (c.records && c.records_topic == c.topic)
+    throw key_error(cfg, "records_topic",
+                    "must differ from topic (events and records are two kinds)");
+  c.flush_timeout = cfg.get_duration("flush_timeout");
+
+  const std::string compression = cfg.get("compression");
+  // Named keys first, each as the librdkafka property it stands for.
+  const std::pair<const char*, std::string> named[] = {
+      {"bootstrap.servers", brokers},
+      {"client.id", cfg.get("client_id")},
+      {"acks", cfg.get("acks") == "all" ? "-1" : cfg.get("acks")},
+      {"compression.codec", compression},
+      {"linger.ms", std::to_string(cfg.get_duration("linger_ms").count())},
+      {"batch.size", cfg.get("batch_size")},
+      {"queue.buffering.max.messages", cfg.get("queue_buffering_max_messages")},
+  };
+  const char* named_key[] = {"brokers",
+                             "client_id",
+                             "acks",
+                             "compression",
+                             "linger_ms",
+                             "batch_size",
+                             "queue_buffering_max_messages"};
+  for (const auto& [prop, value] : named) c.properties.emplace_back(prop, value);
+  for (const auto& [prop, value] : cfg.with_prefix("librdkafka.")) {
+    for (std::size_t i = 0; i < std::size(named); ++i)
+      if (prop == named[i].first)
+        throw key_error(cfg, "librdkafka." + prop,
+                        std::string("set it with the key '") + named_key[i] + "' instead");
+    // What flowd relies on: its delivery reports and its own counting.
+    if (prop == "dr_cb" || prop == "dr_msg_cb" || prop == "opaque")
+      throw key_error(cfg, "librdkafka." + prop, "flowd sets this itself");
+    c.properties.emplace_back(prop, value);
+  }
+  // librdkafka checks every value now, so a typo fails --check-config, not the start.
+  std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
+                                                                          rd_kafka_conf_destroy);
+  char err[512];
+  for (std::size_t i = 0; i < c.properties.size(); ++i) {
+    const auto& [prop, value] = c.properties[i];
+    if (rd_kafka_conf_set(conf.get(), prop.c_str(), value.c_str(), err, sizeof err) !=
+        RD_KAFKA_CONF_OK)
+      throw key_error(cfg, i < std::size(named) ? std::string(named_key[i]) : "librdkafka." + prop,
+                      std::string("librdkafka refuses it: ") + err);
+  }
+  return c;
+}
+
+}  // namespace flowd::kafka
