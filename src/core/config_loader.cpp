@@ -175,7 +175,12 @@ Section build_section(const std::string& path, const std::string& name,
         // inih reports an indented continuation line as the same key again.
         if (!is_list(it->type))
           throw ConfigError(fmt::format("{}: [{}] {} is set more than once", path, name, key));
-        values[k] += ", " + value;
+        // A comma that ends the line before (or starts this one) already separates the items.
+        std::string& v = values[k];
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+        const bool separated = (!v.empty() && v.back() == ',') ||
+                               trim(value).starts_with(',');
+        v += (separated ? " " : ", ") + value;
       } else {
         values[k] = value;
       }
