@@ -178,8 +178,7 @@ Section build_section(const std::string& path, const std::string& name,
         // A comma that ends the line before (or starts this one) already separates the items.
         std::string& v = values[k];
         while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
-        const bool separated = (!v.empty() && v.back() == ',') ||
-                               trim(value).starts_with(',');
+        const bool separated = (!v.empty() && v.back() == ',') || trim(value).starts_with(',');
         v += (separated ? " " : ", ") + value;
       } else {
         values[k] = value;

@@ -88,9 +88,11 @@ UdpFireflyConfig UdpFireflyConfig::from(const Section& cfg) {
     if (!ep) throw key_error(cfg, "collector", "cannot parse '" + text + "'");
     for (const auto& other : c.collectors)
       if (same_collector(other, *ep))
-        throw key_error(
-            cfg, "collector",
-            fmt::format("'{}' is listed twice (as '{}')", ep->to_string(), other.to_string()));
+        throw key_error(cfg, "collector",
+                        other.to_string() == ep->to_string()
+                            ? fmt::format("'{}' is listed twice", ep->to_string())
+                            : fmt::format("'{}' is listed twice (as '{}')", ep->to_string(),
+                                          other.to_string()));
     c.collectors.push_back(std::move(*ep));
   }
   // Each collector is a label value of the per-collector metrics: the set stays small.
