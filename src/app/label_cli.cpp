@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/registry_loader.hpp"
+#include "flowd/flow_id.hpp"
 #include "flowd/scitags_label.hpp"
 
 namespace flowd {
@@ -34,10 +35,17 @@ LabelOutput run_label_command(const std::vector<std::string>& args) {
   auto reg = ScitagsRegistry::parse(registry_snapshot_json(), err);
   if (args.size() == 3 && args[0] == "encode") {
     auto exp = reg->experiment_id(args[1]);
-    auto act = exp ? reg->activity_id(*exp, args[2]) : std::nullopt;
-    if (!exp || !act)
-      return usage_error(
-          "flowd label encode: experiment 0..511 and activity 0..63 (numbers or names)\n");
+    if (!exp)
+      return usage_error(fmt::format(
+          "flowd label encode: experiment '{}' is neither 0..{} nor an experiment name of the "
+          "registry\n",
+          args[1], kMaxExperiment));
+    auto act = reg->activity_id(*exp, args[2]);
+    if (!act)
+      return usage_error(fmt::format(
+          "flowd label encode: activity '{}' is neither 0..{} nor an activity name of experiment "
+          "{} ({}); names are spelled as the registry spells them\n",
+          args[2], kMaxActivity, *exp, reg->experiment_name(*exp)));
     std::uint32_t label = make_label(*exp, *act, 0);
     return {0,
             fmt::format("label {} (0x{:05x}): experiment {} ({}), activity {} ({}); entropy bits "

@@ -96,9 +96,15 @@ int main(int argc, char** argv) {
                     "configuration file whose [plugin.api] says where flowd listens");
     sub->add_flag("--json", status_opts.json, "print the API's JSON as it came");
     sub->add_option("--socket", status_opts.socket,
-                    "the API's unix socket (default: [plugin.api] socket of -c's file)");
+                    "the API's unix socket (default: [plugin.api] socket of -c's file)")
+        ->type_name("PATH")
+        ->check(
+            CLI::Validator([](std::string& v) { return flowd::check_api_option(v, "PATH"); }, ""));
     sub->add_option("--address", status_opts.address,
-                    "the API's TCP address host[:port] (default: from -c's file)");
+                    "the API's TCP address host[:port] (default: from -c's file)")
+        ->type_name("HOST[:PORT]")
+        ->check(CLI::Validator(
+            [](std::string& v) { return flowd::check_api_option(v, "HOST[:PORT]"); }, ""));
   };
   auto* status = app.add_subcommand(
       "status", "what the running flowd runs and does (its api plugin's GET /v1/status)");
@@ -108,7 +114,8 @@ int main(int argc, char** argv) {
   add_api_options(flows);
   flows->add_option("--limit", status_opts.limit, "show at most this many flows")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+      ->type_name("N")
+      ->check(CLI::Validator([](std::string& v) { return flowd::check_limit(v); }, ""));
   app.add_flag("--config-reference", reference,
                "print every configuration key as Markdown tables and exit");
   try {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -112,13 +113,27 @@ std::optional<nlohmann::json> get(const Target& t, const std::string& path, std:
     return std::nullopt;
   }
   auto body = nlohmann::json::parse(res->body, nullptr, false);
-  if (res->status != 200 || body.is_discarded()) {
-    error = fmt::format("{} answered {} {}", t.describe(), res->status,
-                        body.is_object() && body.contains("error") ? body["error"].dump()
-                                                                   : res->body.substr(0, 200));
+  // flowd's answers are JSON objects: GET /v1/status has "version" and "components", GET
+  // /v1/flows has "flows", an error has "error" and "reason". Anything else comes from another
+  // server on that socket or port (a plain web server's 404 page): say so, not what it said.
+  const bool ours =
+      body.is_object() &&
+      (path.starts_with("/v1/status") ? body.contains("version") && body.contains("components")
+                                      : body.contains("flows"));
+  const bool our_error = body.is_object() && body.contains("error") && body.contains("reason");
+  if (res->status == 200 && ours) return body;
+  if (our_error) {
+    error = fmt::format(
+        "flowd on {} answered {}: {}", t.describe(), res->status,
+        body["error"].is_string() ? body["error"].get<std::string>() : body["error"].dump());
     return std::nullopt;
   }
-  return body;
+  error = fmt::format(
+      "{} is not flowd's API: GET {} answered HTTP {}{} without flowd's JSON; something else "
+      "listens there (check [plugin.api] socket and listen, or --socket/--address)",
+      t.describe(), path, res->status,
+      res->reason.empty() ? std::string() : " " + res->reason.substr(0, 60));
+  return std::nullopt;
 }
 
 std::string duration(std::int64_t s) {
@@ -240,6 +255,25 @@ int fetch_and_print(const StatusOptions& opts, const ComponentTable& components,
 }
 
 }  // namespace
+
+std::string check_api_option(const std::string& value, const std::string& what) {
+  if (value.empty()) return fmt::format("needs a value, {}", what);
+  if (value.front() == '-')
+    return fmt::format("needs a value, {}; got the option {} instead", what, value);
+  if (what != "PATH" && !net::parse_endpoint(value, kDefaultApiPort))
+    return fmt::format("'{}' is not {}", value, what);
+  return "";
+}
+
+std::string check_limit(const std::string& value) {
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)
+    return fmt::format("'{}' is not a number (a count of flows, 1 to {})", value, kMaxLimit);
+  std::size_t n = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || p != value.data() + value.size() || n < 1 || n > kMaxLimit)
+    return fmt::format("{} is not in 1 to {}", value, kMaxLimit);
+  return "";
+}
 
 int status_command(const StatusOptions& opts, const ComponentTable& components) {
   return fetch_and_print(opts, components, "/v1/status", print_status);

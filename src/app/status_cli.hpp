@@ -17,6 +17,15 @@ struct StatusOptions {
   std::size_t limit = 1000;  // flows: at most this many
 };
 
+// Why the value of --socket (`what` "PATH") or --address ("HOST[:PORT]") is refused, or "": when
+// empty, when it is the next option (`--address --json` took "--json" for the address), or (an
+// address) when it is not host[:port]. main.cpp's CLI11 prints "--address: <why>".
+std::string check_api_option(const std::string& value, const std::string& what);
+// Why a --limit value is refused, or "": "not a number" for what is not one, else the range
+// 1..kMaxLimit.
+inline constexpr std::size_t kMaxLimit = 1000000;
+std::string check_limit(const std::string& value);
+
 // Exit codes: 0 shown; 1 flowd is not running or did not answer (the message says which, and
 // where it looked); 2 the configuration cannot be read.
 int status_command(const StatusOptions& opts, const ComponentTable& components);

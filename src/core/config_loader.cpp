@@ -91,6 +91,21 @@ std::string check_value(const std::string& path, const std::string& section, con
       if (!net::parse_endpoint(v, 1)) throw bad();
       return v;
     case KeyType::kEndpointList: {
+      // An empty item ("a,,b", a comma first or last) is a typo or a host left out, not a list
+      // of two: refused. A comma ending a line before a continuation line is the list going on.
+      const bool leading = !v.empty() && v.front() == ',';
+      const bool trailing = !v.empty() && v.back() == ',';
+      bool doubled = false;
+      for (std::size_t c = v.find(','); c != std::string::npos && !doubled;
+           c = v.find(',', c + 1)) {
+        auto next = v.find_first_not_of(" \t", c + 1);
+        doubled = next != std::string::npos && v[next] == ',';
+      }
+      if (leading || trailing || doubled)
+        throw ConfigError(fmt::format(
+            "{}: [{}] {}: an empty item in \"{}\" (two commas with nothing between, or a comma "
+            "first or last); remove the extra comma",
+            path, section, k.name, v));
       auto items = split_list(v);
       std::string out;
       for (const auto& i : items) {
@@ -165,7 +180,11 @@ Section build_section(const std::string& path, const std::string& name,
         // inih reports an indented continuation line as the same key again.
         if (!is_list(it->type))
           throw ConfigError(fmt::format("{}: [{}] {} is set more than once", path, name, key));
-        values[k] += ", " + value;
+        // A comma that ends the line before (or starts this one) already separates the items.
+        std::string& v = values[k];
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+        const bool separated = (!v.empty() && v.back() == ',') || trim(value).starts_with(',');
+        v += (separated ? " " : ", ") + value;
       } else {
         values[k] = value;
       }

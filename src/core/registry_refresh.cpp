@@ -163,8 +163,9 @@ void RegistryRefresh::refresh_once(const Config& c, std::stop_token stop) {
   auto reg = parse_registry(f.body, source, error);
   if (!reg) {
     fail(Failure::kParse);
-    limited_warn(*log, limiter_, "registry refresh: flow_map_api {}: {}; still using {}", source,
-                 error, before->source());
+    limited_warn(*log, limiter_,
+                 "registry refresh: flow_map_api {}: {}; still using {} ({:.0f} s old)", source,
+                 error, before->source(), registry_.age_seconds(now));
     return;
   }
   // Checked as a reload's registry is: a rule naming an experiment the new registry dropped must
@@ -175,8 +176,8 @@ void RegistryRefresh::refresh_once(const Config& c, std::stop_token stop) {
     fail(Failure::kRefused);
     limited_warn(*log, limiter_,
                  "registry refresh: the registry from {} does not suit the configuration ({}); "
-                 "still using {}",
-                 source, e.what(), before->source());
+                 "still using {} ({:.0f} s old)",
+                 source, e.what(), before->source(), registry_.age_seconds(now));
     return;
   }
   if (!registry_.replace(before, reg, now)) {

@@ -2,13 +2,16 @@
 // The api plugin against the real daemon (issue 14 §2): POST /v1/flows over the unix socket and
 // over loopback, good and bad bodies, GET /v1/flows and /v1/status, 100 concurrent clients, slow
 // clients that never finish their request, and `flowd status` / `flowd flows`.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -64,6 +67,97 @@ int connect_unix(const std::string& path) {
     return -1;
   }
   return fd;
+}
+
+// A raw connection to 127.0.0.1:port.
+int connect_tcp(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    auto n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// One HTTP response as it came on a raw connection; header names lower-case.
+struct RawResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string header(const std::string& name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return v;
+    return "";
+  }
+};
+
+// Reads responses (Content-Length framed) from `fd` until `want` arrived, the peer closed (`eof`
+// set) or `timeout` passed.
+std::vector<RawResponse> read_responses(int fd, std::size_t want, bool& eof,
+                                        std::chrono::milliseconds timeout = 5s) {
+  std::vector<RawResponse> out;
+  std::string buf;
+  eof = false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto parse_one = [&]() -> bool {
+    auto end = buf.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    RawResponse r;
+    std::size_t length = 0;
+    std::size_t line_end = buf.find("\r\n");
+    r.status = std::atoi(buf.substr(9, 3).c_str());
+    for (std::size_t pos = line_end + 2; pos < end;) {
+      auto next = buf.find("\r\n", pos);
+      auto line = buf.substr(pos, next - pos);
+      auto colon = line.find(':');
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      if (name == "content-length") length = std::stoul(value);
+      r.headers.emplace_back(name, value);
+      pos = next + 2;
+    }
+    if (buf.size() < end + 4 + length) return false;
+    r.body = buf.substr(end + 4, length);
+    buf.erase(0, end + 4 + length);
+    out.push_back(std::move(r));
+    return true;
+  };
+  while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
+    if (parse_one()) continue;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char chunk[8192];
+    auto n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) {
+      while (parse_one()) {
+      }
+      eof = true;
+      break;
+    }
+    buf.append(chunk, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+std::string post_request(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /v1/flows HTTP/1.1\r\nHost: flowd\r\nContent-Type: application/json\r\n" +
+         extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 // Waits until the peer closes `fd` (read returns 0 or an error); how long it took, or nullopt.
@@ -182,8 +276,7 @@ TEST(Api, BadBodiesAreRefusedWithTheirReasonAndCounted) {
   // The same bad port on the pipe is refused for the same reason, in np_api's own counter.
   write_pipe(d.pipe(), "start tcp 127.0.0.1 70000 127.0.0.1 5777 2 9\n");
   EXPECT_EQ(d.get("/v1/nothing").status, 404);
-  auto del = http_request("DELETE", "http://flowd/v1/flows", "", d.socket()).status;
-  EXPECT_TRUE(del == 400 || del == 404 || del == 405) << del;
+  EXPECT_EQ(http_request("DELETE", "http://flowd/v1/flows", "", d.socket()).status, 405);
 
   auto m = d.scrape_until(R"(flowd_np_api_rejected_lines_total{reason="port"})", 1);
   EXPECT_EQ(metric_value(m, R"(flowd_np_api_rejected_lines_total{reason="port"})"), 1);
@@ -310,6 +403,176 @@ TEST(Api, SlowClientsThatNeverFinishDoNotStopOthers) {
   EXPECT_EQ(d.rx4.receive_many(5).size(), 5u);
   EXPECT_EQ(d.get("/v1/status").status, 200);
   EXPECT_EQ(d.stop(), 0) << "a stop ends the connections it serves at once";
+}
+
+// Issue 14 (found by a fresh user): one pool served both listeners, so more stalled TCP clients
+// than `threads` made unix-socket clients wait up to request_timeout. Each listener has its own.
+TEST(Api, StalledTcpClientsDoNotDelayTheUnixSocket) {
+  ApiDaemon d;
+  const int port = free_tcp_port();
+  d.start(d.config_api("listen = 127.0.0.1:" + std::to_string(port) +
+                       "\nthreads = 2\nqueue = 4\nrequest_timeout = 8s\ntimeout = 8s\n"));
+  // threads + 1 TCP clients that send half a request and then nothing: both TCP workers are held
+  // and one more connection waits in the TCP queue.
+  std::vector<int> stalled;
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_tcp(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, "POST /v1/flows HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"));
+    stalled.push_back(fd);
+  }
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = d.get("/v1/status");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(r.status, 200) << r.curl_error;
+    EXPECT_LT(took, 1s) << "a unix-socket client waited for the stalled TCP clients";
+  }
+  auto r = d.post(flow_json("start", 2700, R"("scitag": 137)"));
+  EXPECT_EQ(r.status, 200) << r.curl_error;
+  EXPECT_TRUE(d.rx4.receive());
+  for (int fd : stalled) ::close(fd);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+bool listed(const ApiDaemon& d, int src_port) {
+  auto flows = parse(d.get("/v1/flows"));
+  for (const auto& f : flows["flows"])
+    if (f["src_port"] == src_port) return true;
+  return false;
+}
+
+// Issue 14: pipelined requests (several in one write) are each answered, in order; a request sent
+// behind one that ends the connection (Connection: close, keep_alive_max) is never executed, so a
+// client that retries it does not start a flow twice.
+TEST(Api, PipelinedRequestsAreAnsweredInOrderAndNoneIsExecutedUnanswered) {
+  ApiDaemon d;
+  d.start(d.config_api("keep_alive_max = 3\n"));
+  auto tag = R"("scitag": 137)";
+
+  int fd = connect_unix(d.socket());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, post_request(flow_json("start", 41000, tag)) +
+                               "GET /v1/flows HTTP/1.1\r\nHost: flowd\r\n\r\n" +
+                               post_request(flow_json("start", 41001, tag))));
+  bool eof = false;
+  auto got = read_responses(fd, 3, eof);
+  ASSERT_EQ(got.size(), 3u) << "eof " << eof << d.proc->log();
+  EXPECT_EQ(got[0].status, 200);
+  EXPECT_EQ(json::parse(got[0].body)["accepted"], 1);
+  EXPECT_EQ(got[1].status, 200);
+  // The list was made between the two POSTs: the first flow in it, the second not yet.
+  auto body = got[1].body;
+  EXPECT_NE(body.find("41000"), std::string::npos) << body;
+  EXPECT_EQ(body.find("41001"), std::string::npos) << body;
+  EXPECT_EQ(got[2].status, 200);
+  EXPECT_EQ(got[2].header("connection"), "close") << "the third of keep_alive_max = 3";
+  ::close(fd);
+  EXPECT_TRUE(listed(d, 41001));
+
+  // A request behind "Connection: close" is not executed.
+  fd = connect_unix(d.socket());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, post_request(flow_json("start", 41002, tag), "Connection: close\r\n") +
+                               post_request(flow_json("start", 41003, tag))));
+  got = read_responses(fd, 2, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(got[0].status, 200);
+  EXPECT_EQ(got[0].header("connection"), "close");
+  ::close(fd);
+
+  // Nor is a fourth request behind keep_alive_max = 3.
+  fd = connect_unix(d.socket());
+  ASSERT_GE(fd, 0);
+  std::string four;
+  for (int p = 41004; p < 41008; ++p) four += post_request(flow_json("start", p, tag));
+  ASSERT_TRUE(send_all(fd, four));
+  got = read_responses(fd, 4, eof);
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_TRUE(eof);
+  ::close(fd);
+
+  EXPECT_TRUE(listed(d, 41002));
+  EXPECT_FALSE(listed(d, 41003)) << "executed although its answer was never sent";
+  EXPECT_TRUE(listed(d, 41006));
+  EXPECT_FALSE(listed(d, 41007)) << "executed although its answer was never sent";
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// RFC 9112 §9.3: Connection tokens are case-insensitive; an HTTP/1.0 client keeps the connection
+// with "keep-alive" (and is told so), else it is closed; "Close" on HTTP/1.1 closes.
+TEST(Api, ConnectionHeaderAsRfc9112Says) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  int fd = connect_unix(d.socket());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "GET /v1/status HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  bool eof = false;
+  auto got = read_responses(fd, 1, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, 200);
+  EXPECT_EQ(got[0].header("connection"), "keep-alive");
+  // Still open: a second request on it, HTTP/1.0 without keep-alive, is answered and closes it.
+  ASSERT_TRUE(send_all(fd, "GET /v1/status HTTP/1.0\r\n\r\n"));
+  got = read_responses(fd, 2, eof);
+  ASSERT_EQ(got.size(), 1u) << "the keep-alive connection was closed";
+  EXPECT_EQ(got[0].header("connection"), "close");
+  EXPECT_TRUE(eof);
+  ::close(fd);
+
+  fd = connect_unix(d.socket());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n"));
+  got = read_responses(fd, 2, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header("connection"), "close");
+  EXPECT_TRUE(eof);
+  ::close(fd);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Issue 14: a method a known path does not take is 405 with Allow (not 404), and the refusals
+// of a body name the field at fault.
+TEST(Api, WrongMethodsAre405AndRefusalsNameTheField) {
+  ApiDaemon d;
+  d.start(d.config_api());
+  struct Case {
+    std::string method, path, allow;
+  } cases[] = {{"DELETE", "/v1/flows", "GET, HEAD, POST"},
+               {"OPTIONS", "/v1/flows", "GET, HEAD, POST"},
+               {"PUT", "/v1/status", "GET, HEAD"},
+               {"POST", "/v1/status", "GET, HEAD"}};
+  for (const auto& c : cases) {
+    int fd = connect_unix(d.socket());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(
+        fd, c.method + " " + c.path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+    bool eof = false;
+    auto got = read_responses(fd, 1, eof);
+    ::close(fd);
+    ASSERT_EQ(got.size(), 1u) << c.method;
+    EXPECT_EQ(got[0].status, 405) << c.method << " " << c.path;
+    EXPECT_EQ(got[0].header("allow"), c.allow) << c.method << " " << c.path;
+  }
+  EXPECT_EQ(d.get("/v1/nothing").status, 404);
+
+  // A port beyond 64 bits is the port's fault, not the body's.
+  auto r = d.post(
+      R"({"state": "start", "protocol": "tcp", "src_ip": "127.0.0.1", "src_port": 99999999999999999999, "dst_ip": "127.0.0.1", "dst_port": 5777, "scitag": 137})");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(parse(r)["rejected"][0]["reason"], "port") << r.body;
+  // An unknown key beside "flows" is named.
+  r = d.post(R"({"flows": [], "extra": 1})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(parse(r)["error"].get<std::string>().find("'extra'"), std::string::npos) << r.body;
+  // scitag is an integer, as the transfer tools carry it.
+  r = d.post(flow_json("start", 2800, R"("scitag": "144")"));
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(parse(r)["rejected"][0]["reason"], "scitag") << r.body;
+  EXPECT_FALSE(d.rx4.receive(300ms));
+  EXPECT_EQ(d.stop(), 0);
 }
 
 TEST(Api, AStaleSocketOfAKilledFlowdIsReplacedAndALiveOneRefused) {

@@ -160,6 +160,35 @@ TEST(FireflyListener, TwoCollectorsEachGetEveryFireflyAndEveryRelayedOne) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Issue 14 (found by a fresh user): collectors were told apart as text, so `localhost, LOCALHOST`
+// or an address and its IPv4-mapped form each got every firefly twice, and `a,,b` passed.
+TEST(FireflyListener, DuplicateOrEmptyCollectorsAreRefusedAtCheck) {
+  Daemon d;
+  std::string out, err;
+  const std::pair<std::string, std::string> refused[] = {
+      {"localhost:10600, LOCALHOST:10600",
+       "'LOCALHOST:10600' is listed twice (as 'localhost:10600')"},
+      {"127.0.0.2:10600, [::ffff:127.0.0.2]:10600", "is listed twice (as '127.0.0.2:10600')"},
+      {"[2001:db8::1], [2001:db8:0::1]", "is listed twice"},
+      {"a.example.org,,b.example.org", "an empty item"},
+      {"a.example.org, , b.example.org", "an empty item"},
+      {", a.example.org", "an empty item"},
+      {"a.example.org,", "an empty item"},
+  };
+  for (const auto& [list, says] : refused) {
+    d.dir.write("c.cfg", d.config("collector = " + list + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 2) << list;
+    EXPECT_NE(err.find("[backend.udp_firefly] collector"), std::string::npos) << err;
+    EXPECT_NE(err.find(says), std::string::npos) << list << ": " << err;
+  }
+  // Different ports are different collectors; a comma ending a line continues the list.
+  for (const char* ok : {"localhost:10600, LOCALHOST:10601", "a.example.org,\n  b.example.org"}) {
+    d.dir.write("c.cfg", d.config(std::string("collector = ") + ok + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 0)
+        << ok << ": " << err;
+  }
+}
+
 TEST(FireflyListener, FixturesFromOtherSendersAreRelayedWithTheirFields) {
   Daemon d;
   UdpReceiver collector;

@@ -393,6 +393,40 @@ TEST(Cli, ConvertConfigTakesIperfRrAndIperfFlowId) {
   EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("check.cfg")}, out, err), 0) << err;
 }
 
+// Issue 14 (found by a fresh user): the status and flows commands say which option is wrong and
+// why, and a server that is not flowd's API is called that, not quoted.
+TEST(Cli, StatusAndFlowsSayWhatIsWrong) {
+  std::string out, err;
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  } cases[] = {
+      {{"flows", "--address"}, "--address: 1 required HOST[:PORT] missing"},
+      {{"flows", "--address", ""}, "--address: needs a value, HOST[:PORT]"},
+      {{"flows", "--address", "--json"}, "got the option --json instead"},
+      {{"status", "--socket", "--json"}, "--socket: needs a value, PATH"},
+      {{"flows", "--address", "127.0.0.1:99999"}, "'127.0.0.1:99999' is not HOST[:PORT]"},
+      {{"flows", "--limit", "abc"}, "--limit: 'abc' is not a number"},
+      {{"flows", "--limit", "0"}, "--limit: 0 is not in 1 to 1000000"},
+      {{"label", "encode", "atlas", "debug"}, "activity 'debug' is neither"},
+      {{"label", "encode", "atlsa", "Debug"}, "experiment 'atlsa' is neither"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(run_flowd(c.args, out, err), 2) << c.args.back();
+    EXPECT_NE(err.find(c.says), std::string::npos) << c.args.back() << ": " << err;
+  }
+  // Something else answers there: prometheus's exposer of a running flowd, 404 on /v1/status.
+  Daemon d;
+  d.start(d.config());
+  const std::string other = "127.0.0.1:" + std::to_string(d.prom_port);
+  for (const char* cmd : {"status", "flows"}) {
+    EXPECT_EQ(run_flowd({cmd, "--address", other}, out, err), 1);
+    EXPECT_NE(err.find("http://" + other + " is not flowd's API"), std::string::npos) << err;
+    EXPECT_NE(err.find("HTTP 404"), std::string::npos) << err;
+  }
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Cli, ReadmeHoldsTheConfigReference) {
   std::string out, err;
   ASSERT_EQ(run_flowd({"--config-reference"}, out, err), 0);

@@ -239,6 +239,25 @@ TEST(RegistryRefresh, ARegistryTheConfigurationRefusesIsCountedAndNotInstalled) 
       << d.proc->log();
   write_pipe(d.pipe(), "start tcp 127.0.0.1 1 127.0.0.1 2 flowdtest probe\n");
   EXPECT_TRUE(d.rx4.receive()) << "the registry in use is kept";
+  EXPECT_NE(d.proc->log().find(" s old)"), std::string::npos) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Issue 14 (found by a fresh user): a refresh that gets something other than JSON keeps the
+// registry in use and says how old that registry is, as a failed download does.
+TEST(RegistryRefresh, InvalidJsonKeepsTheRegistryAndSaysItsAge) {
+  RegistryServer http;
+  Daemon d;
+  d.start(d.config("", "flow_map_api = " + http.url() + "\nregistry_refresh = 1s\n"));
+  http.set("200", "<html>maintenance</html>", "\"m1\"");
+  EXPECT_GE(wait_metric(d, "flowd_registry_refresh_failures_total{reason=\"parse\"}", 1), 1)
+      << d.proc->log();
+  const std::string log = d.proc->log();
+  const auto at = log.find("registry refresh: flow_map_api " + http.url());
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_NE(line.find("still using"), std::string::npos) << line;
+  EXPECT_NE(line.find(" s old)"), std::string::npos) << line;
   EXPECT_EQ(d.stop(), 0);
 }
 

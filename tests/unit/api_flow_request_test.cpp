@@ -58,11 +58,13 @@ TEST(ApiFlowRequest, ScitagIsExperimentShiftedBySixOrActivity) {
   ASSERT_TRUE(r.flows.at(0).flow) << r.flows[0].detail;
   EXPECT_EQ(r.flows[0].flow->experiment, 2);
   EXPECT_EQ(r.flows[0].flow->activity, 16);
-  r = parse_flow_request(flow(R"("scitag": "32767")"), registry(), kNow, 10);
+  r = parse_flow_request(flow(R"("scitag": 32767)"), registry(), kNow, 10);
   ASSERT_TRUE(r.flows.at(0).flow) << r.flows[0].detail;
   EXPECT_EQ(r.flows[0].flow->experiment, 511);
   EXPECT_EQ(r.flows[0].flow->activity, 63);
+  // An integer, as the tools carry it: a string is refused (issue 14), however numeric.
   for (const char* bad : {R"("scitag": 32768)", R"("scitag": -1)", R"("scitag": "12a")",
+                          R"("scitag": "144")", R"("scitag": 99999999999999999999)",
                           R"("scitag": 144, "experiment": 2)", R"("scitag": 1.5)"}) {
     r = parse_flow_request(flow(bad), registry(), kNow, 10);
     ASSERT_EQ(r.flows.size(), 1u) << bad;
@@ -143,6 +145,43 @@ TEST(ApiFlowRequest, BadFlowsGetTheirReason) {
     EXPECT_FALSE(r.flows[0].flow) << c.body;
     EXPECT_EQ(r.flows[0].reason, c.reason) << c.body << ": " << r.flows[0].detail;
   }
+}
+
+// Issue 14 (found by a fresh user): a number too large for 64 bits is the field's fault, not the
+// body's; an unknown key beside "flows" is named; JSON that is invalid stays invalid.
+TEST(ApiFlowRequest, RefusalsNameTheFieldAtFault) {
+  for (const char* port : {"99999999999999999999", "-99999999999999999999", "1e400", "1e3"}) {
+    auto r = parse_flow_request(flow(R"("scitag": 144)", port), registry(), kNow, 10);
+    ASSERT_TRUE(r.body_ok) << port << ": " << r.detail;
+    ASSERT_EQ(r.flows.size(), 1u);
+    EXPECT_FALSE(r.flows[0].flow) << port;
+    EXPECT_EQ(r.flows[0].reason, Reject::kPort) << port << ": " << r.flows[0].detail;
+  }
+  // Beside another flow with an overflowing port, a good flow is still accepted.
+  auto r = parse_flow_request(
+      "[" + flow() + "," + flow(R"("scitag": 144)", "123456789012345678901") + "]", registry(),
+      kNow, 10);
+  ASSERT_EQ(r.flows.size(), 2u) << r.detail;
+  EXPECT_TRUE(r.flows[0].flow) << r.flows[0].detail;
+  EXPECT_EQ(r.flows[1].reason, Reject::kPort);
+  EXPECT_NE(r.flows[1].detail.find("123456789012345678901 is out of range"), std::string::npos)
+      << r.flows[1].detail;
+  // Not JSON, rescued or not: a leading zero, a bare minus.
+  for (const char* port : {"0443", "-", "99999999999999999999 1"}) {
+    r = parse_flow_request(flow(R"("scitag": 144)", port), registry(), kNow, 10);
+    EXPECT_FALSE(r.body_ok) << port;
+    EXPECT_EQ(r.reason, Reject::kJson) << port;
+  }
+  // A string that looks like the rescue's mark, in a body that needed none, is just a string.
+  r = parse_flow_request(flow(R"("scitag": 144)", R"("\u0000443")"), registry(), kNow, 10);
+  ASSERT_EQ(r.flows.size(), 1u);
+  EXPECT_EQ(r.flows[0].reason, Reject::kPort);
+  r = parse_flow_request(R"({"flows": [], "extra": 1})", registry(), kNow, 10);
+  EXPECT_FALSE(r.body_ok);
+  EXPECT_NE(r.detail.find("'extra'"), std::string::npos) << r.detail;
+  r = parse_flow_request(R"({"extra": 1, "flows": [1]})", registry(), kNow, 10);
+  EXPECT_FALSE(r.body_ok);
+  EXPECT_NE(r.detail.find("'extra'"), std::string::npos) << r.detail;
 }
 
 // One rule for both: a flow is refused over HTTP for the reason the pipe gives, by the same name.

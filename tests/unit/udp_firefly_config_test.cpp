@@ -68,6 +68,14 @@ TEST(UdpFireflyConfig, CollectorsAreDistinctAndFew) {
   // The same collector twice (the default port written out or not) would get every firefly twice.
   EXPECT_EQ(error_of({{"collector", "a.example.org, a.example.org:10514"}}),
             "[backend.udp_firefly] collector: 'a.example.org:10514' is listed twice");
+  // Names compare case-insensitively, addresses as addresses (issue 14).
+  EXPECT_EQ(error_of({{"collector", "a.example.org, A.Example.ORG"}}),
+            "[backend.udp_firefly] collector: 'A.Example.ORG:10514' is listed twice (as "
+            "'a.example.org:10514')");
+  EXPECT_EQ(error_of({{"collector", "127.0.0.2, [::ffff:127.0.0.2]"}}),
+            "[backend.udp_firefly] collector: '[::ffff:127.0.0.2]:10514' is listed twice (as "
+            "'127.0.0.2:10514')");
+  EXPECT_EQ(error_of({{"collector", "a.example.org, A.example.org:10515"}}), "");
   std::string nine;
   for (int i = 0; i < 9; ++i) nine += "c" + std::to_string(i) + ".example, ";
   EXPECT_EQ(error_of({{"collector", nine}}),

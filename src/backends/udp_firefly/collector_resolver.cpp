@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "backends/udp_firefly/collector_resolver.hpp"
 
+#include <fmt/format.h>
 #include <prometheus/counter.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace flowd::udp_firefly {
+
+bool same_destination(const net::SocketAddress& a, const net::SocketAddress& b) {
+  return a.port() == b.port() && a.address() == b.address();
+}
 
 CollectorResolver::CollectorResolver(std::vector<net::Endpoint> collectors,
                                      std::chrono::milliseconds interval,
@@ -18,7 +24,10 @@ CollectorResolver::CollectorResolver(std::vector<net::Endpoint> collectors,
       log_(std::move(log)),
       addresses_(collectors_.size()),
       requested_(collectors_.size(), false),
-      last_(collectors_.size()) {}
+      last_(collectors_.size()) {
+  for (std::size_t i = 0; i < collectors_.size(); ++i)
+    warn_limiters_.push_back(std::make_unique<LogLimiter>(1, kWarnInterval));
+}
 
 void CollectorResolver::resolve_all_now() {
   for (std::size_t i = 0; i < collectors_.size(); ++i) lookup(i);
@@ -70,10 +79,14 @@ void CollectorResolver::lookup(std::size_t i) {
     if (i < failures_.size() && failures_[i]) failures_[i]->Increment();
     std::lock_guard lock(mu_);
     // The last address found stays in use: a DNS outage must not stop the fireflies.
-    log_->warn("collector {}: {}; {}", ep.to_string(), e.what(),
-               addresses_[i] ? "keeping " + addresses_[i]->to_string() : "will retry");
+    limited_warn(*log_, *warn_limiters_[i], "collector {}: {}; {}", ep.to_string(), e.what(),
+                 addresses_[i] ? "keeping " + addresses_[i]->to_string() : "will retry");
     return;
   }
+  // ::ffff:192.0.2.1 is 192.0.2.1: sent from the IPv4 socket, and found equal to it below.
+  for (auto& a : found)
+    if (a.family() == AF_INET6 && a.address().is_v4())
+      a = net::SocketAddress::of(a.address(), a.port());
   std::lock_guard lock(mu_);
   const auto& current = addresses_[i];
   // A name with several addresses keeps the one in use while it is still among them (round-robin
@@ -82,8 +95,17 @@ void CollectorResolver::lookup(std::size_t i) {
         return a.to_string() == current->to_string();
       }))
     return;
-  log_->info("collector {}: sending to {}{}", ep.to_string(), found.front().to_string(),
-             current ? " (was " + current->to_string() + ")" : "");
+  // Another collector at the same address (two names of one host): the sender sends there once,
+  // for the first of them in the configuration.
+  std::string shared;
+  for (std::size_t j = 0; j < collectors_.size(); ++j)
+    if (j != i && addresses_[j] && same_destination(*addresses_[j], found.front())) {
+      shared = fmt::format("; the same address as collector {}: each firefly goes there once",
+                           collectors_[j].to_string());
+      break;
+    }
+  log_->info("collector {}: sending to {}{}{}", ep.to_string(), found.front().to_string(),
+             current ? " (was " + current->to_string() + ")" : "", shared);
   addresses_[i] = found.front();
   generation_.fetch_add(1, std::memory_order_release);
 }

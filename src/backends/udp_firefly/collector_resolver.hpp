@@ -33,11 +33,17 @@ class Counter;
 
 namespace flowd::udp_firefly {
 
+// Whether two collector addresses are one destination: same port, same address (an IPv4-mapped
+// IPv6 address is the IPv4 address it maps).
+bool same_destination(const net::SocketAddress& a, const net::SocketAddress& b);
+
 class CollectorResolver {
  public:
   // A lookup asked for by request() waits at least this long after the previous lookup of the same
   // collector: a collector that refuses every datagram must not turn into a DNS query per batch.
   static constexpr std::chrono::seconds kMinGap{5};
+  // A collector's failed lookups are logged at most once per this (limited_warn).
+  static constexpr std::chrono::minutes kWarnInterval{10};
 
   // failures[i]: counts collector i's failed lookups (may be null).
   CollectorResolver(std::vector<net::Endpoint> collectors, std::chrono::milliseconds interval,
@@ -59,8 +65,8 @@ class CollectorResolver {
   // Asks for a lookup of collector `i` soon (a send error, no address yet); never blocks on DNS.
   void request(std::size_t i);
   // When the addresses changed since `generation`: copies them into `out` (one per collector,
-  // nullopt while a name never resolved), updates `generation` and returns true. Otherwise one
-  // atomic load.
+  // nullopt while a name never resolved; an IPv4-mapped IPv6 address is given as IPv4), updates
+  // `generation` and returns true. Otherwise one atomic load.
   bool changed(std::uint64_t& generation, std::vector<std::optional<net::SocketAddress>>& out);
 
  private:
@@ -72,6 +78,9 @@ class CollectorResolver {
   const std::chrono::milliseconds interval_;
   const std::vector<prometheus::Counter*> failures_;
   std::shared_ptr<spdlog::logger> log_;
+  // One per collector: a name that does not resolve warns once, then at most once per
+  // kWarnInterval (with the count held back), however often it is looked up.
+  std::vector<std::unique_ptr<LogLimiter>> warn_limiters_;
 
   std::mutex mu_;
   std::condition_variable_any wake_;

@@ -16,6 +16,7 @@ FireflySender::FireflySender(std::uint16_t port, std::vector<net::Endpoint> coll
       counters_(std::move(counters)),
       resolver_(collectors, resolve_interval, counters_.resolve_failures, log),
       collectors_(collectors.size()),
+      shared_(collectors.size(), false),
       log_(std::move(log)),
       messages_(kBatch) {
   const std::size_t per_message = 1 + collectors.size();
@@ -37,10 +38,19 @@ void FireflySender::open() {
 
 std::string& FireflySender::next_message() {
   // A new batch picks up what the resolver found meanwhile (one atomic load when nothing changed).
-  if (used_ == 0) resolver_.changed(generation_, collectors_);
+  if (used_ == 0) refresh_collectors();
   std::string& m = messages_[used_];
   m.clear();
   return m;
+}
+
+void FireflySender::refresh_collectors() {
+  if (!resolver_.changed(generation_, collectors_)) return;
+  for (std::size_t i = 0; i < collectors_.size(); ++i) {
+    shared_[i] = false;
+    for (std::size_t j = 0; j < i && collectors_[i] && !shared_[i]; ++j)
+      shared_[i] = collectors_[j] && same_destination(*collectors_[j], *collectors_[i]);
+  }
 }
 
 void FireflySender::queue(const FlowID* to_peer, bool to_collector) {
@@ -49,6 +59,7 @@ void FireflySender::queue(const FlowID* to_peer, bool to_collector) {
   if (to_collector)
     for (std::size_t i = 0; i < collectors_.size(); ++i) {
       const auto c = static_cast<std::uint16_t>(i);
+      if (shared_[i]) continue;  // an earlier collector at the same address gets it
       if (collectors_[i]) {
         pending_.push_back({msg, c, *collectors_[i]});
       } else {

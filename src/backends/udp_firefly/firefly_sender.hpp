@@ -82,6 +82,8 @@ class FireflySender {
     net::SocketAddress to;
   };
   void count_error(const Pending& p);
+  // Picks up the resolver's new addresses, if any, and recomputes shared_.
+  void refresh_collectors();
   void send_family(int family);
 
   std::uint16_t port_;
@@ -89,6 +91,9 @@ class FireflySender {
   CollectorResolver resolver_;
   std::uint64_t generation_ = 0;                               // of collectors_
   std::vector<std::optional<net::SocketAddress>> collectors_;  // as last picked up
+  // collectors_[i] is the address of an earlier collector (two names of one host): not sent to,
+  // that one gets the firefly. Recomputed when collectors_ changes.
+  std::vector<bool> shared_;
   std::shared_ptr<spdlog::logger> log_;
   LogLimiter limiter_;
   UniqueFd fd4_, fd6_;

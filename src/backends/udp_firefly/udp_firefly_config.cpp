@@ -3,6 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
+#include "common/net/socket_address.hpp"
+
 namespace flowd::udp_firefly {
 namespace {
 
@@ -47,6 +52,24 @@ constexpr KeySpec kKeys[] = {
 };
 // clang-format on
 
+// Host names are case-insensitive (RFC 4343); IP literals are compared as addresses, an IPv4-mapped
+// IPv6 address (::ffff:192.0.2.1) as the IPv4 address it maps. Names that resolve to one address
+// are found when they are looked up (collector_resolver.hpp).
+bool same_collector(const net::Endpoint& a, const net::Endpoint& b) {
+  if (a.port != b.port) return false;
+  auto ia = IpAddress::parse(a.host), ib = IpAddress::parse(b.host);
+  // SocketAddress::address() gives an IPv4-mapped address back as IPv4.
+  if (ia && ib)
+    return net::SocketAddress::of(*ia, a.port).address() ==
+           net::SocketAddress::of(*ib, b.port).address();
+  if (ia || ib) return false;
+  return a.host.size() == b.host.size() &&
+         std::equal(a.host.begin(), a.host.end(), b.host.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 ConfigError key_error(const Section& cfg, std::string_view key, std::string_view why) {
   return ConfigError("[" + cfg.name() + "] " + std::string(key) + ": " + std::string(why));
 }
@@ -64,8 +87,12 @@ UdpFireflyConfig UdpFireflyConfig::from(const Section& cfg) {
     auto ep = net::parse_endpoint(text, c.port);
     if (!ep) throw key_error(cfg, "collector", "cannot parse '" + text + "'");
     for (const auto& other : c.collectors)
-      if (other.to_string() == ep->to_string())
-        throw key_error(cfg, "collector", fmt::format("'{}' is listed twice", ep->to_string()));
+      if (same_collector(other, *ep))
+        throw key_error(cfg, "collector",
+                        other.to_string() == ep->to_string()
+                            ? fmt::format("'{}' is listed twice", ep->to_string())
+                            : fmt::format("'{}' is listed twice (as '{}')", ep->to_string(),
+                                          other.to_string()));
     c.collectors.push_back(std::move(*ep));
   }
   // Each collector is a label value of the per-collector metrics: the set stays small.

@@ -29,16 +29,15 @@ constexpr KeySpec kKeys[] = {
     {"threads",
      KeyType::kInt,
      "8",
-     "connections served at once, the unix socket and listen together; a slow client holds one for "
-     "at most "
-     "request_timeout",
+     "connections served at once on each listener (the unix socket and listen have a pool each); "
+     "a slow client holds one for at most request_timeout",
      {},
      1,
      256},
     {"queue",
      KeyType::kInt,
      "64",
-     "accepted connections waiting for a thread (all listeners); beyond it connections wait in the "
+     "accepted connections waiting for a thread, per listener; beyond it connections wait in the "
      "kernel's backlog",
      {},
      1,

@@ -38,6 +38,14 @@ Endpoint endpoint_of(const httplib::Request& req) {
   return Endpoint::kOther;
 }
 
+// The methods a known path takes (its Allow header, RFC 9110 §10.2.1), or nullptr for a path the
+// API does not have. HEAD is GET without the body (httplib answers it from the GET route).
+const char* allowed_methods(const std::string& path) {
+  if (path == "/v1/flows") return "GET, HEAD, POST";
+  if (path == "/v1/status") return "GET, HEAD";
+  return nullptr;
+}
+
 std::string error_text(const httplib::Request& req, int status) {
   switch (status) {
     case 400:
@@ -136,6 +144,13 @@ class ApiPlugin final : public Plugin {
     r.set_error_handler(httplib::Server::HandlerWithResponse(
         [this](const httplib::Request& req, httplib::Response& res) {
           if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          // httplib answers 404 for any method without a route, also on a path that exists: that
+          // is 405 with the methods it takes (DELETE, PUT, OPTIONS... on /v1/flows).
+          if (res.status == 404)
+            if (const char* allow = allowed_methods(req.path)) {
+              res.status = 405;
+              res.set_header("Allow", allow);
+            }
           if (res.status == 413 && endpoint_of(req) == Endpoint::kFlowsPost) {
             rejected_.add(Reject::kTooLarge);
             // httplib (Debian's compiled 0.11) caps a body sent as a form at 8192 bytes whatever

@@ -55,35 +55,54 @@ FlowVerdict refuse(Reject r, std::string detail) {
   return v;
 }
 
+// Marks a number too large for simdjson that rescue_numbers() made a string (only honoured in a
+// rescued body, where it is refused as out of range whatever follows it).
+constexpr char kNumberMark = '\0';
+
+bool is_port_field(std::size_t i) {
+  return i == 3 || i == 5;
+}
+
+enum class FieldText : std::uint8_t { kOk, kWrongType, kOutOfRange };
+
 // A field's value as the text the pipe would carry: strings as they are, integers in decimal.
-// Names and addresses must be strings; ports, ids and scitag may be either.
-bool field_text(std::size_t i, element value, std::string& text) {
-  const bool numeric_ok = i == 3 || i == 5 || i == 6 || i == 7 || i == kScitagField;
+// Names and addresses must be strings; ports and ids may be either; scitag must be an integer,
+// as the transfer tools carry it (a string "144" is refused: the type says what was meant).
+FieldText field_text(std::size_t i, element value, bool rescued, std::string& text) {
+  const bool numeric_ok = is_port_field(i) || i == 6 || i == 7 || i == kScitagField;
   switch (value.type()) {
     case element_type::STRING: {
       std::string_view s;
-      if (value.get(s)) return false;
+      if (value.get(s)) return FieldText::kWrongType;
+      if (rescued && !s.empty() && s.front() == kNumberMark) {
+        if (!numeric_ok) return FieldText::kWrongType;
+        constexpr std::size_t kShow = 40;
+        text = fmt::format("{}{}", s.substr(1, kShow), s.size() > kShow + 1 ? "..." : "");
+        return FieldText::kOutOfRange;
+      }
+      if (i == kScitagField) return FieldText::kWrongType;
       text.assign(s);
-      return true;
+      return FieldText::kOk;
     }
     case element_type::INT64: {
       std::int64_t n = 0;
-      if (!numeric_ok || value.get(n)) return false;
+      if (!numeric_ok || value.get(n)) return FieldText::kWrongType;
       text = std::to_string(n);
-      return true;
+      return FieldText::kOk;
     }
     case element_type::UINT64: {
       std::uint64_t n = 0;
-      if (!numeric_ok || value.get(n)) return false;
+      if (!numeric_ok || value.get(n)) return FieldText::kWrongType;
       text = std::to_string(n);
-      return true;
+      return FieldText::kOk;
     }
     default:
-      return false;
+      return FieldText::kWrongType;
   }
 }
 
-FlowVerdict parse_flow(element value, const ScitagsRegistry& registry, TimePoint now) {
+FlowVerdict parse_flow(element value, const ScitagsRegistry& registry, TimePoint now,
+                       bool rescued) {
   simdjson::dom::object obj;
   if (value.get(obj)) return refuse(Reject::kFields, "a flow must be a JSON object");
   std::array<std::string, kNames.size()> text;
@@ -98,12 +117,16 @@ FlowVerdict parse_flow(element value, const ScitagsRegistry& registry, TimePoint
     }
     if (seen[i]) return refuse(Reject::kFields, fmt::format("field '{}' given twice", key));
     seen[i] = true;
-    if (!field_text(i, field, text[i]))
+    const FieldText t = field_text(i, field, rescued, text[i]);
+    if (t == FieldText::kOutOfRange)
+      return refuse(reason_of_field(i),
+                    fmt::format("field '{}': {} is out of range", key, text[i]));
+    if (t == FieldText::kWrongType)
       return refuse(reason_of_field(i),
                     fmt::format("field '{}' must be {}", key,
-                                i == 3 || i == 5 || i == 6 || i == 7 || i == kScitagField
-                                    ? "a string or an integer"
-                                    : "a string"));
+                                i == kScitagField ? "an integer (experiment << 6 | activity)"
+                                : is_port_field(i) || i == 6 || i == 7 ? "a string or an integer"
+                                                                       : "a string"));
   }
   for (std::size_t i = 0; i < 6; ++i)
     if (!seen[i]) return refuse(Reject::kFields, fmt::format("field '{}' is missing", kNames[i]));
@@ -116,9 +139,8 @@ FlowVerdict parse_flow(element value, const ScitagsRegistry& registry, TimePoint
     if (digits) n = std::stoll(s);
     auto pair = digits ? split_scitag(n) : std::nullopt;
     if (!pair)
-      return refuse(
-          Reject::kScitag,
-          fmt::format("scitag '{}' is not 0..32767 (experiment << 6 | activity)", s.substr(0, 40)));
+      return refuse(Reject::kScitag,
+                    fmt::format("scitag {} is not 0..32767 (experiment << 6 | activity)", s));
     text[6] = std::to_string(pair->experiment);
     text[7] = std::to_string(pair->activity);
   } else {
@@ -138,6 +160,75 @@ FlowVerdict parse_flow(element value, const ScitagsRegistry& registry, TimePoint
 // One parser per thread (the HTTP workers): simdjson reuses its buffers between documents.
 // Its depth limit is set once; a longer body makes it grow its buffers (up to the largest
 // max_body the configuration allows).
+// The length of the JSON number (RFC 8259 §6) at the start of `s`, or 0 when none is there.
+std::size_t json_number_length(std::string_view s) {
+  std::size_t i = 0;
+  auto digits = [&] {
+    std::size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - from;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size()) return 0;
+  if (s[i] == '0')
+    ++i;
+  else if (digits() == 0)
+    return 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return 0;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (digits() == 0) return 0;
+  }
+  return i;
+}
+
+// simdjson refuses a whole document for one number it cannot hold (above 64 bits, or beyond a
+// double's range), which would blame the body (`json`) for what is one field's value (a port of
+// 99999999999999999999). The body again, with every such number (at least 19 characters, or with
+// an exponent) made a string that starts with kNumberMark, for field_text() to refuse as out of
+// range. Only valid JSON numbers are touched: 0443 stays invalid.
+std::string rescue_numbers(std::string_view body) {
+  std::string out;
+  out.reserve(body.size() + 64);
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size();) {
+    const char c = body[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < body.size()) out += body[++i];
+      if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      const std::size_t n = json_number_length(body.substr(i));
+      const auto token = body.substr(i, n == 0 ? 1 : n);
+      if (n >= 19 || (n > 0 && token.find_first_of("eE") != std::string_view::npos)) {
+        out += "\"\\u0000";
+        out += token;
+        out += '"';
+      } else {
+        out += token;
+      }
+      i += token.size();
+      continue;
+    }
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
 simdjson::dom::parser* thread_parser() {
   thread_local simdjson::dom::parser parser(std::size_t{16} << 20);
   thread_local bool ready = parser.allocate(4096, kMaxDepth) == simdjson::SUCCESS;
@@ -185,7 +276,13 @@ FlowRequest parse_flow_request(std::string_view body, const ScitagsRegistry& reg
     return req;
   }
   element root;
-  if (auto err = parser->parse(body.data(), body.size()).get(root)) {
+  auto err = parser->parse(body.data(), body.size()).get(root);
+  std::string rescued;
+  if (err == simdjson::NUMBER_ERROR) {
+    rescued = rescue_numbers(body);
+    if (!parser->parse(rescued.data(), rescued.size()).get(root)) err = simdjson::SUCCESS;
+  }
+  if (err) {
     req.detail = fmt::format("the body is not JSON: {}", simdjson::error_message(err));
     return req;
   }
@@ -195,14 +292,23 @@ FlowRequest parse_flow_request(std::string_view body, const ScitagsRegistry& reg
     if (root.get(obj)) return req;
     // {"flows": [...]} (and nothing else) is a list; any other object is one flow.
     element inner;
-    if (obj.size() == 1 && !obj.at_key("flows").get(inner)) {
+    if (!obj.at_key("flows").get(inner)) {
+      for (auto [key, value] : obj) {
+        if (key == "flows") continue;
+        constexpr std::size_t kShow = 40;
+        req.detail = fmt::format(
+            "unknown key '{}{}' beside \"flows\": a list of flows is {{\"flows\": [...]}} and "
+            "nothing else",
+            key.substr(0, kShow), key.size() > kShow ? "..." : "");
+        return req;
+      }
       if (inner.get(list)) {
         req.detail = "\"flows\" must be an array of flow objects";
         return req;
       }
     } else {
       req.body_ok = true;
-      req.flows.push_back(parse_flow(root, registry, now));
+      req.flows.push_back(parse_flow(root, registry, now, !rescued.empty()));
       return req;
     }
   } else if (root.get(list)) {
@@ -217,7 +323,7 @@ FlowRequest parse_flow_request(std::string_view body, const ScitagsRegistry& reg
   }
   req.body_ok = true;
   req.flows.reserve(list.size());
-  for (element e : list) req.flows.push_back(parse_flow(e, registry, now));
+  for (element e : list) req.flows.push_back(parse_flow(e, registry, now, !rescued.empty()));
   return req;
 }
 

@@ -7,10 +7,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -26,6 +28,41 @@ using SteadyClock = std::chrono::steady_clock;
 
 // Headers, request line and chunk framing a request may add to its body before it is cut off.
 constexpr std::size_t kHeaderAllowance = 64 * 1024;
+
+// How long, and how many bytes, a connection flowd ends is read for requests it will not execute
+// (close_connection()).
+constexpr std::chrono::seconds kLinger{2};
+constexpr std::size_t kLingerBytes = 1 << 20;
+
+// Whether the client asks for the connection to stay open after this request (RFC 9112 §9.3):
+// the Connection header's comma-separated tokens, case-insensitive, in every Connection field.
+bool wants_persistence(const httplib::Request& req) {
+  bool close = false, keep_alive = false;
+  auto [from, to] = req.headers.equal_range("Connection");
+  for (auto it = from; it != to; ++it) {
+    std::string_view v = it->second;
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto token = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      auto is = [&](std::string_view word) {
+        return token.size() == word.size() &&
+               std::equal(token.begin(), token.end(), word.begin(), [](char a, char b) {
+                 return std::tolower(static_cast<unsigned char>(a)) == b;
+               });
+      };
+      if (is("close")) close = true;
+      if (is("keep-alive")) keep_alive = true;
+    }
+  }
+  if (close) return false;
+  if (req.version == "HTTP/1.1") return true;
+  return req.version == "HTTP/1.0" && keep_alive;
+}
 
 void peer_of(int fd, bool local, std::string& ip, int& port) {
   sockaddr_storage ss{};
@@ -54,6 +91,13 @@ class ConnectionStream final : public httplib::Stream {
  public:
   ConnectionStream(int fd, int stop_fd, const ServerLimits& limits)
       : fd_(fd), stop_fd_(stop_fd), limits_(limits) {}
+
+  // Bytes received and not read by a request yet, here or in the socket (pipelined requests).
+  bool unread() const {
+    if (buffered() > 0) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+  }
 
   // Waits for the first byte of the next request (keep-alive): false on timeout, stop or EOF.
   bool wait_for_request() {
@@ -141,15 +185,25 @@ class ConnectionStream final : public httplib::Stream {
 
 HttpServer::HttpServer(const ServerLimits& limits, spdlog::logger& log)
     : limits_(limits), log_(log) {
+  room_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!room_fd_) throw std::system_error(errno, std::generic_category(), "eventfd for the api");
   router_.set_payload_max_length(limits.max_body);
   // What httplib says in its Keep-Alive header; serve_connection() enforces both.
   router_.set_keep_alive_max_count(limits.keep_alive_max);
   router_.set_keep_alive_timeout(std::max<time_t>(
       1, std::chrono::duration_cast<std::chrono::seconds>(limits.keep_alive_timeout).count()));
+  // An HTTP/1.0 client keeps the connection only when the answer says so (RFC 9112 §9.3);
+  // serve_connection() left "keep-alive" in the request's Connection exactly when it persists.
+  router_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.version == "HTTP/1.0" && req.get_header_value("Connection") == "keep-alive")
+      res.set_header("Connection", "keep-alive");
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
 }
 
 HttpServer::~HttpServer() {
-  for (int fd : pending_) ::close(fd);
+  for (auto& l : listeners_)
+    for (int fd : l->pending) ::close(fd);
 }
 
 void HttpServer::add_listener(UniqueFd fd, std::string name) {
@@ -157,7 +211,11 @@ void HttpServer::add_listener(UniqueFd fd, std::string name) {
   socklen_t len = sizeof ss;
   bool tcp = ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
              (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
-  listeners_.push_back({std::move(fd), std::move(name), tcp});
+  auto l = std::make_unique<Listener>();
+  l->fd = std::move(fd);
+  l->name = std::move(name);
+  l->tcp = tcp;
+  listeners_.push_back(std::move(l));
 }
 
 void HttpServer::serve(std::stop_token stop, HeartbeatBoard* board, const std::string& who) {
@@ -165,27 +223,36 @@ void HttpServer::serve(std::stop_token stop, HeartbeatBoard* board, const std::s
   stop_fd_ = stopfd.fd();
   std::stop_callback wake(stop, [this] { cv_.notify_all(); });
   std::vector<std::jthread> workers;
-  for (std::size_t i = 0; i < limits_.threads; ++i) {
-    std::shared_ptr<Heartbeat> hb =
-        board ? board->add(fmt::format("{} worker {}", who, i + 1)) : nullptr;
-    workers.emplace_back([this, hb, stop] {
-      bind_thread_heartbeat(hb.get());
-      worker(stop);
-      bind_thread_heartbeat(nullptr);
-    });
+  for (std::size_t n = 0; n < listeners_.size(); ++n) {
+    Listener& l = *listeners_[n];
+    for (std::size_t i = 0; i < limits_.threads; ++i) {
+      std::shared_ptr<Heartbeat> hb =
+          board ? board->add(n == 0 ? fmt::format("{} worker {}", who, i + 1)
+                                    : fmt::format("{} worker {} (listener {})", who, i + 1, n + 1))
+                : nullptr;
+      workers.emplace_back([this, hb, stop, &l] {
+        bind_thread_heartbeat(hb.get());
+        worker(stop, l);
+        bind_thread_heartbeat(nullptr);
+      });
+    }
   }
   std::vector<pollfd> fds;
+  std::vector<Listener*> polled;
   while (!stop.stop_requested()) {
-    {
-      // A full queue: accept nothing until a worker takes a connection (clients wait in the
-      // kernel's backlog meanwhile).
-      std::unique_lock lock(mu_);
-      WaitingScope waiting;
-      cv_.wait(lock, stop, [this] { return pending_.size() < limits_.queue; });
-    }
-    if (stop.stop_requested()) break;
+    // A listener whose queue is full is not polled (its clients wait in the kernel's backlog)
+    // until one of its workers takes a connection and says so on room_fd_; the others go on.
     fds.clear();
-    for (auto& l : listeners_) fds.push_back({l.fd.get(), POLLIN, 0});
+    polled.clear();
+    {
+      std::lock_guard lock(mu_);
+      for (auto& l : listeners_)
+        if (l->pending.size() < limits_.queue) {
+          fds.push_back({l->fd.get(), POLLIN, 0});
+          polled.push_back(l.get());
+        }
+    }
+    fds.push_back({room_fd_.get(), POLLIN, 0});
     fds.push_back({stopfd.fd(), POLLIN, 0});
     int n;
     {
@@ -197,14 +264,20 @@ void HttpServer::serve(std::stop_token stop, HeartbeatBoard* board, const std::s
       throw std::system_error(errno, std::generic_category(), "poll on the api's listeners");
     }
     if (fds.back().revents) break;
-    for (std::size_t i = 0; i < listeners_.size(); ++i)
-      if (fds[i].revents) accept_ready(listeners_[i], stop);
+    if (fds[fds.size() - 2].revents) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] auto r = ::read(room_fd_.get(), &count, sizeof count);
+    }
+    for (std::size_t i = 0; i < polled.size(); ++i)
+      if (fds[i].revents) accept_ready(*polled[i], stop);
   }
   cv_.notify_all();
   workers.clear();  // joins: each ends its connection at once (its waits poll the stop's eventfd)
   std::lock_guard lock(mu_);
-  for (int fd : pending_) ::close(fd);
-  pending_.clear();
+  for (auto& l : listeners_) {
+    for (int fd : l->pending) ::close(fd);
+    l->pending.clear();
+  }
 }
 
 void HttpServer::accept_ready(Listener& l, std::stop_token& stop) {
@@ -212,7 +285,7 @@ void HttpServer::accept_ready(Listener& l, std::stop_token& stop) {
   while (!stop.stop_requested()) {
     {
       std::lock_guard lock(mu_);
-      if (pending_.size() >= limits_.queue) return;
+      if (l.pending.size() >= limits_.queue) return;
     }
     int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -239,26 +312,30 @@ void HttpServer::accept_ready(Listener& l, std::stop_token& stop) {
     }
     {
       std::lock_guard lock(mu_);
-      pending_.push_back(fd);
+      l.pending.push_back(fd);
     }
     cv_.notify_all();
   }
 }
 
-void HttpServer::worker(std::stop_token stop) {
+void HttpServer::worker(std::stop_token stop, Listener& l) {
   while (true) {
     int fd = -1;
+    bool was_full = false;
     {
       std::unique_lock lock(mu_);
       WaitingScope waiting;
-      if (!cv_.wait(lock, stop, [this] { return !pending_.empty(); })) return;
-      fd = pending_.front();
-      pending_.pop_front();
+      if (!cv_.wait(lock, stop, [&l] { return !l.pending.empty(); })) return;
+      was_full = l.pending.size() >= limits_.queue;
+      fd = l.pending.front();
+      l.pending.pop_front();
     }
-    cv_.notify_all();  // the acceptor may wait for room in the queue
-    serve_connection(fd, stop_fd_);
-    ::shutdown(fd, SHUT_RDWR);
-    ::close(fd);
+    if (was_full) {
+      // The acceptor stopped polling this listener: there is room again.
+      const std::uint64_t one = 1;
+      [[maybe_unused]] auto r = ::write(room_fd_.get(), &one, sizeof one);
+    }
+    close_connection(fd, serve_connection(fd, stop_fd_));
     {
       std::lock_guard lock(mu_);
       ++closed_;
@@ -267,15 +344,54 @@ void HttpServer::worker(std::stop_token stop) {
   }
 }
 
-void HttpServer::serve_connection(int fd, int stop_fd) {
+bool HttpServer::serve_connection(int fd, int stop_fd) {
   ConnectionStream stream(fd, stop_fd, limits_);
   for (std::size_t served = 0; served < limits_.keep_alive_max; ++served) {
-    if (!stream.wait_for_request()) return;
+    if (!stream.wait_for_request()) return false;  // idle past keep_alive_timeout, stop or EOF
     stream.begin_request();
-    bool closed = false;
     const bool last = served + 1 == limits_.keep_alive_max;
-    if (!router_.process_request(stream, last, closed, nullptr) || closed) return;
+    bool parsed = false, persist = false, httplib_closed = false;
+    // Called once the request line and headers are parsed, before the route runs: flowd's
+    // decision replaces httplib's, and the Connection it leaves is what httplib answers by.
+    auto decide = [&](httplib::Request& req) {
+      parsed = true;
+      persist = !last && wants_persistence(req);
+      req.headers.erase("Connection");
+      req.headers.emplace("Connection", persist ? "keep-alive" : "close");
+    };
+    // false: EOF before a request line, or the answer could not be written.
+    if (!router_.process_request(stream, last, httplib_closed, decide)) return false;
+    // A request that could not be parsed leaves the stream at an unknown place: end there.
+    if (!parsed || !persist) return stream.unread();
   }
+  return stream.unread();
+}
+
+void HttpServer::close_connection(int fd, bool unread) {
+  ::shutdown(fd, SHUT_WR);  // the client sees the end of the answers
+  if (unread) {
+    // Closing with unread bytes makes the kernel send a reset, which may reach the client before
+    // it has read the answers: read and drop them until the client closes, for a moment.
+    const auto until = SteadyClock::now() + kLinger;
+    std::size_t dropped = 0;
+    char buf[4096];
+    while (dropped < kLingerBytes) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now());
+      if (left.count() <= 0) break;
+      pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      int n;
+      {
+        WaitingScope waiting;
+        n = ::poll(fds, 2, static_cast<int>(left.count()));
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || fds[1].revents) break;
+      ssize_t got = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (got <= 0) break;
+      dropped += static_cast<std::size_t>(got);
+    }
+  }
+  ::close(fd);
 }
 
 }  // namespace flowd::api
