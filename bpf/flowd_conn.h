@@ -31,7 +31,8 @@ struct flowd_conn_event {
 enum flowd_conn_stat {
   FLOWD_CONN_STAT_EVENTS = 0, /* records written to the ring buffer */
   FLOWD_CONN_STAT_LOST = 1,   /* records the full ring buffer refused (bpf_ringbuf_reserve) */
-  FLOWD_CONN_STAT_MAX = 2,
+  FLOWD_CONN_STAT_MARKED = 2, /* flows written to the marker's map at their state change */
+  FLOWD_CONN_STAT_MAX = 3,
 };
 
 #endif

@@ -111,8 +111,8 @@ void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
   out.push_back(event(t, FlowState::kStart, now));
 }
 
-void ConnectionTracker::established(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
-  if (c.remote_port == 0) return;
+bool ConnectionTracker::established(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
+  if (c.remote_port == 0) return false;
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
   bool fresh = false;
   Tracked& t = find_or_insert(key, fresh);
@@ -123,10 +123,11 @@ void ConnectionTracker::established(const Connection& c, TimePoint when, std::ve
     t.status = Status::kPending;
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
-      return;
+      return false;
     }
   }
   if (t.status == Status::kPending || t.status == Status::kAdopted) start(t, c, when, out);
+  return t.status == Status::kStarted;
 }
 
 void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<FlowID>& out) {

@@ -43,8 +43,9 @@ class ConnectionTracker {
   // Event-driven use (the kernel plugin), between scans: the kernel says `c` reached ESTABLISHED
   // at `when`. A new connection is filtered and tagged (a `start`); one a scan adopted or saw
   // before it was established is started too (the event proves it is newer than flowd); one
-  // already started (a resync scan saw it first) gives nothing.
-  void established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
+  // already started (a resync scan saw it first) gives nothing. True when the connection is
+  // started after the call (reported, with a tag); false when it is filtered out or untagged.
+  bool established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
   // The kernel says `c` left ESTABLISHED at `when`: its `end` if it was started; forgotten either
   // way (the kernel sends nothing more about the socket).
   void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
