@@ -59,6 +59,9 @@ struct sock {
 /* Set through the skeleton's rodata before load: flowd's own network namespace (inode of
  * /proc/self/ns/net); 0 takes every namespace. */
 const volatile __u32 cfg_netns = 0;
+/* Whether bpf_get_socket_cookie may be called (tracing programs: Linux 5.12); user space loads the
+ * program again without it where the kernel refuses it. */
+const volatile __u32 cfg_cookie = 1;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -189,6 +192,7 @@ int flowd_conn_state(unsigned long long* ctx) {
   e->newstate = (__u8)newstate;
   e->family = family;
   e->netns = netns;
+  if (cfg_cookie) e->cookie = bpf_get_socket_cookie(sk);
   e->local_port = local_port;
   e->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (family == FLOWD_AF_INET) {

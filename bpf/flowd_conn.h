@@ -25,7 +25,8 @@ struct flowd_conn_event {
   __u8 oldstate;
   __u8 newstate;
   __u8 pad[3];
-  __u32 netns; /* the socket's network namespace inode number */
+  __u32 netns;  /* the socket's network namespace inode number */
+  __u64 cookie; /* the socket's cookie (as sock_diag's idiag_cookie); 0 before Linux 5.12 */
 };
 
 enum flowd_conn_stat {

@@ -220,9 +220,9 @@ void stop_all_threads(FlowdProcess& p) {
 }
 
 // The ring is made to overflow deterministically: flowd is stopped (SIGSTOP) while connections
-// open, so the 4 KiB ring (64 records) fills and the kernel refuses the rest. What is guaranteed
-// after the resync: every connection open at the resync has exactly one start, and every started
-// connection exactly one end (its event, or the resync that finds it closing or gone). A
+// open, so the 4 KiB ring (56 records of 72 bytes) fills and the kernel refuses the rest. What is
+// guaranteed after the resync: every connection open at the resync has exactly one start, and every
+// started connection exactly one end (its event, or the resync that finds it closing or gone). A
 // connection opened and closed entirely while records were lost cannot be reported: it is in
 // flowd_kernel_events_lost_total.
 TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
@@ -247,7 +247,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   auto opened = tally(events(kHeld), 2, 9);
   std::string m = scrape();
   double lost = counter(m, "flowd_kernel_events_lost_total");
-  EXPECT_GE(lost, kHeld - 64) << m;
+  EXPECT_GE(lost, kHeld - 56) << m;
   double resyncs = counter(m, "flowd_kernel_resyncs_total");
   EXPECT_GE(resyncs, 1) << m;
   int started_once = 0;
@@ -266,7 +266,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_EQ(ended_once, kHeld) << proc->log();
   EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
   m = scrape();
-  EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 64) << m;
+  EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 56) << m;
   EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), resyncs + 1) << m;
 
   // Events flow again afterwards (IPv6 this time: the record's addresses as the socket's).
@@ -314,6 +314,7 @@ TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNo
   int port = serve_one(listener, net->addr_a, 5201, 0ms);
   // internal_networks: the kernel marks it, user space takes the mark out again.
   int internal = serve_one(listener, "fd00:f10e::1", 5201, 300ms);
+  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
   dump->stop();
   auto ev = events(2);
   ASSERT_EQ(ev.size(), 2u) << proc->log();
@@ -348,11 +349,16 @@ TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNo
   start_flowd(config_with_marker("netlink", keys));
   dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
   port = serve_one(listener, net->addr_a, 5201, 2500ms);
+  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
   dump->stop();
   data.clear();
-  for (const auto& g : segments_from(pcap, 5201))
+  std::ostringstream seen;
+  for (const auto& g : segments_from(pcap, 5201)) {
+    seen << g.sport << "->" << g.dport << " flags 0x" << std::hex << g.flags << " len " << std::dec
+         << g.len << " label 0x" << std::hex << g.label << std::dec << "\n";
     if (g.dport == port && g.len > 0) data.push_back(g);
-  ASSERT_EQ(data.size(), 2u);
+  }
+  ASSERT_EQ(data.size(), 2u) << "client port " << port << ":\n" << seen.str() << proc->log();
   EXPECT_NE(data[0].label & kLabelSemanticMask, tag)
       << "polled: the first data segment leaves before any scan saw the connection";
   EXPECT_EQ(data[1].label & kLabelSemanticMask, tag) << "and the scan marks it later";

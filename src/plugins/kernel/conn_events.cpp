@@ -78,13 +78,12 @@ std::uint32_t own_netns_inode() {
   return static_cast<std::uint32_t>(st.st_ino);
 }
 
-ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
-                       const std::optional<FirstPacketMarks>& marks)
-    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
-  QuietLibbpf quiet;
+int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
+                     const std::optional<FirstPacketMarks>& marks, bool cookie) {
   skel_ = flowd_conn__open();
-  if (!skel_) throw LoadError(why("opening the BPF object", errno));
+  if (!skel_) return -errno;
   skel_->rodata->cfg_netns = netns;
+  skel_->rodata->cfg_cookie = cookie ? 1 : 0;
   int err = bpf_map__set_max_entries(skel_->maps.flowd_conn_events, ring_bytes);
   if (err == 0 && marks) {
     // The marker's own map: what this program writes, the marker's tc program reads.
@@ -100,8 +99,20 @@ ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler ha
   if (err == 0) err = flowd_conn__load(skel_);
   if (err != 0) {
     flowd_conn__destroy(skel_);
-    throw LoadError(why("loading the BPF program", -err));
+    skel_ = nullptr;
   }
+  return err;
+}
+
+ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
+                       const std::optional<FirstPacketMarks>& marks)
+    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+  QuietLibbpf quiet;
+  // With the socket cookie first; a kernel that refuses it to tracing programs (before 5.12) gets
+  // the program without it.
+  int err = load(ring_bytes, netns, marks, true);
+  if (err != 0 && load(ring_bytes, netns, marks, false) == 0) err = 0;
+  if (err != 0) throw LoadError(why("loading the BPF program", -err));
   if (marks)
     for (const auto& [port, label] : marks->port_labels)
       if (bpf_map_update_elem(bpf_map__fd(skel_->maps.flowd_port_labels), &port, &label, BPF_ANY) !=

@@ -59,6 +59,9 @@ class ConnEvents {
 
  private:
   static int on_record(void* self, void* data, std::size_t size);
+  // Opens, sets up and loads the program into skel_ (null again on failure); 0 or -errno.
+  int load(std::uint32_t ring_bytes, std::uint32_t netns,
+           const std::optional<FirstPacketMarks>& marks, bool cookie);
   std::uint64_t stat(std::uint32_t which) const;
   flowd_conn* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;

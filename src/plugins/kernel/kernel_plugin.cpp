@@ -37,7 +37,7 @@ constexpr std::array<KeySpec, 1> kRingKeys = {{
      .type = KeyType::kInt,
      .default_value = "1048576",
      .help = "bytes of the BPF ring buffer that carries connection events to flowd (a power of "
-             "two, at least 4096; 64 bytes an event); when it is full, events are counted lost and "
+             "two, at least 4096; 72 bytes an event); when it is full, events are counted lost and "
              "a sock_diag dump repairs what they said",
      .min = 4096,
      .max = 1 << 30},
@@ -271,6 +271,7 @@ class KernelPlugin final : public Plugin {
     c.local_port = e.local_port;
     c.remote_port = e.remote_port;
     c.state = e.newstate;
+    c.cookie = e.cookie;
     if (e.kind == FLOWD_CONN_START) {
       if (!tracker_.established(c, clock_.wall(e.ts_boot_ns), events_) && premarked(e)) unmark(e);
     } else if (e.kind == FLOWD_CONN_END)

@@ -20,6 +20,9 @@ struct Connection {
   std::uint16_t local_port = 0, remote_port = 0;
   std::uint8_t state = 0;  // TcpState
   std::uint32_t inode = 0;
+  // The kernel's socket cookie (sock_diag's idiag_cookie, the kernel plugin's record); 0 when the
+  // source has none (netstat). Tells a socket from a later one on the same 4-tuple.
+  std::uint64_t cookie = 0;
 };
 
 struct Tag {
@@ -69,12 +72,17 @@ class ConnectionTracker {
     Status status = Status::kPending;
     Slot slot = Slot::kEmpty;
     Tag tag;
+    std::uint64_t cookie = 0;  // of the socket last seen on this 4-tuple; 0: unknown
   };
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
   Tracked& find_or_insert(const FlowKey& key, bool& fresh);
   void rehash(std::size_t capacity);
   void start(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
+  // When `c` is another socket than the one `t` followed (both cookies known and different: the
+  // 4-tuple was reused, and the first socket's end was lost or is still to come), ends the first
+  // (if started) at `now` and makes `t` new again. True when it did.
+  bool renew_if_reused(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
 
   ConnectionFilter filter_;
   bool report_existing_;

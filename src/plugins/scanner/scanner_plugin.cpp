@@ -107,6 +107,7 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
         c.remote_port = e.remote_port;
         c.state = e.state;
         c.inode = e.inode;
+        c.cookie = e.cookie;
         visit(c);
       },
       error);
