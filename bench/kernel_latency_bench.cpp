@@ -85,12 +85,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "needs root (network namespaces, BPF)\n");
     return 1;
   }
-  const std::string a = fmt::format("flowdkla{}", getpid()), b = fmt::format("flowdklb{}", getpid());
-  if (sh(fmt::format("ip netns add {0} && ip netns add {1} && ip -n {0} link add kl0 type veth peer "
-                     "name kl1 netns {1} && ip -n {0} addr add fd00:f10e::1/64 dev kl0 nodad && "
-                     "ip -n {1} addr add fd00:f10e::2/64 dev kl1 nodad && ip -n {0} link set kl0 up "
-                     "&& ip -n {1} link set kl1 up && ip -n {0} link set lo up",
-                     a, b)) != 0)
+  const std::string a = fmt::format("flowdkla{}", getpid()),
+                    b = fmt::format("flowdklb{}", getpid());
+  if (sh(fmt::format(
+          "ip netns add {0} && ip netns add {1} && ip -n {0} link add kl0 type veth peer "
+          "name kl1 netns {1} && ip -n {0} addr add fd00:f10e::1/64 dev kl0 nodad && "
+          "ip -n {1} addr add fd00:f10e::2/64 dev kl1 nodad && ip -n {0} link set kl0 up "
+          "&& ip -n {1} link set kl1 up && ip -n {0} link set lo up",
+          a, b)) != 0)
     return 1;
   char tmpl[] = "/tmp/flowd-klat-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
@@ -204,8 +206,8 @@ int main(int argc, char** argv) {
       "connections={} first_packet_marking={} map_entry_present_when_connect_returned={} "
       "connect->map median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}; connect->start_firefly "
       "median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} missing={}\n",
-      connections, first_packet ? "yes" : "no", present_at_return, m.median, m.p99, m.max,
-      e.median, e.p99, e.max, no_event);
+      connections, first_packet ? "yes" : "no", present_at_return, m.median, m.p99, m.max, e.median,
+      e.p99, e.max, no_event);
   kill(pid, SIGTERM);
   int st;
   waitpid(pid, &st, 0);
