@@ -9,11 +9,14 @@
 // The kernel's types (linux/bpf.h) must come before libbpf's helpers: not sorted.
 // clang-format off
 #include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 // clang-format on
 
 #include "flowd_conn.h"
+#include "flowd_label.h"
+#include "flowd_marker.h"
 
 #define FLOWD_AF_INET 2
 #define FLOWD_AF_INET6 10
@@ -56,11 +59,42 @@ struct sock {
 /* Set through the skeleton's rodata before load: flowd's own network namespace (inode of
  * /proc/self/ns/net); 0 takes every namespace. */
 const volatile __u32 cfg_netns = 0;
+/* Whether bpf_get_socket_cookie may be called (tracing programs: Linux 5.12); user space loads the
+ * program again without it where the kernel refuses it. */
+const volatile __u32 cfg_cookie = 1;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 20); /* user space sets ring_buffer_size before load */
 } flowd_conn_events SEC(".maps");
+
+/* Marked from the first packet (issue 15): when cfg_mark is set, an IPv6 connection that reaches
+ * ESTABLISHED and whose tag is decided by its local port (flowd_port_labels) or the fixed tag
+ * (cfg_default_label) is written into the marker's flow map here, before user space reads the
+ * event, so its next packet (the handshake's last ACK, the server's first data) carries the label.
+ * User space then confirms it (the marker's start keeps the entropy bits) or removes it (a
+ * connection internal_networks or ignore_private exclude). Its end removes it here too, so that a
+ * lost record leaves nothing in the map. */
+const volatile __u32 cfg_mark = 0;
+const volatile __u32 cfg_has_default = 0;
+const volatile __u32 cfg_default_label = 0; /* semantic bits (flowd_label.h), entropy 0 */
+
+/* The marker's map (bpf/flowd_marker.bpf.c): user space hands this program the marker's own map
+ * (bpf_map__reuse_fd) before load; without a marker it stays this unused one-entry map. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 1);
+  __type(key, struct flowd_flow_key);
+  __type(value, __u32);
+} flowd_flow_labels SEC(".maps");
+
+/* Local port -> the label's semantic bits (the plugin's rules), filled by user space at start. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1); /* user space sets the number of rules before load */
+  __type(key, __u16);
+  __type(value, __u32);
+} flowd_port_labels SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -73,6 +107,51 @@ static __always_inline void count(__u32 which) {
   __u64* v = bpf_map_lookup_elem(&flowd_conn_stats, &which);
 
   if (v) *v += 1;
+}
+
+/* The marker's key of the connection's outgoing packets (flowd_marker.h: destination address,
+ * ports in network order, protocol), or 0 when the marker cannot mark it (IPv4, IPv4-mapped). */
+static __always_inline int flow_key_of(struct sock* sk, __u16 family, __u16 local_port,
+                                       struct flowd_flow_key* key) {
+  if (family != FLOWD_AF_INET6) return 0;
+  __builtin_memset(key, 0, sizeof(*key));
+  BPF_CORE_READ_INTO(&key->daddr, sk, __sk_common.skc_v6_daddr);
+  __u32 w0, w1, w2;
+
+  __builtin_memcpy(&w0, key->daddr, 4);
+  __builtin_memcpy(&w1, key->daddr + 4, 4);
+  __builtin_memcpy(&w2, key->daddr + 8, 4);
+  if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xFFFF)) return 0;
+  key->sport = bpf_htons(local_port);
+  key->dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+  key->proto = FLOWD_IPPROTO_TCP;
+  return 1;
+}
+
+/* The label's semantic bits the plugin's rules give a connection on `local_port`; 0: none. */
+static __always_inline __u32 rule_label(__u16 local_port, int* found) {
+  __u32* v = bpf_map_lookup_elem(&flowd_port_labels, &local_port);
+
+  *found = 1;
+  if (v) return *v;
+  if (cfg_has_default) return cfg_default_label;
+  *found = 0;
+  return 0;
+}
+
+static __always_inline void mark(struct sock* sk, __u16 family, __u16 local_port, __u8 kind) {
+  struct flowd_flow_key key;
+  int found;
+  __u32 label = rule_label(local_port, &found);
+
+  if (!found || !flow_key_of(sk, family, local_port, &key)) return;
+  if (kind == FLOWD_CONN_END) {
+    bpf_map_delete_elem(&flowd_flow_labels, &key);
+    return;
+  }
+  label = (label & FLOWD_LABEL_SEMANTIC_MASK) | (bpf_get_prandom_u32() & FLOWD_LABEL_ENTROPY_MASK);
+  if (bpf_map_update_elem(&flowd_flow_labels, &key, &label, BPF_ANY) == 0)
+    count(FLOWD_CONN_STAT_MARKED);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -96,6 +175,9 @@ int flowd_conn_state(unsigned long long* ctx) {
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
   if (family != FLOWD_AF_INET && family != FLOWD_AF_INET6) return 0;
+  __u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+
+  if (cfg_mark) mark(sk, family, local_port, kind);
 
   struct flowd_conn_event* e = bpf_ringbuf_reserve(&flowd_conn_events, sizeof(*e), 0);
 
@@ -110,7 +192,8 @@ int flowd_conn_state(unsigned long long* ctx) {
   e->newstate = (__u8)newstate;
   e->family = family;
   e->netns = netns;
-  e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+  if (cfg_cookie) e->cookie = bpf_get_socket_cookie(sk);
+  e->local_port = local_port;
   e->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (family == FLOWD_AF_INET) {
     __be32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);

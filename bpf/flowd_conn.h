@@ -25,13 +25,15 @@ struct flowd_conn_event {
   __u8 oldstate;
   __u8 newstate;
   __u8 pad[3];
-  __u32 netns; /* the socket's network namespace inode number */
+  __u32 netns;  /* the socket's network namespace inode number */
+  __u64 cookie; /* the socket's cookie (as sock_diag's idiag_cookie); 0 before Linux 5.12 */
 };
 
 enum flowd_conn_stat {
   FLOWD_CONN_STAT_EVENTS = 0, /* records written to the ring buffer */
   FLOWD_CONN_STAT_LOST = 1,   /* records the full ring buffer refused (bpf_ringbuf_reserve) */
-  FLOWD_CONN_STAT_MAX = 2,
+  FLOWD_CONN_STAT_MARKED = 2, /* flows written to the marker's map at their state change */
+  FLOWD_CONN_STAT_MAX = 3,
 };
 
 #endif

@@ -72,6 +72,11 @@ class MarkerProbe {
   // Whether the marker's map has an entry for this flow (what marks its packets).
   virtual bool holds(const FlowKey& key) const = 0;
   virtual std::size_t entries() const = 0;
+  // A descriptor of the marker's flow map (owned by the probe, valid while it lives; -1 when the
+  // map is not used: match_all), for a component whose BPF program adds entries itself at a
+  // connection's state change (the kernel plugin: marked from the first packet). Key struct
+  // flowd_flow_key, value the 20-bit label (bpf/flowd_marker.h, bpf/flowd_label.h).
+  virtual int flow_map_fd() const { return -1; }
 };
 
 class DaemonStatus {
@@ -86,6 +91,9 @@ class DaemonStatus {
   // so that a successor that started first is not cleared by its predecessor's stop).
   virtual void set_marker(std::shared_ptr<const MarkerProbe> probe) = 0;
   virtual void clear_marker(const MarkerProbe* probe) = 0;
+  // The running marker's probe; nullptr when no marker runs. Backends start before plugins, so a
+  // plugin's start() sees the marker of the same configuration.
+  virtual std::shared_ptr<const MarkerProbe> marker() const = 0;
 };
 
 }  // namespace flowd

@@ -48,6 +48,7 @@ class StatusBoard final : public DaemonStatus {
   std::size_t active_flow_count() const override;
   void set_marker(std::shared_ptr<const MarkerProbe> probe) override;
   void clear_marker(const MarkerProbe* probe) override;
+  std::shared_ptr<const MarkerProbe> marker() const override;
 
  private:
   struct Key {
@@ -66,8 +67,6 @@ class StatusBoard final : public DaemonStatus {
     const char* plugin = "";
     TimePoint start;
   };
-
-  std::shared_ptr<const MarkerProbe> marker() const;
 
   RegistryHandle& registry_;
   const TimePoint started_;

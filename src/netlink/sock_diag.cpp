@@ -85,6 +85,7 @@ bool parse_diag_message(const nlmsghdr* nlh, std::size_t len, SockEntry& e, TcpD
   e.state = msg->idiag_state;
   e.retrans = msg->idiag_retrans;
   e.inode = msg->idiag_inode;
+  e.cookie = static_cast<std::uint64_t>(msg->id.idiag_cookie[1]) << 32 | msg->id.idiag_cookie[0];
   e.uid = msg->idiag_uid;
   e.ifindex = msg->id.idiag_if;
   if (!d) return true;

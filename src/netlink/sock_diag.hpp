@@ -46,6 +46,7 @@ struct SockEntry {
   std::uint8_t state = 0;
   std::uint8_t retrans = 0;  // idiag_retrans
   std::uint32_t inode = 0;   // 0 while the socket is not yet accepted
+  std::uint64_t cookie = 0;  // the kernel's socket cookie (idiag_cookie): one socket, never reused
   std::uint32_t uid = 0;
   std::uint32_t ifindex = 0;
 };

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "flowd/rfc3339.hpp"
+#include "flowd/scitags_label.hpp"
 #include "scanner_netns_fixture.hpp"
 
 namespace flowd::test {
@@ -79,6 +80,67 @@ class KernelNetns : public ScannerNetns {
 
   double counter(const std::string& m, const std::string& name) const {
     return metric_value(m, name).value_or(-1);
+  }
+
+  // config() with the ebpf marker on namespace a's end of the pair beside the other backends.
+  std::string config_with_marker(const std::string& plugin, const std::string& keys) const {
+    std::string cfg = config(plugin, keys);
+    const std::string backends = "backends = udp_firefly, prometheus";
+    cfg.replace(cfg.find(backends), backends.size(), backends + ", ebpf");
+    return cfg + "[backend.ebpf]\ninterfaces = " + net->veth_a + "\npin_path =\n";
+  }
+
+  struct Segment {
+    int sport = 0, dport = 0, len = 0;
+    unsigned flags = 0;
+    std::uint32_t label = 0;
+  };
+  // The TCP segments from namespace a's port `port` in a capture, in order.
+  std::vector<Segment> segments_from(const std::string& pcap, int port) const {
+    std::string out;
+    run_shell("tshark -r " + pcap + " -Y 'tcp.srcport == " + std::to_string(port) +
+                  "' -T fields -E separator=';' -e tcp.srcport -e tcp.dstport -e tcp.flags -e "
+                  "tcp.len -e ipv6.flow 2>/dev/null",
+              "", out);
+    std::vector<Segment> segs;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      std::vector<std::string> f;
+      std::stringstream ls(line);
+      for (std::string x; std::getline(ls, x, ';');) f.push_back(x);
+      if (f.size() < 5 || f[4].empty()) continue;
+      Segment g;
+      g.sport = std::atoi(f[0].c_str());
+      g.dport = std::atoi(f[1].c_str());
+      g.flags = static_cast<unsigned>(std::stoul(f[2], nullptr, 16));
+      g.len = std::atoi(f[3].c_str());
+      g.label = static_cast<std::uint32_t>(std::stoul(f[4], nullptr, 16));
+      segs.push_back(g);
+    }
+    return segs;
+  }
+
+  // A client in namespace b connects to [server]:port in namespace a, whose accepted socket sends
+  // "first" at once and, `later` after, "later". Returns the client's port.
+  int serve_one(int listener, const std::string& server, int port,
+                std::chrono::milliseconds later) {
+    int client_port = 0, client = -1;
+    {
+      NetnsScope in_b(net->b);
+      client = tcp_connect(server, port, &client_port);
+    }
+    EXPECT_GE(client, 0);
+    int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    EXPECT_GE(conn, 0);
+    EXPECT_EQ(::send(conn, "first", 5, 0), 5);
+    char buf[16];
+    EXPECT_EQ(::recv(client, buf, sizeof buf, 0), 5);
+    std::this_thread::sleep_for(later);
+    EXPECT_EQ(::send(conn, "later", 5, 0), 5);
+    EXPECT_EQ(::recv(client, buf, sizeof buf, 0), 5);
+    ::close(conn);
+    ::close(client);
+    return client_port;
   }
 };
 
@@ -158,9 +220,9 @@ void stop_all_threads(FlowdProcess& p) {
 }
 
 // The ring is made to overflow deterministically: flowd is stopped (SIGSTOP) while connections
-// open, so the 4 KiB ring (64 records) fills and the kernel refuses the rest. What is guaranteed
-// after the resync: every connection open at the resync has exactly one start, and every started
-// connection exactly one end (its event, or the resync that finds it closing or gone). A
+// open, so the 4 KiB ring (56 records of 72 bytes) fills and the kernel refuses the rest. What is
+// guaranteed after the resync: every connection open at the resync has exactly one start, and every
+// started connection exactly one end (its event, or the resync that finds it closing or gone). A
 // connection opened and closed entirely while records were lost cannot be reported: it is in
 // flowd_kernel_events_lost_total.
 TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
@@ -185,7 +247,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   auto opened = tally(events(kHeld), 2, 9);
   std::string m = scrape();
   double lost = counter(m, "flowd_kernel_events_lost_total");
-  EXPECT_GE(lost, kHeld - 64) << m;
+  EXPECT_GE(lost, kHeld - 56) << m;
   double resyncs = counter(m, "flowd_kernel_resyncs_total");
   EXPECT_GE(resyncs, 1) << m;
   int started_once = 0;
@@ -204,7 +266,7 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_EQ(ended_once, kHeld) << proc->log();
   EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
   m = scrape();
-  EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 64) << m;
+  EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 56) << m;
   EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), resyncs + 1) << m;
 
   // Events flow again afterwards (IPv6 this time: the record's addresses as the socket's).
@@ -225,6 +287,81 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_EQ(after[0].src, net->addr_a);
   EXPECT_EQ(after[0].dst, net->addr_b);
   EXPECT_EQ(after[0].dst_port, 5002);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// Marked from the first packet: with the ebpf marker in the same flowd, the kernel plugin's BPF
+// program puts a connection matching a port rule into the marker's map at its state change, so the
+// server's first data segment on the wire already carries the label (read by tcpdump in the peer
+// namespace). A connection user space does not report (internal_networks) is taken out again. The
+// netlink scanner, polling every 2 s, leaves the first segment unmarked and marks later ones.
+TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNot) {
+  const std::string keys =
+      "rules = 5201 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8, fd00:f10e::/64\n";
+  const std::uint32_t tag = make_label(2, 9, 0);
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5201));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
+  EXPECT_NE(proc->log().find("marking from the first packet"), std::string::npos) << proc->log();
+  const std::string pcap = dir.file("kernel.pcap");
+  auto dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
+  int port = serve_one(listener, net->addr_a, 5201, 0ms);
+  // internal_networks: the kernel marks it, user space takes the mark out again.
+  int internal = serve_one(listener, "fd00:f10e::1", 5201, 300ms);
+  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
+  dump->stop();
+  auto ev = events(2);
+  ASSERT_EQ(ev.size(), 2u) << proc->log();
+  EXPECT_EQ(ev[0].state, "start");
+  EXPECT_EQ(ev[0].dst_port, port);
+  EXPECT_EQ(ev[1].state, "end");
+  std::vector<Segment> data, synack, internal_later;
+  for (const auto& g : segments_from(pcap, 5201)) {
+    if (g.dport == port && g.len > 0) data.push_back(g);
+    if (g.dport == port && (g.flags & 0x12) == 0x12) synack.push_back(g);
+    if (g.dport == internal && g.len > 0) internal_later.push_back(g);
+  }
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data[0].label & kLabelSemanticMask, tag)
+      << "the first data segment carries the label: 0x" << std::hex << data[0].label;
+  EXPECT_EQ(data[1].label, data[0].label) << "one flow, one label: user space kept the kernel's";
+  ASSERT_EQ(synack.size(), 1u);
+  std::cout << "SYN-ACK label 0x" << std::hex << synack[0].label << std::dec
+            << " (sent from the request socket, before the state change)\n";
+  ASSERT_EQ(internal_later.size(), 2u);
+  EXPECT_NE(internal_later[1].label & kLabelSemanticMask, tag)
+      << "an internal connection's mark is taken out by user space";
+  std::string m = scrape();
+  EXPECT_EQ(counter(m, "flowd_kernel_first_packet_marks_total"), 2) << m;
+  EXPECT_EQ(counter(m, "flowd_kernel_first_packet_unmarks_total"), 1) << m;
+  EXPECT_EQ(counter(m, "flowd_marker_flows"), 0) << "both ended: nothing left in the map";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+
+  // The netlink scanner at its default interval: the first segment leaves unmarked; once a scan
+  // saw the connection (within 2 s), the next one is marked.
+  start_flowd(config_with_marker("netlink", keys));
+  dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
+  port = serve_one(listener, net->addr_a, 5201, 2500ms);
+  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
+  dump->stop();
+  data.clear();
+  std::ostringstream seen;
+  for (const auto& g : segments_from(pcap, 5201)) {
+    seen << g.sport << "->" << g.dport << " flags 0x" << std::hex << g.flags << " len " << std::dec
+         << g.len << " label 0x" << std::hex << g.label << std::dec << "\n";
+    if (g.dport == port && g.len > 0) data.push_back(g);
+  }
+  ASSERT_EQ(data.size(), 2u) << "client port " << port << ":\n" << seen.str() << proc->log();
+  EXPECT_NE(data[0].label & kLabelSemanticMask, tag)
+      << "polled: the first data segment leaves before any scan saw the connection";
+  EXPECT_EQ(data[1].label & kLabelSemanticMask, tag) << "and the scan marks it later";
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

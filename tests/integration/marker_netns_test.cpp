@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -134,11 +135,11 @@ class MarkerNetns : public ::testing::Test {
     return n;
   }
 
-  void start_capture() {
+  void start_capture(const std::string& iface = "") {
     std::string out;
-    run_shell("ip netns exec " + net->b + " tcpdump --immediate-mode -i " + net->veth_b +
-                  " -U -w " + dir.file("cap.pcap") + " ip6 > " + dir.file("tcpdump.log") +
-                  " 2>&1 & echo $!",
+    run_shell("ip netns exec " + net->b + " tcpdump --immediate-mode -i " +
+                  (iface.empty() ? net->veth_b : iface) + " -U -w " + dir.file("cap.pcap") +
+                  " ip6 > " + dir.file("tcpdump.log") + " 2>&1 & echo $!",
               "", out);
     tcpdump_pid = std::stoi(out);
     for (int i = 0;
@@ -153,7 +154,8 @@ class MarkerNetns : public ::testing::Test {
     std::string out;
     run_shell("while kill -0 " + std::to_string(tcpdump_pid) + " 2>/dev/null; do sleep 0.05; done",
               "", out);
-    run_shell("tshark -r " + dir.file("cap.pcap") + " -Y 'ipv6.src == " + net->addr_a +
+    run_shell("tshark -r " + dir.file("cap.pcap") +
+                  " -Y 'ipv6.src == " + (capture_src_.empty() ? net->addr_a : capture_src_) +
                   " && !icmpv6' -T fields -E 'separator=;' -e tcp.srcport -e tcp.dstport -e "
                   "udp.srcport -e "
                   "udp.dstport -e ipv6.flow -e ipv6.tclass -e data.data 2>/dev/null",
@@ -179,23 +181,72 @@ class MarkerNetns : public ::testing::Test {
     return pkts;
   }
 
-  void send_udp(int sport, int dport, const std::string& payload, int count, int tclass = 0) const {
+  void send_udp(int sport, int dport, const std::string& payload, int count, int tclass = 0,
+                const std::string& src = "", const std::string& dst = "") const {
     std::string out;
+    const std::string& from = src.empty() ? net->addr_a : src;
+    const std::string& to = dst.empty() ? net->addr_b : dst;
     std::string py =
         "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
         "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_TCLASS," +
-        std::to_string(tclass) + ")\ns.bind((\"" + net->addr_a + "\"," + std::to_string(sport) +
+        std::to_string(tclass) + ")\ns.bind((\"" + from + "\"," + std::to_string(sport) +
         "))\nfor i in range(" + std::to_string(count) + "): s.sendto(b\"" + payload + "\",(\"" +
-        net->addr_b + "\"," + std::to_string(dport) + "))\n";
+        to + "\"," + std::to_string(dport) + "))\n";
     dir.write("send.py", py);
     ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("send.py"), out), 0) << out;
+  }
+
+  // A second link between the namespaces, made after flowd started: `name` in a, its peer in b,
+  // up; with fd00:f10f:<n>::1/64 and ::2 when `addresses`. Returns the peer's name.
+  std::string add_link(const std::string& name, bool addresses) const {
+    std::string peer = "fdp" + net->veth_a.substr(3), out;
+    EXPECT_EQ(net->exec(net->a,
+                        "ip link add " + name + " type veth peer name " + peer + " netns " +
+                            net->b + " && ip link set " + name + " up && ip -n " + net->b +
+                            " link set " + peer + " up",
+                        out),
+              0)
+        << out;
+    if (addresses) {
+      EXPECT_EQ(
+          net->exec(net->a, "ip addr add " + link_addr(1) + "/64 dev " + name + " nodad", out), 0)
+          << out;
+      EXPECT_EQ(
+          net->exec(net->b, "ip addr add " + link_addr(2) + "/64 dev " + peer + " nodad", out), 0)
+          << out;
+    }
+    return peer;
+  }
+  std::string link_addr(int host) const {
+    char group[8];
+    std::snprintf(group, sizeof group, "%x", static_cast<unsigned>(getpid()) & 0xffffu);
+    return std::string("fd00:f10f:") + group + "::" + std::to_string(host);
+  }
+
+  // Waits up to 3 s for `text` in flowd's log.
+  static bool log_says(FlowdProcess& p, const std::string& text) {
+    for (int i = 0; i < 300; ++i) {
+      if (p.log().find(text) != std::string::npos) return true;
+      usleep(10000);
+    }
+    return false;
+  }
+
+  // The marker record's text (empty when there is none).
+  std::string record_text() const {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
+      if (e.path().filename().string().rfind("ebpf_marker.", 0) == 0)
+        return read_file(e.path().string());
+    return {};
   }
 
   TempDir dir;
   std::unique_ptr<NetnsPair> net;
   std::unique_ptr<NotifySocket> notify, notify2;
   int tcpdump_pid = 0;
+  std::string capture_src_ = "";  // the source address stop_capture keeps; empty: addr_a
 };
 
 TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
@@ -733,6 +784,90 @@ TEST_F(MarkerNetns, WithoutInterfacesEveryInterfaceWithAGlobalIPv6AddressIsMarke
   EXPECT_EQ(filters(), 1);
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+}
+
+// The marker follows interfaces: one that appears after start and matches a pattern of
+// `interfaces` is marked (on the wire, in the status, in the record); deleted, it leaves nothing
+// behind and flowd keeps marking the others.
+TEST_F(MarkerNetns, AnInterfaceAddedAfterStartIsMarkedAndLeavesNothingWhenRemoved) {
+  const std::string name = "fdm" + net->veth_a.substr(3);
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", fdm*");
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, api");
+  cfg += "[plugin.api]\nsocket = " + dir.file("api.sock") + "\n";
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  const std::string peer = add_link(name, true);
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + name + " egress")) << flowd->log();
+  EXPECT_EQ(filters(name), 1);
+  EXPECT_TRUE(has_clsact(name));
+  EXPECT_EQ(metric("flowd_marker_interface_changes_total{change=\"attached\"}"), 1);
+  EXPECT_NE(record_text().find("\"" + name + "\""), std::string::npos) << record_text();
+  std::string out, err;
+  ASSERT_EQ(run_flowd({"status", "--json", "--socket", dir.file("api.sock")}, out, err), 0) << err;
+  auto status = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(status.is_discarded()) << out;
+  std::set<std::string> attached;
+  for (const auto& i : status["marker"]["interfaces"])
+    if (i.value("attached", false)) attached.insert(i.value("name", ""));
+  EXPECT_EQ(attached, (std::set<std::string>{net->veth_a, name})) << out;
+
+  // A flow over the new link is marked on the wire.
+  write_pipe(dir.file("np"),
+             "start udp " + link_addr(1) + " 40040 " + link_addr(2) + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  capture_src_ = link_addr(1);
+  start_capture(peer);
+  send_udp(40040, 5300, "new", 5, 0, link_addr(1), link_addr(2));
+  auto [seen, marked] = tagged(stop_capture(), 40040, make_label(3, 4, 0));
+  EXPECT_EQ(seen, 5);
+  EXPECT_EQ(marked, 5) << "packets on the interface added after start carry the label";
+
+  // Deleted: nothing of it in the record or the status; flowd goes on.
+  ASSERT_EQ(net->exec(net->a, "ip link del " + name, out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name)) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_interface_changes_total{change=\"detached\"}"), 1);
+  EXPECT_EQ(record_text().find(name), std::string::npos) << record_text();
+  EXPECT_NE(record_text().find(net->veth_a), std::string::npos) << record_text();
+  ASSERT_EQ(run_flowd({"status", "--json", "--socket", dir.file("api.sock")}, out, err), 0) << err;
+  EXPECT_EQ(out.find(name), std::string::npos) << out;
+  EXPECT_TRUE(flowd->running());
+  EXPECT_EQ(filters(), 1) << "the first interface stays marked";
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
+  EXPECT_EQ(filters(), 0);
+  EXPECT_EQ(records(), 0);
+}
+
+// Without `interfaces`: an interface is marked once it has a global IPv6 address (a link-local one
+// is not enough), and unmarked — filter and the clsact flowd created removed — once it lost it.
+TEST_F(MarkerNetns, WithoutInterfacesALinkIsMarkedWhileItHasAGlobalIPv6Address) {
+  const std::string name = "fdm" + net->veth_a.substr(3);
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  add_link(name, false);
+  std::string out;
+  usleep(300000);  // the link's notifications (and its link-local address's) reach flowd
+  EXPECT_EQ(filters(name), 0) << "no global IPv6 address yet";
+  EXPECT_FALSE(has_clsact(name));
+  ASSERT_EQ(net->exec(net->a, "ip addr add " + link_addr(1) + "/64 dev " + name + " nodad", out), 0)
+      << out;
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + name + " egress")) << flowd->log();
+  EXPECT_EQ(filters(name), 1);
+  EXPECT_TRUE(has_clsact(name));
+  ASSERT_EQ(net->exec(net->a, "ip addr del " + link_addr(1) + "/64 dev " + name, out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name)) << flowd->log();
+  EXPECT_EQ(filters(name), 0);
+  EXPECT_FALSE(has_clsact(name)) << "the clsact flowd created goes with its filter";
+  EXPECT_EQ(record_text().find(name), std::string::npos) << record_text();
+  EXPECT_TRUE(flowd->running());
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
   EXPECT_EQ(filters(), 0);
 }
 

@@ -154,6 +154,49 @@ TEST(ConnectionTracker, AResyncScanRepairsLostEvents) {
   EXPECT_EQ(t.started(), 2u);
 }
 
+// A 4-tuple reused within milliseconds, with events lost in between: the kernel's socket cookie
+// tells the two sockets apart, so the first one's late end cannot end the second.
+TEST(ConnectionTracker, TheSocketCookieTellsAReusedFourTupleFromTheConnectionBefore) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  scan(t, {});
+  std::vector<FlowID> out;
+  auto first = conn("192.0.2.1", 1, "203.0.113.5", 443), second = first;
+  first.cookie = 10;
+  second.cookie = 11;
+  ASSERT_TRUE(t.established(first, Clock::now(), out));
+  ASSERT_EQ(out.size(), 1u);
+  // Lost: the first's end and the second's start. The resync dump lists the second socket.
+  auto ev = scan(t, {second});
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd) << "the first socket ended";
+  EXPECT_EQ(ev[1].state, FlowState::kStart) << "the second is a connection of its own";
+  // The first socket's end arrives late: not the second's.
+  out.clear();
+  t.closed(first, Clock::now(), out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(t.started(), 1u);
+  t.closed(second, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].state, FlowState::kEnd);
+  EXPECT_EQ(t.started(), 0u);
+  // Events alone: a start of another socket on a started 4-tuple ends the first and starts it.
+  auto third = first;
+  third.cookie = 12;
+  out.clear();
+  ASSERT_TRUE(t.established(first, Clock::now(), out));
+  ASSERT_TRUE(t.established(third, Clock::now(), out));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].state, FlowState::kEnd);
+  EXPECT_EQ(out[2].state, FlowState::kStart);
+  EXPECT_EQ(t.started(), 1u);
+  // Without cookies (netstat), as before: the one entry is the connection.
+  auto plain = conn("192.0.2.1", 2, "203.0.113.5", 443);
+  out.clear();
+  t.established(plain, Clock::now(), out);
+  t.closed(plain, Clock::now(), out);
+  EXPECT_EQ(out.size(), 2u);
+}
+
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
   scan(t, {});

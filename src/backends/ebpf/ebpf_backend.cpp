@@ -10,6 +10,8 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,23 +19,29 @@
 #include <array>
 #include <cstdarg>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "backends/ebpf/ebpf_config.hpp"
 #include "backends/ebpf/flow_map.hpp"
+#include "backends/ebpf/link_watch.hpp"
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
 #include "backends/ebpf/marker_record.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "flowd/daemon_status.hpp"
+#include "flowd/event_queue.hpp"
+#include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 #include "flowd/reason_counters.hpp"
 #include "flowd/reload_shelf.hpp"
 #include "flowd/scitags_label.hpp"
+#include "flowd/stop_fd.hpp"
 #include "flowd_marker.h"
 #include "flowd_marker.skel.h"
 
@@ -191,15 +199,22 @@ flowd_flow_key map_key_of(const FlowKey& flow) {
 }
 
 // What the marker lends GET /v1/status and GET /v1/flows (flowd/daemon_status.hpp): the interfaces
-// it attached to at start, and lookups in its map through a descriptor of its own, so that it stays
-// valid whatever the backend does.
+// it is attached to (updated as they come and go), and lookups in its map through a descriptor of
+// its own, so that it stays valid whatever the backend does.
 class Probe final : public MarkerProbe {
  public:
   Probe(int map_fd, std::vector<MarkerInterface> interfaces, bool match_all)
       : map_(::fcntl(map_fd, F_DUPFD_CLOEXEC, 0)),
         interfaces_(std::move(interfaces)),
         match_all_(match_all) {}
-  std::vector<MarkerInterface> interfaces() const override { return interfaces_; }
+  std::vector<MarkerInterface> interfaces() const override {
+    std::lock_guard lock(mu_);
+    return interfaces_;
+  }
+  void set_interfaces(std::vector<MarkerInterface> interfaces) {
+    std::lock_guard lock(mu_);
+    interfaces_ = std::move(interfaces);
+  }
   bool holds(const FlowKey& flow) const override {
     if (!flow.dst.is_v6()) return false;
     if (match_all_) return true;
@@ -210,12 +225,28 @@ class Probe final : public MarkerProbe {
   std::size_t entries() const override {
     return map_ ? static_cast<std::size_t>(count_entries(map_.get())) : 0;
   }
+  int flow_map_fd() const override { return match_all_ || !map_ ? -1 : map_.get(); }
 
  private:
   UniqueFd map_;
+  mutable std::mutex mu_;
   std::vector<MarkerInterface> interfaces_;
   bool match_all_;
 };
+
+// flowd_marker_interface_changes_total{change}: a closed set.
+enum class InterfaceChange { kAttached, kDetached, kFailed };
+std::array<prometheus::Counter*, 3> interface_change_counters(Context& ctx) {
+  auto& fam = prometheus::BuildCounter()
+                  .Name("flowd_marker_interface_changes_total")
+                  .Help(
+                      "Interfaces the marker attached to or detached from after start as they "
+                      "appeared, went or gained/lost their global IPv6 address (failed: an "
+                      "attach the kernel or another flowd's lock refused)")
+                  .Register(ctx.metrics);
+  return {&fam.Add({{"change", "attached"}}), &fam.Add({{"change", "detached"}}),
+          &fam.Add({{"change", "failed"}})};
+}
 
 struct ShelvedMarker final : ShelfItem {
   UniqueFd map;
@@ -252,6 +283,7 @@ class EbpfBackend final : public Backend {
         dropped_(ctx.metrics, "flowd_marker_flows_dropped_total",
                  "Marked flows the marker dropped from its map other than at their end, by reason "
                  "(resize: a reload made the map smaller than the flows it held)"),
+        interface_changes_(interface_change_counters(ctx)),
         pin_path_(cfg.pin_path) {}
 
   ~EbpfBackend() override { release(); }
@@ -263,10 +295,24 @@ class EbpfBackend final : public Backend {
           " (run flowd as root or grant them; under systemd, run this configuration with "
           "flowd-marker@NAME.service or "
           "flowd.service: flowd@.service drops them)");
-    auto names = interfaces_.empty() ? interfaces_with_global_ipv6() : interfaces_;
-    if (names.empty())
-      throw std::runtime_error(
-          "[backend.ebpf] no interface has a global IPv6 address; set interfaces");
+    // Subscribed before the interfaces are listed: what changes from now on is seen in run().
+    watch_ = std::make_unique<LinkWatch>();
+    std::vector<std::string> names;
+    if (interfaces_.empty()) {
+      names = interfaces_with_global_ipv6();
+      if (names.empty())
+        throw std::runtime_error(
+            "[backend.ebpf] no interface has a global IPv6 address; set interfaces");
+    } else {
+      // A name must exist at start (a typo is an error); a pattern may match nothing yet.
+      for (const auto& n : interfaces_)
+        if (!is_interface_pattern(n)) names.push_back(n);
+      for (const auto& [n, index] : interfaces_to_mark(interfaces_))
+        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+      if (names.empty())
+        log_->info("no interface matches {} yet: marking starts when one appears",
+                   fmt::join(interfaces_, ", "));
+    }
     std::unique_ptr<ShelvedMarker> shelved;
     if (ctx_.shelf)
       if (auto item = ctx_.shelf->take(kShelfKey))
@@ -328,6 +374,53 @@ class EbpfBackend final : public Backend {
       if (bpf_map_delete_elem(map_fd_, &key) != 0 && errno != ENOENT)
         refused("delete", errno, flow);
     }
+  }
+
+  // The flow events go to handle() on a thread of the backend's own; this one follows the
+  // interfaces: it waits on the link notifications, the stop and that thread's end together.
+  void run(std::stop_token stop, EventQueue& in) override {
+    UniqueFd done(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!done) throw std::system_error(errno, std::generic_category(), "eventfd");
+    std::exception_ptr failed;
+    std::jthread events([&, hb = ctx_.heartbeats ? ctx_.heartbeats->add("backend.ebpf events")
+                                                 : nullptr](std::stop_token own) {
+      bind_thread_heartbeat(hb.get());
+      try {
+        Backend::run(own, in);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      bind_thread_heartbeat(nullptr);
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(done.get(), &one, sizeof one);
+    });
+    StopFd stopfd(stop);
+    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+    if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    for (int fd : {stopfd.fd(), done.get(), watch_->fd()}) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+    follow_interfaces();  // what changed between start() and now
+    for (;;) {
+      epoll_event ev{};
+      int n;
+      {
+        WaitingScope waiting;
+        n = ::epoll_wait(ep.get(), &ev, 1, -1);
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+      if (n == 0) continue;
+      if (ev.data.fd != watch_->fd()) break;  // stopped, or the queue is closed and drained
+      if (watch_->drain()) follow_interfaces();
+    }
+    events.request_stop();
+    events.join();
+    if (failed) std::rethrow_exception(failed);
   }
 
   void stop() override {
@@ -498,9 +591,7 @@ class EbpfBackend final : public Backend {
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
     if (ctx_.status) {
-      std::vector<MarkerInterface> ifs;
-      for (const auto& a : attachments_) ifs.push_back({a->interface(), true});
-      probe_ = std::make_shared<Probe>(map_fd_, std::move(ifs), match_all_);
+      probe_ = std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_);
       ctx_.status->set_marker(probe_);
     }
     log_->info("marking {} on {} (map of {} flows)",
@@ -508,6 +599,70 @@ class EbpfBackend final : public Backend {
                    ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
                    : std::string("IPv6 TCP/UDP flows from start to end"),
                fmt::join(names, ", "), max_flows_);
+  }
+
+  // Attaches to the interfaces the configuration selects now and are not attached, detaches from
+  // those it no longer selects (gone, renamed, re-created with another index, or without a global
+  // IPv6 address any more), and rewrites the record so that nothing gone stays in it.
+  void follow_interfaces() {
+    if (!skel_) return;
+    const auto want = interfaces_to_mark(interfaces_);
+    bool changed = false;
+    for (auto it = attachments_.begin(); it != attachments_.end();) {
+      const MarkedInterface have{(*it)->interface(), (*it)->ifindex()};
+      if (std::find(want.begin(), want.end(), have) != want.end()) {
+        ++it;
+        continue;
+      }
+      it = attachments_.erase(it);  // detaches (nothing to do when the interface is gone)
+      unlock("if:#" + std::to_string(have.second));
+      interface_changes_[static_cast<std::size_t>(InterfaceChange::kDetached)]->Increment();
+      changed = true;
+    }
+    const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    for (const auto& w : want) {
+      if (std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) {
+            return a->interface() == w.first && a->ifindex() == w.second;
+          }))
+        continue;
+      const std::string key = "if:#" + std::to_string(w.second);
+      try {
+        pid_t holder = 0;
+        std::string error;
+        MarkerLock l = MarkerLock::acquire(key, holder, error);
+        if (!l.held())
+          throw std::runtime_error(
+              fmt::format("another flowd (pid {}) is marking it ({})", holder, error));
+        attachments_.push_back(std::make_unique<TcAttachment>(w.first, prog_fd));
+        locks_.push_back(std::move(l));
+        interface_changes_[static_cast<std::size_t>(InterfaceChange::kAttached)]->Increment();
+        changed = true;
+      } catch (const std::exception& e) {
+        interface_changes_[static_cast<std::size_t>(InterfaceChange::kFailed)]->Increment();
+        limited_warn(*log_, interface_limiter_, "cannot mark {}, which appeared after start: {}",
+                     w.first, e.what());
+      }
+    }
+    if (!changed) return;
+    write_record();
+    if (probe_) probe_->set_interfaces(status_interfaces());
+  }
+
+  void unlock(const std::string& what) {
+    auto it = std::find_if(locks_.begin(), locks_.end(),
+                           [&](const MarkerLock& l) { return l.what() == what; });
+    if (it != locks_.end()) locks_.erase(it);
+  }
+
+  // The status's list: every attached interface, and each configured name not attached (gone).
+  std::vector<MarkerInterface> status_interfaces() const {
+    std::vector<MarkerInterface> ifs;
+    for (const auto& a : attachments_) ifs.push_back({a->interface(), true});
+    for (const auto& n : interfaces_)
+      if (!is_interface_pattern(n) &&
+          std::none_of(ifs.begin(), ifs.end(), [&](const auto& i) { return i.name == n; }))
+        ifs.push_back({n, false});
+    return ifs;
   }
 
   // Copies the previous map's flows into the new one of another size: at most its capacity;
@@ -561,6 +716,7 @@ class EbpfBackend final : public Backend {
     attachments_.clear();
     remove_marker_record(std::exchange(record_path_, std::string()));  // a clean stop
     locks_.clear();
+    watch_.reset();
     if (skel_) flowd_marker__destroy(skel_);
     skel_ = nullptr;
     map_fd_ = -1;
@@ -576,6 +732,7 @@ class EbpfBackend final : public Backend {
   prometheus::Counter& unlabelable_;
   std::array<prometheus::Counter*, kFlowOrigins> ignored_;  // by origin; null for local
   ReasonCounters<DropReason, kDropReasons> dropped_;
+  std::array<prometheus::Counter*, 3> interface_changes_;  // by InterfaceChange
   std::string pin_path_;
   std::string record_path_candidate_;  // where the record goes (empty: work_dir empty)
   std::string record_path_;            // the record this instance wrote (removed at a clean stop)
@@ -584,7 +741,9 @@ class EbpfBackend final : public Backend {
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
   std::unique_ptr<MarkerStats> stats_;
-  std::shared_ptr<const Probe> probe_;  // lent to the daemon's status while marking
+  std::shared_ptr<Probe> probe_;      // lent to the daemon's status while marking
+  std::unique_ptr<LinkWatch> watch_;  // read by run()'s thread only
+  LogLimiter interface_limiter_;      // run()'s thread; limiter_ is handle()'s
   LogLimiter limiter_;
 };
 

@@ -10,7 +10,8 @@ namespace {
 
 constexpr KeySpec kKeys[] = {
     {"interfaces", KeyType::kList, "",
-     "interfaces whose egress is marked; empty: every interface with a global IPv6 address",
+     "interfaces whose egress is marked, names or shell patterns (veth*), followed as they come "
+     "and go; empty: every interface with a global IPv6 address",
      "NETWORK_INTERFACE"},
     {"max_flows",
      KeyType::kInt,

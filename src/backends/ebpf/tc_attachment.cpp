@@ -64,6 +64,9 @@ namespace {
 // other filter sits on it (removing the qdisc removes them all). Returns the note for the log.
 std::string detach_hook(const std::string& interface, int ifindex, bool remove_clsact) {
   auto log = get_logger("backend.ebpf");
+  // An interface that is gone took its clsact and filters with it: nothing to ask the kernel.
+  char name[IF_NAMESIZE];
+  if (!if_indextoname(static_cast<unsigned>(ifindex), name)) return "interface gone";
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
   LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kFilterHandle, .priority = kFilterPriority);
   int rc = bpf_tc_detach(&hook, &opts);
@@ -145,7 +148,9 @@ TcAttachment::~TcAttachment() {
   std::string note = detach_hook(interface_, ifindex_, created_qdisc_);
   get_logger("backend.ebpf")
       ->info("marker detached from {}{}", interface_,
-             note == "clsact removed" ? ", clsact removed" : "");
+             note == "clsact removed"   ? ", clsact removed"
+             : note == "interface gone" ? " (the interface is gone)"
+                                        : "");
 }
 
 std::string remove_marker_hook(const std::string& interface, int ifindex, bool created_clsact) {

@@ -78,18 +78,49 @@ std::uint32_t own_netns_inode() {
   return static_cast<std::uint32_t>(st.st_ino);
 }
 
-ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler)
-    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
-  QuietLibbpf quiet;
+int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
+                     const std::optional<FirstPacketMarks>& marks, bool cookie) {
   skel_ = flowd_conn__open();
-  if (!skel_) throw LoadError(why("opening the BPF object", errno));
+  if (!skel_) return -errno;
   skel_->rodata->cfg_netns = netns;
+  skel_->rodata->cfg_cookie = cookie ? 1 : 0;
   int err = bpf_map__set_max_entries(skel_->maps.flowd_conn_events, ring_bytes);
+  if (err == 0 && marks) {
+    // The marker's own map: what this program writes, the marker's tc program reads.
+    skel_->rodata->cfg_mark = 1;
+    skel_->rodata->cfg_has_default = marks->default_label ? 1 : 0;
+    skel_->rodata->cfg_default_label = marks->default_label.value_or(0);
+    err = bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, marks->flow_map_fd);
+    if (err == 0)
+      err = bpf_map__set_max_entries(
+          skel_->maps.flowd_port_labels,
+          static_cast<std::uint32_t>(std::max<std::size_t>(marks->port_labels.size(), 1)));
+  }
   if (err == 0) err = flowd_conn__load(skel_);
   if (err != 0) {
     flowd_conn__destroy(skel_);
-    throw LoadError(why("loading the BPF program", -err));
+    skel_ = nullptr;
   }
+  return err;
+}
+
+ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
+                       const std::optional<FirstPacketMarks>& marks)
+    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+  QuietLibbpf quiet;
+  // With the socket cookie first; a kernel that refuses it to tracing programs (before 5.12) gets
+  // the program without it.
+  int err = load(ring_bytes, netns, marks, true);
+  if (err != 0 && load(ring_bytes, netns, marks, false) == 0) err = 0;
+  if (err != 0) throw LoadError(why("loading the BPF program", -err));
+  if (marks)
+    for (const auto& [port, label] : marks->port_labels)
+      if (bpf_map_update_elem(bpf_map__fd(skel_->maps.flowd_port_labels), &port, &label, BPF_ANY) !=
+          0) {
+        err = errno;
+        flowd_conn__destroy(skel_);
+        throw LoadError(why("filling the port rules' map", err));
+      }
   err = flowd_conn__attach(skel_);
   if (err != 0) {
     flowd_conn__destroy(skel_);
@@ -126,8 +157,16 @@ int ConnEvents::on_record(void* self, void* data, std::size_t size) {
 }
 
 std::uint64_t ConnEvents::lost() const {
+  return stat(FLOWD_CONN_STAT_LOST);
+}
+
+std::uint64_t ConnEvents::marked() const {
+  return stat(FLOWD_CONN_STAT_MARKED);
+}
+
+std::uint64_t ConnEvents::stat(std::uint32_t which) const {
   std::vector<__u64> values(static_cast<std::size_t>(ncpu_));
-  __u32 key = FLOWD_CONN_STAT_LOST;
+  __u32 key = which;
   std::uint64_t sum = 0;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flowd_conn_stats), &key, values.data()) == 0)
     for (auto v : values) sum += v;

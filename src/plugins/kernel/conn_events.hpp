@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "flowd_conn.h"
 
@@ -22,15 +25,25 @@ class LoadError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What the program writes into the marker's flow map at a connection's start (marked from the
+// first packet): the marker's map, and the labels (semantic bits: make_label with entropy 0) by
+// local port and, when set, for every other port.
+struct FirstPacketMarks {
+  int flow_map_fd = -1;  // the marker's (MarkerProbe::flow_map_fd); borrowed for the load only
+  std::optional<std::uint32_t> default_label;
+  std::vector<std::pair<std::uint16_t, std::uint32_t>> port_labels;
+};
+
 class ConnEvents {
  public:
   using Handler = std::function<void(const flowd_conn_event&)>;
 
   // Opens, loads and attaches the program: a ring buffer of `ring_bytes` (a power of two, a whole
   // number of pages), events of the network namespace with inode `netns` only (0: all). Records go
-  // to `handler` from consume(). Throws LoadError saying why (capabilities, BTF, the kernel's
-  // errno).
-  ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler);
+  // to `handler` from consume(). With `marks`, the program also marks from the first packet.
+  // Throws LoadError saying why (capabilities, BTF, the kernel's errno).
+  ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
+             const std::optional<FirstPacketMarks>& marks = std::nullopt);
   ~ConnEvents();
   ConnEvents(const ConnEvents&) = delete;
   ConnEvents& operator=(const ConnEvents&) = delete;
@@ -41,9 +54,15 @@ class ConnEvents {
   int consume();
   // Records the full ring buffer refused since load (summed over CPUs).
   std::uint64_t lost() const;
+  // Flows the program wrote into the marker's map since load (summed over CPUs).
+  std::uint64_t marked() const;
 
  private:
   static int on_record(void* self, void* data, std::size_t size);
+  // Opens, sets up and loads the program into skel_ (null again on failure); 0 or -errno.
+  int load(std::uint32_t ring_bytes, std::uint32_t netns,
+           const std::optional<FirstPacketMarks>& marks, bool cookie);
+  std::uint64_t stat(std::uint32_t which) const;
   flowd_conn* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   Handler handler_;

@@ -6,18 +6,23 @@
 #include "plugins/kernel/kernel_plugin.hpp"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <optional>
 
 #include "common/unique_fd.hpp"
+#include "flowd/daemon_status.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/scitags_label.hpp"
 #include "flowd/stop_fd.hpp"
+#include "flowd_marker.h"
 #include "netlink/sock_diag.hpp"
 #include "plugins/kernel/boot_clock.hpp"
 #include "plugins/kernel/conn_events.hpp"
@@ -32,7 +37,7 @@ constexpr std::array<KeySpec, 1> kRingKeys = {{
      .type = KeyType::kInt,
      .default_value = "1048576",
      .help = "bytes of the BPF ring buffer that carries connection events to flowd (a power of "
-             "two, at least 4096; 64 bytes an event); when it is full, events are counted lost and "
+             "two, at least 4096; 72 bytes an event); when it is full, events are counted lost and "
              "a sock_diag dump repairs what they said",
      .min = 4096,
      .max = 1 << 30},
@@ -81,6 +86,7 @@ class KernelPlugin final : public Plugin {
         options_(scanner::scanner_options(cfg, "plugin.kernel")),
         tagger_(scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.kernel")),
         ring_bytes_(static_cast<std::uint32_t>(cfg.get_int("ring_buffer_size"))),
+        rules_(scanner::port_rules(cfg, *ctx.registry.get(), "plugin.kernel")),
         tracker_(options_.filter, options_.report_existing, tagger_) {
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
       throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
@@ -101,6 +107,23 @@ class KernelPlugin final : public Plugin {
                           .Help("sock_diag dumps the kernel plugin made to repair lost events")
                           .Register(m)
                           .Add({});
+    premarked_total_ =
+        &prometheus::BuildCounter()
+             .Name("flowd_kernel_first_packet_marks_total")
+             .Help(
+                 "Connections the kernel plugin's BPF program put in the marker's flow map at "
+                 "their state change, before user space heard of them (marked from the first "
+                 "packet)")
+             .Register(m)
+             .Add({});
+    unmarked_total_ =
+        &prometheus::BuildCounter()
+             .Name("flowd_kernel_first_packet_unmarks_total")
+             .Help(
+                 "Of those, the connections user space took out of the marker's map again: "
+                 "not reported (internal_networks, ignore_private)")
+             .Register(m)
+             .Add({});
     tracked_ = &prometheus::BuildGauge()
                     .Name("flowd_kernel_tracked_connections")
                     .Help("Connections the kernel plugin follows (started, adopted or ignored)")
@@ -110,9 +133,16 @@ class KernelPlugin final : public Plugin {
 
   void start() override {
     diag_.emplace();  // the adoption and resync dumps; a failure is reported before READY=1
+    auto marks = first_packet_marks();
     try {
-      bpf_.emplace(ring_bytes_, own_netns_inode(),
-                   [this](const flowd_conn_event& e) { on_event(e); });
+      bpf_.emplace(
+          ring_bytes_, own_netns_inode(), [this](const flowd_conn_event& e) { on_event(e); },
+          marks);
+      if (marks)
+        log_->info(
+            "marking from the first packet: the BPF program writes the marker's map at each "
+            "IPv6 connection's start ({} port rule(s){})",
+            marks->port_labels.size(), marks->default_label ? " and the fixed tag" : "");
     } catch (const LoadError& e) {
       log_->warn(
           "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
@@ -161,6 +191,7 @@ class KernelPlugin final : public Plugin {
   void stop() override {
     if (fallback_) fallback_->stop();
     bpf_.reset();
+    marker_.reset();
   }
 
  private:
@@ -171,6 +202,11 @@ class KernelPlugin final : public Plugin {
     int n = bpf_->consume();
     if (n < 0) throw std::system_error(-n, std::generic_category(), "ring_buffer__consume");
     events_total_->Increment(n);
+    if (marker_)
+      if (std::uint64_t marked = bpf_->marked(); marked != marked_) {
+        premarked_total_->Increment(static_cast<double>(marked - marked_));
+        marked_ = marked;
+      }
     out.publish(events_);
     std::uint64_t lost = bpf_->lost();
     if (lost != lost_) {
@@ -185,6 +221,49 @@ class KernelPlugin final : public Plugin {
     tracked_->Set(static_cast<double>(tracker_.tracked()));
   }
 
+  // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
+  // flow map runs in this flowd (backends start before plugins); nullopt otherwise.
+  std::optional<FirstPacketMarks> first_packet_marks() {
+    std::shared_ptr<const MarkerProbe> probe = ctx_.status ? ctx_.status->marker() : nullptr;
+    if (!probe || probe->flow_map_fd() < 0) return std::nullopt;
+    auto fits = [](const scanner::Tag& t) { return t.experiment <= 511 && t.activity <= 63; };
+    FirstPacketMarks marks;
+    marks.flow_map_fd = probe->flow_map_fd();
+    if (rules_.fallback && fits(*rules_.fallback))
+      marks.default_label = make_label(rules_.fallback->experiment, rules_.fallback->activity, 0);
+    for (const auto& [port, tag] : rules_.by_port)
+      if (fits(tag))
+        marks.port_labels.emplace_back(port, make_label(tag.experiment, tag.activity, 0));
+    if (!marks.default_label && marks.port_labels.empty()) return std::nullopt;
+    marker_ = std::move(probe);  // keeps the map's descriptor open for unmark()
+    return marks;
+  }
+
+  // Whether the program marked the connection of `e` at its start (what first_packet_marks gave
+  // it: an IPv6 peer, a rule for its port or the fixed tag).
+  bool premarked(const flowd_conn_event& e) const {
+    static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!marker_ || e.family != AF_INET6 ||
+        std::memcmp(e.remote_addr, kMapped, sizeof kMapped) == 0)
+      return false;
+    auto it = rules_.by_port.find(e.local_port);
+    const scanner::Tag* tag = it != rules_.by_port.end() ? &it->second
+                              : rules_.fallback          ? &*rules_.fallback
+                                                         : nullptr;
+    return tag && tag->experiment <= 511 && tag->activity <= 63;
+  }
+
+  // Takes the program's entry out of the marker's map: user space does not report the connection.
+  void unmark(const flowd_conn_event& e) {
+    flowd_flow_key key;
+    std::memset(&key, 0, sizeof key);
+    std::memcpy(key.daddr, e.remote_addr, sizeof key.daddr);
+    key.sport = htons(e.local_port);
+    key.dport = htons(e.remote_port);
+    key.proto = IPPROTO_TCP;
+    if (bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0) unmarked_total_->Increment();
+  }
+
   void on_event(const flowd_conn_event& e) {
     scanner::Connection c;
     c.local = address_of(e.local_addr, e.family);
@@ -192,9 +271,10 @@ class KernelPlugin final : public Plugin {
     c.local_port = e.local_port;
     c.remote_port = e.remote_port;
     c.state = e.newstate;
-    if (e.kind == FLOWD_CONN_START)
-      tracker_.established(c, clock_.wall(e.ts_boot_ns), events_);
-    else if (e.kind == FLOWD_CONN_END)
+    c.cookie = e.cookie;
+    if (e.kind == FLOWD_CONN_START) {
+      if (!tracker_.established(c, clock_.wall(e.ts_boot_ns), events_) && premarked(e)) unmark(e);
+    } else if (e.kind == FLOWD_CONN_END)
       tracker_.closed(c, clock_.wall(e.ts_boot_ns), events_);
   }
 
@@ -225,15 +305,19 @@ class KernelPlugin final : public Plugin {
   scanner::ScannerOptions options_;
   scanner::Tagger tagger_;
   std::uint32_t ring_bytes_;
+  scanner::PortRules rules_;
   scanner::ConnectionTracker tracker_;
+  std::shared_ptr<const MarkerProbe> marker_;  // when marking from the first packet
   std::optional<netlink::SockDiag> diag_;
   std::optional<ConnEvents> bpf_;
   std::unique_ptr<PollingFallback> fallback_;
   BootClock clock_;
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
+  std::uint64_t marked_ = 0;
   LogLimiter lost_limiter_;
-  prometheus::Counter *events_total_, *lost_total_, *resyncs_total_;
+  prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,
+      *unmarked_total_;
   prometheus::Gauge* tracked_;
 };
 

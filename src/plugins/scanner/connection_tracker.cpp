@@ -58,6 +58,19 @@ FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now
   return f;
 }
 
+bool ConnectionTracker::renew_if_reused(Tracked& t, const Connection& c, TimePoint now,
+                                        std::vector<FlowID>& out) {
+  if (t.cookie == 0 || c.cookie == 0 || t.cookie == c.cookie) return false;
+  if (t.status == Status::kStarted) {
+    --started_;
+    out.push_back(event(t, FlowState::kEnd, now));
+  }
+  t.status = Status::kPending;
+  t.tag = {};
+  t.cookie = c.cookie;
+  return true;
+}
+
 void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<FlowID>& out) {
   if (c.state == netlink::kTcpListen || c.remote_port == 0) return;
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
@@ -65,6 +78,8 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   bool fresh = false;
   Tracked& t = find_or_insert(key, fresh);
   t.generation = gen;
+  if (!fresh && renew_if_reused(t, c, now, out)) fresh = true;
+  if (c.cookie) t.cookie = c.cookie;
   if (fresh) {
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
@@ -111,28 +126,34 @@ void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
   out.push_back(event(t, FlowState::kStart, now));
 }
 
-void ConnectionTracker::established(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
-  if (c.remote_port == 0) return;
+bool ConnectionTracker::established(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
+  if (c.remote_port == 0) return false;
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
   bool fresh = false;
   Tracked& t = find_or_insert(key, fresh);
   // The generation of the last scan, not of the next: a resync scan that no longer lists the
   // connection (its end event was lost) ends it in finish().
   t.generation = scans_;
+  if (!fresh && renew_if_reused(t, c, when, out)) fresh = true;
+  if (c.cookie) t.cookie = c.cookie;
   if (fresh || t.status == Status::kEnded) {
     t.status = Status::kPending;
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
-      return;
+      return false;
     }
   }
   if (t.status == Status::kPending || t.status == Status::kAdopted) start(t, c, when, out);
+  return t.status == Status::kStarted;
 }
 
 void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<FlowID>& out) {
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
   bool fresh = false;
   Tracked& t = find_or_insert(key, fresh);
+  // The late end of an earlier socket on this 4-tuple (a resync already ended it and found the
+  // new one): not the end of the connection followed now.
+  if (!fresh && t.cookie != 0 && c.cookie != 0 && t.cookie != c.cookie) return;
   if (t.status == Status::kStarted) {
     --started_;
     out.push_back(event(t, FlowState::kEnd, when));

@@ -20,6 +20,9 @@ struct Connection {
   std::uint16_t local_port = 0, remote_port = 0;
   std::uint8_t state = 0;  // TcpState
   std::uint32_t inode = 0;
+  // The kernel's socket cookie (sock_diag's idiag_cookie, the kernel plugin's record); 0 when the
+  // source has none (netstat). Tells a socket from a later one on the same 4-tuple.
+  std::uint64_t cookie = 0;
 };
 
 struct Tag {
@@ -43,8 +46,9 @@ class ConnectionTracker {
   // Event-driven use (the kernel plugin), between scans: the kernel says `c` reached ESTABLISHED
   // at `when`. A new connection is filtered and tagged (a `start`); one a scan adopted or saw
   // before it was established is started too (the event proves it is newer than flowd); one
-  // already started (a resync scan saw it first) gives nothing.
-  void established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
+  // already started (a resync scan saw it first) gives nothing. True when the connection is
+  // started after the call (reported, with a tag); false when it is filtered out or untagged.
+  bool established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
   // The kernel says `c` left ESTABLISHED at `when`: its `end` if it was started; forgotten either
   // way (the kernel sends nothing more about the socket).
   void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
@@ -68,12 +72,17 @@ class ConnectionTracker {
     Status status = Status::kPending;
     Slot slot = Slot::kEmpty;
     Tag tag;
+    std::uint64_t cookie = 0;  // of the socket last seen on this 4-tuple; 0: unknown
   };
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
   Tracked& find_or_insert(const FlowKey& key, bool& fresh);
   void rehash(std::size_t capacity);
   void start(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
+  // When `c` is another socket than the one `t` followed (both cookies known and different: the
+  // 4-tuple was reused, and the first socket's end was lost or is still to come), ends the first
+  // (if started) at `now` and makes `t` new again. True when it did.
+  bool renew_if_reused(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
 
   ConnectionFilter filter_;
   bool report_existing_;

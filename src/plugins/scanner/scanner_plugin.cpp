@@ -51,8 +51,7 @@ std::optional<scanner::Tag> resolve_tag(const ScitagsRegistry& reg, const std::s
 
 }  // namespace
 
-scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
-                                 const std::string& section) {
+PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section) {
   std::optional<scanner::Tag> fallback;
   std::string error;
   if (!cfg.get("experiment").empty()) {
@@ -82,8 +81,14 @@ scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
     throw ConfigError(
         "[" + section +
         "] experiment: required (the tag of every connection), unless rules are given");
-  return [fallback, by_port = std::move(by_port)](const scanner::Connection& c,
-                                                  bool&) -> std::optional<scanner::Tag> {
+  return {fallback, std::move(by_port)};
+}
+
+scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
+                                 const std::string& section) {
+  auto rules = port_rules(cfg, reg, section);
+  return [fallback = rules.fallback, by_port = std::move(rules.by_port)](
+             const scanner::Connection& c, bool&) -> std::optional<scanner::Tag> {
     if (auto it = by_port.find(c.local_port); it != by_port.end()) return it->second;
     return fallback;
   };
@@ -102,6 +107,7 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
         c.remote_port = e.remote_port;
         c.state = e.state;
         c.inode = e.inode;
+        c.cookie = e.cookie;
         visit(c);
       },
       error);

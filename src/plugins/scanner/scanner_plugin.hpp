@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "flowd/component.hpp"
@@ -35,6 +37,14 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section);
 // Parses `experiment`/`activity` (ids or registry names) and `rules` ('PORT EXPERIMENT ACTIVITY',
 // a local port's tag); returns the tagger. Throws ConfigError when neither a default tag nor rules
 // are configured, or a name is unknown.
+// What port_rule_tagger decides by: the fixed tag (experiment, activity; nullopt when not set) and
+// the tags by local port (rules). Throws ConfigError as port_rule_tagger does.
+struct PortRules {
+  std::optional<scanner::Tag> fallback;
+  std::map<std::uint16_t, scanner::Tag> by_port;
+};
+PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section);
+
 scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
                                  const std::string& section);
 
