@@ -9,12 +9,12 @@
 //   flowd_kafka_records_bench [--records N] [--codec lz4|zstd|none|...]... [FIXTURES_DIR]
 #include <time.h>
 
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <prometheus/registry.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,12 +125,12 @@ int main(int argc, char** argv) {
               "records/s wall", "JSON B/rec", "dropped");
   auto print = [](const std::string& what, const Result& r) {
     std::printf("%-22s %10zu %14.0f %14.0f %12.1f %10zu\n", what.c_str(), r.records,
-                static_cast<double>(r.records) / r.cpu_s,
-                static_cast<double>(r.records) / r.wall_s,
+                static_cast<double>(r.records) / r.cpu_s, static_cast<double>(r.records) / r.wall_s,
                 r.json_bytes / static_cast<double>(r.records), r.dropped);
   };
   print("decode+json (no kafka)", run(payloads, bootstrap, "none", want, false));
-  for (const auto& c : codecs) print("decode+json+kafka " + c, run(payloads, bootstrap, c, want, true));
+  for (const auto& c : codecs)
+    print("decode+json+kafka " + c, run(payloads, bootstrap, c, want, true));
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(rk);
   return 0;

@@ -37,10 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   flowd::collector::Decoder again(limits);
   const auto back = decoder.snapshot();
   const auto r2 = again.restore(back, now);
-  if (r2.invalid != 0 || r2.expired != 0 || again.template_count() != decoder.template_count()) __builtin_trap();
+  if (r2.invalid != 0 || r2.expired != 0 || again.template_count() != decoder.template_count())
+    __builtin_trap();
   // An IPFIX message from 192.0.2.1:4739, domain 0: a data set for template 256 (8 bytes).
-  static const std::uint8_t kData[] = {0, 10, 0, 28, 0x6b, 0x49, 0xd2, 0, 0, 0, 0, 1, 0, 0, 0, 0,
-                                       1, 0, 0, 12, 192, 0, 2, 1, 198, 51, 100, 7};
+  static const std::uint8_t kData[] = {0, 10, 0, 28, 0x6b, 0x49, 0xd2, 0, 0, 0, 0,   1,  0,   0,
+                                       0, 0,  1, 0,  0,    12,   192,  0, 2, 1, 198, 51, 100, 7};
   flowd::collector::RecordBatch out;
   const flowd::collector::Exporter from{*flowd::IpAddress::parse("192.0.2.1"), 4739};
   decoder.decode(kData, from, now, out);
