@@ -215,7 +215,10 @@ TEST(Api, AFlowPostedOnTheUnixSocketBecomesAFireflyAndIsListed) {
   ASSERT_EQ(flows["flows"].size(), 1u) << flows.dump();
   EXPECT_EQ(flows["flows"][0]["plugin"], "np_api");
 
-  auto m = d.scrape_until("flowd_api_flows_total", 2);
+  // A request is counted once its answer is written: the client may read the answer first.
+  d.scrape_until("flowd_api_flows_total", 2);
+  d.scrape_until(R"(flowd_api_requests_total{code="2xx",endpoint="flows_post"})", 2);
+  auto m = d.scrape_until(R"(flowd_api_requests_total{code="2xx",endpoint="flows_get"})", 3);
   EXPECT_EQ(metric_value(m, "flowd_api_flows_total"), 2);
   EXPECT_EQ(metric_value(m, R"(flowd_api_requests_total{code="2xx",endpoint="flows_post"})"), 2);
   EXPECT_GE(
@@ -278,6 +281,9 @@ TEST(Api, BadBodiesAreRefusedWithTheirReasonAndCounted) {
   EXPECT_EQ(d.get("/v1/nothing").status, 404);
   EXPECT_EQ(http_request("DELETE", "http://flowd/v1/flows", "", d.socket()).status, 405);
 
+  // Requests are counted once answered, the last ones maybe after the client read the answer.
+  d.scrape_until(R"(flowd_api_requests_total{code="4xx",endpoint="other"})", 2);
+  d.scrape_until(R"(flowd_api_requests_total{code="4xx",endpoint="flows_post"})", 6);
   auto m = d.scrape_until(R"(flowd_np_api_rejected_lines_total{reason="port"})", 1);
   EXPECT_EQ(metric_value(m, R"(flowd_np_api_rejected_lines_total{reason="port"})"), 1);
   EXPECT_EQ(metric_value(m, R"(flowd_api_rejected_flows_total{reason="port"})"), 1);
