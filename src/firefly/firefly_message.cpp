@@ -10,25 +10,10 @@
 #include <charconv>
 #include <iterator>
 
+#include "common/json_text.hpp"
+
 namespace flowd::firefly {
 namespace {
-
-// JSON string escaping for the few free-text fields (hostname is in the header, not the JSON).
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
 
 // The one place the syslog header is written (RFC 5424 §6: PRI VERSION SP TIMESTAMP SP HOSTNAME SP
 // APP-NAME SP PROCID SP MSGID SP STRUCTURED-DATA SP), "-" for the absent PROCID and SD.

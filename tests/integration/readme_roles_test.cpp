@@ -25,7 +25,9 @@ TEST(ReadmeRoles, EveryRoleConfigOfOneSiteManyHostsPassesCheckConfig) {
     dir.write(name, (*it)[1].str());
     std::string out, err;
     EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file(name)}, out, err), 0)
-        << "role " << n << ":\n" << (*it)[1].str() << "\n" << out << err;
+        << "role " << n << ":\n"
+        << (*it)[1].str() << "\n"
+        << out << err;
   }
   EXPECT_EQ(n, 3u) << "storage node, border collector, site collector";
 }

@@ -5,26 +5,12 @@
 
 #include <iterator>
 
+#include "common/json_text.hpp"
+
 #include "flowd/rfc3339.hpp"
 
 namespace flowd::kafka {
 namespace {
-
-void append_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
 
 void append_time(std::string& out, TimePoint t) {
   char buf[kFormattedTimeMax];
@@ -51,23 +37,23 @@ void append_event_json(std::string& out, const FlowID& flow, const ScitagsRegist
   };
   out.push_back('{');
   field("state");
-  append_string(out, to_string(flow.state));
+  append_json_string(out, to_string(flow.state));
   field("origin");
-  append_string(out, to_string(flow.origin));
+  append_json_string(out, to_string(flow.origin));
   field("plugin");
-  append_string(out, flow.plugin ? flow.plugin : "");
+  append_json_string(out, flow.plugin ? flow.plugin : "");
   field("hostname");
-  append_string(out, hostname);
+  append_json_string(out, hostname);
   field("time");
   append_time(out, now);
   field("protocol");
-  append_string(out, to_string(flow.protocol));
+  append_json_string(out, to_string(flow.protocol));
   field("src_ip");
-  append_string(out, flow.src.to_string());
+  append_json_string(out, flow.src.to_string());
   field("src_port");
   fmt::format_to(std::back_inserter(out), "{}", flow.src_port);
   field("dst_ip");
-  append_string(out, flow.dst.to_string());
+  append_json_string(out, flow.dst.to_string());
   field("dst_port");
   fmt::format_to(std::back_inserter(out), "{}", flow.dst_port);
   field("experiment");
@@ -75,9 +61,9 @@ void append_event_json(std::string& out, const FlowID& flow, const ScitagsRegist
   field("activity");
   fmt::format_to(std::back_inserter(out), "{}", flow.activity);
   field("experiment_name");
-  append_string(out, registry.experiment_name(flow.experiment));
+  append_json_string(out, registry.experiment_name(flow.experiment));
   field("activity_name");
-  append_string(out, registry.activity_name(flow.experiment, flow.activity));
+  append_json_string(out, registry.activity_name(flow.experiment, flow.activity));
   // Only where it is one: ids from another site's firefly may not fit 9 + 6 bits.
   if (flow.experiment <= kMaxExperiment && flow.activity <= kMaxActivity) {
     field("scitag");
