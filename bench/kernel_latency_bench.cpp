@@ -11,7 +11,9 @@
 // Latency phase (kernel plugin only: the scanner's is its interval): N connections, one at a time,
 // each held open until its start firefly came (at most 1 s); the map is looked up at once after
 // connect() returns, then every 10 us. The firefly's arrival is the kernel's receive timestamp
-// (SO_TIMESTAMPNS), so the bench's own scheduling does not add to it.
+// (SO_TIMESTAMPNS), so the bench's own scheduling does not add to it. The kernel's state change
+// comes before connect() returns, so a firefly may arrive before the bench's thread runs again:
+// such latencies are negative (counted as before_connect_returned).
 // Short-flow phase: N connections opened at `rate` per second, each closed `short-ms` after
 // connect(); the peer holds its end open until then. Counted: the connections with a start event.
 // Every wait is bounded. SIGINT, SIGTERM, SIGHUP and the overall --timeout stop the run; flowd, the
@@ -48,6 +50,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -223,13 +226,13 @@ struct Fd {
 };
 
 struct Percentiles {
-  double median = 0, p99 = 0, max = 0;
+  double min = 0, median = 0, p99 = 0, max = 0;
 };
 Percentiles percentiles(std::vector<double> v) {
   if (v.empty()) return {};
   std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v[static_cast<std::size_t>(0.99 * static_cast<double>(v.size() - 1))],
-          v.back()};
+  return {v.front(), v[v.size() / 2],
+          v[static_cast<std::size_t>(0.99 * static_cast<double>(v.size() - 1))], v.back()};
 }
 
 // The peer in namespace b: accepts, and closes each connection when the client closed it (so a
@@ -606,9 +609,10 @@ int bench(const Options& o) {
     fmt::print(
         "latency: connections={} map_entry_present_when_connect_returned={} "
         "connect->map median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} never_in_map={}; "
-        "connect->start_firefly median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} missing={} "
-        "wrong_tag={}\n",
-        o.connections, present_at_return, m.median, m.p99, m.max, no_map, e.median, e.p99, e.max,
+        "connect->start_firefly min_ms={:.3f} median_ms={:.3f} p99_ms={:.3f} max_ms={:.3f} "
+        "before_connect_returned={} missing={} wrong_tag={}\n",
+        o.connections, present_at_return, m.median, m.p99, m.max, no_map, e.min, e.median, e.p99,
+        e.max, std::count_if(to_event.begin(), to_event.end(), [](double v) { return v < 0; }),
         no_event, wrong_tag);
     std::fflush(stdout);
     // The ends of the last connections, then a clean slate for the next phase.
@@ -618,6 +622,18 @@ int bench(const Options& o) {
 
   // Short flows: opened at `rate`, each closed `short_ms` after connect() returned.
   if (o.short_n > 0) {
+    if (!kernel) {
+      // The scanner scanned when it logged ready and scans every 2 s from then: starting at once
+      // would put a 1.1 s phase between two scans every time. A random offset in [0, 2 s) makes
+      // the share an unbiased one (more connections, --short, make it a steadier one).
+      std::random_device rd;
+      const std::int64_t offset = std::uniform_int_distribution<std::int64_t>(0, 1999)(rd) * kMs;
+      for (std::int64_t until = now_ns(CLOCK_MONOTONIC) + offset;
+           now_ns(CLOCK_MONOTONIC) < until;) {
+        deadline.check();
+        sleep_ns(std::min<std::int64_t>(until - now_ns(CLOCK_MONOTONIC), 100 * kMs));
+      }
+    }
     struct Open {
       int fd, port;
       std::int64_t close_at;
