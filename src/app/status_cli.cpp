@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <charconv>
@@ -113,13 +114,27 @@ std::optional<nlohmann::json> get(const Target& t, const std::string& path, std:
     return std::nullopt;
   }
   auto body = nlohmann::json::parse(res->body, nullptr, false);
+  // GET /v1/flows: {"flows": [{"origin": ..., "src_ip": ..., "src_port": ...}, ...], "count": N,
+  // "total": N}, as status_json.cpp writes it.
+  auto flows_shape = [&] {
+    const auto flows = body.find("flows");
+    if (flows == body.end() || !flows->is_array() || !body.contains("count") ||
+        !body["count"].is_number_unsigned() || !body.contains("total") ||
+        !body["total"].is_number_unsigned())
+      return false;
+    return std::all_of(flows->begin(), flows->end(), [](const nlohmann::json& f) {
+      return f.is_object() && f.contains("origin") && f["origin"].is_string() &&
+             f.contains("src_ip") && f["src_ip"].is_string() && f.contains("src_port") &&
+             f["src_port"].is_number_unsigned();
+    });
+  };
   // flowd's answers are JSON objects: GET /v1/status has "version" and "components", GET
   // /v1/flows has "flows", an error has "error" and "reason". Anything else comes from another
   // server on that socket or port (a plain web server's 404 page): say so, not what it said.
   const bool ours =
       body.is_object() &&
       (path.starts_with("/v1/status") ? body.contains("version") && body.contains("components")
-                                      : body.contains("flows"));
+                                      : flows_shape());
   const bool our_error = body.is_object() && body.contains("error") && body.contains("reason");
   if (res->status == 200 && ours) return body;
   if (our_error) {

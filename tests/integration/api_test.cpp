@@ -452,6 +452,54 @@ bool listed(const ApiDaemon& d, int src_port) {
 // Issue 14: pipelined requests (several in one write) are each answered, in order; a request sent
 // behind one that ends the connection (Connection: close, keep_alive_max) is never executed, so a
 // client that retries it does not start a flow twice.
+// RFC 9112 §6: a body with no length is empty (answered at once, not after the read timeout), and a
+// request whose length is ambiguous is refused and the connection ended, so a request hidden in
+// its body is never executed.
+TEST(Api, BodyLengthsFollowRfc9112AndAmbiguousOnesEndTheConnection) {
+  ApiDaemon d;
+  d.start(d.config_api("timeout = 5s\n"));
+  auto exchange = [&](const std::string& bytes, std::size_t want, bool& eof) {
+    int fd = connect_unix(d.socket());
+    EXPECT_GE(fd, 0);
+    EXPECT_TRUE(send_all(fd, bytes));
+    auto got = read_responses(fd, want, eof);
+    ::close(fd);
+    return got;
+  };
+  bool eof = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = exchange("POST /v1/flows HTTP/1.1\r\nHost: flowd\r\n\r\n", 1, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, 400);
+  EXPECT_EQ(json::parse(got[0].body)["reason"], "json") << got[0].body;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "answered at once, not after timeout";
+  got = exchange("PUT /v1/status HTTP/1.1\r\nHost: flowd\r\n\r\n", 1, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, 405);
+
+  const std::string smuggled = post_request(flow_json("start", 42001, R"("scitag": 137)"));
+  got = exchange(
+      "POST /v1/flows HTTP/1.1\r\nHost: flowd\r\nContent-Length: 2\r\nContent-Length: "
+      "40\r\n\r\n{}" +
+          smuggled,
+      2, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(got[0].status, 400);
+  EXPECT_NE(got[0].body.find("Content-Length"), std::string::npos) << got[0].body;
+  EXPECT_EQ(got[0].header("connection"), "close");
+  got = exchange(
+      "POST /v1/flows HTTP/1.1\r\nHost: flowd\r\nContent-Length: 5\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n0\r\n\r\n" +
+          smuggled,
+      2, eof);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, 400);
+  EXPECT_NE(got[0].body.find("Transfer-Encoding"), std::string::npos) << got[0].body;
+  EXPECT_FALSE(listed(d, 42001)) << "the request in the body was not executed";
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(Api, PipelinedRequestsAreAnsweredInOrderAndNoneIsExecutedUnanswered) {
   ApiDaemon d;
   d.start(d.config_api("keep_alive_max = 3\n"));

@@ -9,8 +9,8 @@
 
 TEST(JsonText, StringsReadBackUnchanged) {
   for (const std::string& s : {std::string(""), std::string("plain"), std::string("q\"uo\\te"),
-                              std::string("nul\0and\x1f\x7f", 10), std::string("\xc3\xa9t\xc3\xa9"),
-                              std::string("tab\tnew\nline")}) {
+                               std::string("nul\0and\x1f\x7f", 10),
+                               std::string("\xc3\xa9t\xc3\xa9"), std::string("tab\tnew\nline")}) {
     std::string out;
     flowd::append_json_string(out, s);
     const auto j = nlohmann::json::parse(out);

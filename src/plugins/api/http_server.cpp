@@ -64,6 +64,21 @@ bool wants_persistence(const httplib::Request& req) {
   return req.version == "HTTP/1.0" && keep_alive;
 }
 
+// Where serve_connection() leaves, for the pre-routing handler, why a request's framing is refused.
+constexpr const char* kFramingHeader = "X-Flowd-Framing-Error";
+
+// Why the length of a request's body is ambiguous, or "" (RFC 9112 §6.1, §6.3): two Content-Length
+// fields, or Content-Length beside Transfer-Encoding. Such a request is answered 400 and the
+// connection closed, never read on: two parsers of one byte stream must not disagree on where the
+// next request starts (request smuggling).
+std::string framing_problem(const httplib::Request& req) {
+  const auto lengths = req.headers.count("Content-Length");
+  if (lengths > 1) return "more than one Content-Length field (RFC 9112 section 6.3)";
+  if (lengths == 1 && req.headers.count("Transfer-Encoding") > 0)
+    return "both Transfer-Encoding and Content-Length (RFC 9112 section 6.1)";
+  return {};
+}
+
 void peer_of(int fd, bool local, std::string& ip, int& port) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -195,6 +210,12 @@ HttpServer::HttpServer(const ServerLimits& limits, spdlog::logger& log)
   // An HTTP/1.0 client keeps the connection only when the answer says so (RFC 9112 §9.3);
   // serve_connection() left "keep-alive" in the request's Connection exactly when it persists.
   router_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (const auto why = req.get_header_value(kFramingHeader); !why.empty()) {
+      res.status = 400;
+      res.set_content(fmt::format("{{\"error\": \"{}\", \"reason\": \"http\"}}\n", why),
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.version == "HTTP/1.0" && req.get_header_value("Connection") == "keep-alive")
       res.set_header("Connection", "keep-alive");
     return httplib::Server::HandlerResponse::Unhandled;
@@ -355,9 +376,19 @@ bool HttpServer::serve_connection(int fd, int stop_fd) {
     // decision replaces httplib's, and the Connection it leaves is what httplib answers by.
     auto decide = [&](httplib::Request& req) {
       parsed = true;
-      persist = !last && wants_persistence(req);
+      const auto framing = framing_problem(req);
+      persist = framing.empty() && !last && wants_persistence(req);
       req.headers.erase("Connection");
       req.headers.emplace("Connection", persist ? "keep-alive" : "close");
+      req.headers.erase(kFramingHeader);  // only flowd says this
+      if (!framing.empty()) {
+        req.headers.emplace(kFramingHeader, framing);
+      } else if (req.headers.count("Content-Length") == 0 &&
+                 req.headers.count("Transfer-Encoding") == 0) {
+        // No length and not chunked: the body is empty (RFC 9112 §6.3), not "until the peer
+        // closes", which httplib would wait for until the read timeout.
+        req.headers.emplace("Content-Length", "0");
+      }
     };
     // false: EOF before a request line, or the answer could not be written.
     if (!router_.process_request(stream, last, httplib_closed, decide)) return false;
