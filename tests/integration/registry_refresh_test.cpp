@@ -263,3 +263,28 @@ TEST(RegistryRefresh, InvalidJsonKeepsTheRegistryAndSaysItsAge) {
 
 }  // namespace
 }  // namespace flowd::test
+
+namespace flowd::test {
+namespace {
+
+// `flowd flows` against a web server that answers 200 with JSON not shaped as flowd's list (the
+// server above answers every path with the body it is given): refused, not printed as a table of
+// question marks.
+TEST(Cli, FlowsRefusesJsonThatIsNotFlowdsList) {
+  RegistryServer server;
+  const std::string address = server.url().substr(7, server.url().find("/api.json") - 7);
+  for (const char* body : {R"({"flows": "x"})", R"({"flows": [{"src_ip": 5}], "count": "z"})",
+                           R"({"flows": [], "count": 0})"}) {
+    server.set("200", body, "\"b\"");
+    std::string out, err;
+    EXPECT_EQ(run_flowd({"flows", "--address", address}, out, err), 1) << body << out;
+    EXPECT_NE(err.find("is not flowd's API"), std::string::npos) << body << err;
+  }
+  server.set("200", R"({"flows": [], "count": 0, "total": 0})", "\"c\"");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"flows", "--address", address}, out, err), 0) << err;
+  EXPECT_NE(out.find("(0 active flows)"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace flowd::test
