@@ -20,9 +20,10 @@
 // connect(); the peer holds its end open until then. Counted: the connections with a start event.
 // CPU mode (--hold N > 0; no latency phase, no marker: udp_firefly is the only backend): N
 // connections are opened (to ports 5001-5004 of the peer) before flowd starts and held open all
-// along; once flowd is ready and settled, its CPU time (utime+stime of all its threads,
-// /proc/PID/stat) is read over --idle seconds without churn, then over the short-flow phase (the
-// churn: --short connections at --rate) plus a fixed 2 s tail for the last events. The netlink
+// along by helper processes; once flowd is ready and settled, its CPU time (utime+stime of all its
+// threads, /proc/PID/stat) is read over --idle seconds without churn, then over the short-flow
+// phase (the churn: --short connections at --rate) plus a fixed 2 s tail for the last events, in
+// total and per thread name (/proc/PID/task/TID/stat). The netlink
 // scanner runs at --interval. Events are counted from the fireflies to port 5000 (the churn's),
 // not per local port: at 10k/s the ephemeral ports are reused (tcp_tw_reuse on in namespace a).
 // Every wait is bounded. SIGINT, SIGTERM, SIGHUP and the overall --timeout stop the run; flowd, the
@@ -434,8 +435,8 @@ int tcp_connect(const sockaddr_in6& to, int& port, int timeout_s = 3) {
 }
 
 // CPU time (user + system, all threads) of process `pid` so far, in seconds; -1 when unreadable.
-double process_cpu_s(pid_t pid) {
-  const std::string stat = slurp(fmt::format("/proc/{}/stat", pid));
+double stat_cpu_s(const std::string& path) {
+  const std::string stat = slurp(path);
   auto paren = stat.rfind(')');  // the command name may hold spaces
   if (paren == std::string::npos) return -1;
   std::vector<std::string> f;
@@ -447,6 +448,27 @@ double process_cpu_s(pid_t pid) {
   if (f.size() < 13) return -1;  // fields 14 and 15 (utime, stime) are f[11], f[12]
   return static_cast<double>(std::stoll(f[11]) + std::stoll(f[12])) /
          static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double process_cpu_s(pid_t pid) {
+  return stat_cpu_s(fmt::format("/proc/{}/stat", pid));
+}
+
+// CPU seconds so far per thread name (/proc/PID/task/TID/{comm,stat}), threads of one name summed.
+std::map<std::string, double> thread_cpu_s(pid_t pid) {
+  std::map<std::string, double> out;
+  const std::string task = fmt::format("/proc/{}/task", pid);
+  DIR* d = opendir(task.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string comm = slurp(task + "/" + e->d_name + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    const double s = stat_cpu_s(task + "/" + e->d_name + "/stat");  // the thread's own
+    if (s >= 0) out[comm] += s;
+  }
+  closedir(d);
+  return out;
 }
 
 double self_cpu_s() {
@@ -798,6 +820,7 @@ int bench(const Options& o) {
       }
     } close_all{open};
     const double cpu0 = process_cpu_s(pid), self0 = self_cpu_s();
+    const auto threads0 = cpu_mode ? thread_cpu_s(pid) : std::map<std::string, double>{};
     const std::int64_t step = 1000000000 / std::max(o.rate, 1L), start = now_ns(CLOCK_MONOTONIC);
     std::int64_t late = 0;
     for (long i = 0; i < o.short_n || !open.empty();) {
@@ -832,6 +855,12 @@ int bench(const Options& o) {
       }
       const double window = static_cast<double>(now_ns(CLOCK_MONOTONIC) - start) / 1e9;
       const double cpu = process_cpu_s(pid) - cpu0, self = self_cpu_s() - self0;
+      std::string per_thread;
+      for (const auto& [name, secs] : thread_cpu_s(pid)) {
+        auto before = threads0.find(name);
+        const double d = secs - (before == threads0.end() ? 0 : before->second);
+        if (d > 0) per_thread += fmt::format(" {}={:.2f}", name, d);
+      }
       const double extra = cpu - idle_cpu_per_s * window;
       const long starts = collector.churn_starts(), ends = collector.churn_ends();
       const auto n = static_cast<double>(o.short_n);
@@ -845,6 +874,7 @@ int bench(const Options& o) {
           100.0 * static_cast<double>(starts) / n, ends, 100.0 * static_cast<double>(ends) / n,
           starts + ends > 0 ? cpu / static_cast<double>(starts + ends) * 1e6 : 0.0, self,
           load_average());
+      fmt::print("churn: flowd CPU-s per thread:{}\n", per_thread);
       std::fflush(stdout);
     }
     // The plugin's last events: the kernel's at once, the scanner's at its next scan (2 s).
