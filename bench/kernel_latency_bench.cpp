@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // connect() returning -> the kernel plugin's `start` firefly arriving, and -> the flow present in
 // the marker's BPF map (issue 15), then the share of short connections that gave a start event,
-// with the real daemon. Run as root:
+// with the real daemon; with --hold, flowd's CPU time under connection churn. Run as root:
 //   flowd_kernel_latency_bench [--plugin kernel|netlink] [--connections N] [--short N]
 //                              [--short-ms MS] [--rate PER_S] [--timeout S] [--flowd PATH]
-// (defaults: kernel, 1000, 1000, 20 ms, 1000/s, 300 s, the flowd built beside it)
+//                              [--hold N] [--interval S] [--idle S]
+// (defaults: kernel, 1000, 1000, 20 ms, 1000/s, 300 s, the flowd built beside it, 0, 2 s, 5 s)
 // Two network namespaces joined by a veth pair (fd00:f10e::/64); flowd runs in the first (ip netns
 // exec) with the plugin (fixed tag 2/9), udp_firefly (collector: a UDP socket of this bench on
 // 127.0.0.1 of that namespace) and the ebpf marker on the veth (map not pinned: the bench finds it
@@ -17,6 +18,14 @@
 // such latencies are negative (counted as before_connect_returned).
 // Short-flow phase: N connections opened at `rate` per second, each closed `short-ms` after
 // connect(); the peer holds its end open until then. Counted: the connections with a start event.
+// CPU mode (--hold N > 0; no latency phase, no marker: udp_firefly is the only backend): N
+// connections are opened (to ports 5001-5004 of the peer) before flowd starts and held open all
+// along by helper processes; once flowd is ready and settled, its CPU time (utime+stime of all its
+// threads, /proc/PID/stat) is read over --idle seconds without churn, then over the short-flow
+// phase (the churn: --short connections at --rate) plus a fixed 2 s tail for the last events, in
+// total and per thread name (/proc/PID/task/TID/stat). The netlink
+// scanner runs at --interval. Events are counted from the fireflies to port 5000 (the churn's),
+// not per local port: at 10k/s the ephemeral ports are reused (tcp_tw_reuse on in namespace a).
 // Every wait is bounded. SIGINT, SIGTERM, SIGHUP and the overall --timeout stop the run; flowd, the
 // namespaces and the temporary directory go on every exit path (RAII; a signal thread as a last
 // resort if the main thread does not unwind in time). Once flowd is ready the namespaces lose
@@ -34,6 +43,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -48,6 +58,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -274,7 +285,7 @@ class Acceptor {
 
 struct Firefly {
   std::string state;
-  int src_port = 0, experiment = 0, activity = 0;
+  int src_port = 0, dst_port = 0, experiment = 0, activity = 0;
   std::int64_t rx_ns = 0;  // the kernel's receive time, CLOCK_REALTIME
 };
 
@@ -306,6 +317,10 @@ class Collector {
     return ends_;
   }
   long unparsed() const { return unparsed_; }
+  // Fireflies of connections to `churn_port` (any local port), since the start.
+  long churn_starts() const { return churn_starts_; }
+  long churn_ends() const { return churn_ends_; }
+  void set_churn_port(int port) { churn_port_ = port; }
   void clear() {
     std::lock_guard lock(mutex_);
     starts_.clear();
@@ -346,12 +361,14 @@ class Collector {
       try {
         f.state = j.at("flow-lifecycle").at("state").get<std::string>();
         f.src_port = j.at("flow-id").at("src-port").get<int>();
+        f.dst_port = j.at("flow-id").at("dst-port").get<int>();
         f.experiment = j.at("context").at("experiment-id").get<int>();
         f.activity = j.at("context").at("activity-id").get<int>();
       } catch (const nlohmann::json::exception&) {
         ++unparsed_;
         continue;
       }
+      if (f.dst_port == churn_port_) ++(f.state == "start" ? churn_starts_ : churn_ends_);
       std::lock_guard lock(mutex_);
       if (f.state == "start") starts_.emplace(f.src_port, f);
       if (f.state == "end") ++ends_[f.src_port];
@@ -362,6 +379,8 @@ class Collector {
   int fd_;
   std::atomic<bool> stop_{false};
   std::atomic<long> unparsed_{0};
+  std::atomic<long> churn_starts_{0}, churn_ends_{0};
+  std::atomic<int> churn_port_{-1};
   std::mutex mutex_;
   std::condition_variable cv_;
   std::map<int, Firefly> starts_;
@@ -415,9 +434,71 @@ int tcp_connect(const sockaddr_in6& to, int& port, int timeout_s = 3) {
   return fd;
 }
 
+// CPU time (user + system, all threads) of process `pid` so far, in seconds; -1 when unreadable.
+double stat_cpu_s(const std::string& path) {
+  const std::string stat = slurp(path);
+  auto paren = stat.rfind(')');  // the command name may hold spaces
+  if (paren == std::string::npos) return -1;
+  std::vector<std::string> f;
+  for (std::size_t i = paren + 2, j; i < stat.size(); i = j + 1) {
+    j = stat.find(' ', i);
+    if (j == std::string::npos) j = stat.size();
+    f.push_back(stat.substr(i, j - i));
+  }
+  if (f.size() < 13) return -1;  // fields 14 and 15 (utime, stime) are f[11], f[12]
+  return static_cast<double>(std::stoll(f[11]) + std::stoll(f[12])) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double process_cpu_s(pid_t pid) {
+  return stat_cpu_s(fmt::format("/proc/{}/stat", pid));
+}
+
+// CPU seconds so far per thread name (/proc/PID/task/TID/{comm,stat}), threads of one name summed.
+std::map<std::string, double> thread_cpu_s(pid_t pid) {
+  std::map<std::string, double> out;
+  const std::string task = fmt::format("/proc/{}/task", pid);
+  DIR* d = opendir(task.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string comm = slurp(task + "/" + e->d_name + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    const double s = stat_cpu_s(task + "/" + e->d_name + "/stat");  // the thread's own
+    if (s >= 0) out[comm] += s;
+  }
+  closedir(d);
+  return out;
+}
+
+double self_cpu_s() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+         static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+std::string load_average() {
+  std::string l = slurp("/proc/loadavg");
+  auto parts = l.find(' ', l.find(' ', l.find(' ') + 1) + 1);
+  return l.substr(0, parts);
+}
+
+// The --hold connections: RLIMIT_NOFILE cannot be raised here (no CAP_SYS_RESOURCE), so helper
+// processes hold them, each as many as its own limit allows (both ends), until SIGKILL (from the
+// destructor, or PR_SET_PDEATHSIG when the bench dies).
+struct Held {
+  std::vector<pid_t> helpers;
+  ~Held() {
+    for (pid_t p : helpers) kill(p, SIGKILL);
+    for (pid_t p : helpers) waitpid(p, nullptr, 0);
+  }
+};
+
 struct Options {
   std::string plugin = "kernel";
   long connections = 1000, short_n = 1000, short_ms = 20, rate = 1000, timeout_s = 300;
+  long hold = 0, interval_s = 2, idle_s = 5;
   std::string flowd = FLOWD_BINARY;
 };
 
@@ -435,7 +516,10 @@ int bench(const Options& o) {
           "net.ipv6.conf.default.accept_dad=0 || exit 1; done && ip -n {0} link add kl0 type veth "
           "peer name kl1 netns {1} && ip -n {0} addr add "
           "fd00:f10e::1/64 dev kl0 nodad && ip -n {1} addr add fd00:f10e::2/64 dev kl1 nodad && "
-          "ip -n {0} link set kl0 up && ip -n {1} link set kl1 up && ip -n {0} link set lo up",
+          "ip -n {0} link set kl0 up && ip -n {1} link set kl1 up && ip -n {0} link set lo up && "
+          // The churn reuses ports (TIME-WAIT on the client) and --hold needs many of them.
+          "ip netns exec {0} sysctl -qw net.ipv4.tcp_tw_reuse=1 "
+          "net.ipv4.ip_local_port_range='1024 65000'",
           g_res.ns_a, g_res.ns_b)) != 0)
     throw std::runtime_error("setting up the namespaces failed");
   char tmpl[] = "/tmp/flowd-klat-XXXXXX";
@@ -453,6 +537,15 @@ int bench(const Options& o) {
   if (bind(listener.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
       listen(listener.fd, 4096) != 0)
     fail("listener");
+  std::vector<std::unique_ptr<Fd>> hold_listeners;
+  for (int i = 1; o.hold > 0 && i <= 4; ++i) {
+    auto l = std::make_unique<Fd>(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in6 ha = sa;
+    ha.sin6_port = htons(static_cast<std::uint16_t>(5000 + i));
+    if (bind(l->fd, reinterpret_cast<sockaddr*>(&ha), sizeof ha) != 0 || listen(l->fd, 4096) != 0)
+      fail("hold listener");
+    hold_listeners.push_back(std::move(l));
+  }
   if (!enter(g_res.ns_a)) fail("setns " + g_res.ns_a);
   Fd rx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_in ra{};
@@ -478,14 +571,70 @@ int bench(const Options& o) {
     int port = 0;
     close(tcp_connect(sa, port, 10));
   }
+  // The held connections, in batches of 1000 per listener (connect, then accept, each at most
+  // 1 s), in helpers of at most (RLIMIT_NOFILE - 100) / 2 connections each.
+  Held held;
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  const long per_helper =
+      std::max(1000L, static_cast<long>(nofile.rlim_cur - 100) / 2 / 1000 * 1000);
+  for (long done = 0; done < o.hold;) {
+    deadline.check();
+    const long k = std::min(per_helper, o.hold - done);
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) fail("pipe");
+    const pid_t parent_pid = getpid();
+    pid_t h = fork();
+    if (h < 0) fail("fork");
+    if (h == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent_pid) _exit(1);
+      char ok = 1;
+      try {
+        for (long b = done; b < done + k; b += 1000) {
+          const auto& l = hold_listeners[static_cast<std::size_t>(b / 1000) % 4];
+          sockaddr_in6 ha = sa;
+          ha.sin6_port = htons(static_cast<std::uint16_t>(5001 + (b / 1000) % 4));
+          const long batch = std::min(1000L, done + k - b);
+          for (long i = 0; i < batch; ++i) {
+            int port = 0;
+            tcp_connect(ha, port);  // held until the helper dies
+          }
+          for (long i = 0; i < batch;) {
+            if (accept4(l->fd, nullptr, nullptr, SOCK_CLOEXEC) >= 0) {
+              ++i;
+              continue;
+            }
+            pollfd p{l->fd, POLLIN, 0};
+            if (errno != EAGAIN || poll(&p, 1, 1000) != 1) fail("accept");
+          }
+        }
+      } catch (const std::exception&) {
+        ok = 0;
+      }
+      [[maybe_unused]] auto w = write(ready[1], &ok, 1);
+      for (;;) pause();
+    }
+    held.helpers.push_back(h);
+    close(ready[1]);
+    char ok = 0;
+    pollfd p{ready[0], POLLIN, 0};
+    const bool got = poll(&p, 1, 60000) == 1 && read(ready[0], &ok, 1) == 1 && ok == 1;
+    close(ready[0]);
+    if (!got) throw std::runtime_error(fmt::format("a helper could not open {} connections", k));
+    done += k;
+  }
+  if (o.hold > 0) fmt::print("holding {} connections\n", o.hold);
 
-  const bool kernel = o.plugin == "kernel";
+  const bool kernel = o.plugin == "kernel", cpu_mode = o.hold > 0;
   std::ofstream(dir + "/flowd.cfg") << fmt::format(
-      "[flowd]\nplugins = {2}\nbackends = udp_firefly, ebpf\nwork_dir = {0}/cache\n"
+      "[flowd]\nplugins = {2}\nbackends = udp_firefly{3}\nwork_dir = {0}/cache\n"
       "[plugin.{2}]\nexperiment = 2\nactivity = 9\nignore_private = no\n"
-      "internal_networks = 127.0.0.0/8\n[backend.udp_firefly]\nport = {1}\ncollector = "
-      "127.0.0.1\n[backend.ebpf]\ninterfaces = kl0\npin_path =\n",
-      dir, ntohs(ra.sin_port), o.plugin);
+      "internal_networks = 127.0.0.0/8\n{4}[backend.udp_firefly]\nport = {1}\ncollector = "
+      "127.0.0.1\n{5}",
+      dir, ntohs(ra.sin_port), o.plugin, cpu_mode ? "" : ", ebpf",
+      kernel ? "" : fmt::format("interval = {}s\n", o.interval_s),
+      cpu_mode ? "" : "[backend.ebpf]\ninterfaces = kl0\npin_path =\n");
   const std::string cfg = dir + "/flowd.cfg", log = dir + "/log";
 
   // flowd: through `ip netns exec` (which execs it: the pid is flowd's; /sys is the namespace's),
@@ -553,8 +702,9 @@ int bench(const Options& o) {
   if (kernel && slurp(log).find("cannot follow TCP state changes") != std::string::npos)
     throw std::runtime_error("the kernel plugin fell back to polling; log:\n" + slurp(log));
   const bool first_packet = slurp(log).find("marking from the first packet") != std::string::npos;
-  Fd map(find_flow_map(pid));
-  if (map.fd < 0) throw std::runtime_error("flowd's flow map not found; log:\n" + slurp(log));
+  Fd map(cpu_mode ? -1 : find_flow_map(pid));
+  if (!cpu_mode && map.fd < 0)
+    throw std::runtime_error("flowd's flow map not found; log:\n" + slurp(log));
 
   g_res.unname();
   Acceptor acceptor(listener.fd);
@@ -563,8 +713,30 @@ int bench(const Options& o) {
              first_packet ? "yes" : "no", std::thread::hardware_concurrency(), pid);
   std::fflush(stdout);
 
+  // CPU mode: flowd settles (3 s and two scan intervals), then its CPU over --idle s, no churn.
+  double idle_cpu_per_s = 0;
+  if (cpu_mode) {
+    collector.set_churn_port(5000);
+    for (std::int64_t until = now_ns(CLOCK_MONOTONIC) + (3 + 2 * o.interval_s) * 1000 * kMs;
+         now_ns(CLOCK_MONOTONIC) < until;) {
+      deadline.check();
+      sleep_ns(100 * kMs);
+    }
+    const double c0 = process_cpu_s(pid);
+    const std::int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    for (std::int64_t until = t0 + o.idle_s * 1000 * kMs; now_ns(CLOCK_MONOTONIC) < until;) {
+      deadline.check();
+      sleep_ns(100 * kMs);
+    }
+    const double secs = static_cast<double>(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    idle_cpu_per_s = (process_cpu_s(pid) - c0) / secs;
+    fmt::print("idle: held={} flowd_cpu_s={:.3f} over {:.2f} s ({:.4f} CPU-s/s) loadavg={}\n",
+               o.hold, process_cpu_s(pid) - c0, secs, idle_cpu_per_s, load_average());
+    std::fflush(stdout);
+  }
+
   // Latency phase: one connection at a time.
-  if (kernel && o.connections > 0) {
+  if (kernel && o.connections > 0 && !cpu_mode) {
     std::vector<double> to_map, to_event;
     long present_at_return = 0, no_map = 0, no_event = 0, wrong_tag = 0;
     for (long i = 0; i < o.connections; ++i) {
@@ -623,7 +795,7 @@ int bench(const Options& o) {
 
   // Short flows: opened at `rate`, each closed `short_ms` after connect() returned.
   if (o.short_n > 0) {
-    if (!kernel) {
+    if (!kernel && !cpu_mode) {
       // The scanner scanned when it logged ready and scans every 2 s from then: starting at once
       // would put a 1.1 s phase between two scans every time. A random offset in [0, 2 s) makes
       // the share an unbiased one (more connections, --short, make it a steadier one).
@@ -647,6 +819,8 @@ int bench(const Options& o) {
         for (auto& c : q) close(c.fd);
       }
     } close_all{open};
+    const double cpu0 = process_cpu_s(pid), self0 = self_cpu_s();
+    const auto threads0 = cpu_mode ? thread_cpu_s(pid) : std::map<std::string, double>{};
     const std::int64_t step = 1000000000 / std::max(o.rate, 1L), start = now_ns(CLOCK_MONOTONIC);
     std::int64_t late = 0;
     for (long i = 0; i < o.short_n || !open.empty();) {
@@ -663,7 +837,7 @@ int bench(const Options& o) {
         const std::int64_t t = now_ns(CLOCK_MONOTONIC);
         late = std::max(late, t - next_open);
         open.push_back({fd, port, t + o.short_ms * kMs});
-        ports.push_back(port);
+        if (!cpu_mode) ports.push_back(port);
         ++i;
         continue;
       }
@@ -672,10 +846,41 @@ int bench(const Options& o) {
       if (wake > now) sleep_ns(std::min<std::int64_t>(wake - now, 100 * kMs));
     }
     const double took = static_cast<double>(now_ns(CLOCK_MONOTONIC) - start) / 1e9;
+    if (cpu_mode) {
+      // A fixed 2 s tail for both plugins (the scanner's last scan at 1 s finds the last ends).
+      const std::int64_t tail_end = now_ns(CLOCK_MONOTONIC) + 2000 * kMs;
+      while (now_ns(CLOCK_MONOTONIC) < tail_end) {
+        deadline.check();
+        sleep_ns(100 * kMs);
+      }
+      const double window = static_cast<double>(now_ns(CLOCK_MONOTONIC) - start) / 1e9;
+      const double cpu = process_cpu_s(pid) - cpu0, self = self_cpu_s() - self0;
+      std::string per_thread;
+      for (const auto& [name, secs] : thread_cpu_s(pid)) {
+        auto before = threads0.find(name);
+        const double d = secs - (before == threads0.end() ? 0 : before->second);
+        if (d > 0) per_thread += fmt::format(" {}={:.2f}", name, d);
+      }
+      const double extra = cpu - idle_cpu_per_s * window;
+      const long starts = collector.churn_starts(), ends = collector.churn_ends();
+      const auto n = static_cast<double>(o.short_n);
+      fmt::print(
+          "churn: held={} connections={} of {} ms at {}/s (took {:.2f} s: {:.0f}/s, worst open "
+          "late by {:.1f} ms) window={:.2f} s flowd_cpu_s={:.3f} ({:.4f} CPU-s/s; {:.3f} above "
+          "idle) per_churned_connection_us={:.2f} (above idle {:.2f}) start_events={} ({:.1f} %) "
+          "end_events={} ({:.1f} %) per_event_seen_us={:.2f} bench_cpu_s={:.2f} loadavg={}\n",
+          o.hold, o.short_n, o.short_ms, o.rate, took, n / took, static_cast<double>(late) / 1e6,
+          window, cpu, cpu / window, extra, cpu / n * 1e6, extra / n * 1e6, starts,
+          100.0 * static_cast<double>(starts) / n, ends, 100.0 * static_cast<double>(ends) / n,
+          starts + ends > 0 ? cpu / static_cast<double>(starts + ends) * 1e6 : 0.0, self,
+          load_average());
+      fmt::print("churn: flowd CPU-s per thread:{}\n", per_thread);
+      std::fflush(stdout);
+    }
     // The plugin's last events: the kernel's at once, the scanner's at its next scan (2 s).
     const std::int64_t settle = now_ns(CLOCK_MONOTONIC) + (kernel ? 2000 : 3000) * kMs;
     long started = 0, ended = 0;
-    for (;;) {
+    for (; !cpu_mode;) {
       deadline.check();
       auto s = collector.starts();
       auto e = collector.ends();
@@ -687,12 +892,13 @@ int bench(const Options& o) {
       if ((started == o.short_n && ended == o.short_n) || now_ns(CLOCK_MONOTONIC) > settle) break;
       sleep_ns(50 * kMs);
     }
-    fmt::print(
-        "short flows: connections={} of {} ms opened at {}/s (took {:.2f} s, worst open late by "
-        "{:.1f} ms) with_start={} ({:.1f} %) with_end={} ({:.1f} %)\n",
-        o.short_n, o.short_ms, o.rate, took, static_cast<double>(late) / 1e6, started,
-        100.0 * static_cast<double>(started) / static_cast<double>(o.short_n), ended,
-        100.0 * static_cast<double>(ended) / static_cast<double>(o.short_n));
+    if (!cpu_mode)
+      fmt::print(
+          "short flows: connections={} of {} ms opened at {}/s (took {:.2f} s, worst open late by "
+          "{:.1f} ms) with_start={} ({:.1f} %) with_end={} ({:.1f} %)\n",
+          o.short_n, o.short_ms, o.rate, took, static_cast<double>(late) / 1e6, started,
+          100.0 * static_cast<double>(started) / static_cast<double>(o.short_n), ended,
+          100.0 * static_cast<double>(ended) / static_cast<double>(o.short_n));
     std::fflush(stdout);
   }
   if (collector.unparsed() > 0)
@@ -724,6 +930,12 @@ int main(int argc, char** argv) {
       o.rate = std::stol(v);
     else if (a == "--timeout")
       o.timeout_s = std::stol(v);
+    else if (a == "--hold")
+      o.hold = std::stol(v);
+    else if (a == "--interval")
+      o.interval_s = std::stol(v);
+    else if (a == "--idle")
+      o.idle_s = std::stol(v);
     else if (a == "--flowd")
       o.flowd = v;
     else {
@@ -734,6 +946,12 @@ int main(int argc, char** argv) {
   if (o.plugin != "kernel" && o.plugin != "netlink") {
     fmt::print(stderr, "--plugin: kernel or netlink\n");
     return 2;
+  }
+  {
+    rlimit r{};  // the soft limit up to the hard one (the helpers of --hold inherit it)
+    getrlimit(RLIMIT_NOFILE, &r);
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
   }
   if (geteuid() != 0) {
     fmt::print(stderr, "needs root (network namespaces, BPF)\n");
