@@ -46,6 +46,46 @@ std::vector<FlowID> scan(ConnectionTracker& t, const std::vector<Connection>& co
   return out;
 }
 
+// A reload restarts the plugin: the flows its predecessor started (still in the daemon's status)
+// are followed on, not adopted silently, so each start keeps its end — one that closed during the
+// reload ends at the first scan, one still open when it closes; another plugin's flows and other
+// origins are not taken.
+TEST(ConnectionTracker, FlowsStartedBeforeAReloadGetTheirEnd) {
+  ConnectionTracker t(no_private(), false, fixed(5, 5));
+  auto open = conn("192.0.2.1", 40000, "203.0.113.5", 443);
+  auto gone = conn("192.0.2.1", 40001, "203.0.113.5", 443);
+  auto mine = [](const Connection& c, const char* plugin, FlowOrigin origin) {
+    ActiveFlow f;
+    f.key = FlowKey{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+    f.origin = origin;
+    f.experiment = 2;
+    f.activity = 9;
+    f.plugin = plugin;
+    return f;
+  };
+  auto other = conn("192.0.2.1", 40002, "203.0.113.5", 443);
+  const std::vector<ActiveFlow> status{
+      mine(open, "kernel", FlowOrigin::kLocal), mine(gone, "kernel", FlowOrigin::kLocal),
+      mine(other, "np_api", FlowOrigin::kLocal), mine(other, "kernel", FlowOrigin::kRemote)};
+  EXPECT_EQ(t.inherit(status, "kernel"), 2u);
+  EXPECT_EQ(t.started(), 2u);
+  auto ev = scan(t, {open, other});
+  ASSERT_EQ(ev.size(), 1u) << "only the connection that closed during the reload ends";
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[0].src_port, 40001);
+  EXPECT_EQ(ev[0].experiment, 2);
+  EXPECT_EQ(ev[0].activity, 9);
+  auto closing = open;
+  closing.state = kTcpFinWait1;
+  ev = scan(t, {closing, other});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[0].src_port, 40000);
+  EXPECT_EQ(ev[0].experiment, 2) << "with the tag it started with";
+  EXPECT_EQ(t.started(), 0u);
+  EXPECT_EQ(t.inherit(status, "kernel"), 0u) << "only before the first scan";
+}
+
 TEST(ConnectionTracker, ExistingConnectionsAreAdoptedSilently) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
   auto old = conn("192.0.2.1", 40000, "203.0.113.5", 443);

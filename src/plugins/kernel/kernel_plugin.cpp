@@ -168,12 +168,14 @@ class KernelPlugin final : public Plugin {
     // The program is attached since start(): a connection established from then on has its
     // event in the ring, so this dump misses nothing. What it lists is adopted (or, with
     // report_existing, started); an event for an adopted connection starts it (it is newer).
+    const std::size_t inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
     resync(out, false);
     log_->info(
         "following TCP state changes in the kernel (ring buffer {} bytes); {} connections adopted "
-        "at start{}",
+        "at start{}{}",
         ring_bytes_, tracker_.tracked(),
-        options_.report_existing ? " (reported)" : " (not reported)");
+        options_.report_existing ? " (reported)" : " (not reported)",
+        inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};

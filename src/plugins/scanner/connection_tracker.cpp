@@ -163,6 +163,24 @@ void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<
   ++deleted_;
 }
 
+std::size_t ConnectionTracker::inherit(std::span<const ActiveFlow> flows, std::string_view plugin) {
+  if (scans_ != 0) return 0;
+  std::size_t n = 0;
+  for (const auto& f : flows) {
+    if (f.origin != FlowOrigin::kLocal || f.key.protocol != Protocol::kTcp || !f.plugin ||
+        plugin != f.plugin)
+      continue;
+    bool fresh = false;
+    Tracked& t = find_or_insert(f.key, fresh);
+    if (!fresh) continue;
+    t.status = Status::kStarted;
+    t.tag = Tag{f.experiment, f.activity};
+    ++started_;
+    ++n;
+  }
+  return n;
+}
+
 void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
   std::uint32_t gen = ++scans_;
   for (auto& t : slots_) {

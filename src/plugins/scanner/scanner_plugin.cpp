@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <limits>
 
 #include <charconv>
 #include <sstream>
@@ -113,10 +114,17 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
       error);
 }
 
+std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin) {
+  if (!status) return 0;
+  const auto flows = status->active_flows(std::numeric_limits<std::size_t>::max());
+  return tracker.inherit(flows, plugin);
+}
+
 ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,
                              scanner::Tagger tagger)
     : log_(get_logger(std::string("plugin.") + name)),
       name_(name),
+      status_(ctx.status),
       options_(options),
       tracker_(std::move(options.filter), options.report_existing, std::move(tagger)) {
   auto& m = ctx.metrics;
@@ -170,10 +178,12 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     ev.data.fd = fd;
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
+  const std::size_t inherited = inherit_flows(tracker_, status_, name_);
   scan_once(out);
-  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}",
+  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}{}",
              options_.interval.count(), tracker_.tracked(),
-             options_.report_existing ? " (reported)" : " (not reported)");
+             options_.report_existing ? " (reported)" : " (not reported)",
+             inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
   while (!stop.stop_requested()) {
     epoll_event ev{};
     int n;

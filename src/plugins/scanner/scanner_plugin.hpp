@@ -51,6 +51,10 @@ scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
 // Lists the non-listening TCP sockets of the namespace with one sock_diag dump.
 bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error);
 
+// Gives `tracker`, before its first scan, the flows `plugin`'s predecessor started (the daemon's
+// status lists them until their end): see ConnectionTracker::inherit. Returns how many.
+std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin);
+
 class ScannerPlugin : public Plugin {
  public:
   ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, scanner::Tagger tagger);
@@ -64,6 +68,7 @@ class ScannerPlugin : public Plugin {
  private:
   void scan_once(Publisher& out);
   const char* name_;
+  DaemonStatus* status_;  // the flows a predecessor started (a reload); null in unit tests
   ScannerOptions options_;
   scanner::ConnectionTracker tracker_;
   std::vector<FlowID> events_;
