@@ -217,6 +217,8 @@ TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
   };
   EXPECT_FALSE(with("{\"format\": \"flowd-templates\", \"version\": 1, \"templ"));
   EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
+  EXPECT_FALSE(with(R"({"format": 739, "version": 1})"));  // found by template_file_fuzz
+  EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
   EXPECT_FALSE(with(R"({"hooks": []})"));
   EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
   EXPECT_FALSE(

@@ -143,10 +143,12 @@ std::optional<collector::DecoderSnapshot> parse_template_file(std::string_view b
     return std::nullopt;
   };
   if (j.is_discarded()) return not_ours("not JSON");
-  if (!j.is_object() || j.value("format", "") != kFormat)
+  // No json::value() here: it throws when the member is there with another type.
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() ||
+      j["format"].get<std::string>() != kFormat)
     return not_ours("no \"format\": \"flowd-templates\"");
   if (!j.contains("version") || !j["version"].is_number_integer() ||
-      j["version"].get<int>() != kVersion)
+      j["version"].get<std::int64_t>() != kVersion)
     return not_ours("a version other than 1");
   const auto templates = j.find("templates");
   const auto domains = j.find("domains");
