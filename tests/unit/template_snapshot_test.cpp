@@ -219,6 +219,9 @@ TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
   EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
   EXPECT_FALSE(with(R"({"format": 739, "version": 1})"));  // found by template_file_fuzz
   EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
+  EXPECT_FALSE(with(
+      R"({"format": "flowd-templates", "version": 1, "templates": [], "domains": [{"exporter": "192.0.2.1", "port": 1, "ipfix_version": 10, "domain": 0, "seen_ms": 9799999990000000}]})"));
+  EXPECT_NE(error.find("domain 1 is malformed"), std::string::npos) << error;
   EXPECT_FALSE(with(R"({"hooks": []})"));
   EXPECT_NE(error.find("flowd-templates"), std::string::npos) << error;
   EXPECT_FALSE(

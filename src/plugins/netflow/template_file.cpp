@@ -39,10 +39,15 @@ std::optional<std::uint64_t> uint_member(const json& j, const char* name, std::u
   return v;
 }
 
+// A time in ms since the epoch, 1970..2200: the system clock counts nanoseconds in 64 bits (to
+// 2262), so a larger value would overflow when converted.
 std::optional<std::int64_t> time_member(const json& j, const char* name) {
+  constexpr std::int64_t kMaxMs = 7'258'118'400'000;  // 2200-01-01
   const auto it = j.find(name);
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
-  return it->get<std::int64_t>();
+  const auto v = it->get<std::int64_t>();
+  if (v < 0 || v > kMaxMs) return std::nullopt;
+  return v;
 }
 
 std::optional<collector::SavedOwner> owner_of(const json& j) {
