@@ -202,6 +202,14 @@ struct Reload {
 }  // namespace
 
 int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
+  // Signals are taken from a signalfd; every thread started below inherits this mask. Blocked
+  // first, so that a SIGHUP or SIGTERM that arrives while the configuration is read waits for the
+  // signalfd instead of killing the process by its default action.
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, s);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
   setup_logging(opts.debug ? spdlog::level::debug : spdlog::level::info);
   auto log = get_logger("core");
   Config config;
@@ -215,12 +223,6 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
   log_warnings(config);
   log->info("flowd-cpp {} starting with {}", FLOWD_VERSION, config.path);
 
-  // Signals are taken from a signalfd; every thread started below inherits this mask.
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, s);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
   UniqueFd signals(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   const int sfd = signals.get();
   if (sfd < 0) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +94,11 @@ class SilentHttpServer {
   }
   ~SilentHttpServer() { close(fd_); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/api.json"; }
+  // True once a client (flowd's download) has connected; the connection is left unanswered.
+  bool wait_for_client(std::chrono::milliseconds timeout) const {
+    pollfd p{fd_, POLLIN, 0};
+    return poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+  }
 
  private:
   int fd_ = -1;
@@ -206,7 +212,9 @@ TEST(Reliability, SigtermDuringTheStartUpRegistryDownloadStopsAtOnce) {
   Daemon d;
   SilentHttpServer http;
   start_downloading(d, http, 40);
-  usleep(700000);  // flowd is waiting for the registry
+  // Signalled once flowd is waiting for the registry, not after a guess at how long it takes to
+  // get there (on a loaded CI machine a fixed 0.5 s was not enough).
+  ASSERT_TRUE(http.wait_for_client(20s)) << d.proc->log();
   const auto t0 = std::chrono::steady_clock::now();
   d.proc->signal(SIGTERM);
   auto rc = d.proc->wait(2s);
@@ -224,7 +232,7 @@ TEST(Reliability, ASighupDuringTheStartUpDownloadReloadsOnceReady) {
   Daemon d;
   SilentHttpServer http;
   start_downloading(d, http, 2);
-  usleep(500000);
+  ASSERT_TRUE(http.wait_for_client(20s)) << d.proc->log();
   d.proc->signal(SIGHUP);
   // Generous: the 2 s download timeout, then a start that under ASan on a busy machine took 3.5 s
   // (and over 15 s once, beside a clang build of the fuzzers).
