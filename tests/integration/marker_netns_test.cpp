@@ -871,6 +871,28 @@ TEST_F(MarkerNetns, WithoutInterfacesALinkIsMarkedWhileItHasAGlobalIPv6Address) 
   EXPECT_EQ(filters(), 0);
 }
 
+// Without `interfaces` and no global IPv6 address anywhere yet (a host whose addresses come after
+// flowd at boot): flowd starts, says so, and marks the interface once it has one.
+TEST_F(MarkerNetns, WithoutInterfacesOrAnyGlobalAddressFlowdStartsAndAttachesLater) {
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "ip addr del " + net->addr_a + "/64 dev " + net->veth_a, out), 0)
+      << out;
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_TRUE(log_says(*flowd, "no interface has a global IPv6 address yet")) << flowd->log();
+  EXPECT_EQ(filters(), 0);
+  ASSERT_EQ(
+      net->exec(net->a, "ip addr add " + net->addr_a + "/64 dev " + net->veth_a + " nodad", out), 0)
+      << out;
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + net->veth_a + " egress")) << flowd->log();
+  EXPECT_EQ(filters(net->veth_a), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
+  EXPECT_EQ(filters(), 0);
+}
+
 TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {
   std::string cfg = config();
   cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "interfaces = nosuchif0");

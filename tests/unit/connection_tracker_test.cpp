@@ -108,6 +108,28 @@ TEST(ConnectionTracker, ExistingConnectionsAreAdoptedSilently) {
   EXPECT_EQ(t.tracked(), 0u);
 }
 
+// The kernel reports no state change of a TIME-WAIT or request socket: one the adoption dump lists
+// is not followed (the kernel plugin would keep it for ever), whatever report_existing says; a
+// started connection going to TIME-WAIT still ends.
+TEST(ConnectionTracker, TimeWaitAndRequestSocketsAreNeverFollowed) {
+  for (bool report_existing : {false, true}) {
+    ConnectionTracker t(no_private(), report_existing, fixed(2, 9));
+    EXPECT_TRUE(scan(t, {conn("192.0.2.1", 1, "203.0.113.5", 443, kTcpTimeWait),
+                         conn("192.0.2.1", 443, "203.0.113.6", 2, kTcpNewSynRecv)})
+                    .empty());
+    EXPECT_EQ(t.tracked(), 0u);
+    std::vector<FlowID> out;
+    auto c = conn("192.0.2.1", 3, "203.0.113.5", 443);
+    t.established(c, Clock::now(), out);
+    ASSERT_EQ(out.size(), 1u);
+    c.state = kTcpTimeWait;
+    auto ev = scan(t, {c});
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].state, FlowState::kEnd);
+    EXPECT_EQ(t.started(), 0u);
+  }
+}
+
 TEST(ConnectionTracker, ReportExistingStartsThemAtTheFirstScan) {
   ConnectionTracker t(no_private(), true, fixed(3, 3));
   auto ev =

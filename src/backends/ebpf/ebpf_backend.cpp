@@ -299,10 +299,13 @@ class EbpfBackend final : public Backend {
     watch_ = std::make_unique<LinkWatch>();
     std::vector<std::string> names;
     if (interfaces_.empty()) {
+      // At boot the addresses may come after flowd (DHCPv6, SLAAC, a late NetworkManager): the
+      // link watch attaches to each interface as it gains one.
       names = interfaces_with_global_ipv6();
       if (names.empty())
-        throw std::runtime_error(
-            "[backend.ebpf] no interface has a global IPv6 address; set interfaces");
+        log_->warn(
+            "no interface has a global IPv6 address yet: marking starts on each one as it gains "
+            "one (set [backend.ebpf] interfaces to name them)");
     } else {
       // A name must exist at start (a typo is an error); a pattern may match nothing yet.
       for (const auto& n : interfaces_)

@@ -71,9 +71,24 @@ bool ConnectionTracker::renew_if_reused(Tracked& t, const Connection& c, TimePoi
   return true;
 }
 
+bool ConnectionTracker::contains(const FlowKey& key) const {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = FlowKeyHash{}(key)&mask;; i = (i + 1) & mask) {
+    const Tracked& t = slots_[i];
+    if (t.slot == Slot::kEmpty) return false;
+    if (t.slot == Slot::kUsed && t.key == key) return true;
+  }
+}
+
 void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<FlowID>& out) {
   if (c.state == netlink::kTcpListen || c.remote_port == 0) return;
   FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+  // TIME-WAIT and request (NEW_SYN_RECV) sockets are not full sockets: the kernel reports no
+  // state change of theirs, so the kernel plugin, which forgets a connection at its CLOSE event,
+  // would follow one first seen in a dump for ever (and count it as tracked). Neither is ever
+  // reported when first seen so; they only end (or renew) a connection already followed.
+  if ((c.state == netlink::kTcpTimeWait || c.state == netlink::kTcpNewSynRecv) && !contains(key))
+    return;
   std::uint32_t gen = scans_ + 1;
   bool fresh = false;
   Tracked& t = find_or_insert(key, fresh);

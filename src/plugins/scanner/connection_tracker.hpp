@@ -85,6 +85,7 @@ class ConnectionTracker {
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
   Tracked& find_or_insert(const FlowKey& key, bool& fresh);
+  bool contains(const FlowKey& key) const;
   void rehash(std::size_t capacity);
   void start(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
   // When `c` is another socket than the one `t` followed (both cookies known and different: the
