@@ -196,6 +196,38 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15 DEFECT (failing on purpose): a connection that leaves ESTABLISHED straight for CLOSE (an
+// abortive close: SO_LINGER 0, or close() with unread data, or a RST from the peer) gets no `end`.
+// At that state change the kernel has already released the local port (tcp_set_state(TCP_CLOSE)
+// calls inet_put_port before the tracepoint fires), so the record's local_port is 0 and neither the
+// tracker nor the program's first-packet unmark finds the connection: it stays active for ever.
+TEST_F(KernelNetns, Try15DefectAnAbortiveCloseEndsTheConnection) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5006), 0);
+  start_flowd(config("kernel", kTagKeys), "following TCP state changes");
+  constexpr int kAborted = 20;
+  std::vector<int> ports;
+  {
+    NetnsScope in_a(net->a);
+    for (int i = 0; i < kAborted; ++i) {
+      int local = 0;
+      int fd = tcp_connect("198.18.0.2", 5006, &local);
+      ASSERT_GE(fd, 0);
+      linger l{1, 0};  // close() sends a RST: ESTABLISHED -> CLOSE
+      ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+      ::close(fd);
+      ports.push_back(local);
+    }
+  }
+  auto t = tally(events(2 * kAborted, 3000ms), 2, 9);
+  int ended = 0;
+  for (int p : ports) ended += t.starts[p] == 1 && t.ends[p] == 1;
+  EXPECT_EQ(ended, kAborted) << proc->log();
+  EXPECT_LE(counter(scrape(), "flowd_kernel_tracked_connections"), 2) << "nothing left open";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Stops flowd and returns once every one of its threads is stopped: kill() returns before the
 // signal has reached them, and a reader thread still running would drain the ring.
 void stop_all_threads(FlowdProcess& p) {
