@@ -61,8 +61,8 @@ void decode_capture(benchmark::State& state, const std::string& name) {
 
 // Decode plus what the netflow plugin does with each record before the bus: the 5-tuple, label
 // validation against the registry (label_trust = registered), the stability check in the flow table
-// and the per-tag volume sums (`volume`; without them, what issue 11's "decode with label validation
-// on" names). Compared with decode_capture in the same run (issue 11: at most 5 %).
+// and the per-tag volume sums (`volume`; without them, what issue 11's "decode with label
+// validation on" names). Compared with decode_capture in the same run (issue 11: at most 5 %).
 void decode_and_validate(benchmark::State& state, const std::string& name, bool volume_sums) {
   using namespace flowd::collector;
   Capture c = load(name);

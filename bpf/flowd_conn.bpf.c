@@ -56,6 +56,14 @@ struct sock {
   __u16 sk_protocol; /* a bit field before Linux 5.6: read with BPF_CORE_READ_BITFIELD_PROBED */
 } __attribute__((preserve_access_index));
 
+/* The local port as the socket's own field (network order): unlike skc_num, which inet_put_port()
+ * clears when the socket leaves ESTABLISHED straight for CLOSE (a RST, SO_LINGER 0) before the
+ * tracepoint fires, it stays set until after the state change. */
+struct inet_sock {
+  struct sock sk;
+  __be16 inet_sport;
+} __attribute__((preserve_access_index));
+
 /* Set through the skeleton's rodata before load: flowd's own network namespace (inode of
  * /proc/self/ns/net); 0 takes every namespace. */
 const volatile __u32 cfg_netns = 0;
@@ -175,7 +183,7 @@ int flowd_conn_state(unsigned long long* ctx) {
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
   if (family != FLOWD_AF_INET && family != FLOWD_AF_INET6) return 0;
-  __u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+  __u16 local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock*)sk, inet_sport));
 
   if (cfg_mark) mark(sk, family, local_port, kind);
 

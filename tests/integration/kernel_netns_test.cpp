@@ -196,12 +196,13 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
-// try15 DEFECT (failing on purpose): a connection that leaves ESTABLISHED straight for CLOSE (an
-// abortive close: SO_LINGER 0, or close() with unread data, or a RST from the peer) gets no `end`.
-// At that state change the kernel has already released the local port (tcp_set_state(TCP_CLOSE)
-// calls inet_put_port before the tracepoint fires), so the record's local_port is 0 and neither the
-// tracker nor the program's first-packet unmark finds the connection: it stays active for ever.
-TEST_F(KernelNetns, Try15DefectAnAbortiveCloseEndsTheConnection) {
+// A connection that leaves ESTABLISHED straight for CLOSE (an abortive close: SO_LINGER 0, close()
+// with unread data, a RST from the peer) gets its `end`. At that state change the kernel has
+// already released the local port (tcp_set_state(TCP_CLOSE) calls inet_put_port, which zeroes
+// skc_num, before the tracepoint fires): the program reads inet_sport instead. Found by a new
+// user's try: the record's local port was 0, so neither the tracker nor the first-packet unmark
+// found the connection, and it stayed active for ever.
+TEST_F(KernelNetns, AnAbortiveCloseEndsTheConnection) {
   Fds fds;
   ASSERT_GE(listen_in_b(fds, 5006), 0);
   start_flowd(config("kernel", kTagKeys), "following TCP state changes");
