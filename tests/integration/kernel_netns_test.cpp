@@ -258,6 +258,40 @@ void stop_all_threads(FlowdProcess& p) {
 // started connection exactly one end (its event, or the resync that finds it closing or gone). A
 // connection opened and closed entirely while records were lost cannot be reported: it is in
 // flowd_kernel_events_lost_total.
+// A reload that restarts the plugin (its section changed) while connections come and go: each gets
+// exactly one start and one end. The stopped plugin's program stays attached until its successor's
+// is, and the successor reads its ring first; before, connections established in the gap were
+// adopted silently (found by a new user's try: 193 of 199).
+TEST_F(KernelNetns, AReloadThatRestartsThePluginMissesNoConnection) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5008), 0);
+  start_flowd(config("kernel", kTagKeys), "following TCP state changes");
+  std::vector<int> ports;
+  std::jthread load([&] { ports = short_connections(5008, 300, 4, 40ms); });
+  usleep(700000);
+  for (int round = 0; round < 2; ++round) {
+    // A changed section restarts the plugin; the new network is one the test does not use.
+    std::string cfg = config("kernel",
+                             "experiment = 2\nactivity = 9\nignore_private = no\n"
+                             "internal_networks = 127.0.0.0/8, 10.9" +
+                                 std::to_string(round) + ".0.0/16\n");
+    dir.write("flowd.cfg", cfg);
+    proc->signal(SIGHUP);
+    usleep(800000);
+  }
+  load.join();
+  ASSERT_EQ(ports.size(), 300u);
+  auto t = tally(events(600, 3000ms), 2, 9);
+  int once = 0;
+  for (int p : ports) once += t.starts[p] == 1 && t.ends[p] == 1;
+  EXPECT_EQ(once, 300) << proc->log();
+  EXPECT_EQ(t.starts.size(), 300u) << "no other starts";
+  EXPECT_NE(proc->log().find("followed on from before the reload"), std::string::npos)
+      << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Sockets in TIME-WAIT when flowd starts get no further state change from the kernel: they are not
 // followed (before, the adoption dump kept each in flowd_kernel_tracked_connections for ever).
 TEST_F(KernelNetns, TimeWaitSocketsAtStartAreNotFollowed) {
@@ -418,18 +452,25 @@ TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNo
   // The netlink scanner at its default interval: the first segment leaves unmarked; once a scan
   // saw the connection (within 2 s), the next one is marked.
   start_flowd(config_with_marker("netlink", keys));
-  dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
-  port = serve_one(listener, net->addr_a, 5201, 2500ms);
-  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
-  dump->stop();
-  data.clear();
   std::ostringstream seen;
-  for (const auto& g : segments_from(pcap, 5201)) {
-    seen << g.sport << "->" << g.dport << " flags 0x" << std::hex << g.flags << " len " << std::dec
-         << g.len << " label 0x" << std::hex << g.label << std::dec << "\n";
-    if (g.dport == port && g.len > 0) data.push_back(g);
+  data.clear();
+  // On a loaded machine tcpdump has, about one run in five, missed segments of the connection (the
+  // SYN-ACK and the later segment both absent, the client having received both): a capture that
+  // lacks a segment is taken again with a new connection, up to three times.
+  for (int attempt = 0; attempt < 3 && data.size() != 2; ++attempt) {
+    dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
+    port = serve_one(listener, net->addr_a, 5201, 2500ms);
+    std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
+    dump->stop();
+    data.clear();
+    seen << "attempt " << attempt + 1 << ", client port " << port << ":\n";
+    for (const auto& g : segments_from(pcap, 5201)) {
+      seen << g.sport << "->" << g.dport << " flags 0x" << std::hex << g.flags << " len "
+           << std::dec << g.len << " label 0x" << std::hex << g.label << std::dec << "\n";
+      if (g.dport == port && g.len > 0) data.push_back(g);
+    }
   }
-  ASSERT_EQ(data.size(), 2u) << "client port " << port << ":\n" << seen.str() << proc->log();
+  ASSERT_EQ(data.size(), 2u) << seen.str() << proc->log();
   EXPECT_NE(data[0].label & kLabelSemanticMask, tag)
       << "polled: the first data segment leaves before any scan saw the connection";
   EXPECT_EQ(data[1].label & kLabelSemanticMask, tag) << "and the scan marks it later";

@@ -130,6 +130,33 @@ TEST(ConnectionTracker, TimeWaitAndRequestSocketsAreNeverFollowed) {
   }
 }
 
+// A reload's successor takes what its predecessor followed: no second start for a started
+// connection, its end still comes, the adopted one stays silent, and one the predecessor never saw
+// is new (reported), not adopted, although it is the successor's first scan.
+TEST(ConnectionTracker, ASuccessorTakesOverWhatItsPredecessorFollowed) {
+  ConnectionTracker old(no_private(), false, fixed(2, 9));
+  auto adopted = conn("192.0.2.1", 1, "203.0.113.5", 443);
+  EXPECT_TRUE(scan(old, {adopted}).empty());
+  std::vector<FlowID> out;
+  auto started = conn("192.0.2.1", 2, "203.0.113.5", 443);
+  old.established(started, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  ConnectionTracker next(no_private(), false, fixed(3, 3));
+  next.take_over(std::move(old));
+  EXPECT_EQ(next.tracked(), 2u);
+  EXPECT_EQ(next.started(), 1u);
+  auto gap = conn("192.0.2.1", 3, "203.0.113.5", 443);
+  auto ev = scan(next, {adopted, started, gap});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kStart);
+  EXPECT_EQ(ev[0].src_port, 3);
+  EXPECT_EQ(ev[0].experiment, 3) << "the successor's tagger";
+  ev = scan(next, {adopted});
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[1].state, FlowState::kEnd);
+}
+
 TEST(ConnectionTracker, ReportExistingStartsThemAtTheFirstScan) {
   ConnectionTracker t(no_private(), true, fixed(3, 3));
   auto ev =

@@ -48,6 +48,8 @@ class ConnEvents {
   ConnEvents(const ConnEvents&) = delete;
   ConnEvents& operator=(const ConnEvents&) = delete;
 
+  // Where consume() hands the records from now on (a reload's successor takes over the program).
+  void set_handler(Handler handler) { handler_ = std::move(handler); }
   // Readable (epoll) when records wait in the ring buffer.
   int fd() const;
   // Hands every waiting record to the handler; the number handed, or -errno.

@@ -20,6 +20,7 @@
 #include "flowd/daemon_status.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "flowd/scitags_label.hpp"
 #include "flowd/stop_fd.hpp"
 #include "flowd_marker.h"
@@ -75,6 +76,22 @@ IpAddress address_of(const __u8 (&bytes)[16], int family) {
     std::memcpy(a.bytes.data(), bytes, family == AF_INET ? 4 : 16);
   }
   return a;
+}
+
+// What a kernel plugin stopped by a reload leaves its successor (flowd/reload_shelf.hpp): its
+// program, still attached, whose ring buffer keeps the state changes of the gap between the two,
+// and what it followed. Destroyed untaken (the plugin left the configuration), the program goes.
+struct ShelvedKernel final : ShelfItem {
+  std::unique_ptr<ConnEvents> events;
+  std::optional<scanner::ConnectionTracker> tracker;
+  std::uint64_t lost = 0;  // the program's lost count when it was shelved
+};
+
+std::uint64_t boot_ns_now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 class KernelPlugin final : public Plugin {
@@ -134,10 +151,28 @@ class KernelPlugin final : public Plugin {
   void start() override {
     diag_.emplace();  // the adoption and resync dumps; a failure is reported before READY=1
     auto marks = first_packet_marks();
+    std::unique_ptr<ShelvedKernel> shelved;
+    if (ctx_.shelf)
+      if (auto item = ctx_.shelf->take(shelf_key()))
+        if (auto* parked = dynamic_cast<ShelvedKernel*>(item.get())) {
+          static_cast<void>(item.release());
+          shelved.reset(parked);
+        }
     try {
-      bpf_.emplace(
+      bpf_ = std::make_unique<ConnEvents>(
           ring_bytes_, own_netns_inode(), [this](const flowd_conn_event& e) { on_event(e); },
           marks);
+      if (shelved && shelved->events && shelved->tracker) {
+        // Both programs are attached from here on: the predecessor's ring holds what happened
+        // before this instant (read first, in run()), this one's everything after it.
+        const std::uint64_t cutoff = boot_ns_now();
+        predecessor_ = std::move(shelved->events);
+        predecessor_lost_ = shelved->lost;
+        predecessor_->set_handler([this, cutoff](const flowd_conn_event& e) {
+          if (e.ts_boot_ns < cutoff) on_event(e);
+        });
+        tracker_.take_over(std::move(*shelved->tracker));
+      }
       if (marks)
         log_->info(
             "marking from the first packet: the BPF program writes the marker's map at each "
@@ -168,14 +203,30 @@ class KernelPlugin final : public Plugin {
     // The program is attached since start(): a connection established from then on has its
     // event in the ring, so this dump misses nothing. What it lists is adopted (or, with
     // report_existing, started); an event for an adopted connection starts it (it is newer).
-    const std::size_t inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
+    // After a reload, what the predecessor followed and the state changes of the gap come from
+    // its program (shelved, still attached): the dump below then starts only what neither knew,
+    // instead of adopting silently the connections established while no plugin ran.
+    std::size_t inherited = 0, followed = 0;
+    if (predecessor_) {
+      take_predecessors_ring(out);
+      followed = tracker_.tracked();
+    } else {
+      inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
+    }
+    const std::size_t before_dump = tracker_.tracked();
     resync(out, false);
-    log_->info(
-        "following TCP state changes in the kernel (ring buffer {} bytes); {} connections adopted "
-        "at start{}{}",
-        ring_bytes_, tracker_.tracked(),
-        options_.report_existing ? " (reported)" : " (not reported)",
-        inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
+    if (followed)
+      log_->info(
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
+          "followed on from before the reload, gap included; {} more found by the dump",
+          ring_bytes_, followed, tracker_.tracked() - std::min(before_dump, tracker_.tracked()));
+    else
+      log_->info(
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
+          "adopted at start{}{}",
+          ring_bytes_, tracker_.tracked(),
+          options_.report_existing ? " (reported)" : " (not reported)",
+          inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};
@@ -192,11 +243,40 @@ class KernelPlugin final : public Plugin {
 
   void stop() override {
     if (fallback_) fallback_->stop();
+    // A reload's stop: the program stays attached, its ring buffer filling, until the successor
+    // has its own and reads this one's (see run()). The daemon's own stop detaches it now.
+    if (ctx_.shelf && !ctx_.stopping.stop_requested() && bpf_) {
+      auto item = std::make_unique<ShelvedKernel>();
+      bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
+      item->lost = bpf_->lost();
+      item->events = std::move(bpf_);
+      item->tracker.emplace(std::move(tracker_));
+      ctx_.shelf->put(shelf_key(), std::move(item));
+    }
     bpf_.reset();
     marker_.reset();
   }
 
  private:
+  std::string shelf_key() const { return std::string("plugin.") + name_ + ".program"; }
+
+  // Reads the predecessor's ring (the state changes up to this program's attach), publishes what
+  // they say, and lets its program go.
+  void take_predecessors_ring(Publisher& out) {
+    events_.clear();
+    clock_.refresh();
+    const int n = predecessor_->consume();
+    if (n < 0)
+      log_->warn("reading the previous program's ring buffer failed ({}); the dump repairs it",
+                 std::strerror(-n));
+    else
+      events_total_->Increment(n);
+    if (std::uint64_t lost = predecessor_->lost(); lost > predecessor_lost_)
+      lost_total_->Increment(static_cast<double>(lost - predecessor_lost_));
+    out.publish(events_);
+    predecessor_.reset();
+  }
+
   // Reads what waits in the ring, publishes it, and resyncs if the ring refused records meanwhile.
   void drain(Publisher& out) {
     events_.clear();
@@ -256,12 +336,14 @@ class KernelPlugin final : public Plugin {
   }
 
   // Takes the program's entry out of the marker's map: user space does not report the connection.
-  void unmark(const flowd_conn_event& e) {
+  void unmark(const flowd_conn_event& e) { unmark(e.remote_addr, e.local_port, e.remote_port); }
+  void unmark(const std::uint8_t* remote_ipv6, std::uint16_t local_port,
+              std::uint16_t remote_port) {
     flowd_flow_key key;
     std::memset(&key, 0, sizeof key);
-    std::memcpy(key.daddr, e.remote_addr, sizeof key.daddr);
-    key.sport = htons(e.local_port);
-    key.dport = htons(e.remote_port);
+    std::memcpy(key.daddr, remote_ipv6, sizeof key.daddr);
+    key.sport = htons(local_port);
+    key.dport = htons(remote_port);
     key.proto = IPPROTO_TCP;
     if (bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0) unmarked_total_->Increment();
   }
@@ -289,7 +371,16 @@ class KernelPlugin final : public Plugin {
     auto now = Clock::now();
     std::string error;
     bool ok = scanner::scan_sock_diag(
-        *diag_, [&](const scanner::Connection& c) { tracker_.observe(c, now, events_); }, error);
+        *diag_,
+        [&](const scanner::Connection& c) {
+          tracker_.observe(c, now, events_);
+          // One whose start record was lost (or came in a reload's gap) and that is not
+          // reported: the mark the program gave it at its start goes, as on_event() does.
+          if (marker_ && c.remote.family == AF_INET6 && c.state == netlink::kTcpEstablished &&
+              !options_.filter.accepts(c.remote))
+            unmark(c.remote.bytes.data(), c.local_port, c.remote_port);
+        },
+        error);
     if (!ok) {
       // Not a reason to end every connection: what the dump found is kept, the rest waits for
       // the next loss or its own event.
@@ -311,7 +402,9 @@ class KernelPlugin final : public Plugin {
   scanner::ConnectionTracker tracker_;
   std::shared_ptr<const MarkerProbe> marker_;  // when marking from the first packet
   std::optional<netlink::SockDiag> diag_;
-  std::optional<ConnEvents> bpf_;
+  std::unique_ptr<ConnEvents> bpf_;
+  std::unique_ptr<ConnEvents> predecessor_;  // a reload's: read once at the start of run()
+  std::uint64_t predecessor_lost_ = 0;
   std::unique_ptr<PollingFallback> fallback_;
   BootClock clock_;
   std::vector<FlowID> events_;

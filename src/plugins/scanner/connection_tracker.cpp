@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/scanner/connection_tracker.hpp"
 
+#include <utility>
+
 #include "netlink/sock_diag.hpp"
 
 namespace flowd::scanner {
@@ -176,6 +178,16 @@ void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<
   t.slot = Slot::kDeleted;
   --used_;
   ++deleted_;
+}
+
+void ConnectionTracker::take_over(ConnectionTracker&& predecessor) {
+  if (scans_ != 0) return;
+  slots_ = std::move(predecessor.slots_);
+  used_ = std::exchange(predecessor.used_, 0);
+  deleted_ = std::exchange(predecessor.deleted_, 0);
+  scans_ = std::exchange(predecessor.scans_, 0);
+  started_ = std::exchange(predecessor.started_, 0);
+  predecessor.slots_ = std::vector<Tracked>(64);
 }
 
 std::size_t ConnectionTracker::inherit(std::span<const ActiveFlow> flows, std::string_view plugin) {

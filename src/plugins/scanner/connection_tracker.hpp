@@ -61,6 +61,11 @@ class ConnectionTracker {
   // way (the kernel sends nothing more about the socket).
   void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
 
+  // Takes what `predecessor` followed (a reload's handover: every connection it started, adopted or
+  // ignored, and how many scans it made), keeping this tracker's own filter, tagger and
+  // report_existing for what comes next. Only before this tracker's first scan.
+  void take_over(ConnectionTracker&& predecessor);
+
   std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
   bool first_scan_done() const { return scans_ > 0; }
