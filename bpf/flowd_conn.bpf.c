@@ -104,6 +104,17 @@ struct {
   __type(value, __u32);
 } flowd_port_labels SEC(".maps");
 
+/* The IPv6 networks whose connections the plugin does not report (internal_networks, and the
+ * private ranges while ignore_private is on), filled by user space at start: a connection to one
+ * of them is not marked here, so not even its handshake's last ACK leaves labelled. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 1); /* user space sets the number of networks before load */
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flowd_conn_network);
+  __type(value, __u8);
+} flowd_unmarked_networks SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, FLOWD_CONN_STAT_MAX);
@@ -157,6 +168,10 @@ static __always_inline void mark(struct sock* sk, __u16 family, __u16 local_port
     bpf_map_delete_elem(&flowd_flow_labels, &key);
     return;
   }
+  struct flowd_conn_network peer = {.prefixlen = 128};
+
+  __builtin_memcpy(peer.addr, key.daddr, sizeof(peer.addr));
+  if (bpf_map_lookup_elem(&flowd_unmarked_networks, &peer)) return;
   label = (label & FLOWD_LABEL_SEMANTIC_MASK) | (bpf_get_prandom_u32() & FLOWD_LABEL_ENTROPY_MASK);
   if (bpf_map_update_elem(&flowd_flow_labels, &key, &label, BPF_ANY) == 0)
     count(FLOWD_CONN_STAT_MARKED);

@@ -29,6 +29,13 @@ struct flowd_conn_event {
   __u64 cookie; /* the socket's cookie (as sock_diag's idiag_cookie); 0 before Linux 5.12 */
 };
 
+/* A key of flowd_unmarked_networks (BPF_MAP_TYPE_LPM_TRIE): an IPv6 network the plugin does not
+ * report (internal_networks, ignore_private), prefix length in bits, address in network order. */
+struct flowd_conn_network {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
 enum flowd_conn_stat {
   FLOWD_CONN_STAT_EVENTS = 0, /* records written to the ring buffer */
   FLOWD_CONN_STAT_LOST = 1,   /* records the full ring buffer refused (bpf_ringbuf_reserve) */

@@ -95,6 +95,10 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
       err = bpf_map__set_max_entries(
           skel_->maps.flowd_port_labels,
           static_cast<std::uint32_t>(std::max<std::size_t>(marks->port_labels.size(), 1)));
+    if (err == 0)
+      err = bpf_map__set_max_entries(
+          skel_->maps.flowd_unmarked_networks,
+          static_cast<std::uint32_t>(std::max<std::size_t>(marks->unmarked_networks.size(), 1)));
   }
   if (err == 0) err = flowd_conn__load(skel_);
   if (err != 0) {
@@ -121,6 +125,19 @@ ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler ha
         flowd_conn__destroy(skel_);
         throw LoadError(why("filling the port rules' map", err));
       }
+  if (marks)
+    for (const auto& [addr, length] : marks->unmarked_networks) {
+      flowd_conn_network key{};
+      key.prefixlen = length;
+      std::memcpy(key.addr, addr.data(), sizeof key.addr);
+      const std::uint8_t one = 1;
+      if (bpf_map_update_elem(bpf_map__fd(skel_->maps.flowd_unmarked_networks), &key, &one,
+                              BPF_ANY) != 0) {
+        err = errno;
+        flowd_conn__destroy(skel_);
+        throw LoadError(why("filling the unmarked networks' map", err));
+      }
+    }
   err = flowd_conn__attach(skel_);
   if (err != 0) {
     flowd_conn__destroy(skel_);

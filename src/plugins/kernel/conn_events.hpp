@@ -4,6 +4,7 @@
 // tracking: the plugin turns the records into events.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,9 @@ struct FirstPacketMarks {
   int flow_map_fd = -1;  // the marker's (MarkerProbe::flow_map_fd); borrowed for the load only
   std::optional<std::uint32_t> default_label;
   std::vector<std::pair<std::uint16_t, std::uint32_t>> port_labels;
+  // IPv6 networks whose connections are never marked (the plugin does not report them):
+  // {address in network order, prefix length in bits}.
+  std::vector<std::pair<std::array<std::uint8_t, 16>, std::uint32_t>> unmarked_networks;
 };
 
 class ConnEvents {

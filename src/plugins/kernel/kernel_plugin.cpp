@@ -27,6 +27,7 @@
 #include "netlink/sock_diag.hpp"
 #include "plugins/kernel/boot_clock.hpp"
 #include "plugins/kernel/conn_events.hpp"
+#include "plugins/scanner/connection_filter.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
@@ -317,6 +318,15 @@ class KernelPlugin final : public Plugin {
       if (fits(tag))
         marks.port_labels.emplace_back(port, make_label(tag.experiment, tag.activity, 0));
     if (!marks.default_label && marks.port_labels.empty()) return std::nullopt;
+    auto unmarked = [&](const net::Prefix& p) {
+      if (p.address.family != AF_INET6) return;
+      std::array<std::uint8_t, 16> addr{};
+      std::memcpy(addr.data(), p.address.bytes.data(), addr.size());
+      marks.unmarked_networks.emplace_back(addr, p.length);
+    };
+    for (const auto& p : options_.filter.internal) unmarked(p);
+    if (options_.filter.ignore_private)
+      for (const auto& p : scanner::private_networks()) unmarked(p);
     marker_ = std::move(probe);  // keeps the map's descriptor open for unmark()
     return marks;
   }

@@ -10,7 +10,7 @@ namespace flowd::scanner {
 using net::parse_prefix;
 using net::Prefix;
 
-bool is_private_address(const IpAddress& a) {
+const std::vector<Prefix>& private_networks() {
   // Python 3.11 ipaddress._private_networks (IPv4 and IPv6).
   static const std::vector<Prefix> kPrivate = [] {
     std::vector<Prefix> v;
@@ -24,7 +24,11 @@ bool is_private_address(const IpAddress& a) {
       v.push_back(*parse_prefix(p));
     return v;
   }();
-  for (const auto& p : kPrivate)
+  return kPrivate;
+}
+
+bool is_private_address(const IpAddress& a) {
+  for (const auto& p : private_networks())
     if (p.contains(a)) return true;
   return false;
 }

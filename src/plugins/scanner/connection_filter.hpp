@@ -15,6 +15,9 @@ namespace flowd::scanner {
 // Python's ipaddress.is_private (the test the original scanners use): RFC 1918, loopback,
 // link-local, documentation and benchmarking ranges, ULA, and the like.
 bool is_private_address(const IpAddress& a);
+// Those ranges (IPv4 and IPv6), for whoever applies the same test elsewhere (the kernel plugin's
+// BPF program).
+const std::vector<net::Prefix>& private_networks();
 
 struct ConnectionFilter {
   std::vector<net::Prefix> internal;
