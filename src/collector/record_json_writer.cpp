@@ -45,13 +45,27 @@ void append_string(std::string& out, const std::string& in) {
     }
     if (c < 0x80) {
       switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
+        case '"':
+          out.append("\\\"");
+          break;
+        case '\\':
+          out.append("\\\\");
+          break;
+        case '\b':
+          out.append("\\b");
+          break;
+        case '\f':
+          out.append("\\f");
+          break;
+        case '\n':
+          out.append("\\n");
+          break;
+        case '\r':
+          out.append("\\r");
+          break;
+        case '\t':
+          out.append("\\t");
+          break;
         default:
           out.append("\\u00");
           out.push_back(kHexDigits[c >> 4]);
@@ -209,7 +223,9 @@ void append_value(std::string& out, const FieldValue& v) {
   out.append("null");
 }
 
-std::uint64_t id_of(const Field& f) { return std::uint64_t{f.pen} << 16 | f.id; }
+std::uint64_t id_of(const Field& f) {
+  return std::uint64_t{f.pen} << 16 | f.id;
+}
 
 }  // namespace
 

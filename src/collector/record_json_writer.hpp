@@ -29,7 +29,7 @@ class RecordJsonWriter {
   // fields grouped by name (a repeated element is one key with an array of its values, in
   // record order), groups sorted by name.
   struct Group {
-    std::string key;  // "\"name\":"
+    std::string key;                     // "\"name\":"
     std::uint16_t first = 0, count = 0;  // into Layout::order
   };
   struct Layout {

@@ -28,7 +28,7 @@ namespace {
 std::vector<std::string> captures() {
   std::vector<std::string> out;
   for (const std::string& dir : {std::string(FLOWD_FIXTURES) + "/netflow",
-                                std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow"})
+                                 std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow"})
     for (const auto& e : std::filesystem::directory_iterator(dir))
       if (e.path().extension() == ".pcap") out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
@@ -139,7 +139,8 @@ TEST(RecordJsonWriter, EveryValueKindAsTheDom) {
   r.fields.push_back(field(fc::ie::kSourceIPv6Address, v6));
   r.fields.push_back(field(fc::ie::kDestinationIPv6Address, unset));
   r.fields.push_back(field(56, bytes_value(fc::ValueKind::kMac, "\x00\x11\x22\xaa\xbb\xff")));
-  r.fields.push_back(field(65000, bytes_value(fc::ValueKind::kOctets, std::string("\0\x7f\x80", 3))));
+  r.fields.push_back(
+      field(65000, bytes_value(fc::ValueKind::kOctets, std::string("\0\x7f\x80", 3))));
   r.fields.push_back(field(fc::ie::kOctetDeltaCount, unsigned_value(7), fc::kReversePen));
   r.fields.push_back(field(3, unsigned_value(1), fc::kInmonPen));
   for (double d : {0.0, -0.0, 3.0, 0.1, 1e20, 1.5e-7, -2.25, std::nan(""),
