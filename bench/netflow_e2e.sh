@@ -6,7 +6,8 @@
 # flowd_netflow_records_total; nfcapd: the flows nfdump reads back from the file nfcapd wrote).
 # Both get a 4 MiB socket buffer (net.core.rmem_max here; nfcapd -B cannot exceed it).
 #   bench/netflow_e2e.sh [BUILD_DIR] [PCAP] [SECONDS_PER_TRIAL]
-# Environment: FLOWD_WORKERS (flowd's `workers`, default 1), EXPORTERS (replay sockets, default 1),
+# Environment: FLOWD (the binary, default BUILD_DIR/flowd), FLOWD_WORKERS (flowd's `workers`,
+# default 1), EXPORTERS (replay sockets, default 1),
 # MODES (default "flowd nfcapd"), each searched in turn in this run:
 #   flowd        decode and count (flowd_netflow_records_total)
 #   flowd-dump   every record also written to the `dump` file (JSON lines): loss-free when the file
@@ -25,7 +26,7 @@ BUILD=${1:-$ROOT/build}
 PCAP=${2:-$ROOT/../shared/fixtures/netflow/softflowd-ipfix.pcap}
 SECS=${3:-2}
 REPLAY=$BUILD/bench/flowd_netflow_replay
-FLOWD=$BUILD/flowd
+FLOWD=${FLOWD:-$BUILD/flowd}
 MOCK=$BUILD/tests/integration/kafka_mock_cluster
 WORK=$(mktemp -d)
 PIDS=()
