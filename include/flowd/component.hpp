@@ -99,6 +99,8 @@ struct PluginInfo {
   std::string_view description;
   std::span<const KeySpec> keys;
   std::unique_ptr<Plugin> (*create)(const Section& config, Context& ctx, const char* name);
+  // A collector that hands its decoded records to Context::records (netflow, sflow).
+  bool offers_records = false;
 };
 
 struct BackendInfo {
@@ -106,6 +108,10 @@ struct BackendInfo {
   std::string_view description;
   std::span<const KeySpec> keys;
   std::unique_ptr<Backend> (*create)(const Section& config, Context& ctx);
+  // Whether this configuration of the backend takes decoded records from Context::records (the
+  // kafka backend's `records = yes`); null: never. The configuration check warns when one does
+  // and no plugin offers_records.
+  bool (*takes_records)(const Section& config) = nullptr;
 };
 
 }  // namespace flowd

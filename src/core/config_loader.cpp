@@ -308,6 +308,19 @@ Config validate_config(const RawConfig& raw, const ComponentTable& components) {
         {info, build_section(path, "backend." + std::string(info->name), info->keys,
                              it == backend_raw.end() ? nullptr : it->second)});
   }
+  // Records asked for that nothing decodes: a collector plugin forgotten in [flowd] plugins.
+  if (std::none_of(c.plugins.begin(), c.plugins.end(),
+                   [](auto& p) { return p.info->offers_records; })) {
+    std::vector<std::string_view> collectors;
+    for (const auto& info : components.plugins)
+      if (info.offers_records) collectors.push_back(info.name);
+    for (const auto& b : c.backends)
+      if (b.info->takes_records && b.info->takes_records(b.section))
+        c.warnings.push_back(fmt::format(
+            "{}: [{}] records = yes, but no collector plugin ({}) is in [flowd] plugins: no "
+            "decoded record will be published",
+            path, b.section.name(), fmt::join(collectors, ", ")));
+  }
   // A configured but unlisted component is probably a mistake; still check its keys.
   for (const auto& [info, s] : plugin_raw) {
     build_section(path, s->name, info->keys, s);

@@ -37,21 +37,30 @@ std::size_t format_time_to(char* out, TimePoint t, TimePrecision precision) {
   }
   if (secs < kMinSecs) secs = kMinSecs, frac = 0;
   if (secs > kMaxSecs) secs = kMaxSecs, frac = 999'999'999;
-  // Fireflies are stamped several times a second: reuse the formatted date and time of day.
-  thread_local std::optional<std::int64_t> cached_secs;
-  thread_local char cached[32];
-  if (secs != cached_secs) {
-    const auto tt = static_cast<std::time_t>(secs);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    fmt::format_to_n(cached, sizeof cached, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec);
-    cached[19] = '\0';
-    cached_secs = secs;
-  }
+  // The civil date by arithmetic (std::chrono's days → year_month_day), not gmtime_r + fmt: the
+  // collector formats several times of every record it writes out, most in different seconds.
+  const std::chrono::sys_days day{
+      std::chrono::days{secs >= 0 ? secs / 86400 : (secs - 86399) / 86400}};
+  const std::chrono::year_month_day ymd{day};
+  const std::int64_t tod = secs - day.time_since_epoch().count() * 86400;
+  auto two = [&](std::size_t at, unsigned v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  const auto year = static_cast<unsigned>(static_cast<int>(ymd.year()));
+  two(0, year / 100);
+  two(2, year % 100);
+  out[4] = '-';
+  two(5, static_cast<unsigned>(ymd.month()));
+  out[7] = '-';
+  two(8, static_cast<unsigned>(ymd.day()));
+  out[10] = 'T';
+  two(11, static_cast<unsigned>(tod / 3600));
+  out[13] = ':';
+  two(14, static_cast<unsigned>(tod / 60 % 60));
+  out[16] = ':';
+  two(17, static_cast<unsigned>(tod % 60));
   const int digits = static_cast<int>(precision);
-  std::memcpy(out, cached, 19);
   std::size_t n = 19;
   if (digits > 0) {
     out[n++] = '.';

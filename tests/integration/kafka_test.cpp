@@ -204,11 +204,20 @@ TEST(Kafka, CheckConfigRefusesWhatLibrdkafkaRefuses) {
   EXPECT_NE(err.find("[backend.kafka] topic"), std::string::npos) << err;
   EXPECT_NE(check("brokers = a:1\nlibrdkafka.linger.ms = 3\n", err), 0);
   EXPECT_NE(err.find("set it with the key 'linger_ms' instead"), std::string::npos) << err;
+  // Valid, but records asked for with no collector plugin to decode any: a warning.
+  EXPECT_EQ(check("brokers = 127.0.0.1:9092\nrecords = yes\n", err), 0) << err;
+  EXPECT_NE(err.find("warning: " + dir.file("f.cfg") +
+                     ": [backend.kafka] records = yes, but no collector plugin (netflow, sflow) "
+                     "is in [flowd] plugins"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(check("brokers = 127.0.0.1:9092\n", err), 0) << err;
+  EXPECT_EQ(err.find("warning"), std::string::npos) << err;
 }
 
 // `records = yes`: a real capture replayed into the netflow and sflow plugins; kcat reads every
-// decoded record back, as `flowd decode` prints it (sampling applied as the plugin applies it),
-// keyed by the exporter's address.
+// decoded record back, as `flowd decode` prints it (sampling applied, as both plugins are asked
+// to), keyed by the exporter's address and naming it.
 std::multiset<std::pair<long, long>> counters(const std::vector<json>& records) {
   std::multiset<std::pair<long, long>> s;
   for (const auto& r : records) {
@@ -236,15 +245,20 @@ TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
   cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow, sflow");
   cfg += "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
          "\ntcp_listen =\napply_sampling = yes\n[plugin.sflow]\nlisten = 127.0.0.1:" +
-         std::to_string(sf_port) + "\n";
+         std::to_string(sf_port) + "\napply_sampling = yes\n";
   d.start(cfg);
   const std::string nf_pcap = fixtures_dir() + "/netflow/softflowd-v9-sampling2.pcap";
   const std::string sf_pcap =
       std::string(FLOWD_SOURCE_DIR) + "/tests/fixtures/sflow/pmacctd-sfprobe-rate4.pcap";
-  std::string nf_want, sf_want, err;
+  std::string nf_want, sf_want, nf_unsampled, sf_unsampled, err;
   ASSERT_EQ(run_flowd({"decode", "--apply-sampling", nf_pcap}, nf_want, err), 0) << err;
-  ASSERT_EQ(run_flowd({"decode", sf_pcap}, sf_want, err), 0) << err;
+  ASSERT_EQ(run_flowd({"decode", "--apply-sampling", sf_pcap}, sf_want, err), 0) << err;
+  ASSERT_EQ(run_flowd({"decode", nf_pcap}, nf_unsampled, err), 0) << err;
+  ASSERT_EQ(run_flowd({"decode", sf_pcap}, sf_unsampled, err), 0) << err;
   const auto nf_records = decode_lines(nf_want), sf_records = decode_lines(sf_want);
+  // The captures are sampled (1 in 2, 1 in 4): applying it changes the counters.
+  ASSERT_NE(counters(nf_records), counters(decode_lines(nf_unsampled)));
+  ASSERT_NE(counters(sf_records), counters(decode_lines(sf_unsampled)));
   ASSERT_FALSE(nf_records.empty());
   ASSERT_FALSE(sf_records.empty());
   send_udp_payloads(nf_port, capture_payloads(nf_pcap, 17));
@@ -268,10 +282,14 @@ TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
   ASSERT_EQ(sf_got.size(), sf_records.size());
   // The same records (times of receipt and exporter ports differ), sampling applied as asked.
   EXPECT_EQ(counters(nf_got), counters(nf_records));
-  std::multiset<std::string> want_fields, got_fields;
-  for (const auto& r : sf_records) want_fields.insert(r["fields"].dump());
-  for (const auto& r : sf_got) got_fields.insert(r["fields"].dump());
-  EXPECT_EQ(got_fields, want_fields);
+  EXPECT_EQ(counters(sf_got), counters(sf_records));
+  auto fields = [](const std::vector<json>& records) {
+    std::multiset<std::string> s;
+    for (const auto& r : records) s.insert(r["fields"].dump());
+    return s;
+  };
+  EXPECT_EQ(fields(sf_got), fields(sf_records));
+  EXPECT_EQ(fields(nf_got), fields(nf_records));
   EXPECT_EQ(d.stop(), 0);
 }
 

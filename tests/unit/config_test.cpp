@@ -187,6 +187,22 @@ TEST(ConfigValidate, SectionPresentButNotListedWarns) {
   EXPECT_EQ(c.backends.size(), 1u);
 }
 
+TEST(ConfigValidate, KafkaRecordsWithoutACollectorPluginWarns) {
+  const std::string kafka = "[backend.kafka]\nbrokers = 127.0.0.1:9092\n";
+  Config c = load("[flowd]\nplugins = np_api\nbackends = kafka\n" + kafka + "records = yes\n");
+  ASSERT_EQ(c.warnings.size(), 1u);
+  expect_contains(c.warnings[0], kPath);
+  expect_contains(c.warnings[0], "[backend.kafka] records = yes, but no collector plugin");
+  expect_contains(c.warnings[0], "(netflow, sflow)");
+  // Not when a collector is listed, nor without records.
+  for (const char* plugins : {"np_api, netflow", "sflow"})
+    EXPECT_TRUE(load(std::string("[flowd]\nplugins = ") + plugins + "\nbackends = kafka\n" + kafka +
+                     "records = yes\n")
+                    .warnings.empty())
+        << plugins;
+  EXPECT_TRUE(load("[flowd]\nplugins = np_api\nbackends = kafka\n" + kafka).warnings.empty());
+}
+
 TEST(ConfigValidate, UnlistedSectionIsStillChecked) {
   auto e =
       config_error("[flowd]\nplugins = np_api\n[backend.prometheus]\nlisten = nowhere:99999\n");

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <chrono>
+#include <ctime>
 #include <string>
 #include <unordered_set>
 
@@ -190,6 +192,28 @@ TEST(FormatTimeIso, TheSecondBeforeTheEpoch) {
 TEST(FormatTimeIso, BeforeTheEpoch) {
   EXPECT_EQ(format_time_iso(TimePoint{} - 1500000us), "1969-12-31T23:59:58.500000+00:00");
   EXPECT_EQ(format_time_iso(TimePoint{} - 86400s), "1969-12-31T00:00:00.000000+00:00");
+}
+
+// The date is computed, not asked of gmtime_r: the same as gmtime_r over every year a TimePoint
+// holds (nanoseconds: 1677..2262; a step of a prime number of seconds visits every month, day
+// and time of day).
+TEST(FormatTime, AsGmtimeOverTheWholeRange) {
+  constexpr std::int64_t kMin = -9'200'000'000, kMax = 9'200'000'000;
+  auto check = [](std::int64_t secs) {
+    const auto tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    ASSERT_NE(gmtime_r(&tt, &tm), nullptr);
+    char want[40];
+    std::strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+    ASSERT_EQ(format_time(TimePoint{} + std::chrono::seconds(secs), TimePrecision::kSeconds),
+              tm.tm_year + 1900 < 1000
+                  ? std::string(4 - std::to_string(tm.tm_year + 1900).size(), '0') + want
+                  : std::string(want))
+        << secs;
+  };
+  for (std::int64_t s = kMin; s <= kMax; s += 999'983) check(s);
+  for (std::int64_t s : {kMin, kMax, std::int64_t{-1}, std::int64_t{0}, std::int64_t{951782400}})
+    check(s);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "collector/flow_record.hpp"
+#include "collector/record_json_writer.hpp"
 #include "plugins/netflow/record_dump.hpp"
 
 namespace flowd {
@@ -171,7 +172,10 @@ TEST(RecordDumpPath, DumpRefusesSymlinkAndFifoAndWritesANormalPath) {
   ASSERT_TRUE(dump.is_open());
   collector::RecordBatch batch;
   batch.next();
-  dump.write(batch);
+  std::string lines;
+  collector::RecordJsonWriter().append(lines, batch[0]);
+  lines.push_back('\n');
+  dump.write(lines);
   dump.close();
   const auto body = slurp(normal);
   EXPECT_FALSE(body.empty());

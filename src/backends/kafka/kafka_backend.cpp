@@ -29,7 +29,7 @@ class RecordsToKafka final : public RecordSink {
  public:
   explicit RecordsToKafka(std::shared_ptr<Producer> p) : producer_(std::move(p)) {}
   void offer(std::span<const RecordMessage> records) noexcept override {
-    for (const auto& r : records) producer_->produce(Topic::kRecords, r.key, r.json);
+    producer_->produce_batch(Topic::kRecords, records);
   }
 
  private:
@@ -122,12 +122,16 @@ std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
   return std::make_unique<KafkaBackend>(KafkaConfig::from(cfg), ctx);
 }
 
+bool takes_records(const Section& cfg) {
+  return cfg.get_bool("records");
+}
+
 }  // namespace
 
 const BackendInfo& backend_info() {
   static const BackendInfo info{
       "kafka", "flow events (and, with records = yes, decoded collector records) to Kafka as JSON",
-      config_keys(), create};
+      config_keys(), create, takes_records};
   return info;
 }
 

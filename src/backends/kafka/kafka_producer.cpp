@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -71,6 +72,7 @@ void Producer::open() {
   rd_kafka_conf_set_dr_msg_cb(conf, &Producer::on_delivery);
   rd_kafka_conf_set_error_cb(conf, &Producer::on_error);
   rd_kafka_conf_set_log_cb(conf, &Producer::on_log);
+  if (stats_observer_) rd_kafka_conf_set_stats_cb(conf, &Producer::on_stats);
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk_) {
     rd_kafka_conf_destroy(conf);  // rd_kafka_new owns it only when it succeeds
@@ -106,16 +108,61 @@ bool Producer::produce(Topic topic, std::string_view key, std::string_view paylo
                        const_cast<char*>(payload.data()), payload.size(), key.data(), key.size(),
                        nullptr) == 0)
     return true;
-  const rd_kafka_resp_err_t err = rd_kafka_last_error();
+  refused(t, rd_kafka_last_error(), 1);
+  return false;
+}
+
+std::size_t Producer::produce_batch(Topic topic, std::span<const RecordMessage> messages) noexcept {
+  const auto t = static_cast<std::size_t>(topic);
+  rd_kafka_topic_t* rkt = topics_[t];
+  if (!rkt) return 0;
+  std::size_t queued = 0;
+  std::array<rd_kafka_message_t, kBatchChunk> batch;
+  while (!messages.empty()) {
+    const std::size_t n = std::min(messages.size(), kBatchChunk);
+    for (std::size_t i = 0; i < n; ++i) {
+      rd_kafka_message_t& m = batch[i];
+      m = rd_kafka_message_t{};
+      m.payload = const_cast<char*>(messages[i].json.data());
+      m.len = messages[i].json.size();
+      m.key = const_cast<char*>(messages[i].key.data());
+      m.key_len = messages[i].key.size();
+    }
+    const int ok = rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                          batch.data(), static_cast<int>(n));
+    queued += static_cast<std::size_t>(ok);
+    if (static_cast<std::size_t>(ok) < n) {
+      // Count the refused ones: unknown topic (failed), anything else (dropped, the first
+      // one's reason logged).
+      rd_kafka_resp_err_t first_other = RD_KAFKA_RESP_ERR_NO_ERROR;
+      std::uint64_t unknown = 0, other = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const rd_kafka_resp_err_t e = batch[i].err;
+        if (!e) continue;
+        if (unknown_topic(e)) {
+          ++unknown;
+        } else {
+          if (!other++) first_other = e;
+        }
+      }
+      if (unknown) refused(t, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, unknown);
+      if (other) refused(t, first_other, other);
+    }
+    messages = messages.subspan(n);
+  }
+  return queued;
+}
+
+void Producer::refused(std::size_t t, rd_kafka_resp_err_t err, std::uint64_t n) noexcept {
   try {
     if (unknown_topic(err)) {
-      counts_[t].failed->Increment();
+      counts_[t].failed->Increment(static_cast<double>(n));
       limited_log(*log_, unknown_topic_limiter_, spdlog::level::err,
                   "topic '{}' does not exist on the Kafka cluster at {} (and the brokers do not "
                   "create topics): its messages fail; create the topic or set another",
                   topic_names_[t], cfg_.brokers);
     } else {
-      counts_[t].dropped->Increment();
+      counts_[t].dropped->Increment(static_cast<double>(n));
       limited_warn(*log_, produce_limiter_, "message to topic '{}' dropped: {}{}", topic_names_[t],
                    rd_kafka_err2str(err),
                    err == RD_KAFKA_RESP_ERR__QUEUE_FULL
@@ -124,7 +171,12 @@ bool Producer::produce(Topic topic, std::string_view key, std::string_view paylo
     }
   } catch (...) {  // logging must not end a receive worker
   }
-  return false;
+}
+
+int Producer::on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  if (self->stats_observer_) self->stats_observer_(std::string_view(json, len));
+  return 0;  // librdkafka frees the JSON
 }
 
 void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {

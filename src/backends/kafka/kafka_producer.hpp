@@ -14,7 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -23,6 +25,7 @@
 #include "backends/kafka/kafka_config.hpp"
 #include "common/unique_fd.hpp"
 #include "flowd/log.hpp"
+#include "flowd/record_sink.hpp"
 
 namespace prometheus {
 class Counter;
@@ -50,6 +53,17 @@ class Producer {
   // refused it (queue full, unknown topic, ...): counted as dropped (failed for an unknown topic),
   // the reason logged rate-limited.
   bool produce(Topic topic, std::string_view key, std::string_view payload) noexcept;
+  // Queues a batch of messages (keys and payloads copied) with one call into librdkafka per up
+  // to kBatchChunk messages (rd_kafka_produce_batch: the topic's lock taken once, not per
+  // message; each message still gets librdkafka's one allocation). Thread-safe; never blocks.
+  // Returns how many were queued; the others are counted and logged as produce() does.
+  static constexpr std::size_t kBatchChunk = 128;
+  std::size_t produce_batch(Topic topic, std::span<const RecordMessage> messages) noexcept;
+  // librdkafka's statistics JSON (emitted every `statistics.interval.ms`, a librdkafka. property;
+  // off by default) handed to `observer` on the serving thread. Before open(); for benchmarks.
+  void on_statistics(std::function<void(std::string_view json)> observer) {
+    stats_observer_ = std::move(observer);
+  }
   // Serves delivery reports and librdkafka's error events until `stop` is requested. One thread.
   void serve(std::stop_token stop);
   // Waits at most `timeout` for what is queued or in flight; what is left is purged and counted
@@ -65,6 +79,8 @@ class Producer {
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf);
+  static int on_stats(rd_kafka_t*, char* json, size_t len, void* opaque);
+  void refused(std::size_t t, rd_kafka_resp_err_t err, std::uint64_t n) noexcept;
   void delivered(const rd_kafka_message_t& m);
   void export_counts();
   void poll_all();
@@ -81,6 +97,7 @@ class Producer {
   rd_kafka_queue_t* main_queue_ = nullptr;
   std::array<rd_kafka_topic_t*, kTopics> topics_{};
   UniqueFd wake_;  // eventfd written by librdkafka when its main queue has events
+  std::function<void(std::string_view)> stats_observer_;
   LogLimiter produce_limiter_, delivery_limiter_, error_limiter_, unknown_topic_limiter_;
 };
 

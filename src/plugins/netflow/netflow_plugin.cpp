@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "collector/decoder.hpp"
-#include "collector/record_json.hpp"
+#include "collector/record_json_writer.hpp"
 #include "collector/sflow.hpp"
 #include "collector/template_budget.hpp"
 #include "common/net/endpoint.hpp"
@@ -51,8 +51,11 @@ struct Worker {
   std::vector<FlowID> events;
   VolumeBatch volume;
   DecoderCounts counts;
-  // The records of one batch as JSON for a record sink (flowd/record_sink.hpp), reused.
+  // The records of one batch as JSON lines for the dump and a record sink
+  // (flowd/record_sink.hpp), reused; the sink's key is the exporter's address (record_key_of).
+  collector::RecordJsonWriter json_writer;
   std::string record_json, record_key;
+  IpAddress record_key_of;
   std::vector<std::size_t> record_ends;
   std::vector<RecordMessage> record_messages;
   // recvmmsg buffers, allocated on the worker's first read (32 x 64 KiB).
@@ -394,34 +397,42 @@ class NetflowPlugin final : public Plugin {
     observe_records(w, from, now);
   }
 
-  // Every record just decoded, as `flowd decode` writes it, to the backend that publishes records
-  // (the kafka backend's records = yes), keyed by the exporter's address. One JSON buffer for the
-  // batch: the views into it are taken once it no longer grows.
-  static void offer_records(Worker& w, RecordSink& sink) {
+  // Every record just decoded, as `flowd decode` writes it (collector/record_json_writer.hpp,
+  // written once for both), to the dump file and to the backend that publishes records (the kafka
+  // backend's records = yes), keyed by the exporter's address. One buffer of JSON lines for the
+  // batch: the dump takes it whole; the sink takes a view of each line without its newline, taken
+  // once the buffer no longer grows.
+  void write_records(Worker& w, RecordSink* sink) {
     w.record_json.clear();
     w.record_ends.clear();
     for (const auto& rec : w.records) {
-      w.record_json += collector::to_json(rec).dump();
+      w.json_writer.append(w.record_json, rec);
       w.record_ends.push_back(w.record_json.size());
+      w.record_json.push_back('\n');
     }
+    if (dump_.is_open()) dump_.write(w.record_json);
+    if (!sink) return;
     // Every record of one batch comes from one exporter.
-    w.record_key = w.records[0].exporter.address.to_string();
+    const IpAddress& exporter = w.records[0].exporter.address;
+    if (w.record_key.empty() || !(w.record_key_of == exporter)) {
+      w.record_key = exporter.to_string();
+      w.record_key_of = exporter;
+    }
     w.record_messages.clear();
     std::size_t begin = 0;
     for (std::size_t end : w.record_ends) {
       w.record_messages.push_back(
           {w.record_key, std::string_view(w.record_json).substr(begin, end - begin)});
-      begin = end;
+      begin = end + 1;
     }
-    sink.offer(w.record_messages);
+    sink->offer(w.record_messages);
   }
 
   // Dump, flow tracking, labels and volume of the records just decoded into w.records.
   void observe_records(Worker& w, const collector::Exporter& from, TimePoint now) {
     if (w.records.empty()) return;
-    if (dump_.is_open()) dump_.write(w.records);
-    if (records_)
-      if (auto sink = records_->sink()) offer_records(w, *sink);
+    std::shared_ptr<RecordSink> sink = records_ ? records_->sink() : nullptr;
+    if (dump_.is_open() || sink) write_records(w, sink.get());
     const auto registry = registry_.get();
     w.volume.clear();
     std::array<double, kLabelResultCount> labels{};
@@ -534,14 +545,14 @@ std::unique_ptr<Plugin> create_sflow(const Section& cfg, Context& ctx, const cha
 const PluginInfo& plugin_info() {
   static const PluginInfo info{"netflow",
                                "NetFlow v1/v5/v9 and IPFIX collector (UDP, IPFIX over TCP)",
-                               netflow_keys(), create};
+                               netflow_keys(), create, /*offers_records=*/true};
   return info;
 }
 
 const PluginInfo& sflow_plugin_info() {
   static const PluginInfo info{
       "sflow", "sFlow v5 collector: sampled packet headers (5-tuple, IPv6 flow label)",
-      sflow_keys(), create_sflow};
+      sflow_keys(), create_sflow, /*offers_records=*/true};
   return info;
 }
 

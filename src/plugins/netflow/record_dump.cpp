@@ -5,7 +5,6 @@
 
 #include <stdexcept>
 
-#include "collector/record_json.hpp"
 #include "common/owned_file.hpp"
 #include "common/unique_fd.hpp"
 
@@ -27,9 +26,7 @@ void RecordDump::open(const std::string& path, const std::string& owner) {
   file_ = f;
 }
 
-void RecordDump::write(const collector::RecordBatch& records) {
-  std::string lines;
-  for (const auto& rec : records) lines += collector::to_json(rec).dump() + "\n";
+void RecordDump::write(std::string_view lines) {
   std::lock_guard lock(mu_);
   if (file_) gzwrite(file_, lines.data(), static_cast<unsigned>(lines.size()));
 }

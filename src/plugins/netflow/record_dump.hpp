@@ -7,8 +7,7 @@
 
 #include <mutex>
 #include <string>
-
-#include "collector/flow_record.hpp"
+#include <string_view>
 
 namespace flowd::netflow {
 
@@ -26,7 +25,8 @@ class RecordDump {
   // Throws std::runtime_error("<owner>dump: <path> ...: what to do").
   void open(const std::string& path, const std::string& owner);
   bool is_open() const { return file_ != nullptr; }
-  void write(const collector::RecordBatch& records);
+  // Appends JSON lines (collector/record_json_writer.hpp, each ending in '\n') as they are.
+  void write(std::string_view lines);
   // Pushes what is buffered to the file, so that `tail -f` sees it and a crash loses little.
   void flush();
   void close();
