@@ -64,8 +64,8 @@ TEST(ExporterSeriesKey, SflowIsTheAgentAddressAndSubAgentNotTheSender) {
   EXPECT_EQ(k.address, addr("198.51.100.1"));
   EXPECT_TRUE(k.has_domain);
   EXPECT_EQ(k.domain, 3u);
-  auto v6 = bytes({0, 0, 0, 5, 0, 0, 0, 2, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-                   0,    0, 0, 0, 0, 0, 0, 1, 0,    0,    0,    9});
+  auto v6 = bytes({0, 0, 0, 5, 0, 0, 0, 2, 0x20, 0x01, 0x0d, 0xb8, 0, 0,
+                   0, 0, 0, 0, 0, 0, 0, 0, 0,    1,    0,    0,    0, 9});
   k = sflow_series_key(v6, sender);
   EXPECT_EQ(k.address, addr("2001:db8::1"));
   EXPECT_EQ(k.domain, 9u);

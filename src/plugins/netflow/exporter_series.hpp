@@ -89,7 +89,7 @@ class ExporterSeries {
 
   struct Found {
     ExporterCounters* counters = nullptr;
-    bool folded = false;  // counters is other()
+    bool folded = false;        // counters is other()
     bool newly_folded = false;  // `key` was looked up and folded now (for a rate-limited log)
   };
   // The counters of `key`: its own, when it has them or the cap leaves room, else other().
@@ -121,8 +121,8 @@ class ExporterSeries {
   const Wire wire_;
   const std::size_t cap_;
   const std::string address_label_, domain_label_;
-  prometheus::Family<prometheus::Counter>*packets_ = nullptr, *records_ = nullptr,
-                                         *lost_ = nullptr, *errors_ = nullptr;
+  prometheus::Family<prometheus::Counter>*packets_ = nullptr, *records_ = nullptr, *lost_ = nullptr,
+  *errors_ = nullptr;
   prometheus::Counter* folded_ = nullptr;
   mutable std::mutex mu_;
   std::unordered_map<SeriesKey, std::unique_ptr<ExporterCounters>, SeriesKeyHash> named_;

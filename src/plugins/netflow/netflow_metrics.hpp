@@ -69,7 +69,8 @@ struct DecoderCounts {
   std::atomic<std::size_t> templates{0}, pending{0}, pending_bytes{0};
   std::atomic<std::size_t> tcp_sessions{0};  // worker 0 only
   // Templates per exporter address and domain (its UDP decoder and, worker 0, its TCP sessions'),
-  // refreshed at most once a second while they change, and on the worker's timer.
+  // refreshed when their count changes (past 1,024 templates at most once a second), and on the
+  // worker's timer.
   mutable std::mutex mu;
   std::vector<collector::DomainTemplates> by_exporter;  // guarded by mu
 };

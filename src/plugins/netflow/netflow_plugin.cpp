@@ -495,8 +495,8 @@ class NetflowPlugin final : public Plugin {
   }
 
   // What the scrape-time gauges read. TCP sessions belong to worker 0. The templates per exporter
-  // take a walk over every template: done when their count changed, at most once a second, and
-  // on the timer (`tick`).
+  // take a walk over every template: done when their count changed (past 1,024 templates at most
+  // once a second) and on the timer (`tick`).
   void publish_counts(Worker& w, bool tick = false) {
     std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count(),
                 pb = w.decoder.pending_bytes();
@@ -518,7 +518,11 @@ class NetflowPlugin final : public Plugin {
     if (total != w.counts.templates.load(std::memory_order_relaxed)) w.templates_changed = true;
     if (!w.templates_changed && !tick) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!tick && now - w.templates_published < std::chrono::seconds(1)) return;
+    // A small store is walked at once (microseconds); a large one at most once a second, so that
+    // thousands of exporters sending their first templates do not cost a walk each.
+    if (!tick && total > kTemplatesWalkedAtOnce &&
+        now - w.templates_published < std::chrono::seconds(1))
+      return;
     w.templates_published = now;
     w.templates_changed = false;
     w.by_exporter.clear();
@@ -534,8 +538,9 @@ class NetflowPlugin final : public Plugin {
     dump_.close();
   }
 
-  static constexpr std::size_t kBatch = 32;           // datagrams per recvmmsg
-  static constexpr std::size_t kMaxDatagram = 65536;  // any UDP payload fits
+  static constexpr std::size_t kTemplatesWalkedAtOnce = 1024;  // see publish_templates
+  static constexpr std::size_t kBatch = 32;                    // datagrams per recvmmsg
+  static constexpr std::size_t kMaxDatagram = 65536;           // any UDP payload fits
 
   // cfg_.limits with the template budget every decoder of this plugin shares (its workers' and its
   // TCP sessions'), so that the byte bounds hold across all of them.
