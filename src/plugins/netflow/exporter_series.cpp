@@ -159,6 +159,9 @@ prometheus::Labels ExporterSeries::labels_of(const SeriesKey& key) const {
 ExporterSeries::Found ExporterSeries::find(const SeriesKey& key) {
   std::lock_guard lock(mu_);
   if (auto it = named_.find(key); it != named_.end()) return {it->second.get(), false, false};
+  // The cap reached and no exporter of a reload left to come back: "other", without making the
+  // label text (a flood of new sources costs a lookup each, not a formatting).
+  if (before_.empty() && named_.size() >= cap_) return {&other_, true, true};
   auto labels = labels_of(key);
   const bool named_before =
       before_.erase({labels.at(address_label_), labels.at(domain_label_)}) != 0;
