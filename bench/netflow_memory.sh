@@ -37,7 +37,7 @@ report() {
   m=$(curl -s "127.0.0.1:$mport/metrics")
   printf '%-34s VmRSS %6d KiB  VmHWM %6d KiB  templates %6s  records %s\n' "$1" \
     "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)" "$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)" \
-    "$(awk '$1=="flowd_netflow_templates" {print $2}' <<<"$m")" \
+    "$(awk '/^flowd_netflow_templates[{ ]/ {s+=$2} END {print s+0}' <<<"$m")" \
     "$(awk '/^flowd_netflow_records_total/ {s+=$2} END {print s+0}' <<<"$m")"
 }
 report "started"

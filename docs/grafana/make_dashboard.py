@@ -83,17 +83,26 @@ panel("Collector rates","Export packets and records per version; sFlow datagrams
        (rate('flowd_netflow_records_total','version'),"records v{{version}}"),
        (rate('flowd_sflow_datagrams_total'),"sFlow datagrams"),
        (rate('flowd_sflow_samples_total'),"sFlow flow samples")],"ops")
+panel("Collector rates per exporter","Records per exporter and observation domain (NetFlow/IPFIX) and flow samples per sFlow agent and sub-agent; exporters past max_exporter_series are summed under other, and the export packets folded there are counted.",
+      [(rate('flowd_netflow_records_total','exporter, observation_domain'),"{{exporter}} {{observation_domain}}"),
+       (rate('flowd_sflow_samples_total','agent, sub_agent'),"sFlow {{agent}} {{sub_agent}}"),
+       (rate('flowd_netflow_exporters_folded_total'),"packets folded under other"),
+       (rate('flowd_sflow_agents_folded_total'),"sFlow datagrams folded under other")],"ops")
+panel("Export packets per exporter","Export packets per exporter and observation domain, sFlow datagrams per agent and sub-agent.",
+      [(rate('flowd_netflow_packets_total','exporter, observation_domain'),"{{exporter}} {{observation_domain}}"),
+       (rate('flowd_sflow_datagrams_total','agent, sub_agent'),"sFlow {{agent}} {{sub_agent}}")],"ops")
 panel("Decode errors","Exports refused by the decoders, by reason; datagrams from sources outside allow.",
       [(rate('flowd_netflow_decode_errors_total','version, reason'),"v{{version}} {{reason}}"),
        (rate('flowd_sflow_decode_errors_total','reason'),"sFlow {{reason}}"),
        (rate('flowd_netflow_refused_total','transport'),"not allowed ({{transport}})")],"ops")
-panel("Sequence loss","Export packets (NetFlow/IPFIX) and sFlow datagrams lost on the way, from the exporters' sequence numbers.",
-      [(rate('flowd_netflow_sequence_lost_total'),"NetFlow/IPFIX"),
-       (rate('flowd_sflow_sequence_lost_total'),"sFlow")],"ops")
+panel("Sequence loss per exporter","Records or export packets (NetFlow/IPFIX) and sFlow datagrams lost on the way, from the sequence numbers of each exporter and domain, agent and sub-agent.",
+      [(rate('flowd_netflow_sequence_lost_total','exporter, observation_domain'),"{{exporter}} {{observation_domain}}"),
+       (rate('flowd_sflow_sequence_lost_total','agent, sub_agent'),"sFlow {{agent}} {{sub_agent}}")],"ops")
 panel("Flow labels seen","Every flow label read from exports, by result of the trust check.",
       [(rate('flowd_observed_labels_total','result'),"{{result}}")],"ops")
 panel("Templates","Templates held and their bytes; templates evicted at the byte bounds.",
       [(f'sum(flowd_netflow_templates{S})',"templates"),
+       (f'sum by (exporter, observation_domain) (flowd_netflow_templates{S})',"templates {{exporter}} {{observation_domain}}"),
        (f'sum(flowd_netflow_template_bytes{S})',"template bytes"),
        (rate('flowd_netflow_templates_evicted_total','reason'),"evicted/s: {{reason}}")],"short")
 panel("IPFIX-over-TCP sessions","Open sessions; sessions refused and closed by reason.",

@@ -223,6 +223,26 @@ std::size_t Decoder::expire(TimePoint now) {
 std::size_t Decoder::template_count() const {
   return state_->templates.size();
 }
+void Decoder::count_templates(std::vector<DomainTemplates>& out) const {
+  const std::size_t first = out.size();
+  state_->templates.for_each([&](const TemplateKey& k, const Template&) {
+    if (out.size() > first) {
+      DomainTemplates& last = out.back();
+      if (last.domain == k.domain && last.address.family == k.exporter.family &&
+          last.address.bytes == k.exporter.addr) {
+        ++last.templates;
+        return;
+      }
+    }
+    DomainTemplates d;
+    d.address.family = k.exporter.family;
+    d.address.bytes = k.exporter.addr;
+    d.domain = k.domain;
+    d.templates = 1;
+    out.push_back(d);
+  });
+}
+
 std::size_t Decoder::pending_count() const {
   return state_->pending.size();
 }

@@ -90,6 +90,15 @@ struct DecodeResult {
   IpAddress evicted_from;
 };
 
+// The templates one decoder holds for one exporter address and observation domain (v9 source id),
+// whatever their version and source port: what flowd_netflow_templates{exporter,
+// observation_domain} shows.
+struct DomainTemplates {
+  IpAddress address;
+  std::uint32_t domain = 0;
+  std::size_t templates = 0;
+};
+
 class Decoder {
  public:
   explicit Decoder(DecoderLimits limits = {});
@@ -104,6 +113,9 @@ class Decoder {
   // sharing the budget evicted; returns how many records were dropped.
   std::size_t expire(TimePoint now);
   std::size_t template_count() const;
+  // Appends the templates held per exporter address and domain to `out`, in key order; a pair may
+  // appear more than once (IPFIX keeps templates per source port). O(templates held).
+  void count_templates(std::vector<DomainTemplates>& out) const;
   std::size_t pending_count() const;
   std::size_t pending_bytes() const;  // bytes of the data sets held (their bodies)
   // Exporter domains with sequence, sampling or init-time state (expires with templates over UDP).

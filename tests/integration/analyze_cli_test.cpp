@@ -225,7 +225,7 @@ TEST(FlowdAnalyze, TheNetflowPluginsGzipDumpGivesWhatTheCaptureGives) {
   }
   close(sock);
   const std::string series = "flowd_netflow_records_total{version=\"10\"}";
-  EXPECT_EQ(metric_value(d.scrape_until(series, 31), series), 31);  // 30 flows + 1 options record
+  EXPECT_EQ(metric_sum(d.scrape_until(series, 31), series), 31);  // 30 flows + 1 options record
   ASSERT_EQ(d.stop(), 0);
   std::string err;
   auto from_dump = analyze_json({d.dir.file("records.json.gz")}, &err);

@@ -16,31 +16,7 @@
 namespace flowd::test {
 namespace {
 
-// One UDP socket bound to 127.0.0.<host>:0 (an exporter address of its own on loopback).
-class Exporter {
- public:
-  explicit Exporter(int host) : fd_(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(0x7F000000u | static_cast<std::uint32_t>(host));
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  }
-  ~Exporter() { close(fd_); }
-  Exporter(const Exporter&) = delete;
-  Exporter& operator=(const Exporter&) = delete;
-  void send(int port, const std::string& payload) const {
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(static_cast<std::uint16_t>(port));
-    EXPECT_EQ(
-        sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-        static_cast<ssize_t>(payload.size()));
-  }
-
- private:
-  int fd_;
-};
+using Exporter = LoopbackExporter;
 
 void put16(std::string& s, std::uint32_t v) {
   s.push_back(static_cast<char>((v >> 8) & 0xFF));
@@ -146,13 +122,13 @@ TEST(CollectorBounds, TemplateBytesAreBoundedPerExporterAddressAndInTotal) {
     }
   }
   std::string m = d.scrape_until("flowd_netflow_packets_total{version=\"10\"}", sent, 10s);
-  ASSERT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), sent) << d.proc->log();
+  ASSERT_EQ(metric_sum(m, "flowd_netflow_packets_total{version=\"10\"}"), sent) << d.proc->log();
   const long grown = rss_kib(d.proc->pid()) - baseline;
   const double bytes = metric_value(m, "flowd_netflow_template_bytes").value_or(-1);
   EXPECT_GT(bytes, 0) << m;
   EXPECT_LE(bytes, 4 << 20) << m;
   // 4 templates of ~250 KiB fit in 1 MiB for one address and 16 in all.
-  const double templates = metric_value(m, "flowd_netflow_templates").value_or(-1);
+  const double templates = metric_sum(m, "flowd_netflow_templates").value_or(-1);
   EXPECT_GE(templates, 12) << m;
   EXPECT_LE(templates, 16 + 1) << m;
   EXPECT_GT(metric_value(m, "flowd_netflow_templates_evicted_total{reason=\"exporter_bytes\"}")
@@ -194,11 +170,11 @@ TEST(CollectorBounds, ATemplateLargerThanTheExporterBoundIsRefusedAndLogged) {
   Exporter e(1);
   e.send(port, big_template(256, 8000, 0));  // about 128 KiB held
   std::string m = d.scrape_until("flowd_netflow_templates_refused_total{reason=\"too_large\"}", 1);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_templates_refused_total{reason=\"too_large\"}"), 1) << m;
-  EXPECT_EQ(metric_value(m, "flowd_netflow_templates"), 0);
-  EXPECT_EQ(metric_value(
-                m, "flowd_netflow_decode_errors_total{reason=\"template_limit\",version=\"10\"}"),
-            1)
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_templates_refused_total{reason=\"too_large\"}"), 1) << m;
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_templates"), 0);
+  EXPECT_EQ(
+      metric_sum(m, "flowd_netflow_decode_errors_total{reason=\"template_limit\",version=\"10\"}"),
+      1)
       << m;
   EXPECT_NE(d.proc->log().find("template(s) refused, each larger than "
                                "max_template_bytes_per_exporter = 65536 bytes"),
@@ -233,10 +209,10 @@ TEST(CollectorBounds, JunkCannotMultiplyMetricSeries) {
   std::string m = d.scrape_until("flowd_sflow_datagrams_total", 1000, 10s);
   double packets = 0;
   for (const char* v : {"1", "5", "9", "10", "unknown"})
-    packets += metric_value(m, std::string("flowd_netflow_packets_total{version=\"") + v + "\"}")
+    packets += metric_sum(m, std::string("flowd_netflow_packets_total{version=\"") + v + "\"}")
                    .value_or(0);
   ASSERT_EQ(packets, 1000) << m;
-  ASSERT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 1000) << m;
+  ASSERT_EQ(metric_sum(m, "flowd_sflow_datagrams_total"), 1000) << m;
   const auto versions = label_values(m, "flowd_netflow_decode_errors_total", "version");
   EXPECT_LE(versions.size(), 5u) << m;
   for (const auto& v : versions)

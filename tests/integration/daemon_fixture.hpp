@@ -71,7 +71,7 @@ class Daemon {
                            std::chrono::milliseconds timeout = 5s) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::string m = scrape();
-    while (metric_value(m, series).value_or(0) < want &&
+    while (metric_sum(m, series).value_or(0) < want &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(10ms);
       m = scrape();

@@ -132,6 +132,10 @@ TEST(GrafanaDashboard, EveryMetricItNamesIsOneFlowdExports) {
     payloads.push_back(payloads.front().substr(0, 30));  // a v5 header cut short
     for (const auto& p : payloads)
       ::sendto(fd, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&to), len);
+    // An sFlow v5 datagram cut short: the sFlow decode errors (per agent) get their series.
+    len = make_sockaddr("127.0.0.1", 6343, to);
+    const std::string short_sflow("\0\0\0\5\0\0\0\1", 8);
+    ::sendto(fd, short_sflow.data(), short_sflow.size(), 0, reinterpret_cast<sockaddr*>(&to), len);
     ::close(fd);
   }
   std::string scrape;
@@ -144,6 +148,7 @@ TEST(GrafanaDashboard, EveryMetricItNamesIsOneFlowdExports) {
       if (line.rfind("# TYPE ", 0) == 0) exported.insert(line.substr(7, line.find(' ', 7) - 7));
     if (scrape.find("flowd_fireflies_sent_total{destination=\"flow\"} 1") != std::string::npos &&
         exported.contains("flowd_netflow_decode_errors_total") &&
+        exported.contains("flowd_sflow_decode_errors_total") &&
         exported.contains("flowd_observed_bytes_total"))
       break;
     usleep(50000);

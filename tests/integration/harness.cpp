@@ -23,6 +23,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <gtest/gtest.h>
+
 extern char** environ;
 
 namespace flowd::test {
@@ -362,6 +364,27 @@ void send_udp_payloads(int port, const std::vector<std::string>& payloads) {
   close(fd);
 }
 
+LoopbackExporter::LoopbackExporter(int host) : fd_(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(0x7F000000u | static_cast<std::uint32_t>(host));
+  EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+}
+
+LoopbackExporter::~LoopbackExporter() {
+  close(fd_);
+}
+
+void LoopbackExporter::send(int port, const std::string& payload) const {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(static_cast<std::uint16_t>(port));
+  EXPECT_EQ(
+      sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+      static_cast<ssize_t>(payload.size()));
+}
+
 int free_port(int type) {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -444,6 +467,77 @@ std::optional<double> metric_value(const std::string& exposition, const std::str
     if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
   }
   return std::nullopt;
+}
+
+namespace {
+
+// The labels of "name{a="x",b="y"} value" from `at` (just past the name); false when malformed.
+bool parse_labels(const std::string& line, std::size_t at, std::map<std::string, std::string>& out,
+                  std::size_t& end) {
+  out.clear();
+  end = at;
+  if (at >= line.size() || line[at] != '{') return true;
+  std::size_t i = at + 1;
+  while (i < line.size() && line[i] != '}') {
+    const std::size_t eq = line.find('=', i);
+    if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"') return false;
+    std::string name = line.substr(i, eq - i), value;
+    std::size_t j = eq + 2;
+    for (; j < line.size() && line[j] != '"'; ++j) {
+      if (line[j] == '\\' && j + 1 < line.size()) ++j;
+      value += line[j];
+    }
+    if (j >= line.size()) return false;
+    out.emplace(std::move(name), std::move(value));
+    i = j + 1;
+    if (i < line.size() && line[i] == ',') ++i;
+  }
+  if (i >= line.size()) return false;
+  end = i + 1;
+  return true;
+}
+
+}  // namespace
+
+std::optional<double> metric_sum(const std::string& exposition, const std::string& selector) {
+  const std::size_t brace = selector.find('{');
+  const std::string name = selector.substr(0, brace);
+  std::map<std::string, std::string> want;
+  std::size_t end = 0;
+  if (brace != std::string::npos && !parse_labels(selector, brace, want, end)) return std::nullopt;
+  std::optional<double> sum;
+  std::istringstream in(exposition);
+  std::string line;
+  std::map<std::string, std::string> labels;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    const char next = line[name.size()];
+    if (next != '{' && next != ' ') continue;
+    if (!parse_labels(line, name.size(), labels, end) || end >= line.size()) continue;
+    bool match = true;
+    for (const auto& [k, v] : want) {
+      auto it = labels.find(k);
+      if (it == labels.end() || it->second != v) match = false;
+    }
+    if (match) sum = sum.value_or(0) + std::stod(line.substr(end + 1));
+  }
+  return sum;
+}
+
+std::vector<std::map<std::string, std::string>> metric_samples(const std::string& exposition,
+                                                               const std::string& name) {
+  std::vector<std::map<std::string, std::string>> out;
+  std::istringstream in(exposition);
+  std::string line;
+  std::map<std::string, std::string> labels;
+  std::size_t end = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    const char next = line[name.size()];
+    if (next != '{' && next != ' ') continue;
+    if (parse_labels(line, name.size(), labels, end)) out.push_back(labels);
+  }
+  return out;
 }
 
 }  // namespace flowd::test

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -128,6 +129,19 @@ void send_udp_payloads(int port, const std::vector<std::string>& payloads);
 // Sends `payload` from `n` UDP sockets (n exporters, distinct source ports) to 127.0.0.1:port.
 void send_from_exporters(int port, const std::string& payload, int n);
 int free_udp_port();
+// One UDP socket bound to 127.0.0.<host>:0: an exporter address of its own on loopback.
+class LoopbackExporter {
+ public:
+  explicit LoopbackExporter(int host);
+  ~LoopbackExporter();
+  LoopbackExporter(const LoopbackExporter&) = delete;
+  LoopbackExporter& operator=(const LoopbackExporter&) = delete;
+  // Sends `payload` as one datagram to 127.0.0.1:port (fails the test when it is not sent whole).
+  void send(int port, const std::string& payload) const;
+
+ private:
+  int fd_;
+};
 int free_port(int socket_type);
 // HTTP GET via libcurl; returns the body, or nullopt (status != 200 or no answer).
 std::optional<std::string> http_get(const std::string& url);
@@ -147,5 +161,12 @@ int run_shell(const std::string& cmd, const std::string& input, std::string& out
 void write_pipe(const std::string& path, const std::string& data);
 // The value of one sample ("name{labels}") in a Prometheus text exposition, or nullopt.
 std::optional<double> metric_value(const std::string& exposition, const std::string& series);
+// The sum of every sample of a metric that carries the given labels: `selector` is "name" (all of
+// its samples) or "name{a=\"x\",b=\"y\"}" (those whose labels include a="x" and b="y", whatever
+// other labels they have, e.g. the per-exporter ones). nullopt when no sample matched.
+std::optional<double> metric_sum(const std::string& exposition, const std::string& selector);
+// The label sets of every sample of `name`, as label -> value maps.
+std::vector<std::map<std::string, std::string>> metric_samples(const std::string& exposition,
+                                                               const std::string& name);
 
 }  // namespace flowd::test

@@ -70,8 +70,8 @@ TEST(NetflowEndToEnd, ScitagsFlowLabelsInAnIpfixExportBecomeFirefliesForTheColle
   EXPECT_FALSE(d.rx6.receive(10ms))
       << "an observed flow's firefly never goes to the flow's address";
   std::string m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 1);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 3);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_packets_total{version=\"10\"}"), 1);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}"), 3);
   EXPECT_EQ(
       metric_value(
           m, "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}"),
@@ -129,9 +129,9 @@ TEST(NetflowEndToEnd, WorkersShareOnePortAndKeepEachExportersTemplates) {
   EXPECT_EQ(std::stoi(out), 2) << "one socket per worker";
   send_from_exporters(nf_port, to_loopback(fixture("malformed/ipfix-flowlabel-scitags.bin")), 64);
   std::string m = d.scrape_until("flowd_netflow_records_total{version=\"10\"}", 192);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 192) << m;
-  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"), 64);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_templates"), 64);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}"), 192) << m;
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_packets_total{version=\"10\"}"), 64);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_templates"), 64);
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
   // The same three flows from every exporter: three starts, not 192.
   // Events are published after their datagram batch is decoded (and counted).
@@ -177,9 +177,9 @@ TEST(NetflowEndToEnd, ApplySamplingScalesCountersAsFlowdDecodeDoes) {
   std::string want;
   ASSERT_EQ(run_flowd({"decode", "--apply-sampling", pcap}, want, err), 0) << err;
   std::size_t records = static_cast<std::size_t>(std::count(want.begin(), want.end(), '\n'));
-  EXPECT_EQ(metric_value(d.scrape_until("flowd_netflow_records_total{version=\"9\"}",
-                                        static_cast<double>(records)),
-                         "flowd_netflow_records_total{version=\"9\"}"),
+  EXPECT_EQ(metric_sum(d.scrape_until("flowd_netflow_records_total{version=\"9\"}",
+                                      static_cast<double>(records)),
+                       "flowd_netflow_records_total{version=\"9\"}"),
             static_cast<double>(records));
   EXPECT_EQ(d.stop(), 0);
   // Compare the counters record by record (times of receipt and exporter ports differ).

@@ -61,7 +61,7 @@ class NetflowLive : public ::testing::Test {
   double wait_records(const std::string& version, double at_least) {
     double got = 0;
     for (int i = 0; i < 500 && got < at_least; ++i) {
-      got = metric_value(d.scrape(), "flowd_netflow_records_total{version=\"" + version + "\"}")
+      got = metric_sum(d.scrape(), "flowd_netflow_records_total{version=\"" + version + "\"}")
                 .value_or(0);
       if (got < at_least) usleep(10000);
     }
@@ -107,8 +107,7 @@ TEST_F(NetflowLive, SoftflowdV5V9AndIpfixOverUdpAndTcp) {
     for (auto& [k, v] : e) want[k] += v;
   }
   // IPFIX over TCP: one session, templates of its own.
-  double before =
-      metric_value(d.scrape(), "flowd_netflow_records_total{version=\"10\"}").value_or(0);
+  double before = metric_sum(d.scrape(), "flowd_netflow_records_total{version=\"10\"}").value_or(0);
   softflowd("-n 127.0.0.1:" + std::to_string(tcp_port) + " -v 10 -P tcp");
   std::string out, err;
   auto e = expected("softflowd-ipfix.pcap");

@@ -76,13 +76,13 @@ TEST(NetflowTcpCases, DefineThenWithdrawOverRealTcpSessions) {
   // Every message was decoded (10 in all) before the dump is read.
   d.scrape_until("flowd_netflow_packets_total{version=\"10\"}", static_cast<double>(messages));
   std::string m = d.scrape();
-  EXPECT_EQ(metric_value(m, "flowd_netflow_packets_total{version=\"10\"}"),
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_packets_total{version=\"10\"}"),
             static_cast<double>(messages))
       << m;
   // input, v1, v2, v3, v5, v6 and v8 each drop one data set for a withdrawn template.
   EXPECT_EQ(
-      metric_value(
-          m, "flowd_netflow_decode_errors_total{reason=\"withdrawn_template\",version=\"10\"}"),
+      metric_sum(m,
+                 "flowd_netflow_decode_errors_total{reason=\"withdrawn_template\",version=\"10\"}"),
       7)
       << m;
   EXPECT_EQ(d.stop(), 0);

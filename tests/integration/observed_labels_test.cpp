@@ -56,7 +56,7 @@ class ObservedLabels : public ::testing::Test {
 
 TEST_F(ObservedLabels, OnlyLabelsThatSpellARegisteredPairAreTags) {
   std::string m = start("");
-  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
+  ASSERT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
       << d.proc->log();
   m = d.scrape_until(
       "flowd_flow_events_total{origin=\"observed\",plugin=\"netflow\",state=\"start\"}", 3);
@@ -91,7 +91,7 @@ TEST_F(ObservedLabels, OnlyLabelsThatSpellARegisteredPairAreTags) {
 
 TEST_F(ObservedLabels, LabelNetworksTheFlowsDoNotTouchLeaveNoTag) {
   std::string m = start("label_networks = fd00:ffff::/32, 198.18.0.0/15\n");
-  ASSERT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
+  ASSERT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}"), kRecords)
       << d.proc->log();
   EXPECT_EQ(labels(m, "tag"), 0);
   EXPECT_EQ(labels(m, "outside"), 3);
@@ -109,8 +109,8 @@ TEST_F(ObservedLabels, LabelNetworksTheFlowsDoNotTouchLeaveNoTag) {
 
 TEST_F(ObservedLabels, ExportersOutsideAllowAreRefused) {
   std::string m = start("allow = 198.18.0.0/15\n", false);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_refused_total{transport=\"udp\"}"), 101);
-  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0), 0);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_refused_total{transport=\"udp\"}"), 101);
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0), 0);
   EXPECT_EQ(labels(m, "tag"), 0);
   EXPECT_NE(d.proc->log().find("refused: not in allow"), std::string::npos) << d.proc->log();
   EXPECT_EQ(d.stop(), 0);

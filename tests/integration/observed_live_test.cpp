@@ -138,9 +138,9 @@ TEST(ObservedLive, SfprobeAndIpfixOfRealTrafficTagOnlyTheMarkedFlowAndRegistered
     net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(prom[i]) + "/metrics", m[i]);
     fireflies[i] = collector[i]->receive_many(64, 2s);
   }
-  EXPECT_GT(metric_value(m[0], "flowd_sflow_samples_total").value_or(0), 100)
+  EXPECT_GT(metric_sum(m[0], "flowd_sflow_samples_total").value_or(0), 100)
       << read_file(dir.file("pmacctd.log")) << observer[0].proc->log();
-  EXPECT_GT(metric_value(m[1], "flowd_netflow_records_total{version=\"10\"}").value_or(0), 6)
+  EXPECT_GT(metric_sum(m[1], "flowd_netflow_records_total{version=\"10\"}").value_or(0), 6)
       << observer[1].proc->log();
   for (auto& o : observer) EXPECT_EQ(o.stop(), 0);
   EXPECT_EQ(marker.stop(), 0);

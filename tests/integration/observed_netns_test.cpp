@@ -61,10 +61,10 @@ TEST(ObservedNetns, NothingIsSentTowardsAddressesReadFromAnExport) {
   std::string m;
   for (int i = 0; i < 200; ++i) {
     net.exec(net.a, "curl -s http://127.0.0.1:" + std::to_string(prom_port) + "/metrics", m);
-    if (metric_value(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0) >= 2400) break;
+    if (metric_sum(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0) >= 2400) break;
     usleep(20000);
   }
-  EXPECT_EQ(metric_value(m, "flowd_netflow_records_total{version=\"10\"}"), 2400) << proc.log();
+  EXPECT_EQ(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}"), 2400) << proc.log();
   EXPECT_EQ(metric_value(m, "flowd_observed_labels_total{result=\"tag\"}"), 3);
   // The collector (the only destination observed flows may have) got exactly the three starts.
   ASSERT_EQ(got.size(), 3u) << proc.log();

@@ -48,8 +48,8 @@ TEST_F(SflowEndToEnd, SfprobeSamplesBecomeLabelsAndVolume) {
   std::string m = d.scrape_until(
       "flowd_observed_packets_total{activity=\"none\",experiment=\"none\",source=\"sflow\"}",
       389 * 4);
-  EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 60) << d.proc->log();
-  EXPECT_EQ(metric_value(m, "flowd_sflow_samples_total"), 389);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_datagrams_total"), 60) << d.proc->log();
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_samples_total"), 389);
   EXPECT_EQ(metric_value(m, "flowd_sflow_extended_records_total"), 389);
   // The collectors' series lint clean too (a name with "counter" in it did not).
   std::string lint;
@@ -85,15 +85,15 @@ TEST_F(SflowEndToEnd, MalformedDatagramsAreCountedAndTheDaemonStaysUp) {
   bad.push_back(lying);
   send_udp_payloads(port, bad);
   std::string m = d.scrape_until("flowd_sflow_datagrams_total", 4);
-  EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 4);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_datagrams_total"), 4);
   EXPECT_GE(sum(m, "flowd_sflow_decode_errors_total{"), 4) << m;
-  EXPECT_EQ(metric_value(m, "flowd_sflow_decode_errors_total{reason=\"bad_version\"}"), 1);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_decode_errors_total{reason=\"bad_version\"}"), 1);
   EXPECT_NE(d.proc->log().find("sFlow datagram from 127.0.0.1"), std::string::npos)
       << d.proc->log();
   // Still serving.
   send_udp_payloads(port, {good});
   m = d.scrape_until("flowd_sflow_datagrams_total", 5);
-  EXPECT_EQ(metric_value(m, "flowd_sflow_datagrams_total"), 5);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_datagrams_total"), 5);
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -101,8 +101,8 @@ TEST_F(SflowEndToEnd, AgentsOutsideAllowAreRefused) {
   start("allow = 198.18.0.0/15\n");
   send_udp_payloads(port, capture_payloads(kCapture, 17));
   std::string m = d.scrape_until("flowd_sflow_refused_total{transport=\"udp\"}", 60);
-  EXPECT_EQ(metric_value(m, "flowd_sflow_refused_total{transport=\"udp\"}"), 60);
-  EXPECT_EQ(metric_value(m, "flowd_sflow_samples_total").value_or(0), 0);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_refused_total{transport=\"udp\"}"), 60);
+  EXPECT_EQ(metric_sum(m, "flowd_sflow_samples_total").value_or(0), 0);
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -73,7 +73,7 @@ TEST_F(SystemdSandbox, TheTagsAndCollectorRolesWorkUnderFlowdAtService) {
   send_udp_payloads(nf_port,
                     capture_payloads(fixtures_dir() + "/netflow/pmacctd-nfprobe-v10.pcap", 17));
   std::string m = d.scrape_until("flowd_netflow_records_total{version=\"10\"}", 1);
-  EXPECT_GE(metric_value(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0), 1)
+  EXPECT_GE(metric_sum(m, "flowd_netflow_records_total{version=\"10\"}").value_or(0), 1)
       << d.proc->log();
   // A reload that restarts np_api and the backends.
   std::string next = cfg;

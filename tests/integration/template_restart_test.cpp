@@ -60,8 +60,8 @@ std::string template_file(const Daemon& d) {
 void teach_template(Daemon& d, const Exporter& exporter, int port) {
   exporter.send(port, ipfix_export(kFlows, 0, IpfixSets::kTemplateOnly));
   const auto m = d.scrape_until("flowd_netflow_templates", 1);
-  ASSERT_EQ(metric_value(m, "flowd_netflow_templates"), 1) << m << d.proc->log();
-  ASSERT_EQ(metric_value(m, kRecords).value_or(0), 0);
+  ASSERT_EQ(metric_sum(m, "flowd_netflow_templates"), 1) << m << d.proc->log();
+  ASSERT_EQ(metric_sum(m, kRecords).value_or(0), 0);
 }
 
 TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) {
@@ -79,7 +79,7 @@ TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) 
   EXPECT_NE(d.proc->log().find("took back 1 template(s)"), std::string::npos) << d.proc->log();
   exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
   auto m = d.scrape_until(kRecords, 3);
-  EXPECT_EQ(metric_value(m, kRecords), 3) << m << d.proc->log();
+  EXPECT_EQ(metric_sum(m, kRecords), 3) << m << d.proc->log();
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 0);
   EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"restored\"}"), 1);
   EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"refused\"}"), 0);
@@ -92,7 +92,7 @@ TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) 
   exporter.send(port, ipfix_export(kFlows, 2, IpfixSets::kDataOnly));
   m = d.scrape_until("flowd_netflow_pending_records", 1);
   EXPECT_EQ(metric_value(m, "flowd_netflow_pending_records"), 1) << m;
-  EXPECT_EQ(metric_value(m, kRecords).value_or(0), 0);
+  EXPECT_EQ(metric_sum(m, kRecords).value_or(0), 0);
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -117,7 +117,7 @@ TEST(TemplateRestart, APeriodicSaveOutlivesKillNine) {
   d.start(cfg);
   exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
   const auto m = d.scrape_until(kRecords, 3);
-  EXPECT_EQ(metric_value(m, kRecords), 3) << m << d.proc->log();
+  EXPECT_EQ(metric_sum(m, kRecords), 3) << m << d.proc->log();
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -135,7 +135,7 @@ TEST(TemplateRestart, ACorruptOrForeignFileIsLoggedAndIgnored) {
     Exporter exporter;
     exporter.send(port, ipfix_export(kFlows));
     const auto m = d.scrape_until(kRecords, 3);
-    EXPECT_EQ(metric_value(m, kRecords), 3);
+    EXPECT_EQ(metric_sum(m, kRecords), 3);
     EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"refused\"}"), 1);
     EXPECT_EQ(d.stop(), 0);
     // Replaced by a good file on stop.

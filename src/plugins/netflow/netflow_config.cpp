@@ -124,6 +124,15 @@ constexpr KeySpec kKeys[] = {
     {"allow", KeyType::kList, "",
      "CIDR list of exporters taken (UDP sources, TCP peers); others are dropped and counted; "
      "empty: all"},
+    {"max_exporter_series",
+     KeyType::kInt,
+     "64",
+     "exporters (address and observation domain) with series of their own in the per-exporter "
+     "metrics, the first seen first; the rest are counted under exporter=\"other\"; 0: all "
+     "under other",
+     {},
+     0,
+     100000},
 };
 
 // sflow: the same receive, tracking and trust keys; no TCP and no templates.
@@ -163,6 +172,14 @@ constexpr KeySpec kSflowKeys[] = {
     kLabelNetworksKey,
     {"allow", KeyType::kList, "",
      "CIDR list of sFlow agents taken (UDP sources); others are dropped and counted"},
+    {"max_exporter_series",
+     KeyType::kInt,
+     "64",
+     "agents (agent address and sub-agent id) with series of their own in the per-agent metrics, "
+     "the first seen first; the rest are counted under agent=\"other\"; 0: all under other",
+     {},
+     0,
+     100000},
 };
 
 std::vector<net::Prefix> prefixes(const Section& cfg, const char* key) {
@@ -241,6 +258,7 @@ NetflowConfig NetflowConfig::from(const Section& cfg, Wire wire, const ScitagsRe
   c.label_trust = *trust;
   c.label_networks = prefixes(cfg, "label_networks");
   c.allow = prefixes(cfg, "allow");
+  c.max_exporter_series = static_cast<std::size_t>(cfg.get_int("max_exporter_series"));
   return c;
 }
 

@@ -46,6 +46,8 @@ struct NetflowConfig {
   LabelTrust label_trust = LabelTrust::kRegistered;
   std::vector<net::Prefix> label_networks;
   std::vector<net::Prefix> allow;  // empty: every exporter
+  // Exporters (address, domain) or sFlow agents (address, sub-agent) with series of their own.
+  std::size_t max_exporter_series = 64;
 
   // Reads and checks a [plugin.netflow] (kNetflow) or [plugin.sflow] (kSflow) section: listen
   // endpoints, CIDR lists and rules (whose experiment and activity names `registry` resolves).

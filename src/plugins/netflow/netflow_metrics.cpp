@@ -1,31 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/netflow/netflow_metrics.hpp"
 
+#include <map>
 #include <string>
 
 #include "plugins/netflow/tcp_sessions.hpp"
 
 namespace flowd::netflow {
 
-ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
+ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire, std::size_t max_exporter_series)
+    : series_(m, wire, max_exporter_series) {
   const std::string prefix = wire == Wire::kSflow ? "flowd_sflow_" : "flowd_netflow_";
   if (wire == Wire::kNetflow) {
-    auto& packets = prometheus::BuildCounter()
-                        .Name("flowd_netflow_packets_total")
-                        .Help("Export packets (UDP datagrams, TCP messages) received, by version")
-                        .Register(m);
-    auto& records = prometheus::BuildCounter()
-                        .Name("flowd_netflow_records_total")
-                        .Help("Flow records decoded, by version")
-                        .Register(m);
-    errors_ = &prometheus::BuildCounter()
-                   .Name("flowd_netflow_decode_errors_total")
-                   .Help("Problems found while decoding exports, by version and reason")
-                   .Register(m);
-    for (std::size_t i = 0; i < kVersions.size(); ++i) {
-      packets_[i] = &packets.Add({{"version", std::string(kVersions[i])}});
-      records_[i] = &records.Add({{"version", std::string(kVersions[i])}});
-    }
     auto& evicted = prometheus::BuildCounter()
                         .Name("flowd_netflow_templates_evicted_total")
                         .Help(
@@ -65,34 +51,7 @@ ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
     for (std::size_t i = 0; i < kTcpClosureCount; ++i)
       tcp_closed_[i] =
           &closed.Add({{"reason", std::string(to_string(static_cast<TcpClosure>(i)))}});
-    lost_ = &prometheus::BuildCounter()
-                 .Name("flowd_netflow_sequence_lost_total")
-                 .Help("Records or packets missing according to the exporters' sequence numbers")
-                 .Register(m)
-                 .Add({});
   } else {
-    packets_[0] = &prometheus::BuildCounter()
-                       .Name("flowd_sflow_datagrams_total")
-                       .Help("sFlow datagrams received")
-                       .Register(m)
-                       .Add({});
-    records_[0] = &prometheus::BuildCounter()
-                       .Name("flowd_sflow_samples_total")
-                       .Help("sFlow flow samples decoded")
-                       .Register(m)
-                       .Add({});
-    auto& errors = prometheus::BuildCounter()
-                       .Name("flowd_sflow_decode_errors_total")
-                       .Help("Problems found while decoding sFlow datagrams, by reason")
-                       .Register(m);
-    for (std::size_t i = 0; i < collector::kSflowErrorCount; ++i)
-      sflow_errors_[i] = &errors.Add(
-          {{"reason", std::string(collector::to_string(static_cast<collector::SflowError>(i)))}});
-    lost_ = &prometheus::BuildCounter()
-                 .Name("flowd_sflow_sequence_lost_total")
-                 .Help("Datagrams missing according to the agents' sequence numbers")
-                 .Register(m)
-                 .Add({});
     sflow_counter_samples_ = &prometheus::BuildCounter()
                                   .Name("flowd_sflow_counters_samples_total")
                                   .Help("sFlow counter samples received (skipped)")
@@ -121,41 +80,28 @@ ReceiveMetrics::ReceiveMetrics(prometheus::Registry& m, Wire wire) {
                    .Add({});
 }
 
-std::size_t ReceiveMetrics::version_slot(int v) {
-  switch (v) {
-    case 1:
-      return 0;
-    case 5:
-      return 1;
-    case 9:
-      return 2;
-    case 10:
-      return 3;
-    default:
-      return 4;
-  }
-}
-
-void ReceiveMetrics::count_export(const collector::DecodeResult& r) {
+void ReceiveMetrics::count_export(const collector::DecodeResult& r, ExporterCounters& c) {
   const std::size_t v = version_slot(r.version);
-  packets_[v]->Increment();
-  if (r.records) records_[v]->Increment(static_cast<double>(r.records));
-  if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
-  for (auto e : r.errors) count_error(r.version, e);
+  series_.packets(c, v).Increment();
+  if (series_.is_other(c)) series_.count_folded();
+  if (r.records) series_.records(c, v).Increment(static_cast<double>(r.records));
+  if (r.sequence_lost) series_.lost(c).Increment(static_cast<double>(r.sequence_lost));
+  for (auto e : r.errors) count_error(r.version, e, c);
   for (std::size_t i = 0; i < r.templates_evicted.size(); ++i)
     if (r.templates_evicted[i]) evicted_[i]->Increment(r.templates_evicted[i]);
   for (std::size_t i = 0; i < r.templates_refused.size(); ++i)
     if (r.templates_refused[i]) template_refused_[i]->Increment(r.templates_refused[i]);
 }
 
-void ReceiveMetrics::count_sflow(const collector::SflowResult& r) {
-  packets_[0]->Increment();
-  if (r.records) records_[0]->Increment(static_cast<double>(r.records));
-  if (r.sequence_lost) lost_->Increment(static_cast<double>(r.sequence_lost));
+void ReceiveMetrics::count_sflow(const collector::SflowResult& r, ExporterCounters& c) {
+  series_.packets(c, 0).Increment();
+  if (series_.is_other(c)) series_.count_folded();
+  if (r.records) series_.records(c, 0).Increment(static_cast<double>(r.records));
+  if (r.sequence_lost) series_.lost(c).Increment(static_cast<double>(r.sequence_lost));
   if (r.counter_samples) sflow_counter_samples_->Increment(static_cast<double>(r.counter_samples));
   if (r.extended_records) sflow_extended_->Increment(static_cast<double>(r.extended_records));
   for (std::size_t i = 0; i < r.errors.size(); ++i)
-    if (r.errors[i]) sflow_errors_[i]->Increment(r.errors[i]);
+    if (r.errors[i]) series_.error(c, 0, i).Increment(r.errors[i]);
 }
 
 void ReceiveMetrics::count_tcp_refused(TcpRefusal r) {
@@ -166,11 +112,8 @@ void ReceiveMetrics::count_tcp_closed(TcpClosure c) {
   if (auto* counter = tcp_closed_[static_cast<std::size_t>(c)]) counter->Increment();
 }
 
-void ReceiveMetrics::count_error(int version, collector::DecodeError e) {
-  errors_
-      ->Add({{"version", std::string(kVersions[version_slot(version)])},
-             {"reason", std::string(collector::to_string(e))}})
-      .Increment();
+void ReceiveMetrics::count_error(int version, collector::DecodeError e, ExporterCounters& c) {
+  series_.error(c, version_slot(version), static_cast<std::size_t>(e)).Increment();
 }
 
 namespace {
@@ -189,15 +132,33 @@ prometheus::MetricFamily gauge(const char* name, const char* help, double v) {
 }  // namespace
 
 std::vector<prometheus::MetricFamily> DecoderGauges::Collect() const {
-  double t = 0, p = 0, pb = 0, s = 0;
+  double p = 0, pb = 0, s = 0;
+  std::vector<collector::DomainTemplates> by_exporter;
   for (const auto* c : counts_) {
-    t += static_cast<double>(c->templates.load(std::memory_order_relaxed));
     p += static_cast<double>(c->pending.load(std::memory_order_relaxed));
     pb += static_cast<double>(c->pending_bytes.load(std::memory_order_relaxed));
     s += static_cast<double>(c->tcp_sessions.load(std::memory_order_relaxed));
+    std::lock_guard lock(c->mu);
+    by_exporter.insert(by_exporter.end(), c->by_exporter.begin(), c->by_exporter.end());
+  }
+  // Per series: "other" is always there, the exporters with series of their own when they hold
+  // templates.
+  std::map<prometheus::Labels, double> templates{{series_->other().labels, 0.0}};
+  for (const auto& d : by_exporter)
+    templates[series_->counted_under(SeriesKey{d.address, d.domain, true})] +=
+        static_cast<double>(d.templates);
+  prometheus::MetricFamily t;
+  t.name = "flowd_netflow_templates";
+  t.help = "Templates known (UDP exporters and TCP sessions), by exporter and observation domain";
+  t.type = prometheus::MetricType::Gauge;
+  for (const auto& [labels, n] : templates) {
+    prometheus::ClientMetric m;
+    for (const auto& [name, value] : labels) m.label.push_back({name, value});
+    m.gauge.value = n;
+    t.metric.push_back(std::move(m));
   }
   return {
-      gauge("flowd_netflow_templates", "Templates known (UDP exporters and TCP sessions)", t),
+      std::move(t),
       gauge("flowd_netflow_template_bytes",
             "Bytes the templates hold, as bounded by max_template_bytes (fields, raw records, "
             "bookkeeping)",

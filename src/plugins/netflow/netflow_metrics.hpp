@@ -2,9 +2,10 @@
 // The receive-side metrics of one netflow or sflow plugin instance: packets, records, decode
 // errors, sequence losses, refused exporters, templates evicted and refused, and tracker overflow
 // (flowd_netflow_* or flowd_sflow_*), plus the template and held-data gauges summed over the
-// receive workers at scrape time. Every label comes from a closed set (docs/metrics-labels.md):
-// the version label is one of 1, 5, 9, 10, unknown, whatever the first bytes of a datagram say.
-// Counters are thread-safe (prometheus-cpp).
+// receive workers at scrape time. Every label comes from a closed set or is capped
+// (docs/metrics-labels.md): the version label is one of 1, 5, 9, 10, unknown, whatever the first
+// bytes of a datagram say; the exporter labels are capped by max_exporter_series
+// (exporter_series.hpp). Counters are thread-safe (prometheus-cpp).
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -16,12 +17,14 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
 #include "collector/decoder.hpp"
 #include "collector/sflow.hpp"
 #include "collector/template_budget.hpp"
+#include "plugins/netflow/exporter_series.hpp"
 #include "plugins/netflow/netflow_config.hpp"
 
 namespace flowd::netflow {
@@ -31,14 +34,19 @@ enum class TcpClosure : std::uint8_t;
 
 class ReceiveMetrics {
  public:
-  ReceiveMetrics(prometheus::Registry& registry, Wire wire);
+  // `max_exporter_series`: exporters (sFlow agents) with per-exporter series of their own.
+  ReceiveMetrics(prometheus::Registry& registry, Wire wire, std::size_t max_exporter_series);
 
-  // One NetFlow/IPFIX export packet (UDP datagram or TCP message) decoded.
-  void count_export(const collector::DecodeResult& r);
-  // One sFlow datagram decoded.
-  void count_sflow(const collector::SflowResult& r);
+  // The per-exporter series, for the workers' caches and the template gauge.
+  ExporterSeries& series() { return series_; }
+
+  // One NetFlow/IPFIX export packet (UDP datagram or TCP message) decoded, from the exporter
+  // whose series are `c`.
+  void count_export(const collector::DecodeResult& r, ExporterCounters& c);
+  // One sFlow datagram decoded, from the agent whose series are `c`.
+  void count_sflow(const collector::SflowResult& r, ExporterCounters& c);
   // A problem found outside the decoder (an IPFIX stream out of sync).
-  void count_error(int version, collector::DecodeError e);
+  void count_error(int version, collector::DecodeError e, ExporterCounters& c);
   void count_refused_udp() { refused_udp_->Increment(); }
   void count_refused_tcp() { refused_tcp_->Increment(); }
   void count_overflow(std::size_t flows) { overflow_->Increment(static_cast<double>(flows)); }
@@ -47,14 +55,7 @@ class ReceiveMetrics {
   void count_tcp_closed(TcpClosure c);
 
  private:
-  static constexpr std::array<std::string_view, 5> kVersions{"1", "5", "9", "10", "unknown"};
-  static std::size_t version_slot(int version);
-
-  prometheus::Family<prometheus::Counter>* errors_ = nullptr;  // netflow: {version, reason}
-  // One series per version from the start; looked up by index per packet, not by label.
-  std::array<prometheus::Counter*, kVersions.size()> packets_{}, records_{};
-  prometheus::Counter* lost_ = nullptr;
-  std::array<prometheus::Counter*, collector::kSflowErrorCount> sflow_errors_{};
+  ExporterSeries series_;
   prometheus::Counter *sflow_counter_samples_ = nullptr, *sflow_extended_ = nullptr;
   prometheus::Counter *refused_udp_ = nullptr, *refused_tcp_ = nullptr, *overflow_ = nullptr;
   // netflow: templates evicted and refused by the byte and count bounds, by reason
@@ -67,23 +68,32 @@ class ReceiveMetrics {
 struct DecoderCounts {
   std::atomic<std::size_t> templates{0}, pending{0}, pending_bytes{0};
   std::atomic<std::size_t> tcp_sessions{0};  // worker 0 only
+  // Templates per exporter address and domain (its UDP decoder and, worker 0, its TCP sessions'),
+  // refreshed when their count changes (past 1,024 templates at most once a second), and on the
+  // worker's timer.
+  mutable std::mutex mu;
+  std::vector<collector::DomainTemplates> by_exporter;  // guarded by mu
 };
 
-// flowd_netflow_templates, flowd_netflow_pending_records, flowd_netflow_pending_bytes and
-// flowd_netflow_tcp_sessions, summed over the workers when scraped: each worker publishes its own
-// counts, and a sum taken by one worker could be stale by the time another's is newer;
-// flowd_netflow_template_bytes, read from the budget every decoder shares. The counts must outlive
-// the collector's registration in the MetricsHub.
+// flowd_netflow_templates{exporter, observation_domain}, flowd_netflow_pending_records,
+// flowd_netflow_pending_bytes and flowd_netflow_tcp_sessions, summed over the workers when
+// scraped: each worker publishes its own counts, and a sum taken by one worker could be stale by
+// the time another's is newer; flowd_netflow_template_bytes, read from the budget every decoder
+// shares. The templates of exporters without series of their own are summed under
+// exporter="other". The counts and the series must outlive the collector's registration in the
+// MetricsHub.
 class DecoderGauges final : public prometheus::Collectable {
  public:
   DecoderGauges(std::vector<const DecoderCounts*> counts,
-                std::shared_ptr<const collector::TemplateBudget> budget)
-      : counts_(std::move(counts)), budget_(std::move(budget)) {}
+                std::shared_ptr<const collector::TemplateBudget> budget,
+                const ExporterSeries& series)
+      : counts_(std::move(counts)), budget_(std::move(budget)), series_(&series) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<const DecoderCounts*> counts_;
   std::shared_ptr<const collector::TemplateBudget> budget_;
+  const ExporterSeries* series_;
 };
 
 }  // namespace flowd::netflow

@@ -26,6 +26,7 @@
 #include "flowd/record_sink.hpp"
 #include "flowd/stop_fd.hpp"
 #include "flowd/thread_name.hpp"
+#include "plugins/netflow/exporter_series.hpp"
 #include "plugins/netflow/flow_tracker.hpp"
 #include "plugins/netflow/netflow_config.hpp"
 #include "plugins/netflow/netflow_metrics.hpp"
@@ -44,6 +45,8 @@ namespace {
 // templates, since the kernel hashes an exporter's datagrams to one socket. Worker 0 also serves
 // IPFIX over TCP and the idle-flow timer, on the plugin's own thread.
 struct Worker {
+  explicit Worker(ExporterSeries& series) : exporters(series) {}
+
   std::vector<net::UdpListener> udp;
   collector::Decoder decoder;
   collector::SflowDecoder sflow;  // the sflow plugin's
@@ -51,6 +54,12 @@ struct Worker {
   std::vector<FlowID> events;
   VolumeBatch volume;
   DecoderCounts counts;
+  // The per-exporter counters of the exporters this worker has seen.
+  ExporterCache exporters;
+  // When counts.by_exporter was last refreshed, and whether the templates changed since.
+  std::chrono::steady_clock::time_point templates_published{};
+  bool templates_changed = false;
+  std::vector<collector::DomainTemplates> by_exporter;  // scratch, swapped into counts
   // The records of one batch as JSON lines for the dump and a record sink
   // (flowd/record_sink.hpp), reused; the sink's key is the exporter's address (record_key_of).
   collector::RecordJsonWriter json_writer;
@@ -75,7 +84,7 @@ class NetflowPlugin final : public Plugin {
         records_(ctx.records),
         heartbeats_(ctx.heartbeats),
         observed_(ctx.metrics),
-        metrics_(ctx.metrics, cfg_.wire),
+        metrics_(ctx.metrics, cfg_.wire, cfg_.max_exporter_series),
         tracker_(cfg_.rules, LabelPolicy(cfg_.label_trust, cfg_.label_networks), cfg_.idle_timeout,
                  cfg_.max_flows),
         tcp_(TcpSessionLimits{.max_sessions = cfg_.max_tcp_sessions,
@@ -88,13 +97,13 @@ class NetflowPlugin final : public Plugin {
                    cfg_.wire == Wire::kNetflow ? &ctx.metrics : nullptr) {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {
-      workers_.push_back(std::make_unique<Worker>());
+      workers_.push_back(std::make_unique<Worker>(metrics_.series()));
       workers_.back()->decoder = collector::Decoder(limits_);
       workers_.back()->sflow = collector::SflowDecoder(cfg_.sflow_limits);
       counts.push_back(&workers_.back()->counts);
     }
     if (cfg_.wire == Wire::kNetflow) {
-      gauges_.emplace(std::move(counts), limits_.budget);
+      gauges_.emplace(std::move(counts), limits_.budget, metrics_.series());
       hub_.add(&*gauges_);
     }
   }
@@ -228,7 +237,7 @@ class NetflowPlugin final : public Plugin {
         }
       }
       out.publish(w.events);
-      publish_counts(w);
+      publish_counts(w, true);
     };
     auto on_ready = [&](int fd) {
       w.events.clear();
@@ -323,7 +332,8 @@ class NetflowPlugin final : public Plugin {
     }
     if (state == TcpSession::State::kOutOfSync) {
       metrics_.count_tcp_closed(TcpClosure::kOutOfSync);
-      metrics_.count_error(10, collector::DecodeError::kBadLength);
+      metrics_.count_error(10, collector::DecodeError::kBadLength,
+                           series_of(w, SeriesKey{.address = s.peer().address}));
       limited_warn(*log_, session_limiter_,
                    "IPFIX session from {}: message length {} < 16 or not IPFIX; closing it",
                    s.peer().to_string(), s.bad_length());
@@ -338,7 +348,7 @@ class NetflowPlugin final : public Plugin {
     auto r = d.decode(bytes, from, now, w.records);
     publish_counts(
         w);  // before the counters: whoever sees the records counted sees their templates
-    metrics_.count_export(r);
+    metrics_.count_export(r, series_of(w, netflow_series_key(bytes, from.address)));
     for (auto e : r.errors) {
       std::uint64_t held = 0;
       if (limiter_.allow(held))
@@ -385,7 +395,7 @@ class NetflowPlugin final : public Plugin {
                     TimePoint now) {
     w.records.clear();
     auto r = w.sflow.decode(bytes, from, now, w.records);
-    metrics_.count_sflow(r);
+    metrics_.count_sflow(r, series_of(w, sflow_series_key(bytes, from.address)));
     for (std::size_t i = 0; i < r.errors.size(); ++i) {
       if (r.errors[i] == 0) continue;
       std::uint64_t held = 0;
@@ -462,6 +472,25 @@ class NetflowPlugin final : public Plugin {
     }
   }
 
+  // The worker's counters for `key`; the first exporter put under "other" is logged, and then at
+  // most one a minute.
+  ExporterCounters& series_of(Worker& w, const SeriesKey& key) {
+    bool folded = false;
+    ExporterCounters& c = w.exporters.get(key, folded);
+    if (folded) {
+      const bool sflow = cfg_.wire == Wire::kSflow;
+      limited_warn(
+          *log_, fold_limiter_,
+          "{} {}{} is counted under {}=\"other\": max_exporter_series = {} {} have "
+          "series of their own",
+          sflow ? "sFlow agent" : "exporter", key.address.to_string(),
+          key.has_domain ? fmt::format(" {} {}", sflow ? "sub-agent" : "domain", key.domain)
+                         : std::string(),
+          sflow ? "agent" : "exporter", cfg_.max_exporter_series, sflow ? "agents" : "exporters");
+    }
+    return c;
+  }
+
   bool allowed(const IpAddress& a) const {
     if (cfg_.allow.empty()) return true;
     for (const auto& p : cfg_.allow)
@@ -476,8 +505,10 @@ class NetflowPlugin final : public Plugin {
                  held ? fmt::format(" ({} more not logged)", held) : "");
   }
 
-  // What the scrape-time gauges read. TCP sessions belong to worker 0.
-  void publish_counts(Worker& w) {
+  // What the scrape-time gauges read. TCP sessions belong to worker 0. The templates per exporter
+  // take a walk over every template: done when their count changed (past 1,024 templates at most
+  // once a second) and on the timer (`tick`).
+  void publish_counts(Worker& w, bool tick = false) {
     std::size_t t = w.decoder.template_count(), p = w.decoder.pending_count(),
                 pb = w.decoder.pending_bytes();
     if (&w == workers_.front().get()) {
@@ -488,9 +519,29 @@ class NetflowPlugin final : public Plugin {
       }
       w.counts.tcp_sessions.store(tcp_.size(), std::memory_order_relaxed);
     }
+    if (cfg_.wire == Wire::kNetflow) publish_templates(w, t, tick);
     w.counts.templates.store(t, std::memory_order_relaxed);
     w.counts.pending.store(p, std::memory_order_relaxed);
     w.counts.pending_bytes.store(pb, std::memory_order_relaxed);
+  }
+
+  void publish_templates(Worker& w, std::size_t total, bool tick) {
+    if (total != w.counts.templates.load(std::memory_order_relaxed)) w.templates_changed = true;
+    if (!w.templates_changed && !tick) return;
+    const auto now = std::chrono::steady_clock::now();
+    // A small store is walked at once (microseconds); a large one at most once a second, so that
+    // thousands of exporters sending their first templates do not cost a walk each.
+    if (!tick && total > kTemplatesWalkedAtOnce &&
+        now - w.templates_published < std::chrono::seconds(1))
+      return;
+    w.templates_published = now;
+    w.templates_changed = false;
+    w.by_exporter.clear();
+    w.decoder.count_templates(w.by_exporter);
+    if (&w == workers_.front().get())
+      for (const auto& [fd, s] : tcp_.sessions()) s.decoder().count_templates(w.by_exporter);
+    std::lock_guard lock(w.counts.mu);
+    w.counts.by_exporter.swap(w.by_exporter);
   }
 
   void close_all() {
@@ -498,8 +549,9 @@ class NetflowPlugin final : public Plugin {
     dump_.close();
   }
 
-  static constexpr std::size_t kBatch = 32;           // datagrams per recvmmsg
-  static constexpr std::size_t kMaxDatagram = 65536;  // any UDP payload fits
+  static constexpr std::size_t kTemplatesWalkedAtOnce = 1024;  // see publish_templates
+  static constexpr std::size_t kBatch = 32;                    // datagrams per recvmmsg
+  static constexpr std::size_t kMaxDatagram = 65536;           // any UDP payload fits
 
   // cfg_.limits with the template budget every decoder of this plugin shares (its workers' and its
   // TCP sessions'), so that the byte bounds hold across all of them.
@@ -528,7 +580,8 @@ class NetflowPlugin final : public Plugin {
   RecordDump dump_;
   TemplateKeeper templates_;  // netflow only (an empty path otherwise)
   LogLimiter limiter_, refused_limiter_, overflow_limiter_, template_limiter_, tcp_limiter_,
-      session_limiter_;  // thread-safe
+      session_limiter_;                                  // thread-safe
+  LogLimiter fold_limiter_{1, std::chrono::minutes(1)};  // exporters put under "other"
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* name) {
