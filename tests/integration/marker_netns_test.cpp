@@ -589,6 +589,26 @@ TEST_F(MarkerNetns, ASecondFlowdOnTheSameInterfaceIsRefusedWhileTheFirstLives) {
   EXPECT_FALSE(has_clsact(net->veth_a));
 }
 
+// try15 DEFECT (failing on purpose): an interface named twice (`interfaces = vethA, vethA`) makes
+// flowd refuse to start, blaming "another flowd (pid N)" where N is its own pid: the second entry
+// asks for the lock the first entry just took. Expected: the duplicate is merged (or refused as a
+// duplicate by the configuration check), not reported as a foreign flowd.
+TEST_F(MarkerNetns, Try15DefectAnInterfaceNamedTwiceIsNotAnotherFlowd) {
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", " + net->veth_a);
+  auto flowd = start_flowd(cfg);
+  const bool ready = notify->wait_for("READY=1").has_value();
+  EXPECT_EQ(flowd->log().find("another flowd (pid " + std::to_string(flowd->pid()) + ")"),
+            std::string::npos)
+      << flowd->log();
+  EXPECT_TRUE(ready) << flowd->log();
+  if (flowd->running()) {
+    flowd->signal(SIGTERM);
+    EXPECT_EQ(flowd->wait(5s), 0);
+  }
+}
+
 // Nor may a second flowd share the first one's pinned map (on another interface): its starts and
 // ends would change the first one's marks.
 TEST_F(MarkerNetns, ASecondFlowdDoesNotShareALiveFlowdsPinnedMap) {
