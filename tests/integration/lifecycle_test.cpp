@@ -383,6 +383,10 @@ TEST(Cli, ComponentConfigErrorsNameTheFileOnce) {
        "[plugin.netstat] rules: '99999 cms 4': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'"},
       {"plugins = netlink\n[plugin.netlink]\nexperiment = 2\ninternal_networks = 10.0.0.0/33\n",
        "[plugin.netlink] internal_networks: '10.0.0.0/33'"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 1094 cms Cache, 1094 atlas default\n",
+       "[plugin.netlink] rules: '1094 atlas default': local port 1094 has a rule already"},
+      {"plugins = kernel\n[plugin.kernel]\nrules = 1094 2 9, 2811 2 9, 1094 2 9\n",
+       "[plugin.kernel] rules: '1094 2 9': local port 1094 has a rule already"},
       {"plugins = netlink\n[plugin.netlink]\nexperiment = nosuch\n",
        "[plugin.netlink] experiment/activity: unknown experiment 'nosuch'"},
       {"plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
