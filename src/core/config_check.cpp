@@ -18,17 +18,22 @@ bool is_url(const std::string& s) {
 }
 
 template <typename Create>
-void build(const std::string& section, Create&& create) {
+void build(const std::string& path, const std::string& section, Create&& create) {
   try {
     create();
-  } catch (const ConfigError&) {
-    throw;
+  } catch (const ConfigError& e) {
+    throw ConfigError(in_config_file(path, e.what()));
   } catch (const std::exception& e) {
-    throw ConfigError("[" + section + "] " + e.what());
+    throw ConfigError(in_config_file(path, "[" + section + "] " + e.what()));
   }
 }
 
 }  // namespace
+
+std::string in_config_file(const std::string& path, const std::string& message) {
+  if (path.empty() || message.starts_with(path + ": ")) return message;
+  return path + ": " + message;
+}
 
 std::string check_components(const Config& c) {
   // A download is start-up's work: the check must neither wait on the network nor depend on it.
@@ -50,10 +55,10 @@ void check_components(const Config& c, std::shared_ptr<const ScitagsRegistry> re
               .work_dir = c.core.get("work_dir")};
   for (const auto& p : c.plugins) {
     std::string name(p.info->name);
-    build("plugin." + name, [&] { p.info->create(p.section, ctx, name.c_str()); });
+    build(c.path, "plugin." + name, [&] { p.info->create(p.section, ctx, name.c_str()); });
   }
   for (const auto& b : c.backends)
-    build("backend." + std::string(b.info->name), [&] { b.info->create(b.section, ctx); });
+    build(c.path, "backend." + std::string(b.info->name), [&] { b.info->create(b.section, ctx); });
 }
 
 }  // namespace flowd

@@ -252,9 +252,11 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     if (!startup.stop_requested()) check_components(config, registry.get());
     if (!startup.stop_requested()) runtime.apply(config);
   } catch (const ConfigError& e) {
-    // A value only a component can check (a registry name, an interface): still a config error.
-    log->error("{}", e.what());
-    sd_notifyf(0, "STATUS=configuration error: %s", e.what());
+    // A value only a component can check (a registry name, an interface): still a config error,
+    // in the file named once (check_components names it; a component's start() does not).
+    const std::string why = in_config_file(config.path, e.what());
+    log->error("{}", why);
+    sd_notifyf(0, "STATUS=configuration error: %s", why.c_str());
     runtime.stop_all();
     return 2;
   } catch (const std::exception& e) {

@@ -481,6 +481,46 @@ TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNo
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// The kernel plugin takes the marker's map at its own start: a marker added by a reload that keeps
+// the plugin running does not give it first-packet marks. The reload's log says so, and a reload
+// that restarts the plugin (its section changed) turns them on (issue 15).
+TEST_F(KernelNetns, AMarkerAddedByAReloadSaysTheKeptPluginDoesNotMarkFromTheFirstPacket) {
+  const std::string keys = kTagKeys;
+  start_flowd(config("kernel", keys), "following TCP state changes");
+  const std::string kept =
+      "the kernel plugin, which kept running through this reload, does not mark from the first "
+      "packet";
+  auto count = [&](const std::string& text) {
+    const std::string log = proc->log();
+    int n = 0;
+    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  auto reload = [&](const std::string& cfg, int nth) {
+    dir.write("flowd.cfg", cfg);
+    proc->signal(SIGHUP);
+    for (int i = 0; i < 1000 && count("reloaded: ") < nth; ++i) usleep(10000);
+    ASSERT_EQ(count("reloaded: "), nth) << proc->log();
+  };
+  EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
+  reload(config_with_marker("kernel", keys), 1);
+  EXPECT_EQ(count(kept), 1) << proc->log();
+  EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
+  reload(config_with_marker("kernel", keys + "interval = 3s\n"), 2);
+  EXPECT_EQ(count("marking from the first packet"), 1) << "restarted, the plugin takes the map\n"
+                                                       << proc->log();
+  EXPECT_EQ(count(kept), 1) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+
+  // Both in the configuration from the start: marked from the first packet, nothing to say.
+  start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
+  EXPECT_EQ(count("marking from the first packet"), 1) << proc->log();
+  EXPECT_EQ(count(kept), 0) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Without CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN (root with an empty capability set), the plugin says
 // why in one line and polls with sock_diag like the netlink plugin.
 TEST_F(KernelNetns, WithoutCapabilitiesItSaysWhyAndPolls) {

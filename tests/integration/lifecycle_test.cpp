@@ -365,6 +365,58 @@ TEST(Cli, CheckPrintAndConvertConfig) {
   EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
 }
 
+// A component's configuration error names the file as the key table's do (the README's promise):
+// "flowd: bad.cfg: [plugin.kernel] ring_buffer_size: ...", the path exactly once (issue 15). And
+// the ebpf marker's interfaces: an entry listed twice, or a pattern whose '[' does not close (which
+// would match nothing, silently), are refused naming the key and the entry.
+TEST(Cli, ComponentConfigErrorsNameTheFileOnce) {
+  TempDir dir;
+  const std::string head = "[flowd]\nwork_dir = " + dir.file("cache") + "\n";
+  const struct {
+    std::string config, expected;
+  } cases[] = {
+      {"plugins = kernel\n[plugin.kernel]\nexperiment = 2\nring_buffer_size = 4097\n",
+       "[plugin.kernel] ring_buffer_size: 4097 is not a power of two"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 1094 nosuch default\n",
+       "[plugin.netlink] rules: '1094 nosuch default': unknown experiment 'nosuch'"},
+      {"plugins = netstat\n[plugin.netstat]\nrules = 99999 cms 4\n",
+       "[plugin.netstat] rules: '99999 cms 4': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'"},
+      {"plugins = netlink\n[plugin.netlink]\nexperiment = 2\ninternal_networks = 10.0.0.0/33\n",
+       "[plugin.netlink] internal_networks: '10.0.0.0/33'"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 1094 cms Cache, 1094 atlas default\n",
+       "[plugin.netlink] rules: '1094 atlas default': local port 1094 has a rule already"},
+      {"plugins = kernel\n[plugin.kernel]\nrules = 1094 2 9, 2811 2 9, 1094 2 9\n",
+       "[plugin.kernel] rules: '1094 2 9': local port 1094 has a rule already"},
+      {"plugins = netlink\n[plugin.netlink]\nexperiment = nosuch\n",
+       "[plugin.netlink] experiment/activity: unknown experiment 'nosuch'"},
+      {"plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
+           "\n[backend.ebpf]\ninterfaces = vc, vc\n",
+       "[backend.ebpf] interfaces: 'vc' is listed twice"},
+      {"plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
+           "\n[backend.ebpf]\ninterfaces = eth0, ve[\n",
+       "[backend.ebpf] interfaces: 've[': the '[' at position 3 opens no bracket expression"},
+      {"plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
+           "\n[backend.ebpf]\ninterfaces = ve[!]\n",
+       "[backend.ebpf] interfaces: 've[!]': the '[' at position 3 opens no bracket expression"},
+  };
+  for (const auto& c : cases) {
+    dir.write("bad.cfg", head + c.config);
+    std::string out, err;
+    EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("bad.cfg")}, out, err), 2) << c.config;
+    const std::string expected = "flowd: " + dir.file("bad.cfg") + ": " + c.expected;
+    EXPECT_EQ(err.rfind(expected, 0), 0u) << "expected " << expected << "\ngot " << err;
+    EXPECT_EQ(err.find(dir.file("bad.cfg")), err.rfind(dir.file("bad.cfg")))
+        << "the file is named once: " << err;
+  }
+  // Patterns whose brackets close are accepted, ']' first in them and [:class:] included.
+  dir.write("good.cfg",
+            head + "plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
+                "\n[backend.ebpf]\ninterfaces = ve[0-9]*, eth[]x], en[![:digit:]]*, "
+                "lo, v?\n");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("good.cfg")}, out, err), 0) << err;
+}
+
 // The original's shipped etc/flowd.cfg (netstat with no experiment) is refused by the check as
 // by the start, naming the key.
 TEST(Cli, CheckConfigRefusesTheOriginalsShippedFile) {

@@ -589,6 +589,28 @@ TEST_F(MarkerNetns, ASecondFlowdOnTheSameInterfaceIsRefusedWhileTheFirstLives) {
   EXPECT_FALSE(has_clsact(net->veth_a));
 }
 
+// An interface named twice (`interfaces = vethA, vethA`) made flowd refuse to start, blaming
+// "another flowd (pid N)" where N was its own pid: the second entry asked for the lock the first
+// entry had just taken. The configuration check refuses the duplicate, naming the key and the
+// entry, before anything is attached (issue 15).
+TEST_F(MarkerNetns, AnInterfaceNamedTwiceIsRefusedAsADuplicateNotAnotherFlowd) {
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", " + net->veth_a);
+  auto flowd = start_flowd(cfg);
+  EXPECT_EQ(flowd->wait(10s), 2) << flowd->log();
+  EXPECT_EQ(flowd->log().find("another flowd (pid " + std::to_string(flowd->pid()) + ")"),
+            std::string::npos)
+      << flowd->log();
+  const std::string expected =
+      dir.file("flowd.cfg") + ": [backend.ebpf] interfaces: '" + net->veth_a + "' is listed twice";
+  EXPECT_NE(flowd->log().find(expected), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 0);
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("flowd.cfg")}, out, err), 2) << err;
+  EXPECT_NE(err.find(expected), std::string::npos) << err;
+}
+
 // Nor may a second flowd share the first one's pinned map (on another interface): its starts and
 // ends would change the first one's marks.
 TEST_F(MarkerNetns, ASecondFlowdDoesNotShareALiveFlowdsPinnedMap) {
@@ -882,6 +904,9 @@ TEST_F(MarkerNetns, WithoutInterfacesOrAnyGlobalAddressFlowdStartsAndAttachesLat
   auto flowd = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
   EXPECT_TRUE(log_says(*flowd, "no interface has a global IPv6 address yet")) << flowd->log();
+  EXPECT_NE(flowd->log().find("on no interface yet (each one as it gains a global IPv6 address)"),
+            std::string::npos)
+      << flowd->log();
   EXPECT_EQ(filters(), 0);
   ASSERT_EQ(
       net->exec(net->a, "ip addr add " + net->addr_a + "/64 dev " + net->veth_a + " nodad", out), 0)
@@ -891,6 +916,45 @@ TEST_F(MarkerNetns, WithoutInterfacesOrAnyGlobalAddressFlowdStartsAndAttachesLat
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
   EXPECT_EQ(filters(), 0);
+}
+
+// The start-up line said "marking IPv6 TCP/UDP flows from start to end on  (map of ...)" when no
+// interface matched yet: it says what marking waits for (issue 15).
+TEST_F(MarkerNetns, APatternThatMatchesNothingYetSaysSoAtStart) {
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "interfaces = fdq*");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_NE(flowd->log().find("marking IPv6 TCP/UDP flows from start to end on no interface yet "
+                              "(each one matching fdq* as it appears) (map of 100000 flows)"),
+            std::string::npos)
+      << flowd->log();
+  EXPECT_EQ(flowd->log().find(" on  ("), std::string::npos) << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
+}
+
+// Under `ip netns exec`, /sys is a sysfs of its own: /sys/fs/bpf is a plain directory where the
+// default pin_path's directory cannot be created (sysfs answers ENOENT). The warning said only
+// "/sys/fs/bpf/flowd: No such file or directory" (the creation error was dropped); it says that the
+// directory cannot be created, and that /sys/fs/bpf is no BPF file system (issue 15).
+TEST_F(MarkerNetns, APinUnderAPlainSysfsSaysWhyItFails) {
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "stat -f -c %T /sys/fs/bpf", out), 0) << out;
+  if (out.find("bpf") != std::string::npos)
+    GTEST_SKIP() << "this ip netns exec mounts a BPF file system at /sys/fs/bpf";
+  auto flowd = start_flowd(config());  // the default pin_path, /sys/fs/bpf/flowd/flow_labels
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_NE(flowd->log().find("cannot pin the flow map at /sys/fs/bpf/flowd/flow_labels: "
+                              "/sys/fs/bpf/flowd cannot be created: "),
+            std::string::npos)
+      << flowd->log();
+  EXPECT_NE(flowd->log().find("; /sys/fs/bpf is not in a BPF file system (mount -t bpf bpf "
+                              "/sys/fs/bpf); marked flows are kept across reloads, not restarts"),
+            std::string::npos)
+      << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
 }
 
 TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {

@@ -323,6 +323,9 @@ class EbpfBackend final : public Backend {
           static_cast<void>(item.release());
           shelved.reset(parked);
         }
+    // A marker a reload adds (no predecessor to take over) beside a kernel plugin the reload kept:
+    // that plugin asked for the marker's map at its own start, when there was none.
+    const bool kept_kernel_plugin = !shelved && !match_all_ && kernel_plugin_running();
     try {
       start_on(names, shelved);
     } catch (...) {
@@ -331,6 +334,11 @@ class EbpfBackend final : public Backend {
       if (shelved && ctx_.shelf) ctx_.shelf->put(kShelfKey, std::move(shelved));
       throw;
     }
+    if (kept_kernel_plugin)
+      log_->info(
+          "the kernel plugin, which kept running through this reload, does not mark from the first "
+          "packet: it takes the marker's map when it starts (change its section, or restart "
+          "flowd); until then connections are marked once user space sees them");
   }
 
   void handle(const FlowID& flow) override {
@@ -512,6 +520,11 @@ class EbpfBackend final : public Backend {
   void start_on(const std::vector<std::string>& names, std::unique_ptr<ShelvedMarker>& shelved) {
     // A live flowd marking the same interface, or using the same pinned map, is refused before
     // anything is touched: taking over its hook or map would stop its marking, silently.
+    for (auto it = names.begin(); it != names.end(); ++it)
+      for (auto prev = names.begin(); prev != it; ++prev)
+        if (interface_lock_key(*prev) == interface_lock_key(*it))
+          throw std::runtime_error("[backend.ebpf] interfaces: '" + *prev + "' and '" + *it +
+                                   "' are the same interface (an altname?): name it once");
     for (const auto& n : names) lock(interface_lock_key(n), shelved.get(), "is marking " + n);
     if (!pin_path_.empty())
       lock(pin_lock_key(pin_path_), shelved.get(), "uses the flow map pinned at " + pin_path_);
@@ -601,7 +614,25 @@ class EbpfBackend final : public Backend {
                match_all_
                    ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
                    : std::string("IPv6 TCP/UDP flows from start to end"),
-               fmt::join(names, ", "), max_flows_);
+               where(names), max_flows_);
+  }
+
+  // Whether a kernel plugin runs now (the daemon's component list; plugins start after backends,
+  // so at a daemon's start there is none yet).
+  bool kernel_plugin_running() const {
+    if (!ctx_.status) return false;
+    const auto report = ctx_.status->report();
+    return std::any_of(
+        report.components.begin(), report.components.end(),
+        [](const ComponentStatus& c) { return c.kind == "plugin" && c.name == "kernel"; });
+  }
+
+  // The start-up message's "on ...": the interfaces marked now, or what marking waits for.
+  std::string where(const std::vector<std::string>& names) const {
+    if (!names.empty()) return fmt::format("{}", fmt::join(names, ", "));
+    if (interfaces_.empty()) return "no interface yet (each one as it gains a global IPv6 address)";
+    return fmt::format("no interface yet (each one matching {} as it appears)",
+                       fmt::join(interfaces_, ", "));
   }
 
   // Attaches to the interfaces the configuration selects now and are not attached, detaches from

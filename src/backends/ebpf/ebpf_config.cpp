@@ -3,6 +3,9 @@
 
 #include <net/if.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "flowd/scitags_label.hpp"
 
 namespace flowd::ebpf {
@@ -41,6 +44,36 @@ bool valid_interface_name(const std::string& name) {
   return true;
 }
 
+// Where a pattern has a '[' that opens no bracket expression, if it has one. fnmatch takes such a
+// '[' as itself, which no interface the pattern was meant for has in its name: `ve[` would match
+// nothing, silently. A ']' first in the brackets (after '!' or '^') is a member, and [:class:],
+// [=c=] and [.c.] inside them close with their own ":]", "=]" or ".]" (POSIX.1 2.13.1).
+std::optional<std::size_t> unclosed_bracket(const std::string& p) {
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      ++i;  // an escaped character is itself
+      continue;
+    }
+    if (p[i] != '[') continue;
+    std::size_t j = i + 1;
+    if (j < p.size() && (p[j] == '!' || p[j] == '^')) ++j;
+    if (j < p.size() && p[j] == ']') ++j;
+    while (j < p.size() && p[j] != ']') {
+      if (p[j] == '[' && j + 1 < p.size() &&
+          (p[j + 1] == ':' || p[j + 1] == '=' || p[j + 1] == '.')) {
+        const std::size_t end = p.find(std::string{p[j + 1], ']'}, j + 2);
+        if (end == std::string::npos) return i;
+        j = end + 2;
+      } else {
+        ++j;
+      }
+    }
+    if (j >= p.size()) return i;
+    i = j;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::span<const KeySpec> config_keys() {
@@ -50,10 +83,21 @@ std::span<const KeySpec> config_keys() {
 EbpfConfig EbpfConfig::from(const Section& cfg, const ScitagsRegistry& registry) {
   EbpfConfig c;
   c.interfaces = cfg.get_list("interfaces");
-  for (const auto& name : c.interfaces)
+  for (auto it = c.interfaces.begin(); it != c.interfaces.end(); ++it) {
+    const std::string& name = *it;
     if (!valid_interface_name(name))
       throw ConfigError("[backend.ebpf] interfaces: '" + name +
                         "' cannot be an interface name (1 to 15 bytes, no '/' or white space)");
+    // Named twice, the second entry would ask for the marker lock the first just took, and flowd
+    // would blame "another flowd" with its own pid.
+    if (std::find(c.interfaces.begin(), it, name) != it)
+      throw ConfigError("[backend.ebpf] interfaces: '" + name +
+                        "' is listed twice (name each interface or pattern once)");
+    if (auto at = unclosed_bracket(name))
+      throw ConfigError("[backend.ebpf] interfaces: '" + name + "': the '[' at position " +
+                        std::to_string(*at + 1) +
+                        " opens no bracket expression (a pattern's [...] must close with ']')");
+  }
   c.max_flows = static_cast<std::uint32_t>(cfg.get_int("max_flows"));
   c.match_all = cfg.get_bool("match_all");
   c.pin_path = cfg.get("pin_path");

@@ -72,17 +72,42 @@ UniqueFd open_pinned_map(const std::string& path) {
   return fd;
 }
 
+namespace {
+
+// The hint for a directory outside any BPF file system: where to mount one (the directory, or
+// its nearest ancestor that exists).
+std::string not_bpf_fs(const std::filesystem::path& dir, const std::filesystem::path& mount_at) {
+  return dir.string() + " is not in a BPF file system (mount -t bpf bpf " + mount_at.string() + ")";
+}
+
+bool on_bpf_fs(const std::filesystem::path& p) {
+  struct statfs sfs {};
+  return ::statfs(p.c_str(), &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
+}
+
+}  // namespace
+
 std::string pin_map(int map_fd, const std::string& path) {
   namespace fs = std::filesystem;
   auto dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
   std::error_code ec;
-  if (!dir.empty()) fs::create_directories(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) {
+    // Say why, and where a BPF file system would help: under `ip netns exec` (which mounts a
+    // sysfs of its own) /sys/fs/bpf is a plain sysfs directory, where nothing can be created.
+    std::string why = dir.string() + " cannot be created: " + ec.message();
+    fs::path existing = dir;
+    std::error_code ignored;
+    while (existing.has_parent_path() && existing != existing.parent_path() &&
+           !fs::exists(existing, ignored))
+      existing = existing.parent_path();
+    if (!on_bpf_fs(existing)) why += "; " + not_bpf_fs(existing, existing);
+    return why;
+  }
   struct statfs sfs {};
-  if (::statfs(dir.empty() ? "." : dir.c_str(), &sfs) != 0)
-    return dir.string() + ": " + std::strerror(errno);
-  if (sfs.f_type != BPF_FS_MAGIC)
-    return dir.string() + " is not in a BPF file system (mount -t bpf bpf " +
-           dir.parent_path().string() + ")";
+  if (::statfs(dir.c_str(), &sfs) != 0) return dir.string() + ": " + std::strerror(errno);
+  if (sfs.f_type != BPF_FS_MAGIC) return not_bpf_fs(dir, dir.parent_path());
   ::unlink(path.c_str());  // a pin is replaced, not added to
   if (bpf_obj_pin(map_fd, path.c_str()) != 0) return path + ": " + std::strerror(errno);
   return {};

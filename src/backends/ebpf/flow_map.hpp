@@ -42,8 +42,10 @@ std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::
 UniqueFd open_pinned_map(const std::string& path);
 
 // Pins `map_fd` at `path`, replacing what is pinned there and creating the parent directory.
-// Returns an empty string, or why it failed (for example: the directory is not in a BPF file
-// system).
+// Returns an empty string, or why it failed: "<dir> cannot be created: <reason>" (followed by
+// "; <dir> is not in a BPF file system (mount -t bpf bpf <dir>)" when the nearest directory that
+// exists is not in one: under `ip netns exec`, /sys/fs/bpf is a plain sysfs directory), "<dir> is
+// not in a BPF file system (...)", or the kernel's reason for refusing the pin.
 std::string pin_map(int map_fd, const std::string& path);
 
 }  // namespace flowd::ebpf

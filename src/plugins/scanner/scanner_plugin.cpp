@@ -76,7 +76,10 @@ PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::
                         "': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'");
     auto tag = resolve_tag(reg, exp, act, error);
     if (!tag) throw ConfigError("[" + section + "] rules: '" + text + "': " + error);
-    by_port[static_cast<std::uint16_t>(port)] = *tag;
+    // A second rule for a port would silently replace the first: one local port, one tag.
+    if (!by_port.emplace(static_cast<std::uint16_t>(port), *tag).second)
+      throw ConfigError("[" + section + "] rules: '" + text + "': local port " +
+                        std::to_string(port) + " has a rule already (one rule per port)");
   }
   if (!fallback && by_port.empty())
     throw ConfigError(
