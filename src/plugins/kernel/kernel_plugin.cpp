@@ -139,7 +139,8 @@ class KernelPlugin final : public Plugin {
              .Name("flowd_kernel_first_packet_unmarks_total")
              .Help(
                  "Of those, the connections user space took out of the marker's map again: "
-                 "not reported (internal_networks, ignore_private)")
+                 "not reported (found excluded by a resync; the excluded networks are never "
+                 "marked)")
              .Register(m)
              .Add({});
     tracked_ = &prometheus::BuildGauge()
