@@ -3,6 +3,7 @@
 
 #include "collector/decoder.hpp"
 #include "collector/record_json.hpp"
+#include "collector/utf8.hpp"
 
 namespace flowd::collector {
 
@@ -39,34 +40,7 @@ std::string valid_utf8(const std::string& in) {
   out.reserve(in.size());
   std::size_t i = 0;
   while (i < in.size()) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      n = 1;
-      cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 4;
-      cp = c & 0x07;
-    }
-    bool ok = n > 0 && i + n <= in.size();
-    for (std::size_t k = 1; ok && k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(in[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ok) {
-      // Reject overlong forms, surrogates and values past U+10FFFF.
-      static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
-    }
-    if (ok) {
+    if (const std::size_t n = utf8_sequence_length(in, i)) {
       out.append(in, i, n);
       i += n;
     } else {

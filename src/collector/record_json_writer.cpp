@@ -9,6 +9,7 @@
 
 #include "collector/decoder.hpp"
 #include "collector/record_json.hpp"
+#include "collector/utf8.hpp"
 
 namespace flowd::collector {
 namespace {
@@ -24,7 +25,7 @@ void append_int(std::string& out, Int v) {
 // nlohmann's escaping (serializer::dump_escaped, ensure_ascii off) of text already made valid
 // UTF-8 by replacing every byte that does not start a well-formed sequence (overlong forms,
 // surrogates and code points past U+10FFFF included) with U+FFFD, as flow_record.cpp's
-// valid_utf8() does before the DOM sees the string.
+// valid_utf8() does before the DOM sees the string (both through utf8_sequence_length).
 void append_string(std::string& out, const std::string& in) {
   out.push_back('"');
   const std::size_t size = in.size();
@@ -74,29 +75,7 @@ void append_string(std::string& out, const std::string& in) {
       ++i;
       continue;
     }
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      n = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 4;
-      cp = c & 0x07;
-    }
-    bool ok = n > 0 && i + n <= size;
-    for (std::size_t k = 1; ok && k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(in[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ok) {
-      static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
-    }
-    if (ok) {
+    if (const std::size_t n = utf8_sequence_length(in, i)) {
       out.append(in, i, n);
       i += n;
     } else {

@@ -11,9 +11,9 @@
 #include <span>
 
 #include "collector/packet_header.hpp"
-#include "collector/record_json.hpp"
-#include "collector/record_json_writer.hpp"
 #include "collector/sflow.hpp"
+
+#include "direct_writer_check.hpp"
 
 namespace fc = flowd::collector;
 
@@ -51,14 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   out.clear();
   const auto result = dec.decode(rest, from, now, out);
   if (result.records != out.size()) __builtin_trap();
-  // The direct writer (the dump's and Kafka's) writes what the DOM writes, byte for byte.
-  static fc::RecordJsonWriter writer;
-  static std::string direct;
-  for (const auto& r : out) {
-    direct.clear();
-    writer.append(direct, r);
-    if (direct != fc::to_json(r).dump()) __builtin_trap();
-  }
+  flowd::fuzz::check_direct_writer(out);
 
   ++calls;
   now += std::chrono::seconds{1};
