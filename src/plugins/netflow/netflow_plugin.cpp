@@ -208,9 +208,13 @@ class NetflowPlugin final : public Plugin {
     StopFd stopfd(stop);
     // Idle flows and template lifetimes are checked a few times per idle_timeout, and on worker 0
     // idle TCP sessions a few times per tcp_idle_timeout.
+    // The template file's saves ride on the same timer: a few ticks per template_save_interval,
+    // so that a kill -9 loses no more than that interval (TemplateKeeper::tick).
     long tick = cfg_.idle_timeout.count();
     if (main && !tcp_.empty() && cfg_.tcp_idle_timeout.count() > 0)
       tick = std::min<long>(tick, cfg_.tcp_idle_timeout.count());
+    if (cfg_.template_save_interval.count() > 0)
+      tick = std::min<long>(tick, cfg_.template_save_interval.count());
     WorkerLoop loop(stopfd.fd(), std::chrono::seconds(std::max<long>(1, tick / 4)));
     for (const auto& l : w.udp) loop.add(l.fd());
     if (main) tcp_.watch(loop);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/netflow/template_keeper.hpp"
 
+#include <algorithm>
+
 #include "plugins/netflow/template_file.hpp"
 
 namespace flowd::netflow {
@@ -54,9 +56,13 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
 
 void TemplateKeeper::tick(std::size_t worker, const collector::Decoder& decoder, TimePoint now) {
   if (!enabled() || interval_.count() == 0 || worker >= next_.size()) return;
-  if (next_[worker] == TimePoint{}) next_[worker] = now + interval_;
+  // Every third of the interval: the file then holds what worker 0 had at most a third ago and
+  // the other workers at most two thirds plus a tick (a quarter) ago, within the interval.
+  const auto period = std::max<TimePoint::duration>(
+      std::chrono::duration_cast<TimePoint::duration>(interval_) / 3, std::chrono::seconds(1));
+  if (next_[worker] == TimePoint{}) next_[worker] = now + period;
   if (now < next_[worker]) return;
-  next_[worker] = now + interval_;
+  next_[worker] = now + period;
   last_snapshot(worker, decoder);
   if (worker == 0) write();
 }
