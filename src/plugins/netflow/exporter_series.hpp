@@ -107,6 +107,12 @@ class ExporterSeries {
   const ExporterCounters& other() const { return other_; }
   bool is_other(const ExporterCounters& c) const { return &c == &other_; }
   std::size_t cap() const { return cap_; }
+  // Exporters with series of their own now (more than cap() after a reload lowered it: those keep
+  // theirs).
+  std::size_t named() const {
+    std::lock_guard lock(mu_);
+    return named_.size();
+  }
   Wire wire() const { return wire_; }
   // The label values of `key` ({address, domain}): the text an exporter's series carry.
   prometheus::Labels labels_of(const SeriesKey& key) const;

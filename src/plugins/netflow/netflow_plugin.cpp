@@ -485,12 +485,13 @@ class NetflowPlugin final : public Plugin {
       const bool sflow = cfg_.wire == Wire::kSflow;
       limited_warn(
           *log_, fold_limiter_,
-          "{} {}{} is counted under {}=\"other\": max_exporter_series = {} {} have "
+          "{} {}{} is counted under {}=\"other\": max_exporter_series is {} and {} {} have "
           "series of their own",
           sflow ? "sFlow agent" : "exporter", key.address.to_string(),
           key.has_domain ? fmt::format(" {} {}", sflow ? "sub-agent" : "domain", key.domain)
                          : std::string(),
-          sflow ? "agent" : "exporter", cfg_.max_exporter_series, sflow ? "agents" : "exporters");
+          sflow ? "agent" : "exporter", cfg_.max_exporter_series, metrics_.series().named(),
+          sflow ? "agents" : "exporters");
     }
     return c;
   }
