@@ -255,14 +255,24 @@ TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
   ASSERT_EQ(run_flowd({"decode", "--apply-sampling", sf_pcap}, sf_want, err), 0) << err;
   ASSERT_EQ(run_flowd({"decode", nf_pcap}, nf_unsampled, err), 0) << err;
   ASSERT_EQ(run_flowd({"decode", sf_pcap}, sf_unsampled, err), 0) << err;
-  const auto nf_records = decode_lines(nf_want), sf_records = decode_lines(sf_want);
+  const auto nf_records = decode_lines(nf_want);
+  auto sf_records = decode_lines(sf_want);
+  // The sFlow datagrams name another agent than their sender (a relay's case): their records are
+  // keyed by that agent, as the per-agent metrics count them.
+  auto sf_payloads = capture_payloads(sf_pcap, 17);
+  for (auto& p : sf_payloads) {
+    ASSERT_GE(p.size(), 12u);
+    ASSERT_EQ(p.substr(4, 4), std::string("\0\0\0\1", 4)) << "an IPv4 agent address";
+    p.replace(8, 4, std::string("\xC0\x00\x02\x0A", 4));  // 192.0.2.10
+  }
+  for (auto& r : sf_records) r["fields"]["sflowAgentAddress"] = "192.0.2.10";
   // The captures are sampled (1 in 2, 1 in 4): applying it changes the counters.
   ASSERT_NE(counters(nf_records), counters(decode_lines(nf_unsampled)));
   ASSERT_NE(counters(sf_records), counters(decode_lines(sf_unsampled)));
   ASSERT_FALSE(nf_records.empty());
   ASSERT_FALSE(sf_records.empty());
   send_udp_payloads(nf_port, capture_payloads(nf_pcap, 17));
-  send_udp_payloads(sf_port, capture_payloads(sf_pcap, 17));
+  send_udp_payloads(sf_port, sf_payloads);
   const double total = static_cast<double>(nf_records.size() + sf_records.size());
   const std::string delivered = series("delivered", "flowd.records");
   std::string m = d.scrape_until(delivered, total, 15s);
@@ -272,7 +282,9 @@ TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
   std::vector<json> nf_got, sf_got;
   for (const auto& msg : cluster.consume("flowd.records")) {
     json r = json::parse(msg["payload"].get<std::string>());
-    EXPECT_EQ(msg["key"], "127.0.0.1") << "keyed by the exporter's address";
+    const bool sflow = r.value("protocol", "") == "sflow";
+    EXPECT_EQ(msg["key"], sflow ? "192.0.2.10" : "127.0.0.1")
+        << "keyed by the exporter's address (sFlow: the agent's)";
     EXPECT_EQ(r["exporter"].get<std::string>().rfind("127.0.0.1:", 0), 0u) << r;
     for (const char* k : {"time", "version", "domain", "template", "options", "fields"})
       EXPECT_TRUE(r.contains(k)) << k << " missing in " << r;

@@ -426,8 +426,18 @@ class NetflowPlugin final : public Plugin {
     }
     if (dump_.is_open()) dump_.write(w.record_json);
     if (!sink) return;
-    // Every record of one batch comes from one exporter.
-    const IpAddress& exporter = w.records[0].exporter.address;
+    // Every record of one batch comes from one exporter (one sFlow datagram: one agent). sFlow
+    // records are keyed by the agent the datagram names, as the per-agent metrics are, so that
+    // agents behind one relay still spread over partitions.
+    const IpAddress* key_address = &w.records[0].exporter.address;
+    if (cfg_.wire == Wire::kSflow)
+      if (const auto* agent =
+              w.records[0].find(static_cast<std::uint16_t>(collector::SflowElement::kAgentAddress),
+                                collector::kInmonPen);
+          agent && (agent->value.kind == collector::ValueKind::kIpv4 ||
+                    agent->value.kind == collector::ValueKind::kIpv6))
+        key_address = &agent->value.ip;
+    const IpAddress& exporter = *key_address;
     if (w.record_key.empty() || !(w.record_key_of == exporter)) {
       w.record_key = exporter.to_string();
       w.record_key_of = exporter;
