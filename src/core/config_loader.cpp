@@ -170,6 +170,13 @@ Section build_section(const std::string& path, const std::string& name,
           return k.prefix && key.size() > k.name.size() && key.starts_with(k.name);
         });
       if (it == keys.end()) {
+        // A prefix alone ("librdkafka." with nothing after it) names no property of its own.
+        auto bare = std::find_if(keys.begin(), keys.end(), [&key = key](const KeySpec& k) {
+          return k.prefix && k.name == key;
+        });
+        if (bare != keys.end())
+          throw ConfigError(fmt::format("{}: [{}] '{}' needs a name after it ({}<name> = value)",
+                                        path, name, key, key));
         std::string hint = closest_match(key, key_names(keys));
         throw ConfigError(
             fmt::format("{}: [{}] unknown key '{}'{}", path, name, key,

@@ -198,6 +198,9 @@ TEST(Kafka, CheckConfigRefusesWhatLibrdkafkaRefuses) {
       << err;
   EXPECT_NE(check("brokers = 127.0.0.1:9092\nlibrdkafka.no.such.property = 1\n", err), 0);
   EXPECT_NE(err.find("No such configuration property"), std::string::npos) << err;
+  // The prefix alone (a new user's try: it said "did you mean 'librdkafka.'?").
+  EXPECT_NE(check("brokers = 127.0.0.1:9092\nlibrdkafka. = 1\n", err), 0);
+  EXPECT_NE(err.find("'librdkafka.' needs a name after it"), std::string::npos) << err;
   EXPECT_NE(check("topic = x\n", err), 0);
   EXPECT_NE(err.find("[backend.kafka] brokers: required"), std::string::npos) << err;
   EXPECT_NE(check("brokers = a:1\ntopic = a/b\n", err), 0);

@@ -664,7 +664,7 @@ TEST(Config, PrefixKeysPassLibraryPropertiesThrough) {
   // Only keys longer than the prefix; other unknown keys are still refused.
   expect_contains(config_error("[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\n"
                                "brokers = k:1\nlibrdkafka. = x\n"),
-                  "unknown key 'librdkafka.'");
+                  "'librdkafka.' needs a name after it (librdkafka.<name> = value)");
   expect_contains(config_error("[flowd]\nplugins = np_api\nbackends = kafka\n[backend.kafka]\n"
                                "brokers = k:1\nlibrdkafk.acks = 1\n"),
                   "unknown key 'librdkafk.acks'");
