@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
@@ -195,7 +196,8 @@ void Producer::delivered(const rd_kafka_message_t& m) {
                 "topic '{}' does not exist on the Kafka cluster at {} (and the brokers do not "
                 "create topics): its messages fail; create the topic or set another",
                 topic_names_[t], cfg_.brokers);
-  else
+  else if (m.err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m.err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+    // Purged ones are the stop's flush_timeout running out: one line at stop says how many.
     limited_warn(*log_, delivery_limiter_, "message to topic '{}' not delivered: {}",
                  topic_names_[t], rd_kafka_err2str(m.err));
 }
@@ -213,7 +215,9 @@ void Producer::on_log(const rd_kafka_t* rk, int level, const char* fac, const ch
   auto* self = static_cast<Producer*>(rd_kafka_opaque(rk));
   if (!self) return;
   const auto lvl = level_of(level);
-  if (lvl == spdlog::level::debug)
+  // A broker connection's failure (facility FAIL) also reaches on_error(), which logs it: once is
+  // enough at the operator's level.
+  if (lvl == spdlog::level::debug || std::strcmp(fac, "FAIL") == 0)
     self->log_->debug("librdkafka {}: {}", fac, buf);
   else
     limited_log(*self->log_, self->error_limiter_, lvl, "librdkafka {}: {}", fac, buf);

@@ -98,7 +98,9 @@ class Producer {
   std::array<rd_kafka_topic_t*, kTopics> topics_{};
   UniqueFd wake_;  // eventfd written by librdkafka when its main queue has events
   std::function<void(std::string_view)> stats_observer_;
-  LogLimiter produce_limiter_, delivery_limiter_, error_limiter_, unknown_topic_limiter_;
+  LogLimiter produce_limiter_, delivery_limiter_, error_limiter_;
+  // One line a minute: every message to the topic fails alike, and the count says how many.
+  LogLimiter unknown_topic_limiter_{1, std::chrono::minutes(1)};
 };
 
 }  // namespace flowd::kafka
