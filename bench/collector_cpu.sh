@@ -18,15 +18,9 @@ RATE=${5:-100000}
 ROUNDS=${6:-3}
 PLUGIN=${PLUGIN:-netflow}
 REPLAY=${REPLAY:-$ROOT/build/bench/flowd_netflow_replay}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 # shellcheck source=bench/e2e_lib.sh
 source "$ROOT/bench/e2e_lib.sh"
+e2e_workdir
 
 counted() {
   local name=flowd_netflow_packets_total

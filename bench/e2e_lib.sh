@@ -2,6 +2,19 @@
 # shellcheck shell=bash
 # Shared by the collectors' end-to-end benchmarks (netflow_e2e.sh, sflow_e2e.sh); sourced, not run.
 
+# e2e_workdir: a scratch directory in WORK and a PIDS list, both cleaned up (the processes killed,
+# the directory removed) when the script exits.
+e2e_workdir() {
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap e2e_cleanup EXIT
+}
+e2e_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
 # A free UDP / TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 free_tcp() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -28,16 +28,9 @@ SECS=${3:-2}
 REPLAY=$BUILD/bench/flowd_netflow_replay
 FLOWD=${FLOWD:-$BUILD/flowd}
 MOCK=$BUILD/tests/integration/kafka_mock_cluster
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/e2e_lib.sh
 source "$ROOT/bench/e2e_lib.sh"
+e2e_workdir
 
 metric() { curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" '$1==n {print $2}'; }
 DELIVERED='flowd_kafka_messages_total{result="delivered",topic="flowd.records"}'
