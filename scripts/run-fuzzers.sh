@@ -2,12 +2,19 @@
 # SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets (tests/fuzz) in build-fuzz if needed and runs each for a bounded time.
 #   scripts/run-fuzzers.sh [SECONDS_PER_TARGET]      (default 60)
+#   scripts/run-fuzzers.sh --build-only              (only builds them: CI builds while it waits on I/O)
 # Every target runs on a copy of its committed seed corpus in a temporary directory, so the corpus in
 # the repository stays small. Crash inputs and the logs of failing targets are kept in
 # build-fuzz/fuzz-results/<target>/. Exits 1 if any target found a crash, leak, timeout or OOM.
-# Environment: FLOWD_FUZZ_TARGETS="a b" runs a subset; FLOWD_FUZZ_TIMEOUT is the per-input timeout (s).
+# Environment: FLOWD_FUZZ_TARGETS="a b" runs a subset; FLOWD_FUZZ_TIMEOUT is the per-input timeout (s);
+# FLOWD_FUZZ_JOBS how many targets run at once (default: the number of cores).
 set -euo pipefail
 
+BUILD_ONLY=0
+if [[ ${1:-} == --build-only ]]; then
+  BUILD_ONLY=1
+  shift
+fi
 SECONDS_PER_TARGET=${1:-60}
 if ! [[ $SECONDS_PER_TARGET =~ ^[0-9]+$ ]] || ((SECONDS_PER_TARGET == 0)); then
   echo "usage: $0 [SECONDS_PER_TARGET]  (a positive integer, default 60)" >&2
@@ -57,6 +64,7 @@ cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}" >/dev/null || {
   echo "build failed; rerun: cmake --build $BUILD --target ${TARGETS[*]}" >&2
   exit 2
 }
+((BUILD_ONLY == 0)) || exit 0
 
 # --- run -----------------------------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flowd-fuzz.XXXXXX")
@@ -64,17 +72,15 @@ trap 'rm -rf "$TMP"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-failed=0
-summary=()
-for t in "${TARGETS[@]}"; do
-  bin=$BUILD/tests/fuzz/$t
-  [[ -x $bin ]] || { echo "missing $bin" >&2; exit 2; }
-  work=$TMP/$t
+# Targets run JOBS at a time (default: one per core; FLOWD_FUZZ_JOBS overrides): each is one
+# single-threaded process, so two cores finish twelve 60 s targets in six minutes, not twelve.
+JOBS=${FLOWD_FUZZ_JOBS:-$(nproc)}
+run_one() {
+  local t=$1 bin=$BUILD/tests/fuzz/$1 work=$TMP/$1 rc=0 execs eps cov corpus_n result kind artifact
   mkdir -p "$work/corpus" "$RESULTS/$t"
   [[ -d $CORPORA/$t ]] && cp -r "$CORPORA/$t/." "$work/corpus/"
-  log=$work/fuzz.log
+  local log=$work/fuzz.log
   echo "== $t: ${SECONDS_PER_TARGET}s, seeds: $(find "$work/corpus" -type f | wc -l)"
-  rc=0
   # shellcheck disable=SC2046  # extra_flags prints zero or more whole flags
   "$bin" "$work/corpus" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" $(extra_flags "$t") \
     -rss_limit_mb=2048 -timeout="$PER_INPUT_TIMEOUT" -print_final_stats=1 \
@@ -91,7 +97,6 @@ for t in "${TARGETS[@]}"; do
   if ((rc == 0)); then
     result=ok
   else
-    failed=1
     if grep -q 'libFuzzer: out-of-memory' "$log"; then kind=oom
     elif grep -q 'libFuzzer: timeout' "$log"; then kind=timeout
     elif grep -q 'LeakSanitizer' "$log"; then kind=leak
@@ -103,11 +108,35 @@ for t in "${TARGETS[@]}"; do
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1 || true)
     cp "$log" "$RESULTS/$t/fuzz.log"
     result="FAIL($kind, exit $rc) input=${artifact:-?} log=$RESULTS/$t/fuzz.log"
-    echo "---- $t: last lines of the log"
-    grep -v '^#[0-9]' "$log" | tail -40 | sed 's/^/  /'
+    { echo "---- $t: last lines of the log"; grep -v '^#[0-9]' "$log" | tail -40 | sed 's/^/  /'; } >"$work/failure"
   fi
-  summary+=("$(printf '%-20s execs=%-10s exec/s=%-7s cov=%-6s corpus=%-6s %s' \
-    "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "$corpus_n" "$result")")
+  printf '%-20s execs=%-10s exec/s=%-7s cov=%-6s corpus=%-6s %s\n' \
+    "$t" "${execs:-?}" "${eps:-?}" "${cov:-?}" "$corpus_n" "$result" >"$work/summary"
+}
+
+for t in "${TARGETS[@]}"; do
+  [[ -x $BUILD/tests/fuzz/$t ]] || { echo "missing $BUILD/tests/fuzz/$t" >&2; exit 2; }
+done
+running=0
+for t in "${TARGETS[@]}"; do
+  if ((running >= JOBS)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_one "$t" &
+  running=$((running + 1))
+done
+wait
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+  if [[ -f $TMP/$t/failure ]]; then
+    failed=1
+    cat "$TMP/$t/failure"
+  fi
+  summary+=("$(cat "$TMP/$t/summary" 2>/dev/null || echo "$t: no result (the runner itself failed)")")
+  [[ -f $TMP/$t/summary ]] || failed=1
 done
 
 echo "== summary (${SECONDS_PER_TARGET}s per target)"
