@@ -39,7 +39,9 @@ namespace {
 
 using flowd::bench::latencies;
 using flowd::bench::Latencies;
+using flowd::bench::loopback_udp_receiver;
 using flowd::bench::now_ns;
+using flowd::bench::receive_numbered_fireflies;
 using flowd::bench::scrape;
 
 double metric(const std::string& text, const std::string& series) {
@@ -87,17 +89,8 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_ALL);
   char tmpl[] = "/tmp/flowd-api-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  int rx = socket(AF_INET, SOCK_DGRAM, 0);
-  int big = 64 << 20;
-  setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) == 0 ||
-      setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(rx, reinterpret_cast<sockaddr*>(&a), &len);
-  const int udp_port = ntohs(a.sin_port);
+  const auto receiver = loopback_udp_receiver(64 << 20);
+  const int rx = receiver.fd, udp_port = receiver.port;
   const int prom_port = 20000 + (getpid() % 20000);
   const int api_port = prom_port + 1;
   const std::string sock = dir + "/api.sock";
@@ -123,24 +116,7 @@ int main(int argc, char** argv) {
   std::vector<std::int64_t> sent(static_cast<std::size_t>(flows)),
       recv_at(static_cast<std::size_t>(flows), 0);
   std::atomic<long> received{0};
-  std::thread reader([&] {
-    char buf[2048];
-    while (received.load() < flows) {
-      pollfd p{rx, POLLIN, 0};
-      if (poll(&p, 1, 3000) <= 0) break;
-      ssize_t n = recv(rx, buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      std::int64_t t = now_ns();
-      std::string_view m(buf, static_cast<std::size_t>(n));
-      auto sp = m.find("\"src-port\": "), dp = m.find("\"dst-port\": ");
-      if (sp == std::string_view::npos || dp == std::string_view::npos) continue;
-      long idx = std::atol(buf + sp + 12) * 65535 + std::atol(buf + dp + 12) - 1;
-      if (idx >= 0 && idx < flows && recv_at[static_cast<std::size_t>(idx)] == 0) {
-        recv_at[static_cast<std::size_t>(idx)] = t;
-        received.fetch_add(1);
-      }
-    }
-  });
+  std::thread reader([&] { receive_numbered_fireflies(rx, flows, recv_at, received); });
 
   // Requests are numbered globally; client c takes every clients-th one.
   const long requests = (flows + batch - 1) / batch;

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// What the daemon-driving benchmarks share: a monotonic clock in nanoseconds and a /metrics scrape.
+// What the daemon-driving benchmarks share: a monotonic clock in nanoseconds, a /metrics scrape,
+// the loopback UDP socket that receives flowd's fireflies, and the reader that times their arrival.
 #pragma once
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flowd::bench {
@@ -57,6 +65,51 @@ inline Latencies latencies(const std::vector<std::int64_t>& sent,
     }
   std::sort(l.ms.begin(), l.ms.end());
   return l;
+}
+
+// A UDP socket bound to 127.0.0.1 on a free port with a receive buffer of `rcvbuf` bytes
+// (SO_RCVBUFFORCE as root, else SO_RCVBUF up to the system's cap). Returns {fd, port}.
+struct UdpReceiver {
+  int fd = -1;
+  int port = 0;
+};
+inline UdpReceiver loopback_udp_receiver(int rcvbuf) {
+  UdpReceiver r;
+  r.fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (setsockopt(r.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+    setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(r.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(r.fd, reinterpret_cast<sockaddr*>(&a), &len);
+  r.port = ntohs(a.sin_port);
+  return r;
+}
+
+// Reads fireflies from `fd` until `count` distinct flows arrived or nothing came for 3 s, and
+// stamps each flow's arrival (now_ns) in recv_at. The benches number their flows through the
+// ports: flow i has src-port i / 65535 and dst-port i % 65535 + 1 (never 0 or 65536).
+inline void receive_numbered_fireflies(int fd, long count, std::vector<std::int64_t>& recv_at,
+                                       std::atomic<long>& received) {
+  char buf[2048];
+  while (received.load() < count) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 3000) <= 0) break;
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) continue;
+    std::int64_t t = now_ns();
+    buf[n] = 0;
+    std::string_view m(buf, static_cast<std::size_t>(n));
+    auto sp = m.find("\"src-port\": "), dp = m.find("\"dst-port\": ");
+    if (sp == std::string_view::npos || dp == std::string_view::npos) continue;
+    long idx = std::atol(buf + sp + 12) * 65535 + std::atol(buf + dp + 12) - 1;
+    if (idx >= 0 && idx < count && recv_at[static_cast<std::size_t>(idx)] == 0) {
+      recv_at[static_cast<std::size_t>(idx)] = t;
+      received.fetch_add(1);
+    }
+  }
 }
 
 }  // namespace flowd::bench

@@ -42,6 +42,7 @@ extern char** environ;
 
 namespace {
 
+using flowd::bench::loopback_udp_receiver;
 using flowd::bench::now_ns;
 using flowd::bench::scrape;
 
@@ -155,22 +156,15 @@ int main(int argc, char** argv) {
   std::string dir = mkdtemp(tmpl);
   int listen_port = free_port(SOCK_DGRAM), prom_port = free_port(SOCK_STREAM);
 
-  int rx = socket(AF_INET, SOCK_DGRAM, 0);
-  int big = 256 << 20;
-  setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
-  sockaddr_in ra{};
-  ra.sin_family = AF_INET;
-  ra.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(rx, reinterpret_cast<sockaddr*>(&ra), sizeof ra);
-  socklen_t rlen = sizeof ra;
-  getsockname(rx, reinterpret_cast<sockaddr*>(&ra), &rlen);
+  const auto receiver = loopback_udp_receiver(256 << 20);
+  const int rx = receiver.fd, rx_port = receiver.port;
 
   std::string cfg = fmt::format(
       "[flowd]\nplugins = firefly\nbackends = {}prometheus\nwork_dir = {}/cache\nlog_level = warn\n"
       "queue_size = 1000000\n[plugin.firefly]\nhost = 127.0.0.1\nport = {}\nrcvbuf = 268435456\n"
       "[backend.udp_firefly]\ncollector = 127.0.0.1:{}\n[backend.prometheus]\nlisten = "
       "127.0.0.1:{}\n",
-      relay ? "udp_firefly, " : "", dir, listen_port, ntohs(ra.sin_port), prom_port);
+      relay ? "udp_firefly, " : "", dir, listen_port, rx_port, prom_port);
   std::ofstream(dir + "/flowd.cfg") << cfg;
   std::string cfg_path = dir + "/flowd.cfg", log_path = dir + "/log";
   std::vector<char*> args{flowd.data(), const_cast<char*>("-c"), cfg_path.data(), nullptr};
