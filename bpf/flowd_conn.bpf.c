@@ -24,6 +24,8 @@
 #define FLOWD_TCP_ESTABLISHED 1
 #define FLOWD_TCP_SYN_SENT 2
 #define FLOWD_TCP_SYN_RECV 3
+#define FLOWD_TCP_CLOSE 7
+#define FLOWD_TCP_LISTEN 10
 
 /* The fields read, as the kernel names them (include/net/sock.h, include/net/net_namespace.h). */
 struct ns_common {
@@ -115,6 +117,34 @@ struct {
   __type(value, __u8);
 } flowd_unmarked_networks SEC(".maps");
 
+/* Process ownership (issue 15): when cfg_owners is set, the comm of the process that calls
+ * connect() (CLOSE -> SYN_SENT, in that process) by socket, until the socket leaves SYN_SENT, and
+ * of the one that calls listen() (CLOSE -> LISTEN, likewise) by local port, until that listener
+ * closes. The state change to ESTABLISHED runs in softirq, where the current task is anyone's: it
+ * takes its record's comm from these. User space decides what the comm means (the kernel marks
+ * nothing from it). */
+const volatile __u32 cfg_owners = 0;
+
+/* Socket (its address, an id only) -> comm of the process that connect()ed it. LRU: a socket whose
+ * leaving SYN_SENT was never seen cannot hold its entry for ever; an entry evicted before its
+ * connection is established is a miss (FLOWD_CONN_STAT_OWNER_UNKNOWN). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384); /* connect()s in flight at once */
+  __type(key, __u64);
+  __type(value, char[FLOWD_CONN_COMM_LEN]);
+} flowd_conn_connecting SEC(".maps");
+
+/* Listening port -> who listens (user space adds the listeners older than the program). One port
+ * of one namespace is one entry, so 65536 hold every port of flowd's namespace. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct flowd_conn_listener_key);
+  __type(value, struct flowd_conn_listener);
+} flowd_conn_listeners SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, FLOWD_CONN_STAT_MAX);
@@ -177,19 +207,83 @@ static __always_inline void mark(struct sock* sk, __u16 family, __u16 local_port
     count(FLOWD_CONN_STAT_MARKED);
 }
 
+/* The state changes around a connection's opening that say who owns it (cfg_owners): recorded at
+ * connect() and listen(), forgotten when the socket leaves SYN_SENT or stops listening. */
+static __always_inline void track_owner(struct sock* sk, int oldstate, int newstate, __u32 netns,
+                                        __u16 local_port) {
+  __u64 id = (__u64)(unsigned long)sk;
+
+  if (newstate == FLOWD_TCP_SYN_SENT) {
+    char comm[FLOWD_CONN_COMM_LEN] = {};
+
+    bpf_get_current_comm(comm, sizeof(comm));
+    bpf_map_update_elem(&flowd_conn_connecting, &id, comm, BPF_ANY);
+    return;
+  }
+  if (oldstate == FLOWD_TCP_SYN_SENT) { /* to CLOSE (refused, timed out); ESTABLISHED: start() */
+    bpf_map_delete_elem(&flowd_conn_connecting, &id);
+    return;
+  }
+  struct flowd_conn_listener_key key = {.netns = netns, .port = local_port};
+
+  if (newstate == FLOWD_TCP_LISTEN) {
+    struct flowd_conn_listener l = {.sk = id};
+
+    bpf_get_current_comm(l.comm, sizeof(l.comm));
+    bpf_map_update_elem(&flowd_conn_listeners, &key, &l, BPF_ANY);
+    return;
+  }
+  if (oldstate == FLOWD_TCP_LISTEN && newstate == FLOWD_TCP_CLOSE) {
+    /* Not LISTEN -> SYN_RECV: that is a new connection's socket, cloned from the listener (its
+     * state included) in inet_csk_clone_lock(). Another listener on the port (SO_REUSEPORT, another
+     * address) keeps the entry it wrote. */
+    struct flowd_conn_listener* l = bpf_map_lookup_elem(&flowd_conn_listeners, &key);
+
+    if (l && (l->sk == id || l->sk == 0)) bpf_map_delete_elem(&flowd_conn_listeners, &key);
+  }
+}
+
+/* The owner of a connection reaching ESTABLISHED into its record: the connect()ing process (from
+ * SYN_SENT), or the process listening on its local port (from SYN_RECV). */
+static __always_inline void owner_of(struct sock* sk, int oldstate, struct flowd_conn_event* e) {
+  if (oldstate == FLOWD_TCP_SYN_SENT) {
+    __u64 id = (__u64)(unsigned long)sk;
+    char* comm = bpf_map_lookup_elem(&flowd_conn_connecting, &id);
+
+    if (comm) {
+      __builtin_memcpy(e->comm, comm, sizeof(e->comm));
+      e->owner = FLOWD_CONN_OWNER_CONNECT;
+      bpf_map_delete_elem(&flowd_conn_connecting, &id);
+      return;
+    }
+  } else {
+    struct flowd_conn_listener_key key = {.netns = e->netns, .port = e->local_port};
+    struct flowd_conn_listener* l = bpf_map_lookup_elem(&flowd_conn_listeners, &key);
+
+    if (l) {
+      __builtin_memcpy(e->comm, l->comm, sizeof(e->comm));
+      e->owner = FLOWD_CONN_OWNER_LISTENER;
+      return;
+    }
+  }
+  count(FLOWD_CONN_STAT_OWNER_UNKNOWN);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int flowd_conn_state(unsigned long long* ctx) {
   struct sock* sk = (struct sock*)ctx[0];
   int oldstate = (int)ctx[1];
   int newstate = (int)ctx[2];
-  __u8 kind;
+  __u8 kind = 0;
 
   if (newstate == FLOWD_TCP_ESTABLISHED &&
       (oldstate == FLOWD_TCP_SYN_SENT || oldstate == FLOWD_TCP_SYN_RECV))
     kind = FLOWD_CONN_START;
   else if (oldstate == FLOWD_TCP_ESTABLISHED)
     kind = FLOWD_CONN_END;
-  else
+  else if (!cfg_owners || (newstate != FLOWD_TCP_SYN_SENT && oldstate != FLOWD_TCP_SYN_SENT &&
+                           newstate != FLOWD_TCP_LISTEN &&
+                           !(oldstate == FLOWD_TCP_LISTEN && newstate == FLOWD_TCP_CLOSE)))
     return 0;
   if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != FLOWD_IPPROTO_TCP) return 0;
   __u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -199,6 +293,11 @@ int flowd_conn_state(unsigned long long* ctx) {
 
   if (family != FLOWD_AF_INET && family != FLOWD_AF_INET6) return 0;
   __u16 local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock*)sk, inet_sport));
+
+  if (!kind) {
+    track_owner(sk, oldstate, newstate, netns, local_port);
+    return 0;
+  }
 
   if (cfg_mark) mark(sk, family, local_port, kind);
 
@@ -228,6 +327,7 @@ int flowd_conn_state(unsigned long long* ctx) {
     BPF_CORE_READ_INTO(&e->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
     BPF_CORE_READ_INTO(&e->remote_addr, sk, __sk_common.skc_v6_daddr);
   }
+  if (cfg_owners && kind == FLOWD_CONN_START) owner_of(sk, oldstate, e);
   bpf_ringbuf_submit(e, 0);
   count(FLOWD_CONN_STAT_EVENTS);
   return 0;

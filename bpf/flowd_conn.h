@@ -12,8 +12,22 @@ enum flowd_conn_kind {
                            state, which is what the scanners call an end) */
 };
 
-/* One record of the ring buffer. Addresses in network byte order (IPv4: the first 4 bytes; a
- * dual-stack socket's IPv4 peer comes as an IPv4-mapped IPv6 address); ports in host order. */
+/* Where a record's comm comes from (process ownership, issue 15): the state changes that open a
+ * connection's way run in the opening process (connect(): CLOSE -> SYN_SENT; listen(): CLOSE ->
+ * LISTEN), the one to ESTABLISHED in softirq, where the current task is anyone's. */
+enum flowd_conn_owner {
+  FLOWD_CONN_OWNER_NONE = 0,     /* none recorded (ownership off, an end, or a miss: counted) */
+  FLOWD_CONN_OWNER_CONNECT = 1,  /* the process that called connect() on the socket */
+  FLOWD_CONN_OWNER_LISTENER = 2, /* the process that called listen() on the local port (or, for
+                                    a listener older than the program, its owner as user space
+                                    found it in /proc: empty comm when not the configured one) */
+};
+
+#define FLOWD_CONN_COMM_LEN 16 /* TASK_COMM_LEN */
+
+/* One record of the ring buffer (80 bytes; 88 with the ring's header). Addresses in network byte
+ * order (IPv4: the first 4 bytes; a dual-stack socket's IPv4 peer comes as an IPv4-mapped IPv6
+ * address); ports in host order. */
 struct flowd_conn_event {
   __u64 ts_boot_ns; /* bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME of the state change */
   __u8 local_addr[16];
@@ -24,9 +38,26 @@ struct flowd_conn_event {
   __u8 kind;    /* enum flowd_conn_kind */
   __u8 oldstate;
   __u8 newstate;
-  __u8 pad[3];
+  __u8 owner; /* enum flowd_conn_owner: where comm comes from (starts only) */
+  __u8 pad[2];
   __u32 netns;  /* the socket's network namespace inode number */
   __u64 cookie; /* the socket's cookie (as sock_diag's idiag_cookie); 0 before Linux 5.12 */
+  char comm[FLOWD_CONN_COMM_LEN]; /* the owner's name, NUL-padded; empty without an owner */
+};
+
+/* A key of flowd_conn_listeners: a listening port of a network namespace. */
+struct flowd_conn_listener_key {
+  __u32 netns;
+  __u16 port; /* host order */
+  __u16 pad;
+};
+
+/* Who listens on a port: the comm of the process that called listen(), and the listener (its
+ * address, an id only: the entry goes when that socket stops listening; 0 when user space wrote
+ * the entry for a listener older than the program, which any listener's close on the port ends). */
+struct flowd_conn_listener {
+  char comm[FLOWD_CONN_COMM_LEN];
+  __u64 sk;
 };
 
 /* A key of flowd_unmarked_networks (BPF_MAP_TYPE_LPM_TRIE): an IPv6 network the plugin does not
@@ -40,7 +71,8 @@ enum flowd_conn_stat {
   FLOWD_CONN_STAT_EVENTS = 0, /* records written to the ring buffer */
   FLOWD_CONN_STAT_LOST = 1,   /* records the full ring buffer refused (bpf_ringbuf_reserve) */
   FLOWD_CONN_STAT_MARKED = 2, /* flows written to the marker's map at their state change */
-  FLOWD_CONN_STAT_MAX = 3,
+  FLOWD_CONN_STAT_OWNER_UNKNOWN = 3, /* starts with ownership on whose opener was not recorded */
+  FLOWD_CONN_STAT_MAX = 4,
 };
 
 #endif

@@ -3,17 +3,15 @@
 
 #include <charconv>
 
+#include "plugins/scanner/flow_ids.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 
 namespace flowd::iperf {
 namespace {
 
-constexpr std::array<KeySpec, 3> kOwnKeys = {{
-    {"flow_ids", KeyType::kList, "2:9, 2:19, 3:3, 3:4, 4:3, 4:4, 5:10, 5:14",
-     "EXPERIMENT:ACTIVITY pairs (ids or names); each connection gets one, kept for its end",
-     "IPERF_FLOW_ID"},
-    {"process", KeyType::kString, "iperf3",
-     "report the connections of processes with this name (comm)"},
+constexpr auto kOwnerKeys = scanner::owner_keys(
+    "iperf3", "report the connections of processes with this name (comm)", "IPERF_FLOW_ID");
+constexpr std::array<KeySpec, 1> kPortsKey = {{
     {"ports", KeyType::kString, "",
      "instead of process ownership: connections with a local or remote port in this range (e.g. "
      "5201-5299), "
@@ -22,7 +20,7 @@ constexpr std::array<KeySpec, 3> kOwnKeys = {{
 constexpr std::array<KeySpec, 1> kProcDir = {{
     {"proc_dir", KeyType::kPath, "/proc", "where processes are looked up"},
 }};
-constexpr auto kKeys = scanner::join(kOwnKeys, scanner::scan_keys({}, {}), kProcDir);
+constexpr auto kKeys = scanner::join(kOwnerKeys, kPortsKey, scanner::scan_keys({}, {}), kProcDir);
 
 bool parse_port(std::string_view s, unsigned& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -37,18 +35,7 @@ std::span<const KeySpec> config_keys() {
 
 IperfConfig IperfConfig::from(const Section& cfg, const ScitagsRegistry& registry) {
   IperfConfig c;
-  for (const auto& text : cfg.get_list("flow_ids")) {
-    auto colon = text.find(':');
-    auto e =
-        colon == std::string::npos ? std::nullopt : registry.experiment_id(text.substr(0, colon));
-    auto a = e ? registry.activity_id(*e, text.substr(colon + 1)) : std::nullopt;
-    if (!a)
-      throw ConfigError("[plugin.iperf] flow_ids: '" + text +
-                        "': expected EXPERIMENT:ACTIVITY (ids or names)");
-    c.flow_ids.push_back({static_cast<std::uint16_t>(*e), static_cast<std::uint16_t>(*a)});
-  }
-  if (c.flow_ids.empty())
-    throw ConfigError("[plugin.iperf] flow_ids: at least one EXPERIMENT:ACTIVITY pair is needed");
+  c.flow_ids = scanner::parse_flow_ids(cfg, registry, "plugin.iperf");
   c.process = cfg.get("process");
   c.proc_dir = cfg.get("proc_dir");
   const std::string ports = cfg.get("ports");

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/iperf/iperf_plugin.hpp"
 
-#include <random>
 #include <unordered_set>
 
 #include "netlink/sock_diag.hpp"
 #include "plugins/iperf/iperf_config.hpp"
-#include "plugins/iperf/socket_owners.hpp"
+#include "plugins/scanner/flow_ids.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
+#include "plugins/scanner/socket_owners.hpp"
 
 namespace flowd::iperf {
 namespace {
@@ -19,15 +19,14 @@ class IperfPlugin final : public scanner::ScannerPlugin {
                       [this](const scanner::Connection& c, bool& retry) { return tag(c, retry); }),
         process_(std::move(own.process)),
         proc_dir_(std::move(own.proc_dir)),
-        ids_(std::move(own.flow_ids)),
-        port_range_(own.ports),
-        rng_(std::random_device{}()) {}
+        draw_(std::move(own.flow_ids)),
+        port_range_(own.ports) {}
 
   void start() override { diag_.emplace(); }
 
  protected:
   bool scan(const scanner::ConnectionVisitor& visit, std::string& error) override {
-    if (!port_range_) socket_inodes_of(proc_dir_, process_, owned_);
+    if (!port_range_) scanner::socket_inodes_of(proc_dir_, process_, owned_);
     return scanner::scan_sock_diag(*diag_, visit, error);
   }
 
@@ -36,22 +35,21 @@ class IperfPlugin final : public scanner::ScannerPlugin {
     if (port_range_) {
       auto in = [&](unsigned p) { return p >= port_range_->first && p <= port_range_->second; };
       if (!in(c.local_port) && !in(c.remote_port)) return std::nullopt;
-      return ids_[next_++ % ids_.size()];
+      return draw_.ids()[next_++ % draw_.ids().size()];
     }
     if (!owned_.contains(c.inode)) {
       // A connection not yet accept()ed has no inode (no owner) yet: look again next scan.
       retry = c.inode == 0;
       return std::nullopt;
     }
-    return ids_[std::uniform_int_distribution<std::size_t>(0, ids_.size() - 1)(rng_)];
+    return draw_.draw();
   }
 
   std::string process_, proc_dir_;
-  std::vector<scanner::Tag> ids_;
+  scanner::FlowIdDraw draw_;
   std::optional<std::pair<unsigned, unsigned>> port_range_;
   std::size_t next_ = 0;
   std::unordered_set<std::uint32_t> owned_;
-  std::mt19937 rng_;
   std::optional<netlink::SockDiag> diag_;
 };
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -79,11 +80,12 @@ std::uint32_t own_netns_inode() {
 }
 
 int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
-                     const std::optional<FirstPacketMarks>& marks, bool cookie) {
+                     const std::optional<FirstPacketMarks>& marks, bool owners, bool cookie) {
   skel_ = flowd_conn__open();
   if (!skel_) return -errno;
   skel_->rodata->cfg_netns = netns;
   skel_->rodata->cfg_cookie = cookie ? 1 : 0;
+  skel_->rodata->cfg_owners = owners ? 1 : 0;
   int err = bpf_map__set_max_entries(skel_->maps.flowd_conn_events, ring_bytes);
   if (err == 0 && marks) {
     // The marker's own map: what this program writes, the marker's tc program reads.
@@ -109,13 +111,13 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
 }
 
 ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
-                       const std::optional<FirstPacketMarks>& marks)
+                       const std::optional<FirstPacketMarks>& marks, bool owners)
     : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
   QuietLibbpf quiet;
   // With the socket cookie first; a kernel that refuses it to tracing programs (before 5.12) gets
   // the program without it.
-  int err = load(ring_bytes, netns, marks, true);
-  if (err != 0 && load(ring_bytes, netns, marks, false) == 0) err = 0;
+  int err = load(ring_bytes, netns, marks, owners, true);
+  if (err != 0 && load(ring_bytes, netns, marks, owners, false) == 0) err = 0;
   if (err != 0) throw LoadError(why("loading the BPF program", -err));
   if (marks)
     for (const auto& [port, label] : marks->port_labels)
@@ -179,6 +181,50 @@ std::uint64_t ConnEvents::lost() const {
 
 std::uint64_t ConnEvents::marked() const {
   return stat(FLOWD_CONN_STAT_MARKED);
+}
+
+std::uint64_t ConnEvents::owner_unknown() const {
+  return stat(FLOWD_CONN_STAT_OWNER_UNKNOWN);
+}
+
+bool ConnEvents::add_listener(std::uint32_t netns, std::uint16_t port, std::string_view comm) {
+  flowd_conn_listener_key key{};
+  key.netns = netns;
+  key.port = port;
+  flowd_conn_listener value{};
+  std::memcpy(value.comm, comm.data(), std::min(comm.size(), sizeof value.comm - 1));
+  return bpf_map_update_elem(bpf_map__fd(skel_->maps.flowd_conn_listeners), &key, &value,
+                             BPF_NOEXIST) == 0 ||
+         errno == EEXIST;
+}
+
+namespace {
+
+// Copies the entries of map `from` that `to` lacks (same key and value sizes).
+template <typename Key, typename Value>
+void copy_missing(int from, int to) {
+  Key key{}, next{};
+  Value value{};
+  const Key* at = nullptr;
+  // Bounded by the map's size: a key deleted under the walk restarts it at the first key at most
+  // once per entry, and the maps are small.
+  for (int n = 0; n < (1 << 17) && bpf_map_get_next_key(from, at, &next) == 0; ++n) {
+    key = next;
+    at = &key;
+    if (bpf_map_lookup_elem(from, &key, &value) == 0)
+      bpf_map_update_elem(to, &key, &value, BPF_NOEXIST);
+  }
+}
+
+}  // namespace
+
+void ConnEvents::copy_owners_from(const ConnEvents& predecessor) {
+  copy_missing<__u64, std::array<char, FLOWD_CONN_COMM_LEN>>(
+      bpf_map__fd(predecessor.skel_->maps.flowd_conn_connecting),
+      bpf_map__fd(skel_->maps.flowd_conn_connecting));
+  copy_missing<flowd_conn_listener_key, flowd_conn_listener>(
+      bpf_map__fd(predecessor.skel_->maps.flowd_conn_listeners),
+      bpf_map__fd(skel_->maps.flowd_conn_listeners));
 }
 
 std::uint64_t ConnEvents::stat(std::uint32_t which) const {

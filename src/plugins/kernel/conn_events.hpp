@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,9 +46,11 @@ class ConnEvents {
   // Opens, loads and attaches the program: a ring buffer of `ring_bytes` (a power of two, a whole
   // number of pages), events of the network namespace with inode `netns` only (0: all). Records go
   // to `handler` from consume(). With `marks`, the program also marks from the first packet.
-  // Throws LoadError saying why (capabilities, BTF, the kernel's errno).
+  // With `owners`, a start's record names its owner (flowd_conn_event::comm: the process that
+  // called connect(), or listen() on its local port). Throws LoadError saying why (capabilities,
+  // BTF, the kernel's errno).
   ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
-             const std::optional<FirstPacketMarks>& marks = std::nullopt);
+             const std::optional<FirstPacketMarks>& marks = std::nullopt, bool owners = false);
   ~ConnEvents();
   ConnEvents(const ConnEvents&) = delete;
   ConnEvents& operator=(const ConnEvents&) = delete;
@@ -62,12 +65,24 @@ class ConnEvents {
   std::uint64_t lost() const;
   // Flows the program wrote into the marker's map since load (summed over CPUs).
   std::uint64_t marked() const;
+  // Starts (with `owners`) whose opening the program did not see: no owner in the record.
+  std::uint64_t owner_unknown() const;
+
+  // Tells the program who listens on `port` of namespace `netns` (a listener older than the
+  // program: its listen() came before the program was attached), unless it knows already. `comm`
+  // is what the passive connections on the port get (empty: not the configured process). False
+  // when the map refused it (full).
+  bool add_listener(std::uint32_t netns, std::uint16_t port, std::string_view comm);
+  // Copies what `predecessor` (a reload's shelved program) knows of the connect()s in flight and
+  // of the listeners, where this program knows nothing yet: what they opened before this program
+  // was attached gets its owner all the same.
+  void copy_owners_from(const ConnEvents& predecessor);
 
  private:
   static int on_record(void* self, void* data, std::size_t size);
   // Opens, sets up and loads the program into skel_ (null again on failure); 0 or -errno.
   int load(std::uint32_t ring_bytes, std::uint32_t netns,
-           const std::optional<FirstPacketMarks>& marks, bool cookie);
+           const std::optional<FirstPacketMarks>& marks, bool owners, bool cookie);
   std::uint64_t stat(std::uint32_t which) const;
   flowd_conn* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;

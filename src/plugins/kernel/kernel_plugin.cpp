@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The kernel plugin: the scanners' tagging (fixed tag, per-local-port rules, internal_networks,
-// ignore_private) on connection events the kernel sends as they happen (conn_events.hpp), instead
-// of a dump every `interval`. One sock_diag dump adopts what exists at start, and another repairs
-// the tracker whenever the ring buffer was full (records lost).
+// ignore_private, process ownership as the iperf plugin's) on connection events the kernel sends as
+// they happen (conn_events.hpp), instead of a dump every `interval`. One sock_diag dump adopts what
+// exists at start, and another repairs the tracker whenever the ring buffer was full (records
+// lost).
 #include "plugins/kernel/kernel_plugin.hpp"
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include "netlink/sock_diag.hpp"
 #include "plugins/kernel/boot_clock.hpp"
 #include "plugins/kernel/conn_events.hpp"
+#include "plugins/kernel/ownership.hpp"
 #include "plugins/scanner/connection_filter.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
@@ -39,30 +41,42 @@ constexpr std::array<KeySpec, 1> kRingKeys = {{
      .type = KeyType::kInt,
      .default_value = "1048576",
      .help = "bytes of the BPF ring buffer that carries connection events to flowd (a power of "
-             "two, at least 4096; 72 bytes an event); when it is full, events are counted lost and "
+             "two, at least 4096; 88 bytes an event); when it is full, events are counted lost and "
              "a sock_diag dump repairs what they said",
      .min = 4096,
      .max = 1 << 30},
 }};
 
-constexpr auto kKeys =
-    scanner::join(scanner::tag_keys({}, {}), scanner::scan_keys({}, {}), kRingKeys);
+constexpr auto kKeys = scanner::join(
+    scanner::tag_keys({}, {}),
+    scanner::owner_keys("",
+                        "connections of processes with this name (comm, e.g. iperf3), as the "
+                        "kernel saw them connect() or listen(), get a pair from flow_ids (a port "
+                        "rule wins over it, it over the fixed tag); empty: off",
+                        {}),
+    scanner::scan_keys({}, {}), kRingKeys);
 
-// Where BPF cannot be loaded: the netlink plugin's polling, under this plugin's name.
+// Where BPF cannot be loaded: the netlink plugin's polling, under this plugin's name; with process
+// ownership, /proc and the listeners are read again at each scan, as the iperf plugin does.
 class PollingFallback final : public scanner::ScannerPlugin {
  public:
   PollingFallback(const char* name, Context& ctx, scanner::ScannerOptions options,
-                  scanner::Tagger tagger)
-      : ScannerPlugin(name, ctx, std::move(options), std::move(tagger)) {}
+                  scanner::Tagger tagger, std::optional<ProcessOwners> owners)
+      : ScannerPlugin(name, ctx, std::move(options), std::move(tagger)),
+        owners_(std::move(owners)) {}
   void start() override { diag_.emplace(); }
 
  protected:
   bool scan(const scanner::ConnectionVisitor& visit, std::string& error) override {
-    return scanner::scan_sock_diag(*diag_, visit, error);
+    if (!owners_) return scanner::scan_sock_diag(*diag_, visit, error);
+    if (!owners_->refresh(*diag_, error)) return false;
+    return scanner::scan_sock_diag(
+        *diag_, [&](const scanner::Connection& c) { visit(owners_->with_owner(c)); }, error);
   }
 
  private:
   std::optional<netlink::SockDiag> diag_;
+  std::optional<ProcessOwners> owners_;
 };
 
 // The record's addresses as the scanners see them: IPv4-mapped IPv6 as IPv4 (sock_diag.cpp).
@@ -102,10 +116,12 @@ class KernelPlugin final : public Plugin {
         ctx_(ctx),
         log_(get_logger(std::string("plugin.") + name)),
         options_(scanner::scanner_options(cfg, "plugin.kernel")),
-        tagger_(scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.kernel")),
+        tagging_(std::make_shared<KernelTagger>(KernelTagger::from(cfg, *ctx.registry.get()))),
+        tagger_([t = tagging_](const scanner::Connection& c, bool&) { return (*t)(c); }),
         ring_bytes_(static_cast<std::uint32_t>(cfg.get_int("ring_buffer_size"))),
-        rules_(scanner::port_rules(cfg, *ctx.registry.get(), "plugin.kernel")),
+        rules_(tagging_->rules()),
         tracker_(options_.filter, options_.report_existing, tagger_) {
+    if (!tagging_->process().empty()) owners_.emplace("/proc", tagging_->process());
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
       throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
                         " is not a power of two");
@@ -143,6 +159,15 @@ class KernelPlugin final : public Plugin {
                  "marked)")
              .Register(m)
              .Add({});
+    owner_unknown_total_ =
+        &prometheus::BuildCounter()
+             .Name("flowd_kernel_owner_unknown_total")
+             .Help(
+                 "Connections the kernel plugin saw start, with process set, whose owner the "
+                 "kernel had not recorded (connect() or listen() before the program was attached, "
+                 "or the map of connect()s in flight full)")
+             .Register(m)
+             .Add({});
     tracked_ = &prometheus::BuildGauge()
                     .Name("flowd_kernel_tracked_connections")
                     .Help("Connections the kernel plugin follows (started, adopted or ignored)")
@@ -162,13 +187,14 @@ class KernelPlugin final : public Plugin {
         }
     try {
       bpf_ = std::make_unique<ConnEvents>(
-          ring_bytes_, own_netns_inode(), [this](const flowd_conn_event& e) { on_event(e); },
-          marks);
+          ring_bytes_, netns_, [this](const flowd_conn_event& e) { on_event(e); }, marks,
+          owners_.has_value());
       if (shelved && shelved->events && shelved->tracker) {
         // Both programs are attached from here on: the predecessor's ring holds what happened
         // before this instant (read first, in run()), this one's everything after it.
         const std::uint64_t cutoff = boot_ns_now();
         predecessor_ = std::move(shelved->events);
+        if (owners_) bpf_->copy_owners_from(*predecessor_);
         predecessor_lost_ = shelved->lost;
         predecessor_->set_handler([this, cutoff](const flowd_conn_event& e) {
           if (e.ts_boot_ns < cutoff) on_event(e);
@@ -185,7 +211,7 @@ class KernelPlugin final : public Plugin {
           "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
           "instead, as the netlink plugin",
           e.what(), options_.interval.count());
-      fallback_ = std::make_unique<PollingFallback>(name_, ctx_, options_, tagger_);
+      fallback_ = std::make_unique<PollingFallback>(name_, ctx_, options_, tagger_, owners_);
       fallback_->start();
     }
   }
@@ -229,6 +255,14 @@ class KernelPlugin final : public Plugin {
           ring_bytes_, tracker_.tracked(),
           options_.report_existing ? " (reported)" : " (not reported)",
           inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
+    if (owners_) {
+      std::size_t owned = 0;
+      for (const auto& l : owners_->listeners()) owned += l.owned;
+      log_->info(
+          "connections of processes named '{}' get a pair from flow_ids ({} listening port(s) of "
+          "theirs found at start)",
+          owners_->process(), owned);
+    }
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};
@@ -291,6 +325,11 @@ class KernelPlugin final : public Plugin {
         premarked_total_->Increment(static_cast<double>(marked - marked_));
         marked_ = marked;
       }
+    if (owners_)
+      if (std::uint64_t unknown = bpf_->owner_unknown(); unknown != owner_unknown_) {
+        owner_unknown_total_->Increment(static_cast<double>(unknown - owner_unknown_));
+        owner_unknown_ = unknown;
+      }
     out.publish(events_);
     std::uint64_t lost = bpf_->lost();
     if (lost != lost_) {
@@ -313,7 +352,9 @@ class KernelPlugin final : public Plugin {
     auto fits = [](const scanner::Tag& t) { return t.experiment <= 511 && t.activity <= 63; };
     FirstPacketMarks marks;
     marks.flow_map_fd = probe->flow_map_fd();
-    if (rules_.fallback && fits(*rules_.fallback))
+    // With process ownership, a connection without a rule gets the fixed tag only if it is not
+    // the process's, which user space decides: the kernel marks by the rules alone then.
+    if (tagging_->fixed_tag_decides() && fits(*rules_.fallback))
       marks.default_label = make_label(rules_.fallback->experiment, rules_.fallback->activity, 0);
     for (const auto& [port, tag] : rules_.by_port)
       if (fits(tag))
@@ -340,9 +381,9 @@ class KernelPlugin final : public Plugin {
         std::memcmp(e.remote_addr, kMapped, sizeof kMapped) == 0)
       return false;
     auto it = rules_.by_port.find(e.local_port);
-    const scanner::Tag* tag = it != rules_.by_port.end() ? &it->second
-                              : rules_.fallback          ? &*rules_.fallback
-                                                         : nullptr;
+    const scanner::Tag* tag = it != rules_.by_port.end()      ? &it->second
+                              : tagging_->fixed_tag_decides() ? &*rules_.fallback
+                                                              : nullptr;
     return tag && tag->experiment <= 511 && tag->activity <= 63;
   }
 
@@ -367,6 +408,14 @@ class KernelPlugin final : public Plugin {
     c.remote_port = e.remote_port;
     c.state = e.newstate;
     c.cookie = e.cookie;
+    if (e.owner != FLOWD_CONN_OWNER_NONE) {
+      std::memcpy(c.comm.data(), e.comm, c.comm.size());
+      c.comm.back() = '\0';
+    } else if (owners_ && e.kind == FLOWD_CONN_START && e.oldstate == netlink::kTcpSynRecv) {
+      // Accepted on a listener older than the program before resync() told the program about
+      // it: the owners of the listeners resync() found.
+      c = owners_->with_owner(c);
+    }
     if (e.kind == FLOWD_CONN_START) {
       if (!tracker_.established(c, clock_.wall(e.ts_boot_ns), events_) && premarked(e)) unmark(e);
     } else if (e.kind == FLOWD_CONN_END)
@@ -381,10 +430,11 @@ class KernelPlugin final : public Plugin {
     events_.clear();
     auto now = Clock::now();
     std::string error;
+    if (owners_) learn_owners();
     bool ok = scanner::scan_sock_diag(
         *diag_,
         [&](const scanner::Connection& c) {
-          tracker_.observe(c, now, events_);
+          tracker_.observe(owners_ ? owners_->with_owner(c) : c, now, events_);
           // One whose start record was lost (or came in a reload's gap) and that is not
           // reported: the mark the program gave it at its start goes, as on_event() does.
           if (marker_ && c.remote.family == AF_INET6 && c.state == netlink::kTcpEstablished &&
@@ -403,13 +453,33 @@ class KernelPlugin final : public Plugin {
     out.publish(events_);
   }
 
+  // Process ownership of what the kernel did not see open: /proc and the listening sockets, read
+  // again; the listeners older than the program are told to it, so that the connections they
+  // accept from now on get their owner in the kernel too.
+  void learn_owners() {
+    std::string error;
+    if (!owners_->refresh(*diag_, error))
+      log_->warn("sock_diag dump of listeners failed: {}", error);
+    std::size_t refused = 0;
+    for (const auto& l : owners_->listeners())
+      if (!bpf_->add_listener(netns_, l.port, l.owned ? owners_->process() : std::string()))
+        ++refused;
+    if (refused)
+      limited_warn(*log_, owner_limiter_,
+                   "the map of listeners is full: {} listening ports' owners not recorded",
+                   refused);
+  }
+
   const char* name_;
   Context& ctx_;
   std::shared_ptr<spdlog::logger> log_;
   scanner::ScannerOptions options_;
+  std::shared_ptr<KernelTagger> tagging_;
   scanner::Tagger tagger_;
   std::uint32_t ring_bytes_;
-  scanner::PortRules rules_;
+  const scanner::PortRules& rules_;
+  std::optional<ProcessOwners> owners_;  // with process ownership
+  std::uint32_t netns_ = own_netns_inode();
   scanner::ConnectionTracker tracker_;
   std::shared_ptr<const MarkerProbe> marker_;  // when marking from the first packet
   std::optional<netlink::SockDiag> diag_;
@@ -421,9 +491,10 @@ class KernelPlugin final : public Plugin {
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
   std::uint64_t marked_ = 0;
-  LogLimiter lost_limiter_;
+  std::uint64_t owner_unknown_ = 0;
+  LogLimiter lost_limiter_, owner_limiter_;
   prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,
-      *unmarked_total_;
+      *unmarked_total_, *owner_unknown_total_;
   prometheus::Gauge* tracked_;
 };
 

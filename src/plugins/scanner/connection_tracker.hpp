@@ -5,6 +5,7 @@
 // adopted silently unless report_existing is set. Single-threaded (the plugin's thread).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -26,6 +27,9 @@ struct Connection {
   // The kernel's socket cookie (sock_diag's idiag_cookie, the kernel plugin's record); 0 when the
   // source has none (netstat). Tells a socket from a later one on the same 4-tuple.
   std::uint64_t cookie = 0;
+  // The name (comm, NUL-padded) of the process that owns it, where the source says (the kernel
+  // plugin: the process that called connect() or listen()); empty otherwise.
+  std::array<char, 16> comm{};
 };
 
 struct Tag {

@@ -52,7 +52,8 @@ std::optional<scanner::Tag> resolve_tag(const ScitagsRegistry& reg, const std::s
 
 }  // namespace
 
-PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section) {
+PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section,
+                     bool required) {
   std::optional<scanner::Tag> fallback;
   std::string error;
   if (!cfg.get("experiment").empty()) {
@@ -81,7 +82,7 @@ PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::
       throw ConfigError("[" + section + "] rules: '" + text + "': local port " +
                         std::to_string(port) + " has a rule already (one rule per port)");
   }
-  if (!fallback && by_port.empty())
+  if (required && !fallback && by_port.empty())
     throw ConfigError(
         "[" + section +
         "] experiment: required (the tag of every connection), unless rules are given");

@@ -38,12 +38,14 @@ ScannerOptions scanner_options(const Section& cfg, const std::string& section);
 // a local port's tag); returns the tagger. Throws ConfigError when neither a default tag nor rules
 // are configured, or a name is unknown.
 // What port_rule_tagger decides by: the fixed tag (experiment, activity; nullopt when not set) and
-// the tags by local port (rules). Throws ConfigError as port_rule_tagger does.
+// the tags by local port (rules). Throws ConfigError as port_rule_tagger does; with `required`
+// false, neither is fine (the plugin tags by something else too: the kernel plugin's process).
 struct PortRules {
   std::optional<scanner::Tag> fallback;
   std::map<std::uint16_t, scanner::Tag> by_port;
 };
-PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section);
+PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::string& section,
+                     bool required = true);
 
 scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
                                  const std::string& section);

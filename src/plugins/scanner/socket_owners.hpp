@@ -7,11 +7,11 @@
 #include <string>
 #include <unordered_set>
 
-namespace flowd::iperf {
+namespace flowd::scanner {
 
 // Fills `inodes` with the sockets of every process whose comm equals `process`. Processes that
 // vanish or that we may not inspect are skipped.
 void socket_inodes_of(const std::string& proc_root, const std::string& process,
                       std::unordered_set<std::uint32_t>& inodes);
 
-}  // namespace flowd::iperf
+}  // namespace flowd::scanner

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "plugins/iperf/socket_owners.hpp"
+#include "plugins/scanner/socket_owners.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string_view>
 
-namespace flowd::iperf {
+namespace flowd::scanner {
 namespace {
 
 bool all_digits(const char* s) {
@@ -63,4 +63,4 @@ void socket_inodes_of(const std::string& proc_root, const std::string& process,
   ::closedir(proc);
 }
 
-}  // namespace flowd::iperf
+}  // namespace flowd::scanner
