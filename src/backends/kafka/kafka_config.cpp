@@ -81,6 +81,7 @@ KafkaConfig KafkaConfig::from(const Section& cfg) {
     throw key_error(cfg, "records_topic",
                     "must differ from topic (events and records are two kinds)");
   c.flush_timeout = cfg.get_duration("flush_timeout");
+  c.queue_max_messages = static_cast<std::size_t>(cfg.get_int("queue_buffering_max_messages"));
 
   const std::string compression = cfg.get("compression");
   // Named keys first, each as the librdkafka property it stands for.
