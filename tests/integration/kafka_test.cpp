@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -220,6 +221,52 @@ TEST(Kafka, CheckConfigRefusesWhatLibrdkafkaRefuses) {
       << err;
   EXPECT_EQ(check("brokers = 127.0.0.1:9092\n", err), 0) << err;
   EXPECT_EQ(err.find("warning"), std::string::npos) << err;
+}
+
+// --check-config refuses what the start would: SSL files librdkafka cannot use are found by
+// making the producer (without brokers, so connecting nowhere), as the start does; and it never
+// loads a librdkafka plugin (plugin.library.paths: its code would run in the check), saying that
+// it is not checked. A new user's try found both the other way round (issue 16).
+TEST(Kafka, CheckConfigRefusesSslFilesTheStartRefusesAndLoadsNoPlugin) {
+  TempDir dir;
+  const std::string cfg =
+      "[flowd]\nplugins = np_api\nbackends = kafka\nwork_dir = " + dir.file("cache") +
+      "\n[plugin.np_api]\npath = " + dir.file("np") + "\n[backend.kafka]\nbrokers = 127.0.0.1:9\n";
+  auto check = [&](const std::string& keys, std::string& out) {
+    dir.write("f.cfg", cfg + keys);
+    return run_shell("FLOWD_PROBE_MARK=" + dir.file("loaded") + " " + flowd_binary() +
+                         " --check-config -c " + dir.file("f.cfg"),
+                     "", out);
+  };
+  std::string out;
+  const std::string ssl = "librdkafka.security.protocol = SSL\n";
+  EXPECT_EQ(check(ssl, out), 0) << out;  // the system's CAs
+  EXPECT_EQ(check(ssl + "librdkafka.ssl.ca.location = " + dir.file("missing.pem") + "\n", out), 2)
+      << out;
+  EXPECT_NE(out.find("[backend.kafka] librdkafka refuses this configuration"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("ssl.ca.location"), std::string::npos) << out;
+  dir.write("garbage.pem", "-----BEGIN CERTIFICATE-----\nbanana\n-----END CERTIFICATE-----\n");
+  EXPECT_EQ(check(ssl + "librdkafka.ssl.ca.location = " + dir.file("garbage.pem") + "\n", out), 2)
+      << out;
+  EXPECT_NE(out.find("ssl.ca.location"), std::string::npos) << out;
+  EXPECT_EQ(
+      check(ssl + "librdkafka.ssl.certificate.location = " + dir.file("garbage.pem") + "\n", out),
+      2)
+      << out;
+  // Without SSL the files are not read, at the check as at the start.
+  EXPECT_EQ(check("librdkafka.ssl.ca.location = " + dir.file("missing.pem") + "\n", out), 0) << out;
+
+  // A plugin is not loaded by the check, and the check says so.
+  EXPECT_EQ(
+      check(std::string("librdkafka.plugin.library.paths = ") + FLOWD_KAFKA_PROBE_PLUGIN + "\n",
+            out),
+      0)
+      << out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("loaded"))) << "--check-config loaded the plugin";
+  EXPECT_NE(out.find("librdkafka.plugin.library.paths: not checked before the backend starts"),
+            std::string::npos)
+      << out;
 }
 
 // `records = yes`: a real capture replayed into the netflow and sflow plugins; kcat reads every
