@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "daemon_fixture.hpp"
@@ -20,10 +21,11 @@ namespace {
 // to the exporter's address and port (RFC 7011 §8.4).
 class Exporter {
  public:
-  Exporter() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+  explicit Exporter(const char* address = "127.0.0.1")
+      : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, address, &a.sin_addr);
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   }
   ~Exporter() { ::close(fd_); }
@@ -118,6 +120,44 @@ TEST(TemplateRestart, APeriodicSaveOutlivesKillNine) {
   exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
   const auto m = d.scrape_until(kRecords, 3);
   EXPECT_EQ(metric_sum(m, kRecords), 3) << m << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Restored templates count under their own exporter in the template gauge from the start (a new
+// user's try found them under exporter="other" until the exporter sent again), within
+// max_exporter_series as the exporter's packets would be; and a reload that restarts the plugin
+// keeps those series (it found them gone).
+TEST(TemplateRestart, RestoredTemplatesCountUnderTheirExporterAcrossRestartAndReload) {
+  Daemon d;
+  Exporter first("127.0.0.1"), second("127.0.0.2");
+  const int port = free_udp_port();
+  const std::string cfg = netflow_config(d, port, "max_exporter_series = 1\n");
+  d.start(cfg);
+  teach_template(d, first, port);
+  second.send(port, ipfix_export(kFlows, 0, IpfixSets::kTemplateOnly));
+  ASSERT_EQ(metric_sum(d.scrape_until("flowd_netflow_templates", 2), "flowd_netflow_templates"), 2);
+  EXPECT_EQ(d.stop(), 0);
+
+  const std::string own = "flowd_netflow_templates{exporter=\"127.0.0.1\"}";
+  const std::string other = "flowd_netflow_templates{exporter=\"other\"}";
+  const std::string second_own = "flowd_netflow_templates{exporter=\"127.0.0.2\"}";
+  auto expect_own_series = [&](const std::string& when) {
+    const auto m = d.scrape_until("flowd_netflow_templates", 2);
+    EXPECT_EQ(metric_sum(m, own), 1) << when << "\n" << m << d.proc->log();
+    // The cap (1) is taken by the first: the second's template is under "other", as its
+    // packets would be.
+    EXPECT_EQ(metric_sum(m, other), 1) << when << "\n" << m;
+    EXPECT_FALSE(metric_sum(m, second_own)) << when << "\n" << m;
+  };
+  d.start(cfg);  // nothing is sent after the restart
+  expect_own_series("after a restart");
+  // A reload that restarts the plugin (its section changed).
+  d.dir.write("flowd.cfg", cfg + "template_save_interval = 10m\n");
+  d.proc->signal(SIGHUP);
+  for (int i = 0; i < 500 && d.proc->log().find("reloaded:") == std::string::npos; ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_NE(d.proc->log().find("reloaded:"), std::string::npos) << d.proc->log();
+  expect_own_series("after a reload");
   EXPECT_EQ(d.stop(), 0);
 }
 
