@@ -78,7 +78,7 @@ TEST(TemplateRestart, DataAfterARestartDecodesWithoutWaitingForTheNextTemplate) 
   EXPECT_NE(saved.find("\"format\":\"flowd-templates\""), std::string::npos) << saved;
 
   d.start(cfg);
-  EXPECT_NE(d.proc->log().find("took back 1 template(s)"), std::string::npos) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("took back 1 of 1 template(s)"), std::string::npos) << d.proc->log();
   exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
   auto m = d.scrape_until(kRecords, 3);
   EXPECT_EQ(metric_sum(m, kRecords), 3) << m << d.proc->log();
@@ -158,6 +158,50 @@ TEST(TemplateRestart, RestoredTemplatesCountUnderTheirExporterAcrossRestartAndRe
     std::this_thread::sleep_for(10ms);
   ASSERT_NE(d.proc->log().find("reloaded:"), std::string::npos) << d.proc->log();
   expect_own_series("after a reload");
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// A template file flowd could have written for another configuration: `n` IPFIX templates of
+// 127.0.0.1:`port`, domain 0, seen now, after `extra` entries (JSON objects, each followed by a
+// comma).
+std::string template_file_body(int n, int port, const std::string& extra = "") {
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::string body =
+      R"({"format":"flowd-templates","version":1,"domains":[],"templates":[)" + extra;
+  for (int i = 0; i < n; ++i)
+    body += (i ? "," : "") + std::string(R"({"exporter":"127.0.0.1","port":)") +
+            std::to_string(port) + R"(,"ipfix_version":10,"domain":0,"id":)" +
+            std::to_string(256 + i) + R"(,"options":false,"scope_count":0,"seen_ms":)" +
+            std::to_string(now_ms) + R"(,"fields":[[0,8,4],[0,12,4],[0,2,8]]})";
+  return body + "]}";
+}
+
+// The start-up line says what the bounds kept, and what they did not and why (a new user's try
+// read "took back 300000" when the bounds had kept 94,786; issue 16).
+TEST(TemplateRestart, TheRestoreLineSaysWhatTheBoundsKeptAndWhy) {
+  Daemon d;
+  const int port = free_udp_port();
+  std::filesystem::create_directories(d.dir.file("cache"));
+  d.dir.write("cache/templates.plugin.netflow.json", template_file_body(2000, 4739));
+  d.start(netflow_config(d, port,
+                         "max_template_bytes_per_exporter = 65536\nmax_template_bytes = 131072\n"));
+  const auto m = d.scrape_until("flowd_netflow_templates", 1);
+  const auto held = metric_sum(m, "flowd_netflow_templates").value_or(-1);
+  ASSERT_GT(held, 0) << m;
+  ASSERT_LT(held, 2000) << m;
+  const std::string log = d.proc->log();
+  EXPECT_NE(
+      log.find("took back " + std::to_string(static_cast<int>(held)) + " of 2000 template(s)"),
+      std::string::npos)
+      << log;
+  EXPECT_NE(log.find(std::to_string(2000 - static_cast<int>(held)) +
+                     " evicted to stay within max_template_bytes_per_exporter"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"restored\"}"), held);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"invalid\"}"), 2000 - held);
   EXPECT_EQ(d.stop(), 0);
 }
 

@@ -2,7 +2,8 @@
 // Templates that survive a restart (issue 16 §3): a decoder's snapshot, written to the template
 // file and read back into a new decoder, decodes the data of real captures (their template sets cut
 // out) exactly as the decoder that saw the templates; a file that is not ours is refused whole; an
-// entry the wire could not have carried, or one past its lifetime, is left out.
+// entry the wire could not have carried, or one past its lifetime, is left out, and what the bounds
+// refuse or evict is counted as such.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,6 +156,32 @@ TEST(TemplateRestore, KeepsTheLifetimeLeftAndLeavesOutTheExpired) {
   EXPECT_EQ(d.template_count(), 2u);
   d.expire(kNow + std::chrono::seconds(101));
   EXPECT_EQ(d.template_count(), 0u);
+}
+
+// What restore() says it kept is what the decoder holds afterwards: templates a later one of the
+// same snapshot evicted to stay within the byte bounds are counted as evicted, not as taken back
+// (a new user's try read "took back 300000" of a file the bounds kept 94,786 of; issue 16).
+TEST(TemplateRestore, CountsWhatTheBoundsKeptAndWhyTheRestWent) {
+  fc::DecoderLimits limits;
+  limits.max_template_bytes_per_exporter = 64 << 10;
+  limits.max_template_bytes = 64 << 10;
+  fc::Decoder d(limits);
+  fc::DecoderSnapshot s;
+  for (std::uint16_t id = 256; id < 1256; ++id) s.templates.push_back(ipfix_template(id));
+  const auto r = d.restore(s, kNow);
+  EXPECT_EQ(r.templates, d.template_count());
+  EXPECT_LT(r.templates, 1000u);
+  EXPECT_GT(r.templates, 0u);
+  EXPECT_EQ(r.evicted_exporter_bytes + r.evicted_total_bytes, 1000u - r.templates);
+  EXPECT_EQ(r.refused_max_templates + r.refused_too_large + r.invalid + r.expired, 0u);
+
+  fc::DecoderLimits few;
+  few.max_templates_per_exporter = 10;
+  fc::Decoder e(few);
+  const auto r2 = e.restore(s, kNow);
+  EXPECT_EQ(r2.templates, 10u);
+  EXPECT_EQ(r2.refused_max_templates, 990u);
+  EXPECT_EQ(e.template_count(), 10u);
 }
 
 TEST(TemplateRestore, LeavesOutWhatTheWireCouldNotCarry) {
