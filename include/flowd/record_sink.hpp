@@ -30,13 +30,20 @@ class RecordSink {
   // Takes one batch (copying what it keeps). Never blocks: what it cannot take now it drops and
   // counts. Thread-safe: several receive workers offer at once.
   virtual void offer(std::span<const RecordMessage> records) noexcept = 0;
+  // An interim sink holds what is offered while its backend is being replaced (a reload), for the
+  // successor to take. When no successor takes it (the reload removed the backend or its
+  // records), the core abandons it: it counts what it held as lost and holds nothing more.
+  virtual bool interim() const noexcept { return false; }
+  virtual void abandon() noexcept {}
 };
 
 // Where collector plugins find the sink, lent to every component through Context::records (made
 // by the core; null in unit tests). A backend attaches its sink in start() and detaches it in
-// stop(); a plugin loads it once per batch (one atomic load) and, while it is null, does not even
-// write the JSON. The shared_ptr keeps a sink a worker holds alive until its offer() returns,
-// whatever the backend does meanwhile (a reload replaces it).
+// stop() (or, stopping for a reload, puts an interim sink in its place that holds the records
+// decoded meanwhile for its successor: nothing is lost unseen while it flushes); a plugin loads it
+// once per batch (one atomic load) and, while it is null, does not even write the JSON. The
+// shared_ptr keeps a sink a worker holds alive until its offer() returns, whatever the backend does
+// meanwhile (a reload replaces it).
 class RecordTap {
  public:
   void attach(std::shared_ptr<RecordSink> sink) { sink_.store(std::move(sink)); }
@@ -46,6 +53,21 @@ class RecordTap {
     if (cur.get() == sink) sink_.compare_exchange_strong(cur, nullptr);
   }
   std::shared_ptr<RecordSink> sink() const { return sink_.load(); }
+  // Attaches `sink` and returns the one it replaces (a stopping predecessor's interim sink).
+  std::shared_ptr<RecordSink> replace(std::shared_ptr<RecordSink> sink) {
+    return sink_.exchange(std::move(sink));
+  }
+  // Replaces `current` by `next` only if `current` is still the one attached.
+  bool replace_if(const RecordSink* current, std::shared_ptr<RecordSink> next) {
+    auto cur = sink_.load();
+    return cur.get() == current && sink_.compare_exchange_strong(cur, std::move(next));
+  }
+  // Once a reload (or the stop) is done: an interim sink no successor took is detached and
+  // abandoned.
+  void settle() {
+    auto cur = sink_.load();
+    if (cur && cur->interim() && sink_.compare_exchange_strong(cur, nullptr)) cur->abandon();
+  }
 
  private:
   std::atomic<std::shared_ptr<RecordSink>> sink_;

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
 
 #include "collector/decoder_state.hpp"
@@ -133,6 +134,8 @@ RestoreResult Decoder::restore(const DecoderSnapshot& saved, TimePoint now) {
     if (seen > now) seen = now;
     return now - seen <= s.limits.template_timeout;
   };
+  std::vector<TemplateKey> stored;
+  DecodeResult bounds;  // what the bounds refused and evicted, over every store
   for (const auto& st : saved.templates) {
     TimePoint seen = st.seen;
     if (!age_ok(seen)) {
@@ -145,12 +148,21 @@ RestoreResult Decoder::restore(const DecoderSnapshot& saved, TimePoint now) {
       ++r.invalid;
       continue;
     }
-    DecodeResult ignored;
-    if (s.templates.store(*key, std::move(*t), seen, ignored))
-      ++r.templates;
-    else
-      ++r.invalid;
+    if (s.templates.store(*key, std::move(*t), seen, bounds)) stored.push_back(*key);
   }
+  // A later template may have evicted an earlier one: what is kept is what is still there.
+  std::sort(stored.begin(), stored.end());
+  stored.erase(std::unique(stored.begin(), stored.end()), stored.end());
+  for (const auto& k : stored)
+    if (s.templates.contains(k)) ++r.templates;
+  r.refused_max_templates =
+      bounds.templates_refused[static_cast<std::size_t>(TemplateRefusal::kMaxTemplates)];
+  r.refused_too_large =
+      bounds.templates_refused[static_cast<std::size_t>(TemplateRefusal::kTooLarge)];
+  r.evicted_exporter_bytes =
+      bounds.templates_evicted[static_cast<std::size_t>(TemplateEviction::kExporterBytes)];
+  r.evicted_total_bytes =
+      bounds.templates_evicted[static_cast<std::size_t>(TemplateEviction::kTotalBytes)];
   for (const auto& sd : saved.domains) {
     TimePoint seen = sd.seen;
     if (!age_ok(seen)) {

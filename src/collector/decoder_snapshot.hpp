@@ -62,10 +62,18 @@ struct DecoderSnapshot {
 
 // What Decoder::restore did with a snapshot.
 struct RestoreResult {
-  std::size_t templates = 0;  // stored, with the lifetime they had left
+  std::size_t templates = 0;  // kept: stored, and not evicted by a later one of the same snapshot
   std::size_t domains = 0;    // sampling/init-time state taken back
   std::size_t expired = 0;    // older than template_timeout: left out
-  std::size_t invalid = 0;  // not a template the wire could have carried, or refused by the bounds
+  std::size_t invalid = 0;  // not a template the wire could have carried; domains past kMaxDomains
+  // Templates the bounds refused (max_templates of their exporter; larger alone than
+  // max_template_bytes_per_exporter), and evictions the byte bounds made to store them
+  // (max_template_bytes_per_exporter, max_template_bytes), of this decoder's templates or of
+  // another's sharing the budget.
+  std::size_t refused_max_templates = 0;
+  std::size_t refused_too_large = 0;
+  std::size_t evicted_exporter_bytes = 0;
+  std::size_t evicted_total_bytes = 0;
 };
 
 // Keeps, of templates and domains saved by several decoders (one per receive worker), the most

@@ -110,6 +110,7 @@ class TemplateStore {
   // Erases every template of an exporter, under either key (v9: address; IPFIX: address and port).
   void forget(const ExporterKey& with_port, const ExporterKey& without_port);
   std::size_t size() const { return templates_.size(); }
+  bool contains(const TemplateKey& key) const { return templates_.contains(key); }
   template <class Fn>
   void for_each(Fn&& fn) const {
     for (const auto& [k, t] : templates_) fn(k, t);

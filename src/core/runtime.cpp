@@ -172,6 +172,7 @@ void Runtime::apply(const Config& c) {
   core_fingerprint_ = fingerprint;
   // What a stopped component left for a successor that this configuration does not have.
   shelf_.clear();
+  records_.settle();
 }
 
 void Runtime::stop_all() {
@@ -182,6 +183,7 @@ void Runtime::stop_all() {
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
+  records_.settle();
   status_.set_components({});
   // And what the backends left at their stop (the marker's filters, if its stop was not told the
   // daemon stops): cleaned up now, not when the Runtime is destroyed.

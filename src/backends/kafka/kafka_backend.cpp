@@ -14,6 +14,7 @@
 #include "backends/kafka/event_json.hpp"
 #include "backends/kafka/kafka_config.hpp"
 #include "backends/kafka/kafka_producer.hpp"
+#include "backends/kafka/record_sinks.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
@@ -21,20 +22,6 @@
 
 namespace flowd::kafka {
 namespace {
-
-// The collector plugins' way in (flowd/record_sink.hpp): each record becomes one message of
-// records_topic, produced on the worker's own thread (librdkafka is thread-safe and produce()
-// never blocks; a full queue drops and counts).
-class RecordsToKafka final : public RecordSink {
- public:
-  explicit RecordsToKafka(std::shared_ptr<Producer> p) : producer_(std::move(p)) {}
-  void offer(std::span<const RecordMessage> records) noexcept override {
-    producer_->produce_batch(Topic::kRecords, records);
-  }
-
- private:
-  std::shared_ptr<Producer> producer_;
-};
 
 class KafkaBackend final : public Backend {
  public:
@@ -53,7 +40,18 @@ class KafkaBackend final : public Backend {
     producer_->open();
     if (cfg_.records && records_tap_) {
       sink_ = std::make_shared<RecordsToKafka>(producer_);
-      records_tap_->attach(sink_);
+      // A predecessor that stopped for this reload held what was decoded meanwhile: produced
+      // now, after what it flushed and before what comes next (the held sink passes what it is
+      // offered from now on to sink_).
+      if (auto* held = dynamic_cast<HeldRecords*>(records_tap_->sink().get())) {
+        const auto [n, queued] = held->hand_over(sink_, [&](std::span<const RecordMessage> msgs) {
+          return producer_->produce_batch(Topic::kRecords, msgs);
+        });
+        if (n)
+          log_->info("{} record(s) decoded while the backend was replaced: {} queued now", n,
+                     queued);
+      }
+      records_tap_->replace(sink_);
     }
     log_->info("publishing flow events to Kafka topic '{}'{} at {}", cfg_.topic,
                cfg_.records ? " and decoded records to '" + cfg_.records_topic + "'" : "",
@@ -93,9 +91,19 @@ class KafkaBackend final : public Backend {
   void handle(const FlowID& flow) override { write(flow, *registry_.get(), Clock::now()); }
 
   void stop() override {
-    if (sink_ && records_tap_) records_tap_->detach(sink_.get());
+    if (sink_ && records_tap_) {
+      // Records decoded while the flush below waits (up to flush_timeout with the brokers down)
+      // are held for a successor, or counted as dropped if none comes (record_sinks.hpp).
+      auto held = std::make_shared<HeldRecords>(producer_->dropped_counter(Topic::kRecords),
+                                                cfg_.queue_max_messages, kMaxHeldBytes, log_);
+      // A worker still holding sink_ hands its records on.
+      if (records_tap_->replace_if(sink_.get(), held)) sink_->replace_by(held);
+    }
     producer_->flush(cfg_.flush_timeout);
   }
+
+  // What a stopping backend holds for its successor, at most (and queue_buffering_max_messages).
+  static constexpr std::size_t kMaxHeldBytes = 64u << 20;
 
  private:
   void write(const FlowID& flow, const ScitagsRegistry& registry, TimePoint now) {

@@ -3,7 +3,16 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "flowd/log.hpp"
 
 namespace flowd::kafka {
 namespace {
@@ -47,6 +56,72 @@ ConfigError key_error(const Section& cfg, std::string_view key, std::string_view
   return ConfigError("[" + cfg.name() + "] " + std::string(key) + ": " + std::string(why));
 }
 
+// Properties whose value makes librdkafka load code into the process: a plugin (dlopen() as the
+// property is set), an OpenSSL engine or providers (when the SSL context is made).
+bool loads_code(std::string_view prop) {
+  return prop == "plugin.library.paths" || prop == "ssl.engine.location" || prop == "ssl.providers";
+}
+
+void ignore_log(const rd_kafka_t*, int, const char*, const char*) {}
+
+using Conf = std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)>;
+
+// librdkafka checks every value now, so a typo fails --check-config (and a reload, before anything
+// running is stopped), not the start: each property as it is set, then the whole as the producer's
+// creation would (rd_kafka_new: the SSL context with its CA, certificate, key and CRL files read,
+// the SASL settings). That producer has no bootstrap.servers, so it connects nowhere, and is
+// destroyed at once; it runs no kinit (sasl.kerberos.min.time.before.relogin = 0) and fetches no
+// OIDC token (sasl.oauthbearer.method = default). What would load code into the process
+// (loads_code) is not set here at all: said once in a warning, checked when the backend starts.
+void check_with_librdkafka(const Section& cfg, const KafkaConfig& c, std::size_t named,
+                           const char* const* named_key) {
+  Conf conf(rd_kafka_conf_new(), rd_kafka_conf_destroy);
+  char err[512];
+  std::vector<std::string> unchecked;
+  for (std::size_t i = 0; i < c.properties.size(); ++i) {
+    const auto& [prop, value] = c.properties[i];
+    if (loads_code(prop)) {
+      unchecked.push_back("librdkafka." + prop);
+      continue;
+    }
+    if (prop == "bootstrap.servers" && i < named) {
+      // Checked as a value, not given to the trial producer below.
+      Conf alone(rd_kafka_conf_new(), rd_kafka_conf_destroy);
+      if (rd_kafka_conf_set(alone.get(), prop.c_str(), value.c_str(), err, sizeof err) !=
+          RD_KAFKA_CONF_OK)
+        throw key_error(cfg, named_key[i], std::string("librdkafka refuses it: ") + err);
+      continue;
+    }
+    if (rd_kafka_conf_set(conf.get(), prop.c_str(), value.c_str(), err, sizeof err) !=
+        RD_KAFKA_CONF_OK)
+      throw key_error(cfg, i < named ? std::string(named_key[i]) : "librdkafka." + prop,
+                      std::string("librdkafka refuses it: ") + err);
+  }
+  if (!unchecked.empty()) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      get_logger("config")->warn(
+          "[{}] {}: not checked before the backend starts (librdkafka loads code from it); a value "
+          "librdkafka refuses then stops the backend",
+          cfg.name(), fmt::format("{}", fmt::join(unchecked, ", ")));
+    // An OpenSSL engine or provider may be what reads the key: the SSL files are checked at start.
+    for (const auto& u : unchecked)
+      if (u != "librdkafka.plugin.library.paths") return;
+  }
+  // Best effort: these properties exist only in a librdkafka built with the feature.
+  rd_kafka_conf_set(conf.get(), "sasl.kerberos.min.time.before.relogin", "0", err, sizeof err);
+  if (std::any_of(c.properties.begin(), c.properties.end(),
+                  [](const auto& p) { return p.first == "sasl.oauthbearer.method"; }))
+    rd_kafka_conf_set(conf.get(), "sasl.oauthbearer.method", "default", err, sizeof err);
+  rd_kafka_conf_set_log_cb(conf.get(), &ignore_log);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
+  if (!rk)
+    throw ConfigError("[" + cfg.name() +
+                      "] librdkafka refuses this configuration: " + std::string(err));
+  conf.release();  // rd_kafka_new owns it when it succeeds
+  rd_kafka_destroy(rk);
+}
+
 }  // namespace
 
 std::span<const KeySpec> config_keys() {
@@ -81,6 +156,7 @@ KafkaConfig KafkaConfig::from(const Section& cfg) {
     throw key_error(cfg, "records_topic",
                     "must differ from topic (events and records are two kinds)");
   c.flush_timeout = cfg.get_duration("flush_timeout");
+  c.queue_max_messages = static_cast<std::size_t>(cfg.get_int("queue_buffering_max_messages"));
 
   const std::string compression = cfg.get("compression");
   // Named keys first, each as the librdkafka property it stands for.
@@ -111,17 +187,7 @@ KafkaConfig KafkaConfig::from(const Section& cfg) {
       throw key_error(cfg, "librdkafka." + prop, "flowd sets this itself");
     c.properties.emplace_back(prop, value);
   }
-  // librdkafka checks every value now, so a typo fails --check-config, not the start.
-  std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
-                                                                          rd_kafka_conf_destroy);
-  char err[512];
-  for (std::size_t i = 0; i < c.properties.size(); ++i) {
-    const auto& [prop, value] = c.properties[i];
-    if (rd_kafka_conf_set(conf.get(), prop.c_str(), value.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK)
-      throw key_error(cfg, i < std::size(named) ? std::string(named_key[i]) : "librdkafka." + prop,
-                      std::string("librdkafka refuses it: ") + err);
-  }
+  check_with_librdkafka(cfg, c, std::size(named), named_key);
   return c;
 }
 

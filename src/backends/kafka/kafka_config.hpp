@@ -24,6 +24,7 @@ struct KafkaConfig {
   bool records = false;  // collector plugins publish every decoded record to records_topic
   std::string records_topic = "flowd.records";
   std::chrono::milliseconds flush_timeout{std::chrono::seconds(5)};
+  std::size_t queue_max_messages = 100000;  // queue_buffering_max_messages
   // Every librdkafka property to set, in order: the named keys' (bootstrap.servers, client.id,
   // acks, compression.codec, linger.ms, batch.size, queue.buffering.max.messages) and then each
   // `librdkafka.NAME = VALUE` as NAME, VALUE. Each was accepted by rd_kafka_conf_set.

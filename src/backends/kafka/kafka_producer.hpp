@@ -64,6 +64,11 @@ class Producer {
   void on_statistics(std::function<void(std::string_view json)> observer) {
     stats_observer_ = std::move(observer);
   }
+  // flowd_kafka_messages_total{topic, result="dropped"} of `topic` (null when it is not used), for
+  // records dropped before they reached this producer (record_sinks.hpp).
+  prometheus::Counter* dropped_counter(Topic topic) const {
+    return counts_[static_cast<std::size_t>(topic)].dropped;
+  }
   // Serves delivery reports and librdkafka's error events until `stop` is requested. One thread.
   void serve(std::stop_token stop);
   // Waits at most `timeout` for what is queued or in flight; what is left is purged and counted

@@ -131,8 +131,9 @@ ExporterSeries::ExporterSeries(prometheus::Registry& m, Wire wire, std::size_t c
                    .Register(m)
                    .Add({});
   }
-  // What a plugin this one replaces (a reload) had named.
-  for (const auto& family : packets_->Collect())
+  // What a plugin this one replaces (a reload) had named: each named exporter has a losses series
+  // from the start (find()), even one named for its restored templates before it sent a packet.
+  for (const auto& family : lost_->Collect())
     for (const auto& metric : family.metric) {
       std::string address, domain;
       for (const auto& l : metric.label) {

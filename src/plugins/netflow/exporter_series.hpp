@@ -80,7 +80,7 @@ struct ExporterCounters {
 
 // The per-exporter series of one netflow or sflow plugin, shared by its receive workers. The
 // families live in the registry, which outlives the plugin: a reload makes a new ExporterSeries
-// that finds the exporters the old one had named (from the packets family) and keeps them named,
+// that finds the exporters the old one had named (from the losses family) and keeps them named,
 // so that their series go on and the cap still holds across reloads.
 class ExporterSeries {
  public:

@@ -93,7 +93,8 @@ class NetflowPlugin final : public Plugin {
              limits_),
         templates_(cfg_.wire == Wire::kNetflow ? template_file_path(ctx.work_dir, cfg_.section)
                                                : std::string(),
-                   cfg_.template_save_interval, cfg_.workers, log_,
+                   cfg_.template_save_interval, cfg_.workers,
+                   max_template_file_bytes(cfg_.limits, cfg_.workers), log_,
                    cfg_.wire == Wire::kNetflow ? &ctx.metrics : nullptr) {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {
@@ -136,6 +137,15 @@ class NetflowPlugin final : public Plugin {
     std::vector<collector::Decoder*> decoders;
     for (auto& w : workers_) decoders.push_back(&w->decoder);
     templates_.restore(decoders, Clock::now());
+    if (cfg_.wire == Wire::kNetflow) {
+      // Restored templates count under their own exporter's series (within max_exporter_series,
+      // as if it had sent them) from the start, not under "other" until it sends again; after a
+      // reload the exporters named before keep their series (ExporterSeries finds them).
+      std::vector<collector::DomainTemplates> restored;
+      for (auto& w : workers_) w->decoder.count_templates(restored);
+      for (const auto& d : restored) metrics_.series().find(SeriesKey{d.address, d.domain, true});
+      for (auto& w : workers_) publish_counts(*w, true);
+    }
   }
 
   // Worker 0 runs here; workers 1..n-1 on threads of their own. When any worker fails, it closes

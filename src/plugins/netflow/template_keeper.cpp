@@ -2,15 +2,20 @@
 #include "plugins/netflow/template_keeper.hpp"
 
 #include <algorithm>
+#include <array>
+#include <set>
+#include <tuple>
 
 #include "plugins/netflow/template_file.hpp"
 
 namespace flowd::netflow {
 
 TemplateKeeper::TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                               std::shared_ptr<spdlog::logger> log, prometheus::Registry* metrics)
+                               std::size_t max_file_bytes, std::shared_ptr<spdlog::logger> log,
+                               prometheus::Registry* metrics)
     : path_(std::move(path)),
       interval_(interval),
+      max_file_bytes_(max_file_bytes),
       log_(std::move(log)),
       latest_(workers),
       next_(workers) {
@@ -31,26 +36,82 @@ TemplateKeeper::TemplateKeeper(std::string path, std::chrono::seconds interval, 
 void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, TimePoint now) {
   if (!enabled()) return;
   std::string error;
-  const auto saved = read_template_file(path_, error);
-  if (!saved) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto file = read_template_file(path_, max_file_bytes_, now, error);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (!file) {
     if (!error.empty()) count(kRefused);
     if (!error.empty())
       log_->warn("{}: {}; starting without saved templates (the file is replaced on the next save)",
                  path_, error);
     return;
   }
-  collector::RestoreResult r;
-  for (auto* d : decoders) r = d->restore(*saved, now);
-  count(kRestored, static_cast<double>(r.templates + r.domains));
-  count(kExpired, static_cast<double>(r.expired));
-  count(kInvalid, static_cast<double>(r.invalid));
-  log_->info(
-      "took back {} template(s) and the sampling state of {} domain(s) from {}{}{}", r.templates,
-      r.domains, path_, r.expired ? fmt::format("; {} older than template_timeout", r.expired) : "",
-      r.invalid ? fmt::format("; {} invalid or over the template bounds, left out", r.invalid)
-                : "");
+  const collector::DecoderSnapshot* saved = &file->snapshot;
+  const std::size_t skipped_templates = file->skipped_templates;
+  const std::size_t skipped = skipped_templates + file->skipped_domains;
+  if (skipped)
+    log_->warn(
+        "{}: {} malformed template(s) and {} domain(s) skipped (the first: {}; a field missing or "
+        "of another type, a value out of range, or seen_ms ahead of the clock)",
+        path_, skipped_templates, file->skipped_domains, file->first_skipped);
+  // Every decoder gets every entry, and what they keep is charged to the one budget they share:
+  // with several workers the byte bounds hold several copies, and a later decoder's charges may
+  // evict an earlier one's (erased by its expire()).
+  std::vector<collector::RestoreResult> results;
+  for (auto* d : decoders) results.push_back(d->restore(*saved, now));
+  for (auto* d : decoders) d->expire(now);
+  const auto t2 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < latest_.size() && i < decoders.size(); ++i)
     latest_[i] = decoders[i]->snapshot();
+  log_->debug("{}: read in {} ms, taken back in {} ms", path_,
+              std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(t2 - t1).count());
+  if (results.empty()) return;
+  // Templates kept by at least one decoder.
+  std::set<std::tuple<int, std::array<std::uint8_t, 16>, std::uint16_t, std::uint8_t, std::uint32_t,
+                      std::uint16_t>>
+      kept;
+  for (const auto& part : latest_)
+    for (const auto& t : part.templates)
+      kept.emplace(t.owner.exporter.family, t.owner.exporter.bytes, t.owner.port, t.owner.version,
+                   t.owner.domain, t.id);
+  // Entry by entry, each decoder judged alike (expired, invalid, refused by a count or size bound);
+  // the rest of what is not kept was evicted by the byte bounds.
+  const auto& first = results.front();
+  std::size_t evicted_exporter = 0, evicted_total = 0;
+  for (const auto& r : results) {
+    evicted_exporter += r.evicted_exporter_bytes;
+    evicted_total += r.evicted_total_bytes;
+  }
+  const std::size_t refused = first.refused_max_templates + first.refused_too_large;
+  const std::size_t judged = first.expired + first.invalid + refused + kept.size();
+  const std::size_t in_file = saved->templates.size() + saved->domains.size();
+  const std::size_t evicted =
+      in_file > judged + first.domains ? in_file - judged - first.domains : 0;
+  count(kRestored, static_cast<double>(kept.size() + first.domains));
+  count(kExpired, static_cast<double>(first.expired));
+  count(kInvalid, static_cast<double>(first.invalid + refused + evicted + skipped));
+  std::string left_out;
+  auto add = [&](std::size_t n, std::string_view why) {
+    if (n) left_out += fmt::format("{}{} {}", left_out.empty() ? "; left out: " : ", ", n, why);
+  };
+  add(skipped, "malformed entries");
+  add(first.expired, "older than template_timeout");
+  add(first.invalid, "that no export could define");
+  add(first.refused_max_templates, "beyond max_templates of their exporter");
+  add(first.refused_too_large, "larger alone than max_template_bytes_per_exporter");
+  const char* bound = evicted_exporter && evicted_total ? "max_template_bytes_per_exporter and "
+                                                          "max_template_bytes"
+                      : evicted_total                   ? "max_template_bytes"
+                                                        : "max_template_bytes_per_exporter";
+  add(evicted,
+      fmt::format("evicted to stay within {}{}", bound,
+                  decoders.size() > 1
+                      ? fmt::format(" (each of the {} workers holds its own copy)", decoders.size())
+                      : std::string()));
+  log_->info("took back {} of {} template(s) and the sampling state of {} domain(s) from {}{}",
+             kept.size(), saved->templates.size() + skipped_templates, first.domains, path_,
+             left_out);
   for (auto& t : next_) t = now + interval_;
 }
 
