@@ -965,5 +965,24 @@ TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {
   EXPECT_NE(flowd->log().find("no interface named 'nosuchif0'"), std::string::npos) << flowd->log();
 }
 
+// A flow of IPv4-mapped addresses (::ffff:198.18.15.1) from the API went into the map and showed
+// as marked: its packets are IPv4 and carry no flow label. The marker leaves it, as the kernel
+// plugin does (issue 15).
+TEST_F(MarkerNetns, AnIPv4MappedFlowIsNotPutInTheMap) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  // The mapped flow first: once the IPv6 one is in the map, the mapped one was handled too.
+  write_pipe(dir.file("np"),
+             "start udp ::ffff:198.18.15.1 40070 ::ffff:198.18.15.2 5300 cms 4\nstart tcp "
+             "::ffff:198.18.15.1 40071 ::ffff:198.18.15.2 5201 cms 4\nstart udp " +
+                 net->addr_a + " 40072 " + net->addr_b + " 5300 cms 4\n");
+  for (int i = 0; i < 200 && metric("flowd_marker_flows") < 1; ++i) usleep(10000);
+  usleep(200000);
+  EXPECT_EQ(metric("flowd_marker_flows"), 1) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_map_update_errors_total"), 0);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

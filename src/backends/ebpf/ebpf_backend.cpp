@@ -216,7 +216,7 @@ class Probe final : public MarkerProbe {
     interfaces_ = std::move(interfaces);
   }
   bool holds(const FlowKey& flow) const override {
-    if (!flow.dst.is_v6()) return false;
+    if (!carries_flow_label(flow.dst)) return false;
     if (match_all_) return true;
     auto key = map_key_of(flow);
     std::uint32_t label = 0;
@@ -351,8 +351,8 @@ class EbpfBackend final : public Backend {
       return;
     }
     if (match_all_ || flow.state == FlowState::kOngoing) return;
-    if (!flow.dst.is_v6()) {
-      log_->debug("not marking {} flow to {}: the flow label is IPv6 only",
+    if (!carries_flow_label(flow.dst)) {
+      log_->debug("not marking {} flow to {}: the flow label is IPv6 only (IPv4-mapped is IPv4)",
                   to_string(flow.protocol), flow.dst.to_string());
       return;
     }
