@@ -224,6 +224,22 @@ class MarkerNetns : public ::testing::Test {
     return std::string("fd00:f10f:") + group + "::" + std::to_string(host);
   }
 
+  // `count` datagrams from [addr_a]:sport to [addr_b]:5300, one every 2 ms, in the background.
+  // Returns the sender's pid.
+  int stream_udp(int sport, int count) const {
+    std::string out;
+    dir.write("stream.py",
+              "import socket,time\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+              "s.bind((\"" +
+                  net->addr_a + "\"," + std::to_string(sport) + "))\nfor i in range(" +
+                  std::to_string(count) + "):\n  s.sendto(b\"x\",(\"" + net->addr_b +
+                  "\",5300))\n  time.sleep(0.002)\n");
+    EXPECT_EQ(
+        net->exec(net->a, "python3 " + dir.file("stream.py") + " > /dev/null 2>&1 & echo $!", out),
+        0);
+    return std::stoi(out);
+  }
+
   // Waits up to 3 s for `text` in flowd's log.
   static bool log_says(FlowdProcess& p, const std::string& text) {
     for (int i = 0; i < 300; ++i) {
@@ -957,12 +973,261 @@ TEST_F(MarkerNetns, APinUnderAPlainSysfsSaysWhyItFails) {
   EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
 }
 
+// A name that does not exist is a configuration error: start exits 2 (it exited 1), and
+// --check-config, run in the same network namespace, refuses it with the same message (it said
+// "valid") (issue 15).
 TEST_F(MarkerNetns, UnknownInterfaceIsAClearError) {
   std::string cfg = config();
   cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(), "interfaces = nosuchif0");
   auto flowd = start_flowd(cfg);
-  EXPECT_EQ(flowd->wait(5s), 1);
+  EXPECT_EQ(flowd->wait(5s), 2);
+  const std::string says = "[backend.ebpf] interfaces: no interface named 'nosuchif0'";
+  EXPECT_NE(flowd->log().find(says), std::string::npos) << flowd->log();
+  std::string out;
+  EXPECT_EQ(net->exec(net->a, flowd_binary() + " --check-config -c " + dir.file("flowd.cfg"), out),
+            2)
+      << out;
+  EXPECT_NE(out.find(says), std::string::npos) << out;
+  // A pattern may match nothing yet.
+  cfg.replace(cfg.find("nosuchif0"), 9, "nosuchif*");
+  dir.write("flowd.cfg", cfg);
+  EXPECT_EQ(net->exec(net->a, flowd_binary() + " --check-config -c " + dir.file("flowd.cfg"), out),
+            0)
+      << out;
+}
+
+// A reload naming an interface that does not exist (`interfaces = vethA, typo`) replaced the
+// marker on vethA, failed on the typo, detached vethA and attached it again: each time 10-12
+// packets of a marked flow left unlabelled. It is refused before anything is touched (issue 15).
+TEST_F(MarkerNetns, AReloadNamingAMissingInterfaceIsRefusedAndLeavesTheMarkerAlone) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40062 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  start_capture();
+  const int sender = stream_udp(40062, 1000);
+  usleep(300000);
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", nosuchif0");
+  dir.write("flowd.cfg", cfg);
+  flowd->signal(SIGHUP);
+  EXPECT_TRUE(log_says(*flowd, "reload refused")) << flowd->log();
+  std::string out;
+  run_shell("while kill -0 " + std::to_string(sender) + " 2>/dev/null; do sleep 0.05; done", "",
+            out);
+  auto [seen, marked] = tagged(stop_capture(), 40062, make_label(3, 4, 0));
+  EXPECT_GE(seen, 900);
+  EXPECT_EQ(marked, seen) << seen - marked << " packet(s) went out unmarked during the reload";
   EXPECT_NE(flowd->log().find("no interface named 'nosuchif0'"), std::string::npos) << flowd->log();
+  EXPECT_EQ(flowd->log().find("marker detached from"), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+// A flow of IPv4-mapped addresses (::ffff:198.18.15.1) from the API went into the map and showed
+// as marked: its packets are IPv4 and carry no flow label. The marker leaves it, as the kernel
+// plugin does (issue 15).
+TEST_F(MarkerNetns, AnIPv4MappedFlowIsNotPutInTheMap) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  // The mapped flow first: once the IPv6 one is in the map, the mapped one was handled too.
+  write_pipe(dir.file("np"),
+             "start udp ::ffff:198.18.15.1 40070 ::ffff:198.18.15.2 5300 cms 4\nstart tcp "
+             "::ffff:198.18.15.1 40071 ::ffff:198.18.15.2 5201 cms 4\nstart udp " +
+                 net->addr_a + " 40072 " + net->addr_b + " 5300 cms 4\n");
+  for (int i = 0; i < 200 && metric("flowd_marker_flows") < 1; ++i) usleep(10000);
+  usleep(200000);
+  EXPECT_EQ(metric("flowd_marker_flows"), 1) << flowd->log();
+  EXPECT_EQ(metric("flowd_marker_map_update_errors_total"), 0);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
+// Another tool's object pinned at pin_path was unlinked and replaced by flowd's map, silently. It
+// is refused, naming what is there and what to remove; the object stays (issue 15).
+TEST_F(MarkerNetns, AnotherToolsObjectAtPinPathIsRefusedNotReplaced) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string pin = bpffs.path + "/other";
+  std::string out;
+  ASSERT_EQ(
+      run_shell("bpftool map create " + pin + " type array key 4 value 8 entries 4 name other", "",
+                out),
+      0)
+      << out;
+  auto flowd = start_flowd(config("pin_path = " + pin + "\n"));
+  EXPECT_EQ(flowd->wait(10s), 1) << flowd->log();
+  EXPECT_NE(flowd->log().find("[backend.ebpf] pin_path: " + pin +
+                              " holds a BPF map named 'other' (type 2, key 4 bytes, value 8 "
+                              "bytes), not flowd's flow map"),
+            std::string::npos)
+      << flowd->log();
+  EXPECT_NE(flowd->log().find("remove it (rm " + pin + ")"), std::string::npos) << flowd->log();
+  ASSERT_EQ(run_shell("bpftool map show pinned " + pin, "", out), 0) << out;
+  EXPECT_NE(out.find("name other"), std::string::npos)
+      << "the other tool's map was replaced: " << out;
+  EXPECT_EQ(filters(), 0);
+  // flowd's own map of another size (max_flows changed) is taken, as before.
+  const std::string ours = "pin_path = " + bpffs.path + "/flowd/flow_labels\n";
+  auto first = start_flowd(config(ours));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGTERM);
+  ASSERT_EQ(first->wait(5s), 0);
+  const std::size_t before = first->log().size();  // the log file is shared
+  auto second = start_flowd(config(ours + "max_flows = 5000\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(second->log().find("not flowd's flow map", before), std::string::npos) << second->log();
+  EXPECT_NE(second->log().find("copied 0 flow(s) from the previous marker's map of 100000", before),
+            std::string::npos)
+      << second->log();
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
+// `tc qdisc del dev X clsact` while flowd ran went unnoticed (status "attached", no log line,
+// nothing marked), and the next reload failed with "cannot replace the marker on X egress: Invalid
+// argument". The marker sees the removal (rtnetlink) and attaches again, and a reload goes through
+// (issue 15).
+TEST_F(MarkerNetns, AClsactRemovedByTheAdminIsNoticedAndTheMarkerAttachedAgain) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40063 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "tc qdisc del dev " + net->veth_a + " clsact", out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "the marker's filter on " + net->veth_a + " egress was gone"))
+      << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  start_capture();
+  send_udp(40063, 5300, "again", 5);
+  EXPECT_EQ(tagged(stop_capture(), 40063, make_label(3, 4, 0)), std::make_pair(5, 5));
+  // The next reload that restarts the marker replaces its program in place, as usual.
+  dir.write("flowd.cfg", config("max_flows = 5000\n"));
+  flowd->signal(SIGHUP);
+  for (int i = 0; i < 500 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+  EXPECT_NE(flowd->log().find("reloaded"), std::string::npos) << flowd->log();
+  EXPECT_EQ(flowd->log().find("reload failed"), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "the clsact flowd made again goes at its stop";
+}
+
+// After kill -9, a marked interface renamed (ip link set X name Y) and a restart no longer marking
+// it: the log said the filter was removed ("interface gone") while it stayed on Y, marking with the
+// dead flowd's map. The record's ifindex finds the interface under its new name (issue 15).
+TEST_F(MarkerNetns, AKilledFlowdsFilterOnAnInterfaceRenamedSinceIsRemoved) {
+  const std::string extra = add_interface();
+  std::string both = config();
+  both.replace(both.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+               "interfaces = " + net->veth_a + ", " + extra);
+  auto first = start_flowd(both);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  ASSERT_EQ(filters(extra), 1);
+  first->signal(SIGKILL);
+  first->wait(5s);
+  const std::string renamed = "fdr" + net->veth_a.substr(3);
+  std::string out;
+  ASSERT_EQ(net->exec(net->a,
+                      "ip link set " + extra + " down && ip link set " + extra + " name " +
+                          renamed + " && ip link set " + renamed + " up",
+                      out),
+            0)
+      << out;
+  ASSERT_EQ(filters(renamed), 1);
+  auto second = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(renamed), 0) << "the killed flowd's filter still marks " << renamed << "\n"
+                                 << second->log();
+  EXPECT_FALSE(has_clsact(renamed)) << "the clsact the killed flowd created goes with its filter";
+  EXPECT_NE(
+      second->log().find("left on " + renamed + " (recorded as " + extra + ": renamed since)"),
+      std::string::npos)
+      << second->log();
+  EXPECT_EQ(second->log().find("interface gone"), std::string::npos) << second->log();
+  EXPECT_EQ(filters(), 1);
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
+// With a pinned map, a flowd killed with -9 while connections were open left their entries: after
+// they closed, a restart kept them ("6 flow(s) stay marked" while `flowd flows` showed 0), and a
+// new connection from a stale entry's port was labelled with the old tag from its SYN on. The
+// restart drops the TCP entries without a connection, keeps the live one and the UDP one, and
+// says so (issue 15).
+TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
+  int listener = -1, client = -1, lport = 0;
+  {
+    NetnsScope in(net->b);
+    listener = tcp_listen(net->addr_b, 5201);
+  }
+  ASSERT_GE(listener, 0);
+  {
+    NetnsScope in(net->a);
+    client = tcp_connect(net->addr_b, 5201, &lport);
+  }
+  ASSERT_GE(client, 0);
+  struct Close {
+    int a, b;
+    ~Close() {
+      ::close(a);
+      ::close(b);
+    }
+  } close_fds{listener, client};
+  auto first = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " " + std::to_string(lport) + " " +
+                                 net->addr_b + " 5201 cms 4\nstart tcp " + net->addr_a + " 40090 " +
+                                 net->addr_b + " 5201 cms 4\nstart udp " + net->addr_a + " 40091 " +
+                                 net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(3)) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_NE(second->log().find("kept 1 TCP flow(s) with a live connection, dropped 1 without one; "
+                               "kept 1 UDP flow(s)"),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 2);
+  // On the wire: the live connection stays marked; a new one from the dropped entry's port is not.
+  start_capture();
+  ASSERT_EQ(::send(client, "live", 4, 0), 4);
+  std::string out;
+  dir.write("connect.py",
+            "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((\"" +
+                net->addr_a + "\",40090))\ns.connect((\"" + net->addr_b +
+                "\",5201))\ns.send(b\"new\")\n");
+  ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("connect.py"), out), 0) << out;
+  auto pkts = stop_capture();
+  const std::uint32_t tag = make_label(3, 4, 0);
+  int live = 0, live_marked = 0, fresh = 0, fresh_marked = 0;
+  for (const auto& p : pkts) {
+    if (p.proto != "tcp" || p.dport != 5201) continue;
+    if (p.sport == lport) {
+      ++live;
+      live_marked += (p.label & kLabelSemanticMask) == tag;
+    } else if (p.sport == 40090) {
+      ++fresh;
+      fresh_marked += (p.label & kLabelSemanticMask) == tag;
+    }
+  }
+  EXPECT_GE(live, 1);
+  EXPECT_EQ(live_marked, live);
+  EXPECT_GE(fresh, 2) << "the new connection's SYN and data";
+  EXPECT_EQ(fresh_marked, 0) << "a new connection took the stale entry's tag";
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
 #include "backends/ebpf/marker_record.hpp"
+#include "backends/ebpf/stale_flows.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "flowd/daemon_status.hpp"
 #include "flowd/event_queue.hpp"
@@ -64,6 +65,17 @@ std::string pin_lock_key(const std::string& path) {
   return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
 }
 
+// Each name of `interfaces` (a pattern may match nothing yet) must exist in this network namespace.
+// Throws ConfigError("[backend.ebpf] interfaces: no interface named 'X' ...").
+void require_named_interfaces(const std::vector<std::string>& interfaces) {
+  for (const auto& n : interfaces)
+    if (!is_interface_pattern(n) && ::if_nametoindex(n.c_str()) == 0)
+      throw ConfigError("[backend.ebpf] interfaces: no interface named '" + n +
+                        "' in this network namespace (a name must exist at start; a pattern such "
+                        "as '" +
+                        n + "*' may match nothing yet)");
+}
+
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
 // the error message when loading fails.
 std::mutex libbpf_mu;
@@ -84,8 +96,11 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
   // Expected answers are not news: an existing clsact qdisc (EEXIST is handled), and no filter of
   // ours on a hook (tc_attachment asks whether a stale one is there before it attaches, and the
   // kernel's extack for "none" is "Cannot find specified filter chain").
+  // Nor is a missing clsact where the marker asks whether its filter is still there ("Parent Qdisc
+  // doesn't exists": somebody removed it; the marker says so itself when it attaches again).
   const bool expected = line.find("Exclusivity flag on") != std::string::npos ||
-                        line.find("Cannot find specified filter chain") != std::string::npos;
+                        line.find("Cannot find specified filter chain") != std::string::npos ||
+                        line.find("Parent Qdisc doesn't exist") != std::string::npos;
   if (level == LIBBPF_WARN && !expected)
     log->warn("{}", line);
   else
@@ -216,7 +231,7 @@ class Probe final : public MarkerProbe {
     interfaces_ = std::move(interfaces);
   }
   bool holds(const FlowKey& flow) const override {
-    if (!flow.dst.is_v6()) return false;
+    if (!carries_flow_label(flow.dst)) return false;
     if (match_all_) return true;
     auto key = map_key_of(flow);
     std::uint32_t label = 0;
@@ -351,8 +366,8 @@ class EbpfBackend final : public Backend {
       return;
     }
     if (match_all_ || flow.state == FlowState::kOngoing) return;
-    if (!flow.dst.is_v6()) {
-      log_->debug("not marking {} flow to {}: the flow label is IPv6 only",
+    if (!carries_flow_label(flow.dst)) {
+      log_->debug("not marking {} flow to {}: the flow label is IPv6 only (IPv4-mapped is IPv4)",
                   to_string(flow.protocol), flow.dst.to_string());
       return;
     }
@@ -477,8 +492,10 @@ class EbpfBackend final : public Backend {
   }
 
   // The filters a killed flowd left on interfaces this configuration does not mark: removed, with
-  // the clsact if that flowd created it and nothing else uses it. Returns, per configured
-  // interface, whether the record says the clsact there was flowd's.
+  // the clsact if that flowd created it and nothing else uses it. Interfaces are compared and found
+  // by the index the record holds, so a link renamed since (ip link set X name Y) is the same
+  // interface. Returns, per configured interface, whether the record says the clsact there was
+  // flowd's. What could not be removed stays in the record (leftovers_).
   std::map<std::string, bool> clean_up_after_killed(const std::vector<std::string>& names,
                                                     const ShelvedMarker* shelved) {
     std::map<std::string, bool> created;
@@ -494,30 +511,58 @@ class EbpfBackend final : public Backend {
       log_->warn("ignoring the marker record {}: {}", record_path_candidate_, error);
     if (!rec) return created;
     for (const auto& h : rec->hooks) {
-      if (std::find(names.begin(), names.end(), h.interface) != names.end()) {
-        created[h.interface] = h.created_clsact;
+      auto configured = std::find_if(names.begin(), names.end(), [&](const std::string& n) {
+        return h.ifindex > 0 ? static_cast<int>(::if_nametoindex(n.c_str())) == h.ifindex
+                             : n == h.interface;
+      });
+      if (configured != names.end()) {
+        created[*configured] = h.created_clsact;
         continue;
       }
       if (shelved && std::any_of(shelved->hooks.begin(), shelved->hooks.end(),
-                                 [&](const auto& a) { return a->interface() == h.interface; }))
+                                 [&](const auto& a) { return a->ifindex() == h.ifindex; }))
         continue;  // the predecessor's in this process: it goes when the shelf item does
       pid_t holder = 0;
       std::string lock_error;
-      MarkerLock probe = MarkerLock::acquire(interface_lock_key(h.interface), holder, lock_error);
+      MarkerLock probe = MarkerLock::acquire(
+          h.ifindex > 0 ? "if:#" + std::to_string(h.ifindex) : interface_lock_key(h.interface),
+          holder, lock_error);
       if (!probe.held()) {
         log_->warn("leaving the marker on {} (in the record of flowd pid {}): {} (pid {})",
                    h.interface, rec->pid, lock_error, holder);
         continue;
       }
+      const RemovedHook r = remove_marker_hook(h.ifindex, h.created_clsact);
+      if (r.interface_now.empty() || r.note == kNoMarkerFilter) {
+        log_->info("nothing to remove on {} (in the record of flowd pid {}): {}", h.interface,
+                   rec->pid, r.note);
+        continue;
+      }
+      const std::string where =
+          r.interface_now.empty() || r.interface_now == h.interface
+              ? h.interface
+              : r.interface_now + " (recorded as " + h.interface + ": renamed since)";
+      if (!r.removed) {
+        log_->warn(
+            "cannot remove the marker filter that flowd pid {}, which did not stop cleanly, left "
+            "on {} (no longer configured): {}; it stays in the marker record (tc filter del dev {} "
+            "egress handle 0x{:x} prio 0x{:x} bpf removes it)",
+            rec->pid, where, r.note, r.interface_now, kFilterHandle, kFilterPriority);
+        leftovers_.push_back({r.interface_now, h.ifindex, h.created_clsact});
+        continue;
+      }
       log_->warn(
           "removed the marker filter that flowd pid {}, which did not stop cleanly, left on {} "
           "(no longer configured): {}",
-          rec->pid, h.interface, remove_marker_hook(h.interface, h.ifindex, h.created_clsact));
+          rec->pid, where, r.note);
     }
     return created;
   }
 
   void start_on(const std::vector<std::string>& names, std::unique_ptr<ShelvedMarker>& shelved) {
+    // Every name resolved before anything is touched: an interface gone since the configuration
+    // was checked must not cost the predecessor's filters, which are replaced in place below.
+    require_named_interfaces(names);
     // A live flowd marking the same interface, or using the same pinned map, is refused before
     // anything is touched: taking over its hook or map would stop its marking, silently.
     for (auto it = names.begin(); it != names.end(); ++it)
@@ -528,6 +573,15 @@ class EbpfBackend final : public Backend {
     for (const auto& n : names) lock(interface_lock_key(n), shelved.get(), "is marking " + n);
     if (!pin_path_.empty())
       lock(pin_lock_key(pin_path_), shelved.get(), "uses the flow map pinned at " + pin_path_);
+    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
+    if (!pin_path_.empty())
+      if (auto what = foreign_pin(pin_path_, want, "flowd_flow_labels"); !what.empty())
+        throw std::runtime_error(
+            "[backend.ebpf] pin_path: " + pin_path_ + " holds " + what +
+            ", not flowd's flow map (flowd_flow_labels: LRU hash, key " +
+            std::to_string(want.key_size) + " bytes, value " + std::to_string(want.value_size) +
+            " bytes); flowd would replace it: remove it (rm " + pin_path_ +
+            ") if nothing uses it, or set [backend.ebpf] pin_path to another path");
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
     auto recorded_created = clean_up_after_killed(names, shelved.get());
 
@@ -551,7 +605,6 @@ class EbpfBackend final : public Backend {
                             ? UniqueFd(::fcntl(shelved->map.get(), F_DUPFD_CLOEXEC, 0))
                         : pin_path_.empty() ? UniqueFd()
                                             : open_pinned_map(pin_path_);
-    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
     const bool reuse = previous && map_shape(previous.get()) == want &&
                        bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
     if (int rc = flowd_marker__load(skel_); rc != 0) {
@@ -570,6 +623,9 @@ class EbpfBackend final : public Backend {
     } else if (previous) {
       carry_over(previous.get(), want);
     }
+    // A pinned map comes from a flowd that is no longer running (a live one holds the pin's lock):
+    // killed, its connections may have ended unseen. A reload's map is this process's, and current.
+    if (previous && !(shelved && shelved->map) && !match_all_) drop_stale_flows();
     previous.reset();
     if (!pin_path_.empty()) {
       if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
@@ -654,6 +710,20 @@ class EbpfBackend final : public Backend {
       changed = true;
     }
     const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    // Kept interfaces whose filter somebody removed (tc qdisc del dev X clsact, tc filter del):
+    // attached again, with a warning (replace() says what it found).
+    for (auto& a : attachments_) {
+      if (a->present()) continue;
+      try {
+        a->replace(prog_fd);
+        changed = true;  // the clsact may be flowd's now: the record says so
+      } catch (const std::exception& e) {
+        interface_changes_[static_cast<std::size_t>(InterfaceChange::kFailed)]->Increment();
+        limited_warn(*log_, interface_limiter_,
+                     "the marker's filter on {} was removed, and cannot be attached again: {}",
+                     a->interface(), e.what());
+      }
+    }
     for (const auto& w : want) {
       if (std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) {
             return a->interface() == w.first && a->ifindex() == w.second;
@@ -699,6 +769,24 @@ class EbpfBackend final : public Backend {
     return ifs;
   }
 
+  // The pinned map's TCP entries without a connection in this network namespace go (see
+  // stale_flows.hpp); the log says how many were kept and dropped.
+  void drop_stale_flows() {
+    const StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
+    if (!r.error.empty()) {
+      log_->warn(
+          "cannot list this network namespace's TCP sockets ({}): the flows kept from the previous "
+          "marker are not checked against live connections",
+          r.error);
+      return;
+    }
+    log_->info(
+        "checked the flows kept from the previous marker against this network namespace's "
+        "sockets: kept {} TCP flow(s) with a live connection, dropped {} without one; kept {} UDP "
+        "flow(s) (no connection state to check: they go with their end or the map's LRU)",
+        r.tcp_kept, r.tcp_dropped, r.udp_kept);
+  }
+
   // Copies the previous map's flows into the new one of another size: at most its capacity;
   // what does not fit is logged and counted as dropped.
   void carry_over(int previous_fd, const MapShape& want) {
@@ -727,6 +815,7 @@ class EbpfBackend final : public Backend {
     MarkerRecord rec{::getpid(), {}};
     for (const auto& a : attachments_)
       rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
+    rec.hooks.insert(rec.hooks.end(), leftovers_.begin(), leftovers_.end());
     if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
       record_path_ = record_path_candidate_;
     else
@@ -774,6 +863,7 @@ class EbpfBackend final : public Backend {
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
+  std::vector<RecordedHook> leftovers_;  // a killed flowd's filters that could not be removed
   std::unique_ptr<MarkerStats> stats_;
   std::shared_ptr<Probe> probe_;      // lent to the daemon's status while marking
   std::unique_ptr<LinkWatch> watch_;  // read by run()'s thread only
@@ -782,7 +872,11 @@ class EbpfBackend final : public Backend {
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
-  return std::make_unique<EbpfBackend>(EbpfConfig::from(cfg, *ctx.registry.get()), ctx);
+  EbpfConfig c = EbpfConfig::from(cfg, *ctx.registry.get());
+  // Checked when the component is built — by --check-config, at start and by a reload before
+  // anything stops — so that a typo neither starts nor touches a marker that works.
+  require_named_interfaces(c.interfaces);
+  return std::make_unique<EbpfBackend>(c, ctx);
 }
 
 }  // namespace
