@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The README's "One site, many hosts" configs (issue 16) are real configurations: each passes
 // `flowd --check-config`, which builds every component of it, so the manual cannot drift from the
-// keys flowd takes.
+// keys flowd takes. The check also refuses an interface this host lacks (as the start does), so the
+// storage node's `interfaces` are checked as this host's loopback: the README names the site's NIC.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -22,11 +23,13 @@ TEST(ReadmeRoles, EveryRoleConfigOfOneSiteManyHostsPassesCheckConfig) {
   std::size_t n = 0;
   for (std::sregex_iterator it(section.begin(), section.end(), block), last; it != last; ++it) {
     const std::string name = "role" + std::to_string(++n) + ".cfg";
-    dir.write(name, (*it)[1].str());
+    const std::string config = std::regex_replace(
+        (*it)[1].str(), std::regex("\ninterfaces = [^\n]*"), "\ninterfaces = lo");
+    dir.write(name, config);
     std::string out, err;
     EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file(name)}, out, err), 0)
         << "role " << n << ":\n"
-        << (*it)[1].str() << "\n"
+        << config << "\n"
         << out << err;
   }
   EXPECT_EQ(n, 3u) << "storage node, border collector, site collector";

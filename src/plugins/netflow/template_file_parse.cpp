@@ -69,12 +69,18 @@ enum class Key : std::uint8_t {
 
 Key key_of(std::string_view k) {
   static constexpr std::pair<std::string_view, Key> kKeys[] = {
-      {"exporter", Key::kExporter},       {"port", Key::kPort},
-      {"ipfix_version", Key::kVersion},   {"domain", Key::kDomain},
-      {"id", Key::kId},                   {"scope_count", Key::kScopeCount},
-      {"seen_ms", Key::kSeenMs},          {"options", Key::kOptions},
-      {"fields", Key::kFields},           {"system_init_ms", Key::kSystemInitMs},
-      {"default_rate", Key::kDefaultRate}, {"rates", Key::kRates}};
+      {"exporter", Key::kExporter},
+      {"port", Key::kPort},
+      {"ipfix_version", Key::kVersion},
+      {"domain", Key::kDomain},
+      {"id", Key::kId},
+      {"scope_count", Key::kScopeCount},
+      {"seen_ms", Key::kSeenMs},
+      {"options", Key::kOptions},
+      {"fields", Key::kFields},
+      {"system_init_ms", Key::kSystemInitMs},
+      {"default_rate", Key::kDefaultRate},
+      {"rates", Key::kRates}};
   for (const auto& [name, key] : kKeys)
     if (k == name) return key;
   return Key::kOther;
@@ -84,7 +90,8 @@ Key key_of(std::string_view k) {
 // "domains" array, 3 inside an entry, 4 inside its "fields"/"rates" array, 5 inside one tuple.
 class Collector final : public nlohmann::json_sax<json> {
  public:
-  Collector(std::int64_t max_ms, TemplateFile& out) : max_ms_(std::min(max_ms, kMaxMs)), out_(out) {}
+  Collector(std::int64_t max_ms, TemplateFile& out)
+      : max_ms_(std::min(max_ms, kMaxMs)), out_(out) {}
 
   bool top_is_object = false, format_ok = false, version_ok = false;
   bool templates_array = false, domains_array = false;
