@@ -1036,8 +1036,11 @@ TEST_F(MarkerNetns, AnIPv4MappedFlowIsNotPutInTheMap) {
   // The mapped flow first: once the IPv6 one is in the map, the mapped one was handled too.
   write_pipe(dir.file("np"),
              "start udp ::ffff:198.18.15.1 40070 ::ffff:198.18.15.2 5300 cms 4\nstart tcp "
-             "::ffff:198.18.15.1 40071 ::ffff:198.18.15.2 5201 cms 4\nstart udp " +
-                 net->addr_a + " 40072 " + net->addr_b + " 5300 cms 4\n");
+             "::ffff:198.18.15.1 40071 ::ffff:198.18.15.2 5201 cms 4\n"
+             // one end mapped, the other native: no such socket, and its key is a native peer's
+             "start udp ::ffff:198.18.15.1 40073 " +
+                 net->addr_b + " 5300 cms 4\nstart udp " + net->addr_a + " 40072 " + net->addr_b +
+                 " 5300 cms 4\n");
   for (int i = 0; i < 200 && metric("flowd_marker_flows") < 1; ++i) usleep(10000);
   usleep(200000);
   EXPECT_EQ(metric("flowd_marker_flows"), 1) << flowd->log();

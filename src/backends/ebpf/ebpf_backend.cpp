@@ -231,7 +231,7 @@ class Probe final : public MarkerProbe {
     interfaces_ = std::move(interfaces);
   }
   bool holds(const FlowKey& flow) const override {
-    if (!carries_flow_label(flow.dst)) return false;
+    if (!carries_flow_label(flow)) return false;
     if (match_all_) return true;
     auto key = map_key_of(flow);
     std::uint32_t label = 0;
@@ -366,9 +366,10 @@ class EbpfBackend final : public Backend {
       return;
     }
     if (match_all_ || flow.state == FlowState::kOngoing) return;
-    if (!carries_flow_label(flow.dst)) {
-      log_->debug("not marking {} flow to {}: the flow label is IPv6 only (IPv4-mapped is IPv4)",
-                  to_string(flow.protocol), flow.dst.to_string());
+    if (!carries_flow_label(flow)) {
+      log_->debug(
+          "not marking {} flow {} -> {}: the flow label is IPv6 only (an IPv4-mapped end is IPv4)",
+          to_string(flow.protocol), flow.src.to_string(), flow.dst.to_string());
       return;
     }
     flowd_flow_key key = map_key_of(FlowKey::of(flow));

@@ -15,11 +15,19 @@ constexpr bool marks(FlowOrigin origin) {
   return origin == FlowOrigin::kLocal;
 }
 
-// Whether packets to `dst` can carry a flow label: IPv6, and not IPv4-mapped (::ffff:a.b.c.d is an
-// IPv4 destination on the wire, RFC 4291 2.5.5.2; the kernel plugin reports such sockets as IPv4).
-inline bool carries_flow_label(const IpAddress& dst) {
+// Whether an address is IPv6 on the wire: not IPv4, and not IPv4-mapped (::ffff:a.b.c.d is IPv4
+// on the wire, RFC 4291 2.5.5.2; the kernel plugin reports such sockets as IPv4).
+inline bool ipv6_on_the_wire(const IpAddress& a) {
   static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return dst.is_v6() && !std::equal(kMapped.begin(), kMapped.end(), dst.bytes.begin());
+  return a.is_v6() && !std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin());
+}
+
+// Whether a flow's packets can carry a flow label: both ends IPv6 on the wire. A flow announced
+// with one end IPv4-mapped and the other native IPv6 names no socket that exists (a socket's two
+// ends are of one family), and its key (the peer and the ports) would label another flow's packets.
+template <class Flow>
+bool carries_flow_label(const Flow& flow) {
+  return ipv6_on_the_wire(flow.src) && ipv6_on_the_wire(flow.dst);
 }
 
 }  // namespace flowd::ebpf
