@@ -625,6 +625,23 @@ TEST_F(MarkerNetns, AnInterfaceNamedTwiceIsRefusedAsADuplicateNotAnotherFlowd) {
   std::string out, err;
   EXPECT_EQ(run_flowd({"--check-config", "-c", dir.file("flowd.cfg")}, out, err), 2) << err;
   EXPECT_NE(err.find(expected), std::string::npos) << err;
+
+  // A name and its altname: the check said valid while the start refused them (exit 1).
+  ASSERT_EQ(
+      net->exec(net->a, "ip link property add dev " + net->veth_a + " altname flowdalt2", out), 0)
+      << out;
+  cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", flowdalt2");
+  dir.write("alt.cfg", cfg);
+  const std::string same = "'" + net->veth_a + "' and 'flowdalt2' are the same interface";
+  EXPECT_EQ(net->exec(net->a, flowd_binary() + " --check-config -c " + dir.file("alt.cfg"), out), 2)
+      << out;
+  EXPECT_NE(out.find(same), std::string::npos) << out;
+  auto alt = start_flowd(cfg);
+  EXPECT_EQ(alt->wait(10s), 2) << alt->log();
+  EXPECT_NE(alt->log().find(same), std::string::npos) << alt->log();
+  EXPECT_EQ(filters(), 0);
 }
 
 // Nor may a second flowd share the first one's pinned map (on another interface): its starts and

@@ -65,7 +65,9 @@ std::string pin_lock_key(const std::string& path) {
   return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
 }
 
-// Each name of `interfaces` (a pattern may match nothing yet) must exist in this network namespace.
+// Each name of `interfaces` (a pattern may match nothing yet) must exist in this network namespace,
+// and two names must not be one interface (a name and its altname). Both are configuration errors,
+// found alike by --check-config, the start and a reload.
 // Throws ConfigError("[backend.ebpf] interfaces: no interface named 'X' ...").
 void require_named_interfaces(const std::vector<std::string>& interfaces) {
   for (const auto& n : interfaces)
@@ -74,6 +76,12 @@ void require_named_interfaces(const std::vector<std::string>& interfaces) {
                         "' in this network namespace (a name must exist at start; a pattern such "
                         "as '" +
                         n + "*' may match nothing yet)");
+  for (auto it = interfaces.begin(); it != interfaces.end(); ++it)
+    for (auto prev = interfaces.begin(); prev != it; ++prev)
+      if (!is_interface_pattern(*it) && !is_interface_pattern(*prev) &&
+          interface_lock_key(*prev) == interface_lock_key(*it))
+        throw ConfigError("[backend.ebpf] interfaces: '" + *prev + "' and '" + *it +
+                          "' are the same interface (an altname?): name it once");
 }
 
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
@@ -566,11 +574,6 @@ class EbpfBackend final : public Backend {
     require_named_interfaces(names);
     // A live flowd marking the same interface, or using the same pinned map, is refused before
     // anything is touched: taking over its hook or map would stop its marking, silently.
-    for (auto it = names.begin(); it != names.end(); ++it)
-      for (auto prev = names.begin(); prev != it; ++prev)
-        if (interface_lock_key(*prev) == interface_lock_key(*it))
-          throw std::runtime_error("[backend.ebpf] interfaces: '" + *prev + "' and '" + *it +
-                                   "' are the same interface (an altname?): name it once");
     for (const auto& n : names) lock(interface_lock_key(n), shelved.get(), "is marking " + n);
     if (!pin_path_.empty())
       lock(pin_lock_key(pin_path_), shelved.get(), "uses the flow map pinned at " + pin_path_);
