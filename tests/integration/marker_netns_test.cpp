@@ -1132,6 +1132,15 @@ TEST_F(MarkerNetns, AClsactRemovedByTheAdminIsNoticedAndTheMarkerAttachedAgain) 
   EXPECT_NE(flowd->log().find("reloaded"), std::string::npos) << flowd->log();
   EXPECT_EQ(flowd->log().find("reload failed"), std::string::npos) << flowd->log();
   EXPECT_EQ(filters(), 1);
+  // The filter alone removed: attached again with the same warning (it was an info line saying
+  // "replaced in place").
+  const std::string gone = "the marker's filter on " + net->veth_a + " egress was gone";
+  const auto first_gone = flowd->log().find(gone);
+  ASSERT_EQ(net->exec(net->a, "tc filter del dev " + net->veth_a + " egress", out), 0) << out;
+  for (int i = 0; i < 500 && flowd->log().find(gone, first_gone + 1) == std::string::npos; ++i)
+    usleep(10000);
+  EXPECT_NE(flowd->log().find(gone, first_gone + 1), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 1);
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0);
   EXPECT_EQ(filters(), 0);

@@ -136,8 +136,11 @@ void TcAttachment::replace(int prog_fd) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
               .handle = kFilterHandle, .priority = kFilterPriority);
+  // Only the filter removed (`tc filter del dev X egress`): BPF_TC_F_REPLACE makes it again without
+  // an error, so whether it was there is asked first, for the warning below.
+  const bool was_gone = has_marker_filter(ifindex_) == 0;
   int rc = bpf_tc_attach(&hook, &opts);
-  bool recreated = false;
+  bool recreated = rc == 0 && was_gone;
   if (rc != 0 && has_marker_filter(ifindex_) == 0) {
     // Somebody removed the clsact (`tc qdisc del dev X clsact`: the kernel answers EINVAL, no
     // qdisc to add a filter to) or our filter: made again, as at start. A clsact made here is
@@ -158,7 +161,8 @@ void TcAttachment::replace(int prog_fd) {
   if (recreated)
     log->warn(
         "the marker's filter on {} egress was gone (its clsact qdisc or the filter removed by "
-        "somebody else, e.g. tc qdisc del dev {} clsact): attached again (filter handle 0x{:x} "
+        "somebody else, e.g. tc qdisc del dev {} clsact or tc filter del): attached again (filter "
+        "handle 0x{:x} "
         "prio "
         "0x{:x}{})",
         interface_, interface_, kFilterHandle, kFilterPriority,
