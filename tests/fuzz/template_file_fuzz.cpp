@@ -3,6 +3,7 @@
 // makes of it, and a data set decoded with the templates it gave back. A file flowd did not write
 // must never crash the collector, give it a template the wire could not define, or grow it past
 // its bounds.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,18 +16,22 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   std::string error;
-  const auto saved = flowd::netflow::parse_template_file(body, error);
-  if (!saved) {
+  const auto now = flowd::TimePoint{std::chrono::seconds(1'800'000'000)};
+  const auto file = flowd::netflow::parse_template_file(body, now, error);
+  if (!file) {
     if (error.empty()) __builtin_trap();  // a refusal must say why
     return 0;
   }
+  const auto* saved = &file->snapshot;
+  // A skipped entry is named.
+  if ((file->skipped_templates + file->skipped_domains != 0) == file->first_skipped.empty())
+    __builtin_trap();
   flowd::collector::DecoderLimits limits;
   limits.max_templates_per_exporter = 64;
   limits.max_template_bytes_per_exporter = 64 << 10;
   limits.max_template_bytes = 256 << 10;
   limits.apply_sampling = true;
   flowd::collector::Decoder decoder(limits);
-  const auto now = flowd::TimePoint{std::chrono::seconds(1'800'000'000)};
   const auto r = decoder.restore(*saved, now);
   // Every entry is accounted for at most once (a key given twice is kept once; a template evicted
   // by a later one is neither kept nor refused), and what is said kept is what the decoder holds.

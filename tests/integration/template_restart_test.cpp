@@ -205,6 +205,38 @@ TEST(TemplateRestart, TheRestoreLineSaysWhatTheBoundsKeptAndWhy) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// One malformed entry, or one seen in 2100, costs itself, not the file (a new user's try found the
+// whole file refused for one, and the other taken as seen now; issue 16).
+TEST(TemplateRestart, AMalformedOrFutureEntryIsSkippedAndTheRestTakenBack) {
+  Daemon d;
+  Exporter exporter;
+  const int port = free_udp_port();
+  const std::string cfg = netflow_config(d, port);
+  d.start(cfg);
+  teach_template(d, exporter, port);
+  EXPECT_EQ(d.stop(), 0);
+  std::string saved = read_file(template_file(d));
+  // The saved template, as it is, plus a malformed one and one of 2100 before it.
+  const auto first = saved.find("{\"domain\"", saved.find("\"templates\":["));
+  ASSERT_NE(first, std::string::npos) << saved;
+  saved.insert(first,
+               R"({"exporter":"127.0.0.1","port":1,"ipfix_version":10,"domain":0,"id":"x"},)"
+               R"({"exporter":"127.0.0.1","port":1,"ipfix_version":10,"domain":0,"id":300,)"
+               R"("options":false,"scope_count":0,"seen_ms":4102444800000,"fields":[[0,8,4]]},)");
+  d.dir.write("cache/templates.plugin.netflow.json", saved);
+  d.start(cfg);
+  const std::string log = d.proc->log();
+  EXPECT_NE(log.find("2 malformed template(s) and 0 domain(s) skipped (the first: template 1"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("took back 1 of 3 template(s)"), std::string::npos) << log;
+  exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
+  const auto m = d.scrape_until(kRecords, 3);
+  EXPECT_EQ(metric_sum(m, kRecords), 3) << m << log;
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"invalid\"}"), 2);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(TemplateRestart, ACorruptOrForeignFileIsLoggedAndIgnored) {
   for (const std::string& body : {std::string("\x7f"
                                               "ELF garbage\n"),

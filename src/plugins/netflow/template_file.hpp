@@ -15,33 +15,47 @@
 // ("ipfix_version" is the export's version number, 9 or 10; "port" is 0 for v9, keyed by address).
 // Read only when it is a regular file of flowd's own user (never through a link) of at most
 // kMaxTemplateFileBytes; anything else, or JSON not of this shape, is an error the caller logs
-// and ignores.
+// and ignores. An entry that is malformed, or "seen_ms" more than kFutureSlackMs ahead of now, is
+// skipped and counted; the others are kept.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "collector/decoder.hpp"
 #include "collector/decoder_snapshot.hpp"
 
 namespace flowd::netflow {
+
+// How far ahead of the clock an entry's "seen_ms" may be (the clock set back a little since the
+// save); beyond, the entry is skipped (a year-2100 time would otherwise count as now).
+inline constexpr std::int64_t kFutureSlackMs = 3'600'000;
 
 inline constexpr std::size_t kMaxTemplateFileBytes = 256u << 20;
 
 // "<work_dir>/templates.<section>.json"; empty when work_dir is empty (nothing is kept).
 std::string template_file_path(const std::string& work_dir, const std::string& section);
 
-// The snapshot in the file at `path`: nullopt with `error` empty when there is no file, nullopt
-// with `error` saying what is wrong when it is not a template file flowd wrote.
-std::optional<collector::DecoderSnapshot> read_template_file(const std::string& path,
-                                                             std::string& error);
+// A template file's entries, and those skipped: malformed, or seen too far in the future.
+struct TemplateFile {
+  collector::DecoderSnapshot snapshot;
+  std::size_t skipped_templates = 0, skipped_domains = 0;
+  std::string first_skipped;  // "template 3", "domain 1": the first one skipped, for the log
+};
 
-// The snapshot a template file's text holds; nullopt with `error` ("not a flowd template file
-// (...)") when it is not one. Each entry is only checked for its JSON shape here: Decoder::restore
-// checks that the wire could have carried it.
-std::optional<collector::DecoderSnapshot> parse_template_file(std::string_view body,
-                                                              std::string& error);
+// The file at `path`: nullopt with `error` empty when there is none, nullopt with `error` saying
+// what is wrong when it is not a template file flowd wrote.
+std::optional<TemplateFile> read_template_file(const std::string& path, TimePoint now,
+                                               std::string& error);
+
+// What a template file's text holds; nullopt with `error` ("not a flowd template file (...)")
+// when it is not one. Each entry is only checked for its JSON shape here: Decoder::restore checks
+// that the wire could have carried it.
+std::optional<TemplateFile> parse_template_file(std::string_view body, TimePoint now,
+                                                std::string& error);
 
 // Replaces the file at `path` with `snapshot`; "" on success, else "PATH: reason".
 std::string write_template_file(const std::string& path,

@@ -35,15 +35,23 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   if (!enabled()) return;
   std::string error;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto saved = read_template_file(path_, error);
+  const auto file = read_template_file(path_, now, error);
   const auto t1 = std::chrono::steady_clock::now();
-  if (!saved) {
+  if (!file) {
     if (!error.empty()) count(kRefused);
     if (!error.empty())
       log_->warn("{}: {}; starting without saved templates (the file is replaced on the next save)",
                  path_, error);
     return;
   }
+  const collector::DecoderSnapshot* saved = &file->snapshot;
+  const std::size_t skipped_templates = file->skipped_templates;
+  const std::size_t skipped = skipped_templates + file->skipped_domains;
+  if (skipped)
+    log_->warn(
+        "{}: {} malformed template(s) and {} domain(s) skipped (the first: {}; a field missing or "
+        "of another type, a value out of range, or seen_ms ahead of the clock)",
+        path_, skipped_templates, file->skipped_domains, file->first_skipped);
   // Every decoder gets every entry, and what they keep is charged to the one budget they share:
   // with several workers the byte bounds hold several copies, and a later decoder's charges may
   // evict an earlier one's (erased by its expire()).
@@ -80,11 +88,12 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
       in_file > judged + first.domains ? in_file - judged - first.domains : 0;
   count(kRestored, static_cast<double>(kept.size() + first.domains));
   count(kExpired, static_cast<double>(first.expired));
-  count(kInvalid, static_cast<double>(first.invalid + refused + evicted));
+  count(kInvalid, static_cast<double>(first.invalid + refused + evicted + skipped));
   std::string left_out;
   auto add = [&](std::size_t n, std::string_view why) {
     if (n) left_out += fmt::format("{}{} {}", left_out.empty() ? "; left out: " : ", ", n, why);
   };
+  add(skipped, "malformed entries");
   add(first.expired, "older than template_timeout");
   add(first.invalid, "that no export could define");
   add(first.refused_max_templates, "beyond max_templates of their exporter");
@@ -99,7 +108,7 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
                       ? fmt::format(" (each of the {} workers holds its own copy)", decoders.size())
                       : std::string()));
   log_->info("took back {} of {} template(s) and the sampling state of {} domain(s) from {}{}",
-             kept.size(), saved->templates.size(), first.domains, path_,
+             kept.size(), saved->templates.size() + skipped_templates, first.domains, path_,
              left_out);
   for (auto& t : next_) t = now + interval_;
 }

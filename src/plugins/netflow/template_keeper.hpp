@@ -58,7 +58,7 @@ class TemplateKeeper {
     kRefused,  // the file was there but unreadable or not a flowd template file
     kRestored,
     kExpired,
-    kInvalid,  // no export could define it, or over the bounds
+    kInvalid,  // malformed, no export could define it, or over the bounds
     kEventCount
   };
   void count(Event e, double n = 1) {
