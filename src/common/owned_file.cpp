@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <fmt/format.h>
+
 namespace flowd {
 
 std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
@@ -22,9 +24,12 @@ std::optional<std::string> read_owned_regular_file(const std::string& path, std:
     return std::nullopt;
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-      static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    error = "not a regular file of this user of at most " + std::to_string(max_bytes) + " bytes";
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    error = "not a regular file of this user";
+    return std::nullopt;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    error = fmt::format("{} bytes, more than the {} read at most", st.st_size, max_bytes);
     return std::nullopt;
   }
   std::string body(static_cast<std::size_t>(st.st_size), '\0');

@@ -33,9 +33,9 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
 // a reader sees the old content or the new, never part. Creates the directory if missing. Returns
 // "" on success, else "PATH: reason" (the temporary file is removed).
 // Reads the whole file at `path` that flowd wrote itself (a cache, a record): nullopt with `error`
-// empty when there is none; nullopt with `error` ("not a regular file of this user of at most N
-// bytes", or strerror) when what is there is a link, another user's file, not a regular file or
-// larger than `max_bytes`. Never follows a link, never blocks on a FIFO.
+// empty when there is none; nullopt with `error` ("not a regular file of this user", "N bytes,
+// more than the M read at most", or strerror) when what is there is a link, another user's file,
+// not a regular file or larger than `max_bytes` (M). Never follows a link, never blocks on a FIFO.
 std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
                                                    std::string& error);
 

@@ -54,6 +54,9 @@ std::vector<nlohmann::json> as_json(const fc::RecordBatch& records) {
   return out;
 }
 
+// The bound the default limits give one worker.
+const std::size_t kMaxFile = flowd::netflow::max_template_file_bytes(fc::DecoderLimits{}, 1);
+
 struct TempDir {
   std::string path;
   TempDir() {
@@ -91,7 +94,7 @@ TEST_P(TemplateSnapshot, AFileRoundTripDecodesTheDataWithoutTheNextTemplate) {
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::string error;
-  const auto file = flowd::netflow::read_template_file(path, kNow, error);
+  const auto file = flowd::netflow::read_template_file(path, kMaxFile, kNow, error);
   ASSERT_TRUE(file) << error;
   const auto* saved = &file->snapshot;
   EXPECT_EQ(saved->templates.size(), a.template_count());
@@ -235,13 +238,13 @@ TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
   TempDir dir;
   const std::string path = dir.path + "/templates.plugin.netflow.json";
   std::string error;
-  EXPECT_FALSE(flowd::netflow::read_template_file(path, kNow, error));
+  EXPECT_FALSE(flowd::netflow::read_template_file(path, kMaxFile, kNow, error));
   EXPECT_EQ(error, "") << "no file is not an error";
 
   auto with = [&](const std::string& body) {
     std::ofstream(path, std::ios::trunc) << body;
     error.clear();
-    return flowd::netflow::read_template_file(path, kNow, error);
+    return flowd::netflow::read_template_file(path, kMaxFile, kNow, error);
   };
   EXPECT_FALSE(with("{\"format\": \"flowd-templates\", \"version\": 1, \"templ"));
   EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
@@ -263,7 +266,7 @@ TEST(TemplateFile, WhatIsNotOursIsRefusedWhole) {
   const std::string target = dir.path + "/real.json";
   fs::rename(path, target);
   fs::create_symlink(target, path);
-  EXPECT_FALSE(flowd::netflow::read_template_file(path, kNow, error));
+  EXPECT_FALSE(flowd::netflow::read_template_file(path, kMaxFile, kNow, error));
   EXPECT_NE(error, "");
 }
 
@@ -304,6 +307,30 @@ TEST(TemplateFile, AMalformedOrFutureEntryIsSkippedAndTheRestKept) {
       kNow, error);
   ASSERT_TRUE(near) << error;
   EXPECT_EQ(near->snapshot.templates.size(), 1u);
+}
+
+// The file is read only up to what the template bounds could have written: a larger one is refused
+// unread, saying its size and the bound (a new user's try gave a 100 MB file and got 983 MB of
+// memory and a 10.7 s start).
+TEST(TemplateFile, ALargerFileThanTheBoundsCouldWriteIsRefusedUnread) {
+  fc::DecoderLimits small;
+  small.max_template_bytes = 1 << 20;
+  small.max_template_bytes_per_exporter = 1 << 20;
+  const std::size_t bound = flowd::netflow::max_template_file_bytes(small, 1);
+  EXPECT_LT(bound, 16u << 20);
+  EXPECT_GT(bound, small.max_template_bytes);
+  TempDir dir;
+  const std::string path = dir.path + "/templates.plugin.netflow.json";
+  {
+    std::ofstream out(path);
+    out << R"({"format": "flowd-templates", "version": 1, "domains": [], "templates": [)";
+    out << std::string(bound, ' ') << "]}";
+  }
+  std::string error;
+  EXPECT_FALSE(flowd::netflow::read_template_file(path, bound, kNow, error));
+  EXPECT_NE(error.find("more than the " + std::to_string(bound) + " read at most"),
+            std::string::npos)
+      << error;
 }
 
 }  // namespace

@@ -36,9 +36,20 @@ std::string template_file_path(const std::string& work_dir, const std::string& s
   return work_dir + "/templates." + section + ".json";
 }
 
-std::optional<TemplateFile> read_template_file(const std::string& path, TimePoint now,
-                                               std::string& error) {
-  const auto body = read_owned_regular_file(path, kMaxTemplateFileBytes, error);
+std::size_t max_template_file_bytes(const collector::DecoderLimits& limits, std::size_t workers) {
+  // A saved template's JSON is at most ~1.4 times what the budget charges for it (a field: up to 25
+  // characters against 12 bytes of specifier and 4 to 8 of raw record; the rest: ~230 characters
+  // against ~400 bytes of node, key and ledger), and the file holds each template once, all of them
+  // within max_template_bytes. A domain: ~250 characters and 44 per sampler rate, at most
+  // kMaxDomains per worker. 1 MiB of slack.
+  constexpr std::size_t kDomainBytes = 256 + 256 * 44;
+  const std::size_t templates = limits.max_template_bytes / 2 * 3;
+  return templates + workers * 1024 * kDomainBytes + (1u << 20);
+}
+
+std::optional<TemplateFile> read_template_file(const std::string& path, std::size_t max_bytes,
+                                               TimePoint now, std::string& error) {
+  const auto body = read_owned_regular_file(path, max_bytes, error);
   if (!body) return std::nullopt;
   return parse_template_file(*body, now, error);
 }

@@ -14,7 +14,7 @@
 //                 "system_init_ms": <ms>, "default_rate": N, "rates": [[sampler id, N], ...]}]}
 // ("ipfix_version" is the export's version number, 9 or 10; "port" is 0 for v9, keyed by address).
 // Read only when it is a regular file of flowd's own user (never through a link) of at most
-// kMaxTemplateFileBytes; anything else, or JSON not of this shape, is an error the caller logs
+// max_template_file_bytes(); anything else, or JSON not of this shape, is an error the caller logs
 // and ignores. An entry that is malformed, or "seen_ms" more than kFutureSlackMs ahead of now, is
 // skipped and counted; the others are kept.
 #pragma once
@@ -34,7 +34,9 @@ namespace flowd::netflow {
 // save); beyond, the entry is skipped (a year-2100 time would otherwise count as now).
 inline constexpr std::int64_t kFutureSlackMs = 3'600'000;
 
-inline constexpr std::size_t kMaxTemplateFileBytes = 256u << 20;
+// The largest template file the bounds could have made (max_template_bytes and `workers`' domains,
+// in flowd's own compact JSON); a larger file is refused unread. Bytes.
+std::size_t max_template_file_bytes(const collector::DecoderLimits& limits, std::size_t workers);
 
 // "<work_dir>/templates.<section>.json"; empty when work_dir is empty (nothing is kept).
 std::string template_file_path(const std::string& work_dir, const std::string& section);
@@ -47,9 +49,9 @@ struct TemplateFile {
 };
 
 // The file at `path`: nullopt with `error` empty when there is none, nullopt with `error` saying
-// what is wrong when it is not a template file flowd wrote.
-std::optional<TemplateFile> read_template_file(const std::string& path, TimePoint now,
-                                               std::string& error);
+// what is wrong when it is larger than `max_bytes` or not a template file flowd wrote.
+std::optional<TemplateFile> read_template_file(const std::string& path, std::size_t max_bytes,
+                                               TimePoint now, std::string& error);
 
 // What a template file's text holds; nullopt with `error` ("not a flowd template file (...)")
 // when it is not one. Each entry is only checked for its JSON shape here: Decoder::restore checks

@@ -11,9 +11,11 @@
 namespace flowd::netflow {
 
 TemplateKeeper::TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                               std::shared_ptr<spdlog::logger> log, prometheus::Registry* metrics)
+                               std::size_t max_file_bytes, std::shared_ptr<spdlog::logger> log,
+                               prometheus::Registry* metrics)
     : path_(std::move(path)),
       interval_(interval),
+      max_file_bytes_(max_file_bytes),
       log_(std::move(log)),
       latest_(workers),
       next_(workers) {
@@ -35,7 +37,7 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   if (!enabled()) return;
   std::string error;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto file = read_template_file(path_, now, error);
+  const auto file = read_template_file(path_, max_file_bytes_, now, error);
   const auto t1 = std::chrono::steady_clock::now();
   if (!file) {
     if (!error.empty()) count(kRefused);

@@ -27,8 +27,10 @@ class TemplateKeeper {
  public:
   // `path` empty: nothing is saved or taken back. `interval` 0: saved on stop only. `metrics`
   // (null: none) gets flowd_netflow_template_file_total{event}.
+  // `max_file_bytes`: a larger file is refused unread (max_template_file_bytes()).
   TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                 std::shared_ptr<spdlog::logger> log, prometheus::Registry* metrics);
+                 std::size_t max_file_bytes, std::shared_ptr<spdlog::logger> log,
+                 prometheus::Registry* metrics);
 
   bool enabled() const { return !path_.empty(); }
   // Gives every decoder (one per receive worker: the kernel may hash an exporter to any of them
@@ -46,6 +48,7 @@ class TemplateKeeper {
  private:
   const std::string path_;
   const std::chrono::seconds interval_;
+  const std::size_t max_file_bytes_;
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mu_;
   std::vector<collector::DecoderSnapshot> latest_;  // per worker
@@ -55,7 +58,7 @@ class TemplateKeeper {
   enum Event : std::size_t {
     kSaved,
     kSaveFailed,
-    kRefused,  // the file was there but unreadable or not a flowd template file
+    kRefused,  // the file was there but unreadable, too large or not a flowd template file
     kRestored,
     kExpired,
     kInvalid,  // malformed, no export could define it, or over the bounds
