@@ -64,6 +64,17 @@ std::string pin_lock_key(const std::string& path) {
   return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
 }
 
+// Each name of `interfaces` (a pattern may match nothing yet) must exist in this network namespace.
+// Throws ConfigError("[backend.ebpf] interfaces: no interface named 'X' ...").
+void require_named_interfaces(const std::vector<std::string>& interfaces) {
+  for (const auto& n : interfaces)
+    if (!is_interface_pattern(n) && ::if_nametoindex(n.c_str()) == 0)
+      throw ConfigError("[backend.ebpf] interfaces: no interface named '" + n +
+                        "' in this network namespace (a name must exist at start; a pattern such "
+                        "as '" +
+                        n + "*' may match nothing yet)");
+}
+
 // libbpf's messages (the verifier's log among them) go to our log, and the last ones are kept for
 // the error message when loading fails.
 std::mutex libbpf_mu;
@@ -518,6 +529,9 @@ class EbpfBackend final : public Backend {
   }
 
   void start_on(const std::vector<std::string>& names, std::unique_ptr<ShelvedMarker>& shelved) {
+    // Every name resolved before anything is touched: an interface gone since the configuration
+    // was checked must not cost the predecessor's filters, which are replaced in place below.
+    require_named_interfaces(names);
     // A live flowd marking the same interface, or using the same pinned map, is refused before
     // anything is touched: taking over its hook or map would stop its marking, silently.
     for (auto it = names.begin(); it != names.end(); ++it)
@@ -782,7 +796,11 @@ class EbpfBackend final : public Backend {
 };
 
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
-  return std::make_unique<EbpfBackend>(EbpfConfig::from(cfg, *ctx.registry.get()), ctx);
+  EbpfConfig c = EbpfConfig::from(cfg, *ctx.registry.get());
+  // Checked when the component is built — by --check-config, at start and by a reload before
+  // anything stops — so that a typo neither starts nor touches a marker that works.
+  require_named_interfaces(c.interfaces);
+  return std::make_unique<EbpfBackend>(c, ctx);
 }
 
 }  // namespace
