@@ -1046,5 +1046,46 @@ TEST_F(MarkerNetns, AnIPv4MappedFlowIsNotPutInTheMap) {
   EXPECT_EQ(flowd->wait(5s), 0);
 }
 
+// Another tool's object pinned at pin_path was unlinked and replaced by flowd's map, silently. It
+// is refused, naming what is there and what to remove; the object stays (issue 15).
+TEST_F(MarkerNetns, AnotherToolsObjectAtPinPathIsRefusedNotReplaced) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string pin = bpffs.path + "/other";
+  std::string out;
+  ASSERT_EQ(
+      run_shell("bpftool map create " + pin + " type array key 4 value 8 entries 4 name other", "",
+                out),
+      0)
+      << out;
+  auto flowd = start_flowd(config("pin_path = " + pin + "\n"));
+  EXPECT_EQ(flowd->wait(10s), 1) << flowd->log();
+  EXPECT_NE(flowd->log().find("[backend.ebpf] pin_path: " + pin +
+                              " holds a BPF map named 'other' (type 2, key 4 bytes, value 8 "
+                              "bytes), not flowd's flow map"),
+            std::string::npos)
+      << flowd->log();
+  EXPECT_NE(flowd->log().find("remove it (rm " + pin + ")"), std::string::npos) << flowd->log();
+  ASSERT_EQ(run_shell("bpftool map show pinned " + pin, "", out), 0) << out;
+  EXPECT_NE(out.find("name other"), std::string::npos)
+      << "the other tool's map was replaced: " << out;
+  EXPECT_EQ(filters(), 0);
+  // flowd's own map of another size (max_flows changed) is taken, as before.
+  const std::string ours = "pin_path = " + bpffs.path + "/flowd/flow_labels\n";
+  auto first = start_flowd(config(ours));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGTERM);
+  ASSERT_EQ(first->wait(5s), 0);
+  const std::size_t before = first->log().size();  // the log file is shared
+  auto second = start_flowd(config(ours + "max_flows = 5000\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(second->log().find("not flowd's flow map", before), std::string::npos) << second->log();
+  EXPECT_NE(second->log().find("copied 0 flow(s) from the previous marker's map of 100000", before),
+            std::string::npos)
+      << second->log();
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -542,6 +542,15 @@ class EbpfBackend final : public Backend {
     for (const auto& n : names) lock(interface_lock_key(n), shelved.get(), "is marking " + n);
     if (!pin_path_.empty())
       lock(pin_lock_key(pin_path_), shelved.get(), "uses the flow map pinned at " + pin_path_);
+    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
+    if (!pin_path_.empty())
+      if (auto what = foreign_pin(pin_path_, want, "flowd_flow_labels"); !what.empty())
+        throw std::runtime_error(
+            "[backend.ebpf] pin_path: " + pin_path_ + " holds " + what +
+            ", not flowd's flow map (flowd_flow_labels: LRU hash, key " +
+            std::to_string(want.key_size) + " bytes, value " + std::to_string(want.value_size) +
+            " bytes); flowd would replace it: remove it (rm " + pin_path_ +
+            ") if nothing uses it, or set [backend.ebpf] pin_path to another path");
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
     auto recorded_created = clean_up_after_killed(names, shelved.get());
 
@@ -565,7 +574,6 @@ class EbpfBackend final : public Backend {
                             ? UniqueFd(::fcntl(shelved->map.get(), F_DUPFD_CLOEXEC, 0))
                         : pin_path_.empty() ? UniqueFd()
                                             : open_pinned_map(pin_path_);
-    const MapShape want{BPF_MAP_TYPE_LRU_HASH, sizeof(flowd_flow_key), sizeof(__u32), max_flows_};
     const bool reuse = previous && map_shape(previous.get()) == want &&
                        bpf_map__reuse_fd(skel_->maps.flowd_flow_labels, previous.get()) == 0;
     if (int rc = flowd_marker__load(skel_); rc != 0) {

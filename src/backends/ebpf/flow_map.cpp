@@ -72,6 +72,40 @@ UniqueFd open_pinned_map(const std::string& path) {
   return fd;
 }
 
+std::string foreign_pin(const std::string& path, const MapShape& ours, const std::string& name) {
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  if (!fd) return {};  // nothing pinned there (or no BPF file system: pin_map says so)
+  // The kind of BPF object: its descriptor's anonymous inode ("anon_inode:bpf-map", "bpf-prog",
+  // "bpf_link"); bpf_obj_get_info_by_fd would fill a map's info from a program's.
+  char link[64] = {};
+  const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  const ssize_t n = ::readlink(self.c_str(), link, sizeof link - 1);
+  const std::string kind = n > 0 ? std::string(link, static_cast<std::size_t>(n)) : "";
+  if (kind != "anon_inode:bpf-map")
+    return kind.find("prog") != std::string::npos   ? "a BPF program"
+           : kind.find("link") != std::string::npos ? "a BPF link"
+                                                    : "a BPF object that is not a map";
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+    return std::string("a BPF map whose information the kernel did not give: ") +
+           std::strerror(errno);
+  const std::string kernel_name(info.name, ::strnlen(info.name, sizeof info.name));
+  if (kernel_name == name.substr(0, sizeof info.name - 1) && info.type == ours.type &&
+      info.key_size == ours.key_size && info.value_size == ours.value_size)
+    return {};
+  std::string why = "a BPF map named '";
+  why += kernel_name;
+  why += "' (type ";
+  why += std::to_string(info.type);
+  why += ", key ";
+  why += std::to_string(info.key_size);
+  why += " bytes, value ";
+  why += std::to_string(info.value_size);
+  why += " bytes)";
+  return why;
+}
+
 namespace {
 
 // The hint for a directory outside any BPF file system: where to mount one (the directory, or

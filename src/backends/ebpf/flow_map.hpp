@@ -41,6 +41,13 @@ std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::
 // The map pinned at `path`, or an empty UniqueFd when nothing is pinned there (or it is not a map).
 UniqueFd open_pinned_map(const std::string& path);
 
+// Why the object pinned at `path` is not a flow map of flowd's, or an empty string when nothing is
+// pinned there or it is one: a BPF map named `name` (the kernel keeps 15 bytes of it) of `ours`'
+// type, key size and value size; its max_entries may differ (max_flows changed). Otherwise e.g.
+// "a BPF map named 'other' (type 2, key 4 bytes, value 8 bytes)" or "a BPF program". pin_map()
+// replaces what is pinned, so another tool's object must be refused before.
+std::string foreign_pin(const std::string& path, const MapShape& ours, const std::string& name);
+
 // Pins `map_fd` at `path`, replacing what is pinned there and creating the parent directory.
 // Returns an empty string, or why it failed: "<dir> cannot be created: <reason>" (followed by
 // "; <dir> is not in a BPF file system (mount -t bpf bpf <dir>)" when the nearest directory that
