@@ -1087,5 +1087,42 @@ TEST_F(MarkerNetns, AnotherToolsObjectAtPinPathIsRefusedNotReplaced) {
   EXPECT_EQ(second->wait(5s), 0);
 }
 
+// After kill -9, a marked interface renamed (ip link set X name Y) and a restart no longer marking
+// it: the log said the filter was removed ("interface gone") while it stayed on Y, marking with the
+// dead flowd's map. The record's ifindex finds the interface under its new name (issue 15).
+TEST_F(MarkerNetns, AKilledFlowdsFilterOnAnInterfaceRenamedSinceIsRemoved) {
+  const std::string extra = add_interface();
+  std::string both = config();
+  both.replace(both.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+               "interfaces = " + net->veth_a + ", " + extra);
+  auto first = start_flowd(both);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  ASSERT_EQ(filters(extra), 1);
+  first->signal(SIGKILL);
+  first->wait(5s);
+  const std::string renamed = "fdr" + net->veth_a.substr(3);
+  std::string out;
+  ASSERT_EQ(net->exec(net->a,
+                      "ip link set " + extra + " down && ip link set " + extra + " name " +
+                          renamed + " && ip link set " + renamed + " up",
+                      out),
+            0)
+      << out;
+  ASSERT_EQ(filters(renamed), 1);
+  auto second = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(renamed), 0) << "the killed flowd's filter still marks " << renamed << "\n"
+                                 << second->log();
+  EXPECT_FALSE(has_clsact(renamed)) << "the clsact the killed flowd created goes with its filter";
+  EXPECT_NE(
+      second->log().find("left on " + renamed + " (recorded as " + extra + ": renamed since)"),
+      std::string::npos)
+      << second->log();
+  EXPECT_EQ(second->log().find("interface gone"), std::string::npos) << second->log();
+  EXPECT_EQ(filters(), 1);
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -488,8 +488,10 @@ class EbpfBackend final : public Backend {
   }
 
   // The filters a killed flowd left on interfaces this configuration does not mark: removed, with
-  // the clsact if that flowd created it and nothing else uses it. Returns, per configured
-  // interface, whether the record says the clsact there was flowd's.
+  // the clsact if that flowd created it and nothing else uses it. Interfaces are compared and found
+  // by the index the record holds, so a link renamed since (ip link set X name Y) is the same
+  // interface. Returns, per configured interface, whether the record says the clsact there was
+  // flowd's. What could not be removed stays in the record (leftovers_).
   std::map<std::string, bool> clean_up_after_killed(const std::vector<std::string>& names,
                                                     const ShelvedMarker* shelved) {
     std::map<std::string, bool> created;
@@ -505,25 +507,50 @@ class EbpfBackend final : public Backend {
       log_->warn("ignoring the marker record {}: {}", record_path_candidate_, error);
     if (!rec) return created;
     for (const auto& h : rec->hooks) {
-      if (std::find(names.begin(), names.end(), h.interface) != names.end()) {
-        created[h.interface] = h.created_clsact;
+      auto configured = std::find_if(names.begin(), names.end(), [&](const std::string& n) {
+        return h.ifindex > 0 ? static_cast<int>(::if_nametoindex(n.c_str())) == h.ifindex
+                             : n == h.interface;
+      });
+      if (configured != names.end()) {
+        created[*configured] = h.created_clsact;
         continue;
       }
       if (shelved && std::any_of(shelved->hooks.begin(), shelved->hooks.end(),
-                                 [&](const auto& a) { return a->interface() == h.interface; }))
+                                 [&](const auto& a) { return a->ifindex() == h.ifindex; }))
         continue;  // the predecessor's in this process: it goes when the shelf item does
       pid_t holder = 0;
       std::string lock_error;
-      MarkerLock probe = MarkerLock::acquire(interface_lock_key(h.interface), holder, lock_error);
+      MarkerLock probe = MarkerLock::acquire(
+          h.ifindex > 0 ? "if:#" + std::to_string(h.ifindex) : interface_lock_key(h.interface),
+          holder, lock_error);
       if (!probe.held()) {
         log_->warn("leaving the marker on {} (in the record of flowd pid {}): {} (pid {})",
                    h.interface, rec->pid, lock_error, holder);
         continue;
       }
+      const RemovedHook r = remove_marker_hook(h.ifindex, h.created_clsact);
+      if (r.interface_now.empty() || r.note == kNoMarkerFilter) {
+        log_->info("nothing to remove on {} (in the record of flowd pid {}): {}", h.interface,
+                   rec->pid, r.note);
+        continue;
+      }
+      const std::string where =
+          r.interface_now.empty() || r.interface_now == h.interface
+              ? h.interface
+              : r.interface_now + " (recorded as " + h.interface + ": renamed since)";
+      if (!r.removed) {
+        log_->warn(
+            "cannot remove the marker filter that flowd pid {}, which did not stop cleanly, left "
+            "on {} (no longer configured): {}; it stays in the marker record (tc filter del dev {} "
+            "egress handle 0x{:x} prio 0x{:x} bpf removes it)",
+            rec->pid, where, r.note, r.interface_now, kFilterHandle, kFilterPriority);
+        leftovers_.push_back({r.interface_now, h.ifindex, h.created_clsact});
+        continue;
+      }
       log_->warn(
           "removed the marker filter that flowd pid {}, which did not stop cleanly, left on {} "
           "(no longer configured): {}",
-          rec->pid, h.interface, remove_marker_hook(h.interface, h.ifindex, h.created_clsact));
+          rec->pid, where, r.note);
     }
     return created;
   }
@@ -749,6 +776,7 @@ class EbpfBackend final : public Backend {
     MarkerRecord rec{::getpid(), {}};
     for (const auto& a : attachments_)
       rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
+    rec.hooks.insert(rec.hooks.end(), leftovers_.begin(), leftovers_.end());
     if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
       record_path_ = record_path_candidate_;
     else
@@ -796,6 +824,7 @@ class EbpfBackend final : public Backend {
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
+  std::vector<RecordedHook> leftovers_;  // a killed flowd's filters that could not be removed
   std::unique_ptr<MarkerStats> stats_;
   std::shared_ptr<Probe> probe_;      // lent to the daemon's status while marking
   std::unique_ptr<LinkWatch> watch_;  // read by run()'s thread only

@@ -153,13 +153,42 @@ TcAttachment::~TcAttachment() {
                                         : "");
 }
 
-std::string remove_marker_hook(const std::string& interface, int ifindex, bool created_clsact) {
-  if (ifindex <= 0 || static_cast<int>(if_nametoindex(interface.c_str())) != ifindex)
-    return "interface gone";
-  std::string note = detach_hook(interface, ifindex, created_clsact);
-  if (note.empty())
-    note = created_clsact ? "clsact not removed" : "clsact kept: flowd did not create it";
-  return note;
+int has_marker_filter(int ifindex) {
+  char name[IF_NAMESIZE];
+  if (ifindex <= 0 || !if_indextoname(static_cast<unsigned>(ifindex), name)) return 0;
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
+  const int rc = bpf_tc_query(&hook, &query);
+  if (rc == 0) return 1;
+  // No clsact (EINVAL), no such filter (ENOENT); anything else is not an answer.
+  return rc == -ENOENT || rc == -EINVAL || rc == -ENODEV ? 0 : -1;
+}
+
+RemovedHook remove_marker_hook(int ifindex, bool created_clsact) {
+  RemovedHook r;
+  char name[IF_NAMESIZE];
+  if (ifindex <= 0 || !if_indextoname(static_cast<unsigned>(ifindex), name)) {
+    r.note = "interface gone";
+    r.removed = true;
+    return r;
+  }
+  r.interface_now = name;
+  // The filter is asked for first: an index the kernel gave to another interface since has none of
+  // ours, and its clsact is not flowd's to remove.
+  if (has_marker_filter(ifindex) == 0) {
+    r.note = kNoMarkerFilter;
+    r.removed = true;
+    return r;
+  }
+  r.note = detach_hook(r.interface_now, ifindex, created_clsact);
+  if (has_marker_filter(ifindex) != 0) {
+    r.note = "the filter is still there (the kernel refused to remove it, see above)";
+    return r;
+  }
+  r.removed = true;
+  if (r.note.empty())
+    r.note = created_clsact ? "clsact not removed" : "clsact kept: flowd did not create it";
+  return r;
 }
 
 std::vector<std::string> interfaces_with_global_ipv6() {

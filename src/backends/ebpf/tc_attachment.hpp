@@ -43,11 +43,23 @@ class TcAttachment {
   bool created_qdisc_ = false;
 };
 
-// Removes flowd's filter from `interface` (when it still has index `ifindex`: a re-created
-// interface has none) and the clsact with it when `created_clsact` and no other filter uses it:
-// what a flowd killed with -9 left on an interface no longer configured. Returns a note for the log
-// ("clsact removed", "clsact kept: ...", "interface gone").
-std::string remove_marker_hook(const std::string& interface, int ifindex, bool created_clsact);
+// Whether flowd's filter (kFilterHandle, kFilterPriority) is on the egress of interface `ifindex`:
+// 1 yes, 0 no (no such interface, no clsact, no such filter), -1 the kernel could not be asked.
+int has_marker_filter(int ifindex);
+
+inline constexpr const char* kNoMarkerFilter = "no marker filter there any more";
+
+struct RemovedHook {
+  std::string interface_now;  // the interface's name now (empty when it is gone)
+  std::string note;           // for the log: "clsact removed", "clsact kept: ...", "interface gone"
+  bool removed = false;       // no flowd filter is on it any more (checked after the removal)
+};
+
+// Removes flowd's filter from the interface with index `ifindex` — by index, so a link renamed
+// since is found — and the clsact with it when `created_clsact` and no other filter uses it: what a
+// flowd killed with -9 left on an interface no longer configured. Nothing is touched when the
+// interface has no flowd filter (gone, or the index now names another interface).
+RemovedHook remove_marker_hook(int ifindex, bool created_clsact);
 
 // Interfaces with an IPv6 address that is neither loopback nor link-local.
 std::vector<std::string> interfaces_with_global_ipv6();
