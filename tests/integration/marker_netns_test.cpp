@@ -1087,6 +1087,37 @@ TEST_F(MarkerNetns, AnotherToolsObjectAtPinPathIsRefusedNotReplaced) {
   EXPECT_EQ(second->wait(5s), 0);
 }
 
+// `tc qdisc del dev X clsact` while flowd ran went unnoticed (status "attached", no log line,
+// nothing marked), and the next reload failed with "cannot replace the marker on X egress: Invalid
+// argument". The marker sees the removal (rtnetlink) and attaches again, and a reload goes through
+// (issue 15).
+TEST_F(MarkerNetns, AClsactRemovedByTheAdminIsNoticedAndTheMarkerAttachedAgain) {
+  auto flowd = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  write_pipe(dir.file("np"),
+             "start udp " + net->addr_a + " 40063 " + net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(1)) << flowd->log();
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "tc qdisc del dev " + net->veth_a + " clsact", out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "the marker's filter on " + net->veth_a + " egress was gone"))
+      << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  start_capture();
+  send_udp(40063, 5300, "again", 5);
+  EXPECT_EQ(tagged(stop_capture(), 40063, make_label(3, 4, 0)), std::make_pair(5, 5));
+  // The next reload that restarts the marker replaces its program in place, as usual.
+  dir.write("flowd.cfg", config("max_flows = 5000\n"));
+  flowd->signal(SIGHUP);
+  for (int i = 0; i < 500 && flowd->log().find("reloaded") == std::string::npos; ++i) usleep(10000);
+  EXPECT_NE(flowd->log().find("reloaded"), std::string::npos) << flowd->log();
+  EXPECT_EQ(flowd->log().find("reload failed"), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "the clsact flowd made again goes at its stop";
+}
+
 // After kill -9, a marked interface renamed (ip link set X name Y) and a restart no longer marking
 // it: the log said the filter was removed ("interface gone") while it stayed on Y, marking with the
 // dead flowd's map. The record's ifindex finds the interface under its new name (issue 15).

@@ -95,8 +95,11 @@ int on_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args
   // Expected answers are not news: an existing clsact qdisc (EEXIST is handled), and no filter of
   // ours on a hook (tc_attachment asks whether a stale one is there before it attaches, and the
   // kernel's extack for "none" is "Cannot find specified filter chain").
+  // Nor is a missing clsact where the marker asks whether its filter is still there ("Parent Qdisc
+  // doesn't exists": somebody removed it; the marker says so itself when it attaches again).
   const bool expected = line.find("Exclusivity flag on") != std::string::npos ||
-                        line.find("Cannot find specified filter chain") != std::string::npos;
+                        line.find("Cannot find specified filter chain") != std::string::npos ||
+                        line.find("Parent Qdisc doesn't exist") != std::string::npos;
   if (level == LIBBPF_WARN && !expected)
     log->warn("{}", line);
   else
@@ -703,6 +706,20 @@ class EbpfBackend final : public Backend {
       changed = true;
     }
     const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    // Kept interfaces whose filter somebody removed (tc qdisc del dev X clsact, tc filter del):
+    // attached again, with a warning (replace() says what it found).
+    for (auto& a : attachments_) {
+      if (a->present()) continue;
+      try {
+        a->replace(prog_fd);
+        changed = true;  // the clsact may be flowd's now: the record says so
+      } catch (const std::exception& e) {
+        interface_changes_[static_cast<std::size_t>(InterfaceChange::kFailed)]->Increment();
+        limited_warn(*log_, interface_limiter_,
+                     "the marker's filter on {} was removed, and cannot be attached again: {}",
+                     a->interface(), e.what());
+      }
+    }
     for (const auto& w : want) {
       if (std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) {
             return a->interface() == w.first && a->ifindex() == w.second;

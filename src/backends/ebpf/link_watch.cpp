@@ -19,11 +19,12 @@ namespace flowd::ebpf {
 LinkWatch::LinkWatch() {
   nl_ = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!nl_) throw std::system_error(errno, std::generic_category(), "rtnetlink socket");
-  // The legacy group bits name RTNLGRP_LINK (1) and RTNLGRP_IPV6_IFADDR (9).
-  if (mnl_socket_bind(nl_, RTMGRP_LINK | RTMGRP_IPV6_IFADDR, MNL_SOCKET_AUTOPID) != 0) {
+  // The legacy group bits name RTNLGRP_LINK (1), RTNLGRP_TC (4) and RTNLGRP_IPV6_IFADDR (9).
+  if (mnl_socket_bind(nl_, RTMGRP_LINK | RTMGRP_TC | RTMGRP_IPV6_IFADDR, MNL_SOCKET_AUTOPID) != 0) {
     int err = errno;
     mnl_socket_close(nl_);
-    throw std::system_error(err, std::generic_category(), "rtnetlink bind (link, IPv6 address)");
+    throw std::system_error(err, std::generic_category(),
+                            "rtnetlink bind (link, traffic control, IPv6 address)");
   }
 }
 
@@ -57,6 +58,8 @@ bool LinkWatch::drain() {
         case RTM_DELLINK:
         case RTM_NEWADDR:
         case RTM_DELADDR:
+        case RTM_DELQDISC:  // a clsact removed takes the marker's filter with it
+        case RTM_DELTFILTER:
           changed = true;
           break;
         default:

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The kernel's notifications that interfaces or their IPv6 addresses changed (rtnetlink groups
-// RTNLGRP_LINK and RTNLGRP_IPV6_IFADDR, libmnl), so that the marker follows interfaces that appear
-// or go after start. Only whether something changed is read, not what: the marker then lists the
-// interfaces again (interfaces_to_mark) and attaches or detaches the difference, which also repairs
-// notifications the kernel dropped (ENOBUFS).
+// The kernel's notifications that interfaces or their IPv6 addresses changed, or that a qdisc or
+// filter was removed (rtnetlink groups RTNLGRP_LINK, RTNLGRP_IPV6_IFADDR and RTNLGRP_TC, libmnl),
+// so that the marker follows interfaces that appear or go after start, and attaches again where
+// somebody removed its filter or clsact. Only whether something changed is read, not what: the
+// marker then lists the interfaces again (interfaces_to_mark) and attaches or detaches the
+// difference, which also repairs notifications the kernel dropped (ENOBUFS).
 #pragma once
 
 #include <string>
@@ -25,8 +26,9 @@ class LinkWatch {
   // Readable (poll/epoll) when notifications wait.
   int fd() const;
   // Reads every waiting notification. True when a link or an IPv6 address was added, changed or
-  // removed, or when the kernel dropped notifications (the socket's buffer was full): the caller
-  // lists the interfaces again. Throws std::system_error on other errors.
+  // removed, a qdisc or a filter was removed, or when the kernel dropped notifications (the
+  // socket's buffer was full): the caller lists the interfaces again. Throws std::system_error on
+  // other errors.
   bool drain();
 
  private:

@@ -136,12 +136,40 @@ void TcAttachment::replace(int prog_fd) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
               .handle = kFilterHandle, .priority = kFilterPriority);
-  if (int rc = bpf_tc_attach(&hook, &opts); rc != 0)
+  int rc = bpf_tc_attach(&hook, &opts);
+  bool recreated = false;
+  if (rc != 0 && has_marker_filter(ifindex_) == 0) {
+    // Somebody removed the clsact (`tc qdisc del dev X clsact`: the kernel answers EINVAL, no
+    // qdisc to add a filter to) or our filter: made again, as at start. A clsact made here is
+    // flowd's, removed at stop with the filter.
+    if (int made = bpf_tc_hook_create(&hook); made == 0) {
+      created_qdisc_ = true;
+    } else if (made != -EEXIST) {
+      throw std::runtime_error("cannot create the clsact qdisc on " + interface_ +
+                               " again: " + std::strerror(-made));
+    }
+    rc = bpf_tc_attach(&hook, &opts);
+    recreated = rc == 0;
+  }
+  if (rc != 0)
     throw std::runtime_error("cannot replace the marker on " + interface_ +
                              " egress: " + std::strerror(-rc));
-  get_logger("backend.ebpf")
-      ->info("marker replaced in place on {} egress (filter handle 0x{:x} prio 0x{:x})", interface_,
-             kFilterHandle, kFilterPriority);
+  auto log = get_logger("backend.ebpf");
+  if (recreated)
+    log->warn(
+        "the marker's filter on {} egress was gone (its clsact qdisc or the filter removed by "
+        "somebody else, e.g. tc qdisc del dev {} clsact): attached again (filter handle 0x{:x} "
+        "prio "
+        "0x{:x}{})",
+        interface_, interface_, kFilterHandle, kFilterPriority,
+        created_qdisc_ ? ", clsact created" : "");
+  else
+    log->info("marker replaced in place on {} egress (filter handle 0x{:x} prio 0x{:x})",
+              interface_, kFilterHandle, kFilterPriority);
+}
+
+bool TcAttachment::present() const {
+  return has_marker_filter(ifindex_) != 0;
 }
 
 TcAttachment::~TcAttachment() {

@@ -30,8 +30,14 @@ class TcAttachment {
 
   // Puts `prog_fd` in place of the attached program in the same filter (tc filter replace, same
   // handle and priority): the kernel swaps them at once, so no packet passes unmarked in between
-  // (a reload's hand-over). Throws std::runtime_error; the old program stays attached then.
+  // (a reload's hand-over). When the filter is gone (somebody deleted it, or the clsact qdisc
+  // under it), the clsact is made again if needed and the filter added, with a warning. Throws
+  // std::runtime_error; the old program stays attached then.
   void replace(int prog_fd);
+
+  // Whether flowd's filter is still on the interface's egress (false when somebody removed it or
+  // the clsact, or the kernel could not be asked).
+  bool present() const;
 
   const std::string& interface() const { return interface_; }
   int ifindex() const { return ifindex_; }
