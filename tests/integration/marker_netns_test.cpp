@@ -1155,5 +1155,80 @@ TEST_F(MarkerNetns, AKilledFlowdsFilterOnAnInterfaceRenamedSinceIsRemoved) {
   EXPECT_EQ(second->wait(5s), 0);
 }
 
+// With a pinned map, a flowd killed with -9 while connections were open left their entries: after
+// they closed, a restart kept them ("6 flow(s) stay marked" while `flowd flows` showed 0), and a
+// new connection from a stale entry's port was labelled with the old tag from its SYN on. The
+// restart drops the TCP entries without a connection, keeps the live one and the UDP one, and
+// says so (issue 15).
+TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
+  int listener = -1, client = -1, lport = 0;
+  {
+    NetnsScope in(net->b);
+    listener = tcp_listen(net->addr_b, 5201);
+  }
+  ASSERT_GE(listener, 0);
+  {
+    NetnsScope in(net->a);
+    client = tcp_connect(net->addr_b, 5201, &lport);
+  }
+  ASSERT_GE(client, 0);
+  struct Close {
+    int a, b;
+    ~Close() {
+      ::close(a);
+      ::close(b);
+    }
+  } close_fds{listener, client};
+  auto first = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " " + std::to_string(lport) + " " +
+                                 net->addr_b + " 5201 cms 4\nstart tcp " + net->addr_a + " 40090 " +
+                                 net->addr_b + " 5201 cms 4\nstart udp " + net->addr_a + " 40091 " +
+                                 net->addr_b + " 5300 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(3)) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_NE(second->log().find("kept 1 TCP flow(s) with a live connection, dropped 1 without one; "
+                               "kept 1 UDP flow(s)"),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 2);
+  // On the wire: the live connection stays marked; a new one from the dropped entry's port is not.
+  start_capture();
+  ASSERT_EQ(::send(client, "live", 4, 0), 4);
+  std::string out;
+  dir.write("connect.py",
+            "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((\"" +
+                net->addr_a + "\",40090))\ns.connect((\"" + net->addr_b +
+                "\",5201))\ns.send(b\"new\")\n");
+  ASSERT_EQ(net->exec(net->a, "python3 " + dir.file("connect.py"), out), 0) << out;
+  auto pkts = stop_capture();
+  const std::uint32_t tag = make_label(3, 4, 0);
+  int live = 0, live_marked = 0, fresh = 0, fresh_marked = 0;
+  for (const auto& p : pkts) {
+    if (p.proto != "tcp" || p.dport != 5201) continue;
+    if (p.sport == lport) {
+      ++live;
+      live_marked += (p.label & kLabelSemanticMask) == tag;
+    } else if (p.sport == 40090) {
+      ++fresh;
+      fresh_marked += (p.label & kLabelSemanticMask) == tag;
+    }
+  }
+  EXPECT_GE(live, 1);
+  EXPECT_EQ(live_marked, live);
+  EXPECT_GE(fresh, 2) << "the new connection's SYN and data";
+  EXPECT_EQ(fresh_marked, 0) << "a new connection took the stale entry's tag";
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -32,6 +32,7 @@
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
 #include "backends/ebpf/marker_record.hpp"
+#include "backends/ebpf/stale_flows.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "flowd/daemon_status.hpp"
 #include "flowd/event_queue.hpp"
@@ -622,6 +623,9 @@ class EbpfBackend final : public Backend {
     } else if (previous) {
       carry_over(previous.get(), want);
     }
+    // A pinned map comes from a flowd that is no longer running (a live one holds the pin's lock):
+    // killed, its connections may have ended unseen. A reload's map is this process's, and current.
+    if (previous && !(shelved && shelved->map) && !match_all_) drop_stale_flows();
     previous.reset();
     if (!pin_path_.empty()) {
       if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
@@ -763,6 +767,24 @@ class EbpfBackend final : public Backend {
           std::none_of(ifs.begin(), ifs.end(), [&](const auto& i) { return i.name == n; }))
         ifs.push_back({n, false});
     return ifs;
+  }
+
+  // The pinned map's TCP entries without a connection in this network namespace go (see
+  // stale_flows.hpp); the log says how many were kept and dropped.
+  void drop_stale_flows() {
+    const StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
+    if (!r.error.empty()) {
+      log_->warn(
+          "cannot list this network namespace's TCP sockets ({}): the flows kept from the previous "
+          "marker are not checked against live connections",
+          r.error);
+      return;
+    }
+    log_->info(
+        "checked the flows kept from the previous marker against this network namespace's "
+        "sockets: kept {} TCP flow(s) with a live connection, dropped {} without one; kept {} UDP "
+        "flow(s) (no connection state to check: they go with their end or the map's LRU)",
+        r.tcp_kept, r.tcp_dropped, r.udp_kept);
   }
 
   // Copies the previous map's flows into the new one of another size: at most its capacity;

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// The flows a pinned map kept from a flowd that is no longer running, checked against the sockets
+// of this network namespace (issue 15): that flowd may have been killed (kill -9) while connections
+// were open, and they closed while no flowd watched, so their `end` never came. A TCP entry with no
+// connection left marks whatever new connection reuses its ports (the SYN included) with the old
+// tag, and the map is not what `flowd flows` reports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace flowd::ebpf {
+
+struct StaleFlows {
+  std::uint64_t tcp_kept = 0;     // TCP entries with a live connection (any state but TIME_WAIT)
+  std::uint64_t tcp_dropped = 0;  // TCP entries without one: deleted from the map
+  std::uint64_t udp_kept = 0;     // UDP entries: no connection state to check, kept
+  std::string error;              // the sockets could not be listed: nothing was deleted
+};
+
+// Deletes from the marker's flow map (flowd_marker.h keys) every TCP entry for which this network
+// namespace has no TCP socket whose egress packets it matches (remote address, local port, remote
+// port) in a state other than LISTEN, TIME_WAIT or CLOSE; one sock_diag dump (netlink/sock_diag).
+// UDP entries are kept: an unconnected UDP socket has no peer, so whether a UDP flow still runs
+// cannot be told; they go with their `end` or the map's LRU eviction.
+StaleFlows drop_tcp_flows_without_socket(int map_fd);
+
+}  // namespace flowd::ebpf
