@@ -56,8 +56,12 @@ LabelOutput run_label_command(const std::vector<std::string>& args) {
   }
   if (args.size() == 2 && args[0] == "decode") {
     auto v = parse_number(args[1]);
-    if (!v || *v > FLOWD_LABEL_MASK)
-      return usage_error("flowd label decode: a 20-bit flow label, decimal or 0x hex\n");
+    if (!v) return usage_error("flowd label decode: a 20-bit flow label, decimal or 0x hex\n");
+    if (*v > FLOWD_LABEL_MASK)
+      return usage_error(
+          fmt::format("flowd label decode: {} is out of range: a flow label has 20 bits (0..{}, "
+                      "0x0..0x{:05x})\n",
+                      args[1], FLOWD_LABEL_MASK, FLOWD_LABEL_MASK));
     auto label = static_cast<std::uint32_t>(*v);
     auto tag = decode_label(label);
     return {0,

@@ -2,8 +2,10 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <iostream>
+#include <regex>
 
 #include "app/analyze_cli.hpp"
 #include "app/components.hpp"
@@ -13,6 +15,32 @@
 #include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
+
+namespace {
+
+// A parse error as a sentence naming the command, followed by its usage: CLI11's own text
+// ("args: At Most 3 required but received 4") names an internal option and no command (issue 15).
+std::string parse_failure(const CLI::App& app, const CLI::Error& e) {
+  const CLI::App* cmd = &app;
+  std::string name = "flowd";
+  if (auto subs = app.get_subcommands(); !subs.empty()) {
+    cmd = subs.back();
+    name += " " + cmd->get_name();
+  }
+  std::string what = e.what();
+  static const std::regex counts(R"(^\S+: At (Most|least) (\d+) required but received (\d+)$)");
+  if (std::smatch m; std::regex_match(what, m, counts)) {
+    what = std::string("takes at ") + (m[1] == "Most" ? "most " : "least ") + m[2].str() +
+           " argument(s), got " + m[3].str();
+  } else if (!what.empty()) {
+    what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+  }
+  std::string out = name + ": " + what + "\n" + CLI::Formatter().make_usage(cmd, name);
+  if (!cmd->get_footer().empty()) out += cmd->get_footer() + "\n";
+  return out + "Run '" + name + " --help' for more information.\n";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const flowd::ComponentTable& components = flowd::component_table();
@@ -123,7 +151,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    std::cerr << parse_failure(app, e);
     return 2;
   }
 

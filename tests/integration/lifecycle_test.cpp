@@ -479,6 +479,22 @@ TEST(Cli, StatusAndFlowsSayWhatIsWrong) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A wrong number of arguments printed CLI11's raw "args: At Most 3 required but received 4": it is
+// a sentence naming the command, followed by the command's usage (issue 15).
+TEST(Cli, AWrongArgumentCountNamesTheCommandAndItsUsage) {
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"label", "decode", "1", "2", "3"}, out, err), 2);
+  EXPECT_EQ(err.rfind("flowd label: takes at most 3 argument(s), got 4\n", 0), 0u) << err;
+  EXPECT_NE(err.find("Usage: flowd label"), std::string::npos) << err;
+  EXPECT_NE(err.find("flowd label decode LABEL"), std::string::npos) << err;
+  EXPECT_EQ(err.find("At Most"), std::string::npos) << err;
+  EXPECT_EQ(run_flowd({"label", "decode"}, out, err), 2);
+  EXPECT_EQ(err.rfind("flowd label: takes at least 2 argument(s), got 1\n", 0), 0u) << err;
+  EXPECT_EQ(run_flowd({"decode"}, out, err), 2);
+  EXPECT_EQ(err.rfind("flowd decode: ", 0), 0u) << err;
+  EXPECT_NE(err.find("Usage: flowd decode"), std::string::npos) << err;
+}
+
 TEST(Cli, ReadmeHoldsTheConfigReference) {
   std::string out, err;
   ASSERT_EQ(run_flowd({"--config-reference"}, out, err), 0);

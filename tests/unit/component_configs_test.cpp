@@ -104,6 +104,20 @@ TEST_F(EbpfConfigTest, MatchAllWithoutAKnownTagIsRefused) {
   EXPECT_NE(e.find("[backend.ebpf] match_all = yes needs experiment"), std::string::npos) << e;
 }
 
+// experiment/activity without match_all were accepted silently, as if every packet got that tag
+// (issue 15): refused, as a scanner's activity without experiment is.
+TEST_F(EbpfConfigTest, ExperimentOrActivityWithoutMatchAllIsRefused) {
+  for (const auto& keys : std::vector<std::map<std::string, std::string>>{
+           {{"experiment", "atlas"}, {"activity", "Debug"}},
+           {{"experiment", "2"}},
+           {{"activity", "9"}, {"match_all", "no"}}}) {
+    auto e = error_of([&] { from(keys); });
+    EXPECT_NE(e.find("[backend.ebpf] experiment/activity: used only with match_all = yes"),
+              std::string::npos)
+        << e;
+  }
+}
+
 TEST_F(EbpfConfigTest, InterfaceNamesTheKernelCannotHaveAreRefused) {
   EXPECT_EQ(from({{"interfaces", "eth0, veth-a.100"}}).interfaces.size(), 2u);
   for (const char* bad : {"a/b", "sixteen-bytes-xx", ".."}) {

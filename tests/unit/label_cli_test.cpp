@@ -73,5 +73,19 @@ TEST(LabelCli, ScitagOutOfRangeOrNotANumberIsAUsageError) {
   EXPECT_EQ(run_label_command({"scitag"}).code, 2);
 }
 
+// `flowd label decode 0x100000` said only "a 20-bit flow label": it says the value is out of range
+// (issue 15).
+TEST(LabelCli, DecodeSaysALabelWiderThan20BitsIsOutOfRange) {
+  auto r = run_label_command({"decode", "0x100000"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("0x100000 is out of range: a flow label has 20 bits (0..1048575, "
+                       "0x0..0xfffff)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(run_label_command({"decode", "0xfffff"}).code, 0);
+  EXPECT_EQ(run_label_command({"decode", "x1"}).err.find("out of range"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace flowd

@@ -110,6 +110,13 @@ EbpfConfig EbpfConfig::from(const Section& cfg, const ScitagsRegistry& registry)
           "(0..63 or a name of that experiment); got '" +
           cfg.get("experiment") + "' / '" + cfg.get("activity") + "'");
     c.match_all_label = make_label(*exp, *act, 0);
+  } else if (!cfg.get("experiment").empty() || !cfg.get("activity").empty()) {
+    // Without match_all each flow brings its own tag: a fixed one set here would be taken for
+    // the tag of every packet while nothing uses it (as a scanner's activity without experiment).
+    throw ConfigError(
+        "[backend.ebpf] experiment/activity: used only with match_all = yes (the tag of every "
+        "packet); without it each flow is marked with its own tag: set match_all = yes, or remove "
+        "them");
   }
   return c;
 }

@@ -25,9 +25,10 @@ struct EbpfConfig {
   std::string pin_path = "/sys/fs/bpf/flowd/flow_labels";  // empty: the map is not pinned
 
   // Throws ConfigError("[backend.ebpf] <key>: <why>"): match_all without an experiment and activity
-  // the registry knows (names or ids that fit the label: spec/README.md "Flow label"), an
-  // interface name the kernel could never have (empty, longer than IFNAMSIZ - 1, '/' or space), an
-  // entry of interfaces listed twice, or a pattern with a '[' that does not close.
+  // the registry knows (names or ids that fit the label: spec/README.md "Flow label"), experiment
+  // or activity without match_all, an interface name the kernel could never have (empty, longer
+  // than IFNAMSIZ - 1, '/' or space), an entry of interfaces listed twice, or a pattern with a '['
+  // that does not close.
   static EbpfConfig from(const Section& cfg, const ScitagsRegistry& registry);
 };
 
