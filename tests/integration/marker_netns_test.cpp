@@ -1044,6 +1044,32 @@ TEST_F(MarkerNetns, AReloadNamingAMissingInterfaceIsRefusedAndLeavesTheMarkerAlo
   EXPECT_EQ(flowd->wait(5s), 0);
 }
 
+// The check above must not refuse a reload of another section while an interface the running
+// marker was started with is gone for now (a link down, a VPN away): the marker shows it as not
+// attached. A separate --check-config, with no marker running, still refuses the name.
+TEST_F(MarkerNetns, AReloadOfAnotherSectionGoesThroughWhileAMarkedInterfaceIsGone) {
+  const std::string extra = add_interface();
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", " + extra);
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "ip link del " + extra, out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + extra)) << flowd->log();
+  cfg.replace(cfg.find("127.0.0.1:9977"), 14, "127.0.0.1:9979");
+  dir.write("flowd.cfg", cfg);
+  flowd->signal(SIGHUP);
+  EXPECT_TRUE(log_says(*flowd, "reloaded")) << flowd->log();
+  EXPECT_EQ(flowd->log().find("reload refused"), std::string::npos) << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  EXPECT_EQ(net->exec(net->a, flowd_binary() + " --check-config -c " + dir.file("flowd.cfg"), out),
+            2)
+      << out;
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0);
+}
+
 // A flow of IPv4-mapped addresses (::ffff:198.18.15.1) from the API went into the map and showed
 // as marked: its packets are IPv4 and carry no flow label. The marker leaves it, as the kernel
 // plugin does (issue 15).

@@ -65,13 +65,25 @@ std::string pin_lock_key(const std::string& path) {
   return "pin:" + ((ec ? p.parent_path() : dir) / p.filename()).string();
 }
 
+// The names in `interfaces` of the marker running in this process (set at its start, cleared at its
+// stop by the same instance). A reload's check does not refuse those that are gone for now (the
+// running marker shows them as not attached): a reload of another section must not fail because a
+// marked link is down; names a reload adds must exist.
+std::mutex running_mu;
+std::vector<std::string> running_names;
+const void* running_owner = nullptr;
+
 // Each name of `interfaces` (a pattern may match nothing yet) must exist in this network namespace,
-// and two names must not be one interface (a name and its altname). Both are configuration errors,
-// found alike by --check-config, the start and a reload.
-// Throws ConfigError("[backend.ebpf] interfaces: no interface named 'X' ...").
-void require_named_interfaces(const std::vector<std::string>& interfaces) {
+// or be one the running marker was started with when `running_may_miss`; and two names must not be
+// one interface (a name and its altname). Both are configuration errors, found alike by
+// --check-config, the start and a reload. Throws ConfigError("[backend.ebpf] interfaces: ...").
+void require_named_interfaces(const std::vector<std::string>& interfaces,
+                              bool running_may_miss = false) {
+  std::lock_guard lock(running_mu);
   for (const auto& n : interfaces)
-    if (!is_interface_pattern(n) && ::if_nametoindex(n.c_str()) == 0)
+    if (!is_interface_pattern(n) && ::if_nametoindex(n.c_str()) == 0 &&
+        !(running_may_miss &&
+          std::find(running_names.begin(), running_names.end(), n) != running_names.end()))
       throw ConfigError("[backend.ebpf] interfaces: no interface named '" + n +
                         "' in this network namespace (a name must exist at start; a pattern such "
                         "as '" +
@@ -356,6 +368,11 @@ class EbpfBackend final : public Backend {
       // What the predecessor left goes back, for the configuration a failed reload returns to.
       if (shelved && ctx_.shelf) ctx_.shelf->put(kShelfKey, std::move(shelved));
       throw;
+    }
+    {
+      std::lock_guard lock(running_mu);
+      running_names = interfaces_;
+      running_owner = this;
     }
     if (kept_kernel_plugin)
       log_->info(
@@ -836,6 +853,13 @@ class EbpfBackend final : public Backend {
   }
 
   void release() {
+    {
+      std::lock_guard lock(running_mu);
+      if (running_owner == this) {
+        running_names.clear();
+        running_owner = nullptr;
+      }
+    }
     if (probe_ && ctx_.status) ctx_.status->clear_marker(probe_.get());
     probe_.reset();
     if (stats_) ctx_.hub.remove(stats_.get());
@@ -878,8 +902,9 @@ class EbpfBackend final : public Backend {
 std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
   EbpfConfig c = EbpfConfig::from(cfg, *ctx.registry.get());
   // Checked when the component is built — by --check-config, at start and by a reload before
-  // anything stops — so that a typo neither starts nor touches a marker that works.
-  require_named_interfaces(c.interfaces);
+  // anything stops — so that a typo neither starts nor touches a marker that works. A reload
+  // leaves the names of the running marker alone (they may be gone for now).
+  require_named_interfaces(c.interfaces, true);
   return std::make_unique<EbpfBackend>(c, ctx);
 }
 
