@@ -106,6 +106,7 @@ class KernelPlugin final : public Plugin {
         ring_bytes_(static_cast<std::uint32_t>(cfg.get_int("ring_buffer_size"))),
         rules_(scanner::port_rules(cfg, *ctx.registry.get(), "plugin.kernel")),
         tracker_(options_.filter, options_.report_existing, tagger_) {
+    tracker_.forget_closing(true);  // a socket in a closing state sends no further event
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
       throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
                         " is not a power of two");
