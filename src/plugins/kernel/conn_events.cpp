@@ -96,6 +96,11 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
           skel_->maps.flowd_port_labels,
           static_cast<std::uint32_t>(std::max<std::size_t>(marks->port_labels.size(), 1)));
     if (err == 0)
+      err = marks->own_marks_fd >= 0
+                ? bpf_map__reuse_fd(skel_->maps.flowd_own_marks, marks->own_marks_fd)
+                : bpf_map__set_max_entries(skel_->maps.flowd_own_marks,
+                                           std::max<std::uint32_t>(marks->own_marks_size, 1));
+    if (err == 0)
       err = bpf_map__set_max_entries(
           skel_->maps.flowd_unmarked_networks,
           static_cast<std::uint32_t>(std::max<std::size_t>(marks->unmarked_networks.size(), 1)));
@@ -179,6 +184,10 @@ std::uint64_t ConnEvents::lost() const {
 
 std::uint64_t ConnEvents::marked() const {
   return stat(FLOWD_CONN_STAT_MARKED);
+}
+
+int ConnEvents::own_marks_fd() const {
+  return bpf_map__fd(skel_->maps.flowd_own_marks);
 }
 
 std::uint64_t ConnEvents::stat(std::uint32_t which) const {

@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <optional>
 
@@ -88,6 +89,15 @@ struct ShelvedKernel final : ShelfItem {
   std::uint64_t lost = 0;  // the program's lost count when it was shelved
 };
 
+// The kernel's description of a map (its id, to tell one map from another, and its size); zeros
+// when it cannot be read.
+bpf_map_info map_info(int fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) info = {};
+  return info;
+}
+
 std::uint64_t boot_ns_now() {
   timespec ts{};
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -153,7 +163,6 @@ class KernelPlugin final : public Plugin {
 
   void start() override {
     diag_.emplace();  // the adoption and resync dumps; a failure is reported before READY=1
-    auto marks = first_packet_marks();
     std::unique_ptr<ShelvedKernel> shelved;
     if (ctx_.shelf)
       if (auto item = ctx_.shelf->take(shelf_key()))
@@ -161,6 +170,7 @@ class KernelPlugin final : public Plugin {
           static_cast<void>(item.release());
           shelved.reset(parked);
         }
+    auto marks = first_packet_marks(shelved && shelved->events ? shelved->events.get() : nullptr);
     try {
       bpf_ = std::make_unique<ConnEvents>(
           ring_bytes_, own_netns_inode(), [this](const flowd_conn_event& e) { on_event(e); },
@@ -308,12 +318,17 @@ class KernelPlugin final : public Plugin {
 
   // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
   // flow map runs in this flowd (backends start before plugins); nullopt otherwise.
-  std::optional<FirstPacketMarks> first_packet_marks() {
+  // `predecessor`: a reload's, whose record of its own marks this program takes over.
+  std::optional<FirstPacketMarks> first_packet_marks(const ConnEvents* predecessor) {
     std::shared_ptr<const MarkerProbe> probe = ctx_.status ? ctx_.status->marker() : nullptr;
     if (!probe || probe->flow_map_fd() < 0) return std::nullopt;
     auto fits = [](const scanner::Tag& t) { return t.experiment <= 511 && t.activity <= 63; };
     FirstPacketMarks marks;
     marks.flow_map_fd = probe->flow_map_fd();
+    const bpf_map_info info = map_info(marks.flow_map_fd);
+    marker_map_id_ = info.id;
+    marks.own_marks_size = info.max_entries;
+    if (predecessor) marks.own_marks_fd = predecessor->own_marks_fd();
     if (rules_.fallback && fits(*rules_.fallback))
       marks.default_label = make_label(rules_.fallback->experiment, rules_.fallback->activity, 0);
     for (const auto& [port, tag] : rules_.by_port)
@@ -348,6 +363,9 @@ class KernelPlugin final : public Plugin {
   }
 
   // Takes the program's entry out of the marker's map: user space does not report the connection.
+  // Only an entry the program wrote (its flowd_own_marks) and nobody rewrote since: a mark another
+  // plugin's start put there (np_api, the API: a connection this plugin excludes, reported by the
+  // transfer tool) stays (issue 15).
   void unmark(const flowd_conn_event& e) { unmark(e.remote_addr, e.local_port, e.remote_port); }
   void unmark(const std::uint8_t* remote_ipv6, std::uint16_t local_port,
               std::uint16_t remote_port) {
@@ -357,7 +375,13 @@ class KernelPlugin final : public Plugin {
     key.sport = htons(local_port);
     key.dport = htons(remote_port);
     key.proto = IPPROTO_TCP;
-    if (bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0) unmarked_total_->Increment();
+    std::uint32_t own = 0, now = 0;
+    const int own_fd = bpf_->own_marks_fd();
+    if (bpf_map_lookup_elem(own_fd, &key, &own) != 0) return;
+    if (bpf_map_lookup_elem(marker_->flow_map_fd(), &key, &now) == 0 && now == own &&
+        bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0)
+      unmarked_total_->Increment();
+    bpf_map_delete_elem(own_fd, &key);
   }
 
   void on_event(const flowd_conn_event& e) {
@@ -422,6 +446,9 @@ class KernelPlugin final : public Plugin {
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
   std::uint64_t marked_ = 0;
+  std::uint32_t marker_map_id_ = 0;     // the kernel's id of the map the program writes
+  int epoll_fd_ = -1;                   // run()'s, which follow_marker_map() changes
+  std::atomic<bool> successor_{false};  // before_stop: a reload's successor follows the flows on
   LogLimiter lost_limiter_;
   prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,
       *unmarked_total_;
