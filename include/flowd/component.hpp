@@ -77,6 +77,12 @@ class Plugin {
   // thread the plugin starts itself.
   virtual void run(std::stop_token stop, Publisher& out) = 0;
   virtual void stop() {}
+  // Called on the main thread just before the core asks run() to return: whether an instance of
+  // the same plugin starts right after this one stops (a reload that changed its section) and may
+  // take over the flows it reported. Without one (a reload removed the plugin, or the daemon
+  // stops), a plugin that follows flows itself ends them before run() returns, so that no start
+  // is left without its end. Default: ignored.
+  virtual void before_stop(bool successor) { static_cast<void>(successor); }
 };
 
 class Backend {

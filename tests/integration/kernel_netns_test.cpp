@@ -633,5 +633,48 @@ TEST_F(KernelIssue15, AResyncNeverRemovesAMarkAnotherPluginPutThere) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// Defects 8 and 9: a plugin that stops without a successor (a reload removed it; flowd stops) ends
+// the flows it started, as the netflow plugin does; a reload that restarts it does not.
+TEST_F(KernelIssue15, APluginStoppedWithoutSuccessorEndsItsFlows) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5000), 0);
+  auto open_one = [&](int& port) {
+    NetnsScope in_a(net->a);
+    return fds.add(tcp_connect("198.18.0.2", 5000, &port));
+  };
+  const std::string cfg = config("kernel", kTagKeys);
+  start_flowd(cfg, "following TCP state changes");
+  int port = 0;
+  ASSERT_GE(open_one(port), 0);
+  auto ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << proc->log();
+  // Restarted (its section changed): followed on, no end.
+  reload(config("kernel", kTagKeys + "interval = 3s\n"));
+  EXPECT_TRUE(events(1, 1500ms).empty()) << proc->log();
+  // Removed: its end now.
+  const std::string np = config("np_api", "path = " + dir.file("np") + "\n");
+  reload(np);
+  ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << proc->log();
+  EXPECT_EQ(ev[0].state, "end");
+  EXPECT_EQ(ev[0].src_port, port);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+
+  // SIGTERM: the end of each flow it started, before flowd exits.
+  start_flowd(cfg, "following TCP state changes");
+  int second = 0;
+  ASSERT_GE(open_one(second), 0);
+  ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+  ev = events(2);
+  std::map<int, std::string> last;
+  for (const auto& e : ev) last[e.src_port] = e.state;
+  EXPECT_EQ(last[second], "end") << proc->log();
+  EXPECT_EQ(last.count(port), 0u) << "adopted silently at start, not reported";
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -252,13 +252,24 @@ class KernelPlugin final : public Plugin {
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
       if (n == 1 && ev.data.fd == bpf_->fd()) drain(out);
     }
+    // No successor (the plugin left the configuration, or flowd stops): the flows it started end
+    // now, as the netflow plugin's do; a successor follows them on instead.
+    if (!successor_) {
+      drain(out);
+      scanner::end_unless_succeeded(tracker_, successor_, out);
+    }
+  }
+
+  void before_stop(bool successor) override {
+    successor_ = successor;
+    if (fallback_) fallback_->before_stop(successor);
   }
 
   void stop() override {
     if (fallback_) fallback_->stop();
     // A reload's stop: the program stays attached, its ring buffer filling, until the successor
     // has its own and reads this one's (see run()). The daemon's own stop detaches it now.
-    if (ctx_.shelf && !ctx_.stopping.stop_requested() && bpf_) {
+    if (ctx_.shelf && successor_ && !ctx_.stopping.stop_requested() && bpf_) {
       auto item = std::make_unique<ShelvedKernel>();
       bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
       item->lost = bpf_->lost();

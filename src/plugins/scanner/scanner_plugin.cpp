@@ -208,6 +208,15 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   }
   ::close(ep);
   ::close(timer);
+  end_unless_succeeded(tracker_, successor_, out);
+}
+
+void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,
+                          Publisher& out) {
+  if (successor.load()) return;  // the successor inherits them (inherit_flows)
+  std::vector<FlowID> ends;
+  tracker.end_all(Clock::now(), ends);
+  out.publish(ends);
 }
 
 void ScannerPlugin::scan_once(Publisher& out) {
