@@ -676,5 +676,19 @@ TEST_F(KernelIssue15, APluginStoppedWithoutSuccessorEndsItsFlows) {
   EXPECT_EQ(last.count(port), 0u) << "adopted silently at start, not reported";
 }
 
+// Defect 15: one connection is "1 connection" in the log.
+TEST_F(KernelIssue15, OneConnectionIsSaidInTheSingular) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5000), 0);
+  {
+    NetnsScope in_a(net->a);
+    ASSERT_GE(fds.add(tcp_connect("198.18.0.2", 5000)), 0);
+  }
+  start_flowd(config("kernel", kTagKeys), "following TCP state changes");
+  EXPECT_NE(proc->log().find("; 1 connection adopted at start"), std::string::npos) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

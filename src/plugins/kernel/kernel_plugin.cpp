@@ -29,6 +29,7 @@
 #include "plugins/kernel/boot_clock.hpp"
 #include "plugins/kernel/conn_events.hpp"
 #include "plugins/scanner/connection_filter.hpp"
+#include "plugins/scanner/counted.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
@@ -230,14 +231,15 @@ class KernelPlugin final : public Plugin {
     resync(out, false);
     if (followed)
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
-          "followed on from before the reload, gap included; {} more found by the dump",
-          ring_bytes_, followed, tracker_.tracked() - std::min(before_dump, tracker_.tracked()));
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} followed on from "
+          "before the reload, gap included; {} more found by the dump",
+          ring_bytes_, scanner::counted(followed, "connection", "connections"),
+          tracker_.tracked() - std::min(before_dump, tracker_.tracked()));
     else
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
-          "adopted at start{}{}",
-          ring_bytes_, tracker_.tracked(),
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} adopted at "
+          "start{}{}",
+          ring_bytes_, scanner::counted(tracker_.tracked(), "connection", "connections"),
           options_.report_existing ? " (reported)" : " (not reported)",
           inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
     drain(out);
@@ -318,9 +320,9 @@ class KernelPlugin final : public Plugin {
     if (lost != lost_) {
       lost_total_->Increment(static_cast<double>(lost - lost_));
       limited_warn(*log_, lost_limiter_,
-                   "the ring buffer was full: {} TCP state changes lost; resyncing with a "
-                   "sock_diag dump (a larger ring_buffer_size avoids it)",
-                   lost - lost_);
+                   "the ring buffer was full: {} lost; resyncing with a sock_diag dump (a larger "
+                   "ring_buffer_size avoids it)",
+                   scanner::counted(lost - lost_, "TCP state change", "TCP state changes"));
       lost_ = lost;
       resync(out, true);
     }

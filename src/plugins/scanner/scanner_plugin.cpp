@@ -15,6 +15,7 @@
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
 #include "flowd/stop_fd.hpp"
+#include "plugins/scanner/counted.hpp"
 
 namespace flowd::scanner {
 
@@ -183,8 +184,8 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   }
   const std::size_t inherited = inherit_flows(tracker_, status_, name_);
   scan_once(out);
-  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}{}",
-             options_.interval.count(), tracker_.tracked(),
+  log_->info("scanning TCP connections every {} ms; {} adopted at start{}{}",
+             options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
              options_.report_existing ? " (reported)" : " (not reported)",
              inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
   while (!stop.stop_requested()) {
