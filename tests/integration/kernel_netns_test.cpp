@@ -633,6 +633,36 @@ TEST_F(KernelIssue15, AResyncNeverRemovesAMarkAnotherPluginPutThere) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// Defect 7: a reload that adds the network of a live connection to internal_networks ends it then
+// (before, it stayed reported until it closed, its mark gone).
+TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_b(net->b);
+    listener = fds.add(tcp_listen("198.19.0.2", 5000));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(config("kernel", kTagKeys), "following TCP state changes");
+  int port = 0, client;
+  {
+    NetnsScope in_a(net->a);
+    client = fds.add(tcp_connect("198.19.0.2", 5000, &port));
+  }
+  ASSERT_GE(client, 0);
+  auto ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << proc->log();
+  EXPECT_EQ(ev[0].state, "start");
+  reload(config("kernel", kTagKeys + "internal_networks = 127.0.0.0/8, 198.19.0.0/24\n"));
+  ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << "the excluded connection's end comes with the reload\n"
+                           << proc->log();
+  EXPECT_EQ(ev[0].state, "end");
+  EXPECT_EQ(ev[0].src_port, port);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Defects 8 and 9: a plugin that stops without a successor (a reload removed it; flowd stops) ends
 // the flows it started, as the netflow plugin does; a reload that restarts it does not.
 TEST_F(KernelIssue15, APluginStoppedWithoutSuccessorEndsItsFlows) {

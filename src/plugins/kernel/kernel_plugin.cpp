@@ -220,21 +220,28 @@ class KernelPlugin final : public Plugin {
     // After a reload, what the predecessor followed and the state changes of the gap come from
     // its program (shelved, still attached): the dump below then starts only what neither knew,
     // instead of adopting silently the connections established while no plugin ran.
-    std::size_t inherited = 0, followed = 0;
+    std::size_t inherited = 0, followed = 0, excluded = 0;
     if (predecessor_) {
       take_predecessors_ring(out);
       followed = tracker_.tracked();
     } else {
       inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
     }
+    // A reload that excludes more (internal_networks, ignore_private): what the predecessor
+    // started there ends now, and its end takes the mark out of the marker's map.
+    events_.clear();
+    tracker_.end_excluded(Clock::now(), events_);
+    excluded = events_.size();
+    out.publish(events_);
     const std::size_t before_dump = tracker_.tracked();
     resync(out, false);
     if (followed)
       log_->info(
           "following TCP state changes in the kernel (ring buffer {} bytes); {} followed on from "
-          "before the reload, gap included; {} more found by the dump",
+          "before the reload, gap included; {} more found by the dump{}",
           ring_bytes_, scanner::counted(followed, "connection", "connections"),
-          tracker_.tracked() - std::min(before_dump, tracker_.tracked()));
+          tracker_.tracked() - std::min(before_dump, tracker_.tracked()),
+          excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else
       log_->info(
           "following TCP state changes in the kernel (ring buffer {} bytes); {} adopted at "

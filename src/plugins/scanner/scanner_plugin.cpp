@@ -183,6 +183,9 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   const std::size_t inherited = inherit_flows(tracker_, status_, name_);
+  events_.clear();
+  tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
+  out.publish(events_);
   scan_once(out);
   log_->info("scanning TCP connections every {} ms; {} adopted at start{}{}",
              options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
