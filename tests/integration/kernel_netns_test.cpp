@@ -706,6 +706,43 @@ TEST_F(KernelIssue15, APluginStoppedWithoutSuccessorEndsItsFlows) {
   EXPECT_EQ(last.count(port), 0u) << "adopted silently at start, not reported";
 }
 
+// Defect 14: a reload that gives the marker a new map (max_flows) while the kernel plugin keeps
+// running: the plugin loads its program on the new map at its next connection event, so the
+// connections after it are marked from their first packet again (before, its program kept writing
+// the old map, which no marker read: the first data segment left unlabelled).
+TEST_F(KernelIssue15, AMarkerMapChangedByAReloadIsFollowed) {
+  const std::string keys =
+      "rules = 5201 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5201));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
+  reload(config_with_marker("kernel", keys) + "max_flows = 4096\n");
+  serve_one(listener, net->addr_a, 5201, 0ms);  // the event that shows the plugin the new map
+  ASSERT_EQ(events(2).size(), 2u) << proc->log();
+  const std::string followed =
+      "the kernel plugin's program now marks the new map from the first packet";
+  for (int i = 0; i < 300 && count(followed) == 0; ++i) usleep(10000);  // the program loads
+  ASSERT_EQ(count(followed), 1) << proc->log();
+  const std::string pcap = dir.file("kernel.pcap");
+  auto dump = std::make_unique<Tcpdump>(net->b, net->veth_b, "ip6 and tcp", pcap);
+  int port = serve_one(listener, net->addr_a, 5201, 0ms);
+  std::this_thread::sleep_for(300ms);  // a loaded machine's tcpdump writes the last segments late
+  dump->stop();
+  std::vector<Segment> data;
+  for (const auto& g : segments_from(pcap, 5201))
+    if (g.dport == port && g.len > 0) data.push_back(g);
+  ASSERT_EQ(data.size(), 2u) << proc->log();
+  EXPECT_EQ(data[0].label & kLabelSemanticMask, make_label(2, 9, 0))
+      << "the first data segment carries the label: 0x" << std::hex << data[0].label;
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Defect 15: one connection is "1 connection" in the log.
 TEST_F(KernelIssue15, OneConnectionIsSaidInTheSingular) {
   Fds fds;

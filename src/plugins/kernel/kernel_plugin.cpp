@@ -207,6 +207,7 @@ class KernelPlugin final : public Plugin {
     StopFd stopfd(stop);
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    epoll_fd_ = ep.get();
     for (int fd : {stopfd.fd(), bpf_->fd()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -334,6 +335,60 @@ class KernelPlugin final : public Plugin {
       resync(out, true);
     }
     tracked_->Set(static_cast<double>(tracker_.tracked()));
+    if (marker_) follow_marker_map(out);
+  }
+
+  // A reload that gave the marker a new map (a changed max_flows, or no map: match_all, the marker
+  // removed) while this plugin kept running: its program writes the map it was loaded with, which
+  // no marker reads any more. A program for the new map is loaded and attached beside it, the old
+  // one's ring is read up to that instant (as a reload's successor reads its predecessor's), and
+  // the old one goes. Looked at on each read of the ring: the first connection after the change is
+  // marked by user space's start, the next ones from their first packet again.
+  void follow_marker_map(Publisher& out) {
+    if (!ctx_.status) return;
+    auto now = ctx_.status->marker();
+    if (now == marker_) return;
+    if (now && now->flow_map_fd() >= 0 && map_info(now->flow_map_fd()).id == marker_map_id_) {
+      marker_ = std::move(now);  // the same map under a new probe (the marker restarted)
+      return;
+    }
+    marker_.reset();
+    auto marks = first_packet_marks(bpf_.get());
+    std::unique_ptr<ConnEvents> next;
+    try {
+      next = std::make_unique<ConnEvents>(
+          ring_bytes_, own_netns_inode(), [this](const flowd_conn_event& e) { on_event(e); },
+          marks);
+    } catch (const LoadError& e) {
+      marker_.reset();  // no second try: the old program keeps following connections
+      log_->warn(
+          "the marker's flow map changed in a reload, and the program for the new one cannot be "
+          "loaded ({}): connections are marked once user space sees them, not from the first "
+          "packet",
+          e.what());
+      return;
+    }
+    const std::uint64_t cutoff = boot_ns_now();
+    bpf_->set_handler([this, cutoff](const flowd_conn_event& e) {
+      if (e.ts_boot_ns < cutoff) on_event(e);
+    });
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = next->fd();
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, next->fd(), &ev) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, bpf_->fd(), nullptr);
+    events_.clear();
+    clock_.refresh();
+    if (int n = bpf_->consume(); n > 0) events_total_->Increment(n);
+    if (std::uint64_t lost = bpf_->lost(); lost > lost_)
+      lost_total_->Increment(static_cast<double>(lost - lost_));
+    out.publish(events_);
+    bpf_ = std::move(next);
+    lost_ = marked_ = 0;
+    log_->info(
+        "the marker's flow map changed in a reload: the kernel plugin's program now {}",
+        marks ? "marks the new map from the first packet" : "marks nothing (no map to mark)");
   }
 
   // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
