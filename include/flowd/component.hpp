@@ -107,6 +107,10 @@ struct PluginInfo {
   std::unique_ptr<Plugin> (*create)(const Section& config, Context& ctx, const char* name);
   // A collector that hands its decoded records to Context::records (netflow, sflow).
   bool offers_records = false;
+  // Its local flows are reported by the transfer tool itself (np_api, api), not inferred from a
+  // socket and a rule (kernel, netlink, netstat, iperf): where both report one 5-tuple, the bus
+  // lets the explicit report take precedence (core/local_flow_arbiter.hpp).
+  bool explicit_reports = false;
 };
 
 struct BackendInfo {

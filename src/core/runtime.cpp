@@ -156,7 +156,7 @@ void Runtime::apply(const Config& c) {
     RunningPlugin p{pc.info,
                     pc.section,
                     pc.info->create(pc.section, ctx_, pc.info->name.data()),
-                    bus_.publisher(pc.info->name.data()),
+                    bus_.publisher(pc.info->name.data(), pc.info->explicit_reports),
                     nullptr,
                     {}};
     p.impl->start();

@@ -633,6 +633,65 @@ TEST_F(KernelIssue15, AResyncNeverRemovesAMarkAnotherPluginPutThere) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// Defect 2: np_api and the kernel plugin report one connection (a rule for the server's port 5001,
+// np_api's line with another tag). The explicit report takes the flow over while it is live: the
+// kernel's flow ends where np_api's starts, and when np_api's ends the kernel's starts again, so
+// the rest of the connection stays marked and listed, and every end follows its own start.
+TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
+  const std::string keys =
+      "rules = 5001 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5001));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(with_np_api(keys), "following TCP state changes");
+  int client_port = 0, client;
+  {
+    NetnsScope in_b(net->b);
+    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
+  }
+  ASSERT_GE(client, 0);
+  int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(conn, 0);
+  auto first = events(1);
+  ASSERT_EQ(first.size(), 1u) << proc->log();
+  EXPECT_EQ(first[0].state, "start");
+  const std::string tuple =
+      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  pipe_line("start" + tuple + "3 3");
+  std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
+  pipe_line("end" + tuple + "3 3");
+  auto middle = events(4);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "the rule's flow goes on: still marked\n"
+                                                     << proc->log();
+  ::close(conn);
+  fds.fds.back() = -1;
+  auto last = events(1);
+  std::vector<Event> all = first;
+  all.insert(all.end(), middle.begin(), middle.end());
+  all.insert(all.end(), last.begin(), last.end());
+  std::ostringstream seen;
+  for (const auto& e : all)
+    seen << e.state << " " << e.exp << ":" << e.act << " " << e.start_time << " " << e.end_time
+         << "\n";
+  ASSERT_EQ(all.size(), 6u) << seen.str() << proc->log();
+  const std::vector<std::pair<std::string, int>> want = {{"start", 2}, {"end", 2},   {"start", 3},
+                                                         {"end", 3},   {"start", 2}, {"end", 2}};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(all[i].state, want[i].first) << i << "\n" << seen.str();
+    EXPECT_EQ(all[i].exp, want[i].second) << i << "\n" << seen.str();
+    if (all[i].state == "end") {
+      EXPECT_NE(all[i].start_time, all[i].end_time) << i << "\n" << seen.str();
+    }
+  }
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Defect 7: a reload that adds the network of a live connection to internal_networks ends it then
 // (before, it stayed reported until it closed, its mark gone).
 TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {
