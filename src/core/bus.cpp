@@ -115,7 +115,7 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
       limited_warn(*get_logger("core"), drop_limiter_,
                    "backend {}'s queue is full: {} event(s) from {} dropped ({} dropped in all "
                    "since start; flowd_bus_dropped_events_total; [flowd] queue_size)",
-                   s.backend, refused, plugin, total);
+                   s.backend, refused, plugin ? plugin : flows.front().plugin, total);
     }
   }
 }

@@ -58,8 +58,8 @@ class Bus {
     prometheus::Counter* dropped;
     std::string backend;
   };
-  // Copies `flows` into every backend queue, named after `plugin`; counts what a full queue
-  // refused.
+  // Copies `flows` into every backend queue, named after `plugin` (null: each event keeps its own
+  // FlowID::plugin); counts what a full queue refused.
   void deliver(std::span<const FlowID> flows, const char* plugin);
   // The same for a plugin's local events, arbitrated against the other plugins' reports of the
   // same 5-tuple (local_flow_arbiter.hpp).
