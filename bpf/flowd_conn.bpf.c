@@ -83,8 +83,8 @@ struct {
  * (cfg_default_label) is written into the marker's flow map here, before user space reads the
  * event, so its next packet (the handshake's last ACK, the server's first data) carries the label.
  * User space then confirms it (the marker's start keeps the entropy bits) or removes it (a
- * connection internal_networks or ignore_private exclude). Its end removes it here too, so that a
- * lost record leaves nothing in the map. */
+ * connection it does not report). Its end removes it here too, so that a lost record leaves
+ * nothing in the map; both only what this program wrote (flowd_own_marks). */
 const volatile __u32 cfg_mark = 0;
 const volatile __u32 cfg_has_default = 0;
 const volatile __u32 cfg_default_label = 0; /* semantic bits (flowd_label.h), entropy 0 */
@@ -97,6 +97,18 @@ struct {
   __type(key, struct flowd_flow_key);
   __type(value, __u32);
 } flowd_flow_labels SEC(".maps");
+
+/* The entries this program wrote into the marker's map, with the value it wrote (issue 15). Only
+ * these are ever taken out again, here at the connection's end or by the plugin (a connection it
+ * does not report), and only while the marker's map still holds that very value: an entry another
+ * plugin's start put there (np_api, the API) is never removed by the kernel plugin. User space
+ * sizes it as the marker's map and hands it on to a reload's successor. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 1); /* user space sets the marker's max_flows before load */
+  __type(key, struct flowd_flow_key);
+  __type(value, __u32);
+} flowd_own_marks SEC(".maps");
 
 /* Local port -> the label's semantic bits (the plugin's rules), filled by user space at start. */
 struct {
@@ -188,23 +200,39 @@ static __always_inline __u32 rule_label(__u16 local_port, int* found) {
   return 0;
 }
 
+/* The connection ends: its entry goes if this program wrote it and nobody rewrote it since. */
+static __always_inline void unmark_own(struct flowd_flow_key* key) {
+  __u32* own = bpf_map_lookup_elem(&flowd_own_marks, key);
+
+  if (!own) return;
+  __u32* now = bpf_map_lookup_elem(&flowd_flow_labels, key);
+
+  if (now && *now == *own) bpf_map_delete_elem(&flowd_flow_labels, key);
+  bpf_map_delete_elem(&flowd_own_marks, key);
+}
+
 static __always_inline void mark(struct sock* sk, __u16 family, __u16 local_port, __u8 kind) {
   struct flowd_flow_key key;
+
+  if (!flow_key_of(sk, family, local_port, &key)) return;
+  if (kind == FLOWD_CONN_END) {
+    unmark_own(&key);
+    return;
+  }
   int found;
   __u32 label = rule_label(local_port, &found);
 
-  if (!found || !flow_key_of(sk, family, local_port, &key)) return;
-  if (kind == FLOWD_CONN_END) {
-    bpf_map_delete_elem(&flowd_flow_labels, &key);
-    return;
-  }
+  if (!found) return;
   struct flowd_conn_network peer = {.prefixlen = 128};
 
   __builtin_memcpy(peer.addr, key.daddr, sizeof(peer.addr));
   if (bpf_map_lookup_elem(&flowd_unmarked_networks, &peer)) return;
   label = (label & FLOWD_LABEL_SEMANTIC_MASK) | (bpf_get_prandom_u32() & FLOWD_LABEL_ENTROPY_MASK);
-  if (bpf_map_update_elem(&flowd_flow_labels, &key, &label, BPF_ANY) == 0)
+  /* BPF_NOEXIST: an entry already there is another report's (np_api, the API), left as it is. */
+  if (bpf_map_update_elem(&flowd_flow_labels, &key, &label, BPF_NOEXIST) == 0) {
+    bpf_map_update_elem(&flowd_own_marks, &key, &label, BPF_ANY);
     count(FLOWD_CONN_STAT_MARKED);
+  }
 }
 
 /* The state changes around a connection's opening that say who owns it (cfg_owners): recorded at

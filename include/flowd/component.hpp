@@ -77,6 +77,12 @@ class Plugin {
   // thread the plugin starts itself.
   virtual void run(std::stop_token stop, Publisher& out) = 0;
   virtual void stop() {}
+  // Called on the main thread just before the core asks run() to return: whether an instance of
+  // the same plugin starts right after this one stops (a reload that changed its section) and may
+  // take over the flows it reported. Without one (a reload removed the plugin, or the daemon
+  // stops), a plugin that follows flows itself ends them before run() returns, so that no start
+  // is left without its end. Default: ignored.
+  virtual void before_stop(bool successor) { static_cast<void>(successor); }
 };
 
 class Backend {
@@ -101,6 +107,10 @@ struct PluginInfo {
   std::unique_ptr<Plugin> (*create)(const Section& config, Context& ctx, const char* name);
   // A collector that hands its decoded records to Context::records (netflow, sflow).
   bool offers_records = false;
+  // Its local flows are reported by the transfer tool itself (np_api, api), not inferred from a
+  // socket and a rule (kernel, netlink, netstat, iperf): where both report one 5-tuple, the bus
+  // lets the explicit report take precedence (core/local_flow_arbiter.hpp).
+  bool explicit_reports = false;
 };
 
 struct BackendInfo {

@@ -8,8 +8,12 @@ namespace flowd {
 // (each plugin has one origin, so the origin label adds no series, only the means to sum by it).
 class Bus::PluginPublisher final : public Publisher {
  public:
-  PluginPublisher(Bus& bus, const char* plugin)
-      : bus_(bus), plugin_(plugin), log_(get_logger("flow")) {}
+  PluginPublisher(Bus& bus, const char* plugin, bool explicit_reports)
+      : bus_(bus),
+        plugin_(plugin),
+        rank_(explicit_reports ? LocalFlowArbiter::Rank::kExplicit
+                               : LocalFlowArbiter::Rank::kInferred),
+        log_(get_logger("flow")) {}
 
   using Publisher::publish;
   void publish(std::span<const FlowID> flows) override {
@@ -21,7 +25,11 @@ class Bus::PluginPublisher final : public Publisher {
     for (const auto& f : flows) ++counts[slot(f.origin, f.state)];
     for (std::size_t i = 0; i < kSlots; ++i)
       if (counts[i]) counter(i).Increment(static_cast<double>(counts[i]));
-    bus_.deliver(flows, plugin_);
+    // Each plugin has one origin: a local batch is arbitrated whole.
+    if (flows.front().origin == FlowOrigin::kLocal)
+      bus_.deliver_local(flows, plugin_, rank_);
+    else
+      bus_.deliver(flows, plugin_);
   }
 
  private:
@@ -60,6 +68,7 @@ class Bus::PluginPublisher final : public Publisher {
 
   Bus& bus_;
   const char* plugin_;
+  LocalFlowArbiter::Rank rank_;
   std::shared_ptr<spdlog::logger> log_;
   std::array<std::atomic<prometheus::Counter*>, kSlots> counters_{};
 };
@@ -81,13 +90,22 @@ Bus::Bus(prometheus::Registry& metrics, StatusBoard* status)
       status_(status),
       subs_(std::make_shared<const std::vector<Sub>>()) {}
 
-std::unique_ptr<Publisher> Bus::publisher(const char* plugin) {
-  return std::make_unique<PluginPublisher>(*this, plugin);
+std::unique_ptr<Publisher> Bus::publisher(const char* plugin, bool explicit_reports) {
+  return std::make_unique<PluginPublisher>(*this, plugin, explicit_reports);
+}
+
+void Bus::deliver_local(std::span<const FlowID> flows, const char* plugin,
+                        LocalFlowArbiter::Rank rank) {
+  std::lock_guard lock(local_mu_);
+  arbitrated_.clear();
+  arbiter_.arbitrate(flows, plugin, rank, arbitrated_);
+  // Each event carries its own plugin now (the arbiter may add another plugin's).
+  if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
 }
 
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
   published_.fetch_add(flows.size(), std::memory_order_relaxed);
-  if (status_) status_->record(flows, plugin);
+  if (status_) status_->record(flows, plugin);  // null plugin: each event's own
   auto subs = subs_.load();
   for (const auto& s : *subs) {
     std::size_t refused = flows.size() - s.queue->push_batch(flows, plugin);
@@ -97,7 +115,7 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
       limited_warn(*get_logger("core"), drop_limiter_,
                    "backend {}'s queue is full: {} event(s) from {} dropped ({} dropped in all "
                    "since start; flowd_bus_dropped_events_total; [flowd] queue_size)",
-                   s.backend, refused, plugin, total);
+                   s.backend, refused, plugin ? plugin : flows.front().plugin, total);
     }
   }
 }

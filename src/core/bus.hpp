@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/local_flow_arbiter.hpp"
 #include "core/status_board.hpp"
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
@@ -34,7 +35,8 @@ class Bus {
   explicit Bus(prometheus::Registry& metrics, StatusBoard* status = nullptr);
   // The handle one plugin publishes through: it names the events after `plugin` (a static name)
   // and counts them in flowd_flow_events_total{plugin,origin,state}. Must not outlive the bus.
-  std::unique_ptr<Publisher> publisher(const char* plugin);
+  // Its local events pass through the bus's LocalFlowArbiter with `explicit_reports` as rank.
+  std::unique_ptr<Publisher> publisher(const char* plugin, bool explicit_reports = false);
   // Swapped atomically: publishers never wait for a reload.
   void set_subscribers(std::vector<Subscriber> subs);
   std::shared_ptr<EventQueue> make_queue(const std::string& backend, std::size_t capacity);
@@ -56,14 +58,23 @@ class Bus {
     prometheus::Counter* dropped;
     std::string backend;
   };
-  // Copies `flows` into every backend queue, named after `plugin`; counts what a full queue
-  // refused.
+  // Copies `flows` into every backend queue, named after `plugin` (null: each event keeps its own
+  // FlowID::plugin); counts what a full queue refused.
   void deliver(std::span<const FlowID> flows, const char* plugin);
+  // The same for a plugin's local events, arbitrated against the other plugins' reports of the
+  // same 5-tuple (local_flow_arbiter.hpp).
+  void deliver_local(std::span<const FlowID> flows, const char* plugin,
+                     LocalFlowArbiter::Rank rank);
 
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Gauge>& depth_;
   StatusBoard* status_;
+  // Held while a local batch is arbitrated and delivered, so that the queues get each 5-tuple's
+  // events in the order the arbiter decided them.
+  std::mutex local_mu_;
+  LocalFlowArbiter arbiter_;
+  std::vector<FlowID> arbitrated_;
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};

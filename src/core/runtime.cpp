@@ -51,7 +51,8 @@ std::string Runtime::failure() const {
   return failure_;
 }
 
-void Runtime::stop_plugin(RunningPlugin& p) {
+void Runtime::stop_plugin(RunningPlugin& p, bool successor) {
+  p.impl->before_stop(successor);
   p.thread.request_stop();
   if (p.thread.joinable()) p.thread.join();
   p.impl->stop();
@@ -93,7 +94,8 @@ void Runtime::apply(const Config& c) {
     if (keep)
       kept_plugins.push_back(std::move(p));
     else
-      stop_plugin(p);
+      stop_plugin(p, std::any_of(c.plugins.begin(), c.plugins.end(),
+                                 [&](const PluginConfig& pc) { return pc.info == p.info; }));
   }
   plugins_ = std::move(kept_plugins);
 
@@ -154,7 +156,7 @@ void Runtime::apply(const Config& c) {
     RunningPlugin p{pc.info,
                     pc.section,
                     pc.info->create(pc.section, ctx_, pc.info->name.data()),
-                    bus_.publisher(pc.info->name.data()),
+                    bus_.publisher(pc.info->name.data(), pc.info->explicit_reports),
                     nullptr,
                     {}};
     p.impl->start();
@@ -176,7 +178,7 @@ void Runtime::apply(const Config& c) {
 }
 
 void Runtime::stop_all() {
-  for (auto& p : plugins_) stop_plugin(p);
+  for (auto& p : plugins_) stop_plugin(p, false);
   plugins_.clear();
   shelf_.clear();  // no successor comes: the pipe np_api kept is removed now
   // Backends drain what the plugins already published.

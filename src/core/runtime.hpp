@@ -99,7 +99,9 @@ class Runtime {
     ::pthread_setname_np(t.native_handle(), name.c_str());
     return t;
   }
-  void stop_plugin(RunningPlugin& p);
+  // `successor`: the configuration being applied starts the same plugin again
+  // (Plugin::before_stop).
+  void stop_plugin(RunningPlugin& p, bool successor);
   void stop_backend(RunningBackend& b);
   void publish_subscribers();
 

@@ -18,11 +18,13 @@ void StatusBoard::record(std::span<const FlowID> flows, const char* plugin) {
       flows_.erase(key);
       continue;
     }
-    auto [entry, inserted] =
-        flows_.emplace(key, Entry{f.experiment, f.activity, plugin, f.start_time.value_or(now)});
+    auto [entry, inserted] = flows_.emplace(
+        key,
+        Entry{f.experiment, f.activity, plugin ? plugin : f.plugin, f.start_time.value_or(now)});
     if (!inserted) {  // a repeated start or an ongoing: the tag may have changed, the start not
       entry->experiment = f.experiment;
       entry->activity = f.activity;
+      entry->plugin = plugin ? plugin : f.plugin;
     }
   }
 }

@@ -37,7 +37,8 @@ class StatusBoard final : public DaemonStatus {
   explicit StatusBoard(RegistryHandle& registry);
 
   // The bus, for every batch a plugin publishes (any thread): a start or ongoing event enters the
-  // flow (its first start time kept), an end removes it.
+  // flow (its first start time kept), an end removes it. `plugin` null: each event's
+  // FlowID::plugin.
   void record(std::span<const FlowID> flows, const char* plugin);
   // The runtime, after each change of what runs (main or reload thread).
   void set_components(std::vector<ComponentRow> rows);

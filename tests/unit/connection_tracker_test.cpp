@@ -286,6 +286,77 @@ TEST(ConnectionTracker, TheSocketCookieTellsAReusedFourTupleFromTheConnectionBef
   EXPECT_EQ(out.size(), 2u);
 }
 
+// Issue 15 (defect 11): the kernel plugin gets no further event of a socket a resync lists in a
+// closing state, so the resync forgets it at once (ending it if started); before, it stayed tracked
+// until a later resync no longer listed it, which might never come.
+TEST(ConnectionTracker, EventDrivenTheResyncForgetsSocketsItFindsClosing) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  t.forget_closing(true);
+  scan(t, {});
+  std::vector<FlowID> out;
+  auto a = conn("192.0.2.1", 1, "203.0.113.5", 443), b = conn("192.0.2.1", 2, "203.0.113.5", 443);
+  t.established(a, Clock::now(), out);
+  t.established(b, Clock::now(), out);
+  ASSERT_EQ(out.size(), 2u);
+  a.state = kTcpFinWait2;
+  b.state = kTcpTimeWait;
+  auto adopted_closing = conn("192.0.2.1", 3, "203.0.113.5", 443, kTcpCloseWait);
+  auto ev = scan(t, {a, b, adopted_closing});
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[1].state, FlowState::kEnd);
+  EXPECT_EQ(t.tracked(), 0u) << "nothing left that no event will ever end";
+  EXPECT_TRUE(scan(t, {a, b, adopted_closing}).empty()) << "no second end";
+  EXPECT_EQ(t.tracked(), 0u);
+}
+
+// Issue 15 (defects 8, 9): a plugin stopping without a successor ends what it started.
+TEST(ConnectionTracker, EndAllEndsEveryStartedConnectionOnce) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  auto adopted = conn("192.0.2.1", 1, "203.0.113.5", 443);
+  scan(t, {adopted});
+  std::vector<FlowID> out;
+  auto started = conn("192.0.2.1", 2, "203.0.113.5", 443);
+  t.established(started, Clock::now(), out);
+  out.clear();
+  t.end_all(Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].state, FlowState::kEnd);
+  EXPECT_EQ(out[0].src_port, 2);
+  EXPECT_EQ(t.started(), 0u);
+  out.clear();
+  t.end_all(Clock::now(), out);
+  EXPECT_TRUE(out.empty());
+}
+
+// Issue 15 (defect 7): a reload whose filter excludes a connection the predecessor started ends it.
+TEST(ConnectionTracker, ASuccessorEndsWhatItsFilterNowExcludes) {
+  ConnectionTracker old(no_private(), false, fixed(2, 9));
+  scan(old, {});
+  std::vector<FlowID> out;
+  auto kept = conn("192.0.2.1", 1, "203.0.113.5", 443),
+       gone = conn("192.0.2.1", 2, "198.19.0.2", 443);
+  old.established(kept, Clock::now(), out);
+  old.established(gone, Clock::now(), out);
+  ASSERT_EQ(out.size(), 2u);
+  ConnectionFilter narrower = no_private();
+  std::string why;
+  narrower.internal.push_back(*net::parse_network("198.19.0.0/24", why));
+  ConnectionTracker next(narrower, false, fixed(2, 9));
+  next.take_over(std::move(old));
+  out.clear();
+  std::vector<FlowKey> ended;
+  next.end_excluded(Clock::now(), out, &ended);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].state, FlowState::kEnd);
+  EXPECT_EQ(out[0].src_port, 2);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(next.started(), 1u);
+  out.clear();
+  next.closed(gone, Clock::now(), out);
+  EXPECT_TRUE(out.empty()) << "its end came already";
+}
+
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
   scan(t, {});

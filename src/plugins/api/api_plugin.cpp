@@ -264,7 +264,10 @@ const PluginInfo& plugin_info() {
       "api",
       "local HTTP API: POST /v1/flows (flows as JSON), GET /v1/flows, GET /v1/status; unix "
       "socket and/or loopback",
-      config_keys(), create};
+      config_keys(),
+      create,
+      /*offers_records=*/false,
+      /*explicit_reports=*/true};
   return info;
 }
 

@@ -98,6 +98,11 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
           skel_->maps.flowd_port_labels,
           static_cast<std::uint32_t>(std::max<std::size_t>(marks->port_labels.size(), 1)));
     if (err == 0)
+      err = marks->own_marks_fd >= 0
+                ? bpf_map__reuse_fd(skel_->maps.flowd_own_marks, marks->own_marks_fd)
+                : bpf_map__set_max_entries(skel_->maps.flowd_own_marks,
+                                           std::max<std::uint32_t>(marks->own_marks_size, 1));
+    if (err == 0)
       err = bpf_map__set_max_entries(
           skel_->maps.flowd_unmarked_networks,
           static_cast<std::uint32_t>(std::max<std::size_t>(marks->unmarked_networks.size(), 1)));
@@ -225,6 +230,10 @@ void ConnEvents::copy_owners_from(const ConnEvents& predecessor) {
   copy_missing<flowd_conn_listener_key, flowd_conn_listener>(
       bpf_map__fd(predecessor.skel_->maps.flowd_conn_listeners),
       bpf_map__fd(skel_->maps.flowd_conn_listeners));
+}
+
+int ConnEvents::own_marks_fd() const {
+  return bpf_map__fd(skel_->maps.flowd_own_marks);
 }
 
 std::uint64_t ConnEvents::stat(std::uint32_t which) const {

@@ -37,6 +37,10 @@ struct FirstPacketMarks {
   // IPv6 networks whose connections are never marked (the plugin does not report them):
   // {address in network order, prefix length in bits}.
   std::vector<std::pair<std::array<std::uint8_t, 16>, std::uint32_t>> unmarked_networks;
+  // The program's record of its own entries (flowd_own_marks): a reload's predecessor's, taken
+  // over (borrowed for the load only); -1: a new one of `own_marks_size` entries.
+  int own_marks_fd = -1;
+  std::uint32_t own_marks_size = 1;
 };
 
 class ConnEvents {
@@ -77,6 +81,9 @@ class ConnEvents {
   // of the listeners, where this program knows nothing yet: what they opened before this program
   // was attached gets its owner all the same.
   void copy_owners_from(const ConnEvents& predecessor);
+
+  // The entries the program wrote into the marker's map, key -> value written (flowd_own_marks).
+  int own_marks_fd() const;
 
  private:
   static int on_record(void* self, void* data, std::size_t size);

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <optional>
 
@@ -30,6 +31,7 @@
 #include "plugins/kernel/conn_events.hpp"
 #include "plugins/kernel/ownership.hpp"
 #include "plugins/scanner/connection_filter.hpp"
+#include "plugins/scanner/counted.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
@@ -102,6 +104,15 @@ struct ShelvedKernel final : ShelfItem {
   std::uint64_t lost = 0;  // the program's lost count when it was shelved
 };
 
+// The kernel's description of a map (its id, to tell one map from another, and its size); zeros
+// when it cannot be read.
+bpf_map_info map_info(int fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) info = {};
+  return info;
+}
+
 std::uint64_t boot_ns_now() {
   timespec ts{};
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -122,6 +133,7 @@ class KernelPlugin final : public Plugin {
         rules_(tagging_->rules()),
         tracker_(options_.filter, options_.report_existing, tagger_) {
     if (!tagging_->process().empty()) owners_.emplace("/proc", tagging_->process());
+    tracker_.forget_closing(true);  // a socket in a closing state sends no further event
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
       throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
                         " is not a power of two");
@@ -177,7 +189,6 @@ class KernelPlugin final : public Plugin {
 
   void start() override {
     diag_.emplace();  // the adoption and resync dumps; a failure is reported before READY=1
-    auto marks = first_packet_marks();
     std::unique_ptr<ShelvedKernel> shelved;
     if (ctx_.shelf)
       if (auto item = ctx_.shelf->take(shelf_key()))
@@ -185,6 +196,7 @@ class KernelPlugin final : public Plugin {
           static_cast<void>(item.release());
           shelved.reset(parked);
         }
+    auto marks = first_packet_marks(shelved && shelved->events ? shelved->events.get() : nullptr);
     try {
       bpf_ = std::make_unique<ConnEvents>(
           ring_bytes_, netns_, [this](const flowd_conn_event& e) { on_event(e); }, marks,
@@ -221,6 +233,7 @@ class KernelPlugin final : public Plugin {
     StopFd stopfd(stop);
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    epoll_fd_ = ep.get();
     for (int fd : {stopfd.fd(), bpf_->fd()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -234,25 +247,33 @@ class KernelPlugin final : public Plugin {
     // After a reload, what the predecessor followed and the state changes of the gap come from
     // its program (shelved, still attached): the dump below then starts only what neither knew,
     // instead of adopting silently the connections established while no plugin ran.
-    std::size_t inherited = 0, followed = 0;
+    std::size_t inherited = 0, followed = 0, excluded = 0;
     if (predecessor_) {
       take_predecessors_ring(out);
       followed = tracker_.tracked();
     } else {
       inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
     }
+    // A reload that excludes more (internal_networks, ignore_private): what the predecessor
+    // started there ends now, and its end takes the mark out of the marker's map.
+    events_.clear();
+    tracker_.end_excluded(Clock::now(), events_);
+    excluded = events_.size();
+    out.publish(events_);
     const std::size_t before_dump = tracker_.tracked();
     resync(out, false);
     if (followed)
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
-          "followed on from before the reload, gap included; {} more found by the dump",
-          ring_bytes_, followed, tracker_.tracked() - std::min(before_dump, tracker_.tracked()));
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} followed on from "
+          "before the reload, gap included; {} more found by the dump{}",
+          ring_bytes_, scanner::counted(followed, "connection", "connections"),
+          tracker_.tracked() - std::min(before_dump, tracker_.tracked()),
+          excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} connections "
-          "adopted at start{}{}",
-          ring_bytes_, tracker_.tracked(),
+          "following TCP state changes in the kernel (ring buffer {} bytes); {} adopted at "
+          "start{}{}",
+          ring_bytes_, scanner::counted(tracker_.tracked(), "connection", "connections"),
           options_.report_existing ? " (reported)" : " (not reported)",
           inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
     if (owners_) {
@@ -275,13 +296,24 @@ class KernelPlugin final : public Plugin {
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
       if (n == 1 && ev.data.fd == bpf_->fd()) drain(out);
     }
+    // No successor (the plugin left the configuration, or flowd stops): the flows it started end
+    // now, as the netflow plugin's do; a successor follows them on instead.
+    if (!successor_) {
+      drain(out);
+      scanner::end_unless_succeeded(tracker_, successor_, out);
+    }
+  }
+
+  void before_stop(bool successor) override {
+    successor_ = successor;
+    if (fallback_) fallback_->before_stop(successor);
   }
 
   void stop() override {
     if (fallback_) fallback_->stop();
     // A reload's stop: the program stays attached, its ring buffer filling, until the successor
     // has its own and reads this one's (see run()). The daemon's own stop detaches it now.
-    if (ctx_.shelf && !ctx_.stopping.stop_requested() && bpf_) {
+    if (ctx_.shelf && successor_ && !ctx_.stopping.stop_requested() && bpf_) {
       auto item = std::make_unique<ShelvedKernel>();
       bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
       item->lost = bpf_->lost();
@@ -335,26 +367,86 @@ class KernelPlugin final : public Plugin {
     if (lost != lost_) {
       lost_total_->Increment(static_cast<double>(lost - lost_));
       limited_warn(*log_, lost_limiter_,
-                   "the ring buffer was full: {} TCP state changes lost; resyncing with a "
-                   "sock_diag dump (a larger ring_buffer_size avoids it)",
-                   lost - lost_);
+                   "the ring buffer was full: {} lost; resyncing with a sock_diag dump (a larger "
+                   "ring_buffer_size avoids it)",
+                   scanner::counted(lost - lost_, "TCP state change", "TCP state changes"));
       lost_ = lost;
       resync(out, true);
     }
     tracked_->Set(static_cast<double>(tracker_.tracked()));
+    if (marker_) follow_marker_map(out);
+  }
+
+  // A reload that gave the marker a new map (a changed max_flows, or no map: match_all, the marker
+  // removed) while this plugin kept running: its program writes the map it was loaded with, which
+  // no marker reads any more. A program for the new map is loaded and attached beside it, the old
+  // one's ring is read up to that instant (as a reload's successor reads its predecessor's), and
+  // the old one goes. Looked at on each read of the ring: the first connection after the change is
+  // marked by user space's start, the next ones from their first packet again.
+  void follow_marker_map(Publisher& out) {
+    if (!ctx_.status) return;
+    auto now = ctx_.status->marker();
+    if (now == marker_) return;
+    if (now && now->flow_map_fd() >= 0 && map_info(now->flow_map_fd()).id == marker_map_id_) {
+      marker_ = std::move(now);  // the same map under a new probe (the marker restarted)
+      return;
+    }
+    marker_.reset();
+    auto marks = first_packet_marks(bpf_.get());
+    std::unique_ptr<ConnEvents> next;
+    try {
+      next = std::make_unique<ConnEvents>(
+          ring_bytes_, netns_, [this](const flowd_conn_event& e) { on_event(e); }, marks,
+          owners_.has_value());
+      if (owners_) next->copy_owners_from(*bpf_);
+    } catch (const LoadError& e) {
+      marker_.reset();  // no second try: the old program keeps following connections
+      log_->warn(
+          "the marker's flow map changed in a reload, and the program for the new one cannot be "
+          "loaded ({}): connections are marked once user space sees them, not from the first "
+          "packet",
+          e.what());
+      return;
+    }
+    const std::uint64_t cutoff = boot_ns_now();
+    bpf_->set_handler([this, cutoff](const flowd_conn_event& e) {
+      if (e.ts_boot_ns < cutoff) on_event(e);
+    });
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = next->fd();
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, next->fd(), &ev) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, bpf_->fd(), nullptr);
+    events_.clear();
+    clock_.refresh();
+    if (int n = bpf_->consume(); n > 0) events_total_->Increment(n);
+    if (std::uint64_t lost = bpf_->lost(); lost > lost_)
+      lost_total_->Increment(static_cast<double>(lost - lost_));
+    out.publish(events_);
+    bpf_ = std::move(next);
+    lost_ = marked_ = 0;
+    log_->info(
+        "the marker's flow map changed in a reload: the kernel plugin's program now {}",
+        marks ? "marks the new map from the first packet" : "marks nothing (no map to mark)");
   }
 
   // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
   // flow map runs in this flowd (backends start before plugins); nullopt otherwise.
-  std::optional<FirstPacketMarks> first_packet_marks() {
+  // `predecessor`: a reload's, whose record of its own marks this program takes over.
+  std::optional<FirstPacketMarks> first_packet_marks(const ConnEvents* predecessor) {
     std::shared_ptr<const MarkerProbe> probe = ctx_.status ? ctx_.status->marker() : nullptr;
     if (!probe || probe->flow_map_fd() < 0) return std::nullopt;
     auto fits = [](const scanner::Tag& t) { return t.experiment <= 511 && t.activity <= 63; };
     FirstPacketMarks marks;
     marks.flow_map_fd = probe->flow_map_fd();
+    const bpf_map_info info = map_info(marks.flow_map_fd);
+    marker_map_id_ = info.id;
+    marks.own_marks_size = info.max_entries;
+    if (predecessor) marks.own_marks_fd = predecessor->own_marks_fd();
     // With process ownership, a connection without a rule gets the fixed tag only if it is not
     // the process's, which user space decides: the kernel marks by the rules alone then.
-    if (tagging_->fixed_tag_decides() && fits(*rules_.fallback))
+    if (tagging_->fixed_tag_decides() && rules_.fallback && fits(*rules_.fallback))
       marks.default_label = make_label(rules_.fallback->experiment, rules_.fallback->activity, 0);
     for (const auto& [port, tag] : rules_.by_port)
       if (fits(tag))
@@ -388,6 +480,9 @@ class KernelPlugin final : public Plugin {
   }
 
   // Takes the program's entry out of the marker's map: user space does not report the connection.
+  // Only an entry the program wrote (its flowd_own_marks) and nobody rewrote since: a mark another
+  // plugin's start put there (np_api, the API: a connection this plugin excludes, reported by the
+  // transfer tool) stays (issue 15).
   void unmark(const flowd_conn_event& e) { unmark(e.remote_addr, e.local_port, e.remote_port); }
   void unmark(const std::uint8_t* remote_ipv6, std::uint16_t local_port,
               std::uint16_t remote_port) {
@@ -397,7 +492,13 @@ class KernelPlugin final : public Plugin {
     key.sport = htons(local_port);
     key.dport = htons(remote_port);
     key.proto = IPPROTO_TCP;
-    if (bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0) unmarked_total_->Increment();
+    std::uint32_t own = 0, now = 0;
+    const int own_fd = bpf_->own_marks_fd();
+    if (bpf_map_lookup_elem(own_fd, &key, &own) != 0) return;
+    if (bpf_map_lookup_elem(marker_->flow_map_fd(), &key, &now) == 0 && now == own &&
+        bpf_map_delete_elem(marker_->flow_map_fd(), &key) == 0)
+      unmarked_total_->Increment();
+    bpf_map_delete_elem(own_fd, &key);
   }
 
   void on_event(const flowd_conn_event& e) {
@@ -491,6 +592,9 @@ class KernelPlugin final : public Plugin {
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
   std::uint64_t marked_ = 0;
+  std::uint32_t marker_map_id_ = 0;     // the kernel's id of the map the program writes
+  int epoll_fd_ = -1;                   // run()'s, which follow_marker_map() changes
+  std::atomic<bool> successor_{false};  // before_stop: a reload's successor follows the flows on
   std::uint64_t owner_unknown_ = 0;
   LogLimiter lost_limiter_, owner_limiter_;
   prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,

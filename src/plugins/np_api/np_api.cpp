@@ -316,8 +316,12 @@ std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*n
 
 const PluginInfo& plugin_info() {
   static const PluginInfo info{
-      "np_api", "named pipe: one 'state prot src sport dst dport exp act' line per flow",
-      config_keys(), create};
+      "np_api",
+      "named pipe: one 'state prot src sport dst dport exp act' line per flow",
+      config_keys(),
+      create,
+      /*offers_records=*/false,
+      /*explicit_reports=*/true};
   return info;
 }
 

@@ -100,13 +100,10 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   if (fresh) {
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
-      return;
-    }
-    // Connections older than flowd: their start was long ago, so the original keeps quiet about
-    // them.
-    if (scans_ == 0 && !report_existing_) {
+    } else if (scans_ == 0 && !report_existing_) {
+      // Connections older than flowd: their start was long ago, so the original keeps quiet about
+      // them.
       t.status = Status::kAdopted;
-      return;
     }
   }
   switch (t.status) {
@@ -126,6 +123,35 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
       break;
     default:
       break;
+  }
+  if (forget_closing_ && netlink::is_closing_state(c.state)) erase(t);
+}
+
+void ConnectionTracker::erase(Tracked& t) {
+  t.slot = Slot::kDeleted;
+  --used_;
+  ++deleted_;
+}
+
+void ConnectionTracker::end_all(TimePoint now, std::vector<FlowID>& out) {
+  for (auto& t : slots_)
+    if (t.slot == Slot::kUsed && t.status == Status::kStarted) {
+      t.status = Status::kEnded;
+      --started_;
+      out.push_back(event(t, FlowState::kEnd, now));
+    }
+}
+
+void ConnectionTracker::end_excluded(TimePoint now, std::vector<FlowID>& out,
+                                     std::vector<FlowKey>* ended) {
+  for (auto& t : slots_) {
+    if (t.slot != Slot::kUsed || filter_.accepts(t.key.dst)) continue;
+    if (t.status == Status::kStarted) {
+      --started_;
+      out.push_back(event(t, FlowState::kEnd, now));
+      if (ended) ended->push_back(t.key);
+    }
+    t.status = Status::kIgnored;
   }
 }
 
@@ -175,9 +201,7 @@ void ConnectionTracker::closed(const Connection& c, TimePoint when, std::vector<
     --started_;
     out.push_back(event(t, FlowState::kEnd, when));
   }
-  t.slot = Slot::kDeleted;
-  --used_;
-  ++deleted_;
+  erase(t);
 }
 
 void ConnectionTracker::take_over(ConnectionTracker&& predecessor) {
@@ -216,9 +240,7 @@ void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
       --started_;
       out.push_back(event(t, FlowState::kEnd, now));
     }
-    t.slot = Slot::kDeleted;
-    --used_;
-    ++deleted_;
+    erase(t);
   }
   // A table that grew for a burst shrinks back once the connections are gone.
   if (slots_.size() > 64 && used_ * 8 < slots_.size())

@@ -70,6 +70,20 @@ class ConnectionTracker {
   // report_existing for what comes next. Only before this tracker's first scan.
   void take_over(ConnectionTracker&& predecessor);
 
+  // The plugin stops and no successor takes over (a reload removed it, or the daemon stops): every
+  // started connection's `end` at `now`, as the netflow plugin does at its stop. The connections
+  // stay tracked (as ended).
+  void end_all(TimePoint now, std::vector<FlowID>& out);
+  // After take_over() or inherit(): what this tracker's own filter excludes (a reload added an
+  // internal network, or turned ignore_private on) is no longer reported, so a connection the
+  // predecessor started there gets its `end` at `now`. `ended`, when given, receives their keys.
+  void end_excluded(TimePoint now, std::vector<FlowID>& out, std::vector<FlowKey>* ended = nullptr);
+  // Event-driven use (the kernel plugin): a socket a scan lists in a closing state (FIN-WAIT,
+  // CLOSE-WAIT, TIME-WAIT...) gets no further event from the kernel, so the scan forgets it (ending
+  // it if started) instead of keeping it until a later scan no longer lists it, which for the
+  // kernel plugin is the next ring-buffer loss, possibly never.
+  void forget_closing(bool on) { forget_closing_ = on; }
+
   std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
   bool first_scan_done() const { return scans_ > 0; }
@@ -101,9 +115,11 @@ class ConnectionTracker {
   // 4-tuple was reused, and the first socket's end was lost or is still to come), ends the first
   // (if started) at `now` and makes `t` new again. True when it did.
   bool renew_if_reused(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
+  void erase(Tracked& t);
 
   ConnectionFilter filter_;
   bool report_existing_;
+  bool forget_closing_ = false;
   Tagger tagger_;
   std::uint32_t scans_ = 0;
   std::size_t started_ = 0;

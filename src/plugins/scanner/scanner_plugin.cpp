@@ -15,6 +15,7 @@
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
 #include "flowd/stop_fd.hpp"
+#include "plugins/scanner/counted.hpp"
 
 namespace flowd::scanner {
 
@@ -183,9 +184,12 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   const std::size_t inherited = inherit_flows(tracker_, status_, name_);
+  events_.clear();
+  tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
+  out.publish(events_);
   scan_once(out);
-  log_->info("scanning TCP connections every {} ms; {} connections adopted at start{}{}",
-             options_.interval.count(), tracker_.tracked(),
+  log_->info("scanning TCP connections every {} ms; {} adopted at start{}{}",
+             options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
              options_.report_existing ? " (reported)" : " (not reported)",
              inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
   while (!stop.stop_requested()) {
@@ -209,6 +213,15 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   }
   ::close(ep);
   ::close(timer);
+  end_unless_succeeded(tracker_, successor_, out);
+}
+
+void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,
+                          Publisher& out) {
+  if (successor.load()) return;  // the successor inherits them (inherit_flows)
+  std::vector<FlowID> ends;
+  tracker.end_all(Clock::now(), ends);
+  out.publish(ends);
 }
 
 void ScannerPlugin::scan_once(Publisher& out) {

@@ -4,6 +4,7 @@
 // events are published. A subclass only says how to list connections and how to tag them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -57,10 +58,16 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
 // status lists them until their end): see ConnectionTracker::inherit. Returns how many.
 std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin);
 
+// At a plugin's stop: unless a successor takes them over (Plugin::before_stop), every flow
+// `tracker` started gets its end now.
+void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,
+                          Publisher& out);
+
 class ScannerPlugin : public Plugin {
  public:
   ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, scanner::Tagger tagger);
   void run(std::stop_token stop, Publisher& out) override;
+  void before_stop(bool successor) override { successor_ = successor; }
 
  protected:
   // Visits every TCP connection of the host once. False (and `error`) when the scan failed.
@@ -74,6 +81,8 @@ class ScannerPlugin : public Plugin {
   ScannerOptions options_;
   scanner::ConnectionTracker tracker_;
   std::vector<FlowID> events_;
+  // Whether a reload's successor takes the flows over (before_stop): without one, run() ends them.
+  std::atomic<bool> successor_{false};
   prometheus::Counter *scans_, *errors_;
   prometheus::Gauge *connections_, *duration_, *tracked_;
 };

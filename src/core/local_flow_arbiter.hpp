@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// Two plugins of this host reporting the same connection (issue 15): np_api or the API (an explicit
+// report: the transfer tool knows its transfer and its tag) and a connection plugin (kernel,
+// netlink, netstat, iperf: a report inferred from the socket and a rule). The backends key a local
+// flow by its 5-tuple whoever reported it (the marker's entry, udp_firefly's start time, the
+// active-flow tables), so two unarbitrated reports made a second start, an end that removed the
+// other's mark and start time, and a flow left active or unmarked. The bus passes every local
+// event of a plugin through one LocalFlowArbiter, which keeps, per 5-tuple, the live report of
+// each rank and lets the backends see one flow at a time: the explicit one while it is live, else
+// the inferred one.
+//
+//   inferred start        → its start
+//   explicit start        → the inferred flow's end (at the explicit start time), the explicit
+//   start explicit end          → its end, then the inferred flow's start again (at that time), if
+//   live inferred start or end while the explicit report is live → nothing (held: it follows on
+//   later)
+//
+// So every end has the start of its own report before it, and a connection a rule covers is
+// marked and listed active for as long as its inferred report is live. Not thread-safe by itself:
+// the bus calls it under its own mutex.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "common/flow_table.hpp"
+#include "flowd/flow_id.hpp"
+
+namespace flowd {
+
+class LocalFlowArbiter {
+ public:
+  enum class Rank : std::uint8_t { kInferred = 0, kExplicit = 1 };
+  // At most this many 5-tuples are remembered (the oldest evicted: its next event passes as is).
+  static constexpr std::size_t kCapacity = 65536;
+
+  // Appends to `out` what the backends get for `in`, one plugin's batch: each event with its
+  // FlowID::plugin set (`plugin` for the plugin's own events, the other report's plugin for what
+  // the arbiter adds). Events of other origins than local pass unchanged.
+  void arbitrate(std::span<const FlowID> in, const char* plugin, Rank rank,
+                 std::vector<FlowID>& out);
+  std::size_t size() const { return table_.size(); }
+
+ private:
+  struct Report {
+    FlowID start;  // the report's start event as published (its tag, times, plugin)
+    bool live = false;
+  };
+  struct Entry {
+    Report by_rank[2];
+    int visible() const {  // the rank the backends see, or -1
+      return by_rank[1].live ? 1 : by_rank[0].live ? 0 : -1;
+    }
+  };
+  void one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out);
+
+  FlowTable<FlowKey, Entry, FlowKeyHash> table_{kCapacity};
+};
+
+}  // namespace flowd

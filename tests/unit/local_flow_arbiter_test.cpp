@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// Two local plugins reporting one connection (issue 15): the four orders of an explicit report
+// (np_api, api) and an inferred one (kernel, netlink...) on one 5-tuple, and what passes untouched.
+#include "core/local_flow_arbiter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace flowd {
+namespace {
+
+using Rank = LocalFlowArbiter::Rank;
+const TimePoint kT0 = TimePoint{} + std::chrono::hours(24 * 365 * 50);
+
+FlowID flow(FlowState state, std::uint16_t exp, int at_s, FlowOrigin origin = FlowOrigin::kLocal) {
+  FlowID f;
+  f.origin = origin;
+  f.state = state;
+  f.protocol = Protocol::kTcp;
+  f.src = *IpAddress::parse("2001:db8::1");
+  f.dst = *IpAddress::parse("2001:db8::2");
+  f.src_port = 5001;
+  f.dst_port = 40000;
+  f.experiment = exp;
+  f.activity = 1;
+  (state == FlowState::kEnd ? f.end_time : f.start_time) = kT0 + std::chrono::seconds(at_s);
+  return f;
+}
+
+// "start kernel 2 @0" per event: state, plugin, experiment, the event's own time.
+std::string said(const std::vector<FlowID>& out) {
+  std::string s;
+  for (const auto& f : out) {
+    const auto t = f.state == FlowState::kEnd ? f.end_time : f.start_time;
+    s += std::string(to_string(f.state)) + " " + f.plugin + " " + std::to_string(f.experiment) +
+         " @" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*t - kT0).count()) +
+         "; ";
+  }
+  return s;
+}
+
+struct Step {
+  const char* plugin;
+  Rank rank;
+  FlowID f;
+};
+
+std::vector<std::string> run(const std::vector<Step>& steps, LocalFlowArbiter& a) {
+  std::vector<std::string> per_step;
+  for (const auto& s : steps) {
+    std::vector<FlowID> out;
+    a.arbitrate(std::span<const FlowID>(&s.f, 1), s.plugin, s.rank, out);
+    per_step.push_back(said(out));
+  }
+  return per_step;
+}
+
+const Step kStart{"kernel", Rank::kInferred, flow(FlowState::kStart, 2, 0)};
+const Step eStart{"np_api", Rank::kExplicit, flow(FlowState::kStart, 3, 2)};
+
+TEST(LocalFlowArbiter, TheExplicitReportTakesOverAndHandsBack) {
+  LocalFlowArbiter a;
+  auto r = run({kStart,
+                eStart,
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}},
+               a);
+  EXPECT_EQ(r[0], "start kernel 2 @0; ");
+  EXPECT_EQ(r[1], "end kernel 2 @2; start np_api 3 @2; ");
+  EXPECT_EQ(r[2], "end np_api 3 @4; start kernel 2 @4; ");
+  EXPECT_EQ(r[3], "end kernel 2 @9; ");
+  EXPECT_EQ(a.size(), 0u);
+}
+
+TEST(LocalFlowArbiter, AnInferredEndWhileTheExplicitIsLiveIsHeld) {
+  LocalFlowArbiter a;
+  auto r = run({kStart,
+                eStart,
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)}},
+               a);
+  EXPECT_EQ(r[2], "");
+  EXPECT_EQ(r[3], "end np_api 3 @4; ");
+  EXPECT_EQ(a.size(), 0u);
+}
+
+TEST(LocalFlowArbiter, AnInferredStartWhileTheExplicitIsLiveFollowsOnAfterIt) {
+  LocalFlowArbiter a;
+  auto r = run({{"np_api", Rank::kExplicit, flow(FlowState::kStart, 3, 0)},
+                {"kernel", Rank::kInferred, flow(FlowState::kStart, 2, 1)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}},
+               a);
+  EXPECT_EQ(r[0], "start np_api 3 @0; ");
+  EXPECT_EQ(r[1], "");
+  EXPECT_EQ(r[2], "end np_api 3 @4; start kernel 2 @4; ");
+  EXPECT_EQ(r[3], "end kernel 2 @9; ");
+}
+
+TEST(LocalFlowArbiter, BothHeldBehindTheExplicitReport) {
+  LocalFlowArbiter a;
+  auto r = run({{"np_api", Rank::kExplicit, flow(FlowState::kStart, 3, 0)},
+                {"kernel", Rank::kInferred, flow(FlowState::kStart, 2, 1)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)}},
+               a);
+  EXPECT_EQ(r[1], "");
+  EXPECT_EQ(r[2], "");
+  EXPECT_EQ(r[3], "end np_api 3 @4; ");
+  EXPECT_EQ(a.size(), 0u);
+}
+
+TEST(LocalFlowArbiter, OneReportAloneAndOtherOriginsPassAsTheyAre) {
+  LocalFlowArbiter a;
+  auto r = run({kStart,
+                {"kernel", Rank::kInferred, flow(FlowState::kStart, 2, 1)},
+                {"kernel", Rank::kInferred, flow(FlowState::kOngoing, 2, 2)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 4)}},
+               a);
+  EXPECT_EQ(r[1], "start kernel 2 @1; ") << "a repeated start, as before";
+  EXPECT_EQ(r[2], "ongoing kernel 2 @2; ");
+  EXPECT_EQ(r[3], "end kernel 2 @3; ");
+  EXPECT_EQ(r[4], "end kernel 2 @4; ") << "an end of an unknown flow passes";
+  std::vector<FlowID> out;
+  const FlowID observed = flow(FlowState::kStart, 2, 0, FlowOrigin::kObserved);
+  a.arbitrate(std::span<const FlowID>(&observed, 1), "netflow", Rank::kInferred, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_STREQ(out[0].plugin, "netflow");
+  EXPECT_EQ(a.size(), 0u);
+}
+
+}  // namespace
+}  // namespace flowd
