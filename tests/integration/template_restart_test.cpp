@@ -223,17 +223,30 @@ TEST(TemplateRestart, AMalformedOrFutureEntryIsSkippedAndTheRestTakenBack) {
                R"({"exporter":"127.0.0.1","port":1,"ipfix_version":10,"domain":0,"id":"x"},)"
                R"({"exporter":"127.0.0.1","port":1,"ipfix_version":10,"domain":0,"id":300,)"
                R"("options":false,"scope_count":0,"seen_ms":4102444800000,"fields":[[0,8,4]]},)");
+  // And a malformed domain: counted as a domain, not among the templates left out (the restore
+  // line's numbers did not add up: "1 of 3 ... left out: 3 malformed entries").
+  const auto domains = saved.find("\"domains\":[");
+  ASSERT_NE(domains, std::string::npos) << saved;
+  const bool empty = saved[domains + 11] == ']';
+  saved.insert(domains + 11,
+               std::string(R"({"exporter":"127.0.0.1","port":1,"ipfix_version":10,"domain":"x",)"
+                           R"("seen_ms":0,"rates":[]})") +
+                   (empty ? "" : ","));
   d.dir.write("cache/templates.plugin.netflow.json", saved);
   d.start(cfg);
   const std::string log = d.proc->log();
-  EXPECT_NE(log.find("2 malformed template(s) and 0 domain(s) skipped (the first: template 1"),
+  EXPECT_NE(log.find("2 malformed template(s) and 1 domain(s) skipped (the first: template 1"),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("took back 1 of 3 template(s)"), std::string::npos) << log;
+  EXPECT_NE(log.find("took back 1 of 3 template(s) and the sampling state of"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("; left out: 2 malformed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("; left out: 3 malformed"), std::string::npos) << log;
   exporter.send(port, ipfix_export(kFlows, 1, IpfixSets::kDataOnly));
   const auto m = d.scrape_until(kRecords, 3);
   EXPECT_EQ(metric_sum(m, kRecords), 3) << m << log;
-  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"invalid\"}"), 2);
+  EXPECT_EQ(metric_value(m, "flowd_netflow_template_file_total{event=\"invalid\"}"), 3)
+      << "2 templates and 1 domain";
   EXPECT_EQ(d.stop(), 0);
 }
 

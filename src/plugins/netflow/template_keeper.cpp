@@ -95,7 +95,7 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   auto add = [&](std::size_t n, std::string_view why) {
     if (n) left_out += fmt::format("{}{} {}", left_out.empty() ? "; left out: " : ", ", n, why);
   };
-  add(skipped, "malformed entries");
+  add(skipped_templates, "malformed");  // skipped domains: in the line above, not templates
   add(first.expired, "older than template_timeout");
   add(first.invalid, "that no export could define");
   add(first.refused_max_templates, "beyond max_templates of their exporter");
@@ -109,9 +109,10 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
                   decoders.size() > 1
                       ? fmt::format(" (each of the {} workers holds its own copy)", decoders.size())
                       : std::string()));
-  log_->info("took back {} of {} template(s) and the sampling state of {} domain(s) from {}{}",
-             kept.size(), saved->templates.size() + skipped_templates, first.domains, path_,
-             left_out);
+  log_->info(
+      "took back {} of {} template(s) and the sampling state of {} of {} domain(s) from {}{}",
+      kept.size(), saved->templates.size() + skipped_templates, first.domains,
+      saved->domains.size() + file->skipped_domains, path_, left_out);
   for (auto& t : next_) t = now + interval_;
 }
 
