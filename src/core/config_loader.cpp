@@ -350,12 +350,28 @@ Config load_config(const std::string& path, const ComponentTable& components) {
   return validate_config(read_config_file(path, components), components);
 }
 
+namespace {
+
+// inih takes a ';' or '#' as an inline comment only after white space: "key =;x" keeps ";x" as
+// the value, "key = ;x" reads an empty one. A value that starts with one is printed without the
+// space so that what is printed reads back as what was read (found by ini_config_fuzz).
+bool starts_like_comment(std::string_view v) {
+  return !v.empty() && (v.front() == ';' || v.front() == '#');
+}
+
+std::string ini_line(std::string_view key, std::string_view value) {
+  return starts_like_comment(value) ? fmt::format("{} ={}", key, value)
+                                    : fmt::format("{} = {}", key, value);
+}
+
+}  // namespace
+
 std::string to_ini(const RawConfig& raw) {
   std::string out = fmt::format("; converted from {}\n", raw.path);
   for (const auto& s : raw.sections) {
     if (s.entries.empty()) continue;
     out += fmt::format("\n[{}]\n", s.name);
-    for (const auto& [k, v] : s.entries) out += fmt::format("{} = {}\n", k, v);
+    for (const auto& [k, v] : s.entries) out += ini_line(k, v) + "\n";
   }
   return out;
 }
@@ -368,16 +384,18 @@ std::string print_config(const Config& c) {
     for (const auto& k : s.keys()) {
       if (k.prefix) {
         for (const auto& [rest, v] : s.with_prefix(k.name))
-          out += fmt::format("{}{} = {}\n", k.name, rest, v);
+          out += ini_line(std::string(k.name) + rest, v) + "\n";
         continue;
       }
       std::string v = s.get(k.name);
-      std::string line =
-          fmt::format("{} = {}{}", k.name, v, s.is_set(k.name) ? "" : "    ; default");
-      // inih reads at most 198 characters a line: long lists go on continuation lines.
-      if (line.size() > 198 && is_list(k.type)) {
+      std::string line = ini_line(k.name, v) + (s.is_set(k.name) ? "" : "    ; default");
+      // inih reads at most 198 characters a line: long lists go on continuation lines, unless
+      // an item would start a continuation line with a comment character.
+      auto items = split_list(v);
+      if (line.size() > 198 && is_list(k.type) &&
+          std::none_of(items.begin(), items.end(), starts_like_comment)) {
         line = fmt::format("{} =", k.name);
-        for (const auto& item : split_list(v)) line += fmt::format("\n    {}", item);
+        for (const auto& item : items) line += fmt::format("\n    {}", item);
       } else if (line.size() > 198) {
         line = fmt::format("{}={}", k.name, v);
       }

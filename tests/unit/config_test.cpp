@@ -452,6 +452,20 @@ TEST(PrintConfig, RoundTripsAValueNearTheLineLimit) {
   expect_same_config(first, second);
 }
 
+TEST(PrintConfig, RoundTripsAValueThatStartsWithACommentCharacter) {
+  // inih reads "path =;x" as the value ";x" but "path = ;x" as an empty value plus a comment:
+  // the printed line must keep the first form (found by ini_config_fuzz).
+  for (const char* value : {";x y", "#x"}) {
+    Config first =
+        load(std::string("[flowd]\nplugins = np_api\n[plugin.np_api]\npath =") + value + "\n");
+    ASSERT_EQ(first.plugins.at(0).section.get("path"), value);
+    std::string printed = print_config(first);
+    Config second;
+    ASSERT_NO_THROW(second = load(printed)) << printed;
+    expect_same_config(first, second);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // closest_match and Section.
 
