@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/bus.hpp"
 
+#include <algorithm>
+
 namespace flowd {
 
 // One per plugin, so that counting an event needs no lookup under a lock: the plugin's counters
@@ -101,6 +103,20 @@ void Bus::deliver_local(std::span<const FlowID> flows, const char* plugin,
   arbiter_.arbitrate(flows, plugin, rank, arbitrated_);
   // Each event carries its own plugin now (the arbiter may add another plugin's).
   if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
+}
+
+void Bus::plugin_removed(const char* plugin) {
+  std::lock_guard lock(local_mu_);
+  arbitrated_.clear();
+  arbiter_.forget(plugin, arbitrated_);
+  if (arbitrated_.empty()) return;
+  const auto ended = std::count_if(arbitrated_.begin(), arbitrated_.end(),
+                                   [](const FlowID& f) { return f.state == FlowState::kEnd; });
+  get_logger("core")->info(
+      "plugin {} removed: the {} flow{} it reported end{} with it ({} handed back to a connection "
+      "plugin)",
+      plugin, ended, ended == 1 ? "" : "s", ended == 1 ? "s" : "", arbitrated_.size() - ended);
+  deliver(arbitrated_, nullptr);
 }
 
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {

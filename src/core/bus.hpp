@@ -50,6 +50,9 @@ class Bus {
   std::vector<std::pair<std::string, std::uint64_t>> dropped_by_backend() const;
   // Events dropped at `backend`'s full queue since start.
   std::uint64_t dropped_for(const std::string& backend) const;
+  // A plugin a reload removed (no successor): the connections it reported explicitly (np_api,
+  // api) end now, each handed back to a live inferred report (LocalFlowArbiter::forget).
+  void plugin_removed(const char* plugin);
 
  private:
   class PluginPublisher;
