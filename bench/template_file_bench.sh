@@ -31,28 +31,41 @@ template_save_interval = 0
 listen = 127.0.0.1:$mport
 CFG
 pid=
+tpid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 start() {
   : >"$WORK/flowd.log"
   "$BUILD/flowd" -c "$WORK/flowd.cfg" >"$WORK/flowd.log" 2>&1 &
   pid=$!
 }
+# The learning run under /usr/bin/time: its peak RSS includes the save at stop.
+start_timed() {
+  : >"$WORK/flowd.log"
+  /usr/bin/time -f %M -o "$WORK/maxrss" "$BUILD/flowd" -c "$WORK/flowd.cfg" >"$WORK/flowd.log" 2>&1 &
+  tpid=$!
+  for _ in $(seq 100); do
+    pid=$(pgrep -P "$tpid" -x flowd) && break
+    sleep 0.05
+  done
+}
 stop() {
   kill -TERM "$pid"
-  wait "$pid" || true
+  wait "$pid" 2>/dev/null || while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   pid=
+  if [ -n "$tpid" ]; then wait "$tpid" || true; tpid=; fi
 }
 gauge() {
   curl -s "127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" {s+=$2} END {print s+0}'
 }
 
 # (1) flowd writes the largest file of its own.
-start
+start_timed
 for _ in $(seq 200); do curl -s "127.0.0.1:$mport/metrics" >/dev/null && break; sleep 0.05; done
 $GEN send "$port" 17 21
 sleep 1
-echo "learnt: $(gauge flowd_netflow_templates) templates, $(gauge flowd_netflow_template_bytes) bytes held (max_template_bytes 67108864)"
+echo "learnt: $(gauge flowd_netflow_templates) templates, $(gauge flowd_netflow_template_bytes) bytes held (max_template_bytes 67108864), VmHWM $(awk '/^VmHWM/ {print $2}' "/proc/$pid/status") KiB"
 stop
+echo "saved on stop: $(stat -c %s "$FILE") bytes; peak RSS of the run, the save included: $(cat "$WORK/maxrss") KiB"
 cp "$FILE" "$WORK/own.json"
 
 measure() {  # NAME FILE
@@ -77,12 +90,11 @@ measure() {  # NAME FILE
 }
 
 # The size flowd reads at most, from its refusal of a larger (sparse) file.
-truncate -s 1G "$WORK/huge.json"
-cp --sparse=always "$WORK/huge.json" "$FILE"
+rm -f "$FILE"
+truncate -s 1G "$FILE"
 start
 until cap=$(grep -o 'more than the [0-9]* read at most' "$WORK/flowd.log" | grep -o '[0-9]*'); do sleep 0.01; done
 stop
-rm -f "$WORK/huge.json"
 echo "read at most: $cap bytes"
 
 measure "flowd's own file" "$WORK/own.json"
