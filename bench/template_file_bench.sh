@@ -11,25 +11,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 GEN="python3 $ROOT/bench/template_file_gen.py"
+# shellcheck source=bench/e2e_lib.sh
+. "$ROOT/bench/e2e_lib.sh"
 WORK=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
+mport=$(free_tcp)
 FILE=$WORK/cache/templates.plugin.netflow.json
 mkdir -p "$WORK/cache"
-cat >"$WORK/flowd.cfg" <<CFG
-[flowd]
-plugins = netflow
-backends = prometheus
-flow_map_api =
-work_dir = $WORK/cache
-log_level = debug
-[plugin.netflow]
-listen = 127.0.0.1:$port
-tcp_listen =
-template_save_interval = 0
-[backend.prometheus]
-listen = 127.0.0.1:$mport
-CFG
+collector_config "$WORK/flowd.cfg" "$WORK" netflow "$port" "$mport" "tcp_listen =
+template_save_interval = 0"
+# The restore's lines: "took back" (info), "read in N ms, taken back in N ms" (debug).
+sed -i 's/^log_level = warn$/log_level = debug/' "$WORK/flowd.cfg"
 pid=
 tpid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -41,6 +42,14 @@ struct KafkaDaemon : Daemon {
     // Reconnect quickly once a broker is back (the default backs off up to 10 s).
     return cfg + "\n[backend.kafka]\nbrokers = " + bootstrap +
            "\nlibrdkafka.reconnect.backoff.max.ms = 200\n" + keys;
+  }
+  // config_kafka() with the netflow plugin on 127.0.0.1:`port` (UDP only).
+  std::string config_kafka_netflow(const std::string& bootstrap, int port,
+                                   const std::string& keys) const {
+    std::string cfg = config_kafka(bootstrap, keys);
+    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
+    return cfg + "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(port) +
+           "\ntcp_listen =\n";
   }
   double value(const std::string& s) const { return metric_value(scrape(), s).value_or(-1); }
 };
@@ -365,7 +374,12 @@ TEST(Kafka, EveryDecodedRecordOfAReplayedCaptureReachesTheRecordsTopic) {
 // handed to the successor, dropped, and the dropped by reason (the hold full, no successor).
 struct HoldLine {
   int offered = -1, held = -1, handed = -1, dropped = -1, full = 0, orphaned = 0;
+  bool operator==(const HoldLine&) const = default;
 };
+void PrintTo(const HoldLine& h, std::ostream* os) {
+  *os << h.offered << " offered, " << h.held << " held, " << h.handed << " handed, " << h.dropped
+      << " dropped (" << h.full << " hold full, " << h.orphaned << " no successor)";
+}
 std::optional<HoldLine> hold_line(const std::string& log, std::size_t nth) {
   static const std::regex line(
       R"(while the kafka backend was replaced, (\d+) (record was|records were) decoded: (\d+) )"
@@ -405,11 +419,8 @@ TEST(Kafka, RecordsDecodedWhileAReloadFlushesAreDeliveredOrCounted) {
   KafkaDaemon d;
   const int nf_port = free_udp_port();
   auto config = [&](const std::string& flush) {
-    std::string cfg =
-        d.config_kafka(cluster.bootstrap(), "records = yes\nflush_timeout = " + flush + "\n");
-    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
-    return cfg + "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
-           "\ntcp_listen =\n";
+    return d.config_kafka_netflow(cluster.bootstrap(), nf_port,
+                                  "records = yes\nflush_timeout = " + flush + "\n");
   };
   d.start(config("2s"));
   const std::string pcap = fixtures_dir() + "/netflow/softflowd-v9-sampling2.pcap";
@@ -476,11 +487,8 @@ TEST(Kafka, AReloadHoldSaysWhatItHeldHandedOnAndDroppedAsTheMetricsCount) {
   KafkaDaemon d;
   const int nf_port = free_udp_port();
   auto config = [&](const std::string& keys) {
-    std::string cfg =
-        d.config_kafka(cluster.bootstrap(), "queue_buffering_max_messages = 20\n" + keys);
-    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, netflow");
-    return cfg + "\n[plugin.netflow]\nlisten = 127.0.0.1:" + std::to_string(nf_port) +
-           "\ntcp_listen =\n";
+    return d.config_kafka_netflow(cluster.bootstrap(), nf_port,
+                                  "queue_buffering_max_messages = 20\n" + keys);
   };
   d.start(config("records = yes\nflush_timeout = 2s\n"));
   const std::string pcap = fixtures_dir() + "/netflow/softflowd-v9-sampling2.pcap";
@@ -516,11 +524,7 @@ TEST(Kafka, AReloadHoldSaysWhatItHeldHandedOnAndDroppedAsTheMetricsCount) {
   ASSERT_EQ(metric_sum(m, records_total), sent) << m << d.proc->log();
   const auto first = hold_line(d.proc->log(), 0);
   ASSERT_TRUE(first) << d.proc->log();
-  EXPECT_EQ(first->offered, sent) << d.proc->log();
-  EXPECT_EQ(first->held, 20);
-  EXPECT_EQ(first->handed, 20);
-  EXPECT_EQ(first->full, sent - 20);
-  EXPECT_EQ(first->orphaned, 0);
+  EXPECT_EQ(*first, (HoldLine{sent, 20, 20, sent - 20, sent - 20, 0})) << d.proc->log();
   EXPECT_NE(d.proc->log().find("because the hold was full: at most 20 records and 64 MiB"),
             std::string::npos)
       << d.proc->log();
@@ -536,11 +540,8 @@ TEST(Kafka, AReloadHoldSaysWhatItHeldHandedOnAndDroppedAsTheMetricsCount) {
   ASSERT_EQ(metric_sum(m, records_total), sent + per_replay) << m << d.proc->log();
   const auto second = hold_line(d.proc->log(), 1);
   ASSERT_TRUE(second) << d.proc->log();
-  EXPECT_EQ(second->offered, per_replay) << d.proc->log();
-  EXPECT_EQ(second->held, 20);
-  EXPECT_EQ(second->handed, 0);
-  EXPECT_EQ(second->full, per_replay - 20);
-  EXPECT_EQ(second->orphaned, 20);
+  EXPECT_EQ(*second, (HoldLine{per_replay, 20, 0, per_replay, per_replay - 20, 20}))
+      << d.proc->log();
   EXPECT_EQ(metric_value(m, dropped), first->dropped + second->dropped) << m;
   EXPECT_EQ(d.stop(), 0);
 }
