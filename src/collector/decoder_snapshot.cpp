@@ -10,6 +10,7 @@
 #include <map>
 
 #include "collector/decoder_state.hpp"
+#include "collector/template_budget.hpp"
 
 namespace flowd::collector {
 namespace {
@@ -100,6 +101,8 @@ std::optional<Template> rebuild(const SavedTemplate& s) {
 }  // namespace
 
 DecoderSnapshot Decoder::snapshot() const {
+  static_assert(kMaxSnapshotDomains == State::kMaxDomains);
+  static_assert(kMaxSnapshotRates == DomainState::kMaxRates);
   const State& s = *state_;
   DecoderSnapshot out;
   s.templates.for_each([&](const TemplateKey& k, const Template& t) {
@@ -210,6 +213,42 @@ DecoderSnapshot merge_snapshots(std::vector<DecoderSnapshot> parts) {
   for (auto& [k, t] : templates) out.templates.push_back(std::move(t));
   for (auto& [k, d] : domains) out.domains.push_back(std::move(d));
   return out;
+}
+
+std::size_t saved_template_bytes(const SavedTemplate& t) {
+  static const std::size_t kEmpty = template_bytes(Template{});
+  std::size_t raw = 0;
+  if (t.owner.version == 10) {
+    raw = 4 + (t.options ? 2 : 0);
+    for (const auto& f : t.fields) raw += f.pen ? 8 : 4;
+  }
+  return kEmpty + t.fields.size() * sizeof(FieldSpec) + raw;
+}
+
+std::size_t fit_templates(DecoderSnapshot& s, std::size_t max_bytes) {
+  std::size_t total = 0;
+  for (const auto& t : s.templates) total += saved_template_bytes(t);
+  if (total <= max_bytes) return 0;
+  // The most recently seen first; the oldest are what the bounds would have evicted first.
+  std::vector<std::size_t> order(s.templates.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return s.templates[a].seen > s.templates[b].seen;
+  });
+  std::vector<bool> keep(order.size());
+  std::size_t kept_bytes = 0;
+  for (const std::size_t i : order) {
+    const std::size_t bytes = saved_template_bytes(s.templates[i]);
+    if (kept_bytes + bytes > max_bytes) break;
+    kept_bytes += bytes;
+    keep[i] = true;
+  }
+  std::vector<SavedTemplate> kept;
+  for (std::size_t i = 0; i < order.size(); ++i)
+    if (keep[i]) kept.push_back(std::move(s.templates[i]));
+  const std::size_t left_out = s.templates.size() - kept.size();
+  s.templates = std::move(kept);
+  return left_out;
 }
 
 }  // namespace flowd::collector

@@ -9,6 +9,7 @@
 // session), and sequence numbers are not kept (what was lost while flowd was down is unknown).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -79,5 +80,21 @@ struct RestoreResult {
 // Keeps, of templates and domains saved by several decoders (one per receive worker), the most
 // recently seen entry per key.
 DecoderSnapshot merge_snapshots(std::vector<DecoderSnapshot> parts);
+
+// The most one decoder's snapshot holds: domains (Decoder::State::kMaxDomains) and sampler rates
+// per domain (DomainState::kMaxRates).
+inline constexpr std::size_t kMaxSnapshotDomains = 1024;
+inline constexpr std::size_t kMaxSnapshotRates = 256;
+
+// The least the template bounds charge for `t` once taken back: template_bytes()
+// (template_budget.hpp) of the template Decoder::restore rebuilds from it, were every vector's
+// capacity its size (field specifiers; IPFIX: the template record, 4 bytes, 2 more for an options
+// template, and 4 per field, 8 with an enterprise number). Bytes.
+std::size_t saved_template_bytes(const SavedTemplate& t);
+
+// Keeps of `s`'s templates the most recently seen whose saved_template_bytes() add up to at most
+// `max_bytes`, in their order; returns how many it left out. One decoder's snapshot always fits its
+// bounds' max_template_bytes; several taken at different times (one per receive worker) may not.
+std::size_t fit_templates(DecoderSnapshot& s, std::size_t max_bytes);
 
 }  // namespace flowd::collector

@@ -15,24 +15,33 @@
 
 namespace flowd {
 
-std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
-                                                   std::string& error) {
+UniqueFd open_owned_file_for_reading(const std::string& path, std::size_t max_bytes,
+                                     std::size_t& size, std::string& error) {
   error.clear();
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
     if (errno != ENOENT) error = std::strerror(errno);
-    return std::nullopt;
+    return {};
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
     error = "not a regular file of this user";
-    return std::nullopt;
+    return {};
   }
   if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
     error = fmt::format("{} bytes, more than the {} read at most", st.st_size, max_bytes);
-    return std::nullopt;
+    return {};
   }
-  std::string body(static_cast<std::size_t>(st.st_size), '\0');
+  size = static_cast<std::size_t>(st.st_size);
+  return fd;
+}
+
+std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
+                                                   std::string& error) {
+  std::size_t size = 0;
+  const UniqueFd fd = open_owned_file_for_reading(path, max_bytes, size, error);
+  if (!fd) return std::nullopt;
+  std::string body(size, '\0');
   std::size_t off = 0;
   while (off < body.size()) {
     const ssize_t n = ::read(fd.get(), body.data() + off, body.size() - off);

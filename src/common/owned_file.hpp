@@ -32,13 +32,18 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
 // another user's file at the path (or at a temporary name) is replaced, never written through, and
 // a reader sees the old content or the new, never part. Creates the directory if missing. Returns
 // "" on success, else "PATH: reason" (the temporary file is removed).
+std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
+
 // Reads the whole file at `path` that flowd wrote itself (a cache, a record): nullopt with `error`
 // empty when there is none; nullopt with `error` ("not a regular file of this user", "N bytes,
 // more than the M read at most", or strerror) when what is there is a link, another user's file,
 // not a regular file or larger than `max_bytes` (M). Never follows a link, never blocks on a FIFO.
 std::optional<std::string> read_owned_regular_file(const std::string& path, std::size_t max_bytes,
                                                    std::string& error);
-
-std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
+// The same checks, for a caller that reads the file itself (in pieces): the descriptor (its reads
+// do not block: a regular file) and the file's `size`, or an invalid descriptor with `error` as
+// above (empty when there is no file).
+UniqueFd open_owned_file_for_reading(const std::string& path, std::size_t max_bytes,
+                                     std::size_t& size, std::string& error);
 
 }  // namespace flowd

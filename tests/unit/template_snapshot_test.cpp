@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "collector/decoder_snapshot.hpp"
+#include "collector/template_budget.hpp"
 #include "collector_test_support.hpp"
 #include "plugins/netflow/template_file.hpp"
 
@@ -331,6 +332,145 @@ TEST(TemplateFile, ALargerFileThanTheBoundsCouldWriteIsRefusedUnread) {
   EXPECT_NE(error.find("more than the " + std::to_string(bound) + " read at most"),
             std::string::npos)
       << error;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::size_t file_size(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return static_cast<std::size_t>(st.st_size);
+}
+
+// The widest a v9 exporter's template of `n` fields can be: five-digit types and lengths.
+fc::SavedTemplate wide_v9_template(const std::string& exporter, std::uint16_t id, std::size_t n) {
+  fc::SavedTemplate t;
+  t.owner.exporter = *flowd::IpAddress::parse(exporter);
+  t.owner.version = 9;
+  t.owner.domain = 4294967295u;
+  t.id = id;
+  t.fields.assign(n, {0, 65535, 65535});
+  t.seen = kNow;
+  return t;
+}
+
+// The longest entries the bound is made of are what the writer writes at most: a template, a field
+// of each kind, a domain and a rate with every number at its widest and the longest address
+// inet_ntop() writes (39 characters, 6 fewer than the bound's; times of 13 digits, 7 fewer).
+TEST(TemplateFile, TheLongestEntriesAreWhatTheWriterWritesAtMost) {
+  namespace nf = flowd::netflow;
+  const std::string widest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+  fc::DecoderSnapshot s;
+  s.templates.push_back(wide_v9_template(widest, 65535, 1));
+  s.templates.back().owner.version = 10;
+  s.templates.back().owner.port = 65535;
+  s.templates.back().scope_count = 65535;
+  s.templates.back().fields = {{4294967295u, 32767, 65535}, {0, 32767, 65535}};
+  fc::SavedDomain d;
+  d.owner = s.templates.back().owner;
+  d.seen = kNow;
+  d.system_init_ms = d.default_rate = 18446744073709551615u;
+  d.rates = {{18446744073709551615u, 18446744073709551615u}};
+  s.domains.push_back(d);
+  TempDir dir;
+  const std::string path = dir.path + "/t.json";
+  ASSERT_EQ(nf::write_template_file(path, s), "");
+  const std::size_t most = nf::kLongestFrame.size() + nf::kLongestTemplate.size() +
+                           nf::kLongestEnterpriseField.size() + nf::kLongestIpfixField.size() +
+                           nf::kLongestDomain.size() + nf::kLongestRate.size();
+  const std::size_t written = file_size(path);
+  EXPECT_LE(written, most) << read_file(path);
+  // Exactly nlohmann's compact dump of itself (the writer writes the text, not a JSON document).
+  const std::string body = read_file(path);
+  EXPECT_EQ(body, nlohmann::json::parse(body).dump() + "\n");
+  // Only the addresses (6 shorter each), the times of 13 digits (written_ms and both seen_ms, 7
+  // shorter each) and the commas after the last field, rate, template and domain differ.
+  EXPECT_EQ(written, most - 2 * 6 - 3 * 7 - 4) << read_file(path);
+  // A v9 field at its widest.
+  s.templates.back().owner.version = 9;
+  s.templates.back().fields = {{0, 65535, 65535}, {0, 65535, 65535}};
+  ASSERT_EQ(nf::write_template_file(path, s), "");
+  EXPECT_EQ(file_size(path), written - nf::kLongestEnterpriseField.size() +
+                                 nf::kLongestV9Field.size() - 1 /* "9" for "10" */);
+}
+
+// The bound is what flowd's own writer makes of the most the bounds hold, and little more: a v9
+// exporter's widest templates filling max_template_bytes, and the most domains a worker keeps with
+// the most sampler rates, all numbers at their widest. (It was 1.5 times max_template_bytes plus
+// 1 MiB of slack: a crafted file of 105 MB under it took 11.5 s and 248 MB to start, when flowd
+// itself writes at most 89 MB; issue 16.)
+TEST(TemplateFile, TheBoundIsTheLargestFileFlowdWritesWithinTheBounds) {
+  namespace nf = flowd::netflow;
+  fc::DecoderLimits limits;
+  limits.max_template_bytes = 4 << 20;
+  limits.max_template_bytes_per_exporter = 1 << 20;
+  fc::Decoder decoder(limits);
+  fc::DecoderSnapshot s;
+  // 16,369 fields: the most a v9 template set holds in one UDP datagram; more than the bounds keep.
+  for (int e = 0; e < 6; ++e)
+    for (std::uint16_t id = 256; id < 262; ++id)
+      s.templates.push_back(wide_v9_template(
+          "2001:db8:ffff:ffff:ffff:ffff:ffff:" + std::to_string(1000 + e), id, 16369));
+  // The most domains a decoder keeps, and sampler rates per domain (Decoder::State::kMaxDomains,
+  // DomainState::kMaxRates).
+  constexpr std::size_t kDomains = 1024, kRates = 256;
+  for (std::uint32_t n = 0; n < kDomains + 10; ++n) {
+    fc::SavedDomain d;
+    d.owner.exporter = *flowd::IpAddress::parse("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    d.owner.version = 10;
+    d.owner.port = 65535;
+    d.owner.domain = 4294967295u - n;
+    d.seen = kNow;
+    d.system_init_ms = d.default_rate = 18446744073709551615u;
+    for (std::uint64_t r = 0; r < kRates + 10; ++r)
+      d.rates.emplace_back(18446744073709551615u - r, 18446744073709551615u - r);
+    s.domains.push_back(std::move(d));
+  }
+  decoder.restore(s, kNow);
+  const auto kept = decoder.snapshot();
+  ASSERT_GE(kept.templates.size(), 20u);
+  ASSERT_EQ(kept.domains.size(), kDomains);
+  ASSERT_EQ(kept.domains.front().rates.size(), kRates);
+  TempDir dir;
+  const std::string path = dir.path + "/t.json";
+  ASSERT_EQ(nf::write_template_file(path, kept), "");
+  const std::size_t written = file_size(path);
+  const std::size_t bound = nf::max_template_file_bytes(limits, 1);
+  EXPECT_LE(written, bound);
+  EXPECT_GE(written, bound / 100 * 95) << "the bound is " << bound << ", flowd wrote " << written;
+  std::string error;
+  EXPECT_TRUE(nf::read_template_file(path, bound, kNow, error)) << error;
+  // With the defaults: under 105 MB (the crafted file above is refused unread), and above the
+  // 89 MB a v9 exporter's widest templates make of max_template_bytes alone.
+  EXPECT_LT(kMaxFile, 104'000'000u);
+  EXPECT_GT(kMaxFile, 64u * (1 << 20) / 3 * 4 + 11'000'000u);
+}
+
+// Several workers' snapshots, taken at different times, may together hold more templates than the
+// bounds ever held at once: the file keeps the most recently seen within max_template_bytes, so
+// that flowd never writes a file it would refuse to read.
+TEST(TemplateFile, WhatIsWrittenIsCutToMaxTemplateBytes) {
+  fc::DecoderSnapshot s;
+  for (std::uint16_t id = 256; id < 266; ++id) {
+    s.templates.push_back(wide_v9_template("192.0.2.1", id, 100));
+    s.templates.back().seen = kNow + std::chrono::seconds(id);
+  }
+  const std::size_t one = fc::saved_template_bytes(s.templates.front());
+  EXPECT_GT(one, 100 * sizeof(fc::FieldSpec));
+  EXPECT_EQ(fc::fit_templates(s, 10 * one), 0u);
+  EXPECT_EQ(fc::fit_templates(s, 4 * one + one / 2), 6u);
+  ASSERT_EQ(s.templates.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(s.templates[i].id, 262 + i);
+  // What a decoder holds of a template is charged at least saved_template_bytes().
+  fc::DecoderLimits limits;
+  limits.budget = std::make_shared<fc::TemplateBudget>(fc::TemplateBounds{});
+  fc::Decoder d(limits);
+  d.restore(s, kNow + std::chrono::seconds(300));
+  EXPECT_EQ(d.template_count(), 4u);
+  EXPECT_GE(limits.budget->bytes(), 4 * one);
 }
 
 }  // namespace

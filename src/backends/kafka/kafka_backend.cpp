@@ -44,12 +44,10 @@ class KafkaBackend final : public Backend {
       // now, after what it flushed and before what comes next (the held sink passes what it is
       // offered from now on to sink_).
       if (auto* held = dynamic_cast<HeldRecords*>(records_tap_->sink().get())) {
-        const auto [n, queued] = held->hand_over(sink_, [&](std::span<const RecordMessage> msgs) {
+        // It logs what it held, handed over and dropped.
+        held->hand_over(sink_, [&](std::span<const RecordMessage> msgs) {
           return producer_->produce_batch(Topic::kRecords, msgs);
         });
-        if (n)
-          log_->info("{} record(s) decoded while the backend was replaced: {} queued now", n,
-                     queued);
       }
       records_tap_->replace(sink_);
     }

@@ -264,6 +264,10 @@ void Producer::serve(std::stop_token stop) {
 void Producer::flush(std::chrono::milliseconds timeout) {
   if (!rk_) return;
   const int queued = rd_kafka_outq_len(rk_);
+  // Said before the wait, which may last flush_timeout (the brokers down): a reload pauses here.
+  if (queued > 0)
+    log_->info("flushing {} queued Kafka message(s), for at most flush_timeout {} ms", queued,
+               timeout.count());
   if (rd_kafka_flush(rk_, static_cast<int>(timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     const int left = rd_kafka_outq_len(rk_);
     log_->warn("{} Kafka message(s) not delivered within flush_timeout {} ms; counted as failed",

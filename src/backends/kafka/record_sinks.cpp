@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "backends/kafka/record_sinks.hpp"
 
+#include <fmt/format.h>
+
 namespace flowd::kafka {
 
 void RecordsToKafka::offer(std::span<const RecordMessage> records) noexcept {
@@ -45,7 +47,9 @@ void HeldRecords::offer(std::span<const RecordMessage> records) noexcept {
           continue;
         }
         bytes_ += size;
+        ++held_;
       }
+      over_ += over;
     }
   }
   if (next) return next->offer(records);
@@ -54,30 +58,77 @@ void HeldRecords::offer(std::span<const RecordMessage> records) noexcept {
 }
 
 void HeldRecords::abandon() noexcept {
-  std::size_t n = 0;
+  Outcome o;
   {
     std::lock_guard lock(mu_);
     abandoned_ = true;
-    n = keys_.size();
+    o.held = held_;
+    o.full = over_;
+    o.orphaned = keys_.size();
     keys_ = {};
     jsons_ = {};
     bytes_ = 0;
   }
-  if (n) drop(n, "no kafka backend with records = yes followed the reload");
+  try {
+    if (dropped_ && o.orphaned) dropped_->Increment(static_cast<double>(o.orphaned));
+  } catch (...) {
+  }
+  report(o);
 }
 
 std::pair<std::size_t, std::size_t> HeldRecords::hand_over(
     std::shared_ptr<RecordSink> next,
     const std::function<std::size_t(std::span<const RecordMessage>)>& produce) {
-  std::lock_guard lock(mu_);
-  std::vector<RecordMessage> msgs(keys_.size());
-  for (std::size_t i = 0; i < msgs.size(); ++i) msgs[i] = {keys_[i], jsons_[i]};
-  const std::size_t queued = msgs.empty() ? 0 : produce(msgs);
-  next_ = std::move(next);
-  keys_ = {};
-  jsons_ = {};
-  bytes_ = 0;
-  return {msgs.size(), queued};
+  Outcome o;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<RecordMessage> msgs(keys_.size());
+    for (std::size_t i = 0; i < msgs.size(); ++i) msgs[i] = {keys_[i], jsons_[i]};
+    o.queued = msgs.empty() ? 0 : produce(msgs);
+    o.handed = msgs.size();
+    o.held = held_;
+    o.full = over_;
+    next_ = std::move(next);
+    keys_ = {};
+    jsons_ = {};
+    bytes_ = 0;
+  }
+  report(o);
+  return {o.handed, o.queued};
+}
+
+std::string HeldRecords::summary(const Outcome& o, std::size_t max_messages,
+                                 std::size_t max_bytes) {
+  const std::uint64_t offered = o.held + o.full;
+  const std::uint64_t dropped = o.full + o.orphaned;
+  std::string s = fmt::format(
+      "while the kafka backend was replaced, {} {} decoded: {} held, {} handed to its successor",
+      offered, offered == 1 ? "record was" : "records were", o.held, o.handed);
+  if (o.handed > o.queued)
+    s += fmt::format(" ({} queued, {} refused by its queue and counted as dropped or failed)",
+                     o.queued, o.handed - o.queued);
+  s += fmt::format(", {} dropped", dropped);
+  std::string why;
+  if (o.full)
+    why = fmt::format("{} because the hold was full: at most {} {} and {} MiB", o.full,
+                      max_messages, max_messages == 1 ? "record" : "records", max_bytes >> 20);
+  if (o.orphaned)
+    why += fmt::format("{}{} because no kafka backend with records = yes followed the reload",
+                       why.empty() ? "" : "; ", o.orphaned);
+  if (!why.empty()) s += " (" + why + ")";
+  return s;
+}
+
+void HeldRecords::report(const Outcome& o) noexcept {
+  if (o.held + o.full == 0) return;  // nothing came meanwhile: nothing to say
+  try {
+    const std::string line = summary(o, max_messages_, max_bytes_);
+    if (o.full + o.orphaned)
+      log_->warn("{}", line);
+    else
+      log_->info("{}", line);
+  } catch (...) {  // logging must not end the reload
+  }
 }
 
 void HeldRecords::drop(std::uint64_t n, const char* why) noexcept {

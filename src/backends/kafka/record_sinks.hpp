@@ -12,7 +12,8 @@
 // and the successor's start() takes them and produces them; beyond the bound, or when no successor
 // takes them (the reload removed the backend or set records = no), they are counted as
 // flowd_kafka_messages_total{result="dropped"} and logged. Either way every record is delivered,
-// failed or dropped, each counted.
+// failed or dropped, each counted; and when the hold is emptied (handed over) or discarded
+// (abandoned), one line gives the totals: records held, handed to the successor, dropped and why.
 //
 // A worker may still hold the sink it loaded just before it was replaced: a replaced sink passes
 // what it is then offered on to its replacement, so that nothing reaches a producer after its
@@ -68,8 +69,22 @@ class HeldRecords final : public RecordSink {
       std::shared_ptr<RecordSink> next,
       const std::function<std::size_t(std::span<const RecordMessage>)>& produce);
 
+  // What became of the records offered while holding, at the hand-over or the abandon.
+  struct Outcome {
+    std::uint64_t held = 0;      // taken into the hold
+    std::uint64_t full = 0;      // dropped when offered: the hold was full
+    std::uint64_t handed = 0;    // held, given to the successor's producer
+    std::uint64_t queued = 0;    // of those, queued by it (the rest it counted itself)
+    std::uint64_t orphaned = 0;  // held, dropped: no successor took them
+  };
+  // The log line for `o`: "while the kafka backend was replaced, 3 records were decoded: 2 held,
+  // 2 handed to its successor, 1 dropped (1 because the hold was full: at most 2 records and 64
+  // MiB)".
+  static std::string summary(const Outcome& o, std::size_t max_messages, std::size_t max_bytes);
+
  private:
   void drop(std::uint64_t n, const char* why) noexcept;
+  void report(const Outcome& o) noexcept;
 
   prometheus::Counter* dropped_;
   const std::size_t max_messages_, max_bytes_;
@@ -77,6 +92,7 @@ class HeldRecords final : public RecordSink {
   std::mutex mu_;
   std::vector<std::string> keys_, jsons_;
   std::size_t bytes_ = 0;
+  std::uint64_t held_ = 0, over_ = 0;  // offered while holding: taken, dropped for want of room
   bool abandoned_ = false;
   std::shared_ptr<RecordSink> next_;
   LogLimiter limiter_;

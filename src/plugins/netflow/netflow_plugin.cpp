@@ -93,8 +93,7 @@ class NetflowPlugin final : public Plugin {
              limits_),
         templates_(cfg_.wire == Wire::kNetflow ? template_file_path(ctx.work_dir, cfg_.section)
                                                : std::string(),
-                   cfg_.template_save_interval, cfg_.workers,
-                   max_template_file_bytes(cfg_.limits, cfg_.workers), log_,
+                   cfg_.template_save_interval, cfg_.workers, cfg_.limits, log_,
                    cfg_.wire == Wire::kNetflow ? &ctx.metrics : nullptr) {
     std::vector<const DecoderCounts*> counts;
     for (std::size_t i = 0; i < cfg_.workers; ++i) {

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,8 +35,32 @@ namespace flowd::netflow {
 // save); beyond, the entry is skipped (a year-2100 time would otherwise count as now).
 inline constexpr std::int64_t kFutureSlackMs = 3'600'000;
 
-// The largest template file the bounds could have made (max_template_bytes and `workers`' domains,
-// in flowd's own compact JSON); a larger file is refused unread. Bytes.
+// The longest a template (without its fields), a field, a domain (without its rates), a sampler
+// rate and the rest of the file can be as write_template_file() writes them (nlohmann's compact
+// dump: members in key order, no spaces), each with the comma after it: the longest address
+// inet_ntop() writes, every number at its widest (times: any int64; v9 has no enterprise numbers,
+// and IPFIX's enterprise bit is not part of the id).
+inline constexpr std::string_view kLongestTemplate =
+    R"({"domain":4294967295,"exporter":"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",)"
+    R"("fields":[],"id":65535,"ipfix_version":10,"options":false,"port":65535,)"
+    R"("scope_count":65535,"seen_ms":-9223372036854775808},)";
+inline constexpr std::string_view kLongestV9Field = "[0,65535,65535],";
+inline constexpr std::string_view kLongestIpfixField = "[0,32767,65535],";
+inline constexpr std::string_view kLongestEnterpriseField = "[4294967295,32767,65535],";
+inline constexpr std::string_view kLongestDomain =
+    R"({"default_rate":18446744073709551615,"domain":4294967295,)"
+    R"("exporter":"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255","ipfix_version":10,)"
+    R"("port":65535,"rates":[],"seen_ms":-9223372036854775808,)"
+    R"("system_init_ms":18446744073709551615},)";
+inline constexpr std::string_view kLongestRate = "[18446744073709551615,18446744073709551615],";
+inline constexpr std::string_view kLongestFrame =
+    R"({"domains":[],"format":"flowd-templates","templates":[],"version":1,)"
+    R"("written_ms":-9223372036854775808})"
+    "\n";
+
+// The largest template file flowd's own writer can make within the bounds (max_template_bytes,
+// and `workers` receive workers' domains), plus a small margin; a larger file is refused unread.
+// About 103 MB with the defaults (one worker). Bytes.
 std::size_t max_template_file_bytes(const collector::DecoderLimits& limits, std::size_t workers);
 
 // "<work_dir>/templates.<section>.json"; empty when work_dir is empty (nothing is kept).
@@ -57,6 +82,9 @@ std::optional<TemplateFile> read_template_file(const std::string& path, std::siz
 // when it is not one. Each entry is only checked for its JSON shape here: Decoder::restore checks
 // that the wire could have carried it.
 std::optional<TemplateFile> parse_template_file(std::string_view body, TimePoint now,
+                                                std::string& error);
+// The same, the text (`size` characters) read from `in` as the parser goes.
+std::optional<TemplateFile> parse_template_file(std::istream& in, std::size_t size, TimePoint now,
                                                 std::string& error);
 
 // Replaces the file at `path` with `snapshot`; "" on success, else "PATH: reason".

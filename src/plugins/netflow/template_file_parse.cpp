@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <istream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -90,8 +91,13 @@ Key key_of(std::string_view k) {
 // "domains" array, 3 inside an entry, 4 inside its "fields"/"rates" array, 5 inside one tuple.
 class Collector final : public nlohmann::json_sax<json> {
  public:
-  Collector(std::int64_t max_ms, TemplateFile& out)
-      : max_ms_(std::min(max_ms, kMaxMs)), out_(out) {}
+  Collector(std::int64_t max_ms, TemplateFile& out, std::size_t size)
+      : max_ms_(std::min(max_ms, kMaxMs)), out_(out) {
+    // Room for as many templates as `size` characters could hold (an entry takes 100 at least):
+    // reserved, not touched, so that the list never moves (a copy of it beside it at each growth
+    // was the peak of a file of small templates).
+    out_.snapshot.templates.reserve(size / 100);
+  }
 
   bool top_is_object = false, format_ok = false, version_ok = false;
   bool templates_array = false, domains_array = false;
@@ -424,24 +430,41 @@ class Collector final : public nlohmann::json_sax<json> {
 
 }  // namespace
 
-std::optional<TemplateFile> parse_template_file(std::string_view body, TimePoint now,
-                                                std::string& error) {
+namespace {
+
+// Whatever nlohmann reads the text from: a string or a stream.
+template <class Input>
+std::optional<TemplateFile> parse(Input&& input, std::size_t size, TimePoint now,
+                                  std::string& error) {
   error.clear();
   const auto now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   TemplateFile file;
-  Collector c(now_ms + kFutureSlackMs, file);
+  Collector c(now_ms + kFutureSlackMs, file, size);
   const auto not_ours = [&](std::string why) {
     error = "not a flowd template file (" + std::move(why) + ")";
     return std::nullopt;
   };
-  if (!json::sax_parse(body, &c, json::input_format_t::json, true)) return not_ours("not JSON");
+  if (!json::sax_parse(std::forward<Input>(input), &c, json::input_format_t::json, true))
+    return not_ours("not JSON");
   file.first_skipped = c.first_skipped();
   if (!c.top_is_object || !c.format_ok) return not_ours("no \"format\": \"flowd-templates\"");
   if (!c.version_ok) return not_ours("a version other than 1");
   if (!c.templates_array || !c.domains_array)
     return not_ours("no \"templates\" and \"domains\" arrays");
   return file;
+}
+
+}  // namespace
+
+std::optional<TemplateFile> parse_template_file(std::string_view body, TimePoint now,
+                                                std::string& error) {
+  return parse(body, body.size(), now, error);
+}
+
+std::optional<TemplateFile> parse_template_file(std::istream& in, std::size_t size, TimePoint now,
+                                                std::string& error) {
+  return parse(in, size, now, error);
 }
 
 }  // namespace flowd::netflow

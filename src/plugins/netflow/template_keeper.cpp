@@ -11,11 +11,12 @@
 namespace flowd::netflow {
 
 TemplateKeeper::TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                               std::size_t max_file_bytes, std::shared_ptr<spdlog::logger> log,
-                               prometheus::Registry* metrics)
+                               const collector::DecoderLimits& limits,
+                               std::shared_ptr<spdlog::logger> log, prometheus::Registry* metrics)
     : path_(std::move(path)),
       interval_(interval),
-      max_file_bytes_(max_file_bytes),
+      max_template_bytes_(limits.max_template_bytes),
+      max_file_bytes_(max_template_file_bytes(limits, workers)),
       log_(std::move(log)),
       latest_(workers),
       next_(workers) {
@@ -37,7 +38,7 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   if (!enabled()) return;
   std::string error;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto file = read_template_file(path_, max_file_bytes_, now, error);
+  auto file = read_template_file(path_, max_file_bytes_, now, error);
   const auto t1 = std::chrono::steady_clock::now();
   if (!file) {
     if (!error.empty()) count(kRefused);
@@ -60,6 +61,11 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   std::vector<collector::RestoreResult> results;
   for (auto* d : decoders) results.push_back(d->restore(*saved, now));
   for (auto* d : decoders) d->expire(now);
+  const std::size_t file_templates = saved->templates.size(), file_domains = saved->domains.size();
+  // Freed before the decoders' snapshots are taken: the file's entries and the snapshots together
+  // would be twice what the bounds hold.
+  file->snapshot = {};
+  saved = nullptr;
   const auto t2 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < latest_.size() && i < decoders.size(); ++i)
     latest_[i] = decoders[i]->snapshot();
@@ -85,7 +91,7 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
   }
   const std::size_t refused = first.refused_max_templates + first.refused_too_large;
   const std::size_t judged = first.expired + first.invalid + refused + kept.size();
-  const std::size_t in_file = saved->templates.size() + saved->domains.size();
+  const std::size_t in_file = file_templates + file_domains;
   const std::size_t evicted =
       in_file > judged + first.domains ? in_file - judged - first.domains : 0;
   count(kRestored, static_cast<double>(kept.size() + first.domains));
@@ -111,8 +117,8 @@ void TemplateKeeper::restore(std::span<collector::Decoder* const> decoders, Time
                       : std::string()));
   log_->info(
       "took back {} of {} template(s) and the sampling state of {} of {} domain(s) from {}{}",
-      kept.size(), saved->templates.size() + skipped_templates, first.domains,
-      saved->domains.size() + file->skipped_domains, path_, left_out);
+      kept.size(), file_templates + skipped_templates, first.domains,
+      file_domains + file->skipped_domains, path_, left_out);
   for (auto& t : next_) t = now + interval_;
 }
 
@@ -143,6 +149,10 @@ void TemplateKeeper::write() {
     std::lock_guard lock(mu_);
     merged = collector::merge_snapshots(latest_);
   }
+  // The workers' snapshots were taken at different times: together they may hold more than the
+  // bounds ever did at once, and a file beyond max_template_file_bytes() would be refused.
+  if (const std::size_t cut = collector::fit_templates(merged, max_template_bytes_))
+    log_->debug("{} older template(s) left out of the file to stay within max_template_bytes", cut);
   if (const auto error = write_template_file(path_, merged); !error.empty()) {
     count(kSaveFailed);
     std::uint64_t held = 0;

@@ -26,10 +26,11 @@ namespace flowd::netflow {
 class TemplateKeeper {
  public:
   // `path` empty: nothing is saved or taken back. `interval` 0: saved on stop only. `metrics`
-  // (null: none) gets flowd_netflow_template_file_total{event}.
-  // `max_file_bytes`: a larger file is refused unread (max_template_file_bytes()).
+  // (null: none) gets flowd_netflow_template_file_total{event}. `limits`: the decoders' bounds;
+  // what is written is cut to their max_template_bytes, and a file larger than these bounds and
+  // `workers` could have made is refused unread (max_template_file_bytes()).
   TemplateKeeper(std::string path, std::chrono::seconds interval, std::size_t workers,
-                 std::size_t max_file_bytes, std::shared_ptr<spdlog::logger> log,
+                 const collector::DecoderLimits& limits, std::shared_ptr<spdlog::logger> log,
                  prometheus::Registry* metrics);
 
   bool enabled() const { return !path_.empty(); }
@@ -48,7 +49,7 @@ class TemplateKeeper {
  private:
   const std::string path_;
   const std::chrono::seconds interval_;
-  const std::size_t max_file_bytes_;
+  const std::size_t max_template_bytes_, max_file_bytes_;
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mu_;
   std::vector<collector::DecoderSnapshot> latest_;  // per worker
