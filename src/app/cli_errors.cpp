@@ -92,8 +92,7 @@ std::string sentence(const CLI::App& cmd, const CLI::Error& e) {
     static const std::regex extras(R"(^The following arguments? (?:was|were) not expected: (.*)$)");
     if (std::regex_match(what, m, extras)) {
       const std::string args = in_order(m[1].str());
-      if (!args.empty() && args[0] == '-')
-        return "has no option " + args.substr(0, args.find(' '));
+      if (!args.empty() && args[0] == '-') return "has no option " + args.substr(0, args.find(' '));
       if (const auto names = command_names(cmd); !names.empty())
         return "'" + args.substr(0, args.find(' ')) + "' is not one of its commands (" +
                one_of(names) + ")";

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "daemon_fixture.hpp"
 #include "flowd/scitags_label.hpp"
@@ -114,6 +115,18 @@ class MarkerNetns : public ::testing::Test {
     std::string out;
     net->exec(net->a, "curl -s http://127.0.0.1:9977/metrics", out);
     return metric_value(out, series).value_or(-1);
+  }
+
+  // A TCP connection from namespace a to [addr_b]:port, whose listener in b never accepts: the
+  // listener's and the client's descriptors (-1 when that failed) and the client's port.
+  void connect_a_to_b(int port, int& listener, int& client, int& client_port) const {
+    {
+      NetnsScope in(net->b);
+      listener = tcp_listen(net->addr_b, port);
+    }
+    if (listener < 0) return;
+    NetnsScope in(net->a);
+    client = tcp_connect(net->addr_b, port, &client_port);
   }
 
   // flowd applies pipe lines asynchronously; its gauge of map entries says when it is done.
@@ -1224,15 +1237,8 @@ TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection
   ASSERT_TRUE(bpffs.ok);
   const std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
   int listener = -1, client = -1, lport = 0;
-  {
-    NetnsScope in(net->b);
-    listener = tcp_listen(net->addr_b, 5201);
-  }
+  connect_a_to_b(5201, listener, client, lport);
   ASSERT_GE(listener, 0);
-  {
-    NetnsScope in(net->a);
-    client = tcp_connect(net->addr_b, 5201, &lport);
-  }
   ASSERT_GE(client, 0);
   struct Close {
     int a, b;
@@ -1302,15 +1308,15 @@ TEST_F(MarkerNetns, FlowsKeptFromAKilledFlowdAreListedUntilTheirConnectionOrEndG
   const std::string np = "[plugin.np_api]\npath = " + dir.file("np") + "\n";
   cfg.replace(cfg.find(np), np.size(), "[plugin.api]\nsocket = " + sock + "\n");
   int listener = -1, client = -1, lport = 0;
-  {
-    NetnsScope in(net->b);
-    listener = tcp_listen(net->addr_b, 5201);
-  }
+  connect_a_to_b(5201, listener, client, lport);
+  struct Close {
+    int &a, &b;
+    ~Close() {
+      if (a >= 0) ::close(a);
+      if (b >= 0) ::close(b);
+    }
+  } close_fds{listener, client};
   ASSERT_GE(listener, 0);
-  {
-    NetnsScope in(net->a);
-    client = tcp_connect(net->addr_b, 5201, &lport);
-  }
   ASSERT_GE(client, 0);
   auto post = [&](const std::string& state, const std::string& proto, int sport, int dport) {
     std::string out;
@@ -1361,8 +1367,8 @@ TEST_F(MarkerNetns, FlowsKeptFromAKilledFlowdAreListedUntilTheirConnectionOrEndG
       << second->log();
 
   // The connection closes: its entry goes at the next check, and so does its listing.
-  ::close(client);
-  ::close(listener);
+  ::close(std::exchange(client, -1));
+  ::close(std::exchange(listener, -1));
   EXPECT_EQ(wait_marked(1, 12), 1) << second->log();
   flows = listed();
   ASSERT_EQ(flows.size(), 1u) << flows.dump();

@@ -39,9 +39,13 @@ std::vector<ActiveFlow> KeptFlows::listed() const {
   std::lock_guard lock(mu_);
   for (const auto& k : kept_) {
     const LabelTag tag = decode_label(k.entry.label);
-    out.push_back(ActiveFlow{k.entry.flow, FlowOrigin::kLocal,
+    out.push_back(ActiveFlow{k.entry.flow,
+                             FlowOrigin::kLocal,
                              static_cast<std::uint16_t>(tag.experiment),
-                             static_cast<std::uint16_t>(tag.activity), "ebpf", k.since, {}});
+                             static_cast<std::uint16_t>(tag.activity),
+                             "ebpf",
+                             k.since,
+                             {}});
   }
   return out;
 }
@@ -54,9 +58,8 @@ KeptFlows::Checked KeptFlows::check(int map_fd) {
     std::lock_guard lock(mu_);
     kept = kept_;
   }
-  const bool any_tcp = std::any_of(kept.begin(), kept.end(), [](const Kept& k) {
-    return k.entry.key.proto == IPPROTO_TCP;
-  });
+  const bool any_tcp = std::any_of(kept.begin(), kept.end(),
+                                   [](const Kept& k) { return k.entry.key.proto == IPPROTO_TCP; });
   std::map<std::string, IpAddress> live;
   const bool listed = !any_tcp || live_tcp_keys(live, r.error);
   if (!listed && r.error.empty()) r.error = "the dump failed";
@@ -68,8 +71,7 @@ KeptFlows::Checked KeptFlows::check(int map_fd) {
       gone.push_back(k.entry.key);
       continue;
     }
-    if (k.entry.key.proto != IPPROTO_TCP || !listed || live.count(key_bytes(k.entry.key)))
-      continue;
+    if (k.entry.key.proto != IPPROTO_TCP || !listed || live.count(key_bytes(k.entry.key))) continue;
     // Only the kept label: a plugin that marked the flow meanwhile owns the entry.
     if (label == k.entry.label && bpf_map_delete_elem(map_fd, &k.entry.key) == 0) ++r.ended;
     gone.push_back(k.entry.key);
