@@ -95,10 +95,14 @@ DaemonStatusReport StatusBoard::report() const {
 }
 
 std::size_t StatusBoard::active_flow_count() const {
+  // The marker's kept flows count as active_flows() lists them: those no plugin reported.
   const auto probe = marker();
-  const std::size_t kept = probe ? probe->kept_flow_count() : 0;
+  const auto kept =
+      probe && probe->kept_flow_count() ? probe->kept_flows() : std::vector<ActiveFlow>{};
   std::lock_guard lock(flows_mu_);
-  return flows_.size() + kept;
+  std::size_t n = flows_.size();
+  for (const auto& f : kept) n += flows_.find(Key{f.key, f.origin}) ? 0 : 1;
+  return n;
 }
 
 std::vector<ActiveFlow> StatusBoard::reported_flows(const char* plugin) const {

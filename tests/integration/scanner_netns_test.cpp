@@ -333,6 +333,17 @@ TEST_F(ScannerNetns, ARestartedScannerEndsTheFlowAnExplicitReportHid) {
                 .value_or(0),
             0)
       << m;
+  // Defect 2: what the plugins published (netlink's start and end, np_api's) and what the arbiter
+  // made at the two hand-overs are counted apart: passed + held + dropped = published, passed +
+  // added = what the backends got.
+  auto arbiter = [&](const std::string& outcome) {
+    return metric_value(m, "flowd_local_flow_arbiter_events_total{outcome=\"" + outcome + "\"}");
+  };
+  EXPECT_EQ(arbiter("passed"), 4) << m;
+  EXPECT_EQ(arbiter("added"), 2) << m;
+  EXPECT_EQ(arbiter("held"), 0) << m;
+  EXPECT_EQ(arbiter("dropped"), 0) << m;
+  EXPECT_EQ(metric_value(m, "flowd_local_flow_arbiter_evictions_total{live=\"both\"}"), 0) << m;
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
   EXPECT_TRUE(events(1, 500ms).empty()) << "nothing left to end at the stop\n" << proc->log();
