@@ -53,7 +53,8 @@ extra_flags() {
 if [[ ! -f $BUILD/CMakeCache.txt ]]; then
   echo "== configuring $BUILD"
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DFLOWD_FUZZ=ON -DFLOWD_BUILD_BENCH=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD.configure.log" 2>&1 || {
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" >"$BUILD.configure.log" 2>&1 || {
     cat "$BUILD.configure.log" >&2
     exit 2
   }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/bus.hpp"
 
+#include <algorithm>
+
 namespace flowd {
 
 namespace {
@@ -147,6 +149,22 @@ void Bus::count_arbitrated(const LocalFlowArbiter::Tally& tally) {
 std::vector<FlowID> Bus::live_reports(std::string_view plugin) {
   std::lock_guard lock(local_mu_);
   return arbiter_.live_reports(plugin);
+}
+
+void Bus::plugin_removed(const char* plugin) {
+  std::lock_guard lock(local_mu_);
+  arbitrated_.clear();
+  arbiter_.forget(plugin, arbitrated_);
+  if (arbitrated_.empty()) return;
+  const auto ended = std::count_if(arbitrated_.begin(), arbitrated_.end(),
+                                   [](const FlowID& f) { return f.state == FlowState::kEnd; });
+  get_logger("core")->info(
+      "plugin {} removed: the {} flow{} it reported end{} with it ({} handed back to a connection "
+      "plugin)",
+      plugin, ended, ended == 1 ? "" : "s", ended == 1 ? "s" : "", arbitrated_.size() - ended);
+  // Every one of them made by the arbiter, nobody's published event.
+  arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(arbitrated_.size()));
+  deliver(arbitrated_, nullptr);
 }
 
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {

@@ -54,6 +54,9 @@ class Bus {
   // The start of every local report `plugin` made and has not ended, whether the backends follow
   // it or an explicit report hides it (LocalFlowArbiter::live_reports).
   std::vector<FlowID> live_reports(std::string_view plugin);
+  // A plugin a reload removed (no successor): the connections it reported explicitly (np_api,
+  // api) end now, each handed back to a live inferred report (LocalFlowArbiter::forget).
+  void plugin_removed(const char* plugin);
 
  private:
   class PluginPublisher;

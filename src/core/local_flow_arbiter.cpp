@@ -1,14 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/local_flow_arbiter.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace flowd {
 namespace {
+
+// Never before the start the backends saw: the two reports' clocks differ.
+TimePoint not_before(const FlowID& start, TimePoint when) {
+  return start.start_time ? std::max(*start.start_time, when) : when;
+}
 
 FlowID end_of(const FlowID& start, TimePoint when) {
   FlowID e = start;
   e.state = FlowState::kEnd;
-  e.end_time = when;
+  e.end_time = not_before(start, when);
   return e;
+}
+
+IpAddress unmapped(const IpAddress& a) {
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!a.is_v6() || std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) != 0) return a;
+  return IpAddress::v4(std::uint32_t{a.bytes[12]} << 24 | std::uint32_t{a.bytes[13]} << 16 |
+                       std::uint32_t{a.bytes[14]} << 8 | a.bytes[15]);
 }
 
 FlowID restart_of(const FlowID& start, TimePoint when) {
@@ -47,6 +62,10 @@ std::string_view to_string(LocalFlowArbiter::Live l) {
   return "both";
 }
 
+FlowKey LocalFlowArbiter::key_of(const FlowID& f) {
+  return {f.protocol, IpAddress{}, unmapped(f.dst), f.src_port, f.dst_port};
+}
+
 void LocalFlowArbiter::arbitrate(std::span<const FlowID> in, const char* plugin, Rank rank,
                                  std::vector<FlowID>& out, Tally* tally) {
   Tally scratch;
@@ -74,7 +93,7 @@ std::vector<FlowID> LocalFlowArbiter::live_reports(std::string_view plugin) cons
 void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out,
                            Tally& tally) {
   const auto r = static_cast<int>(rank);
-  const FlowKey key = FlowKey::of(f);
+  const FlowKey key = key_of(f);
   Entry* e = table_.find(key);
   auto count = [&](Outcome o, std::uint64_t n = 1) {
     tally.outcomes[static_cast<std::size_t>(o)] += n;
@@ -92,13 +111,16 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     if (!e)
       e = table_
               .emplace(key, Entry{},
-                       [&](const FlowKey& k, Entry& old) {
+                       [&](const FlowKey&, Entry& old) {
                          const bool both = old.by_rank[0].live && old.by_rank[1].live;
                          const Live live = both                  ? Live::kBoth
                                            : old.by_rank[1].live ? Live::kExplicit
                                                                  : Live::kInferred;
                          ++tally.evicted[static_cast<std::size_t>(live)];
-                         if (!tally.first_evicted) tally.first_evicted = k;
+                         // Named as the backends know it (the key has no source).
+                         if (!tally.first_evicted)
+                           tally.first_evicted =
+                               FlowKey::of(old.by_rank[std::max(old.visible(), 0)].start);
                        })
               .first;
     const int before = e->visible();
@@ -111,16 +133,26 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     // The explicit report takes the flow over: the inferred one's flow ends where it begins.
     const TimePoint at = f.start_time.value_or(Clock::now());
     add(end_of(e->by_rank[before].start, at));
-    return pass();
+    pass();
+    // Its start is never stamped before the end just published either.
+    if (out.back().start_time) out.back().start_time = out[out.size() - 2].end_time;
+    mine.start.start_time = out.back().start_time;
+    return;
   }
   if (f.state == FlowState::kEnd) {
-    if (!e || !e->by_rank[r].live) return pass();  // not known (evicted, or never started)
+    if (!e) return pass();  // not known (evicted, or never started here)
+    if (!e->by_rank[r].live) return count(Outcome::kDropped);  // the other report's flow
     const bool visible = e->visible() == r;
-    e->by_rank[r].live = false;
+    Report& mine = e->by_rank[r];
+    mine.live = false;
     const int next = e->visible();
     if (visible) {
       pass();
-      if (next >= 0) add(restart_of(e->by_rank[next].start, f.end_time.value_or(Clock::now())));
+      out.back().end_time = not_before(mine.start, f.end_time.value_or(Clock::now()));
+      if (next >= 0) {
+        restart(e->by_rank[next], *out.back().end_time, out);
+        count(Outcome::kAdded);
+      }
     } else {
       count(Outcome::kDropped);
     }
@@ -132,6 +164,28 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     pass();
   else
     count(Outcome::kDropped);
+}
+
+void LocalFlowArbiter::restart(Report& report, TimePoint at, std::vector<FlowID>& out) {
+  out.push_back(restart_of(report.start, at));
+  report.start.start_time = at;  // what the backends saw: its end is never stamped before it
+}
+
+void LocalFlowArbiter::forget(const char* plugin, std::vector<FlowID>& out) {
+  constexpr int kExplicit = static_cast<int>(Rank::kExplicit);
+  std::vector<FlowKey> gone;
+  const TimePoint now = Clock::now();
+  table_.for_each([&](const FlowKey& key, Entry& e) {
+    Report& report = e.by_rank[kExplicit];
+    if (!report.live || std::strcmp(report.start.plugin, plugin) != 0) return;
+    report.live = false;
+    out.push_back(end_of(report.start, now));
+    if (e.by_rank[0].live)
+      restart(e.by_rank[0], *out.back().end_time, out);
+    else
+      gone.push_back(key);
+  });
+  for (const auto& key : gone) table_.erase(key);
 }
 
 }  // namespace flowd

@@ -16,8 +16,16 @@
 //   later)
 //
 // So every end has the start of its own report before it, and a connection a rule covers is
-// marked and listed active for as long as its inferred report is live. Not thread-safe by itself:
-// the bus calls it under its own mutex.
+// marked and listed active for as long as its inferred report is live. An end whose own report is
+// not live while the other report is (a repeated end, an end without a start, a tool's end for a
+// transfer it started before a restart) is dropped: it would end the other report's flow. The two
+// reports' times come from different clocks (a pipe line's reading, the kernel's state change):
+// an end is never stamped before the start the backends saw of that flow.
+//
+// A connection is keyed as the marker keys it (the peer, the ports, the protocol; an IPv4-mapped
+// address as its IPv4 one), not by the whole 5-tuple: a tool that names another of this host's
+// addresses, or the mapped form, reports the same connection and the same map entry.
+// Not thread-safe by itself: the bus calls it under its own mutex.
 #pragma once
 
 #include <array>
@@ -67,10 +75,15 @@ class LocalFlowArbiter {
   // when given, receives the counts of this call added to what it holds.
   void arbitrate(std::span<const FlowID> in, const char* plugin, Rank rank,
                  std::vector<FlowID>& out, Tally* tally = nullptr);
+  // A plugin removed by a reload (no successor): its live explicit reports end now (nobody else
+  // will end them), each giving the connection back to a live inferred report. Appends to `out`.
+  void forget(const char* plugin, std::vector<FlowID>& out);
   std::size_t size() const { return table_.size(); }
   // The start of every live report of `plugin` (by name), whether the backends see it or not: a
   // reload's successor takes them over (an explicit report may hide the inferred one).
   std::vector<FlowID> live_reports(std::string_view plugin) const;
+  // The connection's key: the peer, the ports and the protocol, IPv4-mapped addresses unmapped.
+  static FlowKey key_of(const FlowID& f);
 
  private:
   struct Report {
@@ -84,6 +97,8 @@ class LocalFlowArbiter {
     }
   };
   void one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out, Tally& tally);
+  // Publishes `report`'s flow again at `at`, after the explicit one ended.
+  static void restart(Report& report, TimePoint at, std::vector<FlowID>& out);
 
   FlowTable<FlowKey, Entry, FlowKeyHash> table_{kCapacity};
 };

@@ -92,11 +92,14 @@ void Runtime::apply(const Config& c) {
                 std::any_of(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& pc) {
                   return pc.info == p.info && pc.section == p.section;
                 });
-    if (keep)
+    if (keep) {
       kept_plugins.push_back(std::move(p));
-    else
-      stop_plugin(p, std::any_of(c.plugins.begin(), c.plugins.end(),
-                                 [&](const PluginConfig& pc) { return pc.info == p.info; }));
+      continue;
+    }
+    const bool successor = std::any_of(c.plugins.begin(), c.plugins.end(),
+                                       [&](const PluginConfig& pc) { return pc.info == p.info; });
+    stop_plugin(p, successor);
+    if (!successor) bus_.plugin_removed(p.info->name.data());
   }
   plugins_ = std::move(kept_plugins);
 

@@ -783,6 +783,62 @@ TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// A user's try (issue 15): a repeated np_api end, or one whose start np_api never saw, ended the
+// kernel's live flow (unmarked, gone from `flowd flows`, its later end stamped start = end); and
+// np_api removed by a reload while covering a connection left the kernel's end waiting for ever.
+TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
+  const std::string keys =
+      "rules = 5001 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5001));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(with_np_api(keys), "following TCP state changes");
+  int client_port = 0, client;
+  {
+    NetnsScope in_b(net->b);
+    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
+  }
+  ASSERT_GE(client, 0);
+  int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(conn, 0);
+  auto seen = events(1);
+  const std::string tuple =
+      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  pipe_line("start" + tuple + "3 3");
+  pipe_line("end" + tuple + "3 3");
+  pipe_line("end" + tuple + "3 3");  // repeated
+  auto more = events(5, 1500ms);     // end 2, start 3, end 3, start 2: and nothing for the repeat
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::string said;
+  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "start 2; end 2; start 3; end 3; start 2; ") << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "the rule's flow stays marked";
+
+  pipe_line("start" + tuple + "3 3");
+  auto taken = events(2);
+  ASSERT_EQ(taken.size(), 2u) << proc->log();
+  reload(config_with_marker("kernel", keys));  // np_api removed
+  auto back = events(2);
+  ASSERT_EQ(back.size(), 2u) << proc->log();
+  EXPECT_EQ(back[0].state + " " + std::to_string(back[0].exp), "end 3");
+  EXPECT_EQ(back[1].state + " " + std::to_string(back[1].exp), "start 2");
+  EXPECT_NE(proc->log().find("plugin np_api removed: the 1 flow it reported ends with it"),
+            std::string::npos)
+      << proc->log();
+  ::close(conn);
+  fds.fds.back() = -1;
+  auto last = events(1);
+  ASSERT_EQ(last.size(), 1u) << "the kernel's end reaches the backends\n" << proc->log();
+  EXPECT_EQ(last[0].state + " " + std::to_string(last[0].exp), "end 2");
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Defect 7: a reload that adds the network of a live connection to internal_networks ends it then
 // (before, it stayed reported until it closed, its mark gone).
 TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {

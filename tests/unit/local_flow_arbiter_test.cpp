@@ -167,5 +167,87 @@ TEST(LocalFlowArbiter, TalliesWhatBecomesOfEachEvent) {
   EXPECT_EQ(t.outcomes[static_cast<int>(O::kAdded)], 1u);
 }
 
+TEST(LocalFlowArbiter, AnEndWithoutItsOwnLiveReportNeverEndsTheOthersFlow) {
+  // A repeated end, an end without a start, a tool's end for a transfer it started before a
+  // restart: each would end the kernel's live flow (found by a user's try, issue 15).
+  LocalFlowArbiter a;
+  auto r = run({kStart,
+                eStart,
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 5)},
+                {"api", Rank::kExplicit, flow(FlowState::kEnd, 3, 6)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}},
+               a);
+  EXPECT_EQ(r[2], "end np_api 3 @4; start kernel 2 @4; ");
+  EXPECT_EQ(r[3], "") << "a repeated end";
+  EXPECT_EQ(r[4], "") << "an end that never had a start";
+  EXPECT_EQ(r[5], "end kernel 2 @9; ");
+  EXPECT_EQ(a.size(), 0u);
+  // And the other way round: an inferred end without its start while the explicit one is live.
+  r = run({eStart,
+           {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)},
+           {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)}},
+          a);
+  EXPECT_EQ(r[1], "");
+  EXPECT_EQ(r[2], "end np_api 3 @4; ");
+}
+
+TEST(LocalFlowArbiter, NoEndIsStampedBeforeTheStartTheBackendsSaw) {
+  // The kernel stamps its state change, np_api the line's reading: a hand-over between them once
+  // gave ends before their starts (issue 15).
+  LocalFlowArbiter a;
+  auto r = run({{"kernel", Rank::kInferred, flow(FlowState::kStart, 2, 10)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kStart, 3, 5)},
+                {"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 8)},
+                {"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}},
+               a);
+  EXPECT_EQ(r[1], "end kernel 2 @10; start np_api 3 @10; ");
+  EXPECT_EQ(r[2], "end np_api 3 @10; start kernel 2 @10; ");
+  EXPECT_EQ(r[3], "end kernel 2 @10; ");
+}
+
+TEST(LocalFlowArbiter, AConnectionIsKeyedAsTheMarkerKeysIt) {
+  // Another of this host's addresses, or the IPv4-mapped form of the peer: the same connection
+  // and the same map entry (the marker keys on the peer and the ports).
+  LocalFlowArbiter a;
+  FlowID other_local = flow(FlowState::kStart, 3, 2);
+  other_local.src = *IpAddress::parse("2001:db8::99");
+  auto r = run({kStart, {"np_api", Rank::kExplicit, other_local}}, a);
+  EXPECT_EQ(r[1], "end kernel 2 @2; start np_api 3 @2; ");
+
+  LocalFlowArbiter b;
+  FlowID v4 = flow(FlowState::kStart, 2, 0);
+  v4.src = *IpAddress::parse("198.18.0.1");
+  v4.dst = *IpAddress::parse("198.18.0.2");
+  FlowID mapped = flow(FlowState::kStart, 3, 1);
+  mapped.src = *IpAddress::parse("::ffff:198.18.0.1");
+  mapped.dst = *IpAddress::parse("::ffff:198.18.0.2");
+  r = run({{"kernel", Rank::kInferred, v4}, {"np_api", Rank::kExplicit, mapped}}, b);
+  EXPECT_EQ(r[1], "end kernel 2 @1; start np_api 3 @1; ");
+  EXPECT_EQ(b.size(), 1u);
+}
+
+TEST(LocalFlowArbiter, APluginRemovedEndsItsExplicitReportsAndHandsBack) {
+  LocalFlowArbiter a;
+  FlowID alone = flow(FlowState::kStart, 4, 3);
+  alone.dst_port = 40001;
+  FlowID by_api = flow(FlowState::kStart, 5, 3);
+  by_api.dst_port = 40002;
+  run({kStart, eStart, {"np_api", Rank::kExplicit, alone}, {"api", Rank::kExplicit, by_api}}, a);
+  std::vector<FlowID> out;
+  a.forget("np_api", out);
+  std::string s = said(out);
+  // Oldest first: the covered connection goes back to the kernel, the other just ends.
+  EXPECT_NE(s.find("end np_api 3 @"), std::string::npos) << s;
+  EXPECT_NE(s.find("start kernel 2 @"), std::string::npos) << s;
+  EXPECT_NE(s.find("end np_api 4 @"), std::string::npos) << s;
+  EXPECT_EQ(s.find(" 5 @"), std::string::npos) << "the api plugin's report stays: " << s;
+  EXPECT_EQ(out.size(), 3u) << s;
+  EXPECT_EQ(a.size(), 2u);  // the kernel's connection and the api's
+  // The kernel's end now passes (it waited for ever before).
+  auto r = run({{"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}}, a);
+  EXPECT_EQ(r[0].substr(0, 13), "end kernel 2 ");
+}
+
 }  // namespace
 }  // namespace flowd
