@@ -77,16 +77,25 @@ class MarkerProbe {
   // connection's state change (the kernel plugin: marked from the first packet). Key struct
   // flowd_flow_key, value the 20-bit label (bpf/flowd_marker.h, bpf/flowd_label.h).
   virtual int flow_map_fd() const { return -1; }
+  // The flows its map held when it took a pinned map over from a flowd no longer running, that no
+  // plugin of this one has reported since (listed as the plugin "ebpf"); how many there are.
+  virtual std::vector<ActiveFlow> kept_flows() const { return {}; }
+  virtual std::size_t kept_flow_count() const { return 0; }
 };
 
 class DaemonStatus {
  public:
   virtual ~DaemonStatus() = default;
   virtual DaemonStatusReport report() const = 0;
-  // At most `max` flows, oldest first.
+  // At most `max` flows, oldest first; then the marker's kept flows (MarkerProbe::kept_flows).
   virtual std::vector<ActiveFlow> active_flows(std::size_t max) const = 0;
   // How many there are (cheaper than report(), which asks the marker to count its map).
   virtual std::size_t active_flow_count() const = 0;
+  // The flows `plugin` (by name) reported started and has not ended: those the backends follow
+  // and those an explicit report (np_api, api) hides from them for now (the bus's arbiter holds
+  // them, to hand the flow back at the explicit report's end). What a reload's successor takes
+  // over; a flow may be listed twice.
+  virtual std::vector<ActiveFlow> reported_flows(const char* plugin) const = 0;
   // The marker says it runs (probe) or stopped (nullptr: only clears `probe` if it is the one set,
   // so that a successor that started first is not cleared by its predecessor's stop).
   virtual void set_marker(std::shared_ptr<const MarkerProbe> probe) = 0;

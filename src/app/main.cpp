@@ -2,12 +2,12 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
-#include <cctype>
+#include <array>
 #include <cstdio>
 #include <iostream>
-#include <regex>
 
 #include "app/analyze_cli.hpp"
+#include "app/cli_errors.hpp"
 #include "app/components.hpp"
 #include "app/decode_cli.hpp"
 #include "app/label_cli.hpp"
@@ -15,32 +15,6 @@
 #include "core/config_check.hpp"
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
-
-namespace {
-
-// A parse error as a sentence naming the command, followed by its usage: CLI11's own text
-// ("args: At Most 3 required but received 4") names an internal option and no command (issue 15).
-std::string parse_failure(const CLI::App& app, const CLI::Error& e) {
-  const CLI::App* cmd = &app;
-  std::string name = "flowd";
-  if (auto subs = app.get_subcommands(); !subs.empty()) {
-    cmd = subs.back();
-    name += " " + cmd->get_name();
-  }
-  std::string what = e.what();
-  static const std::regex counts(R"(^\S+: At (Most|least) (\d+) required but received (\d+)$)");
-  if (std::smatch m; std::regex_match(what, m, counts)) {
-    what = std::string("takes at ") + (m[1] == "Most" ? "most " : "least ") + m[2].str() +
-           " argument(s), got " + m[3].str();
-  } else if (!what.empty()) {
-    what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
-  }
-  std::string out = name + ": " + what + "\n" + CLI::Formatter().make_usage(cmd, name);
-  if (!cmd->get_footer().empty()) out += cmd->get_footer() + "\n";
-  return out + "Run '" + name + " --help' for more information.\n";
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const flowd::ComponentTable& components = flowd::component_table();
@@ -60,17 +34,36 @@ int main(int argc, char** argv) {
   app.add_option("--convert-config", convert,
                  "print the INI equivalent of a legacy flowd.cfg and exit");
   bool reference = false;
+  // The label verbs are commands of their own, so that an error names "flowd label decode" and
+  // prints its usage; label_args is the verb and its values, as run_label_command takes them.
   std::vector<std::string> label_args;
+  std::array<std::string, 2> label_values;
   auto* label =
       app.add_subcommand("label", "encode or decode a Scitags IPv6 flow label or scitag integer")
+          ->require_subcommand(1)
           ->footer(
               "  flowd label encode EXPERIMENT ACTIVITY   (numbers or registry names)\n"
               "  flowd label decode LABEL                 (decimal or 0x hex)\n"
               "  flowd label scitag SCITAG                (experiment << 6 | activity, as FTS,\n"
               "                                            gfal and XRootD take it)");
-  label->add_option("args", label_args, "encode EXP ACT | decode LABEL | scitag SCITAG")
-      ->required()
-      ->expected(2, 3);
+  auto label_verb = [&](const char* verb, const char* help,
+                        std::vector<std::pair<const char*, const char*>> args) {
+    auto* sub = label->add_subcommand(verb, help);
+    for (std::size_t i = 0; i < args.size(); ++i)
+      sub->add_option(args[i].first, label_values[i], args[i].second)->required();
+    sub->callback([&label_args, &label_values, verb, n = args.size()] {
+      label_args.assign({std::string(verb)});
+      label_args.insert(label_args.end(), label_values.begin(),
+                        label_values.begin() + static_cast<std::ptrdiff_t>(n));
+    });
+  };
+  label_verb("encode", "print the flow label of an experiment and activity",
+             {{"EXPERIMENT", "a number or a registry name"},
+              {"ACTIVITY", "a number or the experiment's activity name"}});
+  label_verb("decode", "print the experiment and activity of a flow label",
+             {{"LABEL", "a 20-bit flow label, decimal or 0x hex"}});
+  label_verb("scitag", "print the experiment, activity and flow label of a scitag",
+             {{"SCITAG", "experiment << 6 | activity, 0..32767, decimal or 0x hex"}});
   std::vector<std::string> decode_args;
   auto* decode = app.add_subcommand(
       "decode", "decode NetFlow/IPFIX and sFlow exports offline, one JSON line per record");
@@ -81,7 +74,11 @@ int main(int argc, char** argv) {
   decode->add_flag("--apply-sampling", decode_sampling,
                    "multiply packet and octet counters by the exporter's sampling rate (as "
                    "apply_sampling = yes)");
-  decode->add_option("file", decode_args, "capture file, or - for standard input")->required();
+  decode
+      ->add_option("FILE", decode_args,
+                   "a pcap/pcapng capture, or hex lines with --hex; - for "
+                   "standard input")
+      ->required();
   flowd::AnalyzeOptions analyze_opts;
   auto* analyze =
       app.add_subcommand("analyze", "one line per connection from flow dumps and export captures")
@@ -89,7 +86,10 @@ int main(int argc, char** argv) {
               "  FILE: a JSON dump (flowd decode, netflow dump =), plain or gzip, or - for "
               "standard input;\n"
               "        or a pcap/pcapng capture of NetFlow/IPFIX exports. See the README.");
-  analyze->add_option("files", analyze_opts.files, "dump files and captures")->required();
+  analyze
+      ->add_option("FILE", analyze_opts.files,
+                   "JSON dumps (plain or gzip) and export captures; - for standard input")
+      ->required();
   analyze->add_flag("--json", analyze_opts.json,
                     "one JSON object per connection (keys in the README)");
   analyze
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << parse_failure(app, e);
+    std::cerr << flowd::parse_failure(app, e);
     return 2;
   }
 

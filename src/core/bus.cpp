@@ -5,6 +5,15 @@
 
 namespace flowd {
 
+namespace {
+
+std::string endpoint(const IpAddress& a, std::uint16_t port) {
+  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port)
+                   : fmt::format("{}:{}", a.to_string(), port);
+}
+
+}  // namespace
+
 // One per plugin, so that counting an event needs no lookup under a lock: the plugin's counters
 // are resolved once per (origin, state) on first use. A series appears only once an event has it
 // (each plugin has one origin, so the origin label adds no series, only the means to sum by it).
@@ -57,11 +66,6 @@ class Bus::PluginPublisher final : public Publisher {
     return *counters_[i].load(std::memory_order_acquire);
   }
 
-  static std::string endpoint(const IpAddress& a, std::uint16_t port) {
-    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port)
-                     : fmt::format("{}:{}", a.to_string(), port);
-  }
-
   void log_event(const FlowID& f) const {
     log_->debug("{} {} {} {} -> {} exp {} act {} ({})", plugin_, to_string(f.state),
                 to_string(f.protocol), endpoint(f.src, f.src_port), endpoint(f.dst, f.dst_port),
@@ -90,6 +94,15 @@ Bus::Bus(prometheus::Registry& metrics, StatusBoard* status)
                  .Help("Events waiting in a backend's queue")
                  .Register(metrics)),
       status_(status),
+      arbiter_events_(metrics, "flowd_local_flow_arbiter_events_total",
+                      "Local flow events by what the arbiter of explicit and inferred reports of "
+                      "one 5-tuple made of them: passed, held, dropped (of the plugins' events), "
+                      "added (made at a hand-over)",
+                      "outcome"),
+      arbiter_evictions_(metrics, "flowd_local_flow_arbiter_evictions_total",
+                         "5-tuples the local flow arbiter forgot at its capacity (65536), by the "
+                         "reports live then: inferred, explicit, both",
+                         "live"),
       subs_(std::make_shared<const std::vector<Sub>>()) {}
 
 std::unique_ptr<Publisher> Bus::publisher(const char* plugin, bool explicit_reports) {
@@ -100,9 +113,42 @@ void Bus::deliver_local(std::span<const FlowID> flows, const char* plugin,
                         LocalFlowArbiter::Rank rank) {
   std::lock_guard lock(local_mu_);
   arbitrated_.clear();
-  arbiter_.arbitrate(flows, plugin, rank, arbitrated_);
+  LocalFlowArbiter::Tally tally;
+  arbiter_.arbitrate(flows, plugin, rank, arbitrated_, &tally);
+  count_arbitrated(tally);
   // Each event carries its own plugin now (the arbiter may add another plugin's).
   if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
+}
+
+void Bus::count_arbitrated(const LocalFlowArbiter::Tally& tally) {
+  for (std::size_t i = 0; i < LocalFlowArbiter::kOutcomes; ++i)
+    if (tally.outcomes[i])
+      arbiter_events_.add(static_cast<LocalFlowArbiter::Outcome>(i),
+                          static_cast<double>(tally.outcomes[i]));
+  std::uint64_t evicted = 0;
+  for (std::size_t i = 0; i < LocalFlowArbiter::kLives; ++i) {
+    if (!tally.evicted[i]) continue;
+    arbiter_evictions_.add(static_cast<LocalFlowArbiter::Live>(i),
+                           static_cast<double>(tally.evicted[i]));
+    evicted += tally.evicted[i];
+  }
+  if (!evicted) return;
+  arbiter_evicted_ += evicted;
+  const FlowKey& k = *tally.first_evicted;
+  limited_warn(*get_logger("core"), eviction_limiter_,
+               "the local flow arbiter holds {} 5-tuples, its most: forgot the oldest ({} {} -> {}"
+               "{}); its next events reach the backends unarbitrated, and another plugin's report "
+               "of it is a second flow ({} forgotten since start; "
+               "flowd_local_flow_arbiter_evictions_total)",
+               LocalFlowArbiter::kCapacity, to_string(k.protocol), endpoint(k.src, k.src_port),
+               endpoint(k.dst, k.dst_port),
+               evicted > 1 ? fmt::format(", and {} more", evicted - 1) : std::string(),
+               arbiter_evicted_);
+}
+
+std::vector<FlowID> Bus::live_reports(std::string_view plugin) {
+  std::lock_guard lock(local_mu_);
+  return arbiter_.live_reports(plugin);
 }
 
 void Bus::plugin_removed(const char* plugin) {
@@ -116,6 +162,8 @@ void Bus::plugin_removed(const char* plugin) {
       "plugin {} removed: the {} flow{} it reported end{} with it ({} handed back to a connection "
       "plugin)",
       plugin, ended, ended == 1 ? "" : "s", ended == 1 ? "s" : "", arbitrated_.size() - ended);
+  // Every one of them made by the arbiter, nobody's published event.
+  arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(arbitrated_.size()));
   deliver(arbitrated_, nullptr);
 }
 

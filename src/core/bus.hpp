@@ -21,6 +21,7 @@
 #include "flowd/component.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reason_counters.hpp"
 
 namespace flowd {
 
@@ -50,6 +51,9 @@ class Bus {
   std::vector<std::pair<std::string, std::uint64_t>> dropped_by_backend() const;
   // Events dropped at `backend`'s full queue since start.
   std::uint64_t dropped_for(const std::string& backend) const;
+  // The start of every local report `plugin` made and has not ended, whether the backends follow
+  // it or an explicit report hides it (LocalFlowArbiter::live_reports).
+  std::vector<FlowID> live_reports(std::string_view plugin);
   // A plugin a reload removed (no successor): the connections it reported explicitly (np_api,
   // api) end now, each handed back to a live inferred report (LocalFlowArbiter::forget).
   void plugin_removed(const char* plugin);
@@ -61,6 +65,8 @@ class Bus {
     prometheus::Counter* dropped;
     std::string backend;
   };
+  // Counts one arbitrated batch (flowd_local_flow_arbiter_*) and says an eviction in the log.
+  void count_arbitrated(const LocalFlowArbiter::Tally& tally);
   // Copies `flows` into every backend queue, named after `plugin` (null: each event keeps its own
   // FlowID::plugin); counts what a full queue refused.
   void deliver(std::span<const FlowID> flows, const char* plugin);
@@ -78,6 +84,10 @@ class Bus {
   std::mutex local_mu_;
   LocalFlowArbiter arbiter_;
   std::vector<FlowID> arbitrated_;
+  ReasonCounters<LocalFlowArbiter::Outcome, LocalFlowArbiter::kOutcomes> arbiter_events_;
+  ReasonCounters<LocalFlowArbiter::Live, LocalFlowArbiter::kLives> arbiter_evictions_;
+  std::uint64_t arbiter_evicted_ = 0;  // under local_mu_
+  LogLimiter eviction_limiter_{1, std::chrono::seconds(10)};
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> dropped_total_{0};

@@ -36,43 +36,103 @@ FlowID restart_of(const FlowID& start, TimePoint when) {
 
 }  // namespace
 
+std::string_view to_string(LocalFlowArbiter::Outcome o) {
+  switch (o) {
+    case LocalFlowArbiter::Outcome::kPassed:
+      return "passed";
+    case LocalFlowArbiter::Outcome::kHeld:
+      return "held";
+    case LocalFlowArbiter::Outcome::kDropped:
+      return "dropped";
+    case LocalFlowArbiter::Outcome::kAdded:
+      return "added";
+  }
+  return "passed";
+}
+
+std::string_view to_string(LocalFlowArbiter::Live l) {
+  switch (l) {
+    case LocalFlowArbiter::Live::kInferred:
+      return "inferred";
+    case LocalFlowArbiter::Live::kExplicit:
+      return "explicit";
+    case LocalFlowArbiter::Live::kBoth:
+      return "both";
+  }
+  return "both";
+}
+
 FlowKey LocalFlowArbiter::key_of(const FlowID& f) {
   return {f.protocol, IpAddress{}, unmapped(f.dst), f.src_port, f.dst_port};
 }
 
 void LocalFlowArbiter::arbitrate(std::span<const FlowID> in, const char* plugin, Rank rank,
-                                 std::vector<FlowID>& out) {
+                                 std::vector<FlowID>& out, Tally* tally) {
+  Tally scratch;
+  Tally& t = tally ? *tally : scratch;
   for (const auto& f : in) {
     if (f.origin != FlowOrigin::kLocal) {
       out.push_back(f);
       out.back().plugin = plugin;
       continue;
     }
-    one(f, plugin, rank, out);
+    one(f, plugin, rank, out, t);
   }
 }
 
-void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank,
-                           std::vector<FlowID>& out) {
+std::vector<FlowID> LocalFlowArbiter::live_reports(std::string_view plugin) const {
+  std::vector<FlowID> starts;
+  table_.for_each([&](const FlowKey&, const Entry& e) {
+    for (const auto& report : e.by_rank)
+      if (report.live && report.start.plugin && plugin == report.start.plugin)
+        starts.push_back(report.start);
+  });
+  return starts;
+}
+
+void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out,
+                           Tally& tally) {
   const auto r = static_cast<int>(rank);
   const FlowKey key = key_of(f);
   Entry* e = table_.find(key);
+  auto count = [&](Outcome o, std::uint64_t n = 1) {
+    tally.outcomes[static_cast<std::size_t>(o)] += n;
+  };
   auto pass = [&] {
     out.push_back(f);
     out.back().plugin = plugin;
+    count(Outcome::kPassed);
+  };
+  auto add = [&](FlowID made) {
+    out.push_back(std::move(made));
+    count(Outcome::kAdded);
   };
   if (f.state == FlowState::kStart) {
-    if (!e) e = table_.emplace(key, Entry{}).first;
+    if (!e)
+      e = table_
+              .emplace(key, Entry{},
+                       [&](const FlowKey&, Entry& old) {
+                         const bool both = old.by_rank[0].live && old.by_rank[1].live;
+                         const Live live = both                  ? Live::kBoth
+                                           : old.by_rank[1].live ? Live::kExplicit
+                                                                 : Live::kInferred;
+                         ++tally.evicted[static_cast<std::size_t>(live)];
+                         // Named as the backends know it (the key has no source).
+                         if (!tally.first_evicted)
+                           tally.first_evicted =
+                               FlowKey::of(old.by_rank[std::max(old.visible(), 0)].start);
+                       })
+              .first;
     const int before = e->visible();
     Report& mine = e->by_rank[r];
     mine.start = f;
     mine.start.plugin = plugin;
     mine.live = true;
     if (before == r || before < 0) return pass();  // a first or a repeated start
-    if (r < before) return;                        // held while the explicit report is live
+    if (r < before) return count(Outcome::kHeld);  // held while the explicit report is live
     // The explicit report takes the flow over: the inferred one's flow ends where it begins.
     const TimePoint at = f.start_time.value_or(Clock::now());
-    out.push_back(end_of(e->by_rank[before].start, at));
+    add(end_of(e->by_rank[before].start, at));
     pass();
     // Its start is never stamped before the end just published either.
     if (out.back().start_time) out.back().start_time = out[out.size() - 2].end_time;
@@ -80,8 +140,8 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank,
     return;
   }
   if (f.state == FlowState::kEnd) {
-    if (!e) return pass();            // not known (evicted, or never started here)
-    if (!e->by_rank[r].live) return;  // the other report's flow: not this end's to end
+    if (!e) return pass();  // not known (evicted, or never started here)
+    if (!e->by_rank[r].live) return count(Outcome::kDropped);  // the other report's flow
     const bool visible = e->visible() == r;
     Report& mine = e->by_rank[r];
     mine.live = false;
@@ -89,13 +149,21 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank,
     if (visible) {
       pass();
       out.back().end_time = not_before(mine.start, f.end_time.value_or(Clock::now()));
-      if (next >= 0) restart(e->by_rank[next], *out.back().end_time, out);
+      if (next >= 0) {
+        restart(e->by_rank[next], *out.back().end_time, out);
+        count(Outcome::kAdded);
+      }
+    } else {
+      count(Outcome::kDropped);
     }
     if (next < 0) table_.erase(key);
     return;
   }
   // Ongoing: only the report the backends follow.
-  if (!e || e->visible() == r) pass();
+  if (!e || e->visible() == r)
+    pass();
+  else
+    count(Outcome::kDropped);
 }
 
 void LocalFlowArbiter::restart(Report& report, TimePoint at, std::vector<FlowID>& out) {

@@ -28,7 +28,11 @@
 // Not thread-safe by itself: the bus calls it under its own mutex.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "common/flow_table.hpp"
@@ -42,15 +46,42 @@ class LocalFlowArbiter {
   // At most this many 5-tuples are remembered (the oldest evicted: its next event passes as is).
   static constexpr std::size_t kCapacity = 65536;
 
+  // What became of one local event a plugin published (flowd_local_flow_arbiter_events_total),
+  // and what the arbiter made itself. Of a plugin's local events, passed + held + dropped are all
+  // it published; the backends get passed + added.
+  enum class Outcome : std::uint8_t {
+    kPassed,   // to the backends as published
+    kHeld,     // a start kept back while the other report is the one the backends follow
+    kDropped,  // an end or ongoing of a report the backends do not follow (its start was held, or
+               // its end was already made at a hand-over): nothing for the backends
+    kAdded,    // an end or a start the arbiter made at a hand-over (another plugin's report)
+  };
+  static constexpr std::size_t kOutcomes = 4;
+  // Which reports an entry evicted at kCapacity held live
+  // (flowd_local_flow_arbiter_evictions_total): `kBoth` lost a held report, whose events then reach
+  // the backends unarbitrated.
+  enum class Live : std::uint8_t { kInferred, kExplicit, kBoth };
+  static constexpr std::size_t kLives = 3;
+  // Counts of one arbitrate() call.
+  struct Tally {
+    std::array<std::uint64_t, kOutcomes> outcomes{};
+    std::array<std::uint64_t, kLives> evicted{};
+    std::optional<FlowKey> first_evicted;  // the 5-tuple of the first entry evicted, for the log
+  };
+
   // Appends to `out` what the backends get for `in`, one plugin's batch: each event with its
   // FlowID::plugin set (`plugin` for the plugin's own events, the other report's plugin for what
-  // the arbiter adds). Events of other origins than local pass unchanged.
+  // the arbiter adds). Events of other origins than local pass unchanged (not counted). `tally`,
+  // when given, receives the counts of this call added to what it holds.
   void arbitrate(std::span<const FlowID> in, const char* plugin, Rank rank,
-                 std::vector<FlowID>& out);
+                 std::vector<FlowID>& out, Tally* tally = nullptr);
   // A plugin removed by a reload (no successor): its live explicit reports end now (nobody else
   // will end them), each giving the connection back to a live inferred report. Appends to `out`.
   void forget(const char* plugin, std::vector<FlowID>& out);
   std::size_t size() const { return table_.size(); }
+  // The start of every live report of `plugin` (by name), whether the backends see it or not: a
+  // reload's successor takes them over (an explicit report may hide the inferred one).
+  std::vector<FlowID> live_reports(std::string_view plugin) const;
   // The connection's key: the peer, the ports and the protocol, IPv4-mapped addresses unmapped.
   static FlowKey key_of(const FlowID& f);
 
@@ -65,11 +96,15 @@ class LocalFlowArbiter {
       return by_rank[1].live ? 1 : by_rank[0].live ? 0 : -1;
     }
   };
-  void one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out);
+  void one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out, Tally& tally);
   // Publishes `report`'s flow again at `at`, after the explicit one ended.
   static void restart(Report& report, TimePoint at, std::vector<FlowID>& out);
 
   FlowTable<FlowKey, Entry, FlowKeyHash> table_{kCapacity};
 };
+
+// The label values: passed, held, dropped, added; inferred, explicit, both.
+std::string_view to_string(LocalFlowArbiter::Outcome o);
+std::string_view to_string(LocalFlowArbiter::Live l);
 
 }  // namespace flowd

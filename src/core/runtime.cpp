@@ -29,7 +29,8 @@ Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle&
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   status_.set_bus_counts({[this] { return bus_.published(); }, [this] { return bus_.dropped(); },
-                          [this](const std::string& b) { return bus_.dropped_for(b); }});
+                          [this](const std::string& b) { return bus_.dropped_for(b); },
+                          [this](std::string_view p) { return bus_.live_reports(p); }});
 }
 
 Runtime::~Runtime() {

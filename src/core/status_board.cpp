@@ -95,8 +95,41 @@ DaemonStatusReport StatusBoard::report() const {
 }
 
 std::size_t StatusBoard::active_flow_count() const {
+  // The marker's kept flows count as active_flows() lists them: those no plugin reported.
+  const auto probe = marker();
+  const auto kept =
+      probe && probe->kept_flow_count() ? probe->kept_flows() : std::vector<ActiveFlow>{};
   std::lock_guard lock(flows_mu_);
-  return flows_.size();
+  std::size_t n = flows_.size();
+  for (const auto& f : kept) n += flows_.find(Key{f.key, f.origin}) ? 0 : 1;
+  return n;
+}
+
+std::vector<ActiveFlow> StatusBoard::reported_flows(const char* plugin) const {
+  std::function<std::vector<FlowID>(std::string_view)> live;
+  {
+    std::lock_guard lock(mu_);
+    live = bus_.live_reports;
+  }
+  std::vector<ActiveFlow> out;
+  if (live)
+    for (const auto& f : live(plugin))
+      out.push_back(ActiveFlow{FlowKey::of(f),
+                               f.origin,
+                               f.experiment,
+                               f.activity,
+                               f.plugin,
+                               f.start_time.value_or(started_),
+                               {}});
+  // What the backends follow, too: a report the arbiter forgot at its capacity is still listed
+  // here (a flow found twice is taken once: ConnectionTracker::inherit keeps the first).
+  const std::string_view name(plugin);
+  std::lock_guard lock(flows_mu_);
+  flows_.for_each([&](const Key& k, const Entry& e) {
+    if (name == e.plugin)
+      out.push_back(ActiveFlow{k.flow, k.origin, e.experiment, e.activity, e.plugin, e.start, {}});
+  });
+  return out;
 }
 
 std::vector<ActiveFlow> StatusBoard::active_flows(std::size_t max) const {
@@ -109,9 +142,20 @@ std::vector<ActiveFlow> StatusBoard::active_flows(std::size_t max) const {
       out.push_back(ActiveFlow{k.flow, k.origin, e.experiment, e.activity, e.plugin, e.start, {}});
     });
   }
+  const auto probe = marker();
+  if (!probe) return out;
+  // What a pinned map kept from a flowd no longer running, reported by no plugin yet (a plugin's
+  // report of one is listed once, as the plugin's).
+  if (out.size() < max)
+    if (auto kept = probe->kept_flows(); !kept.empty()) {
+      std::lock_guard lock(flows_mu_);
+      for (auto& f : kept) {
+        if (out.size() >= max) break;
+        if (!flows_.find(Key{f.key, f.origin})) out.push_back(std::move(f));
+      }
+    }
   // The marker's map is read outside the table's lock: a lookup is a system call per flow.
-  if (auto probe = marker())
-    for (auto& f : out) f.marked = probe->holds(f.key);
+  for (auto& f : out) f.marked = probe->holds(f.key);
   return out;
 }
 

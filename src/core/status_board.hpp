@@ -27,11 +27,13 @@ class StatusBoard final : public DaemonStatus {
     std::string name;
     std::shared_ptr<const EventQueue> queue;  // backends
   };
-  // The bus's totals, read at report time: published, dropped, dropped for one backend.
+  // The bus's totals, read at report time: published, dropped, dropped for one backend; and the
+  // live local reports of one plugin (Bus::live_reports).
   struct BusCounts {
     std::function<std::uint64_t()> published;
     std::function<std::uint64_t()> dropped;
     std::function<std::uint64_t(const std::string&)> dropped_for;
+    std::function<std::vector<FlowID>(std::string_view)> live_reports;
   };
 
   explicit StatusBoard(RegistryHandle& registry);
@@ -47,6 +49,7 @@ class StatusBoard final : public DaemonStatus {
   DaemonStatusReport report() const override;
   std::vector<ActiveFlow> active_flows(std::size_t max) const override;
   std::size_t active_flow_count() const override;
+  std::vector<ActiveFlow> reported_flows(const char* plugin) const override;
   void set_marker(std::shared_ptr<const MarkerProbe> probe) override;
   void clear_marker(const MarkerProbe* probe) override;
   std::shared_ptr<const MarkerProbe> marker() const override;

@@ -498,23 +498,11 @@ TEST_F(KernelNetns, AMarkerAddedByAReloadSaysTheKeptPluginDoesNotMarkFromTheFirs
   const std::string kept =
       "the kernel plugin, which kept running through this reload, does not mark from the first "
       "packet";
-  auto count = [&](const std::string& text) {
-    const std::string log = proc->log();
-    int n = 0;
-    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
-    return n;
-  };
-  auto reload = [&](const std::string& cfg, int nth) {
-    dir.write("flowd.cfg", cfg);
-    proc->signal(SIGHUP);
-    for (int i = 0; i < 1000 && count("reloaded: ") < nth; ++i) usleep(10000);
-    ASSERT_EQ(count("reloaded: "), nth) << proc->log();
-  };
   EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
-  reload(config_with_marker("kernel", keys), 1);
+  reload(config_with_marker("kernel", keys));
   EXPECT_EQ(count(kept), 1) << proc->log();
   EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
-  reload(config_with_marker("kernel", keys + "interval = 3s\n"), 2);
+  reload(config_with_marker("kernel", keys + "interval = 3s\n"));
   EXPECT_EQ(count("marking from the first packet"), 1) << "restarted, the plugin takes the map\n"
                                                        << proc->log();
   EXPECT_EQ(count(kept), 1) << proc->log();
@@ -697,39 +685,7 @@ TEST_F(KernelNetns, WithoutCapabilitiesItSaysWhyAndPolls) {
 class KernelIssue15 : public KernelNetns {
  protected:
   std::string with_np_api(const std::string& kernel_keys) const {
-    std::string cfg = config_with_marker("kernel", kernel_keys);
-    cfg.replace(cfg.find("plugins = kernel"), 16, "plugins = kernel, np_api");
-    return cfg + "[plugin.np_api]\npath = " + dir.file("np") + "\n";
-  }
-  void pipe_line(const std::string& line) const {
-    int fd = ::open(dir.file("np").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << dir.file("np");
-    const std::string l = line + "\n";
-    EXPECT_EQ(::write(fd, l.data(), l.size()), static_cast<ssize_t>(l.size()));
-    ::close(fd);
-  }
-  // Waits (up to 5 s) until `series` reads `value`; returns the last value read.
-  double wait_metric(const std::string& series, double value) const {
-    double v = -1;
-    for (int i = 0; i < 100; ++i) {
-      v = counter(scrape(), series);
-      if (v == value) break;
-      usleep(50000);
-    }
-    return v;
-  }
-  int count(const std::string& text) const {
-    const std::string log = proc->log();
-    int n = 0;
-    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
-    return n;
-  }
-  void reload(const std::string& cfg) {
-    const int before = count("reloaded: ");
-    dir.write("flowd.cfg", cfg);
-    proc->signal(SIGHUP);
-    for (int i = 0; i < 1000 && count("reloaded: ") == before; ++i) usleep(10000);
-    ASSERT_EQ(count("reloaded: "), before + 1) << proc->log();
+    return beside_np_api(config_with_marker("kernel", kernel_keys), "kernel");
   }
   // A connection from namespace a to [addr_b]:port (a listener in b that never accepts); the
   // client's port.

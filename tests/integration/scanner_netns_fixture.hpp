@@ -4,10 +4,12 @@
 // addresses, flowd started inside namespace a, its events received as fireflies.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -114,6 +116,46 @@ class ScannerNetns : public ::testing::Test {
     std::vector<std::string> p{"/usr/sbin/ip", "netns", "exec", net->a};
     p.insert(p.end(), inner.begin(), inner.end());
     return p;
+  }
+
+  // `cfg` (made by config()) with np_api beside `plugin`, its pipe at dir.file("np").
+  std::string beside_np_api(std::string cfg, const std::string& plugin) const {
+    const std::string plugins = "plugins = " + plugin;
+    cfg.replace(cfg.find(plugins), plugins.size(), plugins + ", np_api");
+    return cfg + "[plugin.np_api]\npath = " + dir.file("np") + "\n";
+  }
+  // Writes one line into np_api's pipe.
+  void pipe_line(const std::string& line) const {
+    int fd = ::open(dir.file("np").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << dir.file("np");
+    const std::string l = line + "\n";
+    EXPECT_EQ(::write(fd, l.data(), l.size()), static_cast<ssize_t>(l.size()));
+    ::close(fd);
+  }
+  // Waits (up to 5 s) until `series` reads `value`; returns the last value read (-1: absent).
+  double wait_metric(const std::string& series, double value) const {
+    double v = -1;
+    for (int i = 0; i < 100; ++i) {
+      v = metric_value(scrape(), series).value_or(-1);
+      if (v == value) break;
+      usleep(50000);
+    }
+    return v;
+  }
+  // How many times `text` is in flowd's log.
+  int count(const std::string& text) const {
+    const std::string log = proc->log();
+    int n = 0;
+    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  }
+  // Writes `cfg` and reloads flowd with it (SIGHUP); returns once the reload is logged.
+  void reload(const std::string& cfg) {
+    const int before = count("reloaded: ");
+    dir.write("flowd.cfg", cfg);
+    proc->signal(SIGHUP);
+    for (int i = 0; i < 1000 && count("reloaded: ") == before; ++i) usleep(10000);
+    ASSERT_EQ(count("reloaded: "), before + 1) << proc->log();
   }
 
   std::vector<Event> events(std::size_t expected, std::chrono::milliseconds idle = 2500ms) {

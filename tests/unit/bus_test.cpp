@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <chrono>
 #include <future>
 #include <map>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -461,6 +463,94 @@ TEST(Bus, AnEmptyBatchCountsNothing) {
   EXPECT_EQ(bus.published(), 0u);
   EXPECT_EQ(bus.dropped(), 0u);
   EXPECT_EQ(q->size(), 0u);
+}
+
+// Issue 15, defect 2: flowd_flow_events_total counts what plugins published; what the arbiter made
+// of their local events is flowd_local_flow_arbiter_events_total{outcome}, so that passed + held +
+// dropped = published and passed + added = what the backends got.
+TEST(Bus, CountsWhatTheArbiterMadeOfEachLocalEvent) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  auto q = bus.make_queue("udp_firefly", 100);
+  bus.set_subscribers({{"udp_firefly", q}});
+  static const char kScanner[] = "netlink";
+  auto tool = bus.publisher("np_api", true);
+  auto scan = bus.publisher(kScanner);
+  // Port 1: the scanner's flow first, taken over and back; port 2: the tool's first, the
+  // scanner's held and then handed the flow; port 3: both held behind the tool.
+  scan->publish(make_flow(1, FlowState::kStart, kScanner));    // passed
+  tool->publish(make_flow(1, FlowState::kStart));              // added end + passed
+  scan->publish(make_flow(1, FlowState::kOngoing, kScanner));  // dropped
+  tool->publish(make_flow(1, FlowState::kEnd));                // passed + added start
+  scan->publish(make_flow(1, FlowState::kEnd, kScanner));      // passed
+  tool->publish(make_flow(2, FlowState::kStart));              // passed
+  scan->publish(make_flow(2, FlowState::kStart, kScanner));    // held
+  tool->publish(make_flow(2, FlowState::kEnd));                // passed + added start
+  scan->publish(make_flow(2, FlowState::kEnd, kScanner));      // passed
+  tool->publish(make_flow(3, FlowState::kStart));              // passed
+  scan->publish(make_flow(3, FlowState::kStart, kScanner));    // held
+  scan->publish(make_flow(3, FlowState::kEnd, kScanner));      // dropped
+  tool->publish(make_flow(3, FlowState::kEnd));                // passed
+  auto outcome = [&](const char* o) {
+    return metric_value(reg, "flowd_local_flow_arbiter_events_total", {{"outcome", o}});
+  };
+  EXPECT_EQ(outcome("passed"), 9.0);
+  EXPECT_EQ(outcome("held"), 2.0);
+  EXPECT_EQ(outcome("dropped"), 2.0);
+  EXPECT_EQ(outcome("added"), 3.0);
+  EXPECT_EQ(q->size(), 12u) << "passed + added";
+  EXPECT_EQ(bus.published(), 12u);
+  double published = 0;
+  for (const char* p : {"np_api", "netlink"})
+    for (const char* st : {"start", "end", "ongoing"})
+      published += metric_value(reg, "flowd_flow_events_total",
+                                {{"plugin", p}, {"origin", "local"}, {"state", st}})
+                       .value_or(0);
+  EXPECT_EQ(published, 13.0) << "passed + held + dropped";
+}
+
+// Issue 15, defect 1: at its capacity the arbiter forgets the oldest 5-tuple; that is counted, by
+// the reports it held live, and said in the log (rate-limited).
+TEST(Bus, TheArbiterCountsAndLogsWhatItForgetsAtItsCapacity) {
+  prometheus::Registry reg;
+  Bus bus(reg);
+  std::ostringstream log;
+  auto core = get_logger("core");
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  sink->set_pattern("%v");
+  core->sinks().push_back(sink);
+  auto tool = bus.publisher("np_api", true);
+  auto scan = bus.publisher("netlink");
+  // The oldest 5-tuple has both reports live (the scanner's held), the next only the tool's.
+  FlowID both = make_flow(1);
+  both.dst_port = 1;
+  tool->publish(both);
+  both.plugin = "netlink";
+  scan->publish(both);
+  FlowID one = make_flow(2);
+  one.dst_port = 1;
+  tool->publish(one);
+  std::vector<FlowID> batch;
+  for (std::uint32_t i = 0; i < 65536; ++i) {  // the capacity, 65,536 5-tuples, more
+    FlowID f = make_flow(static_cast<std::uint16_t>(i), FlowState::kStart, "netlink");
+    f.dst_port = 2;
+    batch.push_back(f);
+  }
+  scan->publish(batch);
+  core->sinks().pop_back();
+  auto evicted = [&](const char* live) {
+    return metric_value(reg, "flowd_local_flow_arbiter_evictions_total", {{"live", live}});
+  };
+  EXPECT_EQ(evicted("both"), 1.0);
+  EXPECT_EQ(evicted("explicit"), 1.0);
+  EXPECT_EQ(evicted("inferred"), 0.0);
+  EXPECT_NE(log.str().find("the local flow arbiter holds 65536 5-tuples, its most: forgot the "
+                           "oldest (tcp 192.0.2.1:1 -> 192.0.2.2:1, and 1 more)"),
+            std::string::npos)
+      << log.str();
+  EXPECT_NE(log.str().find("(2 forgotten since start; flowd_local_flow_arbiter_evictions_total)"),
+            std::string::npos)
+      << log.str();
 }
 
 }  // namespace

@@ -132,6 +132,41 @@ TEST(LocalFlowArbiter, OneReportAloneAndOtherOriginsPassAsTheyAre) {
   EXPECT_EQ(a.size(), 0u);
 }
 
+// Issue 15, defect 3: a reload's successor of a connection plugin takes over every live report of
+// that plugin, the one an explicit report hides from the backends included.
+TEST(LocalFlowArbiter, ThePluginsLiveReportsIncludeTheHeldOnes) {
+  LocalFlowArbiter a;
+  run({eStart, kStart}, a);
+  FlowID other = flow(FlowState::kStart, 2, 1);
+  other.src_port = 5002;
+  std::vector<FlowID> out;
+  a.arbitrate(std::span<const FlowID>(&other, 1), "kernel", Rank::kInferred, out);
+  auto live = a.live_reports("kernel");
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_STREQ(live[0].plugin, "kernel");
+  EXPECT_EQ(live[0].experiment, 2);
+  EXPECT_EQ(a.live_reports("np_api").size(), 1u);
+  run({{"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)}}, a);
+  EXPECT_EQ(a.live_reports("kernel").size(), 1u);
+}
+
+// The tally of each call: passed + held + dropped are the plugin's events, added the arbiter's.
+TEST(LocalFlowArbiter, TalliesWhatBecomesOfEachEvent) {
+  LocalFlowArbiter a;
+  LocalFlowArbiter::Tally t;
+  for (const auto& s :
+       {eStart, kStart, Step{"kernel", Rank::kInferred, flow(FlowState::kOngoing, 2, 3)},
+        Step{"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)}}) {
+    std::vector<FlowID> out;
+    a.arbitrate(std::span<const FlowID>(&s.f, 1), s.plugin, s.rank, out, &t);
+  }
+  using O = LocalFlowArbiter::Outcome;
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kPassed)], 2u);
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kHeld)], 1u);
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kDropped)], 1u);
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kAdded)], 1u);
+}
+
 TEST(LocalFlowArbiter, AnEndWithoutItsOwnLiveReportNeverEndsTheOthersFlow) {
   // A repeated end, an end without a start, a tool's end for a transfer it started before a
   // restart: each would end the kernel's live flow (found by a user's try, issue 15).

@@ -82,6 +82,42 @@ TEST(StatusBoard, TheMarkerSaysWhichFlowsItHoldsUntilItStops) {
   EXPECT_FALSE(board.report().marker_running);
 }
 
+// Issue 15: what a pinned map kept from a killed flowd, reported by no plugin, is listed after the
+// plugins' flows (once: a plugin's report of the same 5-tuple is listed as the plugin's).
+class KeepingMarker final : public MarkerProbe {
+ public:
+  std::vector<MarkerInterface> interfaces() const override { return {}; }
+  bool holds(const FlowKey&) const override { return true; }
+  std::size_t entries() const override { return 2; }
+  std::vector<ActiveFlow> kept_flows() const override {
+    std::vector<ActiveFlow> out;
+    for (std::uint16_t port : {1, 3}) {
+      const FlowID f = make_flow(FlowState::kStart, port);
+      out.push_back(ActiveFlow{FlowKey::of(f), FlowOrigin::kLocal, 3, 4, "ebpf", Clock::now(), {}});
+    }
+    return out;
+  }
+  std::size_t kept_flow_count() const override { return 2; }
+};
+
+TEST(StatusBoard, TheFlowsAPinnedMapKeptAreListedAfterThePlugins) {
+  RegistryHandle registry(snapshot());
+  StatusBoard board(registry);
+  std::vector<FlowID> batch{make_flow(FlowState::kStart, 1), make_flow(FlowState::kStart, 2)};
+  board.record(batch, "api");
+  board.set_marker(std::make_shared<KeepingMarker>());
+  auto flows = board.active_flows(10);
+  ASSERT_EQ(flows.size(), 3u);
+  EXPECT_STREQ(flows[0].plugin, "api");
+  EXPECT_STREQ(flows[1].plugin, "api");
+  EXPECT_STREQ(flows[2].plugin, "ebpf");
+  EXPECT_EQ(flows[2].key.src_port, 3);
+  EXPECT_EQ(flows[2].experiment, 3);
+  EXPECT_EQ(flows[2].marked, true);
+  EXPECT_EQ(board.active_flows(2).size(), 2u);
+  EXPECT_EQ(board.active_flow_count(), 3u) << "as listed: GET /v1/flows' total";
+}
+
 TEST(StatusBoard, RegistrySourceAndLoadTime) {
   auto reg = snapshot();
   // Fetched an hour ago, then a refresh's 304 confirms it: the age starts again from then.

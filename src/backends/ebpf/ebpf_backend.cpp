@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 
 #include "backends/ebpf/ebpf_config.hpp"
 #include "backends/ebpf/flow_map.hpp"
+#include "backends/ebpf/kept_flows.hpp"
 #include "backends/ebpf/link_watch.hpp"
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
@@ -238,10 +240,12 @@ flowd_flow_key map_key_of(const FlowKey& flow) {
 // its own, so that it stays valid whatever the backend does.
 class Probe final : public MarkerProbe {
  public:
-  Probe(int map_fd, std::vector<MarkerInterface> interfaces, bool match_all)
+  Probe(int map_fd, std::vector<MarkerInterface> interfaces, bool match_all,
+        std::shared_ptr<const KeptFlows> kept)
       : map_(::fcntl(map_fd, F_DUPFD_CLOEXEC, 0)),
         interfaces_(std::move(interfaces)),
-        match_all_(match_all) {}
+        match_all_(match_all),
+        kept_(std::move(kept)) {}
   std::vector<MarkerInterface> interfaces() const override {
     std::lock_guard lock(mu_);
     return interfaces_;
@@ -261,12 +265,15 @@ class Probe final : public MarkerProbe {
     return map_ ? static_cast<std::size_t>(count_entries(map_.get())) : 0;
   }
   int flow_map_fd() const override { return match_all_ || !map_ ? -1 : map_.get(); }
+  std::vector<ActiveFlow> kept_flows() const override { return kept_->listed(); }
+  std::size_t kept_flow_count() const override { return kept_->size(); }
 
  private:
   UniqueFd map_;
   mutable std::mutex mu_;
   std::vector<MarkerInterface> interfaces_;
   bool match_all_;
+  std::shared_ptr<const KeptFlows> kept_;
 };
 
 // flowd_marker_interface_changes_total{change}: a closed set.
@@ -285,7 +292,8 @@ std::array<prometheus::Counter*, 3> interface_change_counters(Context& ctx) {
 
 struct ShelvedMarker final : ShelfItem {
   UniqueFd map;
-  std::vector<MarkerLock> locks;  // destroyed last: the filters go before the locks do
+  std::shared_ptr<KeptFlows> kept;  // what a pinned map kept at the daemon's start, still listed
+  std::vector<MarkerLock> locks;    // destroyed last: the filters go before the locks do
   std::vector<std::unique_ptr<TcAttachment>> hooks;
   std::string record_path;
   ~ShelvedMarker() override {
@@ -398,6 +406,7 @@ class EbpfBackend final : public Backend {
       return;
     }
     flowd_flow_key key = map_key_of(FlowKey::of(flow));
+    kept_->forget(key);  // a plugin reports it: its flow now, or ended
     if (flow.state == FlowState::kStart) {
       // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them
       // would mark the flow with somebody else's experiment.
@@ -449,7 +458,16 @@ class EbpfBackend final : public Backend {
     StopFd stopfd(stop);
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    for (int fd : {stopfd.fd(), done.get(), watch_->fd()}) {
+    // Armed while flows kept from a killed flowd's pinned map are listed (check_kept_flows).
+    UniqueFd kept_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!kept_timer) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    if (!kept_->empty()) {
+      itimerspec every{};
+      every.it_interval.tv_sec = kKeptCheckInterval.count();
+      every.it_value = every.it_interval;
+      ::timerfd_settime(kept_timer.get(), 0, &every, nullptr);
+    }
+    for (int fd : {stopfd.fd(), done.get(), watch_->fd(), kept_timer.get()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -467,6 +485,16 @@ class EbpfBackend final : public Backend {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
       if (n == 0) continue;
+      if (ev.data.fd == kept_timer.get()) {
+        std::uint64_t ticks;
+        [[maybe_unused]] auto r = ::read(kept_timer.get(), &ticks, sizeof ticks);
+        check_kept_flows();
+        if (kept_->empty()) {
+          const itimerspec off{};
+          ::timerfd_settime(kept_timer.get(), 0, &off, nullptr);
+        }
+        continue;
+      }
       if (ev.data.fd != watch_->fd()) break;  // stopped, or the queue is closed and drained
       if (watch_->drain()) follow_interfaces();
     }
@@ -482,6 +510,7 @@ class EbpfBackend final : public Backend {
     if (ctx_.shelf && !ctx_.stopping.stop_requested() && map_fd_ >= 0) {
       auto item = std::make_unique<ShelvedMarker>();
       item->map = UniqueFd(::fcntl(map_fd_, F_DUPFD_CLOEXEC, 0));
+      item->kept = kept_;
       item->locks = std::move(locks_);
       item->hooks = std::move(attachments_);
       item->record_path = std::exchange(record_path_, std::string());
@@ -494,6 +523,8 @@ class EbpfBackend final : public Backend {
 
  private:
   static constexpr const char* kShelfKey = "ebpf:marker";
+  // How often the flows kept from a killed flowd's pinned map are checked for a closed connection.
+  static constexpr std::chrono::seconds kKeptCheckInterval{5};
 
   // The lock for `what` ("if:NAME", "pin:PATH"): reused from the predecessor, or taken; a live
   // flowd holding it is a start failure naming it.
@@ -603,10 +634,11 @@ class EbpfBackend final : public Backend {
             std::to_string(want.key_size) + " bytes, value " + std::to_string(want.value_size) +
             " bytes); flowd would replace it: remove it (rm " + pin_path_ +
             ") if nothing uses it, or set [backend.ebpf] pin_path to another path");
+    // libbpf's messages go to flowd's log from the first call on (the clean-up below asks the
+    // kernel about hooks): its own printer would write raw "libbpf: ..." lines to stderr.
+    libbpf_set_print(on_libbpf_print);
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
     auto recorded_created = clean_up_after_killed(names, shelved.get());
-
-    libbpf_set_print(on_libbpf_print);
     {
       std::lock_guard lock(libbpf_mu);
       libbpf_tail.clear();
@@ -647,6 +679,7 @@ class EbpfBackend final : public Backend {
     // A pinned map comes from a flowd that is no longer running (a live one holds the pin's lock):
     // killed, its connections may have ended unseen. A reload's map is this process's, and current.
     if (previous && !(shelved && shelved->map) && !match_all_) drop_stale_flows();
+    if (shelved && shelved->kept) kept_ = shelved->kept;  // a reload: still listed
     previous.reset();
     if (!pin_path_.empty()) {
       if (auto err = pin_map(map_fd_, pin_path_); !err.empty())
@@ -684,7 +717,7 @@ class EbpfBackend final : public Backend {
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
     if (ctx_.status) {
-      probe_ = std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_);
+      probe_ = std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_, kept_);
       ctx_.status->set_marker(probe_);
     }
     log_->info("marking {} on {} (map of {} flows)",
@@ -793,7 +826,7 @@ class EbpfBackend final : public Backend {
   // The pinned map's TCP entries without a connection in this network namespace go (see
   // stale_flows.hpp); the log says how many were kept and dropped.
   void drop_stale_flows() {
-    const StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
+    StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
     if (!r.error.empty()) {
       log_->warn(
           "cannot list this network namespace's TCP sockets ({}): the flows kept from the previous "
@@ -806,6 +839,28 @@ class EbpfBackend final : public Backend {
         "sockets: kept {} TCP flow(s) with a live connection, dropped {} without one; kept {} UDP "
         "flow(s) (no connection state to check: they go with their end or the map's LRU)",
         r.tcp_kept, r.tcp_dropped, r.udp_kept);
+    if (r.kept.empty()) return;
+    kept_->set(std::move(r.kept), Clock::now());
+    log_->info(
+        "flowd flows lists the {} kept flow(s) as the plugin ebpf until a plugin reports them, "
+        "their end comes or (TCP) their connection closes (checked every {} s: the entry goes)",
+        kept_->size(), kKeptCheckInterval.count());
+  }
+
+  // The kept flows (kept_flows.hpp) whose connection closed, or that the map no longer holds.
+  void check_kept_flows() {
+    if (map_fd_ < 0) return;
+    const auto r = kept_->check(map_fd_);
+    if (!r.error.empty())
+      limited_warn(*log_, interface_limiter_,
+                   "cannot list this network namespace's TCP sockets ({}): the flows kept from the "
+                   "previous marker are checked again in {} s",
+                   r.error, kKeptCheckInterval.count());
+    if (r.ended || r.evicted)
+      log_->info(
+          "of the flows kept from the previous marker, {} ended (their connection closed: "
+          "unmarked) and {} left the map otherwise (an end, the map's LRU); {} still listed",
+          r.ended, r.evicted, kept_->size());
   }
 
   // Copies the previous map's flows into the new one of another size: at most its capacity;
@@ -893,7 +948,8 @@ class EbpfBackend final : public Backend {
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
   std::vector<RecordedHook> leftovers_;  // a killed flowd's filters that could not be removed
   std::unique_ptr<MarkerStats> stats_;
-  std::shared_ptr<Probe> probe_;      // lent to the daemon's status while marking
+  std::shared_ptr<Probe> probe_;  // lent to the daemon's status while marking
+  std::shared_ptr<KeptFlows> kept_ = std::make_shared<KeptFlows>();
   std::unique_ptr<LinkWatch> watch_;  // read by run()'s thread only
   LogLimiter interface_limiter_;      // run()'s thread; limiter_ is handle()'s
   LogLimiter limiter_;

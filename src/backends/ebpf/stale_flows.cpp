@@ -5,34 +5,26 @@
 #include <netinet/in.h>
 
 #include <cstring>
-#include <set>
 #include <string_view>
 #include <vector>
 
-#include "flowd_marker.h"
 #include "netlink/sock_diag.hpp"
 
 namespace flowd::ebpf {
-namespace {
 
 std::string key_bytes(const flowd_flow_key& k) {
   return std::string(reinterpret_cast<const char*>(&k), sizeof k);
 }
 
-}  // namespace
-
-StaleFlows drop_tcp_flows_without_socket(int map_fd) {
-  StaleFlows out;
+bool live_tcp_keys(std::map<std::string, IpAddress>& keys, std::string& error) {
   // The keys the live connections' egress packets have (flowd_marker.bpf.c builds the same).
-  std::set<std::string> live;
   try {
     netlink::SockDiag diag;
     netlink::DumpRequest req;
     req.states =
         ~((1u << netlink::kTcpListen) | (1u << netlink::kTcpTimeWait) | (1u << netlink::kTcpClose));
     req.ipv4 = false;
-    std::string error;
-    const bool ok = diag.dump(
+    return diag.dump(
         req,
         [&](const netlink::SockEntry& e, const netlink::TcpDetails*) {
           if (!e.remote.is_v6()) return;  // IPv4-mapped: reported as IPv4, never labelled
@@ -42,15 +34,20 @@ StaleFlows drop_tcp_flows_without_socket(int map_fd) {
           k.sport = htons(e.local_port);
           k.dport = htons(e.remote_port);
           k.proto = IPPROTO_TCP;
-          live.insert(key_bytes(k));
+          keys.emplace(key_bytes(k), e.local);
         },
         error);
-    if (!ok) {
-      out.error = error;
-      return out;
-    }
   } catch (const std::exception& e) {
-    out.error = e.what();
+    error = e.what();
+    return false;
+  }
+}
+
+StaleFlows drop_tcp_flows_without_socket(int map_fd) {
+  StaleFlows out;
+  std::map<std::string, IpAddress> live;
+  if (!live_tcp_keys(live, out.error)) {
+    if (out.error.empty()) out.error = "the dump failed";
     return out;
   }
   // The map walked first, deleted after: deleting while walking restarts the walk.
@@ -61,13 +58,24 @@ StaleFlows drop_tcp_flows_without_socket(int map_fd) {
        ++seen) {
     key = next;
     prev = &key;
+    KeptEntry kept{key, 0, {}};
+    kept.flow.dst.family = AF_INET6;
+    std::memcpy(kept.flow.dst.bytes.data(), key.daddr, 16);
+    kept.flow.src_port = ntohs(key.sport);
+    kept.flow.dst_port = ntohs(key.dport);
     if (key.proto != IPPROTO_TCP) {
       ++out.udp_kept;
-    } else if (live.count(key_bytes(key))) {
+      kept.flow.protocol = Protocol::kUdp;
+      kept.flow.src = IpAddress{AF_INET6, {}};  // the key has no source address
+    } else if (auto it = live.find(key_bytes(key)); it != live.end()) {
       ++out.tcp_kept;
+      kept.flow.protocol = Protocol::kTcp;
+      kept.flow.src = it->second;
     } else {
       stale.push_back(key);
+      continue;
     }
+    if (bpf_map_lookup_elem(map_fd, &key, &kept.label) == 0) out.kept.push_back(kept);
   }
   for (const auto& k : stale)
     if (bpf_map_delete_elem(map_fd, &k) == 0) ++out.tcp_dropped;

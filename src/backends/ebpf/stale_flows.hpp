@@ -7,14 +7,28 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
+
+#include "flowd/flow_id.hpp"
+#include "flowd_marker.h"
 
 namespace flowd::ebpf {
+
+// One entry kept: its map key and label, and the flow it marks as `flowd flows` lists it (the
+// source address from the TCP socket found for it; unspecified (::) for UDP, which the key lacks).
+struct KeptEntry {
+  flowd_flow_key key;
+  std::uint32_t label = 0;
+  FlowKey flow;
+};
 
 struct StaleFlows {
   std::uint64_t tcp_kept = 0;     // TCP entries with a live connection (any state but TIME_WAIT)
   std::uint64_t tcp_dropped = 0;  // TCP entries without one: deleted from the map
   std::uint64_t udp_kept = 0;     // UDP entries: no connection state to check, kept
+  std::vector<KeptEntry> kept;    // every entry kept, TCP and UDP
   std::string error;              // the sockets could not be listed: nothing was deleted
 };
 
@@ -24,5 +38,12 @@ struct StaleFlows {
 // UDP entries are kept: an unconnected UDP socket has no peer, so whether a UDP flow still runs
 // cannot be told; they go with their `end` or the map's LRU eviction.
 StaleFlows drop_tcp_flows_without_socket(int map_fd);
+
+// The map keys (as bytes) of this namespace's live TCP connections (as above), each with its local
+// address; false and `error` when the sockets could not be listed.
+bool live_tcp_keys(std::map<std::string, IpAddress>& keys, std::string& error);
+
+// The bytes of a key, for live_tcp_keys' map.
+std::string key_bytes(const flowd_flow_key& k);
 
 }  // namespace flowd::ebpf

@@ -188,6 +188,10 @@ TcAttachment::~TcAttachment() {
 int has_marker_filter(int ifindex) {
   char name[IF_NAMESIZE];
   if (ifindex <= 0 || !if_indextoname(static_cast<unsigned>(ifindex), name)) return 0;
+  // No filter on the egress side (no clsact at all, after kill -9 and its removal, or somebody's
+  // `tc qdisc del`): answered without bpf_tc_query, whose question to a missing clsact makes the
+  // kernel answer "Parent Qdisc doesn't exists", which libbpf prints as a raw line of its own.
+  if (filters_on(ifindex, TC_H_MIN_EGRESS) == 0) return 0;
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
   LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
   const int rc = bpf_tc_query(&hook, &query);

@@ -50,9 +50,9 @@ class ConnectionTracker {
   void observe(const Connection& c, TimePoint now, std::vector<FlowID>& out);
   void finish(TimePoint now, std::vector<FlowID>& out);
   // Before the first scan: the flows this plugin's predecessor started and did not end (a reload
-  // restarted the plugin; the daemon's status still lists them, `plugin` names them). They count as
-  // started, not adopted: the first scan ends those that closed meanwhile, and a later close ends
-  // the others, so no start is left without its end. Returns how many were taken over.
+  // restarted the plugin; DaemonStatus::reported_flows lists them, `plugin` names them). They count
+  // as started, not adopted: the first scan ends those that closed meanwhile, and a later close
+  // ends the others, so no start is left without its end. Returns how many were taken over.
   std::size_t inherit(std::span<const ActiveFlow> flows, std::string_view plugin);
 
   // Event-driven use (the kernel plugin), between scans: the kernel says `c` reached ESTABLISHED

@@ -121,8 +121,7 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
 
 std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin) {
   if (!status) return 0;
-  const auto flows = status->active_flows(std::numeric_limits<std::size_t>::max());
-  return tracker.inherit(flows, plugin);
+  return tracker.inherit(status->reported_flows(plugin), plugin);
 }
 
 ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,

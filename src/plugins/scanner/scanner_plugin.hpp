@@ -54,8 +54,9 @@ scanner::Tagger port_rule_tagger(const Section& cfg, const ScitagsRegistry& reg,
 // Lists the non-listening TCP sockets of the namespace with one sock_diag dump.
 bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std::string& error);
 
-// Gives `tracker`, before its first scan, the flows `plugin`'s predecessor started (the daemon's
-// status lists them until their end): see ConnectionTracker::inherit. Returns how many.
+// Gives `tracker`, before its first scan, the flows `plugin`'s predecessor started and did not end
+// (the daemon's status lists them, those an explicit report hides from the backends too): see
+// ConnectionTracker::inherit. Returns how many.
 std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin);
 
 // At a plugin's stop: unless a successor takes them over (Plugin::before_stop), every flow
