@@ -305,7 +305,10 @@ TEST_F(ScannerNetns, ARestartedScannerEndsTheFlowAnExplicitReportHid) {
   auto more = events(2);  // netlink's end, np_api's start
   all.insert(all.end(), more.begin(), more.end());
   reload(beside_np_api(config("netlink", keys + "interval = 300ms\n"), "netlink"));
-  EXPECT_EQ(count("1 started before the reload followed on"), 1) << proc->log();
+  // Said by the new plugin's thread once it runs, which may be after the reload's own line.
+  const std::string followed = "1 started before the reload followed on";
+  for (int i = 0; i < 300 && count(followed) == 0; ++i) usleep(10000);
+  EXPECT_EQ(count(followed), 1) << proc->log();
   EXPECT_TRUE(events(1, 1000ms).empty()) << "a restart ends nothing\n" << proc->log();
   pipe_line("end" + tuple);
   more = events(2);  // np_api's end, netlink's start again
