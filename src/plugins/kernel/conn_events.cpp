@@ -117,7 +117,9 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
 
 ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
                        const std::optional<FirstPacketMarks>& marks, bool owners)
-    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+    : handler_(std::move(handler)),
+      ncpu_(std::max(libbpf_num_possible_cpus(), 1)),
+      marking_(marks.has_value()) {
   QuietLibbpf quiet;
   // With the socket cookie first; a kernel that refuses it to tracing programs (before 5.12) gets
   // the program without it.

@@ -84,6 +84,8 @@ class ConnEvents {
 
   // The entries the program wrote into the marker's map, key -> value written (flowd_own_marks).
   int own_marks_fd() const;
+  // Whether it was loaded with `marks` (it writes the marker's map).
+  bool marking() const { return marking_; }
 
  private:
   static int on_record(void* self, void* data, std::size_t size);
@@ -95,6 +97,7 @@ class ConnEvents {
   ring_buffer* ring_ = nullptr;
   Handler handler_;
   int ncpu_ = 1;
+  bool marking_ = false;
 };
 
 // The inode number of the calling thread's network namespace (/proc/thread-self/ns/net); 0 when
