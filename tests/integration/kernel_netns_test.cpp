@@ -177,11 +177,17 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
   EXPECT_EQ(exactly_once, kConnections) << proc->log();
   EXPECT_EQ(kernel.starts.size(), static_cast<std::size_t>(kConnections)) << "no other starts";
   EXPECT_EQ(kernel.wrong_tag, 0);
-  EXPECT_EQ(timed_right, kConnections) << "start and end are the kernel's, to the millisecond";
   std::string m = scrape();
+  // A state change that comes (in a softirq) while the program runs on the same CPU is skipped by
+  // BPF's recursion guard: a handful in 1,000 connections' ends (at CLOSE, mostly in softirq). Each
+  // is counted and repaired by a resync, whose start or end has the dump's time instead.
+  const double missed = counter(m, "flowd_kernel_events_missed_total");
+  std::cout << "state changes the kernel skipped the program for: " << missed << "\n";
+  EXPECT_GE(timed_right, kConnections - static_cast<int>(missed))
+      << "start and end are the kernel's, to the millisecond";
   EXPECT_EQ(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
-  EXPECT_EQ(counter(m, "flowd_kernel_resyncs_total"), 0);
-  EXPECT_GE(counter(m, "flowd_kernel_events_total"), 2 * kConnections);
+  EXPECT_EQ(counter(m, "flowd_kernel_resyncs_total") > 0, missed > 0) << m;
+  EXPECT_GE(counter(m, "flowd_kernel_events_total") + missed, 2 * kConnections);
 
   // The same load against the netlink scanner at its default interval (2 s).
   fds.fds.clear();  // closing the listener resets what its queue holds
@@ -376,7 +382,10 @@ TEST_F(KernelNetns, RingBufferOverflowIsCountedAndRepairedByAResync) {
   EXPECT_EQ(ended_once, kHeld) << proc->log();
   EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
   m = scrape();
-  EXPECT_GE(counter(m, "flowd_kernel_events_lost_total"), lost + kHeld - 46) << m;
+  EXPECT_GE(
+      counter(m, "flowd_kernel_events_lost_total") + counter(m, "flowd_kernel_events_missed_total"),
+      lost + kHeld - 46)
+      << m;
   EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), resyncs + 1) << m;
   // The resync found them in FIN-WAIT-2 (the peer never closes): no further event comes for such a
   // socket, so the resync forgets it (before, each stayed tracked until a later resync).
@@ -565,15 +574,19 @@ TEST_F(KernelNetns, AHalfClosedConnectionIsMarkedUntilItCloses) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
-// The kernel plugin takes the marker's map at its own start: a marker added by a reload that keeps
-// the plugin running does not give it first-packet marks. The reload's log says so, and a reload
-// that restarts the plugin (its section changed) turns them on (issue 15).
-TEST_F(KernelNetns, AMarkerAddedByAReloadSaysTheKeptPluginDoesNotMarkFromTheFirstPacket) {
+// A marker added by a reload that keeps the kernel plugin running (its section unchanged): the
+// plugin follows the marker's map at its next connection event and marks from the first packet
+// from then on; the log says so. Before, it did not until it restarted (the marker's reload said
+// so), and a marker's map that came back after match_all was never followed (report try15c item
+// 6). A reload that restarts the plugin takes the map at its start.
+TEST_F(KernelNetns, AMarkerAddedByAReloadIsFollowedByTheKeptPlugin) {
   const std::string keys = kTagKeys;
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5000), 0);
   start_flowd(config("kernel", keys), "following TCP state changes");
-  const std::string kept =
-      "the kernel plugin, which kept running through this reload, does not mark from the first "
-      "packet";
+  const std::string back =
+      "the marker's flow map is back after a reload (match_all off, or a marker added): the kernel "
+      "plugin's program marks it from the first packet again (the fixed tag)";
   auto count = [&](const std::string& text) {
     const std::string log = proc->log();
     int n = 0;
@@ -588,19 +601,23 @@ TEST_F(KernelNetns, AMarkerAddedByAReloadSaysTheKeptPluginDoesNotMarkFromTheFirs
   };
   EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
   reload(config_with_marker("kernel", keys), 1);
-  EXPECT_EQ(count(kept), 1) << proc->log();
-  EXPECT_EQ(count("marking from the first packet"), 0) << proc->log();
+  {
+    NetnsScope in_a(net->a);
+    ASSERT_GE(fds.add(tcp_connect("198.18.0.2", 5000)), 0);  // the event that shows it the map
+  }
+  for (int i = 0; i < 300 && count(back) == 0; ++i) usleep(10000);
+  EXPECT_EQ(count(back), 1) << proc->log();
+  EXPECT_EQ(count("does not mark from the first packet"), 0) << proc->log();
   reload(config_with_marker("kernel", keys + "interval = 3s\n"), 2);
   EXPECT_EQ(count("marking from the first packet"), 1) << "restarted, the plugin takes the map\n"
                                                        << proc->log();
-  EXPECT_EQ(count(kept), 1) << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 
-  // Both in the configuration from the start: marked from the first packet, nothing to say.
+  // Both in the configuration from the start: marked from the first packet, nothing to follow.
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   EXPECT_EQ(count("marking from the first packet"), 1) << proc->log();
-  EXPECT_EQ(count(kept), 0) << proc->log();
+  EXPECT_EQ(count(back), 0) << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

@@ -186,6 +186,14 @@ std::uint64_t ConnEvents::lost() const {
   return stat(FLOWD_CONN_STAT_LOST);
 }
 
+std::uint64_t ConnEvents::missed() const {
+  bpf_prog_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(skel_->progs.flowd_conn_state), &info, &len) != 0)
+    return 0;
+  return info.recursion_misses;
+}
+
 std::uint64_t ConnEvents::marked() const {
   return stat(FLOWD_CONN_STAT_MARKED);
 }

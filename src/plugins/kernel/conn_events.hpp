@@ -67,6 +67,10 @@ class ConnEvents {
   int consume();
   // Records the full ring buffer refused since load (summed over CPUs).
   std::uint64_t lost() const;
+  // State changes the kernel did not run the program for since load: one that happened while the
+  // program ran on the same CPU (a softirq's, interrupting it), which BPF's recursion guard skips
+  // (bpf_prog_info::recursion_misses, Linux 5.12; 0 before).
+  std::uint64_t missed() const;
   // Flows the program wrote into the marker's map since load (summed over CPUs).
   std::uint64_t marked() const;
   // Starts (with `owners`) whose opening the program did not see: no owner in the record.

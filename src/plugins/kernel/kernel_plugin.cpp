@@ -12,6 +12,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -149,6 +150,13 @@ class KernelPlugin final : public Plugin {
                        .Help("TCP state changes the full ring buffer could not take")
                        .Register(m)
                        .Add({});
+    missed_total_ = &prometheus::BuildCounter()
+                         .Name("flowd_kernel_events_missed_total")
+                         .Help(
+                             "TCP state changes the kernel did not run the plugin's program for "
+                             "(one on a CPU where it was running already: BPF does not nest it)")
+                         .Register(m)
+                         .Add({});
     resyncs_total_ = &prometheus::BuildCounter()
                           .Name("flowd_kernel_resyncs_total")
                           .Help("sock_diag dumps the kernel plugin made to repair lost events")
@@ -236,7 +244,16 @@ class KernelPlugin final : public Plugin {
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     epoll_fd_ = ep.get();
-    for (int fd : {stopfd.fd(), bpf_->fd()}) {
+    // A state change the kernel skipped (ConnEvents::missed) puts nothing in the ring to wake this
+    // thread: the count is looked at every second too, so that its repair does not wait for the
+    // next connection event.
+    UniqueFd misses_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!misses_timer) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    itimerspec every{};
+    every.it_interval.tv_sec = 1;
+    every.it_value = every.it_interval;
+    ::timerfd_settime(misses_timer.get(), 0, &every, nullptr);
+    for (int fd : {stopfd.fd(), bpf_->fd(), misses_timer.get()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -315,7 +332,14 @@ class KernelPlugin final : public Plugin {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
-      if (n == 1 && ev.data.fd == bpf_->fd()) drain(out);
+      if (n != 1) continue;
+      if (ev.data.fd == misses_timer.get()) {
+        std::uint64_t ticks;
+        [[maybe_unused]] auto r = ::read(misses_timer.get(), &ticks, sizeof ticks);
+        if (bpf_->missed() != missed_) drain(out);
+      } else if (ev.data.fd == bpf_->fd()) {
+        drain(out);
+      }
     }
     // No successor (the plugin left the configuration, or flowd stops): the flows it started end
     // now, as the netflow plugin's do; a successor follows them on instead.
@@ -390,14 +414,24 @@ class KernelPlugin final : public Plugin {
         owner_unknown_ = unknown;
       }
     out.publish(events_);
-    std::uint64_t lost = bpf_->lost();
+    std::uint64_t lost = bpf_->lost(), missed = bpf_->missed();
     if (lost != lost_) {
       lost_total_->Increment(static_cast<double>(lost - lost_));
       limited_warn(*log_, lost_limiter_,
                    "the ring buffer was full: {} lost; resyncing with a sock_diag dump (a larger "
                    "ring_buffer_size avoids it)",
                    counted(lost - lost_, "TCP state change", "TCP state changes"));
+    }
+    if (missed != missed_) {
+      missed_total_->Increment(static_cast<double>(missed - missed_));
+      limited_warn(*log_, missed_limiter_,
+                   "the kernel skipped the program for {} (each happened on a CPU where the "
+                   "program ran already, which BPF does not nest); resyncing with a sock_diag dump",
+                   counted(missed - missed_, "TCP state change", "TCP state changes"));
+    }
+    if (lost != lost_ || missed != missed_) {
       lost_ = lost;
+      missed_ = missed;
       resync(out, true);
     }
     tracked_->Set(static_cast<double>(tracker_.tracked()));
@@ -460,7 +494,7 @@ class KernelPlugin final : public Plugin {
       lost_total_->Increment(static_cast<double>(lost - lost_));
     out.publish(events_);
     bpf_ = std::move(next);
-    lost_ = marked_ = 0;
+    lost_ = marked_ = missed_ = 0;
     if (!marks)
       log_->info(
           "the marker has no flow map to mark after a reload ({}): the kernel plugin's program "
@@ -480,8 +514,11 @@ class KernelPlugin final : public Plugin {
 
   // "2 port rules and the fixed tag": what the program marks from the first packet.
   static std::string rules_text(const FirstPacketMarks& marks) {
-    return counted(marks.port_labels.size(), "port rule", "port rules") +
-           (marks.default_label ? " and the fixed tag" : "");
+    std::string text;
+    if (!marks.port_labels.empty())
+      text = counted(marks.port_labels.size(), "port rule", "port rules");
+    if (marks.default_label) text += text.empty() ? "the fixed tag" : " and the fixed tag";
+    return text;
   }
 
   // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
@@ -647,6 +684,7 @@ class KernelPlugin final : public Plugin {
   BootClock clock_;
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
+  std::uint64_t missed_ = 0;  // the program's recursion misses, as lost_
   std::uint64_t marked_ = 0;
   std::uint32_t marker_map_id_ = 0;  // the kernel's id of the marker's map looked at last; 0: none
   std::shared_ptr<const MarkerProbe> probe_seen_;  // the marker's probe looked at last
@@ -654,9 +692,9 @@ class KernelPlugin final : public Plugin {
   std::atomic<bool> successor_{false};  // before_stop: a reload's successor follows the flows on
   bool restarted_ = false;              // started by a reload, in its predecessor's place
   std::uint64_t owner_unknown_ = 0;
-  LogLimiter lost_limiter_, owner_limiter_;
-  prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,
-      *unmarked_total_, *owner_unknown_total_;
+  LogLimiter lost_limiter_, missed_limiter_, owner_limiter_;
+  prometheus::Counter *events_total_, *lost_total_, *missed_total_, *resyncs_total_,
+      *premarked_total_, *unmarked_total_, *owner_unknown_total_;
   prometheus::Gauge* tracked_;
 };
 
