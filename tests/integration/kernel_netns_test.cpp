@@ -38,6 +38,12 @@ class KernelNetns : public ScannerNetns {
     return fds.add(fd);
   }
 
+  // A listener in namespace a (flowd's) on [::]:port, for connections from namespace b.
+  int listen_in_a(Fds& fds, int port) {
+    NetnsScope in_a(net->a);
+    return fds.add(tcp_listen("::", port));
+  }
+
   // `count` connections from namespace a to 198.18.0.2:port over `threads` threads, each held
   // `hold` after connect() and then closed; the clients' local ports.
   std::vector<int> short_connections(int port, int count, int threads,
@@ -510,11 +516,7 @@ TEST_F(KernelNetns, AHalfClosedConnectionIsMarkedUntilItCloses) {
       "rules = 5301 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
   const std::uint32_t tag = make_label(2, 9, 0);
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5301));
-  }
+  const int listener = listen_in_a(fds, 5301);
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   const std::string pcap = dir.file("halfclose.pcap");
@@ -1046,11 +1048,7 @@ TEST_F(KernelIssue15, MatchAllOnThenOffMarksExactlyTheLiveFlowsAndResumesTheFirs
   const std::string match_all = "match_all = yes\nexperiment = 3\nactivity = 3\n";
   const std::uint32_t tag = make_label(2, 9, 0);
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5201));
-  }
+  const int listener = listen_in_a(fds, 5201);
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   auto open_one = [&](int& client, int& conn) {
