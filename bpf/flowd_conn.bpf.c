@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* flowd's TCP connection events: on the kernel's sock:inet_sock_set_state tracepoint (BTF-typed,
- * tp_btf), a TCP socket of flowd's network namespace reaching ESTABLISHED or leaving it is written
- * to a ring buffer for the kernel plugin. A record the full ring cannot take is counted, so that
- * user space repairs the loss with a sock_diag dump instead of losing it silently. CO-RE: the
- * kernel structures below are the few fields read, relocated by libbpf against the running
- * kernel's BTF, so one object runs on every kernel with BTF (5.8 or later for
+ * tp_btf), a TCP socket of flowd's network namespace reaching ESTABLISHED, or reaching CLOSE after
+ * it, is written to a ring buffer for the kernel plugin. A record the full ring cannot take is
+ * counted, so that user space repairs the loss with a sock_diag dump instead of losing it silently.
+ * CO-RE: the kernel structures below are the few fields read, relocated by libbpf against the
+ * running kernel's BTF, so one object runs on every kernel with BTF (5.8 or later for
  * bpf_ktime_get_boot_ns and the ring buffer). */
 // The kernel's types (linux/bpf.h) must come before libbpf's helpers: not sorted.
 // clang-format off
@@ -24,8 +24,13 @@
 #define FLOWD_TCP_ESTABLISHED 1
 #define FLOWD_TCP_SYN_SENT 2
 #define FLOWD_TCP_SYN_RECV 3
+#define FLOWD_TCP_FIN_WAIT1 4
+#define FLOWD_TCP_FIN_WAIT2 5
 #define FLOWD_TCP_CLOSE 7
+#define FLOWD_TCP_CLOSE_WAIT 8
+#define FLOWD_TCP_LAST_ACK 9
 #define FLOWD_TCP_LISTEN 10
+#define FLOWD_TCP_CLOSING 11
 
 /* The fields read, as the kernel names them (include/net/sock.h, include/net/net_namespace.h). */
 struct ns_common {
@@ -51,16 +56,33 @@ struct sock_common {
   } skc_net;
   struct in6_addr skc_v6_daddr;
   struct in6_addr skc_v6_rcv_saddr;
+  unsigned long
+      skc_flags; /* where newer kernels keep sk_flags (#define sk_flags __sk_common.skc_flags) */
 } __attribute__((preserve_access_index));
 
 struct sock {
   struct sock_common __sk_common;
   __u16 sk_protocol; /* a bit field before Linux 5.6: read with BPF_CORE_READ_BITFIELD_PROBED */
+  unsigned long sk_flags; /* before it moved into sock_common (skc_flags) */
 } __attribute__((preserve_access_index));
 
+#define FLOWD_SOCK_DEAD 0 /* enum sock_flags: the first, since Linux 2.6 */
+
+/* Whether the socket's process closed it (sock_orphan() set SOCK_DEAD), wherever the running
+ * kernel keeps sk_flags (CO-RE: the branch the kernel lacks is never run). */
+static __always_inline int sock_dead(struct sock* sk) {
+  unsigned long flags;
+
+  if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+    flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+  else
+    flags = BPF_CORE_READ(sk, sk_flags);
+  return (flags >> FLOWD_SOCK_DEAD) & 1;
+}
+
 /* The local port as the socket's own field (network order): unlike skc_num, which inet_put_port()
- * clears when the socket leaves ESTABLISHED straight for CLOSE (a RST, SO_LINGER 0) before the
- * tracepoint fires, it stays set until after the state change. */
+ * clears when the socket moves to CLOSE (tcp_set_state() unhashes it before the tracepoint fires),
+ * it stays set until after the state change. */
 struct inet_sock {
   struct sock sk;
   __be16 inet_sport;
@@ -83,7 +105,8 @@ struct {
  * (cfg_default_label) is written into the marker's flow map here, before user space reads the
  * event, so its next packet (the handshake's last ACK, the server's first data) carries the label.
  * User space then confirms it (the marker's start keeps the entropy bits) or removes it (a
- * connection it does not report). Its end removes it here too, so that a lost record leaves
+ * connection it does not report). Its end (CLOSE: every byte of a half-closed connection is
+ * marked) removes it here too, so that a lost record leaves
  * nothing in the map; both only what this program wrote (flowd_own_marks). */
 const volatile __u32 cfg_mark = 0;
 const volatile __u32 cfg_has_default = 0;
@@ -156,6 +179,16 @@ struct {
   __type(key, struct flowd_conn_listener_key);
   __type(value, struct flowd_conn_listener);
 } flowd_conn_listeners SEC(".maps");
+
+/* Sockets whose end was sent when, closed by their process, they reached FIN-WAIT-2 (see
+ * connection_end()), so that their CLOSE is not a second end. LRU: an entry evicted first gives a
+ * second end record, which user space ignores (the connection is forgotten at the first). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, __u8);
+} flowd_conn_ended SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -297,6 +330,40 @@ static __always_inline void owner_of(struct sock* sk, int oldstate, struct flowd
   count(FLOWD_CONN_STAT_OWNER_UNKNOWN);
 }
 
+/* The states a connection passes through from ESTABLISHED to CLOSE, in all of which it can still
+ * carry data: FIN-WAIT-1 sends what is queued and, like FIN-WAIT-2, receives; CLOSE-WAIT sends
+ * (the server's answer after the client's shutdown(SHUT_WR)); CLOSING and LAST-ACK retransmit.
+ * Every way out of them goes through CLOSE on the full socket (tcp_done(): a RST, the last ACK
+ * of LAST-ACK, and TIME-WAIT, which tcp_time_wait() reaches by handing the connection to a
+ * timewait socket and closing the full one), so a connection's end is its one state change to
+ * CLOSE from one of these. */
+static __always_inline int connected_state(int state) {
+  return state == FLOWD_TCP_ESTABLISHED || state == FLOWD_TCP_FIN_WAIT1 ||
+         state == FLOWD_TCP_FIN_WAIT2 || state == FLOWD_TCP_CLOSE_WAIT ||
+         state == FLOWD_TCP_CLOSING || state == FLOWD_TCP_LAST_ACK;
+}
+
+/* Whether this state change ends the connection: CLOSE from one of the states above, or, for a
+ * socket its process closed (orphaned: SOCK_DEAD), FIN-WAIT-2, where its FIN is acknowledged and
+ * nothing is left to send, while data from the peer only gets a reset. Such a socket usually goes
+ * on to TIME-WAIT at once, but when the acknowledgment was processed while close() still held the
+ * socket, it stays in FIN-WAIT-2 until tcp_fin_timeout (60 s) runs out: its end is here, and its
+ * CLOSE, recorded in flowd_conn_ended, is not a second one. */
+static __always_inline int connection_end(struct sock* sk, int oldstate, int newstate) {
+  __u64 id = (__u64)(unsigned long)sk;
+
+  if (newstate == FLOWD_TCP_FIN_WAIT2) {
+    if (!sock_dead(sk)) return 0;
+    __u8 one = 1;
+
+    bpf_map_update_elem(&flowd_conn_ended, &id, &one, BPF_ANY);
+    return 1;
+  }
+  if (newstate != FLOWD_TCP_CLOSE || !connected_state(oldstate)) return 0;
+  if (oldstate == FLOWD_TCP_FIN_WAIT2 && bpf_map_delete_elem(&flowd_conn_ended, &id) == 0) return 0;
+  return 1;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int flowd_conn_state(unsigned long long* ctx) {
   struct sock* sk = (struct sock*)ctx[0];
@@ -307,7 +374,7 @@ int flowd_conn_state(unsigned long long* ctx) {
   if (newstate == FLOWD_TCP_ESTABLISHED &&
       (oldstate == FLOWD_TCP_SYN_SENT || oldstate == FLOWD_TCP_SYN_RECV))
     kind = FLOWD_CONN_START;
-  else if (oldstate == FLOWD_TCP_ESTABLISHED)
+  else if (connection_end(sk, oldstate, newstate))
     kind = FLOWD_CONN_END;
   else if (!cfg_owners || (newstate != FLOWD_TCP_SYN_SENT && oldstate != FLOWD_TCP_SYN_SENT &&
                            newstate != FLOWD_TCP_LISTEN &&

@@ -8,8 +8,10 @@
 
 enum flowd_conn_kind {
   FLOWD_CONN_START = 1, /* reached ESTABLISHED (from SYN_SENT: active open; SYN_RECV: passive) */
-  FLOWD_CONN_END = 2,   /* left ESTABLISHED (FIN_WAIT1, CLOSE_WAIT or CLOSE: the first closing
-                           state, which is what the scanners call an end) */
+  FLOWD_CONN_END = 2,   /* reached CLOSE from ESTABLISHED or a state after it (FIN_WAIT1/2,
+                           CLOSE_WAIT, CLOSING, LAST_ACK: a half-closed connection still carries
+                           data; TIME_WAIT comes after CLOSE of the full socket), or FIN_WAIT2
+                           after its process closed it (nothing more to send or receive) */
 };
 
 /* Where a record's comm comes from (process ownership, issue 15): the state changes that open a

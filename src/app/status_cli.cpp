@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/counted.hpp"
 #include "common/net/endpoint.hpp"
 #include "common/unique_fd.hpp"
 #include "flowd/flow_id.hpp"
@@ -209,8 +210,9 @@ void print_status(const nlohmann::json& s) {
   if (!value<bool>(marker, "running", false)) {
     std::cout << "marker:     not running\n";
   } else {
-    std::cout << fmt::format("marker:     {} flow(s) in its map\n",
-                             value<std::uint64_t>(marker, "map_entries", 0));
+    std::cout << fmt::format(
+        "marker:     {} in its map\n",
+        counted(value<std::uint64_t>(marker, "map_entries", 0), "flow", "flows"));
     for (const auto& i : value<json>(marker, "interfaces", json::array()))
       std::cout << fmt::format("  {:<14} {}\n", value<std::string>(i, "name", "?"),
                                value<bool>(i, "attached", false) ? "attached" : "NOT attached");
@@ -259,7 +261,8 @@ int fetch_and_print(const StatusOptions& opts, const ComponentTable& components,
   }
   auto body = get(*target, path, error);
   if (!body) {
-    std::cerr << "flowd: " << error << "\n";
+    // A sentence of its own, naming flowd ("flowd is not running: ..."): no "flowd: " before it.
+    std::cerr << error << "\n";
     return 1;
   }
   if (opts.json)

@@ -148,6 +148,10 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     const int next = e->visible();
     if (visible) {
       pass();
+      // The backends know the flow by the 5-tuple its start gave (a tool may spell its end's
+      // addresses otherwise: IPv4-mapped, another local address).
+      out.back().src = mine.start.src;
+      out.back().dst = mine.start.dst;
       out.back().end_time = not_before(mine.start, f.end_time.value_or(Clock::now()));
       if (next >= 0) {
         restart(e->by_rank[next], *out.back().end_time, out);

@@ -62,6 +62,21 @@ bool is_closing_state(std::uint8_t state) {
   }
 }
 
+bool carries_data(std::uint8_t state, std::uint32_t inode) {
+  switch (state) {
+    case kTcpEstablished:
+    case kTcpFinWait1:
+    case kTcpCloseWait:
+    case kTcpClosing:
+    case kTcpLastAck:
+      return true;
+    case kTcpFinWait2:
+      return inode != 0;
+    default:
+      return false;
+  }
+}
+
 bool parse_diag_message(const nlmsghdr* nlh, std::size_t len, SockEntry& e, TcpDetails* d,
                         std::string& error) {
   if (len < sizeof(nlmsghdr) || nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > len) {

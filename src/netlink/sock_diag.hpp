@@ -38,6 +38,12 @@ enum TcpState : std::uint8_t {
 const char* tcp_state_name(std::uint8_t state);
 // The states in which the original scanners end a flow (the connection is being torn down).
 bool is_closing_state(std::uint8_t state);
+// Whether a socket a dump lists (its state and inode) is a connection that can still carry data:
+// ESTABLISHED, or a state between it and CLOSE (FIN-WAIT-1 sends what is queued and receives,
+// FIN-WAIT-2 receives, CLOSE-WAIT sends, CLOSING and LAST-ACK retransmit). Not a FIN-WAIT-2 socket
+// without an inode: orphaned (closed by its process: it answers data with a RST), or a TIME-WAIT
+// socket, which the kernel lists with its substate FIN-WAIT-2 (inet_twsk_diag_fill()).
+bool carries_data(std::uint8_t state, std::uint32_t inode);
 
 // One socket: the identity and what the kernel says about it without extensions.
 struct SockEntry {

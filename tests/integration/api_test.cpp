@@ -703,7 +703,7 @@ TEST(Api, StatusAndFlowsCommands) {
 
   // Not running: a clear message and exit 1.
   EXPECT_EQ(run_flowd({"status", "-c", d.config_path}, out, err), 1);
-  EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;
+  EXPECT_EQ(err.rfind("flowd is not running", 0), 0u) << "not 'flowd: flowd is ...': " << err;
   EXPECT_NE(err.find(d.socket()), std::string::npos) << err;
   EXPECT_EQ(run_flowd({"flows", "--socket", d.dir.file("none.sock")}, out, err), 1);
   EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;

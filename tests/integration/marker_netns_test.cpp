@@ -512,10 +512,10 @@ TEST_F(MarkerNetns, AReloadThatRestartsTheMarkerKeepsLiveFlowsMarked) {
     auto pkts = stop_capture();
     EXPECT_EQ(udp_tags(pkts, 40030), std::set<std::uint32_t>{tag}) << "after reload " << reloads;
   }
-  EXPECT_NE(flowd->log().find("kept the flow map of the previous marker: 1 flow(s)"),
+  EXPECT_NE(flowd->log().find("kept the flow map of the previous marker: 1 flow stays marked"),
             std::string::npos)
       << flowd->log();
-  EXPECT_NE(flowd->log().find("copied 1 flow(s)"), std::string::npos) << flowd->log();
+  EXPECT_NE(flowd->log().find("copied 1 flow from"), std::string::npos) << flowd->log();
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0);
 }
@@ -545,7 +545,7 @@ TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
 
   auto second = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
-  EXPECT_NE(second->log().find("kept the flow map of the previous marker: 1 flow(s)"),
+  EXPECT_NE(second->log().find("kept the flow map of the previous marker: 1 flow stays marked"),
             std::string::npos)
       << second->log();
   EXPECT_EQ(metric("flowd_marker_flows"), 1);
@@ -760,7 +760,7 @@ TEST_F(MarkerNetns, ShrinkingMaxFlowsCopiesWhatFitsAndCountsTheRest) {
   EXPECT_EQ(present + dropped, 753);
   const auto p = static_cast<long>(present), d = static_cast<long>(dropped);
   EXPECT_NE(flowd->log().find("copied " + std::to_string(p) +
-                              " flow(s) from the previous marker's map of 1000 into the new one "
+                              " flows from the previous marker's map of 1000 into the new one "
                               "of 500; dropped " +
                               std::to_string(d) + " of the 753"),
             std::string::npos)
@@ -929,7 +929,9 @@ TEST_F(MarkerNetns, WithoutInterfacesALinkIsMarkedWhileItHasAGlobalIPv6Address) 
   EXPECT_EQ(filters(name), 1);
   EXPECT_TRUE(has_clsact(name));
   ASSERT_EQ(net->exec(net->a, "ip addr del " + link_addr(1) + "/64 dev " + name, out), 0) << out;
-  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name)) << flowd->log();
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name +
+                                   " (it has no global IPv6 address any more), clsact removed"))
+      << flowd->log();
   EXPECT_EQ(filters(name), 0);
   EXPECT_FALSE(has_clsact(name)) << "the clsact flowd created goes with its filter";
   EXPECT_EQ(record_text().find(name), std::string::npos) << record_text();
@@ -937,6 +939,42 @@ TEST_F(MarkerNetns, WithoutInterfacesALinkIsMarkedWhileItHasAGlobalIPv6Address) 
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
   EXPECT_EQ(filters(), 0);
+}
+
+// The line of a detach says why (a user's try, issue 15: only a deleted link said so): a link
+// renamed out of `interfaces`, one renamed to another name it selects (marked again under it), one
+// deleted.
+TEST_F(MarkerNetns, ADetachSaysWhy) {
+  const std::string name = "fdm" + net->veth_a.substr(3), other = "fdx" + net->veth_a.substr(3),
+                    again = "fdn" + net->veth_a.substr(3);
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = "), 13 + net->veth_a.size(),
+              "interfaces = " + net->veth_a + ", fdm*, fdn*");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  add_link(name, false);
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + name + " egress")) << flowd->log();
+  std::string out;
+  auto rename = [&](const std::string& from, const std::string& to) {
+    ASSERT_EQ(net->exec(net->a, "ip link set " + from + " name " + to, out), 0) << out;
+  };
+  rename(name, other);
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name + " (renamed to " + other +
+                                   ", which [backend.ebpf] interfaces does not select)"))
+      << flowd->log();
+  EXPECT_EQ(filters(other), 0);
+  rename(other, again);
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + again + " egress")) << flowd->log();
+  rename(again, name);
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + again + " (renamed to " + name +
+                                   ": marked under its new name)"))
+      << flowd->log();
+  ASSERT_TRUE(log_says(*flowd, "marker attached to " + name + " egress")) << flowd->log();
+  ASSERT_EQ(net->exec(net->a, "ip link del " + name, out), 0) << out;
+  ASSERT_TRUE(log_says(*flowd, "marker detached from " + name + " (the interface is gone)"))
+      << flowd->log();
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
 }
 
 // Without `interfaces` and no global IPv6 address anywhere yet (a host whose addresses come after
@@ -1139,7 +1177,7 @@ TEST_F(MarkerNetns, AnotherToolsObjectAtPinPathIsRefusedNotReplaced) {
   auto second = start_flowd(config(ours + "max_flows = 5000\n"));
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
   EXPECT_EQ(second->log().find("not flowd's flow map", before), std::string::npos) << second->log();
-  EXPECT_NE(second->log().find("copied 0 flow(s) from the previous marker's map of 100000", before),
+  EXPECT_NE(second->log().find("copied 0 flows from the previous marker's map of 100000", before),
             std::string::npos)
       << second->log();
   second->signal(SIGTERM);
@@ -1259,8 +1297,8 @@ TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection
 
   auto second = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
-  EXPECT_NE(second->log().find("kept 1 TCP flow(s) with a live connection, dropped 1 without one; "
-                               "kept 1 UDP flow(s)"),
+  EXPECT_NE(second->log().find("kept 1 TCP flow with a live connection, dropped 1 without one; "
+                               "kept 1 UDP flow "),
             std::string::npos)
       << second->log();
   EXPECT_EQ(metric("flowd_marker_flows"), 2);

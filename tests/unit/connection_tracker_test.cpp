@@ -286,12 +286,13 @@ TEST(ConnectionTracker, TheSocketCookieTellsAReusedFourTupleFromTheConnectionBef
   EXPECT_EQ(out.size(), 2u);
 }
 
-// Issue 15 (defect 11): the kernel plugin gets no further event of a socket a resync lists in a
-// closing state, so the resync forgets it at once (ending it if started); before, it stayed tracked
-// until a later resync no longer listed it, which might never come.
-TEST(ConnectionTracker, EventDrivenTheResyncForgetsSocketsItFindsClosing) {
+// Issue 15 (defect 11): the kernel plugin gets no further event of a socket a resync lists past
+// the states that carry data (TIME-WAIT, an orphaned FIN-WAIT-2: the kernel lists a TIME-WAIT
+// socket with that substate and no inode), so the resync forgets it at once (ending it if started);
+// before, it stayed tracked until a later resync no longer listed it, which might never come.
+TEST(ConnectionTracker, EventDrivenTheResyncForgetsSocketsItFindsClosed) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
-  t.forget_closing(true);
+  t.follow_until_close(true);
   scan(t, {});
   std::vector<FlowID> out;
   auto a = conn("192.0.2.1", 1, "203.0.113.5", 443), b = conn("192.0.2.1", 2, "203.0.113.5", 443);
@@ -299,15 +300,62 @@ TEST(ConnectionTracker, EventDrivenTheResyncForgetsSocketsItFindsClosing) {
   t.established(b, Clock::now(), out);
   ASSERT_EQ(out.size(), 2u);
   a.state = kTcpFinWait2;
+  a.inode = 0;
   b.state = kTcpTimeWait;
-  auto adopted_closing = conn("192.0.2.1", 3, "203.0.113.5", 443, kTcpCloseWait);
-  auto ev = scan(t, {a, b, adopted_closing});
+  auto ev = scan(t, {a, b});
   ASSERT_EQ(ev.size(), 2u);
   EXPECT_EQ(ev[0].state, FlowState::kEnd);
   EXPECT_EQ(ev[1].state, FlowState::kEnd);
   EXPECT_EQ(t.tracked(), 0u) << "nothing left that no event will ever end";
-  EXPECT_TRUE(scan(t, {a, b, adopted_closing}).empty()) << "no second end";
+  EXPECT_TRUE(scan(t, {a, b}).empty()) << "no second end";
   EXPECT_EQ(t.tracked(), 0u);
+}
+
+// Report try15c item 9: the kernel plugin's connection is live until CLOSE, so a half-closed one
+// (the server answering in CLOSE-WAIT after the client's shutdown(SHUT_WR), the client receiving in
+// FIN-WAIT-2) is neither ended nor forgotten by a resync that lists it so, and one whose start
+// record was lost is started; its end is the kernel's CLOSE. The scanners keep ending a connection
+// at its first closing state.
+TEST(ConnectionTracker, EventDrivenAHalfClosedConnectionIsLiveUntilClose) {
+  ConnectionTracker t(no_private(), false, fixed(2, 9));
+  t.follow_until_close(true);
+  scan(t, {});
+  std::vector<FlowID> out;
+  auto server = conn("192.0.2.1", 5301, "203.0.113.5", 40000);
+  auto client = conn("192.0.2.1", 40001, "203.0.113.5", 5301);
+  t.established(server, Clock::now(), out);
+  t.established(client, Clock::now(), out);
+  ASSERT_EQ(out.size(), 2u);
+  server.state = kTcpCloseWait;
+  client.state = kTcpFinWait2;  // the process still holds it (an inode): it receives
+  auto lost_start = conn("192.0.2.1", 5301, "203.0.113.5", 40002, kTcpLastAck);
+  auto ev = scan(t, {server, client, lost_start});
+  ASSERT_EQ(ev.size(), 1u) << "the half-closed connections go on";
+  EXPECT_EQ(ev[0].state, FlowState::kStart);
+  EXPECT_EQ(ev[0].dst_port, 40002) << "a live connection whose start record was lost";
+  EXPECT_EQ(t.tracked(), 3u);
+  for (auto s : {kTcpFinWait1, kTcpClosing, kTcpLastAck}) {
+    server.state = s;
+    EXPECT_TRUE(scan(t, {server, client, lost_start}).empty()) << tcp_state_name(s);
+  }
+  out.clear();
+  server.state = client.state = lost_start.state = kTcpClose;
+  t.closed(server, Clock::now(), out);
+  t.closed(client, Clock::now(), out);
+  t.closed(lost_start, Clock::now(), out);
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& e : out) EXPECT_EQ(e.state, FlowState::kEnd);
+  EXPECT_EQ(t.tracked(), 0u);
+
+  // The scanners (netlink, netstat): the first closing state ends it.
+  ConnectionTracker polled(no_private(), false, fixed(2, 9));
+  auto c = conn("192.0.2.1", 5301, "203.0.113.5", 40003);
+  scan(polled, {});
+  ASSERT_EQ(scan(polled, {c}).size(), 1u);
+  c.state = kTcpCloseWait;
+  ev = scan(polled, {c});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
 }
 
 // Issue 15 (defects 8, 9): a plugin stopping without a successor ends what it started.

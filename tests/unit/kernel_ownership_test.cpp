@@ -119,7 +119,19 @@ TEST_F(KernelConfigTest, ProcessAloneIsEnoughAndNothingAtAllIsRefused) {
 
 TEST_F(KernelConfigTest, BadPairsAndNamesAreRefused) {
   auto e = error_of({{"process", "iperf3"}, {"flow_ids", "2"}});
-  EXPECT_NE(e.find("[plugin.kernel] flow_ids: '2'"), std::string::npos) << e;
+  EXPECT_NE(e.find("[plugin.kernel] flow_ids: '2': expected EXPERIMENT:ACTIVITY"),
+            std::string::npos)
+      << e;
+  // What is wrong with a pair, as the experiment/activity keys say it (a user's try, issue 15).
+  e = error_of({{"process", "iperf3"}, {"flow_ids", "2:99"}});
+  EXPECT_NE(e.find("[plugin.kernel] flow_ids: '2:99': activity '99' is neither 0..63 nor an "
+                   "activity of experiment 2"),
+            std::string::npos)
+      << e;
+  e = error_of({{"process", "iperf3"}, {"flow_ids", "512:1"}});
+  EXPECT_NE(e.find("flow_ids: '512:1': experiment '512' is neither 0..511 nor a registered name"),
+            std::string::npos)
+      << e;
   e = error_of({{"process", "iperf3"}, {"flow_ids", ""}});
   EXPECT_NE(e.find("[plugin.kernel] flow_ids: at least one"), std::string::npos) << e;
   e = error_of({{"process", "a-name-of-16-chr"}});

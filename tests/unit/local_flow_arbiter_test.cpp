@@ -227,6 +227,25 @@ TEST(LocalFlowArbiter, AConnectionIsKeyedAsTheMarkerKeysIt) {
   EXPECT_EQ(b.size(), 1u);
 }
 
+TEST(LocalFlowArbiter, AnEndSpelledOtherwiseEndsTheFlowItsStartGave) {
+  // A tool's start with IPv4-mapped addresses and its end with plain ones: one connection, and the
+  // backends (keyed by the 5-tuple) must get the end of the flow they started (a user's re-try).
+  LocalFlowArbiter a;
+  FlowID mapped = flow(FlowState::kStart, 3, 0);
+  mapped.src = *IpAddress::parse("::ffff:198.18.0.1");
+  mapped.dst = *IpAddress::parse("::ffff:198.18.0.2");
+  FlowID plain = flow(FlowState::kEnd, 3, 4);
+  plain.src = *IpAddress::parse("198.18.0.1");
+  plain.dst = *IpAddress::parse("198.18.0.2");
+  std::vector<FlowID> out;
+  a.arbitrate(std::span<const FlowID>(&mapped, 1), "np_api", Rank::kExplicit, out);
+  a.arbitrate(std::span<const FlowID>(&plain, 1), "np_api", Rank::kExplicit, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(FlowKey::of(out[1]), FlowKey::of(out[0]));
+  EXPECT_EQ(out[1].state, FlowState::kEnd);
+  EXPECT_EQ(a.size(), 0u);
+}
+
 TEST(LocalFlowArbiter, APluginRemovedEndsItsExplicitReportsAndHandsBack) {
   LocalFlowArbiter a;
   FlowID alone = flow(FlowState::kStart, 4, 3);

@@ -36,6 +36,7 @@
 #include "backends/ebpf/marker_record.hpp"
 #include "backends/ebpf/stale_flows.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
+#include "common/counted.hpp"
 #include "flowd/daemon_status.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/heartbeat.hpp"
@@ -366,9 +367,6 @@ class EbpfBackend final : public Backend {
           static_cast<void>(item.release());
           shelved.reset(parked);
         }
-    // A marker a reload adds (no predecessor to take over) beside a kernel plugin the reload kept:
-    // that plugin asked for the marker's map at its own start, when there was none.
-    const bool kept_kernel_plugin = !shelved && !match_all_ && kernel_plugin_running();
     try {
       start_on(names, shelved);
     } catch (...) {
@@ -382,11 +380,6 @@ class EbpfBackend final : public Backend {
       running_names = interfaces_;
       running_owner = this;
     }
-    if (kept_kernel_plugin)
-      log_->info(
-          "the kernel plugin, which kept running through this reload, does not mark from the first "
-          "packet: it takes the marker's map when it starts (change its section, or restart "
-          "flowd); until then connections are marked once user space sees them");
   }
 
   void handle(const FlowID& flow) override {
@@ -398,7 +391,11 @@ class EbpfBackend final : public Backend {
         ignored_[o]->Increment();
       return;
     }
-    if (match_all_ || flow.state == FlowState::kOngoing) return;
+    if (flow.state == FlowState::kOngoing) return;
+    // With match_all the program marks every packet with one label and reads no map, but the map
+    // still follows the flows: a reload that turns match_all off keeps it (same shape) and marks
+    // exactly the flows live then. Before, it was left as match_all found it: the ends in between
+    // were lost, and their entries came back as marks (a user's try, issue 15).
     if (!carries_flow_label(flow)) {
       log_->debug(
           "not marking {} flow {} -> {}: the flow label is IPv6 only (an IPv4-mapped end is IPv4)",
@@ -411,6 +408,7 @@ class EbpfBackend final : public Backend {
       // Fireflies from other sites may carry ids wider than the label's 9 + 6 bits; masking them
       // would mark the flow with somebody else's experiment.
       if (flow.experiment > 511 || flow.activity > 63) {
+        if (match_all_) return;  // marked with match_all's label all the same
         unlabelable_.Increment();
         limited_warn(*log_, limiter_,
                      "not marking [{}]:{} -> [{}]:{}: experiment {} / activity {} do not fit the "
@@ -671,8 +669,8 @@ class EbpfBackend final : public Backend {
     }
     map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
     if (reuse) {
-      log_->info("kept the flow map of the previous marker: {} flow(s) stay marked",
-                 count_entries(map_fd_));
+      log_->info("kept the flow map of the previous marker: {}",
+                 counted(count_entries(map_fd_), "flow stays marked", "flows stay marked"));
     } else if (previous) {
       carry_over(previous.get(), want);
     }
@@ -720,21 +718,11 @@ class EbpfBackend final : public Backend {
       probe_ = std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_, kept_);
       ctx_.status->set_marker(probe_);
     }
-    log_->info("marking {} on {} (map of {} flows)",
+    log_->info("marking {} on {} (map of {})",
                match_all_
                    ? fmt::format("every IPv6 TCP/UDP packet with label 0x{:05x}", match_all_label_)
                    : std::string("IPv6 TCP/UDP flows from start to end"),
-               where(names), max_flows_);
-  }
-
-  // Whether a kernel plugin runs now (the daemon's component list; plugins start after backends,
-  // so at a daemon's start there is none yet).
-  bool kernel_plugin_running() const {
-    if (!ctx_.status) return false;
-    const auto report = ctx_.status->report();
-    return std::any_of(
-        report.components.begin(), report.components.end(),
-        [](const ComponentStatus& c) { return c.kind == "plugin" && c.name == "kernel"; });
+               where(names), counted(max_flows_, "flow", "flows"));
   }
 
   // The start-up message's "on ...": the interfaces marked now, or what marking waits for.
@@ -758,6 +746,7 @@ class EbpfBackend final : public Backend {
         ++it;
         continue;
       }
+      (*it)->set_detach_reason(why_not_marked(have, want));
       it = attachments_.erase(it);  // detaches (nothing to do when the interface is gone)
       unlock("if:#" + std::to_string(have.second));
       interface_changes_[static_cast<std::size_t>(InterfaceChange::kDetached)]->Increment();
@@ -806,6 +795,24 @@ class EbpfBackend final : public Backend {
     if (probe_) probe_->set_interfaces(status_interfaces());
   }
 
+  // Why an attached interface is no longer among those to mark, for the detach line: renamed out
+  // of `interfaces`, or (without `interfaces`) without a global IPv6 address now; empty when it is
+  // gone (the detach says so).
+  std::string why_not_marked(const MarkedInterface& have,
+                             const std::vector<MarkedInterface>& want) const {
+    char name[IF_NAMESIZE] = {};
+    if (have.second <= 0 || !::if_indextoname(static_cast<unsigned>(have.second), name)) return "";
+    if (have.first != name) {
+      if (std::find(want.begin(), want.end(), MarkedInterface{name, have.second}) != want.end())
+        return fmt::format("renamed to {}: marked under its new name", name);
+      return fmt::format("renamed to {}, which {}", name,
+                         interfaces_.empty() ? "has no global IPv6 address"
+                                             : "[backend.ebpf] interfaces does not select");
+    }
+    return interfaces_.empty() ? "it has no global IPv6 address any more"
+                               : "[backend.ebpf] interfaces no longer selects it";
+  }
+
   void unlock(const std::string& what) {
     auto it = std::find_if(locks_.begin(), locks_.end(),
                            [&](const MarkerLock& l) { return l.what() == what; });
@@ -836,15 +843,16 @@ class EbpfBackend final : public Backend {
     }
     log_->info(
         "checked the flows kept from the previous marker against this network namespace's "
-        "sockets: kept {} TCP flow(s) with a live connection, dropped {} without one; kept {} UDP "
-        "flow(s) (no connection state to check: they go with their end or the map's LRU)",
-        r.tcp_kept, r.tcp_dropped, r.udp_kept);
+        "sockets: kept {} with a live connection, dropped {} without one; kept {} (no connection "
+        "state to check: they go with their end or the map's LRU)",
+        counted(r.tcp_kept, "TCP flow", "TCP flows"), r.tcp_dropped,
+        counted(r.udp_kept, "UDP flow", "UDP flows"));
     if (r.kept.empty()) return;
     kept_->set(std::move(r.kept), Clock::now());
     log_->info(
-        "flowd flows lists the {} kept flow(s) as the plugin ebpf until a plugin reports them, "
-        "their end comes or (TCP) their connection closes (checked every {} s: the entry goes)",
-        kept_->size(), kKeptCheckInterval.count());
+        "flowd flows lists the {} as the plugin ebpf until a plugin reports them, their end "
+        "comes or (TCP) their connection closes (checked every {} s: the entry goes)",
+        counted(kept_->size(), "kept flow", "kept flows"), kKeptCheckInterval.count());
   }
 
   // The kept flows (kept_flows.hpp) whose connection closed, or that the map no longer holds.
@@ -875,14 +883,14 @@ class EbpfBackend final : public Backend {
     const std::uint64_t dropped = had > present ? had - present : 0;
     dropped_.add(DropReason::kResize, static_cast<double>(dropped));
     if (dropped == 0)
-      log_->info("copied {} flow(s) from the previous marker's map of {} into the new one of {}",
-                 present, shape.max_entries, max_flows_);
+      log_->info("copied {} from the previous marker's map of {} into the new one of {}",
+                 counted(present, "flow", "flows"), shape.max_entries, max_flows_);
     else
       log_->warn(
-          "copied {} flow(s) from the previous marker's map of {} into the new one of {}; "
+          "copied {} from the previous marker's map of {} into the new one of {}; "
           "dropped {} of the {} it held (in the map's key order: the map keeps no time of use), "
           "counted in flowd_marker_flows_dropped_total{{reason=\"resize\"}}",
-          present, shape.max_entries, max_flows_, dropped, had);
+          counted(present, "flow", "flows"), shape.max_entries, max_flows_, dropped, had);
   }
 
   // The record of what this instance attached (marker_record.hpp), for a restart after kill -9.

@@ -178,11 +178,11 @@ bool TcAttachment::present() const {
 
 TcAttachment::~TcAttachment() {
   std::string note = detach_hook(interface_, ifindex_, created_qdisc_);
+  const std::string why = note == "interface gone" ? "the interface is gone" : detach_reason_;
   get_logger("backend.ebpf")
-      ->info("marker detached from {}{}", interface_,
-             note == "clsact removed"   ? ", clsact removed"
-             : note == "interface gone" ? " (the interface is gone)"
-                                        : "");
+      ->info("marker detached from {}{}{}", interface_,
+             why.empty() ? std::string() : fmt::format(" ({})", why),
+             note == "clsact removed" ? ", clsact removed" : "");
 }
 
 int has_marker_filter(int ifindex) {

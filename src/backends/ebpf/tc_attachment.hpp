@@ -42,11 +42,15 @@ class TcAttachment {
   const std::string& interface() const { return interface_; }
   int ifindex() const { return ifindex_; }
   bool created_qdisc() const { return created_qdisc_; }
+  // Why the marker leaves the interface, for the line the destructor logs ("renamed to X, which
+  // interfaces does not select"); a deleted interface says so itself.
+  void set_detach_reason(std::string why) { detach_reason_ = std::move(why); }
 
  private:
   std::string interface_;
   int ifindex_;
   bool created_qdisc_ = false;
+  std::string detach_reason_;
 };
 
 // Whether flowd's filter (kFilterHandle, kFilterPriority) is on the egress of interface `ifindex`:

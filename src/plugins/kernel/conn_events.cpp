@@ -117,7 +117,9 @@ int ConnEvents::load(std::uint32_t ring_bytes, std::uint32_t netns,
 
 ConnEvents::ConnEvents(std::uint32_t ring_bytes, std::uint32_t netns, Handler handler,
                        const std::optional<FirstPacketMarks>& marks, bool owners)
-    : handler_(std::move(handler)), ncpu_(std::max(libbpf_num_possible_cpus(), 1)) {
+    : handler_(std::move(handler)),
+      ncpu_(std::max(libbpf_num_possible_cpus(), 1)),
+      marking_(marks.has_value()) {
   QuietLibbpf quiet;
   // With the socket cookie first; a kernel that refuses it to tracing programs (before 5.12) gets
   // the program without it.
@@ -182,6 +184,14 @@ int ConnEvents::on_record(void* self, void* data, std::size_t size) {
 
 std::uint64_t ConnEvents::lost() const {
   return stat(FLOWD_CONN_STAT_LOST);
+}
+
+std::uint64_t ConnEvents::missed() const {
+  bpf_prog_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(skel_->progs.flowd_conn_state), &info, &len) != 0)
+    return 0;
+  return info.recursion_misses;
 }
 
 std::uint64_t ConnEvents::marked() const {

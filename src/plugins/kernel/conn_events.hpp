@@ -67,6 +67,10 @@ class ConnEvents {
   int consume();
   // Records the full ring buffer refused since load (summed over CPUs).
   std::uint64_t lost() const;
+  // State changes the kernel did not run the program for since load: one that happened while the
+  // program ran on the same CPU (a softirq's, interrupting it), which BPF's recursion guard skips
+  // (bpf_prog_info::recursion_misses, Linux 5.12; 0 before).
+  std::uint64_t missed() const;
   // Flows the program wrote into the marker's map since load (summed over CPUs).
   std::uint64_t marked() const;
   // Starts (with `owners`) whose opening the program did not see: no owner in the record.
@@ -84,6 +88,8 @@ class ConnEvents {
 
   // The entries the program wrote into the marker's map, key -> value written (flowd_own_marks).
   int own_marks_fd() const;
+  // Whether it was loaded with `marks` (it writes the marker's map).
+  bool marking() const { return marking_; }
 
  private:
   static int on_record(void* self, void* data, std::size_t size);
@@ -95,6 +101,7 @@ class ConnEvents {
   ring_buffer* ring_ = nullptr;
   Handler handler_;
   int ncpu_ = 1;
+  bool marking_ = false;
 };
 
 // The inode number of the calling thread's network namespace (/proc/thread-self/ns/net); 0 when

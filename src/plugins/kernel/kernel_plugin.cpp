@@ -12,12 +12,14 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <optional>
 
+#include "common/counted.hpp"
 #include "common/unique_fd.hpp"
 #include "flowd/daemon_status.hpp"
 #include "flowd/heartbeat.hpp"
@@ -31,7 +33,6 @@
 #include "plugins/kernel/conn_events.hpp"
 #include "plugins/kernel/ownership.hpp"
 #include "plugins/scanner/connection_filter.hpp"
-#include "plugins/scanner/counted.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
 
@@ -97,7 +98,8 @@ IpAddress address_of(const __u8 (&bytes)[16], int family) {
 
 // What a kernel plugin stopped by a reload leaves its successor (flowd/reload_shelf.hpp): its
 // program, still attached, whose ring buffer keeps the state changes of the gap between the two,
-// and what it followed. Destroyed untaken (the plugin left the configuration), the program goes.
+// and what it followed (neither when it polled: the item then only says that a reload restarted
+// the plugin). Destroyed untaken (the plugin left the configuration), the program goes.
 struct ShelvedKernel final : ShelfItem {
   std::unique_ptr<ConnEvents> events;
   std::optional<scanner::ConnectionTracker> tracker;
@@ -133,7 +135,7 @@ class KernelPlugin final : public Plugin {
         rules_(tagging_->rules()),
         tracker_(options_.filter, options_.report_existing, tagger_) {
     if (!tagging_->process().empty()) owners_.emplace("/proc", tagging_->process());
-    tracker_.forget_closing(true);  // a socket in a closing state sends no further event
+    tracker_.follow_until_close(true);  // as the program's events: live until CLOSE
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
       throw ConfigError("[plugin.kernel] ring_buffer_size: " + std::to_string(ring_bytes_) +
                         " is not a power of two");
@@ -148,6 +150,13 @@ class KernelPlugin final : public Plugin {
                        .Help("TCP state changes the full ring buffer could not take")
                        .Register(m)
                        .Add({});
+    missed_total_ = &prometheus::BuildCounter()
+                         .Name("flowd_kernel_events_missed_total")
+                         .Help(
+                             "TCP state changes the kernel did not run the plugin's program for "
+                             "(one on a CPU where it was running already: BPF does not nest it)")
+                         .Register(m)
+                         .Add({});
     resyncs_total_ = &prometheus::BuildCounter()
                           .Name("flowd_kernel_resyncs_total")
                           .Help("sock_diag dumps the kernel plugin made to repair lost events")
@@ -196,6 +205,7 @@ class KernelPlugin final : public Plugin {
           static_cast<void>(item.release());
           shelved.reset(parked);
         }
+    restarted_ = shelved != nullptr;  // a reload's successor, whatever its predecessor could shelve
     auto marks = first_packet_marks(shelved && shelved->events ? shelved->events.get() : nullptr);
     try {
       bpf_ = std::make_unique<ConnEvents>(
@@ -216,8 +226,8 @@ class KernelPlugin final : public Plugin {
       if (marks)
         log_->info(
             "marking from the first packet: the BPF program writes the marker's map at each "
-            "IPv6 connection's start ({} port rule(s){})",
-            marks->port_labels.size(), marks->default_label ? " and the fixed tag" : "");
+            "IPv6 connection's start ({})",
+            rules_text(*marks));
     } catch (const LoadError& e) {
       log_->warn(
           "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
@@ -234,7 +244,16 @@ class KernelPlugin final : public Plugin {
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     if (!ep) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     epoll_fd_ = ep.get();
-    for (int fd : {stopfd.fd(), bpf_->fd()}) {
+    // A state change the kernel skipped (ConnEvents::missed) puts nothing in the ring to wake this
+    // thread: the count is looked at every second too, so that its repair does not wait for the
+    // next connection event.
+    UniqueFd misses_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!misses_timer) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    itimerspec every{};
+    every.it_interval.tv_sec = 1;
+    every.it_value = every.it_interval;
+    ::timerfd_settime(misses_timer.get(), 0, &every, nullptr);
+    for (int fd : {stopfd.fd(), bpf_->fd(), misses_timer.get()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -248,6 +267,7 @@ class KernelPlugin final : public Plugin {
     // its program (shelved, still attached): the dump below then starts only what neither knew,
     // instead of adopting silently the connections established while no plugin ran.
     std::size_t inherited = 0, followed = 0, excluded = 0;
+    const bool predecessor_taken = predecessor_ != nullptr;
     if (predecessor_) {
       take_predecessors_ring(out);
       followed = tracker_.tracked();
@@ -262,27 +282,45 @@ class KernelPlugin final : public Plugin {
     out.publish(events_);
     const std::size_t before_dump = tracker_.tracked();
     resync(out, false);
-    if (followed)
+    // What the dump added: what is tracked now, and the followed connections it ended (closed
+    // meanwhile), less what was tracked before it.
+    const std::size_t ended =
+        static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
+          return f.state == FlowState::kEnd;
+        }));
+    const std::size_t found =
+        tracker_.tracked() + ended - std::min(before_dump, tracker_.tracked() + ended);
+    const std::string ring = fmt::format(
+        "following TCP state changes in the kernel (ring buffer {} bytes)", ring_bytes_);
+    if (predecessor_taken)
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} followed on from "
-          "before the reload, gap included; {} more found by the dump{}",
-          ring_bytes_, scanner::counted(followed, "connection", "connections"),
-          tracker_.tracked() - std::min(before_dump, tracker_.tracked()),
+          "{} after a reload; {} followed on from before the reload, gap included; {} more found "
+          "by the dump{}",
+          ring, counted(followed, "connection", "connections"), found,
           excluded ? fmt::format("; {} excluded now ended", excluded) : "");
-    else
+    else if (restarted_ || inherited)
+      // The predecessor polled (it had no program to hand on): what it started is followed on from
+      // the daemon's status, the rest of the dump adopted as at a start.
       log_->info(
-          "following TCP state changes in the kernel (ring buffer {} bytes); {} adopted at "
-          "start{}{}",
-          ring_bytes_, scanner::counted(tracker_.tracked(), "connection", "connections"),
+          "{} after a reload; {} started before the reload followed on; {} more found by the "
+          "dump{}{}",
+          ring, counted(inherited, "connection", "connections"), found,
           options_.report_existing ? " (reported)" : " (not reported)",
-          inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
+          excluded ? fmt::format("; {} excluded now ended", excluded) : "");
+    else if (options_.report_existing)
+      log_->info("{}; {} found at start, {} reported (report_existing)", ring,
+                 counted(tracker_.tracked(), "connection", "connections"), tracker_.started());
+    else
+      log_->info("{}; {} adopted at start (not reported)", ring,
+                 counted(tracker_.tracked(), "connection", "connections"));
     if (owners_) {
       std::size_t owned = 0;
       for (const auto& l : owners_->listeners()) owned += l.owned;
       log_->info(
-          "connections of processes named '{}' get a pair from flow_ids ({} listening port(s) of "
-          "theirs found at start)",
-          owners_->process(), owned);
+          "connections of processes named '{}' get a pair from flow_ids ({} of theirs found at "
+          "{})",
+          owners_->process(), counted(owned, "listening port", "listening ports"),
+          restarted_ ? "the reload" : "start");
     }
     drain(out);
     while (!stop.stop_requested()) {
@@ -294,7 +332,14 @@ class KernelPlugin final : public Plugin {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw std::system_error(errno, std::generic_category(), "epoll_wait");
-      if (n == 1 && ev.data.fd == bpf_->fd()) drain(out);
+      if (n != 1) continue;
+      if (ev.data.fd == misses_timer.get()) {
+        std::uint64_t ticks;
+        [[maybe_unused]] auto r = ::read(misses_timer.get(), &ticks, sizeof ticks);
+        if (bpf_->missed() != missed_) drain(out);
+      } else if (ev.data.fd == bpf_->fd()) {
+        drain(out);
+      }
     }
     // No successor (the plugin left the configuration, or flowd stops): the flows it started end
     // now, as the netflow plugin's do; a successor follows them on instead.
@@ -312,13 +357,16 @@ class KernelPlugin final : public Plugin {
   void stop() override {
     if (fallback_) fallback_->stop();
     // A reload's stop: the program stays attached, its ring buffer filling, until the successor
-    // has its own and reads this one's (see run()). The daemon's own stop detaches it now.
-    if (ctx_.shelf && successor_ && !ctx_.stopping.stop_requested() && bpf_) {
+    // has its own and reads this one's (see run()); polling, there is nothing to hand on but the
+    // fact of the reload. The daemon's own stop detaches it now.
+    if (ctx_.shelf && successor_ && !ctx_.stopping.stop_requested()) {
       auto item = std::make_unique<ShelvedKernel>();
-      bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
-      item->lost = bpf_->lost();
-      item->events = std::move(bpf_);
-      item->tracker.emplace(std::move(tracker_));
+      if (bpf_) {
+        bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
+        item->lost = bpf_->lost();
+        item->events = std::move(bpf_);
+        item->tracker.emplace(std::move(tracker_));
+      }
       ctx_.shelf->put(shelf_key(), std::move(item));
     }
     bpf_.reset();
@@ -346,7 +394,10 @@ class KernelPlugin final : public Plugin {
   }
 
   // Reads what waits in the ring, publishes it, and resyncs if the ring refused records meanwhile.
+  // The marker's map is looked at first: marks the program wrote into a map the marker no longer
+  // reads are not counted as first-packet marks.
   void drain(Publisher& out) {
+    follow_marker_map(out);
     events_.clear();
     clock_.refresh();
     int n = bpf_->consume();
@@ -363,36 +414,54 @@ class KernelPlugin final : public Plugin {
         owner_unknown_ = unknown;
       }
     out.publish(events_);
-    std::uint64_t lost = bpf_->lost();
+    std::uint64_t lost = bpf_->lost(), missed = bpf_->missed();
     if (lost != lost_) {
       lost_total_->Increment(static_cast<double>(lost - lost_));
       limited_warn(*log_, lost_limiter_,
                    "the ring buffer was full: {} lost; resyncing with a sock_diag dump (a larger "
                    "ring_buffer_size avoids it)",
-                   scanner::counted(lost - lost_, "TCP state change", "TCP state changes"));
+                   counted(lost - lost_, "TCP state change", "TCP state changes"));
+    }
+    if (missed != missed_) {
+      missed_total_->Increment(static_cast<double>(missed - missed_));
+      limited_warn(*log_, missed_limiter_,
+                   "the kernel skipped the program for {} (each happened on a CPU where the "
+                   "program ran already, which BPF does not nest); resyncing with a sock_diag dump",
+                   counted(missed - missed_, "TCP state change", "TCP state changes"));
+    }
+    if (lost != lost_ || missed != missed_) {
       lost_ = lost;
+      missed_ = missed;
       resync(out, true);
     }
     tracked_->Set(static_cast<double>(tracker_.tracked()));
-    if (marker_) follow_marker_map(out);
   }
 
-  // A reload that gave the marker a new map (a changed max_flows, or no map: match_all, the marker
-  // removed) while this plugin kept running: its program writes the map it was loaded with, which
-  // no marker reads any more. A program for the new map is loaded and attached beside it, the old
-  // one's ring is read up to that instant (as a reload's successor reads its predecessor's), and
-  // the old one goes. Looked at on each read of the ring: the first connection after the change is
-  // marked by user space's start, the next ones from their first packet again.
+  // A reload that changed the marker's map while this plugin kept running: a new map (a changed
+  // max_flows, a marker added), none (match_all, the marker removed), or the map again (match_all
+  // turned off). Its program writes the map it was loaded with, or none. A program for the map
+  // now is loaded and attached beside it, the old one's ring is read up to that instant (as a
+  // reload's successor reads its predecessor's), and the old one goes. Looked at before each read
+  // of the ring: the first connection after the change is marked by user space's start, the next
+  // ones from their first packet again. The marks the old program made since the last read went
+  // into a map the marker no longer reads (the reload came before the events that woke this
+  // read): not counted in flowd_kernel_first_packet_marks_total.
   void follow_marker_map(Publisher& out) {
     if (!ctx_.status) return;
     auto now = ctx_.status->marker();
-    if (now == marker_) return;
-    if (now && now->flow_map_fd() >= 0 && map_info(now->flow_map_fd()).id == marker_map_id_) {
-      marker_ = std::move(now);  // the same map under a new probe (the marker restarted)
+    if (now == probe_seen_) return;
+    const int fd = now ? now->flow_map_fd() : -1;
+    const std::uint32_t id = fd >= 0 ? map_info(fd).id : 0;
+    if (id == marker_map_id_) {
+      probe_seen_ = now;
+      if (marker_)
+        marker_ = std::move(now);  // the same map under a new probe (the marker restarted)
       return;
     }
+    const bool was_marking = bpf_->marking();
     marker_.reset();
     auto marks = first_packet_marks(bpf_.get());
+    if (!marks && !was_marking) return;  // nothing the kernel can mark, before or now
     std::unique_ptr<ConnEvents> next;
     try {
       next = std::make_unique<ConnEvents>(
@@ -402,10 +471,10 @@ class KernelPlugin final : public Plugin {
     } catch (const LoadError& e) {
       marker_.reset();  // no second try: the old program keeps following connections
       log_->warn(
-          "the marker's flow map changed in a reload, and the program for the new one cannot be "
+          "the marker's flow map changed in a reload, and the program for the {} cannot be "
           "loaded ({}): connections are marked once user space sees them, not from the first "
           "packet",
-          e.what());
+          marks ? "new one" : "change", e.what());
       return;
     }
     const std::uint64_t cutoff = boot_ns_now();
@@ -425,17 +494,42 @@ class KernelPlugin final : public Plugin {
       lost_total_->Increment(static_cast<double>(lost - lost_));
     out.publish(events_);
     bpf_ = std::move(next);
-    lost_ = marked_ = 0;
-    log_->info(
-        "the marker's flow map changed in a reload: the kernel plugin's program now {}",
-        marks ? "marks the new map from the first packet" : "marks nothing (no map to mark)");
+    lost_ = marked_ = missed_ = 0;
+    if (!marks)
+      log_->info(
+          "the marker has no flow map to mark after a reload ({}): the kernel plugin's program "
+          "marks nothing{}",
+          now ? "match_all" : "no marker runs",
+          now ? "" : "; it marks from the first packet again when a marker's map comes back");
+    else if (!was_marking)
+      log_->info(
+          "the marker's flow map is back after a reload (match_all off, or a marker added): the "
+          "kernel plugin's program marks it from the first packet again ({})",
+          rules_text(*marks));
+    else
+      log_->info(
+          "the marker's flow map changed in a reload: the kernel plugin's program now marks the "
+          "new map from the first packet");
+  }
+
+  // "2 port rules and the fixed tag": what the program marks from the first packet.
+  static std::string rules_text(const FirstPacketMarks& marks) {
+    std::string text;
+    if (!marks.port_labels.empty())
+      text = counted(marks.port_labels.size(), "port rule", "port rules");
+    if (marks.default_label) text += text.empty() ? "the fixed tag" : " and the fixed tag";
+    return text;
   }
 
   // What the kernel can decide alone (a tag by local port or the fixed one), when a marker with a
   // flow map runs in this flowd (backends start before plugins); nullopt otherwise.
-  // `predecessor`: a reload's, whose record of its own marks this program takes over.
+  // `predecessor`: a reload's, or the program loaded for the marker's map before it changed, whose
+  // record of its own marks this program takes over (if it marked: one that did not has a record
+  // of one entry). Records the marker's probe and map looked at (probe_seen_, marker_map_id_).
   std::optional<FirstPacketMarks> first_packet_marks(const ConnEvents* predecessor) {
     std::shared_ptr<const MarkerProbe> probe = ctx_.status ? ctx_.status->marker() : nullptr;
+    probe_seen_ = probe;
+    marker_map_id_ = 0;
     if (!probe || probe->flow_map_fd() < 0) return std::nullopt;
     auto fits = [](const scanner::Tag& t) { return t.experiment <= 511 && t.activity <= 63; };
     FirstPacketMarks marks;
@@ -443,7 +537,7 @@ class KernelPlugin final : public Plugin {
     const bpf_map_info info = map_info(marks.flow_map_fd);
     marker_map_id_ = info.id;
     marks.own_marks_size = info.max_entries;
-    if (predecessor) marks.own_marks_fd = predecessor->own_marks_fd();
+    if (predecessor && predecessor->marking()) marks.own_marks_fd = predecessor->own_marks_fd();
     // With process ownership, a connection without a rule gets the fixed tag only if it is not
     // the process's, which user space decides: the kernel marks by the rules alone then.
     if (tagging_->fixed_tag_decides() && rules_.fallback && fits(*rules_.fallback))
@@ -538,7 +632,7 @@ class KernelPlugin final : public Plugin {
           tracker_.observe(owners_ ? owners_->with_owner(c) : c, now, events_);
           // One whose start record was lost (or came in a reload's gap) and that is not
           // reported: the mark the program gave it at its start goes, as on_event() does.
-          if (marker_ && c.remote.family == AF_INET6 && c.state == netlink::kTcpEstablished &&
+          if (marker_ && c.remote.family == AF_INET6 && netlink::carries_data(c.state, c.inode) &&
               !options_.filter.accepts(c.remote))
             unmark(c.remote.bytes.data(), c.local_port, c.remote_port);
         },
@@ -566,9 +660,8 @@ class KernelPlugin final : public Plugin {
       if (!bpf_->add_listener(netns_, l.port, l.owned ? owners_->process() : std::string()))
         ++refused;
     if (refused)
-      limited_warn(*log_, owner_limiter_,
-                   "the map of listeners is full: {} listening ports' owners not recorded",
-                   refused);
+      limited_warn(*log_, owner_limiter_, "the map of listeners is full: {} not recorded",
+                   counted(refused, "listening port's owner", "listening ports' owners"));
   }
 
   const char* name_;
@@ -591,14 +684,17 @@ class KernelPlugin final : public Plugin {
   BootClock clock_;
   std::vector<FlowID> events_;
   std::uint64_t lost_ = 0;
+  std::uint64_t missed_ = 0;  // the program's recursion misses, as lost_
   std::uint64_t marked_ = 0;
-  std::uint32_t marker_map_id_ = 0;     // the kernel's id of the map the program writes
-  int epoll_fd_ = -1;                   // run()'s, which follow_marker_map() changes
+  std::uint32_t marker_map_id_ = 0;  // the kernel's id of the marker's map looked at last; 0: none
+  std::shared_ptr<const MarkerProbe> probe_seen_;  // the marker's probe looked at last
+  int epoll_fd_ = -1;                              // run()'s, which follow_marker_map() changes
   std::atomic<bool> successor_{false};  // before_stop: a reload's successor follows the flows on
+  bool restarted_ = false;              // started by a reload, in its predecessor's place
   std::uint64_t owner_unknown_ = 0;
-  LogLimiter lost_limiter_, owner_limiter_;
-  prometheus::Counter *events_total_, *lost_total_, *resyncs_total_, *premarked_total_,
-      *unmarked_total_, *owner_unknown_total_;
+  LogLimiter lost_limiter_, missed_limiter_, owner_limiter_;
+  prometheus::Counter *events_total_, *lost_total_, *missed_total_, *resyncs_total_,
+      *premarked_total_, *unmarked_total_, *owner_unknown_total_;
   prometheus::Gauge* tracked_;
 };
 

@@ -106,16 +106,22 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
       t.status = Status::kAdopted;
     }
   }
+  // The scanners: a connection is live while ESTABLISHED and ends at its first closing state. The
+  // kernel plugin: live until CLOSE (netlink::carries_data), as its events say.
+  const bool open =
+      until_close_ ? netlink::carries_data(c.state, c.inode) : c.state == netlink::kTcpEstablished;
+  const bool closing = until_close_ ? !open && netlink::is_closing_state(c.state)
+                                    : netlink::is_closing_state(c.state);
   switch (t.status) {
     case Status::kPending:
-      if (c.state == netlink::kTcpEstablished) {
+      if (open) {
         start(t, c, now, out);
-      } else if (netlink::is_closing_state(c.state)) {
+      } else if (closing) {
         t.status = Status::kIgnored;  // closed before we saw it established: nothing to report
       }
       break;
     case Status::kStarted:
-      if (netlink::is_closing_state(c.state)) {
+      if (closing) {
         t.status = Status::kEnded;
         --started_;
         out.push_back(event(t, FlowState::kEnd, now));
@@ -124,7 +130,7 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
     default:
       break;
   }
-  if (forget_closing_ && netlink::is_closing_state(c.state)) erase(t);
+  if (until_close_ && closing) erase(t);
 }
 
 void ConnectionTracker::erase(Tracked& t) {

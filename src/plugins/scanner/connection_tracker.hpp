@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The scanners' state machine (the Python netstat/netlink plugins, without their bugs): each scan
 // lists the TCP connections of the host; a connection reaching ESTABLISHED is a `start`, one that
-// enters a closing state or disappears is an `end`. Connections present at the first scan are
+// enters a closing state (the kernel plugin: that can carry no more data) or disappears is an
+// `end`. Connections present at the first scan are
 // adopted silently unless report_existing is set. Single-threaded (the plugin's thread).
 #pragma once
 
@@ -61,8 +62,8 @@ class ConnectionTracker {
   // already started (a resync scan saw it first) gives nothing. True when the connection is
   // started after the call (reported, with a tag); false when it is filtered out or untagged.
   bool established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
-  // The kernel says `c` left ESTABLISHED at `when`: its `end` if it was started; forgotten either
-  // way (the kernel sends nothing more about the socket).
+  // The kernel says `c` reached CLOSE at `when` (from ESTABLISHED or a state after it): its `end`
+  // if it was started; forgotten either way (the kernel sends nothing more about the socket).
   void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
 
   // Takes what `predecessor` followed (a reload's handover: every connection it started, adopted or
@@ -78,11 +79,14 @@ class ConnectionTracker {
   // internal network, or turned ignore_private on) is no longer reported, so a connection the
   // predecessor started there gets its `end` at `now`. `ended`, when given, receives their keys.
   void end_excluded(TimePoint now, std::vector<FlowID>& out, std::vector<FlowKey>* ended = nullptr);
-  // Event-driven use (the kernel plugin): a socket a scan lists in a closing state (FIN-WAIT,
-  // CLOSE-WAIT, TIME-WAIT...) gets no further event from the kernel, so the scan forgets it (ending
-  // it if started) instead of keeping it until a later scan no longer lists it, which for the
-  // kernel plugin is the next ring-buffer loss, possibly never.
-  void forget_closing(bool on) { forget_closing_ = on; }
+  // Event-driven use (the kernel plugin), whose connection is live from ESTABLISHED until the
+  // kernel moves its socket to CLOSE (closed()): a scan takes a socket in a state that can still
+  // carry data (netlink::carries_data: FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK) as
+  // established, and one past it (TIME-WAIT, CLOSE, an orphaned FIN-WAIT-2) as closed: it gets no
+  // further event from the kernel, so the scan forgets it (ending it if started) instead of
+  // keeping it until a later scan no longer lists it, which for the kernel plugin is the next
+  // ring-buffer loss, possibly never.
+  void follow_until_close(bool on) { until_close_ = on; }
 
   std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
@@ -119,7 +123,7 @@ class ConnectionTracker {
 
   ConnectionFilter filter_;
   bool report_existing_;
-  bool forget_closing_ = false;
+  bool until_close_ = false;
   Tagger tagger_;
   std::uint32_t scans_ = 0;
   std::size_t started_ = 0;

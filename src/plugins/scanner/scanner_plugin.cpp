@@ -7,15 +7,17 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <algorithm>
 #include <limits>
 
 #include <charconv>
 #include <sstream>
 
+#include "common/counted.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "flowd/stop_fd.hpp"
-#include "plugins/scanner/counted.hpp"
 
 namespace flowd::scanner {
 
@@ -129,6 +131,7 @@ ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions opti
     : log_(get_logger(std::string("plugin.") + name)),
       name_(name),
       status_(ctx.status),
+      shelf_(ctx.shelf),
       options_(options),
       tracker_(std::move(options.filter), options.report_existing, std::move(tagger)) {
   auto& m = ctx.metrics;
@@ -182,15 +185,36 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     ev.data.fd = fd;
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
+  const bool after_reload = shelf_ && shelf_->take(reload_key()) != nullptr;
   const std::size_t inherited = inherit_flows(tracker_, status_, name_);
   events_.clear();
   tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
   out.publish(events_);
   scan_once(out);
-  log_->info("scanning TCP connections every {} ms; {} adopted at start{}{}",
-             options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
-             options_.report_existing ? " (reported)" : " (not reported)",
-             inherited ? fmt::format("; {} started before the reload followed on", inherited) : "");
+  if (after_reload || inherited) {
+    // What the first scan added: what is tracked now, and the inherited flows it ended (closed
+    // during the reload), less what was inherited.
+    const std::size_t ended =
+        static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
+          return f.state == FlowState::kEnd;
+        }));
+    const std::size_t now = tracker_.tracked() + ended;
+    log_->info(
+        "scanning TCP connections every {} ms after a reload; {} started before the reload "
+        "followed on; {} more found by the first scan{}",
+        options_.interval.count(), counted(inherited, "connection", "connections"),
+        now - std::min(now, inherited),
+        options_.report_existing ? " (reported)" : " (not reported)");
+  } else if (options_.report_existing) {
+    log_->info(
+        "scanning TCP connections every {} ms; {} found at start, {} reported "
+        "(report_existing)",
+        options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
+        tracker_.started());
+  } else {
+    log_->info("scanning TCP connections every {} ms; {} adopted at start (not reported)",
+               options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"));
+  }
   while (!stop.stop_requested()) {
     epoll_event ev{};
     int n;
@@ -213,6 +237,8 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   ::close(ep);
   ::close(timer);
   end_unless_succeeded(tracker_, successor_, out);
+  // The successor's start line says it follows on after a reload, not that it adopts at start.
+  if (successor_.load() && shelf_) shelf_->put(reload_key(), std::make_unique<ShelfItem>());
 }
 
 void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,

@@ -77,8 +77,11 @@ class ScannerPlugin : public Plugin {
 
  private:
   void scan_once(Publisher& out);
+  // Where a reload's stopped instance tells its successor that it is one (ReloadShelf).
+  std::string reload_key() const { return std::string("plugin.") + name_ + ".reloaded"; }
   const char* name_;
   DaemonStatus* status_;  // the flows a predecessor started (a reload); null in unit tests
+  ReloadShelf* shelf_;    // null in unit tests
   ScannerOptions options_;
   scanner::ConnectionTracker tracker_;
   std::vector<FlowID> events_;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// "1 connection", "2 connections": a count and its noun, in the singular for one, for log lines.
+// "1 connection", "2 connections": a count and its noun, in the singular for one, for log lines
+// and the messages of the command line.
 #pragma once
 
 #include <fmt/format.h>
@@ -8,10 +9,10 @@
 #include <string>
 #include <string_view>
 
-namespace flowd::scanner {
+namespace flowd {
 
 inline std::string counted(std::size_t n, std::string_view one, std::string_view many) {
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
-}  // namespace flowd::scanner
+}  // namespace flowd
