@@ -787,6 +787,27 @@ class KernelIssue15 : public KernelNetns {
   std::string with_np_api(const std::string& kernel_keys) const {
     return beside_np_api(config_with_marker("kernel", kernel_keys), "kernel");
   }
+  // flowd with np_api and a rule for port 5001 (tag 2/9) on a listener in a, and one connection
+  // to it from b, accepted: its client port and the server's socket.
+  static constexpr const char* kRuleKeys =
+      "rules = 5001 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  void rule_connection_beside_np_api(Fds& fds, int& client_port, int& conn) {
+    int listener;
+    {
+      NetnsScope in_a(net->a);
+      listener = fds.add(tcp_listen("::", 5001));
+    }
+    ASSERT_GE(listener, 0);
+    start_flowd(with_np_api(kRuleKeys), "following TCP state changes");
+    int client;
+    {
+      NetnsScope in_b(net->b);
+      client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
+    }
+    ASSERT_GE(client, 0);
+    conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(conn, 0);
+  }
   // A connection from namespace a to [addr_b]:port (a listener in b that never accepts); the
   // client's port.
   int connect_to_b(Fds& fds, int port, int& client) {
@@ -829,24 +850,9 @@ TEST_F(KernelIssue15, AResyncNeverRemovesAMarkAnotherPluginPutThere) {
 // kernel's flow ends where np_api's starts, and when np_api's ends the kernel's starts again, so
 // the rest of the connection stays marked and listed, and every end follows its own start.
 TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
-  const std::string keys =
-      "rules = 5001 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5001));
-  }
-  ASSERT_GE(listener, 0);
-  start_flowd(with_np_api(keys), "following TCP state changes");
-  int client_port = 0, client;
-  {
-    NetnsScope in_b(net->b);
-    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
-  }
-  ASSERT_GE(client, 0);
-  int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  ASSERT_GE(conn, 0);
+  int client_port = 0, conn = -1;
+  ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
   auto first = events(1);
   ASSERT_EQ(first.size(), 1u) << proc->log();
   EXPECT_EQ(first[0].state, "start");
@@ -887,24 +893,9 @@ TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
 // kernel's live flow (unmarked, gone from `flowd flows`, its later end stamped start = end); and
 // np_api removed by a reload while covering a connection left the kernel's end waiting for ever.
 TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
-  const std::string keys =
-      "rules = 5001 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5001));
-  }
-  ASSERT_GE(listener, 0);
-  start_flowd(with_np_api(keys), "following TCP state changes");
-  int client_port = 0, client;
-  {
-    NetnsScope in_b(net->b);
-    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
-  }
-  ASSERT_GE(client, 0);
-  int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  ASSERT_GE(conn, 0);
+  int client_port = 0, conn = -1;
+  ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
   auto seen = events(1);
   const std::string tuple =
       " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
@@ -921,7 +912,7 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
   pipe_line("start" + tuple + "3 3");
   auto taken = events(2);
   ASSERT_EQ(taken.size(), 2u) << proc->log();
-  reload(config_with_marker("kernel", keys));  // np_api removed
+  reload(config_with_marker("kernel", kRuleKeys));  // np_api removed
   auto back = events(2);
   ASSERT_EQ(back.size(), 2u) << proc->log();
   EXPECT_EQ(back[0].state + " " + std::to_string(back[0].exp), "end 3");
