@@ -16,6 +16,12 @@
 #include "core/config_loader.hpp"
 #include "core/daemon.hpp"
 
+namespace {
+// analyze's --max-open and --buffer: 1 and up (0 or a negative number was taken silently), and at
+// most this many, so that a typo cannot ask for unbounded memory.
+constexpr std::size_t kMaxCount = 100'000'000;
+}  // namespace
+
 int main(int argc, char** argv) {
   const flowd::ComponentTable& components = flowd::component_table();
   CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
@@ -104,9 +110,15 @@ int main(int argc, char** argv) {
   analyze
       ->add_option("--max-open", analyze_opts.max_open,
                    "open connections at most; beyond, the oldest is closed early")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->type_name("N")
+      ->check(CLI::Validator(
+          [](std::string& v) { return flowd::check_count(v, "open connections", kMaxCount); }, ""));
   analyze->add_option("--buffer", analyze_opts.buffer, "connections held for --sort (memory bound)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->type_name("N")
+      ->check(CLI::Validator(
+          [](std::string& v) { return flowd::check_count(v, "connections held", kMaxCount); }, ""));
   analyze->add_flag("--resolve", analyze_opts.resolve,
                     "add reverse-DNS names (cached; off by default)");
   analyze

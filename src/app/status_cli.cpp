@@ -283,14 +283,17 @@ std::string check_api_option(const std::string& value, const std::string& what) 
   return "";
 }
 
-std::string check_limit(const std::string& value) {
-  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)
-    return fmt::format("'{}' is not a number (a count of flows, 1 to {})", value, kMaxLimit);
+std::string check_count(const std::string& value, std::string_view what, std::size_t max) {
   std::size_t n = 0;
+  const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
   auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-  if (ec != std::errc() || p != value.data() + value.size() || n < 1 || n > kMaxLimit)
-    return fmt::format("{} is not in 1 to {}", value, kMaxLimit);
+  if (!digits || ec != std::errc() || p != value.data() + value.size() || n < 1 || n > max)
+    return fmt::format("'{}' is not a whole number from 1 to {} ({})", value, max, what);
   return "";
+}
+
+std::string check_limit(const std::string& value) {
+  return check_count(value, "a count of flows", kMaxLimit);
 }
 
 int status_command(const StatusOptions& opts, const ComponentTable& components) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "core/config_loader.hpp"
 
@@ -21,8 +22,10 @@ struct StatusOptions {
 // empty, when it is the next option (`--address --json` took "--json" for the address), or (an
 // address) when it is not host[:port]. main.cpp's CLI11 prints "--address: <why>".
 std::string check_api_option(const std::string& value, const std::string& what);
-// Why a --limit value is refused, or "": "not a number" for what is not one, else the range
-// 1..kMaxLimit.
+// Why a count option's value (--limit, analyze's --max-open and --buffer) is refused, or "": it
+// must be a whole number from 1 to `max`; `what` says what it counts ("a count of flows").
+std::string check_count(const std::string& value, std::string_view what, std::size_t max);
+// check_count for --limit: 1..kMaxLimit flows.
 inline constexpr std::size_t kMaxLimit = 1000000;
 std::string check_limit(const std::string& value);
 
