@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   const flowd::ComponentTable& components = flowd::component_table();
   CLI::App app{"flowd - Scitags flow and packet marking service (C++)", "flowd"};
   app.set_version_flag("--version", std::string("flowd-cpp ") + FLOWD_VERSION);
+  // An option given twice takes its last value, as most tools do (CLI11's default refused it with
+  // "takes at most 1 argument(s) (), got 2"); the subcommands inherit this.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string config_path = "/etc/flowd/flowd.cfg";
   std::string convert;
   bool debug = false, foreground = false, check = false, print = false;

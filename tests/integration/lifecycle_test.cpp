@@ -534,6 +534,14 @@ TEST(Cli, AWrongArgumentCountNamesTheCommandAndItsUsage) {
       EXPECT_EQ(err.find(raw), std::string::npos) << what << ": CLI11's text '" << raw << "'\n"
                                                   << err;
   }
+  // An option given twice takes its last value (CLI11 refused it, blaming FILE for analyze).
+  {
+    std::string out, err;
+    EXPECT_EQ(run_flowd({"flows", "--limit", "5", "--limit", "x"}, out, err), 2);
+    EXPECT_NE(err.find("--limit: 'x' is not a whole number"), std::string::npos) << err;
+    EXPECT_EQ(run_flowd({"analyze", "--window", "1", "--window", "2", "-", "-"}, out, err), 0)
+        << err;
+  }
   // The notes of the command come with its usage.
   std::string out, err;
   EXPECT_EQ(run_flowd({"label"}, out, err), 2);
