@@ -77,6 +77,9 @@ std::string sentence(const CLI::App& cmd, const CLI::Error& e) {
     if (std::regex_match(what, m, required)) {
       const CLI::Option* o = cmd.get_option_no_throw(m[1].str());
       const std::string desc = o ? " (" + o->get_description() + ")" : std::string();
+      // "decode --bogus": CLI11 reports the missing FILE before the option it did not know.
+      for (const auto& word : cmd.remaining())
+        if (word.size() > 1 && word[0] == '-') return "has no option " + word;
       if (o && o->get_positional()) return "the argument " + m[1].str() + " is missing" + desc;
       return "the option " + m[1].str() + " is missing" + desc;
     }

@@ -507,6 +507,8 @@ TEST(Cli, AWrongArgumentCountNamesTheCommandAndItsUsage) {
       {{"decode"}, "flowd decode", "the argument FILE is missing"},
       {{"decode", "--hex"}, "flowd decode", "the argument FILE is missing"},
       {{"decode", "--bogus", "x"}, "flowd decode", "has no option --bogus"},
+      {{"decode", "--bogus"}, "flowd decode", "has no option --bogus"},
+      {{"analyze", "--bogus"}, "flowd analyze", "has no option --bogus"},
       {{"analyze"}, "flowd analyze", "the argument FILE is missing"},
       {{"analyze", "--window", "abc", "x"}, "flowd analyze", "--window: 'abc' is not a number"},
       {{"analyze", "--sort"}, "flowd analyze", "--sort: needs a value, TEXT"},
