@@ -117,16 +117,31 @@ std::string sentence(const CLI::App& cmd, const CLI::Error& e) {
 
 }  // namespace
 
-std::string parse_failure(const CLI::App& app, const CLI::Error& e) {
+namespace {
+
+// The deepest command parsed and its full name ("flowd label decode").
+std::pair<const CLI::App*, std::string> deepest(const CLI::App& app) {
   const CLI::App* cmd = &app;
   std::string name = "flowd";
   for (auto subs = cmd->get_subcommands(); !subs.empty(); subs = cmd->get_subcommands()) {
     cmd = subs.back();
     name += " " + cmd->get_name();
   }
-  std::string out = name + ": " + sentence(*cmd, e) + "\n" + CLI::Formatter().make_usage(cmd, name);
+  return {cmd, name};
+}
+
+}  // namespace
+
+std::string usage_of(const CLI::App& app) {
+  const auto [cmd, name] = deepest(app);
+  std::string out = CLI::Formatter().make_usage(cmd, name);
   if (!cmd->get_footer().empty()) out += cmd->get_footer() + "\n";
   return out + "Run '" + name + " --help' for more information.\n";
+}
+
+std::string parse_failure(const CLI::App& app, const CLI::Error& e) {
+  const auto [cmd, name] = deepest(app);
+  return name + ": " + sentence(*cmd, e) + "\n" + usage_of(app);
 }
 
 }  // namespace flowd

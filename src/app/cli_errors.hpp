@@ -14,5 +14,7 @@ namespace flowd {
 // naming the deepest command parsed ("flowd label decode"), saying what is missing or wrong, then
 // that command's usage line, its footer and "Run 'flowd CMD --help' for more information.".
 std::string parse_failure(const CLI::App& app, const CLI::Error& e);
+// The usage part of that alone, for an error found after parsing (a label that is no number).
+std::string usage_of(const CLI::App& app);
 
 }  // namespace flowd

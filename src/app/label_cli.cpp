@@ -56,7 +56,10 @@ LabelOutput run_label_command(const std::vector<std::string>& args) {
   }
   if (args.size() == 2 && args[0] == "decode") {
     auto v = parse_number(args[1]);
-    if (!v) return usage_error("flowd label decode: a 20-bit flow label, decimal or 0x hex\n");
+    if (!v)
+      return usage_error(fmt::format(
+          "flowd label decode: '{}' is not a flow label (a 20-bit number, decimal or 0x hex)\n",
+          args[1]));
     if (*v > FLOWD_LABEL_MASK)
       return usage_error(
           fmt::format("flowd label decode: {} is out of range: a flow label has 20 bits (0..{}, "
@@ -77,8 +80,9 @@ LabelOutput run_label_command(const std::vector<std::string>& args) {
     auto tag = v ? decode_scitag(*v) : std::nullopt;
     if (!tag)
       return usage_error(
-          fmt::format("flowd label scitag: experiment << 6 | activity, 0..{}, decimal or 0x hex\n",
-                      kScitagMax));
+          fmt::format("flowd label scitag: '{}' is not a scitag (experiment << 6 | activity, "
+                      "0..{}, decimal or 0x hex)\n",
+                      args[1], kScitagMax));
     std::uint32_t label = make_label(tag->experiment, tag->activity, 0);
     return {0,
             fmt::format("scitag {}: experiment {} ({}), activity {} ({}); label {} (0x{:05x}) "
@@ -91,13 +95,6 @@ LabelOutput run_label_command(const std::vector<std::string>& args) {
   return usage_error(
       "usage: flowd label encode EXPERIMENT ACTIVITY | flowd label decode LABEL | flowd label "
       "scitag SCITAG\n");
-}
-
-int label_command(const std::vector<std::string>& args) {
-  LabelOutput r = run_label_command(args);
-  std::fputs(r.out.c_str(), stdout);
-  std::fputs(r.err.c_str(), stderr);
-  return r.code;
 }
 
 }  // namespace flowd

@@ -17,6 +17,4 @@ struct LabelOutput {
 // The command's work, without printing (unit tests call it).
 LabelOutput run_label_command(const std::vector<std::string>& args);
 
-// Returns the exit code; output on stdout, errors on stderr.
-int label_command(const std::vector<std::string>& args);
 }  // namespace flowd

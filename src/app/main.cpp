@@ -170,7 +170,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  if (*label) return flowd::label_command(label_args);
+  if (*label) {
+    const flowd::LabelOutput r = flowd::run_label_command(label_args);
+    std::fputs(r.out.c_str(), stdout);
+    std::fputs(r.err.c_str(), stderr);
+    if (r.code == 2) std::fputs(flowd::usage_of(app).c_str(), stderr);
+    return r.code;
+  }
   if (*decode) {
     if (decode_hex) decode_args.insert(decode_args.begin(), "--hex");
     if (decode_sampling) decode_args.insert(decode_args.begin(), "--apply-sampling");
