@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+
 #include <array>
 #include <cstdio>
 #include <iostream>
@@ -104,12 +106,29 @@ int main(int argc, char** argv) {
   analyze
       ->add_option("--sort", analyze_opts.sort,
                    "start (default), bytes (largest first) or none (closing order)")
-      ->capture_default_str();
+      ->capture_default_str()
+      // Checked while parsing, so that the error comes with the command's usage.
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "start" || v == "bytes" || v == "none"
+                       ? std::string()
+                       : "must be start, bytes or none, not '" + v + "'";
+          },
+          ""));
   analyze
       ->add_option("--window", analyze_opts.window_seconds,
                    "seconds within which records of one connection are paired, and after which an "
                    "idle one is closed")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            double d = -1;
+            auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+            const bool ok =
+                ec == std::errc() && p == v.data() + v.size() && d >= 0 && d <= 86400.0 * 365;
+            return ok ? std::string() : "'" + v + "' is not a number of seconds from 0 to 31536000";
+          },
+          ""));
   analyze
       ->add_option("--max-open", analyze_opts.max_open,
                    "open connections at most; beyond, the oldest is closed early")

@@ -428,7 +428,8 @@ TEST(FlowdAnalyze, UsageErrors) {
   std::string out, err;
   EXPECT_EQ(run_flowd({"analyze"}, out, err), 2);
   EXPECT_EQ(run_flowd({"analyze", "--sort", "size", capture("softflowd-ipfix")}, out, err), 2);
-  EXPECT_NE(err.find("--sort must be start, bytes or none"), std::string::npos) << err;
+  EXPECT_NE(err.find("--sort: must be start, bytes or none, not 'size'"), std::string::npos) << err;
+  EXPECT_NE(err.find("Usage: flowd analyze"), std::string::npos) << err;
   EXPECT_EQ(run_flowd({"analyze", "/nonexistent.json"}, out, err), 1);
   EXPECT_NE(err.find("/nonexistent.json: cannot open"), std::string::npos) << err;
 }
