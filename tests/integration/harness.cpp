@@ -116,9 +116,22 @@ NotifySocket::NotifySocket(const std::string& path) : path_(path) {
   std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
   unlink(path.c_str());
   if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail("bind " + path);
+  reader_ = std::jthread([this](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;  // 50 ms: how soon the destructor's stop is seen
+      char buf[4096];
+      ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) continue;
+      std::lock_guard lock(mu_);
+      messages_.emplace_back(buf, static_cast<std::size_t>(n));
+      arrived_.notify_all();
+    }
+  });
 }
 
 NotifySocket::~NotifySocket() {
+  reader_ = {};  // stops and joins before the descriptor goes
   close(fd_);
   unlink(path_.c_str());
 }
@@ -126,17 +139,15 @@ NotifySocket::~NotifySocket() {
 std::optional<std::string> NotifySocket::wait_for(const std::string& needle,
                                                   std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(mu_);
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
-    char buf[4096];
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) continue;
-    std::string msg(buf, static_cast<std::size_t>(n));
-    if (msg.find(needle) != std::string::npos) return msg;
+    while (!messages_.empty()) {
+      std::string msg = std::move(messages_.front());
+      messages_.pop_front();
+      if (msg.find(needle) != std::string::npos) return msg;
+    }
+    if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout && messages_.empty())
+      return std::nullopt;
   }
 }
 

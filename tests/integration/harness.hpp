@@ -6,9 +6,13 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace flowd::test {
@@ -47,19 +51,25 @@ class UdpReceiver {
   bool big_buffer_ = false;
 };
 
-// The NOTIFY_SOCKET end: receives what flowd passes to sd_notify().
+// The NOTIFY_SOCKET end: receives what flowd passes to sd_notify(). A thread reads the socket all
+// the time, as systemd does: without a reader, a sender blocks once max_dgram_qlen (10 without
+// systemd's sysctl) messages wait, and flowd's main thread with it (a run of reloads).
 class NotifySocket {
  public:
   explicit NotifySocket(const std::string& path);
   ~NotifySocket();
   const std::string& path() const { return path_; }
-  // Waits for a message containing `needle`; returns the message.
+  // Waits for a message containing `needle`, dropping those before it; returns the message.
   std::optional<std::string> wait_for(const std::string& needle,
                                       std::chrono::milliseconds timeout = 10s);
 
  private:
   int fd_;
   std::string path_;
+  std::mutex mu_;
+  std::condition_variable arrived_;
+  std::deque<std::string> messages_;  // read and not yet looked at
+  std::jthread reader_;
 };
 
 class FlowdProcess {

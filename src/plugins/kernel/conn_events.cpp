@@ -170,6 +170,10 @@ int ConnEvents::fd() const {
   return ring_buffer__epoll_fd(ring_);
 }
 
+void ConnEvents::detach() {
+  flowd_conn__detach(skel_);
+}
+
 int ConnEvents::consume() {
   return ring_buffer__consume(ring_);
 }

@@ -65,6 +65,9 @@ class ConnEvents {
   int fd() const;
   // Hands every waiting record to the handler; the number handed, or -errno.
   int consume();
+  // Takes the program off the tracepoint: no record is added to the ring from the return on (the
+  // ring and the maps stay readable).
+  void detach();
   // Records the full ring buffer refused since load (summed over CPUs).
   std::uint64_t lost() const;
   // State changes the kernel did not run the program for since load: one that happened while the

@@ -32,6 +32,7 @@
 #include "plugins/kernel/boot_clock.hpp"
 #include "plugins/kernel/conn_events.hpp"
 #include "plugins/kernel/ownership.hpp"
+#include "plugins/kernel/ring_handover.hpp"
 #include "plugins/scanner/connection_filter.hpp"
 #include "plugins/scanner/scanner_keys.hpp"
 #include "plugins/scanner/scanner_plugin.hpp"
@@ -104,6 +105,7 @@ struct ShelvedKernel final : ShelfItem {
   std::unique_ptr<ConnEvents> events;
   std::optional<scanner::ConnectionTracker> tracker;
   std::uint64_t lost = 0;  // the program's lost count when it was shelved
+  RingHandover handover;   // copies in its ring of what its own predecessor's ring handed
 };
 
 // The kernel's description of a map (its id, to tell one map from another, and its size); zeros
@@ -208,20 +210,22 @@ class KernelPlugin final : public Plugin {
     restarted_ = shelved != nullptr;  // a reload's successor, whatever its predecessor could shelve
     auto marks = first_packet_marks(shelved && shelved->events ? shelved->events.get() : nullptr);
     try {
-      bpf_ = std::make_unique<ConnEvents>(
-          ring_bytes_, netns_, [this](const flowd_conn_event& e) { on_event(e); }, marks,
-          owners_.has_value());
+      // Both programs are attached from here on: the predecessor's ring holds everything up to
+      // its detach (read first, whole, in run()), this one's everything from its attach; the
+      // overlap is handed once (ring_handover.hpp).
+      if (shelved && shelved->events) handover_ = std::move(shelved->handover);
+      const std::uint64_t attach = boot_ns_now();
+      bpf_ = std::make_unique<ConnEvents>(ring_bytes_, netns_, own_ring_handler(), marks,
+                                          owners_.has_value());
+      handover_.begin(attach);  // before bpf_ is read
       if (shelved && shelved->events && shelved->tracker) {
-        // Both programs are attached from here on: the predecessor's ring holds what happened
-        // before this instant (read first, in run()), this one's everything after it.
-        const std::uint64_t cutoff = boot_ns_now();
         predecessor_ = std::move(shelved->events);
         if (owners_) bpf_->copy_owners_from(*predecessor_);
         predecessor_lost_ = shelved->lost;
-        predecessor_->set_handler([this, cutoff](const flowd_conn_event& e) {
-          if (e.ts_boot_ns < cutoff) on_event(e);
-        });
+        predecessor_->set_handler(old_ring_handler());
         tracker_.take_over(std::move(*shelved->tracker));
+      } else {
+        handover_.old_done(0);  // no predecessor: nothing to skip
       }
       if (marks)
         log_->info(
@@ -366,6 +370,7 @@ class KernelPlugin final : public Plugin {
         item->lost = bpf_->lost();
         item->events = std::move(bpf_);
         item->tracker.emplace(std::move(tracker_));
+        item->handover = std::move(handover_);
       }
       ctx_.shelf->put(shelf_key(), std::move(item));
     }
@@ -381,7 +386,10 @@ class KernelPlugin final : public Plugin {
   void take_predecessors_ring(Publisher& out) {
     events_.clear();
     clock_.refresh();
+    predecessor_->detach();
+    const std::uint64_t detached = boot_ns_now();
     const int n = predecessor_->consume();
+    handover_.old_done(detached);
     if (n < 0)
       log_->warn("reading the previous program's ring buffer failed ({}); the dump repairs it",
                  std::strerror(-n));
@@ -389,6 +397,10 @@ class KernelPlugin final : public Plugin {
       events_total_->Increment(n);
     if (std::uint64_t lost = predecessor_->lost(); lost > predecessor_lost_)
       lost_total_->Increment(static_cast<double>(lost - predecessor_lost_));
+    log_->debug(
+        "read the previous program's ring: {} records; {} copies skipped so far; {} records of "
+        "the overlap may be in this program's ring",
+        n, handover_.skipped(), handover_.pending());
     out.publish(events_);
     predecessor_.reset();
   }
@@ -464,10 +476,11 @@ class KernelPlugin final : public Plugin {
     if (!marks && !was_marking) return;  // nothing the kernel can mark, before or now
     std::unique_ptr<ConnEvents> next;
     try {
-      next = std::make_unique<ConnEvents>(
-          ring_bytes_, netns_, [this](const flowd_conn_event& e) { on_event(e); }, marks,
-          owners_.has_value());
+      const std::uint64_t attach = boot_ns_now();
+      next = std::make_unique<ConnEvents>(ring_bytes_, netns_, own_ring_handler(), marks,
+                                          owners_.has_value());
       if (owners_) next->copy_owners_from(*bpf_);
+      handover_.begin(attach);  // before either ring is read again
     } catch (const LoadError& e) {
       marker_.reset();  // no second try: the old program keeps following connections
       log_->warn(
@@ -477,10 +490,7 @@ class KernelPlugin final : public Plugin {
           marks ? "new one" : "change", e.what());
       return;
     }
-    const std::uint64_t cutoff = boot_ns_now();
-    bpf_->set_handler([this, cutoff](const flowd_conn_event& e) {
-      if (e.ts_boot_ns < cutoff) on_event(e);
-    });
+    bpf_->set_handler(old_ring_handler());
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = next->fd();
@@ -489,7 +499,10 @@ class KernelPlugin final : public Plugin {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, bpf_->fd(), nullptr);
     events_.clear();
     clock_.refresh();
+    bpf_->detach();
+    const std::uint64_t detached = boot_ns_now();
     if (int n = bpf_->consume(); n > 0) events_total_->Increment(n);
+    handover_.old_done(detached);
     if (std::uint64_t lost = bpf_->lost(); lost > lost_)
       lost_total_->Increment(static_cast<double>(lost - lost_));
     out.publish(events_);
@@ -595,6 +608,19 @@ class KernelPlugin final : public Plugin {
     bpf_map_delete_elem(own_fd, &key);
   }
 
+  // The handler of the program attached last: records an older program handed already are
+  // skipped. And that of a program being replaced: each record is handled and remembered.
+  ConnEvents::Handler own_ring_handler() {
+    return [this](const flowd_conn_event& e) {
+      if (!handover_.duplicate(e)) on_event(e);
+    };
+  }
+  ConnEvents::Handler old_ring_handler() {
+    return [this](const flowd_conn_event& e) {
+      if (handover_.old_record(e)) on_event(e);
+    };
+  }
+
   void on_event(const flowd_conn_event& e) {
     scanner::Connection c;
     c.local = address_of(e.local_addr, e.family);
@@ -680,6 +706,7 @@ class KernelPlugin final : public Plugin {
   std::unique_ptr<ConnEvents> bpf_;
   std::unique_ptr<ConnEvents> predecessor_;  // a reload's: read once at the start of run()
   std::uint64_t predecessor_lost_ = 0;
+  RingHandover handover_;  // the records an old program's ring and the new one's both hold
   std::unique_ptr<PollingFallback> fallback_;
   BootClock clock_;
   std::vector<FlowID> events_;
