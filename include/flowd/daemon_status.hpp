@@ -103,6 +103,9 @@ class DaemonStatus {
   // The running marker's probe; nullptr when no marker runs. Backends start before plugins, so a
   // plugin's start() sees the marker of the same configuration.
   virtual std::shared_ptr<const MarkerProbe> marker() const = 0;
+  // Whether a configuration is being applied (a reload: components stop and start). A marker
+  // missing meanwhile may be one being replaced, not one removed. False outside a reload.
+  virtual bool reloading() const { return false; }
 };
 
 }  // namespace flowd

@@ -80,6 +80,13 @@ void Runtime::publish_subscribers() {
 
 void Runtime::apply(const Config& c) {
   auto log = get_logger("core");
+  // Components read it from their own threads: a marker missing while this runs may be being
+  // replaced (the kernel plugin then keeps marking the map it has until the reload is done).
+  struct Reloading {
+    StatusBoard& status;
+    explicit Reloading(StatusBoard& s) : status(s) { status.set_reloading(true); }
+    ~Reloading() { status.set_reloading(false); }
+  } reloading(status_);
   std::string fingerprint = fmt::format("{}|{}|{}", c.core.get("hostname"), c.core.get("work_dir"),
                                         c.core.get("queue_size"));
   bool core_changed = fingerprint != core_fingerprint_;

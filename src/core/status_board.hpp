@@ -3,6 +3,7 @@
 // components the runtime runs, the registry in use, the marker's probe.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,9 @@ class StatusBoard final : public DaemonStatus {
   void set_marker(std::shared_ptr<const MarkerProbe> probe) override;
   void clear_marker(const MarkerProbe* probe) override;
   std::shared_ptr<const MarkerProbe> marker() const override;
+  bool reloading() const override { return reloading_.load(std::memory_order_acquire); }
+  // The runtime, around each application of a configuration (Runtime::apply).
+  void set_reloading(bool on) { reloading_.store(on, std::memory_order_release); }
 
  private:
   struct Key {
@@ -80,6 +84,7 @@ class StatusBoard final : public DaemonStatus {
   std::vector<ComponentRow> components_;
   BusCounts bus_;
   std::shared_ptr<const MarkerProbe> marker_;
+  std::atomic<bool> reloading_{false};
 };
 
 }  // namespace flowd

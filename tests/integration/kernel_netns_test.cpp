@@ -46,6 +46,29 @@ class KernelNetns : public ScannerNetns {
     return fds.add(tcp_listen("::", port));
   }
 
+  // Opens `count` connections from namespace a to 198.18.0.2:port in batches small enough for a
+  // 4 KiB ring (46 records), each batch's starts received before the next; the clients, and their
+  // local ports in `ports`.
+  std::vector<int> open_in_batches(int port, int count, std::vector<int>& ports) {
+    std::vector<int> clients;
+    for (int done = 0; done < count;) {
+      const int batch = std::min(20, count - done);
+      {
+        NetnsScope in_a(net->a);
+        for (int i = 0; i < batch; ++i) {
+          int local = 0;
+          int fd = tcp_connect("198.18.0.2", port, &local);
+          if (fd < 0) return clients;
+          clients.push_back(fd);
+          ports.push_back(local);
+        }
+      }
+      done += batch;
+      events(static_cast<std::size_t>(batch), 1000ms);
+    }
+    return clients;
+  }
+
   // `count` connections from namespace a to 198.18.0.2:port over `threads` threads, each held
   // `hold` after connect() and then closed; the clients' local ports.
   std::vector<int> short_connections(int port, int count, int threads,
@@ -1238,6 +1261,107 @@ TEST_F(KernelIssue15, OneConnectionIsSaidInTheSingular) {
   }
   start_flowd(config("kernel", kTagKeys), "following TCP state changes");
   EXPECT_NE(proc->log().find("; 1 connection adopted at start"), std::string::npos) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// Report try15d D1: a reload gives the marker a new map (max_flows) and the plugin switches its
+// program at its next read; the old program's ring overflowed before that read (flowd stopped while
+// the connections closed). The loss is logged and repaired by a resync: every connection ends.
+// Before, it was only counted; 54 of 100 flows stayed active (and marked) for ever.
+TEST_F(KernelNetns, ARingThatOverflowedBeforeTheSwitchToTheMarkersNewMapIsRepaired) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5010), 0);
+  const std::string keys = kTagKeys + "ring_buffer_size = 4096\n";
+  start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
+  std::vector<int> ports;
+  auto clients = open_in_batches(5010, 100, ports);
+  ASSERT_EQ(clients.size(), 100u);
+  reload(config_with_marker("kernel", keys) + "max_flows = 4096\n");
+  // No scrape until the end: its loopback connection would wake the plugin before the overflow.
+  stop_all_threads(*proc);
+  for (int fd : clients) ::close(fd);
+  proc->signal(SIGCONT);
+  auto closed = tally(events(100, 3000ms), 2, 9);
+  int ended_once = 0;
+  for (int p : ports) ended_once += closed.ends[p] == 1;
+  EXPECT_EQ(ended_once, 100) << proc->log();
+  EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
+  const std::string m = scrape();
+  EXPECT_GT(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
+  EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), 1) << m;
+  EXPECT_GE(count("the ring buffer was full"), 1) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// Report try15d D3: a reload restarts the plugin; while the new program loads, flowd is stopped
+// and the connections close, so the old program's ring overflows before the new plugin reads it.
+// The loss is logged and the dump that follows is counted as the resync it is. Before, only
+// flowd_kernel_events_lost_total grew: no log line, flowd_kernel_resyncs_total unchanged.
+TEST_F(KernelNetns, ALossInThePredecessorsRingIsLoggedAndItsRepairCounted) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5011), 0);
+  const std::string keys = kTagKeys + "ring_buffer_size = 4096\n";
+  start_flowd(config("kernel", keys), "following TCP state changes");
+  std::vector<int> ports;
+  auto clients = open_in_batches(5011, 100, ports);
+  ASSERT_EQ(clients.size(), 100u);
+  const double resyncs = counter(scrape(), "flowd_kernel_resyncs_total");
+  const int full = count("the ring buffer was full");
+  dir.write("flowd.cfg", config("kernel", keys + "interval = 3s\n"));
+  const int stopped = count("stopped plugin kernel");
+  proc->signal(SIGHUP);
+  // Stopped while the new program loads (tens of ms): the old one, attached, nobody reading it.
+  for (int i = 0; i < 5000 && count("stopped plugin kernel") == stopped; ++i) usleep(200);
+  stop_all_threads(*proc);
+  const bool in_the_gap = count("started plugin kernel") == 1;
+  for (int fd : clients) ::close(fd);
+  proc->signal(SIGCONT);
+  auto closed = tally(events(100, 3000ms), 2, 9);
+  int ended_once = 0;
+  for (int p : ports) ended_once += closed.ends[p] == 1;
+  EXPECT_EQ(ended_once, 100) << proc->log();
+  const std::string m = scrape();
+  EXPECT_GT(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
+  EXPECT_GT(counter(m, "flowd_kernel_resyncs_total"), resyncs) << m << proc->log();
+  EXPECT_GT(count("the ring buffer was full"), full) << proc->log();
+  if (in_the_gap)
+    EXPECT_EQ(count("the ring buffer was full across the reload"), 1) << proc->log();
+  else
+    std::cout << "(flowd was stopped after the new program's start: the loss was its own ring's)\n";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// Report try15d D4: reloads that change the marker's map while connections come and go. The marker
+// stops before its successor starts; a read of the kernel plugin in between found no marker,
+// switched its program to no map and back, and logged that no marker ran. Now it waits for the
+// reload's end, and every connection is still paired.
+TEST_F(KernelNetns, AMarkerReplacedByAReloadIsNotTakenForNoMarker) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5012), 0);
+  start_flowd(config_with_marker("kernel", kTagKeys), "following TCP state changes");
+  std::vector<int> ports;
+  std::atomic<bool> done{false};
+  std::jthread load([&] {
+    ports = short_connections(5012, 1200, 4, 2ms);
+    done = true;
+  });
+  int reloads = 0;
+  for (; !done && reloads < 12; ++reloads)
+    reload(config_with_marker("kernel", kTagKeys) +
+           "max_flows = " + std::to_string(reloads % 2 ? 8192 : 4096) + "\n");
+  load.join();
+  EXPECT_GE(reloads, 4) << "the connections outlasted a few reloads";
+  ASSERT_EQ(ports.size(), 1200u);
+  auto t = tally(events(2400, 3000ms), 2, 9);
+  int once = 0;
+  for (int p : ports) once += t.starts[p] == 1 && t.ends[p] == 1;
+  EXPECT_EQ(once, 1200) << proc->log();
+  EXPECT_EQ(count("no marker runs"), 0) << proc->log();
+  EXPECT_EQ(count("the marker's flow map is back"), 0) << proc->log();
+  EXPECT_GE(count("now marks the new map"), 1) << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

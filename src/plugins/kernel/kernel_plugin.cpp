@@ -104,8 +104,10 @@ IpAddress address_of(const __u8 (&bytes)[16], int family) {
 struct ShelvedKernel final : ShelfItem {
   std::unique_ptr<ConnEvents> events;
   std::optional<scanner::ConnectionTracker> tracker;
-  std::uint64_t lost = 0;  // the program's lost count when it was shelved
-  RingHandover handover;   // copies in its ring of what its own predecessor's ring handed
+  // The program's lost and missed counts as far as its plugin counted them (what came after, up
+  // to the successor's read, its successor counts and repairs).
+  std::uint64_t lost = 0, missed = 0;
+  RingHandover handover;  // copies in its ring of what its own predecessor's ring handed
 };
 
 // The kernel's description of a map (its id, to tell one map from another, and its size); zeros
@@ -222,6 +224,7 @@ class KernelPlugin final : public Plugin {
         predecessor_ = std::move(shelved->events);
         if (owners_) bpf_->copy_owners_from(*predecessor_);
         predecessor_lost_ = shelved->lost;
+        predecessor_missed_ = shelved->missed;
         predecessor_->set_handler(old_ring_handler());
         tracker_.take_over(std::move(*shelved->tracker));
       } else {
@@ -272,8 +275,9 @@ class KernelPlugin final : public Plugin {
     // instead of adopting silently the connections established while no plugin ran.
     std::size_t inherited = 0, followed = 0, excluded = 0;
     const bool predecessor_taken = predecessor_ != nullptr;
+    bool repair = false;  // the dump below is a resync: the predecessor's ring lost records
     if (predecessor_) {
-      take_predecessors_ring(out);
+      repair = take_predecessors_ring(out);
       followed = tracker_.tracked();
     } else {
       inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
@@ -285,7 +289,7 @@ class KernelPlugin final : public Plugin {
     excluded = events_.size();
     out.publish(events_);
     const std::size_t before_dump = tracker_.tracked();
-    resync(out, false);
+    resync(out, repair);
     // What the dump added: what is tracked now, and the followed connections it ended (closed
     // meanwhile), less what was tracked before it.
     const std::size_t ended =
@@ -367,7 +371,8 @@ class KernelPlugin final : public Plugin {
       auto item = std::make_unique<ShelvedKernel>();
       if (bpf_) {
         bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
-        item->lost = bpf_->lost();
+        item->lost = lost_;
+        item->missed = missed_;
         item->events = std::move(bpf_);
         item->tracker.emplace(std::move(tracker_));
         item->handover = std::move(handover_);
@@ -381,9 +386,10 @@ class KernelPlugin final : public Plugin {
  private:
   std::string shelf_key() const { return std::string("plugin.") + name_ + ".program"; }
 
-  // Reads the predecessor's ring (the state changes up to this program's attach), publishes what
-  // they say, and lets its program go.
-  void take_predecessors_ring(Publisher& out) {
+  // Reads the predecessor's ring (the state changes up to its detach), publishes what they say,
+  // and lets its program go. True when records were lost (or skipped by the kernel) since its
+  // plugin last counted: the dump that follows is then a resync.
+  bool take_predecessors_ring(Publisher& out) {
     events_.clear();
     clock_.refresh();
     predecessor_->detach();
@@ -395,14 +401,18 @@ class KernelPlugin final : public Plugin {
                  std::strerror(-n));
     else
       events_total_->Increment(n);
-    if (std::uint64_t lost = predecessor_->lost(); lost > predecessor_lost_)
-      lost_total_->Increment(static_cast<double>(lost - predecessor_lost_));
+    const std::uint64_t lost = predecessor_->lost(), missed = predecessor_->missed();
+    const bool repair =
+        account_losses(lost - std::min(predecessor_lost_, lost),
+                       missed - std::min(predecessor_missed_, missed), " across the reload") ||
+        n < 0;
     log_->debug(
         "read the previous program's ring: {} records; {} copies skipped so far; {} records of "
         "the overlap may be in this program's ring",
         n, handover_.skipped(), handover_.pending());
     out.publish(events_);
     predecessor_.reset();
+    return repair;
   }
 
   // Reads what waits in the ring, publishes it, and resyncs if the ring refused records meanwhile.
@@ -427,26 +437,33 @@ class KernelPlugin final : public Plugin {
       }
     out.publish(events_);
     std::uint64_t lost = bpf_->lost(), missed = bpf_->missed();
-    if (lost != lost_) {
-      lost_total_->Increment(static_cast<double>(lost - lost_));
-      limited_warn(*log_, lost_limiter_,
-                   "the ring buffer was full: {} lost; resyncing with a sock_diag dump (a larger "
-                   "ring_buffer_size avoids it)",
-                   counted(lost - lost_, "TCP state change", "TCP state changes"));
-    }
-    if (missed != missed_) {
-      missed_total_->Increment(static_cast<double>(missed - missed_));
-      limited_warn(*log_, missed_limiter_,
-                   "the kernel skipped the program for {} (each happened on a CPU where the "
-                   "program ran already, which BPF does not nest); resyncing with a sock_diag dump",
-                   counted(missed - missed_, "TCP state change", "TCP state changes"));
-    }
-    if (lost != lost_ || missed != missed_) {
+    if (account_losses(lost - lost_, missed - missed_, "")) {
       lost_ = lost;
       missed_ = missed;
       resync(out, true);
     }
     tracked_->Set(static_cast<double>(tracker_.tracked()));
+  }
+
+  // Counts and logs (rate-limited) what a program's ring refused (`lost`) and the state changes
+  // the kernel skipped it for (`missed`), since they were last counted; `when`: the moment, for the
+  // log (empty: an ordinary read). True when there is something for a resync to repair.
+  bool account_losses(std::uint64_t lost, std::uint64_t missed, std::string_view when) {
+    if (lost) {
+      lost_total_->Increment(static_cast<double>(lost));
+      limited_warn(*log_, lost_limiter_,
+                   "the ring buffer was full{}: {} lost; resyncing with a sock_diag dump (a larger "
+                   "ring_buffer_size avoids it)",
+                   when, counted(lost, "TCP state change", "TCP state changes"));
+    }
+    if (missed) {
+      missed_total_->Increment(static_cast<double>(missed));
+      limited_warn(*log_, missed_limiter_,
+                   "the kernel skipped the program for {}{} (each happened on a CPU where the "
+                   "program ran already, which BPF does not nest); resyncing with a sock_diag dump",
+                   counted(missed, "TCP state change", "TCP state changes"), when);
+    }
+    return lost || missed;
   }
 
   // A reload that changed the marker's map while this plugin kept running: a new map (a changed
@@ -462,6 +479,11 @@ class KernelPlugin final : public Plugin {
     if (!ctx_.status) return;
     auto now = ctx_.status->marker();
     if (now == probe_seen_) return;
+    // No marker while a reload is applied: most likely the marker being replaced (it stops before
+    // its successor starts). The map this program writes stays valid (marker_ holds its
+    // descriptor); the check comes again at the first read after the reload.
+    // Before, the program was switched to no map and back, and the log said no marker ran.
+    if (!now && probe_seen_ && ctx_.status->reloading()) return;
     const int fd = now ? now->flow_map_fd() : -1;
     const std::uint32_t id = fd >= 0 ? map_info(fd).id : 0;
     if (id == marker_map_id_) {
@@ -503,11 +525,15 @@ class KernelPlugin final : public Plugin {
     const std::uint64_t detached = boot_ns_now();
     if (int n = bpf_->consume(); n > 0) events_total_->Increment(n);
     handover_.old_done(detached);
-    if (std::uint64_t lost = bpf_->lost(); lost > lost_)
-      lost_total_->Increment(static_cast<double>(lost - lost_));
+    // What the old ring refused, or the kernel skipped its program for, since the last read: a
+    // resync once the new program runs (nothing else would repair it: the counts start again).
+    const bool repair = account_losses(bpf_->lost() - std::min(lost_, bpf_->lost()),
+                                       bpf_->missed() - std::min(missed_, bpf_->missed()),
+                                       " before the switch to the marker's new map");
     out.publish(events_);
     bpf_ = std::move(next);
     lost_ = marked_ = missed_ = 0;
+    if (repair) resync(out, true);
     if (!marks)
       log_->info(
           "the marker has no flow map to mark after a reload ({}): the kernel plugin's program "
@@ -705,7 +731,7 @@ class KernelPlugin final : public Plugin {
   std::optional<netlink::SockDiag> diag_;
   std::unique_ptr<ConnEvents> bpf_;
   std::unique_ptr<ConnEvents> predecessor_;  // a reload's: read once at the start of run()
-  std::uint64_t predecessor_lost_ = 0;
+  std::uint64_t predecessor_lost_ = 0, predecessor_missed_ = 0;
   RingHandover handover_;  // the records an old program's ring and the new one's both hold
   std::unique_ptr<PollingFallback> fallback_;
   BootClock clock_;
