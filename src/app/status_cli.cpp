@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <charconv>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -20,6 +23,7 @@
 #include "common/net/endpoint.hpp"
 #include "common/unique_fd.hpp"
 #include "flowd/flow_id.hpp"
+#include "plugins/api/api_config.hpp"
 
 namespace flowd {
 namespace {
@@ -35,7 +39,9 @@ struct Target {
   }
 };
 
-// Where the API listens: the options, else [plugin.api] of the configuration (its socket first).
+// Where the API listens: the options, else [plugin.api] of the configuration (its socket first),
+// read as flowd reads it (api::ApiConfig). When the file runs no API, says which of the two it
+// lacks: `api` in [flowd] plugins (a [plugin.api] section alone enables nothing), or a listener.
 std::optional<Target> find_target(const StatusOptions& opts, const ComponentTable& components,
                                   std::string& error) {
   Target t;
@@ -52,45 +58,114 @@ std::optional<Target> find_target(const StatusOptions& opts, const ComponentTabl
     t.tcp = *ep;
     return t;
   }
+  RawConfig raw;
   Config c;
   try {
-    c = load_config(opts.config_path, components);
+    raw = read_config_file(opts.config_path, components);
+    c = validate_config(raw, components);
   } catch (const ConfigError& e) {
     error = e.what();
     return std::nullopt;
   }
-  for (const auto& p : c.plugins) {
-    if (p.info->name != "api") continue;
-    if (!p.section.get("socket").empty()) {
-      t.socket = p.section.get("socket");
-      return t;
-    }
-    if (auto ep = net::parse_endpoint(p.section.get("listen"), kDefaultApiPort)) {
-      if (ep->host == "0.0.0.0") ep->host = "127.0.0.1";
-      if (ep->host == "::") ep->host = "::1";
-      t.tcp = *ep;
-      return t;
-    }
+  const auto api = std::find_if(c.plugins.begin(), c.plugins.end(),
+                                [](const PluginConfig& p) { return p.info->name == "api"; });
+  if (api == c.plugins.end()) {
+    std::vector<std::string_view> listed;
+    for (const auto& p : c.plugins) listed.push_back(p.info->name);
+    const bool has_section =
+        std::any_of(raw.sections.begin(), raw.sections.end(),
+                    [](const RawSection& s) { return s.name == "plugin.api"; });
+    const std::string key = c.legacy ? "PLUGIN" : "[flowd] plugins";
+    const std::string enable = fmt::format(
+        "add api to {} and reload flowd (SIGHUP), or give --socket PATH or --address HOST:PORT",
+        key);
+    if (has_section)
+      error = fmt::format(
+          "{} has a [plugin.api] section, but 'api' is not in its {} ({}): a flowd running this "
+          "file serves no HTTP API ({})",
+          c.path, key, fmt::join(listed, ", "), enable);
+    else
+      error = fmt::format(
+          "{} does not list 'api' in its {} ({}), nor has it a [plugin.api] section: a flowd "
+          "running this file serves no HTTP API ({}; the API's socket is {} unless [plugin.api] "
+          "says otherwise)",
+          c.path, key, fmt::join(listed, ", "), enable, kDefaultSocket);
+    return std::nullopt;
   }
-  error = fmt::format(
-      "{} has no [plugin.api] section: flowd's HTTP API is not enabled there (add [plugin.api], "
-      "or give --socket PATH or --address HOST:PORT; the default socket is {})",
-      c.path, kDefaultSocket);
-  return std::nullopt;
+  try {
+    const auto a = api::ApiConfig::from(api->section);
+    if (!a.socket.empty()) {
+      t.socket = a.socket;
+      return t;
+    }
+    t.tcp = *a.listen;  // from() refuses a section with neither
+    if (t.tcp.host == "0.0.0.0") t.tcp.host = "127.0.0.1";
+    if (t.tcp.host == "::") t.tcp.host = "::1";
+    return t;
+  } catch (const ConfigError& e) {
+    // As flowd would refuse to start with it: "[plugin.api] socket and listen are both empty..."
+    error = fmt::format("{}: {}", c.path, e.what());
+    return std::nullopt;
+  }
 }
 
-// Connects once by hand, for the reason httplib does not give (no socket, refused, denied).
-std::string why_unreachable(const Target& t) {
+// Why a connection to `t` fails, by connecting once by hand (httplib does not say): 0 when it
+// succeeds (or the address does not resolve: httplib's error says that), else the errno
+// (ECONNREFUSED, ENOENT, EACCES, ENETUNREACH, ETIMEDOUT after 2 s...).
+int why_unreachable(const Target& t) {
   if (!t.socket.empty()) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (t.socket.size() >= sizeof a.sun_path) return "the path is too long for a unix socket";
+    if (t.socket.size() >= sizeof a.sun_path) return ENAMETOOLONG;
     std::memcpy(a.sun_path, t.socket.c_str(), t.socket.size() + 1);
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return "";
-    return std::strerror(errno);
+    if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return 0;
+    return errno;
   }
-  return "";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(t.tcp.port);
+  if (::getaddrinfo(t.tcp.host.c_str(), port.c_str(), &hints, &res) != 0 || !res) return 0;
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(res, &::freeaddrinfo);
+  UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return errno;
+  if (::connect(fd.get(), res->ai_addr, res->ai_addrlen) == 0) return 0;
+  if (errno != EINPROGRESS) return errno;
+  pollfd p{fd.get(), POLLOUT, 0};
+  if (::poll(&p, 1, 2000) <= 0) return ETIMEDOUT;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+// The sentence for a connection that failed with `err`: flowd is not running only where nothing
+// listens (no socket file, or refused); a socket it may not open or an address it cannot reach
+// from here says nothing of whether flowd runs.
+std::string connection_failure(const Target& t, int err) {
+  const std::string why = err ? std::strerror(err) : "";
+  switch (err) {
+    case EACCES:
+    case EPERM:
+      return fmt::format(
+          "{} may not be opened by this user ({}): flowd may well be running; run this as root or "
+          "as a user who may write the socket (its [plugin.api] mode and group), or give "
+          "--address HOST:PORT of its [plugin.api] listen",
+          t.describe(), why);
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case EADDRNOTAVAIL:
+    case ETIMEDOUT:
+      return fmt::format(
+          "{} cannot be reached from here ({}): whether flowd runs is not known; check its "
+          "[plugin.api] listen address (or --address) and the route to it",
+          t.describe(), why);
+    default:
+      return fmt::format("flowd is not running: nothing answers on {}{}", t.describe(),
+                         why.empty() ? "" : " (" + why + ")");
+  }
 }
 
 std::optional<nlohmann::json> get(const Target& t, const std::string& path, std::string& error) {
@@ -105,10 +180,9 @@ std::optional<nlohmann::json> get(const Target& t, const std::string& path, std:
   cli->set_read_timeout(std::chrono::seconds(10));
   auto res = cli->Get(path);
   if (!res) {
-    auto why = why_unreachable(t);
-    if (res.error() == httplib::Error::Connection)
-      error = fmt::format("flowd is not running: nothing answers on {}{}", t.describe(),
-                          why.empty() ? "" : " (" + why + ")");
+    if (res.error() == httplib::Error::Connection ||
+        res.error() == httplib::Error::ConnectionTimeout)
+      error = connection_failure(t, why_unreachable(t));
     else
       error = fmt::format("flowd did not answer on {}: {}", t.describe(),
                           httplib::to_string(res.error()));

@@ -29,8 +29,10 @@ std::string check_count(const std::string& value, std::string_view what, std::si
 inline constexpr std::size_t kMaxLimit = 1000000;
 std::string check_limit(const std::string& value);
 
-// Exit codes: 0 shown; 1 flowd is not running or did not answer (the message says which, and
-// where it looked); 2 the configuration cannot be read.
+// Exit codes: 0 shown; 1 flowd is not running (nothing listens where it looked), the socket may
+// not be opened by this user, the address cannot be reached, or what answers is not flowd's API
+// (the message says which, and where it looked); 2 the configuration cannot be read or runs no API
+// ('api' not in [flowd] plugins, whether a [plugin.api] section is there or not; or no listener).
 int status_command(const StatusOptions& opts, const ComponentTable& components);
 int flows_command(const StatusOptions& opts, const ComponentTable& components);
 

@@ -107,7 +107,9 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     out.push_back(std::move(made));
     count(Outcome::kAdded);
   };
+  constexpr int kExplicit = static_cast<int>(Rank::kExplicit);
   if (f.state == FlowState::kStart) {
+    if (r == kExplicit) explicit_ended_.erase(key);
     if (!e)
       e = table_
               .emplace(key, Entry{},
@@ -140,11 +142,16 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     return;
   }
   if (f.state == FlowState::kEnd) {
-    if (!e) return pass();  // not known (evicted, or never started here)
+    if (!e) {
+      // A tool's retry of an end that went through: its flow is over.
+      if (r == kExplicit && explicit_ended_.contains(key)) return count(Outcome::kDropped);
+      return pass();  // not known (evicted, or never started here)
+    }
     if (!e->by_rank[r].live) return count(Outcome::kDropped);  // the other report's flow
     const bool visible = e->visible() == r;
     Report& mine = e->by_rank[r];
     mine.live = false;
+    if (r == kExplicit) explicit_ended_.emplace(key, true);
     const int next = e->visible();
     if (visible) {
       pass();
@@ -183,6 +190,7 @@ void LocalFlowArbiter::forget(const char* plugin, std::vector<FlowID>& out) {
     Report& report = e.by_rank[kExplicit];
     if (!report.live || std::strcmp(report.start.plugin, plugin) != 0) return;
     report.live = false;
+    explicit_ended_.emplace(key, true);
     out.push_back(end_of(report.start, now));
     if (e.by_rank[0].live)
       restart(e.by_rank[0], *out.back().end_time, out);

@@ -18,7 +18,9 @@
 // So every end has the start of its own report before it, and a connection a rule covers is
 // marked and listed active for as long as its inferred report is live. An end whose own report is
 // not live while the other report is (a repeated end, an end without a start, a tool's end for a
-// transfer it started before a restart) is dropped: it would end the other report's flow. The two
+// transfer it started before a restart) is dropped: it would end the other report's flow. So is an
+// explicit end repeated after its report ended with no other report left (a tool's retry of an end
+// that went through: the flow is over, the backends would take it for one without a start). The two
 // reports' times come from different clocks (a pipe line's reading, the kernel's state change):
 // an end is never stamped before the start the backends saw of that flow.
 //
@@ -45,6 +47,9 @@ class LocalFlowArbiter {
   enum class Rank : std::uint8_t { kInferred = 0, kExplicit = 1 };
   // At most this many 5-tuples are remembered (the oldest evicted: its next event passes as is).
   static constexpr std::size_t kCapacity = 65536;
+  // At most this many explicit reports that ended are remembered, so that a retry of their end is
+  // dropped (the oldest forgotten: a retry of its end passes as an end of an unknown flow).
+  static constexpr std::size_t kEndedCapacity = 4096;
 
   // What became of one local event a plugin published (flowd_local_flow_arbiter_events_total),
   // and what the arbiter made itself. Of a plugin's local events, passed + held + dropped are all
@@ -53,7 +58,8 @@ class LocalFlowArbiter {
     kPassed,   // to the backends as published
     kHeld,     // a start kept back while the other report is the one the backends follow
     kDropped,  // an end or ongoing of a report the backends do not follow (its start was held, or
-               // its end was already made at a hand-over): nothing for the backends
+               // its end was already made at a hand-over), or an explicit report's end repeated
+               // after it ended: nothing for the backends
     kAdded,    // an end or a start the arbiter made at a hand-over (another plugin's report)
   };
   static constexpr std::size_t kOutcomes = 4;
@@ -101,6 +107,8 @@ class LocalFlowArbiter {
   static void restart(Report& report, TimePoint at, std::vector<FlowID>& out);
 
   FlowTable<FlowKey, Entry, FlowKeyHash> table_{kCapacity};
+  // The connections whose explicit report ended, until an explicit start of them.
+  FlowTable<FlowKey, bool, FlowKeyHash> explicit_ended_{kEndedCapacity};
 };
 
 // The label values: passed, held, dropped, added; inferred, explicit, both.

@@ -53,10 +53,12 @@ TEST(CollectorDns, ANameThatMovesTakesTheFirefliesWithItWithoutARestart) {
 
   write_in_place(hosts, hosts_naming("127.0.0.3"));
   // Within a few intervals the next fireflies go to the new address; the numeric one is unmoved.
+  // The flow ends and starts again, a firefly each (a repeated end is dropped: the flow is over).
   bool moved = false;
   int sent = 1;
   for (int i = 0; i < 50 && !moved; ++i) {
-    write_pipe(d.pipe(), "end tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
+    write_pipe(d.pipe(),
+               std::string(i % 2 ? "start" : "end") + " tcp 127.0.0.1 1 127.0.0.1 2 2 9\n");
     ++sent;
     moved = new_home.receive(200ms).has_value();
   }

@@ -5,9 +5,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -482,6 +484,94 @@ TEST(Cli, StatusAndFlowsSayWhatIsWrong) {
     EXPECT_NE(err.find("HTTP 404"), std::string::npos) << err;
   }
   EXPECT_EQ(d.stop(), 0);
+}
+
+// Issue 15: a file reloaded to `plugins = kernel`, its [plugin.api] section left in it, was said to
+// have no [plugin.api] section. Each reason the file runs no API is named as it is: the section
+// without `api` in plugins, neither, or `api` listed with no listener; exit 2, no connection tried.
+TEST(Cli, StatusAndFlowsSayWhyTheFileRunsNoApi) {
+  TempDir dir;
+  const std::string head = "[flowd]\nwork_dir = " + dir.file("cache") + "\n";
+  const std::string kernel = "[plugin.kernel]\nrules = 1094 2 9\n";
+  struct Case {
+    std::string config, says;
+  } cases[] = {
+      {"plugins = kernel\n" + kernel + "[plugin.api]\nsocket = " + dir.file("api.sock") + "\n",
+       " has a [plugin.api] section, but 'api' is not in its [flowd] plugins (kernel): a flowd "
+       "running this file serves no HTTP API (add api to [flowd] plugins and reload flowd"},
+      {"plugins = kernel, netlink\n" + kernel + "[plugin.netlink]\nexperiment = 2\n",
+       " does not list 'api' in its [flowd] plugins (kernel, netlink), nor has it a [plugin.api] "
+       "section: a flowd running this file serves no HTTP API (add api to [flowd] plugins"},
+      {"plugins = kernel, api\n" + kernel + "[plugin.api]\nsocket =\n",
+       ": [plugin.api] socket and listen are both empty: the API would listen nowhere"},
+  };
+  for (const auto& c : cases) {
+    dir.write("f.cfg", head + c.config);
+    for (const char* cmd : {"flows", "status"}) {
+      std::string out, err;
+      EXPECT_EQ(run_flowd({cmd, "-c", dir.file("f.cfg")}, out, err), 2) << c.config;
+      EXPECT_EQ(err.rfind("flowd: " + dir.file("f.cfg") + c.says, 0), 0u)
+          << c.config << "\nexpected: " << c.says << "\ngot: " << err;
+    }
+  }
+  // Listed, with a section or without: it asks where the section says, or at the default socket.
+  dir.write("f.cfg", head + "plugins = kernel, api\n" + kernel +
+                         "[plugin.api]\nsocket = " + dir.file("api.sock") + "\n");
+  std::string out, err;
+  EXPECT_EQ(run_flowd({"flows", "-c", dir.file("f.cfg")}, out, err), 1);
+  EXPECT_EQ(err.rfind("flowd is not running: nothing answers on the unix socket " +
+                          dir.file("api.sock") + " (No such file or directory)",
+                      0),
+            0u)
+      << err;
+}
+
+// Issue 15: "flowd is not running" was said of a socket this user may not open and of an address
+// that cannot be reached from here; flowd may well run behind either.
+TEST(Cli, StatusAndFlowsTellAnUnreachableApiFromAStoppedFlowd) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root for network namespaces and setpriv";
+  std::string out;
+  // An address with no route from here (a namespace with IPv6 only): not "nothing answers".
+  {
+    NetnsPair net;
+    for (const char* cmd : {"flows", "status"}) {
+      EXPECT_EQ(net.exec(net.a, flowd_binary() + " " + cmd + " --address 198.18.99.1:8787", out), 1)
+          << out;
+      EXPECT_EQ(out.rfind("http://198.18.99.1:8787 cannot be reached from here (Network is "
+                          "unreachable): whether flowd runs is not known",
+                          0),
+                0u)
+          << out;
+    }
+  }
+
+  // A socket someone listens on, that only root may open, asked by the user nobody.
+  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  if (run_shell(as_nobody + "test -x " + flowd_binary(), "", out) != 0)
+    GTEST_SKIP() << "the user nobody cannot run " << flowd_binary() << ": " << out;
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  const std::string path = dir.file("api.sock");
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_fd{fd};
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  EXPECT_EQ(run_shell(as_nobody + flowd_binary() + " flows --socket " + path, "", out), 1) << out;
+  EXPECT_EQ(out.rfind("the unix socket " + path +
+                          " may not be opened by this user (Permission denied): flowd may well "
+                          "be running",
+                      0),
+            0u)
+      << out;
+  EXPECT_EQ(out.find("not running"), std::string::npos) << out;
 }
 
 // A wrong number of arguments printed CLI11's raw "args: At Most 3 required but received 4": it is

@@ -1404,10 +1404,21 @@ TEST_F(MarkerNetns, FlowsKeptFromAKilledFlowdAreListedUntilTheirConnectionOrEndG
             std::string::npos)
       << second->log();
 
-  // The connection closes: its entry goes at the next check, and so does its listing.
+  // The connection closes: its entry goes at the next check, and so does its listing. Closed by
+  // this host's end only, its peer (queued at the listener in b) still open: the client's socket
+  // stays listed for tcp_fin_timeout (60 s) as FIN-WAIT-2 without an inode (orphaned, or TIME-WAIT
+  // of that substate), a connection that sends nothing more; it was kept while listed.
   ::close(std::exchange(client, -1));
-  ::close(std::exchange(listener, -1));
+  std::string ss;
+  for (int i = 0; i < 100 && ss.find("FIN-WAIT-2") == std::string::npos; ++i) {
+    net->exec(net->a, "ss -Htan sport = :" + std::to_string(lport), ss);
+    if (ss.find("FIN-WAIT-2") == std::string::npos) usleep(20000);
+  }
+  ASSERT_NE(ss.find("FIN-WAIT-2"), std::string::npos) << ss;
   EXPECT_EQ(wait_marked(1, 12), 1) << second->log();
+  net->exec(net->a, "ss -Htan sport = :" + std::to_string(lport), ss);
+  EXPECT_NE(ss.find("FIN-WAIT-2"), std::string::npos) << "still listed: " << ss;
+  ::close(std::exchange(listener, -1));
   flows = listed();
   ASSERT_EQ(flows.size(), 1u) << flows.dump();
   EXPECT_EQ(flows[0]["src_port"], 40091);

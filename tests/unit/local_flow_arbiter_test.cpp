@@ -192,6 +192,51 @@ TEST(LocalFlowArbiter, AnEndWithoutItsOwnLiveReportNeverEndsTheOthersFlow) {
   EXPECT_EQ(r[2], "end np_api 3 @4; ");
 }
 
+// A tool retries an `end` that went through (np_api or the api, issue 15): with no other report of
+// the connection left, it passed as an end of a flow the backends no longer knew (an orphan end,
+// its start time its end time). It is dropped as a repeated end is while the other report is live;
+// an explicit start of the connection makes its end pass again.
+TEST(LocalFlowArbiter, ARetriedEndOfAnEndedExplicitReportIsDropped) {
+  using O = LocalFlowArbiter::Outcome;
+  LocalFlowArbiter a;
+  LocalFlowArbiter::Tally t;
+  auto step = [&](const Step& s) {
+    std::vector<FlowID> out;
+    a.arbitrate(std::span<const FlowID>(&s.f, 1), s.plugin, s.rank, out, &t);
+    return said(out);
+  };
+  const Step eEnd{"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)};
+  EXPECT_EQ(step(eStart), "start np_api 3 @2; ");
+  EXPECT_EQ(step(eEnd), "end np_api 3 @4; ");
+  EXPECT_EQ(step({"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 5)}), "") << "a retry";
+  EXPECT_EQ(step({"api", Rank::kExplicit, flow(FlowState::kEnd, 3, 6)}), "") << "the api's too";
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kDropped)], 2u);
+  EXPECT_EQ(t.outcomes[static_cast<int>(O::kPassed)], 2u);
+  EXPECT_EQ(a.size(), 0u);
+
+  // The kernel's report ended behind the explicit one, then the explicit one: no report is left.
+  EXPECT_EQ(step(kStart), "start kernel 2 @0; ");
+  EXPECT_EQ(step(eStart), "end kernel 2 @2; start np_api 3 @2; ");
+  EXPECT_EQ(step({"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 3)}), "");
+  EXPECT_EQ(step(eEnd), "end np_api 3 @4; ");
+  EXPECT_EQ(step({"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 7)}), "") << "a retry";
+
+  // A new transfer on the same 5-tuple: its start and end pass, and so would the kernel's ends.
+  EXPECT_EQ(step({"np_api", Rank::kExplicit, flow(FlowState::kStart, 3, 10)}),
+            "start np_api 3 @10; ");
+  EXPECT_EQ(step({"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 11)}), "end np_api 3 @11; ");
+  EXPECT_EQ(step({"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 12)}), "end kernel 2 @12; ")
+      << "an inferred end of an unknown flow passes, as before";
+
+  // A report ended by its plugin's removal: a retry of its end (the plugin back) is dropped too.
+  EXPECT_EQ(step({"api", Rank::kExplicit, flow(FlowState::kStart, 5, 20)}), "start api 5 @20; ");
+  std::vector<FlowID> out;
+  a.forget("api", out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(step({"api", Rank::kExplicit, flow(FlowState::kEnd, 5, 21)}), "");
+  EXPECT_EQ(a.size(), 0u);
+}
+
 TEST(LocalFlowArbiter, NoEndIsStampedBeforeTheStartTheBackendsSaw) {
   // The kernel stamps its state change, np_api the line's reading: a hand-over between them once
   // gave ends before their starts (issue 15).

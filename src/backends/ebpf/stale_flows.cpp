@@ -17,16 +17,20 @@ std::string key_bytes(const flowd_flow_key& k) {
 }
 
 bool live_tcp_keys(std::map<std::string, IpAddress>& keys, std::string& error) {
-  // The keys the live connections' egress packets have (flowd_marker.bpf.c builds the same).
+  // The keys the live connections' egress packets have (flowd_marker.bpf.c builds the same). Live
+  // as the connection plugins' tracker says (netlink::carries_data): a TIME-WAIT socket is listed
+  // as FIN-WAIT-2 with no inode, and an orphaned FIN-WAIT-2 has none either; neither sends data.
   try {
     netlink::SockDiag diag;
     netlink::DumpRequest req;
-    req.states =
-        ~((1u << netlink::kTcpListen) | (1u << netlink::kTcpTimeWait) | (1u << netlink::kTcpClose));
+    req.states = (1u << netlink::kTcpEstablished) | (1u << netlink::kTcpFinWait1) |
+                 (1u << netlink::kTcpFinWait2) | (1u << netlink::kTcpCloseWait) |
+                 (1u << netlink::kTcpClosing) | (1u << netlink::kTcpLastAck);
     req.ipv4 = false;
     return diag.dump(
         req,
         [&](const netlink::SockEntry& e, const netlink::TcpDetails*) {
+          if (!netlink::carries_data(e.state, e.inode)) return;
           if (!e.remote.is_v6()) return;  // IPv4-mapped: reported as IPv4, never labelled
           flowd_flow_key k;
           std::memset(&k, 0, sizeof k);

@@ -25,7 +25,7 @@ struct KeptEntry {
 };
 
 struct StaleFlows {
-  std::uint64_t tcp_kept = 0;     // TCP entries with a live connection (any state but TIME_WAIT)
+  std::uint64_t tcp_kept = 0;     // TCP entries with a live connection (netlink::carries_data)
   std::uint64_t tcp_dropped = 0;  // TCP entries without one: deleted from the map
   std::uint64_t udp_kept = 0;     // UDP entries: no connection state to check, kept
   std::vector<KeptEntry> kept;    // every entry kept, TCP and UDP
@@ -34,7 +34,9 @@ struct StaleFlows {
 
 // Deletes from the marker's flow map (flowd_marker.h keys) every TCP entry for which this network
 // namespace has no TCP socket whose egress packets it matches (remote address, local port, remote
-// port) in a state other than LISTEN, TIME_WAIT or CLOSE; one sock_diag dump (netlink/sock_diag).
+// port) that can still carry data (netlink::carries_data, as the connection plugins' tracker: not
+// a TIME-WAIT or orphaned FIN-WAIT-2, which sock_diag lists as FIN-WAIT-2 without an inode, nor a
+// connection not yet established); one sock_diag dump (netlink/sock_diag).
 // UDP entries are kept: an unconnected UDP socket has no peer, so whether a UDP flow still runs
 // cannot be told; they go with their `end` or the map's LRU eviction.
 StaleFlows drop_tcp_flows_without_socket(int map_fd);
