@@ -94,12 +94,14 @@ class KernelNetns : public ScannerNetns {
   }
 
   struct Tally {
+    std::vector<Event> events;        // all, in arrival order
     std::map<int, int> starts, ends;  // by client port
     std::map<int, Event> last_end;
     int wrong_tag = 0;
   };
   Tally tally(const std::vector<Event>& events, int exp, int act) const {
     Tally t;
+    t.events = events;
     for (const auto& e : events) {
       if (e.exp != exp || e.act != act) ++t.wrong_tag;
       if (e.state == "start") ++t.starts[e.src_port];
@@ -109,6 +111,25 @@ class KernelNetns : public ScannerNetns {
       }
     }
     return t;
+  }
+
+  // For a failure message: the client ports (of `ports`, each as often as it was used) whose
+  // starts or ends are not one per use, with their events.
+  static std::string unpaired(const std::vector<int>& ports, const Tally& t) {
+    std::map<int, int> uses;
+    for (int p : ports) ++uses[p];
+    std::string out;
+    for (auto [p, n] : uses) {
+      auto starts = t.starts.find(p), ends = t.ends.find(p);
+      const int s = starts == t.starts.end() ? 0 : starts->second;
+      const int e = ends == t.ends.end() ? 0 : ends->second;
+      if (s == n && e == n) continue;
+      out += fmt::format("port {} ({} connection(s)): {} start(s), {} end(s)\n", p, n, s, e);
+      for (const auto& ev : t.events)
+        if (ev.src_port == p)
+          out += fmt::format("  {} start {} end {}\n", ev.state, ev.start_time, ev.end_time);
+    }
+    return out;
   }
 
   double counter(const std::string& m, const std::string& name) const {
@@ -205,7 +226,7 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
         *end <= t1 + 200ms)
       ++timed_right;
   }
-  EXPECT_EQ(exactly_once, kConnections) << proc->log();
+  EXPECT_EQ(exactly_once, kConnections) << unpaired(ports, kernel) << proc->log();
   EXPECT_EQ(kernel.starts.size(), static_cast<std::size_t>(kConnections)) << "no other starts";
   EXPECT_EQ(kernel.wrong_tag, 0);
   std::string m = scrape();
@@ -329,7 +350,7 @@ TEST_F(KernelNetns, AReloadThatRestartsThePluginMissesNoConnection) {
   auto t = tally(events(600, 3000ms), 2, 9);
   int once = 0;
   for (int p : ports) once += t.starts[p] == 1 && t.ends[p] == 1;
-  EXPECT_EQ(once, 300) << proc->log();
+  EXPECT_EQ(once, 300) << unpaired(ports, t) << proc->log();
   EXPECT_EQ(t.starts.size(), 300u) << "no other starts";
   EXPECT_NE(proc->log().find("followed on from before the reload"), std::string::npos)
       << proc->log();
@@ -364,24 +385,13 @@ TEST_F(KernelNetns, ConnectionsOpenedAndClosedWhileTwoProgramsOverlapAreHandedOn
   load.join();
   ASSERT_EQ(ports.size(), static_cast<std::size_t>(kConnections));
   EXPECT_GE(reloads, 3) << "the connections outlasted a few reloads";
-  auto all = events(2 * kConnections, 3000ms);
-  auto t = tally(all, 2, 9);
+  auto t = tally(events(2 * kConnections, 3000ms), 2, 9);
   // A client port may serve two connections of the run (the kernel reuses it): each gets its own.
   std::map<int, int> uses;
   for (int p : ports) ++uses[p];
   int twice = 0;
-  std::string which;
-  for (auto [p, n] : uses)
-    if (t.starts[p] > n || t.ends[p] > n) {
-      ++twice;
-      which += fmt::format("port {} ({} connections): {} starts, {} ends\n", p, n, t.starts[p],
-                           t.ends[p]);
-      for (const auto& e : all)
-        if (e.src_port == p || e.dst_port == p)
-          which += fmt::format("  {} {}:{} -> {}:{} start {} end {}\n", e.state, e.src, e.src_port,
-                               e.dst, e.dst_port, e.start_time, e.end_time);
-    }
-  EXPECT_EQ(twice, 0) << reloads << " reloads\n" << which << proc->log();
+  for (auto [p, n] : uses) twice += t.starts[p] > n || t.ends[p] > n;
+  EXPECT_EQ(twice, 0) << reloads << " reloads\n" << unpaired(ports, t) << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }
