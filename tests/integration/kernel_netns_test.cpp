@@ -69,6 +69,20 @@ class KernelNetns : public ScannerNetns {
     return clients;
   }
 
+  // Closes `clients` (flowd stopped: its ring overflows with their ends), lets flowd go on, and
+  // checks that each of `ports` ended once, with no second start and a loss counted; the scrape.
+  std::string close_and_expect_each_ended_once(const std::vector<int>& clients,
+                                               const std::vector<int>& ports) {
+    for (int fd : clients) ::close(fd);
+    proc->signal(SIGCONT);
+    auto closed = tally(events(ports.size(), 3000ms), 2, 9);
+    EXPECT_EQ(unpaired_ends(ports, closed), "") << proc->log();
+    EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
+    std::string m = scrape();
+    EXPECT_GT(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
+    return m;
+  }
+
   // `count` connections from namespace a to 198.18.0.2:port over `threads` threads, each held
   // `hold` after connect() and then closed; the clients' local ports.
   std::vector<int> short_connections(int port, int count, int threads,
@@ -129,6 +143,15 @@ class KernelNetns : public ScannerNetns {
         if (ev.src_port == p)
           out += fmt::format("  {} start {} end {}\n", ev.state, ev.start_time, ev.end_time);
     }
+    return out;
+  }
+
+  // The ports of `ports` that did not end exactly once, for a failure message ("" when all did).
+  static std::string unpaired_ends(const std::vector<int>& ports, const Tally& t) {
+    std::string out;
+    for (int p : ports)
+      if (auto it = t.ends.find(p); it == t.ends.end() || it->second != 1)
+        out += fmt::format("port {}: {} end(s)\n", p, it == t.ends.end() ? 0 : it->second);
     return out;
   }
 
@@ -202,6 +225,8 @@ class KernelNetns : public ScannerNetns {
 };
 
 constexpr int kConnections = 1000;
+// The smallest ring: 46 records of 88 bytes, easy to overflow on purpose.
+const std::string kSmallRing = "ring_buffer_size = 4096\n";
 // Loopback (the scrapes) is not a flow of the test.
 const std::string kTagKeys =
     "experiment = 2\nactivity = 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
@@ -1282,7 +1307,7 @@ TEST_F(KernelIssue15, OneConnectionIsSaidInTheSingular) {
 TEST_F(KernelNetns, ARingThatOverflowedBeforeTheSwitchToTheMarkersNewMapIsRepaired) {
   Fds fds;
   ASSERT_GE(listen_in_b(fds, 5010), 0);
-  const std::string keys = kTagKeys + "ring_buffer_size = 4096\n";
+  const std::string keys = kTagKeys + kSmallRing;
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   std::vector<int> ports;
   auto clients = open_in_batches(5010, 100, ports);
@@ -1290,15 +1315,7 @@ TEST_F(KernelNetns, ARingThatOverflowedBeforeTheSwitchToTheMarkersNewMapIsRepair
   reload(config_with_marker("kernel", keys) + "max_flows = 4096\n");
   // No scrape until the end: its loopback connection would wake the plugin before the overflow.
   stop_all_threads(*proc);
-  for (int fd : clients) ::close(fd);
-  proc->signal(SIGCONT);
-  auto closed = tally(events(100, 3000ms), 2, 9);
-  int ended_once = 0;
-  for (int p : ports) ended_once += closed.ends[p] == 1;
-  EXPECT_EQ(ended_once, 100) << proc->log();
-  EXPECT_TRUE(closed.starts.empty()) << "no connection started twice";
-  const std::string m = scrape();
-  EXPECT_GT(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
+  const std::string m = close_and_expect_each_ended_once(clients, ports);
   EXPECT_GE(counter(m, "flowd_kernel_resyncs_total"), 1) << m;
   EXPECT_GE(count("the ring buffer was full"), 1) << proc->log();
   proc->signal(SIGTERM);
@@ -1312,7 +1329,7 @@ TEST_F(KernelNetns, ARingThatOverflowedBeforeTheSwitchToTheMarkersNewMapIsRepair
 TEST_F(KernelNetns, ALossInThePredecessorsRingIsLoggedAndItsRepairCounted) {
   Fds fds;
   ASSERT_GE(listen_in_b(fds, 5011), 0);
-  const std::string keys = kTagKeys + "ring_buffer_size = 4096\n";
+  const std::string keys = kTagKeys + kSmallRing;
   start_flowd(config("kernel", keys), "following TCP state changes");
   std::vector<int> ports;
   auto clients = open_in_batches(5011, 100, ports);
@@ -1326,14 +1343,7 @@ TEST_F(KernelNetns, ALossInThePredecessorsRingIsLoggedAndItsRepairCounted) {
   for (int i = 0; i < 5000 && count("stopped plugin kernel") == stopped; ++i) usleep(200);
   stop_all_threads(*proc);
   const bool in_the_gap = count("started plugin kernel") == 1;
-  for (int fd : clients) ::close(fd);
-  proc->signal(SIGCONT);
-  auto closed = tally(events(100, 3000ms), 2, 9);
-  int ended_once = 0;
-  for (int p : ports) ended_once += closed.ends[p] == 1;
-  EXPECT_EQ(ended_once, 100) << proc->log();
-  const std::string m = scrape();
-  EXPECT_GT(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
+  const std::string m = close_and_expect_each_ended_once(clients, ports);
   EXPECT_GT(counter(m, "flowd_kernel_resyncs_total"), resyncs) << m << proc->log();
   EXPECT_GT(count("the ring buffer was full"), full) << proc->log();
   if (in_the_gap)
