@@ -1386,5 +1386,25 @@ TEST_F(KernelNetns, AMarkerReplacedByAReloadIsNotTakenForNoMarker) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// Report try15d D9: without the capabilities, each reload that restarts the plugin gave the same
+// warning again (27 in one run). The first says why; a successor of a plugin that polled says it
+// polls still, as an info line.
+TEST_F(KernelNetns, WithoutCapabilitiesAReloadDoesNotRepeatTheWarning) {
+  std::string out;
+  if (run_shell("command -v setpriv", "", out) != 0) GTEST_SKIP() << "setpriv not installed";
+  const std::vector<std::string> unprivileged = {
+      "setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"};
+  start_flowd(config("kernel", kTagKeys + "interval = 200ms\n"), "scanning TCP connections",
+              unprivileged);
+  for (const char* interval : {"300ms", "400ms"})
+    reload(config("kernel", kTagKeys + "interval = " + interval + "\n"));
+  EXPECT_EQ(count("warning [plugin.kernel] cannot follow TCP state changes in the kernel"), 1)
+      << proc->log();
+  EXPECT_EQ(count("info [plugin.kernel] cannot follow TCP state changes in the kernel"), 2)
+      << proc->log();
+  EXPECT_EQ(count("instead, as the netlink plugin (as before the reload)"), 2) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
 }  // namespace
 }  // namespace flowd::test

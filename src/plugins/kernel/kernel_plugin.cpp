@@ -236,10 +236,14 @@ class KernelPlugin final : public Plugin {
             "IPv6 connection's start ({})",
             rules_text(*marks));
     } catch (const LoadError& e) {
-      log_->warn(
-          "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
-          "instead, as the netlink plugin",
-          e.what(), options_.interval.count());
+      // A reload's successor of a plugin that polled already: the same reason, said once as a
+      // warning at its start, is an info line now (a run of reloads repeated the warning).
+      const bool polled_before = shelved && !shelved->events;
+      log_->log(polled_before ? spdlog::level::info : spdlog::level::warn,
+                "cannot follow TCP state changes in the kernel ({}); polling sock_diag every {} ms "
+                "instead, as the netlink plugin{}",
+                e.what(), options_.interval.count(),
+                polled_before ? " (as before the reload)" : "");
       fallback_ = std::make_unique<PollingFallback>(name_, ctx_, options_, tagger_, owners_);
       fallback_->start();
     }
