@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <algorithm>
@@ -120,7 +121,13 @@ int why_unreachable(const Target& t) {
     std::memcpy(a.sun_path, t.socket.c_str(), t.socket.size() + 1);
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return 0;
-    return errno;
+    const int err = errno;
+    // connect() says "refused" for a path that is there but no socket (a regular file, often the
+    // configuration file given to --socket by mistake).
+    struct stat st {};
+    if (err == ECONNREFUSED && ::stat(t.socket.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+      return ENOTSOCK;
+    return err;
   }
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -162,6 +169,11 @@ std::string connection_failure(const Target& t, int err) {
           "{} cannot be reached from here ({}): whether flowd runs is not known; check its "
           "[plugin.api] listen address (or --address) and the route to it",
           t.describe(), why);
+    case ENOTSOCK:
+      return fmt::format(
+          "{} is not a socket (a file of another kind is there): give --socket the path of "
+          "flowd's [plugin.api] socket, or -c the configuration file",
+          t.describe());
     default:
       return fmt::format("flowd is not running: nothing answers on {}{}", t.describe(),
                          why.empty() ? "" : " (" + why + ")");

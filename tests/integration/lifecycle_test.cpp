@@ -474,6 +474,14 @@ TEST(Cli, StatusAndFlowsSayWhatIsWrong) {
     EXPECT_EQ(run_flowd(c.args, out, err), 2) << c.args.back();
     EXPECT_NE(err.find(c.says), std::string::npos) << c.args.back() << ": " << err;
   }
+  // A file of another kind at --socket (the configuration file, by mistake): not "not running".
+  TempDir tmp;
+  tmp.write("f.cfg", "[flowd]\n");
+  for (const char* cmd : {"status", "flows"}) {
+    EXPECT_NE(run_flowd({cmd, "--socket", tmp.file("f.cfg")}, out, err), 0);
+    EXPECT_NE(err.find(tmp.file("f.cfg") + " is not a socket"), std::string::npos) << err;
+    EXPECT_EQ(err.find("not running"), std::string::npos) << err;
+  }
   // Something else answers there: prometheus's exposer of a running flowd, 404 on /v1/status.
   Daemon d;
   d.start(d.config());
