@@ -25,7 +25,8 @@ class ScitagsRegistry {
   // Parses the registry JSON (api.json). On failure returns nullptr and sets `error`.
   static std::shared_ptr<const ScitagsRegistry> parse(std::string_view json, std::string& error);
 
-  // A name or a number. Numbers are always accepted (within range); names must be registered.
+  // A name or a number. Numbers are always accepted (within range); names must be registered. A
+  // name may write `_` for a space ("Data_Challenge"), as a pipe line does.
   std::optional<unsigned> experiment_id(std::string_view name_or_number) const;
   std::optional<unsigned> activity_id(unsigned experiment, std::string_view name_or_number) const;
   // Names for metric labels; the number as text when unregistered.

@@ -17,14 +17,6 @@ bool parse_port(std::string_view s, std::uint16_t& out) {
   return true;
 }
 
-// Names with spaces ("Data Challenge") cannot be one whitespace-separated field of a pipe line;
-// '_' stands for ' '.
-std::string underscores_to_spaces(std::string_view s) {
-  std::string out(s);
-  std::replace(out.begin(), out.end(), '_', ' ');
-  return out;
-}
-
 FlowFieldsResult refuse(FlowFieldError e, std::string detail) {
   FlowFieldsResult r;
   r.error = e;
@@ -64,13 +56,11 @@ FlowFieldsResult parse_flow_fields(const FlowFields& f, const ScitagsRegistry& r
     return refuse(FlowFieldError::kPort,
                   fmt::format("destination port '{}' is not 0..65535", f.dst_port));
   auto exp = registry.experiment_id(f.experiment);
-  if (!exp) exp = registry.experiment_id(underscores_to_spaces(f.experiment));
   if (!exp)
     return refuse(FlowFieldError::kExperiment,
                   fmt::format("experiment '{}' is neither 0..{} nor a registered name",
                               f.experiment, kMaxExperiment));
-  auto act = registry.activity_id(*exp, f.activity);
-  if (!act) act = registry.activity_id(*exp, underscores_to_spaces(f.activity));
+  auto act = registry.activity_id(*exp, f.activity);  // takes '_' for ' ' too
   if (!act)
     return refuse(FlowFieldError::kActivity,
                   fmt::format("activity '{}' is neither 0..{} nor an activity of experiment {}",

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -95,9 +96,20 @@ std::shared_ptr<const ScitagsRegistry> ScitagsRegistry::parse(std::string_view j
   return reg;
 }
 
+namespace {
+// "Data_Challenge" -> "Data Challenge": '_' for ' ', as a pipe line writes a name (one field of a
+// whitespace-separated line), so that a name is spelled one way in rules, the CLI and the pipe.
+std::string spaced(std::string_view s) {
+  std::string out(s);
+  std::replace(out.begin(), out.end(), '_', ' ');
+  return out;
+}
+}  // namespace
+
 std::optional<unsigned> ScitagsRegistry::experiment_id(std::string_view s) const {
   if (is_number(s)) return as_number(s, kMaxExperiment);
   auto it = by_name_.find(s);
+  if (it == by_name_.end() && s.find('_') != std::string_view::npos) it = by_name_.find(spaced(s));
   if (it == by_name_.end()) return std::nullopt;
   return it->second;
 }
@@ -108,6 +120,8 @@ std::optional<unsigned> ScitagsRegistry::activity_id(unsigned experiment,
   auto e = by_id_.find(experiment);
   if (e == by_id_.end()) return std::nullopt;
   auto it = e->second.activities.find(s);
+  if (it == e->second.activities.end() && s.find('_') != std::string_view::npos)
+    it = e->second.activities.find(spaced(s));
   if (it == e->second.activities.end()) return std::nullopt;
   return it->second;
 }

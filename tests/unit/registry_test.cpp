@@ -139,6 +139,16 @@ TEST(ScitagsRegistry, NumbersAreAlwaysAccepted) {
   EXPECT_EQ(reg->activity_id(2, "007"), 7u);
 }
 
+// try15d D9: `_` for a space, as a pipe line writes names, is taken wherever a name is (rules, the
+// marker's fixed tag, `flowd label encode`); before, only the pipe took it.
+TEST(ScitagsRegistry, AnActivityNameMayWriteAnUnderscoreForASpace) {
+  auto reg = parse_ok(read_text_file(kFixture));
+  ASSERT_TRUE(reg);
+  ASSERT_TRUE(reg->activity_id(2, "Data Challenge"));
+  EXPECT_EQ(reg->activity_id(2, "Data_Challenge"), reg->activity_id(2, "Data Challenge"));
+  EXPECT_EQ(reg->activity_id(2, "Data_Challenge_"), std::nullopt);
+}
+
 TEST(ScitagsRegistry, NamesAreExact) {
   auto reg = parse_ok(read_text_file(kFixture));
   ASSERT_TRUE(reg);
@@ -148,9 +158,9 @@ TEST(ScitagsRegistry, NamesAreExact) {
   EXPECT_EQ(reg->experiment_id("-1"), std::nullopt);
   EXPECT_EQ(reg->experiment_id("2x"), std::nullopt);
   EXPECT_EQ(reg->activity_id(2, "debug"), std::nullopt);
-  EXPECT_EQ(reg->activity_id(2, "Data_Challenge"), std::nullopt);  // the '_' form is the pipe's
-  EXPECT_EQ(reg->activity_id(4, "Debug"), std::nullopt);           // not an lhcb activity
-  EXPECT_EQ(reg->activity_id(300, "default"), std::nullopt);       // no such experiment
+  EXPECT_EQ(reg->activity_id(2, "data_challenge"), std::nullopt);
+  EXPECT_EQ(reg->activity_id(4, "Debug"), std::nullopt);      // not an lhcb activity
+  EXPECT_EQ(reg->activity_id(300, "default"), std::nullopt);  // no such experiment
   EXPECT_EQ(reg->activity_id(2, ""), std::nullopt);
 }
 
