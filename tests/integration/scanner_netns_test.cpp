@@ -306,7 +306,8 @@ TEST_F(ScannerNetns, ARestartedScannerEndsTheFlowAnExplicitReportHid) {
   all.insert(all.end(), more.begin(), more.end());
   reload(beside_np_api(config("netlink", keys + "interval = 300ms\n"), "netlink"));
   // Said by the new plugin's thread once it runs, which may be after the reload's own line.
-  const std::string followed = "1 connection started before the reload followed on";
+  const std::string followed =
+      "1 connection followed on from before the reload; 0 new started by the first scan";
   for (int i = 0; i < 300 && count(followed) == 0; ++i) usleep(10000);
   EXPECT_EQ(count(followed), 1) << proc->log();
   EXPECT_TRUE(events(1, 1000ms).empty()) << "a restart ends nothing\n" << proc->log();

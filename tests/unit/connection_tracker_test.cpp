@@ -515,5 +515,34 @@ TEST(ConnectionFilter, Prefixes) {
     EXPECT_FALSE(net::parse_prefix(bad)) << bad;
 }
 
+// Report try15d D5: an IPv4-mapped network (as `ss` prints a dual-stack socket's IPv4 peer) is
+// the IPv4 network it names, since flowd sees every such peer as IPv4; before, it was kept as an
+// IPv6 prefix that no connection ever matched, and excluded nothing.
+TEST(ConnectionFilter, AnIpv4MappedNetworkIsTheIpv4Network) {
+  std::string why;
+  auto mapped = net::parse_network("::ffff:198.18.16.0/120", why);
+  ASSERT_TRUE(mapped) << why;
+  EXPECT_TRUE(mapped->address.is_v4());
+  EXPECT_EQ(mapped->address.to_string(), "198.18.16.0");
+  EXPECT_EQ(mapped->length, 24u);
+  ConnectionFilter f = no_private();
+  f.internal.push_back(*mapped);
+  EXPECT_FALSE(f.accepts(*IpAddress::parse("198.18.16.2"))) << "excluded, as 198.18.16.0/24";
+  EXPECT_TRUE(f.accepts(*IpAddress::parse("198.18.17.2")));
+  auto host = net::parse_network("::ffff:198.18.16.7", why);
+  ASSERT_TRUE(host) << why;
+  EXPECT_EQ(host->address.to_string(), "198.18.16.7");
+  EXPECT_EQ(host->length, 32u);
+  auto all = net::parse_network("::ffff:0:0/96", why);
+  ASSERT_TRUE(all) << why;
+  EXPECT_TRUE(all->address.is_v4());
+  EXPECT_EQ(all->length, 0u);
+  EXPECT_FALSE(net::parse_network("::ffff:198.18.16.7/120", why));
+  EXPECT_EQ(why, "has host bits set (the network is ::ffff:198.18.16.0/120)");
+  auto v6 = net::parse_network("fd00::/8", why);
+  ASSERT_TRUE(v6) << why;
+  EXPECT_TRUE(v6->address.is_v6()) << "other IPv6 networks stay IPv6";
+}
+
 }  // namespace
 }  // namespace flowd::scanner

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common/net/prefix.hpp"
 
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <string>
 
@@ -55,6 +59,19 @@ std::optional<Prefix> parse_network(const std::string& text, std::string& why) {
     why += std::to_string(p->length);
     why += ')';
     return std::nullopt;
+  }
+  // An IPv4-mapped network (::ffff:a.b.c.d/N, RFC 4291 §2.5.5.2; `ss` prints a dual-stack
+  // socket's IPv4 peer so): flowd sees every such address as IPv4 (sock_diag, the kernel plugin,
+  // a sender's address), so the network is the IPv4 one, /N-96. A mapped network shorter than /96
+  // has host bits set in the ffff and is refused above.
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (p->address.is_v6() && p->length >= 96 &&
+      std::equal(kMapped.begin(), kMapped.end(), p->address.bytes.begin())) {
+    Prefix v4;
+    v4.address.family = AF_INET;
+    std::copy_n(p->address.bytes.begin() + 12, 4, v4.address.bytes.begin());
+    v4.length = p->length - 96;
+    return v4;
   }
   return p;
 }

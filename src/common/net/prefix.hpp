@@ -25,7 +25,8 @@ std::optional<Prefix> parse_prefix(const std::string& text);
 // set beyond the length ("10.1.2.3/8": a host address where a network was meant, which a reader
 // takes for a /32 and flowd would take for 10.0.0.0/8). On refusal `why` says what is wrong, for a
 // ConfigError: "is not an address or CIDR network" or "has host bits set (the network is
-// 10.0.0.0/8)".
+// 10.0.0.0/8)". An IPv4-mapped network of /96 or longer ("::ffff:198.18.16.0/120") comes back as
+// the IPv4 network it names (198.18.16.0/24): flowd sees mapped addresses as IPv4 everywhere.
 std::optional<Prefix> parse_network(const std::string& text, std::string& why);
 
 }  // namespace flowd::net

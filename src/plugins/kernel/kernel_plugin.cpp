@@ -100,7 +100,8 @@ IpAddress address_of(const __u8 (&bytes)[16], int family) {
 // What a kernel plugin stopped by a reload leaves its successor (flowd/reload_shelf.hpp): its
 // program, still attached, whose ring buffer keeps the state changes of the gap between the two,
 // and what it followed (neither when it polled: the item then only says that a reload restarted
-// the plugin). Destroyed untaken (the plugin left the configuration), the program goes.
+// the plugin; the polling fallback hands its tracker on itself, scanner::ShelvedTracker).
+// Destroyed untaken (the plugin left the configuration), the program goes.
 struct ShelvedKernel final : ShelfItem {
   std::unique_ptr<ConnEvents> events;
   std::optional<scanner::ConnectionTracker> tracker;

@@ -161,6 +161,16 @@ ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions opti
                   .Help("Connections the scanner remembers between scans")
                   .Register(m)
                   .Add(l);
+  // After a reload, the predecessor's tracker (ShelvedTracker): its statuses carry over and the
+  // first scan is an ordinary one, which starts what opened since the predecessor's last scan.
+  // Taken here, not in run(): the runtime destroys what is left on the shelf as soon as the
+  // reload's components are started, possibly before this thread runs.
+  if (shelf_)
+    if (auto item = shelf_->take(reload_key()))
+      if (auto* shelved = dynamic_cast<ShelvedTracker*>(item.get()); shelved && shelved->tracker) {
+        tracker_.take_over(std::move(*shelved->tracker));
+        followed_on_ = true;
+      }
 }
 
 void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
@@ -185,13 +195,30 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     ev.data.fd = fd;
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
-  const bool after_reload = shelf_ && shelf_->take(reload_key()) != nullptr;
-  const std::size_t inherited = inherit_flows(tracker_, status_, name_);
+  // Without a predecessor's tracker (taken in the constructor; none: the predecessor was the kernel
+  // plugin's BPF side), the flows it started come from the daemon's status and the rest is
+  // adopted, as at a start.
+  const bool followed_on = followed_on_;
+  const std::size_t inherited = followed_on ? 0 : inherit_flows(tracker_, status_, name_);
+  const std::size_t followed = tracker_.tracked();
   events_.clear();
   tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
+  const std::size_t excluded = events_.size();
   out.publish(events_);
   scan_once(out);
-  if (after_reload || inherited) {
+  const std::string excluded_text =
+      excluded ? fmt::format("; {} excluded now ended", excluded) : std::string();
+  if (followed_on) {
+    const std::size_t started =
+        static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
+          return f.state == FlowState::kStart;
+        }));
+    log_->info(
+        "scanning TCP connections every {} ms after a reload; {} followed on from before the "
+        "reload; {} new started by the first scan{}",
+        options_.interval.count(), counted(followed, "connection", "connections"), started,
+        excluded_text);
+  } else if (inherited) {
     // What the first scan added: what is tracked now, and the inherited flows it ended (closed
     // during the reload), less what was inherited.
     const std::size_t ended =
@@ -201,10 +228,10 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     const std::size_t now = tracker_.tracked() + ended;
     log_->info(
         "scanning TCP connections every {} ms after a reload; {} started before the reload "
-        "followed on; {} more found by the first scan{}",
+        "followed on; {} more found by the first scan{}{}",
         options_.interval.count(), counted(inherited, "connection", "connections"),
         now - std::min(now, inherited),
-        options_.report_existing ? " (reported)" : " (not reported)");
+        options_.report_existing ? " (reported)" : " (not reported)", excluded_text);
   } else if (options_.report_existing) {
     log_->info(
         "scanning TCP connections every {} ms; {} found at start, {} reported "
@@ -237,8 +264,13 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   ::close(ep);
   ::close(timer);
   end_unless_succeeded(tracker_, successor_, out);
-  // The successor's start line says it follows on after a reload, not that it adopts at start.
-  if (successor_.load() && shelf_) shelf_->put(reload_key(), std::make_unique<ShelfItem>());
+  // The successor follows on from what this instance knew (ShelvedTracker); unless it takes it,
+  // the runtime destroys the item once the reload is applied.
+  if (successor_.load() && shelf_) {
+    auto item = std::make_unique<ShelvedTracker>();
+    item->tracker.emplace(std::move(tracker_));
+    shelf_->put(reload_key(), std::move(item));
+  }
 }
 
 void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "flowd/component.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "netlink/sock_diag.hpp"
 #include "plugins/scanner/connection_tracker.hpp"
 
@@ -64,6 +65,14 @@ std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, cons
 void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,
                           Publisher& out);
 
+// What a scanner stopped by a reload leaves its successor (flowd/reload_shelf.hpp): what it
+// followed, every connection it started, adopted at its own start or ignored, so that the
+// successor's first scan is an ordinary one: it starts only what neither knew (opened since the
+// predecessor's last scan), keeps the adopted and ignored ones quiet, and starts nothing twice.
+struct ShelvedTracker final : ShelfItem {
+  std::optional<ConnectionTracker> tracker;
+};
+
 class ScannerPlugin : public Plugin {
  public:
   ScannerPlugin(const char* name, Context& ctx, ScannerOptions options, scanner::Tagger tagger);
@@ -77,13 +86,14 @@ class ScannerPlugin : public Plugin {
 
  private:
   void scan_once(Publisher& out);
-  // Where a reload's stopped instance tells its successor that it is one (ReloadShelf).
+  // Where a reload's stopped instance leaves its tracker to its successor (ShelvedTracker).
   std::string reload_key() const { return std::string("plugin.") + name_ + ".reloaded"; }
   const char* name_;
   DaemonStatus* status_;  // the flows a predecessor started (a reload); null in unit tests
   ReloadShelf* shelf_;    // null in unit tests
   ScannerOptions options_;
   scanner::ConnectionTracker tracker_;
+  bool followed_on_ = false;  // tracker_ took over a reload's predecessor's (ShelvedTracker)
   std::vector<FlowID> events_;
   // Whether a reload's successor takes the flows over (before_stop): without one, run() ends them.
   std::atomic<bool> successor_{false};
