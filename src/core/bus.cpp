@@ -172,15 +172,41 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
   if (status_) status_->record(flows, plugin);  // null plugin: each event's own
   auto subs = subs_.load();
   for (const auto& s : *subs) {
-    std::size_t refused = flows.size() - s.queue->push_batch(flows, plugin);
-    if (refused) {
-      s.dropped->Increment(static_cast<double>(refused));
-      auto total = dropped_total_.fetch_add(refused, std::memory_order_relaxed) + refused;
-      limited_warn(*get_logger("core"), drop_limiter_,
-                   "backend {}'s queue is full: {} event(s) from {} dropped ({} dropped in all "
-                   "since start; flowd_bus_dropped_events_total; [flowd] queue_size)",
-                   s.backend, refused, plugin ? plugin : flows.front().plugin, total);
+    auto rest = flows.subspan(s.queue->push_batch(flows, plugin));
+    // Closed once is closed for good: a refusal by a queue closed now is taken as the close's (one
+    // that was full just before is the same backend going away).
+    bool closed = !rest.empty() && s.queue->closed();
+    // A closed queue is a backend a reload (or the stop) is stopping: the subscribers were swapped
+    // before it was closed, so this batch read the set just before. Its events go to the
+    // backend's successor, which a reload subscribes under the same name before closing the old
+    // queue (it reads them after its predecessor stopped), or nowhere when the backend is removed:
+    // then they are not wanted, not dropped. Each closed queue takes a reload: a few turns at most.
+    std::shared_ptr<EventQueue> queue = s.queue;
+    prometheus::Counter* dropped = s.dropped;
+    for (int turn = 0; closed && !rest.empty() && turn < 8; ++turn) {
+      auto now = subs_.load();
+      auto next = std::find_if(now->begin(), now->end(),
+                               [&](const Sub& n) { return n.backend == s.backend; });
+      if (next == now->end()) {
+        rest = {};  // removed: nothing wants these events
+        break;
+      }
+      if (next->queue == queue) break;  // closed, yet still subscribed: nobody reads them
+      queue = next->queue;
+      dropped = next->dropped;
+      rest = rest.subspan(queue->push_batch(rest, plugin));
+      closed = !rest.empty() && queue->closed();
     }
+    if (rest.empty()) continue;
+    const std::size_t refused = rest.size();
+    dropped->Increment(static_cast<double>(refused));
+    auto total = dropped_total_.fetch_add(refused, std::memory_order_relaxed) + refused;
+    limited_warn(*get_logger("core"), drop_limiter_,
+                 "backend {}'s queue is {}: {} event(s) from {} dropped ({} dropped in all "
+                 "since start; flowd_bus_dropped_events_total{})",
+                 s.backend, closed ? "closed" : "full", refused,
+                 plugin ? plugin : flows.front().plugin, total,
+                 closed ? "" : "; [flowd] queue_size");
   }
 }
 

@@ -872,25 +872,33 @@ class EbpfBackend final : public Backend {
   }
 
   // Copies the previous map's flows into the new one of another size: at most its capacity;
-  // what does not fit is logged and counted as dropped.
+  // what does not fit is logged and counted as dropped. Flows that end during the copy (the kernel
+  // plugin's program deletes their entries from the previous map) are not dropped: they are gone.
   void carry_over(int previous_fd, const MapShape& want) {
     auto shape = map_shape(previous_fd);
     if (shape.key_size != want.key_size || shape.value_size != want.value_size) return;
     const std::uint64_t had = count_entries(previous_fd);
-    copy_entries(previous_fd, map_fd_, want.key_size, want.value_size, max_flows_);
-    // Counted, not summed from the updates: the LRU map may still have evicted some.
+    const CopyResult r =
+        copy_entries(previous_fd, map_fd_, want.key_size, want.value_size, max_flows_);
+    // Counted, not taken from the updates: the LRU map may still have evicted some it took.
     const std::uint64_t present = count_entries(map_fd_);
-    const std::uint64_t dropped = had > present ? had - present : 0;
+    const std::uint64_t evicted = r.copied > present ? r.copied - present : 0;
+    const std::uint64_t dropped = r.not_copied + evicted;
+    const std::uint64_t walked = r.copied + r.not_copied;
+    const std::string ended =
+        had > walked ? fmt::format(" ({} ended during the copy)", had - walked) : std::string();
     dropped_.add(DropReason::kResize, static_cast<double>(dropped));
     if (dropped == 0)
-      log_->info("copied {} from the previous marker's map of {} into the new one of {}",
-                 counted(present, "flow", "flows"), shape.max_entries, max_flows_);
+      log_->info("copied {} from the previous marker's map of {} into the new one of {}{}",
+                 counted(present, "flow", "flows"), shape.max_entries, max_flows_, ended);
     else
       log_->warn(
-          "copied {} from the previous marker's map of {} into the new one of {}; "
-          "dropped {} of the {} it held (in the map's key order: the map keeps no time of use), "
-          "counted in flowd_marker_flows_dropped_total{{reason=\"resize\"}}",
-          counted(present, "flow", "flows"), shape.max_entries, max_flows_, dropped, had);
+          "copied {} from the previous marker's map of {} into the new one of {}{}; dropped {} "
+          "of the {} it held{} (in the map's key order: the map keeps no time of use), counted in "
+          "flowd_marker_flows_dropped_total{{reason=\"resize\"}}",
+          counted(present, "flow", "flows"), shape.max_entries, max_flows_, ended, dropped, walked,
+          r.refusal ? fmt::format("; the new map refused one: {}", std::strerror(r.refusal))
+                    : std::string());
   }
 
   // The record of what this instance attached (marker_record.hpp), for a restart after kill -9.

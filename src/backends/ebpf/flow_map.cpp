@@ -36,10 +36,10 @@ std::uint64_t count_entries(int map_fd) {
   return n;
 }
 
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
-                           std::uint64_t limit) {
+CopyResult copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
+                        std::uint64_t limit) {
   std::vector<unsigned char> key(key_size), next(key_size), value(value_size);
-  std::uint64_t copied = 0;
+  CopyResult r;
   const void* prev = nullptr;
   MapShape from = map_shape(from_fd);
   // Pinned to the CPU the thread is on; the old affinity is restored afterwards.
@@ -51,19 +51,27 @@ std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::
     CPU_SET(cpu, &one);
     pinned = ::sched_setaffinity(0, sizeof one, &one) == 0;
   }
-  for (std::uint64_t seen = 0; copied < limit && seen <= from.max_entries &&
-                               bpf_map_get_next_key(from_fd, prev, next.data()) == 0;
-       ++seen) {
+  // Bounded by max_entries (+1 for a key deleted while walking, which restarts at the first key:
+  // what was copied is then met again, EEXIST).
+  for (std::uint64_t seen = 0;
+       seen <= from.max_entries && bpf_map_get_next_key(from_fd, prev, next.data()) == 0; ++seen) {
     key.swap(next);
     prev = key.data();
-    if (bpf_map_lookup_elem(from_fd, key.data(), value.data()) != 0) continue;  // gone meanwhile
-    if (bpf_map_update_elem(to_fd, key.data(), value.data(), BPF_NOEXIST) == 0)
-      ++copied;
-    else if (errno != EEXIST)
-      break;
+    if (bpf_map_lookup_elem(from_fd, key.data(), value.data()) != 0) continue;  // ended meanwhile
+    if (r.copied >= limit || r.refusal != 0) {
+      // No room: counted unless the new map has it (met again after a restart of the walk).
+      if (bpf_map_lookup_elem(to_fd, key.data(), value.data()) != 0) ++r.not_copied;
+      continue;
+    }
+    if (bpf_map_update_elem(to_fd, key.data(), value.data(), BPF_NOEXIST) == 0) {
+      ++r.copied;
+    } else if (errno != EEXIST) {
+      r.refusal = errno;
+      ++r.not_copied;
+    }
   }
   if (pinned) ::sched_setaffinity(0, sizeof old_set, &old_set);
-  return copied;
+  return r;
 }
 
 UniqueFd open_pinned_map(const std::string& path) {

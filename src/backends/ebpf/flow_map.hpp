@@ -28,15 +28,24 @@ MapShape map_shape(int map_fd);
 // so counting is the only exact figure.
 std::uint64_t count_entries(int map_fd);
 
+// What copy_entries did with the entries of `from` it walked (those deleted before their turn,
+// their flows ended meanwhile, are in neither count).
+struct CopyResult {
+  std::uint64_t copied = 0;      // updates the kernel accepted
+  std::uint64_t not_copied = 0;  // present, but past `limit` or refused by `to` (E2BIG, ENOMEM)
+  int refusal = 0;               // the errno of `to`'s first refusal, 0 if none
+};
+
 // Copies entries of `from` into `to` (same key and value sizes), at most `limit` of them (the new
 // map's capacity: an LRU map takes more, evicting what it took before, so copying more would lose
-// entries at random and overstate the copy). The value is the label alone, with no time of use, so
-// the order is the map's key order (hash buckets: arbitrary, not recency). The copy runs pinned to
-// one CPU: an LRU map hands out its free entries in per-CPU batches, and a thread that migrates
-// strands them, making the map evict before it is full. Returns the updates the kernel accepted;
-// what is present afterwards is count_entries(to).
-std::uint64_t copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
-                           std::uint64_t limit);
+// entries at random and overstate the copy); the rest are walked and counted, not copied. The value
+// is the label alone, with no time of use, so the order is the map's key order (hash buckets:
+// arbitrary, not recency). The copy runs pinned to one CPU: an LRU map hands out its free entries
+// in per-CPU batches, and a thread that migrates strands them, making the map evict before it is
+// full. What is present afterwards is count_entries(to) (an LRU map may still have evicted some of
+// the copied).
+CopyResult copy_entries(int from_fd, int to_fd, std::uint32_t key_size, std::uint32_t value_size,
+                        std::uint64_t limit);
 
 // The map pinned at `path`, or an empty UniqueFd when nothing is pinned there (or it is not a map).
 UniqueFd open_pinned_map(const std::string& path);
