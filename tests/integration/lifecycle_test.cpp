@@ -382,7 +382,15 @@ TEST(Cli, ComponentConfigErrorsNameTheFileOnce) {
       {"plugins = netlink\n[plugin.netlink]\nrules = 1094 nosuch default\n",
        "[plugin.netlink] rules: '1094 nosuch default': unknown experiment 'nosuch'"},
       {"plugins = netstat\n[plugin.netstat]\nrules = 99999 cms 4\n",
-       "[plugin.netstat] rules: '99999 cms 4': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'"},
+       "[plugin.netstat] rules: '99999 cms 4': local port 99999 is not a port (1 to 65535)"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 0 2 9\n",
+       "[plugin.netlink] rules: '0 2 9': local port 0 is not a port (1 to 65535)"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 99999999999999999999 2 9\n",
+       "[plugin.netlink] rules: '99999999999999999999 2 9': local port 99999999999999999999 is not "
+       "a "
+       "port (1 to 65535)"},
+      {"plugins = netlink\n[plugin.netlink]\nrules = 5201x 2 9\n",
+       "[plugin.netlink] rules: '5201x 2 9': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'"},
       {"plugins = netlink\n[plugin.netlink]\nexperiment = 2\ninternal_networks = 10.0.0.0/33\n",
        "[plugin.netlink] internal_networks: '10.0.0.0/33'"},
       {"plugins = netlink\n[plugin.netlink]\nrules = 1094 cms Cache, 1094 atlas default\n",

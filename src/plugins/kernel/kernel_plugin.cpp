@@ -532,9 +532,11 @@ class KernelPlugin final : public Plugin {
     handover_.old_done(detached);
     // What the old ring refused, or the kernel skipped its program for, since the last read: a
     // resync once the new program runs (nothing else would repair it: the counts start again).
-    const bool repair = account_losses(bpf_->lost() - std::min(lost_, bpf_->lost()),
-                                       bpf_->missed() - std::min(missed_, bpf_->missed()),
-                                       " before the switch to the marker's new map");
+    const bool repair = account_losses(
+        bpf_->lost() - std::min(lost_, bpf_->lost()),
+        bpf_->missed() - std::min(missed_, bpf_->missed()),
+        marks ? " before the switch to the marker's new map"
+              : " before the switch to a program that marks nothing (the marker has no map now)");
     out.publish(events_);
     bpf_ = std::move(next);
     lost_ = marked_ = missed_ = 0;

@@ -72,12 +72,16 @@ PortRules port_rules(const Section& cfg, const ScitagsRegistry& reg, const std::
     in >> port_text >> exp;
     // Activity names may contain spaces ("Data Challenge").
     while (in >> word) act += (act.empty() ? "" : " ") + word;
-    unsigned port = 0;
+    unsigned long port = 0;
     auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (exp.empty() || act.empty() || ec != std::errc() ||
-        p != port_text.data() + port_text.size() || port == 0 || port > 65535)
+    const bool number = !port_text.empty() && p == port_text.data() + port_text.size() &&
+                        ec != std::errc::invalid_argument;
+    if (exp.empty() || act.empty() || !number)
       throw ConfigError("[" + section + "] rules: '" + text +
                         "': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'");
+    if (ec == std::errc::result_out_of_range || port == 0 || port > 65535)
+      throw ConfigError("[" + section + "] rules: '" + text + "': local port " + port_text +
+                        " is not a port (1 to 65535)");
     auto tag = resolve_tag(reg, exp, act, error);
     if (!tag) throw ConfigError("[" + section + "] rules: '" + text + "': " + error);
     // A second rule for a port would silently replace the first: one local port, one tag.
