@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -146,6 +147,20 @@ class KernelNetns : public ScannerNetns {
     return out;
   }
 
+  // For a failure message: flowd's counters along the way of a connection event (read from the
+  // ring, published, dropped by the bus, sent as fireflies), so that a missing event says where it
+  // went missing.
+  std::string pipeline_counts() const {
+    std::string out = "flowd's counters:\n";
+    std::istringstream in(scrape());
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("flowd_kernel_", 0) == 0 || line.rfind("flowd_flow_events_total", 0) == 0 ||
+          line.rfind("flowd_bus_dropped", 0) == 0 || line.rfind("flowd_firefl", 0) == 0 ||
+          line.rfind("flowd_local_flow_arbiter", 0) == 0)
+        out += "  " + line + "\n";
+    return out;
+  }
+
   // The ports of `ports` that did not end exactly once, for a failure message ("" when all did).
   static std::string unpaired_ends(const std::vector<int>& ports, const Tally& t) {
     std::string out;
@@ -251,7 +266,8 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
         *end <= t1 + 200ms)
       ++timed_right;
   }
-  EXPECT_EQ(exactly_once, kConnections) << unpaired(ports, kernel) << proc->log();
+  EXPECT_EQ(exactly_once, kConnections)
+      << unpaired(ports, kernel) << pipeline_counts() << proc->log();
   EXPECT_EQ(kernel.starts.size(), static_cast<std::size_t>(kConnections)) << "no other starts";
   EXPECT_EQ(kernel.wrong_tag, 0);
   std::string m = scrape();
@@ -375,7 +391,7 @@ TEST_F(KernelNetns, AReloadThatRestartsThePluginMissesNoConnection) {
   auto t = tally(events(600, 3000ms), 2, 9);
   int once = 0;
   for (int p : ports) once += t.starts[p] == 1 && t.ends[p] == 1;
-  EXPECT_EQ(once, 300) << unpaired(ports, t) << proc->log();
+  EXPECT_EQ(once, 300) << unpaired(ports, t) << pipeline_counts() << proc->log();
   EXPECT_EQ(t.starts.size(), 300u) << "no other starts";
   EXPECT_NE(proc->log().find("followed on from before the reload"), std::string::npos)
       << proc->log();
@@ -416,7 +432,8 @@ TEST_F(KernelNetns, ConnectionsOpenedAndClosedWhileTwoProgramsOverlapAreHandedOn
   for (int p : ports) ++uses[p];
   int twice = 0;
   for (auto [p, n] : uses) twice += t.starts[p] > n || t.ends[p] > n;
-  EXPECT_EQ(twice, 0) << reloads << " reloads\n" << unpaired(ports, t) << proc->log();
+  EXPECT_EQ(twice, 0) << reloads << " reloads\n"
+                      << unpaired(ports, t) << pipeline_counts() << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }
@@ -1466,7 +1483,7 @@ TEST_F(KernelNetns, AMarkerReplacedByAReloadIsNotTakenForNoMarker) {
   auto t = tally(events(2400, 3000ms), 2, 9);
   int once = 0;
   for (int p : ports) once += t.starts[p] == 1 && t.ends[p] == 1;
-  EXPECT_EQ(once, 1200) << proc->log();
+  EXPECT_EQ(once, 1200) << unpaired(ports, t) << pipeline_counts() << proc->log();
   EXPECT_EQ(count("no marker runs"), 0) << proc->log();
   EXPECT_EQ(count("the marker's flow map is back"), 0) << proc->log();
   EXPECT_GE(count("now marks the new map"), 1) << proc->log();

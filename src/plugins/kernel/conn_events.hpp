@@ -63,7 +63,9 @@ class ConnEvents {
   void set_handler(Handler handler) { handler_ = std::move(handler); }
   // Readable (epoll) when records wait in the ring buffer.
   int fd() const;
-  // Hands every waiting record to the handler; the number handed, or -errno.
+  // Hands every waiting record to the handler; the number handed, or -errno. It reads until a read
+  // that follows a full memory barrier finds nothing: see conn_events.cpp for the wakeup this
+  // closes.
   int consume();
   // Takes the program off the tracepoint: no record is added to the ring from the return on (the
   // ring and the maps stay readable).
