@@ -32,6 +32,16 @@ using Clock = std::chrono::system_clock;
 
 class KernelNetns : public ScannerNetns {
  protected:
+  // The kernel plugin checks what it follows against a dump every second here (30 s by default):
+  // the kernel now and then runs its program for none of a closing connection's state changes,
+  // without counting it, on a loaded machine (the suite in parallel); the check ends such a
+  // connection well within the tests' 3 s wait for events.
+  std::string config(const std::string& plugin, const std::string& keys,
+                     const std::string& prom_extra = "") const {
+    return ScannerNetns::config(plugin, plugin == "kernel" ? keys + "resync_interval = 1s\n" : keys,
+                                prom_extra);
+  }
+
   // A listener in namespace b that never accepts: the handshake completes into its queue (4096
   // deep), so a client is ESTABLISHED at once and closing it leaves the peer in CLOSE_WAIT.
   int listen_in_b(Fds& fds, int port) {
@@ -276,10 +286,14 @@ TEST_F(KernelNetns, EveryShortConnectionOnceWithKernelTimesWhereNetlinkMissesMos
   // is counted and repaired by a resync, whose start or end has the dump's time instead.
   const double missed = counter(m, "flowd_kernel_events_missed_total");
   std::cout << "state changes the kernel skipped the program for: " << missed << "\n";
-  // A loaded machine (the test suite run in parallel) has given about 5 in 1,000 ends the time of
-  // a resync instead, or none of their own record (not understood yet; every one still has its
-  // one end).
-  EXPECT_GE(timed_right, kConnections - static_cast<int>(missed) - 10)
+  const double unreported_ends = counter(m, "flowd_kernel_unreported_total{state=\"end\"}");
+  std::cout << "ends the kernel did not report, found by the periodic resync: " << unreported_ends
+            << "\n";
+  EXPECT_GE(counter(m, "flowd_kernel_periodic_resyncs_total"), 1) << m;
+  // A loaded machine (the test suite run in parallel) gives a few in 1,000 ends the time of a
+  // resync instead: skipped and counted (missed), or skipped silently and ended by the periodic
+  // resync (unreported_ends); each still has its one end.
+  EXPECT_GE(timed_right, kConnections - static_cast<int>(missed + unreported_ends) - 10)
       << "start and end are the kernel's, to the millisecond";
   EXPECT_EQ(counter(m, "flowd_kernel_events_lost_total"), 0) << m;
   EXPECT_EQ(counter(m, "flowd_kernel_resyncs_total") > 0, missed > 0) << m;
