@@ -350,7 +350,10 @@ static __always_inline int connected_state(int state) {
  * socket, it stays in FIN-WAIT-2 until tcp_fin_timeout (60 s) runs out: its end is here, and its
  * CLOSE, recorded in flowd_conn_ended, is not a second one. */
 static __always_inline int connection_end(struct sock* sk, int oldstate, int newstate) {
-  __u64 id = (__u64)(unsigned long)sk;
+  /* The socket's cookie where the kernel gives it (never reused); its address otherwise, which a
+   * later socket may reuse: an entry left behind (its CLOSE skipped by the kernel) would then take
+   * that socket's CLOSE for a second end, and the periodic resync would have to end it. */
+  __u64 id = cfg_cookie ? bpf_get_socket_cookie(sk) : (__u64)(unsigned long)sk;
 
   if (newstate == FLOWD_TCP_FIN_WAIT2) {
     if (!sock_dead(sk)) return 0;
@@ -371,14 +374,18 @@ int flowd_conn_state(unsigned long long* ctx) {
   int newstate = (int)ctx[2];
   __u8 kind = 0;
 
+  /* What may end a connection (connection_end() decides, once the socket is known to be flowd's:
+   * other namespaces' sockets never reach its map). */
+  const int may_end =
+      newstate == FLOWD_TCP_FIN_WAIT2 || (newstate == FLOWD_TCP_CLOSE && connected_state(oldstate));
+
   if (newstate == FLOWD_TCP_ESTABLISHED &&
       (oldstate == FLOWD_TCP_SYN_SENT || oldstate == FLOWD_TCP_SYN_RECV))
     kind = FLOWD_CONN_START;
-  else if (connection_end(sk, oldstate, newstate))
-    kind = FLOWD_CONN_END;
-  else if (!cfg_owners || (newstate != FLOWD_TCP_SYN_SENT && oldstate != FLOWD_TCP_SYN_SENT &&
-                           newstate != FLOWD_TCP_LISTEN &&
-                           !(oldstate == FLOWD_TCP_LISTEN && newstate == FLOWD_TCP_CLOSE)))
+  else if (!may_end &&
+           (!cfg_owners || (newstate != FLOWD_TCP_SYN_SENT && oldstate != FLOWD_TCP_SYN_SENT &&
+                            newstate != FLOWD_TCP_LISTEN &&
+                            !(oldstate == FLOWD_TCP_LISTEN && newstate == FLOWD_TCP_CLOSE))))
     return 0;
   if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != FLOWD_IPPROTO_TCP) return 0;
   __u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -387,10 +394,11 @@ int flowd_conn_state(unsigned long long* ctx) {
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
   if (family != FLOWD_AF_INET && family != FLOWD_AF_INET6) return 0;
+  if (!kind && may_end && connection_end(sk, oldstate, newstate)) kind = FLOWD_CONN_END;
   __u16 local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock*)sk, inet_sport));
 
   if (!kind) {
-    track_owner(sk, oldstate, newstate, netns, local_port);
+    if (cfg_owners) track_owner(sk, oldstate, newstate, netns, local_port);
     return 0;
   }
 
