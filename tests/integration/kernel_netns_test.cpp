@@ -1473,6 +1473,31 @@ TEST_F(KernelIssue15, ASuccessorWithAMapItsPredecessorLackedMarksTheLiveConnecti
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// The marker removed and added again by two reloads before the plugin read anything in between:
+// its program still wrote the removed marker's map (not pinned: gone with it), and the new one,
+// which took nothing over, lacks the live connections. Before, the plugin took it for a map that
+// changed size (the marker copies those) and wrote nothing in.
+TEST_F(KernelIssue15, AMarkerRemovedAndAddedBackBeforeThePluginLookedMarksTheLiveConnections) {
+  Fds fds;
+  const int listener = listen_in_a(fds, 5201);
+  ASSERT_GE(listener, 0);
+  start_flowd(config_with_marker("kernel", kRule5201Keys), "following TCP state changes");
+  std::vector<Pair> live;
+  for (int i = 0; i < 5; ++i) live.push_back(accept_one(fds, listener));
+  ASSERT_EQ(events(5).size(), 5u) << proc->log();
+  ASSERT_EQ(wait_metric("flowd_marker_flows", 5), 5) << proc->log();
+  reload(config("kernel", kRule5201Keys));  // no scrape in between: nothing wakes the plugin
+  reload(config_with_marker("kernel", kRule5201Keys));
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 5), 5) << proc->log();
+  EXPECT_EQ(count("wrote 5 live connections it follows into the marker's map"), 1) << proc->log();
+  expect_next_data_labelled(live, make_label(2, 9, 0));
+  for (auto& p : live) close_pair(fds, p);
+  ASSERT_EQ(events(5).size(), 5u) << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Report try15c item 11: a start with report_existing says what it reported (not "adopted", which
 // means silent), and a reload that restarts the plugin says it is one, not a start; the netlink
 // scanner likewise.
