@@ -77,6 +77,12 @@ class MarkerProbe {
   // connection's state change (the kernel plugin: marked from the first packet). Key struct
   // flowd_flow_key, value the 20-bit label (bpf/flowd_marker.h, bpf/flowd_label.h).
   virtual int flow_map_fd() const { return -1; }
+  // The kernel's id of the map whose flows this marker's map took over at its start: its reload's
+  // predecessor's (the same map kept, or its entries copied into one of another size), whose
+  // entries followed every start the marker heard. 0 when it started without one (the first
+  // marker, one added by a reload, or a pinned map of a flowd no longer running): its map lacks
+  // the flows that started before it, which a plugin that follows them may write in.
+  virtual std::uint32_t carried_from() const { return 0; }
   // The flows its map held when it took a pinned map over from a flowd no longer running, that no
   // plugin of this one has reported since (listed as the plugin "ebpf"); how many there are.
   virtual std::vector<ActiveFlow> kept_flows() const { return {}; }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -49,6 +50,16 @@ TempDir::~TempDir() {
 void TempDir::write(const std::string& name, const std::string& content) const {
   std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
   out << content;
+}
+
+Bpffs::Bpffs(const std::string& dir) : path(dir) {
+  std::string out;
+  ok = ::mkdir(path.c_str(), 0700) == 0 && run_shell("mount -t bpf bpf " + path, "", out) == 0;
+}
+
+Bpffs::~Bpffs() {
+  std::string out;
+  if (ok) run_shell("umount " + path, "", out);
 }
 
 UdpReceiver::UdpReceiver(bool ipv6, int port, const std::string& address) {

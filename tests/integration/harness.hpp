@@ -31,6 +31,17 @@ class TempDir {
   std::string path_;
 };
 
+// A BPF file system mounted at `dir` (created) for the object's lifetime (privileged tests: a
+// marker's pinned map); ok says whether the mount worked.
+struct Bpffs {
+  explicit Bpffs(const std::string& dir);
+  ~Bpffs();
+  Bpffs(const Bpffs&) = delete;
+  Bpffs& operator=(const Bpffs&) = delete;
+  std::string path;
+  bool ok = false;
+};
+
 // A UDP socket bound to an ephemeral port on loopback (IPv4 or IPv6), or on `address` (e.g.
 // 127.0.0.3: another loopback address, to stand for a flow's peer).
 class UdpReceiver {

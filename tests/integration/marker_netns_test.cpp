@@ -562,20 +562,6 @@ TEST_F(MarkerNetns, APinnedMapKeepsFlowsMarkedAcrossARestart) {
   EXPECT_EQ(second->wait(5s), 0);
 }
 
-// A BPF file system mounted in the test's directory for the test's lifetime.
-struct Bpffs {
-  explicit Bpffs(const std::string& dir) : path(dir) {
-    std::string out;
-    ok = ::mkdir(path.c_str(), 0700) == 0 && run_shell("mount -t bpf bpf " + path, "", out) == 0;
-  }
-  ~Bpffs() {
-    std::string out;
-    if (ok) run_shell("umount " + path, "", out);
-  }
-  std::string path;
-  bool ok = false;
-};
-
 // A second flowd on the same interface took the live first one's hook ("replacing the filter of a
 // flowd that did not stop cleanly"), and its stop removed the clsact: the first one's flows went
 // out unmarked with nothing logged. The marker lock tells a live flowd from a dead one.

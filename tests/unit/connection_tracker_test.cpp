@@ -459,6 +459,33 @@ TEST(ConnectionTracker, TaggerDecidesAndMayRetry) {
   EXPECT_EQ(calls, 4) << "only the connection the tagger could not decide is asked again";
 }
 
+// What the kernel plugin writes into a marker's map that appeared while it ran: the started
+// connections only, with their tags (not the adopted, nor the untagged, nor the ended).
+TEST(ConnectionTracker, StartedFlowsAreTheReportedLiveOnes) {
+  Tagger by_port = [](const Connection& c, bool&) -> std::optional<Tag> {
+    if (c.local_port == 8080) return std::nullopt;
+    return Tag{static_cast<std::uint16_t>(c.local_port % 100), 9};
+  };
+  ConnectionTracker t(no_private(), false, by_port);
+  auto adopted = conn("2001:db8::1", 5201, "2001:db8::2", 40000);
+  scan(t, {adopted});
+  auto a = conn("2001:db8::1", 5202, "2001:db8::2", 40001);
+  auto b = conn("2001:db8::1", 5203, "2001:db8::2", 40002);
+  auto untagged = conn("2001:db8::1", 8080, "2001:db8::2", 40003);
+  auto gone = conn("2001:db8::1", 5204, "2001:db8::2", 40004);
+  EXPECT_EQ(scan(t, {adopted, a, b, untagged, gone}).size(), 3u);
+  EXPECT_EQ(scan(t, {adopted, a, b, untagged}).size(), 1u) << "gone's end";
+  std::map<int, int> experiment_by_port;
+  for (const auto& f : t.started_flows(Clock::now())) {
+    EXPECT_EQ(f.state, FlowState::kStart);
+    EXPECT_EQ(f.origin, FlowOrigin::kLocal);
+    EXPECT_EQ(f.dst, a.remote);
+    EXPECT_EQ(f.activity, 9);
+    experiment_by_port[f.src_port] = f.experiment;
+  }
+  EXPECT_EQ(experiment_by_port, (std::map<int, int>{{5202, 2}, {5203, 3}}));
+}
+
 TEST(ConnectionTracker, ManyConnectionsComeAndGo) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
   scan(t, {});

@@ -242,11 +242,12 @@ flowd_flow_key map_key_of(const FlowKey& flow) {
 class Probe final : public MarkerProbe {
  public:
   Probe(int map_fd, std::vector<MarkerInterface> interfaces, bool match_all,
-        std::shared_ptr<const KeptFlows> kept)
+        std::shared_ptr<const KeptFlows> kept, std::uint32_t carried_from)
       : map_(::fcntl(map_fd, F_DUPFD_CLOEXEC, 0)),
         interfaces_(std::move(interfaces)),
         match_all_(match_all),
-        kept_(std::move(kept)) {}
+        kept_(std::move(kept)),
+        carried_from_(carried_from) {}
   std::vector<MarkerInterface> interfaces() const override {
     std::lock_guard lock(mu_);
     return interfaces_;
@@ -268,6 +269,7 @@ class Probe final : public MarkerProbe {
   int flow_map_fd() const override { return match_all_ || !map_ ? -1 : map_.get(); }
   std::vector<ActiveFlow> kept_flows() const override { return kept_->listed(); }
   std::size_t kept_flow_count() const override { return kept_->size(); }
+  std::uint32_t carried_from() const override { return carried_from_; }
 
  private:
   UniqueFd map_;
@@ -275,6 +277,7 @@ class Probe final : public MarkerProbe {
   std::vector<MarkerInterface> interfaces_;
   bool match_all_;
   std::shared_ptr<const KeptFlows> kept_;
+  std::uint32_t carried_from_;
 };
 
 // flowd_marker_interface_changes_total{change}: a closed set.
@@ -668,6 +671,9 @@ class EbpfBackend final : public Backend {
                                std::strerror(-rc) + "):\n" + tail);
     }
     map_fd_ = bpf_map__fd(skel_->maps.flowd_flow_labels);
+    // A reload's predecessor's map followed every start this marker would have heard: kept or
+    // copied, its flows are here (the kernel plugin writes in the live flows of any other).
+    carried_from_ = shelved && shelved->map ? map_id(shelved->map.get()) : 0;
     if (reuse) {
       log_->info("kept the flow map of the previous marker: {}",
                  counted(count_entries(map_fd_), "flow stays marked", "flows stay marked"));
@@ -715,7 +721,8 @@ class EbpfBackend final : public Backend {
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);
     ctx_.hub.add(stats_.get());
     if (ctx_.status) {
-      probe_ = std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_, kept_);
+      probe_ =
+          std::make_shared<Probe>(map_fd_, status_interfaces(), match_all_, kept_, carried_from_);
       ctx_.status->set_marker(probe_);
     }
     log_->info("marking {} on {} (map of {})",
@@ -961,6 +968,7 @@ class EbpfBackend final : public Backend {
   std::vector<MarkerLock> locks_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
+  std::uint32_t carried_from_ = 0;  // Probe::carried_from
   std::vector<std::unique_ptr<TcAttachment>> attachments_;
   std::vector<RecordedHook> leftovers_;  // a killed flowd's filters that could not be removed
   std::unique_ptr<MarkerStats> stats_;

@@ -21,6 +21,13 @@ MapShape map_shape(int map_fd) {
   return {info.type, info.key_size, info.value_size, info.max_entries};
 }
 
+std::uint32_t map_id(int map_fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &len) != 0) return 0;
+  return info.id;
+}
+
 std::uint64_t count_entries(int map_fd) {
   MapShape shape = map_shape(map_fd);
   if (shape.key_size == 0) return 0;

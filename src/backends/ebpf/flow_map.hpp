@@ -22,6 +22,8 @@ struct MapShape {
 
 // The map's shape; all zero when the descriptor is not a BPF map.
 MapShape map_shape(int map_fd);
+// The kernel's id of the map (one map, whatever descriptor names it); 0 when it cannot be read.
+std::uint32_t map_id(int map_fd);
 
 // Entries in the map, walked with BPF_MAP_GET_NEXT_KEY (one system call per entry; at the default
 // 100,000 entries a few tens of milliseconds). The kernel's LRU evicts without telling user space,

@@ -123,6 +123,9 @@ struct ShelvedKernel final : ShelfItem {
   // to the successor's read, its successor counts and repairs).
   std::uint64_t lost = 0, missed = 0;
   RingHandover handover;  // copies in its ring of what its own predecessor's ring handed
+  // The kernel's id of the marker's map its program wrote (0: none): a successor's map that is not
+  // this one, nor the marker's copy of it, lacks the flows it followed (mark_live_flows).
+  std::uint32_t marked_map = 0;
 };
 
 // The kernel's description of a map (its id, to tell one map from another, and its size); zeros
@@ -242,6 +245,11 @@ class KernelPlugin final : public Plugin {
         }
     restarted_ = shelved != nullptr;  // a reload's successor, whatever its predecessor could shelve
     auto marks = first_packet_marks(shelved && shelved->events ? shelved->events.get() : nullptr);
+    // A reload's successor with a marker's map its predecessor's program did not write (a marker
+    // added by the same reload, or by an earlier one the predecessor had not noticed yet): what
+    // they followed is written in once run() has it all.
+    mark_followed_ = restarted_ && marks &&
+                     !holds_flows_of(shelved && shelved->events ? shelved->marked_map : 0);
     try {
       // Both programs are attached from here on: the predecessor's ring holds everything up to
       // its detach (read first, whole, in run()), this one's everything from its attach; the
@@ -367,6 +375,7 @@ class KernelPlugin final : public Plugin {
           owners_->process(), counted(owned, "listening port", "listening ports"),
           restarted_ ? "the reload" : "start");
     }
+    if (mark_followed_) mark_live_flows();
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};
@@ -413,6 +422,7 @@ class KernelPlugin final : public Plugin {
         bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
         item->lost = lost_;
         item->missed = missed_;
+        item->marked_map = bpf_->marking() ? marker_map_id_ : 0;
         item->events = std::move(bpf_);
         item->tracker.emplace(std::move(tracker_));
         item->handover = std::move(handover_);
@@ -535,6 +545,7 @@ class KernelPlugin final : public Plugin {
       return;
     }
     const bool was_marking = bpf_->marking();
+    const std::uint32_t marked_map = was_marking ? marker_map_id_ : 0;
     marker_.reset();
     auto marks = first_packet_marks(bpf_.get());
     if (!marks && !was_marking) return;  // nothing the kernel can mark, before or now
@@ -593,6 +604,71 @@ class KernelPlugin final : public Plugin {
       log_->info(
           "the marker's flow map changed in a reload: the kernel plugin's program now marks the "
           "new map from the first packet");
+    if (marks && !holds_flows_of(marked_map)) mark_live_flows();
+  }
+
+  // Whether the marker's map now (marker_, marker_map_id_) holds what this plugin's flows had in
+  // the map `marked` (a kernel id; 0: none, the program marked nothing): it is that map, or the
+  // marker's copy of it made at its start (a reload that resized it).
+  bool holds_flows_of(std::uint32_t marked) const {
+    return marked != 0 && marker_ &&
+           (marked == marker_map_id_ || marker_->carried_from() == marked);
+  }
+
+  // The marker's map appeared while connections were followed (a marker added by a reload, its map
+  // back after match_all, a reload's successor with a map its predecessor's program did not write):
+  // no marker heard the start of those that opened meanwhile, so nothing marks them. Each started
+  // connection the map does not hold is written in as the marker writes a start (its tag, random
+  // entropy bits: one flow, one label from then on) and recorded as the program's own mark, so that
+  // its end takes it out as it takes the program's (at CLOSE; the marker's at the `end`). An entry
+  // already there (the marker's, another plugin's) is left as it is, as the program leaves it.
+  void mark_live_flows() {
+    static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const int map = marker_->flow_map_fd(), own = bpf_->own_marks_fd();
+    std::size_t written = 0, held = 0, refused = 0;
+    int refusal = 0;
+    for (const FlowID& f : tracker_.started_flows(Clock::now())) {
+      // The label is IPv6's (the addresses are IPv4 here when the socket's are IPv4-mapped), and
+      // the marker marks no tag wider than it.
+      if (f.src.family != AF_INET6 || f.dst.family != AF_INET6 ||
+          std::memcmp(f.dst.bytes.data(), kMapped, sizeof kMapped) == 0 || f.experiment > 511 ||
+          f.activity > 63)
+        continue;
+      flowd_flow_key key;
+      std::memset(&key, 0, sizeof key);  // padding included: the kernel hashes every byte
+      std::memcpy(key.daddr, f.dst.bytes.data(), sizeof key.daddr);
+      key.sport = htons(f.src_port);
+      key.dport = htons(f.dst_port);
+      key.proto = IPPROTO_TCP;
+      std::uint32_t label = 0;
+      if (bpf_map_lookup_elem(map, &key, &label) == 0) {
+        ++held;
+        continue;
+      }
+      label = make_label(f.experiment, f.activity, random_label_entropy());
+      // Recorded first: a CLOSE the program sees in between finds it and takes the entry out.
+      bpf_map_update_elem(own, &key, &label, BPF_ANY);
+      if (bpf_map_update_elem(map, &key, &label, BPF_NOEXIST) == 0) {
+        ++written;
+        continue;
+      }
+      if (errno == EEXIST) {
+        ++held;
+      } else if (refused++ == 0) {
+        refusal = errno;
+      }
+      std::uint32_t mine = 0;
+      if (bpf_map_lookup_elem(own, &key, &mine) == 0 && mine == label)
+        bpf_map_delete_elem(own, &key);
+    }
+    // Nothing written (match_all off again: the marker's map followed every start meanwhile) is
+    // not news.
+    log_->log(
+        written || refused ? spdlog::level::info : spdlog::level::debug,
+        "wrote {} it follows into the marker's map, which did not hold them (they opened "
+        "while the map was not there: no start of theirs marked them); {} held already{}",
+        counted(written, "live connection", "live connections"), held,
+        refused ? fmt::format("; the map refused {} ({})", refused, std::strerror(refusal)) : "");
   }
 
   // "2 port rules and the fixed tag": what the program marks from the first packet.
@@ -816,6 +892,7 @@ class KernelPlugin final : public Plugin {
   int epoll_fd_ = -1;                              // run()'s, which follow_marker_map() changes
   std::atomic<bool> successor_{false};  // before_stop: a reload's successor follows the flows on
   bool restarted_ = false;              // started by a reload, in its predecessor's place
+  bool mark_followed_ = false;          // run() writes the flows it takes over into the map
   std::uint64_t owner_unknown_ = 0;
   std::chrono::milliseconds resync_interval_;            // between two periodic resyncs
   std::chrono::steady_clock::time_point last_resync_{};  // of any resync

@@ -238,6 +238,15 @@ std::size_t ConnectionTracker::inherit(std::span<const ActiveFlow> flows, std::s
   return n;
 }
 
+std::vector<FlowID> ConnectionTracker::started_flows(TimePoint now) const {
+  std::vector<FlowID> out;
+  out.reserve(started_);
+  for (const auto& t : slots_)
+    if (t.slot == Slot::kUsed && t.status == Status::kStarted)
+      out.push_back(event(t, FlowState::kStart, now));
+  return out;
+}
+
 void ConnectionTracker::finish(TimePoint now, std::vector<FlowID>& out) {
   std::uint32_t gen = ++scans_;
   for (auto& t : slots_) {

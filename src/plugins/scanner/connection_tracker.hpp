@@ -88,6 +88,11 @@ class ConnectionTracker {
   // ring-buffer loss, possibly never.
   void follow_until_close(bool on) { until_close_ = on; }
 
+  // The connections it reports as started now, each as its `start` event (start_time `now`: the
+  // tracker keeps no time), in no particular order: for a marker that did not hear their starts
+  // (the kernel plugin, when the marker's map appears while it runs).
+  std::vector<FlowID> started_flows(TimePoint now) const;
+
   std::size_t tracked() const { return used_; }
   std::size_t started() const { return started_; }
   bool first_scan_done() const { return scans_ > 0; }
