@@ -315,6 +315,9 @@ int free_udp_port() {
 Tcpdump::Tcpdump(const std::string& ns, const std::string& iface, const std::string& filter,
                  const std::string& pcap) {
   const std::string log = pcap + ".log";
+  // A capture started again on the same file must not take the last one's "listening on" for its
+  // own (the shell truncates the log in the background).
+  ::unlink(log.c_str());
   std::string out;
   run_shell("ip netns exec " + ns + " tcpdump --immediate-mode -i " + iface + " -U -w " + pcap +
                 " '" + filter + "' > " + log + " 2>&1 & echo $!",
