@@ -10,9 +10,9 @@
 // namespace, which is the one the connection plugins follow. Open: a socket that can still carry
 // data, as the connection plugins' tracker decides it (netlink::carries_data: ESTABLISHED, or
 // between it and CLOSE, but not a FIN-WAIT-2 socket its process closed, where the kernel plugin
-// ends the connection). Closed: no socket, one of those orphans, or TIME-WAIT. Unknown (another protocol, or netlink failed) counts as open: the
-// hand-back is then made as before this check existed. Not thread-safe: the bus calls it under the
-// mutex that serialises the arbiter.
+// ends the connection). Closed: no socket, one of those orphans, or TIME-WAIT. Unknown (another
+// protocol, or netlink failed) counts as open: the hand-back is then made as before this check
+// existed. Not thread-safe: the bus calls it under the mutex that serialises the arbiter.
 #pragma once
 
 #include <memory>
