@@ -19,7 +19,7 @@ enum class KeyType {
   kString,
   kInt,           // integer within [min, max]
   kBool,          // yes/no, true/false, on/off, 1/0
-  kList,          // comma separated; empty items dropped
+  kList,          // comma separated; an empty item (a,,b, a comma first or last) is refused
   kPath,          // non-empty file system path
   kEndpoint,      // host:port, [v6]:port or a bare host (then the component's default port applies)
   kMode,          // octal file mode such as 0666

@@ -79,7 +79,7 @@ class Bus::PluginPublisher final : public Publisher {
   std::array<std::atomic<prometheus::Counter*>, kSlots> counters_{};
 };
 
-Bus::Bus(prometheus::Registry& metrics, StatusBoard* status)
+Bus::Bus(prometheus::Registry& metrics, StatusBoard* status, LocalFlowArbiter::StillOpen still_open)
     : events_(prometheus::BuildCounter()
                   .Name("flowd_flow_events_total")
                   .Help("Flow events published by plugins, by plugin, origin (local, remote, "
@@ -94,6 +94,7 @@ Bus::Bus(prometheus::Registry& metrics, StatusBoard* status)
                  .Help("Events waiting in a backend's queue")
                  .Register(metrics)),
       status_(status),
+      arbiter_(std::move(still_open)),
       arbiter_events_(metrics, "flowd_local_flow_arbiter_events_total",
                       "Local flow events by what the arbiter of explicit and inferred reports of "
                       "one 5-tuple made of them: passed, held, dropped (of the plugins' events), "

@@ -33,7 +33,10 @@ class Bus {
   };
 
   // `status`, if given, sees every batch published (the active flows of GET /v1/flows).
-  explicit Bus(prometheus::Registry& metrics, StatusBoard* status = nullptr);
+  // `still_open`: asked before the arbiter hands a connection back to an inferred report
+  // (core/connection_check.hpp; the daemon's bus asks the kernel); unset, it always does.
+  explicit Bus(prometheus::Registry& metrics, StatusBoard* status = nullptr,
+               LocalFlowArbiter::StillOpen still_open = {});
   // The handle one plugin publishes through: it names the events after `plugin` (a static name)
   // and counts them in flowd_flow_events_total{plugin,origin,state}. Must not outlive the bus.
   // Its local events pass through the bus's LocalFlowArbiter with `explicit_reports` as rank.

@@ -36,6 +36,26 @@ bool parse_long(std::string_view v, long& out) {
   return ec == std::errc() && p == t.data() + t.size();
 }
 
+// A list with an empty item ("a,,b", "a, , b", a comma first or last) is a typo or an item left
+// out, not a shorter list: refused, naming the key and which item, for every list key alike (no
+// key gives an empty item a meaning). An empty value is the empty list. A comma that ends a line
+// before a continuation line is the list going on: build_section joins the lines without one.
+void refuse_empty_items(const std::string& path, const std::string& section, const KeySpec& k,
+                        const std::string& v) {
+  if (v.empty()) return;
+  const auto items = static_cast<std::size_t>(std::count(v.begin(), v.end(), ',')) + 1;
+  std::size_t from = 0;
+  for (std::size_t item = 1; item <= items; ++item) {
+    const std::size_t comma = std::min(v.find(',', from), v.size());
+    if (v.find_first_not_of(" \t", from) >= comma)
+      throw ConfigError(fmt::format(
+          "{}: [{}] {}: an empty item in \"{}\": item {} of {} is empty (two commas with "
+          "nothing between, or a comma first or last); remove the extra comma",
+          path, section, k.name, v, item, items));
+    from = comma + 1;
+  }
+}
+
 // Checks one value against its spec; returns the normalised value or throws.
 std::string check_value(const std::string& path, const std::string& section, const KeySpec& k,
                         const std::string& value) {
@@ -78,6 +98,7 @@ std::string check_value(const std::string& path, const std::string& section, con
       return b ? "yes" : "no";
     }
     case KeyType::kList: {
+      refuse_empty_items(path, section, k, v);
       auto items = split_list(v);
       std::string out;
       for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
@@ -91,21 +112,7 @@ std::string check_value(const std::string& path, const std::string& section, con
       if (!net::parse_endpoint(v, 1)) throw bad();
       return v;
     case KeyType::kEndpointList: {
-      // An empty item ("a,,b", a comma first or last) is a typo or a host left out, not a list
-      // of two: refused. A comma ending a line before a continuation line is the list going on.
-      const bool leading = !v.empty() && v.front() == ',';
-      const bool trailing = !v.empty() && v.back() == ',';
-      bool doubled = false;
-      for (std::size_t c = v.find(','); c != std::string::npos && !doubled;
-           c = v.find(',', c + 1)) {
-        auto next = v.find_first_not_of(" \t", c + 1);
-        doubled = next != std::string::npos && v[next] == ',';
-      }
-      if (leading || trailing || doubled)
-        throw ConfigError(fmt::format(
-            "{}: [{}] {}: an empty item in \"{}\" (two commas with nothing between, or a comma "
-            "first or last); remove the extra comma",
-            path, section, k.name, v));
+      refuse_empty_items(path, section, k, v);
       auto items = split_list(v);
       std::string out;
       for (const auto& i : items) {
@@ -190,8 +197,9 @@ Section build_section(const std::string& path, const std::string& name,
         // A comma that ends the line before (or starts this one) already separates the items.
         std::string& v = values[k];
         while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
-        const bool separated = (!v.empty() && v.back() == ',') || trim(value).starts_with(',');
-        v += (separated ? " " : ", ") + value;
+        // A first line with no item yet (`plugins =`, the items below) adds none of its own.
+        const bool separated = v.empty() || v.back() == ',' || trim(value).starts_with(',');
+        v += (separated ? (v.empty() ? "" : " ") : ", ") + value;
       } else {
         values[k] = value;
       }

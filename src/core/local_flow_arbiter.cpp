@@ -130,6 +130,7 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     mine.start = f;
     mine.start.plugin = plugin;
     mine.live = true;
+    mine.closed = false;
     if (before == r || before < 0) return pass();  // a first or a repeated start
     if (r < before) return count(Outcome::kHeld);  // held while the explicit report is live
     // The explicit report takes the flow over: the inferred one's flow ends where it begins.
@@ -160,14 +161,14 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
       out.back().src = mine.start.src;
       out.back().dst = mine.start.dst;
       out.back().end_time = not_before(mine.start, f.end_time.value_or(Clock::now()));
-      if (next >= 0) {
+      if (next >= 0 && hand_back(e->by_rank[next])) {
         restart(e->by_rank[next], *out.back().end_time, out);
         count(Outcome::kAdded);
       }
     } else {
       count(Outcome::kDropped);
     }
-    if (next < 0) table_.erase(key);
+    if (!e->any_live()) table_.erase(key);
     return;
   }
   // Ongoing: only the report the backends follow.
@@ -175,6 +176,12 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     pass();
   else
     count(Outcome::kDropped);
+}
+
+bool LocalFlowArbiter::hand_back(Report& next) {
+  if (!still_open_ || still_open_(next.start)) return true;
+  next.closed = true;
+  return false;
 }
 
 void LocalFlowArbiter::restart(Report& report, TimePoint at, std::vector<FlowID>& out) {
@@ -192,9 +199,9 @@ void LocalFlowArbiter::forget(const char* plugin, std::vector<FlowID>& out) {
     report.live = false;
     explicit_ended_.emplace(key, true);
     out.push_back(end_of(report.start, now));
-    if (e.by_rank[0].live)
+    if (e.visible() == 0 && hand_back(e.by_rank[0]))
       restart(e.by_rank[0], *out.back().end_time, out);
-    else
+    else if (!e.any_live())
       gone.push_back(key);
   });
   for (const auto& key : gone) table_.erase(key);

@@ -16,13 +16,17 @@
 //   later)
 //
 // So every end has the start of its own report before it, and a connection a rule covers is
-// marked and listed active for as long as its inferred report is live. An end whose own report is
-// not live while the other report is (a repeated end, an end without a start, a tool's end for a
-// transfer it started before a restart) is dropped: it would end the other report's flow. So is an
-// explicit end repeated after its report ended with no other report left (a tool's retry of an end
-// that went through: the flow is over, the backends would take it for one without a start). The two
-// reports' times come from different clocks (a pipe line's reading, the kernel's state change):
-// an end is never stamped before the start the backends saw of that flow.
+// marked and listed active for as long as its inferred report is live. A hand-back is made only
+// to a connection still open (StillOpen, core/connection_check.hpp): the inferring plugin may learn
+// of a close after the tool's end (it was being restarted by a reload, or it polls), and handing a
+// closed connection back made a phantom flow, started at the tool's end and ended by the plugin's
+// late end (try15d D6). Such an inferred report stays live but unseen; its end is dropped. An end
+// whose own report is not live while the other report is (a repeated end, an end without a start, a
+// tool's end for a transfer it started before a restart) is dropped: it would end the other
+// report's flow. So is an explicit end repeated after its report ended with no other report left (a
+// tool's retry of an end that went through: the flow is over, the backends would take it for one
+// without a start). The two reports' times come from different clocks (a pipe line's reading, the
+// kernel's state change): an end is never stamped before the start the backends saw of that flow.
 //
 // A connection is keyed as the marker keys it (the peer, the ports, the protocol; an IPv4-mapped
 // address as its IPv4 one), not by the whole 5-tuple: a tool that names another of this host's
@@ -32,6 +36,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -75,6 +80,12 @@ class LocalFlowArbiter {
     std::optional<FlowKey> first_evicted;  // the 5-tuple of the first entry evicted, for the log
   };
 
+  // Whether the connection an inferred report started is still open, asked before the connection
+  // is handed back to it; false only when it is known closed (the plugin's end is on its way).
+  using StillOpen = std::function<bool(const FlowID& start)>;
+  // `still_open` unset: every hand-back is made (unit tests of the order of events).
+  explicit LocalFlowArbiter(StillOpen still_open = {}) : still_open_(std::move(still_open)) {}
+
   // Appends to `out` what the backends get for `in`, one plugin's batch: each event with its
   // FlowID::plugin set (`plugin` for the plugin's own events, the other report's plugin for what
   // the arbiter adds). Events of other origins than local pass unchanged (not counted). `tally`,
@@ -95,17 +106,25 @@ class LocalFlowArbiter {
   struct Report {
     FlowID start;  // the report's start event as published (its tag, times, plugin)
     bool live = false;
+    // Live, but its connection was closed when it would have been handed back: the backends no
+    // longer follow it, and its own end, still to come, is dropped.
+    bool closed = false;
   };
   struct Entry {
     Report by_rank[2];
     int visible() const {  // the rank the backends see, or -1
-      return by_rank[1].live ? 1 : by_rank[0].live ? 0 : -1;
+      return by_rank[1].live ? 1 : by_rank[0].live && !by_rank[0].closed ? 0 : -1;
     }
+    bool any_live() const { return by_rank[0].live || by_rank[1].live; }
   };
+  // Whether the connection of `next`, about to be handed back, is still open; if not, `next` is
+  // closed (and the hand-back not made).
+  bool hand_back(Report& next);
   void one(const FlowID& f, const char* plugin, Rank rank, std::vector<FlowID>& out, Tally& tally);
   // Publishes `report`'s flow again at `at`, after the explicit one ended.
   static void restart(Report& report, TimePoint at, std::vector<FlowID>& out);
 
+  StillOpen still_open_;
   FlowTable<FlowKey, Entry, FlowKeyHash> table_{kCapacity};
   // The connections whose explicit report ended, until an explicit start of them.
   FlowTable<FlowKey, bool, FlowKeyHash> explicit_ended_{kEndedCapacity};

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <system_error>
 
+#include "core/connection_check.hpp"
 #include "flowd/log.hpp"
 
 namespace flowd {
@@ -25,7 +26,11 @@ Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle&
     : status_(registry),
       ctx_{registry, metrics,  hub,      system_hostname(), "", &heartbeats_, stopping_.get_token(),
            &shelf_,  &status_, &records_},
-      bus_(metrics, &status_),
+      // A hand-back is made only to a connection the kernel says is still open (try15d D6).
+      bus_(metrics, &status_,
+           [check = std::make_shared<OpenConnectionCheck>()](const FlowID& start) {
+             return (*check)(start);
+           }),
       failure_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   status_.set_bus_counts({[this] { return bus_.published(); }, [this] { return bus_.dropped(); },

@@ -176,6 +176,7 @@ bool SockDiag::dump(const DumpRequest& req, const SockVisitor& visit, std::strin
 
 bool SockDiag::lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
                       std::uint16_t remote_port, SockEntry& entry, TcpDetails& details) {
+  lookup_failed_ = false;
   if (local.family != remote.family) return false;
   if (lookup_family(local.family, local, local_port, remote, remote_port, entry, details))
     return true;
@@ -213,19 +214,29 @@ bool SockDiag::lookup_family(int family, const IpAddress& local, std::uint16_t l
   };
   put(r->id.idiag_src, local);
   put(r->id.idiag_dst, remote);
-  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return false;
+  auto failed = [this] {
+    lookup_failed_ = true;
+    return false;
+  };
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return failed();
   std::string why;
   while (true) {
     ssize_t n = mnl_socket_recvfrom(nl_, buf_.data(), buf_.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
+    if (n < 0) return failed();
     auto left = static_cast<int>(n);
     const auto* msg = reinterpret_cast<const nlmsghdr*>(buf_.data());
     for (; mnl_nlmsg_ok(msg, left); msg = mnl_nlmsg_next(msg, &left)) {
-      if (msg->nlmsg_seq != seq_) continue;              // a late answer to an earlier request
-      if (msg->nlmsg_type == NLMSG_ERROR) return false;  // ENOENT: no such socket
+      if (msg->nlmsg_seq != seq_) continue;  // a late answer to an earlier request
+      if (msg->nlmsg_type == NLMSG_ERROR) {
+        // ENOENT: no such socket; anything else: the kernel was not asked properly.
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
+        if (msg->nlmsg_len < mnl_nlmsg_size(sizeof *err) || err->error != -ENOENT) return failed();
+        return false;
+      }
       if (msg->nlmsg_type == SOCK_DIAG_BY_FAMILY)
-        return parse_diag_message(msg, static_cast<std::size_t>(left), entry, &details, why);
+        return parse_diag_message(msg, static_cast<std::size_t>(left), entry, &details, why) ||
+               failed();
     }
   }
 }

@@ -92,9 +92,14 @@ class SockDiag {
   // One pass over every TCP socket of the namespace. False and `error` set on a netlink failure
   // (the sockets visited so far were visited).
   bool dump(const DumpRequest& req, const SockVisitor& visit, std::string& error);
-  // The one socket with this 4-tuple (local end first), with details. False when there is none.
+  // The one socket with this 4-tuple (local end first), with details. False when there is none,
+  // or when the kernel could not be asked: lookup_failed() tells which.
   bool lookup(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
               std::uint16_t remote_port, SockEntry& entry, TcpDetails& details);
+  // Whether the last lookup() that returned false did so because netlink failed (a send or
+  // receive error, an error other than ENOENT, an answer it could not parse), not because the
+  // kernel has no such socket.
+  bool lookup_failed() const { return lookup_failed_; }
   // Sockets visited by the last dump and messages that could not be parsed (skipped).
   std::size_t last_count() const { return count_; }
   std::size_t malformed() const { return malformed_; }
@@ -110,6 +115,7 @@ class SockDiag {
   unsigned seq_ = 0;
   std::vector<char> buf_;
   std::size_t count_ = 0, malformed_ = 0;
+  bool lookup_failed_ = false;
 };
 
 // The value in `flows` (a FlowTable keyed by FlowKey) for the TCP socket `e`, looked up in the

@@ -4,12 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "daemon_fixture.hpp"
 #include "firefly_schema.hpp"
+#include "netns_scope.hpp"
 
 namespace flowd::test {
 namespace {
@@ -203,6 +207,144 @@ TEST(FireflyEndToEnd, RegistryFromHttpUrlIsUsedAndCached) {
   ASSERT_TRUE(f);
   EXPECT_EQ(parse_firefly(*f).body["context"]["experiment-id"], 6);
   EXPECT_EQ(parse_firefly(*f).body["context"]["activity-id"], 2);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Rewrites the configuration and reloads; returns once the reload is done (READY=1 again).
+void reload(Daemon& d, const std::string& config) {
+  d.dir.write("flowd.cfg", config);
+  d.proc->signal(SIGHUP);
+  ASSERT_TRUE(d.notify->wait_for("READY=1")) << d.proc->log();
+}
+
+// retry15d N2: a reload that restarts udp_firefly (here: max_tracked_flows changed) used to forget
+// the start times of the live flows, so each end firefly said the flow started at its end. The
+// successor takes them over; into a smaller table it keeps the newest and counts the rest.
+TEST(FireflyEndToEnd, EndAfterAReloadThatRestartsTheBackendCarriesTheRealStartTime) {
+  Daemon d;
+  d.start(d.config("max_tracked_flows = 100\n"));
+  write_pipe(d.pipe(),
+             "start tcp 127.0.0.1 3001 127.0.0.1 5777 2 9\n"
+             "start tcp 127.0.0.1 3002 127.0.0.1 5777 2 9\n"
+             "start tcp 127.0.0.1 3003 127.0.0.1 5777 2 9\n");
+  std::map<int, nlohmann::json> starts;
+  for (const auto& m : d.rx4.receive_many(3)) {
+    auto j = parse_firefly(m).body;
+    starts[j["flow-id"]["src-port"].get<int>()] = j["flow-lifecycle"];
+  }
+  ASSERT_EQ(starts.size(), 3u) << d.proc->log();
+  // The end must come well after the start for a start-time taken from the end to show.
+  std::this_thread::sleep_for(50ms);
+  reload(d, d.config("max_tracked_flows = 2\n"));
+  EXPECT_NE(d.proc->log().find("stopped backend udp_firefly"), std::string::npos) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("kept the start times of 2 of the 3 flows"), std::string::npos)
+      << d.proc->log();
+  write_pipe(d.pipe(),
+             "end tcp 127.0.0.1 3001 127.0.0.1 5777 2 9\n"
+             "end tcp 127.0.0.1 3002 127.0.0.1 5777 2 9\n"
+             "end tcp 127.0.0.1 3003 127.0.0.1 5777 2 9\n");
+  std::map<int, nlohmann::json> ends;
+  for (const auto& m : d.rx4.receive_many(3)) {
+    auto j = parse_firefly(m).body;
+    ends[j["flow-id"]["src-port"].get<int>()] = j["flow-lifecycle"];
+  }
+  ASSERT_EQ(ends.size(), 3u) << d.proc->log();
+  for (int port : {3002, 3003}) {
+    EXPECT_EQ(ends[port]["state"], "end");
+    EXPECT_EQ(ends[port]["start-time"], starts[port]["start-time"]) << port;
+    EXPECT_NE(ends[port]["start-time"], ends[port]["end-time"]) << port;
+  }
+  // The oldest did not fit in the smaller table: its end carries its own time, and is counted.
+  EXPECT_EQ(ends[3001]["start-time"], ends[3001]["end-time"]);
+  const std::string m = d.scrape_until(
+      "flowd_firefly_flows_overflow_total{origin=\"local\",table=\"start_time\"}", 1);
+  EXPECT_EQ(
+      metric_value(m, "flowd_firefly_flows_overflow_total{origin=\"local\",table=\"start_time\"}"),
+      1);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// The same when a reload removes the backend and another adds it back: the new instance takes the
+// start times of the flows the daemon lists as active.
+TEST(FireflyEndToEnd, ABackendAddedBackByAReloadKnowsTheActiveFlowsStartTimes) {
+  Daemon d;
+  d.start(d.config());
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 3101 127.0.0.1 5777 2 9\n");
+  auto start = d.rx4.receive();
+  ASSERT_TRUE(start) << d.proc->log();
+  // udp_firefly left out of the list (its section stays: a warning, nothing more).
+  std::string without = d.config();
+  const std::string both = "backends = udp_firefly, prometheus";
+  without.replace(without.find(both), both.size(), "backends = prometheus");
+  reload(d, without);
+  EXPECT_NE(d.proc->log().find("stopped backend udp_firefly"), std::string::npos) << d.proc->log();
+  // A flow that starts while no udp_firefly runs.
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 3102 127.0.0.1 5777 2 9\n");
+  d.scrape_until("flowd_flow_events_total{plugin=\"np_api\",state=\"start\"}", 2);
+  std::this_thread::sleep_for(50ms);
+  reload(d, d.config());
+  EXPECT_NE(d.proc->log().find("took the start times of 2 active flows"), std::string::npos)
+      << d.proc->log();
+  write_pipe(
+      d.pipe(),
+      "end tcp 127.0.0.1 3101 127.0.0.1 5777 2 9\nend tcp 127.0.0.1 3102 127.0.0.1 5777 2 9\n");
+  std::map<int, nlohmann::json> ends;
+  for (const auto& m : d.rx4.receive_many(2)) {
+    auto j = parse_firefly(m).body;
+    ends[j["flow-id"]["src-port"].get<int>()] = j["flow-lifecycle"];
+  }
+  ASSERT_EQ(ends.size(), 2u) << d.proc->log();
+  EXPECT_EQ(ends[3101]["start-time"], parse_firefly(*start).body["flow-lifecycle"]["start-time"]);
+  for (int port : {3101, 3102})
+    EXPECT_LT(ends[port]["start-time"].get<std::string>(),
+              ends[port]["end-time"].get<std::string>())
+        << port;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// The other per-flow state of udp_firefly, netlink = yes: the sockets of the live flows. After a
+// reload that restarts the backend, a flow live across it still gets its ongoing fireflies.
+TEST(FireflyEndToEnd, OngoingFirefliesGoOnAcrossAReloadThatRestartsTheBackend) {
+  Daemon d;
+  const std::string netlink = "netlink = yes\nongoing_interval = 1s\n";
+  d.start(d.config(netlink));
+  const int server = tcp_listen("127.0.0.1", 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in sa{};
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  const int server_port = ntohs(sa.sin_port);
+  int client_port = 0;
+  const int client = tcp_connect("127.0.0.1", server_port, &client_port);
+  ASSERT_GE(client, 0);
+  const int peer = ::accept(server, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  const std::string flow = "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
+                           std::to_string(server_port) + " 2 9\n";
+  write_pipe(d.pipe(), "start " + flow);
+  auto start = d.rx4.receive();
+  ASSERT_TRUE(start) << d.proc->log();
+  EXPECT_EQ(parse_firefly(*start).body["flow-lifecycle"]["state"], "start");
+  reload(d, d.config(netlink + "max_tracked_flows = 1000\n"));
+  EXPECT_NE(d.proc->log().find("stopped backend udp_firefly"), std::string::npos) << d.proc->log();
+  // What the stopped instance sent (an ongoing firefly of its own) is not what this test is about.
+  while (d.rx4.receive(0ms)) {
+  }
+  // Within two intervals of the new instance, an ongoing firefly of the flow, with its socket.
+  std::optional<nlohmann::json> ongoing;
+  for (const auto& m : d.rx4.receive_many(2, 2500ms)) {
+    auto j = parse_firefly(m).body;
+    if (j["flow-lifecycle"]["state"] == "ongoing") ongoing = j;
+  }
+  ASSERT_TRUE(ongoing) << "no ongoing firefly after the reload\n" << d.proc->log();
+  EXPECT_EQ((*ongoing)["flow-id"]["src-port"], client_port);
+  EXPECT_EQ((*ongoing)["flow-lifecycle"]["start-time"],
+            parse_firefly(*start).body["flow-lifecycle"]["start-time"]);
+  EXPECT_TRUE(ongoing->contains("netlink")) << ongoing->dump();
+  write_pipe(d.pipe(), "end " + flow);
+  ::close(peer);
+  ::close(client);
+  ::close(server);
   EXPECT_EQ(d.stop(), 0);
 }
 

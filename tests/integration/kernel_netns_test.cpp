@@ -1210,6 +1210,96 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15d D6: np_api beside a connection plugin that learns of a close after the tool's `end`. The
+// tool closes its connection and reports its end; the connection plugin's `end` comes later. The
+// arbiter handed the connection back to the plugin's report at the tool's end, so a flow started
+// for a closed connection and was ended by the plugin's late end (with the kernel plugin restarted
+// by a reload: at once, start = end): a firefly pair and a mark for nothing. A connection is handed
+// back only while the kernel says it is open. Deterministic with the polling netlink scanner (its
+// end comes at its next scan); the kernel plugin's case (its end late because a reload restarts
+// it) follows.
+TEST_F(KernelIssue15, AClosedConnectionIsNotHandedBackAfterTheToolsEnd) {
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5001));
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(
+      beside_np_api(config("netlink", std::string(kRuleKeys) + "interval = 1s\n"), "netlink"));
+  int client_port = 0, client;
+  {
+    NetnsScope in_b(net->b);
+    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
+  }
+  ASSERT_GE(client, 0);
+  int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(conn, 0);
+  auto seen = events(1);  // the scanner's start, at its next scan
+  const std::string tuple =
+      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  pipe_line("start" + tuple + "3 3");
+  auto more = events(2);
+  seen.insert(seen.end(), more.begin(), more.end());
+  // The tool is done: it closes its socket (FIN-WAIT-2, its peer stays in CLOSE-WAIT), then says
+  // so.
+  ::close(conn);
+  fds.fds.back() = -1;
+  std::this_thread::sleep_for(20ms);
+  pipe_line("end" + tuple + "3 3");
+  more = events(3, 2500ms);  // the scanner's next scans see the close
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::string said;
+  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "start 2; end 2; start 3; end 3; ")
+      << "nothing handed back to a closed connection\n"
+      << proc->log();
+  const std::string m = scrape();
+  EXPECT_EQ(metric_value(m, "flowd_local_flow_arbiter_events_total{outcome=\"dropped\"}"), 1)
+      << "the scanner's late end\n"
+      << m;
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// The same with the kernel plugin, whose end is late because a reload restarts it: the connection
+// closes and the tool's end comes while the successor loads its program (the stopped one's ring
+// holds the close until the successor reads it).
+TEST_F(KernelIssue15, AConnectionClosedWhileTheKernelPluginRestartsIsNotHandedBack) {
+  Fds fds;
+  int client_port = 0, conn = -1;
+  ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
+  auto seen = events(1);
+  const std::string tuple =
+      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  pipe_line("start" + tuple + "3 3");
+  auto more = events(2);
+  seen.insert(seen.end(), more.begin(), more.end());
+  ASSERT_EQ(wait_metric("flowd_marker_flows", 1), 1) << proc->log();
+  const int reloads = count("reloaded: ");
+  const int stops = count("stopped plugin kernel");
+  dir.write("flowd.cfg", with_np_api(std::string(kRuleKeys) + "interval = 3s\n"));
+  proc->signal(SIGHUP);
+  for (int i = 0; i < 5000 && count("stopped plugin kernel") == stops; ++i) usleep(1000);
+  ASSERT_EQ(count("stopped plugin kernel"), stops + 1) << proc->log();
+  ::close(conn);
+  fds.fds.back() = -1;
+  std::this_thread::sleep_for(5ms);  // its FIN acknowledged: FIN-WAIT-2
+  pipe_line("end" + tuple + "3 3");
+  for (int i = 0; i < 1000 && count("reloaded: ") == reloads; ++i) usleep(10000);
+  more = events(3, 2500ms);
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::string said;
+  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "start 2; end 2; start 3; end 3; ")
+      << "nothing handed back to a closed connection\n"
+      << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Defect 7: a reload that adds the network of a live connection to internal_networks ends it then
 // (before, it stayed reported until it closed, its mark gone).
 TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {

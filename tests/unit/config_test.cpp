@@ -274,8 +274,8 @@ TEST(ConfigErrors, PluginsMissing) {
   // No [flowd] at all.
   e = config_error("[plugin.np_api]\npath = /x\n");
   expect_contains(e, "[flowd] plugins: expected");
-  // An empty list.
-  expect_contains(config_error("[flowd]\nplugins = , ,\n"), "[flowd] plugins: expected");
+  // An empty list (commas alone are empty items).
+  expect_contains(config_error("[flowd]\nplugins = , ,\n"), "[flowd] plugins: an empty item");
   // An empty backend list is an error too.
   expect_contains(config_error("[flowd]\nplugins = np_api\nbackends =\n"),
                   "[flowd] backends: expected");
@@ -321,6 +321,49 @@ TEST(ConfigErrors, BadValuesSayWhatWasExpected) {
     expect_contains(e, c.key);
     expect_contains(e, "expected");
   }
+}
+
+// try15 fix15i: a list key took a trailing or doubled comma silently (`rules = 5000 atlas/perf, `).
+// Every list key refuses an empty item, naming the file, section, key and which item; a comma
+// that ends a line before a continuation line still continues the list.
+TEST(ConfigErrors, EmptyListItemsAreRefusedNamingKeyAndItem) {
+  const std::string kernel = "[flowd]\nplugins = kernel\nbackends = prometheus\n[plugin.kernel]\n";
+  struct Case {
+    std::string value, item;
+  };
+  for (const auto& c : std::vector<Case>{{"5000 atlas perf,", "item 2 of 2"},
+                                         {"5000 atlas perf, ", "item 2 of 2"},
+                                         {", 5000 atlas perf", "item 1 of 2"},
+                                         {"5000 atlas perf,,5001 atlas perf", "item 2 of 3"},
+                                         {"5000 atlas perf, ,5001 atlas perf", "item 2 of 3"},
+                                         {",", "item 1 of 2"}}) {
+    const std::string e = config_error(kernel + "rules = " + c.value + "\n");
+    expect_contains(e, kPath);
+    expect_contains(e, "[plugin.kernel] rules: an empty item");
+    expect_contains(e, c.item);
+    expect_contains(e, "remove the extra comma");
+  }
+  // The core's lists, another component's and the endpoint lists alike.
+  expect_contains(config_error("[flowd]\nplugins = np_api,\n"), "[flowd] plugins: an empty item");
+  expect_contains(config_error("[flowd]\nplugins = np_api\nbackends = udp_firefly,,prometheus\n"),
+                  "[flowd] backends: an empty item in \"udp_firefly,,prometheus\": item 2 of 3");
+  expect_contains(config_error(kernel + "internal_networks = 10.0.0.0/8,\n"),
+                  "[plugin.kernel] internal_networks: an empty item");
+  expect_contains(config_error("[flowd]\nplugins = np_api\n[backend.udp_firefly]\ncollector = "
+                               "127.0.0.1,,127.0.0.2\n"),
+                  "[backend.udp_firefly] collector: an empty item");
+  // Continuation lines: a comma at the end of one line continues the list; two commas across the
+  // join are an empty item all the same.
+  Config ok = load(kernel + "rules = 5000 atlas perf,\n  5001 atlas perf\n");
+  EXPECT_EQ(ok.plugins.at(0).section.get_list("rules"),
+            (std::vector<std::string>{"5000 atlas perf", "5001 atlas perf"}));
+  expect_contains(config_error(kernel + "rules = 5000 atlas perf,\n  , 5001 atlas perf\n"),
+                  "item 2 of 3");
+  // An empty value is the empty list, not an empty item.
+  EXPECT_TRUE(load(kernel + "rules =\nexperiment = 2\nactivity = 9\n")
+                  .plugins.at(0)
+                  .section.get_list("rules")
+                  .empty());
 }
 
 TEST(ConfigErrors, BadIntMessageNamesTheRange) {
@@ -486,7 +529,7 @@ TEST(ClosestMatch, WithinTwoEdits) {
 }
 
 TEST(SectionApi, Accessors) {
-  Config c = load("[flowd]\nplugins = np_api\nbackends = udp_firefly , prometheus,\n");
+  Config c = load("[flowd]\nplugins = np_api\nbackends = udp_firefly , prometheus\n");
   const Section& s = c.core;
   EXPECT_EQ(s.get("backends"), "udp_firefly, prometheus");
   EXPECT_EQ(s.get_list("backends"), (std::vector<std::string>{"udp_firefly", "prometheus"}));

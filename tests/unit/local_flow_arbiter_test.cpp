@@ -3,10 +3,19 @@
 // (np_api, api) and an inferred one (kernel, netlink...) on one 5-tuple, and what passes untouched.
 #include "core/local_flow_arbiter.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "core/connection_check.hpp"
 
 namespace flowd {
 namespace {
@@ -311,6 +320,138 @@ TEST(LocalFlowArbiter, APluginRemovedEndsItsExplicitReportsAndHandsBack) {
   // The kernel's end now passes (it waited for ever before).
   auto r = run({{"kernel", Rank::kInferred, flow(FlowState::kEnd, 2, 9)}}, a);
   EXPECT_EQ(r[0].substr(0, 13), "end kernel 2 ");
+}
+
+// A real TCP connection on 127.0.0.1 (the server's end accepted): what the arbiter's connection
+// check asks the kernel about.
+struct LoopbackConnection {
+  int listener = -1, client = -1, server = -1;
+  std::uint16_t server_port = 0, client_port = 0;
+  LoopbackConnection() {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listener, 4) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    server_port = ntohs(a.sin_port);
+    client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(client, reinterpret_cast<sockaddr*>(&a), len) != 0) return;
+    sockaddr_in me{};
+    socklen_t ml = sizeof me;
+    ::getsockname(client, reinterpret_cast<sockaddr*>(&me), &ml);
+    client_port = ntohs(me.sin_port);
+    server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  ~LoopbackConnection() { close_all(); }
+  void close_all() {
+    for (int* fd : {&server, &client, &listener})
+      if (*fd >= 0) ::close(std::exchange(*fd, -1));
+  }
+  bool ok() const { return server >= 0; }
+  // The flow as a connection plugin reports it: the server's end (this host's) first.
+  FlowID flow(FlowState state, std::uint16_t exp, int at_s) const {
+    FlowID f = ::flowd::flow(state, exp, at_s);
+    f.src = f.dst = *IpAddress::parse("127.0.0.1");
+    f.src_port = server_port;
+    f.dst_port = client_port;
+    return f;
+  }
+};
+
+LocalFlowArbiter::StillOpen kernel_check() {
+  return [check = std::make_shared<OpenConnectionCheck>()](const FlowID& f) { return (*check)(f); };
+}
+
+// try15d D6: the explicit report's end came before the kernel plugin's (which was being restarted
+// by a reload) for a connection already closed; the hand-back started a flow for it that the
+// plugin's late end ended at once (start = end): a phantom firefly pair and mark. The hand-back is
+// made only when the kernel says the connection is still open.
+TEST(LocalFlowArbiter, AConnectionIsHandedBackOnlyWhileTheKernelSaysItIsOpen) {
+  LocalFlowArbiter a(kernel_check());
+  LoopbackConnection open;
+  ASSERT_TRUE(open.ok());
+  auto r = run({{"kernel", Rank::kInferred, open.flow(FlowState::kStart, 2, 0)},
+                {"np_api", Rank::kExplicit, open.flow(FlowState::kStart, 3, 2)},
+                {"np_api", Rank::kExplicit, open.flow(FlowState::kEnd, 3, 4)}},
+               a);
+  EXPECT_EQ(r[2], "end np_api 3 @4; start kernel 2 @4; ") << "open: handed back";
+
+  LoopbackConnection closed;
+  ASSERT_TRUE(closed.ok());
+  r = run({{"kernel", Rank::kInferred, closed.flow(FlowState::kStart, 2, 0)},
+           {"np_api", Rank::kExplicit, closed.flow(FlowState::kStart, 3, 2)}},
+          a);
+  // The tool closes its connection, then reports its end; the kernel plugin's end is late.
+  const FlowID start = closed.flow(FlowState::kStart, 2, 0);
+  closed.close_all();
+  OpenConnectionCheck check;
+  for (int i = 0; i < 100 && check(start); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(check(start)) << "the kernel still lists the closed connection as open";
+  r = run({{"np_api", Rank::kExplicit, closed.flow(FlowState::kEnd, 3, 4)},
+           {"kernel", Rank::kInferred, closed.flow(FlowState::kOngoing, 2, 5)},
+           {"kernel", Rank::kInferred, closed.flow(FlowState::kEnd, 2, 3)}},
+          a);
+  EXPECT_EQ(r[0], "end np_api 3 @4; ") << "closed: not handed back";
+  EXPECT_EQ(r[1], "") << "the closed report's events are not the backends'";
+  EXPECT_EQ(r[2], "") << "its late end is dropped, its start never went out";
+  // The open connection's report is the one left.
+  EXPECT_EQ(a.size(), 1u);
+  ASSERT_EQ(a.live_reports("kernel").size(), 1u);
+  EXPECT_EQ(a.live_reports("kernel")[0].src_port, open.server_port);
+
+  // A connection the kernel has no socket for at all (the listener gone too): not handed back.
+  LocalFlowArbiter b(kernel_check());
+  FlowID none = flow(FlowState::kStart, 2, 0);
+  none.src = none.dst = *IpAddress::parse("127.0.0.1");
+  none.src_port = closed.server_port;
+  none.dst_port = 9;
+  FlowID none_end = none;
+  none_end.state = FlowState::kEnd;
+  none_end.end_time = kT0 + std::chrono::seconds(4);
+  FlowID tool = none;
+  tool.experiment = 3;
+  FlowID tool_end = none_end;
+  tool_end.experiment = 3;
+  r = run({{"kernel", Rank::kInferred, none},
+           {"np_api", Rank::kExplicit, tool},
+           {"np_api", Rank::kExplicit, tool_end}},
+          b);
+  EXPECT_EQ(r[2], "end np_api 3 @4; ");
+  // The same 4-tuple reported again (a new connection on it) starts afresh.
+  r = run({{"kernel", Rank::kInferred, none}}, b);
+  EXPECT_EQ(r[0], "start kernel 2 @0; ");
+}
+
+// The same when np_api is removed by a reload while it covers a connection that closed.
+TEST(LocalFlowArbiter, APluginRemovedHandsBackOnlyOpenConnections) {
+  LocalFlowArbiter a(kernel_check());
+  LoopbackConnection open, closed;
+  ASSERT_TRUE(open.ok() && closed.ok());
+  run({{"kernel", Rank::kInferred, open.flow(FlowState::kStart, 2, 0)},
+       {"np_api", Rank::kExplicit, open.flow(FlowState::kStart, 3, 2)},
+       {"kernel", Rank::kInferred, closed.flow(FlowState::kStart, 4, 0)},
+       {"np_api", Rank::kExplicit, closed.flow(FlowState::kStart, 5, 2)}},
+      a);
+  const FlowID start = closed.flow(FlowState::kStart, 4, 0);
+  closed.close_all();
+  OpenConnectionCheck check;
+  for (int i = 0; i < 100 && check(start); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::vector<FlowID> out;
+  a.forget("np_api", out);
+  const std::string s = said(out);
+  EXPECT_NE(s.find("end np_api 3 @"), std::string::npos) << s;
+  EXPECT_NE(s.find("start kernel 2 @"), std::string::npos) << s;
+  EXPECT_NE(s.find("end np_api 5 @"), std::string::npos) << s;
+  EXPECT_EQ(s.find("start kernel 4"), std::string::npos) << "closed: not handed back: " << s;
+  EXPECT_EQ(out.size(), 3u) << s;
+  auto r = run({{"kernel", Rank::kInferred, closed.flow(FlowState::kEnd, 4, 9)}}, a);
+  EXPECT_EQ(r[0], "") << "its late end is dropped";
+  EXPECT_EQ(a.size(), 1u);
 }
 
 }  // namespace

@@ -25,4 +25,8 @@ TimePoint StartTimes::on_event(const FlowID& flow, TimePoint now) {
   return seen ? *seen : flow.end_time.value_or(now);
 }
 
+void StartTimes::take_over(const StartTimes& old) {
+  old.starts_.for_each([&](const FlowKey& key, const TimePoint& t) { starts_.emplace(key, t); });
+}
+
 }  // namespace flowd::udp_firefly

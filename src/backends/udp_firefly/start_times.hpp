@@ -20,6 +20,13 @@ class StartTimes {
   // plugin gave, else the event's own time. A start is remembered, an end forgets.
   TimePoint on_event(const FlowID& flow, TimePoint now);
   std::size_t size() const { return starts_.size(); }
+  // A reload's predecessor's starts (the flows live when it stopped), oldest first, so that their
+  // end fireflies carry the start-time their start fireflies did. Into a smaller table the oldest
+  // are forgotten (counted in overflow(), as any start that finds the table full).
+  void take_over(const StartTimes& old);
+  // The start of a flow live before this table existed (one the daemon's status lists), unless
+  // this table already has one; a full table forgets its oldest, counted in overflow().
+  void remember(const FlowKey& key, TimePoint start) { starts_.emplace(key, start); }
   // Starts forgotten to make room (the table was full).
   std::uint64_t overflow() const { return starts_.overflow(); }
 

@@ -95,6 +95,11 @@ TcpReport TcpEnrichment::on_event(const FlowID& flow) {
   return {};
 }
 
+void TcpEnrichment::take_over(TcpEnrichment&& old) {
+  old.flows_.for_each([&](const FlowKey& key, Tracked& t) { flows_.emplace(key, std::move(t)); });
+  old.flows_.clear();
+}
+
 void TcpEnrichment::ongoing_events(std::vector<FlowID>& out) {
   if (flows_.empty() || !diag_) return;
   netlink::DumpRequest req;

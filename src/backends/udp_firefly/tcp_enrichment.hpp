@@ -51,6 +51,10 @@ class TcpEnrichment {
   // One dump: fresh details for every tracked flow whose socket is here, and its ongoing event.
   void ongoing_events(std::vector<FlowID>& out);
   std::size_t tracked() const { return flows_.size(); }
+  // A reload's predecessor's flows (their start and the last details seen), oldest first, so that
+  // the flows live across the reload keep their ongoing fireflies and their end's last details.
+  // Into a smaller table the oldest are forgotten (counted in overflow()).
+  void take_over(TcpEnrichment&& old);
   // Flows forgotten to make room (the table was full).
   std::uint64_t overflow() const { return flows_.overflow(); }
 

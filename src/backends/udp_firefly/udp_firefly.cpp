@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <iterator>
+#include <limits>
 #include <mutex>
 
 #include "backends/udp_firefly/firefly_route.hpp"
@@ -20,9 +22,11 @@
 #include "backends/udp_firefly/udp_firefly_config.hpp"
 #include "common/net/endpoint.hpp"
 #include "firefly/firefly_message.hpp"
+#include "flowd/daemon_status.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/heartbeat.hpp"
 #include "flowd/log.hpp"
+#include "flowd/reload_shelf.hpp"
 
 namespace flowd::udp_firefly {
 
@@ -31,6 +35,19 @@ using firefly::append_relayed_firefly;
 using firefly::FireflyFields;
 
 namespace {
+
+// What an instance stopped by a reload leaves its successor (flowd/reload_shelf.hpp): the start
+// times of the flows live at its stop (by origin) and, with netlink, their sockets' last details.
+// Without them every flow live across a reload that changed [backend.udp_firefly] got an end
+// firefly whose start-time was its end-time, though its start firefly had the real one (retry15d
+// N2). Nothing else per flow lives here: the route and the addresses come from the event and the
+// configuration, the public mapping and the collectors' addresses are found again at start().
+struct ShelvedFlows final : ShelfItem {
+  std::vector<StartTimes> starts;       // by origin
+  std::optional<TcpEnrichment> enrich;  // the flows only (no socket): with netlink = yes
+};
+
+constexpr const char* kShelfKey = "backend.udp_firefly.reloaded";
 
 class UdpFirefly final : public Backend {
  public:
@@ -44,7 +61,9 @@ class UdpFirefly final : public Backend {
         // flow's start, nor end it by sharing its 5-tuple.
         starts_{StartTimes(cfg_.max_tracked_flows), StartTimes(cfg_.max_tracked_flows),
                 StartTimes(cfg_.max_tracked_flows)},
-        stopping_(ctx.stopping) {
+        stopping_(ctx.stopping),
+        shelf_(ctx.shelf),
+        status_(ctx.status) {
     route_.collector = !cfg_.collectors.empty();
     route_.forward_observed = cfg_.forward_observed;
     if (cfg_.netlink) enrich_.emplace(cfg_.ongoing_interval, cfg_.max_tracked_flows);
@@ -95,6 +114,7 @@ class UdpFirefly final : public Backend {
       copies += c.to_string();
     }
     log_->info("sending fireflies to each flow's destination port {}{}", cfg_.port, copies);
+    take_over();
     if (cfg_.ip_discovery) discover();
   }
 
@@ -160,7 +180,20 @@ class UdpFirefly final : public Backend {
     sender_.queue(route.to_flow ? &flow : nullptr, route.to_collector);
   }
 
-  void stop() override { flush(); }
+  // After run() returned (its thread joined): the tables are this thread's to hand on. The shelf
+  // destroys them when no successor takes them (the backend was removed, or the daemon stops).
+  void stop() override {
+    flush();
+    if (!shelf_ || stopping_.stop_requested()) return;
+    auto item = std::make_unique<ShelvedFlows>();
+    item->starts.assign(std::make_move_iterator(starts_.begin()),
+                        std::make_move_iterator(starts_.end()));
+    if (enrich_) {
+      item->enrich.emplace(enrich_->ongoing_interval(), cfg_.max_tracked_flows);
+      item->enrich->take_over(std::move(*enrich_));
+    }
+    shelf_->put(kShelfKey, std::move(item));
+  }
 
  private:
   // A FlowTable's overflow count (owned by this thread) carried into its Prometheus counter.
@@ -261,6 +294,55 @@ class UdpFirefly final : public Backend {
 
   void flush() { sender_.flush(); }
 
+  // Without a predecessor (the daemon's start, or the backend added by a reload after another
+  // removed it): the starts of the flows the daemon lists as active, which the backends saw start
+  // while no udp_firefly ran, so that their end fireflies still carry their start-time. Oldest
+  // first; not the marker's kept flows (no plugin of this flowd reported them), nor what this
+  // backend sends nothing for (firefly_route) or relays as received (remote).
+  void remember_active_flows() {
+    if (!status_) return;
+    std::size_t n = 0;
+    for (const ActiveFlow& a : status_->active_flows(std::numeric_limits<std::size_t>::max())) {
+      if (std::string_view(a.plugin) == "ebpf" || a.origin == FlowOrigin::kRemote) continue;
+      if (!route_firefly(a.origin, route_).sends()) continue;
+      const auto o = static_cast<std::size_t>(a.origin);
+      starts_[o].remember(a.key, a.start);
+      start_overflow_[o].export_from(starts_[o].overflow());
+      ++n;
+    }
+    if (n) log_->info("took the start times of {} active flows from the daemon's status", n);
+  }
+
+  // The predecessor's flows (ShelvedFlows), at start() once nothing can fail any more: a start
+  // that fails leaves them on the shelf for the configuration applied instead. Oldest first, so
+  // that a smaller max_tracked_flows keeps the newest; what does not fit is counted in
+  // flowd_firefly_flows_overflow_total at once.
+  void take_over() {
+    auto item = shelf_ ? shelf_->take(kShelfKey) : nullptr;
+    auto* shelved = dynamic_cast<ShelvedFlows*>(item.get());
+    if (!shelved) return remember_active_flows();
+    std::size_t kept = 0, had = 0;
+    for (std::size_t o = 0; o < kFlowOrigins && o < shelved->starts.size(); ++o) {
+      had += shelved->starts[o].size();
+      starts_[o].take_over(shelved->starts[o]);
+      kept += starts_[o].size();
+      start_overflow_[o].export_from(starts_[o].overflow());
+    }
+    if (enrich_ && shelved->enrich) {
+      enrich_->take_over(std::move(*shelved->enrich));
+      netlink_overflow_.export_from(enrich_->overflow());
+    }
+    if (had == 0) return;
+    if (kept < had)
+      log_->warn(
+          "kept the start times of {} of the {} flows live across the reload "
+          "(max_tracked_flows = {} per origin: the oldest are forgotten, their end fireflies "
+          "carry the plugin's start time or their own)",
+          kept, had, cfg_.max_tracked_flows);
+    else
+      log_->info("kept the start times of the {} flows live across the reload", kept);
+  }
+
   UdpFireflyConfig cfg_;
   std::shared_ptr<spdlog::logger> log_;
   FireflySender sender_;
@@ -274,6 +356,8 @@ class UdpFirefly final : public Backend {
   // By origin and reason; null for combinations that cannot happen.
   std::array<std::array<prometheus::Counter*, kSuppressReasons>, kFlowOrigins> suppressed_{};
   std::stop_token stopping_;  // the daemon's: STUN gives up when it stops
+  ReloadShelf* shelf_;        // to and from a reload's predecessor/successor; null in unit tests
+  DaemonStatus* status_;      // the flows active before this instance; null in unit tests
   std::mutex mapping_mu_;
   AddressMapping mapping_;
 };
