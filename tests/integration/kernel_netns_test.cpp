@@ -1012,6 +1012,11 @@ TEST_F(KernelNetns, AReloadOfAPollingScannerStartsWhatOpenedSinceItsLastScan) {
 // kernel plugin and the marker, a line written into its pipe, a metric waited for.
 class KernelIssue15 : public KernelNetns {
  protected:
+  // The np_api line's middle for the connection rule_connection_beside_np_api() made: " tcp
+  // [server] 5001 [client] port ".
+  std::string np_tuple(int client_port) const {
+    return " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  }
   std::string with_np_api(const std::string& kernel_keys) const {
     return beside_np_api(config_with_marker("kernel", kernel_keys), "kernel");
   }
@@ -1136,8 +1141,7 @@ TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
   auto first = events(1);
   ASSERT_EQ(first.size(), 1u) << proc->log();
   EXPECT_EQ(first[0].state, "start");
-  const std::string tuple =
-      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  const std::string tuple = np_tuple(client_port);
   pipe_line("start" + tuple + "3 3");
   std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
   pipe_line("end" + tuple + "3 3");
@@ -1177,8 +1181,7 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
   int client_port = 0, conn = -1;
   ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
   auto seen = events(1);
-  const std::string tuple =
-      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  const std::string tuple = np_tuple(client_port);
   pipe_line("start" + tuple + "3 3");
   pipe_line("end" + tuple + "3 3");
   pipe_line("end" + tuple + "3 3");  // repeated
@@ -1237,8 +1240,7 @@ TEST_F(KernelIssue15, AClosedConnectionIsNotHandedBackAfterTheToolsEnd) {
   int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_GE(conn, 0);
   auto seen = events(1);  // the scanner's start, at its next scan
-  const std::string tuple =
-      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  const std::string tuple = np_tuple(client_port);
   pipe_line("start" + tuple + "3 3");
   auto more = events(2);
   seen.insert(seen.end(), more.begin(), more.end());
@@ -1271,8 +1273,7 @@ TEST_F(KernelIssue15, AConnectionClosedWhileTheKernelPluginRestartsIsNotHandedBa
   int client_port = 0, conn = -1;
   ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
   auto seen = events(1);
-  const std::string tuple =
-      " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
+  const std::string tuple = np_tuple(client_port);
   pipe_line("start" + tuple + "3 3");
   auto more = events(2);
   seen.insert(seen.end(), more.begin(), more.end());
