@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include "common/counted.hpp"
@@ -195,8 +196,8 @@ class KernelPlugin final : public Plugin {
     auto& unreported = prometheus::BuildCounter()
                            .Name("flowd_kernel_unreported_total")
                            .Help(
-                               "Starts and ends of connections a periodic resync found before "
-                               "(or without) the kernel's event, by state")
+                               "Starts and ends a periodic resync made that the kernel did not "
+                               "report, by state")
                            .Register(m);
     unreported_starts_ = &unreported.Add({{"state", "start"}});
     unreported_ends_ = &unreported.Add({{"state", "end"}});
@@ -784,9 +785,12 @@ class KernelPlugin final : public Plugin {
       c = owners_->with_owner(c);
     }
     if (e.kind == FLOWD_CONN_START) {
+      confirm(c, FlowState::kStart);
       if (!tracker_.established(c, clock_.wall(e.ts_boot_ns), events_) && premarked(e)) unmark(e);
-    } else if (e.kind == FLOWD_CONN_END)
+    } else if (e.kind == FLOWD_CONN_END) {
+      confirm(c, FlowState::kEnd);
       tracker_.closed(c, clock_.wall(e.ts_boot_ns), events_);
+    }
   }
 
   // Every resync_interval (after the ring is read): one dump checks the connections followed
@@ -794,27 +798,42 @@ class KernelPlugin final : public Plugin {
   // the skips it counts (ConnEvents::missed), a few in a thousand short connections' closing state
   // changes went without the program and without a count, in softirqs on a loaded machine (Linux
   // 6.18; a tracepoint's other probes saw them). Without this check such a connection would stay
-  // started for ever. What the dump starts or ends is counted, and said (rate-limited).
+  // started for ever. The ring is read again right after the dump: a start or end the dump made
+  // whose record was on its way meanwhile was reported by the kernel after all (the tracker
+  // ignores that record: it is done); only the others are counted, and said (rate-limited).
   void periodic_resync(Publisher& out) {
     checks_total_->Increment();
-    const auto [starts, ends] = resync(out, false);
+    resync(out, false, &dump_made_);
+    drain(out);
+    std::size_t starts = 0, ends = 0;
+    for (const auto& [key, state] : dump_made_) ++(state == FlowState::kStart ? starts : ends);
+    dump_made_.clear();
     if (starts) unreported_starts_->Increment(static_cast<double>(starts));
     if (ends) unreported_ends_->Increment(static_cast<double>(ends));
     if (starts || ends)
       limited_warn(*log_, unreported_limiter_,
                    "the periodic sock_diag check found {} started and {} ended that the kernel "
-                   "had not reported (the program did not run for their state change, or its "
-                   "record was still on its way); reported now with the dump's time "
-                   "(flowd_kernel_unreported_total)",
+                   "had not reported (the program did not run for their state change); reported "
+                   "now with the dump's time (flowd_kernel_unreported_total)",
                    counted(starts, "connection", "connections"),
                    counted(ends, "connection", "connections"));
   }
 
+  // A record read while dump_made_ holds what a periodic resync made: that start or end was the
+  // kernel's after all.
+  void confirm(const scanner::Connection& c, FlowState state) {
+    if (dump_made_.empty()) return;
+    auto it =
+        dump_made_.find(FlowKey{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port});
+    if (it != dump_made_.end() && it->second == state) dump_made_.erase(it);
+  }
+
   // One sock_diag dump through the tracker: starts what it lists established and does not know,
   // ends what it knows started and the dump no longer lists (or lists closing). Events of a
-  // connection opened and closed entirely within the lost records cannot be recovered. Returns
-  // the number of starts and ends it made.
-  std::pair<std::size_t, std::size_t> resync(Publisher& out, bool count) {
+  // connection opened and closed entirely within the lost records cannot be recovered. Records
+  // what it made into `made` (when given), by connection.
+  void resync(Publisher& out, bool count,
+              std::unordered_map<FlowKey, FlowState, FlowKeyHash>* made = nullptr) {
     if (count) resyncs_total_->Increment();
     events_.clear();
     auto now = Clock::now();
@@ -837,15 +856,12 @@ class KernelPlugin final : public Plugin {
       // the next loss or its own event.
       log_->warn("sock_diag dump failed: {}", error);
       out.publish(events_);
-      return {};
+      return;
     }
     tracker_.finish(now, events_);
-    const auto starts =
-        static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
-          return f.state == FlowState::kStart;
-        }));
+    if (made)
+      for (const auto& f : events_) (*made)[FlowKey::of(f)] = f.state;
     out.publish(events_);
-    return {starts, events_.size() - starts};
   }
 
   // Process ownership of what the kernel did not see open: /proc and the listening sockets, read
@@ -896,6 +912,8 @@ class KernelPlugin final : public Plugin {
   std::uint64_t owner_unknown_ = 0;
   std::chrono::milliseconds resync_interval_;            // between two periodic resyncs
   std::chrono::steady_clock::time_point last_resync_{};  // of any resync
+  // What the periodic resync running now started or ended, until the ring is read after it.
+  std::unordered_map<FlowKey, FlowState, FlowKeyHash> dump_made_;
   LogLimiter lost_limiter_, missed_limiter_, owner_limiter_, unreported_limiter_;
   prometheus::Counter *events_total_, *lost_total_, *missed_total_, *resyncs_total_, *checks_total_,
       *unreported_starts_, *unreported_ends_, *premarked_total_, *unmarked_total_,
