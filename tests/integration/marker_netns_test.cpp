@@ -1376,6 +1376,43 @@ TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection
   EXPECT_EQ(second->wait(5s), 0);
 }
 
+// The same when the restarted flowd's marker runs with match_all (a user's try, issue 15): the map
+// still follows the flows under match_all, so a stale entry kept there came back as a mark once
+// match_all was turned off again; it is dropped at the start instead.
+TEST_F(MarkerNetns, APinnedMapTakenOverByAMatchAllMarkerDropsTcpFlowsWithoutAConnection) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string pin = "pin_path = " + bpffs.path + "/flowd/flow_labels\n";
+  int listener = -1, client = -1, lport = 0;
+  connect_a_to_b(5201, listener, client, lport);
+  ASSERT_GE(listener, 0);
+  ASSERT_GE(client, 0);
+  struct Close {
+    int a, b;
+    ~Close() {
+      ::close(a);
+      ::close(b);
+    }
+  } close_fds{listener, client};
+  auto first = start_flowd(config(pin));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"), "start tcp " + net->addr_a + " " + std::to_string(lport) + " " +
+                                 net->addr_b + " 5201 cms 4\nstart tcp " + net->addr_a + " 40090 " +
+                                 net->addr_b + " 5201 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(2)) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+
+  auto second = start_flowd(config(pin + "match_all = yes\nexperiment = 3\nactivity = 4\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_NE(second->log().find("kept 1 TCP flow with a live connection, dropped 1 without one"),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 1);
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
+
 // Issue 15: with a pinned map and only the api plugin, a flowd killed with -9 left marked flows
 // that the restarted flowd kept marking while `flowd flows` listed none, and nothing ever ended
 // them. They are listed (plugin ebpf) until their connection closes (the entry goes, within the 5 s

@@ -682,7 +682,8 @@ class EbpfBackend final : public Backend {
     }
     // A pinned map comes from a flowd that is no longer running (a live one holds the pin's lock):
     // killed, its connections may have ended unseen. A reload's map is this process's, and current.
-    if (previous && !(shelved && shelved->map) && !match_all_) drop_stale_flows();
+    // Under match_all too: the map follows the flows then, and marks again once it is turned off.
+    if (previous && !(shelved && shelved->map)) drop_stale_flows();
     if (shelved && shelved->kept) kept_ = shelved->kept;  // a reload: still listed
     previous.reset();
     if (!pin_path_.empty()) {
