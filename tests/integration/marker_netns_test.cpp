@@ -283,6 +283,15 @@ class MarkerNetns : public ::testing::Test {
   std::string capture_src_ = "";  // the source address stop_capture keeps; empty: addr_a
 };
 
+// Closes both descriptors (a test's listener and client) when the test leaves, however it does.
+struct ClosesBoth {
+  int a, b;
+  ~ClosesBoth() {
+    if (a >= 0) ::close(a);
+    if (b >= 0) ::close(b);
+  }
+};
+
 TEST_F(MarkerNetns, TagsTheFlowOnTheWireOnlyBetweenStartAndEnd) {
   auto flowd = start_flowd(config());
   ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
@@ -1319,15 +1328,9 @@ TEST_F(MarkerNetns, APinnedMapTakenOverAfterKill9DropsTcpFlowsWithoutAConnection
   const std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
   int listener = -1, client = -1, lport = 0;
   connect_a_to_b(5201, listener, client, lport);
+  ClosesBoth close_fds{listener, client};
   ASSERT_GE(listener, 0);
   ASSERT_GE(client, 0);
-  struct Close {
-    int a, b;
-    ~Close() {
-      ::close(a);
-      ::close(b);
-    }
-  } close_fds{listener, client};
   auto first = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
   write_pipe(dir.file("np"), "start tcp " + net->addr_a + " " + std::to_string(lport) + " " +
@@ -1385,15 +1388,9 @@ TEST_F(MarkerNetns, APinnedMapTakenOverByAMatchAllMarkerDropsTcpFlowsWithoutACon
   const std::string pin = "pin_path = " + bpffs.path + "/flowd/flow_labels\n";
   int listener = -1, client = -1, lport = 0;
   connect_a_to_b(5201, listener, client, lport);
+  ClosesBoth close_fds{listener, client};
   ASSERT_GE(listener, 0);
   ASSERT_GE(client, 0);
-  struct Close {
-    int a, b;
-    ~Close() {
-      ::close(a);
-      ::close(b);
-    }
-  } close_fds{listener, client};
   auto first = start_flowd(config(pin));
   ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
   write_pipe(dir.file("np"), "start tcp " + net->addr_a + " " + std::to_string(lport) + " " +
