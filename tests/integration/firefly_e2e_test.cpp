@@ -348,5 +348,44 @@ TEST(FireflyEndToEnd, OngoingFirefliesGoOnAcrossAReloadThatRestartsTheBackend) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Reloads that restart the backend more often than ongoing_interval (a user's try, issue 15):
+// each started the interval again, so no ongoing firefly was ever sent. The successor keeps its
+// predecessor's schedule.
+TEST(FireflyEndToEnd, ReloadsMoreOftenThanTheOngoingIntervalDoNotStopOngoingFireflies) {
+  Daemon d;
+  const std::string netlink = "netlink = yes\nongoing_interval = 2s\n";
+  d.start(d.config(netlink));
+  const int server = tcp_listen("127.0.0.1", 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in sa{};
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  const int server_port = ntohs(sa.sin_port);
+  int client_port = 0;
+  const int client = tcp_connect("127.0.0.1", server_port, &client_port);
+  ASSERT_GE(client, 0);
+  const int peer = ::accept(server, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  const std::string flow = "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
+                           std::to_string(server_port) + " 2 9\n";
+  write_pipe(d.pipe(), "start " + flow);
+  ASSERT_TRUE(d.rx4.receive()) << d.proc->log();
+  // A reload every 1.2 s for 6 s, each changing the backend's section (so restarting it).
+  int ongoing = 0;
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(1200ms);
+    reload(d, d.config(netlink + "max_tracked_flows = " + std::to_string(1000 + i) + "\n"));
+    while (auto m = d.rx4.receive(0ms))
+      ongoing += parse_firefly(*m).body["flow-lifecycle"]["state"] == "ongoing";
+  }
+  EXPECT_GE(ongoing, 2) << "ongoing fireflies in 6 s of reloads every 1.2 s (interval 2 s)\n"
+                        << d.proc->log();
+  write_pipe(d.pipe(), "end " + flow);
+  ::close(peer);
+  ::close(client);
+  ::close(server);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

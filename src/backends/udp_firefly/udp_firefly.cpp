@@ -9,10 +9,13 @@
 #include <prometheus/registry.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <iterator>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 #include "backends/udp_firefly/firefly_route.hpp"
 #include "backends/udp_firefly/firefly_sender.hpp"
@@ -45,6 +48,9 @@ namespace {
 struct ShelvedFlows final : ShelfItem {
   std::vector<StartTimes> starts;       // by origin
   std::optional<TcpEnrichment> enrich;  // the flows only (no socket): with netlink = yes
+  // When the next ongoing fireflies were due: a reload does not put them off by a whole
+  // ongoing_interval (reloads more often than it would stop them all; try15e E2).
+  std::optional<std::chrono::steady_clock::time_point> next_ongoing;
 };
 
 constexpr const char* kShelfKey = "backend.udp_firefly.reloaded";
@@ -192,6 +198,7 @@ class UdpFirefly final : public Backend {
       item->enrich.emplace(enrich_->ongoing_interval(), cfg_.max_tracked_flows);
       item->enrich->take_over(std::move(*enrich_));
     }
+    item->next_ongoing = next_ongoing_;
     shelf_->put(kShelfKey, std::move(item));
   }
 
@@ -279,10 +286,13 @@ class UdpFirefly final : public Backend {
   // As run(), and every ongoing_interval one sock_diag dump turns into ongoing fireflies.
   void run_with_ongoing(std::stop_token stop, EventQueue& in) {
     std::vector<FlowID> batch;
-    auto next = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
-    while (in.pop_batch_until(batch, FireflySender::kBatch, stop, next)) {
+    // A reload's predecessor's schedule, unless this interval is shorter than what was left.
+    const auto first = std::chrono::steady_clock::now() + enrich_->ongoing_interval();
+    auto& next = next_ongoing_;
+    next = next ? std::min(*next, first) : first;
+    while (in.pop_batch_until(batch, FireflySender::kBatch, stop, *next)) {
       for (const auto& f : batch) handle(f);
-      if (std::chrono::steady_clock::now() >= next) {
+      if (std::chrono::steady_clock::now() >= *next) {
         batch.clear();
         enrich_->ongoing_events(batch);
         for (const auto& f : batch) handle(f);
@@ -331,6 +341,7 @@ class UdpFirefly final : public Backend {
     if (enrich_ && shelved->enrich) {
       enrich_->take_over(std::move(*shelved->enrich));
       netlink_overflow_.export_from(enrich_->overflow());
+      next_ongoing_ = shelved->next_ongoing;
     }
     if (had == 0) return;
     if (kept < had)
@@ -357,7 +368,9 @@ class UdpFirefly final : public Backend {
   std::array<std::array<prometheus::Counter*, kSuppressReasons>, kFlowOrigins> suppressed_{};
   std::stop_token stopping_;  // the daemon's: STUN gives up when it stops
   ReloadShelf* shelf_;        // to and from a reload's predecessor/successor; null in unit tests
-  DaemonStatus* status_;      // the flows active before this instance; null in unit tests
+  // When the next ongoing fireflies are due (run_with_ongoing's thread; a predecessor's at start).
+  std::optional<std::chrono::steady_clock::time_point> next_ongoing_;
+  DaemonStatus* status_;  // the flows active before this instance; null in unit tests
   std::mutex mapping_mu_;
   AddressMapping mapping_;
 };
