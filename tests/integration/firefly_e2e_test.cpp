@@ -302,25 +302,41 @@ TEST(FireflyEndToEnd, ABackendAddedBackByAReloadKnowsTheActiveFlowsStartTimes) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A real TCP connection on loopback (a listener, its client and the accepted socket), closed when
+// the test leaves: a flow with a socket for netlink = yes.
+struct LoopbackConnection {
+  int server = -1, client = -1, peer = -1, client_port = 0, server_port = 0;
+  bool open() {
+    server = tcp_listen("127.0.0.1", 0);
+    sockaddr_in sa{};
+    socklen_t sl = sizeof sa;
+    if (server < 0 || getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl) != 0) return false;
+    server_port = ntohs(sa.sin_port);
+    client = tcp_connect("127.0.0.1", server_port, &client_port);
+    if (client >= 0) peer = ::accept(server, nullptr, nullptr);
+    return client >= 0 && peer >= 0;
+  }
+  // The np_api line's flow part, tagged 2/9.
+  std::string pipe_flow() const {
+    return "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
+           std::to_string(server_port) + " 2 9\n";
+  }
+  ~LoopbackConnection() {
+    for (int fd : {peer, client, server})
+      if (fd >= 0) ::close(fd);
+  }
+};
+
 // The other per-flow state of udp_firefly, netlink = yes: the sockets of the live flows. After a
 // reload that restarts the backend, a flow live across it still gets its ongoing fireflies.
 TEST(FireflyEndToEnd, OngoingFirefliesGoOnAcrossAReloadThatRestartsTheBackend) {
   Daemon d;
   const std::string netlink = "netlink = yes\nongoing_interval = 1s\n";
   d.start(d.config(netlink));
-  const int server = tcp_listen("127.0.0.1", 0);
-  ASSERT_GE(server, 0);
-  sockaddr_in sa{};
-  socklen_t sl = sizeof sa;
-  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
-  const int server_port = ntohs(sa.sin_port);
-  int client_port = 0;
-  const int client = tcp_connect("127.0.0.1", server_port, &client_port);
-  ASSERT_GE(client, 0);
-  const int peer = ::accept(server, nullptr, nullptr);
-  ASSERT_GE(peer, 0);
-  const std::string flow = "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
-                           std::to_string(server_port) + " 2 9\n";
+  LoopbackConnection c;
+  ASSERT_TRUE(c.open());
+  const int client_port = c.client_port;
+  const std::string flow = c.pipe_flow();
   write_pipe(d.pipe(), "start " + flow);
   auto start = d.rx4.receive();
   ASSERT_TRUE(start) << d.proc->log();
@@ -342,9 +358,6 @@ TEST(FireflyEndToEnd, OngoingFirefliesGoOnAcrossAReloadThatRestartsTheBackend) {
             parse_firefly(*start).body["flow-lifecycle"]["start-time"]);
   EXPECT_TRUE(ongoing->contains("netlink")) << ongoing->dump();
   write_pipe(d.pipe(), "end " + flow);
-  ::close(peer);
-  ::close(client);
-  ::close(server);
   EXPECT_EQ(d.stop(), 0);
 }
 
@@ -355,19 +368,9 @@ TEST(FireflyEndToEnd, ReloadsMoreOftenThanTheOngoingIntervalDoNotStopOngoingFire
   Daemon d;
   const std::string netlink = "netlink = yes\nongoing_interval = 2s\n";
   d.start(d.config(netlink));
-  const int server = tcp_listen("127.0.0.1", 0);
-  ASSERT_GE(server, 0);
-  sockaddr_in sa{};
-  socklen_t sl = sizeof sa;
-  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
-  const int server_port = ntohs(sa.sin_port);
-  int client_port = 0;
-  const int client = tcp_connect("127.0.0.1", server_port, &client_port);
-  ASSERT_GE(client, 0);
-  const int peer = ::accept(server, nullptr, nullptr);
-  ASSERT_GE(peer, 0);
-  const std::string flow = "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
-                           std::to_string(server_port) + " 2 9\n";
+  LoopbackConnection c;
+  ASSERT_TRUE(c.open());
+  const std::string flow = c.pipe_flow();
   write_pipe(d.pipe(), "start " + flow);
   ASSERT_TRUE(d.rx4.receive()) << d.proc->log();
   // A reload every 1.2 s for 6 s, each changing the backend's section (so restarting it).
@@ -381,9 +384,6 @@ TEST(FireflyEndToEnd, ReloadsMoreOftenThanTheOngoingIntervalDoNotStopOngoingFire
   EXPECT_GE(ongoing, 2) << "ongoing fireflies in 6 s of reloads every 1.2 s (interval 2 s)\n"
                         << d.proc->log();
   write_pipe(d.pipe(), "end " + flow);
-  ::close(peer);
-  ::close(client);
-  ::close(server);
   EXPECT_EQ(d.stop(), 0);
 }
 
