@@ -1063,6 +1063,12 @@ class KernelIssue15 : public KernelNetns {
     EXPECT_GE(p.conn, 0);
     return p;
   }
+  // Accepts `n` connections on `listener` into `into`, and waits for their `n` start events.
+  void accept_reported(std::vector<Pair>& into, Fds& fds, int listener, int n) {
+    for (int i = 0; i < n; ++i) into.push_back(accept_one(fds, listener));
+    ASSERT_EQ(events(static_cast<std::size_t>(n)).size(), static_cast<std::size_t>(n))
+        << proc->log();
+  }
   // Closes both ends (`fds`, which holds them, forgets them).
   static void close_pair(Fds& fds, Pair& p) {
     for (auto& fd : fds.fds)
@@ -1536,8 +1542,7 @@ TEST_F(KernelIssue15, AMarkerAddedByAReloadMarksTheLiveConnectionsThatOpenedWith
                       "pin_path = " + bpffs.path + "/flow_labels\n");
   start_flowd(with_marker, "following TCP state changes");
   std::vector<Pair> before;
-  for (int i = 0; i < 3; ++i) before.push_back(accept_one(fds, listener));
-  ASSERT_EQ(events(3).size(), 3u) << proc->log();
+  ASSERT_NO_FATAL_FAILURE(accept_reported(before, fds, listener, 3));
   ASSERT_EQ(wait_metric("flowd_marker_flows", 3), 3) << proc->log();
   reload(config("kernel", kRule5201Keys));
   const std::string none = "the marker has no flow map to mark after a reload (no marker runs)";
@@ -1547,8 +1552,7 @@ TEST_F(KernelIssue15, AMarkerAddedByAReloadMarksTheLiveConnectionsThatOpenedWith
   close_pair(fds, before[1]);
   ASSERT_EQ(events(2).size(), 2u) << proc->log();
   std::vector<Pair> live{before[2]};
-  for (int i = 0; i < 20; ++i) live.push_back(accept_one(fds, listener));
-  ASSERT_EQ(events(20).size(), 20u) << proc->log();
+  ASSERT_NO_FATAL_FAILURE(accept_reported(live, fds, listener, 20));
   reload(with_marker);
   // The plugin sees the map at its next read (a scrape's connection is one); the marker dropped the
   // two closed connections' entries from its pinned map at its start.
@@ -1575,8 +1579,7 @@ TEST_F(KernelIssue15, ASuccessorWithAMapItsPredecessorLackedMarksTheLiveConnecti
   ASSERT_GE(listener, 0);
   start_flowd(config("kernel", kRule5201Keys), "following TCP state changes");
   std::vector<Pair> live;
-  for (int i = 0; i < 20; ++i) live.push_back(accept_one(fds, listener));
-  ASSERT_EQ(events(20).size(), 20u) << proc->log();
+  ASSERT_NO_FATAL_FAILURE(accept_reported(live, fds, listener, 20));
   reload(config_with_marker("kernel", std::string(kRule5201Keys) + "ring_buffer_size = 65536\n"));
   EXPECT_EQ(wait_metric("flowd_marker_flows", 20), 20) << proc->log();
   EXPECT_EQ(count("after a reload; 20 connections followed on from before the reload"), 1)
@@ -1590,8 +1593,7 @@ TEST_F(KernelIssue15, ASuccessorWithAMapItsPredecessorLackedMarksTheLiveConnecti
   // A restart that keeps the marker's map writes nothing in: the marker heard every start.
   reload(config_with_marker("kernel", std::string(kRule5201Keys) + "ring_buffer_size = 131072\n"));
   live.clear();
-  for (int i = 0; i < 2; ++i) live.push_back(accept_one(fds, listener));
-  ASSERT_EQ(events(2).size(), 2u) << proc->log();
+  ASSERT_NO_FATAL_FAILURE(accept_reported(live, fds, listener, 2));
   reload(config_with_marker("kernel", kRule5201Keys));
   EXPECT_EQ(wait_metric("flowd_marker_flows", 2), 2) << proc->log();
   EXPECT_EQ(count("it follows into the marker's map"), 1) << proc->log();
@@ -1609,8 +1611,7 @@ TEST_F(KernelIssue15, AMarkerRemovedAndAddedBackBeforeThePluginLookedMarksTheLiv
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", kRule5201Keys), "following TCP state changes");
   std::vector<Pair> live;
-  for (int i = 0; i < 5; ++i) live.push_back(accept_one(fds, listener));
-  ASSERT_EQ(events(5).size(), 5u) << proc->log();
+  ASSERT_NO_FATAL_FAILURE(accept_reported(live, fds, listener, 5));
   ASSERT_EQ(wait_metric("flowd_marker_flows", 5), 5) << proc->log();
   reload(config("kernel", kRule5201Keys));  // no scrape in between: nothing wakes the plugin
   reload(config_with_marker("kernel", kRule5201Keys));
