@@ -21,6 +21,7 @@
 #include <cstring>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "common/counted.hpp"
@@ -34,6 +35,7 @@
 #include "flowd_marker.h"
 #include "netlink/sock_diag.hpp"
 #include "plugins/kernel/boot_clock.hpp"
+#include "plugins/kernel/closed_cookies.hpp"
 #include "plugins/kernel/conn_events.hpp"
 #include "plugins/kernel/ownership.hpp"
 #include "plugins/kernel/ring_handover.hpp"
@@ -306,7 +308,9 @@ class KernelPlugin final : public Plugin {
     every.it_interval.tv_sec = 1;
     every.it_value = every.it_interval;
     ::timerfd_settime(read_timer.get(), 0, &every, nullptr);
-    for (int fd : {stopfd.fd(), bpf_->fd(), read_timer.get()}) {
+    resync_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!resync_timer_) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    for (int fd : {stopfd.fd(), bpf_->fd(), read_timer.get(), resync_timer_.get()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -334,16 +338,7 @@ class KernelPlugin final : public Plugin {
     tracker_.end_excluded(Clock::now(), events_);
     excluded = events_.size();
     out.publish(events_);
-    const std::size_t before_dump = tracker_.tracked();
-    resync(out, repair);
-    // What the dump added: what is tracked now, and the followed connections it ended (closed
-    // meanwhile), less what was tracked before it.
-    const std::size_t ended =
-        static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
-          return f.state == FlowState::kEnd;
-        }));
-    const std::size_t found =
-        tracker_.tracked() + ended - std::min(before_dump, tracker_.tracked() + ended);
+    const std::size_t found = resync(out, repair);
     const std::string ring = fmt::format(
         "following TCP state changes in the kernel (ring buffer {} bytes)", ring_bytes_);
     if (predecessor_taken)
@@ -393,8 +388,11 @@ class KernelPlugin final : public Plugin {
         [[maybe_unused]] auto r = ::read(read_timer.get(), &ticks, sizeof ticks);
         if (int n = drain(out); n > 0)
           log_->debug("the once-a-second read of the ring found {} records", n);
-        if (std::chrono::steady_clock::now() - last_resync_ >= resync_interval_)
-          periodic_resync(out);
+      } else if (ev.data.fd == resync_timer_.get()) {
+        std::uint64_t ticks;
+        [[maybe_unused]] auto r = ::read(resync_timer_.get(), &ticks, sizeof ticks);
+        drain(out);
+        periodic_resync(out);
       } else if (ev.data.fd == bpf_->fd()) {
         drain(out);
       }
@@ -784,11 +782,14 @@ class KernelPlugin final : public Plugin {
       // it: the owners of the listeners resync() found.
       c = owners_->with_owner(c);
     }
+    if (collect_touched_)
+      touched_.insert(FlowKey{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port});
     if (e.kind == FLOWD_CONN_START) {
       confirm(c, FlowState::kStart);
       if (!tracker_.established(c, clock_.wall(e.ts_boot_ns), events_) && premarked(e)) unmark(e);
     } else if (e.kind == FLOWD_CONN_END) {
       confirm(c, FlowState::kEnd);
+      closed_cookies_.add(c.cookie);
       tracker_.closed(c, clock_.wall(e.ts_boot_ns), events_);
     }
   }
@@ -798,9 +799,11 @@ class KernelPlugin final : public Plugin {
   // the skips it counts (ConnEvents::missed), a few in a thousand short connections' closing state
   // changes went without the program and without a count, in softirqs on a loaded machine (Linux
   // 6.18; a tracepoint's other probes saw them). Without this check such a connection would stay
-  // started for ever. The ring is read again right after the dump: a start or end the dump made
-  // whose record was on its way meanwhile was reported by the kernel after all (the tracker
-  // ignores that record: it is done); only the others are counted, and said (rate-limited).
+  // started for ever. The ring is read before the dump is used (resync()) and once more after: a
+  // start or end the dump made whose record came in that last read was reported by the kernel
+  // after all (the tracker ignores that record: it is done); only the others are counted, and
+  // said (rate-limited). The check runs resync_interval after the last resync of any kind, on a
+  // timer of its own (resync_timer_).
   void periodic_resync(Publisher& out) {
     checks_total_->Increment();
     resync(out, false, &dump_made_);
@@ -832,36 +835,79 @@ class KernelPlugin final : public Plugin {
   // ends what it knows started and the dump no longer lists (or lists closing). Events of a
   // connection opened and closed entirely within the lost records cannot be recovered. Records
   // what it made into `made` (when given), by connection.
-  void resync(Publisher& out, bool count,
-              std::unordered_map<FlowKey, FlowState, FlowKeyHash>* made = nullptr) {
+  // The ring is read between the dump and its use: the records the kernel wrote while the dump ran
+  // (or before it, not yet read: a reload's overlap) are its own word on their connections, with
+  // their own times, so the dump only speaks of the connections no record named. Applied first, the
+  // dump took a 4-tuple reused within milliseconds for a new socket and then the older records for
+  // yet another (an extra zero-length start and end, try15f D1), and ended at the dump's time a
+  // connection whose CLOSE record was on its way (try15f D4). A socket whose CLOSE was read already
+  // is still listed until tcp_set_state() unhashes it: skipped (closed_cookies_).
+  // Returns how many connections the dump added (tracked now, or ended by it, less what was
+  // tracked before its use).
+  std::size_t resync(Publisher& out, bool count,
+                     std::unordered_map<FlowKey, FlowState, FlowKeyHash>* made = nullptr) {
     if (count) resyncs_total_->Increment();
-    events_.clear();
     auto now = Clock::now();
-    last_resync_ = std::chrono::steady_clock::now();
+    arm_resync_timer();
     std::string error;
     if (owners_) learn_owners();
+    dumped_.clear();
     bool ok = scanner::scan_sock_diag(
         *diag_,
         [&](const scanner::Connection& c) {
-          tracker_.observe(owners_ ? owners_->with_owner(c) : c, now, events_);
-          // One whose start record was lost (or came in a reload's gap) and that is not
-          // reported: the mark the program gave it at its start goes, as on_event() does.
-          if (marker_ && c.remote.family == AF_INET6 && netlink::carries_data(c.state, c.inode) &&
-              !options_.filter.accepts(c.remote))
-            unmark(c.remote.bytes.data(), c.local_port, c.remote_port);
+          dumped_.push_back(owners_ ? owners_->with_owner(c) : c);
         },
         error);
     if (!ok) {
-      // Not a reason to end every connection: what the dump found is kept, the rest waits for
-      // the next loss or its own event.
+      // Not a reason to end every connection: the next loss or the next periodic check repairs.
       log_->warn("sock_diag dump failed: {}", error);
-      out.publish(events_);
-      return;
+      dumped_.clear();
+      return 0;
     }
-    tracker_.finish(now, events_);
-    if (made)
-      for (const auto& f : events_) (*made)[FlowKey::of(f)] = f.state;
+    touched_.clear();
+    collect_touched_ = true;
+    events_.clear();
+    clock_.refresh();
+    const int n = bpf_->consume();
+    collect_touched_ = false;
+    if (n > 0) events_total_->Increment(n);
     out.publish(events_);
+    events_.clear();
+    const std::size_t before = tracker_.tracked();
+    for (const auto& c : dumped_) {
+      const FlowKey key{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+      if (touched_.count(key) || closed_cookies_.contains(c.cookie)) continue;
+      tracker_.observe(c, now, events_);
+      // One whose start record was lost (or came in a reload's gap) and that is not
+      // reported: the mark the program gave it at its start goes, as on_event() does.
+      if (marker_ && c.remote.family == AF_INET6 && netlink::carries_data(c.state, c.inode) &&
+          !options_.filter.accepts(c.remote))
+        unmark(c.remote.bytes.data(), c.local_port, c.remote_port);
+    }
+    for (const auto& key : touched_) tracker_.keep(key);
+    tracker_.finish(now, events_);
+    std::size_t ended = 0;
+    for (const auto& f : events_) {
+      if (f.state == FlowState::kEnd) ++ended;
+      if (made) (*made)[FlowKey::of(f)] = f.state;
+    }
+    const std::size_t found =
+        tracker_.tracked() + ended - std::min(before, tracker_.tracked() + ended);
+    out.publish(events_);
+    // A dump of 100k sockets holds megabytes: not kept between resyncs.
+    if (dumped_.capacity() > 4096) std::vector<scanner::Connection>().swap(dumped_);
+    touched_.clear();
+    return found;
+  }
+
+  // The periodic check's timer, from the last resync of any kind (a loss's repair checks as much).
+  void arm_resync_timer() {
+    if (!resync_timer_) return;
+    itimerspec at{};
+    const auto ms = resync_interval_.count();
+    at.it_value.tv_sec = static_cast<time_t>(ms / 1000);
+    at.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000L;
+    ::timerfd_settime(resync_timer_.get(), 0, &at, nullptr);
   }
 
   // Process ownership of what the kernel did not see open: /proc and the listening sockets, read
@@ -910,8 +956,13 @@ class KernelPlugin final : public Plugin {
   bool restarted_ = false;              // started by a reload, in its predecessor's place
   bool mark_followed_ = false;          // run() writes the flows it takes over into the map
   std::uint64_t owner_unknown_ = 0;
-  std::chrono::milliseconds resync_interval_;            // between two periodic resyncs
-  std::chrono::steady_clock::time_point last_resync_{};  // of any resync
+  std::chrono::milliseconds resync_interval_;  // between two periodic resyncs
+  UniqueFd resync_timer_;  // fires resync_interval after the last resync (run()'s epoll)
+  // A resync: what its dump listed, and the connections the ring records read after it named.
+  std::vector<scanner::Connection> dumped_;
+  std::unordered_set<FlowKey, FlowKeyHash> touched_;
+  bool collect_touched_ = false;
+  ClosedCookies closed_cookies_;
   // What the periodic resync running now started or ended, until the ring is read after it.
   std::unordered_map<FlowKey, FlowState, FlowKeyHash> dump_made_;
   LogLimiter lost_limiter_, missed_limiter_, owner_limiter_, unreported_limiter_;

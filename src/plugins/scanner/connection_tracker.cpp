@@ -73,13 +73,17 @@ bool ConnectionTracker::renew_if_reused(Tracked& t, const Connection& c, TimePoi
   return true;
 }
 
-bool ConnectionTracker::contains(const FlowKey& key) const {
+const ConnectionTracker::Tracked* ConnectionTracker::find(const FlowKey& key) const {
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = FlowKeyHash{}(key)&mask;; i = (i + 1) & mask) {
     const Tracked& t = slots_[i];
-    if (t.slot == Slot::kEmpty) return false;
-    if (t.slot == Slot::kUsed && t.key == key) return true;
+    if (t.slot == Slot::kEmpty) return nullptr;
+    if (t.slot == Slot::kUsed && t.key == key) return &t;
   }
+}
+
+void ConnectionTracker::keep(const FlowKey& key) {
+  if (const Tracked* t = find(key)) const_cast<Tracked*>(t)->generation = scans_ + 1;
 }
 
 void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<FlowID>& out) {
@@ -89,7 +93,7 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   // state change of theirs, so the kernel plugin, which forgets a connection at its CLOSE event,
   // would follow one first seen in a dump for ever (and count it as tracked). Neither is ever
   // reported when first seen so; they only end (or renew) a connection already followed.
-  if ((c.state == netlink::kTcpTimeWait || c.state == netlink::kTcpNewSynRecv) && !contains(key))
+  if ((c.state == netlink::kTcpTimeWait || c.state == netlink::kTcpNewSynRecv) && !find(key))
     return;
   std::uint32_t gen = scans_ + 1;
   bool fresh = false;

@@ -62,6 +62,10 @@ class ConnectionTracker {
   // already started (a resync scan saw it first) gives nothing. True when the connection is
   // started after the call (reported, with a tag); false when it is filtered out or untagged.
   bool established(const Connection& c, TimePoint when, std::vector<FlowID>& out);
+  // A resync's dump is applied after the ring records read while it ran (the kernel plugin): what
+  // those records said of `key` is newer than the dump, so the next finish() leaves it as they
+  // left it (not ended for being absent from the dump). Nothing when `key` is not tracked.
+  void keep(const FlowKey& key);
   // The kernel says `c` reached CLOSE at `when` (from ESTABLISHED or a state after it): its `end`
   // if it was started; forgotten either way (the kernel sends nothing more about the socket).
   void closed(const Connection& c, TimePoint when, std::vector<FlowID>& out);
@@ -117,7 +121,7 @@ class ConnectionTracker {
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.
   Tracked& find_or_insert(const FlowKey& key, bool& fresh);
-  bool contains(const FlowKey& key) const;
+  const Tracked* find(const FlowKey& key) const;  // null when not tracked
   void rehash(std::size_t capacity);
   void start(Tracked& t, const Connection& c, TimePoint now, std::vector<FlowID>& out);
   // When `c` is another socket than the one `t` followed (both cookies known and different: the
