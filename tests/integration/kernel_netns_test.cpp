@@ -545,6 +545,20 @@ TEST_F(KernelNetns, AFourTupleReusedWithinMillisecondsAcrossReloadsIsReportedOnc
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15f D3: the periodic check ran only at the once-a-second read of the ring, just short of the
+// interval after the last: `resync_interval = 1s` checked every 2 s or so (13 in 20 s). It has a
+// timer of its own now.
+TEST_F(KernelNetns, ThePeriodicResyncKeepsItsIntervalNotTheNextSecondAfterIt) {
+  start_flowd(config("kernel", kTagKeys), "following TCP state changes");
+  const double before = counter(scrape(), "flowd_kernel_periodic_resyncs_total");
+  std::this_thread::sleep_for(8s);
+  const double checks = counter(scrape(), "flowd_kernel_periodic_resyncs_total") - before;
+  EXPECT_GE(checks, 7) << "resync_interval = 1s for 8 s";
+  EXPECT_LE(checks, 9);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Sockets in TIME-WAIT when flowd starts get no further state change from the kernel: they are not
 // followed (before, the adoption dump kept each in flowd_kernel_tracked_connections for ever).
 TEST_F(KernelNetns, TimeWaitSocketsAtStartAreNotFollowed) {
