@@ -546,5 +546,23 @@ TEST(FireflyEndToEnd, AFlowWhoseConnectionNeverOpensIsEndedAtTheSecondCheck) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// check_interval is checked like the other durations: whole seconds, 0 (off) to 1 h.
+TEST(FireflyEndToEnd, CheckIntervalIsWholeSecondsUpToAnHour) {
+  Daemon d;
+  std::string out, err;
+  for (const char* bad : {"500ms", "2h", "-1"}) {
+    d.dir.write("c.cfg",
+                with_np_api_keys(d.config(), std::string("check_interval = ") + bad + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 2) << bad;
+    EXPECT_NE(err.find("[plugin.np_api] check_interval"), std::string::npos) << bad << ": " << err;
+  }
+  for (const char* good : {"0", "1s", "90", "1h"}) {
+    d.dir.write("c.cfg",
+                with_np_api_keys(d.config(), std::string("check_interval = ") + good + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 0)
+        << good << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace flowd::test
