@@ -26,6 +26,12 @@ IpAddress unmapped(const IpAddress& a) {
                        std::uint32_t{a.bytes[14]} << 8 | a.bytes[15]);
 }
 
+// An end or ongoing event the backends get carries the start time of the start they saw of its
+// flow.
+void stamp_start(FlowID& event, const FlowID& start) {
+  if (start.start_time) event.start_time = start.start_time;
+}
+
 FlowID restart_of(const FlowID& start, TimePoint when) {
   FlowID s = start;
   s.state = FlowState::kStart;
@@ -161,6 +167,9 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
       out.back().src = mine.start.src;
       out.back().dst = mine.start.dst;
       out.back().end_time = not_before(mine.start, f.end_time.value_or(Clock::now()));
+      // And by the start they saw (a hand-back's time, not the connection's), which a backend
+      // that forgot it still gets (issue 15 E5).
+      stamp_start(out.back(), mine.start);
       if (next >= 0 && hand_back(e->by_rank[next])) {
         restart(e->by_rank[next], *out.back().end_time, out);
         count(Outcome::kAdded);
@@ -172,10 +181,13 @@ void LocalFlowArbiter::one(const FlowID& f, const char* plugin, Rank rank, std::
     return;
   }
   // Ongoing: only the report the backends follow.
-  if (!e || e->visible() == r)
+  if (!e || e->visible() == r) {
     pass();
-  else
+    // A pipe or API line's ongoing has no start time: the start's, as for an end.
+    if (e && !out.back().start_time) stamp_start(out.back(), e->by_rank[r].start);
+  } else {
     count(Outcome::kDropped);
+  }
 }
 
 bool LocalFlowArbiter::hand_back(Report& next) {

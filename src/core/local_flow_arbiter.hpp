@@ -27,6 +27,10 @@
 // tool's retry of an end that went through: the flow is over, the backends would take it for one
 // without a start). The two reports' times come from different clocks (a pipe line's reading, the
 // kernel's state change): an end is never stamped before the start the backends saw of that flow.
+// An end passed on carries that start's time (a hand-back's time for a handed-back flow, not the
+// connection's), and so does an ongoing event without a start time of its own, so a backend that
+// forgot the start — udp_firefly's table made smaller by a reload — still sends the start time it
+// announced (issue 15 E5).
 //
 // A connection is keyed as the marker keys it (the peer, the ports, the protocol; an IPv4-mapped
 // address as its IPv4 one), not by the whole 5-tuple: a tool that names another of this host's

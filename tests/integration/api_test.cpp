@@ -22,6 +22,7 @@
 
 #include "daemon_fixture.hpp"
 #include "harness.hpp"
+#include "netns_scope.hpp"
 
 namespace flowd::test {
 namespace {
@@ -711,6 +712,47 @@ TEST(Api, StatusAndFlowsCommands) {
       run_flowd({"status", "--address", "127.0.0.1:" + std::to_string(free_tcp_port())}, out, err),
       1);
   EXPECT_NE(err.find("flowd is not running"), std::string::npos) << err;
+}
+
+// issue 15 E6: a tool that posted a flow's start and died without its end left the flow active
+// for ever. The api checks its TCP flows against the kernel's sockets every check_interval and
+// ends the one whose connection closed (GET /v1/flows no longer lists it; an end firefly goes out).
+TEST(Api, AFlowWhoseConnectionClosedWithoutItsEndIsEndedByTheCheck) {
+  ApiDaemon d;
+  d.start(d.config_api("check_interval = 1s\n"));
+  int server = tcp_listen("127.0.0.1", 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in sa{};
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(::getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  const int server_port = ntohs(sa.sin_port);
+  int client_port = 0;
+  int client = tcp_connect("127.0.0.1", server_port, &client_port);
+  ASSERT_GE(client, 0);
+  int peer = ::accept(server, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  const std::string body =
+      R"({"state": "start", "protocol": "tcp", "src_ip": "127.0.0.1", "src_port": )" +
+      std::to_string(client_port) + R"(, "dst_ip": "127.0.0.1", "dst_port": )" +
+      std::to_string(server_port) + R"(, "scitag": 137})";
+  auto r = d.post(body);
+  ASSERT_EQ(r.status, 200) << r.body << r.curl_error << d.proc->log();
+  ASSERT_TRUE(d.rx4.receive()) << d.proc->log();
+  const std::string checks = R"(flowd_explicit_flow_checks_total{plugin="api"})";
+  d.scrape_until(checks, 2, 5s);
+  EXPECT_EQ(parse(d.get("/v1/flows"))["total"], 1) << "an open connection is not ended";
+  for (int fd : {client, peer, server}) ::close(fd);
+  auto end = d.rx4.receive(3s);
+  ASSERT_TRUE(end) << "no end firefly within 3 s of the close\n" << d.proc->log();
+  auto firefly = json::parse(end->substr(end->find('{')));
+  EXPECT_EQ(firefly["flow-lifecycle"]["state"], "end");
+  EXPECT_EQ(firefly["flow-id"]["src-port"], client_port);
+  EXPECT_EQ(parse(d.get("/v1/flows"))["total"], 0);
+  const std::string expired =
+      R"(flowd_explicit_flows_expired_total{plugin="api",reason="connection_closed"})";
+  auto m = d.scrape_until(expired, 1);
+  EXPECT_EQ(metric_value(m, expired), 1) << m;
+  EXPECT_EQ(d.stop(), 0);
 }
 
 }  // namespace

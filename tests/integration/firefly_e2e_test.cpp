@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // End to end: a line written into the real FIFO becomes a real UDP firefly and a real metric.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -219,7 +223,9 @@ void reload(Daemon& d, const std::string& config) {
 
 // retry15d N2: a reload that restarts udp_firefly (here: max_tracked_flows changed) used to forget
 // the start times of the live flows, so each end firefly said the flow started at its end. The
-// successor takes them over; into a smaller table it keeps the newest and counts the rest.
+// successor takes them over; into a smaller table it keeps the newest and counts the rest. issue 15
+// E5: the end of a flow whose start time was not kept carried its own time as start-time; every end
+// now carries the start time of the start the backends saw (the bus's arbiter puts it on the end).
 TEST(FireflyEndToEnd, EndAfterAReloadThatRestartsTheBackendCarriesTheRealStartTime) {
   Daemon d;
   d.start(d.config("max_tracked_flows = 100\n"));
@@ -249,13 +255,12 @@ TEST(FireflyEndToEnd, EndAfterAReloadThatRestartsTheBackendCarriesTheRealStartTi
     ends[j["flow-id"]["src-port"].get<int>()] = j["flow-lifecycle"];
   }
   ASSERT_EQ(ends.size(), 3u) << d.proc->log();
-  for (int port : {3002, 3003}) {
+  for (int port : {3001, 3002, 3003}) {
     EXPECT_EQ(ends[port]["state"], "end");
     EXPECT_EQ(ends[port]["start-time"], starts[port]["start-time"]) << port;
     EXPECT_NE(ends[port]["start-time"], ends[port]["end-time"]) << port;
   }
-  // The oldest did not fit in the smaller table: its end carries its own time, and is counted.
-  EXPECT_EQ(ends[3001]["start-time"], ends[3001]["end-time"]);
+  // The oldest did not fit in the smaller table (counted); its end still has its start-time.
   const std::string m = d.scrape_until(
       "flowd_firefly_flows_overflow_total{origin=\"local\",table=\"start_time\"}", 1);
   EXPECT_EQ(
@@ -361,6 +366,41 @@ TEST(FireflyEndToEnd, OngoingFirefliesGoOnAcrossAReloadThatRestartsTheBackend) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// issue 15 E5: udp_firefly removed by a reload and added back by another, netlink = yes: the flows
+// live before it was added got no ongoing fireflies (it took their start times from the daemon's
+// status, not their sockets).
+TEST(FireflyEndToEnd, ABackendAddedBackByAReloadSendsOngoingFirefliesForTheLiveFlows) {
+  Daemon d;
+  const std::string netlink = "netlink = yes\nongoing_interval = 1s\n";
+  d.start(d.config(netlink));
+  LoopbackConnection c;
+  ASSERT_TRUE(c.open());
+  const std::string flow = c.pipe_flow();
+  write_pipe(d.pipe(), "start " + flow);
+  auto start = d.rx4.receive();
+  ASSERT_TRUE(start) << d.proc->log();
+  std::string without = d.config(netlink);
+  const std::string both = "backends = udp_firefly, prometheus";
+  without.replace(without.find(both), both.size(), "backends = prometheus");
+  reload(d, without);
+  EXPECT_NE(d.proc->log().find("stopped backend udp_firefly"), std::string::npos) << d.proc->log();
+  reload(d, d.config(netlink));
+  while (d.rx4.receive(0ms)) {
+  }
+  std::optional<nlohmann::json> ongoing;
+  for (const auto& m : d.rx4.receive_many(2, 2500ms)) {
+    auto j = parse_firefly(m).body;
+    if (j["flow-lifecycle"]["state"] == "ongoing") ongoing = j;
+  }
+  ASSERT_TRUE(ongoing) << "no ongoing firefly from the backend added back\n" << d.proc->log();
+  EXPECT_EQ((*ongoing)["flow-id"]["src-port"], c.client_port);
+  EXPECT_EQ((*ongoing)["flow-lifecycle"]["start-time"],
+            parse_firefly(*start).body["flow-lifecycle"]["start-time"]);
+  EXPECT_TRUE(ongoing->contains("netlink")) << ongoing->dump();
+  write_pipe(d.pipe(), "end " + flow);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // Reloads that restart the backend more often than ongoing_interval (a user's try, issue 15):
 // each started the interval again, so no ongoing firefly was ever sent. The successor keeps its
 // predecessor's schedule.
@@ -385,6 +425,143 @@ TEST(FireflyEndToEnd, ReloadsMoreOftenThanTheOngoingIntervalDoNotStopOngoingFire
                         << d.proc->log();
   write_pipe(d.pipe(), "end " + flow);
   EXPECT_EQ(d.stop(), 0);
+}
+
+// issue 15 E6: the np_api section of config() with `keys` added.
+std::string with_np_api_keys(std::string cfg, const std::string& keys) {
+  const std::string section = "[plugin.np_api]\n";
+  cfg.insert(cfg.find(section) + section.size(), keys);
+  return cfg;
+}
+
+const std::string kExpiredClosed =
+    "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_closed\"}";
+const std::string kNpApiChecks = "flowd_explicit_flow_checks_total{plugin=\"np_api\"}";
+
+// The one firefly of `state` among what arrives within `wait` (others dropped), or nullopt.
+std::optional<nlohmann::json> firefly_of(UdpReceiver& rx, const std::string& state,
+                                         std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = rx.receive(std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now()));
+    if (!m) break;
+    auto j = parse_firefly(*m).body;
+    if (j["flow-lifecycle"]["state"] == state) return j;
+  }
+  return std::nullopt;
+}
+
+// issue 15 E6: a transfer tool killed after its `start` (its `end` never comes) left its flow
+// active for ever: marked, listed, no end firefly. np_api checks its TCP flows against the
+// kernel's sockets every check_interval and ends the one whose connection closed.
+TEST(FireflyEndToEnd, AFlowWhoseConnectionClosedWithoutTheToolsEndIsEndedByTheCheck) {
+  Daemon d;
+  d.start(with_np_api_keys(d.config(), "check_interval = 1s\n"));
+  auto c = std::make_unique<LoopbackConnection>();
+  ASSERT_TRUE(c->open());
+  const int client_port = c->client_port;
+  write_pipe(d.pipe(), "start " + c->pipe_flow());
+  auto start = firefly_of(d.rx4, "start", 3s);
+  ASSERT_TRUE(start) << d.proc->log();
+  // Two checks while the connection is open: an open connection is not ended.
+  d.scrape_until(kNpApiChecks, 2, 5s);
+  EXPECT_FALSE(firefly_of(d.rx4, "end", 0ms));
+  c.reset();  // the tool dies: its sockets close, no end line
+  auto end = firefly_of(d.rx4, "end", 3s);
+  ASSERT_TRUE(end) << "no end firefly within 3 s of the close (check_interval 1 s)\n"
+                   << d.proc->log();
+  EXPECT_EQ((*end)["flow-id"]["src-port"], client_port);
+  EXPECT_EQ((*end)["flow-lifecycle"]["start-time"], (*start)["flow-lifecycle"]["start-time"]);
+  const std::string m = d.scrape_until(kExpiredClosed, 1);
+  EXPECT_EQ(metric_value(m, kExpiredClosed), 1) << m;
+  EXPECT_EQ(metric_sum(m, "flowd_active_flows").value_or(0), 0) << m;
+  EXPECT_NE(
+      d.proc->log().find("ended the np_api flow tcp 127.0.0.1 " + std::to_string(client_port)),
+      std::string::npos)
+      << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// A tool may announce its flow before its connect(): the first check that finds no connection
+// does not end it, and once connected it is followed like any other.
+TEST(FireflyEndToEnd, AFlowAnnouncedBeforeItsConnectionIsNotEndedByTheFirstCheck) {
+  Daemon d;
+  d.start(with_np_api_keys(d.config(), "check_interval = 1s\n"));
+  const int server = tcp_listen("127.0.0.1", 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in sa{};
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  const int server_port = ntohs(sa.sin_port);
+  const int client_port = free_tcp_port();
+  const std::string flow = "tcp 127.0.0.1 " + std::to_string(client_port) + " 127.0.0.1 " +
+                           std::to_string(server_port) + " 2 9\n";
+  write_pipe(d.pipe(), "start " + flow);
+  ASSERT_TRUE(firefly_of(d.rx4, "start", 3s)) << d.proc->log();
+  // The first check (the counter counts checks with flows to check) finds no connection.
+  d.scrape_until(kNpApiChecks, 1, 5s);
+  // Now the tool connects, from the port it announced.
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(client, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in me{};
+  me.sin_family = AF_INET;
+  me.sin_port = htons(static_cast<std::uint16_t>(client_port));
+  me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(client, reinterpret_cast<sockaddr*>(&me), sizeof me), 0) << strerror(errno);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << strerror(errno);
+  const int peer = ::accept(server, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  // Three more checks: it is open, so never ended.
+  std::string m = d.scrape_until(kNpApiChecks, 4, 6s);
+  EXPECT_GE(metric_value(m, kNpApiChecks).value_or(0), 4) << m;
+  EXPECT_FALSE(firefly_of(d.rx4, "end", 0ms)) << d.proc->log();
+  EXPECT_EQ(metric_sum(m, "flowd_explicit_flows_expired_total").value_or(0), 0) << m;
+  for (int fd : {client, peer, server}) ::close(fd);
+  auto end = firefly_of(d.rx4, "end", 3s);
+  ASSERT_TRUE(end) << d.proc->log();
+  EXPECT_EQ((*end)["flow-id"]["src-port"], client_port);
+  m = d.scrape_until(kExpiredClosed, 1);
+  EXPECT_EQ(metric_value(m, kExpiredClosed), 1) << m;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// A flow announced whose connection never opens is ended at the second check in a row without
+// it (connection_not_found), not at the first.
+TEST(FireflyEndToEnd, AFlowWhoseConnectionNeverOpensIsEndedAtTheSecondCheck) {
+  Daemon d;
+  d.start(with_np_api_keys(d.config(), "check_interval = 1s\n"));
+  write_pipe(d.pipe(), "start tcp 127.0.0.1 3201 127.0.0.1 5777 2 9\n");
+  ASSERT_TRUE(firefly_of(d.rx4, "start", 3s)) << d.proc->log();
+  const std::string not_found =
+      "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_not_found\"}";
+  std::string m = d.scrape_until(kNpApiChecks, 1, 5s);
+  EXPECT_EQ(metric_value(m, not_found), 0) << m;
+  auto end = firefly_of(d.rx4, "end", 3s);
+  ASSERT_TRUE(end) << d.proc->log();
+  m = d.scrape_until(not_found, 1);
+  EXPECT_EQ(metric_value(m, not_found), 1) << m;
+  EXPECT_EQ(metric_value(m, kNpApiChecks), 2) << m;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// check_interval is checked like the other durations: whole seconds, 0 (off) to 1 h.
+TEST(FireflyEndToEnd, CheckIntervalIsWholeSecondsUpToAnHour) {
+  Daemon d;
+  std::string out, err;
+  for (const char* bad : {"500ms", "2h", "-1"}) {
+    d.dir.write("c.cfg",
+                with_np_api_keys(d.config(), std::string("check_interval = ") + bad + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 2) << bad;
+    EXPECT_NE(err.find("[plugin.np_api] check_interval"), std::string::npos) << bad << ": " << err;
+  }
+  for (const char* good : {"0", "1s", "90", "1h"}) {
+    d.dir.write("c.cfg",
+                with_np_api_keys(d.config(), std::string("check_interval = ") + good + "\n"));
+    EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 0)
+        << good << ": " << err;
+  }
 }
 
 }  // namespace

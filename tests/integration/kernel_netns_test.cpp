@@ -1286,6 +1286,54 @@ TEST_F(KernelIssue15, AnExplicitReportTakesTheConnectionOverWhileItIsLive) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// issue 15 E6: a transfer tool killed after its np_api start left the marker's entry for ever, so
+// a later connection reusing the ports carried the dead transfer's tag. np_api's check (1 s here)
+// finds the connection closed and ends the flow: the entry goes, an end event comes.
+TEST_F(KernelIssue15, AToolThatDiesWithoutItsEndLeavesNoMarkBehind) {
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5002));  // no rule: np_api's flow alone
+  }
+  ASSERT_GE(listener, 0);
+  start_flowd(with_np_api(kRuleKeys) + "check_interval = 1s\n", "following TCP state changes");
+  int client_port = 0, client;
+  {
+    NetnsScope in_b(net->b);
+    client = fds.add(tcp_connect(net->addr_a, 5002, &client_port));
+  }
+  ASSERT_GE(client, 0);
+  const int conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(conn, 0);
+  pipe_line("start tcp " + net->addr_a + " 5002 " + net->addr_b + " " +
+            std::to_string(client_port) + " 3 3");
+  auto started = events(1);
+  ASSERT_EQ(started.size(), 1u) << proc->log();
+  EXPECT_EQ(started[0].state, "start");
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << proc->log();
+  // Two checks find it open: still marked.
+  std::this_thread::sleep_for(2200ms);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "an open connection stays marked\n"
+                                                     << proc->log();
+  for (auto& fd : fds.fds)
+    if (fd == conn || fd == client) {
+      ::close(fd);
+      fd = -1;
+    }
+  auto ended = events(1, 3s);
+  ASSERT_EQ(ended.size(), 1u) << "no end within 3 s of the close\n" << proc->log();
+  EXPECT_EQ(ended[0].state, "end");
+  EXPECT_EQ(ended[0].exp, 3);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0) << proc->log();
+  EXPECT_EQ(
+      wait_metric(
+          "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_closed\"}", 1),
+      1);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // A user's try (issue 15): a repeated np_api end, or one whose start np_api never saw, ended the
 // kernel's live flow (unmarked, gone from `flowd flows`, its later end stamped start = end); and
 // np_api removed by a reload while covering a connection left the kernel's end waiting for ever.

@@ -61,6 +61,7 @@ TEST(ConnectionTracker, FlowsStartedBeforeAReloadGetTheirEnd) {
     f.experiment = 2;
     f.activity = 9;
     f.plugin = plugin;
+    f.start = TimePoint{} + std::chrono::seconds(c.local_port);
     return f;
   };
   auto other = conn("192.0.2.1", 40002, "203.0.113.5", 443);
@@ -75,6 +76,7 @@ TEST(ConnectionTracker, FlowsStartedBeforeAReloadGetTheirEnd) {
   EXPECT_EQ(ev[0].src_port, 40001);
   EXPECT_EQ(ev[0].experiment, 2);
   EXPECT_EQ(ev[0].activity, 9);
+  EXPECT_EQ(ev[0].start_time, TimePoint{} + std::chrono::seconds(40001)) << "its start's time";
   auto closing = open;
   closing.state = kTcpFinWait1;
   ev = scan(t, {closing, other});
@@ -207,6 +209,8 @@ TEST(ConnectionTracker, EventsStartAndEndWithTheirOwnTimes) {
   ASSERT_EQ(out.size(), 1u) << "one end per connection";
   EXPECT_EQ(out[0].state, FlowState::kEnd);
   EXPECT_EQ(out[0].end_time, when + std::chrono::milliseconds(20));
+  // issue 15 E5: the end carries its start's time, for a backend that forgot it.
+  EXPECT_EQ(out[0].start_time, when);
   EXPECT_EQ(out[0].experiment, 2);
   EXPECT_EQ(t.tracked(), 1u) << "the closed connection is forgotten";
   // Filtered connections give nothing, and are forgotten at their close.

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -452,6 +453,43 @@ TEST(LocalFlowArbiter, APluginRemovedHandsBackOnlyOpenConnections) {
   auto r = run({{"kernel", Rank::kInferred, closed.flow(FlowState::kEnd, 4, 9)}}, a);
   EXPECT_EQ(r[0], "") << "its late end is dropped";
   EXPECT_EQ(a.size(), 1u);
+}
+
+// issue 15 E5: a backend that forgot a flow's start (udp_firefly's max_tracked_flows made smaller
+// by a reload) sent its end with the end's time as start-time. Every end or ongoing the backends
+// get carries the start time of the start they saw: the explicit start's, the hand-back's (not the
+// connection's, which the inferring plugin's end carries).
+TEST(LocalFlowArbiter, EveryEndCarriesTheStartTimeOfTheStartTheBackendsSaw) {
+  LocalFlowArbiter a;
+  auto step = [&](const Step& s) {
+    std::vector<FlowID> out;
+    a.arbitrate(std::span<const FlowID>(&s.f, 1), s.plugin, s.rank, out);
+    return out;
+  };
+  auto at = [](const std::optional<TimePoint>& t) {
+    return t ? std::chrono::duration_cast<std::chrono::seconds>(*t - kT0).count() : -1;
+  };
+  step(kStart);
+  step(eStart);  // @2
+  FlowID bare = flow(FlowState::kOngoing, 3, 3);
+  bare.start_time.reset();  // a pipe line's ongoing has no start time
+  auto ongoing = step({"np_api", Rank::kExplicit, bare});
+  ASSERT_EQ(ongoing.size(), 1u);
+  EXPECT_EQ(at(ongoing[0].start_time), 2);
+  auto handed = step({"np_api", Rank::kExplicit, flow(FlowState::kEnd, 3, 4)});
+  ASSERT_EQ(handed.size(), 2u);
+  EXPECT_EQ(at(handed[0].start_time), 2) << "the tool's end: its start";
+  EXPECT_EQ(at(handed[1].start_time), 4) << "the hand-back";
+  FlowID kernel_end = flow(FlowState::kEnd, 2, 9);
+  kernel_end.start_time = kT0;  // the connection's start, which the tracker puts on its end
+  auto ended = step({"kernel", Rank::kInferred, kernel_end});
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(at(ended[0].start_time), 4) << "the start the backends saw: the hand-back";
+  // One report alone: its end carries its start's time.
+  step({"netlink", Rank::kInferred, flow(FlowState::kStart, 2, 20)});
+  auto alone = step({"netlink", Rank::kInferred, flow(FlowState::kEnd, 2, 25)});
+  ASSERT_EQ(alone.size(), 1u);
+  EXPECT_EQ(at(alone[0].start_time), 20);
 }
 
 }  // namespace

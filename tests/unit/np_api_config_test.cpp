@@ -24,6 +24,7 @@ TEST(NpApiConfig, DefaultsAsTyped) {
   EXPECT_FALSE(c.group);
   EXPECT_EQ(c.max_line_length, 4096u);
   EXPECT_EQ(c.partial_timeout, std::chrono::milliseconds(1000));
+  EXPECT_EQ(c.check_interval, std::chrono::seconds(60));
 }
 
 TEST(NpApiConfig, ValuesParsed) {
@@ -31,13 +32,18 @@ TEST(NpApiConfig, ValuesParsed) {
                                       {"mode", "0620"},
                                       {"group", "0"},
                                       {"max_line_length", "100"},
-                                      {"partial_timeout_ms", "250"}}));
+                                      {"partial_timeout_ms", "250"},
+                                      {"check_interval", "2m"}}));
   EXPECT_EQ(c.path, "/run/x.np");
   EXPECT_EQ(c.mode, 0620u);
   ASSERT_TRUE(c.group);
   EXPECT_EQ(*c.group, 0u);
   EXPECT_EQ(c.max_line_length, 100u);
   EXPECT_EQ(c.partial_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.check_interval, std::chrono::seconds(120));
+  EXPECT_EQ(NpApiConfig::from(section({{"check_interval", "0"}})).check_interval,
+            std::chrono::seconds(0))
+      << "0: no check";
 }
 
 TEST(NpApiConfig, AGroupThatDoesNotExistNamesSectionAndKey) {

@@ -100,6 +100,11 @@ void TcpEnrichment::take_over(TcpEnrichment&& old) {
   old.flows_.clear();
 }
 
+void TcpEnrichment::remember(const FlowID& start) {
+  if (start.protocol != Protocol::kTcp) return;
+  flows_.emplace(FlowKey::of(start), Tracked{start, {}});
+}
+
 void TcpEnrichment::ongoing_events(std::vector<FlowID>& out) {
   if (flows_.empty() || !diag_) return;
   netlink::DumpRequest req;

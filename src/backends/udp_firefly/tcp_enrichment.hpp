@@ -55,6 +55,10 @@ class TcpEnrichment {
   // the flows live across the reload keep their ongoing fireflies and their end's last details.
   // Into a smaller table the oldest are forgotten (counted in overflow()).
   void take_over(TcpEnrichment&& old);
+  // A TCP flow live before this table existed (one the daemon's status lists: the backend was added
+  // by a reload), followed from now on as if its start had come here, unless already followed; its
+  // details come with the next dump. A full table forgets its oldest, counted in overflow().
+  void remember(const FlowID& start);
   // Flows forgotten to make room (the table was full).
   std::uint64_t overflow() const { return flows_.overflow(); }
 

@@ -88,6 +88,16 @@ constexpr KeySpec kKeys[] = {
      {},
      1,
      100000},
+    {.name = "check_interval",
+     .type = KeyType::kDuration,
+     .default_value = "60",
+     .help = "time between two checks of the TCP flows the API started against the kernel's "
+             "sockets (one sock_diag dump): a flow whose connection is no longer open is ended "
+             "then, with the check's time, as if its tool had posted its end; 0 = no check",
+     .min = 0,
+     .max = 3600 * kSecond,
+     .unit = DurationUnit::kSeconds,
+     .resolution = DurationUnit::kSeconds},
 };
 
 }  // namespace
@@ -147,6 +157,8 @@ ApiConfig ApiConfig::from(const Section& cfg) {
   c.request_timeout = cfg.get_duration("request_timeout");
   c.keep_alive_timeout = cfg.get_duration("keep_alive_timeout");
   c.keep_alive_max = static_cast<std::size_t>(cfg.get_int("keep_alive_max"));
+  c.check_interval =
+      std::chrono::duration_cast<std::chrono::seconds>(cfg.get_duration("check_interval"));
   return c;
 }
 

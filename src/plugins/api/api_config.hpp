@@ -34,6 +34,9 @@ struct ApiConfig {
   std::chrono::milliseconds request_timeout{10000};    // a whole request, from its first byte
   std::chrono::milliseconds keep_alive_timeout{5000};  // idle between requests
   std::size_t keep_alive_max = 100;                    // requests on one connection
+  // Between two checks of the API's TCP flows against the kernel's sockets; 0: none
+  // (plugins/scanner/connection_watch.hpp).
+  std::chrono::seconds check_interval{60};
 
   // Throws ConfigError("[plugin.api] <key>: <why>").
   static ApiConfig from(const Section& cfg);

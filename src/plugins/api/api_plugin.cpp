@@ -17,6 +17,7 @@
 #include "plugins/api/http_server.hpp"
 #include "plugins/api/listeners.hpp"
 #include "plugins/api/status_json.hpp"
+#include "plugins/scanner/connection_watch.hpp"
 
 namespace flowd::api {
 namespace {
@@ -85,7 +86,8 @@ class ApiPlugin final : public Plugin {
                              cfg.keep_alive_timeout, cfg.keep_alive_max},
                 *log_),
         rejected_(ctx.metrics, "flowd_api_rejected_flows_total",
-                  "Flows (or whole request bodies) POST /v1/flows refused, by reason") {
+                  "Flows (or whole request bodies) POST /v1/flows refused, by reason"),
+        watch_(plugin_info().name.data(), cfg.check_interval, ctx.metrics, log_) {
     auto& requests =
         prometheus::BuildCounter()
             .Name("flowd_api_requests_total")
@@ -120,6 +122,11 @@ class ApiPlugin final : public Plugin {
 
   void run(std::stop_token stop, Publisher& out) override {
     out_ = &out;
+    // A reload restarted the api: the TCP flows its predecessor started are checked on.
+    if (std::size_t n = watch_.inherit(ctx_.status))
+      log_->info("checking {} TCP flows started before the reload", n);
+    // The check runs on the accepting thread, between two accepts.
+    if (watch_.fd() >= 0) server_.add_timer(watch_.fd(), [this, &out] { watch_.on_timer(out); });
     server_.serve(stop, ctx_.heartbeats, "plugin.api");
   }
 
@@ -213,7 +220,8 @@ class ApiPlugin final : public Plugin {
       rejected.push_back({{"index", i}, {"reason", to_string(v.reason)}, {"error", v.detail}});
     }
     // All the flows of one request go to the bus in one hand-over, as one read of the pipe does.
-    if (!accepted.empty() && out_) out_->publish(accepted);
+    // The TCP flows are followed for the check of their connections.
+    if (!accepted.empty() && out_) watch_.publish(*out_, accepted);
     // 422: the body was read, some flow in it was not (the others were published).
     const int status = rejected.empty() ? 200 : 422;
     send_json(res, status, {{"accepted", accepted.size()}, {"rejected", std::move(rejected)}});
@@ -248,6 +256,7 @@ class ApiPlugin final : public Plugin {
       requests_{};
   prometheus::Counter* flows_ = nullptr;
   Publisher* out_ = nullptr;  // set by run() before the server serves
+  scanner::ConnectionWatch watch_;
   bool made_socket_ = false;
   LogLimiter reject_limiter_;
   LogLimiter error_limiter_;

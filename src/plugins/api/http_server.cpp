@@ -274,6 +274,7 @@ void HttpServer::serve(std::stop_token stop, HeartbeatBoard* board, const std::s
         }
     }
     fds.push_back({room_fd_.get(), POLLIN, 0});
+    if (timer_fd_ >= 0) fds.push_back({timer_fd_, POLLIN, 0});
     fds.push_back({stopfd.fd(), POLLIN, 0});
     int n;
     {
@@ -285,10 +286,12 @@ void HttpServer::serve(std::stop_token stop, HeartbeatBoard* board, const std::s
       throw std::system_error(errno, std::generic_category(), "poll on the api's listeners");
     }
     if (fds.back().revents) break;
-    if (fds[fds.size() - 2].revents) {
+    const std::size_t room = polled.size();
+    if (fds[room].revents) {
       std::uint64_t count = 0;
       [[maybe_unused]] auto r = ::read(room_fd_.get(), &count, sizeof count);
     }
+    if (timer_fd_ >= 0 && fds[room + 1].revents) on_timer_();
     for (std::size_t i = 0; i < polled.size(); ++i)
       if (fds[i].revents) accept_ready(*polled[i], stop);
   }

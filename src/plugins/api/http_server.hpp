@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -67,6 +68,12 @@ class HttpServer {
   httplib::Server& routes() { return router_; }
   // A listening, non-blocking socket (listeners.hpp).
   void add_listener(UniqueFd fd, std::string name);
+  // A descriptor serve()'s thread polls beside the listeners (a timerfd), and what it does when
+  // the descriptor is readable (it must make it unreadable again). At most one; before serve().
+  void add_timer(int fd, std::function<void()> ready) {
+    timer_fd_ = fd;
+    on_timer_ = std::move(ready);
+  }
 
   // On the calling thread: accepts on every listener; `threads` workers per listener (registered
   // on `board` when given, as "<who> worker N", then "<who> worker N (listener 2)"...) serve it.
@@ -104,6 +111,8 @@ class HttpServer {
   std::uint64_t closed_ = 0;  // connections the workers closed (the acceptor's EMFILE wait)
   int stop_fd_ = -1;          // serve()'s StopFd, for the workers' waits
   UniqueFd room_fd_;          // eventfd: a worker took a connection from a full queue
+  int timer_fd_ = -1;         // add_timer()
+  std::function<void()> on_timer_;
 };
 
 }  // namespace flowd::api

@@ -21,6 +21,7 @@
 #include "plugins/np_api/named_pipe.hpp"
 #include "plugins/np_api/np_api_config.hpp"
 #include "plugins/np_api/pipe_line.hpp"
+#include "plugins/scanner/connection_watch.hpp"
 
 namespace flowd::np_api {
 namespace {
@@ -36,7 +37,8 @@ class NpApi final : public Plugin {
         partial_timeout_(cfg.partial_timeout),
         log_(get_logger("plugin.np_api")),
         rejected_(ctx.metrics, "flowd_np_api_rejected_lines_total",
-                  "Lines from the np_api named pipe that were rejected, by reason") {
+                  "Lines from the np_api named pipe that were rejected, by reason"),
+        watch_(plugin_info().name.data(), cfg.check_interval, ctx.metrics, log_) {
     auto& lines = prometheus::BuildCounter()
                       .Name("flowd_np_api_lines_total")
                       .Help("Lines read from the np_api named pipe, accepted or not")
@@ -91,8 +93,11 @@ class NpApi final : public Plugin {
 
   void run(std::stop_token stop, Publisher& out) override {
     StopFd stopfd(stop);
-    if (!watch_) watch_.emplace(path_, *log_);
-    PipeDirWatch& watch = *watch_;
+    if (!dir_watch_) dir_watch_.emplace(path_, *log_);
+    PipeDirWatch& watch = *dir_watch_;
+    // A reload restarted np_api: the TCP flows its predecessor started are checked on.
+    if (std::size_t n = watch_.inherit(ctx_.status))
+      log_->info("checking {} TCP flows started before the reload", n);
     if (!path_names(path_, dev_, ino_)) make_pipe_again();  // start() kept a pipe off its path
     LineAssembler lines(max_line_);
     lines.feed(carried_partial_,
@@ -109,17 +114,22 @@ class NpApi final : public Plugin {
                         .count();
         timeout = static_cast<int>(std::max<long long>(left, 0));
       }
-      pollfd fds[3] = {{fd_.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}, {watch.fd(), POLLIN, 0}};
+      // The directory watch and the check's timer only when there are (the timer last).
+      pollfd fds[4] = {{fd_.get(), POLLIN, 0}, {stopfd.fd(), POLLIN, 0}, {}, {}};
+      nfds_t count = 2;
+      if (watch.fd() >= 0) fds[count++] = {watch.fd(), POLLIN, 0};
+      if (watch_.fd() >= 0) fds[count++] = {watch_.fd(), POLLIN, 0};
       int n;
       {
         WaitingScope waiting;
-        n = ::poll(fds, watch.fd() >= 0 ? 3 : 2, timeout);
+        n = ::poll(fds, count, timeout);
       }
       if (n < 0) {
         if (errno == EINTR) continue;
         throw std::system_error(errno, std::generic_category(), "poll on " + path_);
       }
       if (fds[1].revents) break;
+      const bool check_due = watch_.fd() >= 0 && fds[count - 1].revents;
       if (watch.fd() >= 0 && fds[2].revents && watch.concerns_pipe() &&
           !path_names(path_, dev_, ino_)) {
         read_available(lines, out, kReadBufferBytes);
@@ -135,10 +145,13 @@ class NpApi final : public Plugin {
         }
         continue;
       }
-      read_available(lines, out, kReadBufferBytes);
-      // The timeout counts from the last byte received, so a slow writer is not cut off.
-      partial_since = lines.has_partial() ? std::chrono::steady_clock::now()
-                                          : std::chrono::steady_clock::time_point{};
+      if (read_available(lines, out, kReadBufferBytes) > 0)
+        // The timeout counts from the last byte received, so a slow writer is not cut off.
+        partial_since = lines.has_partial() ? std::chrono::steady_clock::now()
+                                            : std::chrono::steady_clock::time_point{};
+      // After the lines the pipe held: a tool's own end waiting there is the one that ends its
+      // flow. (A branch above that went on to the next poll leaves the timer readable.)
+      if (check_due) watch_.on_timer(out);
     }
     // Lines already in the pipe were written before the stop: read them rather than throw them away
     // (issue 13). Bounded, because flowd holding the pipe open means a busy writer never runs dry.
@@ -235,8 +248,9 @@ class NpApi final : public Plugin {
                  [&](std::string_view line, bool overflowed) {
                    handle_line(line, overflowed, *registry, now);
                  });
-      // All the lines of one read() go to the bus in one hand-over.
-      out.publish(flows_);
+      // All the lines of one read() go to the bus in one hand-over; the TCP flows are followed for
+      // the check of their connections.
+      watch_.publish(out, flows_);
       if (static_cast<std::size_t>(got) < buf_.size()) break;
     }
     return total;
@@ -305,7 +319,8 @@ class NpApi final : public Plugin {
   prometheus::Counter* lines_;
   LogLimiter limiter_;
   LogLimiter pipe_limiter_;
-  std::optional<PipeDirWatch> watch_;  // made in start(), read in run()
+  std::optional<PipeDirWatch> dir_watch_;  // made in run() (kept by a later run())
+  scanner::ConnectionWatch watch_;
 };
 
 std::unique_ptr<Plugin> create(const Section& cfg, Context& ctx, const char* /*name*/) {

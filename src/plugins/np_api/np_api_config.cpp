@@ -29,6 +29,16 @@ constexpr KeySpec kKeys[] = {
      .max = 600000,
      .unit = DurationUnit::kMilliseconds,
      .resolution = DurationUnit::kMilliseconds},
+    {.name = "check_interval",
+     .type = KeyType::kDuration,
+     .default_value = "60",
+     .help = "time between two checks of the TCP flows the pipe started against the kernel's "
+             "sockets (one sock_diag dump): a flow whose connection is no longer open is ended "
+             "then, with the check's time, as if its tool had written its end; 0 = no check",
+     .min = 0,
+     .max = 3600 * 1000,
+     .unit = DurationUnit::kSeconds,
+     .resolution = DurationUnit::kSeconds},
 };
 
 }  // namespace
@@ -50,6 +60,8 @@ NpApiConfig NpApiConfig::from(const Section& cfg) {
   }
   c.max_line_length = static_cast<std::size_t>(cfg.get_int("max_line_length"));
   c.partial_timeout = std::chrono::milliseconds(cfg.get_int("partial_timeout_ms"));
+  c.check_interval =
+      std::chrono::duration_cast<std::chrono::seconds>(cfg.get_duration("check_interval"));
   return c;
 }
 

@@ -24,6 +24,9 @@ struct NpApiConfig {
   std::optional<gid_t> group;                       // nullopt: flowd's group
   std::size_t max_line_length = 4096;               // bytes; longer lines are rejected (too_long)
   std::chrono::milliseconds partial_timeout{1000};  // a line without its newline this long: dropped
+  // Between two checks of the pipe's TCP flows against the kernel's sockets; 0: none
+  // (plugins/scanner/connection_watch.hpp).
+  std::chrono::seconds check_interval{60};
 
   // Throws ConfigError("[plugin.np_api] <key>: <why>") for a value the key table let through that
   // the plugin cannot use (a group that does not exist).

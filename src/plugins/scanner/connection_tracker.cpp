@@ -56,7 +56,12 @@ FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now
   f.dst_port = key.dst_port;
   f.experiment = t.tag.experiment;
   f.activity = t.tag.activity;
-  (state == FlowState::kEnd ? f.end_time : f.start_time) = now;
+  if (state == FlowState::kEnd) {
+    f.end_time = now;
+    if (t.started != TimePoint{}) f.start_time = t.started;
+  } else {
+    f.start_time = now;
+  }
   return f;
 }
 
@@ -175,6 +180,7 @@ void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
   }
   t.tag = *tag;
   t.status = Status::kStarted;
+  t.started = now;
   ++started_;
   out.push_back(event(t, FlowState::kStart, now));
 }
@@ -236,6 +242,7 @@ std::size_t ConnectionTracker::inherit(std::span<const ActiveFlow> flows, std::s
     if (!fresh) continue;
     t.status = Status::kStarted;
     t.tag = Tag{f.experiment, f.activity};
+    t.started = f.start;
     ++started_;
     ++n;
   }

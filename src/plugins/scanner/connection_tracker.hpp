@@ -117,6 +117,9 @@ class ConnectionTracker {
     Slot slot = Slot::kEmpty;
     Tag tag;
     std::uint64_t cookie = 0;  // of the socket last seen on this 4-tuple; 0: unknown
+    // Its start's time (the epoch until started), put on its end too: a backend that forgot the
+    // start (udp_firefly's max_tracked_flows made smaller by a reload) still has it (issue 15 E5).
+    TimePoint started{};
   };
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.

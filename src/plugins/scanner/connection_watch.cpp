@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugins/scanner/connection_watch.hpp"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <system_error>
+
+#include "flowd/component.hpp"
+#include "flowd/daemon_status.hpp"
+#include "netlink/sock_diag.hpp"
+
+namespace flowd::scanner {
+namespace {
+
+IpAddress unmapped(const IpAddress& a) {
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!a.is_v6() || std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) != 0) return a;
+  return IpAddress::v4(std::uint32_t{a.bytes[12]} << 24 | std::uint32_t{a.bytes[13]} << 16 |
+                       std::uint32_t{a.bytes[14]} << 8 | a.bytes[15]);
+}
+
+// The addresses of this network namespace's interfaces; 127.0.0.0/8 is all this host's (a socket
+// may be bound to 127.0.0.2 while lo lists 127.0.0.1).
+class LocalAddresses {
+ public:
+  LocalAddresses() {
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) {
+      failed_ = true;
+      return;
+    }
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+      if (!i->ifa_addr) continue;
+      IpAddress a;
+      if (i->ifa_addr->sa_family == AF_INET) {
+        a.family = AF_INET;
+        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr,
+                    4);
+      } else if (i->ifa_addr->sa_family == AF_INET6) {
+        a.family = AF_INET6;
+        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                    16);
+      } else {
+        continue;
+      }
+      addrs_.push_back(a);
+    }
+    ::freeifaddrs(list);
+  }
+  bool contains(const IpAddress& raw) const {
+    // Not knowing counts as this host's: the flow is then checked like one on loopback.
+    if (failed_) return true;
+    const IpAddress a = unmapped(raw);
+    if (a.is_v4() && a.bytes[0] == 127) return true;
+    return std::find(addrs_.begin(), addrs_.end(), a) != addrs_.end();
+  }
+
+ private:
+  std::vector<IpAddress> addrs_;
+  bool failed_ = false;
+};
+
+std::string flow_text(const FlowID& f) {
+  return fmt::format("{} {} {} {} {} {}/{}", to_string(f.protocol), f.src.to_string(), f.src_port,
+                     f.dst.to_string(), f.dst_port, f.experiment, f.activity);
+}
+
+}  // namespace
+
+std::string_view to_string(Expiry e) {
+  switch (e) {
+    case Expiry::kConnectionClosed:
+      return "connection_closed";
+    case Expiry::kConnectionNotFound:
+      return "connection_not_found";
+  }
+  return "connection_closed";
+}
+
+FlowKey ReportedConnections::key_of(const FlowID& f) {
+  return {f.protocol, IpAddress{}, unmapped(f.dst), f.src_port, f.dst_port};
+}
+
+void ReportedConnections::note(std::span<const FlowID> published) {
+  for (const auto& f : published) {
+    if (f.protocol != Protocol::kTcp || f.origin != FlowOrigin::kLocal) continue;
+    if (f.state == FlowState::kStart) {
+      // A repeated start keeps what the checks found.
+      auto [e, inserted] = table_.emplace(key_of(f), Entry{f});
+      if (!inserted) e->start = f;
+    } else if (f.state == FlowState::kEnd) {
+      table_.erase(key_of(f));
+    }
+  }
+}
+
+void ReportedConnections::saw_open(const IpAddress& local, std::uint16_t local_port,
+                                   const IpAddress& remote, std::uint16_t remote_port) {
+  // The tool named this host's end first (the key's peer is `remote`), or the peer first (its key's
+  // "peer" is this host's address).
+  Entry* e =
+      table_.find(FlowKey{Protocol::kTcp, IpAddress{}, unmapped(remote), local_port, remote_port});
+  if (e) e->found_at = check_;
+  e = table_.find(FlowKey{Protocol::kTcp, IpAddress{}, unmapped(local), remote_port, local_port});
+  if (e) e->found_at = check_;
+}
+
+void ReportedConnections::finish_check(TimePoint now,
+                                       const std::function<bool(const IpAddress&)>& is_local,
+                                       std::vector<Expired>& out) {
+  table_.erase_if([&](const FlowKey&, Entry& e) {
+    if (e.found_at == check_) {
+      e.misses = 0;
+      return false;
+    }
+    if (e.misses < 255) ++e.misses;
+    Expiry why;
+    if (e.found_at != 0)
+      why = Expiry::kConnectionClosed;
+    else if (e.misses >= 2 && (is_local(e.start.src) || is_local(e.start.dst)))
+      why = Expiry::kConnectionNotFound;
+    else
+      return false;
+    FlowID end = e.start;
+    end.state = FlowState::kEnd;
+    end.end_time = now;
+    out.push_back({std::move(end), why});
+    return true;
+  });
+}
+
+ConnectionWatch::ConnectionWatch(const char* plugin, std::chrono::seconds interval,
+                                 prometheus::Registry& metrics, std::shared_ptr<spdlog::logger> log)
+    : plugin_(plugin), interval_(interval), log_(std::move(log)) {
+  auto& family = prometheus::BuildCounter()
+                     .Name("flowd_explicit_flows_expired_total")
+                     .Help(
+                         "TCP flows np_api or the api reported that flowd ended itself because "
+                         "their connection was no longer open, by reason")
+                     .Register(metrics);
+  for (std::size_t i = 0; i < kExpiryCount; ++i)
+    expired_[i] = &family.Add(
+        {{"plugin", plugin}, {"reason", std::string(to_string(static_cast<Expiry>(i)))}});
+  checks_ = &prometheus::BuildCounter()
+                 .Name("flowd_explicit_flow_checks_total")
+                 .Help(
+                     "sock_diag dumps np_api or the api made every check_interval to check the "
+                     "TCP flows they follow")
+                 .Register(metrics)
+                 .Add({{"plugin", plugin}});
+  if (interval_.count() == 0) return;
+  timer_ =
+      checked_fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK), "timerfd_create");
+  itimerspec spec{};
+  spec.it_interval.tv_sec = static_cast<time_t>(interval_.count());
+  spec.it_value = spec.it_interval;
+  if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) != 0)
+    throw std::system_error(errno, std::generic_category(), "timerfd_settime");
+}
+
+ConnectionWatch::~ConnectionWatch() = default;
+
+void ConnectionWatch::publish(Publisher& out, std::span<const FlowID> flows) {
+  if (!timer_) return out.publish(flows);
+  std::lock_guard lock(mu_);
+  out.publish(flows);
+  flows_.note(flows);
+}
+
+std::size_t ConnectionWatch::inherit(DaemonStatus* status) {
+  if (!timer_ || !status) return 0;
+  std::vector<FlowID> starts;
+  for (const auto& a : status->reported_flows(plugin_)) {
+    if (a.key.protocol != Protocol::kTcp || a.origin != FlowOrigin::kLocal) continue;
+    FlowID f;
+    f.state = FlowState::kStart;
+    f.protocol = a.key.protocol;
+    f.src = a.key.src;
+    f.dst = a.key.dst;
+    f.src_port = a.key.src_port;
+    f.dst_port = a.key.dst_port;
+    f.experiment = a.experiment;
+    f.activity = a.activity;
+    f.start_time = a.start;
+    f.origin = FlowOrigin::kLocal;
+    starts.push_back(f);
+  }
+  std::lock_guard lock(mu_);
+  flows_.note(starts);
+  return flows_.size();
+}
+
+void ConnectionWatch::on_timer(Publisher& out) {
+  std::uint64_t ticks = 0;
+  [[maybe_unused]] auto r = ::read(timer_.get(), &ticks, sizeof ticks);
+  check(out);
+}
+
+bool ConnectionWatch::list_sockets() {
+  std::string error;
+  try {
+    if (!diag_) diag_ = std::make_unique<netlink::SockDiag>();
+    netlink::DumpRequest req;
+    req.states = (1u << netlink::kTcpEstablished) | (1u << netlink::kTcpFinWait1) |
+                 (1u << netlink::kTcpFinWait2) | (1u << netlink::kTcpCloseWait) |
+                 (1u << netlink::kTcpClosing) | (1u << netlink::kTcpLastAck);
+    flows_.begin_check();
+    if (diag_->dump(
+            req,
+            [&](const netlink::SockEntry& e, const netlink::TcpDetails*) {
+              if (netlink::carries_data(e.state, e.inode))
+                flows_.saw_open(e.local, e.local_port, e.remote, e.remote_port);
+            },
+            error))
+      return true;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  // A check that could not list the sockets ends nothing: the next one tries again.
+  limited_warn(*log_, error_limiter_,
+               "cannot list the TCP sockets to check the {} reported flows: {}; none ended",
+               flows_.size(), error);
+  return false;
+}
+
+void ConnectionWatch::check(Publisher& out) {
+  std::lock_guard lock(mu_);
+  if (flows_.size() == 0) return;  // nothing to check: no dump
+  checks_->Increment();
+  if (!list_sockets()) return;
+  std::optional<LocalAddresses> local;
+  expired_now_.clear();
+  flows_.finish_check(
+      Clock::now(),
+      [&](const IpAddress& a) {
+        if (!local) local.emplace();
+        return local->contains(a);
+      },
+      expired_now_);
+  if (expired_now_.empty()) return;
+  ends_.clear();
+  for (auto& x : expired_now_) {
+    expired_[static_cast<std::size_t>(x.reason)]->Increment();
+    limited_warn(*log_, limiter_, "ended the {} flow {}: {}, and no end came for it ({})", plugin_,
+                 flow_text(x.end),
+                 x.reason == Expiry::kConnectionClosed
+                     ? "its TCP connection closed"
+                     : "two checks in a row found no open TCP connection of it",
+                 to_string(x.reason));
+    ends_.push_back(std::move(x.end));
+  }
+  out.publish(ends_);
+}
+
+}  // namespace flowd::scanner
