@@ -213,7 +213,7 @@ FlowJournal::~FlowJournal() = default;
 
 std::string FlowJournal::path_for(const std::string& work_dir) {
   if (work_dir.empty()) return {};
-  struct stat ns{};
+  struct stat ns {};
   if (::stat("/proc/self/ns/net", &ns) != 0) return work_dir + "/flows.journal";
   return work_dir + "/flows." + std::to_string(ns.st_ino) + ".journal";
 }
@@ -222,8 +222,9 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
   auto log = get_logger("core");
   const std::string path = path_for(work_dir);
   if (path.empty()) {
-    log->info("work_dir is empty: no flow journal is kept (a restart after kill -9 cannot end "
-              "the flows the previous flowd reported)");
+    log->info(
+        "work_dir is empty: no flow journal is kept (a restart after kill -9 cannot end "
+        "the flows the previous flowd reported)");
     return false;
   }
   std::error_code ec;

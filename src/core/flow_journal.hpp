@@ -42,8 +42,8 @@ namespace flowd {
 struct JournalLine {
   enum class Kind : std::uint8_t { kPid, kStart, kEnd };
   Kind kind = Kind::kPid;
-  long pid = 0;              // kPid
-  std::string plugin;        // kStart, kEnd
+  long pid = 0;        // kPid
+  std::string plugin;  // kStart, kEnd
   bool explicit_rank = false;
   FlowID flow;  // kStart: the start as published (plugin unset); kEnd: its addresses
 };
@@ -125,7 +125,9 @@ class FlowJournal {
   std::unordered_map<std::string, std::string> live_;
   std::string batch_;  // reused
   enum class Outcome : std::uint8_t { kFollowed, kEnded };
-  friend std::string_view to_string(Outcome o) { return o == Outcome::kFollowed ? "followed" : "ended"; }
+  friend std::string_view to_string(Outcome o) {
+    return o == Outcome::kFollowed ? "followed" : "ended";
+  }
   ReasonCounters<Outcome, 2> recovered_;
   ReasonCounters<JournalSkip, kJournalSkips> skipped_;
   prometheus::Gauge& bytes_;

@@ -1835,6 +1835,7 @@ TEST_F(FlowJournalNetns, AfterKill9TheRestartEndsWhatClosedAndFollowsWhatIsStill
   EXPECT_EQ(after[0].start_time, starts[pairs[0].port].start_time) << "its first start time";
   EXPECT_NE(after[0].end_time, after[0].start_time);
   EXPECT_EQ(count("stopped without ending 2 flows"), 1) << proc->log();
+  EXPECT_EQ(count("1 connection started before the restart followed on"), 1) << proc->log();
   std::string m = scrape();
   EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"followed\"}"), 1) << m;
   EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), 1) << m;

@@ -93,20 +93,20 @@ TEST(FlowJournalLine, AnythingElseIsRefused) {
            "P -1",
            "P 12 13",
            "X kernel i tcp 198.18.0.1 1 198.18.0.2 2",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",         // a field missing
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",     // one too many
-           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",       // not a plugin name
-           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",       // no rank
-           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // no protocol
-           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",     // no address
-           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",   // port
-           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",      // sign
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",     // experiment
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",      // activity
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",      // time
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",        // a field missing
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",    // one too many
+           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // not a plugin name
+           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // no rank
+           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",     // no protocol
+           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",    // no address
+           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",  // port
+           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",     // sign
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",    // experiment
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",     // activity
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",     // time
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 99999999999999999999",
-           "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1",      // two spaces
-           "E kernel i tcp 198.18.0.1 1 198.18.0.2",               // an end short of a port
+           "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1",  // two spaces
+           "E kernel i tcp 198.18.0.1 1 198.18.0.2",           // an end short of a port
        })
     EXPECT_FALSE(parse_journal_line(bad, l)) << bad;
   EXPECT_FALSE(parse_journal_line(std::string(600, 'S'), l));
@@ -150,7 +150,7 @@ TEST(FlowJournalFile, RecordsBatchesAndStaysBoundedByCompaction) {
     path = j.path();
     EXPECT_EQ(path.rfind(dir.path + "/flows.", 0), 0u);
     j.start_writing();
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     // One connection kept open; many that open and close.

@@ -354,11 +354,12 @@ class KernelPlugin final : public Plugin {
           excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else if (restarted_ || inherited)
       // The predecessor polled (it had no program to hand on): what it started is followed on from
-      // the daemon's status, the rest of the dump adopted as at a start.
+      // the daemon's status, the rest of the dump adopted as at a start. Not a reload: what the
+      // previous flowd reported and left live (the flow journal, core/flow_journal.hpp).
       log_->info(
-          "{} after a reload; {} started before the reload followed on; {} more found by the "
-          "dump{}{}",
-          ring, counted(inherited, "connection", "connections"), found,
+          "{} after a {}; {} started before the {} followed on; {} more found by the dump{}{}",
+          ring, restarted_ ? "reload" : "restart", counted(inherited, "connection", "connections"),
+          restarted_ ? "reload" : "restart", found,
           options_.report_existing ? " (reported)" : " (not reported)",
           excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else if (options_.report_existing)
