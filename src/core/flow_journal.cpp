@@ -24,6 +24,8 @@ namespace {
 constexpr std::uint64_t kCompactFloor = 1u << 20;
 // What is read back at most: 4 x a full arbiter (65536 x 2 reports) of the longest lines.
 constexpr std::size_t kMaxRead = 256u << 20;
+// Live reports kept at most: the arbiter's two ranks of its 65,536 connections.
+constexpr std::size_t kMaxLive = 2 * LocalFlowArbiter::kCapacity;
 // Bad lines named in the log at a start; the rest are counted only.
 constexpr std::uint64_t kLoggedBadLines = 5;
 
@@ -287,6 +289,15 @@ void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
     if (f.origin != FlowOrigin::kLocal || f.state == FlowState::kOngoing) continue;
     std::string key = key_of(plugin, explicit_rank, f);
     if (f.state == FlowState::kStart) {
+      // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
+      // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
+      if (live_.size() >= kMaxLive && !live_.contains(key)) {
+        limited_warn(*get_logger("core"), full_limiter_,
+                     "flow journal: {} live reports, its most; a start of {} is not kept (a "
+                     "restart after kill -9 cannot end it)",
+                     kMaxLive, plugin);
+        continue;
+      }
       std::string line = journal_start_line(f, plugin, explicit_rank);
       batch_ += line;
       auto [it, inserted] = live_.try_emplace(std::move(key), std::string());

@@ -132,6 +132,7 @@ class FlowJournal {
   ReasonCounters<JournalSkip, kJournalSkips> skipped_;
   prometheus::Gauge& bytes_;
   LogLimiter write_limiter_{1, std::chrono::seconds(60)};
+  LogLimiter full_limiter_{1, std::chrono::seconds(60)};
 };
 
 }  // namespace flowd

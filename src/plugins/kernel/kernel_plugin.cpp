@@ -249,8 +249,11 @@ class KernelPlugin final : public Plugin {
     // A reload's successor with a marker's map its predecessor's program did not write (a marker
     // added by the same reload, or by an earlier one the predecessor had not noticed yet): what
     // they followed is written in once run() has it all.
-    mark_followed_ = restarted_ && marks &&
-                     !holds_flows_of(shelved && shelved->events ? shelved->marked_map : 0);
+    // At flowd's start, what the previous flowd left live and run() follows on (the flow journal)
+    // is written in too: a map not pinned is a new one.
+    mark_followed_ =
+        marks &&
+        (!restarted_ || !holds_flows_of(shelved && shelved->events ? shelved->marked_map : 0));
     try {
       // Both programs are attached from here on: the predecessor's ring holds everything up to
       // its detach (read first, whole, in run()), this one's everything from its attach; the
@@ -377,7 +380,7 @@ class KernelPlugin final : public Plugin {
           owners_->process(), counted(owned, "listening port", "listening ports"),
           restarted_ ? "the reload" : "start");
     }
-    if (mark_followed_) mark_live_flows();
+    if (mark_followed_ && (restarted_ || inherited)) mark_live_flows();
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};
