@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-fuzz
 CORPORA=$ROOT/tests/fuzz/corpus
 RESULTS=$BUILD/fuzz-results
-TARGETS=(${FLOWD_FUZZ_TARGETS:-pipe_line_fuzz legacy_config_fuzz ini_config_fuzz registry_json_fuzz netflow_fuzz firefly_fuzz stun_fuzz proc_net_tcp_fuzz analyze_fuzz sflow_fuzz api_request_fuzz template_file_fuzz})
+TARGETS=(${FLOWD_FUZZ_TARGETS:-pipe_line_fuzz legacy_config_fuzz ini_config_fuzz registry_json_fuzz netflow_fuzz firefly_fuzz stun_fuzz proc_net_tcp_fuzz analyze_fuzz sflow_fuzz api_request_fuzz template_file_fuzz flow_journal_fuzz})
 PER_INPUT_TIMEOUT=${FLOWD_FUZZ_TIMEOUT:-25}
 
 max_len() {

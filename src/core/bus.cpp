@@ -117,6 +117,7 @@ void Bus::deliver_local(std::span<const FlowID> flows, const char* plugin,
   LocalFlowArbiter::Tally tally;
   arbiter_.arbitrate(flows, plugin, rank, arbitrated_, &tally);
   count_arbitrated(tally);
+  if (journal_) journal_->record(flows, plugin, rank == LocalFlowArbiter::Rank::kExplicit);
   // Each event carries its own plugin now (the arbiter may add another plugin's).
   if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
 }
@@ -157,6 +158,13 @@ void Bus::plugin_removed(const char* plugin) {
   arbitrated_.clear();
   arbiter_.forget(plugin, arbitrated_);
   if (arbitrated_.empty()) return;
+  if (journal_) {
+    // Its explicit reports ended here (the restarts are other plugins' reports, live already).
+    std::vector<FlowID> ends;
+    for (const auto& f : arbitrated_)
+      if (f.state == FlowState::kEnd && std::string_view(f.plugin) == plugin) ends.push_back(f);
+    journal_->record(ends, plugin, true);
+  }
   const auto ended = std::count_if(arbitrated_.begin(), arbitrated_.end(),
                                    [](const FlowID& f) { return f.state == FlowState::kEnd; });
   get_logger("core")->info(
@@ -166,6 +174,30 @@ void Bus::plugin_removed(const char* plugin) {
   // Every one of them made by the arbiter, nobody's published event.
   arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(arbitrated_.size()));
   deliver(arbitrated_, nullptr);
+}
+
+void Bus::set_journal(FlowJournal* journal) {
+  std::lock_guard lock(local_mu_);
+  journal_ = journal;
+}
+
+void Bus::restore(const FlowID& start, LocalFlowArbiter::Rank rank) {
+  std::lock_guard lock(local_mu_);
+  arbitrated_.clear();
+  arbiter_.arbitrate({&start, 1}, start.plugin, rank, arbitrated_);
+  // What the backends would have seen is what the status board lists; the backends saw it
+  // already, from the previous flowd.
+  if (status_ && !arbitrated_.empty()) status_->record(arbitrated_, nullptr);
+  if (journal_)
+    journal_->record({&start, 1}, start.plugin, rank == LocalFlowArbiter::Rank::kExplicit);
+}
+
+void Bus::publish_recovered_ends(std::span<const FlowID> ends) {
+  if (ends.empty()) return;
+  std::lock_guard lock(local_mu_);
+  arbiter_.note_ended(ends);
+  arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(ends.size()));
+  deliver(ends, nullptr);
 }
 
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/flow_journal.hpp"
 #include "core/local_flow_arbiter.hpp"
 #include "core/status_board.hpp"
 #include "flowd/component.hpp"
@@ -60,6 +61,18 @@ class Bus {
   // A plugin a reload removed (no successor): the connections it reported explicitly (np_api,
   // api) end now, each handed back to a live inferred report (LocalFlowArbiter::forget).
   void plugin_removed(const char* plugin);
+  // The flow journal every local report is written to from now on (null: none). Set before any
+  // plugin publishes; it must outlive the bus's use of it.
+  void set_journal(FlowJournal* journal);
+  // A report the previous flowd left live, its connection still open, whose plugin runs again
+  // (flow_journal.hpp): restored in the arbiter and the status board as live, and journalled, but
+  // sent to no backend (the collector has its start). `start.plugin` is the plugin's static name.
+  void restore(const FlowID& start, LocalFlowArbiter::Rank rank);
+  // The ends of the reports the previous flowd left live whose connection closed while no flowd
+  // ran (or whose plugin is gone), each with its start time and its FlowID::plugin set: to the
+  // backends, as the arbiter's own (flowd_local_flow_arbiter_events_total{outcome="added"}). A
+  // tool's later end of an explicit one is dropped as a retry.
+  void publish_recovered_ends(std::span<const FlowID> ends);
 
  private:
   class PluginPublisher;
@@ -86,6 +99,7 @@ class Bus {
   // events in the order the arbiter decided them.
   std::mutex local_mu_;
   LocalFlowArbiter arbiter_;
+  FlowJournal* journal_ = nullptr;  // under local_mu_
   std::vector<FlowID> arbitrated_;
   ReasonCounters<LocalFlowArbiter::Outcome, LocalFlowArbiter::kOutcomes> arbiter_events_;
   ReasonCounters<LocalFlowArbiter::Live, LocalFlowArbiter::kLives> arbiter_evictions_;

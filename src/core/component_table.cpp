@@ -30,7 +30,8 @@ constexpr KeySpec kCoreKeys[] = {
     {.name = "work_dir",
      .type = KeyType::kPath,
      .default_value = "/var/cache/flowd",
-     .help = "cache directory (last good registry copy, the marker's record); empty: none kept",
+     .help = "cache directory (last good registry copy, the marker's record, the flow journal); "
+             "empty: none kept",
      .legacy = "WORK_DIR",
      .empty_allowed = true},
     {"log_level",

@@ -201,6 +201,11 @@ void LocalFlowArbiter::restart(Report& report, TimePoint at, std::vector<FlowID>
   report.start.start_time = at;  // what the backends saw: its end is never stamped before it
 }
 
+void LocalFlowArbiter::note_ended(std::span<const FlowID> ends) {
+  for (const auto& f : ends)
+    if (!table_.find(key_of(f))) explicit_ended_.emplace(key_of(f), true);
+}
+
 void LocalFlowArbiter::forget(const char* plugin, std::vector<FlowID>& out) {
   constexpr int kExplicit = static_cast<int>(Rank::kExplicit);
   std::vector<FlowKey> gone;

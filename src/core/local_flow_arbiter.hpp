@@ -100,6 +100,10 @@ class LocalFlowArbiter {
   // will end them), each giving the connection back to a live inferred report. Appends to `out`.
   void forget(const char* plugin, std::vector<FlowID>& out);
   std::size_t size() const { return table_.size(); }
+  // Ends made outside the arbiter for connections it does not follow (the flow journal's, at a
+  // start): an explicit report's later end of one of them is dropped, as a retry of an end that
+  // went through.
+  void note_ended(std::span<const FlowID> ends);
   // The start of every live report of `plugin` (by name), whether the backends see it or not: a
   // reload's successor takes them over (an explicit report may hide the inferred one).
   std::vector<FlowID> live_reports(std::string_view plugin) const;

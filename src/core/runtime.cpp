@@ -26,6 +26,7 @@ Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle&
     : status_(registry),
       ctx_{registry, metrics,  hub,      system_hostname(), "", &heartbeats_, stopping_.get_token(),
            &shelf_,  &status_, &records_},
+      journal_(metrics),
       // A hand-back is made only to a connection the kernel says is still open (try15d D6).
       bus_(metrics, &status_,
            [check = std::make_shared<OpenConnectionCheck>()](const FlowID& start) {
@@ -83,6 +84,48 @@ void Runtime::publish_subscribers() {
   status_.set_components(std::move(rows));
 }
 
+std::vector<FlowID> Runtime::recover_flows(const Config& c) {
+  JournalReplay previous;
+  if (!journal_.open(c.core.get("work_dir"), previous)) return {};
+  bus_.set_journal(&journal_);
+  if (previous.live.empty()) return {};
+  OpenConnectionCheck still_open;
+  std::vector<FlowID> ends;
+  std::size_t followed = 0, closed = 0, gone = 0;
+  const TimePoint now = Clock::now();
+  for (const auto& r : previous.live) {
+    FlowID f = r.start;
+    f.origin = FlowOrigin::kLocal;
+    const auto pc = std::find_if(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& p) {
+      return p.info->name == r.plugin && p.info->explicit_reports == r.explicit_rank;
+    });
+    // UDP has no connection state to ask: kept, as the marker keeps UDP flows after a crash.
+    const bool open = f.protocol == Protocol::kUdp || still_open(f);
+    if (pc != c.plugins.end() && open) {
+      f.plugin = pc->info->name.data();
+      bus_.restore(f, r.explicit_rank ? LocalFlowArbiter::Rank::kExplicit
+                                      : LocalFlowArbiter::Rank::kInferred);
+      ++followed;
+      continue;
+    }
+    ++(open ? gone : closed);
+    f.plugin = FlowJournal::static_name(r.plugin);
+    f.state = FlowState::kEnd;
+    f.end_time = f.start_time ? std::max(*f.start_time, now) : now;
+    ends.push_back(std::move(f));
+  }
+  journal_.count_recovered(followed, ends.size());
+  get_logger("core")->warn(
+      "the previous flowd{} stopped without ending {} (flow journal {}): {} still open, followed "
+      "on by {} plugins; {} closed while no flowd ran{}, ended now",
+      previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
+      previous.live.size() == 1 ? std::string("1 flow")
+                                : fmt::format("{} flows", previous.live.size()),
+      journal_.path(), followed, followed == 1 ? "its" : "their", closed,
+      gone ? fmt::format(" and {} of plugins no longer configured", gone) : std::string());
+  return ends;
+}
+
 void Runtime::apply(const Config& c) {
   auto log = get_logger("core");
   // Components read it from their own threads: a marker missing while this runs may be being
@@ -95,6 +138,10 @@ void Runtime::apply(const Config& c) {
   std::string fingerprint = fmt::format("{}|{}|{}", c.core.get("hostname"), c.core.get("work_dir"),
                                         c.core.get("queue_size"));
   bool core_changed = fingerprint != core_fingerprint_;
+  // The daemon's start (not a reload): what the previous flowd left live, before anything runs.
+  const bool first = !started_;
+  std::vector<FlowID> recovered_ends;
+  if (first) recovered_ends = recover_flows(c);
   auto queue_size = static_cast<std::size_t>(c.core.get_int("queue_size"));
 
   // Plugins first, so nothing is published to a backend that is going away.
@@ -165,6 +212,13 @@ void Runtime::apply(const Config& c) {
     log->info("started backend {}", bc.info->name);
   }
   publish_subscribers();
+  if (first) {
+    // The backends run: the flows that closed while no flowd ran end now, before any plugin
+    // publishes (one of them may report the same connection again).
+    bus_.publish_recovered_ends(recovered_ends);
+    journal_.start_writing();
+    started_ = true;
+  }
 
   for (const auto& pc : c.plugins) {
     if (std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p.info == pc.info; }))

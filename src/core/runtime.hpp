@@ -104,6 +104,10 @@ class Runtime {
   void stop_plugin(RunningPlugin& p, bool successor);
   void stop_backend(RunningBackend& b);
   void publish_subscribers();
+  // At the first apply, before any component starts: reads the flow journal the previous flowd
+  // left (flow_journal.hpp), restores the reports `c`'s plugins follow on and returns the ends of
+  // the others, for the backends once they run.
+  std::vector<FlowID> recover_flows(const Config& c);
 
   HeartbeatBoard heartbeats_;
   StatusBoard status_;  // before ctx_ and bus_, which point to it
@@ -111,7 +115,9 @@ class Runtime {
   ReloadShelf shelf_;
   RecordTap records_;  // before ctx_, which points to it
   Context ctx_;
+  FlowJournal journal_;  // before bus_, which writes to it
   Bus bus_;
+  bool started_ = false;  // the first apply (the daemon's start) is done
   std::vector<RunningPlugin> plugins_;
   std::vector<RunningBackend> backends_;
   // Queues of backends being replaced by a reload, made before the old instance stops and

@@ -3,9 +3,41 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <unordered_set>
+
 #include "core/build_info.hpp"
 
 namespace flowd {
+namespace {
+
+bool unspecified(const IpAddress& a) {
+  return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+FlowKey without_source(const FlowKey& k) {
+  FlowKey s = k;
+  s.src = IpAddress{};
+  return s;
+}
+
+}  // namespace
+
+template <typename Table>
+StatusBoard::ReportedCheck::ReportedCheck(const Table& flows, const std::vector<ActiveFlow>& kept) {
+  // The marker keys a flow without its source: a UDP flow it kept has none ("::"), while a
+  // plugin's report of the same flow (restored from the flow journal at a start) has one.
+  if (std::none_of(kept.begin(), kept.end(),
+                   [](const ActiveFlow& f) { return unspecified(f.key.src); }))
+    return;
+  flows.for_each([&](const Key& k, const Entry&) {
+    if (k.origin == FlowOrigin::kLocal) sourceless_.insert(without_source(k.flow));
+  });
+}
+
+bool StatusBoard::ReportedCheck::sourceless(const ActiveFlow& kept) const {
+  return unspecified(kept.key.src) && sourceless_.contains(without_source(kept.key));
+}
 
 StatusBoard::StatusBoard(RegistryHandle& registry) : registry_(registry), started_(Clock::now()) {}
 
@@ -101,7 +133,9 @@ std::size_t StatusBoard::active_flow_count() const {
       probe && probe->kept_flow_count() ? probe->kept_flows() : std::vector<ActiveFlow>{};
   std::lock_guard lock(flows_mu_);
   std::size_t n = flows_.size();
-  for (const auto& f : kept) n += flows_.find(Key{f.key, f.origin}) ? 0 : 1;
+  const ReportedCheck reported(flows_, kept);
+  for (const auto& f : kept)
+    n += flows_.find(Key{f.key, f.origin}) || reported.sourceless(f) ? 0 : 1;
   return n;
 }
 
@@ -149,9 +183,11 @@ std::vector<ActiveFlow> StatusBoard::active_flows(std::size_t max) const {
   if (out.size() < max)
     if (auto kept = probe->kept_flows(); !kept.empty()) {
       std::lock_guard lock(flows_mu_);
+      const ReportedCheck reported(flows_, kept);
       for (auto& f : kept) {
         if (out.size() >= max) break;
-        if (!flows_.find(Key{f.key, f.origin})) out.push_back(std::move(f));
+        if (!flows_.find(Key{f.key, f.origin}) && !reported.sourceless(f))
+          out.push_back(std::move(f));
       }
     }
   // The marker's map is read outside the table's lock: a lookup is a system call per flow.

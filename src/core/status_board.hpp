@@ -9,6 +9,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/flow_table.hpp"
@@ -74,6 +75,18 @@ class StatusBoard final : public DaemonStatus {
     std::uint16_t activity = 0;
     const char* plugin = "";
     TimePoint start;
+  };
+
+  // Whether a flow the marker kept (no plugin reported it) is one a plugin reports after all,
+  // though the marker gave it no source. Made under flows_mu_.
+  class ReportedCheck {
+   public:
+    template <typename Table>
+    ReportedCheck(const Table& flows, const std::vector<ActiveFlow>& kept);
+    bool sourceless(const ActiveFlow& kept) const;
+
+   private:
+    std::unordered_set<FlowKey, FlowKeyHash> sourceless_;
   };
 
   RegistryHandle& registry_;

@@ -1936,5 +1936,186 @@ TEST_F(KernelNetns, WithoutCapabilitiesAReloadDoesNotRepeatTheWarning) {
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }
+
+// Issue 15 E3 (the flow journal): flowd killed with -9 while two connections it reported are live;
+// one closes while no flowd runs. The restart ends the closed one once, with its first start time,
+// and follows the open one on: no second start, and its end when it closes. Before, the closed one
+// never ended and the open one was adopted silently at the restart: its close was not reported.
+class FlowJournalNetns : public KernelIssue15 {
+ protected:
+  // The client's port of a connection to [addr_a]:5201 reported by the kernel plugin.
+  static int client_port_of(const Event& e) { return e.src_port == 5201 ? e.dst_port : e.src_port; }
+  std::map<int, Event> by_client(const std::vector<Event>& ev) const {
+    std::map<int, Event> m;
+    for (const auto& e : ev) m[client_port_of(e)] = e;
+    return m;
+  }
+  int listen_5201(Fds& fds) {
+    NetnsScope in_a(net->a);
+    return fds.add(tcp_listen("::", 5201));
+  }
+  void kill9_case(const std::string& plugin, const std::string& keys, const std::string& ready);
+  // The journal file flowd keeps in work_dir (one per network namespace).
+  std::string journal_file() const {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec)) {
+      const std::string name = e.path().filename();
+      if (name.rfind("flows.", 0) == 0 && name.size() > 8 &&
+          name.compare(name.size() - 8, 8, ".journal") == 0)
+        return e.path();
+    }
+    return {};
+  }
+};
+
+// The kill -9 case for a plugin (`kernel`, or a polling scanner) whose first dump is done once
+// `ready` is logged.
+void FlowJournalNetns::kill9_case(const std::string& plugin, const std::string& keys,
+                                  const std::string& ready) {
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  const std::string cfg = config(plugin, keys);
+  start_flowd(cfg, ready);
+  std::vector<Pair> pairs{accept_one(fds, listener), accept_one(fds, listener)};
+  auto starts = by_client(events(2));
+  ASSERT_EQ(starts.size(), 2u) << proc->log();
+  for (const auto& p : pairs) {
+    ASSERT_TRUE(starts.contains(p.port)) << p.port;
+    EXPECT_EQ(starts[p.port].state, "start");
+  }
+  proc->signal(SIGKILL);
+  ASSERT_EQ(proc->wait(5s), 128 + SIGKILL);
+  close_pair(fds, pairs[0]);            // while no flowd runs
+  std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
+  start_flowd(cfg, ready);
+  auto after = events(2, 2000ms);
+  ASSERT_EQ(after.size(), 1u) << "one end, and no start again\n" << proc->log();
+  EXPECT_EQ(after[0].state, "end");
+  EXPECT_EQ(client_port_of(after[0]), pairs[0].port);
+  EXPECT_EQ(after[0].start_time, starts[pairs[0].port].start_time) << "its first start time";
+  EXPECT_NE(after[0].end_time, after[0].start_time);
+  EXPECT_EQ(count("stopped without ending 2 flows"), 1) << proc->log();
+  if (plugin == "kernel") {
+    EXPECT_EQ(count("1 connection started before the restart followed on"), 1) << proc->log();
+  }
+  std::string m = scrape();
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"followed\"}"), 1) << m;
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), 1) << m;
+  close_pair(fds, pairs[1]);
+  auto last = events(2, 2000ms);
+  ASSERT_EQ(last.size(), 1u) << proc->log();
+  EXPECT_EQ(last[0].state, "end");
+  EXPECT_EQ(client_port_of(last[0]), pairs[1].port);
+  EXPECT_EQ(last[0].start_time, starts[pairs[1].port].start_time) << "its first start time";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+TEST_F(FlowJournalNetns, AfterKill9TheRestartEndsWhatClosedAndFollowsWhatIsStillOpen) {
+  kill9_case("kernel", kRule5201Keys, "following TCP state changes");
+}
+
+TEST_F(FlowJournalNetns, AfterKill9ARestartedNetlinkScannerFollowsOnWhatIsStillOpen) {
+  kill9_case("netlink", std::string(kRule5201Keys) + "interval = 200ms\n",
+             "scanning TCP connections");
+}
+
+// np_api's reports are left live at a clean stop (the marker keeps marking them): after the
+// restart the tool's end is the end of the flow it started, with its start time. Before, it was
+// the end of a flow the new flowd did not know (start time = end time).
+TEST_F(FlowJournalNetns, AnNpApiFlowLeftAtACleanStopEndsWithItsStartAfterTheRestart) {
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5001));
+  }
+  ASSERT_GE(listener, 0);
+  // The kernel plugin leaves the private fd00::/8 to np_api (ignore_private).
+  const std::string cfg = beside_np_api(config("kernel",
+                                               "experiment = 2\nactivity = 9\n"
+                                               "internal_networks = 127.0.0.0/8\n"),
+                                        "kernel");
+  start_flowd(cfg, "following TCP state changes");
+  int client_port = 0, client;
+  {
+    NetnsScope in_b(net->b);
+    client = fds.add(tcp_connect(net->addr_a, 5001, &client_port));
+  }
+  ASSERT_GE(client, 0);
+  ASSERT_GE(fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)), 0);
+  const std::string tuple = np_tuple(client_port);
+  pipe_line("start" + tuple + "3 3");
+  auto first = events(1);
+  ASSERT_EQ(first.size(), 1u) << proc->log();
+  EXPECT_EQ(first[0].state, "start");
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  EXPECT_TRUE(events(1, 500ms).empty()) << "np_api's flow is left as it is at a stop";
+  std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
+  start_flowd(cfg, "following TCP state changes");
+  EXPECT_TRUE(events(1, 1000ms).empty()) << "nothing sent at the restart\n" << proc->log();
+  pipe_line("end" + tuple + "3 3");
+  auto end = events(1);
+  ASSERT_EQ(end.size(), 1u) << proc->log();
+  EXPECT_EQ(end[0].state, "end");
+  EXPECT_EQ(end[0].exp, 3);
+  EXPECT_EQ(end[0].start_time, first[0].start_time) << "the start the collector has";
+  EXPECT_NE(end[0].end_time, end[0].start_time);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// A journal cut short by the kill, with a line of garbage in it: both skipped and counted, the
+// rest read. An empty work_dir keeps no journal, and flowd runs as before.
+TEST_F(FlowJournalNetns, BadJournalLinesAreSkippedAndCountedAndNoWorkDirKeepsNone) {
+  const std::string cfg = config("kernel", kRule5201Keys);
+  start_flowd(cfg, "following TCP state changes");
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  const std::string path = journal_file();
+  ASSERT_FALSE(path.empty()) << "a journal in work_dir";
+  {
+    std::ofstream out(path, std::ios::app);
+    out << "S kernel i tcp 198.18.0.1 40000 198.18.0.2 5201 2 9 99999999999999999999\n"
+        << "not a journal line\n"
+        << "S kernel i tcp 198.18.0.1 40001 198.18.0.2 5201 2 9 1764000000000000\n"
+        << "S kernel i tcp 198.18.0.1 40002 198";  // cut by the kill
+  }
+  start_flowd(cfg, "following TCP state changes");
+  std::string m = scrape();
+  EXPECT_EQ(counter(m, "flowd_flow_journal_lines_skipped_total{reason=\"truncated\"}"), 1) << m;
+  EXPECT_EQ(counter(m, "flowd_flow_journal_lines_skipped_total{reason=\"malformed\"}"), 2) << m;
+  // The good line's connection is not open: ended at the start, once.
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), 1) << m;
+  auto ended = events(2, 1500ms);
+  ASSERT_EQ(ended.size(), 1u) << proc->log();
+  EXPECT_EQ(ended[0].state, "end");
+  EXPECT_EQ(ended[0].src_port, 40001);
+  EXPECT_NE(proc->log().find(path + " line 3: not a journal line"), std::string::npos)
+      << proc->log();
+  EXPECT_NE(proc->log().find("cut short"), std::string::npos) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+
+  std::string no_dir = cfg;
+  const std::string key = "work_dir = " + dir.file("cache");
+  no_dir.replace(no_dir.find(key), key.size(), "work_dir =");
+  std::filesystem::remove_all(dir.file("cache"));
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  start_flowd(no_dir, "following TCP state changes");
+  EXPECT_NE(proc->log().find("no flow journal is kept"), std::string::npos) << proc->log();
+  Pair p = accept_one(fds, listener);
+  ASSERT_EQ(events(1).size(), 1u) << proc->log();
+  close_pair(fds, p);
+  ASSERT_EQ(events(1).size(), 1u) << proc->log();
+  EXPECT_TRUE(journal_file().empty());
+  EXPECT_EQ(counter(scrape(), "flowd_flow_journal_bytes"), 0);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
 }  // namespace
 }  // namespace flowd::test

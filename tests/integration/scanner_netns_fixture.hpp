@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -110,6 +111,15 @@ class ScannerNetns : public ::testing::Test {
     ASSERT_TRUE(notify->wait_for("READY=1")) << proc->log();
     for (int i = 0; i < 300 && proc->log().find(ready) == std::string::npos; ++i) usleep(10000);
     ASSERT_NE(proc->log().find(ready), std::string::npos) << proc->log();
+  }
+
+  // Kills flowd (-9, as start_flowd() does) and removes the flow journal it kept in work_dir, so
+  // that the next start_flowd() is a fresh flowd, not one that follows on what this one reported.
+  void kill_and_forget() {
+    proc.reset();
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
+      if (e.path().filename().string().rfind("flows.", 0) == 0) std::filesystem::remove(e.path());
   }
 
   std::vector<std::string> command_prefix(const std::vector<std::string>& inner) const {

@@ -69,7 +69,7 @@ Config config(const std::string& setting, bool fail = false) {
   Config c;
   c.core = section(std::span<const KeySpec>(), {});
   static constexpr KeySpec kCore[] = {{"hostname", KeyType::kString, "h", ""},
-                                      {"work_dir", KeyType::kString, "/nonexistent", ""},
+                                      {"work_dir", KeyType::kString, "", ""},
                                       {"queue_size", KeyType::kInt, "16", "", {}, 1, 100}};
   c.core = section(kCore, {});
   c.plugins.push_back(

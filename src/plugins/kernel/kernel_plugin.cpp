@@ -251,8 +251,11 @@ class KernelPlugin final : public Plugin {
     // A reload's successor with a marker's map its predecessor's program did not write (a marker
     // added by the same reload, or by an earlier one the predecessor had not noticed yet): what
     // they followed is written in once run() has it all.
-    mark_followed_ = restarted_ && marks &&
-                     !holds_flows_of(shelved && shelved->events ? shelved->marked_map : 0);
+    // At flowd's start, what the previous flowd left live and run() follows on (the flow journal)
+    // is written in too: a map not pinned is a new one.
+    mark_followed_ =
+        marks &&
+        (!restarted_ || !holds_flows_of(shelved && shelved->events ? shelved->marked_map : 0));
     try {
       // Both programs are attached from here on: the predecessor's ring holds everything up to
       // its detach (read first, whole, in run()), this one's everything from its attach; the
@@ -349,11 +352,12 @@ class KernelPlugin final : public Plugin {
           excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else if (restarted_ || inherited)
       // The predecessor polled (it had no program to hand on): what it started is followed on from
-      // the daemon's status, the rest of the dump adopted as at a start.
+      // the daemon's status, the rest of the dump adopted as at a start. Not a reload: what the
+      // previous flowd reported and left live (the flow journal, core/flow_journal.hpp).
       log_->info(
-          "{} after a reload; {} started before the reload followed on; {} more found by the "
-          "dump{}{}",
-          ring, counted(inherited, "connection", "connections"), found,
+          "{} after a {}; {} started before the {} followed on; {} more found by the dump{}{}",
+          ring, restarted_ ? "reload" : "restart", counted(inherited, "connection", "connections"),
+          restarted_ ? "reload" : "restart", found,
           options_.report_existing ? " (reported)" : " (not reported)",
           excluded ? fmt::format("; {} excluded now ended", excluded) : "");
     else if (options_.report_existing)
@@ -371,7 +375,7 @@ class KernelPlugin final : public Plugin {
           owners_->process(), counted(owned, "listening port", "listening ports"),
           restarted_ ? "the reload" : "start");
     }
-    if (mark_followed_) mark_live_flows();
+    if (mark_followed_ && (restarted_ || inherited)) mark_live_flows();
     drain(out);
     while (!stop.stop_requested()) {
       epoll_event ev{};

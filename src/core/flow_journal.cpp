@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/flow_journal.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "common/owned_file.hpp"
+#include "core/local_flow_arbiter.hpp"
+
+namespace flowd {
+namespace {
+
+// The journal is compacted past max(this, 4 x the live set).
+constexpr std::uint64_t kCompactFloor = 1u << 20;
+// What is read back at most: 4 x a full arbiter (65536 x 2 reports) of the longest lines.
+constexpr std::size_t kMaxRead = 256u << 20;
+// Live reports kept at most: the arbiter's two ranks of its 65,536 connections.
+constexpr std::size_t kMaxLive = 2 * LocalFlowArbiter::kCapacity;
+// Bad lines named in the log at a start; the rest are counted only.
+constexpr std::uint64_t kLoggedBadLines = 5;
+
+bool plugin_name_ok(std::string_view s) {
+  if (s.empty() || s.size() > 32) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+template <typename T>
+bool number(std::string_view s, T& v, T max) {
+  if (s.empty() || s.size() > 20 || s.front() < '0' || s.front() > '9') return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc{} && p == s.data() + s.size() && v <= max;
+}
+
+std::vector<std::string_view> fields_of(std::string_view line) {
+  std::vector<std::string_view> f;
+  std::size_t pos = 0;
+  while (f.size() < 12) {
+    const auto sp = line.find(' ', pos);
+    f.push_back(line.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos));
+    if (sp == std::string_view::npos) break;
+    pos = sp + 1;
+  }
+  return f;
+}
+
+std::string addresses(const FlowID& f) {
+  return fmt::format("{} {} {} {} {}", to_string(f.protocol), f.src.to_string(), f.src_port,
+                     f.dst.to_string(), f.dst_port);
+}
+
+}  // namespace
+
+std::string_view to_string(JournalSkip s) {
+  return s == JournalSkip::kTruncated ? "truncated" : "malformed";
+}
+
+bool parse_journal_line(std::string_view line, JournalLine& out) {
+  if (line.size() > kMaxJournalLine) return false;
+  const auto f = fields_of(line);
+  if (f.empty() || f[0].size() != 1) return false;
+  if (f[0] == "P") {
+    out.kind = JournalLine::Kind::kPid;
+    long pid = 0;
+    if (f.size() != 2 || !number(f[1], pid, 4194304L) || pid <= 0) return false;
+    out.pid = pid;
+    return true;
+  }
+  const bool start = f[0] == "S";
+  if (!start && f[0] != "E") return false;
+  if (f.size() != (start ? 11u : 8u)) return false;
+  if (!plugin_name_ok(f[1]) || (f[2] != "i" && f[2] != "e")) return false;
+  FlowID flow;
+  flow.origin = FlowOrigin::kLocal;
+  flow.state = start ? FlowState::kStart : FlowState::kEnd;
+  if (f[3] == "tcp")
+    flow.protocol = Protocol::kTcp;
+  else if (f[3] == "udp")
+    flow.protocol = Protocol::kUdp;
+  else
+    return false;
+  auto src = IpAddress::parse(f[4]);
+  auto dst = IpAddress::parse(f[6]);
+  if (!src || !dst || !number<std::uint16_t>(f[5], flow.src_port, 65535) ||
+      !number<std::uint16_t>(f[7], flow.dst_port, 65535))
+    return false;
+  flow.src = *src;
+  flow.dst = *dst;
+  if (start) {
+    if (!number<std::uint16_t>(f[8], flow.experiment, kMaxExperiment) ||
+        !number<std::uint16_t>(f[9], flow.activity, kMaxActivity))
+      return false;
+    if (f[10] != "-") {
+      std::int64_t us = 0;
+      if (!number<std::int64_t>(f[10], us, std::int64_t{1} << 53)) return false;
+      flow.start_time = TimePoint(std::chrono::microseconds(us));
+    }
+  }
+  out.kind = start ? JournalLine::Kind::kStart : JournalLine::Kind::kEnd;
+  out.plugin = std::string(f[1]);
+  out.explicit_rank = f[2] == "e";
+  out.flow = std::move(flow);
+  return true;
+}
+
+std::string journal_start_line(const FlowID& f, std::string_view plugin, bool explicit_rank) {
+  const std::string start =
+      f.start_time ? std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        f.start_time->time_since_epoch())
+                                        .count())
+                   : std::string("-");
+  return fmt::format("S {} {} {} {} {} {}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f),
+                     f.experiment, f.activity, start);
+}
+
+std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank) {
+  return fmt::format("E {} {} {}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f));
+}
+
+std::string FlowJournal::key_of(std::string_view plugin, bool explicit_rank, const FlowID& f) {
+  const FlowKey k = LocalFlowArbiter::key_of(f);
+  return fmt::format("{} {} {} {} {} {}", plugin, explicit_rank ? 'e' : 'i', to_string(k.protocol),
+                     k.dst.to_string(), k.src_port, k.dst_port);
+}
+
+const char* FlowJournal::static_name(std::string_view plugin) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>> names;
+  std::lock_guard lock(mu);
+  if (auto it = names.find(plugin); it != names.end()) return it->c_str();
+  if (names.size() >= 64) return "journal";
+  return names.emplace(plugin).first->c_str();
+}
+
+JournalReplay replay_journal(std::string_view body, const std::string& path) {
+  JournalReplay r;
+  // By key: the index in `order` of the live start.
+  std::unordered_map<std::string, std::size_t> live;
+  std::vector<std::optional<JournalReport>> order;
+  auto log = get_logger("core");
+  std::uint64_t line_no = 0;
+  std::size_t pos = 0;
+  JournalLine l;
+  while (pos < body.size()) {
+    ++line_no;
+    const auto nl = body.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      // The last write cut short by the kill.
+      ++r.truncated;
+      if (r.truncated + r.malformed <= kLoggedBadLines)
+        log->warn("flow journal {} line {}: cut short (no newline), skipped", path, line_no);
+      break;
+    }
+    const auto line = body.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!parse_journal_line(line, l)) {
+      ++r.malformed;
+      if (r.truncated + r.malformed <= kLoggedBadLines)
+        log->warn("flow journal {} line {}: not a journal line, skipped", path, line_no);
+      continue;
+    }
+    if (l.kind == JournalLine::Kind::kPid) {
+      r.pid = l.pid;
+      continue;
+    }
+    const std::string key = FlowJournal::key_of(l.plugin, l.explicit_rank, l.flow);
+    auto it = live.find(key);
+    if (l.kind == JournalLine::Kind::kEnd) {
+      if (it != live.end()) {
+        order[it->second].reset();
+        live.erase(it);
+      }
+      continue;
+    }
+    if (it != live.end()) order[it->second].reset();  // a repeated start: the newest counts
+    live[key] = order.size();
+    order.push_back(JournalReport{l.plugin, l.explicit_rank, l.flow});
+  }
+  const auto bad = r.truncated + r.malformed;
+  if (bad > kLoggedBadLines)
+    log->warn("flow journal {}: {} bad lines skipped in all ({} not named above)", path, bad,
+              bad - kLoggedBadLines);
+  for (auto& o : order)
+    if (o) r.live.push_back(std::move(*o));
+  return r;
+}
+
+FlowJournal::FlowJournal(prometheus::Registry& metrics)
+    : recovered_(metrics, "flowd_flow_journal_recovered_total",
+                 "Live local flow reports a previous flowd left in the flow journal, by what a "
+                 "start made of them: followed (restored, its plugin follows it on), ended (its "
+                 "connection closed while no flowd ran, or its plugin is gone: ended at the start)",
+                 "outcome"),
+      skipped_(metrics, "flowd_flow_journal_lines_skipped_total",
+               "Flow journal lines skipped when read back at a start, by reason: truncated (the "
+               "last line, cut short by a kill), malformed"),
+      bytes_(prometheus::BuildGauge()
+                 .Name("flowd_flow_journal_bytes")
+                 .Help("Size of the flow journal in work_dir (0: none kept)")
+                 .Register(metrics)
+                 .Add({})) {}
+
+FlowJournal::~FlowJournal() = default;
+
+std::string FlowJournal::path_for(const std::string& work_dir) {
+  if (work_dir.empty()) return {};
+  struct stat ns {};
+  if (::stat("/proc/self/ns/net", &ns) != 0) return work_dir + "/flows.journal";
+  return work_dir + "/flows." + std::to_string(ns.st_ino) + ".journal";
+}
+
+bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
+  auto log = get_logger("core");
+  const std::string path = path_for(work_dir);
+  if (path.empty()) {
+    log->info(
+        "work_dir is empty: no flow journal is kept (a restart after kill -9 cannot end "
+        "the flows the previous flowd reported)");
+    return false;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(work_dir, ec);
+  const std::string lock_path = path + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock) {
+    log->warn("no flow journal: {}: {}", lock_path, std::strerror(errno));
+    return false;
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    log->warn(
+        "no flow journal: another flowd in this network namespace uses work_dir {} ({} is "
+        "locked); this one keeps none, so a restart after kill -9 cannot end its flows",
+        work_dir, lock_path);
+    return false;
+  }
+  std::string error;
+  auto body = read_owned_regular_file(path, kMaxRead, error);
+  if (!error.empty()) {
+    log->warn("no flow journal: {}: {}", path, error);
+    return false;
+  }
+  previous = body ? replay_journal(*body, path) : JournalReplay{};
+  skipped_.add(JournalSkip::kTruncated, static_cast<double>(previous.truncated));
+  skipped_.add(JournalSkip::kMalformed, static_cast<double>(previous.malformed));
+  lock_fd_ = std::move(lock);
+  path_ = path;
+  return true;
+}
+
+void FlowJournal::start_writing() {
+  if (!active()) return;
+  compact();
+}
+
+void FlowJournal::compact() {
+  std::string body = fmt::format("P {}\n", ::getpid());
+  for (const auto& [key, line] : live_) body += line;
+  fd_.reset();
+  if (auto err = replace_file_atomically(path_, body, 0600); !err.empty()) {
+    limited_warn(*get_logger("core"), write_limiter_, "flow journal: cannot rewrite {}", err);
+    size_ = 0;
+  } else {
+    size_ = body.size();
+  }
+  try {
+    fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
+  } catch (const std::exception& e) {
+    limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
+  }
+  bytes_.Set(static_cast<double>(size_));
+}
+
+void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
+                         bool explicit_rank) {
+  if (!active()) return;
+  batch_.clear();
+  for (const auto& f : flows) {
+    if (f.origin != FlowOrigin::kLocal || f.state == FlowState::kOngoing) continue;
+    std::string key = key_of(plugin, explicit_rank, f);
+    if (f.state == FlowState::kStart) {
+      // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
+      // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
+      if (live_.size() >= kMaxLive && !live_.contains(key)) {
+        limited_warn(*get_logger("core"), full_limiter_,
+                     "flow journal: {} live reports, its most; a start of {} is not kept (a "
+                     "restart after kill -9 cannot end it)",
+                     kMaxLive, plugin);
+        continue;
+      }
+      std::string line = journal_start_line(f, plugin, explicit_rank);
+      batch_ += line;
+      auto [it, inserted] = live_.try_emplace(std::move(key), std::string());
+      live_bytes_ += line.size();
+      live_bytes_ -= it->second.size();
+      it->second = std::move(line);
+    } else if (auto it = live_.find(key); it != live_.end()) {
+      live_bytes_ -= it->second.size();
+      live_.erase(it);
+      batch_ += journal_end_line(f, plugin, explicit_rank);
+    }
+  }
+  if (batch_.empty() || !fd_) return;
+  append(batch_);
+  if (size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
+}
+
+void FlowJournal::append(const std::string& text) {
+  // One write(2): the lines of a batch reach the page cache together, or (a kill in the middle of
+  // a short write) the last one is cut, which the reader skips.
+  const ssize_t n = ::write(fd_.get(), text.data(), text.size());
+  if (n < 0 || static_cast<std::size_t>(n) != text.size()) {
+    limited_warn(*get_logger("core"), write_limiter_, "flow journal: writing {}: {}", path_,
+                 n < 0 ? std::strerror(errno) : "short write");
+    if (n > 0) size_ += static_cast<std::size_t>(n);
+    // What a short write left unfinished is completed by the next compaction's rewrite.
+    compact();
+    return;
+  }
+  size_ += text.size();
+  bytes_.Set(static_cast<double>(size_));
+}
+
+void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended) {
+  recovered_.add(Outcome::kFollowed, static_cast<double>(followed));
+  recovered_.add(Outcome::kEnded, static_cast<double>(ended));
+}
+
+}  // namespace flowd

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+// The flow journal: the local flows' live reports (the LocalFlowArbiter's, by plugin and rank),
+// kept in `work_dir` so that a flowd killed with -9 (or one that stopped cleanly while np_api or
+// api reports were live) is followed by one that knows what the collector was told (issue 15 E3).
+// At a start, the reports the previous flowd left live are read back (Runtime): those whose
+// plugin runs again and whose connection is still open are restored in the arbiter and the status
+// board, so that the plugins follow them on (their close gives the end); the others end then.
+//
+// File: <work_dir>/flows.<netns inode>.journal, mode 0600, one line per event, appended with one
+// write(2) per published batch (O_APPEND). No fsync: the page cache survives kill -9, which is
+// the case the journal is for; after a power loss the connections are gone anyway. Bounded: past
+// max(1 MiB, 4 x the live set), the live set is written to a fresh file renamed over it
+// (replace_file_atomically). A lock on <path>.lock (flock) keeps a second flowd of the same
+// network namespace and work_dir from sharing it: that one runs without a journal.
+//
+// Lines (fields separated by one space; the last line may be cut short by the kill):
+//   P <pid>                                                          the flowd writing from here on
+//   S <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|->   a start
+//   E <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport>                               an end
+// `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp).
+#pragma once
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "flowd/flow_id.hpp"
+#include "flowd/log.hpp"
+#include "flowd/reason_counters.hpp"
+
+namespace flowd {
+
+// One parsed journal line.
+struct JournalLine {
+  enum class Kind : std::uint8_t { kPid, kStart, kEnd };
+  Kind kind = Kind::kPid;
+  long pid = 0;        // kPid
+  std::string plugin;  // kStart, kEnd
+  bool explicit_rank = false;
+  FlowID flow;  // kStart: the start as published (plugin unset); kEnd: its addresses
+};
+
+// Parses one line without its newline; false for anything but the three forms above exactly
+// (an unknown kind, a field missing or extra, a number out of range, a plugin name not of
+// [a-z0-9_]{1,32}, more than kMaxLine bytes). Never throws.
+bool parse_journal_line(std::string_view line, JournalLine& out);
+inline constexpr std::size_t kMaxJournalLine = 512;
+// The lines for a start or an end of `plugin`'s report (with the newline).
+std::string journal_start_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
+std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
+
+// A report the previous flowd left live.
+struct JournalReport {
+  std::string plugin;
+  bool explicit_rank = false;
+  FlowID start;  // state kStart, origin local, plugin unset
+};
+
+// Why a line read back was skipped (flowd_flow_journal_lines_skipped_total{reason}).
+enum class JournalSkip : std::uint8_t { kTruncated, kMalformed };
+inline constexpr std::size_t kJournalSkips = 2;
+std::string_view to_string(JournalSkip s);
+
+// What the previous run left, read by replay().
+struct JournalReplay {
+  long pid = 0;  // the last P line; 0 if none
+  std::vector<JournalReport> live;
+  std::uint64_t truncated = 0, malformed = 0;
+};
+// Replays the journal text `body` (from `path`, named in the log): the reports started and not
+// ended, in the order of their starts. Bad lines are skipped, counted and logged (the first few,
+// with their line number).
+JournalReplay replay_journal(std::string_view body, const std::string& path);
+
+class FlowJournal {
+ public:
+  explicit FlowJournal(prometheus::Registry& metrics);
+  ~FlowJournal();
+  FlowJournal(const FlowJournal&) = delete;
+  FlowJournal& operator=(const FlowJournal&) = delete;
+
+  // "<work_dir>/flows.<netns inode>.journal"; empty when work_dir is.
+  static std::string path_for(const std::string& work_dir);
+
+  // At the daemon's start: takes the lock and reads what the previous run left (its reports are
+  // returned; nothing is written until start_writing()). False when there is no journal (empty
+  // work_dir, another flowd holds the lock, the file cannot be used: said in the log).
+  bool open(const std::string& work_dir, JournalReplay& previous);
+  // After the recovery: the live set recorded so far (the restored reports) replaces the file, and
+  // every record() from then on is appended.
+  void start_writing();
+  bool active() const { return !path_.empty(); }
+  const std::string& path() const { return path_; }
+
+  // One plugin's local batch as published (starts and ends; ongoing events are not kept). Called
+  // under the bus's mutex.
+  void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank);
+  // The recovery's count of what became of each report left live.
+  void count_recovered(std::uint64_t followed, std::uint64_t ended);
+  std::size_t live_size() const { return live_.size(); }
+  // A static copy of a plugin name read from the journal, for FlowID::plugin (at most 64 names are
+  // kept; others are "journal").
+  static const char* static_name(std::string_view plugin);
+  // A report's identity: its plugin, rank and the arbiter's key of its connection.
+  static std::string key_of(std::string_view plugin, bool explicit_rank, const FlowID& f);
+
+ private:
+  void append(const std::string& text);
+  void compact();
+
+  std::string path_;
+  UniqueFd lock_fd_;
+  UniqueFd fd_;  // O_APPEND; invalid until start_writing()
+  std::uint64_t size_ = 0;
+  std::uint64_t live_bytes_ = 0;
+  // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
+  std::unordered_map<std::string, std::string> live_;
+  std::string batch_;  // reused
+  enum class Outcome : std::uint8_t { kFollowed, kEnded };
+  friend std::string_view to_string(Outcome o) {
+    return o == Outcome::kFollowed ? "followed" : "ended";
+  }
+  ReasonCounters<Outcome, 2> recovered_;
+  ReasonCounters<JournalSkip, kJournalSkips> skipped_;
+  prometheus::Gauge& bytes_;
+  LogLimiter write_limiter_{1, std::chrono::seconds(60)};
+  LogLimiter full_limiter_{1, std::chrono::seconds(60)};
+};
+
+}  // namespace flowd

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+// The flow journal (issue 15 E3): its strict line parser, the replay of what a killed flowd left,
+// the bound on its size (compaction), its lock, and the bus's restore of the reports it kept.
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/bus.hpp"
+#include "core/flow_journal.hpp"
+
+namespace flowd {
+namespace {
+
+FlowID flow(std::uint16_t src_port, FlowState state = FlowState::kStart,
+            Protocol p = Protocol::kTcp) {
+  FlowID f;
+  f.origin = FlowOrigin::kLocal;
+  f.state = state;
+  f.protocol = p;
+  f.src = *IpAddress::parse("198.18.0.1");
+  f.dst = *IpAddress::parse("198.18.0.2");
+  f.src_port = src_port;
+  f.dst_port = 5201;
+  f.experiment = 2;
+  f.activity = 9;
+  f.start_time = TimePoint(std::chrono::microseconds(1764000000123456));
+  return f;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/flowd-journal-test.XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+TEST(FlowJournalLine, AStartAndAnEndRoundTrip) {
+  FlowID f = flow(40000);
+  f.src = *IpAddress::parse("fd00::1");
+  f.dst = *IpAddress::parse("fd00::2");
+  std::string line = journal_start_line(f, "kernel", false);
+  EXPECT_EQ(line, "S kernel i tcp fd00::1 40000 fd00::2 5201 2 9 1764000000123456\n");
+  line.pop_back();
+  JournalLine l;
+  ASSERT_TRUE(parse_journal_line(line, l));
+  EXPECT_EQ(l.kind, JournalLine::Kind::kStart);
+  EXPECT_EQ(l.plugin, "kernel");
+  EXPECT_FALSE(l.explicit_rank);
+  EXPECT_EQ(l.flow.src, f.src);
+  EXPECT_EQ(l.flow.dst_port, 5201);
+  EXPECT_EQ(l.flow.start_time, f.start_time);
+  EXPECT_EQ(l.flow.origin, FlowOrigin::kLocal);
+  std::string end = journal_end_line(flow(1, FlowState::kEnd, Protocol::kUdp), "np_api", true);
+  EXPECT_EQ(end, "E np_api e udp 198.18.0.1 1 198.18.0.2 5201\n");
+  end.pop_back();
+  ASSERT_TRUE(parse_journal_line(end, l));
+  EXPECT_EQ(l.kind, JournalLine::Kind::kEnd);
+  EXPECT_TRUE(l.explicit_rank);
+  EXPECT_EQ(l.flow.protocol, Protocol::kUdp);
+  ASSERT_TRUE(parse_journal_line("P 42", l));
+  EXPECT_EQ(l.pid, 42);
+  FlowID no_start = flow(2);
+  no_start.start_time.reset();
+  line = journal_start_line(no_start, "netlink", false);
+  line.pop_back();
+  ASSERT_TRUE(parse_journal_line(line, l));
+  EXPECT_FALSE(l.flow.start_time);
+}
+
+TEST(FlowJournalLine, AnythingElseIsRefused) {
+  JournalLine l;
+  for (const char* bad : {
+           "",
+           "P",
+           "P 0",
+           "P -1",
+           "P 12 13",
+           "X kernel i tcp 198.18.0.1 1 198.18.0.2 2",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",        // a field missing
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",    // one too many
+           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // not a plugin name
+           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // no rank
+           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",     // no protocol
+           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",    // no address
+           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",  // port
+           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",     // sign
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",    // experiment
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",     // activity
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",     // time
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 99999999999999999999",
+           "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1",  // two spaces
+           "E kernel i tcp 198.18.0.1 1 198.18.0.2",           // an end short of a port
+       })
+    EXPECT_FALSE(parse_journal_line(bad, l)) << bad;
+  EXPECT_FALSE(parse_journal_line(std::string(600, 'S'), l));
+}
+
+TEST(FlowJournalReplay, WhatStartedAndDidNotEndIsLeftSkippingBadLines) {
+  std::string body = "P 7\n";
+  body += journal_start_line(flow(1), "kernel", false);
+  body += journal_start_line(flow(2), "kernel", false);
+  body += "garbage\n";
+  body += journal_end_line(flow(1, FlowState::kEnd), "kernel", false);
+  body += journal_start_line(flow(3), "np_api", true);
+  // The same connection reported by another plugin, or ended by another: separate reports.
+  body += journal_start_line(flow(2), "np_api", true);
+  body += journal_end_line(flow(3, FlowState::kEnd), "kernel", false);
+  body += "P 8\n";
+  body += "S kernel i tcp 198.18";  // cut by the kill
+  const auto r = replay_journal(body, "j");
+  EXPECT_EQ(r.pid, 8);
+  EXPECT_EQ(r.truncated, 1u);
+  EXPECT_EQ(r.malformed, 1u);
+  ASSERT_EQ(r.live.size(), 3u);
+  EXPECT_EQ(r.live[0].plugin, "kernel");
+  EXPECT_EQ(r.live[0].start.src_port, 2);
+  EXPECT_EQ(r.live[1].plugin, "np_api");
+  EXPECT_EQ(r.live[1].start.src_port, 3);
+  EXPECT_TRUE(r.live[1].explicit_rank);
+  EXPECT_EQ(r.live[2].start.src_port, 2);
+  EXPECT_EQ(r.live[0].start.start_time, flow(2).start_time);
+}
+
+TEST(FlowJournalFile, RecordsBatchesAndStaysBoundedByCompaction) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  std::string path;
+  {
+    FlowJournal j(metrics);
+    JournalReplay previous;
+    ASSERT_TRUE(j.open(dir.path, previous));
+    EXPECT_TRUE(previous.live.empty());
+    path = j.path();
+    EXPECT_EQ(path.rfind(dir.path + "/flows.", 0), 0u);
+    j.start_writing();
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    // One connection kept open; many that open and close.
+    std::vector<FlowID> open{flow(9)};
+    j.record(open, "kernel", false);
+    for (int i = 0; i < 30000; ++i) {
+      std::vector<FlowID> batch{flow(static_cast<std::uint16_t>(10000 + i % 20000))};
+      j.record(batch, "kernel", false);
+      batch[0].state = FlowState::kEnd;
+      j.record(batch, "kernel", false);
+    }
+    EXPECT_EQ(j.live_size(), 1u);
+    EXPECT_LE(std::filesystem::file_size(path), (1u << 20) + 200u) << "compacted";
+    // Ongoing events and other origins are not kept.
+    std::vector<FlowID> other{flow(11), flow(12)};
+    other[0].state = FlowState::kOngoing;
+    other[1].origin = FlowOrigin::kObserved;
+    j.record(other, "netflow", false);
+    EXPECT_EQ(j.live_size(), 1u);
+  }
+  const auto r = replay_journal(slurp(path), path);
+  EXPECT_EQ(r.pid, ::getpid());
+  EXPECT_EQ(r.truncated + r.malformed, 0u);
+  ASSERT_EQ(r.live.size(), 1u);
+  EXPECT_EQ(r.live[0].start.src_port, 9);
+}
+
+TEST(FlowJournalFile, ASecondJournalOfTheSameDirectoryIsRefusedAndEmptyWorkDirKeepsNone) {
+  TempDir dir;
+  prometheus::Registry m1, m2, m3;
+  FlowJournal a(m1), b(m2), none(m3);
+  JournalReplay previous;
+  ASSERT_TRUE(a.open(dir.path, previous));
+  EXPECT_FALSE(b.open(dir.path, previous)) << "locked by the first";
+  EXPECT_FALSE(b.active());
+  EXPECT_FALSE(none.open("", previous));
+  EXPECT_TRUE(FlowJournal::path_for("").empty());
+}
+
+TEST(FlowJournalFile, WhatWasLeftIsReadBackBeforeAnythingIsWritten) {
+  TempDir dir;
+  prometheus::Registry m1, m2;
+  std::string path;
+  {
+    FlowJournal j(m1);
+    JournalReplay previous;
+    ASSERT_TRUE(j.open(dir.path, previous));
+    j.start_writing();
+    std::vector<FlowID> batch{flow(1), flow(2)};
+    j.record(batch, "kernel", false);
+    path = j.path();
+  }
+  {
+    std::ofstream out(path, std::ios::app);
+    out << "S kernel i tcp 1";  // cut short
+  }
+  FlowJournal j(m2);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  EXPECT_EQ(previous.live.size(), 2u);
+  EXPECT_EQ(previous.truncated, 1u);
+  const std::string left = slurp(path);
+  EXPECT_TRUE(left.ends_with("S kernel i tcp 1")) << "open() writes nothing: " << left;
+  j.start_writing();  // the live set restored so far (none here) replaces the file
+  EXPECT_EQ(replay_journal(slurp(path), path).live.size(), 0u);
+}
+
+// The bus restores a report without a word to the backends, then follows it as any live report:
+// the plugin's end of it passes; an ended explicit report's later end from the tool is dropped.
+TEST(FlowJournalBus, ARestoredReportIsLiveButSentNowhereAndARecoveredEndGoesOut) {
+  prometheus::Registry metrics;
+  Bus bus(metrics);
+  auto q = bus.make_queue("udp_firefly", 64);
+  bus.set_subscribers({{"udp_firefly", q}});
+  FlowID kept = flow(1);
+  kept.plugin = "kernel";
+  bus.restore(kept, LocalFlowArbiter::Rank::kInferred);
+  EXPECT_EQ(q->size(), 0u) << "the collector has its start";
+  ASSERT_EQ(bus.live_reports("kernel").size(), 1u);
+  FlowID gone = flow(2, FlowState::kEnd);
+  gone.plugin = "np_api";
+  gone.end_time = Clock::now();
+  std::vector<FlowID> ends{gone};
+  bus.publish_recovered_ends(ends);
+  EXPECT_EQ(q->size(), 1u);
+  auto np = bus.publisher("np_api", true);
+  FlowID retry = flow(2, FlowState::kEnd);
+  np->publish(std::span<const FlowID>(&retry, 1));
+  EXPECT_EQ(q->size(), 1u) << "the tool's end of a flow ended at the restart is a retry";
+  auto kernel = bus.publisher("kernel");
+  FlowID end = flow(1, FlowState::kEnd);
+  kernel->publish(std::span<const FlowID>(&end, 1));
+  EXPECT_EQ(q->size(), 2u);
+  EXPECT_TRUE(bus.live_reports("kernel").empty());
+}
+
+}  // namespace
+}  // namespace flowd
