@@ -200,6 +200,24 @@ void Bus::publish_recovered_ends(std::span<const FlowID> ends) {
   deliver(ends, nullptr);
 }
 
+void Bus::restart_recovered(std::span<const FlowID> starts) {
+  if (starts.empty()) return;
+  std::lock_guard lock(local_mu_);
+  for (const auto& f : starts) {
+    arbitrated_.clear();
+    LocalFlowArbiter::Tally tally;
+    arbiter_.arbitrate({&f, 1}, f.plugin, LocalFlowArbiter::Rank::kInferred, arbitrated_, &tally);
+    count_arbitrated(tally);
+    if (journal_) journal_->record({&f, 1}, f.plugin, false);
+    if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
+  }
+}
+
+void Bus::stopping() {
+  std::lock_guard lock(local_mu_);
+  if (journal_) journal_->stopping();
+}
+
 void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
   published_.fetch_add(flows.size(), std::memory_order_relaxed);
   if (status_) status_->record(flows, plugin);  // null plugin: each event's own

@@ -73,6 +73,13 @@ class Bus {
   // backends, as the arbiter's own (flowd_local_flow_arbiter_events_total{outcome="added"}). A
   // tool's later end of an explicit one is dropped as a retry.
   void publish_recovered_ends(std::span<const FlowID> ends);
+  // The connection plugins' reports the previous flowd's stop ended whose connection is open
+  // again at this start (JournalReplay::stopped), each a start at this start's time with its
+  // FlowID::plugin set: live in the arbiter (the plugin follows it on), journalled, and to the
+  // backends (its collector had its end; the marker marks it again). Before any plugin runs.
+  void restart_recovered(std::span<const FlowID> starts);
+  // The daemon stops: the journal marks the ends that follow as the stop's.
+  void stopping();
 
  private:
   class PluginPublisher;

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -70,8 +71,8 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
   if (line.size() > kMaxJournalLine) return false;
   const auto f = fields_of(line);
   if (f.empty() || f[0].size() != 1) return false;
-  if (f[0] == "P") {
-    out.kind = JournalLine::Kind::kPid;
+  if (f[0] == "P" || f[0] == "X") {
+    out.kind = f[0] == "P" ? JournalLine::Kind::kPid : JournalLine::Kind::kStop;
     long pid = 0;
     if (f.size() != 2 || !number(f[1], pid, 4194304L) || pid <= 0) return false;
     out.pid = pid;
@@ -148,6 +149,9 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
   // By key: the index in `order` of the live start.
   std::unordered_map<std::string, std::size_t> live;
   std::vector<std::optional<JournalReport>> order;
+  // After an X line: the inferred reports its ends ended, by key.
+  bool stopping = false;
+  std::map<std::string, JournalReport> stopped;
   auto log = get_logger("core");
   std::uint64_t line_no = 0;
   std::size_t pos = 0;
@@ -172,17 +176,25 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
     }
     if (l.kind == JournalLine::Kind::kPid) {
       r.pid = l.pid;
+      stopping = false;  // a later run: what an earlier stop ended was dealt with then
+      stopped.clear();
+      continue;
+    }
+    if (l.kind == JournalLine::Kind::kStop) {
+      stopping = true;
       continue;
     }
     const std::string key = FlowJournal::key_of(l.plugin, l.explicit_rank, l.flow);
     auto it = live.find(key);
     if (l.kind == JournalLine::Kind::kEnd) {
       if (it != live.end()) {
+        if (stopping && !l.explicit_rank) stopped[key] = std::move(*order[it->second]);
         order[it->second].reset();
         live.erase(it);
       }
       continue;
     }
+    stopped.erase(key);
     if (it != live.end()) order[it->second].reset();  // a repeated start: the newest counts
     live[key] = order.size();
     order.push_back(JournalReport{l.plugin, l.explicit_rank, l.flow});
@@ -193,6 +205,7 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
               bad - kLoggedBadLines);
   for (auto& o : order)
     if (o) r.live.push_back(std::move(*o));
+  for (auto& [key, report] : stopped) r.stopped.push_back(std::move(report));
   return r;
 }
 
@@ -312,7 +325,9 @@ void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
   }
   if (batch_.empty() || !fd_) return;
   append(batch_);
-  if (size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
+  // Not while the daemon stops: the X line and the stop's ends after it must stay (they are at
+  // most one line per live report).
+  if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
 }
 
 void FlowJournal::append(const std::string& text) {
@@ -323,17 +338,26 @@ void FlowJournal::append(const std::string& text) {
     limited_warn(*get_logger("core"), write_limiter_, "flow journal: writing {}: {}", path_,
                  n < 0 ? std::strerror(errno) : "short write");
     if (n > 0) size_ += static_cast<std::size_t>(n);
-    // What a short write left unfinished is completed by the next compaction's rewrite.
-    compact();
+    // What a short write left unfinished is completed by the next compaction's rewrite (not
+    // while stopping: the stop's ends would read as ordinary ones).
+    if (!stopping_) compact();
     return;
   }
   size_ += text.size();
   bytes_.Set(static_cast<double>(size_));
 }
 
-void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended) {
+void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
+                                  std::uint64_t restarted) {
   recovered_.add(Outcome::kFollowed, static_cast<double>(followed));
   recovered_.add(Outcome::kEnded, static_cast<double>(ended));
+  recovered_.add(Outcome::kRestarted, static_cast<double>(restarted));
+}
+
+void FlowJournal::stopping() {
+  if (!fd_ || stopping_) return;
+  stopping_ = true;
+  append(fmt::format("X {}\n", ::getpid()));
 }
 
 }  // namespace flowd

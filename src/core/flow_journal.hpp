@@ -17,6 +17,7 @@
 //   P <pid>                                                          the flowd writing from here on
 //   S <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|->   a start
 //   E <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport>                               an end
+//   X <pid>                                the flowd stops: the ends that follow are its stop's
 // `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp).
 #pragma once
 
@@ -40,9 +41,9 @@ namespace flowd {
 
 // One parsed journal line.
 struct JournalLine {
-  enum class Kind : std::uint8_t { kPid, kStart, kEnd };
+  enum class Kind : std::uint8_t { kPid, kStart, kEnd, kStop };
   Kind kind = Kind::kPid;
-  long pid = 0;        // kPid
+  long pid = 0;        // kPid, kStop
   std::string plugin;  // kStart, kEnd
   bool explicit_rank = false;
   FlowID flow;  // kStart: the start as published (plugin unset); kEnd: its addresses
@@ -73,6 +74,10 @@ std::string_view to_string(JournalSkip s);
 struct JournalReplay {
   long pid = 0;  // the last P line; 0 if none
   std::vector<JournalReport> live;
+  // The inferred reports the previous flowd's stop ended (a connection plugin with no successor
+  // ends its flows at the stop): started again by a restart that finds their connection open
+  // (try15f D2), so that a clean restart does not leave them unreported and unmarked.
+  std::vector<JournalReport> stopped;
   std::uint64_t truncated = 0, malformed = 0;
 };
 // Replays the journal text `body` (from `path`, named in the log): the reports started and not
@@ -103,8 +108,12 @@ class FlowJournal {
   // One plugin's local batch as published (starts and ends; ongoing events are not kept). Called
   // under the bus's mutex.
   void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank);
-  // The recovery's count of what became of each report left live.
-  void count_recovered(std::uint64_t followed, std::uint64_t ended);
+  // The daemon stops (Runtime::stop_all): the ends recorded from now on are the stop's. Called
+  // under the bus's mutex.
+  void stopping();
+  // The recovery's count of what became of each report left live, and of the stop's reports
+  // started again.
+  void count_recovered(std::uint64_t followed, std::uint64_t ended, std::uint64_t restarted);
   std::size_t live_size() const { return live_.size(); }
   // A static copy of a plugin name read from the journal, for FlowID::plugin (at most 64 names are
   // kept; others are "journal").
@@ -121,14 +130,15 @@ class FlowJournal {
   UniqueFd fd_;  // O_APPEND; invalid until start_writing()
   std::uint64_t size_ = 0;
   std::uint64_t live_bytes_ = 0;
+  bool stopping_ = false;  // stopping() was called: no compaction from then on
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
   std::unordered_map<std::string, std::string> live_;
   std::string batch_;  // reused
-  enum class Outcome : std::uint8_t { kFollowed, kEnded };
+  enum class Outcome : std::uint8_t { kFollowed, kEnded, kRestarted };
   friend std::string_view to_string(Outcome o) {
-    return o == Outcome::kFollowed ? "followed" : "ended";
+    return o == Outcome::kFollowed ? "followed" : o == Outcome::kEnded ? "ended" : "restarted";
   }
-  ReasonCounters<Outcome, 2> recovered_;
+  ReasonCounters<Outcome, 3> recovered_;
   ReasonCounters<JournalSkip, kJournalSkips> skipped_;
   prometheus::Gauge& bytes_;
   LogLimiter write_limiter_{1, std::chrono::seconds(60)};

@@ -84,21 +84,47 @@ void Runtime::publish_subscribers() {
   status_.set_components(std::move(rows));
 }
 
-std::vector<FlowID> Runtime::recover_flows(const Config& c) {
+Runtime::Recovered Runtime::recover_flows(const Config& c) {
   JournalReplay previous;
   if (!journal_.open(c.core.get("work_dir"), previous)) return {};
   bus_.set_journal(&journal_);
-  if (previous.live.empty()) return {};
+  if (previous.live.empty() && previous.stopped.empty()) return {};
   OpenConnectionCheck still_open;
-  std::vector<FlowID> ends;
-  std::size_t followed = 0, closed = 0, gone = 0;
+  Recovered out;
   const TimePoint now = Clock::now();
+  const auto plugin_of = [&](const JournalReport& r) {
+    return std::find_if(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& p) {
+      return p.info->name == r.plugin && p.info->explicit_reports == r.explicit_rank;
+    });
+  };
+  // A clean stop ended the connection plugins' flows; those open again now start again, at once
+  // (before, the plugin adopted them silently: unreported and unmarked until they closed).
+  for (const auto& r : previous.stopped) {
+    FlowID f = r.start;
+    f.origin = FlowOrigin::kLocal;
+    const auto pc = plugin_of(r);
+    if (pc == c.plugins.end() || f.protocol != Protocol::kTcp || !still_open(f)) continue;
+    f.plugin = pc->info->name.data();
+    f.start_time = now;
+    out.restarts.push_back(std::move(f));
+  }
+  if (!out.restarts.empty())
+    get_logger("core")->info(
+        "{} the previous flowd{} ended at its stop {} open: started again (flow journal {})",
+        out.restarts.size() == 1 ? std::string("1 connection")
+                                 : fmt::format("{} connections", out.restarts.size()),
+        previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
+        out.restarts.size() == 1 ? "is still" : "are still", journal_.path());
+  if (previous.live.empty()) {
+    journal_.count_recovered(0, 0, out.restarts.size());
+    return out;
+  }
+  std::vector<FlowID>& ends = out.ends;
+  std::size_t followed = 0, closed = 0, gone = 0;
   for (const auto& r : previous.live) {
     FlowID f = r.start;
     f.origin = FlowOrigin::kLocal;
-    const auto pc = std::find_if(c.plugins.begin(), c.plugins.end(), [&](const PluginConfig& p) {
-      return p.info->name == r.plugin && p.info->explicit_reports == r.explicit_rank;
-    });
+    const auto pc = plugin_of(r);
     // UDP has no connection state to ask: kept, as the marker keeps UDP flows after a crash.
     const bool open = f.protocol == Protocol::kUdp || still_open(f);
     if (pc != c.plugins.end() && open) {
@@ -114,7 +140,7 @@ std::vector<FlowID> Runtime::recover_flows(const Config& c) {
     f.end_time = f.start_time ? std::max(*f.start_time, now) : now;
     ends.push_back(std::move(f));
   }
-  journal_.count_recovered(followed, ends.size());
+  journal_.count_recovered(followed, ends.size(), out.restarts.size());
   get_logger("core")->warn(
       "the previous flowd{} stopped without ending {} (flow journal {}): {} still open, followed "
       "on by {} plugins; {} closed while no flowd ran{}, ended now",
@@ -123,7 +149,7 @@ std::vector<FlowID> Runtime::recover_flows(const Config& c) {
                                 : fmt::format("{} flows", previous.live.size()),
       journal_.path(), followed, followed == 1 ? "its" : "their", closed,
       gone ? fmt::format(" and {} of plugins no longer configured", gone) : std::string());
-  return ends;
+  return out;
 }
 
 void Runtime::apply(const Config& c) {
@@ -140,8 +166,8 @@ void Runtime::apply(const Config& c) {
   bool core_changed = fingerprint != core_fingerprint_;
   // The daemon's start (not a reload): what the previous flowd left live, before anything runs.
   const bool first = !started_;
-  std::vector<FlowID> recovered_ends;
-  if (first) recovered_ends = recover_flows(c);
+  Recovered recovered;
+  if (first) recovered = recover_flows(c);
   auto queue_size = static_cast<std::size_t>(c.core.get_int("queue_size"));
 
   // Plugins first, so nothing is published to a backend that is going away.
@@ -215,7 +241,8 @@ void Runtime::apply(const Config& c) {
   if (first) {
     // The backends run: the flows that closed while no flowd ran end now, before any plugin
     // publishes (one of them may report the same connection again).
-    bus_.publish_recovered_ends(recovered_ends);
+    bus_.publish_recovered_ends(recovered.ends);
+    bus_.restart_recovered(recovered.restarts);
     journal_.start_writing();
     started_ = true;
   }
@@ -248,6 +275,7 @@ void Runtime::apply(const Config& c) {
 }
 
 void Runtime::stop_all() {
+  bus_.stopping();  // the connection plugins' ends that follow are the stop's (flow journal)
   for (auto& p : plugins_) stop_plugin(p, false);
   plugins_.clear();
   shelf_.clear();  // no successor comes: the pipe np_api kept is removed now

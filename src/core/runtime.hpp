@@ -106,8 +106,12 @@ class Runtime {
   void publish_subscribers();
   // At the first apply, before any component starts: reads the flow journal the previous flowd
   // left (flow_journal.hpp), restores the reports `c`'s plugins follow on and returns the ends of
-  // the others, for the backends once they run.
-  std::vector<FlowID> recover_flows(const Config& c);
+  // the others, and the starts of the connections its stop ended that are open again, for the
+  // backends once they run.
+  struct Recovered {
+    std::vector<FlowID> ends, restarts;
+  };
+  Recovered recover_flows(const Config& c);
 
   HeartbeatBoard heartbeats_;
   StatusBoard status_;  // before ctx_ and bus_, which point to it

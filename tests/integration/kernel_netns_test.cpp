@@ -2021,6 +2021,49 @@ TEST_F(FlowJournalNetns, AfterKill9ARestartedNetlinkScannerFollowsOnWhatIsStillO
              "scanning TCP connections");
 }
 
+// try15f D2: a clean stop ends the kernel plugin's flows (its collector gets their ends, the
+// marker's entries go); the restart adopted the connections still open silently, so they were
+// neither reported nor marked until they closed. The journal says which the stop ended: those open
+// again start again at the restart (marked), and their close gives the end.
+TEST_F(FlowJournalNetns, AConnectionOpenAcrossACleanRestartIsStartedAgainAndMarked) {
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  const std::string cfg = config_with_marker("kernel", kRule5201Keys);
+  start_flowd(cfg, "following TCP state changes");
+  std::vector<Pair> pairs{accept_one(fds, listener), accept_one(fds, listener)};
+  auto starts = by_client(events(2));
+  ASSERT_EQ(starts.size(), 2u) << proc->log();
+  ASSERT_EQ(wait_metric("flowd_marker_flows", 2), 2) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  auto stop_ends = events(2, 2000ms);
+  ASSERT_EQ(stop_ends.size(), 2u) << "the stop ends both";
+  close_pair(fds, pairs[0]);            // while no flowd runs
+  std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
+  start_flowd(cfg, "following TCP state changes");
+  auto after = events(2, 2000ms);
+  ASSERT_EQ(after.size(), 1u) << "the open one starts again, the closed one gives nothing\n"
+                              << proc->log();
+  EXPECT_EQ(after[0].state, "start");
+  EXPECT_EQ(client_port_of(after[0]), pairs[1].port);
+  EXPECT_NE(after[0].start_time, starts[pairs[1].port].start_time) << "the restart's time";
+  EXPECT_EQ(count("1 connection the previous flowd"), 1) << proc->log();
+  EXPECT_EQ(count("ended at its stop is still open: started again"), 1) << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "marked again\n" << proc->log();
+  std::string m = scrape();
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"restarted\"}"), 1) << m;
+  close_pair(fds, pairs[1]);
+  auto last = events(2, 2000ms);
+  ASSERT_EQ(last.size(), 1u) << proc->log();
+  EXPECT_EQ(last[0].state, "end");
+  EXPECT_EQ(client_port_of(last[0]), pairs[1].port);
+  EXPECT_EQ(last[0].start_time, after[0].start_time);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // np_api's reports are left live at a clean stop (the marker keeps marking them): after the
 // restart the tool's end is the end of the flow it started, with its start time. Before, it was
 // the end of a flow the new flowd did not know (start time = end time).

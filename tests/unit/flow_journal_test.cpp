@@ -138,6 +138,37 @@ TEST(FlowJournalReplay, WhatStartedAndDidNotEndIsLeftSkippingBadLines) {
   EXPECT_EQ(r.live[0].start.start_time, flow(2).start_time);
 }
 
+// try15f D2: the X line says the daemon stops; the inferred reports its ends end are the stop's
+// (started again by a restart that finds them open). A tool's report ended then, or anything a
+// later run (P line) dealt with, is not.
+TEST(FlowJournalReplay, TheInferredReportsAStopEndedAreListedApart) {
+  JournalLine l;
+  ASSERT_TRUE(parse_journal_line("X 42", l));
+  EXPECT_EQ(l.kind, JournalLine::Kind::kStop);
+  EXPECT_EQ(l.pid, 42);
+  EXPECT_FALSE(parse_journal_line("X", l));
+  EXPECT_FALSE(parse_journal_line("X 0", l));
+  std::string body = "P 7\n";
+  body += journal_start_line(flow(1), "kernel", false);
+  body += journal_start_line(flow(2), "kernel", false);
+  body += journal_start_line(flow(3), "np_api", true);
+  body += journal_start_line(flow(4), "kernel", false);
+  body += journal_end_line(flow(4, FlowState::kEnd), "kernel", false);  // closed before the stop
+  body += "X 7\n";
+  body += journal_end_line(flow(1, FlowState::kEnd), "kernel", false);
+  body += journal_end_line(flow(3, FlowState::kEnd), "np_api", true);
+  auto r = replay_journal(body, "j");
+  ASSERT_EQ(r.live.size(), 1u);
+  EXPECT_EQ(r.live[0].start.src_port, 2) << "not ended by the stop: left live (a kill)";
+  ASSERT_EQ(r.stopped.size(), 1u);
+  EXPECT_EQ(r.stopped[0].plugin, "kernel");
+  EXPECT_EQ(r.stopped[0].start.src_port, 1);
+  EXPECT_EQ(r.stopped[0].start.experiment, flow(1).experiment);
+  body += "P 8\n";  // the next run dealt with them
+  r = replay_journal(body, "j");
+  EXPECT_TRUE(r.stopped.empty());
+}
+
 TEST(FlowJournalFile, RecordsBatchesAndStaysBoundedByCompaction) {
   TempDir dir;
   prometheus::Registry metrics;
