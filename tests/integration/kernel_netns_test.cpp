@@ -1955,6 +1955,16 @@ class FlowJournalNetns : public KernelIssue15 {
     return fds.add(tcp_listen("::", 5201));
   }
   void kill9_case(const std::string& plugin, const std::string& keys, const std::string& ready);
+  // The sum of flowd_active_flows over the local origin's series in the scrape `m`.
+  static double local_active_flows(const std::string& m) {
+    double sum = 0;
+    std::istringstream in(m);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("flowd_active_flows{", 0) == 0 &&
+          line.find("origin=\"local\"") != std::string::npos)
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    return sum;
+  }
   // The journal file flowd keeps in work_dir (one per network namespace).
   std::string journal_file() const {
     std::error_code ec;
@@ -2002,6 +2012,7 @@ void FlowJournalNetns::kill9_case(const std::string& plugin, const std::string& 
   std::string m = scrape();
   EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"followed\"}"), 1) << m;
   EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), 1) << m;
+  EXPECT_EQ(local_active_flows(m), 1) << "the one followed on is active\n" << m;
   close_pair(fds, pairs[1]);
   auto last = events(2, 2000ms);
   ASSERT_EQ(last.size(), 1u) << proc->log();

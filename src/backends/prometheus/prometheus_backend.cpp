@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,7 @@
 #include "common/net/endpoint.hpp"
 #include "common/net/socket_address.hpp"
 #include "common/unique_fd.hpp"
+#include "flowd/daemon_status.hpp"
 #include "flowd/log.hpp"
 #include "flowd/metrics_hub.hpp"
 
@@ -78,6 +80,32 @@ class PrometheusBackend final : public Backend {
     if (flow_metrics_) ctx_.hub.add(flow_metrics_.get());
     listen_host_ = ep->host;
     log_->info("serving metrics on http://{}/metrics", ep->to_string());
+    count_active_flows();
+  }
+
+  // The flows active before this instance — a reload that restarted it (the stop of the one before
+  // gave its counts back), or flows a restart's flow journal followed on (issue 15 E3: no start
+  // reaches the backends for them) — are counted from the daemon's status. A start of one of them
+  // still in the queue is not counted twice (the table has it). The marker's kept flows (listed as
+  // plugin "ebpf") are not flows any plugin reported.
+  void count_active_flows() {
+    if (!ctx_.status) return;
+    for (const ActiveFlow& a : ctx_.status->active_flows(std::numeric_limits<std::size_t>::max())) {
+      if (std::string_view(a.plugin) == "ebpf") continue;
+      FlowID f;
+      f.origin = a.origin;
+      f.state = FlowState::kStart;
+      f.protocol = a.key.protocol;
+      f.src = a.key.src;
+      f.dst = a.key.dst;
+      f.src_port = a.key.src_port;
+      f.dst_port = a.key.dst_port;
+      f.experiment = a.experiment;
+      f.activity = a.activity;
+      f.start_time = a.start;
+      f.plugin = a.plugin;
+      handle(f);
+    }
   }
 
   // Every event counts, whatever its origin; each origin has its own table and budget, so observed

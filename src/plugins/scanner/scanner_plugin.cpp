@@ -224,15 +224,15 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
         excluded_text);
   } else if (inherited) {
     // What the first scan added: what is tracked now, and the inherited flows it ended (closed
-    // during the reload), less what was inherited.
+    // during the reload or while no flowd ran), less what was inherited.
     const std::size_t ended =
         static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
           return f.state == FlowState::kEnd;
         }));
     const std::size_t now = tracker_.tracked() + ended;
     log_->info(
-        "scanning TCP connections every {} ms after a reload; {} started before the reload "
-        "followed on; {} more found by the first scan{}{}",
+        "scanning TCP connections every {} ms; {} started before this plugin ran followed on (a "
+        "reload, or the flow journal of a restart); {} more found by the first scan{}{}",
         options_.interval.count(), counted(inherited, "connection", "connections"),
         now - std::min(now, inherited),
         options_.report_existing ? " (reported)" : " (not reported)", excluded_text);
