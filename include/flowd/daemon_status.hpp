@@ -28,6 +28,24 @@ struct ActiveFlow {
   std::optional<bool> marked;  // whether the marker's map holds it; nullopt: no marker runs
 };
 
+// The `start` event an active flow began with, as far as the status keeps it (its 5-tuple, tag,
+// origin, plugin and start time): for a component that takes over the flows active before it.
+inline FlowID start_event(const ActiveFlow& a) {
+  FlowID f;
+  f.origin = a.origin;
+  f.state = FlowState::kStart;
+  f.protocol = a.key.protocol;
+  f.src = a.key.src;
+  f.dst = a.key.dst;
+  f.src_port = a.key.src_port;
+  f.dst_port = a.key.dst_port;
+  f.experiment = a.experiment;
+  f.activity = a.activity;
+  f.start_time = a.start;
+  f.plugin = a.plugin;
+  return f;
+}
+
 // A running plugin or backend. Backends have a queue: depth now, capacity, events dropped at it
 // because it was full (since flowd started).
 struct ComponentStatus {

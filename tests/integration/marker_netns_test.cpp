@@ -276,6 +276,52 @@ class MarkerNetns : public ::testing::Test {
     return {};
   }
 
+  // config() with the api plugin on `sock` instead of np_api, the map pinned at `pin`.
+  std::string api_config(const std::string& sock, const std::string& pin) const {
+    std::string cfg = config("pin_path = " + pin + "\n");
+    cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = api");
+    const std::string np = "[plugin.np_api]\npath = " + dir.file("np") + "\n";
+    cfg.replace(cfg.find(np), np.size(), "[plugin.api]\nsocket = " + sock + "\n");
+    return cfg;
+  }
+  // A flow of namespace a to b (cms, activity 4) posted to the api on `sock`.
+  void post_api(const std::string& sock, const std::string& state, const std::string& proto,
+                int sport, int dport) const {
+    std::string out;
+    const std::string body = "{\"state\": \"" + state + "\", \"protocol\": \"" + proto +
+                             "\", \"src_ip\": \"" + net->addr_a +
+                             "\", \"src_port\": " + std::to_string(sport) + ", \"dst_ip\": \"" +
+                             net->addr_b + "\", \"dst_port\": " + std::to_string(dport) +
+                             ", \"experiment\": \"cms\", \"activity\": 4}";
+    EXPECT_EQ(
+        run_shell("curl -sf --unix-socket " + sock + " -d @- http://localhost/v1/flows", body, out),
+        0)
+        << out;
+  }
+  // `flowd flows --json` of the flowd on `sock`: its flows.
+  nlohmann::json listed_flows(const std::string& sock) const {
+    std::string out, err;
+    EXPECT_EQ(run_flowd({"flows", "--json", "--socket", sock}, out, err), 0) << err;
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json::array() : j["flows"];
+  }
+  // A flowd with `cfg` (api_config on `sock`) reports the TCP connection from `lport` to 5201 and a
+  // UDP flow (40091 to 5300), both marked, and is killed with -9.
+  void kill_after_two_api_flows(const std::string& cfg, const std::string& sock, int lport) {
+    auto first = start_flowd(cfg);
+    ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+    post_api(sock, "start", "tcp", lport, 5201);
+    post_api(sock, "start", "udp", 40091, 5300);
+    ASSERT_EQ(wait_marked(2, 2), 2) << first->log();
+    first->signal(SIGKILL);
+    first->wait(5s);
+  }
+  // flowd_marker_flows once it is `n`, or after `seconds`.
+  double wait_marked(double n, int seconds) const {
+    for (int i = 0; i < seconds * 20 && metric("flowd_marker_flows") != n; ++i) usleep(50000);
+    return metric("flowd_marker_flows");
+  }
+
   TempDir dir;
   std::unique_ptr<NetnsPair> net;
   std::unique_ptr<NotifySocket> notify, notify2;
@@ -1419,10 +1465,7 @@ TEST_F(MarkerNetns, FlowsKeptFromAKilledFlowdAreListedUntilTheirConnectionOrEndG
   Bpffs bpffs(dir.file("bpffs"));
   ASSERT_TRUE(bpffs.ok);
   const std::string sock = dir.file("api.sock");
-  std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = api");
-  const std::string np = "[plugin.np_api]\npath = " + dir.file("np") + "\n";
-  cfg.replace(cfg.find(np), np.size(), "[plugin.api]\nsocket = " + sock + "\n");
+  const std::string cfg = api_config(sock, bpffs.path + "/flowd/flow_labels");
   int listener = -1, client = -1, lport = 0;
   connect_a_to_b(5201, listener, client, lport);
   struct Close {
@@ -1435,34 +1478,10 @@ TEST_F(MarkerNetns, FlowsKeptFromAKilledFlowdAreListedUntilTheirConnectionOrEndG
   ASSERT_GE(listener, 0);
   ASSERT_GE(client, 0);
   auto post = [&](const std::string& state, const std::string& proto, int sport, int dport) {
-    std::string out;
-    const std::string body = "{\"state\": \"" + state + "\", \"protocol\": \"" + proto +
-                             "\", \"src_ip\": \"" + net->addr_a +
-                             "\", \"src_port\": " + std::to_string(sport) + ", \"dst_ip\": \"" +
-                             net->addr_b + "\", \"dst_port\": " + std::to_string(dport) +
-                             ", \"experiment\": \"cms\", \"activity\": 4}";
-    EXPECT_EQ(
-        run_shell("curl -sf --unix-socket " + sock + " -d @- http://localhost/v1/flows", body, out),
-        0)
-        << out;
+    post_api(sock, state, proto, sport, dport);
   };
-  auto listed = [&] {
-    std::string out, err;
-    EXPECT_EQ(run_flowd({"flows", "--json", "--socket", sock}, out, err), 0) << err;
-    auto j = nlohmann::json::parse(out, nullptr, false);
-    return j.is_discarded() ? nlohmann::json::array() : j["flows"];
-  };
-  auto wait_marked = [&](double n, int seconds) {
-    for (int i = 0; i < seconds * 20 && metric("flowd_marker_flows") != n; ++i) usleep(50000);
-    return metric("flowd_marker_flows");
-  };
-  auto first = start_flowd(cfg);
-  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
-  post("start", "tcp", lport, 5201);
-  post("start", "udp", 40091, 5300);
-  ASSERT_EQ(wait_marked(2, 2), 2) << first->log();
-  first->signal(SIGKILL);
-  first->wait(5s);
+  auto listed = [&] { return listed_flows(sock); };
+  ASSERT_NO_FATAL_FAILURE(kill_after_two_api_flows(cfg, sock, lport));
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
     if (e.path().filename().string().rfind("flows.", 0) == 0) std::filesystem::remove(e.path());
@@ -1520,10 +1539,7 @@ TEST_F(MarkerNetns, WithTheFlowJournalAKilledFlowdsApiFlowsAreTheApisAgain) {
   Bpffs bpffs(dir.file("bpffs"));
   ASSERT_TRUE(bpffs.ok);
   const std::string sock = dir.file("api.sock");
-  std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
-  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = api");
-  const std::string np = "[plugin.np_api]\npath = " + dir.file("np") + "\n";
-  cfg.replace(cfg.find(np), np.size(), "[plugin.api]\nsocket = " + sock + "\n");
+  const std::string cfg = api_config(sock, bpffs.path + "/flowd/flow_labels");
   int listener = -1, client = -1, lport = 0;
   connect_a_to_b(5201, listener, client, lport);
   struct Close {
@@ -1536,34 +1552,10 @@ TEST_F(MarkerNetns, WithTheFlowJournalAKilledFlowdsApiFlowsAreTheApisAgain) {
   ASSERT_GE(listener, 0);
   ASSERT_GE(client, 0);
   auto post = [&](const std::string& state, const std::string& proto, int sport, int dport) {
-    std::string out;
-    const std::string body = "{\"state\": \"" + state + "\", \"protocol\": \"" + proto +
-                             "\", \"src_ip\": \"" + net->addr_a +
-                             "\", \"src_port\": " + std::to_string(sport) + ", \"dst_ip\": \"" +
-                             net->addr_b + "\", \"dst_port\": " + std::to_string(dport) +
-                             ", \"experiment\": \"cms\", \"activity\": 4}";
-    EXPECT_EQ(
-        run_shell("curl -sf --unix-socket " + sock + " -d @- http://localhost/v1/flows", body, out),
-        0)
-        << out;
+    post_api(sock, state, proto, sport, dport);
   };
-  auto listed = [&] {
-    std::string out, err;
-    EXPECT_EQ(run_flowd({"flows", "--json", "--socket", sock}, out, err), 0) << err;
-    auto j = nlohmann::json::parse(out, nullptr, false);
-    return j.is_discarded() ? nlohmann::json::array() : j["flows"];
-  };
-  auto wait_marked = [&](double n, int seconds) {
-    for (int i = 0; i < seconds * 20 && metric("flowd_marker_flows") != n; ++i) usleep(50000);
-    return metric("flowd_marker_flows");
-  };
-  auto first = start_flowd(cfg);
-  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
-  post("start", "tcp", lport, 5201);
-  post("start", "udp", 40091, 5300);
-  ASSERT_EQ(wait_marked(2, 2), 2) << first->log();
-  first->signal(SIGKILL);
-  first->wait(5s);
+  auto listed = [&] { return listed_flows(sock); };
+  ASSERT_NO_FATAL_FAILURE(kill_after_two_api_flows(cfg, sock, lport));
 
   auto second = start_flowd(cfg);
   ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();

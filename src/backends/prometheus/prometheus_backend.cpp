@@ -91,20 +91,7 @@ class PrometheusBackend final : public Backend {
   void count_active_flows() {
     if (!ctx_.status) return;
     for (const ActiveFlow& a : ctx_.status->active_flows(std::numeric_limits<std::size_t>::max())) {
-      if (std::string_view(a.plugin) == "ebpf") continue;
-      FlowID f;
-      f.origin = a.origin;
-      f.state = FlowState::kStart;
-      f.protocol = a.key.protocol;
-      f.src = a.key.src;
-      f.dst = a.key.dst;
-      f.src_port = a.key.src_port;
-      f.dst_port = a.key.dst_port;
-      f.experiment = a.experiment;
-      f.activity = a.activity;
-      f.start_time = a.start;
-      f.plugin = a.plugin;
-      handle(f);
+      if (std::string_view(a.plugin) != "ebpf") handle(start_event(a));
     }
   }
 

@@ -321,19 +321,7 @@ class UdpFirefly final : public Backend {
       // netlink = yes: its socket is followed too, for its ongoing fireflies (issue 15 E5: a
       // backend added by a reload sent none for the flows live before it).
       if (enrich_ && a.origin == FlowOrigin::kLocal && a.key.protocol == Protocol::kTcp) {
-        FlowID f;
-        f.state = FlowState::kStart;
-        f.protocol = a.key.protocol;
-        f.src = a.key.src;
-        f.dst = a.key.dst;
-        f.src_port = a.key.src_port;
-        f.dst_port = a.key.dst_port;
-        f.experiment = a.experiment;
-        f.activity = a.activity;
-        f.start_time = a.start;
-        f.plugin = a.plugin;
-        f.origin = a.origin;
-        enrich_->remember(f);
+        enrich_->remember(start_event(a));
         netlink_overflow_.export_from(enrich_->overflow());
       }
       ++n;

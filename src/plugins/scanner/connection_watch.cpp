@@ -180,18 +180,7 @@ std::size_t ConnectionWatch::inherit(DaemonStatus* status) {
   std::vector<FlowID> starts;
   for (const auto& a : status->reported_flows(plugin_)) {
     if (a.key.protocol != Protocol::kTcp || a.origin != FlowOrigin::kLocal) continue;
-    FlowID f;
-    f.state = FlowState::kStart;
-    f.protocol = a.key.protocol;
-    f.src = a.key.src;
-    f.dst = a.key.dst;
-    f.src_port = a.key.src_port;
-    f.dst_port = a.key.dst_port;
-    f.experiment = a.experiment;
-    f.activity = a.activity;
-    f.start_time = a.start;
-    f.origin = FlowOrigin::kLocal;
-    starts.push_back(f);
+    starts.push_back(start_event(a));
   }
   std::lock_guard lock(mu_);
   flows_.note(starts);
