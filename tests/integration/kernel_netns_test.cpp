@@ -689,11 +689,7 @@ TEST_F(KernelNetns, APortRuleMarksTheFirstDataPacketWhereTheNetlinkScannerDoesNo
       "rules = 5201 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8, fd00:f10e::/64\n";
   const std::uint32_t tag = make_label(2, 9, 0);
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5201));
-  }
+  const int listener = listen_in_a(fds, 5201);
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   EXPECT_NE(proc->log().find("marking from the first packet"), std::string::npos) << proc->log();
@@ -1390,11 +1386,7 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
 // it) follows.
 TEST_F(KernelIssue15, AClosedConnectionIsNotHandedBackAfterTheToolsEnd) {
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5001));
-  }
+  const int listener = listen_in_a(fds, 5001);
   ASSERT_GE(listener, 0);
   start_flowd(
       beside_np_api(config("netlink", std::string(kRuleKeys) + "interval = 1s\n"), "netlink"));
@@ -1549,11 +1541,7 @@ TEST_F(KernelIssue15, AMarkerMapChangedByAReloadIsFollowed) {
   const std::string keys =
       "rules = 5201 2 9\nignore_private = no\ninternal_networks = 127.0.0.0/8\n";
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5201));
-  }
+  const int listener = listen_in_a(fds, 5201);
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", keys), "following TCP state changes");
   reload(config_with_marker("kernel", keys) + "max_flows = 4096\n");
@@ -2080,11 +2068,7 @@ TEST_F(FlowJournalNetns, AConnectionOpenAcrossACleanRestartIsStartedAgainAndMark
 // the end of a flow the new flowd did not know (start time = end time).
 TEST_F(FlowJournalNetns, AnNpApiFlowLeftAtACleanStopEndsWithItsStartAfterTheRestart) {
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5001));
-  }
+  const int listener = listen_in_a(fds, 5001);
   ASSERT_GE(listener, 0);
   // The kernel plugin leaves the private fd00::/8 to np_api (ignore_private).
   const std::string cfg = beside_np_api(config("kernel",
