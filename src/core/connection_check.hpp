@@ -15,8 +15,11 @@
 // existed. Not thread-safe: the bus calls it under the mutex that serialises the arbiter.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 
+#include "common/net/local_addresses.hpp"
 #include "flowd/flow_id.hpp"
 
 namespace flowd {
@@ -32,10 +35,14 @@ class OpenConnectionCheck {
   OpenConnectionCheck(const OpenConnectionCheck&) = delete;
   OpenConnectionCheck& operator=(const OpenConnectionCheck&) = delete;
   // False only when the kernel says the connection of `start` (either end may be this host's) is
-  // closed; true when it is open or it cannot tell.
+  // closed; true when it is open or it cannot tell (no netlink socket, or neither end is an
+  // address of this network namespace's interfaces).
   bool operator()(const FlowID& start);
 
  private:
+  // Read again when older than a second: an interface may come after the check was made.
+  std::optional<net::LocalAddresses> local_;
+  std::chrono::steady_clock::time_point local_read_;
   std::unique_ptr<netlink::SockDiag> diag_;  // opened at the first check; null if it cannot be
   bool unavailable_ = false;                 // the netlink socket could not be opened
 };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <system_error>
+#include <unordered_map>
 
 #include "core/connection_check.hpp"
 #include "flowd/log.hpp"
@@ -120,35 +121,71 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     return out;
   }
   std::vector<FlowID>& ends = out.ends;
-  std::size_t followed = 0, closed = 0, gone = 0;
-  for (const auto& r : previous.live) {
+  std::size_t followed = 0, closed = 0, gone = 0, covered = 0, handed_back = 0;
+  // A connection with a live explicit report (np_api, api) hides its inferred one from the
+  // backends (the arbiter ended it at the tool's start, or held its start): only the explicit
+  // report's end may go out (try15g 1). The explicit reports are settled first; an inferred one
+  // behind a report that ends now is handed back if open, as a reload removing np_api does.
+  enum class Explicit : std::uint8_t { kFollowed, kEnded };
+  std::unordered_map<FlowKey, Explicit, FlowKeyHash> explicit_reports;
+  const auto settle = [&](const JournalReport& r) {
     FlowID f = r.start;
     f.origin = FlowOrigin::kLocal;
     const auto pc = plugin_of(r);
     // UDP has no connection state to ask: kept, as the marker keeps UDP flows after a crash.
     const bool open = f.protocol == Protocol::kUdp || still_open(f);
+    const auto key = LocalFlowArbiter::key_of(f);
+    if (!r.explicit_rank)
+      if (auto it = explicit_reports.find(key); it != explicit_reports.end()) {
+        if (it->second == Explicit::kEnded && open && pc != c.plugins.end()) {
+          f.plugin = pc->info->name.data();
+          f.start_time = now;
+          out.restarts.push_back(std::move(f));
+          ++handed_back;
+        } else if (it->second == Explicit::kFollowed && open && pc != c.plugins.end()) {
+          f.plugin = pc->info->name.data();
+          bus_.restore(f, LocalFlowArbiter::Rank::kInferred);  // held behind the tool's report
+          ++followed;
+        } else {
+          ++covered;  // nothing of it reached the backends that an end would close
+        }
+        return;
+      }
     if (pc != c.plugins.end() && open) {
       f.plugin = pc->info->name.data();
       bus_.restore(f, r.explicit_rank ? LocalFlowArbiter::Rank::kExplicit
                                       : LocalFlowArbiter::Rank::kInferred);
+      if (r.explicit_rank) explicit_reports[key] = Explicit::kFollowed;
       ++followed;
-      continue;
+      return;
     }
+    if (r.explicit_rank) explicit_reports[key] = Explicit::kEnded;
     ++(open ? gone : closed);
     f.plugin = FlowJournal::static_name(r.plugin);
     f.state = FlowState::kEnd;
     f.end_time = f.start_time ? std::max(*f.start_time, now) : now;
     ends.push_back(std::move(f));
-  }
+  };
+  for (const auto& r : previous.live)
+    if (r.explicit_rank) settle(r);
+  for (const auto& r : previous.live)
+    if (!r.explicit_rank) settle(r);
   journal_.count_recovered(followed, ends.size(), out.restarts.size());
   get_logger("core")->warn(
       "the previous flowd{} stopped without ending {} (flow journal {}): {} still open, followed "
-      "on by {} plugins; {} closed while no flowd ran{}, ended now",
+      "on by {} plugins; {} closed while no flowd ran{}, ended now{}{}",
       previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
       previous.live.size() == 1 ? std::string("1 flow")
                                 : fmt::format("{} flows", previous.live.size()),
       journal_.path(), followed, followed == 1 ? "its" : "their", closed,
-      gone ? fmt::format(" and {} of plugins no longer configured", gone) : std::string());
+      gone ? fmt::format(" and {} of plugins no longer configured", gone) : std::string(),
+      handed_back
+          ? fmt::format("; {} handed back to their connection plugin (started again)", handed_back)
+          : std::string(),
+      covered
+          ? fmt::format("; {} a tool's report covered dropped (the backends saw no more of them)",
+                        covered)
+          : std::string());
   return out;
 }
 

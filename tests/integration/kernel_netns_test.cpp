@@ -2063,6 +2063,61 @@ TEST_F(FlowJournalNetns, AConnectionOpenAcrossACleanRestartIsStartedAgainAndMark
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15g 1: np_api took a connection over from the kernel plugin, flowd was killed, the connection
+// closed. The restart ended both reports: an end of the kernel's tag (2) whose flow had ended at
+// the tool's start. Only the tool's report reached the backends last: only its end goes out.
+TEST_F(FlowJournalNetns, AfterKill9AConnectionAToolTookOverEndsOnceWithTheToolsTag) {
+  Fds fds;
+  int client_port = 0, conn = -1;
+  ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
+  auto seen = events(1);
+  const std::string tuple = np_tuple(client_port);
+  pipe_line("start" + tuple + "3 3");
+  auto more = events(2);
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::string said;
+  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  ASSERT_EQ(said, "start 2; end 2; start 3; ") << proc->log();
+  proc->signal(SIGKILL);
+  ASSERT_EQ(proc->wait(5s), 128 + SIGKILL);
+  ::close(conn);
+  fds.fds.back() = -1;
+  std::this_thread::sleep_for(1100ms);
+  start_flowd(with_np_api(kRuleKeys), "following TCP state changes");
+  auto after = events(3, 2000ms);
+  said.clear();
+  for (const auto& e : after) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "end 3; ") << proc->log();
+  EXPECT_EQ(count("1 a tool's report covered dropped"), 1) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// try15g 2: a flow neither of whose addresses is this namespace's (a tool in a container of its
+// own) cannot be looked up here: the periodic check leaves it to its end, and so does the restart
+// now. Before, every restart ended it ("closed while no flowd ran") while its transfer went on. The
+// addresses are routed nowhere in namespace a, so no firefly to its peer leaves.
+TEST_F(FlowJournalNetns, AFlowOfAnotherNamespaceIsFollowedOnAcrossARestart) {
+  const std::string cfg = with_np_api(kRuleKeys);
+  start_flowd(cfg, "following TCP state changes");
+  pipe_line("start tcp fd00:99::1 41004 fd00:99::2 5001 3 3");
+  auto first = events(1);
+  ASSERT_EQ(first.size(), 1u) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  std::this_thread::sleep_for(1100ms);
+  start_flowd(cfg, "following TCP state changes");
+  EXPECT_TRUE(events(1, 1500ms).empty()) << "not ended at the restart\n" << proc->log();
+  EXPECT_EQ(count("1 still open, followed on by its plugins"), 1) << proc->log();
+  pipe_line("end tcp fd00:99::1 41004 fd00:99::2 5001 3 3");
+  auto last = events(1);
+  ASSERT_EQ(last.size(), 1u) << proc->log();
+  EXPECT_EQ(last[0].state, "end");
+  EXPECT_EQ(last[0].start_time, first[0].start_time) << "the tool's end, with its start time";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // np_api's reports are left live at a clean stop (the marker keeps marking them): after the
 // restart the tool's end is the end of the flow it started, with its start time. Before, it was
 // the end of a flow the new flowd did not know (start time = end time).

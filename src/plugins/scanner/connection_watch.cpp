@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugins/scanner/connection_watch.hpp"
 
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <sys/timerfd.h>
@@ -13,6 +11,7 @@
 #include <optional>
 #include <system_error>
 
+#include "common/net/local_addresses.hpp"
 #include "flowd/component.hpp"
 #include "flowd/daemon_status.hpp"
 #include "netlink/sock_diag.hpp"
@@ -20,53 +19,8 @@
 namespace flowd::scanner {
 namespace {
 
-IpAddress unmapped(const IpAddress& a) {
-  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!a.is_v6() || std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) != 0) return a;
-  return IpAddress::v4(std::uint32_t{a.bytes[12]} << 24 | std::uint32_t{a.bytes[13]} << 16 |
-                       std::uint32_t{a.bytes[14]} << 8 | a.bytes[15]);
-}
-
-// The addresses of this network namespace's interfaces; 127.0.0.0/8 is all this host's (a socket
-// may be bound to 127.0.0.2 while lo lists 127.0.0.1).
-class LocalAddresses {
- public:
-  LocalAddresses() {
-    ifaddrs* list = nullptr;
-    if (::getifaddrs(&list) != 0) {
-      failed_ = true;
-      return;
-    }
-    for (ifaddrs* i = list; i; i = i->ifa_next) {
-      if (!i->ifa_addr) continue;
-      IpAddress a;
-      if (i->ifa_addr->sa_family == AF_INET) {
-        a.family = AF_INET;
-        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr,
-                    4);
-      } else if (i->ifa_addr->sa_family == AF_INET6) {
-        a.family = AF_INET6;
-        std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
-                    16);
-      } else {
-        continue;
-      }
-      addrs_.push_back(a);
-    }
-    ::freeifaddrs(list);
-  }
-  bool contains(const IpAddress& raw) const {
-    // Not knowing counts as this host's: the flow is then checked like one on loopback.
-    if (failed_) return true;
-    const IpAddress a = unmapped(raw);
-    if (a.is_v4() && a.bytes[0] == 127) return true;
-    return std::find(addrs_.begin(), addrs_.end(), a) != addrs_.end();
-  }
-
- private:
-  std::vector<IpAddress> addrs_;
-  bool failed_ = false;
-};
+using net::LocalAddresses;
+using net::unmapped;
 
 std::string flow_text(const FlowID& f) {
   return fmt::format("{} {} {} {} {} {}/{}", to_string(f.protocol), f.src.to_string(), f.src_port,
