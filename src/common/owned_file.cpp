@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -134,6 +136,25 @@ std::string replace_file_atomically(const std::string& path, const std::string& 
   if (!err) return {};
   ::unlink(tmp.c_str());
   return path + ": " + std::strerror(err);
+}
+
+std::size_t remove_stale_temporaries(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".";
+  std::error_code ec;
+  std::size_t removed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(
+           p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+                     [](unsigned char c) { return std::isalnum(c) != 0; }))
+      continue;
+    std::error_code st;
+    if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(e.path(), st))) continue;
+    if (::unlink(e.path().c_str()) == 0) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace flowd

@@ -33,6 +33,11 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
 // a reader sees the old content or the new, never part. Creates the directory if missing. Returns
 // "" on success, else "PATH: reason" (the temporary file is removed).
 std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
+// Removes the temporary files replace_file_atomically(`path`) leaves when the process is killed
+// between writing and renaming (`path` + "." + 6 letters or digits, regular files). Only for a file
+// whose writer holds a lock (one writer at a time): another writer's temporary would go too.
+// Returns how many it removed.
+std::size_t remove_stale_temporaries(const std::string& path);
 
 // Reads the whole file at `path` that flowd wrote itself (a cache, a record): nullopt with `error`
 // empty when there is none; nullopt with `error` ("not a regular file of this user", "N bytes,

@@ -268,6 +268,8 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
   skipped_.add(JournalSkip::kMalformed, static_cast<double>(previous.malformed));
   lock_fd_ = std::move(lock);
   path_ = path;
+  // A kill -9 during a compaction's rewrite leaves its temporary file behind (try15g 8).
+  remove_stale_temporaries(path);
   return true;
 }
 

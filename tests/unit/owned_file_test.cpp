@@ -184,3 +184,29 @@ TEST(RecordDumpPath, DumpRefusesSymlinkAndFifoAndWritesANormalPath) {
 
 }  // namespace
 }  // namespace flowd
+
+namespace flowd {
+namespace {
+
+// try15g 8: a flowd killed between replace_file_atomically()'s write and its rename left the
+// temporary file, and nothing removed it. Only `path` + "." + 6 letters or digits, regular files.
+TEST(OwnedFile, StaleTemporariesOfAFileAreRemovedAndNothingElse) {
+  TempDir d;
+  const std::string path = d.file("ebpf_marker.1.json");
+  ASSERT_EQ(replace_file_atomically(path, "{}", 0600), "");
+  for (const char* name :
+       {"ebpf_marker.1.json.AbC123", "ebpf_marker.1.json.AbC12", "ebpf_marker.1.json.AbC1234",
+        "ebpf_marker.1.json.Ab-123", "ebpf_marker.2.json.AbC123", "other.AbC123"})
+    std::ofstream(d.file(name)) << "x";
+  fs::create_symlink(path, d.file("ebpf_marker.1.json.Zz9999"));
+  EXPECT_EQ(remove_stale_temporaries(path), 1u);
+  EXPECT_FALSE(fs::exists(d.file("ebpf_marker.1.json.AbC123")));
+  for (const char* kept :
+       {"ebpf_marker.1.json", "ebpf_marker.1.json.AbC12", "ebpf_marker.1.json.AbC1234",
+        "ebpf_marker.1.json.Ab-123", "ebpf_marker.2.json.AbC123", "other.AbC123"})
+    EXPECT_TRUE(fs::exists(d.file(kept))) << kept;
+  EXPECT_TRUE(fs::is_symlink(d.file("ebpf_marker.1.json.Zz9999")));
+}
+
+}  // namespace
+}  // namespace flowd

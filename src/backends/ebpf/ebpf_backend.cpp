@@ -37,6 +37,7 @@
 #include "backends/ebpf/stale_flows.hpp"
 #include "backends/ebpf/tc_attachment.hpp"
 #include "common/counted.hpp"
+#include "common/owned_file.hpp"
 #include "flowd/daemon_status.hpp"
 #include "flowd/event_queue.hpp"
 #include "flowd/heartbeat.hpp"
@@ -563,6 +564,10 @@ class EbpfBackend final : public Backend {
           "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
       return created;
     }
+    // A flowd killed while it wrote the record left its temporary file (try15g 8): this marker
+    // holds the interfaces' locks, so no other writer's is there.
+    if (std::size_t n = remove_stale_temporaries(record_path_candidate_))
+      log_->info("removed {} temporary file(s) of the marker record a killed flowd left", n);
     std::string error;
     auto rec = read_marker_record(record_path_candidate_, error);
     if (!error.empty())
