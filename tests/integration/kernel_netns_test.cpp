@@ -1376,6 +1376,34 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15g 6: a line that names the peer first is the same connection. Before, it was a second flow
+// beside the kernel plugin's (two starts with two tags) whose marker entry never matched a packet.
+TEST_F(KernelIssue15, AnNpApiLineThatNamesThePeerFirstTakesTheConnectionOver) {
+  Fds fds;
+  int client_port = 0, conn = -1;
+  ASSERT_NO_FATAL_FAILURE(rule_connection_beside_np_api(fds, client_port, conn));
+  auto seen = events(1);
+  const std::string reversed =
+      " tcp " + net->addr_b + " " + std::to_string(client_port) + " " + net->addr_a + " 5001 ";
+  pipe_line("start" + reversed + "3 3");
+  auto more = events(3, 1500ms);
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::string said;
+  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "start 2; end 2; start 3; ") << proc->log();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().src, net->addr_a) << "this host's end first";
+  EXPECT_EQ(seen.back().src_port, 5001);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "one entry, the tool's tag";
+  pipe_line("end" + reversed + "3 3");
+  auto back = events(2);
+  said.clear();
+  for (const auto& e : back) said += e.state + " " + std::to_string(e.exp) + "; ";
+  EXPECT_EQ(said, "end 3; start 2; ") << "handed back to the kernel's report";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // try15d D6: np_api beside a connection plugin that learns of a close after the tool's `end`. The
 // tool closes its connection and reports its end; the connection plugin's `end` comes later. The
 // arbiter handed the connection back to the plugin's report at the tool's end, so a flow started

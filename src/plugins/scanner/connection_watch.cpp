@@ -122,11 +122,27 @@ ConnectionWatch::ConnectionWatch(const char* plugin, std::chrono::seconds interv
 
 ConnectionWatch::~ConnectionWatch() = default;
 
-void ConnectionWatch::publish(Publisher& out, std::span<const FlowID> flows) {
-  if (!timer_) return out.publish(flows);
+void ConnectionWatch::publish(Publisher& out, std::span<const FlowID> in) {
   std::lock_guard lock(mu_);
-  out.publish(flows);
-  flows_.note(flows);
+  // A line that names the peer first (its source not this namespace's, its destination one of
+  // it) is the same connection as the other way round: it is turned so that this host's end comes
+  // first, as the connection plugins report it and as the marker keys it (egress: the peer, then
+  // the ports). Otherwise the arbiter took it for a second connection, beside the kernel plugin's
+  // report, and the marker's entry for it never matched a packet (try15g 6). Addresses of neither
+  // end this namespace's (a container's flow) are left as they are.
+  const auto now = std::chrono::steady_clock::now();
+  if (!local_ || now - local_read_ > std::chrono::seconds(1)) {
+    local_.emplace();
+    local_read_ = now;
+  }
+  turned_.assign(in.begin(), in.end());
+  for (auto& f : turned_)
+    if (f.origin == FlowOrigin::kLocal && !local_->contains(f.src) && local_->contains(f.dst)) {
+      std::swap(f.src, f.dst);
+      std::swap(f.src_port, f.dst_port);
+    }
+  out.publish(turned_);
+  if (timer_) flows_.note(turned_);
 }
 
 std::size_t ConnectionWatch::inherit(DaemonStatus* status) {

@@ -30,12 +30,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/flow_table.hpp"
+#include "common/net/local_addresses.hpp"
 #include "common/unique_fd.hpp"
 #include "flowd/flow_id.hpp"
 #include "flowd/log.hpp"
@@ -119,6 +121,8 @@ class ConnectionWatch {
   ConnectionWatch& operator=(const ConnectionWatch&) = delete;
 
   int fd() const { return timer_.get(); }  // -1 when off
+  // Publishes the plugin's flows (this host's end first: a flow that names the peer first is
+  // turned) and follows their TCP starts.
   void publish(Publisher& out, std::span<const FlowID> flows);
   // A reload restarted the plugin: follows the TCP flows its predecessor reported and did not end
   // (DaemonStatus::reported_flows), as not yet found open. Returns how many.
@@ -135,7 +139,12 @@ class ConnectionWatch {
   std::chrono::seconds interval_;
   std::shared_ptr<spdlog::logger> log_;
   UniqueFd timer_;
-  std::mutex mu_;  // flows_, diag_, and the order of publish() against a check's ends
+  std::mutex mu_;  // flows_, diag_, local_, turned_, and publish() against a check's ends
+  // This namespace's addresses, read again when older than a second (publish() turns a line that
+  // names the peer first).
+  std::optional<net::LocalAddresses> local_;
+  std::chrono::steady_clock::time_point local_read_;
+  std::vector<FlowID> turned_;
   ReportedConnections flows_;
   std::unique_ptr<netlink::SockDiag> diag_;  // opened at the first check with flows to check
   std::array<prometheus::Counter*, kExpiryCount> expired_{};
