@@ -12,7 +12,7 @@
 namespace {
 
 void check_round_trip(const flowd::JournalLine& l) {
-  if (l.kind == flowd::JournalLine::Kind::kPid) {
+  if (l.kind == flowd::JournalLine::Kind::kPid || l.kind == flowd::JournalLine::Kind::kStop) {
     if (l.pid <= 0) __builtin_trap();
     return;
   }
@@ -47,9 +47,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   flowd::JournalLine l;
   if (flowd::parse_journal_line(in, l)) check_round_trip(l);
   const auto r = flowd::replay_journal(in, "fuzz");
-  for (const auto& report : r.live)
-    if (report.start.state != flowd::FlowState::kStart ||
-        report.start.origin != flowd::FlowOrigin::kLocal)
-      __builtin_trap();
+  for (const auto* reports : {&r.live, &r.stopped})
+    for (const auto& report : *reports)
+      if (report.start.state != flowd::FlowState::kStart ||
+          report.start.origin != flowd::FlowOrigin::kLocal)
+        __builtin_trap();
+  // Only the connection plugins' reports (inferred) are the stop's.
+  for (const auto& report : r.stopped)
+    if (report.explicit_rank) __builtin_trap();
   return 0;
 }
