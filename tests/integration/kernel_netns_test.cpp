@@ -530,17 +530,22 @@ TEST_F(KernelNetns, AFourTupleReusedWithinMillisecondsAcrossReloadsIsReportedOnc
   ASSERT_GE(connections, 500) << "the 4-tuple was reused often enough";
   std::cerr << connections << " connections on " << kClients << " 4-tuples, " << reloads
             << " reloads\n";
-  auto t = tally(events(2 * static_cast<std::size_t>(connections.load()), 3000ms), 2, 9);
-  std::string zero_length;  // the extra pairs were: an end at its own start time
-  for (const auto& e : t.events)
-    if (e.state == "end" && e.start_time == e.end_time && zero_length.size() < 2000)
-      zero_length += fmt::format("  port {}: end at its start {}\n", e.src_port, e.start_time);
-  for (int i = 0; i < kClients; ++i) {
-    const int n = per_port[static_cast<std::size_t>(i)];
-    EXPECT_EQ(t.starts[kSport + i], n) << reloads << " reloads\n" << zero_length;
-    EXPECT_EQ(t.ends[kSport + i], n) << zero_length;
+  // Counted where the plugin publishes: thousands of fireflies a second may overflow the test's
+  // UDP receiver (under ASan flowd sends them in bursts), which is not what this test is about.
+  const std::string starts =
+      "flowd_flow_events_total{origin=\"local\",plugin=\"kernel\",state=\"start\"}";
+  const std::string ends =
+      "flowd_flow_events_total{origin=\"local\",plugin=\"kernel\",state=\"end\"}";
+  std::string m;
+  for (int i = 0; i < 100; ++i) {  // the last ends come at the next periodic resync at most
+    m = scrape();
+    if (counter(m, ends) >= connections) break;
+    std::this_thread::sleep_for(100ms);
   }
-  if (HasFailure()) std::cerr << pipeline_counts();
+  std::this_thread::sleep_for(1500ms);  // an extra pair, if any, after the last end
+  m = scrape();
+  EXPECT_EQ(counter(m, starts), connections.load()) << reloads << " reloads\n" << pipeline_counts();
+  EXPECT_EQ(counter(m, ends), connections.load());
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }
