@@ -1128,6 +1128,12 @@ class KernelIssue15 : public KernelNetns {
  protected:
   // The np_api line's middle for the connection rule_connection_beside_np_api() made: " tcp
   // [server] 5001 [client] port ".
+  // The events' states and experiments, as "start 2; end 2; ", for comparing a sequence.
+  static std::string said_of(const std::vector<Event>& events) {
+    std::string said;
+    for (const auto& e : events) said += e.state + " " + std::to_string(e.exp) + "; ";
+    return said;
+  }
   std::string np_tuple(int client_port) const {
     return " tcp " + net->addr_a + " 5001 " + net->addr_b + " " + std::to_string(client_port) + " ";
   }
@@ -1355,8 +1361,7 @@ TEST_F(KernelIssue15, AnUnmatchedEndOrARemovedNpApiNeverStrandsTheKernelsFlow) {
   pipe_line("end" + tuple + "3 3");  // repeated
   auto more = events(5, 1500ms);     // end 2, start 3, end 3, start 2: and nothing for the repeat
   seen.insert(seen.end(), more.begin(), more.end());
-  std::string said;
-  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  std::string said = said_of(seen);
   EXPECT_EQ(said, "start 2; end 2; start 3; end 3; start 2; ") << proc->log();
   EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "the rule's flow stays marked";
 
@@ -1393,8 +1398,7 @@ TEST_F(KernelIssue15, AnNpApiLineThatNamesThePeerFirstTakesTheConnectionOver) {
   pipe_line("start" + reversed + "3 3");
   auto more = events(3, 1500ms);
   seen.insert(seen.end(), more.begin(), more.end());
-  std::string said;
-  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  std::string said = said_of(seen);
   EXPECT_EQ(said, "start 2; end 2; start 3; ") << proc->log();
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().src, net->addr_a) << "this host's end first";
@@ -1402,8 +1406,7 @@ TEST_F(KernelIssue15, AnNpApiLineThatNamesThePeerFirstTakesTheConnectionOver) {
   EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << "one entry, the tool's tag";
   pipe_line("end" + reversed + "3 3");
   auto back = events(2);
-  said.clear();
-  for (const auto& e : back) said += e.state + " " + std::to_string(e.exp) + "; ";
+  said = said_of(back);
   EXPECT_EQ(said, "end 3; start 2; ") << "handed back to the kernel's report";
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
@@ -1444,8 +1447,7 @@ TEST_F(KernelIssue15, AClosedConnectionIsNotHandedBackAfterTheToolsEnd) {
   pipe_line("end" + tuple + "3 3");
   more = events(3, 2500ms);  // the scanner's next scans see the close
   seen.insert(seen.end(), more.begin(), more.end());
-  std::string said;
-  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  std::string said = said_of(seen);
   EXPECT_EQ(said, "start 2; end 2; start 3; end 3; ")
       << "nothing handed back to a closed connection\n"
       << proc->log();
@@ -1483,8 +1485,7 @@ TEST_F(KernelIssue15, AConnectionClosedWhileTheKernelPluginRestartsIsNotHandedBa
   for (int i = 0; i < 1000 && count("reloaded: ") == reloads; ++i) usleep(10000);
   more = events(3, 2500ms);
   seen.insert(seen.end(), more.begin(), more.end());
-  std::string said;
-  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  std::string said = said_of(seen);
   EXPECT_EQ(said, "start 2; end 2; start 3; end 3; ")
       << "nothing handed back to a closed connection\n"
       << proc->log();
@@ -2108,8 +2109,7 @@ TEST_F(FlowJournalNetns, AfterKill9AConnectionAToolTookOverEndsOnceWithTheToolsT
   pipe_line("start" + tuple + "3 3");
   auto more = events(2);
   seen.insert(seen.end(), more.begin(), more.end());
-  std::string said;
-  for (const auto& e : seen) said += e.state + " " + std::to_string(e.exp) + "; ";
+  std::string said = said_of(seen);
   ASSERT_EQ(said, "start 2; end 2; start 3; ") << proc->log();
   proc->signal(SIGKILL);
   ASSERT_EQ(proc->wait(5s), 128 + SIGKILL);
@@ -2118,8 +2118,7 @@ TEST_F(FlowJournalNetns, AfterKill9AConnectionAToolTookOverEndsOnceWithTheToolsT
   std::this_thread::sleep_for(1100ms);
   start_flowd(with_np_api(kRuleKeys), "following TCP state changes");
   auto after = events(3, 2000ms);
-  said.clear();
-  for (const auto& e : after) said += e.state + " " + std::to_string(e.exp) + "; ";
+  said = said_of(after);
   EXPECT_EQ(said, "end 3; ") << proc->log();
   EXPECT_EQ(count("1 a tool's report covered dropped"), 1) << proc->log();
   proc->signal(SIGTERM);
