@@ -67,6 +67,47 @@ inline Latencies latencies(const std::vector<std::int64_t>& sent,
   return l;
 }
 
+// A run of consecutive lines whose latency was above a threshold: where a p99 comes from. A p99 of
+// a paced run is mostly the longest such window (a pause of the whole pipeline delays every line
+// written during it), so knowing when the windows happen (at which line, how far into the run)
+// tells a pause at a table's growth (at powers of two) from a scheduler's or a timer's.
+struct StallWindow {
+  std::size_t first = 0;  // index of the first slow line
+  std::size_t lines = 0;  // how many consecutive lines were slow
+  double at_s = 0;        // when the first slow line was written, seconds after the first line
+  double worst_ms = 0;    // the highest latency in the window
+};
+
+// The `top` longest-latency windows of lines slower than threshold_ms, worst first. Lines never
+// received end a window.
+inline std::vector<StallWindow> stall_windows(const std::vector<std::int64_t>& sent,
+                                              const std::vector<std::int64_t>& recv_at,
+                                              double threshold_ms, std::size_t top) {
+  std::vector<StallWindow> all;
+  StallWindow cur;
+  bool open = false;
+  const std::int64_t t0 = sent.empty() ? 0 : sent.front();
+  for (std::size_t i = 0; i < recv_at.size() && i < sent.size(); ++i) {
+    const double ms = recv_at[i] ? static_cast<double>(recv_at[i] - sent[i]) / 1e6 : -1.0;
+    if (ms > threshold_ms) {
+      if (!open) {
+        cur = StallWindow{i, 0, static_cast<double>(sent[i] - t0) / 1e9, 0};
+        open = true;
+      }
+      ++cur.lines;
+      cur.worst_ms = std::max(cur.worst_ms, ms);
+    } else if (open) {
+      all.push_back(cur);
+      open = false;
+    }
+  }
+  if (open) all.push_back(cur);
+  std::sort(all.begin(), all.end(),
+            [](const StallWindow& a, const StallWindow& b) { return a.worst_ms > b.worst_ms; });
+  if (all.size() > top) all.resize(top);
+  return all;
+}
+
 // A UDP socket bound to 127.0.0.1 on a free port with a receive buffer of `rcvbuf` bytes
 // (SO_RCVBUFFORCE as root, else SO_RCVBUF up to the system's cap). Returns {fd, port}.
 struct UdpReceiver {

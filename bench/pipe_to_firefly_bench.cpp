@@ -2,7 +2,7 @@
 // Pipe write -> firefly arrival, with the real daemon: latency (median, p99) at a paced rate, the
 // drop count, and flowd's peak RSS. Usage:
 //   flowd_pipe_bench [--rate LINES_PER_S] [--lines N] [--flowd PATH] [--batch LINES_PER_WRITE]
-//                    [--no-firefly] [--raw-udp]
+//                    [--no-firefly] [--raw-udp] [--stalls MS]
 // --rate 0 writes as fast as the pipe takes it (the throughput run).
 // --no-firefly runs np_api -> prometheus only: the ingest rate, read from flowd_flow_events_total.
 // --raw-udp measures, instead of flowd, a plain sendto() loop of firefly-sized datagrams to the
@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   double rate = 10000;
   long lines = 100000;
   int batch = 1;
+  double stall_ms = 0;
   std::string flowd = FLOWD_BINARY;
   bool firefly = true, raw_udp = false;
   for (int i = 1; i < argc; ++i) {
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
       flowd = argv[i + 1];
     else if (a == "--batch")
       batch = std::stoi(argv[i + 1]);
+    else if (a == "--stalls")
+      stall_ms = std::stod(argv[i + 1]);
   }
 
   char tmpl[] = "/tmp/flowd-bench-XXXXXX";
@@ -210,6 +213,11 @@ int main(int argc, char** argv) {
       rate, lines, batch, received.load(), dropped, sent_ok,
       static_cast<double>(wrote - start) / 1e9, static_cast<double>(received.load()) / secs, q(0.5),
       q(0.99), lat.max(), rss);
+  // --stalls MS: the five worst windows of lines slower than MS, to tell where the p99 comes from.
+  if (stall_ms > 0)
+    for (const auto& w : flowd::bench::stall_windows(sent, recv_at, stall_ms, 5))
+      fmt::print("stall: lines {}..{} ({} lines) at {:.3f} s, worst {:.1f} ms\n", w.first,
+                 w.first + w.lines - 1, w.lines, w.at_s, w.worst_ms);
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 && received.load() == lines ? 0 : 3;
 }

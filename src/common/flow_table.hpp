@@ -4,8 +4,16 @@
 // tracked flows).
 //
 // Bounded: at most `capacity` entries, ever. Memory is at most capacity * kBytesPerEntry plus the
-// heap memory the values own (strings); the entry array grows on demand up to capacity (never
-// beyond) and is not given back until the table is destroyed.
+// heap memory the values own (strings); the entries are allocated on demand, a chunk of
+// kChunkNodes at a time, up to capacity (never beyond), and not given back until the table is
+// destroyed.
+//
+// Why chunks and not one growing array: a growing array moves every entry when it doubles, and the
+// thread that inserts stalls for all of them at once (56-100 ms for the 32,769th entry of a flow's
+// size on the 2-vCPU VM; docs/benchmarks.md), and every table of the pipeline (arbiter, status,
+// udp_firefly, prometheus, the explicit-flow check) doubles at the same flow. Chunks never move:
+// an insertion costs at most one chunk's allocation, and the index's doubling re-places slots from
+// the old index (8 bytes each, read in order) without touching the entries.
 //
 // Overflow policy: a new key in a full table evicts the OLDEST-INSERTED entry (emplace). Why
 // insertion order and not LRU: an entry is written at a flow's start and read at its end, so
@@ -24,15 +32,18 @@
 //
 // Lookup, insertion, erasure and eviction are O(1) on average: an open-addressing index (linear
 // probing, load factor <= 1/2, backward-shift erasure, no tombstones) of 8-byte slots into a dense
-// entry array, threaded by a doubly linked list in insertion order. No allocation per insertion
-// once the arrays have grown. A pointer returned by find or emplace stays valid until the next
-// insertion. Not thread-safe: each owner says which thread uses it (or locks).
+// entry chunks, threaded by a doubly linked list in insertion order. No allocation per insertion
+// once the chunks are there. A pointer returned by find or emplace stays valid until its entry is
+// erased (or evicted, or the table cleared). Not thread-safe: each owner says which thread uses it
+// (or locks).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -43,6 +54,7 @@ namespace flowd {
 template <class Key, class Value, class Hash = std::hash<Key>, class Equal = std::equal_to<Key>>
 class FlowTable {
   static constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
+  static constexpr unsigned kChunkBits = 6;
 
   struct Node {
     Key key{};
@@ -51,20 +63,54 @@ class FlowTable {
     std::uint32_t prev = kNil, next = kNil;  // insertion order while live; `next` chains the free
   };
   struct Slot {
-    std::uint32_t node = kNil;  // index into nodes_; kNil = empty
+    std::uint32_t node = kNil;  // index of the entry (see at()); kNil = empty
     std::uint32_t tag = 0;
   };
 
  public:
-  // Upper bound of the table's own memory per entry, in bytes: one node, and the index at its
-  // worst load (1/4 full just after it doubled, so four slots per entry).
-  static constexpr std::size_t kBytesPerEntry = sizeof(Node) + 4 * sizeof(Slot);
+  // Entries are allocated this many at a time (the last chunk only up to the capacity).
+  static constexpr std::size_t kChunkNodes = std::size_t{1} << kChunkBits;
+  // Upper bound of the table's own memory per entry, in bytes: one node, its share of the chunk
+  // list, and the index at its worst load (1/4 full just after it doubled, so four slots per
+  // entry).
+  static constexpr std::size_t kBytesPerEntry = sizeof(Node) + 4 * sizeof(Slot) + 1;
 
   // capacity: 1 .. 2^31 entries (std::invalid_argument outside).
   explicit FlowTable(std::size_t capacity) : capacity_(capacity) {
     if (capacity == 0 || capacity > (std::size_t{1} << 31))
       throw std::invalid_argument("FlowTable capacity must be 1 .. 2^31");
   }
+
+  // A copy is deep (a snapshot: the prometheus backend copies its table under its lock and reads
+  // the copy while scraping); a move takes the chunks over.
+  FlowTable(const FlowTable& o)
+      : capacity_(o.capacity_),
+        size_(o.size_),
+        overflow_(o.overflow_),
+        index_(o.index_),
+        shift_(o.shift_),
+        head_(o.head_),
+        tail_(o.tail_),
+        free_(o.free_),
+        allocated_(o.allocated_),
+        used_(o.used_) {
+    chunks_.reserve(o.chunks_.size());
+    for (std::size_t c = 0; c < o.chunks_.size(); ++c) {
+      const std::size_t nodes = std::min(kChunkNodes, allocated_ - c * kChunkNodes);
+      chunks_.push_back(std::make_unique<Node[]>(nodes));
+      std::copy(o.chunks_[c].get(), o.chunks_[c].get() + nodes, chunks_.back().get());
+    }
+  }
+  FlowTable& operator=(const FlowTable& o) {
+    if (this != &o) {
+      FlowTable copy(o);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  FlowTable(FlowTable&&) noexcept = default;
+  FlowTable& operator=(FlowTable&&) noexcept = default;
+  ~FlowTable() = default;
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -77,11 +123,11 @@ class FlowTable {
 
   Value* find(const Key& key) {
     std::uint32_t n = lookup(key, tag_of(key));
-    return n == kNil ? nullptr : &nodes_[n].value;
+    return n == kNil ? nullptr : &at(n).value;
   }
   const Value* find(const Key& key) const {
     std::uint32_t n = lookup(key, tag_of(key));
-    return n == kNil ? nullptr : &nodes_[n].value;
+    return n == kNil ? nullptr : &at(n).value;
   }
   bool contains(const Key& key) const { return find(key) != nullptr; }
 
@@ -91,14 +137,14 @@ class FlowTable {
   template <class OnEvict>
   std::pair<Value*, bool> emplace(const Key& key, Value value, OnEvict&& on_evict) {
     const std::uint32_t tag = tag_of(key);
-    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&nodes_[n].value, false};
+    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&at(n).value, false};
     if (full()) {
       ++overflow_;
-      Node& old = nodes_[head_];
+      Node& old = at(head_);
       on_evict(static_cast<const Key&>(old.key), old.value);
       remove(head_);
     }
-    return {&nodes_[insert(key, tag, std::move(value))].value, true};
+    return {&at(insert(key, tag, std::move(value))).value, true};
   }
   std::pair<Value*, bool> emplace(const Key& key, Value value) {
     return emplace(key, std::move(value), [](const Key&, Value&) {});
@@ -107,12 +153,12 @@ class FlowTable {
   // As emplace, but a new key in a full table is refused (counted): {nullptr, false}.
   std::pair<Value*, bool> emplace_or_refuse(const Key& key, Value value) {
     const std::uint32_t tag = tag_of(key);
-    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&nodes_[n].value, false};
+    if (std::uint32_t n = lookup(key, tag); n != kNil) return {&at(n).value, false};
     if (full()) {
       ++overflow_;
       return {nullptr, false};
     }
-    return {&nodes_[insert(key, tag, std::move(value))].value, true};
+    return {&at(insert(key, tag, std::move(value))).value, true};
   }
 
   // Removes `key`: true if it was there.
@@ -126,7 +172,7 @@ class FlowTable {
   std::optional<Value> extract(const Key& key) {
     std::uint32_t n = lookup(key, tag_of(key));
     if (n == kNil) return std::nullopt;
-    std::optional<Value> v(std::move(nodes_[n].value));
+    std::optional<Value> v(std::move(at(n).value));
     remove(n);
     return v;
   }
@@ -134,20 +180,20 @@ class FlowTable {
   // f(const Key&, Value&) for every entry, oldest first. f must not insert or erase.
   template <class F>
   void for_each(F&& f) {
-    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next)
-      f(static_cast<const Key&>(nodes_[n].key), nodes_[n].value);
+    for (std::uint32_t n = head_; n != kNil; n = at(n).next)
+      f(static_cast<const Key&>(at(n).key), at(n).value);
   }
   template <class F>
   void for_each(F&& f) const {
-    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next) f(nodes_[n].key, nodes_[n].value);
+    for (std::uint32_t n = head_; n != kNil; n = at(n).next) f(at(n).key, at(n).value);
   }
   // Removes every entry for which pred(const Key&, Value&) is true, oldest first; returns how many.
   template <class Pred>
   std::size_t erase_if(Pred&& pred) {
     std::size_t erased = 0;
     for (std::uint32_t n = head_; n != kNil;) {
-      std::uint32_t next = nodes_[n].next;
-      if (pred(static_cast<const Key&>(nodes_[n].key), nodes_[n].value)) {
+      std::uint32_t next = at(n).next;
+      if (pred(static_cast<const Key&>(at(n).key), at(n).value)) {
         remove(n);
         ++erased;
       }
@@ -156,10 +202,11 @@ class FlowTable {
     return erased;
   }
 
-  // Removes every entry (the overflow count stays); keeps the arrays for reuse.
+  // Removes every entry (the overflow count stays); keeps the index and the chunks for reuse.
   void clear() {
     for (auto& s : index_) s = Slot{};
-    nodes_.clear();
+    for (std::uint32_t n = 0; n < used_; ++n) at(n) = Node{};  // releases what the values own
+    used_ = 0;
     free_ = head_ = tail_ = kNil;
     size_ = 0;
   }
@@ -179,7 +226,7 @@ class FlowTable {
     for (std::size_t i = home(tag);; i = (i + 1) & mask()) {
       const Slot& s = index_[i];
       if (s.node == kNil) return kNil;
-      if (s.tag == tag && Equal{}(nodes_[s.node].key, key)) return s.node;
+      if (s.tag == tag && Equal{}(at(s.node).key, key)) return s.node;
     }
   }
 
@@ -188,20 +235,18 @@ class FlowTable {
     std::uint32_t n;
     if (free_ != kNil) {
       n = free_;
-      free_ = nodes_[n].next;
+      free_ = at(n).next;
     } else {
-      if (nodes_.size() == nodes_.capacity())
-        nodes_.reserve(std::min(capacity_, std::max<std::size_t>(16, nodes_.size() * 2)));
-      n = static_cast<std::uint32_t>(nodes_.size());
-      nodes_.emplace_back();
+      if (used_ == allocated_) add_chunk();
+      n = used_++;
     }
-    Node& node = nodes_[n];
+    Node& node = at(n);
     node.key = key;
     node.value = std::move(value);
     node.tag = tag;
     node.prev = tail_;
     node.next = kNil;
-    (tail_ == kNil ? head_ : nodes_[tail_].next) = n;
+    (tail_ == kNil ? head_ : at(tail_).next) = n;
     tail_ = n;
     place(n, tag);
     ++size_;
@@ -217,7 +262,7 @@ class FlowTable {
   // Unlinks node n, frees its slot (backward shift: the probe chains stay gap-free without
   // tombstones) and puts it on the free list, its value reset so that what it owned is released.
   void remove(std::uint32_t n) {
-    Node& node = nodes_[n];
+    Node& node = at(n);
     std::size_t i = home(node.tag);
     while (index_[i].node != n) i = (i + 1) & mask();
     for (std::size_t j = (i + 1) & mask(); index_[j].node != kNil; j = (j + 1) & mask()) {
@@ -229,8 +274,8 @@ class FlowTable {
       i = j;
     }
     index_[i] = Slot{};
-    (node.prev == kNil ? head_ : nodes_[node.prev].next) = node.next;
-    (node.next == kNil ? tail_ : nodes_[node.next].prev) = node.prev;
+    (node.prev == kNil ? head_ : at(node.prev).next) = node.next;
+    (node.next == kNil ? tail_ : at(node.next).prev) = node.prev;
     node.value = Value{};
     node.prev = kNil;
     node.next = free_;
@@ -238,21 +283,37 @@ class FlowTable {
     --size_;
   }
 
+  // Entry n: its chunk, then its place in it.
+  Node& at(std::uint32_t n) { return chunks_[n >> kChunkBits][n & (kChunkNodes - 1)]; }
+  const Node& at(std::uint32_t n) const { return chunks_[n >> kChunkBits][n & (kChunkNodes - 1)]; }
+
+  // One more chunk of entries, the last one cut to the capacity.
+  void add_chunk() {
+    const std::size_t nodes = std::min(kChunkNodes, capacity_ - allocated_);
+    chunks_.push_back(std::make_unique<Node[]>(nodes));
+    allocated_ += static_cast<std::uint32_t>(nodes);
+  }
+
+  // Doubles the index. The slots carry the tags, so they are re-placed from the old index read in
+  // order, not by walking the entries (a cache miss each).
   void grow_index() {
-    std::size_t slots = std::max<std::size_t>(16, index_.size() * 2);
-    index_.assign(slots, Slot{});
+    std::vector<Slot> old(std::max<std::size_t>(16, index_.size() * 2));
+    old.swap(index_);
     shift_ = 32;
-    for (std::size_t s = slots; s > 1; s >>= 1) --shift_;
-    for (std::uint32_t n = head_; n != kNil; n = nodes_[n].next) place(n, nodes_[n].tag);
+    for (std::size_t s = index_.size(); s > 1; s >>= 1) --shift_;
+    for (const Slot& s : old)
+      if (s.node != kNil) place(s.node, s.tag);
   }
 
   std::size_t capacity_;
   std::size_t size_ = 0;
   std::uint64_t overflow_ = 0;
-  std::vector<Node> nodes_;
   std::vector<Slot> index_;
   unsigned shift_ = 32;  // 32 - log2(index_.size())
   std::uint32_t head_ = kNil, tail_ = kNil, free_ = kNil;
+  std::uint32_t allocated_ = 0;  // entries in chunks_
+  std::uint32_t used_ = 0;  // entries ever handed out since the last clear(); the rest are unused
+  std::vector<std::unique_ptr<Node[]>> chunks_;  // kChunkNodes entries each; never moved
 };
 
 }  // namespace flowd

@@ -116,6 +116,50 @@ TEST(FlowTable, CapacityIsCheckedAndMemoryBounded) {
   EXPECT_GE(Table::kBytesPerEntry, sizeof(int) + sizeof(std::string));
 }
 
+// The entries never move when the table grows: an insertion costs at most one chunk, not a copy
+// of every entry (the pipeline's tables all doubled at the same flow and stalled it for tens of
+// milliseconds at once), and a pointer stays valid until its own entry goes.
+TEST(FlowTable, EntriesStayWhereTheyAreWhileTheTableGrows) {
+  Table t(100000);
+  std::vector<const std::string*> where;
+  for (int k = 0; k < 20000; ++k) where.push_back(t.emplace(k, std::to_string(k)).first);
+  for (int k = 0; k < 20000; k += 997) {
+    ASSERT_EQ(t.find(k), where[static_cast<std::size_t>(k)]) << "entry " << k << " moved";
+    EXPECT_EQ(*where[static_cast<std::size_t>(k)], std::to_string(k));
+  }
+  // A freed entry is reused in place, and clear() keeps the chunks for the next fill.
+  t.erase(5);
+  EXPECT_EQ(t.emplace(-5, "minus five").first, where[5]);
+  t.clear();
+  EXPECT_EQ(t.emplace(1, "one").first, where[0]) << "clear() reuses the first entry";
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{1}));
+}
+
+// A copy is a snapshot: its own entries, in the same order, and changing one leaves the other be.
+TEST(FlowTable, ACopyIsASnapshotOfItsOwn) {
+  Table t(1000);
+  for (int k = 0; k < 300; ++k) t.emplace(k, std::to_string(k));
+  for (int k = 0; k < 300; k += 3) t.erase(k);
+  Table copy = t;
+  EXPECT_EQ(keys_in_order(copy), keys_in_order(t));
+  EXPECT_NE(copy.find(1), t.find(1));
+  *copy.find(1) = "changed";
+  copy.emplace(1000, "new");
+  EXPECT_EQ(*t.find(1), "1");
+  EXPECT_FALSE(t.contains(1000));
+  t = copy;
+  EXPECT_EQ(*t.find(1), "changed");
+  EXPECT_EQ(t.size(), copy.size());
+}
+
+// A table smaller than a chunk never allocates beyond its capacity, and still fills and evicts.
+TEST(FlowTable, ATableSmallerThanAChunkFillsAndEvicts) {
+  Table t(3);
+  for (int k = 0; k < 10; ++k) t.emplace(k, std::to_string(k));
+  EXPECT_EQ(keys_in_order(t), (std::vector<int>{7, 8, 9}));
+  EXPECT_EQ(t.overflow(), 7u);
+}
+
 // Keys that all share a home slot (a constant hash) make one long probe chain: every erasure has
 // to shift the chain back, and every lookup walks it.
 struct SameHash {
