@@ -22,7 +22,12 @@ UniqueFd open_owned_file_for_reading(const std::string& path, std::size_t max_by
   error.clear();
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
-    if (errno != ENOENT) error = std::strerror(errno);
+    // O_NOFOLLOW's ELOOP: a symbolic link, which flowd never reads through (say so, not
+    // "Too many levels of symbolic links").
+    if (errno == ELOOP)
+      error = "a symbolic link, not a regular file of this user: flowd does not follow it";
+    else if (errno != ENOENT)
+      error = std::strerror(errno);
     return {};
   }
   struct stat st {};
@@ -111,11 +116,22 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
   return fd;
 }
 
+void create_private_directories(const std::string& dir, mode_t mode) {
+  // Component by component with mkdir(2)'s mode, which the umask can only narrow: a
+  // flowd started by hand under umask 000 must not leave a work_dir anyone can write (and so
+  // delete the journal or the marker record in).
+  std::filesystem::path made;
+  for (const auto& part : std::filesystem::path(dir)) {
+    made /= part;
+    if (made == made.root_path()) continue;
+    ::mkdir(made.c_str(), mode);  // EEXIST for the parts already there: left as they are
+  }
+}
+
 std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode) {
   auto dir = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  std::string tmp = path + ".XXXXXX";
+  if (!dir.empty()) create_private_directories(dir.string());
+  std::string tmp = path + kTemporaryInfix + "XXXXXX";
   UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd) return tmp + ": " + std::strerror(errno);
   std::size_t off = 0;
@@ -140,7 +156,7 @@ std::string replace_file_atomically(const std::string& path, const std::string& 
 
 std::size_t remove_stale_temporaries(const std::string& path) {
   const std::filesystem::path p(path);
-  const std::string prefix = p.filename().string() + ".";
+  const std::string prefix = p.filename().string() + kTemporaryInfix;
   std::error_code ec;
   std::size_t removed = 0;
   for (const auto& e : std::filesystem::directory_iterator(
@@ -150,8 +166,9 @@ std::size_t remove_stale_temporaries(const std::string& path) {
     if (!std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
                      [](unsigned char c) { return std::isalnum(c) != 0; }))
       continue;
-    std::error_code st;
-    if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(e.path(), st))) continue;
+    struct stat sb {};
+    if (::lstat(e.path().c_str(), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != ::geteuid())
+      continue;  // not a file this user's mkostemp made
     if (::unlink(e.path().c_str()) == 0) ++removed;
   }
   return removed;

@@ -33,10 +33,18 @@ UniqueFd open_owned_regular_file(const std::string& path, int extra_flags, mode_
 // a reader sees the old content or the new, never part. Creates the directory if missing. Returns
 // "" on success, else "PATH: reason" (the temporary file is removed).
 std::string replace_file_atomically(const std::string& path, const std::string& body, mode_t mode);
+// The infix of replace_file_atomically()'s temporary files: `path` + kTemporaryInfix + 6 letters or
+// digits (mkostemp's). Distinctive, so that removing stale ones never takes an admin's
+// `path.backup` (try15h D2).
+inline constexpr const char* kTemporaryInfix = ".flowd-tmp-";
+// Creates `dir` and its missing parents with `mode` (narrowed by the umask; parts that exist are
+// left as they are). Unlike std::filesystem::create_directories (0777 & ~umask), a umask of 000
+// never makes them writable by all. Errors are left to the caller's next open.
+void create_private_directories(const std::string& dir, mode_t mode = 0755);
 // Removes the temporary files replace_file_atomically(`path`) leaves when the process is killed
-// between writing and renaming (`path` + "." + 6 letters or digits, regular files). Only for a file
-// whose writer holds a lock (one writer at a time): another writer's temporary would go too.
-// Returns how many it removed.
+// between writing and renaming (`path` + kTemporaryInfix + 6 letters or digits, regular files of
+// this user). Only for a file whose writer holds a lock (one writer at a time): another writer's
+// temporary would go too. Returns how many it removed.
 std::size_t remove_stale_temporaries(const std::string& path);
 
 // Reads the whole file at `path` that flowd wrote itself (a cache, a record): nullopt with `error`

@@ -242,8 +242,7 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
         "the flows the previous flowd reported)");
     return false;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(work_dir, ec);
+  create_private_directories(work_dir);
   const std::string lock_path = path + ".lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock) {
@@ -269,7 +268,8 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
   lock_fd_ = std::move(lock);
   path_ = path;
   // A kill -9 during a compaction's rewrite leaves its temporary file behind (try15g 8).
-  remove_stale_temporaries(path);
+  if (std::size_t n = remove_stale_temporaries(path))
+    log->info("removed {} temporary file(s) of the flow journal a killed flowd left", n);
   return true;
 }
 

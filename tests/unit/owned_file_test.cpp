@@ -189,23 +189,46 @@ namespace flowd {
 namespace {
 
 // try15g 8: a flowd killed between replace_file_atomically()'s write and its rename left the
-// temporary file, and nothing removed it. Only `path` + "." + 6 letters or digits, regular files.
+// temporary file, and nothing removed it. try15h D2: only flowd's own temporaries (`path` +
+// ".flowd-tmp-" + 6 letters or digits, regular files of this user) go, never an admin's
+// `path.backup` or `path.2026v1`.
 TEST(OwnedFile, StaleTemporariesOfAFileAreRemovedAndNothingElse) {
   TempDir d;
   const std::string path = d.file("ebpf_marker.1.json");
   ASSERT_EQ(replace_file_atomically(path, "{}", 0600), "");
   for (const char* name :
-       {"ebpf_marker.1.json.AbC123", "ebpf_marker.1.json.AbC12", "ebpf_marker.1.json.AbC1234",
-        "ebpf_marker.1.json.Ab-123", "ebpf_marker.2.json.AbC123", "other.AbC123"})
+       {"ebpf_marker.1.json.flowd-tmp-AbC123", "ebpf_marker.1.json.flowd-tmp-AbC12",
+        "ebpf_marker.1.json.flowd-tmp-AbC1234", "ebpf_marker.1.json.flowd-tmp-Ab-123",
+        "ebpf_marker.2.json.flowd-tmp-AbC123", "ebpf_marker.1.json.backup",
+        "ebpf_marker.1.json.2026v1", "ebpf_marker.1.json.AbC123", "other.flowd-tmp-AbC123"})
     std::ofstream(d.file(name)) << "x";
-  fs::create_symlink(path, d.file("ebpf_marker.1.json.Zz9999"));
+  fs::create_symlink(path, d.file("ebpf_marker.1.json.flowd-tmp-Zz9999"));
   EXPECT_EQ(remove_stale_temporaries(path), 1u);
-  EXPECT_FALSE(fs::exists(d.file("ebpf_marker.1.json.AbC123")));
+  EXPECT_FALSE(fs::exists(d.file("ebpf_marker.1.json.flowd-tmp-AbC123")));
   for (const char* kept :
-       {"ebpf_marker.1.json", "ebpf_marker.1.json.AbC12", "ebpf_marker.1.json.AbC1234",
-        "ebpf_marker.1.json.Ab-123", "ebpf_marker.2.json.AbC123", "other.AbC123"})
+       {"ebpf_marker.1.json", "ebpf_marker.1.json.flowd-tmp-AbC12",
+        "ebpf_marker.1.json.flowd-tmp-AbC1234", "ebpf_marker.1.json.flowd-tmp-Ab-123",
+        "ebpf_marker.2.json.flowd-tmp-AbC123", "ebpf_marker.1.json.backup",
+        "ebpf_marker.1.json.2026v1", "ebpf_marker.1.json.AbC123", "other.flowd-tmp-AbC123"})
     EXPECT_TRUE(fs::exists(d.file(kept))) << kept;
-  EXPECT_TRUE(fs::is_symlink(d.file("ebpf_marker.1.json.Zz9999")));
+  EXPECT_TRUE(fs::is_symlink(d.file("ebpf_marker.1.json.flowd-tmp-Zz9999")));
+}
+
+// try15h: a flowd started by hand under umask 000 made work_dir (and its missing parents) 0777, so
+// any user could delete the journal or the marker record in it.
+TEST(OwnedFile, DirectoriesItCreatesAreNeverWritableByAllWhateverTheUmask) {
+  TempDir d;
+  const mode_t old = ::umask(0);
+  const std::string record = d.file("a/b/ebpf_marker.1.json");
+  const std::string made = replace_file_atomically(record, "{}", 0600);
+  create_private_directories(d.file("c/d"));
+  ::umask(old);
+  ASSERT_EQ(made, "");
+  for (const char* dir : {"a", "a/b", "c", "c/d"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(d.file(dir).c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << dir;
+  }
 }
 
 }  // namespace
