@@ -55,6 +55,7 @@ template <class Key, class Value, class Hash = std::hash<Key>, class Equal = std
 class FlowTable {
   static constexpr std::uint32_t kNil = std::numeric_limits<std::uint32_t>::max();
   static constexpr unsigned kChunkBits = 6;
+  static constexpr unsigned kShardBits = 6;
 
   struct Node {
     Key key{};
@@ -66,19 +67,30 @@ class FlowTable {
     std::uint32_t node = kNil;  // index of the entry (see at()); kNil = empty
     std::uint32_t tag = 0;
   };
+  // One part of the index: the entries whose tag starts with its number. Each doubles on its own.
+  struct Shard {
+    std::vector<Slot> slots;  // a power of two, at least 16 once used
+    unsigned shift = 32;      // 32 - log2(slots.size())
+    std::uint32_t size = 0;
+  };
 
  public:
+  // A table of at least this capacity splits its index in 2^kShardBits shards.
+  static constexpr std::size_t kShardedFrom = 16384;
   // Entries are allocated this many at a time (the last chunk only up to the capacity).
   static constexpr std::size_t kChunkNodes = std::size_t{1} << kChunkBits;
   // Upper bound of the table's own memory per entry, in bytes: one node, its share of the chunk
   // list, and the index at its worst load (1/4 full just after it doubled, so four slots per
-  // entry).
-  static constexpr std::size_t kBytesPerEntry = sizeof(Node) + 4 * sizeof(Slot) + 1;
+  // entry, and the shards' first 16 slots each: under one byte an entry, as a sharded table holds
+  // at least kShardedFrom entries).
+  static constexpr std::size_t kBytesPerEntry = sizeof(Node) + 4 * sizeof(Slot) + 2;
 
   // capacity: 1 .. 2^31 entries (std::invalid_argument outside).
   explicit FlowTable(std::size_t capacity) : capacity_(capacity) {
     if (capacity == 0 || capacity > (std::size_t{1} << 31))
       throw std::invalid_argument("FlowTable capacity must be 1 .. 2^31");
+    shard_bits_ = capacity >= kShardedFrom ? kShardBits : 0;
+    shards_.resize(std::size_t{1} << shard_bits_);
   }
 
   // A copy is deep (a snapshot: the prometheus backend copies its table under its lock and reads
@@ -87,8 +99,8 @@ class FlowTable {
       : capacity_(o.capacity_),
         size_(o.size_),
         overflow_(o.overflow_),
-        index_(o.index_),
-        shift_(o.shift_),
+        shard_bits_(o.shard_bits_),
+        shards_(o.shards_),
         head_(o.head_),
         tail_(o.tail_),
         free_(o.free_),
@@ -204,7 +216,10 @@ class FlowTable {
 
   // Removes every entry (the overflow count stays); keeps the index and the chunks for reuse.
   void clear() {
-    for (auto& s : index_) s = Slot{};
+    for (auto& shard : shards_) {
+      for (auto& s : shard.slots) s = Slot{};
+      shard.size = 0;
+    }
     for (std::uint32_t n = 0; n < used_; ++n) at(n) = Node{};  // releases what the values own
     used_ = 0;
     free_ = head_ = tail_ = kNil;
@@ -218,20 +233,31 @@ class FlowTable {
     return static_cast<std::uint32_t>(
         (static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ULL) >> 32);
   }
-  std::size_t home(std::uint32_t tag) const { return tag >> shift_; }
-  std::size_t mask() const { return index_.size() - 1; }
+  // The tag's top shard_bits_ pick the shard, the bits after them the home slot in it.
+  Shard& shard_of(std::uint32_t tag) {
+    return shards_[shard_bits_ ? tag >> (32 - shard_bits_) : 0];
+  }
+  const Shard& shard_of(std::uint32_t tag) const {
+    return shards_[shard_bits_ ? tag >> (32 - shard_bits_) : 0];
+  }
+  std::size_t home(const Shard& sh, std::uint32_t tag) const {
+    return static_cast<std::uint32_t>(tag << shard_bits_) >> sh.shift;
+  }
+  static std::size_t mask(const Shard& sh) { return sh.slots.size() - 1; }
 
   std::uint32_t lookup(const Key& key, std::uint32_t tag) const {
-    if (size_ == 0) return kNil;
-    for (std::size_t i = home(tag);; i = (i + 1) & mask()) {
-      const Slot& s = index_[i];
+    const Shard& sh = shard_of(tag);
+    if (sh.size == 0) return kNil;
+    for (std::size_t i = home(sh, tag);; i = (i + 1) & mask(sh)) {
+      const Slot& s = sh.slots[i];
       if (s.node == kNil) return kNil;
       if (s.tag == tag && Equal{}(at(s.node).key, key)) return s.node;
     }
   }
 
   std::uint32_t insert(const Key& key, std::uint32_t tag, Value&& value) {
-    if ((size_ + 1) * 2 > index_.size()) grow_index();
+    Shard& sh = shard_of(tag);
+    if ((sh.size + 1) * 2 > sh.slots.size()) grow(sh);
     std::uint32_t n;
     if (free_ != kNil) {
       n = free_;
@@ -248,32 +274,35 @@ class FlowTable {
     node.next = kNil;
     (tail_ == kNil ? head_ : at(tail_).next) = n;
     tail_ = n;
-    place(n, tag);
+    place(sh, n, tag);
+    ++sh.size;
     ++size_;
     return n;
   }
 
-  void place(std::uint32_t n, std::uint32_t tag) {
-    std::size_t i = home(tag);
-    while (index_[i].node != kNil) i = (i + 1) & mask();
-    index_[i] = Slot{n, tag};
+  void place(Shard& sh, std::uint32_t n, std::uint32_t tag) {
+    std::size_t i = home(sh, tag);
+    while (sh.slots[i].node != kNil) i = (i + 1) & mask(sh);
+    sh.slots[i] = Slot{n, tag};
   }
 
   // Unlinks node n, frees its slot (backward shift: the probe chains stay gap-free without
   // tombstones) and puts it on the free list, its value reset so that what it owned is released.
   void remove(std::uint32_t n) {
     Node& node = at(n);
-    std::size_t i = home(node.tag);
-    while (index_[i].node != n) i = (i + 1) & mask();
-    for (std::size_t j = (i + 1) & mask(); index_[j].node != kNil; j = (j + 1) & mask()) {
-      const std::size_t k = home(index_[j].tag);
+    Shard& sh = shard_of(node.tag);
+    std::size_t i = home(sh, node.tag);
+    while (sh.slots[i].node != n) i = (i + 1) & mask(sh);
+    for (std::size_t j = (i + 1) & mask(sh); sh.slots[j].node != kNil; j = (j + 1) & mask(sh)) {
+      const std::size_t k = home(sh, sh.slots[j].tag);
       // The entry at j may move back to i unless its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
       if (stays) continue;
-      index_[i] = index_[j];
+      sh.slots[i] = sh.slots[j];
       i = j;
     }
-    index_[i] = Slot{};
+    sh.slots[i] = Slot{};
+    --sh.size;
     (node.prev == kNil ? head_ : at(node.prev).next) = node.next;
     (node.next == kNil ? tail_ : at(node.next).prev) = node.prev;
     node.value = Value{};
@@ -294,22 +323,24 @@ class FlowTable {
     allocated_ += static_cast<std::uint32_t>(nodes);
   }
 
-  // Doubles the index. The slots carry the tags, so they are re-placed from the old index read in
-  // order, not by walking the entries (a cache miss each).
-  void grow_index() {
-    std::vector<Slot> old(std::max<std::size_t>(16, index_.size() * 2));
-    old.swap(index_);
-    shift_ = 32;
-    for (std::size_t s = index_.size(); s > 1; s >>= 1) --shift_;
+  // Doubles one shard of the index. The slots carry the tags, so they are re-placed from the old
+  // slots read in order, not by walking the entries (a cache miss each). A shard holds about
+  // 1/64 of a large table's entries, and the shards fill evenly, so their doublings are spread
+  // over many insertions instead of one re-placing every entry.
+  void grow(Shard& sh) {
+    std::vector<Slot> old(std::max<std::size_t>(16, sh.slots.size() * 2));
+    old.swap(sh.slots);
+    sh.shift = 32;
+    for (std::size_t s = sh.slots.size(); s > 1; s >>= 1) --sh.shift;
     for (const Slot& s : old)
-      if (s.node != kNil) place(s.node, s.tag);
+      if (s.node != kNil) place(sh, s.node, s.tag);
   }
 
   std::size_t capacity_;
   std::size_t size_ = 0;
   std::uint64_t overflow_ = 0;
-  std::vector<Slot> index_;
-  unsigned shift_ = 32;  // 32 - log2(index_.size())
+  unsigned shard_bits_ = 0;  // kShardBits for a table of kShardedFrom entries or more, else 0
+  std::vector<Shard> shards_;
   std::uint32_t head_ = kNil, tail_ = kNil, free_ = kNil;
   std::uint32_t allocated_ = 0;  // entries in chunks_
   std::uint32_t used_ = 0;  // entries ever handed out since the last clear(); the rest are unused

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <list>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -183,6 +184,60 @@ TEST(FlowTable, CollidingKeysStayFindableThroughErasures) {
 
 // A random mix of operations against a model: an unordered_map for the contents and a deque for
 // the insertion order (what eviction takes first).
+// A table of kShardedFrom entries or more splits its index in shards that double on their own:
+// the same model, large enough that every shard grows, fills, evicts and shrinks by erasure.
+TEST(FlowTable, AShardedTableMatchesAModelUnderRandomOperations) {
+  constexpr std::size_t kCapacity = FlowTable<int, int>::kShardedFrom + 5;
+  FlowTable<int, int> t(kCapacity);
+  std::unordered_map<int, int> model;
+  std::list<int> order;
+  std::unordered_map<int, std::list<int>::iterator> where;
+  std::uint64_t evictions = 0;
+  std::mt19937 rng(777);
+  std::uniform_int_distribution<int> key(0, 3 * static_cast<int>(kCapacity)), op(0, 9);
+  for (int i = 0; i < 200000; ++i) {
+    const int k = key(rng);
+    const int o = op(rng);
+    if (o < 6) {
+      int evicted = -1;
+      auto [v, fresh] = t.emplace(k, i, [&](const int& ek, int&) { evicted = ek; });
+      ASSERT_NE(v, nullptr);
+      ASSERT_EQ(fresh, !model.contains(k)) << "step " << i;
+      if (fresh) {
+        if (model.size() == kCapacity) {
+          ASSERT_EQ(evicted, order.front()) << "step " << i;
+          model.erase(order.front());
+          where.erase(order.front());
+          order.pop_front();
+          ++evictions;
+        }
+        model[k] = i;
+        where[k] = order.insert(order.end(), k);
+      } else {
+        ASSERT_EQ(*v, model[k]);
+      }
+    } else if (o < 8) {
+      ASSERT_EQ(t.erase(k), model.erase(k) == 1) << "step " << i;
+      if (auto w = where.find(k); w != where.end()) {
+        order.erase(w->second);
+        where.erase(w);
+      }
+    } else {
+      const int* v = t.find(k);
+      ASSERT_EQ(v != nullptr, model.contains(k)) << "step " << i;
+      if (v) {
+        ASSERT_EQ(*v, model[k]);
+      }
+    }
+    ASSERT_EQ(t.size(), model.size());
+  }
+  EXPECT_EQ(t.overflow(), evictions);
+  EXPECT_GT(evictions, 0u);
+  std::vector<int> got;
+  t.for_each([&](const int& k, int&) { got.push_back(k); });
+  EXPECT_EQ(got, std::vector<int>(order.begin(), order.end()));
+}
+
 TEST(FlowTable, MatchesAModelUnderRandomOperations) {
   constexpr std::size_t kCapacity = 257;
   FlowTable<int, int> t(kCapacity);
