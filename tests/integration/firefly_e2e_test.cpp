@@ -565,6 +565,35 @@ TEST(FireflyEndToEnd, CheckIntervalIsWholeSecondsUpToAnHour) {
   }
 }
 
+// try15g 7: a reload that restarts np_api made its successor forget which flows a check had found
+// open: a connection that closed then was ended one check late, as connection_not_found. The
+// check's findings are handed to the successor (the reload shelf).
+TEST(FireflyEndToEnd, AFlowFoundOpenBeforeAReloadThatRestartsNpApiEndsAsClosedAtTheNextCheck) {
+  Daemon d;
+  d.start(with_np_api_keys(d.config(), "check_interval = 1s\n"));
+  auto c = std::make_unique<LoopbackConnection>();
+  ASSERT_TRUE(c->open());
+  write_pipe(d.pipe(), "start " + c->pipe_flow());
+  ASSERT_TRUE(firefly_of(d.rx4, "start", 3s)) << d.proc->log();
+  // The counter counts a check as it begins: two of them, so that the first (which found the
+  // connection open) is over.
+  d.scrape_until(kNpApiChecks, 2, 5s);
+  // partial_timeout_ms changed: np_api restarts.
+  reload(d, with_np_api_keys(d.config(), "check_interval = 1s\npartial_timeout_ms = 900\n"));
+  EXPECT_NE(d.proc->log().find("stopped plugin np_api"), std::string::npos) << d.proc->log();
+  c.reset();  // the tool dies: no end line
+  auto end = firefly_of(d.rx4, "end", 4s);
+  ASSERT_TRUE(end) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("checking 1 TCP flows started before the reload"), std::string::npos)
+      << d.proc->log();
+  const std::string not_found =
+      "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_not_found\"}";
+  const std::string m = d.scrape_until(kExpiredClosed, 1);
+  EXPECT_EQ(metric_value(m, kExpiredClosed), 1) << m;
+  EXPECT_EQ(metric_value(m, not_found), 0) << m;
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // try15g 5: flowd killed with -9 while more flows were live than a backend's queue holds; their
 // connections closed meanwhile. The restart ended them all at once, before any backend had read
 // one: all but queue_size were dropped (and the log said the kernel plugin's events were). The
