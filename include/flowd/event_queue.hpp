@@ -36,6 +36,10 @@ class EventQueue {
   // As pop_batch, but also returns true (with `out` possibly empty) once `deadline` has passed.
   bool pop_batch_until(std::vector<FlowID>& out, std::size_t max, std::stop_token stop,
                        std::chrono::steady_clock::time_point deadline);
+  // Waits until the queue has room for one event at least (the consumer took some); false when it
+  // is closed, or `stop` is requested or `deadline` passes first. Only for a producer that may
+  // wait (the recovered flows at a start, Bus::publish_recovered_ends): a plugin never waits.
+  bool wait_for_room(std::stop_token stop, std::chrono::steady_clock::time_point deadline);
   // No more pushes; the consumer drains what is left, then pop_batch returns false.
   void close();
   std::size_t size() const;
@@ -45,6 +49,10 @@ class EventQueue {
   void set_depth_gauge(prometheus::Gauge* g) { depth_ = g; }
 
  private:
+  // Moves up to `max` events into `out` and unlocks `lock` (of mu_), waking a producer waiting for
+  // room.
+  void take(std::vector<FlowID>& out, std::size_t max, std::unique_lock<std::mutex>& lock);
+
   const std::size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
@@ -53,6 +61,9 @@ class EventQueue {
   // The consumer sleeps in a wait: only then does a push pay for a notification (which takes the
   // condition variable's own lock even when nobody waits).
   bool consumer_waiting_ = false;
+  // The same for a producer waiting for room: a pop notifies only when one does.
+  std::condition_variable_any room_cv_;
+  std::size_t producers_waiting_ = 0;
   prometheus::Gauge* depth_ = nullptr;
 };
 

@@ -192,24 +192,76 @@ void Bus::restore(const FlowID& start, LocalFlowArbiter::Rank rank) {
     journal_->record({&start, 1}, start.plugin, rank == LocalFlowArbiter::Rank::kExplicit);
 }
 
-void Bus::publish_recovered_ends(std::span<const FlowID> ends) {
+void Bus::publish_recovered_ends(std::span<const FlowID> ends, std::stop_token stop,
+                                 std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (ends.empty()) return;
-  std::lock_guard lock(local_mu_);
-  arbiter_.note_ended(ends);
-  arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(ends.size()));
-  deliver(ends, nullptr);
+  {
+    std::lock_guard lock(local_mu_);
+    arbiter_.note_ended(ends);
+    arbiter_events_.add(LocalFlowArbiter::Outcome::kAdded, static_cast<double>(ends.size()));
+  }
+  // Out of the lock: no plugin publishes yet, and a backend's wait must not hold up a reader of
+  // the arbiter (the status board's live reports).
+  deliver_recovered(ends, "ends of flows the previous flowd left live", stop, stall, limit);
 }
 
-void Bus::restart_recovered(std::span<const FlowID> starts) {
+void Bus::restart_recovered(std::span<const FlowID> starts, std::stop_token stop,
+                            std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (starts.empty()) return;
-  std::lock_guard lock(local_mu_);
-  for (const auto& f : starts) {
-    arbitrated_.clear();
-    LocalFlowArbiter::Tally tally;
-    arbiter_.arbitrate({&f, 1}, f.plugin, LocalFlowArbiter::Rank::kInferred, arbitrated_, &tally);
-    count_arbitrated(tally);
-    if (journal_) journal_->record({&f, 1}, f.plugin, false);
-    if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
+  std::vector<FlowID> out;
+  {
+    std::lock_guard lock(local_mu_);
+    for (const auto& f : starts) {
+      arbitrated_.clear();
+      LocalFlowArbiter::Tally tally;
+      arbiter_.arbitrate({&f, 1}, f.plugin, LocalFlowArbiter::Rank::kInferred, arbitrated_, &tally);
+      count_arbitrated(tally);
+      if (journal_) journal_->record({&f, 1}, f.plugin, false);
+      out.insert(out.end(), arbitrated_.begin(), arbitrated_.end());
+    }
+  }
+  deliver_recovered(out, "starts of connections open again", stop, stall, limit);
+}
+
+void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
+                            std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
+  if (flows.empty()) return;
+  published_.fetch_add(flows.size(), std::memory_order_relaxed);
+  if (status_) status_->record(flows, nullptr);
+  auto subs = subs_.load();
+  // What each backend has still to take. Every queue gets what fits; then the first with more to
+  // take is waited on until its backend frees room (a pop wakes the wait: no polling), and so on:
+  // the backends read in parallel, the slowest sets the pace.
+  std::vector<std::span<const FlowID>> rest(subs->size(), flows);
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    std::size_t waiting = rest.size();
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i].empty()) continue;
+      rest[i] = rest[i].subspan((*subs)[i].queue->push_batch(rest[i], nullptr));
+      if (!rest[i].empty() && waiting == rest.size()) waiting = i;
+    }
+    if (waiting == rest.size()) return;
+    const Sub& s = (*subs)[waiting];
+    const auto now = std::chrono::steady_clock::now();
+    if (now < until && s.queue->wait_for_room(stop, std::min(until, now + stall))) continue;
+    // Closed (a stop), stopped, or a backend that reads nothing: the rest is not waited for.
+    const std::size_t refused = rest[waiting].size();
+    rest[waiting] = {};
+    s.dropped->Increment(static_cast<double>(refused));
+    auto total = dropped_total_.fetch_add(refused, std::memory_order_relaxed) + refused;
+    const bool closed = s.queue->closed();
+    get_logger("core")->warn(
+        "backend {}'s queue is {}: {} of the {} {} (flow journal) dropped{} ({} dropped in all "
+        "since start; flowd_bus_dropped_events_total)",
+        s.backend, closed ? "closed" : "full", refused, flows.size(), what,
+        closed                  ? std::string()
+        : stop.stop_requested() ? std::string(", flowd is stopping")
+        : std::chrono::steady_clock::now() >= until
+            ? fmt::format(", not taken within {:g} s", static_cast<double>(limit.count()) / 1000)
+            : fmt::format(", its backend took none for {:g} s",
+                          static_cast<double>(stall.count()) / 1000),
+        total);
   }
 }
 

@@ -8,10 +8,12 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,13 +73,22 @@ class Bus {
   // The ends of the reports the previous flowd left live whose connection closed while no flowd
   // ran (or whose plugin is gone), each with its start time and its FlowID::plugin set: to the
   // backends, as the arbiter's own (flowd_local_flow_arbiter_events_total{outcome="added"}). A
-  // tool's later end of an explicit one is dropped as a retry.
-  void publish_recovered_ends(std::span<const FlowID> ends);
+  // tool's later end of an explicit one is dropped as a retry. Unlike a plugin's events, they wait
+  // for room in the queues (there may be more than a queue holds: try15g 5), each backend for at
+  // most `stall` without room, all for at most `limit` or until `stop`; what is left then is
+  // dropped, counted and logged as the flow journal's.
+  static constexpr std::chrono::seconds kRecoveryStall{5}, kRecoveryLimit{30};
+  void publish_recovered_ends(std::span<const FlowID> ends, std::stop_token stop = {},
+                              std::chrono::milliseconds stall = kRecoveryStall,
+                              std::chrono::milliseconds limit = kRecoveryLimit);
   // The connection plugins' reports the previous flowd's stop ended whose connection is open
   // again at this start (JournalReplay::stopped), each a start at this start's time with its
   // FlowID::plugin set: live in the arbiter (the plugin follows it on), journalled, and to the
-  // backends (its collector had its end; the marker marks it again). Before any plugin runs.
-  void restart_recovered(std::span<const FlowID> starts);
+  // backends (its collector had its end; the marker marks it again), waiting for room as the
+  // recovered ends do. Before any plugin runs.
+  void restart_recovered(std::span<const FlowID> starts, std::stop_token stop = {},
+                         std::chrono::milliseconds stall = kRecoveryStall,
+                         std::chrono::milliseconds limit = kRecoveryLimit);
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
 
@@ -93,6 +104,10 @@ class Bus {
   // Copies `flows` into every backend queue, named after `plugin` (null: each event keeps its own
   // FlowID::plugin); counts what a full queue refused.
   void deliver(std::span<const FlowID> flows, const char* plugin);
+  // The same for what the flow journal recovered at a start (`what` says which, for the log), no
+  // plugin publishing yet: a full queue is waited on (publish_recovered_ends), not dropped.
+  void deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
+                         std::chrono::milliseconds stall, std::chrono::milliseconds limit);
   // The same for a plugin's local events, arbitrated against the other plugins' reports of the
   // same 5-tuple (local_flow_arbiter.hpp).
   void deliver_local(std::span<const FlowID> flows, const char* plugin,

@@ -278,8 +278,9 @@ void Runtime::apply(const Config& c) {
   if (first) {
     // The backends run: the flows that closed while no flowd ran end now, before any plugin
     // publishes (one of them may report the same connection again).
-    bus_.publish_recovered_ends(recovered.ends);
-    bus_.restart_recovered(recovered.restarts);
+    // More of them than a queue holds wait for room (bounded; a stop cuts the wait short).
+    bus_.publish_recovered_ends(recovered.ends, stopping_.get_token());
+    bus_.restart_recovered(recovered.restarts, stopping_.get_token());
     journal_.start_writing();
     started_ = true;
   }

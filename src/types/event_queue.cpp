@@ -44,11 +44,7 @@ bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_
     consumer_waiting_ = false;
   }
   if (items_.empty()) return false;
-  while (!items_.empty() && out.size() < max) {
-    out.push_back(std::move(items_.front()));
-    items_.pop_front();
-  }
-  if (depth_) depth_->Set(static_cast<double>(items_.size()));
+  take(out, max, lock);
   return true;
 }
 
@@ -64,12 +60,29 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
     consumer_waiting_ = false;
   }
   if (items_.empty()) return !closed_ && !stop.stop_requested();
+  take(out, max, lock);
+  return true;
+}
+
+void EventQueue::take(std::vector<FlowID>& out, std::size_t max,
+                      std::unique_lock<std::mutex>& lock) {
   while (!items_.empty() && out.size() < max) {
     out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));
-  return true;
+  const bool wake = producers_waiting_ > 0;
+  lock.unlock();
+  if (wake) room_cv_.notify_all();
+}
+
+bool EventQueue::wait_for_room(std::stop_token stop,
+                               std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  ++producers_waiting_;
+  room_cv_.wait_until(lock, stop, deadline, [&] { return items_.size() < capacity_ || closed_; });
+  --producers_waiting_;
+  return !closed_ && items_.size() < capacity_;
 }
 
 void EventQueue::close() {
@@ -78,6 +91,7 @@ void EventQueue::close() {
     closed_ = true;
   }
   cv_.notify_all();
+  room_cv_.notify_all();
 }
 
 bool EventQueue::closed() const {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -562,6 +563,68 @@ TEST(FireflyEndToEnd, CheckIntervalIsWholeSecondsUpToAnHour) {
     EXPECT_EQ(run_flowd({"--check-config", "-c", d.dir.file("c.cfg")}, out, err), 0)
         << good << ": " << err;
   }
+}
+
+// try15g 7: a reload that restarts np_api made its successor forget which flows a check had found
+// open: a connection that closed then was ended one check late, as connection_not_found. The
+// check's findings are handed to the successor (the reload shelf).
+TEST(FireflyEndToEnd, AFlowFoundOpenBeforeAReloadThatRestartsNpApiEndsAsClosedAtTheNextCheck) {
+  Daemon d;
+  d.start(with_np_api_keys(d.config(), "check_interval = 1s\n"));
+  auto c = std::make_unique<LoopbackConnection>();
+  ASSERT_TRUE(c->open());
+  write_pipe(d.pipe(), "start " + c->pipe_flow());
+  ASSERT_TRUE(firefly_of(d.rx4, "start", 3s)) << d.proc->log();
+  // The counter counts a check as it begins: two of them, so that the first (which found the
+  // connection open) is over.
+  d.scrape_until(kNpApiChecks, 2, 5s);
+  // partial_timeout_ms changed: np_api restarts.
+  reload(d, with_np_api_keys(d.config(), "check_interval = 1s\npartial_timeout_ms = 900\n"));
+  EXPECT_NE(d.proc->log().find("stopped plugin np_api"), std::string::npos) << d.proc->log();
+  c.reset();  // the tool dies: no end line
+  auto end = firefly_of(d.rx4, "end", 4s);
+  ASSERT_TRUE(end) << d.proc->log();
+  EXPECT_NE(d.proc->log().find("checking 1 TCP flows started before the reload"), std::string::npos)
+      << d.proc->log();
+  const std::string not_found =
+      "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_not_found\"}";
+  const std::string m = d.scrape_until(kExpiredClosed, 1);
+  EXPECT_EQ(metric_value(m, kExpiredClosed), 1) << m;
+  EXPECT_EQ(metric_value(m, not_found), 0) << m;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// try15g 5: flowd killed with -9 while more flows were live than a backend's queue holds; their
+// connections closed meanwhile. The restart ended them all at once, before any backend had read
+// one: all but queue_size were dropped (and the log said the kernel plugin's events were). The
+// recovered ends now wait for room in the queues: every one reaches the collector.
+TEST(FlowJournalEndToEnd, AfterKill9MoreRecoveredEndsThanAQueueHoldsAllReachTheBackends) {
+  constexpr int kFlows = 200;
+  Daemon d;
+  const std::string np_keys = "check_interval = 0\n";
+  d.start(with_np_api_keys(d.config(), np_keys));
+  std::string lines;
+  for (int i = 0; i < kFlows; ++i)
+    lines += "start tcp 127.0.0.1 " + std::to_string(20000 + i) + " 127.0.0.1 5777 2 9\n";
+  write_pipe(d.pipe(), lines);
+  ASSERT_EQ(d.rx4.receive_many(kFlows).size(), static_cast<std::size_t>(kFlows)) << d.proc->log();
+  d.proc->signal(SIGKILL);
+  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  // No connection of theirs is open: the restart ends all of them, into queues of 16.
+  d.start(with_np_api_keys(d.config("", "queue_size = 16\n"), np_keys));
+  std::set<int> ended;
+  for (const auto& m : d.rx4.receive_many(kFlows)) {
+    // The body only (parse_firefly runs the schema validator, once a datagram: too slow for 200).
+    auto j = nlohmann::json::parse(m.substr(m.find('{')));
+    EXPECT_EQ(j["flow-lifecycle"]["state"], "end");
+    ended.insert(j["flow-id"]["src-port"].get<int>());
+  }
+  EXPECT_EQ(ended.size(), static_cast<std::size_t>(kFlows)) << d.proc->log();
+  const std::string m = d.scrape();
+  EXPECT_EQ(metric_value(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), kFlows) << m;
+  EXPECT_EQ(metric_sum(m, "flowd_bus_dropped_events_total"), 0) << m;
+  EXPECT_EQ(d.proc->log().find("queue is"), std::string::npos) << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
 }
 
 }  // namespace

@@ -172,6 +172,43 @@ TEST(EventQueue, PopBatchUntilReturnsAtTheDeadline) {
   EXPECT_FALSE(q.pop_batch_until(out, 4, fresh.get_token(), std::chrono::steady_clock::now()));
 }
 
+// A producer that may wait (the flow journal's recovered flows at a start) is woken by the pop that
+// makes room, and gives up at its deadline, a stop or a close.
+TEST(EventQueue, WaitForRoomWakesAtAPopAndGivesUpAtTheDeadlineAStopOrAClose) {
+  EventQueue q(2);
+  ASSERT_TRUE(q.push(make_flow(1)));
+  EXPECT_TRUE(q.wait_for_room({}, std::chrono::steady_clock::now())) << "room already";
+  ASSERT_TRUE(q.push(make_flow(2)));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(q.wait_for_room({}, t0 + std::chrono::milliseconds(50)));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50));
+  auto fut = std::async(std::launch::async, [&] {
+    return q.wait_for_room({}, std::chrono::steady_clock::now() + std::chrono::hours(1));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<FlowID> out;
+  ASSERT_TRUE(q.pop_batch(out, 1, {}));
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(fut.get());
+  ASSERT_TRUE(q.push(make_flow(3)));
+  std::stop_source stop;
+  auto stopped = std::async(std::launch::async, [&] {
+    return q.wait_for_room(stop.get_token(),
+                           std::chrono::steady_clock::now() + std::chrono::hours(1));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  stop.request_stop();
+  ASSERT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(stopped.get());
+  auto closed = std::async(std::launch::async, [&] {
+    return q.wait_for_room({}, std::chrono::steady_clock::now() + std::chrono::hours(1));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  q.close();
+  ASSERT_EQ(closed.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(closed.get());
+}
+
 TEST(EventQueue, DepthGaugeFollowsSize) {
   prometheus::Registry reg;
   auto& fam = prometheus::BuildGauge().Name("depth").Help("h").Register(reg);

@@ -169,6 +169,28 @@ TEST(ReportedConnections, ARepeatedStartKeepsWhatTheChecksFound) {
   EXPECT_EQ(ended[0].reason, Expiry::kConnectionClosed);
 }
 
+// try15g 7: a reload that restarts np_api hands its table to the successor
+// (ConnectionWatch::shelve, inherit), which keeps only the flows the daemon still lists: one found
+// open before the reload ends as closed at the first check after it that misses it.
+TEST(ReportedConnections, ATableHandedOnKeepsWhatTheChecksFoundOfTheFlowsStillListed) {
+  ReportedConnections before;
+  Check check_before{before};
+  const FlowID open = flow(FlowState::kStart, "192.0.2.1", 40000, "192.0.2.2", 443);
+  const FlowID gone = flow(FlowState::kStart, "192.0.2.1", 40001, "192.0.2.2", 443);
+  before.note({&open, 1});
+  before.note({&gone, 1});
+  EXPECT_TRUE(check_before({{"192.0.2.1", 40000, "192.0.2.2", 443}}).empty());
+  ReportedConnections after(std::move(before));
+  after.keep_only({&open, 1});  // `gone` ended meanwhile: not the daemon's any more
+  EXPECT_EQ(after.size(), 1u);
+  after.note({&open, 1});
+  Check check{after};
+  auto ended = check({});
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].reason, Expiry::kConnectionClosed);
+  EXPECT_EQ(FlowKey::of(ended[0].end), FlowKey::of(open));
+}
+
 TEST(ReportedConnections, BoundedTheOldestForgotten) {
   ReportedConnections flows(2);
   for (std::uint16_t port = 1; port <= 3; ++port) {

@@ -6,10 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/bus.hpp"
@@ -276,6 +282,75 @@ TEST(FlowJournalBus, ARestoredReportIsLiveButSentNowhereAndARecoveredEndGoesOut)
   kernel->publish(std::span<const FlowID>(&end, 1));
   EXPECT_EQ(q->size(), 2u);
   EXPECT_TRUE(bus.live_reports("kernel").empty());
+}
+
+// try15g 5: more recovered ends than a backend's queue holds wait for room instead of being
+// dropped; the backends read meanwhile (here one slow, one fast).
+TEST(FlowJournalBus, MoreRecoveredEndsThanAQueueHoldsWaitForRoomAndAllGoOut) {
+  prometheus::Registry metrics;
+  Bus bus(metrics);
+  auto slow = bus.make_queue("udp_firefly", 4);
+  auto fast = bus.make_queue("prometheus", 16);
+  bus.set_subscribers({{"udp_firefly", slow}, {"prometheus", fast}});
+  std::vector<FlowID> ends;
+  for (std::uint16_t p = 1; p <= 100; ++p) {
+    FlowID f = flow(p, FlowState::kEnd);
+    f.plugin = "kernel";
+    f.end_time = Clock::now();
+    ends.push_back(f);
+  }
+  const auto read = [](EventQueue& q, std::chrono::milliseconds pause) {
+    std::vector<FlowID> got, batch;
+    while (got.size() < 100 && q.pop_batch(batch, 3, {})) {
+      got.insert(got.end(), batch.begin(), batch.end());
+      std::this_thread::sleep_for(pause);
+    }
+    return got;
+  };
+  auto slow_got =
+      std::async(std::launch::async, read, std::ref(*slow), std::chrono::milliseconds(1));
+  auto fast_got =
+      std::async(std::launch::async, read, std::ref(*fast), std::chrono::milliseconds(0));
+  bus.publish_recovered_ends(ends);
+  EXPECT_EQ(bus.dropped(), 0u);
+  for (auto* got : {&slow_got, &fast_got}) {
+    ASSERT_EQ(got->wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    auto flows = got->get();
+    ASSERT_EQ(flows.size(), 100u);
+    for (std::uint16_t i = 0; i < 100; ++i) EXPECT_EQ(flows[i].src_port, i + 1) << "in order";
+  }
+}
+
+// A backend that takes nothing is waited for `stall` at most: the rest is dropped, counted for it
+// and said in the log as the flow journal's (before: as the kernel plugin's events).
+TEST(FlowJournalBus, RecoveredEndsABackendDoesNotTakeAreDroppedAfterTheStallAsTheJournals) {
+  prometheus::Registry metrics;
+  Bus bus(metrics);
+  std::ostringstream log;
+  auto core = get_logger("core");
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  sink->set_pattern("%v");
+  core->sinks().push_back(sink);
+  auto stuck = bus.make_queue("kafka", 2);
+  bus.set_subscribers({{"kafka", stuck}});
+  std::vector<FlowID> ends;
+  for (std::uint16_t p = 1; p <= 10; ++p) {
+    FlowID f = flow(p, FlowState::kEnd);
+    f.plugin = "kernel";
+    ends.push_back(f);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  bus.publish_recovered_ends(ends, {}, std::chrono::milliseconds(50), std::chrono::seconds(30));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  core->sinks().pop_back();
+  EXPECT_EQ(stuck->size(), 2u);
+  EXPECT_EQ(bus.dropped_for("kafka"), 8u);
+  EXPECT_NE(log.str().find("backend kafka's queue is full: 8 of the 10 ends of flows the previous "
+                           "flowd left live (flow journal) dropped, its backend took none for "
+                           "0.05 s"),
+            std::string::npos)
+      << log.str();
+  EXPECT_EQ(log.str().find("kernel"), std::string::npos) << log.str();
 }
 
 }  // namespace

@@ -106,6 +106,7 @@ class ApiPlugin final : public Plugin {
   }
 
   void start() override {
+    watch_.take_shelved(ctx_.shelf);  // what a predecessor's checks found (inherit() in run())
     if (!cfg_.socket.empty()) {
       server_.add_listener(listen_unix({cfg_.socket, cfg_.mode, cfg_.group}), cfg_.socket);
       made_socket_ = true;
@@ -131,6 +132,7 @@ class ApiPlugin final : public Plugin {
   }
 
   void stop() override {
+    watch_.shelve(ctx_.shelf);
     if (made_socket_) remove_unix_socket(cfg_.socket);
     made_socket_ = false;
   }

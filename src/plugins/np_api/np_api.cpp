@@ -47,6 +47,7 @@ class NpApi final : public Plugin {
   }
 
   void start() override {
+    watch_.take_shelved(ctx_.shelf);  // what a predecessor's checks found (inherit() in run())
     PipeSpec spec{path_, mode_, group_};
     std::unique_ptr<ShelfItem> item;
     if (ctx_.shelf) {
@@ -168,6 +169,7 @@ class NpApi final : public Plugin {
   }
 
   void stop() override {
+    watch_.shelve(ctx_.shelf);
     if (!fd_) return;
     auto parked = std::make_unique<ParkedPipe>(std::move(fd_), path_, dev_, ino_,
                                                std::move(carried_partial_), log_);

@@ -10,10 +10,12 @@
 #include <cstring>
 #include <optional>
 #include <system_error>
+#include <unordered_set>
 
 #include "common/net/local_addresses.hpp"
 #include "flowd/component.hpp"
 #include "flowd/daemon_status.hpp"
+#include "flowd/reload_shelf.hpp"
 #include "netlink/sock_diag.hpp"
 
 namespace flowd::scanner {
@@ -54,6 +56,12 @@ void ReportedConnections::note(std::span<const FlowID> published) {
       table_.erase(key_of(f));
     }
   }
+}
+
+void ReportedConnections::keep_only(std::span<const FlowID> starts) {
+  std::unordered_set<FlowKey, FlowKeyHash> keep;
+  for (const auto& f : starts) keep.insert(key_of(f));
+  table_.erase_if([&](const FlowKey& k, Entry&) { return !keep.contains(k); });
 }
 
 void ReportedConnections::saw_open(const IpAddress& local, std::uint16_t local_port,
@@ -145,7 +153,41 @@ void ConnectionWatch::publish(Publisher& out, std::span<const FlowID> in) {
   if (timer_) flows_.note(turned_);
 }
 
+namespace {
+
+// What a plugin's checks found, between the instance a reload stops and its successor.
+struct ShelvedChecks final : ShelfItem {
+  explicit ShelvedChecks(ReportedConnections f) : flows(std::move(f)) {}
+  ReportedConnections flows;
+};
+
+std::string shelf_key(const char* plugin) {
+  return fmt::format("plugin.{}.checks", plugin);
+}
+
+}  // namespace
+
+void ConnectionWatch::shelve(ReloadShelf* shelf) {
+  std::lock_guard lock(mu_);
+  if (!shelf || !timer_ || flows_.size() == 0) return;
+  shelf->put(shelf_key(plugin_), std::make_unique<ShelvedChecks>(std::move(flows_)));
+  flows_ = ReportedConnections();
+}
+
+void ConnectionWatch::take_shelved(ReloadShelf* shelf) {
+  if (!shelf) return;
+  auto item = shelf->take(shelf_key(plugin_));
+  auto* shelved = dynamic_cast<ShelvedChecks*>(item.get());
+  std::lock_guard lock(mu_);
+  if (shelved && timer_) predecessor_.emplace(std::move(shelved->flows));
+}
+
 std::size_t ConnectionWatch::inherit(DaemonStatus* status) {
+  std::optional<ReportedConnections> predecessor;
+  {
+    std::lock_guard lock(mu_);
+    predecessor.swap(predecessor_);
+  }
   if (!timer_ || !status) return 0;
   std::vector<FlowID> starts;
   for (const auto& a : status->reported_flows(plugin_)) {
@@ -153,6 +195,13 @@ std::size_t ConnectionWatch::inherit(DaemonStatus* status) {
     starts.push_back(start_event(a));
   }
   std::lock_guard lock(mu_);
+  if (predecessor) {
+    // Its checks' findings, on the flows the daemon still lists as the plugin's (the note below
+    // keeps what the checks found of a flow it knew). The plugin calls this before it publishes:
+    // nothing of this instance's is replaced.
+    predecessor->keep_only(starts);
+    flows_ = std::move(*predecessor);
+  }
   flows_.note(starts);
   return flows_.size();
 }

@@ -53,6 +53,7 @@ class logger;
 namespace flowd {
 class DaemonStatus;
 class Publisher;
+class ReloadShelf;
 namespace netlink {
 class SockDiag;
 }
@@ -78,6 +79,9 @@ class ReportedConnections {
 
   // Follows the local TCP starts of `published`; their ends forget them.
   void note(std::span<const FlowID> published);
+  // Forgets every flow but those of `starts` (a predecessor's table taken on by a reload: only
+  // what the daemon still lists as reported is followed).
+  void keep_only(std::span<const FlowID> starts);
   // One check: begin_check(), saw_open() for every socket that can carry data, finish_check().
   void begin_check() { ++check_; }
   void saw_open(const IpAddress& local, std::uint16_t local_port, const IpAddress& remote,
@@ -124,8 +128,16 @@ class ConnectionWatch {
   // Publishes the plugin's flows (this host's end first: a flow that names the peer first is
   // turned) and follows their TCP starts.
   void publish(Publisher& out, std::span<const FlowID> flows);
+  // The plugin stops: what the checks found of its flows is left on `shelf` for the instance a
+  // reload starts in its place (destroyed with the shelf's leftovers when none comes).
+  void shelve(ReloadShelf* shelf);
+  // The plugin starts (start(), before the runtime clears the shelf): takes what its
+  // predecessor's checks found, for inherit().
+  void take_shelved(ReloadShelf* shelf);
   // A reload restarted the plugin: follows the TCP flows its predecessor reported and did not end
-  // (DaemonStatus::reported_flows), as not yet found open. Returns how many.
+  // (DaemonStatus::reported_flows), with what its checks found of them (take_shelved): one found
+  // open ends as connection_closed at the first check that misses it, as it would have without
+  // the reload (try15g 7); without that, as not yet found open. Returns how many.
   std::size_t inherit(DaemonStatus* status);
   // fd() is readable: one check, its ends published to `out`.
   void on_timer(Publisher& out);
@@ -146,7 +158,8 @@ class ConnectionWatch {
   std::chrono::steady_clock::time_point local_read_;
   std::vector<FlowID> turned_;
   ReportedConnections flows_;
-  std::unique_ptr<netlink::SockDiag> diag_;  // opened at the first check with flows to check
+  std::optional<ReportedConnections> predecessor_;  // take_shelved() to inherit()
+  std::unique_ptr<netlink::SockDiag> diag_;         // opened at the first check with flows to check
   std::array<prometheus::Counter*, kExpiryCount> expired_{};
   prometheus::Counter* checks_ = nullptr;
   std::vector<ReportedConnections::Expired> expired_now_;
