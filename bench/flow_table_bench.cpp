@@ -48,9 +48,10 @@ void fill(const char* name, long entries, int rounds) {
         worst_at = i;
       }
     }
-    fmt::print("value={} bytes={} entries={} total_ms={:.1f} mean_us={:.2f} worst_ms={:.2f} at={}\n",
-               name, sizeof(Value), entries, total_us / 1000, total_us / static_cast<double>(entries),
-               worst_us / 1000, worst_at);
+    fmt::print(
+        "value={} bytes={} entries={} total_ms={:.1f} mean_us={:.2f} worst_ms={:.2f} at={}\n", name,
+        sizeof(Value), entries, total_us / 1000, total_us / static_cast<double>(entries),
+        worst_us / 1000, worst_at);
   }
 }
 
