@@ -75,6 +75,11 @@ struct FlowID {
   // Set by the firefly plugin: the received firefly's JSON as it came, so that udp_firefly relays
   // the sender's fields (application, usage, netlink, ...) unchanged instead of rebuilding them.
   std::shared_ptr<const std::string> firefly_json;
+  // The kernel's socket cookie of a local TCP connection (sock_diag's idiag_cookie, the kernel
+  // plugin's records), set by the connection plugins where the kernel gives one; 0: unknown. It
+  // tells a socket from a later one on the same 4-tuple: the flow journal keeps it, so that a
+  // restart does not take a new connection on a reused 4-tuple for the one it journaled.
+  std::uint64_t socket_cookie = 0;
 
   int family() const { return dst.family; }
 };

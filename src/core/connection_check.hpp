@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -36,8 +37,11 @@ class OpenConnectionCheck {
   OpenConnectionCheck& operator=(const OpenConnectionCheck&) = delete;
   // False only when the kernel says the connection of `start` (either end may be this host's) is
   // closed; true when it is open or it cannot tell (no netlink socket, or neither end is an
-  // address of this network namespace's interfaces).
-  bool operator()(const FlowID& start);
+  // address of this network namespace's interfaces). `cookie`, when given, gets the socket cookie
+  // of the open socket found in the direction of `start` (start.src this host's end: the
+  // connection plugins' order), 0 when there is none or the kernel gives none: the flow journal's
+  // recovery tells a reused 4-tuple by it (try15g 3).
+  bool operator()(const FlowID& start, std::uint64_t* cookie = nullptr);
 
  private:
   // Read again when older than a second: an interface may come after the check was made.

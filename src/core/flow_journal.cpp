@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -47,7 +48,8 @@ bool number(std::string_view s, T& v, T max) {
 std::vector<std::string_view> fields_of(std::string_view line) {
   std::vector<std::string_view> f;
   std::size_t pos = 0;
-  while (f.size() < 12) {
+  // One more than the longest line's fields: a field beyond them makes the line malformed.
+  while (f.size() < 13) {
     const auto sp = line.find(' ', pos);
     f.push_back(line.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos));
     if (sp == std::string_view::npos) break;
@@ -80,7 +82,8 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
   }
   const bool start = f[0] == "S";
   if (!start && f[0] != "E") return false;
-  if (f.size() != (start ? 11u : 8u)) return false;
+  // A start's cookie is optional (the journals of flowds before it have none).
+  if (start ? f.size() != 11u && f.size() != 12u : f.size() != 8u) return false;
   if (!plugin_name_ok(f[1]) || (f[2] != "i" && f[2] != "e")) return false;
   FlowID flow;
   flow.origin = FlowOrigin::kLocal;
@@ -107,6 +110,14 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
       if (!number<std::int64_t>(f[10], us, std::int64_t{1} << 53)) return false;
       flow.start_time = TimePoint(std::chrono::microseconds(us));
     }
+    if (f.size() == 12) {
+      constexpr std::string_view kCookie = "cookie=";
+      if (!f[11].starts_with(kCookie) ||
+          !number<std::uint64_t>(f[11].substr(kCookie.size()), flow.socket_cookie,
+                                 std::numeric_limits<std::uint64_t>::max()) ||
+          flow.socket_cookie == 0)
+        return false;
+    }
   }
   out.kind = start ? JournalLine::Kind::kStart : JournalLine::Kind::kEnd;
   out.plugin = std::string(f[1]);
@@ -121,8 +132,10 @@ std::string journal_start_line(const FlowID& f, std::string_view plugin, bool ex
                                         f.start_time->time_since_epoch())
                                         .count())
                    : std::string("-");
-  return fmt::format("S {} {} {} {} {} {}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f),
-                     f.experiment, f.activity, start);
+  const std::string cookie =
+      f.socket_cookie ? fmt::format(" cookie={}", f.socket_cookie) : std::string();
+  return fmt::format("S {} {} {} {} {} {}{}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f),
+                     f.experiment, f.activity, start, cookie);
 }
 
 std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank) {
@@ -213,7 +226,9 @@ FlowJournal::FlowJournal(prometheus::Registry& metrics)
     : recovered_(metrics, "flowd_flow_journal_recovered_total",
                  "Live local flow reports a previous flowd left in the flow journal, by what a "
                  "start made of them: followed (restored, its plugin follows it on), ended (its "
-                 "connection closed while no flowd ran, or its plugin is gone: ended at the start)",
+                 "connection closed while no flowd ran, its 4-tuple maybe reused by a new one, or "
+                 "its plugin is gone: ended at the start), restarted (a connection plugin's report "
+                 "the previous flowd's stop ended, its connection still open: started again)",
                  "outcome"),
       skipped_(metrics, "flowd_flow_journal_lines_skipped_total",
                "Flow journal lines skipped when read back at a start, by reason: truncated (the "

@@ -3,8 +3,9 @@
 // kept in `work_dir` so that a flowd killed with -9 (or one that stopped cleanly while np_api or
 // api reports were live) is followed by one that knows what the collector was told (issue 15 E3).
 // At a start, the reports the previous flowd left live are read back (Runtime): those whose
-// plugin runs again and whose connection is still open are restored in the arbiter and the status
-// board, so that the plugins follow them on (their close gives the end); the others end then.
+// plugin runs again and whose connection is still open (the same socket, where the journal has its
+// cookie) are restored in the arbiter and the status board, so that the plugins follow them on
+// (their close gives the end); the others end then.
 //
 // File: <work_dir>/flows.<netns inode>.journal, mode 0600, one line per event, appended with one
 // write(2) per published batch (O_APPEND). No fsync: the page cache survives kill -9, which is
@@ -15,10 +16,16 @@
 //
 // Lines (fields separated by one space; the last line may be cut short by the kill):
 //   P <pid>                                                          the flowd writing from here on
-//   S <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|->   a start
+//   S <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|-> [cookie=<n>]
+//                                                                                       a start
 //   E <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport>                               an end
 //   X <pid>                                the flowd stops: the ends that follow are its stop's
-// `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp).
+// `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp). `cookie=<n>`: the
+// kernel's socket cookie of the connection (FlowID::socket_cookie, decimal, never 0), written where
+// the plugin knew it (kernel, netlink): a restart that finds the 4-tuple open on another socket
+// knows the journaled connection closed and the 4-tuple was reused (try15g 3). Absent in the
+// journals of flowds before it, which still parse. A flowd before it reads an S line with a cookie
+// as malformed (skipped and counted): that report is then neither followed nor ended by it.
 #pragma once
 
 #include <prometheus/gauge.h>
@@ -49,12 +56,13 @@ struct JournalLine {
   FlowID flow;  // kStart: the start as published (plugin unset); kEnd: its addresses
 };
 
-// Parses one line without its newline; false for anything but the three forms above exactly
-// (an unknown kind, a field missing or extra, a number out of range, a plugin name not of
-// [a-z0-9_]{1,32}, more than kMaxLine bytes). Never throws.
+// Parses one line without its newline; false for anything but the forms above exactly (an
+// unknown kind, a field missing or extra, a number out of range, a cookie of 0, a plugin name not
+// of [a-z0-9_]{1,32}, more than kMaxLine bytes). Never throws.
 bool parse_journal_line(std::string_view line, JournalLine& out);
 inline constexpr std::size_t kMaxJournalLine = 512;
-// The lines for a start or an end of `plugin`'s report (with the newline).
+// The lines for a start or an end of `plugin`'s report (with the newline); a start's carries
+// f.socket_cookie when it is known (not 0).
 std::string journal_start_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
 std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
 

@@ -104,9 +104,11 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     FlowID f = r.start;
     f.origin = FlowOrigin::kLocal;
     const auto pc = plugin_of(r);
-    if (pc == c.plugins.end() || f.protocol != Protocol::kTcp || !still_open(f)) continue;
+    std::uint64_t cookie = 0;
+    if (pc == c.plugins.end() || f.protocol != Protocol::kTcp || !still_open(f, &cookie)) continue;
     f.plugin = pc->info->name.data();
     f.start_time = now;
+    f.socket_cookie = cookie;  // the socket open now (maybe a new one on the 4-tuple)
     out.restarts.push_back(std::move(f));
   }
   if (!out.restarts.empty())
@@ -121,7 +123,7 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     return out;
   }
   std::vector<FlowID>& ends = out.ends;
-  std::size_t followed = 0, closed = 0, gone = 0, covered = 0, handed_back = 0;
+  std::size_t followed = 0, closed = 0, gone = 0, covered = 0, handed_back = 0, reused = 0;
   // A connection with a live explicit report (np_api, api) hides its inferred one from the
   // backends (the arbiter ended it at the tool's start, or held its start): only the explicit
   // report's end may go out (try15g 1). The explicit reports are settled first; an inferred one
@@ -133,10 +135,19 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     f.origin = FlowOrigin::kLocal;
     const auto pc = plugin_of(r);
     // UDP has no connection state to ask: kept, as the marker keeps UDP flows after a crash.
-    const bool open = f.protocol == Protocol::kUdp || still_open(f);
+    std::uint64_t cookie = 0;
+    const bool open = f.protocol == Protocol::kUdp || still_open(f, &cookie);
+    // Open on another socket than the one journaled (both cookies known): the connection closed
+    // while no flowd ran and a new one took its 4-tuple (try15g 3). Before, the new one was taken
+    // for it: the old flow's end came at the new one's close, and the new one had no start.
+    const bool other_socket =
+        open && f.socket_cookie != 0 && cookie != 0 && cookie != f.socket_cookie;
     const auto key = LocalFlowArbiter::key_of(f);
     if (!r.explicit_rank)
       if (auto it = explicit_reports.find(key); it != explicit_reports.end()) {
+        // Nothing of it reached the backends (the tool's report hid it): the report stands for
+        // the socket open now.
+        if (other_socket) f.socket_cookie = cookie;
         if (it->second == Explicit::kEnded && open && pc != c.plugins.end()) {
           f.plugin = pc->info->name.data();
           f.start_time = now;
@@ -144,6 +155,7 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
           ++handed_back;
         } else if (it->second == Explicit::kFollowed && open && pc != c.plugins.end()) {
           f.plugin = pc->info->name.data();
+          if (other_socket) f.start_time = now;
           bus_.restore(f, LocalFlowArbiter::Rank::kInferred);  // held behind the tool's report
           ++followed;
         } else {
@@ -151,7 +163,7 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
         }
         return;
       }
-    if (pc != c.plugins.end() && open) {
+    if (pc != c.plugins.end() && open && !other_socket) {
       f.plugin = pc->info->name.data();
       bus_.restore(f, r.explicit_rank ? LocalFlowArbiter::Rank::kExplicit
                                       : LocalFlowArbiter::Rank::kInferred);
@@ -160,7 +172,19 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
       return;
     }
     if (r.explicit_rank) explicit_reports[key] = Explicit::kEnded;
-    ++(open ? gone : closed);
+    if (other_socket && pc != c.plugins.end()) {
+      // Its plugin would adopt the new socket silently (it is older than the plugin): started
+      // now instead, after the old one's end (publish_recovered_ends goes first), as a report
+      // handed back is.
+      ++reused;
+      FlowID renewed = f;
+      renewed.plugin = pc->info->name.data();
+      renewed.start_time = now;
+      renewed.socket_cookie = cookie;
+      out.restarts.push_back(std::move(renewed));
+    } else {
+      ++(open ? gone : closed);
+    }
     f.plugin = FlowJournal::static_name(r.plugin);
     f.state = FlowState::kEnd;
     f.end_time = f.start_time ? std::max(*f.start_time, now) : now;
@@ -170,14 +194,19 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     if (r.explicit_rank) settle(r);
   for (const auto& r : previous.live)
     if (!r.explicit_rank) settle(r);
-  journal_.count_recovered(followed, ends.size(), out.restarts.size());
+  // The new connections on reused 4-tuples are no report of the journal's: not counted restarted.
+  journal_.count_recovered(followed, ends.size(), out.restarts.size() - reused);
   get_logger("core")->warn(
       "the previous flowd{} stopped without ending {} (flow journal {}): {} still open, followed "
-      "on by {} plugins; {} closed while no flowd ran{}, ended now{}{}",
+      "on by {} plugins; {} closed while no flowd ran{}{}, ended now{}{}",
       previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
       previous.live.size() == 1 ? std::string("1 flow")
                                 : fmt::format("{} flows", previous.live.size()),
       journal_.path(), followed, followed == 1 ? "its" : "their", closed,
+      reused ? fmt::format(" and {} whose 4-tuple a new connection took meanwhile (another socket "
+                           "cookie: the new one is started now)",
+                           reused)
+             : std::string(),
       gone ? fmt::format(" and {} of plugins no longer configured", gone) : std::string(),
       handed_back
           ? fmt::format("; {} handed back to their connection plugin (started again)", handed_back)

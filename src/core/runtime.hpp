@@ -106,8 +106,8 @@ class Runtime {
   void publish_subscribers();
   // At the first apply, before any component starts: reads the flow journal the previous flowd
   // left (flow_journal.hpp), restores the reports `c`'s plugins follow on and returns the ends of
-  // the others, and the starts of the connections its stop ended that are open again, for the
-  // backends once they run.
+  // the others, and the starts of the connections its stop ended that are open again (and of the
+  // new connections found on a journaled report's 4-tuple), for the backends once they run.
   struct Recovered {
     std::vector<FlowID> ends, restarts;
   };

@@ -17,6 +17,8 @@ void check_round_trip(const flowd::JournalLine& l) {
     return;
   }
   const flowd::FlowID& f = l.flow;
+  // Only a start carries a socket cookie, and never 0 written out (0: unknown, not written).
+  if (l.kind != flowd::JournalLine::Kind::kStart && f.socket_cookie != 0) __builtin_trap();
   if (f.experiment > flowd::kMaxExperiment || f.activity > flowd::kMaxActivity) __builtin_trap();
   if (f.origin != flowd::FlowOrigin::kLocal) __builtin_trap();  // never another host's flow
   // What the writer makes of a parsed line parses to the same line.
@@ -31,7 +33,7 @@ void check_round_trip(const flowd::JournalLine& l) {
       !(m.flow.src == f.src) || !(m.flow.dst == f.dst) || m.flow.src_port != f.src_port ||
       m.flow.dst_port != f.dst_port || m.flow.protocol != f.protocol ||
       m.flow.experiment != f.experiment || m.flow.activity != f.activity ||
-      m.flow.start_time != f.start_time)
+      m.flow.start_time != f.start_time || m.flow.socket_cookie != f.socket_cookie)
     __builtin_trap();
 }
 

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -1981,6 +1982,38 @@ class FlowJournalNetns : public KernelIssue15 {
     return fds.add(tcp_listen("::", 5201));
   }
   void kill9_case(const std::string& plugin, const std::string& keys, const std::string& ready);
+  void reused_case(const std::string& plugin, const std::string& keys, const std::string& ready);
+  // One connection from [addr_b]:`sport` (bound, so that a later one can take the same 4-tuple)
+  // to [addr_a]:5201, accepted on `listener`.
+  Pair accept_from(Fds& fds, int listener, int sport) {
+    Pair p;
+    {
+      NetnsScope in_b(net->b);
+      sockaddr_storage me{}, to{};
+      const socklen_t me_len = make_sockaddr(net->addr_b, sport, me);
+      const socklen_t to_len = make_sockaddr(net->addr_a, 5201, to);
+      int fd = ::socket(me.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&me), me_len) != 0 ||
+          ::connect(fd, reinterpret_cast<sockaddr*>(&to), to_len) != 0) {
+        ::close(fd);
+        fd = -1;
+      }
+      p.client = fds.add(fd);
+      p.port = sport;
+    }
+    EXPECT_GE(p.client, 0) << std::strerror(errno);
+    p.conn = fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    EXPECT_GE(p.conn, 0);
+    return p;
+  }
+  // Closes both ends, the client's with a reset: no TIME-WAIT keeps its 4-tuple from a new one.
+  static void reset_pair(Fds& fds, Pair& p) {
+    linger l{1, 0};
+    ::setsockopt(p.client, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close_pair(fds, p);
+  }
   // The sum of flowd_active_flows over the local origin's series in the scrape `m`.
   static double local_active_flows(const std::string& m) {
     double sum = 0;
@@ -2056,6 +2089,72 @@ TEST_F(FlowJournalNetns, AfterKill9TheRestartEndsWhatClosedAndFollowsWhatIsStill
 TEST_F(FlowJournalNetns, AfterKill9ARestartedNetlinkScannerFollowsOnWhatIsStillOpen) {
   kill9_case("netlink", std::string(kRule5201Keys) + "interval = 200ms\n",
              "scanning TCP connections");
+}
+
+// try15g 3: flowd killed with -9 while a connection it reported is open; the connection closes and
+// a new one takes its 4-tuple (a client with a fixed source port) while no flowd runs. The restart
+// sees another socket cookie on the 4-tuple than the journal's: the old flow ends at the restart,
+// once, and the new connection is started, and ended at its close. Before, the new connection was
+// taken for the old one: no end of the old flow until the new one closed, and no start of the new.
+void FlowJournalNetns::reused_case(const std::string& plugin, const std::string& keys,
+                                   const std::string& ready) {
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  constexpr int kSport = 40321;
+  const std::string cfg = config(plugin, keys);
+  start_flowd(cfg, ready);
+  Pair old_pair = accept_from(fds, listener, kSport);
+  auto first = events(1);
+  ASSERT_EQ(first.size(), 1u) << proc->log();
+  ASSERT_EQ(first[0].state, "start");
+  ASSERT_EQ(client_port_of(first[0]), kSport);
+  std::string journal;
+  for (int i = 0; i < 50 && journal.find("cookie=") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    std::ifstream in(journal_file());
+    journal.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_NE(journal.find("cookie="), std::string::npos) << "the start's socket cookie\n" << journal;
+  proc->signal(SIGKILL);
+  ASSERT_EQ(proc->wait(5s), 128 + SIGKILL);
+  reset_pair(fds, old_pair);  // while no flowd runs
+  Pair new_pair = accept_from(fds, listener, kSport);
+  ASSERT_GE(new_pair.conn, 0);
+  std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
+  start_flowd(cfg, ready);
+  auto after = events(3, 2000ms);
+  ASSERT_EQ(after.size(), 2u) << "the old flow's end and the new connection's start\n"
+                              << proc->log();
+  EXPECT_EQ(after[0].state, "end");
+  EXPECT_EQ(after[0].start_time, first[0].start_time) << "the old flow's";
+  EXPECT_NE(after[0].end_time, after[0].start_time) << "ended at the restart";
+  EXPECT_EQ(after[1].state, "start");
+  EXPECT_NE(after[1].start_time, first[0].start_time) << "a flow of its own";
+  for (const auto& e : after) EXPECT_EQ(client_port_of(e), kSport);
+  EXPECT_EQ(count("whose 4-tuple a new connection took meanwhile"), 1) << proc->log();
+  std::string m = scrape();
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"ended\"}"), 1) << m;
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"followed\"}"), 0) << m;
+  EXPECT_EQ(counter(m, "flowd_flow_journal_recovered_total{outcome=\"restarted\"}"), 0) << m;
+  EXPECT_EQ(local_active_flows(m), 1) << "the new connection is active\n" << m;
+  close_pair(fds, new_pair);
+  auto last = events(2, 2000ms);
+  ASSERT_EQ(last.size(), 1u) << "the new connection's end, once\n" << proc->log();
+  EXPECT_EQ(last[0].state, "end");
+  EXPECT_EQ(client_port_of(last[0]), kSport);
+  EXPECT_EQ(last[0].start_time, after[1].start_time) << "the new connection's start";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+TEST_F(FlowJournalNetns, AFourTupleReusedWhileNoFlowdRanEndsTheOldFlowAndStartsTheNewOne) {
+  reused_case("kernel", kRule5201Keys, "following TCP state changes");
+}
+
+TEST_F(FlowJournalNetns, AFourTupleReusedWhileNoFlowdRanIsANewFlowForTheNetlinkScannerToo) {
+  reused_case("netlink", std::string(kRule5201Keys) + "interval = 200ms\n",
+              "scanning TCP connections");
 }
 
 // try15f D2: a clean stop ends the kernel plugin's flows (its collector gets their ends, the

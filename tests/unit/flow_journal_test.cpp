@@ -90,6 +90,51 @@ TEST(FlowJournalLine, AStartAndAnEndRoundTrip) {
   EXPECT_FALSE(l.flow.start_time);
 }
 
+// try15g 3: the connection plugins' starts carry the kernel's socket cookie, as an optional last
+// field, so that a restart tells a 4-tuple reused while no flowd ran from the connection journaled.
+// A journal of a flowd before it (no cookie) still parses: the cookie is then unknown (0).
+TEST(FlowJournalLine, AStartCarriesTheSocketCookieWhenKnown) {
+  FlowID f = flow(40000);
+  f.socket_cookie = 18446744073709551615u;  // the largest
+  std::string line = journal_start_line(f, "kernel", false);
+  EXPECT_EQ(line,
+            "S kernel i tcp 198.18.0.1 40000 198.18.0.2 5201 2 9 1764000000123456 "
+            "cookie=18446744073709551615\n");
+  line.pop_back();
+  JournalLine l;
+  ASSERT_TRUE(parse_journal_line(line, l));
+  EXPECT_EQ(l.flow.socket_cookie, f.socket_cookie);
+  EXPECT_EQ(l.flow.start_time, f.start_time);
+  f.socket_cookie = 4097;
+  f.start_time.reset();
+  line = journal_start_line(f, "netlink", false);
+  EXPECT_EQ(line, "S netlink i tcp 198.18.0.1 40000 198.18.0.2 5201 2 9 - cookie=4097\n");
+  line.pop_back();
+  ASSERT_TRUE(parse_journal_line(line, l));
+  EXPECT_EQ(l.flow.socket_cookie, 4097u);
+  EXPECT_FALSE(l.flow.start_time);
+  // Without one (unknown, or an older flowd's line): none written, none read.
+  f.socket_cookie = 0;
+  line = journal_start_line(f, "np_api", true);
+  EXPECT_EQ(line, "S np_api e tcp 198.18.0.1 40000 198.18.0.2 5201 2 9 -\n");
+  ASSERT_TRUE(parse_journal_line("S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1", l));
+  EXPECT_EQ(l.flow.socket_cookie, 0u);
+  // An end has none: the start's key ends it.
+  EXPECT_EQ(journal_end_line(flow(1, FlowState::kEnd), "kernel", false),
+            "E kernel i tcp 198.18.0.1 1 198.18.0.2 5201\n");
+  // Replayed: the live report keeps its cookie (the recovery compares it with the open socket's).
+  std::string body = "P 7\n";
+  FlowID a = flow(1), b = flow(2);
+  a.socket_cookie = 77;
+  body += journal_start_line(a, "kernel", false);
+  body += journal_start_line(b, "kernel", false);
+  const auto r = replay_journal(body, "j");
+  ASSERT_EQ(r.live.size(), 2u);
+  EXPECT_EQ(r.live[0].start.socket_cookie, 77u);
+  EXPECT_EQ(r.live[1].start.socket_cookie, 0u);
+  EXPECT_EQ(r.malformed, 0u);
+}
+
 TEST(FlowJournalLine, AnythingElseIsRefused) {
   JournalLine l;
   for (const char* bad : {
@@ -99,17 +144,27 @@ TEST(FlowJournalLine, AnythingElseIsRefused) {
            "P -1",
            "P 12 13",
            "X kernel i tcp 198.18.0.1 1 198.18.0.2 2",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",        // a field missing
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",    // one too many
-           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // not a plugin name
-           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",      // no rank
-           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",     // no protocol
-           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",    // no address
-           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",  // port
-           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",     // sign
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",    // experiment
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",     // activity
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",     // time
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",               // a field missing
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",           // one too many
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=1 1",  // one past the cookie
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=0",    // never 0
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=-1",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=18446744073709551616",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=0x10",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 Cookie=1",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=1 ",  // a trailing space
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 cookie=1",     // no start time
+           "E kernel i tcp 198.18.0.1 1 198.18.0.2 2 cookie=1",         // an end has none
+           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",            // not a plugin name
+           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",            // no rank
+           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",           // no protocol
+           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",          // no address
+           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",        // port
+           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",           // sign
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",          // experiment
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",           // activity
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",           // time
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 99999999999999999999",
            "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1",  // two spaces
            "E kernel i tcp 198.18.0.1 1 198.18.0.2",           // an end short of a port

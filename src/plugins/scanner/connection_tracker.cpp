@@ -56,6 +56,7 @@ FlowID ConnectionTracker::event(const Tracked& t, FlowState state, TimePoint now
   f.dst_port = key.dst_port;
   f.experiment = t.tag.experiment;
   f.activity = t.tag.activity;
+  f.socket_cookie = t.cookie;  // the flow journal keeps it (a reused 4-tuple at a restart)
   if (state == FlowState::kEnd) {
     f.end_time = now;
     if (t.started != TimePoint{}) f.start_time = t.started;
