@@ -69,6 +69,9 @@ std::string_view to_string(JournalSkip s) {
   return s == JournalSkip::kTruncated ? "truncated" : "malformed";
 }
 
+// 2000-01-01T00:00:00Z in microseconds since the epoch.
+constexpr std::int64_t kEarliestStartUs = 946684800LL * 1000000;
+
 bool parse_journal_line(std::string_view line, JournalLine& out) {
   if (line.size() > kMaxJournalLine) return false;
   const auto f = fields_of(line);
@@ -99,6 +102,13 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
   if (!src || !dst || !number<std::uint16_t>(f[5], flow.src_port, 65535) ||
       !number<std::uint16_t>(f[7], flow.dst_port, 65535))
     return false;
+  // What no plugin reports, so what no flowd wrote: one family (as the pipe's and the api's
+  // checks, common/flow_fields), and no unspecified address, whose `end` firefly "to the peer"
+  // the kernel would deliver to this host (try15h D7).
+  const auto unspecified = [](const IpAddress& a) {
+    return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
+  };
+  if (src->family != dst->family || unspecified(*src) || unspecified(*dst)) return false;
   flow.src = *src;
   flow.dst = *dst;
   if (start) {
@@ -109,6 +119,10 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
       std::int64_t us = 0;
       if (!number<std::int64_t>(f[10], us, std::int64_t{1} << 53)) return false;
       flow.start_time = TimePoint(std::chrono::microseconds(us));
+      // A start before 2000 or more than a day ahead of this host's clock is no flowd's (the end
+      // would carry it to the collectors): a line edited by hand, or a clock far off.
+      if (us < kEarliestStartUs || *flow.start_time > Clock::now() + std::chrono::hours(24))
+        return false;
     }
     if (f.size() == 12) {
       constexpr std::string_view kCookie = "cookie=";
@@ -219,6 +233,7 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
   for (auto& o : order)
     if (o) r.live.push_back(std::move(*o));
   for (auto& [key, report] : stopped) r.stopped.push_back(std::move(report));
+  r.stopped_cleanly = stopping;
   return r;
 }
 

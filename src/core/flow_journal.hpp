@@ -86,6 +86,9 @@ struct JournalReplay {
   // ends its flows at the stop): started again by a restart that finds their connection open
   // (try15f D2), so that a clean restart does not leave them unreported and unmarked.
   std::vector<JournalReport> stopped;
+  // The last run wrote its X line: it stopped cleanly (what it left live, it left on purpose: the
+  // tools' flows, which outlive a restart), not killed.
+  bool stopped_cleanly = false;
   std::uint64_t truncated = 0, malformed = 0;
 };
 // Replays the journal text `body` (from `path`, named in the log): the reports started and not

@@ -196,10 +196,14 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     if (!r.explicit_rank) settle(r);
   // The new connections on reused 4-tuples are no report of the journal's: not counted restarted.
   journal_.count_recovered(followed, ends.size(), out.restarts.size() - reused);
-  get_logger("core")->warn(
-      "the previous flowd{} stopped without ending {} (flow journal {}): {} still open, followed "
+  // A clean stop leaves the tools' flows live on purpose (they outlive a restart): said at info
+  // level. Only a flowd that did not stop cleanly (kill -9, a crash) is worth a warning.
+  get_logger("core")->log(
+      previous.stopped_cleanly ? spdlog::level::info : spdlog::level::warn,
+      "the previous flowd{} {} {} (flow journal {}): {} still open, followed "
       "on by {} plugins; {} closed while no flowd ran{}{}, ended now{}{}",
       previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
+      previous.stopped_cleanly ? "stopped cleanly and left live" : "stopped without ending",
       previous.live.size() == 1 ? std::string("1 flow")
                                 : fmt::format("{} flows", previous.live.size()),
       journal_.path(), followed, followed == 1 ? "its" : "their", closed,

@@ -584,7 +584,8 @@ TEST(FireflyEndToEnd, AFlowFoundOpenBeforeAReloadThatRestartsNpApiEndsAsClosedAt
   c.reset();  // the tool dies: no end line
   auto end = firefly_of(d.rx4, "end", 4s);
   ASSERT_TRUE(end) << d.proc->log();
-  EXPECT_NE(d.proc->log().find("checking 1 TCP flows started before the reload"), std::string::npos)
+  EXPECT_NE(d.proc->log().find("checking 1 TCP flows started before this plugin"),
+            std::string::npos)
       << d.proc->log();
   const std::string not_found =
       "flowd_explicit_flows_expired_total{plugin=\"np_api\",reason=\"connection_not_found\"}";

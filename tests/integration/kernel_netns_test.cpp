@@ -2284,6 +2284,10 @@ TEST_F(FlowJournalNetns, AnNpApiFlowLeftAtACleanStopEndsWithItsStartAfterTheRest
   std::this_thread::sleep_for(1100ms);  // fireflies carry times to the second
   start_flowd(cfg, "following TCP state changes");
   EXPECT_TRUE(events(1, 1000ms).empty()) << "nothing sent at the restart\n" << proc->log();
+  // A clean stop left it on purpose: said so, and no warning (try15h).
+  EXPECT_NE(proc->log().find("stopped cleanly and left live 1 flow"), std::string::npos)
+      << proc->log();
+  EXPECT_EQ(proc->log().find("stopped without ending"), std::string::npos) << proc->log();
   pipe_line("end" + tuple + "3 3");
   auto end = events(1);
   ASSERT_EQ(end.size(), 1u) << proc->log();

@@ -117,7 +117,8 @@ TEST(FlowJournalLine, AStartCarriesTheSocketCookieWhenKnown) {
   f.socket_cookie = 0;
   line = journal_start_line(f, "np_api", true);
   EXPECT_EQ(line, "S np_api e tcp 198.18.0.1 40000 198.18.0.2 5201 2 9 -\n");
-  ASSERT_TRUE(parse_journal_line("S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1", l));
+  ASSERT_TRUE(
+      parse_journal_line("S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000", l));
   EXPECT_EQ(l.flow.socket_cookie, 0u);
   // An end has none: the start's key ends it.
   EXPECT_EQ(journal_end_line(flow(1, FlowState::kEnd), "kernel", false),
@@ -138,36 +139,44 @@ TEST(FlowJournalLine, AStartCarriesTheSocketCookieWhenKnown) {
 TEST(FlowJournalLine, AnythingElseIsRefused) {
   JournalLine l;
   for (const char* bad : {
-           "",
-           "P",
-           "P 0",
-           "P -1",
-           "P 12 13",
-           "X kernel i tcp 198.18.0.1 1 198.18.0.2 2",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",               // a field missing
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 1",           // one too many
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=1 1",  // one past the cookie
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=0",    // never 0
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=-1",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=18446744073709551616",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=0x10",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 Cookie=1",
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1 cookie=1 ",  // a trailing space
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 cookie=1",     // no start time
-           "E kernel i tcp 198.18.0.1 1 198.18.0.2 2 cookie=1",         // an end has none
-           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",            // not a plugin name
-           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1",            // no rank
-           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1",           // no protocol
-           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1",          // no address
-           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1",        // port
-           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1",           // sign
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1",          // experiment
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1",           // activity
-           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",           // time
+           "", "P", "P 0", "P -1", "P 12 13", "X kernel i tcp 198.18.0.1 1 198.18.0.2 2",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9",                     // a field missing
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 1",  // one too many
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=1 1",  // one past
+                                                                                        // the
+                                                                                        // cookie
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=0",    // never 0
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=-1",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 "
+           "cookie=18446744073709551616",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=0x10",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 Cookie=1",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000 cookie=1 ",  // a trailing
+                                                                                       // space
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 cookie=1",            // no start time
+           "E kernel i tcp 198.18.0.1 1 198.18.0.2 2 cookie=1",                // an end has none
+           "S Kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000",    // not a plugin name
+           "S kernel x tcp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000",    // no rank
+           "S kernel i sctp 198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000",   // no protocol
+           "S kernel i tcp 198.18.0.300 1 198.18.0.2 2 2 9 1764000000000000",  // no address
+           "S kernel i tcp 198.18.0.1 65536 198.18.0.2 2 2 9 1764000000000000",  // port
+           "S kernel i tcp 198.18.0.1 +1 198.18.0.2 2 2 9 1764000000000000",     // sign
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 512 9 1764000000000000",    // experiment
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 64 1764000000000000",     // activity
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 1x",                    // time
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 99999999999999999999",
-           "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1",  // two spaces
-           "E kernel i tcp 198.18.0.1 1 198.18.0.2",           // an end short of a port
+           "S kernel i tcp  198.18.0.1 1 198.18.0.2 2 2 9 1764000000000000",  // two spaces
+           // What no flowd writes (try15h D7): two families, an unspecified address, a start
+           // before 2000 or far ahead of the clock.
+           "S kernel i tcp 198.18.0.1 1 fd00::2 2 2 9 1764000000000000",
+           "S kernel i tcp 198.18.0.1 1 0.0.0.0 2 2 9 1764000000000000",
+           "S kernel i tcp :: 1 fd00::2 2 2 9 1764000000000000",
+           "E kernel i tcp 0.0.0.0 1 198.18.0.2 2",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 0",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 946684799999999",
+           "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 4102444800000000",
+           "E kernel i tcp 198.18.0.1 1 198.18.0.2",  // an end short of a port
        })
     EXPECT_FALSE(parse_journal_line(bad, l)) << bad;
   EXPECT_FALSE(parse_journal_line(std::string(600, 'S'), l));

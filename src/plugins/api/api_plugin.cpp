@@ -125,7 +125,10 @@ class ApiPlugin final : public Plugin {
     out_ = &out;
     // A reload restarted the api: the TCP flows its predecessor started are checked on.
     if (std::size_t n = watch_.inherit(ctx_.status))
-      log_->info("checking {} TCP flows started before the reload", n);
+      log_->info(
+          "checking {} TCP flows started before this plugin (a reload, or a restart's flow "
+          "journal)",
+          n);
     // The check runs on the accepting thread, between two accepts.
     if (watch_.fd() >= 0) server_.add_timer(watch_.fd(), [this, &out] { watch_.on_timer(out); });
     server_.serve(stop, ctx_.heartbeats, "plugin.api");

@@ -98,7 +98,10 @@ class NpApi final : public Plugin {
     PipeDirWatch& watch = *dir_watch_;
     // A reload restarted np_api: the TCP flows its predecessor started are checked on.
     if (std::size_t n = watch_.inherit(ctx_.status))
-      log_->info("checking {} TCP flows started before the reload", n);
+      log_->info(
+          "checking {} TCP flows started before this plugin (a reload, or a restart's flow "
+          "journal)",
+          n);
     if (!path_names(path_, dev_, ino_)) make_pipe_again();  // start() kept a pipe off its path
     LineAssembler lines(max_line_);
     lines.feed(carried_partial_,
