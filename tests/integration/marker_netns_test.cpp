@@ -1571,5 +1571,62 @@ TEST_F(MarkerNetns, WithTheFlowJournalAKilledFlowdsApiFlowsAreTheApisAgain) {
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(5s), 0);
 }
+
+// try15h D1: a TCP flow neither of whose addresses is this namespace's (a tool in a container of
+// its own reports it) is taken for open by the flow journal and np_api's check, but the marker's
+// takeover of the pinned map dropped its entry (no socket here) at every restart, kill -9 or
+// clean: `flowd flows` listed it unmarked and its packets left unmarked. The marker applies the
+// same rule now; a local TCP flow without a connection is still dropped.
+TEST_F(MarkerNetns, ATcpFlowOfAnotherNamespaceStaysMarkedAcrossRestarts) {
+  Bpffs bpffs(dir.file("bpffs"));
+  ASSERT_TRUE(bpffs.ok);
+  const std::string sock = dir.file("api.sock");
+  std::string cfg = config("pin_path = " + bpffs.path + "/flowd/flow_labels\n");
+  cfg.replace(cfg.find("plugins = np_api"), 16, "plugins = np_api, api");
+  cfg += "[plugin.api]\nsocket = " + sock + "\n";
+  const std::string elsewhere = "tcp fd00:99::1 41006 fd00:99::2 5001";
+  const auto marked_elsewhere = [&](FlowdProcess& p) {
+    int found = 0;
+    for (const auto& f : listed_flows(sock)) {
+      if (f["src_ip"] != "fd00:99::1" || f["src_port"] != 41006) continue;
+      ++found;
+      EXPECT_EQ(f["plugin"], "np_api") << f.dump();
+      EXPECT_EQ(f["marked"], true) << f.dump() << "\n" << p.log();
+    }
+    EXPECT_EQ(found, 1) << p.log();
+  };
+  auto first = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  write_pipe(dir.file("np"), "start " + elsewhere + " cms 4\nstart tcp " + net->addr_a + " 40090 " +
+                                 net->addr_b + " 5201 cms 4\n");
+  ASSERT_TRUE(wait_for_flows(2)) << first->log();
+  marked_elsewhere(*first);
+  first->signal(SIGKILL);
+  first->wait(5s);
+
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_NE(second->log().find("kept 0 TCP flows with a live connection and 1 neither of whose "
+                               "addresses is this network namespace's"),
+            std::string::npos)
+      << second->log();
+  EXPECT_NE(second->log().find("dropped 1 without one"), std::string::npos) << second->log();
+  EXPECT_EQ(wait_marked(1, 2), 1) << second->log();
+  marked_elsewhere(*second);
+  second->signal(SIGTERM);
+  ASSERT_EQ(second->wait(5s), 0);
+
+  auto third = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << third->log();
+  EXPECT_EQ(metric("flowd_marker_flows"), 1) << third->log();
+  marked_elsewhere(*third);
+  // Not dropped later either (the kept flows' check runs every 5 s): the tool's end ends it.
+  sleep(6);
+  EXPECT_EQ(metric("flowd_marker_flows"), 1) << third->log();
+  write_pipe(dir.file("np"), "end " + elsewhere + " cms 4\n");
+  EXPECT_EQ(wait_marked(0, 2), 0) << third->log();
+  third->signal(SIGTERM);
+  EXPECT_EQ(third->wait(5s), 0);
+}
 }  // namespace
 }  // namespace flowd::test

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -846,7 +847,15 @@ class EbpfBackend final : public Backend {
   // The pinned map's TCP entries without a connection in this network namespace go (see
   // stale_flows.hpp); the log says how many were kept and dropped.
   void drop_stale_flows() {
-    StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
+    // The flows the daemon follows now: those the flow journal restored before the backends
+    // started (the status board lists them), by map key, for their addresses (the key has only
+    // the destination's).
+    std::map<std::string, FlowKey> followed;
+    if (ctx_.status)
+      for (const auto& f : ctx_.status->active_flows(std::numeric_limits<std::size_t>::max()))
+        if (f.origin == FlowOrigin::kLocal && f.key.protocol == Protocol::kTcp)
+          followed.emplace(key_bytes(map_key_of(f.key)), f.key);
+    StaleFlows r = drop_tcp_flows_without_socket(map_fd_, followed);
     if (!r.error.empty()) {
       log_->warn(
           "cannot list this network namespace's TCP sockets ({}): the flows kept from the previous "
@@ -856,10 +865,16 @@ class EbpfBackend final : public Backend {
     }
     log_->info(
         "checked the flows kept from the previous marker against this network namespace's "
-        "sockets: kept {} with a live connection, dropped {} without one; kept {} (no connection "
-        "state to check: they go with their end or the map's LRU)",
-        counted(r.tcp_kept, "TCP flow", "TCP flows"), r.tcp_dropped,
-        counted(r.udp_kept, "UDP flow", "UDP flows"));
+        "sockets: kept {} with a live connection{}, dropped {} without one; kept {} (no "
+        "connection state to check: they go with their end or the map's LRU)",
+        counted(r.tcp_kept, "TCP flow", "TCP flows"),
+        r.tcp_elsewhere
+            ? fmt::format(" and {} neither of whose addresses is this network namespace's (a "
+                          "tool's report, followed on as the flow journal restored it: its "
+                          "socket cannot be listed here)",
+                          r.tcp_elsewhere)
+            : std::string(),
+        r.tcp_dropped, counted(r.udp_kept, "UDP flow", "UDP flows"));
     if (r.kept.empty()) return;
     kept_->set(std::move(r.kept), Clock::now());
     log_->info(
