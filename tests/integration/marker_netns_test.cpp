@@ -62,12 +62,13 @@ class MarkerNetns : public ::testing::Test {
 
   // A second flowd beside the first, with its own files (configuration, pipe, work_dir, log,
   // notify socket) and prometheus port: only the marker's settings are shared.
-  std::unique_ptr<FlowdProcess> start_second(std::string cfg) {
+  // `same_work_dir`: the first one's work_dir (the marker record's directory) too.
+  std::unique_ptr<FlowdProcess> start_second(std::string cfg, bool same_work_dir = false) {
     auto swap = [&](const std::string& from, const std::string& to) {
       auto at = cfg.find(from);
       if (at != std::string::npos) cfg.replace(at, from.size(), to);
     };
-    swap(dir.file("cache"), dir.file("cache2"));
+    if (!same_work_dir) swap(dir.file("cache"), dir.file("cache2"));
     swap(dir.file("np"), dir.file("np2"));
     swap("127.0.0.1:9977", "127.0.0.1:9978");
     dir.write("flowd2.cfg", cfg);
@@ -90,12 +91,17 @@ class MarkerNetns : public ::testing::Test {
     return name;
   }
 
+  // Whether `name` is a marker record's (ebpf_marker.<netns>.json; not its lock file).
+  static bool is_record(const std::string& name) {
+    return name.rfind("ebpf_marker.", 0) == 0 && name.ends_with(".json");
+  }
+
   // Marker records (ebpf_marker.<netns>.json) in the work_dir.
   int records() const {
     int n = 0;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
-      n += e.path().filename().string().rfind("ebpf_marker.", 0) == 0;
+      n += is_record(e.path().filename().string());
     return n;
   }
 
@@ -271,8 +277,7 @@ class MarkerNetns : public ::testing::Test {
   std::string record_text() const {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
-      if (e.path().filename().string().rfind("ebpf_marker.", 0) == 0)
-        return read_file(e.path().string());
+      if (is_record(e.path().filename().string())) return read_file(e.path().string());
     return {};
   }
 
@@ -1627,6 +1632,55 @@ TEST_F(MarkerNetns, ATcpFlowOfAnotherNamespaceStaysMarkedAcrossRestarts) {
   EXPECT_EQ(wait_marked(0, 2), 0) << third->log();
   third->signal(SIGTERM);
   EXPECT_EQ(third->wait(5s), 0);
+}
+
+// try15h D3: a second flowd with the same work_dir in the same namespace (marking another
+// interface) overwrote the first one's marker record and removed it at its stop, so the first
+// one's filter stayed attached for ever after a kill -9. The record is locked as the flow journal
+// is: the second flowd marks without one, saying what it loses.
+TEST_F(MarkerNetns, ASecondFlowdWithTheSameWorkDirLeavesTheFirstOnesMarkerRecordAlone) {
+  auto first = start_flowd(config("pin_path =\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  const std::string mine = record_text();
+  ASSERT_NE(mine.find("\"pid\":" + std::to_string(first->pid())), std::string::npos) << mine;
+  const std::string dummy = add_interface();
+  std::string cfg = config("pin_path =\n");
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + dummy);
+  auto second = start_second(cfg, true);
+  ASSERT_TRUE(notify2->wait_for("READY=1")) << second->log();
+  EXPECT_EQ(filters(dummy), 1);
+  EXPECT_NE(
+      second->log().find("no marker record: another flowd (pid " + std::to_string(first->pid()) +
+                         ", as its record says) in this network namespace uses work_dir"),
+      std::string::npos)
+      << second->log();
+  EXPECT_NE(second->log().find("cannot remove the filters it leaves on interfaces no longer "
+                               "configured"),
+            std::string::npos)
+      << second->log();
+  EXPECT_EQ(record_text(), mine) << "the second flowd wrote the first one's record";
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0) << second->log();
+  EXPECT_EQ(filters(dummy), 0);
+  EXPECT_EQ(record_text(), mine) << "the second flowd's stop removed the first one's record";
+
+  first->signal(SIGKILL);
+  first->wait(5s);
+  ASSERT_EQ(filters(), 1);
+  auto third = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << third->log();
+  EXPECT_EQ(filters(), 0) << "the killed flowd's filter still marks " << net->veth_a;
+  EXPECT_FALSE(has_clsact(net->veth_a));
+  EXPECT_NE(third->log().find("flowd pid " + std::to_string(first->pid()) +
+                              ", which did not stop cleanly, left on " + net->veth_a +
+                              " (no longer configured): clsact removed"),
+            std::string::npos)
+      << third->log();
+  EXPECT_EQ(third->log().find("no marker record"), std::string::npos) << third->log();
+  third->signal(SIGTERM);
+  EXPECT_EQ(third->wait(5s), 0);
+  EXPECT_EQ(records(), 0);
 }
 }  // namespace
 }  // namespace flowd::test

@@ -302,6 +302,8 @@ struct ShelvedMarker final : ShelfItem {
   std::vector<MarkerLock> locks;    // destroyed last: the filters go before the locks do
   std::vector<std::unique_ptr<TcAttachment>> hooks;
   std::string record_path;
+  UniqueFd record_lock;         // the record's lock (marker_record.hpp), released after its removal
+  std::string record_lock_for;  // the record path it locks
   ~ShelvedMarker() override {
     hooks.clear();
     remove_marker_record(record_path);
@@ -375,6 +377,10 @@ class EbpfBackend final : public Backend {
     try {
       start_on(names, shelved);
     } catch (...) {
+      // The predecessor's record lock goes back with the rest of what it left.
+      if (shelved && record_lock_ && shelved->record_lock_for == record_path_candidate_ &&
+          !shelved->record_lock)
+        shelved->record_lock = std::move(record_lock_);
       release();
       // What the predecessor left goes back, for the configuration a failed reload returns to.
       if (shelved && ctx_.shelf) ctx_.shelf->put(kShelfKey, std::move(shelved));
@@ -517,6 +523,8 @@ class EbpfBackend final : public Backend {
       item->locks = std::move(locks_);
       item->hooks = std::move(attachments_);
       item->record_path = std::exchange(record_path_, std::string());
+      item->record_lock = std::move(record_lock_);
+      item->record_lock_for = record_path_candidate_;
       locks_.clear();
       attachments_.clear();
       ctx_.shelf->put(kShelfKey, std::move(item));
@@ -551,6 +559,41 @@ class EbpfBackend final : public Backend {
     locks_.push_back(std::move(l));
   }
 
+  // The marker record's lock (marker_record.hpp): the predecessor's (a reload) or taken. Held by
+  // another flowd with the same work_dir in this network namespace: false, and this one marks
+  // without a record (the other one's is left alone), as a second flowd runs without the flow
+  // journal.
+  bool lock_record(ShelvedMarker* shelved) {
+    if (shelved && shelved->record_lock && shelved->record_lock_for == record_path_candidate_) {
+      record_lock_ = std::move(shelved->record_lock);
+      return true;
+    }
+    bool busy = false;
+    std::string error;
+    record_lock_ = lock_marker_record(record_path_candidate_, busy, error);
+    if (record_lock_) return true;
+    if (!busy) {
+      log_->warn(
+          "no marker record: {}; a restart after this flowd is killed (kill -9, a crash) cannot "
+          "remove the filters it leaves on interfaces no longer configured, nor tell which clsact "
+          "it created (they are kept)",
+          error);
+      return false;
+    }
+    std::string owner;
+    std::string read_error;
+    if (auto rec = read_marker_record(record_path_candidate_, read_error); rec && rec->pid > 0)
+      owner = fmt::format(" (pid {}, as its record says)", rec->pid);
+    log_->warn(
+        "no marker record: another flowd{} in this network namespace uses work_dir {} ({}); this "
+        "one marks without a record and leaves that flowd's alone, so a restart after this one is "
+        "killed (kill -9, a crash) cannot remove the filters it leaves on interfaces no longer "
+        "configured, nor tell which clsact it created (they are kept); give each flowd its own "
+        "work_dir to have both",
+        owner, ctx_.work_dir, error);
+    return false;
+  }
+
   // The filters a killed flowd left on interfaces this configuration does not mark: removed, with
   // the clsact if that flowd created it and nothing else uses it. Interfaces are compared and found
   // by the index the record holds, so a link renamed since (ip link set X name Y) is the same
@@ -560,13 +603,14 @@ class EbpfBackend final : public Backend {
                                                     const ShelvedMarker* shelved) {
     std::map<std::string, bool> created;
     if (record_path_candidate_.empty()) {
-      log_->info(
-          "work_dir is empty: no marker record is kept, so a restart after kill -9 cannot tell "
-          "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
+      if (ctx_.work_dir.empty())
+        log_->info(
+            "work_dir is empty: no marker record is kept, so a restart after kill -9 cannot tell "
+            "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
       return created;
     }
     // A flowd killed while it wrote the record left its temporary file (try15g 8): this marker
-    // holds the interfaces' locks, so no other writer's is there.
+    // holds the record's lock, so no other writer's is there.
     if (std::size_t n = remove_stale_temporaries(record_path_candidate_))
       log_->info("removed {} temporary file(s) of the marker record a killed flowd left", n);
     std::string error;
@@ -645,6 +689,8 @@ class EbpfBackend final : public Backend {
     // kernel about hooks): its own printer would write raw "libbpf: ..." lines to stderr.
     libbpf_set_print(on_libbpf_print);
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
+    if (!record_path_candidate_.empty() && !lock_record(shelved.get()))
+      record_path_candidate_.clear();
     auto recorded_created = clean_up_after_killed(names, shelved.get());
     {
       std::lock_guard lock(libbpf_mu);
@@ -965,6 +1011,7 @@ class EbpfBackend final : public Backend {
     stats_.reset();
     attachments_.clear();
     remove_marker_record(std::exchange(record_path_, std::string()));  // a clean stop
+    record_lock_.reset();  // after the removal: a flowd waiting for it finds no record of ours
     locks_.clear();
     watch_.reset();
     if (skel_) flowd_marker__destroy(skel_);
@@ -986,6 +1033,7 @@ class EbpfBackend final : public Backend {
   std::string pin_path_;
   std::string record_path_candidate_;  // where the record goes (empty: work_dir empty)
   std::string record_path_;            // the record this instance wrote (removed at a clean stop)
+  UniqueFd record_lock_;               // held while record_path_candidate_ is this instance's
   std::vector<MarkerLock> locks_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
