@@ -1682,5 +1682,71 @@ TEST_F(MarkerNetns, ASecondFlowdWithTheSameWorkDirLeavesTheFirstOnesMarkerRecord
   EXPECT_EQ(third->wait(5s), 0);
   EXPECT_EQ(records(), 0);
 }
+
+// try15h D6: a flowd killed between making the clsact and writing the marker record left the
+// clsact for ever (the next flowd found no record that flowd made it, so kept it at its stop). The
+// record is written first now: killed at its first write (before the clsact, strace's SIGKILL at
+// the rename) or at its second (after the filter), the next flowd's clean stop leaves no clsact.
+// The marker's writes are the start's first renames (the flow journal's comes once the backends
+// run; strace -P does not match a rename's target): the old flowd's first was its only one, after
+// the clsact.
+TEST_F(MarkerNetns, AKillAroundTheMarkerRecordsWriteLeavesNoClsact) {
+  for (int when : {1, 2}) {
+    SCOPED_TRACE("killed at the record's write " + std::to_string(when));
+    ASSERT_FALSE(has_clsact(net->veth_a));
+    auto killed = start_flowd(
+        config("pin_path =\n"),
+        {"strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2", "-e",
+         "inject=rename,renameat,renameat2:signal=SIGKILL:when=" + std::to_string(when)});
+    if (!killed->wait(10s)) {
+      // Not killed: stopped, by its own pid (strace's SIGTERM would leave it running).
+      std::string child;
+      run_shell("cat /proc/" + std::to_string(killed->pid()) + "/task/*/children", "", child);
+      ADD_FAILURE() << "flowd renamed fewer than " << when << " files\n" << killed->log();
+      if (!child.empty()) ::kill(std::stoi(child), SIGTERM);
+      killed->wait(10s);
+      continue;
+    }
+    auto next = start_flowd(config("pin_path =\n"));
+    ASSERT_TRUE(notify->wait_for("READY=1")) << next->log();
+    EXPECT_EQ(filters(), 1);
+    EXPECT_EQ(next->log().find("no record of who created the clsact"), std::string::npos)
+        << next->log();
+    next->signal(SIGTERM);
+    ASSERT_EQ(next->wait(5s), 0) << next->log();
+    EXPECT_EQ(filters(), 0);
+    EXPECT_FALSE(has_clsact(net->veth_a)) << "the clsact the killed flowd made stays\n"
+                                          << killed->log() << "\n---\n"
+                                          << next->log();
+    std::string tc;
+    net->exec(net->a, "tc qdisc del dev " + net->veth_a + " clsact", tc);  // for the next round
+  }
+}
+
+// And a clsact left with no filter on it (its flowd killed before its filter went on, here the
+// filter removed by hand after a kill -9) on an interface no longer configured: removed at the next
+// start, as the record says flowd made it.
+TEST_F(MarkerNetns, AnEmptyClsactAKilledFlowdMadeIsRemovedWhenItsInterfaceIsNoLongerMarked) {
+  auto first = start_flowd(config());
+  ASSERT_TRUE(notify->wait_for("READY=1")) << first->log();
+  first->signal(SIGKILL);
+  first->wait(5s);
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "tc filter del dev " + net->veth_a + " egress", out), 0) << out;
+  ASSERT_TRUE(has_clsact(net->veth_a));
+  ASSERT_EQ(filters(), 0);
+  const std::string dummy = add_interface();
+  std::string cfg = config();
+  cfg.replace(cfg.find("interfaces = " + net->veth_a), 13 + net->veth_a.size(),
+              "interfaces = " + dummy);
+  auto second = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << second->log();
+  EXPECT_FALSE(has_clsact(net->veth_a)) << second->log();
+  EXPECT_NE(second->log().find("the clsact it made, with no filter on it, removed"),
+            std::string::npos)
+      << second->log();
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(5s), 0);
+}
 }  // namespace
 }  // namespace flowd::test

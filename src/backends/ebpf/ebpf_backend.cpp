@@ -650,6 +650,12 @@ class EbpfBackend final : public Backend {
           r.interface_now.empty() || r.interface_now == h.interface
               ? h.interface
               : r.interface_now + " (recorded as " + h.interface + ": renamed since)";
+      if (r.note == kEmptyClsactRemoved) {
+        log_->warn(
+            "flowd pid {}, which did not stop cleanly, left {} (no longer configured) with {}",
+            rec->pid, where, r.note);
+        continue;
+      }
       if (!r.removed) {
         log_->warn(
             "cannot remove the marker filter that flowd pid {}, which did not stop cleanly, left "
@@ -745,6 +751,22 @@ class EbpfBackend final : public Backend {
             pin_path_, err);
     }
     const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    {
+      // The record first, then the clsact qdiscs (try15h D6): killed in between, this flowd left
+      // a clsact no record named, kept for ever. What the predecessor still has attached stays in
+      // it until the record below says what is attached now.
+      std::vector<RecordedHook> intent;
+      if (shelved)
+        for (const auto& h : shelved->hooks)
+          intent.push_back({h->interface(), h->ifindex(), h->created_qdisc()});
+      for (const auto& n : names)
+        if (std::none_of(intent.begin(), intent.end(),
+                         [&](const RecordedHook& h) { return h.interface == n; })) {
+          auto r = recorded_created.find(n);
+          intent.push_back(about_to_attach(n, r != recorded_created.end() && r->second));
+        }
+      write_record(intent);
+    }
     for (const auto& n : names) {
       std::unique_ptr<TcAttachment> kept;
       if (shelved)
@@ -840,6 +862,7 @@ class EbpfBackend final : public Backend {
         if (!l.held())
           throw std::runtime_error(
               fmt::format("another flowd (pid {}) is marking it ({})", holder, error));
+        write_record({about_to_attach(w.first, false)});  // before the clsact, as at start
         attachments_.push_back(std::make_unique<TcAttachment>(w.first, prog_fd));
         locks_.push_back(std::move(l));
         interface_changes_[static_cast<std::size_t>(InterfaceChange::kAttached)]->Increment();
@@ -976,12 +999,15 @@ class EbpfBackend final : public Backend {
   }
 
   // The record of what this instance attached (marker_record.hpp), for a restart after kill -9.
-  void write_record() {
+  // `pending`: the hooks about to be attached (about_to_attach), recorded before their clsact is
+  // made.
+  void write_record(const std::vector<RecordedHook>& pending = {}) {
     if (record_path_candidate_.empty()) return;
     MarkerRecord rec{::getpid(), {}};
     for (const auto& a : attachments_)
       rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
     rec.hooks.insert(rec.hooks.end(), leftovers_.begin(), leftovers_.end());
+    rec.hooks.insert(rec.hooks.end(), pending.begin(), pending.end());
     if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
       record_path_ = record_path_candidate_;
     else
@@ -989,6 +1015,15 @@ class EbpfBackend final : public Backend {
           "cannot write the marker record: {}; a restart after kill -9 will not know which "
           "clsact flowd created",
           err);
+  }
+
+  // The record's hook for interface `name` before the marker attaches to it: the clsact counts as
+  // flowd's when there is none yet (the attach makes it) or `recorded_created` (a killed flowd's
+  // record said it made the one there). A restart after a kill before the filter went on then
+  // removes a clsact left without filters (remove_marker_hook), or takes it as its own.
+  static RecordedHook about_to_attach(const std::string& name, bool recorded_created) {
+    const int index = static_cast<int>(::if_nametoindex(name.c_str()));
+    return {name, index, recorded_created || (index > 0 && has_clsact(index) == 0)};
   }
 
   void refused(const char* what, int err, const FlowID& flow) {
