@@ -863,10 +863,11 @@ class EbpfBackend final : public Backend {
           throw std::runtime_error(
               fmt::format("another flowd (pid {}) is marking it ({})", holder, error));
         write_record({about_to_attach(w.first, false)});  // before the clsact, as at start
+        // The attach failed after this: the record (rewritten below) names it no more.
+        changed = true;
         attachments_.push_back(std::make_unique<TcAttachment>(w.first, prog_fd));
         locks_.push_back(std::move(l));
         interface_changes_[static_cast<std::size_t>(InterfaceChange::kAttached)]->Increment();
-        changed = true;
       } catch (const std::exception& e) {
         interface_changes_[static_cast<std::size_t>(InterfaceChange::kFailed)]->Increment();
         limited_warn(*log_, interface_limiter_, "cannot mark {}, which appeared after start: {}",
