@@ -581,8 +581,13 @@ TEST_F(MarkerNetns, AReloadThatRestartsTheMarkerKeepsLiveFlowsMarked) {
             std::string::npos)
       << flowd->log();
   EXPECT_NE(flowd->log().find("copied 1 flow from"), std::string::npos) << flowd->log();
+  // The record's lock is handed over with the marker: the new one keeps the record.
+  EXPECT_EQ(flowd->log().find("no marker record"), std::string::npos) << flowd->log();
+  EXPECT_NE(record_text().find("\"pid\":" + std::to_string(flowd->pid())), std::string::npos)
+      << record_text();
   flowd->signal(SIGTERM);
   EXPECT_EQ(flowd->wait(5s), 0);
+  EXPECT_EQ(records(), 0);
 }
 
 // With the map pinned in a BPF file system, a restart keeps marking the flows marked before.
