@@ -20,7 +20,7 @@ bool OpenConnectionCheck::operator()(const FlowID& start, std::uint64_t* cookie)
     local_.emplace();
     local_read_ = now;
   }
-  if (!local_->contains(start.src) && !local_->contains(start.dst)) return true;
+  if (!local_->either_local(start.src, start.dst)) return true;
   if (!diag_) {
     try {
       diag_ = std::make_unique<netlink::SockDiag>();

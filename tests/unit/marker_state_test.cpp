@@ -79,6 +79,26 @@ TEST(MarkerRecord, RoundTripsAndIsPrivate) {
   EXPECT_EQ(marker_record_path(""), "") << "no work_dir, no record";
 }
 
+// try15h D3: one record per network namespace and work_dir, so one writer: the lock's holder.
+TEST(MarkerRecord, ItsLockHasOneHolderAtATime) {
+  ScratchDir dir;
+  const std::string path = marker_record_path(dir.path + "/cache");
+  bool busy = true;
+  std::string error;
+  UniqueFd first = lock_marker_record(path, busy, error);
+  ASSERT_TRUE(first) << error;
+  EXPECT_FALSE(busy);
+  {
+    UniqueFd second = lock_marker_record(path, busy, error);
+    EXPECT_FALSE(second);
+    EXPECT_TRUE(busy);
+    EXPECT_EQ(error, path + ".lock: locked");
+  }
+  first.reset();
+  UniqueFd again = lock_marker_record(path, busy, error);
+  EXPECT_TRUE(again) << "released with its holder: " << error;
+}
+
 TEST(MarkerRecord, ALinkIsNeitherReadNorWrittenThrough) {
   ScratchDir dir;
   const std::string path = marker_record_path(dir.path);

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -301,6 +302,8 @@ struct ShelvedMarker final : ShelfItem {
   std::vector<MarkerLock> locks;    // destroyed last: the filters go before the locks do
   std::vector<std::unique_ptr<TcAttachment>> hooks;
   std::string record_path;
+  UniqueFd record_lock;         // the record's lock (marker_record.hpp), released after its removal
+  std::string record_lock_for;  // the record path it locks
   ~ShelvedMarker() override {
     hooks.clear();
     remove_marker_record(record_path);
@@ -374,6 +377,10 @@ class EbpfBackend final : public Backend {
     try {
       start_on(names, shelved);
     } catch (...) {
+      // The predecessor's record lock goes back with the rest of what it left.
+      if (shelved && record_lock_ && shelved->record_lock_for == record_path_candidate_ &&
+          !shelved->record_lock)
+        shelved->record_lock = std::move(record_lock_);
       release();
       // What the predecessor left goes back, for the configuration a failed reload returns to.
       if (shelved && ctx_.shelf) ctx_.shelf->put(kShelfKey, std::move(shelved));
@@ -516,6 +523,8 @@ class EbpfBackend final : public Backend {
       item->locks = std::move(locks_);
       item->hooks = std::move(attachments_);
       item->record_path = std::exchange(record_path_, std::string());
+      item->record_lock = std::move(record_lock_);
+      item->record_lock_for = record_path_candidate_;
       locks_.clear();
       attachments_.clear();
       ctx_.shelf->put(kShelfKey, std::move(item));
@@ -550,6 +559,41 @@ class EbpfBackend final : public Backend {
     locks_.push_back(std::move(l));
   }
 
+  // The marker record's lock (marker_record.hpp): the predecessor's (a reload) or taken. Held by
+  // another flowd with the same work_dir in this network namespace: false, and this one marks
+  // without a record (the other one's is left alone), as a second flowd runs without the flow
+  // journal.
+  bool lock_record(ShelvedMarker* shelved) {
+    if (shelved && shelved->record_lock && shelved->record_lock_for == record_path_candidate_) {
+      record_lock_ = std::move(shelved->record_lock);
+      return true;
+    }
+    bool busy = false;
+    std::string error;
+    record_lock_ = lock_marker_record(record_path_candidate_, busy, error);
+    if (record_lock_) return true;
+    if (!busy) {
+      log_->warn(
+          "no marker record: {}; a restart after this flowd is killed (kill -9, a crash) cannot "
+          "remove the filters it leaves on interfaces no longer configured, nor tell which clsact "
+          "it created (they are kept)",
+          error);
+      return false;
+    }
+    std::string owner;
+    std::string read_error;
+    if (auto rec = read_marker_record(record_path_candidate_, read_error); rec && rec->pid > 0)
+      owner = fmt::format(" (pid {}, as its record says)", rec->pid);
+    log_->warn(
+        "no marker record: another flowd{} in this network namespace uses work_dir {} ({}); this "
+        "one marks without a record and leaves that flowd's alone, so a restart after this one is "
+        "killed (kill -9, a crash) cannot remove the filters it leaves on interfaces no longer "
+        "configured, nor tell which clsact it created (they are kept); give each flowd its own "
+        "work_dir to have both",
+        owner, ctx_.work_dir, error);
+    return false;
+  }
+
   // The filters a killed flowd left on interfaces this configuration does not mark: removed, with
   // the clsact if that flowd created it and nothing else uses it. Interfaces are compared and found
   // by the index the record holds, so a link renamed since (ip link set X name Y) is the same
@@ -559,13 +603,14 @@ class EbpfBackend final : public Backend {
                                                     const ShelvedMarker* shelved) {
     std::map<std::string, bool> created;
     if (record_path_candidate_.empty()) {
-      log_->info(
-          "work_dir is empty: no marker record is kept, so a restart after kill -9 cannot tell "
-          "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
+      if (ctx_.work_dir.empty())
+        log_->info(
+            "work_dir is empty: no marker record is kept, so a restart after kill -9 cannot tell "
+            "which clsact flowd created (it keeps them) or clean interfaces no longer configured");
       return created;
     }
     // A flowd killed while it wrote the record left its temporary file (try15g 8): this marker
-    // holds the interfaces' locks, so no other writer's is there.
+    // holds the record's lock, so no other writer's is there.
     if (std::size_t n = remove_stale_temporaries(record_path_candidate_))
       log_->info("removed {} temporary file(s) of the marker record a killed flowd left", n);
     std::string error;
@@ -605,6 +650,12 @@ class EbpfBackend final : public Backend {
           r.interface_now.empty() || r.interface_now == h.interface
               ? h.interface
               : r.interface_now + " (recorded as " + h.interface + ": renamed since)";
+      if (r.note == kEmptyClsactRemoved) {
+        log_->warn(
+            "flowd pid {}, which did not stop cleanly, left {} (no longer configured) with {}",
+            rec->pid, where, r.note);
+        continue;
+      }
       if (!r.removed) {
         log_->warn(
             "cannot remove the marker filter that flowd pid {}, which did not stop cleanly, left "
@@ -644,6 +695,8 @@ class EbpfBackend final : public Backend {
     // kernel about hooks): its own printer would write raw "libbpf: ..." lines to stderr.
     libbpf_set_print(on_libbpf_print);
     record_path_candidate_ = marker_record_path(ctx_.work_dir);
+    if (!record_path_candidate_.empty() && !lock_record(shelved.get()))
+      record_path_candidate_.clear();
     auto recorded_created = clean_up_after_killed(names, shelved.get());
     {
       std::lock_guard lock(libbpf_mu);
@@ -698,6 +751,22 @@ class EbpfBackend final : public Backend {
             pin_path_, err);
     }
     const int prog_fd = bpf_program__fd(skel_->progs.flowd_mark);
+    {
+      // The record first, then the clsact qdiscs (try15h D6): killed in between, this flowd left
+      // a clsact no record named, kept for ever. What the predecessor still has attached stays in
+      // it until the record below says what is attached now.
+      std::vector<RecordedHook> intent;
+      if (shelved)
+        for (const auto& h : shelved->hooks)
+          intent.push_back({h->interface(), h->ifindex(), h->created_qdisc()});
+      for (const auto& n : names)
+        if (std::none_of(intent.begin(), intent.end(),
+                         [&](const RecordedHook& h) { return h.interface == n; })) {
+          auto r = recorded_created.find(n);
+          intent.push_back(about_to_attach(n, r != recorded_created.end() && r->second));
+        }
+      write_record(intent);
+    }
     for (const auto& n : names) {
       std::unique_ptr<TcAttachment> kept;
       if (shelved)
@@ -793,10 +862,12 @@ class EbpfBackend final : public Backend {
         if (!l.held())
           throw std::runtime_error(
               fmt::format("another flowd (pid {}) is marking it ({})", holder, error));
+        write_record({about_to_attach(w.first, false)});  // before the clsact, as at start
+        // The attach failed after this: the record (rewritten below) names it no more.
+        changed = true;
         attachments_.push_back(std::make_unique<TcAttachment>(w.first, prog_fd));
         locks_.push_back(std::move(l));
         interface_changes_[static_cast<std::size_t>(InterfaceChange::kAttached)]->Increment();
-        changed = true;
       } catch (const std::exception& e) {
         interface_changes_[static_cast<std::size_t>(InterfaceChange::kFailed)]->Increment();
         limited_warn(*log_, interface_limiter_, "cannot mark {}, which appeared after start: {}",
@@ -846,7 +917,15 @@ class EbpfBackend final : public Backend {
   // The pinned map's TCP entries without a connection in this network namespace go (see
   // stale_flows.hpp); the log says how many were kept and dropped.
   void drop_stale_flows() {
-    StaleFlows r = drop_tcp_flows_without_socket(map_fd_);
+    // The flows the daemon follows now: those the flow journal restored before the backends
+    // started (the status board lists them), by map key, for their addresses (the key has only
+    // the destination's).
+    std::map<std::string, FlowKey> followed;
+    if (ctx_.status)
+      for (const auto& f : ctx_.status->active_flows(std::numeric_limits<std::size_t>::max()))
+        if (f.origin == FlowOrigin::kLocal && f.key.protocol == Protocol::kTcp)
+          followed.emplace(key_bytes(map_key_of(f.key)), f.key);
+    StaleFlows r = drop_tcp_flows_without_socket(map_fd_, followed);
     if (!r.error.empty()) {
       log_->warn(
           "cannot list this network namespace's TCP sockets ({}): the flows kept from the previous "
@@ -856,10 +935,16 @@ class EbpfBackend final : public Backend {
     }
     log_->info(
         "checked the flows kept from the previous marker against this network namespace's "
-        "sockets: kept {} with a live connection, dropped {} without one; kept {} (no connection "
-        "state to check: they go with their end or the map's LRU)",
-        counted(r.tcp_kept, "TCP flow", "TCP flows"), r.tcp_dropped,
-        counted(r.udp_kept, "UDP flow", "UDP flows"));
+        "sockets: kept {} with a live connection{}, dropped {} without one; kept {} (no "
+        "connection state to check: they go with their end or the map's LRU)",
+        counted(r.tcp_kept, "TCP flow", "TCP flows"),
+        r.tcp_elsewhere
+            ? fmt::format(" and {} neither of whose addresses is this network namespace's (a "
+                          "tool's report, followed on as the flow journal restored it: its "
+                          "socket cannot be listed here)",
+                          r.tcp_elsewhere)
+            : std::string(),
+        r.tcp_dropped, counted(r.udp_kept, "UDP flow", "UDP flows"));
     if (r.kept.empty()) return;
     kept_->set(std::move(r.kept), Clock::now());
     log_->info(
@@ -915,12 +1000,15 @@ class EbpfBackend final : public Backend {
   }
 
   // The record of what this instance attached (marker_record.hpp), for a restart after kill -9.
-  void write_record() {
+  // `pending`: the hooks about to be attached (about_to_attach), recorded before their clsact is
+  // made.
+  void write_record(const std::vector<RecordedHook>& pending = {}) {
     if (record_path_candidate_.empty()) return;
     MarkerRecord rec{::getpid(), {}};
     for (const auto& a : attachments_)
       rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
     rec.hooks.insert(rec.hooks.end(), leftovers_.begin(), leftovers_.end());
+    rec.hooks.insert(rec.hooks.end(), pending.begin(), pending.end());
     if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
       record_path_ = record_path_candidate_;
     else
@@ -928,6 +1016,15 @@ class EbpfBackend final : public Backend {
           "cannot write the marker record: {}; a restart after kill -9 will not know which "
           "clsact flowd created",
           err);
+  }
+
+  // The record's hook for interface `name` before the marker attaches to it: the clsact counts as
+  // flowd's when there is none yet (the attach makes it) or `recorded_created` (a killed flowd's
+  // record said it made the one there). A restart after a kill before the filter went on then
+  // removes a clsact left without filters (remove_marker_hook), or takes it as its own.
+  static RecordedHook about_to_attach(const std::string& name, bool recorded_created) {
+    const int index = static_cast<int>(::if_nametoindex(name.c_str()));
+    return {name, index, recorded_created || (index > 0 && has_clsact(index) == 0)};
   }
 
   void refused(const char* what, int err, const FlowID& flow) {
@@ -950,6 +1047,7 @@ class EbpfBackend final : public Backend {
     stats_.reset();
     attachments_.clear();
     remove_marker_record(std::exchange(record_path_, std::string()));  // a clean stop
+    record_lock_.reset();  // after the removal: a flowd waiting for it finds no record of ours
     locks_.clear();
     watch_.reset();
     if (skel_) flowd_marker__destroy(skel_);
@@ -971,6 +1069,7 @@ class EbpfBackend final : public Backend {
   std::string pin_path_;
   std::string record_path_candidate_;  // where the record goes (empty: work_dir empty)
   std::string record_path_;            // the record this instance wrote (removed at a clean stop)
+  UniqueFd record_lock_;               // held while record_path_candidate_ is this instance's
   std::vector<MarkerLock> locks_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,25 @@ std::string write_marker_record(const std::string& path, const MarkerRecord& rec
 
 void remove_marker_record(const std::string& path) {
   if (!path.empty()) ::unlink(path.c_str());
+}
+
+UniqueFd lock_marker_record(const std::string& path, bool& busy, std::string& error) {
+  busy = false;
+  error.clear();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string lock_path = path + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock) {
+    error = lock_path + ": " + std::strerror(errno);
+    return {};
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    busy = errno == EWOULDBLOCK;
+    error = lock_path + ": " + (busy ? std::string("locked") : std::string(std::strerror(errno)));
+    return {};
+  }
+  return lock;
 }
 
 }  // namespace flowd::ebpf

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.hpp"
+
 namespace flowd::ebpf {
 
 struct RecordedHook {
@@ -45,5 +47,14 @@ std::string write_marker_record(const std::string& path, const MarkerRecord& rec
 
 // Removes the record (a clean stop).
 void remove_marker_record(const std::string& path);
+
+// The record's lock: `<path>.lock` (created 0600 with the directory if missing, never through a
+// link) under an exclusive flock(), as the flow journal's. The record is one per network namespace
+// and work_dir, and only its lock holder may write, read for the clean-up after a killed flowd, or
+// remove it: a second flowd with the same work_dir overwrote the first one's record and removed it
+// at its stop, so the first one's filters were never cleaned up after a kill -9 (try15h D3). The
+// kernel releases the lock when its holder dies, kill -9 included. Returns the held lock, or an
+// invalid descriptor with `busy` (another process holds it) or `error` set.
+UniqueFd lock_marker_record(const std::string& path, bool& busy, std::string& error);
 
 }  // namespace flowd::ebpf

@@ -5,9 +5,11 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <vector>
 
+#include "common/net/local_addresses.hpp"
 #include "netlink/sock_diag.hpp"
 
 namespace flowd::ebpf {
@@ -47,7 +49,8 @@ bool live_tcp_keys(std::map<std::string, IpAddress>& keys, std::string& error) {
   }
 }
 
-StaleFlows drop_tcp_flows_without_socket(int map_fd) {
+StaleFlows drop_tcp_flows_without_socket(int map_fd,
+                                         const std::map<std::string, FlowKey>& followed) {
   StaleFlows out;
   std::map<std::string, IpAddress> live;
   if (!live_tcp_keys(live, out.error)) {
@@ -56,6 +59,7 @@ StaleFlows drop_tcp_flows_without_socket(int map_fd) {
   }
   // The map walked first, deleted after: deleting while walking restarts the walk.
   std::vector<flowd_flow_key> stale;
+  std::optional<net::LocalAddresses> local;  // read at the first entry that needs it
   flowd_flow_key key{}, next{};
   const void* prev = nullptr;
   for (std::uint64_t seen = 0; seen < 20'000'000 && bpf_map_get_next_key(map_fd, prev, &next) == 0;
@@ -76,6 +80,14 @@ StaleFlows drop_tcp_flows_without_socket(int map_fd) {
       kept.flow.protocol = Protocol::kTcp;
       kept.flow.src = it->second;
     } else {
+      const auto f = followed.find(key_bytes(key));
+      if (f != followed.end()) {
+        if (!local) local.emplace();
+        if (!local->either_local(f->second.src, f->second.dst)) {
+          ++out.tcp_elsewhere;
+          continue;
+        }
+      }
       stale.push_back(key);
       continue;
     }

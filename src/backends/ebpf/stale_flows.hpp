@@ -25,11 +25,12 @@ struct KeptEntry {
 };
 
 struct StaleFlows {
-  std::uint64_t tcp_kept = 0;     // TCP entries with a live connection (netlink::carries_data)
-  std::uint64_t tcp_dropped = 0;  // TCP entries without one: deleted from the map
-  std::uint64_t udp_kept = 0;     // UDP entries: no connection state to check, kept
-  std::vector<KeptEntry> kept;    // every entry kept, TCP and UDP
-  std::string error;              // the sockets could not be listed: nothing was deleted
+  std::uint64_t tcp_kept = 0;       // TCP entries with a live connection (netlink::carries_data)
+  std::uint64_t tcp_elsewhere = 0;  // TCP entries of a followed flow neither of whose ends is here
+  std::uint64_t tcp_dropped = 0;    // TCP entries without one: deleted from the map
+  std::uint64_t udp_kept = 0;       // UDP entries: no connection state to check, kept
+  std::vector<KeptEntry> kept;      // every entry kept, TCP and UDP
+  std::string error;                // the sockets could not be listed: nothing was deleted
 };
 
 // Deletes from the marker's flow map (flowd_marker.h keys) every TCP entry for which this network
@@ -39,7 +40,13 @@ struct StaleFlows {
 // connection not yet established); one sock_diag dump (netlink/sock_diag).
 // UDP entries are kept: an unconnected UDP socket has no peer, so whether a UDP flow still runs
 // cannot be told; they go with their `end` or the map's LRU eviction.
-StaleFlows drop_tcp_flows_without_socket(int map_fd);
+// So is a TCP entry of a flow in `followed` (the daemon's flows at the takeover, restored by the
+// flow journal, by their map key as key_bytes() makes it) neither of whose addresses is this
+// namespace's (net::LocalAddresses::either_local): a tool in a container of its own reported it,
+// its socket cannot be listed here, and the journal and the connection check take it for open
+// (try15h D1). Its plugin follows it, so it is not in `kept` (no socket will ever end it there).
+StaleFlows drop_tcp_flows_without_socket(int map_fd,
+                                         const std::map<std::string, FlowKey>& followed = {});
 
 // The map keys (as bytes) of this namespace's live TCP connections (as above), each with its local
 // address; false and `error` when the sockets could not be listed.

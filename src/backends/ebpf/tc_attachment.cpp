@@ -56,7 +56,61 @@ int filters_on(int ifindex, unsigned side) {
   return ok ? count : -1;
 }
 
+// Filters on either side of the clsact (0 also when there is no clsact); -1 when unknown.
+int all_filters_on(int ifindex) {
+  const int ingress = filters_on(ifindex, TC_H_MIN_INGRESS);
+  const int egress = filters_on(ifindex, TC_H_MIN_EGRESS);
+  return ingress < 0 || egress < 0 ? -1 : ingress + egress;
+}
+
 }  // namespace
+
+int has_clsact(int ifindex) {
+  mnl_socket* nl = mnl_socket_open(NETLINK_ROUTE);
+  if (!nl) return -1;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETQDISC;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = 1;
+  auto* req = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  req->tcm_family = AF_UNSPEC;
+  req->tcm_ifindex = ifindex;  // older kernels dump every interface's: checked below
+  struct Found {
+    int ifindex;
+    bool clsact = false;
+  } found{ifindex};
+  bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 &&
+            mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
+  while (ok) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    int rc = mnl_cb_run(
+        buf.data(), static_cast<std::size_t>(n), 1, mnl_socket_get_portid(nl),
+        [](const nlmsghdr* m, void* data) {
+          auto* f = static_cast<Found*>(data);
+          const auto* tcm = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(m));
+          if (tcm->tcm_ifindex != f->ifindex || tcm->tcm_parent != TC_H_CLSACT) return MNL_CB_OK;
+          const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(m));
+          for (auto* attr =
+                   static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(m, sizeof(*tcm)));
+               mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
+               attr = mnl_attr_next(attr))
+            if (mnl_attr_get_type(attr) == TCA_KIND &&
+                std::strcmp(mnl_attr_get_str(attr), "clsact") == 0)
+              f->clsact = true;
+          return MNL_CB_OK;
+        },
+        &found);
+    if (rc == MNL_CB_STOP) break;
+    if (rc < 0) ok = false;
+  }
+  mnl_socket_close(nl);
+  return ok ? (found.clsact ? 1 : 0) : -1;
+}
 
 namespace {
 
@@ -105,9 +159,12 @@ TcAttachment::TcAttachment(const std::string& interface, int prog_fd,
     // flowd's own filter already there: a flowd that was killed left it (a live one holds the
     // interface's MarkerLock, so this one would not have come this far). Whether that flowd created
     // the clsact is in its record; without one the clsact is taken for the admin's and kept.
+    // Without flowd's filter, a recorded clsact with no filter at all is one a flowd killed before
+    // its filter went on made (the record is written first, try15h D6).
     LIBBPF_OPTS(bpf_tc_opts, query, .handle = kFilterHandle, .priority = kFilterPriority);
     replaced_stale = bpf_tc_query(&hook, &query) == 0;
-    created_qdisc_ = replaced_stale && recorded_created.value_or(false);
+    created_qdisc_ =
+        recorded_created.value_or(false) && (replaced_stale || all_filters_on(ifindex_) == 0);
   }
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
               .handle = kFilterHandle, .priority = kFilterPriority);
@@ -214,6 +271,13 @@ RemovedHook remove_marker_hook(int ifindex, bool created_clsact) {
   if (has_marker_filter(ifindex) == 0) {
     r.note = kNoMarkerFilter;
     r.removed = true;
+    // A clsact the killed flowd recorded as its own before making it, with no filter on it: its
+    // filter never went on.
+    if (created_clsact && has_clsact(ifindex) == 1 && all_filters_on(ifindex) == 0) {
+      LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+                  .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+      if (bpf_tc_hook_destroy(&hook) == 0) r.note = kEmptyClsactRemoved;
+    }
     return r;
   }
   r.note = detach_hook(r.interface_now, ifindex, created_clsact);

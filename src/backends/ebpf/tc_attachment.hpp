@@ -57,7 +57,13 @@ class TcAttachment {
 // 1 yes, 0 no (no such interface, no clsact, no such filter), -1 the kernel could not be asked.
 int has_marker_filter(int ifindex);
 
+// Whether interface `ifindex` has a clsact qdisc: 1 yes, 0 no, -1 the kernel could not be asked.
+int has_clsact(int ifindex);
+
 inline constexpr const char* kNoMarkerFilter = "no marker filter there any more";
+inline constexpr const char* kEmptyClsactRemoved =
+    "no marker filter (it was killed before its filter went on); the clsact it made, with no "
+    "filter on it, removed";
 
 struct RemovedHook {
   std::string interface_now;  // the interface's name now (empty when it is gone)
@@ -68,7 +74,9 @@ struct RemovedHook {
 // Removes flowd's filter from the interface with index `ifindex` — by index, so a link renamed
 // since is found — and the clsact with it when `created_clsact` and no other filter uses it: what a
 // flowd killed with -9 left on an interface no longer configured. Nothing is touched when the
-// interface has no flowd filter (gone, or the index now names another interface).
+// interface has no flowd filter (gone, or the index now names another interface), except a clsact
+// with no filter at all when `created_clsact`: the record is written before the clsact is made, so
+// a flowd killed before its filter went on left it empty (try15h D6).
 RemovedHook remove_marker_hook(int ifindex, bool created_clsact);
 
 // Interfaces with an IPv6 address that is neither loopback nor link-local.

@@ -18,6 +18,13 @@ class LocalAddresses {
   // address, or any of 127.0.0.0/8 (a socket may be bound to 127.0.0.2 while lo lists 127.0.0.1).
   // True when the interfaces could not be read (not knowing counts as this host's).
   bool contains(const IpAddress& a) const;
+  // Whether a connection between `a` and `b` can be one of this namespace's sockets: either end is
+  // this namespace's. When neither is (a tool in a container of its own reports it), sock_diag
+  // cannot list it here, so the lack of a socket says nothing: such a flow is taken for open by
+  // every check of it (the connection check, the flow journal's restart, the marker's takeover).
+  bool either_local(const IpAddress& a, const IpAddress& b) const {
+    return contains(a) || contains(b);
+  }
 
  private:
   std::vector<IpAddress> addrs_;
