@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -19,21 +20,20 @@
 namespace flowd::ebpf {
 namespace {
 
-// Filters on one side of the interface's clsact qdisc (RTM_GETTFILTER dump, as `tc filter show dev
-// X egress` does); -1 when the kernel could not be asked.
-int filters_on(int ifindex, unsigned side) {
+// One rtnetlink dump of the tc objects (`type`: RTM_GETTFILTER, RTM_GETQDISC) of `ifindex` under
+// `parent` (0: any), each message to `cb`; false when the kernel could not be asked.
+bool dump_tc(std::uint16_t type, int ifindex, std::uint32_t parent, mnl_cb_t cb, void* data) {
   mnl_socket* nl = mnl_socket_open(NETLINK_ROUTE);
-  if (!nl) return -1;
+  if (!nl) return false;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETTFILTER;
+  nlh->nlmsg_type = type;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   nlh->nlmsg_seq = 1;
   auto* tcm = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
   tcm->tcm_family = AF_UNSPEC;
   tcm->tcm_ifindex = ifindex;
-  tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, side);
-  int count = 0;
+  tcm->tcm_parent = parent;
   bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 &&
             mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
   while (ok) {
@@ -42,17 +42,26 @@ int filters_on(int ifindex, unsigned side) {
       ok = false;
       break;
     }
-    int rc = mnl_cb_run(
-        buf.data(), static_cast<std::size_t>(n), 1, mnl_socket_get_portid(nl),
-        [](const nlmsghdr*, void* data) {
-          ++*static_cast<int*>(data);
-          return MNL_CB_OK;
-        },
-        &count);
+    int rc =
+        mnl_cb_run(buf.data(), static_cast<std::size_t>(n), 1, mnl_socket_get_portid(nl), cb, data);
     if (rc == MNL_CB_STOP) break;
     if (rc < 0) ok = false;
   }
   mnl_socket_close(nl);
+  return ok;
+}
+
+// Filters on one side of the interface's clsact qdisc (RTM_GETTFILTER dump, as `tc filter show dev
+// X egress` does); -1 when the kernel could not be asked.
+int filters_on(int ifindex, unsigned side) {
+  int count = 0;
+  const bool ok = dump_tc(
+      RTM_GETTFILTER, ifindex, TC_H_MAKE(TC_H_CLSACT, side),
+      [](const nlmsghdr*, void* data) {
+        ++*static_cast<int*>(data);
+        return MNL_CB_OK;
+      },
+      &count);
   return ok ? count : -1;
 }
 
@@ -66,49 +75,27 @@ int all_filters_on(int ifindex) {
 }  // namespace
 
 int has_clsact(int ifindex) {
-  mnl_socket* nl = mnl_socket_open(NETLINK_ROUTE);
-  if (!nl) return -1;
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETQDISC;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = 1;
-  auto* req = static_cast<tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
-  req->tcm_family = AF_UNSPEC;
-  req->tcm_ifindex = ifindex;  // older kernels dump every interface's: checked below
   struct Found {
     int ifindex;
     bool clsact = false;
   } found{ifindex};
-  bool ok = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 &&
-            mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0;
-  while (ok) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
-    if (n <= 0) {
-      ok = false;
-      break;
-    }
-    int rc = mnl_cb_run(
-        buf.data(), static_cast<std::size_t>(n), 1, mnl_socket_get_portid(nl),
-        [](const nlmsghdr* m, void* data) {
-          auto* f = static_cast<Found*>(data);
-          const auto* tcm = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(m));
-          if (tcm->tcm_ifindex != f->ifindex || tcm->tcm_parent != TC_H_CLSACT) return MNL_CB_OK;
-          const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(m));
-          for (auto* attr =
-                   static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(m, sizeof(*tcm)));
-               mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
-               attr = mnl_attr_next(attr))
-            if (mnl_attr_get_type(attr) == TCA_KIND &&
-                std::strcmp(mnl_attr_get_str(attr), "clsact") == 0)
-              f->clsact = true;
-          return MNL_CB_OK;
-        },
-        &found);
-    if (rc == MNL_CB_STOP) break;
-    if (rc < 0) ok = false;
-  }
-  mnl_socket_close(nl);
+  // Older kernels dump every interface's qdiscs: the callback checks the index.
+  const bool ok = dump_tc(
+      RTM_GETQDISC, ifindex, 0,
+      [](const nlmsghdr* m, void* data) {
+        auto* f = static_cast<Found*>(data);
+        const auto* tcm = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(m));
+        if (tcm->tcm_ifindex != f->ifindex || tcm->tcm_parent != TC_H_CLSACT) return MNL_CB_OK;
+        const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(m));
+        for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(m, sizeof(*tcm)));
+             mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
+             attr = mnl_attr_next(attr))
+          if (mnl_attr_get_type(attr) == TCA_KIND &&
+              std::strcmp(mnl_attr_get_str(attr), "clsact") == 0)
+            f->clsact = true;
+        return MNL_CB_OK;
+      },
+      &found);
   return ok ? (found.clsact ? 1 : 0) : -1;
 }
 
