@@ -28,6 +28,17 @@ struct ActiveFlow {
   std::optional<bool> marked;  // whether the marker's map holds it; nullopt: no marker runs
 };
 
+// A connection a plugin reported that the previous flowd no longer reported at its end, found open
+// again at this start (the flow journal, core/flow_journal.hpp): one its clean stop ended, one a
+// tool's report hid that ended while no flowd ran, or a new socket on the 4-tuple of a journaled
+// one. Its plugin starts it again at its first dump, as a new connection: the filter and tags of
+// the configuration of now decide (not the journal's), where the plugin adopts the other
+// connections older than it silently.
+struct PendingRestart {
+  FlowKey key;                      // local address and port first, as the connection plugins say
+  std::uint64_t socket_cookie = 0;  // of the socket found open; 0: unknown
+};
+
 // The `start` event an active flow began with, as far as the status keeps it (its 5-tuple, tag,
 // origin, plugin and start time): for a component that takes over the flows active before it.
 inline FlowID start_event(const ActiveFlow& a) {
@@ -120,6 +131,13 @@ class DaemonStatus {
   // them, to hand the flow back at the explicit report's end). What a reload's successor takes
   // over; a flow may be listed twice.
   virtual std::vector<ActiveFlow> reported_flows(const char* plugin) const = 0;
+  // The connections the flow journal hands `plugin` (by name) to start again (PendingRestart),
+  // once: the first call for `plugin` takes them, later ones get none (a reload's successor
+  // inherits what its predecessor started instead).
+  virtual std::vector<PendingRestart> take_restarts(const char* plugin) {
+    (void)plugin;
+    return {};
+  }
   // The marker says it runs (probe) or stopped (nullptr: only clears `probe` if it is the one set,
   // so that a successor that started first is not cleared by its predecessor's stop).
   virtual void set_marker(std::shared_ptr<const MarkerProbe> probe) = 0;

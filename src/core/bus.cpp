@@ -205,24 +205,6 @@ void Bus::publish_recovered_ends(std::span<const FlowID> ends, std::stop_token s
   deliver_recovered(ends, "ends of flows the previous flowd left live", stop, stall, limit);
 }
 
-void Bus::restart_recovered(std::span<const FlowID> starts, std::stop_token stop,
-                            std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
-  if (starts.empty()) return;
-  std::vector<FlowID> out;
-  {
-    std::lock_guard lock(local_mu_);
-    for (const auto& f : starts) {
-      arbitrated_.clear();
-      LocalFlowArbiter::Tally tally;
-      arbiter_.arbitrate({&f, 1}, f.plugin, LocalFlowArbiter::Rank::kInferred, arbitrated_, &tally);
-      count_arbitrated(tally);
-      if (journal_) journal_->record({&f, 1}, f.plugin, false);
-      out.insert(out.end(), arbitrated_.begin(), arbitrated_.end());
-    }
-  }
-  deliver_recovered(out, "starts of connections open again", stop, stall, limit);
-}
-
 void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
                             std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (flows.empty()) return;

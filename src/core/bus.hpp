@@ -81,14 +81,6 @@ class Bus {
   void publish_recovered_ends(std::span<const FlowID> ends, std::stop_token stop = {},
                               std::chrono::milliseconds stall = kRecoveryStall,
                               std::chrono::milliseconds limit = kRecoveryLimit);
-  // The connection plugins' reports the previous flowd's stop ended whose connection is open
-  // again at this start (JournalReplay::stopped), each a start at this start's time with its
-  // FlowID::plugin set: live in the arbiter (the plugin follows it on), journalled, and to the
-  // backends (its collector had its end; the marker marks it again), waiting for room as the
-  // recovered ends do. Before any plugin runs.
-  void restart_recovered(std::span<const FlowID> starts, std::stop_token stop = {},
-                         std::chrono::milliseconds stall = kRecoveryStall,
-                         std::chrono::milliseconds limit = kRecoveryLimit);
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
 

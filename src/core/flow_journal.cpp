@@ -238,13 +238,16 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
 }
 
 FlowJournal::FlowJournal(prometheus::Registry& metrics)
-    : recovered_(metrics, "flowd_flow_journal_recovered_total",
-                 "Live local flow reports a previous flowd left in the flow journal, by what a "
-                 "start made of them: followed (restored, its plugin follows it on), ended (its "
-                 "connection closed while no flowd ran, its 4-tuple maybe reused by a new one, or "
-                 "its plugin is gone: ended at the start), restarted (a connection plugin's report "
-                 "the previous flowd's stop ended, its connection still open: started again)",
-                 "outcome"),
+    : recovered_(
+          metrics, "flowd_flow_journal_recovered_total",
+          "Live local flow reports a previous flowd left in the flow journal, by what a "
+          "start made of them: followed (restored, its plugin follows it on), ended (its "
+          "connection closed while no flowd ran, its 4-tuple maybe reused by a new one, or "
+          "its plugin is gone: ended at the start), restarted (a connection plugin's report "
+          "the previous flowd's stop ended, or that a tool's report ended meanwhile hid, its "
+          "connection still open: handed to its plugin to start again as its configuration "
+          "says)",
+          "outcome"),
       skipped_(metrics, "flowd_flow_journal_lines_skipped_total",
                "Flow journal lines skipped when read back at a start, by reason: truncated (the "
                "last line, cut short by a kill), malformed"),

@@ -98,8 +98,9 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
       return p.info->name == r.plugin && p.info->explicit_reports == r.explicit_rank;
     });
   };
-  // A clean stop ended the connection plugins' flows; those open again now start again, at once
-  // (before, the plugin adopted them silently: unreported and unmarked until they closed).
+  // A clean stop ended the connection plugins' flows; those open again now start again, at their
+  // plugin's first dump (before, the plugin adopted them silently: unreported and unmarked until
+  // they closed).
   for (const auto& r : previous.stopped) {
     FlowID f = r.start;
     f.origin = FlowOrigin::kLocal;
@@ -113,11 +114,14 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
   }
   if (!out.restarts.empty())
     get_logger("core")->info(
-        "{} the previous flowd{} ended at its stop {} open: started again (flow journal {})",
+        "{} the previous flowd{} ended at its stop {} open: started again by {} plugin's first "
+        "dump, as this configuration tags {} (flow journal {})",
         out.restarts.size() == 1 ? std::string("1 connection")
                                  : fmt::format("{} connections", out.restarts.size()),
         previous.pid ? fmt::format(" (pid {})", previous.pid) : std::string(),
-        out.restarts.size() == 1 ? "is still" : "are still", journal_.path());
+        out.restarts.size() == 1 ? "is still" : "are still",
+        out.restarts.size() == 1 ? "its" : "their", out.restarts.size() == 1 ? "it" : "them",
+        journal_.path());
   if (previous.live.empty()) {
     journal_.count_recovered(0, 0, out.restarts.size());
     return out;
@@ -313,7 +317,9 @@ void Runtime::apply(const Config& c) {
     // publishes (one of them may report the same connection again).
     // More of them than a queue holds wait for room (bounded; a stop cuts the wait short).
     bus_.publish_recovered_ends(recovered.ends, stopping_.get_token());
-    bus_.restart_recovered(recovered.restarts, stopping_.get_token());
+    // The connections open again are started by their plugins' first dumps, as their
+    // configuration of now tags them or leaves them out (try15h D4), not with the journal's tags.
+    status_.set_restarts(recovered.restarts);
     journal_.start_writing();
     started_ = true;
   }

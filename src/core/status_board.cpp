@@ -139,6 +139,22 @@ std::size_t StatusBoard::active_flow_count() const {
   return n;
 }
 
+void StatusBoard::set_restarts(std::span<const FlowID> flows) {
+  std::lock_guard lock(mu_);
+  restarts_.clear();
+  for (const auto& f : flows)
+    if (f.plugin) restarts_[f.plugin].push_back(PendingRestart{FlowKey::of(f), f.socket_cookie});
+}
+
+std::vector<PendingRestart> StatusBoard::take_restarts(const char* plugin) {
+  std::lock_guard lock(mu_);
+  auto it = restarts_.find(plugin);
+  if (it == restarts_.end()) return {};
+  auto out = std::move(it->second);
+  restarts_.erase(it);
+  return out;
+}
+
 std::vector<ActiveFlow> StatusBoard::reported_flows(const char* plugin) const {
   std::function<std::vector<FlowID>(std::string_view)> live;
   {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -52,6 +53,10 @@ class StatusBoard final : public DaemonStatus {
   std::vector<ActiveFlow> active_flows(std::size_t max) const override;
   std::size_t active_flow_count() const override;
   std::vector<ActiveFlow> reported_flows(const char* plugin) const override;
+  std::vector<PendingRestart> take_restarts(const char* plugin) override;
+  // The runtime, at the daemon's start before any plugin runs: the flow journal's connections to
+  // start again (FlowID::plugin names whose).
+  void set_restarts(std::span<const FlowID> flows);
   void set_marker(std::shared_ptr<const MarkerProbe> probe) override;
   void clear_marker(const MarkerProbe* probe) override;
   std::shared_ptr<const MarkerProbe> marker() const override;
@@ -93,8 +98,10 @@ class StatusBoard final : public DaemonStatus {
   const TimePoint started_;
   mutable std::mutex flows_mu_;
   FlowTable<Key, Entry, KeyHash> flows_{kActiveFlowCapacity};
-  mutable std::mutex mu_;  // components_, bus_, marker_
+  mutable std::mutex mu_;  // components_, bus_, marker_, restarts_
   std::vector<ComponentRow> components_;
+  // By plugin name; bounded by the journal's live set, emptied as the plugins take them.
+  std::unordered_map<std::string, std::vector<PendingRestart>> restarts_;
   BusCounts bus_;
   std::shared_ptr<const MarkerProbe> marker_;
   std::atomic<bool> reloading_{false};

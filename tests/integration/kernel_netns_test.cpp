@@ -1983,6 +1983,8 @@ class FlowJournalNetns : public KernelIssue15 {
   }
   void kill9_case(const std::string& plugin, const std::string& keys, const std::string& ready);
   void reused_case(const std::string& plugin, const std::string& keys, const std::string& ready);
+  // try15h D4: the connections a clean stop ended start again as the new configuration says.
+  void retag_case(const std::string& plugin, const std::string& extra, const std::string& ready);
   // One connection from [addr_b]:`sport` (bound, so that a later one can take the same 4-tuple)
   // to [addr_a]:5201, accepted on `listener`.
   Pair accept_from(Fds& fds, int listener, int sport) {
@@ -2198,6 +2200,90 @@ TEST_F(FlowJournalNetns, AConnectionOpenAcrossACleanRestartIsStartedAgainAndMark
   EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// try15h D4: a clean restart started the connections its stop had ended with the journal's tag:
+// one the new configuration no longer reports (a rule gone, a network now internal) got a start,
+// an end at its first dump and half a second of marking; one whose rule changed got the old tag.
+// Now the plugin's first dump starts them as its configuration of now says.
+void FlowJournalNetns::retag_case(const std::string& plugin, const std::string& extra,
+                                  const std::string& ready) {
+  Fds fds;
+  int listener[2];
+  {
+    NetnsScope in_a(net->a);
+    listener[0] = fds.add(tcp_listen("::", 5201));
+    listener[1] = fds.add(tcp_listen("::", 5202));
+  }
+  ASSERT_GE(listener[0], 0);
+  ASSERT_GE(listener[1], 0);
+  const std::string common = "ignore_private = no\n" + extra;
+  start_flowd(config_with_marker(plugin, "rules = 5201 2 9, 5202 2 9\n" + common +
+                                             "internal_networks = 127.0.0.0/8\n"),
+              ready);
+  std::vector<Pair> pairs;
+  for (int l : listener) {
+    Pair p;
+    {
+      NetnsScope in_b(net->b);
+      p.client = fds.add(tcp_connect(net->addr_a, l == listener[0] ? 5201 : 5202, &p.port));
+    }
+    p.conn = fds.add(::accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_GE(p.conn, 0);
+    pairs.push_back(p);
+  }
+  auto starts = events(2);
+  ASSERT_EQ(starts.size(), 2u) << proc->log();
+  for (const auto& e : starts) EXPECT_EQ(e.exp, 2);
+  ASSERT_EQ(wait_metric("flowd_marker_flows", 2), 2) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  ASSERT_EQ(events(2, 2000ms).size(), 2u) << "the stop ends both";
+
+  // The rule of 5201 now gives another tag; 5202 has none (and no default tag): not reported.
+  start_flowd(config_with_marker(
+                  plugin, "rules = 5201 3 3\n" + common + "internal_networks = 127.0.0.0/8\n"),
+              ready);
+  auto after = events(3, 2000ms);
+  ASSERT_EQ(after.size(), 1u) << "only 5201's connection starts again, with its new tag: "
+                              << said_of(after) << "\n"
+                              << proc->log();
+  EXPECT_EQ(after[0].state, "start");
+  EXPECT_EQ(client_port_of(after[0]), pairs[0].port);
+  EXPECT_EQ(after[0].exp, 3);
+  EXPECT_EQ(after[0].act, 3);
+  EXPECT_EQ(count("2 connections the previous flowd"), 1) << proc->log();
+  EXPECT_EQ(count("to start again, 1 started as this configuration tags them, 1 not"), 1)
+      << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  after = events(2, 2000ms);
+  ASSERT_EQ(after.size(), 1u) << "the stop ends 5201's: " << said_of(after);
+  EXPECT_EQ(after[0].state, "end");
+  EXPECT_EQ(after[0].exp, 3);
+
+  // The peer's network is internal now: the connection is not reported, nor marked.
+  start_flowd(
+      config_with_marker(plugin, "rules = 5201 3 3\n" + common +
+                                     "internal_networks = 127.0.0.0/8, " + net->addr_b + "/128\n"),
+      ready);
+  after = events(2, 2000ms);
+  EXPECT_TRUE(after.empty()) << "nothing of an excluded connection: " << said_of(after) << "\n"
+                             << proc->log();
+  EXPECT_EQ(count("to start again, 0 started as this configuration tags them, 1 not"), 1)
+      << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0) << proc->log();
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+TEST_F(FlowJournalNetns, ACleanRestartStartsTheConnectionsItEndedAsTheNewConfigurationTagsThem) {
+  retag_case("kernel", "", "following TCP state changes");
+}
+
+TEST_F(FlowJournalNetns, ACleanRestartOfTheNetlinkScannerStartsThemAsItsNewConfigurationTagsThem) {
+  retag_case("netlink", "interval = 200ms\n", "scanning TCP connections");
 }
 
 // try15g 1: np_api took a connection over from the kernel plugin, flowd was killed, the connection

@@ -110,6 +110,44 @@ TEST(ConnectionTracker, ExistingConnectionsAreAdoptedSilently) {
   EXPECT_EQ(t.tracked(), 0u);
 }
 
+// try15h D4: the connections the flow journal hands over to start again (a clean restart) start at
+// the first scan with this tracker's tag, not the journal's; one its filter excludes, one its
+// tagger does not tag, one closed meanwhile, and one on another socket than the journal's (its
+// cookie) are not started; the others older than the tracker stay adopted silently.
+TEST(ConnectionTracker, ConnectionsToStartAgainStartAtTheFirstScanAsItsTaggerSays) {
+  ConnectionFilter filter = no_private();
+  filter.internal.push_back(*net::parse_prefix("198.51.100.0/24"));
+  ConnectionTracker t(filter, false, [](const Connection& c, bool&) {
+    return c.local_port == 40003 ? std::nullopt : std::optional<Tag>(Tag{3, 3});
+  });
+  auto again = conn("192.0.2.1", 40000, "203.0.113.5", 443);
+  auto internal = conn("192.0.2.1", 40001, "198.51.100.7", 443);
+  auto closed = conn("192.0.2.1", 40002, "203.0.113.5", 443);
+  auto untagged = conn("192.0.2.1", 40003, "203.0.113.5", 443);
+  auto reused = conn("192.0.2.1", 40004, "203.0.113.5", 443);
+  reused.cookie = 7;
+  auto older = conn("192.0.2.1", 40005, "203.0.113.5", 443);
+  auto key = [](const Connection& c) {
+    return FlowKey{Protocol::kTcp, c.local, c.remote, c.local_port, c.remote_port};
+  };
+  const std::vector<PendingRestart> restarts{
+      {key(again), 0}, {key(internal), 0}, {key(closed), 0}, {key(untagged), 0}, {key(reused), 6}};
+  EXPECT_EQ(t.expect_restarts(restarts), 4u) << "all but the internal one";
+  auto ev = scan(t, {again, internal, untagged, reused, older});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].state, FlowState::kStart);
+  EXPECT_EQ(ev[0].src_port, 40000);
+  EXPECT_EQ(ev[0].experiment, 3);
+  EXPECT_EQ(ev[0].activity, 3);
+  EXPECT_EQ(t.started(), 1u);
+  EXPECT_EQ(t.tracked(), 5u) << "the closed one forgotten";
+  ev = scan(t, {});
+  ASSERT_EQ(ev.size(), 1u) << "only the started one ends";
+  EXPECT_EQ(ev[0].state, FlowState::kEnd);
+  EXPECT_EQ(ev[0].src_port, 40000);
+  EXPECT_EQ(t.expect_restarts(restarts), 0u) << "only before the first scan";
+}
+
 // The kernel reports no state change of a TIME-WAIT or request socket: one the adoption dump lists
 // is not followed (the kernel plugin would keep it for ever), whatever report_existing says; a
 // started connection going to TIME-WAIT still ends.

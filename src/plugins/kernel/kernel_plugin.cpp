@@ -326,14 +326,17 @@ class KernelPlugin final : public Plugin {
     // After a reload, what the predecessor followed and the state changes of the gap come from
     // its program (shelved, still attached): the dump below then starts only what neither knew,
     // instead of adopting silently the connections established while no plugin ran.
+    // At a daemon's start, the flow journal's connections to start again are too.
     std::size_t inherited = 0, followed = 0, excluded = 0;
     const bool predecessor_taken = predecessor_ != nullptr;
     bool repair = false;  // the dump below is a resync: the predecessor's ring lost records
+    std::vector<FlowKey> restarts;
     if (predecessor_) {
       repair = take_predecessors_ring(out);
       followed = tracker_.tracked();
     } else {
       inherited = scanner::inherit_flows(tracker_, ctx_.status, name_);
+      restarts = scanner::expect_restarts(tracker_, ctx_.status, name_);
     }
     // A reload that excludes more (internal_networks, ignore_private): what the predecessor
     // started there ends now, and its end takes the mark out of the marker's map.
@@ -342,6 +345,7 @@ class KernelPlugin final : public Plugin {
     excluded = events_.size();
     out.publish(events_);
     const std::size_t found = resync(out, repair);
+    const std::string restarted_text = scanner::restarts_said(restarts, events_);
     const std::string ring = fmt::format(
         "following TCP state changes in the kernel (ring buffer {} bytes)", ring_bytes_);
     if (predecessor_taken)
@@ -355,17 +359,19 @@ class KernelPlugin final : public Plugin {
       // the daemon's status, the rest of the dump adopted as at a start. Not a reload: what the
       // previous flowd reported and left live (the flow journal, core/flow_journal.hpp).
       log_->info(
-          "{} after a {}; {} started before the {} followed on; {} more found by the dump{}{}",
+          "{} after a {}; {} started before the {} followed on; {} more found by the dump{}{}{}",
           ring, restarted_ ? "reload" : "restart", counted(inherited, "connection", "connections"),
           restarted_ ? "reload" : "restart", found,
           options_.report_existing ? " (reported)" : " (not reported)",
-          excluded ? fmt::format("; {} excluded now ended", excluded) : "");
+          excluded ? fmt::format("; {} excluded now ended", excluded) : "", restarted_text);
     else if (options_.report_existing)
-      log_->info("{}; {} found at start, {} reported (report_existing)", ring,
-                 counted(tracker_.tracked(), "connection", "connections"), tracker_.started());
+      log_->info("{}; {} found at start, {} reported (report_existing){}", ring,
+                 counted(tracker_.tracked(), "connection", "connections"), tracker_.started(),
+                 restarted_text);
     else
-      log_->info("{}; {} adopted at start (not reported)", ring,
-                 counted(tracker_.tracked(), "connection", "connections"));
+      log_->info("{}; {} adopted at start (not reported){}", ring,
+                 counted(tracker_.tracked() - tracker_.started(), "connection", "connections"),
+                 restarted_text);
     if (owners_) {
       std::size_t owned = 0;
       for (const auto& l : owners_->listeners()) owned += l.owned;

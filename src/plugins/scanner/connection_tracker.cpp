@@ -250,6 +250,22 @@ std::size_t ConnectionTracker::inherit(std::span<const ActiveFlow> flows, std::s
   return n;
 }
 
+std::size_t ConnectionTracker::expect_restarts(std::span<const PendingRestart> restarts) {
+  if (scans_ != 0) return 0;
+  std::size_t n = 0;
+  for (const auto& r : restarts) {
+    if (r.key.protocol != Protocol::kTcp || !filter_.accepts(r.key.dst)) continue;
+    bool fresh = false;
+    Tracked& t = find_or_insert(r.key, fresh);
+    if (!fresh) continue;
+    // Pending and not fresh at the first scan: started if open (observe), not adopted. Of
+    // generation 0, so that the first scan's finish() forgets it, unreported, if not listed.
+    t.cookie = r.socket_cookie;
+    ++n;
+  }
+  return n;
+}
+
 std::vector<FlowID> ConnectionTracker::started_flows(TimePoint now) const {
   std::vector<FlowID> out;
   out.reserve(started_);

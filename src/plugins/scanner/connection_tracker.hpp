@@ -56,6 +56,14 @@ class ConnectionTracker {
   // ends the others, so no start is left without its end. Returns how many were taken over.
   std::size_t inherit(std::span<const ActiveFlow> flows, std::string_view plugin);
 
+  // Before the first scan: the connections the flow journal hands this plugin to start again
+  // (DaemonStatus::take_restarts). The first scan starts each one it lists open as a new
+  // connection, this tracker's tagger deciding its tag (as of now, not the journal's), where it
+  // adopts the other connections older than it silently; one this tracker's filter excludes is
+  // left to the scan as any other (ignored). One inherited or expected already is left as it is.
+  // Returns how many are expected (the filter accepts them).
+  std::size_t expect_restarts(std::span<const PendingRestart> restarts);
+
   // Event-driven use (the kernel plugin), between scans: the kernel says `c` reached ESTABLISHED
   // at `when`. A new connection is filtered and tagged (a `start`); one a scan adopted or saw
   // before it was established is started too (the event proves it is newer than flowd); one

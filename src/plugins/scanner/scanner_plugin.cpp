@@ -12,6 +12,7 @@
 
 #include <charconv>
 #include <sstream>
+#include <unordered_set>
 
 #include "common/counted.hpp"
 #include "flowd/heartbeat.hpp"
@@ -130,6 +131,31 @@ std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, cons
   return tracker.inherit(status->reported_flows(plugin), plugin);
 }
 
+std::vector<FlowKey> expect_restarts(ConnectionTracker& tracker, DaemonStatus* status,
+                                     const char* plugin) {
+  if (!status) return {};
+  const auto restarts = status->take_restarts(plugin);
+  tracker.expect_restarts(restarts);
+  std::vector<FlowKey> keys;
+  keys.reserve(restarts.size());
+  for (const auto& r : restarts) keys.push_back(r.key);
+  return keys;
+}
+
+std::string restarts_said(std::span<const FlowKey> keys, std::span<const FlowID> events) {
+  if (keys.empty()) return {};
+  const std::unordered_set<FlowKey, FlowKeyHash> wanted(keys.begin(), keys.end());
+  const auto started =
+      static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [&](const FlowID& f) {
+        return f.state == FlowState::kStart && wanted.count(FlowKey::of(f));
+      }));
+  // The rest: excluded or untagged by this configuration, or closed since the journal was read.
+  return fmt::format(
+      "; of the flow journal's {} to start again, {} started as this configuration tags them, {} "
+      "not (excluded, untagged or closed meanwhile)",
+      counted(keys.size(), "connection", "connections"), started, keys.size() - started);
+}
+
 ScannerPlugin::ScannerPlugin(const char* name, Context& ctx, ScannerOptions options,
                              scanner::Tagger tagger)
     : log_(get_logger(std::string("plugin.") + name)),
@@ -205,6 +231,8 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   const bool followed_on = followed_on_;
   const std::size_t inherited = followed_on ? 0 : inherit_flows(tracker_, status_, name_);
   const std::size_t followed = tracker_.tracked();
+  const std::vector<FlowKey> restarts =
+      followed_on ? std::vector<FlowKey>{} : expect_restarts(tracker_, status_, name_);
   events_.clear();
   tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
   const std::size_t excluded = events_.size();
@@ -212,6 +240,7 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   scan_once(out);
   const std::string excluded_text =
       excluded ? fmt::format("; {} excluded now ended", excluded) : std::string();
+  const std::string restarted_text = restarts_said(restarts, events_);
   if (followed_on) {
     const std::size_t started =
         static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
@@ -232,19 +261,22 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
     const std::size_t now = tracker_.tracked() + ended;
     log_->info(
         "scanning TCP connections every {} ms; {} started before this plugin ran followed on (a "
-        "reload, or the flow journal of a restart); {} more found by the first scan{}{}",
+        "reload, or the flow journal of a restart); {} more found by the first scan{}{}{}",
         options_.interval.count(), counted(inherited, "connection", "connections"),
         now - std::min(now, inherited),
-        options_.report_existing ? " (reported)" : " (not reported)", excluded_text);
+        options_.report_existing ? " (reported)" : " (not reported)", excluded_text,
+        restarted_text);
   } else if (options_.report_existing) {
     log_->info(
         "scanning TCP connections every {} ms; {} found at start, {} reported "
-        "(report_existing)",
+        "(report_existing){}",
         options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"),
-        tracker_.started());
+        tracker_.started(), restarted_text);
   } else {
-    log_->info("scanning TCP connections every {} ms; {} adopted at start (not reported)",
-               options_.interval.count(), counted(tracker_.tracked(), "connection", "connections"));
+    log_->info("scanning TCP connections every {} ms; {} adopted at start (not reported){}",
+               options_.interval.count(),
+               counted(tracker_.tracked() - tracker_.started(), "connection", "connections"),
+               restarted_text);
   }
   while (!stop.stop_requested()) {
     epoll_event ev{};

@@ -60,6 +60,16 @@ bool scan_sock_diag(netlink::SockDiag& diag, const ConnectionVisitor& visit, std
 // ConnectionTracker::inherit. Returns how many.
 std::size_t inherit_flows(ConnectionTracker& tracker, DaemonStatus* status, const char* plugin);
 
+// Gives `tracker`, before its first scan, the connections the flow journal hands `plugin` to start
+// again (DaemonStatus::take_restarts; see ConnectionTracker::expect_restarts). Returns their keys,
+// all of them, for restarts_said().
+std::vector<FlowKey> expect_restarts(ConnectionTracker& tracker, DaemonStatus* status,
+                                     const char* plugin);
+// The log line's words for the first scan, whose events are `events`, of a plugin that was handed
+// `keys` to start again: how many it started and how many its configuration no longer reports
+// (empty without keys).
+std::string restarts_said(std::span<const FlowKey> keys, std::span<const FlowID> events);
+
 // At a plugin's stop: unless a successor takes them over (Plugin::before_stop), every flow
 // `tracker` started gets its end now.
 void end_unless_succeeded(ConnectionTracker& tracker, const std::atomic<bool>& successor,
