@@ -287,8 +287,10 @@ void print_status(const nlohmann::json& s) {
       "flows:      {} active (table of {}, {} evicted)\n", value<std::uint64_t>(af, "count", 0),
       value<std::uint64_t>(af, "capacity", 0), value<std::uint64_t>(af, "overflow", 0));
   auto reg = value<json>(s, "registry", json::object());
-  // The source names the registry's own modification time already.
-  std::cout << fmt::format("registry:   {} experiments from {}, loaded {} ago\n",
+  // The source names the registry's own modification time already. The age counts from when the
+  // source last fetched or confirmed it, and for the built-in snapshot or a cached copy from its
+  // own time (not from flowd's start: "loaded" misled, try15h).
+  std::cout << fmt::format("registry:   {} experiments from {}, current as of {} ago\n",
                            value<std::uint64_t>(reg, "experiments", 0),
                            value<std::string>(reg, "source", "?"),
                            duration(value<std::int64_t>(reg, "age_seconds", 0)));

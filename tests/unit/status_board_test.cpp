@@ -59,6 +59,26 @@ TEST(StatusBoard, StartsEnterEndsLeaveOriginsApart) {
   EXPECT_EQ(board.report().active_flows, 2u);
 }
 
+// The flow journal's connections to start again are each plugin's, with their socket cookie, and
+// taken once (a reload's successor inherits what its predecessor started instead).
+TEST(StatusBoard, ConnectionsToStartAgainAreTakenOncePerPlugin) {
+  RegistryHandle registry(snapshot());
+  StatusBoard board(registry);
+  std::vector<FlowID> restarts{make_flow(FlowState::kStart, 1), make_flow(FlowState::kStart, 2),
+                               make_flow(FlowState::kStart, 3)};
+  restarts[0].plugin = restarts[1].plugin = "kernel";
+  restarts[1].socket_cookie = 77;
+  restarts[2].plugin = "netlink";
+  board.set_restarts(restarts);
+  auto kernel = board.take_restarts("kernel");
+  ASSERT_EQ(kernel.size(), 2u);
+  EXPECT_EQ(kernel[0].key, FlowKey::of(restarts[0]));
+  EXPECT_EQ(kernel[1].socket_cookie, 77u);
+  EXPECT_TRUE(board.take_restarts("kernel").empty()) << "taken once";
+  EXPECT_EQ(board.take_restarts("netlink").size(), 1u);
+  EXPECT_TRUE(board.take_restarts("iperf").empty());
+}
+
 TEST(StatusBoard, TheMarkerSaysWhichFlowsItHoldsUntilItStops) {
   RegistryHandle registry(snapshot());
   StatusBoard board(registry);
