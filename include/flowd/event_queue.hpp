@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <span>
@@ -40,6 +41,16 @@ class EventQueue {
   // is closed, or `stop` is requested or `deadline` passes first. Only for a producer that may
   // wait (the recovered flows at a start, Bus::publish_recovered_ends): a plugin never waits.
   bool wait_for_room(std::stop_token stop, std::chrono::steady_clock::time_point deadline);
+  // How many events the queue ever accepted: the position after the last one pushed.
+  std::uint64_t pushed() const;
+  // Waits until the consumer has processed every event up to `position` (a pushed() value): it
+  // came back for more after taking them (each pop marks the batches taken before it as done).
+  // False when `stop` is requested or `deadline` passes first. For the recovered flows at a start,
+  // whose journal lines wait until the backends have sent them (Bus::publish_recovered_ends).
+  bool wait_until_processed(std::uint64_t position, std::stop_token stop,
+                            std::chrono::steady_clock::time_point deadline);
+  // The position up to which the consumer has processed (see wait_until_processed).
+  std::uint64_t processed() const;
   // No more pushes; the consumer drains what is left, then pop_batch returns false.
   void close();
   std::size_t size() const;
@@ -52,6 +63,8 @@ class EventQueue {
   // Moves up to `max` events into `out` and unlocks `lock` (of mu_), waking a producer waiting for
   // room.
   void take(std::vector<FlowID>& out, std::size_t max, std::unique_lock<std::mutex>& lock);
+  // At each pop's entry (mu_ held): the consumer is done with what it took before.
+  void mark_processed();
 
   const std::size_t capacity_;
   mutable std::mutex mu_;
@@ -64,6 +77,8 @@ class EventQueue {
   // The same for a producer waiting for room: a pop notifies only when one does.
   std::condition_variable_any room_cv_;
   std::size_t producers_waiting_ = 0;
+  // Events accepted, taken by the consumer, and processed (taken before its latest pop) in all.
+  std::uint64_t pushed_ = 0, taken_ = 0, processed_ = 0;
   prometheus::Gauge* depth_ = nullptr;
 };
 

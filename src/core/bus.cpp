@@ -193,6 +193,7 @@ void Bus::restore(const FlowID& start, LocalFlowArbiter::Rank rank) {
 }
 
 void Bus::publish_recovered_ends(std::span<const FlowID> ends, std::stop_token stop,
+                                 const std::function<void(std::size_t)>& processed,
                                  std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (ends.empty()) return;
   {
@@ -202,28 +203,53 @@ void Bus::publish_recovered_ends(std::span<const FlowID> ends, std::stop_token s
   }
   // Out of the lock: no plugin publishes yet, and a backend's wait must not hold up a reader of
   // the arbiter (the status board's live reports).
-  deliver_recovered(ends, "ends of flows the previous flowd left live", stop, stall, limit);
+  deliver_recovered(ends, "ends of flows the previous flowd left live", stop, processed, stall,
+                    limit);
 }
 
 void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
+                            const std::function<void(std::size_t)>& processed,
                             std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (flows.empty()) return;
   published_.fetch_add(flows.size(), std::memory_order_relaxed);
   if (status_) status_->record(flows, nullptr);
   auto subs = subs_.load();
+  const std::size_t n = subs->size();
+  // Where each queue stood, and how many of `flows` it took: what its backend has processed of
+  // them is its processed() past `base`, up to `accepted`.
+  std::vector<std::uint64_t> base(n);
+  std::vector<std::size_t> accepted(n, 0);
+  for (std::size_t i = 0; i < n; ++i) base[i] = (*subs)[i].queue->pushed();
+  const auto done_by = [&](std::size_t i) {
+    const std::uint64_t p = (*subs)[i].queue->processed();
+    return static_cast<std::size_t>(
+        std::min<std::uint64_t>(accepted[i], p > base[i] ? p - base[i] : 0));
+  };
+  // The first `reported` of `flows` every backend has processed (or was never given): said to
+  // `processed` as it grows, so that the flow journal keeps no more than what is still on its way.
+  std::size_t reported = 0;
+  const auto report = [&] {
+    std::size_t prefix = flows.size();
+    for (std::size_t i = 0; i < n; ++i) prefix = std::min(prefix, done_by(i));
+    if (prefix > reported && processed) processed(prefix);
+    reported = std::max(reported, prefix);
+  };
   // What each backend has still to take. Every queue gets what fits; then the first with more to
   // take is waited on until its backend frees room (a pop wakes the wait: no polling), and so on:
   // the backends read in parallel, the slowest sets the pace.
-  std::vector<std::span<const FlowID>> rest(subs->size(), flows);
+  std::vector<std::span<const FlowID>> rest(n, flows);
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
-    std::size_t waiting = rest.size();
-    for (std::size_t i = 0; i < rest.size(); ++i) {
+    std::size_t waiting = n;
+    for (std::size_t i = 0; i < n; ++i) {
       if (rest[i].empty()) continue;
-      rest[i] = rest[i].subspan((*subs)[i].queue->push_batch(rest[i], nullptr));
-      if (!rest[i].empty() && waiting == rest.size()) waiting = i;
+      const std::size_t took = (*subs)[i].queue->push_batch(rest[i], nullptr);
+      accepted[i] += took;
+      rest[i] = rest[i].subspan(took);
+      if (!rest[i].empty() && waiting == n) waiting = i;
     }
-    if (waiting == rest.size()) return;
+    report();
+    if (waiting == n) break;
     const Sub& s = (*subs)[waiting];
     const auto now = std::chrono::steady_clock::now();
     if (now < until && s.queue->wait_for_room(stop, std::min(until, now + stall))) continue;
@@ -235,7 +261,7 @@ void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std
     const bool closed = s.queue->closed();
     get_logger("core")->warn(
         "backend {}'s queue is {}: {} of the {} {} (flow journal) dropped{} ({} dropped in all "
-        "since start; flowd_bus_dropped_events_total)",
+        "since start; flowd_bus_dropped_events_total){}",
         s.backend, closed ? "closed" : "full", refused, flows.size(), what,
         closed                  ? std::string()
         : stop.stop_requested() ? std::string(", flowd is stopping")
@@ -243,8 +269,32 @@ void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std
             ? fmt::format(", not taken within {:g} s", static_cast<double>(limit.count()) / 1000)
             : fmt::format(", its backend took none for {:g} s",
                           static_cast<double>(stall.count()) / 1000),
-        total);
+        total, processed ? "; they stay in the flow journal: the next start sends them" : "");
   }
+  if (!processed) return;
+  // All given out: the journal forgets them only once every backend has processed them (sent the
+  // ends to the collector, taken the marks out), so that a kill meanwhile leaves them for the next
+  // start instead of losing them (try15i A).
+  std::size_t target = flows.size();
+  for (std::size_t i = 0; i < n; ++i) target = std::min(target, accepted[i]);
+  while (reported < target) {
+    std::size_t slowest = 0;
+    while (slowest < n && done_by(slowest) >= target) ++slowest;
+    if (slowest == n) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until || !(*subs)[slowest].queue->wait_until_processed(
+                            base[slowest] + target, stop, std::min(until, now + stall))) {
+      report();
+      get_logger("core")->warn(
+          "backend {} has not processed {} of the {} {} (flow journal){}: they stay in the flow "
+          "journal, the next start sends them again",
+          (*subs)[slowest].backend, target - std::min(target, done_by(slowest)), flows.size(), what,
+          stop.stop_requested() ? ", flowd is stopping" : "");
+      return;
+    }
+    report();
+  }
+  report();
 }
 
 void Bus::stopping() {

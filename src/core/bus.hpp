@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,7 +79,12 @@ class Bus {
   // most `stall` without room, all for at most `limit` or until `stop`; what is left then is
   // dropped, counted and logged as the flow journal's.
   static constexpr std::chrono::seconds kRecoveryStall{5}, kRecoveryLimit{30};
+  // `processed`, when given, hears how many of `ends` (a prefix) every backend has processed
+  // (EventQueue::wait_until_processed), as that grows: the flow journal forgets those only (a kill
+  // before leaves the rest for the next start, try15i A). After the last is given out, the call
+  // waits for their processing too (bounded as above).
   void publish_recovered_ends(std::span<const FlowID> ends, std::stop_token stop = {},
+                              const std::function<void(std::size_t)>& processed = {},
                               std::chrono::milliseconds stall = kRecoveryStall,
                               std::chrono::milliseconds limit = kRecoveryLimit);
   // The daemon stops: the journal marks the ends that follow as the stop's.
@@ -99,6 +105,7 @@ class Bus {
   // The same for what the flow journal recovered at a start (`what` says which, for the log), no
   // plugin publishing yet: a full queue is waited on (publish_recovered_ends), not dropped.
   void deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
+                         const std::function<void(std::size_t)>& processed,
                          std::chrono::milliseconds stall, std::chrono::milliseconds limit);
   // The same for a plugin's local events, arbitrated against the other plugins' reports of the
   // same 5-tuple (local_flow_arbiter.hpp).

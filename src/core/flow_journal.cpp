@@ -333,31 +333,54 @@ void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
                          bool explicit_rank) {
   if (!active()) return;
   batch_.clear();
-  for (const auto& f : flows) {
-    if (f.origin != FlowOrigin::kLocal || f.state == FlowState::kOngoing) continue;
-    std::string key = key_of(plugin, explicit_rank, f);
-    if (f.state == FlowState::kStart) {
-      // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
-      // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
-      if (live_.size() >= kMaxLive && !live_.contains(key)) {
-        limited_warn(*get_logger("core"), full_limiter_,
-                     "flow journal: {} live reports, its most; a start of {} is not kept (a "
-                     "restart after kill -9 cannot end it)",
-                     kMaxLive, plugin);
-        continue;
-      }
-      std::string line = journal_start_line(f, plugin, explicit_rank);
-      batch_ += line;
-      auto [it, inserted] = live_.try_emplace(std::move(key), std::string());
-      live_bytes_ += line.size();
-      live_bytes_ -= it->second.size();
-      it->second = std::move(line);
-    } else if (auto it = live_.find(key); it != live_.end()) {
-      live_bytes_ -= it->second.size();
-      live_.erase(it);
-      batch_ += journal_end_line(f, plugin, explicit_rank);
+  for (const auto& f : flows) note(f, plugin, explicit_rank);
+  write_batch();
+}
+
+void FlowJournal::record_recovered(std::span<const FlowID> ends,
+                                   std::span<const std::uint8_t> explicit_rank, bool sent) {
+  if (!active()) return;
+  batch_.clear();
+  for (std::size_t i = 0; i < ends.size() && i < explicit_rank.size(); ++i) {
+    if (sent) {
+      note(ends[i], ends[i].plugin, explicit_rank[i] != 0);
+      continue;
     }
+    FlowID start = ends[i];  // its start line as the previous flowd wrote it
+    start.state = FlowState::kStart;
+    start.end_time.reset();
+    note(start, ends[i].plugin, explicit_rank[i] != 0);
   }
+  write_batch();
+}
+
+void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_rank) {
+  if (f.origin != FlowOrigin::kLocal || f.state == FlowState::kOngoing) return;
+  std::string key = key_of(plugin, explicit_rank, f);
+  if (f.state == FlowState::kStart) {
+    // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
+    // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
+    if (live_.size() >= kMaxLive && !live_.contains(key)) {
+      limited_warn(*get_logger("core"), full_limiter_,
+                   "flow journal: {} live reports, its most; a start of {} is not kept (a "
+                   "restart after kill -9 cannot end it)",
+                   kMaxLive, plugin);
+      return;
+    }
+    std::string line = journal_start_line(f, plugin, explicit_rank);
+    batch_ += line;
+    auto [it, inserted] = live_.try_emplace(std::move(key), std::string());
+    live_bytes_ += line.size();
+    live_bytes_ -= it->second.size();
+    it->second = std::move(line);
+  } else if (auto it = live_.find(key); it != live_.end()) {
+    live_bytes_ -= it->second.size();
+    live_.erase(it);
+    batch_ += journal_end_line(f, plugin, explicit_rank);
+  }
+}
+
+void FlowJournal::write_batch() {
   if (batch_.empty() || !fd_) return;
   append(batch_);
   // Not while the daemon stops: the X line and the stop's ends after it must stay (they are at

@@ -119,6 +119,13 @@ class FlowJournal {
   // One plugin's local batch as published (starts and ends; ongoing events are not kept). Called
   // under the bus's mutex.
   void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank);
+  // The reports a start's recovery ends (FlowID::plugin names each one's plugin, `explicit_rank`
+  // its rank, 0 or 1): `sent` false, before start_writing(), kept live as the previous flowd wrote
+  // them, so that the rewrite keeps them; `sent` true, once the backends have processed their
+  // ends (Bus::publish_recovered_ends), their end lines. A kill between the two leaves them to the
+  // next start, which ends them again (try15i A).
+  void record_recovered(std::span<const FlowID> ends, std::span<const std::uint8_t> explicit_rank,
+                        bool sent);
   // The daemon stops (Runtime::stop_all): the ends recorded from now on are the stop's. Called
   // under the bus's mutex.
   void stopping();
@@ -133,6 +140,10 @@ class FlowJournal {
   static std::string key_of(std::string_view plugin, bool explicit_rank, const FlowID& f);
 
  private:
+  // One report's start or end into batch_ and live_.
+  void note(const FlowID& f, std::string_view plugin, bool explicit_rank);
+  // batch_ to the file (once writing), compacting when it grew past its bound.
+  void write_batch();
   void append(const std::string& text);
   void compact();
 

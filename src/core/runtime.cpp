@@ -193,6 +193,7 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     f.state = FlowState::kEnd;
     f.end_time = f.start_time ? std::max(*f.start_time, now) : now;
     ends.push_back(std::move(f));
+    out.ends_explicit.push_back(r.explicit_rank ? 1 : 0);
   };
   for (const auto& r : previous.live)
     if (r.explicit_rank) settle(r);
@@ -316,11 +317,20 @@ void Runtime::apply(const Config& c) {
     // The backends run: the flows that closed while no flowd ran end now, before any plugin
     // publishes (one of them may report the same connection again).
     // More of them than a queue holds wait for room (bounded; a stop cuts the wait short).
-    bus_.publish_recovered_ends(recovered.ends, stopping_.get_token());
+    // Their reports stay in the journal (its rewrite below keeps them) until every backend has
+    // processed their ends: a kill (or a stop) before leaves them to the next start (try15i A).
+    journal_.record_recovered(recovered.ends, recovered.ends_explicit, false);
+    journal_.start_writing();
+    std::size_t journaled = 0;
+    bus_.publish_recovered_ends(recovered.ends, stopping_.get_token(), [&](std::size_t processed) {
+      journal_.record_recovered(
+          std::span(recovered.ends).subspan(journaled, processed - journaled),
+          std::span(recovered.ends_explicit).subspan(journaled, processed - journaled), true);
+      journaled = processed;
+    });
     // The connections open again are started by their plugins' first dumps, as their
     // configuration of now tags them or leaves them out (try15h D4), not with the journal's tags.
     status_.set_restarts(recovered.restarts);
-    journal_.start_writing();
     started_ = true;
   }
 

@@ -110,6 +110,7 @@ class Runtime {
   // new connections found on a journaled report's 4-tuple), for the backends once they run.
   struct Recovered {
     std::vector<FlowID> ends, restarts;
+    std::vector<std::uint8_t> ends_explicit;  // each end's report's rank (1: explicit)
   };
   Recovered recover_flows(const Config& c);
 

@@ -26,6 +26,7 @@ std::size_t EventQueue::push_batch(std::span<const FlowID> flows, const char* pl
       items_.push_back(flows[i]);
       if (plugin) items_.back().plugin = plugin;
     }
+    pushed_ += taken;
     if (taken && depth_) depth_->Set(static_cast<double>(items_.size()));
     wake = taken && consumer_waiting_;
   }
@@ -36,6 +37,7 @@ std::size_t EventQueue::push_batch(std::span<const FlowID> flows, const char* pl
 bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop) {
   out.clear();
   std::unique_lock lock(mu_);
+  mark_processed();
   {
     // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
@@ -52,6 +54,7 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
                                  std::chrono::steady_clock::time_point deadline) {
   out.clear();
   std::unique_lock lock(mu_);
+  mark_processed();
   {
     // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
@@ -64,11 +67,20 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
   return true;
 }
 
+void EventQueue::mark_processed() {
+  if (processed_ == taken_) return;
+  processed_ = taken_;
+  // Whoever waits for room or for processing is woken (one condition variable for both: the
+  // producers that wait are the start's recovery, never a plugin).
+  if (producers_waiting_) room_cv_.notify_all();
+}
+
 void EventQueue::take(std::vector<FlowID>& out, std::size_t max,
                       std::unique_lock<std::mutex>& lock) {
   while (!items_.empty() && out.size() < max) {
     out.push_back(std::move(items_.front()));
     items_.pop_front();
+    ++taken_;
   }
   if (depth_) depth_->Set(static_cast<double>(items_.size()));
   const bool wake = producers_waiting_ > 0;
@@ -83,6 +95,25 @@ bool EventQueue::wait_for_room(std::stop_token stop,
   room_cv_.wait_until(lock, stop, deadline, [&] { return items_.size() < capacity_ || closed_; });
   --producers_waiting_;
   return !closed_ && items_.size() < capacity_;
+}
+
+std::uint64_t EventQueue::pushed() const {
+  std::lock_guard lock(mu_);
+  return pushed_;
+}
+
+std::uint64_t EventQueue::processed() const {
+  std::lock_guard lock(mu_);
+  return processed_;
+}
+
+bool EventQueue::wait_until_processed(std::uint64_t position, std::stop_token stop,
+                                      std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  ++producers_waiting_;
+  room_cv_.wait_until(lock, stop, deadline, [&] { return processed_ >= position; });
+  --producers_waiting_;
+  return processed_ >= position;
 }
 
 void EventQueue::close() {

@@ -172,6 +172,36 @@ TEST(EventQueue, PopBatchUntilReturnsAtTheDeadline) {
   EXPECT_FALSE(q.pop_batch_until(out, 4, fresh.get_token(), std::chrono::steady_clock::now()));
 }
 
+// What the consumer processed: the batches it took before its latest pop (the flow journal keeps
+// a recovered report until then, try15i A).
+TEST(EventQueue, WhatTheConsumerTookIsProcessedWhenItComesBackForMore) {
+  EventQueue q(8);
+  FlowID f;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.push(f));
+  EXPECT_EQ(q.pushed(), 3u);
+  std::vector<FlowID> batch;
+  ASSERT_TRUE(q.pop_batch(batch, 2, {}));
+  EXPECT_EQ(q.processed(), 0u) << "taken, not yet processed";
+  EXPECT_FALSE(q.wait_until_processed(
+      2, {}, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+  auto waiter = std::async(std::launch::async, [&] {
+    return q.wait_until_processed(3, {},
+                                  std::chrono::steady_clock::now() + std::chrono::seconds(5));
+  });
+  ASSERT_TRUE(q.pop_batch(batch, 2, {}));
+  EXPECT_EQ(q.processed(), 2u);
+  q.close();
+  EXPECT_FALSE(q.pop_batch(batch, 2, {})) << "closed and drained";
+  EXPECT_EQ(q.processed(), 3u);
+  ASSERT_EQ(waiter.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(waiter.get()) << "woken by the pop that marked the last one processed";
+  std::stop_source stop;
+  stop.request_stop();
+  EXPECT_FALSE(q.wait_until_processed(4, stop.get_token(),
+                                      std::chrono::steady_clock::now() + std::chrono::seconds(5)))
+      << "a stop cuts the wait short";
+}
+
 // A producer that may wait (the flow journal's recovered flows at a start) is woken by the pop that
 // makes room, and gives up at its deadline, a stop or a close.
 TEST(EventQueue, WaitForRoomWakesAtAPopAndGivesUpAtTheDeadlineAStopOrAClose) {

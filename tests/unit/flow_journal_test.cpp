@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -385,6 +386,68 @@ TEST(FlowJournalBus, MoreRecoveredEndsThanAQueueHoldsWaitForRoomAndAllGoOut) {
   }
 }
 
+// try15i A: the restart rewrote the journal without the reports it was ending while their ends were
+// still in the backends' queues: a kill (or a stop) then lost them for good. They now stay in the
+// journal until every backend has processed their ends (it came back for more after taking them).
+TEST(FlowJournalBus, RecoveredEndsLeaveTheJournalOnlyOnceEveryBackendProcessedThem) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal journal(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(journal.open(dir.path, previous));
+  Bus bus(metrics);
+  auto q = bus.make_queue("udp_firefly", 4);
+  bus.set_subscribers({{"udp_firefly", q}});
+  std::vector<FlowID> ends;
+  std::vector<std::uint8_t> ranks;
+  for (std::uint16_t p = 1; p <= 10; ++p) {
+    FlowID f = flow(p, FlowState::kEnd);
+    f.plugin = p % 2 ? "kernel" : "np_api";
+    f.end_time = Clock::now();
+    ends.push_back(f);
+    ranks.push_back(p % 2 ? 0 : 1);
+  }
+  journal.record_recovered(ends, ranks, false);
+  journal.start_writing();
+  const auto live = [&] { return replay_journal(slurp(journal.path()), "j").live.size(); };
+  EXPECT_EQ(live(), 10u) << "the rewrite keeps the reports being ended";
+  // The backend takes 4 (all its queue holds) and processes them only when it comes back for more;
+  // then it stops reading: the start is stopped while it waits.
+  std::stop_source stop;
+  std::size_t journaled = 0;
+  auto recover = std::async(std::launch::async, [&] {
+    bus.publish_recovered_ends(
+        ends, stop.get_token(),
+        [&](std::size_t processed) {
+          journal.record_recovered(std::span(ends).subspan(journaled, processed - journaled),
+                                   std::span(ranks).subspan(journaled, processed - journaled),
+                                   true);
+          journaled = processed;
+        },
+        std::chrono::seconds(5), std::chrono::seconds(10));
+  });
+  std::vector<FlowID> batch;
+  ASSERT_TRUE(q->pop_batch(batch, 4, {}));
+  EXPECT_EQ(batch.size(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(live(), 10u) << "taken, not processed yet: still in the journal";
+  ASSERT_TRUE(q->pop_batch(batch, 2, {}));  // the first 4 are processed now
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop.request_stop();
+  ASSERT_EQ(recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(journaled, 4u);
+  const auto left = replay_journal(slurp(journal.path()), "j");
+  ASSERT_EQ(left.live.size(), 6u) << "the next start ends the 6 not processed\n"
+                                  << slurp(journal.path());
+  std::set<int> ports;
+  for (const auto& r : left.live) {
+    ports.insert(r.start.src_port);
+    EXPECT_EQ(r.explicit_rank, r.start.src_port % 2 == 0) << "with its own plugin and rank";
+    EXPECT_EQ(r.plugin, r.start.src_port % 2 ? "kernel" : "np_api");
+  }
+  EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}));
+}
+
 // A backend that takes nothing is waited for `stall` at most: the rest is dropped, counted for it
 // and said in the log as the flow journal's (before: as the kernel plugin's events).
 TEST(FlowJournalBus, RecoveredEndsABackendDoesNotTakeAreDroppedAfterTheStallAsTheJournals) {
@@ -404,7 +467,7 @@ TEST(FlowJournalBus, RecoveredEndsABackendDoesNotTakeAreDroppedAfterTheStallAsTh
     ends.push_back(f);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  bus.publish_recovered_ends(ends, {}, std::chrono::milliseconds(50), std::chrono::seconds(30));
+  bus.publish_recovered_ends(ends, {}, {}, std::chrono::milliseconds(50), std::chrono::seconds(30));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   core->sinks().pop_back();
   EXPECT_EQ(stuck->size(), 2u);
