@@ -138,6 +138,10 @@ class DaemonStatus {
     (void)plugin;
     return {};
   }
+  // After the first dump of a plugin that took some: its starts of them are published (or its
+  // configuration left them out). Until then the flow journal keeps them, so that a flowd that dies
+  // first leaves them to the next start.
+  virtual void restarts_started(const char* plugin) { (void)plugin; }
   // The marker says it runs (probe) or stopped (nullptr: only clears `probe` if it is the one set,
   // so that a successor that started first is not cleared by its predecessor's stop).
   virtual void set_marker(std::shared_ptr<const MarkerProbe> probe) = 0;

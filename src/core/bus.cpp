@@ -297,6 +297,11 @@ void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std
   report();
 }
 
+void Bus::restarts_taken(std::string_view plugin) {
+  std::lock_guard lock(local_mu_);
+  if (journal_) journal_->restarts_taken(plugin);
+}
+
 void Bus::stopping() {
   std::lock_guard lock(local_mu_);
   if (journal_) journal_->stopping();

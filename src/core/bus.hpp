@@ -87,6 +87,8 @@ class Bus {
                               const std::function<void(std::size_t)>& processed = {},
                               std::chrono::milliseconds stall = kRecoveryStall,
                               std::chrono::milliseconds limit = kRecoveryLimit);
+  // A plugin took the flow journal's connections to start again (StatusBoard::take_restarts).
+  void restarts_taken(std::string_view plugin);
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
 

@@ -83,7 +83,8 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
     out.pid = pid;
     return true;
   }
-  const bool start = f[0] == "S";
+  const bool restart = f[0] == "R";  // a start line's fields
+  const bool start = f[0] == "S" || restart;
   if (!start && f[0] != "E") return false;
   // A start's cookie is optional (the journals of flowds before it have none).
   if (start ? f.size() != 11u && f.size() != 12u : f.size() != 8u) return false;
@@ -133,7 +134,9 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
         return false;
     }
   }
-  out.kind = start ? JournalLine::Kind::kStart : JournalLine::Kind::kEnd;
+  out.kind = restart ? JournalLine::Kind::kRestart
+             : start ? JournalLine::Kind::kStart
+                     : JournalLine::Kind::kEnd;
   out.plugin = std::string(f[1]);
   out.explicit_rank = f[2] == "e";
   out.flow = std::move(flow);
@@ -150,6 +153,12 @@ std::string journal_start_line(const FlowID& f, std::string_view plugin, bool ex
       f.socket_cookie ? fmt::format(" cookie={}", f.socket_cookie) : std::string();
   return fmt::format("S {} {} {} {} {} {}{}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f),
                      f.experiment, f.activity, start, cookie);
+}
+
+std::string journal_restart_line(const FlowID& f, std::string_view plugin) {
+  std::string line = journal_start_line(f, plugin, false);
+  line[0] = 'R';
+  return line;
 }
 
 std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank) {
@@ -212,6 +221,12 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
       continue;
     }
     const std::string key = FlowJournal::key_of(l.plugin, l.explicit_rank, l.flow);
+    if (l.kind == JournalLine::Kind::kRestart) {
+      // A connection a rewrite kept to start again: as if a stop had just ended it (a later start
+      // line of it, its plugin's restart, takes it out below).
+      stopped[key] = JournalReport{l.plugin, false, l.flow};
+      continue;
+    }
     auto it = live.find(key);
     if (l.kind == JournalLine::Kind::kEnd) {
       if (it != live.end()) {
@@ -311,8 +326,29 @@ void FlowJournal::start_writing() {
   compact();
 }
 
+void FlowJournal::keep_restarts(std::span<const FlowID> restarts) {
+  if (!active()) return;
+  for (const auto& f : restarts) {
+    if (!f.plugin || restart_count_ >= kMaxLive) continue;
+    restarts_[f.plugin] += journal_restart_line(f, f.plugin);
+    ++restart_count_;
+  }
+}
+
+void FlowJournal::restarts_taken(std::string_view plugin) {
+  auto it = restarts_.find(std::string(plugin));
+  if (it == restarts_.end()) return;
+  restarts_.erase(it);
+  // Rewritten without them at once (once per plugin at a start): an R line left in the file would
+  // offer the next start a connection this one's configuration left out, as one its stop ended.
+  if (fd_ && !stopping_) compact();
+}
+
 void FlowJournal::compact() {
   std::string body = fmt::format("P {}\n", ::getpid());
+  // Before the live reports: a restart's start line of the same connection, later, takes the R
+  // line out at the replay.
+  for (const auto& [plugin, lines] : restarts_) body += lines;
   for (const auto& [key, line] : live_) body += line;
   fd_.reset();
   if (auto err = replace_file_atomically(path_, body, 0600); !err.empty()) {

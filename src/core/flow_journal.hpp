@@ -20,6 +20,9 @@
 //                                                                                       a start
 //   E <plugin> <i|e> <tcp|udp> <src> <sport> <dst> <dport>                               an end
 //   X <pid>                                the flowd stops: the ends that follow are its stop's
+//   R <plugin> i <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|-> [cookie=<n>]
+//                 a connection to start again (a report a stop ended, found open at a start), kept
+//                 by the rewrite at a start until its plugin takes it (try15j D1)
 // `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp). `cookie=<n>`: the
 // kernel's socket cookie of the connection (FlowID::socket_cookie, decimal, never 0), written where
 // the plugin knew it (kernel, netlink): a restart that finds the 4-tuple open on another socket
@@ -48,7 +51,7 @@ namespace flowd {
 
 // One parsed journal line.
 struct JournalLine {
-  enum class Kind : std::uint8_t { kPid, kStart, kEnd, kStop };
+  enum class Kind : std::uint8_t { kPid, kStart, kEnd, kStop, kRestart };
   Kind kind = Kind::kPid;
   long pid = 0;        // kPid, kStop
   std::string plugin;  // kStart, kEnd
@@ -65,6 +68,8 @@ inline constexpr std::size_t kMaxJournalLine = 512;
 // f.socket_cookie when it is known (not 0).
 std::string journal_start_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
 std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
+// The R line of a connection to start again (a start line's fields).
+std::string journal_restart_line(const FlowID& f, std::string_view plugin);
 
 // A report the previous flowd left live.
 struct JournalReport {
@@ -126,6 +131,15 @@ class FlowJournal {
   // next start, which ends them again (try15i A).
   void record_recovered(std::span<const FlowID> ends, std::span<const std::uint8_t> explicit_rank,
                         bool sent);
+  // At a start, before start_writing(): the connections handed to their plugins to start again
+  // (FlowID::plugin names whose; DaemonStatus::take_restarts), kept in the journal as R lines
+  // until restarts_taken() for their plugin, so that a start that dies before its plugins' first
+  // dumps leaves them to the next one (try15j D1). At most as many as live reports.
+  void keep_restarts(std::span<const FlowID> restarts);
+  // `plugin`'s first dump started its connections to start again (their start lines are written),
+  // or its configuration left them out: the journal is rewritten without their R lines. Called
+  // under the bus's mutex.
+  void restarts_taken(std::string_view plugin);
   // The daemon stops (Runtime::stop_all): the ends recorded from now on are the stop's. Called
   // under the bus's mutex.
   void stopping();
@@ -156,6 +170,9 @@ class FlowJournal {
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
   std::unordered_map<std::string, std::string> live_;
   std::string batch_;  // reused
+  // The R lines of the connections to start again, by plugin (keep_restarts), and how many.
+  std::unordered_map<std::string, std::string> restarts_;
+  std::size_t restart_count_ = 0;
   enum class Outcome : std::uint8_t { kFollowed, kEnded, kRestarted };
   friend std::string_view to_string(Outcome o) {
     return o == Outcome::kFollowed ? "followed" : o == Outcome::kEnded ? "ended" : "restarted";

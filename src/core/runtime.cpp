@@ -37,7 +37,8 @@ Runtime::Runtime(prometheus::Registry& metrics, MetricsHub& hub, RegistryHandle&
   if (failure_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   status_.set_bus_counts({[this] { return bus_.published(); }, [this] { return bus_.dropped(); },
                           [this](const std::string& b) { return bus_.dropped_for(b); },
-                          [this](std::string_view p) { return bus_.live_reports(p); }});
+                          [this](std::string_view p) { return bus_.live_reports(p); },
+                          [this](std::string_view p) { bus_.restarts_taken(p); }});
 }
 
 Runtime::~Runtime() {
@@ -320,6 +321,8 @@ void Runtime::apply(const Config& c) {
     // Their reports stay in the journal (its rewrite below keeps them) until every backend has
     // processed their ends: a kill (or a stop) before leaves them to the next start (try15i A).
     journal_.record_recovered(recovered.ends, recovered.ends_explicit, false);
+    // And the connections to start again until their plugins take them (try15j D1).
+    journal_.keep_restarts(recovered.restarts);
     journal_.start_writing();
     std::size_t journaled = 0;
     bus_.publish_recovered_ends(recovered.ends, stopping_.get_token(), [&](std::size_t processed) {

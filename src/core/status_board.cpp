@@ -155,6 +155,15 @@ std::vector<PendingRestart> StatusBoard::take_restarts(const char* plugin) {
   return out;
 }
 
+void StatusBoard::restarts_started(const char* plugin) {
+  std::function<void(std::string_view)> taken;
+  {
+    std::lock_guard lock(mu_);
+    taken = bus_.restarts_taken;
+  }
+  if (taken) taken(plugin);
+}
+
 std::vector<ActiveFlow> StatusBoard::reported_flows(const char* plugin) const {
   std::function<std::vector<FlowID>(std::string_view)> live;
   {

@@ -37,6 +37,9 @@ class StatusBoard final : public DaemonStatus {
     std::function<std::uint64_t()> dropped;
     std::function<std::uint64_t(const std::string&)> dropped_for;
     std::function<std::vector<FlowID>(std::string_view)> live_reports;
+    // A plugin's first dump started its connections to start again (restarts_started): the flow
+    // journal lets go of them (Bus::restarts_taken).
+    std::function<void(std::string_view)> restarts_taken;
   };
 
   explicit StatusBoard(RegistryHandle& registry);
@@ -54,6 +57,7 @@ class StatusBoard final : public DaemonStatus {
   std::size_t active_flow_count() const override;
   std::vector<ActiveFlow> reported_flows(const char* plugin) const override;
   std::vector<PendingRestart> take_restarts(const char* plugin) override;
+  void restarts_started(const char* plugin) override;
   // The runtime, at the daemon's start before any plugin runs: the flow journal's connections to
   // start again (FlowID::plugin names whose).
   void set_restarts(std::span<const FlowID> flows);

@@ -2278,6 +2278,59 @@ void FlowJournalNetns::retag_case(const std::string& plugin, const std::string& 
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15j D1: the connections to start again were kept in memory only, and the start rewrote the
+// journal before its plugins ran: a start that died first (a plugin that cannot start, a kill)
+// left the next one nothing to start, which then adopted them silently (unreported, unmarked). The
+// journal keeps them (R lines) until the plugin's first dump has started them.
+TEST_F(FlowJournalNetns, AStartThatFailsBeforeItsPluginsRunLeavesTheConnectionsToStartAgain) {
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  const std::string cfg = config_with_marker("kernel", kRule5201Keys);
+  start_flowd(cfg, "following TCP state changes");
+  Pair pair = accept_one(fds, listener);
+  ASSERT_EQ(events(1).size(), 1u) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  ASSERT_EQ(events(1, 2000ms).size(), 1u) << "the stop's end";
+  // np_api first, and its pipe cannot be made: flowd exits before the kernel plugin runs, after
+  // its backends started (and the journal was rewritten).
+  std::string failing = cfg;
+  const std::string plugins = "plugins = kernel";
+  ASSERT_NE(failing.find(plugins), std::string::npos) << failing;
+  failing.replace(failing.find(plugins), plugins.size(), "plugins = np_api, kernel");
+  failing += "[plugin.np_api]\npath = /proc/flowd-test-none/np\n";
+  dir.write("failing.cfg", failing);
+  std::string out;
+  EXPECT_NE(run_shell("ip netns exec " + net->a + " " + flowd_binary() + " -c " +
+                          dir.file("failing.cfg") + " 2>&1",
+                      "", out),
+            0)
+      << out;
+  EXPECT_NE(out.find("cannot start: mkfifo"), std::string::npos) << out;
+  EXPECT_TRUE(events(1, 1000ms).empty()) << "nothing sent by the failed start";
+  start_flowd(cfg, "following TCP state changes");
+  auto after = events(2, 2000ms);
+  ASSERT_EQ(after.size(), 1u) << "the connection starts again\n" << proc->log();
+  EXPECT_EQ(after[0].state, "start");
+  EXPECT_EQ(client_port_of(after[0]), pair.port);
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 1), 1) << proc->log();
+  // Taken by the plugin: the journal keeps no R line, so the start after this one's stop offers
+  // only what that stop ended.
+  std::string journal;
+  {
+    std::ifstream in(journal_file());
+    journal.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_EQ(journal.find("\nR "), std::string::npos) << journal;
+  close_pair(fds, pair);
+  auto last = events(1, 2000ms);
+  ASSERT_EQ(last.size(), 1u) << proc->log();
+  EXPECT_EQ(last[0].state, "end");
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 TEST_F(FlowJournalNetns, ACleanRestartStartsTheConnectionsItEndedAsTheNewConfigurationTagsThem) {
   retag_case("kernel", "", "following TCP state changes");
 }

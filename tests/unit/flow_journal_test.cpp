@@ -240,6 +240,30 @@ TEST(FlowJournalReplay, TheInferredReportsAStopEndedAreListedApart) {
   EXPECT_TRUE(r.stopped.empty());
 }
 
+// try15j D1: a start keeps the connections to start again as R lines until its plugins have
+// started them: read back as a stop's ends are, unless a start line of theirs follows (the
+// plugin's restart).
+TEST(FlowJournalReplay, ConnectionsKeptToStartAgainAreOfferedAgainUntilStarted) {
+  FlowID cookie = flow(1);
+  cookie.socket_cookie = 99;
+  const std::string r_line = journal_restart_line(cookie, "kernel");
+  EXPECT_EQ(r_line.substr(0, 2), "R ");
+  JournalLine l;
+  ASSERT_TRUE(parse_journal_line(r_line.substr(0, r_line.size() - 1), l));
+  EXPECT_EQ(l.kind, JournalLine::Kind::kRestart);
+  EXPECT_EQ(l.flow.socket_cookie, 99u);
+  std::string body = "P 9\n" + r_line + journal_restart_line(flow(2), "netlink");
+  body += journal_start_line(flow(3), "np_api", true);
+  auto r = replay_journal(body, "j");
+  ASSERT_EQ(r.stopped.size(), 2u) << "a start that died before its plugins ran";
+  EXPECT_EQ(r.live.size(), 1u);
+  body += journal_start_line(flow(1), "kernel", false);  // its plugin started it
+  r = replay_journal(body, "j");
+  ASSERT_EQ(r.stopped.size(), 1u);
+  EXPECT_EQ(r.stopped[0].plugin, "netlink");
+  EXPECT_EQ(r.live.size(), 2u);
+}
+
 TEST(FlowJournalFile, RecordsBatchesAndStaysBoundedByCompaction) {
   TempDir dir;
   prometheus::Registry metrics;

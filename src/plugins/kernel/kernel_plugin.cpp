@@ -346,6 +346,7 @@ class KernelPlugin final : public Plugin {
     out.publish(events_);
     const std::size_t found = resync(out, repair);
     const std::string restarted_text = scanner::restarts_said(restarts, events_);
+    if (!restarts.empty()) ctx_.status->restarts_started(name_);
     const std::string ring = fmt::format(
         "following TCP state changes in the kernel (ring buffer {} bytes)", ring_bytes_);
     if (predecessor_taken)

@@ -241,6 +241,7 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   const std::string excluded_text =
       excluded ? fmt::format("; {} excluded now ended", excluded) : std::string();
   const std::string restarted_text = restarts_said(restarts, events_);
+  if (!restarts.empty()) status_->restarts_started(name_);
   if (followed_on) {
     const std::size_t started =
         static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [](const FlowID& f) {
