@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <stop_token>
@@ -51,6 +52,10 @@ class EventQueue {
                             std::chrono::steady_clock::time_point deadline);
   // The position up to which the consumer has processed (see wait_until_processed).
   std::uint64_t processed() const;
+  // Called by the consumer's thread, outside the queue's lock, each time processed() advances
+  // (the bus writes then the flow journal's end lines its backends have sent). Set before the
+  // consumer runs.
+  void set_progress_hook(std::function<void()> hook) { progress_ = std::move(hook); }
   // No more pushes; the consumer drains what is left, then pop_batch returns false.
   void close();
   std::size_t size() const;
@@ -63,8 +68,9 @@ class EventQueue {
   // Moves up to `max` events into `out` and unlocks `lock` (of mu_), waking a producer waiting for
   // room.
   void take(std::vector<FlowID>& out, std::size_t max, std::unique_lock<std::mutex>& lock);
-  // At each pop's entry (mu_ held): the consumer is done with what it took before.
-  void mark_processed();
+  // At each pop's entry (`lock` of mu_ held): the consumer is done with what it took before; the
+  // progress hook is called (the lock let go meanwhile) when that is more than before.
+  void mark_processed(std::unique_lock<std::mutex>& lock);
 
   const std::size_t capacity_;
   mutable std::mutex mu_;
@@ -80,6 +86,7 @@ class EventQueue {
   // Events accepted, taken by the consumer, and processed (taken before its latest pop) in all.
   std::uint64_t pushed_ = 0, taken_ = 0, processed_ = 0;
   prometheus::Gauge* depth_ = nullptr;
+  std::function<void()> progress_;
 };
 
 }  // namespace flowd

@@ -117,9 +117,57 @@ void Bus::deliver_local(std::span<const FlowID> flows, const char* plugin,
   LocalFlowArbiter::Tally tally;
   arbiter_.arbitrate(flows, plugin, rank, arbitrated_, &tally);
   count_arbitrated(tally);
-  if (journal_) journal_->record(flows, plugin, rank == LocalFlowArbiter::Rank::kExplicit);
+  const bool explicit_rank = rank == LocalFlowArbiter::Rank::kExplicit;
+  const bool ends = journal_ && journal_->active() &&
+                    std::any_of(flows.begin(), flows.end(), [](const FlowID& f) {
+                      return f.state == FlowState::kEnd && f.origin == FlowOrigin::kLocal;
+                    });
+  // The starts now (a start the restart finds journaled is ended by it, sent or not); the ends once
+  // the backends have sent them (a kill before leaves the report live for the restart to end).
+  if (journal_)
+    journal_->record(flows, plugin, explicit_rank,
+                     ends ? FlowJournal::Ends::kDefer : FlowJournal::Ends::kWrite);
   // Each event carries its own plugin now (the arbiter may add another plugin's).
   if (!arbitrated_.empty()) deliver(arbitrated_, nullptr);
+  if (ends) {
+    DeferredEnds d;
+    d.subs = subs_.load();
+    for (const auto& s : *d.subs) d.positions.push_back(s.queue->pushed());
+    for (const auto& f : flows)
+      if (f.state == FlowState::kEnd && f.origin == FlowOrigin::kLocal) d.ends.push_back(f);
+    d.plugin = plugin;
+    d.explicit_rank = explicit_rank;
+    deferred_ends_ += d.ends.size();
+    deferred_.push_back(std::move(d));
+    any_deferred_.store(true, std::memory_order_release);
+  }
+  flush_deferred_ends(false);
+}
+
+void Bus::flush_deferred_ends(bool force) {
+  while (!deferred_.empty()) {
+    DeferredEnds& d = deferred_.front();
+    bool processed = true;
+    if (!force && deferred_ends_ <= kMaxDeferredEnds)
+      for (std::size_t i = 0; processed && i < d.subs->size(); ++i)
+        processed = (*d.subs)[i].queue->processed() >= d.positions[i];
+    if (!processed) break;
+    if (journal_) journal_->record(d.ends, d.plugin, d.explicit_rank, FlowJournal::Ends::kSent);
+    deferred_ends_ -= d.ends.size();
+    deferred_.pop_front();
+  }
+  any_deferred_.store(!deferred_.empty(), std::memory_order_release);
+}
+
+void Bus::on_backend_progress() {
+  if (!any_deferred_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(local_mu_);
+  flush_deferred_ends(false);
+}
+
+void Bus::settle_journal_ends() {
+  std::lock_guard lock(local_mu_);
+  flush_deferred_ends(true);
 }
 
 void Bus::count_arbitrated(const LocalFlowArbiter::Tally& tally) {
@@ -353,6 +401,7 @@ void Bus::deliver(std::span<const FlowID> flows, const char* plugin) {
 std::shared_ptr<EventQueue> Bus::make_queue(const std::string& backend, std::size_t capacity) {
   auto q = std::make_shared<EventQueue>(capacity);
   q->set_depth_gauge(&depth_.Add({{"backend", backend}}));
+  q->set_progress_hook([this] { on_backend_progress(); });
   dropped_series(backend);
   return q;
 }

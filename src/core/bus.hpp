@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,6 +90,9 @@ class Bus {
                               std::chrono::milliseconds limit = kRecoveryLimit);
   // A plugin took the flow journal's connections to start again (StatusBoard::take_restarts).
   void restarts_taken(std::string_view plugin);
+  // The daemon's backends are stopped (Runtime::stop_all): the flow journal's end lines still
+  // waiting for a backend's processing are written now (what a backend left unsent is lost anyway).
+  void settle_journal_ends();
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
 
@@ -127,6 +131,26 @@ class Bus {
   ReasonCounters<LocalFlowArbiter::Outcome, LocalFlowArbiter::kOutcomes> arbiter_events_;
   ReasonCounters<LocalFlowArbiter::Live, LocalFlowArbiter::kLives> arbiter_evictions_;
   std::uint64_t arbiter_evicted_ = 0;  // under local_mu_
+  // The local ends of a batch, journaled once every backend has processed the batch (try15i B:
+  // journaled at publish, an end still in a queue at a kill -9 was taken for sent, and the restart
+  // did not end its flow). Under local_mu_; at most kMaxDeferredEnds ends (beyond, the oldest are
+  // journaled as sent: a backend that takes nothing for that long is lost to them anyway).
+  struct DeferredEnds {
+    std::shared_ptr<const std::vector<Sub>> subs;
+    std::vector<std::uint64_t> positions;  // each queue's pushed() after the batch
+    std::vector<FlowID> ends;
+    const char* plugin = "";
+    bool explicit_rank = false;
+  };
+  static constexpr std::size_t kMaxDeferredEnds = 131072;
+  std::deque<DeferredEnds> deferred_;
+  std::size_t deferred_ends_ = 0;
+  std::atomic<bool> any_deferred_{false};
+  // Journals the deferred ends every backend has processed (all of them with `force`). Under
+  // local_mu_.
+  void flush_deferred_ends(bool force);
+  // A backend's consumer processed more (EventQueue's progress hook).
+  void on_backend_progress();
   LogLimiter eviction_limiter_{1, std::chrono::seconds(10)};
   std::atomic<std::shared_ptr<const std::vector<Sub>>> subs_;
   std::atomic<std::uint64_t> published_{0};

@@ -350,6 +350,7 @@ void FlowJournal::compact() {
   // line out at the replay.
   for (const auto& [plugin, lines] : restarts_) body += lines;
   for (const auto& [key, line] : live_) body += line;
+  for (const auto& [key, lines] : ending_) body += lines.first;  // their ends not yet sent
   fd_.reset();
   if (auto err = replace_file_atomically(path_, body, 0600); !err.empty()) {
     limited_warn(*get_logger("core"), write_limiter_, "flow journal: cannot rewrite {}", err);
@@ -365,11 +366,11 @@ void FlowJournal::compact() {
   bytes_.Set(static_cast<double>(size_));
 }
 
-void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
-                         bool explicit_rank) {
+void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank,
+                         Ends ends) {
   if (!active()) return;
   batch_.clear();
-  for (const auto& f : flows) note(f, plugin, explicit_rank);
+  for (const auto& f : flows) note(f, plugin, explicit_rank, ends);
   write_batch();
 }
 
@@ -390,10 +391,16 @@ void FlowJournal::record_recovered(std::span<const FlowID> ends,
   write_batch();
 }
 
-void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_rank) {
+void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_rank, Ends ends) {
   if (f.origin != FlowOrigin::kLocal || f.state == FlowState::kOngoing) return;
   std::string key = key_of(plugin, explicit_rank, f);
   if (f.state == FlowState::kStart) {
+    // The end before it, still on its way, is written first: after this start, it would end this
+    // one at the replay.
+    if (auto e = ending_.find(key); e != ending_.end()) {
+      batch_ += e->second.second;
+      ending_.erase(e);
+    }
     // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
     // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
     if (live_.size() >= kMaxLive && !live_.contains(key)) {
@@ -409,11 +416,23 @@ void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_r
     live_bytes_ += line.size();
     live_bytes_ -= it->second.size();
     it->second = std::move(line);
-  } else if (auto it = live_.find(key); it != live_.end()) {
-    live_bytes_ -= it->second.size();
-    live_.erase(it);
-    batch_ += journal_end_line(f, plugin, explicit_rank);
+    return;
   }
+  if (ends == Ends::kSent) {
+    if (auto e = ending_.find(key); e != ending_.end()) {
+      batch_ += e->second.second;
+      ending_.erase(e);
+    }
+    return;
+  }
+  auto it = live_.find(key);
+  if (it == live_.end()) return;
+  live_bytes_ -= it->second.size();
+  if (ends == Ends::kDefer)
+    ending_[key] = {std::move(it->second), journal_end_line(f, plugin, explicit_rank)};
+  else
+    batch_ += journal_end_line(f, plugin, explicit_rank);
+  live_.erase(it);
 }
 
 void FlowJournal::write_batch() {

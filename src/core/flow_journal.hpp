@@ -123,7 +123,13 @@ class FlowJournal {
 
   // One plugin's local batch as published (starts and ends; ongoing events are not kept). Called
   // under the bus's mutex.
-  void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank);
+  // What becomes of the batch's ends: written now (kWrite); kept ending (kDefer: the report stays
+  // in the journal, its end line written by a later kSent call once the backends have sent the end,
+  // try15i B; a start of the same connection before that writes it first); or written now for
+  // those kept ending (kSent).
+  enum class Ends : std::uint8_t { kWrite, kDefer, kSent };
+  void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank,
+              Ends ends = Ends::kWrite);
   // The reports a start's recovery ends (FlowID::plugin names each one's plugin, `explicit_rank`
   // its rank, 0 or 1): `sent` false, before start_writing(), kept live as the previous flowd wrote
   // them, so that the rewrite keeps them; `sent` true, once the backends have processed their
@@ -155,7 +161,7 @@ class FlowJournal {
 
  private:
   // One report's start or end into batch_ and live_.
-  void note(const FlowID& f, std::string_view plugin, bool explicit_rank);
+  void note(const FlowID& f, std::string_view plugin, bool explicit_rank, Ends ends = Ends::kWrite);
   // batch_ to the file (once writing), compacting when it grew past its bound.
   void write_batch();
   void append(const std::string& text);
@@ -169,6 +175,9 @@ class FlowJournal {
   bool stopping_ = false;  // stopping() was called: no compaction from then on
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
   std::unordered_map<std::string, std::string> live_;
+  // Reports whose end the backends have still to send (Ends::kDefer) -> their start and end lines:
+  // kept by a rewrite, ended in the file at Ends::kSent.
+  std::unordered_map<std::string, std::pair<std::string, std::string>> ending_;
   std::string batch_;  // reused
   // The R lines of the connections to start again, by plugin (keep_restarts), and how many.
   std::unordered_map<std::string, std::string> restarts_;

@@ -373,6 +373,7 @@ void Runtime::stop_all() {
   bus_.set_subscribers({});
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
+  bus_.settle_journal_ends();  // what the backends processed of the stop's ends, and the rest
   records_.settle();
   status_.set_components({});
   // And what the backends left at their stop (the marker's filters, if its stop was not told the

@@ -37,7 +37,7 @@ std::size_t EventQueue::push_batch(std::span<const FlowID> flows, const char* pl
 bool EventQueue::pop_batch(std::vector<FlowID>& out, std::size_t max, std::stop_token stop) {
   out.clear();
   std::unique_lock lock(mu_);
-  mark_processed();
+  mark_processed(lock);
   {
     // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
@@ -54,7 +54,7 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
                                  std::chrono::steady_clock::time_point deadline) {
   out.clear();
   std::unique_lock lock(mu_);
-  mark_processed();
+  mark_processed(lock);
   {
     // Entered on every pop, even a non-empty queue: leaving the wait is this thread's heartbeat.
     WaitingScope waiting;
@@ -67,12 +67,16 @@ bool EventQueue::pop_batch_until(std::vector<FlowID>& out, std::size_t max, std:
   return true;
 }
 
-void EventQueue::mark_processed() {
+void EventQueue::mark_processed(std::unique_lock<std::mutex>& lock) {
   if (processed_ == taken_) return;
   processed_ = taken_;
   // Whoever waits for room or for processing is woken (one condition variable for both: the
   // producers that wait are the start's recovery, never a plugin).
   if (producers_waiting_) room_cv_.notify_all();
+  if (!progress_) return;
+  lock.unlock();
+  progress_();
+  lock.lock();
 }
 
 void EventQueue::take(std::vector<FlowID>& out, std::size_t max,

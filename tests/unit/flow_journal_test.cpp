@@ -472,6 +472,57 @@ TEST(FlowJournalBus, RecoveredEndsLeaveTheJournalOnlyOnceEveryBackendProcessedTh
   EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}));
 }
 
+// try15i B: a plugin's end was journaled when published: one still in a backend's queue at a
+// kill -9 was taken for sent, and the restart did not end its flow (a start without its end at the
+// collector). The end line waits until every backend has processed it; a start of the same
+// connection meanwhile writes it first (the replay would end the new start otherwise).
+TEST(FlowJournalBus, APluginsEndIsJournaledOnceEveryBackendProcessedIt) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal journal(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(journal.open(dir.path, previous));
+  journal.start_writing();
+  Bus bus(metrics);
+  bus.set_journal(&journal);
+  auto q = bus.make_queue("udp_firefly", 16);
+  bus.set_subscribers({{"udp_firefly", q}});
+  auto np = bus.publisher("np_api", true);
+  const auto live = [&] { return replay_journal(slurp(journal.path()), "j").live.size(); };
+  std::vector<FlowID> starts{flow(1), flow(2)};
+  np->publish(starts);
+  EXPECT_EQ(live(), 2u) << "a start is journaled at once";
+  std::vector<FlowID> batch;
+  ASSERT_TRUE(q->pop_batch(batch, 16, {}));
+  FlowID end = flow(1, FlowState::kEnd);
+  np->publish(std::span<const FlowID>(&end, 1));
+  EXPECT_EQ(live(), 2u) << "its end is queued, not sent: a kill now leaves it to the restart";
+  ASSERT_TRUE(q->pop_batch(batch, 16, {}));  // the starts processed; the end taken
+  EXPECT_EQ(live(), 2u);
+  // The backend comes back for more: the end is processed, and journaled (by the hook).
+  auto more = std::async(std::launch::async, [&] { return q->pop_batch(batch, 16, {}); });
+  for (int i = 0; i < 200 && live() != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(live(), 1u) << slurp(journal.path());
+  // The end of flow 2, queued; then flow 2 starts again before the backend sent the end: the end
+  // line goes first, and the new start stays live.
+  FlowID end2 = flow(2, FlowState::kEnd);
+  np->publish(std::span<const FlowID>(&end2, 1));
+  ASSERT_EQ(more.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  FlowID again = flow(2);
+  again.start_time = *again.start_time + std::chrono::seconds(5);
+  np->publish(std::span<const FlowID>(&again, 1));
+  const auto r = replay_journal(slurp(journal.path()), "j");
+  ASSERT_EQ(r.live.size(), 1u) << slurp(journal.path());
+  EXPECT_EQ(r.live[0].start.start_time, again.start_time) << "the new start";
+  // The daemon's stop settles what is left.
+  FlowID end3 = flow(2, FlowState::kEnd);
+  np->publish(std::span<const FlowID>(&end3, 1));
+  EXPECT_EQ(live(), 1u);
+  bus.settle_journal_ends();
+  EXPECT_EQ(live(), 0u);
+}
+
 // A backend that takes nothing is waited for `stall` at most: the rest is dropped, counted for it
 // and said in the log as the flow journal's (before: as the kernel plugin's events).
 TEST(FlowJournalBus, RecoveredEndsABackendDoesNotTakeAreDroppedAfterTheStallAsTheJournals) {
