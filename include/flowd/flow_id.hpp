@@ -44,6 +44,11 @@ struct IpAddress {
   std::string to_string() const;
   bool is_v4() const;
   bool is_v6() const;
+  // The unspecified address: 0.0.0.0, ::, or ::ffff:0.0.0.0 (0.0.0.0 mapped into IPv6, which a
+  // dual-stack socket takes for 0.0.0.0); an unset address (all zero) too. "Any address" to a
+  // socket, never a connection's end: a datagram sent to it reaches this host. The one test for
+  // it: what the pipe and the api refuse is what the flow journal refuses at a restart (try15i C).
+  bool is_unspecified() const;
   bool operator==(const IpAddress&) const = default;
 };
 

@@ -45,6 +45,16 @@ FlowFieldsResult parse_flow_fields(const FlowFields& f, const ScitagsRegistry& r
   if (!dst)
     return refuse(FlowFieldError::kAddress,
                   fmt::format("destination '{}' is not an IP address", f.dst));
+  // 0.0.0.0, :: or ::ffff:0.0.0.0 is no connection's end: the fireflies "to the peer" would come
+  // back to this host, and the flow journal does not take such a flow back at a restart, so after
+  // a kill -9 its end would never be sent (try15i C).
+  if (src->is_unspecified())
+    return refuse(FlowFieldError::kAddress,
+                  fmt::format("source {} is the unspecified address, no connection's end", f.src));
+  if (dst->is_unspecified())
+    return refuse(
+        FlowFieldError::kAddress,
+        fmt::format("destination {} is the unspecified address, no connection's end", f.dst));
   if (src->family != dst->family)
     return refuse(
         FlowFieldError::kFamily,

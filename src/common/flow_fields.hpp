@@ -20,7 +20,7 @@ namespace flowd {
 enum class FlowFieldError : std::uint8_t {
   kState,       // not start/end/ongoing
   kProtocol,    // not tcp/udp
-  kAddress,     // not an IPv4/IPv6 address
+  kAddress,     // not an IPv4/IPv6 address, or the unspecified one (0.0.0.0, ::, ::ffff:0.0.0.0)
   kFamily,      // source and destination of different families
   kPort,        // not an integer 0..65535
   kExperiment,  // not 0..511 or a registered experiment name

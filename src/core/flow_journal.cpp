@@ -103,13 +103,11 @@ bool parse_journal_line(std::string_view line, JournalLine& out) {
   if (!src || !dst || !number<std::uint16_t>(f[5], flow.src_port, 65535) ||
       !number<std::uint16_t>(f[7], flow.dst_port, 65535))
     return false;
-  // What no plugin reports, so what no flowd wrote: one family (as the pipe's and the api's
-  // checks, common/flow_fields), and no unspecified address, whose `end` firefly "to the peer"
-  // the kernel would deliver to this host (try15h D7).
-  const auto unspecified = [](const IpAddress& a) {
-    return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
-  };
-  if (src->family != dst->family || unspecified(*src) || unspecified(*dst)) return false;
+  // What no plugin reports, so what no flowd wrote: one family, and no unspecified address
+  // (0.0.0.0, ::, ::ffff:0.0.0.0), whose `end` firefly "to the peer" the kernel would deliver to
+  // this host (try15h D7). The pipe's and the api's checks (common/flow_fields) refuse the same, by
+  // the same test (try15i C), so that no flow they take is one the journal drops here.
+  if (src->family != dst->family || src->is_unspecified() || dst->is_unspecified()) return false;
   flow.src = *src;
   flow.dst = *dst;
   if (start) {

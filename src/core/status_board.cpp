@@ -11,10 +11,6 @@
 namespace flowd {
 namespace {
 
-bool unspecified(const IpAddress& a) {
-  return std::all_of(a.bytes.begin(), a.bytes.end(), [](std::uint8_t b) { return b == 0; });
-}
-
 FlowKey without_source(const FlowKey& k) {
   FlowKey s = k;
   s.src = IpAddress{};
@@ -28,7 +24,7 @@ StatusBoard::ReportedCheck::ReportedCheck(const Table& flows, const std::vector<
   // The marker keys a flow without its source: a UDP flow it kept has none ("::"), while a
   // plugin's report of the same flow (restored from the flow journal at a start) has one.
   if (std::none_of(kept.begin(), kept.end(),
-                   [](const ActiveFlow& f) { return unspecified(f.key.src); }))
+                   [](const ActiveFlow& f) { return f.key.src.is_unspecified(); }))
     return;
   flows.for_each([&](const Key& k, const Entry&) {
     if (k.origin == FlowOrigin::kLocal) sourceless_.insert(without_source(k.flow));
@@ -36,7 +32,7 @@ StatusBoard::ReportedCheck::ReportedCheck(const Table& flows, const std::vector<
 }
 
 bool StatusBoard::ReportedCheck::sourceless(const ActiveFlow& kept) const {
-  return unspecified(kept.key.src) && sourceless_.contains(without_source(kept.key));
+  return kept.key.src.is_unspecified() && sourceless_.contains(without_source(kept.key));
 }
 
 StatusBoard::StatusBoard(RegistryHandle& registry) : registry_(registry), started_(Clock::now()) {}

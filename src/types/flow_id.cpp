@@ -100,6 +100,18 @@ bool IpAddress::is_v6() const {
   return family == AF_INET6;
 }
 
+bool IpAddress::is_unspecified() const {
+  const auto zero = [this](std::size_t from, std::size_t to) {
+    return std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(from),
+                       bytes.begin() + static_cast<std::ptrdiff_t>(to),
+                       [](std::uint8_t b) { return b == 0; });
+  };
+  if (family == AF_INET) return zero(0, 4);
+  // :: or ::ffff:0.0.0.0 (RFC 4291 2.5.5.2)
+  return zero(0, 10) && zero(12, 16) &&
+         ((bytes[10] == 0 && bytes[11] == 0) || (bytes[10] == 0xff && bytes[11] == 0xff));
+}
+
 std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   // Word-at-a-time multiply-xorshift over the fields that identify the flow: the scanners hash
   // every connection of the host on every poll, so this is on a hot path.

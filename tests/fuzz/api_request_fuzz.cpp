@@ -39,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const flowd::FlowID& f = *v.flow;
     if (f.experiment > flowd::kMaxExperiment || f.activity > flowd::kMaxActivity) __builtin_trap();
     if (f.src.family != f.dst.family || f.src.family == 0) __builtin_trap();
+    if (f.src.is_unspecified() || f.dst.is_unspecified()) __builtin_trap();  // try15i C
     if (f.origin != flowd::FlowOrigin::kLocal) __builtin_trap();  // a report of this host's flow
   }
   return 0;

@@ -34,6 +34,8 @@ void check(const flowd::np_api::LineResult& r) {
   if (f.activity > flowd::kMaxActivity) __builtin_trap();
   if (f.src.family != f.dst.family) __builtin_trap();
   if (f.src.family == 0) __builtin_trap();
+  // What the flow journal would not take back at a restart (try15i C).
+  if (f.src.is_unspecified() || f.dst.is_unspecified()) __builtin_trap();
   if (f.origin != flowd::FlowOrigin::kLocal) __builtin_trap();  // a pipe line is this host's flow
 }
 

@@ -96,11 +96,12 @@ class MarkerNetns : public ::testing::Test {
     return name.rfind("ebpf_marker.", 0) == 0 && name.ends_with(".json");
   }
 
-  // Marker records (ebpf_marker.<netns>.json) in the work_dir.
-  int records() const {
+  // Marker records (ebpf_marker.<netns>.json) in the work_dir (`work_dir`: another one).
+  int records(const std::string& work_dir = "") const {
     int n = 0;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir.file("cache"), ec))
+    for (const auto& e :
+         std::filesystem::directory_iterator(work_dir.empty() ? dir.file("cache") : work_dir, ec))
       n += is_record(e.path().filename().string());
     return n;
   }
@@ -1752,6 +1753,47 @@ TEST_F(MarkerNetns, AnEmptyClsactAKilledFlowdMadeIsRemovedWhenItsInterfaceIsNoLo
       << second->log();
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(5s), 0);
+}
+
+// try15i D: a reload that changed [flowd] work_dir wrote the marker record in the new directory but
+// left the old one's (naming the clsact flowd made) after the clean stop; a later start with the
+// old work_dir took it for a killed flowd's record, took the admin's clsact made since for the one
+// flowd had made, and removed it at its stop. The record moves with work_dir: the old directory's
+// goes (and its lock with it) once the new one is written.
+TEST_F(MarkerNetns, AReloadThatChangesWorkDirLeavesNoMarkerRecordBehind) {
+  const std::string first_dir = dir.file("cache"), moved = dir.file("cache2");
+  std::string cfg = config("pin_path =\n");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_EQ(records(), 1) << flowd->log();
+  ASSERT_NE(record_text().find("\"created_clsact\":true"), std::string::npos) << record_text();
+  cfg.replace(cfg.find("work_dir = " + first_dir), 11 + first_dir.size(), "work_dir = " + moved);
+  dir.write("flowd.cfg", cfg);
+  flowd->signal(SIGHUP);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_TRUE(log_says(*flowd, "reloaded")) << flowd->log();
+  EXPECT_EQ(records(moved), 1) << flowd->log();
+  EXPECT_EQ(records(), 0) << "the record stayed in the previous work_dir\n" << flowd->log();
+  EXPECT_EQ(filters(), 1);
+  flowd->signal(SIGTERM);
+  EXPECT_EQ(flowd->wait(5s), 0) << flowd->log();
+  EXPECT_EQ(records(moved), 0);
+  EXPECT_EQ(records(), 0) << "a clean stop left a record behind";
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a));
+
+  // The admin's empty clsact, made since, is kept by a start and a stop with the first work_dir.
+  std::string out;
+  ASSERT_EQ(net->exec(net->a, "tc qdisc add dev " + net->veth_a + " clsact", out), 0) << out;
+  auto again = start_flowd(config("pin_path =\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+  EXPECT_NE(again->log().find("existing clsact"), std::string::npos) << again->log();
+  EXPECT_EQ(filters(), 1);
+  again->signal(SIGTERM);
+  EXPECT_EQ(again->wait(5s), 0) << again->log();
+  EXPECT_EQ(filters(), 0);
+  EXPECT_TRUE(has_clsact(net->veth_a)) << "flowd removed the admin's clsact\n" << again->log();
+  EXPECT_EQ(records(), 0);
 }
 }  // namespace
 }  // namespace flowd::test

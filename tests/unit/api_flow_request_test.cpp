@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/registry_loader.hpp"
@@ -184,6 +185,38 @@ TEST(ApiFlowRequest, RefusalsNameTheFieldAtFault) {
   EXPECT_NE(r.detail.find("'extra'"), std::string::npos) << r.detail;
 }
 
+// try15i C: as on the pipe, a flow with an unspecified address on either side (0.0.0.0, ::,
+// ::ffff:0.0.0.0) is refused as `address`: its fireflies would come back to this host, and the
+// flow journal would not take it back after a kill -9.
+TEST(ApiFlowRequest, AnUnspecifiedAddressOnEitherSideIsRefused) {
+  for (auto [src, dst] :
+       std::vector<std::pair<std::string, std::string>>{{"0.0.0.0", "198.18.0.2"},
+                                                        {"198.18.0.1", "0.0.0.0"},
+                                                        {"::", "fd00::2"},
+                                                        {"fd00::1", "::"},
+                                                        {"fd00::1", "::ffff:0.0.0.0"},
+                                                        {"::ffff:0.0.0.0", "fd00::2"}}) {
+    const std::string body = R"({"state": "start", "protocol": "tcp", "src_ip": ")" + src +
+                             R"(", "src_port": 1, "dst_ip": ")" + dst +
+                             R"(", "dst_port": 2, "scitag": 144})";
+    auto r = parse_flow_request(body, registry(), kNow, 10);
+    ASSERT_TRUE(r.body_ok) << body << ": " << r.detail;
+    ASSERT_EQ(r.flows.size(), 1u);
+    EXPECT_FALSE(r.flows[0].flow) << body;
+    EXPECT_EQ(r.flows[0].reason, Reject::kAddress) << body << ": " << r.flows[0].detail;
+    EXPECT_NE(r.flows[0].detail.find("unspecified"), std::string::npos) << r.flows[0].detail;
+  }
+  // In a list, the others are still accepted (the 422 answer names the refused one).
+  auto r = parse_flow_request(
+      "[" + flow() +
+          R"(, {"state": "start", "protocol": "tcp", "src_ip": "2001:db8::1", "src_port": 1,
+           "dst_ip": "::", "dst_port": 2, "scitag": 144}])",
+      registry(), kNow, 10);
+  ASSERT_EQ(r.flows.size(), 2u) << r.detail;
+  EXPECT_TRUE(r.flows[0].flow) << r.flows[0].detail;
+  EXPECT_EQ(r.flows[1].reason, Reject::kAddress);
+}
+
 // One rule for both: a flow is refused over HTTP for the reason the pipe gives, by the same name.
 TEST(ApiFlowRequest, SameVerdictAsThePipe) {
   const std::vector<std::vector<std::string>> lines = {
@@ -197,6 +230,8 @@ TEST(ApiFlowRequest, SameVerdictAsThePipe) {
       {"start", "tcp", "192.0.2.1", "65536", "192.0.2.2", "2", "2", "9"},
       {"start", "tcp", "192.0.2.1", "1", "192.0.2.2", "2", "cern", "9"},
       {"start", "tcp", "192.0.2.1", "1", "192.0.2.2", "2", "atlas", "Nope"},
+      {"start", "tcp", "0.0.0.0", "1", "192.0.2.2", "2", "2", "9"},
+      {"start", "tcp", "2001:db8::1", "1", "::ffff:0.0.0.0", "2", "2", "9"},
   };
   for (const auto& f : lines) {
     std::string line, json = "{";

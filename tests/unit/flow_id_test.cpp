@@ -104,6 +104,21 @@ TEST(IpAddress, EqualityIncludesFamily) {
   EXPECT_NE(v4, v6);
 }
 
+// The one test the pipe, the api and the flow journal share (try15i C): 0.0.0.0, ::, and 0.0.0.0
+// mapped into IPv6; not their neighbours, nor IPv4-compatible or mapped addresses of hosts.
+TEST(IpAddress, UnspecifiedIsAnyAddressInEitherFamilyOrMapped) {
+  for (const char* text : {"0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::ffff:0.0.0.0", "::ffff:0:0"})
+    EXPECT_TRUE(IpAddress::parse(text)->is_unspecified()) << text;
+  for (const char* text : {"0.0.0.1", "255.255.255.255", "::1", "::ffff:0.0.0.1",
+                           "::ffff:198.18.0.1", "::fffe:0:0", "::1:ffff:0:0", "1::", "fd00::"})
+    EXPECT_FALSE(IpAddress::parse(text)->is_unspecified()) << text;
+  EXPECT_TRUE(IpAddress{}.is_unspecified());  // unset: the marker's key of a UDP flow's source
+  // An IPv4 address's bytes past the fourth are not its own.
+  IpAddress v4 = *IpAddress::parse("0.0.0.0");
+  v4.bytes[10] = v4.bytes[11] = 0xff;
+  EXPECT_TRUE(v4.is_unspecified());
+}
+
 // ---------------------------------------------------------------------------------------------
 // State and protocol.
 

@@ -174,6 +174,11 @@ TEST(FlowJournalLine, AnythingElseIsRefused) {
            "S kernel i tcp 198.18.0.1 1 0.0.0.0 2 2 9 1764000000000000",
            "S kernel i tcp :: 1 fd00::2 2 2 9 1764000000000000",
            "E kernel i tcp 0.0.0.0 1 198.18.0.2 2",
+           // try15i C: 0.0.0.0 mapped into IPv6 is unspecified too (it was followed on as a
+           // live flow).
+           "S np_api e tcp ::ffff:0.0.0.0 1 fd00::2 2 2 9 1764000000000000",
+           "S np_api e tcp fd00::1 1 ::ffff:0.0.0.0 2 2 9 1764000000000000",
+           "E np_api e udp ::ffff:0:0 1 fd00::2 2",
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 0",
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 946684799999999",
            "S kernel i tcp 198.18.0.1 1 198.18.0.2 2 2 9 4102444800000000",

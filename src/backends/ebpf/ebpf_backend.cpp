@@ -789,8 +789,11 @@ class EbpfBackend final : public Backend {
     }
     write_record();
     if (shelved) {
-      // What the predecessor marked and this configuration does not: detached now.
-      shelved->record_path.clear();
+      // What the predecessor marked and this configuration does not: detached now. Its record goes
+      // with it (then its lock), unless it is the one just written: a reload that changed work_dir
+      // left it in the old directory, where a later start with that work_dir took it for a killed
+      // flowd's and removed the clsact an admin had made since (try15i D).
+      if (shelved->record_path == record_path_candidate_) shelved->record_path.clear();
       shelved.reset();
     }
     stats_ = std::make_unique<MarkerStats>(bpf_map__fd(skel_->maps.flowd_stats), map_fd_);

@@ -25,7 +25,7 @@ enum class Reject : std::uint8_t {
   kFields,      // a field missing, unknown, or given twice; not an object
   kState,       // not start/end/ongoing
   kProtocol,    // not tcp/udp
-  kAddress,     // not an IPv4/IPv6 address
+  kAddress,     // not an IPv4/IPv6 address, or the unspecified one (0.0.0.0, ::, ::ffff:0.0.0.0)
   kFamily,      // source and destination of different families
   kPort,        // not an integer 0..65535
   kExperiment,  // not 0..511 or a registered experiment name
