@@ -2,8 +2,10 @@
 // Pipe write -> firefly arrival, with the real daemon: latency (median, p99) at a paced rate, the
 // drop count, and flowd's peak RSS. Usage:
 //   flowd_pipe_bench [--rate LINES_PER_S] [--lines N] [--flowd PATH] [--batch LINES_PER_WRITE]
-//                    [--no-firefly] [--raw-udp] [--stalls MS]
+//                    [--no-firefly] [--raw-udp] [--stalls MS] [--ends LAG]
 // --rate 0 writes as fast as the pipe takes it (the throughput run).
+// --ends LAG: each start line is followed by the end of the flow started LAG lines before (so the
+//   flow journal's end path runs too); latencies are the starts'.
 // --no-firefly runs np_api -> prometheus only: the ingest rate, read from flowd_flow_events_total.
 // --raw-udp measures, instead of flowd, a plain sendto() loop of firefly-sized datagrams to the
 // same
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   long lines = 100000;
   int batch = 1;
   double stall_ms = 0;
+  long end_lag = -1;
   std::string flowd = FLOWD_BINARY;
   bool firefly = true, raw_udp = false;
   for (int i = 1; i < argc; ++i) {
@@ -89,6 +92,8 @@ int main(int argc, char** argv) {
       batch = std::stoi(argv[i + 1]);
     else if (a == "--stalls")
       stall_ms = std::stod(argv[i + 1]);
+    else if (a == "--ends")
+      end_lag = std::stol(argv[i + 1]);
   }
 
   char tmpl[] = "/tmp/flowd-bench-XXXXXX";
@@ -165,8 +170,12 @@ int main(int argc, char** argv) {
     }
     chunk.clear();
     long first = i;
-    for (int b = 0; b < batch && i < lines; ++b, ++i)
+    for (int b = 0; b < batch && i < lines; ++b, ++i) {
       chunk += fmt::format("start tcp 127.0.0.1 {} 127.0.0.1 {} 2 9\n", i / 65535, i % 65535 + 1);
+      if (end_lag >= 0 && i >= end_lag)
+        chunk += fmt::format("end tcp 127.0.0.1 {} 127.0.0.1 {} 2 9\n", (i - end_lag) / 65535,
+                             (i - end_lag) % 65535 + 1);
+    }
     auto t = now_ns();
     for (long k = first; k < i; ++k) sent[static_cast<std::size_t>(k)] = t;
     if (write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) return 1;

@@ -152,17 +152,21 @@ void Bus::flush_deferred_ends(bool force) {
       for (std::size_t i = 0; processed && i < d.subs->size(); ++i)
         processed = (*d.subs)[i].queue->processed() >= d.positions[i];
     if (!processed) break;
-    if (journal_) journal_->record(d.ends, d.plugin, d.explicit_rank, FlowJournal::Ends::kSent);
+    if (journal_) journal_->note_sent(d.ends, d.plugin, d.explicit_rank);
     deferred_ends_ -= d.ends.size();
     deferred_.pop_front();
   }
+  if (journal_) journal_->write_sent();  // one write for all the batches flushed
   any_deferred_.store(!deferred_.empty(), std::memory_order_release);
 }
 
 void Bus::on_backend_progress() {
   if (!any_deferred_.load(std::memory_order_acquire)) return;
-  std::lock_guard lock(local_mu_);
-  flush_deferred_ends(false);
+  // A plugin publishing holds the lock and flushes at the end of its batch: a backend never waits
+  // for it (under a flood, every backend's pop contended with the publisher). The backend's next
+  // pop, or the next batch, flushes what this one skipped.
+  std::unique_lock lock(local_mu_, std::try_to_lock);
+  if (lock.owns_lock()) flush_deferred_ends(false);
 }
 
 void Bus::settle_journal_ends() {

@@ -372,6 +372,20 @@ void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin,
   write_batch();
 }
 
+void FlowJournal::note_sent(std::span<const FlowID> ends, std::string_view plugin,
+                            bool explicit_rank) {
+  if (!active()) return;
+  if (!sent_pending_) batch_.clear();
+  sent_pending_ = true;
+  for (const auto& f : ends) note(f, plugin, explicit_rank, Ends::kSent);
+}
+
+void FlowJournal::write_sent() {
+  if (!sent_pending_) return;
+  sent_pending_ = false;
+  write_batch();
+}
+
 void FlowJournal::record_recovered(std::span<const FlowID> ends,
                                    std::span<const std::uint8_t> explicit_rank, bool sent) {
   if (!active()) return;

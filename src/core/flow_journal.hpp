@@ -130,6 +130,10 @@ class FlowJournal {
   enum class Ends : std::uint8_t { kWrite, kDefer, kSent };
   void record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank,
               Ends ends = Ends::kWrite);
+  // record(..., Ends::kSent) for many batches with one write: note_sent() each, then write_sent().
+  // Called under the bus's mutex.
+  void note_sent(std::span<const FlowID> ends, std::string_view plugin, bool explicit_rank);
+  void write_sent();
   // The reports a start's recovery ends (FlowID::plugin names each one's plugin, `explicit_rank`
   // its rank, 0 or 1): `sent` false, before start_writing(), kept live as the previous flowd wrote
   // them, so that the rewrite keeps them; `sent` true, once the backends have processed their
@@ -178,7 +182,8 @@ class FlowJournal {
   // Reports whose end the backends have still to send (Ends::kDefer) -> their start and end lines:
   // kept by a rewrite, ended in the file at Ends::kSent.
   std::unordered_map<std::string, std::pair<std::string, std::string>> ending_;
-  std::string batch_;  // reused
+  std::string batch_;          // reused
+  bool sent_pending_ = false;  // note_sent() filled batch_ for write_sent()
   // The R lines of the connections to start again, by plugin (keep_restarts), and how many.
   std::unordered_map<std::string, std::string> restarts_;
   std::size_t restart_count_ = 0;
