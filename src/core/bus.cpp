@@ -172,6 +172,13 @@ void Bus::on_backend_progress() {
 void Bus::settle_journal_ends() {
   std::lock_guard lock(local_mu_);
   flush_deferred_ends(true);
+  // The backends drained their queues: what they processed of a cut-short delivery of recovered
+  // ends leaves the journal; what they did not (dropped, or a backend that gave up) stays for the
+  // next start.
+  if (unsettled_recovered_) {
+    unsettled_recovered_->report();
+    unsettled_recovered_.reset();
+  }
 }
 
 void Bus::count_arbitrated(const LocalFlowArbiter::Tally& tally) {
@@ -259,55 +266,61 @@ void Bus::publish_recovered_ends(std::span<const FlowID> ends, std::stop_token s
                     limit);
 }
 
+std::size_t Bus::RecoveredDelivery::done_by(std::size_t i) const {
+  const std::uint64_t p = (*subs)[i].queue->processed();
+  return static_cast<std::size_t>(
+      std::min<std::uint64_t>(accepted[i], p > base[i] ? p - base[i] : 0));
+}
+
+void Bus::RecoveredDelivery::report() {
+  std::size_t prefix = size;
+  for (std::size_t i = 0; i < subs->size(); ++i) prefix = std::min(prefix, done_by(i));
+  if (prefix > reported && processed) processed(prefix);
+  reported = std::max(reported, prefix);
+}
+
 void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
                             const std::function<void(std::size_t)>& processed,
                             std::chrono::milliseconds stall, std::chrono::milliseconds limit) {
   if (flows.empty()) return;
   published_.fetch_add(flows.size(), std::memory_order_relaxed);
   if (status_) status_->record(flows, nullptr);
-  auto subs = subs_.load();
-  const std::size_t n = subs->size();
   // Where each queue stood, and how many of `flows` it took: what its backend has processed of
-  // them is its processed() past `base`, up to `accepted`.
-  std::vector<std::uint64_t> base(n);
-  std::vector<std::size_t> accepted(n, 0);
-  for (std::size_t i = 0; i < n; ++i) base[i] = (*subs)[i].queue->pushed();
-  const auto done_by = [&](std::size_t i) {
-    const std::uint64_t p = (*subs)[i].queue->processed();
-    return static_cast<std::size_t>(
-        std::min<std::uint64_t>(accepted[i], p > base[i] ? p - base[i] : 0));
-  };
-  // The first `reported` of `flows` every backend has processed (or was never given): said to
-  // `processed` as it grows, so that the flow journal keeps no more than what is still on its way.
-  std::size_t reported = 0;
-  const auto report = [&] {
-    std::size_t prefix = flows.size();
-    for (std::size_t i = 0; i < n; ++i) prefix = std::min(prefix, done_by(i));
-    if (prefix > reported && processed) processed(prefix);
-    reported = std::max(reported, prefix);
-  };
-  // What each backend has still to take. Every queue gets what fits; then the first with more to
-  // take is waited on until its backend frees room (a pop wakes the wait: no polling), and so on:
-  // the backends read in parallel, the slowest sets the pace.
-  std::vector<std::span<const FlowID>> rest(n, flows);
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    std::size_t waiting = n;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (rest[i].empty()) continue;
-      const std::size_t took = (*subs)[i].queue->push_batch(rest[i], nullptr);
-      accepted[i] += took;
-      rest[i] = rest[i].subspan(took);
-      if (!rest[i].empty() && waiting == n) waiting = i;
+  // them is its processed() past `base`, up to `accepted`. The first `reported` of `flows` every
+  // backend has processed (or was never given) are said to `processed` as that grows, so that the
+  // flow journal keeps no more than what is still on its way.
+  RecoveredDelivery d;
+  d.subs = subs_.load();
+  const std::size_t n = d.subs->size();
+  const auto& subs = d.subs;
+  d.base.resize(n);
+  d.accepted.assign(n, 0);
+  d.size = flows.size();
+  d.processed = processed;
+  for (std::size_t i = 0; i < n; ++i) d.base[i] = (*subs)[i].queue->pushed();
+  // Cut short (a stop, a backend that takes nothing): what the backends process of the rest until
+  // they stop is said at settle_journal_ends(), after their drain, not sent again by the next
+  // start (try15k A2: a SIGTERM during the delivery sent 65,600 of 100,000 ends twice).
+  struct Keep {
+    Bus& bus;
+    RecoveredDelivery& d;
+    ~Keep() {
+      if (d.processed && d.reported < d.size) bus.unsettled_recovered_ = std::move(d);
     }
-    report();
-    if (waiting == n) break;
-    const Sub& s = (*subs)[waiting];
-    const auto now = std::chrono::steady_clock::now();
-    if (now < until && s.queue->wait_for_room(stop, std::min(until, now + stall))) continue;
-    // Closed (a stop), stopped, or a backend that reads nothing: the rest is not waited for.
-    const std::size_t refused = rest[waiting].size();
-    rest[waiting] = {};
+  } keep{*this, d};
+  // The backends are given the ends in step: each time, as many as every queue still taking has
+  // room for; then the one with the least room is waited on until its backend frees some (a pop
+  // wakes the wait: no polling): the slowest sets the pace. In step, a stop leaves every queue with
+  // the same ends, which the drain sends and the settle journals: none sent twice by the next start
+  // (one backend's queue ahead of another's was: try15k A2).
+  std::vector<bool> taking(n, true);
+  std::size_t given = 0;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  // Backend i takes no more: the rest is not waited for, counted and logged.
+  const auto give_up = [&](std::size_t i) {
+    taking[i] = false;
+    const Sub& s = (*subs)[i];
+    const std::size_t refused = flows.size() - d.accepted[i];
     s.dropped->Increment(static_cast<double>(refused));
     auto total = dropped_total_.fetch_add(refused, std::memory_order_relaxed) + refused;
     const bool closed = s.queue->closed();
@@ -322,31 +335,68 @@ void Bus::deliver_recovered(std::span<const FlowID> flows, const char* what, std
             : fmt::format(", its backend took none for {:g} s",
                           static_cast<double>(stall.count()) / 1000),
         total, processed ? "; they stay in the flow journal: the next start sends them" : "");
+  };
+  while (given < flows.size()) {
+    std::size_t room = flows.size() - given, tightest = n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!taking[i]) continue;
+      const Sub& s = (*subs)[i];
+      const std::size_t free = s.queue->capacity() - std::min(s.queue->capacity(), s.queue->size());
+      if (tightest == n || free < room) {
+        room = std::min(room, free);
+        tightest = i;
+      }
+    }
+    if (tightest == n) break;  // no backend takes any more
+    if (room > 0) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!taking[i]) continue;
+        const std::size_t took = (*subs)[i].queue->push_batch(flows.subspan(given, room), nullptr);
+        d.accepted[i] += took;
+        if (took < room) give_up(i);  // closed meanwhile (room only grows: nobody else pushes)
+      }
+      given += room;
+      d.report();
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now < until && (*subs)[tightest].queue->wait_for_room(stop, std::min(until, now + stall)))
+      continue;
+    // Stopped: no backend is given more (in step). Closed, or a backend that reads nothing: the
+    // rest is not waited for, the others go on.
+    if (stop.stop_requested()) {
+      for (std::size_t i = 0; i < n; ++i)
+        if (taking[i]) give_up(i);
+      break;
+    }
+    give_up(tightest);
   }
+  d.report();
   if (!processed) return;
   // All given out: the journal forgets them only once every backend has processed them (sent the
   // ends to the collector, taken the marks out), so that a kill meanwhile leaves them for the next
   // start instead of losing them (try15i A).
   std::size_t target = flows.size();
-  for (std::size_t i = 0; i < n; ++i) target = std::min(target, accepted[i]);
-  while (reported < target) {
+  for (std::size_t i = 0; i < n; ++i) target = std::min(target, d.accepted[i]);
+  while (d.reported < target) {
     std::size_t slowest = 0;
-    while (slowest < n && done_by(slowest) >= target) ++slowest;
+    while (slowest < n && d.done_by(slowest) >= target) ++slowest;
     if (slowest == n) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= until || !(*subs)[slowest].queue->wait_until_processed(
-                            base[slowest] + target, stop, std::min(until, now + stall))) {
-      report();
+                            d.base[slowest] + target, stop, std::min(until, now + stall))) {
+      d.report();
       get_logger("core")->warn(
-          "backend {} has not processed {} of the {} {} (flow journal){}: they stay in the flow "
-          "journal, the next start sends them again",
-          (*subs)[slowest].backend, target - std::min(target, done_by(slowest)), flows.size(), what,
-          stop.stop_requested() ? ", flowd is stopping" : "");
+          "backend {} has not processed {} of the {} {} (flow journal){}: {}",
+          (*subs)[slowest].backend, target - std::min(target, d.done_by(slowest)), flows.size(),
+          what, stop.stop_requested() ? ", flowd is stopping" : "",
+          "what it processes of them before flowd stops leaves the flow journal then, the rest is "
+          "sent again by the next start");
       return;
     }
-    report();
+    d.report();
   }
-  report();
+  d.report();
 }
 
 void Bus::restarts_taken(std::string_view plugin) {

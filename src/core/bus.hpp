@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -91,7 +92,10 @@ class Bus {
   // A plugin took the flow journal's connections to start again (StatusBoard::take_restarts).
   void restarts_taken(std::string_view plugin);
   // The daemon's backends are stopped (Runtime::stop_all): the flow journal's end lines still
-  // waiting for a backend's processing are written now (what a backend left unsent is lost anyway).
+  // waiting for a backend's processing are written now (what a backend left unsent is lost anyway),
+  // and a cut-short publish_recovered_ends() says to its `processed` what the backends processed
+  // of its ends in their drain (the rest stays in the journal for the next start). That callback
+  // must stay callable until then.
   void settle_journal_ends();
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
@@ -113,6 +117,21 @@ class Bus {
   void deliver_recovered(std::span<const FlowID> flows, const char* what, std::stop_token stop,
                          const std::function<void(std::size_t)>& processed,
                          std::chrono::milliseconds stall, std::chrono::milliseconds limit);
+  // A delivery of recovered ends: where each queue stood (`base`), how many of the `size` ends it
+  // took (`accepted`), and the prefix every backend has processed, said to `processed`.
+  struct RecoveredDelivery {
+    std::shared_ptr<const std::vector<Sub>> subs;
+    std::vector<std::uint64_t> base;
+    std::vector<std::size_t> accepted;
+    std::size_t size = 0, reported = 0;
+    std::function<void(std::size_t)> processed;
+    // How many of the ends backend i has processed.
+    std::size_t done_by(std::size_t i) const;
+    // Says a grown prefix processed by every backend to `processed`.
+    void report();
+  };
+  // The delivery the stop cut short, settled after the backends' drain (control thread only).
+  std::optional<RecoveredDelivery> unsettled_recovered_;
   // The same for a plugin's local events, arbitrated against the other plugins' reports of the
   // same 5-tuple (local_flow_arbiter.hpp).
   void deliver_local(std::span<const FlowID> flows, const char* plugin,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <system_error>
 #include <unordered_map>
 
@@ -102,12 +103,19 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
   // A clean stop ended the connection plugins' flows; those open again now start again, at their
   // plugin's first dump (before, the plugin adopted them silently: unreported and unmarked until
   // they closed).
+  // Those of plugins this configuration does not run are not started again, said in the log (the
+  // stop's ends reached the backends; nothing of theirs is live).
+  std::map<std::string, std::size_t> unconfigured;
   for (const auto& r : previous.stopped) {
     FlowID f = r.start;
     f.origin = FlowOrigin::kLocal;
     const auto pc = plugin_of(r);
+    if (pc == c.plugins.end()) {
+      ++unconfigured[r.plugin];
+      continue;
+    }
     std::uint64_t cookie = 0;
-    if (pc == c.plugins.end() || f.protocol != Protocol::kTcp || !still_open(f, &cookie)) continue;
+    if (f.protocol != Protocol::kTcp || !still_open(f, &cookie)) continue;
     f.plugin = pc->info->name.data();
     f.start_time = now;
     f.socket_cookie = cookie;  // the socket open now (maybe a new one on the 4-tuple)
@@ -123,6 +131,22 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
         out.restarts.size() == 1 ? "is still" : "are still",
         out.restarts.size() == 1 ? "its" : "their", out.restarts.size() == 1 ? "it" : "them",
         journal_.path());
+  if (!unconfigured.empty()) {
+    std::size_t n = 0, listed = 0;
+    std::string which;  // the first few plugins (the journal's names are not trusted to be few)
+    for (const auto& [plugin, count] : unconfigured) {
+      n += count;
+      if (which.size() >= 80) continue;
+      which += fmt::format("{}{} {}", which.empty() ? "" : ", ", count, plugin);
+      ++listed;
+    }
+    if (listed < unconfigured.size()) which += ", ...";
+    get_logger("core")->info(
+        "{} the previous flowd ended at its stop {} of plugins this configuration does not run "
+        "({}): not started again (flow journal {})",
+        n == 1 ? std::string("1 connection") : fmt::format("{} connections", n),
+        n == 1 ? "is" : "are", which, journal_.path());
+  }
   if (previous.live.empty()) {
     journal_.count_recovered(0, 0, out.restarts.size());
     return out;
@@ -324,13 +348,18 @@ void Runtime::apply(const Config& c) {
     // And the connections to start again until their plugins take them (try15j D1).
     journal_.keep_restarts(recovered.restarts);
     journal_.start_writing();
-    std::size_t journaled = 0;
-    bus_.publish_recovered_ends(recovered.ends, stopping_.get_token(), [&](std::size_t processed) {
+    // Kept until they are all journaled: a delivery a stop cuts short says the rest at the stop,
+    // once the backends drained them (Bus::settle_journal_ends, try15k A2).
+    recovered_ends_ = std::move(recovered.ends);
+    recovered_explicit_ = std::move(recovered.ends_explicit);
+    bus_.publish_recovered_ends(recovered_ends_, stopping_.get_token(), [this](std::size_t done) {
       journal_.record_recovered(
-          std::span(recovered.ends).subspan(journaled, processed - journaled),
-          std::span(recovered.ends_explicit).subspan(journaled, processed - journaled), true);
-      journaled = processed;
+          std::span(recovered_ends_).subspan(recovered_journaled_, done - recovered_journaled_),
+          std::span(recovered_explicit_).subspan(recovered_journaled_, done - recovered_journaled_),
+          true);
+      recovered_journaled_ = done;
     });
+    if (recovered_journaled_ == recovered_ends_.size()) release_recovered_ends();
     // The connections open again are started by their plugins' first dumps, as their
     // configuration of now tags them or leaves them out (try15h D4), not with the journal's tags.
     status_.set_restarts(recovered.restarts);
@@ -364,6 +393,12 @@ void Runtime::apply(const Config& c) {
   records_.settle();
 }
 
+void Runtime::release_recovered_ends() {
+  std::vector<FlowID>().swap(recovered_ends_);
+  std::vector<std::uint8_t>().swap(recovered_explicit_);
+  recovered_journaled_ = 0;
+}
+
 void Runtime::stop_all() {
   bus_.stopping();  // the connection plugins' ends that follow are the stop's (flow journal)
   for (auto& p : plugins_) stop_plugin(p, false);
@@ -374,6 +409,7 @@ void Runtime::stop_all() {
   for (auto& b : backends_) stop_backend(b);
   backends_.clear();
   bus_.settle_journal_ends();  // what the backends processed of the stop's ends, and the rest
+  release_recovered_ends();
   records_.settle();
   status_.set_components({});
   // And what the backends left at their stop (the marker's filters, if its stop was not told the

@@ -122,7 +122,13 @@ class Runtime {
   Context ctx_;
   FlowJournal journal_;  // before bus_, which writes to it
   Bus bus_;
-  bool started_ = false;  // the first apply (the daemon's start) is done
+  // The recovered ends given to the backends at the start, and how many of them (a prefix) the
+  // flow journal has ended: the bus says more as the backends process them, until the stop.
+  std::vector<FlowID> recovered_ends_;
+  std::vector<std::uint8_t> recovered_explicit_;
+  std::size_t recovered_journaled_ = 0;
+  void release_recovered_ends();  // all journaled, or the stop settled them
+  bool started_ = false;          // the first apply (the daemon's start) is done
   std::vector<RunningPlugin> plugins_;
   std::vector<RunningBackend> backends_;
   // Queues of backends being replaced by a reload, made before the old instance stops and

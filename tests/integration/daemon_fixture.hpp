@@ -44,6 +44,16 @@ class Daemon {
   void start(const std::string& config_text, const std::string& name = "flowd.cfg",
              const std::vector<std::string>& env = {}, const std::vector<std::string>& prefix = {},
              const std::vector<std::string>& args = {}) {
+    launch(config_text, name, env, prefix, args);
+    auto ready = notify->wait_for("READY=1");
+    ASSERT_TRUE(ready) << "flowd did not report READY=1; log:\n" << proc->log();
+    ready_message = *ready;
+  }
+
+  // As start(), without waiting for READY=1 (a test that stops flowd while it starts).
+  void launch(const std::string& config_text, const std::string& name = "flowd.cfg",
+              const std::vector<std::string>& env = {}, const std::vector<std::string>& prefix = {},
+              const std::vector<std::string>& args = {}) {
     dir.write(name, config_text);
     config_path = dir.file(name);
     notify.reset();  // a restart: the old socket's destructor would unlink the new one's path
@@ -51,9 +61,6 @@ class Daemon {
     std::vector<std::string> argv{"-c", config_path};
     argv.insert(argv.end(), args.begin(), args.end());
     proc = std::make_unique<FlowdProcess>(argv, dir.file("flowd.log"), notify->path(), env, prefix);
-    auto ready = notify->wait_for("READY=1");
-    ASSERT_TRUE(ready) << "flowd did not report READY=1; log:\n" << proc->log();
-    ready_message = *ready;
   }
 
   int stop() {

@@ -628,5 +628,52 @@ TEST(FlowJournalEndToEnd, AfterKill9MoreRecoveredEndsThanAQueueHoldsAllReachTheB
   EXPECT_EQ(d.stop(), 0);
 }
 
+// try15k A2: a restart stopped while it sent the recovered ends to the backends. Its stop drained
+// the queues (the collector got those ends) without taking them out of the journal, and the next
+// start sent them again: 65,600 of 100,000 twice. What the drain sends now leaves the journal at
+// the stop: every end reaches the collector once, across the cut start and the next one.
+TEST(FlowJournalEndToEnd, ARestartStoppedWhileItSendsRecoveredEndsSendsNoneOfThemTwice) {
+  constexpr int kFlows = 3000;
+  Daemon d;
+  const std::string np_keys = "check_interval = 0\n";
+  d.start(with_np_api_keys(d.config(), np_keys));
+  std::string lines;
+  for (int i = 0; i < kFlows; ++i)
+    lines += "start tcp 127.0.0.1 " + std::to_string(10000 + i) + " 127.0.0.1 5777 2 9\n";
+  write_pipe(d.pipe(), lines);
+  ASSERT_EQ(d.rx4.receive_many(kFlows).size(), static_cast<std::size_t>(kFlows)) << d.proc->log();
+  d.proc->signal(SIGKILL);
+  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  std::map<int, int> ended;
+  const auto count = [&](const std::string& m) {
+    auto j = nlohmann::json::parse(m.substr(m.find('{')));  // the body only (fast)
+    EXPECT_EQ(j["flow-lifecycle"]["state"], "end");
+    ++ended[j["flow-id"]["src-port"].get<int>()];
+  };
+  // The restart ends them all into queues of 16, waiting for room; it is stopped as soon as the
+  // first end reaches the collector.
+  const std::string small = with_np_api_keys(d.config("", "queue_size = 16\n"), np_keys);
+  d.launch(small);
+  auto first = d.rx4.receive(10s);
+  ASSERT_TRUE(first) << d.proc->log();
+  d.proc->signal(SIGTERM);
+  ASSERT_EQ(d.proc->wait(20s), 0) << d.proc->log();
+  count(*first);
+  for (const auto& m : d.rx4.receive_many(kFlows, 1s)) count(m);
+  const std::size_t cut = ended.size();
+  RecordProperty("ends_before_stop", static_cast<int>(cut));
+  ASSERT_LT(cut, static_cast<std::size_t>(kFlows))
+      << "the stop came after the last end: nothing was cut short\n"
+      << d.proc->log();
+  // The next start sends the rest, and only the rest.
+  d.start(small);
+  for (const auto& m : d.rx4.receive_many(kFlows - cut)) count(m);
+  EXPECT_EQ(ended.size(), static_cast<std::size_t>(kFlows)) << d.proc->log();
+  std::size_t twice = 0;
+  for (const auto& [port, n] : ended) twice += n > 1;
+  EXPECT_EQ(twice, 0u) << "of " << cut << " ends sent before the stop\n" << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -2333,6 +2333,35 @@ TEST_F(FlowJournalNetns, AStartThatFailsBeforeItsPluginsRunLeavesTheConnectionsT
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try15k: the connections a clean stop ended whose plugin the next configuration does not run
+// were dropped from the journal without a word. Said in the log now, and nothing is sent.
+TEST_F(FlowJournalNetns, AStartWithoutTheirPluginSaysItDoesNotStartTheStopsConnectionsAgain) {
+  Fds fds;
+  const int listener = listen_5201(fds);
+  ASSERT_GE(listener, 0);
+  const std::string cfg = config_with_marker("kernel", kRule5201Keys);
+  start_flowd(cfg, "following TCP state changes");
+  Pair pair = accept_one(fds, listener);
+  ASSERT_EQ(events(1).size(), 1u) << proc->log();
+  proc->signal(SIGTERM);
+  ASSERT_EQ(proc->wait(5s), 0);
+  ASSERT_EQ(events(1, 2000ms).size(), 1u) << "the stop's end";
+  std::string np_only = cfg;
+  const std::string plugins = "plugins = kernel";
+  ASSERT_NE(np_only.find(plugins), std::string::npos) << np_only;
+  np_only.replace(np_only.find(plugins), plugins.size(), "plugins = np_api");
+  np_only += "[plugin.np_api]\npath = " + dir.file("np") + "\n";
+  start_flowd(np_only, "started plugin np_api");
+  EXPECT_NE(proc->log().find("1 connection the previous flowd ended at its stop is of plugins this "
+                             "configuration does not run (1 kernel): not started again"),
+            std::string::npos)
+      << proc->log();
+  EXPECT_TRUE(events(1, 1000ms).empty()) << "nothing sent for it";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+  close_pair(fds, pair);
+}
+
 TEST_F(FlowJournalNetns, ACleanRestartStartsTheConnectionsItEndedAsTheNewConfigurationTagsThem) {
   retag_case("kernel", "", "following TCP state changes");
 }

@@ -1795,5 +1795,45 @@ TEST_F(MarkerNetns, AReloadThatChangesWorkDirLeavesNoMarkerRecordBehind) {
   EXPECT_TRUE(has_clsact(net->veth_a)) << "flowd removed the admin's clsact\n" << again->log();
   EXPECT_EQ(records(), 0);
 }
+
+// try15k D2: a reload to a work_dir that cannot be used (under a regular file) removed the record
+// from the old one, though no new one was written; a kill -9 then, and the restart could not tell
+// that the clsact was flowd's: flowd's own empty clsact stayed on the interface for good. The
+// record stays where it was, with its lock, and follows the marker's interfaces.
+TEST_F(MarkerNetns, AReloadToAnUnusableWorkDirKeepsTheMarkerRecordWhereItWas) {
+  const std::string first_dir = dir.file("cache");
+  dir.write("afile", "not a directory\n");
+  const std::string unusable = dir.file("afile") + "/x";
+  std::string cfg = config("pin_path =\n");
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_EQ(records(), 1) << flowd->log();
+  ASSERT_NE(record_text().find("\"created_clsact\":true"), std::string::npos) << record_text();
+  std::string moved = cfg;
+  moved.replace(moved.find("work_dir = " + first_dir), 11 + first_dir.size(),
+                "work_dir = " + unusable);
+  dir.write("flowd.cfg", moved);
+  flowd->signal(SIGHUP);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_TRUE(log_says(*flowd, "reloaded")) << flowd->log();
+  EXPECT_TRUE(log_says(*flowd, "the marker record cannot move to work_dir " + unusable))
+      << flowd->log();
+  EXPECT_EQ(records(), 1) << "the record left the old work_dir with nowhere to go\n"
+                          << flowd->log();
+  EXPECT_NE(record_text().find("\"pid\":" + std::to_string(flowd->pid())), std::string::npos)
+      << record_text();
+  EXPECT_EQ(filters(), 1);
+  // Killed now, started again with the first work_dir: the record says the clsact is flowd's, and
+  // the clean stop takes it away.
+  flowd->signal(SIGKILL);
+  EXPECT_EQ(flowd->wait(5s), 128 + SIGKILL);
+  auto again = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+  again->signal(SIGTERM);
+  EXPECT_EQ(again->wait(5s), 0) << again->log();
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
+  EXPECT_EQ(records(), 0);
+}
 }  // namespace
 }  // namespace flowd::test

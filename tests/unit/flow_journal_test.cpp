@@ -8,6 +8,7 @@
 
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -475,6 +476,103 @@ TEST(FlowJournalBus, RecoveredEndsLeaveTheJournalOnlyOnceEveryBackendProcessedTh
     EXPECT_EQ(r.plugin, r.start.src_port % 2 ? "kernel" : "np_api");
   }
   EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}));
+}
+
+// try15k A2: a stop cut the delivery of the recovered ends short, and the backends' drain sent
+// those already in their queues; the journal kept them live, and the next start sent them again.
+// What the drain processed leaves the journal at the stop's settle; what no queue took stays.
+TEST(FlowJournalBus, RecoveredEndsTheStopsDrainSentLeaveTheJournalAtTheSettle) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal journal(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(journal.open(dir.path, previous));
+  Bus bus(metrics);
+  auto q = bus.make_queue("udp_firefly", 4);
+  bus.set_subscribers({{"udp_firefly", q}});
+  std::vector<FlowID> ends;
+  std::vector<std::uint8_t> ranks(10, 0);
+  for (std::uint16_t p = 1; p <= 10; ++p) {
+    FlowID f = flow(p, FlowState::kEnd);
+    f.plugin = "kernel";
+    f.end_time = Clock::now();
+    ends.push_back(f);
+  }
+  journal.record_recovered(ends, ranks, false);
+  journal.start_writing();
+  const auto live = [&] { return replay_journal(slurp(journal.path()), "j").live.size(); };
+  std::stop_source stop;
+  std::size_t journaled = 0;
+  auto recover = std::async(std::launch::async, [&] {
+    bus.publish_recovered_ends(
+        ends, stop.get_token(),
+        [&](std::size_t processed) {
+          journal.record_recovered(std::span(ends).subspan(journaled, processed - journaled),
+                                   std::span(ranks).subspan(journaled, processed - journaled),
+                                   true);
+          journaled = processed;
+        },
+        std::chrono::seconds(5), std::chrono::seconds(10));
+  });
+  // The queue full (4 of 10), the backend has read nothing yet: the daemon stops.
+  for (int i = 0; i < 200 && q->size() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(q->size(), 4u);
+  stop.request_stop();
+  ASSERT_EQ(recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(journaled, 0u);
+  // The stop: the backend drains its queue (sends those 4), then the bus settles.
+  bus.set_subscribers({});
+  q->close();
+  std::vector<FlowID> batch;
+  std::size_t drained = 0;
+  while (q->pop_batch(batch, 16, {})) drained += batch.size();
+  EXPECT_EQ(drained, 4u);
+  EXPECT_EQ(live(), 10u);
+  bus.settle_journal_ends();
+  EXPECT_EQ(journaled, 4u) << "what the drain sent leaves the journal";
+  const auto left = replay_journal(slurp(journal.path()), "j");
+  std::set<int> ports;
+  for (const auto& r : left.live) ports.insert(r.start.src_port);
+  EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}))
+      << "the 6 no queue took stay for the next start";
+  bus.settle_journal_ends();
+  EXPECT_EQ(journaled, 4u) << "settled once";
+}
+
+// try15k A2 (the rest): one backend's queue ahead of another's when a stop cut the delivery
+// short: the journal keeps what the slower one did not take, and the next start sent the faster
+// one's again. The backends are given the ends in step: a fast backend takes no more than the
+// slowest has room for.
+TEST(FlowJournalBus, RecoveredEndsAreGivenToTheBackendsInStep) {
+  prometheus::Registry metrics;
+  Bus bus(metrics);
+  auto fast = bus.make_queue("udp_firefly", 4);
+  auto stuck = bus.make_queue("prometheus", 4);
+  bus.set_subscribers({{"udp_firefly", fast}, {"prometheus", stuck}});
+  std::vector<FlowID> ends;
+  for (std::uint16_t p = 1; p <= 10; ++p) ends.push_back(flow(p, FlowState::kEnd));
+  std::stop_source stop;
+  std::atomic<std::size_t> taken{0};
+  std::jthread reader([&](std::stop_token st) {
+    std::vector<FlowID> batch;
+    while (fast->pop_batch(batch, 16, st)) taken += batch.size();
+  });
+  auto recover = std::async(std::launch::async, [&] {
+    bus.publish_recovered_ends(
+        ends, stop.get_token(), [](std::size_t) {}, std::chrono::seconds(5),
+        std::chrono::seconds(10));
+  });
+  for (int i = 0; i < 200 && taken < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(taken.load(), 4u) << "the fast backend ran ahead of the stuck one";
+  stop.request_stop();
+  ASSERT_EQ(recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(stuck->size(), 4u);
+  EXPECT_EQ(bus.dropped_for("udp_firefly"), 6u);
+  EXPECT_EQ(bus.dropped_for("prometheus"), 6u);
+  fast->close();
 }
 
 // try15i B: a plugin's end was journaled when published: one still in a backend's queue at a

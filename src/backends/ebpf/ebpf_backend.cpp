@@ -572,6 +572,20 @@ class EbpfBackend final : public Backend {
     std::string error;
     record_lock_ = lock_marker_record(record_path_candidate_, busy, error);
     if (record_lock_) return true;
+    if (shelved && shelved->record_lock) {
+      // A reload to a work_dir that cannot be used (or another flowd's): the record stays where the
+      // predecessor kept it (and locked), so that a restart after a kill still knows which clsact
+      // is flowd's (try15k D2: it was removed, and flowd's own clsact stayed on the interface for
+      // good).
+      log_->warn(
+          "the marker record cannot move to work_dir {} ({}): it stays in {} until a reload to a "
+          "usable work_dir or the stop",
+          ctx_.work_dir, busy ? "another flowd in this network namespace uses it" : error,
+          shelved->record_lock_for);
+      record_path_candidate_ = shelved->record_lock_for;
+      record_lock_ = std::move(shelved->record_lock);
+      return true;
+    }
     if (!busy) {
       log_->warn(
           "no marker record: {}; a restart after this flowd is killed (kill -9, a crash) cannot "
