@@ -1983,6 +1983,18 @@ class FlowJournalNetns : public KernelIssue15 {
     NetnsScope in_a(net->a);
     return fds.add(tcp_listen("::", 5201));
   }
+  // flowd with `cfg` (the kernel plugin) reports one connection to 5201, which stays open, and
+  // stops cleanly (ending it): the journal's connection to start again. False on a failed step.
+  bool stopped_with_open_connection(Fds& fds, const std::string& cfg, Pair& pair) {
+    const int listener = listen_5201(fds);
+    if (listener < 0) return false;
+    start_flowd(cfg, "following TCP state changes");
+    pair = accept_one(fds, listener);
+    if (events(1).size() != 1u) return false;
+    proc->signal(SIGTERM);
+    if (proc->wait(5s) != 0) return false;
+    return events(1, 2000ms).size() == 1u;  // the stop's end
+  }
   void kill9_case(const std::string& plugin, const std::string& keys, const std::string& ready);
   void reused_case(const std::string& plugin, const std::string& keys, const std::string& ready);
   // try15h D4: the connections a clean stop ended start again as the new configuration says.
@@ -2286,15 +2298,9 @@ void FlowJournalNetns::retag_case(const std::string& plugin, const std::string& 
 // journal keeps them (R lines) until the plugin's first dump has started them.
 TEST_F(FlowJournalNetns, AStartThatFailsBeforeItsPluginsRunLeavesTheConnectionsToStartAgain) {
   Fds fds;
-  const int listener = listen_5201(fds);
-  ASSERT_GE(listener, 0);
+  Pair pair;
   const std::string cfg = config_with_marker("kernel", kRule5201Keys);
-  start_flowd(cfg, "following TCP state changes");
-  Pair pair = accept_one(fds, listener);
-  ASSERT_EQ(events(1).size(), 1u) << proc->log();
-  proc->signal(SIGTERM);
-  ASSERT_EQ(proc->wait(5s), 0);
-  ASSERT_EQ(events(1, 2000ms).size(), 1u) << "the stop's end";
+  ASSERT_TRUE(stopped_with_open_connection(fds, cfg, pair)) << (proc ? proc->log() : "");
   // np_api first, and its pipe cannot be made: flowd exits before the kernel plugin runs, after
   // its backends started (and the journal was rewritten).
   std::string failing = cfg;
@@ -2337,15 +2343,9 @@ TEST_F(FlowJournalNetns, AStartThatFailsBeforeItsPluginsRunLeavesTheConnectionsT
 // were dropped from the journal without a word. Said in the log now, and nothing is sent.
 TEST_F(FlowJournalNetns, AStartWithoutTheirPluginSaysItDoesNotStartTheStopsConnectionsAgain) {
   Fds fds;
-  const int listener = listen_5201(fds);
-  ASSERT_GE(listener, 0);
+  Pair pair;
   const std::string cfg = config_with_marker("kernel", kRule5201Keys);
-  start_flowd(cfg, "following TCP state changes");
-  Pair pair = accept_one(fds, listener);
-  ASSERT_EQ(events(1).size(), 1u) << proc->log();
-  proc->signal(SIGTERM);
-  ASSERT_EQ(proc->wait(5s), 0);
-  ASSERT_EQ(events(1, 2000ms).size(), 1u) << "the stop's end";
+  ASSERT_TRUE(stopped_with_open_connection(fds, cfg, pair)) << (proc ? proc->log() : "");
   std::string np_only = cfg;
   const std::string plugins = "plugins = kernel";
   ASSERT_NE(np_only.find(plugins), std::string::npos) << np_only;

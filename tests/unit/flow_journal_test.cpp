@@ -416,128 +416,109 @@ TEST(FlowJournalBus, MoreRecoveredEndsThanAQueueHoldsWaitForRoomAndAllGoOut) {
   }
 }
 
+// Ten recovered ends (ports 1 to 10: odd ones the kernel plugin's, inferred; even ones np_api's,
+// explicit) kept in a journal while they are ended, and a bus with one queue of 4 delivering them
+// as Runtime::apply does: the journal ends what every backend processed.
+struct RecoveredDelivery {
+  RecoveredDelivery() {
+    EXPECT_TRUE(journal.open(dir.path, previous));
+    bus.set_subscribers({{"udp_firefly", q}});
+    for (std::uint16_t p = 1; p <= 10; ++p) {
+      FlowID f = flow(p, FlowState::kEnd);
+      f.plugin = p % 2 ? "kernel" : "np_api";
+      f.end_time = Clock::now();
+      ends.push_back(f);
+      ranks.push_back(p % 2 ? 0 : 1);
+    }
+    journal.record_recovered(ends, ranks, false);
+    journal.start_writing();
+    recover = std::async(std::launch::async, [this] {
+      bus.publish_recovered_ends(
+          ends, stop.get_token(),
+          [this](std::size_t processed) {
+            journal.record_recovered(std::span(ends).subspan(journaled, processed - journaled),
+                                     std::span(ranks).subspan(journaled, processed - journaled),
+                                     true);
+            journaled = processed;
+          },
+          std::chrono::seconds(5), std::chrono::seconds(10));
+    });
+  }
+  JournalReplay left() const { return replay_journal(slurp(journal.path()), "j"); }
+  std::size_t live() const { return left().live.size(); }
+  std::set<int> live_ports() const {
+    std::set<int> ports;
+    for (const auto& r : left().live) ports.insert(r.start.src_port);
+    return ports;
+  }
+
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal journal{metrics};
+  JournalReplay previous;
+  Bus bus{metrics};
+  std::shared_ptr<EventQueue> q = bus.make_queue("udp_firefly", 4);
+  std::vector<FlowID> ends;
+  std::vector<std::uint8_t> ranks;
+  std::stop_source stop;
+  std::size_t journaled = 0;
+  std::future<void> recover;  // last: joined first
+};
+
 // try15i A: the restart rewrote the journal without the reports it was ending while their ends were
 // still in the backends' queues: a kill (or a stop) then lost them for good. They now stay in the
 // journal until every backend has processed their ends (it came back for more after taking them).
 TEST(FlowJournalBus, RecoveredEndsLeaveTheJournalOnlyOnceEveryBackendProcessedThem) {
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal journal(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(journal.open(dir.path, previous));
-  Bus bus(metrics);
-  auto q = bus.make_queue("udp_firefly", 4);
-  bus.set_subscribers({{"udp_firefly", q}});
-  std::vector<FlowID> ends;
-  std::vector<std::uint8_t> ranks;
-  for (std::uint16_t p = 1; p <= 10; ++p) {
-    FlowID f = flow(p, FlowState::kEnd);
-    f.plugin = p % 2 ? "kernel" : "np_api";
-    f.end_time = Clock::now();
-    ends.push_back(f);
-    ranks.push_back(p % 2 ? 0 : 1);
-  }
-  journal.record_recovered(ends, ranks, false);
-  journal.start_writing();
-  const auto live = [&] { return replay_journal(slurp(journal.path()), "j").live.size(); };
-  EXPECT_EQ(live(), 10u) << "the rewrite keeps the reports being ended";
+  RecoveredDelivery d;
+  EXPECT_EQ(d.live(), 10u) << "the rewrite keeps the reports being ended";
   // The backend takes 4 (all its queue holds) and processes them only when it comes back for more;
   // then it stops reading: the start is stopped while it waits.
-  std::stop_source stop;
-  std::size_t journaled = 0;
-  auto recover = std::async(std::launch::async, [&] {
-    bus.publish_recovered_ends(
-        ends, stop.get_token(),
-        [&](std::size_t processed) {
-          journal.record_recovered(std::span(ends).subspan(journaled, processed - journaled),
-                                   std::span(ranks).subspan(journaled, processed - journaled),
-                                   true);
-          journaled = processed;
-        },
-        std::chrono::seconds(5), std::chrono::seconds(10));
-  });
   std::vector<FlowID> batch;
-  ASSERT_TRUE(q->pop_batch(batch, 4, {}));
+  ASSERT_TRUE(d.q->pop_batch(batch, 4, {}));
   EXPECT_EQ(batch.size(), 4u);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(live(), 10u) << "taken, not processed yet: still in the journal";
-  ASSERT_TRUE(q->pop_batch(batch, 2, {}));  // the first 4 are processed now
+  EXPECT_EQ(d.live(), 10u) << "taken, not processed yet: still in the journal";
+  ASSERT_TRUE(d.q->pop_batch(batch, 2, {}));  // the first 4 are processed now
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  stop.request_stop();
-  ASSERT_EQ(recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  EXPECT_EQ(journaled, 4u);
-  const auto left = replay_journal(slurp(journal.path()), "j");
+  d.stop.request_stop();
+  ASSERT_EQ(d.recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(d.journaled, 4u);
+  const auto left = d.left();
   ASSERT_EQ(left.live.size(), 6u) << "the next start ends the 6 not processed\n"
-                                  << slurp(journal.path());
-  std::set<int> ports;
+                                  << slurp(d.journal.path());
   for (const auto& r : left.live) {
-    ports.insert(r.start.src_port);
     EXPECT_EQ(r.explicit_rank, r.start.src_port % 2 == 0) << "with its own plugin and rank";
     EXPECT_EQ(r.plugin, r.start.src_port % 2 ? "kernel" : "np_api");
   }
-  EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(d.live_ports(), (std::set<int>{5, 6, 7, 8, 9, 10}));
 }
 
 // try15k A2: a stop cut the delivery of the recovered ends short, and the backends' drain sent
 // those already in their queues; the journal kept them live, and the next start sent them again.
 // What the drain processed leaves the journal at the stop's settle; what no queue took stays.
 TEST(FlowJournalBus, RecoveredEndsTheStopsDrainSentLeaveTheJournalAtTheSettle) {
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal journal(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(journal.open(dir.path, previous));
-  Bus bus(metrics);
-  auto q = bus.make_queue("udp_firefly", 4);
-  bus.set_subscribers({{"udp_firefly", q}});
-  std::vector<FlowID> ends;
-  std::vector<std::uint8_t> ranks(10, 0);
-  for (std::uint16_t p = 1; p <= 10; ++p) {
-    FlowID f = flow(p, FlowState::kEnd);
-    f.plugin = "kernel";
-    f.end_time = Clock::now();
-    ends.push_back(f);
-  }
-  journal.record_recovered(ends, ranks, false);
-  journal.start_writing();
-  const auto live = [&] { return replay_journal(slurp(journal.path()), "j").live.size(); };
-  std::stop_source stop;
-  std::size_t journaled = 0;
-  auto recover = std::async(std::launch::async, [&] {
-    bus.publish_recovered_ends(
-        ends, stop.get_token(),
-        [&](std::size_t processed) {
-          journal.record_recovered(std::span(ends).subspan(journaled, processed - journaled),
-                                   std::span(ranks).subspan(journaled, processed - journaled),
-                                   true);
-          journaled = processed;
-        },
-        std::chrono::seconds(5), std::chrono::seconds(10));
-  });
+  RecoveredDelivery d;
   // The queue full (4 of 10), the backend has read nothing yet: the daemon stops.
-  for (int i = 0; i < 200 && q->size() < 4; ++i)
+  for (int i = 0; i < 200 && d.q->size() < 4; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_EQ(q->size(), 4u);
-  stop.request_stop();
-  ASSERT_EQ(recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  EXPECT_EQ(journaled, 0u);
+  ASSERT_EQ(d.q->size(), 4u);
+  d.stop.request_stop();
+  ASSERT_EQ(d.recover.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(d.journaled, 0u);
   // The stop: the backend drains its queue (sends those 4), then the bus settles.
-  bus.set_subscribers({});
-  q->close();
+  d.bus.set_subscribers({});
+  d.q->close();
   std::vector<FlowID> batch;
   std::size_t drained = 0;
-  while (q->pop_batch(batch, 16, {})) drained += batch.size();
+  while (d.q->pop_batch(batch, 16, {})) drained += batch.size();
   EXPECT_EQ(drained, 4u);
-  EXPECT_EQ(live(), 10u);
-  bus.settle_journal_ends();
-  EXPECT_EQ(journaled, 4u) << "what the drain sent leaves the journal";
-  const auto left = replay_journal(slurp(journal.path()), "j");
-  std::set<int> ports;
-  for (const auto& r : left.live) ports.insert(r.start.src_port);
-  EXPECT_EQ(ports, (std::set<int>{5, 6, 7, 8, 9, 10}))
+  EXPECT_EQ(d.live(), 10u);
+  d.bus.settle_journal_ends();
+  EXPECT_EQ(d.journaled, 4u) << "what the drain sent leaves the journal";
+  EXPECT_EQ(d.live_ports(), (std::set<int>{5, 6, 7, 8, 9, 10}))
       << "the 6 no queue took stay for the next start";
-  bus.settle_journal_ends();
-  EXPECT_EQ(journaled, 4u) << "settled once";
+  d.bus.settle_journal_ends();
+  EXPECT_EQ(d.journaled, 4u) << "settled once";
 }
 
 // try15k A2 (the rest): one backend's queue ahead of another's when a stop cut the delivery
