@@ -69,6 +69,12 @@ std::string_view to_string(JournalSkip s) {
   return s == JournalSkip::kTruncated ? "truncated" : "malformed";
 }
 
+std::string_view to_string(JournalFailure f) {
+  return f == JournalFailure::kWriteFailed     ? "write_failed"
+         : f == JournalFailure::kRewriteFailed ? "rewrite_failed"
+                                               : "full";
+}
+
 // 2000-01-01T00:00:00Z in microseconds since the epoch.
 constexpr std::int64_t kEarliestStartUs = 946684800LL * 1000000;
 
@@ -264,13 +270,22 @@ FlowJournal::FlowJournal(prometheus::Registry& metrics)
       skipped_(metrics, "flowd_flow_journal_lines_skipped_total",
                "Flow journal lines skipped when read back at a start, by reason: truncated (the "
                "last line, cut short by a kill), malformed"),
+      failures_(metrics, "flowd_flow_journal_failures_total",
+                "What the flow journal could not keep, by reason: write_failed (an append failed, "
+                "disk full or I/O error: the file is rewritten from memory once writing works "
+                "again), rewrite_failed (such a rewrite failed), full (a start not kept: the "
+                "journal held its most live reports, 131072)",
+                "reason"),
       bytes_(prometheus::BuildGauge()
                  .Name("flowd_flow_journal_bytes")
                  .Help("Size of the flow journal in work_dir (0: none kept)")
                  .Register(metrics)
                  .Add({})) {}
 
-FlowJournal::~FlowJournal() = default;
+FlowJournal::~FlowJournal() {
+  // The last chance to leave a complete file: a stale one would send ends again at the next start.
+  if (stale_ && active()) compact();
+}
 
 std::string FlowJournal::path_for(const std::string& work_dir) {
   if (work_dir.empty()) return {};
@@ -301,6 +316,19 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
         "locked); this one keeps none, so a restart after kill -9 cannot end its flows",
         work_dir, lock_path);
     return false;
+  }
+  // One larger than flowd reads (no flowd writes one: at most 131072 live reports, rewritten past
+  // 4 times their size) is moved aside, so that this start and the next keep a journal again
+  // (before, flowd ran without one at every start until someone removed it: try15l).
+  if (struct stat st{}; ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                        st.st_uid == ::geteuid() &&
+                        static_cast<std::uint64_t>(st.st_size) > kMaxRead) {
+    const std::string aside = path + ".too-big";
+    if (::rename(path.c_str(), aside.c_str()) == 0)
+      log->warn(
+          "flow journal {}: {} bytes, more than flowd reads ({}): moved aside to {}; the flows it "
+          "held are not ended by this start, and a new journal is kept",
+          path, st.st_size, kMaxRead, aside);
   }
   std::string error;
   auto body = read_owned_regular_file(path, kMaxRead, error);
@@ -342,17 +370,22 @@ void FlowJournal::restarts_taken(std::string_view plugin) {
   if (fd_ && !stopping_) compact();
 }
 
-void FlowJournal::compact() {
+bool FlowJournal::compact() {
   std::string body = fmt::format("P {}\n", ::getpid());
   // Before the live reports: a restart's start line of the same connection, later, takes the R
   // line out at the replay.
   for (const auto& [plugin, lines] : restarts_) body += lines;
   for (const auto& [key, line] : live_) body += line;
   for (const auto& [key, lines] : ending_) body += lines.first;  // their ends not yet sent
+  // A repair while the daemon stops: the ends that follow are the stop's (those written before
+  // are not in memory: their connections are not started again, nor ended twice).
+  if (stopping_) body += fmt::format("X {}\n", ::getpid());
   fd_.reset();
+  bool ok = true;
   if (auto err = replace_file_atomically(path_, body, 0600); !err.empty()) {
+    failures_.add(JournalFailure::kRewriteFailed);
     limited_warn(*get_logger("core"), write_limiter_, "flow journal: cannot rewrite {}", err);
-    size_ = 0;
+    ok = false;
   } else {
     size_ = body.size();
   }
@@ -360,8 +393,21 @@ void FlowJournal::compact() {
     fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
   } catch (const std::exception& e) {
     limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
+    ok = false;
+  }
+  if (struct stat st{}; !ok && fd_ && ::fstat(fd_.get(), &st) == 0)
+    size_ = static_cast<std::uint64_t>(st.st_size);  // what the file holds, not what it should
+  if (!ok) {
+    stale_ = true;
+  } else if (stale_) {
+    stale_ = false;
+    get_logger("core")->info(
+        "flow journal {}: rewritten from memory after {} failed write{}: complete again", path_,
+        failed_writes_, failed_writes_ == 1 ? "" : "s");
+    failed_writes_ = 0;
   }
   bytes_.Set(static_cast<double>(size_));
+  return ok;
 }
 
 void FlowJournal::record(std::span<const FlowID> flows, std::string_view plugin, bool explicit_rank,
@@ -416,6 +462,7 @@ void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_r
     // Bounded as the arbiter is (two reports per connection): a tool that starts flows without
     // ever ending them cannot grow it without end. Those beyond are not kept across a kill.
     if (live_.size() >= kMaxLive && !live_.contains(key)) {
+      failures_.add(JournalFailure::kFull);
       limited_warn(*get_logger("core"), full_limiter_,
                    "flow journal: {} live reports, its most; a start of {} is not kept (a "
                    "restart after kill -9 cannot end it)",
@@ -448,28 +495,47 @@ void FlowJournal::note(const FlowID& f, std::string_view plugin, bool explicit_r
 }
 
 void FlowJournal::write_batch() {
-  if (batch_.empty() || !fd_) return;
-  append(batch_);
+  if (batch_.empty()) return;
+  if (stale_) {
+    // Memory holds what the file should: rewritten from it, at most once a second (a full disk
+    // refuses every write; a flood must not rewrite the whole journal at each batch).
+    ++failed_writes_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_repair_ < std::chrono::seconds(1)) return;
+    last_repair_ = now;
+    compact();
+    return;
+  }
+  if (!fd_ || !append(batch_)) return;
   // Not while the daemon stops: the X line and the stop's ends after it must stay (they are at
   // most one line per live report).
   if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
 }
 
-void FlowJournal::append(const std::string& text) {
+bool FlowJournal::append(const std::string& text) {
   // One write(2): the lines of a batch reach the page cache together, or (a kill in the middle of
   // a short write) the last one is cut, which the reader skips.
   const ssize_t n = ::write(fd_.get(), text.data(), text.size());
-  if (n < 0 || static_cast<std::size_t>(n) != text.size()) {
-    limited_warn(*get_logger("core"), write_limiter_, "flow journal: writing {}: {}", path_,
-                 n < 0 ? std::strerror(errno) : "short write");
-    if (n > 0) size_ += static_cast<std::size_t>(n);
-    // What a short write left unfinished is completed by the next compaction's rewrite (not
-    // while stopping: the stop's ends would read as ordinary ones).
-    if (!stopping_) compact();
-    return;
+  if (n >= 0 && static_cast<std::size_t>(n) == text.size()) {
+    size_ += text.size();
+    bytes_.Set(static_cast<double>(size_));
+    return true;
   }
-  size_ += text.size();
+  const int err = errno;
+  if (n > 0) size_ += static_cast<std::size_t>(n);
+  failures_.add(JournalFailure::kWriteFailed);
+  ++failed_writes_;
+  limited_warn(*get_logger("core"), write_limiter_,
+               "flow journal: writing {}: {}; nothing more is appended, it is rewritten from "
+               "memory once writing works again (a kill -9 meanwhile leaves the next start an "
+               "outdated journal: ends sent again, starts without their end; "
+               "flowd_flow_journal_failures_total)",
+               path_, n < 0 ? std::strerror(err) : "short write");
+  stale_ = true;
+  last_repair_ = std::chrono::steady_clock::now();
+  compact();  // at once: the cut line must not stay the file's last
   bytes_.Set(static_cast<double>(size_));
+  return false;
 }
 
 void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
@@ -480,9 +546,12 @@ void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
 }
 
 void FlowJournal::stopping() {
-  if (!fd_ || stopping_) return;
+  if (!active() || stopping_) return;
   stopping_ = true;
-  append(fmt::format("X {}\n", ::getpid()));
+  if (stale_)
+    compact();  // with the X line
+  else if (fd_)
+    append(fmt::format("X {}\n", ::getpid()));
 }
 
 }  // namespace flowd

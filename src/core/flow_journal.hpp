@@ -34,6 +34,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -82,6 +83,12 @@ struct JournalReport {
 enum class JournalSkip : std::uint8_t { kTruncated, kMalformed };
 inline constexpr std::size_t kJournalSkips = 2;
 std::string_view to_string(JournalSkip s);
+// What the journal could not keep (flowd_flow_journal_failures_total{reason}): an append that
+// failed (disk full, I/O error), a rewrite of the whole file that did, a start not kept because
+// the journal held its most live reports.
+enum class JournalFailure : std::uint8_t { kWriteFailed, kRewriteFailed, kFull };
+inline constexpr std::size_t kJournalFailures = 3;
+std::string_view to_string(JournalFailure f);
 
 // What the previous run left, read by replay().
 struct JournalReplay {
@@ -166,10 +173,13 @@ class FlowJournal {
  private:
   // One report's start or end into batch_ and live_.
   void note(const FlowID& f, std::string_view plugin, bool explicit_rank, Ends ends = Ends::kWrite);
-  // batch_ to the file (once writing), compacting when it grew past its bound.
+  // batch_ to the file (once writing), compacting when it grew past its bound; while the file is
+  // stale, a rewrite instead (at most once a second).
   void write_batch();
-  void append(const std::string& text);
-  void compact();
+  // False when the write failed: the file is stale from then on.
+  bool append(const std::string& text);
+  // The file rewritten from memory (with the stop's X line while stopping); true on success.
+  bool compact();
 
   std::string path_;
   UniqueFd lock_fd_;
@@ -177,6 +187,12 @@ class FlowJournal {
   std::uint64_t size_ = 0;
   std::uint64_t live_bytes_ = 0;
   bool stopping_ = false;  // stopping() was called: no compaction from then on
+  // A write failed (disk full): the file misses lines, and its last one may be cut. Nothing is
+  // appended to it (a line glued to the cut one is lost, and the missing ends would be sent again
+  // by the next start: try15l); it is rewritten from memory once writing works again.
+  bool stale_ = false;
+  std::uint64_t failed_writes_ = 0;  // since the file went stale
+  std::chrono::steady_clock::time_point last_repair_{};
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
   std::unordered_map<std::string, std::string> live_;
   // Reports whose end the backends have still to send (Ends::kDefer) -> their start and end lines:
@@ -193,6 +209,7 @@ class FlowJournal {
   }
   ReasonCounters<Outcome, 3> recovered_;
   ReasonCounters<JournalSkip, kJournalSkips> skipped_;
+  ReasonCounters<JournalFailure, kJournalFailures> failures_;
   prometheus::Gauge& bytes_;
   LogLimiter write_limiter_{1, std::chrono::seconds(60)};
   LogLimiter full_limiter_{1, std::chrono::seconds(60)};

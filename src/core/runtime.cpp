@@ -143,7 +143,8 @@ Runtime::Recovered Runtime::recover_flows(const Config& c) {
     if (listed < unconfigured.size()) which += ", ...";
     get_logger("core")->info(
         "{} the previous flowd ended at its stop {} of plugins this configuration does not run "
-        "({}): not started again (flow journal {})",
+        "({}): not started again, nor by a later start with their plugin, which adopts them "
+        "unreported as any start without a journal does (flow journal {})",
         n == 1 ? std::string("1 connection") : fmt::format("{} connections", n),
         n == 1 ? "is" : "are", which, journal_.path());
   }

@@ -3,6 +3,7 @@
 // the bound on its size (compaction), its lock, and the bus's restore of the reports it kept.
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,7 @@
 
 #include "core/bus.hpp"
 #include "core/flow_journal.hpp"
+#include "registry_metrics.hpp"
 
 namespace flowd {
 namespace {
@@ -320,6 +323,77 @@ TEST(FlowJournalFile, ASecondJournalOfTheSameDirectoryIsRefusedAndEmptyWorkDirKe
   EXPECT_FALSE(b.active());
   EXPECT_FALSE(none.open("", previous));
   EXPECT_TRUE(FlowJournal::path_for("").empty());
+}
+
+// try15l: a full disk refused a write; flowd went on appending once space came back, after a cut
+// line (the next write glued to it was lost) and without the ends it could not write: the next
+// start sent those ends again (4,871 of 5,000). Nothing is appended to a stale file: it is
+// rewritten from memory once writing works again. The full disk is RLIMIT_FSIZE here (EFBIG).
+TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritingWorks) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  j.start_writing();
+  const std::string path = j.path();
+  std::vector<FlowID> starts, ends;
+  for (std::uint16_t p = 1; p <= 200; ++p) {
+    starts.push_back(flow(p));
+    if (p <= 100) ends.push_back(flow(p, FlowState::kEnd));
+  }
+  j.record(starts, "kernel", false);
+  rlimit was{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &was), 0);
+  auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit full = was;
+  full.rlim_cur = 1000;  // smaller than the file, and than its rewrite: every write fails
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &full), 0);
+  j.record(ends, "kernel", false);
+  std::vector<FlowID> more{flow(201)};
+  j.record(more, "kernel", false);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &was), 0);
+  ::signal(SIGXFSZ, old_handler);
+  // Space again: the next write (a second after the last try) rewrites the file from memory.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::vector<FlowID> last{flow(202)};
+  j.record(last, "kernel", false);
+  const auto r = replay_journal(slurp(path), path);
+  EXPECT_EQ(r.truncated + r.malformed, 0u);
+  std::set<int> live;
+  for (const auto& rep : r.live) live.insert(rep.start.src_port);
+  std::set<int> want;
+  for (int p = 101; p <= 202; ++p) want.insert(p);
+  EXPECT_EQ(live, want) << "the ends the full disk refused are in the file, and the start too";
+  EXPECT_GE(
+      test::metric_value(metrics, "flowd_flow_journal_failures_total", {{"reason", "write_failed"}})
+          .value_or(0),
+      1);
+}
+
+// try15l: a journal larger than flowd reads (256 MiB; corrupt, or not flowd's) made every start
+// run without one until someone removed it. It is moved aside and a new one is kept.
+TEST(FlowJournalFile, AJournalTooLargeToReadIsMovedAsideAndANewOneKept) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  const std::string path = FlowJournal::path_for(dir.path);
+  {
+    std::ofstream out(path);
+    out << "S kernel i tcp 1\n";
+  }
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_EQ(::truncate(path.c_str(), (256 << 20) + 1), 0);  // sparse
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous)) << "a journal is kept";
+  EXPECT_TRUE(previous.live.empty());
+  EXPECT_TRUE(std::filesystem::exists(path + ".too-big"));
+  j.start_writing();
+  std::vector<FlowID> batch{flow(7)};
+  j.record(batch, "kernel", false);
+  const auto r = replay_journal(slurp(path), path);
+  ASSERT_EQ(r.live.size(), 1u);
+  EXPECT_EQ(r.live[0].start.src_port, 7);
 }
 
 TEST(FlowJournalFile, WhatWasLeftIsReadBackBeforeAnythingIsWritten) {
