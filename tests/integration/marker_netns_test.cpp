@@ -1835,5 +1835,45 @@ TEST_F(MarkerNetns, AReloadToAnUnusableWorkDirKeepsTheMarkerRecordWhereItWas) {
   EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
   EXPECT_EQ(records(), 0);
 }
+
+// try15l: a marker record that could not be written at start (work_dir full) was never written
+// afterwards: a kill -9 then, and the restart could not tell that the clsact was flowd's, which
+// stayed on the interface for good. It is tried again every 2 s until it is written.
+TEST_F(MarkerNetns, AMarkerRecordAFullDiskRefusedIsWrittenOnceThereIsRoom) {
+  const std::string first_dir = dir.file("cache"), small = dir.file("small");
+  std::filesystem::create_directories(small);
+  std::string out;
+  ASSERT_EQ(run_shell("mount -t tmpfs -o size=256k flowd-test " + small, "", out), 0) << out;
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      std::string o;
+      run_shell("umount -l " + path, "", o);
+    }
+  } unmount{small};
+  run_shell("dd if=/dev/zero of=" + small + "/filler bs=4k 2>&1", "", out);  // until it is full
+  std::string cfg = config("pin_path =\n");
+  cfg.replace(cfg.find("work_dir = " + first_dir), 11 + first_dir.size(), "work_dir = " + small);
+  auto flowd = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  EXPECT_TRUE(log_says(*flowd, "cannot write the marker record")) << flowd->log();
+  EXPECT_EQ(records(small), 0);
+  EXPECT_EQ(filters(), 1);
+  std::filesystem::remove(small + "/filler");
+  bool written = false;  // within a retry (2 s), on a loaded machine a few
+  for (int i = 0; i < 4 && !written; ++i) written = log_says(*flowd, "marker record " + small);
+  ASSERT_TRUE(written) << flowd->log();
+  ASSERT_EQ(records(small), 1) << flowd->log();
+  // Killed now, started again: the record says the clsact is flowd's, and the clean stop takes it.
+  flowd->signal(SIGKILL);
+  EXPECT_EQ(flowd->wait(5s), 128 + SIGKILL);
+  auto again = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+  again->signal(SIGTERM);
+  EXPECT_EQ(again->wait(5s), 0) << again->log();
+  EXPECT_EQ(filters(), 0);
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
+  EXPECT_EQ(records(small), 0);
+}
 }  // namespace
 }  // namespace flowd::test

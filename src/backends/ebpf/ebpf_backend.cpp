@@ -476,7 +476,21 @@ class EbpfBackend final : public Backend {
       every.it_value = every.it_interval;
       ::timerfd_settime(kept_timer.get(), 0, &every, nullptr);
     }
-    for (int fd : {stopfd.fd(), done.get(), watch_->fd(), kept_timer.get()}) {
+    // Armed while the marker record could not be written.
+    UniqueFd record_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!record_timer) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+    bool record_timer_armed = false;
+    const auto arm_record_timer = [&] {
+      if (record_unwritten_ == record_timer_armed) return;
+      itimerspec every{};
+      if (record_unwritten_) {
+        every.it_interval.tv_sec = kRecordRetryInterval.count();
+        every.it_value = every.it_interval;
+      }
+      ::timerfd_settime(record_timer.get(), 0, &every, nullptr);
+      record_timer_armed = record_unwritten_;
+    };
+    for (int fd : {stopfd.fd(), done.get(), watch_->fd(), kept_timer.get(), record_timer.get()}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -484,6 +498,7 @@ class EbpfBackend final : public Backend {
         throw std::system_error(errno, std::generic_category(), "epoll_ctl");
     }
     follow_interfaces();  // what changed between start() and now
+    arm_record_timer();
     for (;;) {
       epoll_event ev{};
       int n;
@@ -504,8 +519,16 @@ class EbpfBackend final : public Backend {
         }
         continue;
       }
+      if (ev.data.fd == record_timer.get()) {
+        std::uint64_t ticks;
+        [[maybe_unused]] auto r = ::read(record_timer.get(), &ticks, sizeof ticks);
+        write_record();
+        arm_record_timer();
+        continue;
+      }
       if (ev.data.fd != watch_->fd()) break;  // stopped, or the queue is closed and drained
       if (watch_->drain()) follow_interfaces();
+      arm_record_timer();
     }
     events.request_stop();
     events.join();
@@ -536,6 +559,7 @@ class EbpfBackend final : public Backend {
   static constexpr const char* kShelfKey = "ebpf:marker";
   // How often the flows kept from a killed flowd's pinned map are checked for a closed connection.
   static constexpr std::chrono::seconds kKeptCheckInterval{5};
+  static constexpr std::chrono::seconds kRecordRetryInterval{2};
 
   // The lock for `what` ("if:NAME", "pin:PATH"): reused from the predecessor, or taken; a live
   // flowd holding it is a start failure naming it.
@@ -1026,13 +1050,19 @@ class EbpfBackend final : public Backend {
       rec.hooks.push_back({a->interface(), a->ifindex(), a->created_qdisc()});
     rec.hooks.insert(rec.hooks.end(), leftovers_.begin(), leftovers_.end());
     rec.hooks.insert(rec.hooks.end(), pending.begin(), pending.end());
-    if (auto err = write_marker_record(record_path_candidate_, rec); err.empty())
+    if (auto err = write_marker_record(record_path_candidate_, rec); err.empty()) {
       record_path_ = record_path_candidate_;
-    else
+      if (std::exchange(record_unwritten_, false))
+        log_->info(
+            "marker record {} written: a restart after kill -9 knows which clsact is "
+            "flowd's again",
+            record_path_candidate_);
+    } else if (!std::exchange(record_unwritten_, true)) {
       log_->warn(
           "cannot write the marker record: {}; a restart after kill -9 will not know which "
-          "clsact flowd created",
-          err);
+          "clsact flowd created; tried again every {} s",
+          err, kRecordRetryInterval.count());
+    }
   }
 
   // The record's hook for interface `name` before the marker attaches to it: the clsact counts as
@@ -1086,7 +1116,10 @@ class EbpfBackend final : public Backend {
   std::string pin_path_;
   std::string record_path_candidate_;  // where the record goes (empty: work_dir empty)
   std::string record_path_;            // the record this instance wrote (removed at a clean stop)
-  UniqueFd record_lock_;               // held while record_path_candidate_ is this instance's
+  // The last write of the record failed (work_dir full): tried again every kRecordRetryInterval by
+  // run()'s loop (before, never: a kill -9 then left flowd's clsact for good, try15l).
+  bool record_unwritten_ = false;
+  UniqueFd record_lock_;  // held while record_path_candidate_ is this instance's
   std::vector<MarkerLock> locks_;
   flowd_marker* skel_ = nullptr;
   int map_fd_ = -1;
