@@ -284,7 +284,11 @@ FlowJournal::FlowJournal(prometheus::Registry& metrics)
 
 FlowJournal::~FlowJournal() {
   // The last chance to leave a complete file: a stale one would send ends again at the next start.
-  if (stale_ && active()) compact();
+  if (stale_ && active() && !compact())
+    get_logger("core")->warn(
+        "flow journal {}: could not be brought up to date before flowd exits (see above): the "
+        "next start reads an outdated journal: ends it sends again, starts it cannot end",
+        path_);
 }
 
 std::string FlowJournal::path_for(const std::string& work_dir) {
@@ -324,11 +328,18 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
                         st.st_uid == ::geteuid() &&
                         static_cast<std::uint64_t>(st.st_size) > kMaxRead) {
     const std::string aside = path + ".too-big";
+    struct stat there {};
+    const bool replacing = ::lstat(aside.c_str(), &there) == 0;
     if (::rename(path.c_str(), aside.c_str()) == 0)
       log->warn(
-          "flow journal {}: {} bytes, more than flowd reads ({}): moved aside to {}; the flows it "
-          "held are not ended by this start, and a new journal is kept",
-          path, st.st_size, kMaxRead, aside);
+          "flow journal {}: {} bytes, more than flowd reads ({}): moved aside to {}{}; the flows "
+          "it held are not ended by this start, and a new journal is kept",
+          path, st.st_size, kMaxRead, aside, replacing ? " (replacing the one there)" : "");
+    else
+      log->warn(
+          "flow journal {}: {} bytes, more than flowd reads ({}), cannot be moved aside to "
+          "{}: {}",
+          path, st.st_size, kMaxRead, aside, std::strerror(errno));
   }
   std::string error;
   auto body = read_owned_regular_file(path, kMaxRead, error);
@@ -370,6 +381,31 @@ void FlowJournal::restarts_taken(std::string_view plugin) {
   if (fd_ && !stopping_) compact();
 }
 
+std::string FlowJournal::rewrite_in_place(const std::string& body) {
+  // No room for a new file beside it (work_dir full, or a directory flowd cannot add to): the file
+  // itself, emptied first (which frees its blocks), then written. Not atomic: a kill in the middle
+  // leaves its first lines, which are read back; the stale file it replaces was wrong anyway.
+  try {
+    UniqueFd f = open_owned_regular_file(path_, O_APPEND | O_TRUNC, 0600);
+    std::size_t done = 0;
+    std::string error;
+    while (done < body.size()) {
+      const ssize_t n = ::write(f.get(), body.data() + done, body.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = n < 0 ? std::strerror(errno) : "short write";
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    size_ = done;
+    fd_ = std::move(f);
+    return error;
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
 bool FlowJournal::compact() {
   std::string body = fmt::format("P {}\n", ::getpid());
   // Before the live reports: a restart's start line of the same connection, later, takes the R
@@ -382,19 +418,20 @@ bool FlowJournal::compact() {
   if (stopping_) body += fmt::format("X {}\n", ::getpid());
   fd_.reset();
   bool ok = true;
-  if (auto err = replace_file_atomically(path_, body, 0600); !err.empty()) {
-    failures_.add(JournalFailure::kRewriteFailed);
-    limited_warn(*get_logger("core"), write_limiter_, "flow journal: cannot rewrite {}", err);
-    ok = false;
-  } else {
+  if (auto err = replace_file_atomically(path_, body, 0600); err.empty()) {
     size_ = body.size();
-  }
-  try {
-    fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
-  } catch (const std::exception& e) {
-    limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
+  } else if (auto in_place = rewrite_in_place(body); !in_place.empty()) {
+    failures_.add(JournalFailure::kRewriteFailed);
+    limited_warn(*get_logger("core"), write_limiter_,
+                 "flow journal: cannot rewrite {} (nor in place: {})", err, in_place);
     ok = false;
   }
+  if (!fd_) try {
+      fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
+    } catch (const std::exception& e) {
+      limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
+      ok = false;
+    }
   if (struct stat st{}; !ok && fd_ && ::fstat(fd_.get(), &st) == 0)
     size_ = static_cast<std::uint64_t>(st.st_size);  // what the file holds, not what it should
   if (!ok) {
@@ -402,9 +439,10 @@ bool FlowJournal::compact() {
   } else if (stale_) {
     stale_ = false;
     get_logger("core")->info(
-        "flow journal {}: rewritten from memory after {} failed write{}: complete again", path_,
-        failed_writes_, failed_writes_ == 1 ? "" : "s");
-    failed_writes_ = 0;
+        "flow journal {}: rewritten from memory after {} batch{} it could not write: complete "
+        "again",
+        path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es");
+    unwritten_batches_ = 0;
   }
   bytes_.Set(static_cast<double>(size_));
   return ok;
@@ -499,7 +537,7 @@ void FlowJournal::write_batch() {
   if (stale_) {
     // Memory holds what the file should: rewritten from it, at most once a second (a full disk
     // refuses every write; a flood must not rewrite the whole journal at each batch).
-    ++failed_writes_;
+    ++unwritten_batches_;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_repair_ < std::chrono::seconds(1)) return;
     last_repair_ = now;
@@ -507,6 +545,18 @@ void FlowJournal::write_batch() {
     return;
   }
   if (!fd_ || !append(batch_)) return;
+  // Removed while flowd runs (rm, a clean-up script): the writes went to a file nobody reads, and a
+  // start after a kill found no journal. Looked at once a second at most.
+  if (const auto now = std::chrono::steady_clock::now();
+      now - last_link_check_ >= std::chrono::seconds(1)) {
+    last_link_check_ = now;
+    if (struct stat st{}; ::fstat(fd_.get(), &st) == 0 && st.st_nlink == 0) {
+      limited_warn(*get_logger("core"), write_limiter_,
+                   "flow journal {} was removed while flowd runs: written again", path_);
+      compact();
+      return;
+    }
+  }
   // Not while the daemon stops: the X line and the stop's ends after it must stay (they are at
   // most one line per live report).
   if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
@@ -524,7 +574,7 @@ bool FlowJournal::append(const std::string& text) {
   const int err = errno;
   if (n > 0) size_ += static_cast<std::size_t>(n);
   failures_.add(JournalFailure::kWriteFailed);
-  ++failed_writes_;
+  ++unwritten_batches_;
   limited_warn(*get_logger("core"), write_limiter_,
                "flow journal: writing {}: {}; nothing more is appended, it is rewritten from "
                "memory once writing works again (a kill -9 meanwhile leaves the next start an "

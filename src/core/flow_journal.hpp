@@ -180,6 +180,8 @@ class FlowJournal {
   bool append(const std::string& text);
   // The file rewritten from memory (with the stop's X line while stopping); true on success.
   bool compact();
+  // `body` written over the file itself (emptied first): "" or why not. Sets fd_ and size_.
+  std::string rewrite_in_place(const std::string& body);
 
   std::string path_;
   UniqueFd lock_fd_;
@@ -191,8 +193,8 @@ class FlowJournal {
   // appended to it (a line glued to the cut one is lost, and the missing ends would be sent again
   // by the next start: try15l); it is rewritten from memory once writing works again.
   bool stale_ = false;
-  std::uint64_t failed_writes_ = 0;  // since the file went stale
-  std::chrono::steady_clock::time_point last_repair_{};
+  std::uint64_t unwritten_batches_ = 0;  // since the file went stale
+  std::chrono::steady_clock::time_point last_repair_{}, last_link_check_{};
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.
   std::unordered_map<std::string, std::string> live_;
   // Reports whose end the backends have still to send (Ends::kDefer) -> their start and end lines:

@@ -371,6 +371,25 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
       1);
 }
 
+// try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
+// reads: a start after a kill found none. It is written again at the next batch a second on.
+TEST(FlowJournalFile, AJournalRemovedWhileFlowdRunsIsWrittenAgain) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  j.start_writing();
+  std::vector<FlowID> first{flow(1)};
+  j.record(first, "kernel", false);
+  ASSERT_EQ(::unlink(j.path().c_str()), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::vector<FlowID> second{flow(2)};
+  j.record(second, "kernel", false);
+  ASSERT_TRUE(std::filesystem::exists(j.path()));
+  EXPECT_EQ(replay_journal(slurp(j.path()), j.path()).live.size(), 2u);
+}
+
 // try15l: a journal larger than flowd reads (256 MiB; corrupt, or not flowd's) made every start
 // run without one until someone removed it. It is moved aside and a new one is kept.
 TEST(FlowJournalFile, AJournalTooLargeToReadIsMovedAsideAndANewOneKept) {

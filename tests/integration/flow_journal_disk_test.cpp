@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// The flow journal on a work_dir that fills up: a tmpfs of the test's own (privileged: mount).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "daemon_fixture.hpp"
+
+namespace flowd::test {
+namespace {
+
+// The Daemon's configuration, np_api checking no connection (its flows stay live until ended).
+std::string np_config(const Daemon& d) {
+  std::string cfg = d.config();
+  const std::string section = "[plugin.np_api]\n";
+  cfg.insert(cfg.find(section) + section.size(), "check_interval = 0\n");
+  return cfg;
+}
+
+// np_api lines for the flows from 127.0.0.1 ports [from, to).
+std::string lines(const std::string& state, int from, int to) {
+  std::string out;
+  for (int p = from; p < to; ++p)
+    out += state + " tcp 127.0.0.1 " + std::to_string(p) + " 127.0.0.1 5777 2 9\n";
+  return out;
+}
+
+// A tmpfs of `size` mounted on `dir` for the object's lifetime.
+struct Tmpfs {
+  Tmpfs(const std::string& dir, const std::string& size) : path(dir) {
+    std::string out;
+    ok = run_shell("mount -t tmpfs -o size=" + size + ",mode=0755 flowd-test " + dir, "", out) == 0;
+  }
+  ~Tmpfs() {
+    std::string out;
+    if (ok) run_shell("umount -l " + path, "", out);
+  }
+  std::string path;
+  bool ok = false;
+};
+
+// try15l, try15m: work_dir filled up while flows ended and started. flowd went on appending once
+// there was room again (after a cut line), and could not write its stop's line with the disk
+// still full: the next start sent again the ends the full disk had refused (and could not end the
+// flows started meanwhile). The journal is rewritten from memory, in place when there is no room
+// for a new file, here at the stop with the disk still full.
+TEST(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
+  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to mount a tmpfs as work_dir";
+  Daemon d;
+  const std::string work = d.dir.file("cache");
+  std::filesystem::create_directories(work);
+  Tmpfs fs(work, "1m");
+  ASSERT_TRUE(fs.ok);
+  d.start(np_config(d));
+  write_pipe(d.pipe(), lines("start", 10000, 12000));
+  ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
+  std::string out;
+  run_shell("dd if=/dev/zero of=" + work + "/filler bs=4k 2>&1", "", out);  // until it is full
+  write_pipe(d.pipe(), lines("end", 10000, 12000));
+  ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
+  write_pipe(d.pipe(), lines("start", 20000, 20500));
+  ASSERT_EQ(d.rx4.receive_many(500).size(), 500u) << d.proc->log();
+  const std::string m = d.scrape_until(
+      "flowd_flow_journal_failures_total{reason=\"write_failed\"}", 1);
+  EXPECT_GE(metric_value(m, "flowd_flow_journal_failures_total{reason=\"write_failed\"}").value_or(0),
+            1)
+      << m;
+  // Stopped with the disk still full; started again once there is room.
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_NE(d.proc->log().find("rewritten from memory"), std::string::npos) << d.proc->log();
+  std::filesystem::remove(work + "/filler");
+  d.start(np_config(d));
+  // The 500 left live by the clean stop end now (their connections are closed), and only they.
+  std::map<int, int> ended;
+  for (const auto& msg : d.rx4.receive_many(2500, 2s)) {
+    auto j = nlohmann::json::parse(msg.substr(msg.find('{')));
+    if (j["flow-lifecycle"]["state"] == "end") ++ended[j["flow-id"]["src-port"].get<int>()];
+  }
+  std::size_t old_ones = 0, twice = 0;
+  for (const auto& [port, n] : ended) {
+    old_ones += port < 20000;
+    twice += n > 1;
+  }
+  EXPECT_EQ(old_ones, 0u) << "ends the full disk refused to journal, sent again\n" << d.proc->log();
+  EXPECT_EQ(twice, 0u);
+  EXPECT_EQ(ended.size(), 500u) << "the flows started while the disk was full\n" << d.proc->log();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace flowd::test
