@@ -64,10 +64,10 @@ TEST(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
   ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
   write_pipe(d.pipe(), lines("start", 20000, 20500));
   ASSERT_EQ(d.rx4.receive_many(500).size(), 500u) << d.proc->log();
-  const std::string m = d.scrape_until(
-      "flowd_flow_journal_failures_total{reason=\"write_failed\"}", 1);
-  EXPECT_GE(metric_value(m, "flowd_flow_journal_failures_total{reason=\"write_failed\"}").value_or(0),
-            1)
+  const std::string m =
+      d.scrape_until("flowd_flow_journal_failures_total{reason=\"write_failed\"}", 1);
+  EXPECT_GE(
+      metric_value(m, "flowd_flow_journal_failures_total{reason=\"write_failed\"}").value_or(0), 1)
       << m;
   // Stopped with the disk still full; started again once there is room.
   EXPECT_EQ(d.stop(), 0);
