@@ -265,6 +265,20 @@ class MarkerNetns : public ::testing::Test {
     return std::stoi(out);
   }
 
+  // `flowd`, its marker record written, killed with -9, then flowd started again with `cfg` and
+  // stopped cleanly: the record told the restart that the clsact was flowd's, and nothing of
+  // flowd's stays on the interface.
+  void kill9_then_clean_restart(FlowdProcess& flowd, const std::string& cfg) {
+    flowd.signal(SIGKILL);
+    EXPECT_EQ(flowd.wait(5s), 128 + SIGKILL);
+    auto again = start_flowd(cfg);
+    ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+    again->signal(SIGTERM);
+    EXPECT_EQ(again->wait(5s), 0) << again->log();
+    EXPECT_EQ(filters(), 0);
+    EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
+  }
+
   // Waits up to 3 s for `text` in flowd's log.
   static bool log_says(FlowdProcess& p, const std::string& text) {
     for (int i = 0; i < 300; ++i) {
@@ -1825,14 +1839,7 @@ TEST_F(MarkerNetns, AReloadToAnUnusableWorkDirKeepsTheMarkerRecordWhereItWas) {
   EXPECT_EQ(filters(), 1);
   // Killed now, started again with the first work_dir: the record says the clsact is flowd's, and
   // the clean stop takes it away.
-  flowd->signal(SIGKILL);
-  EXPECT_EQ(flowd->wait(5s), 128 + SIGKILL);
-  auto again = start_flowd(cfg);
-  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
-  again->signal(SIGTERM);
-  EXPECT_EQ(again->wait(5s), 0) << again->log();
-  EXPECT_EQ(filters(), 0);
-  EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
+  kill9_then_clean_restart(*flowd, cfg);
   EXPECT_EQ(records(), 0);
 }
 
@@ -1865,14 +1872,7 @@ TEST_F(MarkerNetns, AMarkerRecordAFullDiskRefusedIsWrittenOnceThereIsRoom) {
   ASSERT_TRUE(written) << flowd->log();
   ASSERT_EQ(records(small), 1) << flowd->log();
   // Killed now, started again: the record says the clsact is flowd's, and the clean stop takes it.
-  flowd->signal(SIGKILL);
-  EXPECT_EQ(flowd->wait(5s), 128 + SIGKILL);
-  auto again = start_flowd(cfg);
-  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
-  again->signal(SIGTERM);
-  EXPECT_EQ(again->wait(5s), 0) << again->log();
-  EXPECT_EQ(filters(), 0);
-  EXPECT_FALSE(has_clsact(net->veth_a)) << "flowd's own clsact stayed\n" << again->log();
+  kill9_then_clean_restart(*flowd, cfg);
   EXPECT_EQ(records(small), 0);
 }
 }  // namespace
