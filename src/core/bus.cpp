@@ -414,6 +414,13 @@ void Bus::restarts_taken(std::string_view plugin) {
   if (journal_) journal_->restarts_taken(plugin);
 }
 
+bool Bus::retry_journal() {
+  std::lock_guard lock(local_mu_);
+  if (!journal_ || !journal_->stale()) return false;
+  journal_->repair_if_due();
+  return journal_->stale();
+}
+
 void Bus::stopping() {
   std::lock_guard lock(local_mu_);
   if (journal_) journal_->stopping();

@@ -99,6 +99,9 @@ class Bus {
   void settle_journal_ends();
   // The daemon stops: the journal marks the ends that follow as the stop's.
   void stopping();
+  // The flow journal's file is behind (a write failed): a rewrite is tried (at most once a
+  // second). True while it stays behind: the daemon calls again a second later.
+  bool retry_journal();
 
  private:
   class PluginPublisher;

@@ -361,7 +361,9 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
                      {runtime.failure_fd(), POLLIN, 0},
                      {tfd, POLLIN, 0},
                      {reload ? reload->done_fd : -1, POLLIN, 0}};  // poll() skips negative fds
-    int n = poll(fds, 4, -1);
+    // A flow journal a full disk left behind is tried again each second while flowd is idle
+    // (try15m: a kill -9 after the disk had room again, with no flow since, found it outdated).
+    int n = poll(fds, 4, runtime.retry_journal() ? 1000 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       log->error("poll: {}", std::strerror(errno));

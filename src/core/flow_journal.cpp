@@ -538,10 +538,7 @@ void FlowJournal::write_batch() {
     // Memory holds what the file should: rewritten from it, at most once a second (a full disk
     // refuses every write; a flood must not rewrite the whole journal at each batch).
     ++unwritten_batches_;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_repair_ < std::chrono::seconds(1)) return;
-    last_repair_ = now;
-    compact();
+    repair_if_due();
     return;
   }
   if (!fd_ || !append(batch_)) return;
@@ -593,6 +590,14 @@ void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
   recovered_.add(Outcome::kFollowed, static_cast<double>(followed));
   recovered_.add(Outcome::kEnded, static_cast<double>(ended));
   recovered_.add(Outcome::kRestarted, static_cast<double>(restarted));
+}
+
+void FlowJournal::repair_if_due() {
+  if (!stale_ || !active()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_repair_ < std::chrono::seconds(1)) return;
+  last_repair_ = now;
+  compact();
 }
 
 void FlowJournal::stopping() {

@@ -160,6 +160,12 @@ class FlowJournal {
   // The daemon stops (Runtime::stop_all): the ends recorded from now on are the stop's. Called
   // under the bus's mutex.
   void stopping();
+  // The file is behind what flowd reported (a write failed): rewritten from memory at the next
+  // record(), or by repair_if_due(). Called under the bus's mutex.
+  bool stale() const { return stale_; }
+  // A stale file rewritten from memory, unless the last try was less than a second ago (the daemon
+  // calls it while idle: nothing else retries without a flow to record). Under the bus's mutex.
+  void repair_if_due();
   // The recovery's count of what became of each report left live, and of the stop's reports
   // started again.
   void count_recovered(std::uint64_t followed, std::uint64_t ended, std::uint64_t restarted);

@@ -51,6 +51,9 @@ class Runtime {
   // The daemon is stopping: components' network work in start()/reloaded() gives up
   // (Context::stopping). Thread-safe; cannot be undone.
   void request_stop() { stopping_.request_stop(); }
+  // Bus::retry_journal: true while the flow journal's file stays behind (the main loop's poll then
+  // wakes a second later to try again).
+  bool retry_journal() { return bus_.retry_journal(); }
   std::stop_token stopping() const { return stopping_.get_token(); }
 
  private:

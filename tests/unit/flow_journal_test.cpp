@@ -371,6 +371,44 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
       1);
 }
 
+// try15m: the rewrite was tried only when a flow was recorded: a kill -9 after the disk had room
+// again, with no flow since, found the journal outdated. The daemon's main loop retries each second
+// while the file is behind (Bus::retry_journal).
+TEST(FlowJournalFile, AStaleJournalIsRewrittenWhileIdle) {
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  j.start_writing();
+  Bus bus(metrics);
+  bus.set_journal(&j);
+  EXPECT_FALSE(bus.retry_journal()) << "nothing to retry";
+  std::vector<FlowID> starts, ends;
+  for (std::uint16_t p = 1; p <= 50; ++p) {
+    starts.push_back(flow(p));
+    if (p <= 25) ends.push_back(flow(p, FlowState::kEnd));
+  }
+  j.record(starts, "kernel", false);
+  rlimit was{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &was), 0);
+  auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit full = was;
+  full.rlim_cur = 100;  // less than the 25 live starts' rewrite
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &full), 0);
+  j.record(ends, "kernel", false);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &was), 0);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(j.stale());
+  EXPECT_TRUE(bus.retry_journal()) << "not due yet: tried a moment ago";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_FALSE(bus.retry_journal()) << "rewritten";
+  const auto r = replay_journal(slurp(j.path()), j.path());
+  EXPECT_EQ(r.truncated + r.malformed, 0u);
+  EXPECT_EQ(r.live.size(), 25u) << "the ends the full disk refused are in the file";
+  bus.set_journal(nullptr);
+}
+
 // try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
 // reads: a start after a kill found none. It is written again at the next batch a second on.
 TEST(FlowJournalFile, AJournalRemovedWhileFlowdRunsIsWrittenAgain) {
