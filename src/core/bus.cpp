@@ -414,6 +414,11 @@ void Bus::restarts_taken(std::string_view plugin) {
   if (journal_) journal_->restarts_taken(plugin);
 }
 
+int Bus::journal_stale_fd() {
+  std::lock_guard lock(local_mu_);
+  return journal_ && journal_->active() ? journal_->stale_fd() : -1;
+}
+
 bool Bus::retry_journal() {
   std::lock_guard lock(local_mu_);
   if (!journal_ || !journal_->stale()) return false;

@@ -102,6 +102,9 @@ class Bus {
   // The flow journal's file is behind (a write failed): a rewrite is tried (at most once a
   // second). True while it stays behind: the daemon calls again a second later.
   bool retry_journal();
+  // The flow journal's FlowJournal::stale_fd() (-1: no journal): readable once its file went
+  // behind. Set at the start, before the daemon's main loop runs.
+  int journal_stale_fd();
 
  private:
   class PluginPublisher;

@@ -356,14 +356,22 @@ int run_daemon(const DaemonOptions& opts, const ComponentTable& components) {
     reload.reset();
   };
   if (startup.reload_requested()) start_reload();
+  const int journal_fd = runtime.journal_stale_fd();
   while (running) {
-    pollfd fds[4] = {{sfd, POLLIN, 0},
+    pollfd fds[5] = {{sfd, POLLIN, 0},
                      {runtime.failure_fd(), POLLIN, 0},
                      {tfd, POLLIN, 0},
-                     {reload ? reload->done_fd : -1, POLLIN, 0}};  // poll() skips negative fds
-    // A flow journal a full disk left behind is tried again each second while flowd is idle
-    // (try15m: a kill -9 after the disk had room again, with no flow since, found it outdated).
-    int n = poll(fds, 4, runtime.retry_journal() ? 1000 : -1);
+                     {reload ? reload->done_fd : -1, POLLIN, 0},  // poll() skips negative fds
+                     {journal_fd, POLLIN, 0}};
+    // A flow journal a full disk left behind (its eventfd says when) is tried again each second
+    // while flowd is idle (try15m: a kill -9 after the disk had room again, with no flow since,
+    // found it outdated).
+    int n = poll(fds, 5, runtime.retry_journal() ? 1000 : -1);
+    if (n > 0 && fds[4].revents) {
+      std::uint64_t ticks;
+      [[maybe_unused]] auto r = read(journal_fd, &ticks, sizeof ticks);
+      continue;  // the loop's next poll tries it
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       log->error("poll: {}", std::strerror(errno));

@@ -2,6 +2,7 @@
 #include "core/flow_journal.hpp"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -257,7 +258,8 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
 }
 
 FlowJournal::FlowJournal(prometheus::Registry& metrics)
-    : recovered_(
+    : stale_event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      recovered_(
           metrics, "flowd_flow_journal_recovered_total",
           "Live local flow reports a previous flowd left in the flow journal, by what a "
           "start made of them: followed (restored, its plugin follows it on), ended (its "
@@ -435,7 +437,7 @@ bool FlowJournal::compact() {
   if (struct stat st{}; !ok && fd_ && ::fstat(fd_.get(), &st) == 0)
     size_ = static_cast<std::uint64_t>(st.st_size);  // what the file holds, not what it should
   if (!ok) {
-    stale_ = true;
+    mark_stale();
   } else if (stale_) {
     stale_ = false;
     get_logger("core")->info(
@@ -578,7 +580,7 @@ bool FlowJournal::append(const std::string& text) {
                "outdated journal: ends sent again, starts without their end; "
                "flowd_flow_journal_failures_total)",
                path_, n < 0 ? std::strerror(err) : "short write");
-  stale_ = true;
+  mark_stale();
   last_repair_ = std::chrono::steady_clock::now();
   compact();  // at once: the cut line must not stay the file's last
   bytes_.Set(static_cast<double>(size_));
@@ -590,6 +592,13 @@ void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
   recovered_.add(Outcome::kFollowed, static_cast<double>(followed));
   recovered_.add(Outcome::kEnded, static_cast<double>(ended));
   recovered_.add(Outcome::kRestarted, static_cast<double>(restarted));
+}
+
+void FlowJournal::mark_stale() {
+  if (std::exchange(stale_, true)) return;
+  // Wakes the daemon's main loop, which tries again each second while flowd is idle.
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(stale_event_.get(), &one, sizeof one);
 }
 
 void FlowJournal::repair_if_due() {

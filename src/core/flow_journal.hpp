@@ -163,6 +163,8 @@ class FlowJournal {
   // The file is behind what flowd reported (a write failed): rewritten from memory at the next
   // record(), or by repair_if_due(). Called under the bus's mutex.
   bool stale() const { return stale_; }
+  // Readable (an eventfd) once the file went stale: the daemon's main loop waits on it.
+  int stale_fd() const { return stale_event_.get(); }
   // A stale file rewritten from memory, unless the last try was less than a second ago (the daemon
   // calls it while idle: nothing else retries without a flow to record). Under the bus's mutex.
   void repair_if_due();
@@ -199,6 +201,8 @@ class FlowJournal {
   // appended to it (a line glued to the cut one is lost, and the missing ends would be sent again
   // by the next start: try15l); it is rewritten from memory once writing works again.
   bool stale_ = false;
+  UniqueFd stale_event_;  // written when stale_ becomes true
+  void mark_stale();
   std::uint64_t unwritten_batches_ = 0;  // since the file went stale
   std::chrono::steady_clock::time_point last_repair_{}, last_link_check_{};
   // Live report -> its start line, by plugin, rank and the arbiter's key of the connection.

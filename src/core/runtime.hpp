@@ -54,6 +54,7 @@ class Runtime {
   // Bus::retry_journal: true while the flow journal's file stays behind (the main loop's poll then
   // wakes a second later to try again).
   bool retry_journal() { return bus_.retry_journal(); }
+  int journal_stale_fd() { return bus_.journal_stale_fd(); }
   std::stop_token stopping() const { return stopping_.get_token(); }
 
  private:
