@@ -418,15 +418,37 @@ bool FlowJournal::compact() {
   // A repair while the daemon stops: the ends that follow are the stop's (those written before
   // are not in memory: their connections are not started again, nor ended twice).
   if (stopping_) body += fmt::format("X {}\n", ::getpid());
-  fd_.reset();
   bool ok = true;
   if (auto err = replace_file_atomically(path_, body, 0600); err.empty()) {
+    fd_.reset();  // the replaced file's
     size_ = body.size();
-  } else if (auto in_place = rewrite_in_place(body); !in_place.empty()) {
+  } else if (!stale_ && fd_) {
+    // A rewrite to shrink a complete file failed (no room for a new file, a read-only directory):
+    // it is appended to as it is (try15n: a read-only work_dir stopped the appends that worked).
     failures_.add(JournalFailure::kRewriteFailed);
+    last_repair_ = std::chrono::steady_clock::now();  // the next try a second on at the earliest
     limited_warn(*get_logger("core"), write_limiter_,
-                 "flow journal: cannot rewrite {} (nor in place: {})", err, in_place);
-    ok = false;
+                 "flow journal: cannot rewrite {}; appended to as it is", err);
+    return false;
+  } else {
+    // Behind (or not written yet): written over in place when the new content fits in what the
+    // file holds (emptying it frees its blocks); else left as it is for a later try, since an
+    // in-place write cut short would lose reports the file holds (try15n).
+    struct stat st {};
+    const bool there = ::lstat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    std::string in_place =
+        there ? fmt::format("{} bytes, more than the {} it holds", body.size(), st.st_size)
+              : std::string(std::strerror(ENOENT));
+    if (!there || body.size() <= static_cast<std::uint64_t>(st.st_size)) {
+      fd_.reset();
+      in_place = rewrite_in_place(body);
+    }
+    if (!in_place.empty()) {
+      failures_.add(JournalFailure::kRewriteFailed);
+      limited_warn(*get_logger("core"), write_limiter_,
+                   "flow journal: cannot rewrite {} (nor in place: {})", err, in_place);
+      ok = false;
+    }
   }
   if (!fd_) try {
       fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
@@ -434,16 +456,16 @@ bool FlowJournal::compact() {
       limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
       ok = false;
     }
-  if (struct stat st{}; !ok && fd_ && ::fstat(fd_.get(), &st) == 0)
-    size_ = static_cast<std::uint64_t>(st.st_size);  // what the file holds, not what it should
+  // What the file holds, not what it should (none: 0).
+  if (struct stat st{}; !ok) size_ = fd_ && ::fstat(fd_.get(), &st) == 0 ? st.st_size : 0;
   if (!ok) {
     mark_stale();
   } else if (stale_) {
     stale_ = false;
-    get_logger("core")->info(
-        "flow journal {}: rewritten from memory after {} batch{} it could not write: complete "
-        "again",
-        path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es");
+    limited_log(*get_logger("core"), repaired_limiter_, spdlog::level::info,
+                "flow journal {}: rewritten from memory after {} batch{} it could not write: "
+                "complete again",
+                path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es");
     unwritten_batches_ = 0;
   }
   bytes_.Set(static_cast<double>(size_));
@@ -558,7 +580,11 @@ void FlowJournal::write_batch() {
   }
   // Not while the daemon stops: the X line and the stop's ends after it must stay (they are at
   // most one line per live report).
-  if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_)) compact();
+  // A rewrite that failed (no room, a read-only directory) is tried again a second on at the
+  // earliest, not at each batch.
+  if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_) &&
+      std::chrono::steady_clock::now() - last_repair_ >= std::chrono::seconds(1))
+    compact();
 }
 
 bool FlowJournal::append(const std::string& text) {
@@ -581,8 +607,10 @@ bool FlowJournal::append(const std::string& text) {
                "flowd_flow_journal_failures_total)",
                path_, n < 0 ? std::strerror(err) : "short write");
   mark_stale();
-  last_repair_ = std::chrono::steady_clock::now();
-  compact();  // at once: the cut line must not stay the file's last
+  // At once (the cut line must not stay the file's last), unless a rewrite was tried less than a
+  // second ago: on a full disk with flows coming, every batch failed and rewrote the whole file
+  // (try15n: "complete again" 30 times a second).
+  repair_if_due();
   bytes_.Set(static_cast<double>(size_));
   return false;
 }

@@ -225,6 +225,7 @@ class FlowJournal {
   prometheus::Gauge& bytes_;
   LogLimiter write_limiter_{1, std::chrono::seconds(60)};
   LogLimiter full_limiter_{1, std::chrono::seconds(60)};
+  LogLimiter repaired_limiter_{1, std::chrono::seconds(60)};
 };
 
 }  // namespace flowd
