@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -44,23 +45,45 @@ struct Tmpfs {
   bool ok = false;
 };
 
+// flowd (np_api, udp_firefly, prometheus) running with its work_dir on a tmpfs of 1 MiB.
+class FlowJournalDisk : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to mount a tmpfs as work_dir";
+    std::filesystem::create_directories(work);
+    fs = std::make_unique<Tmpfs>(work, "1m");
+    ASSERT_TRUE(fs->ok);
+    d.start(np_config(d));
+  }
+  // Fills the tmpfs (a filler file, until no block is left).
+  void fill() {
+    std::string out;
+    run_shell("dd if=/dev/zero of=" + work + "/filler bs=4k 2>&1", "", out);
+  }
+  // The ends the collector receives (up to `count`, until quiet for `idle`), by source port.
+  std::map<int, int> ends_by_port(std::size_t count, std::chrono::milliseconds idle) {
+    std::map<int, int> ended;
+    for (const auto& msg : d.rx4.receive_many(count, idle)) {
+      auto j = nlohmann::json::parse(msg.substr(msg.find('{')));
+      if (j["flow-lifecycle"]["state"] == "end") ++ended[j["flow-id"]["src-port"].get<int>()];
+    }
+    return ended;
+  }
+
+  Daemon d;
+  const std::string work = d.dir.file("cache");
+  std::unique_ptr<Tmpfs> fs;  // after d: unmounted before its directory goes
+};
+
 // try15l, try15m: work_dir filled up while flows ended and started. flowd went on appending once
 // there was room again (after a cut line), and could not write its stop's line with the disk
 // still full: the next start sent again the ends the full disk had refused (and could not end the
 // flows started meanwhile). The journal is rewritten from memory, in place when there is no room
 // for a new file, here at the stop with the disk still full.
-TEST(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
-  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to mount a tmpfs as work_dir";
-  Daemon d;
-  const std::string work = d.dir.file("cache");
-  std::filesystem::create_directories(work);
-  Tmpfs fs(work, "1m");
-  ASSERT_TRUE(fs.ok);
-  d.start(np_config(d));
+TEST_F(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
   write_pipe(d.pipe(), lines("start", 10000, 12000));
   ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
-  std::string out;
-  run_shell("dd if=/dev/zero of=" + work + "/filler bs=4k 2>&1", "", out);  // until it is full
+  fill();
   write_pipe(d.pipe(), lines("end", 10000, 12000));
   ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
   write_pipe(d.pipe(), lines("start", 20000, 20500));
@@ -76,11 +99,7 @@ TEST(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
   std::filesystem::remove(work + "/filler");
   d.start(np_config(d));
   // The 500 left live by the clean stop end now (their connections are closed), and only they.
-  std::map<int, int> ended;
-  for (const auto& msg : d.rx4.receive_many(2500, 2s)) {
-    auto j = nlohmann::json::parse(msg.substr(msg.find('{')));
-    if (j["flow-lifecycle"]["state"] == "end") ++ended[j["flow-id"]["src-port"].get<int>()];
-  }
+  const auto ended = ends_by_port(2500, 2s);
   std::size_t old_ones = 0, twice = 0;
   for (const auto& [port, n] : ended) {
     old_ones += port < 20000;
@@ -96,18 +115,10 @@ TEST(FlowJournalDisk, AWorkDirFullAtTheStopLeavesTheJournalExact) {
 // room again, a kill -9 left the next start an outdated journal (here: starts the full disk
 // refused, more than the journal's own blocks could take in place, so never ended). The main
 // loop tries each second while the file is behind.
-TEST(FlowJournalDisk, AJournalLeftBehindIsRewrittenWhileFlowdIsIdle) {
-  if (geteuid() != 0) GTEST_SKIP() << "privileged: needs root to mount a tmpfs as work_dir";
-  Daemon d;
-  const std::string work = d.dir.file("cache");
-  std::filesystem::create_directories(work);
-  Tmpfs fs(work, "1m");
-  ASSERT_TRUE(fs.ok);
-  d.start(np_config(d));
+TEST_F(FlowJournalDisk, AJournalLeftBehindIsRewrittenWhileFlowdIsIdle) {
   write_pipe(d.pipe(), lines("start", 10000, 11000));
   ASSERT_EQ(d.rx4.receive_many(1000).size(), 1000u) << d.proc->log();
-  std::string out;
-  run_shell("dd if=/dev/zero of=" + work + "/filler bs=4k 2>&1", "", out);
+  fill();
   write_pipe(d.pipe(), lines("start", 20000, 23000));
   ASSERT_EQ(d.rx4.receive_many(3000).size(), 3000u) << d.proc->log();
   std::filesystem::remove(work + "/filler");
@@ -120,11 +131,7 @@ TEST(FlowJournalDisk, AJournalLeftBehindIsRewrittenWhileFlowdIsIdle) {
   d.proc->signal(SIGKILL);
   ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
   d.start(np_config(d));
-  std::map<int, int> ended;
-  for (const auto& msg : d.rx4.receive_many(4000, 2s)) {
-    auto j = nlohmann::json::parse(msg.substr(msg.find('{')));
-    if (j["flow-lifecycle"]["state"] == "end") ++ended[j["flow-id"]["src-port"].get<int>()];
-  }
+  const auto ended = ends_by_port(4000, 2s);
   EXPECT_EQ(ended.size(), 4000u) << "every flow ends once, those the full disk refused too\n"
                                  << d.proc->log();
   std::size_t twice = 0;

@@ -325,6 +325,25 @@ TEST(FlowJournalFile, ASecondJournalOfTheSameDirectoryIsRefusedAndEmptyWorkDirKe
   EXPECT_TRUE(FlowJournal::path_for("").empty());
 }
 
+// A "full disk" for this process while it lives: files cannot grow past `bytes` (RLIMIT_FSIZE;
+// a write beyond fails with EFBIG instead of raising SIGXFSZ).
+struct FullDisk {
+  explicit FullDisk(rlim_t bytes) {
+    ok = ::getrlimit(RLIMIT_FSIZE, &was) == 0;
+    old_handler = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit full = was;
+    full.rlim_cur = bytes;
+    ok = ok && ::setrlimit(RLIMIT_FSIZE, &full) == 0;
+  }
+  ~FullDisk() {
+    ::setrlimit(RLIMIT_FSIZE, &was);
+    ::signal(SIGXFSZ, old_handler);
+  }
+  rlimit was{};
+  void (*old_handler)(int) = nullptr;
+  bool ok = false;
+};
+
 // try15l: a full disk refused a write; flowd went on appending once space came back, after a cut
 // line (the next write glued to it was lost) and without the ends it could not write: the next
 // start sent those ends again (4,871 of 5,000). Nothing is appended to a stale file: it is
@@ -343,17 +362,13 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
     if (p <= 100) ends.push_back(flow(p, FlowState::kEnd));
   }
   j.record(starts, "kernel", false);
-  rlimit was{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &was), 0);
-  auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  rlimit full = was;
-  full.rlim_cur = 1000;  // smaller than the file, and than its rewrite: every write fails
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &full), 0);
-  j.record(ends, "kernel", false);
-  std::vector<FlowID> more{flow(201)};
-  j.record(more, "kernel", false);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &was), 0);
-  ::signal(SIGXFSZ, old_handler);
+  {
+    FullDisk full(1000);  // smaller than the file, and than its rewrite: every write fails
+    ASSERT_TRUE(full.ok);
+    j.record(ends, "kernel", false);
+    std::vector<FlowID> more{flow(201)};
+    j.record(more, "kernel", false);
+  }
   // Space again: the next write (a second after the last try) rewrites the file from memory.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   std::vector<FlowID> last{flow(202)};
@@ -390,15 +405,11 @@ TEST(FlowJournalFile, AStaleJournalIsRewrittenWhileIdle) {
     if (p <= 25) ends.push_back(flow(p, FlowState::kEnd));
   }
   j.record(starts, "kernel", false);
-  rlimit was{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &was), 0);
-  auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  rlimit full = was;
-  full.rlim_cur = 100;  // less than the 25 live starts' rewrite
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &full), 0);
-  j.record(ends, "kernel", false);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &was), 0);
-  ::signal(SIGXFSZ, old_handler);
+  {
+    FullDisk full(100);  // less than the 25 live starts' rewrite
+    ASSERT_TRUE(full.ok);
+    j.record(ends, "kernel", false);
+  }
   EXPECT_TRUE(j.stale());
   EXPECT_TRUE(bus.retry_journal()) << "not due yet: tried a moment ago";
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
