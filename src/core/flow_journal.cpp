@@ -170,6 +170,66 @@ std::string journal_end_line(const FlowID& f, std::string_view plugin, bool expl
   return fmt::format("E {} {} {}\n", plugin, explicit_rank ? 'e' : 'i', addresses(f));
 }
 
+namespace {
+
+std::uint64_t fnv1a64(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// The extent an in-place rewrite's W line (the second line, after the P line) gives: [from, to) of
+// `body`, the lines to read; `from` past the W line. Unframed (no W or w line): the whole body.
+struct Extent {
+  std::size_t from = 0, to = 0;
+  std::uint64_t first_line = 1;  // the number of the line at `from`, for the log
+};
+Extent in_place_extent(std::string_view body, const std::string& path, JournalReplay& r) {
+  Extent all{0, body.size(), 1};
+  const auto p_end = body.find('\n');
+  if (p_end == std::string_view::npos || !body.starts_with("P ")) return all;
+  const auto w_end = body.find('\n', p_end + 1);
+  if (w_end == std::string_view::npos || w_end - p_end < 3) return all;
+  const auto w = body.substr(p_end + 1, w_end - p_end - 1);
+  if (w[0] != 'W' && w[0] != 'w') return all;
+  const auto f = fields_of(w);
+  std::uint64_t bytes = 0, hash = 0;
+  if (f.size() != 3 || f[0].size() != 1 || !number(f[1], bytes, std::uint64_t{kMaxRead}) ||
+      f[2].size() != 16 ||
+      std::from_chars(f[2].data(), f[2].data() + 16, hash, 16).ptr != f[2].data() + 16)
+    return all;  // not a frame: read (and counted) as a malformed line
+  // The P line, then after the W line.
+  Extent e{w_end + 1, body.size(), 3};
+  if (w[0] == 'w') return e;  // sealed: cut to its length, appended to since
+  const auto content = body.substr(e.from);
+  if (bytes <= content.size() && fnv1a64(content.substr(0, bytes)) == hash) {
+    e.to = e.from + bytes;
+    r.old_rest_bytes = content.size() - bytes;
+    if (r.old_rest_bytes)
+      get_logger("core")->info(
+          "flow journal {}: rewritten in place when flowd was killed, before it was cut to its "
+          "length: the {} bytes of the old content after it are not read",
+          path, r.old_rest_bytes);
+    return e;
+  }
+  r.rewrite_cut = true;
+  get_logger("core")->warn(
+      "flow journal {}: a kill cut short its rewrite in place (a full work_dir): read as it is, "
+      "the rewrite's start then the old content (some ends may be sent twice, some flows not "
+      "ended)",
+      path);
+  return e;
+}
+
+}  // namespace
+
+std::string journal_in_place_line(std::string_view content) {
+  return fmt::format("W {} {:016x}\n", content.size(), fnv1a64(content));
+}
+
 std::string FlowJournal::key_of(std::string_view plugin, bool explicit_rank, const FlowID& f) {
   const FlowKey k = LocalFlowArbiter::key_of(f);
   return fmt::format("{} {} {} {} {} {}", plugin, explicit_rank ? 'e' : 'i', to_string(k.protocol),
@@ -194,8 +254,15 @@ JournalReplay replay_journal(std::string_view body, const std::string& path) {
   bool stopping = false;
   std::map<std::string, JournalReport> stopped;
   auto log = get_logger("core");
-  std::uint64_t line_no = 0;
-  std::size_t pos = 0;
+  // The P line, then (an in-place rewrite's frame) the lines after its W line.
+  const Extent extent = in_place_extent(body, path, r);
+  if (extent.from > 0) {
+    JournalLine p;
+    if (parse_journal_line(body.substr(0, body.find('\n')), p)) r.pid = p.pid;
+    body = body.substr(0, extent.to);
+  }
+  std::uint64_t line_no = extent.first_line - 1;
+  std::size_t pos = extent.from;
   JournalLine l;
   while (pos < body.size()) {
     ++line_no;
@@ -385,27 +452,63 @@ void FlowJournal::restarts_taken(std::string_view plugin) {
 
 std::string FlowJournal::rewrite_in_place(const std::string& body) {
   // No room for a new file beside it (work_dir full, or a directory flowd cannot add to): the file
-  // itself, emptied first (which frees its blocks), then written. Not atomic: a kill in the middle
-  // leaves its first lines, which are read back; the stale file it replaces was wrong anyway.
+  // itself is written over, from its start. Not emptied first: that freed its blocks, which another
+  // writer on the file system could take before this write, cut short then (try15o: 2,018 lines
+  // became 36). The content is no larger than the file's, so it needs no new block; cut to its
+  // length afterwards. A kill in between leaves the old content's rest after it, which the W line
+  // keeps the next start from reading; the W becomes a w once the file is cut (sealed).
+  const auto p_end = body.find('\n') + 1;
+  const std::string content = body.substr(p_end);
+  std::string framed = body.substr(0, p_end) + journal_in_place_line(content) + content;
   try {
-    UniqueFd f = open_owned_regular_file(path_, O_APPEND | O_TRUNC, 0600);
-    std::size_t done = 0;
-    std::string error;
-    while (done < body.size()) {
-      const ssize_t n = ::write(f.get(), body.data() + done, body.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error = n < 0 ? std::strerror(errno) : "short write";
-        break;
-      }
-      done += static_cast<std::size_t>(n);
+    // The descriptor flowd holds, while its file is still the journal (linked): opening by path
+    // again fails where the directory's mount went read-only, though the file is still writable
+    // through it (try15n 2b). O_APPEND is cleared for the rewrite (pwrite would append) and set
+    // again.
+    UniqueFd opened;
+    int f = -1, flags = 0;
+    struct stat st {};
+    if (fd_ && ::fstat(fd_.get(), &st) == 0 && st.st_nlink > 0 &&
+        (flags = ::fcntl(fd_.get(), F_GETFL)) >= 0 &&
+        ::fcntl(fd_.get(), F_SETFL, flags & ~O_APPEND) == 0) {
+      f = fd_.get();
+    } else {
+      fd_.reset();
+      opened = open_owned_regular_file(path_, 0, 0600);
+      f = opened.get();
+      if (::fstat(f, &st) != 0) return std::strerror(errno);
     }
-    size_ = done;
-    fd_ = std::move(f);
-    return error;
+    struct AppendAgain {
+      int fd, flags;
+      ~AppendAgain() {
+        if (fd >= 0) ::fcntl(fd, F_SETFL, flags);
+      }
+    } append_again{opened ? -1 : f, flags};
+    // A file that holds reports is written over only by what fits in its blocks: one cut short
+    // would lose them. An empty one (or none: removed while flowd ran) has nothing to lose.
+    if (st.st_size > 0 && framed.size() > static_cast<std::uint64_t>(st.st_size))
+      return fmt::format("{} bytes, more than the {} it holds", framed.size(), st.st_size);
+    auto write_at = [&](const char* data, std::size_t n, off_t at) -> std::string {
+      std::size_t done = 0;
+      while (done < n) {
+        const ssize_t w = ::pwrite(f, data + done, n - done, at + static_cast<off_t>(done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? std::strerror(errno) : "short write";
+        done += static_cast<std::size_t>(w);
+      }
+      return {};
+    };
+    if (auto err = write_at(framed.data(), framed.size(), 0); !err.empty()) return err;
+    if (::ftruncate(f, static_cast<off_t>(framed.size())) != 0) return std::strerror(errno);
+    size_ = framed.size();
+    return write_at("w", 1, static_cast<off_t>(p_end));
   } catch (const std::exception& e) {
     return e.what();
   }
+}
+
+std::uint64_t FlowJournal::compact_bound() const {
+  return std::max(kCompactFloor, 4 * live_bytes_);
 }
 
 bool FlowJournal::compact() {
@@ -422,32 +525,32 @@ bool FlowJournal::compact() {
   if (auto err = replace_file_atomically(path_, body, 0600); err.empty()) {
     fd_.reset();  // the replaced file's
     size_ = body.size();
-  } else if (!stale_ && fd_) {
+  } else if (!stale_ && fd_ && size_ <= 2 * compact_bound()) {
     // A rewrite to shrink a complete file failed (no room for a new file, a read-only directory):
-    // it is appended to as it is (try15n: a read-only work_dir stopped the appends that worked).
+    // it is appended to as it is (try15n: a read-only work_dir stopped the appends that worked),
+    // up to twice the bound; past that it is shrunk in place (below), which a kill in the middle
+    // could leave mixed, but which keeps it readable (a file past 256 MiB is not read).
     failures_.add(JournalFailure::kRewriteFailed);
     last_repair_ = std::chrono::steady_clock::now();  // the next try a second on at the earliest
     limited_warn(*get_logger("core"), write_limiter_,
                  "flow journal: cannot rewrite {}; appended to as it is", err);
     return false;
   } else {
-    // Behind (or not written yet): written over in place when the new content fits in what the
-    // file holds (emptying it frees its blocks); else left as it is for a later try, since an
-    // in-place write cut short would lose reports the file holds (try15n).
-    struct stat st {};
-    const bool there = ::lstat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-    std::string in_place =
-        there ? fmt::format("{} bytes, more than the {} it holds", body.size(), st.st_size)
-              : std::string(std::strerror(ENOENT));
-    if (!there || body.size() <= static_cast<std::uint64_t>(st.st_size)) {
-      fd_.reset();
-      in_place = rewrite_in_place(body);
-    }
-    if (!in_place.empty()) {
+    // Behind (or not written yet, or too large): written over in place when the new content fits in
+    // what the file holds; else left as it is for a later try, since an in-place write cut short
+    // would lose reports the file holds (try15n).
+    const bool complete = !stale_ && fd_;
+    if (const auto in_place = rewrite_in_place(body); !in_place.empty()) {
       failures_.add(JournalFailure::kRewriteFailed);
       limited_warn(*get_logger("core"), write_limiter_,
                    "flow journal: cannot rewrite {} (nor in place: {})", err, in_place);
       ok = false;
+    } else if (complete) {
+      failures_.add(JournalFailure::kRewriteFailed);
+      limited_warn(*get_logger("core"), write_limiter_,
+                   "flow journal: cannot rewrite {}; appended to past twice its bound, it was "
+                   "shrunk in place",
+                   err);
     }
   }
   if (!fd_) try {
@@ -582,7 +685,7 @@ void FlowJournal::write_batch() {
   // most one line per live report).
   // A rewrite that failed (no room, a read-only directory) is tried again a second on at the
   // earliest, not at each batch.
-  if (!stopping_ && size_ > std::max(kCompactFloor, 4 * live_bytes_) &&
+  if (!stopping_ && size_ > compact_bound() &&
       std::chrono::steady_clock::now() - last_repair_ >= std::chrono::seconds(1))
     compact();
 }

@@ -23,6 +23,13 @@
 //   R <plugin> i <tcp|udp> <src> <sport> <dst> <dport> <exp> <act> <start usec|-> [cookie=<n>]
 //                 a connection to start again (a report a stop ended, found open at a start), kept
 //                 by the rewrite at a start until its plugin takes it (try15j D1)
+//   W <bytes> <fnv1a64, 16 hex>   only as the second line, after the P line: the file was written
+//                 over in place (no room for a new one beside it: a full work_dir), and the <bytes>
+//                 after this line, with that hash, are its content; what follows them is the old
+//                 content's rest, not cut yet when flowd was killed (not read). Once the file is
+//                 cut to that length, the W becomes a `w` (sealed): the lines after it are read on,
+//                 appends included. A hash that does not match: the rewrite itself was cut short
+//                 (its start, then the old content: read as it is, with a warning).
 // `i`/`e`: the inferred or explicit rank of the report (local_flow_arbiter.hpp). `cookie=<n>`: the
 // kernel's socket cookie of the connection (FlowID::socket_cookie, decimal, never 0), written where
 // the plugin knew it (kernel, netlink): a restart that finds the 4-tuple open on another socket
@@ -71,6 +78,8 @@ std::string journal_start_line(const FlowID& f, std::string_view plugin, bool ex
 std::string journal_end_line(const FlowID& f, std::string_view plugin, bool explicit_rank);
 // The R line of a connection to start again (a start line's fields).
 std::string journal_restart_line(const FlowID& f, std::string_view plugin);
+// The W line of an in-place rewrite whose content after it is `content`.
+std::string journal_in_place_line(std::string_view content);
 
 // A report the previous flowd left live.
 struct JournalReport {
@@ -102,6 +111,10 @@ struct JournalReplay {
   // tools' flows, which outlive a restart), not killed.
   bool stopped_cleanly = false;
   std::uint64_t truncated = 0, malformed = 0;
+  // An in-place rewrite (W line): the bytes of the old content after it, not read (a kill before
+  // the file was cut to its length); whether the rewrite itself was cut short (read as it is).
+  std::uint64_t old_rest_bytes = 0;
+  bool rewrite_cut = false;
 };
 // Replays the journal text `body` (from `path`, named in the log): the reports started and not
 // ended, in the order of their starts. Bad lines are skipped, counted and logged (the first few,
@@ -186,9 +199,13 @@ class FlowJournal {
   void write_batch();
   // False when the write failed: the file is stale from then on.
   bool append(const std::string& text);
+  // The size past which the file is compacted: max(1 MiB, 4 x the live set).
+  std::uint64_t compact_bound() const;
   // The file rewritten from memory (with the stop's X line while stopping); true on success.
   bool compact();
-  // `body` written over the file itself (emptied first): "" or why not. Sets fd_ and size_.
+  // `body` (its P line first) written over the file itself, framed by a W line, without freeing
+  // a block first; then cut to its length and sealed: "" or why not. Sets size_ (to what the file
+  // holds).
   std::string rewrite_in_place(const std::string& body);
 
   std::string path_;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The flow journal on a work_dir that fills up: a tmpfs of the test's own (privileged: mount).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <filesystem>
 #include <map>
@@ -9,7 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
 
+#include "core/flow_journal.hpp"
 #include "daemon_fixture.hpp"
 
 namespace flowd::test {
@@ -40,6 +45,23 @@ struct Tmpfs {
   ~Tmpfs() {
     std::string out;
     if (ok) run_shell("umount -l " + path, "", out);
+  }
+  std::string path;
+  bool ok = false;
+};
+
+// `dir` bound over itself read-only for the object's lifetime (what flowd opened before stays
+// writable through its descriptors: they are of the mount below).
+struct ReadOnlyBind {
+  explicit ReadOnlyBind(const std::string& dir) : path(dir) {
+    std::string out;
+    ok = run_shell("mount --bind " + dir + " " + dir, "", out) == 0;
+    if (ok && run_shell("mount -o remount,ro,bind " + dir, "", out) != 0) release();
+  }
+  ~ReadOnlyBind() { release(); }
+  void release() {
+    std::string out;
+    if (std::exchange(ok, false)) run_shell("umount " + path, "", out);
   }
   std::string path;
   bool ok = false;
@@ -137,6 +159,105 @@ TEST_F(FlowJournalDisk, AJournalLeftBehindIsRewrittenWhileFlowdIsIdle) {
   std::size_t twice = 0;
   for (const auto& [port, n] : ended) twice += n > 1;
   EXPECT_EQ(twice, 0u);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// try15o: with no room for a new file, the rewrite in place emptied the journal first, which freed
+// its blocks; another writer on the file system took them before flowd wrote, and the rewrite was
+// cut short: the journal lost its reports (2,018 lines became 36). It is now written over without
+// freeing a block, then cut to its length. Here a hog takes every block the moment one is free.
+TEST_F(FlowJournalDisk, AnInPlaceRewriteLosesNoReportToAnotherWriterTakingFreedBlocks) {
+  write_pipe(d.pipe(), lines("start", 10000, 12000));
+  ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
+  std::string journal;
+  for (const auto& e : std::filesystem::directory_iterator(work))
+    if (e.path().extension() == ".journal") journal = e.path().string();
+  ASSERT_FALSE(journal.empty());
+  fill();
+  std::atomic<std::uint64_t> taken{0};
+  std::jthread hog([&](std::stop_token stop) {
+    UniqueFd f(::open((work + "/hog").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    const std::string block(4096, 'x');
+    while (f && !stop.stop_requested())
+      if (::write(f.get(), block.data(), block.size()) > 0) taken += block.size();
+  });
+  // More ends than the last block's slack holds: the append fails, the file is rewritten in place.
+  write_pipe(d.pipe(), lines("end", 10000, 10200));
+  ASSERT_EQ(d.rx4.receive_many(200).size(), 200u) << d.proc->log();
+  const std::string m =
+      d.scrape_until("flowd_flow_journal_failures_total{reason=\"write_failed\"}", 1);
+  bool again = false;
+  for (int i = 0; i < 50 && !again; ++i) {
+    std::this_thread::sleep_for(100ms);
+    again = d.proc->log().find("complete again") != std::string::npos;
+  }
+  EXPECT_TRUE(again) << d.proc->log();
+  const std::string text = read_file(journal);
+  EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
+  const auto r = replay_journal(text, journal);
+  EXPECT_EQ(r.live.size(), 1800u) << "reports the rewrite lost (the hog took " << taken
+                                  << " bytes)\n"
+                                  << d.proc->log();
+  EXPECT_EQ(r.old_rest_bytes, 0u);
+  // A kill now, a start with room again: each flow left ends once.
+  d.proc->signal(SIGKILL);
+  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  hog.request_stop();
+  hog.join();
+  std::filesystem::remove(work + "/hog");
+  std::filesystem::remove(work + "/filler");
+  d.start(np_config(d));
+  const auto ended = ends_by_port(1800, 2s);
+  std::size_t twice = 0, old_ones = 0;
+  for (const auto& [port, n] : ended) {
+    twice += n > 1;
+    old_ones += port < 10200;
+  }
+  EXPECT_EQ(ended.size(), 1800u) << d.proc->log();
+  EXPECT_EQ(twice, 0u);
+  EXPECT_EQ(old_ones, 0u);
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// try15n 2b: work_dir's mount went read-only while flowd ran (its file still writable through the
+// descriptor it holds), with the disk full: the rewrite in place opened the file again by path,
+// which failed, and the journal stayed behind (14,800 ends sent twice, 15,000 flows never ended).
+// The rewrite in place goes through the descriptor flowd holds.
+TEST_F(FlowJournalDisk, AWorkDirMountedReadOnlyIsRewrittenThroughTheFileFlowdHolds) {
+  write_pipe(d.pipe(), lines("start", 10000, 12000));
+  ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
+  std::string journal;
+  for (const auto& e : std::filesystem::directory_iterator(work))
+    if (e.path().extension() == ".journal") journal = e.path().string();
+  ASSERT_FALSE(journal.empty());
+  fill();
+  ReadOnlyBind ro(work);
+  ASSERT_TRUE(ro.ok);
+  write_pipe(d.pipe(), lines("end", 10000, 10200));
+  ASSERT_EQ(d.rx4.receive_many(200).size(), 200u) << d.proc->log();
+  bool again = false;
+  for (int i = 0; i < 50 && !again; ++i) {
+    std::this_thread::sleep_for(100ms);
+    again = d.proc->log().find("complete again") != std::string::npos;
+  }
+  EXPECT_TRUE(again) << d.proc->log();
+  const std::string text = read_file(journal);
+  EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
+  EXPECT_EQ(replay_journal(text, journal).live.size(), 1800u) << d.proc->log();
+  d.proc->signal(SIGKILL);
+  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  ro.release();
+  std::filesystem::remove(work + "/filler");
+  d.start(np_config(d));
+  const auto ended = ends_by_port(1800, 2s);
+  std::size_t twice = 0, old_ones = 0;
+  for (const auto& [port, n] : ended) {
+    twice += n > 1;
+    old_ones += port < 10200;
+  }
+  EXPECT_EQ(ended.size(), 1800u) << d.proc->log();
+  EXPECT_EQ(twice, 0u);
+  EXPECT_EQ(old_ones, 0u);
   EXPECT_EQ(d.stop(), 0);
 }
 

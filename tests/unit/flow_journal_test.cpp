@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The flow journal (issue 15 E3): its strict line parser, the replay of what a killed flowd left,
 // the bound on its size (compaction), its lock, and the bus's restore of the reports it kept.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <prometheus/registry.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "core/bus.hpp"
 #include "core/flow_journal.hpp"
 #include "registry_metrics.hpp"
@@ -216,6 +220,49 @@ TEST(FlowJournalReplay, WhatStartedAndDidNotEndIsLeftSkippingBadLines) {
   EXPECT_TRUE(r.live[1].explicit_rank);
   EXPECT_EQ(r.live[2].start.src_port, 2);
   EXPECT_EQ(r.live[0].start.start_time, flow(2).start_time);
+}
+
+// try15o: an in-place rewrite (no room for a new file) writes over the file without freeing a
+// block, then cuts it to its length. A kill before the cut leaves the old content's rest after the
+// new: the W line's length and hash keep the next start from reading it.
+TEST(FlowJournalReplay, AnInPlaceRewriteKilledBeforeItsCutIsReadToItsFrame) {
+  std::string content = journal_start_line(flow(2), "kernel", false);
+  content += journal_start_line(flow(3), "kernel", false);
+  std::string old_rest = journal_end_line(flow(2, FlowState::kEnd), "kernel", false);
+  old_rest += journal_start_line(flow(4), "kernel", false);
+  old_rest += "S kernel i tc";  // the old content's rest may begin and end anywhere
+  const std::string body = "P 9\n" + journal_in_place_line(content) + content + old_rest;
+  const auto r = replay_journal(body, "j");
+  EXPECT_EQ(r.pid, 9);
+  EXPECT_EQ(r.old_rest_bytes, old_rest.size());
+  EXPECT_FALSE(r.rewrite_cut);
+  EXPECT_EQ(r.truncated + r.malformed, 0u);
+  ASSERT_EQ(r.live.size(), 2u);
+  EXPECT_EQ(r.live[0].start.src_port, 2);
+  EXPECT_EQ(r.live[1].start.src_port, 3);
+  // Cut to its length and sealed (w): what was appended after it is read.
+  std::string sealed = "P 9\n" + journal_in_place_line(content) + content;
+  sealed[4] = 'w';
+  sealed += journal_end_line(flow(3, FlowState::kEnd), "kernel", false);
+  sealed += journal_start_line(flow(5), "kernel", false);
+  const auto s = replay_journal(sealed, "j");
+  EXPECT_EQ(s.truncated + s.malformed, 0u);
+  ASSERT_EQ(s.live.size(), 2u);
+  EXPECT_EQ(s.live[0].start.src_port, 2);
+  EXPECT_EQ(s.live[1].start.src_port, 5);
+  // The rewrite itself cut short (its start, then the old content): read as it is, and said.
+  std::string cut = "P 9\n" + journal_in_place_line(content) + content.substr(0, 20) + old_rest;
+  const auto c = replay_journal(cut, "j");
+  EXPECT_TRUE(c.rewrite_cut);
+  EXPECT_EQ(c.old_rest_bytes, 0u);
+  EXPECT_EQ(c.malformed, 1u) << "the line the cut glued to the old content's rest";
+  // A W line anywhere else, or not of its form, is no frame: a malformed line.
+  const auto elsewhere = replay_journal("P 9\n" + content + journal_in_place_line(content), "j");
+  EXPECT_EQ(elsewhere.malformed, 1u);
+  EXPECT_EQ(elsewhere.live.size(), 2u);
+  const auto bad = replay_journal("P 9\nW 12 zz\n" + content, "j");
+  EXPECT_EQ(bad.malformed, 1u);
+  EXPECT_EQ(bad.live.size(), 2u);
 }
 
 // try15f D2: the X line says the daemon stops; the inferred reports its ends end are the stop's
@@ -418,6 +465,84 @@ TEST(FlowJournalFile, AStaleJournalIsRewrittenWhileIdle) {
   EXPECT_EQ(r.truncated + r.malformed, 0u);
   EXPECT_EQ(r.live.size(), 25u) << "the ends the full disk refused are in the file";
   bus.set_journal(nullptr);
+}
+
+// `dir` immutable (chattr +i: no entry added, renamed or removed; its files still written) for
+// the object's lifetime. Root only (CAP_LINUX_IMMUTABLE), and a file system that has the flag.
+struct ImmutableDir {
+  explicit ImmutableDir(const std::string& dir) : fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY)) {
+    ok = fd && ::ioctl(fd.get(), FS_IOC_GETFLAGS, &was) == 0;
+    int flags = was | FS_IMMUTABLE_FL;
+    ok = ok && ::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ~ImmutableDir() {
+    if (ok) ::ioctl(fd.get(), FS_IOC_SETFLAGS, &was);
+  }
+  UniqueFd fd;
+  int was = 0;
+  bool ok = false;
+};
+
+// try15n 5: a work_dir flowd cannot add a file to (read-only for its user; here immutable): the
+// compaction's new file failed, the file was taken as stale, and nothing more was appended, though
+// appends worked. A rewrite that only shrinks a complete file and fails leaves it appended to, up
+// to twice its bound (1 MiB here); past that it is shrunk in place (framed: its W line, sealed).
+TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBounded) {
+  if (::geteuid() != 0) GTEST_SKIP() << "privileged: chattr +i needs root";
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  j.start_writing();
+  std::vector<FlowID> live{flow(1), flow(2)};
+  j.record(live, "kernel", false);
+  // Flows that start and end, about 15 KB a round.
+  auto round = [&] {
+    std::vector<FlowID> starts, ends;
+    for (std::uint16_t p = 100; p < 200; ++p) {
+      starts.push_back(flow(p));
+      ends.push_back(flow(p, FlowState::kEnd));
+    }
+    j.record(starts, "kernel", false);
+    j.record(ends, "kernel", false);
+  };
+  auto live_ports = [&] {
+    std::set<int> ports;
+    for (const auto& rep : replay_journal(slurp(j.path()), j.path()).live)
+      ports.insert(rep.start.src_port);
+    return ports;
+  };
+  {
+    ImmutableDir frozen(dir.path);
+    if (!frozen.ok) GTEST_SKIP() << "the file system of " << dir.path << " has no immutable flag";
+    while (std::filesystem::file_size(j.path()) < (3u << 19)) round();  // 1.5 MiB
+    EXPECT_FALSE(j.stale()) << "appends work: the file is complete";
+    EXPECT_GE(test::metric_value(metrics, "flowd_flow_journal_failures_total",
+                                 {{"reason", "rewrite_failed"}})
+                  .value_or(0),
+              1);
+    std::vector<FlowID> third{flow(3)};
+    j.record(third, "kernel", false);
+    EXPECT_EQ(live_ports(), (std::set<int>{1, 2, 3}))
+        << "the appends after the failed rewrite are there";
+    // Past twice the bound, at the next try (a second after the last): shrunk in place.
+    while (std::filesystem::file_size(j.path()) <= (2u << 20) + (64u << 10)) round();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    round();
+    EXPECT_LT(std::filesystem::file_size(j.path()), 1u << 20);
+    const std::string text = slurp(j.path());
+    EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
+    EXPECT_EQ(live_ports(), (std::set<int>{1, 2, 3}));
+    EXPECT_FALSE(j.stale());
+  }
+  // Writable again: the next batch a second on compacts it (a new file, no frame).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  round();
+  std::vector<FlowID> more{flow(4)};
+  j.record(more, "kernel", false);
+  EXPECT_LT(std::filesystem::file_size(j.path()), 1u << 20);
+  EXPECT_EQ(live_ports(), (std::set<int>{1, 2, 3, 4}));
 }
 
 // try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
