@@ -31,6 +31,9 @@ constexpr std::size_t kMaxRead = 256u << 20;
 constexpr std::size_t kMaxLive = 2 * LocalFlowArbiter::kCapacity;
 // Bad lines named in the log at a start; the rest are counted only.
 constexpr std::uint64_t kLoggedBadLines = 5;
+// The file's mode, and the bit added while it is behind (JournalReplay::behind).
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kBehindMode = S_IXUSR;
 
 bool plugin_name_ok(std::string_view s) {
   if (s.empty() || s.size() > 32) return false;
@@ -417,6 +420,14 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
     return false;
   }
   previous = body ? replay_journal(*body, path) : JournalReplay{};
+  if (struct stat st{}; body && ::lstat(path.c_str(), &st) == 0 && (st.st_mode & kBehindMode)) {
+    previous.behind = true;
+    log->warn(
+        "flow journal {}: behind what the previous flowd reported when it stopped (a write had "
+        "failed: work_dir full, an I/O error): of the flows it ends now, some may have been ended "
+        "before, and flows it started since may be missing (never ended)",
+        path);
+  }
   skipped_.add(JournalSkip::kTruncated, static_cast<double>(previous.truncated));
   skipped_.add(JournalSkip::kMalformed, static_cast<double>(previous.malformed));
   lock_fd_ = std::move(lock);
@@ -474,7 +485,7 @@ std::string FlowJournal::rewrite_in_place(const std::string& body) {
       f = fd_.get();
     } else {
       fd_.reset();
-      opened = open_owned_regular_file(path_, 0, 0600);
+      opened = open_owned_regular_file(path_, 0, kFileMode);
       f = opened.get();
       if (::fstat(f, &st) != 0) return std::strerror(errno);
     }
@@ -501,7 +512,9 @@ std::string FlowJournal::rewrite_in_place(const std::string& body) {
     if (auto err = write_at(framed.data(), framed.size(), 0); !err.empty()) return err;
     if (::ftruncate(f, static_cast<off_t>(framed.size())) != 0) return std::strerror(errno);
     size_ = framed.size();
-    return write_at("w", 1, static_cast<off_t>(p_end));
+    if (auto err = write_at("w", 1, static_cast<off_t>(p_end)); !err.empty()) return err;
+    ::fchmod(f, kFileMode);  // complete: no longer behind
+    return {};
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -522,7 +535,7 @@ bool FlowJournal::compact() {
   // are not in memory: their connections are not started again, nor ended twice).
   if (stopping_) body += fmt::format("X {}\n", ::getpid());
   bool ok = true;
-  if (auto err = replace_file_atomically(path_, body, 0600); err.empty()) {
+  if (auto err = replace_file_atomically(path_, body, kFileMode); err.empty()) {
     fd_.reset();  // the replaced file's
     size_ = body.size();
   } else if (!stale_ && fd_ && size_ <= 2 * compact_bound()) {
@@ -554,7 +567,7 @@ bool FlowJournal::compact() {
     }
   }
   if (!fd_) try {
-      fd_ = open_owned_regular_file(path_, O_APPEND, 0600);
+      fd_ = open_owned_regular_file(path_, O_APPEND, kFileMode);
     } catch (const std::exception& e) {
       limited_warn(*get_logger("core"), write_limiter_, "flow journal: {}", e.what());
       ok = false;
@@ -727,6 +740,8 @@ void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
 
 void FlowJournal::mark_stale() {
   if (std::exchange(stale_, true)) return;
+  // Said to the next start, should flowd be killed before the file is complete again.
+  if (fd_) ::fchmod(fd_.get(), kFileMode | kBehindMode);
   // Wakes the daemon's main loop, which tries again each second while flowd is idle.
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(stale_event_.get(), &one, sizeof one);

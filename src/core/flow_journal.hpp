@@ -115,6 +115,10 @@ struct JournalReplay {
   // the file was cut to its length); whether the rewrite itself was cut short (read as it is).
   std::uint64_t old_rest_bytes = 0;
   bool rewrite_cut = false;
+  // The file was behind what the previous flowd reported when it stopped (a write had failed, and
+  // no rewrite from memory worked since): its owner's execute bit, set while the file is stale (a
+  // change of mode needs no block of a full disk). Set by FlowJournal::open().
+  bool behind = false;
 };
 // Replays the journal text `body` (from `path`, named in the log): the reports started and not
 // ended, in the order of their starts. Bad lines are skipped, counted and logged (the first few,

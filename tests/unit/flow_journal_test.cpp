@@ -415,11 +415,17 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
     j.record(ends, "kernel", false);
     std::vector<FlowID> more{flow(201)};
     j.record(more, "kernel", false);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(st.st_mode & S_IXUSR) << "behind: said to a start after a kill";
   }
   // Space again: the next write (a second after the last try) rewrites the file from memory.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   std::vector<FlowID> last{flow(202)};
   j.record(last, "kernel", false);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "complete again";
   const auto r = replay_journal(slurp(path), path);
   EXPECT_EQ(r.truncated + r.malformed, 0u);
   std::set<int> live;
@@ -543,6 +549,27 @@ TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBoun
   j.record(more, "kernel", false);
   EXPECT_LT(std::filesystem::file_size(j.path()), 1u << 20);
   EXPECT_EQ(live_ports(), (std::set<int>{1, 2, 3, 4}));
+}
+
+// try15o: a kill -9 while the disk was still full left an outdated journal (documented: ends
+// sent again, flows never ended), and the next start did not say so. The stale file carries its
+// owner's execute bit (a mode change needs no block), which the start reads.
+TEST(FlowJournalFile, AStartSaysTheJournalWasBehindWhenThePreviousFlowdLeftItSo) {
+  TempDir dir;
+  const std::string path = FlowJournal::path_for(dir.path);
+  {
+    std::ofstream out(path);
+    out << "P 77\n" << journal_start_line(flow(1), "kernel", false);
+  }
+  for (const mode_t mode : {0700, 0600}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    prometheus::Registry metrics;
+    FlowJournal j(metrics);
+    JournalReplay previous;
+    ASSERT_TRUE(j.open(dir.path, previous));
+    EXPECT_EQ(previous.behind, mode == 0700);
+    EXPECT_EQ(previous.live.size(), 1u);
+  }
 }
 
 // try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
