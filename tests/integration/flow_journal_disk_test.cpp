@@ -92,6 +92,47 @@ class FlowJournalDisk : public ::testing::Test {
     return ended;
   }
 
+  // The journal in work_dir ("" if none).
+  std::string journal_file() const {
+    for (const auto& e : std::filesystem::directory_iterator(work))
+      if (e.path().extension() == ".journal") return e.path().string();
+    return {};
+  }
+  // Waits up to 5 s for the log's "complete again" (the file rewritten from memory).
+  bool complete_again() {
+    for (int i = 0; i < 50; ++i) {
+      if (d.proc->log().find("complete again") != std::string::npos) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  // The journal was rewritten in place (its second line a sealed frame) and holds `live` reports.
+  void expect_rewritten_in_place(const std::string& journal, std::size_t live) {
+    const std::string text = read_file(journal);
+    EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
+    const auto r = replay_journal(text, journal);
+    EXPECT_EQ(r.live.size(), live) << d.proc->log();
+    EXPECT_EQ(r.old_rest_bytes, 0u);
+  }
+  void kill9() {
+    d.proc->signal(SIGKILL);
+    ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  }
+  // Started again: the `count` flows left live (ports from `first_port`) end, each once.
+  void expect_each_left_ends_once(std::size_t count, int first_port) {
+    d.start(np_config(d));
+    const auto ended = ends_by_port(count, 2s);
+    std::size_t twice = 0, old_ones = 0;
+    for (const auto& [port, n] : ended) {
+      twice += n > 1;
+      old_ones += port < first_port;
+    }
+    EXPECT_EQ(ended.size(), count) << d.proc->log();
+    EXPECT_EQ(twice, 0u);
+    EXPECT_EQ(old_ones, 0u) << "ended before, sent again";
+    EXPECT_EQ(d.stop(), 0);
+  }
+
   Daemon d;
   const std::string work = d.dir.file("cache");
   std::unique_ptr<Tmpfs> fs;  // after d: unmounted before its directory goes
@@ -144,14 +185,8 @@ TEST_F(FlowJournalDisk, AJournalLeftBehindIsRewrittenWhileFlowdIsIdle) {
   write_pipe(d.pipe(), lines("start", 20000, 23000));
   ASSERT_EQ(d.rx4.receive_many(3000).size(), 3000u) << d.proc->log();
   std::filesystem::remove(work + "/filler");
-  bool again = false;  // no flow from now on
-  for (int i = 0; i < 50 && !again; ++i) {
-    std::this_thread::sleep_for(100ms);
-    again = d.proc->log().find("complete again") != std::string::npos;
-  }
-  EXPECT_TRUE(again) << d.proc->log();
-  d.proc->signal(SIGKILL);
-  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  EXPECT_TRUE(complete_again()) << d.proc->log();  // no flow from now on
+  kill9();
   d.start(np_config(d));
   const auto ended = ends_by_port(4000, 2s);
   EXPECT_EQ(ended.size(), 4000u) << "every flow ends once, those the full disk refused too\n"
@@ -174,8 +209,7 @@ TEST_F(FlowJournalDisk, AKillWhileTheJournalIsBehindIsSaidByTheNextStart) {
   write_pipe(d.pipe(), lines("start", 20000, 23000));
   ASSERT_EQ(d.rx4.receive_many(3000).size(), 3000u) << d.proc->log();
   d.scrape_until("flowd_flow_journal_failures_total{reason=\"rewrite_failed\"}", 1);
-  d.proc->signal(SIGKILL);
-  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  kill9();
   std::filesystem::remove(work + "/filler");
   d.start(np_config(d));
   // Read at the start, before flowd says it is ready.
@@ -191,9 +225,7 @@ TEST_F(FlowJournalDisk, AKillWhileTheJournalIsBehindIsSaidByTheNextStart) {
 TEST_F(FlowJournalDisk, AnInPlaceRewriteLosesNoReportToAnotherWriterTakingFreedBlocks) {
   write_pipe(d.pipe(), lines("start", 10000, 12000));
   ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
-  std::string journal;
-  for (const auto& e : std::filesystem::directory_iterator(work))
-    if (e.path().extension() == ".journal") journal = e.path().string();
+  const std::string journal = journal_file();
   ASSERT_FALSE(journal.empty());
   fill();
   std::atomic<std::uint64_t> taken{0};
@@ -206,39 +238,16 @@ TEST_F(FlowJournalDisk, AnInPlaceRewriteLosesNoReportToAnotherWriterTakingFreedB
   // More ends than the last block's slack holds: the append fails, the file is rewritten in place.
   write_pipe(d.pipe(), lines("end", 10000, 10200));
   ASSERT_EQ(d.rx4.receive_many(200).size(), 200u) << d.proc->log();
-  const std::string m =
-      d.scrape_until("flowd_flow_journal_failures_total{reason=\"write_failed\"}", 1);
-  bool again = false;
-  for (int i = 0; i < 50 && !again; ++i) {
-    std::this_thread::sleep_for(100ms);
-    again = d.proc->log().find("complete again") != std::string::npos;
-  }
-  EXPECT_TRUE(again) << d.proc->log();
-  const std::string text = read_file(journal);
-  EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
-  const auto r = replay_journal(text, journal);
-  EXPECT_EQ(r.live.size(), 1800u) << "reports the rewrite lost (the hog took " << taken
-                                  << " bytes)\n"
-                                  << d.proc->log();
-  EXPECT_EQ(r.old_rest_bytes, 0u);
+  EXPECT_TRUE(complete_again()) << d.proc->log();
+  expect_rewritten_in_place(journal, 1800);
+  EXPECT_FALSE(HasFailure()) << "the hog took " << taken << " bytes";
   // A kill now, a start with room again: each flow left ends once.
-  d.proc->signal(SIGKILL);
-  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  kill9();
   hog.request_stop();
   hog.join();
   std::filesystem::remove(work + "/hog");
   std::filesystem::remove(work + "/filler");
-  d.start(np_config(d));
-  const auto ended = ends_by_port(1800, 2s);
-  std::size_t twice = 0, old_ones = 0;
-  for (const auto& [port, n] : ended) {
-    twice += n > 1;
-    old_ones += port < 10200;
-  }
-  EXPECT_EQ(ended.size(), 1800u) << d.proc->log();
-  EXPECT_EQ(twice, 0u);
-  EXPECT_EQ(old_ones, 0u);
-  EXPECT_EQ(d.stop(), 0);
+  expect_each_left_ends_once(1800, 10200);
 }
 
 // try15n 2b: work_dir's mount went read-only while flowd ran (its file still writable through the
@@ -248,39 +257,19 @@ TEST_F(FlowJournalDisk, AnInPlaceRewriteLosesNoReportToAnotherWriterTakingFreedB
 TEST_F(FlowJournalDisk, AWorkDirMountedReadOnlyIsRewrittenThroughTheFileFlowdHolds) {
   write_pipe(d.pipe(), lines("start", 10000, 12000));
   ASSERT_EQ(d.rx4.receive_many(2000).size(), 2000u) << d.proc->log();
-  std::string journal;
-  for (const auto& e : std::filesystem::directory_iterator(work))
-    if (e.path().extension() == ".journal") journal = e.path().string();
+  const std::string journal = journal_file();
   ASSERT_FALSE(journal.empty());
   fill();
   ReadOnlyBind ro(work);
   ASSERT_TRUE(ro.ok);
   write_pipe(d.pipe(), lines("end", 10000, 10200));
   ASSERT_EQ(d.rx4.receive_many(200).size(), 200u) << d.proc->log();
-  bool again = false;
-  for (int i = 0; i < 50 && !again; ++i) {
-    std::this_thread::sleep_for(100ms);
-    again = d.proc->log().find("complete again") != std::string::npos;
-  }
-  EXPECT_TRUE(again) << d.proc->log();
-  const std::string text = read_file(journal);
-  EXPECT_EQ(text.substr(text.find('\n') + 1, 2), "w ") << "rewritten in place, and sealed";
-  EXPECT_EQ(replay_journal(text, journal).live.size(), 1800u) << d.proc->log();
-  d.proc->signal(SIGKILL);
-  ASSERT_EQ(d.proc->wait(5s), 128 + SIGKILL);
+  EXPECT_TRUE(complete_again()) << d.proc->log();
+  expect_rewritten_in_place(journal, 1800);
+  kill9();
   ro.release();
   std::filesystem::remove(work + "/filler");
-  d.start(np_config(d));
-  const auto ended = ends_by_port(1800, 2s);
-  std::size_t twice = 0, old_ones = 0;
-  for (const auto& [port, n] : ended) {
-    twice += n > 1;
-    old_ones += port < 10200;
-  }
-  EXPECT_EQ(ended.size(), 1800u) << d.proc->log();
-  EXPECT_EQ(twice, 0u);
-  EXPECT_EQ(old_ones, 0u);
-  EXPECT_EQ(d.stop(), 0);
+  expect_each_left_ends_once(1800, 10200);
 }
 
 }  // namespace

@@ -372,6 +372,19 @@ TEST(FlowJournalFile, ASecondJournalOfTheSameDirectoryIsRefusedAndEmptyWorkDirKe
   EXPECT_TRUE(FlowJournal::path_for("").empty());
 }
 
+// A journal open and writing in a directory of its own.
+struct WritingJournal {
+  WritingJournal() {
+    JournalReplay previous;
+    ok = j.open(dir.path, previous);
+    if (ok) j.start_writing();
+  }
+  TempDir dir;
+  prometheus::Registry metrics;
+  FlowJournal j{metrics};
+  bool ok = false;
+};
+
 // A "full disk" for this process while it lives: files cannot grow past `bytes` (RLIMIT_FSIZE;
 // a write beyond fails with EFBIG instead of raising SIGXFSZ).
 struct FullDisk {
@@ -396,12 +409,10 @@ struct FullDisk {
 // start sent those ends again (4,871 of 5,000). Nothing is appended to a stale file: it is
 // rewritten from memory once writing works again. The full disk is RLIMIT_FSIZE here (EFBIG).
 TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritingWorks) {
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal j(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(j.open(dir.path, previous));
-  j.start_writing();
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  prometheus::Registry& metrics = w.metrics;
+  FlowJournal& j = w.j;
   const std::string path = j.path();
   std::vector<FlowID> starts, ends;
   for (std::uint16_t p = 1; p <= 200; ++p) {
@@ -443,12 +454,10 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
 // again, with no flow since, found the journal outdated. The daemon's main loop retries each second
 // while the file is behind (Bus::retry_journal).
 TEST(FlowJournalFile, AStaleJournalIsRewrittenWhileIdle) {
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal j(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(j.open(dir.path, previous));
-  j.start_writing();
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  prometheus::Registry& metrics = w.metrics;
+  FlowJournal& j = w.j;
   Bus bus(metrics);
   bus.set_journal(&j);
   EXPECT_FALSE(bus.retry_journal()) << "nothing to retry";
@@ -495,12 +504,11 @@ struct ImmutableDir {
 // to twice its bound (1 MiB here); past that it is shrunk in place (framed: its W line, sealed).
 TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBounded) {
   if (::geteuid() != 0) GTEST_SKIP() << "privileged: chattr +i needs root";
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal j(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(j.open(dir.path, previous));
-  j.start_writing();
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  TempDir& dir = w.dir;
+  prometheus::Registry& metrics = w.metrics;
+  FlowJournal& j = w.j;
   std::vector<FlowID> live{flow(1), flow(2)};
   j.record(live, "kernel", false);
   // Flows that start and end, about 15 KB a round.
@@ -575,12 +583,9 @@ TEST(FlowJournalFile, AStartSaysTheJournalWasBehindWhenThePreviousFlowdLeftItSo)
 // try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
 // reads: a start after a kill found none. It is written again at the next batch a second on.
 TEST(FlowJournalFile, AJournalRemovedWhileFlowdRunsIsWrittenAgain) {
-  TempDir dir;
-  prometheus::Registry metrics;
-  FlowJournal j(metrics);
-  JournalReplay previous;
-  ASSERT_TRUE(j.open(dir.path, previous));
-  j.start_writing();
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  FlowJournal& j = w.j;
   std::vector<FlowID> first{flow(1)};
   j.record(first, "kernel", false);
   ASSERT_EQ(::unlink(j.path().c_str()), 0);
