@@ -31,7 +31,8 @@ constexpr std::size_t kMaxRead = 256u << 20;
 constexpr std::size_t kMaxLive = 2 * LocalFlowArbiter::kCapacity;
 // Bad lines named in the log at a start; the rest are counted only.
 constexpr std::uint64_t kLoggedBadLines = 5;
-// The file's mode, and the bit added while it is behind (JournalReplay::behind).
+// The files' mode, and the bit the lock file carries while the journal is behind
+// (JournalReplay::behind).
 constexpr mode_t kFileMode = 0600;
 constexpr mode_t kBehindMode = S_IXUSR;
 
@@ -420,13 +421,20 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
     return false;
   }
   previous = body ? replay_journal(*body, path) : JournalReplay{};
-  if (struct stat st{}; body && ::lstat(path.c_str(), &st) == 0 && (st.st_mode & kBehindMode)) {
+  if (struct stat st{}; ::fstat(lock.get(), &st) == 0 && (st.st_mode & kBehindMode)) {
     previous.behind = true;
-    log->warn(
-        "flow journal {}: behind what the previous flowd reported when it stopped (a write had "
-        "failed: work_dir full, an I/O error): of the flows it ends now, some may have been ended "
-        "before, and flows it started since may be missing (never ended)",
-        path);
+    if (body)
+      log->warn(
+          "flow journal {}: behind what the previous flowd reported when it stopped (a write had "
+          "failed: work_dir full, an I/O error): of the flows it ends now, some may have been "
+          "ended before, and flows it started since may be missing (never ended)",
+          path);
+    else
+      log->warn(
+          "flow journal {}: missing, and the previous flowd could not write it again before it "
+          "stopped (removed while it ran, work_dir full or read-only): the flows it reported are "
+          "not ended by this start",
+          path);
   }
   skipped_.add(JournalSkip::kTruncated, static_cast<double>(previous.truncated));
   skipped_.add(JournalSkip::kMalformed, static_cast<double>(previous.malformed));
@@ -512,9 +520,7 @@ std::string FlowJournal::rewrite_in_place(const std::string& body) {
     if (auto err = write_at(framed.data(), framed.size(), 0); !err.empty()) return err;
     if (::ftruncate(f, static_cast<off_t>(framed.size())) != 0) return std::strerror(errno);
     size_ = framed.size();
-    if (auto err = write_at("w", 1, static_cast<off_t>(p_end)); !err.empty()) return err;
-    ::fchmod(f, kFileMode);  // complete: no longer behind
-    return {};
+    return write_at("w", 1, static_cast<off_t>(p_end));
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -574,6 +580,7 @@ bool FlowJournal::compact() {
     }
   // What the file holds, not what it should (none: 0).
   if (struct stat st{}; !ok) size_ = fd_ && ::fstat(fd_.get(), &st) == 0 ? st.st_size : 0;
+  if (ok) ::fchmod(lock_fd_.get(), kFileMode);  // complete: not behind (mark_stale)
   if (!ok) {
     mark_stale();
   } else if (stale_) {
@@ -740,8 +747,9 @@ void FlowJournal::count_recovered(std::uint64_t followed, std::uint64_t ended,
 
 void FlowJournal::mark_stale() {
   if (std::exchange(stale_, true)) return;
-  // Said to the next start, should flowd be killed before the file is complete again.
-  if (fd_) ::fchmod(fd_.get(), kFileMode | kBehindMode);
+  // Said to the next start, should flowd be killed before the file is complete again: on the lock
+  // file, which stays when the journal itself is gone.
+  ::fchmod(lock_fd_.get(), kFileMode | kBehindMode);
   // Wakes the daemon's main loop, which tries again each second while flowd is idle.
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(stale_event_.get(), &one, sizeof one);

@@ -116,8 +116,9 @@ struct JournalReplay {
   std::uint64_t old_rest_bytes = 0;
   bool rewrite_cut = false;
   // The file was behind what the previous flowd reported when it stopped (a write had failed, and
-  // no rewrite from memory worked since): its owner's execute bit, set while the file is stale (a
-  // change of mode needs no block of a full disk). Set by FlowJournal::open().
+  // no rewrite from memory worked since), or gone: the lock file's owner execute bit, set while
+  // the journal is stale (a change of mode needs no block of a full disk, and the lock file stays
+  // when the journal is removed). Set by FlowJournal::open().
   bool behind = false;
 };
 // Replays the journal text `body` (from `path`, named in the log): the reports started and not

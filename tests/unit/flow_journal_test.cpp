@@ -427,7 +427,7 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
     std::vector<FlowID> more{flow(201)};
     j.record(more, "kernel", false);
     struct stat st {};
-    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    ASSERT_EQ(::stat((path + ".lock").c_str(), &st), 0);
     EXPECT_TRUE(st.st_mode & S_IXUSR) << "behind: said to a start after a kill";
   }
   // Space again: the next write (a second after the last try) rewrites the file from memory.
@@ -435,7 +435,7 @@ TEST(FlowJournalFile, AJournalAFullDiskLeftBehindIsRewrittenFromMemoryOnceWritin
   std::vector<FlowID> last{flow(202)};
   j.record(last, "kernel", false);
   struct stat st {};
-  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  ASSERT_EQ(::stat((path + ".lock").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "complete again";
   const auto r = replay_journal(slurp(path), path);
   EXPECT_EQ(r.truncated + r.malformed, 0u);
@@ -560,8 +560,9 @@ TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBoun
 }
 
 // try15o: a kill -9 while the disk was still full left an outdated journal (documented: ends
-// sent again, flows never ended), and the next start did not say so. The stale file carries its
-// owner's execute bit (a mode change needs no block), which the start reads.
+// sent again, flows never ended), and the next start did not say so; nor did it when the journal
+// had been removed and could not be written again (try15n 6). While the journal is behind, its
+// lock file carries its owner's execute bit (a mode change needs no block), which the start reads.
 TEST(FlowJournalFile, AStartSaysTheJournalWasBehindWhenThePreviousFlowdLeftItSo) {
   TempDir dir;
   const std::string path = FlowJournal::path_for(dir.path);
@@ -569,8 +570,9 @@ TEST(FlowJournalFile, AStartSaysTheJournalWasBehindWhenThePreviousFlowdLeftItSo)
     std::ofstream out(path);
     out << "P 77\n" << journal_start_line(flow(1), "kernel", false);
   }
+  std::ofstream(path + ".lock").flush();
   for (const mode_t mode : {0700, 0600}) {
-    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    ASSERT_EQ(::chmod((path + ".lock").c_str(), mode), 0);
     prometheus::Registry metrics;
     FlowJournal j(metrics);
     JournalReplay previous;
@@ -578,6 +580,20 @@ TEST(FlowJournalFile, AStartSaysTheJournalWasBehindWhenThePreviousFlowdLeftItSo)
     EXPECT_EQ(previous.behind, mode == 0700);
     EXPECT_EQ(previous.live.size(), 1u);
   }
+  // Gone: the journal removed, and not written again.
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::chmod((path + ".lock").c_str(), 0700), 0);
+  prometheus::Registry metrics;
+  FlowJournal j(metrics);
+  JournalReplay previous;
+  ASSERT_TRUE(j.open(dir.path, previous));
+  EXPECT_TRUE(previous.behind);
+  EXPECT_TRUE(previous.live.empty());
+  // Written (complete) by this start: no longer behind.
+  j.start_writing();
+  struct stat st {};
+  ASSERT_EQ(::stat((path + ".lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 // try15m: a journal removed while flowd ran (rm, a clean-up script) was written to a file nobody
