@@ -469,7 +469,8 @@ void FlowJournal::restarts_taken(std::string_view plugin) {
   if (fd_ && !stopping_) compact();
 }
 
-std::string FlowJournal::rewrite_in_place(const std::string& body) {
+std::string FlowJournal::rewrite_in_place(const std::string& body, bool& touched) {
+  touched = false;
   // No room for a new file beside it (work_dir full, or a directory flowd cannot add to): the file
   // itself is written over, from its start. Not emptied first: that freed its blocks, which another
   // writer on the file system could take before this write, cut short then (try15o: 2,018 lines
@@ -487,9 +488,11 @@ std::string FlowJournal::rewrite_in_place(const std::string& body) {
     UniqueFd opened;
     int f = -1, flags = 0;
     struct stat st {};
-    if (fd_ && ::fstat(fd_.get(), &st) == 0 && st.st_nlink > 0 &&
-        (flags = ::fcntl(fd_.get(), F_GETFL)) >= 0 &&
-        ::fcntl(fd_.get(), F_SETFL, flags & ~O_APPEND) == 0) {
+    if (fd_ && ::fstat(fd_.get(), &st) == 0 && st.st_nlink > 0) {
+      // An append-only file (chattr +a) refuses this: it is left as it is (try16a 3).
+      if ((flags = ::fcntl(fd_.get(), F_GETFL)) < 0 ||
+          ::fcntl(fd_.get(), F_SETFL, flags & ~O_APPEND) != 0)
+        return fmt::format("cannot write over it: {}", std::strerror(errno));
       f = fd_.get();
     } else {
       fd_.reset();
@@ -517,6 +520,7 @@ std::string FlowJournal::rewrite_in_place(const std::string& body) {
       }
       return {};
     };
+    touched = true;
     if (auto err = write_at(framed.data(), framed.size(), 0); !err.empty()) return err;
     if (::ftruncate(f, static_cast<off_t>(framed.size())) != 0) return std::strerror(errno);
     size_ = framed.size();
@@ -551,7 +555,7 @@ bool FlowJournal::compact() {
     // could leave mixed, but which keeps it readable (a file past 256 MiB is not read).
     failures_.add(JournalFailure::kRewriteFailed);
     last_repair_ = std::chrono::steady_clock::now();  // the next try a second on at the earliest
-    limited_warn(*get_logger("core"), write_limiter_,
+    limited_warn(*get_logger("core"), rewrite_limiter_,
                  "flow journal: cannot rewrite {}; appended to as it is", err);
     return false;
   } else {
@@ -559,14 +563,24 @@ bool FlowJournal::compact() {
     // what the file holds; else left as it is for a later try, since an in-place write cut short
     // would lose reports the file holds (try15n).
     const bool complete = !stale_ && fd_;
-    if (const auto in_place = rewrite_in_place(body); !in_place.empty()) {
+    bool touched = false;
+    if (const auto in_place = rewrite_in_place(body, touched);
+        !in_place.empty() && complete && !touched && fd_) {
+      // A complete file nothing was written over: still appended to, as above.
+      failures_.add(JournalFailure::kRewriteFailed);
+      last_repair_ = std::chrono::steady_clock::now();
+      limited_warn(*get_logger("core"), rewrite_limiter_,
+                   "flow journal: cannot rewrite {} (nor in place: {}); appended to as it is", err,
+                   in_place);
+      return false;
+    } else if (!in_place.empty()) {
       failures_.add(JournalFailure::kRewriteFailed);
       limited_warn(*get_logger("core"), write_limiter_,
                    "flow journal: cannot rewrite {} (nor in place: {})", err, in_place);
       ok = false;
     } else if (complete) {
       failures_.add(JournalFailure::kRewriteFailed);
-      limited_warn(*get_logger("core"), write_limiter_,
+      limited_warn(*get_logger("core"), shrunk_limiter_,
                    "flow journal: cannot rewrite {}; appended to past twice its bound, it was "
                    "shrunk in place",
                    err);
@@ -585,10 +599,16 @@ bool FlowJournal::compact() {
     mark_stale();
   } else if (stale_) {
     stale_ = false;
-    limited_log(*get_logger("core"), repaired_limiter_, spdlog::level::info,
-                "flow journal {}: rewritten from memory after {} batch{} it could not write: "
-                "complete again",
-                path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es");
+    // Once said, the next failure is said too (not held back by its limiter): the log's last
+    // word on the journal must not be "complete again" while it is behind (try16a 4).
+    if (std::uint64_t held = 0; repaired_limiter_.allow(held)) {
+      get_logger("core")->info(
+          "flow journal {}: rewritten from memory after {} batch{} it could not write: complete "
+          "again{}",
+          path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es",
+          held ? fmt::format(" ({} more not logged)", held) : std::string());
+      said_complete_ = true;
+    }
     unwritten_batches_ = 0;
   }
   bytes_.Set(static_cast<double>(size_));
@@ -723,12 +743,15 @@ bool FlowJournal::append(const std::string& text) {
   if (n > 0) size_ += static_cast<std::size_t>(n);
   failures_.add(JournalFailure::kWriteFailed);
   ++unwritten_batches_;
-  limited_warn(*get_logger("core"), write_limiter_,
-               "flow journal: writing {}: {}; nothing more is appended, it is rewritten from "
-               "memory once writing works again (a kill -9 meanwhile leaves the next start an "
-               "outdated journal: ends sent again, starts without their end; "
-               "flowd_flow_journal_failures_total)",
-               path_, n < 0 ? std::strerror(err) : "short write");
+  constexpr auto kWriteFailed =
+      "flow journal: writing {}: {}; nothing more is appended, it is rewritten from memory once "
+      "writing works again (a kill -9 meanwhile leaves the next start an outdated journal: ends "
+      "sent again, starts without their end; flowd_flow_journal_failures_total)";
+  const char* why = n < 0 ? std::strerror(err) : "short write";
+  if (std::exchange(said_complete_, false))
+    get_logger("core")->warn(kWriteFailed, path_, why);
+  else
+    limited_warn(*get_logger("core"), write_limiter_, kWriteFailed, path_, why);
   mark_stale();
   // At once (the cut line must not stay the file's last), unless a rewrite was tried less than a
   // second ago: on a full disk with flows coming, every batch failed and rewrote the whole file

@@ -211,7 +211,8 @@ class FlowJournal {
   // `body` (its P line first) written over the file itself, framed by a W line, without freeing
   // a block first; then cut to its length and sealed: "" or why not. Sets size_ (to what the file
   // holds).
-  std::string rewrite_in_place(const std::string& body);
+  // `touched`: whether a byte of the file was written over (else it is as it was).
+  std::string rewrite_in_place(const std::string& body, bool& touched);
 
   std::string path_;
   UniqueFd lock_fd_;
@@ -246,8 +247,11 @@ class FlowJournal {
   ReasonCounters<JournalFailure, kJournalFailures> failures_;
   prometheus::Gauge& bytes_;
   LogLimiter write_limiter_{1, std::chrono::seconds(60)};
+  LogLimiter rewrite_limiter_{1, std::chrono::seconds(60)};  // a complete file not rewritten
+  LogLimiter shrunk_limiter_{1, std::chrono::seconds(60)};   // nor beside it: shrunk in place
   LogLimiter full_limiter_{1, std::chrono::seconds(60)};
   LogLimiter repaired_limiter_{1, std::chrono::seconds(60)};
+  bool said_complete_ = false;  // "complete again" was the last word logged
 };
 
 }  // namespace flowd

@@ -482,15 +482,16 @@ TEST(FlowJournalFile, AStaleJournalIsRewrittenWhileIdle) {
   bus.set_journal(nullptr);
 }
 
-// `dir` immutable (chattr +i: no entry added, renamed or removed; its files still written) for
-// the object's lifetime. Root only (CAP_LINUX_IMMUTABLE), and a file system that has the flag.
-struct ImmutableDir {
-  explicit ImmutableDir(const std::string& dir) : fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY)) {
+// `flag` (FS_IMMUTABLE_FL: chattr +i, no entry added, renamed or removed in a directory, its files
+// still written; FS_APPEND_FL: chattr +a, a file only appended to) set on `path` for the object's
+// lifetime. Root only (CAP_LINUX_IMMUTABLE), and a file system that has the flag.
+struct FileFlag {
+  FileFlag(const std::string& path, int flag) : fd(::open(path.c_str(), O_RDONLY)) {
     ok = fd && ::ioctl(fd.get(), FS_IOC_GETFLAGS, &was) == 0;
-    int flags = was | FS_IMMUTABLE_FL;
+    int flags = was | flag;
     ok = ok && ::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) == 0;
   }
-  ~ImmutableDir() {
+  ~FileFlag() {
     if (ok) ::ioctl(fd.get(), FS_IOC_SETFLAGS, &was);
   }
   UniqueFd fd;
@@ -528,7 +529,7 @@ TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBoun
     return ports;
   };
   {
-    ImmutableDir frozen(dir.path);
+    FileFlag frozen(dir.path, FS_IMMUTABLE_FL);
     if (!frozen.ok) GTEST_SKIP() << "the file system of " << dir.path << " has no immutable flag";
     while (std::filesystem::file_size(j.path()) < (3u << 19)) round();  // 1.5 MiB
     EXPECT_FALSE(j.stale()) << "appends work: the file is complete";
@@ -557,6 +558,40 @@ TEST(FlowJournalFile, AWorkDirThatTakesNoNewFileKeepsTheJournalAppendedToAndBoun
   j.record(more, "kernel", false);
   EXPECT_LT(std::filesystem::file_size(j.path()), 1u << 20);
   EXPECT_EQ(live_ports(), (std::set<int>{1, 2, 3, 4}));
+}
+
+// try16a 3: an append-only journal (chattr +a) in a directory that takes no new file: past twice
+// its bound, the rewrite in place could not clear O_APPEND, and the file was taken as behind:
+// nothing more was appended, though appends worked. Nothing was written over: appended to still.
+TEST(FlowJournalFile, AnAppendOnlyJournalPastItsBoundIsStillAppendedTo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "privileged: chattr needs root";
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  FlowJournal& j = w.j;
+  std::vector<FlowID> live{flow(1)};
+  j.record(live, "kernel", false);
+  FileFlag append_only(j.path(), FS_APPEND_FL);
+  FileFlag frozen(w.dir.path, FS_IMMUTABLE_FL);
+  if (!append_only.ok || !frozen.ok) GTEST_SKIP() << "no chattr flags on " << w.dir.path;
+  auto round = [&] {
+    std::vector<FlowID> starts, ends;
+    for (std::uint16_t p = 100; p < 200; ++p) {
+      starts.push_back(flow(p));
+      ends.push_back(flow(p, FlowState::kEnd));
+    }
+    j.record(starts, "kernel", false);
+    j.record(ends, "kernel", false);
+  };
+  while (std::filesystem::file_size(j.path()) <= (2u << 20) + (64u << 10)) round();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  round();  // the try in place, refused
+  std::vector<FlowID> more{flow(2)};
+  j.record(more, "kernel", false);
+  EXPECT_FALSE(j.stale()) << "nothing was written over: the file is complete";
+  std::set<int> ports;
+  for (const auto& rep : replay_journal(slurp(j.path()), j.path()).live)
+    ports.insert(rep.start.src_port);
+  EXPECT_EQ(ports, (std::set<int>{1, 2})) << "appended after the refused rewrite";
 }
 
 // try15o: a kill -9 while the disk was still full left an outdated journal (documented: ends
