@@ -122,6 +122,9 @@ struct BackendInfo {
   // kafka backend's `records = yes`); null: never. The configuration check warns when one does
   // and no plugin offers_records.
   bool (*takes_records)(const Section& config) = nullptr;
+  // At a start whose configuration does not list this backend: removes what a flowd of it killed
+  // with -9 left behind (the ebpf marker's filters, by its record in `work_dir`); null: nothing.
+  void (*clean_up_unlisted)(const std::string& work_dir) = nullptr;
 };
 
 }  // namespace flowd

@@ -323,6 +323,10 @@ Config validate_config(const RawConfig& raw, const ComponentTable& components) {
         {info, build_section(path, "backend." + std::string(info->name), info->keys,
                              it == backend_raw.end() ? nullptr : it->second)});
   }
+  for (const auto& info : components.backends)
+    if (std::none_of(c.backends.begin(), c.backends.end(),
+                     [&](const BackendConfig& b) { return b.info == &info; }))
+      c.unlisted_backends.push_back(&info);
   // Records asked for that nothing decodes: a collector plugin forgotten in [flowd] plugins.
   if (std::none_of(c.plugins.begin(), c.plugins.end(),
                    [](auto& p) { return p.info->offers_records; })) {

@@ -43,6 +43,7 @@ struct Config {
   Section core;
   std::vector<PluginConfig> plugins;
   std::vector<BackendConfig> backends;
+  std::vector<const BackendInfo*> unlisted_backends;  // the table's others
   std::vector<std::string> warnings;
   std::string ini_equivalent;  // legacy files only: the same configuration as INI
 };

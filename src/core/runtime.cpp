@@ -269,6 +269,10 @@ void Runtime::apply(const Config& c) {
   const bool first = !started_;
   Recovered recovered;
   if (first) recovered = recover_flows(c);
+  // What a killed flowd's backends that this one does not run left behind (the marker's filters).
+  if (first)
+    for (const auto* info : c.unlisted_backends)
+      if (info->clean_up_unlisted) info->clean_up_unlisted(c.core.get("work_dir"));
   auto queue_size = static_cast<std::size_t>(c.core.get_int("queue_size"));
 
   // Plugins first, so nothing is published to a backend that is going away.

@@ -1843,6 +1843,30 @@ TEST_F(MarkerNetns, AReloadToAnUnusableWorkDirKeepsTheMarkerRecordWhereItWas) {
   EXPECT_EQ(records(), 0);
 }
 
+// try16b F1: a flowd killed with -9 and started again without the ebpf backend left the dead one's
+// filter, clsact and map labelling packets, without a word (a start with ebpf, or a reload that
+// removes it, cleaned up). A start whose configuration has no ebpf backend removes what the marker
+// record says, and the record.
+TEST_F(MarkerNetns, AStartWithoutTheEbpfBackendRemovesWhatAKilledMarkerLeft) {
+  auto flowd = start_flowd(config("pin_path =\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_EQ(records(), 1) << flowd->log();
+  ASSERT_EQ(filters(), 1);
+  flowd->signal(SIGKILL);
+  ASSERT_EQ(flowd->wait(5s), 128 + SIGKILL);
+  EXPECT_EQ(filters(), 1) << "left by the kill";
+  std::string cfg = config("pin_path =\n");
+  cfg.replace(cfg.find("backends = ebpf, prometheus"), 27, "backends = prometheus");
+  auto again = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+  EXPECT_EQ(filters(), 0) << again->log();
+  EXPECT_FALSE(has_clsact(net->veth_a)) << "the killed flowd's own clsact stayed\n" << again->log();
+  EXPECT_EQ(records(), 0);
+  EXPECT_TRUE(log_says(*again, "this configuration has no ebpf backend: removed")) << again->log();
+  again->signal(SIGTERM);
+  EXPECT_EQ(again->wait(5s), 0) << again->log();
+}
+
 // try15l: a marker record that could not be written at start (work_dir full) was never written
 // afterwards: a kill -9 then, and the restart could not tell that the clsact was flowd's, which
 // stayed on the interface for good. It is tried again every 2 s until it is written.

@@ -31,6 +31,7 @@
 #include "backends/ebpf/ebpf_config.hpp"
 #include "backends/ebpf/flow_map.hpp"
 #include "backends/ebpf/kept_flows.hpp"
+#include "backends/ebpf/left_hooks.hpp"
 #include "backends/ebpf/link_watch.hpp"
 #include "backends/ebpf/mark_policy.hpp"
 #include "backends/ebpf/marker_lock.hpp"
@@ -668,45 +669,7 @@ class EbpfBackend final : public Backend {
       if (shelved && std::any_of(shelved->hooks.begin(), shelved->hooks.end(),
                                  [&](const auto& a) { return a->ifindex() == h.ifindex; }))
         continue;  // the predecessor's in this process: it goes when the shelf item does
-      pid_t holder = 0;
-      std::string lock_error;
-      MarkerLock probe = MarkerLock::acquire(
-          h.ifindex > 0 ? "if:#" + std::to_string(h.ifindex) : interface_lock_key(h.interface),
-          holder, lock_error);
-      if (!probe.held()) {
-        log_->warn("leaving the marker on {} (in the record of flowd pid {}): {} (pid {})",
-                   h.interface, rec->pid, lock_error, holder);
-        continue;
-      }
-      const RemovedHook r = remove_marker_hook(h.ifindex, h.created_clsact);
-      if (r.interface_now.empty() || r.note == kNoMarkerFilter) {
-        log_->info("nothing to remove on {} (in the record of flowd pid {}): {}", h.interface,
-                   rec->pid, r.note);
-        continue;
-      }
-      const std::string where =
-          r.interface_now.empty() || r.interface_now == h.interface
-              ? h.interface
-              : r.interface_now + " (recorded as " + h.interface + ": renamed since)";
-      if (r.note == kEmptyClsactRemoved) {
-        log_->warn(
-            "flowd pid {}, which did not stop cleanly, left {} (no longer configured) with {}",
-            rec->pid, where, r.note);
-        continue;
-      }
-      if (!r.removed) {
-        log_->warn(
-            "cannot remove the marker filter that flowd pid {}, which did not stop cleanly, left "
-            "on {} (no longer configured): {}; it stays in the marker record (tc filter del dev {} "
-            "egress handle 0x{:x} prio 0x{:x} bpf removes it)",
-            rec->pid, where, r.note, r.interface_now, kFilterHandle, kFilterPriority);
-        leftovers_.push_back({r.interface_now, h.ifindex, h.created_clsact});
-        continue;
-      }
-      log_->warn(
-          "removed the marker filter that flowd pid {}, which did not stop cleanly, left on {} "
-          "(no longer configured): {}",
-          rec->pid, where, r.note);
+      if (auto stays = remove_left_hook(h, rec->pid, *log_)) leftovers_.push_back(*stays);
     }
     return created;
   }
@@ -1146,8 +1109,9 @@ std::unique_ptr<Backend> create(const Section& cfg, Context& ctx) {
 }  // namespace
 
 const BackendInfo& backend_info() {
-  static const BackendInfo info{"ebpf", "IPv6 flow-label marking with a tc BPF program",
-                                config_keys(), create};
+  static const BackendInfo info{"ebpf",        "IPv6 flow-label marking with a tc BPF program",
+                                config_keys(), create,
+                                nullptr,       clean_up_unlisted};
   return info;
 }
 
