@@ -301,6 +301,21 @@ Config validate_config(const RawConfig& raw, const ComponentTable& components) {
     c.plugins.push_back({info, build_section(path, "plugin." + std::string(info->name), info->keys,
                                              it == plugin_raw.end() ? nullptr : it->second)});
   }
+  // The original treats an empty activity as 0, and its config file had to give one; an INI file
+  // that leaves the key out gets the same 0, a tag no registry activity has: say so, as the
+  // original's missing NETSTAT_ACTIVITY did (try16b F4). `activity =` (empty) or `0` is a choice.
+  for (const auto& p : c.plugins) {
+    const auto& keys = p.info->keys;
+    auto has = [&](std::string_view k) {
+      return std::any_of(keys.begin(), keys.end(), [&](const KeySpec& s) { return s.name == k; });
+    };
+    if (has("experiment") && has("activity") && p.section.is_set("experiment") &&
+        !p.section.is_set("activity"))
+      c.warnings.push_back(fmt::format(
+          "{}: [{}] experiment = {} without activity: its connections are tagged activity 0, "
+          "which no registry activity is; set activity (a name or an id, or 0 to keep this)",
+          path, p.section.name(), p.section.get("experiment")));
+  }
   auto backends = c.core.get_list("backends");
   if (backends.empty())
     throw ConfigError(

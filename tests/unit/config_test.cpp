@@ -187,6 +187,25 @@ TEST(ConfigValidate, SectionPresentButNotListedWarns) {
   EXPECT_EQ(c.backends.size(), 1u);
 }
 
+TEST(ConfigValidate, AFixedExperimentWithoutActivityWarnsThatItsActivityIsZero) {
+  for (const char* plugin : {"kernel", "netlink", "netstat"}) {
+    const std::string head =
+        std::string("[flowd]\nplugins = ") + plugin + "\n[plugin." + plugin + "]\nexperiment = 2\n";
+    Config c = load(head);
+    ASSERT_EQ(c.warnings.size(), 1u) << plugin;
+    expect_contains(c.warnings[0], kPath);
+    expect_contains(c.warnings[0], std::string("[plugin.") + plugin +
+                                       "] experiment = 2 without activity: its connections are "
+                                       "tagged activity 0");
+    // An activity given, even an empty one (the original's '' is 0) or 0, is the user's choice.
+    for (const char* activity : {"activity = 1\n", "activity =\n", "activity = 0\n"})
+      EXPECT_TRUE(load(head + activity).warnings.empty()) << plugin << " " << activity;
+  }
+  // Rules alone carry their own activity.
+  EXPECT_TRUE(
+      load("[flowd]\nplugins = kernel\n[plugin.kernel]\nrules = 5000 2 1\n").warnings.empty());
+}
+
 TEST(ConfigValidate, KafkaRecordsWithoutACollectorPluginWarns) {
   const std::string kafka = "[backend.kafka]\nbrokers = 127.0.0.1:9092\n";
   Config c = load("[flowd]\nplugins = np_api\nbackends = kafka\n" + kafka + "records = yes\n");

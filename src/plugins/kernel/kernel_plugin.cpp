@@ -122,9 +122,9 @@ IpAddress address_of(const __u8 (&bytes)[16], int family) {
 struct ShelvedKernel final : ShelfItem {
   std::unique_ptr<ConnEvents> events;
   std::optional<scanner::ConnectionTracker> tracker;
-  // The program's lost and missed counts as far as its plugin counted them (what came after, up
-  // to the successor's read, its successor counts and repairs).
-  std::uint64_t lost = 0, missed = 0;
+  // The program's lost, missed and first-packet mark counts as far as its plugin counted them
+  // (what came after, up to the successor's read, its successor counts, and repairs).
+  std::uint64_t lost = 0, missed = 0, marked = 0;
   RingHandover handover;  // copies in its ring of what its own predecessor's ring handed
   // The kernel's id of the marker's map its program wrote (0: none): a successor's map that is not
   // this one, nor the marker's copy of it, lacks the flows it followed (mark_live_flows).
@@ -270,6 +270,10 @@ class KernelPlugin final : public Plugin {
         if (owners_) bpf_->copy_owners_from(*predecessor_);
         predecessor_lost_ = shelved->lost;
         predecessor_missed_ = shelved->missed;
+        predecessor_marked_ = shelved->marked;
+        // Its marks from its plugin's last read to its detach (the restart's ~100 ms: try16b F2)
+        // went into the map the marker reads now: counted at the read of its ring.
+        predecessor_marks_count_ = marks && holds_flows_of(shelved->marked_map);
         predecessor_->set_handler(old_ring_handler());
         tracker_.take_over(std::move(*shelved->tracker));
       } else {
@@ -432,6 +436,7 @@ class KernelPlugin final : public Plugin {
         bpf_->set_handler([](const flowd_conn_event&) {});  // nothing reads it until then
         item->lost = lost_;
         item->missed = missed_;
+        item->marked = marked_;
         item->marked_map = bpf_->marking() ? marker_map_id_ : 0;
         item->events = std::move(bpf_);
         item->tracker.emplace(std::move(tracker_));
@@ -461,6 +466,9 @@ class KernelPlugin final : public Plugin {
                  std::strerror(-n));
     else
       events_total_->Increment(n);
+    if (predecessor_marks_count_)
+      if (std::uint64_t marked = predecessor_->marked(); marked > predecessor_marked_)
+        premarked_total_->Increment(static_cast<double>(marked - predecessor_marked_));
     const std::uint64_t lost = predecessor_->lost(), missed = predecessor_->missed();
     const bool repair =
         account_losses(lost - std::min(predecessor_lost_, lost),
@@ -952,7 +960,8 @@ class KernelPlugin final : public Plugin {
   std::optional<netlink::SockDiag> diag_;
   std::unique_ptr<ConnEvents> bpf_;
   std::unique_ptr<ConnEvents> predecessor_;  // a reload's: read once at the start of run()
-  std::uint64_t predecessor_lost_ = 0, predecessor_missed_ = 0;
+  std::uint64_t predecessor_lost_ = 0, predecessor_missed_ = 0, predecessor_marked_ = 0;
+  bool predecessor_marks_count_ = false;  // its marks went into the map the marker reads now
   RingHandover handover_;  // the records an old program's ring and the new one's both hold
   std::unique_ptr<PollingFallback> fallback_;
   BootClock clock_;

@@ -18,7 +18,9 @@ constexpr std::array<KeySpec, 3> tag_keys(std::string_view legacy_experiment,
   return {{
       {"experiment", KeyType::kString, "",
        "experiment (id or registry name) of every reported connection", legacy_experiment},
-      {"activity", KeyType::kString, "", "activity (id or name) of every reported connection",
+      {"activity", KeyType::kString, "",
+       "activity (id or name) of every reported connection; left out while experiment is set: 0, "
+       "with a warning",
        legacy_activity},
       {"rules", KeyType::kList, "",
        "tags by local port, 'PORT EXPERIMENT ACTIVITY' (e.g. 1094 cms Cache); without experiment "
