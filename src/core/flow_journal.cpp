@@ -77,7 +77,8 @@ std::string_view to_string(JournalSkip s) {
 std::string_view to_string(JournalFailure f) {
   return f == JournalFailure::kWriteFailed     ? "write_failed"
          : f == JournalFailure::kRewriteFailed ? "rewrite_failed"
-                                               : "full";
+         : f == JournalFailure::kFull          ? "full"
+                                               : "unwritable";
 }
 
 // 2000-01-01T00:00:00Z in microseconds since the epoch.
@@ -347,7 +348,8 @@ FlowJournal::FlowJournal(prometheus::Registry& metrics)
                 "What the flow journal could not keep, by reason: write_failed (an append failed, "
                 "disk full or I/O error: the file is rewritten from memory once writing works "
                 "again), rewrite_failed (such a rewrite failed), full (a start not kept: the "
-                "journal held its most live reports, 131072)",
+                "journal held its most live reports, 131072), unwritable (flowd started without "
+                "a journal: work_dir read-only or not writable)",
                 "reason"),
       bytes_(prometheus::BuildGauge()
                  .Name("flowd_flow_journal_bytes")
@@ -384,7 +386,22 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
   const std::string lock_path = path + ".lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock) {
-    log->warn("no flow journal: {}: {}", lock_path, std::strerror(errno));
+    const int err = errno;
+    failures_.add(JournalFailure::kUnwritable);
+    // The journal may still be read (a work_dir remounted read-only): say what it holds. Its flows
+    // are left to the first start that can write it, not ended now: this start could not record
+    // their ends, and that one would send them again (try16a 2: before, only the error was said).
+    std::string held;
+    std::string error;
+    if (auto body = read_owned_regular_file(path, kMaxRead, error))
+      if (const auto left = replay_journal(*body, path).live.size())
+        held = fmt::format(
+            "; the journal holds {} flow{} the previous flowd did not end: not ended by this "
+            "start (it could not record their ends, which a later start would send again), but "
+            "by the first start that can write {}",
+            left, left == 1 ? "" : "s", work_dir);
+    log->warn("no flow journal: {}: {}{} (and a restart after kill -9 cannot end this run's flows)",
+              lock_path, std::strerror(err), held);
     return false;
   }
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {

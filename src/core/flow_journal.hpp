@@ -94,9 +94,10 @@ inline constexpr std::size_t kJournalSkips = 2;
 std::string_view to_string(JournalSkip s);
 // What the journal could not keep (flowd_flow_journal_failures_total{reason}): an append that
 // failed (disk full, I/O error), a rewrite of the whole file that did, a start not kept because
-// the journal held its most live reports.
-enum class JournalFailure : std::uint8_t { kWriteFailed, kRewriteFailed, kFull };
-inline constexpr std::size_t kJournalFailures = 3;
+// the journal held its most live reports, a start of flowd that could not open the journal for
+// writing (a read-only work_dir, permissions: no journal that run).
+enum class JournalFailure : std::uint8_t { kWriteFailed, kRewriteFailed, kFull, kUnwritable };
+inline constexpr std::size_t kJournalFailures = 4;
 std::string_view to_string(JournalFailure f);
 
 // What the previous run left, read by replay().

@@ -272,5 +272,34 @@ TEST_F(FlowJournalDisk, AWorkDirMountedReadOnlyIsRewrittenThroughTheFileFlowdHol
   expect_each_left_ends_once(1800, 10200);
 }
 
+// try16a 2: flowd started while work_dir was read-only ran without a journal, saying only the
+// lock file's error: the flows the killed flowd left were not ended, and no metric moved. It says
+// how many the journal holds, and who ends them, and counts it; the first start that can write
+// work_dir ends each once.
+TEST_F(FlowJournalDisk, AStartOnAReadOnlyWorkDirSaysWhatTheJournalHoldsAndCountsIt) {
+  write_pipe(d.pipe(), lines("start", 10000, 10300));
+  ASSERT_EQ(d.rx4.receive_many(300).size(), 300u) << d.proc->log();
+  kill9();
+  {
+    ReadOnlyBind ro(work);
+    ASSERT_TRUE(ro.ok);
+    d.start(np_config(d));
+    const std::string m =
+        d.scrape_until("flowd_flow_journal_failures_total{reason=\"unwritable\"}", 1);
+    EXPECT_EQ(
+        metric_sum(m, "flowd_flow_journal_failures_total{reason=\"unwritable\"}").value_or(-1), 1)
+        << m;
+    EXPECT_EQ(metric_sum(m, "flowd_flow_journal_bytes").value_or(-1), 0);
+    const std::string log = d.proc->log();
+    EXPECT_NE(log.find("Read-only file system; the journal holds 300 flows the previous flowd "
+                       "did not end: not ended by this start"),
+              std::string::npos)
+        << log;
+    EXPECT_TRUE(ends_by_port(300, 1s).empty()) << "none ended by the read-only start";
+    EXPECT_EQ(d.stop(), 0);
+  }
+  expect_each_left_ends_once(300, 10000);
+}
+
 }  // namespace
 }  // namespace flowd::test

@@ -377,7 +377,7 @@ TEST(Cli, ComponentConfigErrorsNameTheFileOnce) {
   const struct {
     std::string config, expected;
   } cases[] = {
-      {"plugins = kernel\n[plugin.kernel]\nexperiment = 2\nring_buffer_size = 4097\n",
+      {"plugins = kernel\n[plugin.kernel]\nexperiment = 2\nactivity = 9\nring_buffer_size = 4097\n",
        "[plugin.kernel] ring_buffer_size: 4097 is not a power of two"},
       {"plugins = netlink\n[plugin.netlink]\nrules = 1094 nosuch default\n",
        "[plugin.netlink] rules: '1094 nosuch default': unknown experiment 'nosuch'"},
@@ -391,13 +391,14 @@ TEST(Cli, ComponentConfigErrorsNameTheFileOnce) {
        "port (1 to 65535)"},
       {"plugins = netlink\n[plugin.netlink]\nrules = 5201x 2 9\n",
        "[plugin.netlink] rules: '5201x 2 9': expected 'LOCAL_PORT EXPERIMENT ACTIVITY'"},
-      {"plugins = netlink\n[plugin.netlink]\nexperiment = 2\ninternal_networks = 10.0.0.0/33\n",
+      {"plugins = netlink\n[plugin.netlink]\nexperiment = 2\nactivity = 9\ninternal_networks = "
+       "10.0.0.0/33\n",
        "[plugin.netlink] internal_networks: '10.0.0.0/33'"},
       {"plugins = netlink\n[plugin.netlink]\nrules = 1094 cms Cache, 1094 atlas default\n",
        "[plugin.netlink] rules: '1094 atlas default': local port 1094 has a rule already"},
       {"plugins = kernel\n[plugin.kernel]\nrules = 1094 2 9, 2811 2 9, 1094 2 9\n",
        "[plugin.kernel] rules: '1094 2 9': local port 1094 has a rule already"},
-      {"plugins = netlink\n[plugin.netlink]\nexperiment = nosuch\n",
+      {"plugins = netlink\n[plugin.netlink]\nexperiment = nosuch\nactivity = 1\n",
        "[plugin.netlink] experiment/activity: unknown experiment 'nosuch'"},
       {"plugins = np_api\nbackends = ebpf\n[plugin.np_api]\npath = " + dir.file("np") +
            "\n[backend.ebpf]\ninterfaces = vc, vc\n",
