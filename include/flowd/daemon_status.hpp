@@ -65,6 +65,10 @@ struct ComponentStatus {
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;
   std::uint64_t dropped = 0;
+  // How a plugin that has a choice works now, as it said last (DaemonStatus::set_mode); "" for
+  // the others. The kernel plugin: following the kernel's TCP state changes, or polling sock_diag
+  // and why (try16b F5: before, only its log and metrics told them apart).
+  std::string mode;
 };
 
 // One interface the marker was configured for (or chose), and whether its egress filter is
@@ -152,6 +156,12 @@ class DaemonStatus {
   // Whether a configuration is being applied (a reload: components stop and start). A marker
   // missing meanwhile may be one being replaced, not one removed. False outside a reload.
   virtual bool reloading() const { return false; }
+  // A plugin says how it works now (ComponentStatus::mode), at its start and when it changes; a
+  // reload's successor says it again. One line, for a person.
+  virtual void set_mode(const char* plugin, std::string mode) {
+    (void)plugin;
+    (void)mode;
+  }
 };
 
 }  // namespace flowd

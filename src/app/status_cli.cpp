@@ -262,16 +262,20 @@ void print_status(const nlohmann::json& s) {
   std::cout << fmt::format(
       "flowd {} running since {} (up {})\n", value<std::string>(s, "version", "?"),
       value<std::string>(s, "started", "?"), duration(value<std::int64_t>(s, "uptime_seconds", 0)));
-  std::vector<std::string> plugins;
+  std::vector<std::string> plugins, modes;
   std::vector<const json*> backends;
   const json components = value<json>(s, "components", json::array());
   for (const auto& c : components)
-    if (value<std::string>(c, "kind", "") == "plugin")
+    if (value<std::string>(c, "kind", "") == "plugin") {
       plugins.push_back(value<std::string>(c, "name", "?"));
-    else
+      if (auto mode = value<std::string>(c, "mode", ""); !mode.empty())
+        modes.push_back(fmt::format("  {:<14} {}\n", plugins.back(), mode));
+    } else {
       backends.push_back(&c);
+    }
   std::cout << fmt::format("plugins:    {}\n",
                            plugins.empty() ? "none" : fmt::format("{}", fmt::join(plugins, ", ")));
+  for (const auto& m : modes) std::cout << m;
   std::cout << "backends:   " << (backends.empty() ? "none\n" : "\n");
   for (const auto* b : backends)
     std::cout << fmt::format(

@@ -77,6 +77,11 @@ void StatusBoard::clear_marker(const MarkerProbe* probe) {
   if (marker_.get() == probe) marker_.reset();
 }
 
+void StatusBoard::set_mode(const char* plugin, std::string mode) {
+  std::lock_guard lock(mu_);
+  modes_[plugin] = std::move(mode);
+}
+
 std::shared_ptr<const MarkerProbe> StatusBoard::marker() const {
   std::lock_guard lock(mu_);
   return marker_;
@@ -88,13 +93,17 @@ DaemonStatusReport StatusBoard::report() const {
   r.started = started_;
   std::vector<ComponentRow> rows;
   BusCounts bus;
+  std::unordered_map<std::string, std::string> modes;
   {
     std::lock_guard lock(mu_);
     rows = components_;
     bus = bus_;
+    modes = modes_;
   }
   for (const auto& row : rows) {
-    ComponentStatus c{row.kind, row.name, 0, 0, 0};
+    ComponentStatus c{row.kind, row.name, 0, 0, 0, {}};
+    if (auto it = modes.find(row.name); row.kind == "plugin" && it != modes.end())
+      c.mode = it->second;
     if (row.queue) {
       c.queue_depth = row.queue->size();
       c.queue_capacity = row.queue->capacity();

@@ -65,6 +65,7 @@ class StatusBoard final : public DaemonStatus {
   void clear_marker(const MarkerProbe* probe) override;
   std::shared_ptr<const MarkerProbe> marker() const override;
   bool reloading() const override { return reloading_.load(std::memory_order_acquire); }
+  void set_mode(const char* plugin, std::string mode) override;
   // The runtime, around each application of a configuration (Runtime::apply).
   void set_reloading(bool on) { reloading_.store(on, std::memory_order_release); }
 
@@ -108,6 +109,7 @@ class StatusBoard final : public DaemonStatus {
   std::unordered_map<std::string, std::vector<PendingRestart>> restarts_;
   BusCounts bus_;
   std::shared_ptr<const MarkerProbe> marker_;
+  std::unordered_map<std::string, std::string> modes_;  // by plugin name (set_mode)
   std::atomic<bool> reloading_{false};
 };
 

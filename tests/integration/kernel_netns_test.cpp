@@ -25,6 +25,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "flowd/rfc3339.hpp"
 #include "flowd/scitags_label.hpp"
@@ -1037,6 +1038,39 @@ TEST_F(KernelNetns, WithoutCapabilitiesItSaysWhyAndPolls) {
   EXPECT_EQ(ev[0].exp, 2);
   std::string m = scrape();
   EXPECT_GE(counter(m, "flowd_scans_total{plugin=\"kernel\"}"), 1) << m;
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// try16b F5: `flowd status` listed `kernel` alone, whether it followed the kernel or polled (the
+// log and the metrics only told them apart). It says which, and why it polls.
+TEST_F(KernelNetns, StatusSaysWhetherTheKernelPluginFollowsTheKernelOrPolls) {
+  std::string out, err;
+  if (run_shell("command -v setpriv", "", out) != 0) GTEST_SKIP() << "setpriv not installed";
+  std::string cfg = config("kernel", kTagKeys + "interval = 200ms\n");
+  cfg.replace(cfg.find("plugins = kernel"), 16, "plugins = kernel, api");
+  cfg += "[plugin.api]\nsocket = " + dir.file("api.sock") + "\n";
+  auto status = [&](const std::string& mode) {
+    ASSERT_EQ(run_flowd({"status", "-c", dir.file("flowd.cfg")}, out, err), 0) << err;
+    EXPECT_NE(out.find("plugins:    kernel, api\n  kernel         " + mode), std::string::npos)
+        << out;
+    ASSERT_EQ(run_flowd({"status", "--json", "-c", dir.file("flowd.cfg")}, out, err), 0) << err;
+    const auto j = nlohmann::json::parse(out);
+    for (const auto& c : j["components"])
+      if (c["name"] == "kernel")
+        EXPECT_EQ(c["mode"].get<std::string>().rfind(mode, 0), 0u) << c;
+      else
+        EXPECT_FALSE(c.contains("mode")) << c;
+  };
+  start_flowd(cfg, "following TCP state changes");
+  status("following TCP state changes in the kernel (BPF, 1048576-byte ring buffer)");
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+  start_flowd(cfg, "scanning TCP connections",
+              {"setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"});
+  status(
+      "polling sock_diag every 200 ms: cannot follow TCP state changes in the kernel (loading "
+      "the BPF program: Operation not permitted");
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

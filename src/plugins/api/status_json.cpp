@@ -26,6 +26,7 @@ nlohmann::json status_json(const DaemonStatusReport& r, TimePoint now) {
       j["queue_capacity"] = c.queue_capacity;
       j["dropped"] = c.dropped;
     }
+    if (!c.mode.empty()) j["mode"] = c.mode;
     components.push_back(std::move(j));
   }
   json interfaces = json::array();

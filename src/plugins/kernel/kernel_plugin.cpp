@@ -284,6 +284,9 @@ class KernelPlugin final : public Plugin {
             "marking from the first packet: the BPF program writes the marker's map at each "
             "IPv6 connection's start ({})",
             rules_text(*marks));
+      if (ctx_.status)
+        ctx_.status->set_mode(name_, "following TCP state changes in the kernel (BPF, " +
+                                         std::to_string(ring_bytes_) + "-byte ring buffer)");
     } catch (const LoadError& e) {
       // A reload's successor of a plugin that polled already: the same reason, said once as a
       // warning at its start, is an info line now (a run of reloads repeated the warning).
@@ -293,6 +296,11 @@ class KernelPlugin final : public Plugin {
                 "instead, as the netlink plugin{}",
                 e.what(), options_.interval.count(),
                 polled_before ? " (as before the reload)" : "");
+      if (ctx_.status)
+        ctx_.status->set_mode(name_, fmt::format("polling sock_diag every {} ms: cannot "
+                                                 "follow TCP state changes in the kernel "
+                                                 "({})",
+                                                 options_.interval.count(), e.what()));
       fallback_ = std::make_unique<PollingFallback>(name_, ctx_, options_, tagger_, owners_);
       fallback_->start();
     }
