@@ -1573,6 +1573,39 @@ TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try16b F3, the fixed tag: a reload that changes it retags the live connections of the netlink
+// scanner and of the kernel plugin alike (an end with the old tag, a start with the new one).
+TEST_F(KernelIssue15, AReloadThatChangesTheFixedTagRetagsTheLiveConnections) {
+  Fds fds;
+  ASSERT_GE(listen_in_b(fds, 5000), 0);
+  const std::string rest =
+      "ignore_private = no\ninternal_networks = 127.0.0.0/8\ninterval = 200ms\n";
+  for (const std::string plugin : {"netlink", "kernel"}) {
+    start_flowd(config(plugin, "experiment = 2\nactivity = 9\n" + rest),
+                plugin == "kernel" ? "following TCP state changes" : "scanning TCP connections");
+    int port = 0, client;
+    {
+      NetnsScope in_a(net->a);
+      client = fds.add(tcp_connect("198.18.0.2", 5000, &port));
+    }
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(events(1).size(), 1u) << proc->log();
+    reload(config(plugin, "experiment = 3\nactivity = 4\n" + rest));
+    std::string said;
+    for (const auto& e : events(2))
+      said += fmt::format("{} {} {}/{}; ", e.state, e.src_port == port, e.exp, e.act);
+    EXPECT_EQ(said, "end true 2/9; start true 3/4; ") << plugin << "\n" << proc->log();
+    EXPECT_EQ(count("1 tagged otherwise now: ended and started again with its new tag"), 1)
+        << proc->log();
+    proc->signal(SIGTERM);
+    EXPECT_EQ(proc->wait(5s), 0);
+    EXPECT_EQ(events(1).size(), 1u) << "the stop's end";
+    ::close(client);
+    fds.fds.back() = -1;
+    kill_and_forget();
+  }
+}
+
 // Defects 8 and 9: a plugin that stops without a successor (a reload removed it; flowd stops) ends
 // the flows it started, as the netflow plugin does; a reload that restarts it does not.
 TEST_F(KernelIssue15, APluginStoppedWithoutSuccessorEndsItsFlows) {
@@ -1700,6 +1733,48 @@ TEST_F(KernelIssue15, FirstPacketMarksAreCountedAcrossReloadsThatRestartThePlugi
   ASSERT_EQ(counter(m, starts), n) << proc->log();
   EXPECT_EQ(counter(m, "flowd_kernel_first_packet_marks_total"), n)
       << "every one marked at its start, across 6 restarts";
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
+// Report try16b F3: a reload that changed a port rule, or dropped it, left the live connections it
+// had tagged with their old tag and label until they closed (hour-long transfers mislabelled after
+// an admin fixed a wrong rule). The successor ends each one it tags otherwise and starts it again
+// with its new tag, whose label the next packet carries; one no longer tagged ends, unmarked.
+TEST_F(KernelIssue15, AReloadThatChangesAPortRuleRetagsTheLiveConnections) {
+  Fds fds;
+  int listener;
+  {
+    NetnsScope in_a(net->a);
+    listener = fds.add(tcp_listen("::", 5201));
+  }
+  ASSERT_GE(listener, 0);
+  const std::string rest = "ignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  start_flowd(config_with_marker("kernel", "rules = 5201 2 9\n" + rest),
+              "following TCP state changes");
+  std::vector<Pair> pairs;
+  ASSERT_NO_FATAL_FAILURE(accept_reported(pairs, fds, listener, 2));
+  expect_next_data_labelled(pairs, make_label(2, 9, 0));
+
+  reload(config_with_marker("kernel", "rules = 5201 3 4\n" + rest));
+  std::map<int, std::string> said;  // by client port
+  for (const auto& e : events(4))
+    said[e.dst_port] += fmt::format("{} {}/{}; ", e.state, e.exp, e.act);
+  for (const auto& p : pairs) EXPECT_EQ(said[p.port], "end 2/9; start 3/4; ") << proc->log();
+  EXPECT_EQ(count("2 tagged otherwise now: ended and started again with their new tag"), 1)
+      << proc->log();
+  expect_next_data_labelled(pairs, make_label(3, 4, 0));
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 2), 2);
+
+  reload(config_with_marker("kernel", "rules = 6001 3 4\n" + rest));
+  said.clear();
+  for (const auto& e : events(2))
+    said[e.dst_port] += fmt::format("{} {}/{}; ", e.state, e.exp, e.act);
+  for (const auto& p : pairs) EXPECT_EQ(said[p.port], "end 3/4; ") << proc->log();
+  EXPECT_EQ(count("2 no longer tagged: ended"), 1) << proc->log();
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0) << "unmarked";
+  for (auto& p : pairs) close_pair(fds, p);
+  EXPECT_TRUE(events(1, 1500ms).empty()) << "their ends came already";
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

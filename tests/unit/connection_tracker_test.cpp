@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <fmt/format.h>
+
 #include <map>
 
 #include "netlink/sock_diag.hpp"
@@ -449,6 +451,50 @@ TEST(ConnectionTracker, ASuccessorEndsWhatItsFilterNowExcludes) {
   out.clear();
   next.closed(gone, Clock::now(), out);
   EXPECT_TRUE(out.empty()) << "its end came already";
+}
+
+// try16b F3: a reload that changed a local port's rule or the fixed tag left the connections the
+// predecessor started with their old tag (and label) until they closed. retag() ends each one the
+// tagger tags otherwise now and starts it again with its new tag; one no longer tagged just ends.
+TEST(ConnectionTracker, ASuccessorRetagsWhatItsTaggerTagsOtherwiseNow) {
+  auto by_port = [](std::map<std::uint16_t, Tag> rules) -> Tagger {
+    return [rules](const Connection& c, bool&) -> std::optional<Tag> {
+      auto it = rules.find(c.local_port);
+      return it == rules.end() ? std::nullopt : std::optional<Tag>(it->second);
+    };
+  };
+  ConnectionTracker old(no_private(), false,
+                        by_port({{5001, {2, 9}}, {5002, {3, 4}}, {5003, {5, 1}}}));
+  scan(old, {});
+  std::vector<FlowID> out;
+  const auto same = conn("192.0.2.1", 5001, "203.0.113.5", 40001),
+             changed = conn("192.0.2.1", 5002, "203.0.113.5", 40002),
+             dropped = conn("192.0.2.1", 5003, "203.0.113.5", 40003);
+  for (const auto& c : {same, changed, dropped}) old.established(c, Clock::now(), out);
+  ASSERT_EQ(out.size(), 3u);
+  ConnectionTracker next(no_private(), false, by_port({{5001, {2, 9}}, {5002, {7, 2}}}));
+  next.take_over(std::move(old));
+  out.clear();
+  const auto r = next.retag(Clock::now(), out);
+  EXPECT_EQ(r.changed, 1u);
+  EXPECT_EQ(r.untagged, 1u);
+  std::string said;
+  for (const auto& f : out)
+    said += fmt::format("{} {} {}/{}; ", f.state == FlowState::kEnd ? "end" : "start", f.src_port,
+                        f.experiment, f.activity);
+  // The slots' order is the table's: the changed one's end comes right before its start.
+  EXPECT_NE(said.find("end 5002 3/4; start 5002 7/2; "), std::string::npos) << said;
+  EXPECT_NE(said.find("end 5003 5/1; "), std::string::npos) << said;
+  EXPECT_EQ(out.size(), 3u) << said;
+  EXPECT_EQ(next.started(), 2u);
+  out.clear();
+  EXPECT_EQ(next.retag(Clock::now(), out).changed, 0u) << "nothing more to change";
+  EXPECT_TRUE(out.empty());
+  next.closed(changed, Clock::now(), out);
+  next.closed(dropped, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u) << "the dropped one's end came already";
+  EXPECT_EQ(out[0].src_port, 5002);
+  EXPECT_EQ(out[0].experiment, 7);
 }
 
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {

@@ -160,6 +160,7 @@ class KernelPlugin final : public Plugin {
         rules_(tagging_->rules()),
         tracker_(options_.filter, options_.report_existing, tagger_) {
     if (!tagging_->process().empty()) owners_.emplace("/proc", tagging_->process());
+    options_.retag = !owners_;          // without ownership, the 4-tuple alone decides the tag
     tracker_.follow_until_close(true);  // as the program's events: live until CLOSE
     resync_interval_ = cfg.get_duration("resync_interval");
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
@@ -340,6 +341,7 @@ class KernelPlugin final : public Plugin {
     // instead of adopting silently the connections established while no plugin ran.
     // At a daemon's start, the flow journal's connections to start again are too.
     std::size_t inherited = 0, followed = 0, excluded = 0;
+    scanner::ConnectionTracker::Retagged retagged;
     const bool predecessor_taken = predecessor_ != nullptr;
     bool repair = false;  // the dump below is a resync: the predecessor's ring lost records
     std::vector<FlowKey> restarts;
@@ -355,6 +357,9 @@ class KernelPlugin final : public Plugin {
     events_.clear();
     tracker_.end_excluded(Clock::now(), events_);
     excluded = events_.size();
+    // A changed port rule or fixed tag: the connections it tags otherwise end, and start again with
+    // their new tag. Not with process ownership: the tracker keeps no owner to ask again.
+    if (options_.retag) retagged = tracker_.retag(Clock::now(), events_);
     out.publish(events_);
     const std::size_t found = resync(out, repair);
     const std::string restarted_text = scanner::restarts_said(restarts, events_);
@@ -366,7 +371,7 @@ class KernelPlugin final : public Plugin {
           "{} after a reload; {} followed on from before the reload, gap included; {} more found "
           "by the dump{}",
           ring, counted(followed, "connection", "connections"), found,
-          excluded ? fmt::format("; {} excluded now ended", excluded) : "");
+          scanner::reload_changes_said(excluded, retagged));
     else if (restarted_ || inherited)
       // The predecessor polled (it had no program to hand on): what it started is followed on from
       // the daemon's status, the rest of the dump adopted as at a start. Not a reload: what the
@@ -376,7 +381,7 @@ class KernelPlugin final : public Plugin {
           ring, restarted_ ? "reload" : "restart", counted(inherited, "connection", "connections"),
           restarted_ ? "reload" : "restart", found,
           options_.report_existing ? " (reported)" : " (not reported)",
-          excluded ? fmt::format("; {} excluded now ended", excluded) : "", restarted_text);
+          scanner::reload_changes_said(excluded, retagged), restarted_text);
     else if (options_.report_existing)
       log_->info("{}; {} found at start, {} reported (report_existing){}", ring,
                  counted(tracker_.tracked(), "connection", "connections"), tracker_.started(),

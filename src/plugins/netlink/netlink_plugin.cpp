@@ -15,7 +15,8 @@ constexpr auto kKeys =
 class NetlinkPlugin final : public scanner::ScannerPlugin {
  public:
   NetlinkPlugin(const Section& cfg, Context& ctx, const char* name)
-      : ScannerPlugin(name, ctx, scanner::scanner_options(cfg, "plugin.netlink"),
+      : ScannerPlugin(name, ctx,
+                      scanner::retagging(scanner::scanner_options(cfg, "plugin.netlink")),
                       scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.netlink")) {}
 
   // The netlink socket is opened here so that a failure is reported before READY=1.

@@ -27,7 +27,8 @@ constexpr auto kKeys =
 class NetstatPlugin final : public scanner::ScannerPlugin {
  public:
   NetstatPlugin(const Section& cfg, Context& ctx, const char* name)
-      : ScannerPlugin(name, ctx, scanner::scanner_options(cfg, "plugin.netstat"),
+      : ScannerPlugin(name, ctx,
+                      scanner::retagging(scanner::scanner_options(cfg, "plugin.netstat")),
                       scanner::port_rule_tagger(cfg, *ctx.registry.get(), "plugin.netstat")),
         dir_(cfg.get("proc_dir")) {
     auto& bad = prometheus::BuildCounter()

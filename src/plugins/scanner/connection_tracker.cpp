@@ -171,6 +171,35 @@ void ConnectionTracker::end_excluded(TimePoint now, std::vector<FlowID>& out,
   }
 }
 
+ConnectionTracker::Retagged ConnectionTracker::retag(TimePoint now, std::vector<FlowID>& out) {
+  Retagged r;
+  for (auto& t : slots_) {
+    if (t.slot != Slot::kUsed || t.status != Status::kStarted) continue;
+    Connection c;
+    c.local = t.key.src;
+    c.remote = t.key.dst;
+    c.local_port = t.key.src_port;
+    c.remote_port = t.key.dst_port;
+    c.cookie = t.cookie;
+    bool retry = false;
+    const auto tag = tagger_(c, retry);
+    if (!tag && retry) continue;
+    if (tag && tag->experiment == t.tag.experiment && tag->activity == t.tag.activity) continue;
+    out.push_back(event(t, FlowState::kEnd, now));
+    if (!tag) {
+      --started_;
+      t.status = Status::kIgnored;
+      ++r.untagged;
+      continue;
+    }
+    t.tag = *tag;
+    t.started = now;
+    out.push_back(event(t, FlowState::kStart, now));
+    ++r.changed;
+  }
+  return r;
+}
+
 void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
                               std::vector<FlowID>& out) {
   bool retry = false;

@@ -91,6 +91,19 @@ class ConnectionTracker {
   // internal network, or turned ignore_private on) is no longer reported, so a connection the
   // predecessor started there gets its `end` at `now`. `ended`, when given, receives their keys.
   void end_excluded(TimePoint now, std::vector<FlowID>& out, std::vector<FlowKey>* ended = nullptr);
+  // What retag() did: connections started again with the tag the tagger gives them now, and
+  // connections it tags no more (ended only).
+  struct Retagged {
+    std::size_t changed = 0, untagged = 0;
+  };
+  // After take_over() or inherit(), for a tagger that decides by the 4-tuple alone (port rules, the
+  // fixed tag; not one that draws a pair or asks the owning process, which the tracker does not
+  // keep): a started connection the tagger now tags otherwise (a reload changed its local port's
+  // rule or the fixed tag) gets its `end` at `now` and, if it is still tagged, a `start` at `now`
+  // with the new tag; the marker takes the old label out at the end and writes the new one at the
+  // start (try16b F3: before, it kept the old tag and label until it closed). One the tagger cannot
+  // decide yet (retry) is left as it is.
+  Retagged retag(TimePoint now, std::vector<FlowID>& out);
   // Event-driven use (the kernel plugin), whose connection is live from ESTABLISHED until the
   // kernel moves its socket to CLOSE (closed()): a scan takes a socket in a state that can still
   // carry data (netlink::carries_data: FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK) as

@@ -142,6 +142,16 @@ std::vector<FlowKey> expect_restarts(ConnectionTracker& tracker, DaemonStatus* s
   return keys;
 }
 
+std::string reload_changes_said(std::size_t excluded, const ConnectionTracker::Retagged& r) {
+  std::string text;
+  if (excluded) text += fmt::format("; {} excluded now ended", excluded);
+  if (r.changed)
+    text += fmt::format("; {} tagged otherwise now: ended and started again with {} new tag",
+                        r.changed, r.changed == 1 ? "its" : "their");
+  if (r.untagged) text += fmt::format("; {} no longer tagged: ended", r.untagged);
+  return text;
+}
+
 std::string restarts_said(std::span<const FlowKey> keys, std::span<const FlowID> events) {
   if (keys.empty()) return {};
   const std::unordered_set<FlowKey, FlowKeyHash> wanted(keys.begin(), keys.end());
@@ -236,10 +246,11 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   events_.clear();
   tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
   const std::size_t excluded = events_.size();
+  ConnectionTracker::Retagged retagged;
+  if (options_.retag) retagged = tracker_.retag(Clock::now(), events_);  // a rule changed
   out.publish(events_);
   scan_once(out);
-  const std::string excluded_text =
-      excluded ? fmt::format("; {} excluded now ended", excluded) : std::string();
+  const std::string excluded_text = reload_changes_said(excluded, retagged);
   const std::string restarted_text = restarts_said(restarts, events_);
   if (!restarts.empty()) status_->restarts_started(name_);
   if (followed_on) {

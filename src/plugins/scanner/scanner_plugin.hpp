@@ -30,7 +30,16 @@ struct ScannerOptions {
   std::chrono::milliseconds interval{2000};
   scanner::ConnectionFilter filter;
   bool report_existing = false;
+  // The tagger decides by the 4-tuple alone (netlink, netstat, the kernel plugin without
+  // `process`): a reload's successor asks it again for the connections its predecessor started
+  // (ConnectionTracker::retag).
+  bool retag = false;
 };
+// `o` with retag set: for the plugins whose tags are port rules and the fixed tag.
+inline ScannerOptions retagging(ScannerOptions o) {
+  o.retag = true;
+  return o;
+}
 
 // Reads the keys every scanner has (interval, internal_networks, ignore_private, report_existing);
 // throws ConfigError naming `section` for a bad prefix.
@@ -69,6 +78,10 @@ std::vector<FlowKey> expect_restarts(ConnectionTracker& tracker, DaemonStatus* s
 // `keys` to start again: how many it started and how many its configuration no longer reports
 // (empty without keys).
 std::string restarts_said(std::span<const FlowKey> keys, std::span<const FlowID> events);
+// What a reload's successor changed of the connections it followed on, for its start line:
+// "; 2 excluded now ended; 3 tagged otherwise now: ended and started again with their new tag;
+// 1 no longer tagged: ended" (each part only when not 0).
+std::string reload_changes_said(std::size_t excluded, const ConnectionTracker::Retagged& r);
 
 // At a plugin's stop: unless a successor takes them over (Plugin::before_stop), every flow
 // `tracker` started gets its end now.
