@@ -159,6 +159,12 @@ class ScannerNetns : public ::testing::Test {
     for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
     return n;
   }
+  // Waits up to 5 s for `text` to be in flowd's log `n` times (a plugin's thread logs its start
+  // line after its first events went out); returns how many times it is.
+  int wait_count(const std::string& text, int n = 1) const {
+    for (int i = 0; i < 100 && count(text) < n; ++i) usleep(50000);
+    return count(text);
+  }
   // Writes `cfg` and reloads flowd with it (SIGHUP); returns once the reload is logged.
   void reload(const std::string& cfg) {
     const int before = count("reloaded: ");
