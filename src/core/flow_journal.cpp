@@ -222,7 +222,8 @@ Extent in_place_extent(std::string_view body, const std::string& path, JournalRe
   }
   r.rewrite_cut = true;
   get_logger("core")->warn(
-      "flow journal {}: a kill cut short its rewrite in place (a full work_dir): read as it is, "
+      "flow journal {}: its rewrite in place did not finish (flowd killed during it, or a write "
+      "the full work_dir refused, then a kill): read as it is, "
       "the rewrite's start then the old content (some ends may be sent twice, some flows not "
       "ended)",
       path);
@@ -732,9 +733,18 @@ void FlowJournal::write_batch() {
       now - last_link_check_ >= std::chrono::seconds(1)) {
     last_link_check_ = now;
     if (struct stat st{}; ::fstat(fd_.get(), &st) == 0 && st.st_nlink == 0) {
-      limited_warn(*get_logger("core"), write_limiter_,
-                   "flow journal {} was removed while flowd runs: written again", path_);
-      compact();
+      // The removed file is let go of: a compaction that cannot write a new one (a directory that
+      // takes no new file) leaves the journal behind, marked so, and tried again each second,
+      // instead of appending to a file no start reads (try16c F1).
+      fd_.reset();
+      if (compact())
+        limited_warn(*get_logger("core"), write_limiter_,
+                     "flow journal {} was removed while flowd runs: written again", path_);
+      else
+        limited_warn(*get_logger("core"), write_limiter_,
+                     "flow journal {} was removed while flowd runs and cannot be written again "
+                     "(see above): behind until it can, tried again each second",
+                     path_);
       return;
     }
   }

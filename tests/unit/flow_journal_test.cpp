@@ -641,6 +641,36 @@ TEST(FlowJournalFile, AJournalRemovedWhileFlowdRunsIsWrittenAgain) {
   EXPECT_EQ(replay_journal(slurp(j.path()), j.path()).live.size(), 2u);
 }
 
+// try16c F1: a journal removed while flowd runs, in a directory that takes no new file: flowd said
+// "written again", appended to the removed file, and left the lock unmarked, so a start after a
+// kill said nothing of the flows it could not end. The journal is behind now (the lock's mark, the
+// size 0) and written again once the directory takes it.
+TEST(FlowJournalFile, AJournalRemovedWhereNoNewFileCanBeMadeIsBehindUntilItCanBe) {
+  if (::geteuid() != 0) GTEST_SKIP() << "privileged: chattr +i needs root";
+  WritingJournal w;
+  ASSERT_TRUE(w.ok);
+  FlowJournal& j = w.j;
+  std::vector<FlowID> first{flow(1)};
+  j.record(first, "kernel", false);
+  ASSERT_EQ(::unlink(j.path().c_str()), 0);
+  std::vector<FlowID> second{flow(2)}, third{flow(3)};
+  {
+    FileFlag immutable(w.dir.path, FS_IMMUTABLE_FL);
+    if (!immutable.ok) GTEST_SKIP() << "the file system takes no chattr +i";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    j.record(second, "kernel", false);
+    EXPECT_FALSE(std::filesystem::exists(j.path()));
+    struct stat st {};
+    ASSERT_EQ(::stat((j.path() + ".lock").c_str(), &st), 0);
+    EXPECT_NE(st.st_mode & S_IXUSR, 0u) << "the lock says the journal is behind";
+    EXPECT_EQ(test::metric_value(w.metrics, "flowd_flow_journal_bytes", {}).value_or(-1), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  j.record(third, "kernel", false);
+  ASSERT_TRUE(std::filesystem::exists(j.path()));
+  EXPECT_EQ(replay_journal(slurp(j.path()), j.path()).live.size(), 3u);
+}
+
 // try15l: a journal larger than flowd reads (256 MiB; corrupt, or not flowd's) made every start
 // run without one until someone removed it. It is moved aside and a new one is kept.
 TEST(FlowJournalFile, AJournalTooLargeToReadIsMovedAsideAndANewOneKept) {
