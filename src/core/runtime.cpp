@@ -316,6 +316,19 @@ void Runtime::apply(const Config& c) {
 
   if (core_changed) {
     ctx_.hostname = c.core.get("hostname").empty() ? system_hostname() : c.core.get("hostname");
+    // The flow journal stays where this flowd started (its lock held there); a start after a kill
+    // reads the new work_dir's: said now, while something can be done (try16c F7).
+    if (!first && c.core.get("work_dir") != ctx_.work_dir)
+      log->warn(
+          "work_dir changed from '{}' to '{}': the flow journal stays in the old one while this "
+          "flowd runs{}",
+          ctx_.work_dir, c.core.get("work_dir"),
+          journal_.active()
+              ? fmt::format(" ({}); the next start reads the new one's, so the flows this flowd "
+                            "leaves live (at a stop or a kill) are neither ended nor followed by "
+                            "it, unless that file is moved into '{}' while no flowd runs",
+                            journal_.path(), c.core.get("work_dir"))
+              : std::string());
     ctx_.work_dir = c.core.get("work_dir");
   }
 

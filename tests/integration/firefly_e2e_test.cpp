@@ -599,6 +599,32 @@ TEST(FireflyEndToEnd, AFlowFoundOpenBeforeAReloadThatRestartsNpApiEndsAsClosedAt
 // connections closed meanwhile. The restart ended them all at once, before any backend had read
 // one: all but queue_size were dropped (and the log said the kernel plugin's events were). The
 // recovered ends now wait for room in the queues: every one reaches the collector.
+// try16c F7: a reload that changed work_dir said nothing of the flow journal, which stays in the
+// old one: a start after a kill read the new, empty one, and the live flows were neither ended nor
+// mentioned. The reload says so, naming the file and what to do.
+TEST(FlowJournalEndToEnd, AReloadThatChangesWorkDirSaysTheJournalStaysWhereItWas) {
+  Daemon d;
+  const std::string cfg = d.config();
+  d.start(cfg);
+  const std::string old_dir = d.dir.file("cache"), new_dir = d.dir.file("cache2");
+  std::string moved = cfg;
+  moved.replace(moved.find("work_dir = " + old_dir), 11 + old_dir.size(), "work_dir = " + new_dir);
+  ASSERT_NE(moved, cfg);
+  reload(d, moved);
+  const std::string log = d.proc->log();
+  const std::string said = "work_dir changed from '" + old_dir + "' to '" + new_dir +
+                           "': the flow journal stays in the old one while this flowd runs (" +
+                           old_dir + "/flows.";
+  const auto at = log.find(said);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_NE(log.find(".journal); the next start reads the new one's", at), std::string::npos)
+      << log;
+  reload(d, moved + "\n");  // the same work_dir: nothing said again
+  EXPECT_EQ(d.proc->log().find("work_dir changed", log.find("work_dir changed") + 1),
+            std::string::npos);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST(FlowJournalEndToEnd, AfterKill9MoreRecoveredEndsThanAQueueHoldsAllReachTheBackends) {
   constexpr int kFlows = 200;
   Daemon d;
