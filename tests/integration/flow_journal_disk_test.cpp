@@ -16,6 +16,7 @@
 
 #include "core/flow_journal.hpp"
 #include "daemon_fixture.hpp"
+#include "read_only_bind.hpp"
 
 namespace flowd::test {
 namespace {
@@ -45,23 +46,6 @@ struct Tmpfs {
   ~Tmpfs() {
     std::string out;
     if (ok) run_shell("umount -l " + path, "", out);
-  }
-  std::string path;
-  bool ok = false;
-};
-
-// `dir` bound over itself read-only for the object's lifetime (what flowd opened before stays
-// writable through its descriptors: they are of the mount below).
-struct ReadOnlyBind {
-  explicit ReadOnlyBind(const std::string& dir) : path(dir) {
-    std::string out;
-    ok = run_shell("mount --bind " + dir + " " + dir, "", out) == 0;
-    if (ok && run_shell("mount -o remount,ro,bind " + dir, "", out) != 0) release();
-  }
-  ~ReadOnlyBind() { release(); }
-  void release() {
-    std::string out;
-    if (std::exchange(ok, false)) run_shell("umount " + path, "", out);
   }
   std::string path;
   bool ok = false;

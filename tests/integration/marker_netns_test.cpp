@@ -22,6 +22,7 @@
 #include "flowd/scitags_label.hpp"
 #include "ipfix_export.hpp"
 #include "netns_scope.hpp"
+#include "read_only_bind.hpp"
 
 namespace flowd::test {
 namespace {
@@ -1865,6 +1866,40 @@ TEST_F(MarkerNetns, AStartWithoutTheEbpfBackendRemovesWhatAKilledMarkerLeft) {
   EXPECT_TRUE(log_says(*again, "this configuration has no ebpf backend: removed")) << again->log();
   again->signal(SIGTERM);
   EXPECT_EQ(again->wait(5s), 0) << again->log();
+}
+
+// try16c F3: the same with work_dir mounted read-only at the start: the record's lock could not be
+// made, so the killed marker's filter stayed and went on labelling. The lock the killed flowd left
+// is taken read-only; the filter and its clsact go, and the record stays (it cannot be removed) for
+// a later start, which finds nothing left to remove.
+TEST_F(MarkerNetns, AStartOnAReadOnlyWorkDirStillRemovesWhatAKilledMarkerLeft) {
+  auto flowd = start_flowd(config("pin_path =\n"));
+  ASSERT_TRUE(notify->wait_for("READY=1")) << flowd->log();
+  ASSERT_EQ(records(), 1) << flowd->log();
+  flowd->signal(SIGKILL);
+  ASSERT_EQ(flowd->wait(5s), 128 + SIGKILL);
+  ASSERT_EQ(filters(), 1) << "left by the kill";
+  std::string cfg = config("pin_path =\n");
+  cfg.replace(cfg.find("backends = ebpf, prometheus"), 27, "backends = prometheus");
+  {
+    ReadOnlyBind ro(dir.file("cache"));
+    ASSERT_TRUE(ro.ok);
+    auto again = start_flowd(cfg);
+    ASSERT_TRUE(notify->wait_for("READY=1")) << again->log();
+    EXPECT_EQ(filters(), 0) << again->log();
+    EXPECT_FALSE(has_clsact(net->veth_a)) << again->log();
+    EXPECT_TRUE(log_says(*again, "this configuration has no ebpf backend: removed"))
+        << again->log();
+    again->signal(SIGTERM);
+    EXPECT_EQ(again->wait(5s), 0) << again->log();
+  }
+  EXPECT_EQ(records(), 1) << "read-only: the record stays";
+  auto later = start_flowd(cfg);
+  ASSERT_TRUE(notify->wait_for("READY=1")) << later->log();
+  EXPECT_EQ(records(), 0) << later->log();
+  EXPECT_EQ(filters(), 0);
+  later->signal(SIGTERM);
+  EXPECT_EQ(later->wait(5s), 0) << later->log();
 }
 
 // try15l: a marker record that could not be written at start (work_dir full) was never written

@@ -85,6 +85,12 @@ UniqueFd lock_marker_record(const std::string& path, bool& busy, std::string& er
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const std::string lock_path = path + ".lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // A work_dir mounted read-only: the lock a flowd left is taken read-only (flock needs no write),
+  // so that a start still removes what a killed marker left (try16c F3); only its record stays.
+  if (const int err = errno; !lock && (err == EROFS || err == EACCES)) {
+    lock = UniqueFd(::open(lock_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!lock) errno = err;  // the reason the lock could not be made, not ENOENT
+  }
   if (!lock) {
     error = lock_path + ": " + std::strerror(errno);
     return {};
