@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -367,6 +368,23 @@ FlowJournal::~FlowJournal() {
         path_);
 }
 
+namespace {
+
+// Whether `pid` is a live process named flowd (its comm, as the kernel keeps it), as the P line's
+// writer would be: /proc/PID/stat is "PID (COMM) STATE …"; a zombie (Z), killed and not yet
+// reaped, or a dead one (X) runs no more.
+bool is_running_flowd(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!in || !std::getline(in, stat)) return false;
+  const auto open = stat.find(" ("), close = stat.rfind(") ");
+  if (open == std::string::npos || close == std::string::npos || close < open) return false;
+  const char state = close + 2 < stat.size() ? stat[close + 2] : 'X';
+  return stat.substr(open + 2, close - open - 2) == "flowd" && state != 'Z' && state != 'X';
+}
+
+}  // namespace
+
 std::string FlowJournal::path_for(const std::string& work_dir) {
   if (work_dir.empty()) return {};
   struct stat ns {};
@@ -439,6 +457,17 @@ bool FlowJournal::open(const std::string& work_dir, JournalReplay& previous) {
     return false;
   }
   previous = body ? replay_journal(*body, path) : JournalReplay{};
+  // The lock file removed under a running flowd (a clean-up of empty files): the lock taken here is
+  // a new file's, and the journal's writer still runs. Taking its journal over would end or follow
+  // its live flows as a dead flowd's, and each would write over the other's (try16c F4).
+  if (previous.pid > 0 && previous.pid != ::getpid() && is_running_flowd(previous.pid)) {
+    log->warn(
+        "no flow journal: {} is written by flowd pid {}, which still runs (its lock file {} was "
+        "removed); this one keeps none, so a restart after kill -9 cannot end its flows",
+        path, previous.pid, lock_path);
+    previous = JournalReplay{};
+    return false;
+  }
   if (struct stat st{}; ::fstat(lock.get(), &st) == 0 && (st.st_mode & kBehindMode)) {
     previous.behind = true;
     if (body)

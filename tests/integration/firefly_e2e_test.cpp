@@ -625,6 +625,41 @@ TEST(FlowJournalEndToEnd, AReloadThatChangesWorkDirSaysTheJournalStaysWhereItWas
   EXPECT_EQ(d.stop(), 0);
 }
 
+// try16c F4: the journal's lock file removed under a running flowd (a clean-up of empty files):
+// a second flowd with the same work_dir took the journal over as a dead flowd's, said the first
+// "stopped without ending" its flows, followed them as its own, and the two wrote over each other.
+// The second sees the journal's writer still runs and keeps none; the first's stays as it was.
+TEST(FlowJournalEndToEnd, ASecondFlowdLeavesALiveFlowdsJournalAloneWhenItsLockFileWasRemoved) {
+  Daemon a;
+  a.start(a.config());
+  write_pipe(a.pipe(),
+             "start tcp 127.0.0.1 4001 127.0.0.1 5777 2 9\n"
+             "start tcp 127.0.0.1 4002 127.0.0.1 5777 2 9\n");
+  ASSERT_EQ(a.rx4.receive_many(2).size(), 2u) << a.proc->log();
+  std::string journal;
+  for (const auto& e : std::filesystem::directory_iterator(a.dir.file("cache")))
+    if (e.path().extension() == ".journal") journal = e.path().string();
+  ASSERT_FALSE(journal.empty());
+  ASSERT_EQ(::unlink((journal + ".lock").c_str()), 0);
+  const std::string before = read_file(journal);
+
+  Daemon b;
+  std::string cfg = b.config();
+  cfg.replace(cfg.find("work_dir = " + b.dir.file("cache")), 11 + b.dir.file("cache").size(),
+              "work_dir = " + a.dir.file("cache"));
+  b.start(cfg);
+  const std::string log = b.proc->log();
+  EXPECT_NE(log.find("no flow journal: " + journal + " is written by flowd pid " +
+                     std::to_string(a.proc->pid()) + ", which still runs"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("stopped without ending"), std::string::npos) << log;
+  EXPECT_FALSE(b.rx4.receive(500ms)) << "nothing of the first one's flows sent by the second";
+  EXPECT_EQ(read_file(journal), before) << "the first one's journal as it was";
+  EXPECT_EQ(b.stop(), 0);
+  EXPECT_EQ(a.stop(), 0);
+}
+
 TEST(FlowJournalEndToEnd, AfterKill9MoreRecoveredEndsThanAQueueHoldsAllReachTheBackends) {
   constexpr int kFlows = 200;
   Daemon d;
