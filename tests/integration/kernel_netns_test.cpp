@@ -1709,11 +1709,7 @@ TEST_F(KernelIssue15, AMarkerMapChangedByAReloadIsFollowed) {
 // 1,000 connections/s while every first packet was labelled. The successor counts them now.
 TEST_F(KernelIssue15, FirstPacketMarksAreCountedAcrossReloadsThatRestartThePlugin) {
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5201));
-  }
+  const int listener = listen_in_a(fds, 5201);
   ASSERT_GE(listener, 0);
   start_flowd(config_with_marker("kernel", kRule5201Keys), "following TCP state changes");
   std::atomic<bool> enough{false};
@@ -1761,11 +1757,7 @@ TEST_F(KernelIssue15, FirstPacketMarksAreCountedAcrossReloadsThatRestartThePlugi
 // with its new tag, whose label the next packet carries; one no longer tagged ends, unmarked.
 TEST_F(KernelIssue15, AReloadThatChangesAPortRuleRetagsTheLiveConnections) {
   Fds fds;
-  int listener;
-  {
-    NetnsScope in_a(net->a);
-    listener = fds.add(tcp_listen("::", 5201));
-  }
+  const int listener = listen_in_a(fds, 5201);
   ASSERT_GE(listener, 0);
   const std::string rest = "ignore_private = no\ninternal_networks = 127.0.0.0/8\n";
   start_flowd(config_with_marker("kernel", "rules = 5201 2 9\n" + rest),
