@@ -309,7 +309,7 @@ Config validate_config(const RawConfig& raw, const ComponentTable& components) {
     auto has = [&](std::string_view k) {
       return std::any_of(keys.begin(), keys.end(), [&](const KeySpec& s) { return s.name == k; });
     };
-    if (has("experiment") && has("activity") && p.section.is_set("experiment") &&
+    if (has("experiment") && has("activity") && !p.section.get("experiment").empty() &&
         !p.section.is_set("activity"))
       c.warnings.push_back(fmt::format(
           "{}: [{}] experiment = {} without activity: its connections are tagged activity 0, "

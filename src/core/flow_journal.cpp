@@ -650,9 +650,10 @@ bool FlowJournal::compact() {
     // word on the journal must not be "complete again" while it is behind (try16a 4).
     if (std::uint64_t held = 0; repaired_limiter_.allow(held)) {
       get_logger("core")->info(
-          "flow journal {}: rewritten from memory after {} batch{} it could not write: complete "
-          "again{}",
-          path_, unwritten_batches_, unwritten_batches_ == 1 ? "" : "es",
+          "flow journal {}: rewritten from memory{}: complete again{}", path_,
+          unwritten_batches_ ? fmt::format(" after {} batch{} it could not write",
+                                           unwritten_batches_, unwritten_batches_ == 1 ? "" : "es")
+                             : std::string(),
           held ? fmt::format(" ({} more not logged)", held) : std::string());
       said_complete_ = true;
     }
@@ -766,14 +767,17 @@ void FlowJournal::write_batch() {
       // takes no new file) leaves the journal behind, marked so, and tried again each second,
       // instead of appending to a file no start reads (try16c F1).
       fd_.reset();
+      // Said each time (a removal is looked for once a second at most, and not again until the
+      // file is back): the failure compact() logs uses the write limiter, which would hold this
+      // back (try17a F3).
       if (compact())
-        limited_warn(*get_logger("core"), write_limiter_,
-                     "flow journal {} was removed while flowd runs: written again", path_);
+        get_logger("core")->warn("flow journal {} was removed while flowd runs: written again",
+                                 path_);
       else
-        limited_warn(*get_logger("core"), write_limiter_,
-                     "flow journal {} was removed while flowd runs and cannot be written again "
-                     "(see above): behind until it can, tried again each second",
-                     path_);
+        get_logger("core")->warn(
+            "flow journal {} was removed while flowd runs and cannot be written again (see "
+            "above): behind until it can, tried again each second",
+            path_);
       return;
     }
   }

@@ -1598,8 +1598,12 @@ TEST_F(KernelIssue15, AReloadThatChangesTheFixedTagRetagsTheLiveConnections) {
   ASSERT_GE(listen_in_b(fds, 5000), 0);
   const std::string rest =
       "ignore_private = no\ninternal_networks = 127.0.0.0/8\ninterval = 200ms\n";
-  for (const std::string plugin : {"netlink", "kernel"}) {
-    start_flowd(config(plugin, "experiment = 2\nactivity = 9\n" + rest),
+  // The kernel plugin with process too: a connection its process does not own has the fixed tag,
+  // which a reload changes (try17a F2: before, nothing was retagged with process set).
+  const std::pair<std::string, std::string> cases[] = {
+      {"netlink", ""}, {"kernel", ""}, {"kernel", "process = iperf3\n"}};
+  for (const auto& [plugin, owner] : cases) {
+    start_flowd(config(plugin, "experiment = 2\nactivity = 9\n" + owner + rest),
                 plugin == "kernel" ? "following TCP state changes" : "scanning TCP connections");
     int port = 0, client;
     {
@@ -1608,11 +1612,12 @@ TEST_F(KernelIssue15, AReloadThatChangesTheFixedTagRetagsTheLiveConnections) {
     }
     ASSERT_GE(client, 0);
     ASSERT_EQ(events(1).size(), 1u) << proc->log();
-    reload(config(plugin, "experiment = 3\nactivity = 4\n" + rest));
+    reload(config(plugin, "experiment = 3\nactivity = 4\n" + owner + rest));
     std::string said;
     for (const auto& e : events(2))
       said += fmt::format("{} {} {}/{}; ", e.state, e.src_port == port, e.exp, e.act);
-    EXPECT_EQ(said, "end true 2/9; start true 3/4; ") << plugin << "\n" << proc->log();
+    EXPECT_EQ(said, "end true 2/9; start true 3/4; ") << plugin << " " << owner << "\n"
+                                                      << proc->log();
     EXPECT_EQ(wait_count("1 tagged otherwise now: ended and started again with its new tag"), 1)
         << proc->log();
     proc->signal(SIGTERM);
@@ -1784,8 +1789,24 @@ TEST_F(KernelIssue15, AReloadThatChangesAPortRuleRetagsTheLiveConnections) {
   for (const auto& p : pairs) EXPECT_EQ(said[p.port], "end 3/4; ") << proc->log();
   EXPECT_EQ(wait_count("2 no longer tagged: ended"), 1) << proc->log();
   EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0) << "unmarked";
+
+  // try17a F1: the rule back, the open connections are started again (before, never: a rule a
+  // reload added did not cover a connection already open).
+  reload(config_with_marker("kernel", "rules = 5201 3 4\n" + rest));
+  said.clear();
+  for (const auto& e : events(2))
+    said[e.dst_port] += fmt::format("{} {}/{}; ", e.state, e.exp, e.act);
+  for (const auto& p : pairs) EXPECT_EQ(said[p.port], "start 3/4; ") << proc->log();
+  EXPECT_EQ(wait_count("2 open and tagged now: started"), 1) << proc->log();
+  wait_until_relabelled(pairs, make_label(3, 4, 0));
+  expect_next_data_labelled(pairs, make_label(3, 4, 0));
   for (auto& p : pairs) close_pair(fds, p);
-  EXPECT_TRUE(events(1, 1500ms).empty()) << "their ends came already";
+  said.clear();
+  for (const auto& e : events(2))
+    said[e.dst_port] += fmt::format("{} {}/{}; ", e.state, e.exp, e.act);
+  for (const auto& p : pairs) EXPECT_EQ(said[p.port], "end 3/4; ") << proc->log();
+  EXPECT_TRUE(events(1, 1500ms).empty()) << "one end each";
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0);
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

@@ -497,6 +497,48 @@ TEST(ConnectionTracker, ASuccessorRetagsWhatItsTaggerTagsOtherwiseNow) {
   EXPECT_EQ(out[0].experiment, 7);
 }
 
+// try17a F1, F2: a reload that adds a rule starts the open connections it now tags (before, only
+// those started already were asked again); a `decide` that says retry keeps a connection's tag as
+// it is (the kernel plugin's owned connections, whose pair was drawn).
+TEST(ConnectionTracker, ASuccessorStartsWhatItTagsNowAndKeepsWhatItsDeciderKeeps) {
+  auto by_port = [](std::map<std::uint16_t, Tag> rules) -> Tagger {
+    return [rules](const Connection& c, bool&) -> std::optional<Tag> {
+      auto it = rules.find(c.local_port);
+      return it == rules.end() ? std::nullopt : std::optional<Tag>(it->second);
+    };
+  };
+  ConnectionTracker old(no_private(), false, by_port({{5001, {2, 9}}}));
+  scan(old, {});
+  std::vector<FlowID> out;
+  const auto kept = conn("192.0.2.1", 5001, "203.0.113.5", 40001),
+             untagged = conn("192.0.2.1", 5004, "203.0.113.5", 40004);
+  old.established(kept, Clock::now(), out);
+  old.established(untagged, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u) << "5004 has no rule yet";
+  ConnectionTracker next(no_private(), false, by_port({{5001, {3, 4}}, {5004, {7, 2}}}));
+  next.take_over(std::move(old));
+  out.clear();
+  Tagger keep_5001 = [](const Connection& c, bool& keep) -> std::optional<Tag> {
+    if (c.local_port == 5001) {
+      keep = true;
+      return std::nullopt;
+    }
+    return Tag{7, 2};
+  };
+  const auto r = next.retag(Clock::now(), out, &keep_5001);
+  EXPECT_EQ(r.started, 1u);
+  EXPECT_EQ(r.changed, 0u) << "5001 kept by the decider";
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].state, FlowState::kStart);
+  EXPECT_EQ(out[0].src_port, 5004);
+  EXPECT_EQ(out[0].experiment, 7);
+  EXPECT_EQ(next.started(), 2u);
+  out.clear();
+  next.closed(untagged, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u) << "started by the retag, ended at its close";
+  EXPECT_EQ(out[0].state, FlowState::kEnd);
+}
+
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {
   ConnectionTracker t(no_private(), false, fixed(2, 9));
   scan(t, {});

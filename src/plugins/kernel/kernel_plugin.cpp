@@ -160,7 +160,20 @@ class KernelPlugin final : public Plugin {
         rules_(tagging_->rules()),
         tracker_(options_.filter, options_.report_existing, tagger_) {
     if (!tagging_->process().empty()) owners_.emplace("/proc", tagging_->process());
-    options_.retag = !owners_;          // without ownership, the 4-tuple alone decides the tag
+    // A reload asks the tags again (ConnectionTracker::retag); with ownership, an owned
+    // connection keeps the pair drawn for it, unless a rule for its port now wins (try17a F2).
+    options_.retag = true;
+    if (owners_)
+      options_.retag_with = [t = tagging_](const scanner::Connection& c,
+                                           bool& keep) -> std::optional<scanner::Tag> {
+        if (auto it = t->rules().by_port.find(c.local_port); it != t->rules().by_port.end())
+          return it->second;
+        if (t->owned(c)) {
+          keep = true;
+          return std::nullopt;
+        }
+        return t->rules().fallback;
+      };
     tracker_.follow_until_close(true);  // as the program's events: live until CLOSE
     resync_interval_ = cfg.get_duration("resync_interval");
     if ((ring_bytes_ & (ring_bytes_ - 1)) != 0)
@@ -358,8 +371,9 @@ class KernelPlugin final : public Plugin {
     tracker_.end_excluded(Clock::now(), events_);
     excluded = events_.size();
     // A changed port rule or fixed tag: the connections it tags otherwise end, and start again with
-    // their new tag. Not with process ownership: the tracker keeps no owner to ask again.
-    if (options_.retag) retagged = tracker_.retag(Clock::now(), events_);
+    // their new tag; an open one it tags now starts.
+    retagged =
+        tracker_.retag(Clock::now(), events_, options_.retag_with ? &options_.retag_with : nullptr);
     out.publish(events_);
     const std::size_t found = resync(out, repair);
     const std::string restarted_text = scanner::restarts_said(restarts, events_);

@@ -75,6 +75,7 @@ bool ConnectionTracker::renew_if_reused(Tracked& t, const Connection& c, TimePoi
   }
   t.status = Status::kPending;
   t.tag = {};
+  t.untagged = false;
   t.cookie = c.cookie;
   return true;
 }
@@ -171,24 +172,39 @@ void ConnectionTracker::end_excluded(TimePoint now, std::vector<FlowID>& out,
   }
 }
 
-ConnectionTracker::Retagged ConnectionTracker::retag(TimePoint now, std::vector<FlowID>& out) {
+ConnectionTracker::Retagged ConnectionTracker::retag(TimePoint now, std::vector<FlowID>& out,
+                                                     const Tagger* decide) {
   Retagged r;
   for (auto& t : slots_) {
-    if (t.slot != Slot::kUsed || t.status != Status::kStarted) continue;
+    const bool untagged = t.status == Status::kIgnored && t.untagged;
+    if (t.slot != Slot::kUsed || (t.status != Status::kStarted && !untagged)) continue;
     Connection c;
     c.local = t.key.src;
     c.remote = t.key.dst;
     c.local_port = t.key.src_port;
     c.remote_port = t.key.dst_port;
     c.cookie = t.cookie;
+    c.comm = t.comm;
     bool retry = false;
-    const auto tag = tagger_(c, retry);
+    const auto tag = (decide ? *decide : tagger_)(c, retry);
     if (!tag && retry) continue;
+    if (untagged) {
+      if (!tag || !filter_.accepts(t.key.dst)) continue;
+      t.tag = *tag;
+      t.status = Status::kStarted;
+      t.untagged = false;
+      t.started = now;
+      ++started_;
+      out.push_back(event(t, FlowState::kStart, now));
+      ++r.started;
+      continue;
+    }
     if (tag && tag->experiment == t.tag.experiment && tag->activity == t.tag.activity) continue;
     out.push_back(event(t, FlowState::kEnd, now));
     if (!tag) {
       --started_;
       t.status = Status::kIgnored;
+      t.untagged = true;
       ++r.untagged;
       continue;
     }
@@ -204,8 +220,12 @@ void ConnectionTracker::start(Tracked& t, const Connection& c, TimePoint now,
                               std::vector<FlowID>& out) {
   bool retry = false;
   auto tag = tagger_(c, retry);
+  t.comm = c.comm;
   if (!tag) {
-    if (!retry) t.status = Status::kIgnored;
+    if (!retry) {
+      t.status = Status::kIgnored;
+      t.untagged = true;
+    }
     return;
   }
   t.tag = *tag;

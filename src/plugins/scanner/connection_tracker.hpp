@@ -94,16 +94,18 @@ class ConnectionTracker {
   // What retag() did: connections started again with the tag the tagger gives them now, and
   // connections it tags no more (ended only).
   struct Retagged {
-    std::size_t changed = 0, untagged = 0;
+    std::size_t changed = 0, untagged = 0, started = 0;
   };
-  // After take_over() or inherit(), for a tagger that decides by the 4-tuple alone (port rules, the
-  // fixed tag; not one that draws a pair or asks the owning process, which the tracker does not
-  // keep): a started connection the tagger now tags otherwise (a reload changed its local port's
-  // rule or the fixed tag) gets its `end` at `now` and, if it is still tagged, a `start` at `now`
-  // with the new tag; the marker takes the old label out at the end and writes the new one at the
-  // start (try16b F3: before, it kept the old tag and label until it closed). One the tagger cannot
-  // decide yet (retry) is left as it is.
-  Retagged retag(TimePoint now, std::vector<FlowID>& out);
+  // After take_over() or inherit(): a started connection the tagger now tags otherwise (a reload
+  // changed its local port's rule or the fixed tag) gets its `end` at `now` and, if it is still
+  // tagged, a `start` at `now` with the new tag; the marker takes the old label out at the end and
+  // writes the new one at the start (try16b F3: before, it kept the old tag and label until it
+  // closed). A live connection the old tagger gave no tag and this one tags is started (try17a F1:
+  // before, a rule added by a reload never covered open connections). The tagger is asked with the
+  // 4-tuple, the cookie and the owner's name kept from the start; `decide`, when given, is asked
+  // instead, and says retry for a connection whose tag is to stay as it is (the kernel plugin's
+  // owned ones, whose pair was drawn). Not for a tagger that draws every tag (iperf's).
+  Retagged retag(TimePoint now, std::vector<FlowID>& out, const Tagger* decide = nullptr);
   // Event-driven use (the kernel plugin), whose connection is live from ESTABLISHED until the
   // kernel moves its socket to CLOSE (closed()): a scan takes a socket in a state that can still
   // carry data (netlink::carries_data: FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK) as
@@ -141,6 +143,11 @@ class ConnectionTracker {
     // Its start's time (the epoch until started), put on its end too: a backend that forgot the
     // start (udp_firefly's max_tracked_flows made smaller by a reload) still has it (issue 15 E5).
     TimePoint started{};
+    // Its owner's name as the source said at its start (Connection::comm), for retag().
+    std::array<char, 16> comm{};
+    // Ignored because the tagger gave it no tag (not: excluded, closed unseen): a reload's tagger
+    // may tag it (retag()).
+    bool untagged = false;
   };
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
   // The slot of `key`, inserting it (generation 0) if absent; `fresh` says which.

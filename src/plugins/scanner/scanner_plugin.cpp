@@ -149,6 +149,7 @@ std::string reload_changes_said(std::size_t excluded, const ConnectionTracker::R
     text += fmt::format("; {} tagged otherwise now: ended and started again with {} new tag",
                         r.changed, r.changed == 1 ? "its" : "their");
   if (r.untagged) text += fmt::format("; {} no longer tagged: ended", r.untagged);
+  if (r.started) text += fmt::format("; {} open and tagged now: started", r.started);
   return text;
 }
 
@@ -247,7 +248,9 @@ void ScannerPlugin::run(std::stop_token stop, Publisher& out) {
   tracker_.end_excluded(Clock::now(), events_);  // what a reload's new filter excludes
   const std::size_t excluded = events_.size();
   ConnectionTracker::Retagged retagged;
-  if (options_.retag) retagged = tracker_.retag(Clock::now(), events_);  // a rule changed
+  if (options_.retag)  // a rule or the fixed tag changed
+    retagged =
+        tracker_.retag(Clock::now(), events_, options_.retag_with ? &options_.retag_with : nullptr);
   out.publish(events_);
   scan_once(out);
   const std::string excluded_text = reload_changes_said(excluded, retagged);

@@ -30,10 +30,12 @@ struct ScannerOptions {
   std::chrono::milliseconds interval{2000};
   scanner::ConnectionFilter filter;
   bool report_existing = false;
-  // The tagger decides by the 4-tuple alone (netlink, netstat, the kernel plugin without
-  // `process`): a reload's successor asks it again for the connections its predecessor started
-  // (ConnectionTracker::retag).
+  // A reload's successor asks the tagger again for the connections its predecessor followed
+  // (ConnectionTracker::retag): netlink, netstat, the kernel plugin; not iperf, which draws every
+  // tag. `retag_with`, when set, is asked instead (the kernel plugin with `process`: an owned
+  // connection's drawn pair stays).
   bool retag = false;
+  Tagger retag_with;
 };
 // `o` with retag set: for the plugins whose tags are port rules and the fixed tag.
 inline ScannerOptions retagging(ScannerOptions o) {
