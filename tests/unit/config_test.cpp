@@ -200,6 +200,11 @@ TEST(ConfigValidate, AFixedExperimentWithoutActivityWarnsThatItsActivityIsZero) 
     // An activity given, even an empty one (the original's '' is 0) or 0, is the user's choice.
     for (const char* activity : {"activity = 1\n", "activity =\n", "activity = 0\n"})
       EXPECT_TRUE(load(head + activity).warnings.empty()) << plugin << " " << activity;
+    // An empty experiment is no fixed tag (its own error, where one is required): no warning.
+    EXPECT_TRUE(load(std::string("[flowd]\nplugins = ") + plugin + "\n[plugin." + plugin +
+                     "]\nexperiment =\n")
+                    .warnings.empty())
+        << plugin;
   }
   // Rules alone carry their own activity.
   EXPECT_TRUE(
