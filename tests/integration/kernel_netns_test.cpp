@@ -1811,6 +1811,45 @@ TEST_F(KernelIssue15, AReloadThatChangesAPortRuleRetagsTheLiveConnections) {
   EXPECT_EQ(proc->wait(5s), 0);
 }
 
+// try17b F2: connections opened while reloads turned a port's rule on and off, the last without it:
+// the old program marked some in the instant before its successor took over, whose rules leave
+// them unreported, and they kept the old label for their life (2 of 120 in try17b). The successor
+// takes out the marks the old rules made that its own do not.
+TEST_F(KernelIssue15, ConnectionsOpenedWhileAReloadDropsTheirRuleKeepNoOldLabel) {
+  Fds fds;
+  const int listener = listen_in_a(fds, 5201);
+  ASSERT_GE(listener, 0);
+  const std::string rest = "ignore_private = no\ninternal_networks = 127.0.0.0/8\n";
+  const std::string with = config_with_marker("kernel", "rules = 5201 2 9, 5999 3 3\n" + rest),
+                    without = config_with_marker("kernel", "rules = 5999 3 3\n" + rest);
+  start_flowd(with, "following TCP state changes");
+  std::atomic<bool> enough{false};
+  std::jthread churn([&] {
+    NetnsScope in_b(net->b);
+    for (int i = 0; i < 3000 && !enough; ++i) {
+      fds.add(tcp_connect(net->addr_a, 5201));  // kept open, as a transfer
+      fds.add(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  // Only the last change from with to without can leave a mark (a later one with the rule starts
+  // the connection, the next without ends it): several rounds, each ending without, under churn.
+  for (int i = 0; i < 9; ++i) {
+    reload(i % 2 == 0 ? without : with);
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(200ms);
+  enough = true;
+  churn.join();
+  std::this_thread::sleep_for(1s);  // the last records read, the last ends applied
+  EXPECT_EQ(wait_metric("flowd_marker_flows", 0), 0)
+      << "no rule for 5201 now: no label left of the old one\n"
+      << proc->log();
+
+  proc->signal(SIGTERM);
+  EXPECT_EQ(proc->wait(5s), 0);
+}
+
 // Report try15c item 6: match_all turned on, then off again by reloads. Meanwhile the marker keeps
 // its map following the flows (its program reads none): a connection that closes under match_all
 // leaves no entry behind, one that opens under it is in the map when match_all goes, and the

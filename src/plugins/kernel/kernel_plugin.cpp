@@ -506,6 +506,12 @@ class KernelPlugin final : public Plugin {
         "the overlap may be in this program's ring",
         n, handover_.skipped(), handover_.pending());
     out.publish(events_);
+    if (predecessor_->marking())
+      if (const std::size_t swept = sweep_old_marks(predecessor_->own_marks_fd()))
+        log_->info(
+            "took {} label{} out of the marker's map that the previous program wrote under the "
+            "old rules, which this configuration does not give",
+            swept, swept == 1 ? "" : "s");
     predecessor_.reset();
     return repair;
   }
@@ -775,6 +781,50 @@ class KernelPlugin final : public Plugin {
                               : tagging_->fixed_tag_decides() ? &*rules_.fallback
                                                               : nullptr;
     return tag && tag->experiment <= 511 && tag->activity <= 63;
+  }
+
+  // The marks a reload's predecessor's program made that this configuration would not make (a rule
+  // removed or changed, a network excluded): a connection it marked between its plugin's last read
+  // and this plugin's takeover, which this plugin's rules leave unreported, kept the old label for
+  // its life (try17b F2). Each entry of the program's record (`own_fd`, flowd_own_marks) whose
+  // label is not the one this configuration gives its local port is taken out of the marker's map
+  // if the map still holds it (an entry rewritten since, by a start, stays). Returns how many.
+  std::size_t sweep_old_marks(int own_fd) {
+    const auto probe = ctx_.status ? ctx_.status->marker() : nullptr;
+    if (!probe || probe->flow_map_fd() < 0 || own_fd < 0) return 0;
+    const int map = probe->flow_map_fd();
+    auto given = [&](const flowd_flow_key& k) -> std::optional<std::uint32_t> {
+      const std::uint16_t port = ntohs(k.sport);
+      auto it = rules_.by_port.find(port);
+      const scanner::Tag* tag = it != rules_.by_port.end()      ? &it->second
+                                : tagging_->fixed_tag_decides() ? &*rules_.fallback
+                                                                : nullptr;
+      if (!tag || tag->experiment > 511 || tag->activity > 63 ||
+          !options_.filter.accepts(address_of(k.daddr, AF_INET6)))
+        return std::nullopt;
+      return make_label(tag->experiment, tag->activity, 0);
+    };
+    std::vector<flowd_flow_key> stale;
+    flowd_flow_key key{}, next{};
+    for (const void* at = nullptr; bpf_map_get_next_key(own_fd, at, &next) == 0; at = &key) {
+      key = next;
+      std::uint32_t own = 0;
+      if (bpf_map_lookup_elem(own_fd, &key, &own) != 0) continue;
+      const auto want = given(key);
+      if (!want || (*want & kLabelSemanticMask) != (own & kLabelSemanticMask)) stale.push_back(key);
+    }
+    std::size_t swept = 0;
+    for (const auto& k : stale) {
+      std::uint32_t own = 0, now = 0;
+      if (bpf_map_lookup_elem(own_fd, &k, &own) != 0) continue;
+      if (bpf_map_lookup_elem(map, &k, &now) == 0 && now == own &&
+          bpf_map_delete_elem(map, &k) == 0) {
+        ++swept;
+        unmarked_total_->Increment();
+      }
+      bpf_map_delete_elem(own_fd, &k);
+    }
+    return swept;
   }
 
   // Takes the program's entry out of the marker's map: user space does not report the connection.
