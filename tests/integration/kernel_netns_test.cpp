@@ -1587,6 +1587,13 @@ TEST_F(KernelIssue15, AReloadThatExcludesALiveConnectionEndsIt) {
                            << proc->log();
   EXPECT_EQ(ev[0].state, "end");
   EXPECT_EQ(ev[0].src_port, port);
+  // try17b F1: the exclusion lifted again, the open connection starts again (before, never).
+  reload(config("kernel", kTagKeys));
+  ev = events(1);
+  ASSERT_EQ(ev.size(), 1u) << proc->log();
+  EXPECT_EQ(ev[0].state, "start");
+  EXPECT_EQ(ev[0].src_port, port);
+  EXPECT_EQ(wait_count("1 open and tagged now: started"), 1) << proc->log();
   proc->signal(SIGTERM);
   EXPECT_EQ(proc->wait(5s), 0);
 }

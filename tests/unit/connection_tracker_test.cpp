@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 
 #include "netlink/sock_diag.hpp"
 #include "plugins/scanner/connection_filter.hpp"
@@ -537,6 +538,38 @@ TEST(ConnectionTracker, ASuccessorStartsWhatItTagsNowAndKeepsWhatItsDeciderKeeps
   next.closed(untagged, Clock::now(), out);
   ASSERT_EQ(out.size(), 1u) << "started by the retag, ended at its close";
   EXPECT_EQ(out[0].state, FlowState::kEnd);
+}
+
+// try17b F1: a reload that lifts an exclusion starts the open connections it excluded, those
+// excluded from their start as those a reload ended; none adopted at flowd's start.
+TEST(ConnectionTracker, ASuccessorStartsWhatItsFilterNoLongerExcludes) {
+  std::string why;
+  ConnectionFilter narrow = no_private();
+  narrow.internal.push_back(*net::parse_network("198.19.0.0/24", why));
+  const auto adopted = conn("192.0.2.1", 1, "198.19.0.9", 443),
+             excluded = conn("192.0.2.1", 2, "198.19.0.2", 443),
+             ended = conn("192.0.2.1", 3, "198.19.0.3", 443);
+  ConnectionTracker first(no_private(), false, fixed(2, 9));
+  scan(first, {adopted});  // older than flowd: adopted, never reported
+  std::vector<FlowID> out;
+  first.established(ended, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u);
+  ConnectionTracker second(narrow, false, fixed(2, 9));
+  second.take_over(std::move(first));
+  out.clear();
+  second.end_excluded(Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u) << "the reload's exclusion ends it";
+  second.established(excluded, Clock::now(), out);
+  ASSERT_EQ(out.size(), 1u) << "excluded from its start";
+  ConnectionTracker third(no_private(), false, fixed(2, 9));
+  third.take_over(std::move(second));
+  out.clear();
+  const auto r = third.retag(Clock::now(), out);
+  EXPECT_EQ(r.started, 2u);
+  std::set<int> started;
+  for (const auto& f : out)
+    if (f.state == FlowState::kStart) started.insert(f.src_port);
+  EXPECT_EQ(started, (std::set<int>{2, 3})) << "not the adopted one";
 }
 
 TEST(ConnectionTracker, ClosedBeforeEstablishedIsNeverReported) {

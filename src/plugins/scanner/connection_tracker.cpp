@@ -111,6 +111,11 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
   if (fresh) {
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
+      // One that would be reported but for the filter (not older than flowd, unless
+      // report_existing), while open: a reload that lifts the exclusion starts it.
+      t.untagged = (scans_ > 0 || report_existing_) &&
+                   (until_close_ ? netlink::carries_data(c.state, c.inode)
+                                 : c.state == netlink::kTcpEstablished);
     } else if (scans_ == 0 && !report_existing_) {
       // Connections older than flowd: their start was long ago, so the original keeps quiet about
       // them.
@@ -139,6 +144,7 @@ void ConnectionTracker::observe(const Connection& c, TimePoint now, std::vector<
       }
       break;
     default:
+      if (closing) t.untagged = false;  // closing: nothing for a reload to report any more
       break;
   }
   if (until_close_ && closing) erase(t);
@@ -167,6 +173,7 @@ void ConnectionTracker::end_excluded(TimePoint now, std::vector<FlowID>& out,
       --started_;
       out.push_back(event(t, FlowState::kEnd, now));
       if (ended) ended->push_back(t.key);
+      t.untagged = true;  // open: a later reload that lifts the exclusion reports it again
     }
     t.status = Status::kIgnored;
   }
@@ -249,6 +256,7 @@ bool ConnectionTracker::established(const Connection& c, TimePoint when, std::ve
     t.status = Status::kPending;
     if (!filter_.accepts(c.remote)) {
       t.status = Status::kIgnored;
+      t.untagged = true;  // established: a reload that lifts the exclusion starts it
       return false;
     }
   }

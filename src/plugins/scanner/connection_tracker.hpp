@@ -100,8 +100,9 @@ class ConnectionTracker {
   // changed its local port's rule or the fixed tag) gets its `end` at `now` and, if it is still
   // tagged, a `start` at `now` with the new tag; the marker takes the old label out at the end and
   // writes the new one at the start (try16b F3: before, it kept the old tag and label until it
-  // closed). A live connection the old tagger gave no tag and this one tags is started (try17a F1:
-  // before, a rule added by a reload never covered open connections). The tagger is asked with the
+  // closed). A live connection the old tagger gave no tag, or the old filter excluded, and that
+  // this tracker reports is started (try17a F1, try17b F1: before, a rule added or an exclusion
+  // lifted by a reload never covered open connections). The tagger is asked with the
   // 4-tuple, the cookie and the owner's name kept from the start; `decide`, when given, is asked
   // instead, and says retry for a connection whose tag is to stay as it is (the kernel plugin's
   // owned ones, whose pair was drawn). Not for a tagger that draws every tag (iperf's).
@@ -145,8 +146,8 @@ class ConnectionTracker {
     TimePoint started{};
     // Its owner's name as the source said at its start (Connection::comm), for retag().
     std::array<char, 16> comm{};
-    // Ignored because the tagger gave it no tag (not: excluded, closed unseen): a reload's tagger
-    // may tag it (retag()).
+    // Ignored while open because the tagger gave it no tag or the filter excluded it (not: adopted
+    // at flowd's start, closed unseen): a reload's tagger and filter may report it (retag()).
     bool untagged = false;
   };
   FlowID event(const Tracked& t, FlowState state, TimePoint now) const;
